@@ -1,0 +1,43 @@
+# slipstream — `make help` lists the targets.
+GO       ?= go
+BIN      ?= bin
+FUZZTIME ?= 20s
+BENCH    ?= .
+BENCHTIME ?= 1x
+
+.PHONY: help build run test test-short bench fuzz check plugins clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build bin/slipagent
+	$(GO) build -o $(BIN)/slipagent ./cmd/slipagent
+
+run: build ## run the agent on an embedded NATS server with the example plugins (output in ./dev-out)
+	$(BIN)/slipagent dev
+
+test: ## every test, with the race detector (what CI runs)
+	$(GO) test -race -timeout 25m ./...
+
+test-short: ## quick tests without the race detector
+	$(GO) test -short ./...
+
+bench: ## benchmarks, printed as a table of ours vs baseline
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -timeout 60m ./... | tee $(BIN)/bench.txt | $(GO) run ./internal/benchtab
+
+fuzz: ## run every fuzz target for FUZZTIME each
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+check: ## gofmt, vet (host and wasip1), go mod tidy, then the tests
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./plugins/sdk/... ./plugins/abi/... ./plugins/examples/...
+	$(GO) mod tidy -diff
+	$(MAKE) test
+
+clean: ## remove build outputs
+	rm -rf $(BIN) dev-out

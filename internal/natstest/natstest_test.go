@@ -1,0 +1,98 @@
+package natstest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func TestRestartKeepsPortAndData(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := Run(t)
+	url := s.URL()
+
+	kv := openKV(ctx, t, url, jetstream.KeyValueConfig{Bucket: "cfg"})
+	if _, err := kv.Put(ctx, "a", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+
+	s.Restart()
+	if s.URL() != url {
+		t.Fatalf("restart moved the server from %s to %s", url, s.URL())
+	}
+	kv = openKV(ctx, t, url, jetstream.KeyValueConfig{Bucket: "cfg"})
+	e, err := kv.Get(ctx, "a")
+	if err != nil {
+		t.Fatalf("get after restart: %v", err)
+	}
+	if string(e.Value()) != "1" {
+		t.Fatalf("value after restart = %q, want 1", e.Value())
+	}
+}
+
+func TestClusterSurvivesLeaderLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test skipped in -short mode")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := RunCluster(t, 3)
+	kv := openKV(ctx, t, c.URLs()[0], jetstream.KeyValueConfig{Bucket: "r3", Replicas: 3})
+	if _, err := kv.Put(ctx, "a", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+
+	leader := c.StreamLeader("$G", "KV_r3")
+	leader.Shutdown()
+	next := c.StreamLeader("$G", "KV_r3")
+	if next == leader {
+		t.Fatal("stopped node still reported as leader")
+	}
+	var survivor string
+	for _, s := range c.Servers {
+		if s != leader {
+			survivor = s.URL()
+			break
+		}
+	}
+	kv = openKV(ctx, t, survivor, jetstream.KeyValueConfig{Bucket: "r3", Replicas: 3})
+	if _, err := kv.Put(ctx, "b", []byte("2")); err != nil {
+		t.Fatalf("put after leader loss: %v", err)
+	}
+	e, err := kv.Get(ctx, "a")
+	if err != nil || string(e.Value()) != "1" {
+		t.Fatalf("get after leader loss = %v, %v", e, err)
+	}
+
+	leader.Start()
+	c.WaitForMetaLeader()
+}
+
+func openKV(ctx context.Context, t *testing.T, url string, cfg jetstream.KeyValueConfig) jetstream.KeyValue {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+		if err == nil {
+			return kv
+		}
+		// Right after a restart or leader change JetStream may briefly be unavailable.
+		if ctx.Err() != nil || !(errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout)) {
+			t.Fatalf("create bucket: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -1,0 +1,16 @@
+// Package kvcore is a small, backend-neutral key-value contract for
+// configuration buckets, plus the durable fold interface that keeps a local
+// copy of a bucket in sync.
+//
+// A [Conn] vends [Store]s (buckets). A Store reads ([Reader]), writes
+// ([Writer]), purges ([Purger]) and streams changes ([Watcher]). Versions and
+// cursors are opaque tokens ([Version], [Cursor]); NATS JetStream uses the
+// key's revision as an 8-byte big-endian number. Errors wrap sentinels such as
+// [ErrNotFound], [ErrRevisionMismatch] and [ErrCursorExpired] so callers
+// branch with errors.Is.
+//
+// The NATS JetStream implementation lives in kvcore/natskv; kvcore/kvtest is
+// the conformance suite every backend passes.
+//
+// All types in this package are safe for concurrent use unless noted.
+package kvcore

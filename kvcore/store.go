@@ -1,0 +1,186 @@
+package kvcore
+
+import (
+	"context"
+	"time"
+)
+
+// Conn is a connection to a KV backend: lifecycle, health and a store factory.
+// Implementations are safe for concurrent use.
+type Conn interface {
+	// Connect establishes the connection. It is a no-op when already connected
+	// and may be called again after Close to reconnect.
+	Connect(ctx context.Context) error
+	// Close drops the connection. Stores it vended fail with ErrNotConnected.
+	Close() error
+	// Healthy reports, without blocking, whether the connection is up.
+	Healthy() bool
+	// Capabilities describes what the backend offers (advisory).
+	Capabilities() Capabilities
+	// Store returns the bucket named by cfg.Bucket, creating it with cfg when
+	// it does not exist. An existing bucket is returned unchanged: cfg is never
+	// reconciled against it.
+	Store(ctx context.Context, cfg StoreConfig) (Store, error)
+}
+
+// Store is one bucket. Implementations are safe for concurrent use.
+// Backends that lack a role return errors wrapping [ErrUnsupported] from its
+// methods and say so in [Capabilities].
+type Store interface {
+	Bucket() string
+	Reader
+	Writer
+	Purger
+	Watcher
+}
+
+// Reader reads current values.
+type Reader interface {
+	// Get returns the live value of key. A key whose latest record is a
+	// delete/purge marker or an empty value (e.g. a tombstone written by
+	// DeleteVersion) is reported as [ErrNotFound].
+	Get(ctx context.Context, key string) (Entry, error)
+	// Entry is Get without hiding empty values: it returns empty-value puts
+	// with their version (what a compare-and-swap needs). Absent keys and
+	// delete/purge markers give [ErrNotFound].
+	Entry(ctx context.Context, key string) (Entry, error)
+	// Keys lists the live keys starting with prefix ("" = all), with the same
+	// filtering as Get. Order is unspecified.
+	Keys(ctx context.Context, prefix string) ([]string, error)
+	// Scan returns the live entries under prefix, with the same filtering as
+	// Get and versions equal to the keys' current versions. Order is unspecified.
+	Scan(ctx context.Context, prefix string) ([]Entry, error)
+}
+
+// Writer changes values.
+type Writer interface {
+	// Put stores value under key and returns its new version.
+	Put(ctx context.Context, key string, value []byte) (Version, error)
+	// Create stores value only if key is absent or its latest record is a
+	// delete/purge marker; otherwise it fails with [ErrAlreadyExists].
+	Create(ctx context.Context, key string, value []byte) (Version, error)
+	// Update stores value only if key's current version is expected;
+	// otherwise it fails with [ErrRevisionMismatch].
+	Update(ctx context.Context, key string, value []byte, expected Version) (Version, error)
+	// Delete writes a delete marker. It succeeds whether or not key existed.
+	Delete(ctx context.Context, key string) error
+	// DeleteVersion is a compare-and-swap logical delete: it writes an empty
+	// value (a tombstone) only if key's current version is expected, so
+	// concurrent CAS writers still conflict. A mismatch or an absent key fails
+	// with [ErrRevisionMismatch]. Afterwards Get reports ErrNotFound, Entry
+	// shows the empty value, watches deliver a put of an empty value and
+	// Create fails with ErrAlreadyExists.
+	DeleteVersion(ctx context.Context, key string, expected Version) error
+}
+
+// Purger removes a key together with its history, reclaiming its bytes.
+type Purger interface {
+	// Purge removes key and all its previous versions. Purging an absent key
+	// is not an error.
+	Purge(ctx context.Context, key string) error
+}
+
+// Watcher opens change streams.
+type Watcher interface {
+	// Watch streams changes of the keys in scope.
+	//
+	// With a none cursor it is a state-sync watch: first the latest record of
+	// every key in scope (puts, and delete/purge markers still retained), in
+	// version order, then one event with Synced set, then live updates. There
+	// is no gap between the initial state and the live updates.
+	//
+	// With a cursor it is a delta watch: only updates strictly after the
+	// cursor, the Synced event once the backlog present at start has been
+	// delivered, then live updates. If the backend no longer retains every
+	// update after the cursor, Watch fails with [ErrCursorExpired] rather than
+	// silently skipping them.
+	//
+	// An empty scope fails with [ErrEmptyScope]. The watch ends when ctx is
+	// done, Stop is called, or it fails for good (see [Watch.Err]).
+	Watch(ctx context.Context, scope Scope, from Cursor) (Watch, error)
+}
+
+// Watch is a running change stream. Its methods are safe for concurrent use.
+type Watch interface {
+	// Events delivers the stream. It is closed by the watch's own goroutine
+	// when the watch ends; Err then tells why.
+	Events() <-chan Event
+	// Err is nil while the watch runs and after it was stopped by Stop or by
+	// its context. After a terminal failure it wraps [ErrWatchFailed], or
+	// [ErrCursorExpired] when the backend dropped changes the watch had not
+	// delivered yet (the caller must re-sync).
+	Err() error
+	// Stop ends the watch and waits until Events is closed. It is idempotent.
+	Stop()
+}
+
+// Event is one element of a watch stream: an update, or the Synced marker.
+type Event struct {
+	Update
+	// Synced marks the end of the initial state (state-sync watch) or of the
+	// backlog present when the watch started (delta watch). Its Update is zero.
+	Synced bool
+}
+
+// StoreConfig configures a bucket at creation. Only Bucket is required; the
+// zero value of every other field picks the backend's default.
+type StoreConfig struct {
+	Bucket string
+	// Storage selects file (default) or memory storage.
+	Storage Storage
+	// History is how many versions of each key are kept (default 1).
+	History int
+	// MaxAge expires values older than this (0 = never).
+	MaxAge time.Duration
+	// MaxBytes caps the bucket's size (0 = backend default; NATS: 10 MiB,
+	// which hosted NATS accounts require; -1 = unlimited).
+	MaxBytes int64
+	// Replicas is the number of copies in a cluster (default 1).
+	Replicas int
+	// Discard selects what happens when the bucket is full (default DiscardNew).
+	Discard DiscardPolicy
+}
+
+// Storage is where a bucket keeps its data.
+type Storage uint8
+
+// Storage kinds.
+const (
+	StorageFile Storage = iota
+	StorageMemory
+)
+
+// DiscardPolicy decides what a full bucket does with a new write.
+type DiscardPolicy uint8
+
+// Discard policies.
+const (
+	// DiscardNew rejects writes to a full bucket with [ErrBucketFull],
+	// preserving existing data. The right choice for configuration.
+	DiscardNew DiscardPolicy = iota
+	// DiscardOld evicts the oldest records to make room; never rejects.
+	DiscardOld
+)
+
+// String returns "new" or "old", the JetStream wire names.
+func (d DiscardPolicy) String() string {
+	if d == DiscardOld {
+		return "old"
+	}
+	return "new"
+}
+
+// Capabilities describes a backend. It is advisory: callers use it to pick
+// code paths, backends still refuse what they cannot do.
+type Capabilities struct {
+	StreamingWatch bool // Watch pushes changes
+	PrefixWatch    bool // Watch filters by prefix on the server
+	TTL            bool // per-key time to live
+	Purge          bool // Purge reclaims bytes
+	CAS            bool // Create, Update and DeleteVersion are atomic
+	Transactions   bool // multi-key atomic writes
+	// MaxValueSize is the largest value accepted, 0 when the backend imposes
+	// none of its own (a NATS server still enforces its payload limit).
+	MaxValueSize   int
+	GlobalOrdering bool // versions are totally ordered across keys and servers
+}
