@@ -1,0 +1,466 @@
+package kvcore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+)
+
+// recorder is an ApplyFunc that records every call together with what the
+// fold held when it ran.
+type recorder struct {
+	fold *memFold
+	fail func(call int, b kvcore.Batch) error
+
+	mu      sync.Mutex
+	calls   int
+	batches []kvcore.Batch
+	views   [][]string      // fold contents at each successful call
+	under   []kvcore.Cursor // fold cursor at each successful call
+}
+
+func (r *recorder) apply(_ context.Context, b kvcore.Batch) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls++
+	if r.fail != nil {
+		if err := r.fail(r.calls, b); err != nil {
+			return err
+		}
+	}
+	b.Updates = slices.Clone(b.Updates)
+	r.batches = append(r.batches, b)
+	r.views = append(r.views, r.fold.values())
+	r.under = append(r.under, r.fold.Cursor())
+	return nil
+}
+
+func (r *recorder) applied() []kvcore.Batch {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.batches)
+}
+
+// appliedRevisions lists the revision of every update of every applied batch.
+func (r *recorder) appliedRevisions() []uint64 {
+	var revs []uint64
+	for _, b := range r.applied() {
+		for _, u := range b.Updates {
+			if rev, ok := u.Version.Revision(); ok {
+				revs = append(revs, rev)
+			}
+		}
+	}
+	return revs
+}
+
+// loop runs WatchApplied in the background; stop cancels it and returns its result.
+func loop(t *testing.T, w kvcore.Watcher, f kvcore.Fold, cfg kvcore.AppliedConfig, apply kvcore.ApplyFunc) (stop func() error) {
+	t.Helper()
+	if cfg.Scope.Validate() != nil {
+		cfg.Scope = kvcore.AllKeys()
+	}
+	if cfg.MinBackoff == 0 {
+		cfg.MinBackoff, cfg.MaxBackoff = time.Millisecond, 5*time.Millisecond
+	}
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- kvcore.WatchApplied(ctx, w, f, cfg, apply) }()
+	var once sync.Once
+	var result error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case result = <-done:
+			case <-time.After(10 * time.Second):
+				result = errors.New("WatchApplied did not return after cancel")
+			}
+		})
+		return result
+	}
+	t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+// waitFor polls cond until it holds; it fails the test after 10s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestInitialSyncIsOneFullBatchAfterSynced(t *testing.T) {
+	f := newMemFold()
+	r := &recorder{fold: f}
+	w := &scriptWatcher{sessions: []session{{events: []kvcore.Event{
+		put("a", "1", 1), put("b", "2", 2), put("c", "3", 3), synced, put("d", "4", 4),
+	}}}}
+	stop := loop(t, w, f, kvcore.AppliedConfig{Window: time.Millisecond}, r.apply)
+	waitFor(t, "cursor 4", func() bool { return f.Cursor() == kvcore.RevisionCursor(4) })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	b := r.applied()
+	if len(b) != 2 {
+		t.Fatalf("apply called %d times, want 2 (full sync, then d): %+v", len(b), b)
+	}
+	if !b[0].Full || len(b[0].Updates) != 0 || b[0].Cursor != kvcore.RevisionCursor(3) {
+		t.Errorf("first batch = %+v, want a full batch with no removals at rev 3", b[0])
+	}
+	if want := []string{"a=1", "b=2", "c=3"}; !slices.Equal(r.views[0], want) {
+		t.Errorf("full batch saw view %v, want the whole initial state %v", r.views[0], want)
+	}
+	if b[1].Full || len(b[1].Updates) != 1 || b[1].Updates[0].Key != "d" {
+		t.Errorf("second batch = %+v, want incremental d", b[1])
+	}
+	if got := w.resumedFrom(); len(got) != 1 || !got[0].IsNone() {
+		t.Errorf("watch opened from %v, want one state-sync watch", got)
+	}
+}
+
+func TestNoPartialRenderWhenSyncIsInterrupted(t *testing.T) {
+	f := newMemFold()
+	r := &recorder{fold: f}
+	w := &scriptWatcher{sessions: []session{
+		// The first sync dies before its Synced marker.
+		{events: []kvcore.Event{put("a", "1", 1), put("b", "2", 2)}, ended: true, endErr: fmt.Errorf("%w: connection lost", kvcore.ErrWatchFailed)},
+		{events: []kvcore.Event{put("a", "1", 1), put("b", "2", 2), put("c", "3", 3), synced}},
+	}}
+	stop := loop(t, w, f, kvcore.AppliedConfig{}, r.apply)
+	waitFor(t, "cursor 3", func() bool { return f.Cursor() == kvcore.RevisionCursor(3) })
+	stop()
+
+	b := r.applied()
+	if len(b) != 1 || !b[0].Full {
+		t.Fatalf("batches = %+v, want exactly one full batch after the complete sync", b)
+	}
+	if want := []string{"a=1", "b=2", "c=3"}; !slices.Equal(r.views[0], want) {
+		t.Errorf("full batch saw %v, want %v", r.views[0], want)
+	}
+	if got := w.resumedFrom(); len(got) != 2 || !got[1].IsNone() {
+		t.Errorf("watch opened from %v, want the retry to state-sync again (the fold has no cursor)", got)
+	}
+}
+
+func TestDeltaResumeAdvancesCursorOnlyAfterApply(t *testing.T) {
+	f := newMemFold()
+	f.cursor = kvcore.RevisionCursor(5)
+	r := &recorder{fold: f}
+	w := &scriptWatcher{sessions: []session{{events: []kvcore.Event{
+		put("a", "6", 6), put("b", "7", 7), synced, put("c", "8", 8), put("d", "9", 9),
+	}}}}
+	stop := loop(t, w, f, kvcore.AppliedConfig{MaxBatch: 2, Window: time.Hour}, r.apply)
+	waitFor(t, "cursor 9", func() bool { return f.Cursor() == kvcore.RevisionCursor(9) })
+	stop()
+
+	if got := w.resumedFrom(); len(got) != 1 || got[0] != kvcore.RevisionCursor(5) {
+		t.Fatalf("watch opened from %v, want the fold's cursor 5", got)
+	}
+	b := r.applied()
+	if len(b) != 2 || b[0].Full || b[1].Full {
+		t.Fatalf("batches = %+v, want two incremental batches", b)
+	}
+	for i, want := range []kvcore.Cursor{kvcore.RevisionCursor(5), kvcore.RevisionCursor(7)} {
+		if r.under[i] != want {
+			t.Errorf("apply %d ran with the fold at %v, want %v (cursor must move only after apply)", i, r.under[i], want)
+		}
+	}
+	if want := []string{"a=6", "b=7"}; !slices.Equal(r.views[0], want) {
+		t.Errorf("apply 0 saw %v, want the state after its batch %v", r.views[0], want)
+	}
+}
+
+func TestFailedApplyIsRetriedWithTheSameBatch(t *testing.T) {
+	f := newMemFold()
+	f.cursor = kvcore.RevisionCursor(1)
+	var progress []kvcore.Progress
+	var pmu sync.Mutex
+	r := &recorder{fold: f, fail: func(call int, b kvcore.Batch) error {
+		if call <= 3 {
+			if f.Cursor() != kvcore.RevisionCursor(1) {
+				t.Errorf("cursor moved to %v while apply was failing", f.Cursor())
+			}
+			return errInjected
+		}
+		return nil
+	}}
+	w := &scriptWatcher{sessions: []session{{events: []kvcore.Event{put("a", "2", 2), put("b", "3", 3), synced}}}}
+	stop := loop(t, w, f, kvcore.AppliedConfig{
+		OnProgress: func(p kvcore.Progress) { pmu.Lock(); progress = append(progress, p); pmu.Unlock() },
+	}, r.apply)
+	waitFor(t, "cursor 3", func() bool { return f.Cursor() == kvcore.RevisionCursor(3) })
+	stop()
+
+	if got := r.appliedRevisions(); !slices.Equal(got, []uint64{2, 3}) {
+		t.Errorf("applied revisions %v, want [2 3] exactly once after the retries", got)
+	}
+	pmu.Lock()
+	defer pmu.Unlock()
+	var sawFailure, recovered bool
+	for _, p := range progress {
+		if p.Failures == 3 && errors.Is(p.Err, errInjected) {
+			sawFailure = true
+		}
+		if sawFailure && p.Err == nil {
+			recovered = true
+		}
+	}
+	if !sawFailure || !recovered {
+		t.Errorf("progress %+v: want 3 reported failures, then a recovery", progress)
+	}
+}
+
+func TestUnknownVersionDoesNotMoveCursor(t *testing.T) {
+	f := newMemFold()
+	f.cursor = kvcore.RevisionCursor(4)
+	r := &recorder{fold: f}
+	unknown := kvcore.Event{Update: kvcore.Update{Op: kvcore.OpPut, Key: "u", Value: []byte("x")}}
+	w := &scriptWatcher{sessions: []session{{events: []kvcore.Event{put("a", "1", 5), unknown, synced}}}}
+	stop := loop(t, w, f, kvcore.AppliedConfig{Window: time.Hour}, r.apply)
+	waitFor(t, "synced batch", func() bool { return len(r.applied()) == 1 })
+	stop()
+	if f.Cursor() != kvcore.RevisionCursor(5) {
+		t.Errorf("cursor = %v, want rev 5 (the unknown-version update must neither move nor clobber it)", f.Cursor())
+	}
+	if got := r.applied()[0].Updates; len(got) != 2 {
+		t.Errorf("batch = %v, want both updates applied", got)
+	}
+}
+
+func TestExpiredCursorResyncsAndDeletesVanishedKeys(t *testing.T) {
+	f := newMemFold()
+	f.entries["node.a"] = kvcore.Entry{Key: "node.a", Value: []byte("old")}
+	f.entries["node.b"] = kvcore.Entry{Key: "node.b", Value: []byte("gone")}
+	f.entries["other.z"] = kvcore.Entry{Key: "other.z", Value: []byte("out of scope")}
+	f.cursor = kvcore.RevisionCursor(2)
+	r := &recorder{fold: f}
+	w := &scriptWatcher{sessions: []session{
+		{openErr: fmt.Errorf("%w: first sequence 40", kvcore.ErrCursorExpired)},
+		{events: []kvcore.Event{put("node.a", "new", 41), del("node.c", 42), synced}},
+	}}
+	stop := loop(t, w, f, kvcore.AppliedConfig{Scope: kvcore.Prefixes("node.")}, r.apply)
+	waitFor(t, "cursor 42", func() bool { return f.Cursor() == kvcore.RevisionCursor(42) })
+	stop()
+
+	if want := []string{"node.a=new", "other.z=out of scope"}; !slices.Equal(f.values(), want) {
+		t.Errorf("fold = %v, want %v (node.b vanished; other.z is outside the scope)", f.values(), want)
+	}
+	b := r.applied()
+	if len(b) != 1 || !b[0].Full {
+		t.Fatalf("batches = %+v, want one full batch", b)
+	}
+	var removed []string
+	for _, u := range b[0].Updates {
+		if !u.IsRemoval() {
+			t.Errorf("full batch lists a non-removal %+v", u)
+		}
+		removed = append(removed, u.Key)
+	}
+	if want := []string{"node.c", "node.b"}; !slices.Equal(removed, want) {
+		t.Errorf("full batch removals %v, want %v (markers, then synthetic deletes)", removed, want)
+	}
+	if got := w.resumedFrom(); len(got) != 2 || got[0] != kvcore.RevisionCursor(2) || !got[1].IsNone() {
+		t.Errorf("watch opened from %v, want [rev 2, none]", got)
+	}
+}
+
+func TestExpiryDuringWatchResyncs(t *testing.T) {
+	f := newMemFold()
+	f.cursor = kvcore.RevisionCursor(1)
+	r := &recorder{fold: f}
+	w := &scriptWatcher{sessions: []session{
+		{events: []kvcore.Event{synced, put("a", "2", 2)}, ended: true, endErr: fmt.Errorf("%w: retention overran live watch", kvcore.ErrCursorExpired)},
+		{events: []kvcore.Event{put("a", "9", 9), synced}},
+	}}
+	stop := loop(t, w, f, kvcore.AppliedConfig{Window: time.Hour}, r.apply)
+	waitFor(t, "cursor 9", func() bool { return f.Cursor() == kvcore.RevisionCursor(9) })
+	stop()
+	if got := w.resumedFrom(); len(got) != 2 || !got[1].IsNone() {
+		t.Errorf("watch opened from %v, want a state-sync after the expiry", got)
+	}
+	if b := r.applied(); !b[len(b)-1].Full {
+		t.Errorf("last batch %+v, want the resync's full batch", b[len(b)-1])
+	}
+}
+
+func TestFailedWatchResumesFromFoldCursor(t *testing.T) {
+	f := newMemFold()
+	f.cursor = kvcore.RevisionCursor(5)
+	r := &recorder{fold: f}
+	w := &scriptWatcher{sessions: []session{
+		// 6 and 7 are applied; 8 is still in the open window when the watch fails.
+		{events: []kvcore.Event{put("a", "6", 6), put("b", "7", 7), synced, put("c", "8", 8)}, ended: true, endErr: fmt.Errorf("%w: boom", kvcore.ErrWatchFailed)},
+		{events: []kvcore.Event{put("c", "8", 8), synced}},
+	}}
+	stop := loop(t, w, f, kvcore.AppliedConfig{Window: time.Hour}, r.apply)
+	waitFor(t, "cursor 8", func() bool { return f.Cursor() == kvcore.RevisionCursor(8) })
+	stop()
+	if got := w.resumedFrom(); len(got) != 2 || got[1] != kvcore.RevisionCursor(7) {
+		t.Errorf("watch opened from %v, want the retry from the fold's cursor rev 7", got)
+	}
+	if got := r.appliedRevisions(); !slices.Equal(got, []uint64{6, 7, 8}) {
+		t.Errorf("applied %v, want [6 7 8]", got)
+	}
+}
+
+func TestFullRenderAfterCatchingUpFromCursor(t *testing.T) {
+	f := newMemFold()
+	f.entries["a"] = kvcore.Entry{Key: "a", Value: []byte("1")}
+	f.cursor = kvcore.RevisionCursor(1)
+	r := &recorder{fold: f}
+	w := &scriptWatcher{sessions: []session{{events: []kvcore.Event{put("b", "2", 2), synced, put("c", "3", 3)}}}}
+	stop := loop(t, w, f, kvcore.AppliedConfig{FullRender: true, Window: time.Hour, MaxBatch: 1}, r.apply)
+	waitFor(t, "cursor 3", func() bool { return f.Cursor() == kvcore.RevisionCursor(3) })
+	stop()
+	b := r.applied()
+	if len(b) != 3 || b[0].Full || !b[1].Full || b[2].Full {
+		t.Fatalf("batches = %+v, want incremental, full, incremental", b)
+	}
+	if b[1].Cursor != kvcore.RevisionCursor(2) || !slices.Equal(r.views[1], []string{"a=1", "b=2"}) {
+		t.Errorf("full batch %+v saw %v, want rev 2 and the whole fold", b[1], r.views[1])
+	}
+}
+
+func TestShutdownAbandonsOpenBatch(t *testing.T) {
+	f := newMemFold()
+	f.cursor = kvcore.RevisionCursor(1)
+	r := &recorder{fold: f}
+	w := &scriptWatcher{sessions: []session{{events: []kvcore.Event{synced, put("a", "2", 2)}}}}
+	stop := loop(t, w, f, kvcore.AppliedConfig{Window: time.Hour}, r.apply)
+	waitFor(t, "the update to be received", func() bool { return len(w.resumedFrom()) == 1 })
+	time.Sleep(10 * time.Millisecond)
+	if err := stop(); err != nil {
+		t.Fatalf("WatchApplied returned %v after cancel, want nil", err)
+	}
+	if len(r.applied()) != 0 || f.Cursor() != kvcore.RevisionCursor(1) {
+		t.Errorf("after shutdown: applied %v, cursor %v; want nothing applied and cursor 1", r.applied(), f.Cursor())
+	}
+}
+
+func TestEmptyScopeIsRefused(t *testing.T) {
+	err := kvcore.WatchApplied(context.Background(), &scriptWatcher{}, newMemFold(), kvcore.AppliedConfig{Scope: kvcore.Prefixes()}, func(context.Context, kvcore.Batch) error { return nil })
+	if !errors.Is(err, kvcore.ErrEmptyScope) {
+		t.Fatalf("err = %v, want ErrEmptyScope", err)
+	}
+}
+
+// TestCrashAtEveryStepLosesNothing crashes the loop at every fold write and
+// every apply of a stream of batches, restarts it on what the fold had
+// persisted, and checks invariant 1: every update at or below the persisted
+// cursor had been applied, and after the restart every update is applied.
+func TestCrashAtEveryStepLosesNothing(t *testing.T) {
+	const n = 5 // rev 1 in the initial sync, then batches [2 3] and [4 5]
+	stream := func(from uint64) []kvcore.Event {
+		var evs []kvcore.Event
+		if from == 0 {
+			evs = append(evs, put("k1", "v1", 1), synced)
+			from = 1
+		} else {
+			evs = append(evs, synced)
+		}
+		for rev := from + 1; rev <= n; rev++ {
+			evs = append(evs, put(fmt.Sprintf("k%d", rev), fmt.Sprintf("v%d", rev), rev))
+		}
+		return evs
+	}
+	for crashAt := 1; ; crashAt++ {
+		f := newMemFold()
+		applied := map[uint64]bool{}
+		var mu sync.Mutex
+		step, crashed := 0, make(chan struct{})
+		// Every fold write and every apply is a step; at step crashAt the
+		// process "dies": the step fails and the loop is stopped.
+		crash := func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			step++
+			if step == crashAt {
+				close(crashed)
+				return true
+			}
+			return step > crashAt
+		}
+		f.fail = func(int, []kvcore.Update, kvcore.Cursor) error {
+			if crash() {
+				return errInjected
+			}
+			return nil
+		}
+		apply := func(_ context.Context, b kvcore.Batch) error {
+			if crash() {
+				return errInjected
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, u := range b.Updates {
+				rev, _ := u.Version.Revision()
+				applied[rev] = true
+			}
+			if b.Full {
+				_ = f.Range(context.Background(), "", func(e kvcore.Entry) error {
+					rev, _ := e.Version.Revision()
+					applied[rev] = true
+					return nil
+				})
+			}
+			return nil
+		}
+		w := &scriptWatcher{sessions: []session{{events: stream(0)}}}
+		stop := loop(t, w, f, kvcore.AppliedConfig{MaxBatch: 2, Window: time.Hour}, apply)
+		finished := false
+		waitFor(t, "a crash or the end of the stream", func() bool {
+			select {
+			case <-crashed:
+				return true
+			default:
+				finished = f.Cursor() == kvcore.RevisionCursor(n)
+				return finished
+			}
+		})
+		stop()
+		if finished {
+			if crashAt != 10 {
+				t.Fatalf("the stream finished after %d steps, want 9 (3 per batch: fold, apply, checkpoint)", crashAt-1)
+			}
+			return // crashAt is past the last step: every step was covered
+		}
+		mu.Lock()
+		persisted, _ := f.Cursor().Revision()
+		for rev := uint64(1); rev <= persisted; rev++ {
+			if !applied[rev] {
+				t.Errorf("crash at step %d: persisted cursor %d but rev %d was never applied", crashAt, persisted, rev)
+			}
+		}
+		f.fail = nil
+		step = -1 << 30 // no more crashes
+		mu.Unlock()
+
+		// Restart on the persisted fold: everything must end up applied.
+		w2 := &scriptWatcher{sessions: []session{{events: stream(persisted)}}}
+		stop2 := loop(t, w2, f, kvcore.AppliedConfig{MaxBatch: 2, Window: time.Millisecond}, apply)
+		waitFor(t, "restart to catch up", func() bool { return f.Cursor() == kvcore.RevisionCursor(n) })
+		stop2()
+		mu.Lock()
+		for rev := uint64(1); rev <= n; rev++ {
+			if !applied[rev] {
+				t.Errorf("crash at step %d: rev %d lost after restart", crashAt, rev)
+			}
+		}
+		mu.Unlock()
+	}
+}
