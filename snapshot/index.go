@@ -1,0 +1,252 @@
+package snapshot
+
+import (
+	"encoding/binary"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+)
+
+// The in-memory fold is built for a million keys in little more memory than
+// their bytes, with no per-key Go object:
+//
+//   - an arena of large byte chunks holds each entry in its PUT-payload form
+//     (key_len | key | value_len | value | ver_len | version), so a file image
+//     read at load time is itself an arena chunk and a compacted file loads
+//     without copying;
+//   - base is a sorted slice of references into the arena (8 bytes per key);
+//   - mem holds the changes since base was last rebuilt (a put's reference,
+//     or tombstone for a delete) and is merged into base once it grows past
+//     a small bound, so lookups are a map probe plus a binary search.
+//
+// Arena bytes are never modified once written; replaced entries stay as
+// garbage until the next compaction rebuilds the arena. An index is not safe
+// for concurrent use; the fold guards it with a lock.
+
+// ref locates an entry in the arena: chunk number << 40 | byte offset.
+type ref uint64
+
+const (
+	refOffBits = 40
+	tombstone  = ref(1<<64 - 1)
+	chunkSize  = 4 << 20
+)
+
+func mkref(chunk, off int) ref { return ref(uint64(chunk)<<refOffBits | uint64(off)) }
+
+type arena struct {
+	chunks [][]byte
+	sealed bool // the last chunk takes no more entries
+}
+
+// alloc reserves n bytes and returns their reference and the slice to fill.
+func (a *arena) alloc(n int) (ref, []byte) {
+	last := len(a.chunks) - 1
+	if a.sealed || last < 0 || cap(a.chunks[last])-len(a.chunks[last]) < n {
+		a.chunks = append(a.chunks, make([]byte, 0, max(chunkSize, n)))
+		a.sealed = false
+		last++
+	}
+	c := a.chunks[last]
+	off := len(c)
+	a.chunks[last] = c[:off+n]
+	return mkref(last, off), a.chunks[last][off : off+n : off+n]
+}
+
+// payload returns the entry at r, from its key_len to its end.
+func (a *arena) payload(r ref) []byte {
+	c := a.chunks[r>>refOffBits]
+	off := int(r & (1<<refOffBits - 1))
+	return c[off : off+payloadLen(c[off:])]
+}
+
+// key returns the key bytes of the entry at r.
+func (a *arena) key(r ref) []byte {
+	c := a.chunks[r>>refOffBits]
+	off := int(r & (1<<refOffBits - 1))
+	klen := int(binary.LittleEndian.Uint16(c[off:]))
+	return c[off+2 : off+2+klen]
+}
+
+// payloadLen is the length of the PUT payload at the start of p.
+func payloadLen(p []byte) int {
+	klen := int(binary.LittleEndian.Uint16(p))
+	vlen := int(binary.LittleEndian.Uint32(p[2+klen:]))
+	return 7 + klen + vlen + int(p[6+klen+vlen])
+}
+
+// payloadEntry decodes a PUT payload into an Entry that owns its bytes.
+func payloadEntry(p []byte) kvcore.Entry {
+	klen := int(binary.LittleEndian.Uint16(p))
+	vlen := int(binary.LittleEndian.Uint32(p[2+klen:]))
+	vat := 6 + klen
+	ver, _ := kvcore.VersionFromBytes(p[vat+vlen+1 : vat+vlen+1+int(p[vat+vlen])])
+	return kvcore.Entry{Key: string(p[2 : 2+klen]), Value: append([]byte{}, p[vat:vat+vlen]...), Version: ver}
+}
+
+// compareKey orders arena key bytes against a string key without allocating.
+func compareKey(b []byte, k string) int {
+	if string(b) < k {
+		return -1
+	}
+	if string(b) == k {
+		return 0
+	}
+	return 1
+}
+
+type index struct {
+	ar        arena
+	base      []ref          // sorted by key; never modified in place
+	mem       map[string]ref // changes since base: a reference, or tombstone
+	memKeys   []string       // sorted keys of mem; nil when stale
+	live      int            // live keys
+	liveBytes int64          // payload bytes of live entries
+}
+
+func newIndex() *index { return &index{mem: map[string]ref{}} }
+
+// searchBase returns the position of the first base key >= k.
+func (x *index) searchBase(base []ref, k string) int {
+	return sort.Search(len(base), func(i int) bool { return compareKey(x.ar.key(base[i]), k) >= 0 })
+}
+
+func (x *index) lookup(k string) (ref, bool) {
+	if r, ok := x.mem[k]; ok {
+		return r, r != tombstone
+	}
+	i := x.searchBase(x.base, k)
+	if i < len(x.base) && string(x.ar.key(x.base[i])) == k {
+		return x.base[i], true
+	}
+	return 0, false
+}
+
+func (x *index) get(k string) (kvcore.Entry, bool) {
+	r, ok := x.lookup(k)
+	if !ok {
+		return kvcore.Entry{}, false
+	}
+	return payloadEntry(x.ar.payload(r)), true
+}
+
+// apply folds one update into the index, copying its bytes into the arena.
+func (x *index) apply(u kvcore.Update) {
+	old, had := x.lookup(u.Key)
+	if had {
+		x.live--
+		x.liveBytes -= int64(len(x.ar.payload(old)))
+	} else if u.IsRemoval() {
+		return // absent, or already a tombstone
+	}
+	if _, inMem := x.mem[u.Key]; !inMem {
+		x.memKeys = nil
+	}
+	if u.IsRemoval() {
+		x.mem[u.Key] = tombstone
+		return
+	}
+	n := 7 + len(u.Key) + len(u.Value) + u.Version.Len()
+	r, dst := x.ar.alloc(n)
+	appendPutPayload(dst[:0], u.Key, u.Value, u.Version)
+	x.mem[u.Key] = r
+	x.live++
+	x.liveBytes += int64(n)
+}
+
+// mergeThreshold is how many changes mem holds before they are merged into base.
+func (x *index) mergeThreshold() int { return max(4096, len(x.base)>>8) }
+
+// merge folds mem into a new base slice.
+func (x *index) merge() {
+	if len(x.mem) == 0 {
+		return
+	}
+	keys := x.sortedMemKeys()
+	nb := make([]ref, 0, x.live)
+	i := 0
+	for _, k := range keys {
+		j := i + x.searchBase(x.base[i:], k)
+		nb = append(nb, x.base[i:j]...)
+		i = j
+		if i < len(x.base) && string(x.ar.key(x.base[i])) == k {
+			i++ // shadowed by mem
+		}
+		if r := x.mem[k]; r != tombstone {
+			nb = append(nb, r)
+		}
+	}
+	nb = append(nb, x.base[i:]...)
+	x.base = nb
+	x.mem = make(map[string]ref)
+	x.memKeys = nil
+}
+
+func (x *index) sortedMemKeys() []string {
+	if x.memKeys == nil {
+		x.memKeys = make([]string, 0, len(x.mem))
+		for k := range x.mem {
+			x.memKeys = append(x.memKeys, k)
+		}
+		slices.Sort(x.memKeys)
+	}
+	return x.memKeys
+}
+
+// page appends to dst up to n live entries whose keys start with prefix,
+// beginning after the key after (or at the first key under prefix when
+// first is set). It reports whether more entries under prefix follow.
+func (x *index) page(dst []kvcore.Entry, prefix, after string, first bool, n int) ([]kvcore.Entry, bool) {
+	from := prefix
+	if !first && after > prefix {
+		from = after
+	}
+	keys := x.sortedMemKeys()
+	bi := x.searchBase(x.base, from)
+	mi, _ := slices.BinarySearch(keys, from)
+	for {
+		var r ref
+		haveB, haveM := bi < len(x.base), mi < len(keys)
+		var bk []byte
+		if haveB {
+			bk = x.ar.key(x.base[bi])
+		}
+		switch {
+		case !haveB && !haveM:
+			return dst, false
+		case haveM && (!haveB || compareKey(bk, keys[mi]) >= 0):
+			k := keys[mi]
+			if haveB && string(bk) == k {
+				bi++ // shadowed by mem
+			}
+			r = x.mem[k]
+			mi++
+			if !strings.HasPrefix(k, prefix) {
+				return dst, false
+			}
+			if r == tombstone || (!first && k == after) {
+				continue
+			}
+			if len(dst) == n {
+				return dst, true
+			}
+			dst = append(dst, payloadEntry(x.ar.payload(r)))
+			continue
+		default:
+			r = x.base[bi]
+			bi++
+		}
+		if len(bk) < len(prefix) || string(bk[:len(prefix)]) != prefix {
+			return dst, false
+		}
+		if !first && string(bk) == after {
+			continue
+		}
+		if len(dst) == n {
+			return dst, true
+		}
+		dst = append(dst, payloadEntry(x.ar.payload(r)))
+	}
+}
