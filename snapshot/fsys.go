@@ -11,6 +11,7 @@ import (
 type fsys struct {
 	createTemp func(dir, pattern string) (*os.File, error)
 	write      func(f *os.File, b []byte) (int, error)
+	writeAt    func(f *os.File, b []byte, off int64) (int, error)
 	sync       func(f *os.File) error
 	truncate   func(f *os.File, size int64) error
 	rename     func(from, to string) error
@@ -21,6 +22,7 @@ func osFS() fsys {
 	return fsys{
 		createTemp: os.CreateTemp,
 		write:      (*os.File).Write,
+		writeAt:    (*os.File).WriteAt,
 		sync:       (*os.File).Sync,
 		truncate:   (*os.File).Truncate,
 		rename:     os.Rename,

@@ -164,6 +164,17 @@ func (x *index) merge() {
 	if len(x.mem) == 0 {
 		return
 	}
+	x.base = x.merged()
+	x.mem = make(map[string]ref)
+	x.memKeys = nil
+}
+
+// merged returns the sorted references of every live entry (base with mem
+// applied) without changing the index.
+func (x *index) merged() []ref {
+	if len(x.mem) == 0 {
+		return x.base
+	}
 	keys := x.sortedMemKeys()
 	nb := make([]ref, 0, x.live)
 	i := 0
@@ -178,10 +189,7 @@ func (x *index) merge() {
 			nb = append(nb, r)
 		}
 	}
-	nb = append(nb, x.base[i:]...)
-	x.base = nb
-	x.mem = make(map[string]ref)
-	x.memKeys = nil
+	return append(nb, x.base[i:]...)
 }
 
 func (x *index) sortedMemKeys() []string {

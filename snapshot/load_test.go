@@ -135,15 +135,15 @@ func TestLoadRules(t *testing.T) {
 		return rec
 	}
 	tests := []struct {
-		name    string
-		file    []byte
-		want    []string // nil: Load returns no snapshot
-		cursor  kvcore.Cursor
-		kind    Kind // refused with this kind
-		offset  int64
-		reason  string
-		after   []byte // file afterwards; nil = untouched
-		action  Action
+		name   string
+		file   []byte
+		want   []string // nil: Load returns no snapshot
+		cursor kvcore.Cursor
+		kind   Kind // refused with this kind
+		offset int64
+		reason string
+		after  []byte // file afterwards; nil = untouched
+		action Action
 	}{
 		{name: "empty file", file: []byte{}, kind: KindInvalidFormat, reason: "file too short"},
 		{name: "5 bytes", file: header[:5], kind: KindInvalidFormat, reason: "file too short"},

@@ -37,7 +37,8 @@ type Writer struct {
 // file shorter than the header is refused rather than appended to.
 func OpenWriter(path string, opts Options) (*Writer, error) {
 	w := &Writer{fs: osFS(), path: path, opts: opts.withDefaults()}
-	f, size, err := w.fs.openAppend(path)
+	removeTemps(path)
+	f, size, err := w.fs.openLog(path, os.O_APPEND)
 	if err != nil {
 		return nil, err
 	}
@@ -46,10 +47,10 @@ func OpenWriter(path string, opts Options) (*Writer, error) {
 	return w, nil
 }
 
-// openAppend opens path for appending, creating a header-only file first
-// when it is absent or empty, and returns the file's size.
-func (fsy *fsys) openAppend(path string) (*os.File, int64, error) {
-	removeTemps(path)
+// openLog opens path for writing (with extra flags), creating a
+// header-only file first when it is absent or empty, and returns the
+// file's size.
+func (fsy *fsys) openLog(path string, flag int) (*os.File, int64, error) {
 	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) || (err == nil && fi.Size() == 0) {
 		err = fsy.replaceFile(path, headerLen, func(w io.Writer) error {
@@ -67,7 +68,7 @@ func (fsy *fsys) openAppend(path string) (*os.File, int64, error) {
 	if fi.Size() < headerLen {
 		return nil, 0, fmt.Errorf("snapshot: open %s: %w", path, invalidf(0, "file too short"))
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	f, err := os.OpenFile(path, os.O_WRONLY|flag, 0)
 	if err != nil {
 		return nil, 0, fmt.Errorf("snapshot: open %s: %w", path, err)
 	}
