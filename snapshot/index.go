@@ -192,6 +192,8 @@ func (x *index) merged() []ref {
 	return append(nb, x.base[i:]...)
 }
 
+// sortedMemKeys returns mem's keys in order, rebuilding the cached list when
+// a change made it stale. It mutates the index: call it with the write lock.
 func (x *index) sortedMemKeys() []string {
 	if x.memKeys == nil {
 		x.memKeys = make([]string, 0, len(x.mem))
@@ -211,7 +213,7 @@ func (x *index) page(dst []kvcore.Entry, prefix, after string, first bool, n int
 	if !first && after > prefix {
 		from = after
 	}
-	keys := x.sortedMemKeys()
+	keys := x.memKeys // the caller keeps it current (sortedMemKeys)
 	bi := x.searchBase(x.base, from)
 	mi, _ := slices.BinarySearch(keys, from)
 	for {

@@ -105,6 +105,7 @@ func (r *Report) Snapshot() *Snapshot {
 	}
 	s := &Snapshot{Cursor: r.rep.cursor}
 	x := r.rep.idx
+	x.sortedMemKeys()
 	s.Entries, _ = x.page(make([]kvcore.Entry, 0, x.live), "", "", true, x.live)
 	return s
 }

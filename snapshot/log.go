@@ -195,6 +195,15 @@ func (l *Log) Range(ctx context.Context, prefix string, fn func(kvcore.Entry) er
 			l.mu.RUnlock()
 			return ErrClosed
 		}
+		if l.idx.memKeys == nil && len(l.idx.mem) > 0 {
+			// The sorted view of recent changes is stale; rebuild it under
+			// the write lock (readers never mutate the index).
+			l.mu.RUnlock()
+			l.mu.Lock()
+			l.idx.sortedMemKeys()
+			l.mu.Unlock()
+			continue
+		}
 		var more bool
 		page, more = l.idx.page(page[:0], prefix, after, first, rangePage)
 		l.mu.RUnlock()
