@@ -287,7 +287,7 @@ func TestLogBackgroundCompactionKeepsConcurrentAppends(t *testing.T) {
 	l := openLog(t, p, Options{})
 	apply(t, l, cur(1), put("a", "1", 1), put("b", "1", 1))
 	started, release := blockImage(l)
-	l.due = 0 // the next Apply makes compaction due
+	l.due = 0                             // the next Apply makes compaction due
 	apply(t, l, cur(2), put("a", "2", 2)) // crosses the threshold: compaction starts
 	<-started
 	job := l.job
