@@ -47,7 +47,7 @@ func (l *Log) export(stage *artifact.Stage) (kvcore.Cursor, error) {
 		l.mu.Unlock()
 		return kvcore.Cursor{}, err
 	}
-	snap := l.snapshotLocked(l.idx.merged())
+	snap := l.snapshotLocked()
 	l.mu.Unlock()
 
 	if err := os.Mkdir(stage.DataDir(), 0o755); err != nil {

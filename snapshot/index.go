@@ -102,8 +102,8 @@ type index struct {
 	base      []ref          // sorted by key; never modified in place
 	mem       map[string]ref // changes since base: a reference, or tombstone
 	memKeys   []string       // sorted keys of mem; nil when stale
-	live      int            // live keys
-	liveBytes int64          // payload bytes of live entries
+	live      int            // live keys in base (see count)
+	liveBytes int64          // payload bytes of base's entries
 }
 
 func newIndex() *index { return &index{mem: map[string]ref{}} }
@@ -133,14 +133,10 @@ func (x *index) get(k string) (kvcore.Entry, bool) {
 }
 
 // apply folds one update into the index, copying its bytes into the arena.
+// It does not look the key up: whether a put replaces a live key or a
+// delete removes one is settled when mem is merged (live and liveBytes
+// count base only).
 func (x *index) apply(u kvcore.Update) {
-	old, had := x.lookup(u.Key)
-	if had {
-		x.live--
-		x.liveBytes -= int64(len(x.ar.payload(old)))
-	} else if u.IsRemoval() {
-		return // absent, or already a tombstone
-	}
 	if _, inMem := x.mem[u.Key]; !inMem {
 		x.memKeys = nil
 	}
@@ -148,48 +144,66 @@ func (x *index) apply(u kvcore.Update) {
 		x.mem[u.Key] = tombstone
 		return
 	}
-	n := 7 + len(u.Key) + len(u.Value) + u.Version.Len()
-	r, dst := x.ar.alloc(n)
+	r, dst := x.ar.alloc(7 + len(u.Key) + len(u.Value) + u.Version.Len())
 	appendPutPayload(dst[:0], u.Key, u.Value, u.Version)
 	x.mem[u.Key] = r
-	x.live++
-	x.liveBytes += int64(n)
+}
+
+// count is the number of live keys, mem included: O(len(mem) log n).
+func (x *index) count() int {
+	n := x.live
+	for k, r := range x.mem {
+		i := x.searchBase(x.base, k)
+		inBase := i < len(x.base) && string(x.ar.key(x.base[i])) == k
+		switch {
+		case inBase && r == tombstone:
+			n--
+		case !inBase && r != tombstone:
+			n++
+		}
+	}
+	return n
 }
 
 // mergeThreshold is how many changes mem holds before they are merged into base.
 func (x *index) mergeThreshold() int { return max(4096, len(x.base)>>8) }
 
-// merge folds mem into a new base slice.
+// merge folds mem into a new base slice, settling live and liveBytes.
 func (x *index) merge() {
 	if len(x.mem) == 0 {
 		return
 	}
-	x.base = x.merged()
+	x.base, x.live, x.liveBytes = x.merged()
 	x.mem = make(map[string]ref)
 	x.memKeys = nil
 }
 
 // merged returns the sorted references of every live entry (base with mem
-// applied) without changing the index.
-func (x *index) merged() []ref {
+// applied), their number and payload bytes, without changing the index.
+func (x *index) merged() (refs []ref, live int, liveBytes int64) {
 	if len(x.mem) == 0 {
-		return x.base
+		return x.base, x.live, x.liveBytes
 	}
 	keys := x.sortedMemKeys()
-	nb := make([]ref, 0, x.live)
+	nb := make([]ref, 0, len(x.base)+len(keys))
+	live, liveBytes = x.live, x.liveBytes
 	i := 0
 	for _, k := range keys {
 		j := i + x.searchBase(x.base[i:], k)
 		nb = append(nb, x.base[i:j]...)
 		i = j
 		if i < len(x.base) && string(x.ar.key(x.base[i])) == k {
+			live--
+			liveBytes -= int64(len(x.ar.payload(x.base[i])))
 			i++ // shadowed by mem
 		}
 		if r := x.mem[k]; r != tombstone {
 			nb = append(nb, r)
+			live++
+			liveBytes += int64(len(x.ar.payload(r)))
 		}
 	}
-	return append(nb, x.base[i:]...)
+	return append(nb, x.base[i:]...), live, liveBytes
 }
 
 // sortedMemKeys returns mem's keys in order, rebuilding the cached list when

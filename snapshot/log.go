@@ -93,7 +93,7 @@ func (l *Log) Cursor() kvcore.Cursor {
 func (l *Log) Len() int {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	return l.idx.live
+	return l.idx.count()
 }
 
 func (l *Log) usable() error {
@@ -244,10 +244,11 @@ type snapshot struct {
 
 // snapshotLocked captures the fold. The arena's current chunk is sealed so
 // that later entries land in chunks the snapshot does not see.
-func (l *Log) snapshotLocked(refs []ref) snapshot {
+func (l *Log) snapshotLocked() snapshot {
 	x := l.idx
+	refs, live, bytes := x.merged()
 	x.ar.sealed = true
-	return snapshot{ar: arena{chunks: slices.Clone(x.ar.chunks)}, refs: refs, cursor: l.cursor, live: x.live, bytes: x.liveBytes}
+	return snapshot{ar: arena{chunks: slices.Clone(x.ar.chunks)}, refs: refs, cursor: l.cursor, live: live, bytes: bytes}
 }
 
 func (s *snapshot) size() int64 { return compactedSize(s.bytes, s.live, s.cursor) }
@@ -276,5 +277,5 @@ type Stats struct {
 func (l *Log) Stats() Stats {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	return Stats{Keys: l.idx.live, FileSize: l.size, Appended: l.appended, Compactions: l.compactions}
+	return Stats{Keys: l.idx.count(), FileSize: l.size, Appended: l.appended, Compactions: l.compactions}
 }

@@ -34,7 +34,7 @@ func (l *Log) startCompaction() {
 // changes made during the job, and captures the fold. l.mu is held.
 func (l *Log) newJobLocked() *compactJob {
 	l.idx.merge()
-	j := &compactJob{snap: l.snapshotLocked(l.idx.base), from: l.size, boundary: len(l.idx.ar.chunks), done: make(chan struct{})}
+	j := &compactJob{snap: l.snapshotLocked(), from: l.size, boundary: len(l.idx.ar.chunks), done: make(chan struct{})}
 	l.job = j
 	return j
 }

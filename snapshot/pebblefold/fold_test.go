@@ -188,6 +188,9 @@ func TestSyncModesRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		apply(t, f, 7, foldtest.Stream[5:]...) // folding the tail again changes nothing
+		if err := f.Settle(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		if got := foldtest.Dump(t, f, ""); !slices.Equal(got, foldtest.Expected) || f.Cursor() != kvcore.RevisionCursor(7) {
 			t.Fatalf("NoSync=%v: %q at %v", noSync, got, f.Cursor())
 		}
