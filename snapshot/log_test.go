@@ -428,3 +428,22 @@ func TestLogClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The conformance hammer with background compactions running throughout;
+// the reopened file holds exactly the reference state.
+func TestLogHammerWithBackgroundCompactions(t *testing.T) {
+	p := newPath(t)
+	l := openLog(t, p, Options{CompactThreshold: 1}) // due whenever the appends outgrow the compacted file
+	want, last := foldtest.Hammer(t, l, 150)
+	if l.Stats().Compactions == 0 {
+		t.Fatal("no background compaction ran")
+	}
+	if n := l.Len(); n != len(want) {
+		t.Fatalf("Len = %d, want %d", n, len(want))
+	}
+	l.Close()
+	l = openLog(t, p, Options{})
+	if got := foldtest.Dump(t, l, ""); !slices.Equal(got, want) || l.Cursor() != last {
+		t.Fatalf("reopened fold diverged (%d vs %d entries) at %v", len(got), len(want), l.Cursor())
+	}
+}

@@ -116,3 +116,17 @@ func PeakRSS() int64 {
 	}
 	return 0
 }
+
+// Timed runs fn with the benchmark timer running, fails the benchmark on
+// its error, and returns how long fn took.
+func Timed(b *testing.B, fn func() error) time.Duration {
+	b.ResetTimer()
+	start := time.Now()
+	err := fn()
+	el := time.Since(start)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return el
+}

@@ -294,18 +294,24 @@ func testStaleKeys(t *testing.T, b Backend) {
 	}
 }
 
-// testConcurrentReaders hammers Get and Range from several goroutines while
-// batches are applied (run with -race); readers must only ever see whole
-// values.
+// testConcurrentReaders hammers a fold (run with -race).
 func testConcurrentReaders(t *testing.T, b Backend) {
-	f := open(t, b, b.NewLoc(t))
+	Hammer(t, open(t, b, b.NewLoc(t)), 60)
+}
+
+// Hammer applies rounds batches of puts and deletes over 64 keys while
+// goroutines Get and Range the fold, failing if a reader sees a torn value
+// or an error, or if the final fold differs from the reference fold of the
+// batches. It returns that reference (Dump form) and the last cursor.
+func Hammer(t *testing.T, f kvcore.Fold, rounds int) (want []string, last kvcore.Cursor) {
+	t.Helper()
 	ctx := context.Background()
-	const keys, rounds = 64, 60
+	const keys = 64
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
-	errs := make(chan error, 8)
+	errs := make(chan error, 4)
 	check := func(e kvcore.Entry) error {
-		if want := "val-" + e.Key; string(e.Value[:len(want)]) != want {
+		if !strings.HasPrefix(string(e.Value), "val-"+e.Key+"-") {
 			return fmt.Errorf("torn value %q for %s", e.Value, e.Key)
 		}
 		return nil
@@ -335,16 +341,20 @@ func testConcurrentReaders(t *testing.T, b Backend) {
 			}
 		}()
 	}
+	ref := map[string]string{}
 	rev := uint64(0)
 	for r := range rounds {
 		var batch []kvcore.Update
 		for k := range keys {
 			rev++
-			key := fmt.Sprintf("k.%02d", k)
+			key := fmt.Sprintf("k.%02d", (k*7+r)%keys)
 			if (k+r)%5 == 0 {
 				batch = append(batch, delU(key, rev))
+				delete(ref, key)
 			} else {
-				batch = append(batch, putU(key, fmt.Sprintf("val-%s-%d", key, r), rev))
+				v := fmt.Sprintf("val-%s-%d", key, rev)
+				batch = append(batch, putU(key, v, rev))
+				ref[key] = v
 			}
 		}
 		if err := f.Apply(ctx, batch, kvcore.RevisionCursor(rev)); err != nil {
@@ -357,6 +367,12 @@ func testConcurrentReaders(t *testing.T, b Backend) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+	for k, v := range ref {
+		want = append(want, k+"="+v)
+	}
+	slices.Sort(want)
+	expectState(t, f, kvcore.RevisionCursor(rev), want)
+	return want, kvcore.RevisionCursor(rev)
 }
 
 func exportFull(t *testing.T, b Backend) (string, kvcore.Cursor) {
