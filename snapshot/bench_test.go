@@ -447,6 +447,7 @@ func BenchmarkMemory(b *testing.B) {
 // memoryChild runs in a child process of BenchmarkMemory.
 func memoryChild(mode, path string) int {
 	d := benchdata.Get()
+	runtime.GC() // start both sides from the workload alone
 	var keep any
 	switch mode {
 	case "ours":

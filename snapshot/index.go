@@ -99,7 +99,8 @@ func compareKey(b []byte, k string) int {
 
 type index struct {
 	ar        arena
-	base      []ref          // sorted by key; never modified in place
+	base      []ref          // sorted by key
+	spare     []ref          // the previous base, reused by the next merge
 	mem       map[string]ref // changes since base: a reference, or tombstone
 	memKeys   []string       // sorted keys of mem; nil when stale
 	live      int            // live keys in base (see count)
@@ -168,12 +169,22 @@ func (x *index) count() int {
 // mergeThreshold is how many changes mem holds before they are merged into base.
 func (x *index) mergeThreshold() int { return max(4096, len(x.base)>>8) }
 
-// merge folds mem into a new base slice, settling live and liveBytes.
+// merge folds mem into base, settling live and liveBytes. The new base is
+// built in the slice the previous merge left over (spare), so that a large
+// fold does not allocate a base-sized slice per merge: no one else holds an
+// old base once the lock is released (Range re-seeks by key, a compaction
+// job keeps its own copy and blocks merges while it runs).
 func (x *index) merge() {
 	if len(x.mem) == 0 {
 		return
 	}
-	x.base, x.live, x.liveBytes = x.merged()
+	nb := x.spare[:0]
+	if need := len(x.base) + len(x.mem); cap(nb) < need {
+		nb = make([]ref, 0, need+need/8)
+	}
+	old := x.base
+	x.base, x.live, x.liveBytes = x.mergeInto(nb)
+	x.spare = old[:0]
 	x.mem = make(map[string]ref)
 	x.memKeys = nil
 }
@@ -184,8 +195,12 @@ func (x *index) merged() (refs []ref, live int, liveBytes int64) {
 	if len(x.mem) == 0 {
 		return x.base, x.live, x.liveBytes
 	}
+	return x.mergeInto(make([]ref, 0, len(x.base)+len(x.mem)))
+}
+
+// mergeInto appends base with mem applied to nb.
+func (x *index) mergeInto(nb []ref) (refs []ref, live int, liveBytes int64) {
 	keys := x.sortedMemKeys()
-	nb := make([]ref, 0, len(x.base)+len(keys))
 	live, liveBytes = x.live, x.liveBytes
 	i := 0
 	for _, k := range keys {
