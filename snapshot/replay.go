@@ -1,8 +1,8 @@
 package snapshot
 
 import (
+	"bytes"
 	"slices"
-	"strings"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
 )
@@ -82,7 +82,7 @@ func replay(img []byte) *replayed {
 		for _, ref := range byKey {
 			sorted = append(sorted, ref)
 		}
-		slices.SortFunc(sorted, func(a, b ref) int { return strings.Compare(string(x.ar.key(a)), string(x.ar.key(b))) })
+		slices.SortFunc(sorted, func(a, b ref) int { return bytes.Compare(x.ar.key(a), x.ar.key(b)) })
 	}
 	if cap(sorted) > len(sorted)+len(sorted)/8 {
 		sorted = slices.Clone(sorted) // drop append's slack: it would stay for the fold's life
