@@ -7,7 +7,7 @@
 //	err = fold.Apply(ctx, batch, cursor)   // data and cursor, one durable step
 //
 // [Log] is the default [kvcore.Fold]: an append-only PGSS v2 log on disk and
-// the whole fold in memory (in about 1.1× the bytes of its keys and values:
+// the whole fold in memory (in 1.1–1.3× the bytes of its keys and values:
 // entries live in large byte slabs indexed by a sorted array, with no Go
 // object per key). Folds larger than RAM use the Pebble backend in
 // snapshot/pebblefold, which passes the same conformance suite.

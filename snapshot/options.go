@@ -13,12 +13,15 @@ const (
 	// every [Writer.Checkpoint]). This is the default, and what a config
 	// agent needs: once Apply returns, the batch and its cursor survive a
 	// power loss, and a power loss can only damage the one batch being
-	// written at that moment (whose tail load then drops). Without it the
-	// kernel may write back a later page of the log before an earlier one;
-	// after a power cut the earlier page reads as zeros in front of
-	// CRC-valid data, a mid-file hole that load refuses (fail-stop), so a
-	// host that already ran hooks for a batch could come back unable to
-	// start.
+	// written at that moment, which load then drops as a torn tail. (A file
+	// system that persisted a later page of that single write before an
+	// earlier one could leave a zero hole inside it, which load refuses;
+	// that window is one write long.) Without it the kernel writes the
+	// log back whenever it likes, in any page order: after a power cut the
+	// file can hold zeros (pages of earlier batches never written back) in
+	// front of CRC-valid records of later ones, a mid-file hole that load
+	// refuses (fail-stop), so a host that already ran hooks for those
+	// batches could come back unable to start.
 	SyncCheckpoint SyncMode = iota
 	// SyncNone only flushes to the operating system, as the Rust crate does:
 	// a checkpoint survives a crash of the process, not of the machine.
