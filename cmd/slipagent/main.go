@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -13,18 +14,18 @@ import (
 
 func main() {
 	ctx, cancel := context.WithCancel(context.Background())
-	go cancelOnSignal(cancel)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go cancelOnSignal(sigs, cancel, os.Stderr, os.Exit)
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// cancelOnSignal cancels the root context on the first SIGINT or SIGTERM
-// (graceful shutdown) and exits at once on the second.
-func cancelOnSignal(cancel context.CancelFunc) {
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	s := <-sigs
-	cancel()
+// cancelOnSignal cancels the root context on the first signal (graceful
+// shutdown) and exits at once on the second.
+func cancelOnSignal(sigs <-chan os.Signal, cancel context.CancelFunc, stderr io.Writer, exit func(int)) {
 	<-sigs
-	fmt.Fprintf(os.Stderr, "slipagent: second %v, exiting now\n", s)
-	os.Exit(exitInterrupted)
+	cancel()
+	s := <-sigs
+	fmt.Fprintf(stderr, "slipagent: second %v, exiting now\n", s)
+	exit(exitInterrupted)
 }
