@@ -106,7 +106,7 @@ func encodeAll(d *benchdata.Data) [][]byte {
 	d.Batches(0, 0, func(batch []kvcore.Update, c kvcore.Cursor) error {
 		var buf []byte
 		for _, u := range batch {
-			buf = appendUpdate(buf, u)
+			buf = encodeRec(buf, u)
 		}
 		out = append(out, appendCursor(buf, c))
 		return nil
@@ -128,6 +128,10 @@ func fsyncedFile(b *testing.B, dir string) *os.File {
 func BenchmarkAppend(b *testing.B) {
 	d := benchdata.Get()
 	b.Run("ours", func(b *testing.B) {
+		updates := make([]kvcore.Update, len(d.Keys))
+		for i := range updates {
+			updates[i] = d.Update(i, 0, uint64(i+1))
+		}
 		var size int64
 		for range b.N {
 			p := filepath.Join(b.TempDir(), "append.snap")
@@ -135,10 +139,11 @@ func BenchmarkAppend(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			benchdata.Quiesce()
 			b.ResetTimer()
 			start := time.Now()
-			for i := range d.Keys {
-				if err := w.WriteUpdate(d.Update(i, 0, uint64(i+1))); err != nil {
+			for _, u := range updates {
+				if err := w.WriteUpdate(u); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -156,10 +161,11 @@ func BenchmarkAppend(b *testing.B) {
 	b.Run("baseline", func(b *testing.B) {
 		recs := make([][]byte, len(d.Keys))
 		for i := range d.Keys {
-			recs[i] = appendUpdate(nil, d.Update(i, 0, uint64(i+1)))
+			recs[i] = encodeRec(nil, d.Update(i, 0, uint64(i+1)))
 		}
 		for range b.N {
 			f := fsyncedFile(b, b.TempDir())
+			benchdata.Quiesce()
 			b.ResetTimer()
 			start := time.Now()
 			bw := bufio.NewWriterSize(f, 64<<10)
@@ -189,6 +195,7 @@ func BenchmarkApply(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			benchdata.Quiesce()
 			b.ResetTimer()
 			start := time.Now()
 			err = d.Batches(0, 0, func(batch []kvcore.Update, c kvcore.Cursor) error {
@@ -208,6 +215,7 @@ func BenchmarkApply(b *testing.B) {
 		batches := encodeAll(d)
 		for range b.N {
 			f := fsyncedFile(b, b.TempDir())
+			benchdata.Quiesce()
 			b.ResetTimer()
 			start := time.Now()
 			var n int64
@@ -241,6 +249,7 @@ func BenchmarkCheckpoint(b *testing.B) {
 				b.Fatal(err)
 			}
 			lat := make([]time.Duration, 0, rounds)
+			benchdata.Quiesce()
 			b.ResetTimer()
 			for r := range rounds {
 				batch := make([]kvcore.Update, per)
@@ -262,11 +271,12 @@ func BenchmarkCheckpoint(b *testing.B) {
 		for range b.N {
 			f := fsyncedFile(b, b.TempDir())
 			lat := make([]time.Duration, 0, rounds)
+			benchdata.Quiesce()
 			b.ResetTimer()
 			for r := range rounds {
 				var buf []byte
 				for j := range per {
-					buf = appendUpdate(buf, d.Update(r*per+j, 1, uint64(10_000_000+r*per+j)))
+					buf = encodeRec(buf, d.Update(r*per+j, 1, uint64(10_000_000+r*per+j)))
 				}
 				buf = appendCursor(buf, kvcore.RevisionCursor(uint64(r)))
 				start := time.Now()

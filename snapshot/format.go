@@ -43,7 +43,7 @@ const (
 var header = [headerLen]byte{'P', 'G', 'S', 'S', formatVersion, 0}
 
 // checkUpdate refuses what the writer must not write.
-func checkUpdate(u kvcore.Update) error {
+func checkUpdate(u *kvcore.Update) error {
 	if len(u.Key) > MaxKeyLen {
 		return fmt.Errorf("%w: key of %d bytes (max %d)", ErrTooLarge, len(u.Key), MaxKeyLen)
 	}
@@ -61,7 +61,7 @@ func checkUpdate(u kvcore.Update) error {
 }
 
 // updateRecordLen is the encoded size of u's record.
-func updateRecordLen(u kvcore.Update) int {
+func updateRecordLen(u *kvcore.Update) int {
 	if u.IsRemoval() {
 		return 8 + len(u.Key) + u.Version.Len()
 	}
@@ -70,7 +70,7 @@ func updateRecordLen(u kvcore.Update) int {
 
 // appendUpdate appends u's record (PUT, or DELETE for deletes and purges).
 // The caller has checked u with checkUpdate.
-func appendUpdate(dst []byte, u kvcore.Update) []byte {
+func appendUpdate(dst []byte, u *kvcore.Update) []byte {
 	start := len(dst)
 	dst = append(dst, 0, 0, 0, 0)
 	if u.IsRemoval() {
@@ -89,7 +89,7 @@ func appendUpdate(dst []byte, u kvcore.Update) []byte {
 
 // appendPutPayload appends a PUT payload: key_len | key | value_len | value | ver_len | version.
 // The in-memory arena stores entries in exactly this form.
-func appendPutPayload[K string | []byte](dst []byte, key K, value []byte, ver kvcore.Version) []byte {
+func appendPutPayload(dst []byte, key string, value []byte, ver kvcore.Version) []byte {
 	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(key)))
 	dst = append(dst, key...)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(value)))

@@ -30,7 +30,7 @@ func image(parts ...any) []byte {
 	for _, p := range parts {
 		switch p := p.(type) {
 		case kvcore.Update:
-			b = appendUpdate(b, p)
+			b = encodeRec(b, p)
 		case kvcore.Cursor:
 			b = appendCursor(b, p)
 		case []byte:
@@ -96,3 +96,6 @@ func assertFile(t testing.TB, p string, want []byte) {
 		t.Fatalf("file is\n%x\nwant\n%x", got, want)
 	}
 }
+
+// encodeRec appends u's record (appendUpdate takes a pointer).
+func encodeRec(dst []byte, u kvcore.Update) []byte { return appendUpdate(dst, &u) }

@@ -124,7 +124,7 @@ func rawRecord(body ...byte) []byte {
 }
 
 func TestLoadRules(t *testing.T) {
-	a1, b2, c3 := appendUpdate(nil, put("a", "1", 1)), appendUpdate(nil, put("b", "2", 2)), appendUpdate(nil, put("c", "3", 3))
+	a1, b2, c3 := encodeRec(nil, put("a", "1", 1)), encodeRec(nil, put("b", "2", 2)), encodeRec(nil, put("c", "3", 3))
 	cur1, cur2 := appendCursor(nil, cur(1)), appendCursor(nil, cur(2))
 	compact12 := image(put("a", "1", 1), put("b", "2", 2), cur(2))
 	hugeValue := func(crcOK bool) []byte { // PUT "k" declaring a 16 MiB + 1 value
@@ -249,7 +249,7 @@ func TestLoadRules(t *testing.T) {
 }
 
 func TestInspectReportsWithoutWriting(t *testing.T) {
-	a1, b2 := appendUpdate(nil, put("a", "1", 1)), appendUpdate(nil, put("b", "2", 2))
+	a1, b2 := encodeRec(nil, put("a", "1", 1)), encodeRec(nil, put("b", "2", 2))
 	img := image(a1, cur(1), put("a", "x", 2), del("b", 3), b2, cur(3), b2[:4])
 	p := writeTemp(t, img)
 	rep, err := Inspect(p)

@@ -116,8 +116,8 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	for _, u := range updates {
-		if err := checkUpdate(u); err != nil {
+	for i := range updates {
+		if err := checkUpdate(&updates[i]); err != nil {
 			return err
 		}
 	}
@@ -127,8 +127,8 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 		return err
 	}
 	buf := l.scratch[:0]
-	for _, u := range updates {
-		buf = appendUpdate(buf, u)
+	for i := range updates {
+		buf = appendUpdate(buf, &updates[i])
 	}
 	buf = appendCursor(buf, cursor)
 	if cap(buf) <= 1<<20 {

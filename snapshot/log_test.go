@@ -92,7 +92,7 @@ func TestLogTornHeaderIsRefused(t *testing.T) {
 }
 
 func TestLogOpenRefusesCorruptFileUntouched(t *testing.T) {
-	img := image(put("a", "1", 1), corruptCRC(appendUpdate(nil, put("b", "2", 2))), cur(2))
+	img := image(put("a", "1", 1), corruptCRC(encodeRec(nil, put("b", "2", 2))), cur(2))
 	p := writeTemp(t, img)
 	_, err := Open(p, Options{})
 	var fe *FormatError

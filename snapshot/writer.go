@@ -43,7 +43,7 @@ func OpenWriter(path string, opts Options) (*Writer, error) {
 		return nil, err
 	}
 	w.f, w.appended = f, size-headerLen
-	w.bw = bufio.NewWriterSize(fileWriter{&w.fs, f}, 64<<10)
+	w.bw = bufio.NewWriterSize(fileWriter{&w.fs, f}, 256<<10)
 	return w, nil
 }
 
@@ -110,14 +110,24 @@ func (w *Writer) WriteUpdate(u kvcore.Update) error {
 	if err := w.usable(); err != nil {
 		return err
 	}
-	if err := checkUpdate(u); err != nil {
+	if err := checkUpdate(&u); err != nil {
 		return err
 	}
-	w.scratch = appendUpdate(w.scratch[:0], u)
-	if _, err := w.bw.Write(w.scratch); err != nil {
+	// Encode straight into the buffer's free space when the record fits.
+	var (
+		rec []byte
+		err error
+	)
+	if rec = w.bw.AvailableBuffer(); cap(rec) >= updateRecordLen(&u) {
+		rec = appendUpdate(rec, &u)
+	} else {
+		w.scratch = appendUpdate(w.scratch[:0], &u)
+		rec = w.scratch
+	}
+	if _, err = w.bw.Write(rec); err != nil {
 		return w.fail(err)
 	}
-	w.appended += int64(len(w.scratch))
+	w.appended += int64(len(rec))
 	return nil
 }
 

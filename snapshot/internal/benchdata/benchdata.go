@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -120,6 +122,7 @@ func PeakRSS() int64 {
 // Timed runs fn with the benchmark timer running, fails the benchmark on
 // its error, and returns how long fn took.
 func Timed(b *testing.B, fn func() error) time.Duration {
+	Quiesce()
 	b.ResetTimer()
 	start := time.Now()
 	err := fn()
@@ -129,4 +132,11 @@ func Timed(b *testing.B, fn func() error) time.Duration {
 		b.Fatal(err)
 	}
 	return el
+}
+
+// Quiesce collects garbage and flushes every dirty page of the machine to
+// disk, so that a measurement does not pay for the work of the one before.
+func Quiesce() {
+	runtime.GC()
+	syscall.Sync()
 }
