@@ -57,6 +57,7 @@ func (k Kind) String() string {
 // offset (the start of the offending record, or of the header field). It
 // unwraps to [ErrInvalidFormat] or [ErrCorrupted].
 type FormatError struct {
+	Path   string // the file, when known
 	Kind   Kind
 	Offset int64
 	Reason string
@@ -64,10 +65,13 @@ type FormatError struct {
 
 func (e *FormatError) Error() string {
 	s := "snapshot: "
+	if e.Path != "" {
+		s += e.Path + ": "
+	}
 	if e.Kind == KindCorrupted {
-		s += "snapshot corrupted (CRC mismatch)"
+		s += "corrupted (CRC mismatch)"
 	} else {
-		s += "invalid snapshot format"
+		s += "invalid format"
 	}
 	s += " at offset " + strconv.FormatInt(e.Offset, 10)
 	if e.Reason != "" {

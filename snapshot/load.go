@@ -136,6 +136,7 @@ func Inspect(path string) (*Report, error) {
 		return nil, fmt.Errorf("snapshot: read %s: %w", path, err)
 	}
 	rep := inspect(img)
+	rep.setPath(path)
 	return rep, rep.Err
 }
 
@@ -144,6 +145,14 @@ func Inspect(path string) (*Report, error) {
 func Repair(path string) (*Report, error) {
 	fs := osFS()
 	return fs.load(path)
+}
+
+// setPath names the file in a refusal.
+func (r *Report) setPath(path string) {
+	var fe *FormatError
+	if errors.As(r.Err, &fe) {
+		fe.Path = path
+	}
 }
 
 func inspect(img []byte) *Report {
@@ -175,6 +184,7 @@ func (fs *fsys) load(path string) (*Report, error) {
 		return nil, fmt.Errorf("snapshot: load %s: %w", path, err)
 	}
 	rep := inspect(img)
+	rep.setPath(path)
 	if rep.Err != nil {
 		return rep, rep.Err
 	}

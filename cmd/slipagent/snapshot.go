@@ -86,8 +86,10 @@ func snapshotInspect(path string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "records:          %d put, %d delete, %d cursor\n", rep.Puts, rep.Deletes, rep.Cursors)
 	fmt.Fprintf(stdout, "keys:             %d\n", rep.Keys)
 	fmt.Fprintf(stdout, "cursor:           %s\n", cursorText(rep.Cursor))
-	fmt.Fprintf(stdout, "compacted size:   %d bytes (ratio %.2f)\n", rep.CompactedSize, rep.Ratio())
 	off, bad := rep.BadOffset()
+	if err == nil {
+		fmt.Fprintf(stdout, "compacted size:   %d bytes (ratio %.2f)\n", rep.CompactedSize, rep.Ratio())
+	}
 	switch {
 	case err != nil:
 		fmt.Fprintf(stdout, "first bad offset: %d (%v)\n", off, err)
