@@ -1,5 +1,0 @@
-package pebblefold
-
-import "log/slog"
-
-func nilLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
