@@ -1,0 +1,496 @@
+package snapshot
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+	"github.com/slipstreamkv/slipstream/snapshot/internal/benchdata"
+)
+
+// Benchmarks of the append log and the in-memory fold on the benchdata
+// workload (1M keys of 60 bytes, 200-byte values). Every ".../ours" has a
+// ".../baseline" doing the same physical I/O with plain buffered file I/O
+// (or, for memory, holding just the raw key and value bytes).
+
+var (
+	fixOnce sync.Once
+	fixDir  string
+	fixErr  error
+)
+
+// fixtures builds, once per process: compact.snap (the compacted fold of
+// the workload, keys sorted) and bloated.snap (the workload written three
+// times over in shuffled order with a checkpoint per batch, about 3x the
+// size).
+func fixtures(b *testing.B) string {
+	b.Helper()
+	fixOnce.Do(func() {
+		fixDir, fixErr = os.MkdirTemp("", "snapshot-bench-")
+		if fixErr != nil {
+			return
+		}
+		d := benchdata.Get()
+		w, err := OpenWriter(filepath.Join(fixDir, "bloated.snap"), Options{Sync: SyncNone, CompactThreshold: 1 << 62})
+		if err != nil {
+			fixErr = err
+			return
+		}
+		for r := range 3 {
+			fixErr = d.Batches(r, uint64(r*len(d.Keys)), func(batch []kvcore.Update, c kvcore.Cursor) error {
+				for _, u := range batch {
+					if err := w.WriteUpdate(u); err != nil {
+						return err
+					}
+				}
+				_, err := w.Checkpoint(c)
+				return err
+			})
+			if fixErr != nil {
+				return
+			}
+		}
+		w.Close()
+		img, err := os.ReadFile(filepath.Join(fixDir, "bloated.snap"))
+		if err != nil {
+			fixErr = err
+			return
+		}
+		rep := inspect(img)
+		x := rep.rep.idx
+		f, err := os.Create(filepath.Join(fixDir, "compact.snap"))
+		if err != nil {
+			fixErr = err
+			return
+		}
+		bw := bufio.NewWriterSize(f, 1<<20)
+		if _, fixErr = writeCompacted(bw, &x.ar, x.base, rep.Cursor, nil); fixErr == nil {
+			fixErr = bw.Flush()
+		}
+		f.Close()
+	})
+	if fixErr != nil {
+		b.Fatal(fixErr)
+	}
+	return fixDir
+}
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("SLIPSTREAM_MEM_CHILD"); mode != "" {
+		os.Exit(memoryChild(mode, os.Getenv("SLIPSTREAM_MEM_FILE")))
+	}
+	code := m.Run()
+	if fixDir != "" {
+		os.RemoveAll(fixDir)
+	}
+	os.Exit(code)
+}
+
+func reportRate(b *testing.B, bytes int64, d time.Duration) {
+	b.ReportMetric(float64(bytes)/1e6/d.Seconds(), "MB/s")
+}
+
+// encodeAll returns the record bytes of round 0 in delivery order, one slice per batch (cursor last).
+func encodeAll(d *benchdata.Data) [][]byte {
+	var out [][]byte
+	d.Batches(0, 0, func(batch []kvcore.Update, c kvcore.Cursor) error {
+		var buf []byte
+		for _, u := range batch {
+			buf = encodeRec(buf, u)
+		}
+		out = append(out, appendCursor(buf, c))
+		return nil
+	})
+	return out
+}
+
+func fsyncedFile(b *testing.B, dir string) *os.File {
+	f, err := os.OpenFile(filepath.Join(dir, "baseline.bin"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return f
+}
+
+// BenchmarkAppend: the Writer appends every update of the workload with
+// one checkpoint (one fsync) at the end; the baseline writes the same
+// record bytes through a bufio.Writer and fsyncs.
+func BenchmarkAppend(b *testing.B) {
+	d := benchdata.Get()
+	b.Run("ours", func(b *testing.B) {
+		updates := make([]kvcore.Update, len(d.Keys))
+		for i := range updates {
+			updates[i] = d.Update(i, 0, uint64(i+1))
+		}
+		var size int64
+		for range b.N {
+			p := filepath.Join(b.TempDir(), "append.snap")
+			w, err := OpenWriter(p, Options{CompactThreshold: 1 << 62})
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchdata.Quiesce()
+			b.ResetTimer()
+			start := time.Now()
+			for _, u := range updates {
+				if err := w.WriteUpdate(u); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if _, err := w.Checkpoint(kvcore.RevisionCursor(uint64(len(d.Keys)))); err != nil {
+				b.Fatal(err)
+			}
+			el := time.Since(start)
+			b.StopTimer()
+			w.Close()
+			fi, _ := os.Stat(p)
+			size = fi.Size()
+			reportRate(b, size, el)
+		}
+	})
+	b.Run("baseline", func(b *testing.B) {
+		recs := make([][]byte, len(d.Keys))
+		for i := range d.Keys {
+			recs[i] = encodeRec(nil, d.Update(i, 0, uint64(i+1)))
+		}
+		for range b.N {
+			f := fsyncedFile(b, b.TempDir())
+			benchdata.Quiesce()
+			b.ResetTimer()
+			start := time.Now()
+			bw := bufio.NewWriterSize(f, 64<<10)
+			var n int64
+			for _, r := range recs {
+				bw.Write(r)
+				n += int64(len(r))
+			}
+			bw.Flush()
+			f.Sync()
+			el := time.Since(start)
+			b.StopTimer()
+			f.Close()
+			reportRate(b, n, el)
+		}
+	})
+}
+
+// BenchmarkApply: a Log hydrated through Apply in batches of 1024 (write,
+// fsync, index every update in memory); the baseline writes and fsyncs the
+// same bytes per batch.
+func BenchmarkApply(b *testing.B) {
+	d := benchdata.Get()
+	b.Run("ours", func(b *testing.B) {
+		for range b.N {
+			l, err := Open(filepath.Join(b.TempDir(), "apply.snap"), Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchdata.Quiesce()
+			b.ResetTimer()
+			start := time.Now()
+			err = d.Batches(0, 0, func(batch []kvcore.Update, c kvcore.Cursor) error {
+				return l.Apply(context.Background(), batch, c)
+			})
+			el := time.Since(start)
+			b.StopTimer()
+			if err != nil {
+				b.Fatal(err)
+			}
+			reportRate(b, l.Stats().FileSize, el)
+			b.ReportMetric(float64(len(d.Keys))/el.Seconds(), "keys/s")
+			l.Close()
+		}
+	})
+	b.Run("baseline", func(b *testing.B) {
+		batches := encodeAll(d)
+		for range b.N {
+			f := fsyncedFile(b, b.TempDir())
+			benchdata.Quiesce()
+			b.ResetTimer()
+			start := time.Now()
+			var n int64
+			for _, batch := range batches {
+				f.Write(batch)
+				f.Sync()
+				n += int64(len(batch))
+			}
+			el := time.Since(start)
+			b.StopTimer()
+			f.Close()
+			reportRate(b, n, el)
+			b.ReportMetric(float64(len(d.Keys))/el.Seconds(), "keys/s")
+		}
+	})
+}
+
+// BenchmarkCheckpoint: latency of Apply for a 16-update batch (write and
+// fsync) on a log holding the whole workload; the baseline writes and
+// fsyncs the same bytes.
+func BenchmarkCheckpoint(b *testing.B) {
+	const rounds, per = 300, 16
+	d := benchdata.Get()
+	dir := fixtures(b)
+	b.Run("ours", func(b *testing.B) {
+		for range b.N {
+			p := filepath.Join(b.TempDir(), "fold.snap")
+			copyFile(b, filepath.Join(dir, "compact.snap"), p)
+			l, err := Open(p, Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			lat := make([]time.Duration, 0, rounds)
+			benchdata.Quiesce()
+			b.ResetTimer()
+			for r := range rounds {
+				batch := make([]kvcore.Update, per)
+				for j := range batch {
+					batch[j] = d.Update(r*per+j, 1, uint64(10_000_000+r*per+j))
+				}
+				start := time.Now()
+				if err := l.Apply(context.Background(), batch, kvcore.RevisionCursor(uint64(10_000_000+r*per+per))); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			b.StopTimer()
+			l.Close()
+			benchdata.ReportPercentiles(b, lat)
+		}
+	})
+	b.Run("baseline", func(b *testing.B) {
+		for range b.N {
+			f := fsyncedFile(b, b.TempDir())
+			lat := make([]time.Duration, 0, rounds)
+			benchdata.Quiesce()
+			b.ResetTimer()
+			for r := range rounds {
+				var buf []byte
+				for j := range per {
+					buf = encodeRec(buf, d.Update(r*per+j, 1, uint64(10_000_000+r*per+j)))
+				}
+				buf = appendCursor(buf, kvcore.RevisionCursor(uint64(r)))
+				start := time.Now()
+				f.Write(buf)
+				f.Sync()
+				lat = append(lat, time.Since(start))
+			}
+			b.StopTimer()
+			f.Close()
+			benchdata.ReportPercentiles(b, lat)
+		}
+	})
+}
+
+func copyFile(b *testing.B, from, to string) {
+	in, err := os.Open(from)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(to)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		b.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkLoadCompacted: Open of the compacted workload (read, check every
+// CRC, index); the baseline reads the same file into memory.
+func BenchmarkLoadCompacted(b *testing.B) {
+	p := filepath.Join(fixtures(b), "compact.snap")
+	os.ReadFile(p) // warm the page cache for both
+	b.Run("ours", func(b *testing.B) {
+		for range b.N {
+			runtime.GC()
+			el := benchdata.Timed(b, func() error { return openAndClose(p) })
+			b.ReportMetric(float64(el.Nanoseconds()), "load-ns")
+		}
+	})
+	b.Run("baseline", func(b *testing.B) {
+		for range b.N {
+			runtime.GC()
+			el := benchdata.Timed(b, func() error { _, err := os.ReadFile(p); return err })
+			b.ReportMetric(float64(el.Nanoseconds()), "load-ns")
+		}
+	})
+}
+
+func openAndClose(p string) error {
+	l, err := Open(p, Options{})
+	if err != nil {
+		return err
+	}
+	return l.Close()
+}
+
+// writeSynced writes n bytes of buf (repeated) into a new file in dir
+// through a 1 MiB bufio.Writer, fsyncs it and renames it to name: the
+// physical work of writing a compacted file.
+func writeSynced(dir, name string, buf []byte, n int64) error {
+	f, err := os.Create(filepath.Join(dir, "baseline.tmp"))
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	for left := n; left > 0; left -= min(int64(len(buf)), left) {
+		bw.Write(buf[:min(int64(len(buf)), left)])
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	f.Close()
+	return os.Rename(f.Name(), filepath.Join(dir, name))
+}
+
+// BenchmarkLoadBloated: Open of the 3x-bloated log, which replays it and
+// rewrites it compacted (fsync, rename, directory fsync); the baseline reads
+// the same file and writes, fsyncs and renames as many bytes as the
+// compacted file has.
+func BenchmarkLoadBloated(b *testing.B) {
+	dir := fixtures(b)
+	src := filepath.Join(dir, "bloated.snap")
+	compacted, err := os.ReadFile(filepath.Join(dir, "compact.snap"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mode := range []string{"ours", "baseline"} {
+		b.Run(mode, func(b *testing.B) {
+			for range b.N {
+				tmp := b.TempDir()
+				p := filepath.Join(tmp, "fold.snap")
+				copyFile(b, src, p)
+				os.ReadFile(p)
+				runtime.GC()
+				el := benchdata.Timed(b, func() error {
+					if mode == "ours" {
+						return openAndClose(p)
+					}
+					if _, err := os.ReadFile(p); err != nil {
+						return err
+					}
+					return writeSynced(tmp, "fold.snap", compacted, int64(len(compacted)))
+				})
+				b.ReportMetric(float64(el.Nanoseconds()), "load-ns")
+			}
+		})
+	}
+}
+
+// BenchmarkCompact: Log.Compact of the whole fold (write the sorted image,
+// fsync, copy the tail, rename, directory fsync); the baseline writes,
+// fsyncs and renames as many bytes.
+func BenchmarkCompact(b *testing.B) {
+	src := filepath.Join(fixtures(b), "compact.snap")
+	compacted, err := os.ReadFile(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("ours", func(b *testing.B) {
+		for range b.N {
+			p := filepath.Join(b.TempDir(), "fold.snap")
+			copyFile(b, src, p)
+			l, err := Open(p, Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			el := benchdata.Timed(b, l.Compact)
+			l.Close()
+			b.ReportMetric(float64(el.Nanoseconds()), "compact-ns")
+		}
+	})
+	b.Run("baseline", func(b *testing.B) {
+		for range b.N {
+			tmp := b.TempDir()
+			el := benchdata.Timed(b, func() error { return writeSynced(tmp, "fold.snap", compacted, int64(len(compacted))) })
+			b.ReportMetric(float64(el.Nanoseconds()), "compact-ns")
+		}
+	})
+}
+
+// BenchmarkMemory: peak RSS and live heap of a process holding the fold
+// (loaded from the compacted file, then 100 batches of overwrites applied);
+// the baseline process holds the raw key and value bytes in one slab.
+// Each side runs in its own child process so that peaks do not mix.
+func BenchmarkMemory(b *testing.B) {
+	p := filepath.Join(fixtures(b), "compact.snap")
+	for _, mode := range []string{"ours", "baseline"} {
+		b.Run(mode, func(b *testing.B) {
+			for range b.N {
+				work := filepath.Join(b.TempDir(), "fold.snap")
+				copyFile(b, p, work)
+				cmd := exec.Command(os.Args[0], "-test.run=^$")
+				cmd.Env = append(os.Environ(), "SLIPSTREAM_MEM_CHILD="+mode, "SLIPSTREAM_MEM_FILE="+work)
+				out, err := cmd.CombinedOutput()
+				if err != nil {
+					b.Fatalf("child: %v\n%s", err, out)
+				}
+				var heap, rss float64
+				if _, err := fmt.Sscanf(strings.TrimSpace(string(out)), "heap=%g rss=%g", &heap, &rss); err != nil {
+					b.Fatalf("child said %q: %v", out, err)
+				}
+				b.ReportMetric(heap, "heap-B")
+				b.ReportMetric(rss, "peak-rss-B")
+				b.ReportMetric(float64(benchdata.Get().RawBytes()), "raw-B")
+			}
+		})
+	}
+}
+
+// memoryChild runs in a child process of BenchmarkMemory.
+func memoryChild(mode, path string) int {
+	d := benchdata.Get()
+	runtime.GC() // start both sides from the workload alone
+	var keep any
+	switch mode {
+	case "ours":
+		l, err := Open(path, Options{})
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		for r := range 100 {
+			batch := make([]kvcore.Update, benchdata.BatchSize)
+			for j := range batch {
+				i := (r*benchdata.BatchSize + j) % len(d.Keys)
+				batch[j] = d.Update(i, 1, uint64(10_000_000+r*benchdata.BatchSize+j))
+			}
+			if err := l.Apply(context.Background(), batch, kvcore.RevisionCursor(uint64(10_000_000+r))); err != nil {
+				fmt.Println(err)
+				return 1
+			}
+		}
+		keep = l
+	case "baseline":
+		slab := make([]byte, 0, d.RawBytes())
+		for i, k := range d.Keys {
+			slab = append(slab, k...)
+			slab = append(slab, d.Value(i, 0)...)
+		}
+		keep = slab
+	}
+	d.Keys = nil // the workload's own keys are not part of either side
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Printf("heap=%d rss=%d\n", ms.HeapInuse, benchdata.PeakRSS())
+	runtime.KeepAlive(keep)
+	return 0
+}

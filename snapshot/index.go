@@ -1,0 +1,291 @@
+package snapshot
+
+import (
+	"encoding/binary"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+)
+
+// The in-memory fold is built for a million keys in little more memory than
+// their bytes, with no per-key Go object:
+//
+//   - an arena of large byte chunks holds each entry in its PUT-payload form
+//     (key_len | key | value_len | value | ver_len | version), so a file image
+//     read at load time is itself an arena chunk and a compacted file loads
+//     without copying;
+//   - base is a sorted slice of references into the arena (8 bytes per key);
+//   - mem holds the changes since base was last rebuilt (a put's reference,
+//     or tombstone for a delete) and is merged into base once it grows past
+//     a small bound, so lookups are a map probe plus a binary search.
+//
+// Arena bytes are never modified once written; replaced entries stay as
+// garbage until the next compaction rebuilds the arena. An index is not safe
+// for concurrent use; the fold guards it with a lock.
+
+// ref locates an entry in the arena: chunk number << 40 | byte offset.
+type ref uint64
+
+const (
+	refOffBits = 40
+	tombstone  = ref(1<<64 - 1)
+	chunkSize  = 4 << 20
+)
+
+func mkref(chunk, off int) ref { return ref(uint64(chunk)<<refOffBits | uint64(off)) }
+
+type arena struct {
+	chunks [][]byte
+	sealed bool // the last chunk takes no more entries
+}
+
+// alloc reserves n bytes and returns their reference and the slice to fill.
+func (a *arena) alloc(n int) (ref, []byte) {
+	last := len(a.chunks) - 1
+	if a.sealed || last < 0 || cap(a.chunks[last])-len(a.chunks[last]) < n {
+		a.chunks = append(a.chunks, make([]byte, 0, max(chunkSize, n)))
+		a.sealed = false
+		last++
+	}
+	c := a.chunks[last]
+	off := len(c)
+	a.chunks[last] = c[:off+n]
+	return mkref(last, off), a.chunks[last][off : off+n : off+n]
+}
+
+// payload returns the entry at r, from its key_len to its end.
+func (a *arena) payload(r ref) []byte {
+	c := a.chunks[r>>refOffBits]
+	off := int(r & (1<<refOffBits - 1))
+	return c[off : off+payloadLen(c[off:])]
+}
+
+// key returns the key bytes of the entry at r.
+func (a *arena) key(r ref) []byte {
+	c := a.chunks[r>>refOffBits]
+	off := int(r & (1<<refOffBits - 1))
+	klen := int(binary.LittleEndian.Uint16(c[off:]))
+	return c[off+2 : off+2+klen]
+}
+
+// payloadLen is the length of the PUT payload at the start of p.
+func payloadLen(p []byte) int {
+	klen := int(binary.LittleEndian.Uint16(p))
+	vlen := int(binary.LittleEndian.Uint32(p[2+klen:]))
+	return 7 + klen + vlen + int(p[6+klen+vlen])
+}
+
+// payloadEntry decodes a PUT payload into an Entry that owns its bytes.
+func payloadEntry(p []byte) kvcore.Entry {
+	klen := int(binary.LittleEndian.Uint16(p))
+	vlen := int(binary.LittleEndian.Uint32(p[2+klen:]))
+	vat := 6 + klen
+	ver, _ := kvcore.VersionFromBytes(p[vat+vlen+1 : vat+vlen+1+int(p[vat+vlen])])
+	return kvcore.Entry{Key: string(p[2 : 2+klen]), Value: append([]byte{}, p[vat:vat+vlen]...), Version: ver}
+}
+
+// compareKey orders arena key bytes against a string key without allocating.
+func compareKey(b []byte, k string) int {
+	if string(b) < k {
+		return -1
+	}
+	if string(b) == k {
+		return 0
+	}
+	return 1
+}
+
+type index struct {
+	ar        arena
+	base      []ref          // sorted by key
+	spare     []ref          // the previous base, reused by the next merge
+	mem       map[string]ref // changes since base: a reference, or tombstone
+	memKeys   []string       // sorted keys of mem; nil when stale
+	live      int            // live keys in base (see count)
+	liveBytes int64          // payload bytes of base's entries
+}
+
+func newIndex() *index { return &index{mem: map[string]ref{}} }
+
+// searchBase returns the position of the first base key >= k.
+func (x *index) searchBase(base []ref, k string) int {
+	return sort.Search(len(base), func(i int) bool { return compareKey(x.ar.key(base[i]), k) >= 0 })
+}
+
+func (x *index) lookup(k string) (ref, bool) {
+	if r, ok := x.mem[k]; ok {
+		return r, r != tombstone
+	}
+	i := x.searchBase(x.base, k)
+	if i < len(x.base) && string(x.ar.key(x.base[i])) == k {
+		return x.base[i], true
+	}
+	return 0, false
+}
+
+func (x *index) get(k string) (kvcore.Entry, bool) {
+	r, ok := x.lookup(k)
+	if !ok {
+		return kvcore.Entry{}, false
+	}
+	return payloadEntry(x.ar.payload(r)), true
+}
+
+// apply folds one update into the index, copying its bytes into the arena.
+// It does not look the key up: whether a put replaces a live key or a
+// delete removes one is settled when mem is merged (live and liveBytes
+// count base only).
+func (x *index) apply(u kvcore.Update) {
+	if _, inMem := x.mem[u.Key]; !inMem {
+		x.memKeys = nil
+	}
+	if u.IsRemoval() {
+		x.mem[u.Key] = tombstone
+		return
+	}
+	r, dst := x.ar.alloc(7 + len(u.Key) + len(u.Value) + u.Version.Len())
+	appendPutPayload(dst[:0], u.Key, u.Value, u.Version)
+	x.mem[u.Key] = r
+}
+
+// count is the number of live keys, mem included: O(len(mem) log n).
+func (x *index) count() int {
+	n := x.live
+	for k, r := range x.mem {
+		i := x.searchBase(x.base, k)
+		inBase := i < len(x.base) && string(x.ar.key(x.base[i])) == k
+		switch {
+		case inBase && r == tombstone:
+			n--
+		case !inBase && r != tombstone:
+			n++
+		}
+	}
+	return n
+}
+
+// mergeThreshold is how many changes mem holds before they are merged into base.
+func (x *index) mergeThreshold() int { return max(4096, len(x.base)>>8) }
+
+// merge folds mem into base, settling live and liveBytes. The new base is
+// built in the slice the previous merge left over (spare), so that a large
+// fold does not allocate a base-sized slice per merge: no one else holds an
+// old base once the lock is released (Range re-seeks by key, a compaction
+// job keeps its own copy and blocks merges while it runs).
+func (x *index) merge() {
+	if len(x.mem) == 0 {
+		return
+	}
+	nb := x.spare[:0]
+	if need := len(x.base) + len(x.mem); cap(nb) < need {
+		nb = make([]ref, 0, need+need/8)
+	}
+	old := x.base
+	x.base, x.live, x.liveBytes = x.mergeInto(nb)
+	x.spare = old[:0]
+	x.mem = make(map[string]ref)
+	x.memKeys = nil
+}
+
+// merged returns the sorted references of every live entry (base with mem
+// applied), their number and payload bytes, without changing the index.
+func (x *index) merged() (refs []ref, live int, liveBytes int64) {
+	if len(x.mem) == 0 {
+		return x.base, x.live, x.liveBytes
+	}
+	return x.mergeInto(make([]ref, 0, len(x.base)+len(x.mem)))
+}
+
+// mergeInto appends base with mem applied to nb.
+func (x *index) mergeInto(nb []ref) (refs []ref, live int, liveBytes int64) {
+	keys := x.sortedMemKeys()
+	live, liveBytes = x.live, x.liveBytes
+	i := 0
+	for _, k := range keys {
+		j := i + x.searchBase(x.base[i:], k)
+		nb = append(nb, x.base[i:j]...)
+		i = j
+		if i < len(x.base) && string(x.ar.key(x.base[i])) == k {
+			live--
+			liveBytes -= int64(len(x.ar.payload(x.base[i])))
+			i++ // shadowed by mem
+		}
+		if r := x.mem[k]; r != tombstone {
+			nb = append(nb, r)
+			live++
+			liveBytes += int64(len(x.ar.payload(r)))
+		}
+	}
+	return append(nb, x.base[i:]...), live, liveBytes
+}
+
+// sortedMemKeys returns mem's keys in order, rebuilding the cached list when
+// a change made it stale. It mutates the index: call it with the write lock.
+func (x *index) sortedMemKeys() []string {
+	if x.memKeys == nil {
+		x.memKeys = make([]string, 0, len(x.mem))
+		for k := range x.mem {
+			x.memKeys = append(x.memKeys, k)
+		}
+		slices.Sort(x.memKeys)
+	}
+	return x.memKeys
+}
+
+// page appends to dst up to n live entries whose keys start with prefix,
+// beginning after the key after (or at the first key under prefix when
+// first is set). It reports whether more entries under prefix follow.
+func (x *index) page(dst []kvcore.Entry, prefix, after string, first bool, n int) ([]kvcore.Entry, bool) {
+	from := prefix
+	if !first && after > prefix {
+		from = after
+	}
+	keys := x.memKeys // the caller keeps it current (sortedMemKeys)
+	bi := x.searchBase(x.base, from)
+	mi, _ := slices.BinarySearch(keys, from)
+	for {
+		var r ref
+		haveB, haveM := bi < len(x.base), mi < len(keys)
+		var bk []byte
+		if haveB {
+			bk = x.ar.key(x.base[bi])
+		}
+		switch {
+		case !haveB && !haveM:
+			return dst, false
+		case haveM && (!haveB || compareKey(bk, keys[mi]) >= 0):
+			k := keys[mi]
+			if haveB && string(bk) == k {
+				bi++ // shadowed by mem
+			}
+			r = x.mem[k]
+			mi++
+			if !strings.HasPrefix(k, prefix) {
+				return dst, false
+			}
+			if r == tombstone || (!first && k == after) {
+				continue
+			}
+			if len(dst) == n {
+				return dst, true
+			}
+			dst = append(dst, payloadEntry(x.ar.payload(r)))
+			continue
+		default:
+			r = x.base[bi]
+			bi++
+		}
+		if len(bk) < len(prefix) || string(bk[:len(prefix)]) != prefix {
+			return dst, false
+		}
+		if !first && string(bk) == after {
+			continue
+		}
+		if len(dst) == n {
+			return dst, true
+		}
+		dst = append(dst, payloadEntry(x.ar.payload(r)))
+	}
+}

@@ -1,0 +1,124 @@
+package artifact
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"lukechampine.com/blake3"
+)
+
+// SyncDir fsyncs a directory so that renames and creations in it are durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// checkAvailable accepts an absent destination or an empty directory.
+func checkAvailable(dest string) error {
+	fi, err := os.Lstat(dest)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return invalidf("destination %s already exists", dest)
+	}
+	ents, err := os.ReadDir(dest)
+	if err != nil {
+		return err
+	}
+	if len(ents) > 0 {
+		return invalidf("destination %s exists and is not empty", dest)
+	}
+	return nil
+}
+
+// parentOf returns the absolute parent directory of dest.
+func parentOf(dest string) (abs, parent string, err error) {
+	abs, err = filepath.Abs(dest)
+	if err != nil {
+		return "", "", err
+	}
+	parent = filepath.Dir(abs)
+	if parent == abs {
+		return "", "", invalidf("destination %s has no parent directory", dest)
+	}
+	return abs, parent, nil
+}
+
+// listPayload returns the "/"-separated paths (prefixed "data/") of the
+// regular files under root/data, refusing any other kind of file, and the
+// directories it walked.
+func listPayload(root string) (files, dirs []string, err error) {
+	dataDir := filepath.Join(root, DataDir)
+	err = filepath.WalkDir(dataDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p == dataDir && errors.Is(err, fs.ErrNotExist) {
+				return filepath.SkipDir
+			}
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		rel = filepath.ToSlash(rel)
+		switch {
+		case d.IsDir():
+			dirs = append(dirs, p)
+		case d.Type().IsRegular():
+			files = append(files, rel)
+		default:
+			return invalidf("payload contains a non-regular file: %s", rel)
+		}
+		return nil
+	})
+	return files, dirs, err
+}
+
+// hashFile returns the size and BLAKE3-256 hex digest of r's bytes, copying
+// them to w when w is not nil.
+func hashFile(r io.Reader, w io.Writer) (int64, string, error) {
+	h := blake3.New(32, nil)
+	dst := io.Writer(h)
+	if w != nil {
+		dst = io.MultiWriter(h, w)
+	}
+	n, err := io.CopyBuffer(dst, r, make([]byte, 1<<20))
+	if err != nil {
+		return n, "", err
+	}
+	return n, fmt.Sprintf("%x", h.Sum(nil)), nil
+}
+
+// writeFileSync writes b to path through a temporary file: write, fsync, rename.
+func writeFileSync(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}

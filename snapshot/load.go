@@ -1,0 +1,214 @@
+package snapshot
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+)
+
+// Snapshot is the content of a snapshot file: the state and the cursor it is
+// valid at. Entries may include updates written after the cursor (data ahead
+// of the cursor is kept: re-folding them is idempotent).
+type Snapshot struct {
+	Cursor  kvcore.Cursor
+	Entries []kvcore.Entry // ascending byte order of keys
+}
+
+// StaleKeys returns the snapshot's keys that are not in current, sorted.
+func (s *Snapshot) StaleKeys(current map[string]struct{}) []string {
+	var stale []string
+	for _, e := range s.Entries {
+		if _, ok := current[e.Key]; !ok {
+			stale = append(stale, e.Key)
+		}
+	}
+	return stale
+}
+
+// Action is what loading does to a file.
+type Action uint8
+
+// Actions of [Load] and [Repair].
+const (
+	// ActionNone leaves the file as it is (already compact, or refused).
+	ActionNone Action = iota
+	// ActionCompact rewrites it in compacted form (sorted puts, one cursor),
+	// dropping overwritten and deleted records, stale cursors and a torn tail.
+	ActionCompact
+	// ActionReset rewrites a file that holds no entries and no cursor to the
+	// bare 6-byte header, so later appends do not land after junk.
+	ActionReset
+)
+
+// String returns "none", "compact" or "reset".
+func (a Action) String() string {
+	switch a {
+	case ActionNone:
+		return "none"
+	case ActionCompact:
+		return "compact"
+	case ActionReset:
+		return "reset"
+	}
+	return "action(" + strconv.Itoa(int(a)) + ")"
+}
+
+// Report describes a snapshot file: what reading it found and what loading
+// does (or, from [Repair], did) to it.
+type Report struct {
+	Size          int64         // bytes in the file
+	Puts          int           // PUT records read
+	Deletes       int           // DELETE records read
+	Cursors       int           // CURSOR records read
+	Keys          int           // live keys
+	Cursor        kvcore.Cursor // the last cursor record
+	ValidEnd      int64         // where reading stopped: Size for a clean file
+	TornTail      bool          // a torn record or zero slack follows ValidEnd and is dropped
+	CompactedSize int64         // size of the compacted form
+	Action        Action
+	// Err is the [*FormatError] of a refused file: loading it fails and
+	// leaves it untouched. The counts above cover the records before it.
+	Err error
+
+	rep *replayed
+}
+
+// BadOffset is the first offset not kept by a load: the refused record, or
+// the start of a torn tail. ok is false for a clean file.
+func (r *Report) BadOffset() (off int64, ok bool) {
+	var fe *FormatError
+	if errors.As(r.Err, &fe) {
+		return fe.Offset, true
+	}
+	return r.ValidEnd, r.TornTail
+}
+
+// Ratio is the file size over its compacted size (1 for a compact file).
+func (r *Report) Ratio() float64 {
+	if r.CompactedSize == 0 {
+		return 1
+	}
+	return float64(r.Size) / float64(r.CompactedSize)
+}
+
+// Snapshot returns the file's content, or nil when it holds no usable
+// snapshot (no entries and a none cursor) or was refused.
+func (r *Report) Snapshot() *Snapshot {
+	if r.rep == nil || r.Err != nil || r.rep.empty() {
+		return nil
+	}
+	s := &Snapshot{Cursor: r.rep.cursor}
+	x := r.rep.idx
+	x.sortedMemKeys()
+	s.Entries, _ = x.page(make([]kvcore.Entry, 0, x.live), "", "", true, x.live)
+	return s
+}
+
+// Load reads the snapshot file at path exactly as the Rust crate does
+// (upstream spec §6.3–§6.5). It returns nil, nil when the file does not exist
+// or holds no usable snapshot. A dirty file (redundant records, stale cursor
+// records, a torn tail, zero slack) is rewritten in compacted form, and an
+// empty one to the bare header, atomically (temporary file, fsync, rename,
+// directory fsync). A file that is refused, with a [*FormatError] wrapping
+// [ErrInvalidFormat] or [ErrCorrupted], is left untouched.
+func Load(path string) (*Snapshot, error) {
+	rep, err := Repair(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return rep.Snapshot(), nil
+}
+
+// Inspect reads the file at path without modifying it. A refused file gives
+// both the report (with Err set) and the error.
+func Inspect(path string) (*Report, error) {
+	img, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: read %s: %w", path, err)
+	}
+	rep := inspect(img)
+	rep.setPath(path)
+	return rep, rep.Err
+}
+
+// Repair does to the file at path exactly what loading does and reports it.
+// A missing file gives an error wrapping fs.ErrNotExist.
+func Repair(path string) (*Report, error) {
+	fs := osFS()
+	return fs.load(path)
+}
+
+// setPath names the file in a refusal.
+func (r *Report) setPath(path string) {
+	var fe *FormatError
+	if errors.As(r.Err, &fe) {
+		fe.Path = path
+	}
+}
+
+func inspect(img []byte) *Report {
+	res := replay(img)
+	rep := &Report{Size: int64(len(img)), Puts: res.puts, Deletes: res.deletes, Cursors: res.cursors,
+		Keys: res.idx.live, Cursor: res.cursor, ValidEnd: int64(res.end), TornTail: res.torn,
+		CompactedSize: compactedSize(res.idx.liveBytes, res.idx.live, res.cursor), rep: res}
+	if res.err != nil {
+		rep.Err = res.err
+		return rep
+	}
+	switch {
+	case res.empty():
+		rep.CompactedSize = headerLen
+		if len(img) > headerLen {
+			rep.Action = ActionReset
+		}
+	case !res.compact():
+		rep.Action = ActionCompact
+	}
+	return rep
+}
+
+// load reads, replays and, as the report says, rewrites the file. After a
+// rewrite the report's index lives in a fresh arena, not in the file image.
+func (fs *fsys) load(path string) (*Report, error) {
+	img, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: load %s: %w", path, err)
+	}
+	rep := inspect(img)
+	rep.setPath(path)
+	if rep.Err != nil {
+		return rep, rep.Err
+	}
+	switch rep.Action {
+	case ActionReset:
+		err = fs.replaceFile(path, headerLen, func(w io.Writer) error {
+			_, err := w.Write(header[:])
+			return err
+		})
+		rep.rep.idx = newIndex()
+	case ActionCompact:
+		x := rep.rep.idx
+		fresh := &arena{}
+		var base []ref
+		err = fs.replaceFile(path, rep.CompactedSize, func(w io.Writer) error {
+			base, err = writeCompacted(w, &x.ar, x.base, rep.rep.cursor, fresh)
+			return err
+		})
+		if err == nil {
+			x.ar, x.base = *fresh, slices.Clip(base)
+		}
+	}
+	if err != nil {
+		return rep, fmt.Errorf("snapshot: rewrite %s: %w", path, err)
+	}
+	return rep, nil
+}

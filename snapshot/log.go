@@ -1,0 +1,281 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"slices"
+	"sync"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+)
+
+// Log is the default fold store: the PGSS append log on disk and the whole
+// fold in memory. It implements [kvcore.Fold].
+//
+// Apply appends the batch and its cursor in one write (data before cursor,
+// so a torn write leaves data ahead of the cursor, never the reverse) and,
+// in the default [SyncCheckpoint] mode, fsyncs before returning. When enough
+// has been appended, a background goroutine compacts the log: it writes the
+// sorted fold into a temporary file beside it without holding the lock,
+// then briefly takes the lock to copy the records appended meanwhile, fsync,
+// rename over the log and fsync the directory. Appends continue on the new
+// file, never on the replaced one.
+//
+// Get, Range and Cursor are safe for concurrent use with each other and with
+// Apply. Apply, Export, Compact and Close must not be called concurrently
+// with each other.
+type Log struct {
+	path string
+	opts Options
+	fs   fsys
+
+	mu          sync.RWMutex
+	idx         *index
+	cursor      kvcore.Cursor
+	f           *os.File // the log, written at explicit offsets
+	size        int64    // bytes in the log
+	appended    int64    // bytes appended since the last compaction
+	due         int64    // appended bytes at which compaction is due
+	scratch     []byte
+	err         error // sticky: the file may hold a write we could not undo
+	closed      bool
+	job         *compactJob // the running compaction, if any
+	compactions int
+	wg          sync.WaitGroup
+}
+
+var _ kvcore.Fold = (*Log)(nil)
+
+// Open loads the fold stored at path (compacting a dirty file as [Load]
+// does) and opens it for appending, creating it when it does not exist. The
+// fold's [Log.Cursor] is the resume cursor: none for a new fold. A file that
+// load refuses is an error wrapping [ErrInvalidFormat] or [ErrCorrupted] and
+// is left untouched.
+func Open(path string, opts Options) (*Log, error) {
+	l := &Log{path: path, opts: opts.withDefaults(), fs: osFS()}
+	return l, l.open()
+}
+
+func (l *Log) open() error {
+	removeTemps(l.path)
+	rep, err := l.fs.load(l.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		l.idx = newIndex()
+	case err != nil:
+		return err
+	default:
+		l.idx = rep.rep.idx
+		if !rep.rep.empty() {
+			l.cursor = rep.rep.cursor
+		}
+	}
+	l.f, l.size, err = l.fs.openLog(l.path, 0)
+	if err != nil {
+		return err
+	}
+	l.due = max(l.opts.CompactThreshold, l.size)
+	return nil
+}
+
+// Cursor is the cursor of the last successful Apply, or the one loaded by Open.
+func (l *Log) Cursor() kvcore.Cursor {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.cursor
+}
+
+// Len is the number of live keys.
+func (l *Log) Len() int {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.idx.count()
+}
+
+func (l *Log) usable() error {
+	if l.closed {
+		return ErrClosed
+	}
+	if l.err != nil {
+		return fmt.Errorf("%w: %w", ErrPoisoned, l.err)
+	}
+	return nil
+}
+
+// Apply folds updates in order and persists them with cursor. Updates the
+// format cannot hold are refused before anything is written ([ErrTooLarge]).
+//
+// If the write fails, the log is truncated back and nothing changes. If
+// that truncation or an fsync fails, the fold refuses every later Apply
+// with [ErrPoisoned]: reopen it to recover from the file.
+func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.Cursor) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for i := range updates {
+		if err := checkUpdate(&updates[i]); err != nil {
+			return err
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usable(); err != nil {
+		return err
+	}
+	buf := l.scratch[:0]
+	for i := range updates {
+		buf = appendUpdate(buf, &updates[i])
+	}
+	buf = appendCursor(buf, cursor)
+	if cap(buf) <= 1<<20 {
+		l.scratch = buf
+	}
+	if _, err := l.fs.writeAt(l.f, buf, l.size); err != nil {
+		if terr := l.fs.truncate(l.f, l.size); terr != nil {
+			l.err = errors.Join(err, terr)
+		}
+		return fmt.Errorf("snapshot: append to %s: %w", l.path, err)
+	}
+	if l.opts.Sync == SyncCheckpoint {
+		if err := l.fs.sync(l.f); err != nil {
+			l.err = err // the page cache and the disk may now disagree
+			return fmt.Errorf("snapshot: sync %s: %w", l.path, err)
+		}
+	}
+	for _, u := range updates {
+		l.idx.apply(u)
+	}
+	l.cursor = cursor
+	l.size += int64(len(buf))
+	l.appended += int64(len(buf))
+	if l.job == nil {
+		if l.appended > l.due {
+			l.startCompaction()
+		} else if len(l.idx.mem) > l.idx.mergeThreshold() {
+			l.idx.merge()
+		}
+	}
+	return nil
+}
+
+// Get returns the entry of key, or an error wrapping [kvcore.ErrNotFound].
+func (l *Log) Get(key string) (kvcore.Entry, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return kvcore.Entry{}, ErrClosed
+	}
+	e, ok := l.idx.get(key)
+	if !ok {
+		return kvcore.Entry{}, fmt.Errorf("snapshot: get %q: %w", key, kvcore.ErrNotFound)
+	}
+	return e, nil
+}
+
+// rangePage is how many entries Range reads per turn of the read lock.
+const rangePage = 256
+
+// Range calls fn for the entries under prefix in ascending key order. It
+// reads them a page at a time and does not hold a lock while fn runs, so fn
+// may call Get or Apply; each key is seen at most once, with a value it had
+// at some moment during the call.
+func (l *Log) Range(ctx context.Context, prefix string, fn func(kvcore.Entry) error) error {
+	page := make([]kvcore.Entry, 0, rangePage)
+	after, first := "", true
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		l.mu.RLock()
+		if l.closed {
+			l.mu.RUnlock()
+			return ErrClosed
+		}
+		if l.idx.memKeys == nil && len(l.idx.mem) > 0 {
+			// The sorted view of recent changes is stale; rebuild it under
+			// the write lock (readers never mutate the index).
+			l.mu.RUnlock()
+			l.mu.Lock()
+			l.idx.sortedMemKeys()
+			l.mu.Unlock()
+			continue
+		}
+		var more bool
+		page, more = l.idx.page(page[:0], prefix, after, first, rangePage)
+		l.mu.RUnlock()
+		for _, e := range page {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		if !more {
+			return nil
+		}
+		after, first = page[len(page)-1].Key, false
+	}
+}
+
+// Close waits for a running compaction and closes the file.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.mu.Unlock()
+	l.wg.Wait()
+	return l.f.Close()
+}
+
+// snapshot is a consistent, immutable view of the fold for writing a
+// compacted image without holding the lock.
+type snapshot struct {
+	ar     arena // a copy of the chunk table; chunk bytes are never modified
+	refs   []ref
+	cursor kvcore.Cursor
+	live   int
+	bytes  int64
+}
+
+// snapshotLocked captures the fold. The arena's current chunk is sealed so
+// that later entries land in chunks the snapshot does not see.
+func (l *Log) snapshotLocked() snapshot {
+	x := l.idx
+	refs, live, bytes := x.merged()
+	x.ar.sealed = true
+	return snapshot{ar: arena{chunks: slices.Clone(x.ar.chunks)}, refs: refs, cursor: l.cursor, live: live, bytes: bytes}
+}
+
+func (s *snapshot) size() int64 { return compactedSize(s.bytes, s.live, s.cursor) }
+
+// write writes the compacted image into a fsynced temporary file beside
+// path, copying the entries into a fresh arena when into is not nil.
+func (s *snapshot) write(fs *fsys, path string, into *arena) (*os.File, []ref, error) {
+	var refs []ref
+	f, err := fs.createImage(path, s.size(), func(w io.Writer) error {
+		var err error
+		refs, err = writeCompacted(w, &s.ar, s.refs, s.cursor, into)
+		return err
+	})
+	return f, refs, err
+}
+
+// Stats describes the log.
+type Stats struct {
+	Keys        int   // live keys
+	FileSize    int64 // bytes in the log file
+	Appended    int64 // bytes appended since the last compaction
+	Compactions int   // compactions completed since Open
+}
+
+// Stats returns the log's counters.
+func (l *Log) Stats() Stats {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return Stats{Keys: l.idx.count(), FileSize: l.size, Appended: l.appended, Compactions: l.compactions}
+}

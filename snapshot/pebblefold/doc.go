@@ -1,0 +1,23 @@
+// Package pebblefold is the on-disk fold backend, for folds larger than RAM:
+// a [kvcore.Fold] on Pebble, the pure-Go LSM engine of CockroachDB.
+//
+//	f, err := pebblefold.Open("/var/lib/slipagent/routes.fold", pebblefold.Options{})
+//	resume := f.Cursor() // none for a new fold
+//	err = f.Apply(ctx, batch, cursor)
+//
+// Every Apply is one Pebble batch holding the batch's puts and deletes and
+// the cursor, committed atomically: after a crash the fold is exactly at one
+// of the cursors it was given, with exactly that cursor's data. By default
+// the batch is fsynced to the write-ahead log before Apply returns;
+// [Options.NoSync] trades that for speed (a power loss may then roll the fold
+// back to an earlier, still consistent cursor).
+//
+// Keys are stored under the prefix 'd' and the cursor under "mcursor"; a
+// value is ver_len u8 | version | value bytes, as the Rust crate's LSM
+// backends encode it (upstream spec §7.2).
+//
+// A Fold is safe for concurrent use, with the ordering rules of
+// [kvcore.Fold]: Get and Range run concurrently with Apply, each Range
+// reading one consistent Pebble snapshot. [Fold.Reader] hands out a
+// read-only view for other goroutines.
+package pebblefold

@@ -1,0 +1,286 @@
+package pebblefold
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+	"github.com/slipstreamkv/slipstream/snapshot"
+)
+
+// Options configures a [Fold]. The zero value is valid.
+type Options struct {
+	// NoSync commits batches without fsyncing Pebble's write-ahead log (the
+	// Rust crate's default): an Apply survives a crash of the process, and a
+	// power loss may roll the fold back to an earlier cursor, never to a
+	// cursor ahead of its data.
+	NoSync bool
+	// CacheSize is the block cache size in bytes (default 64 MiB).
+	CacheSize int64
+	// FS is the file system (default the operating system's). Export and
+	// Import need the default.
+	FS vfs.FS
+	// Logger receives Pebble's log lines (default: discarded).
+	Logger *slog.Logger
+}
+
+// Fold is a [kvcore.Fold] on Pebble.
+type Fold struct {
+	db   *pebble.DB
+	dir  string
+	opts Options
+
+	// life is read-held by every use of db and write-held by Close, so
+	// Close waits for running reads and applies.
+	life   sync.RWMutex
+	closed bool // under life
+
+	mu     sync.RWMutex // orders Apply; guards cursor and the scratch buffers
+	cursor kvcore.Cursor
+	key    []byte
+	val    []byte
+}
+
+var _ kvcore.Fold = (*Fold)(nil)
+
+// Open opens the fold in directory dir, creating it when absent, and reads
+// the resume cursor ([Fold.Cursor]: none for a new fold). A stored cursor
+// longer than 10 bytes is refused with [snapshot.ErrInvalidFormat].
+func Open(dir string, opts Options) (*Fold, error) {
+	return open(dir, opts, false)
+}
+
+func open(dir string, opts Options, readOnly bool) (*Fold, error) {
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = 64 << 20
+	}
+	if opts.FS == nil {
+		opts.FS = vfs.Default
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	cache := pebble.NewCache(opts.CacheSize)
+	defer cache.Unref()
+	db, err := pebble.Open(dir, &pebble.Options{
+		FS:                 opts.FS,
+		Cache:              cache,
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             slogLogger{opts.Logger},
+		ReadOnly:           readOnly,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pebblefold: open %s: %w", dir, err)
+	}
+	f := &Fold{db: db, dir: dir, opts: opts}
+	raw, closer, err := db.Get(cursorKey)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+	case err != nil:
+		db.Close()
+		return nil, fmt.Errorf("pebblefold: open %s: read cursor: %w", dir, err)
+	default:
+		f.cursor, err = kvcore.CursorFromBytes(raw)
+		closer.Close()
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("pebblefold: open %s: %w: stored cursor is %d bytes, exceeds version token capacity",
+				dir, snapshot.ErrInvalidFormat, len(raw))
+		}
+	}
+	return f, nil
+}
+
+// Cursor is the cursor of the last successful Apply, or the one Open read.
+func (f *Fold) Cursor() kvcore.Cursor {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.cursor
+}
+
+// Apply commits updates and cursor as one Pebble batch, fsynced unless
+// Options.NoSync is set.
+func (f *Fold) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.Cursor) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.life.RLock()
+	defer f.life.RUnlock()
+	if f.closed {
+		return snapshot.ErrClosed
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b := f.db.NewBatch()
+	defer b.Close()
+	for _, u := range updates {
+		if !utf8.ValidString(u.Key) {
+			return fmt.Errorf("pebblefold: apply: %w: key %q is not valid UTF-8", snapshot.ErrInvalidFormat, u.Key)
+		}
+		f.key = dataKey(f.key, u.Key)
+		var err error
+		switch {
+		case u.IsRemoval():
+			err = b.Delete(f.key, nil)
+		case u.Op == kvcore.OpPut:
+			f.val = encodeValue(f.val, u)
+			err = b.Set(f.key, f.val, nil)
+		default:
+			err = fmt.Errorf("update of key %q has unknown operation %v", u.Key, u.Op)
+		}
+		if err != nil {
+			return fmt.Errorf("pebblefold: apply: %w", err)
+		}
+	}
+	if err := b.Set(cursorKey, cursor.Bytes(), nil); err != nil {
+		return fmt.Errorf("pebblefold: apply: %w", err)
+	}
+	wo := pebble.Sync
+	if f.opts.NoSync {
+		wo = pebble.NoSync
+	}
+	if err := b.Commit(wo); err != nil {
+		return fmt.Errorf("pebblefold: apply: %w", err)
+	}
+	f.cursor = cursor
+	return nil
+}
+
+// Settle compacts the whole fold into Pebble's bottom level, so that reads
+// touch as few files as possible. Call it after a bulk hydration, before
+// serving reads; it blocks until done and can take long on a large fold.
+func (f *Fold) Settle(ctx context.Context) error {
+	f.life.RLock()
+	defer f.life.RUnlock()
+	if f.closed {
+		return snapshot.ErrClosed
+	}
+	lower, upper := prefixBounds("")
+	if err := f.db.Compact(ctx, lower, upper, true); err != nil {
+		return fmt.Errorf("pebblefold: settle: %w", err)
+	}
+	return nil
+}
+
+// Get returns the entry of key, or an error wrapping [kvcore.ErrNotFound].
+func (f *Fold) Get(key string) (kvcore.Entry, error) { return f.Reader().Get(key) }
+
+// Range calls fn for the entries under prefix in ascending key order, from
+// one consistent snapshot of the fold.
+func (f *Fold) Range(ctx context.Context, prefix string, fn func(kvcore.Entry) error) error {
+	return f.Reader().Range(ctx, prefix, fn)
+}
+
+// Reader returns a read-only view of the fold, safe for concurrent use from
+// any goroutine until the fold is closed.
+func (f *Fold) Reader() *Reader { return &Reader{f: f} }
+
+// Close waits for running reads and applies, then closes the database.
+// A Range callback must not be running Close's caller.
+func (f *Fold) Close() error {
+	f.life.Lock()
+	defer f.life.Unlock()
+	if f.closed {
+		return nil
+	}
+	f.closed = true
+	return f.db.Close()
+}
+
+// Reader reads a [Fold]. It is safe for concurrent use.
+type Reader struct{ f *Fold }
+
+// reading runs fn with the database unless the fold is closed.
+func (r *Reader) reading(fn func(db *pebble.DB) error) error {
+	r.f.life.RLock()
+	defer r.f.life.RUnlock()
+	if r.f.closed {
+		return snapshot.ErrClosed
+	}
+	return fn(r.f.db)
+}
+
+// Get returns the entry of key, or an error wrapping [kvcore.ErrNotFound].
+func (r *Reader) Get(key string) (kvcore.Entry, error) {
+	var e kvcore.Entry
+	err := r.reading(func(db *pebble.DB) error {
+		raw, closer, err := db.Get(dataKey(nil, key))
+		if errors.Is(err, pebble.ErrNotFound) {
+			return fmt.Errorf("pebblefold: get %q: %w", key, kvcore.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("pebblefold: get %q: %w", key, err)
+		}
+		defer closer.Close()
+		e, err = decodeEntry(key, raw)
+		return err
+	})
+	return e, err
+}
+
+// Range calls fn for the entries under prefix in ascending key order, from
+// one consistent snapshot. It stops at, and returns, fn's first error.
+func (r *Reader) Range(ctx context.Context, prefix string, fn func(kvcore.Entry) error) error {
+	return r.reading(func(db *pebble.DB) error {
+		lower, upper := prefixBounds(prefix)
+		it, err := db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+		if err != nil {
+			return fmt.Errorf("pebblefold: range %q: %w", prefix, err)
+		}
+		n := 0
+		for ok := it.First(); ok; ok = it.Next() {
+			if n++; n%256 == 0 {
+				if err := ctx.Err(); err != nil {
+					it.Close()
+					return err
+				}
+			}
+			key := it.Key()[1:]
+			if !utf8.Valid(key) {
+				it.Close()
+				return fmt.Errorf("pebblefold: range %q: %w: key %q is not valid UTF-8", prefix, snapshot.ErrInvalidFormat, key)
+			}
+			raw, err := it.ValueAndErr()
+			if err != nil {
+				it.Close()
+				return fmt.Errorf("pebblefold: range %q: %w", prefix, err)
+			}
+			e, err := decodeEntry(string(key), raw)
+			if err == nil {
+				err = fn(e)
+			}
+			if err != nil {
+				it.Close()
+				return err
+			}
+		}
+		if err := it.Close(); err != nil {
+			return fmt.Errorf("pebblefold: range %q: %w", prefix, err)
+		}
+		return ctx.Err()
+	})
+}
+
+// slogLogger adapts slog to Pebble's logger.
+type slogLogger struct{ l *slog.Logger }
+
+func (s slogLogger) Infof(format string, args ...any) {
+	s.l.Debug(fmt.Sprintf(format, args...), slog.String("component", "pebble"))
+}
+
+func (s slogLogger) Errorf(format string, args ...any) {
+	s.l.Error(fmt.Sprintf(format, args...), slog.String("component", "pebble"))
+}
+
+func (s slogLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	s.l.Error(msg, slog.String("component", "pebble"))
+	panic("pebble: " + msg)
+}

@@ -1,0 +1,238 @@
+package pebblefold
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+	"github.com/slipstreamkv/slipstream/snapshot"
+	"github.com/slipstreamkv/slipstream/snapshot/internal/foldtest"
+)
+
+func backend() foldtest.Backend {
+	return foldtest.Backend{
+		Name:    ArtifactBackend,
+		NewLoc:  func(t testing.TB) string { return filepath.Join(t.TempDir(), "fold") },
+		Open:    func(loc string) (kvcore.Fold, error) { return Open(loc, Options{}) },
+		Import:  func(dir, loc string) (kvcore.Fold, error) { return Import(dir, loc, Options{}) },
+		Crashes: walTruncations,
+	}
+}
+
+func TestConformance(t *testing.T) { foldtest.Run(t, backend()) }
+
+// walTruncations enumerates every torn write of the fold's write-ahead log:
+// for each byte offset of the newest WAL, a copy of the closed database
+// (in memory) whose WAL ends there. Pebble keeps a small fold entirely in
+// its memtable and WAL, so every Apply of the fixture is in that log.
+func walTruncations(t *testing.T, loc string) iter.Seq[foldtest.Crash] {
+	ents, err := os.ReadDir(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	var wal string
+	for _, e := range ents {
+		if e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(loc, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[e.Name()] = b
+		if strings.HasSuffix(e.Name(), ".log") && e.Name() > wal {
+			wal = e.Name()
+		}
+	}
+	if wal == "" || len(files[wal]) == 0 {
+		t.Fatalf("no write-ahead log with data in %s", loc)
+	}
+	full := files[wal]
+	scratch := t.TempDir()
+	return func(yield func(foldtest.Crash) bool) {
+		for n := 0; n <= len(full); n++ {
+			c := foldtest.Crash{
+				Name: fmt.Sprintf("WAL %s torn at byte %d of %d", wal, n, len(full)),
+				Open: func() (kvcore.Fold, error) {
+					dir := filepath.Join(scratch, fmt.Sprintf("torn-%d", n))
+					if err := os.Mkdir(dir, 0o755); err != nil {
+						return nil, err
+					}
+					for name, b := range files {
+						if name == wal {
+							b = b[:n]
+						}
+						if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+							return nil, err
+						}
+					}
+					return Open(dir, Options{NoSync: true})
+				},
+			}
+			if !yield(c) {
+				return
+			}
+		}
+	}
+}
+
+func writeMem(fs vfs.FS, name string, b []byte) error {
+	f, err := fs.Create(name, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+func apply(t testing.TB, f kvcore.Fold, rev uint64, us ...kvcore.Update) {
+	t.Helper()
+	if err := f.Apply(context.Background(), us, kvcore.RevisionCursor(rev)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func putU(k, v string, rev uint64) kvcore.Update {
+	return kvcore.Update{Op: kvcore.OpPut, Key: k, Value: []byte(v), Version: kvcore.RevisionVersion(rev)}
+}
+
+// With sync on, every Apply that returned survives a power cut: a crash
+// clone holding only synced data is at the last applied cursor. With sync
+// off, a crash clone keeping any share of the unsynced writes is at some
+// earlier cursor, with exactly that cursor's data.
+func TestPowerLoss(t *testing.T) {
+	for _, noSync := range []bool{false, true} {
+		t.Run(fmt.Sprintf("NoSync=%v", noSync), func(t *testing.T) {
+			mem := vfs.NewCrashableMem()
+			f, err := Open("fold", Options{FS: mem, NoSync: noSync})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			rng := rand.New(rand.NewPCG(1, 2))
+			for rev := uint64(1); rev <= 12; rev++ {
+				apply(t, f, rev, putU(fmt.Sprintf("k%02d", rev), fmt.Sprintf("v%d", rev), rev), putU("last", fmt.Sprint(rev), rev))
+				for _, pct := range []int{0, 50, 100} {
+					clone := mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: pct, RNG: rng})
+					g, err := Open("fold", Options{FS: clone})
+					if err != nil {
+						t.Fatalf("rev %d, %d%% unsynced kept: %v", rev, pct, err)
+					}
+					c, _ := g.Cursor().Revision()
+					if !noSync && c != rev {
+						t.Fatalf("rev %d: a synced fold came back at cursor %d", rev, c)
+					}
+					got := foldtest.Dump(t, g, "")
+					want := []string{}
+					for r := uint64(1); r <= c; r++ {
+						want = append(want, fmt.Sprintf("k%02d=v%d", r, r))
+					}
+					if c > 0 {
+						want = append(want, fmt.Sprintf("last=%d", c))
+					}
+					if !slices.Equal(got, want) {
+						t.Fatalf("rev %d, %d%%: cursor %d with %q", rev, pct, c, got)
+					}
+					g.Close()
+				}
+			}
+		})
+	}
+}
+
+// §11.D 63/64 open_rejects_corrupted_cursor.
+func TestOpenRejectsCorruptedCursor(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "fold")
+	db, err := pebble.Open(dir, &pebble.Options{Logger: slogLogger{slog.New(slog.DiscardHandler)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Set(cursorKey, make([]byte, 11), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := Open(dir, Options{}); !errors.Is(err, snapshot.ErrInvalidFormat) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// §11.D no_sync_tail_is_consistent_and_idempotent and sync_mode_round_trips.
+func TestSyncModesRoundTrip(t *testing.T) {
+	for _, noSync := range []bool{false, true} {
+		dir := filepath.Join(t.TempDir(), "fold")
+		f, err := Open(dir, Options{NoSync: noSync})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range slices.Collect(slices.Chunk(foldtest.Stream, 3)) {
+			apply(t, f, func() uint64 { r, _ := c[len(c)-1].Version.Revision(); return r }(), c...)
+		}
+		f.Close()
+		f, err = Open(dir, Options{NoSync: noSync})
+		if err != nil {
+			t.Fatal(err)
+		}
+		apply(t, f, 7, foldtest.Stream[5:]...) // folding the tail again changes nothing
+		if err := f.Settle(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := foldtest.Dump(t, f, ""); !slices.Equal(got, foldtest.Expected) || f.Cursor() != kvcore.RevisionCursor(7) {
+			t.Fatalf("NoSync=%v: %q at %v", noSync, got, f.Cursor())
+		}
+		f.Close()
+	}
+}
+
+func TestCodec(t *testing.T) {
+	v, _ := kvcore.VersionFromBytes([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10})
+	raw := encodeValue(nil, kvcore.Update{Op: kvcore.OpPut, Value: []byte("payload"), Version: v})
+	if e, err := decodeEntry("k", raw); err != nil || string(e.Value) != "payload" || e.Version != v {
+		t.Fatalf("%+v %v", e, err)
+	}
+	raw = encodeValue(nil, putU("k", "", 7))
+	if e, err := decodeEntry("k", raw); err != nil || len(e.Value) != 0 || e.Version != kvcore.RevisionVersion(7) {
+		t.Fatalf("%+v %v", e, err)
+	}
+	for _, bad := range [][]byte{{}, {5, 0xaa, 0xbb}, append([]byte{11}, make([]byte, 11)...)} {
+		if _, err := decodeEntry("k", bad); !errors.Is(err, snapshot.ErrInvalidFormat) {
+			t.Fatalf("decode %x: %v", bad, err)
+		}
+	}
+	lo, hi := prefixBounds("a\xff")
+	if string(lo) != "da\xff" || string(hi) != "db" {
+		t.Fatalf("bounds %q %q", lo, hi)
+	}
+}
+
+func TestReaderAfterClose(t *testing.T) {
+	f, err := Open(filepath.Join(t.TempDir(), "fold"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := f.Reader()
+	f.Close()
+	if _, err := r.Get("a"); !errors.Is(err, snapshot.ErrClosed) {
+		t.Fatal(err)
+	}
+	if err := r.Range(context.Background(), "", func(kvcore.Entry) error { return nil }); !errors.Is(err, snapshot.ErrClosed) {
+		t.Fatal(err)
+	}
+}
+
+var _ io.Closer = (*Fold)(nil)
