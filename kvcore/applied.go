@@ -272,7 +272,7 @@ func (l *appliedLoop) sync(ctx context.Context, wa Watch) error {
 func (l *appliedLoop) holdsAny(ctx context.Context, prefixes []string) (bool, error) {
 	errFound := errors.New("found")
 	for _, p := range prefixes {
-		err := l.fold.Range(ctx, p, func(Entry) error { return errFound })
+		err := l.fold.Range(ctx, p, "", func(Entry) error { return errFound })
 		if errors.Is(err, errFound) {
 			return true, nil
 		}

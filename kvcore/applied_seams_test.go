@@ -61,11 +61,11 @@ func (f *memFold) Get(key string) (kvcore.Entry, error) {
 	return e, nil
 }
 
-func (f *memFold) Range(ctx context.Context, prefix string, fn func(kvcore.Entry) error) error {
+func (f *memFold) Range(ctx context.Context, prefix, after string, fn func(kvcore.Entry) error) error {
 	f.mu.Lock()
 	var es []kvcore.Entry
 	for k, e := range f.entries {
-		if strings.HasPrefix(k, prefix) {
+		if strings.HasPrefix(k, prefix) && k > after {
 			es = append(es, e)
 		}
 	}
@@ -88,7 +88,7 @@ func (f *memFold) Close() error { return nil }
 // values renders the fold as key=value pairs in key order.
 func (f *memFold) values() []string {
 	var out []string
-	_ = f.Range(context.Background(), "", func(e kvcore.Entry) error {
+	_ = f.Range(context.Background(), "", "", func(e kvcore.Entry) error {
 		out = append(out, e.Key+"="+string(e.Value))
 		return nil
 	})

@@ -412,7 +412,7 @@ func TestCrashAtEveryStepLosesNothing(t *testing.T) {
 				applied[rev] = true
 			}
 			if b.Full {
-				_ = f.Range(context.Background(), "", func(e kvcore.Entry) error {
+				_ = f.Range(context.Background(), "", "", func(e kvcore.Entry) error {
 					rev, _ := e.Version.Revision()
 					applied[rev] = true
 					return nil

@@ -29,10 +29,12 @@ type Fold interface {
 	Apply(ctx context.Context, updates []Update, cursor Cursor) error
 	// Get returns the entry of key, or [ErrNotFound]. Empty values are entries.
 	Get(key string) (Entry, error)
-	// Range calls fn for every entry whose key starts with prefix ("" = all),
-	// in ascending byte order of keys, without loading them all at once. It
-	// stops at, and returns, the first error fn returns.
-	Range(ctx context.Context, prefix string, fn func(Entry) error) error
+	// Range calls fn for every entry whose key starts with prefix ("" = all)
+	// and sorts strictly after after ("" = from the first), in ascending
+	// byte order of keys, without loading them all at once. It stops at, and
+	// returns, the first error fn returns. after lets a caller page through
+	// a fold without rescanning what it has seen.
+	Range(ctx context.Context, prefix, after string, fn func(Entry) error) error
 	// Export writes a self-verifying copy of the fold into dir (which must be
 	// absent or empty) for import on another host, and returns the cursor the
 	// copy is at.
@@ -49,7 +51,7 @@ type Fold interface {
 func StaleKeys(ctx context.Context, f Fold, prefixes []string, live map[string]struct{}) ([]string, error) {
 	var stale []string
 	for _, p := range prefixes {
-		err := f.Range(ctx, p, func(e Entry) error {
+		err := f.Range(ctx, p, "", func(e Entry) error {
 			if _, ok := live[e.Key]; !ok {
 				stale = append(stale, e.Key)
 			}

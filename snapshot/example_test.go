@@ -44,7 +44,7 @@ func Example() {
 	}
 	defer fold.Close()
 	fmt.Println("resume from:", fold.Cursor())
-	fold.Range(ctx, "upstream.", func(e kvcore.Entry) error {
+	fold.Range(ctx, "upstream.", "", func(e kvcore.Entry) error {
 		fmt.Printf("%s = %s (%v)\n", e.Key, e.Value, e.Version)
 		return nil
 	})

@@ -179,13 +179,13 @@ func (l *Log) Get(key string) (kvcore.Entry, error) {
 // rangePage is how many entries Range reads per turn of the read lock.
 const rangePage = 256
 
-// Range calls fn for the entries under prefix in ascending key order. It
-// reads them a page at a time and does not hold a lock while fn runs, so fn
-// may call Get or Apply; each key is seen at most once, with a value it had
-// at some moment during the call.
-func (l *Log) Range(ctx context.Context, prefix string, fn func(kvcore.Entry) error) error {
+// Range calls fn for the entries under prefix that sort after after, in
+// ascending key order. It reads them a page at a time and does not hold a
+// lock while fn runs, so fn may call Get or Apply; each key is seen at most
+// once, with a value it had at some moment during the call.
+func (l *Log) Range(ctx context.Context, prefix, after string, fn func(kvcore.Entry) error) error {
 	page := make([]kvcore.Entry, 0, rangePage)
-	after, first := "", true
+	first := after == ""
 	for {
 		if err := ctx.Err(); err != nil {
 			return err

@@ -1,6 +1,7 @@
 package pebblefold
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -172,10 +173,10 @@ func (f *Fold) Settle(ctx context.Context) error {
 // Get returns the entry of key, or an error wrapping [kvcore.ErrNotFound].
 func (f *Fold) Get(key string) (kvcore.Entry, error) { return f.Reader().Get(key) }
 
-// Range calls fn for the entries under prefix in ascending key order, from
-// one consistent snapshot of the fold.
-func (f *Fold) Range(ctx context.Context, prefix string, fn func(kvcore.Entry) error) error {
-	return f.Reader().Range(ctx, prefix, fn)
+// Range calls fn for the entries under prefix that sort after after, in
+// ascending key order, from one consistent snapshot of the fold.
+func (f *Fold) Range(ctx context.Context, prefix, after string, fn func(kvcore.Entry) error) error {
+	return f.Reader().Range(ctx, prefix, after, fn)
 }
 
 // Reader returns a read-only view of the fold, safe for concurrent use from
@@ -225,11 +226,18 @@ func (r *Reader) Get(key string) (kvcore.Entry, error) {
 	return e, err
 }
 
-// Range calls fn for the entries under prefix in ascending key order, from
-// one consistent snapshot. It stops at, and returns, fn's first error.
-func (r *Reader) Range(ctx context.Context, prefix string, fn func(kvcore.Entry) error) error {
+// Range calls fn for the entries under prefix that sort after after, in
+// ascending key order, from one consistent snapshot. It stops at, and
+// returns, fn's first error.
+func (r *Reader) Range(ctx context.Context, prefix, after string, fn func(kvcore.Entry) error) error {
 	return r.reading(func(db *pebble.DB) error {
 		lower, upper := prefixBounds(prefix)
+		if after != "" {
+			// The smallest data key after after is after's key plus a 0 byte.
+			if from := append(dataKey(nil, after), 0); bytes.Compare(from, lower) > 0 {
+				lower = from
+			}
+		}
 		it, err := db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 		if err != nil {
 			return fmt.Errorf("pebblefold: range %q: %w", prefix, err)

@@ -230,7 +230,7 @@ func TestReaderAfterClose(t *testing.T) {
 	if _, err := r.Get("a"); !errors.Is(err, snapshot.ErrClosed) {
 		t.Fatal(err)
 	}
-	if err := r.Range(context.Background(), "", func(kvcore.Entry) error { return nil }); !errors.Is(err, snapshot.ErrClosed) {
+	if err := r.Range(context.Background(), "", "", func(kvcore.Entry) error { return nil }); !errors.Is(err, snapshot.ErrClosed) {
 		t.Fatal(err)
 	}
 }

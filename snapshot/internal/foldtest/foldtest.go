@@ -81,7 +81,7 @@ func foldIn(t testing.TB, f kvcore.Fold, updates []kvcore.Update) {
 func Dump(t testing.TB, f kvcore.Fold, prefix string) []string {
 	t.Helper()
 	var out []string
-	err := f.Range(context.Background(), prefix, func(e kvcore.Entry) error {
+	err := f.Range(context.Background(), prefix, "", func(e kvcore.Entry) error {
 		out = append(out, e.Key+"="+string(e.Value))
 		return nil
 	})
@@ -125,6 +125,7 @@ func Run(t *testing.T, b Backend) {
 		{"RoundTrip", testRoundTrip},
 		{"GetRange", testGetRange},
 		{"RangeStreamsAndStops", testRangeStreamsAndStops},
+		{"RangeAfterPages", testRangeAfter},
 		{"CursorResume", testCursorResume},
 		{"PureFold", testPureFold},
 		{"Purge", testPurge},
@@ -181,7 +182,7 @@ func testRangeStreamsAndStops(t *testing.T, b Backend) {
 	foldIn(t, f, Stream)
 	stop := errors.New("stop")
 	calls := 0
-	err := f.Range(context.Background(), "", func(kvcore.Entry) error {
+	err := f.Range(context.Background(), "", "", func(kvcore.Entry) error {
 		calls++
 		if calls == 2 {
 			return stop
@@ -193,7 +194,7 @@ func testRangeStreamsAndStops(t *testing.T, b Backend) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := f.Range(ctx, "", func(kvcore.Entry) error { return nil }); !errors.Is(err, context.Canceled) {
+	if err := f.Range(ctx, "", "", func(kvcore.Entry) error { return nil }); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Range with a cancelled context = %v", err)
 	}
 	// Many keys: Range crosses pages in order and sees each key once.
@@ -207,6 +208,64 @@ func testRangeStreamsAndStops(t *testing.T, b Backend) {
 	got := Dump(t, f, "many.")
 	if len(got) != 1000 || !slices.IsSorted(got) || got[0] != "many.0000=v" {
 		t.Fatalf("Range over 1000 keys gave %d entries (sorted %v)", len(got), slices.IsSorted(got))
+	}
+}
+
+// testRangeAfter pages through a fold the way a plugin's view_scan does:
+// each page starts strictly after the last key of the previous one.
+func testRangeAfter(t *testing.T, b Backend) {
+	f := open(t, b, b.NewLoc(t))
+	foldIn(t, f, Stream)
+	for _, tt := range []struct {
+		prefix, after string
+		want          []string
+	}{
+		{"", "node.a", []string{"node.c=v3", "svc.x=sx", "svc.y=sy"}},
+		{"", "node.b", []string{"node.c=v3", "svc.x=sx", "svc.y=sy"}}, // after an absent key
+		{"svc.", "node.c", []string{"svc.x=sx", "svc.y=sy"}},          // after below the prefix
+		{"node.", "node.c", nil},
+		{"node.", "zzz", nil}, // after beyond the prefix
+		{"svc.", "svc.x", []string{"svc.y=sy"}},
+	} {
+		var got []string
+		err := f.Range(context.Background(), tt.prefix, tt.after, func(e kvcore.Entry) error {
+			got = append(got, e.Key+"="+string(e.Value))
+			return nil
+		})
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("Range(%q, after %q) = %q, %v; want %q", tt.prefix, tt.after, got, err, tt.want)
+		}
+	}
+	// Paging 1000 keys 7 at a time sees each exactly once, in order.
+	var batch []kvcore.Update
+	for i := range 1000 {
+		batch = append(batch, putU(fmt.Sprintf("page.%04d", i), "v", uint64(8+i)))
+	}
+	if err := f.Apply(context.Background(), batch, kvcore.RevisionCursor(1007)); err != nil {
+		t.Fatal(err)
+	}
+	errPage := errors.New("page full")
+	var seen []string
+	for after := ""; ; {
+		n := 0
+		err := f.Range(context.Background(), "page.", after, func(e kvcore.Entry) error {
+			if n == 7 {
+				return errPage
+			}
+			n++
+			seen = append(seen, e.Key)
+			after = e.Key
+			return nil
+		})
+		if err != nil && !errors.Is(err, errPage) {
+			t.Fatal(err)
+		}
+		if n < 7 || err == nil {
+			break
+		}
+	}
+	if len(seen) != 1000 || !slices.IsSorted(seen) || len(slices.Compact(slices.Clone(seen))) != 1000 {
+		t.Fatalf("paging saw %d keys (sorted %v), want 1000 distinct in order", len(seen), slices.IsSorted(seen))
 	}
 }
 
@@ -328,7 +387,7 @@ func Hammer(t *testing.T, f kvcore.Fold, rounds int) (want []string, last kvcore
 				}
 				var err error
 				if g%2 == 0 {
-					err = f.Range(ctx, "k.", check)
+					err = f.Range(ctx, "k.", "", check)
 				} else if e, gerr := f.Get(fmt.Sprintf("k.%02d", i%keys)); gerr == nil {
 					err = check(e)
 				} else if !errors.Is(gerr, kvcore.ErrNotFound) {
