@@ -15,10 +15,12 @@ type Batch struct {
 	// holds them when apply runs, so reading the fold gives the state as of
 	// after this batch.
 	//
-	// In a full batch Updates lists only removals: the delete and purge
-	// markers the sync delivered, and synthetic deletes (unknown version) for
-	// keys the fold held that vanished from the bucket while nobody watched.
-	// Puts are not listed; the whole view is the fold.
+	// In a full batch the applier renders from the fold, and Updates only
+	// inform: they hold the delete and purge markers the sync delivered,
+	// synthetic deletes (unknown version) for keys the fold held that
+	// vanished from the bucket while nobody watched, and any update that
+	// arrived while the batch was being retried. The puts of the sync itself
+	// are not listed.
 	Updates []Update
 	// Full asks the applier to make its outputs reflect the whole fold. It is
 	// set after an initial sync, after a resync that followed
@@ -32,7 +34,9 @@ type Batch struct {
 // ApplyFunc applies a batch: it turns the changes into effects (files, hooks)
 // and returns nil only once they are committed. It must be idempotent:
 // delivery is at-least-once, and a batch whose apply failed, or whose
-// checkpoint a crash prevented, is delivered again.
+// checkpoint a crash prevented, is delivered again. A failed batch is retried
+// with the updates that arrived meanwhile appended to it, so a later change
+// that fixes what made it fail gets through.
 type ApplyFunc func(ctx context.Context, b Batch) error
 
 // Progress is a snapshot of a [WatchApplied] loop's state, passed to
@@ -93,6 +97,11 @@ func (c AppliedConfig) withDefaults() AppliedConfig {
 
 // syncChunk is how many updates of an initial sync are folded per Apply.
 const syncChunk = 4096
+
+// maxRetryGrowth bounds how large (in multiples of MaxBatch) a failing batch
+// may grow by absorbing newer updates while it is retried; past it the
+// watch is left to back-pressure.
+const maxRetryGrowth = 16
 
 // errWatchEnded reports a watch whose event stream closed without an error
 // while the loop still wanted it.
@@ -261,7 +270,7 @@ func (l *appliedLoop) sync(ctx context.Context, wa Watch) error {
 		next = CursorAt(high)
 	}
 	l.fullPending = false
-	if err := l.commit(ctx, Batch{Updates: removed, Full: true, Cursor: next}); err != nil {
+	if err := l.commit(ctx, wa, Batch{Updates: removed, Full: true, Cursor: next}); err != nil {
 		return err
 	}
 	l.caughtUp()
@@ -305,7 +314,7 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch) error {
 		if err := l.retry(ctx, "fold", func() error { return l.fold.Apply(ctx, b.Updates, under) }); err != nil {
 			return err
 		}
-		return l.commit(ctx, b)
+		return l.commit(ctx, wa, b)
 	}
 	for {
 		select {
@@ -325,7 +334,7 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch) error {
 				}
 				if l.fullPending {
 					l.fullPending = false
-					if err := l.commit(ctx, Batch{Full: true, Cursor: l.fold.Cursor()}); err != nil {
+					if err := l.commit(ctx, wa, Batch{Full: true, Cursor: l.fold.Cursor()}); err != nil {
 						return err
 					}
 				}
@@ -348,20 +357,84 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch) error {
 	}
 }
 
-// commit runs apply until it succeeds, then moves the fold's cursor.
-func (l *appliedLoop) commit(ctx context.Context, b Batch) error {
-	if err := l.retry(ctx, "apply", func() error { return l.apply(ctx, b) }); err != nil {
-		return err
+// commit runs apply until it succeeds, then moves the fold's cursor. While it
+// backs off after a failure it keeps reading the watch: updates that arrive
+// are folded (under the unchanged cursor) and appended to the batch, so a
+// change that repairs whatever made apply fail reaches the next attempt.
+func (l *appliedLoop) commit(ctx context.Context, wa Watch, b Batch) error {
+	under := l.fold.Cursor()
+	caughtUp := false
+	for attempt := 0; ; attempt++ {
+		err := l.apply(ctx, b)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		l.failed("apply", err)
+		more, synced, err := l.absorb(ctx, wa, attempt, maxRetryGrowth*l.cfg.MaxBatch-len(b.Updates))
+		if err != nil {
+			return err
+		}
+		caughtUp = caughtUp || synced
+		if len(more) == 0 {
+			continue
+		}
+		if err := l.retry(ctx, "fold", func() error { return l.fold.Apply(ctx, more, under) }); err != nil {
+			return err
+		}
+		b.Updates = append(b.Updates, more...)
+		for _, u := range more {
+			if !u.Version.IsUnknown() {
+				b.Cursor = CursorAt(u.Version)
+			}
+		}
 	}
-	if b.Cursor == l.fold.Cursor() {
-		return nil
+	if l.progress.Err != nil {
+		l.progress.Err, l.progress.Failures = nil, 0
+		l.report()
 	}
-	if err := l.retry(ctx, "checkpoint", func() error { return l.fold.Apply(ctx, nil, b.Cursor) }); err != nil {
-		return err
+	if b.Cursor != l.fold.Cursor() {
+		if err := l.retry(ctx, "checkpoint", func() error { return l.fold.Apply(ctx, nil, b.Cursor) }); err != nil {
+			return err
+		}
+		l.progress.Cursor = b.Cursor
+		l.report()
 	}
-	l.progress.Cursor = b.Cursor
-	l.report()
+	if caughtUp {
+		l.caughtUp()
+	}
 	return nil
+}
+
+// absorb waits out the backoff of a failed attempt, collecting at most room
+// updates from the watch meanwhile. synced reports a Synced marker among
+// them; a closed watch ends the wait with its error.
+func (l *appliedLoop) absorb(ctx context.Context, wa Watch, attempt, room int) (more []Update, synced bool, err error) {
+	t := time.NewTimer(l.backoff(attempt))
+	defer t.Stop()
+	events := wa.Events()
+	for {
+		if len(more) >= room {
+			events = nil // full: leave the rest to back-pressure
+		}
+		select {
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		case <-t.C:
+			return more, synced, nil
+		case ev, ok := <-events:
+			if !ok {
+				return nil, false, watchEnd(wa)
+			}
+			if ev.Synced {
+				synced = true
+				continue
+			}
+			more = append(more, ev.Update)
+		}
+	}
 }
 
 // retry calls fn until it succeeds or ctx is done, backing off in between.
@@ -406,15 +479,19 @@ func (l *appliedLoop) report() {
 	}
 }
 
-// sleep waits for the attempt's backoff: full jitter over an exponentially
-// growing, capped window. It returns false when ctx ended first.
-func (l *appliedLoop) sleep(ctx context.Context, attempt int) bool {
+// backoff is the wait after a failed attempt: full jitter over an
+// exponentially growing, capped window.
+func (l *appliedLoop) backoff(attempt int) time.Duration {
 	d := l.cfg.MaxBackoff
 	if attempt < 30 {
 		d = min(l.cfg.MinBackoff<<attempt, l.cfg.MaxBackoff)
 	}
-	d = d/2 + rand.N(d/2+1)
-	t := time.NewTimer(d)
+	return d/2 + rand.N(d/2+1)
+}
+
+// sleep waits for the attempt's backoff. It returns false when ctx ended first.
+func (l *appliedLoop) sleep(ctx context.Context, attempt int) bool {
+	t := time.NewTimer(l.backoff(attempt))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

@@ -101,6 +101,9 @@ type session struct {
 	events  []kvcore.Event // delivered in order
 	endErr  error          // after the events: end the watch with this error
 	ended   bool           // after the events: end the watch (with endErr)
+	// live, if set, feeds more events after the scripted ones until the
+	// watch is stopped.
+	live chan kvcore.Event
 }
 
 // scriptWatcher serves scripted sessions, one per Watch call, and records the
@@ -162,7 +165,18 @@ func (sw *scriptWatch) run(ctx context.Context, s session) {
 		sw.mu.Unlock()
 		return
 	}
-	<-ctx.Done()
+	for {
+		select {
+		case ev := <-s.live: // a nil channel blocks: no live events
+			select {
+			case sw.events <- ev:
+			case <-ctx.Done():
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 func (sw *scriptWatch) Events() <-chan kvcore.Event { return sw.events }

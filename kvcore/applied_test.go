@@ -464,3 +464,38 @@ func TestCrashAtEveryStepLosesNothing(t *testing.T) {
 		mu.Unlock()
 	}
 }
+
+func TestFailingBatchAbsorbsLaterFix(t *testing.T) {
+	f := newMemFold()
+	f.cursor = kvcore.RevisionCursor(1)
+	// apply refuses any batch that leaves key a at "bad".
+	r := &recorder{fold: f, fail: func(_ int, b kvcore.Batch) error {
+		last := ""
+		for _, u := range b.Updates {
+			if u.Key == "a" {
+				last = string(u.Value)
+			}
+		}
+		if last == "bad" {
+			return errInjected
+		}
+		return nil
+	}}
+	live := make(chan kvcore.Event)
+	w := &scriptWatcher{sessions: []session{{events: []kvcore.Event{synced, put("a", "bad", 2)}, live: live}}}
+	stop := loop(t, w, f, kvcore.AppliedConfig{Window: time.Millisecond}, r.apply)
+	waitFor(t, "the bad batch to fail twice", func() bool { r.mu.Lock(); defer r.mu.Unlock(); return r.calls >= 2 })
+	if f.Cursor() != kvcore.RevisionCursor(1) {
+		t.Fatalf("cursor moved to %v past a failing batch", f.Cursor())
+	}
+	live <- put("a", "fixed", 3)
+	waitFor(t, "the fix to land", func() bool { return f.Cursor() == kvcore.RevisionCursor(3) })
+	stop()
+	b := r.applied()
+	if len(b) != 1 || len(b[0].Updates) != 2 || string(b[0].Updates[1].Value) != "fixed" {
+		t.Fatalf("applied %+v, want one batch [a=bad a=fixed]", b)
+	}
+	if got := f.values(); !slices.Equal(got, []string{"a=fixed"}) {
+		t.Errorf("fold = %v", got)
+	}
+}
