@@ -64,6 +64,11 @@ func (w *PageWriter) fits(size int) bool {
 	return true
 }
 
+// Stop ends the page early, for hosts that bound pages by their own rule
+// (an item count, say): Finish then reports that more items follow. Call it
+// only when another item exists.
+func (w *PageWriter) Stop() { w.more = true }
+
 // Finish returns the encoded page, or (nil, need) when the first item did not
 // fit: need is the buffer capacity the guest must offer to receive it.
 // An empty page (no items, no more) is a valid result.
