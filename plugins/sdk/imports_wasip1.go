@@ -41,9 +41,13 @@ func wasmHookRequest(name unsafe.Pointer, nameLen uint32) int32
 //go:wasmimport slipstream report_error
 func wasmReportError(msg unsafe.Pointer, msgLen uint32) int32
 
-func str(s string) (unsafe.Pointer, uint32) { return unsafe.Pointer(unsafe.StringData(s)), uint32(len(s)) }
+func str(s string) (unsafe.Pointer, uint32) {
+	return unsafe.Pointer(unsafe.StringData(s)), uint32(len(s))
+}
 
-func buf(b []byte) (unsafe.Pointer, uint32) { return unsafe.Pointer(unsafe.SliceData(b)), uint32(len(b)) }
+func buf(b []byte) (unsafe.Pointer, uint32) {
+	return unsafe.Pointer(unsafe.SliceData(b)), uint32(len(b))
+}
 
 func hostLog(level int32, msg string) abi.Status {
 	p, n := str(msg)
