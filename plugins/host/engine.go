@@ -106,13 +106,8 @@ func (p *Plugin) init(ctx context.Context, wasm []byte) error {
 	}
 	// Instantiate once so a wrong ABI version or a crashing initializer is a
 	// load error, not a failure of the first batch.
-	inst := &Instance{plugin: p, cfg: InstanceConfig{Watch: "(load check)"}, logger: p.logger}
-	inst.sink = newLogSink(p.logger, p.cfg.Limits, timeNow)
+	inst := &Instance{plugin: p, logger: p.logger, sink: newLogSink(p.logger, p.cfg.Limits, timeNow)}
 	if err := inst.instantiate(ctx); err != nil {
-		var ce *CallError
-		if errors.As(err, &ce) {
-			return ce.Err
-		}
 		return err
 	}
 	return inst.mod.Close(ctx)

@@ -42,7 +42,7 @@ var (
 // sentinels above (Err), and carries what the plugin or its stderr said.
 type CallError struct {
 	Plugin string // the plugin's name
-	Watch  string // the instance's watch
+	Watch  string // the instance's watch; empty for the check Load runs
 	Call   string // "apply", "render" or "instantiate"
 	// Message is the plugin's report_error message, or for a trap the last
 	// lines the guest wrote to stderr (a Go panic, for instance). May be empty.
@@ -54,7 +54,11 @@ type CallError struct {
 }
 
 func (e *CallError) Error() string {
-	s := fmt.Sprintf("plugin %q (watch %q): %s: %v", e.Plugin, e.Watch, e.Call, e.Err)
+	s := fmt.Sprintf("plugin %q", e.Plugin)
+	if e.Watch != "" {
+		s += fmt.Sprintf(" (watch %q)", e.Watch)
+	}
+	s += fmt.Sprintf(": %s: %v", e.Call, e.Err)
 	if e.Message != "" {
 		s += ": " + e.Message
 	}

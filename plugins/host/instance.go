@@ -168,7 +168,8 @@ func (i *Instance) callLocked(ctx context.Context, kind abi.Kind, cur Cursor, up
 
 	if callErr != nil {
 		c.stage.discard()
-		return nil, i.trapped(ctx, kind.String(), callErr, kept, c.errMsg)
+		i.recycle(ctx)
+		return nil, i.trapped(ctx, kind.String(), callErr, kept, c.errMsg, true)
 	}
 	if size := i.mod.Memory().Size(); uint64(size) > i.plugin.cfg.RecycleAbove {
 		i.logger.Info("recycling plugin instance: memory grew past threshold",
@@ -214,10 +215,9 @@ func (i *Instance) callError(call string, err error, msg string, recycled bool) 
 	return &CallError{Plugin: i.plugin.cfg.Name, Watch: i.cfg.Watch, Call: call, Message: msg, Recycled: recycled, Err: err}
 }
 
-// trapped turns an error from calling into the guest into a CallError and
-// recycles the guest: after any trap its state is undefined.
-func (i *Instance) trapped(ctx context.Context, call string, err error, kept []string, reported string) error {
-	i.recycle(ctx)
+// trapped turns an error from calling into the guest into a CallError;
+// recycled says whether a guest was discarded because of it.
+func (i *Instance) trapped(ctx context.Context, call string, err error, kept []string, reported string, recycled bool) error {
 	msg := reported
 	if len(kept) > 0 {
 		if msg != "" {
@@ -229,15 +229,15 @@ func (i *Instance) trapped(ctx context.Context, call string, err error, kept []s
 	switch {
 	case errors.As(err, &exit) && (exit.ExitCode() == sys.ExitCodeDeadlineExceeded || exit.ExitCode() == sys.ExitCodeContextCanceled):
 		if ctx.Err() != nil { // the caller's context ended, not our timeout
-			return i.callError(call, fmt.Errorf("interrupted: %w", ctx.Err()), msg, true)
+			return i.callError(call, fmt.Errorf("interrupted: %w", ctx.Err()), msg, recycled)
 		}
-		return i.callError(call, fmt.Errorf("%w after %v", ErrTimeout, i.plugin.cfg.Timeout), msg, true)
+		return i.callError(call, fmt.Errorf("%w after %v", ErrTimeout, i.plugin.cfg.Timeout), msg, recycled)
 	case errors.As(err, &exit):
-		return i.callError(call, fmt.Errorf("%w: guest exited with code %d", ErrTrap, exit.ExitCode()), msg, true)
+		return i.callError(call, fmt.Errorf("%w: guest exited with code %d", ErrTrap, exit.ExitCode()), msg, recycled)
 	}
 	first, _, _ := strings.Cut(err.Error(), "\n") // drop wazero's wasm stack trace
 	i.logger.Debug("plugin trap", slog.String("call", call), slog.String("error", err.Error()))
-	return i.callError(call, fmt.Errorf("%w: %s", ErrTrap, first), msg, true)
+	return i.callError(call, fmt.Errorf("%w: %s", ErrTrap, first), msg, recycled)
 }
 
 // instantiate creates a fresh guest: it runs _initialize and checks the
@@ -263,14 +263,14 @@ func (i *Instance) instantiate(ctx context.Context) error {
 		if mod != nil {
 			_ = mod.Close(ctx)
 		}
-		return i.trapped(ctx, "instantiate", err, kept, c.errMsg)
+		return i.trapped(ctx, "instantiate", err, kept, c.errMsg, false)
 	}
 	i.stats.Instantiated++
 	res, err := mod.ExportedFunction(abi.ExportABIVersion).Call(cctx)
 	kept := i.endCall()
 	if err != nil {
 		_ = mod.Close(ctx)
-		return i.trapped(ctx, "instantiate", err, kept, c.errMsg)
+		return i.trapped(ctx, "instantiate", err, kept, c.errMsg, false)
 	}
 	if v := int32(res[0]); v != abi.Version {
 		_ = mod.Close(ctx)

@@ -77,9 +77,10 @@ const (
 
 // lineWriter is a guest's stdout or stderr: it splits the byte stream into
 // lines of at most abi.MaxLogLen bytes for the sink. For stderr it also keeps
-// the first lines of the current call, unthrottled, for trap errors; a line
-// starting a Go crash report ("panic: ", "fatal error: ") restarts them, so
-// the report's headline survives any logging before it.
+// the first lines of the current call, unthrottled, for trap errors: up to
+// the first blank line, and restarting at a line that starts a Go crash
+// report ("panic: ", "fatal error: "), so an error quotes the headline of the
+// report rather than its goroutine dump.
 type lineWriter struct {
 	sink   *logSink
 	level  slog.Level
@@ -90,6 +91,7 @@ type lineWriter struct {
 	skipping bool // the current line was already emitted truncated
 	kept     []string
 	keptLen  int
+	keptDone bool // a blank line ended the kept lines
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
@@ -125,15 +127,26 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 func (w *lineWriter) line() {
 	line := strings.TrimRight(string(w.buf), "\r")
 	w.buf = w.buf[:0]
-	if w.keep && (strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ")) {
-		w.kept, w.keptLen = nil, 0
-	}
-	if w.keep && len(w.kept) < stderrTailLines && w.keptLen < stderrTailBytes && strings.TrimSpace(line) != "" {
-		l := line[:min(len(line), stderrTailBytes-w.keptLen)]
-		w.kept = append(w.kept, l)
-		w.keptLen += len(l)
+	if w.keep {
+		w.keepLine(line)
 	}
 	w.sink.emit(w.level, line, w.stream)
+}
+
+func (w *lineWriter) keepLine(line string) {
+	switch {
+	case strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: "):
+		w.kept, w.keptLen, w.keptDone = nil, 0, false
+	case strings.TrimSpace(line) == "":
+		w.keptDone = len(w.kept) > 0
+		return
+	}
+	if w.keptDone || len(w.kept) >= stderrTailLines || w.keptLen >= stderrTailBytes {
+		return
+	}
+	l := line[:min(len(line), stderrTailBytes-w.keptLen)]
+	w.kept = append(w.kept, l)
+	w.keptLen += len(l)
 }
 
 // endCall emits a pending partial line and returns (and forgets) the lines
@@ -144,6 +157,6 @@ func (w *lineWriter) endCall() []string {
 	}
 	w.skipping = false
 	kept := w.kept
-	w.kept, w.keptLen = nil, 0
+	w.kept, w.keptLen, w.keptDone = nil, 0, false
 	return kept
 }

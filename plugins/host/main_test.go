@@ -78,7 +78,7 @@ func (r *logRecorder) count(substr string) int {
 
 // fixture is one plugin instance of the test guest with one output "out".
 type fixture struct {
-	t    *testing.T
+	t    testing.TB
 	p    *Plugin
 	inst *Instance
 	out  string
@@ -87,12 +87,12 @@ type fixture struct {
 	rev  uint64
 }
 
-func newFixture(t *testing.T, cfg PluginConfig) *fixture {
+func newFixture(t testing.TB, cfg PluginConfig) *fixture {
 	t.Helper()
 	return newFixtureWith(t, guestWasm(t), cfg)
 }
 
-func newFixtureWith(t *testing.T, wasm []byte, cfg PluginConfig) *fixture {
+func newFixtureWith(t testing.TB, wasm []byte, cfg PluginConfig) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &fixture{t: t, out: t.TempDir(), view: NewMemView(), logs: &logRecorder{}}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/slipstreamkv/slipstream/plugins/abi"
 )
@@ -58,11 +59,12 @@ type stage struct {
 	done    bool
 
 	// seams for fault injection in tests
-	rename func(r *os.Root, from, to string) error
+	rename  func(r *os.Root, from, to string) error
+	syncDir func(r *os.Root, dir string) error
 }
 
 func newStage(outputs map[string]Output, limits Limits) *stage {
-	return &stage{outputs: outputs, limits: limits, roots: map[string]*os.Root{}, rename: (*os.Root).Rename}
+	return &stage{outputs: outputs, limits: limits, roots: map[string]*os.Root{}, rename: (*os.Root).Rename, syncDir: syncDir}
 }
 
 // refusal is a host function's answer to a bad request: the status for the
@@ -85,6 +87,9 @@ func fsRefusal(op, p string, err error) *refusal {
 	var pe *fs.PathError
 	if errors.As(err, &pe) && pe.Err.Error() == errPathEscapes {
 		return refuse(abi.ErrDenied, ErrDenied, "%s %q: leaves the output directory: %v", op, p, err)
+	}
+	if errors.Is(err, syscall.ENOTDIR) {
+		return refuse(abi.ErrInvalid, ErrDenied, "%s %q: a parent is not a directory: %v", op, p, err)
 	}
 	return refuse(abi.ErrIO, ErrIO, "%s %q: %v", op, p, err)
 }
@@ -390,7 +395,7 @@ func (s *stage) commit(ctx context.Context) error {
 		dirs[createdDir{op.output, path.Dir(op.path)}] = true
 	}
 	for d := range dirs {
-		if serr := syncDir(s.roots[d.output], d.dir); serr != nil && err == nil {
+		if serr := s.syncDir(s.roots[d.output], d.dir); serr != nil && err == nil {
 			err = fmt.Errorf("%w: commit: fsync directory %q in output %q: %v", ErrIO, d.dir, d.output, serr)
 		}
 	}
