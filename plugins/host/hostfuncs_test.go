@@ -102,4 +102,3 @@ func FuzzHostFunctions(f *testing.F) {
 		p.call(t, sig, all[:len(sig.Params)])
 	})
 }
-
