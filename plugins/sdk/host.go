@@ -28,13 +28,11 @@ const (
 // when they return an error, whatever the plugin returns afterwards: the host
 // never commits a partial set of outputs. Check paths with [CheckPath] first
 // to skip bad keys instead.
-type Host struct {
-	scanBuf []byte
-}
+type Host struct{}
 
-// scanBufSize is the initial buffer for paged reads; it grows when one
-// entry needs more.
-const scanBufSize = 64 << 10
+// pageBufSize is the initial buffer of a paged read; it grows when one entry
+// needs more. Each iteration has its own, so iterations can nest.
+const pageBufSize = 64 << 10
 
 // Log writes a line to the host's log.
 func (h *Host) Log(level Level, msg string) { hostLog(int32(level), msg) }
@@ -75,8 +73,9 @@ func (h *Host) Get(key string) (Entry, bool, error) {
 func (h *Host) Scan(prefix string) iter.Seq2[Entry, error] {
 	return func(yield func(Entry, error) bool) {
 		after := ""
+		buf := make([]byte, pageBufSize)
 		for {
-			page, err := h.page(func(b []byte) int64 { return hostViewScan(prefix, after, b) })
+			page, err := nextPage(&buf, func(b []byte) int64 { return hostViewScan(prefix, after, b) })
 			if err != nil {
 				yield(Entry{}, fmt.Errorf("sdk: scan %q: %w", prefix, err))
 				return
@@ -118,8 +117,9 @@ func (d DirEntry) IsDir() bool { return d.Type == abi.TypeDir }
 func (h *Host) ReadDir(output, dir string) iter.Seq2[DirEntry, error] {
 	return func(yield func(DirEntry, error) bool) {
 		after := ""
+		buf := make([]byte, pageBufSize)
 		for {
-			page, err := h.page(func(b []byte) int64 { return hostOutputList(output, dir, after, b) })
+			page, err := nextPage(&buf, func(b []byte) int64 { return hostOutputList(output, dir, after, b) })
 			if err == abi.ErrNotFound {
 				return
 			}
@@ -152,17 +152,14 @@ type page struct {
 	items []byte
 }
 
-// page fetches one page with the reusable scan buffer.
-func (h *Host) page(call func([]byte) int64) (page, error) {
-	if h.scanBuf == nil {
-		h.scanBuf = make([]byte, scanBufSize)
-	}
-	b, st := fetch(h.scanBuf, call)
+// nextPage fetches one page into *buf, growing it when needed.
+func nextPage(buf *[]byte, call func([]byte) int64) (page, error) {
+	b, st := fetch(*buf, call)
 	if st != abi.OK {
 		return page{}, st
 	}
-	if cap(b) > cap(h.scanBuf) {
-		h.scanBuf = b[:cap(b)]
+	if cap(b) > cap(*buf) {
+		*buf = b[:cap(b)]
 	}
 	p, n, err := abi.ParsePageHeader(b)
 	if err != nil {

@@ -268,3 +268,43 @@ func TestLogs(t *testing.T) {
 		t.Fatalf("logs %v, err %v", res.Logs, err)
 	}
 }
+
+func TestIterationsNest(t *testing.T) {
+	f := &sdk.Fake{PageEntries: 1, Outputs: []string{"out"}}
+	for _, k := range []string{"a", "b", "c"} {
+		f.Set(k, []byte(k))
+		f.WriteFile("out", k+"/x", nil, 0o644)
+	}
+	var pairs, dirs []string
+	_, err := f.Render(sdk.RenderFunc(func(h *sdk.Host, _ *sdk.Batch) error {
+		for outer, err := range h.Scan("") {
+			if err != nil {
+				return err
+			}
+			for inner, err := range h.Scan("") {
+				if err != nil {
+					return err
+				}
+				pairs = append(pairs, outer.Key+inner.Key)
+			}
+		}
+		for d, err := range h.ReadDir("out", "") {
+			if err != nil {
+				return err
+			}
+			for e, err := range h.ReadDir("out", d.Name) {
+				if err != nil {
+					return err
+				}
+				dirs = append(dirs, d.Name+"/"+e.Name)
+			}
+		}
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pairs) != 9 || pairs[8] != "cc" || !slices.Equal(dirs, []string{"a/x", "b/x", "c/x"}) {
+		t.Fatalf("pairs %v dirs %v", pairs, dirs)
+	}
+}
