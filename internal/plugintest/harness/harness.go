@@ -30,7 +30,9 @@ var (
 // plugintest.CacheDir: each module compiles once per process.
 func Engine(tb testing.TB) *host.Engine {
 	tb.Helper()
-	engineOnce.Do(func() { engine, engineErr = host.New(context.Background(), host.Config{CacheDir: plugintest.CacheDir(tb)}) })
+	engineOnce.Do(func() {
+		engine, engineErr = host.New(context.Background(), host.Config{CacheDir: plugintest.CacheDir(tb)})
+	})
 	if engineErr != nil {
 		tb.Fatal(engineErr)
 	}
