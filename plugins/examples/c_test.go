@@ -1,3 +1,5 @@
+//go:build !wasip1
+
 // Tests of the examples written in languages other than Go, built with their
 // own toolchains and run through the real host. (They live here because a Go
 // package directory may not hold C sources without cgo.)
