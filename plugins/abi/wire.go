@@ -178,42 +178,76 @@ func AppendRecord(dst []byte, r Record) []byte {
 	return append(dst, r.Value...)
 }
 
+// RawRecord is a [Record] whose fields all alias the buffer it was parsed
+// from, for decoders that avoid copying (such as the SDK, which turns Key into
+// a string sharing the buffer's memory).
+type RawRecord struct {
+	Op       Op
+	Revision uint64
+	Version  []byte
+	Key      []byte
+	Value    []byte
+}
+
+// ParseRawRecord decodes the record at the start of b without copying and
+// returns it with the number of bytes it occupies.
+func ParseRawRecord(b []byte) (RawRecord, int, error) {
+	var one [1]RawRecord
+	rs, n, err := AppendRawRecords(one[:0], b, 1)
+	if err != nil {
+		return RawRecord{}, 0, err
+	}
+	return rs[0], n, nil
+}
+
+// AppendRawRecords decodes count records from the start of b, appends them
+// to dst without copying their bytes, and returns dst with the number of
+// bytes consumed. It decodes in one loop without calls, which matters in a
+// guest where every function call may cost an exit to the host (see
+// plugins/host: interruptible guests).
+func AppendRawRecords(dst []RawRecord, b []byte, count uint32) ([]RawRecord, int, error) {
+	off := uint64(0)
+	for i := uint32(0); i < count; i++ {
+		rest := b[off:]
+		if len(rest) < RecordHeaderSize {
+			return dst, 0, fmt.Errorf("%w: record %d needs %d bytes, have %d", ErrMalformed, i, RecordHeaderSize, len(rest))
+		}
+		op := Op(rest[0])
+		vlen := uint64(rest[1])
+		klen := uint64(binary.LittleEndian.Uint32(rest[4:]))
+		llen := uint64(binary.LittleEndian.Uint32(rest[8:]))
+		end := RecordHeaderSize + vlen + klen + llen
+		switch {
+		case op < OpPut || op > OpPurge:
+			return dst, 0, fmt.Errorf("%w: record %d: unknown op %d", ErrMalformed, i, rest[0])
+		case vlen > MaxVersionLen:
+			return dst, 0, fmt.Errorf("%w: record %d: version of %d bytes", ErrMalformed, i, vlen)
+		case rest[2] != 0 || rest[3] != 0:
+			return dst, 0, fmt.Errorf("%w: record %d: reserved bytes are not zero", ErrMalformed, i)
+		case op != OpPut && llen != 0:
+			return dst, 0, fmt.Errorf("%w: record %d: %s with a %d-byte value", ErrMalformed, i, op, llen)
+		case end > uint64(len(rest)):
+			return dst, 0, fmt.Errorf("%w: record %d of %d bytes, have %d", ErrMalformed, i, end, len(rest))
+		}
+		k := RecordHeaderSize + vlen
+		r := RawRecord{Op: op, Revision: binary.LittleEndian.Uint64(rest[12:]), Key: rest[k : k+klen : k+klen], Value: rest[k+klen : end : end]}
+		if vlen > 0 {
+			r.Version = rest[RecordHeaderSize:k:k]
+		}
+		dst = append(dst, r)
+		off += end
+	}
+	return dst, int(off), nil
+}
+
 // ParseRecord decodes the record at the start of b and returns it with the
 // number of bytes it occupies. Version and Value alias b; Key is a copy.
 func ParseRecord(b []byte) (Record, int, error) {
-	if len(b) < RecordHeaderSize {
-		return Record{}, 0, fmt.Errorf("%w: record needs %d bytes, have %d", ErrMalformed, RecordHeaderSize, len(b))
+	r, n, err := ParseRawRecord(b)
+	if err != nil {
+		return Record{}, 0, err
 	}
-	r := Record{Op: Op(b[0])}
-	if r.Op < OpPut || r.Op > OpPurge {
-		return Record{}, 0, fmt.Errorf("%w: unknown op %d", ErrMalformed, b[0])
-	}
-	vlen := uint64(b[1])
-	if vlen > MaxVersionLen {
-		return Record{}, 0, fmt.Errorf("%w: version of %d bytes", ErrMalformed, vlen)
-	}
-	if b[2] != 0 || b[3] != 0 {
-		return Record{}, 0, fmt.Errorf("%w: reserved record bytes are not zero", ErrMalformed)
-	}
-	klen := uint64(binary.LittleEndian.Uint32(b[4:]))
-	llen := uint64(binary.LittleEndian.Uint32(b[8:]))
-	if r.Op != OpPut && llen != 0 {
-		return Record{}, 0, fmt.Errorf("%w: %s record with a %d-byte value", ErrMalformed, r.Op, llen)
-	}
-	r.Revision = binary.LittleEndian.Uint64(b[12:])
-	end := RecordHeaderSize + vlen + klen + llen
-	if end > uint64(len(b)) {
-		return Record{}, 0, fmt.Errorf("%w: record of %d bytes, have %d", ErrMalformed, end, len(b))
-	}
-	off := uint64(RecordHeaderSize)
-	if vlen > 0 {
-		r.Version = b[off : off+vlen : off+vlen]
-	}
-	off += vlen
-	r.Key = string(b[off : off+klen])
-	off += klen
-	r.Value = b[off:end:end]
-	return r, int(end), nil
+	return Record{Op: r.Op, Revision: r.Revision, Version: r.Version, Key: string(r.Key), Value: r.Value}, n, nil
 }
 
 // Page is the header of a page returned by view_scan and output_list:

@@ -1,7 +1,6 @@
 package sdk
 
 import (
-	"bytes"
 	"fmt"
 	"io/fs"
 	"iter"
@@ -31,7 +30,8 @@ const (
 type Host struct{}
 
 // pageBufSize is the initial buffer of a paged read; it grows when one entry
-// needs more. Each iteration has its own, so iterations can nest.
+// needs more. Every page gets a new buffer, so iterations can nest and
+// entries can be kept.
 const pageBufSize = 64 << 10
 
 // Log writes a line to the host's log.
@@ -73,23 +73,24 @@ func (h *Host) Get(key string) (Entry, bool, error) {
 func (h *Host) Scan(prefix string) iter.Seq2[Entry, error] {
 	return func(yield func(Entry, error) bool) {
 		after := ""
-		buf := make([]byte, pageBufSize)
+		size := pageBufSize
 		for {
-			page, err := nextPage(&buf, func(b []byte) int64 { return hostViewScan(prefix, after, b) })
+			// A fresh buffer per page: entries alias it and stay valid.
+			page, err := nextPage(&size, func(b []byte) int64 { return hostViewScan(prefix, after, b) })
 			if err != nil {
 				yield(Entry{}, fmt.Errorf("sdk: scan %q: %w", prefix, err))
 				return
 			}
 			rest := page.items
 			for range page.Count {
-				r, m, err := abi.ParseRecord(rest)
+				r, m, err := abi.ParseRawRecord(rest)
 				if err != nil {
 					yield(Entry{}, fmt.Errorf("sdk: scan %q: %w", prefix, err))
 					return
 				}
 				rest = rest[m:]
-				after = r.Key
-				e := Entry{Key: r.Key, Value: bytes.Clone(r.Value), Revision: r.Revision, Version: bytes.Clone(r.Version)}
+				e := Entry{Key: aliasString(r.Key), Value: r.Value, Revision: r.Revision, Version: r.Version}
+				after = e.Key
 				if !yield(e, nil) {
 					return
 				}
@@ -117,9 +118,9 @@ func (d DirEntry) IsDir() bool { return d.Type == abi.TypeDir }
 func (h *Host) ReadDir(output, dir string) iter.Seq2[DirEntry, error] {
 	return func(yield func(DirEntry, error) bool) {
 		after := ""
-		buf := make([]byte, pageBufSize)
+		size := pageBufSize
 		for {
-			page, err := nextPage(&buf, func(b []byte) int64 { return hostOutputList(output, dir, after, b) })
+			page, err := nextPage(&size, func(b []byte) int64 { return hostOutputList(output, dir, after, b) })
 			if err == abi.ErrNotFound {
 				return
 			}
@@ -152,15 +153,14 @@ type page struct {
 	items []byte
 }
 
-// nextPage fetches one page into *buf, growing it when needed.
-func nextPage(buf *[]byte, call func([]byte) int64) (page, error) {
-	b, st := fetch(*buf, call)
+// nextPage fetches one page into a new buffer of *size bytes, remembering a
+// larger size when one entry needed it.
+func nextPage(size *int, call func([]byte) int64) (page, error) {
+	b, st := fetch(make([]byte, *size), call)
 	if st != abi.OK {
 		return page{}, st
 	}
-	if cap(b) > cap(*buf) {
-		*buf = b[:cap(b)]
-	}
+	*size = max(*size, cap(b))
 	p, n, err := abi.ParsePageHeader(b)
 	if err != nil {
 		return page{}, err

@@ -1,9 +1,11 @@
 package sdk
 
 import (
+	"bytes"
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"unsafe"
 
 	"github.com/slipstreamkv/slipstream/plugins/abi"
 )
@@ -22,7 +24,10 @@ const (
 type Cursor = abi.Cursor
 
 // Update is one change of a batch. Value is nil for deletes and purges.
-// Its slices stay valid after the call (each call has its own input buffer).
+//
+// Value is valid only until the call returns: it points into the input
+// buffer the SDK reuses for the next call. Copy it (bytes.Clone) to keep it.
+// Key and Version stay valid.
 type Update struct {
 	Op       Op
 	Key      string
@@ -34,7 +39,7 @@ type Update struct {
 // IsRemoval reports whether the update removes its key (delete or purge).
 func (u Update) IsRemoval() bool { return u.Op == OpDelete || u.Op == OpPurge }
 
-// Entry is one key of the view.
+// Entry is one key of the view. All of it stays valid after the call.
 type Entry struct {
 	Key      string
 	Value    []byte
@@ -114,9 +119,28 @@ func dispatch(kind abi.Kind, inputLen uint32) error {
 	return registered.Apply(h, b)
 }
 
-// readInput fetches and decodes the call input.
+// aliasString returns b as a string without copying. The SDK uses it only on
+// memory it never writes again (a per-call key arena, a per-page buffer), so
+// the strings stay immutable.
+func aliasString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// input is the call input buffer, reused across calls: allocating (and later
+// collecting) a batch-sized buffer per call is the largest cost of a call in
+// a Go guest, where the collector runs interruptible code. It is kept
+// whatever its size: the host recycles an instance whose memory grew too
+// much, which bounds it.
+var input []byte
+
+// records is the decoder's scratch space, reused like input.
+var records []abi.RawRecord
+
+// readInput fetches and decodes the call input. Keys and versions are copied
+// into one allocation per call; values point into the reused input buffer.
 func readInput(kind abi.Kind, n uint32) (*Batch, error) {
-	buf := make([]byte, n)
+	if cap(input) < int(n) {
+		input = make([]byte, n)
+	}
+	buf := input[:n]
 	if got := hostInputRead(buf); got != int64(n) {
 		return nil, fmt.Errorf("sdk: input_read returned %d, want %d", got, n)
 	}
@@ -128,22 +152,37 @@ func readInput(kind abi.Kind, n uint32) (*Batch, error) {
 		return nil, fmt.Errorf("sdk: %s export received %s input", kind, h.Kind)
 	}
 	b := &Batch{Render: kind == abi.KindRender, Watch: h.Watch, Cursor: h.Cursor}
-	if h.Count > 0 {
-		// Each record takes at least RecordHeaderSize bytes: never trust
-		// the count beyond what the input can hold.
-		b.Updates = make([]Update, 0, min(int(h.Count), len(buf)/abi.RecordHeaderSize))
+	b.Cursor.Version = bytes.Clone(h.Cursor.Version)
+	if h.Count == 0 {
+		return b, nil
 	}
-	for i := uint32(0); i < h.Count; i++ {
-		r, m, err := abi.ParseRecord(buf[off:])
-		if err != nil {
-			return nil, fmt.Errorf("sdk: call input: update %d: %w", i, err)
+	raws, _, err := abi.AppendRawRecords(records[:0], buf[off:], h.Count)
+	records = raws[:0]
+	if err != nil {
+		return nil, fmt.Errorf("sdk: call input: %w", err)
+	}
+	arena := 0
+	for i := range raws {
+		arena += len(raws[i].Key) + len(raws[i].Version)
+	}
+	keys := make([]byte, arena)
+	b.Updates = make([]Update, len(raws))
+	at := 0
+	for i := range raws {
+		r := &raws[i]
+		u := &b.Updates[i]
+		u.Op, u.Revision = r.Op, r.Revision
+		n := copy(keys[at:], r.Key)
+		u.Key = aliasString(keys[at : at+n])
+		at += n
+		if len(r.Version) > 0 {
+			n = copy(keys[at:], r.Version)
+			u.Version = keys[at : at+n : at+n]
+			at += n
 		}
-		off += m
-		u := Update{Op: r.Op, Key: r.Key, Revision: r.Revision, Version: r.Version}
 		if r.Op == abi.OpPut {
 			u.Value = r.Value
 		}
-		b.Updates = append(b.Updates, u)
 	}
 	return b, nil
 }

@@ -310,3 +310,21 @@ func TestIterationsNest(t *testing.T) {
 		t.Fatalf("pairs %v dirs %v", pairs, dirs)
 	}
 }
+
+func TestKeysAndVersionsOutliveTheCall(t *testing.T) {
+	f := &sdk.Fake{}
+	var kept []sdk.Update
+	p := funcs{apply: func(_ *sdk.Host, b *sdk.Batch) error {
+		kept = append(kept, b.Updates...)
+		return nil
+	}}
+	if _, err := f.Apply(p, sdk.Update{Op: sdk.OpPut, Key: "first-key", Value: []byte("v1"), Version: []byte{1, 2, 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Apply(p, sdk.Update{Op: sdk.OpPut, Key: "other-key", Value: []byte("v2"), Version: []byte{9, 9, 9}}); err != nil {
+		t.Fatal(err)
+	}
+	if kept[0].Key != "first-key" || !bytes.Equal(kept[0].Version, []byte{1, 2, 3}) {
+		t.Fatalf("the first call's update became %q %v", kept[0].Key, kept[0].Version)
+	}
+}
