@@ -24,15 +24,29 @@ func FuzzParseInput(f *testing.F) {
 			t.Fatalf("header re-encodes to %x, consumed %x", got, in[:n])
 		}
 		rest := in[n:]
+		raws, total, rawErr := AppendRawRecords(nil, rest, h.Count)
+		consumed := 0
 		for i := uint32(0); i < h.Count; i++ {
-			r, m, err := ParseRecord(rest)
+			r, m, err := ParseRecord(rest[consumed:])
 			if err != nil {
+				if rawErr == nil {
+					t.Fatalf("AppendRawRecords accepted what ParseRecord refuses: %v", err)
+				}
 				return
 			}
-			if got := AppendRecord(nil, r); !bytes.Equal(got, rest[:m]) {
-				t.Fatalf("record re-encodes to %x, consumed %x", got, rest[:m])
+			if got := AppendRecord(nil, r); !bytes.Equal(got, rest[consumed:consumed+m]) {
+				t.Fatalf("record re-encodes to %x, consumed %x", got, rest[consumed:consumed+m])
 			}
-			rest = rest[m:]
+			if int(i) >= len(raws) {
+				t.Fatalf("AppendRawRecords refused record %d, which ParseRecord accepts: %v", i, rawErr)
+			}
+			if raw := raws[i]; string(raw.Key) != r.Key || !bytes.Equal(raw.Value, r.Value) || raw.Revision != r.Revision {
+				t.Fatalf("AppendRawRecords record %d = %+v, ParseRecord gives %+v", i, raw, r)
+			}
+			consumed += m
+		}
+		if rawErr != nil || total != consumed {
+			t.Fatalf("AppendRawRecords: %d bytes, %v; ParseRecord consumed %d", total, rawErr, consumed)
 		}
 	})
 }
