@@ -160,6 +160,23 @@ type Record struct {
 	Value    []byte
 }
 
+// IsRemoval reports whether the record removes its key (delete or purge).
+func (r Record) IsRemoval() bool { return r.Op == OpDelete || r.Op == OpPurge }
+
+// Entry is one key of a watch's view: what view_get and view_scan return
+// (as records with op put).
+type Entry struct {
+	Key      string
+	Value    []byte
+	Revision uint64
+	Version  []byte
+}
+
+// Record returns e as the put record that encodes it.
+func (e Entry) Record() Record {
+	return Record{Op: OpPut, Revision: e.Revision, Version: e.Version, Key: e.Key, Value: e.Value}
+}
+
 // Size is the number of bytes the encoding of r occupies.
 func (r Record) Size() int { return RecordHeaderSize + len(r.Version) + len(r.Key) + len(r.Value) }
 

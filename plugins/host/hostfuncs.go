@@ -189,7 +189,7 @@ func hostViewGet(ctx context.Context, c *call, m api.Memory, p []uint32) int64 {
 	if !found {
 		return int64(abi.ErrNotFound)
 	}
-	rec := abi.AppendRecord(nil, abi.Record{Op: abi.OpPut, Revision: e.Revision, Version: e.Version, Key: e.Key, Value: e.Value})
+	rec := abi.AppendRecord(nil, e.Record())
 	return output(m, p[2], p[3], rec)
 }
 
@@ -209,7 +209,7 @@ func hostViewScan(ctx context.Context, c *call, m api.Memory, p []uint32) int64 
 			bad = fmt.Errorf("entry %q has a %d-byte version", e.Key, len(e.Version))
 			return false
 		}
-		return w.AddRecord(abi.Record{Op: abi.OpPut, Revision: e.Revision, Version: e.Version, Key: e.Key, Value: e.Value})
+		return w.AddRecord(e.Record())
 	})
 	if err == nil {
 		err = bad

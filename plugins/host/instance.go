@@ -117,11 +117,10 @@ func (i *Instance) encodeInput(kind abi.Kind, cur Cursor, updates []Update) ([]b
 	}
 	buf = abi.AppendHeader(buf, abi.Header{Kind: kind, Watch: i.cfg.Watch, Cursor: cur, Count: uint32(len(updates))})
 	for _, u := range updates {
-		value := u.Value
 		if u.Op != OpPut {
-			value = nil
+			u.Value = nil
 		}
-		buf = abi.AppendRecord(buf, abi.Record{Op: u.Op, Revision: u.Revision, Version: u.Version, Key: u.Key, Value: value})
+		buf = abi.AppendRecord(buf, u)
 	}
 	if cap(buf) <= maxKeptInput {
 		i.input = buf

@@ -23,23 +23,13 @@ const (
 // [abi.MaxVersionLen]).
 type Cursor = abi.Cursor
 
-// Update is one change of a batch. Value is nil for deletes and purges.
-// Version holds the backend's opaque version bytes (at most [abi.MaxVersionLen]).
-type Update struct {
-	Op       Op
-	Key      string
-	Value    []byte
-	Revision uint64
-	Version  []byte
-}
+// Update is one change of a batch: Op, Key, Value (nil for deletes and
+// purges), Revision (0 when the backend has none) and Version, the backend's
+// opaque version bytes (at most [abi.MaxVersionLen]).
+type Update = abi.Record
 
 // Entry is one key of the view.
-type Entry struct {
-	Key      string
-	Value    []byte
-	Revision uint64
-	Version  []byte
-}
+type Entry = abi.Entry
 
 // Batch is an incremental batch: the updates since the previous cursor, in
 // order, and the cursor they bring the watch to.

@@ -95,7 +95,7 @@ func (f *Fake) viewMap() map[string]Entry {
 // Apply folds updates into the view (a zero Revision gets the next one) and
 // runs p's Apply on them.
 func (f *Fake) Apply(p Plugin, updates ...Update) (*FakeResult, error) {
-	recs := make([]abi.Record, 0, len(updates))
+	recs := make([]Update, 0, len(updates))
 	for _, u := range updates {
 		if u.Revision == 0 {
 			f.rev++
@@ -108,7 +108,7 @@ func (f *Fake) Apply(p Plugin, updates ...Update) (*FakeResult, error) {
 			delete(f.viewMap(), u.Key)
 			u.Value = nil
 		}
-		recs = append(recs, abi.Record{Op: u.Op, Revision: u.Revision, Version: u.Version, Key: u.Key, Value: u.Value})
+		recs = append(recs, u)
 	}
 	return f.call(p, abi.KindApply, recs)
 }
@@ -211,16 +211,12 @@ func hostConfigGet(key string, b []byte) int64 {
 	return out(b, []byte(v))
 }
 
-func record(e Entry) abi.Record {
-	return abi.Record{Op: abi.OpPut, Revision: e.Revision, Version: e.Version, Key: e.Key, Value: e.Value}
-}
-
 func hostViewGet(key string, b []byte) int64 {
 	e, ok := current.f.view[key]
 	if !ok {
 		return int64(abi.ErrNotFound)
 	}
-	return out(b, abi.AppendRecord(nil, record(e)))
+	return out(b, abi.AppendRecord(nil, e.Record()))
 }
 
 // fillPage writes items (already sorted and filtered) into a page for b.
@@ -249,7 +245,7 @@ func hostViewScan(prefix, after string, b []byte) int64 {
 			es = append(es, current.f.view[k])
 		}
 	}
-	return fillPage(b, es, func(w *abi.PageWriter, e Entry) bool { return w.AddRecord(record(e)) })
+	return fillPage(b, es, func(w *abi.PageWriter, e Entry) bool { return w.AddRecord(e.Record()) })
 }
 
 func hostOutputList(output, dir, after string, b []byte) int64 {

@@ -23,29 +23,17 @@ const (
 // Cursor is the watch position a call brings the plugin to.
 type Cursor = abi.Cursor
 
-// Update is one change of a batch. Value is nil for deletes and purges.
+// Update is one change of a batch: Op, Key, Value (nil for deletes and
+// purges), Revision and Version (the backend's opaque version bytes).
 //
-// Value is valid only until the call returns: it points into the input
-// buffer the SDK reuses for the next call. Copy it (bytes.Clone) to keep it.
-// Key and Version stay valid.
-type Update struct {
-	Op       Op
-	Key      string
-	Value    []byte
-	Revision uint64
-	Version  []byte
-}
+// In a batch, Value is valid only until the call returns: it points into the
+// input buffer the SDK reuses for the next call. Copy it (bytes.Clone) to
+// keep it. Key and Version stay valid.
+type Update = abi.Record
 
-// IsRemoval reports whether the update removes its key (delete or purge).
-func (u Update) IsRemoval() bool { return u.Op == OpDelete || u.Op == OpPurge }
-
-// Entry is one key of the view. All of it stays valid after the call.
-type Entry struct {
-	Key      string
-	Value    []byte
-	Revision uint64
-	Version  []byte
-}
+// Entry is one key of the view. Entries from [Host.Get] and [Host.Scan] stay
+// valid after the call.
+type Entry = abi.Entry
 
 // Batch is the input of one call. For a render, Updates is empty and the
 // plugin must make its outputs reflect the whole view.
