@@ -333,6 +333,20 @@ func TestBadModules(t *testing.T) {
 			}
 		})
 	}
+	t.Run("staging during _initialize", func(t *testing.T) {
+		m := minimalPlugin()
+		m.imports = []wasmImport{{module: abi.ImportModule, name: abi.FuncStageWrite, params: []byte{i32, i32, i32, i32, i32, i32, i32}, results: []byte{i32}}}
+		m.funcs = append(m.funcs, wasmFunc{export: "_initialize", body: callImport0(7)})
+		f := newFixtureWith(t, m.bytes(), PluginConfig{})
+		got, _ := f.inst.mod.Memory().ReadUint32Le(0)
+		if abi.Status(int32(got)) != abi.ErrState {
+			t.Fatalf("stage_write during _initialize returned %d, want ErrState", int32(got))
+		}
+		noStaged(t, f.out)
+		if _, err := f.inst.Apply(context.Background(), Batch{}, nil); err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("minimal plugin loads", func(t *testing.T) {
 		f := newFixtureWith(t, minimalPlugin().bytes(), PluginConfig{})
 		res, err := f.apply("anything=")

@@ -63,7 +63,8 @@ func (i *Instance) Stats() Stats {
 	return s
 }
 
-// Apply runs an incremental batch. On success the caller must Commit or
+// Apply runs an incremental batch; v is the view as of after it (nil reads
+// as empty). On success the caller must Commit or
 // Discard the result. On failure nothing stays staged and the error is a
 // *[CallError] (or a context error when ctx ended).
 func (i *Instance) Apply(ctx context.Context, b Batch, v View) (*Result, error) {
@@ -131,6 +132,9 @@ func (i *Instance) encodeInput(kind abi.Kind, cur Cursor, updates []Update) ([]b
 }
 
 func (i *Instance) call(ctx context.Context, kind abi.Kind, cur Cursor, updates []Update, v View) (*Result, error) {
+	if v == nil {
+		v = NewMemView()
+	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.closed {

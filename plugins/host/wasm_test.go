@@ -30,6 +30,16 @@ type wasmModule struct {
 // constI32 is a body returning v.
 func constI32(v byte) []byte { return []byte{0x41, v & 0x3f} }
 
+// callImport0 is a body storing at address 0 the i32 result of import 0
+// called with n zero arguments.
+func callImport0(n int) []byte {
+	body := []byte{0x41, 0x00} // i32.const 0: the store address
+	for range n {
+		body = append(body, 0x41, 0x00)
+	}
+	return append(body, 0x10, 0x00, 0x36, 0x02, 0x00) // call 0; i32.store
+}
+
 // spin is a body that loops forever.
 var spin = []byte{0x03, 0x40, 0x0c, 0x00, 0x0b} // loop (br 0) end
 
