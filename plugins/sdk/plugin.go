@@ -25,10 +25,7 @@ type Cursor = abi.Cursor
 
 // Update is one change of a batch: Op, Key, Value (nil for deletes and
 // purges), Revision and Version (the backend's opaque version bytes).
-//
-// In a batch, Value is valid only until the call returns: it points into the
-// input buffer the SDK reuses for the next call. Copy it (bytes.Clone) to
-// keep it. Key and Version stay valid.
+// See [Batch] for how long its fields stay valid.
 type Update = abi.Record
 
 // Entry is one key of the view. Entries from [Host.Get] and [Host.Scan] stay
@@ -37,6 +34,12 @@ type Entry = abi.Entry
 
 // Batch is the input of one call. For a render, Updates is empty and the
 // plugin must make its outputs reflect the whole view.
+//
+// The Updates slice and every update's Value are valid only until the call
+// returns: the SDK reuses their memory for the next call, because allocating
+// and collecting a batch-sized buffer per call is the largest cost of a call
+// in a Go guest. Copy what you keep (bytes.Clone). Keys, Versions, Watch and
+// Cursor stay valid.
 type Batch struct {
 	// Render is true for a full render, false for an incremental batch.
 	Render  bool
@@ -119,8 +122,12 @@ func aliasString(b []byte) string { return unsafe.String(unsafe.SliceData(b), le
 // much, which bounds it.
 var input []byte
 
-// records is the decoder's scratch space, reused like input.
-var records []abi.RawRecord
+// records is the decoder's scratch space, and updates the batch's updates,
+// both reused like input.
+var (
+	records []abi.RawRecord
+	updates []Update
+)
 
 // readInput fetches and decodes the call input. Keys and versions are copied
 // into one allocation per call; values point into the reused input buffer.
@@ -154,7 +161,10 @@ func readInput(kind abi.Kind, n uint32) (*Batch, error) {
 		arena += len(raws[i].Key) + len(raws[i].Version)
 	}
 	keys := make([]byte, arena)
-	b.Updates = make([]Update, len(raws))
+	if cap(updates) < len(raws) {
+		updates = make([]Update, len(raws))
+	}
+	b.Updates = updates[:len(raws)]
 	at := 0
 	for i := range raws {
 		r := &raws[i]
