@@ -46,6 +46,7 @@
 // A write whose content and mode already match the target stages nothing
 // and tells the plugin so, which lets plugins request hooks only on change.
 // Hook requests are only recorded; running them is the caller's job.
+// [SweepStaged] removes the staging files a crash left behind.
 //
 // # Concurrency
 //

@@ -224,3 +224,17 @@ func TestSHA256Pin(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestGuestSeesNoEnvironmentArgsOrFiles(t *testing.T) {
+	t.Setenv("SLIPSTREAM_SECRET", "must not leak")
+	f := newFixture(t, PluginConfig{})
+	f.mustCommit("sandbox=out")
+	got, _ := f.read("sandbox")
+	t.Logf("guest view of the host: %s", got)
+	if !strings.HasPrefix(got, "env=0 args=0 read=open /etc/hostname: ") || strings.Contains(got, "<nil>") {
+		t.Fatalf("the guest saw %q", got)
+	}
+	if _, err := os.Stat("/tmp/slipstream-escape"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("the guest created a host file")
+	}
+}

@@ -248,8 +248,8 @@ func hostOutputList(_ context.Context, c *call, m api.Memory, p []uint32) int64 
 	return output(m, p[6], p[7], page)
 }
 
-// staging refuses (and fails the call) when called outside apply/render or
-// with bad memory; it returns the arguments' bytes otherwise.
+// stagingArgs refuses (and fails the call) when called outside apply/render
+// or with bad memory; it returns the arguments' bytes otherwise.
 func (c *call) stagingArgs(fn string, m api.Memory, p []uint32) ([][]byte, abi.Status) {
 	if c.kind == 0 {
 		c.fail(fmt.Errorf("%w: %s called during instantiation", ErrDenied, fn))

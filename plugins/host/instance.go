@@ -28,16 +28,15 @@ type Instance struct {
 	logger *slog.Logger
 	sink   *logSink
 
-	mu       sync.Mutex
-	mod      api.Module // nil: instantiate on the next call
-	apply    api.Function
-	render   api.Function
-	stdout   *lineWriter
-	stderr   *lineWriter
-	input    []byte // reused input buffer
-	closed   bool
-	stats    Stats
-	lastKept []string
+	mu     sync.Mutex
+	mod    api.Module // nil: instantiate on the next call
+	apply  api.Function
+	render api.Function
+	stdout *lineWriter
+	stderr *lineWriter
+	input  []byte // reused input buffer
+	closed bool
+	stats  Stats
 }
 
 // Stats counts what an instance did.

@@ -211,3 +211,38 @@ func TestMissingOutputDirectory(t *testing.T) {
 		t.Fatalf("status %v, refusal %+v", st, ref)
 	}
 }
+
+func TestSweepStagedRemovesCrashLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	outside := t.TempDir()
+	for _, p := range []string{".slipstream-aa.tmp", "sub/.slipstream-bb.tmp", "keep.conf", "sub/.slipstream-notes", ".slipstream-dir.tmp/x"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(outside, ".slipstream-cc.tmp"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := SweepStaged(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Join(dir, ".slipstream-aa.tmp"), filepath.Join(dir, "sub/.slipstream-bb.tmp")}
+	if !slices.Equal(removed, want) {
+		t.Fatalf("removed %v, want %v", removed, want)
+	}
+	for _, p := range []string{filepath.Join(dir, "keep.conf"), filepath.Join(dir, "sub/.slipstream-notes"), filepath.Join(outside, ".slipstream-cc.tmp")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	if removed, err := SweepStaged(filepath.Join(dir, "missing")); err != nil || len(removed) != 0 {
+		t.Fatalf("missing dir: %v %v", removed, err)
+	}
+}

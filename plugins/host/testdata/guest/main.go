@@ -147,6 +147,13 @@ func act(h *sdk.Host, key, arg string) error {
 		fmt.Fprintln(os.Stderr, arg)
 	case "wild":
 		return wild()
+	case "sandbox": // output -> writes what the guest can see of the host
+		_, ferr := os.ReadFile("/etc/hostname")
+		_, derr := os.ReadDir("/")
+		_, cerr := os.Create("/tmp/slipstream-escape")
+		report := fmt.Sprintf("env=%d args=%d read=%v readdir=%v create=%v", len(os.Environ()), len(os.Args), ferr, derr, cerr)
+		_, err := h.WriteFile(arg, "sandbox", []byte(report), 0)
+		return err
 	case "ok":
 	default:
 		return fmt.Errorf("unknown action %q", action)
