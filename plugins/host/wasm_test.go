@@ -24,7 +24,8 @@ type wasmFunc struct {
 type wasmModule struct {
 	imports []wasmImport
 	funcs   []wasmFunc
-	memory  bool // define and export "memory" (1 page)
+	memory  bool   // define and export "memory" (1 page)
+	data    []byte // placed at address 0 (needs memory)
 }
 
 // constI32 is a body returning v.
@@ -103,7 +104,42 @@ func (m wasmModule) bytes() []byte {
 		out = append(out, section(5, vec([]byte{0x00, 0x01}))...)
 	}
 	out = append(out, section(7, vec(exports...))...)
-	return append(out, section(10, vec(codes...))...)
+	out = append(out, section(10, vec(codes...))...)
+	if len(m.data) > 0 { // one active segment for memory 0 at offset 0
+		seg := append([]byte{0x00, 0x41, 0x00, 0x0b}, append(uleb(uint32(len(m.data))), m.data...)...)
+		out = append(out, section(11, vec(seg))...)
+	}
+	return out
+}
+
+// i32s is a body fragment pushing each value as an i32 constant.
+func i32s(vals ...uint32) []byte {
+	var out []byte
+	for _, v := range vals {
+		out = append(out, 0x41)
+		for { // signed LEB128 of a non-negative value
+			b := byte(v & 0x7f)
+			v >>= 7
+			if v == 0 && b&0x40 == 0 {
+				out = append(out, b)
+				break
+			}
+			out = append(out, b|0x80)
+		}
+	}
+	return out
+}
+
+// helloPlugin is a hand-made plugin whose apply stages hello.txt = "hi\n" in
+// the output "out" and succeeds.
+func helloPlugin() []byte {
+	m := minimalPlugin()
+	m.data = []byte("outhello.txthi\n")
+	m.imports = []wasmImport{{module: "slipstream", name: "stage_write", params: []byte{i32, i32, i32, i32, i32, i32, i32}, results: []byte{i32}}}
+	body := i32s(0, 3, 3, 9, 12, 3, 0)         // "out", "hello.txt", "hi\n", mode 0
+	body = append(body, 0x10, 0x00, 0x1a)      // call stage_write; drop
+	m.funcs[1].body = append(body, 0x41, 0x00) // return 0
+	return m.bytes()
 }
 
 // minimalPlugin is a valid ABI v1 plugin that does nothing and succeeds.
