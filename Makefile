@@ -39,5 +39,17 @@ check: ## gofmt, vet (host and wasip1), go mod tidy, then the tests
 	$(GO) mod tidy -diff
 	$(MAKE) test
 
+GO_PLUGINS := files template nginx-upstreams
+
+plugins: ## build every example plugin into bin/plugins/ (the C one needs clang for wasm32-wasi)
+	@mkdir -p $(BIN)/plugins
+	@set -e; for p in $(GO_PLUGINS); do \
+	  echo "go    $(BIN)/plugins/$$p.wasm"; \
+	  GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $(BIN)/plugins/$$p.wasm ./plugins/examples/$$p; \
+	done
+	@echo "clang $(BIN)/plugins/envfile.wasm"
+	@clang --target=wasm32-wasi -O2 -mexec-model=reactor -Wall -Wextra -Werror -Wl,--strip-all \
+	  -o $(BIN)/plugins/envfile.wasm plugins/examples/envfile/envfile.c
+
 clean: ## remove build outputs
 	rm -rf $(BIN) dev-out

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"fmt"
+	"io/fs"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/slipstreamkv/slipstream/plugins/sdk"
+)
+
+type plugin struct{}
+
+type config struct {
+	output string
+	prefix string
+	mode   fs.FileMode
+	hook   string
+	prune  bool
+}
+
+func readConfig(h *sdk.Host) (config, error) {
+	c := config{output: "files", prune: true}
+	if v, ok := h.Config("output"); ok {
+		c.output = v
+	}
+	c.prefix, _ = h.Config("prefix")
+	c.hook, _ = h.Config("hook")
+	if v, ok := h.Config("mode"); ok {
+		m, err := strconv.ParseUint(v, 8, 32)
+		if err != nil || m&^0o777 != 0 {
+			return c, fmt.Errorf("files: config mode %q is not an octal permission", v)
+		}
+		c.mode = fs.FileMode(m)
+	}
+	if v, ok := h.Config("prune"); ok {
+		p, err := strconv.ParseBool(v)
+		if err != nil {
+			return c, fmt.Errorf("files: config prune %q: %w", v, err)
+		}
+		c.prune = p
+	}
+	return c, nil
+}
+
+// pathOf maps a key to its file path; ok is false for keys outside the
+// prefix and for keys that are not valid paths (logged).
+func (c config) pathOf(h *sdk.Host, key string) (string, bool) {
+	rel, ok := strings.CutPrefix(key, c.prefix)
+	if !ok {
+		return "", false
+	}
+	if err := sdk.CheckPath(rel); err != nil {
+		h.Logf(sdk.LevelError, "files: skipping key %q: %v", key, err)
+		return "", false
+	}
+	return rel, true
+}
+
+// Apply writes or removes the file of every changed key.
+func (plugin) Apply(h *sdk.Host, b *sdk.Batch) error {
+	c, err := readConfig(h)
+	if err != nil {
+		return err
+	}
+	changed := false
+	for _, u := range b.Updates {
+		p, ok := c.pathOf(h, u.Key)
+		if !ok {
+			continue
+		}
+		var did bool
+		if u.IsRemoval() {
+			did, err = h.RemoveFile(c.output, p)
+		} else {
+			did, err = h.WriteFile(c.output, p, u.Value, c.mode)
+		}
+		if err != nil {
+			return err
+		}
+		changed = changed || did
+	}
+	return c.requestHook(h, changed)
+}
+
+// Render writes the file of every key and, with prune, removes the files
+// that no key maps to.
+func (plugin) Render(h *sdk.Host, _ *sdk.Batch) error {
+	c, err := readConfig(h)
+	if err != nil {
+		return err
+	}
+	keep := map[string]bool{}
+	changed := false
+	for e, err := range h.Scan(c.prefix) {
+		if err != nil {
+			return err
+		}
+		p, ok := c.pathOf(h, e.Key)
+		if !ok {
+			continue
+		}
+		keep[p] = true
+		did, err := h.WriteFile(c.output, p, e.Value, c.mode)
+		if err != nil {
+			return err
+		}
+		changed = changed || did
+	}
+	if c.prune {
+		pruned, err := prune(h, c.output, "", keep)
+		if err != nil {
+			return err
+		}
+		changed = changed || pruned
+	}
+	return c.requestHook(h, changed)
+}
+
+// prune removes the files below dir that keep does not list.
+func prune(h *sdk.Host, output, dir string, keep map[string]bool) (bool, error) {
+	changed := false
+	for e, err := range h.ReadDir(output, dir) {
+		if err != nil {
+			return false, err
+		}
+		p := path.Join(dir, e.Name)
+		if e.IsDir() {
+			did, err := prune(h, output, p, keep)
+			if err != nil {
+				return false, err
+			}
+			changed = changed || did
+			continue
+		}
+		if keep[p] {
+			continue
+		}
+		did, err := h.RemoveFile(output, p)
+		if err != nil {
+			return false, err
+		}
+		changed = changed || did
+	}
+	return changed, nil
+}
+
+func (c config) requestHook(h *sdk.Host, changed bool) error {
+	if !changed || c.hook == "" {
+		return nil
+	}
+	return h.RequestHook(c.hook)
+}

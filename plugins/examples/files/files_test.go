@@ -1,0 +1,151 @@
+//go:build !wasip1
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/slipstreamkv/slipstream/internal/plugintest"
+	"github.com/slipstreamkv/slipstream/internal/plugintest/harness"
+	"github.com/slipstreamkv/slipstream/plugins/host"
+	"github.com/slipstreamkv/slipstream/plugins/sdk"
+)
+
+func TestMain(m *testing.M) { plugintest.Main(m) }
+
+// Unit tests of the logic, on the SDK's fake host.
+
+func TestFakeApplyWritesAndRemoves(t *testing.T) {
+	f := &sdk.Fake{Outputs: []string{"files"}, Hooks: []string{"reload"}, Config: map[string]string{"prefix": "cfg/", "hook": "reload", "mode": "640"}}
+	res, err := f.Apply(plugin{},
+		sdk.Update{Op: sdk.OpPut, Key: "cfg/app.json", Value: []byte(`{"a":1}`)},
+		sdk.Update{Op: sdk.OpPut, Key: "cfg/nested/dir/x.conf", Value: []byte("x")},
+		sdk.Update{Op: sdk.OpPut, Key: "other/ignored", Value: []byte("no")},
+		sdk.Update{Op: sdk.OpPut, Key: "cfg/../escape", Value: []byte("no")},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Paths("files"); !slices.Equal(got, []string{"app.json", "nested/dir/x.conf"}) {
+		t.Fatalf("paths %v", got)
+	}
+	if file, _ := f.File("files", "app.json"); file.Mode != 0o640 || string(file.Data) != `{"a":1}` {
+		t.Fatalf("app.json %+v", file)
+	}
+	if !slices.Equal(res.Hooks, []string{"reload"}) || len(res.Logs) != 1 || !strings.Contains(res.Logs[0], `skipping key "cfg/../escape"`) {
+		t.Fatalf("result %+v", res)
+	}
+	res, err = f.Apply(plugin{}, sdk.Update{Op: sdk.OpDelete, Key: "cfg/app.json"}, sdk.Update{Op: sdk.OpPurge, Key: "cfg/never"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Paths("files"); !slices.Equal(got, []string{"nested/dir/x.conf"}) || !slices.Equal(res.Hooks, []string{"reload"}) {
+		t.Fatalf("after delete: paths %v, hooks %v", got, res.Hooks)
+	}
+	// Re-delivery of the same batch changes nothing and requests nothing.
+	res, err = f.Apply(plugin{}, sdk.Update{Op: sdk.OpPut, Key: "cfg/nested/dir/x.conf", Value: []byte("x")})
+	if err != nil || len(res.Hooks) != 0 || len(res.Changed) != 0 {
+		t.Fatalf("re-delivery: %+v %v", res, err)
+	}
+}
+
+func TestFakeRenderPrunes(t *testing.T) {
+	f := &sdk.Fake{Outputs: []string{"files"}, PageEntries: 3}
+	f.WriteFile("files", "stale.conf", []byte("old"), 0o644)
+	f.WriteFile("files", "deep/stale", []byte("old"), 0o644)
+	f.WriteFile("files", "keep", []byte("old"), 0o644)
+	for i := range 10 {
+		f.Set(fmt.Sprintf("k%d", i), []byte("v"))
+	}
+	f.Set("keep", []byte("new"))
+	if _, err := f.Render(plugin{}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9", "keep"}
+	if got := f.Paths("files"); !slices.Equal(got, want) {
+		t.Fatalf("paths %v", got)
+	}
+	f.Config = map[string]string{"prune": "false"}
+	f.WriteFile("files", "stale.conf", []byte("old"), 0o644)
+	if _, err := f.Render(plugin{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.File("files", "stale.conf"); !ok {
+		t.Fatal("prune=false removed a file")
+	}
+}
+
+func TestFakeBadConfig(t *testing.T) {
+	for _, cfg := range []map[string]string{{"mode": "rwx"}, {"mode": "4755"}, {"prune": "maybe"}} {
+		f := &sdk.Fake{Outputs: []string{"files"}, Config: cfg}
+		if _, err := f.Render(plugin{}); err == nil {
+			t.Errorf("config %v accepted", cfg)
+		}
+	}
+}
+
+// End-to-end tests of the built module on the real host.
+
+func newHarness(t *testing.T, cfg map[string]string) *harness.Harness {
+	return harness.New(t, plugintest.Module(t, "plugins/examples/files"), harness.Options{
+		Outputs: []string{"files"},
+		Hooks:   []string{"reload"},
+		Plugin:  host.PluginConfig{Name: "files", Config: cfg},
+	})
+}
+
+func TestModuleMirrorsKeys(t *testing.T) {
+	h := newHarness(t, map[string]string{"prefix": "etc/", "hook": "reload"})
+	res := h.Commit(h.Apply(h.Put("etc/motd", "hello\n"), h.Put("etc/app/one.conf", "1"), h.Put("var/ignored", "x")))
+	if !slices.Equal(res.Hooks(), []string{"reload"}) {
+		t.Fatalf("hooks %v", res.Hooks())
+	}
+	if got := h.Files("files"); !slices.Equal(got, []string{"app/one.conf", "motd"}) {
+		t.Fatalf("files %v", got)
+	}
+	res = h.Commit(h.Apply(h.Delete("etc/motd"), h.Put("etc/app/one.conf", "1")))
+	if got := h.Files("files"); !slices.Equal(got, []string{"app/one.conf"}) || !slices.Equal(res.Hooks(), []string{"reload"}) {
+		t.Fatalf("after delete: files %v hooks %v", got, res.Hooks())
+	}
+	res = h.Commit(h.Apply(h.Put("etc/app/one.conf", "1")))
+	if len(res.Hooks()) != 0 {
+		t.Fatalf("an unchanged file requested %v", res.Hooks())
+	}
+}
+
+func TestModuleRendersAViewLargerThanAPage(t *testing.T) {
+	h := newHarness(t, map[string]string{"prefix": "big/"})
+	// 2000 keys of 1 KiB: about 2 MiB, many scan pages.
+	for i := range 2000 {
+		h.View.Put(host.Entry{Key: fmt.Sprintf("big/d%02d/f%04d", i%50, i), Value: []byte(strings.Repeat(string(rune('a'+i%26)), 1024)), Revision: uint64(i + 1)})
+	}
+	stale := filepath.Join(h.Outputs["files"], "d07", "stale")
+	if err := os.MkdirAll(filepath.Dir(stale), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stale, []byte("no key"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.Commit(h.Render())
+	files := h.Files("files")
+	if len(files) != 2000 || slices.Contains(files, "d07/stale") {
+		t.Fatalf("%d files after render (stale kept: %v)", len(files), slices.Contains(files, "d07/stale"))
+	}
+	if got, _ := h.Read("files", "d01/f1001"); got != strings.Repeat("n", 1024) {
+		t.Fatalf("d01/f1001 = %.10q…", got)
+	}
+	// A second render over the same view changes nothing.
+	res, err := h.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Changed() {
+		t.Fatalf("second render changed %d files", len(res.Staged()))
+	}
+	res.Discard()
+}

@@ -1,0 +1,159 @@
+package host
+
+import (
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path/filepath"
+	"time"
+)
+
+// Defaults applied by [New], [Engine.Load] and [Plugin.NewInstance].
+const (
+	DefaultMemoryLimit  = 64 << 20
+	DefaultTimeout      = 5 * time.Second
+	DefaultMaxFileSize  = 16 << 20
+	DefaultMaxFiles     = 10_000
+	DefaultMaxBytes     = 256 << 20
+	DefaultLogPerSecond = 100
+	DefaultLogBurst     = 200
+	DefaultMode         = fs.FileMode(0o644)
+)
+
+// Config configures an [Engine]. The zero value is valid.
+type Config struct {
+	// CacheDir holds wazero's compilation cache, so a plugin compiles once
+	// per host rather than once per start. Empty means in memory only.
+	CacheDir string
+	// Logger receives plugin logs and host events. Nil discards them.
+	Logger *slog.Logger
+}
+
+// PluginConfig configures one plugin. The zero value is valid except for
+// Name, which should be set for logs and errors.
+type PluginConfig struct {
+	// Name identifies the plugin in logs and errors.
+	Name string
+	// SHA256, when set, pins the module: hex of its sha256 (any case).
+	SHA256 string
+	// MemoryLimit caps each instance's linear memory, in bytes (rounded up to
+	// 64 KiB pages, at most 4 GiB). Default [DefaultMemoryLimit].
+	MemoryLimit uint64
+	// RecycleAbove recycles an instance after a call that left its memory
+	// larger than this many bytes. Default: three quarters of MemoryLimit.
+	RecycleAbove uint64
+	// Timeout bounds each call (including instantiation). Default [DefaultTimeout].
+	Timeout time.Duration
+	// Config is the plugin's configuration, read with config_get.
+	Config map[string]string
+	// Limits caps what one call may stage and log.
+	Limits Limits
+	// Logger, when set, replaces the engine's logger for this plugin.
+	Logger *slog.Logger
+}
+
+// Limits caps what one call may do. Zero fields take the defaults.
+type Limits struct {
+	// MaxFileSize is the largest file one stage_write may stage.
+	MaxFileSize int64
+	// MaxFiles is how many writes and removals one call may stage.
+	MaxFiles int
+	// MaxBytes is the total size of the files one call may stage.
+	MaxBytes int64
+	// LogPerSecond and LogBurst rate-limit the plugin's log lines (log host
+	// function, stdout and stderr together); dropped lines are counted and
+	// reported.
+	LogPerSecond float64
+	LogBurst     int
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxFileSize <= 0 {
+		l.MaxFileSize = DefaultMaxFileSize
+	}
+	if l.MaxFiles <= 0 {
+		l.MaxFiles = DefaultMaxFiles
+	}
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = DefaultMaxBytes
+	}
+	if l.LogPerSecond <= 0 {
+		l.LogPerSecond = DefaultLogPerSecond
+	}
+	if l.LogBurst <= 0 {
+		l.LogBurst = DefaultLogBurst
+	}
+	return l
+}
+
+const pageSize = 64 << 10
+
+func (c PluginConfig) withDefaults() PluginConfig {
+	if c.MemoryLimit == 0 {
+		c.MemoryLimit = DefaultMemoryLimit
+	}
+	c.MemoryLimit = min(c.MemoryLimit, 1<<32)
+	if c.RecycleAbove == 0 {
+		c.RecycleAbove = c.MemoryLimit / 4 * 3
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	c.Limits = c.Limits.withDefaults()
+	return c
+}
+
+func (c PluginConfig) memoryPages() uint32 {
+	return uint32((c.MemoryLimit + pageSize - 1) / pageSize)
+}
+
+// InstanceConfig configures the instance one watch uses.
+type InstanceConfig struct {
+	// Watch names the watch in the call input, logs and errors.
+	Watch string
+	// Outputs are the directories the plugin may write below, by name.
+	Outputs map[string]Output
+	// Hooks are the hook names the plugin may request.
+	Hooks []string
+}
+
+// Output is a directory a plugin may write below.
+type Output struct {
+	// Dir is the directory; it must exist. Relative paths are made absolute.
+	Dir string
+	// Mode is the mode of files the plugin writes with mode 0. Default
+	// [DefaultMode]. Only permission bits are allowed.
+	Mode fs.FileMode
+	// Owner, when set, is applied to every file (and directory) staged in
+	// this output, before it is renamed into place.
+	Owner *Owner
+}
+
+// Owner is a numeric file owner.
+type Owner struct {
+	UID, GID int
+}
+
+func (c InstanceConfig) normalize() (InstanceConfig, error) {
+	outs := make(map[string]Output, len(c.Outputs))
+	for name, o := range c.Outputs {
+		if o.Dir == "" {
+			return c, fmt.Errorf("host: output %q has no directory", name)
+		}
+		dir, err := filepath.Abs(o.Dir)
+		if err != nil {
+			return c, fmt.Errorf("host: output %q: %w", name, err)
+		}
+		o.Dir = dir
+		if o.Mode == 0 {
+			o.Mode = DefaultMode
+		}
+		if o.Mode&^fs.ModePerm != 0 {
+			return c, fmt.Errorf("host: output %q: mode %v has bits beyond the permission bits", name, o.Mode)
+		}
+		outs[name] = o
+	}
+	c.Outputs = outs
+	c.Hooks = append([]string(nil), c.Hooks...)
+	return c, nil
+}

@@ -1,0 +1,141 @@
+package host
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+)
+
+// Engine compiles and runs plugins. It owns the compilation cache shared by
+// every [Plugin] it loads. It is safe for concurrent use.
+type Engine struct {
+	cache  wazero.CompilationCache
+	logger *slog.Logger
+
+	// interrupt is wazero's CloseOnContextDone. Only benchmarks turn it off,
+	// to measure what it costs.
+	interrupt bool
+
+	mu      sync.Mutex
+	plugins map[*Plugin]struct{}
+	closed  bool
+}
+
+// New returns an engine. With cfg.CacheDir set, compiled code is cached in
+// that directory (created if missing) and reused by later processes.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	e := &Engine{logger: cfg.Logger, interrupt: true, plugins: map[*Plugin]struct{}{}}
+	if e.logger == nil {
+		e.logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CacheDir == "" {
+		e.cache = wazero.NewCompilationCache()
+		return e, nil
+	}
+	c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
+	if err != nil {
+		return nil, fmt.Errorf("host: compilation cache: %w", err)
+	}
+	e.cache = c
+	return e, nil
+}
+
+// Load compiles wasm into a plugin: it checks the sha256 pin, compiles (or
+// loads from the cache), checks the module's exports and imports against ABI
+// version 1, and instantiates it once to check the version it declares.
+// Errors wrap [ErrChecksum], [ErrInvalidModule] or [ErrABI].
+func (e *Engine) Load(ctx context.Context, wasm []byte, cfg PluginConfig) (*Plugin, error) {
+	cfg = cfg.withDefaults()
+	sum := sha256.Sum256(wasm)
+	digest := hex.EncodeToString(sum[:])
+	if cfg.SHA256 != "" && !strings.EqualFold(cfg.SHA256, digest) {
+		return nil, fmt.Errorf("%w: plugin %q: module sha256 is %s, pinned %s", ErrChecksum, cfg.Name, digest, cfg.SHA256)
+	}
+	e.mu.Lock()
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	rcfg := wazero.NewRuntimeConfigCompiler().
+		WithCloseOnContextDone(e.interrupt).
+		WithMemoryLimitPages(cfg.memoryPages()).
+		WithCompilationCache(e.cache)
+	r := wazero.NewRuntimeWithConfig(ctx, rcfg)
+	logger := cfg.Logger
+	if logger == nil {
+		logger = e.logger
+	}
+	p := &Plugin{engine: e, cfg: cfg, digest: digest, runtime: r, logger: logger.With(slog.String("plugin", cfg.Name))}
+	if err := p.init(ctx, wasm); err != nil {
+		_ = r.Close(ctx)
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		_ = r.Close(ctx)
+		return nil, ErrClosed
+	}
+	e.plugins[p] = struct{}{}
+	return p, nil
+}
+
+func (p *Plugin) init(ctx context.Context, wasm []byte) error {
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, p.runtime); err != nil {
+		return fmt.Errorf("host: instantiate WASI: %w", err)
+	}
+	if err := instantiateHostModule(ctx, p.runtime); err != nil {
+		return fmt.Errorf("host: instantiate host module: %w", err)
+	}
+	cm, err := p.runtime.CompileModule(ctx, wasm)
+	if err != nil {
+		return fmt.Errorf("%w: plugin %q: %v", ErrInvalidModule, p.cfg.Name, err)
+	}
+	p.compiled = cm
+	if err := checkModule(cm); err != nil {
+		return fmt.Errorf("%w: plugin %q: %v", ErrABI, p.cfg.Name, err)
+	}
+	// Instantiate once so a wrong ABI version or a crashing initializer is a
+	// load error, not a failure of the first batch.
+	inst := &Instance{plugin: p, logger: p.logger, sink: newLogSink(p.logger, p.cfg.Limits, timeNow)}
+	if err := inst.instantiate(ctx); err != nil {
+		return err
+	}
+	return inst.mod.Close(ctx)
+}
+
+func (e *Engine) forget(p *Plugin) {
+	e.mu.Lock()
+	delete(e.plugins, p)
+	e.mu.Unlock()
+}
+
+// Close closes every plugin the engine loaded, then the compilation cache.
+func (e *Engine) Close(ctx context.Context) error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	plugins := make([]*Plugin, 0, len(e.plugins))
+	for p := range e.plugins {
+		plugins = append(plugins, p)
+	}
+	e.mu.Unlock()
+	var errs []error
+	for _, p := range plugins {
+		errs = append(errs, p.Close(ctx))
+	}
+	errs = append(errs, e.cache.Close(ctx))
+	return errors.Join(errs...)
+}

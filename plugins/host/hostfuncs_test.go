@@ -1,0 +1,104 @@
+package host
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/slipstreamkv/slipstream/plugins/abi"
+)
+
+// pointerPairs lists, for a host function, the parameter indexes that are
+// (pointer, length) pairs.
+func pointerPairs(sig abi.Signature) [][2]int {
+	var pairs [][2]int
+	start := 0
+	if sig.Name == abi.FuncLog {
+		start = 1
+	}
+	for i := start; i+1 < len(sig.Params); i += 2 {
+		pairs = append(pairs, [2]int{i, i + 1})
+	}
+	return pairs
+}
+
+// hostFuncProbe calls host functions directly against a live guest memory.
+type hostFuncProbe struct {
+	f   *fixture
+	mem api.Memory
+	mod api.Module
+}
+
+func newHostFuncProbe(t testing.TB) *hostFuncProbe {
+	f := newFixtureWith(t, minimalPlugin().bytes(), PluginConfig{Config: map[string]string{"": "empty key"}})
+	f.view.Put(Entry{Key: "", Value: []byte("x")})
+	return &hostFuncProbe{f: f, mem: f.inst.mod.Memory(), mod: f.inst.mod}
+}
+
+// call runs sig's host function through the same adapter wazero uses, with
+// garbage in the upper half of every i32 parameter, and checks the answer.
+func (p *hostFuncProbe) call(t testing.TB, sig abi.Signature, params []uint32) {
+	c := &call{inst: p.f.inst, kind: abi.KindApply, input: []byte("input"), view: p.f.view, stage: newStage(p.f.inst.cfg.Outputs, p.f.p.cfg.Limits)}
+	defer c.stage.discard()
+	stack := make([]uint64, max(len(params), 1))
+	for i, v := range params {
+		stack[i] = 0xdeadbeef<<32 | uint64(v)
+	}
+	ctx := withCall(context.Background(), c)
+	adapt(hostFuncs[sig.Name], sig)(ctx, p.mod, stack)
+	var got int64
+	if sig.Results[0] == abi.I64 {
+		got = int64(stack[0])
+	} else {
+		got = int64(int32(uint32(stack[0])))
+	}
+	size := uint64(p.mem.Size())
+	for _, pair := range pointerPairs(sig) {
+		if uint64(params[pair[0]])+uint64(params[pair[1]]) > size {
+			if got != int64(abi.ErrMemory) {
+				t.Fatalf("%s%v: pair %v lies outside %d bytes of memory, got %d, want ErrMemory", sig.Name, params, pair, size, got)
+			}
+			return
+		}
+	}
+	if got < 0 && got != int64(abi.ErrNotFound) && got != int64(abi.ErrInvalid) && got != int64(abi.ErrDenied) && got != int64(abi.ErrIO) {
+		t.Fatalf("%s%v: in-bounds call returned %d", sig.Name, params, got)
+	}
+}
+
+var wildValues = []uint32{0, 1, 7, 65535, 65536, 65537, 1 << 31, 0xfffffff0, 0xffffffff}
+
+func TestHostFunctionsBoundsCheckEveryPointer(t *testing.T) {
+	p := newHostFuncProbe(t)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for _, sig := range abi.HostFunctions() {
+		for range 3000 {
+			params := make([]uint32, len(sig.Params))
+			for i := range params {
+				params[i] = wildValues[rnd.IntN(len(wildValues))]
+			}
+			p.call(t, sig, params)
+		}
+	}
+	noStaged(t, p.f.out)
+}
+
+// FuzzHostFunctions calls a host function with arbitrary parameters over a
+// guest memory holding arbitrary bytes: it must never panic, and a pointer
+// pair outside memory must give ErrMemory.
+func FuzzHostFunctions(f *testing.F) {
+	f.Add(uint8(0), []byte("hello"), uint32(0), uint32(5), uint32(0), uint32(0), uint32(0), uint32(0), uint32(0), uint32(0))
+	f.Add(uint8(6), []byte("outa"), uint32(0), uint32(3), uint32(3), uint32(1), uint32(0), uint32(4), uint32(0o644), uint32(0))
+	f.Add(uint8(4), []byte{}, uint32(0), uint32(0), uint32(0), uint32(0), uint32(100), uint32(1000), uint32(0), uint32(0))
+	f.Add(uint8(7), []byte("out../x"), uint32(0), uint32(3), uint32(3), uint32(4), uint32(0xffffffff), uint32(2), uint32(0), uint32(0))
+	p := newHostFuncProbe(f)
+	f.Fuzz(func(t *testing.T, fn uint8, mem []byte, a, b, c, d, e, g, h, i uint32) {
+		p.mem.Write(0, mem[:min(len(mem), int(p.mem.Size()))])
+		sigs := abi.HostFunctions()
+		sig := sigs[int(fn)%len(sigs)]
+		all := []uint32{a, b, c, d, e, g, h, i}
+		p.call(t, sig, all[:len(sig.Params)])
+	})
+}

@@ -1,0 +1,448 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/slipstreamkv/slipstream/plugins/abi"
+)
+
+// StagedFile is one staged change, as a check command needs it.
+type StagedFile struct {
+	Output string // the output's name
+	Path   string // relative to the output directory
+	// File is the absolute path of the staged content (a hidden file beside
+	// Target); empty for a removal.
+	File string
+	// Target is the absolute path the commit renames File to (or removes).
+	Target string
+	Remove bool
+}
+
+// stagedOp is one pending write or removal.
+type stagedOp struct {
+	output string
+	path   string
+	tmp    string // staged file, relative to the output root; "" for a removal
+	size   int64
+}
+
+func (op *stagedOp) remove() bool { return op.tmp == "" }
+
+type createdDir struct {
+	output string
+	dir    string
+}
+
+// stage holds what one call staged. Writes go to hidden files beside their
+// targets; nothing touches a target before commit. It is used by one
+// goroutine at a time.
+type stage struct {
+	outputs map[string]Output
+	limits  Limits
+
+	roots   map[string]*os.Root
+	ops     []*stagedOp // in staging order; superseded ops are removed
+	created []createdDir
+	bytes   int64
+	done    bool
+
+	// seams for fault injection in tests
+	rename  func(r *os.Root, from, to string) error
+	syncDir func(r *os.Root, dir string) error
+}
+
+func newStage(outputs map[string]Output, limits Limits) *stage {
+	return &stage{outputs: outputs, limits: limits, roots: map[string]*os.Root{}, rename: (*os.Root).Rename, syncDir: syncDir}
+}
+
+// refusal is a host function's answer to a bad request: the status for the
+// guest and the error that fails the call.
+type refusal struct {
+	status abi.Status
+	err    error
+}
+
+func refuse(status abi.Status, sentinel error, format string, args ...any) *refusal {
+	return &refusal{status: status, err: fmt.Errorf("%w: %s", sentinel, fmt.Sprintf(format, args...))}
+}
+
+// errPathEscapes is the text of os.Root's (unexported) error for a path that
+// would leave the root; TestStageSymlinkEscape pins it.
+const errPathEscapes = "path escapes from parent"
+
+// fsRefusal classifies a file system error met while serving op on p.
+func fsRefusal(op, p string, err error) *refusal {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Err.Error() == errPathEscapes {
+		return refuse(abi.ErrDenied, ErrDenied, "%s %q: leaves the output directory: %v", op, p, err)
+	}
+	if errors.Is(err, syscall.ENOTDIR) {
+		return refuse(abi.ErrInvalid, ErrDenied, "%s %q: a parent is not a directory: %v", op, p, err)
+	}
+	return refuse(abi.ErrIO, ErrIO, "%s %q: %v", op, p, err)
+}
+
+func (s *stage) root(output string) (*os.Root, Output, *refusal) {
+	out, ok := s.outputs[output]
+	if !ok {
+		return nil, out, refuse(abi.ErrDenied, ErrDenied, "output %q is not declared for this watch", output)
+	}
+	if r := s.roots[output]; r != nil {
+		return r, out, nil
+	}
+	r, err := os.OpenRoot(out.Dir)
+	if err != nil {
+		return nil, out, refuse(abi.ErrIO, ErrIO, "open output %q: %v", output, err)
+	}
+	s.roots[output] = r
+	return r, out, nil
+}
+
+func (s *stage) prepare(output, p string) (*os.Root, Output, *refusal) {
+	if s.done {
+		return nil, Output{}, refuse(abi.ErrState, ErrIO, "staging after the call ended")
+	}
+	r, out, ref := s.root(output)
+	if ref != nil {
+		return nil, out, ref
+	}
+	if err := abi.CheckPath(p); err != nil {
+		return nil, out, refuse(abi.ErrInvalid, ErrDenied, "output %q: %v", output, err)
+	}
+	s.supersede(output, p)
+	if len(s.ops)+1 > s.limits.MaxFiles {
+		return nil, out, refuse(abi.ErrLimit, ErrLimit, "more than %d staged files in one call", s.limits.MaxFiles)
+	}
+	return r, out, nil
+}
+
+// supersede drops an earlier op on the same path: the last op wins.
+func (s *stage) supersede(output, p string) {
+	i := slices.IndexFunc(s.ops, func(op *stagedOp) bool { return op.output == output && op.path == p })
+	if i < 0 {
+		return
+	}
+	op := s.ops[i]
+	s.ops = slices.Delete(s.ops, i, i+1)
+	s.bytes -= op.size
+	if !op.remove() {
+		_ = s.roots[output].Remove(op.tmp)
+	}
+}
+
+// write stages data for output/p with the given mode (0 = the output's).
+func (s *stage) write(output, p string, data []byte, mode uint32) (abi.Status, *refusal) {
+	r, out, ref := s.prepare(output, p)
+	if ref != nil {
+		return ref.status, ref
+	}
+	perm := out.Mode
+	if mode != 0 {
+		if mode&^abi.ModeMask != 0 {
+			ref := refuse(abi.ErrInvalid, ErrDenied, "write %q: mode %#o has bits beyond 0o777", p, mode)
+			return ref.status, ref
+		}
+		perm = fs.FileMode(mode)
+	}
+	size := int64(len(data))
+	if size > s.limits.MaxFileSize {
+		ref := refuse(abi.ErrLimit, ErrLimit, "write %q: %d bytes exceed the %d-byte file limit", p, size, s.limits.MaxFileSize)
+		return ref.status, ref
+	}
+	if s.bytes+size > s.limits.MaxBytes {
+		ref := refuse(abi.ErrLimit, ErrLimit, "write %q: staged bytes would exceed the %d-byte call limit", p, s.limits.MaxBytes)
+		return ref.status, ref
+	}
+	same, ref := sameFile(r, p, data, perm, out.Owner)
+	if ref != nil {
+		return ref.status, ref
+	}
+	if same {
+		return abi.Unchanged, nil
+	}
+	if ref := s.mkdirs(r, output, out, path.Dir(p)); ref != nil {
+		return ref.status, ref
+	}
+	tmp, ref := writeTemp(r, p, data, perm, out.Owner)
+	if ref != nil {
+		return ref.status, ref
+	}
+	s.ops = append(s.ops, &stagedOp{output: output, path: p, tmp: tmp, size: size})
+	s.bytes += size
+	return abi.OK, nil
+}
+
+// sameFile reports whether p already is a regular file with exactly data,
+// perm and owner.
+func sameFile(r *os.Root, p string, data []byte, perm fs.FileMode, owner *Owner) (bool, *refusal) {
+	fi, err := r.Lstat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	case err != nil:
+		return false, fsRefusal("write", p, err)
+	case fi.IsDir():
+		return false, refuse(abi.ErrInvalid, ErrDenied, "write %q: target is a directory", p)
+	case !fi.Mode().IsRegular() || fi.Size() != int64(len(data)) || fi.Mode().Perm() != perm || !ownedBy(fi, owner):
+		return false, nil
+	}
+	old, err := r.ReadFile(p)
+	if err != nil {
+		return false, fsRefusal("write", p, err)
+	}
+	return bytes.Equal(old, data), nil
+}
+
+// mkdirs creates the missing directories of dir (relative, "." for the
+// root), recording them so a discard can remove them again.
+func (s *stage) mkdirs(r *os.Root, output string, out Output, dir string) *refusal {
+	if dir == "." {
+		return nil
+	}
+	prefix := ""
+	for name := range strings.SplitSeq(dir, "/") {
+		prefix = path.Join(prefix, name)
+		fi, err := r.Stat(prefix)
+		if err == nil {
+			if !fi.IsDir() {
+				return refuse(abi.ErrInvalid, ErrDenied, "write: %q is not a directory", prefix)
+			}
+			continue
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fsRefusal("mkdir", prefix, err)
+		}
+		if err := r.Mkdir(prefix, 0o755); err != nil {
+			return fsRefusal("mkdir", prefix, err)
+		}
+		s.created = append(s.created, createdDir{output: output, dir: prefix})
+		if out.Owner != nil {
+			if err := r.Lchown(prefix, out.Owner.UID, out.Owner.GID); err != nil {
+				return fsRefusal("chown", prefix, err)
+			}
+		}
+	}
+	return nil
+}
+
+// writeTemp writes data to a new hidden file beside p with its final mode
+// and owner, fsynced, and returns its root-relative name.
+func writeTemp(r *os.Root, p string, data []byte, perm fs.FileMode, owner *Owner) (string, *refusal) {
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := path.Join(path.Dir(p), abi.StagePrefix+hex.EncodeToString(rnd[:])+".tmp")
+	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fsRefusal("write", p, err)
+	}
+	err = writeSync(f, data, perm, owner)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = r.Remove(tmp)
+		return "", fsRefusal("write", p, err)
+	}
+	return tmp, nil
+}
+
+func writeSync(f *os.File, data []byte, perm fs.FileMode, owner *Owner) error {
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		return err
+	}
+	if owner != nil {
+		if err := f.Chown(owner.UID, owner.GID); err != nil {
+			return err
+		}
+	}
+	return f.Sync()
+}
+
+// remove stages the removal of output/p; removing a missing file is Unchanged.
+func (s *stage) remove(output, p string) (abi.Status, *refusal) {
+	r, _, ref := s.prepare(output, p)
+	if ref != nil {
+		return ref.status, ref
+	}
+	fi, err := r.Lstat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return abi.Unchanged, nil
+	case err != nil:
+		ref := fsRefusal("remove", p, err)
+		return ref.status, ref
+	case fi.IsDir():
+		ref := refuse(abi.ErrInvalid, ErrDenied, "remove %q: target is a directory", p)
+		return ref.status, ref
+	}
+	s.ops = append(s.ops, &stagedOp{output: output, path: p})
+	return abi.OK, nil
+}
+
+// list returns one page of the entries of output/dir sorted by name, after
+// the name after, hiding staging files.
+func (s *stage) list(output, dir, after string, capacity, soft int) ([]byte, int, *refusal) {
+	r, _, ref := s.root(output)
+	if ref != nil {
+		return nil, 0, ref
+	}
+	if err := abi.CheckDir(dir); err != nil {
+		return nil, 0, refuse(abi.ErrInvalid, ErrDenied, "output %q: %v", output, err)
+	}
+	name := dir
+	if name == "" {
+		name = "."
+	}
+	f, err := r.Open(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, &refusal{status: abi.ErrNotFound}
+	}
+	if err != nil {
+		return nil, 0, fsRefusal("list", name, err)
+	}
+	defer f.Close()
+	ents, err := f.ReadDir(-1)
+	if err != nil {
+		return nil, 0, fsRefusal("list", name, err)
+	}
+	slices.SortFunc(ents, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	w := abi.NewPageWriter(capacity, soft)
+	for _, e := range ents {
+		n := e.Name()
+		if n <= after || strings.HasPrefix(n, abi.StagePrefix) || len(n) > abi.MaxNameLen {
+			continue
+		}
+		if !w.AddDirEntry(abi.DirEntry{Type: entryType(e.Type()), Name: n}) {
+			break
+		}
+	}
+	page, need := w.Finish()
+	return page, need, nil
+}
+
+func entryType(m fs.FileMode) abi.EntryType {
+	switch {
+	case m.IsRegular():
+		return abi.TypeFile
+	case m.IsDir():
+		return abi.TypeDir
+	case m&fs.ModeSymlink != 0:
+		return abi.TypeSymlink
+	}
+	return abi.TypeOther
+}
+
+// staged lists the pending changes.
+func (s *stage) staged() []StagedFile {
+	out := make([]StagedFile, 0, len(s.ops))
+	for _, op := range s.ops {
+		dir := s.outputs[op.output].Dir
+		f := StagedFile{Output: op.output, Path: op.path, Target: filepath.Join(dir, filepath.FromSlash(op.path)), Remove: op.remove()}
+		if !op.remove() {
+			f.File = filepath.Join(dir, filepath.FromSlash(op.tmp))
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// commit renames every staged file onto its target (or removes the target),
+// in staging order, then fsyncs every directory it changed. On an error it
+// discards what it has not renamed yet.
+func (s *stage) commit(ctx context.Context) error {
+	if s.done {
+		return ErrDone
+	}
+	if err := ctx.Err(); err != nil {
+		s.discard()
+		return err
+	}
+	s.done = true
+	dirs := map[createdDir]bool{}
+	for _, c := range s.created {
+		dirs[createdDir{c.output, path.Dir(c.dir)}] = true
+	}
+	var err error
+	for i, op := range s.ops {
+		r := s.roots[op.output]
+		if op.remove() {
+			if rerr := r.Remove(op.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+				err = fmt.Errorf("%w: commit: remove %q in output %q: %v", ErrIO, op.path, op.output, rerr)
+			}
+		} else if rerr := s.rename(r, op.tmp, op.path); rerr != nil {
+			err = fmt.Errorf("%w: commit: rename onto %q in output %q: %v", ErrIO, op.path, op.output, rerr)
+		}
+		if err != nil {
+			s.ops = s.ops[i:]
+			s.removeTemps()
+			break
+		}
+		dirs[createdDir{op.output, path.Dir(op.path)}] = true
+	}
+	for d := range dirs {
+		if serr := s.syncDir(s.roots[d.output], d.dir); serr != nil && err == nil {
+			err = fmt.Errorf("%w: commit: fsync directory %q in output %q: %v", ErrIO, d.dir, d.output, serr)
+		}
+	}
+	s.ops = nil
+	s.closeRoots()
+	return err
+}
+
+func syncDir(r *os.Root, dir string) error {
+	f, err := r.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// discard removes every staged file and the directories staging created
+// (when they are empty again). It is idempotent.
+func (s *stage) discard() {
+	if s.done {
+		return
+	}
+	s.done = true
+	s.removeTemps()
+	for i := len(s.created) - 1; i >= 0; i-- {
+		c := s.created[i]
+		_ = s.roots[c.output].Remove(c.dir) // fails, as it should, if not empty
+	}
+	s.ops, s.created = nil, nil
+	s.closeRoots()
+}
+
+func (s *stage) removeTemps() {
+	for _, op := range s.ops {
+		if !op.remove() {
+			_ = s.roots[op.output].Remove(op.tmp)
+		}
+	}
+}
+
+func (s *stage) closeRoots() {
+	for name, r := range s.roots {
+		_ = r.Close()
+		delete(s.roots, name)
+	}
+}

@@ -1,0 +1,248 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/slipstreamkv/slipstream/plugins/abi"
+)
+
+func newTestStage(t *testing.T, limits Limits) (*stage, string) {
+	t.Helper()
+	dir := t.TempDir()
+	s := newStage(map[string]Output{"out": {Dir: dir, Mode: 0o640}}, limits.withDefaults())
+	t.Cleanup(s.discard)
+	return s, dir
+}
+
+// mustStage returns a checker for a staging call's results: staged (OK) and
+// not refused.
+func mustStage(t *testing.T) func(abi.Status, *refusal) {
+	t.Helper()
+	return func(st abi.Status, ref *refusal) {
+		t.Helper()
+		if ref != nil {
+			t.Fatal(ref.err)
+		}
+		if st != abi.OK {
+			t.Fatalf("status %v", st)
+		}
+	}
+}
+
+func TestStagedFileHasFinalModeBeforeCommit(t *testing.T) {
+	s, dir := newTestStage(t, Limits{})
+	mustStage(t)(s.write("out", "a/b.conf", []byte("x"), 0))
+	mustStage(t)(s.write("out", "c.conf", []byte("y"), 0o600))
+	for _, f := range s.staged() {
+		fi, err := os.Stat(f.File)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fs.FileMode(0o640)
+		if f.Path == "c.conf" {
+			want = 0o600
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("staged %s has mode %v before commit, want %v", f.Path, fi.Mode(), want)
+		}
+		if filepath.Dir(f.File) != filepath.Dir(f.Target) || f.Target != filepath.Join(dir, f.Path) {
+			t.Errorf("staged %+v", f)
+		}
+	}
+}
+
+func TestStageOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("changing a file's owner needs root")
+	}
+	dir := t.TempDir()
+	owner := &Owner{UID: 4321, GID: 8765}
+	s := newStage(map[string]Output{"out": {Dir: dir, Mode: 0o644, Owner: owner}}, Limits{}.withDefaults())
+	mustStage(t)(s.write("out", "d/f", []byte("x"), 0))
+	ownerOf := func(p string) (uint32, uint32) {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		return st.Uid, st.Gid
+	}
+	staged := s.staged()[0]
+	if u, g := ownerOf(staged.File); u != 4321 || g != 8765 {
+		t.Fatalf("staged file owned by %d:%d before commit", u, g)
+	}
+	if err := s.commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if u, g := ownerOf(filepath.Join(dir, "d/f")); u != 4321 || g != 8765 {
+		t.Fatalf("committed file owned by %d:%d", u, g)
+	}
+	if u, g := ownerOf(filepath.Join(dir, "d")); u != 4321 || g != 8765 {
+		t.Fatalf("created directory owned by %d:%d", u, g)
+	}
+	// Same content, mode and owner: unchanged. Another owner: a change.
+	s2 := newStage(map[string]Output{"out": {Dir: dir, Mode: 0o644, Owner: owner}}, Limits{}.withDefaults())
+	if st, ref := s2.write("out", "d/f", []byte("x"), 0); st != abi.Unchanged || ref != nil {
+		t.Fatalf("rewrite: %v %v", st, ref)
+	}
+	s3 := newStage(map[string]Output{"out": {Dir: dir, Mode: 0o644, Owner: &Owner{UID: 1, GID: 1}}}, Limits{}.withDefaults())
+	defer s3.discard()
+	mustStage(t)(s3.write("out", "d/f", []byte("x"), 0))
+}
+
+func TestCommitFsyncsEveryChangedDirectory(t *testing.T) {
+	s, dir := newTestStage(t, Limits{})
+	if err := os.MkdirAll(filepath.Join(dir, "old"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "old/gone"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var synced []string
+	s.syncDir = func(r *os.Root, d string) error {
+		synced = append(synced, d)
+		return syncDir(r, d)
+	}
+	mustStage(t)(s.write("out", "top", []byte("1"), 0))
+	mustStage(t)(s.write("out", "new/deeper/f", []byte("2"), 0))
+	mustStage(t)(s.remove("out", "old/gone"))
+	if err := s.commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(synced)
+	// "." holds top and the new directory "new"; "new" holds "deeper".
+	if want := []string{".", "new", "new/deeper", "old"}; !slices.Equal(synced, want) {
+		t.Fatalf("synced %v, want %v", synced, want)
+	}
+}
+
+func TestCommitFailureMidwayDiscardsTheRest(t *testing.T) {
+	s, dir := newTestStage(t, Limits{})
+	for _, p := range []string{"1", "2", "3"} {
+		mustStage(t)(s.write("out", p, []byte(p), 0))
+	}
+	calls := 0
+	s.rename = func(r *os.Root, from, to string) error {
+		calls++
+		if calls == 2 {
+			return errors.New("injected: disk on fire")
+		}
+		return r.Rename(from, to)
+	}
+	err := s.commit(context.Background())
+	if !errors.Is(err, ErrIO) || !strings.Contains(err.Error(), "disk on fire") {
+		t.Fatalf("err = %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "1")); string(b) != "1" {
+		t.Fatal("the first file was not committed")
+	}
+	for _, p := range []string{"2", "3"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s exists after a failed commit", p)
+		}
+	}
+	noStaged(t, dir)
+	if err := s.commit(context.Background()); !errors.Is(err, ErrDone) {
+		t.Fatalf("second commit: %v", err)
+	}
+}
+
+func TestCommitWithCancelledContextDiscards(t *testing.T) {
+	s, dir := newTestStage(t, Limits{})
+	mustStage(t)(s.write("out", "f", []byte("x"), 0))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.commit(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "f")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("committed despite a cancelled context")
+	}
+	noStaged(t, dir)
+}
+
+func TestStageRefusals(t *testing.T) {
+	s, dir := newTestStage(t, Limits{})
+	if err := os.Mkdir(filepath.Join(dir, "adir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "afile"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		do       func() (abi.Status, *refusal)
+		status   abi.Status
+		sentinel error
+	}{
+		{"write onto a directory", func() (abi.Status, *refusal) { return s.write("out", "adir", nil, 0) }, abi.ErrInvalid, ErrDenied},
+		{"remove a directory", func() (abi.Status, *refusal) { return s.remove("out", "adir") }, abi.ErrInvalid, ErrDenied},
+		{"file as a parent directory", func() (abi.Status, *refusal) { return s.write("out", "afile/x", nil, 0) }, abi.ErrInvalid, ErrDenied},
+		{"undeclared output", func() (abi.Status, *refusal) { return s.remove("nope", "x") }, abi.ErrDenied, ErrDenied},
+		{"empty path", func() (abi.Status, *refusal) { return s.write("out", "", nil, 0) }, abi.ErrInvalid, ErrDenied},
+		{"file type bits in mode", func() (abi.Status, *refusal) { return s.write("out", "x", nil, uint32(fs.ModeDir|0o755)) }, abi.ErrInvalid, ErrDenied},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, ref := tt.do()
+			if st != tt.status || ref == nil || !errors.Is(ref.err, tt.sentinel) {
+				t.Fatalf("status %v, refusal %v", st, ref.err)
+			}
+		})
+	}
+	if st, ref := s.remove("out", "never-existed"); st != abi.Unchanged || ref != nil {
+		t.Fatalf("removing a missing file: %v %v", st, ref)
+	}
+}
+
+func TestMissingOutputDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "gone")
+	s := newStage(map[string]Output{"out": {Dir: dir}}, Limits{}.withDefaults())
+	st, ref := s.write("out", "f", []byte("x"), 0)
+	if st != abi.ErrIO || ref == nil || !errors.Is(ref.err, ErrIO) {
+		t.Fatalf("status %v, refusal %+v", st, ref)
+	}
+}
+
+func TestSweepStagedRemovesCrashLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	outside := t.TempDir()
+	for _, p := range []string{".slipstream-aa.tmp", "sub/.slipstream-bb.tmp", "keep.conf", "sub/.slipstream-notes", ".slipstream-dir.tmp/x"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(outside, ".slipstream-cc.tmp"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := SweepStaged(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Join(dir, ".slipstream-aa.tmp"), filepath.Join(dir, "sub/.slipstream-bb.tmp")}
+	if !slices.Equal(removed, want) {
+		t.Fatalf("removed %v, want %v", removed, want)
+	}
+	for _, p := range []string{filepath.Join(dir, "keep.conf"), filepath.Join(dir, "sub/.slipstream-notes"), filepath.Join(outside, ".slipstream-cc.tmp")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	if removed, err := SweepStaged(filepath.Join(dir, "missing")); err != nil || len(removed) != 0 {
+		t.Fatalf("missing dir: %v %v", removed, err)
+	}
+}

@@ -1,0 +1,41 @@
+// Package sdk is the Go guest SDK for slipstream apply plugins (ABI version
+// 1, see plugins/ABI.md). A plugin is a main package that registers itself
+// from an init function and is built as a WASI reactor:
+//
+//	package main
+//
+//	import "github.com/slipstreamkv/slipstream/plugins/sdk"
+//
+//	func init() { sdk.Register(sdk.RenderFunc(render)) }
+//
+//	func render(h *sdk.Host, b *sdk.Batch) error {
+//		for e, err := range h.Scan("app.") {
+//			if err != nil {
+//				return err
+//			}
+//			if _, err := h.WriteFile("conf", e.Key, e.Value, 0); err != nil {
+//				return err
+//			}
+//		}
+//		return nil
+//	}
+//
+//	func main() {}
+//
+// Build it with:
+//
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o plugin.wasm .
+//
+// The SDK exports the ABI's functions (slipstream_abi_version,
+// slipstream_apply, slipstream_render), decodes each call's input into a
+// [Batch], turns a returned error or a panic into a failure the host reports,
+// and yields to the Go scheduler at the end of every call: a Go guest that
+// never yields stops collecting garbage and grows without bound.
+//
+// Outside wasip1 (plain go test), the same API runs against [Fake], an
+// in-process host with an in-memory view and file tree, so plugin logic is
+// unit-testable without building a module.
+//
+// Plugins run one call at a time; nothing in this package is safe for
+// concurrent use, and none of it needs to be.
+package sdk

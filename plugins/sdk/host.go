@@ -1,0 +1,224 @@
+package sdk
+
+import (
+	"fmt"
+	"io/fs"
+	"iter"
+
+	"github.com/slipstreamkv/slipstream/plugins/abi"
+)
+
+// Level is a log level; the values are those of log/slog.
+type Level int32
+
+// Log levels.
+const (
+	LevelDebug Level = Level(abi.LevelDebug)
+	LevelInfo  Level = Level(abi.LevelInfo)
+	LevelWarn  Level = Level(abi.LevelWarn)
+	LevelError Level = Level(abi.LevelError)
+)
+
+// Host gives a call access to the host: the view, the plugin's config,
+// logging, staged file writes and hook requests. It is valid only during the
+// call it was passed to.
+//
+// Staging methods (WriteFile, RemoveFile, RequestHook) fail the whole call
+// when they return an error, whatever the plugin returns afterwards: the host
+// never commits a partial set of outputs. Check paths with [CheckPath] first
+// to skip bad keys instead.
+type Host struct{}
+
+// pageBufSize is the initial buffer of a paged read; it grows when one entry
+// needs more. Every page gets a new buffer, so iterations can nest and
+// entries can be kept.
+const pageBufSize = 64 << 10
+
+// Log writes a line to the host's log.
+func (h *Host) Log(level Level, msg string) { hostLog(int32(level), msg) }
+
+// Logf formats and logs a line.
+func (h *Host) Logf(level Level, format string, args ...any) {
+	hostLog(int32(level), fmt.Sprintf(format, args...))
+}
+
+// Config returns the value of key in the plugin's configuration.
+func (h *Host) Config(key string) (string, bool) {
+	v, st := fetch(nil, func(b []byte) int64 { return hostConfigGet(key, b) })
+	if st != abi.OK {
+		return "", false
+	}
+	return string(v), true
+}
+
+// Get returns the entry of key in the view (as of after this batch).
+func (h *Host) Get(key string) (Entry, bool, error) {
+	rec, st := fetch(make([]byte, 256), func(b []byte) int64 { return hostViewGet(key, b) })
+	switch {
+	case st == abi.ErrNotFound:
+		return Entry{}, false, nil
+	case st != abi.OK:
+		return Entry{}, false, fmt.Errorf("sdk: get %q: %w", key, st)
+	}
+	r, _, err := abi.ParseRecord(rec)
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("sdk: get %q: %w", key, err)
+	}
+	return Entry{Key: r.Key, Value: r.Value, Revision: r.Revision, Version: r.Version}, true, nil
+}
+
+// Scan yields the view's entries whose keys start with prefix ("" = all), in
+// ascending byte order of keys, fetching them a page at a time: memory use
+// is bounded by the page, not the view. An error ends the sequence.
+func (h *Host) Scan(prefix string) iter.Seq2[Entry, error] {
+	return func(yield func(Entry, error) bool) {
+		after := ""
+		size := pageBufSize
+		for {
+			// A fresh buffer per page: entries alias it and stay valid.
+			page, err := nextPage(&size, func(b []byte) int64 { return hostViewScan(prefix, after, b) })
+			if err != nil {
+				yield(Entry{}, fmt.Errorf("sdk: scan %q: %w", prefix, err))
+				return
+			}
+			rest := page.items
+			for range page.Count {
+				r, m, err := abi.ParseRawRecord(rest)
+				if err != nil {
+					yield(Entry{}, fmt.Errorf("sdk: scan %q: %w", prefix, err))
+					return
+				}
+				rest = rest[m:]
+				e := Entry{Key: aliasString(r.Key), Value: r.Value, Revision: r.Revision, Version: r.Version}
+				after = e.Key
+				if !yield(e, nil) {
+					return
+				}
+			}
+			if !page.More {
+				return
+			}
+		}
+	}
+}
+
+// DirEntry is one name in an output directory.
+type DirEntry struct {
+	Name string
+	Type abi.EntryType
+}
+
+// IsDir reports whether the entry is a directory.
+func (d DirEntry) IsDir() bool { return d.Type == abi.TypeDir }
+
+// ReadDir yields the entries of dir ("" = the output directory itself) in the
+// named output, sorted by name, as they are on disk now (not including this
+// call's staged changes). Staging files are never listed. A missing
+// directory yields nothing.
+func (h *Host) ReadDir(output, dir string) iter.Seq2[DirEntry, error] {
+	return func(yield func(DirEntry, error) bool) {
+		after := ""
+		size := pageBufSize
+		for {
+			page, err := nextPage(&size, func(b []byte) int64 { return hostOutputList(output, dir, after, b) })
+			if err == abi.ErrNotFound {
+				return
+			}
+			if err != nil {
+				yield(DirEntry{}, fmt.Errorf("sdk: read dir %q in output %q: %w", dir, output, err))
+				return
+			}
+			rest := page.items
+			for range page.Count {
+				e, m, err := abi.ParseDirEntry(rest)
+				if err != nil {
+					yield(DirEntry{}, fmt.Errorf("sdk: read dir %q in output %q: %w", dir, output, err))
+					return
+				}
+				rest = rest[m:]
+				after = e.Name
+				if !yield(DirEntry{Name: e.Name, Type: e.Type}, nil) {
+					return
+				}
+			}
+			if !page.More {
+				return
+			}
+		}
+	}
+}
+
+type page struct {
+	abi.Page
+	items []byte
+}
+
+// nextPage fetches one page into a new buffer of *size bytes, remembering a
+// larger size when one entry needed it.
+func nextPage(size *int, call func([]byte) int64) (page, error) {
+	b, st := fetch(make([]byte, *size), call)
+	if st != abi.OK {
+		return page{}, st
+	}
+	*size = max(*size, cap(b))
+	p, n, err := abi.ParsePageHeader(b)
+	if err != nil {
+		return page{}, err
+	}
+	if p.More && p.Count == 0 {
+		return page{}, fmt.Errorf("%w: host returned an empty page with more to come", abi.ErrMalformed)
+	}
+	return page{Page: p, items: b[n:]}, nil
+}
+
+// fetch runs call under the output-buffer convention: a result larger than
+// the buffer means "retry with this capacity".
+func fetch(buf []byte, call func([]byte) int64) ([]byte, abi.Status) {
+	for range 4 {
+		n := call(buf)
+		if n < 0 {
+			return nil, abi.Status(n)
+		}
+		if n <= int64(len(buf)) {
+			return buf[:n], abi.OK
+		}
+		buf = make([]byte, n)
+	}
+	return nil, abi.ErrIO // the host kept asking for more: give up
+}
+
+// WriteFile stages data as the file at path (relative, slash-separated) in
+// the named output, with mode (0 = the output's default; only permission
+// bits). It reports whether anything changed: false means the file already
+// has exactly this content and mode. The file reaches its target only if the
+// call succeeds.
+func (h *Host) WriteFile(output, path string, data []byte, mode fs.FileMode) (changed bool, err error) {
+	st := hostStageWrite(output, path, data, uint32(mode))
+	if st.IsError() {
+		return false, fmt.Errorf("sdk: write %q in output %q: %w", path, output, st)
+	}
+	return st == abi.OK, nil
+}
+
+// RemoveFile stages the removal of the file at path in the named output. It
+// reports whether anything changed: false means there was no such file.
+func (h *Host) RemoveFile(output, path string) (changed bool, err error) {
+	st := hostStageRemove(output, path)
+	if st.IsError() {
+		return false, fmt.Errorf("sdk: remove %q in output %q: %w", path, output, st)
+	}
+	return st == abi.OK, nil
+}
+
+// RequestHook asks the host to run the named hook after committing this
+// call's outputs. Requests are deduplicated.
+func (h *Host) RequestHook(name string) error {
+	if st := hostHookRequest(name); st.IsError() {
+		return fmt.Errorf("sdk: request hook %q: %w", name, st)
+	}
+	return nil
+}
+
+// CheckPath reports whether path is acceptable to WriteFile and RemoveFile
+// (the host additionally refuses symlink escapes).
+func CheckPath(path string) error { return abi.CheckPath(path) }

@@ -1,0 +1,330 @@
+//go:build !wasip1
+
+package sdk_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/slipstreamkv/slipstream/plugins/abi"
+	"github.com/slipstreamkv/slipstream/plugins/sdk"
+)
+
+// funcs adapts two functions to sdk.Plugin.
+type funcs struct {
+	apply, render func(h *sdk.Host, b *sdk.Batch) error
+}
+
+func (p funcs) Apply(h *sdk.Host, b *sdk.Batch) error  { return p.apply(h, b) }
+func (p funcs) Render(h *sdk.Host, b *sdk.Batch) error { return p.render(h, b) }
+
+func TestApplyDecodesTheBatch(t *testing.T) {
+	f := &sdk.Fake{Watch: "routes"}
+	var got *sdk.Batch
+	p := funcs{apply: func(_ *sdk.Host, b *sdk.Batch) error { got = b; return nil }}
+	_, err := f.Apply(p,
+		sdk.Update{Op: sdk.OpPut, Key: "a", Value: []byte("1"), Version: []byte{0, 0, 0, 0, 0, 0, 0, 1}},
+		sdk.Update{Op: sdk.OpPut, Key: "b", Value: []byte{}},
+		sdk.Update{Op: sdk.OpDelete, Key: "a"},
+		sdk.Update{Op: sdk.OpPurge, Key: "c", Revision: 10},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Render || got.Watch != "routes" || got.Cursor.Revision != 10 || len(got.Updates) != 4 {
+		t.Fatalf("batch = %+v", got)
+	}
+	u := got.Updates
+	if u[0].Op != sdk.OpPut || u[0].Key != "a" || string(u[0].Value) != "1" || u[0].Revision != 1 || !bytes.Equal(u[0].Version, []byte{0, 0, 0, 0, 0, 0, 0, 1}) {
+		t.Errorf("update 0 = %+v", u[0])
+	}
+	if u[1].Value == nil || len(u[1].Value) != 0 {
+		t.Errorf("empty put value = %#v, want empty non-nil", u[1].Value)
+	}
+	if !u[2].IsRemoval() || u[2].Value != nil || u[3].Op != sdk.OpPurge || u[3].Revision != 10 {
+		t.Errorf("removals = %+v %+v", u[2], u[3])
+	}
+}
+
+func TestRenderSeesTheWholeViewThroughPages(t *testing.T) {
+	f := &sdk.Fake{PageEntries: 7}
+	const n = 500
+	for i := range n {
+		f.Set(fmt.Sprintf("k.%04d", i), []byte(strings.Repeat("v", i)))
+	}
+	f.Set("other", []byte("x"))
+	big := bytes.Repeat([]byte{'B'}, 200<<10) // larger than the SDK's first scan buffer
+	f.Set("k.big", big)
+	var keys []string
+	p := funcs{render: func(h *sdk.Host, b *sdk.Batch) error {
+		if !b.Render || len(b.Updates) != 0 {
+			return fmt.Errorf("render batch %+v", b)
+		}
+		for e, err := range h.Scan("k.") {
+			if err != nil {
+				return err
+			}
+			if e.Key == "k.big" && !bytes.Equal(e.Value, big) {
+				return fmt.Errorf("big value of %d bytes", len(e.Value))
+			}
+			keys = append(keys, e.Key)
+		}
+		return nil
+	}}
+	if _, err := f.Render(p); err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != n+1 || !slices.IsSorted(keys) || keys[n] != "k.big" {
+		t.Fatalf("scanned %d keys (sorted %v), last %q", len(keys), slices.IsSorted(keys), keys[len(keys)-1])
+	}
+}
+
+func TestScanStopsEarly(t *testing.T) {
+	f := &sdk.Fake{PageEntries: 2}
+	for _, k := range []string{"a", "b", "c", "d", "e"} {
+		f.Set(k, []byte(k))
+	}
+	var keys []string
+	_, err := f.Render(sdk.RenderFunc(func(h *sdk.Host, _ *sdk.Batch) error {
+		for e := range h.Scan("") {
+			keys = append(keys, e.Key)
+			if len(keys) == 3 {
+				break
+			}
+		}
+		return nil
+	}))
+	if err != nil || !slices.Equal(keys, []string{"a", "b", "c"}) {
+		t.Fatalf("keys %v, err %v", keys, err)
+	}
+}
+
+func TestGetAndConfig(t *testing.T) {
+	f := &sdk.Fake{Config: map[string]string{"greeting": "hello", "empty": ""}}
+	f.Set("present", []byte("value"))
+	_, err := f.Render(sdk.RenderFunc(func(h *sdk.Host, _ *sdk.Batch) error {
+		e, ok, err := h.Get("present")
+		if err != nil || !ok || string(e.Value) != "value" || e.Revision == 0 {
+			return fmt.Errorf("get present = %+v %v %v", e, ok, err)
+		}
+		if _, ok, err := h.Get("absent"); ok || err != nil {
+			return fmt.Errorf("get absent = %v %v", ok, err)
+		}
+		if v, ok := h.Config("greeting"); v != "hello" || !ok {
+			return fmt.Errorf("config greeting = %q %v", v, ok)
+		}
+		if v, ok := h.Config("empty"); v != "" || !ok {
+			return fmt.Errorf("config empty = %q %v", v, ok)
+		}
+		if _, ok := h.Config("missing"); ok {
+			return errors.New("config missing found")
+		}
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWritesCommitOnlyOnSuccess(t *testing.T) {
+	f := &sdk.Fake{Outputs: []string{"out"}, Hooks: []string{"reload"}}
+	write := func(content string, fail bool) (*sdk.FakeResult, error) {
+		return f.Render(sdk.RenderFunc(func(h *sdk.Host, _ *sdk.Batch) error {
+			changed, err := h.WriteFile("out", "dir/a.conf", []byte(content), 0o640)
+			if err != nil {
+				return err
+			}
+			if changed {
+				if err := h.RequestHook("reload"); err != nil {
+					return err
+				}
+				if err := h.RequestHook("reload"); err != nil {
+					return err
+				}
+			}
+			if fail {
+				return errors.New("boom")
+			}
+			return nil
+		}))
+	}
+	res, err := write("v1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Hooks, []string{"reload"}) || !slices.Equal(res.Changed, []string{"out:dir/a.conf"}) {
+		t.Fatalf("result %+v", res)
+	}
+	if file, _ := f.File("out", "dir/a.conf"); string(file.Data) != "v1" || file.Mode != 0o640 {
+		t.Fatalf("file %+v", file)
+	}
+	res, err = write("v1", false)
+	if err != nil || len(res.Hooks) != 0 || len(res.Changed) != 0 {
+		t.Fatalf("unchanged write: %+v %v", res, err)
+	}
+	if _, err := write("v2", true); err == nil || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("failing call: err = %v", err)
+	}
+	if file, _ := f.File("out", "dir/a.conf"); string(file.Data) != "v1" {
+		t.Fatalf("a failed call committed %q", file.Data)
+	}
+}
+
+func TestRefusedRequestFailsTheCall(t *testing.T) {
+	tests := []struct {
+		name string
+		do   func(h *sdk.Host) error
+		want abi.Status
+	}{
+		{"undeclared output", func(h *sdk.Host) error { _, err := h.WriteFile("nope", "a", nil, 0); return err }, abi.ErrDenied},
+		{"dotdot", func(h *sdk.Host) error { _, err := h.WriteFile("out", "../a", nil, 0); return err }, abi.ErrInvalid},
+		{"absolute", func(h *sdk.Host) error { _, err := h.RemoveFile("out", "/etc/passwd"); return err }, abi.ErrInvalid},
+		{"setuid", func(h *sdk.Host) error { _, err := h.WriteFile("out", "a", nil, 0o4755); return err }, abi.ErrInvalid},
+		{"undeclared hook", func(h *sdk.Host) error { return h.RequestHook("restart") }, abi.ErrDenied},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &sdk.Fake{Outputs: []string{"out"}, Hooks: []string{"reload"}}
+			var got error
+			_, err := f.Render(sdk.RenderFunc(func(h *sdk.Host, _ *sdk.Batch) error {
+				if _, err := h.WriteFile("out", "ok", []byte("x"), 0); err != nil {
+					return err
+				}
+				got = tt.do(h)
+				return nil // ignoring the refusal must not help
+			}))
+			if !errors.Is(got, tt.want) {
+				t.Fatalf("request error = %v, want %v", got, tt.want)
+			}
+			if err == nil {
+				t.Fatal("the call succeeded despite a refused request")
+			}
+			if len(f.Paths("out")) != 0 {
+				t.Fatalf("files committed: %v", f.Paths("out"))
+			}
+		})
+	}
+}
+
+func TestPanicIsReported(t *testing.T) {
+	f := &sdk.Fake{}
+	_, err := f.Render(sdk.RenderFunc(func(*sdk.Host, *sdk.Batch) error { panic("kaboom") }))
+	if err == nil || !strings.Contains(err.Error(), "status 2") || !strings.Contains(err.Error(), "panic: kaboom") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestReadDirAndRemove(t *testing.T) {
+	f := &sdk.Fake{Outputs: []string{"out"}, PageEntries: 1}
+	f.WriteFile("out", "a.conf", []byte("a"), 0o644)
+	f.WriteFile("out", "sub/b.conf", []byte("b"), 0o644)
+	f.WriteFile("out", "sub/deeper/c.conf", []byte("c"), 0o644)
+	var root, sub []string
+	res, err := f.Render(sdk.RenderFunc(func(h *sdk.Host, _ *sdk.Batch) error {
+		for e, err := range h.ReadDir("out", "") {
+			if err != nil {
+				return err
+			}
+			root = append(root, fmt.Sprintf("%s:%v", e.Name, e.IsDir()))
+		}
+		for e, err := range h.ReadDir("out", "sub") {
+			if err != nil {
+				return err
+			}
+			sub = append(sub, e.Name)
+		}
+		for _, err := range h.ReadDir("out", "missing") {
+			return fmt.Errorf("missing dir yielded %v", err)
+		}
+		if changed, err := h.RemoveFile("out", "sub/b.conf"); !changed || err != nil {
+			return fmt.Errorf("remove = %v %v", changed, err)
+		}
+		if changed, err := h.RemoveFile("out", "never.conf"); changed || err != nil {
+			return fmt.Errorf("remove missing = %v %v", changed, err)
+		}
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(root, []string{"a.conf:false", "sub:true"}) || !slices.Equal(sub, []string{"b.conf", "deeper"}) {
+		t.Fatalf("root %v sub %v", root, sub)
+	}
+	if !slices.Equal(res.Changed, []string{"out:sub/b.conf"}) || !slices.Equal(f.Paths("out"), []string{"a.conf", "sub/deeper/c.conf"}) {
+		t.Fatalf("changed %v, paths %v", res.Changed, f.Paths("out"))
+	}
+}
+
+func TestLogs(t *testing.T) {
+	f := &sdk.Fake{}
+	res, err := f.Render(sdk.RenderFunc(func(h *sdk.Host, _ *sdk.Batch) error {
+		h.Log(sdk.LevelWarn, "careful")
+		h.Logf(sdk.LevelDebug, "n=%d", 3)
+		return nil
+	}))
+	if err != nil || !slices.Equal(res.Logs, []string{"WARN careful", "DEBUG n=3"}) {
+		t.Fatalf("logs %v, err %v", res.Logs, err)
+	}
+}
+
+func TestIterationsNest(t *testing.T) {
+	f := &sdk.Fake{PageEntries: 1, Outputs: []string{"out"}}
+	for _, k := range []string{"a", "b", "c"} {
+		f.Set(k, []byte(k))
+		f.WriteFile("out", k+"/x", nil, 0o644)
+	}
+	var pairs, dirs []string
+	_, err := f.Render(sdk.RenderFunc(func(h *sdk.Host, _ *sdk.Batch) error {
+		for outer, err := range h.Scan("") {
+			if err != nil {
+				return err
+			}
+			for inner, err := range h.Scan("") {
+				if err != nil {
+					return err
+				}
+				pairs = append(pairs, outer.Key+inner.Key)
+			}
+		}
+		for d, err := range h.ReadDir("out", "") {
+			if err != nil {
+				return err
+			}
+			for e, err := range h.ReadDir("out", d.Name) {
+				if err != nil {
+					return err
+				}
+				dirs = append(dirs, d.Name+"/"+e.Name)
+			}
+		}
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pairs) != 9 || pairs[8] != "cc" || !slices.Equal(dirs, []string{"a/x", "b/x", "c/x"}) {
+		t.Fatalf("pairs %v dirs %v", pairs, dirs)
+	}
+}
+
+func TestKeysAndVersionsOutliveTheCall(t *testing.T) {
+	f := &sdk.Fake{}
+	var kept []sdk.Update
+	p := funcs{apply: func(_ *sdk.Host, b *sdk.Batch) error {
+		kept = append(kept, b.Updates...)
+		return nil
+	}}
+	if _, err := f.Apply(p, sdk.Update{Op: sdk.OpPut, Key: "first-key", Value: []byte("v1"), Version: []byte{1, 2, 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Apply(p, sdk.Update{Op: sdk.OpPut, Key: "other-key", Value: []byte("v2"), Version: []byte{9, 9, 9}}); err != nil {
+		t.Fatal(err)
+	}
+	if kept[0].Key != "first-key" || !bytes.Equal(kept[0].Version, []byte{1, 2, 3}) {
+		t.Fatalf("the first call's update became %q %v", kept[0].Key, kept[0].Version)
+	}
+}
