@@ -12,8 +12,9 @@ import (
 // Batch is one unit of work [WatchApplied] hands to its [ApplyFunc].
 type Batch struct {
 	// Updates are the batch's changes in version order. The fold already
-	// holds them when apply runs, so reading the fold gives the state as of
-	// after this batch.
+	// holds them when apply runs: reading it gives the state after this
+	// batch (or a later one, when an earlier run folded further before it
+	// stopped).
 	//
 	// In a full batch the applier renders from the fold, and Updates only
 	// inform: they hold the delete and purge markers the sync delivered,
@@ -37,7 +38,22 @@ type Batch struct {
 // checkpoint a crash prevented, is delivered again. A failed batch is retried
 // with the updates that arrived meanwhile appended to it, so a later change
 // that fixes what made it fail gets through.
+//
+// Once started, an attempt is not interrupted by the loop's shutdown: its
+// context is detached from the loop's cancellation, so apply must bound its
+// own work (plugin and hook timeouts). The loop checkpoints the batch, then
+// stops.
 type ApplyFunc func(ctx context.Context, b Batch) error
+
+// Source is what [WatchApplied] reads a bucket through: its change stream,
+// and its live keys, which the loop compares with the fold's to catch
+// deletions whose markers the bucket dropped before the loop saw them.
+// A [Store] is a Source.
+type Source interface {
+	Watcher
+	// Keys lists the live keys under prefix; see [Reader].
+	Keys(ctx context.Context, prefix string) ([]string, error)
+}
 
 // Progress is a snapshot of a [WatchApplied] loop's state, passed to
 // [AppliedConfig.OnProgress].
@@ -45,9 +61,10 @@ type Progress struct {
 	// Cursor is the fold's committed cursor.
 	Cursor Cursor
 	// Synced is true once the loop has caught up with the bucket and applied
-	// everything it saw doing so.
+	// everything it saw doing so. It turns false again while a resync
+	// rebuilds the fold after [ErrCursorExpired].
 	Synced bool
-	// Err is the failure being retried; nil after the next success.
+	// Err is the failure being retried; nil after the step succeeds.
 	Err error
 	// Failures counts consecutive failures.
 	Failures int
@@ -65,12 +82,19 @@ type AppliedConfig struct {
 	// catches up, even when resuming from a cursor (e.g. because the
 	// plugin or its configuration changed since the cursor was written).
 	FullRender bool
+	// Reconcile is how often, besides right after catching up from a
+	// cursor, the loop lists the bucket's live keys and deletes from the
+	// fold the ones the bucket no longer has. That catches a deletion whose
+	// marker the bucket dropped before the loop saw it (NATS purges old
+	// delete markers, by default after 30 minutes), which no change stream
+	// can deliver. 0 reconciles only after catching up.
+	Reconcile time.Duration
 	// MinBackoff and MaxBackoff bound the jittered exponential backoff
 	// between retries of a failed step (defaults 100ms and 30s).
 	MinBackoff, MaxBackoff time.Duration
-	// OnProgress, if set, is called from the loop's goroutine after every
-	// checkpoint, after catching up and after every failure. It must not
-	// block.
+	// OnProgress, if set, is called from the loop's goroutine when it
+	// starts, after every checkpoint, when it catches up and after every
+	// failure. It must not block.
 	OnProgress func(Progress)
 	// Logger receives the loop's logs (default slog.Default()).
 	Logger *slog.Logger
@@ -95,67 +119,82 @@ func (c AppliedConfig) withDefaults() AppliedConfig {
 	return c
 }
 
-// syncChunk is how many updates of an initial sync are folded per Apply.
-const syncChunk = 4096
-
-// maxRetryGrowth bounds how large (in multiples of MaxBatch) a failing batch
-// may grow by absorbing newer updates while it is retried; past it the
-// watch is left to back-pressure.
-const maxRetryGrowth = 16
+const (
+	// syncChunk is how many updates of an initial sync are folded per Apply.
+	syncChunk = 4096
+	// maxRetryGrowth (in multiples of MaxBatch) and maxRetryBytes bound
+	// what a failing batch absorbs while it is retried; past them the watch
+	// is left to back-pressure.
+	maxRetryGrowth = 16
+	maxRetryBytes  = 8 << 20
+	// expiriesBeforeBackoff is how many resyncs in a row may start at once
+	// after ErrCursorExpired before the loop backs off between them; a
+	// session that lasted stableSession breaks the row.
+	expiriesBeforeBackoff = 2
+	stableSession         = time.Minute
+)
 
 // errWatchEnded reports a watch whose event stream closed without an error
 // while the loop still wanted it.
 var errWatchEnded = errors.New("kvcore: watch ended unexpectedly")
 
-// WatchApplied keeps fold in sync with the keys of cfg.Scope and hands every
-// change to apply, advancing the fold's cursor only after apply returned nil.
-// It runs until ctx is done and then returns nil; it returns early only for a
-// configuration error such as an empty scope.
+// WatchApplied keeps fold in sync with the keys of cfg.Scope in src and hands
+// every change to apply, advancing the fold's cursor only after apply
+// returned nil. It runs until ctx is done and then returns nil; it returns
+// early only for a configuration error (an empty scope, an invalid prefix).
 //
-// A fold with a cursor resumes with a delta watch from that cursor. A fold
-// without one, or whose cursor the bucket no longer retains
-// ([ErrCursorExpired]), is synced from the bucket's current state: the whole
-// state is folded first, keys that vanished are deleted, and only then is apply
-// called, once, with a full batch — a plugin never sees a half-finished sync as
-// if it were the whole bucket.
+// A fold with a cursor resumes with a delta watch from that cursor and, once
+// caught up, reconciles its keys with the bucket's (see
+// [AppliedConfig.Reconcile]). A fold without a cursor, or whose cursor the
+// bucket no longer retains ([ErrCursorExpired]), is synced from the bucket's
+// current state: the whole state is folded first, keys that vanished are
+// deleted, and only then is apply called, once, with a full batch — a plugin
+// never sees a half-finished sync as if it were the whole bucket.
 //
 // Each batch goes through three durable steps: the updates are folded under
 // the previous cursor (the fold may hold data ahead of its cursor), apply
 // runs, and the new cursor is committed. A crash between any two steps loses
 // nothing: the restarted loop resumes from the fold's cursor and delivers the
-// batch again. A failed step is retried, with the same batch, after a jittered
-// exponential backoff; a failed watch is reopened from the fold's cursor (never
-// from an in-memory position).
+// batch again. A failed step is retried after a jittered exponential backoff;
+// a failed watch is reopened from the fold's cursor (never from an in-memory
+// position). Shutdown lets an apply in flight finish and be checkpointed; a
+// batch not yet handed to apply is abandoned, to be delivered again.
 //
 // WatchApplied owns fold while it runs: nothing else may call its Apply.
-func WatchApplied(ctx context.Context, w Watcher, fold Fold, cfg AppliedConfig, apply ApplyFunc) error {
+func WatchApplied(ctx context.Context, src Source, fold Fold, cfg AppliedConfig, apply ApplyFunc) error {
 	if err := cfg.Scope.Validate(); err != nil {
 		return fmt.Errorf("kvcore: watch applied: %w", err)
 	}
-	l := &appliedLoop{w: w, fold: fold, cfg: cfg.withDefaults(), apply: apply}
+	l := &appliedLoop{src: src, fold: fold, cfg: cfg.withDefaults(), apply: apply}
 	l.fullPending = cfg.FullRender
 	l.progress.Cursor = fold.Cursor()
+	l.report()
 	attempt := 0
 	for {
-		before := l.fold.Cursor()
+		before, started := l.fold.Cursor(), time.Now()
 		err := l.session(ctx)
+		if time.Since(started) >= stableSession {
+			l.expiries = 0
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
-		switch {
-		case errors.Is(err, ErrCursorExpired):
+		if isConfigError(err) {
+			return fmt.Errorf("kvcore: watch applied: %w", err)
+		}
+		if errors.Is(err, ErrCursorExpired) {
 			// Retention passed the cursor: start over from the bucket's
 			// current state; the sync deletes what vanished meanwhile.
 			l.cfg.Logger.Warn("cursor expired; resyncing from the current state", "scope", l.cfg.Scope.String(), "cursor", l.fold.Cursor().String(), "err", err)
 			l.resync = true
-			continue
-		case errors.Is(err, ErrEmptyScope):
-			return fmt.Errorf("kvcore: watch applied: %w", err)
+			if l.expiries++; l.expiries < expiriesBeforeBackoff {
+				continue
+			}
 		}
 		if l.fold.Cursor() != before {
 			attempt = 0
 		}
-		l.failed("watch", err)
+		l.failed(err)
 		if !l.sleep(ctx, attempt) {
 			return nil
 		}
@@ -163,8 +202,13 @@ func WatchApplied(ctx context.Context, w Watcher, fold Fold, cfg AppliedConfig, 
 	}
 }
 
+// isConfigError reports errors that no retry can cure.
+func isConfigError(err error) bool {
+	return errors.Is(err, ErrEmptyScope) || errors.Is(err, ErrInvalidKey) || errors.Is(err, ErrInvalidBucket)
+}
+
 type appliedLoop struct {
-	w     Watcher
+	src   Source
 	fold  Fold
 	cfg   AppliedConfig
 	apply ApplyFunc
@@ -172,6 +216,8 @@ type appliedLoop struct {
 	progress    Progress
 	fullPending bool // a full batch is owed once the loop catches up
 	resync      bool // the next session must sync from the current state
+	expiries    int  // consecutive sessions that ended with ErrCursorExpired
+	reconcile   bool // the session owes a reconciliation once caught up
 }
 
 // session runs one watch until it ends and returns why it ended.
@@ -180,7 +226,7 @@ func (l *appliedLoop) session(ctx context.Context) error {
 	if l.resync {
 		from = Cursor{}
 	}
-	wa, err := l.w.Watch(ctx, l.cfg.Scope, from)
+	wa, err := l.src.Watch(ctx, l.cfg.Scope, from)
 	if err != nil {
 		return err
 	}
@@ -190,6 +236,8 @@ func (l *appliedLoop) session(ctx context.Context) error {
 			return err
 		}
 		l.resync = false
+	} else {
+		l.reconcile = true
 	}
 	return l.follow(ctx, wa)
 }
@@ -197,6 +245,10 @@ func (l *appliedLoop) session(ctx context.Context) error {
 // sync folds a state-sync watch's initial state, deletes the keys it lacks,
 // and applies one full batch.
 func (l *appliedLoop) sync(ctx context.Context, wa Watch) error {
+	if l.progress.Synced {
+		l.progress.Synced = false
+		l.report()
+	}
 	prefixes := l.cfg.Scope.List()
 	held, err := l.holdsAny(ctx, prefixes)
 	if err != nil {
@@ -209,14 +261,6 @@ func (l *appliedLoop) sync(ctx context.Context, wa Watch) error {
 	under := l.fold.Cursor() // unchanged until the full batch is applied
 	var removed, chunk []Update
 	var high Version
-	foldChunk := func() error {
-		if len(chunk) == 0 {
-			return nil
-		}
-		err := l.retry(ctx, "fold", func() error { return l.fold.Apply(ctx, chunk, under) })
-		chunk = nil
-		return err
-	}
 	for synced := false; !synced; {
 		select {
 		case <-ctx.Done():
@@ -238,43 +282,54 @@ func (l *appliedLoop) sync(ctx context.Context, wa Watch) error {
 			if ev.IsRemoval() {
 				removed = append(removed, ev.Update)
 			}
-			chunk = append(chunk, ev.Update)
-			if len(chunk) >= syncChunk {
-				if err := foldChunk(); err != nil {
+			if chunk = append(chunk, ev.Update); len(chunk) >= syncChunk {
+				if err := l.foldUnder(ctx, chunk, under); err != nil {
 					return err
 				}
+				chunk = nil
 			}
 		}
 	}
-	if err := foldChunk(); err != nil {
+	if err := l.foldUnder(ctx, chunk, under); err != nil {
 		return err
 	}
 	if held {
-		stale, err := StaleKeys(ctx, l.fold, prefixes, seen)
+		deletes, err := l.staleDeletes(ctx, seen)
 		if err != nil {
-			return fmt.Errorf("kvcore: resync: listing fold keys: %w", err)
-		}
-		for _, k := range stale {
-			chunk = append(chunk, Update{Op: OpDelete, Key: k})
-		}
-		removed = append(removed, chunk...)
-		if len(stale) > 0 {
-			l.cfg.Logger.Info("resync removed keys that vanished from the bucket", "scope", l.cfg.Scope.String(), "keys", len(stale))
-		}
-		if err := foldChunk(); err != nil {
 			return err
 		}
+		if err := l.foldUnder(ctx, deletes, under); err != nil {
+			return err
+		}
+		removed = append(removed, deletes...)
 	}
 	next := under
 	if !high.IsUnknown() {
 		next = CursorAt(high)
 	}
 	l.fullPending = false
-	if err := l.commit(ctx, wa, Batch{Updates: removed, Full: true, Cursor: next}); err != nil {
+	if _, err := l.commit(ctx, wa, Batch{Updates: removed, Full: true, Cursor: next}); err != nil {
 		return err
 	}
 	l.caughtUp()
 	return nil
+}
+
+// staleDeletes returns synthetic deletes (unknown version) for the keys the
+// fold holds under the scope that are not in live.
+func (l *appliedLoop) staleDeletes(ctx context.Context, live map[string]struct{}) ([]Update, error) {
+	stale, err := StaleKeys(ctx, l.fold, l.cfg.Scope.List(), live)
+	if err != nil {
+		return nil, fmt.Errorf("kvcore: listing fold keys: %w", err)
+	}
+	deletes := make([]Update, len(stale))
+	for i, k := range stale {
+		deletes[i] = Update{Op: OpDelete, Key: k}
+	}
+	if len(stale) > 0 {
+		l.cfg.Logger.Info("removing keys that vanished from the bucket", "scope", l.cfg.Scope.String(), "keys", len(stale))
+	}
+	return deletes, nil
 }
 
 // holdsAny reports whether the fold has an entry under any of prefixes.
@@ -299,6 +354,12 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch) error {
 	window := time.NewTimer(time.Hour)
 	window.Stop()
 	defer window.Stop()
+	var tick <-chan time.Time
+	if l.cfg.Reconcile > 0 {
+		t := time.NewTicker(l.cfg.Reconcile)
+		defer t.Stop()
+		tick = t.C
+	}
 	flush := func() error {
 		window.Stop()
 		if len(pending) == 0 && high.IsUnknown() {
@@ -311,10 +372,14 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch) error {
 		}
 		b := Batch{Updates: pending, Cursor: next}
 		pending, high = nil, Version{}
-		if err := l.retry(ctx, "fold", func() error { return l.fold.Apply(ctx, b.Updates, under) }); err != nil {
+		if err := l.foldUnder(ctx, b.Updates, under); err != nil {
 			return err
 		}
-		return l.commit(ctx, wa, b)
+		synced, err := l.commit(ctx, wa, b)
+		if err == nil && synced {
+			err = l.onSynced(ctx, wa)
+		}
+		return err
 	}
 	for {
 		select {
@@ -322,6 +387,14 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch) error {
 			return ctx.Err()
 		case <-window.C:
 			if err := flush(); err != nil {
+				return err
+			}
+		case <-tick:
+			l.reconcile = true
+			if err := flush(); err != nil {
+				return err
+			}
+			if err := l.onSynced(ctx, wa); err != nil {
 				return err
 			}
 		case ev, ok := <-wa.Events():
@@ -332,13 +405,9 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch) error {
 				if err := flush(); err != nil {
 					return err
 				}
-				if l.fullPending {
-					l.fullPending = false
-					if err := l.commit(ctx, wa, Batch{Full: true, Cursor: l.fold.Cursor()}); err != nil {
-						return err
-					}
+				if err := l.onSynced(ctx, wa); err != nil {
+					return err
 				}
-				l.caughtUp()
 				continue
 			}
 			if len(pending) == 0 {
@@ -357,66 +426,144 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch) error {
 	}
 }
 
+// onSynced runs what is owed once the loop has applied everything up to a
+// point where it was caught up: the reconciliation of a resumed session, the
+// full render FullRender asks for, and the caught-up report.
+func (l *appliedLoop) onSynced(ctx context.Context, wa Watch) error {
+	if l.reconcile {
+		if err := l.reconcileKeys(ctx, wa); err != nil {
+			return err
+		}
+	}
+	if l.fullPending {
+		l.fullPending = false
+		if _, err := l.commit(ctx, wa, Batch{Full: true, Cursor: l.fold.Cursor()}); err != nil {
+			l.fullPending = true
+			return err
+		}
+	}
+	l.caughtUp()
+	return nil
+}
+
+// reconcileKeys deletes from the fold, and hands apply as a batch, the keys
+// the bucket no longer has. The fold is at its cursor C (everything folded
+// was applied) and the listing is taken after C, so a key of the fold
+// missing from it was deleted at or before the listing: a synthetic delete
+// agrees with the bucket, and a key re-created later arrives as a put.
+func (l *appliedLoop) reconcileKeys(ctx context.Context, wa Watch) error {
+	live := make(map[string]struct{})
+	for _, p := range l.cfg.Scope.List() {
+		keys, err := l.src.Keys(ctx, p)
+		if errors.Is(err, ErrUnsupported) {
+			l.cfg.Logger.Warn("the source cannot list keys; deletions whose markers expired go unnoticed", "scope", l.cfg.Scope.String())
+			l.reconcile = false
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("kvcore: reconcile: listing live keys under %q: %w", p, err)
+		}
+		for _, k := range keys {
+			live[k] = struct{}{}
+		}
+	}
+	deletes, err := l.staleDeletes(ctx, live)
+	if err != nil {
+		return err
+	}
+	l.reconcile = false
+	if len(deletes) == 0 {
+		return nil
+	}
+	if err := l.foldUnder(ctx, deletes, l.fold.Cursor()); err != nil {
+		return err
+	}
+	_, err = l.commit(ctx, wa, Batch{Updates: deletes, Cursor: l.fold.Cursor()})
+	return err
+}
+
+// foldUnder folds updates into the fold without moving its cursor, retrying
+// until it succeeds or ctx ends.
+func (l *appliedLoop) foldUnder(ctx context.Context, updates []Update, under Cursor) error {
+	if len(updates) == 0 {
+		return nil
+	}
+	return l.retry(ctx, func() error {
+		if err := l.fold.Apply(ctx, updates, under); err != nil {
+			return fmt.Errorf("fold: %w", err)
+		}
+		return nil
+	})
+}
+
 // commit runs apply until it succeeds, then moves the fold's cursor. While it
 // backs off after a failure it keeps reading the watch: updates that arrive
 // are folded (under the unchanged cursor) and appended to the batch, so a
-// change that repairs whatever made apply fail reaches the next attempt.
-func (l *appliedLoop) commit(ctx context.Context, wa Watch, b Batch) error {
+// change that repairs whatever made apply fail reaches the next attempt. It
+// reports whether a Synced event arrived meanwhile.
+func (l *appliedLoop) commit(ctx context.Context, wa Watch, b Batch) (synced bool, err error) {
 	under := l.fold.Cursor()
-	caughtUp := false
+	absorbed, absorbedBytes := 0, 0
+	// An attempt that started runs to its end even if ctx is cancelled.
+	run := context.WithoutCancel(ctx)
 	for attempt := 0; ; attempt++ {
-		err := l.apply(ctx, b)
+		if err := ctx.Err(); err != nil {
+			return synced, err
+		}
+		err := l.apply(run, b)
 		if err == nil {
 			break
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		l.failed("apply", err)
-		more, synced, err := l.absorb(ctx, wa, attempt, maxRetryGrowth*l.cfg.MaxBatch-len(b.Updates))
+		l.failed(fmt.Errorf("apply: %w", err))
+		more, sawSynced, err := l.absorb(ctx, wa, attempt, maxRetryGrowth*l.cfg.MaxBatch-absorbed, maxRetryBytes-absorbedBytes)
 		if err != nil {
-			return err
+			return synced, err
 		}
-		caughtUp = caughtUp || synced
+		synced = synced || sawSynced
 		if len(more) == 0 {
 			continue
 		}
-		if err := l.retry(ctx, "fold", func() error { return l.fold.Apply(ctx, more, under) }); err != nil {
-			return err
+		if err := l.foldUnder(ctx, more, under); err != nil {
+			return synced, err
 		}
 		b.Updates = append(b.Updates, more...)
 		for _, u := range more {
+			absorbed++
+			absorbedBytes += len(u.Key) + len(u.Value)
 			if !u.Version.IsUnknown() {
 				b.Cursor = CursorAt(u.Version)
 			}
 		}
 	}
-	if l.progress.Err != nil {
-		l.progress.Err, l.progress.Failures = nil, 0
-		l.report()
-	}
+	l.recovered()
 	if b.Cursor != l.fold.Cursor() {
-		if err := l.retry(ctx, "checkpoint", func() error { return l.fold.Apply(ctx, nil, b.Cursor) }); err != nil {
-			return err
+		// The checkpoint of an applied batch is written even during
+		// shutdown; only its retries stop with ctx.
+		err := l.retry(ctx, func() error {
+			if err := l.fold.Apply(run, nil, b.Cursor); err != nil {
+				return fmt.Errorf("checkpoint: %w", err)
+			}
+			return nil
+		})
+		if err != nil {
+			return synced, err
 		}
 		l.progress.Cursor = b.Cursor
 		l.report()
 	}
-	if caughtUp {
-		l.caughtUp()
-	}
-	return nil
+	return synced, nil
 }
 
-// absorb waits out the backoff of a failed attempt, collecting at most room
-// updates from the watch meanwhile. synced reports a Synced marker among
-// them; a closed watch ends the wait with its error.
-func (l *appliedLoop) absorb(ctx context.Context, wa Watch, attempt, room int) (more []Update, synced bool, err error) {
+// absorb waits out the backoff of a failed attempt, collecting updates from
+// the watch meanwhile until room updates or roomBytes bytes are taken.
+// synced reports a Synced marker among them; a closed watch ends the wait
+// with its error.
+func (l *appliedLoop) absorb(ctx context.Context, wa Watch, attempt, room, roomBytes int) (more []Update, synced bool, err error) {
 	t := time.NewTimer(l.backoff(attempt))
 	defer t.Stop()
 	events := wa.Events()
 	for {
-		if len(more) >= room {
+		if len(more) >= room || roomBytes <= 0 {
 			events = nil // full: leave the rest to back-pressure
 		}
 		select {
@@ -433,36 +580,45 @@ func (l *appliedLoop) absorb(ctx context.Context, wa Watch, attempt, room int) (
 				continue
 			}
 			more = append(more, ev.Update)
+			roomBytes -= len(ev.Key) + len(ev.Value)
 		}
 	}
 }
 
 // retry calls fn until it succeeds or ctx is done, backing off in between.
-func (l *appliedLoop) retry(ctx context.Context, step string, fn func() error) error {
+// It clears the reported failure only if it reported one itself, so a step
+// that keeps working does not hide another one that keeps failing.
+func (l *appliedLoop) retry(ctx context.Context, fn func() error) error {
 	for attempt := 0; ; attempt++ {
 		err := fn()
 		if err == nil {
-			if l.progress.Err != nil {
-				l.progress.Err, l.progress.Failures = nil, 0
-				l.report()
+			if attempt > 0 {
+				l.recovered()
 			}
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		l.failed(step, err)
+		l.failed(err)
 		if !l.sleep(ctx, attempt) {
 			return ctx.Err()
 		}
 	}
 }
 
-func (l *appliedLoop) failed(step string, err error) {
-	l.progress.Err = fmt.Errorf("%s: %w", step, err)
+func (l *appliedLoop) failed(err error) {
+	l.progress.Err = err
 	l.progress.Failures++
-	l.cfg.Logger.Warn("watch step failed; retrying", "step", step, "scope", l.cfg.Scope.String(), "cursor", l.fold.Cursor().String(), "failures", l.progress.Failures, "err", err)
+	l.cfg.Logger.Warn("watch step failed; retrying", "scope", l.cfg.Scope.String(), "cursor", l.fold.Cursor().String(), "failures", l.progress.Failures, "err", err)
 	l.report()
+}
+
+func (l *appliedLoop) recovered() {
+	if l.progress.Err != nil {
+		l.progress.Err, l.progress.Failures = nil, 0
+		l.report()
+	}
 }
 
 func (l *appliedLoop) caughtUp() {

@@ -108,11 +108,36 @@ type session struct {
 
 // scriptWatcher serves scripted sessions, one per Watch call, and records the
 // cursor each call resumed from. When the script runs out, watches stay open
-// without events until stopped.
+// without events until stopped. Keys lists keys, when set; otherwise the
+// source cannot list (ErrUnsupported) and the loop skips reconciling.
 type scriptWatcher struct {
 	mu       sync.Mutex
 	sessions []session
 	froms    []kvcore.Cursor
+	keys     []string
+	keysErr  error
+	listings int
+}
+
+var _ kvcore.Source = (*scriptWatcher)(nil)
+
+func (w *scriptWatcher) Keys(_ context.Context, prefix string) ([]string, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.listings++
+	if w.keysErr != nil {
+		return nil, w.keysErr
+	}
+	if w.keys == nil {
+		return nil, kvcore.ErrUnsupported
+	}
+	var out []string
+	for _, k := range w.keys {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, k)
+		}
+	}
+	return out, nil
 }
 
 func (w *scriptWatcher) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Cursor) (kvcore.Watch, error) {

@@ -62,7 +62,7 @@ func (r *recorder) appliedRevisions() []uint64 {
 }
 
 // loop runs WatchApplied in the background; stop cancels it and returns its result.
-func loop(t *testing.T, w kvcore.Watcher, f kvcore.Fold, cfg kvcore.AppliedConfig, apply kvcore.ApplyFunc) (stop func() error) {
+func loop(t *testing.T, w kvcore.Source, f kvcore.Fold, cfg kvcore.AppliedConfig, apply kvcore.ApplyFunc) (stop func() error) {
 	t.Helper()
 	if cfg.Scope.Validate() != nil {
 		cfg.Scope = kvcore.AllKeys()
@@ -497,5 +497,189 @@ func TestFailingBatchAbsorbsLaterFix(t *testing.T) {
 	}
 	if got := f.values(); !slices.Equal(got, []string{"a=fixed"}) {
 		t.Errorf("fold = %v", got)
+	}
+}
+
+func TestResumeReconcilesKeysWhoseMarkersVanished(t *testing.T) {
+	f := newMemFold()
+	for _, k := range []string{"node.a", "node.b", "node.c", "other.z"} {
+		f.entries[k] = kvcore.Entry{Key: k, Value: []byte("v"), Version: kvcore.RevisionVersion(1)}
+	}
+	f.cursor = kvcore.RevisionCursor(5)
+	r := &recorder{fold: f}
+	// node.b was deleted while nobody watched and its marker is gone: the
+	// delta stream has nothing to say about it; only the key listing does.
+	w := &scriptWatcher{
+		sessions: []session{{events: []kvcore.Event{put("node.d", "new", 6), synced}}},
+		keys:     []string{"node.a", "node.c", "node.d", "other.z"},
+	}
+	stop := loop(t, w, f, kvcore.AppliedConfig{Scope: kvcore.Prefixes("node."), Window: time.Hour}, r.apply)
+	waitFor(t, "the reconciliation", func() bool { return len(r.applied()) == 2 })
+	stop()
+	if want := []string{"node.a=v", "node.c=v", "node.d=new", "other.z=v"}; !slices.Equal(f.values(), want) {
+		t.Errorf("fold = %v, want %v", f.values(), want)
+	}
+	b := r.applied()[1]
+	if b.Full || len(b.Updates) != 1 || b.Updates[0].Key != "node.b" || b.Updates[0].Op != kvcore.OpDelete || !b.Updates[0].Version.IsUnknown() {
+		t.Errorf("reconcile batch = %+v, want one synthetic delete of node.b", b)
+	}
+	if f.Cursor() != kvcore.RevisionCursor(6) {
+		t.Errorf("cursor = %v, want rev 6", f.Cursor())
+	}
+}
+
+func TestPeriodicReconcile(t *testing.T) {
+	f := newMemFold()
+	f.entries["a"] = kvcore.Entry{Key: "a", Value: []byte("1")}
+	f.cursor = kvcore.RevisionCursor(1)
+	r := &recorder{fold: f}
+	w := &scriptWatcher{sessions: []session{{events: []kvcore.Event{synced}}}, keys: []string{"a"}}
+	stop := loop(t, w, f, kvcore.AppliedConfig{Reconcile: 5 * time.Millisecond}, r.apply)
+	waitFor(t, "several reconciliations", func() bool { w.mu.Lock(); defer w.mu.Unlock(); return w.listings >= 3 })
+	w.mu.Lock()
+	w.keys = []string{}
+	w.mu.Unlock()
+	waitFor(t, "a to be reconciled away", func() bool { return len(f.values()) == 0 })
+	stop()
+}
+
+func TestReconcileListingFailureIsRetriedNotIgnored(t *testing.T) {
+	f := newMemFold()
+	f.entries["a"] = kvcore.Entry{Key: "a", Value: []byte("1")}
+	f.cursor = kvcore.RevisionCursor(1)
+	r := &recorder{fold: f}
+	var progress []kvcore.Progress
+	var mu sync.Mutex
+	w := &scriptWatcher{sessions: []session{{events: []kvcore.Event{synced}}, {events: []kvcore.Event{synced}}}, keysErr: errInjected}
+	stop := loop(t, w, f, kvcore.AppliedConfig{OnProgress: func(p kvcore.Progress) { mu.Lock(); progress = append(progress, p); mu.Unlock() }}, r.apply)
+	waitFor(t, "a second session after the listing failed", func() bool { return len(w.resumedFrom()) >= 2 })
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	for _, p := range progress {
+		if p.Synced {
+			t.Fatalf("reported caught up although the reconciliation could not list keys: %+v", p)
+		}
+	}
+	if len(progress) == 0 || !errors.Is(progress[len(progress)-1].Err, errInjected) {
+		t.Errorf("progress %+v, want the listing failure reported", progress)
+	}
+}
+
+// A full render owed by FullRender must survive the Synced marker arriving
+// while an earlier backlog batch is being retried.
+func TestOwedFullRenderSurvivesSyncedDuringRetry(t *testing.T) {
+	f := newMemFold()
+	f.entries["a"] = kvcore.Entry{Key: "a", Value: []byte("1")}
+	f.cursor = kvcore.RevisionCursor(1)
+	r := &recorder{fold: f, fail: func(call int, b kvcore.Batch) error {
+		if call == 1 {
+			return errInjected // the first backlog batch fails once
+		}
+		return nil
+	}}
+	w := &scriptWatcher{sessions: []session{{events: []kvcore.Event{put("b", "2", 2), synced, put("c", "3", 3)}}}}
+	stop := loop(t, w, f, kvcore.AppliedConfig{FullRender: true, Window: time.Hour, MaxBatch: 1, MinBackoff: 20 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}, r.apply)
+	waitFor(t, "cursor 3", func() bool { return f.Cursor() == kvcore.RevisionCursor(3) })
+	stop()
+	b := r.applied()
+	if len(b) < 2 || b[0].Full || !b[len(b)-1].Full && !b[1].Full {
+		t.Fatalf("batches = %+v, want the backlog (with what its retry absorbed), then the owed full render", b)
+	}
+}
+
+// While apply keeps failing, folding the updates it absorbs must not report
+// the watch healthy again.
+func TestHealthDoesNotFlapWhileApplyFails(t *testing.T) {
+	f := newMemFold()
+	f.cursor = kvcore.RevisionCursor(1)
+	r := &recorder{fold: f, fail: func(_ int, b kvcore.Batch) error {
+		for _, u := range b.Updates {
+			if u.Key == "bad" {
+				return errInjected
+			}
+		}
+		return nil
+	}}
+	live := make(chan kvcore.Event)
+	w := &scriptWatcher{sessions: []session{{events: []kvcore.Event{synced, put("bad", "x", 2)}, live: live}}}
+	var mu sync.Mutex
+	var reports []kvcore.Progress
+	stop := loop(t, w, f, kvcore.AppliedConfig{
+		Window: time.Millisecond, MinBackoff: 20 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+		OnProgress: func(p kvcore.Progress) { mu.Lock(); reports = append(reports, p); mu.Unlock() },
+	}, r.apply)
+	waitFor(t, "the first failure", func() bool { r.mu.Lock(); defer r.mu.Unlock(); return r.calls >= 1 })
+	for i := range 5 {
+		live <- put("other", "y", uint64(3+i))
+	}
+	waitFor(t, "more failures", func() bool { r.mu.Lock(); defer r.mu.Unlock(); return r.calls >= 4 })
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	failing := false
+	for _, p := range reports {
+		if p.Err != nil {
+			failing = true
+		} else if failing {
+			t.Fatalf("progress turned healthy (%+v) although no apply succeeded", p)
+		}
+	}
+}
+
+// Shutdown lets an apply in flight finish, with a live context, and
+// checkpoints it.
+func TestShutdownDrainsApplyInFlight(t *testing.T) {
+	f := newMemFold()
+	f.cursor = kvcore.RevisionCursor(1)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var ctxErr error
+	apply := func(ctx context.Context, b kvcore.Batch) error {
+		close(entered)
+		<-release
+		ctxErr = ctx.Err()
+		return nil
+	}
+	w := &scriptWatcher{sessions: []session{{events: []kvcore.Event{synced, put("a", "2", 2)}}}}
+	stop := loop(t, w, f, kvcore.AppliedConfig{}, apply)
+	<-entered
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	time.Sleep(20 * time.Millisecond) // let the cancellation land while apply runs
+	close(release)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if ctxErr != nil {
+		t.Errorf("apply's context was cancelled (%v) while it ran", ctxErr)
+	}
+	if f.Cursor() != kvcore.RevisionCursor(2) {
+		t.Errorf("cursor = %v after the drained apply, want rev 2", f.Cursor())
+	}
+}
+
+func TestRepeatedExpiryBacksOffAndReports(t *testing.T) {
+	f := newMemFold()
+	f.cursor = kvcore.RevisionCursor(1)
+	r := &recorder{fold: f}
+	expired := fmt.Errorf("%w: retention overran live watch", kvcore.ErrCursorExpired)
+	var mu sync.Mutex
+	var reports []kvcore.Progress
+	w := &scriptWatcher{sessions: []session{
+		{openErr: expired},
+		{events: []kvcore.Event{put("a", "1", 10), synced}, ended: true, endErr: expired},
+		{events: []kvcore.Event{put("a", "1", 20), synced}, ended: true, endErr: expired},
+	}}
+	stop := loop(t, w, f, kvcore.AppliedConfig{OnProgress: func(p kvcore.Progress) { mu.Lock(); reports = append(reports, p); mu.Unlock() }}, r.apply)
+	waitFor(t, "four sessions", func() bool { return len(w.resumedFrom()) >= 4 })
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	reported := false
+	for _, p := range reports {
+		reported = reported || errors.Is(p.Err, kvcore.ErrCursorExpired)
+	}
+	if !reported {
+		t.Error("expiring again and again was never reported as a failure")
 	}
 }
