@@ -1,0 +1,36 @@
+package kvcore
+
+import "testing"
+
+func TestValidNames(t *testing.T) {
+	keys := []struct {
+		s                string
+		key, prefix, bkt bool
+	}{
+		{"", false, true, false},
+		{"a", true, true, true},
+		{"node.a", true, true, false},
+		{"node.", false, true, false},
+		{"node", true, true, true},
+		{"a-b/c_d=e.F9", true, true, false},
+		{".a", false, false, false},
+		{"a..b", false, false, false},
+		{"a b", false, false, false},
+		{"a.*", false, false, false},
+		{"a.>", false, false, false},
+		{"ä", false, false, false},
+		{"a_b-C", true, true, true},
+		{"a/b", true, true, false},
+	}
+	for _, c := range keys {
+		if got := ValidKey(c.s); got != c.key {
+			t.Errorf("ValidKey(%q) = %v, want %v", c.s, got, c.key)
+		}
+		if got := ValidPrefix(c.s); got != c.prefix {
+			t.Errorf("ValidPrefix(%q) = %v, want %v", c.s, got, c.prefix)
+		}
+		if got := ValidBucket(c.s); got != c.bkt {
+			t.Errorf("ValidBucket(%q) = %v, want %v", c.s, got, c.bkt)
+		}
+	}
+}
