@@ -1,0 +1,91 @@
+package natskv
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+)
+
+// deleteTimeout bounds the best-effort delete of a consumer we are done
+// with; the server reaps it after its inactivity threshold anyway.
+const deleteTimeout = 5 * time.Second
+
+// consumerSpec describes one ephemeral push consumer on a bucket's stream:
+// ordered delivery without acks, flow-controlled, with idle heartbeats, kept
+// in memory on one replica (it is re-created rather than recovered).
+type consumerSpec struct {
+	filters     []string // at least one
+	startSeq    uint64   // 0: the last record of every key, then new ones
+	headersOnly bool
+}
+
+func (s *store) consumerConfig(spec consumerSpec, name, inbox string) jetstream.ConsumerConfig {
+	cfg := jetstream.ConsumerConfig{
+		Name:              name,
+		Description:       "slipstream",
+		DeliverSubject:    inbox,
+		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		MaxDeliver:        1,
+		ReplayPolicy:      jetstream.ReplayInstantPolicy,
+		FlowControl:       true,
+		IdleHeartbeat:     s.opts.Heartbeat,
+		HeadersOnly:       spec.headersOnly,
+		InactiveThreshold: max(2*s.opts.Heartbeat, 5*time.Second),
+		Replicas:          1,
+		MemoryStorage:     true,
+	}
+	if spec.startSeq > 0 {
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = spec.startSeq
+	}
+	if len(spec.filters) == 1 {
+		cfg.FilterSubject = spec.filters[0]
+	} else {
+		cfg.FilterSubjects = spec.filters
+	}
+	return cfg
+}
+
+// createConsumer creates the consumer and returns how many messages it has
+// pending. The caller subscribes to inbox first, so nothing is missed.
+func (s *store) createConsumer(ctx context.Context, spec consumerSpec, name, inbox string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	c, err := s.sess.js.CreatePushConsumer(ctx, s.stream, s.consumerConfig(spec, name, inbox))
+	if err != nil {
+		return 0, err
+	}
+	return c.CachedInfo().NumPending, nil
+}
+
+// deleteConsumer removes a consumer we no longer read, best effort. It is
+// also called after a failed create, whose request may have reached the
+// server anyway.
+func (s *store) deleteConsumer(name string) {
+	if !s.sess.live() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), min(s.opts.Timeout, deleteTimeout))
+	defer cancel()
+	if err := s.sess.js.DeleteConsumer(ctx, s.stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		s.log.Debug("deleting consumer failed; the server reaps it when idle", "consumer", name, "err", err)
+	}
+}
+
+func newConsumerName() string { return "slip_" + nuid.Next() }
+
+// streamBounds returns the stream's first retained sequence and its last.
+func (s *store) streamBounds(ctx context.Context) (first, last uint64, err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	st, err := s.sess.js.Stream(ctx, s.stream)
+	if err != nil {
+		return 0, 0, err
+	}
+	state := st.CachedInfo().State
+	return state.FirstSeq, state.LastSeq, nil
+}
