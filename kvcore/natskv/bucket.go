@@ -61,6 +61,7 @@ func specOf(cfg kvcore.StoreConfig) (bucketSpec, error) {
 	if cfg.Storage == kvcore.StorageMemory {
 		s.storage = jetstream.MemoryStorage
 	}
+	s.discard = jetstream.DiscardNew // not the zero value of jetstream.DiscardPolicy
 	if cfg.Discard == kvcore.DiscardOld {
 		s.discard = jetstream.DiscardOld
 	}
