@@ -77,14 +77,23 @@ func Operator(tb testing.TB, opts ...AccountOption) Accounts {
 	creds, err := jwt.FormatUserConfig(ujwt, seed)
 	must(err)
 
+	// JetStream in operator mode needs a system account.
+	skp, err := nkeys.CreateAccount()
+	must(err)
+	spub, err := skp.PublicKey()
+	must(err)
+	sjwt, err := jwt.NewAccountClaims(spub).Encode(okp)
+	must(err)
+
 	resolver := &server.MemAccResolver{}
 	must(resolver.Store(apub, ajwt))
+	must(resolver.Store(spub, sjwt))
 	return Accounts{
 		Creds: creds,
 		Option: func(o *server.Options) {
 			o.TrustedOperators = []*jwt.OperatorClaims{oclaims}
 			o.AccountResolver = resolver
-			o.NoSystemAccount = true
+			o.SystemAccount = spub
 		},
 	}
 }

@@ -1,7 +1,6 @@
 package natstest
 
 import (
-	"io"
 	"net"
 	"sync"
 	"testing"
@@ -10,16 +9,20 @@ import (
 // Proxy is a TCP proxy on loopback in front of a server. Clients that dial
 // its URL reach the server until Cut drops their connections, which is how
 // tests break a client's connection while the server stays up (its
-// consumers and state survive).
+// consumers and state survive), or until Stall freezes them like a
+// half-dead TCP connection that neither delivers nor fails.
 type Proxy struct {
 	tb     testing.TB
 	target string
 	ln     net.Listener
 
-	mu    sync.Mutex
-	down  bool
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	cond    *sync.Cond // signalled when stalled turns false or the proxy closes
+	down    bool
+	stalled bool
+	closed  bool
+	conns   map[net.Conn]struct{}
+	wg      sync.WaitGroup
 }
 
 // NewProxy listens on a random loopback port and forwards every connection
@@ -31,6 +34,7 @@ func NewProxy(tb testing.TB, target string) *Proxy {
 		tb.Fatalf("natstest: proxy listen: %v", err)
 	}
 	p := &Proxy{tb: tb, target: hostPort(target), ln: ln, conns: map[net.Conn]struct{}{}}
+	p.cond = sync.NewCond(&p.mu)
 	p.wg.Add(1)
 	go p.accept()
 	tb.Cleanup(p.Close)
@@ -69,9 +73,22 @@ func (p *Proxy) SetDown(down bool) {
 	}
 }
 
+// Stall stops (true) or resumes (false) forwarding on every connection
+// without closing any: bytes wait in the proxy and the kernel buffers.
+func (p *Proxy) Stall(stalled bool) {
+	p.mu.Lock()
+	p.stalled = stalled
+	p.mu.Unlock()
+	p.cond.Broadcast()
+}
+
 // Close stops the proxy and drops its connections.
 func (p *Proxy) Close() {
 	p.ln.Close()
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.cond.Broadcast()
 	p.Cut()
 	p.wg.Wait()
 }
@@ -104,10 +121,27 @@ func (p *Proxy) accept() {
 	}
 }
 
-// pipe copies src to dst and closes both ends when either side ends.
+// pipe copies src to dst, holding data while stalled, and closes both ends
+// when either side ends.
 func (p *Proxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
-	_, _ = io.Copy(dst, src)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		p.mu.Lock()
+		for p.stalled && !p.closed {
+			p.cond.Wait()
+		}
+		p.mu.Unlock()
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	dst.Close()
 	src.Close()
 	p.mu.Lock()

@@ -20,6 +20,7 @@ type consumerSpec struct {
 	filters     []string // at least one
 	startSeq    uint64   // 0: the last record of every key, then new ones
 	headersOnly bool
+	pauseUntil  time.Time // tests only: the consumer sends nothing before
 }
 
 func (s *store) consumerConfig(spec consumerSpec, name, inbox string) jetstream.ConsumerConfig {
@@ -41,6 +42,9 @@ func (s *store) consumerConfig(spec consumerSpec, name, inbox string) jetstream.
 	if spec.startSeq > 0 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = spec.startSeq
+	}
+	if !spec.pauseUntil.IsZero() {
+		cfg.PauseUntil = &spec.pauseUntil
 	}
 	if len(spec.filters) == 1 {
 		cfg.FilterSubject = spec.filters[0]

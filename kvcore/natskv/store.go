@@ -20,6 +20,11 @@ type store struct {
 	stream string
 	pre    string // subject prefix of the bucket's keys: "$KV.<bucket>."
 	kv     jetstream.KeyValue
+
+	// tuneWatch, when set, adjusts every new watch before its first
+	// consumer is created: the seam tests use to shorten intervals and
+	// inject faults.
+	tuneWatch func(*watch)
 }
 
 var _ kvcore.Store = (*store)(nil)

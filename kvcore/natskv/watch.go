@@ -92,7 +92,8 @@ type watch struct {
 	probeEvery  time.Duration
 	backoffBase time.Duration
 	backoffCap  time.Duration
-	afterCreate func() // test seam: runs right after a consumer is created
+	afterCreate func()        // test seam: runs right after a consumer is created
+	pauseNext   time.Duration // test seam: the next consumer starts paused this long
 
 	errMu sync.Mutex
 	err   error
@@ -138,6 +139,9 @@ func (s *store) newWatch(ctx context.Context, scope kvcore.Scope, pos uint64) *w
 		started:     pos > 0,
 	}
 	w.ctx, w.cancel = context.WithCancel(ctx)
+	if s.tuneWatch != nil {
+		s.tuneWatch(w)
+	}
 	return w
 }
 
@@ -204,6 +208,10 @@ func (w *watch) attach() error {
 		spec.startSeq = start
 	}
 
+	if w.pauseNext > 0 {
+		spec.pauseUntil = time.Now().Add(w.pauseNext)
+		w.pauseNext = 0
+	}
 	a := &attachment{name: newConsumerName(), quit: make(chan struct{}), floor: last}
 	nc := w.s.sess.nc
 	a.sub, err = nc.Subscribe(nc.NewInbox(), func(m *nats.Msg) { w.handle(a, m) })
