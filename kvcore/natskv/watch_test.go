@@ -229,8 +229,13 @@ func TestFloorGuardProbe(t *testing.T) {
 	mustPut(t, s, "b", "2")
 	last := mustPut(t, s, "c", "3")
 	purgeBelow(t, js, s.bucket, last)
-	for range w.Events() {
-		t.Fatal("a paused consumer delivered")
+	select {
+	case ev, ok := <-w.Events():
+		if ok {
+			t.Fatalf("a paused consumer delivered %+v", ev)
+		}
+	case <-time.After(eventWait):
+		t.Fatal("the probe did not notice the stream moving past the watch")
 	}
 	wantErr(t, "probe", w.Err(), kvcore.ErrCursorExpired)
 }
@@ -535,5 +540,26 @@ func TestWatchSurvivesLeaderChange(t *testing.T) {
 		if ev := next(t, w, 30*time.Second); ev.Key != "node.back" {
 			t.Fatalf("event %+v", ev)
 		}
+	}
+}
+
+// A reconnect re-creates the consumer at once, without waiting for
+// heartbeats to go missing (nats.go's own watcher takes 10–20 s).
+func TestWatchResumesOnReconnect(t *testing.T) {
+	srv := natstest.Run(t)
+	o := fastOpts(srv.URL())
+	o.Heartbeat = time.Minute
+	c := connect(t, o)
+	s := openStore(t, c, kvcore.StoreConfig{})
+	w, err := s.Watch(testCtx(t), kvcore.AllKeys(), kvcore.Cursor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	next(t, w, eventWait) // Synced
+	srv.Restart()
+	mustPut(t, s, "k", "1")
+	if ev := next(t, w, eventWait); ev.Key != "k" {
+		t.Fatalf("event %+v", ev)
 	}
 }
