@@ -20,61 +20,49 @@ var errScanGap = errors.New("natskv: scan consumer skipped a delivery")
 
 // Keys lists the live keys under prefix with one headers-only consumer.
 func (s *store) Keys(ctx context.Context, prefix string) ([]string, error) {
-	var keys []string
-	err := s.scan(ctx, "keys", prefix, true, func(u kvcore.Update) { keys = append(keys, u.Key) })
-	return keys, err
+	return scan(ctx, s, "keys", prefix, true, func(u kvcore.Update) string { return u.Key })
 }
 
 // Scan returns the live entries under prefix with one consumer.
 func (s *store) Scan(ctx context.Context, prefix string) ([]kvcore.Entry, error) {
-	var entries []kvcore.Entry
-	err := s.scan(ctx, "scan", prefix, false, func(u kvcore.Update) { entries = append(entries, u.Entry()) })
-	return entries, err
+	return scan(ctx, s, "scan", prefix, false, kvcore.Update.Entry)
 }
 
 // scan reads the last record of every key under prefix through one
 // ephemeral consumer (deliver last per subject, no acks, so buckets of any
-// size are read whole) and calls fn for each live one: delete and purge
+// size are read whole) and returns conv of each live one: delete and purge
 // markers and empty values are skipped.
-func (s *store) scan(ctx context.Context, op, prefix string, headersOnly bool, fn func(kvcore.Update)) error {
+func scan[T any](ctx context.Context, s *store, op, prefix string, headersOnly bool, conv func(kvcore.Update) T) ([]T, error) {
 	fail := func(err error) error { return &kvcore.OpError{Op: op, Bucket: s.bucket, Key: prefix, Err: err} }
 	if !s.sess.live() {
-		return fail(kvcore.ErrNotConnected)
+		return nil, fail(kvcore.ErrNotConnected)
 	}
 	if !kvcore.ValidPrefix(prefix) {
-		return fail(kvcore.ErrInvalidKey)
+		return nil, fail(kvcore.ErrInvalidKey)
 	}
 	filters, widened := filterSubjects(s.pre, kvcore.Prefixes(prefix))
 	spec := consumerSpec{filters: filters, headersOnly: headersOnly}
-	keep := func(u kvcore.Update, m *nats.Msg) bool {
-		if u.Op != kvcore.OpPut || (widened && !strings.HasPrefix(u.Key, prefix)) {
-			return false
-		}
-		if headersOnly {
-			return m.Header.Get(hdrMsgSize) != "0"
-		}
-		return len(u.Value) > 0
-	}
 	var err error
 	for range scanAttempts {
-		var found []kvcore.Update
+		var found []T
 		err = s.scanOnce(ctx, spec, func(u kvcore.Update, m *nats.Msg) {
-			if keep(u, m) {
-				found = append(found, u)
+			if u.Op != kvcore.OpPut || (widened && !strings.HasPrefix(u.Key, prefix)) {
+				return
 			}
+			if headersOnly && m.Header.Get(hdrMsgSize) == "0" || !headersOnly && len(u.Value) == 0 {
+				return
+			}
+			found = append(found, conv(u))
 		})
 		if err == nil {
-			for _, u := range found {
-				fn(u)
-			}
-			return nil
+			return found, nil
 		}
 		if !errors.Is(err, errScanGap) {
 			break
 		}
 		s.log.Debug("scan restarts", "err", err)
 	}
-	return fail(mapErr(err))
+	return nil, fail(mapErr(err))
 }
 
 // scanOnce runs one consumer to the end of its backlog.
