@@ -223,10 +223,16 @@ func TestFromConn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	w, err := openStore(t, c2, kvcore.StoreConfig{}).Watch(testCtx(t), kvcore.AllKeys(), kvcore.Cursor{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	nc2.Close()
 	if c2.Healthy() {
 		t.Fatal("healthy after the owner closed the connection")
 	}
+	drain(t, w)
+	wantErr(t, "watch on a connection its owner closed", w.Err(), kvcore.ErrNotConnected)
 }
 
 // Port of concurrent_connect_is_safe (§11.I 154).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 )
@@ -70,8 +71,8 @@ func (s *store) createConsumer(ctx context.Context, spec consumerSpec, name, inb
 // also called after a failed create, whose request may have reached the
 // server anyway.
 func (s *store) deleteConsumer(name string) {
-	if !s.sess.live() {
-		return
+	if !s.sess.live() || s.sess.nc.Status() != nats.CONNECTED {
+		return // a request would only wait for the connection to come back
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), min(s.opts.Timeout, deleteTimeout))
 	defer cancel()

@@ -74,7 +74,8 @@ func (w *watch) run() {
 func (w *watch) broken() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.cur == nil || w.cur.broken
+	a := w.cur.Load()
+	return a == nil || a.broken
 }
 
 // silent reports whether the current consumer has gone quiet for two
@@ -86,7 +87,7 @@ func (w *watch) silent() bool {
 	if time.Since(time.Unix(0, w.activity.Load())) < 2*w.s.opts.Heartbeat {
 		return false
 	}
-	if a := w.cur; a != nil {
+	if a := w.cur.Load(); a != nil {
 		if n, _, err := a.sub.Pending(); err == nil && n > 0 {
 			return false
 		}
@@ -174,7 +175,7 @@ func (w *watch) probe() {
 		w.delivered = false
 		return
 	}
-	if a := w.cur; a != nil && !a.broken {
+	if a := w.cur.Load(); a != nil && !a.broken {
 		w.checkFloor(a)
 	}
 }

@@ -98,11 +98,15 @@ type watch struct {
 	errMu sync.Mutex
 	err   error
 
+	// cur is the current attachment, nil between two. It is written
+	// under mu (so no handler of the old one runs past the switch) and
+	// read without it.
+	cur atomic.Pointer[attachment]
+
 	// mu is held by the handler while it handles a message (and sends
 	// it), and by attach while a new consumer is set up, so the two never
-	// interleave. run writes cur only under mu and reads it without.
+	// interleave.
 	mu        sync.Mutex
-	cur       *attachment
 	pos       uint64 // every revision ≤ pos in scope was delivered or superseded
 	started   bool   // resume after pos rather than re-sync from scratch
 	synced    bool   // the Synced event was sent
@@ -241,7 +245,7 @@ func (w *watch) attach() error {
 			return err
 		}
 	}
-	w.cur = a
+	w.cur.Store(a)
 	w.activity.Store(time.Now().UnixNano())
 	if !w.synced && pending == 0 {
 		w.markSynced(a)
@@ -263,14 +267,14 @@ func (w *watch) discard(a *attachment) {
 // detach drops the current attachment. Once it returns no handler of it
 // runs or sends anymore.
 func (w *watch) detach() {
-	a := w.cur
+	a := w.cur.Load()
 	if a == nil {
 		return
 	}
 	close(a.quit) // unblocks a handler waiting to send
 	_ = a.sub.Unsubscribe()
 	w.mu.Lock()
-	w.cur = nil
+	w.cur.Store(nil)
 	w.mu.Unlock()
 	w.s.deleteConsumer(a.name)
 }
@@ -282,7 +286,7 @@ func (w *watch) handle(a *attachment, m *nats.Msg) {
 	defer w.busy.Add(-1)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.cur != a || a.broken {
+	if w.cur.Load() != a || a.broken {
 		return
 	}
 	switch controlOf(m) {

@@ -302,20 +302,14 @@ func watchOf(w kvcore.Watch) *watch { return w.(*watch) }
 
 // currentName is the name of the watch's consumer ("" between consumers).
 func (w *watch) currentName() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.cur == nil {
-		return ""
+	if a := w.cur.Load(); a != nil {
+		return a.name
 	}
-	return w.cur.name
+	return ""
 }
 
 // currentInbox is the delivery subject of the watch's consumer.
-func (w *watch) currentInbox() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.cur.sub.Subject
-}
+func (w *watch) currentInbox() string { return w.cur.Load().sub.Subject }
 
 func TestWatchRecovers(t *testing.T) {
 	srv := natstest.Run(t)
@@ -396,9 +390,7 @@ func TestWatchRecovers(t *testing.T) {
 	// server refuses clients that publish with an ACK reply subject, so
 	// the stray delivery is handed to the handler directly.)
 	dw := watchOf(delta)
-	dw.mu.Lock()
-	a := dw.cur
-	dw.mu.Unlock()
+	a := dw.cur.Load()
 	stray := fmt.Sprintf("$JS.ACK.%s.%s.1.%d.99999.%d.0", streamName(s.bucket), a.name, 1<<40, time.Now().UnixNano())
 	dw.handle(a, &nats.Msg{Subject: ws.pre + "node.stray", Reply: stray, Data: []byte("x")})
 	waitFor(t, eventWait, "new consumer after the gap", func() bool { n := dw.currentName(); return n != "" && n != a.name })
@@ -560,6 +552,57 @@ func TestWatchResumesOnReconnect(t *testing.T) {
 	srv.Restart()
 	mustPut(t, s, "k", "1")
 	if ev := next(t, w, eventWait); ev.Key != "k" {
+		t.Fatalf("event %+v", ev)
+	}
+}
+
+// A connection lost in the middle of a state sync resumes after the last
+// key delivered: every key arrives once, Synced once, nothing is replayed.
+func TestStateSyncInterruptedMidway(t *testing.T) {
+	srv := natstest.Run(t)
+	proxy := natstest.NewProxy(t, srv.URL())
+	o := fastOpts(proxy.URL())
+	o.Logger = testLogger(t)
+	c := connect(t, o)
+	_, js := rawJS(t, srv.URL())
+	s := openStore(t, c, kvcore.StoreConfig{})
+	const n = 3000
+	for i := range n {
+		if _, err := js.PublishAsync(fmt.Sprintf("%sk.%05d", s.pre, i), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-js.PublishAsyncComplete()
+	w, err := s.Watch(testCtx(t), kvcore.AllKeys(), kvcore.Cursor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	seen := map[string]bool{}
+	var last uint64
+	for i := 0; ; i++ {
+		if i == n/3 {
+			// The handler is blocked on a full event buffer; cut the
+			// connection and wait for the replacement consumer before
+			// reading on, so the rest must come from the resumed one.
+			old := watchOf(w).currentName()
+			proxy.Cut()
+			waitFor(t, eventWait, "replacement consumer", func() bool { n := watchOf(w).currentName(); return n != "" && n != old })
+		}
+		ev := next(t, w, eventWait)
+		if ev.Synced {
+			break
+		}
+		if seen[ev.Key] || rev(ev.Version) <= last {
+			t.Fatalf("%s at %v replayed", ev.Key, ev.Version)
+		}
+		seen[ev.Key], last = true, rev(ev.Version)
+	}
+	if len(seen) != n {
+		t.Fatalf("initial state had %d of %d keys", len(seen), n)
+	}
+	mustPut(t, s, "after", "1")
+	if ev := next(t, w, eventWait); ev.Synced || ev.Key != "after" {
 		t.Fatalf("event %+v", ev)
 	}
 }
