@@ -77,7 +77,7 @@ func (s *store) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Curso
 type watch struct {
 	s      *store
 	scope  kvcore.Scope
-	guard  bool      // fail rather than skip records that are gone
+	guard  bool // fail rather than skip records that are gone
 	ctx    context.Context
 	cancel context.CancelFunc
 	events chan kvcore.Event
