@@ -1,6 +1,9 @@
 package kvcore
 
-import "testing"
+import (
+	"errors"
+	"testing"
+)
 
 func TestValidNames(t *testing.T) {
 	keys := []struct {
@@ -31,6 +34,25 @@ func TestValidNames(t *testing.T) {
 		}
 		if got := ValidBucket(c.s); got != c.bkt {
 			t.Errorf("ValidBucket(%q) = %v, want %v", c.s, got, c.bkt)
+		}
+	}
+}
+
+func TestScopeValidate(t *testing.T) {
+	for _, s := range []Scope{AllKeys(), Prefixes("a."), Prefixes("node", "x.y."), Prefixes("a", "")} {
+		if err := s.Validate(); err != nil {
+			t.Errorf("%v: %v", s, err)
+		}
+	}
+	if err := (Scope{}).Validate(); !errors.Is(err, ErrEmptyScope) {
+		t.Errorf("zero scope: %v", err)
+	}
+	if err := Prefixes().Validate(); !errors.Is(err, ErrEmptyScope) {
+		t.Errorf("no prefixes: %v", err)
+	}
+	for _, p := range []string{".a", "a..", "a b", "a.*", ">"} {
+		if err := Prefixes("ok.", p).Validate(); !errors.Is(err, ErrInvalidKey) {
+			t.Errorf("prefix %q: %v", p, err)
 		}
 	}
 }

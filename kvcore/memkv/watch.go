@@ -29,11 +29,6 @@ func (s *store) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Curso
 	if err := scope.Validate(); err != nil {
 		return fail(err)
 	}
-	for _, p := range scope.List() {
-		if !kvcore.ValidPrefix(p) {
-			return fail(fmt.Errorf("%w: prefix %q", kvcore.ErrInvalidKey, p))
-		}
-	}
 	if s.closed() {
 		return fail(kvcore.ErrNotConnected)
 	}

@@ -128,24 +128,31 @@ func BenchmarkScan(b *testing.B) {
 	}, func() sample {
 		// Plain nats.go has no scan: a watch of every key's last value,
 		// collected until the end-of-initial-state marker.
-		start := time.Now()
-		w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
-		if err != nil {
-			b.Fatal(err)
-		}
-		var entries []jetstream.KeyValueEntry
-		for e := range w.Updates() {
-			if e == nil {
-				break
-			}
-			entries = append(entries, e)
-		}
-		w.Stop()
-		if len(entries) != benchKeys {
-			b.Fatalf("watch listed %d entries", len(entries))
-		}
-		return sample{items: len(entries), elapsed: time.Since(start)}
+		return natsInitialState(b, kv, jetstream.IgnoreDeletes())
 	})
+}
+
+// natsInitialState times a plain nats.go watch of the whole bucket up to
+// the end of its initial state, collecting the entries.
+func natsInitialState(b *testing.B, kv jetstream.KeyValue, opts ...jetstream.WatchOpt) sample {
+	start := time.Now()
+	w, err := kv.WatchAll(context.Background(), opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var entries []jetstream.KeyValueEntry
+	for e := range w.Updates() {
+		if e == nil {
+			break
+		}
+		entries = append(entries, e)
+	}
+	d := time.Since(start)
+	w.Stop()
+	if len(entries) != benchKeys {
+		b.Fatalf("initial state of %d keys", len(entries))
+	}
+	return sample{items: len(entries), elapsed: d}
 }
 
 func BenchmarkKeys(b *testing.B) {
@@ -188,38 +195,21 @@ func BenchmarkWatchStateSync(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		n := 0
+		var updates []kvcore.Update
 		for ev := range w.Events() {
 			if ev.Synced {
 				break
 			}
-			n++
+			updates = append(updates, ev.Update)
 		}
 		d := time.Since(start)
 		w.Stop()
-		if n != benchKeys {
-			b.Fatalf("initial state of %d keys", n)
+		if len(updates) != benchKeys {
+			b.Fatalf("initial state of %d keys", len(updates))
 		}
-		return sample{items: n, elapsed: d}
+		return sample{items: len(updates), elapsed: d}
 	}, func() sample {
-		start := time.Now()
-		w, err := kv.WatchAll(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		n := 0
-		for e := range w.Updates() {
-			if e == nil {
-				break
-			}
-			n++
-		}
-		d := time.Since(start)
-		w.Stop()
-		if n != benchKeys {
-			b.Fatalf("initial state of %d keys", n)
-		}
-		return sample{items: n, elapsed: d}
+		return natsInitialState(b, kv)
 	})
 }
 

@@ -82,6 +82,16 @@ func show(ev kvcore.Event) {
 	}
 }
 
+// showUntilSynced shows the events of w up to Synced.
+func showUntilSynced(w kvcore.Watch) {
+	for ev := range w.Events() {
+		show(ev)
+		if ev.Synced {
+			return
+		}
+	}
+}
+
 // A state-sync watch delivers the current value of every key in scope,
 // then Synced, then live updates, with no gap in between.
 func Example_watch() {
@@ -100,12 +110,7 @@ func Example_watch() {
 		log.Fatal(err)
 	}
 	defer w.Stop()
-	for ev := range w.Events() {
-		show(ev)
-		if ev.Synced {
-			break
-		}
-	}
+	showUntilSynced(w)
 	store.Put(ctx, "routes.db", []byte("c"))
 	store.Delete(ctx, "routes.api")
 	show(<-w.Events())
@@ -140,12 +145,7 @@ func Example_resume() {
 		log.Fatal(err)
 	}
 	defer w.Stop()
-	for ev := range w.Events() {
-		show(ev)
-		if ev.Synced {
-			break
-		}
-	}
+	showUntilSynced(w)
 	// Output:
 	// put routes.api = a2 (rev 3)
 	// purge routes.web (rev 4)

@@ -297,6 +297,23 @@ func TestSparsePrefixResumesAfterOtherTraffic(t *testing.T) {
 	}
 }
 
+// watchPair starts a state-sync watch of the whole bucket and a delta watch
+// of "node." from cursor, stopped by t.Cleanup.
+func watchPair(t *testing.T, s kvcore.Store, cursor uint64) (all, delta kvcore.Watch) {
+	t.Helper()
+	all, err := s.Watch(testCtx(t), kvcore.AllKeys(), kvcore.Cursor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(all.Stop)
+	delta, err = s.Watch(testCtx(t), kvcore.Prefixes("node."), kvcore.RevisionCursor(cursor))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(delta.Stop)
+	return all, delta
+}
+
 // watchOf returns the internal watch behind w.
 func watchOf(w kvcore.Watch) *watch { return w.(*watch) }
 
@@ -325,16 +342,7 @@ func TestWatchRecovers(t *testing.T) {
 
 	mustPut(t, ws, "node.a", "0")
 	cursor := mustPut(t, ws, "node.b", "0")
-	all, err := s.Watch(ctx, kvcore.AllKeys(), kvcore.Cursor{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer all.Stop()
-	delta, err := s.Watch(ctx, kvcore.Prefixes("node."), kvcore.RevisionCursor(cursor))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer delta.Stop()
+	all, delta := watchPair(t, s, cursor)
 	for range 3 { // node.a, node.b, Synced
 		next(t, all, eventWait)
 	}
@@ -477,16 +485,7 @@ func TestWatchSurvivesLeaderChange(t *testing.T) {
 	mustPut(t, s, "node.a", "1")
 	cursor := mustPut(t, s, "node.b", "2")
 
-	all, err := s.Watch(ctx, kvcore.AllKeys(), kvcore.Cursor{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer all.Stop()
-	delta, err := s.Watch(ctx, kvcore.Prefixes("node."), kvcore.RevisionCursor(cursor))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer delta.Stop()
+	all, delta := watchPair(t, s, cursor)
 	for range 3 {
 		next(t, all, eventWait)
 	}
@@ -506,6 +505,7 @@ func TestWatchSurvivesLeaderChange(t *testing.T) {
 		})
 		var e kvcore.Entry
 		waitFor(t, 30*time.Second, "read "+key, func() bool {
+			var err error
 			e, err = s.Get(ctx, key)
 			return err == nil
 		})
