@@ -1,8 +1,10 @@
 package natskv
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -222,4 +224,49 @@ func TestExpiryWithoutMarkers(t *testing.T) {
 	})
 	_, err = s.Watch(ctx, kvcore.AllKeys(), kvcore.RevisionCursor(r))
 	wantErr(t, "resume across an expiry without markers", err, kvcore.ErrCursorExpired)
+}
+
+// Port of purge_reclaims_bytes (§11.F 111).
+func TestPurgeReclaimsBytes(t *testing.T) {
+	srv := natstest.Run(t)
+	c := connect(t, fastOpts(srv.URL()))
+	_, js := rawJS(t, srv.URL())
+	s := openStore(t, c, kvcore.StoreConfig{Bucket: "purge"})
+	ctx := testCtx(t)
+	value := bytes.Repeat([]byte("x"), 4096)
+	for i := range 50 {
+		if _, err := s.Put(ctx, fmt.Sprintf("k%d", i), value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	size := func() uint64 {
+		st, err := js.Stream(ctx, "KV_purge")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.CachedInfo().State.Bytes
+	}
+	before := size()
+	for i := range 25 {
+		if err := s.Purge(ctx, fmt.Sprintf("k%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 2*time.Second, "bytes reclaimed", func() bool { return size() < before })
+	if err := s.Purge(ctx, "k0"); err != nil {
+		t.Fatalf("purging a purged key: %v", err)
+	}
+}
+
+func FuzzClassifyStreamCreate(f *testing.F) {
+	f.Add([]byte(`{"error":{"code":400,"err_code":10058,"description":"stream name already in use"}}`))
+	f.Add([]byte(`{"error":{"code":400,"description":"maximum number of streams reached"}}`))
+	f.Add([]byte(`{"config":{"name":"KV_x"}}`))
+	f.Add([]byte(`not json`))
+	f.Fuzz(func(t *testing.T, reply []byte) {
+		outcome, err := classifyStreamCreate(reply)
+		if (outcome == createFailed) != (err != nil) {
+			t.Fatalf("outcome %v with error %v", outcome, err)
+		}
+	})
 }
