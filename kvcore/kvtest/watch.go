@@ -30,6 +30,7 @@ func (s *suite) watchCases() []testCase {
 		{"WatchContextEnds", s.testWatchContext},
 		{"WatchRevisionZeroIsNone", s.testWatchRevisionZero},
 		{"WatchRefusesLastRevision", s.testWatchMaxCursor},
+		{"WatchCursorAheadOfBucket", s.testWatchCursorAhead},
 		{"WatchSlowReaderLosesNothing", s.testWatchSlowReader},
 	}
 }
@@ -244,6 +245,22 @@ func (s *suite) testWatchMaxCursor(t *testing.T) {
 	}
 	_, err := st.Watch(s.ctx(t), kvcore.AllKeys(), kvcore.RevisionCursor(math.MaxUint64))
 	wantErr(t, "watch from the largest revision", err, kvcore.ErrWatchFailed)
+}
+
+// A cursor past the bucket's last revision comes from another incarnation
+// of the bucket: resuming from it would wait for revisions that passed.
+func (s *suite) testWatchCursorAhead(t *testing.T) {
+	src := s.open(t, kvcore.StoreConfig{})
+	var ahead kvcore.Version
+	for range 5 {
+		ahead = s.put(t, src, "a", "1")
+	}
+	st := s.open(t, kvcore.StoreConfig{})
+	s.put(t, st, "a", "1")
+	_, err := st.Watch(s.ctx(t), kvcore.AllKeys(), kvcore.CursorAt(ahead))
+	wantErr(t, "watch from a revision the bucket never had", err, kvcore.ErrCursorExpired)
+	_, err = st.Watch(s.ctx(t), kvcore.Prefixes("a"), kvcore.CursorAt(ahead))
+	wantErr(t, "prefix watch from a revision the bucket never had", err, kvcore.ErrCursorExpired)
 }
 
 // Updates written while nobody reads all arrive later, in order.

@@ -49,9 +49,9 @@ func (s *store) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Curso
 	b := s.b
 	b.mu.Lock()
 	if pos > 0 {
-		if first := b.first(); first > pos+1 {
+		if first := b.first(); first > pos+1 || pos > b.last {
 			b.mu.Unlock()
-			return fail(fmt.Errorf("%w: first revision %d > %d + 1", kvcore.ErrCursorExpired, first, pos))
+			return fail(fmt.Errorf("%w: the bucket holds revisions %d to %d", kvcore.ErrCursorExpired, first, b.last))
 		}
 		w.next, w.backlog = pos+1, b.last
 	} else {

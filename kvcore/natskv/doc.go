@@ -77,8 +77,11 @@
 // server silently starts at its first retained record when asked for an
 // older one — and fails with ErrCursorExpired otherwise. The check is
 // conservative: per-key history eviction raises the stream's first
-// sequence too. A cursor at the largest uint64 is refused, and revision 0
-// is no position (a state sync).
+// sequence too. A cursor past the stream's last revision fails the same
+// way: it comes from an earlier incarnation of the bucket (deleted and
+// re-created, revisions starting over), and the server would silently
+// wait for revisions that already passed. A cursor at the largest uint64
+// is refused, and revision 0 is no position (a state sync).
 //
 // A whole-bucket watch from a cursor also guards the stream's retention
 // floor while it runs: when the revisions it receives jump, or every 30 s

@@ -204,6 +204,11 @@ func (w *watch) attach() error {
 		if !resumeWindowOK(w.pos, first) {
 			return expiredAt(w.pos, first)
 		}
+		if w.pos > last {
+			// Revisions the stream never had: the bucket was re-created
+			// (revisions start over) or lost records it had acknowledged.
+			return fmt.Errorf("%w: revision %d is past the stream's last %d (was the bucket re-created?)", errCursorExpired, w.pos, last)
+		}
 		spec.startSeq = start
 	}
 
