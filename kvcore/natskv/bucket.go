@@ -25,6 +25,8 @@ const (
 	minMarkerTTL = time.Second
 	// duplicateWindow is nats.go's KV default, capped by the max age.
 	duplicateWindow = 2 * time.Minute
+	// leaderPoll is how often a new replicated bucket is checked for a leader.
+	leaderPoll = 50 * time.Millisecond
 )
 
 // createKeyValue is the default [Conn.createKV]: nats.go's KV create.
@@ -144,7 +146,7 @@ func (c *Conn) openBucket(ctx context.Context, sess *session, cfg kvcore.StoreCo
 		kv, err := c.createKV(tctx, sess.js, spec.keyValueConfig())
 		cancel()
 		if err == nil {
-			return kv, nil
+			return kv, c.awaitLeader(ctx, sess, spec)
 		}
 		log.Warn("KV create failed; trying a raw stream create", "err", err)
 	}
@@ -155,7 +157,31 @@ func (c *Conn) openBucket(ctx context.Context, sess *session, cfg kvcore.StoreCo
 	if err != nil {
 		return nil, fmt.Errorf("get bucket after raw create: %w", mapErr(err))
 	}
-	return kv, nil
+	return kv, c.awaitLeader(ctx, sess, spec)
+}
+
+// awaitLeader waits until a new replicated bucket's stream has elected a
+// leader, so that the first write does not fail with "no response from
+// stream".
+func (c *Conn) awaitLeader(ctx context.Context, sess *session, spec bucketSpec) error {
+	if spec.replicas < 2 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	for {
+		st, err := sess.js.Stream(ctx, streamName(spec.name))
+		if err == nil {
+			if ci := st.CachedInfo().Cluster; ci == nil || ci.Leader != "" {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no leader for the new bucket: %w", mapErr(ctx.Err()))
+		case <-time.After(leaderPoll):
+		}
+	}
 }
 
 // lookupBucket returns the bucket's handle, warning when its expiry would be

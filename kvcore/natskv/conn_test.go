@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/slipstreamkv/slipstream/internal/natstest"
 	"github.com/slipstreamkv/slipstream/kvcore"
@@ -296,4 +297,34 @@ func TestOperationTimeout(t *testing.T) {
 	wantErr(t, "watch setup", err, kvcore.ErrWatchFailed)
 	_, err = c.Store(ctx, kvcore.StoreConfig{Bucket: uniqueBucket()})
 	wantErr(t, "store", err, kvcore.ErrTimeout)
+}
+
+// A write nobody answers (a replicated bucket between leaders, or one just
+// created) is retried within the operation timeout: it reached no stream,
+// so retrying cannot store it twice.
+func TestWriteRetriesWithoutResponders(t *testing.T) {
+	srv := natstest.Run(t)
+	c := connect(t, fastOpts(srv.URL()))
+	_, js := rawJS(t, srv.URL())
+	s := openStore(t, c, kvcore.StoreConfig{})
+	ctx := testCtx(t)
+	if err := js.DeleteKeyValue(ctx, s.bucket); err != nil {
+		t.Fatal(err)
+	}
+	back := make(chan error, 1)
+	go func() {
+		time.Sleep(time.Second) // longer than nats.go's own retries
+		_, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: s.bucket})
+		back <- err
+	}()
+	if _, err := s.Put(ctx, "k", []byte("1")); err != nil {
+		t.Fatalf("put while the stream was away: %v", err)
+	}
+	if err := <-back; err != nil {
+		t.Fatal(err)
+	}
+	e, err := s.Get(ctx, "k")
+	if err != nil || rev(e.Version) != 1 {
+		t.Fatalf("get = %+v, %v (stored more than once?)", e, err)
+	}
 }

@@ -8,10 +8,13 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
 )
 
-// deleteTimeout bounds the best-effort delete of a consumer we are done
-// with; the server reaps it after its inactivity threshold anyway.
+// deleteTimeout bounds the delete of a consumer we are done with; the
+// server reaps one we failed to delete after its inactivity threshold, but
+// only while the server that hosts it is up.
 const deleteTimeout = 5 * time.Second
 
 // consumerSpec describes one ephemeral push consumer on a bucket's stream:
@@ -67,18 +70,21 @@ func (s *store) createConsumer(ctx context.Context, spec consumerSpec, name, inb
 	return c.CachedInfo().NumPending, nil
 }
 
-// deleteConsumer removes a consumer we no longer read, best effort. It is
-// also called after a failed create, whose request may have reached the
-// server anyway.
-func (s *store) deleteConsumer(name string) {
+// deleteConsumer removes a consumer we no longer read. It is also called
+// after a failed create, whose request may have reached the server anyway.
+// A consumer that is already gone is not an error; while disconnected it
+// does not try (a request would only wait for the connection to return).
+func (s *store) deleteConsumer(name string) error {
 	if !s.sess.live() || s.sess.nc.Status() != nats.CONNECTED {
-		return // a request would only wait for the connection to come back
+		return kvcore.ErrNotConnected
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), min(s.opts.Timeout, deleteTimeout))
 	defer cancel()
-	if err := s.sess.js.DeleteConsumer(ctx, s.stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		s.log.Debug("deleting consumer failed; the server reaps it when idle", "consumer", name, "err", err)
+	err := s.sess.js.DeleteConsumer(ctx, s.stream, name)
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return err
 	}
+	return nil
 }
 
 func newConsumerName() string { return "slip_" + nuid.Next() }

@@ -24,6 +24,11 @@ const (
 	// floorProbeInterval is how often a floor-guarded watch that delivered
 	// nothing checks the stream's first sequence anyway.
 	floorProbeInterval = 30 * time.Second
+	// attemptTimeout bounds the requests of one attempt to re-create a
+	// consumer (or Options.Timeout, if shorter): they take milliseconds
+	// when the stream has a leader, and waiting out a longer timeout
+	// during an election only delays the next attempt.
+	attemptTimeout = 5 * time.Second
 )
 
 // run is the watch's goroutine: it replaces the consumer when it breaks,
@@ -65,6 +70,7 @@ func (w *watch) run() {
 			if w.silent() {
 				w.reattach("missed heartbeats")
 			}
+			w.retryOrphans()
 		case <-probe:
 			w.probe()
 		}
@@ -103,7 +109,7 @@ func (w *watch) reattach(reason string) {
 	w.log.Info("re-creating watch consumer", "reason", reason)
 	notFound := 0
 	for attempt := 0; ; attempt++ {
-		err := w.attach()
+		err := w.attach(min(w.s.opts.Timeout, attemptTimeout))
 		if err == nil {
 			w.log.Info("watch consumer re-created", "attempts", attempt+1)
 			return

@@ -83,7 +83,11 @@ func (s *store) scanOnce(ctx context.Context, spec consumerSpec, fn func(kvcore.
 	defer sub.Unsubscribe()
 
 	name := newConsumerName()
-	defer s.deleteConsumer(name)
+	defer func() {
+		if err := s.deleteConsumer(name); err != nil {
+			s.log.Debug("deleting scan consumer failed; the server reaps it when idle", "consumer", name, "err", err)
+		}
+	}()
 	pending, err := s.createConsumer(ctx, spec, name, sub.Subject)
 	if err != nil || pending == 0 {
 		return err

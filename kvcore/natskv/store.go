@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
@@ -43,17 +45,38 @@ func newStore(sess *session, opts Options, bucket string, kv jetstream.KeyValue)
 
 func (s *store) Bucket() string { return s.bucket }
 
-// do runs one bounded operation on key and wraps its error.
+// do runs one operation on key, bounded by the timeout, and wraps its
+// error. While nothing answers — a replicated bucket between leaders, or
+// just created — it tries again: a request nobody received changed nothing.
 func (s *store) do(ctx context.Context, op, key string, fn func(ctx context.Context) error) error {
 	if err := s.check(key); err != nil {
 		return &kvcore.OpError{Op: op, Bucket: s.bucket, Key: key, Err: err}
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
-	if err := fn(ctx); err != nil {
-		return &kvcore.OpError{Op: op, Bucket: s.bucket, Key: key, Err: mapErr(err)}
+	pause := noResponderPause
+	for {
+		err := fn(ctx)
+		if err == nil {
+			return nil
+		}
+		if !noResponders(err) {
+			return &kvcore.OpError{Op: op, Bucket: s.bucket, Key: key, Err: mapErr(err)}
+		}
+		select {
+		case <-ctx.Done():
+			return &kvcore.OpError{Op: op, Bucket: s.bucket, Key: key, Err: mapErr(fmt.Errorf("%w (last: %v)", ctx.Err(), err))}
+		case <-time.After(pause):
+			pause = min(2*pause, time.Second)
+		}
 	}
-	return nil
+}
+
+// noResponderPause is the first pause before retrying a request nobody answered.
+const noResponderPause = 50 * time.Millisecond
+
+func noResponders(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
 func (s *store) check(key string) error {

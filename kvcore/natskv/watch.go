@@ -53,7 +53,7 @@ func (s *store) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Curso
 		return fail(fmt.Errorf("%w: %w", kvcore.ErrWatchFailed, errRefuseWrap))
 	}
 	w := s.newWatch(ctx, scope, pos)
-	if err := w.attach(); err != nil {
+	if err := w.attach(s.opts.Timeout); err != nil {
 		w.cancel()
 		s.sess.nc.RemoveStatusListener(w.status)
 		return fail(watchErr(err))
@@ -93,6 +93,9 @@ type watch struct {
 	errMu sync.Mutex
 	err   error
 
+	orphanMu sync.Mutex
+	orphans  []orphan // consumers still to delete
+
 	// cur is the current attachment, nil between two. It is written
 	// under mu (so no handler of the old one runs past the switch) and
 	// read without it.
@@ -107,6 +110,15 @@ type watch struct {
 	synced    bool   // the Synced event was sent
 	delivered bool   // an update was delivered since the last floor probe
 }
+
+// orphan is a consumer a watch failed to delete.
+type orphan struct {
+	name  string
+	tries int
+}
+
+// orphanAttempts is how many times a watch tries to delete an orphan.
+const orphanAttempts = 10
 
 // attachment is one consumer of a watch and its subscription.
 type attachment struct {
@@ -183,10 +195,11 @@ func watchErr(err error) error {
 
 // attach creates the next consumer and makes it current: the last record
 // of every key when nothing was handled yet, else everything after pos once
-// the stream is known to still hold it. It holds mu throughout, so the new
-// consumer's first messages wait until the bookkeeping is done.
-func (w *watch) attach() error {
-	ctx, cancel := context.WithTimeout(w.ctx, w.s.opts.Timeout)
+// the stream is known to still hold it. Its requests are bounded by
+// timeout. It holds mu throughout, so the new consumer's first messages
+// wait until the bookkeeping is done.
+func (w *watch) attach(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(w.ctx, timeout)
 	defer cancel()
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -261,7 +274,7 @@ func expiredAt(pos, first uint64) error {
 func (w *watch) discard(a *attachment) {
 	close(a.quit)
 	_ = a.sub.Unsubscribe()
-	w.s.deleteConsumer(a.name)
+	w.drop(a.name)
 }
 
 // detach drops the current attachment. Once it returns no handler of it
@@ -276,7 +289,43 @@ func (w *watch) detach() {
 	w.mu.Lock()
 	w.cur.Store(nil)
 	w.mu.Unlock()
-	w.s.deleteConsumer(a.name)
+	w.drop(a.name)
+}
+
+// drop deletes a consumer the watch no longer reads, or keeps its name to
+// try again later: a consumer hosted by a server that is down is not
+// reaped for inactivity until that server returns.
+func (w *watch) drop(name string) {
+	if err := w.s.deleteConsumer(name); err != nil {
+		w.orphanMu.Lock()
+		w.orphans = append(w.orphans, orphan{name: name})
+		w.orphanMu.Unlock()
+	}
+}
+
+// retryOrphans tries again to delete one of the consumers drop could not
+// (one per call, so that a server that does not answer stalls recovery
+// for one delete at most), giving up on a consumer after orphanAttempts
+// tries: the server reaps it in the end.
+func (w *watch) retryOrphans() {
+	w.orphanMu.Lock()
+	if len(w.orphans) == 0 {
+		w.orphanMu.Unlock()
+		return
+	}
+	o := w.orphans[0]
+	w.orphans = w.orphans[1:]
+	w.orphanMu.Unlock()
+	if w.s.deleteConsumer(o.name) == nil {
+		return
+	}
+	if o.tries++; o.tries < orphanAttempts {
+		w.orphanMu.Lock()
+		w.orphans = append(w.orphans, o)
+		w.orphanMu.Unlock()
+		return
+	}
+	w.log.Debug("giving up deleting a consumer; the server reaps it when idle", "consumer", o.name)
 }
 
 // handle handles one message of attachment a, in delivery order.

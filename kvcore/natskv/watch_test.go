@@ -506,7 +506,9 @@ func TestWatchSurvivesLeaderChange(t *testing.T) {
 		t.Skip("cluster test skipped in -short mode")
 	}
 	cl := natstest.RunCluster(t, 3)
-	c := connect(t, fastOpts(cl.URLs()...))
+	o := fastOpts(cl.URLs()...)
+	o.Logger = testLogger(t)
+	c := connect(t, o)
 	_, js := rawJS(t, strings.Join(cl.URLs(), ","))
 	s := openStore(t, c, kvcore.StoreConfig{Replicas: 3})
 	ctx := testCtx(t)
@@ -550,6 +552,13 @@ func TestWatchSurvivesLeaderChange(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "2 consumers for 2 watches", func() bool {
 		st, err := js.Stream(ctx, streamName(s.bucket))
+		if err == nil {
+			var names []string
+			for n := range st.ConsumerNames(ctx).Name() {
+				names = append(names, n)
+			}
+			t.Logf("consumers %d %v; current %s %s", st.CachedInfo().State.Consumers, names, watchOf(all).currentName(), watchOf(delta).currentName())
+		}
 		return err == nil && st.CachedInfo().State.Consumers == 2
 	})
 
@@ -633,4 +642,32 @@ func TestStateSyncInterruptedMidway(t *testing.T) {
 	if ev := next(t, w, eventWait); ev.Synced || ev.Key != "after" {
 		t.Fatalf("event %+v", ev)
 	}
+}
+
+// A consumer the watch could not delete (its server did not answer) is
+// deleted on a later heartbeat tick.
+func TestOrphanedConsumerIsDeletedLater(t *testing.T) {
+	srv := natstest.Run(t)
+	c := connect(t, fastOpts(srv.URL()))
+	_, js := rawJS(t, srv.URL())
+	s := openStore(t, c, kvcore.StoreConfig{})
+	w, err := s.Watch(testCtx(t), kvcore.AllKeys(), kvcore.Cursor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	next(t, w, eventWait) // Synced
+	// A second consumer on the stream, as left behind by a delete that
+	// timed out, is recorded as an orphan of the watch. (Durable, so the
+	// server does not reap it by itself during the test.)
+	name := newConsumerName()
+	cfg := jetstream.ConsumerConfig{Durable: name, DeliverSubject: "_INBOX.orphan", AckPolicy: jetstream.AckNonePolicy}
+	if _, err := js.CreatePushConsumer(testCtx(t), streamName(s.bucket), cfg); err != nil {
+		t.Fatal(err)
+	}
+	ww := watchOf(w)
+	ww.orphanMu.Lock()
+	ww.orphans = append(ww.orphans, orphan{name: name})
+	ww.orphanMu.Unlock()
+	waitFor(t, eventWait, "orphan deleted", func() bool { return consumerCount(t, js, s.bucket) == 1 })
 }
