@@ -18,7 +18,9 @@
 //
 // Every operation is bounded by [Options.Timeout] (30 s by default) and
 // fails with [kvcore.ErrTimeout] rather than waiting on a connection that
-// neither delivers nor fails.
+// neither delivers nor fails. Within that bound, a request that no server
+// answered (a replicated bucket between two leaders) is sent again: it
+// reached no stream, so it cannot be stored twice.
 //
 // # Buckets
 //
@@ -94,7 +96,8 @@
 // ([Options.Heartbeat]) it deletes its consumer and creates a new one that
 // resumes after the last revision it handled, retrying with jittered,
 // capped backoff. Nothing is lost, replayed or re-synced, and no consumer
-// is left behind. (nats.go's own KV watcher needs 10–20 s to notice a
+// is left behind: one whose delete fails (its server is down) is deleted
+// on a later heartbeat. (nats.go's own KV watcher needs 10–20 s to notice a
 // restart and gives up for good on errors such as a missing stream,
 // nats.go issue 1777.) Only failures that retrying cannot fix end a watch:
 // the bucket is gone, the connection was closed, or retention passed the
