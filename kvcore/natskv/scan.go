@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,7 +46,8 @@ func scan[T any](ctx context.Context, s *store, op, prefix string, headersOnly b
 	var err error
 	for range scanAttempts {
 		var found []T
-		err = s.scanOnce(ctx, spec, func(u kvcore.Update, m *nats.Msg) {
+		reserve := func(pending uint64) { found = slices.Grow(found, int(min(pending, maxReserve))) }
+		err = s.scanOnce(ctx, spec, reserve, func(u kvcore.Update, m *nats.Msg) {
 			if u.Op != kvcore.OpPut || (widened && !strings.HasPrefix(u.Key, prefix)) {
 				return
 			}
@@ -65,8 +67,12 @@ func scan[T any](ctx context.Context, s *store, op, prefix string, headersOnly b
 	return nil, fail(mapErr(err))
 }
 
-// scanOnce runs one consumer to the end of its backlog.
-func (s *store) scanOnce(ctx context.Context, spec consumerSpec, fn func(kvcore.Update, *nats.Msg)) error {
+// maxReserve caps how many results a scan allocates room for up front.
+const maxReserve = 1 << 20
+
+// scanOnce runs one consumer to the end of its backlog, telling reserve how
+// many records it will deliver and fn each of them.
+func (s *store) scanOnce(ctx context.Context, spec consumerSpec, reserve func(uint64), fn func(kvcore.Update, *nats.Msg)) error {
 	nc := s.sess.nc
 	msgs := make(chan *nats.Msg, 256)
 	done := make(chan struct{})
@@ -92,12 +98,43 @@ func (s *store) scanOnce(ctx context.Context, spec consumerSpec, fn func(kvcore.
 	if err != nil || pending == 0 {
 		return err
 	}
+	reserve(pending)
 
 	// Each wait for the next message is bounded by the operation timeout:
 	// the ticker fails the scan after a full period without progress.
 	tick := time.NewTicker(s.opts.Timeout)
 	defer tick.Stop()
 	var dseq, seen uint64
+	// handle reports whether the scan is complete.
+	handle := func(m *nats.Msg) (bool, error) {
+		switch controlOf(m) {
+		case ctrlFlowControl:
+			_ = nc.Publish(m.Reply, nil)
+			return false, nil
+		case ctrlHeartbeat:
+			if r := m.Header.Get(hdrStalled); r != "" {
+				_ = nc.Publish(r, nil)
+			}
+			return false, nil
+		case ctrlConsumerGone:
+			return false, errScanGap
+		case ctrlOther:
+			return false, nil
+		}
+		u, meta, ok := decodeMsg(s.pre, m)
+		if meta.consumer == 0 {
+			return false, nil // not a delivery
+		}
+		if meta.consumer != dseq+1 {
+			return false, errScanGap
+		}
+		dseq = meta.consumer
+		seen++
+		if ok {
+			fn(u, m)
+		}
+		return meta.pending == 0 || seen >= pending, nil
+	}
 	progress := false
 	for {
 		select {
@@ -110,34 +147,15 @@ func (s *store) scanOnce(ctx context.Context, spec consumerSpec, fn func(kvcore.
 			progress = false
 		case m := <-msgs:
 			progress = true
-			switch controlOf(m) {
-			case ctrlFlowControl:
-				_ = nc.Publish(m.Reply, nil)
-				continue
-			case ctrlHeartbeat:
-				if r := m.Header.Get(hdrStalled); r != "" {
-					_ = nc.Publish(r, nil)
+			// Take what is already queued without going back to select.
+			for n := len(msgs); ; n-- {
+				if done, err := handle(m); done || err != nil {
+					return err
 				}
-				continue
-			case ctrlConsumerGone:
-				return errScanGap
-			case ctrlOther:
-				continue
-			}
-			u, meta, ok := decodeMsg(s.pre, m)
-			if meta.consumer == 0 {
-				continue // not a delivery
-			}
-			if meta.consumer != dseq+1 {
-				return errScanGap
-			}
-			dseq = meta.consumer
-			seen++
-			if ok {
-				fn(u, m)
-			}
-			if meta.pending == 0 || seen >= pending {
-				return nil
+				if n == 0 {
+					break
+				}
+				m = <-msgs
 			}
 		}
 	}
