@@ -12,5 +12,8 @@
 // its stores and watches are safe for concurrent use.
 //
 // Sizes follow NATS only roughly: a record costs its key and value plus a
-// fixed overhead of [RecordOverhead] bytes.
+// fixed overhead of [RecordOverhead] bytes. StoreConfig.Storage and
+// Replicas mean nothing here and are ignored. There is no connection to
+// lose: Close ends watches with kvcore.ErrNotConnected, like a closed
+// NATS connection.
 package memkv
