@@ -9,8 +9,11 @@
 // [ErrNotFound], [ErrRevisionMismatch] and [ErrCursorExpired] so callers
 // branch with errors.Is.
 //
-// The NATS JetStream implementation lives in kvcore/natskv; kvcore/kvtest is
-// the conformance suite every backend passes.
+// The NATS JetStream implementation lives in kvcore/natskv, an in-memory one
+// with the same semantics (for tests) in kvcore/memkv, and kvcore/kvtest is
+// the conformance suite every backend passes. Keys, prefixes and bucket
+// names follow one portable syntax, that of NATS KV ([ValidKey],
+// [ValidPrefix], [ValidBucket]).
 //
 // All types in this package are safe for concurrent use unless noted.
 package kvcore

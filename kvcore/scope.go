@@ -1,6 +1,9 @@
 package kvcore
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // Scope selects the keys a watch covers: the whole bucket, or the union of one
 // or more key prefixes served by a single backend consumer.
@@ -40,10 +43,17 @@ func (s Scope) List() []string {
 	return append([]string(nil), s.prefixes...)
 }
 
-// Validate returns [ErrEmptyScope] when the scope selects nothing.
+// Validate returns [ErrEmptyScope] when the scope selects nothing, and an
+// error wrapping [ErrInvalidKey] when a prefix is outside the portable
+// syntax (see [ValidPrefix]).
 func (s Scope) Validate() error {
 	if !s.all && len(s.prefixes) == 0 {
 		return ErrEmptyScope
+	}
+	for _, p := range s.prefixes {
+		if !ValidPrefix(p) {
+			return fmt.Errorf("%w: prefix %q", ErrInvalidKey, p)
+		}
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package natstest
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -94,5 +96,82 @@ func openKV(ctx context.Context, t *testing.T, url string, cfg jetstream.KeyValu
 			t.Fatalf("create bucket: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestProxyCutAndStall(t *testing.T) {
+	s := Run(t)
+	p := NewProxy(t, s.URL())
+	nc, err := nats.Connect(p.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	p.Stall(true)
+	if err := nc.FlushTimeout(200 * time.Millisecond); err == nil {
+		t.Fatal("flush through a stalled proxy succeeded")
+	}
+	p.Stall(false)
+	if err := nc.FlushTimeout(5 * time.Second); err != nil {
+		t.Fatalf("flush after the stall: %v", err)
+	}
+
+	reconnected := make(chan struct{}, 1)
+	nc.SetReconnectHandler(func(*nats.Conn) { reconnected <- struct{}{} })
+	p.SetDown(true)
+	time.Sleep(100 * time.Millisecond)
+	if nc.IsConnected() {
+		t.Fatal("still connected through a proxy that is down")
+	}
+	p.SetDown(false)
+	select {
+	case <-reconnected:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reconnect after the proxy came back")
+	}
+}
+
+func TestOperatorCredsAndTLS(t *testing.T) {
+	acc := Operator(t)
+	tlsFiles := TLS(t)
+	s := Run(t, acc.Option, tlsFiles.Option)
+	creds := filepath.Join(t.TempDir(), "user.creds")
+	if err := os.WriteFile(creds, acc.Creds, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nats.Connect(s.URL(), nats.RootCAs(tlsFiles.CAFile)); err == nil {
+		t.Fatal("connected without credentials")
+	}
+	nc, err := nats.Connect(s.URL(), nats.RootCAs(tlsFiles.CAFile), nats.UserCredentials(creds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.AccountInfo(context.Background()); err != nil {
+		t.Fatalf("JetStream in the operator's account: %v", err)
+	}
+}
+
+func TestEmbedded(t *testing.T) {
+	e, err := StartEmbedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(e.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	e.Stop()
+	if _, err := nats.Connect(e.URL()); err == nil {
+		t.Fatal("connected after Stop")
 	}
 }

@@ -1,0 +1,79 @@
+package memkv
+
+import (
+	"context"
+	"sync"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+)
+
+// Conn holds buckets in memory. The zero value is not usable; call [New].
+type Conn struct {
+	mu      sync.Mutex
+	buckets map[string]*bucket
+	// session is closed by Close; stores and watches made before fail
+	// with kvcore.ErrNotConnected from then on. nil while not connected.
+	session chan struct{}
+}
+
+var _ kvcore.Conn = (*Conn)(nil)
+
+// New returns a connected Conn with no buckets.
+func New() *Conn {
+	return &Conn{buckets: map[string]*bucket{}, session: make(chan struct{})}
+}
+
+// Connect makes a closed Conn usable again; its buckets are kept.
+func (c *Conn) Connect(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.session == nil {
+		c.session = make(chan struct{})
+	}
+	return nil
+}
+
+// Close disconnects the stores and watches made so far.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.session != nil {
+		close(c.session)
+		c.session = nil
+	}
+	return nil
+}
+
+// Healthy reports whether the Conn is connected.
+func (c *Conn) Healthy() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.session != nil
+}
+
+// Capabilities are those of NATS JetStream KV.
+func (c *Conn) Capabilities() kvcore.Capabilities {
+	return kvcore.Capabilities{StreamingWatch: true, PrefixWatch: true, Purge: true, CAS: true}
+}
+
+// Store returns bucket cfg.Bucket, creating it with cfg if it does not
+// exist; an existing bucket is returned unchanged.
+func (c *Conn) Store(_ context.Context, cfg kvcore.StoreConfig) (kvcore.Store, error) {
+	if !kvcore.ValidBucket(cfg.Bucket) {
+		return nil, &kvcore.OpError{Op: "store", Bucket: cfg.Bucket, Err: kvcore.ErrInvalidBucket}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.session == nil {
+		return nil, &kvcore.OpError{Op: "store", Bucket: cfg.Bucket, Err: kvcore.ErrNotConnected}
+	}
+	b := c.buckets[cfg.Bucket]
+	if b == nil {
+		var err error
+		if b, err = newBucket(cfg); err != nil {
+			return nil, &kvcore.OpError{Op: "store", Bucket: cfg.Bucket, Err: err}
+		}
+		c.buckets[cfg.Bucket] = b
+	}
+	return &store{b: b, session: c.session}, nil
+}

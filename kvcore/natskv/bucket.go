@@ -1,0 +1,276 @@
+package natskv
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+)
+
+// Bucket defaults at creation.
+const (
+	// DefaultMaxBytes caps a bucket created with StoreConfig.MaxBytes 0.
+	// Hosted NATS accounts (Synadia Cloud) refuse streams without a limit.
+	DefaultMaxBytes = 10 << 20
+	// maxHistory is JetStream KV's limit on versions kept per key.
+	maxHistory = 64
+	// minMarkerTTL is the smallest delete-marker TTL the server accepts.
+	minMarkerTTL = time.Second
+	// duplicateWindow is nats.go's KV default, capped by the max age.
+	duplicateWindow = 2 * time.Minute
+	// leaderPoll is how often a new replicated bucket is checked for a leader.
+	leaderPoll = 50 * time.Millisecond
+)
+
+// createKeyValue is the default [Conn.createKV]: nats.go's KV create.
+func createKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	return js.CreateKeyValue(ctx, cfg)
+}
+
+// bucketSpec is a StoreConfig with the backend's defaults applied.
+type bucketSpec struct {
+	name      string
+	history   uint8
+	maxAge    time.Duration
+	maxBytes  int64
+	storage   jetstream.StorageType
+	replicas  int
+	discard   jetstream.DiscardPolicy
+	markerTTL time.Duration // 0: no delete markers
+}
+
+func specOf(cfg kvcore.StoreConfig) (bucketSpec, error) {
+	s := bucketSpec{name: cfg.Bucket, history: 1, maxAge: cfg.MaxAge, maxBytes: cfg.MaxBytes, replicas: max(cfg.Replicas, 1)}
+	switch {
+	case cfg.History > maxHistory:
+		return s, fmt.Errorf("history %d exceeds the JetStream KV limit of %d", cfg.History, maxHistory)
+	case cfg.History > 0:
+		s.history = uint8(cfg.History)
+	}
+	switch {
+	case s.maxBytes == 0:
+		s.maxBytes = DefaultMaxBytes
+	case s.maxBytes < 0:
+		s.maxBytes = -1
+	}
+	if cfg.Storage == kvcore.StorageMemory {
+		s.storage = jetstream.MemoryStorage
+	}
+	s.discard = jetstream.DiscardNew // not the zero value of jetstream.DiscardPolicy
+	if cfg.Discard == kvcore.DiscardOld {
+		s.discard = jetstream.DiscardOld
+	}
+	// Expired keys leave a purge marker that lives as long as values do, so
+	// records leave the stream in revision order and the resume window
+	// check sees every expiry a resumed watch missed.
+	if s.maxAge > 0 {
+		s.markerTTL = max(s.maxAge, minMarkerTTL)
+	}
+	return s, nil
+}
+
+func (s bucketSpec) keyValueConfig() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:         s.name,
+		History:        s.history,
+		TTL:            s.maxAge,
+		MaxBytes:       s.maxBytes,
+		Storage:        s.storage,
+		Replicas:       s.replicas,
+		LimitMarkerTTL: s.markerTTL,
+	}
+}
+
+// streamConfig is the stream nats.go's KV create would make, plus the
+// discard policy its KV config cannot express.
+func (s bucketSpec) streamConfig() jetstream.StreamConfig {
+	dup := duplicateWindow
+	if s.maxAge > 0 && s.maxAge < dup {
+		dup = s.maxAge
+	}
+	return jetstream.StreamConfig{
+		Name:                   streamName(s.name),
+		Subjects:               []string{subjectPrefix(s.name) + ">"},
+		Retention:              jetstream.LimitsPolicy,
+		MaxMsgsPerSubject:      int64(s.history),
+		MaxMsgs:                -1,
+		MaxBytes:               s.maxBytes,
+		MaxAge:                 s.maxAge,
+		MaxMsgSize:             -1,
+		MaxConsumers:           -1,
+		Storage:                s.storage,
+		Replicas:               s.replicas,
+		Discard:                s.discard,
+		Duplicates:             dup,
+		AllowRollup:            true,
+		DenyDelete:             true,
+		AllowDirect:            true,
+		AllowMsgTTL:            s.markerTTL > 0,
+		SubjectDeleteMarkerTTL: s.markerTTL,
+	}
+}
+
+// openBucket gets the bucket or creates it, and never changes an existing
+// one:
+//  1. look it up;
+//  2. with discard "new", create it through nats.go's KV API;
+//  3. otherwise, or if that failed, send the stream config straight to
+//     $JS.API.STREAM.CREATE (the KV API cannot set discard "old", and some
+//     hosted accounts refuse what it sends) and classify the reply;
+//  4. look it up again, which is what makes trusting an unreadable reply safe.
+func (c *Conn) openBucket(ctx context.Context, sess *session, cfg kvcore.StoreConfig) (jetstream.KeyValue, error) {
+	spec, err := specOf(cfg)
+	if err != nil {
+		return nil, err
+	}
+	log := c.opts.Logger.With("bucket", cfg.Bucket)
+	kv, err := c.lookupBucket(ctx, sess, spec, log)
+	if err == nil {
+		return kv, nil
+	}
+	if ctx.Err() != nil {
+		return nil, mapErr(ctx.Err())
+	}
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		log.Warn("bucket lookup failed; trying to create it", "err", err)
+	}
+	if spec.discard == jetstream.DiscardNew {
+		tctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+		kv, err := c.createKV(tctx, sess.js, spec.keyValueConfig())
+		cancel()
+		if err == nil {
+			return kv, c.awaitLeader(ctx, sess, spec)
+		}
+		log.Warn("KV create failed; trying a raw stream create", "err", err)
+	}
+	if err := c.rawCreate(ctx, sess, spec, log); err != nil {
+		return nil, err
+	}
+	kv, err = c.lookupBucket(ctx, sess, spec, log)
+	if err != nil {
+		return nil, fmt.Errorf("get bucket after raw create: %w", mapErr(err))
+	}
+	return kv, c.awaitLeader(ctx, sess, spec)
+}
+
+// awaitLeader waits until a new replicated bucket's stream has elected a
+// leader, so that the first write does not fail with "no response from
+// stream".
+func (c *Conn) awaitLeader(ctx context.Context, sess *session, spec bucketSpec) error {
+	if spec.replicas < 2 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	for {
+		st, err := sess.js.Stream(ctx, streamName(spec.name))
+		if err == nil {
+			if ci := st.CachedInfo().Cluster; ci == nil || ci.Leader != "" {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no leader for the new bucket: %w", mapErr(ctx.Err()))
+		case <-time.After(leaderPoll):
+		}
+	}
+}
+
+// lookupBucket returns the bucket's handle, warning when its expiry would be
+// invisible to watches.
+func (c *Conn) lookupBucket(ctx context.Context, sess *session, spec bucketSpec, log *slog.Logger) (jetstream.KeyValue, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	kv, err := sess.js.KeyValue(ctx, spec.name)
+	if err != nil {
+		return nil, err
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if st.TTL() > 0 && st.LimitMarkerTTL() == 0 {
+		log.Warn("bucket has a max age but no delete-marker TTL: expired keys vanish without an update on watches until their next re-sync",
+			"max_age", st.TTL())
+	}
+	return kv, nil
+}
+
+func (c *Conn) rawCreate(ctx context.Context, sess *session, spec bucketSpec, log *slog.Logger) error {
+	body, err := json.Marshal(spec.streamConfig())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	reply, err := sess.nc.RequestWithContext(ctx, "$JS.API.STREAM.CREATE."+streamName(spec.name), body)
+	if err != nil {
+		return fmt.Errorf("failed to send create request: %w", mapErr(err))
+	}
+	outcome, err := classifyStreamCreate(reply.Data)
+	switch outcome {
+	case createUnreadable:
+		log.Warn("unreadable stream-create reply; checking whether the bucket exists", "reply", string(reply.Data))
+	case createLimit:
+		log.Warn("account at its stream limit; checking whether the bucket exists anyway")
+	}
+	return err
+}
+
+// createOutcome classifies a $JS.API.STREAM.CREATE reply.
+type createOutcome uint8
+
+const (
+	createFailed     createOutcome = iota
+	createCreated                  // no error in the reply
+	createUnreadable               // not JSON: assumed created, the lookup that follows decides
+	createExists                   // 10058: the stream exists (another creator won)
+	createLimit                    // 400 "maximum number of streams": it may exist already
+)
+
+// streamCreateError is a JetStream error a stream create reply carried.
+type streamCreateError struct {
+	Code        int
+	Description string
+}
+
+func (e *streamCreateError) Error() string {
+	return fmt.Sprintf("JetStream error %d: %s", e.Code, e.Description)
+}
+
+// classifyStreamCreate reads a stream-create reply. Only createFailed comes
+// with an error, a *streamCreateError.
+func classifyStreamCreate(reply []byte) (createOutcome, error) {
+	var r struct {
+		Error *struct {
+			Code        int    `json:"code"`
+			ErrCode     int    `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(reply, &r); err != nil {
+		return createUnreadable, nil
+	}
+	e := r.Error
+	switch {
+	case e == nil:
+		return createCreated, nil
+	case e.ErrCode == codeStreamExists || e.Code == codeStreamExists:
+		return createExists, nil
+	case e.Code == 400 && strings.Contains(e.Description, "maximum number of streams"):
+		return createLimit, nil
+	}
+	desc := e.Description
+	if desc == "" {
+		desc = "unknown error"
+	}
+	return createFailed, &streamCreateError{Code: e.Code, Description: desc}
+}

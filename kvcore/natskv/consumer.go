@@ -1,0 +1,102 @@
+package natskv
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+)
+
+// deleteTimeout bounds the delete of a consumer we are done with; the
+// server reaps one we failed to delete after its inactivity threshold, but
+// only while the server that hosts it is up.
+const deleteTimeout = 5 * time.Second
+
+// consumerSpec describes one ephemeral push consumer on a bucket's stream:
+// ordered delivery without acks, flow-controlled, with idle heartbeats, kept
+// in memory on one replica (it is re-created rather than recovered).
+type consumerSpec struct {
+	filters     []string // at least one
+	startSeq    uint64   // 0: the last record of every key, then new ones
+	headersOnly bool
+	pauseUntil  time.Time // tests only: the consumer sends nothing before
+}
+
+func (s *store) consumerConfig(spec consumerSpec, name, inbox string) jetstream.ConsumerConfig {
+	cfg := jetstream.ConsumerConfig{
+		Name:              name,
+		Description:       "slipstream",
+		DeliverSubject:    inbox,
+		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		MaxDeliver:        1,
+		ReplayPolicy:      jetstream.ReplayInstantPolicy,
+		FlowControl:       true,
+		IdleHeartbeat:     s.opts.Heartbeat,
+		HeadersOnly:       spec.headersOnly,
+		InactiveThreshold: max(2*s.opts.Heartbeat, 5*time.Second),
+		Replicas:          1,
+		MemoryStorage:     true,
+	}
+	if spec.startSeq > 0 {
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = spec.startSeq
+	}
+	if !spec.pauseUntil.IsZero() {
+		cfg.PauseUntil = &spec.pauseUntil
+	}
+	if len(spec.filters) == 1 {
+		cfg.FilterSubject = spec.filters[0]
+	} else {
+		cfg.FilterSubjects = spec.filters
+	}
+	return cfg
+}
+
+// createConsumer creates the consumer and returns how many messages it has
+// pending. The caller subscribes to inbox first, so nothing is missed.
+func (s *store) createConsumer(ctx context.Context, spec consumerSpec, name, inbox string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	c, err := s.sess.js.CreatePushConsumer(ctx, s.stream, s.consumerConfig(spec, name, inbox))
+	if err != nil {
+		return 0, err
+	}
+	return c.CachedInfo().NumPending, nil
+}
+
+// deleteConsumer removes a consumer we no longer read. It is also called
+// after a failed create, whose request may have reached the server anyway.
+// A consumer that is already gone is not an error; while disconnected it
+// does not try (a request would only wait for the connection to return).
+func (s *store) deleteConsumer(name string) error {
+	if !s.sess.live() || s.sess.nc.Status() != nats.CONNECTED {
+		return kvcore.ErrNotConnected
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), min(s.opts.Timeout, deleteTimeout))
+	defer cancel()
+	err := s.sess.js.DeleteConsumer(ctx, s.stream, name)
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return err
+	}
+	return nil
+}
+
+func newConsumerName() string { return "slip_" + nuid.Next() }
+
+// streamBounds returns the stream's first retained sequence and its last.
+func (s *store) streamBounds(ctx context.Context) (first, last uint64, err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	st, err := s.sess.js.Stream(ctx, s.stream)
+	if err != nil {
+		return 0, 0, err
+	}
+	state := st.CachedInfo().State
+	return state.FirstSeq, state.LastSeq, nil
+}

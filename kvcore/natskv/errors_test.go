@@ -1,0 +1,49 @@
+package natskv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+)
+
+func TestMapErr(t *testing.T) {
+	api := func(code jetstream.ErrorCode) error {
+		return fmt.Errorf("publish: %w", &jetstream.APIError{Code: 400, ErrorCode: code, Description: "x"})
+	}
+	tests := []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"key not found", jetstream.ErrKeyNotFound, kvcore.ErrNotFound},
+		{"key deleted", jetstream.ErrKeyDeleted, kvcore.ErrNotFound},
+		{"invalid key", jetstream.ErrInvalidKey, kvcore.ErrInvalidKey},
+		{"bucket full (10077)", api(codeStoreFailed), kvcore.ErrBucketFull},
+		{"wrong last sequence (10071)", api(codeWrongLastSequence), kvcore.ErrRevisionMismatch},
+		{"wrong last sequence, replicated (10164)", api(codeWrongLastSeqR), kvcore.ErrRevisionMismatch},
+		{"key exists", jetstream.ErrKeyExists, kvcore.ErrRevisionMismatch},
+		{"closed", nats.ErrConnectionClosed, kvcore.ErrNotConnected},
+		{"deadline", context.DeadlineExceeded, kvcore.ErrTimeout},
+		{"nats timeout", nats.ErrTimeout, kvcore.ErrTimeout},
+	}
+	for _, tc := range tests {
+		if got := mapErr(tc.err); !errors.Is(got, tc.want) {
+			t.Errorf("%s: mapErr = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if mapErr(nil) != nil {
+		t.Error("mapErr(nil) != nil")
+	}
+	if got := mapErr(context.Canceled); errors.Is(got, kvcore.ErrTimeout) || !errors.Is(got, context.Canceled) {
+		t.Errorf("cancellation mapped to %v", got)
+	}
+	if got := mapErr(context.DeadlineExceeded); !errors.Is(got, context.DeadlineExceeded) {
+		t.Errorf("the deadline is lost in %v", got)
+	}
+}

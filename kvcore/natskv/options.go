@@ -1,0 +1,197 @@
+package natskv
+
+import (
+	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+)
+
+// Defaults of [Options].
+const (
+	DefaultTimeout       = 30 * time.Second
+	DefaultReconnectWait = 2 * time.Second
+	DefaultHeartbeat     = 5 * time.Second
+)
+
+// Options configure a [Conn]. The zero value connects to
+// nats://127.0.0.1:4222 without authentication.
+//
+// Credentials are taken from the first of these that is set: Creds,
+// CredsFile, then a user name and password embedded in a server URL; with
+// none of them the connection is anonymous. User information is always
+// stripped from the URLs that are dialled.
+type Options struct {
+	// Servers are the URLs of the servers (nats://host:port, or tls:// to
+	// require TLS); the client picks one and fails over to the others.
+	// A URL may carry "user:password@".
+	Servers []string
+	// Creds is the content of a .creds file (user JWT and nkey seed),
+	// base64-encoded with the standard alphabet.
+	Creds string
+	// CredsFile is the path of a .creds file.
+	CredsFile string
+
+	// TLS, when set, is the client TLS configuration (it is cloned).
+	TLS *tls.Config
+	// CAFile is a PEM file of CAs that verify the servers.
+	CAFile string
+	// CertFile and KeyFile are a PEM client certificate and its key.
+	CertFile, KeyFile string
+
+	// Name is the connection name servers show in monitoring.
+	Name string
+	// Timeout bounds every operation: each read, write and purge, each
+	// watch setup and consumer re-creation, each stream lookup, and each
+	// wait for the next message of a scan. A half-dead TCP connection
+	// otherwise parks a caller forever. Default [DefaultTimeout].
+	Timeout time.Duration
+	// ReconnectWait is the pause between reconnect attempts to one server
+	// (default [DefaultReconnectWait]). The connection never gives up
+	// reconnecting; watches resume once it is back.
+	ReconnectWait time.Duration
+	// Heartbeat is the idle heartbeat of watch and scan consumers (default
+	// [DefaultHeartbeat]). A watch whose consumer stays silent for two
+	// heartbeats re-creates it.
+	Heartbeat time.Duration
+
+	// Logger receives warnings and watch recovery events (default: none).
+	Logger *slog.Logger
+}
+
+// String describes the options without secrets: credentials are reported
+// by presence only and passwords in URLs are masked.
+func (o Options) String() string {
+	var b strings.Builder
+	b.WriteString("natskv.Options{Servers:[")
+	for i, s := range o.Servers {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(redactURL(s))
+	}
+	b.WriteString("]")
+	if o.Creds != "" {
+		b.WriteString(" Creds:[redacted]")
+	}
+	if o.CredsFile != "" {
+		b.WriteString(" CredsFile:[redacted]")
+	}
+	if o.TLS != nil || o.CAFile != "" || o.CertFile != "" {
+		b.WriteString(" TLS:on")
+	}
+	if o.Name != "" {
+		b.WriteString(" Name:" + o.Name)
+	}
+	if o.Timeout != 0 {
+		b.WriteString(" Timeout:" + o.Timeout.String())
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+// LogValue makes slog print [Options.String], never the credentials.
+func (o Options) LogValue() slog.Value { return slog.StringValue(o.String()) }
+
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
+}
+
+func (o Options) withDefaults() Options {
+	if len(o.Servers) == 0 {
+		o.Servers = []string{nats.DefaultURL}
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.ReconnectWait <= 0 {
+		o.ReconnectWait = DefaultReconnectWait
+	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = DefaultHeartbeat
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// natsOptions turns o (with defaults applied) into nats.go options.
+func (o Options) natsOptions() (nats.Options, error) {
+	no := nats.GetDefaultOptions()
+	no.Name = o.Name
+	no.MaxReconnect = -1
+	no.ReconnectWait = o.ReconnectWait
+	no.AllowReconnect = true
+
+	var user, password string
+	for _, s := range o.Servers {
+		for _, one := range strings.Split(s, ",") {
+			one = strings.TrimSpace(one)
+			if one == "" {
+				continue
+			}
+			u, err := url.Parse(one)
+			if err != nil || u.Host == "" {
+				return no, fmt.Errorf("%w: bad server URL %q", kvcore.ErrConnectionFailed, redactURL(one))
+			}
+			if u.User != nil && u.User.Username() != "" && user == "" {
+				user = u.User.Username()
+				password, _ = u.User.Password()
+			}
+			u.User = nil
+			no.Servers = append(no.Servers, u.String())
+		}
+	}
+	if len(no.Servers) == 0 {
+		return no, fmt.Errorf("%w: no server URL", kvcore.ErrConnectionFailed)
+	}
+
+	var auth nats.Option
+	switch {
+	case o.Creds != "":
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(o.Creds))
+		if err != nil {
+			return no, fmt.Errorf("%w: creds are not valid base64: %v", kvcore.ErrConnectionFailed, err)
+		}
+		if !utf8.Valid(raw) {
+			return no, fmt.Errorf("%w: decoded creds are not UTF-8 text", kvcore.ErrConnectionFailed)
+		}
+		auth = nats.UserCredentialBytes(raw)
+	case o.CredsFile != "":
+		auth = nats.UserCredentials(o.CredsFile)
+	case user != "":
+		auth = nats.UserInfo(user, password)
+	}
+	opts := []nats.Option{auth}
+	if o.TLS != nil {
+		opts = append(opts, nats.Secure(o.TLS.Clone()))
+	}
+	if o.CAFile != "" {
+		opts = append(opts, nats.RootCAs(o.CAFile))
+	}
+	if o.CertFile != "" || o.KeyFile != "" {
+		opts = append(opts, nats.ClientCert(o.CertFile, o.KeyFile))
+	}
+	for _, opt := range opts {
+		if opt == nil {
+			continue
+		}
+		if err := opt(&no); err != nil {
+			return no, fmt.Errorf("%w: %v", kvcore.ErrConnectionFailed, err)
+		}
+	}
+	return no, nil
+}

@@ -1,0 +1,93 @@
+package natskv
+
+import (
+	"crypto/tls"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+)
+
+// A syntactically valid creds file: nats.go parses it when connecting, not
+// when building options, so only its presence matters here.
+const testCreds = `-----BEGIN NATS USER JWT-----
+eyJhbGciOiJlZDI1NTE5In0.e30.sig
+------END NATS USER JWT------
+
+-----BEGIN USER NKEY SEED-----
+SUAIBDPBAUTWCWBKIO6XHQNINK5FWJW4OHLXC3HQ2KFE4PEJUA44CNHTC4
+------END USER NKEY SEED------
+`
+
+func TestCredentialPriority(t *testing.T) {
+	credsFile := filepath.Join(t.TempDir(), "u.creds")
+	if err := os.WriteFile(credsFile, []byte(testCreds), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		opts     Options
+		jwt      bool
+		user     string
+		password string
+	}{
+		{"creds content wins", Options{Servers: []string{"nats://u:p@h:4222"}, Creds: base64Std([]byte(testCreds)), CredsFile: "/nonexistent"}, true, "", ""},
+		{"creds file before URL user", Options{Servers: []string{"nats://u:p@h:4222"}, CredsFile: credsFile}, true, "", ""},
+		{"URL user and password", Options{Servers: []string{"nats://u:p%40ss@h:4222"}}, false, "u", "p@ss"},
+		{"URL user without password", Options{Servers: []string{"nats://u@h:4222"}}, false, "u", ""},
+		{"first URL with a user", Options{Servers: []string{"nats://h1:4222", "nats://a:b@h2:4222,nats://c:d@h3:4222"}}, false, "a", "b"},
+		{"none", Options{Servers: []string{"nats://h:4222"}}, false, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			no, err := tc.opts.withDefaults().natsOptions()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (no.UserJWT != nil) != tc.jwt || no.User != tc.user || no.Password != tc.password {
+				t.Fatalf("jwt %v user %q password %q", no.UserJWT != nil, no.User, no.Password)
+			}
+			for _, s := range no.Servers {
+				if strings.Contains(s, "@") {
+					t.Fatalf("dialled URL %q keeps its user information", s)
+				}
+			}
+		})
+	}
+}
+
+func TestOptionsErrors(t *testing.T) {
+	for name, o := range map[string]Options{
+		"creds not base64":  {Creds: "%%%"},
+		"creds not UTF-8":   {Creds: base64Std([]byte{0xff, 0xfe})},
+		"bad URL":           {Servers: []string{"nats://[::1"}},
+		"URL without host":  {Servers: []string{"nonsense"}},
+		"only empty URLs":   {Servers: []string{" , "}},
+		"missing key file":  {CertFile: "/nonexistent/cert.pem", KeyFile: "/nonexistent/key.pem"},
+		"missing CA bundle": {CAFile: "/nonexistent/ca.pem"},
+	} {
+		if _, err := o.withDefaults().natsOptions(); err == nil {
+			t.Errorf("%s: no error", name)
+		} else if !strings.Contains(err.Error(), kvcore.ErrConnectionFailed.Error()) {
+			t.Errorf("%s: %v is not a connection failure", name, err)
+		}
+	}
+}
+
+func TestOptionsStringHidesSecrets(t *testing.T) {
+	o := Options{Servers: []string{"nats://alice:s3cret@h:4222"}, Creds: "c2VjcmV0LWNyZWRz", CredsFile: "/etc/secret.creds", TLS: &tls.Config{}}
+	s := o.String()
+	for _, secret := range []string{"s3cret", "c2VjcmV0LWNyZWRz", "/etc/secret.creds"} {
+		if strings.Contains(s, secret) {
+			t.Fatalf("String() = %q shows %q", s, secret)
+		}
+	}
+	if !strings.Contains(s, "alice") || !strings.Contains(s, "Creds:[redacted]") {
+		t.Fatalf("String() = %q", s)
+	}
+	if o.LogValue().String() != s {
+		t.Fatal("LogValue differs from String")
+	}
+}

@@ -1,0 +1,212 @@
+package natskv
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+)
+
+// Recovery tuning.
+const (
+	// backoffBase and backoffCap bound the jittered exponential pause
+	// between attempts to re-create a watch's consumer.
+	backoffBase = 100 * time.Millisecond
+	backoffCap  = 5 * time.Second
+	// notFoundLimit is how many attempts in a row must find the bucket's
+	// stream missing before a watch gives up on it.
+	notFoundLimit = 3
+	// floorProbeInterval is how often a floor-guarded watch that delivered
+	// nothing checks the stream's first sequence anyway.
+	floorProbeInterval = 30 * time.Second
+	// attemptTimeout bounds the requests of one attempt to re-create a
+	// consumer (or Options.Timeout, if shorter): they take milliseconds
+	// when the stream has a leader, and waiting out a longer timeout
+	// during an election only delays the next attempt.
+	attemptTimeout = 5 * time.Second
+)
+
+// run is the watch's goroutine: it replaces the consumer when it breaks,
+// and ends the watch.
+func (w *watch) run() {
+	defer close(w.done)
+	defer close(w.events)
+	defer w.s.sess.nc.RemoveStatusListener(w.status)
+	defer w.detach()
+
+	hb := time.NewTicker(w.s.opts.Heartbeat)
+	defer hb.Stop()
+	var probe <-chan time.Time
+	if w.guard {
+		t := time.NewTicker(w.probeEvery)
+		defer t.Stop()
+		probe = t.C
+	}
+	for {
+		select {
+		case <-w.ctx.Done():
+			return
+		case <-w.s.sess.done:
+			w.fail(kvcore.ErrNotConnected)
+		case st := <-w.status:
+			switch st {
+			case nats.CLOSED:
+				w.fail(kvcore.ErrNotConnected)
+			case nats.CONNECTED:
+				// The server may have restarted (and lost the consumer)
+				// or not (and kept sending into the void): start over.
+				w.reattach("reconnected")
+			}
+		case <-w.resets:
+			if w.broken() {
+				w.reattach("delivery gap")
+			}
+		case <-hb.C:
+			if w.silent() {
+				w.reattach("missed heartbeats")
+			}
+			w.retryOrphans()
+		case <-probe:
+			w.probe()
+		}
+	}
+}
+
+func (w *watch) broken() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	a := w.cur.Load()
+	return a == nil || a.broken
+}
+
+// silent reports whether the current consumer has gone quiet for two
+// heartbeats while nothing waits to be handled.
+func (w *watch) silent() bool {
+	if w.busy.Load() > 0 {
+		return false
+	}
+	if time.Since(time.Unix(0, w.activity.Load())) < 2*w.s.opts.Heartbeat {
+		return false
+	}
+	if a := w.cur.Load(); a != nil {
+		if n, _, err := a.sub.Pending(); err == nil && n > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// reattach replaces the current consumer, retrying with jittered, capped
+// exponential backoff until it succeeds, the watch ends, or the failure is
+// one that retrying cannot fix.
+func (w *watch) reattach(reason string) {
+	w.detach()
+	w.log.Info("re-creating watch consumer", "reason", reason)
+	notFound := 0
+	for attempt := 0; ; attempt++ {
+		err := w.attach(min(w.s.opts.Timeout, attemptTimeout))
+		if err == nil {
+			w.log.Info("watch consumer re-created", "attempts", attempt+1)
+			return
+		}
+		if w.ctx.Err() != nil {
+			return
+		}
+		if isStreamNotFound(err) {
+			notFound++
+		} else {
+			notFound = 0
+		}
+		if terminal := w.terminal(err, notFound); terminal != nil {
+			w.fail(terminal)
+			return
+		}
+		if attempt&(attempt+1) == 0 { // 0, 1, 3, 7, …: log less as it drags on
+			w.log.Warn("re-creating watch consumer failed; retrying", "attempt", attempt+1, "err", err)
+		}
+		t := time.NewTimer(w.backoff(attempt))
+		select {
+		case <-w.ctx.Done():
+			t.Stop()
+			return
+		case st := <-w.status:
+			t.Stop()
+			if st == nats.CLOSED {
+				w.fail(kvcore.ErrNotConnected)
+				return
+			}
+		case <-t.C:
+		}
+	}
+}
+
+// terminal returns the error that ends the watch, or nil to retry.
+func (w *watch) terminal(err error, notFound int) error {
+	switch {
+	case errors.Is(err, errCursorExpired), errors.Is(err, errRefuseWrap):
+		return err
+	case notFound >= notFoundLimit:
+		return fmt.Errorf("bucket %s is gone: %w", w.s.bucket, err)
+	case !w.s.sess.live():
+		return fmt.Errorf("%w: %v", kvcore.ErrNotConnected, err)
+	}
+	return nil
+}
+
+func isStreamNotFound(err error) bool {
+	return errors.Is(err, jetstream.ErrStreamNotFound) || apiCode(err) == codeStreamNotFound
+}
+
+// backoff is the pause before attempt+1: exponential from backoffBase,
+// capped at backoffCap, with up to half of it jittered away.
+func (w *watch) backoff(attempt int) time.Duration {
+	d := w.backoffCap
+	if attempt < 30 {
+		d = min(w.backoffBase<<attempt, w.backoffCap)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// probe is the floor guard's backstop for a watch that delivered nothing
+// since the last probe.
+func (w *watch) probe() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.delivered {
+		w.delivered = false
+		return
+	}
+	if a := w.cur.Load(); a != nil && !a.broken {
+		w.checkFloor(a)
+	}
+}
+
+// checkFloor is the live retention floor guard of a whole-bucket watch
+// resumed from a cursor: before it moves past a gap in the revisions, the
+// stream's first sequence must still be at most pos+1, else records after
+// pos were dropped before the watch saw them (expiry without markers,
+// discard-old eviction, a purge of the stream) and the watch fails with
+// kvcore.ErrCursorExpired. A gap with the floor still low is benign: the
+// records in it were superseded by later revisions of their keys.
+func (w *watch) checkFloor(a *attachment) bool {
+	first, _, err := w.s.streamBounds(w.ctx)
+	if err != nil {
+		// Nothing is delivered past the gap until a new consumer has
+		// checked the resume window.
+		w.log.Warn("floor guard stream lookup failed", "err", err)
+		w.reset(a)
+		return false
+	}
+	if !resumeWindowOK(w.pos, first) {
+		a.broken = true
+		w.fail(fmt.Errorf("%w: stream retention overran live watch (first sequence %d > delivered frontier %d + 1); restart will resync",
+			errCursorExpired, first, w.pos))
+		return false
+	}
+	return true
+}

@@ -1,0 +1,162 @@
+package natskv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+)
+
+// scanAttempts bounds how often a scan restarts after its consumer skipped a
+// delivery (the subscription overflowed); each restart starts over.
+const scanAttempts = 3
+
+var errScanGap = errors.New("natskv: scan consumer skipped a delivery")
+
+// Keys lists the live keys under prefix with one headers-only consumer.
+func (s *store) Keys(ctx context.Context, prefix string) ([]string, error) {
+	return scan(ctx, s, "keys", prefix, true, func(u kvcore.Update) string { return u.Key })
+}
+
+// Scan returns the live entries under prefix with one consumer.
+func (s *store) Scan(ctx context.Context, prefix string) ([]kvcore.Entry, error) {
+	return scan(ctx, s, "scan", prefix, false, kvcore.Update.Entry)
+}
+
+// scan reads the last record of every key under prefix through one
+// ephemeral consumer (deliver last per subject, no acks, so buckets of any
+// size are read whole) and returns conv of each live one: delete and purge
+// markers and empty values are skipped.
+func scan[T any](ctx context.Context, s *store, op, prefix string, headersOnly bool, conv func(kvcore.Update) T) ([]T, error) {
+	fail := func(err error) error { return &kvcore.OpError{Op: op, Bucket: s.bucket, Key: prefix, Err: err} }
+	if !s.sess.live() {
+		return nil, fail(kvcore.ErrNotConnected)
+	}
+	if !kvcore.ValidPrefix(prefix) {
+		return nil, fail(kvcore.ErrInvalidKey)
+	}
+	filters, widened := filterSubjects(s.pre, kvcore.Prefixes(prefix))
+	spec := consumerSpec{filters: filters, headersOnly: headersOnly}
+	var err error
+	for range scanAttempts {
+		var found []T
+		reserve := func(pending uint64) { found = slices.Grow(found, int(min(pending, maxReserve))) }
+		err = s.scanOnce(ctx, spec, reserve, func(u kvcore.Update, m *nats.Msg) {
+			if u.Op != kvcore.OpPut || (widened && !strings.HasPrefix(u.Key, prefix)) {
+				return
+			}
+			if headersOnly && m.Header.Get(hdrMsgSize) == "0" || !headersOnly && len(u.Value) == 0 {
+				return
+			}
+			found = append(found, conv(u))
+		})
+		if err == nil {
+			return found, nil
+		}
+		if !errors.Is(err, errScanGap) {
+			break
+		}
+		s.log.Debug("scan restarts", "err", err)
+	}
+	return nil, fail(mapErr(err))
+}
+
+// maxReserve caps how many results a scan allocates room for up front.
+const maxReserve = 1 << 20
+
+// scanOnce runs one consumer to the end of its backlog, telling reserve how
+// many records it will deliver and fn each of them.
+func (s *store) scanOnce(ctx context.Context, spec consumerSpec, reserve func(uint64), fn func(kvcore.Update, *nats.Msg)) error {
+	nc := s.sess.nc
+	msgs := make(chan *nats.Msg, 256)
+	done := make(chan struct{})
+	defer close(done)
+	sub, err := nc.Subscribe(nc.NewInbox(), func(m *nats.Msg) {
+		select {
+		case msgs <- m:
+		case <-done:
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer sub.Unsubscribe()
+
+	name := newConsumerName()
+	defer func() {
+		if err := s.deleteConsumer(name); err != nil {
+			s.log.Debug("deleting scan consumer failed; the server reaps it when idle", "consumer", name, "err", err)
+		}
+	}()
+	pending, err := s.createConsumer(ctx, spec, name, sub.Subject)
+	if err != nil || pending == 0 {
+		return err
+	}
+	reserve(pending)
+
+	// Each wait for the next message is bounded by the operation timeout:
+	// the ticker fails the scan after a full period without progress.
+	tick := time.NewTicker(s.opts.Timeout)
+	defer tick.Stop()
+	var dseq, seen uint64
+	// handle reports whether the scan is complete.
+	handle := func(m *nats.Msg) (bool, error) {
+		switch controlOf(m) {
+		case ctrlFlowControl:
+			_ = nc.Publish(m.Reply, nil)
+			return false, nil
+		case ctrlHeartbeat:
+			if r := m.Header.Get(hdrStalled); r != "" {
+				_ = nc.Publish(r, nil)
+			}
+			return false, nil
+		case ctrlConsumerGone:
+			return false, errScanGap
+		case ctrlOther:
+			return false, nil
+		}
+		u, meta, ok := decodeMsg(s.pre, m)
+		if meta.consumer == 0 {
+			return false, nil // not a delivery
+		}
+		if meta.consumer != dseq+1 {
+			return false, errScanGap
+		}
+		dseq = meta.consumer
+		seen++
+		if ok {
+			fn(u, m)
+		}
+		return meta.pending == 0 || seen >= pending, nil
+	}
+	progress := false
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+			if !progress {
+				return fmt.Errorf("no message for %v: %w", s.opts.Timeout, context.DeadlineExceeded)
+			}
+			progress = false
+		case m := <-msgs:
+			progress = true
+			// Take what is already queued without going back to select.
+			for n := len(msgs); ; n-- {
+				if done, err := handle(m); done || err != nil {
+					return err
+				}
+				if n == 0 {
+					break
+				}
+				m = <-msgs
+			}
+		}
+	}
+}

@@ -1,0 +1,463 @@
+package natskv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+)
+
+// eventBuffer is the capacity of a watch's Events channel.
+const eventBuffer = 256
+
+var (
+	errRefuseWrap    = errors.New("resume revision is the largest uint64; refusing to wrap to 0")
+	errCursorExpired = errors.New("the stream no longer holds every revision after the cursor")
+)
+
+// Watch streams the keys of scope; see [kvcore.Watcher]. Revision 0 is no
+// position, as NATS revisions start at 1.
+//
+// The watch owns its consumer: an ephemeral, ordered push consumer (one for
+// all prefixes of the scope) that it re-creates after a delivery gap, two
+// missed heartbeats, a reconnect or a cluster leader change, resuming after
+// the last revision it handled. Only a bucket that is gone, a closed
+// connection, or retention that overran the watch end it (see Err).
+func (s *store) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Cursor) (kvcore.Watch, error) {
+	fail := func(err error) (kvcore.Watch, error) {
+		return nil, &kvcore.OpError{Op: "watch", Bucket: s.bucket, Err: err}
+	}
+	if err := scope.Validate(); err != nil {
+		return fail(err)
+	}
+	if !s.sess.live() {
+		return fail(kvcore.ErrNotConnected)
+	}
+	var pos uint64
+	if !from.IsNone() {
+		rev, ok := from.Revision()
+		if !ok {
+			return fail(kvcore.ErrInvalidVersion)
+		}
+		pos = rev
+	}
+	if _, ok := resumeStartSequence(pos); !ok {
+		return fail(fmt.Errorf("%w: %w", kvcore.ErrWatchFailed, errRefuseWrap))
+	}
+	w := s.newWatch(ctx, scope, pos)
+	if err := w.attach(s.opts.Timeout); err != nil {
+		w.cancel()
+		s.sess.nc.RemoveStatusListener(w.status)
+		return fail(watchErr(err))
+	}
+	go w.run()
+	return w, nil
+}
+
+// watch is one running Watch. The delivery handler of the current
+// consumer runs on nats.go's subscription goroutine and sends to events;
+// the watch's own goroutine (run) replaces consumers and ends the watch.
+type watch struct {
+	s       *store
+	scope   kvcore.Scope
+	filters []string
+	widened bool // filters may match keys outside scope
+	guard   bool // live retention floor guard: whole bucket, started from a cursor
+	log     *slog.Logger
+	status  chan nats.Status
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	events chan kvcore.Event
+	done   chan struct{}
+	resets chan struct{} // a handler marked the current consumer broken
+
+	activity atomic.Int64 // UnixNano of the latest message of the current consumer
+	busy     atomic.Int32 // handlers running now
+
+	// Fixed at construction; tests shorten them.
+	probeEvery  time.Duration
+	backoffBase time.Duration
+	backoffCap  time.Duration
+	afterCreate func()        // test seam: runs right after a consumer is created
+	pauseNext   time.Duration // test seam: the next consumer starts paused this long
+
+	errMu sync.Mutex
+	err   error
+
+	orphanMu sync.Mutex
+	orphans  []orphan // consumers still to delete
+
+	// cur is the current attachment, nil between two. It is written
+	// under mu (so no handler of the old one runs past the switch) and
+	// read without it.
+	cur atomic.Pointer[attachment]
+
+	// mu is held by the handler while it handles a message (and sends
+	// it), and by attach while a new consumer is set up, so the two never
+	// interleave.
+	mu        sync.Mutex
+	pos       uint64 // every revision ≤ pos in scope was delivered or superseded
+	started   bool   // resume after pos rather than re-sync from scratch
+	synced    bool   // the Synced event was sent
+	delivered bool   // an update was delivered since the last floor probe
+}
+
+// orphan is a consumer a watch failed to delete.
+type orphan struct {
+	name  string
+	tries int
+}
+
+// orphanAttempts is how many times a watch tries to delete an orphan.
+const orphanAttempts = 10
+
+// attachment is one consumer of a watch and its subscription.
+type attachment struct {
+	name   string
+	sub    *nats.Subscription
+	quit   chan struct{} // closed when the attachment is replaced
+	floor  uint64        // the stream's last sequence just before the consumer was created
+	dseq   uint64        // delivery sequence of the last message handled
+	broken bool          // a gap or error was seen: the rest is ignored
+}
+
+func (s *store) newWatch(ctx context.Context, scope kvcore.Scope, pos uint64) *watch {
+	filters, widened := filterSubjects(s.pre, scope)
+	w := &watch{
+		s:           s,
+		scope:       scope,
+		filters:     filters,
+		widened:     widened,
+		guard:       scope.All() && pos > 0,
+		log:         s.log.With("scope", scope.String()),
+		status:      s.sess.nc.StatusChanged(nats.CONNECTED, nats.CLOSED),
+		events:      make(chan kvcore.Event, eventBuffer),
+		done:        make(chan struct{}),
+		resets:      make(chan struct{}, 1),
+		probeEvery:  floorProbeInterval,
+		backoffBase: backoffBase,
+		backoffCap:  backoffCap,
+		pos:         pos,
+		started:     pos > 0,
+	}
+	w.ctx, w.cancel = context.WithCancel(ctx)
+	if s.tuneWatch != nil {
+		s.tuneWatch(w)
+	}
+	return w
+}
+
+func (w *watch) Events() <-chan kvcore.Event { return w.events }
+
+func (w *watch) Stop() {
+	w.cancel()
+	<-w.done
+}
+
+func (w *watch) Err() error {
+	w.errMu.Lock()
+	defer w.errMu.Unlock()
+	if w.err == nil {
+		return nil
+	}
+	return &kvcore.OpError{Op: "watch", Bucket: w.s.bucket, Err: w.err}
+}
+
+// fail ends the watch with err (the first failure wins).
+func (w *watch) fail(err error) {
+	w.errMu.Lock()
+	if w.err == nil {
+		w.err = watchErr(err)
+	}
+	w.errMu.Unlock()
+	w.cancel()
+}
+
+// watchErr makes err say ErrCursorExpired or ErrWatchFailed.
+func watchErr(err error) error {
+	switch {
+	case errors.Is(err, kvcore.ErrCursorExpired), errors.Is(err, kvcore.ErrWatchFailed):
+		return err
+	case errors.Is(err, errCursorExpired):
+		return fmt.Errorf("%w: %w", kvcore.ErrCursorExpired, err)
+	}
+	return fmt.Errorf("%w: %w", kvcore.ErrWatchFailed, mapErr(err))
+}
+
+// attach creates the next consumer and makes it current: the last record
+// of every key when nothing was handled yet, else everything after pos once
+// the stream is known to still hold it. Its requests are bounded by
+// timeout. It holds mu throughout, so the new consumer's first messages
+// wait until the bookkeeping is done.
+func (w *watch) attach(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(w.ctx, timeout)
+	defer cancel()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+
+	first, last, err := w.s.streamBounds(ctx)
+	if err != nil {
+		return err
+	}
+	spec := consumerSpec{filters: w.filters}
+	if w.started {
+		start, ok := resumeStartSequence(w.pos)
+		if !ok {
+			return errRefuseWrap
+		}
+		if !resumeWindowOK(w.pos, first) {
+			return expiredAt(w.pos, first)
+		}
+		if w.pos > last {
+			// Revisions the stream never had: the bucket was re-created
+			// (revisions start over) or lost records it had acknowledged.
+			return fmt.Errorf("%w: revision %d is past the stream's last %d (was the bucket re-created?)", errCursorExpired, w.pos, last)
+		}
+		spec.startSeq = start
+	}
+
+	if w.pauseNext > 0 {
+		spec.pauseUntil = time.Now().Add(w.pauseNext)
+		w.pauseNext = 0
+	}
+	a := &attachment{name: newConsumerName(), quit: make(chan struct{}), floor: last}
+	nc := w.s.sess.nc
+	a.sub, err = nc.Subscribe(nc.NewInbox(), func(m *nats.Msg) { w.handle(a, m) })
+	if err != nil {
+		return err
+	}
+	pending, err := w.s.createConsumer(ctx, spec, a.name, a.sub.Subject)
+	if err != nil {
+		w.discard(a)
+		if looksExpired(err.Error()) {
+			return fmt.Errorf("%w: %v", errCursorExpired, err)
+		}
+		return err
+	}
+	if w.afterCreate != nil {
+		w.afterCreate()
+	}
+	if w.started {
+		// The server silently starts at its first sequence when asked for
+		// an older one; check again now that the consumer exists.
+		first, _, err := w.s.streamBounds(ctx)
+		if err == nil && !resumeWindowOK(w.pos, first) {
+			err = expiredAt(w.pos, first)
+		}
+		if err != nil {
+			w.discard(a)
+			return err
+		}
+	}
+	w.cur.Store(a)
+	w.activity.Store(time.Now().UnixNano())
+	if !w.synced && pending == 0 {
+		w.markSynced(a)
+	}
+	return nil
+}
+
+func expiredAt(pos, first uint64) error {
+	return fmt.Errorf("%w: first sequence %d > revision %d + 1", errCursorExpired, first, pos)
+}
+
+// discard drops an attachment that never became current.
+func (w *watch) discard(a *attachment) {
+	close(a.quit)
+	_ = a.sub.Unsubscribe()
+	w.drop(a.name)
+}
+
+// detach drops the current attachment. Once it returns no handler of it
+// runs or sends anymore.
+func (w *watch) detach() {
+	a := w.cur.Load()
+	if a == nil {
+		return
+	}
+	close(a.quit) // unblocks a handler waiting to send
+	_ = a.sub.Unsubscribe()
+	w.mu.Lock()
+	w.cur.Store(nil)
+	w.mu.Unlock()
+	w.drop(a.name)
+}
+
+// drop deletes a consumer the watch no longer reads, or keeps its name to
+// try again later: a consumer hosted by a server that is down is not
+// reaped for inactivity until that server returns.
+func (w *watch) drop(name string) {
+	if err := w.s.deleteConsumer(name); err != nil {
+		w.orphanMu.Lock()
+		w.orphans = append(w.orphans, orphan{name: name})
+		w.orphanMu.Unlock()
+	}
+}
+
+// retryOrphans tries again to delete one of the consumers drop could not
+// (one per call, so that a server that does not answer stalls recovery
+// for one delete at most), giving up on a consumer after orphanAttempts
+// tries: the server reaps it in the end.
+func (w *watch) retryOrphans() {
+	w.orphanMu.Lock()
+	if len(w.orphans) == 0 {
+		w.orphanMu.Unlock()
+		return
+	}
+	o := w.orphans[0]
+	w.orphans = w.orphans[1:]
+	w.orphanMu.Unlock()
+	if w.s.deleteConsumer(o.name) == nil {
+		return
+	}
+	if o.tries++; o.tries < orphanAttempts {
+		w.orphanMu.Lock()
+		w.orphans = append(w.orphans, o)
+		w.orphanMu.Unlock()
+		return
+	}
+	w.log.Debug("giving up deleting a consumer; the server reaps it when idle", "consumer", o.name)
+}
+
+// handle handles one message of attachment a, in delivery order.
+func (w *watch) handle(a *attachment, m *nats.Msg) {
+	w.activity.Store(time.Now().UnixNano())
+	w.busy.Add(1)
+	defer w.busy.Add(-1)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cur.Load() != a || a.broken {
+		return
+	}
+	switch controlOf(m) {
+	case notControl:
+	case ctrlFlowControl:
+		_ = w.s.sess.nc.Publish(m.Reply, nil)
+		return
+	case ctrlHeartbeat:
+		w.heartbeat(a, m)
+		return
+	case ctrlConsumerGone:
+		w.reset(a)
+		return
+	default:
+		return
+	}
+
+	u, meta, inKeyspace := decodeMsg(w.s.pre, m)
+	if meta.consumer == 0 {
+		return // not a delivery
+	}
+	if meta.consumer != a.dseq+1 {
+		w.reset(a)
+		return
+	}
+	a.dseq = meta.consumer
+	if w.guard && !resumeWindowOK(w.pos, meta.stream) && !w.checkFloor(a) {
+		return
+	}
+	if inKeyspace && (!w.widened || w.scope.Match(u.Key)) {
+		if !w.send(a, kvcore.Event{Update: u}) {
+			a.broken = true
+			return
+		}
+		w.delivered = true
+	}
+	w.pos = max(w.pos, meta.stream)
+	w.started = true
+	if !w.synced && meta.pending == 0 {
+		w.markSynced(a)
+	}
+}
+
+// heartbeat checks an idle heartbeat against what a handled: the server
+// reports the last delivery sequence it sent (a higher one means lost
+// deliveries) and how far in the stream the consumer has looked.
+func (w *watch) heartbeat(a *attachment, m *nats.Msg) {
+	nc := w.s.sess.nc
+	if r := m.Header.Get(hdrStalled); r != "" {
+		_ = nc.Publish(r, nil)
+	}
+	if n, err := strconv.ParseUint(m.Header.Get(hdrLastConsumer), 10, 64); err == nil && n > a.dseq {
+		w.reset(a)
+		return
+	}
+	if !w.synced {
+		w.syncIfDrained(a)
+		return
+	}
+	// A filtered consumer skips the records of other keys without a word;
+	// its position is only known from heartbeats. Moving pos over them
+	// keeps a later resume from reading them as expired.
+	ls, err := strconv.ParseUint(m.Header.Get(hdrLastStream), 10, 64)
+	if err != nil || ls <= w.pos {
+		return
+	}
+	if w.guard && !w.checkFloor(a) {
+		return
+	}
+	w.pos = ls
+}
+
+// syncIfDrained sends Synced when the consumer has nothing left to deliver
+// although no delivery said so: the records it still had to send were
+// removed (expired or purged) before it sent them.
+func (w *watch) syncIfDrained(a *attachment) {
+	ctx, cancel := context.WithTimeout(w.ctx, w.s.opts.Timeout)
+	defer cancel()
+	c, err := w.s.sess.js.PushConsumer(ctx, w.s.stream, a.name)
+	if err != nil {
+		return
+	}
+	if info := c.CachedInfo(); info.NumPending == 0 && info.Delivered.Consumer == a.dseq {
+		w.markSynced(a)
+	}
+}
+
+// markSynced sends the Synced event. After it a resume starts after pos,
+// which for a state sync covers everything up to a.floor.
+func (w *watch) markSynced(a *attachment) {
+	if !w.send(a, kvcore.Event{Synced: true}) {
+		return
+	}
+	w.synced = true
+	if !w.guard {
+		w.pos = max(w.pos, a.floor)
+	}
+	w.started = true
+}
+
+// send delivers ev unless a is being replaced or the watch is ending.
+func (w *watch) send(a *attachment, ev kvcore.Event) bool {
+	select {
+	case w.events <- ev:
+		return true
+	default:
+	}
+	select {
+	case w.events <- ev:
+		return true
+	case <-a.quit:
+		return false
+	case <-w.ctx.Done():
+		return false
+	}
+}
+
+// reset marks a broken and asks run to replace it.
+func (w *watch) reset(a *attachment) {
+	a.broken = true
+	select {
+	case w.resets <- struct{}{}:
+	default:
+	}
+}
