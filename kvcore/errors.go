@@ -11,6 +11,8 @@ var (
 	ErrNotConnected = errors.New("kvcore: store not connected")
 	// ErrConnectionFailed: dialing, authenticating or creating a bucket failed.
 	ErrConnectionFailed = errors.New("kvcore: connection failed")
+	// ErrBucketNotFound: Open named a bucket that does not exist.
+	ErrBucketNotFound = errors.New("kvcore: bucket not found")
 	// ErrNotFound: the key has no live value.
 	ErrNotFound = errors.New("kvcore: key not found")
 	// ErrAlreadyExists: Create on a key whose latest record is a put

@@ -21,6 +21,10 @@ type Conn interface {
 	// it does not exist. An existing bucket is returned unchanged: cfg is never
 	// reconciled against it.
 	Store(ctx context.Context, cfg StoreConfig) (Store, error)
+	// Open returns the existing bucket named bucket and never creates one:
+	// a missing bucket fails with [ErrBucketNotFound]. Readers use it, so a
+	// misspelt name cannot create an empty bucket that others then read.
+	Open(ctx context.Context, bucket string) (Store, error)
 }
 
 // Store is one bucket. Implementations are safe for concurrent use.

@@ -77,3 +77,20 @@ func (c *Conn) Store(_ context.Context, cfg kvcore.StoreConfig) (kvcore.Store, e
 	}
 	return &store{b: b, session: c.session}, nil
 }
+
+// Open returns the existing bucket named bucket; it never creates one.
+func (c *Conn) Open(_ context.Context, bucket string) (kvcore.Store, error) {
+	if !kvcore.ValidBucket(bucket) {
+		return nil, &kvcore.OpError{Op: "open", Bucket: bucket, Err: kvcore.ErrInvalidBucket}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.session == nil {
+		return nil, &kvcore.OpError{Op: "open", Bucket: bucket, Err: kvcore.ErrNotConnected}
+	}
+	b := c.buckets[bucket]
+	if b == nil {
+		return nil, &kvcore.OpError{Op: "open", Bucket: bucket, Err: kvcore.ErrBucketNotFound}
+	}
+	return &store{b: b, session: c.session}, nil
+}

@@ -156,3 +156,28 @@ func TestConcurrentWritersAndWatchers(t *testing.T) {
 		}
 	}
 }
+
+func TestOpenNeverCreates(t *testing.T) {
+	ctx := t.Context()
+	c := New()
+	if _, err := c.Open(ctx, "missing"); !errors.Is(err, kvcore.ErrBucketNotFound) {
+		t.Fatalf("Open(missing) = %v, want ErrBucketNotFound", err)
+	}
+	if _, err := c.Open(ctx, "missing"); !errors.Is(err, kvcore.ErrBucketNotFound) {
+		t.Fatalf("the first Open created the bucket: %v", err)
+	}
+	s, err := c.Store(ctx, kvcore.StoreConfig{Bucket: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	o, err := c.Open(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := o.Get(ctx, "k"); err != nil || string(e.Value) != "v" {
+		t.Fatalf("Get through Open = %v, %v", e, err)
+	}
+}

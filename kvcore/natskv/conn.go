@@ -214,3 +214,23 @@ func (c *Conn) Store(ctx context.Context, cfg kvcore.StoreConfig) (kvcore.Store,
 	}
 	return newStore(sess, c.opts, cfg.Bucket, b), nil
 }
+
+// Open returns the existing bucket named bucket; it never creates one. A
+// missing bucket fails with an error wrapping [kvcore.ErrBucketNotFound].
+func (c *Conn) Open(ctx context.Context, bucket string) (kvcore.Store, error) {
+	if !kvcore.ValidBucket(bucket) {
+		return nil, &kvcore.OpError{Op: "open", Bucket: bucket, Err: kvcore.ErrInvalidBucket}
+	}
+	sess, err := c.session()
+	if err != nil {
+		return nil, &kvcore.OpError{Op: "open", Bucket: bucket, Err: err}
+	}
+	b, err := c.lookupBucket(ctx, sess, bucketSpec{name: bucket}, c.opts.Logger.With("bucket", bucket))
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, &kvcore.OpError{Op: "open", Bucket: bucket, Err: kvcore.ErrBucketNotFound}
+	}
+	if err != nil {
+		return nil, &kvcore.OpError{Op: "open", Bucket: bucket, Err: mapErr(err)}
+	}
+	return newStore(sess, c.opts, bucket, b), nil
+}

@@ -3,6 +3,7 @@ package natskv
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -326,5 +327,35 @@ func TestWriteRetriesWithoutResponders(t *testing.T) {
 	e, err := s.Get(ctx, "k")
 	if err != nil || rev(e.Version) != 1 {
 		t.Fatalf("get = %+v, %v (stored more than once?)", e, err)
+	}
+}
+
+func TestOpenNeverCreates(t *testing.T) {
+	srv := natstest.Run(t)
+	c := connect(t, fastOpts(srv.URL()))
+	ctx := testCtx(t)
+	if _, err := c.Open(ctx, "missing"); !errors.Is(err, kvcore.ErrBucketNotFound) {
+		t.Fatalf("Open(missing) = %v, want ErrBucketNotFound", err)
+	}
+	js, err := jetstream.New(c.NATS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.KeyValue(ctx, "missing"); !errors.Is(err, jetstream.ErrBucketNotFound) {
+		t.Fatalf("Open created the bucket (lookup: %v)", err)
+	}
+	if _, err := c.Open(ctx, "bad.name"); !errors.Is(err, kvcore.ErrInvalidBucket) {
+		t.Fatalf("Open(bad.name) = %v, want ErrInvalidBucket", err)
+	}
+	w := openStore(t, c, kvcore.StoreConfig{Bucket: "present"})
+	if _, err := w.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Open(ctx, "present")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := s.Get(ctx, "k"); err != nil || string(e.Value) != "v" {
+		t.Fatalf("Get through Open = %v, %v", e, err)
 	}
 }
