@@ -1,0 +1,507 @@
+package agent
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/function"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+)
+
+// Config is the agent's configuration as written in HCL (see agent.hcl.example).
+// Load or Parse it, then read the typed values from the fields without an hcl
+// tag, which finalize fills in.
+type Config struct {
+	DataDir  string        `hcl:"data_dir,optional"`
+	LogLevel string        `hcl:"log_level,optional"`
+	NATS     *NATSConfig   `hcl:"nats,block"`
+	HTTP     *HTTPConfig   `hcl:"http,block"`
+	Plugins  []*PluginConf `hcl:"plugin,block"`
+	Watches  []*WatchConf  `hcl:"watch,block"`
+
+	DataDirRange  hcl.Range  `hcl:"data_dir,attr_value_range"`
+	LogLevelRange hcl.Range  `hcl:"log_level,attr_value_range"`
+	Level         slog.Level // parsed log_level, default info
+}
+
+// NATSConfig says how to reach NATS. Credentials are tried in this order:
+// creds (base64 of a .creds file), creds_file, user:password in a server URL.
+type NATSConfig struct {
+	Servers   []string   `hcl:"servers,optional"`
+	Creds     string     `hcl:"creds,optional"`
+	CredsFile string     `hcl:"creds_file,optional"`
+	TimeoutS  string     `hcl:"timeout,optional"`
+	TLS       *TLSConfig `hcl:"tls,block"`
+
+	TimeoutRange hcl.Range `hcl:"timeout,attr_value_range"`
+	Timeout      time.Duration
+}
+
+// TLSConfig holds client TLS files for NATS.
+type TLSConfig struct {
+	CAFile   string `hcl:"ca_file,optional"`
+	CertFile string `hcl:"cert_file,optional"`
+	KeyFile  string `hcl:"key_file,optional"`
+}
+
+// HTTPConfig enables the /metrics, /healthz, /readyz and /status endpoints.
+type HTTPConfig struct {
+	Listen string `hcl:"listen"`
+}
+
+// PluginConf declares a WebAssembly apply plugin.
+type PluginConf struct {
+	Name     string    `hcl:"name,label"`
+	Module   string    `hcl:"module"`
+	SHA256   string    `hcl:"sha256,optional"`
+	MemoryS  string    `hcl:"memory,optional"`
+	TimeoutS string    `hcl:"timeout,optional"`
+	Config   cty.Value `hcl:"config,optional"`
+
+	DefRange     hcl.Range `hcl:",def_range"`
+	SHA256Range  hcl.Range `hcl:"sha256,attr_value_range"`
+	MemoryRange  hcl.Range `hcl:"memory,attr_value_range"`
+	TimeoutRange hcl.Range `hcl:"timeout,attr_value_range"`
+
+	Memory  int64         // bytes, default 64 MiB
+	Timeout time.Duration // per call, default 5s
+	// ConfigMap is config as the plugin reads it: strings as they are,
+	// other values as JSON text.
+	ConfigMap map[string]string
+}
+
+// WatchConf declares one watch: a bucket (or some of its prefixes) handed to a plugin.
+type WatchConf struct {
+	Name     string        `hcl:"name,label"`
+	Bucket   string        `hcl:"bucket"`
+	Prefixes []string      `hcl:"prefixes,optional"`
+	Plugin   string        `hcl:"plugin"`
+	Fold     string        `hcl:"fold,optional"`
+	Batch    *BatchConf    `hcl:"batch,block"`
+	Outputs  []*OutputConf `hcl:"output,block"`
+	Hooks    []*HookConf   `hcl:"hook,block"`
+
+	DefRange      hcl.Range `hcl:",def_range"`
+	PrefixesRange hcl.Range `hcl:"prefixes,attr_range"`
+	PluginRange   hcl.Range `hcl:"plugin,attr_value_range"`
+	FoldRange     hcl.Range `hcl:"fold,attr_value_range"`
+	BucketRange   hcl.Range `hcl:"bucket,attr_value_range"`
+}
+
+// Fold kinds: where a watch keeps its local copy of the bucket.
+const (
+	// FoldMemory is an append-only log on disk with the whole fold in
+	// memory (the default; fastest, for what fits in RAM).
+	FoldMemory = "memory"
+	// FoldDisk is an on-disk LSM (Pebble), for folds larger than RAM.
+	FoldDisk = "disk"
+)
+
+// BatchConf bounds a watch's batches.
+type BatchConf struct {
+	WindowS string `hcl:"window,optional"`
+	Max     int    `hcl:"max,optional"`
+
+	WindowRange hcl.Range `hcl:"window,attr_value_range"`
+	MaxRange    hcl.Range `hcl:"max,attr_value_range"`
+	Window      time.Duration
+}
+
+// OutputConf is a directory a watch's plugin may write below.
+type OutputConf struct {
+	Name  string `hcl:"name,label"`
+	Dir   string `hcl:"dir"`
+	ModeS string `hcl:"mode,optional"`
+	Owner string `hcl:"owner,optional"`
+	Group string `hcl:"group,optional"`
+
+	DefRange  hcl.Range   `hcl:",def_range"`
+	DirRange  hcl.Range   `hcl:"dir,attr_value_range"`
+	ModeRange hcl.Range   `hcl:"mode,attr_value_range"`
+	Mode      os.FileMode // default 0644
+}
+
+// HookConf is a command a watch's plugin may request after its files are committed.
+type HookConf struct {
+	Name       string   `hcl:"name,label"`
+	Command    []string `hcl:"command"`
+	Check      []string `hcl:"check,optional"`
+	TimeoutS   string   `hcl:"timeout,optional"`
+	OnFailureS string   `hcl:"on_failure,optional"`
+
+	DefRange       hcl.Range     `hcl:",def_range"`
+	CommandRange   hcl.Range     `hcl:"command,attr_value_range"`
+	CheckRange     hcl.Range     `hcl:"check,attr_range"`
+	TimeoutRange   hcl.Range     `hcl:"timeout,attr_value_range"`
+	OnFailureRange hcl.Range     `hcl:"on_failure,attr_value_range"`
+	Timeout        time.Duration // default 30s
+	OnFailure      OnFailure
+}
+
+// OnFailure is what a failed hook (or check) does to its batch.
+type OnFailure int
+
+const (
+	// FailRetry fails the batch: nothing is checkpointed and it is retried
+	// with backoff (files of a failed check are not committed).
+	FailRetry OnFailure = iota
+	// FailIgnore logs the failure and carries on as if the hook succeeded.
+	FailIgnore
+)
+
+// Defaults.
+const (
+	DefaultDataDir       = "/var/lib/slipagent"
+	DefaultNATSURL       = "nats://127.0.0.1:4222"
+	DefaultNATSTimeout   = 30 * time.Second
+	DefaultPluginMemory  = 64 << 20
+	DefaultPluginTimeout = 5 * time.Second
+	DefaultBatchWindow   = 200 * time.Millisecond
+	DefaultBatchMax      = 1000
+	DefaultHookTimeout   = 30 * time.Second
+	DefaultOutputMode    = 0o644
+)
+
+var (
+	nameRE   = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+// Load reads the configuration from path: one HCL file, or a directory whose
+// *.hcl files are merged in lexical order (conf.d style). Relative paths in
+// the configuration (modules, output dirs, data_dir) are relative to the
+// directory holding the file that names them. A returned *ConfigError renders
+// every problem with its file, line and source.
+func Load(path string) (*Config, error) {
+	files := []string{path}
+	if fi, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("agent: config: %w", err)
+	} else if fi.IsDir() {
+		files, err = filepath.Glob(filepath.Join(path, "*.hcl"))
+		if err != nil {
+			return nil, fmt.Errorf("agent: config: %w", err)
+		}
+		if len(files) == 0 {
+			return nil, fmt.Errorf("agent: config: no *.hcl files in %s", path)
+		}
+		slices.Sort(files)
+	}
+	p := hclparse.NewParser()
+	var parsed []*hcl.File
+	var diags hcl.Diagnostics
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("agent: config: %w", err)
+		}
+		file, d := p.ParseHCL(src, f)
+		diags = append(diags, d...)
+		parsed = append(parsed, file)
+	}
+	if diags.HasErrors() {
+		return nil, &ConfigError{Diags: diags, Files: p.Files()}
+	}
+	cfg, diags := decode(hcl.MergeFiles(parsed))
+	if diags.HasErrors() {
+		return nil, &ConfigError{Diags: diags, Files: p.Files()}
+	}
+	return cfg, nil
+}
+
+// Parse decodes one configuration file held in memory. filename is used in
+// diagnostics and to resolve relative paths.
+func Parse(filename string, src []byte) (*Config, error) {
+	p := hclparse.NewParser()
+	file, diags := p.ParseHCL(src, filename)
+	if diags.HasErrors() {
+		return nil, &ConfigError{Diags: diags, Files: p.Files()}
+	}
+	cfg, diags := decode(file.Body)
+	if diags.HasErrors() {
+		return nil, &ConfigError{Diags: diags, Files: p.Files()}
+	}
+	return cfg, nil
+}
+
+// ConfigError is a configuration that failed to parse or validate.
+type ConfigError struct {
+	Diags hcl.Diagnostics
+	Files map[string]*hcl.File
+}
+
+// Error lists every diagnostic, one per line.
+func (e *ConfigError) Error() string {
+	lines := make([]string, len(e.Diags))
+	for i, d := range e.Diags {
+		lines[i] = d.Error()
+	}
+	return "agent: config: " + strings.Join(lines, "\n")
+}
+
+// Render writes the diagnostics with the offending source lines, the way
+// HCL tools print them.
+func (e *ConfigError) Render(w io.Writer) error {
+	return hcl.NewDiagnosticTextWriter(w, e.Files, 100, false).WriteDiagnostics(e.Diags)
+}
+
+// evalContext offers env("NAME") to configurations, so secrets and
+// per-host values can come from the service's environment.
+var evalContext = &hcl.EvalContext{Functions: map[string]function.Function{
+	"env": function.New(&function.Spec{
+		Params: []function.Parameter{{Name: "name", Type: cty.String}},
+		Type:   function.StaticReturnType(cty.String),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			return cty.StringVal(os.Getenv(args[0].AsString())), nil
+		},
+	}),
+}}
+
+func decode(body hcl.Body) (*Config, hcl.Diagnostics) {
+	cfg := &Config{}
+	diags := gohcl.DecodeBody(body, evalContext, cfg)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	diags = append(diags, cfg.finalize()...)
+	return cfg, diags
+}
+
+// finalize applies defaults, parses typed values, resolves relative paths and
+// checks cross-references.
+func (c *Config) finalize() hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	c.DataDir = relativeTo(c.DataDirRange, c.DataDir)
+	switch c.LogLevel {
+	case "", "info":
+		c.Level = slog.LevelInfo
+	case "debug":
+		c.Level = slog.LevelDebug
+	case "warn":
+		c.Level = slog.LevelWarn
+	case "error":
+		c.Level = slog.LevelError
+	default:
+		diags = append(diags, errAt(c.LogLevelRange, "Invalid log_level", `log_level is "debug", "info", "warn" or "error".`))
+	}
+	if c.NATS == nil {
+		c.NATS = &NATSConfig{}
+	}
+	if len(c.NATS.Servers) == 0 {
+		c.NATS.Servers = []string{DefaultNATSURL}
+	}
+	c.NATS.Timeout, diags = parseDuration(c.NATS.TimeoutS, c.NATS.TimeoutRange, DefaultNATSTimeout, diags)
+
+	plugins := map[string]*PluginConf{}
+	for _, p := range c.Plugins {
+		if _, dup := plugins[p.Name]; dup {
+			diags = append(diags, errAt(p.DefRange, "Duplicate plugin", fmt.Sprintf("A plugin named %q is already declared.", p.Name)))
+		}
+		plugins[p.Name] = p
+		diags = append(diags, checkName("plugin", p.Name, p.DefRange)...)
+		p.Module = relativeTo(p.DefRange, p.Module)
+		if p.SHA256 != "" && !sha256RE.MatchString(p.SHA256) {
+			diags = append(diags, errAt(p.SHA256Range, "Invalid sha256", "sha256 must be 64 lowercase hex digits."))
+		}
+		p.Memory, diags = parseSize(p.MemoryS, p.MemoryRange, DefaultPluginMemory, diags)
+		p.Timeout, diags = parseDuration(p.TimeoutS, p.TimeoutRange, DefaultPluginTimeout, diags)
+		p.ConfigMap, diags = pluginConfig(p, diags)
+	}
+
+	watches := map[string]bool{}
+	var dirs []*OutputConf // every output, to refuse overlapping directories
+	for _, w := range c.Watches {
+		if watches[w.Name] {
+			diags = append(diags, errAt(w.DefRange, "Duplicate watch", fmt.Sprintf("A watch named %q is already declared.", w.Name)))
+		}
+		watches[w.Name] = true
+		diags = append(diags, checkName("watch", w.Name, w.DefRange)...)
+		if !kvcore.ValidBucket(w.Bucket) {
+			diags = append(diags, errAt(w.BucketRange, "Invalid bucket name", "A bucket name is letters, digits, '-' and '_'."))
+		}
+		// An explicit empty list is refused: it never means "the whole bucket".
+		if w.PrefixesRange.Filename != "" && len(w.Prefixes) == 0 {
+			diags = append(diags, errAt(w.PrefixesRange, "Empty prefixes", "prefixes lists no prefix. Remove the attribute to watch the whole bucket."))
+		}
+		for _, p := range w.Prefixes {
+			if p == "" || !kvcore.ValidPrefix(p) {
+				diags = append(diags, errAt(w.PrefixesRange, "Invalid prefix", fmt.Sprintf("%q is not a key prefix: keys are letters, digits and -/_=. with no empty dot-separated part.", p)))
+			}
+		}
+		if _, ok := plugins[w.Plugin]; !ok {
+			diags = append(diags, errAt(w.PluginRange, "Unknown plugin", fmt.Sprintf("No plugin block is named %q.", w.Plugin)))
+		}
+		switch w.Fold {
+		case "":
+			w.Fold = FoldMemory
+		case FoldMemory, FoldDisk:
+		default:
+			diags = append(diags, errAt(w.FoldRange, "Invalid fold", `fold is "memory" (a log with the fold in RAM) or "disk" (an on-disk LSM for folds larger than RAM).`))
+		}
+		if w.Batch == nil {
+			w.Batch = &BatchConf{}
+		}
+		w.Batch.Window, diags = parseDuration(w.Batch.WindowS, w.Batch.WindowRange, DefaultBatchWindow, diags)
+		switch {
+		case w.Batch.Max == 0:
+			w.Batch.Max = DefaultBatchMax
+		case w.Batch.Max < 0:
+			diags = append(diags, errAt(w.Batch.MaxRange, "Invalid batch max", "max must be positive."))
+		}
+		outputs := map[string]bool{}
+		for _, o := range w.Outputs {
+			if outputs[o.Name] {
+				diags = append(diags, errAt(o.DefRange, "Duplicate output", fmt.Sprintf("Watch %q already has an output named %q.", w.Name, o.Name)))
+			}
+			outputs[o.Name] = true
+			diags = append(diags, checkName("output", o.Name, o.DefRange)...)
+			if o.Dir == "" {
+				diags = append(diags, errAt(o.DirRange, "Empty output dir", "dir must name a directory."))
+			}
+			o.Dir = filepath.Clean(relativeTo(o.DefRange, o.Dir))
+			o.Mode, diags = parseMode(o.ModeS, o.ModeRange, diags)
+			for _, other := range dirs {
+				if within(o.Dir, other.Dir) || within(other.Dir, o.Dir) {
+					diags = append(diags, errAt(o.DirRange, "Overlapping output directories", fmt.Sprintf("%s overlaps the output %q in %s: a full render of one would prune the other's files.", o.Dir, other.Name, other.DefRange.String())))
+				}
+			}
+			dirs = append(dirs, o)
+		}
+		hooks := map[string]bool{}
+		for _, h := range w.Hooks {
+			if hooks[h.Name] {
+				diags = append(diags, errAt(h.DefRange, "Duplicate hook", fmt.Sprintf("Watch %q already has a hook named %q.", w.Name, h.Name)))
+			}
+			hooks[h.Name] = true
+			diags = append(diags, checkName("hook", h.Name, h.DefRange)...)
+			if len(h.Command) == 0 || h.Command[0] == "" {
+				diags = append(diags, errAt(h.CommandRange, "Empty hook command", "command is the program and its arguments, e.g. [\"systemctl\", \"reload\", \"nginx\"]."))
+			}
+			if h.CheckRange.Filename != "" && (len(h.Check) == 0 || h.Check[0] == "") {
+				diags = append(diags, errAt(h.CheckRange, "Empty check command", "check is the program and its arguments; remove it to skip the check."))
+			}
+			h.Timeout, diags = parseDuration(h.TimeoutS, h.TimeoutRange, DefaultHookTimeout, diags)
+			switch h.OnFailureS {
+			case "", "retry":
+				h.OnFailure = FailRetry
+			case "ignore":
+				h.OnFailure = FailIgnore
+			default:
+				diags = append(diags, errAt(h.OnFailureRange, "Invalid on_failure", `on_failure is "retry" (the batch fails and is retried) or "ignore".`))
+			}
+		}
+	}
+	return diags
+}
+
+// pluginConfig flattens a plugin's config object into the string map
+// plugins read: a string stays as it is, anything else becomes its JSON text.
+func pluginConfig(p *PluginConf, diags hcl.Diagnostics) (map[string]string, hcl.Diagnostics) {
+	m := map[string]string{}
+	if p.Config.IsNull() {
+		return m, diags
+	}
+	t := p.Config.Type()
+	if !t.IsObjectType() && !t.IsMapType() {
+		return m, append(diags, errAt(p.DefRange, "Invalid plugin config", "config must be an object such as { key = \"value\" }."))
+	}
+	for it := p.Config.ElementIterator(); it.Next(); {
+		k, v := it.Element()
+		if v.Type() == cty.String && v.IsKnown() && !v.IsNull() {
+			m[k.AsString()] = v.AsString()
+			continue
+		}
+		js, err := ctyjson.Marshal(v, v.Type())
+		if err != nil {
+			return m, append(diags, errAt(p.DefRange, "Invalid plugin config", fmt.Sprintf("%s: %v", k.AsString(), err)))
+		}
+		m[k.AsString()] = string(js)
+	}
+	return m, diags
+}
+
+// within reports whether path is dir or below it.
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+func checkName(kind, name string, rng hcl.Range) hcl.Diagnostics {
+	if nameRE.MatchString(name) {
+		return nil
+	}
+	return hcl.Diagnostics{errAt(rng, "Invalid "+kind+" name", fmt.Sprintf("%q: a %s name is letters, digits, '-' and '_'.", name, kind))}
+}
+
+func errAt(rng hcl.Range, summary, detail string) *hcl.Diagnostic {
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: rng.Ptr()}
+}
+
+func parseDuration(s string, rng hcl.Range, def time.Duration, diags hcl.Diagnostics) (time.Duration, hcl.Diagnostics) {
+	if s == "" {
+		return def, diags
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return def, append(diags, errAt(rng, "Invalid duration", fmt.Sprintf("%q is not a positive duration such as \"500ms\", \"5s\" or \"1m\".", s)))
+	}
+	return d, diags
+}
+
+// parseSize reads sizes such as "64MiB", "512KiB", "1GiB" or a plain byte count.
+func parseSize(s string, rng hcl.Range, def int64, diags hcl.Diagnostics) (int64, hcl.Diagnostics) {
+	if s == "" {
+		return def, diags
+	}
+	num, mult := s, int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"B", 1}} {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			num, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > (1<<40)/mult {
+		return def, append(diags, errAt(rng, "Invalid size", fmt.Sprintf("%q is not a size such as \"64MiB\", \"512KiB\" or \"1GiB\".", s)))
+	}
+	return n * mult, diags
+}
+
+func parseMode(s string, rng hcl.Range, diags hcl.Diagnostics) (os.FileMode, hcl.Diagnostics) {
+	if s == "" {
+		return DefaultOutputMode, diags
+	}
+	m, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || m > 0o777 {
+		return DefaultOutputMode, append(diags, errAt(rng, "Invalid mode", fmt.Sprintf("%q is not an octal file mode such as \"0644\".", s)))
+	}
+	return os.FileMode(m), diags
+}
+
+// relativeTo resolves a relative path against the directory of the file
+// where rng lies.
+func relativeTo(rng hcl.Range, path string) string {
+	if path == "" || filepath.IsAbs(path) || rng.Filename == "" {
+		return path
+	}
+	return filepath.Join(filepath.Dir(rng.Filename), path)
+}

@@ -1,0 +1,222 @@
+package agent
+
+import (
+	"errors"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestExampleConfigParses(t *testing.T) {
+	cfg, err := Load("../agent.hcl.example")
+	if err != nil {
+		t.Fatalf("agent.hcl.example: %v", err)
+	}
+	if len(cfg.Watches) != 1 || len(cfg.Plugins) != 1 {
+		t.Fatalf("watches %d plugins %d, want 1 and 1", len(cfg.Watches), len(cfg.Plugins))
+	}
+	w := cfg.Watches[0]
+	if w.Batch.Window != 200*time.Millisecond || w.Batch.Max != 1000 {
+		t.Errorf("batch = %+v", w.Batch)
+	}
+	if h := w.Hooks[0]; h.Timeout != 10*time.Second || h.OnFailure != FailRetry || len(h.Check) != 2 {
+		t.Errorf("hook = %+v", h)
+	}
+	if p := cfg.Plugins[0]; p.Memory != 64<<20 || p.Timeout != 5*time.Second || !maps.Equal(p.ConfigMap, map[string]string{"path": "upstreams.conf", "prefix": "upstream."}) {
+		t.Errorf("plugin = memory %d timeout %v config %v", p.Memory, p.Timeout, p.ConfigMap)
+	}
+	if w.Outputs[0].Mode != 0o644 {
+		t.Errorf("mode = %v", w.Outputs[0].Mode)
+	}
+}
+
+func TestDefaultsAndRelativePaths(t *testing.T) {
+	src := `
+data_dir = "state"
+plugin "p" { module = "p.wasm" }
+watch "w" {
+  bucket = "b"
+  plugin = "p"
+  output "o" { dir = "out" }
+  hook "h" { command = ["true"] }
+}`
+	cfg, err := Parse("/etc/slipagent/agent.hcl", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataDir != "/etc/slipagent/state" || cfg.Plugins[0].Module != "/etc/slipagent/p.wasm" || cfg.Watches[0].Outputs[0].Dir != "/etc/slipagent/out" {
+		t.Errorf("paths not resolved against the file: data_dir %q module %q dir %q", cfg.DataDir, cfg.Plugins[0].Module, cfg.Watches[0].Outputs[0].Dir)
+	}
+	w := cfg.Watches[0]
+	if w.Prefixes != nil || w.Batch.Window != DefaultBatchWindow || w.Batch.Max != DefaultBatchMax {
+		t.Errorf("watch defaults: prefixes %v batch %+v", w.Prefixes, w.Batch)
+	}
+	if cfg.NATS.Servers[0] != DefaultNATSURL || cfg.NATS.Timeout != DefaultNATSTimeout {
+		t.Errorf("nats defaults: %+v", cfg.NATS)
+	}
+	if len(cfg.Plugins[0].ConfigMap) != 0 || cfg.Watches[0].Fold != FoldMemory || cfg.Watches[0].Hooks[0].Timeout != DefaultHookTimeout {
+		t.Errorf("plugin config %v fold %q hook timeout %v", cfg.Plugins[0].ConfigMap, cfg.Watches[0].Fold, cfg.Watches[0].Hooks[0].Timeout)
+	}
+}
+
+func TestPluginConfigFlattensNonStrings(t *testing.T) {
+	cfg, err := Parse("a.hcl", []byte(`plugin "p" {
+  module = "p.wasm"
+  config = { name = "x", port = 8080, tags = ["a", "b"], strict = true }
+}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"name": "x", "port": "8080", "tags": `["a","b"]`, "strict": "true"}
+	if got := cfg.Plugins[0].ConfigMap; !maps.Equal(got, want) {
+		t.Errorf("config = %v, want %v", got, want)
+	}
+}
+
+func TestEnvFunction(t *testing.T) {
+	t.Setenv("SLIPAGENT_TEST_CREDS", "c2VjcmV0")
+	cfg, err := Parse("a.hcl", []byte(`nats { creds = env("SLIPAGENT_TEST_CREDS") }`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NATS.Creds != "c2VjcmV0" {
+		t.Errorf("creds = %q", cfg.NATS.Creds)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	const base = `plugin "p" { module = "p.wasm" }` + "\n"
+	tests := []struct {
+		name, src, want string
+	}{
+		{"typo", base + `watch "w" {
+  buckett = "b"
+  plugin = "p"
+}`, `Did you mean "bucket"?`},
+		{"unknown plugin", base + `watch "w" {
+  bucket = "b"
+  plugin = "q"
+}`, `No plugin block is named "q"`},
+		{"empty prefixes", base + `watch "w" {
+  bucket = "b"
+  prefixes = []
+  plugin = "p"
+}`, "prefixes lists no prefix"},
+		{"duration without unit", base + `watch "w" {
+  bucket = "b"
+  plugin = "p"
+  batch { window = 5 }
+}`, `"5" is not a positive duration`},
+		{"bad size", `plugin "p" {
+  module = "p.wasm"
+  memory = "lots"
+}`, `"lots" is not a size`},
+		{"bad mode", base + `watch "w" {
+  bucket = "b"
+  plugin = "p"
+  output "o" {
+    dir = "/x"
+    mode = "0999"
+  }
+}`, `"0999" is not an octal file mode`},
+		{"duplicate hook", base + `watch "w" {
+  bucket = "b"
+  plugin = "p"
+  hook "h" { command = ["a"] }
+  hook "h" { command = ["b"] }
+}`, `already has a hook named "h"`},
+		{"string command", base + `watch "w" {
+  bucket = "b"
+  plugin = "p"
+  hook "h" { command = "systemctl reload nginx" }
+}`, "list of string required"},
+		{"bad on_failure", base + `watch "w" {
+  bucket = "b"
+  plugin = "p"
+  hook "h" {
+    command = ["a"]
+    on_failure = "explode"
+  }
+}`, "on_failure is"},
+		{"bad sha", `plugin "p" {
+  module = "p.wasm"
+  sha256 = "abc"
+}`, "64 lowercase hex"},
+		{"bad bucket", base + `watch "w" {
+  bucket = "a.b"
+  plugin = "p"
+}`, "Invalid bucket name"},
+		{"bad level", `log_level = "loud"`, "log_level is"},
+		{"bad prefix", base + `watch "w" {
+  bucket = "b"
+  prefixes = ["a b"]
+  plugin = "p"
+}`, `"a b" is not a key prefix`},
+		{"overlapping outputs", base + `watch "a" {
+  bucket = "b"
+  plugin = "p"
+  output "o" { dir = "/srv/out" }
+}
+watch "b" {
+  bucket = "b"
+  plugin = "p"
+  output "o" { dir = "/srv/out/sub/" }
+}`, "Overlapping output directories"},
+		{"bad fold", base + `watch "w" {
+  bucket = "b"
+  plugin = "p"
+  fold = "cloud"
+}`, `fold is "memory"`},
+		{"config not an object", `plugin "p" {
+  module = "p.wasm"
+  config = ["a"]
+}`, "config must be an object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("bad.hcl", []byte(tt.src))
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("err = %v, want a *ConfigError", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want it to mention %q", err, tt.want)
+			}
+			if !strings.Contains(err.Error(), "bad.hcl:") {
+				t.Errorf("err = %v, want a file position", err)
+			}
+		})
+	}
+}
+
+func TestLoadMergesDirectory(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, src string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("00-base.hcl", `plugin "p" { module = "/p.wasm" }`)
+	write("10-a.hcl", `watch "a" {
+  bucket = "a"
+  plugin = "p"
+}`)
+	write("20-b.hcl", `watch "b" {
+  bucket = "b"
+  plugin = "p"
+}`)
+	write("README", "not hcl")
+	cfg, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Watches) != 2 || cfg.Watches[0].Name != "a" || cfg.Watches[1].Name != "b" {
+		t.Errorf("watches = %+v, want a then b", cfg.Watches)
+	}
+	if _, err := Load(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no *.hcl files") {
+		t.Errorf("empty dir: err = %v", err)
+	}
+}
