@@ -1,0 +1,98 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// outputTail is how much of a command's combined output is kept for its error
+// and logs.
+const outputTail = 4 << 10
+
+// CommandError is a hook or check command that failed.
+type CommandError struct {
+	Argv     []string
+	ExitCode int    // -1 when it did not exit normally (timeout, signal, not started)
+	Output   string // the tail of its combined stdout and stderr
+	Err      error
+}
+
+func (e *CommandError) Error() string {
+	msg := fmt.Sprintf("command %q: %v", strings.Join(e.Argv, " "), e.Err)
+	if out := strings.TrimSpace(e.Output); out != "" {
+		msg += ": " + lastLine(out)
+	}
+	return msg
+}
+
+func (e *CommandError) Unwrap() error { return e.Err }
+
+// errCommandTimeout is wrapped by a CommandError when the command ran too long.
+var errCommandTimeout = errors.New("timed out")
+
+// runCommand runs argv (no shell) with the agent's environment plus env, and
+// waits for it. After timeout, or when ctx ends, the command's whole process
+// group is killed, so a hook that forks cannot outlive its budget. Output is
+// logged line by line and its tail kept for the error.
+func runCommand(ctx context.Context, log *slog.Logger, argv []string, timeout time.Duration, env []string) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	var out tailBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	text := out.String()
+	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+		if line != "" {
+			log.Info("command output", "argv0", argv[0], "line", line)
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	ce := &CommandError{Argv: argv, ExitCode: -1, Output: text, Err: err}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.Exited() {
+		ce.ExitCode = ee.ExitCode()
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		ce.Err = fmt.Errorf("%w after %v", errCommandTimeout, timeout)
+	}
+	return ce
+}
+
+// tailBuffer keeps the last outputTail bytes written to it.
+type tailBuffer struct{ b bytes.Buffer }
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	n := len(p)
+	if len(p) > outputTail {
+		p = p[len(p)-outputTail:]
+	}
+	if over := t.b.Len() + len(p) - outputTail; over > 0 {
+		t.b.Next(over)
+	}
+	t.b.Write(p)
+	return n, nil
+}
+
+func (t *tailBuffer) String() string { return t.b.String() }
+
+func lastLine(s string) string {
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
