@@ -1,0 +1,243 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+	"github.com/slipstreamkv/slipstream/kvcore/natskv"
+	"github.com/slipstreamkv/slipstream/plugins/host"
+)
+
+// Options are the agent's dependencies that do not come from the
+// configuration. The zero value is valid.
+type Options struct {
+	// Logger receives the agent's logs (default slog.Default()).
+	Logger *slog.Logger
+	// Conn, when set, is the KV connection to use instead of dialing
+	// Config.NATS (dev mode and tests). The agent connects it but does not
+	// close it.
+	Conn kvcore.Conn
+	// Notify sends a systemd notification such as "READY=1". Default:
+	// sd_notify to $NOTIFY_SOCKET, a no-op when it is unset.
+	Notify func(state string) error
+	// PluginCacheDir overrides where compiled plugins are cached (default
+	// <data_dir>/cache).
+	PluginCacheDir string
+}
+
+// Agent runs every watch of a configuration. Create it with New and run it
+// with Run; Status and Handler are safe to call while it runs.
+type Agent struct {
+	cfg      *Config
+	log      *slog.Logger
+	notify   func(string) error
+	cacheDir string
+	conn     kvcore.Conn
+	ownConn  bool
+	metrics  *metrics
+	watches  []*watchRunner
+
+	mu      sync.Mutex
+	engine  *host.Engine
+	plugins map[string]*pluginSlot
+}
+
+// pluginSlot holds one plugin once it loaded; its lock keeps two watches
+// from compiling the same module at once without serializing the others.
+type pluginSlot struct {
+	mu     sync.Mutex
+	plugin *host.Plugin
+}
+
+// New prepares an agent for cfg, a configuration from Load or Parse. It does
+// no I/O; Run does.
+func New(cfg *Config, opts Options) (*Agent, error) {
+	if cfg == nil || cfg.NATS == nil || cfg.DataDir == "" {
+		return nil, errors.New("agent: configuration not finalized (use Load or Parse)")
+	}
+	a := &Agent{cfg: cfg, log: opts.Logger, notify: opts.Notify, conn: opts.Conn, cacheDir: opts.PluginCacheDir, plugins: map[string]*pluginSlot{}}
+	if a.cacheDir == "" {
+		a.cacheDir = filepath.Join(cfg.DataDir, "cache")
+	}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	if a.notify == nil {
+		a.notify = sdNotify
+	}
+	if a.conn == nil {
+		tlsFiles := cfg.NATS.TLS
+		if tlsFiles == nil {
+			tlsFiles = &TLSConfig{}
+		}
+		a.conn = natskv.New(natskv.Options{
+			Servers:   cfg.NATS.Servers,
+			Creds:     cfg.NATS.Creds,
+			CredsFile: cfg.NATS.CredsFile,
+			CAFile:    tlsFiles.CAFile,
+			CertFile:  tlsFiles.CertFile,
+			KeyFile:   tlsFiles.KeyFile,
+			Name:      "slipagent",
+			Timeout:   cfg.NATS.Timeout,
+			Logger:    a.log.With("component", "nats"),
+		})
+		a.ownConn = true
+	}
+	a.metrics = newMetrics(a)
+	for _, w := range cfg.Watches {
+		a.watches = append(a.watches, newWatchRunner(a, w))
+	}
+	return a, nil
+}
+
+// Run runs the agent until ctx ends: it connects to NATS (retrying for
+// ever), serves HTTP if configured, runs every watch in its own goroutine and
+// reports to systemd. It returns nil after a graceful stop: every batch
+// being applied was finished and checkpointed (one still collecting updates
+// is abandoned and delivered again on the next start). It fails only when it
+// cannot start at all (the data directory, the HTTP listener).
+func (a *Agent) Run(ctx context.Context) error {
+	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("agent: data dir: %w", err)
+	}
+	engine, err := host.New(ctx, host.Config{CacheDir: a.cacheDir, Logger: a.log.With("component", "plugins")})
+	if err != nil {
+		return fmt.Errorf("agent: plugin engine: %w", err)
+	}
+	a.mu.Lock()
+	a.engine = engine
+	a.mu.Unlock()
+	defer engine.Close(context.WithoutCancel(ctx))
+	if a.ownConn {
+		defer a.conn.Close()
+	}
+
+	var srv *http.Server
+	if a.cfg.HTTP != nil {
+		ln, err := net.Listen("tcp", a.cfg.HTTP.Listen)
+		if err != nil {
+			return fmt.Errorf("agent: http: %w", err)
+		}
+		srv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.log.Error("http server stopped", "err", err)
+			}
+		}()
+		a.log.Info("serving /metrics, /healthz, /readyz, /status", "addr", ln.Addr().String())
+	}
+
+	var wg sync.WaitGroup
+	wg.Go(func() { a.connect(ctx) })
+	for _, w := range a.watches {
+		wg.Go(func() { w.run(ctx) })
+	}
+	wg.Go(func() { a.report(ctx) })
+	a.log.Info("agent started", "watches", len(a.watches), "data_dir", a.cfg.DataDir)
+
+	<-ctx.Done()
+	a.log.Info("stopping: waiting for the batches in flight")
+	if srv != nil {
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdownCtx)
+	}
+	wg.Wait()
+	a.log.Info("agent stopped")
+	return nil
+}
+
+// connect connects the KV connection, retrying with backoff until it works
+// or ctx ends. Watches that need the connection before then fail and retry.
+func (a *Agent) connect(ctx context.Context) {
+	for attempt := 0; ; attempt++ {
+		err := a.conn.Connect(ctx)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		a.log.Error("cannot connect to NATS; retrying", "err", err, "attempt", attempt+1)
+		d := min(minRestartBackoff<<min(attempt, 20), maxRestartBackoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(d/2 + rand.N(d/2+1)):
+		}
+	}
+}
+
+// store opens the bucket a watch reads. The agent never creates buckets: a
+// missing one (not provisioned yet, or misspelt) fails the watch, which
+// retries, rather than appearing empty and pruning its outputs.
+func (a *Agent) store(ctx context.Context, bucket string) (kvcore.Store, error) {
+	s, err := a.conn.Open(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", bucket, err)
+	}
+	return s, nil
+}
+
+// loadPlugin compiles a plugin once and shares it between the watches that
+// use it. A failure is not remembered: the next attempt reads the module again.
+func (a *Agent) loadPlugin(ctx context.Context, p *PluginConf) (*host.Plugin, error) {
+	a.mu.Lock()
+	slot, ok := a.plugins[p.Name]
+	if !ok {
+		slot = &pluginSlot{}
+		a.plugins[p.Name] = slot
+	}
+	engine := a.engine
+	a.mu.Unlock()
+	slot.mu.Lock()
+	defer slot.mu.Unlock()
+	if slot.plugin != nil {
+		return slot.plugin, nil
+	}
+	wasm, err := os.ReadFile(p.Module)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: %w", p.Name, err)
+	}
+	pl, err := engine.Load(ctx, wasm, host.PluginConfig{
+		Name:        p.Name,
+		SHA256:      p.SHA256,
+		MemoryLimit: uint64(p.Memory),
+		Timeout:     p.Timeout,
+		Config:      p.ConfigMap,
+		Logger:      a.log.With("plugin", p.Name),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s (%s): %w", p.Name, p.Module, err)
+	}
+	slot.plugin = pl
+	a.log.Info("plugin loaded", "plugin", p.Name, "module", p.Module, "sha256", pl.SHA256())
+	return pl, nil
+}
+
+// Status returns every watch's status, in configuration order.
+func (a *Agent) Status() []WatchStatus {
+	out := make([]WatchStatus, len(a.watches))
+	for i, w := range a.watches {
+		out[i] = w.status.get()
+	}
+	return out
+}
+
+// Ready reports whether every watch has caught up with its bucket and none
+// is failing.
+func (a *Agent) Ready() bool {
+	for _, s := range a.Status() {
+		if !s.Synced || !s.Healthy() {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,108 @@
+package agent
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+)
+
+// writeFileAtomic replaces path with data: a temporary file in the same
+// directory, fsynced, renamed over path, then the directory fsynced. A crash
+// leaves either the old content or the new one.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// hookJournal persists the hooks a watch owes: it records them, with the
+// cursor of the batch that calls for them, before that batch's files are
+// committed, and clears them once they ran. A crash or a failed hook in
+// between leaves them recorded, so they run on the next attempt even though
+// the plugin, finding its files already in place, no longer asks for them.
+type hookJournal struct{ path string }
+
+type journalRecord struct {
+	Hooks  []string `json:"hooks"`
+	Cursor string   `json:"cursor"` // hex of the cursor's bytes
+}
+
+// load returns the recorded hooks and cursor (nothing when there is no journal).
+func (j hookJournal) load() ([]string, kvcore.Cursor, error) {
+	b, err := os.ReadFile(j.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, kvcore.Cursor{}, nil
+	}
+	if err != nil {
+		return nil, kvcore.Cursor{}, fmt.Errorf("agent: reading hook journal: %w", err)
+	}
+	var rec journalRecord
+	err = json.Unmarshal(b, &rec)
+	var raw []byte
+	if err == nil {
+		raw, err = hex.DecodeString(rec.Cursor)
+	}
+	var c kvcore.Cursor
+	if err == nil {
+		c, err = kvcore.CursorFromBytes(raw)
+	}
+	if err != nil {
+		return nil, kvcore.Cursor{}, fmt.Errorf("agent: hook journal %s is corrupt: %w", j.path, err)
+	}
+	return rec.Hooks, c, nil
+}
+
+// store records hooks and their batch's cursor durably; no hooks removes
+// the journal.
+func (j hookJournal) store(hooks []string, c kvcore.Cursor) error {
+	if len(hooks) == 0 {
+		err := os.Remove(j.path)
+		if err == nil {
+			err = syncDir(filepath.Dir(j.path))
+		}
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("agent: clearing hook journal: %w", err)
+		}
+		return nil
+	}
+	b, err := json.Marshal(journalRecord{Hooks: hooks, Cursor: c.Hex()})
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(j.path, b); err != nil {
+		return fmt.Errorf("agent: writing hook journal: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,116 @@
+package agent
+
+import (
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/slipstreamkv/slipstream/plugins/host"
+)
+
+// metrics are the agent's Prometheus metrics, in a registry of its own.
+type metrics struct {
+	reg         *prometheus.Registry
+	batches     *prometheus.CounterVec
+	updates     *prometheus.CounterVec
+	pluginCalls *prometheus.CounterVec
+	pluginTime  *prometheus.HistogramVec
+	commands    *prometheus.CounterVec
+}
+
+func newMetrics(a *Agent) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slipagent_batches_applied_total", Help: "Batches applied (plugin ran, files committed, hooks ran).",
+		}, []string{"watch"}),
+		updates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slipagent_updates_applied_total", Help: "Updates in applied batches.",
+		}, []string{"watch"}),
+		pluginCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slipagent_plugin_calls_total", Help: "Plugin calls by kind (apply, render) and result (ok, error, timeout, trap).",
+		}, []string{"watch", "kind", "result"}),
+		pluginTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "slipagent_plugin_call_seconds", Help: "Duration of plugin calls.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
+		}, []string{"watch", "kind"}),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slipagent_commands_total", Help: "Hook and check command runs by result (ok, error).",
+		}, []string{"watch", "hook", "kind", "result"}),
+	}
+	m.reg.MustRegister(m.batches, m.updates, m.pluginCalls, m.pluginTime, m.commands,
+		statusCollector{a}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) batchApplied(watch string, updates int) {
+	m.batches.WithLabelValues(watch).Inc()
+	m.updates.WithLabelValues(watch).Add(float64(updates))
+}
+
+func (m *metrics) pluginCall(watch string, full bool, d time.Duration, err error) {
+	kind := "apply"
+	if full {
+		kind = "render"
+	}
+	result := "ok"
+	switch {
+	case errors.Is(err, host.ErrTimeout):
+		result = "timeout"
+	case errors.Is(err, host.ErrTrap):
+		result = "trap"
+	case err != nil:
+		result = "error"
+	}
+	m.pluginCalls.WithLabelValues(watch, kind, result).Inc()
+	m.pluginTime.WithLabelValues(watch, kind).Observe(d.Seconds())
+}
+
+func (m *metrics) command(watch, hook, kind string, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.commands.WithLabelValues(watch, hook, kind, result).Inc()
+}
+
+// statusCollector exports every watch's status as gauges at scrape time.
+type statusCollector struct{ a *Agent }
+
+var (
+	descReady    = prometheus.NewDesc("slipagent_watch_ready", "1 when the watch has caught up with its bucket and is not failing.", []string{"watch", "bucket"}, nil)
+	descHealthy  = prometheus.NewDesc("slipagent_watch_healthy", "0 while a step of the watch keeps failing.", []string{"watch", "bucket"}, nil)
+	descRevision = prometheus.NewDesc("slipagent_watch_revision", "The bucket revision the watch's fold is checkpointed at.", []string{"watch", "bucket"}, nil)
+	descFailures = prometheus.NewDesc("slipagent_watch_consecutive_failures", "Consecutive failures of the watch.", []string{"watch", "bucket"}, nil)
+	descApplied  = prometheus.NewDesc("slipagent_watch_last_applied_timestamp_seconds", "When the watch last applied a batch.", []string{"watch", "bucket"}, nil)
+)
+
+func (statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descReady, descHealthy, descRevision, descFailures, descApplied} {
+		ch <- d
+	}
+}
+
+func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.a.Status() {
+		ready := 0.0
+		if s.Synced && s.Healthy() {
+			ready = 1
+		}
+		healthy := 0.0
+		if s.Healthy() {
+			healthy = 1
+		}
+		applied := 0.0
+		if !s.LastApplied.IsZero() {
+			applied = float64(s.LastApplied.UnixNano()) / 1e9
+		}
+		ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, ready, s.Name, s.Bucket)
+		ch <- prometheus.MustNewConstMetric(descHealthy, prometheus.GaugeValue, healthy, s.Name, s.Bucket)
+		ch <- prometheus.MustNewConstMetric(descRevision, prometheus.GaugeValue, float64(s.Revision), s.Name, s.Bucket)
+		ch <- prometheus.MustNewConstMetric(descFailures, prometheus.GaugeValue, float64(s.Failures), s.Name, s.Bucket)
+		ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, applied, s.Name, s.Bucket)
+	}
+}

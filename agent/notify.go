@@ -1,0 +1,114 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+)
+
+// sdNotify sends state to systemd's $NOTIFY_SOCKET; it does nothing when the
+// agent does not run under systemd with Type=notify.
+func sdNotify(state string) error {
+	_, err := daemon.SdNotify(false, state)
+	return err
+}
+
+func (a *Agent) notifyf(format string, args ...any) {
+	if err := a.notify(fmt.Sprintf(format, args...)); err != nil {
+		a.log.Warn("systemd notification failed", "err", err)
+	}
+}
+
+// reportInterval is how often STATUS is refreshed.
+const reportInterval = time.Second
+
+// report keeps systemd informed until ctx ends: READY=1 once every watch has
+// caught up or failed (the failing ones are named in STATUS and /healthz and
+// keep retrying), STATUS= with a summary whenever it changes, and WATCHDOG=1 while
+// no watch is stuck in a batch longer than its plugin, checks and hooks may
+// take.
+func (a *Agent) report(ctx context.Context) {
+	watchdog, _ := daemon.SdWatchdogEnabled(false)
+	interval := reportInterval
+	if watchdog > 0 && watchdog/2 < interval {
+		interval = watchdog / 2
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	ready, lastStatus, lastPing := false, "", time.Time{}
+	for {
+		statuses := a.Status()
+		if !ready && settled(statuses) {
+			ready = true
+			a.notifyf("READY=1")
+			a.log.Info("all watches started", "ready", a.Ready())
+		}
+		if s := summary(statuses); s != lastStatus {
+			a.notifyf("STATUS=%s", s)
+			lastStatus = s
+		}
+		if watchdog > 0 && time.Since(lastPing) >= watchdog/2 && !a.stuck(statuses, time.Now()) {
+			a.notifyf("WATCHDOG=1")
+			lastPing = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func settled(statuses []WatchStatus) bool {
+	for _, s := range statuses {
+		if !s.Settled() {
+			return false
+		}
+	}
+	return true
+}
+
+// summary is the one-line STATUS systemctl shows.
+func summary(statuses []WatchStatus) string {
+	synced, failing := 0, []string(nil)
+	for _, s := range statuses {
+		if s.Synced {
+			synced++
+		}
+		if !s.Healthy() {
+			failing = append(failing, s.Name)
+		}
+	}
+	s := fmt.Sprintf("%d/%d watches caught up", synced, len(statuses))
+	if len(failing) > 0 {
+		s += ", failing: " + strings.Join(failing, " ")
+	}
+	return s
+}
+
+// stuckGrace is added to a batch's budget before it counts as stuck.
+const stuckGrace = time.Minute
+
+// stuck reports whether some watch has been applying one batch for longer
+// than its plugin timeout plus every check and hook timeout (plus grace):
+// only a hang in the agent itself gets there, and systemd's watchdog should
+// then restart it.
+func (a *Agent) stuck(statuses []WatchStatus, now time.Time) bool {
+	for i, s := range statuses {
+		if s.BusySince.IsZero() {
+			continue
+		}
+		w := a.watches[i]
+		budget := w.plugin.Timeout + stuckGrace
+		for _, h := range w.conf.Hooks {
+			budget += 2 * h.Timeout // check and command
+		}
+		if now.Sub(s.BusySince) > budget {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,368 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+	"github.com/slipstreamkv/slipstream/plugins/host"
+)
+
+// Backoff between attempts to (re)start a failed watch.
+const (
+	minRestartBackoff = 500 * time.Millisecond
+	maxRestartBackoff = time.Minute
+)
+
+// reconcileEvery is how often a watch compares its bucket's keys with its
+// fold's, to catch deletions whose markers NATS purged before the watch saw
+// them (it also does so whenever it resumes from its cursor).
+const reconcileEvery = 30 * time.Minute
+
+// watchRunner runs one configured watch: it keeps the watch's fold in sync
+// with its bucket and applies every batch through the watch's plugin. A
+// failure of any kind (NATS, plugin, check, hook, disk) only affects this
+// watch: it is retried with backoff while the others keep running.
+type watchRunner struct {
+	a      *Agent
+	conf   *WatchConf
+	plugin *PluginConf
+	log    *slog.Logger
+	dir    string // data_dir/watches/<name>
+	hooks  map[string]*HookConf
+	status *watchStatus
+}
+
+func newWatchRunner(a *Agent, w *WatchConf) *watchRunner {
+	r := &watchRunner{
+		a:      a,
+		conf:   w,
+		log:    a.log.With("watch", w.Name),
+		dir:    filepath.Join(a.cfg.DataDir, "watches", w.Name),
+		hooks:  make(map[string]*HookConf, len(w.Hooks)),
+		status: newWatchStatus(w),
+	}
+	for _, p := range a.cfg.Plugins {
+		if p.Name == w.Plugin {
+			r.plugin = p
+		}
+	}
+	for _, h := range w.Hooks {
+		r.hooks[h.Name] = h
+	}
+	return r
+}
+
+// run restarts the watch until ctx ends.
+func (r *watchRunner) run(ctx context.Context) {
+	for attempt := 0; ; attempt++ {
+		started := time.Now()
+		err := r.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(started) > maxRestartBackoff {
+			attempt = 0 // it ran for a while: start the backoff over
+		}
+		r.status.failed(err)
+		r.log.Error("watch failed; restarting", "err", err, "attempt", attempt+1)
+		d := min(minRestartBackoff<<min(attempt, 20), maxRestartBackoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(d/2 + rand.N(d/2+1)):
+		}
+	}
+}
+
+// session sets the watch up and runs it until ctx ends or setup fails.
+func (r *watchRunner) session(ctx context.Context) error {
+	if err := os.MkdirAll(r.dir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	plugin, err := r.a.loadPlugin(ctx, r.plugin)
+	if err != nil {
+		return err
+	}
+	outputs, err := r.outputs()
+	if err != nil {
+		return err
+	}
+	fold, st, err := openFold(r.dir, r.conf)
+	if err != nil {
+		return err
+	}
+	defer fold.Close()
+	key := renderKey(r.conf, r.plugin, plugin.SHA256())
+	fullRender := st.Rendered != key
+	// Hooks owed from before a crash or a failed run go first, before NATS
+	// is needed. If they fail again the watch still starts, owing a full
+	// render: its commit runs them with backoff, and a change that fixes
+	// them can arrive meanwhile.
+	journal := hookJournal{path: filepath.Join(r.dir, journalFile)}
+	if pending, cursor, err := journal.load(); err != nil {
+		return err
+	} else if len(pending) > 0 {
+		r.log.Info("running hooks left over from an earlier run", "hooks", pending, "cursor", cursor.String())
+		if err := r.runHooks(ctx, journal, r.ordered(pending), cursor); err != nil {
+			r.log.Warn("left-over hooks failed again; retrying them with the first batch", "err", err)
+			r.status.failed(err)
+			fullRender = true
+		}
+	}
+	store, err := r.a.store(ctx, r.conf.Bucket)
+	if err != nil {
+		return err
+	}
+	inst, err := plugin.NewInstance(ctx, host.InstanceConfig{Watch: r.conf.Name, Outputs: outputs, Hooks: hookNames(r.conf.Hooks)})
+	if err != nil {
+		return fmt.Errorf("plugin %s: %w", r.plugin.Name, err)
+	}
+	defer inst.Close(context.WithoutCancel(ctx))
+	apply := func(ctx context.Context, b kvcore.Batch) error {
+		return r.apply(ctx, inst, fold, journal, b, func() error {
+			if st.Rendered == key {
+				return nil
+			}
+			next := *st
+			next.Rendered = key
+			if err := next.save(r.dir); err != nil {
+				return err
+			}
+			*st = next
+			return nil
+		})
+	}
+	return kvcore.WatchApplied(ctx, store, fold, kvcore.AppliedConfig{
+		Scope:      r.scope(),
+		Window:     r.conf.Batch.Window,
+		MaxBatch:   r.conf.Batch.Max,
+		FullRender: fullRender,
+		Reconcile:  reconcileEvery,
+		OnProgress: r.status.progress,
+		Logger:     r.log,
+	}, apply)
+}
+
+func (r *watchRunner) scope() kvcore.Scope {
+	if r.conf.Prefixes == nil {
+		return kvcore.AllKeys()
+	}
+	return kvcore.Prefixes(r.conf.Prefixes...)
+}
+
+// outputs creates the output directories, removes staging files a crash
+// left in them, and resolves their owners.
+func (r *watchRunner) outputs() (map[string]host.Output, error) {
+	outs := make(map[string]host.Output, len(r.conf.Outputs))
+	for _, o := range r.conf.Outputs {
+		if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+			return nil, fmt.Errorf("output %s: %w", o.Name, err)
+		}
+		swept, err := host.SweepStaged(o.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("output %s: %w", o.Name, err)
+		}
+		if len(swept) > 0 {
+			r.log.Info("removed staging files left by a crash", "output", o.Name, "files", swept)
+		}
+		owner, err := resolveOwner(o.Owner, o.Group)
+		if err != nil {
+			return nil, fmt.Errorf("output %s: %w", o.Name, err)
+		}
+		outs[o.Name] = host.Output{Dir: o.Dir, Mode: o.Mode, Owner: owner}
+	}
+	return outs, nil
+}
+
+// apply hands one batch to the plugin and commits what it staged. It returns
+// nil only once files are committed and requested hooks ran, which is what
+// lets WatchApplied move the cursor.
+func (r *watchRunner) apply(ctx context.Context, inst *host.Instance, fold kvcore.Fold, journal hookJournal, b kvcore.Batch, rendered func() error) error {
+	start := time.Now()
+	r.status.busy(start)
+	defer r.status.busy(time.Time{})
+	view := foldView{fold: fold}
+	var res *host.Result
+	var err error
+	if b.Full {
+		res, err = inst.Render(ctx, hostCursor(b.Cursor), view)
+	} else {
+		res, err = inst.Apply(ctx, hostBatch(b), view)
+	}
+	r.a.metrics.pluginCall(r.conf.Name, b.Full, time.Since(start), err)
+	if err != nil {
+		return fmt.Errorf("plugin %s: %w", r.plugin.Name, err)
+	}
+	if err := r.commit(ctx, res, journal, b.Cursor); err != nil {
+		return err
+	}
+	if b.Full {
+		if err := rendered(); err != nil {
+			return err
+		}
+	}
+	r.status.applied(b, time.Now())
+	r.a.metrics.batchApplied(r.conf.Name, len(b.Updates))
+	return nil
+}
+
+// commit checks, commits and runs the hooks of one plugin result:
+//
+//  1. the check command of every hook due runs against the staged files; a
+//     failing check discards them (unless its hook says on_failure = "ignore");
+//  2. the hooks due are journaled;
+//  3. the staged files are renamed into place and their directories fsynced;
+//  4. the hooks run, in configuration order; the journal is cleared once all
+//     succeeded.
+func (r *watchRunner) commit(ctx context.Context, res *host.Result, journal hookJournal, cursor kvcore.Cursor) error {
+	pending, _, err := journal.load()
+	if err != nil {
+		res.Discard()
+		return err
+	}
+	due := r.ordered(append(pending, res.Hooks()...))
+	if res.Changed() {
+		staged := stagedEnv(res.Staged())
+		for _, name := range due {
+			h := r.hooks[name]
+			if len(h.Check) == 0 {
+				continue
+			}
+			err := runCommand(ctx, r.log.With("hook", name, "check", true), h.Check, h.Timeout, append(r.env(name, cursor), staged))
+			r.a.metrics.command(r.conf.Name, name, "check", err)
+			if err != nil {
+				if h.OnFailure == FailIgnore {
+					r.log.Warn("check failed; committing anyway (on_failure = ignore)", "hook", name, "err", err)
+					continue
+				}
+				res.Discard()
+				return fmt.Errorf("check of hook %s refused the new files (kept the old ones): %w", name, err)
+			}
+		}
+	}
+	if err := journal.store(due, cursor); err != nil {
+		res.Discard()
+		return err
+	}
+	if err := res.Commit(ctx); err != nil {
+		return fmt.Errorf("committing files: %w", err)
+	}
+	return r.runHooks(ctx, journal, due, cursor)
+}
+
+// runHooks runs hooks in order, then clears the journal. A failing hook with
+// on_failure = "retry" stops the run and stays journaled with the ones after it.
+func (r *watchRunner) runHooks(ctx context.Context, journal hookJournal, hooks []string, cursor kvcore.Cursor) error {
+	for i, name := range hooks {
+		h := r.hooks[name]
+		err := runCommand(ctx, r.log.With("hook", name), h.Command, h.Timeout, r.env(name, cursor))
+		r.a.metrics.command(r.conf.Name, name, "hook", err)
+		if err == nil {
+			r.log.Info("hook ran", "hook", name)
+			continue
+		}
+		if h.OnFailure == FailIgnore {
+			r.log.Warn("hook failed; going on (on_failure = ignore)", "hook", name, "err", err)
+			continue
+		}
+		if jerr := journal.store(hooks[i:], cursor); jerr != nil {
+			return errors.Join(err, jerr)
+		}
+		return fmt.Errorf("hook %s: %w", name, err)
+	}
+	return journal.store(nil, kvcore.Cursor{})
+}
+
+// ordered keeps the declared hooks among names, once each, in the order the
+// watch declares them. The host already refuses undeclared hook requests; a
+// journal naming a hook the configuration no longer has drops it, saying so.
+func (r *watchRunner) ordered(names []string) []string {
+	var out []string
+	for _, h := range r.conf.Hooks {
+		if slices.Contains(names, h.Name) {
+			out = append(out, h.Name)
+		}
+	}
+	for _, n := range names {
+		if _, ok := r.hooks[n]; !ok {
+			r.log.Warn("dropping an owed hook the configuration no longer declares", "hook", n)
+		}
+	}
+	return out
+}
+
+// env is what hook and check commands find in their environment besides the
+// agent's own.
+func (r *watchRunner) env(hook string, cursor kvcore.Cursor) []string {
+	rev, _ := cursor.Revision()
+	return []string{
+		"SLIPAGENT_WATCH=" + r.conf.Name,
+		"SLIPAGENT_BUCKET=" + r.conf.Bucket,
+		"SLIPAGENT_HOOK=" + hook,
+		"SLIPAGENT_REVISION=" + strconv.FormatUint(rev, 10),
+	}
+}
+
+// stagedEnv lists staged files for check commands: one line per file,
+// "<staged path>\t<target path>", with an empty staged path for a removal.
+func stagedEnv(files []host.StagedFile) string {
+	var b strings.Builder
+	b.WriteString("SLIPAGENT_STAGED=")
+	for i, f := range files {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(f.File + "\t" + f.Target)
+	}
+	return b.String()
+}
+
+func hookNames(hooks []*HookConf) []string {
+	names := make([]string, len(hooks))
+	for i, h := range hooks {
+		names[i] = h.Name
+	}
+	return names
+}
+
+// resolveOwner turns user and group names (or numeric ids) into an owner;
+// nil when neither is set. A missing one keeps the agent's own id.
+func resolveOwner(owner, group string) (*host.Owner, error) {
+	if owner == "" && group == "" {
+		return nil, nil
+	}
+	o := &host.Owner{UID: os.Getuid(), GID: os.Getgid()}
+	if owner != "" {
+		u, err := user.Lookup(owner)
+		if err != nil {
+			if u, err = user.LookupId(owner); err != nil {
+				return nil, fmt.Errorf("owner %q: %w", owner, err)
+			}
+		}
+		o.UID, _ = strconv.Atoi(u.Uid)
+		if group == "" {
+			o.GID, _ = strconv.Atoi(u.Gid)
+		}
+	}
+	if group != "" {
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			if g, err = user.LookupGroupId(group); err != nil {
+				return nil, fmt.Errorf("group %q: %w", group, err)
+			}
+		}
+		o.GID, _ = strconv.Atoi(g.Gid)
+	}
+	return o, nil
+}
