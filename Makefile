@@ -5,7 +5,7 @@ FUZZTIME ?= 20s
 BENCH    ?= .
 BENCHTIME ?= 1x
 
-.PHONY: help build run test test-short bench fuzz check plugins clean
+.PHONY: help build run test test-short bench fuzz check plugins plugins-go plugin-c clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -13,7 +13,8 @@ help: ## list targets
 build: ## build bin/slipagent
 	$(GO) build -o $(BIN)/slipagent ./cmd/slipagent
 
-run: build ## run the agent on an embedded NATS server with the example plugins (output in ./dev-out)
+run: build plugins-go ## run the agent on an embedded NATS server with the example plugins (output in ./dev-out)
+	@command -v clang >/dev/null 2>&1 && $(MAKE) --no-print-directory plugin-c || echo "(no clang for wasm32-wasi: the C example plugin is left out)"
 	$(BIN)/slipagent dev
 
 test: ## every test, with the race detector (what CI runs)
@@ -41,12 +42,17 @@ check: ## gofmt, vet (host and wasip1), go mod tidy, then the tests
 
 GO_PLUGINS := files template nginx-upstreams
 
-plugins: ## build every example plugin into bin/plugins/ (the C one needs clang for wasm32-wasi)
+plugins: plugins-go plugin-c ## build every example plugin into bin/plugins/ (the C one needs clang for wasm32-wasi)
+
+plugins-go: ## build the Go example plugins into bin/plugins/
 	@mkdir -p $(BIN)/plugins
 	@set -e; for p in $(GO_PLUGINS); do \
 	  echo "go    $(BIN)/plugins/$$p.wasm"; \
 	  GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $(BIN)/plugins/$$p.wasm ./plugins/examples/$$p; \
 	done
+
+plugin-c: ## build the C example plugin into bin/plugins/ (needs clang, lld and wasi-libc)
+	@mkdir -p $(BIN)/plugins
 	@echo "clang $(BIN)/plugins/envfile.wasm"
 	@clang --target=wasm32-wasi -O2 -mexec-model=reactor -Wall -Wextra -Werror -Wl,--strip-all \
 	  -o $(BIN)/plugins/envfile.wasm plugins/examples/envfile/envfile.c

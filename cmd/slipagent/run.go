@@ -24,6 +24,11 @@ type command struct {
 }
 
 var commands = []command{
+	{"run", "run the agent (the systemd service)", runRun},
+	{"dev", "run the agent on an embedded NATS server with the example plugins", runDev},
+	{"validate", "check a configuration and its plugin modules", runValidate},
+	{"status", "show the watches of a running agent", runStatus},
+	{"kv", "get, put, delete, list or watch keys of a bucket", runKV},
 	{"snapshot", "inspect, verify, dump or repair a snapshot (fold) file", runSnapshot},
 }
 

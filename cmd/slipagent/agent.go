@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/slipstreamkv/slipstream/agent"
+	"github.com/slipstreamkv/slipstream/plugins/host"
+)
+
+const defaultConfig = "/etc/slipagent/agent.hcl"
+
+const runUsage = `usage: slipagent run [-config PATH] [-log-format text|json]
+
+Runs the agent as a service (systemd Type=notify): every watch of the
+configuration keeps its fold in sync and applies changes through its plugin.
+SIGHUP reloads the configuration; SIGINT or SIGTERM stops gracefully, a second
+one exits at once.`
+
+func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("slipagent run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, runUsage); fs.PrintDefaults() }
+	path := fs.String("config", defaultConfig, "configuration file, or directory of *.hcl files")
+	format := fs.String("log-format", "text", "log format: text or json")
+	if err := fs.Parse(args); err != nil {
+		return usageCode(err)
+	}
+	cfg, code := loadConfig(*path, stderr)
+	if cfg == nil {
+		return code
+	}
+	level := new(slog.LevelVar)
+	logger, err := newLogger(stderr, *format, level)
+	if err != nil {
+		fmt.Fprintf(stderr, "slipagent run: %v\n", err)
+		return exitUsage
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-hup:
+				select {
+				case reload <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	load := func() (*agent.Config, error) { return agent.Load(*path) }
+	if err := agent.Serve(ctx, cfg, load, reload, level, agent.Options{Logger: logger}); err != nil {
+		logger.Error("agent failed", "err", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+const validateUsage = `usage: slipagent validate [-config PATH] [-modules=false]
+
+Checks a configuration: syntax, types, references between blocks, and (unless
+-modules=false) that every plugin module loads: it compiles, matches its
+sha256 pin and speaks the plugin ABI.`
+
+func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("slipagent validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, validateUsage); fs.PrintDefaults() }
+	path := fs.String("config", defaultConfig, "configuration file, or directory of *.hcl files")
+	modules := fs.Bool("modules", true, "also load every plugin module")
+	if err := fs.Parse(args); err != nil {
+		return usageCode(err)
+	}
+	cfg, code := loadConfig(*path, stderr)
+	if cfg == nil {
+		return code
+	}
+	if *modules {
+		eng, err := host.New(ctx, host.Config{})
+		if err != nil {
+			fmt.Fprintf(stderr, "slipagent validate: %v\n", err)
+			return exitFailure
+		}
+		defer eng.Close(context.WithoutCancel(ctx))
+		failed := false
+		for _, p := range cfg.Plugins {
+			wasm, err := os.ReadFile(p.Module)
+			if err == nil {
+				var pl *host.Plugin
+				pl, err = eng.Load(ctx, wasm, host.PluginConfig{Name: p.Name, SHA256: p.SHA256, MemoryLimit: uint64(p.Memory), Timeout: p.Timeout, Config: p.ConfigMap})
+				if err == nil {
+					pl.Close(ctx)
+				}
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "plugin %q: %v\n", p.Name, err)
+				failed = true
+			}
+		}
+		if failed {
+			return exitFailure
+		}
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d watches, %d plugins)\n", *path, len(cfg.Watches), len(cfg.Plugins))
+	return exitOK
+}
+
+// loadConfig loads a configuration, printing its problems with their source
+// lines. It returns nil and the exit code on failure.
+func loadConfig(path string, stderr io.Writer) (*agent.Config, int) {
+	cfg, err := agent.Load(path)
+	var ce *agent.ConfigError
+	switch {
+	case errors.As(err, &ce):
+		_ = ce.Render(stderr)
+		return nil, exitFailure
+	case err != nil:
+		fmt.Fprintf(stderr, "slipagent: %v\n", err)
+		return nil, exitFailure
+	}
+	return cfg, exitOK
+}
+
+func newLogger(w io.Writer, format string, level *slog.LevelVar) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("unknown log format %q (text or json)", format)
+}
+
+// usageCode is the exit code for a flag parsing error: 0 for -h.
+func usageCode(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	return exitUsage
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slipstreamkv/slipstream/internal/natstest"
+	"github.com/slipstreamkv/slipstream/internal/plugintest"
+)
+
+func TestMain(m *testing.M) { plugintest.Main(m) }
+
+func TestValidate(t *testing.T) {
+	code, out, errOut := runCmd(t, "validate", "-config", "../../agent.hcl.example", "-modules=false")
+	if code != exitOK || !strings.Contains(out, "ok (1 watches, 1 plugins)") {
+		t.Errorf("validate example = %d %q %q", code, out, errOut)
+	}
+
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.hcl")
+	os.WriteFile(bad, []byte("watch \"w\" {\n  buckett = \"b\"\n  plugin = \"p\"\n}\n"), 0o644)
+	code, _, errOut = runCmd(t, "validate", "-config", bad)
+	if code != exitFailure || !strings.Contains(errOut, `Did you mean "bucket"?`) || !strings.Contains(errOut, "buckett = ") {
+		t.Errorf("validate typo = %d, stderr:\n%s\nwant the diagnostic with its source line", code, errOut)
+	}
+
+	// Modules are loaded: a good one passes, a wrong pin fails.
+	wasm := filepath.Join(dir, "files.wasm")
+	os.WriteFile(wasm, plugintest.Module(t, "plugins/examples/files"), 0o644)
+	cfg := filepath.Join(dir, "agent.hcl")
+	os.WriteFile(cfg, []byte(`plugin "files" { module = "files.wasm" }`), 0o644)
+	if code, out, errOut := runCmd(t, "validate", "-config", cfg); code != exitOK {
+		t.Errorf("validate with a good module = %d %q %q", code, out, errOut)
+	}
+	os.WriteFile(cfg, []byte(`plugin "files" {
+  module = "files.wasm"
+  sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+}`), 0o644)
+	if code, _, errOut := runCmd(t, "validate", "-config", cfg); code != exitFailure || !strings.Contains(errOut, "sha256") {
+		t.Errorf("validate with a wrong pin = %d %q", code, errOut)
+	}
+}
+
+func TestKV(t *testing.T) {
+	srv := natstest.Run(t)
+	kv := func(args ...string) (int, string, string) {
+		return runCmd(t, append([]string{"kv", "-server", srv.URL()}, args...)...)
+	}
+	if code, out, errOut := kv("put", "cfg", "node.a", "1"); code != exitOK || !strings.Contains(out, "rev 1") {
+		t.Fatalf("put = %d %q %q", code, out, errOut)
+	}
+	kv("put", "cfg", "node.b", "2")
+	kv("put", "cfg", "other.c", "3")
+	if code, out, _ := kv("get", "cfg", "node.a"); code != exitOK || out != "1" {
+		t.Errorf("get = %d %q", code, out)
+	}
+	if code, out, _ := kv("keys", "cfg", "node."); code != exitOK || out != "node.a\nnode.b\n" {
+		t.Errorf("keys = %d %q", code, out)
+	}
+	if code, _, _ := kv("delete", "cfg", "node.a"); code != exitOK {
+		t.Errorf("delete = %d", code)
+	}
+	if code, _, errOut := kv("get", "cfg", "node.a"); code != exitFailure || !strings.Contains(errOut, "not found") {
+		t.Errorf("get deleted = %d %q", code, errOut)
+	}
+	wctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	code := run(wctx, []string{"kv", "-server", srv.URL(), "watch", "cfg", "node."}, &out, &errOut)
+	if code != exitOK || out.String() != "2 put node.b \"2\"\n4 delete node.a\n# caught up\n" {
+		t.Errorf("watch = %d %q %q", code, out.String(), errOut.String())
+	}
+	if code, _, _ := kv("frobnicate", "cfg"); code != exitUsage {
+		t.Errorf("unknown kv command = %d, want usage", code)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte(`{"ready": false, "watches": [{"name": "routes", "bucket": "routes", "state": "failing", "revision": 42, "consecutive_failures": 3, "last_error": "hook reload: exit status 1"}]}`))
+	}))
+	defer srv.Close()
+	code, out, _ := runCmd(t, "status", "-addr", strings.TrimPrefix(srv.URL, "http://"))
+	if code != exitFailure || !strings.Contains(out, "routes") || !strings.Contains(out, "failing") || !strings.Contains(out, "hook reload: exit status 1") {
+		t.Errorf("status = %d\n%s", code, out)
+	}
+}
+
+// TestDev runs "slipagent dev" with the example plugins until every watch
+// has rendered its outputs.
+func TestDev(t *testing.T) {
+	dir, plugins := t.TempDir(), t.TempDir()
+	for _, name := range []string{"nginx-upstreams", "files", "template"} {
+		os.WriteFile(filepath.Join(plugins, name+".wasm"), plugintest.Module(t, "plugins/examples/"+name), 0o644)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var stdout, stderr bytes.Buffer
+	go func() {
+		done <- run(ctx, []string{"dev", "-dir", dir, "-plugins", plugins, "-port", "0", "-http", "127.0.0.1:0"}, &stdout, &stderr)
+	}()
+	outputs := []string{"out/nginx/upstreams.conf", "out/files/motd.txt", "out/template/app.conf", "out/hooks.log"}
+	deadline := time.Now().Add(2 * time.Minute)
+	for _, o := range outputs {
+		for {
+			if _, err := os.Stat(filepath.Join(dir, o)); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				cancel()
+				<-done
+				t.Fatalf("dev mode did not write %s; stderr:\n%s", o, stderr.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Fatalf("dev exited %d; stderr:\n%s", code, stderr.String())
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "out/nginx/upstreams.conf"))
+	if !strings.Contains(string(b), "server 10.0.0.1:8080 weight=3;") {
+		t.Errorf("upstreams.conf:\n%s", b)
+	}
+	if !strings.Contains(stdout.String(), "bin/slipagent kv -server nats://127.0.0.1:") {
+		t.Errorf("banner:\n%s", stdout.String())
+	}
+}

@@ -1,0 +1,322 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/slipstreamkv/slipstream/agent"
+	"github.com/slipstreamkv/slipstream/kvcore"
+	"github.com/slipstreamkv/slipstream/kvcore/natskv"
+)
+
+const devUsage = `usage: slipagent dev [-dir DIR] [-plugins DIR] [-port N] [-http ADDR]
+
+Runs the whole pipeline on this machine with no setup: an embedded NATS server
+with JetStream (its data in DIR/nats), example buckets seeded with sample
+configuration, the example plugins (built into -plugins by "make plugins"), and
+an agent that renders them into DIR/out. Change a key with "slipagent kv" and
+watch the files follow. The generated configuration is DIR/agent.hcl.`
+
+// devPlugins are the example modules dev mode runs; optional ones (the C
+// example needs clang) are left out when missing.
+var devPlugins = []struct {
+	name     string
+	optional bool
+}{{"nginx-upstreams", false}, {"files", false}, {"template", false}, {"envfile", true}}
+
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("slipagent dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, devUsage+"\n\nflags:"); fs.PrintDefaults() }
+	dir := fs.String("dir", "dev-out", "where the server's data, the agent's state and the outputs go")
+	plugins := fs.String("plugins", "bin/plugins", "directory holding the example plugin modules")
+	port := fs.Int("port", 4222, "NATS port (a free one is picked if it is taken)")
+	httpAddr := fs.String("http", "127.0.0.1:9464", "the agent's /metrics, /healthz, /readyz and /status (a free port is picked if it is taken)")
+	if err := fs.Parse(args); err != nil {
+		return usageCode(err)
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "slipagent dev: %v\n", err)
+		return exitFailure
+	}
+	abs, err := filepath.Abs(*dir)
+	if err != nil {
+		return fail(err)
+	}
+	modules, err := filepath.Abs(*plugins)
+	if err != nil {
+		return fail(err)
+	}
+	var have []string
+	for _, p := range devPlugins {
+		_, err := os.Stat(filepath.Join(modules, p.name+".wasm"))
+		switch {
+		case err == nil:
+			have = append(have, p.name)
+		case !p.optional:
+			return fail(fmt.Errorf("plugin module %s: %w (build the examples with \"make plugins\")", p.name, err))
+		}
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return fail(err)
+	}
+
+	srv, err := startDevServer(filepath.Join(abs, "nats"), *port)
+	if err != nil {
+		return fail(err)
+	}
+	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
+	url := srv.ClientURL()
+	if err := seedDev(ctx, url); err != nil {
+		return fail(err)
+	}
+	listen := freeAddr(*httpAddr)
+	if err := writeDevScripts(abs); err != nil {
+		return fail(err)
+	}
+	cfgPath := filepath.Join(abs, "agent.hcl")
+	if err := os.WriteFile(cfgPath, []byte(devConfig(abs, modules, url, listen, have)), 0o644); err != nil {
+		return fail(err)
+	}
+	cfg, code := loadConfig(cfgPath, stderr)
+	if cfg == nil {
+		return code
+	}
+	fmt.Fprintf(stdout, `slipagent dev
+  NATS          %[1]s (JetStream data in %[2]s/nats)
+  config        %[3]s
+  outputs       %[2]s/out  (hook runs are logged to %[2]s/out/hooks.log)
+  status        http://%[4]s/status
+
+Try, in another terminal:
+  bin/slipagent kv -server %[1]s put routes upstream.api.s3 '{"address": "10.0.0.3:8080"}'
+  bin/slipagent kv -server %[1]s put app files.motd.txt 'hello again'
+  bin/slipagent kv -server %[1]s delete app env.DEBUG
+  bin/slipagent status -addr %[4]s
+Ctrl-C stops.
+
+`, url, abs, cfgPath, listen)
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.Level}))
+	a, err := agent.New(cfg, agent.Options{Logger: logger})
+	if err != nil {
+		return fail(err)
+	}
+	if err := a.Run(ctx); err != nil {
+		return fail(err)
+	}
+	return exitOK
+}
+
+// startDevServer starts a JetStream server on loopback, on port if it is
+// free (else any port), keeping its data in storeDir across runs.
+func startDevServer(storeDir string, port int) (*server.Server, error) {
+	if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err != nil {
+		port = server.RANDOM_PORT
+	} else {
+		l.Close()
+	}
+	srv, err := server.NewServer(&server.Options{
+		ServerName: "slipagent-dev", Host: "127.0.0.1", Port: port,
+		JetStream: true, StoreDir: storeDir, NoSigs: true, NoLog: true,
+		JetStreamMaxMemory: 64 << 20, JetStreamMaxStore: 1 << 30,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("embedded NATS did not start within 10s")
+	}
+	return srv, nil
+}
+
+// freeAddr returns addr if it can be listened on, else the same host with
+// any free port.
+func freeAddr(addr string) string {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		host, _, _ := net.SplitHostPort(addr)
+		if l, err = net.Listen("tcp", net.JoinHostPort(host, "0")); err != nil {
+			return addr
+		}
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// devSeed is the sample configuration dev mode puts in empty buckets.
+var devSeed = map[string][][2]string{
+	"routes": {
+		{"upstream.api.s1", `{"address": "10.0.0.1:8080", "weight": 3}`},
+		{"upstream.api.s2", `{"address": "10.0.0.2:8080", "max_fails": 2, "fail_timeout": "10s"}`},
+		{"upstream.web.s1", `{"address": "10.0.1.1:80"}`},
+	},
+	"app": {
+		{"files.motd.txt", "Welcome to a host configured by slipagent.\n"},
+		{"files.flags/checkout.json", `{"new_checkout": true}` + "\n"},
+		{"app.name", "demo"},
+		{"app.replicas", "3"},
+		{"env.LOG_LEVEL", "info"},
+		{"env.DEBUG", "false"},
+	},
+}
+
+// seedDev creates the dev buckets and fills the empty ones.
+func seedDev(ctx context.Context, url string) error {
+	conn := natskv.New(natskv.Options{Servers: []string{url}, Timeout: 10 * time.Second})
+	if err := conn.Connect(ctx); err != nil {
+		return err
+	}
+	defer conn.Close()
+	for bucket, kvs := range devSeed {
+		s, err := conn.Store(ctx, kvcore.StoreConfig{Bucket: bucket, History: 5})
+		if err != nil {
+			return err
+		}
+		keys, err := s.Keys(ctx, "")
+		if err != nil {
+			return err
+		}
+		if len(keys) > 0 {
+			continue
+		}
+		for _, kv := range kvs {
+			if _, err := s.Put(ctx, kv[0], []byte(kv[1])); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// devHook and devCheck stand in for "systemctl reload …" and "nginx -t" in
+// dev mode: the hook logs its run, the check refuses empty staged files.
+const (
+	devHook = `#!/bin/sh
+# A stand-in for a reload in "slipagent dev": it logs the run.
+echo "$(date +%T) $1 (watch $SLIPAGENT_WATCH, revision $SLIPAGENT_REVISION)" >> "$(dirname "$0")/out/hooks.log"
+`
+	devCheck = `#!/bin/sh
+# A stand-in for "nginx -t" in "slipagent dev": every staged file must be non-empty.
+printf '%s\n' "$SLIPAGENT_STAGED" | cut -f1 | while read -r f; do
+	[ -z "$f" ] || [ -s "$f" ] || { echo "check: $f is empty" >&2; exit 1; }
+done
+`
+)
+
+// writeDevScripts puts the hook and check scripts in dir.
+func writeDevScripts(dir string) error {
+	for name, body := range map[string]string{"hook.sh": devHook, "check.sh": devCheck} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// devConfig is the agent configuration dev mode runs.
+func devConfig(dir, modules, url, listen string, plugins []string) string {
+	hookScript, checkScript := filepath.Join(dir, "hook.sh"), filepath.Join(dir, "check.sh")
+	hook := func(name, what string, check bool) string {
+		s := fmt.Sprintf("  hook %q {\n    command = [\"sh\", %q, %q]\n    timeout = \"5s\"\n", name, hookScript, what)
+		if check {
+			s += fmt.Sprintf("    check   = [\"sh\", %q] # a real host would run [\"nginx\", \"-t\"]\n", checkScript)
+		}
+		return s + "  }\n"
+	}
+	module := func(name string) string { return filepath.Join(modules, name+".wasm") }
+	var b strings.Builder
+	fmt.Fprintf(&b, `# Generated by "slipagent dev"; edit the generator, not this file.
+data_dir = "data"
+
+nats {
+  servers = [%q]
+}
+
+http {
+  listen = %q
+}
+`, url, listen)
+	for _, p := range plugins {
+		switch p {
+		case "nginx-upstreams":
+			fmt.Fprintf(&b, `
+plugin "nginx-upstreams" {
+  module = %q
+}
+
+watch "nginx" {
+  bucket   = "routes"
+  prefixes = ["upstream."]
+  plugin   = "nginx-upstreams"
+  output "conf" { dir = "out/nginx" }
+%s}
+`, module(p), hook("reload", "nginx reload", true))
+		case "files":
+			fmt.Fprintf(&b, `
+plugin "files" {
+  module = %q
+  config = { prefix = "files.", hook = "changed" }
+}
+
+watch "files" {
+  bucket   = "app"
+  prefixes = ["files."]
+  plugin   = "files"
+  output "files" { dir = "out/files" }
+%s}
+`, module(p), hook("changed", "files changed", false))
+		case "template":
+			fmt.Fprintf(&b, `
+plugin "template" {
+  module = %q
+  config = {
+    prefix   = "app."
+    path     = "app.conf"
+    template = <<-EOT
+      # rendered by slipagent at revision {{ .Revision }}
+      {{- range .Entries }}
+      {{ trimPrefix "app." .Key }} = {{ .Value }}
+      {{- end }}
+    EOT
+  }
+}
+
+watch "template" {
+  bucket   = "app"
+  prefixes = ["app."]
+  plugin   = "template"
+  output "out" { dir = "out/template" }
+%s}
+`, module(p), hook("reload", "app reload", false))
+		case "envfile":
+			fmt.Fprintf(&b, `
+plugin "envfile" {
+  module = %q
+  config = { prefix = "env.", path = "app.env", hook = "restart" }
+}
+
+watch "env" {
+  bucket   = "app"
+  prefixes = ["env."]
+  plugin   = "envfile"
+  output "env" { dir = "out/env" }
+%s}
+`, module(p), hook("restart", "app restart", false))
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"text/tabwriter"
+	"time"
+
+	"github.com/slipstreamkv/slipstream/agent"
+)
+
+const statusUsage = `usage: slipagent status [-addr HOST:PORT]
+
+Prints the state of every watch of a running agent, from its http listener.
+Exits 1 unless every watch has caught up and none is failing.`
+
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("slipagent status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, statusUsage); fs.PrintDefaults() }
+	addr := fs.String("addr", "127.0.0.1:9464", "the agent's http listen address")
+	if err := fs.Parse(args); err != nil {
+		return usageCode(err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+*addr+"/status", nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "slipagent status: %v\n", err)
+		return exitUsage
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintf(stderr, "slipagent status: %v\n", err)
+		return exitFailure
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Ready   bool                `json:"ready"`
+		Watches []agent.WatchStatus `json:"watches"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		fmt.Fprintf(stderr, "slipagent status: bad answer from %s: %v\n", *addr, err)
+		return exitFailure
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "WATCH\tBUCKET\tSTATE\tREVISION\tBATCHES\tFAILURES\tLAST ERROR")
+	for _, w := range st.Watches {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\n", w.Name, w.Bucket, w.State, w.Revision, w.Batches, w.Failures, w.LastError)
+	}
+	tw.Flush()
+	if !st.Ready {
+		return exitFailure
+	}
+	return exitOK
+}
