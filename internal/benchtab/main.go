@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -36,12 +37,18 @@ func main() {
 	render(os.Stdout, results)
 }
 
-// parse reads benchmark lines: "BenchmarkX-2  N  V1 unit1  V2 unit2 ...".
+// parse reads benchmark lines: "BenchmarkX-2  N  V1 unit1  V2 unit2 ...",
+// naming each after the last element of the package ("pkg: …" line) it ran in.
 func parse(r io.Reader) ([]result, error) {
 	var out []result
+	pkg := ""
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
+		if p, ok := strings.CutPrefix(sc.Text(), "pkg: "); ok {
+			pkg = path.Base(strings.TrimSpace(p)) + " "
+			continue
+		}
 		f := strings.Fields(sc.Text())
 		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
 			continue
@@ -49,7 +56,7 @@ func parse(r io.Reader) ([]result, error) {
 		if _, err := strconv.Atoi(f[1]); err != nil {
 			continue
 		}
-		res := result{name: trimProcs(strings.TrimPrefix(f[0], "Benchmark")), metrics: map[string]float64{}}
+		res := result{name: pkg + trimProcs(strings.TrimPrefix(f[0], "Benchmark")), metrics: map[string]float64{}}
 		for i := 2; i+1 < len(f); i += 2 {
 			v, err := strconv.ParseFloat(f[i], 64)
 			if err != nil {

@@ -8,6 +8,7 @@ import (
 
 func TestRenderPairsOursWithBaseline(t *testing.T) {
 	in := `goos: linux
+pkg: github.com/slipstreamkv/slipstream/kvcore/natskv
 BenchmarkScan/100k/ours-2         	       1	 200000000 ns/op	   500000 keys/s
 BenchmarkScan/100k/baseline-2     	       1	 180000000 ns/op	   555555 keys/s
 BenchmarkLonely-2                 	      10	      1234 ns/op
@@ -23,7 +24,7 @@ PASS
 	var out bytes.Buffer
 	render(&out, results)
 	got := out.String()
-	for _, want := range []string{"Scan/100k", "200000000", "180000000", "0.90", "Lonely", "1234"} {
+	for _, want := range []string{"natskv Scan/100k", "200000000", "180000000", "0.90", "Lonely", "1234"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("table lacks %q:\n%s", want, got)
 		}
