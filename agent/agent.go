@@ -46,6 +46,7 @@ type Agent struct {
 	ownConn  bool
 	metrics  *metrics
 	watches  []*watchRunner
+	changed  chan struct{} // a watch's status changed (see watchStatus.poke)
 
 	mu      sync.Mutex
 	engine  *host.Engine
@@ -65,7 +66,7 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 	if cfg == nil || cfg.NATS == nil || cfg.DataDir == "" {
 		return nil, errors.New("agent: configuration not finalized (use Load or Parse)")
 	}
-	a := &Agent{cfg: cfg, log: opts.Logger, notify: opts.Notify, conn: opts.Conn, cacheDir: opts.PluginCacheDir, plugins: map[string]*pluginSlot{}}
+	a := &Agent{cfg: cfg, log: opts.Logger, notify: opts.Notify, conn: opts.Conn, cacheDir: opts.PluginCacheDir, plugins: map[string]*pluginSlot{}, changed: make(chan struct{}, 1)}
 	if a.cacheDir == "" {
 		a.cacheDir = filepath.Join(cfg.DataDir, "cache")
 	}

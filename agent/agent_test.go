@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -253,9 +255,23 @@ func TestEndToEndFilesFollowTheBucket(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != want {
 			t.Errorf("GET %s = %d, want %d", path, resp.StatusCode, want)
+		}
+		if path != "/metrics" {
+			continue
+		}
+		for _, m := range []string{
+			`slipagent_watch_ready{bucket="cfg",watch="cfg"} 1`,
+			fmt.Sprintf(`slipagent_watch_revision{bucket="cfg",watch="cfg"} %d`, last),
+			`slipagent_plugin_calls_total{kind="render",result="ok",watch="cfg"} 1`,
+			`slipagent_commands_total{hook="changed",kind="hook",result="ok",watch="cfg"}`,
+		} {
+			if !strings.Contains(string(body), m) {
+				t.Errorf("/metrics lacks %s", m)
+			}
 		}
 	}
 	stop()
@@ -503,10 +519,21 @@ func TestServeReloadsConfiguration(t *testing.T) {
 		}
 		return fi.Mode().Perm()
 	}
-	waitFor(t, "the first agent", func() bool { return mode() == 0o644 })
+	readies := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, note := range notes {
+			if note == "READY=1" {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, "the first agent to be ready", func() bool { return mode() == 0o644 && readies() == 1 })
 	reload <- struct{}{} // refused: the running agent keeps going
 	reload <- struct{}{} // accepted
-	waitFor(t, "the reloaded agent to render with the new mode", func() bool { return mode() == 0o600 })
+	waitFor(t, "the reloaded agent to render with the new mode and be ready", func() bool { return mode() == 0o600 && readies() == 2 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Serve = %v", err)
@@ -521,6 +548,16 @@ func TestServeReloadsConfiguration(t *testing.T) {
 	}
 	if loads != 2 || reloading != 1 {
 		t.Errorf("loads %d, RELOADING notifications %d; want 2 and 1 (the broken edit is refused)", loads, reloading)
+	}
+	// READY comes once per agent: before the reload and after it.
+	var order []string
+	for _, n := range notes {
+		if n == "READY=1" || strings.HasPrefix(n, "RELOADING=1") {
+			order = append(order, strings.SplitN(n, "\n", 2)[0])
+		}
+	}
+	if !slices.Equal(order, []string{"READY=1", "RELOADING=1", "READY=1"}) {
+		t.Errorf("READY/RELOADING notifications %q, want READY, RELOADING, READY", order)
 	}
 	// systemd takes STOPPING=1 as the service going away: it may only come
 	// last, when Serve itself stops, never during a reload.
@@ -647,4 +684,76 @@ http { listen = "`+ln.Addr().String()+`" }
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return after the agent failed to start")
 	}
+}
+
+func TestWatchdogStopsOnlyForAStuckBatch(t *testing.T) {
+	f := newFixture(t)
+	cfg := f.config(filesConfig)
+	a, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	budget := cfg.Plugins[0].Timeout + stuckGrace + 2*cfg.Watches[0].Hooks[0].Timeout
+	for _, tt := range []struct {
+		name  string
+		busy  time.Time
+		stuck bool
+	}{
+		{"idle", time.Time{}, false},
+		{"applying within budget", now.Add(-budget + time.Second), false},
+		{"applying past budget", now.Add(-budget - time.Second), true},
+	} {
+		st := []WatchStatus{{Name: "cfg", BusySince: tt.busy}}
+		if got := a.stuck(st, now); got != tt.stuck {
+			t.Errorf("%s: stuck = %v, want %v", tt.name, got, tt.stuck)
+		}
+	}
+}
+
+// TestClusterLeaderLossIsRiddenThrough runs a watch of an R3 bucket on a
+// 3-node cluster and stops the bucket's stream leader: changes made through
+// the survivors keep reaching the outputs.
+func TestClusterLeaderLossIsRiddenThrough(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test skipped in -short mode")
+	}
+	c := natstest.RunCluster(t, 3)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "files.wasm"), plugintest.Module(t, "plugins/examples/files"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writer := natskv.New(natskv.Options{Servers: c.URLs(), Timeout: 10 * time.Second, ReconnectWait: 50 * time.Millisecond})
+	if err := writer.Connect(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	store, err := writer.Store(t.Context(), kvcore.StoreConfig{Bucket: "cfg", Replicas: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(key, value string) uint64 {
+		t.Helper()
+		v, err := store.Put(t.Context(), key, []byte(value))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rev, _ := v.Revision()
+		return rev
+	}
+	put("files.a.conf", "1")
+	servers := `"` + strings.Join(c.URLs(), `", "`) + `"`
+	f := &fixture{t: t, dir: dir}
+	cfg, err := Parse(filepath.Join(dir, "agent.hcl"), []byte(strings.NewReplacer("$DIR", dir, `["$NATS"]`, "["+servers+"]").Replace(filesConfig)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := f.start(cfg)
+	waitFor(t, "the first sync", func() bool { return a.Ready() })
+
+	c.StreamLeader("$G", "KV_cfg").Shutdown()
+	last := put("files.a.conf", "after the leader left")
+	waitFor(t, "the change made after the leader loss", func() bool {
+		return readFile(filepath.Join(dir, "out", "a.conf")) == "after the leader left" && a.Status()[0].Revision == last
+	})
 }

@@ -22,7 +22,8 @@ func (a *Agent) notifyf(format string, args ...any) {
 	}
 }
 
-// reportInterval is how often STATUS is refreshed.
+// reportInterval is how often the reporter looks at the watches when no
+// status change wakes it.
 const reportInterval = time.Second
 
 // report keeps systemd informed until ctx ends: READY=1 once every watch has
@@ -58,6 +59,7 @@ func (a *Agent) report(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-a.changed:
 		}
 	}
 }

@@ -43,14 +43,24 @@ func (s WatchStatus) Healthy() bool { return s.State != stateFailing }
 func (s WatchStatus) Settled() bool { return s.Synced || s.Failures > 0 || s.State == stateFailing }
 
 // watchStatus is a WatchStatus updated by the watch's goroutines and read by
-// the HTTP and systemd reporters.
+// the HTTP and systemd reporters. changed is poked (without blocking) when
+// the state, the cursor or the failures change, so systemd hears at once.
 type watchStatus struct {
-	mu sync.Mutex
-	s  WatchStatus
+	mu      sync.Mutex
+	s       WatchStatus
+	changed chan<- struct{}
 }
 
-func newWatchStatus(w *WatchConf) *watchStatus {
-	return &watchStatus{s: WatchStatus{Name: w.Name, Bucket: w.Bucket, Plugin: w.Plugin, State: stateStarting, Cursor: "none"}}
+func newWatchStatus(w *WatchConf, changed chan<- struct{}) *watchStatus {
+	return &watchStatus{s: WatchStatus{Name: w.Name, Bucket: w.Bucket, Plugin: w.Plugin, State: stateStarting, Cursor: "none"}, changed: changed}
+}
+
+// poke tells the reporter something changed; a pending poke is enough.
+func (w *watchStatus) poke() {
+	select {
+	case w.changed <- struct{}{}:
+	default:
+	}
 }
 
 func (w *watchStatus) get() WatchStatus {
@@ -75,6 +85,7 @@ func (w *watchStatus) progress(p kvcore.Progress) {
 	default:
 		w.s.State = stateSyncing
 	}
+	w.poke()
 }
 
 // failed records a failure to set the watch up or keep it running.
@@ -83,6 +94,7 @@ func (w *watchStatus) failed(err error) {
 	defer w.mu.Unlock()
 	w.s.State, w.s.LastError = stateFailing, err.Error()
 	w.s.Failures++
+	w.poke()
 }
 
 func (w *watchStatus) applied(b kvcore.Batch, at time.Time) {

@@ -50,7 +50,7 @@ func newWatchRunner(a *Agent, w *WatchConf) *watchRunner {
 		log:    a.log.With("watch", w.Name),
 		dir:    filepath.Join(a.cfg.DataDir, "watches", w.Name),
 		hooks:  make(map[string]*HookConf, len(w.Hooks)),
-		status: newWatchStatus(w),
+		status: newWatchStatus(w, a.changed),
 	}
 	for _, p := range a.cfg.Plugins {
 		if p.Name == w.Plugin {
