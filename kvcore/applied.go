@@ -53,6 +53,9 @@ type Source interface {
 	Watcher
 	// Keys lists the live keys under prefix; see [Reader].
 	Keys(ctx context.Context, prefix string) ([]string, error)
+	// Get reads one key; see [Reader]. The loop asks it to confirm that a
+	// key missing from a listing is really gone before deleting it.
+	Get(ctx context.Context, key string) (Entry, error)
 }
 
 // Progress is a snapshot of a [WatchApplied] loop's state, passed to
@@ -316,18 +319,29 @@ func (l *appliedLoop) sync(ctx context.Context, wa Watch) error {
 }
 
 // staleDeletes returns synthetic deletes (unknown version) for the keys the
-// fold holds under the scope that are not in live.
+// fold holds under the scope that are not in live and that the source
+// confirms are gone: a listing taken while the bucket changes may miss a
+// live key, and deleting it would be worse than keeping a stale one until
+// the next reconciliation.
 func (l *appliedLoop) staleDeletes(ctx context.Context, live map[string]struct{}) ([]Update, error) {
 	stale, err := StaleKeys(ctx, l.fold, l.cfg.Scope.List(), live)
 	if err != nil {
 		return nil, fmt.Errorf("kvcore: listing fold keys: %w", err)
 	}
-	deletes := make([]Update, len(stale))
-	for i, k := range stale {
-		deletes[i] = Update{Op: OpDelete, Key: k}
+	var deletes []Update
+	for _, k := range stale {
+		_, err := l.src.Get(ctx, k)
+		switch {
+		case errors.Is(err, ErrNotFound), errors.Is(err, ErrUnsupported):
+			deletes = append(deletes, Update{Op: OpDelete, Key: k})
+		case err != nil:
+			return nil, fmt.Errorf("kvcore: confirming that %q is gone: %w", k, err)
+		default:
+			l.cfg.Logger.Warn("a key missing from the bucket's listing still exists; keeping it", "key", k)
+		}
 	}
-	if len(stale) > 0 {
-		l.cfg.Logger.Info("removing keys that vanished from the bucket", "scope", l.cfg.Scope.String(), "keys", len(stale))
+	if len(deletes) > 0 {
+		l.cfg.Logger.Info("removing keys that vanished from the bucket", "scope", l.cfg.Scope.String(), "keys", len(deletes))
 	}
 	return deletes, nil
 }

@@ -115,11 +115,26 @@ type scriptWatcher struct {
 	sessions []session
 	froms    []kvcore.Cursor
 	keys     []string
+	present  []string // exist (Get finds them) but the listing misses them
 	keysErr  error
 	listings int
 }
 
 var _ kvcore.Source = (*scriptWatcher)(nil)
+
+// Get answers from keys too (and from present, which lists keys a
+// listing misses although they exist).
+func (w *scriptWatcher) Get(_ context.Context, key string) (kvcore.Entry, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.keys == nil {
+		return kvcore.Entry{}, kvcore.ErrUnsupported
+	}
+	if slices.Contains(w.keys, key) || slices.Contains(w.present, key) {
+		return kvcore.Entry{Key: key}, nil
+	}
+	return kvcore.Entry{}, kvcore.ErrNotFound
+}
 
 func (w *scriptWatcher) Keys(_ context.Context, prefix string) ([]string, error) {
 	w.mu.Lock()

@@ -683,3 +683,25 @@ func TestRepeatedExpiryBacksOffAndReports(t *testing.T) {
 		t.Error("expiring again and again was never reported as a failure")
 	}
 }
+
+// A listing taken while the bucket changes can miss a live key: the loop
+// must confirm a key is gone before it deletes it.
+func TestReconcileConfirmsBeforeDeleting(t *testing.T) {
+	f := newMemFold()
+	for _, k := range []string{"a", "b", "c"} {
+		f.entries[k] = kvcore.Entry{Key: k, Value: []byte("v")}
+	}
+	f.cursor = kvcore.RevisionCursor(3)
+	r := &recorder{fold: f}
+	w := &scriptWatcher{
+		sessions: []session{{events: []kvcore.Event{synced}}},
+		keys:     []string{"a"},
+		present:  []string{"b"}, // missed by the listing, still there
+	}
+	stop := loop(t, w, f, kvcore.AppliedConfig{}, r.apply)
+	waitFor(t, "the reconciliation", func() bool { return len(r.applied()) == 1 })
+	stop()
+	if got := f.values(); !slices.Equal(got, []string{"a=v", "b=v"}) {
+		t.Errorf("fold = %v, want only c removed (b still exists)", got)
+	}
+}
