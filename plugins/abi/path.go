@@ -37,26 +37,26 @@ func CheckPath(p string) error {
 		return fmt.Errorf("%w: path of %d bytes exceeds %d", ErrInvalid, len(p), MaxPathLen)
 	}
 	if !utf8.ValidString(p) {
-		return fmt.Errorf("%w: path %q is not valid UTF-8", ErrInvalid, p)
+		return fmt.Errorf("%w: path %s is not valid UTF-8", ErrInvalid, Quote(p))
 	}
 	if strings.HasPrefix(p, "/") {
-		return fmt.Errorf("%w: path %q is absolute", ErrInvalid, p)
+		return fmt.Errorf("%w: path %s is absolute", ErrInvalid, Quote(p))
 	}
 	for _, c := range []byte(p) {
 		if c < 0x20 || c == 0x7f {
-			return fmt.Errorf("%w: path %q contains a control character", ErrInvalid, p)
+			return fmt.Errorf("%w: path %s contains a control character", ErrInvalid, Quote(p))
 		}
 	}
 	for name := range strings.SplitSeq(p, "/") {
 		switch {
 		case name == "":
-			return fmt.Errorf("%w: path %q has an empty component", ErrInvalid, p)
+			return fmt.Errorf("%w: path %s has an empty component", ErrInvalid, Quote(p))
 		case name == "." || name == "..":
-			return fmt.Errorf("%w: path %q contains %q", ErrInvalid, p, name)
+			return fmt.Errorf("%w: path %s contains %q", ErrInvalid, Quote(p), name)
 		case len(name) > MaxNameLen:
-			return fmt.Errorf("%w: path %q has a component longer than %d bytes", ErrInvalid, p, MaxNameLen)
+			return fmt.Errorf("%w: path %s has a component longer than %d bytes", ErrInvalid, Quote(p), MaxNameLen)
 		case strings.HasPrefix(name, StagePrefix):
-			return fmt.Errorf("%w: path %q uses the reserved prefix %q", ErrInvalid, p, StagePrefix)
+			return fmt.Errorf("%w: path %s uses the reserved prefix %q", ErrInvalid, Quote(p), StagePrefix)
 		}
 	}
 	return nil

@@ -82,22 +82,44 @@ func refuse(status abi.Status, sentinel error, format string, args ...any) *refu
 // would leave the root; TestStageSymlinkEscape pins it.
 const errPathEscapes = "path escapes from parent"
 
-// fsRefusal classifies a file system error met while serving op on p.
+// fsRefusal classifies a file system error met while serving op on p. A
+// *fs.PathError is reported without its path, which the message already
+// quotes (bounded).
 func fsRefusal(op, p string, err error) *refusal {
 	var pe *fs.PathError
-	if errors.As(err, &pe) && pe.Err.Error() == errPathEscapes {
-		return refuse(abi.ErrDenied, ErrDenied, "%s %q: leaves the output directory: %v", op, p, err)
+	if errors.As(err, &pe) {
+		escapes := pe.Err.Error() == errPathEscapes
+		err = fmt.Errorf("%s: %w", pe.Op, pe.Err)
+		if escapes {
+			return refuse(abi.ErrDenied, ErrDenied, "%s %s: leaves the output directory: %v", op, abi.Quote(p), err)
+		}
 	}
 	if errors.Is(err, syscall.ENOTDIR) {
-		return refuse(abi.ErrInvalid, ErrDenied, "%s %q: a parent is not a directory: %v", op, p, err)
+		return refuse(abi.ErrInvalid, ErrDenied, "%s %s: a parent is not a directory: %v", op, abi.Quote(p), err)
 	}
-	return refuse(abi.ErrIO, ErrIO, "%s %q: %v", op, p, err)
+	return refuse(abi.ErrIO, ErrIO, "%s %s: %v", op, abi.Quote(p), err)
+}
+
+// outputName returns the declared output that the guest bytes b name. It
+// compares b in place, so a long undeclared name is neither copied nor
+// quoted whole.
+func (s *stage) outputName(b []byte) (string, *refusal) {
+	for name := range s.outputs {
+		if name == string(b) {
+			return name, nil
+		}
+	}
+	return "", undeclaredOutput(abi.Quote(b))
+}
+
+func undeclaredOutput(quoted string) *refusal {
+	return refuse(abi.ErrDenied, ErrDenied, "output %s is not declared for this watch", quoted)
 }
 
 func (s *stage) root(output string) (*os.Root, Output, *refusal) {
 	out, ok := s.outputs[output]
 	if !ok {
-		return nil, out, refuse(abi.ErrDenied, ErrDenied, "output %q is not declared for this watch", output)
+		return nil, out, undeclaredOutput(abi.Quote(output))
 	}
 	if r := s.roots[output]; r != nil {
 		return r, out, nil
@@ -151,18 +173,18 @@ func (s *stage) write(output, p string, data []byte, mode uint32) (abi.Status, *
 	perm := out.Mode
 	if mode != 0 {
 		if mode&^abi.ModeMask != 0 {
-			ref := refuse(abi.ErrInvalid, ErrDenied, "write %q: mode %#o has bits beyond 0o777", p, mode)
+			ref := refuse(abi.ErrInvalid, ErrDenied, "write %s: mode %#o has bits beyond 0o777", abi.Quote(p), mode)
 			return ref.status, ref
 		}
 		perm = fs.FileMode(mode)
 	}
 	size := int64(len(data))
 	if size > s.limits.MaxFileSize {
-		ref := refuse(abi.ErrLimit, ErrLimit, "write %q: %d bytes exceed the %d-byte file limit", p, size, s.limits.MaxFileSize)
+		ref := refuse(abi.ErrLimit, ErrLimit, "write %s: %d bytes exceed the %d-byte file limit", abi.Quote(p), size, s.limits.MaxFileSize)
 		return ref.status, ref
 	}
 	if s.bytes+size > s.limits.MaxBytes {
-		ref := refuse(abi.ErrLimit, ErrLimit, "write %q: staged bytes would exceed the %d-byte call limit", p, s.limits.MaxBytes)
+		ref := refuse(abi.ErrLimit, ErrLimit, "write %s: staged bytes would exceed the %d-byte call limit", abi.Quote(p), s.limits.MaxBytes)
 		return ref.status, ref
 	}
 	same, ref := sameFile(r, p, data, perm, out.Owner)
@@ -194,7 +216,7 @@ func sameFile(r *os.Root, p string, data []byte, perm fs.FileMode, owner *Owner)
 	case err != nil:
 		return false, fsRefusal("write", p, err)
 	case fi.IsDir():
-		return false, refuse(abi.ErrInvalid, ErrDenied, "write %q: target is a directory", p)
+		return false, refuse(abi.ErrInvalid, ErrDenied, "write %s: target is a directory", abi.Quote(p))
 	case !fi.Mode().IsRegular() || fi.Size() != int64(len(data)) || fi.Mode().Perm() != perm || !ownedBy(fi, owner):
 		return false, nil
 	}
@@ -217,7 +239,7 @@ func (s *stage) mkdirs(r *os.Root, output string, out Output, dir string) *refus
 		fi, err := r.Stat(prefix)
 		if err == nil {
 			if !fi.IsDir() {
-				return refuse(abi.ErrInvalid, ErrDenied, "write: %q is not a directory", prefix)
+				return refuse(abi.ErrInvalid, ErrDenied, "write: %s is not a directory", abi.Quote(prefix))
 			}
 			continue
 		}
@@ -287,7 +309,7 @@ func (s *stage) remove(output, p string) (abi.Status, *refusal) {
 		ref := fsRefusal("remove", p, err)
 		return ref.status, ref
 	case fi.IsDir():
-		ref := refuse(abi.ErrInvalid, ErrDenied, "remove %q: target is a directory", p)
+		ref := refuse(abi.ErrInvalid, ErrDenied, "remove %s: target is a directory", abi.Quote(p))
 		return ref.status, ref
 	}
 	s.ops = append(s.ops, &stagedOp{output: output, path: p})
@@ -382,10 +404,10 @@ func (s *stage) commit(ctx context.Context) error {
 		r := s.roots[op.output]
 		if op.remove() {
 			if rerr := r.Remove(op.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-				err = fmt.Errorf("%w: commit: remove %q in output %q: %v", ErrIO, op.path, op.output, rerr)
+				err = fmt.Errorf("%w: commit: remove %s in output %q: %v", ErrIO, abi.Quote(op.path), op.output, rerr)
 			}
 		} else if rerr := s.rename(r, op.tmp, op.path); rerr != nil {
-			err = fmt.Errorf("%w: commit: rename onto %q in output %q: %v", ErrIO, op.path, op.output, rerr)
+			err = fmt.Errorf("%w: commit: rename onto %s in output %q: %v", ErrIO, abi.Quote(op.path), op.output, rerr)
 		}
 		if err != nil {
 			s.ops = s.ops[i:]
@@ -396,7 +418,7 @@ func (s *stage) commit(ctx context.Context) error {
 	}
 	for d := range dirs {
 		if serr := s.syncDir(s.roots[d.output], d.dir); serr != nil && err == nil {
-			err = fmt.Errorf("%w: commit: fsync directory %q in output %q: %v", ErrIO, d.dir, d.output, serr)
+			err = fmt.Errorf("%w: commit: fsync directory %s in output %q: %v", ErrIO, abi.Quote(d.dir), d.output, serr)
 		}
 	}
 	s.ops = nil
