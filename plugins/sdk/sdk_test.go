@@ -328,3 +328,35 @@ func TestKeysAndVersionsOutliveTheCall(t *testing.T) {
 		t.Fatalf("the first call's update became %q %v", kept[0].Key, kept[0].Version)
 	}
 }
+
+// TestUpdatesCarryNothingFromThePreviousCall: the SDK reuses its []Update
+// across calls, so every field of every update must be set anew. A delete
+// or a put without a version must not show the previous call's Value or
+// Version.
+func TestUpdatesCarryNothingFromThePreviousCall(t *testing.T) {
+	f := &sdk.Fake{}
+	var got []sdk.Update
+	p := funcs{apply: func(_ *sdk.Host, b *sdk.Batch) error {
+		got = got[:0]
+		for _, u := range b.Updates {
+			u.Value = bytes.Clone(u.Value) // values are valid only during the call
+			got = append(got, u)
+		}
+		return nil
+	}}
+	if _, err := f.Apply(p,
+		sdk.Update{Op: sdk.OpPut, Key: "a", Value: []byte("secret"), Version: []byte{0xaa, 0xbb}},
+		sdk.Update{Op: sdk.OpPut, Key: "b", Value: []byte("other"), Version: []byte{0xcc}},
+	); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Apply(p, sdk.Update{Op: sdk.OpDelete, Key: "a"}, sdk.Update{Op: sdk.OpPut, Key: "c", Value: []byte{}}); err != nil {
+		t.Fatal(err)
+	}
+	if u := got[0]; u.Op != sdk.OpDelete || u.Value != nil || u.Version != nil {
+		t.Errorf("delete decoded as %+v", u)
+	}
+	if u := got[1]; u.Op != sdk.OpPut || u.Value == nil || len(u.Value) != 0 || u.Version != nil {
+		t.Errorf("put without a version decoded as %+v", u)
+	}
+}
