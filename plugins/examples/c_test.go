@@ -90,7 +90,7 @@ func TestEnvfileRendersAViewLargerThanAPage(t *testing.T) {
 
 // TestCHeaderMatchesABI keeps envfile/slipstream.h in step with plugins/abi,
 // without needing clang: the imports, their result types and parameter
-// counts, and the status codes.
+// counts, the status codes, the encoding's sizes and the limits.
 func TestCHeaderMatchesABI(t *testing.T) {
 	src, err := os.ReadFile("envfile/slipstream.h")
 	if err != nil {
@@ -118,6 +118,22 @@ func TestCHeaderMatchesABI(t *testing.T) {
 		"SLIP_OK": abi.OK, "SLIP_UNCHANGED": abi.Unchanged, "SLIP_ERR_MEMORY": abi.ErrMemory,
 		"SLIP_ERR_INVALID": abi.ErrInvalid, "SLIP_ERR_NOT_FOUND": abi.ErrNotFound, "SLIP_ERR_DENIED": abi.ErrDenied,
 		"SLIP_ERR_LIMIT": abi.ErrLimit, "SLIP_ERR_STATE": abi.ErrState, "SLIP_ERR_IO": abi.ErrIO,
+	}
+	defines := map[string]int{
+		"SLIP_ABI_VERSION": abi.Version, "SLIP_HEADER_SIZE": abi.HeaderSize, "SLIP_RECORD_HEADER_SIZE": abi.RecordHeaderSize,
+		"SLIP_PAGE_HEADER_SIZE": abi.PageHeaderSize, "SLIP_DIRENT_HEADER_SIZE": abi.DirEntryHeaderSize,
+		"SLIP_MAX_VERSION_LEN": abi.MaxVersionLen, "SLIP_MAX_PATH_LEN": abi.MaxPathLen,
+		"SLIP_MAX_PATH_DEPTH": abi.MaxPathDepth, "SLIP_MAX_NAME_LEN": abi.MaxNameLen,
+	}
+	for name, want := range defines {
+		m := regexp.MustCompile(`(?m)^#define ` + name + ` (\d+)$`).FindStringSubmatch(string(src))
+		if m == nil {
+			t.Errorf("the header lacks %s", name)
+			continue
+		}
+		if v, _ := strconv.Atoi(m[1]); v != want {
+			t.Errorf("the header defines %s %s, want %d", name, m[1], want)
+		}
 	}
 	for name, want := range statuses {
 		m := regexp.MustCompile(`\b` + name + ` = (-?\d+),`).FindStringSubmatch(string(src))

@@ -228,32 +228,78 @@ func sameFile(r *os.Root, p string, data []byte, perm fs.FileMode, owner *Owner)
 }
 
 // mkdirs creates the missing directories of dir (relative, "." for the
-// root), recording them so a discard can remove them again.
+// root), recording them so a discard can remove them again. An existing dir
+// costs one lookup. Otherwise mkdirs walks down holding a handle on each
+// level, so creating n levels costs O(n) system calls, not the O(n²) of
+// resolving every prefix from the root.
 func (s *stage) mkdirs(r *os.Root, output string, out Output, dir string) *refusal {
 	if dir == "." {
 		return nil
 	}
-	prefix := ""
-	for name := range strings.SplitSeq(dir, "/") {
-		prefix = path.Join(prefix, name)
-		fi, err := r.Stat(prefix)
-		if err == nil {
-			if !fi.IsDir() {
-				return refuse(abi.ErrInvalid, ErrDenied, "write: %s is not a directory", abi.Quote(prefix))
-			}
-			continue
+	fi, err := r.Stat(dir)
+	switch {
+	case err == nil && fi.IsDir():
+		return nil
+	case err == nil:
+		return refuse(abi.ErrInvalid, ErrDenied, "write: %s is not a directory", abi.Quote(dir))
+	case !errors.Is(err, fs.ErrNotExist):
+		return fsRefusal("mkdir", dir, err)
+	}
+	cur := r
+	defer func() {
+		if cur != r {
+			_ = cur.Close()
 		}
-		if !errors.Is(err, fs.ErrNotExist) {
+	}()
+	names := strings.Split(dir, "/")
+	for i, name := range names {
+		prefix := strings.Join(names[:i+1], "/")
+		fi, err := cur.Lstat(name)
+		symlink := false
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if ref := s.mkdir(cur, output, out, name, prefix); ref != nil {
+				return ref
+			}
+		case err != nil:
+			return fsRefusal("mkdir", prefix, err)
+		case fi.Mode()&fs.ModeSymlink != 0:
+			symlink = true
+		case !fi.IsDir():
+			return refuse(abi.ErrInvalid, ErrDenied, "write: %s is not a directory", abi.Quote(prefix))
+		}
+		if i == len(names)-1 {
+			break
+		}
+		var next *os.Root
+		if symlink {
+			// Resolved from the output's root, which follows a symlink
+			// that stays inside the output and refuses one that leaves it.
+			next, err = r.OpenRoot(prefix)
+		} else {
+			next, err = cur.OpenRoot(name)
+		}
+		if err != nil {
 			return fsRefusal("mkdir", prefix, err)
 		}
-		if err := r.Mkdir(prefix, 0o755); err != nil {
-			return fsRefusal("mkdir", prefix, err)
+		if cur != r {
+			_ = cur.Close()
 		}
-		s.created = append(s.created, createdDir{output: output, dir: prefix})
-		if out.Owner != nil {
-			if err := r.Lchown(prefix, out.Owner.UID, out.Owner.GID); err != nil {
-				return fsRefusal("chown", prefix, err)
-			}
+		cur = next
+	}
+	return nil
+}
+
+// mkdir creates the directory name in parent (prefix relative to the
+// output's root) and records it.
+func (s *stage) mkdir(parent *os.Root, output string, out Output, name, prefix string) *refusal {
+	if err := parent.Mkdir(name, 0o755); err != nil {
+		return fsRefusal("mkdir", prefix, err)
+	}
+	s.created = append(s.created, createdDir{output: output, dir: prefix})
+	if out.Owner != nil {
+		if err := parent.Lchown(name, out.Owner.UID, out.Owner.GID); err != nil {
+			return fsRefusal("chown", prefix, err)
 		}
 	}
 	return nil

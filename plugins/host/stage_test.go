@@ -246,3 +246,41 @@ func TestSweepStagedRemovesCrashLeftovers(t *testing.T) {
 		t.Fatalf("missing dir: %v %v", removed, err)
 	}
 }
+
+// TestStageDepthLimit: a path deeper than abi.MaxPathDepth is refused before
+// anything is created (one stage_write of a 2000-level path used to take ten
+// seconds in one host call, past any timeout); one at the limit is staged,
+// through symlinked directories that stay inside the output too.
+func TestStageDepthLimit(t *testing.T) {
+	s, dir := newTestStage(t, Limits{})
+	deepest := strings.Repeat("d/", abi.MaxPathDepth-1) + "f"
+	st, ref := s.write("out", "x/"+deepest, []byte("x"), 0)
+	if st != abi.ErrInvalid || ref == nil || !errors.Is(ref.err, ErrDenied) {
+		t.Fatalf("a path of %d components: status %v, refusal %v", abi.MaxPathDepth+1, st, ref)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("a refused path created %d entries", len(ents))
+	}
+	mustStage(t)(s.write("out", deepest, []byte("x"), 0))
+
+	// "a/up" leads back to "real" through the output's root: a relative
+	// symlink that leaves "a" but not the output.
+	for _, d := range []string{"a", "real/b"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("../real", filepath.Join(dir, "a/up")); err != nil {
+		t.Fatal(err)
+	}
+	mustStage(t)(s.write("out", "a/up/b/new/deeper/f", []byte("y"), 0))
+	if err := s.commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "real/b/new/deeper/f")); err != nil || string(b) != "y" {
+		t.Fatalf("write through a/up: %q %v", b, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(deepest))); err != nil || string(b) != "x" {
+		t.Fatalf("write at the depth limit: %q %v", b, err)
+	}
+}

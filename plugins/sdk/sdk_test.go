@@ -184,6 +184,10 @@ func TestRefusedRequestFailsTheCall(t *testing.T) {
 		{"dotdot", func(h *sdk.Host) error { _, err := h.WriteFile("out", "../a", nil, 0); return err }, abi.ErrInvalid},
 		{"absolute", func(h *sdk.Host) error { _, err := h.RemoveFile("out", "/etc/passwd"); return err }, abi.ErrInvalid},
 		{"setuid", func(h *sdk.Host) error { _, err := h.WriteFile("out", "a", nil, 0o4755); return err }, abi.ErrInvalid},
+		{"too deep", func(h *sdk.Host) error {
+			_, err := h.WriteFile("out", strings.Repeat("d/", abi.MaxPathDepth)+"f", nil, 0)
+			return err
+		}, abi.ErrInvalid},
 		{"undeclared hook", func(h *sdk.Host) error { return h.RequestHook("restart") }, abi.ErrDenied},
 	}
 	for _, tt := range tests {
