@@ -40,9 +40,10 @@ type stagedOp struct {
 
 func (op *stagedOp) remove() bool { return op.tmp == "" }
 
-type createdDir struct {
+// outPath names a file or directory: a path relative to an output's root.
+type outPath struct {
 	output string
-	dir    string
+	path   string
 }
 
 // stage holds what one call staged. Writes go to hidden files beside their
@@ -54,7 +55,9 @@ type stage struct {
 
 	roots   map[string]*os.Root
 	ops     []*stagedOp // in staging order; superseded ops are removed
-	created []createdDir
+	byPath  map[outPath]*stagedOp
+	parents map[outPath]int // directory -> staged writes below it
+	created []outPath       // directories staging created, parents first
 	bytes   int64
 	done    bool
 
@@ -64,7 +67,11 @@ type stage struct {
 }
 
 func newStage(outputs map[string]Output, limits Limits) *stage {
-	return &stage{outputs: outputs, limits: limits, roots: map[string]*os.Root{}, rename: (*os.Root).Rename, syncDir: syncDir}
+	return &stage{
+		outputs: outputs, limits: limits,
+		roots: map[string]*os.Root{}, byPath: map[outPath]*stagedOp{}, parents: map[outPath]int{},
+		rename: (*os.Root).Rename, syncDir: syncDir,
+	}
 }
 
 // refusal is a host function's answer to a bad request: the status for the
@@ -152,16 +159,54 @@ func (s *stage) prepare(output, p string) (*os.Root, Output, *refusal) {
 
 // supersede drops an earlier op on the same path: the last op wins.
 func (s *stage) supersede(output, p string) {
-	i := slices.IndexFunc(s.ops, func(op *stagedOp) bool { return op.output == output && op.path == p })
-	if i < 0 {
+	op := s.byPath[outPath{output, p}]
+	if op == nil {
 		return
 	}
-	op := s.ops[i]
-	s.ops = slices.Delete(s.ops, i, i+1)
-	s.bytes -= op.size
+	s.ops = slices.DeleteFunc(s.ops, func(o *stagedOp) bool { return o == op })
+	delete(s.byPath, outPath{output, p})
 	if !op.remove() {
+		s.bytes -= op.size
+		s.countParents(op, -1)
 		_ = s.roots[output].Remove(op.tmp)
 	}
+}
+
+// add records a new op.
+func (s *stage) add(op *stagedOp) {
+	s.ops = append(s.ops, op)
+	s.byPath[outPath{op.output, op.path}] = op
+	if !op.remove() {
+		s.bytes += op.size
+		s.countParents(op, 1)
+	}
+}
+
+// countParents adds delta to the count of staged writes below each
+// directory of op's path.
+func (s *stage) countParents(op *stagedOp, delta int) {
+	for d := path.Dir(op.path); d != "."; d = path.Dir(d) {
+		k := outPath{op.output, d}
+		if s.parents[k] += delta; s.parents[k] == 0 {
+			delete(s.parents, k)
+		}
+	}
+}
+
+// fileDirConflict refuses a write of p that would need p to be both a file
+// and a directory once this call commits: p is a directory of a file staged
+// before, or a directory of p is a file staged before. Such a set cannot
+// commit, and a failed attempt would leave p's directories behind.
+func (s *stage) fileDirConflict(output, p string) *refusal {
+	if s.parents[outPath{output, p}] > 0 {
+		return refuse(abi.ErrInvalid, ErrDenied, "write %s: files below it were staged in this call", abi.Quote(p))
+	}
+	for d := path.Dir(p); d != "."; d = path.Dir(d) {
+		if op := s.byPath[outPath{output, d}]; op != nil && !op.remove() {
+			return refuse(abi.ErrInvalid, ErrDenied, "write %s: its directory %s was staged as a file in this call", abi.Quote(p), abi.Quote(d))
+		}
+	}
+	return nil
 }
 
 // write stages data for output/p with the given mode (0 = the output's).
@@ -187,6 +232,9 @@ func (s *stage) write(output, p string, data []byte, mode uint32) (abi.Status, *
 		ref := refuse(abi.ErrLimit, ErrLimit, "write %s: staged bytes would exceed the %d-byte call limit", abi.Quote(p), s.limits.MaxBytes)
 		return ref.status, ref
 	}
+	if ref := s.fileDirConflict(output, p); ref != nil {
+		return ref.status, ref
+	}
 	same, ref := sameFile(r, p, data, perm, out.Owner)
 	if ref != nil {
 		return ref.status, ref
@@ -201,8 +249,7 @@ func (s *stage) write(output, p string, data []byte, mode uint32) (abi.Status, *
 	if ref != nil {
 		return ref.status, ref
 	}
-	s.ops = append(s.ops, &stagedOp{output: output, path: p, tmp: tmp, size: size})
-	s.bytes += size
+	s.add(&stagedOp{output: output, path: p, tmp: tmp, size: size})
 	return abi.OK, nil
 }
 
@@ -296,7 +343,7 @@ func (s *stage) mkdir(parent *os.Root, output string, out Output, name, prefix s
 	if err := parent.Mkdir(name, 0o755); err != nil {
 		return fsRefusal("mkdir", prefix, err)
 	}
-	s.created = append(s.created, createdDir{output: output, dir: prefix})
+	s.created = append(s.created, outPath{output, prefix})
 	if out.Owner != nil {
 		if err := parent.Lchown(name, out.Owner.UID, out.Owner.GID); err != nil {
 			return fsRefusal("chown", prefix, err)
@@ -358,7 +405,7 @@ func (s *stage) remove(output, p string) (abi.Status, *refusal) {
 		ref := refuse(abi.ErrInvalid, ErrDenied, "remove %s: target is a directory", abi.Quote(p))
 		return ref.status, ref
 	}
-	s.ops = append(s.ops, &stagedOp{output: output, path: p})
+	s.add(&stagedOp{output: output, path: p})
 	return abi.OK, nil
 }
 
@@ -441,9 +488,9 @@ func (s *stage) commit(ctx context.Context) error {
 		return err
 	}
 	s.done = true
-	dirs := map[createdDir]bool{}
+	dirs := map[outPath]bool{}
 	for _, c := range s.created {
-		dirs[createdDir{c.output, path.Dir(c.dir)}] = true
+		dirs[outPath{c.output, path.Dir(c.path)}] = true
 	}
 	var err error
 	for i, op := range s.ops {
@@ -456,15 +503,19 @@ func (s *stage) commit(ctx context.Context) error {
 			err = fmt.Errorf("%w: commit: rename onto %s in output %q: %v", ErrIO, abi.Quote(op.path), op.output, rerr)
 		}
 		if err != nil {
+			// The rest is discarded, with the directories staging created
+			// that no renamed file needs: left behind, one could stand
+			// where a later call must write a file.
 			s.ops = s.ops[i:]
 			s.removeTemps()
+			s.removeCreated()
 			break
 		}
-		dirs[createdDir{op.output, path.Dir(op.path)}] = true
+		dirs[outPath{op.output, path.Dir(op.path)}] = true
 	}
 	for d := range dirs {
-		if serr := s.syncDir(s.roots[d.output], d.dir); serr != nil && err == nil {
-			err = fmt.Errorf("%w: commit: fsync directory %s in output %q: %v", ErrIO, abi.Quote(d.dir), d.output, serr)
+		if serr := s.syncDir(s.roots[d.output], d.path); serr != nil && err == nil {
+			err = fmt.Errorf("%w: commit: fsync directory %s in output %q: %v", ErrIO, abi.Quote(d.path), d.output, serr)
 		}
 	}
 	s.ops = nil
@@ -492,12 +543,19 @@ func (s *stage) discard() {
 	}
 	s.done = true
 	s.removeTemps()
+	s.removeCreated()
+	s.ops = nil
+	s.closeRoots()
+}
+
+// removeCreated removes the directories staging created, deepest first, if
+// they are empty.
+func (s *stage) removeCreated() {
 	for i := len(s.created) - 1; i >= 0; i-- {
 		c := s.created[i]
-		_ = s.roots[c.output].Remove(c.dir) // fails, as it should, if not empty
+		_ = s.roots[c.output].Remove(c.path) // fails, as it should, if not empty
 	}
-	s.ops, s.created = nil, nil
-	s.closeRoots()
+	s.created = nil
 }
 
 func (s *stage) removeTemps() {

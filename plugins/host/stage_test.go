@@ -284,3 +284,76 @@ func TestStageDepthLimit(t *testing.T) {
 		t.Fatalf("write at the depth limit: %q %v", b, err)
 	}
 }
+
+// TestStageRefusesFileDirectoryConflicts: within one call a path cannot be
+// both a staged file and a directory of another staged file. Before the
+// check, "a" then "a/b" staged fine, the commit failed renaming onto the
+// directory "a", and that directory stayed: every later write of "a"
+// failed with "target is a directory", wedging the plugin for good.
+func TestStageRefusesFileDirectoryConflicts(t *testing.T) {
+	tests := []struct {
+		name       string
+		first, end string
+	}{
+		{"file, then a file below it", "a", "a/b"},
+		{"file, then a file deeper below it", "a", "a/b/c"},
+		{"file, then its directory as a file", "a/b", "a"},
+		{"deep file, then a directory of it as a file", "a/b/c", "a/b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, dir := newTestStage(t, Limits{})
+			mustStage(t)(s.write("out", tt.first, []byte("1"), 0))
+			st, ref := s.write("out", tt.end, []byte("2"), 0)
+			if st != abi.ErrInvalid || ref == nil || !errors.Is(ref.err, ErrDenied) {
+				t.Fatalf("staging %q after %q: status %v, refusal %v", tt.end, tt.first, st, ref)
+			}
+			t.Log(ref.err)
+			s.discard()
+			if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+				t.Fatalf("the output holds %d entries after a discard", len(ents))
+			}
+		})
+	}
+	t.Run("no conflict", func(t *testing.T) {
+		s, dir := newTestStage(t, Limits{})
+		mustStage(t)(s.write("out", "a", []byte("1"), 0))
+		mustStage(t)(s.write("out", "ab/c", []byte("2"), 0))
+		mustStage(t)(s.write("out", "a.d/c", []byte("3"), 0))
+		mustStage(t)(s.write("out", "x", []byte("4"), 0))
+		if err := os.WriteFile(filepath.Join(dir, "x"), []byte("old"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// A removal supersedes the staged file "x", which then no
+		// longer stands in the way of "x/y".
+		mustStage(t)(s.remove("out", "x"))
+		if st, ref := s.write("out", "x/y", nil, 0); st != abi.ErrInvalid || ref == nil {
+			t.Fatalf("x/y below the existing file x: %v %v", st, ref)
+		}
+	})
+}
+
+// TestFailedCommitRemovesCreatedDirectories: a commit that fails midway
+// removes the directories staging created for the files it did not rename,
+// so nothing is left where a later call may need to write a file.
+func TestFailedCommitRemovesCreatedDirectories(t *testing.T) {
+	s, dir := newTestStage(t, Limits{})
+	mustStage(t)(s.write("out", "kept/1", []byte("1"), 0))
+	mustStage(t)(s.write("out", "new/deeper/2", []byte("2"), 0))
+	s.rename = func(r *os.Root, from, to string) error {
+		if to == "new/deeper/2" {
+			return errors.New("injected: disk on fire")
+		}
+		return r.Rename(from, to)
+	}
+	if err := s.commit(context.Background()); !errors.Is(err, ErrIO) {
+		t.Fatalf("err = %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "kept/1")); string(b) != "1" {
+		t.Fatal("the file renamed before the failure is gone")
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "new")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the directory created for the file not renamed is still there: %v", err)
+	}
+	noStaged(t, dir)
+}

@@ -364,3 +364,60 @@ func TestUpdatesCarryNothingFromThePreviousCall(t *testing.T) {
 		t.Errorf("put without a version decoded as %+v", u)
 	}
 }
+
+// TestFakeRefusesFileDirectoryConflicts: like the host, the fake refuses to
+// stage a path that is, or would be once the call commits, both a file and
+// a directory, so plugin unit tests meet the refusal the host would give.
+func TestFakeRefusesFileDirectoryConflicts(t *testing.T) {
+	write := func(p string) func(h *sdk.Host) error {
+		return func(h *sdk.Host) error { _, err := h.WriteFile("out", p, []byte(p), 0); return err }
+	}
+	tests := []struct {
+		name  string
+		steps []func(h *sdk.Host) error // the last one is refused
+	}{
+		{"below a file on disk", []func(*sdk.Host) error{write("file/x")}},
+		{"onto a directory on disk", []func(*sdk.Host) error{write("dir")}},
+		{"remove a directory on disk", []func(*sdk.Host) error{func(h *sdk.Host) error { _, err := h.RemoveFile("out", "dir"); return err }}},
+		{"below a file staged in this call", []func(*sdk.Host) error{write("a"), write("a/b/c")}},
+		{"onto a directory of a file staged in this call", []func(*sdk.Host) error{write("a/b/c"), write("a/b")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &sdk.Fake{Outputs: []string{"out"}}
+			f.WriteFile("out", "file", []byte("f"), 0o644)
+			f.WriteFile("out", "dir/x", []byte("x"), 0o644)
+			var got error
+			_, err := f.Render(sdk.RenderFunc(func(h *sdk.Host, _ *sdk.Batch) error {
+				for i, step := range tt.steps {
+					err := step(h)
+					if i < len(tt.steps)-1 && err != nil {
+						return err
+					}
+					got = err
+				}
+				return nil
+			}))
+			if !errors.Is(got, abi.ErrInvalid) || err == nil {
+				t.Fatalf("last request: %v; call: %v", got, err)
+			}
+			if paths := f.Paths("out"); !slices.Equal(paths, []string{"dir/x", "file"}) {
+				t.Fatalf("paths after a refused call %v", paths)
+			}
+		})
+	}
+	// A removal drops the staged file "a": "a/b" no longer conflicts.
+	f := &sdk.Fake{Outputs: []string{"out"}}
+	_, err := f.Render(sdk.RenderFunc(func(h *sdk.Host, _ *sdk.Batch) error {
+		if err := write("a")(h); err != nil {
+			return err
+		}
+		if _, err := h.RemoveFile("out", "a"); err != nil {
+			return err
+		}
+		return write("a/b")(h)
+	}))
+	if err != nil || !slices.Equal(f.Paths("out"), []string{"a/b"}) {
+		t.Fatalf("err %v, paths %v", err, f.Paths("out"))
+	}
+}
