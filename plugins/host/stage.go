@@ -423,11 +423,13 @@ func (s *stage) list(output, dir, after string, capacity, soft int) ([]byte, int
 	if name == "" {
 		name = "."
 	}
-	f, err := r.Open(name)
-	if errors.Is(err, fs.ErrNotExist) {
+	f, err := r.OpenFile(name, openDirFlags, 0)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return nil, 0, &refusal{status: abi.ErrNotFound}
-	}
-	if err != nil {
+	case errors.Is(err, syscall.ENOTDIR):
+		return nil, 0, refuse(abi.ErrInvalid, ErrDenied, "list %s: not a directory", abi.Quote(name))
+	case err != nil:
 		return nil, 0, fsRefusal("list", name, err)
 	}
 	defer f.Close()
