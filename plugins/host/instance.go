@@ -167,6 +167,7 @@ func (i *Instance) callLocked(ctx context.Context, kind abi.Kind, cur Cursor, up
 	cancel()
 	kept := i.endCall()
 	c.input = nil
+	c.stage.forgetListings()
 
 	if callErr != nil {
 		c.stage.discard()

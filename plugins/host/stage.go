@@ -61,16 +61,19 @@ type stage struct {
 	bytes   int64
 	done    bool
 
+	listings []listing // output_list's recent listings, most recent last
+
 	// seams for fault injection in tests
 	rename  func(r *os.Root, from, to string) error
 	syncDir func(r *os.Root, dir string) error
+	readDir func(r *os.Root, dir string) ([]fs.DirEntry, error)
 }
 
 func newStage(outputs map[string]Output, limits Limits) *stage {
 	return &stage{
 		outputs: outputs, limits: limits,
 		roots: map[string]*os.Root{}, byPath: map[outPath]*stagedOp{}, parents: map[outPath]int{},
-		rename: (*os.Root).Rename, syncDir: syncDir,
+		rename: (*os.Root).Rename, syncDir: syncDir, readDir: readDir,
 	}
 }
 
@@ -407,61 +410,6 @@ func (s *stage) remove(output, p string) (abi.Status, *refusal) {
 	}
 	s.add(&stagedOp{output: output, path: p})
 	return abi.OK, nil
-}
-
-// list returns one page of the entries of output/dir sorted by name, after
-// the name after, hiding staging files.
-func (s *stage) list(output, dir, after string, capacity, soft int) ([]byte, int, *refusal) {
-	r, _, ref := s.root(output)
-	if ref != nil {
-		return nil, 0, ref
-	}
-	if err := abi.CheckDir(dir); err != nil {
-		return nil, 0, refuse(abi.ErrInvalid, ErrDenied, "output %q: %v", output, err)
-	}
-	name := dir
-	if name == "" {
-		name = "."
-	}
-	f, err := r.OpenFile(name, openDirFlags, 0)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, 0, &refusal{status: abi.ErrNotFound}
-	case errors.Is(err, syscall.ENOTDIR):
-		return nil, 0, refuse(abi.ErrInvalid, ErrDenied, "list %s: not a directory", abi.Quote(name))
-	case err != nil:
-		return nil, 0, fsRefusal("list", name, err)
-	}
-	defer f.Close()
-	ents, err := f.ReadDir(-1)
-	if err != nil {
-		return nil, 0, fsRefusal("list", name, err)
-	}
-	slices.SortFunc(ents, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
-	w := abi.NewPageWriter(capacity, soft)
-	for _, e := range ents {
-		n := e.Name()
-		if n <= after || strings.HasPrefix(n, abi.StagePrefix) || len(n) > abi.MaxNameLen {
-			continue
-		}
-		if !w.AddDirEntry(abi.DirEntry{Type: entryType(e.Type()), Name: n}) {
-			break
-		}
-	}
-	page, need := w.Finish()
-	return page, need, nil
-}
-
-func entryType(m fs.FileMode) abi.EntryType {
-	switch {
-	case m.IsRegular():
-		return abi.TypeFile
-	case m.IsDir():
-		return abi.TypeDir
-	case m&fs.ModeSymlink != 0:
-		return abi.TypeSymlink
-	}
-	return abi.TypeOther
 }
 
 // staged lists the pending changes.

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/slipstreamkv/slipstream/plugins/abi"
 )
@@ -357,59 +356,4 @@ func TestFailedCommitRemovesCreatedDirectories(t *testing.T) {
 		t.Fatalf("the directory created for the file not renamed is still there: %v", err)
 	}
 	noStaged(t, dir)
-}
-
-// TestOutputListRefusesNonDirectories: listing a FIFO used to block in
-// open(2) until a writer came, inside a host call the timeout cannot
-// interrupt. Anything but a directory is now ERR_INVALID at once; a symlink
-// to a directory inside the output is still followed.
-func TestOutputListRefusesNonDirectories(t *testing.T) {
-	s, dir := newTestStage(t, Limits{})
-	fifo := filepath.Join(dir, "fifo")
-	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "sub"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{"file", "sub/f"} {
-		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Symlink("sub", filepath.Join(dir, "linkdir")); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		dir    string
-		status abi.Status
-	}{{"fifo", abi.ErrInvalid}, {"file", abi.ErrInvalid}, {"linkdir", abi.OK}, {"sub", abi.OK}}
-	got := make([]abi.Status, len(tests))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i, tt := range tests {
-			page, _, ref := s.list("out", tt.dir, "", 4096, scanPageSoft)
-			switch {
-			case ref != nil:
-				got[i] = ref.status
-			case page == nil:
-				got[i] = abi.ErrIO
-			}
-		}
-	}()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second): // a watchdog, not a measurement
-		if w, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
-			w.Close() // let the blocked open return
-		}
-		<-done
-		t.Fatal("output_list blocked opening a FIFO")
-	}
-	for i, tt := range tests {
-		if got[i] != tt.status {
-			t.Errorf("list %q: status %v, want %v", tt.dir, got[i], tt.status)
-		}
-	}
 }
