@@ -40,9 +40,10 @@
 // # Outputs
 //
 // Writes are staged beside their targets (a hidden temporary file in the same
-// directory, already fsynced with its final mode and owner) and reach their
-// targets only when the caller commits the [Result]: a rename per file, then
-// an fsync of each directory. A failed call discards everything it staged.
+// directory, already with its final mode and owner) and reach their targets
+// only when the caller commits the [Result]: an fsync of every staged file
+// (concurrently, outside the plugin's time limit), then a rename per file,
+// then an fsync of each directory. A failed call discards everything it staged.
 // A write whose content and mode already match the target stages nothing
 // and tells the plugin so, which lets plugins request hooks only on change.
 // Hook requests are only recorded; running them is the caller's job.

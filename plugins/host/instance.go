@@ -303,13 +303,14 @@ func (r *Result) Staged() []StagedFile { return r.stage.staged() }
 // Changed reports whether anything was staged.
 func (r *Result) Changed() bool { return len(r.stage.ops) > 0 }
 
-// Commit moves every staged file onto its target (setting nothing: mode and
-// owner were set when staging) and removes staged removals, in staging order,
-// then fsyncs the directories. ctx is checked only before the first rename:
-// once started, a commit runs to the end. If a rename fails, the files not
-// yet renamed are discarded and the error wraps [ErrIO]; the ones already
-// renamed stay (each file is atomic, the set is not). Committing twice
-// returns [ErrDone].
+// Commit fsyncs every staged file, then moves each onto its target (setting
+// nothing: mode and owner were set when staging) and removes staged
+// removals, in staging order, then fsyncs the directories. ctx bounds the
+// first step: if it ends, or an fsync fails, nothing is renamed and
+// everything is discarded. Once renaming starts, a commit runs to the end.
+// If a rename fails, the files not yet renamed are discarded and the error
+// wraps [ErrIO]; the ones already renamed stay (each file is atomic, the set
+// is not). Committing twice returns [ErrDone].
 func (r *Result) Commit(ctx context.Context) error { return r.stage.commit(ctx) }
 
 // Discard removes every staged file and any directory staging created. It is

@@ -2,7 +2,6 @@ package host
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -36,6 +35,7 @@ type stagedOp struct {
 	path   string
 	tmp    string // staged file, relative to the output root; "" for a removal
 	size   int64
+	synced bool // tmp was fsynced when staged (commit could not reopen it)
 }
 
 func (op *stagedOp) remove() bool { return op.tmp == "" }
@@ -63,17 +63,21 @@ type stage struct {
 
 	listings []listing // output_list's recent listings, most recent last
 
+	syncWorkers int // how many fsyncs a commit runs at once
+
 	// seams for fault injection in tests
-	rename  func(r *os.Root, from, to string) error
-	syncDir func(r *os.Root, dir string) error
-	readDir func(r *os.Root, dir string) ([]fs.DirEntry, error)
+	rename   func(r *os.Root, from, to string) error
+	syncFile func(r *os.Root, name string) error
+	syncDir  func(r *os.Root, dir string) error
+	readDir  func(r *os.Root, dir string) ([]fs.DirEntry, error)
 }
 
 func newStage(outputs map[string]Output, limits Limits) *stage {
 	return &stage{
 		outputs: outputs, limits: limits,
 		roots: map[string]*os.Root{}, byPath: map[outPath]*stagedOp{}, parents: map[outPath]int{},
-		rename: (*os.Root).Rename, syncDir: syncDir, readDir: readDir,
+		syncWorkers: commitSyncWorkers,
+		rename:      (*os.Root).Rename, syncFile: syncPath, syncDir: syncPath, readDir: readDir,
 	}
 }
 
@@ -248,11 +252,11 @@ func (s *stage) write(output, p string, data []byte, mode uint32) (abi.Status, *
 	if ref := s.mkdirs(r, output, out, path.Dir(p)); ref != nil {
 		return ref.status, ref
 	}
-	tmp, ref := writeTemp(r, p, data, perm, out.Owner)
+	tmp, synced, ref := writeTemp(r, p, data, perm, out.Owner)
 	if ref != nil {
 		return ref.status, ref
 	}
-	s.add(&stagedOp{output: output, path: p, tmp: tmp, size: size})
+	s.add(&stagedOp{output: output, path: p, tmp: tmp, size: size, synced: synced})
 	return abi.OK, nil
 }
 
@@ -356,27 +360,37 @@ func (s *stage) mkdir(parent *os.Root, output string, out Output, name, prefix s
 }
 
 // writeTemp writes data to a new hidden file beside p with its final mode
-// and owner, fsynced, and returns its root-relative name.
-func writeTemp(r *os.Root, p string, data []byte, perm fs.FileMode, owner *Owner) (string, *refusal) {
+// and owner, and returns its root-relative name. It does not fsync it: the
+// commit does, outside the call's time limit, unless the host could not open
+// the file again (its mode or owner lock the agent out), which synced
+// reports.
+func writeTemp(r *os.Root, p string, data []byte, perm fs.FileMode, owner *Owner) (tmp string, synced bool, _ *refusal) {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
-	tmp := path.Join(path.Dir(p), abi.StagePrefix+hex.EncodeToString(rnd[:])+".tmp")
+	tmp = path.Join(path.Dir(p), abi.StagePrefix+hex.EncodeToString(rnd[:])+".tmp")
 	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return "", fsRefusal("write", p, err)
+		return "", false, fsRefusal("write", p, err)
 	}
-	err = writeSync(f, data, perm, owner)
+	err = writeContent(f, data, perm, owner)
+	if err == nil {
+		if rf, oerr := r.Open(tmp); oerr == nil {
+			err = rf.Close()
+		} else {
+			synced, err = true, f.Sync()
+		}
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		_ = r.Remove(tmp)
-		return "", fsRefusal("write", p, err)
+		return "", false, fsRefusal("write", p, err)
 	}
-	return tmp, nil
+	return tmp, synced, nil
 }
 
-func writeSync(f *os.File, data []byte, perm fs.FileMode, owner *Owner) error {
+func writeContent(f *os.File, data []byte, perm fs.FileMode, owner *Owner) error {
 	if _, err := f.Write(data); err != nil {
 		return err
 	}
@@ -384,11 +398,9 @@ func writeSync(f *os.File, data []byte, perm fs.FileMode, owner *Owner) error {
 		return err
 	}
 	if owner != nil {
-		if err := f.Chown(owner.UID, owner.GID); err != nil {
-			return err
-		}
+		return f.Chown(owner.UID, owner.GID)
 	}
-	return f.Sync()
+	return nil
 }
 
 // remove stages the removal of output/p; removing a missing file is Unchanged.
@@ -424,65 +436,6 @@ func (s *stage) staged() []StagedFile {
 		out = append(out, f)
 	}
 	return out
-}
-
-// commit renames every staged file onto its target (or removes the target),
-// in staging order, then fsyncs every directory it changed. On an error it
-// discards what it has not renamed yet.
-func (s *stage) commit(ctx context.Context) error {
-	if s.done {
-		return ErrDone
-	}
-	if err := ctx.Err(); err != nil {
-		s.discard()
-		return err
-	}
-	s.done = true
-	dirs := map[outPath]bool{}
-	for _, c := range s.created {
-		dirs[outPath{c.output, path.Dir(c.path)}] = true
-	}
-	var err error
-	for i, op := range s.ops {
-		r := s.roots[op.output]
-		if op.remove() {
-			if rerr := r.Remove(op.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-				err = fmt.Errorf("%w: commit: remove %s in output %q: %v", ErrIO, abi.Quote(op.path), op.output, rerr)
-			}
-		} else if rerr := s.rename(r, op.tmp, op.path); rerr != nil {
-			err = fmt.Errorf("%w: commit: rename onto %s in output %q: %v", ErrIO, abi.Quote(op.path), op.output, rerr)
-		}
-		if err != nil {
-			// The rest is discarded, with the directories staging created
-			// that no renamed file needs: left behind, one could stand
-			// where a later call must write a file.
-			s.ops = s.ops[i:]
-			s.removeTemps()
-			s.removeCreated()
-			break
-		}
-		dirs[outPath{op.output, path.Dir(op.path)}] = true
-	}
-	for d := range dirs {
-		if serr := s.syncDir(s.roots[d.output], d.path); serr != nil && err == nil {
-			err = fmt.Errorf("%w: commit: fsync directory %s in output %q: %v", ErrIO, abi.Quote(d.path), d.output, serr)
-		}
-	}
-	s.ops = nil
-	s.closeRoots()
-	return err
-}
-
-func syncDir(r *os.Root, dir string) error {
-	f, err := r.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // discard removes every staged file and the directories staging created

@@ -98,77 +98,6 @@ func TestStageOwner(t *testing.T) {
 	mustStage(t)(s3.write("out", "d/f", []byte("x"), 0))
 }
 
-func TestCommitFsyncsEveryChangedDirectory(t *testing.T) {
-	s, dir := newTestStage(t, Limits{})
-	if err := os.MkdirAll(filepath.Join(dir, "old"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "old/gone"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var synced []string
-	s.syncDir = func(r *os.Root, d string) error {
-		synced = append(synced, d)
-		return syncDir(r, d)
-	}
-	mustStage(t)(s.write("out", "top", []byte("1"), 0))
-	mustStage(t)(s.write("out", "new/deeper/f", []byte("2"), 0))
-	mustStage(t)(s.remove("out", "old/gone"))
-	if err := s.commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(synced)
-	// "." holds top and the new directory "new"; "new" holds "deeper".
-	if want := []string{".", "new", "new/deeper", "old"}; !slices.Equal(synced, want) {
-		t.Fatalf("synced %v, want %v", synced, want)
-	}
-}
-
-func TestCommitFailureMidwayDiscardsTheRest(t *testing.T) {
-	s, dir := newTestStage(t, Limits{})
-	for _, p := range []string{"1", "2", "3"} {
-		mustStage(t)(s.write("out", p, []byte(p), 0))
-	}
-	calls := 0
-	s.rename = func(r *os.Root, from, to string) error {
-		calls++
-		if calls == 2 {
-			return errors.New("injected: disk on fire")
-		}
-		return r.Rename(from, to)
-	}
-	err := s.commit(context.Background())
-	if !errors.Is(err, ErrIO) || !strings.Contains(err.Error(), "disk on fire") {
-		t.Fatalf("err = %v", err)
-	}
-	if b, _ := os.ReadFile(filepath.Join(dir, "1")); string(b) != "1" {
-		t.Fatal("the first file was not committed")
-	}
-	for _, p := range []string{"2", "3"} {
-		if _, err := os.Stat(filepath.Join(dir, p)); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("%s exists after a failed commit", p)
-		}
-	}
-	noStaged(t, dir)
-	if err := s.commit(context.Background()); !errors.Is(err, ErrDone) {
-		t.Fatalf("second commit: %v", err)
-	}
-}
-
-func TestCommitWithCancelledContextDiscards(t *testing.T) {
-	s, dir := newTestStage(t, Limits{})
-	mustStage(t)(s.write("out", "f", []byte("x"), 0))
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := s.commit(ctx); !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "f")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatal("committed despite a cancelled context")
-	}
-	noStaged(t, dir)
-}
-
 func TestStageRefusals(t *testing.T) {
 	s, dir := newTestStage(t, Limits{})
 	if err := os.Mkdir(filepath.Join(dir, "adir"), 0o755); err != nil {
@@ -331,29 +260,4 @@ func TestStageRefusesFileDirectoryConflicts(t *testing.T) {
 			t.Fatalf("x/y below the existing file x: %v %v", st, ref)
 		}
 	})
-}
-
-// TestFailedCommitRemovesCreatedDirectories: a commit that fails midway
-// removes the directories staging created for the files it did not rename,
-// so nothing is left where a later call may need to write a file.
-func TestFailedCommitRemovesCreatedDirectories(t *testing.T) {
-	s, dir := newTestStage(t, Limits{})
-	mustStage(t)(s.write("out", "kept/1", []byte("1"), 0))
-	mustStage(t)(s.write("out", "new/deeper/2", []byte("2"), 0))
-	s.rename = func(r *os.Root, from, to string) error {
-		if to == "new/deeper/2" {
-			return errors.New("injected: disk on fire")
-		}
-		return r.Rename(from, to)
-	}
-	if err := s.commit(context.Background()); !errors.Is(err, ErrIO) {
-		t.Fatalf("err = %v", err)
-	}
-	if b, _ := os.ReadFile(filepath.Join(dir, "kept/1")); string(b) != "1" {
-		t.Fatal("the file renamed before the failure is gone")
-	}
-	if _, err := os.Lstat(filepath.Join(dir, "new")); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("the directory created for the file not renamed is still there: %v", err)
-	}
-	noStaged(t, dir)
 }
