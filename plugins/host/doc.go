@@ -29,7 +29,8 @@
 //
 // Guests get WASI preview1 with no file system, no network, no environment
 // variables and no arguments; stdout and stderr go to the logger line by
-// line, rate-limited. Every call runs under [PluginConfig.Timeout] with
+// line, rate-limited. Clocks are real, and so are sleeps, cut short when the
+// call's timeout ends. Every call runs under [PluginConfig.Timeout] with
 // wazero's CloseOnContextDone, the only way to stop a guest stuck in a loop.
 // Host functions bounds-check every pointer and length and never panic on
 // guest input; a plugin's file writes are confined to the output directories
@@ -48,6 +49,12 @@
 // and tells the plugin so, which lets plugins request hooks only on change.
 // Hook requests are only recorded; running them is the caller's job.
 // [SweepStaged] removes the staging files a crash left behind.
+//
+// # Compilation cache
+//
+// [Config.CacheDir] holds compiled native code that later processes load and
+// run as the agent, unchecked: the directory must be writable by the agent's
+// user only.
 //
 // # Concurrency
 //

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -37,6 +38,11 @@ type Instance struct {
 	input  []byte // reused input buffer
 	closed bool
 	stats  Stats
+
+	// callDone is the Done channel of the running call's context (or of
+	// instantiation's). Only the goroutine running the call reads it, from
+	// nanosleep.
+	callDone <-chan struct{}
 }
 
 // Stats counts what an instance did.
@@ -163,6 +169,7 @@ func (i *Instance) callLocked(ctx context.Context, kind abi.Kind, cur Cursor, up
 		fn = i.render
 	}
 	cctx, cancel := context.WithTimeout(withCall(ctx, c), i.plugin.cfg.Timeout)
+	i.callDone = cctx.Done()
 	results, callErr := fn.Call(cctx, uint64(len(input)))
 	cancel()
 	kept := i.endCall()
@@ -256,10 +263,12 @@ func (i *Instance) instantiate(ctx context.Context) error {
 		WithStderr(i.stderr).
 		WithSysWalltime().
 		WithSysNanotime().
+		WithNanosleep(i.nanosleep).
 		WithRandSource(rand.Reader)
 	c := &call{inst: i}
 	cctx, cancel := context.WithTimeout(withCall(ctx, c), p.cfg.Timeout)
 	defer cancel()
+	i.callDone = cctx.Done()
 	mod, err := p.runtime.InstantiateModule(cctx, p.compiled, cfg)
 	if err != nil {
 		kept := i.endCall()
@@ -283,6 +292,20 @@ func (i *Instance) instantiate(ctx context.Context) error {
 	i.apply = mod.ExportedFunction(abi.ExportApply)
 	i.render = mod.ExportedFunction(abi.ExportRender)
 	return nil
+}
+
+// nanosleep is the guest's sleep (WASI poll_oneoff on a clock). wazero's
+// default returns at once, so a guest waiting for the clock to advance (Go's
+// time.Sleep) spins a CPU; wazero's WithSysNanosleep sleeps for real but
+// cannot be interrupted, so a guest could sleep past its time limit. This
+// one sleeps for real until the running call's context ends.
+func (i *Instance) nanosleep(ns int64) {
+	t := time.NewTimer(time.Duration(ns))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-i.callDone:
+	}
 }
 
 // Result is what a successful call staged and requested. The caller must

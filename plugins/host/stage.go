@@ -344,13 +344,19 @@ func (s *stage) mkdirs(r *os.Root, output string, out Output, dir string) *refus
 	return nil
 }
 
+// dirMode is the mode of the directories staging creates (ABI.md).
+const dirMode = 0o755
+
 // mkdir creates the directory name in parent (prefix relative to the
-// output's root) and records it.
+// output's root) with exactly dirMode, whatever the umask, and records it.
 func (s *stage) mkdir(parent *os.Root, output string, out Output, name, prefix string) *refusal {
-	if err := parent.Mkdir(name, 0o755); err != nil {
+	if err := parent.Mkdir(name, dirMode); err != nil {
 		return fsRefusal("mkdir", prefix, err)
 	}
 	s.created = append(s.created, outPath{output, prefix})
+	if err := parent.Chmod(name, dirMode); err != nil {
+		return fsRefusal("chmod", prefix, err)
+	}
 	if out.Owner != nil {
 		if err := parent.Lchown(name, out.Owner.UID, out.Owner.GID); err != nil {
 			return fsRefusal("chown", prefix, err)

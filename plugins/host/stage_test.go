@@ -261,3 +261,22 @@ func TestStageRefusesFileDirectoryConflicts(t *testing.T) {
 		}
 	})
 }
+
+// TestStagedDirectoriesHaveTheDocumentedMode: directories staging creates
+// are 0o755 (ABI.md) whatever the agent's umask; they used to get 0o755
+// minus the umask (0o700 under umask 077).
+func TestStagedDirectoriesHaveTheDocumentedMode(t *testing.T) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	s, dir := newTestStage(t, Limits{})
+	mustStage(t)(s.write("out", "d/e/f", []byte("x"), 0))
+	for _, d := range []string{"d", "d/e"} {
+		fi, err := os.Stat(filepath.Join(dir, d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o755 {
+			t.Errorf("%s was created with mode %v under umask 077", d, fi.Mode().Perm())
+		}
+	}
+}
