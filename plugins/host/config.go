@@ -49,7 +49,9 @@ type PluginConfig struct {
 	// RecycleAbove recycles an instance after a call that left its memory
 	// larger than this many bytes. Default: three quarters of MemoryLimit.
 	RecycleAbove uint64
-	// Timeout bounds each call (including instantiation). Default [DefaultTimeout].
+	// Timeout bounds each call (including instantiation). Default
+	// [DefaultTimeout]. It includes creating and writing the staged files,
+	// but not fsyncing them, which [Result.Commit] does.
 	Timeout time.Duration
 	// Config is the plugin's configuration, read with config_get.
 	Config map[string]string
