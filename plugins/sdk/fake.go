@@ -256,6 +256,9 @@ func hostOutputList(output, dir, after string, b []byte) int64 {
 	if err := abi.CheckDir(dir); err != nil {
 		return int64(abi.ErrInvalid)
 	}
+	if _, file := current.f.files[output+"\x00"+dir]; file {
+		return int64(abi.ErrInvalid) // not a directory
+	}
 	prefix := output + "\x00"
 	if dir != "" {
 		prefix += dir + "/"

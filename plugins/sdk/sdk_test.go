@@ -244,6 +244,13 @@ func TestReadDirAndRemove(t *testing.T) {
 		for _, err := range h.ReadDir("out", "missing") {
 			return fmt.Errorf("missing dir yielded %v", err)
 		}
+		var fileErr error
+		for _, err := range h.ReadDir("out", "a.conf") {
+			fileErr = err
+		}
+		if !errors.Is(fileErr, abi.ErrInvalid) {
+			return fmt.Errorf("listing a file: %v, want ErrInvalid as the host answers", fileErr)
+		}
 		if changed, err := h.RemoveFile("out", "sub/b.conf"); !changed || err != nil {
 			return fmt.Errorf("remove = %v %v", changed, err)
 		}
