@@ -63,8 +63,10 @@ func TestHostileGuests(t *testing.T) {
 			sentinel: ErrTrap, recycled: true, parts: []string{"out of memory"},
 		},
 		{
-			name:     "deep recursion",
-			cfg:      PluginConfig{MemoryLimit: 48 << 20},
+			name: "deep recursion",
+			// Exhausting 48 MiB of stack takes ~2.5 s, half the default
+			// timeout: under -race on a loaded machine it timed out.
+			cfg:      PluginConfig{MemoryLimit: 48 << 20, Timeout: time.Minute},
 			actions:  []string{"write=out:a:1", "recurse=100000000"},
 			sentinel: ErrTrap, recycled: true,
 		},
