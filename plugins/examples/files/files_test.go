@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slipstreamkv/slipstream/internal/plugintest"
 	"github.com/slipstreamkv/slipstream/internal/plugintest/harness"
@@ -96,7 +97,9 @@ func newHarness(t *testing.T, cfg map[string]string) *harness.Harness {
 	return harness.New(t, plugintest.Module(t, "plugins/examples/files"), harness.Options{
 		Outputs: []string{"files"},
 		Hooks:   []string{"reload"},
-		Plugin:  host.PluginConfig{Name: "files", Config: cfg},
+		// Rendering 2000 files creates 2000 files inside one call: seconds
+		// on a slow disk under -race, near the default 5 s limit.
+		Plugin: host.PluginConfig{Name: "files", Config: cfg, Timeout: time.Minute},
 	})
 }
 
