@@ -11,8 +11,8 @@ import (
 )
 
 // TestABIDocument keeps plugins/ABI.md in step with this package: every host
-// function and export is documented, every status code is in the table, and
-// the worked example encodes as shown.
+// function and export is documented, every status code is in the table, the
+// limits are those of this package, and the worked example encodes as shown.
 func TestABIDocument(t *testing.T) {
 	doc, err := os.ReadFile("../ABI.md")
 	if err != nil {
@@ -45,6 +45,18 @@ func TestABIDocument(t *testing.T) {
 	for st := ErrIO; st <= Unchanged; st++ {
 		if !regexp.MustCompile(fmt.Sprintf("(?m)^\\| %d \\| `[A-Z_]+` \\|", st)).MatchString(text) {
 			t.Errorf("ABI.md's status table lacks %d (%v)", st, st)
+		}
+	}
+
+	for _, want := range []string{
+		fmt.Sprintf("relative; at most %d bytes\nand %d components;", MaxPathLen, MaxPathDepth),
+		fmt.Sprintf("| path | %d bytes, %d components of at most %d bytes |", MaxPathLen, MaxPathDepth, MaxNameLen),
+		fmt.Sprintf("| version bytes | %d |", MaxVersionLen),
+		fmt.Sprintf("| log line / error message | %d bytes (truncated) |", MaxLogLen),
+		fmt.Sprintf("(the last one wins;\ntruncated to %d bytes)", MaxErrorLen),
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("ABI.md does not state the limit %q", want)
 		}
 	}
 

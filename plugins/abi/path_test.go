@@ -33,6 +33,8 @@ func TestCheckPath(t *testing.T) {
 		{"\xff\xfe", false},
 		{long + "a", false},
 		{strings.Repeat("a/", MaxPathLen/2) + "a", false},
+		{strings.Repeat("d/", MaxPathDepth-1) + "f", true},
+		{strings.Repeat("d/", MaxPathDepth) + "f", false},
 		{".slipstream-x", false},
 		{"d/.slipstream-0123.tmp", false},
 	}

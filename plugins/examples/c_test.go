@@ -6,8 +6,12 @@
 package examples_test
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -42,7 +46,7 @@ func TestEnvfileRendersOnChangeOnly(t *testing.T) {
 		h.Put("app.", "no name"),
 		h.Put("other.key", "not mine"),
 	))
-	want := envHeader + "_9LIVES=\"multi\\nline\\ttab\\\\\"\nDB_URL=\"postgres://db/\\\"main\\\"\"\n"
+	want := envHeader + "_9LIVES=\"multi\nline\ttab\\\\\"\nDB_URL=\"postgres://db/\\\"main\\\"\"\n"
 	if got, _ := h.Read("env", "app.env"); got != want {
 		t.Fatalf("app.env\n%q\nwant\n%q", got, want)
 	}
@@ -60,6 +64,58 @@ func TestEnvfileRendersOnChangeOnly(t *testing.T) {
 	res = h.Commit(h.Apply(h.Delete("app.9lives")))
 	if got, _ := h.Read("env", "app.env"); got != envHeader+"DB_URL=\"postgres://db/\\\"main\\\"\"\n" || len(res.Hooks()) != 1 {
 		t.Fatalf("after delete %q, hooks %v", got, res.Hooks())
+	}
+}
+
+// TestEnvfileValuesReadBackExactly reads the rendered file back with a real
+// POSIX shell: inside double quotes, systemd's EnvironmentFile= parser and
+// the shell both take a backslash before \\, ", $ and ` as an escape, keep
+// every other character (tabs and newlines included) as it is, and expand
+// nothing once escaped. A shell reading every value back exactly is what
+// systemd reads too. Values with other control bytes are left out, logged.
+func TestEnvfileValuesReadBackExactly(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := []string{
+		"$HOME and ${PATH} and $(id)", "`id`", `say "hi"`, `C:\dir\`, "two\nlines", "crlf\r\n",
+		"tab\there", `\n stays a backslash and an n`, "back\\\ncontinued", "ünïcode ✓", "", "  spaced  ",
+		"#not a comment", "'single'", `\$HOME`,
+	}
+	var logs bytes.Buffer
+	h := harness.New(t, plugintest.CModule(t, "plugins/examples/envfile/envfile.c"), harness.Options{
+		Outputs: []string{"env"},
+		Plugin: host.PluginConfig{Name: "envfile", Config: map[string]string{"prefix": "v."},
+			Logger: slog.New(slog.NewTextHandler(&logs, nil))},
+	})
+	var updates []host.Update
+	for i, v := range values {
+		updates = append(updates, h.Put(fmt.Sprintf("v.x%02d", i), v))
+	}
+	updates = append(updates, h.Put("v.bell", "ding\a"), h.Put("v.del", "del\x7f"))
+	h.Commit(h.Apply(updates...))
+	if got := strings.Count(logs.String(), "skipping key whose value has control bytes"); got != 2 {
+		t.Errorf("%d values with control bytes logged, want 2", got)
+	}
+	file := filepath.Join(h.Outputs["env"], "app.env")
+	script := `. "$1" && printf '%s\0'`
+	for i := range values {
+		script += fmt.Sprintf(` "$X%02d"`, i)
+	}
+	script += ` "${BELL-unset}" "${DEL-unset}"`
+	out, err := exec.Command(sh, "-c", script, "sh", file).Output()
+	if err != nil {
+		t.Fatalf("sh: %v", err)
+	}
+	got := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+	want := append(slices.Clone(values), "unset", "unset")
+	if !slices.Equal(got, want) {
+		for i := range max(len(got), len(want)) {
+			if i >= len(got) || i >= len(want) || got[i] != want[i] {
+				t.Errorf("value %d: read back %q, want %q", i, got[min(i, len(got)-1)], want[min(i, len(want)-1)])
+			}
+		}
 	}
 }
 
@@ -90,7 +146,7 @@ func TestEnvfileRendersAViewLargerThanAPage(t *testing.T) {
 
 // TestCHeaderMatchesABI keeps envfile/slipstream.h in step with plugins/abi,
 // without needing clang: the imports, their result types and parameter
-// counts, and the status codes.
+// counts, the status codes, the encoding's sizes and the limits.
 func TestCHeaderMatchesABI(t *testing.T) {
 	src, err := os.ReadFile("envfile/slipstream.h")
 	if err != nil {
@@ -118,6 +174,22 @@ func TestCHeaderMatchesABI(t *testing.T) {
 		"SLIP_OK": abi.OK, "SLIP_UNCHANGED": abi.Unchanged, "SLIP_ERR_MEMORY": abi.ErrMemory,
 		"SLIP_ERR_INVALID": abi.ErrInvalid, "SLIP_ERR_NOT_FOUND": abi.ErrNotFound, "SLIP_ERR_DENIED": abi.ErrDenied,
 		"SLIP_ERR_LIMIT": abi.ErrLimit, "SLIP_ERR_STATE": abi.ErrState, "SLIP_ERR_IO": abi.ErrIO,
+	}
+	defines := map[string]int{
+		"SLIP_ABI_VERSION": abi.Version, "SLIP_HEADER_SIZE": abi.HeaderSize, "SLIP_RECORD_HEADER_SIZE": abi.RecordHeaderSize,
+		"SLIP_PAGE_HEADER_SIZE": abi.PageHeaderSize, "SLIP_DIRENT_HEADER_SIZE": abi.DirEntryHeaderSize,
+		"SLIP_MAX_VERSION_LEN": abi.MaxVersionLen, "SLIP_MAX_PATH_LEN": abi.MaxPathLen,
+		"SLIP_MAX_PATH_DEPTH": abi.MaxPathDepth, "SLIP_MAX_NAME_LEN": abi.MaxNameLen,
+	}
+	for name, want := range defines {
+		m := regexp.MustCompile(`(?m)^#define ` + name + ` (\d+)$`).FindStringSubmatch(string(src))
+		if m == nil {
+			t.Errorf("the header lacks %s", name)
+			continue
+		}
+		if v, _ := strconv.Atoi(m[1]); v != want {
+			t.Errorf("the header defines %s %s, want %d", name, m[1], want)
+		}
 	}
 	for name, want := range statuses {
 		m := regexp.MustCompile(`\b` + name + ` = (-?\d+),`).FindStringSubmatch(string(src))

@@ -24,6 +24,13 @@ const (
 type Config struct {
 	// CacheDir holds wazero's compilation cache, so a plugin compiles once
 	// per host rather than once per start. Empty means in memory only.
+	//
+	// The cache holds native code that the agent loads and runs as its own.
+	// An entry is found by a hash of the module but not verified against it
+	// (its checksum guards against corruption, not tampering; the SHA256 pin
+	// covers the module, not the cache). So the directory and its parents
+	// must be writable only by the agent's user: whoever can write there can
+	// run code as the agent.
 	CacheDir string
 	// Logger receives plugin logs and host events. Nil discards them.
 	Logger *slog.Logger
@@ -42,7 +49,9 @@ type PluginConfig struct {
 	// RecycleAbove recycles an instance after a call that left its memory
 	// larger than this many bytes. Default: three quarters of MemoryLimit.
 	RecycleAbove uint64
-	// Timeout bounds each call (including instantiation). Default [DefaultTimeout].
+	// Timeout bounds each call (including instantiation). Default
+	// [DefaultTimeout]. It includes creating and writing the staged files,
+	// but not fsyncing them, which [Result.Commit] does.
 	Timeout time.Duration
 	// Config is the plugin's configuration, read with config_get.
 	Config map[string]string

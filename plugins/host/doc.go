@@ -29,7 +29,8 @@
 //
 // Guests get WASI preview1 with no file system, no network, no environment
 // variables and no arguments; stdout and stderr go to the logger line by
-// line, rate-limited. Every call runs under [PluginConfig.Timeout] with
+// line, rate-limited. Clocks are real, and so are sleeps, cut short when the
+// call's timeout ends. Every call runs under [PluginConfig.Timeout] with
 // wazero's CloseOnContextDone, the only way to stop a guest stuck in a loop.
 // Host functions bounds-check every pointer and length and never panic on
 // guest input; a plugin's file writes are confined to the output directories
@@ -40,13 +41,20 @@
 // # Outputs
 //
 // Writes are staged beside their targets (a hidden temporary file in the same
-// directory, already fsynced with its final mode and owner) and reach their
-// targets only when the caller commits the [Result]: a rename per file, then
-// an fsync of each directory. A failed call discards everything it staged.
+// directory, already with its final mode and owner) and reach their targets
+// only when the caller commits the [Result]: an fsync of every staged file
+// (concurrently, outside the plugin's time limit), then a rename per file,
+// then an fsync of each directory. A failed call discards everything it staged.
 // A write whose content and mode already match the target stages nothing
 // and tells the plugin so, which lets plugins request hooks only on change.
 // Hook requests are only recorded; running them is the caller's job.
 // [SweepStaged] removes the staging files a crash left behind.
+//
+// # Compilation cache
+//
+// [Config.CacheDir] holds compiled native code that later processes load and
+// run as the agent, unchecked: the directory must be writable by the agent's
+// user only.
 //
 // # Concurrency
 //

@@ -238,3 +238,19 @@ func TestGuestSeesNoEnvironmentArgsOrFiles(t *testing.T) {
 		t.Fatal("the guest created a host file")
 	}
 }
+
+// TestFileAndDirectoryInOneCall: staging "a" and "a/b" in one call fails the
+// call with a clear error and leaves nothing behind, so the plugin recovers
+// once its input no longer asks for both.
+func TestFileAndDirectoryInOneCall(t *testing.T) {
+	f := newFixture(t, PluginConfig{})
+	_, err := f.apply("write=out:a:1", "write=out:a/b:2")
+	wantCallError(t, err, ErrDenied, false, `write "a/b": its directory "a" was staged as a file in this call`)
+	if ents, _ := os.ReadDir(f.out); len(ents) != 0 {
+		t.Fatalf("the failed call left %d entries in the output", len(ents))
+	}
+	f.mustCommit("write=out:a:1")
+	if got, _ := f.read("a"); got != "1" {
+		t.Fatalf("a = %q", got)
+	}
+}

@@ -129,19 +129,20 @@ func output(m api.Memory, ptr, capacity uint32, data []byte) int64 {
 	return int64(len(data))
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
+// readPrefix bounds-checks the whole guest range [ptr, ptr+n) but copies
+// only its first limit bytes, so a guest cannot make the host copy (or keep)
+// more than a message's worth of its memory.
+func readPrefix(m api.Memory, ptr, n uint32, limit int) (string, bool) {
+	b, ok := read(m, ptr, n)
+	return string(b[:min(len(b), limit)]), ok
 }
 
 func hostLog(_ context.Context, c *call, m api.Memory, p []uint32) int64 {
-	msg, ok := readString(m, p[1], p[2])
+	msg, ok := readPrefix(m, p[1], p[2], abi.MaxLogLen)
 	if !ok {
 		return int64(abi.ErrMemory)
 	}
-	c.inst.sink.emit(slog.Level(int32(p[0])), truncate(msg, abi.MaxLogLen), "log")
+	c.inst.sink.emit(slog.Level(int32(p[0])), msg, "log")
 	return int64(abi.OK)
 }
 
@@ -153,14 +154,14 @@ func hostInputRead(_ context.Context, c *call, m api.Memory, p []uint32) int64 {
 }
 
 func hostConfigGet(_ context.Context, c *call, m api.Memory, p []uint32) int64 {
-	key, ok := readString(m, p[0], p[1])
+	key, ok := read(m, p[0], p[1])
 	if !ok {
 		return int64(abi.ErrMemory)
 	}
 	if _, ok := read(m, p[2], p[3]); !ok {
 		return int64(abi.ErrMemory)
 	}
-	v, ok := c.inst.plugin.cfg.Config[key]
+	v, ok := c.inst.plugin.cfg.Config[string(key)] // looked up without copying the key
 	if !ok {
 		return int64(abi.ErrNotFound)
 	}
@@ -180,10 +181,10 @@ func hostViewGet(ctx context.Context, c *call, m api.Memory, p []uint32) int64 {
 	}
 	e, found, err := c.view.Get(ctx, key)
 	if err == nil && len(e.Version) > abi.MaxVersionLen {
-		err = fmt.Errorf("entry %q has a %d-byte version", key, len(e.Version))
+		err = fmt.Errorf("entry %s has a %d-byte version", abi.Quote(key), len(e.Version))
 	}
 	if err != nil {
-		c.fail(fmt.Errorf("%w: view_get %q: %v", ErrIO, key, err))
+		c.fail(fmt.Errorf("%w: view_get %s: %v", ErrIO, abi.Quote(key), err))
 		return int64(abi.ErrIO)
 	}
 	if !found {
@@ -206,7 +207,7 @@ func hostViewScan(ctx context.Context, c *call, m api.Memory, p []uint32) int64 
 	var bad error
 	err := c.view.Scan(ctx, prefix, after, func(e Entry) bool {
 		if len(e.Version) > abi.MaxVersionLen {
-			bad = fmt.Errorf("entry %q has a %d-byte version", e.Key, len(e.Version))
+			bad = fmt.Errorf("entry %s has a %d-byte version", abi.Quote(e.Key), len(e.Version))
 			return false
 		}
 		return w.AddRecord(e.Record())
@@ -215,7 +216,7 @@ func hostViewScan(ctx context.Context, c *call, m api.Memory, p []uint32) int64 
 		err = bad
 	}
 	if err != nil {
-		c.fail(fmt.Errorf("%w: view_scan %q: %v", ErrIO, prefix, err))
+		c.fail(fmt.Errorf("%w: view_scan %s: %v", ErrIO, abi.Quote(prefix), err))
 		return int64(abi.ErrIO)
 	}
 	page, need := w.Finish()
@@ -229,11 +230,15 @@ func hostOutputList(_ context.Context, c *call, m api.Memory, p []uint32) int64 
 	if c.kind == 0 {
 		return int64(abi.ErrState)
 	}
-	out, ok1 := readString(m, p[0], p[1])
+	outArg, ok1 := read(m, p[0], p[1])
 	dir, ok2 := readString(m, p[2], p[3])
 	after, ok3 := readString(m, p[4], p[5])
 	if _, ok4 := read(m, p[6], p[7]); !ok1 || !ok2 || !ok3 || !ok4 {
 		return int64(abi.ErrMemory)
+	}
+	out, ref := c.stage.outputName(outArg)
+	if ref != nil {
+		return int64(ref.status)
 	}
 	page, need, ref := c.stage.list(out, dir, after, int(p[7]), scanPageSoft)
 	if ref != nil {
@@ -280,7 +285,11 @@ func hostStageWrite(_ context.Context, c *call, m api.Memory, p []uint32) int64 
 	if st != abi.OK {
 		return int64(st)
 	}
-	return c.staged(c.stage.write(string(args[0]), string(args[1]), args[2], p[6]))
+	out, ref := c.stage.outputName(args[0])
+	if ref != nil {
+		return c.staged(ref.status, ref)
+	}
+	return c.staged(c.stage.write(out, string(args[1]), args[2], p[6]))
 }
 
 func hostStageRemove(_ context.Context, c *call, m api.Memory, p []uint32) int64 {
@@ -288,7 +297,11 @@ func hostStageRemove(_ context.Context, c *call, m api.Memory, p []uint32) int64
 	if st != abi.OK {
 		return int64(st)
 	}
-	return c.staged(c.stage.remove(string(args[0]), string(args[1])))
+	out, ref := c.stage.outputName(args[0])
+	if ref != nil {
+		return c.staged(ref.status, ref)
+	}
+	return c.staged(c.stage.remove(out, string(args[1])))
 }
 
 func hostHookRequest(_ context.Context, c *call, m api.Memory, p []uint32) int64 {
@@ -296,11 +309,13 @@ func hostHookRequest(_ context.Context, c *call, m api.Memory, p []uint32) int64
 	if st != abi.OK {
 		return int64(st)
 	}
-	name := string(args[0])
-	if !slices.Contains(c.inst.cfg.Hooks, name) {
-		c.fail(fmt.Errorf("%w: hook %q is not declared for this watch", ErrDenied, name))
+	// Compared in place: the name is copied only once it matches a declared hook.
+	i := slices.IndexFunc(c.inst.cfg.Hooks, func(h string) bool { return h == string(args[0]) })
+	if i < 0 {
+		c.fail(fmt.Errorf("%w: hook %s is not declared for this watch", ErrDenied, abi.Quote(args[0])))
 		return int64(abi.ErrDenied)
 	}
+	name := c.inst.cfg.Hooks[i]
 	if !slices.Contains(c.hooks, name) {
 		c.hooks = append(c.hooks, name)
 	}
@@ -308,10 +323,10 @@ func hostHookRequest(_ context.Context, c *call, m api.Memory, p []uint32) int64
 }
 
 func hostReportError(_ context.Context, c *call, m api.Memory, p []uint32) int64 {
-	msg, ok := readString(m, p[0], p[1])
+	msg, ok := readPrefix(m, p[0], p[1], abi.MaxErrorLen)
 	if !ok {
 		return int64(abi.ErrMemory)
 	}
-	c.errMsg = truncate(msg, abi.MaxErrorLen)
+	c.errMsg = msg
 	return int64(abi.OK)
 }

@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/tetratelabs/wazero/api"
@@ -101,4 +102,68 @@ func FuzzHostFunctions(f *testing.F) {
 		all := []uint32{a, b, c, d, e, g, h, i}
 		p.call(t, sig, all[:len(sig.Params)])
 	})
+}
+
+// TestHostFunctionsBoundGuestData passes 16 MiB of 0xff bytes (each quoted
+// as four bytes by %q) as a name or a message: the host must neither copy
+// the guest's range whole nor quote it whole into an error. Before the
+// bound, one hook_request allocated about 650 MiB and report_error pinned a
+// 16 MiB copy behind its 4 KiB message.
+func TestHostFunctionsBoundGuestData(t *testing.T) {
+	p := newHostFuncProbe(t)
+	const n = 16 << 20
+	if _, ok := p.mem.Grow(n/65536 + 1); !ok {
+		t.Fatal("cannot grow guest memory")
+	}
+	huge := make([]byte, n)
+	for i := range huge {
+		huge[i] = 0xff
+	}
+	p.mem.Write(0, huge)
+	huge = nil
+	small := uint32(n) // "a" and a 4 KiB page buffer after the huge range
+	p.mem.Write(small, []byte("a"))
+	buf, bufCap := small+16, uint32(4096)
+
+	tests := []struct {
+		fn     string
+		params []uint32
+	}{
+		{abi.FuncHookRequest, []uint32{0, n}},
+		{abi.FuncStageWrite, []uint32{0, n, small, 1, small, 1, 0}},
+		{abi.FuncStageRemove, []uint32{0, n, small, 1}},
+		{abi.FuncOutputList, []uint32{0, n, 0, 0, 0, 0, buf, bufCap}},
+		{abi.FuncConfigGet, []uint32{0, n, buf, bufCap}},
+		{abi.FuncLog, []uint32{0, 0, n}},
+		{abi.FuncReportError, []uint32{0, n}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fn, func(t *testing.T) {
+			c := &call{inst: p.f.inst, kind: abi.KindApply, view: p.f.view, stage: newStage(p.f.inst.cfg.Outputs, p.f.p.cfg.Limits)}
+			defer c.stage.discard()
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			res := hostFuncs[tt.fn](context.Background(), c, p.mem, tt.params)
+			runtime.ReadMemStats(&after)
+			if res == int64(abi.ErrMemory) {
+				t.Fatalf("%s answered ErrMemory for in-bounds ranges", tt.fn)
+			}
+			// The bound is generous (a copy of the range would be 16 MiB),
+			// and covers whatever else the process allocates meanwhile.
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
+				t.Errorf("%s with %d bytes of guest data allocated %d bytes", tt.fn, n, alloc)
+			}
+			// %q spells a byte in at most four; the rest is the message.
+			if c.failed != nil && len(c.failed.Error()) > 4*abi.MaxQuoteLen+256 {
+				t.Errorf("%s: the call's error is %d bytes", tt.fn, len(c.failed.Error()))
+			}
+			if len(c.errMsg) > abi.MaxErrorLen {
+				t.Errorf("report_error kept %d bytes", len(c.errMsg))
+			}
+		})
+	}
+	if got := p.f.logs.lines(); len(got) != 1 || len(got[0]) > abi.MaxLogLen+len("INFO ") {
+		t.Errorf("log lines: %d, the first of %d bytes", len(got), len(got[0]))
+	}
 }

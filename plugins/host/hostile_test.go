@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -62,8 +63,10 @@ func TestHostileGuests(t *testing.T) {
 			sentinel: ErrTrap, recycled: true, parts: []string{"out of memory"},
 		},
 		{
-			name:     "deep recursion",
-			cfg:      PluginConfig{MemoryLimit: 48 << 20},
+			name: "deep recursion",
+			// Exhausting 48 MiB of stack takes ~2.5 s, half the default
+			// timeout: under -race on a loaded machine it timed out.
+			cfg:      PluginConfig{MemoryLimit: 48 << 20, Timeout: time.Minute},
 			actions:  []string{"write=out:a:1", "recurse=100000000"},
 			sentinel: ErrTrap, recycled: true,
 		},
@@ -354,4 +357,36 @@ func TestBadModules(t *testing.T) {
 			t.Fatalf("%v %v", res, err)
 		}
 	})
+}
+
+// cpuTime is the CPU time the test process has used so far.
+func cpuTime(t *testing.T) time.Duration {
+	t.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestGuestSleeps: a guest's sleep (poll_oneoff on a clock) really sleeps
+// rather than returning at once, which made a Go guest's time.Sleep spin a
+// CPU for its whole duration; and the call's time limit cuts it short. The
+// CPU bound is loose: spinning would use about the whole 500 ms.
+func TestGuestSleeps(t *testing.T) {
+	f := newFixture(t, PluginConfig{})
+	f.mustCommit("ok=")
+	before := cpuTime(t)
+	f.mustCommit("sleep=500ms", "write=out:slept:yes")
+	if used := cpuTime(t) - before; used > 250*time.Millisecond {
+		t.Errorf("a call sleeping 500 ms used %v of CPU", used)
+	}
+	if got, _ := f.read("slept"); got != "yes" {
+		t.Fatalf("slept = %q", got)
+	}
+
+	f = newFixture(t, PluginConfig{Timeout: 200 * time.Millisecond})
+	_, err := f.apply("sleep=1h")
+	wantCallError(t, err, ErrTimeout, true)
+	f.recovers()
 }

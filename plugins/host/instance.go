@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -37,6 +38,11 @@ type Instance struct {
 	input  []byte // reused input buffer
 	closed bool
 	stats  Stats
+
+	// callDone is the Done channel of the running call's context (or of
+	// instantiation's). Only the goroutine running the call reads it, from
+	// nanosleep.
+	callDone <-chan struct{}
 }
 
 // Stats counts what an instance did.
@@ -163,10 +169,12 @@ func (i *Instance) callLocked(ctx context.Context, kind abi.Kind, cur Cursor, up
 		fn = i.render
 	}
 	cctx, cancel := context.WithTimeout(withCall(ctx, c), i.plugin.cfg.Timeout)
+	i.callDone = cctx.Done()
 	results, callErr := fn.Call(cctx, uint64(len(input)))
 	cancel()
 	kept := i.endCall()
 	c.input = nil
+	c.stage.forgetListings()
 
 	if callErr != nil {
 		c.stage.discard()
@@ -255,10 +263,12 @@ func (i *Instance) instantiate(ctx context.Context) error {
 		WithStderr(i.stderr).
 		WithSysWalltime().
 		WithSysNanotime().
+		WithNanosleep(i.nanosleep).
 		WithRandSource(rand.Reader)
 	c := &call{inst: i}
 	cctx, cancel := context.WithTimeout(withCall(ctx, c), p.cfg.Timeout)
 	defer cancel()
+	i.callDone = cctx.Done()
 	mod, err := p.runtime.InstantiateModule(cctx, p.compiled, cfg)
 	if err != nil {
 		kept := i.endCall()
@@ -284,6 +294,20 @@ func (i *Instance) instantiate(ctx context.Context) error {
 	return nil
 }
 
+// nanosleep is the guest's sleep (WASI poll_oneoff on a clock). wazero's
+// default returns at once, so a guest waiting for the clock to advance (Go's
+// time.Sleep) spins a CPU; wazero's WithSysNanosleep sleeps for real but
+// cannot be interrupted, so a guest could sleep past its time limit. This
+// one sleeps for real until the running call's context ends.
+func (i *Instance) nanosleep(ns int64) {
+	t := time.NewTimer(time.Duration(ns))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-i.callDone:
+	}
+}
+
 // Result is what a successful call staged and requested. The caller must
 // Commit or Discard it; until then staged files sit beside their targets.
 // A Result is not safe for concurrent use.
@@ -302,13 +326,14 @@ func (r *Result) Staged() []StagedFile { return r.stage.staged() }
 // Changed reports whether anything was staged.
 func (r *Result) Changed() bool { return len(r.stage.ops) > 0 }
 
-// Commit moves every staged file onto its target (setting nothing: mode and
-// owner were set when staging) and removes staged removals, in staging order,
-// then fsyncs the directories. ctx is checked only before the first rename:
-// once started, a commit runs to the end. If a rename fails, the files not
-// yet renamed are discarded and the error wraps [ErrIO]; the ones already
-// renamed stay (each file is atomic, the set is not). Committing twice
-// returns [ErrDone].
+// Commit fsyncs every staged file, then moves each onto its target (setting
+// nothing: mode and owner were set when staging) and removes staged
+// removals, in staging order, then fsyncs the directories. ctx bounds the
+// first step: if it ends, or an fsync fails, nothing is renamed and
+// everything is discarded. Once renaming starts, a commit runs to the end.
+// If a rename fails, the files not yet renamed are discarded and the error
+// wraps [ErrIO]; the ones already renamed stay (each file is atomic, the set
+// is not). Committing twice returns [ErrDone].
 func (r *Result) Commit(ctx context.Context) error { return r.stage.commit(ctx) }
 
 // Discard removes every staged file and any directory staging created. It is

@@ -2,7 +2,6 @@ package host
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -36,13 +35,15 @@ type stagedOp struct {
 	path   string
 	tmp    string // staged file, relative to the output root; "" for a removal
 	size   int64
+	synced bool // tmp was fsynced when staged (commit could not reopen it)
 }
 
 func (op *stagedOp) remove() bool { return op.tmp == "" }
 
-type createdDir struct {
+// outPath names a file or directory: a path relative to an output's root.
+type outPath struct {
 	output string
-	dir    string
+	path   string
 }
 
 // stage holds what one call staged. Writes go to hidden files beside their
@@ -54,17 +55,30 @@ type stage struct {
 
 	roots   map[string]*os.Root
 	ops     []*stagedOp // in staging order; superseded ops are removed
-	created []createdDir
+	byPath  map[outPath]*stagedOp
+	parents map[outPath]int // directory -> staged writes below it
+	created []outPath       // directories staging created, parents first
 	bytes   int64
 	done    bool
 
+	listings []listing // output_list's recent listings, most recent last
+
+	syncWorkers int // how many fsyncs a commit runs at once
+
 	// seams for fault injection in tests
-	rename  func(r *os.Root, from, to string) error
-	syncDir func(r *os.Root, dir string) error
+	rename   func(r *os.Root, from, to string) error
+	syncFile func(r *os.Root, name string) error
+	syncDir  func(r *os.Root, dir string) error
+	readDir  func(r *os.Root, dir string) ([]fs.DirEntry, error)
 }
 
 func newStage(outputs map[string]Output, limits Limits) *stage {
-	return &stage{outputs: outputs, limits: limits, roots: map[string]*os.Root{}, rename: (*os.Root).Rename, syncDir: syncDir}
+	return &stage{
+		outputs: outputs, limits: limits,
+		roots: map[string]*os.Root{}, byPath: map[outPath]*stagedOp{}, parents: map[outPath]int{},
+		syncWorkers: commitSyncWorkers,
+		rename:      (*os.Root).Rename, syncFile: syncPath, syncDir: syncPath, readDir: readDir,
+	}
 }
 
 // refusal is a host function's answer to a bad request: the status for the
@@ -82,22 +96,44 @@ func refuse(status abi.Status, sentinel error, format string, args ...any) *refu
 // would leave the root; TestStageSymlinkEscape pins it.
 const errPathEscapes = "path escapes from parent"
 
-// fsRefusal classifies a file system error met while serving op on p.
+// fsRefusal classifies a file system error met while serving op on p. A
+// *fs.PathError is reported without its path, which the message already
+// quotes (bounded).
 func fsRefusal(op, p string, err error) *refusal {
 	var pe *fs.PathError
-	if errors.As(err, &pe) && pe.Err.Error() == errPathEscapes {
-		return refuse(abi.ErrDenied, ErrDenied, "%s %q: leaves the output directory: %v", op, p, err)
+	if errors.As(err, &pe) {
+		escapes := pe.Err.Error() == errPathEscapes
+		err = fmt.Errorf("%s: %w", pe.Op, pe.Err)
+		if escapes {
+			return refuse(abi.ErrDenied, ErrDenied, "%s %s: leaves the output directory: %v", op, abi.Quote(p), err)
+		}
 	}
 	if errors.Is(err, syscall.ENOTDIR) {
-		return refuse(abi.ErrInvalid, ErrDenied, "%s %q: a parent is not a directory: %v", op, p, err)
+		return refuse(abi.ErrInvalid, ErrDenied, "%s %s: a parent is not a directory: %v", op, abi.Quote(p), err)
 	}
-	return refuse(abi.ErrIO, ErrIO, "%s %q: %v", op, p, err)
+	return refuse(abi.ErrIO, ErrIO, "%s %s: %v", op, abi.Quote(p), err)
+}
+
+// outputName returns the declared output that the guest bytes b name. It
+// compares b in place, so a long undeclared name is neither copied nor
+// quoted whole.
+func (s *stage) outputName(b []byte) (string, *refusal) {
+	for name := range s.outputs {
+		if name == string(b) {
+			return name, nil
+		}
+	}
+	return "", undeclaredOutput(abi.Quote(b))
+}
+
+func undeclaredOutput(quoted string) *refusal {
+	return refuse(abi.ErrDenied, ErrDenied, "output %s is not declared for this watch", quoted)
 }
 
 func (s *stage) root(output string) (*os.Root, Output, *refusal) {
 	out, ok := s.outputs[output]
 	if !ok {
-		return nil, out, refuse(abi.ErrDenied, ErrDenied, "output %q is not declared for this watch", output)
+		return nil, out, undeclaredOutput(abi.Quote(output))
 	}
 	if r := s.roots[output]; r != nil {
 		return r, out, nil
@@ -130,16 +166,54 @@ func (s *stage) prepare(output, p string) (*os.Root, Output, *refusal) {
 
 // supersede drops an earlier op on the same path: the last op wins.
 func (s *stage) supersede(output, p string) {
-	i := slices.IndexFunc(s.ops, func(op *stagedOp) bool { return op.output == output && op.path == p })
-	if i < 0 {
+	op := s.byPath[outPath{output, p}]
+	if op == nil {
 		return
 	}
-	op := s.ops[i]
-	s.ops = slices.Delete(s.ops, i, i+1)
-	s.bytes -= op.size
+	s.ops = slices.DeleteFunc(s.ops, func(o *stagedOp) bool { return o == op })
+	delete(s.byPath, outPath{output, p})
 	if !op.remove() {
+		s.bytes -= op.size
+		s.countParents(op, -1)
 		_ = s.roots[output].Remove(op.tmp)
 	}
+}
+
+// add records a new op.
+func (s *stage) add(op *stagedOp) {
+	s.ops = append(s.ops, op)
+	s.byPath[outPath{op.output, op.path}] = op
+	if !op.remove() {
+		s.bytes += op.size
+		s.countParents(op, 1)
+	}
+}
+
+// countParents adds delta to the count of staged writes below each
+// directory of op's path.
+func (s *stage) countParents(op *stagedOp, delta int) {
+	for d := path.Dir(op.path); d != "."; d = path.Dir(d) {
+		k := outPath{op.output, d}
+		if s.parents[k] += delta; s.parents[k] == 0 {
+			delete(s.parents, k)
+		}
+	}
+}
+
+// fileDirConflict refuses a write of p that would need p to be both a file
+// and a directory once this call commits: p is a directory of a file staged
+// before, or a directory of p is a file staged before. Such a set cannot
+// commit, and a failed attempt would leave p's directories behind.
+func (s *stage) fileDirConflict(output, p string) *refusal {
+	if s.parents[outPath{output, p}] > 0 {
+		return refuse(abi.ErrInvalid, ErrDenied, "write %s: files below it were staged in this call", abi.Quote(p))
+	}
+	for d := path.Dir(p); d != "."; d = path.Dir(d) {
+		if op := s.byPath[outPath{output, d}]; op != nil && !op.remove() {
+			return refuse(abi.ErrInvalid, ErrDenied, "write %s: its directory %s was staged as a file in this call", abi.Quote(p), abi.Quote(d))
+		}
+	}
+	return nil
 }
 
 // write stages data for output/p with the given mode (0 = the output's).
@@ -151,18 +225,21 @@ func (s *stage) write(output, p string, data []byte, mode uint32) (abi.Status, *
 	perm := out.Mode
 	if mode != 0 {
 		if mode&^abi.ModeMask != 0 {
-			ref := refuse(abi.ErrInvalid, ErrDenied, "write %q: mode %#o has bits beyond 0o777", p, mode)
+			ref := refuse(abi.ErrInvalid, ErrDenied, "write %s: mode %#o has bits beyond 0o777", abi.Quote(p), mode)
 			return ref.status, ref
 		}
 		perm = fs.FileMode(mode)
 	}
 	size := int64(len(data))
 	if size > s.limits.MaxFileSize {
-		ref := refuse(abi.ErrLimit, ErrLimit, "write %q: %d bytes exceed the %d-byte file limit", p, size, s.limits.MaxFileSize)
+		ref := refuse(abi.ErrLimit, ErrLimit, "write %s: %d bytes exceed the %d-byte file limit", abi.Quote(p), size, s.limits.MaxFileSize)
 		return ref.status, ref
 	}
 	if s.bytes+size > s.limits.MaxBytes {
-		ref := refuse(abi.ErrLimit, ErrLimit, "write %q: staged bytes would exceed the %d-byte call limit", p, s.limits.MaxBytes)
+		ref := refuse(abi.ErrLimit, ErrLimit, "write %s: staged bytes would exceed the %d-byte call limit", abi.Quote(p), s.limits.MaxBytes)
+		return ref.status, ref
+	}
+	if ref := s.fileDirConflict(output, p); ref != nil {
 		return ref.status, ref
 	}
 	same, ref := sameFile(r, p, data, perm, out.Owner)
@@ -175,12 +252,11 @@ func (s *stage) write(output, p string, data []byte, mode uint32) (abi.Status, *
 	if ref := s.mkdirs(r, output, out, path.Dir(p)); ref != nil {
 		return ref.status, ref
 	}
-	tmp, ref := writeTemp(r, p, data, perm, out.Owner)
+	tmp, synced, ref := writeTemp(r, p, data, perm, out.Owner)
 	if ref != nil {
 		return ref.status, ref
 	}
-	s.ops = append(s.ops, &stagedOp{output: output, path: p, tmp: tmp, size: size})
-	s.bytes += size
+	s.add(&stagedOp{output: output, path: p, tmp: tmp, size: size, synced: synced})
 	return abi.OK, nil
 }
 
@@ -194,7 +270,7 @@ func sameFile(r *os.Root, p string, data []byte, perm fs.FileMode, owner *Owner)
 	case err != nil:
 		return false, fsRefusal("write", p, err)
 	case fi.IsDir():
-		return false, refuse(abi.ErrInvalid, ErrDenied, "write %q: target is a directory", p)
+		return false, refuse(abi.ErrInvalid, ErrDenied, "write %s: target is a directory", abi.Quote(p))
 	case !fi.Mode().IsRegular() || fi.Size() != int64(len(data)) || fi.Mode().Perm() != perm || !ownedBy(fi, owner):
 		return false, nil
 	}
@@ -206,59 +282,121 @@ func sameFile(r *os.Root, p string, data []byte, perm fs.FileMode, owner *Owner)
 }
 
 // mkdirs creates the missing directories of dir (relative, "." for the
-// root), recording them so a discard can remove them again.
+// root), recording them so a discard can remove them again. An existing dir
+// costs one lookup. Otherwise mkdirs walks down holding a handle on each
+// level, so creating n levels costs O(n) system calls, not the O(n²) of
+// resolving every prefix from the root.
 func (s *stage) mkdirs(r *os.Root, output string, out Output, dir string) *refusal {
 	if dir == "." {
 		return nil
 	}
-	prefix := ""
-	for name := range strings.SplitSeq(dir, "/") {
-		prefix = path.Join(prefix, name)
-		fi, err := r.Stat(prefix)
-		if err == nil {
-			if !fi.IsDir() {
-				return refuse(abi.ErrInvalid, ErrDenied, "write: %q is not a directory", prefix)
-			}
-			continue
+	fi, err := r.Stat(dir)
+	switch {
+	case err == nil && fi.IsDir():
+		return nil
+	case err == nil:
+		return refuse(abi.ErrInvalid, ErrDenied, "write: %s is not a directory", abi.Quote(dir))
+	case !errors.Is(err, fs.ErrNotExist):
+		return fsRefusal("mkdir", dir, err)
+	}
+	cur := r
+	defer func() {
+		if cur != r {
+			_ = cur.Close()
 		}
-		if !errors.Is(err, fs.ErrNotExist) {
+	}()
+	names := strings.Split(dir, "/")
+	for i, name := range names {
+		prefix := strings.Join(names[:i+1], "/")
+		fi, err := cur.Lstat(name)
+		symlink := false
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if ref := s.mkdir(cur, output, out, name, prefix); ref != nil {
+				return ref
+			}
+		case err != nil:
+			return fsRefusal("mkdir", prefix, err)
+		case fi.Mode()&fs.ModeSymlink != 0:
+			symlink = true
+		case !fi.IsDir():
+			return refuse(abi.ErrInvalid, ErrDenied, "write: %s is not a directory", abi.Quote(prefix))
+		}
+		if i == len(names)-1 {
+			break
+		}
+		var next *os.Root
+		if symlink {
+			// Resolved from the output's root, which follows a symlink
+			// that stays inside the output and refuses one that leaves it.
+			next, err = r.OpenRoot(prefix)
+		} else {
+			next, err = cur.OpenRoot(name)
+		}
+		if err != nil {
 			return fsRefusal("mkdir", prefix, err)
 		}
-		if err := r.Mkdir(prefix, 0o755); err != nil {
-			return fsRefusal("mkdir", prefix, err)
+		if cur != r {
+			_ = cur.Close()
 		}
-		s.created = append(s.created, createdDir{output: output, dir: prefix})
-		if out.Owner != nil {
-			if err := r.Lchown(prefix, out.Owner.UID, out.Owner.GID); err != nil {
-				return fsRefusal("chown", prefix, err)
-			}
+		cur = next
+	}
+	return nil
+}
+
+// dirMode is the mode of the directories staging creates (ABI.md).
+const dirMode = 0o755
+
+// mkdir creates the directory name in parent (prefix relative to the
+// output's root) with exactly dirMode, whatever the umask, and records it.
+func (s *stage) mkdir(parent *os.Root, output string, out Output, name, prefix string) *refusal {
+	if err := parent.Mkdir(name, dirMode); err != nil {
+		return fsRefusal("mkdir", prefix, err)
+	}
+	s.created = append(s.created, outPath{output, prefix})
+	if err := parent.Chmod(name, dirMode); err != nil {
+		return fsRefusal("chmod", prefix, err)
+	}
+	if out.Owner != nil {
+		if err := parent.Lchown(name, out.Owner.UID, out.Owner.GID); err != nil {
+			return fsRefusal("chown", prefix, err)
 		}
 	}
 	return nil
 }
 
 // writeTemp writes data to a new hidden file beside p with its final mode
-// and owner, fsynced, and returns its root-relative name.
-func writeTemp(r *os.Root, p string, data []byte, perm fs.FileMode, owner *Owner) (string, *refusal) {
+// and owner, and returns its root-relative name. It does not fsync it: the
+// commit does, outside the call's time limit, unless the host could not open
+// the file again (its mode or owner lock the agent out), which synced
+// reports.
+func writeTemp(r *os.Root, p string, data []byte, perm fs.FileMode, owner *Owner) (tmp string, synced bool, _ *refusal) {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
-	tmp := path.Join(path.Dir(p), abi.StagePrefix+hex.EncodeToString(rnd[:])+".tmp")
+	tmp = path.Join(path.Dir(p), abi.StagePrefix+hex.EncodeToString(rnd[:])+".tmp")
 	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return "", fsRefusal("write", p, err)
+		return "", false, fsRefusal("write", p, err)
 	}
-	err = writeSync(f, data, perm, owner)
+	err = writeContent(f, data, perm, owner)
+	if err == nil {
+		if rf, oerr := r.Open(tmp); oerr == nil {
+			err = rf.Close()
+		} else {
+			synced, err = true, f.Sync()
+		}
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		_ = r.Remove(tmp)
-		return "", fsRefusal("write", p, err)
+		return "", false, fsRefusal("write", p, err)
 	}
-	return tmp, nil
+	return tmp, synced, nil
 }
 
-func writeSync(f *os.File, data []byte, perm fs.FileMode, owner *Owner) error {
+func writeContent(f *os.File, data []byte, perm fs.FileMode, owner *Owner) error {
 	if _, err := f.Write(data); err != nil {
 		return err
 	}
@@ -266,11 +404,9 @@ func writeSync(f *os.File, data []byte, perm fs.FileMode, owner *Owner) error {
 		return err
 	}
 	if owner != nil {
-		if err := f.Chown(owner.UID, owner.GID); err != nil {
-			return err
-		}
+		return f.Chown(owner.UID, owner.GID)
 	}
-	return f.Sync()
+	return nil
 }
 
 // remove stages the removal of output/p; removing a missing file is Unchanged.
@@ -287,64 +423,11 @@ func (s *stage) remove(output, p string) (abi.Status, *refusal) {
 		ref := fsRefusal("remove", p, err)
 		return ref.status, ref
 	case fi.IsDir():
-		ref := refuse(abi.ErrInvalid, ErrDenied, "remove %q: target is a directory", p)
+		ref := refuse(abi.ErrInvalid, ErrDenied, "remove %s: target is a directory", abi.Quote(p))
 		return ref.status, ref
 	}
-	s.ops = append(s.ops, &stagedOp{output: output, path: p})
+	s.add(&stagedOp{output: output, path: p})
 	return abi.OK, nil
-}
-
-// list returns one page of the entries of output/dir sorted by name, after
-// the name after, hiding staging files.
-func (s *stage) list(output, dir, after string, capacity, soft int) ([]byte, int, *refusal) {
-	r, _, ref := s.root(output)
-	if ref != nil {
-		return nil, 0, ref
-	}
-	if err := abi.CheckDir(dir); err != nil {
-		return nil, 0, refuse(abi.ErrInvalid, ErrDenied, "output %q: %v", output, err)
-	}
-	name := dir
-	if name == "" {
-		name = "."
-	}
-	f, err := r.Open(name)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, &refusal{status: abi.ErrNotFound}
-	}
-	if err != nil {
-		return nil, 0, fsRefusal("list", name, err)
-	}
-	defer f.Close()
-	ents, err := f.ReadDir(-1)
-	if err != nil {
-		return nil, 0, fsRefusal("list", name, err)
-	}
-	slices.SortFunc(ents, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
-	w := abi.NewPageWriter(capacity, soft)
-	for _, e := range ents {
-		n := e.Name()
-		if n <= after || strings.HasPrefix(n, abi.StagePrefix) || len(n) > abi.MaxNameLen {
-			continue
-		}
-		if !w.AddDirEntry(abi.DirEntry{Type: entryType(e.Type()), Name: n}) {
-			break
-		}
-	}
-	page, need := w.Finish()
-	return page, need, nil
-}
-
-func entryType(m fs.FileMode) abi.EntryType {
-	switch {
-	case m.IsRegular():
-		return abi.TypeFile
-	case m.IsDir():
-		return abi.TypeDir
-	case m&fs.ModeSymlink != 0:
-		return abi.TypeSymlink
-	}
-	return abi.TypeOther
 }
 
 // staged lists the pending changes.
@@ -361,61 +444,6 @@ func (s *stage) staged() []StagedFile {
 	return out
 }
 
-// commit renames every staged file onto its target (or removes the target),
-// in staging order, then fsyncs every directory it changed. On an error it
-// discards what it has not renamed yet.
-func (s *stage) commit(ctx context.Context) error {
-	if s.done {
-		return ErrDone
-	}
-	if err := ctx.Err(); err != nil {
-		s.discard()
-		return err
-	}
-	s.done = true
-	dirs := map[createdDir]bool{}
-	for _, c := range s.created {
-		dirs[createdDir{c.output, path.Dir(c.dir)}] = true
-	}
-	var err error
-	for i, op := range s.ops {
-		r := s.roots[op.output]
-		if op.remove() {
-			if rerr := r.Remove(op.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-				err = fmt.Errorf("%w: commit: remove %q in output %q: %v", ErrIO, op.path, op.output, rerr)
-			}
-		} else if rerr := s.rename(r, op.tmp, op.path); rerr != nil {
-			err = fmt.Errorf("%w: commit: rename onto %q in output %q: %v", ErrIO, op.path, op.output, rerr)
-		}
-		if err != nil {
-			s.ops = s.ops[i:]
-			s.removeTemps()
-			break
-		}
-		dirs[createdDir{op.output, path.Dir(op.path)}] = true
-	}
-	for d := range dirs {
-		if serr := s.syncDir(s.roots[d.output], d.dir); serr != nil && err == nil {
-			err = fmt.Errorf("%w: commit: fsync directory %q in output %q: %v", ErrIO, d.dir, d.output, serr)
-		}
-	}
-	s.ops = nil
-	s.closeRoots()
-	return err
-}
-
-func syncDir(r *os.Root, dir string) error {
-	f, err := r.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // discard removes every staged file and the directories staging created
 // (when they are empty again). It is idempotent.
 func (s *stage) discard() {
@@ -424,12 +452,19 @@ func (s *stage) discard() {
 	}
 	s.done = true
 	s.removeTemps()
+	s.removeCreated()
+	s.ops = nil
+	s.closeRoots()
+}
+
+// removeCreated removes the directories staging created, deepest first, if
+// they are empty.
+func (s *stage) removeCreated() {
 	for i := len(s.created) - 1; i >= 0; i-- {
 		c := s.created[i]
-		_ = s.roots[c.output].Remove(c.dir) // fails, as it should, if not empty
+		_ = s.roots[c.output].Remove(c.path) // fails, as it should, if not empty
 	}
-	s.ops, s.created = nil, nil
-	s.closeRoots()
+	s.created = nil
 }
 
 func (s *stage) removeTemps() {

@@ -98,77 +98,6 @@ func TestStageOwner(t *testing.T) {
 	mustStage(t)(s3.write("out", "d/f", []byte("x"), 0))
 }
 
-func TestCommitFsyncsEveryChangedDirectory(t *testing.T) {
-	s, dir := newTestStage(t, Limits{})
-	if err := os.MkdirAll(filepath.Join(dir, "old"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "old/gone"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var synced []string
-	s.syncDir = func(r *os.Root, d string) error {
-		synced = append(synced, d)
-		return syncDir(r, d)
-	}
-	mustStage(t)(s.write("out", "top", []byte("1"), 0))
-	mustStage(t)(s.write("out", "new/deeper/f", []byte("2"), 0))
-	mustStage(t)(s.remove("out", "old/gone"))
-	if err := s.commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(synced)
-	// "." holds top and the new directory "new"; "new" holds "deeper".
-	if want := []string{".", "new", "new/deeper", "old"}; !slices.Equal(synced, want) {
-		t.Fatalf("synced %v, want %v", synced, want)
-	}
-}
-
-func TestCommitFailureMidwayDiscardsTheRest(t *testing.T) {
-	s, dir := newTestStage(t, Limits{})
-	for _, p := range []string{"1", "2", "3"} {
-		mustStage(t)(s.write("out", p, []byte(p), 0))
-	}
-	calls := 0
-	s.rename = func(r *os.Root, from, to string) error {
-		calls++
-		if calls == 2 {
-			return errors.New("injected: disk on fire")
-		}
-		return r.Rename(from, to)
-	}
-	err := s.commit(context.Background())
-	if !errors.Is(err, ErrIO) || !strings.Contains(err.Error(), "disk on fire") {
-		t.Fatalf("err = %v", err)
-	}
-	if b, _ := os.ReadFile(filepath.Join(dir, "1")); string(b) != "1" {
-		t.Fatal("the first file was not committed")
-	}
-	for _, p := range []string{"2", "3"} {
-		if _, err := os.Stat(filepath.Join(dir, p)); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("%s exists after a failed commit", p)
-		}
-	}
-	noStaged(t, dir)
-	if err := s.commit(context.Background()); !errors.Is(err, ErrDone) {
-		t.Fatalf("second commit: %v", err)
-	}
-}
-
-func TestCommitWithCancelledContextDiscards(t *testing.T) {
-	s, dir := newTestStage(t, Limits{})
-	mustStage(t)(s.write("out", "f", []byte("x"), 0))
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := s.commit(ctx); !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "f")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatal("committed despite a cancelled context")
-	}
-	noStaged(t, dir)
-}
-
 func TestStageRefusals(t *testing.T) {
 	s, dir := newTestStage(t, Limits{})
 	if err := os.Mkdir(filepath.Join(dir, "adir"), 0o755); err != nil {
@@ -244,5 +173,110 @@ func TestSweepStagedRemovesCrashLeftovers(t *testing.T) {
 	}
 	if removed, err := SweepStaged(filepath.Join(dir, "missing")); err != nil || len(removed) != 0 {
 		t.Fatalf("missing dir: %v %v", removed, err)
+	}
+}
+
+// TestStageDepthLimit: a path deeper than abi.MaxPathDepth is refused before
+// anything is created (one stage_write of a 2000-level path used to take ten
+// seconds in one host call, past any timeout); one at the limit is staged,
+// through symlinked directories that stay inside the output too.
+func TestStageDepthLimit(t *testing.T) {
+	s, dir := newTestStage(t, Limits{})
+	deepest := strings.Repeat("d/", abi.MaxPathDepth-1) + "f"
+	st, ref := s.write("out", "x/"+deepest, []byte("x"), 0)
+	if st != abi.ErrInvalid || ref == nil || !errors.Is(ref.err, ErrDenied) {
+		t.Fatalf("a path of %d components: status %v, refusal %v", abi.MaxPathDepth+1, st, ref)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("a refused path created %d entries", len(ents))
+	}
+	mustStage(t)(s.write("out", deepest, []byte("x"), 0))
+
+	// "a/up" leads back to "real" through the output's root: a relative
+	// symlink that leaves "a" but not the output.
+	for _, d := range []string{"a", "real/b"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("../real", filepath.Join(dir, "a/up")); err != nil {
+		t.Fatal(err)
+	}
+	mustStage(t)(s.write("out", "a/up/b/new/deeper/f", []byte("y"), 0))
+	if err := s.commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "real/b/new/deeper/f")); err != nil || string(b) != "y" {
+		t.Fatalf("write through a/up: %q %v", b, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(deepest))); err != nil || string(b) != "x" {
+		t.Fatalf("write at the depth limit: %q %v", b, err)
+	}
+}
+
+// TestStageRefusesFileDirectoryConflicts: within one call a path cannot be
+// both a staged file and a directory of another staged file. Before the
+// check, "a" then "a/b" staged fine, the commit failed renaming onto the
+// directory "a", and that directory stayed: every later write of "a"
+// failed with "target is a directory", wedging the plugin for good.
+func TestStageRefusesFileDirectoryConflicts(t *testing.T) {
+	tests := []struct {
+		name       string
+		first, end string
+	}{
+		{"file, then a file below it", "a", "a/b"},
+		{"file, then a file deeper below it", "a", "a/b/c"},
+		{"file, then its directory as a file", "a/b", "a"},
+		{"deep file, then a directory of it as a file", "a/b/c", "a/b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, dir := newTestStage(t, Limits{})
+			mustStage(t)(s.write("out", tt.first, []byte("1"), 0))
+			st, ref := s.write("out", tt.end, []byte("2"), 0)
+			if st != abi.ErrInvalid || ref == nil || !errors.Is(ref.err, ErrDenied) {
+				t.Fatalf("staging %q after %q: status %v, refusal %v", tt.end, tt.first, st, ref)
+			}
+			t.Log(ref.err)
+			s.discard()
+			if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+				t.Fatalf("the output holds %d entries after a discard", len(ents))
+			}
+		})
+	}
+	t.Run("no conflict", func(t *testing.T) {
+		s, dir := newTestStage(t, Limits{})
+		mustStage(t)(s.write("out", "a", []byte("1"), 0))
+		mustStage(t)(s.write("out", "ab/c", []byte("2"), 0))
+		mustStage(t)(s.write("out", "a.d/c", []byte("3"), 0))
+		mustStage(t)(s.write("out", "x", []byte("4"), 0))
+		if err := os.WriteFile(filepath.Join(dir, "x"), []byte("old"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// A removal supersedes the staged file "x", which then no
+		// longer stands in the way of "x/y".
+		mustStage(t)(s.remove("out", "x"))
+		if st, ref := s.write("out", "x/y", nil, 0); st != abi.ErrInvalid || ref == nil {
+			t.Fatalf("x/y below the existing file x: %v %v", st, ref)
+		}
+	})
+}
+
+// TestStagedDirectoriesHaveTheDocumentedMode: directories staging creates
+// are 0o755 (ABI.md) whatever the agent's umask; they used to get 0o755
+// minus the umask (0o700 under umask 077).
+func TestStagedDirectoriesHaveTheDocumentedMode(t *testing.T) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	s, dir := newTestStage(t, Limits{})
+	mustStage(t)(s.write("out", "d/e/f", []byte("x"), 0))
+	for _, d := range []string{"d", "d/e"} {
+		fi, err := os.Stat(filepath.Join(dir, d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o755 {
+			t.Errorf("%s was created with mode %v under umask 077", d, fi.Mode().Perm())
+		}
 	}
 }

@@ -20,8 +20,9 @@ import (
 // and every page are encoded with plugins/abi and decoded by the SDK), keeps
 // the view and the output files in memory, and follows the host's rules:
 // declared outputs and hooks only, the path rules, the last staged change of
-// a path wins, unchanged writes stage nothing, and a refused request or a
-// failed call commits nothing.
+// a path wins, unchanged writes stage nothing, a path cannot be both a file
+// and a directory (on disk or among this call's writes), and a refused
+// request or a failed call commits nothing.
 //
 // It does not enforce the host's size limits, memory limit or timeout; test
 // those with the real host (plugins/host). Calls through any Fake are
@@ -255,6 +256,9 @@ func hostOutputList(output, dir, after string, b []byte) int64 {
 	if err := abi.CheckDir(dir); err != nil {
 		return int64(abi.ErrInvalid)
 	}
+	if _, file := current.f.files[output+"\x00"+dir]; file {
+		return int64(abi.ErrInvalid) // not a directory
+	}
 	prefix := output + "\x00"
 	if dir != "" {
 		prefix += dir + "/"
@@ -298,6 +302,40 @@ func (c *fakeCall) stageCheck(fn, output, path string) (string, abi.Status) {
 	return key, abi.OK
 }
 
+// isDir reports whether key ("output\x00path") is a directory: a file
+// exists below it, or this call staged one there.
+func (c *fakeCall) isDir(key string) bool {
+	below := key + "/"
+	for k := range c.f.files {
+		if strings.HasPrefix(k, below) {
+			return true
+		}
+	}
+	return slices.ContainsFunc(c.ops, func(op fakeOp) bool { return !op.remove && strings.HasPrefix(op.key, below) })
+}
+
+// isFile reports whether key is a file, or was staged as one in this call.
+func (c *fakeCall) isFile(key string) bool {
+	_, ok := c.f.files[key]
+	return ok || slices.ContainsFunc(c.ops, func(op fakeOp) bool { return !op.remove && op.key == key })
+}
+
+// fileDirConflict refuses, as the host does, a write of path when it is a
+// directory or when one of its directories is a file (or was staged as one
+// in this call).
+func (c *fakeCall) fileDirConflict(output, path string) abi.Status {
+	if c.isDir(output + "\x00" + path) {
+		return c.refuse(abi.ErrInvalid, "stage_write %s: target is a directory", abi.Quote(path))
+	}
+	for d := path; strings.Contains(d, "/"); {
+		d = d[:strings.LastIndexByte(d, '/')]
+		if c.isFile(output + "\x00" + d) {
+			return c.refuse(abi.ErrInvalid, "stage_write %s: %s is a file", abi.Quote(path), abi.Quote(d))
+		}
+	}
+	return abi.OK
+}
+
 func hostStageWrite(output, path string, data []byte, mode uint32) abi.Status {
 	c := current
 	key, st := c.stageCheck("stage_write", output, path)
@@ -306,6 +344,9 @@ func hostStageWrite(output, path string, data []byte, mode uint32) abi.Status {
 	}
 	if mode&^abi.ModeMask != 0 {
 		return c.refuse(abi.ErrInvalid, "stage_write %q: mode %#o", path, mode)
+	}
+	if st := c.fileDirConflict(output, path); st != abi.OK {
+		return st
 	}
 	perm := fs.FileMode(mode)
 	if perm == 0 {
@@ -323,6 +364,9 @@ func hostStageRemove(output, path string) abi.Status {
 	key, st := c.stageCheck("stage_remove", output, path)
 	if st != abi.OK {
 		return st
+	}
+	if c.isDir(key) {
+		return c.refuse(abi.ErrInvalid, "stage_remove %s: target is a directory", abi.Quote(path))
 	}
 	if _, ok := c.f.files[key]; !ok {
 		return abi.Unchanged

@@ -112,9 +112,10 @@ type DirEntry struct {
 func (d DirEntry) IsDir() bool { return d.Type == abi.TypeDir }
 
 // ReadDir yields the entries of dir ("" = the output directory itself) in the
-// named output, sorted by name, as they are on disk now (not including this
-// call's staged changes). Staging files are never listed. A missing
-// directory yields nothing.
+// named output, sorted by name, as they were on disk when this call first
+// listed dir (not including this call's staged changes). Staging files are
+// never listed. A missing directory yields nothing; a path that is not a
+// directory yields an error.
 func (h *Host) ReadDir(output, dir string) iter.Seq2[DirEntry, error] {
 	return func(yield func(DirEntry, error) bool) {
 		after := ""

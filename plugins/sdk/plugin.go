@@ -169,9 +169,10 @@ func readInput(kind abi.Kind, n uint32) (*Batch, error) {
 	for i := range raws {
 		r := &raws[i]
 		u := &b.Updates[i]
-		u.Op, u.Revision = r.Op, r.Revision
+		// Every field is set anew: the slice is reused, and a delete must
+		// not carry the previous call's Value or Version.
 		n := copy(keys[at:], r.Key)
-		u.Key = aliasString(keys[at : at+n])
+		*u = Update{Op: r.Op, Revision: r.Revision, Key: aliasString(keys[at : at+n])}
 		at += n
 		if len(r.Version) > 0 {
 			n = copy(keys[at:], r.Version)

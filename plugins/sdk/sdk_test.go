@@ -184,6 +184,10 @@ func TestRefusedRequestFailsTheCall(t *testing.T) {
 		{"dotdot", func(h *sdk.Host) error { _, err := h.WriteFile("out", "../a", nil, 0); return err }, abi.ErrInvalid},
 		{"absolute", func(h *sdk.Host) error { _, err := h.RemoveFile("out", "/etc/passwd"); return err }, abi.ErrInvalid},
 		{"setuid", func(h *sdk.Host) error { _, err := h.WriteFile("out", "a", nil, 0o4755); return err }, abi.ErrInvalid},
+		{"too deep", func(h *sdk.Host) error {
+			_, err := h.WriteFile("out", strings.Repeat("d/", abi.MaxPathDepth)+"f", nil, 0)
+			return err
+		}, abi.ErrInvalid},
 		{"undeclared hook", func(h *sdk.Host) error { return h.RequestHook("restart") }, abi.ErrDenied},
 	}
 	for _, tt := range tests {
@@ -239,6 +243,13 @@ func TestReadDirAndRemove(t *testing.T) {
 		}
 		for _, err := range h.ReadDir("out", "missing") {
 			return fmt.Errorf("missing dir yielded %v", err)
+		}
+		var fileErr error
+		for _, err := range h.ReadDir("out", "a.conf") {
+			fileErr = err
+		}
+		if !errors.Is(fileErr, abi.ErrInvalid) {
+			return fmt.Errorf("listing a file: %v, want ErrInvalid as the host answers", fileErr)
 		}
 		if changed, err := h.RemoveFile("out", "sub/b.conf"); !changed || err != nil {
 			return fmt.Errorf("remove = %v %v", changed, err)
@@ -326,5 +337,94 @@ func TestKeysAndVersionsOutliveTheCall(t *testing.T) {
 	}
 	if kept[0].Key != "first-key" || !bytes.Equal(kept[0].Version, []byte{1, 2, 3}) {
 		t.Fatalf("the first call's update became %q %v", kept[0].Key, kept[0].Version)
+	}
+}
+
+// TestUpdatesCarryNothingFromThePreviousCall: the SDK reuses its []Update
+// across calls, so every field of every update must be set anew. A delete
+// or a put without a version must not show the previous call's Value or
+// Version.
+func TestUpdatesCarryNothingFromThePreviousCall(t *testing.T) {
+	f := &sdk.Fake{}
+	var got []sdk.Update
+	p := funcs{apply: func(_ *sdk.Host, b *sdk.Batch) error {
+		got = got[:0]
+		for _, u := range b.Updates {
+			u.Value = bytes.Clone(u.Value) // values are valid only during the call
+			got = append(got, u)
+		}
+		return nil
+	}}
+	if _, err := f.Apply(p,
+		sdk.Update{Op: sdk.OpPut, Key: "a", Value: []byte("secret"), Version: []byte{0xaa, 0xbb}},
+		sdk.Update{Op: sdk.OpPut, Key: "b", Value: []byte("other"), Version: []byte{0xcc}},
+	); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Apply(p, sdk.Update{Op: sdk.OpDelete, Key: "a"}, sdk.Update{Op: sdk.OpPut, Key: "c", Value: []byte{}}); err != nil {
+		t.Fatal(err)
+	}
+	if u := got[0]; u.Op != sdk.OpDelete || u.Value != nil || u.Version != nil {
+		t.Errorf("delete decoded as %+v", u)
+	}
+	if u := got[1]; u.Op != sdk.OpPut || u.Value == nil || len(u.Value) != 0 || u.Version != nil {
+		t.Errorf("put without a version decoded as %+v", u)
+	}
+}
+
+// TestFakeRefusesFileDirectoryConflicts: like the host, the fake refuses to
+// stage a path that is, or would be once the call commits, both a file and
+// a directory, so plugin unit tests meet the refusal the host would give.
+func TestFakeRefusesFileDirectoryConflicts(t *testing.T) {
+	write := func(p string) func(h *sdk.Host) error {
+		return func(h *sdk.Host) error { _, err := h.WriteFile("out", p, []byte(p), 0); return err }
+	}
+	tests := []struct {
+		name  string
+		steps []func(h *sdk.Host) error // the last one is refused
+	}{
+		{"below a file on disk", []func(*sdk.Host) error{write("file/x")}},
+		{"onto a directory on disk", []func(*sdk.Host) error{write("dir")}},
+		{"remove a directory on disk", []func(*sdk.Host) error{func(h *sdk.Host) error { _, err := h.RemoveFile("out", "dir"); return err }}},
+		{"below a file staged in this call", []func(*sdk.Host) error{write("a"), write("a/b/c")}},
+		{"onto a directory of a file staged in this call", []func(*sdk.Host) error{write("a/b/c"), write("a/b")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &sdk.Fake{Outputs: []string{"out"}}
+			f.WriteFile("out", "file", []byte("f"), 0o644)
+			f.WriteFile("out", "dir/x", []byte("x"), 0o644)
+			var got error
+			_, err := f.Render(sdk.RenderFunc(func(h *sdk.Host, _ *sdk.Batch) error {
+				for i, step := range tt.steps {
+					err := step(h)
+					if i < len(tt.steps)-1 && err != nil {
+						return err
+					}
+					got = err
+				}
+				return nil
+			}))
+			if !errors.Is(got, abi.ErrInvalid) || err == nil {
+				t.Fatalf("last request: %v; call: %v", got, err)
+			}
+			if paths := f.Paths("out"); !slices.Equal(paths, []string{"dir/x", "file"}) {
+				t.Fatalf("paths after a refused call %v", paths)
+			}
+		})
+	}
+	// A removal drops the staged file "a": "a/b" no longer conflicts.
+	f := &sdk.Fake{Outputs: []string{"out"}}
+	_, err := f.Render(sdk.RenderFunc(func(h *sdk.Host, _ *sdk.Batch) error {
+		if err := write("a")(h); err != nil {
+			return err
+		}
+		if _, err := h.RemoveFile("out", "a"); err != nil {
+			return err
+		}
+		return write("a/b")(h)
+	}))
+	if err != nil || !slices.Equal(f.Paths("out"), []string{"a/b"}) {
+		t.Fatalf("err %v, paths %v", err, f.Paths("out"))
 	}
 }

@@ -6,8 +6,12 @@
  *
  * A key maps to a variable name by dropping the prefix, upper-casing letters
  * and turning every other byte outside [A-Za-z0-9_] into '_' (a leading digit
- * gets a '_' before it). Values are double-quoted with \\, \", \n, \r and \t
- * escaped; a value with other control bytes is logged and left out.
+ * gets a '_' before it). Values are double-quoted, with a backslash before
+ * \, ", $ and ` (the characters a backslash escapes inside double quotes, for
+ * systemd as for a POSIX shell). Tabs, newlines and carriage returns are
+ * written as they are: systemd keeps them inside double quotes, while "\n"
+ * would stay a backslash and an n. A value with any other control byte is
+ * logged and left out.
  *
  * Configuration (config_get):
  *   prefix  key prefix (default: every key)
@@ -99,7 +103,7 @@ static int line(buffer *out, const slip_record *r, uint32_t prefix_len) {
 	}
 	for (uint32_t i = 0; i < r->value_len; i++) {
 		uint8_t c = r->value[i];
-		if (c < 0x20 && c != '\n' && c != '\r' && c != '\t') {
+		if ((c < 0x20 && c != '\n' && c != '\r' && c != '\t') || c == 0x7f) {
 			logf_(SLIP_ERROR, "skipping key whose value has control bytes", r->key, r->key_len);
 			return 1;
 		}
@@ -119,14 +123,9 @@ static int line(buffer *out, const slip_record *r, uint32_t prefix_len) {
 	append(out, "=\"", 2);
 	for (uint32_t i = 0; i < r->value_len; i++) {
 		char c = (char)r->value[i];
-		switch (c) {
-		case '\\': append(out, "\\\\", 2); break;
-		case '"': append(out, "\\\"", 2); break;
-		case '\n': append(out, "\\n", 2); break;
-		case '\r': append(out, "\\r", 2); break;
-		case '\t': append(out, "\\t", 2); break;
-		default: appendc(out, c);
-		}
+		if (c == '\\' || c == '"' || c == '$' || c == '`')
+			appendc(out, '\\');
+		appendc(out, c);
 	}
 	return append(out, "\"\n", 2);
 }

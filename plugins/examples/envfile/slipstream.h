@@ -44,6 +44,12 @@ enum { SLIP_PAGE_MORE = 1 };
 #define SLIP_DIRENT_HEADER_SIZE 4
 #define SLIP_MAX_VERSION_LEN 16
 
+/* Path rules (ABI.md section 6): at most SLIP_MAX_PATH_LEN bytes and
+ * SLIP_MAX_PATH_DEPTH components of at most SLIP_MAX_NAME_LEN bytes each. */
+#define SLIP_MAX_PATH_LEN 4096
+#define SLIP_MAX_PATH_DEPTH 32
+#define SLIP_MAX_NAME_LEN 255
+
 /* Host functions (ABI.md section 5). */
 SLIP_IMPORT("log") int32_t slip_log(int32_t level, const void *msg, uint32_t msg_len);
 SLIP_IMPORT("input_read") int64_t slip_input_read(void *buf, uint32_t buf_cap);

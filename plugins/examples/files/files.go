@@ -118,7 +118,11 @@ func (plugin) Render(h *sdk.Host, _ *sdk.Batch) error {
 	return c.requestHook(h, changed)
 }
 
-// prune removes the files below dir that keep does not list.
+// prune removes the files below dir that keep does not list. It leaves
+// (and logs) the names no key can map to: names that are not valid UTF-8,
+// hold control characters or lie too deep. The host would refuse to remove
+// them, and a refusal fails the call, so one stray file would make every
+// render fail.
 func prune(h *sdk.Host, output, dir string, keep map[string]bool) (bool, error) {
 	changed := false
 	for e, err := range h.ReadDir(output, dir) {
@@ -126,6 +130,10 @@ func prune(h *sdk.Host, output, dir string, keep map[string]bool) (bool, error) 
 			return false, err
 		}
 		p := path.Join(dir, e.Name)
+		if err := sdk.CheckPath(p); err != nil {
+			h.Logf(sdk.LevelWarn, "files: not pruning: %v", err)
+			continue
+		}
 		if e.IsDir() {
 			did, err := prune(h, output, p, keep)
 			if err != nil {

@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slipstreamkv/slipstream/internal/plugintest"
 	"github.com/slipstreamkv/slipstream/internal/plugintest/harness"
+	"github.com/slipstreamkv/slipstream/plugins/abi"
 	"github.com/slipstreamkv/slipstream/plugins/host"
 	"github.com/slipstreamkv/slipstream/plugins/sdk"
 )
@@ -95,7 +97,9 @@ func newHarness(t *testing.T, cfg map[string]string) *harness.Harness {
 	return harness.New(t, plugintest.Module(t, "plugins/examples/files"), harness.Options{
 		Outputs: []string{"files"},
 		Hooks:   []string{"reload"},
-		Plugin:  host.PluginConfig{Name: "files", Config: cfg},
+		// Rendering 2000 files creates 2000 files inside one call: seconds
+		// on a slow disk under -race, near the default 5 s limit.
+		Plugin: host.PluginConfig{Name: "files", Config: cfg, Timeout: time.Minute},
 	})
 }
 
@@ -115,6 +119,36 @@ func TestModuleMirrorsKeys(t *testing.T) {
 	res = h.Commit(h.Apply(h.Put("etc/app/one.conf", "1")))
 	if len(res.Hooks()) != 0 {
 		t.Fatalf("an unchanged file requested %v", res.Hooks())
+	}
+}
+
+// TestModulePruneLeavesNamesItCannotRemove: a stray file whose name breaks
+// the path rules used to make every render fail (its removal was refused,
+// and a refusal fails the call).
+func TestModulePruneLeavesNamesItCannotRemove(t *testing.T) {
+	h := newHarness(t, map[string]string{})
+	out := h.Outputs["files"]
+	for _, n := range append(strayNames, "stale") {
+		p := filepath.Join(out, filepath.FromSlash(n))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("stray"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.View.Put(host.Entry{Key: "k", Value: []byte("v"), Revision: 1})
+	h.Commit(h.Render())
+	for _, n := range strayNames {
+		if _, err := os.Stat(filepath.Join(out, filepath.FromSlash(n))); err != nil {
+			t.Errorf("stray %q: %v", n, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "stale")); !os.IsNotExist(err) {
+		t.Errorf("stale file not pruned: %v", err)
+	}
+	if got, _ := h.Read("files", "k"); got != "v" {
+		t.Errorf("k = %q", got)
 	}
 }
 
@@ -148,4 +182,29 @@ func TestModuleRendersAViewLargerThanAPage(t *testing.T) {
 		t.Fatalf("second render changed %d files", len(res.Staged()))
 	}
 	res.Discard()
+}
+
+// strayNames are names a file in the output may have that no key can map
+// to: the host refuses to stage or remove them.
+var strayNames = []string{"caf\xe9.conf", "bell\a", strings.Repeat("d/", abi.MaxPathDepth) + "deep"}
+
+func TestFakePruneLeavesNamesItCannotRemove(t *testing.T) {
+	f := &sdk.Fake{Outputs: []string{"files"}}
+	for _, n := range strayNames {
+		f.WriteFile("files", n, []byte("stray"), 0o644)
+	}
+	f.WriteFile("files", "stale", []byte("old"), 0o644)
+	f.Set("k", []byte("v"))
+	res, err := f.Render(plugin{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append([]string{"k"}, strayNames...)
+	slices.Sort(want)
+	if got := f.Paths("files"); !slices.Equal(got, want) {
+		t.Fatalf("paths %q, want %q", got, want)
+	}
+	if n := len(res.Logs); n != len(strayNames) || !strings.Contains(res.Logs[0], "files: not pruning") {
+		t.Fatalf("logs %q", res.Logs)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 	"unsafe"
 
 	"github.com/slipstreamkv/slipstream/plugins/sdk"
@@ -154,6 +155,12 @@ func act(h *sdk.Host, key, arg string) error {
 		report := fmt.Sprintf("env=%d args=%d read=%v readdir=%v create=%v", len(os.Environ()), len(os.Args), ferr, derr, cerr)
 		_, err := h.WriteFile(arg, "sandbox", []byte(report), 0)
 		return err
+	case "sleep": // a Go duration
+		d, err := time.ParseDuration(arg)
+		if err != nil {
+			return err
+		}
+		time.Sleep(d)
 	case "ok":
 	default:
 		return fmt.Errorf("unknown action %q", action)
