@@ -118,10 +118,19 @@ func (r *Report) Snapshot() *Snapshot {
 // directory fsync). A file that is refused, with a [*FormatError] wrapping
 // [ErrInvalidFormat] or [ErrCorrupted], is left untouched.
 func Load(path string) (*Snapshot, error) {
-	rep, err := Repair(path)
+	fsy := osFS()
+	return fsy.loadSnapshot(path)
+}
+
+func (fsy *fsys) loadSnapshot(path string) (*Snapshot, error) {
+	img, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: load %s: %w", path, err)
+	}
+	rep, err := fsy.loadImage(path, img)
 	if err != nil {
 		return nil, err
 	}
@@ -143,8 +152,16 @@ func Inspect(path string) (*Report, error) {
 // Repair does to the file at path exactly what loading does and reports it.
 // A missing file gives an error wrapping fs.ErrNotExist.
 func Repair(path string) (*Report, error) {
-	fs := osFS()
-	return fs.load(path)
+	fsy := osFS()
+	return fsy.repair(path)
+}
+
+func (fsy *fsys) repair(path string) (*Report, error) {
+	img, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: load %s: %w", path, err)
+	}
+	return fsy.loadImage(path, img)
 }
 
 // setPath names the file in a refusal.
@@ -176,21 +193,21 @@ func inspect(img []byte) *Report {
 	return rep
 }
 
-// load reads, replays and, as the report says, rewrites the file. After a
-// rewrite the report's index lives in a fresh arena, not in the file image.
-func (fs *fsys) load(path string) (*Report, error) {
-	img, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot: load %s: %w", path, err)
-	}
+// loadImage replays img, the content of the file at path, and rewrites the
+// file as the report says. After a rewrite the report's index lives in a
+// fresh arena, not in img. Its errors never mean that the file is missing
+// (only the read of img can say that, and the callers decide what a missing
+// file means): a rewrite that fails with ENOENT is a failure like any other.
+func (fsy *fsys) loadImage(path string, img []byte) (*Report, error) {
 	rep := inspect(img)
 	rep.setPath(path)
 	if rep.Err != nil {
 		return rep, rep.Err
 	}
+	var err error
 	switch rep.Action {
 	case ActionReset:
-		err = fs.replaceFile(path, headerLen, func(w io.Writer) error {
+		err = fsy.replaceFile(path, headerLen, func(w io.Writer) error {
 			_, err := w.Write(header[:])
 			return err
 		})
@@ -199,7 +216,7 @@ func (fs *fsys) load(path string) (*Report, error) {
 		x := rep.rep.idx
 		fresh := &arena{}
 		var base []ref
-		err = fs.replaceFile(path, rep.CompactedSize, func(w io.Writer) error {
+		err = fsy.replaceFile(path, rep.CompactedSize, func(w io.Writer) error {
 			base, err = writeCompacted(w, &x.ar, x.base, rep.rep.cursor, fresh)
 			return err
 		})

@@ -62,13 +62,17 @@ func Open(path string, opts Options) (*Log, error) {
 
 func (l *Log) open() error {
 	removeTemps(l.path)
-	rep, err := l.fs.load(l.path)
+	img, err := os.ReadFile(l.path)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, fs.ErrNotExist): // only the read says the file is missing
 		l.idx = newIndex()
 	case err != nil:
-		return err
+		return fmt.Errorf("snapshot: load %s: %w", l.path, err)
 	default:
+		rep, err := l.fs.loadImage(l.path, img)
+		if err != nil {
+			return err
+		}
 		l.idx = rep.rep.idx
 		if !rep.rep.empty() {
 			l.cursor = rep.rep.cursor
