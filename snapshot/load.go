@@ -115,22 +115,31 @@ func (r *Report) Snapshot() *Snapshot {
 // or holds no usable snapshot. A dirty file (redundant records, stale cursor
 // records, a torn tail, zero slack) is rewritten in compacted form, and an
 // empty one to the bare header, atomically (temporary file, fsync, rename,
-// directory fsync). A file that is refused, with a [*FormatError] wrapping
-// [ErrInvalidFormat] or [ErrCorrupted], is left untouched.
+// directory fsync), under the log's lock: while a [Log] or [Writer] has the
+// file open, Load returns the same content and leaves the file to its owner.
+// A file that is refused, with a [*FormatError] wrapping [ErrInvalidFormat]
+// or [ErrCorrupted], is left untouched.
 func Load(path string) (*Snapshot, error) {
 	fsy := osFS()
 	return fsy.loadSnapshot(path)
 }
 
 func (fsy *fsys) loadSnapshot(path string) (*Snapshot, error) {
-	img, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	seen, err := Inspect(path)
+	switch {
+	case seen == nil && errors.Is(err, fs.ErrNotExist): // only the first read says it is missing
 		return nil, nil
+	case err != nil:
+		return nil, err
+	case seen.Action == ActionNone:
+		return seen.Snapshot(), nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("snapshot: load %s: %w", path, err)
+	// Loading rewrites the file: only under the lock, from a read made
+	// under it (the file may have changed since).
+	rep, err := fsy.repair(path)
+	if errors.Is(err, ErrLocked) {
+		return seen.Snapshot(), nil // the file's owner rewrites it, not us
 	}
-	rep, err := fsy.loadImage(path, img)
 	if err != nil {
 		return nil, err
 	}
@@ -150,13 +159,23 @@ func Inspect(path string) (*Report, error) {
 }
 
 // Repair does to the file at path exactly what loading does and reports it.
-// A missing file gives an error wrapping fs.ErrNotExist.
+// A missing file gives an error wrapping fs.ErrNotExist. Repair takes the
+// log's lock: while a [Log] or [Writer] has the file open (a running agent),
+// it refuses with an error wrapping [ErrLocked] and leaves the file alone.
 func Repair(path string) (*Report, error) {
 	fsy := osFS()
 	return fsy.repair(path)
 }
 
 func (fsy *fsys) repair(path string) (*Report, error) {
+	if _, err := os.Stat(path); err != nil { // no lock file beside a missing log
+		return nil, fmt.Errorf("snapshot: load %s: %w", path, err)
+	}
+	lock, err := lockLog(path)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
 	img, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: load %s: %w", path, err)

@@ -27,7 +27,7 @@ import (
 //
 // Get, Range and Cursor are safe for concurrent use with each other and with
 // Apply. Apply, Export, Compact and Close must not be called concurrently
-// with each other.
+// with each other. A Log holds the file's lock until Close (see Open).
 type Log struct {
 	path string
 	opts Options
@@ -36,7 +36,8 @@ type Log struct {
 	mu          sync.RWMutex
 	idx         *index
 	cursor      kvcore.Cursor
-	f           *os.File // the log, written at explicit offsets
+	lock        *os.File // holds the log's lock until Close
+	f           *os.File // the log, read and written at explicit offsets
 	size        int64    // bytes in the log
 	appended    int64    // bytes appended since the last compaction
 	due         int64    // appended bytes at which compaction is due
@@ -55,13 +56,31 @@ var _ kvcore.Fold = (*Log)(nil)
 // fold's [Log.Cursor] is the resume cursor: none for a new fold. A file that
 // load refuses is an error wrapping [ErrInvalidFormat] or [ErrCorrupted] and
 // is left untouched.
+//
+// The Log holds the file's lock (path + ".lock", created beside it) until
+// Close: a second Open, [OpenWriter] or [Repair] of the same path, in this
+// process or another, fails with [ErrLocked] rather than replace the file
+// under it.
 func Open(path string, opts Options) (*Log, error) {
 	l := &Log{path: path, opts: opts.withDefaults(), fs: osFS()}
-	return l, l.open()
+	if err := l.open(); err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
-func (l *Log) open() error {
-	removeTemps(l.path)
+// open takes the lock, loads the file and opens it. On error it releases
+// the lock.
+func (l *Log) open() (err error) {
+	if l.lock, err = lockLog(l.path); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			l.lock.Close()
+		}
+	}()
+	removeTemps(l.path) // leftovers of a crash: no one else writes them while we hold the lock
 	img, err := os.ReadFile(l.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist): // only the read says the file is missing
@@ -233,7 +252,9 @@ func (l *Log) Close() error {
 	l.closed = true
 	l.mu.Unlock()
 	l.wg.Wait()
-	return l.f.Close()
+	err := l.f.Close()
+	l.lock.Close() // after the log: a later opener must not see it still open
+	return err
 }
 
 // snapshot is a consistent, immutable view of the fold for writing a

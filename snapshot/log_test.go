@@ -105,7 +105,7 @@ func TestLogOpenRefusesCorruptFileUntouched(t *testing.T) {
 // §11.D append_log_loads_legacy_writer_file.
 func TestLogLoadsWriterFile(t *testing.T) {
 	p := newPath(t)
-	write(t, openW(t, p, 0), put("node.a", "v1", 1), put("node.b", "v2", 2), cur(2))
+	writeClosed(t, p, put("node.a", "v1", 1), put("node.b", "v2", 2), cur(2))
 	l := openLog(t, p, Options{})
 	if l.Cursor() != cur(2) {
 		t.Fatalf("cursor %v", l.Cursor())
@@ -167,7 +167,7 @@ func TestLogTrailingZeroBytes(t *testing.T) {
 // §11.C mid_file_nuls_must_not_drop_a_crc_valid_suffix.
 func TestLogMidFileNULs(t *testing.T) {
 	p := newPath(t)
-	write(t, openW(t, p, 0), put("a", "x", 1), cur(1), put("b", "y", 2), cur(2))
+	writeClosed(t, p, put("a", "x", 1), cur(1), put("b", "y", 2), cur(2))
 	b := readFile(t, p)
 	b = slices.Insert(b, 42, make([]byte, 5)...)
 	os.WriteFile(p, b, 0o644)
