@@ -33,11 +33,10 @@ func (f *Fold) Export(ctx context.Context, dir string) (kvcore.Cursor, error) {
 	if f.opts.FS != vfs.Default {
 		return kvcore.Cursor{}, fmt.Errorf("pebblefold: export needs the operating system's file system")
 	}
-	f.life.RLock()
-	defer f.life.RUnlock()
-	if f.closed {
-		return kvcore.Cursor{}, snapshot.ErrClosed
+	if err := f.acquire(); err != nil {
+		return kvcore.Cursor{}, err
 	}
+	defer f.release()
 	stage, err := artifact.NewStage(dir)
 	if err != nil {
 		return kvcore.Cursor{}, fmt.Errorf("pebblefold: export to %s: %w", dir, err)
