@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 
@@ -43,6 +44,7 @@ type Log struct {
 	due         int64    // appended bytes at which compaction is due
 	scratch     []byte
 	err         error // sticky: the file may hold a write we could not undo
+	dirUnsynced bool  // a compaction's rename is not known to be durable yet
 	closed      bool
 	job         *compactJob // the running compaction, if any
 	compactions int
@@ -134,7 +136,10 @@ func (l *Log) usable() error {
 //
 // If the write fails, the log is truncated back and nothing changes. If
 // that truncation or an fsync fails, the fold refuses every later Apply
-// with [ErrPoisoned]: reopen it to recover from the file.
+// with [ErrPoisoned]: reopen it to recover from the file. If the directory
+// fsync after a compaction's rename failed, Apply (in [SyncCheckpoint]
+// mode) first retries it and, while it fails, returns its error and
+// changes nothing.
 func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.Cursor) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -147,6 +152,9 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.usable(); err != nil {
+		return err
+	}
+	if err := l.syncDirLocked(); err != nil {
 		return err
 	}
 	buf := l.scratch[:0]
@@ -182,6 +190,23 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 			l.idx.merge()
 		}
 	}
+	return nil
+}
+
+// syncDirLocked retries the directory fsync that failed after a
+// compaction renamed its file over the log. Until it succeeds a power loss
+// can bring the replaced file back, and with it lose every batch appended
+// to the new one, so in SyncCheckpoint mode Apply acknowledges nothing
+// before it. It runs before the batch is written: on failure nothing
+// changed and the next Apply tries again. l.mu is held.
+func (l *Log) syncDirLocked() error {
+	if !l.dirUnsynced || l.opts.Sync != SyncCheckpoint {
+		return nil
+	}
+	if err := l.fs.syncDir(filepath.Dir(l.path)); err != nil {
+		return fmt.Errorf("snapshot: sync the directory of %s after compacting it: %w", l.path, err)
+	}
+	l.dirUnsynced = false
 	return nil
 }
 

@@ -103,6 +103,7 @@ func (l *Log) runJob(j *compactJob) (err error) {
 	l.size, l.appended, l.due = size+tail, tail, max(l.opts.CompactThreshold, size)
 	l.swapArena(fresh, refs, j.boundary)
 	l.compactions++
+	l.dirUnsynced = err != nil // the next Apply retries it
 	if err != nil {
 		return fmt.Errorf("snapshot: compact %s: sync directory: %w", l.path, err)
 	}

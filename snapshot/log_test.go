@@ -447,3 +447,38 @@ func TestLogHammerWithBackgroundCompactions(t *testing.T) {
 		t.Fatalf("reopened fold diverged (%d vs %d entries) at %v", len(got), len(want), l.Cursor())
 	}
 }
+
+// After a compaction whose directory fsync failed (the rename may not be
+// durable), Apply acknowledges nothing until a retry of that fsync
+// succeeds: a power loss could otherwise bring the replaced file back and
+// lose the batches appended to the new one.
+func TestLogRetriesDirectorySyncAfterCompaction(t *testing.T) {
+	p := newPath(t)
+	l := openLog(t, p, Options{})
+	apply(t, l, cur(1), put("a", "1", 1))
+	apply(t, l, cur(2), put("a", "2", 2))
+	inject := errors.New("injected")
+	real := osFS()
+	l.fs.syncDir = func(string) error { return inject }
+	if err := l.Compact(); !errors.Is(err, inject) {
+		t.Fatalf("Compact = %v", err)
+	}
+	before := readFile(t, p)
+	if err := l.Apply(context.Background(), []kvcore.Update{put("b", "3", 3)}, cur(3)); !errors.Is(err, inject) {
+		t.Fatalf("Apply while the directory is not synced: %v, want the sync error", err)
+	}
+	assertFile(t, p, before)
+	if _, err := l.Get("b"); !errors.Is(err, kvcore.ErrNotFound) || l.Cursor() != cur(2) {
+		t.Fatal("the refused batch reached the fold")
+	}
+	syncs := 0
+	l.fs.syncDir = func(d string) error { syncs++; return real.syncDir(d) }
+	apply(t, l, cur(3), put("b", "3", 3))
+	apply(t, l, cur(4), put("c", "4", 4))
+	if syncs != 1 {
+		t.Fatalf("%d directory syncs for the retry and one more Apply, want 1", syncs)
+	}
+	if got := dumpLog(t, p); !slices.Equal(got, []string{"a=2@rev 2", "b=3@rev 3", "c=4@rev 4", "cursor rev 4"}) {
+		t.Fatalf("file holds %q", got)
+	}
+}

@@ -20,16 +20,17 @@ import (
 //
 // A Writer is not safe for concurrent use.
 type Writer struct {
-	fs       fsys
-	path     string
-	opts     Options
-	lock     *os.File // holds the log's lock until Close
-	f        *os.File
-	bw       *bufio.Writer
-	scratch  []byte
-	appended int64 // bytes appended since the file was created or compacted
-	err      error // sticky: a write or sync failed
-	closed   bool
+	fs          fsys
+	path        string
+	opts        Options
+	lock        *os.File // holds the log's lock until Close
+	f           *os.File
+	bw          *bufio.Writer
+	scratch     []byte
+	appended    int64 // bytes appended since the file was created or compacted
+	err         error // sticky: a write or sync failed
+	dirUnsynced bool  // a compaction's rename is not known to be durable yet
+	closed      bool
 }
 
 // OpenWriter opens the snapshot file at path for appending, creating it
@@ -141,6 +142,8 @@ func (w *Writer) WriteUpdate(u kvcore.Update) error {
 // Checkpoint appends a cursor record, flushes, fsyncs unless the sync mode
 // is [SyncNone], and reports whether compaction is due (more than
 // CompactThreshold bytes appended since the last one). It never compacts.
+// After a compaction whose directory fsync failed, it also retries that
+// fsync and returns its error while it fails.
 func (w *Writer) Checkpoint(c kvcore.Cursor) (compactDue bool, err error) {
 	if err := w.usable(); err != nil {
 		return false, err
@@ -163,6 +166,16 @@ func (w *Writer) sync() error {
 	if w.opts.Sync == SyncCheckpoint {
 		if err := w.fs.sync(w.f); err != nil {
 			return w.fail(err)
+		}
+		// Until the directory fsync that failed after a compaction's
+		// rename succeeds, a power loss can bring the replaced file back:
+		// no checkpoint is durable before it. Retried at every sync; a
+		// failure is returned but does not poison the writer.
+		if w.dirUnsynced {
+			if err := w.fs.syncDir(filepath.Dir(w.path)); err != nil {
+				return fmt.Errorf("snapshot: sync the directory of %s after compacting it: %w", w.path, err)
+			}
+			w.dirUnsynced = false
 		}
 	}
 	return nil
@@ -211,6 +224,7 @@ func (w *Writer) Compact() error {
 		w.f = f
 		w.bw.Reset(fileWriter{&w.fs, f})
 		w.appended = 0
+		w.dirUnsynced = err != nil
 	}
 	if err != nil {
 		return fmt.Errorf("snapshot: compact %s: %w", w.path, err)

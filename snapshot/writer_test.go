@@ -381,3 +381,32 @@ func TestWriterRefusesShortExistingFile(t *testing.T) {
 	}
 	assertFile(t, p, []byte("PGS"))
 }
+
+// After a compaction whose directory fsync failed, a checkpoint is not
+// reported durable until a retry of that fsync succeeds; the failure does
+// not poison the writer.
+func TestWriterRetriesDirectorySyncAfterCompaction(t *testing.T) {
+	p := newPath(t)
+	w := openW(t, p, 0)
+	write(t, w, put("a", "1", 1), put("a", "2", 2), cur(2))
+	inject := errors.New("injected")
+	real := osFS()
+	w.fs.syncDir = func(string) error { return inject }
+	if err := w.Compact(); !errors.Is(err, inject) {
+		t.Fatalf("Compact = %v", err)
+	}
+	write(t, w, put("b", "3", 3))
+	if _, err := w.Checkpoint(cur(3)); !errors.Is(err, inject) {
+		t.Fatalf("Checkpoint while the directory is not synced: %v, want the sync error", err)
+	}
+	syncs := 0
+	w.fs.syncDir = func(d string) error { syncs++; return real.syncDir(d) }
+	write(t, w, cur(3), put("c", "4", 4), cur(4))
+	if syncs != 1 {
+		t.Fatalf("%d directory syncs for the retry and one more checkpoint, want 1", syncs)
+	}
+	w.Close()
+	if s := mustLoad(t, p); !equalStrings(kvs(s.Entries), []string{"a=2@rev 2", "b=3@rev 3", "c=4@rev 4"}) || s.Cursor != cur(4) {
+		t.Fatalf("%+v", s)
+	}
+}
