@@ -77,7 +77,7 @@ func (f *Fold) export(stage *artifact.Stage) (kvcore.Cursor, error) {
 // must be absent or empty, and opens it. Every refusal wraps
 // [snapshot.ErrArtifactInvalid] and leaves nothing at path.
 func Import(dir, path string, opts Options) (*Fold, error) {
-	staged, err := artifact.VerifyAndStage(dir, path, ArtifactBackend, func(v string) error {
+	staged, err := artifact.VerifyAndStage(dir, path, artifact.DestDir, ArtifactBackend, func(v string) error {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil || pebble.FormatMajorVersion(n) > pebble.FormatNewest || pebble.FormatMajorVersion(n) < pebble.FormatMinSupported {
 			return fmt.Errorf("%w: pebble artifact has format %q, this build opens %d to %d",

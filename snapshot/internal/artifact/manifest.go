@@ -10,6 +10,10 @@
 // files, and copies the payload into a staging directory the backend then
 // verifies and renames into place. Nothing is created at the destination
 // when a check fails.
+//
+// A staging directory is flocked while in use; the staging directories a
+// crash left behind (unlocked) are removed by the next export or import in
+// the same parent directory.
 package artifact
 
 import (

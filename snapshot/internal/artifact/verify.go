@@ -9,12 +9,15 @@ import (
 	"path/filepath"
 )
 
+// importStagePrefix names the hidden directories imports stage payloads in.
+const importStagePrefix = ".slipstream-import-"
+
 // Staged is a verified copy of an artifact's payload, ready for the backend
 // to check (open it, compare the cursor) and move onto the destination.
 type Staged struct {
 	Manifest *Manifest
 	Dest     string // absolute destination path
-	dir      string
+	*stageDir
 }
 
 // DataDir is the staged copy of the artifact's data/ directory.
@@ -24,15 +27,16 @@ func (s *Staged) DataDir() string { return filepath.Join(s.dir, DataDir) }
 func (s *Staged) Path(p string) string { return filepath.Join(s.dir, filepath.FromSlash(p)) }
 
 // Abort removes the staging directory.
-func (s *Staged) Abort() { os.RemoveAll(s.dir) }
+func (s *Staged) Abort() { s.remove() }
 
 // VerifyAndStage validates the artifact in dir for import to dest, in the
 // Rust crate's order: the manifest, its backend and backend version (through
-// versionOK), the destination's availability, no undeclared or non-regular
-// payload files, then a hashing copy of every declared file into a staging
-// directory beside dest (missing, resized and altered files are refused).
-// Every refusal wraps [ErrInvalid]; nothing is created at dest.
-func VerifyAndStage(dir, dest, backend string, versionOK func(string) error) (*Staged, error) {
+// versionOK), the destination's availability (for kind), no undeclared or
+// non-regular payload files, then a hashing copy of every declared file
+// into a staging directory beside dest (missing, resized and altered files
+// are refused), removing the ones imports that crashed left there. Every
+// refusal wraps [ErrInvalid]; nothing is created at dest.
+func VerifyAndStage(dir, dest string, kind DestKind, backend string, versionOK func(string) error) (*Staged, error) {
 	raw, err := readManifest(dir)
 	if err != nil {
 		return nil, err
@@ -51,7 +55,7 @@ func VerifyAndStage(dir, dest, backend string, versionOK func(string) error) (*S
 	if err != nil {
 		return nil, err
 	}
-	if err := checkAvailable(abs); err != nil {
+	if err := checkAvailable(abs, kind); err != nil {
 		return nil, err
 	}
 	present, _, err := listPayload(dir)
@@ -67,11 +71,11 @@ func VerifyAndStage(dir, dest, backend string, versionOK func(string) error) (*S
 			return nil, invalidf("payload contains undeclared file: %s", p)
 		}
 	}
-	stage, err := os.MkdirTemp(parent, ".slipstream-import-")
+	sd, err := newStageDir(parent, importStagePrefix)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: import stage: %w", err)
 	}
-	s := &Staged{Manifest: m, Dest: abs, dir: stage}
+	s := &Staged{Manifest: m, Dest: abs, stageDir: sd}
 	if err := s.copyAll(dir); err != nil {
 		s.Abort()
 		return nil, err

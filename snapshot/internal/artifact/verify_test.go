@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
+	"github.com/slipstreamkv/slipstream/snapshot/internal/filelock"
 )
 
 // sealedArtifact exports a test artifact (data/real is "payload", 7 bytes).
@@ -25,7 +26,7 @@ func sealedArtifact(t *testing.T) string {
 func verify(t *testing.T, dir string) error {
 	t.Helper()
 	dest := filepath.Join(t.TempDir(), "imported")
-	s, err := VerifyAndStage(dir, dest, "test", func(string) error { return nil })
+	s, err := VerifyAndStage(dir, dest, DestDir, "test", func(string) error { return nil })
 	if err == nil {
 		s.Abort()
 	}
@@ -111,4 +112,55 @@ func readFile(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// Export and import stages a crash left behind are removed by the next
+// export or import in the same directory; a stage in use (locked) is not.
+func TestCrashLeftStagesAreRemoved(t *testing.T) {
+	src := sealedArtifact(t)
+	parent := t.TempDir()
+	for _, name := range []string{".slipstream-import-crashed", ".slipstream-artifact-crashed", ".slipstream-import-live"} {
+		os.MkdirAll(filepath.Join(parent, name, "data"), 0o755)
+		os.WriteFile(filepath.Join(parent, name, "data", "half"), []byte("half a copy"), 0o644)
+	}
+	notStage := filepath.Join(parent, ".slipstream-import-file")
+	os.WriteFile(notStage, []byte("not a stage"), 0o644)
+	live, err := holdStage(t, filepath.Join(parent, ".slipstream-import-live"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+
+	s, err := VerifyAndStage(src, filepath.Join(parent, "imported"), DestDir, "test", func(string) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Abort()
+	st, err := NewStage(filepath.Join(parent, "exported"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Abort()
+	for name, want := range map[string]bool{
+		".slipstream-import-crashed": false, ".slipstream-artifact-crashed": false,
+		".slipstream-import-live": true, ".slipstream-import-file": true,
+	} {
+		if _, err := os.Lstat(filepath.Join(parent, name)); (err == nil) != want {
+			t.Errorf("%s: exists = %v, want %v", name, err == nil, want)
+		}
+	}
+}
+
+// holdStage locks an existing directory as a stage in use is locked.
+func holdStage(t *testing.T, dir string) (*os.File, error) {
+	t.Helper()
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := filelock.TryLock(d); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
 }
