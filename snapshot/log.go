@@ -243,7 +243,7 @@ func (l *Log) Range(ctx context.Context, prefix, after string, fn func(kvcore.En
 			l.mu.RUnlock()
 			return ErrClosed
 		}
-		if l.idx.memKeys == nil && len(l.idx.mem) > 0 {
+		if l.idx.memKeysStale() {
 			// The sorted view of recent changes is stale; rebuild it under
 			// the write lock (readers never mutate the index).
 			l.mu.RUnlock()
