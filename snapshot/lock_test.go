@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/slipstreamkv/slipstream/snapshot/internal/foldtest"
@@ -83,24 +82,6 @@ func TestSecondWriterRefused(t *testing.T) {
 	}
 }
 
-// blockCompactionWrite makes the next compaction stop once its temporary
-// file exists, until release is closed; started reports that moment.
-func blockCompactionWrite(l *Log) (started, release chan struct{}) {
-	started, release = make(chan struct{}), make(chan struct{})
-	real := l.fs.write
-	var once sync.Once
-	l.fs.write = func(f *os.File, b []byte) (int, error) {
-		if f.Name() != l.path {
-			once.Do(func() {
-				close(started)
-				<-release
-			})
-		}
-		return real(f, b)
-	}
-	return started, release
-}
-
 // A refused second Open does not touch the holder's files: it used to run
 // the crash clean-up first and delete the temporary file of the holder's
 // compaction in flight.
@@ -108,7 +89,7 @@ func TestRefusedOpenKeepsCompactionInFlight(t *testing.T) {
 	p := newPath(t)
 	l := openLog(t, p, Options{})
 	apply(t, l, cur(1), put("a", "1", 1), put("b", "1", 1))
-	started, release := blockCompactionWrite(l)
+	started, release := blockImage(l)
 	done := make(chan error, 1)
 	go func() { done <- l.Compact() }()
 	<-started
@@ -172,7 +153,7 @@ func TestCompactionReadsTheTailThroughTheOpenFile(t *testing.T) {
 	p := newPath(t)
 	l := openLog(t, p, Options{})
 	apply(t, l, cur(1), put("a", "1", 1))
-	started, release := blockCompactionWrite(l)
+	started, release := blockImage(l)
 	done := make(chan error, 1)
 	go func() { done <- l.Compact() }()
 	<-started

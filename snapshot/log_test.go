@@ -267,15 +267,17 @@ func TestLogSyncModes(t *testing.T) {
 	}
 }
 
-// blockImage makes the next compaction image wait until release is closed,
-// after reporting on started that the job is writing.
+// blockImage makes the next compaction wait, once its temporary file
+// exists, until release is closed, after reporting on started that the job
+// is writing.
 func blockImage(l *Log) (started, release chan struct{}) {
 	started, release = make(chan struct{}), make(chan struct{})
 	real := l.fs.createTemp
 	l.fs.createTemp = func(dir, pattern string) (*os.File, error) {
+		f, err := real(dir, pattern)
 		close(started)
 		<-release
-		return real(dir, pattern)
+		return f, err
 	}
 	return started, release
 }
