@@ -47,6 +47,17 @@
 // the replaced one). A new log file is created the same way, header first,
 // so a crash never leaves a torn header.
 //
+// # Locking
+//
+// One writer at a time: a [Log] or [Writer] holds an exclusive flock(2) on
+// a lock file beside the log (path + ".lock", never removed) until Close,
+// and [Repair] holds it while it rewrites. A second opener, in this process
+// or another, fails with [ErrLocked] instead of renaming a copy over the
+// file a Log is appending to. Reading needs no lock: [Inspect] works while
+// an agent runs, and [Load] then returns the content without rewriting the
+// file. The lock is advisory and the log keeps the crate's format byte for
+// byte; a Rust process takes no lock and must not share the file.
+//
 // # Export
 //
 // [Log.Export] writes a directory artifact (data/fold.snap and a

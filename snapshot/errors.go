@@ -25,6 +25,11 @@ var (
 	// ErrTooLarge: an update the file format cannot hold in a loadable file
 	// (key over 65,535 bytes or value over 16 MiB). Nothing was written.
 	ErrTooLarge = errors.New("snapshot: update exceeds format limits")
+	// ErrLocked: another [Log], [Writer] or [Repair], in this process or
+	// another, has the file open for writing (it holds the lock file beside
+	// it). Nothing was read or written. [Inspect] works meanwhile, and
+	// [Load] then reads the file without rewriting it.
+	ErrLocked = errors.New("snapshot: log is locked")
 	// ErrClosed: the fold or writer was closed.
 	ErrClosed = errors.New("snapshot: closed")
 	// ErrPoisoned: an earlier failure left the log in an unknown state (a

@@ -2,7 +2,9 @@ package snapshot
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -92,9 +94,15 @@ func loadedCursor(rep *Report) kvcore.Cursor {
 // version "2", exactly one payload file data/fold.snap, sizes and BLAKE3
 // digests, a payload that loads at the manifest's cursor), moves its fold
 // file to path, which must not exist, and opens it. Every refusal wraps
-// [ErrArtifactInvalid] and leaves nothing at path.
+// [ErrArtifactInvalid] and leaves nothing at path; a file that appears at
+// path during the import is refused too, never replaced.
 func Import(dir, path string, opts Options) (*Log, error) {
-	staged, err := artifact.VerifyAndStage(dir, path, ArtifactBackend, func(v string) error {
+	fsy := osFS()
+	return fsy.importLog(dir, path, opts)
+}
+
+func (fsy *fsys) importLog(dir, path string, opts Options) (*Log, error) {
+	staged, err := artifact.VerifyAndStage(dir, path, artifact.DestFile, ArtifactBackend, func(v string) error {
 		if v != ArtifactBackendVersion {
 			return fmt.Errorf("%w: append-log artifact has format generation %q, this build reads %q",
 				ErrArtifactInvalid, v, ArtifactBackendVersion)
@@ -108,7 +116,11 @@ func Import(dir, path string, opts Options) (*Log, error) {
 	if err := verifyStagedLog(staged); err != nil {
 		return nil, fmt.Errorf("snapshot: import %s: %w", dir, err)
 	}
-	if err := os.Rename(staged.Path(artifactPayload), staged.Dest); err != nil {
+	// A hard link, unlike a rename, fails if the destination appeared
+	// since it was checked. The stage, with the other name, goes on return.
+	if err := fsy.link(staged.Path(artifactPayload), staged.Dest); errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("snapshot: import %s: %w: destination %s already exists", dir, ErrArtifactInvalid, staged.Dest)
+	} else if err != nil {
 		return nil, fmt.Errorf("snapshot: import %s: %w", dir, err)
 	}
 	if err := artifact.SyncDir(filepath.Dir(staged.Dest)); err != nil {

@@ -15,6 +15,7 @@ type fsys struct {
 	sync       func(f *os.File) error
 	truncate   func(f *os.File, size int64) error
 	rename     func(from, to string) error
+	link       func(from, to string) error
 	syncDir    func(dir string) error
 }
 
@@ -26,6 +27,7 @@ func osFS() fsys {
 		sync:       (*os.File).Sync,
 		truncate:   (*os.File).Truncate,
 		rename:     os.Rename,
+		link:       os.Link,
 		syncDir:    artifact.SyncDir,
 	}
 }

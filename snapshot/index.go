@@ -102,7 +102,8 @@ type index struct {
 	base      []ref          // sorted by key
 	spare     []ref          // the previous base, reused by the next merge
 	mem       map[string]ref // changes since base: a reference, or tombstone
-	memKeys   []string       // sorted keys of mem; nil when stale
+	memKeys   []string       // sorted keys of mem, except those in memNew
+	memNew    []string       // keys added to mem since memKeys was brought up to date
 	live      int            // live keys in base (see count)
 	liveBytes int64          // payload bytes of base's entries
 }
@@ -139,7 +140,7 @@ func (x *index) get(k string) (kvcore.Entry, bool) {
 // count base only).
 func (x *index) apply(u kvcore.Update) {
 	if _, inMem := x.mem[u.Key]; !inMem {
-		x.memKeys = nil
+		x.memNew = append(x.memNew, u.Key)
 	}
 	if u.IsRemoval() {
 		x.mem[u.Key] = tombstone
@@ -186,7 +187,7 @@ func (x *index) merge() {
 	x.base, x.live, x.liveBytes = x.mergeInto(nb)
 	x.spare = old[:0]
 	x.mem = make(map[string]ref)
-	x.memKeys = nil
+	x.memKeys, x.memNew = nil, nil
 }
 
 // merged returns the sorted references of every live entry (base with mem
@@ -221,17 +222,38 @@ func (x *index) mergeInto(nb []ref) (refs []ref, live int, liveBytes int64) {
 	return append(nb, x.base[i:]...), live, liveBytes
 }
 
-// sortedMemKeys returns mem's keys in order, rebuilding the cached list when
-// a change made it stale. It mutates the index: call it with the write lock.
+// memKeysStale reports whether keys were added to mem since sortedMemKeys
+// last ran.
+func (x *index) memKeysStale() bool { return len(x.memNew) > 0 }
+
+// sortedMemKeys returns mem's keys in order, first sorting the keys added
+// since its last call and merging them in (linear in mem, not a full
+// re-sort: Range may call it between every two pages). It mutates the
+// index: call it with the write lock.
 func (x *index) sortedMemKeys() []string {
-	if x.memKeys == nil {
-		x.memKeys = make([]string, 0, len(x.mem))
-		for k := range x.mem {
-			x.memKeys = append(x.memKeys, k)
-		}
-		slices.Sort(x.memKeys)
+	if len(x.memNew) > 0 {
+		slices.Sort(x.memNew)
+		x.memKeys = mergeSorted(x.memKeys, x.memNew)
+		x.memNew = x.memNew[:0]
 	}
 	return x.memKeys
+}
+
+// mergeSorted merges the sorted b into the sorted a, in place from the back
+// (a and b share no key), and returns the result.
+func mergeSorted(a, b []string) []string {
+	i, j := len(a)-1, len(b)-1
+	a = slices.Grow(a, len(b))[:len(a)+len(b)]
+	for k := len(a) - 1; j >= 0; k-- {
+		if i >= 0 && a[i] > b[j] {
+			a[k] = a[i]
+			i--
+		} else {
+			a[k] = b[j]
+			j--
+		}
+	}
+	return a
 }
 
 // page appends to dst up to n live entries whose keys start with prefix,

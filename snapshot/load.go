@@ -115,12 +115,30 @@ func (r *Report) Snapshot() *Snapshot {
 // or holds no usable snapshot. A dirty file (redundant records, stale cursor
 // records, a torn tail, zero slack) is rewritten in compacted form, and an
 // empty one to the bare header, atomically (temporary file, fsync, rename,
-// directory fsync). A file that is refused, with a [*FormatError] wrapping
-// [ErrInvalidFormat] or [ErrCorrupted], is left untouched.
+// directory fsync), under the log's lock: while a [Log] or [Writer] has the
+// file open, Load returns the same content and leaves the file to its owner.
+// A file that is refused, with a [*FormatError] wrapping [ErrInvalidFormat]
+// or [ErrCorrupted], is left untouched.
 func Load(path string) (*Snapshot, error) {
-	rep, err := Repair(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	fsy := osFS()
+	return fsy.loadSnapshot(path)
+}
+
+func (fsy *fsys) loadSnapshot(path string) (*Snapshot, error) {
+	seen, err := Inspect(path)
+	switch {
+	case seen == nil && errors.Is(err, fs.ErrNotExist): // only the first read says it is missing
 		return nil, nil
+	case err != nil:
+		return nil, err
+	case seen.Action == ActionNone:
+		return seen.Snapshot(), nil
+	}
+	// Loading rewrites the file: only under the lock, from a read made
+	// under it (the file may have changed since).
+	rep, err := fsy.repair(path)
+	if errors.Is(err, ErrLocked) {
+		return seen.Snapshot(), nil // the file's owner rewrites it, not us
 	}
 	if err != nil {
 		return nil, err
@@ -141,10 +159,28 @@ func Inspect(path string) (*Report, error) {
 }
 
 // Repair does to the file at path exactly what loading does and reports it.
-// A missing file gives an error wrapping fs.ErrNotExist.
+// A missing file gives an error wrapping fs.ErrNotExist. Repair takes the
+// log's lock: while a [Log] or [Writer] has the file open (a running agent),
+// it refuses with an error wrapping [ErrLocked] and leaves the file alone.
 func Repair(path string) (*Report, error) {
-	fs := osFS()
-	return fs.load(path)
+	fsy := osFS()
+	return fsy.repair(path)
+}
+
+func (fsy *fsys) repair(path string) (*Report, error) {
+	if _, err := os.Stat(path); err != nil { // no lock file beside a missing log
+		return nil, fmt.Errorf("snapshot: load %s: %w", path, err)
+	}
+	lock, err := lockLog(path)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
+	img, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: load %s: %w", path, err)
+	}
+	return fsy.loadImage(path, img)
 }
 
 // setPath names the file in a refusal.
@@ -176,21 +212,21 @@ func inspect(img []byte) *Report {
 	return rep
 }
 
-// load reads, replays and, as the report says, rewrites the file. After a
-// rewrite the report's index lives in a fresh arena, not in the file image.
-func (fs *fsys) load(path string) (*Report, error) {
-	img, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot: load %s: %w", path, err)
-	}
+// loadImage replays img, the content of the file at path, and rewrites the
+// file as the report says. After a rewrite the report's index lives in a
+// fresh arena, not in img. Its errors never mean that the file is missing
+// (only the read of img can say that, and the callers decide what a missing
+// file means): a rewrite that fails with ENOENT is a failure like any other.
+func (fsy *fsys) loadImage(path string, img []byte) (*Report, error) {
 	rep := inspect(img)
 	rep.setPath(path)
 	if rep.Err != nil {
 		return rep, rep.Err
 	}
+	var err error
 	switch rep.Action {
 	case ActionReset:
-		err = fs.replaceFile(path, headerLen, func(w io.Writer) error {
+		err = fsy.replaceFile(path, headerLen, func(w io.Writer) error {
 			_, err := w.Write(header[:])
 			return err
 		})
@@ -199,7 +235,7 @@ func (fs *fsys) load(path string) (*Report, error) {
 		x := rep.rep.idx
 		fresh := &arena{}
 		var base []ref
-		err = fs.replaceFile(path, rep.CompactedSize, func(w io.Writer) error {
+		err = fsy.replaceFile(path, rep.CompactedSize, func(w io.Writer) error {
 			base, err = writeCompacted(w, &x.ar, x.base, rep.rep.cursor, fresh)
 			return err
 		})

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -285,4 +286,37 @@ func TestLoadMissingFile(t *testing.T) {
 	if _, err := os.Stat(p); !os.IsNotExist(err) {
 		t.Fatalf("load created the file: %v", err)
 	}
+}
+
+// Only the first read of the file may say it is missing. A rewrite at load
+// that fails with ENOENT (its temporary file vanished) is an error, not an
+// absent file: neither Load nor Open may give an empty fold for a file that
+// holds one.
+func TestLoadRewriteENOENTIsNotAMissingFile(t *testing.T) {
+	img := image(put("a", "1", 1), cur(1), put("a", "2", 2), cur(2)) // dirty: loading rewrites it
+	vanish := func(fsy *fsys) {
+		fsy.rename = func(from, to string) error {
+			os.Remove(from)
+			return &os.LinkError{Op: "rename", Old: from, New: to, Err: fs.ErrNotExist}
+		}
+	}
+	t.Run("Load", func(t *testing.T) {
+		p := writeTemp(t, img)
+		fsy := osFS()
+		vanish(&fsy)
+		if s, err := fsy.loadSnapshot(p); err == nil {
+			t.Fatalf("Load = %+v, nil; want the rewrite's error", s)
+		}
+		assertFile(t, p, img)
+	})
+	t.Run("Open", func(t *testing.T) {
+		p := writeTemp(t, img)
+		l := &Log{path: p, opts: Options{}.withDefaults(), fs: osFS()}
+		vanish(&l.fs)
+		if err := l.open(); err == nil {
+			l.Close()
+			t.Fatalf("Open succeeded at cursor %v with %d keys; the file holds key a at cursor 2", l.Cursor(), l.Len())
+		}
+		assertFile(t, p, img)
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 
@@ -27,7 +28,7 @@ import (
 //
 // Get, Range and Cursor are safe for concurrent use with each other and with
 // Apply. Apply, Export, Compact and Close must not be called concurrently
-// with each other.
+// with each other. A Log holds the file's lock until Close (see Open).
 type Log struct {
 	path string
 	opts Options
@@ -36,12 +37,14 @@ type Log struct {
 	mu          sync.RWMutex
 	idx         *index
 	cursor      kvcore.Cursor
-	f           *os.File // the log, written at explicit offsets
+	lock        *os.File // holds the log's lock until Close
+	f           *os.File // the log, read and written at explicit offsets
 	size        int64    // bytes in the log
 	appended    int64    // bytes appended since the last compaction
 	due         int64    // appended bytes at which compaction is due
 	scratch     []byte
 	err         error // sticky: the file may hold a write we could not undo
+	dirUnsynced bool  // a compaction's rename is not known to be durable yet
 	closed      bool
 	job         *compactJob // the running compaction, if any
 	compactions int
@@ -55,20 +58,42 @@ var _ kvcore.Fold = (*Log)(nil)
 // fold's [Log.Cursor] is the resume cursor: none for a new fold. A file that
 // load refuses is an error wrapping [ErrInvalidFormat] or [ErrCorrupted] and
 // is left untouched.
+//
+// The Log holds the file's lock (path + ".lock", created beside it) until
+// Close: a second Open, [OpenWriter] or [Repair] of the same path, in this
+// process or another, fails with [ErrLocked] rather than replace the file
+// under it.
 func Open(path string, opts Options) (*Log, error) {
 	l := &Log{path: path, opts: opts.withDefaults(), fs: osFS()}
-	return l, l.open()
+	if err := l.open(); err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
-func (l *Log) open() error {
-	removeTemps(l.path)
-	rep, err := l.fs.load(l.path)
+// open takes the lock, loads the file and opens it. On error it releases
+// the lock.
+func (l *Log) open() (err error) {
+	if l.lock, err = lockLog(l.path); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			l.lock.Close()
+		}
+	}()
+	removeTemps(l.path) // leftovers of a crash: no one else writes them while we hold the lock
+	img, err := os.ReadFile(l.path)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, fs.ErrNotExist): // only the read says the file is missing
 		l.idx = newIndex()
 	case err != nil:
-		return err
+		return fmt.Errorf("snapshot: load %s: %w", l.path, err)
 	default:
+		rep, err := l.fs.loadImage(l.path, img)
+		if err != nil {
+			return err
+		}
 		l.idx = rep.rep.idx
 		if !rep.rep.empty() {
 			l.cursor = rep.rep.cursor
@@ -111,7 +136,10 @@ func (l *Log) usable() error {
 //
 // If the write fails, the log is truncated back and nothing changes. If
 // that truncation or an fsync fails, the fold refuses every later Apply
-// with [ErrPoisoned]: reopen it to recover from the file.
+// with [ErrPoisoned]: reopen it to recover from the file. If the directory
+// fsync after a compaction's rename failed, Apply (in [SyncCheckpoint]
+// mode) first retries it and, while it fails, returns its error and
+// changes nothing.
 func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.Cursor) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -124,6 +152,9 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.usable(); err != nil {
+		return err
+	}
+	if err := l.syncDirLocked(); err != nil {
 		return err
 	}
 	buf := l.scratch[:0]
@@ -162,6 +193,23 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 	return nil
 }
 
+// syncDirLocked retries the directory fsync that failed after a
+// compaction renamed its file over the log. Until it succeeds a power loss
+// can bring the replaced file back, and with it lose every batch appended
+// to the new one, so in SyncCheckpoint mode Apply acknowledges nothing
+// before it. It runs before the batch is written: on failure nothing
+// changed and the next Apply tries again. l.mu is held.
+func (l *Log) syncDirLocked() error {
+	if !l.dirUnsynced || l.opts.Sync != SyncCheckpoint {
+		return nil
+	}
+	if err := l.fs.syncDir(filepath.Dir(l.path)); err != nil {
+		return fmt.Errorf("snapshot: sync the directory of %s after compacting it: %w", l.path, err)
+	}
+	l.dirUnsynced = false
+	return nil
+}
+
 // Get returns the entry of key, or an error wrapping [kvcore.ErrNotFound].
 func (l *Log) Get(key string) (kvcore.Entry, error) {
 	l.mu.RLock()
@@ -195,7 +243,7 @@ func (l *Log) Range(ctx context.Context, prefix, after string, fn func(kvcore.En
 			l.mu.RUnlock()
 			return ErrClosed
 		}
-		if l.idx.memKeys == nil && len(l.idx.mem) > 0 {
+		if l.idx.memKeysStale() {
 			// The sorted view of recent changes is stale; rebuild it under
 			// the write lock (readers never mutate the index).
 			l.mu.RUnlock()
@@ -229,7 +277,9 @@ func (l *Log) Close() error {
 	l.closed = true
 	l.mu.Unlock()
 	l.wg.Wait()
-	return l.f.Close()
+	err := l.f.Close()
+	l.lock.Close() // after the log: a later opener must not see it still open
+	return err
 }
 
 // snapshot is a consistent, immutable view of the fold for writing a

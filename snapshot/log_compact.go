@@ -103,6 +103,7 @@ func (l *Log) runJob(j *compactJob) (err error) {
 	l.size, l.appended, l.due = size+tail, tail, max(l.opts.CompactThreshold, size)
 	l.swapArena(fresh, refs, j.boundary)
 	l.compactions++
+	l.dirUnsynced = err != nil // the next Apply retries it
 	if err != nil {
 		return fmt.Errorf("snapshot: compact %s: sync directory: %w", l.path, err)
 	}
@@ -110,17 +111,13 @@ func (l *Log) runJob(j *compactJob) (err error) {
 }
 
 // copyTail appends the log's bytes from offset from (records appended during
-// the job) to f at offset at, and fsyncs f. l.mu is held.
+// the job) to f at offset at, and fsyncs f. It reads them through l.f, the
+// file the records were written to, never by path. l.mu is held.
 func (l *Log) copyTail(f *os.File, from, at int64) error {
 	if n := l.size - from; n > 0 {
-		old, err := os.Open(l.path)
-		if err != nil {
-			return err
-		}
-		defer old.Close()
 		buf := make([]byte, min(n, 1<<20))
 		for off := from; off < l.size; {
-			m, err := old.ReadAt(buf[:min(int64(len(buf)), l.size-off)], off)
+			m, err := l.f.ReadAt(buf[:min(int64(len(buf)), l.size-off)], off)
 			if err != nil && err != io.EOF {
 				return err
 			}

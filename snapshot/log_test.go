@@ -105,7 +105,7 @@ func TestLogOpenRefusesCorruptFileUntouched(t *testing.T) {
 // §11.D append_log_loads_legacy_writer_file.
 func TestLogLoadsWriterFile(t *testing.T) {
 	p := newPath(t)
-	write(t, openW(t, p, 0), put("node.a", "v1", 1), put("node.b", "v2", 2), cur(2))
+	writeClosed(t, p, put("node.a", "v1", 1), put("node.b", "v2", 2), cur(2))
 	l := openLog(t, p, Options{})
 	if l.Cursor() != cur(2) {
 		t.Fatalf("cursor %v", l.Cursor())
@@ -167,7 +167,7 @@ func TestLogTrailingZeroBytes(t *testing.T) {
 // §11.C mid_file_nuls_must_not_drop_a_crc_valid_suffix.
 func TestLogMidFileNULs(t *testing.T) {
 	p := newPath(t)
-	write(t, openW(t, p, 0), put("a", "x", 1), cur(1), put("b", "y", 2), cur(2))
+	writeClosed(t, p, put("a", "x", 1), cur(1), put("b", "y", 2), cur(2))
 	b := readFile(t, p)
 	b = slices.Insert(b, 42, make([]byte, 5)...)
 	os.WriteFile(p, b, 0o644)
@@ -267,15 +267,17 @@ func TestLogSyncModes(t *testing.T) {
 	}
 }
 
-// blockImage makes the next compaction image wait until release is closed,
-// after reporting on started that the job is writing.
+// blockImage makes the next compaction wait, once its temporary file
+// exists, until release is closed, after reporting on started that the job
+// is writing.
 func blockImage(l *Log) (started, release chan struct{}) {
 	started, release = make(chan struct{}), make(chan struct{})
 	real := l.fs.createTemp
 	l.fs.createTemp = func(dir, pattern string) (*os.File, error) {
+		f, err := real(dir, pattern)
 		close(started)
 		<-release
-		return real(dir, pattern)
+		return f, err
 	}
 	return started, release
 }
@@ -445,5 +447,40 @@ func TestLogHammerWithBackgroundCompactions(t *testing.T) {
 	l = openLog(t, p, Options{})
 	if got := foldtest.Dump(t, l, ""); !slices.Equal(got, want) || l.Cursor() != last {
 		t.Fatalf("reopened fold diverged (%d vs %d entries) at %v", len(got), len(want), l.Cursor())
+	}
+}
+
+// After a compaction whose directory fsync failed (the rename may not be
+// durable), Apply acknowledges nothing until a retry of that fsync
+// succeeds: a power loss could otherwise bring the replaced file back and
+// lose the batches appended to the new one.
+func TestLogRetriesDirectorySyncAfterCompaction(t *testing.T) {
+	p := newPath(t)
+	l := openLog(t, p, Options{})
+	apply(t, l, cur(1), put("a", "1", 1))
+	apply(t, l, cur(2), put("a", "2", 2))
+	inject := errors.New("injected")
+	real := osFS()
+	l.fs.syncDir = func(string) error { return inject }
+	if err := l.Compact(); !errors.Is(err, inject) {
+		t.Fatalf("Compact = %v", err)
+	}
+	before := readFile(t, p)
+	if err := l.Apply(context.Background(), []kvcore.Update{put("b", "3", 3)}, cur(3)); !errors.Is(err, inject) {
+		t.Fatalf("Apply while the directory is not synced: %v, want the sync error", err)
+	}
+	assertFile(t, p, before)
+	if _, err := l.Get("b"); !errors.Is(err, kvcore.ErrNotFound) || l.Cursor() != cur(2) {
+		t.Fatal("the refused batch reached the fold")
+	}
+	syncs := 0
+	l.fs.syncDir = func(d string) error { syncs++; return real.syncDir(d) }
+	apply(t, l, cur(3), put("b", "3", 3))
+	apply(t, l, cur(4), put("c", "4", 4))
+	if syncs != 1 {
+		t.Fatalf("%d directory syncs for the retry and one more Apply, want 1", syncs)
+	}
+	if got := dumpLog(t, p); !slices.Equal(got, []string{"a=2@rev 2", "b=3@rev 3", "c=4@rev 4", "cursor rev 4"}) {
+		t.Fatalf("file holds %q", got)
 	}
 }

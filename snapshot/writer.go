@@ -20,35 +20,43 @@ import (
 //
 // A Writer is not safe for concurrent use.
 type Writer struct {
-	fs       fsys
-	path     string
-	opts     Options
-	f        *os.File
-	bw       *bufio.Writer
-	scratch  []byte
-	appended int64 // bytes appended since the file was created or compacted
-	err      error // sticky: a write or sync failed
-	closed   bool
+	fs          fsys
+	path        string
+	opts        Options
+	lock        *os.File // holds the log's lock until Close
+	f           *os.File
+	bw          *bufio.Writer
+	scratch     []byte
+	appended    int64 // bytes appended since the file was created or compacted
+	err         error // sticky: a write or sync failed
+	dirUnsynced bool  // a compaction's rename is not known to be durable yet
+	closed      bool
 }
 
 // OpenWriter opens the snapshot file at path for appending, creating it
 // (atomically, as a header-only file) when it does not exist. An existing
 // file is not validated (as in the Rust crate): load it first. An existing
-// file shorter than the header is refused rather than appended to.
+// file shorter than the header is refused rather than appended to. Like a
+// [Log], the Writer holds the file's lock until Close ([ErrLocked]).
 func OpenWriter(path string, opts Options) (*Writer, error) {
 	w := &Writer{fs: osFS(), path: path, opts: opts.withDefaults()}
-	removeTemps(path)
-	f, size, err := w.fs.openLog(path, os.O_APPEND)
+	lock, err := lockLog(path)
 	if err != nil {
 		return nil, err
 	}
-	w.f, w.appended = f, size-headerLen
+	removeTemps(path)
+	f, size, err := w.fs.openLog(path, os.O_APPEND)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	w.lock, w.f, w.appended = lock, f, size-headerLen
 	w.bw = bufio.NewWriterSize(fileWriter{&w.fs, f}, 256<<10)
 	return w, nil
 }
 
-// openLog opens path for writing (with extra flags), creating a
-// header-only file first when it is absent or empty, and returns the
+// openLog opens path for reading and writing (with extra flags), creating
+// a header-only file first when it is absent or empty, and returns the
 // file's size.
 func (fsy *fsys) openLog(path string, flag int) (*os.File, int64, error) {
 	fi, err := os.Stat(path)
@@ -68,7 +76,7 @@ func (fsy *fsys) openLog(path string, flag int) (*os.File, int64, error) {
 	if fi.Size() < headerLen {
 		return nil, 0, fmt.Errorf("snapshot: open %s: %w", path, invalidf(0, "file too short"))
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|flag, 0)
+	f, err := os.OpenFile(path, os.O_RDWR|flag, 0)
 	if err != nil {
 		return nil, 0, fmt.Errorf("snapshot: open %s: %w", path, err)
 	}
@@ -134,6 +142,8 @@ func (w *Writer) WriteUpdate(u kvcore.Update) error {
 // Checkpoint appends a cursor record, flushes, fsyncs unless the sync mode
 // is [SyncNone], and reports whether compaction is due (more than
 // CompactThreshold bytes appended since the last one). It never compacts.
+// After a compaction whose directory fsync failed, it also retries that
+// fsync and returns its error while it fails.
 func (w *Writer) Checkpoint(c kvcore.Cursor) (compactDue bool, err error) {
 	if err := w.usable(); err != nil {
 		return false, err
@@ -156,6 +166,16 @@ func (w *Writer) sync() error {
 	if w.opts.Sync == SyncCheckpoint {
 		if err := w.fs.sync(w.f); err != nil {
 			return w.fail(err)
+		}
+		// Until the directory fsync that failed after a compaction's
+		// rename succeeds, a power loss can bring the replaced file back:
+		// no checkpoint is durable before it. Retried at every sync; a
+		// failure is returned but does not poison the writer.
+		if w.dirUnsynced {
+			if err := w.fs.syncDir(filepath.Dir(w.path)); err != nil {
+				return fmt.Errorf("snapshot: sync the directory of %s after compacting it: %w", w.path, err)
+			}
+			w.dirUnsynced = false
 		}
 	}
 	return nil
@@ -180,7 +200,7 @@ func (w *Writer) Compact() error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	img, err := os.ReadFile(w.path)
+	img, err := readAll(w.f)
 	if err != nil {
 		return fmt.Errorf("snapshot: compact %s: %w", w.path, err)
 	}
@@ -204,6 +224,7 @@ func (w *Writer) Compact() error {
 		w.f = f
 		w.bw.Reset(fileWriter{&w.fs, f})
 		w.appended = 0
+		w.dirUnsynced = err != nil
 	}
 	if err != nil {
 		return fmt.Errorf("snapshot: compact %s: %w", w.path, err)
@@ -224,5 +245,20 @@ func (w *Writer) Close() error {
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}
+	w.lock.Close() // after the log: a later opener must not see it still open
 	return err
+}
+
+// readAll reads the whole of f through the open file (not by path).
+func readAll(f *os.File) ([]byte, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	img := make([]byte, fi.Size())
+	n, err := f.ReadAt(img, 0)
+	if err == io.EOF && n == len(img) {
+		err = nil
+	}
+	return img[:n], err
 }

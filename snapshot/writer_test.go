@@ -23,7 +23,19 @@ func openW(t testing.TB, p string, threshold int64) *Writer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { w.Close() })
 	return w
+}
+
+// writeClosed writes ops with a new writer and closes it, as the crate's
+// tests drop theirs at the end of a scope (a Writer holds the file's lock).
+func writeClosed(t testing.TB, p string, ops ...any) {
+	t.Helper()
+	w := openW(t, p, 0)
+	write(t, w, ops...)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func write(t testing.TB, w *Writer, ops ...any) {
@@ -56,7 +68,7 @@ func TestWriterRoundTrip(t *testing.T) {
 
 func TestWriterMultipleBatches(t *testing.T) {
 	p := newPath(t)
-	write(t, openW(t, p, 0), put("a", "1", 1), cur(1), put("b", "2", 2), cur(2))
+	writeClosed(t, p, put("a", "1", 1), cur(1), put("b", "2", 2), cur(2))
 	if s := mustLoad(t, p); len(s.Entries) != 2 || s.Cursor != cur(2) {
 		t.Fatalf("%+v", s)
 	}
@@ -64,7 +76,7 @@ func TestWriterMultipleBatches(t *testing.T) {
 
 func TestWriterDeleteRemovesEntry(t *testing.T) {
 	p := newPath(t)
-	write(t, openW(t, p, 0), put("a", "1", 1), put("b", "2", 2), cur(2), del("a", 3), cur(3))
+	writeClosed(t, p, put("a", "1", 1), put("b", "2", 2), cur(2), del("a", 3), cur(3))
 	if s := mustLoad(t, p); !equalStrings(kvs(s.Entries), []string{"b=2@rev 2"}) || s.Cursor != cur(3) {
 		t.Fatalf("%+v", s)
 	}
@@ -72,7 +84,7 @@ func TestWriterDeleteRemovesEntry(t *testing.T) {
 
 func TestWriterPurgeRemovesEntry(t *testing.T) {
 	p := newPath(t)
-	write(t, openW(t, p, 0), put("a", "1", 1), cur(1), purge("a", 2), cur(2))
+	writeClosed(t, p, put("a", "1", 1), cur(1), purge("a", 2), cur(2))
 	if s := mustLoad(t, p); len(s.Entries) != 0 || s.Cursor != cur(2) {
 		t.Fatalf("%+v", s)
 	}
@@ -95,7 +107,7 @@ func TestWriterCorruptedMidFile(t *testing.T) {
 
 func TestWriterTruncatedFinalRecordRecovered(t *testing.T) {
 	p := newPath(t)
-	write(t, openW(t, p, 0), put("a", "1", 1), cur(1), put("b", "2", 2), cur(2))
+	writeClosed(t, p, put("a", "1", 1), cur(1), put("b", "2", 2), cur(2))
 	b := readFile(t, p)
 	os.WriteFile(p, b[:len(b)-3], 0o644)
 	if s := mustLoad(t, p); len(s.Entries) == 0 || s.Entries[0].Key != "a" {
@@ -105,13 +117,13 @@ func TestWriterTruncatedFinalRecordRecovered(t *testing.T) {
 
 func TestWriterTruncatedTailRepairedThenAppendable(t *testing.T) {
 	p := newPath(t)
-	write(t, openW(t, p, 0), put("a", "1", 1), put("b", "2", 2), cur(2))
+	writeClosed(t, p, put("a", "1", 1), put("b", "2", 2), cur(2))
 	b := readFile(t, p)
 	os.WriteFile(p, b[:len(b)-3], 0o644)
 	if s := mustLoad(t, p); len(s.Entries) != 2 {
 		t.Fatalf("%+v", s)
 	}
-	write(t, openW(t, p, 0), put("c", "3", 3), cur(3))
+	writeClosed(t, p, put("c", "3", 3), cur(3))
 	if s := mustLoad(t, p); len(s.Entries) != 3 || s.Cursor != cur(3) {
 		t.Fatalf("%+v", s)
 	}
@@ -124,6 +136,7 @@ func TestWriterRepeatedCursorRecordsTriggerCompaction(t *testing.T) {
 	for i := uint64(1); i <= 10; i++ {
 		write(t, w, cur(i))
 	}
+	w.Close()
 	before := readFile(t, p)
 	s := mustLoad(t, p)
 	after := readFile(t, p)
@@ -136,7 +149,7 @@ func TestWriterRepeatedCursorRecordsTriggerCompaction(t *testing.T) {
 
 func TestWriterAlreadyCompactFileReloadsUnchanged(t *testing.T) {
 	p := newPath(t)
-	write(t, openW(t, p, 0), put("a", "1", 1), put("b", "2", 2), cur(2))
+	writeClosed(t, p, put("a", "1", 1), put("b", "2", 2), cur(2))
 	mustLoad(t, p)
 	first := readFile(t, p)
 	s := mustLoad(t, p)
@@ -171,6 +184,7 @@ func TestWriterCompactionOnLoadShrinksFile(t *testing.T) {
 	for i := uint64(0); i < 10; i++ {
 		write(t, w, put("same-key", fmt.Sprintf("v%d", i), i), cur(i))
 	}
+	w.Close()
 	before := len(readFile(t, p))
 	s := mustLoad(t, p)
 	if len(s.Entries) != 1 || string(s.Entries[0].Value) != "v9" || len(readFile(t, p)) >= before {
@@ -208,7 +222,7 @@ func TestWriterReopenAppends(t *testing.T) {
 	w := openW(t, p, 0)
 	write(t, w, put("a", "1", 1), cur(1))
 	w.Close()
-	write(t, openW(t, p, 0), put("b", "2", 2), cur(2))
+	writeClosed(t, p, put("b", "2", 2), cur(2))
 	if s := mustLoad(t, p); len(s.Entries) != 2 || s.Cursor != cur(2) {
 		t.Fatalf("%+v", s)
 	}
@@ -217,7 +231,7 @@ func TestWriterReopenAppends(t *testing.T) {
 func TestWriterLargeValues(t *testing.T) {
 	p := newPath(t)
 	big := bytes.Repeat([]byte{0xab}, 100_000)
-	write(t, openW(t, p, 0), kvcore.Update{Op: kvcore.OpPut, Key: "big", Value: big, Version: kvcore.RevisionVersion(1)}, cur(1))
+	writeClosed(t, p, kvcore.Update{Op: kvcore.OpPut, Key: "big", Value: big, Version: kvcore.RevisionVersion(1)}, cur(1))
 	if s := mustLoad(t, p); !bytes.Equal(s.Entries[0].Value, big) {
 		t.Fatal("large value did not round-trip")
 	}
@@ -225,7 +239,7 @@ func TestWriterLargeValues(t *testing.T) {
 
 func TestWriterCursorOnlySnapshot(t *testing.T) {
 	p := newPath(t)
-	write(t, openW(t, p, 0), cur(42))
+	writeClosed(t, p, cur(42))
 	if s := mustLoad(t, p); s == nil || len(s.Entries) != 0 || s.Cursor != cur(42) {
 		t.Fatalf("%+v", s)
 	}
@@ -233,7 +247,7 @@ func TestWriterCursorOnlySnapshot(t *testing.T) {
 
 func TestSnapshotStaleKeys(t *testing.T) {
 	p := newPath(t)
-	write(t, openW(t, p, 0), put("node.a", "1", 1), put("node.b", "2", 2), put("node.c", "3", 3), cur(3))
+	writeClosed(t, p, put("node.a", "1", 1), put("node.b", "2", 2), put("node.c", "3", 3), cur(3))
 	s := mustLoad(t, p)
 	set := func(ks ...string) map[string]struct{} {
 		m := map[string]struct{}{}
@@ -256,7 +270,7 @@ func TestSnapshotStaleKeys(t *testing.T) {
 func TestWriterNonU64VersionRoundTrips(t *testing.T) {
 	p := newPath(t)
 	v, _ := kvcore.VersionFromBytes([]byte{9, 8, 7, 6, 5, 4, 3, 2, 1, 0})
-	write(t, openW(t, p, 0), kvcore.Update{Op: kvcore.OpPut, Key: "fdb.key", Value: []byte("x"), Version: v}, cur(1))
+	writeClosed(t, p, kvcore.Update{Op: kvcore.OpPut, Key: "fdb.key", Value: []byte("x"), Version: v}, cur(1))
 	if s := mustLoad(t, p); s.Entries[0].Version != v {
 		t.Fatalf("version %v, want %v", s.Entries[0].Version, v)
 	}
@@ -366,4 +380,33 @@ func TestWriterRefusesShortExistingFile(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	assertFile(t, p, []byte("PGS"))
+}
+
+// After a compaction whose directory fsync failed, a checkpoint is not
+// reported durable until a retry of that fsync succeeds; the failure does
+// not poison the writer.
+func TestWriterRetriesDirectorySyncAfterCompaction(t *testing.T) {
+	p := newPath(t)
+	w := openW(t, p, 0)
+	write(t, w, put("a", "1", 1), put("a", "2", 2), cur(2))
+	inject := errors.New("injected")
+	real := osFS()
+	w.fs.syncDir = func(string) error { return inject }
+	if err := w.Compact(); !errors.Is(err, inject) {
+		t.Fatalf("Compact = %v", err)
+	}
+	write(t, w, put("b", "3", 3))
+	if _, err := w.Checkpoint(cur(3)); !errors.Is(err, inject) {
+		t.Fatalf("Checkpoint while the directory is not synced: %v, want the sync error", err)
+	}
+	syncs := 0
+	w.fs.syncDir = func(d string) error { syncs++; return real.syncDir(d) }
+	write(t, w, cur(3), put("c", "4", 4), cur(4))
+	if syncs != 1 {
+		t.Fatalf("%d directory syncs for the retry and one more checkpoint, want 1", syncs)
+	}
+	w.Close()
+	if s := mustLoad(t, p); !equalStrings(kvs(s.Entries), []string{"a=2@rev 2", "b=3@rev 3", "c=4@rev 4"}) || s.Cursor != cur(4) {
+		t.Fatalf("%+v", s)
+	}
 }

@@ -22,7 +22,8 @@ const snapshotUsage = `usage: slipagent snapshot <inspect|verify|dump|repair> [f
   repair FILE         do to the file what loading does (drop a torn tail,
                       compact, reset an empty state to the bare header)
 
-inspect, verify and dump never modify the file.`
+inspect, verify and dump never modify the file and work while an agent
+has it open; repair refuses to touch a file an agent has open.`
 
 func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -195,19 +196,23 @@ func writeJSON(w io.Writer, v any) {
 }
 
 func snapshotRepair(path string, stdout, stderr io.Writer) int {
-	before, err := snapshot.Inspect(path)
-	if err != nil {
-		fmt.Fprintf(stderr, "slipagent snapshot repair: %v\nthe file was left untouched\n", err)
-		return exitFailure
-	}
+	// One read, under the log's lock: the report describes the file as
+	// Repair found it, and nothing else writes it meanwhile.
 	rep, err := snapshot.Repair(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "slipagent snapshot repair: %v\n", err)
+		var fe *snapshot.FormatError
+		switch {
+		case errors.Is(err, snapshot.ErrLocked):
+			fmt.Fprintln(stderr, "stop the agent that has it open first (inspect, verify and dump work while it runs); the file was left untouched")
+		case errors.As(err, &fe):
+			fmt.Fprintln(stderr, "the file was left untouched")
+		}
 		return exitFailure
 	}
 	var changes []string
-	if off, torn := before.BadOffset(); torn {
-		changes = append(changes, fmt.Sprintf("dropped %d bytes of torn tail at offset %d", before.Size-off, off))
+	if off, torn := rep.BadOffset(); torn {
+		changes = append(changes, fmt.Sprintf("dropped %d bytes of torn tail at offset %d", rep.Size-off, off))
 	}
 	switch rep.Action {
 	case snapshot.ActionNone:
@@ -216,15 +221,15 @@ func snapshotRepair(path string, stdout, stderr io.Writer) int {
 	case snapshot.ActionReset:
 		changes = append(changes, "no entries and no cursor: reset to the bare header")
 	case snapshot.ActionCompact:
-		if n := before.Puts - before.Keys + before.Deletes; n > 0 {
+		if n := rep.Puts - rep.Keys + rep.Deletes; n > 0 {
 			changes = append(changes, fmt.Sprintf("dropped %d overwritten or deleting records", n))
 		}
-		if before.Cursors > 1 {
-			changes = append(changes, fmt.Sprintf("dropped %d stale cursor records", before.Cursors-1))
+		if rep.Cursors > 1 {
+			changes = append(changes, fmt.Sprintf("dropped %d stale cursor records", rep.Cursors-1))
 		}
 		changes = append(changes, "rewrote it compacted")
 	}
 	fmt.Fprintf(stdout, "%s: %s; %d -> %d bytes, %d keys at cursor %s\n", path, strings.Join(changes, "; "),
-		before.Size, rep.CompactedSize, rep.Keys, cursorText(rep.Cursor))
+		rep.Size, rep.CompactedSize, rep.Keys, cursorText(rep.Cursor))
 	return exitOK
 }

@@ -203,3 +203,33 @@ func TestSnapshotRepair(t *testing.T) {
 	}
 	unchanged(t, p, b)
 }
+
+// While a fold has the file open (a running agent), repair refuses and
+// leaves it alone; inspect, verify and dump still read it.
+func TestSnapshotRepairRefusesAnOpenFold(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "fold.snap")
+	fold, err := snapshot.Open(p, snapshot.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fold.Close()
+	ctx := context.Background()
+	for rev := uint64(1); rev <= 2; rev++ { // the second overwrites a: the file is compactable
+		up := kvcore.Update{Op: kvcore.OpPut, Key: "a", Value: []byte("v"), Version: kvcore.RevisionVersion(rev)}
+		if err := fold.Apply(ctx, []kvcore.Update{up}, kvcore.RevisionCursor(rev)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, _ := os.ReadFile(p)
+	code, _, errOut := runCmd(t, "snapshot", "repair", p)
+	if code != exitFailure || !strings.Contains(errOut, "locked") || !strings.Contains(errOut, "stop the agent") {
+		t.Fatalf("repair of an open fold: exit %d %q", code, errOut)
+	}
+	unchanged(t, p, before)
+	for _, sub := range []string{"inspect", "verify", "dump"} {
+		if code, out, errOut := runCmd(t, "snapshot", sub, p); code != exitOK {
+			t.Fatalf("%s of an open fold: exit %d %q %q", sub, code, out, errOut)
+		}
+	}
+	unchanged(t, p, before)
+}

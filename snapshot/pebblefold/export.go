@@ -33,11 +33,10 @@ func (f *Fold) Export(ctx context.Context, dir string) (kvcore.Cursor, error) {
 	if f.opts.FS != vfs.Default {
 		return kvcore.Cursor{}, fmt.Errorf("pebblefold: export needs the operating system's file system")
 	}
-	f.life.RLock()
-	defer f.life.RUnlock()
-	if f.closed {
-		return kvcore.Cursor{}, snapshot.ErrClosed
+	if err := f.acquire(); err != nil {
+		return kvcore.Cursor{}, err
 	}
+	defer f.release()
 	stage, err := artifact.NewStage(dir)
 	if err != nil {
 		return kvcore.Cursor{}, fmt.Errorf("pebblefold: export to %s: %w", dir, err)
@@ -78,7 +77,7 @@ func (f *Fold) export(stage *artifact.Stage) (kvcore.Cursor, error) {
 // must be absent or empty, and opens it. Every refusal wraps
 // [snapshot.ErrArtifactInvalid] and leaves nothing at path.
 func Import(dir, path string, opts Options) (*Fold, error) {
-	staged, err := artifact.VerifyAndStage(dir, path, ArtifactBackend, func(v string) error {
+	staged, err := artifact.VerifyAndStage(dir, path, artifact.DestDir, ArtifactBackend, func(v string) error {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil || pebble.FormatMajorVersion(n) > pebble.FormatNewest || pebble.FormatMajorVersion(n) < pebble.FormatMinSupported {
 			return fmt.Errorf("%w: pebble artifact has format %q, this build opens %d to %d",

@@ -38,10 +38,18 @@ type Fold struct {
 	dir  string
 	opts Options
 
-	// life is read-held by every use of db and write-held by Close, so
-	// Close waits for running reads and applies.
-	life   sync.RWMutex
-	closed bool // under life
+	// Every use of db holds a reference (acquire, release). Close marks
+	// the fold closed, so that later uses fail at once with ErrClosed, and
+	// waits for the references to drop to zero before closing db. A use
+	// that starts inside a Range callback while Close waits therefore
+	// fails instead of waiting (a read-write mutex would deadlock there:
+	// the nested read lock queues behind Close's pending write lock, which
+	// waits for the outer read lock).
+	life      sync.Mutex
+	idle      *sync.Cond // signalled when refs drops to zero
+	refs      int        // under life
+	closed    bool       // under life
+	closeOnce sync.Once
 
 	mu     sync.RWMutex // orders Apply; guards cursor and the scratch buffers
 	cursor kvcore.Cursor
@@ -81,6 +89,7 @@ func open(dir string, opts Options, readOnly bool) (*Fold, error) {
 		return nil, fmt.Errorf("pebblefold: open %s: %w", dir, err)
 	}
 	f := &Fold{db: db, dir: dir, opts: opts}
+	f.idle = sync.NewCond(&f.life)
 	raw, closer, err := db.Get(cursorKey)
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
@@ -112,11 +121,10 @@ func (f *Fold) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	f.life.RLock()
-	defer f.life.RUnlock()
-	if f.closed {
-		return snapshot.ErrClosed
+	if err := f.acquire(); err != nil {
+		return err
 	}
+	defer f.release()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	b := f.db.NewBatch()
@@ -158,11 +166,10 @@ func (f *Fold) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore
 // touch as few files as possible. Call it after a bulk hydration, before
 // serving reads; it blocks until done and can take long on a large fold.
 func (f *Fold) Settle(ctx context.Context) error {
-	f.life.RLock()
-	defer f.life.RUnlock()
-	if f.closed {
-		return snapshot.ErrClosed
+	if err := f.acquire(); err != nil {
+		return err
 	}
+	defer f.release()
 	lower, upper := prefixBounds("")
 	if err := f.db.Compact(ctx, lower, upper, true); err != nil {
 		return fmt.Errorf("pebblefold: settle: %w", err)
@@ -184,27 +191,51 @@ func (f *Fold) Range(ctx context.Context, prefix, after string, fn func(kvcore.E
 func (f *Fold) Reader() *Reader { return &Reader{f: f} }
 
 // Close waits for running reads and applies, then closes the database.
-// A Range callback must not be running Close's caller.
-func (f *Fold) Close() error {
+// Once Close has begun, new calls fail with [snapshot.ErrClosed], including
+// a Get or Range made inside a running Range callback (which then returns
+// and lets Close finish). A Range callback must not call Close itself.
+func (f *Fold) Close() (err error) {
+	f.closeOnce.Do(func() {
+		f.life.Lock()
+		f.closed = true
+		for f.refs > 0 {
+			f.idle.Wait()
+		}
+		f.life.Unlock()
+		err = f.db.Close()
+	})
+	return err
+}
+
+// acquire takes a reference to db, or fails once Close has begun.
+func (f *Fold) acquire() error {
 	f.life.Lock()
 	defer f.life.Unlock()
 	if f.closed {
-		return nil
+		return snapshot.ErrClosed
 	}
-	f.closed = true
-	return f.db.Close()
+	f.refs++
+	return nil
+}
+
+// release drops a reference taken by acquire.
+func (f *Fold) release() {
+	f.life.Lock()
+	defer f.life.Unlock()
+	if f.refs--; f.refs == 0 {
+		f.idle.Broadcast()
+	}
 }
 
 // Reader reads a [Fold]. It is safe for concurrent use.
 type Reader struct{ f *Fold }
 
-// reading runs fn with the database unless the fold is closed.
+// reading runs fn with the database unless the fold is closed or closing.
 func (r *Reader) reading(fn func(db *pebble.DB) error) error {
-	r.f.life.RLock()
-	defer r.f.life.RUnlock()
-	if r.f.closed {
-		return snapshot.ErrClosed
+	if err := r.f.acquire(); err != nil {
+		return err
 	}
+	defer r.f.release()
 	return fn(r.f.db)
 }
 

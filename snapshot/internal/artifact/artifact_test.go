@@ -104,23 +104,29 @@ func TestFilesSortedByComponent(t *testing.T) {
 
 func TestDestinationPreconditions(t *testing.T) {
 	dir := t.TempDir()
-	if err := checkAvailable(filepath.Join(dir, "absent")); err != nil {
+	if err := checkAvailable(filepath.Join(dir, "absent"), DestDir); err != nil {
 		t.Fatal(err)
 	}
 	empty := filepath.Join(dir, "empty")
 	os.Mkdir(empty, 0o755)
-	if err := checkAvailable(empty); err != nil {
+	if err := checkAvailable(empty, DestDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkAvailable(empty, DestFile); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("an empty directory as a file destination: %v", err)
+	}
+	if err := checkAvailable(filepath.Join(dir, "absent"), DestFile); err != nil {
 		t.Fatal(err)
 	}
 	full := filepath.Join(dir, "full")
 	os.Mkdir(full, 0o755)
 	os.WriteFile(filepath.Join(full, "x"), nil, 0o644)
-	if err := checkAvailable(full); !errors.Is(err, ErrInvalid) {
+	if err := checkAvailable(full, DestDir); !errors.Is(err, ErrInvalid) {
 		t.Fatal(err)
 	}
 	file := filepath.Join(dir, "file")
 	os.WriteFile(file, nil, 0o644)
-	if err := checkAvailable(file); !errors.Is(err, ErrInvalid) {
+	if err := checkAvailable(file, DestDir); !errors.Is(err, ErrInvalid) {
 		t.Fatal(err)
 	}
 	if _, _, err := parentOf("/"); !errors.Is(err, ErrInvalid) {
@@ -152,7 +158,7 @@ func TestSealAndVerify(t *testing.T) {
 	if len(leftovers) != 0 {
 		t.Fatalf("stage left behind: %q", leftovers)
 	}
-	staged, err := VerifyAndStage(dest, filepath.Join(t.TempDir(), "imported"), "test", func(string) error { return nil })
+	staged, err := VerifyAndStage(dest, filepath.Join(t.TempDir(), "imported"), DestDir, "test", func(string) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +200,7 @@ func TestVerifyRejectsResizedFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(dest, "data", "real"), []byte("payload plus"), 0o644)
-	_, err := VerifyAndStage(dest, filepath.Join(t.TempDir(), "imported"), "test", func(string) error { return nil })
+	_, err := VerifyAndStage(dest, filepath.Join(t.TempDir(), "imported"), DestDir, "test", func(string) error { return nil })
 	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "manifest says 7") {
 		t.Fatalf("err = %v", err)
 	}

@@ -24,8 +24,21 @@ func SyncDir(dir string) error {
 	return err
 }
 
-// checkAvailable accepts an absent destination or an empty directory.
-func checkAvailable(dest string) error {
+// DestKind is what an import puts at its destination.
+type DestKind uint8
+
+const (
+	// DestDir is a directory (a Pebble fold, an export artifact): the
+	// destination may be absent or an empty directory.
+	DestDir DestKind = iota
+	// DestFile is a file (an append-log fold): the destination must be
+	// absent.
+	DestFile
+)
+
+// checkAvailable accepts an absent destination or, for a directory, an
+// empty directory.
+func checkAvailable(dest string, kind DestKind) error {
 	fi, err := os.Lstat(dest)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -33,7 +46,7 @@ func checkAvailable(dest string) error {
 	if err != nil {
 		return err
 	}
-	if !fi.IsDir() {
+	if !fi.IsDir() || kind == DestFile {
 		return invalidf("destination %s already exists", dest)
 	}
 	ents, err := os.ReadDir(dest)

@@ -10,6 +10,10 @@
 // files, and copies the payload into a staging directory the backend then
 // verifies and renames into place. Nothing is created at the destination
 // when a check fails.
+//
+// A staging directory is flocked while in use; the staging directories a
+// crash left behind (unlocked) are removed by the next export or import in
+// the same parent directory.
 package artifact
 
 import (
@@ -67,31 +71,6 @@ func (m *Manifest) Encode() ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
-
-// Decode parses and validates a manifest. Unknown fields are refused.
-func Decode(b []byte) (*Manifest, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	var m Manifest
-	if err := dec.Decode(&m); err != nil {
-		return nil, invalidf("malformed manifest: %v", err)
-	}
-	if dec.More() {
-		return nil, invalidf("malformed manifest: trailing data")
-	}
-	if m.SchemaVersion != SchemaVersion {
-		return nil, invalidf("unsupported artifact schema_version %d (this build supports %d)", m.SchemaVersion, SchemaVersion)
-	}
-	for _, f := range m.Files {
-		if err := checkPath(f.Path); err != nil {
-			return nil, err
-		}
-	}
-	if _, err := m.Cursor(); err != nil {
-		return nil, err
-	}
-	return &m, nil
 }
 
 // Cursor decodes cursor_hex.

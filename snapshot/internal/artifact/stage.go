@@ -9,34 +9,39 @@ import (
 	"github.com/slipstreamkv/slipstream/kvcore"
 )
 
+// exportStagePrefix names the hidden directories exports are assembled in.
+const exportStagePrefix = ".slipstream-artifact-"
+
 // Stage is an export in progress: a hidden directory beside the destination
 // into which the backend writes its files under [Stage.DataDir].
 type Stage struct {
-	dest, parent, dir string
+	dest, parent string
+	*stageDir
 }
 
 // NewStage checks that dest is available (absent or an empty directory) and
-// creates the hidden staging directory in its parent.
+// creates the hidden staging directory in its parent, removing the ones
+// exports that crashed left there.
 func NewStage(dest string) (*Stage, error) {
 	abs, parent, err := parentOf(dest)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkAvailable(abs); err != nil {
+	if err := checkAvailable(abs, DestDir); err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp(parent, ".slipstream-artifact-")
+	sd, err := newStageDir(parent, exportStagePrefix)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: export stage: %w", err)
 	}
-	return &Stage{dest: abs, parent: parent, dir: dir}, nil
+	return &Stage{dest: abs, parent: parent, stageDir: sd}, nil
 }
 
 // DataDir is where the backend writes its payload. It is not created.
 func (s *Stage) DataDir() string { return filepath.Join(s.dir, DataDir) }
 
 // Abort removes the staging directory.
-func (s *Stage) Abort() { os.RemoveAll(s.dir) }
+func (s *Stage) Abort() { s.remove() }
 
 // Seal hashes and fsyncs the payload, writes MANIFEST.json last and renames
 // the stage onto the destination, which is checked again first (it fails
@@ -81,7 +86,7 @@ func (s *Stage) seal(backend, backendVersion string, cursor kvcore.Cursor, now t
 	if err := SyncDir(s.dir); err != nil {
 		return nil, err
 	}
-	if err := checkAvailable(s.dest); err != nil {
+	if err := checkAvailable(s.dest, DestDir); err != nil {
 		return nil, err
 	}
 	if err := os.Remove(s.dest); err != nil && !os.IsNotExist(err) {
@@ -90,6 +95,7 @@ func (s *Stage) seal(backend, backendVersion string, cursor kvcore.Cursor, now t
 	if err := os.Rename(s.dir, s.dest); err != nil {
 		return nil, err
 	}
+	s.release() // the directory is the artifact now
 	return m, SyncDir(s.parent)
 }
 

@@ -1,0 +1,12 @@
+//go:build !unix || aix || solaris
+
+package filelock
+
+import (
+	"errors"
+	"os"
+)
+
+func tryLock(f *os.File) error {
+	return &os.PathError{Op: "flock", Path: f.Name(), Err: errors.ErrUnsupported}
+}
