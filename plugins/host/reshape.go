@@ -73,7 +73,8 @@ func (s *stage) settle() error {
 // planEmptying lists what the commit removes before renaming onto op.path,
 // a directory: the staged removals below it and its directories, deepest
 // first (op.path last). Anything below it that the call does not remove
-// fails the call. Directories are read without following symlinks.
+// fails the call. A symlink below it is an entry to remove like a file,
+// never followed.
 func (s *stage) planEmptying(op *stagedOp, budget *int) error {
 	r := s.roots[op.output]
 	var walk func(dir string) error
