@@ -19,7 +19,8 @@ const (
 	// ErrMemory: a pointer/length pair lies outside the guest's memory.
 	ErrMemory Status = -1
 	// ErrInvalid: a malformed argument (a path breaking the path rules, a
-	// mode with bits outside 0o777, a target that is a directory).
+	// mode with bits outside 0o777, a removal of a directory, a path staged
+	// both as a file and as a directory in one call).
 	ErrInvalid Status = -2
 	// ErrNotFound: no such key (view_get), config key (config_get) or
 	// directory (output_list).

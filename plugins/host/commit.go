@@ -3,9 +3,7 @@ package host
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"maps"
 	"os"
 	"path"
@@ -23,17 +21,23 @@ const commitSyncWorkers = 16
 
 // commit fsyncs every staged file, then renames each onto its target (or
 // removes the target) in staging order, then fsyncs every directory it
-// changed.
+// changed. A write that reshapes the output first runs the removals it
+// needs, removes the directories it replaces or creates the ones its path
+// needs (reshape.go).
 //
 // The staged files are fsynced here, before the first rename, rather than
 // when staged: the guest's time limit then does not pay for them, and a
 // file renamed into place is complete (old or new content, never torn).
 // ctx bounds that first step; if it ends, or an fsync fails, everything is
 // discarded. Once renaming has started, the commit runs to the end; if a
-// rename fails, what is not renamed yet is discarded.
+// step fails, what is not committed yet is discarded.
 func (s *stage) commit(ctx context.Context) error {
 	if s.done {
 		return ErrDone
+	}
+	if err := s.settle(); err != nil {
+		s.discard()
+		return err
 	}
 	if err := s.syncStaged(ctx); err != nil {
 		s.discard()
@@ -46,24 +50,17 @@ func (s *stage) commit(ctx context.Context) error {
 	}
 	var err error
 	for i, op := range s.ops {
-		r := s.roots[op.output]
-		if op.remove() {
-			if rerr := r.Remove(op.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-				err = fmt.Errorf("%w: commit: remove %s in output %q: %v", ErrIO, abi.Quote(op.path), op.output, rerr)
-			}
-		} else if rerr := s.rename(r, op.tmp, op.path); rerr != nil {
-			err = fmt.Errorf("%w: commit: rename onto %s in output %q: %v", ErrIO, abi.Quote(op.path), op.output, rerr)
-		}
-		if err != nil {
+		if err = s.commitOp(op, dirs); err != nil {
 			// The rest is discarded, with the directories staging created
 			// that no renamed file needs: left behind, one could stand
 			// where a later call must write a file.
 			s.ops = s.ops[i:]
 			s.removeTemps()
-			s.removeCreated()
+			for _, d := range s.removeCreated() {
+				delete(dirs, d)
+			}
 			break
 		}
-		dirs[outPath{op.output, path.Dir(op.path)}] = true
 	}
 	derr := forEach(context.Background(), s.syncWorkers, slices.Collect(maps.Keys(dirs)), func(d outPath) error {
 		if err := s.syncDir(s.roots[d.output], d.path); err != nil {

@@ -20,6 +20,22 @@ func TestCommitFsyncsEveryChangedDirectory(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "old/gone"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	synced := recordDirSyncs(s)
+	mustStage(t)(s.write("out", "top", []byte("1"), 0))
+	mustStage(t)(s.write("out", "new/deeper/f", []byte("2"), 0))
+	mustStage(t)(s.remove("out", "old/gone"))
+	if err := s.commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// "." holds top and the new directory "new"; "new" holds "deeper".
+	if got, want := synced(), []string{".", "new", "new/deeper", "old"}; !slices.Equal(got, want) {
+		t.Fatalf("synced %v, want %v", got, want)
+	}
+}
+
+// recordDirSyncs makes s record the directories its commit fsyncs
+// (concurrently); the function returned lists them, sorted.
+func recordDirSyncs(s *stage) func() []string {
 	var (
 		mu     sync.Mutex
 		synced []string
@@ -30,16 +46,10 @@ func TestCommitFsyncsEveryChangedDirectory(t *testing.T) {
 		mu.Unlock()
 		return syncPath(r, d)
 	}
-	mustStage(t)(s.write("out", "top", []byte("1"), 0))
-	mustStage(t)(s.write("out", "new/deeper/f", []byte("2"), 0))
-	mustStage(t)(s.remove("out", "old/gone"))
-	if err := s.commit(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(synced)
-	// "." holds top and the new directory "new"; "new" holds "deeper".
-	if want := []string{".", "new", "new/deeper", "old"}; !slices.Equal(synced, want) {
-		t.Fatalf("synced %v, want %v", synced, want)
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Sorted(slices.Values(synced))
 	}
 }
 

@@ -44,7 +44,11 @@
 // directory, already with its final mode and owner) and reach their targets
 // only when the caller commits the [Result]: an fsync of every staged file
 // (concurrently, outside the plugin's time limit), then a rename per file,
-// then an fsync of each directory. A failed call discards everything it staged.
+// then an fsync of each directory. A file of the target's path that the
+// call removes may become a directory (remove "a", write "a/b"), and a
+// directory whose files it removes a file: the staging file then waits in
+// the nearest existing directory, and the commit makes room before the
+// rename. A failed call discards everything it staged.
 // A write whose content and mode already match the target stages nothing
 // and tells the plugin so, which lets plugins request hooks only on change.
 // Hook requests are only recorded; running them is the caller's job.

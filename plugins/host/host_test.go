@@ -254,3 +254,29 @@ func TestFileAndDirectoryInOneCall(t *testing.T) {
 		t.Fatalf("a = %q", got)
 	}
 }
+
+// TestReshapeInOneCall: through a real guest, one call turns the file "a"
+// into a directory (remove "a", write "a/b") and a later one turns it back
+// (write "a" first, then remove "a/b"); a write below a file the call keeps
+// fails the call when the guest returns, naming the file, and leaves the
+// output as it was.
+func TestReshapeInOneCall(t *testing.T) {
+	f := newFixture(t, PluginConfig{})
+	f.mustCommit("write=out:a:1")
+	f.mustCommit("remove=out:a", "write=out:a/b:2")
+	if got, _ := f.read("a/b"); got != "2" {
+		t.Fatalf("a/b = %q", got)
+	}
+	f.mustCommit("write=out:a:3", "remove=out:a/b")
+	if got, _ := f.read("a"); got != "3" {
+		t.Fatalf("a = %q", got)
+	}
+	_, err := f.apply("write=out:a/c:4")
+	wantCallError(t, err, ErrDenied, false, `write "a/c": "a" is not a directory, and this call does not remove it`)
+	if ents, _ := os.ReadDir(f.out); len(ents) != 1 || ents[0].Name() != "a" || !ents[0].Type().IsRegular() {
+		t.Fatalf("the output holds %v after a failed call", ents)
+	}
+	if got, _ := f.read("a"); got != "3" {
+		t.Fatalf("a = %q after a failed call", got)
+	}
+}

@@ -199,6 +199,10 @@ func (i *Instance) callLocked(ctx context.Context, kind abi.Kind, cur Cursor, up
 		}
 		return nil, i.callError(kind.String(), ErrPluginFailed, msg, false)
 	}
+	if err := c.stage.settle(); err != nil {
+		c.stage.discard()
+		return nil, i.callError(kind.String(), err, c.errMsg, false)
+	}
 	return &Result{stage: c.stage, hooks: c.hooks}, nil
 }
 
@@ -309,7 +313,9 @@ func (i *Instance) nanosleep(ns int64) {
 }
 
 // Result is what a successful call staged and requested. The caller must
-// Commit or Discard it; until then staged files sit beside their targets.
+// Commit or Discard it; until then staged files sit beside their targets
+// (or in the nearest existing directory, for a target whose directory the
+// commit creates).
 // A Result is not safe for concurrent use.
 type Result struct {
 	stage *stage
@@ -328,7 +334,10 @@ func (r *Result) Changed() bool { return len(r.stage.ops) > 0 }
 
 // Commit fsyncs every staged file, then moves each onto its target (setting
 // nothing: mode and owner were set when staging) and removes staged
-// removals, in staging order, then fsyncs the directories. ctx bounds the
+// removals, in staging order, then fsyncs the directories. A write below a
+// file the call removes, or onto a directory whose files it removes, first
+// runs those removals, then creates the directories it needs or removes the
+// emptied ones. ctx bounds the
 // first step: if it ends, or an fsync fails, nothing is renamed and
 // everything is discarded. Once renaming starts, a commit runs to the end.
 // If a rename fails, the files not yet renamed are discarded and the error

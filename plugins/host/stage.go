@@ -21,8 +21,9 @@ import (
 type StagedFile struct {
 	Output string // the output's name
 	Path   string // relative to the output directory
-	// File is the absolute path of the staged content (a hidden file beside
-	// Target); empty for a removal.
+	// File is the absolute path of the staged content: a hidden file in
+	// Target's directory or, when the commit creates that directory, in the
+	// nearest one that exists. Empty for a removal.
 	File string
 	// Target is the absolute path the commit renames File to (or removes).
 	Target string
@@ -36,6 +37,19 @@ type stagedOp struct {
 	tmp    string // staged file, relative to the output root; "" for a removal
 	size   int64
 	synced bool // tmp was fsynced when staged (commit could not reopen it)
+	done   bool // a removal the commit ran early, for a write that needed it
+
+	// A write that reshapes the output (reshape.go). blocked is the
+	// shallowest directory of path that is not a directory yet (a file or
+	// other non-directory in the way, or a name this call removes): tmp lies
+	// in blocked's parent, and the commit creates blocked and the directories
+	// below it. replaces says path was a directory when staged.
+	blocked  string
+	replaces bool
+	// Planned by settle: the removals the commit runs before the rename and
+	// the directories it removes first, deepest first.
+	frees  []string
+	rmdirs []string
 }
 
 func (op *stagedOp) remove() bool { return op.tmp == "" }
@@ -47,8 +61,9 @@ type outPath struct {
 }
 
 // stage holds what one call staged. Writes go to hidden files beside their
-// targets; nothing touches a target before commit. It is used by one
-// goroutine at a time.
+// targets (or, for a target whose directory the commit creates, in the
+// nearest existing directory); nothing touches a target before commit. It
+// is used by one goroutine at a time.
 type stage struct {
 	outputs map[string]Output
 	limits  Limits
@@ -59,6 +74,7 @@ type stage struct {
 	parents map[outPath]int // directory -> staged writes below it
 	created []outPath       // directories staging created, parents first
 	bytes   int64
+	settled bool // settle checked and planned the reshapes
 	done    bool
 
 	listings []listing // output_list's recent listings, most recent last
@@ -67,6 +83,7 @@ type stage struct {
 
 	// seams for fault injection in tests
 	rename   func(r *os.Root, from, to string) error
+	unlink   func(r *os.Root, name string) error
 	syncFile func(r *os.Root, name string) error
 	syncDir  func(r *os.Root, dir string) error
 	readDir  func(r *os.Root, dir string) ([]fs.DirEntry, error)
@@ -77,7 +94,7 @@ func newStage(outputs map[string]Output, limits Limits) *stage {
 		outputs: outputs, limits: limits,
 		roots: map[string]*os.Root{}, byPath: map[outPath]*stagedOp{}, parents: map[outPath]int{},
 		syncWorkers: commitSyncWorkers,
-		rename:      (*os.Root).Rename, syncFile: syncPath, syncDir: syncPath, readDir: readDir,
+		rename:      (*os.Root).Rename, unlink: (*os.Root).Remove, syncFile: syncPath, syncDir: syncPath, readDir: readDir,
 	}
 }
 
@@ -203,7 +220,9 @@ func (s *stage) countParents(op *stagedOp, delta int) {
 // fileDirConflict refuses a write of p that would need p to be both a file
 // and a directory once this call commits: p is a directory of a file staged
 // before, or a directory of p is a file staged before. Such a set cannot
-// commit, and a failed attempt would leave p's directories behind.
+// commit, and a failed attempt would leave p's directories behind. (A file
+// or directory on disk in the way is the business of settle: this call may
+// still remove it.)
 func (s *stage) fileDirConflict(output, p string) *refusal {
 	if s.parents[outPath{output, p}] > 0 {
 		return refuse(abi.ErrInvalid, ErrDenied, "write %s: files below it were staged in this call", abi.Quote(p))
@@ -242,62 +261,91 @@ func (s *stage) write(output, p string, data []byte, mode uint32) (abi.Status, *
 	if ref := s.fileDirConflict(output, p); ref != nil {
 		return ref.status, ref
 	}
-	same, ref := sameFile(r, p, data, perm, out.Owner)
+	op := &stagedOp{output: output, path: p, size: size, blocked: s.removedDir(output, p)}
+	if op.blocked == "" {
+		same, dir, ref := sameFile(r, p, data, perm, out.Owner)
+		if ref != nil {
+			return ref.status, ref
+		}
+		if same {
+			return abi.Unchanged, nil
+		}
+		op.replaces = dir
+	}
+	dir, ref := s.stagingDir(r, op, out)
 	if ref != nil {
 		return ref.status, ref
 	}
-	if same {
-		return abi.Unchanged, nil
-	}
-	if ref := s.mkdirs(r, output, out, path.Dir(p)); ref != nil {
-		return ref.status, ref
-	}
-	tmp, synced, ref := writeTemp(r, p, data, perm, out.Owner)
+	op.tmp, op.synced, ref = writeTemp(r, dir, p, data, perm, out.Owner)
 	if ref != nil {
 		return ref.status, ref
 	}
-	s.add(&stagedOp{output: output, path: p, tmp: tmp, size: size, synced: synced})
+	s.add(op)
 	return abi.OK, nil
 }
 
+// removedDir returns the shallowest directory of p that this call stages
+// for removal (as a file), or "". The write of p then waits for the commit
+// to remove it and create the directory in its place, and never looks
+// through it: a symlink to a directory that the call removes is not a way
+// into that directory.
+func (s *stage) removedDir(output, p string) string {
+	for i := range len(p) {
+		if p[i] == '/' {
+			if op := s.byPath[outPath{output, p[:i]}]; op != nil && op.remove() {
+				return p[:i]
+			}
+		}
+	}
+	return ""
+}
+
 // sameFile reports whether p already is a regular file with exactly data,
-// perm and owner.
-func sameFile(r *os.Root, p string, data []byte, perm fs.FileMode, owner *Owner) (bool, *refusal) {
+// perm and owner, and whether p is a directory (which the write replaces if
+// the call empties it: settle checks). A directory of p that is a file means
+// no file p: stagingDir finds that file.
+func sameFile(r *os.Root, p string, data []byte, perm fs.FileMode, owner *Owner) (same, dir bool, _ *refusal) {
 	fi, err := r.Lstat(p)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return false, nil
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
+		return false, false, nil
 	case err != nil:
-		return false, fsRefusal("write", p, err)
+		return false, false, fsRefusal("write", p, err)
 	case fi.IsDir():
-		return false, refuse(abi.ErrInvalid, ErrDenied, "write %s: target is a directory", abi.Quote(p))
+		return false, true, nil
 	case !fi.Mode().IsRegular() || fi.Size() != int64(len(data)) || fi.Mode().Perm() != perm || !ownedBy(fi, owner):
-		return false, nil
+		return false, false, nil
 	}
 	old, err := r.ReadFile(p)
 	if err != nil {
-		return false, fsRefusal("write", p, err)
+		return false, false, fsRefusal("write", p, err)
 	}
-	return bytes.Equal(old, data), nil
+	return bytes.Equal(old, data), false, nil
 }
 
-// mkdirs creates the missing directories of dir (relative, "." for the
-// root), recording them so a discard can remove them again. An existing dir
-// costs one lookup. Otherwise mkdirs walks down holding a handle on each
-// level, so creating n levels costs O(n) system calls, not the O(n²) of
-// resolving every prefix from the root.
-func (s *stage) mkdirs(r *os.Root, output string, out Output, dir string) *refusal {
+// stagingDir returns the directory that op's staging file goes in: the
+// directory of op.path, whose missing directories it creates (recording
+// them so a discard can remove them again). If a directory of op.path is
+// not one (a file, or a name this call removes), it sets op.blocked to it
+// and returns its parent instead: the commit creates the rest once the call
+// has removed what is in the way (settle checks that it does).
+//
+// A directory that exists costs one lookup. Otherwise stagingDir walks down
+// holding a handle on each level, so n levels cost O(n) system calls, not
+// the O(n²) of resolving every prefix from the root.
+func (s *stage) stagingDir(r *os.Root, op *stagedOp, out Output) (string, *refusal) {
+	dir := path.Dir(op.path)
 	if dir == "." {
-		return nil
+		return dir, nil
 	}
-	fi, err := r.Stat(dir)
-	switch {
-	case err == nil && fi.IsDir():
-		return nil
-	case err == nil:
-		return refuse(abi.ErrInvalid, ErrDenied, "write: %s is not a directory", abi.Quote(dir))
-	case !errors.Is(err, fs.ErrNotExist):
-		return fsRefusal("mkdir", dir, err)
+	if op.blocked == "" {
+		fi, err := r.Stat(dir)
+		switch {
+		case err == nil && fi.IsDir():
+			return dir, nil
+		case err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR):
+			return "", fsRefusal("mkdir", dir, err)
+		}
 	}
 	cur := r
 	defer func() {
@@ -308,72 +356,83 @@ func (s *stage) mkdirs(r *os.Root, output string, out Output, dir string) *refus
 	names := strings.Split(dir, "/")
 	for i, name := range names {
 		prefix := strings.Join(names[:i+1], "/")
+		if prefix == op.blocked {
+			return path.Dir(prefix), nil
+		}
 		fi, err := cur.Lstat(name)
 		symlink := false
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			if ref := s.mkdir(cur, output, out, name, prefix); ref != nil {
-				return ref
+			if err := s.mkdir(cur, op.output, out, name, prefix); err != nil {
+				return "", fsRefusal("mkdir", prefix, err)
 			}
 		case err != nil:
-			return fsRefusal("mkdir", prefix, err)
+			return "", fsRefusal("mkdir", prefix, err)
 		case fi.Mode()&fs.ModeSymlink != 0:
+			// Resolved from the output's root, which follows a symlink
+			// that stays inside the output and refuses one that leaves it.
 			symlink = true
+			fi, err = r.Stat(prefix)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return "", fsRefusal("mkdir", prefix, err)
+			}
+			if err != nil || !fi.IsDir() { // dangling, or a link to a file
+				op.blocked = prefix
+				return path.Dir(prefix), nil
+			}
 		case !fi.IsDir():
-			return refuse(abi.ErrInvalid, ErrDenied, "write: %s is not a directory", abi.Quote(prefix))
+			op.blocked = prefix
+			return path.Dir(prefix), nil
 		}
 		if i == len(names)-1 {
 			break
 		}
 		var next *os.Root
 		if symlink {
-			// Resolved from the output's root, which follows a symlink
-			// that stays inside the output and refuses one that leaves it.
 			next, err = r.OpenRoot(prefix)
 		} else {
 			next, err = cur.OpenRoot(name)
 		}
 		if err != nil {
-			return fsRefusal("mkdir", prefix, err)
+			return "", fsRefusal("mkdir", prefix, err)
 		}
 		if cur != r {
 			_ = cur.Close()
 		}
 		cur = next
 	}
-	return nil
+	return dir, nil
 }
 
 // dirMode is the mode of the directories staging creates (ABI.md).
 const dirMode = 0o755
 
 // mkdir creates the directory name in parent (prefix relative to the
-// output's root) with exactly dirMode, whatever the umask, and records it.
-func (s *stage) mkdir(parent *os.Root, output string, out Output, name, prefix string) *refusal {
+// output's root) with exactly dirMode, whatever the umask, and the output's
+// owner, and records it.
+func (s *stage) mkdir(parent *os.Root, output string, out Output, name, prefix string) error {
 	if err := parent.Mkdir(name, dirMode); err != nil {
-		return fsRefusal("mkdir", prefix, err)
+		return err
 	}
 	s.created = append(s.created, outPath{output, prefix})
 	if err := parent.Chmod(name, dirMode); err != nil {
-		return fsRefusal("chmod", prefix, err)
+		return err
 	}
 	if out.Owner != nil {
-		if err := parent.Lchown(name, out.Owner.UID, out.Owner.GID); err != nil {
-			return fsRefusal("chown", prefix, err)
-		}
+		return parent.Lchown(name, out.Owner.UID, out.Owner.GID)
 	}
 	return nil
 }
 
-// writeTemp writes data to a new hidden file beside p with its final mode
-// and owner, and returns its root-relative name. It does not fsync it: the
-// commit does, outside the call's time limit, unless the host could not open
-// the file again (its mode or owner lock the agent out), which synced
+// writeTemp writes data for p to a new hidden file in dir with its final
+// mode and owner, and returns its root-relative name. It does not fsync it:
+// the commit does, outside the call's time limit, unless the host could not
+// open the file again (its mode or owner lock the agent out), which synced
 // reports.
-func writeTemp(r *os.Root, p string, data []byte, perm fs.FileMode, owner *Owner) (tmp string, synced bool, _ *refusal) {
+func writeTemp(r *os.Root, dir, p string, data []byte, perm fs.FileMode, owner *Owner) (tmp string, synced bool, _ *refusal) {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
-	tmp = path.Join(path.Dir(p), abi.StagePrefix+hex.EncodeToString(rnd[:])+".tmp")
+	tmp = path.Join(dir, abi.StagePrefix+hex.EncodeToString(rnd[:])+".tmp")
 	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return "", false, fsRefusal("write", p, err)
@@ -417,7 +476,7 @@ func (s *stage) remove(output, p string) (abi.Status, *refusal) {
 	}
 	fi, err := r.Lstat(p)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR): // no directory, no file
 		return abi.Unchanged, nil
 	case err != nil:
 		ref := fsRefusal("remove", p, err)
@@ -457,14 +516,18 @@ func (s *stage) discard() {
 	s.closeRoots()
 }
 
-// removeCreated removes the directories staging created, deepest first, if
-// they are empty.
-func (s *stage) removeCreated() {
+// removeCreated removes the directories staging (or the commit) created,
+// deepest first, if they are empty, and returns the ones it removed.
+func (s *stage) removeCreated() []outPath {
+	var removed []outPath
 	for i := len(s.created) - 1; i >= 0; i-- {
 		c := s.created[i]
-		_ = s.roots[c.output].Remove(c.path) // fails, as it should, if not empty
+		if rmdir(s.roots[c.output], c.path) == nil { // fails, as it should, if not empty
+			removed = append(removed, c)
+		}
 	}
 	s.created = nil
+	return removed
 }
 
 func (s *stage) removeTemps() {

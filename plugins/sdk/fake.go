@@ -21,7 +21,9 @@ import (
 // the view and the output files in memory, and follows the host's rules:
 // declared outputs and hooks only, the path rules, the last staged change of
 // a path wins, unchanged writes stage nothing, a path cannot be both a file
-// and a directory (on disk or among this call's writes), and a refused
+// and a directory among this call's writes, a write below a file or onto a
+// directory needs the call to remove that file or every file below that
+// directory (in any order; checked when the plugin returns), and a refused
 // request or a failed call commits nothing.
 //
 // It does not enforce the host's size limits, memory limit or timeout; test
@@ -153,6 +155,9 @@ func (f *Fake) call(p Plugin, kind abi.Kind, recs []abi.Record) (*FakeResult, er
 	registered = p
 	status := run(kind, uint32(len(in)))
 	registered, current = prev, nil
+	if c.failed == nil && status == abi.GuestOK {
+		c.settle()
+	}
 
 	if c.failed != nil {
 		return nil, fmt.Errorf("sdk fake: call failed: %w (plugin said %q)", c.failed, c.errMsg)
@@ -311,29 +316,70 @@ func (c *fakeCall) isDir(key string) bool {
 			return true
 		}
 	}
+	return c.stagedBelow(key)
+}
+
+// stagedBelow reports whether this call staged a write below key.
+func (c *fakeCall) stagedBelow(key string) bool {
+	below := key + "/"
 	return slices.ContainsFunc(c.ops, func(op fakeOp) bool { return !op.remove && strings.HasPrefix(op.key, below) })
 }
 
-// isFile reports whether key is a file, or was staged as one in this call.
-func (c *fakeCall) isFile(key string) bool {
-	_, ok := c.f.files[key]
-	return ok || slices.ContainsFunc(c.ops, func(op fakeOp) bool { return !op.remove && op.key == key })
+// dirsOf returns the keys of the directories of key, shallowest first.
+func dirsOf(key string) []string {
+	var dirs []string
+	for i := range len(key) {
+		if key[i] == '/' {
+			dirs = append(dirs, key[:i])
+		}
+	}
+	return dirs
 }
 
-// fileDirConflict refuses, as the host does, a write of path when it is a
-// directory or when one of its directories is a file (or was staged as one
-// in this call).
+// fileDirConflict refuses, as the host does, a write of path when this call
+// staged a write below it or staged one of its directories as a file. A
+// file or directory on disk in the way is settle's business: the call may
+// still remove it.
 func (c *fakeCall) fileDirConflict(output, path string) abi.Status {
-	if c.isDir(output + "\x00" + path) {
-		return c.refuse(abi.ErrInvalid, "stage_write %s: target is a directory", abi.Quote(path))
+	key := output + "\x00" + path
+	if c.stagedBelow(key) {
+		return c.refuse(abi.ErrInvalid, "stage_write %s: files below it were staged in this call", abi.Quote(path))
 	}
-	for d := path; strings.Contains(d, "/"); {
-		d = d[:strings.LastIndexByte(d, '/')]
-		if c.isFile(output + "\x00" + d) {
-			return c.refuse(abi.ErrInvalid, "stage_write %s: %s is a file", abi.Quote(path), abi.Quote(d))
+	for _, d := range dirsOf(key) {
+		if slices.ContainsFunc(c.ops, func(op fakeOp) bool { return !op.remove && op.key == d }) {
+			return c.refuse(abi.ErrInvalid, "stage_write %s: %s was staged as a file in this call", abi.Quote(path), abi.Quote(d[len(output)+1:]))
 		}
 	}
 	return abi.OK
+}
+
+// settle fails the call, as the host does when the plugin returns, if a
+// write lies below a file or onto a directory that the call does not
+// remove: the file, or every file below the directory.
+func (c *fakeCall) settle() {
+	removed := map[string]bool{}
+	for _, op := range c.ops {
+		removed[op.key] = op.remove
+	}
+	onDisk := slices.Sorted(maps.Keys(c.f.files))
+	for _, op := range c.ops {
+		if op.remove {
+			continue
+		}
+		output, path, _ := strings.Cut(op.key, "\x00")
+		for _, d := range dirsOf(op.key) {
+			if _, file := c.f.files[d]; file && !removed[d] {
+				c.refuse(abi.ErrInvalid, "stage_write %s: %s is a file this call does not remove", abi.Quote(path), abi.Quote(d[len(output)+1:]))
+				return
+			}
+		}
+		for _, k := range onDisk {
+			if strings.HasPrefix(k, op.key+"/") && !removed[k] {
+				c.refuse(abi.ErrInvalid, "stage_write %s: it is a directory holding %s, which this call does not remove", abi.Quote(path), abi.Quote(k[len(output)+1:]))
+				return
+			}
+		}
+	}
 }
 
 func hostStageWrite(output, path string, data []byte, mode uint32) abi.Status {
@@ -365,14 +411,14 @@ func hostStageRemove(output, path string) abi.Status {
 	if st != abi.OK {
 		return st
 	}
+	if _, ok := c.f.files[key]; ok { // a file, even if the call writes below it
+		c.ops = append(c.ops, fakeOp{key: key, remove: true})
+		return abi.OK
+	}
 	if c.isDir(key) {
 		return c.refuse(abi.ErrInvalid, "stage_remove %s: target is a directory", abi.Quote(path))
 	}
-	if _, ok := c.f.files[key]; !ok {
-		return abi.Unchanged
-	}
-	c.ops = append(c.ops, fakeOp{key: key, remove: true})
-	return abi.OK
+	return abi.Unchanged
 }
 
 func hostHookRequest(name string) abi.Status {

@@ -192,7 +192,9 @@ func fetch(buf []byte, call func([]byte) int64) ([]byte, abi.Status) {
 // the named output, with mode (0 = the output's default; only permission
 // bits). It reports whether anything changed: false means the file already
 // has exactly this content and mode. The file reaches its target only if the
-// call succeeds.
+// call succeeds. Writing below a file, or onto a directory, needs the call to
+// remove that file, or every file below that directory (before or after the
+// write; ABI.md section 6).
 func (h *Host) WriteFile(output, path string, data []byte, mode fs.FileMode) (changed bool, err error) {
 	st := hostStageWrite(output, path, data, uint32(mode))
 	if st.IsError() {

@@ -373,27 +373,27 @@ func TestUpdatesCarryNothingFromThePreviousCall(t *testing.T) {
 }
 
 // TestFakeRefusesFileDirectoryConflicts: like the host, the fake refuses to
-// stage a path that is, or would be once the call commits, both a file and
-// a directory, so plugin unit tests meet the refusal the host would give.
+// stage a path that would be, once the call commits, both a file and a
+// directory, and fails a call that writes below a file or onto a directory
+// it does not remove, so plugin unit tests meet the failures the host would
+// give.
 func TestFakeRefusesFileDirectoryConflicts(t *testing.T) {
-	write := func(p string) func(h *sdk.Host) error {
-		return func(h *sdk.Host) error { _, err := h.WriteFile("out", p, []byte(p), 0); return err }
-	}
 	tests := []struct {
-		name  string
-		steps []func(h *sdk.Host) error // the last one is refused
+		name    string
+		steps   []func(h *sdk.Host) error
+		refused bool // the last request is refused; otherwise the call fails when it returns
 	}{
-		{"below a file on disk", []func(*sdk.Host) error{write("file/x")}},
-		{"onto a directory on disk", []func(*sdk.Host) error{write("dir")}},
-		{"remove a directory on disk", []func(*sdk.Host) error{func(h *sdk.Host) error { _, err := h.RemoveFile("out", "dir"); return err }}},
-		{"below a file staged in this call", []func(*sdk.Host) error{write("a"), write("a/b/c")}},
-		{"onto a directory of a file staged in this call", []func(*sdk.Host) error{write("a/b/c"), write("a/b")}},
+		{"below a file on disk", steps(write("file/x")), false},
+		{"onto a directory on disk", steps(write("dir")), false},
+		{"onto a directory on disk, removing only part of it", steps(remove("dir/x"), write("dir")), false},
+		{"remove a directory on disk", steps(remove("dir")), true},
+		{"below a file staged in this call", steps(write("a"), write("a/b/c")), true},
+		{"onto a directory of a file staged in this call", steps(write("a/b/c"), write("a/b")), true},
+		{"a removed file written as a file and a directory", steps(remove("file"), write("file/x"), write("file")), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := &sdk.Fake{Outputs: []string{"out"}}
-			f.WriteFile("out", "file", []byte("f"), 0o644)
-			f.WriteFile("out", "dir/x", []byte("x"), 0o644)
+			f := fakeWithFileAndDir()
 			var got error
 			_, err := f.Render(sdk.RenderFunc(func(h *sdk.Host, _ *sdk.Batch) error {
 				for i, step := range tt.steps {
@@ -405,10 +405,10 @@ func TestFakeRefusesFileDirectoryConflicts(t *testing.T) {
 				}
 				return nil
 			}))
-			if !errors.Is(got, abi.ErrInvalid) || err == nil {
+			if errors.Is(got, abi.ErrInvalid) != tt.refused || err == nil || !strings.Contains(err.Error(), "invalid argument") {
 				t.Fatalf("last request: %v; call: %v", got, err)
 			}
-			if paths := f.Paths("out"); !slices.Equal(paths, []string{"dir/x", "file"}) {
+			if paths := f.Paths("out"); !slices.Equal(paths, []string{"dir/x", "dir/y", "file"}) {
 				t.Fatalf("paths after a refused call %v", paths)
 			}
 		})
@@ -416,15 +416,65 @@ func TestFakeRefusesFileDirectoryConflicts(t *testing.T) {
 	// A removal drops the staged file "a": "a/b" no longer conflicts.
 	f := &sdk.Fake{Outputs: []string{"out"}}
 	_, err := f.Render(sdk.RenderFunc(func(h *sdk.Host, _ *sdk.Batch) error {
-		if err := write("a")(h); err != nil {
-			return err
-		}
-		if _, err := h.RemoveFile("out", "a"); err != nil {
-			return err
-		}
-		return write("a/b")(h)
+		return run(h, write("a"), remove("a"), write("a/b"))
 	}))
 	if err != nil || !slices.Equal(f.Paths("out"), []string{"a/b"}) {
 		t.Fatalf("err %v, paths %v", err, f.Paths("out"))
 	}
+}
+
+// TestFakeReshapes: like the host, the fake lets one call turn a file into
+// a directory (remove "a", write "a/b") and back (remove every file below
+// "a", write "a"), in either order.
+func TestFakeReshapes(t *testing.T) {
+	tests := []struct {
+		name  string
+		steps []func(h *sdk.Host) error
+		want  []string
+	}{
+		{"file into directory", steps(remove("file"), write("file/x"), write("file/y/z")), []string{"dir/x", "dir/y", "file/x", "file/y/z"}},
+		{"file into directory, removed last", steps(write("file/x"), remove("file")), []string{"dir/x", "dir/y", "file/x"}},
+		{"directory into file", steps(remove("dir/x"), remove("dir/y"), write("dir")), []string{"dir", "file"}},
+		{"directory into file, removed last", steps(write("dir"), remove("dir/y"), remove("dir/x")), []string{"dir", "file"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := fakeWithFileAndDir()
+			if _, err := f.Render(sdk.RenderFunc(func(h *sdk.Host, _ *sdk.Batch) error { return run(h, tt.steps...) })); err != nil {
+				t.Fatal(err)
+			}
+			if got := f.Paths("out"); !slices.Equal(got, tt.want) {
+				t.Fatalf("paths %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// fakeWithFileAndDir returns a fake whose output "out" holds the file
+// "file" and the directory "dir" (with "dir/x" and "dir/y").
+func fakeWithFileAndDir() *sdk.Fake {
+	f := &sdk.Fake{Outputs: []string{"out"}}
+	f.WriteFile("out", "file", []byte("f"), 0o644)
+	f.WriteFile("out", "dir/x", []byte("x"), 0o644)
+	f.WriteFile("out", "dir/y", []byte("y"), 0o644)
+	return f
+}
+
+func write(p string) func(h *sdk.Host) error {
+	return func(h *sdk.Host) error { _, err := h.WriteFile("out", p, []byte(p), 0); return err }
+}
+
+func remove(p string) func(h *sdk.Host) error {
+	return func(h *sdk.Host) error { _, err := h.RemoveFile("out", p); return err }
+}
+
+func steps(s ...func(h *sdk.Host) error) []func(h *sdk.Host) error { return s }
+
+func run(h *sdk.Host, steps ...func(h *sdk.Host) error) error {
+	for _, step := range steps {
+		if err := step(h); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -173,15 +173,20 @@ func TestModuleRendersAViewLargerThanAPage(t *testing.T) {
 	if got, _ := h.Read("files", "d01/f1001"); got != strings.Repeat("n", 1024) {
 		t.Fatalf("d01/f1001 = %.10q…", got)
 	}
-	// A second render over the same view changes nothing.
+	wantRenderUnchanged(t, h) // a second render over the same view
+}
+
+// wantRenderUnchanged fails the test unless a render stages nothing.
+func wantRenderUnchanged(t *testing.T, h *harness.Harness) {
+	t.Helper()
 	res, err := h.Render()
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer res.Discard()
 	if res.Changed() {
-		t.Fatalf("second render changed %d files", len(res.Staged()))
+		t.Fatalf("the render changed %d files", len(res.Staged()))
 	}
-	res.Discard()
 }
 
 // strayNames are names a file in the output may have that no key can map
@@ -206,5 +211,88 @@ func TestFakePruneLeavesNamesItCannotRemove(t *testing.T) {
 	}
 	if n := len(res.Logs); n != len(strayNames) || !strings.Contains(res.Logs[0], "files: not pruning") {
 		t.Fatalf("logs %q", res.Logs)
+	}
+}
+
+// TestModuleReshapes: a key "a" deleted and a key "a/b" put in one batch
+// turn the file "a" into a directory, in either order, and back; a render
+// afterwards changes nothing. The batch [delete "a", put "a/b"] used to be
+// refused ("a parent is not a directory") and delivered again forever.
+func TestModuleReshapes(t *testing.T) {
+	h := newHarness(t, map[string]string{"hook": "reload"})
+	h.Commit(h.Apply(h.Put("a", "1")))
+	res := h.Commit(h.Apply(h.Delete("a"), h.Put("a/b", "2")))
+	if got := h.Files("files"); !slices.Equal(got, []string{"a/b"}) || !slices.Equal(res.Hooks(), []string{"reload"}) {
+		t.Fatalf("files %v, hooks %v", got, res.Hooks())
+	}
+	wantRenderUnchanged(t, h)
+	h.Commit(h.Apply(h.Put("a", "3"), h.Delete("a/b")))
+	if got, _ := h.Read("files", "a"); got != "3" || !slices.Equal(h.Files("files"), []string{"a"}) {
+		t.Fatalf("a = %q, files %v", got, h.Files("files"))
+	}
+	h.Commit(h.Apply(h.Put("a/c", "4"), h.Delete("a")))
+	if got, _ := h.Read("files", "a/c"); got != "4" || !slices.Equal(h.Files("files"), []string{"a/c"}) {
+		t.Fatalf("a/c = %q, files %v", got, h.Files("files"))
+	}
+}
+
+// TestModuleRenderReshapes: a render converges when a stale file stands
+// where a key needs a directory, or a stale directory where a key needs a
+// file: the render writes, the prune removes what is in the way, and the
+// call commits both.
+func TestModuleRenderReshapes(t *testing.T) {
+	h := newHarness(t, map[string]string{})
+	out := h.Outputs["files"]
+	for p, content := range map[string]string{"a": "stale", "d/x": "stale", "d/y/z": "stale"} {
+		p = filepath.Join(out, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.View.Put(host.Entry{Key: "a/b", Value: []byte("b"), Revision: 1})
+	h.View.Put(host.Entry{Key: "d", Value: []byte("d"), Revision: 2})
+	h.Commit(h.Render())
+	if got := h.Files("files"); !slices.Equal(got, []string{"a/b", "d"}) {
+		t.Fatalf("files %v", got)
+	}
+}
+
+func TestFakeReshapes(t *testing.T) {
+	f := &sdk.Fake{Outputs: []string{"files"}}
+	steps := []struct {
+		updates []sdk.Update
+		want    []string
+	}{
+		{[]sdk.Update{{Op: sdk.OpPut, Key: "a", Value: []byte("1")}}, []string{"a"}},
+		{[]sdk.Update{{Op: sdk.OpDelete, Key: "a"}, {Op: sdk.OpPut, Key: "a/b", Value: []byte("2")}}, []string{"a/b"}},
+		{[]sdk.Update{{Op: sdk.OpPut, Key: "a", Value: []byte("3")}, {Op: sdk.OpDelete, Key: "a/b"}}, []string{"a"}},
+		{[]sdk.Update{{Op: sdk.OpPut, Key: "a/c", Value: []byte("4")}, {Op: sdk.OpDelete, Key: "a"}}, []string{"a/c"}},
+	}
+	for i, st := range steps {
+		if _, err := f.Apply(plugin{}, st.updates...); err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+		if got := f.Paths("files"); !slices.Equal(got, st.want) {
+			t.Fatalf("batch %d: paths %v, want %v", i, got, st.want)
+		}
+	}
+	res, err := f.Render(plugin{})
+	if err != nil || len(res.Changed) != 0 {
+		t.Fatalf("render after the reshapes: %+v %v", res, err)
+	}
+	// A render converges over stale files in the way, in both directions.
+	f = &sdk.Fake{Outputs: []string{"files"}}
+	f.WriteFile("files", "a", []byte("stale"), 0o644)
+	f.WriteFile("files", "d/x", []byte("stale"), 0o644)
+	f.Set("a/b", []byte("b"))
+	f.Set("d", []byte("d"))
+	if _, err := f.Render(plugin{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Paths("files"); !slices.Equal(got, []string{"a/b", "d"}) {
+		t.Fatalf("paths after render %v", got)
 	}
 }
