@@ -752,7 +752,19 @@ func TestClusterLeaderLossIsRiddenThrough(t *testing.T) {
 	waitFor(t, "the first sync", func() bool { return a.Ready() })
 
 	c.StreamLeader("$G", "KV_cfg").Shutdown()
-	last := put("files.a.conf", "after the leader left")
+	c.StreamLeader("$G", "KV_cfg") // waits for a surviving node to lead
+	// The writer's first put may still race the election on a busy machine;
+	// it is the agent, not the writer, that this test is about.
+	var last uint64
+	waitFor(t, "a put through the survivors", func() bool {
+		v, err := store.Put(t.Context(), "files.a.conf", []byte("after the leader left"))
+		if err != nil {
+			t.Logf("put after the leader left: %v (retrying)", err)
+			return false
+		}
+		last, _ = v.Revision()
+		return true
+	})
 	waitFor(t, "the change made after the leader loss", func() bool {
 		return readFile(filepath.Join(dir, "out", "a.conf")) == "after the leader left" && a.Status()[0].Revision == last
 	})
