@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -670,4 +671,59 @@ func TestOrphanedConsumerIsDeletedLater(t *testing.T) {
 	ww.orphans = append(ww.orphans, orphan{name: name})
 	ww.orphanMu.Unlock()
 	waitFor(t, eventWait, "orphan deleted", func() bool { return consumerCount(t, js, s.bucket) == 1 })
+}
+
+// Any writer may give a record JetStream's control headers. An empty
+// record with "Status: 100" looks like a flow control request, and any
+// record does to Keys, whose deliveries carry headers only; each is still
+// the record it is to watches, Keys and Scan.
+func TestRecordsWithControlHeaders(t *testing.T) {
+	srv := natstest.Run(t)
+	c := connect(t, fastOpts(srv.URL()))
+	_, js := rawJS(t, srv.URL())
+	s := openStore(t, c, kvcore.StoreConfig{})
+	ctx := testCtx(t)
+	w, err := s.Watch(ctx, kvcore.AllKeys(), kvcore.Cursor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if ev := next(t, w, eventWait); !ev.Synced {
+		t.Fatalf("first event %+v", ev)
+	}
+	records := []struct {
+		key, value string
+		header     nats.Header
+	}{
+		{"heartbeat", "", nats.Header{hdrStatus: {statusControl}, hdrDescription: {"Idle Heartbeat"}}},
+		{"flow", "v", nats.Header{hdrStatus: {statusControl}, hdrDescription: {"FlowControl Request"}}},
+		{"gone", "v", nats.Header{hdrStatus: {statusConflict}, hdrDescription: {descConsumerGone}}},
+	}
+	for _, r := range records {
+		m := &nats.Msg{Subject: s.pre + r.key, Header: r.header, Data: []byte(r.value)}
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustPut(t, s, "after", "v")
+	for _, want := range []string{"heartbeat=", "flow=v", "gone=v", "after=v"} {
+		if ev := next(t, w, eventWait); ev.Synced || ev.Key+"="+string(ev.Value) != want {
+			t.Fatalf("event %+v, want %s", ev, want)
+		}
+	}
+	keys, err := s.Keys(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(keys)
+	if want := []string{"after", "flow", "gone"}; !slices.Equal(keys, want) {
+		t.Fatalf("keys %q, want %q", keys, want)
+	}
+	entries, err := s.Scan(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 3 {
+		t.Fatalf("scan found %d entries, want 3", len(entries))
+	}
 }
