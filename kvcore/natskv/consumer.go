@@ -89,14 +89,24 @@ func (s *store) deleteConsumer(name string) error {
 
 func newConsumerName() string { return "slip_" + nuid.Next() }
 
-// streamBounds returns the stream's first retained sequence and its last.
-func (s *store) streamBounds(ctx context.Context) (first, last uint64, err error) {
+// streamState is what a watch or scan needs to know about the stream.
+type streamState struct {
+	first, last uint64 // first retained sequence and last sequence
+	history     int64  // records kept per key
+}
+
+// streamState looks the bucket's stream up.
+func (s *store) streamState(ctx context.Context) (streamState, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	st, err := s.sess.js.Stream(ctx, s.stream)
 	if err != nil {
-		return 0, 0, err
+		return streamState{}, err
 	}
-	state := st.CachedInfo().State
-	return state.FirstSeq, state.LastSeq, nil
+	info := st.CachedInfo()
+	return streamState{
+		first:   info.State.FirstSeq,
+		last:    info.State.LastSeq,
+		history: info.Config.MaxMsgsPerSubject,
+	}, nil
 }

@@ -62,7 +62,15 @@
 // Get hides delete and purge markers and empty values (the tombstones
 // DeleteVersion writes); Entry shows empty values. Keys and Scan read the
 // last record of every key under a prefix through one ephemeral consumer
-// without acknowledgements, so buckets of any size are read whole.
+// without acknowledgements, so buckets of any size are read whole. A key
+// that exists for the whole call is listed however busy the bucket is;
+// one written or removed meanwhile may be listed or not. (The pending
+// count the server sends with each record can reach 0 early — an update
+// takes its old record away before it counts the new one, and on history
+// > 1 removed older revisions are counted off too — so the end is
+// confirmed by asking the server for the consumer's state, and on history
+// > 1 by finding where the last matching record is, with a throwaway
+// consumer.)
 //
 // # Watching
 //
@@ -73,6 +81,10 @@
 // with a dot is served by the filter of its last complete token and the
 // keys outside the scope are dropped before delivery; overlapping prefixes
 // are merged. Either way the caller sees exactly the keys of the scope.
+//
+// The Synced event of a state sync follows the last record of every key
+// that existed throughout; its end is confirmed the same way as that of
+// Keys and Scan.
 //
 // A watch from a cursor checks, before and after creating its consumer,
 // that the stream still holds every revision after the cursor — the

@@ -194,7 +194,7 @@ func (w *watch) probe() {
 // kvcore.ErrCursorExpired. A gap with the floor still low is benign: the
 // records in it were superseded by later revisions of their keys.
 func (w *watch) checkFloor(a *attachment) bool {
-	first, _, err := w.s.streamBounds(w.ctx)
+	st, err := w.s.streamState(w.ctx)
 	if err != nil {
 		// Nothing is delivered past the gap until a new consumer has
 		// checked the resume window.
@@ -202,10 +202,10 @@ func (w *watch) checkFloor(a *attachment) bool {
 		w.reset(a)
 		return false
 	}
-	if !resumeWindowOK(w.pos, first) {
+	if !resumeWindowOK(w.pos, st.first) {
 		a.broken = true
 		w.fail(fmt.Errorf("%w: stream retention overran live watch (first sequence %d > delivered frontier %d + 1); restart will resync",
-			errCursorExpired, first, w.pos))
+			errCursorExpired, st.first, w.pos))
 		return false
 	}
 	return true

@@ -128,6 +128,13 @@ type attachment struct {
 	floor  uint64        // the stream's last sequence just before the consumer was created
 	dseq   uint64        // delivery sequence of the last message handled
 	broken bool          // a gap or error was seen: the rest is ignored
+
+	// Until Synced (see caughtUp): how far the consumer must look, the
+	// last delivery the server's latest answer covers (no delivery up to it
+	// asks again), and whether that answer said the consumer caught up:
+	// Synced then follows that delivery.
+	syncFloor, askedAt uint64
+	caughtUp           bool
 }
 
 func (s *store) newWatch(ctx context.Context, scope kvcore.Scope, pos uint64) *watch {
@@ -204,10 +211,11 @@ func (w *watch) attach(timeout time.Duration) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 
-	first, last, err := w.s.streamBounds(ctx)
+	st, err := w.s.streamState(ctx)
 	if err != nil {
 		return err
 	}
+	first, last := st.first, st.last
 	spec := consumerSpec{filters: w.filters}
 	if w.started {
 		start, ok := resumeStartSequence(w.pos)
@@ -246,17 +254,18 @@ func (w *watch) attach(timeout time.Duration) error {
 	if w.afterCreate != nil {
 		w.afterCreate()
 	}
-	if w.started {
-		// The server silently starts at its first sequence when asked for
-		// an older one; check again now that the consumer exists.
-		first, _, err := w.s.streamBounds(ctx)
-		if err == nil && !resumeWindowOK(w.pos, first) {
-			err = expiredAt(w.pos, first)
-		}
-		if err != nil {
-			w.discard(a)
-			return err
-		}
+	// The server silently starts at its first sequence when asked for an
+	// older one: check the window again now that the consumer exists.
+	st, err = w.s.streamState(ctx)
+	if err == nil && w.started && !resumeWindowOK(w.pos, st.first) {
+		err = expiredAt(w.pos, st.first)
+	}
+	if err == nil && !w.synced {
+		a.syncFloor, err = w.s.syncFloor(ctx, st, w.filters)
+	}
+	if err != nil {
+		w.discard(a)
+		return err
 	}
 	w.cur.Store(a)
 	w.activity.Store(time.Now().UnixNano())
@@ -374,8 +383,11 @@ func (w *watch) handle(a *attachment, m *nats.Msg) {
 	}
 	w.pos = max(w.pos, meta.stream)
 	w.started = true
-	if !w.synced && meta.pending == 0 {
-		w.markSynced(a)
+	if !w.synced {
+		if meta.pending == 0 && a.dseq > a.askedAt {
+			w.askCaughtUp(a)
+		}
+		w.syncIfDue(a)
 	}
 }
 
@@ -392,7 +404,10 @@ func (w *watch) heartbeat(a *attachment, m *nats.Msg) {
 		return
 	}
 	if !w.synced {
-		w.syncIfDrained(a)
+		if m.Header.Get(hdrStalled) == "" {
+			w.askCaughtUp(a) // idle, whatever the last delivery's count said
+			w.syncIfDue(a)
+		}
 		return
 	}
 	// A filtered consumer skips the records of other keys without a word;
@@ -408,17 +423,24 @@ func (w *watch) heartbeat(a *attachment, m *nats.Msg) {
 	w.pos = ls
 }
 
-// syncIfDrained sends Synced when the consumer has nothing left to deliver
-// although no delivery said so: the records it still had to send were
-// removed (expired or purged) before it sent them.
-func (w *watch) syncIfDrained(a *attachment) {
-	ctx, cancel := context.WithTimeout(w.ctx, w.s.opts.Timeout)
-	defer cancel()
-	c, err := w.s.sess.js.PushConsumer(ctx, w.s.stream, a.name)
-	if err != nil {
+// askCaughtUp asks the server whether the consumer has delivered
+// everything it had to (see caughtUp), and if so notes after which delivery
+// Synced is due.
+func (w *watch) askCaughtUp(a *attachment) {
+	if a.caughtUp {
 		return
 	}
-	if info := c.CachedInfo(); info.NumPending == 0 && info.Delivered.Consumer == a.dseq {
+	upTo, done, err := w.s.caughtUp(w.ctx, a.name, a.syncFloor)
+	if err != nil {
+		w.log.Debug("asking whether the watch caught up failed; the next heartbeat asks again", "err", err)
+		return
+	}
+	a.askedAt, a.caughtUp = upTo, done
+}
+
+// syncIfDue sends Synced once a has handled the delivery it is due after.
+func (w *watch) syncIfDue(a *attachment) {
+	if !w.synced && a.caughtUp && a.dseq >= a.askedAt {
 		w.markSynced(a)
 	}
 }
