@@ -70,9 +70,7 @@ func (s *store) lastMatching(ctx context.Context, filters []string) (uint64, err
 	if err != nil {
 		return 0, err
 	}
-	if err := s.deleteConsumer(cfg.Name); err != nil {
-		s.log.Debug("deleting probe consumer failed; the server reaps it when idle", "consumer", cfg.Name, "err", err)
-	}
+	s.drop(cfg.Name)
 	info := c.CachedInfo()
 	if info.NumPending == 0 {
 		return 0, nil

@@ -2,20 +2,11 @@ package natskv
 
 import (
 	"context"
-	"errors"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
-
-	"github.com/slipstreamkv/slipstream/kvcore"
 )
-
-// deleteTimeout bounds the delete of a consumer we are done with; the
-// server reaps one we failed to delete after its inactivity threshold, but
-// only while the server that hosts it is up.
-const deleteTimeout = 5 * time.Second
 
 // consumerSpec describes one ephemeral push consumer on a bucket's stream:
 // ordered delivery without acks, flow-controlled, with idle heartbeats, kept
@@ -70,22 +61,10 @@ func (s *store) createConsumer(ctx context.Context, spec consumerSpec, name, inb
 	return c.CachedInfo().NumPending, nil
 }
 
-// deleteConsumer removes a consumer we no longer read. It is also called
-// after a failed create, whose request may have reached the server anyway.
-// A consumer that is already gone is not an error; while disconnected it
-// does not try (a request would only wait for the connection to return).
-func (s *store) deleteConsumer(name string) error {
-	if !s.sess.live() || s.sess.nc.Status() != nats.CONNECTED {
-		return kvcore.ErrNotConnected
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), min(s.opts.Timeout, deleteTimeout))
-	defer cancel()
-	err := s.sess.js.DeleteConsumer(ctx, s.stream, name)
-	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return err
-	}
-	return nil
-}
+// drop has the session's reaper delete consumer name, which nothing reads
+// anymore (or whose creation failed: the request may have reached the
+// server anyway).
+func (s *store) drop(name string) { s.sess.reaper.drop(s.stream, name) }
 
 func newConsumerName() string { return "slip_" + nuid.Next() }
 

@@ -108,8 +108,13 @@
 // ([Options.Heartbeat]) it deletes its consumer and creates a new one that
 // resumes after the last revision it handled, retrying with jittered,
 // capped backoff. Nothing is lost, replayed or re-synced, and no consumer
-// is left behind: one whose delete fails (its server is down) is deleted
-// on a later heartbeat. (nats.go's own KV watcher needs 10–20 s to notice a
+// is left behind: consumers a watch or scan is done with are deleted in
+// the background (so Stop and a re-attach never wait on a server that does
+// not answer), and a delete that fails (the connection or the consumer's
+// server is down) is tried again every heartbeat, ten times; the server
+// reaps an idle consumer by itself anyway once its host is up. Closing the
+// Conn abandons the deletes still pending to the server. (nats.go's own
+// KV watcher needs 10–20 s to notice a
 // restart and gives up for good on errors such as a missing stream,
 // nats.go issue 1777.) Only failures that retrying cannot fix end a watch:
 // the bucket is gone, the connection was closed, or retention passed the

@@ -70,7 +70,6 @@ func (w *watch) run() {
 			if w.silent() {
 				w.reattach("missed heartbeats")
 			}
-			w.retryOrphans()
 		case <-probe:
 			w.probe()
 		}

@@ -92,11 +92,7 @@ func (s *store) scanOnce(ctx context.Context, spec consumerSpec, reserve func(ui
 	defer sub.Unsubscribe()
 
 	name := newConsumerName()
-	defer func() {
-		if err := s.deleteConsumer(name); err != nil {
-			s.log.Debug("deleting scan consumer failed; the server reaps it when idle", "consumer", name, "err", err)
-		}
-	}()
+	defer s.drop(name)
 	// The count at creation is exact: with nothing pending, no key exists.
 	pending, err := s.createConsumer(ctx, spec, name, sub.Subject)
 	if err != nil || pending == 0 {

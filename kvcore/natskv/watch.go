@@ -93,9 +93,6 @@ type watch struct {
 	errMu sync.Mutex
 	err   error
 
-	orphanMu sync.Mutex
-	orphans  []orphan // consumers still to delete
-
 	// cur is the current attachment, nil between two. It is written
 	// under mu (so no handler of the old one runs past the switch) and
 	// read without it.
@@ -110,15 +107,6 @@ type watch struct {
 	synced    bool   // the Synced event was sent
 	delivered bool   // an update was delivered since the last floor probe
 }
-
-// orphan is a consumer a watch failed to delete.
-type orphan struct {
-	name  string
-	tries int
-}
-
-// orphanAttempts is how many times a watch tries to delete an orphan.
-const orphanAttempts = 10
 
 // attachment is one consumer of a watch and its subscription.
 type attachment struct {
@@ -283,7 +271,7 @@ func expiredAt(pos, first uint64) error {
 func (w *watch) discard(a *attachment) {
 	close(a.quit)
 	_ = a.sub.Unsubscribe()
-	w.drop(a.name)
+	w.s.drop(a.name)
 }
 
 // detach drops the current attachment. Once it returns no handler of it
@@ -298,43 +286,7 @@ func (w *watch) detach() {
 	w.mu.Lock()
 	w.cur.Store(nil)
 	w.mu.Unlock()
-	w.drop(a.name)
-}
-
-// drop deletes a consumer the watch no longer reads, or keeps its name to
-// try again later: a consumer hosted by a server that is down is not
-// reaped for inactivity until that server returns.
-func (w *watch) drop(name string) {
-	if err := w.s.deleteConsumer(name); err != nil {
-		w.orphanMu.Lock()
-		w.orphans = append(w.orphans, orphan{name: name})
-		w.orphanMu.Unlock()
-	}
-}
-
-// retryOrphans tries again to delete one of the consumers drop could not
-// (one per call, so that a server that does not answer stalls recovery
-// for one delete at most), giving up on a consumer after orphanAttempts
-// tries: the server reaps it in the end.
-func (w *watch) retryOrphans() {
-	w.orphanMu.Lock()
-	if len(w.orphans) == 0 {
-		w.orphanMu.Unlock()
-		return
-	}
-	o := w.orphans[0]
-	w.orphans = w.orphans[1:]
-	w.orphanMu.Unlock()
-	if w.s.deleteConsumer(o.name) == nil {
-		return
-	}
-	if o.tries++; o.tries < orphanAttempts {
-		w.orphanMu.Lock()
-		w.orphans = append(w.orphans, o)
-		w.orphanMu.Unlock()
-		return
-	}
-	w.log.Debug("giving up deleting a consumer; the server reaps it when idle", "consumer", o.name)
+	w.s.drop(a.name)
 }
 
 // handle handles one message of attachment a, in delivery order.
