@@ -72,6 +72,9 @@ func newConsumerName() string { return "slip_" + nuid.Next() }
 type streamState struct {
 	first, last uint64 // first retained sequence and last sequence
 	history     int64  // records kept per key
+	// lossy: the stream's limits drop records that nothing supersedes
+	// (discard old, max age).
+	lossy bool
 }
 
 // streamState looks the bucket's stream up.
@@ -83,9 +86,12 @@ func (s *store) streamState(ctx context.Context) (streamState, error) {
 		return streamState{}, err
 	}
 	info := st.CachedInfo()
+	cfg := info.Config
+	limited := cfg.MaxBytes > 0 || cfg.MaxMsgs > 0
 	return streamState{
 		first:   info.State.FirstSeq,
 		last:    info.State.LastSeq,
-		history: info.Config.MaxMsgsPerSubject,
+		history: cfg.MaxMsgsPerSubject,
+		lossy:   cfg.MaxAge > 0 || cfg.Discard == jetstream.DiscardOld && limited,
 	}, nil
 }

@@ -101,7 +101,14 @@
 // floor while it runs: when the revisions it receives jump, or every 30 s
 // when it receives nothing, it checks the stream's first sequence and
 // fails with ErrCursorExpired if records it has not delivered are gone.
-// Prefix watches cannot tell such gaps from the keys of other prefixes.
+// So does a whole-bucket state sync from Synced on, on a bucket whose
+// limits drop records nothing superseded (a max age, or discard "old"
+// with a size limit). On other buckets only superseded records go, which
+// a watch that falls behind may skip (it still sees the last record of
+// every key); the guard cannot tell those from lost ones once the oldest
+// record is past them, and would end a watch lagging behind a few busy
+// keys for nothing. Prefix watches cannot tell gaps from the keys of other
+// prefixes and have no guard.
 //
 // A watch survives its connection: after a reconnect, a server restart, a
 // cluster leader change, a delivery gap or two missed heartbeats

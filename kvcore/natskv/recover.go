@@ -180,13 +180,13 @@ func (w *watch) probe() {
 		w.delivered = false
 		return
 	}
-	if a := w.cur.Load(); a != nil && !a.broken {
+	if a := w.cur.Load(); a != nil && !a.broken && w.guarding() {
 		w.checkFloor(a)
 	}
 }
 
 // checkFloor is the live retention floor guard of a whole-bucket watch
-// resumed from a cursor: before it moves past a gap in the revisions, the
+// (see guarding): before it moves past a gap in the revisions, the
 // stream's first sequence must still be at most pos+1, else records after
 // pos were dropped before the watch saw them (expiry without markers,
 // discard-old eviction, a purge of the stream) and the watch fails with

@@ -70,7 +70,9 @@ type watch struct {
 	scope   kvcore.Scope
 	filters []string
 	widened bool // filters may match keys outside scope
-	guard   bool // live retention floor guard: whole bucket, started from a cursor
+	guard   bool // a whole-bucket watch: the live retention floor guard applies (see guarding)
+	resumed bool // started from a cursor
+	lossy   bool // the stream's limits drop records nothing supersedes (set by attach)
 	log     *slog.Logger
 	status  chan nats.Status
 
@@ -132,7 +134,8 @@ func (s *store) newWatch(ctx context.Context, scope kvcore.Scope, pos uint64) *w
 		scope:       scope,
 		filters:     filters,
 		widened:     widened,
-		guard:       scope.All() && pos > 0,
+		guard:       scope.All(),
+		resumed:     pos > 0,
 		log:         s.log.With("scope", scope.String()),
 		status:      s.sess.nc.StatusChanged(nats.CONNECTED, nats.CLOSED),
 		events:      make(chan kvcore.Event, eventBuffer),
@@ -204,6 +207,7 @@ func (w *watch) attach(timeout time.Duration) error {
 		return err
 	}
 	first, last := st.first, st.last
+	w.lossy = st.lossy
 	spec := consumerSpec{filters: w.filters}
 	if w.started {
 		start, ok := resumeStartSequence(w.pos)
@@ -323,7 +327,7 @@ func (w *watch) handle(a *attachment, m *nats.Msg) {
 		return
 	}
 	a.dseq = meta.consumer
-	if w.guard && !resumeWindowOK(w.pos, meta.stream) && !w.checkFloor(a) {
+	if w.guarding() && !resumeWindowOK(w.pos, meta.stream) && !w.checkFloor(a) {
 		return
 	}
 	if inKeyspace && (!w.widened || w.scope.Match(u.Key)) {
@@ -369,7 +373,7 @@ func (w *watch) heartbeat(a *attachment, m *nats.Msg) {
 	if err != nil || ls <= w.pos {
 		return
 	}
-	if w.guard && !w.checkFloor(a) {
+	if w.guarding() && !w.checkFloor(a) {
 		return
 	}
 	w.pos = ls
@@ -398,17 +402,28 @@ func (w *watch) syncIfDue(a *attachment) {
 }
 
 // markSynced sends the Synced event. After it a resume starts after pos,
-// which for a state sync covers everything up to a.floor.
+// which covers everything up to a.floor, unless the floor guard holds pos
+// to what a whole-bucket watch from a cursor really handled.
 func (w *watch) markSynced(a *attachment) {
 	if !w.send(a, kvcore.Event{Synced: true}) {
 		return
 	}
 	w.synced = true
-	if !w.guard {
+	if !w.guard || !w.resumed {
 		w.pos = max(w.pos, a.floor)
 	}
 	w.started = true
 }
+
+// guarding reports whether the live retention floor guard is on. A
+// whole-bucket watch from a cursor has it from the start. A state sync has
+// it from Synced on (its initial state skips superseded records by
+// design), if the bucket's limits can drop records nothing superseded: on
+// other buckets only superseded records go (or an operator's purge, which
+// a watch that keeps up misses as well), and the guard, which cannot tell
+// them apart once the oldest record is gone, would fail a watch that lags
+// behind a few busy keys for nothing.
+func (w *watch) guarding() bool { return w.guard && (w.resumed || w.synced && w.lossy) }
 
 // send delivers ev unless a is being replaced or the watch is ending.
 func (w *watch) send(a *attachment, ev kvcore.Event) bool {
