@@ -75,6 +75,9 @@ type streamState struct {
 	// lossy: the stream's limits drop records that nothing supersedes
 	// (discard old, max age).
 	lossy bool
+	// created tells incarnations of the bucket apart: a stream deleted
+	// and created again starts its revisions over.
+	created time.Time
 }
 
 // streamState looks the bucket's stream up.
@@ -93,5 +96,6 @@ func (s *store) streamState(ctx context.Context) (streamState, error) {
 		last:    info.State.LastSeq,
 		history: cfg.MaxMsgsPerSubject,
 		lossy:   cfg.MaxAge > 0 || cfg.Discard == jetstream.DiscardOld && limited,
+		created: info.Created,
 	}, nil
 }

@@ -97,6 +97,16 @@
 // wait for revisions that already passed. A cursor at the largest uint64
 // is refused, and revision 0 is no position (a state sync).
 //
+// A running watch remembers when the bucket's stream was created and fails
+// with ErrCursorExpired when, re-creating its consumer, it finds a stream
+// created since: the bucket was deleted and created again, and its
+// revisions started over. A persisted cursor cannot tell: it is only a
+// revision (8 bytes, like every version), so a cursor from an earlier
+// incarnation that the new one has already passed resumes there, skipping
+// the new incarnation's first records. Callers that may delete and
+// re-create buckets keep the bucket's identity next to the cursor, or
+// re-sync after re-creating it.
+//
 // A whole-bucket watch from a cursor also guards the stream's retention
 // floor while it runs: when the revisions it receives jump, or every 30 s
 // when it receives nothing, it checks the stream's first sequence and

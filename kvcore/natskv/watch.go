@@ -69,10 +69,11 @@ type watch struct {
 	s       *store
 	scope   kvcore.Scope
 	filters []string
-	widened bool // filters may match keys outside scope
-	guard   bool // a whole-bucket watch: the live retention floor guard applies (see guarding)
-	resumed bool // started from a cursor
-	lossy   bool // the stream's limits drop records nothing supersedes (set by attach)
+	widened bool      // filters may match keys outside scope
+	guard   bool      // a whole-bucket watch: the live retention floor guard applies (see guarding)
+	resumed bool      // started from a cursor
+	lossy   bool      // the stream's limits drop records nothing supersedes (set by attach)
+	created time.Time // when the stream the watch started on was created
 	log     *slog.Logger
 	status  chan nats.Status
 
@@ -208,6 +209,13 @@ func (w *watch) attach(timeout time.Duration) error {
 	}
 	first, last := st.first, st.last
 	w.lossy = st.lossy
+	if w.created.IsZero() {
+		w.created = st.created
+	} else if !st.created.Equal(w.created) {
+		// Its revisions started over: whatever pos is, it means nothing here.
+		return fmt.Errorf("%w: the bucket was re-created (its stream was created at %v, the watch started on one created at %v)",
+			errCursorExpired, st.created.Format(time.RFC3339Nano), w.created.Format(time.RFC3339Nano))
+	}
 	spec := consumerSpec{filters: w.filters}
 	if w.started {
 		start, ok := resumeStartSequence(w.pos)

@@ -444,33 +444,39 @@ func TestWatchTerminalFailures(t *testing.T) {
 		wantErr(t, "watch after retention passed it", w.Err(), kvcore.ErrCursorExpired)
 	})
 
-	t.Run("bucket re-created during an outage", func(t *testing.T) {
-		s := openStore(t, c, kvcore.StoreConfig{})
-		for range 5 {
-			mustPut(t, s, "a", "1")
-		}
-		w, err := s.Watch(ctx, kvcore.AllKeys(), kvcore.Cursor{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer w.Stop()
-		next(t, w, eventWait)
-		next(t, w, eventWait)
-		proxy.SetDown(true)
-		if err := js.DeleteKeyValue(ctx, s.bucket); err != nil {
-			t.Fatal(err)
-		}
-		kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: s.bucket})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := kv.Put(ctx, "b", []byte("new life")); err != nil { // revision 1 again
-			t.Fatal(err)
-		}
-		proxy.SetDown(false)
-		drain(t, w)
-		wantErr(t, "watch of a re-created bucket", w.Err(), kvcore.ErrCursorExpired)
-	})
+	// Refilled short of the watch's position, and past it: either way the
+	// revisions mean something else now.
+	for _, refill := range []int{1, 8} {
+		t.Run(fmt.Sprintf("bucket re-created with %d records during an outage", refill), func(t *testing.T) {
+			s := openStore(t, c, kvcore.StoreConfig{})
+			for range 5 {
+				mustPut(t, s, "a", "1")
+			}
+			w, err := s.Watch(ctx, kvcore.AllKeys(), kvcore.Cursor{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Stop()
+			next(t, w, eventWait)
+			next(t, w, eventWait)
+			proxy.SetDown(true)
+			if err := js.DeleteKeyValue(ctx, s.bucket); err != nil {
+				t.Fatal(err)
+			}
+			kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: s.bucket})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range refill { // revisions 1… again
+				if _, err := kv.Put(ctx, fmt.Sprintf("new%d", i), []byte("new life")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			proxy.SetDown(false)
+			drain(t, w)
+			wantErr(t, "watch of a re-created bucket", w.Err(), kvcore.ErrCursorExpired)
+		})
+	}
 
 	t.Run("bucket deleted during an outage", func(t *testing.T) {
 		s := openStore(t, c, kvcore.StoreConfig{})
