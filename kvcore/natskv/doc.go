@@ -134,9 +134,11 @@
 // KV watcher needs 10–20 s to notice a
 // restart and gives up for good on errors such as a missing stream,
 // nats.go issue 1777.) Only failures that retrying cannot fix end a watch:
-// the bucket is gone, the connection was closed, or retention passed the
-// watch during an outage; [kvcore.Watch.Err] then wraps
-// [kvcore.ErrWatchFailed] or [kvcore.ErrCursorExpired].
+// the bucket is gone (its stream missing for 30 s on end: a cluster
+// recovering or restoring it says "not found" meanwhile), it was
+// re-created, the connection was closed, or retention passed the watch
+// during an outage; [kvcore.Watch.Err] then wraps [kvcore.ErrWatchFailed]
+// or [kvcore.ErrCursorExpired].
 //
 // nats-server 2.15 allows 1,000 consumers per stream unless configured
 // otherwise (jetstream.limits.default_max_consumers); every watch and

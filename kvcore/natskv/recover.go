@@ -18,9 +18,10 @@ const (
 	// between attempts to re-create a watch's consumer.
 	backoffBase = 100 * time.Millisecond
 	backoffCap  = 5 * time.Second
-	// notFoundLimit is how many attempts in a row must find the bucket's
-	// stream missing before a watch gives up on it.
-	notFoundLimit = 3
+	// notFoundFor is how long the bucket's stream must be missing, attempt
+	// after attempt, before a watch gives up on it: a cluster recovering a
+	// stream, or one being restored, answers "stream not found" meanwhile.
+	notFoundFor = 30 * time.Second
 	// floorProbeInterval is how often a floor-guarded watch that delivered
 	// nothing checks the stream's first sequence anyway.
 	floorProbeInterval = 30 * time.Second
@@ -106,7 +107,7 @@ func (w *watch) silent() bool {
 func (w *watch) reattach(reason string) {
 	w.detach()
 	w.log.Info("re-creating watch consumer", "reason", reason)
-	notFound := 0
+	var missingSince time.Time // when the attempts began to find no stream
 	for attempt := 0; ; attempt++ {
 		err := w.attach(min(w.s.opts.Timeout, attemptTimeout))
 		if err == nil {
@@ -116,12 +117,13 @@ func (w *watch) reattach(reason string) {
 		if w.ctx.Err() != nil {
 			return
 		}
-		if isStreamNotFound(err) {
-			notFound++
-		} else {
-			notFound = 0
+		switch {
+		case !isStreamNotFound(err):
+			missingSince = time.Time{}
+		case missingSince.IsZero():
+			missingSince = time.Now()
 		}
-		if terminal := w.terminal(err, notFound); terminal != nil {
+		if terminal := w.terminal(err, missingSince); terminal != nil {
 			w.fail(terminal)
 			return
 		}
@@ -145,12 +147,13 @@ func (w *watch) reattach(reason string) {
 }
 
 // terminal returns the error that ends the watch, or nil to retry.
-func (w *watch) terminal(err error, notFound int) error {
+// missingSince is when the attempts began to find the stream missing.
+func (w *watch) terminal(err error, missingSince time.Time) error {
 	switch {
 	case errors.Is(err, errCursorExpired), errors.Is(err, errRefuseWrap):
 		return err
-	case notFound >= notFoundLimit:
-		return fmt.Errorf("bucket %s is gone: %w", w.s.bucket, err)
+	case !missingSince.IsZero() && time.Since(missingSince) >= w.notFoundFor:
+		return fmt.Errorf("bucket %s is gone (missing for %v): %w", w.s.bucket, w.notFoundFor, err)
 	case !w.s.sess.live():
 		return fmt.Errorf("%w: %v", kvcore.ErrNotConnected, err)
 	}

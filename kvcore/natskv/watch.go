@@ -29,8 +29,9 @@ var (
 // The watch owns its consumer: an ephemeral, ordered push consumer (one for
 // all prefixes of the scope) that it re-creates after a delivery gap, two
 // missed heartbeats, a reconnect or a cluster leader change, resuming after
-// the last revision it handled. Only a bucket that is gone, a closed
-// connection, or retention that overran the watch end it (see Err).
+// the last revision it handled. Only a bucket that is gone or was
+// re-created, a closed connection, or retention that overran the watch end
+// it (see Err).
 func (s *store) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Cursor) (kvcore.Watch, error) {
 	fail := func(err error) (kvcore.Watch, error) {
 		return nil, &kvcore.OpError{Op: "watch", Bucket: s.bucket, Err: err}
@@ -88,6 +89,7 @@ type watch struct {
 
 	// Fixed at construction; tests shorten them.
 	probeEvery  time.Duration
+	notFoundFor time.Duration
 	backoffBase time.Duration
 	backoffCap  time.Duration
 	afterCreate func()        // test seam: runs right after a consumer is created
@@ -143,6 +145,7 @@ func (s *store) newWatch(ctx context.Context, scope kvcore.Scope, pos uint64) *w
 		done:        make(chan struct{}),
 		resets:      make(chan struct{}, 1),
 		probeEvery:  floorProbeInterval,
+		notFoundFor: notFoundFor,
 		backoffBase: backoffBase,
 		backoffCap:  backoffCap,
 		pos:         pos,

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -481,6 +483,7 @@ func TestWatchTerminalFailures(t *testing.T) {
 	t.Run("bucket deleted during an outage", func(t *testing.T) {
 		s := openStore(t, c, kvcore.StoreConfig{})
 		mustPut(t, s, "a", "1")
+		s.tuneWatch = func(w *watch) { w.notFoundFor = time.Second }
 		w, err := s.Watch(ctx, kvcore.AllKeys(), kvcore.Cursor{})
 		if err != nil {
 			t.Fatal(err)
@@ -700,5 +703,53 @@ func TestRecordsWithControlHeaders(t *testing.T) {
 	}
 	if len(entries) != 3 {
 		t.Fatalf("scan found %d entries, want 3", len(entries))
+	}
+}
+
+// A stream missing for a while (a cluster recovering it, a restore) does
+// not end a watch: here the server restarts without the bucket's stream,
+// answering "stream not found" attempt after attempt, and restarts with it
+// again (the same stream, created at the same time).
+func TestWatchOutlastsMissingStream(t *testing.T) {
+	srv := natstest.Run(t)
+	o := fastOpts(srv.URL())
+	o.Logger = testLogger(t)
+	c := connect(t, o)
+	s := openStore(t, c, kvcore.StoreConfig{})
+	mustPut(t, s, "a", "1")
+	w, err := s.Watch(testCtx(t), kvcore.AllKeys(), kvcore.Cursor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	next(t, w, eventWait) // a
+	next(t, w, eventWait) // Synced
+
+	dir := filepath.Join(srv.StoreDir(), "jetstream", "$G", "streams", s.stream)
+	aside := filepath.Join(t.TempDir(), s.stream)
+	move := func(from, to string) {
+		srv.Shutdown()
+		if err := os.Rename(from, to); err != nil {
+			t.Fatal(err)
+		}
+		srv.Start()
+	}
+	move(dir, aside)
+	waitFor(t, eventWait, "reconnected", c.Healthy)
+	// Attempts 100 ms apart at first, backing off: a second is several
+	// of them, all finding no stream.
+	time.Sleep(time.Second)
+	select {
+	case ev, ok := <-w.Events():
+		t.Fatalf("watch of a missing stream: event %+v (open %v), err %v", ev, ok, w.Err())
+	default:
+	}
+	move(aside, dir)
+	mustPut(t, s, "b", "2")
+	if ev := next(t, w, eventWait); ev.Key != "b" {
+		t.Fatalf("event %+v, want b", ev)
+	}
+	if err := w.Err(); err != nil {
+		t.Fatal(err)
 	}
 }
