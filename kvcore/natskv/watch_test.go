@@ -446,6 +446,24 @@ func TestWatchTerminalFailures(t *testing.T) {
 		wantErr(t, "watch after retention passed it", w.Err(), kvcore.ErrCursorExpired)
 	})
 
+	// deletedUnder returns a state sync of s's one key that has delivered
+	// its initial state, with the connection down and the bucket deleted.
+	deletedUnder := func(t *testing.T, s *store) kvcore.Watch {
+		t.Helper()
+		w, err := s.Watch(ctx, kvcore.AllKeys(), kvcore.Cursor{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(w.Stop)
+		next(t, w, eventWait) // the key
+		next(t, w, eventWait) // Synced
+		proxy.SetDown(true)
+		if err := js.DeleteKeyValue(ctx, s.bucket); err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+
 	// Refilled short of the watch's position, and past it: either way the
 	// revisions mean something else now.
 	for _, refill := range []int{1, 8} {
@@ -454,17 +472,7 @@ func TestWatchTerminalFailures(t *testing.T) {
 			for range 5 {
 				mustPut(t, s, "a", "1")
 			}
-			w, err := s.Watch(ctx, kvcore.AllKeys(), kvcore.Cursor{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer w.Stop()
-			next(t, w, eventWait)
-			next(t, w, eventWait)
-			proxy.SetDown(true)
-			if err := js.DeleteKeyValue(ctx, s.bucket); err != nil {
-				t.Fatal(err)
-			}
+			w := deletedUnder(t, s)
 			kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: s.bucket})
 			if err != nil {
 				t.Fatal(err)
@@ -484,20 +492,10 @@ func TestWatchTerminalFailures(t *testing.T) {
 		s := openStore(t, c, kvcore.StoreConfig{})
 		mustPut(t, s, "a", "1")
 		s.tuneWatch = func(w *watch) { w.notFoundFor = time.Second }
-		w, err := s.Watch(ctx, kvcore.AllKeys(), kvcore.Cursor{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer w.Stop()
-		next(t, w, eventWait)
-		next(t, w, eventWait)
-		proxy.SetDown(true)
-		if err := js.DeleteKeyValue(ctx, s.bucket); err != nil {
-			t.Fatal(err)
-		}
+		w := deletedUnder(t, s)
 		proxy.SetDown(false)
 		drain(t, w)
-		err = w.Err()
+		err := w.Err()
 		wantErr(t, "watch of a deleted bucket", err, kvcore.ErrWatchFailed)
 		if errors.Is(err, kvcore.ErrCursorExpired) {
 			t.Fatalf("deleted bucket reported as an expired cursor: %v", err)
