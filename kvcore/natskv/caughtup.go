@@ -35,10 +35,10 @@ import (
 // consumer delivers the records it passes, and a key's record is removed
 // only once its successor is stored, which the consumer reaches in turn.
 
-// syncFloor returns how far in the stream a consumer with filters, created
-// just before st was read, must have looked before it can have delivered
-// everything: on history > 1, the last record its filters match, else
-// nothing.
+// syncFloor returns how far in the stream a consumer with filters, just
+// created on the stream st describes, must have looked before it can have
+// delivered everything: on history > 1, the last record its filters match
+// now, else nothing.
 func (s *store) syncFloor(ctx context.Context, st streamState, filters []string) (uint64, error) {
 	if st.history <= 1 {
 		return 0, nil

@@ -257,18 +257,23 @@ func (w *watch) attach(timeout time.Duration) error {
 	if w.afterCreate != nil {
 		w.afterCreate()
 	}
-	// The server silently starts at its first sequence when asked for an
-	// older one: check the window again now that the consumer exists.
-	st, err = w.s.streamState(ctx)
-	if err == nil && w.started && !resumeWindowOK(w.pos, st.first) {
-		err = expiredAt(w.pos, st.first)
+	if w.started {
+		// The server silently starts at its first sequence when asked for
+		// an older one; check again now that the consumer exists.
+		now, err := w.s.streamState(ctx)
+		if err == nil && !resumeWindowOK(w.pos, now.first) {
+			err = expiredAt(w.pos, now.first)
+		}
+		if err != nil {
+			w.discard(a)
+			return err
+		}
 	}
-	if err == nil && !w.synced {
-		a.syncFloor, err = w.s.syncFloor(ctx, st, w.filters)
-	}
-	if err != nil {
-		w.discard(a)
-		return err
+	if !w.synced {
+		if a.syncFloor, err = w.s.syncFloor(ctx, st, w.filters); err != nil {
+			w.discard(a)
+			return err
+		}
 	}
 	w.cur.Store(a)
 	w.activity.Store(time.Now().UnixNano())
