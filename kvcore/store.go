@@ -49,10 +49,14 @@ type Reader interface {
 	// delete/purge markers give [ErrNotFound].
 	Entry(ctx context.Context, key string) (Entry, error)
 	// Keys lists the live keys starting with prefix ("" = all), with the same
-	// filtering as Get. Order is unspecified.
+	// filtering as Get. Order is unspecified. A key that is live for the
+	// whole call is listed; one written or removed meanwhile may be or not.
 	Keys(ctx context.Context, prefix string) ([]string, error)
 	// Scan returns the live entries under prefix, with the same filtering as
-	// Get and versions equal to the keys' current versions. Order is unspecified.
+	// Get and versions equal to the keys' current versions. Order is
+	// unspecified. A key that is live for the whole call is listed (with a
+	// value it had during the call); one written or removed meanwhile may be
+	// or not.
 	Scan(ctx context.Context, prefix string) ([]Entry, error)
 }
 
@@ -91,7 +95,9 @@ type Watcher interface {
 	// With a none cursor it is a state-sync watch: first the latest record of
 	// every key in scope (puts, and delete/purge markers still retained), in
 	// version order, then one event with Synced set, then live updates. There
-	// is no gap between the initial state and the live updates.
+	// is no gap between the initial state and the live updates. A key that
+	// exists from the call until Synced has a record before Synced, however
+	// busy the bucket.
 	//
 	// With a cursor it is a delta watch: only updates strictly after the
 	// cursor, the Synced event once the backlog present at start has been

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -16,6 +17,8 @@ func (s *suite) expiryCases() []testCase {
 		{"MaxAge", s.testMaxAge},
 		{"MaxBytesDiscardNew", s.testDiscardNew},
 		{"MaxBytesDiscardOld", s.testDiscardOld},
+		{"WatchOverrunByRetention", s.testWatchOverrun},
+		{"WatchLagsBehindBusyKeys", s.testWatchLagsBehindBusyKeys},
 	}
 }
 
@@ -97,3 +100,82 @@ func (s *suite) testDiscardOld(t *testing.T) {
 	_, err = st.Watch(ctx, kvcore.AllKeys(), kvcore.CursorAt(first))
 	wantErr(t, "watch from an evicted revision", err, kvcore.ErrCursorExpired)
 }
+
+// A whole-bucket watch that falls behind after Synced while discard-old
+// evicts records it has not delivered fails with ErrCursorExpired, from a
+// cursor or from a state sync, instead of skipping them. (Every record
+// is a new key, so none was superseded: each gap is a loss.)
+func (s *suite) testWatchOverrun(t *testing.T) {
+	for _, from := range []string{"cursor", "state sync"} {
+		t.Run(from, func(t *testing.T) {
+			st := s.open(t, kvcore.StoreConfig{MaxBytes: overrunBucket, Discard: kvcore.DiscardOld})
+			ctx := s.ctx(t)
+			anchor := s.put(t, st, "anchor", "a")
+			prev, ok := anchor.Revision()
+			if !ok {
+				t.Skip("backend versions are not revisions")
+			}
+			cursor := kvcore.CursorAt(anchor)
+			if from == "state sync" {
+				cursor = kvcore.Cursor{}
+			}
+			w, err := st.Watch(ctx, kvcore.AllKeys(), cursor)
+			noErr(t, "watch", err)
+			defer w.Stop()
+			r := &stream{t: t, w: w, wait: s.h.Wait}
+			r.untilSynced()
+			// Nobody reads while the bucket turns over many times.
+			value := bytes.Repeat([]byte("v"), overrunValue)
+			var last uint64
+			for i := range overrunPuts {
+				v, err := st.Put(ctx, fmt.Sprintf("k.%04d", i), value)
+				noErr(t, "put", err)
+				last, _ = v.Revision()
+			}
+			for ev := range w.Events() {
+				rev, _ := ev.Version.Revision()
+				if rev != prev+1 {
+					t.Fatalf("revision %d delivered after %d: the watch skipped records retention removed", rev, prev)
+				}
+				prev = rev
+			}
+			if prev == last {
+				t.Fatal("the watch delivered every record: it never fell behind retention")
+			}
+			wantErr(t, "watch overrun by retention", w.Err(), kvcore.ErrCursorExpired)
+		})
+	}
+}
+
+// A state sync that falls behind a few busy keys on a bucket that drops
+// nothing but superseded records misses revisions, not keys: it ends with
+// the last value of every key and no error, although the oldest record
+// left is past what it skipped.
+func (s *suite) testWatchLagsBehindBusyKeys(t *testing.T) {
+	st := s.open(t, kvcore.StoreConfig{MaxBytes: -1})
+	ctx := s.ctx(t)
+	r := s.watch(t, st, kvcore.AllKeys(), kvcore.Cursor{})
+	r.untilSynced()
+	value := bytes.Repeat([]byte("v"), overrunValue)
+	want := map[string]string{}
+	for i := range overrunPuts {
+		key := fmt.Sprintf("busy.%d", i%3)
+		want[key] = fmt.Sprint(i)
+		_, err := st.Put(ctx, key, append(value, want[key]...))
+		noErr(t, "put", err)
+	}
+	got := map[string]string{}
+	for !maps.Equal(got, want) {
+		u := r.updates(1)[0]
+		got[u.Key] = string(u.Value[overrunValue:])
+	}
+	noErr(t, "watch", r.w.Err())
+}
+
+// The overrun test writes 8 MiB through a 256 KiB bucket, far more than a
+// watch buffers (NATS flow control stops a consumer a few MiB ahead).
+const (
+	overrunBucket = 256 << 10
+	overrunValue  = 8 << 10
+	overrunPuts   = 1024
+)

@@ -10,7 +10,8 @@
 //
 // It covers every method's semantics: values, tombstones and markers, CAS
 // conflicts, scans, state-sync and delta watches over the whole bucket, one
-// prefix and several, purge, expiry (history eviction, max age, max bytes
+// prefix and several, scans and state syncs while the bucket is written,
+// purge, expiry (history eviction, max age, max bytes
 // with either discard policy) and, for backends with a connection, riding
 // through its loss. Behaviour only one backend has (NATS clamping, markers,
 // error codes) is tested in that backend's own package.

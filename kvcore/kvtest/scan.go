@@ -16,6 +16,7 @@ func (s *suite) scanCases() []testCase {
 		{"ScanPrefixIsAStringPrefix", s.testScanStringPrefix},
 		{"ScanLargeBucket", s.testScanLarge},
 		{"ScanEmptyBucket", s.testScanEmpty},
+		{"ScanUnderWrites", s.testScanUnderWrites},
 	}
 }
 

@@ -32,6 +32,7 @@ func (s *suite) watchCases() []testCase {
 		{"WatchRefusesLastRevision", s.testWatchMaxCursor},
 		{"WatchCursorAheadOfBucket", s.testWatchCursorAhead},
 		{"WatchSlowReaderLosesNothing", s.testWatchSlowReader},
+		{"WatchStateSyncUnderWrites", s.testWatchStateSyncUnderWrites},
 	}
 }
 

@@ -83,6 +83,10 @@ func newBucket(cfg kvcore.StoreConfig) (*bucket, error) {
 	return b, nil
 }
 
+// lossy reports whether the bucket's limits drop records that nothing
+// superseded. Its fields do not change after creation.
+func (b *bucket) lossy() bool { return b.maxAge > 0 || b.discardOld && b.maxBytes >= 0 }
+
 // latest returns the newest retained record of key, or nil. Lock held.
 func (b *bucket) latest(key string) *record {
 	if rs := b.keys[key]; len(rs) > 0 {

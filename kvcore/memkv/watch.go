@@ -22,8 +22,10 @@ var errRefuseWrap = errors.New("resume revision is the largest uint64; refusing 
 // revision 0 is no position, a cursor the bucket no longer covers fails
 // with ErrCursorExpired, a lagging watch skips records removed before it
 // read them (it sees the latest value of every key), and a whole-bucket
-// watch from a cursor fails with ErrCursorExpired instead when the
-// records it skipped were not superseded.
+// watch from a cursor fails with ErrCursorExpired instead when the records
+// it skipped may not have been superseded (the oldest record left is past
+// them). So does a whole-bucket state sync past its initial state, on a
+// bucket whose limits drop records (max age, discard old).
 func (s *store) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Cursor) (kvcore.Watch, error) {
 	fail := func(err error) (kvcore.Watch, error) { return nil, s.fail("watch", "", err) }
 	if err := scope.Validate(); err != nil {
@@ -44,9 +46,9 @@ func (s *store) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Curso
 		return fail(fmt.Errorf("%w: %w", kvcore.ErrWatchFailed, errRefuseWrap))
 	}
 
-	w := &watch{s: s, scope: scope, pos: pos, guard: pos > 0 && scope.All(),
-		events: make(chan kvcore.Event, eventBuffer), done: make(chan struct{})}
 	b := s.b
+	w := &watch{s: s, scope: scope, pos: pos, guard: scope.All() && (pos > 0 || b.lossy()),
+		events: make(chan kvcore.Event, eventBuffer), done: make(chan struct{})}
 	b.mu.Lock()
 	if pos > 0 {
 		if first := b.first(); first > pos+1 || pos > b.last {
@@ -61,7 +63,8 @@ func (s *store) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Curso
 			}
 		}
 		slices.SortFunc(w.initial, func(a, b *record) int { return int(a.seq - b.seq) })
-		w.next, w.backlog = b.last+1, b.last
+		// The initial state stands for every revision so far.
+		w.next, w.backlog, w.pos = b.last+1, b.last, b.last
 	}
 	b.mu.Unlock()
 	w.ctx, w.cancel = context.WithCancel(ctx)

@@ -39,11 +39,12 @@ var _ kvcore.Conn = (*Conn)(nil)
 // session is one underlying connection. Stores and watches keep the session
 // they were made on; once it is closed they fail with kvcore.ErrNotConnected.
 type session struct {
-	nc   *nats.Conn
-	js   jetstream.JetStream
-	own  bool
-	done chan struct{} // closed by close
-	once sync.Once
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	own    bool
+	reaper *reaper
+	done   chan struct{} // closed by close
+	once   sync.Once
 }
 
 func newSession(nc *nats.Conn, own bool, o Options) (*session, error) {
@@ -51,12 +52,13 @@ func newSession(nc *nats.Conn, own bool, o Options) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &session{nc: nc, js: js, own: own, done: make(chan struct{})}, nil
+	return &session{nc: nc, js: js, own: own, reaper: startReaper(nc, js, o, o.Heartbeat), done: make(chan struct{})}, nil
 }
 
 func (s *session) close() {
 	s.once.Do(func() {
 		close(s.done)
+		s.reaper.stop()
 		if s.own {
 			s.nc.Close()
 		}

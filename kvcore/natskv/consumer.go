@@ -2,20 +2,11 @@ package natskv
 
 import (
 	"context"
-	"errors"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
-
-	"github.com/slipstreamkv/slipstream/kvcore"
 )
-
-// deleteTimeout bounds the delete of a consumer we are done with; the
-// server reaps one we failed to delete after its inactivity threshold, but
-// only while the server that hosts it is up.
-const deleteTimeout = 5 * time.Second
 
 // consumerSpec describes one ephemeral push consumer on a bucket's stream:
 // ordered delivery without acks, flow-controlled, with idle heartbeats, kept
@@ -70,33 +61,41 @@ func (s *store) createConsumer(ctx context.Context, spec consumerSpec, name, inb
 	return c.CachedInfo().NumPending, nil
 }
 
-// deleteConsumer removes a consumer we no longer read. It is also called
-// after a failed create, whose request may have reached the server anyway.
-// A consumer that is already gone is not an error; while disconnected it
-// does not try (a request would only wait for the connection to return).
-func (s *store) deleteConsumer(name string) error {
-	if !s.sess.live() || s.sess.nc.Status() != nats.CONNECTED {
-		return kvcore.ErrNotConnected
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), min(s.opts.Timeout, deleteTimeout))
-	defer cancel()
-	err := s.sess.js.DeleteConsumer(ctx, s.stream, name)
-	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return err
-	}
-	return nil
-}
+// drop has the session's reaper delete consumer name, which nothing reads
+// anymore (or whose creation failed: the request may have reached the
+// server anyway).
+func (s *store) drop(name string) { s.sess.reaper.drop(s.stream, name) }
 
 func newConsumerName() string { return "slip_" + nuid.Next() }
 
-// streamBounds returns the stream's first retained sequence and its last.
-func (s *store) streamBounds(ctx context.Context) (first, last uint64, err error) {
+// streamState is what a watch or scan needs to know about the stream.
+type streamState struct {
+	first, last uint64 // first retained sequence and last sequence
+	history     int64  // records kept per key
+	// lossy: the stream's limits drop records that nothing supersedes
+	// (discard old, max age).
+	lossy bool
+	// created tells incarnations of the bucket apart: a stream deleted
+	// and created again starts its revisions over.
+	created time.Time
+}
+
+// streamState looks the bucket's stream up.
+func (s *store) streamState(ctx context.Context) (streamState, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	st, err := s.sess.js.Stream(ctx, s.stream)
 	if err != nil {
-		return 0, 0, err
+		return streamState{}, err
 	}
-	state := st.CachedInfo().State
-	return state.FirstSeq, state.LastSeq, nil
+	info := st.CachedInfo()
+	cfg := info.Config
+	limited := cfg.MaxBytes > 0 || cfg.MaxMsgs > 0
+	return streamState{
+		first:   info.State.FirstSeq,
+		last:    info.State.LastSeq,
+		history: cfg.MaxMsgsPerSubject,
+		lossy:   cfg.MaxAge > 0 || cfg.Discard == jetstream.DiscardOld && limited,
+		created: info.Created,
+	}, nil
 }

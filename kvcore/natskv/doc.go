@@ -62,7 +62,15 @@
 // Get hides delete and purge markers and empty values (the tombstones
 // DeleteVersion writes); Entry shows empty values. Keys and Scan read the
 // last record of every key under a prefix through one ephemeral consumer
-// without acknowledgements, so buckets of any size are read whole.
+// without acknowledgements, so buckets of any size are read whole. A key
+// that exists for the whole call is listed however busy the bucket is;
+// one written or removed meanwhile may be listed or not. (The pending
+// count the server sends with each record can reach 0 early — an update
+// takes its old record away before it counts the new one, and on history
+// > 1 removed older revisions are counted off too — so the end is
+// confirmed by asking the server for the consumer's state, and on history
+// > 1 by finding where the last matching record is, with a throwaway
+// consumer.)
 //
 // # Watching
 //
@@ -73,6 +81,10 @@
 // with a dot is served by the filter of its last complete token and the
 // keys outside the scope are dropped before delivery; overlapping prefixes
 // are merged. Either way the caller sees exactly the keys of the scope.
+//
+// The Synced event of a state sync follows the last record of every key
+// that existed throughout; its end is confirmed the same way as that of
+// Keys and Scan.
 //
 // A watch from a cursor checks, before and after creating its consumer,
 // that the stream still holds every revision after the cursor — the
@@ -85,24 +97,48 @@
 // wait for revisions that already passed. A cursor at the largest uint64
 // is refused, and revision 0 is no position (a state sync).
 //
+// A running watch remembers when the bucket's stream was created and fails
+// with ErrCursorExpired when, re-creating its consumer, it finds a stream
+// created since: the bucket was deleted and created again, and its
+// revisions started over. A persisted cursor cannot tell: it is only a
+// revision (8 bytes, like every version), so a cursor from an earlier
+// incarnation that the new one has already passed resumes there, skipping
+// the new incarnation's first records. Callers that may delete and
+// re-create buckets keep the bucket's identity next to the cursor, or
+// re-sync after re-creating it.
+//
 // A whole-bucket watch from a cursor also guards the stream's retention
 // floor while it runs: when the revisions it receives jump, or every 30 s
 // when it receives nothing, it checks the stream's first sequence and
 // fails with ErrCursorExpired if records it has not delivered are gone.
-// Prefix watches cannot tell such gaps from the keys of other prefixes.
+// So does a whole-bucket state sync from Synced on, on a bucket whose
+// limits drop records nothing superseded (a max age, or discard "old"
+// with a size limit). On other buckets only superseded records go, which
+// a watch that falls behind may skip (it still sees the last record of
+// every key); the guard cannot tell those from lost ones once the oldest
+// record is past them, and would end a watch lagging behind a few busy
+// keys for nothing. Prefix watches cannot tell gaps from the keys of other
+// prefixes and have no guard.
 //
 // A watch survives its connection: after a reconnect, a server restart, a
 // cluster leader change, a delivery gap or two missed heartbeats
 // ([Options.Heartbeat]) it deletes its consumer and creates a new one that
 // resumes after the last revision it handled, retrying with jittered,
 // capped backoff. Nothing is lost, replayed or re-synced, and no consumer
-// is left behind: one whose delete fails (its server is down) is deleted
-// on a later heartbeat. (nats.go's own KV watcher needs 10–20 s to notice a
+// is left behind: consumers a watch or scan is done with are deleted in
+// the background (so Stop and a re-attach never wait on a server that does
+// not answer), and a delete that fails (the connection or the consumer's
+// server is down) is tried again every heartbeat, ten times; the server
+// reaps an idle consumer by itself anyway once its host is up. Closing the
+// Conn abandons the deletes still pending to the server. (nats.go's own
+// KV watcher needs 10–20 s to notice a
 // restart and gives up for good on errors such as a missing stream,
 // nats.go issue 1777.) Only failures that retrying cannot fix end a watch:
-// the bucket is gone, the connection was closed, or retention passed the
-// watch during an outage; [kvcore.Watch.Err] then wraps
-// [kvcore.ErrWatchFailed] or [kvcore.ErrCursorExpired].
+// the bucket is gone (its stream missing for 30 s on end: a cluster
+// recovering or restoring it says "not found" meanwhile), it was
+// re-created, the connection was closed, or retention passed the watch
+// during an outage; [kvcore.Watch.Err] then wraps [kvcore.ErrWatchFailed]
+// or [kvcore.ErrCursorExpired].
 //
 // nats-server 2.15 allows 1,000 consumers per stream unless configured
 // otherwise (jetstream.limits.default_max_consumers); every watch and

@@ -75,6 +75,9 @@ func decodeMsg(pre string, m *nats.Msg) (kvcore.Update, ackMeta, bool) {
 
 // control classifies a message without payload that carries a Status
 // header: JetStream's heartbeats, flow control requests and notices.
+// A message whose reply subject is an ACK subject is a delivery whatever
+// its headers say: control messages never carry one, while a KV record
+// may carry any header its writer chose, "Status: 100" included.
 type control uint8
 
 const (
@@ -87,6 +90,9 @@ const (
 
 func controlOf(m *nats.Msg) control {
 	if len(m.Data) > 0 || len(m.Header) == 0 {
+		return notControl
+	}
+	if _, delivery := parseAck(m.Reply); delivery {
 		return notControl
 	}
 	switch m.Header.Get(hdrStatus) {

@@ -73,6 +73,9 @@ func TestControlOf(t *testing.T) {
 		{"delete marker", &nats.Msg{Reply: legacyAck42, Header: nats.Header{hdrOperation: []string{opDelete}}}, notControl},
 		{"empty value", &nats.Msg{Reply: legacyAck42}, notControl},
 		{"value", &nats.Msg{Reply: legacyAck42, Data: []byte("x"), Header: status("100", "")}, notControl},
+		// Any writer may put these headers on a record: a delivery stays a delivery.
+		{"empty record with a heartbeat's headers", &nats.Msg{Reply: legacyAck42, Header: status("100", "Idle Heartbeat")}, notControl},
+		{"empty record with a consumer-deleted status", &nats.Msg{Reply: legacyAck42, Header: status("409", "Consumer Deleted")}, notControl},
 	}
 	for _, tc := range tests {
 		if got := controlOf(tc.msg); got != tc.want {

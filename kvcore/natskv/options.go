@@ -76,7 +76,7 @@ func (o Options) String() string {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		b.WriteString(redactURL(s))
+		b.WriteString(redactServers(s))
 	}
 	b.WriteString("]")
 	if o.Creds != "" {
@@ -101,12 +101,32 @@ func (o Options) String() string {
 // LogValue makes slog print [Options.String], never the credentials.
 func (o Options) LogValue() slog.Value { return slog.StringValue(o.String()) }
 
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
+// redactServers renders an entry of [Options.Servers] (one URL or a
+// comma-separated list) for logs and errors, with every password masked.
+// Without an '@' there is no user information to hide.
+func redactServers(s string) string {
+	if !strings.Contains(s, "@") {
 		return s
 	}
-	return u.Redacted()
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		parts[i] = redactURL(p)
+	}
+	return strings.Join(parts, ",")
+}
+
+// redactURL masks the password of a URL. What does not parse as a URL with
+// a host (a bad escape, no scheme, a password cut at a comma) shows nothing
+// before its last '@', and nothing at all without one.
+func redactURL(s string) string {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err == nil && u.Host != "" && u.Opaque == "" {
+		return u.Redacted()
+	}
+	if i := strings.LastIndexByte(s, '@'); i >= 0 {
+		return "[redacted]" + s[i:]
+	}
+	return "[redacted]"
 }
 
 func (o Options) withDefaults() Options {
@@ -145,7 +165,7 @@ func (o Options) natsOptions() (nats.Options, error) {
 			}
 			u, err := url.Parse(one)
 			if err != nil || u.Host == "" {
-				return no, fmt.Errorf("%w: bad server URL %q", kvcore.ErrConnectionFailed, redactURL(one))
+				return no, fmt.Errorf("%w: bad server URL in %q", kvcore.ErrConnectionFailed, redactServers(s))
 			}
 			if u.User != nil && u.User.Username() != "" && user == "" {
 				user = u.User.Username()

@@ -91,3 +91,29 @@ func TestOptionsStringHidesSecrets(t *testing.T) {
 		t.Fatal("LogValue differs from String")
 	}
 }
+
+// Server entries that url.Parse rejects, or parses without user
+// information, still have their passwords masked, in String and in the
+// errors of natsOptions.
+func TestMalformedServersHideSecrets(t *testing.T) {
+	for _, server := range []string{
+		"nats://alice:s3cret@a:4222,nats://alice:s3cret@b:4222", // a list in one entry
+		"nats://alice:s3cr%zzet@a:4222",                         // a bad escape
+		"alice:s3cret@a:4222",                                   // no scheme
+		"nats://alice:s3c,ret@a:4222",                           // a password cut at the comma
+		"nats://alice:s3cret@[::1",                              // a bad host
+	} {
+		o := Options{Servers: []string{"nats://h:4222", server}}
+		str := o.String()
+		if strings.Contains(str, "s3c") || strings.Contains(str, "ret@") {
+			t.Errorf("String shows the password of %q: %s", server, str)
+		}
+		if !strings.Contains(str, "nats://h:4222") {
+			t.Errorf("String hides a URL without secrets: %s", str)
+		}
+		_, err := o.withDefaults().natsOptions()
+		if err != nil && (strings.Contains(err.Error(), "s3c") || strings.Contains(err.Error(), "ret@")) {
+			t.Errorf("the error about %q shows its password: %v", server, err)
+		}
+	}
+}

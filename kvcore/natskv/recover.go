@@ -18,9 +18,10 @@ const (
 	// between attempts to re-create a watch's consumer.
 	backoffBase = 100 * time.Millisecond
 	backoffCap  = 5 * time.Second
-	// notFoundLimit is how many attempts in a row must find the bucket's
-	// stream missing before a watch gives up on it.
-	notFoundLimit = 3
+	// notFoundFor is how long the bucket's stream must be missing, attempt
+	// after attempt, before a watch gives up on it: a cluster recovering a
+	// stream, or one being restored, answers "stream not found" meanwhile.
+	notFoundFor = 30 * time.Second
 	// floorProbeInterval is how often a floor-guarded watch that delivered
 	// nothing checks the stream's first sequence anyway.
 	floorProbeInterval = 30 * time.Second
@@ -70,7 +71,6 @@ func (w *watch) run() {
 			if w.silent() {
 				w.reattach("missed heartbeats")
 			}
-			w.retryOrphans()
 		case <-probe:
 			w.probe()
 		}
@@ -107,7 +107,7 @@ func (w *watch) silent() bool {
 func (w *watch) reattach(reason string) {
 	w.detach()
 	w.log.Info("re-creating watch consumer", "reason", reason)
-	notFound := 0
+	var missingSince time.Time // when the attempts began to find no stream
 	for attempt := 0; ; attempt++ {
 		err := w.attach(min(w.s.opts.Timeout, attemptTimeout))
 		if err == nil {
@@ -117,12 +117,13 @@ func (w *watch) reattach(reason string) {
 		if w.ctx.Err() != nil {
 			return
 		}
-		if isStreamNotFound(err) {
-			notFound++
-		} else {
-			notFound = 0
+		switch {
+		case !isStreamNotFound(err):
+			missingSince = time.Time{}
+		case missingSince.IsZero():
+			missingSince = time.Now()
 		}
-		if terminal := w.terminal(err, notFound); terminal != nil {
+		if terminal := w.terminal(err, missingSince); terminal != nil {
 			w.fail(terminal)
 			return
 		}
@@ -146,12 +147,13 @@ func (w *watch) reattach(reason string) {
 }
 
 // terminal returns the error that ends the watch, or nil to retry.
-func (w *watch) terminal(err error, notFound int) error {
+// missingSince is when the attempts began to find the stream missing.
+func (w *watch) terminal(err error, missingSince time.Time) error {
 	switch {
 	case errors.Is(err, errCursorExpired), errors.Is(err, errRefuseWrap):
 		return err
-	case notFound >= notFoundLimit:
-		return fmt.Errorf("bucket %s is gone: %w", w.s.bucket, err)
+	case !missingSince.IsZero() && time.Since(missingSince) >= w.notFoundFor:
+		return fmt.Errorf("bucket %s is gone (missing for %v): %w", w.s.bucket, w.notFoundFor, err)
 	case !w.s.sess.live():
 		return fmt.Errorf("%w: %v", kvcore.ErrNotConnected, err)
 	}
@@ -181,20 +183,20 @@ func (w *watch) probe() {
 		w.delivered = false
 		return
 	}
-	if a := w.cur.Load(); a != nil && !a.broken {
+	if a := w.cur.Load(); a != nil && !a.broken && w.guarding() {
 		w.checkFloor(a)
 	}
 }
 
 // checkFloor is the live retention floor guard of a whole-bucket watch
-// resumed from a cursor: before it moves past a gap in the revisions, the
+// (see guarding): before it moves past a gap in the revisions, the
 // stream's first sequence must still be at most pos+1, else records after
 // pos were dropped before the watch saw them (expiry without markers,
 // discard-old eviction, a purge of the stream) and the watch fails with
 // kvcore.ErrCursorExpired. A gap with the floor still low is benign: the
 // records in it were superseded by later revisions of their keys.
 func (w *watch) checkFloor(a *attachment) bool {
-	first, _, err := w.s.streamBounds(w.ctx)
+	st, err := w.s.streamState(w.ctx)
 	if err != nil {
 		// Nothing is delivered past the gap until a new consumer has
 		// checked the resume window.
@@ -202,10 +204,10 @@ func (w *watch) checkFloor(a *attachment) bool {
 		w.reset(a)
 		return false
 	}
-	if !resumeWindowOK(w.pos, first) {
+	if !resumeWindowOK(w.pos, st.first) {
 		a.broken = true
 		w.fail(fmt.Errorf("%w: stream retention overran live watch (first sequence %d > delivered frontier %d + 1); restart will resync",
-			errCursorExpired, first, w.pos))
+			errCursorExpired, st.first, w.pos))
 		return false
 	}
 	return true

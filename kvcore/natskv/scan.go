@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,8 +71,10 @@ func scan[T any](ctx context.Context, s *store, op, prefix string, headersOnly b
 // maxReserve caps how many results a scan allocates room for up front.
 const maxReserve = 1 << 20
 
-// scanOnce runs one consumer to the end of its backlog, telling reserve how
-// many records it will deliver and fn each of them.
+// scanOnce runs one consumer until it has delivered everything (see
+// caughtUp), telling reserve how many records it had pending when it was
+// created and fn each of them. A key that exists for the whole scan is
+// delivered; one written or removed meanwhile may be or not.
 func (s *store) scanOnce(ctx context.Context, spec consumerSpec, reserve func(uint64), fn func(kvcore.Update, *nats.Msg)) error {
 	nc := s.sess.nc
 	msgs := make(chan *nats.Msg, 256)
@@ -89,22 +92,39 @@ func (s *store) scanOnce(ctx context.Context, spec consumerSpec, reserve func(ui
 	defer sub.Unsubscribe()
 
 	name := newConsumerName()
-	defer func() {
-		if err := s.deleteConsumer(name); err != nil {
-			s.log.Debug("deleting scan consumer failed; the server reaps it when idle", "consumer", name, "err", err)
-		}
-	}()
+	defer s.drop(name)
+	// The count at creation is exact: with nothing pending, no key exists.
 	pending, err := s.createConsumer(ctx, spec, name, sub.Subject)
 	if err != nil || pending == 0 {
 		return err
 	}
 	reserve(pending)
+	st, err := s.streamState(ctx)
+	if err != nil {
+		return err
+	}
+	floor, err := s.syncFloor(ctx, st, spec.filters)
+	if err != nil {
+		return err
+	}
 
 	// Each wait for the next message is bounded by the operation timeout:
 	// the ticker fails the scan after a full period without progress.
 	tick := time.NewTicker(s.opts.Timeout)
 	defer tick.Stop()
-	var dseq, seen uint64
+	// dseq is the delivery sequence of the last message handled, askedAt
+	// the last delivery the server's latest answer covers (no delivery up
+	// to it asks again), and caughtUp what that answer said: the scan is
+	// complete once it has handled askedAt.
+	var dseq, askedAt uint64
+	var caughtUp bool
+	ask := func() (bool, error) {
+		var err error
+		if askedAt, caughtUp, err = s.caughtUp(ctx, name, floor); err != nil {
+			return false, fmt.Errorf("asking whether the scan is complete: %w", err)
+		}
+		return caughtUp && dseq >= askedAt, nil
+	}
 	// handle reports whether the scan is complete.
 	handle := func(m *nats.Msg) (bool, error) {
 		switch controlOf(m) {
@@ -112,10 +132,14 @@ func (s *store) scanOnce(ctx context.Context, spec consumerSpec, reserve func(ui
 			_ = nc.Publish(m.Reply, nil)
 			return false, nil
 		case ctrlHeartbeat:
+			if n, err := strconv.ParseUint(m.Header.Get(hdrLastConsumer), 10, 64); err == nil && n > dseq {
+				return false, errScanGap
+			}
 			if r := m.Header.Get(hdrStalled); r != "" {
 				_ = nc.Publish(r, nil)
+				return false, nil
 			}
-			return false, nil
+			return ask() // idle, whatever the last delivery's count said
 		case ctrlConsumerGone:
 			return false, errScanGap
 		case ctrlOther:
@@ -129,11 +153,16 @@ func (s *store) scanOnce(ctx context.Context, spec consumerSpec, reserve func(ui
 			return false, errScanGap
 		}
 		dseq = meta.consumer
-		seen++
 		if ok {
 			fn(u, m)
 		}
-		return meta.pending == 0 || seen >= pending, nil
+		switch {
+		case caughtUp:
+			return dseq >= askedAt, nil
+		case meta.pending > 0 || dseq <= askedAt:
+			return false, nil
+		}
+		return ask()
 	}
 	progress := false
 	for {

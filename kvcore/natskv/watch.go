@@ -29,8 +29,9 @@ var (
 // The watch owns its consumer: an ephemeral, ordered push consumer (one for
 // all prefixes of the scope) that it re-creates after a delivery gap, two
 // missed heartbeats, a reconnect or a cluster leader change, resuming after
-// the last revision it handled. Only a bucket that is gone, a closed
-// connection, or retention that overran the watch end it (see Err).
+// the last revision it handled. Only a bucket that is gone or was
+// re-created, a closed connection, or retention that overran the watch end
+// it (see Err).
 func (s *store) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Cursor) (kvcore.Watch, error) {
 	fail := func(err error) (kvcore.Watch, error) {
 		return nil, &kvcore.OpError{Op: "watch", Bucket: s.bucket, Err: err}
@@ -69,8 +70,11 @@ type watch struct {
 	s       *store
 	scope   kvcore.Scope
 	filters []string
-	widened bool // filters may match keys outside scope
-	guard   bool // live retention floor guard: whole bucket, started from a cursor
+	widened bool      // filters may match keys outside scope
+	guard   bool      // a whole-bucket watch: the live retention floor guard applies (see guarding)
+	resumed bool      // started from a cursor
+	lossy   bool      // the stream's limits drop records nothing supersedes (set by attach)
+	created time.Time // when the stream the watch started on was created
 	log     *slog.Logger
 	status  chan nats.Status
 
@@ -85,6 +89,7 @@ type watch struct {
 
 	// Fixed at construction; tests shorten them.
 	probeEvery  time.Duration
+	notFoundFor time.Duration
 	backoffBase time.Duration
 	backoffCap  time.Duration
 	afterCreate func()        // test seam: runs right after a consumer is created
@@ -92,9 +97,6 @@ type watch struct {
 
 	errMu sync.Mutex
 	err   error
-
-	orphanMu sync.Mutex
-	orphans  []orphan // consumers still to delete
 
 	// cur is the current attachment, nil between two. It is written
 	// under mu (so no handler of the old one runs past the switch) and
@@ -111,15 +113,6 @@ type watch struct {
 	delivered bool   // an update was delivered since the last floor probe
 }
 
-// orphan is a consumer a watch failed to delete.
-type orphan struct {
-	name  string
-	tries int
-}
-
-// orphanAttempts is how many times a watch tries to delete an orphan.
-const orphanAttempts = 10
-
 // attachment is one consumer of a watch and its subscription.
 type attachment struct {
 	name   string
@@ -128,6 +121,13 @@ type attachment struct {
 	floor  uint64        // the stream's last sequence just before the consumer was created
 	dseq   uint64        // delivery sequence of the last message handled
 	broken bool          // a gap or error was seen: the rest is ignored
+
+	// Until Synced (see caughtUp): how far the consumer must look, the
+	// last delivery the server's latest answer covers (no delivery up to it
+	// asks again), and whether that answer said the consumer caught up:
+	// Synced then follows that delivery.
+	syncFloor, askedAt uint64
+	caughtUp           bool
 }
 
 func (s *store) newWatch(ctx context.Context, scope kvcore.Scope, pos uint64) *watch {
@@ -137,13 +137,15 @@ func (s *store) newWatch(ctx context.Context, scope kvcore.Scope, pos uint64) *w
 		scope:       scope,
 		filters:     filters,
 		widened:     widened,
-		guard:       scope.All() && pos > 0,
+		guard:       scope.All(),
+		resumed:     pos > 0,
 		log:         s.log.With("scope", scope.String()),
 		status:      s.sess.nc.StatusChanged(nats.CONNECTED, nats.CLOSED),
 		events:      make(chan kvcore.Event, eventBuffer),
 		done:        make(chan struct{}),
 		resets:      make(chan struct{}, 1),
 		probeEvery:  floorProbeInterval,
+		notFoundFor: notFoundFor,
 		backoffBase: backoffBase,
 		backoffCap:  backoffCap,
 		pos:         pos,
@@ -204,9 +206,18 @@ func (w *watch) attach(timeout time.Duration) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 
-	first, last, err := w.s.streamBounds(ctx)
+	st, err := w.s.streamState(ctx)
 	if err != nil {
 		return err
+	}
+	first, last := st.first, st.last
+	w.lossy = st.lossy
+	if w.created.IsZero() {
+		w.created = st.created
+	} else if !st.created.Equal(w.created) {
+		// Its revisions started over: whatever pos is, it means nothing here.
+		return fmt.Errorf("%w: the bucket was re-created (its stream was created at %v, the watch started on one created at %v)",
+			errCursorExpired, st.created.Format(time.RFC3339Nano), w.created.Format(time.RFC3339Nano))
 	}
 	spec := consumerSpec{filters: w.filters}
 	if w.started {
@@ -249,11 +260,17 @@ func (w *watch) attach(timeout time.Duration) error {
 	if w.started {
 		// The server silently starts at its first sequence when asked for
 		// an older one; check again now that the consumer exists.
-		first, _, err := w.s.streamBounds(ctx)
-		if err == nil && !resumeWindowOK(w.pos, first) {
-			err = expiredAt(w.pos, first)
+		now, err := w.s.streamState(ctx)
+		if err == nil && !resumeWindowOK(w.pos, now.first) {
+			err = expiredAt(w.pos, now.first)
 		}
 		if err != nil {
+			w.discard(a)
+			return err
+		}
+	}
+	if !w.synced {
+		if a.syncFloor, err = w.s.syncFloor(ctx, st, w.filters); err != nil {
 			w.discard(a)
 			return err
 		}
@@ -274,7 +291,7 @@ func expiredAt(pos, first uint64) error {
 func (w *watch) discard(a *attachment) {
 	close(a.quit)
 	_ = a.sub.Unsubscribe()
-	w.drop(a.name)
+	w.s.drop(a.name)
 }
 
 // detach drops the current attachment. Once it returns no handler of it
@@ -289,43 +306,7 @@ func (w *watch) detach() {
 	w.mu.Lock()
 	w.cur.Store(nil)
 	w.mu.Unlock()
-	w.drop(a.name)
-}
-
-// drop deletes a consumer the watch no longer reads, or keeps its name to
-// try again later: a consumer hosted by a server that is down is not
-// reaped for inactivity until that server returns.
-func (w *watch) drop(name string) {
-	if err := w.s.deleteConsumer(name); err != nil {
-		w.orphanMu.Lock()
-		w.orphans = append(w.orphans, orphan{name: name})
-		w.orphanMu.Unlock()
-	}
-}
-
-// retryOrphans tries again to delete one of the consumers drop could not
-// (one per call, so that a server that does not answer stalls recovery
-// for one delete at most), giving up on a consumer after orphanAttempts
-// tries: the server reaps it in the end.
-func (w *watch) retryOrphans() {
-	w.orphanMu.Lock()
-	if len(w.orphans) == 0 {
-		w.orphanMu.Unlock()
-		return
-	}
-	o := w.orphans[0]
-	w.orphans = w.orphans[1:]
-	w.orphanMu.Unlock()
-	if w.s.deleteConsumer(o.name) == nil {
-		return
-	}
-	if o.tries++; o.tries < orphanAttempts {
-		w.orphanMu.Lock()
-		w.orphans = append(w.orphans, o)
-		w.orphanMu.Unlock()
-		return
-	}
-	w.log.Debug("giving up deleting a consumer; the server reaps it when idle", "consumer", o.name)
+	w.s.drop(a.name)
 }
 
 // handle handles one message of attachment a, in delivery order.
@@ -362,7 +343,7 @@ func (w *watch) handle(a *attachment, m *nats.Msg) {
 		return
 	}
 	a.dseq = meta.consumer
-	if w.guard && !resumeWindowOK(w.pos, meta.stream) && !w.checkFloor(a) {
+	if w.guarding() && !resumeWindowOK(w.pos, meta.stream) && !w.checkFloor(a) {
 		return
 	}
 	if inKeyspace && (!w.widened || w.scope.Match(u.Key)) {
@@ -374,8 +355,11 @@ func (w *watch) handle(a *attachment, m *nats.Msg) {
 	}
 	w.pos = max(w.pos, meta.stream)
 	w.started = true
-	if !w.synced && meta.pending == 0 {
-		w.markSynced(a)
+	if !w.synced {
+		if meta.pending == 0 && a.dseq > a.askedAt {
+			w.askCaughtUp(a)
+		}
+		w.syncIfDue(a)
 	}
 }
 
@@ -392,7 +376,10 @@ func (w *watch) heartbeat(a *attachment, m *nats.Msg) {
 		return
 	}
 	if !w.synced {
-		w.syncIfDrained(a)
+		if m.Header.Get(hdrStalled) == "" {
+			w.askCaughtUp(a) // idle, whatever the last delivery's count said
+			w.syncIfDue(a)
+		}
 		return
 	}
 	// A filtered consumer skips the records of other keys without a word;
@@ -402,39 +389,57 @@ func (w *watch) heartbeat(a *attachment, m *nats.Msg) {
 	if err != nil || ls <= w.pos {
 		return
 	}
-	if w.guard && !w.checkFloor(a) {
+	if w.guarding() && !w.checkFloor(a) {
 		return
 	}
 	w.pos = ls
 }
 
-// syncIfDrained sends Synced when the consumer has nothing left to deliver
-// although no delivery said so: the records it still had to send were
-// removed (expired or purged) before it sent them.
-func (w *watch) syncIfDrained(a *attachment) {
-	ctx, cancel := context.WithTimeout(w.ctx, w.s.opts.Timeout)
-	defer cancel()
-	c, err := w.s.sess.js.PushConsumer(ctx, w.s.stream, a.name)
-	if err != nil {
+// askCaughtUp asks the server whether the consumer has delivered
+// everything it had to (see caughtUp), and if so notes after which delivery
+// Synced is due.
+func (w *watch) askCaughtUp(a *attachment) {
+	if a.caughtUp {
 		return
 	}
-	if info := c.CachedInfo(); info.NumPending == 0 && info.Delivered.Consumer == a.dseq {
+	upTo, done, err := w.s.caughtUp(w.ctx, a.name, a.syncFloor)
+	if err != nil {
+		w.log.Debug("asking whether the watch caught up failed; the next heartbeat asks again", "err", err)
+		return
+	}
+	a.askedAt, a.caughtUp = upTo, done
+}
+
+// syncIfDue sends Synced once a has handled the delivery it is due after.
+func (w *watch) syncIfDue(a *attachment) {
+	if !w.synced && a.caughtUp && a.dseq >= a.askedAt {
 		w.markSynced(a)
 	}
 }
 
 // markSynced sends the Synced event. After it a resume starts after pos,
-// which for a state sync covers everything up to a.floor.
+// which covers everything up to a.floor, unless the floor guard holds pos
+// to what a whole-bucket watch from a cursor really handled.
 func (w *watch) markSynced(a *attachment) {
 	if !w.send(a, kvcore.Event{Synced: true}) {
 		return
 	}
 	w.synced = true
-	if !w.guard {
+	if !w.guard || !w.resumed {
 		w.pos = max(w.pos, a.floor)
 	}
 	w.started = true
 }
+
+// guarding reports whether the live retention floor guard is on. A
+// whole-bucket watch from a cursor has it from the start. A state sync has
+// it from Synced on (its initial state skips superseded records by
+// design), if the bucket's limits can drop records nothing superseded: on
+// other buckets only superseded records go (or an operator's purge, which
+// a watch that keeps up misses as well), and the guard, which cannot tell
+// them apart once the oldest record is gone, would fail a watch that lags
+// behind a few busy keys for nothing.
+func (w *watch) guarding() bool { return w.guard && (w.resumed || w.synced && w.lossy) }
 
 // send delivers ev unless a is being replaced or the watch is ending.
 func (w *watch) send(a *attachment, ev kvcore.Event) bool {

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,9 +35,7 @@ func TestWatchUsesOneConsumer(t *testing.T) {
 			t.Fatalf("watch of %v uses %d consumers", scope, n)
 		}
 		w.Stop()
-		if n := consumerCount(t, js, s.bucket); n != 0 {
-			t.Fatalf("%d consumers left after Stop", n)
-		}
+		waitFor(t, eventWait, "consumer deleted after Stop", func() bool { return consumerCount(t, js, s.bucket) == 0 })
 	}
 }
 
@@ -361,9 +362,8 @@ func TestWatchRecovers(t *testing.T) {
 			}
 			last[w] = r
 		}
-		if n := consumerCount(t, js, s.bucket); n != 2 {
-			t.Fatalf("%s: %d consumers for 2 watches", step, n)
-		}
+		// Replaced consumers are deleted in the background.
+		waitFor(t, eventWait, step+": 2 consumers for 2 watches", func() bool { return consumerCount(t, js, s.bucket) == 2 })
 	}
 	expect("start")
 
@@ -446,51 +446,56 @@ func TestWatchTerminalFailures(t *testing.T) {
 		wantErr(t, "watch after retention passed it", w.Err(), kvcore.ErrCursorExpired)
 	})
 
-	t.Run("bucket re-created during an outage", func(t *testing.T) {
-		s := openStore(t, c, kvcore.StoreConfig{})
-		for range 5 {
-			mustPut(t, s, "a", "1")
-		}
+	// deletedUnder returns a state sync of s's one key that has delivered
+	// its initial state, with the connection down and the bucket deleted.
+	deletedUnder := func(t *testing.T, s *store) kvcore.Watch {
+		t.Helper()
 		w, err := s.Watch(ctx, kvcore.AllKeys(), kvcore.Cursor{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer w.Stop()
-		next(t, w, eventWait)
-		next(t, w, eventWait)
+		t.Cleanup(w.Stop)
+		next(t, w, eventWait) // the key
+		next(t, w, eventWait) // Synced
 		proxy.SetDown(true)
 		if err := js.DeleteKeyValue(ctx, s.bucket); err != nil {
 			t.Fatal(err)
 		}
-		kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: s.bucket})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := kv.Put(ctx, "b", []byte("new life")); err != nil { // revision 1 again
-			t.Fatal(err)
-		}
-		proxy.SetDown(false)
-		drain(t, w)
-		wantErr(t, "watch of a re-created bucket", w.Err(), kvcore.ErrCursorExpired)
-	})
+		return w
+	}
+
+	// Refilled short of the watch's position, and past it: either way the
+	// revisions mean something else now.
+	for _, refill := range []int{1, 8} {
+		t.Run(fmt.Sprintf("bucket re-created with %d records during an outage", refill), func(t *testing.T) {
+			s := openStore(t, c, kvcore.StoreConfig{})
+			for range 5 {
+				mustPut(t, s, "a", "1")
+			}
+			w := deletedUnder(t, s)
+			kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: s.bucket})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range refill { // revisions 1… again
+				if _, err := kv.Put(ctx, fmt.Sprintf("new%d", i), []byte("new life")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			proxy.SetDown(false)
+			drain(t, w)
+			wantErr(t, "watch of a re-created bucket", w.Err(), kvcore.ErrCursorExpired)
+		})
+	}
 
 	t.Run("bucket deleted during an outage", func(t *testing.T) {
 		s := openStore(t, c, kvcore.StoreConfig{})
 		mustPut(t, s, "a", "1")
-		w, err := s.Watch(ctx, kvcore.AllKeys(), kvcore.Cursor{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer w.Stop()
-		next(t, w, eventWait)
-		next(t, w, eventWait)
-		proxy.SetDown(true)
-		if err := js.DeleteKeyValue(ctx, s.bucket); err != nil {
-			t.Fatal(err)
-		}
+		s.tuneWatch = func(w *watch) { w.notFoundFor = time.Second }
+		w := deletedUnder(t, s)
 		proxy.SetDown(false)
 		drain(t, w)
-		err = w.Err()
+		err := w.Err()
 		wantErr(t, "watch of a deleted bucket", err, kvcore.ErrWatchFailed)
 		if errors.Is(err, kvcore.ErrCursorExpired) {
 			t.Fatalf("deleted bucket reported as an expired cursor: %v", err)
@@ -644,30 +649,105 @@ func TestStateSyncInterruptedMidway(t *testing.T) {
 	}
 }
 
-// A consumer the watch could not delete (its server did not answer) is
-// deleted on a later heartbeat tick.
-func TestOrphanedConsumerIsDeletedLater(t *testing.T) {
+// Any writer may give a record JetStream's control headers. An empty
+// record with "Status: 100" looks like a flow control request, and any
+// record does to Keys, whose deliveries carry headers only; each is still
+// the record it is to watches, Keys and Scan.
+func TestRecordsWithControlHeaders(t *testing.T) {
 	srv := natstest.Run(t)
 	c := connect(t, fastOpts(srv.URL()))
 	_, js := rawJS(t, srv.URL())
 	s := openStore(t, c, kvcore.StoreConfig{})
+	ctx := testCtx(t)
+	w, err := s.Watch(ctx, kvcore.AllKeys(), kvcore.Cursor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if ev := next(t, w, eventWait); !ev.Synced {
+		t.Fatalf("first event %+v", ev)
+	}
+	records := []struct {
+		key, value string
+		header     nats.Header
+	}{
+		{"heartbeat", "", nats.Header{hdrStatus: {statusControl}, hdrDescription: {"Idle Heartbeat"}}},
+		{"flow", "v", nats.Header{hdrStatus: {statusControl}, hdrDescription: {"FlowControl Request"}}},
+		{"gone", "v", nats.Header{hdrStatus: {statusConflict}, hdrDescription: {descConsumerGone}}},
+	}
+	for _, r := range records {
+		m := &nats.Msg{Subject: s.pre + r.key, Header: r.header, Data: []byte(r.value)}
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustPut(t, s, "after", "v")
+	for _, want := range []string{"heartbeat=", "flow=v", "gone=v", "after=v"} {
+		if ev := next(t, w, eventWait); ev.Synced || ev.Key+"="+string(ev.Value) != want {
+			t.Fatalf("event %+v, want %s", ev, want)
+		}
+	}
+	keys, err := s.Keys(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(keys)
+	if want := []string{"after", "flow", "gone"}; !slices.Equal(keys, want) {
+		t.Fatalf("keys %q, want %q", keys, want)
+	}
+	entries, err := s.Scan(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 3 {
+		t.Fatalf("scan found %d entries, want 3", len(entries))
+	}
+}
+
+// A stream missing for a while (a cluster recovering it, a restore) does
+// not end a watch: here the server restarts without the bucket's stream,
+// answering "stream not found" attempt after attempt, and restarts with it
+// again (the same stream, created at the same time).
+func TestWatchOutlastsMissingStream(t *testing.T) {
+	srv := natstest.Run(t)
+	o := fastOpts(srv.URL())
+	o.Logger = testLogger(t)
+	c := connect(t, o)
+	s := openStore(t, c, kvcore.StoreConfig{})
+	mustPut(t, s, "a", "1")
 	w, err := s.Watch(testCtx(t), kvcore.AllKeys(), kvcore.Cursor{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Stop()
+	next(t, w, eventWait) // a
 	next(t, w, eventWait) // Synced
-	// A second consumer on the stream, as left behind by a delete that
-	// timed out, is recorded as an orphan of the watch. (Durable, so the
-	// server does not reap it by itself during the test.)
-	name := newConsumerName()
-	cfg := jetstream.ConsumerConfig{Durable: name, DeliverSubject: "_INBOX.orphan", AckPolicy: jetstream.AckNonePolicy}
-	if _, err := js.CreatePushConsumer(testCtx(t), streamName(s.bucket), cfg); err != nil {
+
+	dir := filepath.Join(srv.StoreDir(), "jetstream", "$G", "streams", s.stream)
+	aside := filepath.Join(t.TempDir(), s.stream)
+	move := func(from, to string) {
+		srv.Shutdown()
+		if err := os.Rename(from, to); err != nil {
+			t.Fatal(err)
+		}
+		srv.Start()
+	}
+	move(dir, aside)
+	waitFor(t, eventWait, "reconnected", c.Healthy)
+	// Attempts 100 ms apart at first, backing off: a second is several
+	// of them, all finding no stream.
+	time.Sleep(time.Second)
+	select {
+	case ev, ok := <-w.Events():
+		t.Fatalf("watch of a missing stream: event %+v (open %v), err %v", ev, ok, w.Err())
+	default:
+	}
+	move(aside, dir)
+	mustPut(t, s, "b", "2")
+	if ev := next(t, w, eventWait); ev.Key != "b" {
+		t.Fatalf("event %+v, want b", ev)
+	}
+	if err := w.Err(); err != nil {
 		t.Fatal(err)
 	}
-	ww := watchOf(w)
-	ww.orphanMu.Lock()
-	ww.orphans = append(ww.orphans, orphan{name: name})
-	ww.orphanMu.Unlock()
-	waitFor(t, eventWait, "orphan deleted", func() bool { return consumerCount(t, js, s.bucket) == 1 })
 }
