@@ -19,6 +19,9 @@ func TestExampleConfigParses(t *testing.T) {
 		t.Fatalf("watches %d plugins %d, want 1 and 1", len(cfg.Watches), len(cfg.Plugins))
 	}
 	w := cfg.Watches[0]
+	if w.Fold != FoldMemory {
+		t.Errorf("fold = %q", w.Fold)
+	}
 	if w.Batch.Window != 200*time.Millisecond || w.Batch.Max != 1000 {
 		t.Errorf("batch = %+v", w.Batch)
 	}
