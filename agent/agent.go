@@ -48,6 +48,9 @@ type Agent struct {
 	watches  []*watchRunner
 	changed  chan struct{} // a watch's status changed (see watchStatus.poke)
 
+	// load gives a watch its plugin: loadPlugin, or the simulator's stand-in.
+	load func(ctx context.Context, p *PluginConf) (module, error)
+
 	mu      sync.Mutex
 	engine  *host.Engine
 	plugins map[string]*pluginSlot
@@ -94,6 +97,7 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 		})
 		a.ownConn = true
 	}
+	a.load = a.loadPlugin
 	a.metrics = newMetrics(a)
 	for _, w := range cfg.Watches {
 		a.watches = append(a.watches, newWatchRunner(a, w))
@@ -189,7 +193,7 @@ func (a *Agent) store(ctx context.Context, bucket string) (kvcore.Store, error) 
 
 // loadPlugin compiles a plugin once and shares it between the watches that
 // use it. A failure is not remembered: the next attempt reads the module again.
-func (a *Agent) loadPlugin(ctx context.Context, p *PluginConf) (*host.Plugin, error) {
+func (a *Agent) loadPlugin(ctx context.Context, p *PluginConf) (module, error) {
 	a.mu.Lock()
 	slot, ok := a.plugins[p.Name]
 	if !ok {
@@ -201,7 +205,7 @@ func (a *Agent) loadPlugin(ctx context.Context, p *PluginConf) (*host.Plugin, er
 	slot.mu.Lock()
 	defer slot.mu.Unlock()
 	if slot.plugin != nil {
-		return slot.plugin, nil
+		return wasmModule{slot.plugin}, nil
 	}
 	wasm, err := os.ReadFile(p.Module)
 	if err != nil {
@@ -220,7 +224,7 @@ func (a *Agent) loadPlugin(ctx context.Context, p *PluginConf) (*host.Plugin, er
 	}
 	slot.plugin = pl
 	a.log.Info("plugin loaded", "plugin", p.Name, "module", p.Module, "sha256", pl.SHA256())
-	return pl, nil
+	return wasmModule{pl}, nil
 }
 
 // Status returns every watch's status, in configuration order.

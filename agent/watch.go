@@ -90,7 +90,7 @@ func (r *watchRunner) session(ctx context.Context) error {
 	if err := os.MkdirAll(r.dir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	plugin, err := r.a.loadPlugin(ctx, r.plugin)
+	plugin, err := r.a.load(ctx, r.plugin)
 	if err != nil {
 		return err
 	}
@@ -188,12 +188,12 @@ func (r *watchRunner) outputs() (map[string]host.Output, error) {
 // apply hands one batch to the plugin and commits what it staged. It returns
 // nil only once files are committed and requested hooks ran, which is what
 // lets WatchApplied move the cursor.
-func (r *watchRunner) apply(ctx context.Context, inst *host.Instance, fold kvcore.Fold, journal hookJournal, b kvcore.Batch, rendered func() error) error {
+func (r *watchRunner) apply(ctx context.Context, inst instance, fold kvcore.Fold, journal hookJournal, b kvcore.Batch, rendered func() error) error {
 	start := time.Now()
 	r.status.busy(start)
 	defer r.status.busy(time.Time{})
 	view := foldView{fold: fold}
-	var res *host.Result
+	var res result
 	var err error
 	if b.Full {
 		res, err = inst.Render(ctx, hostCursor(b.Cursor), view)
@@ -225,7 +225,7 @@ func (r *watchRunner) apply(ctx context.Context, inst *host.Instance, fold kvcor
 //  3. the staged files are renamed into place and their directories fsynced;
 //  4. the hooks run, in configuration order; the journal is cleared once all
 //     succeeded.
-func (r *watchRunner) commit(ctx context.Context, res *host.Result, journal hookJournal, cursor kvcore.Cursor) error {
+func (r *watchRunner) commit(ctx context.Context, res result, journal hookJournal, cursor kvcore.Cursor) error {
 	pending, _, err := journal.load()
 	if err != nil {
 		res.Discard()
