@@ -98,7 +98,7 @@ func (r *watchRunner) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fold, st, err := openFold(r.dir, r.conf)
+	fold, st, err := r.a.openFold(r.dir, r.conf)
 	if err != nil {
 		return err
 	}
