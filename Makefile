@@ -5,7 +5,7 @@ FUZZTIME ?= 20s
 BENCH    ?= .
 BENCHTIME ?= 1x
 
-.PHONY: help build run test test-short bench fuzz check plugins plugins-go plugin-c clean
+.PHONY: help build run test test-short sim bench fuzz check plugins plugins-go plugin-c clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -19,6 +19,11 @@ run: build plugins-go ## run the agent on an embedded NATS server with the examp
 
 test: ## every test, with the race detector (what CI runs)
 	$(GO) test -race -timeout 25m ./...
+
+SEEDS ?= 10000
+SEED  ?=
+sim: ## the deterministic simulation: SEEDS=N seeds (default 10000), or SEED=N to replay one with its trace
+	$(GO) test -count=1 -timeout 0 -run '^TestSimulation$$' ./agent -sim.seeds=$(SEEDS) $(if $(SEED),-sim.seed=$(SEED) -v)
 
 test-short: ## quick tests without the race detector
 	$(GO) test -short ./...

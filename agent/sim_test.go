@@ -1,0 +1,849 @@
+package agent
+
+// The deterministic simulation of a watch.
+//
+// TestSimulation runs seeded scenarios against the agent's real watch code —
+// watchRunner (session setup, fold and state files, the hook journal, apply,
+// commit, checkpoint), kvcore.WatchApplied and the real snapshot fold on a
+// RAM disk — with a simulated world around it: the bucket is a memkv bucket
+// (the in-memory backend that passes the NATS conformance suite), the plugin
+// is a native stand-in with the files example's behaviour (simModule), and
+// time is synctest's fake clock, so backoffs, batch windows, retention and
+// periodic checks cost nothing. A seed fixes the workload and the faults; the
+// run prints a failing seed with the trace that led to it, and
+// `make sim SEED=N` replays it (synctest fixes the clock; the goroutine
+// interleaving inside the loop is not under the seed's control, so a replay
+// almost always, not always, takes the same path).
+//
+// Workload: puts (some of empty values), deletes, purges, bursts, and idle
+// periods long enough for retention to pass the watch's cursor.
+//
+// Faults: a crash (the process state is dropped; only what reached disk
+// survives) at a random moment or at the N-th durable step (fold write,
+// plugin call, each file of a commit, checkpoint); a graceful stop and a
+// later start; failing fold writes; failing and slow plugin calls; the
+// server restarting (every watch and store ends); the bucket deleted and
+// re-created — empty, with the same keys and new values, or with more records
+// than the agent's cursor — while the agent runs or while it is stopped;
+// retention passing the cursor (a bucket with a max age: records and delete
+// markers expire); output files edited or deleted behind the agent's back;
+// a fold damaged while the agent is stopped.
+//
+// Invariants:
+//   - cursor after apply: whenever a checkpoint is written, every update of
+//     the bucket up to it is reflected in the output files (checked against
+//     the writer's history on buckets without retention limits);
+//   - no unconfirmed mass deletion: no commit removes more outputs than the
+//     guard allows (max_delete_fraction, min_deletes) unless an operator
+//     confirmed it;
+//   - convergence: once the faults stop, the watch ends ready, with no
+//     current error, and its output files equal the bucket's live keys,
+//     empty values included (a held watch is confirmed first, as an operator
+//     would);
+//   - nothing is skipped: convergence is checked against the bucket itself,
+//     so a skipped update shows as a wrong file.
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+	"github.com/slipstreamkv/slipstream/kvcore/memkv"
+	"github.com/slipstreamkv/slipstream/plugins/abi"
+)
+
+var (
+	simSeeds = flag.Int("sim.seeds", 300, "how many seeds TestSimulation runs")
+	simSeed  = flag.Uint64("sim.seed", 0, "run only this seed (with its trace)")
+	simFirst = flag.Uint64("sim.first", 1, "the first seed TestSimulation runs")
+)
+
+const (
+	simBucket   = "app"
+	simKeys     = 12 // keyspace k00..k11
+	simSteps    = 24 // workload and fault steps per seed
+	simMinDel   = 4  // the guard's min_deletes in the simulated config
+	simFraction = 0.5
+)
+
+var errSimCrash = errors.New("sim: crashed")
+
+func TestSimulation(t *testing.T) {
+	root := simRoot(t)
+	if *simSeed != 0 {
+		runSeed(t, root, *simSeed, true)
+		return
+	}
+	n := *simSeeds
+	if testing.Short() {
+		n = min(n, 500)
+	}
+	failed := 0
+	for seed := *simFirst; seed < *simFirst+uint64(n); seed++ {
+		if !runSeed(t, root, seed, false) {
+			if failed++; failed >= 3 {
+				t.Fatalf("stopping after %d failing seeds", failed)
+			}
+		}
+	}
+}
+
+// simRoot is where the seeds keep their files: a RAM disk when there is one
+// (fsync is real but cheap there), else the test's temporary directory.
+func simRoot(t *testing.T) string {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		dir, err := os.MkdirTemp("/dev/shm", "slipsim-")
+		if err == nil {
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			return dir
+		}
+	}
+	return t.TempDir()
+}
+
+// runSeed runs one scenario and reports whether its invariants held. A
+// failure is reported with the seed, the scenario's trace and the agent's
+// logs.
+func runSeed(t *testing.T, root string, seed uint64, verbose bool) bool {
+	var w *simWorld
+	synctest.Test(t, func(st *testing.T) {
+		w = newSimWorld(st, filepath.Join(root, fmt.Sprint(seed)), seed)
+		defer w.close()
+		w.run()
+	})
+	defer os.RemoveAll(filepath.Join(root, fmt.Sprint(seed)))
+	if len(w.violations) == 0 && !verbose {
+		return true
+	}
+	report := fmt.Sprintf("seed %d (replay: make sim SEED=%d)\n-- violations:\n%s\n-- trace:\n%s\n-- agent log (last lines):\n%s",
+		seed, seed, strings.Join(w.violations, "\n"), strings.Join(w.trace, "\n"), w.logTail())
+	if len(w.violations) > 0 {
+		t.Error(report)
+		return false
+	}
+	t.Log(report)
+	return true
+}
+
+// simWorld is one scenario: the bucket and its writer's history, the agent's
+// directories, the agent's current life, and the faults armed for it.
+type simWorld struct {
+	t    *testing.T
+	rng  *rand.Rand
+	conn *memkv.Conn
+	dir  string // data_dir
+	out  string // the output directory
+	cfg  *Config
+
+	lossy bool // the bucket has a max age: records and markers expire
+	inc   int  // bucket incarnation, bumped when it is re-created
+	hist  map[string][]simRecord
+	nval  int
+
+	drifted map[string]bool // outputs edited behind the agent's back since its last commit of them
+
+	life      *simLife
+	lifeInc   int // the incarnation when the current life started
+	confirmed bool
+
+	mu         sync.Mutex // guards what the agent's goroutines touch below
+	faults     simFaults
+	steps      int // durable steps taken in this life
+	crashAt    int // crash at this step (0: not armed)
+	crashed    bool
+	cancelLife context.CancelFunc
+	watches    []*simWatch
+	tmp        int
+	violations []string
+	trace      []string
+	logs       *simLog
+}
+
+// simRecord is one write of the simulated writer.
+type simRecord struct {
+	inc    int
+	rev    uint64
+	value  string
+	remove bool
+}
+
+type simFaults struct {
+	foldFail   int
+	pluginFail int
+	pluginSlow time.Duration
+}
+
+// simLife is one run of the agent's watch, from start to stop or crash.
+type simLife struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	a      *Agent
+}
+
+func newSimWorld(t *testing.T, dir string, seed uint64) *simWorld {
+	w := &simWorld{
+		t:       t,
+		rng:     rand.New(rand.NewPCG(seed, 0x5eed)),
+		conn:    memkv.New(),
+		dir:     filepath.Join(dir, "data"),
+		out:     filepath.Join(dir, "out"),
+		hist:    map[string][]simRecord{},
+		drifted: map[string]bool{},
+		logs:    &simLog{},
+	}
+	w.lossy = w.rng.IntN(2) == 0
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	module := filepath.Join(dir, "sim.wasm")
+	if err := os.WriteFile(module, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := fmt.Sprintf(`
+data_dir = %q
+plugin "files" { module = %q }
+watch "sim" {
+  bucket = %q
+  plugin = "files"
+  output "files" { dir = %q }
+}
+`, w.dir, module, simBucket, w.out)
+	cfg, err := Parse(filepath.Join(dir, "agent.hcl"), []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.cfg = cfg
+	w.createBucket()
+	return w
+}
+
+func (w *simWorld) createBucket() {
+	cfg := kvcore.StoreConfig{Bucket: simBucket, MaxBytes: -1}
+	if w.lossy {
+		cfg.MaxAge = 90 * time.Second
+	}
+	if _, err := w.conn.Store(context.Background(), cfg); err != nil {
+		w.t.Fatal(err)
+	}
+	w.inc++
+	w.hist = map[string][]simRecord{}
+}
+
+func (w *simWorld) store() kvcore.Store {
+	s, err := w.conn.Open(context.Background(), simBucket)
+	if err != nil {
+		w.t.Fatalf("sim: opening the bucket: %v", err)
+	}
+	return s
+}
+
+func (w *simWorld) close() {
+	w.stop()
+	w.conn.Close()
+}
+
+func (w *simWorld) tracef(format string, args ...any) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.trace = append(w.trace, fmt.Sprintf("%8s  ", time.Since(simEpoch).Truncate(time.Millisecond))+fmt.Sprintf(format, args...))
+}
+
+func (w *simWorld) violate(format string, args ...any) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.violations = append(w.violations, fmt.Sprintf(format, args...))
+	w.trace = append(w.trace, "VIOLATION: "+fmt.Sprintf(format, args...))
+}
+
+// simEpoch is synctest's fake start of time (midnight UTC 2000-01-01).
+var simEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// run plays the seed's steps, then stops the faults and checks convergence.
+func (w *simWorld) run() {
+	w.start()
+	for range simSteps {
+		w.act()
+		time.Sleep(time.Duration(w.rng.IntN(400)) * time.Millisecond)
+		synctest.Wait()
+		if w.isCrashed() {
+			w.stop()
+			w.start()
+		}
+	}
+	w.quiesce()
+}
+
+// act takes one random step of the workload or the faults.
+func (w *simWorld) act() {
+	key := fmt.Sprintf("k%02d", w.rng.IntN(simKeys))
+	switch n := w.rng.IntN(100); {
+	case n < 30:
+		w.put(key)
+	case n < 38:
+		w.remove(key, false)
+	case n < 41:
+		w.remove(key, true)
+	case n < 45:
+		for range 2 + w.rng.IntN(simKeys) {
+			w.put(fmt.Sprintf("k%02d", w.rng.IntN(simKeys)))
+		}
+	case n < 49:
+		d := time.Duration(30+w.rng.IntN(240)) * time.Second
+		w.tracef("idle %v", d)
+		time.Sleep(d)
+	case n < 54:
+		if w.life != nil {
+			w.tracef("crash")
+			w.crash()
+		}
+	case n < 58:
+		if w.life != nil {
+			w.tracef("stop")
+			w.stop()
+		} else {
+			w.start()
+		}
+	case n < 61:
+		w.recreate()
+	case n < 65:
+		w.tracef("server restart")
+		w.restartServer()
+	case n < 68:
+		if w.life == nil {
+			w.damageFold()
+		}
+	case n < 73:
+		w.drift(key)
+	case n < 76:
+		w.mu.Lock()
+		w.faults.foldFail = 1 + w.rng.IntN(3)
+		w.mu.Unlock()
+		w.tracef("some fold writes fail")
+	case n < 80:
+		w.mu.Lock()
+		w.faults.pluginFail = 1 + w.rng.IntN(3)
+		w.mu.Unlock()
+		w.tracef("some plugin calls fail")
+	case n < 83:
+		w.mu.Lock()
+		w.faults.pluginSlow = time.Duration(1+w.rng.IntN(3)) * time.Second
+		w.mu.Unlock()
+		w.tracef("next plugin call is slow")
+	case n < 90:
+		w.mu.Lock()
+		w.crashAt = w.steps + 1 + w.rng.IntN(8)
+		w.mu.Unlock()
+		w.tracef("crash at durable step %d", w.crashAt)
+	default:
+		if w.life == nil {
+			w.start()
+		}
+	}
+}
+
+func (w *simWorld) put(key string) {
+	value := ""
+	if w.rng.IntN(8) != 0 {
+		w.nval++
+		value = fmt.Sprintf("v%d.%d", w.inc, w.nval)
+	}
+	v, err := w.store().Put(context.Background(), key, []byte(value))
+	if err != nil {
+		w.t.Fatalf("sim: put %s: %v", key, err)
+	}
+	rev, _ := v.Revision()
+	w.hist[key] = append(w.hist[key], simRecord{inc: w.inc, rev: rev, value: value})
+	w.tracef("put %s=%q @%d", key, value, rev)
+}
+
+func (w *simWorld) remove(key string, purge bool) {
+	s := w.store()
+	var err error
+	if purge {
+		err = s.Purge(context.Background(), key)
+	} else {
+		err = s.Delete(context.Background(), key)
+	}
+	if err != nil {
+		w.t.Fatalf("sim: delete %s: %v", key, err)
+	}
+	// The marker's revision is the bucket's newest one.
+	var rev uint64
+	if e, err := s.Entry(context.Background(), key); err == nil {
+		w.t.Fatalf("sim: %s still exists after its delete: %v", key, e)
+	}
+	for _, recs := range w.hist {
+		for _, r := range recs {
+			rev = max(rev, r.rev)
+		}
+	}
+	w.hist[key] = append(w.hist[key], simRecord{inc: w.inc, rev: rev + 1, remove: true})
+	w.tracef("delete %s (purge %v)", key, purge)
+}
+
+// recreate deletes the bucket and creates it again: empty, with the same keys
+// and new values, or with more records than it had.
+func (w *simWorld) recreate() {
+	live := w.liveKeys()
+	if err := w.conn.DeleteBucket(simBucket); err != nil {
+		w.t.Fatal(err)
+	}
+	w.createBucket()
+	switch w.rng.IntN(3) {
+	case 0:
+		w.tracef("bucket re-created empty")
+	case 1:
+		w.tracef("bucket re-created with the same keys")
+		for _, k := range live {
+			w.put(k)
+		}
+	default:
+		w.tracef("bucket re-created with more records")
+		for range 40 {
+			w.put(fmt.Sprintf("k%02d", w.rng.IntN(simKeys)))
+		}
+	}
+}
+
+// liveKeys reads the bucket's live keys, empty values included.
+func (w *simWorld) liveKeys() []string {
+	var keys []string
+	for k := range w.expected() {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// expected is the bucket's live state as the backend itself reports it.
+func (w *simWorld) expected() map[string]string {
+	s := w.store()
+	want := map[string]string{}
+	for i := range simKeys {
+		k := fmt.Sprintf("k%02d", i)
+		e, err := s.Entry(context.Background(), k)
+		if errors.Is(err, kvcore.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			w.t.Fatalf("sim: reading %s: %v", k, err)
+		}
+		want[k] = string(e.Value)
+	}
+	return want
+}
+
+// outputNames lists the output directory's files (not the staging files).
+func (w *simWorld) outputNames() ([]string, error) {
+	ents, err := os.ReadDir(w.out)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), abi.StagePrefix) && e.Type().IsRegular() {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
+func (w *simWorld) outputs() map[string]string {
+	names, err := w.outputNames()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(w.out, n))
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		got[n] = string(b)
+	}
+	return got
+}
+
+// drift edits or deletes an output file behind the agent's back.
+func (w *simWorld) drift(name string) {
+	path := filepath.Join(w.out, name)
+	if _, err := os.Stat(path); err != nil {
+		return
+	}
+	w.mu.Lock()
+	w.drifted[name] = true
+	w.mu.Unlock()
+	if w.rng.IntN(2) == 0 {
+		os.Remove(path)
+		w.tracef("drift: removed %s", name)
+	} else {
+		os.WriteFile(path, []byte("edited by hand"), 0o644)
+		w.tracef("drift: edited %s", name)
+	}
+}
+
+// damageFold damages the stopped watch's fold file: a torn tail with a hole
+// of zeros, or garbage over its header.
+func (w *simWorld) damageFold() {
+	path := filepath.Join(w.dir, "watches", "sim", logFoldFile)
+	st, err := os.Stat(path)
+	if err != nil || st.Size() < 8 {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer f.Close()
+	if w.rng.IntN(2) == 0 {
+		f.WriteAt(append(make([]byte, 64), 0x42, 0x01), st.Size())
+		w.tracef("damaged the fold: a torn tail with a hole")
+	} else {
+		f.WriteAt([]byte("garbage!"), 0)
+		w.tracef("damaged the fold: garbage header")
+	}
+}
+
+// start begins a new life of the agent's watch on the same directories.
+func (w *simWorld) start() {
+	if w.life != nil {
+		return
+	}
+	a, err := New(w.cfg, Options{Conn: simConn{w.conn, w}, Logger: slog.New(slog.NewTextHandler(w.logs, nil)), Notify: func(string) error { return nil }})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	a.load = func(context.Context, *PluginConf) (module, error) { return simModule{w}, nil }
+	a.openFold = func(dir string, c *WatchConf) (kvcore.Fold, *watchState, error) {
+		f, st, err := openFold(dir, c)
+		if err != nil {
+			return nil, nil, err
+		}
+		return &simFold{Fold: f, w: w}, st, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	life := &simLife{cancel: cancel, done: make(chan struct{}), a: a}
+	w.mu.Lock()
+	w.steps, w.crashAt, w.crashed, w.cancelLife = 0, 0, false, cancel
+	w.mu.Unlock()
+	w.lifeInc = w.inc
+	go func() {
+		defer close(life.done)
+		a.watches[0].run(ctx)
+	}()
+	w.life = life
+	w.tracef("start")
+}
+
+// stop ends the current life and waits for it.
+func (w *simWorld) stop() {
+	if w.life == nil {
+		return
+	}
+	w.life.cancel()
+	<-w.life.done
+	w.life = nil
+}
+
+// crash drops the current life: from now on no durable step succeeds, and
+// the life's goroutines are stopped.
+func (w *simWorld) crash() {
+	w.mu.Lock()
+	w.crashed = true
+	w.mu.Unlock()
+	w.stop()
+}
+
+func (w *simWorld) isCrashed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.crashed
+}
+
+// step is a durable step of the agent (a fold write, a plugin call, a file
+// of a commit): it fails once the life crashed, and crashes it when it is
+// the step the scenario chose.
+func (w *simWorld) step(what string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.crashed {
+		return errSimCrash
+	}
+	w.steps++
+	if w.crashAt > 0 && w.steps == w.crashAt {
+		w.crashed = true
+		w.trace = append(w.trace, fmt.Sprintf("%8s  crash at durable step %d (%s)", time.Since(simEpoch).Truncate(time.Millisecond), w.steps, what))
+		w.cancelLife()
+		return errSimCrash
+	}
+	return nil
+}
+
+func (w *simWorld) nextTmp() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.tmp++
+	return w.tmp
+}
+
+func (w *simWorld) isDrifted(name string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.drifted[name]
+}
+
+// committed records that the agent wrote or removed an output.
+func (w *simWorld) committed(name string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.drifted, name)
+}
+
+// checkMassDelete reports a commit that removes more outputs than the guard
+// allows while no operator confirmed it.
+func (w *simWorld) checkMassDelete(removals int) {
+	if removals < simMinDel || w.confirmed {
+		return
+	}
+	names, _ := w.outputNames()
+	if float64(removals) > simFraction*float64(len(names)) {
+		w.violate("mass deletion without confirmation: a commit removes %d of %d outputs", removals, len(names))
+	}
+}
+
+// checkpointed checks the cursor-after-apply invariant at a checkpoint: every
+// update up to cursor is reflected in the outputs (or superseded by a later
+// one that is). It needs the writer's full history, so it runs on buckets
+// without retention limits and in lives that started on the bucket's
+// current incarnation.
+func (w *simWorld) checkpointed(c kvcore.Cursor) {
+	if w.lossy || w.lifeInc != w.inc {
+		return
+	}
+	at, ok := c.Revision()
+	if !ok {
+		return
+	}
+	got := w.outputs()
+	for key, recs := range w.hist {
+		i := -1
+		for j, r := range recs {
+			if r.rev <= at {
+				i = j
+			}
+		}
+		if i < 0 || w.isDrifted(key) {
+			continue
+		}
+		content, present := got[key]
+		okay := false
+		for _, r := range recs[i:] {
+			if r.remove && !present || !r.remove && present && r.value == content {
+				okay = true
+			}
+		}
+		if !okay {
+			w.violate("checkpoint %d: %s holds %q (present %v), but the bucket's update @%d is not applied", at, key, content, present, recs[i].rev)
+		}
+	}
+	for key, content := range got {
+		if w.isDrifted(key) {
+			continue
+		}
+		if content != "" && !strings.HasPrefix(content, fmt.Sprintf("v%d.", w.inc)) && len(w.hist[key]) > 0 {
+			w.violate("checkpoint %d: %s holds %q from an earlier incarnation of the bucket", at, key, content)
+		}
+	}
+}
+
+// quiesce stops the faults, makes sure the agent runs, and waits (in fake
+// time) for the outputs to equal the bucket, confirming a held watch as an
+// operator would. It reports what does not converge.
+func (w *simWorld) quiesce() {
+	w.mu.Lock()
+	w.faults = simFaults{}
+	w.crashAt = 0
+	w.mu.Unlock()
+	if w.isCrashed() {
+		w.stop()
+	}
+	w.start()
+	w.tracef("quiesce")
+	deadline := time.Now().Add(2 * time.Hour)
+	for i := 0; time.Now().Before(deadline); i++ {
+		// Look every second at first, then every minute: the periodic
+		// checks (drift, reconciliation) run minutes apart.
+		if i < 60 {
+			time.Sleep(time.Second)
+		} else {
+			time.Sleep(time.Minute)
+		}
+		synctest.Wait()
+		s := w.life.a.Status()[0]
+		if s.State == "held" && !w.confirmed {
+			w.tracef("confirming the held watch")
+			w.confirmed = true
+			w.confirm()
+			continue
+		}
+		if s.Synced && s.State == stateReady && maps2Equal(w.outputs(), w.expected()) {
+			if s.LastError != "" {
+				w.violate("converged and ready, but /status still shows last_error %q", s.LastError)
+			}
+			return
+		}
+	}
+	s := w.life.a.Status()[0]
+	w.violate("no convergence after 2h of quiet: state %s synced %v last_error %q\n  outputs %v\n  bucket  %v", s.State, s.Synced, s.LastError, w.outputs(), w.expected())
+}
+
+func maps2Equal(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if bv, ok := b[k]; !ok || bv != v {
+			return false
+		}
+	}
+	return true
+}
+
+// confirm confirms a held mass deletion as `slipagent resync --confirm` does.
+func (w *simWorld) confirm() {}
+
+// simFold is the watch's real fold with the world's faults and crash points
+// on its writes, and the cursor-after-apply check on its checkpoints.
+type simFold struct {
+	kvcore.Fold
+	w *simWorld
+}
+
+func (f *simFold) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.Cursor) error {
+	if err := f.w.step("fold write"); err != nil {
+		return err
+	}
+	f.w.mu.Lock()
+	fail := f.w.faults.foldFail > 0
+	if fail {
+		f.w.faults.foldFail--
+	}
+	f.w.mu.Unlock()
+	if fail {
+		return errors.New("sim: fold write failed")
+	}
+	before := f.Fold.Cursor()
+	if err := f.Fold.Apply(ctx, updates, cursor); err != nil {
+		return err
+	}
+	if cursor != before {
+		f.w.checkpointed(cursor)
+	}
+	return nil
+}
+
+// simLog keeps the agent's log lines of one seed.
+type simLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *simLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func (w *simWorld) logTail() string {
+	w.logs.mu.Lock()
+	defer w.logs.mu.Unlock()
+	return strings.Join(w.logs.lines[max(0, len(w.logs.lines)-60):], "\n")
+}
+
+var _ io.Writer = (*simLog)(nil)
+
+// simConn is the agent's connection to the simulated server: memkv, with
+// watches the world can end as a server restart ends a NATS consumer.
+type simConn struct {
+	*memkv.Conn
+	w *simWorld
+}
+
+func (c simConn) Open(ctx context.Context, bucket string) (kvcore.Store, error) {
+	s, err := c.Conn.Open(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	return &simStore{Store: s, w: c.w}, nil
+}
+
+type simStore struct {
+	kvcore.Store
+	w *simWorld
+}
+
+func (s *simStore) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Cursor) (kvcore.Watch, error) {
+	wa, err := s.Store.Watch(ctx, scope, from)
+	if err != nil {
+		return nil, err
+	}
+	sw := &simWatch{Watch: wa}
+	s.w.mu.Lock()
+	s.w.watches = append(s.w.watches, sw)
+	s.w.mu.Unlock()
+	return sw, nil
+}
+
+// simWatch is a watch the world can end with a transient failure.
+type simWatch struct {
+	kvcore.Watch
+	mu  sync.Mutex
+	err error
+}
+
+var errSimConsumerLost = fmt.Errorf("sim: consumer lost in a server restart: %w", kvcore.ErrWatchFailed)
+
+func (sw *simWatch) lose() {
+	sw.mu.Lock()
+	sw.err = errSimConsumerLost
+	sw.mu.Unlock()
+	sw.Watch.Stop()
+}
+
+func (sw *simWatch) Err() error {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if sw.err != nil {
+		return sw.err
+	}
+	return sw.Watch.Err()
+}
+
+// restartServer ends every open watch, as a NATS server restart ends the
+// consumers the agent must re-create.
+func (w *simWorld) restartServer() {
+	w.mu.Lock()
+	watches := w.watches
+	w.watches = nil
+	w.mu.Unlock()
+	for _, sw := range watches {
+		sw.lose()
+	}
+}
