@@ -32,6 +32,7 @@ const (
 	refOffBits = 40
 	tombstone  = ref(1<<64 - 1)
 	chunkSize  = 4 << 20
+	firstChunk = 4 << 10
 )
 
 func mkref(chunk, off int) ref { return ref(uint64(chunk)<<refOffBits | uint64(off)) }
@@ -45,7 +46,13 @@ type arena struct {
 func (a *arena) alloc(n int) (ref, []byte) {
 	last := len(a.chunks) - 1
 	if a.sealed || last < 0 || cap(a.chunks[last])-len(a.chunks[last]) < n {
-		a.chunks = append(a.chunks, make([]byte, 0, max(chunkSize, n)))
+		// Chunks double from firstChunk up to chunkSize, so a small fold
+		// does not pay for 4 MiB of zeroed memory.
+		size := firstChunk
+		if last >= 0 {
+			size = min(2*cap(a.chunks[last]), chunkSize)
+		}
+		a.chunks = append(a.chunks, make([]byte, 0, max(size, n)))
 		a.sealed = false
 		last++
 	}
