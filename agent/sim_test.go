@@ -56,6 +56,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -89,15 +90,27 @@ func TestSimulation(t *testing.T) {
 	}
 	n := *simSeeds
 	if testing.Short() {
-		n = min(n, 500)
+		n = min(n, 100)
 	}
-	failed := 0
-	for seed := *simFirst; seed < *simFirst+uint64(n); seed++ {
-		if !runSeed(t, root, seed, false) {
-			if failed++; failed >= 3 {
-				t.Fatalf("stopping after %d failing seeds", failed)
-			}
+	// Two workers, each taking seeds in turn: the seeds are independent.
+	var failed atomic.Int32
+	next := atomic.Uint64{}
+	next.Store(*simFirst)
+	last := *simFirst + uint64(n)
+	t.Run("seeds", func(t *testing.T) {
+		for worker := range 2 {
+			t.Run(fmt.Sprint("worker", worker), func(t *testing.T) {
+				t.Parallel()
+				for seed := next.Add(1) - 1; seed < last && failed.Load() < 3; seed = next.Add(1) - 1 {
+					if !runSeed(t, root, seed, false) {
+						failed.Add(1)
+					}
+				}
+			})
 		}
+	})
+	if failed.Load() >= 3 {
+		t.Errorf("stopped after %d failing seeds", failed.Load())
 	}
 }
 
