@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"time"
 )
 
@@ -95,6 +96,24 @@ type AppliedConfig struct {
 	// MinBackoff and MaxBackoff bound the jittered exponential backoff
 	// between retries of a failed step (defaults 100ms and 30s).
 	MinBackoff, MaxBackoff time.Duration
+	// BucketID is the identity of the bucket incarnation the fold's cursor
+	// was taken from, as [BucketIdentifier] reported it and OnBucketID
+	// persisted it; "" when unknown.
+	BucketID string
+	// OnBucketID, if set and the source implements [BucketIdentifier],
+	// arms the bucket identity check: at every session start, once the
+	// watch is attached, the loop reads the bucket's identity, and if it
+	// differs from the one the fold's cursor was taken from (or that one is
+	// unknown while the fold has a cursor) it treats the cursor as expired:
+	// it resyncs from the bucket's current state, as after
+	// [ErrCursorExpired]. A bucket deleted and created again starts its
+	// revisions over, so resuming from its old cursor would skip changes.
+	//
+	// OnBucketID persists a new identity. It is called only after a
+	// checkpoint taken under that identity is committed, so a crash in
+	// between causes a redundant resync at worst, never a skip. A failure
+	// is retried with backoff.
+	OnBucketID func(ctx context.Context, id string) error
 	// OnProgress, if set, is called from the loop's goroutine when it
 	// starts, after every checkpoint, when it catches up and after every
 	// failure. It must not block.
@@ -168,7 +187,10 @@ func WatchApplied(ctx context.Context, src Source, fold Fold, cfg AppliedConfig,
 	if err := cfg.Scope.Validate(); err != nil {
 		return fmt.Errorf("kvcore: watch applied: %w", err)
 	}
-	l := &appliedLoop{src: src, fold: fold, cfg: cfg.withDefaults(), apply: apply}
+	l := &appliedLoop{src: src, fold: fold, cfg: cfg.withDefaults(), apply: apply, knownID: cfg.BucketID}
+	if id, ok := src.(BucketIdentifier); ok && cfg.OnBucketID != nil {
+		l.ident = id
+	}
 	l.fullPending = cfg.FullRender
 	l.progress.Cursor = fold.Cursor()
 	l.report()
@@ -216,6 +238,12 @@ type appliedLoop struct {
 	cfg   AppliedConfig
 	apply ApplyFunc
 
+	// ident is the source's identity, nil when the check is not armed.
+	// knownID is the identity the fold's cursor was taken from, sessionID
+	// the one the current session attached to.
+	ident              BucketIdentifier
+	knownID, sessionID string
+
 	progress    Progress
 	fullPending bool // a full batch is owed once the loop catches up
 	resync      bool // the next session must sync from the current state
@@ -234,6 +262,9 @@ func (l *appliedLoop) session(ctx context.Context) error {
 		return err
 	}
 	defer wa.Stop()
+	if err := l.checkBucket(ctx, from); err != nil {
+		return err
+	}
 	if from.IsNone() {
 		if err := l.sync(ctx, wa); err != nil {
 			return err
@@ -306,7 +337,9 @@ func (l *appliedLoop) sync(ctx context.Context, wa Watch) error {
 		}
 		removed = append(removed, deletes...)
 	}
-	next := under
+	// The fold now holds the bucket's current state, of which a cursor
+	// from before (expired, or of another incarnation) says nothing.
+	var next Cursor
 	if !high.IsUnknown() {
 		next = CursorAt(high)
 	}
@@ -314,7 +347,58 @@ func (l *appliedLoop) sync(ctx context.Context, wa Watch) error {
 	if _, err := l.commit(ctx, wa, Batch{Updates: removed, Full: true, Cursor: next}); err != nil {
 		return err
 	}
+	if err := l.adoptBucket(ctx); err != nil {
+		return err
+	}
 	l.caughtUp()
+	return nil
+}
+
+// errBucketReplaced reports a bucket whose identity is not the one the
+// fold's cursor was taken from. It is handled as [ErrCursorExpired].
+var errBucketReplaced = errors.New("kvcore: the bucket is not the one the fold's cursor was taken from")
+
+// checkBucket reads the bucket's identity once the session's watch is
+// attached (so a re-creation before the attach is seen) and, when the
+// session resumes from a cursor taken on another incarnation, or on an
+// unrecorded one, fails it as expired.
+func (l *appliedLoop) checkBucket(ctx context.Context, from Cursor) error {
+	if l.ident == nil {
+		return nil
+	}
+	id, err := l.ident.BucketID(ctx)
+	if err != nil {
+		return fmt.Errorf("kvcore: reading the bucket's identity: %w", err)
+	}
+	l.sessionID = id
+	if from.IsNone() || id == l.knownID {
+		return nil
+	}
+	known := strconv.Quote(l.knownID)
+	if l.knownID == "" {
+		known = "an unrecorded one"
+	}
+	return fmt.Errorf("%w: %w: the bucket is %q, the cursor %v was taken from %s", ErrCursorExpired, errBucketReplaced, id, from, known)
+}
+
+// adoptBucket persists the identity of the session's bucket once the fold
+// holds a checkpoint taken on it.
+func (l *appliedLoop) adoptBucket(ctx context.Context) error {
+	if l.ident == nil || l.sessionID == l.knownID {
+		return nil
+	}
+	id := l.sessionID
+	err := l.retry(ctx, func() error {
+		if err := l.cfg.OnBucketID(ctx, id); err != nil {
+			return fmt.Errorf("persisting the bucket identity %q: %w", id, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	l.cfg.Logger.Info("recorded the bucket's identity", "scope", l.cfg.Scope.String(), "bucket_id", id, "previous", l.knownID)
+	l.knownID = id
 	return nil
 }
 
