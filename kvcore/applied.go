@@ -52,11 +52,13 @@ type ApplyFunc func(ctx context.Context, b Batch) error
 // A [Store] is a Source.
 type Source interface {
 	Watcher
-	// Keys lists the live keys under prefix; see [Reader].
+	// Keys lists the live keys under prefix; see [Reader]. It may leave
+	// out keys whose value is empty.
 	Keys(ctx context.Context, prefix string) ([]string, error)
-	// Get reads one key; see [Reader]. The loop asks it to confirm that a
-	// key missing from a listing is really gone before deleting it.
-	Get(ctx context.Context, key string) (Entry, error)
+	// Entry reads one key, empty values included; see [Reader]. The loop
+	// asks it to confirm that a key missing from a listing is really gone
+	// before deleting it.
+	Entry(ctx context.Context, key string) (Entry, error)
 }
 
 // Progress is a snapshot of a [WatchApplied] loop's state, passed to
@@ -406,7 +408,8 @@ func (l *appliedLoop) adoptBucket(ctx context.Context) error {
 // fold holds under the scope that are not in live and that the source
 // confirms are gone: a listing taken while the bucket changes may miss a
 // live key, and deleting it would be worse than keeping a stale one until
-// the next reconciliation.
+// the next reconciliation. A listing also leaves out keys whose value is
+// empty, which are live keys too.
 func (l *appliedLoop) staleDeletes(ctx context.Context, live map[string]struct{}) ([]Update, error) {
 	stale, err := StaleKeys(ctx, l.fold, l.cfg.Scope.List(), live)
 	if err != nil {
@@ -414,13 +417,13 @@ func (l *appliedLoop) staleDeletes(ctx context.Context, live map[string]struct{}
 	}
 	var deletes []Update
 	for _, k := range stale {
-		_, err := l.src.Get(ctx, k)
+		e, err := l.src.Entry(ctx, k)
 		switch {
 		case errors.Is(err, ErrNotFound), errors.Is(err, ErrUnsupported):
 			deletes = append(deletes, Update{Op: OpDelete, Key: k})
 		case err != nil:
 			return nil, fmt.Errorf("kvcore: confirming that %q is gone: %w", k, err)
-		default:
+		case len(e.Value) > 0:
 			l.cfg.Logger.Warn("a key missing from the bucket's listing still exists; keeping it", "key", k)
 		}
 	}
