@@ -122,16 +122,16 @@ type scriptWatcher struct {
 
 var _ kvcore.Source = (*scriptWatcher)(nil)
 
-// Get answers from keys too (and from present, which lists keys a
+// Entry answers from keys too (and from present, which lists keys a
 // listing misses although they exist).
-func (w *scriptWatcher) Get(_ context.Context, key string) (kvcore.Entry, error) {
+func (w *scriptWatcher) Entry(_ context.Context, key string) (kvcore.Entry, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.keys == nil {
 		return kvcore.Entry{}, kvcore.ErrUnsupported
 	}
 	if slices.Contains(w.keys, key) || slices.Contains(w.present, key) {
-		return kvcore.Entry{Key: key}, nil
+		return kvcore.Entry{Key: key, Value: []byte("v")}, nil
 	}
 	return kvcore.Entry{}, kvcore.ErrNotFound
 }

@@ -15,5 +15,16 @@
 // names follow one portable syntax, that of NATS KV ([ValidKey],
 // [ValidPrefix], [ValidBucket]).
 //
+// # Empty values
+//
+// A put of an empty value is a live key whose value is empty: watches
+// deliver it as an [OpPut], a [Fold] holds it as an entry, and
+// [WatchApplied] keeps it along its whole path (sync, follow, reconcile,
+// full batches) and hands it to apply as a put. Only the [Reader] methods
+// that mirror NATS KV's own — Get, Keys and Scan — hide empty values (a
+// DeleteVersion tombstone is one); [Reader.Entry] shows them. So a key
+// missing from Keys is gone only if Entry says so, which is how
+// WatchApplied's reconciliation confirms a deletion.
+//
 // All types in this package are safe for concurrent use unless noted.
 package kvcore

@@ -38,6 +38,22 @@ type Store interface {
 	Watcher
 }
 
+// BucketIdentifier is implemented by stores that can tell incarnations of a
+// bucket apart. A cursor is only meaningful for the incarnation it was taken
+// from: a bucket deleted and created again under the same name starts its
+// versions over, so an old cursor may name a position the new bucket has
+// already passed, and resuming there would silently skip its first changes.
+//
+// BucketID returns an opaque string that is the same for the same bucket
+// for as long as it exists (across reconnects, server restarts and store
+// handles) and differs for every incarnation. Callers keep it next to
+// their cursor and compare; [WatchApplied] does so when
+// [AppliedConfig.OnBucketID] is set. A missing bucket fails with
+// [ErrBucketNotFound].
+type BucketIdentifier interface {
+	BucketID(ctx context.Context) (string, error)
+}
+
 // Reader reads current values.
 type Reader interface {
 	// Get returns the live value of key. A key whose latest record is a

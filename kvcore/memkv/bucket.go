@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
@@ -50,6 +51,8 @@ func clone(v []byte, op kvcore.Op) []byte {
 // per-key history, and limits that remove the oldest records.
 type bucket struct {
 	name       string
+	id         string        // identity of this incarnation (see store.BucketID)
+	deleted    chan struct{} // closed by Conn.DeleteBucket
 	history    int
 	maxAge     time.Duration
 	maxBytes   int64 // -1: unlimited
@@ -66,7 +69,7 @@ type bucket struct {
 }
 
 func newBucket(cfg kvcore.StoreConfig) (*bucket, error) {
-	b := &bucket{name: cfg.Bucket, history: 1, maxAge: cfg.MaxAge, maxBytes: cfg.MaxBytes,
+	b := &bucket{name: cfg.Bucket, id: fmt.Sprintf("%s#%d", cfg.Bucket, incarnations.Add(1)), deleted: make(chan struct{}), history: 1, maxAge: cfg.MaxAge, maxBytes: cfg.MaxBytes,
 		discardOld: cfg.Discard == kvcore.DiscardOld, keys: map[string][]*record{}, changed: make(chan struct{})}
 	switch {
 	case cfg.History > maxHistory:
@@ -81,6 +84,20 @@ func newBucket(cfg kvcore.StoreConfig) (*bucket, error) {
 		b.maxBytes = -1
 	}
 	return b, nil
+}
+
+// incarnations numbers the buckets created in this process, so that a
+// bucket deleted and created again gets a new identity.
+var incarnations atomic.Uint64
+
+// drop ends the bucket: its watches fail and its expiry timer stops.
+func (b *bucket) drop() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	close(b.deleted)
+	if b.timer != nil {
+		b.timer.Stop()
+	}
 }
 
 // lossy reports whether the bucket's limits drop records that nothing

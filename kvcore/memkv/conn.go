@@ -75,7 +75,25 @@ func (c *Conn) Store(_ context.Context, cfg kvcore.StoreConfig) (kvcore.Store, e
 		}
 		c.buckets[cfg.Bucket] = b
 	}
-	return &store{b: b, session: c.session}, nil
+	return &store{c: c, name: cfg.Bucket, session: c.session}, nil
+}
+
+// DeleteBucket deletes bucket name with all its records, as deleting a
+// NATS KV bucket's stream does. Watches on it fail (wrapping
+// [kvcore.ErrWatchFailed] and [kvcore.ErrBucketNotFound]); stores keep
+// their name and reach a bucket created again under it, which starts its
+// revisions over and has a new [kvcore.BucketIdentifier] identity.
+// Deleting a missing bucket fails with ErrBucketNotFound.
+func (c *Conn) DeleteBucket(name string) error {
+	c.mu.Lock()
+	b := c.buckets[name]
+	delete(c.buckets, name)
+	c.mu.Unlock()
+	if b == nil {
+		return &kvcore.OpError{Op: "delete-bucket", Bucket: name, Err: kvcore.ErrBucketNotFound}
+	}
+	b.drop()
+	return nil
 }
 
 // Open returns the existing bucket named bucket; it never creates one.
@@ -92,5 +110,5 @@ func (c *Conn) Open(_ context.Context, bucket string) (kvcore.Store, error) {
 	if b == nil {
 		return nil, &kvcore.OpError{Op: "open", Bucket: bucket, Err: kvcore.ErrBucketNotFound}
 	}
-	return &store{b: b, session: c.session}, nil
+	return &store{c: c, name: bucket, session: c.session}, nil
 }

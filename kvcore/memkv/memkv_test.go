@@ -181,3 +181,50 @@ func TestOpenNeverCreates(t *testing.T) {
 		t.Fatalf("Get through Open = %v, %v", e, err)
 	}
 }
+
+// DeleteBucket ends the bucket's watches; a store keeps its name and reaches
+// the bucket created again, which starts over with a new identity.
+func TestDeleteBucket(t *testing.T) {
+	ctx := t.Context()
+	c := New()
+	s, err := c.Store(ctx, kvcore.StoreConfig{Bucket: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Put(ctx, "k", []byte("1"))
+	id, err := s.(kvcore.BucketIdentifier).BucketID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.Watch(ctx, kvcore.AllKeys(), kvcore.Cursor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if err := c.DeleteBucket("b"); err != nil {
+		t.Fatal(err)
+	}
+	for range w.Events() {
+	}
+	if err := w.Err(); !errors.Is(err, kvcore.ErrWatchFailed) || !errors.Is(err, kvcore.ErrBucketNotFound) {
+		t.Fatalf("watch of a deleted bucket: %v", err)
+	}
+	if _, err := s.Get(ctx, "k"); !errors.Is(err, kvcore.ErrBucketNotFound) {
+		t.Fatalf("get on a deleted bucket: %v", err)
+	}
+	if _, err := s.(kvcore.BucketIdentifier).BucketID(ctx); !errors.Is(err, kvcore.ErrBucketNotFound) {
+		t.Fatalf("BucketID of a deleted bucket: %v", err)
+	}
+	if err := c.DeleteBucket("b"); !errors.Is(err, kvcore.ErrBucketNotFound) {
+		t.Fatalf("deleting a missing bucket: %v", err)
+	}
+	if _, err := c.Store(ctx, kvcore.StoreConfig{Bucket: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Put(ctx, "k", []byte("2")); err != nil || v != kvcore.RevisionVersion(1) {
+		t.Fatalf("put on the re-created bucket = %v, %v; want revision 1", v, err)
+	}
+	if again, err := s.(kvcore.BucketIdentifier).BucketID(ctx); err != nil || again == id {
+		t.Fatalf("BucketID of the re-created bucket = %q, %v; want one other than %q", again, err, id)
+	}
+}

@@ -8,18 +8,50 @@ import (
 	"github.com/slipstreamkv/slipstream/kvcore"
 )
 
-// store is one bucket as seen through one connection session.
+// store is one bucket, by name, as seen through one connection session.
+// Like a NATS store it addresses whichever bucket has its name now: after
+// the bucket is deleted and created again it reads and writes the new one.
 type store struct {
-	b       *bucket
+	c       *Conn
+	name    string
 	session chan struct{} // closed when the Conn is closed
 }
 
-var _ kvcore.Store = (*store)(nil)
+var (
+	_ kvcore.Store            = (*store)(nil)
+	_ kvcore.BucketIdentifier = (*store)(nil)
+)
 
-func (s *store) Bucket() string { return s.b.name }
+func (s *store) Bucket() string { return s.name }
 
 func (s *store) fail(op, key string, err error) *kvcore.OpError {
-	return &kvcore.OpError{Op: op, Bucket: s.b.name, Key: key, Err: err}
+	return &kvcore.OpError{Op: op, Bucket: s.name, Key: key, Err: err}
+}
+
+// bucket checks the session and returns the bucket that has the store's
+// name now.
+func (s *store) bucket(op, key string) (*bucket, error) {
+	if s.closed() {
+		return nil, s.fail(op, key, kvcore.ErrNotConnected)
+	}
+	s.c.mu.Lock()
+	b := s.c.buckets[s.name]
+	s.c.mu.Unlock()
+	if b == nil {
+		return nil, s.fail(op, key, kvcore.ErrBucketNotFound)
+	}
+	return b, nil
+}
+
+// BucketID returns the identity of the bucket's incarnation: its name and a
+// number no other bucket created in this process has. See
+// [kvcore.BucketIdentifier].
+func (s *store) BucketID(context.Context) (string, error) {
+	b, err := s.bucket("bucket-id", "")
+	if err != nil {
+		return "", err
+	}
+	return b.id, nil
 }
 
 func (s *store) closed() bool {
@@ -31,24 +63,26 @@ func (s *store) closed() bool {
 	}
 }
 
-// lock checks the session and the key and locks the bucket.
-func (s *store) lock(op, key string) error {
-	if s.closed() {
-		return s.fail(op, key, kvcore.ErrNotConnected)
+// lock checks the session and the key and returns the bucket, locked.
+func (s *store) lock(op, key string) (*bucket, error) {
+	b, err := s.bucket(op, key)
+	if err == nil && !kvcore.ValidKey(key) {
+		err = s.fail(op, key, kvcore.ErrInvalidKey)
 	}
-	if !kvcore.ValidKey(key) {
-		return s.fail(op, key, kvcore.ErrInvalidKey)
+	if err != nil {
+		return nil, err
 	}
-	s.b.mu.Lock()
-	return nil
+	b.mu.Lock()
+	return b, nil
 }
 
 func (s *store) Entry(_ context.Context, key string) (kvcore.Entry, error) {
-	if err := s.lock("entry", key); err != nil {
+	b, err := s.lock("entry", key)
+	if err != nil {
 		return kvcore.Entry{}, err
 	}
-	defer s.b.mu.Unlock()
-	r := s.b.latest(key)
+	defer b.mu.Unlock()
+	r := b.latest(key)
 	if r == nil || r.op != kvcore.OpPut {
 		return kvcore.Entry{}, s.fail("entry", key, kvcore.ErrNotFound)
 	}
@@ -66,23 +100,24 @@ func (s *store) Get(ctx context.Context, key string) (kvcore.Entry, error) {
 // write appends a record if it fits and, when cas, if the key's latest
 // revision (0 for none) is expected.
 func (s *store) write(op, key string, kind kvcore.Op, value []byte, cas bool, expected uint64) (kvcore.Version, error) {
-	if err := s.lock(op, key); err != nil {
+	b, err := s.lock(op, key)
+	if err != nil {
 		return kvcore.Version{}, err
 	}
-	defer s.b.mu.Unlock()
+	defer b.mu.Unlock()
 	if cas {
 		var current uint64
-		if r := s.b.latest(key); r != nil {
+		if r := b.latest(key); r != nil {
 			current = r.seq
 		}
 		if current != expected {
 			return kvcore.Version{}, s.fail(op, key, kvcore.ErrRevisionMismatch)
 		}
 	}
-	if !s.b.fits(int64(len(key) + len(value) + RecordOverhead)) {
+	if !b.fits(int64(len(key) + len(value) + RecordOverhead)) {
 		return kvcore.Version{}, s.fail(op, key, kvcore.ErrBucketFull)
 	}
-	return kvcore.RevisionVersion(s.b.write(key, kind, value, false).seq), nil
+	return kvcore.RevisionVersion(b.write(key, kind, value, false).seq), nil
 }
 
 func (s *store) Put(_ context.Context, key string, value []byte) (kvcore.Version, error) {
@@ -90,15 +125,16 @@ func (s *store) Put(_ context.Context, key string, value []byte) (kvcore.Version
 }
 
 func (s *store) Create(_ context.Context, key string, value []byte) (kvcore.Version, error) {
-	if err := s.lock("create", key); err != nil {
+	b, err := s.lock("create", key)
+	if err != nil {
 		return kvcore.Version{}, err
 	}
 	var expected uint64
-	r := s.b.latest(key)
+	r := b.latest(key)
 	if r != nil {
 		expected = r.seq
 	}
-	s.b.mu.Unlock()
+	b.mu.Unlock()
 	if r != nil && r.op == kvcore.OpPut {
 		return kvcore.Version{}, s.fail("create", key, kvcore.ErrAlreadyExists)
 	}
@@ -150,17 +186,18 @@ func (s *store) Scan(_ context.Context, prefix string) ([]kvcore.Entry, error) {
 }
 
 func (s *store) scan(op, prefix string) ([]kvcore.Entry, error) {
-	if s.closed() {
-		return nil, s.fail(op, prefix, kvcore.ErrNotConnected)
+	b, err := s.bucket(op, prefix)
+	if err == nil && !kvcore.ValidPrefix(prefix) {
+		err = s.fail(op, prefix, kvcore.ErrInvalidKey)
 	}
-	if !kvcore.ValidPrefix(prefix) {
-		return nil, s.fail(op, prefix, kvcore.ErrInvalidKey)
+	if err != nil {
+		return nil, err
 	}
-	s.b.mu.Lock()
-	defer s.b.mu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	var out []kvcore.Entry
-	for key := range s.b.keys {
-		if r := s.b.latest(key); strings.HasPrefix(key, prefix) && r.op == kvcore.OpPut && len(r.value) > 0 {
+	for key := range b.keys {
+		if r := b.latest(key); strings.HasPrefix(key, prefix) && r.op == kvcore.OpPut && len(r.value) > 0 {
 			out = append(out, r.update().Entry())
 		}
 	}

@@ -31,8 +31,9 @@ func (s *store) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Curso
 	if err := scope.Validate(); err != nil {
 		return fail(err)
 	}
-	if s.closed() {
-		return fail(kvcore.ErrNotConnected)
+	b, err := s.bucket("watch", "")
+	if err != nil {
+		return nil, err
 	}
 	var pos uint64
 	if !from.IsNone() {
@@ -46,8 +47,7 @@ func (s *store) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Curso
 		return fail(fmt.Errorf("%w: %w", kvcore.ErrWatchFailed, errRefuseWrap))
 	}
 
-	b := s.b
-	w := &watch{s: s, scope: scope, pos: pos, guard: scope.All() && (pos > 0 || b.lossy()),
+	w := &watch{s: s, b: b, scope: scope, pos: pos, guard: scope.All() && (pos > 0 || b.lossy()),
 		events: make(chan kvcore.Event, eventBuffer), done: make(chan struct{})}
 	b.mu.Lock()
 	if pos > 0 {
@@ -74,6 +74,7 @@ func (s *store) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Curso
 
 type watch struct {
 	s      *store
+	b      *bucket // the incarnation the watch started on
 	scope  kvcore.Scope
 	guard  bool // fail rather than skip records that are gone
 	ctx    context.Context
@@ -120,7 +121,15 @@ func (w *watch) send(ev kvcore.Event) bool {
 	case <-w.s.session:
 		w.fail(fmt.Errorf("%w: %w", kvcore.ErrWatchFailed, kvcore.ErrNotConnected))
 		return false
+	case <-w.b.deleted:
+		w.failDeleted()
+		return false
 	}
+}
+
+// failDeleted ends the watch of a deleted bucket.
+func (w *watch) failDeleted() {
+	w.fail(fmt.Errorf("%w: %w: the bucket was deleted", kvcore.ErrWatchFailed, kvcore.ErrBucketNotFound))
 }
 
 // sync sends Synced once everything up to the backlog was handled.
@@ -141,7 +150,7 @@ func (w *watch) run() {
 		}
 	}
 	w.initial = nil
-	b := w.s.b
+	b := w.b
 	for {
 		b.mu.Lock()
 		recs := b.since(w.next, readBatch)
@@ -173,6 +182,9 @@ func (w *watch) run() {
 			return
 		case <-w.s.session:
 			w.fail(fmt.Errorf("%w: %w", kvcore.ErrWatchFailed, kvcore.ErrNotConnected))
+			return
+		case <-b.deleted:
+			w.failDeleted()
 			return
 		}
 	}

@@ -103,9 +103,11 @@
 // revisions started over. A persisted cursor cannot tell: it is only a
 // revision (8 bytes, like every version), so a cursor from an earlier
 // incarnation that the new one has already passed resumes there, skipping
-// the new incarnation's first records. Callers that may delete and
-// re-create buckets keep the bucket's identity next to the cursor, or
-// re-sync after re-creating it.
+// the new incarnation's first records. Stores implement
+// [kvcore.BucketIdentifier]: BucketID names the incarnation (stream name
+// and creation time, "KV_app@2026-12-05T01:02:03.123456789Z"), and callers
+// keep it next to the cursor; [kvcore.WatchApplied] checks it at every
+// session start when [kvcore.AppliedConfig.OnBucketID] is set.
 //
 // A whole-bucket watch from a cursor also guards the stream's retention
 // floor while it runs: when the revisions it receives jump, or every 30 s

@@ -216,8 +216,8 @@ func (w *watch) attach(timeout time.Duration) error {
 		w.created = st.created
 	} else if !st.created.Equal(w.created) {
 		// Its revisions started over: whatever pos is, it means nothing here.
-		return fmt.Errorf("%w: the bucket was re-created (its stream was created at %v, the watch started on one created at %v)",
-			errCursorExpired, st.created.Format(time.RFC3339Nano), w.created.Format(time.RFC3339Nano))
+		return fmt.Errorf("%w: the bucket was re-created (it is %s now, the watch started on %s)",
+			errCursorExpired, w.s.incarnation(st.created), w.s.incarnation(w.created))
 	}
 	spec := consumerSpec{filters: w.filters}
 	if w.started {

@@ -1,0 +1,110 @@
+package kvcore
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// foldUnder folds updates into the fold without moving its cursor, retrying
+// until it succeeds or ctx ends.
+func (l *appliedLoop) foldUnder(ctx context.Context, updates []Update, under Cursor) error {
+	if len(updates) == 0 {
+		return nil
+	}
+	return l.retry(ctx, func() error {
+		if err := l.fold.Apply(ctx, updates, under); err != nil {
+			return fmt.Errorf("fold: %w", err)
+		}
+		return nil
+	})
+}
+
+// commit runs apply until it succeeds, then moves the fold's cursor. While it
+// backs off after a failure it keeps reading the watch: updates that arrive
+// are folded (under the unchanged cursor) and appended to the batch, so a
+// change that repairs whatever made apply fail reaches the next attempt. It
+// reports whether a Synced event arrived meanwhile.
+func (l *appliedLoop) commit(ctx context.Context, wa Watch, b Batch) (synced bool, err error) {
+	under := l.fold.Cursor()
+	absorbed, absorbedBytes := 0, 0
+	// An attempt that started runs to its end even if ctx is cancelled.
+	run := context.WithoutCancel(ctx)
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return synced, err
+		}
+		err := l.apply(run, b)
+		if err == nil {
+			break
+		}
+		l.failed(fmt.Errorf("apply: %w", err))
+		more, sawSynced, err := l.absorb(ctx, wa, attempt, maxRetryGrowth*l.cfg.MaxBatch-absorbed, maxRetryBytes-absorbedBytes)
+		if err != nil {
+			return synced, err
+		}
+		synced = synced || sawSynced
+		if len(more) == 0 {
+			continue
+		}
+		if err := l.foldUnder(ctx, more, under); err != nil {
+			return synced, err
+		}
+		b.Updates = append(b.Updates, more...)
+		for _, u := range more {
+			absorbed++
+			absorbedBytes += len(u.Key) + len(u.Value)
+			if !u.Version.IsUnknown() {
+				b.Cursor = CursorAt(u.Version)
+			}
+		}
+	}
+	l.recovered()
+	if b.Cursor != l.fold.Cursor() {
+		// The checkpoint of an applied batch is written even during
+		// shutdown; only its retries stop with ctx.
+		err := l.retry(ctx, func() error {
+			if err := l.fold.Apply(run, nil, b.Cursor); err != nil {
+				return fmt.Errorf("checkpoint: %w", err)
+			}
+			return nil
+		})
+		if err != nil {
+			return synced, err
+		}
+		l.progress.Cursor = b.Cursor
+		l.report()
+	}
+	return synced, nil
+}
+
+// absorb waits out the backoff of a failed attempt, collecting updates from
+// the watch meanwhile until room updates or roomBytes bytes are taken.
+// synced reports a Synced marker among them; a closed watch ends the wait
+// with its error.
+func (l *appliedLoop) absorb(ctx context.Context, wa Watch, attempt, room, roomBytes int) (more []Update, synced bool, err error) {
+	t := time.NewTimer(l.backoff(attempt))
+	defer t.Stop()
+	events := wa.Events()
+	for {
+		if len(more) >= room || roomBytes <= 0 {
+			events = nil // full: leave the rest to back-pressure
+		}
+		select {
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		case <-t.C:
+			return more, synced, nil
+		case ev, ok := <-events:
+			if !ok {
+				return nil, false, watchEnd(wa)
+			}
+			if ev.Synced {
+				synced = true
+				continue
+			}
+			more = append(more, ev.Update)
+			roomBytes -= len(ev.Key) + len(ev.Value)
+		}
+	}
+}

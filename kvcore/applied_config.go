@@ -1,0 +1,89 @@
+package kvcore
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// AppliedConfig configures [WatchApplied]. Only Scope is required.
+type AppliedConfig struct {
+	Scope Scope
+	// Window is how long a batch stays open after its first update
+	// (default 10ms). Catching up (the Synced event) closes it at once.
+	Window time.Duration
+	// MaxBatch closes a batch early at this many updates (default 100).
+	MaxBatch int
+	// FullRender makes the loop hand apply one full batch after it first
+	// catches up, even when resuming from a cursor (e.g. because the
+	// plugin or its configuration changed since the cursor was written).
+	FullRender bool
+	// Reconcile is how often, besides right after catching up from a
+	// cursor, the loop lists the bucket's live keys and deletes from the
+	// fold the ones the bucket no longer has. That catches a deletion whose
+	// marker the bucket dropped before the loop saw it (NATS purges old
+	// delete markers, by default after 30 minutes), which no change stream
+	// can deliver. 0 reconciles only after catching up.
+	Reconcile time.Duration
+	// MinBackoff and MaxBackoff bound the jittered exponential backoff
+	// between retries of a failed step (defaults 100ms and 30s).
+	MinBackoff, MaxBackoff time.Duration
+	// BucketID is the identity of the bucket incarnation the fold's cursor
+	// was taken from, as [BucketIdentifier] reported it and OnBucketID
+	// persisted it; "" when unknown.
+	BucketID string
+	// OnBucketID, if set and the source implements [BucketIdentifier],
+	// arms the bucket identity check: at every session start, once the
+	// watch is attached, the loop reads the bucket's identity, and if it
+	// differs from the one the fold's cursor was taken from (or that one is
+	// unknown while the fold has a cursor) it treats the cursor as expired:
+	// it resyncs from the bucket's current state, as after
+	// [ErrCursorExpired]. A bucket deleted and created again starts its
+	// revisions over, so resuming from its old cursor would skip changes.
+	//
+	// OnBucketID persists a new identity. It is called only after a
+	// checkpoint taken under that identity is committed, so a crash in
+	// between causes a redundant resync at worst, never a skip. A failure
+	// is retried with backoff.
+	OnBucketID func(ctx context.Context, id string) error
+	// OnProgress, if set, is called from the loop's goroutine when it
+	// starts, after every checkpoint, when it catches up and after every
+	// failure. It must not block.
+	OnProgress func(Progress)
+	// Logger receives the loop's logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c AppliedConfig) withDefaults() AppliedConfig {
+	if c.Window <= 0 {
+		c.Window = 10 * time.Millisecond
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 100
+	}
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = 100 * time.Millisecond
+	}
+	if c.MaxBackoff < c.MinBackoff {
+		c.MaxBackoff = max(30*time.Second, c.MinBackoff)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+const (
+	// syncChunk is how many updates of an initial sync are folded per Apply.
+	syncChunk = 4096
+	// maxRetryGrowth (in multiples of MaxBatch) and maxRetryBytes bound
+	// what a failing batch absorbs while it is retried; past them the watch
+	// is left to back-pressure.
+	maxRetryGrowth = 16
+	maxRetryBytes  = 8 << 20
+	// expiriesBeforeBackoff is how many resyncs in a row may start at once
+	// after ErrCursorExpired before the loop backs off between them; a
+	// session that lasted stableSession breaks the row.
+	expiriesBeforeBackoff = 2
+	stableSession         = time.Minute
+)

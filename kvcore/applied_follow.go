@@ -1,0 +1,104 @@
+package kvcore
+
+import (
+	"context"
+	"time"
+)
+
+// follow batches live (or backlog) updates until the watch ends.
+func (l *appliedLoop) follow(ctx context.Context, wa Watch) error {
+	var pending []Update
+	var high Version
+	window := time.NewTimer(time.Hour)
+	window.Stop()
+	defer window.Stop()
+	var tick <-chan time.Time
+	if l.cfg.Reconcile > 0 {
+		t := time.NewTicker(l.cfg.Reconcile)
+		defer t.Stop()
+		tick = t.C
+	}
+	flush := func() error {
+		window.Stop()
+		if len(pending) == 0 && high.IsUnknown() {
+			return nil
+		}
+		under := l.fold.Cursor()
+		next := under
+		if !high.IsUnknown() {
+			next = CursorAt(high)
+		}
+		b := Batch{Updates: pending, Cursor: next}
+		pending, high = nil, Version{}
+		if err := l.foldUnder(ctx, b.Updates, under); err != nil {
+			return err
+		}
+		synced, err := l.commit(ctx, wa, b)
+		if err == nil && synced {
+			err = l.onSynced(ctx, wa)
+		}
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-window.C:
+			if err := flush(); err != nil {
+				return err
+			}
+		case <-tick:
+			l.owed |= owedReconcile
+			if err := flush(); err != nil {
+				return err
+			}
+			if err := l.onSynced(ctx, wa); err != nil {
+				return err
+			}
+		case ev, ok := <-wa.Events():
+			if !ok {
+				return watchEnd(wa)
+			}
+			if ev.Synced {
+				if err := flush(); err != nil {
+					return err
+				}
+				if err := l.onSynced(ctx, wa); err != nil {
+					return err
+				}
+				continue
+			}
+			if len(pending) == 0 {
+				window.Reset(l.cfg.Window)
+			}
+			pending = append(pending, ev.Update)
+			if !ev.Version.IsUnknown() {
+				high = ev.Version
+			}
+			if len(pending) >= l.cfg.MaxBatch {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// onSynced runs what is owed once the loop has applied everything up to a
+// point where it was caught up: the reconciliation of a resumed session, the
+// full render FullRender asks for, and the caught-up report.
+func (l *appliedLoop) onSynced(ctx context.Context, wa Watch) error {
+	if l.owed&owedReconcile != 0 {
+		if err := l.reconcileKeys(ctx, wa); err != nil {
+			return err
+		}
+	}
+	if l.owed&owedFullRender != 0 {
+		if _, err := l.commit(ctx, wa, Batch{Full: true, Cursor: l.fold.Cursor()}); err != nil {
+			return err
+		}
+		l.owed &^= owedFullRender
+	}
+	l.caughtUp()
+	return nil
+}

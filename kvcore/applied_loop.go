@@ -1,0 +1,150 @@
+package kvcore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// mode is how a session of the loop reads the bucket.
+type mode uint8
+
+const (
+	// modeResume opens a delta watch from the fold's cursor and reconciles
+	// the fold's keys with the bucket's once caught up.
+	modeResume mode = iota
+	// modeSync opens a state-sync watch, folds the whole state, deletes
+	// what vanished, and applies one full batch. A fold without a cursor
+	// always syncs.
+	modeSync
+)
+
+// owed is work the loop owes once it has caught up with the bucket.
+type owed uint8
+
+const (
+	// owedReconcile: compare the fold's keys with the bucket's listing.
+	owedReconcile owed = 1 << iota
+	// owedFullRender: hand apply one full batch (AppliedConfig.FullRender).
+	owedFullRender
+)
+
+// appliedLoop is the state of one WatchApplied call. Only its goroutine
+// touches it.
+type appliedLoop struct {
+	src   Source
+	fold  Fold
+	cfg   AppliedConfig
+	apply ApplyFunc
+
+	// next is how the next session starts: modeSync after the cursor
+	// expired or the bucket's identity changed, until a sync succeeds.
+	next mode
+	// owed is what the loop owes once caught up.
+	owed owed
+	// expiries counts consecutive sessions that ended with ErrCursorExpired.
+	expiries int
+
+	// ident is the source's identity, nil when the check is not armed.
+	// knownID is the identity the fold's cursor was taken from, sessionID
+	// the one the current session attached to.
+	ident              BucketIdentifier
+	knownID, sessionID string
+
+	progress Progress
+}
+
+func newAppliedLoop(src Source, fold Fold, cfg AppliedConfig, apply ApplyFunc) *appliedLoop {
+	l := &appliedLoop{src: src, fold: fold, cfg: cfg, apply: apply, knownID: cfg.BucketID}
+	if id, ok := src.(BucketIdentifier); ok && cfg.OnBucketID != nil {
+		l.ident = id
+	}
+	if cfg.FullRender {
+		l.owed |= owedFullRender
+	}
+	l.progress.Cursor = fold.Cursor()
+	return l
+}
+
+// errWatchEnded reports a watch whose event stream closed without an error
+// while the loop still wanted it.
+var errWatchEnded = errors.New("kvcore: watch ended unexpectedly")
+
+// run runs sessions until ctx is done or an error no retry can cure.
+func (l *appliedLoop) run(ctx context.Context) error {
+	l.report()
+	attempt := 0
+	for {
+		before, started := l.fold.Cursor(), time.Now()
+		err := l.session(ctx)
+		if time.Since(started) >= stableSession {
+			l.expiries = 0
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if isConfigError(err) {
+			return fmt.Errorf("kvcore: watch applied: %w", err)
+		}
+		if errors.Is(err, ErrCursorExpired) {
+			// Retention passed the cursor, or the cursor belongs to another
+			// incarnation of the bucket: start over from the bucket's
+			// current state; the sync deletes what vanished meanwhile.
+			l.cfg.Logger.Warn("cursor expired; resyncing from the current state", "scope", l.cfg.Scope.String(), "cursor", l.fold.Cursor().String(), "err", err)
+			l.next = modeSync
+			if l.expiries++; l.expiries < expiriesBeforeBackoff {
+				continue
+			}
+		}
+		if l.fold.Cursor() != before {
+			attempt = 0
+		}
+		l.failed(err)
+		if !l.sleep(ctx, attempt) {
+			return nil
+		}
+		attempt++
+	}
+}
+
+// isConfigError reports errors that no retry can cure.
+func isConfigError(err error) bool {
+	return errors.Is(err, ErrEmptyScope) || errors.Is(err, ErrInvalidKey) || errors.Is(err, ErrInvalidBucket)
+}
+
+// session runs one watch until it ends and returns why it ended.
+func (l *appliedLoop) session(ctx context.Context) error {
+	m, from := l.next, l.fold.Cursor()
+	if from.IsNone() {
+		m = modeSync
+	}
+	if m == modeSync {
+		from = Cursor{}
+	}
+	wa, err := l.src.Watch(ctx, l.cfg.Scope, from)
+	if err != nil {
+		return err
+	}
+	defer wa.Stop()
+	if err := l.checkBucket(ctx, from); err != nil {
+		return err
+	}
+	if m == modeSync {
+		if err := l.sync(ctx, wa); err != nil {
+			return err
+		}
+		l.next = modeResume
+	} else {
+		l.owed |= owedReconcile
+	}
+	return l.follow(ctx, wa)
+}
+
+// watchEnd turns a closed event stream into the error that ended it.
+func watchEnd(wa Watch) error {
+	if err := wa.Err(); err != nil {
+		return err
+	}
+	return errWatchEnded
+}

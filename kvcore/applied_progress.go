@@ -1,0 +1,29 @@
+package kvcore
+
+func (l *appliedLoop) failed(err error) {
+	l.progress.Err = err
+	l.progress.Failures++
+	l.cfg.Logger.Warn("watch step failed; retrying", "scope", l.cfg.Scope.String(), "cursor", l.fold.Cursor().String(), "failures", l.progress.Failures, "err", err)
+	l.report()
+}
+
+func (l *appliedLoop) recovered() {
+	if l.progress.Err != nil {
+		l.progress.Err, l.progress.Failures = nil, 0
+		l.report()
+	}
+}
+
+func (l *appliedLoop) caughtUp() {
+	if !l.progress.Synced {
+		l.progress.Synced = true
+		l.cfg.Logger.Info("caught up", "scope", l.cfg.Scope.String(), "cursor", l.fold.Cursor().String())
+		l.report()
+	}
+}
+
+func (l *appliedLoop) report() {
+	if l.cfg.OnProgress != nil {
+		l.cfg.OnProgress(l.progress)
+	}
+}

@@ -1,0 +1,100 @@
+package kvcore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// sync folds a state-sync watch's initial state, deletes the keys it lacks,
+// and applies one full batch.
+func (l *appliedLoop) sync(ctx context.Context, wa Watch) error {
+	if l.progress.Synced {
+		l.progress.Synced = false
+		l.report()
+	}
+	prefixes := l.cfg.Scope.List()
+	held, err := l.holdsAny(ctx, prefixes)
+	if err != nil {
+		return err
+	}
+	var seen map[string]struct{}
+	if held {
+		seen = make(map[string]struct{})
+	}
+	under := l.fold.Cursor() // unchanged until the full batch is applied
+	var removed, chunk []Update
+	var high Version
+	for synced := false; !synced; {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case ev, ok := <-wa.Events():
+			if !ok {
+				return watchEnd(wa)
+			}
+			if ev.Synced {
+				synced = true
+				break
+			}
+			if !ev.Version.IsUnknown() {
+				high = ev.Version
+			}
+			if seen != nil {
+				seen[ev.Key] = struct{}{}
+			}
+			if ev.IsRemoval() {
+				removed = append(removed, ev.Update)
+			}
+			if chunk = append(chunk, ev.Update); len(chunk) >= syncChunk {
+				if err := l.foldUnder(ctx, chunk, under); err != nil {
+					return err
+				}
+				chunk = nil
+			}
+		}
+	}
+	if err := l.foldUnder(ctx, chunk, under); err != nil {
+		return err
+	}
+	if held {
+		deletes, err := l.staleDeletes(ctx, seen)
+		if err != nil {
+			return err
+		}
+		if err := l.foldUnder(ctx, deletes, under); err != nil {
+			return err
+		}
+		removed = append(removed, deletes...)
+	}
+	// The fold now holds the bucket's current state, of which a cursor
+	// from before (expired, or of another incarnation) says nothing.
+	var next Cursor
+	if !high.IsUnknown() {
+		next = CursorAt(high)
+	}
+	l.owed &^= owedFullRender // the sync's full batch renders everything
+	if _, err := l.commit(ctx, wa, Batch{Updates: removed, Full: true, Cursor: next}); err != nil {
+		return err
+	}
+	if err := l.adoptBucket(ctx); err != nil {
+		return err
+	}
+	l.caughtUp()
+	return nil
+}
+
+// holdsAny reports whether the fold has an entry under any of prefixes.
+func (l *appliedLoop) holdsAny(ctx context.Context, prefixes []string) (bool, error) {
+	errFound := errors.New("found")
+	for _, p := range prefixes {
+		err := l.fold.Range(ctx, p, "", func(Entry) error { return errFound })
+		if errors.Is(err, errFound) {
+			return true, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("kvcore: reading fold: %w", err)
+		}
+	}
+	return false, nil
+}
