@@ -70,6 +70,7 @@ var (
 	simSeeds = flag.Int("sim.seeds", 300, "how many seeds TestSimulation runs")
 	simSeed  = flag.Uint64("sim.seed", 0, "run only this seed (with its trace)")
 	simFirst = flag.Uint64("sim.first", 1, "the first seed TestSimulation runs")
+	simFails = flag.Int("sim.maxfail", 3, "stop after this many failing seeds")
 )
 
 const (
@@ -101,7 +102,7 @@ func TestSimulation(t *testing.T) {
 		for worker := range 2 {
 			t.Run(fmt.Sprint("worker", worker), func(t *testing.T) {
 				t.Parallel()
-				for seed := next.Add(1) - 1; seed < last && failed.Load() < 3; seed = next.Add(1) - 1 {
+				for seed := next.Add(1) - 1; seed < last && failed.Load() < int32(*simFails); seed = next.Add(1) - 1 {
 					if !runSeed(t, root, seed, false) {
 						failed.Add(1)
 					}
@@ -109,8 +110,8 @@ func TestSimulation(t *testing.T) {
 			})
 		}
 	})
-	if failed.Load() >= 3 {
-		t.Errorf("stopped after %d failing seeds", failed.Load())
+	if f := failed.Load(); f >= int32(*simFails) {
+		t.Errorf("stopped after %d failing seeds", f)
 	}
 }
 
@@ -859,4 +860,9 @@ func (w *simWorld) restartServer() {
 	for _, sw := range watches {
 		sw.lose()
 	}
+}
+
+// BucketID passes the bucket's identity through, as natskv's store has one.
+func (s *simStore) BucketID(ctx context.Context) (string, error) {
+	return s.Store.(kvcore.BucketIdentifier).BucketID(ctx)
 }

@@ -23,6 +23,10 @@ type watchState struct {
 	// Rendered identifies the plugin module, configuration and outputs the
 	// outputs were last fully rendered with; a change asks for a full render.
 	Rendered string `json:"rendered,omitempty"`
+	// BucketID identifies the incarnation of the bucket the fold's cursor
+	// was taken from (kvcore.BucketIdentifier); a bucket deleted and
+	// re-created since is resynced, never resumed.
+	BucketID string `json:"bucket_id,omitempty"`
 }
 
 const (

@@ -129,18 +129,23 @@ func (r *watchRunner) session(ctx context.Context) error {
 		return fmt.Errorf("plugin %s: %w", r.plugin.Name, err)
 	}
 	defer inst.Close(context.WithoutCancel(ctx))
+	// st is only touched from WatchApplied's goroutine: in apply and in
+	// OnBucketID.
+	update := func(change func(*watchState)) error {
+		next := *st
+		change(&next)
+		if err := next.save(r.dir); err != nil {
+			return err
+		}
+		*st = next
+		return nil
+	}
 	apply := func(ctx context.Context, b kvcore.Batch) error {
 		return r.apply(ctx, inst, fold, journal, b, func() error {
 			if st.Rendered == key {
 				return nil
 			}
-			next := *st
-			next.Rendered = key
-			if err := next.save(r.dir); err != nil {
-				return err
-			}
-			*st = next
-			return nil
+			return update(func(s *watchState) { s.Rendered = key })
 		})
 	}
 	return kvcore.WatchApplied(ctx, store, fold, kvcore.AppliedConfig{
@@ -148,6 +153,10 @@ func (r *watchRunner) session(ctx context.Context) error {
 		Window:     r.conf.Batch.Window,
 		MaxBatch:   r.conf.Batch.Max,
 		FullRender: fullRender,
+		BucketID:   st.BucketID,
+		OnBucketID: func(_ context.Context, id string) error {
+			return update(func(s *watchState) { s.BucketID = id })
+		},
 		Reconcile:  reconcileEvery,
 		OnProgress: r.status.progress,
 		Logger:     r.log,
