@@ -25,6 +25,19 @@ type AppliedConfig struct {
 	// delete markers, by default after 30 minutes), which no change stream
 	// can deliver. 0 reconciles only after catching up.
 	Reconcile time.Duration
+	// Filter, if set, decides which updates apply sees (the Rust crate's
+	// parse): an update it rejects is still folded and still advances the
+	// cursor, but is left out of the batch handed to apply, and a batch
+	// left empty is not handed to apply at all (full batches always are).
+	// It runs on the loop's goroutine and must not block.
+	Filter func(Update) bool
+	// Exports, if set, receives requests for exports of the fold (see
+	// [ExportRequest]).
+	Exports <-chan ExportRequest
+	// MaxFoldFailures makes WatchApplied give up, returning an error that
+	// wraps [ErrFoldFailed], once the fold's Apply has failed this many
+	// times in a row. 0 retries for ever.
+	MaxFoldFailures int
 	// MinBackoff and MaxBackoff bound the jittered exponential backoff
 	// between retries of a failed step (defaults 100ms and 30s).
 	MinBackoff, MaxBackoff time.Duration

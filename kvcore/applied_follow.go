@@ -2,10 +2,12 @@ package kvcore
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
-// follow batches live (or backlog) updates until the watch ends.
+// follow batches live (or backlog) updates until the watch ends, and serves
+// export requests between batches.
 func (l *appliedLoop) follow(ctx context.Context, wa Watch) error {
 	var pending []Update
 	var high Version
@@ -39,10 +41,21 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch) error {
 		}
 		return err
 	}
+	exports := l.cfg.Exports
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case req, ok := <-exports:
+			if !ok {
+				exports = nil // no more requests
+				continue
+			}
+			if err := flush(); err != nil {
+				l.replyExport(req, ExportResult{Err: fmt.Errorf("kvcore: export to %s: applying the batch before it: %w", req.Dir, err)})
+				return err
+			}
+			l.export(ctx, req)
 		case <-window.C:
 			if err := flush(); err != nil {
 				return err

@@ -45,6 +45,8 @@ type appliedLoop struct {
 	owed owed
 	// expiries counts consecutive sessions that ended with ErrCursorExpired.
 	expiries int
+	// foldFailures counts consecutive failures of the fold's Apply.
+	foldFailures int
 
 	// ident is the source's identity, nil when the check is not armed.
 	// knownID is the identity the fold's cursor was taken from, sessionID
@@ -84,7 +86,7 @@ func (l *appliedLoop) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if isConfigError(err) {
+		if isFatal(err) {
 			return fmt.Errorf("kvcore: watch applied: %w", err)
 		}
 		if errors.Is(err, ErrCursorExpired) {
@@ -108,9 +110,11 @@ func (l *appliedLoop) run(ctx context.Context) error {
 	}
 }
 
-// isConfigError reports errors that no retry can cure.
-func isConfigError(err error) bool {
-	return errors.Is(err, ErrEmptyScope) || errors.Is(err, ErrInvalidKey) || errors.Is(err, ErrInvalidBucket)
+// isFatal reports errors that no retry can cure: a configuration error,
+// or a fold that failed AppliedConfig.MaxFoldFailures times in a row.
+func isFatal(err error) bool {
+	return errors.Is(err, ErrEmptyScope) || errors.Is(err, ErrInvalidKey) || errors.Is(err, ErrInvalidBucket) ||
+		errors.Is(err, ErrFoldFailed)
 }
 
 // session runs one watch until it ends and returns why it ended.
