@@ -46,13 +46,15 @@ type AppliedConfig struct {
 	// persisted it; "" when unknown.
 	BucketID string
 	// OnBucketID, if set and the source implements [BucketIdentifier],
-	// arms the bucket identity check: at every session start, once the
-	// watch is attached, the loop reads the bucket's identity, and if it
+	// arms the bucket identity check: at every session start the loop
+	// reads the bucket's identity before and after its watch attaches. If
+	// the two differ (the bucket was re-created meanwhile), or the identity
 	// differs from the one the fold's cursor was taken from (or that one is
-	// unknown while the fold has a cursor) it treats the cursor as expired:
-	// it resyncs from the bucket's current state, as after
-	// [ErrCursorExpired]. A bucket deleted and created again starts its
-	// revisions over, so resuming from its old cursor would skip changes.
+	// unknown while the fold has a cursor), it treats the cursor as
+	// expired: it resyncs from the bucket's current state, as after
+	// [ErrCursorExpired], and logs both identities at WARN. A bucket
+	// deleted and created again starts its revisions over, so resuming from
+	// its old cursor would skip changes.
 	//
 	// OnBucketID persists a new identity. It is called only after a
 	// checkpoint taken under that identity is committed, so a crash in

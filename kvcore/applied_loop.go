@@ -126,14 +126,11 @@ func (l *appliedLoop) session(ctx context.Context) error {
 	if m == modeSync {
 		from = Cursor{}
 	}
-	wa, err := l.src.Watch(ctx, l.cfg.Scope, from)
+	wa, err := l.attach(ctx, from)
 	if err != nil {
 		return err
 	}
 	defer wa.Stop()
-	if err := l.checkBucket(ctx, from); err != nil {
-		return err
-	}
 	if m == modeSync {
 		if err := l.sync(ctx, wa); err != nil {
 			return err
