@@ -7,8 +7,9 @@ import (
 )
 
 // follow batches live (or backlog) updates until the watch ends, and serves
-// export requests between batches.
-func (l *appliedLoop) follow(ctx context.Context, wa Watch) error {
+// export requests between batches. caughtUp says whether the watch's
+// Synced event was already handled (by sync).
+func (l *appliedLoop) follow(ctx context.Context, wa Watch, caughtUp bool) error {
 	var pending []Update
 	var high Version
 	window := time.NewTimer(time.Hour)
@@ -37,6 +38,7 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch) error {
 		}
 		synced, err := l.commit(ctx, wa, b)
 		if err == nil && synced {
+			caughtUp = true
 			err = l.onSynced(ctx, wa)
 		}
 		return err
@@ -62,6 +64,9 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch) error {
 			}
 		case <-tick:
 			l.owed |= owedReconcile
+			if !caughtUp {
+				continue // the Synced event runs it, once the backlog is applied
+			}
 			if err := flush(); err != nil {
 				return err
 			}
@@ -73,6 +78,7 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch) error {
 				return watchEnd(wa)
 			}
 			if ev.Synced {
+				caughtUp = true
 				if err := flush(); err != nil {
 					return err
 				}

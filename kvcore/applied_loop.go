@@ -139,7 +139,7 @@ func (l *appliedLoop) session(ctx context.Context) error {
 	} else {
 		l.owed |= owedReconcile
 	}
-	return l.follow(ctx, wa)
+	return l.follow(ctx, wa, m == modeSync)
 }
 
 // watchEnd turns a closed event stream into the error that ended it.
