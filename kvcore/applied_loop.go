@@ -93,7 +93,11 @@ func (l *appliedLoop) run(ctx context.Context) error {
 			// Retention passed the cursor, or the cursor belongs to another
 			// incarnation of the bucket: start over from the bucket's
 			// current state; the sync deletes what vanished meanwhile.
-			l.cfg.Logger.Warn("cursor expired; resyncing from the current state", "scope", l.cfg.Scope.String(), "cursor", l.fold.Cursor().String(), "err", err)
+			msg := "cursor expired; resyncing from the current state"
+			if errors.Is(err, errBucketReplaced) {
+				msg = "the bucket was replaced since the fold's cursor was taken; resyncing from its current state"
+			}
+			l.cfg.Logger.Warn(msg, "scope", l.cfg.Scope.String(), "cursor", l.fold.Cursor().String(), "bucket_id", l.knownID, "err", err)
 			l.next = modeSync
 			if l.expiries++; l.expiries < expiriesBeforeBackoff {
 				continue
