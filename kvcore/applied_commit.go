@@ -6,18 +6,47 @@ import (
 	"time"
 )
 
-// foldUnder folds updates into the fold without moving its cursor, retrying
-// until it succeeds or ctx ends.
+// foldUnder folds updates into the fold without moving its cursor.
 func (l *appliedLoop) foldUnder(ctx context.Context, updates []Update, under Cursor) error {
 	if len(updates) == 0 {
 		return nil
 	}
+	return l.foldApply(ctx, ctx, "fold", updates, under)
+}
+
+// foldApply calls the fold's Apply with opCtx until it succeeds, ctx ends,
+// or, with MaxFoldFailures, the fold has failed that many times in a row:
+// the error then wraps ErrFoldFailed, which ends the loop.
+func (l *appliedLoop) foldApply(ctx, opCtx context.Context, step string, updates []Update, cursor Cursor) error {
 	return l.retry(ctx, func() error {
-		if err := l.fold.Apply(ctx, updates, under); err != nil {
-			return fmt.Errorf("fold: %w", err)
+		err := l.fold.Apply(opCtx, updates, cursor)
+		if err == nil {
+			l.foldFailures = 0
+			return nil
 		}
-		return nil
+		l.foldFailures++
+		err = fmt.Errorf("%s: %w", step, err)
+		if n := l.cfg.MaxFoldFailures; n > 0 && l.foldFailures >= n {
+			return fmt.Errorf("%w (%d failures in a row; AppliedConfig.MaxFoldFailures is %d): %w", ErrFoldFailed, l.foldFailures, n, err)
+		}
+		return err
 	})
+}
+
+// visible is the batch apply sees: the updates AppliedConfig.Filter
+// accepts.
+func (l *appliedLoop) visible(b Batch) Batch {
+	if l.cfg.Filter == nil {
+		return b
+	}
+	var kept []Update
+	for _, u := range b.Updates {
+		if l.cfg.Filter(u) {
+			kept = append(kept, u)
+		}
+	}
+	b.Updates = kept
+	return b
 }
 
 // commit runs apply until it succeeds, then moves the fold's cursor. While it
@@ -34,7 +63,11 @@ func (l *appliedLoop) commit(ctx context.Context, wa Watch, b Batch) (synced boo
 		if err := ctx.Err(); err != nil {
 			return synced, err
 		}
-		err := l.apply(run, b)
+		view := l.visible(b)
+		if !view.Full && len(view.Updates) == 0 {
+			break // nothing for apply: the batch only moves the cursor
+		}
+		err := l.apply(run, view)
 		if err == nil {
 			break
 		}
@@ -63,13 +96,7 @@ func (l *appliedLoop) commit(ctx context.Context, wa Watch, b Batch) (synced boo
 	if b.Cursor != l.fold.Cursor() {
 		// The checkpoint of an applied batch is written even during
 		// shutdown; only its retries stop with ctx.
-		err := l.retry(ctx, func() error {
-			if err := l.fold.Apply(run, nil, b.Cursor); err != nil {
-				return fmt.Errorf("checkpoint: %w", err)
-			}
-			return nil
-		})
-		if err != nil {
+		if err := l.foldApply(ctx, run, "checkpoint", nil, b.Cursor); err != nil {
 			return synced, err
 		}
 		l.progress.Cursor = b.Cursor

@@ -25,6 +25,19 @@ type AppliedConfig struct {
 	// delete markers, by default after 30 minutes), which no change stream
 	// can deliver. 0 reconciles only after catching up.
 	Reconcile time.Duration
+	// Filter, if set, decides which updates apply sees (the Rust crate's
+	// parse): an update it rejects is still folded and still advances the
+	// cursor, but is left out of the batch handed to apply, and a batch
+	// left empty is not handed to apply at all (full batches always are).
+	// It runs on the loop's goroutine and must not block.
+	Filter func(Update) bool
+	// Exports, if set, receives requests for exports of the fold (see
+	// [ExportRequest]).
+	Exports <-chan ExportRequest
+	// MaxFoldFailures makes WatchApplied give up, returning an error that
+	// wraps [ErrFoldFailed], once the fold's Apply has failed this many
+	// times in a row. 0 retries for ever.
+	MaxFoldFailures int
 	// MinBackoff and MaxBackoff bound the jittered exponential backoff
 	// between retries of a failed step (defaults 100ms and 30s).
 	MinBackoff, MaxBackoff time.Duration
@@ -33,13 +46,15 @@ type AppliedConfig struct {
 	// persisted it; "" when unknown.
 	BucketID string
 	// OnBucketID, if set and the source implements [BucketIdentifier],
-	// arms the bucket identity check: at every session start, once the
-	// watch is attached, the loop reads the bucket's identity, and if it
+	// arms the bucket identity check: at every session start the loop
+	// reads the bucket's identity before and after its watch attaches. If
+	// the two differ (the bucket was re-created meanwhile), or the identity
 	// differs from the one the fold's cursor was taken from (or that one is
-	// unknown while the fold has a cursor) it treats the cursor as expired:
-	// it resyncs from the bucket's current state, as after
-	// [ErrCursorExpired]. A bucket deleted and created again starts its
-	// revisions over, so resuming from its old cursor would skip changes.
+	// unknown while the fold has a cursor), it treats the cursor as
+	// expired: it resyncs from the bucket's current state, as after
+	// [ErrCursorExpired], and logs both identities at WARN. A bucket
+	// deleted and created again starts its revisions over, so resuming from
+	// its old cursor would skip changes.
 	//
 	// OnBucketID persists a new identity. It is called only after a
 	// checkpoint taken under that identity is committed, so a crash in

@@ -2,11 +2,14 @@ package kvcore
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
-// follow batches live (or backlog) updates until the watch ends.
-func (l *appliedLoop) follow(ctx context.Context, wa Watch) error {
+// follow batches live (or backlog) updates until the watch ends, and serves
+// export requests between batches. caughtUp says whether the watch's
+// Synced event was already handled (by sync).
+func (l *appliedLoop) follow(ctx context.Context, wa Watch, caughtUp bool) error {
 	var pending []Update
 	var high Version
 	window := time.NewTimer(time.Hour)
@@ -35,20 +38,35 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch) error {
 		}
 		synced, err := l.commit(ctx, wa, b)
 		if err == nil && synced {
+			caughtUp = true
 			err = l.onSynced(ctx, wa)
 		}
 		return err
 	}
+	exports := l.cfg.Exports
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case req, ok := <-exports:
+			if !ok {
+				exports = nil // no more requests
+				continue
+			}
+			if err := flush(); err != nil {
+				l.replyExport(req, ExportResult{Err: fmt.Errorf("kvcore: export to %s: applying the batch before it: %w", req.Dir, err)})
+				return err
+			}
+			l.export(ctx, req)
 		case <-window.C:
 			if err := flush(); err != nil {
 				return err
 			}
 		case <-tick:
 			l.owed |= owedReconcile
+			if !caughtUp {
+				continue // the Synced event runs it, once the backlog is applied
+			}
 			if err := flush(); err != nil {
 				return err
 			}
@@ -60,6 +78,7 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch) error {
 				return watchEnd(wa)
 			}
 			if ev.Synced {
+				caughtUp = true
 				if err := flush(); err != nil {
 					return err
 				}

@@ -8,30 +8,63 @@ import (
 )
 
 // errBucketReplaced reports a bucket whose identity is not the one the
-// fold's cursor was taken from. It is handled as [ErrCursorExpired].
-var errBucketReplaced = errors.New("kvcore: the bucket is not the one the fold's cursor was taken from")
+// fold's cursor was taken from, or changed while a watch attached. It is
+// handled as [ErrCursorExpired].
+var errBucketReplaced = errors.New("kvcore: the bucket was replaced")
 
-// checkBucket reads the bucket's identity once the session's watch is
-// attached (so a re-creation before the attach is seen) and, when the
-// session resumes from a cursor taken on another incarnation, or on an
-// unrecorded one, fails it as expired.
-func (l *appliedLoop) checkBucket(ctx context.Context, from Cursor) error {
-	if l.ident == nil {
-		return nil
+// attach opens the session's watch from cursor from. With the identity
+// check armed it reads the bucket's identity before and after: only when
+// both agree is the watch known to run on that incarnation (a re-creation
+// before the attach changes the second read, one after it the watch
+// sees). The session then fails as expired if it resumes from a cursor
+// taken on another incarnation, or on an unrecorded one.
+func (l *appliedLoop) attach(ctx context.Context, from Cursor) (Watch, error) {
+	var before string
+	if l.ident != nil {
+		var err error
+		if before, err = l.bucketID(ctx); err != nil {
+			return nil, err
+		}
 	}
+	wa, err := l.src.Watch(ctx, l.cfg.Scope, from)
+	if err != nil || l.ident == nil {
+		return wa, err
+	}
+	after, err := l.bucketID(ctx)
+	if err == nil {
+		err = l.checkBucket(from, before, after)
+	}
+	if err != nil {
+		wa.Stop()
+		return nil, err
+	}
+	l.sessionID = after
+	return wa, nil
+}
+
+// bucketID reads the bucket's identity.
+func (l *appliedLoop) bucketID(ctx context.Context) (string, error) {
 	id, err := l.ident.BucketID(ctx)
 	if err != nil {
-		return fmt.Errorf("kvcore: reading the bucket's identity: %w", err)
+		return "", fmt.Errorf("kvcore: reading the bucket's identity: %w", err)
 	}
-	l.sessionID = id
-	if from.IsNone() || id == l.knownID {
+	return id, nil
+}
+
+// checkBucket judges the identities read before and after a watch from
+// cursor from attached.
+func (l *appliedLoop) checkBucket(from Cursor, before, after string) error {
+	if before != after {
+		return fmt.Errorf("%w: %w: it changed from %q to %q while the watch attached", ErrCursorExpired, errBucketReplaced, before, after)
+	}
+	if from.IsNone() || after == l.knownID {
 		return nil
 	}
 	known := strconv.Quote(l.knownID)
 	if l.knownID == "" {
 		known = "an unrecorded one"
 	}
-	return fmt.Errorf("%w: %w: the bucket is %q, the cursor %v was taken from %s", ErrCursorExpired, errBucketReplaced, id, from, known)
+	return fmt.Errorf("%w: %w: the bucket is %q, the cursor %v was taken from %s", ErrCursorExpired, errBucketReplaced, after, from, known)
 }
 
 // adoptBucket persists the identity of the session's bucket once the fold

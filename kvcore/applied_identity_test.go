@@ -191,3 +191,56 @@ func TestBucketRecreatedWhileRunningResyncs(t *testing.T) {
 		return slices.Equal(f.values(), want) && ids.last() != first
 	})
 }
+
+// recreatedOnAttach is a scripted source whose bucket is deleted and
+// created again right after its first watch attached: that watch delivers
+// the old incarnation's state while BucketID already names the new one.
+type recreatedOnAttach struct {
+	*scriptWatcher
+	mu      sync.Mutex
+	watched bool
+}
+
+func (s *recreatedOnAttach) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Cursor) (kvcore.Watch, error) {
+	wa, err := s.scriptWatcher.Watch(ctx, scope, from)
+	s.mu.Lock()
+	s.watched = true
+	s.mu.Unlock()
+	return wa, err
+}
+
+func (s *recreatedOnAttach) BucketID(context.Context) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.watched {
+		return "app#2", nil
+	}
+	return "app#1", nil
+}
+
+// A re-creation between the attach and the identity read must not get the
+// new identity recorded next to the old incarnation's state and cursor.
+func TestBucketRecreatedRightAfterAttach(t *testing.T) {
+	f := newMemFold()
+	src := &recreatedOnAttach{scriptWatcher: &scriptWatcher{sessions: []session{
+		{events: []kvcore.Event{put("a", "old", 7), synced}},
+		{events: []kvcore.Event{put("b", "new", 1), synced}},
+	}}}
+	var mu sync.Mutex
+	var persisted []string
+	onID := func(_ context.Context, id string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		persisted = append(persisted, fmt.Sprintf("%s %v %v", id, f.values(), f.Cursor()))
+		return nil
+	}
+	r := &recorder{fold: f}
+	stop := loop(t, src, f, kvcore.AppliedConfig{OnBucketID: onID}, r.apply)
+	waitFor(t, "an identity to be recorded", func() bool { mu.Lock(); defer mu.Unlock(); return len(persisted) > 0 })
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	if want := "app#2 [b=new] rev 1"; persisted[0] != want {
+		t.Errorf("recorded %q, want %q (the new incarnation's state and cursor)", persisted[0], want)
+	}
+}

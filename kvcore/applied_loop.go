@@ -45,6 +45,8 @@ type appliedLoop struct {
 	owed owed
 	// expiries counts consecutive sessions that ended with ErrCursorExpired.
 	expiries int
+	// foldFailures counts consecutive failures of the fold's Apply.
+	foldFailures int
 
 	// ident is the source's identity, nil when the check is not armed.
 	// knownID is the identity the fold's cursor was taken from, sessionID
@@ -84,14 +86,18 @@ func (l *appliedLoop) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if isConfigError(err) {
+		if isFatal(err) {
 			return fmt.Errorf("kvcore: watch applied: %w", err)
 		}
 		if errors.Is(err, ErrCursorExpired) {
 			// Retention passed the cursor, or the cursor belongs to another
 			// incarnation of the bucket: start over from the bucket's
 			// current state; the sync deletes what vanished meanwhile.
-			l.cfg.Logger.Warn("cursor expired; resyncing from the current state", "scope", l.cfg.Scope.String(), "cursor", l.fold.Cursor().String(), "err", err)
+			msg := "cursor expired; resyncing from the current state"
+			if errors.Is(err, errBucketReplaced) {
+				msg = "the bucket was replaced since the fold's cursor was taken; resyncing from its current state"
+			}
+			l.cfg.Logger.Warn(msg, "scope", l.cfg.Scope.String(), "cursor", l.fold.Cursor().String(), "bucket_id", l.knownID, "err", err)
 			l.next = modeSync
 			if l.expiries++; l.expiries < expiriesBeforeBackoff {
 				continue
@@ -108,9 +114,11 @@ func (l *appliedLoop) run(ctx context.Context) error {
 	}
 }
 
-// isConfigError reports errors that no retry can cure.
-func isConfigError(err error) bool {
-	return errors.Is(err, ErrEmptyScope) || errors.Is(err, ErrInvalidKey) || errors.Is(err, ErrInvalidBucket)
+// isFatal reports errors that no retry can cure: a configuration error,
+// or a fold that failed AppliedConfig.MaxFoldFailures times in a row.
+func isFatal(err error) bool {
+	return errors.Is(err, ErrEmptyScope) || errors.Is(err, ErrInvalidKey) || errors.Is(err, ErrInvalidBucket) ||
+		errors.Is(err, ErrFoldFailed)
 }
 
 // session runs one watch until it ends and returns why it ended.
@@ -122,14 +130,11 @@ func (l *appliedLoop) session(ctx context.Context) error {
 	if m == modeSync {
 		from = Cursor{}
 	}
-	wa, err := l.src.Watch(ctx, l.cfg.Scope, from)
+	wa, err := l.attach(ctx, from)
 	if err != nil {
 		return err
 	}
 	defer wa.Stop()
-	if err := l.checkBucket(ctx, from); err != nil {
-		return err
-	}
 	if m == modeSync {
 		if err := l.sync(ctx, wa); err != nil {
 			return err
@@ -138,7 +143,7 @@ func (l *appliedLoop) session(ctx context.Context) error {
 	} else {
 		l.owed |= owedReconcile
 	}
-	return l.follow(ctx, wa)
+	return l.follow(ctx, wa, m == modeSync)
 }
 
 // watchEnd turns a closed event stream into the error that ended it.

@@ -1,5 +1,6 @@
 package kvcore
 
+// failed reports a failure that is being retried.
 func (l *appliedLoop) failed(err error) {
 	l.progress.Err = err
 	l.progress.Failures++
@@ -7,6 +8,7 @@ func (l *appliedLoop) failed(err error) {
 	l.report()
 }
 
+// recovered clears a reported failure once its step succeeded.
 func (l *appliedLoop) recovered() {
 	if l.progress.Err != nil {
 		l.progress.Err, l.progress.Failures = nil, 0
@@ -14,6 +16,7 @@ func (l *appliedLoop) recovered() {
 	}
 }
 
+// caughtUp reports that the loop has applied everything it saw catching up.
 func (l *appliedLoop) caughtUp() {
 	if !l.progress.Synced {
 		l.progress.Synced = true
@@ -22,6 +25,7 @@ func (l *appliedLoop) caughtUp() {
 	}
 }
 
+// report hands the progress to AppliedConfig.OnProgress.
 func (l *appliedLoop) report() {
 	if l.cfg.OnProgress != nil {
 		l.cfg.OnProgress(l.progress)

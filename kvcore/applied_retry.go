@@ -6,9 +6,10 @@ import (
 	"time"
 )
 
-// retry calls fn until it succeeds or ctx is done, backing off in between.
-// It clears the reported failure only if it reported one itself, so a step
-// that keeps working does not hide another one that keeps failing.
+// retry calls fn until it succeeds or ctx is done, backing off in between;
+// an error no retry can cure (see isFatal) ends it at once. It clears the
+// reported failure only if it reported one itself, so a step that keeps
+// working does not hide another one that keeps failing.
 func (l *appliedLoop) retry(ctx context.Context, fn func() error) error {
 	for attempt := 0; ; attempt++ {
 		err := fn()
@@ -22,6 +23,9 @@ func (l *appliedLoop) retry(ctx context.Context, fn func() error) error {
 			return ctx.Err()
 		}
 		l.failed(err)
+		if isFatal(err) {
+			return err
+		}
 		if !l.sleep(ctx, attempt) {
 			return ctx.Err()
 		}

@@ -705,3 +705,36 @@ func TestReconcileConfirmsBeforeDeleting(t *testing.T) {
 		t.Errorf("fold = %v, want only c removed (b still exists)", got)
 	}
 }
+
+// A periodic reconciliation that comes due while a resumed session is still
+// applying its backlog must wait for the Synced event: running it then
+// would report the loop caught up while it is not.
+func TestPeriodicReconcileWaitsForCatchUp(t *testing.T) {
+	f := newMemFold()
+	f.cursor = kvcore.RevisionCursor(1)
+	r := &recorder{fold: f}
+	live := make(chan kvcore.Event)
+	w := &scriptWatcher{sessions: []session{{events: []kvcore.Event{put("a", "2", 2)}, live: live}}, keys: []string{"a"}}
+	var mu sync.Mutex
+	sent, early := false, false
+	stop := loop(t, w, f, kvcore.AppliedConfig{Reconcile: time.Millisecond, Window: time.Millisecond, OnProgress: func(p kvcore.Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		if p.Synced && !sent {
+			early = true
+		}
+	}}, r.apply)
+	waitFor(t, "the backlog's first batch", func() bool { return f.Cursor() == kvcore.RevisionCursor(2) })
+	time.Sleep(20 * time.Millisecond) // reconciliations come due meanwhile
+	mu.Lock()
+	sent = true
+	mu.Unlock()
+	live <- synced
+	waitFor(t, "the reconciliation after catching up", func() bool { w.mu.Lock(); defer w.mu.Unlock(); return w.listings > 0 })
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	if early {
+		t.Error("reported caught up before the Synced event")
+	}
+}

@@ -9,6 +9,12 @@
 // [ErrNotFound], [ErrRevisionMismatch] and [ErrCursorExpired] so callers
 // branch with errors.Is.
 //
+// A cursor is only meaningful for the incarnation of the bucket it was
+// taken from: a bucket deleted and created again starts its versions over.
+// Stores that can tell incarnations apart implement [BucketIdentifier], and
+// [WatchApplied] resyncs when the identity next to its fold's cursor is not
+// the bucket's.
+//
 // The NATS JetStream implementation lives in kvcore/natskv, an in-memory one
 // with the same semantics (for tests) in kvcore/memkv, and kvcore/kvtest is
 // the conformance suite every backend passes. Keys, prefixes and bucket

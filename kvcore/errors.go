@@ -42,6 +42,9 @@ var (
 	// ErrEmptyScope: a watch scope with no prefixes. An empty prefix list
 	// never means "the whole bucket"; use [AllKeys] for that.
 	ErrEmptyScope = errors.New("kvcore: empty watch scope")
+	// ErrFoldFailed: [WatchApplied] gave up after the fold failed
+	// [AppliedConfig.MaxFoldFailures] times in a row.
+	ErrFoldFailed = errors.New("kvcore: fold keeps failing")
 	// ErrUnsupported: the backend does not offer this operation; see [Capabilities].
 	ErrUnsupported = errors.New("kvcore: operation not supported by this backend")
 )

@@ -11,8 +11,8 @@
 // It covers every method's semantics: values, tombstones and markers, CAS
 // conflicts, scans, state-sync and delta watches over the whole bucket, one
 // prefix and several, scans and state syncs while the bucket is written,
-// purge, expiry (history eviction, max age, max bytes
-// with either discard policy) and, for backends with a connection, riding
+// purge, expiry (history eviction, max age, max bytes with either discard
+// policy), bucket identity and, for backends with a connection, riding
 // through its loss. Behaviour only one backend has (NATS clamping, markers,
 // error codes) is tested in that backend's own package.
 package kvtest
@@ -41,6 +41,10 @@ type Harness struct {
 	// connection: the reconnect tests then skip, saying so. It is never
 	// called while other subtests run.
 	Interrupt func(t testing.TB)
+	// Recreate deletes st's bucket and creates it again, empty, under the
+	// same name, as an operator may while a watcher is stopped. Nil when
+	// the harness cannot: the identity test then stops short, saying so.
+	Recreate func(t testing.TB, st kvcore.Store)
 	// Wait bounds each wait for an event or condition (default 10 s).
 	Wait time.Duration
 }
@@ -81,6 +85,7 @@ func (s *suite) cases() []testCase {
 	cs = append(cs, s.scanCases()...)
 	cs = append(cs, s.watchCases()...)
 	cs = append(cs, s.expiryCases()...)
+	cs = append(cs, s.identityCases()...)
 	return cs
 }
 

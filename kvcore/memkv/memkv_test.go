@@ -22,6 +22,14 @@ func TestConformance(t *testing.T) {
 			}
 			return s
 		},
+		Recreate: func(t testing.TB, s kvcore.Store) {
+			if err := c.DeleteBucket(s.Bucket()); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Store(t.Context(), kvcore.StoreConfig{Bucket: s.Bucket()}); err != nil {
+				t.Fatal(err)
+			}
+		},
 	})
 }
 

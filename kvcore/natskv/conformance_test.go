@@ -18,5 +18,12 @@ func TestConformance(t *testing.T) {
 			return openStore(t, c, cfg)
 		},
 		Interrupt: func(t testing.TB) { srv.Restart() },
+		Recreate: func(t testing.TB, s kvcore.Store) {
+			_, js := rawJS(t, srv.URL())
+			if err := js.DeleteKeyValue(testCtx(t), s.Bucket()); err != nil {
+				t.Fatal(err)
+			}
+			openStore(t, c, kvcore.StoreConfig{Bucket: s.Bucket()})
+		},
 	})
 }

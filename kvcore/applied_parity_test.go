@@ -1,0 +1,141 @@
+package kvcore_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+	"github.com/slipstreamkv/slipstream/snapshot"
+)
+
+// Rejected updates advance the cursor; a batch of only rejected updates
+// is not handed to apply (upstream catalogue 70).
+func TestFilterRejectingAllAdvancesCursorWithoutApply(t *testing.T) {
+	f := newMemFold()
+	f.cursor = kvcore.RevisionCursor(4)
+	r := &recorder{fold: f}
+	w := &scriptWatcher{sessions: []session{{events: []kvcore.Event{put("a", "x", 5), put("b", "y", 6), synced, put("c", "z", 7)}}}}
+	stop := loop(t, w, f, kvcore.AppliedConfig{Filter: func(kvcore.Update) bool { return false }}, r.apply)
+	waitFor(t, "cursor 7", func() bool { return f.Cursor() == kvcore.RevisionCursor(7) })
+	stop()
+	if r.calls != 0 {
+		t.Errorf("apply called %d times with batches %+v, want never", r.calls, r.applied())
+	}
+	if want := []string{"a=x", "b=y", "c=z"}; !slices.Equal(f.values(), want) {
+		t.Errorf("fold = %v, want the rejected updates folded too: %v", f.values(), want)
+	}
+}
+
+// A mixed batch hands apply only the accepted updates and the cursor moves
+// over the rejected ones (upstream catalogue 83 and 167).
+func TestFilterKeepsOnlyAcceptedUpdates(t *testing.T) {
+	f := newMemFold()
+	f.cursor = kvcore.RevisionCursor(4)
+	r := &recorder{fold: f}
+	w := &scriptWatcher{sessions: []session{{events: []kvcore.Event{put("keep.a", "1", 5), put("skip.b", "2", 6), put("keep.c", "3", 7), synced}}}}
+	keep := func(u kvcore.Update) bool { return strings.HasPrefix(u.Key, "keep.") }
+	stop := loop(t, w, f, kvcore.AppliedConfig{Filter: keep, Window: time.Hour}, r.apply)
+	waitFor(t, "cursor 7", func() bool { return f.Cursor() == kvcore.RevisionCursor(7) })
+	stop()
+	if got := r.appliedRevisions(); !slices.Equal(got, []uint64{5, 7}) {
+		t.Errorf("apply saw revisions %v, want [5 7]", got)
+	}
+	if b := r.applied(); len(b) != 1 || b[0].Cursor != kvcore.RevisionCursor(7) {
+		t.Errorf("batches %+v, want one at rev 7", b)
+	}
+	if _, err := f.Get("skip.b"); err != nil {
+		t.Errorf("the rejected skip.b is not in the fold: %v", err)
+	}
+}
+
+// An export request flushes the open batch first, so the export holds it
+// and its cursor (upstream catalogue 85); a failed export is replied and
+// the loop goes on.
+func TestExportFlushesPendingBatchFirst(t *testing.T) {
+	f := openLog(t, filepath.Join(t.TempDir(), "fold.snap"))
+	live := make(chan kvcore.Event)
+	w := &scriptWatcher{sessions: []session{{events: []kvcore.Event{synced}, live: live}}}
+	exports := make(chan kvcore.ExportRequest)
+	r := &recorder{fold: newMemFold()}
+	stop := loop(t, w, f, kvcore.AppliedConfig{Window: time.Hour, Exports: exports}, r.apply)
+	// Once the watch has taken the fence from live, the loop has received
+	// everything before it; the fence itself may still be on its way.
+	live <- put("a", "1", 1)
+	live <- put("b", "2", 2)
+	live <- put("fence", "", 3)
+
+	dir := filepath.Join(t.TempDir(), "export")
+	reply := make(chan kvcore.ExportResult, 1)
+	exports <- kvcore.ExportRequest{Dir: dir, Reply: reply}
+	res := <-reply
+	rev, _ := res.Cursor.Revision()
+	if res.Err != nil || rev < 2 {
+		t.Fatalf("export = %+v, want a cursor at rev 2 or later", res)
+	}
+	if b := r.applied(); len(b) != 2 || !b[0].Full || len(b[1].Updates) < 2 {
+		t.Errorf("before the export, apply saw %+v, want the initial full batch, then the pending [a b …]", b)
+	}
+	imported, err := snapshot.Import(dir, filepath.Join(t.TempDir(), "imported.snap"), snapshot.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer imported.Close()
+	if got := foldState(t, imported, ""); imported.Cursor() != res.Cursor || !slices.Equal(got[:2], []string{"a=1", "b=2"}) {
+		t.Errorf("imported export: cursor %v, state %v; want %v, [a=1 b=2 …]", imported.Cursor(), got, res.Cursor)
+	}
+
+	// The same directory again is not empty: the export fails, the loop goes on.
+	exports <- kvcore.ExportRequest{Dir: dir, Reply: reply}
+	if res := <-reply; res.Err == nil {
+		t.Errorf("export into a non-empty directory succeeded: %+v", res)
+	}
+	live <- put("c", "3", 4)
+	live <- put("fence", "", 5)
+	exports <- kvcore.ExportRequest{Dir: filepath.Join(t.TempDir(), "export2"), Reply: reply}
+	res = <-reply
+	if rev, _ := res.Cursor.Revision(); res.Err != nil || rev < 4 {
+		t.Errorf("export after a failed one = %+v, want a cursor at rev 4 or later", res)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// With MaxFoldFailures, a fold that keeps failing ends WatchApplied with
+// ErrFoldFailed; a fold that recovers in time does not.
+func TestMaxFoldFailures(t *testing.T) {
+	f := newMemFold()
+	f.cursor = kvcore.RevisionCursor(1)
+	f.fail = func(call int, _ []kvcore.Update, _ kvcore.Cursor) error { return errInjected }
+	w := &scriptWatcher{sessions: []session{{events: []kvcore.Event{synced, put("a", "1", 2)}}}}
+	cfg := kvcore.AppliedConfig{Scope: kvcore.AllKeys(), MaxFoldFailures: 3, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
+	err := kvcore.WatchApplied(t.Context(), w, f, cfg, func(context.Context, kvcore.Batch) error { return nil })
+	if !errors.Is(err, kvcore.ErrFoldFailed) || !errors.Is(err, errInjected) {
+		t.Fatalf("WatchApplied = %v, want ErrFoldFailed wrapping the fold's error", err)
+	}
+	if f.calls != 3 {
+		t.Errorf("fold.Apply called %d times, want 3", f.calls)
+	}
+
+	// Two failures, then success: under the limit of 3, the loop goes on.
+	f = newMemFold()
+	f.cursor = kvcore.RevisionCursor(1)
+	f.fail = func(call int, _ []kvcore.Update, _ kvcore.Cursor) error {
+		if call <= 2 {
+			return errInjected
+		}
+		return nil
+	}
+	w = &scriptWatcher{sessions: []session{{events: []kvcore.Event{synced, put("a", "1", 2)}}}}
+	stop := loop(t, w, f, kvcore.AppliedConfig{MaxFoldFailures: 3}, (&recorder{fold: f}).apply)
+	waitFor(t, "cursor 2", func() bool { return f.Cursor() == kvcore.RevisionCursor(2) })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
