@@ -17,7 +17,11 @@ func (l *appliedLoop) recovered() {
 }
 
 // caughtUp reports that the loop has applied everything it saw catching up.
+// Getting there is also a recovery: a session that ended with an error (a
+// lost watch, an expired cursor) and was reopened has nothing else to clear
+// that error when no change follows.
 func (l *appliedLoop) caughtUp() {
+	l.recovered()
 	if !l.progress.Synced {
 		l.progress.Synced = true
 		l.cfg.Logger.Info("caught up", "scope", l.cfg.Scope.String(), "cursor", l.fold.Cursor().String())
@@ -25,7 +29,6 @@ func (l *appliedLoop) caughtUp() {
 	}
 }
 
-// report hands the progress to AppliedConfig.OnProgress.
 func (l *appliedLoop) report() {
 	if l.cfg.OnProgress != nil {
 		l.cfg.OnProgress(l.progress)

@@ -738,3 +738,28 @@ func TestPeriodicReconcileWaitsForCatchUp(t *testing.T) {
 		t.Error("reported caught up before the Synced event")
 	}
 }
+
+// A watch that failed and was reopened reports its recovery once it has
+// caught up, even when no change follows: nothing else would clear the error.
+func TestReopenedWatchClearsItsFailureWhenCaughtUp(t *testing.T) {
+	f := newMemFold()
+	f.cursor = kvcore.RevisionCursor(5)
+	var mu sync.Mutex
+	var last kvcore.Progress
+	w := &scriptWatcher{sessions: []session{
+		{events: []kvcore.Event{synced}, ended: true, endErr: fmt.Errorf("%w: consumer lost", kvcore.ErrWatchFailed)},
+		{events: []kvcore.Event{synced}},
+	}}
+	stop := loop(t, w, f, kvcore.AppliedConfig{OnProgress: func(p kvcore.Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		last = p
+	}}, (&recorder{fold: f}).apply)
+	waitFor(t, "the second session", func() bool { return len(w.resumedFrom()) == 2 })
+	waitFor(t, "the failure to clear", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return last.Synced && last.Err == nil && last.Failures == 0
+	})
+	stop()
+}
