@@ -10,8 +10,17 @@ import (
 type AppliedConfig struct {
 	Scope Scope
 	// Window is how long a batch stays open after its first update
-	// (default 10ms). Catching up (the Synced event) closes it at once.
+	// (default 10ms). [NoWindow] (any negative value) applies the first
+	// update of an idle watch at once: nothing waits, and what arrives while
+	// a batch is being applied forms the next batch. Catching up (the Synced
+	// event) closes a batch at once. Whatever closes a batch, the updates
+	// already delivered are taken into it first (up to MaxBatch), so a
+	// backlog never splits into tiny batches, however short the window.
 	Window time.Duration
+	// Quiet, when its Min is set, replaces Window with consul-template's
+	// quiescence: a batch closes once no update arrived for Min, and at the
+	// latest Max after its first update.
+	Quiet Quiescence
 	// MaxBatch closes a batch early at this many updates (default 100).
 	MaxBatch int
 	// FullRender makes the loop hand apply one full batch after it first
@@ -69,9 +78,24 @@ type AppliedConfig struct {
 	Logger *slog.Logger
 }
 
+// NoWindow is the [AppliedConfig.Window] that applies an idle watch's
+// first update at once.
+const NoWindow time.Duration = -1
+
+// Quiescence is consul-template's wait { min max }: see [AppliedConfig.Quiet].
+type Quiescence struct {
+	// Min is the quiet period that closes a batch; each update restarts it.
+	Min time.Duration
+	// Max caps how long a batch waits after its first update (default 4×Min).
+	Max time.Duration
+}
+
 func (c AppliedConfig) withDefaults() AppliedConfig {
-	if c.Window <= 0 {
+	if c.Window == 0 {
 		c.Window = 10 * time.Millisecond
+	}
+	if c.Quiet.Min > 0 && c.Quiet.Max < c.Quiet.Min {
+		c.Quiet.Max = 4 * c.Quiet.Min
 	}
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 100

@@ -43,6 +43,61 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch, caughtUp bool) error
 		}
 		return err
 	}
+	// add takes one update into the open batch and arms what closes it.
+	var opened time.Time
+	add := func(ev Event) {
+		first := len(pending) == 0
+		pending = append(pending, ev.Update)
+		if !ev.Version.IsUnknown() {
+			high = ev.Version
+		}
+		switch {
+		case l.cfg.Quiet.Min > 0:
+			if first {
+				opened = time.Now()
+			}
+			window.Reset(min(l.cfg.Quiet.Min, time.Until(opened.Add(l.cfg.Quiet.Max))))
+		case first && l.cfg.Window > 0:
+			window.Reset(l.cfg.Window)
+		}
+	}
+	// drain takes the updates already delivered, up to MaxBatch, without
+	// waiting: a batch that closes takes all of them. It reports a Synced
+	// event among them (the updates before it are taken; those after it
+	// stay queued).
+	drain := func() (synced bool, err error) {
+		for len(pending) < l.cfg.MaxBatch {
+			select {
+			case ev, ok := <-wa.Events():
+				if !ok {
+					return false, watchEnd(wa)
+				}
+				if ev.Synced {
+					return true, nil
+				}
+				add(ev)
+			default:
+				return false, nil
+			}
+		}
+		return false, nil
+	}
+	// closeBatch drains, flushes, and runs what catching up owes when the
+	// drain met the Synced event.
+	closeBatch := func() error {
+		synced, err := drain()
+		if err != nil {
+			return err
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		if synced {
+			caughtUp = true
+			return l.onSynced(ctx, wa)
+		}
+		return nil
+	}
 	exports := l.cfg.Exports
 	for {
 		select {
@@ -59,7 +114,7 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch, caughtUp bool) error
 			}
 			l.export(ctx, req)
 		case <-window.C:
-			if err := flush(); err != nil {
+			if err := closeBatch(); err != nil {
 				return err
 			}
 		case <-tick:
@@ -87,15 +142,10 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch, caughtUp bool) error
 				}
 				continue
 			}
-			if len(pending) == 0 {
-				window.Reset(l.cfg.Window)
-			}
-			pending = append(pending, ev.Update)
-			if !ev.Version.IsUnknown() {
-				high = ev.Version
-			}
-			if len(pending) >= l.cfg.MaxBatch {
-				if err := flush(); err != nil {
+			add(ev)
+			immediate := l.cfg.Window < 0 && l.cfg.Quiet.Min <= 0
+			if immediate || len(pending) >= l.cfg.MaxBatch {
+				if err := closeBatch(); err != nil {
 					return err
 				}
 			}

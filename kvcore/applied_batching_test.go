@@ -1,0 +1,159 @@
+package kvcore_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+	"github.com/slipstreamkv/slipstream/kvcore/memkv"
+)
+
+// batchingRun runs WatchApplied on a memkv bucket in a synctest bubble, from
+// an empty bucket, and records when each incremental batch was applied.
+// gate, when set, holds every incremental apply until it is closed.
+type batchingRun struct {
+	store   kvcore.Store
+	mu      sync.Mutex
+	synced  bool
+	batches []int
+	at      []time.Duration
+	start   time.Time
+}
+
+func startBatching(t *testing.T, bubble bool, cfg kvcore.AppliedConfig, gate <-chan struct{}) *batchingRun {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	conn := memkv.New()
+	store, err := conn.Store(ctx, kvcore.StoreConfig{Bucket: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &batchingRun{store: store, start: time.Now()}
+	f := newMemFold()
+	cfg.Scope = kvcore.AllKeys()
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg.OnProgress = func(p kvcore.Progress) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.synced = r.synced || p.Synced
+	}
+	go kvcore.WatchApplied(ctx, store, f, cfg, func(_ context.Context, b kvcore.Batch) error {
+		if b.Full {
+			return nil
+		}
+		if gate != nil {
+			<-gate
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.batches = append(r.batches, len(b.Updates))
+		r.at = append(r.at, time.Since(r.start))
+		return nil
+	})
+	if bubble {
+		synctest.Wait() // the initial sync of the empty bucket
+	} else {
+		waitFor(t, "the initial sync", func() bool {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return r.synced
+		})
+	}
+	return r
+}
+
+func (r *batchingRun) put(t *testing.T, n int) {
+	t.Helper()
+	for i := range n {
+		if _, err := r.store.Put(context.Background(), fmt.Sprintf("k%04d", i), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (r *batchingRun) seen() ([]int, []time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]int(nil), r.batches...), append([]time.Duration(nil), r.at...)
+}
+
+func TestNoWindowAppliesAnIdleWatchsChangeAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startBatching(t, true, kvcore.AppliedConfig{Window: kvcore.NoWindow, MaxBatch: 1000}, nil)
+		r.put(t, 1)
+		synctest.Wait()
+		batches, at := r.seen()
+		if len(batches) != 1 || at[0] != 0 {
+			t.Fatalf("batches %v at %v, want one batch applied with no time passing", batches, at)
+		}
+	})
+}
+
+func TestChangesArrivingDuringApplyFormTheNextBatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gate := make(chan struct{})
+		r := startBatching(t, true, kvcore.AppliedConfig{Window: kvcore.NoWindow, MaxBatch: 1000}, gate)
+		r.put(t, 1) // the first batch, held in apply by the gate
+		synctest.Wait()
+		r.put(t, 200) // arrive while it is applied
+		synctest.Wait()
+		close(gate)
+		synctest.Wait()
+		if batches, _ := r.seen(); len(batches) != 2 || batches[1] != 200 {
+			t.Fatalf("batches %v, want [1 200]", batches)
+		}
+	})
+}
+
+// In real time, with a window far shorter than an apply: the window has
+// always fired by the time the loop looks again, and the backlog queued
+// meanwhile must still go as one batch.
+func TestTinyWindowDoesNotSplitABacklog(t *testing.T) {
+	gate := make(chan struct{})
+	r := startBatching(t, false, kvcore.AppliedConfig{Window: time.Nanosecond, MaxBatch: 1000}, gate)
+	r.put(t, 1)
+	r.put(t, 200) // queued while the first batch waits at the gate
+	close(gate)
+	waitFor(t, "every update", func() bool {
+		batches, _ := r.seen()
+		n := 0
+		for _, b := range batches {
+			n += b
+		}
+		return n >= 200
+	})
+	if batches, _ := r.seen(); len(batches) > 2 {
+		t.Fatalf("batches %v: the backlog was split", batches)
+	}
+}
+
+func TestQuietWaitsForQuiescenceUpToMax(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startBatching(t, true, kvcore.AppliedConfig{Quiet: kvcore.Quiescence{Min: time.Second, Max: 3 * time.Second}, MaxBatch: 1000}, nil)
+		// Changes 500ms apart keep the batch open until Max.
+		for range 10 {
+			r.put(t, 1)
+			time.Sleep(500 * time.Millisecond)
+		}
+		synctest.Wait()
+		time.Sleep(5 * time.Second)
+		batches, at := r.seen()
+		if len(batches) < 2 || at[0] != 3*time.Second {
+			t.Fatalf("batches %v at %v, want the first closed by Max at 3s", batches, at)
+		}
+		// A lone change waits Min.
+		before := time.Since(r.start)
+		r.put(t, 1)
+		time.Sleep(2 * time.Second)
+		batches, at = r.seen()
+		if got := at[len(at)-1] - before; got != time.Second {
+			t.Fatalf("a lone change was applied after %v, want Min (1s); batches %v", got, batches)
+		}
+	})
+}
