@@ -59,7 +59,8 @@ type journalRecord struct {
 	Cursor string   `json:"cursor"` // hex of the cursor's bytes
 }
 
-// load returns the recorded hooks and cursor (nothing when there is no journal).
+// load returns the recorded hooks and cursor (nothing when there is no
+// journal). A journal that does not parse is a *corruptError.
 func (j hookJournal) load() ([]string, kvcore.Cursor, error) {
 	b, err := os.ReadFile(j.path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -79,7 +80,7 @@ func (j hookJournal) load() ([]string, kvcore.Cursor, error) {
 		c, err = kvcore.CursorFromBytes(raw)
 	}
 	if err != nil {
-		return nil, kvcore.Cursor{}, fmt.Errorf("agent: hook journal %s is corrupt: %w", j.path, err)
+		return nil, kvcore.Cursor{}, &corruptError{kind: stateKindJournal, path: j.path, err: err}
 	}
 	return rec.Hooks, c, nil
 }
@@ -105,4 +106,24 @@ func (j hookJournal) store(hooks []string, c kvcore.Cursor) error {
 		return fmt.Errorf("agent: writing hook journal: %w", err)
 	}
 	return nil
+}
+
+// recoverJournal handles err from loading the journal at the start of a
+// session. A journal that does not load is quarantined and replaced by one
+// owing every declared hook at cursor: what it owed is unknown, and hooks
+// are idempotent, so they all run once more (and the caller forces a full
+// render). Any other error is returned as it is.
+func (r *watchRunner) recoverJournal(j hookJournal, err error, cursor kvcore.Cursor) ([]string, kvcore.Cursor, error) {
+	var ce *corruptError
+	if !errors.As(err, &ce) {
+		return nil, kvcore.Cursor{}, err
+	}
+	if err := r.quarantine(ce.kind, ce.path, ce.err); err != nil {
+		return nil, kvcore.Cursor{}, err
+	}
+	owed := hookNames(r.conf.Hooks)
+	if err := j.store(owed, cursor); err != nil {
+		return nil, kvcore.Cursor{}, err
+	}
+	return owed, cursor, nil
 }

@@ -1,0 +1,91 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/slipstreamkv/slipstream/snapshot"
+)
+
+// Kinds of local state a watch keeps in its directory, as the quarantine
+// metric and /status name them.
+const (
+	stateKindFold    = "fold"
+	stateKindJournal = "journal"
+	stateKindState   = "state"
+)
+
+// quarantineSuffix marks local state moved aside: "fold.snap" becomes
+// "fold.snap.quarantined-20260102T150405Z" in the same directory.
+const quarantineSuffix = ".quarantined-"
+
+// maxQuarantinedShown bounds the quarantines /status lists for a watch.
+const maxQuarantinedShown = 10
+
+// corruptError is local state whose content does not load (as opposed to a
+// read that failed). The watch quarantines such state and rebuilds it; it
+// never quarantines on an I/O error, which fails the session instead.
+type corruptError struct {
+	kind string // stateKindJournal or stateKindState
+	path string
+	err  error
+}
+
+func (e *corruptError) Error() string {
+	return fmt.Sprintf("agent: %s %s does not load: %v", e.kind, e.path, e.err)
+}
+
+func (e *corruptError) Unwrap() error { return e.err }
+
+// foldCorrupt reports whether err, from opening a fold, means that the fold's
+// content does not load: the log is refused ([snapshot.ErrInvalidFormat],
+// [snapshot.ErrCorrupted]), Pebble reports corruption or refuses the
+// directory's content, or a file stands where a directory should (or the
+// reverse). An error from the system (permissions, I/O, a full disk, a lock
+// held by another process) is not corruption.
+func foldCorrupt(err error) bool {
+	if errors.Is(err, snapshot.ErrInvalidFormat) || errors.Is(err, snapshot.ErrCorrupted) || pebble.IsCorruptionError(err) {
+		return true
+	}
+	if errors.Is(err, snapshot.ErrLocked) {
+		return false
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno == syscall.ENOTDIR || errno == syscall.EISDIR
+	}
+	var pathErr *os.PathError
+	return !errors.As(err, &pathErr) // Pebble refusing what it read, untyped
+}
+
+// quarantine moves the damaged file or directory at path aside, beside it
+// under a quarantine name (it is never deleted), and says so: an ERROR log
+// line, the slipagent_quarantined_total metric and the watch's /status.
+// The caller then starts that state afresh from the bucket.
+func (r *watchRunner) quarantine(kind, path string, reason error) error {
+	at := time.Now().UTC()
+	dst := path + quarantineSuffix + at.Format("20060102T150405Z")
+	for n := 2; ; n++ {
+		if _, err := os.Lstat(dst); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		dst = fmt.Sprintf("%s%s%s-%d", path, quarantineSuffix, at.Format("20060102T150405Z"), n)
+	}
+	if err := os.Rename(path, dst); err != nil {
+		return fmt.Errorf("quarantining damaged %s %s: %w (move it aside by hand)", kind, path, err)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("quarantining damaged %s %s: %w", kind, path, err)
+	}
+	r.log.Error("local state does not load; moved it aside and rebuilding it from the bucket",
+		"kind", kind, "path", path, "quarantined_as", dst, "reason", reason)
+	r.a.metrics.quarantined(r.conf.Name, kind)
+	r.status.quarantined(QuarantinedState{Kind: kind, Path: dst, Reason: reason.Error(), At: at})
+	return nil
+}
