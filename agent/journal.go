@@ -8,44 +8,9 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/slipstreamkv/slipstream/internal/atomicfile"
 	"github.com/slipstreamkv/slipstream/kvcore"
 )
-
-// writeFileAtomic replaces path with data: a temporary file in the same
-// directory, fsynced, renamed over path, then the directory fsynced. A crash
-// leaves either the old content or the new one.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
 
 // hookJournal persists the hooks a watch owes: it records them, with the
 // cursor of the batch that calls for them, before that batch's files are
@@ -91,7 +56,7 @@ func (j hookJournal) store(hooks []string, c kvcore.Cursor) error {
 	if len(hooks) == 0 {
 		err := os.Remove(j.path)
 		if err == nil {
-			err = syncDir(filepath.Dir(j.path))
+			err = atomicfile.SyncDir(filepath.Dir(j.path))
 		}
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("agent: clearing hook journal: %w", err)
@@ -102,7 +67,7 @@ func (j hookJournal) store(hooks []string, c kvcore.Cursor) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(j.path, b); err != nil {
+	if err := atomicfile.WriteFile(j.path, b, 0o600); err != nil {
 		return fmt.Errorf("agent: writing hook journal: %w", err)
 	}
 	return nil

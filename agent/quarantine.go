@@ -4,12 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/slipstreamkv/slipstream/internal/atomicfile"
 	"github.com/slipstreamkv/slipstream/snapshot"
 )
 
@@ -20,10 +20,6 @@ const (
 	stateKindJournal = "journal"
 	stateKindState   = "state"
 )
-
-// quarantineSuffix marks local state moved aside: "fold.snap" becomes
-// "fold.snap.quarantined-20260102T150405Z" in the same directory.
-const quarantineSuffix = ".quarantined-"
 
 // maxQuarantinedShown bounds the quarantines /status lists for a watch.
 const maxQuarantinedShown = 10
@@ -65,23 +61,14 @@ func foldCorrupt(err error) bool {
 }
 
 // quarantine moves the damaged file or directory at path aside, beside it
-// under a quarantine name (it is never deleted), and says so: an ERROR log
+// as path.quarantined-<UTC time> (it is never deleted), and says so: an ERROR log
 // line, the slipagent_quarantined_total metric and the watch's /status.
 // The caller then starts that state afresh from the bucket.
 func (r *watchRunner) quarantine(kind, path string, reason error) error {
 	at := time.Now().UTC()
-	dst := path + quarantineSuffix + at.Format("20060102T150405Z")
-	for n := 2; ; n++ {
-		if _, err := os.Lstat(dst); errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		dst = fmt.Sprintf("%s%s%s-%d", path, quarantineSuffix, at.Format("20060102T150405Z"), n)
-	}
-	if err := os.Rename(path, dst); err != nil {
+	dst, err := atomicfile.Quarantine(path, at)
+	if err != nil {
 		return fmt.Errorf("quarantining damaged %s %s: %w (move it aside by hand)", kind, path, err)
-	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
-		return fmt.Errorf("quarantining damaged %s %s: %w", kind, path, err)
 	}
 	r.log.Error("local state does not load; moved it aside and rebuilding it from the bucket",
 		"kind", kind, "path", path, "quarantined_as", dst, "reason", reason)

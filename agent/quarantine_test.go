@@ -15,6 +15,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/slipstreamkv/slipstream/internal/atomicfile"
 	"github.com/slipstreamkv/slipstream/snapshot"
 )
 
@@ -113,7 +114,7 @@ func TestDamagedLocalStateIsQuarantined(t *testing.T) {
 				}
 			}
 
-			moved, _ := filepath.Glob(damaged + quarantineSuffix + "*")
+			moved, _ := filepath.Glob(damaged + atomicfile.QuarantineSuffix + "*")
 			if len(moved) != 1 {
 				t.Fatalf("quarantined copies of %s: %v, want one", tc.file, moved)
 			}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/slipstreamkv/slipstream/internal/atomicfile"
 	"github.com/slipstreamkv/slipstream/kvcore"
 	"github.com/slipstreamkv/slipstream/snapshot"
 	"github.com/slipstreamkv/slipstream/snapshot/pebblefold"
@@ -143,7 +144,7 @@ func (st *watchState) save(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, stateFile), b); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, stateFile), b, 0o600); err != nil {
 		return fmt.Errorf("agent: saving watch state: %w", err)
 	}
 	return nil
