@@ -3,7 +3,6 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"os"
 	"syscall"
 	"time"
 
@@ -41,23 +40,16 @@ func (e *corruptError) Unwrap() error { return e.err }
 
 // foldCorrupt reports whether err, from opening a fold, means that the fold's
 // content does not load: the log is refused ([snapshot.ErrInvalidFormat],
-// [snapshot.ErrCorrupted]), Pebble reports corruption or refuses the
-// directory's content, or a file stands where a directory should (or the
-// reverse). An error from the system (permissions, I/O, a full disk, a lock
-// held by another process) is not corruption.
+// [snapshot.ErrCorrupted]), Pebble reports corruption, or a file stands
+// where a directory should (or the reverse). Anything else (permissions,
+// I/O, a full disk, a lock held by another owner, an error Pebble does not
+// type) is not taken for corruption: it fails the session, which retries.
 func foldCorrupt(err error) bool {
 	if errors.Is(err, snapshot.ErrInvalidFormat) || errors.Is(err, snapshot.ErrCorrupted) || pebble.IsCorruptionError(err) {
 		return true
 	}
-	if errors.Is(err, snapshot.ErrLocked) {
-		return false
-	}
 	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return errno == syscall.ENOTDIR || errno == syscall.EISDIR
-	}
-	var pathErr *os.PathError
-	return !errors.As(err, &pathErr) // Pebble refusing what it read, untyped
+	return errors.As(err, &errno) && (errno == syscall.ENOTDIR || errno == syscall.EISDIR)
 }
 
 // quarantine moves the damaged file or directory at path aside, beside it

@@ -178,7 +178,7 @@ func TestFoldCorruptTellsDamageFromIOErrors(t *testing.T) {
 	}{
 		{holeErr, true},
 		{fmt.Errorf("pebblefold: open: %w", pebble.ErrCorruption), true},
-		{errors.New("pebble: database was written in format major version 1, which is no longer supported"), true},
+		{fmt.Errorf("pebblefold: open: %w", errors.New("lock held by current process")), false},
 		{ioErr(syscall.EISDIR), true},
 		{ioErr(syscall.EACCES), false},
 		{ioErr(syscall.EIO), false},
