@@ -193,3 +193,33 @@ func TestFoldCorruptTellsDamageFromIOErrors(t *testing.T) {
 		t.Fatalf("a hole in front of data loads: %v", holeErr)
 	}
 }
+
+// A state file the system cannot read (here a symlink loop: ELOOP, as EIO
+// or EACCES would be) is not quarantined: the watch fails and retries, and
+// the file stays where it is.
+func TestUnreadableStateFailsTheWatchWithoutQuarantine(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "alpha")
+	watchDir := filepath.Join(f.dir, "data", "watches", "cfg")
+	if err := os.MkdirAll(watchDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(watchDir, stateFile)
+	if err := os.Symlink(p, p); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := f.start(f.config(filesConfig))
+	waitFor(t, "the watch to fail on its state file", func() bool {
+		s := a.Status()[0]
+		return s.Failures >= 2 && strings.Contains(s.LastError, stateFile)
+	})
+	if s := a.Status()[0]; len(s.Quarantined) != 0 || a.Ready() {
+		t.Errorf("status %+v: an I/O error was taken for damage", s)
+	}
+	if moved, _ := filepath.Glob(p + atomicfile.QuarantineSuffix + "*"); len(moved) != 0 {
+		t.Errorf("quarantined %v", moved)
+	}
+	if _, err := os.Lstat(p); err != nil {
+		t.Errorf("the state file moved: %v", err)
+	}
+}
