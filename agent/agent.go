@@ -50,9 +50,9 @@ type Agent struct {
 
 	// load gives a watch its plugin: loadPlugin, or the simulator's stand-in.
 	load func(ctx context.Context, p *PluginConf) (module, error)
-	// openFold opens a watch's fold and state: openFold, or the
-	// simulator's fault-injecting wrapper around it.
-	openFold func(dir string, w *WatchConf) (kvcore.Fold, *watchState, error)
+	// wrapFold wraps a watch's fold as it opens: the identity, or the
+	// simulator's fault injection.
+	wrapFold func(kvcore.Fold) kvcore.Fold
 
 	mu      sync.Mutex
 	engine  *host.Engine
@@ -101,7 +101,7 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 		a.ownConn = true
 	}
 	a.load = a.loadPlugin
-	a.openFold = openFold
+	a.wrapFold = func(f kvcore.Fold) kvcore.Fold { return f }
 	a.metrics = newMetrics(a)
 	for _, w := range cfg.Watches {
 		a.watches = append(a.watches, newWatchRunner(a, w))

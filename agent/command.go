@@ -38,10 +38,18 @@ func (e *CommandError) Unwrap() error { return e.Err }
 // errCommandTimeout is wrapped by a CommandError when the command ran too long.
 var errCommandTimeout = errors.New("timed out")
 
-// runCommand runs argv (no shell) with the agent's environment plus env, and
-// waits for it. After timeout, or when ctx ends, the command's whole process
-// group is killed, so a hook that forks cannot outlive its budget. Output is
-// logged line by line and its tail kept for the error.
+// outputGrace is how long a command's output is still read after it
+// exited: a background child it started (a daemon, `service x restart`)
+// can hold its stdout open for good.
+const outputGrace = time.Second
+
+// runCommand runs argv (no shell) with the agent's environment plus env,
+// stdin from /dev/null (exec's nil Stdin), and waits for it. After timeout, or when ctx ends
+// before it exits, the command's whole process group is killed, so a hook
+// that hangs cannot outlive its budget. A command that exited is judged by
+// its exit status alone: background children it left running (still holding
+// its output) are left alone, and its output is read only for outputGrace
+// more. Output is logged line by line and its tail kept for the error.
 func runCommand(ctx context.Context, log *slog.Logger, argv []string, timeout time.Duration, env []string) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -49,7 +57,7 @@ func runCommand(ctx context.Context, log *slog.Logger, argv []string, timeout ti
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = time.Second
+	cmd.WaitDelay = outputGrace
 	var out tailBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -58,6 +66,13 @@ func runCommand(ctx context.Context, log *slog.Logger, argv []string, timeout ti
 		if line != "" {
 			log.Info("command output", "argv0", argv[0], "line", line)
 		}
+	}
+	if errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success() {
+		// Run returns ErrWaitDelay only for a command that exited 0 (an exit
+		// status, a signal or a kill wins over it).
+		log.Warn("command succeeded but left a background process holding its output; output capture was cut short",
+			"argv0", argv[0], "grace", outputGrace)
+		return nil
 	}
 	if err == nil {
 		return nil

@@ -1,12 +1,15 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -63,5 +66,87 @@ func TestTailBufferKeepsTheEnd(t *testing.T) {
 	tb.Write([]byte("the end"))
 	if s := tb.String(); len(s) != outputTail || !strings.HasSuffix(s, "the end") {
 		t.Errorf("tail = %d bytes ending %q", len(s), s[len(s)-10:])
+	}
+}
+
+// runAsync runs runCommand in the background; the result arrives on the
+// channel.
+func runAsync(log *slog.Logger, argv []string, timeout time.Duration) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- runCommand(context.Background(), log, argv, timeout, nil) }()
+	return done
+}
+
+// waitResult waits generously for a command that should end well before its
+// own timeout.
+func waitResult(t *testing.T, done <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatal("the command did not return")
+		return nil
+	}
+}
+
+// killPIDFile kills the background process whose pid a command wrote to path.
+func killPIDFile(t *testing.T, path string) {
+	t.Cleanup(func() {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+}
+
+// A hook that exits 0 but leaves a background child holding its output
+// (`service x restart`, `nohup d &`) succeeded: it is neither failed nor
+// waited for until its timeout, and the child is left running.
+func TestRunCommandBackgroundChildHoldingOutputIsASuccess(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "child.pid")
+	killPIDFile(t, pidFile)
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil)).With("hook", "restart")
+	argv := []string{"sh", "-c", `sleep 30 & echo $! > "$0"; echo done`, pidFile}
+	if err := waitResult(t, runAsync(log, argv, time.Minute)); err != nil {
+		t.Fatalf("err = %v, want success", err)
+	}
+	for _, want := range []string{"line=done", "level=WARN", "output capture was cut short", "hook=restart"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("logs lack %q:\n%s", want, logs.String())
+		}
+	}
+	b, _ := os.ReadFile(pidFile)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if pid == 0 || syscall.Kill(pid, 0) != nil {
+		t.Error("the background child did not survive its hook's success")
+	}
+}
+
+// A failing command with a lingering child still fails, with its exit code.
+func TestRunCommandFailureWithBackgroundChildKeepsExitCode(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "child.pid")
+	killPIDFile(t, pidFile)
+	argv := []string{"sh", "-c", `sleep 30 & echo $! > "$0"; echo broken >&2; exit 4`, pidFile}
+	err := waitResult(t, runAsync(discard, argv, time.Minute))
+	var ce *CommandError
+	if !errors.As(err, &ce) || ce.ExitCode != 4 || !strings.Contains(ce.Output, "broken") {
+		t.Fatalf("err = %v, want a CommandError with exit code 4", err)
+	}
+}
+
+// A command reads EOF from stdin rather than waiting on the agent's.
+func TestRunCommandStdinIsEmpty(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	argv := []string{"sh", "-c", `read x; printf '[%s]' "$x" > "$0"`, out}
+	if err := waitResult(t, runAsync(discard, argv, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(out); got != "[]" {
+		t.Errorf("the command read %q from stdin, want nothing", got)
 	}
 }

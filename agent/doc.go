@@ -20,6 +20,13 @@
 // bucket makes its own watch retry with backoff and report unhealthy; the
 // other watches carry on. The agent never creates buckets.
 //
+// Local state is a cache of the bucket: a fold, hook journal or state file
+// that does not load is moved aside (renamed NAME.quarantined-<UTC time> in
+// the watch's directory, never deleted), reported in the log, the metrics
+// and /status, and rebuilt from the bucket with a full render. A lost
+// journal runs every hook of the watch once more, so hooks must be
+// idempotent (they already are re-run after a crash).
+//
 // # Concurrency
 //
 // Each watch runs in its own goroutine owned by Run, which returns only after

@@ -8,44 +8,9 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/slipstreamkv/slipstream/internal/atomicfile"
 	"github.com/slipstreamkv/slipstream/kvcore"
 )
-
-// writeFileAtomic replaces path with data: a temporary file in the same
-// directory, fsynced, renamed over path, then the directory fsynced. A crash
-// leaves either the old content or the new one.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
 
 // hookJournal persists the hooks a watch owes: it records them, with the
 // cursor of the batch that calls for them, before that batch's files are
@@ -59,7 +24,8 @@ type journalRecord struct {
 	Cursor string   `json:"cursor"` // hex of the cursor's bytes
 }
 
-// load returns the recorded hooks and cursor (nothing when there is no journal).
+// load returns the recorded hooks and cursor (nothing when there is no
+// journal). A journal that does not parse is a *corruptError.
 func (j hookJournal) load() ([]string, kvcore.Cursor, error) {
 	b, err := os.ReadFile(j.path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -79,7 +45,7 @@ func (j hookJournal) load() ([]string, kvcore.Cursor, error) {
 		c, err = kvcore.CursorFromBytes(raw)
 	}
 	if err != nil {
-		return nil, kvcore.Cursor{}, fmt.Errorf("agent: hook journal %s is corrupt: %w", j.path, err)
+		return nil, kvcore.Cursor{}, &corruptError{kind: stateKindJournal, path: j.path, err: err}
 	}
 	return rec.Hooks, c, nil
 }
@@ -90,7 +56,7 @@ func (j hookJournal) store(hooks []string, c kvcore.Cursor) error {
 	if len(hooks) == 0 {
 		err := os.Remove(j.path)
 		if err == nil {
-			err = syncDir(filepath.Dir(j.path))
+			err = atomicfile.SyncDir(filepath.Dir(j.path))
 		}
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("agent: clearing hook journal: %w", err)
@@ -101,8 +67,28 @@ func (j hookJournal) store(hooks []string, c kvcore.Cursor) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(j.path, b); err != nil {
+	if err := atomicfile.WriteFile(j.path, b, 0o600); err != nil {
 		return fmt.Errorf("agent: writing hook journal: %w", err)
 	}
 	return nil
+}
+
+// recoverJournal handles err from loading the journal at the start of a
+// session. A journal that does not load is quarantined and replaced by one
+// owing every declared hook at cursor: what it owed is unknown, and hooks
+// are idempotent, so they all run once more (and the caller forces a full
+// render). Any other error is returned as it is.
+func (r *watchRunner) recoverJournal(j hookJournal, err error, cursor kvcore.Cursor) ([]string, kvcore.Cursor, error) {
+	var ce *corruptError
+	if !errors.As(err, &ce) {
+		return nil, kvcore.Cursor{}, err
+	}
+	if err := r.quarantine(ce.kind, ce.path, ce.err); err != nil {
+		return nil, kvcore.Cursor{}, err
+	}
+	owed := hookNames(r.conf.Hooks)
+	if err := j.store(owed, cursor); err != nil {
+		return nil, kvcore.Cursor{}, err
+	}
+	return owed, cursor, nil
 }

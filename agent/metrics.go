@@ -18,6 +18,7 @@ type metrics struct {
 	pluginCalls *prometheus.CounterVec
 	pluginTime  *prometheus.HistogramVec
 	commands    *prometheus.CounterVec
+	quarantines *prometheus.CounterVec
 }
 
 func newMetrics(a *Agent) *metrics {
@@ -39,8 +40,11 @@ func newMetrics(a *Agent) *metrics {
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slipagent_commands_total", Help: "Hook and check command runs by result (ok, error).",
 		}, []string{"watch", "hook", "kind", "result"}),
+		quarantines: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slipagent_quarantined_total", Help: "Local state (fold, journal, state) that did not load and was moved aside.",
+		}, []string{"watch", "kind"}),
 	}
-	m.reg.MustRegister(m.batches, m.updates, m.pluginCalls, m.pluginTime, m.commands,
+	m.reg.MustRegister(m.batches, m.updates, m.pluginCalls, m.pluginTime, m.commands, m.quarantines,
 		statusCollector{a}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -74,6 +78,10 @@ func (m *metrics) command(watch, hook, kind string, err error) {
 		result = "error"
 	}
 	m.commands.WithLabelValues(watch, hook, kind, result).Inc()
+}
+
+func (m *metrics) quarantined(watch, kind string) {
+	m.quarantines.WithLabelValues(watch, kind).Inc()
 }
 
 // statusCollector exports every watch's status as gauges at scrape time.

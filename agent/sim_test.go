@@ -544,13 +544,7 @@ func (w *simWorld) start() {
 		w.t.Fatal(err)
 	}
 	a.load = func(context.Context, *PluginConf) (module, error) { return simModule{w}, nil }
-	a.openFold = func(dir string, c *WatchConf) (kvcore.Fold, *watchState, error) {
-		f, st, err := openFold(dir, c)
-		if err != nil {
-			return nil, nil, err
-		}
-		return &simFold{Fold: f, w: w}, st, nil
-	}
+	a.wrapFold = func(f kvcore.Fold) kvcore.Fold { return &simFold{Fold: f, w: w} }
 	ctx, cancel := context.WithCancel(context.Background())
 	life := &simLife{cancel: cancel, done: make(chan struct{}), a: a}
 	w.mu.Lock()

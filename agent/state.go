@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/slipstreamkv/slipstream/internal/atomicfile"
 	"github.com/slipstreamkv/slipstream/kvcore"
 	"github.com/slipstreamkv/slipstream/snapshot"
 	"github.com/slipstreamkv/slipstream/snapshot/pebblefold"
@@ -55,22 +56,26 @@ func renderKey(w *WatchConf, p *PluginConf, moduleSHA string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// openFold opens the watch's fold in dir. A fold that belongs to another
-// bucket, another set of prefixes or another fold kind is discarded: it would
-// be wrong for this watch, which then syncs from scratch.
-func openFold(dir string, w *WatchConf) (kvcore.Fold, *watchState, error) {
+// openFold opens the watch's fold in its directory, with the state file
+// beside it. A fold that belongs to another bucket, another set of prefixes
+// or another fold kind is discarded: it would be wrong for this watch, which
+// then syncs from scratch. A state file or a fold that does not load is
+// quarantined and the watch starts afresh: a fold is a cache of the bucket,
+// rebuilt by a full sync, and a lost state file or fold asks for a full
+// render. An I/O error reading either fails the session instead.
+func (r *watchRunner) openFold() (kvcore.Fold, *watchState, error) {
+	dir, w := r.dir, r.conf
 	want := watchState{Bucket: w.Bucket, Prefixes: w.Prefixes, Fold: w.Fold}
-	statePath := filepath.Join(dir, stateFile)
-	var st watchState
-	b, err := os.ReadFile(statePath)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-	case err != nil:
-		return nil, nil, fmt.Errorf("agent: %w", err)
-	default:
-		if err := json.Unmarshal(b, &st); err != nil {
-			return nil, nil, fmt.Errorf("agent: %s is corrupt: %w", statePath, err)
+	st, err := loadState(dir)
+	var ce *corruptError
+	if errors.As(err, &ce) {
+		if err := r.quarantine(ce.kind, ce.path, ce.err); err != nil {
+			return nil, nil, err
 		}
+		st, err = watchState{}, nil
+	}
+	if err != nil {
+		return nil, nil, err
 	}
 	if st.Bucket != want.Bucket || !samePrefixes(st.Prefixes, want.Prefixes) || st.Fold != want.Fold {
 		for _, name := range []string{logFoldFile, diskFoldDir} {
@@ -83,16 +88,47 @@ func openFold(dir string, w *WatchConf) (kvcore.Fold, *watchState, error) {
 			return nil, nil, err
 		}
 	}
-	var fold kvcore.Fold
+	path := filepath.Join(dir, logFoldFile)
 	if w.Fold == FoldDisk {
-		fold, err = pebblefold.Open(filepath.Join(dir, diskFoldDir), pebblefold.Options{})
-	} else {
-		fold, err = snapshot.Open(filepath.Join(dir, logFoldFile), snapshot.Options{})
+		path = filepath.Join(dir, diskFoldDir)
+	}
+	fold, err := openFoldAt(path, w.Fold)
+	if err != nil && foldCorrupt(err) {
+		if qerr := r.quarantine(stateKindFold, path, err); qerr != nil {
+			return nil, nil, errors.Join(fmt.Errorf("agent: opening fold: %w", err), qerr)
+		}
+		st.Rendered = "" // the outputs may not match what the new fold syncs
+		fold, err = openFoldAt(path, w.Fold)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent: opening fold: %w", err)
 	}
 	return fold, &st, nil
+}
+
+// loadState reads the state file in dir (the zero state when there is none).
+// Content that does not parse is a *corruptError.
+func loadState(dir string) (watchState, error) {
+	path := filepath.Join(dir, stateFile)
+	var st watchState
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return st, nil
+	case err != nil:
+		return st, fmt.Errorf("agent: reading watch state: %w", err)
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return watchState{}, &corruptError{kind: stateKindState, path: path, err: err}
+	}
+	return st, nil
+}
+
+func openFoldAt(path, kind string) (kvcore.Fold, error) {
+	if kind == FoldDisk {
+		return pebblefold.Open(path, pebblefold.Options{})
+	}
+	return snapshot.Open(path, snapshot.Options{})
 }
 
 // samePrefixes compares prefix lists as sets (nil, the whole bucket, is not
@@ -112,7 +148,7 @@ func (st *watchState) save(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, stateFile), b); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, stateFile), b, 0o600); err != nil {
 		return fmt.Errorf("agent: saving watch state: %w", err)
 	}
 	return nil

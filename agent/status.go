@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -32,6 +33,17 @@ type WatchStatus struct {
 	Updates     uint64    `json:"updates"`
 	// BusySince is when the batch being applied started (zero when idle).
 	BusySince time.Time `json:"busy_since,omitzero"`
+	// Quarantined lists the latest local state (fold, hook journal, state
+	// file) that did not load and was moved aside, oldest first.
+	Quarantined []QuarantinedState `json:"quarantined,omitempty"`
+}
+
+// QuarantinedState is damaged local state a watch moved aside and rebuilt.
+type QuarantinedState struct {
+	Kind   string    `json:"kind"`   // fold, journal or state
+	Path   string    `json:"path"`   // where it is now
+	Reason string    `json:"reason"` // why it did not load
+	At     time.Time `json:"at"`
 }
 
 // Healthy reports whether the watch is not stuck failing.
@@ -109,4 +121,14 @@ func (w *watchStatus) busy(since time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.s.BusySince = since
+}
+
+// quarantined records damaged local state moved aside (the list is copied,
+// never appended to in place: readers may hold the old one).
+func (w *watchStatus) quarantined(q QuarantinedState) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	list := w.s.Quarantined[max(0, len(w.s.Quarantined)-maxQuarantinedShown+1):]
+	w.s.Quarantined = append(slices.Clip(list), q)
+	w.poke()
 }

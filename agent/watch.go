@@ -98,10 +98,11 @@ func (r *watchRunner) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fold, st, err := r.a.openFold(r.dir, r.conf)
+	fold, st, err := r.openFold()
 	if err != nil {
 		return err
 	}
+	fold = r.a.wrapFold(fold)
 	defer fold.Close()
 	key := renderKey(r.conf, r.plugin, plugin.SHA256())
 	fullRender := st.Rendered != key
@@ -110,9 +111,14 @@ func (r *watchRunner) session(ctx context.Context) error {
 	// render: its commit runs them with backoff, and a change that fixes
 	// them can arrive meanwhile.
 	journal := hookJournal{path: filepath.Join(r.dir, journalFile)}
-	if pending, cursor, err := journal.load(); err != nil {
-		return err
-	} else if len(pending) > 0 {
+	pending, cursor, err := journal.load()
+	if err != nil {
+		if pending, cursor, err = r.recoverJournal(journal, err, fold.Cursor()); err != nil {
+			return err
+		}
+		fullRender = true
+	}
+	if len(pending) > 0 {
 		r.log.Info("running hooks left over from an earlier run", "hooks", pending, "cursor", cursor.String())
 		if err := r.runHooks(ctx, journal, r.ordered(pending), cursor); err != nil {
 			r.log.Warn("left-over hooks failed again; retrying them with the first batch", "err", err)

@@ -23,9 +23,11 @@
 // are refused with a [*FormatError] (wrapping [ErrInvalidFormat] or
 // [ErrCorrupted], with the byte offset), stale cursor records are dropped,
 // data ahead of the last cursor is kept, a dirty file is rewritten compacted
-// and an empty one to the bare header. A refused file is never modified.
-// [Inspect] reports on a file without modifying it; [Repair] does what
-// loading does and says what changed.
+// and an empty one to the bare header. A refused file is never modified by
+// loading. [Inspect] reports on a file without modifying it; [Repair] does
+// what loading does and says what changed. For a refused file, [Salvage]
+// cuts it back to the records before its damage (it never rewrites a
+// record), and [Quarantine] moves it aside when its header is damaged.
 //
 // # Durability
 //
@@ -51,7 +53,7 @@
 //
 // One writer at a time: a [Log] or [Writer] holds an exclusive flock(2) on
 // a lock file beside the log (path + ".lock", never removed) until Close,
-// and [Repair] holds it while it rewrites. A second opener, in this process
+// and [Repair], [Salvage] and [Quarantine] hold it while they modify it. A second opener, in this process
 // or another, fails with [ErrLocked] instead of renaming a copy over the
 // file a Log is appending to. Reading needs no lock: [Inspect] works while
 // an agent runs, and [Load] then returns the content without rewriting the

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/slipstreamkv/slipstream/internal/atomicfile"
 	"github.com/slipstreamkv/slipstream/kvcore"
 	"github.com/slipstreamkv/slipstream/snapshot/internal/artifact"
 )
@@ -123,7 +124,7 @@ func (fsy *fsys) importLog(dir, path string, opts Options) (*Log, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("snapshot: import %s: %w", dir, err)
 	}
-	if err := artifact.SyncDir(filepath.Dir(staged.Dest)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(staged.Dest)); err != nil {
 		return nil, fmt.Errorf("snapshot: import %s: %w", dir, err)
 	}
 	return Open(path, opts)

@@ -3,7 +3,7 @@ package snapshot
 import (
 	"os"
 
-	"github.com/slipstreamkv/slipstream/snapshot/internal/artifact"
+	"github.com/slipstreamkv/slipstream/internal/atomicfile"
 )
 
 // fsys holds every file operation whose failure changes what ends up on
@@ -28,7 +28,7 @@ func osFS() fsys {
 		truncate:   (*os.File).Truncate,
 		rename:     os.Rename,
 		link:       os.Link,
-		syncDir:    artifact.SyncDir,
+		syncDir:    atomicfile.SyncDir,
 	}
 }
 

@@ -19,11 +19,18 @@ const snapshotUsage = `usage: slipagent snapshot <inspect|verify|dump|repair> [f
                       first bad offset and what loading would do
   verify FILE         exit 0 if the file loads, 1 if it is refused
   dump [--json] FILE  the entries and cursor loading the file gives
-  repair FILE         do to the file what loading does (drop a torn tail,
-                      compact, reset an empty state to the bare header)
+  repair [-force] FILE
+                      do to the file what loading does (drop a torn tail,
+                      compact, reset an empty state to the bare header); a
+                      file loading refuses is cut back to the records before
+                      its damage (a zero hole, a bad record); one with a
+                      damaged header cannot be salvaged: -force moves it
+                      aside (FILE.quarantined-<UTC time>)
 
 inspect, verify and dump never modify the file and work while an agent
-has it open; repair refuses to touch a file an agent has open.`
+has it open; repair refuses to touch a file an agent has open. A fold is a
+cache of its bucket: the agent moves a fold that does not load aside and
+rebuilds it from the bucket by itself.`
 
 func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -34,9 +41,12 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs := flag.NewFlagSet("slipagent snapshot "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintln(stderr, snapshotUsage) }
-	asJSON := false
-	if sub == "dump" {
+	asJSON, force := false, false
+	switch sub {
+	case "dump":
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
+	case "repair":
+		fs.BoolVar(&force, "force", false, "move aside a file that cannot be salvaged")
 	}
 	var do func(path string, stdout, stderr io.Writer) int
 	switch sub {
@@ -47,7 +57,7 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	case "dump":
 		do = func(path string, stdout, stderr io.Writer) int { return snapshotDump(path, asJSON, stdout, stderr) }
 	case "repair":
-		do = snapshotRepair
+		do = func(path string, stdout, stderr io.Writer) int { return snapshotRepair(path, force, stdout, stderr) }
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(stdout, snapshotUsage)
 		return exitOK
@@ -195,20 +205,16 @@ func writeJSON(w io.Writer, v any) {
 	enc.Encode(v)
 }
 
-func snapshotRepair(path string, stdout, stderr io.Writer) int {
+func snapshotRepair(path string, force bool, stdout, stderr io.Writer) int {
 	// One read, under the log's lock: the report describes the file as
 	// Repair found it, and nothing else writes it meanwhile.
 	rep, err := snapshot.Repair(path)
+	var fe *snapshot.FormatError
+	if errors.As(err, &fe) {
+		return snapshotSalvage(path, force, stdout, stderr)
+	}
 	if err != nil {
-		fmt.Fprintf(stderr, "slipagent snapshot repair: %v\n", err)
-		var fe *snapshot.FormatError
-		switch {
-		case errors.Is(err, snapshot.ErrLocked):
-			fmt.Fprintln(stderr, "stop the agent that has it open first (inspect, verify and dump work while it runs); the file was left untouched")
-		case errors.As(err, &fe):
-			fmt.Fprintln(stderr, "the file was left untouched")
-		}
-		return exitFailure
+		return repairFailed(err, stderr)
 	}
 	var changes []string
 	if off, torn := rep.BadOffset(); torn {
@@ -232,4 +238,52 @@ func snapshotRepair(path string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "%s: %s; %d -> %d bytes, %d keys at cursor %s\n", path, strings.Join(changes, "; "),
 		rep.Size, rep.CompactedSize, rep.Keys, cursorText(rep.Cursor))
 	return exitOK
+}
+
+// snapshotSalvage handles a file loading refuses: it cuts it back to the
+// records before the damage or, when nothing can be kept, explains that the
+// fold is a cache and moves it aside with -force.
+func snapshotSalvage(path string, force bool, stdout, stderr io.Writer) int {
+	rep, err := snapshot.Salvage(path)
+	switch {
+	case err == nil && rep.Err == nil: // repaired meanwhile: nothing left to cut
+		fmt.Fprintf(stdout, "%s: loads as it is now (%d keys at cursor %s)\n", path, rep.Keys, cursorText(rep.Cursor))
+		return exitOK
+	case err == nil:
+		cut, _ := rep.BadOffset()
+		fmt.Fprintf(stdout, "%s: cut the damaged tail at offset %d (%s); dropped %d of %d bytes; kept %d put, %d delete, %d cursor records: %d keys at cursor %s\n",
+			path, cut, damage(rep.Err), rep.Size-cut, rep.Size, rep.Puts, rep.Deletes, rep.Cursors, rep.Keys, cursorText(rep.Cursor))
+		fmt.Fprintln(stdout, "the agent fetches what followed the cut from the bucket, and compacts the file when it loads it")
+		return exitOK
+	case errors.Is(err, snapshot.ErrUnsalvageable) && force:
+		dst, qerr := snapshot.Quarantine(path)
+		if qerr != nil {
+			return repairFailed(qerr, stderr)
+		}
+		fmt.Fprintf(stdout, "%s: cannot be salvaged (%s); moved it aside to %s: the agent rebuilds the fold from the bucket\n", path, damage(rep.Err), dst)
+		return exitOK
+	case errors.Is(err, snapshot.ErrUnsalvageable):
+		fmt.Fprintf(stderr, "slipagent snapshot repair: %v\n", err)
+		fmt.Fprintf(stderr, "the file was left untouched. A fold is a cache of its bucket: the agent moves a fold that does not load aside and rebuilds it from the bucket; to move it aside now, run: slipagent snapshot repair -force %s\n", path)
+		return exitFailure
+	}
+	return repairFailed(err, stderr)
+}
+
+// repairFailed reports a repair that failed.
+func repairFailed(err error, stderr io.Writer) int {
+	fmt.Fprintf(stderr, "slipagent snapshot repair: %v\n", err)
+	if errors.Is(err, snapshot.ErrLocked) {
+		fmt.Fprintln(stderr, "stop the agent that has it open first (inspect, verify and dump work while it runs); the file was left untouched")
+	}
+	return exitFailure
+}
+
+// damage names what is wrong in a refused file: "corrupted: <reason>".
+func damage(err error) string {
+	var fe *snapshot.FormatError
+	if errors.As(err, &fe) {
+		return fe.Kind.String() + ": " + fe.Reason
+	}
+	return err.Error()
 }

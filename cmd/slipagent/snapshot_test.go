@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -197,11 +199,57 @@ func TestSnapshotRepair(t *testing.T) {
 	}
 	unchanged(t, p, []byte("PGSS\x02\x00"))
 
-	p, b := refusedFile(t)
-	if code, _, errOut := runCmd(t, "snapshot", "repair", p); code != exitFailure || !strings.Contains(errOut, "untouched") {
-		t.Fatalf("refused: %d %q", code, errOut)
+	// A file loading refuses for a bad first record is cut to the header.
+	p, _ = refusedFile(t)
+	if code, out, errOut := runCmd(t, "snapshot", "repair", p); code != exitOK || !strings.Contains(out, "cut the damaged tail at offset 6") {
+		t.Fatalf("refused: %d %q %q", code, out, errOut)
+	}
+	unchanged(t, p, []byte("PGSS\x02\x00"))
+}
+
+// A fold with a torn tail holding a hole of zeros (a power loss) is cut
+// back to the records before the hole, byte for byte.
+func TestSnapshotRepairCutsATornTailWithAHole(t *testing.T) {
+	kept, _ := hex.DecodeString(v3Hex)
+	hole := make([]byte, 100)
+	p, b := fileFrom(t, v3Hex, append(hole, kept[6:40]...)...)
+	if code, _, _ := runCmd(t, "snapshot", "verify", p); code != exitFailure {
+		t.Fatal("the damaged file verifies")
+	}
+	code, out, errOut := runCmd(t, "snapshot", "repair", p)
+	if code != exitOK || !strings.Contains(out, fmt.Sprintf("cut the damaged tail at offset %d", len(kept))) ||
+		!strings.Contains(out, fmt.Sprintf("dropped %d of %d bytes", len(b)-len(kept), len(b))) || !strings.Contains(out, "zero hole") {
+		t.Fatalf("exit %d: %q %q", code, out, errOut)
+	}
+	unchanged(t, p, kept)
+	if code, out, _ := runCmd(t, "snapshot", "dump", "--json", p); code != exitOK || !strings.Contains(out, `"key":"node.b"`) {
+		t.Fatalf("dump after the cut: %d %q", code, out)
+	}
+}
+
+// A file with a damaged header cannot be salvaged: repair says the fold is a
+// cache the agent rebuilds, and -force moves it aside.
+func TestSnapshotRepairForceMovesAnUnsalvageableFileAside(t *testing.T) {
+	p, b := fileFrom(t, "5a5a5a5a0200"+v3Hex[12:])
+	code, _, errOut := runCmd(t, "snapshot", "repair", p)
+	if code != exitFailure || !strings.Contains(errOut, "cannot be salvaged") || !strings.Contains(errOut, "cache") ||
+		!strings.Contains(errOut, "-force") || !strings.Contains(errOut, "untouched") {
+		t.Fatalf("exit %d: %q", code, errOut)
 	}
 	unchanged(t, p, b)
+
+	code, out, errOut := runCmd(t, "snapshot", "repair", "-force", p)
+	if code != exitOK || !strings.Contains(out, "moved it aside to "+p+".quarantined-") {
+		t.Fatalf("-force: exit %d: %q %q", code, out, errOut)
+	}
+	if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the file is still in place (%v)", err)
+	}
+	moved, _ := filepath.Glob(p + ".quarantined-*")
+	if len(moved) != 1 {
+		t.Fatalf("moved copies: %v", moved)
+	}
+	unchanged(t, moved[0], b)
 }
 
 // While a fold has the file open (a running agent), repair refuses and

@@ -11,6 +11,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/slipstreamkv/slipstream/internal/atomicfile"
 	"github.com/slipstreamkv/slipstream/kvcore"
 	"github.com/slipstreamkv/slipstream/snapshot"
 	"github.com/slipstreamkv/slipstream/snapshot/internal/artifact"
@@ -111,7 +112,7 @@ func Import(dir, path string, opts Options) (*Fold, error) {
 	if err := os.Rename(staged.DataDir(), staged.Dest); err != nil {
 		return nil, fmt.Errorf("pebblefold: import %s: %w", dir, err)
 	}
-	if err := artifact.SyncDir(filepath.Dir(staged.Dest)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(staged.Dest)); err != nil {
 		return nil, fmt.Errorf("pebblefold: import %s: %w", dir, err)
 	}
 	return Open(path, opts)

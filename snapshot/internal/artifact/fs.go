@@ -11,19 +11,6 @@ import (
 	"lukechampine.com/blake3"
 )
 
-// SyncDir fsyncs a directory so that renames and creations in it are durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // DestKind is what an import puts at its destination.
 type DestKind uint8
 
@@ -112,26 +99,4 @@ func hashFile(r io.Reader, w io.Writer) (int64, string, error) {
 		return n, "", err
 	}
 	return n, fmt.Sprintf("%x", h.Sum(nil)), nil
-}
-
-// writeFileSync writes b to path through a temporary file: write, fsync, rename.
-func writeFileSync(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/slipstreamkv/slipstream/internal/atomicfile"
 	"github.com/slipstreamkv/slipstream/kvcore"
 )
 
@@ -72,7 +73,7 @@ func (s *Stage) seal(backend, backendVersion string, cursor kvcore.Cursor, now t
 	}
 	sortFiles(m.Files)
 	for _, d := range dirs {
-		if err := SyncDir(d); err != nil {
+		if err := atomicfile.SyncDir(d); err != nil {
 			return nil, err
 		}
 	}
@@ -80,10 +81,10 @@ func (s *Stage) seal(backend, backendVersion string, cursor kvcore.Cursor, now t
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileSync(filepath.Join(s.dir, ManifestName), b); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(s.dir, ManifestName), b, 0o600); err != nil {
 		return nil, err
 	}
-	if err := SyncDir(s.dir); err != nil {
+	if err := atomicfile.SyncDir(s.dir); err != nil {
 		return nil, err
 	}
 	if err := checkAvailable(s.dest, DestDir); err != nil {
@@ -96,7 +97,7 @@ func (s *Stage) seal(backend, backendVersion string, cursor kvcore.Cursor, now t
 		return nil, err
 	}
 	s.release() // the directory is the artifact now
-	return m, SyncDir(s.parent)
+	return m, atomicfile.SyncDir(s.parent)
 }
 
 func (s *Stage) hashAndSync(rel string) (File, error) {

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/slipstreamkv/slipstream/internal/atomicfile"
 )
 
 // importStagePrefix names the hidden directories imports stage payloads in.
@@ -98,7 +100,7 @@ func (s *Staged) copyAll(src string) error {
 		}
 	}
 	for d := range dirs {
-		if err := SyncDir(d); err != nil {
+		if err := atomicfile.SyncDir(d); err != nil {
 			return err
 		}
 	}

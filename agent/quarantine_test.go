@@ -1,0 +1,225 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/slipstreamkv/slipstream/internal/atomicfile"
+	"github.com/slipstreamkv/slipstream/snapshot"
+)
+
+// Damaged local state is moved aside, never fatal: the watch becomes ready
+// with outputs that match the bucket, the damaged file is kept in the watch
+// directory under a quarantine name, and /status and /metrics say so.
+func TestDamagedLocalStateIsQuarantined(t *testing.T) {
+	appendBytes := func(t *testing.T, path string, b []byte) {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		disk   bool   // fold = "disk"
+		file   string // what is damaged, in the watch directory
+		kind   string
+		damage func(t *testing.T, path string)
+		// changes made to the bucket while the agent is down (off for the
+		// journal, whose test counts the hook runs)
+		changes bool
+	}{
+		{name: "fold with a torn tail holding a hole", file: logFoldFile, kind: stateKindFold, changes: true,
+			damage: func(t *testing.T, p string) {
+				// A power loss can leave a zero run where unsynced data
+				// was, followed by what did reach the disk.
+				hole := make([]byte, 64)
+				appendBytes(t, p, append(hole, 0x5a, 0x17, 0x01, 0x01, 0x00, 'x', 0x01))
+			}},
+		{name: "garbage fold", file: logFoldFile, kind: stateKindFold, changes: true,
+			damage: func(t *testing.T, p string) { writeGarbage(t, p) }},
+		{name: "garbage disk fold", disk: true, file: diskFoldDir, kind: stateKindFold, changes: true,
+			damage: func(t *testing.T, p string) {
+				manifests, _ := filepath.Glob(filepath.Join(p, "MANIFEST-*"))
+				if len(manifests) == 0 {
+					t.Fatal("no Pebble manifest to damage")
+				}
+				for _, m := range manifests {
+					writeGarbage(t, m)
+				}
+			}},
+		{name: "garbage journal", file: journalFile, kind: stateKindJournal,
+			damage: func(t *testing.T, p string) { writeGarbage(t, p) }},
+		{name: "garbage state file", file: stateFile, kind: stateKindState, changes: true,
+			damage: func(t *testing.T, p string) { writeGarbage(t, p) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.put("cfg", "files.a.conf", "alpha")
+			f.put("cfg", "files.b.conf", "bravo")
+			src := filesConfig
+			if tc.disk {
+				src = strings.Replace(src, "plugin = \"files\"\n  batch", "plugin = \"files\"\n  fold   = \"disk\"\n  batch", 1)
+			}
+			a, stop := f.start(f.config(src))
+			waitFor(t, "the first sync", func() bool { return a.Ready() })
+			stop()
+
+			watchDir := filepath.Join(f.dir, "data", "watches", "cfg")
+			damaged := filepath.Join(watchDir, tc.file)
+			tc.damage(t, damaged)
+			want := map[string]string{"a.conf": "alpha", "b.conf": "bravo"}
+			last := a.Status()[0].Revision
+			if tc.changes {
+				f.delete("cfg", "files.b.conf")
+				last = f.put("cfg", "files.c.conf", "charlie")
+				want = map[string]string{"a.conf": "alpha", "c.conf": "charlie"}
+			}
+
+			a, _ = f.start(f.config(src))
+			waitFor(t, "the watch to become ready", func() bool {
+				s := a.Status()[0]
+				return a.Ready() && s.Revision == last
+			})
+			out := filepath.Join(f.dir, "out")
+			entries, _ := os.ReadDir(out)
+			got := map[string]string{}
+			for _, e := range entries {
+				got[e.Name()] = readFile(filepath.Join(out, e.Name()))
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("outputs = %v, want %v", got, want)
+			}
+			if tc.kind == stateKindJournal {
+				// The journal's hooks are unknown: every hook runs once more.
+				if hooks := lines(filepath.Join(f.dir, "hooks.log")); len(hooks) != 2 {
+					t.Errorf("hooks.log = %q, want the initial run and one more", hooks)
+				}
+				if _, err := os.Stat(damaged); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("the journal is still owed after its hooks ran (%v)", err)
+				}
+			}
+
+			moved, _ := filepath.Glob(damaged + atomicfile.QuarantineSuffix + "*")
+			if len(moved) != 1 {
+				t.Fatalf("quarantined copies of %s: %v, want one", tc.file, moved)
+			}
+			s := a.Status()[0]
+			if len(s.Quarantined) != 1 || s.Quarantined[0].Path != moved[0] || s.Quarantined[0].Kind != tc.kind || s.Quarantined[0].Reason == "" {
+				t.Errorf("status quarantined = %+v, want %s at %s", s.Quarantined, tc.kind, moved[0])
+			}
+
+			srv := httptest.NewServer(a.Handler())
+			defer srv.Close()
+			var status struct {
+				Watches []struct {
+					Quarantined []struct{ Path, Reason, Kind string }
+				}
+			}
+			if body := get(t, srv.URL+"/status"); json.Unmarshal([]byte(body), &status) != nil ||
+				len(status.Watches) != 1 || len(status.Watches[0].Quarantined) != 1 || status.Watches[0].Quarantined[0].Path != moved[0] {
+				t.Errorf("/status does not show the quarantine:\n%s", body)
+			}
+			metric := fmt.Sprintf(`slipagent_quarantined_total{kind=%q,watch="cfg"} 1`, tc.kind)
+			if body := get(t, srv.URL+"/metrics"); !strings.Contains(body, metric) {
+				t.Errorf("/metrics lacks %s", metric)
+			}
+		})
+	}
+}
+
+func writeGarbage(t *testing.T, path string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte("\x00garbage{\xff not a fold, journal or state\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// Only content that does not load is quarantined: an error of the system
+// reading it (permissions, I/O, a full disk, another owner's lock) fails
+// the session, which retries, and leaves the file where it is.
+func TestFoldCorruptTellsDamageFromIOErrors(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "fold.snap")
+	if err := os.WriteFile(p, []byte("PGSS\x02\x00\x00\x00\x00\x00\x00\x01"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, holeErr := snapshot.Open(p, snapshot.Options{})
+	ioErr := func(errno syscall.Errno) error {
+		return fmt.Errorf("snapshot: load %s: %w", p, &os.PathError{Op: "read", Path: p, Err: errno})
+	}
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{holeErr, true},
+		{fmt.Errorf("pebblefold: open: %w", pebble.ErrCorruption), true},
+		{fmt.Errorf("pebblefold: open: %w", errors.New("lock held by current process")), false},
+		{ioErr(syscall.EISDIR), true},
+		{ioErr(syscall.EACCES), false},
+		{ioErr(syscall.EIO), false},
+		{ioErr(syscall.ENOSPC), false},
+		{fmt.Errorf("%w: held by another agent", snapshot.ErrLocked), false},
+	} {
+		if got := foldCorrupt(tc.err); got != tc.want {
+			t.Errorf("foldCorrupt(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+	if !errors.Is(holeErr, snapshot.ErrInvalidFormat) {
+		t.Fatalf("a hole in front of data loads: %v", holeErr)
+	}
+}
+
+// A state file the system cannot read (here a symlink loop: ELOOP, as EIO
+// or EACCES would be) is not quarantined: the watch fails and retries, and
+// the file stays where it is.
+func TestUnreadableStateFailsTheWatchWithoutQuarantine(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "alpha")
+	watchDir := filepath.Join(f.dir, "data", "watches", "cfg")
+	if err := os.MkdirAll(watchDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(watchDir, stateFile)
+	if err := os.Symlink(p, p); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := f.start(f.config(filesConfig))
+	waitFor(t, "the watch to fail on its state file", func() bool {
+		s := a.Status()[0]
+		return s.Failures >= 2 && strings.Contains(s.LastError, stateFile)
+	})
+	if s := a.Status()[0]; len(s.Quarantined) != 0 || a.Ready() {
+		t.Errorf("status %+v: an I/O error was taken for damage", s)
+	}
+	if moved, _ := filepath.Glob(p + atomicfile.QuarantineSuffix + "*"); len(moved) != 0 {
+		t.Errorf("quarantined %v", moved)
+	}
+	if _, err := os.Lstat(p); err != nil {
+		t.Errorf("the state file moved: %v", err)
+	}
+}
