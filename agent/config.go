@@ -92,6 +92,7 @@ type WatchConf struct {
 	Plugin   string        `hcl:"plugin"`
 	Fold     string        `hcl:"fold,optional"`
 	Batch    *BatchConf    `hcl:"batch,block"`
+	Wait     *WaitConf     `hcl:"wait,block"`
 	Outputs  []*OutputConf `hcl:"output,block"`
 	Hooks    []*HookConf   `hcl:"hook,block"`
 
@@ -111,14 +112,27 @@ const (
 	FoldDisk = "disk"
 )
 
-// BatchConf bounds a watch's batches.
+// BatchConf bounds a watch's batches. With no window, an idle watch applies
+// a change at once, and the changes that arrive while a batch is applied
+// form the next one.
 type BatchConf struct {
 	WindowS string `hcl:"window,optional"`
 	Max     int    `hcl:"max,optional"`
 
 	WindowRange hcl.Range `hcl:"window,attr_value_range"`
 	MaxRange    hcl.Range `hcl:"max,attr_value_range"`
-	Window      time.Duration
+	Window      time.Duration // 0: no window
+}
+
+// WaitConf is consul-template's wait: a batch is applied once no change
+// arrived for min, and at the latest max after its first change.
+type WaitConf struct {
+	MinS string `hcl:"min"`
+	MaxS string `hcl:"max,optional"`
+
+	MinRange hcl.Range `hcl:"min,attr_value_range"`
+	MaxRange hcl.Range `hcl:"max,attr_value_range"`
+	Min, Max time.Duration // Max defaults to 4 × Min
 }
 
 // OutputConf is a directory a watch's plugin may write below.
@@ -170,7 +184,6 @@ const (
 	DefaultNATSTimeout   = 30 * time.Second
 	DefaultPluginMemory  = 64 << 20
 	DefaultPluginTimeout = 5 * time.Second
-	DefaultBatchWindow   = 200 * time.Millisecond
 	DefaultBatchMax      = 1000
 	DefaultHookTimeout   = 30 * time.Second
 	DefaultOutputMode    = 0o644
@@ -357,7 +370,19 @@ func (c *Config) finalize() hcl.Diagnostics {
 		if w.Batch == nil {
 			w.Batch = &BatchConf{}
 		}
-		w.Batch.Window, diags = parseDuration(w.Batch.WindowS, w.Batch.WindowRange, DefaultBatchWindow, diags)
+		if w.Batch.WindowS != "0" {
+			w.Batch.Window, diags = parseDuration(w.Batch.WindowS, w.Batch.WindowRange, 0, diags)
+		}
+		if wt := w.Wait; wt != nil {
+			wt.Min, diags = parseDuration(wt.MinS, wt.MinRange, 0, diags)
+			wt.Max, diags = parseDuration(wt.MaxS, wt.MaxRange, 4*wt.Min, diags)
+			if wt.Max < wt.Min {
+				diags = append(diags, errAt(wt.MaxRange, "Invalid wait", fmt.Sprintf("max (%v) is shorter than min (%v).", wt.Max, wt.Min)))
+			}
+			if w.Batch.WindowS != "" {
+				diags = append(diags, errAt(w.Batch.WindowRange, "Conflicting settings", "a watch has either a batch window or a wait block, not both."))
+			}
+		}
 		switch {
 		case w.Batch.Max == 0:
 			w.Batch.Max = DefaultBatchMax

@@ -22,7 +22,7 @@ func TestExampleConfigParses(t *testing.T) {
 	if w.Fold != FoldMemory {
 		t.Errorf("fold = %q", w.Fold)
 	}
-	if w.Batch.Window != 200*time.Millisecond || w.Batch.Max != 1000 {
+	if w.Batch.Window != 0 || w.Batch.Max != 1000 || w.Wait != nil {
 		t.Errorf("batch = %+v", w.Batch)
 	}
 	if h := w.Hooks[0]; h.Timeout != 10*time.Second || h.OnFailure != FailRetry || len(h.Check) != 2 {
@@ -54,7 +54,7 @@ watch "w" {
 		t.Errorf("paths not resolved against the file: data_dir %q module %q dir %q", cfg.DataDir, cfg.Plugins[0].Module, cfg.Watches[0].Outputs[0].Dir)
 	}
 	w := cfg.Watches[0]
-	if w.Prefixes != nil || w.Batch.Window != DefaultBatchWindow || w.Batch.Max != DefaultBatchMax {
+	if w.Prefixes != nil || w.Batch.Window != 0 || w.Batch.Max != DefaultBatchMax {
 		t.Errorf("watch defaults: prefixes %v batch %+v", w.Prefixes, w.Batch)
 	}
 	if cfg.NATS.Servers[0] != DefaultNATSURL || cfg.NATS.Timeout != DefaultNATSTimeout {
@@ -221,5 +221,44 @@ func TestLoadMergesDirectory(t *testing.T) {
 	}
 	if _, err := Load(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no *.hcl files") {
 		t.Errorf("empty dir: err = %v", err)
+	}
+}
+
+func TestBatchWindowAndWait(t *testing.T) {
+	parse := func(batch string) (*WatchConf, error) {
+		cfg, err := Parse("agent.hcl", []byte(`
+plugin "p" { module = "/p.wasm" }
+watch "w" {
+  bucket = "b"
+  plugin = "p"
+  `+batch+`
+  output "o" { dir = "/out" }
+}`))
+		if err != nil {
+			return nil, err
+		}
+		return cfg.Watches[0], nil
+	}
+	w, err := parse(`batch { window = "50ms" }`)
+	if err != nil || w.Batch.Window != 50*time.Millisecond {
+		t.Errorf("window: %+v, %v", w, err)
+	}
+	w, err = parse(`batch { window = "0" }`)
+	if err != nil || w.Batch.Window != 0 {
+		t.Errorf("window 0: %+v, %v", w, err)
+	}
+	w, err = parse(`wait { min = "2s" }`)
+	if err != nil || w.Wait.Min != 2*time.Second || w.Wait.Max != 8*time.Second {
+		t.Errorf("wait: %+v, %v", w.Wait, err)
+	}
+	if _, err := parse(`wait {
+    min = "2s"
+    max = "1s"
+  }`); err == nil || !strings.Contains(err.Error(), "shorter than min") {
+		t.Errorf("wait max < min: %v", err)
+	}
+	if _, err := parse(`batch { window = "1s" }
+  wait { min = "2s" }`); err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Errorf("window and wait: %v", err)
 	}
 }

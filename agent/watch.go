@@ -156,7 +156,8 @@ func (r *watchRunner) session(ctx context.Context) error {
 	}
 	return kvcore.WatchApplied(ctx, store, fold, kvcore.AppliedConfig{
 		Scope:      r.scope(),
-		Window:     r.conf.Batch.Window,
+		Window:     r.window(),
+		Quiet:      r.quiet(),
 		MaxBatch:   r.conf.Batch.Max,
 		FullRender: fullRender,
 		BucketID:   st.BucketID,
@@ -167,6 +168,21 @@ func (r *watchRunner) session(ctx context.Context) error {
 		OnProgress: r.status.progress,
 		Logger:     r.log,
 	}, apply)
+}
+
+// window is the watch's batch window; none unless configured.
+func (r *watchRunner) window() time.Duration {
+	if r.conf.Batch.Window > 0 {
+		return r.conf.Batch.Window
+	}
+	return kvcore.NoWindow
+}
+
+func (r *watchRunner) quiet() kvcore.Quiescence {
+	if r.conf.Wait == nil {
+		return kvcore.Quiescence{}
+	}
+	return kvcore.Quiescence{Min: r.conf.Wait.Min, Max: r.conf.Wait.Max}
 }
 
 func (r *watchRunner) scope() kvcore.Scope {
