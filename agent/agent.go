@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -30,8 +29,8 @@ type Options struct {
 	// Notify sends a systemd notification such as "READY=1". Default:
 	// sd_notify to $NOTIFY_SOCKET, a no-op when it is unset.
 	Notify func(state string) error
-	// PluginCacheDir overrides where compiled plugins are cached (default
-	// <data_dir>/cache).
+	// PluginCacheDir overrides where compiled plugins are cached (default:
+	// the configuration's cache_dir).
 	PluginCacheDir string
 }
 
@@ -74,7 +73,7 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: opts.Logger, notify: opts.Notify, conn: opts.Conn, cacheDir: opts.PluginCacheDir, plugins: map[string]*pluginSlot{}, changed: make(chan struct{}, 1)}
 	if a.cacheDir == "" {
-		a.cacheDir = filepath.Join(cfg.DataDir, "cache")
+		a.cacheDir = cfg.CacheDir
 	}
 	if a.log == nil {
 		a.log = slog.Default()

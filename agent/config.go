@@ -26,7 +26,11 @@ import (
 // Load or Parse it, then read the typed values from the fields without an hcl
 // tag, which finalize fills in.
 type Config struct {
-	DataDir  string        `hcl:"data_dir,optional"`
+	DataDir string `hcl:"data_dir,optional"`
+	// CacheDir holds compiled plugins: cache_dir, else systemd's
+	// $CACHE_DIRECTORY, else <data_dir>/cache. Outside data_dir, a fresh
+	// data_dir does not recompile the plugins.
+	CacheDir string        `hcl:"cache_dir,optional"`
 	LogLevel string        `hcl:"log_level,optional"`
 	NATS     *NATSConfig   `hcl:"nats,block"`
 	HTTP     *HTTPConfig   `hcl:"http,block"`
@@ -34,6 +38,7 @@ type Config struct {
 	Watches  []*WatchConf  `hcl:"watch,block"`
 
 	DataDirRange  hcl.Range  `hcl:"data_dir,attr_value_range"`
+	CacheDirRange hcl.Range  `hcl:"cache_dir,attr_value_range"`
 	LogLevelRange hcl.Range  `hcl:"log_level,attr_value_range"`
 	Level         slog.Level // parsed log_level, default info
 }
@@ -119,8 +124,8 @@ type BatchConf struct {
 	WindowS string `hcl:"window,optional"`
 	Max     int    `hcl:"max,optional"`
 
-	WindowRange hcl.Range `hcl:"window,attr_value_range"`
-	MaxRange    hcl.Range `hcl:"max,attr_value_range"`
+	WindowRange hcl.Range     `hcl:"window,attr_value_range"`
+	MaxRange    hcl.Range     `hcl:"max,attr_value_range"`
 	Window      time.Duration // 0: no window
 }
 
@@ -130,8 +135,8 @@ type WaitConf struct {
 	MinS string `hcl:"min"`
 	MaxS string `hcl:"max,optional"`
 
-	MinRange hcl.Range `hcl:"min,attr_value_range"`
-	MaxRange hcl.Range `hcl:"max,attr_value_range"`
+	MinRange hcl.Range     `hcl:"min,attr_value_range"`
+	MaxRange hcl.Range     `hcl:"max,attr_value_range"`
 	Min, Max time.Duration // Max defaults to 4 × Min
 }
 
@@ -301,6 +306,15 @@ func (c *Config) finalize() hcl.Diagnostics {
 		c.DataDir = DefaultDataDir
 	}
 	c.DataDir = relativeTo(c.DataDirRange, c.DataDir)
+	switch {
+	case c.CacheDir != "":
+		c.CacheDir = relativeTo(c.CacheDirRange, c.CacheDir)
+	case os.Getenv("CACHE_DIRECTORY") != "":
+		// systemd's CacheDirectory= (the first one, if several).
+		c.CacheDir, _, _ = strings.Cut(os.Getenv("CACHE_DIRECTORY"), ":")
+	default:
+		c.CacheDir = filepath.Join(c.DataDir, "cache")
+	}
 	switch c.LogLevel {
 	case "", "info":
 		c.Level = slog.LevelInfo

@@ -262,3 +262,28 @@ watch "w" {
 		t.Errorf("window and wait: %v", err)
 	}
 }
+
+func TestCacheDir(t *testing.T) {
+	parse := func(src string) *Config {
+		t.Helper()
+		cfg, err := Parse("/etc/slipagent/agent.hcl", []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	t.Setenv("CACHE_DIRECTORY", "")
+	if got := parse(`data_dir = "/d"`).CacheDir; got != "/d/cache" {
+		t.Errorf("default cache_dir %q, want /d/cache", got)
+	}
+	if got := parse(`cache_dir = "cache"`).CacheDir; got != "/etc/slipagent/cache" {
+		t.Errorf("relative cache_dir %q, want it resolved against the file", got)
+	}
+	t.Setenv("CACHE_DIRECTORY", "/var/cache/slipagent:/var/cache/other")
+	if got := parse(`data_dir = "/d"`).CacheDir; got != "/var/cache/slipagent" {
+		t.Errorf("cache_dir under systemd %q, want $CACHE_DIRECTORY's first entry", got)
+	}
+	if got := parse(`cache_dir = "/c"`).CacheDir; got != "/c" {
+		t.Errorf("explicit cache_dir %q, want /c", got)
+	}
+}
