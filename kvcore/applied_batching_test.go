@@ -19,13 +19,12 @@ import (
 type batchingRun struct {
 	store   kvcore.Store
 	mu      sync.Mutex
-	synced  bool
 	batches []int
 	at      []time.Duration
 	start   time.Time
 }
 
-func startBatching(t *testing.T, bubble bool, cfg kvcore.AppliedConfig, gate <-chan struct{}) *batchingRun {
+func startBatching(t *testing.T, cfg kvcore.AppliedConfig, gate <-chan struct{}) *batchingRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -38,11 +37,6 @@ func startBatching(t *testing.T, bubble bool, cfg kvcore.AppliedConfig, gate <-c
 	f := newMemFold()
 	cfg.Scope = kvcore.AllKeys()
 	cfg.Logger = slog.New(slog.DiscardHandler)
-	cfg.OnProgress = func(p kvcore.Progress) {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		r.synced = r.synced || p.Synced
-	}
 	go kvcore.WatchApplied(ctx, store, f, cfg, func(_ context.Context, b kvcore.Batch) error {
 		if b.Full {
 			return nil
@@ -56,15 +50,7 @@ func startBatching(t *testing.T, bubble bool, cfg kvcore.AppliedConfig, gate <-c
 		r.at = append(r.at, time.Since(r.start))
 		return nil
 	})
-	if bubble {
-		synctest.Wait() // the initial sync of the empty bucket
-	} else {
-		waitFor(t, "the initial sync", func() bool {
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			return r.synced
-		})
-	}
+	synctest.Wait() // the initial sync of the empty bucket
 	return r
 }
 
@@ -85,7 +71,7 @@ func (r *batchingRun) seen() ([]int, []time.Duration) {
 
 func TestNoWindowAppliesAnIdleWatchsChangeAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := startBatching(t, true, kvcore.AppliedConfig{Window: kvcore.NoWindow, MaxBatch: 1000}, nil)
+		r := startBatching(t, kvcore.AppliedConfig{Window: kvcore.NoWindow, MaxBatch: 1000}, nil)
 		r.put(t, 1)
 		synctest.Wait()
 		batches, at := r.seen()
@@ -98,7 +84,7 @@ func TestNoWindowAppliesAnIdleWatchsChangeAtOnce(t *testing.T) {
 func TestChangesArrivingDuringApplyFormTheNextBatch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		gate := make(chan struct{})
-		r := startBatching(t, true, kvcore.AppliedConfig{Window: kvcore.NoWindow, MaxBatch: 1000}, gate)
+		r := startBatching(t, kvcore.AppliedConfig{Window: kvcore.NoWindow, MaxBatch: 1000}, gate)
 		r.put(t, 1) // the first batch, held in apply by the gate
 		synctest.Wait()
 		r.put(t, 200) // arrive while it is applied
@@ -111,31 +97,28 @@ func TestChangesArrivingDuringApplyFormTheNextBatch(t *testing.T) {
 	})
 }
 
-// In real time, with a window far shorter than an apply: the window has
-// always fired by the time the loop looks again, and the backlog queued
-// meanwhile must still go as one batch.
+// A window far shorter than an apply has always fired by the time the loop
+// looks again; the backlog queued meanwhile must still go as one batch.
 func TestTinyWindowDoesNotSplitABacklog(t *testing.T) {
-	gate := make(chan struct{})
-	r := startBatching(t, false, kvcore.AppliedConfig{Window: time.Nanosecond, MaxBatch: 1000}, gate)
-	r.put(t, 1)
-	r.put(t, 200) // queued while the first batch waits at the gate
-	close(gate)
-	waitFor(t, "every update", func() bool {
-		batches, _ := r.seen()
-		n := 0
-		for _, b := range batches {
-			n += b
+	synctest.Test(t, func(t *testing.T) {
+		gate := make(chan struct{})
+		r := startBatching(t, kvcore.AppliedConfig{Window: time.Nanosecond, MaxBatch: 1000}, gate)
+		r.put(t, 1)
+		time.Sleep(time.Millisecond) // the window closes the first batch
+		synctest.Wait()
+		r.put(t, 200) // queued while the first batch waits at the gate
+		synctest.Wait()
+		close(gate)
+		time.Sleep(time.Second)
+		if batches, _ := r.seen(); len(batches) != 2 || batches[1] != 200 {
+			t.Fatalf("batches %v, want [1 200]", batches)
 		}
-		return n >= 200
 	})
-	if batches, _ := r.seen(); len(batches) > 2 {
-		t.Fatalf("batches %v: the backlog was split", batches)
-	}
 }
 
 func TestQuietWaitsForQuiescenceUpToMax(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := startBatching(t, true, kvcore.AppliedConfig{Quiet: kvcore.Quiescence{Min: time.Second, Max: 3 * time.Second}, MaxBatch: 1000}, nil)
+		r := startBatching(t, kvcore.AppliedConfig{Quiet: kvcore.Quiescence{Min: time.Second, Max: 3 * time.Second}, MaxBatch: 1000}, nil)
 		// Changes 500ms apart keep the batch open until Max.
 		for range 10 {
 			r.put(t, 1)
