@@ -130,6 +130,10 @@ func (g *guard) check(stop context.Context, fold kvcore.Fold, src kvcore.Reader,
 		if float64(removals) <= g.conf.Fraction*float64(before) {
 			return false, nil
 		}
+		// A confirmation left from an earlier hold must not confirm this one.
+		if err := os.Remove(filepath.Join(g.dir, confirmFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return false, fmt.Errorf("agent: removing an old confirmation: %w", err)
+		}
 		h := &holdRecord{KeysBefore: before, Removals: removals, Since: g.now().UTC()}
 		data, _ := json.Marshal(h)
 		if err := writeFileAtomic(filepath.Join(g.dir, heldFile), data); err != nil {
@@ -157,6 +161,7 @@ func (g *guard) wait(stop context.Context, fold kvcore.Fold, src kvcore.Reader) 
 		g.released = true
 		return true, nil
 	}
+	g.status.holding(g.now())
 	poll := time.NewTicker(holdPoll)
 	defer poll.Stop()
 	lastCount := g.now()
@@ -198,7 +203,9 @@ func (g *guard) committed() error {
 	if !g.released {
 		return nil
 	}
-	for _, name := range []string{heldFile, confirmFile} {
+	// The confirmation goes first: a crash in between leaves a hold to
+	// confirm again, never a confirmation for the next hold.
+	for _, name := range []string{confirmFile, heldFile} {
 		if err := os.Remove(filepath.Join(g.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("agent: lifting the hold: %w", err)
 		}

@@ -60,11 +60,13 @@ type WatchStatus struct {
 }
 
 // HoldStatus describes a batch the deletion guard holds: it would remove
-// Removals of the KeysBefore keys the watch held.
+// Removals of the KeysBefore keys the watch held. Checked is when this run
+// of the agent last held a batch (zero before its first).
 type HoldStatus struct {
 	KeysBefore int       `json:"keys_before"`
 	Removals   int       `json:"removals"`
 	Since      time.Time `json:"since"`
+	Checked    time.Time `json:"checked,omitzero"`
 }
 
 // Healthy reports whether the watch is neither failing, detached, stale nor
@@ -244,6 +246,17 @@ func (w *watchStatus) hold(h *HoldStatus) {
 	defer w.mu.Unlock()
 	defer w.behind()
 	w.s.Held = h
+}
+
+// holding records that a batch is being held now.
+func (w *watchStatus) holding(at time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.s.Held != nil {
+		h := *w.s.Held // readers may hold the old one
+		h.Checked = at
+		w.s.Held = &h
+	}
 }
 
 func (w *watchStatus) applied(b kvcore.Batch, at time.Time) {
