@@ -9,13 +9,17 @@ import (
 )
 
 // attachSource is the Source a watch's loop reads through: it tells the
-// watch's status whether creating the watch on the bucket works.
+// watch's status whether creating the watch on the bucket works, and when
+// the loop starts a sync from the bucket's current state.
 type attachSource struct {
 	kvcore.Store
 	status *watchStatus
 }
 
 func (s attachSource) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Cursor) (kvcore.Watch, error) {
+	if from.IsNone() {
+		s.status.syncing()
+	}
 	wa, err := s.Store.Watch(ctx, scope, from)
 	if err == nil || ctx.Err() == nil {
 		s.status.attached(err, true)

@@ -114,6 +114,7 @@ type watchStatus struct {
 	// attached since.
 	overFailures int
 	resyncFrom   *kvcore.Cursor // the old cursor while a resync has not moved it
+	cursor       kvcore.Cursor  // the fold's cursor, as last reported
 }
 
 func newWatchStatus(w *WatchConf, changed chan<- struct{}, now func() time.Time) *watchStatus {
@@ -190,26 +191,48 @@ func (w *watchStatus) progress(p kvcore.Progress) {
 	defer w.mu.Unlock()
 	defer w.behind()
 	w.started = true
+	w.cursor = p.Cursor
 	if w.s.Synced && !p.Synced {
-		// A resync starts: the fold's cursor names a position in the
-		// bucket as it was, which may be gone (re-created, purged).
-		old := p.Cursor
-		w.resyncFrom = &old
+		w.resyncing()
 	}
 	w.s.Synced = p.Synced
-	if w.resyncFrom != nil && p.Cursor == *w.resyncFrom {
-		w.s.Cursor, w.s.Revision = "none", 0
-	} else {
-		w.resyncFrom = nil
-		w.s.Cursor = p.Cursor.String()
-		w.s.Revision, _ = p.Cursor.Revision()
-	}
+	w.showCursor()
 	w.s.Failures = p.Failures
 	switch {
 	case p.Err == nil:
 		w.err, w.overFailures = "", 0
 	case p.Failures > w.overFailures:
 		w.fail(p.Err.Error())
+	}
+}
+
+// resyncing records that a sync from the bucket's current state starts: the
+// fold's cursor names a position in the bucket as it was, which may be gone
+// (re-created, purged), so none is shown until the resync moves it.
+func (w *watchStatus) resyncing() {
+	old := w.cursor
+	w.resyncFrom = &old
+}
+
+func (w *watchStatus) showCursor() {
+	if w.resyncFrom != nil && w.cursor == *w.resyncFrom {
+		w.s.Cursor, w.s.Revision = "none", 0
+		return
+	}
+	w.resyncFrom = nil
+	w.s.Cursor = w.cursor.String()
+	w.s.Revision, _ = w.cursor.Revision()
+}
+
+// syncing records that the loop opens a watch from no cursor: a sync from
+// the bucket's current state.
+func (w *watchStatus) syncing() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.cursor.IsNone() {
+		w.resyncing()
+		w.showCursor()
+		w.poke()
 	}
 }
 

@@ -146,3 +146,38 @@ func TestStatusHeld(t *testing.T) {
 		t.Fatalf("released: %+v", s)
 	}
 }
+
+func TestSummaryNamesUnhealthyWatches(t *testing.T) {
+	got := summary([]WatchStatus{
+		{Name: "a", State: stateReady, Synced: true},
+		{Name: "b", State: stateHeld, Synced: true},
+		{Name: "c", State: stateDetached, Synced: true},
+		{Name: "d", State: stateStale},
+	})
+	want := "3/4 watches caught up, detached: c, stale: d, held: b"
+	if got != want {
+		t.Errorf("summary = %q, want %q", got, want)
+	}
+}
+
+func TestStatusSyncAfterRestartShowsNoOldCursor(t *testing.T) {
+	st, _ := newTestStatus(time.Minute)
+	// A restarted agent's fold holds a cursor of the bucket as it was; the
+	// loop finds it expired and opens a watch from no cursor.
+	st.progress(kvcore.Progress{Cursor: at(900)})
+	if s := st.get(); s.Revision != 900 {
+		t.Fatalf("resuming: %+v", s)
+	}
+	st.syncing()
+	if s := st.get(); s.Revision != 0 || s.Cursor != "none" {
+		t.Fatalf("syncing from scratch: %+v, want no revision from the old bucket", s)
+	}
+	st.progress(kvcore.Progress{Cursor: at(900), Synced: true})
+	if s := st.get(); s.Revision != 0 {
+		t.Fatalf("synced an empty bucket: %+v", s)
+	}
+	st.progress(kvcore.Progress{Cursor: at(3), Synced: true})
+	if s := st.get(); s.Revision != 3 || s.Cursor != at(3).String() {
+		t.Fatalf("first position in the new bucket: %+v", s)
+	}
+}

@@ -137,6 +137,7 @@ func (r *watchRunner) session(ctx context.Context) error {
 	}
 	defer inst.Close(context.WithoutCancel(ctx))
 	apply := func(actx context.Context, b kvcore.Batch) error {
+		// A held batch waits on the session's ctx (actx outlives shutdown).
 		full, err := r.guard.check(ctx, fold, store, b)
 		if err != nil {
 			return err
