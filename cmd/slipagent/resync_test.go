@@ -12,6 +12,7 @@ import (
 
 	"github.com/slipstreamkv/slipstream/internal/natstest"
 	"github.com/slipstreamkv/slipstream/internal/plugintest"
+	"github.com/slipstreamkv/slipstream/kvcore/natskv"
 )
 
 // TestResyncConfirmsAHeldDeletion runs an agent, empties its bucket so that
@@ -31,7 +32,7 @@ plugin "files" {
 watch "cfg" {
   bucket = "cfg"
   plugin = "files"
-  batch { window = "20ms" }
+  batch { window = "1s" }
   output "files" { dir = "%[1]s/out" }
 }
 `, dir, srv.URL())), 0o644)
@@ -79,9 +80,19 @@ watch "cfg" {
 		t.Errorf("resync without --confirm = %d, want %d", code, exitUsage)
 	}
 
+	// The deletions go out at once, on one connection, to land in one batch.
+	conn := natskv.New(natskv.Options{Servers: []string{srv.URL()}, Timeout: 5 * time.Second})
+	if err := conn.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	store, err := conn.Open(ctx, "cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := range n {
-		if code, _, errOut := runCmd(t, "kv", "-server", srv.URL(), "delete", "cfg", fmt.Sprintf("files.k%02d", i)); code != exitOK {
-			t.Fatalf("kv delete: %s", errOut)
+		if err := store.Delete(ctx, fmt.Sprintf("files.k%02d", i)); err != nil {
+			t.Fatal(err)
 		}
 	}
 	waitUntil("the hold", func() bool { _, err := os.Stat(held); return err == nil })
