@@ -95,7 +95,7 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 			KeyFile:   tlsFiles.KeyFile,
 			Name:      "slipagent",
 			Timeout:   cfg.NATS.Timeout,
-			Logger:    a.log.With("component", "nats"),
+			Logger:    slog.New(&attachTap{next: a.log.Handler(), onAttach: a.consumerAttach}).With("component", "nats"),
 		})
 		a.ownConn = true
 	}
@@ -239,11 +239,11 @@ func (a *Agent) Status() []WatchStatus {
 	return out
 }
 
-// Ready reports whether every watch has caught up with its bucket and none
-// is failing.
+// Ready reports whether every watch is ready: caught up with its bucket,
+// and not failing, detached, stale or held.
 func (a *Agent) Ready() bool {
 	for _, s := range a.Status() {
-		if !s.Synced || !s.Healthy() {
+		if !s.Ready {
 			return false
 		}
 	}

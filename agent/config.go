@@ -98,14 +98,20 @@ type WatchConf struct {
 	Fold     string        `hcl:"fold,optional"`
 	Batch    *BatchConf    `hcl:"batch,block"`
 	Wait     *WaitConf     `hcl:"wait,block"`
+	Guard    *GuardConf    `hcl:"guard,block"`
 	Outputs  []*OutputConf `hcl:"output,block"`
 	Hooks    []*HookConf   `hcl:"hook,block"`
+	// StaleAfterS is how long the watch may stay behind its bucket (not
+	// caught up, or failing) before it counts as unhealthy; "0" disables.
+	StaleAfterS string `hcl:"stale_after,optional"`
 
-	DefRange      hcl.Range `hcl:",def_range"`
-	PrefixesRange hcl.Range `hcl:"prefixes,attr_range"`
-	PluginRange   hcl.Range `hcl:"plugin,attr_value_range"`
-	FoldRange     hcl.Range `hcl:"fold,attr_value_range"`
-	BucketRange   hcl.Range `hcl:"bucket,attr_value_range"`
+	DefRange        hcl.Range     `hcl:",def_range"`
+	StaleAfterRange hcl.Range     `hcl:"stale_after,attr_value_range"`
+	StaleAfter      time.Duration // default DefaultStaleAfter; 0 = never stale
+	PrefixesRange   hcl.Range     `hcl:"prefixes,attr_range"`
+	PluginRange     hcl.Range     `hcl:"plugin,attr_value_range"`
+	FoldRange       hcl.Range     `hcl:"fold,attr_value_range"`
+	BucketRange     hcl.Range     `hcl:"bucket,attr_value_range"`
 }
 
 // Fold kinds: where a watch keeps its local copy of the bucket.
@@ -138,6 +144,22 @@ type WaitConf struct {
 	MinRange hcl.Range     `hcl:"min,attr_value_range"`
 	MaxRange hcl.Range     `hcl:"max,attr_value_range"`
 	Min, Max time.Duration // Max defaults to 4 × Min
+}
+
+// GuardConf bounds the deletions one batch may make before the watch holds
+// it for confirmation (see DESIGN.md, invariant 11): a batch that removes at
+// least MinDeletes keys and more than MaxDeleteFraction of the keys the watch
+// held is not applied until `slipagent resync --confirm WATCH`.
+type GuardConf struct {
+	MaxDeleteFraction *float64 `hcl:"max_delete_fraction,optional"`
+	MinDeletes        *int     `hcl:"min_deletes,optional"`
+	// Allow turns the guard off: every batch is applied as it comes.
+	Allow bool `hcl:"allow,optional"`
+
+	FractionRange   hcl.Range `hcl:"max_delete_fraction,attr_value_range"`
+	MinDeletesRange hcl.Range `hcl:"min_deletes,attr_value_range"`
+	Fraction        float64   // default DefaultMaxDeleteFraction
+	Min             int       // default DefaultMinDeletes
 }
 
 // OutputConf is a directory a watch's plugin may write below.
@@ -190,8 +212,13 @@ const (
 	DefaultPluginMemory  = 64 << 20
 	DefaultPluginTimeout = 5 * time.Second
 	DefaultBatchMax      = 1000
-	DefaultHookTimeout   = 30 * time.Second
-	DefaultOutputMode    = 0o644
+	DefaultStaleAfter    = 2 * time.Minute
+	// DefaultMaxDeleteFraction and DefaultMinDeletes: a batch removing at
+	// least 10 keys and more than half of a watch's keys is held.
+	DefaultMaxDeleteFraction = 0.5
+	DefaultMinDeletes        = 10
+	DefaultHookTimeout       = 30 * time.Second
+	DefaultOutputMode        = 0o644
 )
 
 var (
@@ -403,6 +430,7 @@ func (c *Config) finalize() hcl.Diagnostics {
 		case w.Batch.Max < 0:
 			diags = append(diags, errAt(w.Batch.MaxRange, "Invalid batch max", "max must be positive."))
 		}
+		diags = watchGuard(w, diags)
 		outputs := map[string]bool{}
 		for _, o := range w.Outputs {
 			if outputs[o.Name] {
@@ -486,6 +514,33 @@ func checkName(kind, name string, rng hcl.Range) hcl.Diagnostics {
 		return nil
 	}
 	return hcl.Diagnostics{errAt(rng, "Invalid "+kind+" name", fmt.Sprintf("%q: a %s name is letters, digits, '-' and '_'.", name, kind))}
+}
+
+// watchGuard fills in a watch's stale_after and guard settings.
+func watchGuard(w *WatchConf, diags hcl.Diagnostics) hcl.Diagnostics {
+	if w.StaleAfterS == "0" {
+		w.StaleAfter = 0
+	} else {
+		w.StaleAfter, diags = parseDuration(w.StaleAfterS, w.StaleAfterRange, DefaultStaleAfter, diags)
+	}
+	if w.Guard == nil {
+		w.Guard = &GuardConf{}
+	}
+	g := w.Guard
+	g.Fraction, g.Min = DefaultMaxDeleteFraction, DefaultMinDeletes
+	if f := g.MaxDeleteFraction; f != nil {
+		if *f <= 0 || *f > 1 {
+			diags = append(diags, errAt(g.FractionRange, "Invalid max_delete_fraction", "max_delete_fraction is a fraction of the watch's keys, above 0 and at most 1 (0.5 holds a batch that removes more than half of them)."))
+		}
+		g.Fraction = *f
+	}
+	if m := g.MinDeletes; m != nil {
+		if *m < 1 {
+			diags = append(diags, errAt(g.MinDeletesRange, "Invalid min_deletes", "min_deletes is a count of keys, at least 1."))
+		}
+		g.Min = *m
+	}
+	return diags
 }
 
 func errAt(rng hcl.Range, summary, detail string) *hcl.Diagnostic {

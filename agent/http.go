@@ -10,8 +10,11 @@ import (
 // Handler serves the agent's HTTP endpoints:
 //
 //	/metrics  Prometheus metrics
-//	/healthz  200 unless a watch keeps failing (503, with the failing watches)
-//	/readyz   200 once every watch has caught up with its bucket, else 503
+//	/healthz  200 unless a watch is unhealthy: failing, detached (its watch
+//	          on the bucket cannot be created), stale (not caught up for
+//	          longer than its stale_after) or held (503, with those watches)
+//	/readyz   200 once every watch is ready (caught up and healthy), else
+//	          503 with the watches that are not and why ("reason")
 //	/status   every watch's status as JSON
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -30,14 +33,25 @@ func (a *Agent) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !a.Ready() {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "watches": a.Status()})
+		var waiting []WatchStatus
+		for _, s := range a.Status() {
+			if !s.Ready {
+				waiting = append(waiting, s)
+			}
+		}
+		if len(waiting) > 0 {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "watches": waiting})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"ready": a.Ready(), "watches": a.Status()})
+		statuses := a.Status()
+		ready := true
+		for _, s := range statuses {
+			ready = ready && s.Ready
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"ready": ready, "watches": statuses})
 	})
 	return mux
 }

@@ -88,29 +88,47 @@ func (m *metrics) quarantined(watch, kind string) {
 type statusCollector struct{ a *Agent }
 
 var (
-	descReady    = prometheus.NewDesc("slipagent_watch_ready", "1 when the watch has caught up with its bucket and is not failing.", []string{"watch", "bucket"}, nil)
-	descHealthy  = prometheus.NewDesc("slipagent_watch_healthy", "0 while a step of the watch keeps failing.", []string{"watch", "bucket"}, nil)
+	descReady    = prometheus.NewDesc("slipagent_watch_ready", "1 when the watch has caught up with its bucket and is not failing, detached, stale or held.", []string{"watch", "bucket"}, nil)
+	descHealthy  = prometheus.NewDesc("slipagent_watch_healthy", "0 while the watch is failing, detached, stale or held.", []string{"watch", "bucket"}, nil)
+	descState    = prometheus.NewDesc("slipagent_watch_state", "1 for the watch's current state (starting, syncing, ready, failing, detached, stale, held), 0 for the others.", []string{"watch", "bucket", "state"}, nil)
+	descHeld     = prometheus.NewDesc("slipagent_watch_held", "1 while the deletion guard holds a batch of the watch for confirmation.", []string{"watch", "bucket"}, nil)
+	descBehind   = prometheus.NewDesc("slipagent_watch_behind_seconds", "How long the watch has not been caught up with its bucket (0 while it is).", []string{"watch", "bucket"}, nil)
 	descRevision = prometheus.NewDesc("slipagent_watch_revision", "The bucket revision the watch's fold is checkpointed at.", []string{"watch", "bucket"}, nil)
 	descFailures = prometheus.NewDesc("slipagent_watch_consecutive_failures", "Consecutive failures of the watch.", []string{"watch", "bucket"}, nil)
 	descApplied  = prometheus.NewDesc("slipagent_watch_last_applied_timestamp_seconds", "When the watch last applied a batch.", []string{"watch", "bucket"}, nil)
 )
 
 func (statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descReady, descHealthy, descRevision, descFailures, descApplied} {
+	for _, d := range []*prometheus.Desc{descReady, descHealthy, descState, descHeld, descBehind, descRevision, descFailures, descApplied} {
 		ch <- d
 	}
 }
 
 func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
+	now := time.Now()
 	for _, s := range c.a.Status() {
-		ready := 0.0
-		if s.Synced && s.Healthy() {
+		ready, healthy, held, behind := 0.0, 0.0, 0.0, 0.0
+		if s.Ready {
 			ready = 1
 		}
-		healthy := 0.0
 		if s.Healthy() {
 			healthy = 1
 		}
+		if s.Held != nil {
+			held = 1
+		}
+		if !s.BehindSince.IsZero() {
+			behind = now.Sub(s.BehindSince).Seconds()
+		}
+		for _, st := range watchStates {
+			v := 0.0
+			if st == s.State {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, v, s.Name, s.Bucket, st)
+		}
+		ch <- prometheus.MustNewConstMetric(descHeld, prometheus.GaugeValue, held, s.Name, s.Bucket)
+		ch <- prometheus.MustNewConstMetric(descBehind, prometheus.GaugeValue, behind, s.Name, s.Bucket)
 		applied := 0.0
 		if !s.LastApplied.IsZero() {
 			applied = float64(s.LastApplied.UnixNano()) / 1e9

@@ -75,18 +75,20 @@ func settled(statuses []WatchStatus) bool {
 
 // summary is the one-line STATUS systemctl shows.
 func summary(statuses []WatchStatus) string {
-	synced, failing := 0, []string(nil)
+	synced, unhealthy := 0, map[string][]string{}
 	for _, s := range statuses {
 		if s.Synced {
 			synced++
 		}
 		if !s.Healthy() {
-			failing = append(failing, s.Name)
+			unhealthy[s.State] = append(unhealthy[s.State], s.Name)
 		}
 	}
 	s := fmt.Sprintf("%d/%d watches caught up", synced, len(statuses))
-	if len(failing) > 0 {
-		s += ", failing: " + strings.Join(failing, " ")
+	for _, state := range watchStates {
+		if names := unhealthy[state]; len(names) > 0 {
+			s += ", " + state + ": " + strings.Join(names, " ")
+		}
 	}
 	return s
 }

@@ -233,8 +233,12 @@ watch "sim" {
   bucket = %q
   plugin = "files"
   output "files" { dir = %q }
+  guard {
+    max_delete_fraction = %v
+    min_deletes         = %d
+  }
 }
-`, w.dir, module, simBucket, w.out)
+`, w.dir, module, simBucket, w.out, simFraction, simMinDel)
 	cfg, err := Parse(filepath.Join(dir, "agent.hcl"), []byte(src))
 	if err != nil {
 		t.Fatal(err)
@@ -704,7 +708,7 @@ func (w *simWorld) quiesce() {
 		}
 		synctest.Wait()
 		s := w.life.a.Status()[0]
-		if s.State == "held" && !w.confirmed {
+		if s.State == stateHeld && !w.confirmed {
 			w.tracef("confirming the held watch")
 			w.confirmed = true
 			w.confirm()
@@ -734,7 +738,11 @@ func maps2Equal(a, b map[string]string) bool {
 }
 
 // confirm confirms a held mass deletion as `slipagent resync --confirm` does.
-func (w *simWorld) confirm() {}
+func (w *simWorld) confirm() {
+	if err := ConfirmHold(w.cfg, "sim"); err != nil {
+		w.violate("confirming the held watch: %v", err)
+	}
+}
 
 // simFold is the watch's real fold with the world's faults and crash points
 // on its writes, and the cursor-after-apply check on its checkpoints.

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -8,29 +9,53 @@ import (
 	"github.com/slipstreamkv/slipstream/kvcore"
 )
 
-// Watch states, as /status and metrics report them.
+// Watch states, as /status and metrics report them. Only "ready" is ready;
+// "failing", "detached", "stale" and "held" are also unhealthy.
 const (
 	stateStarting = "starting" // setting up: plugin, fold, bucket
-	stateSyncing  = "syncing"  // running, not caught up yet
+	stateSyncing  = "syncing"  // running, not caught up yet (or resyncing)
 	stateReady    = "ready"    // caught up; following live changes
 	stateFailing  = "failing"  // a step keeps failing and is being retried
+	stateDetached = "detached" // the watch on the bucket cannot be (re-)created
+	stateStale    = "stale"    // not caught up for longer than stale_after
+	stateHeld     = "held"     // a mass deletion waits for confirmation
 )
+
+var watchStates = []string{stateStarting, stateSyncing, stateReady, stateFailing, stateDetached, stateStale, stateHeld}
 
 // WatchStatus describes one watch at a point in time.
 type WatchStatus struct {
-	Name     string `json:"name"`
-	Bucket   string `json:"bucket"`
-	Plugin   string `json:"plugin"`
-	State    string `json:"state"`
-	Synced   bool   `json:"synced"`
+	Name   string `json:"name"`
+	Bucket string `json:"bucket"`
+	Plugin string `json:"plugin"`
+	State  string `json:"state"`
+	// Ready is true when the watch's outputs follow its bucket: it is caught
+	// up and nothing fails, lags or is held. Reason says why not.
+	Ready  bool   `json:"ready"`
+	Reason string `json:"reason,omitempty"`
+	// Synced is true while the watch is caught up with its bucket; it turns
+	// false while a resync rebuilds the fold.
+	Synced bool `json:"synced"`
+	// Cursor and Revision are where the watch's fold is checkpointed in the
+	// bucket it reads now: "none" and 0 while a resync has not yet reached
+	// a position in it.
 	Cursor   string `json:"cursor"`
 	Revision uint64 `json:"revision"`
-	// Failures counts consecutive failures; LastError is the latest one.
-	Failures    int       `json:"consecutive_failures"`
-	LastError   string    `json:"last_error,omitempty"`
-	LastApplied time.Time `json:"last_applied,omitzero"`
-	Batches     uint64    `json:"batches"`
-	Updates     uint64    `json:"updates"`
+	// Failures counts consecutive failures; LastError is the failure going
+	// on, empty once the watch recovered. LastFailure and LastFailureAt keep
+	// the latest failure after recovery.
+	Failures      int       `json:"consecutive_failures"`
+	LastError     string    `json:"last_error,omitempty"`
+	LastFailure   string    `json:"last_failure,omitempty"`
+	LastFailureAt time.Time `json:"last_failure_at,omitzero"`
+	// BehindSince is since when the watch has not been caught up (zero
+	// while it is).
+	BehindSince time.Time `json:"behind_since,omitzero"`
+	// Held describes the batch held for confirmation, if any.
+	Held        *HoldStatus `json:"held,omitempty"`
+	LastApplied time.Time   `json:"last_applied,omitzero"`
+	Batches     uint64      `json:"batches"`
+	Updates     uint64      `json:"updates"`
 	// BusySince is when the batch being applied started (zero when idle).
 	BusySince time.Time `json:"busy_since,omitzero"`
 	// Quarantined lists the latest local state (fold, hook journal, state
@@ -46,25 +71,73 @@ type QuarantinedState struct {
 	At     time.Time `json:"at"`
 }
 
-// Healthy reports whether the watch is not stuck failing.
-func (s WatchStatus) Healthy() bool { return s.State != stateFailing }
-
-// Settled reports whether the watch's start is over: it caught up, or it
-// failed (and keeps retrying). systemd gets READY once every watch settled,
-// so one broken watch cannot hold the whole agent in "activating".
-func (s WatchStatus) Settled() bool { return s.Synced || s.Failures > 0 || s.State == stateFailing }
-
-// watchStatus is a WatchStatus updated by the watch's goroutines and read by
-// the HTTP and systemd reporters. changed is poked (without blocking) when
-// the state, the cursor or the failures change, so systemd hears at once.
-type watchStatus struct {
-	mu      sync.Mutex
-	s       WatchStatus
-	changed chan<- struct{}
+// HoldStatus describes a batch the deletion guard holds: it would remove
+// Removals of the KeysBefore keys the watch held. Checked is when this run
+// of the agent last held a batch (zero before its first).
+type HoldStatus struct {
+	KeysBefore int       `json:"keys_before"`
+	Removals   int       `json:"removals"`
+	Since      time.Time `json:"since"`
+	Checked    time.Time `json:"checked,omitzero"`
 }
 
-func newWatchStatus(w *WatchConf, changed chan<- struct{}) *watchStatus {
-	return &watchStatus{s: WatchStatus{Name: w.Name, Bucket: w.Bucket, Plugin: w.Plugin, State: stateStarting, Cursor: "none"}, changed: changed}
+// Healthy reports whether the watch is neither failing, detached, stale nor
+// held.
+func (s WatchStatus) Healthy() bool {
+	switch s.State {
+	case stateFailing, stateDetached, stateStale, stateHeld:
+		return false
+	}
+	return true
+}
+
+// Settled reports whether the watch's start is over: it caught up, or it
+// got stuck in a way that only a change or an operator fixes. systemd gets
+// READY once every watch settled, so one broken watch cannot hold the whole
+// agent in "activating".
+func (s WatchStatus) Settled() bool {
+	return s.Synced || s.Failures > 0 || !s.Healthy()
+}
+
+// watchStatus is a WatchStatus updated by the watch's goroutines (and the
+// NATS log tap) and read by the HTTP and systemd reporters. changed is poked
+// (without blocking) when something changes, so systemd hears at once.
+//
+// The state is derived when read, from what the watch reported:
+//   - the loop's progress (caught up or not, the failure being retried);
+//   - whether its watch on the bucket is attached: a failure to create the
+//     watch, or to re-create its consumer after a server restart (which the
+//     NATS backend retries internally without telling the loop), makes it
+//     detached until an attempt succeeds;
+//   - the deletion guard's hold;
+//   - how long it has not been caught up: past stale_after it is stale.
+type watchStatus struct {
+	mu         sync.Mutex
+	s          WatchStatus
+	staleAfter time.Duration
+	now        func() time.Time
+	changed    chan<- struct{}
+
+	started   bool   // the loop reported at least once
+	err       string // the failure going on ("" when none)
+	attachErr string // why the watch on the bucket cannot be (re-)created
+	// overFailures: a progress report whose Failures is at most this
+	// carries an error of a session that ended, superseded by a watch that
+	// attached since.
+	overFailures int
+	resyncFrom   *kvcore.Cursor // the old cursor while a resync has not moved it
+	cursor       kvcore.Cursor  // the fold's cursor, as last reported
+}
+
+func newWatchStatus(w *WatchConf, changed chan<- struct{}, now func() time.Time) *watchStatus {
+	st := &watchStatus{
+		s:          WatchStatus{Name: w.Name, Bucket: w.Bucket, Plugin: w.Plugin, Cursor: "none"},
+		staleAfter: w.StaleAfter,
+		now:        now,
+		changed:    changed,
+	}
+	st.s.BehindSince = now()
+	return st
 }
 
 // poke tells the reporter something changed; a pending poke is enough.
@@ -78,35 +151,147 @@ func (w *watchStatus) poke() {
 func (w *watchStatus) get() WatchStatus {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.s
+	s := w.s
+	s.LastError = w.err
+	stale := w.staleAfter > 0 && !s.BehindSince.IsZero() && w.now().Sub(s.BehindSince) > w.staleAfter
+	switch {
+	case s.Held != nil:
+		s.State = stateHeld
+		s.Reason = fmt.Sprintf("held: a batch would remove %d of the watch's %d keys; check the bucket, then run `slipagent resync --confirm %s` to apply it", s.Held.Removals, s.Held.KeysBefore, s.Name)
+	case w.attachErr != "":
+		s.State, s.Reason = stateDetached, "cannot watch bucket "+s.Bucket+": "+w.attachErr
+	case w.err != "":
+		s.State, s.Reason = stateFailing, w.err
+	case stale:
+		s.State = stateStale
+		s.Reason = fmt.Sprintf("not caught up with bucket %s for more than stale_after (%v)", s.Bucket, w.staleAfter)
+	case !w.started:
+		s.State, s.Reason = stateStarting, "starting"
+	case !s.Synced:
+		s.State, s.Reason = stateSyncing, "not caught up with bucket "+s.Bucket+" yet"
+	default:
+		s.State = stateReady
+	}
+	if stale && s.State != stateStale {
+		s.Reason += fmt.Sprintf(" (not caught up for more than stale_after, %v)", w.staleAfter)
+	}
+	s.Ready = s.State == stateReady
+	return s
+}
+
+// behind keeps BehindSince: set when the watch stops being caught up and
+// current, cleared when it is again.
+func (w *watchStatus) behind() {
+	current := w.started && w.s.Synced && w.err == "" && w.attachErr == "" && w.s.Held == nil
+	switch {
+	case current:
+		w.s.BehindSince = time.Time{}
+	case w.s.BehindSince.IsZero():
+		w.s.BehindSince = w.now()
+	}
+	w.poke()
+}
+
+func (w *watchStatus) fail(msg string) {
+	w.err = msg
+	w.s.LastFailure, w.s.LastFailureAt = msg, w.now()
 }
 
 // progress records what WatchApplied reports.
 func (w *watchStatus) progress(p kvcore.Progress) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.s.Cursor = p.Cursor.String()
-	w.s.Revision, _ = p.Cursor.Revision()
-	w.s.Synced = w.s.Synced || p.Synced
+	defer w.behind()
+	w.started = true
+	w.cursor = p.Cursor
+	if w.s.Synced && !p.Synced {
+		w.resyncing()
+	}
+	w.s.Synced = p.Synced
+	w.showCursor()
 	w.s.Failures = p.Failures
 	switch {
-	case p.Err != nil:
-		w.s.State, w.s.LastError = stateFailing, p.Err.Error()
-	case p.Synced:
-		w.s.State = stateReady
-	default:
-		w.s.State = stateSyncing
+	case p.Err == nil:
+		w.err, w.overFailures = "", 0
+	case p.Failures > w.overFailures:
+		w.fail(p.Err.Error())
 	}
-	w.poke()
+}
+
+// resyncing records that a sync from the bucket's current state starts: the
+// fold's cursor names a position in the bucket as it was, which may be gone
+// (re-created, purged), so none is shown until the resync moves it.
+func (w *watchStatus) resyncing() {
+	old := w.cursor
+	w.resyncFrom = &old
+}
+
+func (w *watchStatus) showCursor() {
+	if w.resyncFrom != nil && w.cursor == *w.resyncFrom {
+		w.s.Cursor, w.s.Revision = "none", 0
+		return
+	}
+	w.resyncFrom = nil
+	w.s.Cursor = w.cursor.String()
+	w.s.Revision, _ = w.cursor.Revision()
+}
+
+// syncing records that the loop opens a watch from no cursor: a sync from
+// the bucket's current state.
+func (w *watchStatus) syncing() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.cursor.IsNone() {
+		w.resyncing()
+		w.showCursor()
+		w.poke()
+	}
 }
 
 // failed records a failure to set the watch up or keep it running.
 func (w *watchStatus) failed(err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.s.State, w.s.LastError = stateFailing, err.Error()
+	defer w.behind()
+	w.fail(err.Error())
 	w.s.Failures++
-	w.poke()
+}
+
+// attached records whether the watch on the bucket could be (re-)created:
+// err is nil when it could. A new watch ends the failure of the session
+// before it.
+func (w *watchStatus) attached(err error, newWatch bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	defer w.behind()
+	if err != nil {
+		w.attachErr = err.Error()
+		w.s.LastFailure, w.s.LastFailureAt = w.attachErr, w.now()
+		return
+	}
+	w.attachErr = ""
+	if newWatch && w.err != "" {
+		w.err, w.overFailures = "", w.s.Failures
+	}
+}
+
+// hold records the guard's hold (nil when released).
+func (w *watchStatus) hold(h *HoldStatus) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	defer w.behind()
+	w.s.Held = h
+}
+
+// holding records that a batch is being held now.
+func (w *watchStatus) holding(at time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.s.Held != nil {
+		h := *w.s.Held // readers may hold the old one
+		h.Checked = at
+		w.s.Held = &h
+	}
 }
 
 func (w *watchStatus) applied(b kvcore.Batch, at time.Time) {

@@ -41,6 +41,7 @@ type watchRunner struct {
 	dir    string // data_dir/watches/<name>
 	hooks  map[string]*HookConf
 	status *watchStatus
+	guard  *guard
 }
 
 func newWatchRunner(a *Agent, w *WatchConf) *watchRunner {
@@ -50,8 +51,9 @@ func newWatchRunner(a *Agent, w *WatchConf) *watchRunner {
 		log:    a.log.With("watch", w.Name),
 		dir:    filepath.Join(a.cfg.DataDir, "watches", w.Name),
 		hooks:  make(map[string]*HookConf, len(w.Hooks)),
-		status: newWatchStatus(w, a.changed),
+		status: newWatchStatus(w, a.changed, time.Now),
 	}
+	r.guard = &guard{watch: w.Name, conf: w.Guard, scope: r.scope(), dir: r.dir, log: r.log, status: r.status, now: time.Now}
 	for _, p := range a.cfg.Plugins {
 		if p.Name == w.Plugin {
 			r.plugin = p
@@ -104,8 +106,13 @@ func (r *watchRunner) session(ctx context.Context) error {
 	}
 	fold = r.a.wrapFold(fold)
 	defer fold.Close()
+	if err := r.guard.load(); err != nil {
+		return err
+	}
 	key := renderKey(r.conf, r.plugin, plugin.SHA256())
-	fullRender := st.Rendered != key
+	// A hold left by an earlier run needs a batch to hold (or release):
+	// ask for a full one even if nothing else arrives.
+	fullRender := st.Rendered != key || r.guard.held != nil
 	// Hooks owed from before a crash or a failed run go first, before NATS
 	// is needed. If they fail again the watch still starts, owing a full
 	// render: its commit runs them with backoff, and a change that fixes
@@ -146,15 +153,21 @@ func (r *watchRunner) session(ctx context.Context) error {
 		*st = next
 		return nil
 	}
-	apply := func(ctx context.Context, b kvcore.Batch) error {
-		return r.apply(ctx, inst, fold, journal, b, func() error {
+	apply := func(actx context.Context, b kvcore.Batch) error {
+		// A held batch waits on the session's ctx (actx outlives shutdown).
+		full, err := r.guard.check(ctx, fold, store, b)
+		if err != nil {
+			return err
+		}
+		b.Full = b.Full || full
+		return r.apply(actx, inst, fold, journal, b, func() error {
 			if st.Rendered == key {
 				return nil
 			}
 			return update(func(s *watchState) { s.Rendered = key })
 		})
 	}
-	return kvcore.WatchApplied(ctx, store, fold, kvcore.AppliedConfig{
+	return kvcore.WatchApplied(ctx, attachSource{store, r.status}, fold, kvcore.AppliedConfig{
 		Scope:      r.scope(),
 		Window:     r.window(),
 		Quiet:      r.quiet(),
@@ -242,6 +255,9 @@ func (r *watchRunner) apply(ctx context.Context, inst instance, fold kvcore.Fold
 		if err := rendered(); err != nil {
 			return err
 		}
+	}
+	if err := r.guard.committed(); err != nil {
+		return err
 	}
 	r.status.applied(b, time.Now())
 	r.a.metrics.batchApplied(r.conf.Name, len(b.Updates))

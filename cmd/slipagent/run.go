@@ -28,6 +28,7 @@ var commands = []command{
 	{"dev", "run the agent on an embedded NATS server with the example plugins", runDev},
 	{"validate", "check a configuration and its plugin modules", runValidate},
 	{"status", "show the watches of a running agent", runStatus},
+	{"resync", "confirm a mass deletion the guard holds (--confirm WATCH)", runResync},
 	{"kv", "get, put, delete, list or watch keys of a bucket", runKV},
 	{"snapshot", "inspect, verify, dump or repair a snapshot (fold) file", runSnapshot},
 }

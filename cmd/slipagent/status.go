@@ -15,8 +15,9 @@ import (
 
 const statusUsage = `usage: slipagent status [-addr HOST:PORT]
 
-Prints the state of every watch of a running agent, from its http listener.
-Exits 1 unless every watch has caught up and none is failing.`
+Prints the state of every watch of a running agent, from its http listener,
+then why each watch that is not ready is not (failing, detached, stale,
+held). Exits 1 unless every watch is ready.`
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("slipagent status", flag.ContinueOnError)
@@ -53,6 +54,14 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\n", w.Name, w.Bucket, w.State, w.Revision, w.Batches, w.Failures, w.LastError)
 	}
 	tw.Flush()
+	for _, w := range st.Watches {
+		if !w.Ready && w.Reason != "" {
+			fmt.Fprintf(stdout, "%s: %s\n", w.Name, w.Reason)
+		}
+		if w.Held != nil {
+			fmt.Fprintf(stdout, "%s: held since %s: %d of %d keys would be removed\n", w.Name, w.Held.Since.Format(time.RFC3339), w.Held.Removals, w.Held.KeysBefore)
+		}
+	}
 	if !st.Ready {
 		return exitFailure
 	}

@@ -1,0 +1,223 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// putFiles puts n keys files.kNN.conf into bucket cfg and returns the last
+// revision.
+func (f *fixture) putFiles(n int) uint64 {
+	var last uint64
+	for i := range n {
+		last = f.put("cfg", fmt.Sprintf("files.k%02d.conf", i), fmt.Sprint(i))
+	}
+	return last
+}
+
+// outputFiles counts the files the files plugin wrote.
+func (f *fixture) outputFiles() int {
+	entries, _ := os.ReadDir(filepath.Join(f.dir, "out"))
+	n := 0
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".conf") {
+			n++
+		}
+	}
+	return n
+}
+
+// guardConfig is filesConfig with a batch window long enough for a test's
+// deletions to land in one batch.
+var guardConfig = strings.Replace(filesConfig, `window = "20ms"`, `window = "500ms"`, 1)
+
+// heldNow reports whether the watch holds a batch in this run of the agent.
+func heldNow(a *Agent) bool {
+	s := a.Status()[0]
+	return s.State == stateHeld && s.Held != nil && !s.Held.Checked.IsZero()
+}
+
+func TestGuardHoldsMassDeletionUntilConfirmed(t *testing.T) {
+	f := newFixture(t)
+	last := f.putFiles(20)
+	cfg := f.config(guardConfig)
+	a, stop := f.start(cfg)
+	waitFor(t, "the first render", func() bool { return a.Ready() && f.outputFiles() == 20 })
+
+	for i := range 20 {
+		f.delete("cfg", fmt.Sprintf("files.k%02d.conf", i))
+	}
+	waitFor(t, "the watch to hold the deletion", func() bool { return heldNow(a) })
+	s := a.Status()[0]
+	// The deletions normally land in one batch; a slow machine may let a
+	// first few through below min_deletes.
+	if s.Held.Removals < 10 || s.Held.KeysBefore != s.Held.Removals || s.Ready || s.Revision >= last+20 {
+		t.Fatalf("held status: %+v (held %+v), want every remaining key held before revision %d", s, s.Held, last+20)
+	}
+	held := s.Held.KeysBefore
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	code, body := readyz(t, srv.URL)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "resync --confirm cfg") {
+		t.Errorf("/readyz while held = %d %s", code, body)
+	}
+	if n := f.outputFiles(); n != held {
+		t.Fatalf("%d outputs left while held, want all %d", n, held)
+	}
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{`slipagent_watch_held{bucket="cfg",watch="cfg"} 1`, `slipagent_watch_state{bucket="cfg",state="held",watch="cfg"} 1`, `slipagent_watch_ready{bucket="cfg",watch="cfg"} 0`} {
+		if !strings.Contains(string(metrics), m) {
+			t.Errorf("/metrics lacks %s", m)
+		}
+	}
+	if err := ConfirmHold(cfg, "nope"); !errors.Is(err, ErrUnknownWatch) {
+		t.Errorf("ConfirmHold of an unknown watch: %v", err)
+	}
+
+	// The hold survives a restart: the fold already lost the keys, but the
+	// hold file remembers.
+	stop()
+	a, _ = f.start(f.config(guardConfig))
+	waitFor(t, "the restarted watch to hold again", func() bool { return heldNow(a) })
+	if n := f.outputFiles(); n != held {
+		t.Fatalf("%d outputs left after a restart while held, want all %d", n, held)
+	}
+
+	if err := ConfirmHold(cfg, "cfg"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the confirmed deletion", func() bool { return a.Ready() && f.outputFiles() == 0 })
+	if s := a.Status()[0]; s.Held != nil || s.Revision <= last {
+		t.Errorf("after confirmation: %+v", s)
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, "data", "watches", "cfg", heldFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("hold file left after confirmation (%v)", err)
+	}
+	if err := ConfirmHold(cfg, "cfg"); !errors.Is(err, ErrNotHeld) {
+		t.Errorf("ConfirmHold of a watch no longer held: %v", err)
+	}
+}
+
+func TestGuardLetsOrdinaryDeletesThrough(t *testing.T) {
+	f := newFixture(t)
+	f.putFiles(30)
+	a, _ := f.start(f.config(guardConfig))
+	waitFor(t, "the first render", func() bool { return a.Ready() && f.outputFiles() == 30 })
+	// 12 of 30 is at least min_deletes but below max_delete_fraction.
+	for i := range 12 {
+		f.delete("cfg", fmt.Sprintf("files.k%02d.conf", i))
+	}
+	waitFor(t, "the deletions", func() bool { return f.outputFiles() == 18 })
+	if s := a.Status()[0]; s.Held != nil || !s.Ready {
+		t.Errorf("after ordinary deletes: %+v", s)
+	}
+}
+
+func TestGuardAllowAppliesMassDeletion(t *testing.T) {
+	f := newFixture(t)
+	f.putFiles(20)
+	src := strings.Replace(filesConfig, `batch { window = "20ms" }`, `batch { window = "20ms" }
+  guard { allow = true }`, 1)
+	a, _ := f.start(f.config(src))
+	waitFor(t, "the first render", func() bool { return a.Ready() && f.outputFiles() == 20 })
+	for i := range 20 {
+		f.delete("cfg", fmt.Sprintf("files.k%02d.conf", i))
+	}
+	waitFor(t, "the deletions", func() bool { return f.outputFiles() == 0 })
+}
+
+// A bucket re-created empty makes the watch resync; the resync's synthetic
+// deletes are held, across a restart (when the fold, already empty, gives
+// the new resync nothing to delete), and restoring the bucket releases the
+// hold by itself.
+func TestGuardHoldsAReCreatedEmptyBucketAndReleasesOnRestore(t *testing.T) {
+	f := newFixture(t)
+	f.putFiles(20)
+	a, stop := f.start(f.config(guardConfig))
+	waitFor(t, "the first render", func() bool { return a.Ready() && f.outputFiles() == 20 })
+
+	nc, err := nats.Connect(f.srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteKeyValue(context.Background(), "cfg"); err != nil {
+		t.Fatal(err)
+	}
+	f.put("cfg", "unrelated", "x") // re-creates the bucket, without the files
+	waitFor(t, "the resync to be held", func() bool { return heldNow(a) })
+	if n := f.outputFiles(); n != 20 {
+		t.Fatalf("%d outputs left after the bucket was re-created empty, want all 20", n)
+	}
+	stop()
+	a, _ = f.start(f.config(guardConfig))
+	waitFor(t, "the restarted watch to hold again", func() bool { return heldNow(a) })
+	if n := f.outputFiles(); n != 20 {
+		t.Fatalf("%d outputs left after a restart while held, want all 20", n)
+	}
+
+	f.putFiles(20) // someone restores the bucket
+	waitFor(t, "the hold to lift by itself", func() bool { return a.Ready() })
+	if n := f.outputFiles(); n != 20 {
+		t.Errorf("%d outputs after the restore, want 20", n)
+	}
+}
+
+func TestGuardAndStaleAfterSettings(t *testing.T) {
+	base := `
+plugin "p" { module = "p.wasm" }
+watch "w" {
+  bucket = "b"
+  plugin = "p"
+  output "o" { dir = "/tmp/o" }
+  %s
+}
+`
+	parse := func(body string) (*Config, error) {
+		return Parse("/etc/slipagent/agent.hcl", []byte(fmt.Sprintf(base, body)))
+	}
+	cfg, err := parse("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := cfg.Watches[0]; w.StaleAfter != DefaultStaleAfter || w.Guard.Fraction != DefaultMaxDeleteFraction || w.Guard.Min != DefaultMinDeletes || w.Guard.Allow {
+		t.Errorf("defaults: stale_after %v, guard %+v", w.StaleAfter, w.Guard)
+	}
+	cfg, err = parse(`stale_after = "0"
+  guard {
+    max_delete_fraction = 0.25
+    min_deletes         = 3
+    allow               = true
+  }`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := cfg.Watches[0]; w.StaleAfter != 0 || w.Guard.Fraction != 0.25 || w.Guard.Min != 3 || !w.Guard.Allow {
+		t.Errorf("set: stale_after %v, guard %+v", w.StaleAfter, w.Guard)
+	}
+	for _, bad := range []string{`stale_after = "soon"`, `guard { max_delete_fraction = 1.5 }`, `guard { max_delete_fraction = 0 }`, `guard { min_deletes = 0 }`} {
+		if _, err := parse(bad); err == nil {
+			t.Errorf("%s: accepted", bad)
+		}
+	}
+}

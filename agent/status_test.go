@@ -1,0 +1,183 @@
+package agent
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+)
+
+// fakeClock is a settable now func for status tests.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time          { return c.t }
+func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+func newTestStatus(staleAfter time.Duration) (*watchStatus, *fakeClock) {
+	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	w := &WatchConf{Name: "w", Bucket: "b", Plugin: "p", StaleAfter: staleAfter}
+	return newWatchStatus(w, make(chan struct{}, 1), clock.now), clock
+}
+
+func at(rev uint64) kvcore.Cursor { return kvcore.RevisionCursor(rev) }
+
+func TestStatusStaleAfterNotCaughtUpForLong(t *testing.T) {
+	st, clock := newTestStatus(time.Minute)
+	st.progress(kvcore.Progress{})
+	if s := st.get(); s.State != stateSyncing || s.Ready || !s.Healthy() {
+		t.Fatalf("initial sync: %+v", s)
+	}
+	clock.advance(2 * time.Minute)
+	if s := st.get(); s.State != stateStale || s.Ready || s.Healthy() || !strings.Contains(s.Reason, "stale_after") {
+		t.Fatalf("a sync lasting past stale_after: %+v, want stale", s)
+	}
+	st.progress(kvcore.Progress{Cursor: at(5), Synced: true})
+	if s := st.get(); s.State != stateReady || !s.Ready || !s.BehindSince.IsZero() {
+		t.Fatalf("caught up: %+v", s)
+	}
+	// A resync (Synced turns false) starts the clock again.
+	st.progress(kvcore.Progress{Cursor: at(5)})
+	clock.advance(30 * time.Second)
+	if s := st.get(); s.State != stateSyncing || s.Ready {
+		t.Fatalf("resyncing within stale_after: %+v", s)
+	}
+	clock.advance(time.Minute)
+	if s := st.get(); s.State != stateStale {
+		t.Fatalf("resyncing past stale_after: %+v", s)
+	}
+}
+
+func TestStatusStaleAfterZeroNeverStale(t *testing.T) {
+	st, clock := newTestStatus(0)
+	st.progress(kvcore.Progress{})
+	clock.advance(24 * time.Hour)
+	if s := st.get(); s.State != stateSyncing || !s.Healthy() {
+		t.Fatalf("stale_after = 0: %+v", s)
+	}
+}
+
+func TestStatusDetachedUntilReattached(t *testing.T) {
+	st, clock := newTestStatus(time.Minute)
+	st.progress(kvcore.Progress{Cursor: at(3), Synced: true})
+	// The backend cannot re-create the watch's consumer; the loop hears
+	// nothing and still thinks it is caught up.
+	clock.advance(time.Second)
+	st.attached(errors.New("maximum consumers limit reached"), false)
+	s := st.get()
+	if s.State != stateDetached || s.Ready || s.Healthy() || !strings.Contains(s.Reason, "maximum consumers limit reached") {
+		t.Fatalf("detached: %+v", s)
+	}
+	if s.LastFailure == "" || !s.LastFailureAt.Equal(clock.t) {
+		t.Errorf("last failure not kept: %+v", s)
+	}
+	st.attached(nil, false)
+	s = st.get()
+	if s.State != stateReady || !s.Ready || s.LastError != "" {
+		t.Fatalf("re-attached: %+v", s)
+	}
+	if !strings.Contains(s.LastFailure, "maximum consumers") {
+		t.Errorf("last_failure lost after recovery: %+v", s)
+	}
+}
+
+func TestStatusLastErrorClearsOnRecovery(t *testing.T) {
+	st, clock := newTestStatus(time.Minute)
+	st.progress(kvcore.Progress{Cursor: at(3), Synced: true})
+	clock.advance(time.Second)
+	failedAt := clock.t
+	st.progress(kvcore.Progress{Cursor: at(3), Synced: true, Err: errors.New("watch: connection lost"), Failures: 1})
+	if s := st.get(); s.State != stateFailing || s.LastError == "" {
+		t.Fatalf("failing: %+v", s)
+	}
+	// The loop opens a new watch: the session that failed is over, even if
+	// the loop reports the old error again before anything else happens.
+	st.attached(nil, true)
+	st.progress(kvcore.Progress{Cursor: at(3), Synced: true, Err: errors.New("watch: connection lost"), Failures: 1})
+	s := st.get()
+	if s.State != stateReady || s.LastError != "" {
+		t.Fatalf("after a new watch attached: %+v, want ready with no last_error", s)
+	}
+	if s.LastFailure != "watch: connection lost" || !s.LastFailureAt.Equal(failedAt) {
+		t.Errorf("last_failure = %q at %v", s.LastFailure, s.LastFailureAt)
+	}
+	// A new failure after that counts again.
+	st.progress(kvcore.Progress{Cursor: at(3), Synced: true, Err: errors.New("apply: plugin trapped"), Failures: 2})
+	if s := st.get(); s.State != stateFailing || s.LastError != "apply: plugin trapped" {
+		t.Fatalf("a new failure: %+v", s)
+	}
+	st.progress(kvcore.Progress{Cursor: at(4), Synced: true})
+	if s := st.get(); s.State != stateReady || s.LastError != "" {
+		t.Fatalf("recovered: %+v", s)
+	}
+}
+
+func TestStatusResyncShowsNoStaleCursor(t *testing.T) {
+	st, _ := newTestStatus(time.Minute)
+	st.progress(kvcore.Progress{Cursor: at(900), Synced: true})
+	// The bucket was re-created: the loop resyncs, its fold keeps the old
+	// cursor until the full batch is applied, and an empty bucket gives it
+	// nothing newer.
+	st.progress(kvcore.Progress{Cursor: at(900)})
+	if s := st.get(); s.Revision != 0 || s.Cursor != "none" || s.Synced {
+		t.Fatalf("resyncing: %+v, want no revision from the old bucket", s)
+	}
+	st.progress(kvcore.Progress{Cursor: at(900), Synced: true})
+	if s := st.get(); s.Revision != 0 || s.Cursor != "none" || s.State != stateReady {
+		t.Fatalf("resynced an empty bucket: %+v", s)
+	}
+	st.progress(kvcore.Progress{Cursor: at(1), Synced: true})
+	if s := st.get(); s.Revision != 1 {
+		t.Fatalf("first change in the new bucket: %+v", s)
+	}
+}
+
+func TestStatusHeld(t *testing.T) {
+	st, clock := newTestStatus(0)
+	st.progress(kvcore.Progress{Cursor: at(3), Synced: true})
+	st.hold(&HoldStatus{KeysBefore: 20, Removals: 20, Since: clock.t})
+	s := st.get()
+	if s.State != stateHeld || s.Ready || s.Healthy() || !strings.Contains(s.Reason, "resync --confirm w") {
+		t.Fatalf("held: %+v", s)
+	}
+	st.hold(nil)
+	if s := st.get(); s.State != stateReady {
+		t.Fatalf("released: %+v", s)
+	}
+}
+
+func TestSummaryNamesUnhealthyWatches(t *testing.T) {
+	got := summary([]WatchStatus{
+		{Name: "a", State: stateReady, Synced: true},
+		{Name: "b", State: stateHeld, Synced: true},
+		{Name: "c", State: stateDetached, Synced: true},
+		{Name: "d", State: stateStale},
+	})
+	want := "3/4 watches caught up, detached: c, stale: d, held: b"
+	if got != want {
+		t.Errorf("summary = %q, want %q", got, want)
+	}
+}
+
+func TestStatusSyncAfterRestartShowsNoOldCursor(t *testing.T) {
+	st, _ := newTestStatus(time.Minute)
+	// A restarted agent's fold holds a cursor of the bucket as it was; the
+	// loop finds it expired and opens a watch from no cursor.
+	st.progress(kvcore.Progress{Cursor: at(900)})
+	if s := st.get(); s.Revision != 900 {
+		t.Fatalf("resuming: %+v", s)
+	}
+	st.syncing()
+	if s := st.get(); s.Revision != 0 || s.Cursor != "none" {
+		t.Fatalf("syncing from scratch: %+v, want no revision from the old bucket", s)
+	}
+	st.progress(kvcore.Progress{Cursor: at(900), Synced: true})
+	if s := st.get(); s.Revision != 0 {
+		t.Fatalf("synced an empty bucket: %+v", s)
+	}
+	st.progress(kvcore.Progress{Cursor: at(3), Synced: true})
+	if s := st.get(); s.Revision != 3 || s.Cursor != at(3).String() {
+		t.Fatalf("first position in the new bucket: %+v", s)
+	}
+}

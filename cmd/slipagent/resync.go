@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/slipstreamkv/slipstream/agent"
+)
+
+const resyncUsage = `usage: slipagent resync --confirm WATCH [-config PATH]
+
+Confirms the batch the deletion guard holds for WATCH (see the watch's guard
+block): a resync or batch that would remove more than max_delete_fraction of
+the watch's keys waits for this. The agent, running or started later, then
+applies it with a full render, so the watch's outputs equal its bucket again
+(which may remove most of them). Exits 1 if the watch is not held.`
+
+func runResync(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("slipagent resync", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, resyncUsage); fs.PrintDefaults() }
+	path := fs.String("config", defaultConfig, "configuration file, or directory of *.hcl files")
+	watch := fs.String("confirm", "", "the held watch whose batch to apply")
+	if err := fs.Parse(args); err != nil {
+		return usageCode(err)
+	}
+	if *watch == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	cfg, code := loadConfig(*path, stderr)
+	if cfg == nil {
+		return code
+	}
+	err := agent.ConfirmHold(cfg, *watch)
+	switch {
+	case errors.Is(err, agent.ErrUnknownWatch):
+		fmt.Fprintf(stderr, "slipagent resync: %s declares no watch %q\n", *path, *watch)
+		return exitFailure
+	case errors.Is(err, agent.ErrNotHeld):
+		fmt.Fprintf(stderr, "slipagent resync: watch %q is not held: nothing to confirm\n", *watch)
+		return exitFailure
+	case err != nil:
+		fmt.Fprintf(stderr, "slipagent resync: %v\n", err)
+		return exitFailure
+	}
+	fmt.Fprintf(stdout, "confirmed: the agent applies the held batch of watch %q with a full render\n", *watch)
+	return exitOK
+}
