@@ -16,6 +16,23 @@ type attachSource struct {
 	status *watchStatus
 }
 
+// identifiedSource is an attachSource over a store that knows its bucket's
+// identity: it keeps kvcore.BucketIdentifier visible to WatchApplied, whose
+// bucket check would otherwise be disarmed by the wrapper.
+type identifiedSource struct {
+	attachSource
+	kvcore.BucketIdentifier
+}
+
+// newAttachSource wraps store for WatchApplied, keeping its identity.
+func newAttachSource(store kvcore.Store, status *watchStatus) kvcore.Source {
+	src := attachSource{store, status}
+	if id, ok := store.(kvcore.BucketIdentifier); ok {
+		return identifiedSource{src, id}
+	}
+	return src
+}
+
 func (s attachSource) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Cursor) (kvcore.Watch, error) {
 	if from.IsNone() {
 		s.status.syncing()

@@ -167,7 +167,7 @@ func (r *watchRunner) session(ctx context.Context) error {
 			return update(func(s *watchState) { s.Rendered = key })
 		})
 	}
-	return kvcore.WatchApplied(ctx, attachSource{store, r.status}, fold, kvcore.AppliedConfig{
+	return kvcore.WatchApplied(ctx, newAttachSource(store, r.status), fold, kvcore.AppliedConfig{
 		Scope:      r.scope(),
 		Window:     r.window(),
 		Quiet:      r.quiet(),
