@@ -5,13 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/slipstreamkv/slipstream/internal/atomicfile"
 	"github.com/slipstreamkv/slipstream/kvcore"
+	"github.com/slipstreamkv/slipstream/plugins/abi"
 )
 
 // The deletion guard (DESIGN.md, invariant 11) holds a batch that would
@@ -38,6 +41,13 @@ import (
 //
 // Then the batch is applied as a full render, so the outputs equal the
 // bucket, and the hold is removed once that committed.
+//
+// A second look, at commit, counts outputs rather than keys: a plugin
+// result that removes at least min_deletes files and more than the
+// fraction of the files below the watch's outputs is held the same way
+// (a bucket replaced by one with other keys keeps its key count but would
+// replace every file). Only a confirmation or guard.allow lets such a
+// result through; keys coming back do not.
 const (
 	heldFile    = "held.json"
 	confirmFile = "confirm"
@@ -69,6 +79,9 @@ type holdRecord struct {
 	KeysBefore int       `json:"keys_before"`
 	Removals   int       `json:"removals"`
 	Since      time.Time `json:"since"`
+	// Outputs is set for a hold taken at commit: KeysBefore and Removals
+	// count files, and only a confirmation lifts it.
+	Outputs bool `json:"outputs,omitempty"`
 }
 
 // guard is one watch's deletion guard.
@@ -82,8 +95,10 @@ type guard struct {
 	now    func() time.Time
 	held   *holdRecord // the hold in force, as held.json records it
 	// released is set once a hold was confirmed or cured: the next apply
-	// renders in full, and clears the hold once committed.
-	released bool
+	// renders in full, and clears the hold once committed. confirmed says
+	// an operator (or guard.allow) let it through, which the look at
+	// commit honours too.
+	released, confirmed bool
 }
 
 // load reads a hold an earlier run left.
@@ -135,25 +150,60 @@ func (g *guard) check(stop context.Context, fold kvcore.Fold, src kvcore.Reader,
 		if err := os.Remove(filepath.Join(g.dir, confirmFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return false, fmt.Errorf("agent: removing an old confirmation: %w", err)
 		}
-		h := &holdRecord{KeysBefore: before, Removals: removals, Since: g.now().UTC()}
-		data, _ := json.Marshal(h)
-		if err := atomicfile.WriteFile(filepath.Join(g.dir, heldFile), data, 0o600); err != nil {
-			return false, fmt.Errorf("agent: recording the hold: %w", err)
+		if err := g.hold(&holdRecord{KeysBefore: before, Removals: removals, Since: g.now().UTC()}); err != nil {
+			return false, err
 		}
-		g.held = h
-		g.status.hold(&HoldStatus{KeysBefore: h.KeysBefore, Removals: h.Removals, Since: h.Since})
-		g.log.Error("HELD: a batch would remove most of the watch's keys; its outputs stay as they are until confirmed",
-			"removals", removals, "keys_before", before, "max_delete_fraction", g.conf.Fraction,
-			"confirm", "slipagent resync --confirm "+g.watch)
 	}
 	return g.wait(stop, fold, src)
+}
+
+// hold records h as the hold in force.
+func (g *guard) hold(h *holdRecord) error {
+	// A confirmation left from an earlier hold must not confirm this one.
+	if err := os.Remove(filepath.Join(g.dir, confirmFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("agent: removing an old confirmation: %w", err)
+	}
+	data, _ := json.Marshal(h)
+	if err := atomicfile.WriteFile(filepath.Join(g.dir, heldFile), data, 0o600); err != nil {
+		return fmt.Errorf("agent: recording the hold: %w", err)
+	}
+	g.held, g.released = h, false
+	g.status.hold(&HoldStatus{KeysBefore: h.KeysBefore, Removals: h.Removals, Since: h.Since})
+	what := "keys"
+	if h.Outputs {
+		what = "output files"
+	}
+	g.log.Error("HELD: a batch would remove most of the watch's "+what+"; its outputs stay as they are until confirmed",
+		"removals", h.Removals, "before", h.KeysBefore, "counting", what, "max_delete_fraction", g.conf.Fraction,
+		"confirm", "slipagent resync --confirm "+g.watch)
+	return nil
+}
+
+// checkCommit is the look at commit: a result that removes removals files
+// is held when they reach min_deletes and exceed the fraction of the files
+// count finds below the outputs, unless the hold was confirmed.
+func (g *guard) checkCommit(removals int, count func() (int, error)) error {
+	if g.conf.Allow || g.confirmed || removals < g.conf.Min {
+		return nil
+	}
+	files, err := count()
+	if err != nil {
+		return fmt.Errorf("agent: counting output files: %w", err)
+	}
+	if float64(removals) <= g.conf.Fraction*float64(files) {
+		return nil
+	}
+	if err := g.hold(&holdRecord{KeysBefore: files, Removals: removals, Since: g.now().UTC(), Outputs: true}); err != nil {
+		return err
+	}
+	return &HeldError{Watch: g.watch, KeysBefore: files, Removals: removals}
 }
 
 // wait holds an apply until the hold is confirmed, allowed or cured, or
 // stop ends.
 func (g *guard) wait(stop context.Context, fold kvcore.Fold, src kvcore.Reader) (bool, error) {
 	cured := func(keys int) bool {
-		return float64(g.held.KeysBefore-keys) <= g.conf.Fraction*float64(g.held.KeysBefore)
+		return !g.held.Outputs && float64(g.held.KeysBefore-keys) <= g.conf.Fraction*float64(g.held.KeysBefore)
 	}
 	if keys, err := countKeys(stop, g.scope, func(ctx context.Context, p string) (int, error) { return countFold(ctx, fold, p) }); err != nil {
 		return false, err
@@ -170,11 +220,11 @@ func (g *guard) wait(stop context.Context, fold kvcore.Fold, src kvcore.Reader) 
 		switch _, err := os.Stat(filepath.Join(g.dir, confirmFile)); {
 		case g.conf.Allow:
 			g.log.Warn("guard.allow is set; applying the held batch with a full render")
-			g.released = true
+			g.released, g.confirmed = true, true
 			return true, nil
 		case err == nil:
 			g.log.Warn("hold confirmed; applying the held batch with a full render")
-			g.released = true
+			g.released, g.confirmed = true, true
 			return true, nil
 		case !errors.Is(err, os.ErrNotExist):
 			return false, fmt.Errorf("agent: looking for a confirmation: %w", err)
@@ -214,7 +264,7 @@ func (g *guard) committed() error {
 	if err := atomicfile.SyncDir(g.dir); err != nil {
 		return fmt.Errorf("agent: lifting the hold: %w", err)
 	}
-	g.held, g.released = nil, false
+	g.held, g.released, g.confirmed = nil, false, false
 	g.status.hold(nil)
 	g.log.Info("hold lifted; outputs reflect the bucket again")
 	return nil
@@ -245,6 +295,26 @@ func countKeys(ctx context.Context, scope kvcore.Scope, count func(context.Conte
 			return 0, fmt.Errorf("agent: counting keys under %q: %w", p, err)
 		}
 		n += c
+	}
+	return n, nil
+}
+
+// countFiles counts the regular files below dirs, staging files aside.
+func countFiles(dirs []string) (int, error) {
+	n := 0
+	for _, dir := range dirs {
+		err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.Type().IsRegular() && !strings.HasPrefix(d.Name(), abi.StagePrefix) {
+				n++
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return 0, err
+		}
 	}
 	return n, nil
 }

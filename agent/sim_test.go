@@ -708,7 +708,8 @@ func (w *simWorld) quiesce() {
 		}
 		synctest.Wait()
 		s := w.life.a.Status()[0]
-		if s.State == stateHeld && !w.confirmed {
+		if s.State == stateHeld {
+			// An operator confirms each hold; a resync can hold again.
 			w.tracef("confirming the held watch")
 			w.confirmed = true
 			w.confirm()

@@ -278,6 +278,10 @@ func (r *watchRunner) commit(ctx context.Context, res result, journal hookJourna
 		res.Discard()
 		return err
 	}
+	if err := r.guard.checkCommit(removals(res.Staged()), r.countOutputs); err != nil {
+		res.Discard()
+		return err
+	}
 	due := r.ordered(append(pending, res.Hooks()...))
 	if res.Changed() {
 		staged := stagedEnv(res.Staged())
@@ -359,6 +363,26 @@ func (r *watchRunner) env(hook string, cursor kvcore.Cursor) []string {
 		"SLIPAGENT_HOOK=" + hook,
 		"SLIPAGENT_REVISION=" + strconv.FormatUint(rev, 10),
 	}
+}
+
+// removals counts the files a result removes.
+func removals(files []host.StagedFile) int {
+	n := 0
+	for _, f := range files {
+		if f.Remove {
+			n++
+		}
+	}
+	return n
+}
+
+// countOutputs counts the files below the watch's output directories.
+func (r *watchRunner) countOutputs() (int, error) {
+	dirs := make([]string, len(r.conf.Outputs))
+	for i, o := range r.conf.Outputs {
+		dirs[i] = o.Dir
+	}
+	return countFiles(dirs)
 }
 
 // stagedEnv lists staged files for check commands: one line per file,
