@@ -202,15 +202,22 @@ func (g *guard) checkCommit(removals int, count func() (int, error)) error {
 // wait holds an apply until the hold is confirmed, allowed or cured, or
 // stop ends.
 func (g *guard) wait(stop context.Context, fold kvcore.Fold, src kvcore.Reader) (bool, error) {
+	// A hold counting keys is cured by the keys coming back; one counting
+	// files (taken at commit) only by a confirmation.
+	curable := !g.held.Outputs
 	cured := func(keys int) bool {
-		return !g.held.Outputs && float64(g.held.KeysBefore-keys) <= g.conf.Fraction*float64(g.held.KeysBefore)
+		return float64(g.held.KeysBefore-keys) <= g.conf.Fraction*float64(g.held.KeysBefore)
 	}
-	if keys, err := countKeys(stop, g.scope, func(ctx context.Context, p string) (int, error) { return countFold(ctx, fold, p) }); err != nil {
-		return false, err
-	} else if cured(keys) {
-		g.log.Warn("the bucket's keys came back; lifting the hold with a full render", "keys", keys, "keys_before", g.held.KeysBefore)
-		g.released = true
-		return true, nil
+	if curable {
+		keys, err := countKeys(stop, g.scope, func(ctx context.Context, p string) (int, error) { return countFold(ctx, fold, p) })
+		if err != nil {
+			return false, err
+		}
+		if cured(keys) {
+			g.log.Warn("the bucket's keys came back; lifting the hold with a full render", "keys", keys, "keys_before", g.held.KeysBefore)
+			g.released = true
+			return true, nil
+		}
 	}
 	g.status.holding(g.now())
 	poll := time.NewTicker(holdPoll)
@@ -229,7 +236,7 @@ func (g *guard) wait(stop context.Context, fold kvcore.Fold, src kvcore.Reader) 
 		case !errors.Is(err, os.ErrNotExist):
 			return false, fmt.Errorf("agent: looking for a confirmation: %w", err)
 		}
-		if g.now().Sub(lastCount) >= holdRecheck {
+		if curable && g.now().Sub(lastCount) >= holdRecheck {
 			lastCount = g.now()
 			keys, err := countKeys(stop, g.scope, func(ctx context.Context, p string) (int, error) {
 				ks, err := src.Keys(ctx, p)

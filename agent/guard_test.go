@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -219,5 +221,45 @@ watch "w" {
 		if _, err := parse(bad); err == nil {
 			t.Errorf("%s: accepted", bad)
 		}
+	}
+}
+
+// The look at commit holds a result that removes most output files even
+// when the keys' count looks fine (a bucket replaced by one with other
+// keys), and only a confirmation lets it through.
+func TestGuardHoldsAResultRemovingMostFiles(t *testing.T) {
+	dir := t.TempDir()
+	w := &WatchConf{Name: "w", Guard: &GuardConf{Fraction: 0.5, Min: 3}}
+	g := &guard{watch: "w", conf: w.Guard, dir: dir, log: slog.New(slog.DiscardHandler), status: newWatchStatus(w, make(chan struct{}, 1), time.Now), now: time.Now}
+	files := func() (int, error) { return 8, nil }
+	if err := g.checkCommit(2, files); err != nil {
+		t.Fatalf("2 of 8 (below min_deletes): %v", err)
+	}
+	if err := g.checkCommit(4, files); err != nil {
+		t.Fatalf("4 of 8 (not above the fraction): %v", err)
+	}
+	var held *HeldError
+	if err := g.checkCommit(5, files); !errors.As(err, &held) || held.Removals != 5 || held.KeysBefore != 8 {
+		t.Fatalf("5 of 8: %v, want a HeldError counting 5 of 8", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, heldFile)); err != nil {
+		t.Fatalf("the hold is not recorded: %v", err)
+	}
+	if !g.held.Outputs {
+		t.Error("a hold taken at commit does not say it counts files")
+	}
+	// Keys coming back do not lift it: only the fold's count would say so.
+	g.held.KeysBefore = 8
+	if err := os.WriteFile(filepath.Join(dir, confirmFile), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if full, err := g.wait(context.Background(), nil, nil); err != nil || !full || !g.confirmed {
+		t.Fatalf("confirmed hold: full %v err %v confirmed %v", full, err, g.confirmed)
+	}
+	if err := g.checkCommit(5, files); err != nil {
+		t.Fatalf("a confirmed hold is held again at commit: %v", err)
+	}
+	if err := g.committed(); err != nil || g.held != nil || g.confirmed {
+		t.Fatalf("committed: %v, held %v confirmed %v", err, g.held, g.confirmed)
 	}
 }

@@ -171,7 +171,6 @@ type simWorld struct {
 
 	life      *simLife
 	lifeInc   int // the incarnation when the current life started
-	confirmed bool
 
 	mu         sync.Mutex // guards what the agent's goroutines touch below
 	faults     simFaults
@@ -180,6 +179,7 @@ type simWorld struct {
 	crashed    bool
 	cancelLife context.CancelFunc
 	watches    []*simWatch
+	confirmed  bool // an operator confirmed a hold: mass deletions are allowed
 	tmp        int
 	violations []string
 	trace      []string
@@ -630,7 +630,10 @@ func (w *simWorld) committed(name string) {
 // checkMassDelete reports a commit that removes more outputs than the guard
 // allows while no operator confirmed it.
 func (w *simWorld) checkMassDelete(removals int) {
-	if removals < simMinDel || w.confirmed {
+	w.mu.Lock()
+	confirmed := w.confirmed
+	w.mu.Unlock()
+	if removals < simMinDel || confirmed {
 		return
 	}
 	names, _ := w.outputNames()
@@ -711,7 +714,9 @@ func (w *simWorld) quiesce() {
 		if s.State == stateHeld {
 			// An operator confirms each hold; a resync can hold again.
 			w.tracef("confirming the held watch")
+			w.mu.Lock()
 			w.confirmed = true
+			w.mu.Unlock()
 			w.confirm()
 			continue
 		}
