@@ -169,8 +169,8 @@ type simWorld struct {
 
 	drifted map[string]bool // outputs edited behind the agent's back since its last commit of them
 
-	life      *simLife
-	lifeInc   int // the incarnation when the current life started
+	life    *simLife
+	lifeInc int // the incarnation when the current life started
 
 	mu         sync.Mutex // guards what the agent's goroutines touch below
 	faults     simFaults
