@@ -94,12 +94,18 @@ type WatchConf struct {
 	Batch    *BatchConf    `hcl:"batch,block"`
 	Outputs  []*OutputConf `hcl:"output,block"`
 	Hooks    []*HookConf   `hcl:"hook,block"`
+	// DriftCheckS is how often the watch's outputs are compared with what
+	// it committed, "0" to never (default 5m).
+	DriftCheckS string `hcl:"drift_check,optional"`
 
 	DefRange      hcl.Range `hcl:",def_range"`
 	PrefixesRange hcl.Range `hcl:"prefixes,attr_range"`
 	PluginRange   hcl.Range `hcl:"plugin,attr_value_range"`
 	FoldRange     hcl.Range `hcl:"fold,attr_value_range"`
 	BucketRange   hcl.Range `hcl:"bucket,attr_value_range"`
+	DriftRange    hcl.Range `hcl:"drift_check,attr_value_range"`
+
+	DriftCheck time.Duration // parsed drift_check; 0 = off
 }
 
 // Fold kinds: where a watch keeps its local copy of the bucket.
@@ -174,6 +180,7 @@ const (
 	DefaultBatchMax      = 1000
 	DefaultHookTimeout   = 30 * time.Second
 	DefaultOutputMode    = 0o644
+	DefaultDriftCheck    = 5 * time.Minute
 )
 
 var (
@@ -364,6 +371,7 @@ func (c *Config) finalize() hcl.Diagnostics {
 		case w.Batch.Max < 0:
 			diags = append(diags, errAt(w.Batch.MaxRange, "Invalid batch max", "max must be positive."))
 		}
+		w.DriftCheck, diags = parseDriftCheck(w.DriftCheckS, w.DriftRange, diags)
 		outputs := map[string]bool{}
 		for _, o := range w.Outputs {
 			if outputs[o.Name] {
@@ -462,6 +470,18 @@ func parseDuration(s string, rng hcl.Range, def time.Duration, diags hcl.Diagnos
 		return def, append(diags, errAt(rng, "Invalid duration", fmt.Sprintf("%q is not a positive duration such as \"500ms\", \"5s\" or \"1m\".", s)))
 	}
 	return d, diags
+}
+
+// parseDriftCheck reads drift_check: a positive duration, or "0" (any zero
+// duration) to turn drift checks off.
+func parseDriftCheck(s string, rng hcl.Range, diags hcl.Diagnostics) (time.Duration, hcl.Diagnostics) {
+	if s == "0" {
+		return 0, diags
+	}
+	if d, err := time.ParseDuration(s); err == nil && d == 0 {
+		return 0, diags
+	}
+	return parseDuration(s, rng, DefaultDriftCheck, diags)
 }
 
 // parseSize reads sizes such as "64MiB", "512KiB", "1GiB" or a plain byte count.

@@ -18,6 +18,7 @@ type metrics struct {
 	pluginCalls *prometheus.CounterVec
 	pluginTime  *prometheus.HistogramVec
 	commands    *prometheus.CounterVec
+	drift       *prometheus.CounterVec
 }
 
 func newMetrics(a *Agent) *metrics {
@@ -39,8 +40,11 @@ func newMetrics(a *Agent) *metrics {
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slipagent_commands_total", Help: "Hook and check command runs by result (ok, error).",
 		}, []string{"watch", "hook", "kind", "result"}),
+		drift: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slipagent_drift_repaired_total", Help: "Output files changed or removed outside the agent that a drift check found and a render restored.",
+		}, []string{"watch"}),
 	}
-	m.reg.MustRegister(m.batches, m.updates, m.pluginCalls, m.pluginTime, m.commands,
+	m.reg.MustRegister(m.batches, m.updates, m.pluginCalls, m.pluginTime, m.commands, m.drift,
 		statusCollector{a}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -74,6 +78,10 @@ func (m *metrics) command(watch, hook, kind string, err error) {
 		result = "error"
 	}
 	m.commands.WithLabelValues(watch, hook, kind, result).Inc()
+}
+
+func (m *metrics) driftRepaired(watch string, files int) {
+	m.drift.WithLabelValues(watch).Add(float64(files))
 }
 
 // statusCollector exports every watch's status as gauges at scrape time.

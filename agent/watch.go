@@ -41,6 +41,7 @@ type watchRunner struct {
 	dir    string // data_dir/watches/<name>
 	hooks  map[string]*HookConf
 	status *watchStatus
+	record *outputRecord // what the session committed; nil with drift checks off
 }
 
 func newWatchRunner(a *Agent, w *WatchConf) *watchRunner {
@@ -103,6 +104,10 @@ func (r *watchRunner) session(ctx context.Context) error {
 		return err
 	}
 	defer fold.Close()
+	if r.record, err = openDriftRecord(r, outputs); err != nil {
+		return err
+	}
+	defer r.record.Close()
 	key := renderKey(r.conf, r.plugin, plugin.SHA256())
 	fullRender := st.Rendered != key
 	// Hooks owed from before a crash or a failed run go first, before NATS
@@ -129,6 +134,8 @@ func (r *watchRunner) session(ctx context.Context) error {
 		return fmt.Errorf("plugin %s: %w", r.plugin.Name, err)
 	}
 	defer inst.Close(context.WithoutCancel(ctx))
+	drift := newDriftRepair(r, r.record, inst, fold, journal)
+	defer drift.start(ctx)()
 	apply := func(ctx context.Context, b kvcore.Batch) error {
 		return r.apply(ctx, inst, fold, journal, b, func() error {
 			if st.Rendered == key {
@@ -149,9 +156,9 @@ func (r *watchRunner) session(ctx context.Context) error {
 		MaxBatch:   r.conf.Batch.Max,
 		FullRender: fullRender,
 		Reconcile:  reconcileEvery,
-		OnProgress: r.status.progress,
+		OnProgress: drift.progress,
 		Logger:     r.log,
-	}, apply)
+	}, func(ctx context.Context, b kvcore.Batch) error { return drift.apply(ctx, b, apply) })
 }
 
 func (r *watchRunner) scope() kvcore.Scope {
@@ -255,9 +262,11 @@ func (r *watchRunner) commit(ctx context.Context, res *host.Result, journal hook
 		res.Discard()
 		return err
 	}
+	recorded := r.record.hash(res.Staged())
 	if err := res.Commit(ctx); err != nil {
 		return fmt.Errorf("committing files: %w", err)
 	}
+	r.record.committed(ctx, recorded)
 	return r.runHooks(ctx, journal, due, cursor)
 }
 

@@ -1,0 +1,288 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slipstreamkv/slipstream/plugins/host"
+)
+
+// driftConfig is filesConfig with drift checks every 200ms.
+func driftConfig(f *fixture) *Config {
+	return f.config(strings.Replace(filesConfig, `batch { window = "20ms" }`, `batch { window = "20ms" }
+  drift_check = "200ms"`, 1))
+}
+
+// driftRepaired reads slipagent_drift_repaired_total of the watch "cfg".
+func driftRepaired(a *Agent) float64 {
+	mfs, err := a.metrics.reg.Gather()
+	if err != nil {
+		return -1
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "slipagent_drift_repaired_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "watch" && l.GetValue() == "cfg" {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+func TestDriftIsRepairedWhileRunning(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "alpha")
+	f.put("cfg", "files.b.conf", "bravo")
+	f.put("cfg", "files.c.conf", "charlie")
+	f.put("cfg", "files.d.conf", "delta")
+	a, stop := f.start(driftConfig(f))
+	waitFor(t, "the initial render", func() bool { return a.Ready() })
+	out := filepath.Join(f.dir, "out")
+
+	// One file removed, one edited by hand.
+	if err := os.Remove(filepath.Join(out, "a.conf")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "b.conf"), []byte("tampered"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both files restored", func() bool {
+		return readFile(filepath.Join(out, "a.conf")) == "alpha" && readFile(filepath.Join(out, "b.conf")) == "bravo"
+	})
+	waitFor(t, "the repair counted", func() bool { return driftRepaired(a) == 2 })
+
+	// A mode changed by hand.
+	if err := os.Chmod(filepath.Join(out, "c.conf"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the mode restored", func() bool {
+		fi, err := os.Stat(filepath.Join(out, "c.conf"))
+		return err == nil && fi.Mode().Perm() == 0o644
+	})
+	waitFor(t, "the repair counted", func() bool { return driftRepaired(a) == 3 })
+
+	// A file the plugin removed (its key was deleted) stays removed: a later
+	// repair (of a.conf) renders the watch without bringing it back.
+	last := f.put("cfg", "files.d.conf", "delta")
+	f.delete("cfg", "files.d.conf")
+	waitFor(t, "the delete applied", func() bool { return a.Status()[0].Revision > last })
+	if _, err := os.Stat(filepath.Join(out, "d.conf")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("d.conf still there after its key was deleted (%v)", err)
+	}
+	if err := os.Remove(filepath.Join(out, "a.conf")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a.conf restored again", func() bool { return readFile(filepath.Join(out, "a.conf")) == "alpha" })
+	waitFor(t, "the repair counted", func() bool { return driftRepaired(a) == 4 })
+	if _, err := os.Stat(filepath.Join(out, "d.conf")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("d.conf came back after its key was deleted (%v)", err)
+	}
+	stop()
+
+	rec := openTestRecord(t, filepath.Join(f.dir, "data", "watches", "cfg"), out)
+	if _, ok, err := rec.get("files/d.conf"); err != nil || ok {
+		t.Errorf("the record still holds the removed d.conf (%v, %v)", ok, err)
+	}
+	if _, ok, err := rec.get("files/a.conf"); err != nil || !ok {
+		t.Errorf("the record lacks a.conf (%v, %v)", ok, err)
+	}
+}
+
+func TestDriftWhileStoppedIsRepairedAtStart(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "alpha")
+	f.put("cfg", "files.b.conf", "bravo")
+	// The default interval: only the check after catching up can repair.
+	a, stop := f.start(f.config(filesConfig))
+	waitFor(t, "the initial render", func() bool { return a.Ready() })
+	stop()
+
+	out := filepath.Join(f.dir, "out")
+	if err := os.Remove(filepath.Join(out, "a.conf")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "b.conf"), []byte("tampered"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, _ = f.start(f.config(filesConfig))
+	waitFor(t, "both files restored", func() bool {
+		return readFile(filepath.Join(out, "a.conf")) == "alpha" && readFile(filepath.Join(out, "b.conf")) == "bravo"
+	})
+	waitFor(t, "the repair counted", func() bool { return driftRepaired(a) == 2 })
+}
+
+func TestDriftDuringARetriedBatchIsRepairedByItsNextAttempt(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "alpha")
+	// The hook fails while $DIR/broken exists.
+	broken := filepath.Join(f.dir, "broken")
+	cfg := f.config(strings.Replace(strings.Replace(filesConfig, `batch { window = "20ms" }`, `batch { window = "20ms" }
+  drift_check = "200ms"`, 1), `"echo $SLIPAGENT_REVISION >> $DIR/hooks.log"`, `"test ! -e $DIR/broken && echo $SLIPAGENT_REVISION >> $DIR/hooks.log"`, 1))
+	a, _ := f.start(cfg)
+	waitFor(t, "the initial render", func() bool { return a.Ready() })
+	out := filepath.Join(f.dir, "out")
+
+	// A batch whose hook fails is retried; the fold holds it already, so
+	// a drift render now would render what is not applied yet: the repair
+	// is left to the batch's next attempt, which renders everything.
+	if err := os.WriteFile(broken, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.put("cfg", "files.b.conf", "bravo")
+	waitFor(t, "the batch to fail", func() bool { return a.Status()[0].Failures >= 1 })
+	if err := os.Remove(filepath.Join(out, "a.conf")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a.conf restored while the batch is retried", func() bool { return readFile(filepath.Join(out, "a.conf")) == "alpha" })
+	if s := a.Status()[0]; s.Healthy() {
+		t.Errorf("the hook still fails, yet the watch is healthy: %+v", s)
+	}
+	if err := os.Remove(broken); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "recovery", func() bool { s := a.Status()[0]; return s.Healthy() && s.Failures == 0 })
+}
+
+func openTestRecord(t *testing.T, dir, out string) *outputRecord {
+	t.Helper()
+	rec, err := openOutputRecord(dir, map[string]host.Output{"files": {Dir: out}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rec.Close() })
+	return rec
+}
+
+// stageFile writes content to a staging file beside target, as the host
+// does, and returns its StagedFile.
+func stageFile(t *testing.T, out, path, content string) host.StagedFile {
+	t.Helper()
+	target := filepath.Join(out, path)
+	tmp := filepath.Join(out, ".staged-"+path)
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return host.StagedFile{Output: "files", Path: path, File: tmp, Target: target}
+}
+
+func TestOutputRecordPutRemoveReopen(t *testing.T) {
+	dir, out := t.TempDir(), t.TempDir()
+	ctx := context.Background()
+	rec := openTestRecord(t, dir, out)
+
+	// A commit of two files: hashed while staged, recorded once renamed.
+	staged := []host.StagedFile{stageFile(t, out, "a", "alpha"), stageFile(t, out, "b", "bravo")}
+	updates := rec.hash(staged)
+	for _, s := range staged {
+		if err := os.Rename(s.File, s.Target); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec.committed(ctx, updates)
+	// A second commit removes b.
+	if err := os.Remove(filepath.Join(out, "b")); err != nil {
+		t.Fatal(err)
+	}
+	rec.committed(ctx, rec.hash([]host.StagedFile{{Output: "files", Path: "b", Target: filepath.Join(out, "b"), Remove: true}}))
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	rec = openTestRecord(t, dir, out)
+	var keys []string
+	if err := rec.each(ctx, func(key string, _ fileRecord) error { keys = append(keys, key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(keys, ",") != "files/a" {
+		t.Fatalf("record after reopening holds %q, want only files/a", keys)
+	}
+	fr, ok, err := rec.get("files/a")
+	if err != nil || !ok {
+		t.Fatalf("get files/a: %v, %v", ok, err)
+	}
+	a := filepath.Join(out, "a")
+	if path, ok := rec.target("files/a"); !ok || path != a {
+		t.Errorf("target of files/a = %q, %v", path, ok)
+	}
+	if reason, now, err := driftOf(a, fr); reason != "" || now != nil || err != nil {
+		t.Errorf("untouched file: drift %q, %v, %v", reason, now, err)
+	}
+
+	// Touched: the same content, a new fingerprint to record.
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(a, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if reason, now, err := driftOf(a, fr); reason != "" || now == nil || err != nil || now.sum != fr.sum {
+		t.Errorf("touched file: drift %q, %v, %v", reason, now, err)
+	}
+	// Same size and mtime, other content: the inode tells (a new file).
+	if err := os.WriteFile(a+".new", []byte("ALPHA"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(a+".new", time.Unix(0, fr.mtime), time.Unix(0, fr.mtime)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(a+".new", a); err != nil {
+		t.Fatal(err)
+	}
+	if reason, _, _ := driftOf(a, fr); reason != "content changed" {
+		t.Errorf("replaced file: drift %q, want content changed", reason)
+	}
+	if err := os.Chmod(a, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if reason, _, _ := driftOf(a, fr); reason != "mode changed" {
+		t.Errorf("chmod: drift %q, want mode changed", reason)
+	}
+	if err := os.Remove(a); err != nil {
+		t.Fatal(err)
+	}
+	if reason, _, _ := driftOf(a, fr); reason != "missing" {
+		t.Errorf("removed file: drift %q, want missing", reason)
+	}
+	// An output the watch no longer declares names no file.
+	if _, ok := rec.target("gone/a"); ok {
+		t.Error("a key of an undeclared output has a target")
+	}
+}
+
+func TestDriftCheckSetting(t *testing.T) {
+	dir := t.TempDir()
+	for src, want := range map[string]time.Duration{"": DefaultDriftCheck, `drift_check = "0"`: 0, `drift_check = "0s"`: 0, `drift_check = "90s"`: 90 * time.Second} {
+		cfg, err := Parse(filepath.Join(dir, "agent.hcl"), []byte(`
+plugin "p" { module = "p.wasm" }
+watch "w" {
+  bucket = "b"
+  plugin = "p"
+  `+src+`
+}`))
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		if got := cfg.Watches[0].DriftCheck; got != want {
+			t.Errorf("%s: DriftCheck = %v, want %v", src, got, want)
+		}
+	}
+	if _, err := Parse("agent.hcl", []byte(`
+plugin "p" { module = "p.wasm" }
+watch "w" {
+  bucket      = "b"
+  plugin      = "p"
+  drift_check = "-1s"
+}`)); err == nil || !strings.Contains(err.Error(), "drift_check") && !strings.Contains(err.Error(), "duration") {
+		t.Errorf("a negative drift_check: %v, want an error", err)
+	}
+}
