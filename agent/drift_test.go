@@ -1,16 +1,20 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/slipstreamkv/slipstream/internal/plugintest"
 	"github.com/slipstreamkv/slipstream/plugins/host"
 )
 
@@ -153,6 +157,71 @@ func TestDriftDuringARetriedBatchIsRepairedByItsNextAttempt(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "recovery", func() bool { s := a.Status()[0]; return s.Healthy() && s.Failures == 0 })
+}
+
+func TestDriftAgainRightAfterRepairIsReportedNotCounted(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "alpha")
+	// The hook, which runs after every commit that changed files, spoils
+	// a.conf once while $DIR/tamper exists.
+	tamper := filepath.Join(f.dir, "tamper")
+	out := filepath.Join(f.dir, "out")
+	cfg := f.config(strings.Replace(strings.Replace(filesConfig, `batch { window = "20ms" }`, `batch { window = "20ms" }
+  drift_check = "200ms"`, 1), `"echo $SLIPAGENT_REVISION >> $DIR/hooks.log"`, `"if [ -e $DIR/tamper ]; then rm $DIR/tamper; echo evil > $DIR/out/a.conf; fi"`, 1))
+	logs := &lockedBuffer{}
+	a, err := New(cfg, Options{
+		Logger:         slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{t}, logs), nil)),
+		Notify:         func(string) error { return nil },
+		PluginCacheDir: plugintest.CacheDir(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	waitFor(t, "the initial render", func() bool { return a.Ready() })
+
+	if err := os.WriteFile(tamper, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(out, "a.conf")); err != nil {
+		t.Fatal(err)
+	}
+	// The first repair is spoiled at once: reported, not counted (the count
+	// is taken before the report).
+	waitFor(t, "the spoiled repair reported", func() bool { return strings.Contains(logs.String(), "changed again right after its repair") })
+	if n := driftRepaired(a); n != 0 {
+		t.Errorf("after a spoiled repair slipagent_drift_repaired_total = %v, want 0", n)
+	}
+	// The next check repairs it for good.
+	waitFor(t, "a.conf restored for good", func() bool {
+		return readFile(filepath.Join(out, "a.conf")) == "alpha" && driftRepaired(a) == 1
+	})
+}
+
+// lockedBuffer collects logs for a test to read while the agent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func openTestRecord(t *testing.T, dir, out string) *outputRecord {
