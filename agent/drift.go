@@ -2,9 +2,7 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -62,13 +60,14 @@ type driftRepair struct {
 // left from before: it would be stale once checks are turned on again.
 func openDriftRecord(r *watchRunner, outputs map[string]host.Output) (*outputRecord, error) {
 	if r.conf.DriftCheck == 0 {
-		path := filepath.Join(r.dir, outputsRecordFile)
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("removing the record of committed outputs (drift_check is off): %w", err)
+		for _, name := range []string{outputsRecordFile, outputsRecordDir} {
+			if err := os.RemoveAll(filepath.Join(r.dir, name)); err != nil {
+				return nil, fmt.Errorf("removing the record of committed outputs (drift_check is off): %w", err)
+			}
 		}
 		return nil, nil
 	}
-	return openOutputRecord(r.dir, outputs, r.log)
+	return openOutputRecord(r.dir, r.conf.Fold, outputs, r.log)
 }
 
 func newDriftRepair(r *watchRunner, rec *outputRecord, inst *host.Instance, fold kvcore.Fold, journal hookJournal) *driftRepair {

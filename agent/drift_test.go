@@ -95,7 +95,7 @@ func TestDriftIsRepairedWhileRunning(t *testing.T) {
 	}
 	stop()
 
-	rec := openTestRecord(t, filepath.Join(f.dir, "data", "watches", "cfg"), out)
+	rec := openTestRecord(t, FoldMemory, filepath.Join(f.dir, "data", "watches", "cfg"), out)
 	if _, ok, err := rec.get("files/d.conf"); err != nil || ok {
 		t.Errorf("the record still holds the removed d.conf (%v, %v)", ok, err)
 	}
@@ -109,7 +109,10 @@ func TestDriftWhileStoppedIsRepairedAtStart(t *testing.T) {
 	f.put("cfg", "files.a.conf", "alpha")
 	f.put("cfg", "files.b.conf", "bravo")
 	// The default interval: only the check after catching up can repair.
-	a, stop := f.start(f.config(filesConfig))
+	// The disk fold keeps the record in Pebble too.
+	cfg := strings.Replace(filesConfig, `bucket = "cfg"`, `bucket = "cfg"
+  fold   = "disk"`, 1)
+	a, stop := f.start(f.config(cfg))
 	waitFor(t, "the initial render", func() bool { return a.Ready() })
 	stop()
 
@@ -120,11 +123,14 @@ func TestDriftWhileStoppedIsRepairedAtStart(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(out, "b.conf"), []byte("tampered"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	a, _ = f.start(f.config(filesConfig))
+	a, _ = f.start(f.config(cfg))
 	waitFor(t, "both files restored", func() bool {
 		return readFile(filepath.Join(out, "a.conf")) == "alpha" && readFile(filepath.Join(out, "b.conf")) == "bravo"
 	})
 	waitFor(t, "the repair counted", func() bool { return driftRepaired(a) == 2 })
+	if _, err := os.Stat(filepath.Join(f.dir, "data", "watches", "cfg", outputsRecordDir)); err != nil {
+		t.Errorf("no Pebble record beside the disk fold: %v", err)
+	}
 }
 
 func TestDriftDuringARetriedBatchIsRepairedByItsNextAttempt(t *testing.T) {
@@ -224,9 +230,9 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func openTestRecord(t *testing.T, dir, out string) *outputRecord {
+func openTestRecord(t *testing.T, kind, dir, out string) *outputRecord {
 	t.Helper()
-	rec, err := openOutputRecord(dir, map[string]host.Output{"files": {Dir: out}}, slog.New(slog.DiscardHandler))
+	rec, err := openOutputRecord(dir, kind, map[string]host.Output{"files": {Dir: out}}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,9 +253,15 @@ func stageFile(t *testing.T, out, path, content string) host.StagedFile {
 }
 
 func TestOutputRecordPutRemoveReopen(t *testing.T) {
+	for _, kind := range []string{FoldMemory, FoldDisk} {
+		t.Run(kind, func(t *testing.T) { testOutputRecord(t, kind) })
+	}
+}
+
+func testOutputRecord(t *testing.T, kind string) {
 	dir, out := t.TempDir(), t.TempDir()
 	ctx := context.Background()
-	rec := openTestRecord(t, dir, out)
+	rec := openTestRecord(t, kind, dir, out)
 
 	// A commit of two files: hashed while staged, recorded once renamed.
 	staged := []host.StagedFile{stageFile(t, out, "a", "alpha"), stageFile(t, out, "b", "bravo")}
@@ -269,7 +281,7 @@ func TestOutputRecordPutRemoveReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rec = openTestRecord(t, dir, out)
+	rec = openTestRecord(t, kind, dir, out)
 	var keys []string
 	if err := rec.each(ctx, func(key string, _ fileRecord) error { keys = append(keys, key); return nil }); err != nil {
 		t.Fatal(err)

@@ -18,11 +18,16 @@ import (
 	"github.com/slipstreamkv/slipstream/kvcore"
 	"github.com/slipstreamkv/slipstream/plugins/host"
 	"github.com/slipstreamkv/slipstream/snapshot"
+	"github.com/slipstreamkv/slipstream/snapshot/pebblefold"
 )
 
-// outputsRecordFile holds, in a watch's data directory, what the agent
-// committed to the watch's outputs.
-const outputsRecordFile = "outputs.snap"
+// The record of what the agent committed to a watch's outputs lives in the
+// watch's data directory, in a fold of the watch's fold kind: a snapshot log
+// (memory), or a Pebble directory (disk) that keeps it out of RAM.
+const (
+	outputsRecordFile = "outputs.snap"
+	outputsRecordDir  = "outputs.pebble"
+)
 
 // recordChunk is how many entries one append to the record holds, so the
 // first render of a million files is not one huge write.
@@ -31,19 +36,19 @@ const recordChunk = 4096
 // outputRecord remembers every file the agent committed to a watch's
 // outputs: its digest, size, mode and owner, and a stat fingerprint (mtime,
 // inode) that lets a check skip hashing a file that did not change. It is a
-// snapshot log (an append log with the map in memory, compacted in the
-// background), so a batch appends only what it changed, however many files
-// the record holds. Keys are "<output>/<path>": output names cannot hold a
-// '/', and plugin paths are valid UTF-8, as the log requires.
+// fold (a snapshot append log compacted in the background, or Pebble), so a
+// batch writes only what it changed, however many files the record holds.
+// Keys are "<output>/<path>": output names cannot hold a '/', and plugin
+// paths are valid UTF-8, as fold keys must be.
 //
 // It does not cover directories, nor files the plugin did not write (a
 // plugin that prunes owns those). The record is written after the commit:
 // a crash in between leaves a stale entry, which a drift check takes for
 // drift and repairs with a full render (which re-records it).
 type outputRecord struct {
-	log  *snapshot.Log
+	log  kvcore.Fold
 	dirs map[string]string // output name → directory
-	mu   sync.Mutex        // one append at a time (snapshot.Log.Apply)
+	mu   sync.Mutex        // one Apply at a time, as folds require
 	l    *slog.Logger
 }
 
@@ -120,19 +125,33 @@ func readFileRecord(path string) (fileRecord, error) {
 	return rec, nil
 }
 
-// openOutputRecord opens the record in dir for the outputs of a watch. An
-// unreadable record is set aside (renamed with a ".corrupt" suffix) and
-// started afresh: it only costs drift coverage of the files committed before,
-// until they are written again.
-func openOutputRecord(dir string, outputs map[string]host.Output, l *slog.Logger) (*outputRecord, error) {
-	path := filepath.Join(dir, outputsRecordFile)
-	log, err := snapshot.Open(path, snapshot.Options{Logger: l})
-	if errors.Is(err, snapshot.ErrInvalidFormat) || errors.Is(err, snapshot.ErrCorrupted) {
-		l.Warn("the record of committed outputs is unreadable; setting it aside and starting a new one (drift in files committed before goes unnoticed until they are written again)", "path", path, "err", err)
-		if rerr := os.Rename(path, path+".corrupt"); rerr != nil {
-			return nil, fmt.Errorf("setting aside %s: %w", path, rerr)
+// openOutputRecord opens the record in dir, of the given fold kind, for
+// the outputs of a watch; a record of the other kind is removed. A record
+// that does not open is set aside (renamed with a ".corrupt" suffix) and
+// started afresh: the watch holds its fold's lock, so no other agent uses
+// it, and losing it only costs drift coverage of the files committed
+// before, until they are written again.
+func openOutputRecord(dir, kind string, outputs map[string]host.Output, l *slog.Logger) (*outputRecord, error) {
+	path, other := filepath.Join(dir, outputsRecordFile), filepath.Join(dir, outputsRecordDir)
+	open := func() (kvcore.Fold, error) { return snapshot.Open(path, snapshot.Options{Logger: l}) }
+	if kind == FoldDisk {
+		path, other = other, path
+		open = func() (kvcore.Fold, error) { return pebblefold.Open(path, pebblefold.Options{}) }
+	}
+	if err := os.RemoveAll(other); err != nil {
+		return nil, fmt.Errorf("removing the record of committed outputs of the other fold kind: %w", err)
+	}
+	log, err := open()
+	if err != nil {
+		l.Warn("the record of committed outputs does not open; setting it aside and starting a new one (drift in files committed before goes unnoticed until they are written again)", "path", path, "err", err)
+		rerr := os.RemoveAll(path + ".corrupt")
+		if rerr == nil {
+			rerr = os.Rename(path, path+".corrupt")
 		}
-		log, err = snapshot.Open(path, snapshot.Options{Logger: l})
+		if rerr != nil {
+			return nil, fmt.Errorf("setting aside %s: %w (it does not open: %w)", path, rerr, err)
+		}
+		log, err = open()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening the record of committed outputs: %w", err)
