@@ -50,6 +50,10 @@ type driftRepair struct {
 	synced   bool // the loop is caught up (not syncing nor resyncing)
 	retrying bool // the last apply attempt failed
 	owed     bool // drift was found while retrying: the next attempt renders in full
+	// unfinished says the last drift render failed (the plugin, a check or
+	// a hook): the next check renders again even if it finds no drift, so
+	// that the hooks it owes run without waiting for a batch.
+	unfinished bool
 
 	ready     chan struct{} // closed once the loop first catches up
 	readyOnce sync.Once
@@ -120,8 +124,12 @@ func (d *driftRepair) apply(ctx context.Context, b kvcore.Batch, apply kvcore.Ap
 	}
 	err := apply(ctx, b)
 	d.retrying = err != nil
-	if err == nil && b.Full {
-		d.owed = false
+	if err == nil {
+		// The attempt ran every owed hook; drift left is found again.
+		d.unfinished = false
+		if b.Full {
+			d.owed = false
+		}
 	}
 	return err
 }
@@ -145,8 +153,14 @@ type driftedFile struct {
 // check runs one drift check and, on drift, the repair.
 func (d *driftRepair) check(ctx context.Context) error {
 	drifted, err := d.find(ctx)
-	if err != nil || len(drifted) == 0 {
+	if err != nil {
 		return err
+	}
+	d.mu.Lock()
+	unfinished := d.unfinished
+	d.mu.Unlock()
+	if len(drifted) == 0 && !unfinished {
+		return nil
 	}
 	drifted, staged, err := d.render(context.WithoutCancel(ctx), drifted)
 	if err != nil {
@@ -187,9 +201,9 @@ func (d *driftRepair) find(ctx context.Context) ([]driftedFile, error) {
 	}
 	if len(stale) > 0 || len(refreshed) > 0 {
 		d.mu.Lock()
-		updates := append(stale, d.unchanged(refreshed)...)
+		err := d.rec.apply(ctx, append(stale, d.unchanged(refreshed)...))
 		d.mu.Unlock()
-		if err := d.rec.apply(ctx, updates); err != nil {
+		if err != nil {
 			d.r.log.Warn("cannot update the record of committed outputs", "err", err)
 		}
 	}
@@ -222,10 +236,14 @@ func (d *driftRepair) render(ctx context.Context, drifted []driftedFile) ([]drif
 	// find ran outside mu: a commit may have changed a file before
 	// recording it. Under mu the record is up to date.
 	drifted = d.confirm(drifted)
-	if len(drifted) == 0 {
+	if len(drifted) == 0 && !d.unfinished {
 		return nil, nil, nil
 	}
-	d.report("output changed outside the agent; rendering the watch to restore it", drifted)
+	if len(drifted) > 0 {
+		d.report("output changed outside the agent; rendering the watch to restore it", drifted)
+	} else {
+		d.r.log.Info("rendering again after a failed drift repair")
+	}
 	switch {
 	case !d.synced:
 		d.r.log.Info("not repairing drift now: the watch is syncing, and renders everything once done")
@@ -242,6 +260,7 @@ func (d *driftRepair) render(ctx context.Context, drifted []driftedFile) ([]drif
 	res, err := d.inst.Render(ctx, hostCursor(cursor), foldView{fold: d.fold})
 	d.r.a.metrics.pluginCall(d.r.conf.Name, true, time.Since(start), err)
 	if err != nil {
+		d.unfinished = true
 		return nil, nil, fmt.Errorf("plugin %s: %w", d.r.plugin.Name, err)
 	}
 	staged := map[string]bool{}
@@ -249,9 +268,10 @@ func (d *driftRepair) render(ctx context.Context, drifted []driftedFile) ([]drif
 		staged[recordKey(f.Output, f.Path)] = true
 	}
 	if err := d.r.commit(ctx, res, d.journal, cursor); err != nil {
+		d.unfinished = true
 		return nil, nil, err
 	}
-	d.owed = false
+	d.owed, d.unfinished = false, false
 	return drifted, staged, nil
 }
 

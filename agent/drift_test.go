@@ -24,22 +24,43 @@ func driftConfig(f *fixture) *Config {
   drift_check = "200ms"`, 1))
 }
 
+// waitReady waits for the agent's first render. It allows longer than
+// waitFor: the first agent of a test binary compiles the plugin, which
+// takes minutes on a loaded machine with the race detector.
+func waitReady(t *testing.T, a *Agent) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for !a.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for the initial render")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // driftRepaired reads slipagent_drift_repaired_total of the watch "cfg".
 func driftRepaired(a *Agent) float64 {
+	return counter(a, "slipagent_drift_repaired_total", map[string]string{"watch": "cfg"})
+}
+
+// counter reads the counter name with the given labels (0 if absent).
+func counter(a *Agent, name string, labels map[string]string) float64 {
 	mfs, err := a.metrics.reg.Gather()
 	if err != nil {
 		return -1
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != "slipagent_drift_repaired_total" {
+		if mf.GetName() != name {
 			continue
 		}
+	metrics:
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "watch" && l.GetValue() == "cfg" {
-					return m.GetCounter().GetValue()
+				if v, ok := labels[l.GetName()]; ok && v != l.GetValue() {
+					continue metrics
 				}
 			}
+			return m.GetCounter().GetValue()
 		}
 	}
 	return 0
@@ -52,7 +73,7 @@ func TestDriftIsRepairedWhileRunning(t *testing.T) {
 	f.put("cfg", "files.c.conf", "charlie")
 	f.put("cfg", "files.d.conf", "delta")
 	a, stop := f.start(driftConfig(f))
-	waitFor(t, "the initial render", func() bool { return a.Ready() })
+	waitReady(t, a)
 	out := filepath.Join(f.dir, "out")
 
 	// One file removed, one edited by hand.
@@ -113,7 +134,7 @@ func TestDriftWhileStoppedIsRepairedAtStart(t *testing.T) {
 	cfg := strings.Replace(filesConfig, `bucket = "cfg"`, `bucket = "cfg"
   fold   = "disk"`, 1)
 	a, stop := f.start(f.config(cfg))
-	waitFor(t, "the initial render", func() bool { return a.Ready() })
+	waitReady(t, a)
 	stop()
 
 	out := filepath.Join(f.dir, "out")
@@ -141,7 +162,7 @@ func TestDriftDuringARetriedBatchIsRepairedByItsNextAttempt(t *testing.T) {
 	cfg := f.config(strings.Replace(strings.Replace(filesConfig, `batch { window = "20ms" }`, `batch { window = "20ms" }
   drift_check = "200ms"`, 1), `"echo $SLIPAGENT_REVISION >> $DIR/hooks.log"`, `"test ! -e $DIR/broken && echo $SLIPAGENT_REVISION >> $DIR/hooks.log"`, 1))
 	a, _ := f.start(cfg)
-	waitFor(t, "the initial render", func() bool { return a.Ready() })
+	waitReady(t, a)
 	out := filepath.Join(f.dir, "out")
 
 	// A batch whose hook fails is retried; the fold holds it already, so
@@ -163,6 +184,43 @@ func TestDriftDuringARetriedBatchIsRepairedByItsNextAttempt(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "recovery", func() bool { s := a.Status()[0]; return s.Healthy() && s.Failures == 0 })
+}
+
+func TestDriftRepairWhoseHookFailedRunsItWithoutABatch(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "alpha")
+	// The hook fails while $DIR/broken exists.
+	broken := filepath.Join(f.dir, "broken")
+	out := filepath.Join(f.dir, "out")
+	cfg := f.config(strings.Replace(strings.Replace(filesConfig, `batch { window = "20ms" }`, `batch { window = "20ms" }
+  drift_check = "200ms"`, 1), `"echo $SLIPAGENT_REVISION >> $DIR/hooks.log"`, `"test ! -e $DIR/broken && echo $SLIPAGENT_REVISION >> $DIR/hooks.log"`, 1))
+	a, _ := f.start(cfg)
+	waitReady(t, a)
+	if hooks := lines(filepath.Join(f.dir, "hooks.log")); len(hooks) != 1 {
+		t.Fatalf("hooks after the initial render: %q", hooks)
+	}
+
+	if err := os.WriteFile(broken, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(out, "a.conf")); err != nil {
+		t.Fatal(err)
+	}
+	// The repair commits a.conf, then its hook fails and stays owed; the
+	// file is in place, so only the failed repair makes the next checks
+	// render (and run the owed hook) again.
+	hookFailed := map[string]string{"watch": "cfg", "hook": "changed", "kind": "hook", "result": "error"}
+	waitFor(t, "the repair's hook to fail", func() bool { return counter(a, "slipagent_commands_total", hookFailed) >= 1 })
+	if got := readFile(filepath.Join(out, "a.conf")); got != "alpha" {
+		t.Fatalf("a.conf = %q after the repair", got)
+	}
+	if err := os.Remove(broken); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the repair's hook run once it works", func() bool { return len(lines(filepath.Join(f.dir, "hooks.log"))) == 2 })
+	if _, err := os.Stat(filepath.Join(f.dir, "data", "watches", "cfg", journalFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("hook journal left behind after success (%v)", err)
+	}
 }
 
 func TestDriftAgainRightAfterRepairIsReportedNotCounted(t *testing.T) {
@@ -192,7 +250,7 @@ func TestDriftAgainRightAfterRepairIsReportedNotCounted(t *testing.T) {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	waitFor(t, "the initial render", func() bool { return a.Ready() })
+	waitReady(t, a)
 
 	if err := os.WriteFile(tamper, nil, 0o644); err != nil {
 		t.Fatal(err)
