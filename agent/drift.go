@@ -148,6 +148,7 @@ func (d *driftRepair) progress(p kvcore.Progress) {
 // driftedFile is a recorded file that differs from its record.
 type driftedFile struct {
 	key, path, reason string
+	owned             bool // its output declares an owner
 }
 
 // check runs one drift check and, on drift, the repair.
@@ -180,17 +181,17 @@ func (d *driftRepair) find(ctx context.Context) ([]driftedFile, error) {
 	var stale []kvcore.Update // outputs the watch no longer declares
 	refreshed := map[string][2]fileRecord{}
 	err := d.rec.each(ctx, func(key string, fr fileRecord) error {
-		path, ok := d.rec.target(key)
+		path, owned, ok := d.rec.target(key)
 		if !ok {
 			stale = append(stale, kvcore.Update{Op: kvcore.OpDelete, Key: key})
 			return nil
 		}
-		reason, now, err := driftOf(path, fr)
+		reason, now, err := driftOf(path, owned, fr)
 		switch {
 		case err != nil:
 			d.r.log.Warn("cannot check an output for drift", "path", path, "err", err)
 		case reason != "":
-			drifted = append(drifted, driftedFile{key, path, reason})
+			drifted = append(drifted, driftedFile{key, path, reason, owned})
 		case now != nil:
 			refreshed[key] = [2]fileRecord{fr, *now}
 		}
@@ -284,8 +285,9 @@ func (d *driftRepair) confirm(drifted []driftedFile) []driftedFile {
 		if err != nil || !ok {
 			continue
 		}
-		if reason, _, err := driftOf(f.path, fr); err == nil && reason != "" {
-			still = append(still, driftedFile{f.key, f.path, reason})
+		if reason, _, err := driftOf(f.path, f.owned, fr); err == nil && reason != "" {
+			f.reason = reason
+			still = append(still, f)
 		}
 	}
 	return still
@@ -310,7 +312,7 @@ func (d *driftRepair) recheck(ctx context.Context, drifted []driftedFile, staged
 		if !ok {
 			continue // the render removed it
 		}
-		reason, now, err := driftOf(f.path, fr)
+		reason, now, err := driftOf(f.path, f.owned, fr)
 		if err != nil {
 			d.r.log.Warn("cannot check a repaired output", "path", f.path, "err", err)
 			continue
@@ -324,7 +326,8 @@ func (d *driftRepair) recheck(ctx context.Context, drifted []driftedFile, staged
 				updates = append(updates, kvcore.Update{Op: kvcore.OpPut, Key: f.key, Value: now.encode()})
 			}
 		case staged[f.key]:
-			again = append(again, driftedFile{f.key, f.path, reason})
+			f.reason = reason
+			again = append(again, f)
 		default:
 			if cur, err := readFileRecord(f.path); err == nil {
 				updates = append(updates, kvcore.Update{Op: kvcore.OpPut, Key: f.key, Value: cur.encode()})

@@ -352,10 +352,10 @@ func testOutputRecord(t *testing.T, kind string) {
 		t.Fatalf("get files/a: %v, %v", ok, err)
 	}
 	a := filepath.Join(out, "a")
-	if path, ok := rec.target("files/a"); !ok || path != a {
-		t.Errorf("target of files/a = %q, %v", path, ok)
+	if path, owned, ok := rec.target("files/a"); !ok || owned || path != a {
+		t.Errorf("target of files/a = %q, %v, %v", path, owned, ok)
 	}
-	if reason, now, err := driftOf(a, fr); reason != "" || now != nil || err != nil {
+	if reason, now, err := driftOf(a, false, fr); reason != "" || now != nil || err != nil {
 		t.Errorf("untouched file: drift %q, %v, %v", reason, now, err)
 	}
 
@@ -364,8 +364,23 @@ func testOutputRecord(t *testing.T, kind string) {
 	if err := os.Chtimes(a, later, later); err != nil {
 		t.Fatal(err)
 	}
-	if reason, now, err := driftOf(a, fr); reason != "" || now == nil || err != nil || now.sum != fr.sum {
+	if reason, now, err := driftOf(a, false, fr); reason != "" || now == nil || err != nil || now.sum != fr.sum {
 		t.Errorf("touched file: drift %q, %v, %v", reason, now, err)
+	}
+	// A chown is drift only where the output declares an owner.
+	if os.Getuid() == 0 {
+		if err := os.Chown(a, 12345, 12345); err != nil {
+			t.Fatal(err)
+		}
+		if reason, _, _ := driftOf(a, true, fr); reason != "owner changed" {
+			t.Errorf("chown of an owned file: drift %q, want owner changed", reason)
+		}
+		if reason, now, err := driftOf(a, false, fr); reason != "" || now == nil || err != nil {
+			t.Errorf("chown where no owner is declared: drift %q, %v, %v", reason, now, err)
+		}
+		if err := os.Chown(a, 0, 0); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// Same size and mtime, other content: the inode tells (a new file).
 	if err := os.WriteFile(a+".new", []byte("ALPHA"), 0o644); err != nil {
@@ -377,23 +392,23 @@ func testOutputRecord(t *testing.T, kind string) {
 	if err := os.Rename(a+".new", a); err != nil {
 		t.Fatal(err)
 	}
-	if reason, _, _ := driftOf(a, fr); reason != "content changed" {
+	if reason, _, _ := driftOf(a, false, fr); reason != "content changed" {
 		t.Errorf("replaced file: drift %q, want content changed", reason)
 	}
 	if err := os.Chmod(a, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if reason, _, _ := driftOf(a, fr); reason != "mode changed" {
+	if reason, _, _ := driftOf(a, false, fr); reason != "mode changed" {
 		t.Errorf("chmod: drift %q, want mode changed", reason)
 	}
 	if err := os.Remove(a); err != nil {
 		t.Fatal(err)
 	}
-	if reason, _, _ := driftOf(a, fr); reason != "missing" {
+	if reason, _, _ := driftOf(a, false, fr); reason != "missing" {
 		t.Errorf("removed file: drift %q, want missing", reason)
 	}
 	// An output the watch no longer declares names no file.
-	if _, ok := rec.target("gone/a"); ok {
+	if _, _, ok := rec.target("gone/a"); ok {
 		t.Error("a key of an undeclared output has a target")
 	}
 }

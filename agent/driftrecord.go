@@ -47,8 +47,8 @@ const recordChunk = 4096
 // drift and repairs with a full render (which re-records it).
 type outputRecord struct {
 	log  kvcore.Fold
-	dirs map[string]string // output name → directory
-	mu   sync.Mutex        // one Apply at a time, as folds require
+	outs map[string]host.Output // by name
+	mu   sync.Mutex             // one Apply at a time, as folds require
 	l    *slog.Logger
 }
 
@@ -156,11 +156,7 @@ func openOutputRecord(dir, kind string, outputs map[string]host.Output, l *slog.
 	if err != nil {
 		return nil, fmt.Errorf("opening the record of committed outputs: %w", err)
 	}
-	rec := &outputRecord{log: log, dirs: make(map[string]string, len(outputs)), l: l}
-	for name, o := range outputs {
-		rec.dirs[name] = o.Dir
-	}
-	return rec, nil
+	return &outputRecord{log: log, outs: outputs, l: l}, nil
 }
 
 // Close closes the record; a nil record is fine.
@@ -174,15 +170,16 @@ func (r *outputRecord) Close() error {
 // recordKey names a staged file in the record.
 func recordKey(output, path string) string { return output + "/" + path }
 
-// target is the file a record key names; ok is false for an output the
-// watch no longer declares.
-func (r *outputRecord) target(key string) (string, bool) {
-	output, path, _ := strings.Cut(key, "/")
-	dir, ok := r.dirs[output]
+// target is the file a record key names, and whether its output declares
+// an owner (the host then keeps it, so a drift check compares it); ok is
+// false for an output the watch no longer declares.
+func (r *outputRecord) target(key string) (path string, owned, ok bool) {
+	output, rel, _ := strings.Cut(key, "/")
+	out, ok := r.outs[output]
 	if !ok {
-		return "", false
+		return "", false, false
 	}
-	return filepath.Join(dir, filepath.FromSlash(path)), true
+	return filepath.Join(out.Dir, filepath.FromSlash(rel)), out.Owner != nil, true
 }
 
 // hash reads the staged files of a commit, before it renames them (the
@@ -267,12 +264,13 @@ func (r *outputRecord) each(ctx context.Context, fn func(key string, fr fileReco
 	})
 }
 
-// driftOf compares the file at path with its record. It returns why the
-// file drifted ("" when it did not) and, when only its stat fingerprint
-// changed (a touch, the same content copied over it), the record to keep
+// driftOf compares the file at path with its record (its owner too when
+// owned). It returns why the file drifted ("" when it did not) and, when
+// only its stat fingerprint changed (a touch, the same content copied over
+// it, a chown of a file whose output declares no owner), the record to keep
 // instead. It hashes the file only when the size, mode and owner match but
 // the mtime or inode do not.
-func driftOf(path string, want fileRecord) (reason string, now *fileRecord, err error) {
+func driftOf(path string, owned bool, want fileRecord) (reason string, now *fileRecord, err error) {
 	fi, err := os.Lstat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
@@ -286,11 +284,11 @@ func driftOf(path string, want fileRecord) (reason string, now *fileRecord, err 
 	switch {
 	case got.mode != want.mode:
 		return "mode changed", nil, nil
-	case got.uid != want.uid || got.gid != want.gid:
+	case owned && (got.uid != want.uid || got.gid != want.gid):
 		return "owner changed", nil, nil
 	case got.size != want.size:
 		return "content changed", nil, nil
-	case got.mtime == want.mtime && got.ino == want.ino:
+	case got.mtime == want.mtime && got.ino == want.ino && got.uid == want.uid && got.gid == want.gid:
 		return "", nil, nil
 	}
 	got, err = readFileRecord(path)
@@ -301,7 +299,7 @@ func driftOf(path string, want fileRecord) (reason string, now *fileRecord, err 
 		return "", nil, err
 	case got.sum != want.sum:
 		return "content changed", nil, nil
-	case got.mode != want.mode || got.uid != want.uid || got.gid != want.gid:
+	case got.mode != want.mode || owned && (got.uid != want.uid || got.gid != want.gid):
 		return "mode or owner changed", nil, nil
 	}
 	return "", &got, nil
