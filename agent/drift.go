@@ -303,7 +303,7 @@ func (d *driftRepair) recheck(ctx context.Context, drifted []driftedFile, staged
 	defer d.mu.Unlock()
 	var again []driftedFile
 	var updates []kvcore.Update
-	repaired := 0
+	repaired, adopted := 0, 0
 	for _, f := range drifted {
 		fr, ok, err := d.rec.get(f.key)
 		if err != nil {
@@ -329,6 +329,7 @@ func (d *driftRepair) recheck(ctx context.Context, drifted []driftedFile, staged
 			f.reason = reason
 			again = append(again, f)
 		default:
+			adopted++
 			if cur, err := readFileRecord(f.path); err == nil {
 				updates = append(updates, kvcore.Update{Op: kvcore.OpPut, Key: f.key, Value: cur.encode()})
 			} else {
@@ -342,6 +343,9 @@ func (d *driftRepair) recheck(ctx context.Context, drifted []driftedFile, staged
 	if repaired > 0 {
 		d.r.a.metrics.driftRepaired(d.r.conf.Name, repaired)
 		d.r.log.Info("drift repaired", "files", repaired)
+	}
+	if adopted > 0 {
+		d.r.log.Info("the render left some drifted outputs as they are (the plugin wants them so, or no longer writes them); the record now takes them as they are, or forgets them if gone", "files", adopted)
 	}
 	if len(again) > 0 {
 		d.report("output changed again right after its repair; repairing it again at the next check", again)

@@ -144,13 +144,32 @@ func TestDriftWhileStoppedIsRepairedAtStart(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(out, "b.conf"), []byte("tampered"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	a, _ = f.start(f.config(cfg))
+	// A stale entry, as a crash between a commit that removed ghost.conf
+	// and its record would leave: the plugin does not write it back, and
+	// the record forgets it.
+	watchDir := filepath.Join(f.dir, "data", "watches", "cfg")
+	rec := openTestRecord(t, FoldDisk, watchDir, out)
+	ghost := stageFile(t, out, "ghost.conf", "boo")
+	rec.committed(context.Background(), rec.hash([]host.StagedFile{ghost}))
+	if err := errors.Join(os.Remove(ghost.File), rec.Close()); err != nil {
+		t.Fatal(err)
+	}
+
+	a, stop = f.start(f.config(cfg))
 	waitFor(t, "both files restored", func() bool {
 		return readFile(filepath.Join(out, "a.conf")) == "alpha" && readFile(filepath.Join(out, "b.conf")) == "bravo"
 	})
 	waitFor(t, "the repair counted", func() bool { return driftRepaired(a) == 2 })
-	if _, err := os.Stat(filepath.Join(f.dir, "data", "watches", "cfg", outputsRecordDir)); err != nil {
-		t.Errorf("no Pebble record beside the disk fold: %v", err)
+	stop()
+	if _, err := os.Stat(filepath.Join(out, "ghost.conf")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ghost.conf was written (%v)", err)
+	}
+	rec = openTestRecord(t, FoldDisk, watchDir, out)
+	if _, ok, err := rec.get("files/ghost.conf"); err != nil || ok {
+		t.Errorf("the record still holds ghost.conf (%v, %v)", ok, err)
+	}
+	if _, ok, err := rec.get("files/a.conf"); err != nil || !ok {
+		t.Errorf("the record lacks a.conf (%v, %v)", ok, err)
 	}
 }
 
