@@ -3,8 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -64,12 +62,7 @@ type driftRepair struct {
 // left from before: it would be stale once checks are turned on again.
 func openDriftRecord(r *watchRunner, outputs map[string]host.Output) (*outputRecord, error) {
 	if r.conf.DriftCheck == 0 {
-		for _, name := range []string{outputsRecordFile, outputsRecordDir} {
-			if err := os.RemoveAll(filepath.Join(r.dir, name)); err != nil {
-				return nil, fmt.Errorf("removing the record of committed outputs (drift_check is off): %w", err)
-			}
-		}
-		return nil, nil
+		return nil, removeOutputRecords(r.dir, "")
 	}
 	return openOutputRecord(r.dir, r.conf.Fold, outputs, r.log)
 }

@@ -459,3 +459,27 @@ watch "w" {
 		t.Errorf("a negative drift_check: %v, want an error", err)
 	}
 }
+
+func TestOutputRecordOfTheOtherFoldKindIsRemoved(t *testing.T) {
+	dir, out := t.TempDir(), t.TempDir()
+	exists := func(name string) bool {
+		_, err := os.Stat(filepath.Join(dir, name))
+		return err == nil
+	}
+	if err := openTestRecord(t, FoldMemory, dir, out).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := openTestRecord(t, FoldDisk, dir, out).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if exists(outputsRecordFile) || exists(outputsRecordFile+".lock") || !exists(outputsRecordDir) {
+		t.Errorf("after opening the disk record: log %v, lock %v, pebble %v; want only pebble", exists(outputsRecordFile), exists(outputsRecordFile+".lock"), exists(outputsRecordDir))
+	}
+	// drift_check = "0" removes both.
+	if err := removeOutputRecords(dir, ""); err != nil {
+		t.Fatal(err)
+	}
+	if exists(outputsRecordDir) {
+		t.Error("the disk record survived turning drift checks off")
+	}
+}

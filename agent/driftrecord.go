@@ -132,14 +132,14 @@ func readFileRecord(path string) (fileRecord, error) {
 // it, and losing it only costs drift coverage of the files committed
 // before, until they are written again.
 func openOutputRecord(dir, kind string, outputs map[string]host.Output, l *slog.Logger) (*outputRecord, error) {
-	path, other := filepath.Join(dir, outputsRecordFile), filepath.Join(dir, outputsRecordDir)
+	path := filepath.Join(dir, outputsRecordFile)
 	open := func() (kvcore.Fold, error) { return snapshot.Open(path, snapshot.Options{Logger: l}) }
 	if kind == FoldDisk {
-		path, other = other, path
+		path = filepath.Join(dir, outputsRecordDir)
 		open = func() (kvcore.Fold, error) { return pebblefold.Open(path, pebblefold.Options{}) }
 	}
-	if err := os.RemoveAll(other); err != nil {
-		return nil, fmt.Errorf("removing the record of committed outputs of the other fold kind: %w", err)
+	if err := removeOutputRecords(dir, kind); err != nil {
+		return nil, err
 	}
 	log, err := open()
 	if err != nil {
@@ -157,6 +157,25 @@ func openOutputRecord(dir, kind string, outputs map[string]host.Output, l *slog.
 		return nil, fmt.Errorf("opening the record of committed outputs: %w", err)
 	}
 	return &outputRecord{log: log, outs: outputs, l: l}, nil
+}
+
+// removeOutputRecords removes from dir the records of every fold kind but
+// keep ("" removes them all), with the lock file beside a log.
+func removeOutputRecords(dir, keep string) error {
+	for kind, names := range map[string][]string{
+		FoldMemory: {outputsRecordFile, outputsRecordFile + ".lock"},
+		FoldDisk:   {outputsRecordDir},
+	} {
+		if kind == keep {
+			continue
+		}
+		for _, name := range names {
+			if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+				return fmt.Errorf("removing the record of committed outputs: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 // Close closes the record; a nil record is fine.
