@@ -234,7 +234,7 @@ func (d *driftRepair) render(ctx context.Context, drifted []driftedFile) ([]drif
 		return nil, nil, nil
 	}
 	if len(drifted) > 0 {
-		d.report("output changed outside the agent; rendering the watch to restore it", drifted)
+		d.report("output changed outside the agent", drifted)
 	} else {
 		d.r.log.Info("rendering again after a failed drift repair")
 	}
@@ -247,6 +247,7 @@ func (d *driftRepair) render(ctx context.Context, drifted []driftedFile) ([]drif
 		d.r.log.Info("drift is left to the next attempt of the failing batch, which renders everything")
 		return nil, nil, nil
 	}
+	d.r.log.Info("rendering the watch to restore its outputs", "drifted", len(drifted))
 	start := time.Now()
 	d.r.status.busy(start)
 	defer d.r.status.busy(time.Time{})
