@@ -104,6 +104,9 @@ type WatchConf struct {
 	// StaleAfterS is how long the watch may stay behind its bucket (not
 	// caught up, or failing) before it counts as unhealthy; "0" disables.
 	StaleAfterS string `hcl:"stale_after,optional"`
+	// DriftCheckS is how often the watch's outputs are compared with what
+	// it committed, "0" to never (default 5m).
+	DriftCheckS string `hcl:"drift_check,optional"`
 
 	DefRange        hcl.Range     `hcl:",def_range"`
 	StaleAfterRange hcl.Range     `hcl:"stale_after,attr_value_range"`
@@ -112,6 +115,9 @@ type WatchConf struct {
 	PluginRange     hcl.Range     `hcl:"plugin,attr_value_range"`
 	FoldRange       hcl.Range     `hcl:"fold,attr_value_range"`
 	BucketRange     hcl.Range     `hcl:"bucket,attr_value_range"`
+	DriftRange      hcl.Range     `hcl:"drift_check,attr_value_range"`
+
+	DriftCheck time.Duration // parsed drift_check; 0 = off
 }
 
 // Fold kinds: where a watch keeps its local copy of the bucket.
@@ -219,6 +225,7 @@ const (
 	DefaultMinDeletes        = 10
 	DefaultHookTimeout       = 30 * time.Second
 	DefaultOutputMode        = 0o644
+	DefaultDriftCheck        = 5 * time.Minute
 )
 
 var (
@@ -431,6 +438,7 @@ func (c *Config) finalize() hcl.Diagnostics {
 			diags = append(diags, errAt(w.Batch.MaxRange, "Invalid batch max", "max must be positive."))
 		}
 		diags = watchGuard(w, diags)
+		w.DriftCheck, diags = parseDriftCheck(w.DriftCheckS, w.DriftRange, diags)
 		outputs := map[string]bool{}
 		for _, o := range w.Outputs {
 			if outputs[o.Name] {
@@ -556,6 +564,18 @@ func parseDuration(s string, rng hcl.Range, def time.Duration, diags hcl.Diagnos
 		return def, append(diags, errAt(rng, "Invalid duration", fmt.Sprintf("%q is not a positive duration such as \"500ms\", \"5s\" or \"1m\".", s)))
 	}
 	return d, diags
+}
+
+// parseDriftCheck reads drift_check: a positive duration, or "0" (any zero
+// duration) to turn drift checks off.
+func parseDriftCheck(s string, rng hcl.Range, diags hcl.Diagnostics) (time.Duration, hcl.Diagnostics) {
+	if s == "0" {
+		return 0, diags
+	}
+	if d, err := time.ParseDuration(s); err == nil && d == 0 {
+		return 0, diags
+	}
+	return parseDuration(s, rng, DefaultDriftCheck, diags)
 }
 
 // parseSize reads sizes such as "64MiB", "512KiB", "1GiB" or a plain byte count.

@@ -19,6 +19,7 @@ type metrics struct {
 	pluginTime  *prometheus.HistogramVec
 	commands    *prometheus.CounterVec
 	quarantines *prometheus.CounterVec
+	drift       *prometheus.CounterVec
 }
 
 func newMetrics(a *Agent) *metrics {
@@ -43,8 +44,11 @@ func newMetrics(a *Agent) *metrics {
 		quarantines: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slipagent_quarantined_total", Help: "Local state (fold, journal, state) that did not load and was moved aside.",
 		}, []string{"watch", "kind"}),
+		drift: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slipagent_drift_repaired_total", Help: "Output files changed or removed outside the agent that a drift check found and a render restored.",
+		}, []string{"watch"}),
 	}
-	m.reg.MustRegister(m.batches, m.updates, m.pluginCalls, m.pluginTime, m.commands, m.quarantines,
+	m.reg.MustRegister(m.batches, m.updates, m.pluginCalls, m.pluginTime, m.commands, m.quarantines, m.drift,
 		statusCollector{a}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -82,6 +86,10 @@ func (m *metrics) command(watch, hook, kind string, err error) {
 
 func (m *metrics) quarantined(watch, kind string) {
 	m.quarantines.WithLabelValues(watch, kind).Inc()
+}
+
+func (m *metrics) driftRepaired(watch string, files int) {
+	m.drift.WithLabelValues(watch).Add(float64(files))
 }
 
 // statusCollector exports every watch's status as gauges at scrape time.

@@ -42,6 +42,7 @@ type watchRunner struct {
 	hooks  map[string]*HookConf
 	status *watchStatus
 	guard  *guard
+	record *outputRecord // what the session committed; nil with drift checks off
 }
 
 func newWatchRunner(a *Agent, w *WatchConf) *watchRunner {
@@ -109,6 +110,10 @@ func (r *watchRunner) session(ctx context.Context) error {
 	if err := r.guard.load(); err != nil {
 		return err
 	}
+	if r.record, err = openDriftRecord(r, outputs); err != nil {
+		return err
+	}
+	defer r.record.Close()
 	key := renderKey(r.conf, r.plugin, plugin.SHA256())
 	// A hold left by an earlier run needs a batch to hold (or release):
 	// ask for a full one even if nothing else arrives.
@@ -153,6 +158,8 @@ func (r *watchRunner) session(ctx context.Context) error {
 		*st = next
 		return nil
 	}
+	drift := newDriftRepair(r, r.record, inst, fold, journal)
+	defer drift.start(ctx)()
 	apply := func(actx context.Context, b kvcore.Batch) error {
 		// A held batch waits on the session's ctx (actx outlives shutdown).
 		full, err := r.guard.check(ctx, fold, store, b)
@@ -178,9 +185,9 @@ func (r *watchRunner) session(ctx context.Context) error {
 			return update(func(s *watchState) { s.BucketID = id })
 		},
 		Reconcile:  reconcileEvery,
-		OnProgress: r.status.progress,
+		OnProgress: drift.progress,
 		Logger:     r.log,
-	}, apply)
+	}, func(ctx context.Context, b kvcore.Batch) error { return drift.apply(ctx, b, apply) })
 }
 
 // window is the watch's batch window; none unless configured.
@@ -306,9 +313,11 @@ func (r *watchRunner) commit(ctx context.Context, res result, journal hookJourna
 		res.Discard()
 		return err
 	}
+	recorded := r.record.hash(res.Staged())
 	if err := res.Commit(ctx); err != nil {
 		return fmt.Errorf("committing files: %w", err)
 	}
+	r.record.committed(ctx, recorded)
 	return r.runHooks(ctx, journal, due, cursor)
 }
 

@@ -1,0 +1,358 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+	"github.com/slipstreamkv/slipstream/plugins/host"
+)
+
+// driftLogCap is how many drifted files one check names in the log; the
+// rest are counted.
+const driftLogCap = 20
+
+// driftRepair restores a watch's outputs when they are changed or removed
+// outside the agent (DESIGN.md invariant 12). The fold being up to date, no
+// batch would ever rewrite them until their keys change.
+//
+// Every interval (drift_check), and once after the watch first catches up,
+// it compares the record of committed outputs (outputRecord) with the disk:
+// a stat per recorded file, a hash only when the stat fingerprint changed.
+// On drift it renders the whole watch through the plugin and commits the
+// result through the watch's commit path (checks, hooks journal, hooks),
+// without touching the cursor: the plugin restores its own outputs, and a
+// file the plugin no longer writes (its key was deleted) is not resurrected.
+//
+// A drift render must not run while the fold holds more than the outputs
+// show: mu serializes it with every apply attempt, and it runs only while
+// the loop is caught up and its last attempt succeeded. While a batch is
+// being retried (the fold may be ahead of it) the repair is left to the
+// batch's next attempt, which then renders in full. Between the loop
+// folding a new batch and applying it, a drift render may render that batch
+// already; its apply then finds the files in place.
+type driftRepair struct {
+	r       *watchRunner
+	rec     *outputRecord // nil when drift checks are off
+	inst    instance
+	fold    kvcore.Fold
+	journal hookJournal
+
+	// mu serializes the plugin calls and commits of apply attempts and
+	// drift renders, and guards the flags below. The loop's progress
+	// reports take it too, so a resync cannot start folding under a drift
+	// render.
+	mu       sync.Mutex
+	synced   bool // the loop is caught up (not syncing nor resyncing)
+	retrying bool // the last apply attempt failed
+	owed     bool // drift was found while retrying: the next attempt renders in full
+	// unfinished says the last drift render failed (the plugin, a check or
+	// a hook): the next check renders again even if it finds no drift, so
+	// that the hooks it owes run without waiting for a batch.
+	unfinished bool
+
+	ready     chan struct{} // closed once the loop first catches up
+	readyOnce sync.Once
+}
+
+// openDriftRecord opens the watch's record of committed outputs, or returns
+// nil when drift checks are off (drift_check = "0"), removing any record
+// left from before: it would be stale once checks are turned on again.
+func openDriftRecord(r *watchRunner, outputs map[string]host.Output) (*outputRecord, error) {
+	if r.conf.DriftCheck == 0 {
+		return nil, removeOutputRecords(r.dir, "")
+	}
+	return openOutputRecord(r.dir, r.conf.Fold, outputs, r.log)
+}
+
+func newDriftRepair(r *watchRunner, rec *outputRecord, inst instance, fold kvcore.Fold, journal hookJournal) *driftRepair {
+	return &driftRepair{r: r, rec: rec, inst: inst, fold: fold, journal: journal, ready: make(chan struct{})}
+}
+
+// start runs the drift checks until ctx ends or the returned stop is
+// called; stop waits for a check in progress to finish.
+func (d *driftRepair) start(ctx context.Context) (stop func()) {
+	if d.rec == nil {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+func (d *driftRepair) run(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-d.ready:
+	}
+	for {
+		if err := d.check(ctx); err != nil && ctx.Err() == nil {
+			d.r.log.Warn("drift check failed; trying again at the next one", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(d.r.conf.DriftCheck):
+		}
+	}
+}
+
+// apply runs one apply attempt of the loop under mu, as a full render when
+// a drift repair is owed.
+func (d *driftRepair) apply(ctx context.Context, b kvcore.Batch, apply kvcore.ApplyFunc) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.owed {
+		b.Full = true
+	}
+	err := apply(ctx, b)
+	d.retrying = err != nil
+	if err == nil {
+		// The attempt ran every owed hook; drift left is found again.
+		d.unfinished = false
+		if b.Full {
+			d.owed = false
+		}
+	}
+	return err
+}
+
+// progress records the loop's progress (for the status too).
+func (d *driftRepair) progress(p kvcore.Progress) {
+	d.mu.Lock()
+	d.synced = p.Synced
+	d.mu.Unlock()
+	if p.Synced {
+		d.readyOnce.Do(func() { close(d.ready) })
+	}
+	d.r.status.progress(p)
+}
+
+// driftedFile is a recorded file that differs from its record.
+type driftedFile struct {
+	key, path, reason string
+	owned             bool // its output declares an owner
+}
+
+// check runs one drift check and, on drift, the repair.
+func (d *driftRepair) check(ctx context.Context) error {
+	drifted, err := d.find(ctx)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	unfinished := d.unfinished
+	d.mu.Unlock()
+	if len(drifted) == 0 && !unfinished {
+		return nil
+	}
+	drifted, staged, err := d.render(context.WithoutCancel(ctx), drifted)
+	if err != nil {
+		return fmt.Errorf("repairing drift: %w", err)
+	}
+	if staged == nil {
+		return nil
+	}
+	return d.recheck(ctx, drifted, staged)
+}
+
+// find compares every recorded file with the disk. Files whose content is
+// the recorded one but whose stat fingerprint changed get their record
+// updated, so the next check does not hash them again.
+func (d *driftRepair) find(ctx context.Context) ([]driftedFile, error) {
+	var drifted []driftedFile
+	var stale []kvcore.Update // outputs the watch no longer declares
+	refreshed := map[string][2]fileRecord{}
+	err := d.rec.each(ctx, func(key string, fr fileRecord) error {
+		path, owned, ok := d.rec.target(key)
+		if !ok {
+			stale = append(stale, kvcore.Update{Op: kvcore.OpDelete, Key: key})
+			return nil
+		}
+		reason, now, err := driftOf(path, owned, fr)
+		switch {
+		case err != nil:
+			d.r.log.Warn("cannot check an output for drift", "path", path, "err", err)
+		case reason != "":
+			drifted = append(drifted, driftedFile{key, path, reason, owned})
+		case now != nil:
+			refreshed[key] = [2]fileRecord{fr, *now}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(stale) > 0 || len(refreshed) > 0 {
+		d.mu.Lock()
+		err := d.rec.apply(ctx, append(stale, d.unchanged(refreshed)...))
+		d.mu.Unlock()
+		if err != nil {
+			d.r.log.Warn("cannot update the record of committed outputs", "err", err)
+		}
+	}
+	return drifted, nil
+}
+
+// unchanged turns into record updates the entries of updates (key → old,
+// new) whose record is still the old one: a commit may have recorded a newer
+// file meanwhile. d.mu is held, so no commit records anything during the
+// comparison.
+func (d *driftRepair) unchanged(updates map[string][2]fileRecord) []kvcore.Update {
+	var out []kvcore.Update
+	for key, u := range updates {
+		if cur, ok, err := d.rec.get(key); err != nil || !ok || cur != u[0] {
+			continue
+		}
+		out = append(out, kvcore.Update{Op: kvcore.OpPut, Key: key, Value: u[1].encode()})
+	}
+	return out
+}
+
+// render confirms the drift of the files find reported, then renders the
+// whole watch and commits the result. It returns the files still drifted
+// before the render and the record keys of the files the render staged;
+// nil staged (and no error) when nothing is to be rendered now (no drift
+// left, or the watch is not in a state to render: see driftRepair).
+func (d *driftRepair) render(ctx context.Context, drifted []driftedFile) ([]driftedFile, map[string]bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	// find ran outside mu: a commit may have changed a file before
+	// recording it. Under mu the record is up to date.
+	drifted = d.confirm(drifted)
+	if len(drifted) == 0 && !d.unfinished {
+		return nil, nil, nil
+	}
+	if len(drifted) > 0 {
+		d.report("output changed outside the agent", drifted)
+	} else {
+		d.r.log.Info("rendering again after a failed drift repair")
+	}
+	switch {
+	case !d.synced:
+		d.r.log.Info("not repairing drift now: the watch is syncing, and renders everything once done")
+		return nil, nil, nil
+	case d.retrying:
+		d.owed = true
+		d.r.log.Info("drift is left to the next attempt of the failing batch, which renders everything")
+		return nil, nil, nil
+	}
+	d.r.log.Info("rendering the watch to restore its outputs", "drifted", len(drifted))
+	start := time.Now()
+	d.r.status.busy(start)
+	defer d.r.status.busy(time.Time{})
+	cursor := d.fold.Cursor()
+	res, err := d.inst.Render(ctx, hostCursor(cursor), foldView{fold: d.fold})
+	d.r.a.metrics.pluginCall(d.r.conf.Name, true, time.Since(start), err)
+	if err != nil {
+		d.unfinished = true
+		return nil, nil, fmt.Errorf("plugin %s: %w", d.r.plugin.Name, err)
+	}
+	staged := map[string]bool{}
+	for _, f := range res.Staged() {
+		staged[recordKey(f.Output, f.Path)] = true
+	}
+	if err := d.r.commit(ctx, res, d.journal, cursor); err != nil {
+		d.unfinished = true
+		return nil, nil, err
+	}
+	d.owed, d.unfinished = false, false
+	return drifted, staged, nil
+}
+
+// confirm keeps the files that still differ from their current record.
+// d.mu is held.
+func (d *driftRepair) confirm(drifted []driftedFile) []driftedFile {
+	var still []driftedFile
+	for _, f := range drifted {
+		fr, ok, err := d.rec.get(f.key)
+		if err != nil || !ok {
+			continue
+		}
+		if reason, _, err := driftOf(f.path, f.owned, fr); err == nil && reason != "" {
+			f.reason = reason
+			still = append(still, f)
+		}
+	}
+	return still
+}
+
+// recheck compares the drifted files with the record again after the
+// render, counts the repaired ones, and reports those that drifted again at
+// once (they are repaired again at the next check, not in a loop). A file
+// the render left alone is what the plugin wants, or one it no longer
+// writes: the record takes it as it is, or forgets it if it is gone.
+func (d *driftRepair) recheck(ctx context.Context, drifted []driftedFile, staged map[string]bool) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var again []driftedFile
+	var updates []kvcore.Update
+	repaired, adopted := 0, 0
+	for _, f := range drifted {
+		fr, ok, err := d.rec.get(f.key)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue // the render removed it
+		}
+		reason, now, err := driftOf(f.path, f.owned, fr)
+		if err != nil {
+			d.r.log.Warn("cannot check a repaired output", "path", f.path, "err", err)
+			continue
+		}
+		switch {
+		case reason == "":
+			if staged[f.key] {
+				repaired++
+			}
+			if now != nil {
+				updates = append(updates, kvcore.Update{Op: kvcore.OpPut, Key: f.key, Value: now.encode()})
+			}
+		case staged[f.key]:
+			f.reason = reason
+			again = append(again, f)
+		default:
+			adopted++
+			if cur, err := readFileRecord(f.path); err == nil {
+				updates = append(updates, kvcore.Update{Op: kvcore.OpPut, Key: f.key, Value: cur.encode()})
+			} else {
+				updates = append(updates, kvcore.Update{Op: kvcore.OpDelete, Key: f.key})
+			}
+		}
+	}
+	if err := d.rec.apply(ctx, updates); err != nil {
+		d.r.log.Warn("cannot update the record of committed outputs", "err", err)
+	}
+	if repaired > 0 {
+		d.r.a.metrics.driftRepaired(d.r.conf.Name, repaired)
+		d.r.log.Info("drift repaired", "files", repaired)
+	}
+	if adopted > 0 {
+		d.r.log.Info("the render left some drifted outputs as they are (the plugin wants them so, or no longer writes them); the record now takes them as they are, or forgets them if gone", "files", adopted)
+	}
+	if len(again) > 0 {
+		d.report("output changed again right after its repair; repairing it again at the next check", again)
+	}
+	return nil
+}
+
+// report logs the first driftLogCap files, then the total.
+func (d *driftRepair) report(msg string, files []driftedFile) {
+	for _, f := range files[:min(len(files), driftLogCap)] {
+		d.r.log.Warn(msg, "path", f.path, "drift", f.reason)
+	}
+	if len(files) > driftLogCap {
+		d.r.log.Warn(msg, "files", len(files), "not_listed", len(files)-driftLogCap)
+	}
+}

@@ -1,0 +1,485 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slipstreamkv/slipstream/internal/plugintest"
+	"github.com/slipstreamkv/slipstream/plugins/host"
+)
+
+// driftConfig is filesConfig with drift checks every 200ms.
+func driftConfig(f *fixture) *Config {
+	return f.config(strings.Replace(filesConfig, `batch { window = "20ms" }`, `batch { window = "20ms" }
+  drift_check = "200ms"`, 1))
+}
+
+// waitReady waits for the agent's first render. It allows longer than
+// waitFor: the first agent of a test binary compiles the plugin, which
+// takes minutes on a loaded machine with the race detector.
+func waitReady(t *testing.T, a *Agent) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for !a.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for the initial render")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// driftRepaired reads slipagent_drift_repaired_total of the watch "cfg".
+func driftRepaired(a *Agent) float64 {
+	return counter(a, "slipagent_drift_repaired_total", map[string]string{"watch": "cfg"})
+}
+
+// counter reads the counter name with the given labels (0 if absent).
+func counter(a *Agent, name string, labels map[string]string) float64 {
+	mfs, err := a.metrics.reg.Gather()
+	if err != nil {
+		return -1
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if v, ok := labels[l.GetName()]; ok && v != l.GetValue() {
+					continue metrics
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+func TestDriftIsRepairedWhileRunning(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "alpha")
+	f.put("cfg", "files.b.conf", "bravo")
+	f.put("cfg", "files.c.conf", "charlie")
+	f.put("cfg", "files.d.conf", "delta")
+	a, stop := f.start(driftConfig(f))
+	waitReady(t, a)
+	out := filepath.Join(f.dir, "out")
+
+	// One file removed, one edited by hand.
+	if err := os.Remove(filepath.Join(out, "a.conf")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "b.conf"), []byte("tampered"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both files restored", func() bool {
+		return readFile(filepath.Join(out, "a.conf")) == "alpha" && readFile(filepath.Join(out, "b.conf")) == "bravo"
+	})
+	waitFor(t, "the repair counted", func() bool { return driftRepaired(a) == 2 })
+
+	// A mode changed by hand.
+	if err := os.Chmod(filepath.Join(out, "c.conf"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the mode restored", func() bool {
+		fi, err := os.Stat(filepath.Join(out, "c.conf"))
+		return err == nil && fi.Mode().Perm() == 0o644
+	})
+	waitFor(t, "the repair counted", func() bool { return driftRepaired(a) == 3 })
+
+	// A file the plugin removed (its key was deleted) stays removed: a later
+	// repair (of a.conf) renders the watch without bringing it back.
+	last := f.put("cfg", "files.d.conf", "delta")
+	f.delete("cfg", "files.d.conf")
+	waitFor(t, "the delete applied", func() bool { return a.Status()[0].Revision > last })
+	if _, err := os.Stat(filepath.Join(out, "d.conf")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("d.conf still there after its key was deleted (%v)", err)
+	}
+	if err := os.Remove(filepath.Join(out, "a.conf")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a.conf restored again", func() bool { return readFile(filepath.Join(out, "a.conf")) == "alpha" })
+	waitFor(t, "the repair counted", func() bool { return driftRepaired(a) == 4 })
+	if _, err := os.Stat(filepath.Join(out, "d.conf")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("d.conf came back after its key was deleted (%v)", err)
+	}
+	stop()
+
+	rec := openTestRecord(t, FoldMemory, filepath.Join(f.dir, "data", "watches", "cfg"), out)
+	if _, ok, err := rec.get("files/d.conf"); err != nil || ok {
+		t.Errorf("the record still holds the removed d.conf (%v, %v)", ok, err)
+	}
+	if _, ok, err := rec.get("files/a.conf"); err != nil || !ok {
+		t.Errorf("the record lacks a.conf (%v, %v)", ok, err)
+	}
+}
+
+func TestDriftWhileStoppedIsRepairedAtStart(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "alpha")
+	f.put("cfg", "files.b.conf", "bravo")
+	// The default interval: only the check after catching up can repair.
+	// The disk fold keeps the record in Pebble too.
+	cfg := strings.Replace(filesConfig, `bucket = "cfg"`, `bucket = "cfg"
+  fold   = "disk"`, 1)
+	a, stop := f.start(f.config(cfg))
+	waitReady(t, a)
+	stop()
+
+	out := filepath.Join(f.dir, "out")
+	if err := os.Remove(filepath.Join(out, "a.conf")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "b.conf"), []byte("tampered"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A stale entry, as a crash between a commit that removed ghost.conf
+	// and its record would leave: the plugin does not write it back, and
+	// the record forgets it.
+	watchDir := filepath.Join(f.dir, "data", "watches", "cfg")
+	rec := openTestRecord(t, FoldDisk, watchDir, out)
+	ghost := stageFile(t, out, "ghost.conf", "boo")
+	rec.committed(context.Background(), rec.hash([]host.StagedFile{ghost}))
+	if err := errors.Join(os.Remove(ghost.File), rec.Close()); err != nil {
+		t.Fatal(err)
+	}
+
+	a, stop = f.start(f.config(cfg))
+	waitFor(t, "both files restored", func() bool {
+		return readFile(filepath.Join(out, "a.conf")) == "alpha" && readFile(filepath.Join(out, "b.conf")) == "bravo"
+	})
+	waitFor(t, "the repair counted", func() bool { return driftRepaired(a) == 2 })
+	stop()
+	if _, err := os.Stat(filepath.Join(out, "ghost.conf")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ghost.conf was written (%v)", err)
+	}
+	rec = openTestRecord(t, FoldDisk, watchDir, out)
+	if _, ok, err := rec.get("files/ghost.conf"); err != nil || ok {
+		t.Errorf("the record still holds ghost.conf (%v, %v)", ok, err)
+	}
+	if _, ok, err := rec.get("files/a.conf"); err != nil || !ok {
+		t.Errorf("the record lacks a.conf (%v, %v)", ok, err)
+	}
+}
+
+func TestDriftDuringARetriedBatchIsRepairedByItsNextAttempt(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "alpha")
+	// The hook fails while $DIR/broken exists.
+	broken := filepath.Join(f.dir, "broken")
+	cfg := f.config(strings.Replace(strings.Replace(filesConfig, `batch { window = "20ms" }`, `batch { window = "20ms" }
+  drift_check = "200ms"`, 1), `"echo $SLIPAGENT_REVISION >> $DIR/hooks.log"`, `"test ! -e $DIR/broken && echo $SLIPAGENT_REVISION >> $DIR/hooks.log"`, 1))
+	a, _ := f.start(cfg)
+	waitReady(t, a)
+	out := filepath.Join(f.dir, "out")
+
+	// A batch whose hook fails is retried; the fold holds it already, so
+	// a drift render now would render what is not applied yet: the repair
+	// is left to the batch's next attempt, which renders everything.
+	if err := os.WriteFile(broken, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.put("cfg", "files.b.conf", "bravo")
+	waitFor(t, "the batch to fail", func() bool { return a.Status()[0].Failures >= 1 })
+	if err := os.Remove(filepath.Join(out, "a.conf")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a.conf restored while the batch is retried", func() bool { return readFile(filepath.Join(out, "a.conf")) == "alpha" })
+	if s := a.Status()[0]; s.Healthy() {
+		t.Errorf("the hook still fails, yet the watch is healthy: %+v", s)
+	}
+	if err := os.Remove(broken); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "recovery", func() bool { s := a.Status()[0]; return s.Healthy() && s.Failures == 0 })
+}
+
+func TestDriftRepairWhoseHookFailedRunsItWithoutABatch(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "alpha")
+	// The hook fails while $DIR/broken exists.
+	broken := filepath.Join(f.dir, "broken")
+	out := filepath.Join(f.dir, "out")
+	cfg := f.config(strings.Replace(strings.Replace(filesConfig, `batch { window = "20ms" }`, `batch { window = "20ms" }
+  drift_check = "200ms"`, 1), `"echo $SLIPAGENT_REVISION >> $DIR/hooks.log"`, `"test ! -e $DIR/broken && echo $SLIPAGENT_REVISION >> $DIR/hooks.log"`, 1))
+	a, _ := f.start(cfg)
+	waitReady(t, a)
+	if hooks := lines(filepath.Join(f.dir, "hooks.log")); len(hooks) != 1 {
+		t.Fatalf("hooks after the initial render: %q", hooks)
+	}
+
+	if err := os.WriteFile(broken, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(out, "a.conf")); err != nil {
+		t.Fatal(err)
+	}
+	// The repair commits a.conf, then its hook fails and stays owed; the
+	// file is in place, so only the failed repair makes the next checks
+	// render (and run the owed hook) again.
+	hookFailed := map[string]string{"watch": "cfg", "hook": "changed", "kind": "hook", "result": "error"}
+	waitFor(t, "the repair's hook to fail", func() bool { return counter(a, "slipagent_commands_total", hookFailed) >= 1 })
+	if got := readFile(filepath.Join(out, "a.conf")); got != "alpha" {
+		t.Fatalf("a.conf = %q after the repair", got)
+	}
+	if err := os.Remove(broken); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the repair's hook run once it works", func() bool { return len(lines(filepath.Join(f.dir, "hooks.log"))) == 2 })
+	if _, err := os.Stat(filepath.Join(f.dir, "data", "watches", "cfg", journalFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("hook journal left behind after success (%v)", err)
+	}
+}
+
+func TestDriftAgainRightAfterRepairIsReportedNotCounted(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "alpha")
+	// The hook, which runs after every commit that changed files, spoils
+	// a.conf once while $DIR/tamper exists.
+	tamper := filepath.Join(f.dir, "tamper")
+	out := filepath.Join(f.dir, "out")
+	cfg := f.config(strings.Replace(strings.Replace(filesConfig, `batch { window = "20ms" }`, `batch { window = "20ms" }
+  drift_check = "200ms"`, 1), `"echo $SLIPAGENT_REVISION >> $DIR/hooks.log"`, `"if [ -e $DIR/tamper ]; then rm $DIR/tamper; echo evil > $DIR/out/a.conf; fi"`, 1))
+	logs := &lockedBuffer{}
+	a, err := New(cfg, Options{
+		Logger:         slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{t}, logs), nil)),
+		Notify:         func(string) error { return nil },
+		PluginCacheDir: plugintest.CacheDir(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	waitReady(t, a)
+
+	if err := os.WriteFile(tamper, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(out, "a.conf")); err != nil {
+		t.Fatal(err)
+	}
+	// The first repair is spoiled at once: reported, not counted (the count
+	// is taken before the report).
+	waitFor(t, "the spoiled repair reported", func() bool { return strings.Contains(logs.String(), "changed again right after its repair") })
+	if n := driftRepaired(a); n != 0 {
+		t.Errorf("after a spoiled repair slipagent_drift_repaired_total = %v, want 0", n)
+	}
+	// The next check repairs it for good.
+	waitFor(t, "a.conf restored for good", func() bool {
+		return readFile(filepath.Join(out, "a.conf")) == "alpha" && driftRepaired(a) == 1
+	})
+}
+
+// lockedBuffer collects logs for a test to read while the agent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func openTestRecord(t *testing.T, kind, dir, out string) *outputRecord {
+	t.Helper()
+	rec, err := openOutputRecord(dir, kind, map[string]host.Output{"files": {Dir: out}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rec.Close() })
+	return rec
+}
+
+// stageFile writes content to a staging file beside target, as the host
+// does, and returns its StagedFile.
+func stageFile(t *testing.T, out, path, content string) host.StagedFile {
+	t.Helper()
+	target := filepath.Join(out, path)
+	tmp := filepath.Join(out, ".staged-"+path)
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return host.StagedFile{Output: "files", Path: path, File: tmp, Target: target}
+}
+
+func TestOutputRecordPutRemoveReopen(t *testing.T) {
+	for _, kind := range []string{FoldMemory, FoldDisk} {
+		t.Run(kind, func(t *testing.T) { testOutputRecord(t, kind) })
+	}
+}
+
+func testOutputRecord(t *testing.T, kind string) {
+	dir, out := t.TempDir(), t.TempDir()
+	ctx := context.Background()
+	rec := openTestRecord(t, kind, dir, out)
+
+	// A commit of two files: hashed while staged, recorded once renamed.
+	staged := []host.StagedFile{stageFile(t, out, "a", "alpha"), stageFile(t, out, "b", "bravo")}
+	updates := rec.hash(staged)
+	for _, s := range staged {
+		if err := os.Rename(s.File, s.Target); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec.committed(ctx, updates)
+	// A second commit removes b.
+	if err := os.Remove(filepath.Join(out, "b")); err != nil {
+		t.Fatal(err)
+	}
+	rec.committed(ctx, rec.hash([]host.StagedFile{{Output: "files", Path: "b", Target: filepath.Join(out, "b"), Remove: true}}))
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	rec = openTestRecord(t, kind, dir, out)
+	var keys []string
+	if err := rec.each(ctx, func(key string, _ fileRecord) error { keys = append(keys, key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(keys, ",") != "files/a" {
+		t.Fatalf("record after reopening holds %q, want only files/a", keys)
+	}
+	fr, ok, err := rec.get("files/a")
+	if err != nil || !ok {
+		t.Fatalf("get files/a: %v, %v", ok, err)
+	}
+	a := filepath.Join(out, "a")
+	if path, owned, ok := rec.target("files/a"); !ok || owned || path != a {
+		t.Errorf("target of files/a = %q, %v, %v", path, owned, ok)
+	}
+	if reason, now, err := driftOf(a, false, fr); reason != "" || now != nil || err != nil {
+		t.Errorf("untouched file: drift %q, %v, %v", reason, now, err)
+	}
+
+	// Touched: the same content, a new fingerprint to record.
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(a, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if reason, now, err := driftOf(a, false, fr); reason != "" || now == nil || err != nil || now.sum != fr.sum {
+		t.Errorf("touched file: drift %q, %v, %v", reason, now, err)
+	}
+	// A chown is drift only where the output declares an owner.
+	if os.Getuid() == 0 {
+		if err := os.Chown(a, 12345, 12345); err != nil {
+			t.Fatal(err)
+		}
+		if reason, _, _ := driftOf(a, true, fr); reason != "owner changed" {
+			t.Errorf("chown of an owned file: drift %q, want owner changed", reason)
+		}
+		if reason, now, err := driftOf(a, false, fr); reason != "" || now == nil || err != nil {
+			t.Errorf("chown where no owner is declared: drift %q, %v, %v", reason, now, err)
+		}
+		if err := os.Chown(a, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Same size and mtime, other content: the inode tells (a new file).
+	if err := os.WriteFile(a+".new", []byte("ALPHA"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(a+".new", time.Unix(0, fr.mtime), time.Unix(0, fr.mtime)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(a+".new", a); err != nil {
+		t.Fatal(err)
+	}
+	if reason, _, _ := driftOf(a, false, fr); reason != "content changed" {
+		t.Errorf("replaced file: drift %q, want content changed", reason)
+	}
+	if err := os.Chmod(a, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if reason, _, _ := driftOf(a, false, fr); reason != "mode changed" {
+		t.Errorf("chmod: drift %q, want mode changed", reason)
+	}
+	if err := os.Remove(a); err != nil {
+		t.Fatal(err)
+	}
+	if reason, _, _ := driftOf(a, false, fr); reason != "missing" {
+		t.Errorf("removed file: drift %q, want missing", reason)
+	}
+	// An output the watch no longer declares names no file.
+	if _, _, ok := rec.target("gone/a"); ok {
+		t.Error("a key of an undeclared output has a target")
+	}
+}
+
+func TestDriftCheckSetting(t *testing.T) {
+	dir := t.TempDir()
+	for src, want := range map[string]time.Duration{"": DefaultDriftCheck, `drift_check = "0"`: 0, `drift_check = "0s"`: 0, `drift_check = "90s"`: 90 * time.Second} {
+		cfg, err := Parse(filepath.Join(dir, "agent.hcl"), []byte(`
+plugin "p" { module = "p.wasm" }
+watch "w" {
+  bucket = "b"
+  plugin = "p"
+  `+src+`
+}`))
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		if got := cfg.Watches[0].DriftCheck; got != want {
+			t.Errorf("%s: DriftCheck = %v, want %v", src, got, want)
+		}
+	}
+	if _, err := Parse("agent.hcl", []byte(`
+plugin "p" { module = "p.wasm" }
+watch "w" {
+  bucket      = "b"
+  plugin      = "p"
+  drift_check = "-1s"
+}`)); err == nil || !strings.Contains(err.Error(), "drift_check") && !strings.Contains(err.Error(), "duration") {
+		t.Errorf("a negative drift_check: %v, want an error", err)
+	}
+}
+
+func TestOutputRecordOfTheOtherFoldKindIsRemoved(t *testing.T) {
+	dir, out := t.TempDir(), t.TempDir()
+	exists := func(name string) bool {
+		_, err := os.Stat(filepath.Join(dir, name))
+		return err == nil
+	}
+	if err := openTestRecord(t, FoldMemory, dir, out).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := openTestRecord(t, FoldDisk, dir, out).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if exists(outputsRecordFile) || exists(outputsRecordFile+".lock") || !exists(outputsRecordDir) {
+		t.Errorf("after opening the disk record: log %v, lock %v, pebble %v; want only pebble", exists(outputsRecordFile), exists(outputsRecordFile+".lock"), exists(outputsRecordDir))
+	}
+	// drift_check = "0" removes both.
+	if err := removeOutputRecords(dir, ""); err != nil {
+		t.Fatal(err)
+	}
+	if exists(outputsRecordDir) {
+		t.Error("the disk record survived turning drift checks off")
+	}
+}
