@@ -27,7 +27,7 @@ const driftLogCap = 20
 // file the plugin no longer writes (its key was deleted) is not resurrected.
 //
 // A drift render must not run while the fold holds more than the outputs
-// show: mu serializes it with every apply attempt, and it runs only while
+// show: the turn serializes it with every apply attempt, and it runs only while
 // the loop is caught up and its last attempt succeeded. While a batch is
 // being retried (the fold may be ahead of it) the repair is left to the
 // batch's next attempt, which then renders in full. Between the loop
@@ -40,11 +40,13 @@ type driftRepair struct {
 	fold    kvcore.Fold
 	journal hookJournal
 
-	// mu serializes the plugin calls and commits of apply attempts and
-	// drift renders, and guards the flags below. The loop's progress
-	// reports take it too, so a resync cannot start folding under a drift
-	// render.
-	mu       sync.Mutex
+	// turn serializes the plugin calls and commits of apply attempts and
+	// drift renders, and guards the flags below (take it with lock). The
+	// loop's progress reports take it too, so a resync cannot start
+	// folding under a drift render. It is a channel rather than a mutex so
+	// that a drift check waiting out a long apply (a held batch waits for
+	// its confirmation) gives up when the watch stops.
+	turn     chan struct{}
 	synced   bool // the loop is caught up (not syncing nor resyncing)
 	retrying bool // the last apply attempt failed
 	owed     bool // drift was found while retrying: the next attempt renders in full
@@ -68,8 +70,20 @@ func openDriftRecord(r *watchRunner, outputs map[string]host.Output) (*outputRec
 }
 
 func newDriftRepair(r *watchRunner, rec *outputRecord, inst instance, fold kvcore.Fold, journal hookJournal) *driftRepair {
-	return &driftRepair{r: r, rec: rec, inst: inst, fold: fold, journal: journal, ready: make(chan struct{})}
+	return &driftRepair{r: r, rec: rec, inst: inst, fold: fold, journal: journal, ready: make(chan struct{}), turn: make(chan struct{}, 1)}
 }
+
+// lock takes the turn, or gives up when ctx ends first.
+func (d *driftRepair) lock(ctx context.Context) bool {
+	select {
+	case d.turn <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (d *driftRepair) unlock() { <-d.turn }
 
 // start runs the drift checks until ctx ends or the returned stop is
 // called; stop waits for a check in progress to finish.
@@ -107,11 +121,11 @@ func (d *driftRepair) run(ctx context.Context) {
 	}
 }
 
-// apply runs one apply attempt of the loop under mu, as a full render when
+// apply runs one apply attempt of the loop holding the turn, as a full render when
 // a drift repair is owed.
 func (d *driftRepair) apply(ctx context.Context, b kvcore.Batch, apply kvcore.ApplyFunc) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.lock(context.Background())
+	defer d.unlock()
 	if d.owed {
 		b.Full = true
 	}
@@ -129,9 +143,9 @@ func (d *driftRepair) apply(ctx context.Context, b kvcore.Batch, apply kvcore.Ap
 
 // progress records the loop's progress (for the status too).
 func (d *driftRepair) progress(p kvcore.Progress) {
-	d.mu.Lock()
+	d.lock(context.Background())
 	d.synced = p.Synced
-	d.mu.Unlock()
+	d.unlock()
 	if p.Synced {
 		d.readyOnce.Do(func() { close(d.ready) })
 	}
@@ -150,13 +164,15 @@ func (d *driftRepair) check(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.mu.Lock()
+	if !d.lock(ctx) {
+		return ctx.Err()
+	}
 	unfinished := d.unfinished
-	d.mu.Unlock()
+	d.unlock()
 	if len(drifted) == 0 && !unfinished {
 		return nil
 	}
-	drifted, staged, err := d.render(context.WithoutCancel(ctx), drifted)
+	drifted, staged, err := d.render(ctx, drifted)
 	if err != nil {
 		return fmt.Errorf("repairing drift: %w", err)
 	}
@@ -194,9 +210,11 @@ func (d *driftRepair) find(ctx context.Context) ([]driftedFile, error) {
 		return nil, err
 	}
 	if len(stale) > 0 || len(refreshed) > 0 {
-		d.mu.Lock()
+		if !d.lock(ctx) {
+			return nil, ctx.Err()
+		}
 		err := d.rec.apply(ctx, append(stale, d.unchanged(refreshed)...))
-		d.mu.Unlock()
+		d.unlock()
 		if err != nil {
 			d.r.log.Warn("cannot update the record of committed outputs", "err", err)
 		}
@@ -206,7 +224,7 @@ func (d *driftRepair) find(ctx context.Context) ([]driftedFile, error) {
 
 // unchanged turns into record updates the entries of updates (key → old,
 // new) whose record is still the old one: a commit may have recorded a newer
-// file meanwhile. d.mu is held, so no commit records anything during the
+// file meanwhile. the turn is held, so no commit records anything during the
 // comparison.
 func (d *driftRepair) unchanged(updates map[string][2]fileRecord) []kvcore.Update {
 	var out []kvcore.Update
@@ -225,10 +243,13 @@ func (d *driftRepair) unchanged(updates map[string][2]fileRecord) []kvcore.Updat
 // nil staged (and no error) when nothing is to be rendered now (no drift
 // left, or the watch is not in a state to render: see driftRepair).
 func (d *driftRepair) render(ctx context.Context, drifted []driftedFile) ([]driftedFile, map[string]bool, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	// find ran outside mu: a commit may have changed a file before
-	// recording it. Under mu the record is up to date.
+	if !d.lock(ctx) {
+		return nil, nil, nil
+	}
+	defer d.unlock()
+	ctx = context.WithoutCancel(ctx) // a render that started runs to its end
+	// find ran without the turn: a commit may have changed a file before
+	// recording it. Holding the turn, the record is up to date.
 	drifted = d.confirm(drifted)
 	if len(drifted) == 0 && !d.unfinished {
 		return nil, nil, nil
@@ -271,7 +292,7 @@ func (d *driftRepair) render(ctx context.Context, drifted []driftedFile) ([]drif
 }
 
 // confirm keeps the files that still differ from their current record.
-// d.mu is held.
+// the turn is held.
 func (d *driftRepair) confirm(drifted []driftedFile) []driftedFile {
 	var still []driftedFile
 	for _, f := range drifted {
@@ -293,8 +314,10 @@ func (d *driftRepair) confirm(drifted []driftedFile) []driftedFile {
 // the render left alone is what the plugin wants, or one it no longer
 // writes: the record takes it as it is, or forgets it if it is gone.
 func (d *driftRepair) recheck(ctx context.Context, drifted []driftedFile, staged map[string]bool) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	if !d.lock(ctx) {
+		return ctx.Err()
+	}
+	defer d.unlock()
 	var again []driftedFile
 	var updates []kvcore.Update
 	repaired, adopted := 0, 0

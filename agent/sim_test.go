@@ -233,6 +233,7 @@ watch "sim" {
   bucket = %q
   plugin = "files"
   output "files" { dir = %q }
+  drift_check = "1m"
   guard {
     max_delete_fraction = %v
     min_deletes         = %d
