@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -374,4 +375,29 @@ func TestGuestSleeps(t *testing.T) {
 	_, err := f.apply("sleep=1h")
 	wantCallError(t, err, ErrTimeout, true)
 	f.recovers()
+}
+
+// TestTimeLimitIsStrict: a guest that sleeps through its time limit, then
+// stages a file and returns success, fails with ErrTimeout, and nothing it
+// staged is committed or left behind (issue 7).
+func TestTimeLimitIsStrict(t *testing.T) {
+	for _, sleep := range []string{"1h", "1s"} { // through the limit, and up to it
+		t.Run(sleep, func(t *testing.T) {
+			f := newFixture(t, PluginConfig{Timeout: time.Second})
+			f.mustCommit("ok=") // instantiated outside the timed call
+			res, err := f.apply("sleep="+sleep, "write=out:late:yes", "write=out:dir/late:yes")
+			if err == nil {
+				res.Commit(context.Background())
+			}
+			wantCallError(t, err, ErrTimeout, true)
+			if _, ok := f.read("late"); ok {
+				t.Fatal("a file staged after the time limit was committed")
+			}
+			if _, err := os.Stat(filepath.Join(f.out, "dir")); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("a directory staged after the time limit is left: %v", err)
+			}
+			noStaged(t, f.out)
+			f.recovers()
+		})
+	}
 }

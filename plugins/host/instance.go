@@ -171,6 +171,9 @@ func (i *Instance) callLocked(ctx context.Context, kind abi.Kind, cur Cursor, up
 	cctx, cancel := context.WithTimeout(withCall(ctx, c), i.plugin.cfg.Timeout)
 	i.callDone = cctx.Done()
 	results, callErr := fn.Call(cctx, uint64(len(input)))
+	if callErr == nil {
+		callErr = late(cctx)
+	}
 	cancel()
 	kept := i.endCall()
 	c.input = nil
@@ -241,7 +244,7 @@ func (i *Instance) trapped(ctx context.Context, call string, err error, kept []s
 	}
 	var exit *sys.ExitError
 	switch {
-	case errors.As(err, &exit) && (exit.ExitCode() == sys.ExitCodeDeadlineExceeded || exit.ExitCode() == sys.ExitCodeContextCanceled):
+	case contextEnded(err):
 		if ctx.Err() != nil { // the caller's context ended, not our timeout
 			return i.callError(call, fmt.Errorf("interrupted: %w", ctx.Err()), msg, recycled)
 		}
@@ -252,6 +255,31 @@ func (i *Instance) trapped(ctx context.Context, call string, err error, kept []s
 	first, _, _ := strings.Cut(err.Error(), "\n") // drop wazero's wasm stack trace
 	i.logger.Debug("plugin trap", slog.String("call", call), slog.String("error", err.Error()))
 	return i.callError(call, fmt.Errorf("%w: %s", ErrTrap, first), msg, recycled)
+}
+
+// late returns the error of a guest call that returned (with any result)
+// after ctx ended or its deadline passed: the time limit is strict, so such
+// a call failed, and nothing it staged may be committed. A guest woken from
+// a sleep by the limit can return before wazero closes it, and even before
+// ctx's own timer marks it done, hence the clock.
+func late(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// contextEnded reports whether err says that the call's context ended: wazero
+// closed the guest, or the guest returned after it ended.
+func contextEnded(err error) bool {
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode() == sys.ExitCodeDeadlineExceeded || exit.ExitCode() == sys.ExitCodeContextCanceled
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
 // instantiate creates a fresh guest: it runs _initialize and checks the
@@ -283,6 +311,9 @@ func (i *Instance) instantiate(ctx context.Context) error {
 	}
 	i.stats.Instantiated++
 	res, err := mod.ExportedFunction(abi.ExportABIVersion).Call(cctx)
+	if err == nil {
+		err = late(cctx)
+	}
 	kept := i.endCall()
 	if err != nil {
 		_ = mod.Close(ctx)
