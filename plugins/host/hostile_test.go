@@ -54,7 +54,7 @@ func TestHostileGuests(t *testing.T) {
 			name:     "infinite loop",
 			cfg:      PluginConfig{Timeout: 300 * time.Millisecond},
 			actions:  []string{"write=out:a:1", "loop="},
-			sentinel: ErrTimeout, recycled: true, parts: []string{"timed out after 300ms"},
+			sentinel: ErrTimeout, recycled: true, parts: []string{"timed out after 300ms (limit timeout of the plugin)"},
 		},
 		{
 			name:     "memory bomb",
@@ -119,19 +119,19 @@ func TestHostileGuests(t *testing.T) {
 			name:     "oversized file",
 			cfg:      PluginConfig{Limits: Limits{MaxFileSize: 1024}},
 			actions:  []string{"write=out:a:1", "writesize=out:big:2048"},
-			sentinel: ErrLimit, parts: []string{"2048 bytes exceed the 1024-byte file limit"},
+			sentinel: ErrLimit, parts: []string{"2048 bytes exceed the 1024-byte file limit (limit max_file_size of the plugin)"},
 		},
 		{
 			name:     "too many files",
 			cfg:      PluginConfig{Limits: Limits{MaxFiles: 3}},
 			actions:  []string{"write=out:a:1", "write=out:b:1", "remove=out:c", "write=out:d:1", "write=out:e:1"},
-			sentinel: ErrLimit, parts: []string{"more than 3 staged files"},
+			sentinel: ErrLimit, parts: []string{"more than 3 staged files in one call (limit max_files of the plugin)"},
 		},
 		{
 			name:     "too many bytes",
 			cfg:      PluginConfig{Limits: Limits{MaxBytes: 4096}},
 			actions:  []string{"writesize=out:a:2000", "writesize=out:b:2000", "writesize=out:c:2000"},
-			sentinel: ErrLimit, parts: []string{"4096-byte call limit"},
+			sentinel: ErrLimit, parts: []string{"4096-byte call limit (limit max_bytes of the plugin)"},
 		},
 		{
 			name:     "wild pointers",
@@ -400,4 +400,30 @@ func TestTimeLimitIsStrict(t *testing.T) {
 			f.recovers()
 		})
 	}
+}
+
+// TestRenderHasItsOwnTimeLimit: a render runs under RenderTimeout, not under
+// the Timeout of incremental calls, and its timeout names that setting.
+func TestRenderHasItsOwnTimeLimit(t *testing.T) {
+	render := func(f *fixture) (*Result, error) {
+		f.view.Put(Entry{Key: "render/sleep", Value: []byte("1s")})
+		f.view.Put(Entry{Key: "render/write", Value: []byte("out:rendered:yes")})
+		return f.inst.Render(context.Background(), Cursor{}, f.view)
+	}
+	f := newFixture(t, PluginConfig{Timeout: 300 * time.Millisecond, RenderTimeout: time.Minute})
+	res, err := render(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := res.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.read("rendered"); got != "yes" {
+		t.Fatalf("rendered = %q", got)
+	}
+
+	f = newFixture(t, PluginConfig{Timeout: time.Minute, RenderTimeout: 300 * time.Millisecond})
+	_, err = render(f)
+	wantCallError(t, err, ErrTimeout, true, "timed out after 300ms (limit render_timeout of the plugin)")
+	noStaged(t, f.out)
 }

@@ -168,7 +168,7 @@ func (i *Instance) callLocked(ctx context.Context, kind abi.Kind, cur Cursor, up
 	if kind == abi.KindRender {
 		fn = i.render
 	}
-	cctx, cancel := context.WithTimeout(withCall(ctx, c), i.plugin.cfg.Timeout)
+	cctx, cancel := context.WithTimeout(withCall(ctx, c), i.plugin.cfg.timeout(kind))
 	i.callDone = cctx.Done()
 	results, callErr := fn.Call(cctx, uint64(len(input)))
 	if callErr == nil {
@@ -182,7 +182,7 @@ func (i *Instance) callLocked(ctx context.Context, kind abi.Kind, cur Cursor, up
 	if callErr != nil {
 		c.stage.discard()
 		i.recycle(ctx)
-		return nil, i.trapped(ctx, kind.String(), callErr, kept, c.errMsg, true)
+		return nil, i.trapped(ctx, kind, callErr, kept, c.errMsg, true)
 	}
 	if size := i.mod.Memory().Size(); uint64(size) > i.plugin.cfg.RecycleAbove {
 		i.logger.Info("recycling plugin instance: memory grew past threshold",
@@ -234,7 +234,11 @@ func (i *Instance) callError(call string, err error, msg string, recycled bool) 
 
 // trapped turns an error from calling into the guest into a CallError;
 // recycled says whether a guest was discarded because of it.
-func (i *Instance) trapped(ctx context.Context, call string, err error, kept []string, reported string, recycled bool) error {
+func (i *Instance) trapped(ctx context.Context, kind abi.Kind, err error, kept []string, reported string, recycled bool) error {
+	call := "instantiate"
+	if kind != 0 {
+		call = kind.String()
+	}
 	msg := reported
 	if len(kept) > 0 {
 		if msg != "" {
@@ -248,7 +252,11 @@ func (i *Instance) trapped(ctx context.Context, call string, err error, kept []s
 		if ctx.Err() != nil { // the caller's context ended, not our timeout
 			return i.callError(call, fmt.Errorf("interrupted: %w", ctx.Err()), msg, recycled)
 		}
-		return i.callError(call, fmt.Errorf("%w after %v", ErrTimeout, i.plugin.cfg.Timeout), msg, recycled)
+		setting := "timeout"
+		if kind == abi.KindRender {
+			setting = "render_timeout"
+		}
+		return i.callError(call, fmt.Errorf("%w after %v (limit %s of the plugin)", ErrTimeout, i.plugin.cfg.timeout(kind), setting), msg, recycled)
 	case errors.As(err, &exit):
 		return i.callError(call, fmt.Errorf("%w: guest exited with code %d", ErrTrap, exit.ExitCode()), msg, recycled)
 	}
@@ -307,7 +315,7 @@ func (i *Instance) instantiate(ctx context.Context) error {
 		if mod != nil {
 			_ = mod.Close(ctx)
 		}
-		return i.trapped(ctx, "instantiate", err, kept, c.errMsg, false)
+		return i.trapped(ctx, 0, err, kept, c.errMsg, false)
 	}
 	i.stats.Instantiated++
 	res, err := mod.ExportedFunction(abi.ExportABIVersion).Call(cctx)
@@ -317,7 +325,7 @@ func (i *Instance) instantiate(ctx context.Context) error {
 	kept := i.endCall()
 	if err != nil {
 		_ = mod.Close(ctx)
-		return i.trapped(ctx, "instantiate", err, kept, c.errMsg, false)
+		return i.trapped(ctx, 0, err, kept, c.errMsg, false)
 	}
 	if v := int32(res[0]); v != abi.Version {
 		_ = mod.Close(ctx)

@@ -99,7 +99,7 @@ func (s *stage) planEmptying(op *stagedOp, budget *int) error {
 					continue
 				}
 				if *budget--; *budget < 0 || strings.Count(q, "/") >= abi.MaxPathDepth {
-					return fmt.Errorf("%w: write %s: it is a directory holding more than %d directories, or deeper than %d levels", ErrLimit, abi.Quote(op.path), s.limits.MaxFiles, abi.MaxPathDepth)
+					return fmt.Errorf("%w: write %s: it is a directory holding more than %d directories (limit max_files of the plugin), or deeper than %d levels", ErrLimit, abi.Quote(op.path), s.limits.MaxFiles, abi.MaxPathDepth)
 				}
 				if err := walk(q); err != nil {
 					return err

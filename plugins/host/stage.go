@@ -176,7 +176,7 @@ func (s *stage) prepare(output, p string) (*os.Root, Output, *refusal) {
 	}
 	s.supersede(output, p)
 	if len(s.ops)+1 > s.limits.MaxFiles {
-		return nil, out, refuse(abi.ErrLimit, ErrLimit, "more than %d staged files in one call", s.limits.MaxFiles)
+		return nil, out, refuse(abi.ErrLimit, ErrLimit, "more than %d staged files in one call (limit max_files of the plugin)", s.limits.MaxFiles)
 	}
 	return r, out, nil
 }
@@ -251,11 +251,11 @@ func (s *stage) write(output, p string, data []byte, mode uint32) (abi.Status, *
 	}
 	size := int64(len(data))
 	if size > s.limits.MaxFileSize {
-		ref := refuse(abi.ErrLimit, ErrLimit, "write %s: %d bytes exceed the %d-byte file limit", abi.Quote(p), size, s.limits.MaxFileSize)
+		ref := refuse(abi.ErrLimit, ErrLimit, "write %s: %d bytes exceed the %d-byte file limit (limit max_file_size of the plugin)", abi.Quote(p), size, s.limits.MaxFileSize)
 		return ref.status, ref
 	}
 	if s.bytes+size > s.limits.MaxBytes {
-		ref := refuse(abi.ErrLimit, ErrLimit, "write %s: staged bytes would exceed the %d-byte call limit", abi.Quote(p), s.limits.MaxBytes)
+		ref := refuse(abi.ErrLimit, ErrLimit, "write %s: staged bytes would exceed the %d-byte call limit (limit max_bytes of the plugin)", abi.Quote(p), s.limits.MaxBytes)
 		return ref.status, ref
 	}
 	if ref := s.fileDirConflict(output, p); ref != nil {
