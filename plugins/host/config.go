@@ -14,8 +14,9 @@ import (
 //
 // The output limits fit a full render of a real bucket, one file per key:
 // DefaultMaxFiles is twice a million-key bucket, and the host keeps only a
-// small record per staged file (well under 300 bytes: its path, the random
-// name of its staging file and its size), so the default costs
+// small record per staged file (about 240 bytes: its path, the random name
+// of its staging file, its size and SHA-256; TestStagedFileMemory), so the
+// default costs
 // at most a few hundred MiB of host memory. DefaultMaxBytes caps the disk a
 // call may fill with staged files (they sit beside their targets until the
 // commit renames them), not memory.
@@ -26,9 +27,9 @@ const (
 	DefaultMaxFileSize   = 16 << 20
 	DefaultMaxFiles      = 2_000_000
 	DefaultMaxBytes      = 4 << 30
-	DefaultLogPerSecond = 100
-	DefaultLogBurst     = 200
-	DefaultMode         = fs.FileMode(0o644)
+	DefaultLogPerSecond  = 100
+	DefaultLogBurst      = 200
+	DefaultMode          = fs.FileMode(0o644)
 )
 
 // Config configures an [Engine]. The zero value is valid.

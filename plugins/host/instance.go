@@ -369,7 +369,7 @@ func (r *Result) Hooks() []string { return append([]string(nil), r.hooks...) }
 func (r *Result) Staged() []StagedFile { return r.stage.staged() }
 
 // Changed reports whether anything was staged.
-func (r *Result) Changed() bool { return len(r.stage.ops) > 0 }
+func (r *Result) Changed() bool { return r.stage.count() > 0 }
 
 // Commit fsyncs every staged file, then moves each onto its target (setting
 // nothing: mode and owner were set when staging) and removes staged
