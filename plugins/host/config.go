@@ -62,9 +62,11 @@ type PluginConfig struct {
 	// larger than this many bytes. Default: three quarters of MemoryLimit.
 	RecycleAbove uint64
 	// Timeout bounds each call (including instantiation) but renders.
-	// Default [DefaultTimeout]. It includes creating and writing the staged
-	// files, but not fsyncing them, which [Result.Commit] does. The limit is
-	// strict: a call that returns after it fails with [ErrTimeout].
+	// Default [DefaultTimeout]. It counts the guest's time, sleeps included,
+	// but not the host's creating and writing the files the guest stages
+	// (bounded by [Limits] instead), nor fsyncing them, which
+	// [Result.Commit] does. The limit is strict: a call that returns after
+	// it fails with [ErrTimeout].
 	Timeout time.Duration
 	// RenderTimeout bounds each render call, which writes every output and
 	// so may stage millions of files. Default [DefaultRenderTimeout].

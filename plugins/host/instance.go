@@ -168,11 +168,13 @@ func (i *Instance) callLocked(ctx context.Context, kind abi.Kind, cur Cursor, up
 	if kind == abi.KindRender {
 		fn = i.render
 	}
-	cctx, cancel := context.WithTimeout(withCall(ctx, c), i.plugin.cfg.timeout(kind))
+	cctx, cancel := context.WithCancel(withCall(ctx, c))
+	c.clock = startClock(i.plugin.cfg.timeout(kind), cancel)
 	i.callDone = cctx.Done()
 	results, callErr := fn.Call(cctx, uint64(len(input)))
+	c.clock.stop()
 	if callErr == nil {
-		callErr = late(cctx)
+		callErr = late(ctx, c.clock)
 	}
 	cancel()
 	kept := i.endCall()
@@ -266,15 +268,15 @@ func (i *Instance) trapped(ctx context.Context, kind abi.Kind, err error, kept [
 }
 
 // late returns the error of a guest call that returned (with any result)
-// after ctx ended or its deadline passed: the time limit is strict, so such
-// a call failed, and nothing it staged may be committed. A guest woken from
-// a sleep by the limit can return before wazero closes it, and even before
-// ctx's own timer marks it done, hence the clock.
-func late(ctx context.Context) error {
+// after ctx ended or its clock ran out: the time limit is strict, so such a
+// call failed, and nothing it staged may be committed. A guest woken from a
+// sleep by the limit can return before wazero closes it, and even before
+// the clock's timer cancels its context.
+func late(ctx context.Context, c *clock) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+	if c.over() {
 		return context.DeadlineExceeded
 	}
 	return nil
@@ -306,8 +308,10 @@ func (i *Instance) instantiate(ctx context.Context) error {
 		WithNanosleep(i.nanosleep).
 		WithRandSource(rand.Reader)
 	c := &call{inst: i}
-	cctx, cancel := context.WithTimeout(withCall(ctx, c), p.cfg.Timeout)
+	cctx, cancel := context.WithCancel(withCall(ctx, c))
 	defer cancel()
+	c.clock = startClock(p.cfg.Timeout, cancel)
+	defer c.clock.stop()
 	i.callDone = cctx.Done()
 	mod, err := p.runtime.InstantiateModule(cctx, p.compiled, cfg)
 	if err != nil {
@@ -320,7 +324,7 @@ func (i *Instance) instantiate(ctx context.Context) error {
 	i.stats.Instantiated++
 	res, err := mod.ExportedFunction(abi.ExportABIVersion).Call(cctx)
 	if err == nil {
-		err = late(cctx)
+		err = late(ctx, c.clock)
 	}
 	kept := i.endCall()
 	if err != nil {
