@@ -20,6 +20,7 @@ import (
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
+	"github.com/slipstreamkv/slipstream/plugins/host"
 )
 
 // Config is the agent's configuration as written in HCL (see agent.hcl.example).
@@ -192,12 +193,12 @@ const (
 	DefaultPluginTimeout = 5 * time.Second
 	// DefaultRenderTimeout bounds a full render, which may stage a file per
 	// key of a bucket of millions.
-	DefaultRenderTimeout = 10 * time.Minute
+	DefaultRenderTimeout = host.DefaultRenderTimeout
 	// DefaultMaxFiles, DefaultMaxBytes and DefaultMaxFileSize are a plugin's
 	// limits per call; plugins/ABI.md explains their sizing.
-	DefaultMaxFiles    = 2_000_000
-	DefaultMaxBytes    = 4 << 30
-	DefaultMaxFileSize = 16 << 20
+	DefaultMaxFiles    = host.DefaultMaxFiles
+	DefaultMaxBytes    = host.DefaultMaxBytes
+	DefaultMaxFileSize = host.DefaultMaxFileSize
 	DefaultBatchWindow = 200 * time.Millisecond
 	DefaultBatchMax    = 1000
 	DefaultHookTimeout = 30 * time.Second
