@@ -77,10 +77,12 @@ func (op *stagedOp) tmp() string {
 	if op.blocked != "" {
 		dir = path.Dir(op.blocked)
 	}
-	var name [len(abi.StagePrefix) + 16 + len(".tmp")]byte
+	var id [8]byte
+	binary.BigEndian.PutUint64(id[:], op.tmpID)
+	var name [len(abi.StagePrefix) + 2*len(id) + len(".tmp")]byte
 	n := copy(name[:], abi.StagePrefix)
-	hex.Encode(name[n:], binary.BigEndian.AppendUint64(nil, op.tmpID))
-	copy(name[n+16:], ".tmp")
+	n += hex.Encode(name[n:], id[:])
+	copy(name[n:], ".tmp")
 	return path.Join(dir, string(name[:]))
 }
 
@@ -230,6 +232,9 @@ func (s *stage) supersede(output, p string) {
 
 // add records a new op.
 func (s *stage) add(op *stagedOp) {
+	if s.dropped > len(s.ops)/2 { // a guest rewriting one path forever
+		s.compact()
+	}
 	op.idx = len(s.ops)
 	s.ops = append(s.ops, op)
 	s.byPath[outPath{op.output, op.path}] = op
