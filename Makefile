@@ -5,7 +5,7 @@ FUZZTIME ?= 20s
 BENCH    ?= .
 BENCHTIME ?= 1x
 
-.PHONY: help build run test test-short sim bench fuzz check plugins plugins-go plugin-c clean
+.PHONY: help build run test test-short sim bench bench-render fuzz check plugins plugins-go plugin-c clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -30,6 +30,10 @@ test-short: ## quick tests without the race detector
 
 bench: ## benchmarks, printed as a table of ours vs baseline
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -timeout 60m ./... | tee $(BIN)/bench.txt | $(GO) run ./internal/benchtab
+
+bench-render: ## first render of 100k and 1M keys with the files example (1M: ~4 GiB of disk, minutes)
+	@mkdir -p $(BIN)
+	SLIPSTREAM_BENCH_BIG=1 $(GO) test -run '^$$' -bench 'FilesRender' -benchtime 1x -timeout 60m ./plugins/examples/files | tee $(BIN)/bench-render.txt | $(GO) run ./internal/benchtab
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	@set -e; for pkg in $$($(GO) list ./...); do \

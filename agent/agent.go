@@ -215,12 +215,18 @@ func (a *Agent) loadPlugin(ctx context.Context, p *PluginConf) (module, error) {
 		return nil, fmt.Errorf("plugin %s: %w", p.Name, err)
 	}
 	pl, err := engine.Load(ctx, wasm, host.PluginConfig{
-		Name:        p.Name,
-		SHA256:      p.SHA256,
-		MemoryLimit: uint64(p.Memory),
-		Timeout:     p.Timeout,
-		Config:      p.ConfigMap,
-		Logger:      a.log.With("plugin", p.Name),
+		Name:          p.Name,
+		SHA256:        p.SHA256,
+		MemoryLimit:   uint64(p.Memory),
+		Timeout:       p.Timeout,
+		RenderTimeout: p.RenderTimeout,
+		Config:        p.ConfigMap,
+		Limits: host.Limits{
+			MaxFiles:    p.Limits.MaxFiles,
+			MaxBytes:    p.Limits.MaxBytes,
+			MaxFileSize: p.Limits.MaxFileSize,
+		},
+		Logger: a.log.With("plugin", p.Name),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s (%s): %w", p.Name, p.Module, err)

@@ -20,6 +20,7 @@ import (
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
+	"github.com/slipstreamkv/slipstream/plugins/host"
 )
 
 // Config is the agent's configuration as written in HCL (see agent.hcl.example).
@@ -70,23 +71,43 @@ type HTTPConfig struct {
 
 // PluginConf declares a WebAssembly apply plugin.
 type PluginConf struct {
-	Name     string    `hcl:"name,label"`
-	Module   string    `hcl:"module"`
-	SHA256   string    `hcl:"sha256,optional"`
-	MemoryS  string    `hcl:"memory,optional"`
-	TimeoutS string    `hcl:"timeout,optional"`
-	Config   cty.Value `hcl:"config,optional"`
+	Name           string            `hcl:"name,label"`
+	Module         string            `hcl:"module"`
+	SHA256         string            `hcl:"sha256,optional"`
+	MemoryS        string            `hcl:"memory,optional"`
+	TimeoutS       string            `hcl:"timeout,optional"`
+	RenderTimeoutS string            `hcl:"render_timeout,optional"`
+	Config         cty.Value         `hcl:"config,optional"`
+	Limits         *PluginLimitsConf `hcl:"limits,block"`
 
-	DefRange     hcl.Range `hcl:",def_range"`
-	SHA256Range  hcl.Range `hcl:"sha256,attr_value_range"`
-	MemoryRange  hcl.Range `hcl:"memory,attr_value_range"`
-	TimeoutRange hcl.Range `hcl:"timeout,attr_value_range"`
+	DefRange           hcl.Range `hcl:",def_range"`
+	SHA256Range        hcl.Range `hcl:"sha256,attr_value_range"`
+	MemoryRange        hcl.Range `hcl:"memory,attr_value_range"`
+	TimeoutRange       hcl.Range `hcl:"timeout,attr_value_range"`
+	RenderTimeoutRange hcl.Range `hcl:"render_timeout,attr_value_range"`
 
-	Memory  int64         // bytes, default 64 MiB
-	Timeout time.Duration // per call, default 5s
+	Memory        int64         // bytes, default 64 MiB
+	Timeout       time.Duration // per call but renders, default 5s
+	RenderTimeout time.Duration // per render, default 10m
 	// ConfigMap is config as the plugin reads it: strings as they are,
 	// other values as JSON text.
 	ConfigMap map[string]string
+}
+
+// PluginLimitsConf caps what one call of a plugin may stage. finalize always
+// sets PluginConf.Limits, filling in the defaults of what is not written.
+type PluginLimitsConf struct {
+	MaxFilesS    string `hcl:"max_files,optional"`
+	MaxBytesS    string `hcl:"max_bytes,optional"`
+	MaxFileSizeS string `hcl:"max_file_size,optional"`
+
+	MaxFilesRange    hcl.Range `hcl:"max_files,attr_value_range"`
+	MaxBytesRange    hcl.Range `hcl:"max_bytes,attr_value_range"`
+	MaxFileSizeRange hcl.Range `hcl:"max_file_size,attr_value_range"`
+
+	MaxFiles    int   // staged writes and removals per call, default 2,000,000
+	MaxBytes    int64 // bytes staged per call, default 4 GiB
+	MaxFileSize int64 // bytes per staged file, default 16 MiB
 }
 
 // WatchConf declares one watch: a bucket (or some of its prefixes) handed to a plugin.
@@ -217,8 +238,16 @@ const (
 	DefaultNATSTimeout   = 30 * time.Second
 	DefaultPluginMemory  = 64 << 20
 	DefaultPluginTimeout = 5 * time.Second
-	DefaultBatchMax      = 1000
-	DefaultStaleAfter    = 2 * time.Minute
+	// DefaultRenderTimeout bounds a full render, which may stage a file per
+	// key of a bucket of millions.
+	DefaultRenderTimeout = host.DefaultRenderTimeout
+	// DefaultMaxFiles, DefaultMaxBytes and DefaultMaxFileSize are a plugin's
+	// limits per call; plugins/ABI.md explains their sizing.
+	DefaultMaxFiles    = host.DefaultMaxFiles
+	DefaultMaxBytes    = host.DefaultMaxBytes
+	DefaultMaxFileSize = host.DefaultMaxFileSize
+	DefaultBatchMax    = 1000
+	DefaultStaleAfter  = 2 * time.Minute
 	// DefaultMaxDeleteFraction and DefaultMinDeletes: a batch removing at
 	// least 10 keys and more than half of a watch's keys is held.
 	DefaultMaxDeleteFraction = 0.5
@@ -382,6 +411,11 @@ func (c *Config) finalize() hcl.Diagnostics {
 		}
 		p.Memory, diags = parseSize(p.MemoryS, p.MemoryRange, DefaultPluginMemory, diags)
 		p.Timeout, diags = parseDuration(p.TimeoutS, p.TimeoutRange, DefaultPluginTimeout, diags)
+		p.RenderTimeout, diags = parseDuration(p.RenderTimeoutS, p.RenderTimeoutRange, DefaultRenderTimeout, diags)
+		if p.Limits == nil {
+			p.Limits = &PluginLimitsConf{}
+		}
+		diags = p.Limits.finalize(diags)
 		p.ConfigMap, diags = pluginConfig(p, diags)
 	}
 
@@ -482,6 +516,21 @@ func (c *Config) finalize() hcl.Diagnostics {
 			}
 		}
 	}
+	return diags
+}
+
+func (l *PluginLimitsConf) finalize(diags hcl.Diagnostics) hcl.Diagnostics {
+	l.MaxFiles = DefaultMaxFiles
+	if l.MaxFilesS != "" {
+		n, err := strconv.Atoi(l.MaxFilesS)
+		if err != nil || n <= 0 {
+			diags = append(diags, errAt(l.MaxFilesRange, "Invalid max_files", fmt.Sprintf("%q is not a positive number of files.", l.MaxFilesS)))
+		} else {
+			l.MaxFiles = n
+		}
+	}
+	l.MaxBytes, diags = parseSize(l.MaxBytesS, l.MaxBytesRange, DefaultMaxBytes, diags)
+	l.MaxFileSize, diags = parseSize(l.MaxFileSizeS, l.MaxFileSizeRange, DefaultMaxFileSize, diags)
 	return diags
 }
 

@@ -65,6 +65,37 @@ watch "w" {
 	}
 }
 
+// TestPluginLimits: a plugin's limits and render time limit are settable
+// (numbers, or sizes with units) and default to values that fit a render of
+// a million-key bucket (issue 7).
+func TestPluginLimits(t *testing.T) {
+	cfg, err := Parse("a.hcl", []byte(`
+plugin "set" {
+  module         = "p.wasm"
+  render_timeout = "30m"
+  limits {
+    max_files     = 5000000
+    max_bytes     = "8GiB"
+    max_file_size = 1048576
+  }
+}
+plugin "unset" { module = "p.wasm" }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, unset := cfg.Plugins[0], cfg.Plugins[1]
+	if l := set.Limits; set.RenderTimeout != 30*time.Minute || l.MaxFiles != 5_000_000 || l.MaxBytes != 8<<30 || l.MaxFileSize != 1<<20 {
+		t.Errorf("set: render_timeout %v limits %+v", set.RenderTimeout, *l)
+	}
+	if l := unset.Limits; unset.RenderTimeout != DefaultRenderTimeout || l.MaxFiles != DefaultMaxFiles || l.MaxBytes != DefaultMaxBytes || l.MaxFileSize != DefaultMaxFileSize {
+		t.Errorf("unset: render_timeout %v limits %+v", unset.RenderTimeout, *l)
+	}
+	if DefaultMaxFiles < 2_000_000 {
+		t.Errorf("DefaultMaxFiles %d does not fit a render of a million-key bucket with room to spare", DefaultMaxFiles)
+	}
+}
+
 func TestPluginConfigFlattensNonStrings(t *testing.T) {
 	cfg, err := Parse("a.hcl", []byte(`plugin "p" {
   module = "p.wasm"
@@ -117,6 +148,18 @@ func TestConfigErrors(t *testing.T) {
   module = "p.wasm"
   memory = "lots"
 }`, `"lots" is not a size`},
+		{"bad max_files", `plugin "p" {
+  module = "p.wasm"
+  limits { max_files = -1 }
+}`, `"-1" is not a positive number of files`},
+		{"bad max_bytes", `plugin "p" {
+  module = "p.wasm"
+  limits { max_bytes = "much" }
+}`, `"much" is not a size`},
+		{"bad render_timeout", `plugin "p" {
+  module = "p.wasm"
+  render_timeout = "forever"
+}`, `"forever" is not a positive duration`},
 		{"bad mode", base + `watch "w" {
   bucket = "b"
   plugin = "p"

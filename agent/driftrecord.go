@@ -102,6 +102,21 @@ func statRecord(fi fs.FileInfo) fileRecord {
 	return fileRecord{size: fi.Size(), mode: fi.Mode().Perm(), uid: uid, gid: gid, mtime: fi.ModTime().UnixNano(), ino: ino}
 }
 
+// stagedRecord is the record of a staged file: the digest the host took as
+// it staged the file when there is one, else a hash of the file.
+func stagedRecord(f host.StagedFile) (fileRecord, error) {
+	if f.SHA256 == ([sha256.Size]byte{}) {
+		return readFileRecord(f.File)
+	}
+	fi, err := os.Lstat(f.File)
+	if err != nil {
+		return fileRecord{}, err
+	}
+	rec := statRecord(fi)
+	rec.sum = f.SHA256
+	return rec, nil
+}
+
 // readFileRecord hashes the regular file at path.
 func readFileRecord(path string) (fileRecord, error) {
 	f, err := os.Open(path)
@@ -217,7 +232,7 @@ func (r *outputRecord) hash(staged []host.StagedFile) []kvcore.Update {
 			updates = append(updates, kvcore.Update{Op: kvcore.OpDelete, Key: key})
 			continue
 		}
-		fr, err := readFileRecord(f.File)
+		fr, err := stagedRecord(f)
 		if err != nil {
 			r.l.Warn("cannot record a staged file; drift of it goes unnoticed", "path", f.Target, "err", err)
 			updates = append(updates, kvcore.Update{Op: kvcore.OpDelete, Key: key})

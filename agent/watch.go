@@ -285,19 +285,23 @@ func (r *watchRunner) commit(ctx context.Context, res result, journal hookJourna
 		res.Discard()
 		return err
 	}
-	if err := r.guard.checkCommit(removals(res.Staged()), r.countOutputs); err != nil {
+	staged := res.Staged()
+	if err := r.guard.checkCommit(removals(staged), r.countOutputs); err != nil {
 		res.Discard()
 		return err
 	}
 	due := r.ordered(append(pending, res.Hooks()...))
 	if res.Changed() {
-		staged := stagedEnv(res.Staged())
+		var env string // built once, for the first check
 		for _, name := range due {
 			h := r.hooks[name]
 			if len(h.Check) == 0 {
 				continue
 			}
-			err := runCommand(ctx, r.log.With("hook", name, "check", true), h.Check, h.Timeout, append(r.env(name, cursor), staged))
+			if env == "" {
+				env = stagedEnv(staged)
+			}
+			err := runCommand(ctx, r.log.With("hook", name, "check", true), h.Check, h.Timeout, append(r.env(name, cursor), env))
 			r.a.metrics.command(r.conf.Name, name, "check", err)
 			if err != nil {
 				if h.OnFailure == FailIgnore {
@@ -313,7 +317,7 @@ func (r *watchRunner) commit(ctx context.Context, res result, journal hookJourna
 		res.Discard()
 		return err
 	}
-	recorded := r.record.hash(res.Staged())
+	recorded := r.record.hash(staged)
 	if err := res.Commit(ctx); err != nil {
 		return fmt.Errorf("committing files: %w", err)
 	}

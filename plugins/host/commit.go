@@ -85,7 +85,7 @@ func (s *stage) syncStaged(ctx context.Context) error {
 		}
 	}
 	return forEach(ctx, s.syncWorkers, files, func(op *stagedOp) error {
-		if err := s.syncFile(s.roots[op.output], op.tmp); err != nil {
+		if err := s.syncFile(s.roots[op.output], op.tmp()); err != nil {
 			return fmt.Errorf("%w: commit: fsync the file staged for %s in output %q: %v", ErrIO, abi.Quote(op.path), op.output, err)
 		}
 		return nil

@@ -33,6 +33,23 @@ func TestCommitFsyncsEveryChangedDirectory(t *testing.T) {
 	}
 }
 
+// TestCommitFsyncsEachDirectoryOnce: a commit of many files fsyncs each
+// directory it changed once, not once per file (issue 7: a render of a
+// million files).
+func TestCommitFsyncsEachDirectoryOnce(t *testing.T) {
+	s, _ := newTestStage(t, Limits{})
+	synced := recordDirSyncs(s)
+	for i := range 300 {
+		mustStage(t)(s.write("out", "d"+itoa(i%3)+"/f"+itoa(i), []byte("x"), 0))
+	}
+	if err := s.commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := synced(), []string{".", "d0", "d1", "d2"}; !slices.Equal(got, want) {
+		t.Fatalf("synced %v, want %v", got, want)
+	}
+}
+
 // recordDirSyncs makes s record the directories its commit fsyncs
 // (concurrently); the function returned lists them, sorted.
 func recordDirSyncs(s *stage) func() []string {

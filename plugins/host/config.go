@@ -6,18 +6,30 @@ import (
 	"log/slog"
 	"path/filepath"
 	"time"
+
+	"github.com/slipstreamkv/slipstream/plugins/abi"
 )
 
 // Defaults applied by [New], [Engine.Load] and [Plugin.NewInstance].
+//
+// The output limits fit a full render of a real bucket, one file per key:
+// DefaultMaxFiles is twice a million-key bucket, and the host keeps only a
+// small record per staged file (about 240 bytes: its path, the random name
+// of its staging file, its size and SHA-256; TestStagedFileMemory), so the
+// default costs
+// at most a few hundred MiB of host memory. DefaultMaxBytes caps the disk a
+// call may fill with staged files (they sit beside their targets until the
+// commit renames them), not memory.
 const (
-	DefaultMemoryLimit  = 64 << 20
-	DefaultTimeout      = 5 * time.Second
-	DefaultMaxFileSize  = 16 << 20
-	DefaultMaxFiles     = 10_000
-	DefaultMaxBytes     = 256 << 20
-	DefaultLogPerSecond = 100
-	DefaultLogBurst     = 200
-	DefaultMode         = fs.FileMode(0o644)
+	DefaultMemoryLimit   = 64 << 20
+	DefaultTimeout       = 5 * time.Second
+	DefaultRenderTimeout = 10 * time.Minute
+	DefaultMaxFileSize   = 16 << 20
+	DefaultMaxFiles      = 2_000_000
+	DefaultMaxBytes      = 4 << 30
+	DefaultLogPerSecond  = 100
+	DefaultLogBurst      = 200
+	DefaultMode          = fs.FileMode(0o644)
 )
 
 // Config configures an [Engine]. The zero value is valid.
@@ -49,10 +61,16 @@ type PluginConfig struct {
 	// RecycleAbove recycles an instance after a call that left its memory
 	// larger than this many bytes. Default: three quarters of MemoryLimit.
 	RecycleAbove uint64
-	// Timeout bounds each call (including instantiation). Default
-	// [DefaultTimeout]. It includes creating and writing the staged files,
-	// but not fsyncing them, which [Result.Commit] does.
+	// Timeout bounds each call (including instantiation) but renders.
+	// Default [DefaultTimeout]. It counts the guest's time, sleeps included,
+	// but not the host's creating and writing the files the guest stages
+	// (bounded by [Limits] instead), nor fsyncing them, which
+	// [Result.Commit] does. The limit is strict: a call that returns after
+	// it fails with [ErrTimeout].
 	Timeout time.Duration
+	// RenderTimeout bounds each render call, which writes every output and
+	// so may stage millions of files. Default [DefaultRenderTimeout].
+	RenderTimeout time.Duration
 	// Config is the plugin's configuration, read with config_get.
 	Config map[string]string
 	// Limits caps what one call may stage and log.
@@ -61,13 +79,18 @@ type PluginConfig struct {
 	Logger *slog.Logger
 }
 
-// Limits caps what one call may do. Zero fields take the defaults.
+// Limits caps what one call may do. Zero fields take the defaults. An error
+// for a limit hit names the limit by its setting in the agent's plugin
+// block (limits { max_file_size, max_files, max_bytes }).
 type Limits struct {
-	// MaxFileSize is the largest file one stage_write may stage.
+	// MaxFileSize is the largest file one stage_write may stage
+	// (max_file_size).
 	MaxFileSize int64
-	// MaxFiles is how many writes and removals one call may stage.
+	// MaxFiles is how many writes and removals one call may stage
+	// (max_files).
 	MaxFiles int
-	// MaxBytes is the total size of the files one call may stage.
+	// MaxBytes is the total size of the files one call may stage
+	// (max_bytes).
 	MaxBytes int64
 	// LogPerSecond and LogBurst rate-limit the plugin's log lines (log host
 	// function, stdout and stderr together); dropped lines are counted and
@@ -107,6 +130,9 @@ func (c PluginConfig) withDefaults() PluginConfig {
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = DefaultTimeout
+	}
+	if c.RenderTimeout <= 0 {
+		c.RenderTimeout = DefaultRenderTimeout
 	}
 	c.Limits = c.Limits.withDefaults()
 	return c
@@ -165,4 +191,12 @@ func (c InstanceConfig) normalize() (InstanceConfig, error) {
 	c.Outputs = outs
 	c.Hooks = append([]string(nil), c.Hooks...)
 	return c, nil
+}
+
+// timeout is the time limit of a call of kind (0: instantiation).
+func (c PluginConfig) timeout(kind abi.Kind) time.Duration {
+	if kind == abi.KindRender {
+		return c.RenderTimeout
+	}
+	return c.Timeout
 }

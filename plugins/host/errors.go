@@ -15,7 +15,8 @@ var (
 	// ErrABI: the module does not speak ABI version 1: a missing or
 	// mistyped export, an unknown import, or another declared ABI version.
 	ErrABI = errors.New("host: plugin ABI mismatch")
-	// ErrTimeout: a call ran past [PluginConfig.Timeout]; the instance was recycled.
+	// ErrTimeout: a call ran past its time limit ([PluginConfig.Timeout]), whatever
+	// it returned: nothing it staged is committed; the instance was recycled.
 	ErrTimeout = errors.New("host: plugin call timed out")
 	// ErrTrap: the guest trapped or exited (a crash, out of memory, stack
 	// exhaustion, a Go panic it did not recover); the instance was recycled.

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"os"
 	"path/filepath"
@@ -33,6 +34,9 @@ func TestApplyStagesAndCommits(t *testing.T) {
 	}
 	if b, err := os.ReadFile(staged[0].File); err != nil || string(b) != "alpha" {
 		t.Fatalf("staged content %q, %v", b, err)
+	}
+	if staged[0].SHA256 != sha256.Sum256([]byte("alpha")) || staged[1].SHA256 != sha256.Sum256([]byte("beta")) {
+		t.Errorf("staged digests %x %x, want those of alpha and beta", staged[0].SHA256, staged[1].SHA256)
 	}
 	if err := res.Commit(context.Background()); err != nil {
 		t.Fatal(err)

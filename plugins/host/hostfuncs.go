@@ -21,6 +21,7 @@ const scanPageSoft = 256 << 10
 type call struct {
 	inst  *Instance
 	kind  abi.Kind // 0 while instantiating: only log, config_get and report_error work
+	clock *clock   // the call's time limit
 	input []byte
 	view  View
 	stage *stage
@@ -289,6 +290,8 @@ func hostStageWrite(_ context.Context, c *call, m api.Memory, p []uint32) int64 
 	if ref != nil {
 		return c.staged(ref.status, ref)
 	}
+	c.clock.pause() // the host's file I/O is not the guest's time
+	defer c.clock.resume()
 	return c.staged(c.stage.write(out, string(args[1]), args[2], p[6]))
 }
 
@@ -301,6 +304,8 @@ func hostStageRemove(_ context.Context, c *call, m api.Memory, p []uint32) int64
 	if ref != nil {
 		return c.staged(ref.status, ref)
 	}
+	c.clock.pause()
+	defer c.clock.resume()
 	return c.staged(c.stage.remove(out, string(args[1])))
 }
 

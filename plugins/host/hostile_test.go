@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,7 +54,7 @@ func TestHostileGuests(t *testing.T) {
 			name:     "infinite loop",
 			cfg:      PluginConfig{Timeout: 300 * time.Millisecond},
 			actions:  []string{"write=out:a:1", "loop="},
-			sentinel: ErrTimeout, recycled: true, parts: []string{"timed out after 300ms"},
+			sentinel: ErrTimeout, recycled: true, parts: []string{"timed out after 300ms (limit timeout of the plugin)"},
 		},
 		{
 			name:     "memory bomb",
@@ -118,19 +119,19 @@ func TestHostileGuests(t *testing.T) {
 			name:     "oversized file",
 			cfg:      PluginConfig{Limits: Limits{MaxFileSize: 1024}},
 			actions:  []string{"write=out:a:1", "writesize=out:big:2048"},
-			sentinel: ErrLimit, parts: []string{"2048 bytes exceed the 1024-byte file limit"},
+			sentinel: ErrLimit, parts: []string{"2048 bytes exceed the 1024-byte file limit (limit max_file_size of the plugin)"},
 		},
 		{
 			name:     "too many files",
 			cfg:      PluginConfig{Limits: Limits{MaxFiles: 3}},
 			actions:  []string{"write=out:a:1", "write=out:b:1", "remove=out:c", "write=out:d:1", "write=out:e:1"},
-			sentinel: ErrLimit, parts: []string{"more than 3 staged files"},
+			sentinel: ErrLimit, parts: []string{"more than 3 staged files in one call (limit max_files of the plugin)"},
 		},
 		{
 			name:     "too many bytes",
 			cfg:      PluginConfig{Limits: Limits{MaxBytes: 4096}},
 			actions:  []string{"writesize=out:a:2000", "writesize=out:b:2000", "writesize=out:c:2000"},
-			sentinel: ErrLimit, parts: []string{"4096-byte call limit"},
+			sentinel: ErrLimit, parts: []string{"4096-byte call limit (limit max_bytes of the plugin)"},
 		},
 		{
 			name:     "wild pointers",
@@ -374,4 +375,58 @@ func TestGuestSleeps(t *testing.T) {
 	_, err := f.apply("sleep=1h")
 	wantCallError(t, err, ErrTimeout, true)
 	f.recovers()
+}
+
+// TestTimeLimitIsStrict: a guest that sleeps through its time limit, then
+// stages a file and returns success, fails with ErrTimeout, and nothing it
+// staged is committed or left behind (issue 7).
+func TestTimeLimitIsStrict(t *testing.T) {
+	// Through the limit (wazero closes the guest), and to just past it: the
+	// guest wakes from its own sleep and returns before wazero notices the
+	// limit, which only the host's check of the clock catches.
+	for _, sleep := range []string{"1h", "1s", "1001ms", "1002ms", "1005ms"} {
+		t.Run(sleep, func(t *testing.T) {
+			f := newFixture(t, PluginConfig{Timeout: time.Second})
+			f.mustCommit("ok=") // instantiated outside the timed call
+			res, err := f.apply("sleep="+sleep, "write=out:late:yes", "write=out:dir/late:yes")
+			if err == nil {
+				res.Commit(context.Background())
+			}
+			wantCallError(t, err, ErrTimeout, true)
+			if _, ok := f.read("late"); ok {
+				t.Fatal("a file staged after the time limit was committed")
+			}
+			if _, err := os.Stat(filepath.Join(f.out, "dir")); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("a directory staged after the time limit is left: %v", err)
+			}
+			noStaged(t, f.out)
+			f.recovers()
+		})
+	}
+}
+
+// TestRenderHasItsOwnTimeLimit: a render runs under RenderTimeout, not under
+// the Timeout of incremental calls, and its timeout names that setting.
+func TestRenderHasItsOwnTimeLimit(t *testing.T) {
+	render := func(f *fixture) (*Result, error) {
+		f.view.Put(Entry{Key: "render/sleep", Value: []byte("5s")})
+		f.view.Put(Entry{Key: "render/write", Value: []byte("out:rendered:yes")})
+		return f.inst.Render(context.Background(), Cursor{}, f.view)
+	}
+	f := newFixture(t, PluginConfig{Timeout: 3 * time.Second, RenderTimeout: time.Minute})
+	res, err := render(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := res.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.read("rendered"); got != "yes" {
+		t.Fatalf("rendered = %q", got)
+	}
+
+	f = newFixture(t, PluginConfig{Timeout: time.Minute, RenderTimeout: 300 * time.Millisecond})
+	_, err = render(f)
+	wantCallError(t, err, ErrTimeout, true, "timed out after 300ms (limit render_timeout of the plugin)")
+	noStaged(t, f.out)
 }

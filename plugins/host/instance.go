@@ -168,9 +168,14 @@ func (i *Instance) callLocked(ctx context.Context, kind abi.Kind, cur Cursor, up
 	if kind == abi.KindRender {
 		fn = i.render
 	}
-	cctx, cancel := context.WithTimeout(withCall(ctx, c), i.plugin.cfg.Timeout)
+	cctx, cancel := context.WithCancel(withCall(ctx, c))
+	c.clock = startClock(i.plugin.cfg.timeout(kind), cancel)
 	i.callDone = cctx.Done()
 	results, callErr := fn.Call(cctx, uint64(len(input)))
+	c.clock.stop()
+	if callErr == nil {
+		callErr = late(ctx, c.clock)
+	}
 	cancel()
 	kept := i.endCall()
 	c.input = nil
@@ -179,7 +184,7 @@ func (i *Instance) callLocked(ctx context.Context, kind abi.Kind, cur Cursor, up
 	if callErr != nil {
 		c.stage.discard()
 		i.recycle(ctx)
-		return nil, i.trapped(ctx, kind.String(), callErr, kept, c.errMsg, true)
+		return nil, i.trapped(ctx, kind, callErr, kept, c.errMsg, true)
 	}
 	if size := i.mod.Memory().Size(); uint64(size) > i.plugin.cfg.RecycleAbove {
 		i.logger.Info("recycling plugin instance: memory grew past threshold",
@@ -231,7 +236,11 @@ func (i *Instance) callError(call string, err error, msg string, recycled bool) 
 
 // trapped turns an error from calling into the guest into a CallError;
 // recycled says whether a guest was discarded because of it.
-func (i *Instance) trapped(ctx context.Context, call string, err error, kept []string, reported string, recycled bool) error {
+func (i *Instance) trapped(ctx context.Context, kind abi.Kind, err error, kept []string, reported string, recycled bool) error {
+	call := "instantiate"
+	if kind != 0 {
+		call = kind.String()
+	}
 	msg := reported
 	if len(kept) > 0 {
 		if msg != "" {
@@ -241,17 +250,46 @@ func (i *Instance) trapped(ctx context.Context, call string, err error, kept []s
 	}
 	var exit *sys.ExitError
 	switch {
-	case errors.As(err, &exit) && (exit.ExitCode() == sys.ExitCodeDeadlineExceeded || exit.ExitCode() == sys.ExitCodeContextCanceled):
+	case contextEnded(err):
 		if ctx.Err() != nil { // the caller's context ended, not our timeout
 			return i.callError(call, fmt.Errorf("interrupted: %w", ctx.Err()), msg, recycled)
 		}
-		return i.callError(call, fmt.Errorf("%w after %v", ErrTimeout, i.plugin.cfg.Timeout), msg, recycled)
+		setting := "timeout"
+		if kind == abi.KindRender {
+			setting = "render_timeout"
+		}
+		return i.callError(call, fmt.Errorf("%w after %v (limit %s of the plugin)", ErrTimeout, i.plugin.cfg.timeout(kind), setting), msg, recycled)
 	case errors.As(err, &exit):
 		return i.callError(call, fmt.Errorf("%w: guest exited with code %d", ErrTrap, exit.ExitCode()), msg, recycled)
 	}
 	first, _, _ := strings.Cut(err.Error(), "\n") // drop wazero's wasm stack trace
 	i.logger.Debug("plugin trap", slog.String("call", call), slog.String("error", err.Error()))
 	return i.callError(call, fmt.Errorf("%w: %s", ErrTrap, first), msg, recycled)
+}
+
+// late returns the error of a guest call that returned (with any result)
+// after ctx ended or its clock ran out: the time limit is strict, so such a
+// call failed, and nothing it staged may be committed. A guest woken from a
+// sleep by the limit can return before wazero closes it, and even before
+// the clock's timer cancels its context.
+func late(ctx context.Context, c *clock) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if c.over() {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// contextEnded reports whether err says that the call's context ended: wazero
+// closed the guest, or the guest returned after it ended.
+func contextEnded(err error) bool {
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode() == sys.ExitCodeDeadlineExceeded || exit.ExitCode() == sys.ExitCodeContextCanceled
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
 // instantiate creates a fresh guest: it runs _initialize and checks the
@@ -270,8 +308,10 @@ func (i *Instance) instantiate(ctx context.Context) error {
 		WithNanosleep(i.nanosleep).
 		WithRandSource(rand.Reader)
 	c := &call{inst: i}
-	cctx, cancel := context.WithTimeout(withCall(ctx, c), p.cfg.Timeout)
+	cctx, cancel := context.WithCancel(withCall(ctx, c))
 	defer cancel()
+	c.clock = startClock(p.cfg.Timeout, cancel)
+	defer c.clock.stop()
 	i.callDone = cctx.Done()
 	mod, err := p.runtime.InstantiateModule(cctx, p.compiled, cfg)
 	if err != nil {
@@ -279,14 +319,17 @@ func (i *Instance) instantiate(ctx context.Context) error {
 		if mod != nil {
 			_ = mod.Close(ctx)
 		}
-		return i.trapped(ctx, "instantiate", err, kept, c.errMsg, false)
+		return i.trapped(ctx, 0, err, kept, c.errMsg, false)
 	}
 	i.stats.Instantiated++
 	res, err := mod.ExportedFunction(abi.ExportABIVersion).Call(cctx)
+	if err == nil {
+		err = late(ctx, c.clock)
+	}
 	kept := i.endCall()
 	if err != nil {
 		_ = mod.Close(ctx)
-		return i.trapped(ctx, "instantiate", err, kept, c.errMsg, false)
+		return i.trapped(ctx, 0, err, kept, c.errMsg, false)
 	}
 	if v := int32(res[0]); v != abi.Version {
 		_ = mod.Close(ctx)
@@ -330,7 +373,7 @@ func (r *Result) Hooks() []string { return append([]string(nil), r.hooks...) }
 func (r *Result) Staged() []StagedFile { return r.stage.staged() }
 
 // Changed reports whether anything was staged.
-func (r *Result) Changed() bool { return len(r.stage.ops) > 0 }
+func (r *Result) Changed() bool { return r.stage.count() > 0 }
 
 // Commit fsyncs every staged file, then moves each onto its target (setting
 // nothing: mode and owner were set when staging) and removes staged

@@ -48,6 +48,7 @@ func (s *stage) settle() error {
 	if s.done {
 		return ErrDone
 	}
+	s.compact()
 	if s.settled {
 		return nil
 	}
@@ -58,9 +59,9 @@ func (s *stage) settle() error {
 			if rm := s.byPath[outPath{op.output, op.blocked}]; rm == nil || !rm.remove() {
 				return fmt.Errorf("%w: write %s: %s is not a directory, and this call does not remove it", ErrDenied, abi.Quote(op.path), abi.Quote(op.blocked))
 			}
-			op.frees = []string{op.blocked}
+			op.plan = &reshapePlan{frees: []string{op.blocked}}
 		case op.replaces:
-			op.frees, op.rmdirs = nil, nil
+			op.plan = &reshapePlan{}
 			if err := s.planEmptying(op, &budget); err != nil {
 				return err
 			}
@@ -95,11 +96,11 @@ func (s *stage) planEmptying(op *stagedOp, budget *int) error {
 					if rm := s.byPath[outPath{op.output, q}]; rm == nil || !rm.remove() {
 						return fmt.Errorf("%w: write %s: it is a directory holding %s, which this call does not remove", ErrDenied, abi.Quote(op.path), abi.Quote(q))
 					}
-					op.frees = append(op.frees, q)
+					op.plan.frees = append(op.plan.frees, q)
 					continue
 				}
 				if *budget--; *budget < 0 || strings.Count(q, "/") >= abi.MaxPathDepth {
-					return fmt.Errorf("%w: write %s: it is a directory holding more than %d directories, or deeper than %d levels", ErrLimit, abi.Quote(op.path), s.limits.MaxFiles, abi.MaxPathDepth)
+					return fmt.Errorf("%w: write %s: it is a directory holding more than %d directories (limit max_files of the plugin), or deeper than %d levels", ErrLimit, abi.Quote(op.path), s.limits.MaxFiles, abi.MaxPathDepth)
 				}
 				if err := walk(q); err != nil {
 					return err
@@ -112,7 +113,7 @@ func (s *stage) planEmptying(op *stagedOp, budget *int) error {
 				return fmt.Errorf("%w: write %s: read directory %s: %v", ErrIO, abi.Quote(op.path), abi.Quote(dir), err)
 			}
 		}
-		op.rmdirs = append(op.rmdirs, dir)
+		op.plan.rmdirs = append(op.plan.rmdirs, dir)
 		return nil
 	}
 	return walk(op.path)
@@ -128,10 +129,11 @@ func (s *stage) commitOp(op *stagedOp, dirs map[outPath]bool) error {
 	if err := s.reshape(r, op, dirs); err != nil {
 		return err
 	}
-	if err := s.rename(r, op.tmp, op.path); err != nil {
+	tmp := op.tmp()
+	if err := s.rename(r, tmp, op.path); err != nil {
 		return fmt.Errorf("%w: commit: rename onto %s in output %q: %v", ErrIO, abi.Quote(op.path), op.output, err)
 	}
-	dirs[outPath{op.output, path.Dir(op.tmp)}] = true
+	dirs[outPath{op.output, path.Dir(tmp)}] = true
 	dirs[outPath{op.output, path.Dir(op.path)}] = true
 	return nil
 }
@@ -154,14 +156,18 @@ func (s *stage) unlinkStaged(r *os.Root, op *stagedOp, dirs map[outPath]bool) er
 // removals op needs, removes the directories op replaces and creates the
 // directories op's path needs.
 func (s *stage) reshape(r *os.Root, op *stagedOp, dirs map[outPath]bool) error {
-	for _, p := range op.frees {
+	var plan reshapePlan
+	if op.plan != nil {
+		plan = *op.plan
+	}
+	for _, p := range plan.frees {
 		if rm := s.byPath[outPath{op.output, p}]; rm != nil && rm.remove() {
 			if err := s.unlinkStaged(r, rm, dirs); err != nil {
 				return err
 			}
 		}
 	}
-	for _, d := range op.rmdirs {
+	for _, d := range plan.rmdirs {
 		if err := rmdir(r, d); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("%w: commit: remove the directory %s in output %q to write a file there: %v", ErrIO, abi.Quote(d), op.output, err)
 		}

@@ -3,6 +3,8 @@ package host
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -28,31 +30,61 @@ type StagedFile struct {
 	// Target is the absolute path the commit renames File to (or removes).
 	Target string
 	Remove bool
+	// SHA256 is the digest of the staged content, computed when staged, so
+	// the caller can record what it committed (to detect drift later)
+	// without reading the file again. Zero for a removal.
+	SHA256 [sha256.Size]byte
 }
 
-// stagedOp is one pending write or removal.
+// stagedOp is one pending write or removal. A call may stage millions, so
+// it is kept small: the staged file's name is derived (tmp), and what only
+// a reshape needs hangs off a pointer.
 type stagedOp struct {
 	output string
 	path   string
-	tmp    string // staged file, relative to the output root; "" for a removal
+	tmpID  uint64 // names the staged file (see tmp); 0 for a removal
+	idx    int    // in stage.ops
 	size   int64
-	synced bool // tmp was fsynced when staged (commit could not reopen it)
-	done   bool // a removal the commit ran early, for a write that needed it
+	sum    [sha256.Size]byte // of the content; zero for a removal
+	synced bool              // the staged file was fsynced when staged (commit could not reopen it)
+	done   bool              // a removal the commit ran early, for a write that needed it
 
 	// A write that reshapes the output (reshape.go). blocked is the
 	// shallowest directory of path that is not a directory yet (a file or
-	// other non-directory in the way, or a name this call removes): tmp lies
-	// in blocked's parent, and the commit creates blocked and the directories
-	// below it. replaces says path was a directory when staged.
-	blocked  string
+	// other non-directory in the way, or a name this call removes): the
+	// staged file lies in blocked's parent, and the commit creates blocked
+	// and the directories below it. replaces says path was a directory when
+	// staged.
 	replaces bool
-	// Planned by settle: the removals the commit runs before the rename and
-	// the directories it removes first, deepest first.
+	blocked  string
+	plan     *reshapePlan // settle's plan, for a write that reshapes
+}
+
+// reshapePlan is what settle plans for a write that reshapes the output:
+// the removals the commit runs before the rename and the directories it
+// removes first, deepest first.
+type reshapePlan struct {
 	frees  []string
 	rmdirs []string
 }
 
-func (op *stagedOp) remove() bool { return op.tmp == "" }
+func (op *stagedOp) remove() bool { return op.tmpID == 0 }
+
+// tmp returns the staged file of a write, relative to the output's root: a
+// hidden file in the directory of path or, when blocked, of blocked.
+func (op *stagedOp) tmp() string {
+	dir := path.Dir(op.path)
+	if op.blocked != "" {
+		dir = path.Dir(op.blocked)
+	}
+	var id [8]byte
+	binary.BigEndian.PutUint64(id[:], op.tmpID)
+	var name [len(abi.StagePrefix) + 2*len(id) + len(".tmp")]byte
+	n := copy(name[:], abi.StagePrefix)
+	n += hex.Encode(name[n:], id[:])
+	copy(name[n:], ".tmp")
+	return path.Join(dir, string(name[:]))
+}
 
 // outPath names a file or directory: a path relative to an output's root.
 type outPath struct {
@@ -69,7 +101,8 @@ type stage struct {
 	limits  Limits
 
 	roots   map[string]*os.Root
-	ops     []*stagedOp // in staging order; superseded ops are removed
+	ops     []*stagedOp // in staging order; superseded ops are nil until compact
+	dropped int         // nil entries of ops
 	byPath  map[outPath]*stagedOp
 	parents map[outPath]int // directory -> staged writes below it
 	created []outPath       // directories staging created, parents first
@@ -175,8 +208,8 @@ func (s *stage) prepare(output, p string) (*os.Root, Output, *refusal) {
 		return nil, out, refuse(abi.ErrInvalid, ErrDenied, "output %q: %v", output, err)
 	}
 	s.supersede(output, p)
-	if len(s.ops)+1 > s.limits.MaxFiles {
-		return nil, out, refuse(abi.ErrLimit, ErrLimit, "more than %d staged files in one call", s.limits.MaxFiles)
+	if s.count()+1 > s.limits.MaxFiles {
+		return nil, out, refuse(abi.ErrLimit, ErrLimit, "more than %d staged files in one call (limit max_files of the plugin)", s.limits.MaxFiles)
 	}
 	return r, out, nil
 }
@@ -187,23 +220,43 @@ func (s *stage) supersede(output, p string) {
 	if op == nil {
 		return
 	}
-	s.ops = slices.DeleteFunc(s.ops, func(o *stagedOp) bool { return o == op })
+	s.ops[op.idx] = nil // in O(1): a call may stage millions
+	s.dropped++
 	delete(s.byPath, outPath{output, p})
 	if !op.remove() {
 		s.bytes -= op.size
 		s.countParents(op, -1)
-		_ = s.roots[output].Remove(op.tmp)
+		_ = s.roots[output].Remove(op.tmp())
 	}
 }
 
 // add records a new op.
 func (s *stage) add(op *stagedOp) {
+	if s.dropped > len(s.ops)/2 { // a guest rewriting one path forever
+		s.compact()
+	}
+	op.idx = len(s.ops)
 	s.ops = append(s.ops, op)
 	s.byPath[outPath{op.output, op.path}] = op
 	if !op.remove() {
 		s.bytes += op.size
 		s.countParents(op, 1)
 	}
+}
+
+// count is the number of staged ops.
+func (s *stage) count() int { return len(s.ops) - s.dropped }
+
+// compact drops the superseded ops' nil entries from ops.
+func (s *stage) compact() {
+	if s.dropped == 0 {
+		return
+	}
+	s.ops = slices.DeleteFunc(s.ops, func(op *stagedOp) bool { return op == nil })
+	for i, op := range s.ops {
+		op.idx = i
+	}
+	s.dropped = 0
 }
 
 // countParents adds delta to the count of staged writes below each
@@ -251,11 +304,11 @@ func (s *stage) write(output, p string, data []byte, mode uint32) (abi.Status, *
 	}
 	size := int64(len(data))
 	if size > s.limits.MaxFileSize {
-		ref := refuse(abi.ErrLimit, ErrLimit, "write %s: %d bytes exceed the %d-byte file limit", abi.Quote(p), size, s.limits.MaxFileSize)
+		ref := refuse(abi.ErrLimit, ErrLimit, "write %s: %d bytes exceed the %d-byte file limit (limit max_file_size of the plugin)", abi.Quote(p), size, s.limits.MaxFileSize)
 		return ref.status, ref
 	}
 	if s.bytes+size > s.limits.MaxBytes {
-		ref := refuse(abi.ErrLimit, ErrLimit, "write %s: staged bytes would exceed the %d-byte call limit", abi.Quote(p), s.limits.MaxBytes)
+		ref := refuse(abi.ErrLimit, ErrLimit, "write %s: staged bytes would exceed the %d-byte call limit (limit max_bytes of the plugin)", abi.Quote(p), s.limits.MaxBytes)
 		return ref.status, ref
 	}
 	if ref := s.fileDirConflict(output, p); ref != nil {
@@ -272,11 +325,11 @@ func (s *stage) write(output, p string, data []byte, mode uint32) (abi.Status, *
 		}
 		op.replaces = dir
 	}
-	dir, ref := s.stagingDir(r, op, out)
-	if ref != nil {
+	if ref := s.stagingDir(r, op, out); ref != nil {
 		return ref.status, ref
 	}
-	op.tmp, op.synced, ref = writeTemp(r, dir, p, data, perm, out.Owner)
+	op.tmpID, op.sum = newTmpID(), sha256.Sum256(data)
+	op.synced, ref = writeTemp(r, op.tmp(), p, data, perm, out.Owner)
 	if ref != nil {
 		return ref.status, ref
 	}
@@ -323,28 +376,29 @@ func sameFile(r *os.Root, p string, data []byte, perm fs.FileMode, owner *Owner)
 	return bytes.Equal(old, data), false, nil
 }
 
-// stagingDir returns the directory that op's staging file goes in: the
-// directory of op.path, whose missing directories it creates (recording
-// them so a discard can remove them again). If a directory of op.path is
-// not one (a file, or a name this call removes), it sets op.blocked to it
-// and returns its parent instead: the commit creates the rest once the call
-// has removed what is in the way (settle checks that it does).
+// stagingDir makes the directory that op's staging file goes in ([stagedOp.tmp])
+// exist: the directory of op.path, whose missing directories it creates
+// (recording them so a discard can remove them again). If a directory of
+// op.path is not one (a file, or a name this call removes), it sets
+// op.blocked to it, and the file goes in its parent instead: the commit
+// creates the rest once the call has removed what is in the way (settle
+// checks that it does).
 //
 // A directory that exists costs one lookup. Otherwise stagingDir walks down
 // holding a handle on each level, so n levels cost O(n) system calls, not
 // the O(n²) of resolving every prefix from the root.
-func (s *stage) stagingDir(r *os.Root, op *stagedOp, out Output) (string, *refusal) {
+func (s *stage) stagingDir(r *os.Root, op *stagedOp, out Output) *refusal {
 	dir := path.Dir(op.path)
 	if dir == "." {
-		return dir, nil
+		return nil
 	}
 	if op.blocked == "" {
 		fi, err := r.Stat(dir)
 		switch {
 		case err == nil && fi.IsDir():
-			return dir, nil
+			return nil
 		case err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR):
-			return "", fsRefusal("mkdir", dir, err)
+			return fsRefusal("mkdir", dir, err)
 		}
 	}
 	cur := r
@@ -357,32 +411,32 @@ func (s *stage) stagingDir(r *os.Root, op *stagedOp, out Output) (string, *refus
 	for i, name := range names {
 		prefix := strings.Join(names[:i+1], "/")
 		if prefix == op.blocked {
-			return path.Dir(prefix), nil
+			return nil
 		}
 		fi, err := cur.Lstat(name)
 		symlink := false
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			if err := s.mkdir(cur, op.output, out, name, prefix); err != nil {
-				return "", fsRefusal("mkdir", prefix, err)
+				return fsRefusal("mkdir", prefix, err)
 			}
 		case err != nil:
-			return "", fsRefusal("mkdir", prefix, err)
+			return fsRefusal("mkdir", prefix, err)
 		case fi.Mode()&fs.ModeSymlink != 0:
 			// Resolved from the output's root, which follows a symlink
 			// that stays inside the output and refuses one that leaves it.
 			symlink = true
 			fi, err = r.Stat(prefix)
 			if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return "", fsRefusal("mkdir", prefix, err)
+				return fsRefusal("mkdir", prefix, err)
 			}
 			if err != nil || !fi.IsDir() { // dangling, or a link to a file
 				op.blocked = prefix
-				return path.Dir(prefix), nil
+				return nil
 			}
 		case !fi.IsDir():
 			op.blocked = prefix
-			return path.Dir(prefix), nil
+			return nil
 		}
 		if i == len(names)-1 {
 			break
@@ -394,14 +448,14 @@ func (s *stage) stagingDir(r *os.Root, op *stagedOp, out Output) (string, *refus
 			next, err = cur.OpenRoot(name)
 		}
 		if err != nil {
-			return "", fsRefusal("mkdir", prefix, err)
+			return fsRefusal("mkdir", prefix, err)
 		}
 		if cur != r {
 			_ = cur.Close()
 		}
 		cur = next
 	}
-	return dir, nil
+	return nil
 }
 
 // dirMode is the mode of the directories staging creates (ABI.md).
@@ -424,21 +478,27 @@ func (s *stage) mkdir(parent *os.Root, output string, out Output, name, prefix s
 	return nil
 }
 
-// writeTemp writes data for p to a new hidden file in dir with its final
-// mode and owner, and returns its root-relative name. It does not fsync it:
-// the commit does, outside the call's time limit, unless the host could not
-// open the file again (its mode or owner lock the agent out), which synced
-// reports.
-func writeTemp(r *os.Root, dir, p string, data []byte, perm fs.FileMode, owner *Owner) (tmp string, synced bool, _ *refusal) {
+// newTmpID returns a random non-zero name for a staged file.
+func newTmpID() uint64 {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
-	tmp = path.Join(dir, abi.StagePrefix+hex.EncodeToString(rnd[:])+".tmp")
+	return max(binary.BigEndian.Uint64(rnd[:]), 1)
+}
+
+// writeTemp writes data for p to the new hidden file tmp with its final
+// mode and owner. It does not fsync it: the commit does, outside the call's
+// time limit, unless the host could not open the file again (its mode or
+// owner lock the agent out), which synced reports.
+func writeTemp(r *os.Root, tmp, p string, data []byte, perm fs.FileMode, owner *Owner) (synced bool, _ *refusal) {
 	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return "", false, fsRefusal("write", p, err)
+		return false, fsRefusal("write", p, err)
 	}
 	err = writeContent(f, data, perm, owner)
-	if err == nil {
+	// The agent owns a file it made and can read it back if perm lets its
+	// owner read: only another owner or mode needs the check (a system call
+	// less per file in the common case).
+	if err == nil && (owner != nil || perm&0o400 == 0) {
 		if rf, oerr := r.Open(tmp); oerr == nil {
 			err = rf.Close()
 		} else {
@@ -450,9 +510,9 @@ func writeTemp(r *os.Root, dir, p string, data []byte, perm fs.FileMode, owner *
 	}
 	if err != nil {
 		_ = r.Remove(tmp)
-		return "", false, fsRefusal("write", p, err)
+		return false, fsRefusal("write", p, err)
 	}
-	return tmp, synced, nil
+	return synced, nil
 }
 
 func writeContent(f *os.File, data []byte, perm fs.FileMode, owner *Owner) error {
@@ -491,12 +551,13 @@ func (s *stage) remove(output, p string) (abi.Status, *refusal) {
 
 // staged lists the pending changes.
 func (s *stage) staged() []StagedFile {
+	s.compact()
 	out := make([]StagedFile, 0, len(s.ops))
 	for _, op := range s.ops {
 		dir := s.outputs[op.output].Dir
-		f := StagedFile{Output: op.output, Path: op.path, Target: filepath.Join(dir, filepath.FromSlash(op.path)), Remove: op.remove()}
+		f := StagedFile{Output: op.output, Path: op.path, Target: filepath.Join(dir, filepath.FromSlash(op.path)), Remove: op.remove(), SHA256: op.sum}
 		if !op.remove() {
-			f.File = filepath.Join(dir, filepath.FromSlash(op.tmp))
+			f.File = filepath.Join(dir, filepath.FromSlash(op.tmp()))
 		}
 		out = append(out, f)
 	}
@@ -532,8 +593,8 @@ func (s *stage) removeCreated() []outPath {
 
 func (s *stage) removeTemps() {
 	for _, op := range s.ops {
-		if !op.remove() {
-			_ = s.roots[op.output].Remove(op.tmp)
+		if op != nil && !op.remove() {
+			_ = s.roots[op.output].Remove(op.tmp())
 		}
 	}
 }

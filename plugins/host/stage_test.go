@@ -285,3 +285,33 @@ func TestStagedDirectoriesHaveTheDocumentedMode(t *testing.T) {
 		}
 	}
 }
+
+// TestSupersedeKeepsStagingOrder: the last write of a path wins and takes
+// its place at the end of the staging order, and a guest rewriting one path
+// over and over does not grow the stage.
+func TestSupersedeKeepsStagingOrder(t *testing.T) {
+	s, dir := newTestStage(t, Limits{MaxFiles: 3})
+	mustStage(t)(s.write("out", "a", []byte("a1"), 0))
+	mustStage(t)(s.write("out", "b", []byte("b1"), 0))
+	for i := range 1000 {
+		mustStage(t)(s.write("out", "a", []byte("a"+itoa(i+2)), 0))
+	}
+	mustStage(t)(s.write("out", "c", []byte("c1"), 0))
+	if len(s.ops) > 8 {
+		t.Errorf("%d ops slots for 3 staged files", len(s.ops))
+	}
+	var got []string
+	for _, f := range s.staged() {
+		got = append(got, f.Path)
+	}
+	if want := []string{"b", "a", "c"}; !slices.Equal(got, want) {
+		t.Fatalf("staged %v, want %v", got, want)
+	}
+	if err := s.commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "a")); string(b) != "a1001" {
+		t.Fatalf("a = %q", b)
+	}
+	noStaged(t, dir)
+}

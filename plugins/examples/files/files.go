@@ -91,7 +91,6 @@ func (plugin) Render(h *sdk.Host, _ *sdk.Batch) error {
 	if err != nil {
 		return err
 	}
-	keep := map[string]bool{}
 	changed := false
 	for e, err := range h.Scan(c.prefix) {
 		if err != nil {
@@ -101,7 +100,6 @@ func (plugin) Render(h *sdk.Host, _ *sdk.Batch) error {
 		if !ok {
 			continue
 		}
-		keep[p] = true
 		did, err := h.WriteFile(c.output, p, e.Value, c.mode)
 		if err != nil {
 			return err
@@ -109,7 +107,7 @@ func (plugin) Render(h *sdk.Host, _ *sdk.Batch) error {
 		changed = changed || did
 	}
 	if c.prune {
-		pruned, err := prune(h, c.output, "", keep)
+		pruned, err := c.pruneDir(h, "")
 		if err != nil {
 			return err
 		}
@@ -118,12 +116,15 @@ func (plugin) Render(h *sdk.Host, _ *sdk.Batch) error {
 	return c.requestHook(h, changed)
 }
 
-// prune removes the files below dir that keep does not list. It leaves
-// (and logs) the names no key can map to: names that are not valid UTF-8,
-// hold control characters or lie too deep. The host would refuse to remove
-// them, and a refusal fails the call, so one stray file would make every
-// render fail.
-func prune(h *sdk.Host, output, dir string, keep map[string]bool) (bool, error) {
+// pruneDir removes the files below dir that no key maps to. It asks the view
+// about each file on disk rather than remembering the keys it wrote, so its
+// memory does not grow with the bucket: a render of millions of keys fits
+// the guest's default memory. It leaves (and logs) the names no key can map
+// to: names that are not valid UTF-8, hold control characters or lie too
+// deep. The host would refuse to remove them, and a refusal fails the call,
+// so one stray file would make every render fail.
+func (c config) pruneDir(h *sdk.Host, dir string) (bool, error) {
+	output := c.output
 	changed := false
 	for e, err := range h.ReadDir(output, dir) {
 		if err != nil {
@@ -135,14 +136,16 @@ func prune(h *sdk.Host, output, dir string, keep map[string]bool) (bool, error) 
 			continue
 		}
 		if e.IsDir() {
-			did, err := prune(h, output, p, keep)
+			did, err := c.pruneDir(h, p)
 			if err != nil {
 				return false, err
 			}
 			changed = changed || did
 			continue
 		}
-		if keep[p] {
+		if _, ok, err := h.Get(c.prefix + p); err != nil {
+			return false, err
+		} else if ok {
 			continue
 		}
 		did, err := h.RemoveFile(output, p)

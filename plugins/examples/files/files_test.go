@@ -176,6 +176,38 @@ func TestModuleRendersAViewLargerThanAPage(t *testing.T) {
 	wantRenderUnchanged(t, h) // a second render over the same view
 }
 
+// TestModuleRendersMoreThanTenThousandKeysByDefault: with the host's default
+// settings, a fresh output renders a bucket of 11,000 keys, one file per key,
+// and prunes stale files (issue 7: 10,000 staged files was a hard limit, and
+// the render failed forever).
+func TestModuleRendersMoreThanTenThousandKeysByDefault(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 11,000 files")
+	}
+	const n = 11_000
+	h := harness.New(t, plugintest.Module(t, "plugins/examples/files"), harness.Options{
+		Outputs: []string{"files"},
+		Plugin:  host.PluginConfig{Name: "files"}, // defaults, as the agent's
+	})
+	for i := range n {
+		h.View.Put(host.Entry{Key: fmt.Sprintf("d%02d/key-%05d", i/1000, i), Value: fmt.Appendf(nil, "%d", i), Revision: uint64(i + 1)})
+	}
+	stale := filepath.Join(h.Outputs["files"], "d03", "stale")
+	if err := os.MkdirAll(filepath.Dir(stale), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stale, []byte("no key"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.Commit(h.Render())
+	if files := h.Files("files"); len(files) != n || slices.Contains(files, "d03/stale") {
+		t.Fatalf("%d files after render, want %d (stale kept: %v)", len(files), n, slices.Contains(files, "d03/stale"))
+	}
+	if got, _ := h.Read("files", "d10/key-10999"); got != "10999" {
+		t.Fatalf("d10/key-10999 = %q", got)
+	}
+}
+
 // wantRenderUnchanged fails the test unless a render stages nothing.
 func wantRenderUnchanged(t *testing.T, h *harness.Harness) {
 	t.Helper()
