@@ -243,7 +243,8 @@ func (r *outputRecord) hash(staged []host.StagedFile) []kvcore.Update {
 	return updates
 }
 
-// committed records what hash returned once the commit renamed the files.
+// committed records what hash returned, just before the commit renames the
+// files (see watchRunner.commit).
 // A failure is logged, not returned: the files and hooks must not wait for
 // the record, and a stale entry only costs a needless full render later.
 func (r *outputRecord) committed(ctx context.Context, updates []kvcore.Update) {

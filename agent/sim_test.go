@@ -50,6 +50,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -257,8 +258,10 @@ func (w *simWorld) createBucket() {
 	if _, err := w.conn.Store(context.Background(), cfg); err != nil {
 		w.t.Fatal(err)
 	}
+	w.mu.Lock()
 	w.inc++
 	w.hist = map[string][]simRecord{}
+	w.mu.Unlock()
 }
 
 func (w *simWorld) store() kvcore.Store {
@@ -379,37 +382,45 @@ func (w *simWorld) put(key string) {
 		w.nval++
 		value = fmt.Sprintf("v%d.%d", w.inc, w.nval)
 	}
+	// The write and its record in the history are one step for the
+	// checkpoint checks, which may run as soon as the agent sees the write.
+	w.mu.Lock()
 	v, err := w.store().Put(context.Background(), key, []byte(value))
+	rev, _ := v.Revision()
+	if err == nil {
+		w.hist[key] = append(w.hist[key], simRecord{inc: w.inc, rev: rev, value: value})
+	}
+	w.mu.Unlock()
 	if err != nil {
 		w.t.Fatalf("sim: put %s: %v", key, err)
 	}
-	rev, _ := v.Revision()
-	w.hist[key] = append(w.hist[key], simRecord{inc: w.inc, rev: rev, value: value})
 	w.tracef("put %s=%q @%d", key, value, rev)
 }
 
 func (w *simWorld) remove(key string, purge bool) {
 	s := w.store()
+	w.mu.Lock() // see put
 	var err error
 	if purge {
 		err = s.Purge(context.Background(), key)
 	} else {
 		err = s.Delete(context.Background(), key)
 	}
+	if err == nil {
+		// The marker's revision is the bucket's newest one (on a bucket
+		// without retention limits, where the history is complete).
+		var rev uint64
+		for _, recs := range w.hist {
+			for _, r := range recs {
+				rev = max(rev, r.rev)
+			}
+		}
+		w.hist[key] = append(w.hist[key], simRecord{inc: w.inc, rev: rev + 1, remove: true})
+	}
+	w.mu.Unlock()
 	if err != nil {
 		w.t.Fatalf("sim: delete %s: %v", key, err)
 	}
-	// The marker's revision is the bucket's newest one.
-	var rev uint64
-	if e, err := s.Entry(context.Background(), key); err == nil {
-		w.t.Fatalf("sim: %s still exists after its delete: %v", key, e)
-	}
-	for _, recs := range w.hist {
-		for _, r := range recs {
-			rev = max(rev, r.rev)
-		}
-	}
-	w.hist[key] = append(w.hist[key], simRecord{inc: w.inc, rev: rev + 1, remove: true})
 	w.tracef("delete %s (purge %v)", key, purge)
 }
 
@@ -555,7 +566,9 @@ func (w *simWorld) start() {
 	w.mu.Lock()
 	w.steps, w.crashAt, w.crashed, w.cancelLife = 0, 0, false, cancel
 	w.mu.Unlock()
+	w.mu.Lock()
 	w.lifeInc = w.inc
+	w.mu.Unlock()
 	go func() {
 		defer close(life.done)
 		a.watches[0].run(ctx)
@@ -649,22 +662,26 @@ func (w *simWorld) checkMassDelete(removals int) {
 // without retention limits and in lives that started on the bucket's
 // current incarnation.
 func (w *simWorld) checkpointed(c kvcore.Cursor) {
-	if w.lossy || w.lifeInc != w.inc {
-		return
-	}
 	at, ok := c.Revision()
-	if !ok {
+	// The history and the drift marks are taken before the files: a mark
+	// is cleared only once its file was rewritten.
+	w.mu.Lock()
+	inc, current := w.inc, w.lifeInc == w.inc
+	hist := maps.Clone(w.hist)
+	drifted := maps.Clone(w.drifted)
+	w.mu.Unlock()
+	if w.lossy || !current || !ok {
 		return
 	}
 	got := w.outputs()
-	for key, recs := range w.hist {
+	for key, recs := range hist {
 		i := -1
 		for j, r := range recs {
 			if r.rev <= at {
 				i = j
 			}
 		}
-		if i < 0 || w.isDrifted(key) {
+		if i < 0 || drifted[key] {
 			continue
 		}
 		content, present := got[key]
@@ -679,10 +696,10 @@ func (w *simWorld) checkpointed(c kvcore.Cursor) {
 		}
 	}
 	for key, content := range got {
-		if w.isDrifted(key) {
+		if drifted[key] {
 			continue
 		}
-		if content != "" && !strings.HasPrefix(content, fmt.Sprintf("v%d.", w.inc)) && len(w.hist[key]) > 0 {
+		if content != "" && !strings.HasPrefix(content, fmt.Sprintf("v%d.", inc)) && len(hist[key]) > 0 {
 			w.violate("checkpoint %d: %s holds %q from an earlier incarnation of the bucket", at, key, content)
 		}
 	}

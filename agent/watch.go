@@ -317,11 +317,14 @@ func (r *watchRunner) commit(ctx context.Context, res result, journal hookJourna
 		res.Discard()
 		return err
 	}
-	recorded := r.record.hash(staged)
+	// The record of committed outputs is written before the renames: a
+	// crash among them leaves files the record already covers (a record
+	// ahead of the disk only costs a needless render), never renamed files
+	// it lacks, which a later render would find in place and not stage.
+	r.record.committed(ctx, r.record.hash(staged))
 	if err := res.Commit(ctx); err != nil {
 		return fmt.Errorf("committing files: %w", err)
 	}
-	r.record.committed(ctx, recorded)
 	return r.runHooks(ctx, journal, due, cursor)
 }
 
