@@ -58,7 +58,7 @@ func TestKV(t *testing.T) {
 	}
 	kv("put", "cfg", "node.b", "2")
 	kv("put", "cfg", "other.c", "3")
-	if code, out, _ := kv("get", "cfg", "node.a"); code != exitOK || out != "1" {
+	if code, out, _ := kv("get", "cfg", "node.a"); code != exitOK || out != "1\n" {
 		t.Errorf("get = %d %q", code, out)
 	}
 	if code, out, _ := kv("keys", "cfg", "node."); code != exitOK || out != "node.a\nnode.b\n" {
@@ -67,7 +67,7 @@ func TestKV(t *testing.T) {
 	if code, _, _ := kv("delete", "cfg", "node.a"); code != exitOK {
 		t.Errorf("delete = %d", code)
 	}
-	if code, _, errOut := kv("get", "cfg", "node.a"); code != exitFailure || !strings.Contains(errOut, "not found") {
+	if code, _, errOut := kv("get", "cfg", "node.a"); code != exitNotFound || !strings.Contains(errOut, "not found") {
 		t.Errorf("get deleted = %d %q", code, errOut)
 	}
 	wctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
