@@ -42,6 +42,7 @@ var commands = []command{
 	{"status", "show the watches of a running agent", runStatus},
 	{"kv", "get, put, create, update, delete, purge, list or watch keys of a bucket", runKV},
 	{"snapshot", "inspect, verify, dump or repair a snapshot (fold) file", runSnapshot},
+	{"plugin", "inspect, compile or run a plugin module without an agent", runPlugin},
 	{"version", "print the version, commit, Go version and plugin ABI", runVersion},
 }
 
