@@ -133,3 +133,20 @@ func TestDev(t *testing.T) {
 		t.Errorf("banner:\n%s", stdout.String())
 	}
 }
+
+// TestValidateNamesPluginOnce checks that a module error names its plugin
+// once: host errors already carry the name.
+func TestValidateNamesPluginOnce(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "bad.wasm"), []byte("\x00asm\x01\x00\x00\x00"), 0o644)
+	cfg := filepath.Join(dir, "agent.hcl")
+	os.WriteFile(cfg, []byte(`plugin "bad" { module = "bad.wasm" }`), 0o644)
+	code, _, errOut := runCmd(t, "validate", "-config", cfg)
+	if code != exitFailure || strings.Count(errOut, `plugin "bad"`) != 1 {
+		t.Errorf("validate of a bad module = %d %q; want the plugin named once", code, errOut)
+	}
+	os.Remove(filepath.Join(dir, "bad.wasm"))
+	if code, _, errOut := runCmd(t, "validate", "-config", cfg); code != exitFailure || strings.Count(errOut, `plugin "bad"`) != 1 || !strings.Contains(errOut, "bad.wasm") {
+		t.Errorf("validate of a missing module = %d %q; want the plugin and the path named once", code, errOut)
+	}
+}
