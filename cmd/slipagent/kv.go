@@ -5,15 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"slices"
 	"strconv"
-	"strings"
-	"time"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
-	"github.com/slipstreamkv/slipstream/kvcore/natskv"
 )
 
 const kvUsage = `usage: slipagent kv [flags] <command> BUCKET [arguments]
@@ -58,9 +54,7 @@ type kvRequest struct {
 
 func runKV(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("slipagent kv", stderr)
-	server := fs.String("server", envOr("NATS_URL", natskvDefaultURL), "NATS server URLs, comma-separated ($NATS_URL)")
-	credsFile := fs.String("creds", os.Getenv("NATS_CREDS"), "a .creds file ($NATS_CREDS)")
-	timeout := fs.Duration("timeout", 10*time.Second, "bound on each operation")
+	nf := addNATSFlags(fs)
 	req := kvRequest{stdin: os.Stdin}
 	fs.Uint64Var(&req.from, "from", 0, "watch: print only changes after this revision")
 	fs.Uint64Var(&req.revision, "revision", 0, "update: the revision KEY must have")
@@ -81,10 +75,9 @@ func runKV(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
-	servers := strings.Split(*server, ",")
-	conn := natskv.New(natskv.Options{Servers: servers, CredsFile: *credsFile, Timeout: *timeout, Name: "slipagent kv"})
-	if err := conn.Connect(ctx); err != nil {
-		fmt.Fprintf(stderr, "slipagent kv: cannot reach NATS at %s: %v\n", redactURLs(servers), err)
+	conn, err := nf.connect(ctx, "slipagent kv")
+	if err != nil {
+		fmt.Fprintf(stderr, "slipagent kv: %v\n", err)
 		return exitUnreachable
 	}
 	defer conn.Close()
@@ -137,21 +130,6 @@ func kvExitCode(err error) int {
 	}
 	return exitFailure
 }
-
-// redactURLs lists server URLs for a message, without their passwords.
-func redactURLs(servers []string) string {
-	out := make([]string, 0, len(servers))
-	for _, s := range servers {
-		s = strings.TrimSpace(s)
-		if u, err := url.Parse(s); err == nil {
-			s = u.Redacted()
-		}
-		out = append(out, s)
-	}
-	return strings.Join(out, ", ")
-}
-
-const natskvDefaultURL = "nats://127.0.0.1:4222"
 
 // value is the VALUE argument of put, create and update, or stdin.
 func (r kvRequest) value() ([]byte, error) {
@@ -246,11 +224,4 @@ func kvWatch(ctx context.Context, store kvcore.Store, prefixes []string, from ui
 		return err
 	}
 	return nil
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }

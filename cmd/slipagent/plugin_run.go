@@ -16,10 +16,11 @@ import (
 	"github.com/slipstreamkv/slipstream/plugins/host"
 )
 
-const pluginRunUsage = `usage: slipagent plugin run [flags] MODULE.wasm -batch FILE [-view FILE] (-out DIR | -diff)
+const pluginRunUsage = `usage: slipagent plugin run [flags] MODULE.wasm -batch FILE [-view FILE | -bucket BUCKET] (-out DIR | -diff)
 
-Runs one call of a plugin module on a batch and a view read from JSON files,
-with no agent, fold or NATS: an apply call, or with -full a render call.
+Runs one call of a plugin module on a batch and a view read from JSON files
+(or the view from a bucket), with no agent or fold: an apply call, or with
+-full a render call.
 
   -out DIR   commits the staged files into DIR/<output>/ (created if
              missing) and lists what changed
@@ -39,14 +40,19 @@ The batch file is the changes the call brings:
 
 op is put (the default), delete or purge; a value is a UTF-8 string
 ("value") or base64 ("value_base64"); cursor defaults to the highest
-revision. Revisions are sent as NATS does: as the revision and as its
-8-byte version.
+revision of the batch, else of the view. Revisions are sent as NATS does:
+as the revision and as its 8-byte version.
 
 The view file is the state before the batch, as a list of entries
 ([{"key": "k", "value": "v", "revision": 1}], values as in the batch) or an
 object of key to string value ({"k": "v"}). The call sees the view with the
 batch applied, as the agent's fold plus the batch. With -full the batch is
-optional.
+optional. -bucket BUCKET [-prefix P] reads the view from the live keys of a
+NATS KV bucket instead (-server, -creds: as for kv); a render of it shows
+what an agent watching that bucket would write:
+
+  slipagent plugin run files.wasm -full -bucket app -prefix files. \
+    -config prefix=files. -out /etc/app -diff
 
 Outputs: each -output NAME or NAME=DIR declares one. Without -output, one
 output is declared, named by -config output=NAME when given, else by the
@@ -61,6 +67,8 @@ Plugin logs go to stderr.`
 // pluginRunFlags is the parsed command line of plugin run.
 type pluginRunFlags struct {
 	batch, view, out, watch string
+	bucket, prefix          string
+	nats                    natsFlags
 	full, diff              bool
 	config, outputs, hooks  multiFlag
 }
@@ -83,6 +91,9 @@ func pluginRun(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.Var(&f.config, "config", "a plugin config entry KEY=VALUE (repeatable)")
 	fs.Var(&f.outputs, "output", "declare output NAME, or NAME=DIR (repeatable)")
 	fs.Var(&f.hooks, "hook", "declare hook NAME (repeatable)")
+	fs.StringVar(&f.bucket, "bucket", "", "read the view from this NATS KV bucket instead of -view")
+	fs.StringVar(&f.prefix, "prefix", "", "with -bucket: only the keys under this prefix")
+	f.nats = addNATSFlags(fs)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return parseFailed(fs, pluginRunUsage, err, stdout, stderr)
@@ -99,6 +110,10 @@ func pluginRun(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return bad("-batch FILE is required (optional only with -full)")
 	case f.out == "" && !f.diff:
 		return bad("give -out DIR (write the outputs) or -diff (show what would change)")
+	case f.bucket != "" && f.view != "":
+		return bad("give -view FILE or -bucket BUCKET, not both")
+	case f.bucket == "" && f.prefix != "":
+		return bad("-prefix applies to -bucket")
 	}
 	config, err := keyValues(f.config)
 	if err != nil {
@@ -114,6 +129,23 @@ func pluginRun(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	batch, view, err := readCallInput(f.batch, f.view)
 	if err != nil {
+		fmt.Fprintf(stderr, "slipagent plugin run: %v\n", err)
+		return exitFailure
+	}
+	if f.bucket != "" {
+		conn, err := f.nats.connect(ctx, "slipagent plugin run")
+		if err != nil {
+			fmt.Fprintf(stderr, "slipagent plugin run: %v\n", err)
+			return exitUnreachable
+		}
+		err = bucketView(ctx, conn, f.bucket, f.prefix, view)
+		conn.Close()
+		if err != nil {
+			fmt.Fprintf(stderr, "slipagent plugin run: bucket %s: %v\n", f.bucket, err)
+			return kvExitCode(err)
+		}
+	}
+	if err := defaultCursor(ctx, &batch, view); err != nil {
 		fmt.Fprintf(stderr, "slipagent plugin run: %v\n", err)
 		return exitFailure
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/slipstreamkv/slipstream/internal/natstest"
 	"github.com/slipstreamkv/slipstream/internal/plugintest"
 )
 
@@ -189,5 +190,25 @@ func TestPluginRun(t *testing.T) {
 	bad := write("bad.json", `{"updates": [{"key": "k", "valeu": "v"}]}`)
 	if code, _, errOut := runCmd(t, "plugin", "run", module, "-batch", bad, "-diff"); code != exitFailure || !strings.Contains(errOut, bad) || !strings.Contains(errOut, "valeu") {
 		t.Errorf("run with a misspelt field = %d %q", code, errOut)
+	}
+}
+
+// TestPluginRunFromBucket renders the view of a live bucket.
+func TestPluginRunFromBucket(t *testing.T) {
+	srv := natstest.Run(t)
+	dir := t.TempDir()
+	module, _ := filesModule(t, dir)
+	for key, value := range map[string]string{"files.a.conf": "a\n", "files.b.conf": "b\n", "other": "no\n"} {
+		if code, _, errOut := runCmd(t, "kv", "-server", srv.URL(), "put", "app", key, value); code != exitOK {
+			t.Fatalf("kv put = %d %q", code, errOut)
+		}
+	}
+	code, out, errOut := runCmd(t, "plugin", "run", module, "-full", "-server", srv.URL(), "-bucket", "app", "-prefix", "files.", "-config", "prefix=files.", "-diff")
+	want := "--- /dev/null\n+++ b/files/a.conf\n@@ -0,0 +1 @@\n+a\n--- /dev/null\n+++ b/files/b.conf\n@@ -0,0 +1 @@\n+b\n"
+	if code != exitOK || out != want {
+		t.Errorf("run -bucket = %d, stderr %q, stdout:\n%s\nwant:\n%s", code, errOut, out, want)
+	}
+	if code, _, errOut := runCmd(t, "plugin", "run", module, "-full", "-server", srv.URL(), "-bucket", "nosuch", "-diff"); code != exitNotFound || !strings.Contains(errOut, "nosuch") {
+		t.Errorf("run -bucket of a missing bucket = %d %q, want %d", code, errOut, exitNotFound)
 	}
 }
