@@ -63,13 +63,16 @@ func runKV(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return parseFailed(fs, kvUsage, err, stdout, stderr)
 	}
-	if len(pos) < 2 {
+	if len(pos) == 0 {
 		printUsage(stderr, fs, kvUsage)
 		return exitUsage
 	}
-	req.cmd, req.args = pos[0], pos[2:]
-	bucket := pos[1]
-	if err := req.check(); err != nil {
+	req.cmd = pos[0]
+	bucket := ""
+	if len(pos) > 1 {
+		bucket, req.args = pos[1], pos[2:]
+	}
+	if err := req.check(bucket); err != nil {
 		fmt.Fprintf(stderr, "slipagent kv: %v\n\n", err)
 		printUsage(stderr, fs, kvUsage)
 		return exitUsage
@@ -99,11 +102,13 @@ func runKV(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // check validates the command line, so that a typo fails before any
 // connection attempt.
-func (r kvRequest) check() error {
+func (r kvRequest) check(bucket string) error {
 	n, ok := kvArgs[r.cmd]
 	switch {
 	case !ok:
 		return fmt.Errorf("unknown command %q", r.cmd)
+	case bucket == "":
+		return fmt.Errorf("%s needs a BUCKET", r.cmd)
 	case len(r.args) < n[0] || len(r.args) > n[1]:
 		return fmt.Errorf("bad use of %q: wrong number of arguments", r.cmd)
 	case r.cmd == "update" && r.revision == 0:

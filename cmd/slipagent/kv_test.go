@@ -12,6 +12,8 @@ import (
 func TestKVChecksBeforeConnecting(t *testing.T) {
 	for _, args := range [][]string{
 		{"frobnicate", "cfg"},
+		{"frobnicate"},
+		{"get"},
 		{"get", "cfg"},
 		{"get", "cfg", "a", "b"},
 		{"update", "cfg", "k", "v"},
