@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,13 +24,11 @@ SIGHUP reloads the configuration; SIGINT or SIGTERM stops gracefully, a second
 one exits at once.`
 
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("slipagent run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, runUsage); fs.PrintDefaults() }
+	fs := newFlagSet("slipagent run", stderr)
 	path := fs.String("config", defaultConfig, "configuration file, or directory of *.hcl files")
 	format := fs.String("log-format", "text", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
-		return usageCode(err)
+		return parseFailed(fs, runUsage, err, stdout, stderr)
 	}
 	cfg, code := loadConfig(*path, stderr)
 	if cfg == nil {
@@ -76,13 +73,11 @@ Checks a configuration: syntax, types, references between blocks, and (unless
 sha256 pin and speaks the plugin ABI.`
 
 func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("slipagent validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, validateUsage); fs.PrintDefaults() }
+	fs := newFlagSet("slipagent validate", stderr)
 	path := fs.String("config", defaultConfig, "configuration file, or directory of *.hcl files")
 	modules := fs.Bool("modules", true, "also load every plugin module")
 	if err := fs.Parse(args); err != nil {
-		return usageCode(err)
+		return parseFailed(fs, validateUsage, err, stdout, stderr)
 	}
 	cfg, code := loadConfig(*path, stderr)
 	if cfg == nil {
@@ -98,17 +93,18 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		failed := false
 		for _, p := range cfg.Plugins {
 			wasm, err := os.ReadFile(p.Module)
-			if err == nil {
-				var pl *host.Plugin
-				pl, err = eng.Load(ctx, wasm, host.PluginConfig{Name: p.Name, SHA256: p.SHA256, MemoryLimit: uint64(p.Memory), Timeout: p.Timeout, Config: p.ConfigMap})
-				if err == nil {
-					pl.Close(ctx)
-				}
-			}
 			if err != nil {
 				fmt.Fprintf(stderr, "plugin %q: %v\n", p.Name, err)
 				failed = true
+				continue
 			}
+			pl, err := eng.Load(ctx, wasm, host.PluginConfig{Name: p.Name, SHA256: p.SHA256, MemoryLimit: uint64(p.Memory), Timeout: p.Timeout, Config: p.ConfigMap})
+			if err != nil { // host errors name the plugin
+				fmt.Fprintln(stderr, err)
+				failed = true
+				continue
+			}
+			pl.Close(ctx)
 		}
 		if failed {
 			return exitFailure
@@ -143,12 +139,4 @@ func newLogger(w io.Writer, format string, level *slog.LevelVar) (*slog.Logger, 
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("unknown log format %q (text or json)", format)
-}
-
-// usageCode is the exit code for a flag parsing error: 0 for -h.
-func usageCode(err error) int {
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	return exitUsage
 }

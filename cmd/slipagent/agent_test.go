@@ -58,7 +58,7 @@ func TestKV(t *testing.T) {
 	}
 	kv("put", "cfg", "node.b", "2")
 	kv("put", "cfg", "other.c", "3")
-	if code, out, _ := kv("get", "cfg", "node.a"); code != exitOK || out != "1" {
+	if code, out, _ := kv("get", "cfg", "node.a"); code != exitOK || out != "1\n" {
 		t.Errorf("get = %d %q", code, out)
 	}
 	if code, out, _ := kv("keys", "cfg", "node."); code != exitOK || out != "node.a\nnode.b\n" {
@@ -67,7 +67,7 @@ func TestKV(t *testing.T) {
 	if code, _, _ := kv("delete", "cfg", "node.a"); code != exitOK {
 		t.Errorf("delete = %d", code)
 	}
-	if code, _, errOut := kv("get", "cfg", "node.a"); code != exitFailure || !strings.Contains(errOut, "not found") {
+	if code, _, errOut := kv("get", "cfg", "node.a"); code != exitNotFound || !strings.Contains(errOut, "not found") {
 		t.Errorf("get deleted = %d %q", code, errOut)
 	}
 	wctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -135,5 +135,22 @@ func TestDev(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "bin/slipagent kv -server nats://127.0.0.1:") {
 		t.Errorf("banner:\n%s", stdout.String())
+	}
+}
+
+// TestValidateNamesPluginOnce checks that a module error names its plugin
+// once: host errors already carry the name.
+func TestValidateNamesPluginOnce(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "bad.wasm"), []byte("\x00asm\x01\x00\x00\x00"), 0o644)
+	cfg := filepath.Join(dir, "agent.hcl")
+	os.WriteFile(cfg, []byte(`plugin "bad" { module = "bad.wasm" }`), 0o644)
+	code, _, errOut := runCmd(t, "validate", "-config", cfg)
+	if code != exitFailure || strings.Count(errOut, `plugin "bad"`) != 1 {
+		t.Errorf("validate of a bad module = %d %q; want the plugin named once", code, errOut)
+	}
+	os.Remove(filepath.Join(dir, "bad.wasm"))
+	if code, _, errOut := runCmd(t, "validate", "-config", cfg); code != exitFailure || strings.Count(errOut, `plugin "bad"`) != 1 || !strings.Contains(errOut, "bad.wasm") {
+		t.Errorf("validate of a missing module = %d %q; want the plugin and the path named once", code, errOut)
 	}
 }

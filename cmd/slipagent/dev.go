@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -62,15 +61,13 @@ var devWatches = []devWatch{
 }
 
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("slipagent dev", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, devUsage+"\n\nflags:"); fs.PrintDefaults() }
+	fs := newFlagSet("slipagent dev", stderr)
 	dir := fs.String("dir", "dev-out", "where the server's data, the agent's state and the outputs go")
 	plugins := fs.String("plugins", "bin/plugins", "directory holding the example plugin modules")
 	port := fs.Int("port", 4222, "NATS port (a free one is picked if it is taken)")
 	httpAddr := fs.String("http", "127.0.0.1:9464", "the agent's /metrics, /healthz, /readyz and /status (a free port is picked if it is taken)")
 	if err := fs.Parse(args); err != nil {
-		return usageCode(err)
+		return parseFailed(fs, devUsage, err, stdout, stderr)
 	}
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "slipagent dev: %v\n", err)

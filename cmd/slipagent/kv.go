@@ -3,109 +3,186 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"slices"
 	"strconv"
-	"strings"
-	"time"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
-	"github.com/slipstreamkv/slipstream/kvcore/natskv"
 )
 
 const kvUsage = `usage: slipagent kv [flags] <command> BUCKET [arguments]
 
 commands:
-  get BUCKET KEY            print the value of KEY
-  put BUCKET KEY [VALUE]    store VALUE (read from stdin when omitted)
-  delete BUCKET KEY         delete KEY
-  keys BUCKET [PREFIX]      list the live keys (under PREFIX)
-  watch BUCKET [PREFIX...]  print changes as they happen: the current state
-                            first (or the changes after -from REVISION)
+  get BUCKET KEY             print the value of KEY and a newline (-raw: the
+                             value's bytes only)
+  put BUCKET KEY [VALUE]     store VALUE (read from stdin when omitted) and
+                             print the revision written ("rev N")
+  create BUCKET KEY [VALUE]  put, but only if KEY does not exist (exit 5 if it
+                             does)
+  update BUCKET KEY [VALUE] -revision N
+                             put, but only if KEY's revision is N (exit 5 if
+                             it is not): a compare-and-swap
+  delete BUCKET KEY          delete KEY (a delete marker; history is kept)
+  purge BUCKET KEY           remove KEY and all its history
+  keys BUCKET [PREFIX]       list the live keys (under PREFIX)
+  watch BUCKET [PREFIX...]   print changes as they happen: the current state
+                             first (or the changes after -from REVISION)
 
-A bucket that does not exist is created by put with the default settings.`
+Flags may come before or after the command. The command and its arguments
+are checked before connecting. A bucket that does not exist is created by
+put and create with the default settings. Exit codes: 3 when the key or
+bucket does not exist, 4 when no NATS server can be reached, 5 for a create
+or update conflict (see "slipagent help").`
+
+// kvArgs is how many arguments after BUCKET each kv command takes.
+var kvArgs = map[string][2]int{
+	"get": {1, 1}, "put": {1, 2}, "create": {1, 2}, "update": {1, 2},
+	"delete": {1, 1}, "purge": {1, 1}, "keys": {0, 1}, "watch": {0, 1 << 20},
+}
+
+// kvRequest is one parsed kv command line.
+type kvRequest struct {
+	cmd      string
+	args     []string // after BUCKET
+	from     uint64
+	revision uint64
+	raw      bool
+	stdin    io.Reader
+}
 
 func runKV(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("slipagent kv", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, kvUsage+"\n\nflags:"); fs.PrintDefaults() }
-	server := fs.String("server", envOr("NATS_URL", natskvDefaultURL), "NATS server URLs, comma-separated ($NATS_URL)")
-	credsFile := fs.String("creds", os.Getenv("NATS_CREDS"), "a .creds file ($NATS_CREDS)")
-	timeout := fs.Duration("timeout", 10*time.Second, "bound on each operation")
-	from := fs.Uint64("from", 0, "watch: print only changes after this revision")
+	fs := newFlagSet("slipagent kv", stderr)
+	nf := addNATSFlags(fs)
+	req := kvRequest{stdin: os.Stdin}
+	fs.Uint64Var(&req.from, "from", 0, "watch: print only changes after this revision")
+	fs.Uint64Var(&req.revision, "revision", 0, "update: the revision KEY must have")
+	fs.BoolVar(&req.raw, "raw", false, "get: print the value's bytes without a trailing newline")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
-		return usageCode(err)
+		return parseFailed(fs, kvUsage, err, stdout, stderr)
 	}
-	if len(pos) < 2 {
-		fs.Usage()
+	if len(pos) == 0 {
+		printUsage(stderr, fs, kvUsage)
 		return exitUsage
 	}
-	cmd, bucket, rest := pos[0], pos[1], pos[2:]
-	conn := natskv.New(natskv.Options{Servers: strings.Split(*server, ","), CredsFile: *credsFile, Timeout: *timeout, Name: "slipagent kv"})
-	if err := conn.Connect(ctx); err != nil {
+	req.cmd = pos[0]
+	bucket := ""
+	if len(pos) > 1 {
+		bucket, req.args = pos[1], pos[2:]
+	}
+	if err := req.check(bucket); err != nil {
+		fmt.Fprintf(stderr, "slipagent kv: %v\n\n", err)
+		printUsage(stderr, fs, kvUsage)
+		return exitUsage
+	}
+
+	conn, err := nf.connect(ctx, "slipagent kv")
+	if err != nil {
 		fmt.Fprintf(stderr, "slipagent kv: %v\n", err)
-		return exitFailure
+		return exitUnreachable
 	}
 	defer conn.Close()
-	want := map[string][2]int{"get": {1, 1}, "put": {1, 2}, "delete": {1, 1}, "keys": {0, 1}, "watch": {0, 1 << 20}}
-	n, ok := want[cmd]
-	if !ok || len(rest) < n[0] || len(rest) > n[1] {
-		fmt.Fprintf(stderr, "slipagent kv: bad use of %q\n\n%s\n", cmd, kvUsage)
-		return exitUsage
-	}
 	var store kvcore.Store
-	if cmd == "put" {
+	if req.cmd == "put" || req.cmd == "create" {
 		store, err = conn.Store(ctx, kvcore.StoreConfig{Bucket: bucket})
 	} else {
 		store, err = conn.Open(ctx, bucket)
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "slipagent kv: %v\n", err)
-		return exitFailure
+	if err == nil {
+		err = req.do(ctx, store, stdout)
 	}
-	err = kvCommand(ctx, store, cmd, rest, *from, stdout)
 	if err != nil {
-		fmt.Fprintf(stderr, "slipagent kv %s: %v\n", cmd, err)
-		return exitFailure
+		fmt.Fprintf(stderr, "slipagent kv %s: %v\n", req.cmd, err)
+		return kvExitCode(err)
 	}
 	return exitOK
 }
 
-const natskvDefaultURL = "nats://127.0.0.1:4222"
+// check validates the command line, so that a typo fails before any
+// connection attempt.
+func (r kvRequest) check(bucket string) error {
+	n, ok := kvArgs[r.cmd]
+	switch {
+	case !ok:
+		return fmt.Errorf("unknown command %q", r.cmd)
+	case bucket == "":
+		return fmt.Errorf("%s needs a BUCKET", r.cmd)
+	case len(r.args) < n[0] || len(r.args) > n[1]:
+		return fmt.Errorf("bad use of %q: wrong number of arguments", r.cmd)
+	case r.cmd == "update" && r.revision == 0:
+		return errors.New(`update needs -revision N, the revision KEY must have`)
+	case r.cmd != "update" && r.revision != 0:
+		return fmt.Errorf("-revision applies to update, not %s", r.cmd)
+	case r.cmd != "watch" && r.from != 0:
+		return fmt.Errorf("-from applies to watch, not %s", r.cmd)
+	case r.cmd != "get" && r.raw:
+		return fmt.Errorf("-raw applies to get, not %s", r.cmd)
+	}
+	return nil
+}
 
-func kvCommand(ctx context.Context, store kvcore.Store, cmd string, args []string, from uint64, stdout io.Writer) error {
-	switch cmd {
+// kvExitCode maps a kv error to its documented exit code.
+func kvExitCode(err error) int {
+	switch {
+	case errors.Is(err, kvcore.ErrNotFound), errors.Is(err, kvcore.ErrBucketNotFound):
+		return exitNotFound
+	case errors.Is(err, kvcore.ErrConnectionFailed), errors.Is(err, kvcore.ErrNotConnected):
+		return exitUnreachable
+	case errors.Is(err, kvcore.ErrAlreadyExists), errors.Is(err, kvcore.ErrRevisionMismatch):
+		return exitConflict
+	}
+	return exitFailure
+}
+
+// value is the VALUE argument of put, create and update, or stdin.
+func (r kvRequest) value() ([]byte, error) {
+	if len(r.args) == 2 {
+		return []byte(r.args[1]), nil
+	}
+	return io.ReadAll(r.stdin)
+}
+
+func (r kvRequest) do(ctx context.Context, store kvcore.Store, stdout io.Writer) error {
+	switch r.cmd {
 	case "get":
-		e, err := store.Get(ctx, args[0])
+		e, err := store.Get(ctx, r.args[0])
 		if err != nil {
 			return err
 		}
-		_, err = stdout.Write(e.Value)
+		if _, err := stdout.Write(e.Value); err != nil || r.raw {
+			return err
+		}
+		_, err = fmt.Fprintln(stdout)
 		return err
-	case "put":
-		var value []byte
-		var err error
-		if len(args) == 2 {
-			value = []byte(args[1])
-		} else if value, err = io.ReadAll(os.Stdin); err != nil {
-			return err
+	case "put", "create", "update":
+		value, err := r.value()
+		if err != nil {
+			return fmt.Errorf("reading the value from stdin: %w", err)
 		}
-		v, err := store.Put(ctx, args[0], value)
+		var v kvcore.Version
+		switch r.cmd {
+		case "put":
+			v, err = store.Put(ctx, r.args[0], value)
+		case "create":
+			v, err = store.Create(ctx, r.args[0], value)
+		default:
+			v, err = store.Update(ctx, r.args[0], value, kvcore.RevisionVersion(r.revision))
+		}
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(stdout, v)
-		return nil
+		_, err = fmt.Fprintln(stdout, v)
+		return err
 	case "delete":
-		return store.Delete(ctx, args[0])
+		return store.Delete(ctx, r.args[0])
+	case "purge":
+		return store.Purge(ctx, r.args[0])
 	case "keys":
 		prefix := ""
-		if len(args) == 1 {
-			prefix = args[0]
+		if len(r.args) == 1 {
+			prefix = r.args[0]
 		}
 		keys, err := store.Keys(ctx, prefix)
 		if err != nil {
@@ -117,42 +194,39 @@ func kvCommand(ctx context.Context, store kvcore.Store, cmd string, args []strin
 		}
 		return nil
 	case "watch":
-		scope := kvcore.AllKeys()
-		if len(args) > 0 {
-			scope = kvcore.Prefixes(args...)
-		}
-		var cursor kvcore.Cursor
-		if from > 0 {
-			cursor = kvcore.RevisionCursor(from)
-		}
-		w, err := store.Watch(ctx, scope, cursor)
-		if err != nil {
-			return err
-		}
-		defer w.Stop()
-		for ev := range w.Events() {
-			if ev.Synced {
-				fmt.Fprintln(stdout, "# caught up")
-				continue
-			}
-			rev, _ := ev.Version.Revision()
-			line := strconv.FormatUint(rev, 10) + " " + ev.Op.String() + " " + ev.Key
-			if ev.Op == kvcore.OpPut {
-				line += " " + strconv.Quote(string(ev.Value))
-			}
-			fmt.Fprintln(stdout, line)
-		}
-		if err := w.Err(); err != nil && !errors.Is(err, context.Canceled) {
-			return err
-		}
-		return nil
+		return kvWatch(ctx, store, r.args, r.from, stdout)
 	}
-	return fmt.Errorf("unknown command %q", cmd)
+	return fmt.Errorf("unknown command %q", r.cmd)
 }
 
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
+func kvWatch(ctx context.Context, store kvcore.Store, prefixes []string, from uint64, stdout io.Writer) error {
+	scope := kvcore.AllKeys()
+	if len(prefixes) > 0 {
+		scope = kvcore.Prefixes(prefixes...)
 	}
-	return def
+	var cursor kvcore.Cursor
+	if from > 0 {
+		cursor = kvcore.RevisionCursor(from)
+	}
+	w, err := store.Watch(ctx, scope, cursor)
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	for ev := range w.Events() {
+		if ev.Synced {
+			fmt.Fprintln(stdout, "# caught up")
+			continue
+		}
+		rev, _ := ev.Version.Revision()
+		line := strconv.FormatUint(rev, 10) + " " + ev.Op.String() + " " + ev.Key
+		if ev.Op == kvcore.OpPut {
+			line += " " + strconv.Quote(string(ev.Value))
+		}
+		fmt.Fprintln(stdout, line)
+	}
+	if err := w.Err(); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 
@@ -19,16 +18,14 @@ applies it with a full render, so the watch's outputs equal its bucket again
 (which may remove most of them). Exits 1 if the watch is not held.`
 
 func runResync(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("slipagent resync", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, resyncUsage); fs.PrintDefaults() }
+	fs := newFlagSet("slipagent resync", stderr)
 	path := fs.String("config", defaultConfig, "configuration file, or directory of *.hcl files")
 	watch := fs.String("confirm", "", "the held watch whose batch to apply")
 	if err := fs.Parse(args); err != nil {
-		return usageCode(err)
+		return parseFailed(fs, resyncUsage, err, stdout, stderr)
 	}
 	if *watch == "" || fs.NArg() > 0 {
-		fs.Usage()
+		printUsage(stderr, fs, resyncUsage)
 		return exitUsage
 	}
 	cfg, code := loadConfig(*path, stderr)

@@ -2,18 +2,30 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 )
 
-// Exit codes.
+// Exit codes. exitCodes documents them for "slipagent help"; the README's
+// "Exit codes" section repeats the table.
 const (
 	exitOK          = 0   // success
 	exitFailure     = 1   // the command ran and failed (e.g. a refused snapshot file)
 	exitUsage       = 2   // bad command line
+	exitNotFound    = 3   // kv: the key (or bucket) does not exist
+	exitUnreachable = 4   // kv: no NATS server could be reached
+	exitConflict    = 5   // kv create: the key exists; kv update: its revision differs
 	exitInterrupted = 130 // a second SIGINT/SIGTERM forced the exit
 )
+
+const exitCodes = `exit codes:
+  0    success
+  1    the command ran and failed (a refused file, a failing watch, a plugin error)
+  2    bad command line (unknown command or flag, missing argument)
+  3    kv: the key or bucket does not exist
+  4    kv: no NATS server could be reached
+  5    kv create: the key exists; kv update: the key's revision differs
+  130  a second SIGINT or SIGTERM forced the exit`
 
 // command is one top-level subcommand (or group). Each lives in its own
 // file; add new ones to commands.
@@ -29,8 +41,10 @@ var commands = []command{
 	{"validate", "check a configuration and its plugin modules", runValidate},
 	{"status", "show the watches of a running agent", runStatus},
 	{"resync", "confirm a mass deletion the guard holds (--confirm WATCH)", runResync},
-	{"kv", "get, put, delete, list or watch keys of a bucket", runKV},
+	{"kv", "get, put, create, update, delete, purge, list or watch keys of a bucket", runKV},
 	{"snapshot", "inspect, verify, dump or repair a snapshot (fold) file", runSnapshot},
+	{"plugin", "inspect, compile or run a plugin module without an agent", runPlugin},
+	{"version", "print the version, commit, Go version and plugin ABI", runVersion},
 }
 
 // run is the whole program: main only wires the process to it, so tests
@@ -42,17 +56,39 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "help", "-h", "-help", "--help":
+		if len(args) > 1 && args[0] == "help" {
+			return help(ctx, args[1], stdout, stderr)
+		}
 		usage(stdout)
 		return exitOK
 	}
-	for _, c := range commands {
-		if c.name == args[0] {
-			return c.run(ctx, args[1:], stdout, stderr)
-		}
+	if c, ok := findCommand(args[0]); ok {
+		return c.run(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "slipagent: unknown command %q\n\n", args[0])
 	usage(stderr)
 	return exitUsage
+}
+
+// help prints the usage of one command ("slipagent help kv"): every command
+// prints its usage to stdout for -h.
+func help(ctx context.Context, name string, stdout, stderr io.Writer) int {
+	c, ok := findCommand(name)
+	if !ok {
+		fmt.Fprintf(stderr, "slipagent help: unknown command %q\n\n", name)
+		usage(stderr)
+		return exitUsage
+	}
+	return c.run(ctx, []string{"-h"}, stdout, stderr)
+}
+
+func findCommand(name string) (command, bool) {
+	for _, c := range commands {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
 }
 
 func usage(w io.Writer) {
@@ -60,21 +96,6 @@ func usage(w io.Writer) {
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun 'slipagent <command> -h' for a command's usage.")
-}
-
-// parseArgs parses flags that may come before or after the positional
-// arguments ("dump --json FILE" and "dump FILE --json").
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
+	fmt.Fprintln(w, "\nRun 'slipagent help <command>' (or 'slipagent <command> -h') for a command's usage.")
+	fmt.Fprintln(w, "\n"+exitCodes)
 }

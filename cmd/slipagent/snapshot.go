@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -38,9 +37,7 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return exitUsage
 	}
 	sub, args := args[0], args[1:]
-	fs := flag.NewFlagSet("slipagent snapshot "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, snapshotUsage) }
+	fs := newFlagSet("slipagent snapshot "+sub, stderr)
 	asJSON, force := false, false
 	switch sub {
 	case "dump":
@@ -66,11 +63,8 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return exitUsage
 	}
 	pos, err := parseArgs(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
 	if err != nil {
-		return exitUsage
+		return parseFailed(fs, snapshotUsage, err, stdout, stderr)
 	}
 	if len(pos) != 1 {
 		fmt.Fprintf(stderr, "slipagent snapshot %s: want exactly one FILE\n%s\n", sub, snapshotUsage)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,12 +19,10 @@ then why each watch that is not ready is not (failing, detached, stale,
 held). Exits 1 unless every watch is ready.`
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("slipagent status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, statusUsage); fs.PrintDefaults() }
+	fs := newFlagSet("slipagent status", stderr)
 	addr := fs.String("addr", "127.0.0.1:9464", "the agent's http listen address")
 	if err := fs.Parse(args); err != nil {
-		return usageCode(err)
+		return parseFailed(fs, statusUsage, err, stdout, stderr)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
