@@ -5,7 +5,7 @@ FUZZTIME ?= 20s
 BENCH    ?= .
 BENCHTIME ?= 1x
 
-.PHONY: help build run test test-short sim bench fuzz check plugins plugins-go plugin-c clean
+.PHONY: help build run test test-short sim bench bench-e2e fuzz check plugins plugins-go plugin-c clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -30,6 +30,13 @@ test-short: ## quick tests without the race detector
 
 bench: ## benchmarks, printed as a table of ours vs baseline
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -timeout 60m ./... | tee $(BIN)/bench.txt | $(GO) run ./internal/benchtab
+
+E2E_QUICK ?=
+E2E_BIG   ?=
+bench-e2e: build plugins-go ## slipagent vs a bare nats.go renderer on a real nats-server (E2E_QUICK=1: small sizes, E2E_BIG=1: adds 1M keys)
+	$(GO) build -o $(BIN)/nats-server github.com/nats-io/nats-server/v2
+	E2E_QUICK=$(E2E_QUICK) E2E_BIG=$(E2E_BIG) $(GO) run ./internal/e2ebench \
+	  -slipagent $(BIN)/slipagent -plugin $(BIN)/plugins/template.wasm -nats-server $(BIN)/nats-server
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	@set -e; for pkg in $$($(GO) list ./...); do \
