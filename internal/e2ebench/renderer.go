@@ -19,6 +19,9 @@ type renderer interface {
 	// start starts the renderer; fresh gives it no local state from an
 	// earlier start.
 	start(fresh bool) (*proc, error)
+	// failing returns an error if p, a process it started, exited or
+	// reports failures.
+	failing(p *proc) error
 }
 
 // bareRenderer runs [runBare] in a child process of this executable.
@@ -31,10 +34,13 @@ func (b *bareRenderer) start(bool) (*proc, error) {
 		[]string{roleEnv + "=" + roleBare, bareURLEnv + "=" + b.url, bareOutEnv + "=" + b.out}, b.exe)
 }
 
+func (b *bareRenderer) failing(p *proc) error { return p.exited() }
+
 // agentRenderer runs `slipagent run` with the template example plugin
 // rendering the whole bucket into one file, default settings otherwise.
 type agentRenderer struct {
 	bin, plugin, url, out, work string
+	memory                      string // plugin memory; empty: the agent's default
 	cache                       string // cache_dir, shared across starts
 	data                        string // data_dir of the latest start
 	httpAddr                    string // its /readyz, /status, /metrics
@@ -59,7 +65,8 @@ func (a *agentRenderer) start(fresh bool) (*proc, error) {
 }
 
 // config is the agent's HCL: the configuration of the shared yardstick's
-// bench_slipagent_agent.sh, plus cache_dir and an http listener.
+// bench_slipagent_agent.sh, plus cache_dir, an http listener and, when set,
+// the plugin's memory.
 func (a *agentRenderer) config() string {
 	return fmt.Sprintf(`data_dir  = %s
 cache_dir = %s
@@ -71,7 +78,7 @@ nats {
 
 plugin "template" {
   module = %s
-  config = {
+%s  config = {
     template = %s
     output   = "render"
     path     = %s
@@ -90,9 +97,16 @@ watch "bench" {
 http {
   listen = %q
 }
-`, hclString(a.data), hclString(a.cache), hclString(a.url), hclString(a.plugin),
+`, hclString(a.data), hclString(a.cache), hclString(a.url), hclString(a.plugin), a.memorySetting(),
 		hclString("{{ range .Entries }}{{ .Key }}={{ .Value }}\n{{ end }}"),
 		hclString(filepath.Base(a.out)), bucket, hclString(filepath.Dir(a.out)), a.httpAddr)
+}
+
+func (a *agentRenderer) memorySetting() string {
+	if a.memory == "" {
+		return ""
+	}
+	return "  memory = " + hclString(a.memory) + "\n"
 }
 
 // hclString quotes s as an HCL string literal without interpolation.
@@ -121,27 +135,56 @@ func (a *agentRenderer) ready(ctx context.Context, p *proc) (time.Time, error) {
 	return at, err
 }
 
-// batches is the number of batches the agent applied since it started,
-// from /status.
-func (a *agentRenderer) batches() (uint64, error) {
+// watchStatus is what the benchmark reads of a watch in /status.
+type watchStatus struct {
+	Name      string `json:"name"`
+	Batches   uint64 `json:"batches"`
+	Failures  int    `json:"consecutive_failures"`
+	LastError string `json:"last_error"`
+}
+
+func (a *agentRenderer) status() ([]watchStatus, error) {
 	resp, err := http.Get("http://" + a.httpAddr + "/status")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	var st struct {
-		Watches []struct {
-			Batches uint64 `json:"batches"`
-		} `json:"watches"`
+		Watches []watchStatus `json:"watches"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return 0, fmt.Errorf("slipagent /status: %w", err)
+		return nil, fmt.Errorf("slipagent /status: %w", err)
 	}
+	return st.Watches, nil
+}
+
+// failing reports the agent's exit or a watch's failure from /status; an
+// agent not listening yet is not failing.
+func (a *agentRenderer) failing(p *proc) error {
+	if err := p.exited(); err != nil {
+		return err
+	}
+	ws, err := a.status()
+	if err != nil {
+		return nil
+	}
+	for _, w := range ws {
+		if w.Failures > 0 {
+			return fmt.Errorf("watch %s failing (%d in a row): %s (log: %s)", w.Name, w.Failures, w.LastError, p.log)
+		}
+	}
+	return nil
+}
+
+// batches is the number of batches the agent applied since it started,
+// from /status.
+func (a *agentRenderer) batches() (uint64, error) {
+	ws, err := a.status()
 	var n uint64
-	for _, w := range st.Watches {
+	for _, w := range ws {
 		n += w.Batches
 	}
-	return n, nil
+	return n, err
 }
 
 // pluginSeconds is the time the agent spent in plugin calls since it

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,8 +13,16 @@ import (
 // settle is how long a renderer is left alone before its RSS at rest is read.
 const settle = 2 * time.Second
 
+// contender is one of the two renderers compared, in table order.
+type contender struct {
+	name string
+	r    renderer
+}
+
 // run measures every workload with both renderers, the bare one first each
-// time, and returns the table so far even when a step fails.
+// time. A workload that fails for one renderer is noted and the run goes on;
+// the error returned joins those failures. The results are returned even
+// with an error.
 func run(ctx context.Context, cfg config) (res *results, err error) {
 	res = &results{cfg: cfg, loadStart: loadavg()}
 	defer func() { res.loadEnd = loadavg() }()
@@ -66,14 +75,15 @@ func run(ctx context.Context, cfg config) (res *results, err error) {
 		return res, err
 	}
 	defer w.Close()
-	b := &bench{cfg: cfg, c: c, out: out, watch: w}
+	b := &bench{cfg: cfg, c: c, out: out, watch: w, res: res}
 	bare := &bareRenderer{exe: exe, url: url, out: out, work: work}
-	agent := &agentRenderer{bin: cfg.SlipAgent, plugin: cfg.Plugin, url: url, out: out, work: work,
-		cache: filepath.Join(work, "cache")}
+	agent := &agentRenderer{bin: cfg.SlipAgent, plugin: cfg.Plugin, memory: cfg.PluginMemory,
+		url: url, out: out, work: work, cache: filepath.Join(work, "cache")}
+	both := []contender{{"bare", bare}, {"slipagent", agent}}
 
 	slog.Info("warming the compile cache and the page cache")
-	for _, r := range []renderer{bare, agent} {
-		p, err := b.startEmpty(ctx, r)
+	for _, x := range both {
+		p, err := b.startEmpty(ctx, x.r)
 		if err != nil {
 			return res, err
 		}
@@ -81,97 +91,131 @@ func run(ctx context.Context, cfg config) (res *results, err error) {
 	}
 
 	slog.Info("latency", "puts", cfg.LatN, "interval", cfg.LatInterval)
-	var p50, p99 [2]time.Duration
-	for i, r := range []renderer{bare, agent} {
-		if p50[i], p99[i], err = b.latency(ctx, r); err != nil {
-			return res, err
-		}
-	}
-	res.add("put → file visible, p50", dur(p50[0]), dur(p50[1]), "≤ 1.5×")
-	res.add("put → file visible, p99", dur(p99[0]), dur(p99[1]), "≤ 2×")
+	var p50, p99 [2]figure
+	b.each(both, "latency", func(i int, r renderer) error {
+		d50, d99, err := b.latency(ctx, r)
+		p50[i], p99[i] = dur(d50), dur(d99)
+		return err
+	})
+	res.add("put → file visible, p50", p50, "≤ 1.5×")
+	res.add("put → file visible, p99", p99, "≤ 2×")
 
 	for _, async := range []bool{false, true} {
 		slog.Info("burst", "keys", cfg.BurstN, "async", async)
-		var d [2]time.Duration
-		for i, r := range []renderer{bare, agent} {
-			if d[i], err = b.burst(ctx, r, async); err != nil {
-				return res, err
-			}
-		}
+		what := fmt.Sprintf("%s-key burst, %d sync writers → file complete", size(cfg.BurstN), cfg.BurstConc)
+		goal := "≤ 1.3×"
 		if async {
-			res.add(size(cfg.BurstN)+"-key burst, async publish → file complete", dur(d[0]), dur(d[1]), "≤ 2×")
-		} else {
-			res.add(fmt.Sprintf("%s-key burst, %d sync writers → file complete", size(cfg.BurstN), cfg.BurstConc), dur(d[0]), dur(d[1]), "≤ 1.3×")
+			what, goal = size(cfg.BurstN)+"-key burst, async publish → file complete", "≤ 2×"
 		}
+		var d [2]figure
+		b.each(both, what, func(i int, r renderer) error {
+			t, err := b.burst(ctx, r, async)
+			d[i] = dur(t)
+			return err
+		})
+		res.add(what, d, goal)
 	}
 
 	slog.Info("cold start", "keys", cfg.BurstN)
+	what := fmt.Sprintf("cold start, %s keys → complete file", size(cfg.BurstN))
 	if err := b.fill(ctx, cfg.BurstN, 0); err != nil {
 		return res, err
 	}
-	var cold [2]time.Duration
-	for i, r := range []renderer{bare, agent} {
-		var p *proc
-		if p, cold[i], err = b.coldStart(ctx, r, cfg.BurstN); err != nil {
-			return res, err
+	var cold [2]figure
+	b.each(both, what, func(i int, r renderer) error {
+		p, t, err := b.coldStart(ctx, r, cfg.BurstN)
+		if err == nil {
+			p.stop()
+			cold[i] = dur(t)
 		}
-		p.stop()
-	}
-	res.add(fmt.Sprintf("cold start, %s keys → complete file", size(cfg.BurstN)), dur(cold[0]), dur(cold[1]), "≤ 2.5×")
+		return err
+	})
+	res.add(what, cold, "≤ 2.5×")
 
-	if err := b.bigRows(ctx, res, bare, agent, cfg.BigN, true); err != nil {
+	if err := b.bigRows(ctx, both, agent, cfg.BigN, true); err != nil {
 		return res, err
 	}
 	if cfg.HugeN > 0 {
-		if err := b.bigRows(ctx, res, bare, agent, cfg.HugeN, false); err != nil {
+		if err := b.bigRows(ctx, both, agent, cfg.HugeN, false); err != nil {
 			return res, err
 		}
 	}
-	return res, nil
+	return res, res.err()
+}
+
+// each runs f for both contenders, noting a failure in the results. It
+// stops early only when ctx ends.
+func (b *bench) each(both []contender, what string, f func(i int, r renderer) error) {
+	for i, x := range both {
+		if err := f(i, x.r); err != nil {
+			b.res.fail(x.name, what, err)
+		}
+	}
 }
 
 // bigRows measures a full render of n keys (start → complete file, peak
-// RSS, the agent's plugin time) and, with restart, the agent's restart over
-// its up-to-date fold (READY time, re-applied batches) and both renderers'
-// RSS at rest.
-func (b *bench) bigRows(ctx context.Context, res *results, bare *bareRenderer, agent *agentRenderer, n int, restart bool) error {
+// RSS, the agent's time in plugin calls) and, with restart, the agent's
+// restart over its up-to-date fold (READY time, re-applied batches) and both
+// renderers' RSS at rest. Only a failure to fill the bucket is returned;
+// the others are noted.
+func (b *bench) bigRows(ctx context.Context, both []contender, agent *agentRenderer, n int, restart bool) error {
 	slog.Info("full render", "keys", n, "value_size", b.cfg.ValueSize)
 	if err := b.fill(ctx, n, b.cfg.ValueSize); err != nil {
 		return err
 	}
-	var full [2]time.Duration
-	var hwm, rest [2]int64
-	var plugin time.Duration
-	for i, r := range []renderer{bare, agent} {
+	k := size(n)
+	what := fmt.Sprintf("full render, %s keys", k)
+	var full, hwm, rest [2]figure
+	var plugin figure
+	b.each(both, what, func(i int, r renderer) error {
 		p, d, err := b.coldStart(ctx, r, n)
 		if err != nil {
 			return err
 		}
-		full[i] = d
-		hwm[i], err = p.memKB("VmHWM")
-		if err == nil && r == agent {
-			var s float64
-			s, err = agent.pluginSeconds()
-			plugin = time.Duration(s * float64(time.Second))
-		}
-		if err == nil && r == bare && restart {
-			time.Sleep(settle)
-			rest[i], err = p.memKB("VmRSS")
-		}
-		p.stop()
+		defer p.stop()
+		full[i] = dur(d)
+		kb, err := p.memKB("VmHWM")
 		if err != nil {
 			return err
 		}
-	}
-	k := size(n)
-	res.add(fmt.Sprintf("full render, %s keys: start → complete file", k), dur(full[0]), dur(full[1]), "")
-	res.add(fmt.Sprintf("full render, %s keys: agent time in plugin calls", k), figure{}, dur(plugin), "≤ 300 ms (100k)")
-	res.add(fmt.Sprintf("full render, %s keys: peak RSS", k), mem(hwm[0]), mem(hwm[1]), "≤ 200 MB (100k)")
+		hwm[i] = mem(kb)
+		if r == agent {
+			s, err := agent.pluginSeconds()
+			plugin = dur(time.Duration(s * float64(time.Second)))
+			return err
+		}
+		if restart {
+			time.Sleep(settle)
+			kb, err := p.memKB("VmRSS")
+			rest[i] = mem(kb)
+			return err
+		}
+		return nil
+	})
+	b.res.add(what+": start → complete file", full, "")
+	b.res.add(what+": agent time in plugin calls", [2]figure{{}, plugin}, "≤ 300 ms (100k)")
+	b.res.add(what+": peak RSS", hwm, "≤ 200 MB (100k)")
 	if !restart {
 		return nil
 	}
 
 	slog.Info("restart over an up-to-date fold", "keys", n)
+	what = fmt.Sprintf("restart, up-to-date %s-key fold → READY", k)
+	var ready, batches figure
+	if !full[1].set {
+		b.res.fail("slipagent", what, errors.New("skipped: its full render failed"))
+	} else if err := b.restart(ctx, agent, &ready, &batches, &rest[1]); err != nil {
+		b.res.fail("slipagent", what, err)
+	}
+	b.res.add(what, [2]figure{{}, ready}, "≤ 150 ms")
+	b.res.add("  batches re-applied by that restart", [2]figure{{}, batches}, "0")
+	b.res.add(fmt.Sprintf("RSS at rest, %s keys", k), rest, "")
+	return nil
+}
+
+// restart starts the agent again on the data_dir of its latest start and
+// measures the time to READY, the batches it applied and its RSS at rest.
+func (b *bench) restart(ctx context.Context, agent *agentRenderer, ready, batches, rest *figure) error {
 	p, err := agent.start(false)
 	if err != nil {
 		return err
@@ -181,16 +225,14 @@ func (b *bench) bigRows(ctx context.Context, res *results, bare *bareRenderer, a
 	if err != nil {
 		return err
 	}
+	*ready = dur(at.Sub(p.start))
 	time.Sleep(settle)
-	batches, err := agent.batches()
+	n, err := agent.batches()
 	if err != nil {
 		return err
 	}
-	if rest[1], err = p.memKB("VmRSS"); err != nil {
-		return err
-	}
-	res.add(fmt.Sprintf("restart, up-to-date %s-key fold → READY", k), figure{}, dur(at.Sub(p.start)), "≤ 150 ms")
-	res.add("  batches re-applied by that restart", figure{}, count(batches), "0")
-	res.add(fmt.Sprintf("RSS at rest, %s keys", k), mem(rest[0]), mem(rest[1]), "")
-	return nil
+	*batches = count(n)
+	kb, err := p.memKB("VmRSS")
+	*rest = mem(kb)
+	return err
 }

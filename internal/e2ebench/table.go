@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -24,6 +26,8 @@ func count(n uint64) figure      { return figure{set: true, n: n, kind: 'n'} }
 
 func (f figure) String() string {
 	switch {
+	case f.kind == 'x':
+		return "FAILED"
 	case !f.set:
 		return "—"
 	case f.kind == 'm':
@@ -47,6 +51,9 @@ func (f figure) value() float64 {
 	return float64(f.d)
 }
 
+// failed marks a figure whose measurement failed (see the notes).
+var failed = figure{kind: 'x'}
+
 // row is one line of the table: the slipagent figure over the bare one.
 type row struct {
 	workload    string
@@ -67,14 +74,42 @@ type results struct {
 	loadStart string
 	loadEnd   string
 	rows      []row
+	failures  []error
+	failedAt  map[string]bool // "renderer\x00workload" of each failure
 }
 
-func (r *results) add(workload string, bare, agent figure, goal string) {
-	r.rows = append(r.rows, row{workload, bare, agent, goal})
+// fail notes that renderer could not measure workload; add then shows
+// FAILED instead of its figure.
+func (r *results) fail(renderer, workload string, err error) {
+	slog.Error("workload failed", "renderer", renderer, "workload", workload, "err", err)
+	r.failures = append(r.failures, fmt.Errorf("%s, %s: %w", renderer, workload, err))
+	if r.failedAt == nil {
+		r.failedAt = map[string]bool{}
+	}
+	r.failedAt[renderer+"\x00"+workload] = true
+}
+
+// err joins the failures noted.
+func (r *results) err() error { return errors.Join(r.failures...) }
+
+// add appends a row of the bare and slipagent figures. A figure of a
+// renderer whose failure was noted under a prefix of workload shows FAILED.
+func (r *results) add(workload string, f [2]figure, goal string) {
+	for i, name := range []string{"bare", "slipagent"} {
+		for k := range r.failedAt {
+			if n, w, _ := strings.Cut(k, "\x00"); n == name && strings.HasPrefix(workload, w) {
+				f[i] = failed
+			}
+		}
+	}
+	r.rows = append(r.rows, row{workload, f[0], f[1], goal})
 }
 
 func (r *results) print(w io.Writer) {
 	fmt.Fprintf(w, "load average (/proc/loadavg) at start: %s, at end: %s\n", r.loadStart, r.loadEnd)
+	if r.cfg.PluginMemory != "" {
+		fmt.Fprintf(w, "not the default settings: plugin memory = %q\n", r.cfg.PluginMemory)
+	}
 	fmt.Fprintf(w, "sizes: latency %d puts every %v; bursts %d keys (%d sync writers); full render %d keys of %d B\n\n",
 		r.cfg.LatN, r.cfg.LatInterval, r.cfg.BurstN, r.cfg.BurstConc, r.cfg.BigN, r.cfg.ValueSize)
 	cells := [][]string{{"workload", "bare", "slipagent", "ratio", "goal"}}
@@ -100,6 +135,9 @@ func (r *results) print(w io.Writer) {
 			}
 			fmt.Fprintln(w, b.String()+"|")
 		}
+	}
+	for _, err := range r.failures {
+		fmt.Fprintf(w, "FAILED: %v\n", err)
 	}
 }
 

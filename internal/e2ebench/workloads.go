@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -16,11 +17,29 @@ type bench struct {
 	c     *client
 	out   string
 	watch *fileWatch
+	res   *results
 }
 
 // lines reports whether data is a complete render of n keys.
 func lines(n int) func([]byte, time.Time) bool {
 	return func(data []byte, _ time.Time) bool { return data != nil && bytes.Count(data, []byte{'\n'}) == n }
+}
+
+// guard makes a completion check give up, with *failure set, when r's
+// process p exits or reports failures (asked at most once a second).
+func guard(r renderer, p *proc, done func([]byte, time.Time) bool, failure *error) func([]byte, time.Time) bool {
+	var last time.Time
+	return func(data []byte, at time.Time) bool {
+		if done(data, at) {
+			return true
+		}
+		if time.Since(last) < time.Second {
+			return false
+		}
+		last = time.Now()
+		*failure = r.failing(p)
+		return *failure != nil
+	}
 }
 
 // startEmpty starts r over an empty bucket and waits for its empty file.
@@ -35,7 +54,9 @@ func (b *bench) startEmpty(ctx context.Context, r renderer) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := b.watch.until(ctx, 120*time.Second, lines(0)); err != nil {
+	var failure error
+	err = b.watch.until(ctx, 120*time.Second, guard(r, p, lines(0), &failure))
+	if err = cmp.Or(failure, err); err != nil {
 		p.stop()
 		return nil, fmt.Errorf("%s: first (empty) render: %w (log: %s)", p.name, err, p.log)
 	}
@@ -68,13 +89,15 @@ func (b *bench) latency(ctx context.Context, r renderer) (p50, p99 time.Duration
 		errc <- nil
 	}()
 	last := 0
-	err = b.watch.until(ctx, time.Duration(n)*b.cfg.LatInterval+60*time.Second, func(data []byte, at time.Time) bool {
+	var failure error
+	err = b.watch.until(ctx, time.Duration(n)*b.cfg.LatInterval+60*time.Second, guard(r, p, func(data []byte, at time.Time) bool {
 		v := latValue(data)
 		for ; last < v; last++ {
 			seen[last+1] = at
 		}
 		return last == n
-	})
+	}, &failure))
+	err = cmp.Or(failure, err)
 	if perr := <-errc; perr != nil { // also orders the writes of starts before the reads below
 		return 0, 0, fmt.Errorf("latency put: %w", perr)
 	}
@@ -126,10 +149,12 @@ func (b *bench) burst(ctx context.Context, r renderer, async bool) (time.Duratio
 		}
 	}()
 	var done time.Time
-	err = b.watch.until(ctx, 300*time.Second, func(data []byte, at time.Time) bool {
+	var failure error
+	err = b.watch.until(ctx, 300*time.Second, guard(r, p, func(data []byte, at time.Time) bool {
 		done = at
 		return lines(n)(data, at)
-	})
+	}, &failure))
+	err = cmp.Or(failure, err)
 	if perr := <-errc; perr != nil {
 		return 0, fmt.Errorf("burst writes: %w", perr)
 	}
@@ -159,11 +184,12 @@ func (b *bench) coldStart(ctx context.Context, r renderer, n int) (*proc, time.D
 		return nil, 0, err
 	}
 	var done time.Time
-	err = b.watch.until(ctx, 600*time.Second, func(data []byte, at time.Time) bool {
+	var failure error
+	err = b.watch.until(ctx, 600*time.Second, guard(r, p, func(data []byte, at time.Time) bool {
 		done = at
 		return lines(n)(data, at)
-	})
-	if err == nil {
+	}, &failure))
+	if err = cmp.Or(failure, err); err == nil {
 		err = p.exited()
 	}
 	if err != nil {
