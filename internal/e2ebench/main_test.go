@@ -60,11 +60,11 @@ func TestSmoke(t *testing.T) {
 	}
 
 	bareNone := map[string]bool{} // rows with no bare figure
-	for _, w := range []string{"agent time in plugin calls", "READY", "batches re-applied"} {
+	for _, w := range []string{"agent time in plugin calls", "READY", "batches re-applied", "what the agent did"} {
 		bareNone[w] = true
 	}
-	if len(res.rows) != 14 {
-		t.Errorf("%d rows, want 14", len(res.rows))
+	if len(res.rows) != 16 {
+		t.Errorf("%d rows, want 16", len(res.rows))
 	}
 	for _, r := range res.rows {
 		if !r.agent.set {

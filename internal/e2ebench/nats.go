@@ -106,11 +106,12 @@ func (c *client) putSync(ctx context.Context, n, conc, size int) error {
 	return errors.Join(errs...)
 }
 
-// putAsync writes keys 0..n-1 with one asynchronous JetStream publisher and
-// waits for every acknowledgement.
+// putAsync writes keys 0..n-1 with one asynchronous JetStream publisher (at
+// most 4096 unacknowledged; a full window waits for room) and waits for every
+// acknowledgement.
 func (c *client) putAsync(ctx context.Context, n, size int) error {
 	for i := range n {
-		if _, err := c.js.PublishAsync("$KV."+bucket+"."+key(i), value(i, size)); err != nil {
+		if _, err := c.js.PublishAsync("$KV."+bucket+"."+key(i), value(i, size), jetstream.WithStallWait(time.Minute)); err != nil {
 			return fmt.Errorf("publish %s: %w", key(i), err)
 		}
 	}

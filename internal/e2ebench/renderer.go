@@ -187,6 +187,21 @@ func (a *agentRenderer) batches() (uint64, error) {
 	return n, err
 }
 
+// agentTotals are counts since the agent started.
+type agentTotals struct {
+	batches uint64        // batches applied
+	plugin  time.Duration // time in plugin calls
+}
+
+func (a *agentRenderer) totals() (agentTotals, error) {
+	n, err := a.batches()
+	if err != nil {
+		return agentTotals{}, err
+	}
+	s, err := a.pluginSeconds()
+	return agentTotals{n, time.Duration(s * float64(time.Second))}, err
+}
+
 // pluginSeconds is the time the agent spent in plugin calls since it
 // started (slipagent_plugin_call_seconds_sum, over every kind).
 func (a *agentRenderer) pluginSeconds() (float64, error) {

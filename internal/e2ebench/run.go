@@ -108,12 +108,17 @@ func run(ctx context.Context, cfg config) (res *results, err error) {
 			what, goal = size(cfg.BurstN)+"-key burst, async publish → file complete", "≤ 2×"
 		}
 		var d [2]figure
+		var spent figure
 		b.each(both, what, func(i int, r renderer) error {
-			t, err := b.burst(ctx, r, async)
+			t, s, err := b.burst(ctx, r, async)
 			d[i] = dur(t)
+			if s.set {
+				spent = s
+			}
 			return err
 		})
 		res.add(what, d, goal)
+		res.add("  what the agent did for it", [2]figure{{}, spent}, "")
 	}
 
 	slog.Info("cold start", "keys", cfg.BurstN)

@@ -11,18 +11,21 @@ import (
 	"unicode/utf8"
 )
 
-// figure is one measurement: a duration, a size in kB, or a count.
+// figure is one measurement: a duration, a size in kB, a count, or a
+// note (text, no ratio).
 type figure struct {
 	set  bool
 	d    time.Duration
 	kb   int64
 	n    uint64
-	kind byte // 'd', 'm' (memory) or 'n'
+	text string
+	kind byte // 'd', 'm' (memory), 'n', 't' (note) or 'x' (failed)
 }
 
 func dur(d time.Duration) figure { return figure{set: true, d: d, kind: 'd'} }
 func mem(kb int64) figure        { return figure{set: true, kb: kb, kind: 'm'} }
 func count(n uint64) figure      { return figure{set: true, n: n, kind: 'n'} }
+func note(s string) figure       { return figure{set: true, text: s, kind: 't'} }
 
 func (f figure) String() string {
 	switch {
@@ -34,6 +37,8 @@ func (f figure) String() string {
 		return fmt.Sprintf("%.0f MB", float64(f.kb)/1024)
 	case f.kind == 'n':
 		return fmt.Sprint(f.n)
+	case f.kind == 't':
+		return f.text
 	case f.d < time.Second:
 		return fmt.Sprintf("%.2f ms", float64(f.d)/float64(time.Millisecond))
 	default:
@@ -62,7 +67,7 @@ type row struct {
 }
 
 func (r row) ratio() string {
-	if !r.bare.set || !r.agent.set || r.bare.value() == 0 {
+	if !r.bare.set || !r.agent.set || r.agent.kind == 't' || r.bare.value() == 0 {
 		return "—"
 	}
 	return fmt.Sprintf("%.2f×", r.agent.value()/r.bare.value())

@@ -131,13 +131,22 @@ func percentile(d []time.Duration, q float64) time.Duration {
 
 // burst writes BurstN distinct keys into an empty bucket, with BurstConc
 // synchronous writers or one asynchronous publisher, and returns the time
-// from the first write until the file holds them all.
-func (b *bench) burst(ctx context.Context, r renderer, async bool) (time.Duration, error) {
+// from the first write until the file holds them all, and for the agent
+// how many batches it applied for them and its time in plugin calls (else
+// an unset figure).
+func (b *bench) burst(ctx context.Context, r renderer, async bool) (time.Duration, figure, error) {
 	p, err := b.startEmpty(ctx, r)
 	if err != nil {
-		return 0, err
+		return 0, figure{}, err
 	}
 	defer p.stop()
+	agent, _ := r.(*agentRenderer)
+	var before agentTotals
+	if agent != nil {
+		if before, err = agent.totals(); err != nil {
+			return 0, figure{}, err
+		}
+	}
 	n := b.cfg.BurstN
 	t0 := time.Now()
 	errc := make(chan error, 1)
@@ -156,12 +165,20 @@ func (b *bench) burst(ctx context.Context, r renderer, async bool) (time.Duratio
 	}, &failure))
 	err = cmp.Or(failure, err)
 	if perr := <-errc; perr != nil {
-		return 0, fmt.Errorf("burst writes: %w", perr)
+		return 0, figure{}, fmt.Errorf("burst writes: %w", perr)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("%s: burst of %d keys: %w (log: %s)", p.name, n, err, p.log)
+		return 0, figure{}, fmt.Errorf("%s: burst of %d keys: %w (log: %s)", p.name, n, err, p.log)
 	}
-	return done.Sub(t0), nil
+	var spent figure
+	if agent != nil {
+		after, err := agent.totals()
+		if err != nil {
+			return 0, figure{}, err
+		}
+		spent = note(fmt.Sprintf("%d batches, %v in plugin calls", after.batches-before.batches, dur(after.plugin-before.plugin)))
+	}
+	return done.Sub(t0), spent, nil
 }
 
 // fill gives the bucket exactly keys 0..n-1 with values of size bytes.
