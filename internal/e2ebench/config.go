@@ -16,9 +16,9 @@ type config struct {
 	Work       string // run directory; empty: a temporary one, removed unless Keep
 	Keep       bool
 
-	// PluginMemory is the template plugin's memory setting; empty: the
-	// agent's default.
-	PluginMemory string
+	// PluginMemory and PluginTimeout are the template plugin's memory and
+	// timeout settings; empty: the agent's defaults.
+	PluginMemory, PluginTimeout string
 
 	LatN        int           // sequential puts of the latency workload
 	LatInterval time.Duration // between two of those puts
@@ -54,6 +54,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Work, "work", os.Getenv("E2E_WORK"), "run directory (default: a temporary one)")
 	fs.BoolVar(&c.Keep, "keep", os.Getenv("E2E_KEEP") == "1", "keep the run directory (logs, data dirs)")
 	fs.StringVar(&c.PluginMemory, "plugin-memory", os.Getenv("E2E_PLUGIN_MEMORY"), `the plugin's memory setting, e.g. "512MiB" (default: the agent's)`)
+	fs.StringVar(&c.PluginTimeout, "plugin-timeout", os.Getenv("E2E_PLUGIN_TIMEOUT"), `the plugin's timeout setting, e.g. "60s" (default: the agent's)`)
 	fs.IntVar(&c.LatN, "lat-n", envInt("E2E_LAT_N", c.LatN), "puts of the latency workload")
 	fs.DurationVar(&c.LatInterval, "lat-interval", c.LatInterval, "interval between the latency workload's puts")
 	fs.IntVar(&c.BurstN, "burst-n", envInt("E2E_BURST_N", c.BurstN), "keys of the bursts and the cold start")

@@ -50,4 +50,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "e2ebench:", err)
 		os.Exit(1)
 	}
+	if len(res.failures) > 0 {
+		fmt.Fprintf(os.Stderr, "e2ebench: %d measurements failed (FAILED above)\n", len(res.failures))
+		os.Exit(1)
+	}
 }

@@ -58,6 +58,9 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, err := range res.failures {
+		t.Error(err)
+	}
 
 	bareNone := map[string]bool{} // rows with no bare figure
 	for _, w := range []string{"agent time in plugin calls", "READY", "batches re-applied", "what the agent did"} {

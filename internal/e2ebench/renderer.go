@@ -40,7 +40,7 @@ func (b *bareRenderer) failing(p *proc) error { return p.exited() }
 // rendering the whole bucket into one file, default settings otherwise.
 type agentRenderer struct {
 	bin, plugin, url, out, work string
-	memory                      string // plugin memory; empty: the agent's default
+	memory, timeout             string // plugin settings; empty: the agent's defaults
 	cache                       string // cache_dir, shared across starts
 	data                        string // data_dir of the latest start
 	httpAddr                    string // its /readyz, /status, /metrics
@@ -66,11 +66,10 @@ func (a *agentRenderer) start(fresh bool) (*proc, error) {
 
 // config is the agent's HCL: the configuration of the shared yardstick's
 // bench_slipagent_agent.sh, plus cache_dir, an http listener and, when set,
-// the plugin's memory.
+// the plugin's memory and timeout.
 func (a *agentRenderer) config() string {
 	return fmt.Sprintf(`data_dir  = %s
 cache_dir = %s
-log_level = "warn"
 
 nats {
   servers = [%s]
@@ -97,16 +96,21 @@ watch "bench" {
 http {
   listen = %q
 }
-`, hclString(a.data), hclString(a.cache), hclString(a.url), hclString(a.plugin), a.memorySetting(),
+`, hclString(a.data), hclString(a.cache), hclString(a.url), hclString(a.plugin), a.pluginSettings(),
 		hclString("{{ range .Entries }}{{ .Key }}={{ .Value }}\n{{ end }}"),
 		hclString(filepath.Base(a.out)), bucket, hclString(filepath.Dir(a.out)), a.httpAddr)
 }
 
-func (a *agentRenderer) memorySetting() string {
-	if a.memory == "" {
-		return ""
+// pluginSettings are the plugin block's memory and timeout lines, for the
+// settings given.
+func (a *agentRenderer) pluginSettings() string {
+	var b strings.Builder
+	for _, s := range [][2]string{{"memory", a.memory}, {"timeout", a.timeout}} {
+		if s[1] != "" {
+			fmt.Fprintf(&b, "  %s = %s\n", s[0], hclString(s[1]))
+		}
 	}
-	return "  memory = " + hclString(a.memory) + "\n"
+	return b.String()
 }
 
 // hclString quotes s as an HCL string literal without interpolation.
@@ -170,7 +174,7 @@ func (a *agentRenderer) failing(p *proc) error {
 	}
 	for _, w := range ws {
 		if w.Failures > 0 {
-			return fmt.Errorf("watch %s failing (%d in a row): %s (log: %s)", w.Name, w.Failures, w.LastError, p.log)
+			return fmt.Errorf("watch %s failing (%d in a row): %s", w.Name, w.Failures, w.LastError)
 		}
 	}
 	return nil

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -94,9 +93,6 @@ func (r *results) fail(renderer, workload string, err error) {
 	r.failedAt[renderer+"\x00"+workload] = true
 }
 
-// err joins the failures noted.
-func (r *results) err() error { return errors.Join(r.failures...) }
-
 // add appends a row of the bare and slipagent figures. A figure of a
 // renderer whose failure was noted under a prefix of workload shows FAILED.
 func (r *results) add(workload string, f [2]figure, goal string) {
@@ -112,8 +108,8 @@ func (r *results) add(workload string, f [2]figure, goal string) {
 
 func (r *results) print(w io.Writer) {
 	fmt.Fprintf(w, "load average (/proc/loadavg) at start: %s, at end: %s\n", r.loadStart, r.loadEnd)
-	if r.cfg.PluginMemory != "" {
-		fmt.Fprintf(w, "not the default settings: plugin memory = %q\n", r.cfg.PluginMemory)
+	if r.cfg.PluginMemory != "" || r.cfg.PluginTimeout != "" {
+		fmt.Fprintf(w, "not the default settings: plugin memory = %q, timeout = %q\n", r.cfg.PluginMemory, r.cfg.PluginTimeout)
 	}
 	fmt.Fprintf(w, "sizes: latency %d puts every %v; bursts %d keys (%d sync writers); full render %d keys of %d B\n\n",
 		r.cfg.LatN, r.cfg.LatInterval, r.cfg.BurstN, r.cfg.BurstConc, r.cfg.BigN, r.cfg.ValueSize)

@@ -64,8 +64,8 @@ func (b *bench) startEmpty(ctx context.Context, r renderer) (*proc, error) {
 }
 
 // latency puts LatN sequential values to one key, one every LatInterval
-// (open loop), and returns for each the time from the put's start until the
-// file showed it or a newer one.
+// (open loop), and returns the median and 99th percentile of the time from a
+// put's start until the file showed its value or a newer one.
 func (b *bench) latency(ctx context.Context, r renderer) (p50, p99 time.Duration, err error) {
 	p, err := b.startEmpty(ctx, r)
 	if err != nil {
