@@ -15,7 +15,14 @@
 // up-to-date fold (READY time, re-applied batches) and the RSS at rest.
 //
 // Run it with `make bench-e2e`; E2E_QUICK=1 shrinks every size for a smoke
-// run, E2E_BIG=1 adds a full render of 1M keys. Flags override the sizes.
+// run, E2E_BIG=1 adds a full render of 1M keys. Every flag (see -h) has an
+// E2E_* variable for its default: E2E_LAT_N, E2E_BURST_N, E2E_BURST_CONC,
+// E2E_BIG_N, E2E_HUGE_N, E2E_VALUE_SIZE for sizes; E2E_PLUGIN_MEMORY and
+// E2E_PLUGIN_TIMEOUT to leave the agent's defaults (the table says so);
+// E2E_KEEP=1 to keep the run directory with the logs; E2E_NATS_URL to use a
+// running JetStream server. A measurement that fails (the renderer exits or
+// its watch reports a failure) shows FAILED with the reason under the table,
+// the run goes on, and the exit status is 1.
 package main
 
 import (

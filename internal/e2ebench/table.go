@@ -140,6 +140,9 @@ func (r *results) print(w io.Writer) {
 	for _, err := range r.failures {
 		fmt.Fprintf(w, "FAILED: %v\n", err)
 	}
+	if len(r.failures) > 0 && !r.cfg.Keep {
+		fmt.Fprintln(w, "(the run directory with those logs is removed: E2E_KEEP=1 or -keep keeps it)")
+	}
 }
 
 // loadavg is the first three fields of /proc/loadavg.

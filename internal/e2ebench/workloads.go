@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -25,21 +24,33 @@ func lines(n int) func([]byte, time.Time) bool {
 	return func(data []byte, _ time.Time) bool { return data != nil && bytes.Count(data, []byte{'\n'}) == n }
 }
 
-// guard makes a completion check give up, with *failure set, when r's
-// process p exits or reports failures (asked at most once a second).
-func guard(r renderer, p *proc, done func([]byte, time.Time) bool, failure *error) func([]byte, time.Time) bool {
-	var last time.Time
-	return func(data []byte, at time.Time) bool {
-		if done(data, at) {
-			return true
+// waitFor calls done with the output's content now and after each change of
+// it until done returns true, giving up when the deadline passes or r's
+// process p exits or reports failures. That check runs beside the watch,
+// once a second, so that it never delays noticing a change.
+func (b *bench) waitFor(ctx context.Context, r renderer, p *proc, deadline time.Duration, done func([]byte, time.Time) bool) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			if err := r.failing(p); err != nil {
+				cancel(err)
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
 		}
-		if time.Since(last) < time.Second {
-			return false
-		}
-		last = time.Now()
-		*failure = r.failing(p)
-		return *failure != nil
+	}()
+	err := b.watch.until(ctx, deadline, done)
+	if err != nil && ctx.Err() != nil {
+		return context.Cause(ctx)
 	}
+	return err
 }
 
 // startEmpty starts r over an empty bucket and waits for its empty file.
@@ -54,9 +65,7 @@ func (b *bench) startEmpty(ctx context.Context, r renderer) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	var failure error
-	err = b.watch.until(ctx, 120*time.Second, guard(r, p, lines(0), &failure))
-	if err = cmp.Or(failure, err); err != nil {
+	if err := b.waitFor(ctx, r, p, 120*time.Second, lines(0)); err != nil {
 		p.stop()
 		return nil, fmt.Errorf("%s: first (empty) render: %w (log: %s)", p.name, err, p.log)
 	}
@@ -89,15 +98,13 @@ func (b *bench) latency(ctx context.Context, r renderer) (p50, p99 time.Duration
 		errc <- nil
 	}()
 	last := 0
-	var failure error
-	err = b.watch.until(ctx, time.Duration(n)*b.cfg.LatInterval+60*time.Second, guard(r, p, func(data []byte, at time.Time) bool {
+	err = b.waitFor(ctx, r, p, time.Duration(n)*b.cfg.LatInterval+60*time.Second, func(data []byte, at time.Time) bool {
 		v := latValue(data)
 		for ; last < v; last++ {
 			seen[last+1] = at
 		}
 		return last == n
-	}, &failure))
-	err = cmp.Or(failure, err)
+	})
 	if perr := <-errc; perr != nil { // also orders the writes of starts before the reads below
 		return 0, 0, fmt.Errorf("latency put: %w", perr)
 	}
@@ -158,12 +165,10 @@ func (b *bench) burst(ctx context.Context, r renderer, async bool) (time.Duratio
 		}
 	}()
 	var done time.Time
-	var failure error
-	err = b.watch.until(ctx, 300*time.Second, guard(r, p, func(data []byte, at time.Time) bool {
+	err = b.waitFor(ctx, r, p, 300*time.Second, func(data []byte, at time.Time) bool {
 		done = at
 		return lines(n)(data, at)
-	}, &failure))
-	err = cmp.Or(failure, err)
+	})
 	if perr := <-errc; perr != nil {
 		return 0, figure{}, fmt.Errorf("burst writes: %w", perr)
 	}
@@ -201,12 +206,11 @@ func (b *bench) coldStart(ctx context.Context, r renderer, n int) (*proc, time.D
 		return nil, 0, err
 	}
 	var done time.Time
-	var failure error
-	err = b.watch.until(ctx, 600*time.Second, guard(r, p, func(data []byte, at time.Time) bool {
+	err = b.waitFor(ctx, r, p, 600*time.Second, func(data []byte, at time.Time) bool {
 		done = at
 		return lines(n)(data, at)
-	}, &failure))
-	if err = cmp.Or(failure, err); err == nil {
+	})
+	if err == nil {
 		err = p.exited()
 	}
 	if err != nil {
