@@ -8,7 +8,7 @@ BENCHTIME ?= 1x
 .PHONY: help build run test test-short sim bench bench-e2e fuzz check plugins plugins-go plugin-c clean
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build bin/slipagent
 	$(GO) build -o $(BIN)/slipagent ./cmd/slipagent
