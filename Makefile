@@ -5,10 +5,10 @@ FUZZTIME ?= 20s
 BENCH    ?= .
 BENCHTIME ?= 1x
 
-.PHONY: help build run test test-short sim bench bench-render fuzz check plugins plugins-go plugin-c clean
+.PHONY: help build run test test-short sim bench bench-render bench-e2e fuzz check plugins plugins-go plugin-c clean
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build bin/slipagent
 	$(GO) build -o $(BIN)/slipagent ./cmd/slipagent
@@ -34,6 +34,13 @@ bench: ## benchmarks, printed as a table of ours vs baseline
 bench-render: ## first render of 100k and 1M keys with the files example (1M: ~4 GiB of disk, minutes)
 	@mkdir -p $(BIN)
 	SLIPSTREAM_BENCH_BIG=1 $(GO) test -run '^$$' -bench 'FilesRender' -benchtime 1x -timeout 60m ./plugins/examples/files | tee $(BIN)/bench-render.txt | $(GO) run ./internal/benchtab
+
+E2E_QUICK ?=
+E2E_BIG   ?=
+bench-e2e: build plugins-go ## slipagent vs a bare nats.go renderer on a real nats-server (E2E_QUICK=1: small sizes, E2E_BIG=1: adds 1M keys)
+	$(GO) build -o $(BIN)/nats-server github.com/nats-io/nats-server/v2
+	E2E_QUICK=$(E2E_QUICK) E2E_BIG=$(E2E_BIG) $(GO) run ./internal/e2ebench \
+	  -slipagent $(BIN)/slipagent -plugin $(BIN)/plugins/template.wasm -nats-server $(BIN)/nats-server
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	@set -e; for pkg in $$($(GO) list ./...); do \
