@@ -17,8 +17,9 @@ run: build plugins-go ## run the agent on an embedded NATS server with the examp
 	@command -v clang >/dev/null 2>&1 && $(MAKE) --no-print-directory plugin-c || echo "(no clang for wasm32-wasi: the C example plugin is left out)"
 	$(BIN)/slipagent dev
 
-test: ## every test, with the race detector (what CI runs)
+test: ## every test with the race detector, then 10,000 seeds of the simulation (what CI runs)
 	$(GO) test -race -timeout 25m ./...
+	$(GO) test -count=1 -timeout 10m -run '^TestSimulation$$' ./agent -sim.seeds=10000
 
 SEEDS ?= 10000
 SEED  ?=
