@@ -13,9 +13,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // putFiles puts n keys files.kNN.conf into bucket cfg and returns the last
@@ -154,15 +151,7 @@ func TestGuardHoldsAReCreatedEmptyBucketAndReleasesOnRestore(t *testing.T) {
 	a, stop := f.start(f.config(guardConfig))
 	waitFor(t, "the first render", func() bool { return a.Ready() && f.outputFiles() == 20 })
 
-	nc, err := nats.Connect(f.srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := f.jetstream()
 	if err := js.DeleteKeyValue(context.Background(), "cfg"); err != nil {
 		t.Fatal(err)
 	}

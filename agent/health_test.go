@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -38,15 +37,7 @@ func TestConsumerCapAfterRestartIsNotReady(t *testing.T) {
 	waitFor(t, "the first sync", func() bool { return a.Ready() })
 
 	ctx := context.Background()
-	nc, err := nats.Connect(f.srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := f.jetstream()
 	setMaxConsumers := func(n int) {
 		t.Helper()
 		st, err := js.Stream(ctx, "KV_cfg")

@@ -168,19 +168,31 @@ func Repair(path string) (*Report, error) {
 }
 
 func (fsy *fsys) repair(path string) (*Report, error) {
+	var rep *Report
+	err := withLockedImage(path, "load", func(img []byte) (err error) {
+		rep, err = fsy.loadImage(path, img)
+		return err
+	})
+	return rep, err
+}
+
+// withLockedImage runs fn on the log file at path, read whole while its
+// lock is held (an error wrapping ErrLocked while a Log or Writer has it
+// open). op names the operation in errors.
+func withLockedImage(path, op string, fn func(img []byte) error) error {
 	if _, err := os.Stat(path); err != nil { // no lock file beside a missing log
-		return nil, fmt.Errorf("snapshot: load %s: %w", path, err)
+		return fmt.Errorf("snapshot: %s %s: %w", op, path, err)
 	}
 	lock, err := lockLog(path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer lock.Close()
 	img, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("snapshot: load %s: %w", path, err)
+		return fmt.Errorf("snapshot: %s %s: %w", op, path, err)
 	}
-	return fsy.loadImage(path, img)
+	return fn(img)
 }
 
 // setPath names the file in a refusal.

@@ -35,30 +35,27 @@ func Salvage(path string) (*Report, error) {
 }
 
 func (fsy *fsys) salvage(path string) (*Report, error) {
-	if _, err := os.Stat(path); err != nil { // no lock file beside a missing log
-		return nil, fmt.Errorf("snapshot: salvage %s: %w", path, err)
-	}
-	lock, err := lockLog(path)
-	if err != nil {
-		return nil, err
-	}
-	defer lock.Close()
-	img, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot: salvage %s: %w", path, err)
-	}
-	rep := inspect(img)
-	rep.setPath(path)
-	if rep.Err == nil {
-		return rep, nil
-	}
-	cut, _ := rep.BadOffset()
-	if cut < headerLen {
-		return rep, fmt.Errorf("%w: %w", ErrUnsalvageable, rep.Err)
-	}
+	var rep *Report
+	err := withLockedImage(path, "salvage", func(img []byte) error {
+		rep = inspect(img)
+		rep.setPath(path)
+		if rep.Err == nil {
+			return nil
+		}
+		cut, _ := rep.BadOffset()
+		if cut < headerLen {
+			return fmt.Errorf("%w: %w", ErrUnsalvageable, rep.Err)
+		}
+		return fsy.cut(path, cut)
+	})
+	return rep, err
+}
+
+// cut truncates the file at path to its first cut bytes and fsyncs it.
+func (fsy *fsys) cut(path string, cut int64) error {
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
-		return rep, fmt.Errorf("snapshot: salvage %s: %w", path, err)
+		return fmt.Errorf("snapshot: salvage %s: %w", path, err)
 	}
 	err = fsy.truncate(f, cut)
 	if err == nil {
@@ -68,9 +65,9 @@ func (fsy *fsys) salvage(path string) (*Report, error) {
 		err = cerr
 	}
 	if err != nil {
-		return rep, fmt.Errorf("snapshot: salvage %s: cutting at offset %d: %w", path, cut, err)
+		return fmt.Errorf("snapshot: salvage %s: cutting at offset %d: %w", path, cut, err)
 	}
-	return rep, nil
+	return nil
 }
 
 // Quarantine moves the log at path aside, as path + ".quarantined-" + the
