@@ -87,15 +87,16 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 			tlsFiles = &TLSConfig{}
 		}
 		a.conn = natskv.New(natskv.Options{
-			Servers:   cfg.NATS.Servers,
-			Creds:     cfg.NATS.Creds,
-			CredsFile: cfg.NATS.CredsFile,
-			CAFile:    tlsFiles.CAFile,
-			CertFile:  tlsFiles.CertFile,
-			KeyFile:   tlsFiles.KeyFile,
-			Name:      "slipagent",
-			Timeout:   cfg.NATS.Timeout,
-			Logger:    slog.New(&attachTap{next: a.log.Handler(), onAttach: a.consumerAttach}).With("component", "nats"),
+			Servers:    cfg.NATS.Servers,
+			Creds:      cfg.NATS.Creds,
+			CredsFile:  cfg.NATS.CredsFile,
+			CAFile:     tlsFiles.CAFile,
+			CertFile:   tlsFiles.CertFile,
+			KeyFile:    tlsFiles.KeyFile,
+			Name:       "slipagent",
+			Timeout:    cfg.NATS.Timeout,
+			Logger:     a.log.With("component", "nats"),
+			OnReattach: a.consumerAttach,
 		})
 		a.ownConn = true
 	}

@@ -2,8 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
-	"log/slog"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
 )
@@ -45,77 +43,13 @@ func (s attachSource) Watch(ctx context.Context, scope kvcore.Scope, from kvcore
 }
 
 // The NATS backend re-creates a watch's consumer by itself when it breaks
-// (a server restart, a missed heartbeat), retrying for as long as it fails,
-// and tells nobody but its logger: the loop above it sees no error, only no
-// more changes. attachTap reads those log records (by their messages, which
-// kvcore/natskv's recover.go writes) to mark the watches of that bucket and
-// scope detached until an attempt succeeds.
-const (
-	msgReattachFailed = "re-creating watch consumer failed; retrying"
-	msgReattached     = "watch consumer re-created"
-)
-
-// attachTap is a slog.Handler that passes every record on to next and
-// reports consumer re-creation to onAttach.
-type attachTap struct {
-	next     slog.Handler
-	attrs    []slog.Attr // bucket and scope come from With
-	onAttach func(bucket, scope string, err error)
-}
-
-func (t *attachTap) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= slog.LevelInfo || t.next.Enabled(ctx, l)
-}
-
-func (t *attachTap) Handle(ctx context.Context, r slog.Record) error {
-	if r.Message == msgReattachFailed || r.Message == msgReattached {
-		var bucket, scope string
-		var err error
-		visit := func(a slog.Attr) bool {
-			switch a.Key {
-			case "bucket":
-				bucket = a.Value.String()
-			case "scope":
-				scope = a.Value.String()
-			case "err":
-				if e, ok := a.Value.Any().(error); ok {
-					err = e
-				} else {
-					err = errors.New(a.Value.String())
-				}
-			}
-			return true
-		}
-		for _, a := range t.attrs {
-			visit(a)
-		}
-		r.Attrs(visit)
-		if r.Message == msgReattached {
-			err = nil
-		} else if err == nil {
-			err = errors.New(msgReattachFailed)
-		}
-		t.onAttach(bucket, scope, err)
-	}
-	if !t.next.Enabled(ctx, r.Level) {
-		return nil
-	}
-	return t.next.Handle(ctx, r)
-}
-
-func (t *attachTap) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &attachTap{next: t.next.WithAttrs(attrs), attrs: append(t.attrs[:len(t.attrs):len(t.attrs)], attrs...), onAttach: t.onAttach}
-}
-
-func (t *attachTap) WithGroup(name string) slog.Handler {
-	return &attachTap{next: t.next.WithGroup(name), attrs: t.attrs, onAttach: t.onAttach}
-}
-
-// consumerAttach routes a consumer re-creation report to the watches of
-// bucket and scope.
-func (a *Agent) consumerAttach(bucket, scope string, err error) {
+// (a server restart, a missed heartbeat), retrying for as long as it fails;
+// the loop above it sees no error, only no more changes. The backend
+// reports each attempt (natskv.Options.OnReattach) to consumerAttach, which
+// marks the watches of that bucket and scope detached until one succeeds.
+func (a *Agent) consumerAttach(bucket string, scope kvcore.Scope, err error) {
 	for _, w := range a.watches {
-		if w.conf.Bucket == bucket && w.scope().String() == scope {
+		if w.conf.Bucket == bucket && w.scope().String() == scope.String() {
 			w.status.attached(err, false)
 		}
 	}

@@ -65,6 +65,14 @@ type Options struct {
 
 	// Logger receives warnings and watch recovery events (default: none).
 	Logger *slog.Logger
+	// OnReattach, if set, hears every attempt of a running watch to
+	// re-create its consumer (after a reconnect, a server restart, a
+	// leader change, missed heartbeats): err is the attempt's failure, nil
+	// once it succeeded. A caller reporting health uses it to tell a watch
+	// that cannot reattach (a consumer limit reached, the stream's leader
+	// missing) from one that is merely quiet. It is called from the
+	// watch's goroutine and must not block.
+	OnReattach func(bucket string, scope kvcore.Scope, err error)
 }
 
 // String describes the options without secrets: credentials are reported

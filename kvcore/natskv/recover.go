@@ -101,6 +101,14 @@ func (w *watch) silent() bool {
 	return true
 }
 
+// reattached reports an attempt to re-create the consumer to
+// Options.OnReattach.
+func (w *watch) reattached(err error) {
+	if f := w.s.opts.OnReattach; f != nil {
+		f(w.s.bucket, w.scope, err)
+	}
+}
+
 // reattach replaces the current consumer, retrying with jittered, capped
 // exponential backoff until it succeeds, the watch ends, or the failure is
 // one that retrying cannot fix.
@@ -112,11 +120,13 @@ func (w *watch) reattach(reason string) {
 		err := w.attach(min(w.s.opts.Timeout, attemptTimeout))
 		if err == nil {
 			w.log.Info("watch consumer re-created", "attempts", attempt+1)
+			w.reattached(nil)
 			return
 		}
 		if w.ctx.Err() != nil {
 			return
 		}
+		w.reattached(err)
 		switch {
 		case !isStreamNotFound(err):
 			missingSince = time.Time{}
