@@ -72,12 +72,22 @@ func (c *client) reset(ctx context.Context) error {
 	if err := c.js.DeleteKeyValue(ctx, bucket); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
 		return fmt.Errorf("delete bucket %s: %w", bucket, err)
 	}
-	kv, err := c.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, History: 1})
-	if err != nil {
-		return fmt.Errorf("create bucket %s: %w", bucket, err)
+	// The server may still be removing the deleted stream's store ("error
+	// creating store for stream", 10049) when the create comes: try again.
+	var err error
+	for attempt := 0; attempt < 20; attempt++ {
+		var kv jetstream.KeyValue
+		if kv, err = c.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, History: 1}); err == nil {
+			c.kv = kv
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	c.kv = kv
-	return nil
+	return fmt.Errorf("create bucket %s: %w", bucket, err)
 }
 
 func key(i int) string { return fmt.Sprintf("k%07d", i) }
