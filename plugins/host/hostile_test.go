@@ -57,8 +57,10 @@ func TestHostileGuests(t *testing.T) {
 			sentinel: ErrTimeout, recycled: true, parts: []string{"timed out after 300ms (limit timeout of the plugin)"},
 		},
 		{
-			name:     "memory bomb",
-			cfg:      PluginConfig{MemoryLimit: 48 << 20},
+			name: "memory bomb",
+			// Growing 48 MiB page by page is slow under the race
+			// detector on a loaded machine: the limit to hit is memory.
+			cfg:      PluginConfig{MemoryLimit: 48 << 20, Timeout: time.Minute},
 			actions:  []string{"write=out:a:1", "membomb="},
 			sentinel: ErrTrap, recycled: true, parts: []string{"out of memory"},
 		},
