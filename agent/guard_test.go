@@ -280,3 +280,17 @@ func TestGuardIgnoresAnOldConfirmation(t *testing.T) {
 		t.Errorf("held = %+v", h)
 	}
 }
+
+func TestRemovedKeysCountsKeysLeftRemoved(t *testing.T) {
+	u := func(op kvcore.Op, key string) kvcore.Update { return kvcore.Update{Op: op, Key: key} }
+	got := removedKeys([]kvcore.Update{
+		u(kvcore.OpDelete, "a"), u(kvcore.OpDelete, "a"), // twice: one key
+		u(kvcore.OpPurge, "b"),
+		u(kvcore.OpDelete, "c"), u(kvcore.OpPut, "c"), // put back
+		u(kvcore.OpPut, "d"),
+		{Op: kvcore.OpDelete, Key: "e"}, // a synthetic delete (unknown version)
+	})
+	if got != 3 {
+		t.Errorf("removedKeys = %d, want 3 (a, b, e)", got)
+	}
+}
