@@ -13,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+	"github.com/slipstreamkv/slipstream/snapshot"
 )
 
 // putFiles puts n keys files.kNN.conf into bucket cfg and returns the last
@@ -250,5 +253,73 @@ func TestGuardHoldsAResultRemovingMostFiles(t *testing.T) {
 	}
 	if err := g.committed(); err != nil || g.held != nil || g.confirmed {
 		t.Fatalf("committed: %v, held %v confirmed %v", err, g.held, g.confirmed)
+	}
+}
+
+// newGuardFold returns a fold at revision 20 whose 20 keys the batch it also
+// returns deletes (already folded, as WatchApplied does before apply).
+func newGuardFold(t *testing.T) (kvcore.Fold, kvcore.Batch) {
+	t.Helper()
+	ctx := context.Background()
+	fold, err := snapshot.Open(filepath.Join(t.TempDir(), "fold.snap"), snapshot.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fold.Close() })
+	var puts, deletes []kvcore.Update
+	for i := range 20 {
+		key := fmt.Sprintf("k%02d", i)
+		puts = append(puts, kvcore.Update{Op: kvcore.OpPut, Key: key, Value: []byte("v"), Version: kvcore.RevisionVersion(uint64(i + 1))})
+		deletes = append(deletes, kvcore.Update{Op: kvcore.OpDelete, Key: key, Version: kvcore.RevisionVersion(uint64(i + 21))})
+	}
+	if err := fold.Apply(ctx, puts, kvcore.RevisionCursor(20)); err != nil {
+		t.Fatal(err)
+	}
+	if err := fold.Apply(ctx, deletes, kvcore.RevisionCursor(20)); err != nil {
+		t.Fatal(err)
+	}
+	return fold, kvcore.Batch{Updates: deletes, Cursor: kvcore.RevisionCursor(40)}
+}
+
+// A confirmation left from an earlier hold (a crash between lifting a hold
+// and removing it, or a confirmation racing the bucket's restore) must not
+// confirm the next hold.
+func TestGuardIgnoresAnOldConfirmation(t *testing.T) {
+	fold, b := newGuardFold(t)
+	st, _ := newTestStatus(0)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, confirmFile), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := &guard{watch: "w", conf: &GuardConf{Fraction: 0.5, Min: 10}, scope: kvcore.AllKeys(), dir: dir, log: slog.New(slog.DiscardHandler), status: st, now: time.Now}
+	stop, cancel := context.WithCancel(context.Background())
+	go func() {
+		defer cancel()
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if s := st.get(); s.Held != nil && !s.Held.Checked.IsZero() {
+				return
+			}
+		}
+	}()
+	full, err := g.check(stop, fold, nil, b)
+	if !errors.Is(err, context.Canceled) || full {
+		t.Fatalf("check = %v, %v; want it held until stopped", full, err)
+	}
+	if h := st.get().Held; h == nil || h.Removals != 20 || h.KeysBefore != 20 {
+		t.Errorf("held = %+v", h)
+	}
+}
+
+func TestRemovedKeysCountsKeysLeftRemoved(t *testing.T) {
+	u := func(op kvcore.Op, key string) kvcore.Update { return kvcore.Update{Op: op, Key: key} }
+	got := removedKeys([]kvcore.Update{
+		u(kvcore.OpDelete, "a"), u(kvcore.OpDelete, "a"), // twice: one key
+		u(kvcore.OpPurge, "b"),
+		u(kvcore.OpDelete, "c"), u(kvcore.OpPut, "c"), // put back
+		u(kvcore.OpPut, "d"),
+		{Op: kvcore.OpDelete, Key: "e"}, // a synthetic delete (unknown version)
+	})
+	if got != 3 {
+		t.Errorf("removedKeys = %d, want 3 (a, b, e)", got)
 	}
 }
