@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/slipstreamkv/slipstream/plugins/abi"
@@ -69,6 +70,11 @@ func (i *simInstance) Apply(ctx context.Context, b host.Batch, _ host.View) (res
 		return nil, err
 	}
 	res := &simResult{w: i.w, dir: i.dir}
+	var desc []string
+	for _, u := range b.Updates {
+		desc = append(desc, fmt.Sprintf("%s:%s@%d", u.Op, u.Key, u.Revision))
+	}
+	i.w.tracef("plugin apply to cursor %d: %s", b.Cursor.Revision, strings.Join(desc, " "))
 	for _, u := range b.Updates {
 		if u.Op == host.OpPut {
 			res.write(u.Key, u.Value)
@@ -83,6 +89,7 @@ func (i *simInstance) Render(ctx context.Context, _ host.Cursor, v host.View) (r
 	if err := i.call(ctx); err != nil {
 		return nil, err
 	}
+	i.w.tracef("plugin render")
 	res := &simResult{w: i.w, dir: i.dir}
 	keep := map[string]bool{}
 	after := ""
@@ -190,6 +197,15 @@ func (r *simResult) Commit(context.Context) error {
 		}
 	}
 	r.w.checkMassDelete(removals)
+	var desc []string
+	for _, op := range r.ops {
+		if op.data == nil {
+			desc = append(desc, "-"+op.name)
+		} else {
+			desc = append(desc, op.name+"="+string(op.data))
+		}
+	}
+	r.w.tracef("commit %s", strings.Join(desc, " "))
 	for i, op := range r.ops {
 		if err := r.w.step("commit " + op.name); err != nil {
 			r.discard(r.ops[i:])

@@ -1,6 +1,7 @@
 package kvcore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -47,7 +48,8 @@ func (l *appliedLoop) reconcileKeys(ctx context.Context, wa Watch) error {
 // confirms are gone: a listing taken while the bucket changes may miss a
 // live key, and deleting it would be worse than keeping a stale one until
 // the next reconciliation. A listing also leaves out keys whose value is
-// empty, which are live keys too.
+// empty, which are live keys too. A key that exists with another value than
+// the fold's gets a put of the bucket's current entry instead.
 func (l *appliedLoop) staleDeletes(ctx context.Context, live map[string]struct{}) ([]Update, error) {
 	stale, err := StaleKeys(ctx, l.fold, l.cfg.Scope.List(), live)
 	if err != nil {
@@ -61,8 +63,17 @@ func (l *appliedLoop) staleDeletes(ctx context.Context, live map[string]struct{}
 			deletes = append(deletes, Update{Op: OpDelete, Key: k})
 		case err != nil:
 			return nil, fmt.Errorf("kvcore: confirming that %q is gone: %w", k, err)
-		case len(e.Value) > 0:
-			l.cfg.Logger.Warn("a key missing from the bucket's listing still exists; keeping it", "key", k)
+		default:
+			// The key exists (the listing missed it, or leaves out empty
+			// values). The fold's entry may be stale (a value of a replaced
+			// bucket, or one overwritten since the listing): the bucket's
+			// current one replaces it, ahead of the cursor; the watch
+			// delivers it again later, which is harmless.
+			if cur, err := l.fold.Get(k); err == nil && cur.Version == e.Version && bytes.Equal(cur.Value, e.Value) {
+				continue
+			}
+			l.cfg.Logger.Info("a key missing from the bucket's listing exists with another value; taking the bucket's", "key", k)
+			deletes = append(deletes, Update{Op: OpPut, Key: k, Value: e.Value, Version: e.Version})
 		}
 	}
 	if len(deletes) > 0 {

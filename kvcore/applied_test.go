@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
+	"github.com/slipstreamkv/slipstream/kvcore/memkv"
 )
 
 // recorder is an ApplyFunc that records every call together with what the
@@ -760,6 +761,46 @@ func TestReopenedWatchClearsItsFailureWhenCaughtUp(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		return last.Synced && last.Err == nil && last.Failures == 0
+	})
+	stop()
+}
+
+// hidingSource lists keys without hide, as a listing taken while the bucket
+// changes may: Entry still finds it.
+type hidingSource struct {
+	kvcore.Store
+	hide string
+}
+
+func (s hidingSource) Keys(ctx context.Context, prefix string) ([]string, error) {
+	keys, err := s.Store.Keys(ctx, prefix)
+	return slices.DeleteFunc(keys, func(k string) bool { return k == s.hide }), err
+}
+
+// A key the listing misses but the bucket has with another value than the
+// fold's (a value from a replaced bucket) takes the bucket's value: keeping
+// the fold's would leave a stale output under the cursor.
+func TestReconcileTakesTheBucketsValueOfAKeyTheListingMissed(t *testing.T) {
+	ctx := context.Background()
+	store, err := memkv.New().Store(ctx, kvcore.StoreConfig{Bucket: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := store.Put(ctx, "k", []byte("new"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Put(ctx, "other", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	f := newMemFold()
+	f.entries["k"] = kvcore.Entry{Key: "k", Value: []byte("stale"), Version: v}
+	f.cursor = kvcore.RevisionCursor(2)
+	r := &recorder{fold: f}
+	stop := loop(t, hidingSource{store, "k"}, f, kvcore.AppliedConfig{}, r.apply)
+	waitFor(t, "the fold to take the bucket's value", func() bool {
+		e, err := f.Get("k")
+		return err == nil && string(e.Value) == "new"
 	})
 	stop()
 }
