@@ -43,6 +43,23 @@ func driftRepaired(a *Agent) float64 {
 	return counter(a, "slipagent_drift_repaired_total", map[string]string{"watch": "cfg"})
 }
 
+// settledDriftCount reads driftRepaired once it stopped changing for a few
+// drift checks (200ms apart in these tests).
+func settledDriftCount(t *testing.T, a *Agent) float64 {
+	t.Helper()
+	n, same := driftRepaired(a), 0
+	waitFor(t, "the drift count to settle", func() bool {
+		time.Sleep(300 * time.Millisecond)
+		if m := driftRepaired(a); m != n || m == 0 {
+			n, same = m, 0
+			return false
+		}
+		same++
+		return same >= 3
+	})
+	return n
+}
+
 // counter reads the counter name with the given labels (0 if absent).
 func counter(a *Agent, name string, labels map[string]string) float64 {
 	mfs, err := a.metrics.reg.Gather()
@@ -86,7 +103,12 @@ func TestDriftIsRepairedWhileRunning(t *testing.T) {
 	waitFor(t, "both files restored", func() bool {
 		return readFile(filepath.Join(out, "a.conf")) == "alpha" && readFile(filepath.Join(out, "b.conf")) == "bravo"
 	})
-	waitFor(t, "the repair counted", func() bool { return driftRepaired(a) == 2 })
+	// A check may run between the two changes: its render then restores
+	// b.conf too, before a check sees it drifted, and counts only a.conf.
+	counted := settledDriftCount(t, a)
+	if counted != 1 && counted != 2 {
+		t.Fatalf("%v repaired files counted, want 2 (or 1 when one render restored both)", counted)
+	}
 
 	// A mode changed by hand.
 	if err := os.Chmod(filepath.Join(out, "c.conf"), 0o600); err != nil {
@@ -96,7 +118,7 @@ func TestDriftIsRepairedWhileRunning(t *testing.T) {
 		fi, err := os.Stat(filepath.Join(out, "c.conf"))
 		return err == nil && fi.Mode().Perm() == 0o644
 	})
-	waitFor(t, "the repair counted", func() bool { return driftRepaired(a) == 3 })
+	waitFor(t, "the repair counted", func() bool { return driftRepaired(a) == counted+1 })
 
 	// A file the plugin removed (its key was deleted) stays removed: a later
 	// repair (of a.conf) renders the watch without bringing it back.
@@ -110,7 +132,7 @@ func TestDriftIsRepairedWhileRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "a.conf restored again", func() bool { return readFile(filepath.Join(out, "a.conf")) == "alpha" })
-	waitFor(t, "the repair counted", func() bool { return driftRepaired(a) == 4 })
+	waitFor(t, "the repair counted", func() bool { return driftRepaired(a) == counted+2 })
 	if _, err := os.Stat(filepath.Join(out, "d.conf")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("d.conf came back after its key was deleted (%v)", err)
 	}
