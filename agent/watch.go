@@ -175,12 +175,16 @@ func (r *watchRunner) session(ctx context.Context) error {
 		})
 	}
 	return kvcore.WatchApplied(ctx, newAttachSource(store, r.status), fold, kvcore.AppliedConfig{
-		Scope:      r.scope(),
-		Window:     r.window(),
-		Quiet:      r.quiet(),
-		MaxBatch:   r.conf.Batch.Max,
-		FullRender: fullRender,
-		BucketID:   st.BucketID,
+		Scope:    r.scope(),
+		Window:   r.window(),
+		Quiet:    r.quiet(),
+		MaxBatch: r.conf.Batch.Max,
+		// Read a whole batch ahead while one is applied: with no window,
+		// what queued meanwhile is the next batch, and the watch's own
+		// buffer (256) would cut a burst into many full renders.
+		ChannelCapacity: r.conf.Batch.Max,
+		FullRender:      fullRender,
+		BucketID:        st.BucketID,
 		OnBucketID: func(_ context.Context, id string) error {
 			return update(func(s *watchState) { s.BucketID = id })
 		},
