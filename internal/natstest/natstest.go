@@ -217,11 +217,13 @@ func (c *Cluster) URLs() []string {
 }
 
 // WaitForMetaLeader waits until some running node is the JetStream meta
-// leader and every running node is current with it.
+// leader, every running node is current with it, and the leader sees every
+// running node as an online peer: until then, placing a replicated stream
+// fails with "no suitable peers for placement, peer offline".
 func (c *Cluster) WaitForMetaLeader() {
 	c.tb.Helper()
 	c.waitFor("JetStream meta leader", func() bool {
-		leader := false
+		running, online := 0, 0
 		for _, s := range c.Servers {
 			srv := s.NATS()
 			if srv == nil || !srv.Running() {
@@ -230,9 +232,12 @@ func (c *Cluster) WaitForMetaLeader() {
 			if !srv.JetStreamIsCurrent() {
 				return false
 			}
-			leader = leader || srv.JetStreamIsLeader()
+			running++
+			if srv.JetStreamIsLeader() {
+				online = len(srv.JetStreamClusterPeers())
+			}
 		}
-		return leader
+		return running > 0 && online >= running
 	})
 }
 
