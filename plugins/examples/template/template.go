@@ -2,121 +2,98 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"strconv"
-	"strings"
-	"text/template"
 
 	"github.com/slipstreamkv/slipstream/plugins/sdk"
 )
 
-// Data is what the template sees.
-type Data struct {
-	Watch    string
-	Revision uint64 // the cursor revision of this render
-	// Entries are the loaded keys in ascending key order.
-	Entries []Entry
-	// Values maps every loaded key to its value.
-	Values map[string]string
+// last is what the instance knows about the outputs of its last call, kept
+// across calls (instances are reused) to skip templates a batch cannot
+// change.
+var last struct {
+	cfg    *config
+	watch  string
+	cursor uint64  // the cursor the call brought the watch to
+	deps   []*deps // per template of cfg
 }
 
-// Entry is one loaded key.
-type Entry struct {
-	Key      string
-	Value    string
-	Revision uint64
-}
+// buf is the render buffer, reused across templates and calls.
+var buf bytes.Buffer
 
-var funcs = template.FuncMap{
-	"trimPrefix": func(prefix, s string) string { return strings.TrimPrefix(s, prefix) },
-	"hasPrefix":  func(prefix, s string) bool { return strings.HasPrefix(s, prefix) },
-	"replace":    func(old, new, s string) string { return strings.ReplaceAll(s, old, new) },
-	"split":      func(sep, s string) []string { return strings.Split(s, sep) },
-	"join":       func(sep string, s []string) string { return strings.Join(s, sep) },
-	"lower":      strings.ToLower,
-	"upper":      strings.ToUpper,
-	"json": func(s string) (any, error) {
-		var v any
-		err := json.Unmarshal([]byte(s), &v)
-		return v, err
-	},
-}
-
-// parsed caches the template of the last configuration seen, so an instance
-// parses it once rather than on every batch.
-var parsed struct {
-	text string
-	tmpl *template.Template
-}
-
-func parse(text string) (*template.Template, error) {
-	if parsed.tmpl != nil && parsed.text == text {
-		return parsed.tmpl, nil
-	}
-	t, err := template.New("config").Option("missingkey=error").Funcs(funcs).Parse(text)
-	if err != nil {
-		return nil, fmt.Errorf("template: %w", err)
-	}
-	parsed.text, parsed.tmpl = text, t
-	return t, nil
-}
-
-type config struct {
-	text, prefix, output, path, hook string
-	mode                             fs.FileMode
-}
-
-func readConfig(h *sdk.Host) (config, error) {
-	c := config{output: "out", path: "rendered", hook: "reload"}
-	var ok bool
-	if c.text, ok = h.Config("template"); !ok {
-		return c, errors.New("template: config has no template")
-	}
-	c.prefix, _ = h.Config("prefix")
-	for key, dst := range map[string]*string{"output": &c.output, "path": &c.path, "hook": &c.hook} {
-		if v, ok := h.Config(key); ok {
-			*dst = v
-		}
-	}
-	if v, ok := h.Config("mode"); ok {
-		m, err := strconv.ParseUint(v, 8, 32)
-		if err != nil || m&^0o777 != 0 {
-			return c, fmt.Errorf("template: config mode %q is not an octal permission", v)
-		}
-		c.mode = fs.FileMode(m)
-	}
-	return c, nil
-}
-
-// render rebuilds the file from the view; a batch and a full render are the
-// same work for a template.
+// render renders the templates a call can change: all of them on a full
+// render, those whose keys a batch changed otherwise.
 func render(h *sdk.Host, b *sdk.Batch) error {
-	c, err := readConfig(h)
+	cfg, err := loadConfig(h)
 	if err != nil {
 		return err
 	}
-	t, err := parse(c.text)
-	if err != nil {
-		return err
-	}
-	data := Data{Watch: b.Watch, Revision: b.Cursor.Revision, Values: map[string]string{}}
-	for e, err := range h.Scan(c.prefix) {
-		if err != nil {
+	skip := skippable(cfg, b)
+	last.cfg = nil // until this call succeeds
+	v := newView(h, cfg.separator)
+	active = v
+	defer func() { active = nil }()
+	read := make([]*deps, len(cfg.templates))
+	for i, t := range cfg.templates {
+		if skip != nil && skip[i] {
+			read[i] = last.deps[i]
+			continue
+		}
+		v.deps = &deps{}
+		data := &Data{v: v, watch: b.Watch, revision: b.Cursor.Revision, prefix: t.prefix}
+		if err := t.execute(&buf, data); err != nil {
 			return err
 		}
-		data.Entries = append(data.Entries, Entry{Key: e.Key, Value: string(e.Value), Revision: e.Revision})
-		data.Values[e.Key] = string(e.Value)
+		read[i] = v.deps
+		changed, err := h.WriteFile(t.output, t.path, buf.Bytes(), t.mode)
+		if err != nil {
+			return fmt.Errorf("template %q: %w", t.name, err)
+		}
+		if changed && t.hook != "" {
+			if err := h.RequestHook(t.hook); err != nil {
+				return fmt.Errorf("template %q: %w", t.name, err)
+			}
+		}
 	}
-	var out bytes.Buffer
-	if err := t.Execute(&out, data); err != nil {
-		return fmt.Errorf("template: %w", err)
+	last.cfg, last.watch, last.cursor, last.deps = cfg, b.Watch, b.Cursor.Revision, read
+	return nil
+}
+
+// skippable tells, for each template, whether an incremental batch leaves
+// its output as it is: the template read none of the changed keys when this
+// instance last rendered it, and the outputs of that call were committed.
+// nil means render everything.
+//
+// The host moves a watch's cursor only after committing a call's outputs,
+// and delivers the next batch from the cursor on, so a batch that starts
+// after the last call's cursor proves that call committed; a batch that
+// starts at or before it is a retry, after which everything is rendered.
+func skippable(cfg *config, b *sdk.Batch) []bool {
+	if b.Render || len(b.Updates) == 0 || last.cfg != cfg || last.watch != b.Watch {
+		return nil
 	}
-	changed, err := h.WriteFile(c.output, c.path, out.Bytes(), c.mode)
-	if err != nil || !changed || c.hook == "" {
-		return err
+	for _, u := range b.Updates {
+		if u.Revision <= last.cursor {
+			return nil
+		}
 	}
-	return h.RequestHook(c.hook)
+	skip := make([]bool, len(cfg.templates))
+	for i, d := range last.deps {
+		skip[i] = true
+		for _, u := range b.Updates {
+			if d.touched(u.Key) {
+				skip[i] = false
+				break
+			}
+		}
+	}
+	return skip
+}
+
+// execute renders t into buf, with its plan when it has one.
+func (t *tmpl) execute(buf *bytes.Buffer, data *Data) error {
+	buf.Reset()
+	if t.plan != nil {
+		return t.plan.run(buf, data)
+	}
+	return t.t.Execute(buf, data)
 }

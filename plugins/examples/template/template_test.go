@@ -102,7 +102,7 @@ func TestModuleRendersAndReloadsOnChange(t *testing.T) {
 		Outputs: []string{"out"},
 		Plugin:  host.PluginConfig{Name: "template", Config: map[string]string{"template": "{{"}},
 	}).Render()
-	if err == nil || !strings.Contains(err.Error(), "template: template: config:1: unclosed action") {
+	if err == nil || !strings.Contains(err.Error(), "template: rendered:1: unclosed action") {
 		t.Fatalf("bad template: %v", err)
 	}
 }
