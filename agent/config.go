@@ -269,9 +269,11 @@ var (
 // every problem with its file, line and source.
 func Load(path string) (*Config, error) {
 	files := []string{path}
+	dir := filepath.Dir(path)
 	if fi, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("agent: config: %w", err)
 	} else if fi.IsDir() {
+		dir = path
 		files, err = filepath.Glob(filepath.Join(path, "*.hcl"))
 		if err != nil {
 			return nil, fmt.Errorf("agent: config: %w", err)
@@ -296,7 +298,7 @@ func Load(path string) (*Config, error) {
 	if diags.HasErrors() {
 		return nil, &ConfigError{Diags: diags, Files: p.Files()}
 	}
-	cfg, diags := decode(hcl.MergeFiles(parsed))
+	cfg, diags := decode(hcl.MergeFiles(parsed), dir)
 	if diags.HasErrors() {
 		return nil, &ConfigError{Diags: diags, Files: p.Files()}
 	}
@@ -311,7 +313,7 @@ func Parse(filename string, src []byte) (*Config, error) {
 	if diags.HasErrors() {
 		return nil, &ConfigError{Diags: diags, Files: p.Files()}
 	}
-	cfg, diags := decode(file.Body)
+	cfg, diags := decode(file.Body, filepath.Dir(filename))
 	if diags.HasErrors() {
 		return nil, &ConfigError{Diags: diags, Files: p.Files()}
 	}
@@ -351,9 +353,10 @@ var evalContext = &hcl.EvalContext{Functions: map[string]function.Function{
 	}),
 }}
 
-func decode(body hcl.Body) (*Config, hcl.Diagnostics) {
+// decode decodes a configuration whose file functions read from dir.
+func decode(body hcl.Body, dir string) (*Config, hcl.Diagnostics) {
 	cfg := &Config{}
-	diags := gohcl.DecodeBody(body, evalContext, cfg)
+	diags := gohcl.DecodeBody(body, fileEvalContext(dir), cfg)
 	if diags.HasErrors() {
 		return nil, diags
 	}
