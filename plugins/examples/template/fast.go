@@ -109,12 +109,11 @@ func (p plan) run(buf *bytes.Buffer, data *Data) error {
 		case revisionField:
 			buf.Write(strconv.AppendUint(buf.AvailableBuffer(), data.Revision(), 10))
 		case rangeEntries:
-			es, err := data.Entries()
+			err := data.eachEntry(func(key string, value []byte, revision uint64) {
+				s.body.runEntry(buf, key, value, revision)
+			})
 			if err != nil {
 				return err
-			}
-			for i := range es {
-				s.body.runEntry(buf, &es[i])
 			}
 		}
 	}
@@ -122,17 +121,17 @@ func (p plan) run(buf *bytes.Buffer, data *Data) error {
 }
 
 // runEntry executes a range body on one entry.
-func (p plan) runEntry(buf *bytes.Buffer, e *Entry) {
+func (p plan) runEntry(buf *bytes.Buffer, key string, value []byte, revision uint64) {
 	for _, s := range p {
 		switch s.kind {
 		case text:
 			buf.WriteString(s.text)
 		case keyField:
-			buf.WriteString(e.Key)
+			buf.WriteString(key)
 		case valueField:
-			buf.WriteString(e.Value)
+			buf.Write(value)
 		case revisionField:
-			buf.Write(strconv.AppendUint(buf.AvailableBuffer(), e.Revision, 10))
+			buf.Write(strconv.AppendUint(buf.AvailableBuffer(), revision, 10))
 		}
 	}
 }

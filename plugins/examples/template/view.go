@@ -48,6 +48,25 @@ func (d *Data) Revision() uint64 {
 // Entries are the keys under the template's prefix in ascending key order.
 func (d *Data) Entries() ([]Entry, error) { return d.v.scan(d.prefix) }
 
+// eachEntry calls fn for every entry under the template's prefix, in
+// ascending key order, without keeping them: a scan no other template of
+// the call made streams from the host a page at a time.
+func (d *Data) eachEntry(fn func(key string, value []byte, revision uint64)) error {
+	if es, ok := d.v.cached(d.prefix); ok {
+		for i := range es {
+			fn(es[i].Key, unsafe.Slice(unsafe.StringData(es[i].Value), len(es[i].Value)), es[i].Revision)
+		}
+		return nil
+	}
+	for e, err := range d.v.h.Scan(d.prefix) {
+		if err != nil {
+			return err
+		}
+		fn(e.Key, e.Value, e.Revision)
+	}
+	return nil
+}
+
 // Values maps every key under the template's prefix to its value.
 func (d *Data) Values() (map[string]string, error) {
 	if d.values != nil {
@@ -120,16 +139,25 @@ func newView(h *sdk.Host, sep string) *view {
 	return &view{h: h, scans: map[string][]Entry{}, gets: map[string]*Entry{}, sep: sep, deps: &deps{}}
 }
 
-// scan returns the entries whose keys start with prefix.
-func (v *view) scan(prefix string) ([]Entry, error) {
+// cached returns the entries whose keys start with prefix if a scan of this
+// call holds them, and records the read.
+func (v *view) cached(prefix string) ([]Entry, bool) {
 	v.deps.addPrefix(prefix)
 	if es, ok := v.scans[prefix]; ok {
-		return es, nil
+		return es, true
 	}
 	for p, es := range v.scans {
 		if strings.HasPrefix(prefix, p) {
-			return under(es, prefix), nil
+			return under(es, prefix), true
 		}
+	}
+	return nil, false
+}
+
+// scan returns the entries whose keys start with prefix.
+func (v *view) scan(prefix string) ([]Entry, error) {
+	if es, ok := v.cached(prefix); ok {
+		return es, nil
 	}
 	var es []Entry
 	for e, err := range v.h.Scan(prefix) {
