@@ -109,9 +109,7 @@ func (p plan) run(buf *bytes.Buffer, data *Data) error {
 		case revisionField:
 			buf.Write(strconv.AppendUint(buf.AvailableBuffer(), data.Revision(), 10))
 		case rangeEntries:
-			err := data.eachEntry(func(key string, value []byte, revision uint64) {
-				s.body.runEntry(buf, key, value, revision)
-			})
+			err := data.eachEntry(func(e *Entry) { s.body.runEntry(buf, e) })
 			if err != nil {
 				return err
 			}
@@ -121,17 +119,17 @@ func (p plan) run(buf *bytes.Buffer, data *Data) error {
 }
 
 // runEntry executes a range body on one entry.
-func (p plan) runEntry(buf *bytes.Buffer, key string, value []byte, revision uint64) {
+func (p plan) runEntry(buf *bytes.Buffer, e *Entry) {
 	for _, s := range p {
 		switch s.kind {
 		case text:
 			buf.WriteString(s.text)
 		case keyField:
-			buf.WriteString(key)
+			buf.WriteString(e.Key)
 		case valueField:
-			buf.Write(value)
+			buf.WriteString(e.Value)
 		case revisionField:
-			buf.Write(strconv.AppendUint(buf.AvailableBuffer(), revision, 10))
+			buf.Write(strconv.AppendUint(buf.AvailableBuffer(), e.Revision, 10))
 		}
 	}
 }

@@ -47,6 +47,8 @@ func TestModuleSeveralTemplates(t *testing.T) {
 			{"source": `{{ range .Entries }}server {{ .Value }};{{ "\n" }}{{ end }}`, "destination": "upstreams.conf", "perms": "0640", "prefix": "web/"},
 			{"source": `port {{ key "port" }}`, "destination": "sub/port.conf"},
 			{"source": `{{ key "tls/cert" }}`, "destination": "web.pem", "output": "certs", "perms": "0600", "hook": "restart"},
+			// a plan, reading the entries the first template loaded
+			{"source": `{{ range .Entries }}{{ .Key }} {{ end }}`, "destination": "keys", "prefix": "web/"},
 		}, map[string]string{"output": "conf"})},
 	})
 	res := h.Commit(h.Apply(h.Put("web/a", "10.0.0.1"), h.Put("web/b", "10.0.0.2"), h.Put("port", "80"), h.Put("tls/cert", "PEM")))
@@ -54,6 +56,7 @@ func TestModuleSeveralTemplates(t *testing.T) {
 		{"conf", "upstreams.conf", "server 10.0.0.1;\nserver 10.0.0.2;\n"},
 		{"conf", "sub/port.conf", "port 80"},
 		{"certs", "web.pem", "PEM"},
+		{"conf", "keys", "web/a web/b "},
 	} {
 		if got, _ := h.Read(f.output, f.path); got != f.want {
 			t.Errorf("%s/%s = %q, want %q", f.output, f.path, got, f.want)

@@ -51,18 +51,20 @@ func (d *Data) Entries() ([]Entry, error) { return d.v.scan(d.prefix) }
 // eachEntry calls fn for every entry under the template's prefix, in
 // ascending key order, without keeping them: a scan no other template of
 // the call made streams from the host a page at a time.
-func (d *Data) eachEntry(fn func(key string, value []byte, revision uint64)) error {
+func (d *Data) eachEntry(fn func(*Entry)) error {
 	if es, ok := d.v.cached(d.prefix); ok {
 		for i := range es {
-			fn(es[i].Key, unsafe.Slice(unsafe.StringData(es[i].Value), len(es[i].Value)), es[i].Revision)
+			fn(&es[i])
 		}
 		return nil
 	}
-	for e, err := range d.v.h.Scan(d.prefix) {
+	var e Entry
+	for se, err := range d.v.h.Scan(d.prefix) {
 		if err != nil {
 			return err
 		}
-		fn(e.Key, e.Value, e.Revision)
+		e = Entry{Key: se.Key, Value: alias(se.Value), Revision: se.Revision}
+		fn(&e)
 	}
 	return nil
 }
@@ -164,13 +166,15 @@ func (v *view) scan(prefix string) ([]Entry, error) {
 		if err != nil {
 			return nil, err
 		}
-		// The SDK gives every scan page its own buffer and never writes it
-		// again: values can alias it instead of being copied.
-		es = append(es, Entry{Key: e.Key, Value: unsafe.String(unsafe.SliceData(e.Value), len(e.Value)), Revision: e.Revision})
+		es = append(es, Entry{Key: e.Key, Value: alias(e.Value), Revision: e.Revision})
 	}
 	v.scans[prefix] = es
 	return es, nil
 }
+
+// alias returns a value of a scan page as a string without copying it: the
+// SDK gives every page its own buffer and never writes it again.
+func alias(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // under returns the entries of es (ascending) whose keys start with prefix.
 func under(es []Entry, prefix string) []Entry {
