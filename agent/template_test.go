@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/slipstreamkv/slipstream/internal/plugintest"
 )
@@ -45,9 +46,15 @@ watch "app" {
 	_, stop := f.start(cfg)
 	defer stop()
 	upstreams, settings := filepath.Join(f.dir, "out/upstreams.conf"), filepath.Join(f.dir, "out/conf.d/settings")
-	waitFor(t, "the first render", func() bool {
-		return readFile(upstreams) == "server 10.0.0.1;\n" && readFile(settings) == "level=INFO"
-	})
+	// The first render waits for the module's compilation: slow with -race
+	// on a loaded host.
+	deadline := time.Now().Add(3 * time.Minute)
+	for readFile(upstreams) != "server 10.0.0.1;\n" || readFile(settings) != "level=INFO" {
+		if time.Now().After(deadline) {
+			t.Fatalf("no first render: upstreams.conf %q, settings %q", readFile(upstreams), readFile(settings))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if fi, err := os.Stat(upstreams); err != nil || fi.Mode().Perm() != 0o640 {
 		t.Errorf("upstreams.conf: %v %v", fi, err)
 	}
