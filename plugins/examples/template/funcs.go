@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"regexp"
 	"slices"
@@ -57,6 +58,15 @@ var funcs = template.FuncMap{
 	"parseBool":       strconv.ParseBool,
 	"parseInt":        func(s string) (int64, error) { return strconv.ParseInt(strings.TrimSpace(s), 10, 64) },
 	"parseFloat":      func(s string) (float64, error) { return strconv.ParseFloat(strings.TrimSpace(s), 64) },
+
+	// numbers: integers stay integers, a float makes the result a float
+	"add":      arith(func(a, b int64) (int64, error) { return a + b, nil }, func(a, b float64) float64 { return a + b }),
+	"subtract": arith(func(a, b int64) (int64, error) { return b - a, nil }, func(a, b float64) float64 { return b - a }),
+	"multiply": arith(func(a, b int64) (int64, error) { return a * b, nil }, func(a, b float64) float64 { return a * b }),
+	"divide":   arith(intDivide, func(a, b float64) float64 { return b / a }),
+	"modulo":   arith(intModulo, func(a, b float64) float64 { return math.Mod(b, a) }),
+	"minimum":  arith(func(a, b int64) (int64, error) { return min(a, b), nil }, func(a, b float64) float64 { return min(a, b) }),
+	"maximum":  arith(func(a, b int64) (int64, error) { return max(a, b), nil }, func(a, b float64) float64 { return max(a, b) }),
 
 	// values and lists
 	"default":  defaultValue,
@@ -260,6 +270,68 @@ func sortKeys(m any) ([]string, error) {
 	}
 	slices.Sort(keys)
 	return keys, nil
+}
+
+// arith makes a function of two numbers. As in consul-template, the value a
+// pipeline passes is the second operand: {{ 10 | subtract 3 }} is 7, and
+// subtract, divide and modulo take (b, a) and compute a-b, a/b, a%b.
+func arith(ints func(a, b int64) (int64, error), floats func(a, b float64) float64) func(a, b any) (any, error) {
+	return func(a, b any) (any, error) {
+		ia, aInt := toInt(a)
+		ib, bInt := toInt(b)
+		if aInt && bInt {
+			return ints(ia, ib)
+		}
+		fa, okA := toFloat(a)
+		fb, okB := toFloat(b)
+		if !okA || !okB {
+			return nil, fmt.Errorf("%v (%T) and %v (%T) are not both numbers", a, a, b, b)
+		}
+		return floats(fa, fb), nil
+	}
+}
+
+func intDivide(a, b int64) (int64, error) {
+	if a == 0 {
+		return 0, errors.New("division by zero")
+	}
+	return b / a, nil
+}
+
+func intModulo(a, b int64) (int64, error) {
+	if a == 0 {
+		return 0, errors.New("modulo by zero")
+	}
+	return b % a, nil
+}
+
+// toInt returns v as an int64 if it is an integer (a float with no
+// fraction, as JSON numbers are, counts).
+func toInt(v any) (int64, bool) {
+	r := reflect.ValueOf(v)
+	switch {
+	case r.CanInt():
+		return r.Int(), true
+	case r.CanUint():
+		return int64(r.Uint()), true
+	case r.CanFloat():
+		f := r.Float()
+		return int64(f), f == math.Trunc(f) && math.Abs(f) < 1<<53
+	}
+	return 0, false
+}
+
+func toFloat(v any) (float64, bool) {
+	r := reflect.ValueOf(v)
+	switch {
+	case r.CanInt():
+		return float64(r.Int()), true
+	case r.CanUint():
+		return float64(r.Uint()), true
+	case r.CanFloat():
+		return r.Float(), true
+	}
+	return 0, false
 }
 
 // elements returns the elements of a slice or array.

@@ -45,6 +45,7 @@ var funcCases = []struct{ name, src, want string }{
 	{"regexMatch", `{{ regexMatch "^[0-9]+$" "123" }} {{ regexMatch "^[0-9]+$" "12a" }}`, "true false"},
 	{"regexReplaceAll", `{{ regexReplaceAll "([a-z]+)-([0-9]+)" "$2.$1" "web-01" }}`, "01.web"},
 	{"parse-numbers", `{{ parseBool "true" }} {{ parseInt " 42 " }} {{ parseFloat "1.5" }}`, "true 42 1.5"},
+	{"arithmetic", `{{ add 2 3 }} {{ 10 | subtract 3 }} {{ multiply 4 2.5 }} {{ 10 | divide 4 }} {{ 10.0 | divide 4 }} {{ 10 | modulo 4 }} {{ 7.5 | modulo 2 }} {{ minimum 3 (parseJSON "2") }} {{ maximum 1.5 2 }}`, "5 7 10 2 2 2 1.5 2 2"},
 	{"default", `{{ keyOrDefault "absent" "" | default "dflt" }} {{ default "dflt" "set" }} {{ default 5 0 }} {{ default "x" (split "," "a") }}`, "dflt set 5 [a]"},
 	{"sort", `{{ sort (split "," "c,a,b") }} {{ sort (parseJSON "[3,1.5,2]") }}`, "[a b c] [1.5 2 3]"},
 	{"sortKeys", `{{ range sortKeys (parseJSON "{\"b\":1,\"a\":2}") }}{{ . }};{{ end }}`, "a;b;"},
@@ -101,6 +102,8 @@ func TestModuleFunctionErrors(t *testing.T) {
 		{`{{ join "," "x" }}`, `join: string is not a list`},
 		{`{{ regexMatch "(" "x" }}`, "error parsing regexp"},
 		{`{{ indent -1 "x" }}`, "indent: -1 spaces"},
+		{`{{ 1 | divide 0 }}`, "division by zero"},
+		{`{{ add 1 "x" }}`, `1 (int) and x (string) are not both numbers`},
 	} {
 		list, _ := json.Marshal([]map[string]string{{"source": c.src, "destination": "f", "name": "f.tmpl"}})
 		_, err := harness.New(t, plugintest.Module(t, "plugins/examples/template"), harness.Options{
