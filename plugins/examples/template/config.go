@@ -39,7 +39,7 @@ type templateSpec struct {
 	Source         *string `json:"source"`
 	Destination    string  `json:"destination"`
 	Name           string  `json:"name"`
-	Perms          string  `json:"perms"`
+	Perms          any     `json:"perms"` // a string; a number is refused
 	Prefix         *string `json:"prefix"`
 	Output         *string `json:"output"`
 	Hook           *string `json:"hook"`
@@ -171,8 +171,12 @@ func parseTemplates(list string, def tmpl) ([]*tmpl, error) {
 			return nil, fmt.Errorf("%s and %s both write %q in output %q", other, where, t.path, t.output)
 		}
 		seen[t.output+"\x00"+t.path] = where
+		perms, ok := s.Perms.(string)
+		if !ok && s.Perms != nil {
+			return nil, fmt.Errorf("%s: perms %v is not a string: write it as \"0%v\" (HCL reads 0644 as the number 644)", where, s.Perms, s.Perms)
+		}
 		var err error
-		if t.mode, err = parseMode("perms", s.Perms); err != nil {
+		if t.mode, err = parseMode("perms", perms); err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
 		if err := t.parse(*s.Source, s.LeftDelimiter, s.RightDelimiter); err != nil {

@@ -174,6 +174,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad destination", map[string]string{"templates": `[{"source":"x","destination":"../a"}]`}, `templates[0]: destination "../a"`},
 		{"duplicate", map[string]string{"templates": `[{"source":"x","destination":"a"},{"source":"y","destination":"a"}]`}, `templates[0] and templates[1] both write "a"`},
 		{"bad perms", map[string]string{"templates": `[{"source":"x","destination":"a","perms":"0999"}]`}, `templates[0]: perms "0999" is not an octal permission`},
+		{"numeric perms", map[string]string{"templates": `[{"source":"x","destination":"a","perms":644}]`}, `templates[0]: perms 644 is not a string: write it as "0644"`},
 		{"bad mode", map[string]string{"template": "x", "mode": "9"}, `mode "9" is not an octal permission`},
 		{"path beside templates", map[string]string{"templates": `[{"source":"x","destination":"a"}]`, "path": "p"}, "path is a setting of each element"},
 		{"empty separator", map[string]string{"template": "x", "separator": ""}, "separator is empty"},
