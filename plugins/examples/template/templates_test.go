@@ -47,6 +47,7 @@ func TestModuleSeveralTemplates(t *testing.T) {
 			{"source": `{{ range .Entries }}server {{ .Value }};{{ "\n" }}{{ end }}`, "destination": "upstreams.conf", "perms": "0640", "prefix": "web/"},
 			{"source": `port {{ key "port" }}`, "destination": "sub/port.conf"},
 			{"source": `{{ key "tls/cert" }}`, "destination": "web.pem", "output": "certs", "perms": "0600", "hook": "restart"},
+			{"source": `{{ "{{" }} [[ key "port" ]]`, "destination": "delims", "left_delimiter": "[[", "right_delimiter": "]]"},
 			// a plan, reading the entries the first template loaded
 			{"source": `{{ range .Entries }}{{ .Key }} {{ end }}`, "destination": "keys", "prefix": "web/"},
 		}, map[string]string{"output": "conf"})},
@@ -57,6 +58,7 @@ func TestModuleSeveralTemplates(t *testing.T) {
 		{"conf", "sub/port.conf", "port 80"},
 		{"certs", "web.pem", "PEM"},
 		{"conf", "keys", "web/a web/b "},
+		{"conf", "delims", `{{ "{{" }} 80`},
 	} {
 		if got, _ := h.Read(f.output, f.path); got != f.want {
 			t.Errorf("%s/%s = %q, want %q", f.output, f.path, got, f.want)
