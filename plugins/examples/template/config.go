@@ -72,7 +72,11 @@ func loadConfig(h *sdk.Host) (*config, error) {
 		return parsed.cfg, nil
 	}
 	cfg, err := parseConfig(raw)
-	if err != nil {
+	var perr parseError
+	switch {
+	case errors.As(err, &perr):
+		return nil, err // "template: NAME:LINE: ..." says it all
+	case err != nil:
 		return nil, fmt.Errorf("template: config: %w", err)
 	}
 	parsed.signature, parsed.cfg = sig.String(), cfg
@@ -187,13 +191,18 @@ func parseTemplates(list string, def tmpl) ([]*tmpl, error) {
 	return out, nil
 }
 
+// parseError is a template that does not parse.
+type parseError struct{ error }
+
+func (e parseError) Unwrap() error { return e.error }
+
 // parse parses the template text, named by t.name so that errors read
 // "template: NAME:LINE: ...".
 func (t *tmpl) parse(text, left, right string) error {
 	var err error
 	t.t, err = template.New(t.name).Option("missingkey=error").Delims(left, right).Funcs(funcs).Parse(text)
 	if err != nil {
-		return err
+		return parseError{err}
 	}
 	t.plan = compile(t.t.Tree)
 	return nil

@@ -154,8 +154,8 @@ func TestModuleErrorsNameTemplateAndLine(t *testing.T) {
 			Outputs: []string{"out"},
 			Plugin:  host.PluginConfig{Name: "template", Config: c.cfg},
 		}).Render()
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: error %v, want one containing %q", c.name, err, c.want)
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Count(err.Error(), "template:") != 1 {
+			t.Errorf("%s: error %v, want one containing %q, and \"template:\" once", c.name, err, c.want)
 		}
 	}
 }
