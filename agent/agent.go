@@ -45,7 +45,7 @@ type Agent struct {
 	ownConn  bool
 	metrics  *metrics
 	watches  []*watchRunner
-	hooks    *hookScheduler // set by Run, before the watches start
+	hooks    *hookScheduler // set by Run (under mu), before the watches start
 	changed  chan struct{}  // a watch's status changed (see watchStatus.poke)
 
 	// load gives a watch its plugin: loadPlugin, or the simulator's stand-in.
@@ -158,8 +158,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.log.Info("serving /metrics, /healthz, /readyz, /status", "addr", ln.Addr().String())
 	}
 
-	a.hooks = newHookScheduler(ctx, runRound)
-	defer a.hooks.wait()
+	hooks := newHookScheduler(ctx, runRound)
+	defer hooks.wait()
+	a.mu.Lock()
+	a.hooks = hooks
+	a.mu.Unlock()
 	var wg sync.WaitGroup
 	wg.Go(func() { a.connect(ctx) })
 	for _, w := range a.watches {
@@ -172,7 +175,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 		case req := <-a.reloads:
-			req.reply <- a.apply(ctx, &wg, req.cfg)
+			req.reply <- a.applyReload(ctx, &wg, req.cfg)
 		}
 	}
 	a.log.Info("stopping: waiting for the batches in flight")

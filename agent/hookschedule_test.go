@@ -244,3 +244,66 @@ func TestPendingHookSurvivesARestart(t *testing.T) {
 	})
 	waitFor(t, "the restarted agent to catch up", func() bool { return a.Ready() && a.Status()[0].Revision == rev })
 }
+
+// TestWatchesRequestingOneCommandShareRuns runs three watches whose hooks
+// are the same command. The first run is held until every watch has asked:
+// the other requests wait in one pending round, so the three watches cause at
+// most two runs, which name every watch in SLIPAGENT_WATCHES.
+func TestWatchesRequestingOneCommandShareRuns(t *testing.T) {
+	f := newFixture(t)
+	var src strings.Builder
+	src.WriteString(`
+data_dir = "$DIR/data"
+nats { servers = ["$NATS"] }
+plugin "files" {
+  module = "$DIR/files.wasm"
+  config = { prefix = "files.", hook = "changed" }
+}`)
+	argv := []string{"sh", "-c", `while [ ! -e $DIR/go ]; do sleep 0.05; done; echo "$SLIPAGENT_WATCHES" >> $DIR/hooks.log`}
+	for _, w := range []string{"a", "b", "c"} {
+		f.put(w, "files.x", "1")
+		fmt.Fprintf(&src, `
+watch %q {
+  bucket = %q
+  plugin = "files"
+  output "files" { dir = "$DIR/out-%s" }
+  hook "changed" { command = ["sh", "-c", "while [ ! -e $DIR/go ]; do sleep 0.05; done; echo \"$SLIPAGENT_WATCHES\" >> $DIR/hooks.log"] }
+}`, w, w, w)
+	}
+	a, _ := f.start(f.config(src.String()))
+	key := commandKey(strings.Split(strings.ReplaceAll(strings.Join(argv, "\x00"), "$DIR", f.dir), "\x00"))
+	waitFor(t, "every watch to request the hook", func() bool {
+		a.mu.Lock()
+		s := a.hooks
+		a.mu.Unlock()
+		if s == nil {
+			return false
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		c := s.cmds[key]
+		if c == nil {
+			return false
+		}
+		n := 0
+		for _, rd := range []*hookRound{c.last, c.pending} {
+			if rd != nil {
+				n += len(rd.reqs)
+			}
+		}
+		return n == 3
+	})
+	if err := os.WriteFile(filepath.Join(f.dir, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every watch to be ready", func() bool { return a.Ready() })
+	runs := lines(filepath.Join(f.dir, "hooks.log"))
+	var answered []string
+	for _, r := range runs {
+		answered = append(answered, strings.Split(r, ",")...)
+	}
+	slices.Sort(answered)
+	if len(runs) > 2 || !slices.Equal(answered, []string{"a", "b", "c"}) {
+		t.Errorf("runs %q, want at most two answering a, b and c once each", runs)
+	}
+}

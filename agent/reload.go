@@ -118,9 +118,9 @@ func (a *Agent) Reload(ctx context.Context, cfg *Config) error {
 	return <-req.reply
 }
 
-// apply runs a reload on Run's goroutine; wg is Run's, which the new
+// applyReload runs a reload on Run's goroutine; wg is Run's, which the new
 // watches join.
-func (a *Agent) apply(ctx context.Context, wg *sync.WaitGroup, cfg *Config) error {
+func (a *Agent) applyReload(ctx context.Context, wg *sync.WaitGroup, cfg *Config) error {
 	if !sameSettings(a.cfg, cfg) {
 		return ErrReloadNeedsRestart // a restart, not a refusal: not counted
 	}
