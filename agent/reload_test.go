@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/slipstreamkv/slipstream/internal/plugintest"
 	"github.com/slipstreamkv/slipstream/plugins/host"
 )
 
@@ -223,5 +225,53 @@ func TestReloadOfAgentSettingsNeedsARestart(t *testing.T) {
 	}
 	if rs := a.ReloadStatus(); !slices.Equal(rs.Kept, []string{"a", "b"}) {
 		t.Errorf("an identical configuration: %+v, want every watch kept", rs)
+	}
+}
+
+// TestServeRefusedReloadStillEndsWithReady: systemd waits for READY=1 after
+// RELOADING=1 even when the reload is refused at its module check.
+func TestServeRefusedReloadStillEndsWithReady(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "1")
+	broken := filepath.Join(f.dir, "broken.wasm")
+	if err := os.WriteFile(broken, []byte("not wasm"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	next := f.config(strings.Replace(filesConfig, "$DIR/files.wasm", broken, 1))
+	var mu sync.Mutex
+	var notes []string
+	notify := func(s string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		notes = append(notes, strings.SplitN(s, "\n", 2)[0])
+		return nil
+	}
+	ready := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []string
+		for _, n := range notes {
+			if n == "READY=1" || n == "RELOADING=1" {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reload := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- Serve(ctx, f.config(filesConfig), func() (*Config, error) { return next, nil }, reload, nil,
+			Options{Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)), Notify: notify, PluginCacheDir: plugintest.CacheDir(t)})
+	}()
+	waitFor(t, "the agent to be ready", func() bool { return len(ready()) == 1 })
+	reload <- struct{}{}
+	waitFor(t, "READY=1 after the refused reload", func() bool { return slices.Equal(ready(), []string{"READY=1", "RELOADING=1", "READY=1"}) })
+	f.put("cfg", "files.a.conf", "2")
+	waitFor(t, "the running agent to go on", func() bool { return readFile(filepath.Join(f.dir, "out", "a.conf")) == "2" })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
