@@ -45,7 +45,7 @@ type Agent struct {
 	ownConn  bool
 	metrics  *metrics
 	watches  []*watchRunner
-	hooks    *hookScheduler // set by Run (under mu), before the watches start
+	hooks    *hookScheduler // replaced by Run (under mu) before the watches start
 	changed  chan struct{}  // a watch's status changed (see watchStatus.poke)
 
 	// load gives a watch its plugin: loadPlugin, or the simulator's stand-in.
@@ -112,6 +112,9 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 	}
 	a.load = a.loadPlugin
 	a.compile = a.compilePlugin
+	// Run replaces it with one that ends with the agent; this one serves
+	// watches run without Run (the simulator).
+	a.hooks = newHookScheduler(context.Background(), runRound)
 	a.wrapFold = func(f kvcore.Fold) kvcore.Fold { return f }
 	a.metrics = newMetrics(a)
 	for _, w := range cfg.Watches {

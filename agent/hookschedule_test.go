@@ -276,9 +276,6 @@ watch %q {
 		a.mu.Lock()
 		s := a.hooks
 		a.mu.Unlock()
-		if s == nil {
-			return false
-		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		c := s.cmds[key]

@@ -275,3 +275,32 @@ func TestServeRefusedReloadStillEndsWithReady(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReloadRestartsTheWatchesOfARebuiltModule: the same configuration with
+// a different module file at the same path (a new sha256) restarts the
+// watches of that plugin.
+func TestReloadRestartsTheWatchesOfARebuiltModule(t *testing.T) {
+	f := newFixture(t)
+	f.put("a", "files.x", "1")
+	f.put("b", "files.x", "1")
+	a, counts := f.countingAgent(f.config(twoWatches))
+	waitFor(t, "both watches to sync", func() bool { return a.Ready() && len(a.Status()) == 2 })
+	path := filepath.Join(f.dir, "files.wasm")
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A custom section "note": the same plugin, another sha256.
+	if err := os.WriteFile(path, append(wasm, 0x00, 0x06, 0x04, 'n', 'o', 't', 'e', 0x01), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Reload(context.Background(), f.config(twoWatches)); err != nil {
+		t.Fatal(err)
+	}
+	if rs := a.ReloadStatus(); !slices.Equal(rs.Restarted, []string{"a", "b"}) {
+		t.Errorf("reload status %+v, want a and b restarted", rs)
+	}
+	waitFor(t, "both watches to run the new module", func() bool {
+		return counts.get("a") == 2 && counts.get("b") == 2 && a.Ready()
+	})
+}
