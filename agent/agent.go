@@ -45,10 +45,19 @@ type Agent struct {
 	ownConn  bool
 	metrics  *metrics
 	watches  []*watchRunner
-	changed  chan struct{} // a watch's status changed (see watchStatus.poke)
+	hooks    *hookScheduler // replaced by Run (under mu) before the watches start
+	changed  chan struct{}  // a watch's status changed (see watchStatus.poke)
 
 	// load gives a watch its plugin: loadPlugin, or the simulator's stand-in.
 	load func(ctx context.Context, p *PluginConf) (module, error)
+	// compile reads and compiles a plugin's module, uncached: compilePlugin,
+	// or a test's wrapper.
+	compile func(ctx context.Context, p *PluginConf) (module, error)
+	// reloads carries Reload's requests to Run, which owns the watches;
+	// stopped closes when Run returns.
+	reloads chan reloadRequest
+	stopped chan struct{}
+	reload  reloadRecord
 	// wrapFold wraps a watch's fold as it opens: the identity, or the
 	// simulator's fault injection.
 	wrapFold func(kvcore.Fold) kvcore.Fold
@@ -62,7 +71,7 @@ type Agent struct {
 // from compiling the same module at once without serializing the others.
 type pluginSlot struct {
 	mu     sync.Mutex
-	plugin *host.Plugin
+	plugin module
 }
 
 // New prepares an agent for cfg, a configuration from Load or Parse. It does
@@ -71,7 +80,8 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 	if cfg == nil || cfg.NATS == nil || cfg.DataDir == "" {
 		return nil, errors.New("agent: configuration not finalized (use Load or Parse)")
 	}
-	a := &Agent{cfg: cfg, log: opts.Logger, notify: opts.Notify, conn: opts.Conn, cacheDir: opts.PluginCacheDir, plugins: map[string]*pluginSlot{}, changed: make(chan struct{}, 1)}
+	a := &Agent{cfg: cfg, log: opts.Logger, notify: opts.Notify, conn: opts.Conn, cacheDir: opts.PluginCacheDir, plugins: map[string]*pluginSlot{}, changed: make(chan struct{}, 1),
+		reloads: make(chan reloadRequest), stopped: make(chan struct{})}
 	if a.cacheDir == "" {
 		a.cacheDir = cfg.CacheDir
 	}
@@ -101,6 +111,10 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 		a.ownConn = true
 	}
 	a.load = a.loadPlugin
+	a.compile = a.compilePlugin
+	// Run replaces it with one that ends with the agent; this one serves
+	// watches run without Run (the simulator).
+	a.hooks = newHookScheduler(context.Background(), runRound)
 	a.wrapFold = func(f kvcore.Fold) kvcore.Fold { return f }
 	a.metrics = newMetrics(a)
 	for _, w := range cfg.Watches {
@@ -116,6 +130,7 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 // is abandoned and delivered again on the next start). It fails only when it
 // cannot start at all (the data directory, the HTTP listener).
 func (a *Agent) Run(ctx context.Context) error {
+	defer close(a.stopped)
 	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("agent: data dir: %w", err)
 	}
@@ -146,15 +161,26 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.log.Info("serving /metrics, /healthz, /readyz, /status", "addr", ln.Addr().String())
 	}
 
+	hooks := newHookScheduler(ctx, runRound)
+	defer hooks.wait()
+	a.mu.Lock()
+	a.hooks = hooks
+	a.mu.Unlock()
 	var wg sync.WaitGroup
 	wg.Go(func() { a.connect(ctx) })
 	for _, w := range a.watches {
-		wg.Go(func() { w.run(ctx) })
+		w.start(ctx, &wg)
 	}
 	wg.Go(func() { a.report(ctx) })
 	a.log.Info("agent started", "watches", len(a.watches), "data_dir", a.cfg.DataDir)
 
-	<-ctx.Done()
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case req := <-a.reloads:
+			req.reply <- a.applyReload(ctx, &wg, req.cfg)
+		}
+	}
 	a.log.Info("stopping: waiting for the batches in flight")
 	if srv != nil {
 		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -204,13 +230,25 @@ func (a *Agent) loadPlugin(ctx context.Context, p *PluginConf) (module, error) {
 		slot = &pluginSlot{}
 		a.plugins[p.Name] = slot
 	}
-	engine := a.engine
 	a.mu.Unlock()
 	slot.mu.Lock()
 	defer slot.mu.Unlock()
 	if slot.plugin != nil {
-		return wasmModule{slot.plugin}, nil
+		return slot.plugin, nil
 	}
+	m, err := a.compile(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	slot.plugin = m
+	return m, nil
+}
+
+// compilePlugin reads and compiles a plugin's module.
+func (a *Agent) compilePlugin(ctx context.Context, p *PluginConf) (module, error) {
+	a.mu.Lock()
+	engine := a.engine
+	a.mu.Unlock()
 	wasm, err := os.ReadFile(p.Module)
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s: %w", p.Name, err)
@@ -232,18 +270,25 @@ func (a *Agent) loadPlugin(ctx context.Context, p *PluginConf) (module, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s (%s): %w", p.Name, p.Module, err)
 	}
-	slot.plugin = pl
 	a.log.Info("plugin loaded", "plugin", p.Name, "module", p.Module, "sha256", pl.SHA256())
 	return wasmModule{pl}, nil
 }
 
 // Status returns every watch's status, in configuration order.
 func (a *Agent) Status() []WatchStatus {
-	out := make([]WatchStatus, len(a.watches))
-	for i, w := range a.watches {
+	ws := a.runners()
+	out := make([]WatchStatus, len(ws))
+	for i, w := range ws {
 		out[i] = w.status.get()
 	}
 	return out
+}
+
+// runners returns the watches running now (a reload replaces the list).
+func (a *Agent) runners() []*watchRunner {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.watches
 }
 
 // Ready reports whether every watch is ready: caught up with its bucket,

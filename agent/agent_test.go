@@ -119,6 +119,12 @@ func (f *fixture) config(src string) *Config {
 // start runs an agent on cfg; stop cancels it and waits for Run to return.
 func (f *fixture) start(cfg *Config) (a *Agent, stop func()) {
 	f.t.Helper()
+	return f.run(f.agent(cfg))
+}
+
+// agent prepares an agent on cfg for run.
+func (f *fixture) agent(cfg *Config) *Agent {
+	f.t.Helper()
 	a, err := New(cfg, Options{
 		Logger:         slog.New(slog.NewTextHandler(testWriter{f.t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Notify:         func(string) error { return nil },
@@ -127,6 +133,12 @@ func (f *fixture) start(cfg *Config) (a *Agent, stop func()) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	return a
+}
+
+// run runs a; stop cancels it and waits for Run to return.
+func (f *fixture) run(a *Agent) (_ *Agent, stop func()) {
+	f.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()

@@ -48,7 +48,7 @@ func (s attachSource) Watch(ctx context.Context, scope kvcore.Scope, from kvcore
 // reports each attempt (natskv.Options.OnReattach) to consumerAttach, which
 // marks the watches of that bucket and scope detached until one succeeds.
 func (a *Agent) consumerAttach(bucket string, scope kvcore.Scope, err error) {
-	for _, w := range a.watches {
+	for _, w := range a.runners() {
 		if w.conf.Bucket == bucket && w.scope().String() == scope.String() {
 			w.status.attached(err, false)
 		}

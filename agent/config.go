@@ -218,6 +218,14 @@ type HookConf struct {
 	OnFailureRange hcl.Range     `hcl:"on_failure,attr_value_range"`
 	Timeout        time.Duration // default 30s
 	OnFailure      OnFailure
+
+	// SplayS and MinIntervalS space a hook's runs out (see config_hooks.go).
+	SplayS           string        `hcl:"splay,optional"`
+	MinIntervalS     string        `hcl:"min_interval,optional"`
+	SplayRange       hcl.Range     `hcl:"splay,attr_value_range"`
+	MinIntervalRange hcl.Range     `hcl:"min_interval,attr_value_range"`
+	Splay            time.Duration // random delay before a run, 0 = none
+	MinInterval      time.Duration // least time between two runs, 0 = none
 }
 
 // OnFailure is what a failed hook (or check) does to its batch.
@@ -517,6 +525,7 @@ func (c *Config) finalize() hcl.Diagnostics {
 			default:
 				diags = append(diags, errAt(h.OnFailureRange, "Invalid on_failure", `on_failure is "retry" (the batch fails and is retried) or "ignore".`))
 			}
+			diags = hookTiming(h, diags)
 		}
 	}
 	return diags

@@ -15,7 +15,7 @@ import (
 //	          longer than its stale_after) or held (503, with those watches)
 //	/readyz   200 once every watch is ready (caught up and healthy), else
 //	          503 with the watches that are not and why ("reason")
-//	/status   every watch's status as JSON
+//	/status   every watch's status as JSON, and what reloads did ("reload")
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}))
@@ -51,7 +51,11 @@ func (a *Agent) Handler() http.Handler {
 		for _, s := range statuses {
 			ready = ready && s.Ready
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"ready": ready, "watches": statuses})
+		body := map[string]any{"ready": ready, "watches": statuses}
+		if rs := a.ReloadStatus(); !rs.LastAt.IsZero() {
+			body["reload"] = rs
+		}
+		writeJSON(w, http.StatusOK, body)
 	})
 	return mux
 }

@@ -20,6 +20,7 @@ type metrics struct {
 	commands    *prometheus.CounterVec
 	quarantines *prometheus.CounterVec
 	drift       *prometheus.CounterVec
+	reloads     *prometheus.CounterVec
 }
 
 func newMetrics(a *Agent) *metrics {
@@ -47,8 +48,11 @@ func newMetrics(a *Agent) *metrics {
 		drift: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slipagent_drift_repaired_total", Help: "Output files changed or removed outside the agent that a drift check found and a render restored.",
 		}, []string{"watch"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slipagent_reloads_total", Help: "Configuration reloads by result: ok (applied) or error (refused: the configuration or a plugin module did not load; the running one stayed).",
+		}, []string{"result"}),
 	}
-	m.reg.MustRegister(m.batches, m.updates, m.pluginCalls, m.pluginTime, m.commands, m.quarantines, m.drift,
+	m.reg.MustRegister(m.batches, m.updates, m.pluginCalls, m.pluginTime, m.commands, m.quarantines, m.drift, m.reloads,
 		statusCollector{a}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -82,6 +86,14 @@ func (m *metrics) command(watch, hook, kind string, err error) {
 		result = "error"
 	}
 	m.commands.WithLabelValues(watch, hook, kind, result).Inc()
+}
+
+func (m *metrics) reloaded(err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.reloads.WithLabelValues(result).Inc()
 }
 
 func (m *metrics) quarantined(watch, kind string) {

@@ -40,7 +40,11 @@ func (a *Agent) report(ctx context.Context) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	ready, lastStatus, lastPing := false, "", time.Time{}
+	reloads := a.reloadsFinished()
 	for {
+		if n := a.reloadsFinished(); n != reloads {
+			reloads, ready = n, false // READY=1 ends a reload too
+		}
 		statuses := a.Status()
 		if !ready && settled(statuses) {
 			ready = true
@@ -101,14 +105,18 @@ const stuckGrace = time.Minute
 // only a hang in the agent itself gets there, and systemd's watchdog should
 // then restart it.
 func (a *Agent) stuck(statuses []WatchStatus, now time.Time) bool {
-	for i, s := range statuses {
-		if s.BusySince.IsZero() {
+	runners := map[string]*watchRunner{}
+	for _, w := range a.runners() {
+		runners[w.conf.Name] = w
+	}
+	for _, s := range statuses {
+		w := runners[s.Name]
+		if s.BusySince.IsZero() || w == nil {
 			continue
 		}
-		w := a.watches[i]
 		budget := w.plugin.Timeout + stuckGrace
 		for _, h := range w.conf.Hooks {
-			budget += 2 * h.Timeout // check and command
+			budget += 2*h.Timeout + h.Splay + h.MinInterval // check, then command after its turn
 		}
 		if now.Sub(s.BusySince) > budget {
 			return true

@@ -11,10 +11,14 @@ import (
 
 // Serve runs an agent for cfg until ctx ends. Each value on reload (SIGHUP)
 // re-reads the configuration with load: a configuration that fails to load
-// is logged and the running agent keeps going; a good one replaces it — the
-// old agent is stopped gracefully, then a new one starts from the folds it
-// left (systemd sees RELOADING=1, then READY=1 once the new one caught up).
-// level, if set, follows each configuration's log_level.
+// is logged and counted (/status, slipagent_reloads_total) and the running
+// agent keeps going. A good one is applied in place by Agent.Reload, which
+// loads its plugin modules first and then restarts only the watches that
+// changed; systemd sees RELOADING=1, then READY=1 once the watches settle.
+// A configuration that changes data_dir, cache_dir, nats or http replaces
+// the agent instead: the old one is stopped gracefully, then a new one
+// starts from the folds it left. level, if set, follows each
+// configuration's log_level.
 func Serve(ctx context.Context, cfg *Config, load func() (*Config, error), reload <-chan struct{}, level *slog.LevelVar, opts Options) error {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -35,7 +39,7 @@ func Serve(ctx context.Context, cfg *Config, load func() (*Config, error), reloa
 		done := make(chan error, 1)
 		go func() { done <- a.Run(runCtx) }()
 
-		next, runErr := waitForReload(ctx, load, reload, done, opts)
+		next, runErr := reloadInPlace(ctx, a, load, reload, level, done, opts)
 		stop()
 		if runErr == nil {
 			runErr = <-done
@@ -53,16 +57,37 @@ func Serve(ctx context.Context, cfg *Config, load func() (*Config, error), reloa
 		case runErr != nil:
 			return fmt.Errorf("agent: %w", runErr)
 		default:
-			opts.Logger.Info("configuration reloaded; restarting the watches")
+			opts.Logger.Info("configuration reloaded; restarting the agent")
 			cfg, previous = next, cfg
 		}
 	}
 }
 
-// waitForReload blocks until ctx ends, the agent stops by itself (its error:
-// Run returns before ctx ends only when it cannot start), or reload delivers
-// a configuration that loads.
-func waitForReload(ctx context.Context, load func() (*Config, error), reload <-chan struct{}, done <-chan error, opts Options) (next *Config, runErr error) {
+// reloadInPlace applies reloads to the running agent a until ctx ends, the
+// agent stops by itself (its error: Run returns before ctx ends only when
+// it cannot start), or a reload needs a new agent (that configuration).
+func reloadInPlace(ctx context.Context, a *Agent, load func() (*Config, error), reload <-chan struct{}, level *slog.LevelVar, done <-chan error, opts Options) (next *Config, runErr error) {
+	for {
+		next, runErr := waitForReload(ctx, a, load, reload, done, opts)
+		if next == nil {
+			return nil, runErr
+		}
+		err := a.Reload(ctx, next)
+		switch {
+		case errors.Is(err, ErrReloadNeedsRestart):
+			opts.Logger.Info("the new configuration needs a new agent", "reason", err)
+			return next, nil
+		case err != nil && ctx.Err() == nil:
+			opts.Logger.Error("reload refused: keeping the running configuration", "err", err)
+		case err == nil && level != nil:
+			level.Set(next.Level)
+		}
+	}
+}
+
+// waitForReload blocks until ctx ends, the agent stops by itself, or reload
+// delivers a configuration that loads.
+func waitForReload(ctx context.Context, a *Agent, load func() (*Config, error), reload <-chan struct{}, done <-chan error, opts Options) (next *Config, runErr error) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -76,6 +101,7 @@ func waitForReload(ctx context.Context, load func() (*Config, error), reload <-c
 			next, err := load()
 			if err != nil {
 				opts.Logger.Error("reload refused: the new configuration does not load; keeping the running one", "err", err)
+				a.recordReload(fmt.Errorf("agent: reload refused: %w", err), ReloadStatus{})
 				continue
 			}
 			_ = opts.Notify(daemon.SdNotifyReloading + "\n" + daemon.SdNotifyMonotonicUsec())

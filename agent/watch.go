@@ -43,6 +43,13 @@ type watchRunner struct {
 	status *watchStatus
 	guard  *guard
 	record *outputRecord // what the session committed; nil with drift checks off
+	// stop closes when the watch stops for good (its run's ctx ends): a
+	// hook waiting for its turn gives up then, even in a batch that is
+	// otherwise finished after shutdown.
+	stop <-chan struct{}
+	// cancel stops the watch and done closes once it stopped (see start).
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 func newWatchRunner(a *Agent, w *WatchConf) *watchRunner {
@@ -68,6 +75,7 @@ func newWatchRunner(a *Agent, w *WatchConf) *watchRunner {
 
 // run restarts the watch until ctx ends.
 func (r *watchRunner) run(ctx context.Context) {
+	r.stop = ctx.Done()
 	for attempt := 0; ; attempt++ {
 		started := time.Now()
 		err := r.session(ctx)
@@ -332,18 +340,27 @@ func (r *watchRunner) commit(ctx context.Context, res result, journal hookJourna
 	return r.runHooks(ctx, journal, due, cursor)
 }
 
-// runHooks runs hooks in order, then clears the journal. A failing hook with
-// on_failure = "retry" stops the run and stays journaled with the ones after it.
+// runHooks runs hooks in order through the agent's hook scheduler (splay,
+// min_interval, one run for watches asking for the same command), then
+// clears the journal. A failing hook with on_failure = "retry" stops the run
+// and stays journaled with the ones after it; so do hooks still waiting for
+// their turn when the watch stops (ctx or r.stop ends).
 func (r *watchRunner) runHooks(ctx context.Context, journal hookJournal, hooks []string, cursor kvcore.Cursor) error {
 	for i, name := range hooks {
 		h := r.hooks[name]
-		err := runCommand(ctx, r.log.With("hook", name), h.Command, h.Timeout, r.env(name, cursor))
-		r.a.metrics.command(r.conf.Name, name, "hook", err)
+		err := r.a.hooks.request(ctx, r.stop, hookRequest{
+			watch: r.conf.Name, log: r.log.With("hook", name), argv: h.Command, env: r.env(name, cursor),
+			timeout: h.Timeout, splay: h.Splay, minInterval: h.MinInterval,
+		})
+		abandoned := errors.Is(err, errHookAbandoned)
+		if !abandoned {
+			r.a.metrics.command(r.conf.Name, name, "hook", err)
+		}
 		if err == nil {
 			r.log.Info("hook ran", "hook", name)
 			continue
 		}
-		if h.OnFailure == FailIgnore {
+		if h.OnFailure == FailIgnore && !abandoned {
 			r.log.Warn("hook failed; going on (on_failure = ignore)", "hook", name, "err", err)
 			continue
 		}

@@ -20,8 +20,9 @@ const runUsage = `usage: slipagent run [-config PATH] [-log-format text|json]
 
 Runs the agent as a service (systemd Type=notify): every watch of the
 configuration keeps its fold in sync and applies changes through its plugin.
-SIGHUP reloads the configuration; SIGINT or SIGTERM stops gracefully, a second
-one exits at once.`
+SIGHUP reloads the configuration: plugin modules are loaded first (a failure
+keeps the running configuration), then only the watches that changed restart.
+SIGINT or SIGTERM stops gracefully, a second one exits at once.`
 
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("slipagent run", stderr)

@@ -16,7 +16,7 @@ const statusUsage = `usage: slipagent status [-addr HOST:PORT]
 
 Prints the state of every watch of a running agent, from its http listener,
 then why each watch that is not ready is not (failing, detached, stale,
-held). Exits 1 unless every watch is ready.`
+held), and a refused reload. Exits 1 unless every watch is ready.`
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("slipagent status", stderr)
@@ -40,6 +40,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	var st struct {
 		Ready   bool                `json:"ready"`
 		Watches []agent.WatchStatus `json:"watches"`
+		Reload  *agent.ReloadStatus `json:"reload"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		fmt.Fprintf(stderr, "slipagent status: bad answer from %s: %v\n", *addr, err)
@@ -58,6 +59,9 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		if w.Held != nil {
 			fmt.Fprintf(stdout, "%s: held since %s: %d of %d keys would be removed\n", w.Name, w.Held.Since.Format(time.RFC3339), w.Held.Removals, w.Held.KeysBefore)
 		}
+	}
+	if r := st.Reload; r != nil && r.LastError != "" {
+		fmt.Fprintf(stdout, "last reload refused at %s (the running configuration stays): %s\n", r.LastAt.Format(time.RFC3339), r.LastError)
 	}
 	if !st.Ready {
 		return exitFailure
