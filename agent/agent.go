@@ -32,6 +32,8 @@ type Options struct {
 	// PluginCacheDir overrides where compiled plugins are cached (default:
 	// the configuration's cache_dir).
 	PluginCacheDir string
+	// Version is the agent's version, as fleet reports name it.
+	Version string
 }
 
 // Agent runs every watch of a configuration. Create it with New and run it
@@ -45,7 +47,8 @@ type Agent struct {
 	ownConn  bool
 	metrics  *metrics
 	watches  []*watchRunner
-	changed  chan struct{} // a watch's status changed (see watchStatus.poke)
+	changed  chan struct{}  // a watch's status changed (see watchStatus.poke)
+	fleet    *fleetReporter // nil without a report block
 
 	// load gives a watch its plugin: loadPlugin, or the simulator's stand-in.
 	load func(ctx context.Context, p *PluginConf) (module, error)
@@ -106,6 +109,9 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 	for _, w := range cfg.Watches {
 		a.watches = append(a.watches, newWatchRunner(a, w))
 	}
+	if cfg.Report != nil {
+		a.fleet = newFleetReporter(a, cfg.Report, opts.Version)
+	}
 	return a, nil
 }
 
@@ -152,6 +158,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		wg.Go(func() { w.run(ctx) })
 	}
 	wg.Go(func() { a.report(ctx) })
+	wg.Go(func() { a.reportFleet(ctx) })
 	a.log.Info("agent started", "watches", len(a.watches), "data_dir", a.cfg.DataDir)
 
 	<-ctx.Done()
