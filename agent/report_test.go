@@ -123,6 +123,17 @@ func TestReportConfig(t *testing.T) {
 	if cfg, _ := Parse("agent.hcl", nil); cfg.Report != nil {
 		t.Error("reporting is on without a report block")
 	}
+	// The example's (commented) report block parses as documented.
+	example, err := os.ReadFile("../agent.hcl.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, _ := strings.Cut(string(example), "\n# report {")
+	block, _, _ = strings.Cut(block, "\n# }")
+	block = "report {" + strings.ReplaceAll(block, "\n#", "\n") + "\n}"
+	if cfg, err := Parse("agent.hcl", []byte(block)); err != nil || cfg.Report.Host != "web1" || cfg.Report.MaxAge != 90*time.Second {
+		t.Errorf("the example's report block:\n%s\n%v", block, err)
+	}
 	for _, bad := range []string{
 		`report { host = "web1.example.com" }`,
 		`report { interval = "10s"  max_age = "10s" }`,
