@@ -157,3 +157,11 @@ func waitLong(t *testing.T, what string, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// The fleet package names the states the agent reports.
+func TestFleetStatesAreTheAgents(t *testing.T) {
+	want := []string{fleet.StateStarting, fleet.StateSyncing, fleet.StateReady, fleet.StateFailing, fleet.StateDetached, fleet.StateStale, fleet.StateHeld}
+	if strings.Join(watchStates, " ") != strings.Join(want, " ") {
+		t.Errorf("agent states %v, fleet states %v", watchStates, want)
+	}
+}
