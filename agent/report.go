@@ -77,7 +77,7 @@ func (r *fleetReporter) tick(ctx context.Context, now time.Time) {
 		return // the agent connects (and logs why it cannot)
 	}
 	if r.store == nil {
-		sctx, cancel := context.WithTimeout(ctx, r.conf.Interval)
+		sctx, cancel := context.WithTimeout(ctx, r.a.cfg.NATS.Timeout)
 		store, err := r.a.conn.Store(sctx, kvcore.StoreConfig{Bucket: r.conf.Bucket, MaxAge: r.conf.MaxAge})
 		cancel()
 		if err != nil {
@@ -97,7 +97,7 @@ func (r *fleetReporter) tick(ctx context.Context, now time.Time) {
 			return
 		}
 		key := fleet.Key(r.conf.Host, s.Name)
-		wctx, cancel := context.WithTimeout(ctx, r.conf.Interval)
+		wctx, cancel := context.WithTimeout(ctx, r.a.cfg.NATS.Timeout)
 		_, err = r.store.Put(wctx, key, value)
 		cancel()
 		if err != nil {
