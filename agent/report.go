@@ -78,7 +78,10 @@ func (r *fleetReporter) tick(ctx context.Context, now time.Time) {
 	}
 	if r.store == nil {
 		sctx, cancel := context.WithTimeout(ctx, r.a.cfg.NATS.Timeout)
-		store, err := r.a.conn.Store(sctx, kvcore.StoreConfig{Bucket: r.conf.Bucket, MaxAge: r.conf.MaxAge})
+		// Discard old: a full bucket drops the records written longest
+		// ago (dead hosts' first) rather than refuse live hosts' reports.
+		store, err := r.a.conn.Store(sctx, kvcore.StoreConfig{Bucket: r.conf.Bucket, MaxAge: r.conf.MaxAge,
+			MaxBytes: r.conf.MaxBytes, Discard: kvcore.DiscardOld})
 		cancel()
 		if err != nil {
 			r.failed(ctx, fmt.Errorf("report bucket %s: %w", r.conf.Bucket, err), now)

@@ -20,7 +20,6 @@ var reporterPermissions = &server.Permissions{
 	Publish: &server.SubjectPermission{Allow: []string{
 		"$KV.fleet.web1.>",
 		"$JS.API.STREAM.INFO.KV_fleet",
-		"$JS.API.INFO",
 		"$JS.API.STREAM.CREATE.KV_fleet",
 	}},
 	Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/slipstreamkv/slipstream/fleet"
@@ -72,8 +73,8 @@ func TestFleetReportFollowsTheWatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := st.CachedInfo().Config.MaxAge; got != 5*time.Second {
-		t.Errorf("report bucket max age %v, want max_age 5s", got)
+	if c := st.CachedInfo().Config; c.MaxAge != 5*time.Second || c.MaxBytes != DefaultReportMaxBytes || c.Discard != jetstream.DiscardOld {
+		t.Errorf("report bucket max age %v, max bytes %d, discard %v; want max_age 5s, 64 MiB, old", c.MaxAge, c.MaxBytes, c.Discard)
 	}
 
 	if err := os.WriteFile(broken, nil, 0o644); err != nil {
