@@ -47,14 +47,16 @@ type Agent struct {
 	ownConn  bool
 	metrics  *metrics
 	watches  []*watchRunner
-	changed  chan struct{}  // a watch's status changed (see watchStatus.poke)
-	fleet    *fleetReporter // nil without a report block
+	changed  chan struct{} // a watch's status changed (see watchStatus.poke)
 
 	// load gives a watch its plugin: loadPlugin, or the simulator's stand-in.
 	load func(ctx context.Context, p *PluginConf) (module, error)
 	// wrapFold wraps a watch's fold as it opens: the identity, or the
 	// simulator's fault injection.
 	wrapFold func(kvcore.Fold) kvcore.Fold
+
+	// fleet writes the fleet reports (nil without a report block).
+	fleet *fleetReporter
 
 	mu      sync.Mutex
 	engine  *host.Engine
