@@ -32,6 +32,8 @@ type Options struct {
 	// PluginCacheDir overrides where compiled plugins are cached (default:
 	// the configuration's cache_dir).
 	PluginCacheDir string
+	// Version is the agent's version, as fleet reports name it.
+	Version string
 }
 
 // Agent runs every watch of a configuration. Create it with New and run it
@@ -61,6 +63,9 @@ type Agent struct {
 	// wrapFold wraps a watch's fold as it opens: the identity, or the
 	// simulator's fault injection.
 	wrapFold func(kvcore.Fold) kvcore.Fold
+
+	// fleet writes the fleet reports (nil without a report block).
+	fleet *fleetReporter
 
 	mu      sync.Mutex
 	engine  *host.Engine
@@ -120,6 +125,9 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 	for _, w := range cfg.Watches {
 		a.watches = append(a.watches, newWatchRunner(a, w))
 	}
+	if cfg.Report != nil {
+		a.fleet = newFleetReporter(a, cfg.Report, opts.Version)
+	}
 	return a, nil
 }
 
@@ -172,6 +180,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		w.start(ctx, &wg)
 	}
 	wg.Go(func() { a.report(ctx) })
+	wg.Go(func() { a.reportFleet(ctx) })
 	a.log.Info("agent started", "watches", len(a.watches), "data_dir", a.cfg.DataDir)
 
 	for ctx.Err() == nil {

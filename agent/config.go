@@ -37,6 +37,9 @@ type Config struct {
 	HTTP     *HTTPConfig   `hcl:"http,block"`
 	Plugins  []*PluginConf `hcl:"plugin,block"`
 	Watches  []*WatchConf  `hcl:"watch,block"`
+	// Report, when present, makes the agent report its watches to a
+	// fleet report bucket (see report_config.go).
+	Report *ReportConf `hcl:"report,block"`
 
 	DataDirRange  hcl.Range  `hcl:"data_dir,attr_value_range"`
 	CacheDirRange hcl.Range  `hcl:"cache_dir,attr_value_range"`
@@ -527,6 +530,9 @@ func (c *Config) finalize() hcl.Diagnostics {
 			}
 			diags = hookTiming(h, diags)
 		}
+	}
+	if c.Report != nil {
+		diags = c.Report.finalize(diags)
 	}
 	return diags
 }

@@ -60,7 +60,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	load := func() (*agent.Config, error) { return agent.Load(*path) }
-	if err := agent.Serve(ctx, cfg, load, reload, level, agent.Options{Logger: logger}); err != nil {
+	if err := agent.Serve(ctx, cfg, load, reload, level, agent.Options{Logger: logger, Version: currentVersion().String()}); err != nil {
 		logger.Error("agent failed", "err", err)
 		return exitFailure
 	}

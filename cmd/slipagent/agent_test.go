@@ -15,7 +15,12 @@ import (
 	"github.com/slipstreamkv/slipstream/internal/plugintest"
 )
 
-func TestMain(m *testing.M) { plugintest.Main(m) }
+func TestMain(m *testing.M) {
+	if args, ok := os.LookupEnv(childArgsEnv); ok {
+		os.Exit(runChild(args))
+	}
+	plugintest.Main(m)
+}
 
 func TestValidate(t *testing.T) {
 	code, out, errOut := runCmd(t, "validate", "-config", "../../agent.hcl.example", "-modules=false")

@@ -131,7 +131,7 @@ Ctrl-C stops.
 
 `, url, abs, cfgPath, listen)
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.Level}))
-	a, err := agent.New(cfg, agent.Options{Logger: logger})
+	a, err := agent.New(cfg, agent.Options{Logger: logger, Version: currentVersion().String()})
 	if err != nil {
 		return fail(err)
 	}

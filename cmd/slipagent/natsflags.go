@@ -21,10 +21,23 @@ type natsFlags struct {
 }
 
 func addNATSFlags(fs *flag.FlagSet) natsFlags {
+	n := addNATSServerFlags(fs)
+	n.timeout = fs.Duration("timeout", defaultOpTimeout, "bound on each operation")
+	return n
+}
+
+// defaultOpTimeout bounds each NATS operation of a command.
+const defaultOpTimeout = 10 * time.Second
+
+// addNATSServerFlags adds -server and -creds only, for commands whose
+// -timeout bounds something else; each operation is bounded by
+// defaultOpTimeout.
+func addNATSServerFlags(fs *flag.FlagSet) natsFlags {
+	timeout := defaultOpTimeout
 	return natsFlags{
 		server:  fs.String("server", envOr("NATS_URL", natskvDefaultURL), "NATS server URLs, comma-separated ($NATS_URL)"),
 		creds:   fs.String("creds", os.Getenv("NATS_CREDS"), "a .creds file ($NATS_CREDS)"),
-		timeout: fs.Duration("timeout", 10*time.Second, "bound on each operation"),
+		timeout: &timeout,
 	}
 }
 

@@ -15,6 +15,7 @@ const (
 	exitNotFound    = 3   // kv: the key (or bucket) does not exist
 	exitUnreachable = 4   // kv: no NATS server could be reached
 	exitConflict    = 5   // kv create: the key exists; kv update: its revision differs
+	exitTimeout     = 6   // fleet wait: the hosts did not apply the revision in time
 	exitInterrupted = 130 // a second SIGINT/SIGTERM forced the exit
 )
 
@@ -25,6 +26,7 @@ const exitCodes = `exit codes:
   3    kv: the key or bucket does not exist
   4    kv: no NATS server could be reached
   5    kv create: the key exists; kv update: the key's revision differs
+  6    fleet wait: the hosts did not apply the revision before -timeout
   130  a second SIGINT or SIGTERM forced the exit`
 
 // command is one top-level subcommand (or group). Each lives in its own
@@ -43,6 +45,7 @@ var commands = []command{
 	{"resync", "confirm a mass deletion the guard holds (--confirm WATCH)", runResync},
 	{"kv", "get, put, create, update, delete, purge, list or watch keys of a bucket", runKV},
 	{"snapshot", "inspect, verify, dump or repair a snapshot (fold) file", runSnapshot},
+	{"fleet", "which hosts applied a revision: status, wait, serve a rollout page", runFleet},
 	{"plugin", "inspect, compile or run a plugin module without an agent", runPlugin},
 	{"version", "print the version, commit, Go version and plugin ABI", runVersion},
 }

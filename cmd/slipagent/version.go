@@ -86,3 +86,16 @@ func abiList(versions []int) string {
 	}
 	return s
 }
+
+// String is the version in one word, as fleet reports carry it: the module
+// version, then the commit's first 12 digits and "+dirty" when known.
+func (v buildVersion) String() string {
+	s := v.Version
+	if v.Commit != "" {
+		s += "+" + v.Commit[:min(12, len(v.Commit))]
+	}
+	if v.Modified {
+		s += "+dirty"
+	}
+	return s
+}

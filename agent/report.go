@@ -1,0 +1,167 @@
+package agent
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/slipstreamkv/slipstream/fleet"
+	"github.com/slipstreamkv/slipstream/kvcore"
+)
+
+// reportPoll is how often the fleet reporter looks at the watches' states:
+// a change reaches the report bucket within it.
+const reportPoll = 250 * time.Millisecond
+
+// maxReportRetry bounds the wait after a failed report write.
+const maxReportRetry = 5 * time.Second
+
+// fleetReporter writes one fleet.Record per watch to the report bucket (see
+// ReportConf): when a watch's revision, state or error changes, and every
+// interval as a heartbeat. It only reads the watches' statuses, in a
+// goroutine of its own, and writes the latest of them: a slow or failing
+// bucket delays reports, never a watch. Its failures are logged and counted
+// (slipagent_fleet_reports_total{result="error"}), not propagated.
+// Only its own goroutine (Agent.reportFleet) uses it.
+type fleetReporter struct {
+	a       *Agent
+	conf    *ReportConf
+	version string
+	store   kvcore.Store
+	sent    map[string]fleet.Record // last record written, by watch
+	revs    map[string]fleet.Record // Revision and Since, by watch
+	retryAt time.Time
+	failing bool
+	reports *prometheus.CounterVec
+}
+
+func newFleetReporter(a *Agent, conf *ReportConf, version string) *fleetReporter {
+	r := &fleetReporter{
+		a: a, conf: conf, version: version,
+		sent: map[string]fleet.Record{}, revs: map[string]fleet.Record{},
+		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slipagent_fleet_reports_total", Help: "Records written to the fleet report bucket, by result (ok, error).",
+		}, []string{"result"}),
+	}
+	a.metrics.reg.MustRegister(r.reports)
+	return r
+}
+
+// reportFleet runs the fleet reporter until ctx ends (a no-op without a
+// report block).
+func (a *Agent) reportFleet(ctx context.Context) {
+	r := a.fleet
+	if r == nil {
+		return
+	}
+	a.log.Info("reporting to the fleet bucket", "bucket", r.conf.Bucket, "host", r.conf.Host, "interval", r.conf.Interval)
+	t := time.NewTicker(reportPoll)
+	defer t.Stop()
+	for {
+		r.tick(ctx, time.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// tick writes the records that changed or are due for a heartbeat.
+func (r *fleetReporter) tick(ctx context.Context, now time.Time) {
+	if now.Before(r.retryAt) || !r.a.conn.Healthy() {
+		return // the agent connects (and logs why it cannot)
+	}
+	if r.store == nil {
+		sctx, cancel := context.WithTimeout(ctx, r.a.cfg.NATS.Timeout)
+		// Discard old: a full bucket drops the records written longest
+		// ago (dead hosts' first) rather than refuse live hosts' reports.
+		store, err := r.a.conn.Store(sctx, kvcore.StoreConfig{Bucket: r.conf.Bucket, MaxAge: r.conf.MaxAge,
+			MaxBytes: r.conf.MaxBytes, Discard: kvcore.DiscardOld})
+		cancel()
+		if err != nil {
+			r.failed(ctx, fmt.Errorf("report bucket %s: %w", r.conf.Bucket, err), now)
+			return
+		}
+		r.store = store
+	}
+	for _, s := range r.a.Status() {
+		rec := r.record(s, now)
+		if last, ok := r.sent[s.Name]; ok && sameReport(last, rec) && now.Sub(last.Time) < r.conf.Interval {
+			continue
+		}
+		value, err := json.Marshal(rec)
+		if err != nil {
+			r.failed(ctx, fmt.Errorf("report of watch %s: %w", s.Name, err), now)
+			return
+		}
+		key := fleet.Key(r.conf.Host, s.Name)
+		wctx, cancel := context.WithTimeout(ctx, r.a.cfg.NATS.Timeout)
+		_, err = r.store.Put(wctx, key, value)
+		cancel()
+		if err != nil {
+			r.failed(ctx, fmt.Errorf("report bucket %s, key %s: %w", r.conf.Bucket, key, err), now)
+			return
+		}
+		r.reports.WithLabelValues("ok").Inc()
+		r.sent[s.Name] = rec
+	}
+	if r.failing {
+		r.failing = false
+		r.a.log.Info("fleet reports written again", "bucket", r.conf.Bucket)
+	}
+}
+
+// failed counts a failure, logs the first of a run of them, and waits a
+// little before the next attempt.
+func (r *fleetReporter) failed(ctx context.Context, err error, now time.Time) {
+	if ctx.Err() != nil {
+		return
+	}
+	r.reports.WithLabelValues("error").Inc()
+	if !r.failing {
+		r.failing = true
+		r.a.log.Warn("cannot write the fleet report; the watches are not affected, retrying", "err", err)
+	}
+	r.retryAt = now.Add(min(r.conf.Interval, maxReportRetry))
+}
+
+// record is the fleet record of a watch's status.
+func (r *fleetReporter) record(s WatchStatus, now time.Time) fleet.Record {
+	rev, ok := r.revs[s.Name]
+	if !ok || rev.Revision != s.Revision {
+		rev = fleet.Record{Revision: s.Revision, Since: now}
+		r.revs[s.Name] = rev
+	}
+	rec := fleet.Record{
+		Host:        r.conf.Host,
+		Agent:       r.version,
+		Watch:       s.Name,
+		Bucket:      s.Bucket,
+		Revision:    s.Revision,
+		State:       s.State,
+		Since:       rev.Since,
+		BehindSince: s.BehindSince,
+		Time:        now,
+		Interval:    fleet.Duration(r.conf.Interval),
+	}
+	for _, w := range r.a.cfg.Watches {
+		if w.Name == s.Name {
+			rec.Prefixes = w.Prefixes
+		}
+	}
+	if !s.Ready {
+		rec.Error = cmp.Or(s.LastError, s.Reason)
+	}
+	return rec
+}
+
+// sameReport reports whether two records say the same apart from when they
+// were written.
+func sameReport(a, b fleet.Record) bool {
+	return a.Revision == b.Revision && a.State == b.State && a.Error == b.Error
+}

@@ -1,0 +1,82 @@
+package agent
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/slipstreamkv/slipstream/fleet"
+	"github.com/slipstreamkv/slipstream/kvcore"
+)
+
+// ReportConf makes the agent report each watch's applied revision and state
+// to a NATS KV bucket, where `slipagent fleet` reads the whole fleet's:
+//
+//	report {
+//	  bucket   = "slipagent-fleet" # default
+//	  interval = "30s"             # heartbeat; changes are written at once
+//	  max_age  = "90s"             # default 3 × interval: silent hosts age out
+//	  host     = "web1"            # default: the host name, dots as "_"
+//	  max_bytes = "64MiB"          # bucket size when the agent creates it
+//	}
+type ReportConf struct {
+	Bucket    string `hcl:"bucket,optional"`
+	IntervalS string `hcl:"interval,optional"`
+	MaxAgeS   string `hcl:"max_age,optional"`
+	Host      string `hcl:"host,optional"`
+	MaxBytesS string `hcl:"max_bytes,optional"`
+
+	DefRange      hcl.Range `hcl:",def_range"`
+	BucketRange   hcl.Range `hcl:"bucket,attr_value_range"`
+	IntervalRange hcl.Range `hcl:"interval,attr_value_range"`
+	MaxAgeRange   hcl.Range `hcl:"max_age,attr_value_range"`
+	HostRange     hcl.Range `hcl:"host,attr_value_range"`
+	MaxBytesRange hcl.Range `hcl:"max_bytes,attr_value_range"`
+
+	Interval time.Duration // default DefaultReportInterval
+	MaxAge   time.Duration // default 3 × Interval
+	// MaxBytes sizes the bucket the agent creates (default
+	// DefaultReportMaxBytes); when full, the oldest records go first.
+	MaxBytes int64
+}
+
+// Report defaults.
+const (
+	DefaultReportBucket   = fleet.DefaultBucket
+	DefaultReportInterval = 30 * time.Second
+	// DefaultReportMaxBytes holds some 150,000 records (hosts × watches).
+	DefaultReportMaxBytes = 64 << 20
+	// minReportInterval keeps a typo ("30ms") from flooding the bucket.
+	minReportInterval = 100 * time.Millisecond
+)
+
+func (r *ReportConf) finalize(diags hcl.Diagnostics) hcl.Diagnostics {
+	if r.Bucket == "" {
+		r.Bucket = DefaultReportBucket
+	}
+	if !kvcore.ValidBucket(r.Bucket) {
+		diags = append(diags, errAt(r.BucketRange, "Invalid report bucket", fmt.Sprintf("%q is not a bucket name: letters, digits, - and _ only.", r.Bucket)))
+	}
+	r.Interval, diags = parseDuration(r.IntervalS, r.IntervalRange, DefaultReportInterval, diags)
+	if r.Interval < minReportInterval {
+		diags = append(diags, errAt(r.IntervalRange, "Invalid report interval", fmt.Sprintf("interval is at least %v.", minReportInterval)))
+	}
+	r.MaxAge, diags = parseDuration(r.MaxAgeS, r.MaxAgeRange, 3*r.Interval, diags)
+	if r.MaxAge <= r.Interval {
+		diags = append(diags, errAt(r.MaxAgeRange, "Invalid report max_age", fmt.Sprintf("max_age (%v) must be longer than interval (%v), or live hosts' records expire between heartbeats.", r.MaxAge, r.Interval)))
+	}
+	r.MaxBytes, diags = parseSize(r.MaxBytesS, r.MaxBytesRange, DefaultReportMaxBytes, diags)
+	if r.Host == "" {
+		name, err := os.Hostname()
+		if err != nil {
+			diags = append(diags, errAt(r.DefRange, "No host name", fmt.Sprintf("the host name cannot be read (%v); set host.", err)))
+		}
+		r.Host = fleet.HostID(name)
+	}
+	if !fleet.ValidHost(r.Host) {
+		diags = append(diags, errAt(r.HostRange, "Invalid report host", fmt.Sprintf("%q is not a host id: letters, digits, - and _ only (it is one token of the report keys <host>.<watch>).", r.Host)))
+	}
+	return diags
+}

@@ -1,0 +1,168 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/slipstreamkv/slipstream/fleet"
+	"github.com/slipstreamkv/slipstream/kvcore"
+)
+
+// reportBlock makes the agent of filesConfig report as host h1.
+const reportBlock = `
+report {
+  bucket   = "fleet"
+  interval = "1s"
+  max_age  = "5s"
+  host     = "h1"
+}
+`
+
+// fleetRecord reads host h1's record of watch cfg ("" state when absent).
+func (f *fixture) fleetRecord() fleet.Record {
+	f.t.Helper()
+	s, err := f.conn.Open(context.Background(), "fleet")
+	if errors.Is(err, kvcore.ErrBucketNotFound) {
+		return fleet.Record{}
+	}
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	e, err := s.Get(context.Background(), fleet.Key("h1", "cfg"))
+	if errors.Is(err, kvcore.ErrNotFound) {
+		return fleet.Record{}
+	}
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	r, err := fleet.Decode(e.Key, e.Value)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return r
+}
+
+// The report follows the watch: its applied revision once ready, a failing
+// hook's error with the revision held back, and a heartbeat while nothing
+// changes. The agent creates the bucket with the max age.
+func TestFleetReportFollowsTheWatch(t *testing.T) {
+	f := newFixture(t)
+	rev := f.put("cfg", "files.a.conf", "1")
+	broken := filepath.Join(f.dir, "broken")
+	cfg := f.config(strings.Replace(filesConfig, `"echo $SLIPAGENT_REVISION >> $DIR/hooks.log"`, `"test ! -e $DIR/broken"`, 1) + reportBlock)
+	a, _ := f.start(cfg)
+	// The first compile of the plugin may take long on a busy machine.
+	waitLong(t, "h1 to report the first revision", func() bool {
+		r := f.fleetRecord()
+		return r.State == fleet.StateReady && r.Revision == rev
+	})
+	r := f.fleetRecord()
+	if r.Bucket != "cfg" || r.Error != "" || time.Duration(r.Interval) != time.Second || r.Since.IsZero() {
+		t.Errorf("record %+v", r)
+	}
+	waitFor(t, "a heartbeat", func() bool { return f.fleetRecord().Time.After(r.Time) })
+	st, err := f.jetstream().Stream(context.Background(), "KV_fleet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := st.CachedInfo().Config; c.MaxAge != 5*time.Second || c.MaxBytes != DefaultReportMaxBytes || c.Discard != jetstream.DiscardOld {
+		t.Errorf("report bucket max age %v, max bytes %d, discard %v; want max_age 5s, 64 MiB, old", c.MaxAge, c.MaxBytes, c.Discard)
+	}
+
+	if err := os.WriteFile(broken, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.put("cfg", "files.a.conf", "2")
+	waitFor(t, "h1 to report the failing hook", func() bool {
+		r := f.fleetRecord()
+		return r.State == fleet.StateFailing && strings.Contains(r.Error, "changed")
+	})
+	if r := f.fleetRecord(); r.Revision != rev {
+		t.Errorf("failing record has revision %d, want %d (not applied past it)", r.Revision, rev)
+	}
+	if n := testutil.ToFloat64(a.fleet.reports.WithLabelValues("error")); n != 0 {
+		t.Errorf("%v report errors", n)
+	}
+}
+
+// A report bucket that refuses writes (full) costs reports, never the
+// watch: it still applies, and the failures are counted.
+func TestFleetReportFailureDoesNotStopTheWatch(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.conn.Store(context.Background(), kvcore.StoreConfig{Bucket: "fleet", MaxBytes: 64}); err != nil {
+		t.Fatal(err)
+	}
+	rev := f.put("cfg", "files.a.conf", "1")
+	a, _ := f.start(f.config(filesConfig + reportBlock))
+	waitLong(t, "the watch to apply", func() bool { return a.Ready() && a.Status()[0].Revision == rev })
+	waitFor(t, "a report failure to be counted", func() bool {
+		return testutil.ToFloat64(a.fleet.reports.WithLabelValues("error")) > 0
+	})
+	if r := f.fleetRecord(); r.State != "" {
+		t.Errorf("record %+v in a full bucket", r)
+	}
+}
+
+func TestReportConfig(t *testing.T) {
+	cfg, err := Parse("agent.hcl", []byte(`report {}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	r := cfg.Report
+	if r.Bucket != "slipagent-fleet" || r.Interval != 30*time.Second || r.MaxAge != 90*time.Second || r.Host != fleet.HostID(host) {
+		t.Errorf("defaults: %+v", r)
+	}
+	if cfg, _ := Parse("agent.hcl", nil); cfg.Report != nil {
+		t.Error("reporting is on without a report block")
+	}
+	// The example's (commented) report block parses as documented.
+	example, err := os.ReadFile("../agent.hcl.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, _ := strings.Cut(string(example), "\n# report {")
+	block, _, _ = strings.Cut(block, "\n# }")
+	block = "report {" + strings.ReplaceAll(block, "\n#", "\n") + "\n}"
+	if cfg, err := Parse("agent.hcl", []byte(block)); err != nil || cfg.Report.Host != "web1" || cfg.Report.MaxAge != 90*time.Second {
+		t.Errorf("the example's report block:\n%s\n%v", block, err)
+	}
+	for _, bad := range []string{
+		`report { host = "web1.example.com" }`,
+		`report { interval = "10s"  max_age = "10s" }`,
+		`report { interval = "1ms" }`,
+		`report { bucket = "a.b" }`,
+	} {
+		if _, err := Parse("agent.hcl", []byte(bad)); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}
+
+// waitLong is waitFor with room for a plugin's first compile.
+func waitLong(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The fleet package names the states the agent reports.
+func TestFleetStatesAreTheAgents(t *testing.T) {
+	want := []string{fleet.StateStarting, fleet.StateSyncing, fleet.StateReady, fleet.StateFailing, fleet.StateDetached, fleet.StateStale, fleet.StateHeld}
+	if strings.Join(watchStates, " ") != strings.Join(want, " ") {
+		t.Errorf("agent states %v, fleet states %v", watchStates, want)
+	}
+}

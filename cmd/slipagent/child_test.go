@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// childArgsEnv, set in a test binary's environment, makes it run as
+// slipagent with these arguments (separated by \x1f) instead of the tests:
+// tests start real slipagent processes without building the binary.
+const childArgsEnv = "SLIPAGENT_TEST_CHILD_ARGS"
+
+// runChild is main for a child process.
+func runChild(args string) int {
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer cancel()
+	return run(ctx, strings.Split(args, "\x1f"), os.Stdout, os.Stderr)
+}
+
+// slipagentProcess is a slipagent process a test started.
+type slipagentProcess struct {
+	cmd  *exec.Cmd
+	log  string // its stdout and stderr
+	done chan struct{}
+}
+
+// startSlipagent starts "slipagent args..." as a process of its own, its
+// output in a file of dir; t.Cleanup stops it.
+func startSlipagent(t *testing.T, dir string, args ...string) *slipagentProcess {
+	t.Helper()
+	p := &slipagentProcess{cmd: exec.Command(os.Args[0]), log: filepath.Join(dir, "slipagent.log"), done: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), childArgsEnv+"="+strings.Join(args, "\x1f"))
+	out, err := os.Create(p.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Stdout, p.cmd.Stderr = out, out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.cmd.Wait()
+		out.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() { p.stop(t, syscall.SIGTERM) })
+	return p
+}
+
+// stop sends sig and waits for the process to exit (SIGKILL after 30s).
+func (p *slipagentProcess) stop(t *testing.T, sig syscall.Signal) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Errorf("slipagent (pid %d) did not exit 30s after %v; killing it", p.cmd.Process.Pid, sig)
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// output is what the process printed so far.
+func (p *slipagentProcess) output() string {
+	b, _ := os.ReadFile(p.log)
+	return string(b)
+}

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/slipstreamkv/slipstream/fleet"
+	"github.com/slipstreamkv/slipstream/internal/natstest"
+	"github.com/slipstreamkv/slipstream/internal/plugintest"
+)
+
+// fleetAgentConfig is one host's agent: a watch of bucket cfg through the
+// files plugin whose hook fails while $HOST/broken exists, reporting to
+// bucket fleet every second (max age 4s) as host $NAME.
+const fleetAgentConfig = `
+data_dir  = "$HOST/data"
+cache_dir = "$CACHE"
+nats { servers = ["$NATS"] }
+plugin "files" {
+  module = "$CACHE/../files.wasm"
+  config = { prefix = "files.", hook = "changed" }
+}
+watch "cfg" {
+  bucket = "cfg"
+  plugin = "files"
+  output "files" { dir = "$HOST/out" }
+  hook "changed" { command = ["sh", "-c", "test ! -e $HOST/broken"] }
+}
+report {
+  bucket   = "fleet"
+  interval = "1s"
+  max_age  = "4s"
+  host     = "$NAME"
+}
+`
+
+// putRev runs "kv put" and returns the revision it prints ("rev N").
+func putRev(t *testing.T, url, key, value string) uint64 {
+	t.Helper()
+	code, out, errOut := runCmd(t, "kv", "-server", url, "put", "cfg", key, value)
+	rev, err := strconv.ParseUint(strings.TrimSpace(strings.TrimPrefix(out, "rev ")), 10, 64)
+	if code != exitOK || err != nil {
+		t.Fatalf("kv put = %d %q %q", code, out, errOut)
+	}
+	return rev
+}
+
+// fleetReport runs "fleet status -json" and decodes it.
+func fleetReport(t *testing.T, url string, args ...string) (int, fleet.Report) {
+	t.Helper()
+	code, out, errOut := runCmd(t, append([]string{"fleet", "status", "-server", url, "-report-bucket", "fleet", "-json"}, args...)...)
+	var rep fleet.Report
+	if code != exitUnreachable && code != exitNotFound {
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("fleet status -json = %d %q %q: %v", code, out, errOut, err)
+		}
+	}
+	return code, rep
+}
+
+func hostsOf(rep fleet.Report) []string {
+	var hosts []string
+	for _, w := range rep.Watches {
+		for _, h := range w.All {
+			hosts = append(hosts, fmt.Sprintf("%s@%d:%s", h.Host, h.Revision, h.State))
+		}
+	}
+	return hosts
+}
+
+// TestFleetRollout runs three real agent processes against one nats-server
+// and follows a rollout with the fleet commands: a put converging, a host
+// whose hook fails named by status and wait, and a killed host ageing out
+// of the report bucket.
+func TestFleetRollout(t *testing.T) {
+	srv := natstest.Run(t)
+	url := srv.URL()
+	dir := t.TempDir()
+	cache := filepath.Join(dir, "cache")
+	os.WriteFile(filepath.Join(dir, "files.wasm"), plugintest.Module(t, "plugins/examples/files"), 0o644)
+	putRev(t, url, "files.a.conf", "1")
+
+	agents := map[string]*slipagentProcess{}
+	start := func(name string) {
+		host := filepath.Join(dir, name)
+		os.MkdirAll(host, 0o755)
+		cfg := strings.NewReplacer("$HOST", host, "$CACHE", cache, "$NATS", url, "$NAME", name).Replace(fleetAgentConfig)
+		path := filepath.Join(host, "agent.hcl")
+		os.WriteFile(path, []byte(cfg), 0o644)
+		agents[name] = startSlipagent(t, host, "run", "-config", path)
+	}
+	wait := func(args ...string) (int, string, string) {
+		return runCmd(t, append([]string{"fleet", "wait", "-server", url, "-report-bucket", "fleet", "-bucket", "cfg", "-poll", "200ms"}, args...)...)
+	}
+	logs := func() string {
+		var b strings.Builder
+		for name, a := range agents {
+			fmt.Fprintf(&b, "--- %s:\n%s", name, a.output())
+		}
+		return b.String()
+	}
+
+	// The first agent compiles the plugin into the shared cache; the
+	// others find it there.
+	start("h1")
+	if code, out, errOut := wait("-revision", "1", "-timeout", "3m"); code != exitOK {
+		t.Fatalf("h1 did not report revision 1: %d %q %q\n%s", code, out, errOut, logs())
+	}
+	start("h2")
+	start("h3")
+
+	// A put converges: wait returns 0 once all three applied it.
+	rev := putRev(t, url, "files.a.conf", "2")
+	code, out, errOut := wait("-revision", strconv.FormatUint(rev, 10), "-hosts", "3", "-timeout", "3m")
+	if code != exitOK || !strings.Contains(out, fmt.Sprintf("3 of 3 hosts applied revision %d", rev)) {
+		t.Fatalf("fleet wait = %d %q %q\n%s", code, out, errOut, logs())
+	}
+	if code, rep := fleetReport(t, url, "-revision", strconv.FormatUint(rev, 10)); code != exitOK || rep.Watches[0].Applied != 3 {
+		t.Fatalf("fleet status after convergence = %d %v", code, hostsOf(rep))
+	}
+
+	// h3's hook fails: it stays at rev, failing; status and wait name it.
+	os.WriteFile(filepath.Join(dir, "h3", "broken"), nil, 0o644)
+	stuck := putRev(t, url, "files.a.conf", "3")
+	target := strconv.FormatUint(stuck, 10)
+	code, out, errOut = wait("-after-put", "-fraction", "0.6", "-timeout", "3m")
+	if code != exitOK || !strings.Contains(out, fmt.Sprintf("waiting for revision %d", stuck)) {
+		t.Fatalf("fleet wait -after-put -fraction 0.6 = %d %q %q\n%s", code, out, errOut, logs())
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		code, rep := fleetReport(t, url, "-revision", target)
+		if len(rep.Watches) == 1 && len(rep.Watches[0].Failing) == 1 {
+			w := rep.Watches[0]
+			h := w.Failing[0]
+			if code != exitFailure || w.Applied != 2 || len(w.Laggards) != 1 || w.Laggards[0].Host != "h3" ||
+				h.Host != "h3" || h.Revision != rev || h.Lag != stuck-rev || !strings.Contains(h.Error, "changed") {
+				t.Fatalf("fleet status with h3 failing = %d %+v", code, w)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("h3 is not reported failing: %v\n%s", hostsOf(rep), logs())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	code, out, _ = runCmd(t, "fleet", "status", "-server", url, "-report-bucket", "fleet", "-revision", target)
+	if code != exitFailure || !strings.Contains(out, fmt.Sprintf("cfg (bucket cfg): h3 at revision %d", rev)) || !strings.Contains(out, "failing: ") {
+		t.Errorf("fleet status = %d\n%s", code, out)
+	}
+	code, out, errOut = wait("-revision", target, "-timeout", "3s")
+	if code != exitTimeout || !strings.Contains(out, "2 of 3 hosts applied revision "+target) ||
+		!strings.Contains(out, fmt.Sprintf("h3 at revision %d", rev)) || !strings.Contains(errOut, "timed out") {
+		t.Errorf("fleet wait with h3 stuck = %d %q %q", code, out, errOut)
+	}
+
+	// h2 dies: its record ages out of the bucket (max age 4s).
+	agents["h2"].stop(t, syscall.SIGKILL)
+	deadline = time.Now().Add(2 * time.Minute)
+	for {
+		_, rep := fleetReport(t, url)
+		hosts := hostsOf(rep)
+		if len(hosts) == 2 && !strings.Contains(strings.Join(hosts, " "), "h2@") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("h2 did not age out: %v", hosts)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if code, out, _ := runCmd(t, "kv", "-server", url, "keys", "fleet"); code != exitOK || out != "h1.cfg\nh3.cfg\n" {
+		t.Errorf("report bucket keys = %d %q, want h2's gone", code, out)
+	}
+	// Once h3 is repaired, everyone left converges.
+	os.Remove(filepath.Join(dir, "h3", "broken"))
+	if code, out, errOut := wait("-revision", target, "-timeout", "3m"); code != exitOK || !strings.Contains(out, "2 of 2 hosts") {
+		t.Errorf("fleet wait after repair = %d %q %q\n%s", code, out, errOut, logs())
+	}
+}
+
+func TestFleetChecksBeforeConnecting(t *testing.T) {
+	unreachable := "nats://127.0.0.1:1"
+	for _, args := range [][]string{
+		{"fleet", "wait", "-server", unreachable},
+		{"fleet", "wait", "-server", unreachable, "-revision", "3", "-after-put", "-bucket", "cfg"},
+		{"fleet", "wait", "-server", unreachable, "-after-put"},
+		{"fleet", "wait", "-server", unreachable, "-revision", "3", "-fraction", "1.5"},
+		{"fleet", "status", "-server", unreachable, "-bucket", "a.b"},
+		{"fleet", "status", "-server", unreachable, "extra"},
+		{"fleet", "frobnicate"},
+	} {
+		if code, _, errOut := runCmd(t, args...); code != exitUsage {
+			t.Errorf("%v = %d %q, want usage", args, code, errOut)
+		}
+	}
+	if code, out, _ := runCmd(t, "fleet", "wait", "-h"); code != exitOK || !strings.Contains(out, "usage: slipagent fleet wait") {
+		t.Errorf("fleet wait -h = %d %q", code, out)
+	}
+	if code, out, _ := runCmd(t, "help", "fleet"); code != exitOK || !strings.Contains(out, "Rollout: put, wait, inspect") {
+		t.Errorf("help fleet = %d %q", code, out)
+	}
+}

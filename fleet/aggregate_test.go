@@ -1,0 +1,68 @@
+package fleet
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+
+func rec(host string, rev uint64, state string, age time.Duration) Record {
+	return Record{Host: host, Watch: "routes", Bucket: "cfg", Revision: rev, State: state,
+		Since: t0.Add(-time.Hour), Time: t0.Add(-age), Interval: Duration(time.Second)}
+}
+
+func TestAggregate(t *testing.T) {
+	records := []Record{
+		rec("a", 10, StateReady, 0),
+		rec("b", 10, StateReady, 0),
+		rec("c", 7, StateFailing, 0),
+		rec("d", 9, StateHeld, 0),
+		rec("e", 10, StateReady, 5*time.Second), // silent: 5 intervals
+		{Host: "a", Watch: "certs", Bucket: "tls", Revision: 3, State: StateReady, Time: t0, Interval: Duration(time.Second)},
+	}
+	rep := Aggregate(records, Query{Bucket: "cfg", Now: t0})
+	if len(rep.Watches) != 1 {
+		t.Fatalf("watches %+v, want routes only", rep.Watches)
+	}
+	w := rep.Watches[0]
+	if w.Revision != 10 || w.Hosts != 5 || w.Applied != 3 || w.Ready != 3 {
+		t.Errorf("revision %d hosts %d applied %d ready %d, want 10 5 3 3", w.Revision, w.Hosts, w.Applied, w.Ready)
+	}
+	if len(w.Laggards) != 2 || w.Laggards[0].Host != "c" || w.Laggards[0].Lag != 3 || w.Laggards[1].Host != "d" || w.Laggards[1].Lag != 1 {
+		t.Errorf("laggards %+v, want c (3 behind) then d (1)", w.Laggards)
+	}
+	if len(w.Failing) != 1 || w.Failing[0].Host != "c" || len(w.Held) != 1 || w.Held[0].Host != "d" || len(w.Silent) != 1 || w.Silent[0].Host != "e" {
+		t.Errorf("failing %v held %v silent %v", w.Failing, w.Held, w.Silent)
+	}
+	if w.Converged(1) || !w.Converged(0.6) || w.Converged(0.61) {
+		t.Errorf("converged(1, 0.6, 0.61) = %v %v %v, want false true false", w.Converged(1), w.Converged(0.6), w.Converged(0.61))
+	}
+	// Lags: 0 ×3, 1 ×1, 2–3 ×1.
+	want := []Bin{{"0", 0, 0, 3}, {"1", 1, 1, 1}, {"2–3", 2, 3, 1}}
+	if fmt.Sprint(w.Lags) != fmt.Sprint(want) {
+		t.Errorf("lags %v, want %v", w.Lags, want)
+	}
+
+	// An explicit revision judges everyone by it.
+	w = Aggregate(records, Query{Watch: "routes", Revision: 9, Now: t0}).Watches[0]
+	if w.Applied != 4 || len(w.Laggards) != 1 {
+		t.Errorf("at revision 9: applied %d laggards %v", w.Applied, w.Laggards)
+	}
+	if rep := Aggregate(records, Query{Bucket: "none"}); rep.Converged(1) {
+		t.Error("a report without watches converged")
+	}
+}
+
+func TestDecodeRefusesAnotherHost(t *testing.T) {
+	if _, err := Decode("a.routes", []byte(`{"host":"b","watch":"routes"}`)); err == nil {
+		t.Error("host a's key speaks for host b")
+	}
+	if r, err := Decode("a.routes", []byte(`{"host":"a","watch":"routes","interval":"30s"}`)); err != nil || time.Duration(r.Interval) != 30*time.Second {
+		t.Errorf("decode = %+v, %v", r, err)
+	}
+	if got := HostID("web1.example.com"); got != "web1_example_com" {
+		t.Errorf("HostID = %q", got)
+	}
+}

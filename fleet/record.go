@@ -1,0 +1,134 @@
+package fleet
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// DefaultBucket is the report bucket agents write to and the fleet commands
+// read when none is named.
+const DefaultBucket = "slipagent-fleet"
+
+// Watch states a record carries: the agent's own (see agent.WatchStatus).
+// Only StateReady is ready.
+const (
+	StateStarting = "starting"
+	StateSyncing  = "syncing"
+	StateReady    = "ready"
+	StateFailing  = "failing"
+	StateDetached = "detached"
+	StateStale    = "stale"
+	StateHeld     = "held"
+)
+
+// Record is what one host reports about one of its watches. Its JSON form
+// is the value stored under [Key](Host, Watch) in the report bucket.
+type Record struct {
+	Host     string   `json:"host"`
+	Agent    string   `json:"agent,omitempty"` // the agent's version
+	Watch    string   `json:"watch"`
+	Bucket   string   `json:"bucket"`
+	Prefixes []string `json:"prefixes,omitempty"`
+	// Revision is the revision of the latest change in the watch's scope
+	// that the host applied (plugin ran, files committed, hooks ran); 0
+	// before the first one.
+	Revision uint64 `json:"revision"`
+	// State is the watch's state (StateReady, StateFailing, ...) and Error
+	// why it is not ready.
+	State string `json:"state"`
+	Error string `json:"error,omitempty"`
+	// Since is when Revision last changed (when the host started this
+	// agent run, if it has not changed since).
+	Since time.Time `json:"since"`
+	// BehindSince is since when the watch has not been caught up with its
+	// bucket (zero while it is).
+	BehindSince time.Time `json:"behind_since,omitzero"`
+	// Time is when the record was written; Interval is the host's heartbeat
+	// interval: a record older than a few intervals comes from a host that
+	// went silent.
+	Time     time.Time `json:"time"`
+	Interval Duration  `json:"interval"`
+}
+
+// Duration is a time.Duration that reads and writes as "30s" in JSON.
+type Duration time.Duration
+
+// MarshalJSON writes d as a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a Go duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Key is the report bucket key of host's record for watch. Host and watch
+// are single key tokens (see [ValidHost]), so a host can be confined to its
+// own keys with the NATS permission to publish on "$KV.<bucket>.<host>.>".
+func Key(host, watch string) string { return host + "." + watch }
+
+// ParseKey splits a report bucket key into host and watch.
+func ParseKey(key string) (host, watch string, ok bool) {
+	host, watch, ok = strings.Cut(key, ".")
+	return host, watch, ok && ValidHost(host) && ValidHost(watch)
+}
+
+// ValidHost reports whether name can be a host id (or watch name) in a
+// key: non-empty, ASCII letters, digits, - and _ only.
+func ValidHost(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// HostID turns a host name into a host id: every character ValidHost
+// refuses (the dots of "web1.example.com") becomes "_".
+func HostID(hostname string) string {
+	b := []byte(hostname)
+	for i, c := range b {
+		if !ValidHost(string(c)) {
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 {
+		return "unknown"
+	}
+	return string(b)
+}
+
+// Decode parses the record stored under key. The key names the host and
+// watch: a record claiming another host is refused, so a host allowed to
+// write only its own keys cannot speak for another.
+func Decode(key string, value []byte) (Record, error) {
+	host, watch, ok := ParseKey(key)
+	if !ok {
+		return Record{}, fmt.Errorf("fleet: key %q is not <host>.<watch>", key)
+	}
+	var r Record
+	if err := json.Unmarshal(value, &r); err != nil {
+		return Record{}, fmt.Errorf("fleet: record %s: %w", key, err)
+	}
+	if r.Host != host || r.Watch != watch {
+		return Record{}, fmt.Errorf("fleet: record %s names host %q, watch %q", key, r.Host, r.Watch)
+	}
+	return r, nil
+}
