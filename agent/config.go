@@ -218,6 +218,18 @@ type HookConf struct {
 	OnFailureRange hcl.Range     `hcl:"on_failure,attr_value_range"`
 	Timeout        time.Duration // default 30s
 	OnFailure      OnFailure
+
+	// Env is the environment of the hook's command and check (hookenv.go);
+	// finalize always sets it.
+	Env *HookEnvConf `hcl:"env,block"`
+	// User and Group, when set, are who the hook's command and check run
+	// as (names or numeric ids); RunAs is them resolved, nil to run as the
+	// agent (hookuser.go).
+	User       string    `hcl:"user,optional"`
+	Group      string    `hcl:"group,optional"`
+	UserRange  hcl.Range `hcl:"user,attr_value_range"`
+	GroupRange hcl.Range `hcl:"group,attr_value_range"`
+	RunAs      *RunAs
 }
 
 // OnFailure is what a failed hook (or check) does to its batch.
@@ -514,6 +526,8 @@ func (c *Config) finalize() hcl.Diagnostics {
 			default:
 				diags = append(diags, errAt(h.OnFailureRange, "Invalid on_failure", `on_failure is "retry" (the batch fails and is retried) or "ignore".`))
 			}
+			diags = h.finalizeEnv(w.Name, diags)
+			diags = h.finalizeRunAs(w.Name, diags)
 		}
 	}
 	return diags

@@ -305,7 +305,7 @@ func (r *watchRunner) commit(ctx context.Context, res result, journal hookJourna
 			if env == "" {
 				env = stagedEnv(staged)
 			}
-			err := runCommand(ctx, r.log.With("hook", name, "check", true), h.Check, h.Timeout, append(r.env(name, cursor), env))
+			err := runCommand(ctx, r.log.With("hook", name, "check", true), h.Check, h.Timeout, hookProcess(h, append(r.env(name, cursor), env)))
 			r.a.metrics.command(r.conf.Name, name, "check", err)
 			if err != nil {
 				if h.OnFailure == FailIgnore {
@@ -337,7 +337,7 @@ func (r *watchRunner) commit(ctx context.Context, res result, journal hookJourna
 func (r *watchRunner) runHooks(ctx context.Context, journal hookJournal, hooks []string, cursor kvcore.Cursor) error {
 	for i, name := range hooks {
 		h := r.hooks[name]
-		err := runCommand(ctx, r.log.With("hook", name), h.Command, h.Timeout, r.env(name, cursor))
+		err := runCommand(ctx, r.log.With("hook", name), h.Command, h.Timeout, hookProcess(h, r.env(name, cursor)))
 		r.a.metrics.command(r.conf.Name, name, "hook", err)
 		if err == nil {
 			r.log.Info("hook ran", "hook", name)
@@ -373,8 +373,8 @@ func (r *watchRunner) ordered(names []string) []string {
 	return out
 }
 
-// env is what hook and check commands find in their environment besides the
-// agent's own.
+// env is what the agent sets in the environment of hook and check
+// commands, besides what their env block passes.
 func (r *watchRunner) env(hook string, cursor kvcore.Cursor) []string {
 	rev, _ := cursor.Revision()
 	return []string{
