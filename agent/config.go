@@ -42,6 +42,11 @@ type Config struct {
 	CacheDirRange hcl.Range  `hcl:"cache_dir,attr_value_range"`
 	LogLevelRange hcl.Range  `hcl:"log_level,attr_value_range"`
 	Level         slog.Level // parsed log_level, default info
+
+	// Files are the paths Load read the configuration from: the file, or
+	// the directory and its *.hcl files. The agent refuses to run them when
+	// others can change them (trust.go). Parse leaves it empty.
+	Files []string
 }
 
 // NATSConfig says how to reach NATS. Credentials are tried in this order:
@@ -311,6 +316,10 @@ func Load(path string) (*Config, error) {
 	cfg, diags := decode(hcl.MergeFiles(parsed))
 	if diags.HasErrors() {
 		return nil, &ConfigError{Diags: diags, Files: p.Files()}
+	}
+	cfg.Files = files
+	if files[0] != path {
+		cfg.Files = append([]string{path}, files...)
 	}
 	return cfg, nil
 }
