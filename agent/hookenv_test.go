@@ -186,3 +186,23 @@ func TestHookUnknownUserOrGroupIsRefusedAtLoad(t *testing.T) {
 		})
 	}
 }
+
+// TestAgentHookDoesNotSeeTheNATSCredentials runs an agent whose NATS
+// credentials would come from its environment, as agent.hcl.example
+// suggests, and reads the environment its hook got.
+func TestAgentHookDoesNotSeeTheNATSCredentials(t *testing.T) {
+	t.Setenv("SLIPAGENT_NATS_CREDS", "c2VjcmV0LWNyZWRz")
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "alpha")
+	f.start(f.config(strings.Replace(filesConfig, `command = ["sh", "-c", "echo $SLIPAGENT_REVISION >> $DIR/hooks.log"]`,
+		`command = ["sh", "-c", "env > $DIR/hook.env.tmp && mv $DIR/hook.env.tmp $DIR/hook.env"]`, 1)))
+	path := filepath.Join(f.dir, "hook.env")
+	waitFor(t, "the hook", func() bool { _, err := os.Stat(path); return err == nil })
+	env := readFile(path)
+	if strings.Contains(env, "c2VjcmV0LWNyZWRz") {
+		t.Errorf("the hook saw the agent's NATS credentials:\n%s", env)
+	}
+	if !strings.Contains(env, "SLIPAGENT_WATCH=cfg\n") {
+		t.Errorf("the hook lacks SLIPAGENT_WATCH:\n%s", env)
+	}
+}
