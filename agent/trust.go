@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 )
 
 // TrustError is a file or directory the agent trusts — its configuration,
@@ -37,7 +38,11 @@ func (a *Agent) checkTrust() error {
 	type item struct{ what, path string }
 	var refuse []item
 	for _, f := range a.cfg.Files {
-		refuse = append(refuse, item{"config file", f})
+		what := "config file"
+		if fi, err := os.Stat(f); err == nil && fi.IsDir() {
+			what = "config directory"
+		}
+		refuse = append(refuse, item{what, f})
 	}
 	refuse = append(refuse, item{"data dir", a.cfg.DataDir}, item{"compile cache", a.cacheDir})
 	secrets := []item{{"NATS creds file", a.cfg.NATS.CredsFile}}

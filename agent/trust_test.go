@@ -183,3 +183,40 @@ func TestRunRefusesUntrustedDataDir(t *testing.T) {
 		t.Fatalf("Run = %v, want the data dir refused", err)
 	}
 }
+
+// TestTrustConfigDirectory: a conf.d directory others can write is refused,
+// and so is one of its files.
+func TestTrustConfigDirectory(t *testing.T) {
+	d := filepath.Join(t.TempDir(), "conf.d")
+	if err := os.Mkdir(d, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(d, "a.hcl")
+	if err := os.WriteFile(file, []byte(`data_dir = "data"`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func() error {
+		cfg, err := Load(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := New(cfg, Options{PluginCacheDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(cfg.DataDir, 0o700)
+		return a.checkTrust()
+	}
+	if err := run(); err != nil {
+		t.Fatal(err)
+	}
+	chmod(t, file, 0o620)
+	if err := run(); err == nil || !strings.Contains(err.Error(), "agent: config file "+file+" is writable by its group") {
+		t.Errorf("err = %v, want %s refused", err, file)
+	}
+	chmod(t, file, 0o600)
+	chmod(t, d, 0o707)
+	if err := run(); err == nil || !strings.Contains(err.Error(), "agent: config directory "+d+" is writable by every user") {
+		t.Errorf("err = %v, want %s refused", err, d)
+	}
+}
