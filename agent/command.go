@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -57,9 +58,10 @@ func hookProcess(h *HookConf, extra []string) process {
 }
 
 // credential is the SysProcAttr credential of r: nil for none or for the
-// agent's own ids, so an agent without CAP_SETGID can name itself.
+// agent's own ids and groups, so an agent without CAP_SETUID and
+// CAP_SETGID can name itself.
 func (r *RunAs) credential() *syscall.Credential {
-	if r == nil || r.Groups == nil && r.UID == uint32(os.Getuid()) && r.GID == uint32(os.Getgid()) {
+	if r == nil || r.UID == uint32(os.Getuid()) && r.GID == uint32(os.Getgid()) && (r.Groups == nil || sameGroups(r.Groups)) {
 		return nil
 	}
 	return &syscall.Credential{Uid: r.UID, Gid: r.GID, Groups: r.Groups, NoSetGroups: r.Groups == nil}
@@ -132,4 +134,18 @@ func lastLine(s string) string {
 		return s[i+1:]
 	}
 	return s
+}
+
+// sameGroups reports whether groups are the agent's supplementary groups.
+func sameGroups(groups []uint32) bool {
+	own, err := os.Getgroups()
+	if err != nil || len(own) != len(groups) {
+		return false
+	}
+	for _, g := range own {
+		if !slices.Contains(groups, uint32(g)) {
+			return false
+		}
+	}
+	return true
 }

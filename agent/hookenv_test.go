@@ -206,3 +206,25 @@ func TestAgentHookDoesNotSeeTheNATSCredentials(t *testing.T) {
 		t.Errorf("the hook lacks SLIPAGENT_WATCH:\n%s", env)
 	}
 }
+
+// TestRunAsTheAgentItselfNeedsNoPrivilege: a hook naming the agent's own
+// user and groups starts without a credential switch, which a non-root
+// agent could not make (setgroups needs CAP_SETGID even to change nothing).
+func TestRunAsTheAgentItselfNeedsNoPrivilege(t *testing.T) {
+	own, err := os.Getgroups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups := []uint32{}
+	for _, g := range own {
+		groups = append(groups, uint32(g))
+	}
+	r := &RunAs{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Groups: groups}
+	if c := r.credential(); c != nil {
+		t.Errorf("credential = %+v, want none", c)
+	}
+	other := &RunAs{UID: uint32(os.Getuid()) + 1, GID: uint32(os.Getgid()), Groups: groups}
+	if other.credential() == nil {
+		t.Error("another uid got no credential")
+	}
+}
