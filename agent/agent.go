@@ -136,11 +136,18 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 // reports to systemd. It returns nil after a graceful stop: every batch
 // being applied was finished and checkpointed (one still collecting updates
 // is abandoned and delivered again on the next start). It fails only when it
-// cannot start at all (the data directory, the HTTP listener).
+// cannot start at all (the data directory, the HTTP listener), or when a
+// file it trusts can be changed by others (a *TrustError).
 func (a *Agent) Run(ctx context.Context) error {
 	defer close(a.stopped)
 	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("agent: data dir: %w", err)
+	}
+	if err := os.MkdirAll(a.cacheDir, 0o700); err != nil {
+		return fmt.Errorf("agent: compile cache: %w", err)
+	}
+	if err := a.checkTrust(); err != nil {
+		return err
 	}
 	engine, err := host.New(ctx, host.Config{CacheDir: a.cacheDir, Logger: a.log.With("component", "plugins")})
 	if err != nil {

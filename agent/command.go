@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -43,19 +44,42 @@ var errCommandTimeout = errors.New("timed out")
 // can hold its stdout open for good.
 const outputGrace = time.Second
 
-// runCommand runs argv (no shell) with the agent's environment plus env,
+// process is how a hook or check command starts: its whole environment,
+// and the user it runs as (nil: the agent's).
+type process struct {
+	env   []string
+	runAs *RunAs
+}
+
+// hookProcess is the process of one of h's commands: its environment
+// (see HookEnvConf) with the agent's variables for this run, extra.
+func hookProcess(h *HookConf, extra []string) process {
+	return process{env: h.Env.environ(os.Environ(), extra), runAs: h.RunAs}
+}
+
+// credential is the SysProcAttr credential of r: nil for none or for the
+// agent's own ids and groups, so an agent without CAP_SETUID and
+// CAP_SETGID can name itself.
+func (r *RunAs) credential() *syscall.Credential {
+	if r == nil || r.UID == uint32(os.Getuid()) && r.GID == uint32(os.Getgid()) && (r.Groups == nil || sameGroups(r.Groups)) {
+		return nil
+	}
+	return &syscall.Credential{Uid: r.UID, Gid: r.GID, Groups: r.Groups, NoSetGroups: r.Groups == nil}
+}
+
+// runCommand runs argv (no shell) as p says (its environment, its user),
 // stdin from /dev/null (exec's nil Stdin), and waits for it. After timeout, or when ctx ends
 // before it exits, the command's whole process group is killed, so a hook
 // that hangs cannot outlive its budget. A command that exited is judged by
 // its exit status alone: background children it left running (still holding
 // its output) are left alone, and its output is read only for outputGrace
 // more. Output is logged line by line and its tail kept for the error.
-func runCommand(ctx context.Context, log *slog.Logger, argv []string, timeout time.Duration, env []string) error {
+func runCommand(ctx context.Context, log *slog.Logger, argv []string, timeout time.Duration, p process) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Env = append([]string{}, p.env...) // never nil: nil would pass the agent's environment
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: p.runAs.credential()}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = outputGrace
 	var out tailBuffer
@@ -110,4 +134,18 @@ func lastLine(s string) string {
 		return s[i+1:]
 	}
 	return s
+}
+
+// sameGroups reports whether groups are the agent's supplementary groups.
+func sameGroups(groups []uint32) bool {
+	own, err := os.Getgroups()
+	if err != nil || len(own) != len(groups) {
+		return false
+	}
+	for _, g := range own {
+		if !slices.Contains(groups, uint32(g)) {
+			return false
+		}
+	}
+	return true
 }

@@ -18,7 +18,7 @@ var discard = slog.New(slog.DiscardHandler)
 
 func TestRunCommandSuccessAndEnv(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
-	err := runCommand(context.Background(), discard, []string{"sh", "-c", `printf %s "$SLIPAGENT_HOOK" > "$0"`, out}, 5*time.Second, []string{"SLIPAGENT_HOOK=reload"})
+	err := runCommand(context.Background(), discard, []string{"sh", "-c", `printf %s "$SLIPAGENT_HOOK" > "$0"`, out}, 5*time.Second, process{env: []string{"SLIPAGENT_HOOK=reload"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func TestRunCommandSuccessAndEnv(t *testing.T) {
 }
 
 func TestRunCommandFailureCarriesExitCodeAndOutput(t *testing.T) {
-	err := runCommand(context.Background(), discard, []string{"sh", "-c", "echo first; echo 'config test failed' >&2; exit 3"}, 5*time.Second, nil)
+	err := runCommand(context.Background(), discard, []string{"sh", "-c", "echo first; echo 'config test failed' >&2; exit 3"}, 5*time.Second, process{})
 	var ce *CommandError
 	if !errors.As(err, &ce) {
 		t.Fatalf("err = %v, want *CommandError", err)
@@ -42,7 +42,7 @@ func TestRunCommandTimeoutKillsProcessGroup(t *testing.T) {
 	marker := filepath.Join(t.TempDir(), "late")
 	// The grandchild would write the marker after the deadline if it survived.
 	argv := []string{"sh", "-c", `(sleep 2; touch "$0") & sleep 30`, marker}
-	err := runCommand(context.Background(), discard, argv, 100*time.Millisecond, nil)
+	err := runCommand(context.Background(), discard, argv, 100*time.Millisecond, process{})
 	if !errors.Is(err, errCommandTimeout) {
 		t.Fatalf("err = %v, want a timeout", err)
 	}
@@ -53,7 +53,7 @@ func TestRunCommandTimeoutKillsProcessGroup(t *testing.T) {
 }
 
 func TestRunCommandMissingProgram(t *testing.T) {
-	err := runCommand(context.Background(), discard, []string{"/nonexistent/slipagent-hook"}, time.Second, nil)
+	err := runCommand(context.Background(), discard, []string{"/nonexistent/slipagent-hook"}, time.Second, process{})
 	var ce *CommandError
 	if !errors.As(err, &ce) || ce.ExitCode != -1 {
 		t.Fatalf("err = %v, want a CommandError with no exit code", err)
@@ -73,7 +73,7 @@ func TestTailBufferKeepsTheEnd(t *testing.T) {
 // channel.
 func runAsync(log *slog.Logger, argv []string, timeout time.Duration) <-chan error {
 	done := make(chan error, 1)
-	go func() { done <- runCommand(context.Background(), log, argv, timeout, nil) }()
+	go func() { done <- runCommand(context.Background(), log, argv, timeout, process{}) }()
 	return done
 }
 

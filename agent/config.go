@@ -45,6 +45,11 @@ type Config struct {
 	CacheDirRange hcl.Range  `hcl:"cache_dir,attr_value_range"`
 	LogLevelRange hcl.Range  `hcl:"log_level,attr_value_range"`
 	Level         slog.Level // parsed log_level, default info
+
+	// Files are the paths Load read the configuration from: the file, or
+	// the directory and its *.hcl files. The agent refuses to run them when
+	// others can change them (trust.go). Parse leaves it empty.
+	Files []string
 }
 
 // NATSConfig says how to reach NATS. Credentials are tried in this order:
@@ -229,6 +234,17 @@ type HookConf struct {
 	MinIntervalRange hcl.Range     `hcl:"min_interval,attr_value_range"`
 	Splay            time.Duration // random delay before a run, 0 = none
 	MinInterval      time.Duration // least time between two runs, 0 = none
+	// Env is the environment of the hook's command and check (hookenv.go);
+	// finalize always sets it.
+	Env *HookEnvConf `hcl:"env,block"`
+	// User and Group, when set, are who the hook's command and check run
+	// as (names or numeric ids); RunAs is them resolved, nil to run as the
+	// agent (hookuser.go).
+	User       string    `hcl:"user,optional"`
+	Group      string    `hcl:"group,optional"`
+	UserRange  hcl.Range `hcl:"user,attr_value_range"`
+	GroupRange hcl.Range `hcl:"group,attr_value_range"`
+	RunAs      *RunAs
 }
 
 // OnFailure is what a failed hook (or check) does to its batch.
@@ -312,6 +328,10 @@ func Load(path string) (*Config, error) {
 	cfg, diags := decode(hcl.MergeFiles(parsed), dir)
 	if diags.HasErrors() {
 		return nil, &ConfigError{Diags: diags, Files: p.Files()}
+	}
+	cfg.Files = files
+	if files[0] != path {
+		cfg.Files = append([]string{path}, files...)
 	}
 	return cfg, nil
 }
@@ -529,6 +549,8 @@ func (c *Config) finalize() hcl.Diagnostics {
 				diags = append(diags, errAt(h.OnFailureRange, "Invalid on_failure", `on_failure is "retry" (the batch fails and is retried) or "ignore".`))
 			}
 			diags = hookTiming(h, diags)
+			diags = h.finalizeEnv(w.Name, diags)
+			diags = h.finalizeRunAs(w.Name, diags)
 		}
 	}
 	if c.Report != nil {

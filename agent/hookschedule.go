@@ -3,8 +3,10 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -20,7 +22,8 @@ type hookRequest struct {
 	watch   string
 	log     *slog.Logger
 	argv    []string
-	env     []string
+	hook    *HookConf // its environment settings and user; nil in tests
+	env     []string  // the agent's SLIPAGENT_* variables for this run
 	timeout time.Duration
 	// splay and minInterval are the hook's settings (see HookConf).
 	splay, minInterval time.Duration
@@ -76,17 +79,27 @@ func runRound(ctx context.Context, rd *hookRound) error {
 		watches = append(watches, req.watch)
 	}
 	env := append(first.env[:len(first.env):len(first.env)], "SLIPAGENT_WATCHES="+strings.Join(watches, ","))
-	return runCommand(ctx, first.log, first.argv, timeout, env)
+	return runCommand(ctx, first.log, first.argv, timeout, hookProcess(first.hook, env))
 }
 
-// commandKey identifies a command: requests with the same key run once.
-func commandKey(argv []string) string { return strings.Join(argv, "\x00") }
+// commandKey identifies a command: requests with the same argv, the same
+// environment settings and the same user run once.
+func commandKey(req hookRequest) string {
+	key := strings.Join(req.argv, "\x00")
+	if h := req.hook; h != nil {
+		key += "\x01" + strings.Join(h.Env.environ(os.Environ(), nil), "\x00")
+		if h.RunAs != nil {
+			key += fmt.Sprintf("\x01%d:%d:%v", h.RunAs.UID, h.RunAs.GID, h.RunAs.Groups)
+		}
+	}
+	return key
+}
 
 // request asks for req's command to run and waits for the run that answers
 // it: its error, or errHookAbandoned when ctx or stop ends first.
 func (s *hookScheduler) request(ctx context.Context, stop <-chan struct{}, req hookRequest) error {
 	s.mu.Lock()
-	key := commandKey(req.argv)
+	key := commandKey(req)
 	c := s.cmds[key]
 	if c == nil {
 		c = &hookCmd{}

@@ -271,7 +271,7 @@ watch %q {
 }`, w, w, w)
 	}
 	a, _ := f.start(f.config(src.String()))
-	key := commandKey(strings.Split(strings.ReplaceAll(strings.Join(argv, "\x00"), "$DIR", f.dir), "\x00"))
+	key := commandKey(hookRequest{argv: strings.Split(strings.ReplaceAll(strings.Join(argv, "\x00"), "$DIR", f.dir), "\x00")})
 	waitFor(t, "every watch to request the hook", func() bool {
 		a.mu.Lock()
 		s := a.hooks

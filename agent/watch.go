@@ -313,7 +313,7 @@ func (r *watchRunner) commit(ctx context.Context, res result, journal hookJourna
 			if env == "" {
 				env = stagedEnv(staged)
 			}
-			err := runCommand(ctx, r.log.With("hook", name, "check", true), h.Check, h.Timeout, append(r.env(name, cursor), env))
+			err := runCommand(ctx, r.log.With("hook", name, "check", true), h.Check, h.Timeout, hookProcess(h, append(r.env(name, cursor), env)))
 			r.a.metrics.command(r.conf.Name, name, "check", err)
 			if err != nil {
 				if h.OnFailure == FailIgnore {
@@ -349,7 +349,7 @@ func (r *watchRunner) runHooks(ctx context.Context, journal hookJournal, hooks [
 	for i, name := range hooks {
 		h := r.hooks[name]
 		err := r.a.hooks.request(ctx, r.stop, hookRequest{
-			watch: r.conf.Name, log: r.log.With("hook", name), argv: h.Command, env: r.env(name, cursor),
+			watch: r.conf.Name, log: r.log.With("hook", name), argv: h.Command, hook: h, env: r.env(name, cursor),
 			timeout: h.Timeout, splay: h.Splay, minInterval: h.MinInterval,
 		})
 		abandoned := errors.Is(err, errHookAbandoned)
@@ -390,8 +390,8 @@ func (r *watchRunner) ordered(names []string) []string {
 	return out
 }
 
-// env is what hook and check commands find in their environment besides the
-// agent's own.
+// env is what the agent sets in the environment of hook and check
+// commands, besides what their env block passes.
 func (r *watchRunner) env(hook string, cursor kvcore.Cursor) []string {
 	rev, _ := cursor.Revision()
 	return []string{

@@ -38,11 +38,16 @@ type Config struct {
 	// per host rather than once per start. Empty means in memory only.
 	//
 	// The cache holds native code that the agent loads and runs as its own.
-	// An entry is found by a hash of the module but not verified against it
-	// (its checksum guards against corruption, not tampering; the SHA256 pin
-	// covers the module, not the cache). So the directory and its parents
-	// must be writable only by the agent's user: whoever can write there can
-	// run code as the agent.
+	// wazero finds an entry by a hash of the module but does not verify it
+	// (its CRC guards against corruption, not tampering; the SHA256 pin
+	// covers the module, not the cache). So the engine keeps a ledger in
+	// the directory (slipagent-cache.json, mode 0600) of the entries it
+	// wrote: the module's sha256 and the entry's. Before each compile it
+	// removes an entry the ledger does not record (logged at WARN) or whose
+	// content differs from its record (logged at ERROR), and the module is
+	// compiled again. The ledger is only as safe as the directory: it and
+	// its parents must be writable only by the agent's user, which the
+	// agent checks at start.
 	CacheDir string
 	// Logger receives plugin logs and host events. Nil discards them.
 	Logger *slog.Logger

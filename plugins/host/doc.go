@@ -57,8 +57,11 @@
 // # Compilation cache
 //
 // [Config.CacheDir] holds compiled native code that later processes load and
-// run as the agent, unchecked: the directory must be writable by the agent's
-// user only.
+// run as the agent. Each entry is checked against the engine's ledger of
+// what it compiled (module sha256 → entry sha256) before wazero may load it;
+// an entry that fails is removed and the module compiled again. The
+// directory must be writable by the agent's user only. Compiles through one
+// engine with a cache directory run one at a time.
 //
 // # Concurrency
 //

@@ -18,6 +18,7 @@ import (
 // every [Plugin] it loads. It is safe for concurrent use.
 type Engine struct {
 	cache  wazero.CompilationCache
+	ledger *cacheLedger // nil without a cache directory
 	logger *slog.Logger
 
 	// interrupt is wazero's CloseOnContextDone. Only benchmarks turn it off,
@@ -30,7 +31,8 @@ type Engine struct {
 }
 
 // New returns an engine. With cfg.CacheDir set, compiled code is cached in
-// that directory (created if missing) and reused by later processes.
+// that directory (created if missing) and reused by later processes, once
+// checked against the engine's record of it (see [Config.CacheDir]).
 func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e := &Engine{logger: cfg.Logger, interrupt: true, plugins: map[*Plugin]struct{}{}}
 	if e.logger == nil {
@@ -45,6 +47,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("host: compilation cache: %w", err)
 	}
 	e.cache = c
+	e.ledger = &cacheLedger{dir: cfg.CacheDir, logger: e.logger.With(slog.String("component", "compile cache"))}
 	return e, nil
 }
 
@@ -96,7 +99,17 @@ func (p *Plugin) init(ctx context.Context, wasm []byte) error {
 	if err := instantiateHostModule(ctx, p.runtime); err != nil {
 		return fmt.Errorf("host: instantiate host module: %w", err)
 	}
-	cm, err := p.runtime.CompileModule(ctx, wasm)
+	var cm wazero.CompiledModule
+	compile := func() (err error) {
+		cm, err = p.runtime.CompileModule(ctx, wasm)
+		return err
+	}
+	var err error
+	if l := p.engine.ledger; l != nil {
+		err = l.compile(p.digest, compile)
+	} else {
+		err = compile()
+	}
 	if err != nil {
 		return fmt.Errorf("%w: plugin %q: %v", ErrInvalidModule, p.cfg.Name, err)
 	}

@@ -1,0 +1,80 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+)
+
+// TrustError is a file or directory the agent trusts — its configuration,
+// data dir, compile cache or credentials — that someone other than the
+// agent's user or root can change. The agent refuses to start with one:
+// whoever can change it can change what the agent runs or writes.
+type TrustError struct {
+	What    string      // "data dir", "compile cache", "config file", "NATS creds file", …
+	Path    string      // the path as configured
+	At      string      // the path at fault: Path, or a directory above it
+	Owner   string      // its owner, "uid 1000 (alice)"
+	Mode    fs.FileMode // its mode
+	Problem string      // "is writable by every user", …
+	Fix     string      // the command that fixes it
+}
+
+func (e *TrustError) Error() string {
+	msg := fmt.Sprintf("agent: %s %s", e.What, e.Path)
+	if e.At != e.Path {
+		msg += ": the directory " + e.At + " above it"
+	}
+	return fmt.Sprintf("%s %s (owner %s, mode %s %04o), so others can change what the agent trusts; fix: %s", msg, e.Problem, e.Owner, e.Mode, e.Mode.Perm(), e.Fix)
+}
+
+// checkTrust refuses (a *TrustError) a configuration file, data dir,
+// compile cache or credentials file that others can change, and warns
+// about credentials others can read and about an unpinned plugin module
+// others can change. Paths that do not exist are left to whoever opens
+// them. The cache and data dirs must exist.
+func (a *Agent) checkTrust() error {
+	type item struct{ what, path string }
+	var refuse []item
+	for _, f := range a.cfg.Files {
+		what := "config file"
+		if fi, err := os.Stat(f); err == nil && fi.IsDir() {
+			what = "config directory"
+		}
+		refuse = append(refuse, item{what, f})
+	}
+	refuse = append(refuse, item{"data dir", a.cfg.DataDir}, item{"compile cache", a.cacheDir})
+	secrets := []item{{"NATS creds file", a.cfg.NATS.CredsFile}}
+	if t := a.cfg.NATS.TLS; t != nil {
+		secrets = append(secrets, item{"NATS TLS key file", t.KeyFile})
+	}
+	refuse = append(refuse, secrets...)
+	for _, it := range refuse {
+		if it.path == "" {
+			continue
+		}
+		if err := checkOnlyTrustedWrite(it.what, it.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	for _, it := range secrets {
+		if it.path == "" {
+			continue
+		}
+		if problem, fix := readableByOthers(it.path); problem != "" {
+			a.log.Warn(it.what+" "+problem, "path", it.path, "fix", fix)
+		}
+	}
+	for _, p := range a.cfg.Plugins {
+		if p.SHA256 != "" {
+			continue
+		}
+		var te *TrustError
+		if err := checkOnlyTrustedWrite("plugin module", p.Module); errors.As(err, &te) {
+			a.log.Warn("plugin module without a sha256 pin can be changed by others: they could run their code in the plugin's sandbox",
+				"plugin", p.Name, "module", p.Module, "problem", te.Error(), "fix", te.Fix+`, or pin it (sha256 = "…", see slipagent plugin inspect)`)
+		}
+	}
+	return nil
+}
