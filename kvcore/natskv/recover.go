@@ -29,7 +29,7 @@ const (
 	// consumer (or Options.Timeout, if shorter): they take milliseconds
 	// when the stream has a leader, and waiting out a longer timeout
 	// during an election only delays the next attempt.
-	attemptTimeout = 5 * time.Second
+	attemptTimeout = 2 * time.Second
 )
 
 // run is the watch's goroutine: it replaces the consumer when it breaks,
@@ -39,8 +39,13 @@ func (w *watch) run() {
 	defer close(w.events)
 	defer w.s.sess.nc.RemoveStatusListener(w.status)
 	defer w.detach()
+	if w.leaderSub != nil {
+		defer w.leaderSub.Unsubscribe()
+	}
 
-	hb := time.NewTicker(w.s.opts.Heartbeat)
+	// Checked twice per heartbeat: a consumer silent for two is noticed
+	// within two and a half.
+	hb := time.NewTicker(w.s.opts.Heartbeat / 2)
 	defer hb.Stop()
 	var probe <-chan time.Time
 	if w.guard {
@@ -70,6 +75,12 @@ func (w *watch) run() {
 		case <-hb.C:
 			if w.silent() {
 				w.reattach("missed heartbeats")
+			}
+		case e := <-w.elected:
+			a, prev := w.cur.Load(), w.leader
+			w.leader = e.Leader
+			if a != nil && e.lost(a.host, prev) {
+				w.reattach("stream leader changed to " + e.Leader + ", consumer host " + a.host + " is gone")
 			}
 		case <-probe:
 			w.probe()
@@ -126,6 +137,10 @@ func (w *watch) reattach(reason string) {
 		if w.ctx.Err() != nil {
 			return
 		}
+		if errors.Is(err, errLeaderElected) {
+			w.log.Debug("a new stream leader was elected during an attempt; retrying at once")
+			continue
+		}
 		w.reattached(err)
 		switch {
 		case !isStreamNotFound(err):
@@ -151,6 +166,9 @@ func (w *watch) reattach(reason string) {
 				w.fail(kvcore.ErrNotConnected)
 				return
 			}
+		case e := <-w.elected: // the stream has a leader again: retry now
+			t.Stop()
+			w.leader = e.Leader
 		case <-t.C:
 		}
 	}
