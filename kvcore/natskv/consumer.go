@@ -51,11 +51,15 @@ func (s *store) consumerConfig(spec consumerSpec, name, inbox string) jetstream.
 
 // createConsumer creates the consumer and returns what the server said of
 // it: how many messages it has pending and, in a cluster, which server
-// hosts it. The caller subscribes to inbox first, so nothing is missed.
+// hosts it. A consumer limit fails with a *ConsumerLimitError. The caller
+// subscribes to inbox first, so nothing is missed.
 func (s *store) createConsumer(ctx context.Context, spec consumerSpec, name, inbox string) (*jetstream.ConsumerInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	c, err := s.sess.js.CreatePushConsumer(ctx, s.stream, s.consumerConfig(spec, name, inbox))
+	if isConsumerLimit(err) {
+		return nil, s.consumerLimitError(ctx, err)
+	}
 	if err != nil {
 		return nil, err
 	}
