@@ -211,7 +211,7 @@ func (c *Conn) rawCreate(ctx context.Context, sess *session, spec bucketSpec, lo
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
-	reply, err := sess.nc.RequestWithContext(ctx, "$JS.API.STREAM.CREATE."+streamName(spec.name), body)
+	reply, err := sess.nc.RequestWithContext(ctx, sess.api+"STREAM.CREATE."+streamName(spec.name), body)
 	if err != nil {
 		return fmt.Errorf("failed to send create request: %w", mapErr(err))
 	}

@@ -65,8 +65,11 @@ func (w *watch) run() {
 				w.fail(kvcore.ErrNotConnected)
 			case nats.CONNECTED:
 				// The server may have restarted (and lost the consumer)
-				// or not (and kept sending into the void): start over.
-				w.reattach("reconnected")
+				// or not (and kept sending into the void): start over,
+				// at a random moment so a fleet does not all at once.
+				if w.jitter() {
+					w.reattach("reconnected")
+				}
 			}
 		case <-w.resets:
 			if w.broken() {
@@ -85,6 +88,22 @@ func (w *watch) run() {
 		case <-probe:
 			w.probe()
 		}
+	}
+}
+
+// jitter waits a random part of Options.ReconnectJitter; false when the
+// watch ended meanwhile.
+func (w *watch) jitter() bool {
+	if w.s.opts.ReconnectJitter <= 0 {
+		return true
+	}
+	t := time.NewTimer(rand.N(w.s.opts.ReconnectJitter))
+	defer t.Stop()
+	select {
+	case <-w.ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

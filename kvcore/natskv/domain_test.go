@@ -1,0 +1,100 @@
+package natskv
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/slipstreamkv/slipstream/internal/natstest"
+	"github.com/slipstreamkv/slipstream/kvcore"
+)
+
+// hubAndLeaf runs a hub in domain "hub" with bucket "cfg" holding k.a=1, and
+// a leaf node in domain "edge".
+func hubAndLeaf(t *testing.T) (hub, leaf *natstest.Server, hubStore kvcore.Store) {
+	t.Helper()
+	hub = natstest.RunHub(t, "hub")
+	leaf = natstest.RunLeaf(t, hub, "edge")
+	hubStore = openStore(t, connect(t, fastOpts(hub.URL())), kvcore.StoreConfig{Bucket: "cfg"})
+	mustPut(t, hubStore, "k.a", "1")
+	return hub, leaf, hubStore
+}
+
+// followsHub checks that s reads k.a=1 and that a watch on it follows a
+// put made on the hub.
+func followsHub(t *testing.T, s kvcore.Store, hubStore kvcore.Store) {
+	t.Helper()
+	e, err := s.Get(testCtx(t), "k.a")
+	if err != nil || string(e.Value) != "1" {
+		t.Fatalf("get k.a = %+v, %v", e, err)
+	}
+	w, err := s.Watch(testCtx(t), kvcore.AllKeys(), kvcore.Cursor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if ev := next(t, w, 10*time.Second); ev.Update.Key != "k.a" {
+		t.Fatalf("first event %+v, want k.a", ev)
+	}
+	if ev := next(t, w, 10*time.Second); !ev.Synced {
+		t.Fatalf("second event %+v, want Synced", ev)
+	}
+	last := mustPut(t, hubStore, "k.b", "2")
+	waitFor(t, 20*time.Second, "the hub's put through the watch", func() bool {
+		ev := next(t, w, 20*time.Second)
+		return ev.Update.Key == "k.b" && string(ev.Update.Value) == "2" && rev(ev.Update.Version) == last
+	})
+	keys, err := s.Keys(testCtx(t), "k.")
+	if err != nil || !slices.Equal(keys, []string{"k.a", "k.b"}) {
+		t.Fatalf("keys = %v, %v", keys, err)
+	}
+}
+
+// A client of a leaf node reads and watches the hub's bucket through the
+// hub's JetStream domain; without it, it asks the leaf's own JetStream,
+// which has no such bucket.
+func TestDomainReadsHubBucketFromLeaf(t *testing.T) {
+	_, leaf, hubStore := hubAndLeaf(t)
+
+	if _, err := connect(t, fastOpts(leaf.URL())).Open(testCtx(t), "cfg"); !errors.Is(err, kvcore.ErrBucketNotFound) {
+		t.Fatalf("open on the leaf's own domain: err = %v, want ErrBucketNotFound", err)
+	}
+	o := fastOpts(leaf.URL())
+	o.Domain = "hub"
+	s, err := connect(t, o).Open(testCtx(t), "cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	followsHub(t, s, hubStore)
+}
+
+// A bucket mirrored from the hub into the leaf's JetStream (same name) is
+// read locally: the leaf's clients need no domain, and their consumers
+// stay on the leaf.
+func TestMirroredBucketOnLeaf(t *testing.T) {
+	hub, leaf, hubStore := hubAndLeaf(t)
+	_, js := rawJS(t, leaf.URL())
+	if _, err := js.CreateKeyValue(testCtx(t), jetstream.KeyValueConfig{
+		Bucket: "cfg",
+		Mirror: &jetstream.StreamSource{Name: "cfg", Domain: "hub"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err := connect(t, fastOpts(leaf.URL())).Open(testCtx(t), "cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the mirror to copy k.a", func() bool {
+		_, err := s.Get(testCtx(t), "k.a")
+		return err == nil
+	})
+	followsHub(t, s, hubStore)
+	_, hubJS := rawJS(t, hub.URL())
+	if n := consumerCount(t, hubJS, "cfg"); n > 1 {
+		t.Errorf("the hub's stream has %d consumers, want at most the mirror's", n)
+	}
+}
