@@ -97,6 +97,9 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 			Timeout:    cfg.NATS.Timeout,
 			Logger:     a.log.With("component", "nats"),
 			OnReattach: a.consumerAttach,
+
+			Domain:          cfg.NATS.Domain,
+			ReconnectJitter: cfg.NATS.natsJitter(),
 		})
 		a.ownConn = true
 	}
@@ -147,10 +150,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	var wg sync.WaitGroup
-	wg.Go(func() { a.connect(ctx) })
-	for _, w := range a.watches {
-		wg.Go(func() { w.run(ctx) })
-	}
+	wg.Go(func() {
+		if !a.splay(ctx) {
+			return
+		}
+		wg.Go(func() { a.connect(ctx) })
+		for _, w := range a.watches {
+			wg.Go(func() { w.run(ctx) })
+		}
+	})
 	wg.Go(func() { a.report(ctx) })
 	a.log.Info("agent started", "watches", len(a.watches), "data_dir", a.cfg.DataDir)
 
