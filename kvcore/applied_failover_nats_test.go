@@ -63,25 +63,75 @@ func (a *failoverAgent) appliedAt(kv string) (time.Time, bool) {
 	return at, ok
 }
 
-// TestWatchAppliedFailsOverOnR3 stops the leader of an R3 bucket's stream
-// under two loops, one connected to the victim and one to another node, and
-// checks that both apply the writer's next change without a resync and
-// without losing the changes made before. The time from the writer's first
-// acknowledged put to the change being applied is logged (-v), not asserted;
-// the budget is 2 s.
+// failoverCluster is a 3-node cluster the failover test can take a node of.
+type failoverCluster struct {
+	urls []string
+	url  func(name string) string // the client URL of node name
+	lose func(name string)        // takes node name down
+}
+
+// TestWatchAppliedFailsOverOnR3 stops (gracefully) the leader of an R3
+// bucket's stream; see testFailover.
 func TestWatchAppliedFailsOverOnR3(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test skipped in -short mode")
 	}
 	c := natstest.RunCluster(t, 3)
-	writer := natskv.New(natskv.Options{Servers: c.URLs(), Timeout: time.Second, ReconnectWait: 50 * time.Millisecond})
+	node := func(name string) *natstest.Server {
+		for _, s := range c.Servers {
+			if s.Name() == name {
+				return s
+			}
+		}
+		t.Fatalf("no node %s", name)
+		return nil
+	}
+	testFailover(t, failoverCluster{
+		urls: c.URLs(),
+		url:  func(name string) string { return node(name).URL() },
+		lose: func(name string) { node(name).Shutdown() },
+	})
+}
+
+// TestWatchAppliedFailsOverOnR3AfterSIGKILL kills the leader of an R3
+// bucket's stream, a nats-server process, with SIGKILL: no leadership
+// handover, the election waits for the survivors to miss the leader.
+func TestWatchAppliedFailsOverOnR3AfterSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test skipped in -short mode")
+	}
+	c := natstest.RunProcCluster(t, natstest.ServerBinary(t), 3)
+	testFailover(t, failoverCluster{
+		urls: c.URLs(),
+		url:  func(name string) string { return c.Proc(name).URL() },
+		lose: func(name string) { c.Proc(name).Kill() },
+	})
+}
+
+// testFailover takes the leader of an R3 bucket's stream down under two
+// loops, one connected to the victim and one to another node whose
+// consumer the victim hosted, and checks that both apply the writer's next
+// change without a resync and without losing the changes made before. The
+// time from the writer's first acknowledged put to the change being
+// applied is logged (-v), not asserted; the budget is 2 s.
+func testFailover(t *testing.T, c failoverCluster) {
+	writer := natskv.New(natskv.Options{Servers: c.urls, Timeout: time.Second, ReconnectWait: 50 * time.Millisecond})
 	if err := writer.Connect(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { writer.Close() })
-	ws, err := writer.Store(t.Context(), kvcore.StoreConfig{Bucket: "r3", Replicas: 3, History: 5})
-	if err != nil {
-		t.Fatal(err)
+	var ws kvcore.Store
+	var err error
+	// A fresh cluster places a replicated stream once its meta leader has
+	// seen every node.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if ws, err = writer.Store(t.Context(), kvcore.StoreConfig{Bucket: "r3", Replicas: 3, History: 5}); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	put := func(key, value string) (uint64, error) {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
@@ -98,19 +148,24 @@ func TestWatchAppliedFailsOverOnR3(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-
-	leader := c.StreamLeader("$G", "KV_r3")
-	var follower *natstest.Server
-	for _, s := range c.Servers {
-		if s != leader {
-			follower = s
-			break
-		}
+	wjs, err := jetstream.New(writer.NATS())
+	if err != nil {
+		t.Fatal(err)
 	}
+	st, err := wjs.Stream(t.Context(), "KV_r3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := st.CachedInfo().Cluster.Leader
+	var follower string
+	for _, r := range st.CachedInfo().Cluster.Replicas {
+		follower = r.Name
+	}
+
 	// The agent on a survivor is the one whose consumer the victim hosts
 	// (consumers land on a random peer); the other may have it anywhere.
-	agents := []*failoverAgent{startFailoverAgent(t, "on the victim", leader.URL())}
-	nc, err := nats.Connect(follower.URL())
+	agents := []*failoverAgent{startFailoverAgent(t, "on the victim", c.url(leader))}
+	nc, err := nats.Connect(c.url(follower))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,8 +176,8 @@ func TestWatchAppliedFailsOverOnR3(t *testing.T) {
 	}
 	for i := 0; ; i++ {
 		before := consumerHosts(t, js)
-		a := startFailoverAgent(t, "on a survivor, its consumer on the victim", follower.URL())
-		if host := newConsumerHost(t, js, before); host == leader.Name() {
+		a := startFailoverAgent(t, "on a survivor, its consumer on the victim", c.url(follower))
+		if host := newConsumerHost(t, js, before); host == leader {
 			agents = append(agents, a)
 			break
 		}
@@ -130,12 +185,12 @@ func TestWatchAppliedFailsOverOnR3(t *testing.T) {
 			t.Fatal(err)
 		}
 		if i == 40 {
-			t.Fatalf("no consumer of 40 was placed on the stream leader %s", leader.Name())
+			t.Fatalf("no consumer of 40 was placed on the stream leader %s", leader)
 		}
 	}
 
 	kill := time.Now()
-	leader.Shutdown()
+	c.lose(leader)
 	var last uint64
 	for {
 		if last, err = put("k.after", "1"); err == nil {
@@ -147,7 +202,7 @@ func TestWatchAppliedFailsOverOnR3(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	acked := time.Now()
-	t.Logf("leader %s stopped; first put acknowledged after %v", leader.Name(), acked.Sub(kill).Round(time.Millisecond))
+	t.Logf("leader %s lost; first put acknowledged after %v", leader, acked.Sub(kill).Round(time.Millisecond))
 
 	for _, a := range agents {
 		deadline := time.Now().Add(30 * time.Second)
@@ -177,8 +232,6 @@ func TestWatchAppliedFailsOverOnR3(t *testing.T) {
 		}
 		a.mu.Unlock()
 	}
-	leader.Start()
-	c.WaitForMetaLeader()
 }
 
 // consumerHosts maps the consumers of the bucket's stream to the servers
@@ -202,17 +255,24 @@ func consumerHosts(t *testing.T, js jetstream.JetStream) map[string]string {
 	return hosts
 }
 
-// newConsumerHost is the host of the one consumer created since before.
+// newConsumerHost is the host of the one consumer created since before
+// and still there (a loop's scans hold one for a moment).
 func newConsumerHost(t *testing.T, js jetstream.JetStream, before map[string]string) string {
 	t.Helper()
-	var hosts []string
-	for name, host := range consumerHosts(t, js) {
-		if _, ok := before[name]; !ok {
-			hosts = append(hosts, host)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var hosts []string
+		for name, host := range consumerHosts(t, js) {
+			if _, ok := before[name]; !ok {
+				hosts = append(hosts, host)
+			}
 		}
+		if len(hosts) == 1 {
+			return hosts[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d new consumers, want the new agent's one", len(hosts))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	if len(hosts) != 1 {
-		t.Fatalf("%d new consumers, want the new agent's one", len(hosts))
-	}
-	return hosts[0]
 }

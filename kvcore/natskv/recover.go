@@ -25,11 +25,15 @@ const (
 	// floorProbeInterval is how often a floor-guarded watch that delivered
 	// nothing checks the stream's first sequence anyway.
 	floorProbeInterval = 30 * time.Second
-	// attemptTimeout bounds the requests of one attempt to re-create a
-	// consumer (or Options.Timeout, if shorter): they take milliseconds
-	// when the stream has a leader, and waiting out a longer timeout
-	// during an election only delays the next attempt.
-	attemptTimeout = 2 * time.Second
+	// attemptTimeout bounds the requests of the first attempts to
+	// re-create a consumer (or Options.Timeout, if shorter): they take
+	// milliseconds when the cluster has its leaders, and a request sent
+	// during an election is dropped, not answered once it is over, so
+	// waiting out a longer timeout only delays the next attempt. Every
+	// attemptsPerStep attempts the bound doubles (up to Options.Timeout),
+	// so a server merely slow to answer is still waited for.
+	attemptTimeout  = time.Second
+	attemptsPerStep = 3
 )
 
 // run is the watch's goroutine: it replaces the consumer when it breaks,
@@ -146,8 +150,10 @@ func (w *watch) reattach(reason string) {
 	w.detach()
 	w.log.Info("re-creating watch consumer", "reason", reason)
 	var missingSince time.Time // when the attempts began to find no stream
-	for attempt := 0; ; attempt++ {
-		err := w.attach(min(w.s.opts.Timeout, attemptTimeout))
+	// n counts the attempts since the start or the latest leader election:
+	// it sets their timeout and backoff.
+	for attempt, n := 0, 0; ; attempt, n = attempt+1, n+1 {
+		err := w.attach(w.attemptTimeout(n))
 		if err == nil {
 			w.log.Info("watch consumer re-created", "attempts", attempt+1)
 			w.reattached(nil)
@@ -158,6 +164,7 @@ func (w *watch) reattach(reason string) {
 		}
 		if errors.Is(err, errLeaderElected) {
 			w.log.Debug("a new stream leader was elected during an attempt; retrying at once")
+			n = -1
 			continue
 		}
 		w.reattached(err)
@@ -174,7 +181,7 @@ func (w *watch) reattach(reason string) {
 		if attempt&(attempt+1) == 0 { // 0, 1, 3, 7, …: log less as it drags on
 			w.log.Warn("re-creating watch consumer failed; retrying", "attempt", attempt+1, "err", err)
 		}
-		t := time.NewTimer(w.backoff(attempt))
+		t := time.NewTimer(w.backoff(n))
 		select {
 		case <-w.ctx.Done():
 			t.Stop()
@@ -188,6 +195,7 @@ func (w *watch) reattach(reason string) {
 		case e := <-w.elected: // the stream has a leader again: retry now
 			t.Stop()
 			w.leader = e.Leader
+			n = -1
 		case <-t.C:
 		}
 	}
@@ -209,6 +217,11 @@ func (w *watch) terminal(err error, missingSince time.Time) error {
 
 func isStreamNotFound(err error) bool {
 	return errors.Is(err, jetstream.ErrStreamNotFound) || apiCode(err) == codeStreamNotFound
+}
+
+// attemptTimeout bounds attempt n (see attemptTimeout the constant).
+func (w *watch) attemptTimeout(n int) time.Duration {
+	return min(w.s.opts.Timeout, attemptTimeout<<min(n/attemptsPerStep, 5))
 }
 
 // backoff is the pause before attempt+1: exponential from backoffBase,
