@@ -2,6 +2,7 @@ package natskv
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -108,4 +109,20 @@ func TestWatchReplacesConsumerLostWithStreamLeader(t *testing.T) {
 	}
 	leader.Start()
 	c.WaitForMetaLeader()
+}
+
+// Attempts to re-create a consumer start with short bounds (a request sent
+// during an election is dropped, so waiting longer only delays the retry)
+// and grow, so a server slow to answer is still waited for.
+func TestAttemptTimeoutGrows(t *testing.T) {
+	w := &watch{s: &store{opts: Options{Timeout: 5 * time.Second}}}
+	var got []time.Duration
+	for n := range 10 {
+		got = append(got, w.attemptTimeout(n))
+	}
+	s := time.Second
+	want := []time.Duration{s, s, s, 2 * s, 2 * s, 2 * s, 4 * s, 4 * s, 4 * s, 5 * s}
+	if !slices.Equal(got, want) {
+		t.Errorf("attempt timeouts %v, want %v", got, want)
+	}
 }
