@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipstreamkv/slipstream/internal/natstest"
 	"github.com/slipstreamkv/slipstream/internal/plugintest"
+	"github.com/slipstreamkv/slipstream/kvcore"
+	"github.com/slipstreamkv/slipstream/kvcore/natskv"
 )
 
 func TestFleetSettings(t *testing.T) {
@@ -117,4 +120,39 @@ func TestStartExtendsSystemdTimeoutUntilReady(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not return after cancel during start_splay")
 	}
+}
+
+// An agent on a leaf node renders a bucket of the hub's JetStream, named
+// by nats.domain, and follows it.
+func TestAgentOnLeafReadsHubDomain(t *testing.T) {
+	f := newFixture(t) // its plugin and directory; the bucket lives on the hub
+	hub := natstest.RunHub(t, "hub")
+	leaf := natstest.RunLeaf(t, hub, "edge")
+	conn := natskv.New(natskv.Options{Servers: []string{hub.URL()}, Timeout: 5 * time.Second})
+	if err := conn.Connect(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	s, err := conn.Store(t.Context(), kvcore.StoreConfig{Bucket: "cfg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(t.Context(), "files.a.conf", []byte("alpha")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := f.config(strings.Replace(filesConfig, `nats { servers = ["$NATS"] }`, `nats {
+  servers = ["`+leaf.URL()+`"]
+  domain  = "hub"
+}`, 1))
+	a, _ := f.start(cfg)
+	out := filepath.Join(f.dir, "out")
+	waitFor(t, "the initial render from the hub", func() bool { return a.Ready() && readFile(filepath.Join(out, "a.conf")) == "alpha" })
+	v, err := s.Put(t.Context(), "files.a.conf", []byte("alpha2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, _ := v.Revision()
+	waitFor(t, "a change made on the hub", func() bool {
+		return a.Status()[0].Revision == last && readFile(filepath.Join(out, "a.conf")) == "alpha2"
+	})
 }
