@@ -18,6 +18,7 @@ const natskvDefaultURL = "nats://127.0.0.1:4222"
 type natsFlags struct {
 	server, creds *string
 	timeout       *time.Duration
+	domain        *string
 }
 
 func addNATSFlags(fs *flag.FlagSet) natsFlags {
@@ -25,6 +26,7 @@ func addNATSFlags(fs *flag.FlagSet) natsFlags {
 		server:  fs.String("server", envOr("NATS_URL", natskvDefaultURL), "NATS server URLs, comma-separated ($NATS_URL)"),
 		creds:   fs.String("creds", os.Getenv("NATS_CREDS"), "a .creds file ($NATS_CREDS)"),
 		timeout: fs.Duration("timeout", 10*time.Second, "bound on each operation"),
+		domain:  fs.String("js-domain", os.Getenv("NATS_JS_DOMAIN"), "JetStream domain of the buckets, e.g. the hub's from a leaf node ($NATS_JS_DOMAIN)"),
 	}
 }
 
@@ -32,7 +34,7 @@ func addNATSFlags(fs *flag.FlagSet) natsFlags {
 // with exitUnreachable).
 func (n natsFlags) connect(ctx context.Context, name string) (*natskv.Conn, error) {
 	servers := strings.Split(*n.server, ",")
-	conn := natskv.New(natskv.Options{Servers: servers, CredsFile: *n.creds, Timeout: *n.timeout, Name: name})
+	conn := natskv.New(natskv.Options{Servers: servers, CredsFile: *n.creds, Timeout: *n.timeout, Name: name, Domain: *n.domain})
 	if err := conn.Connect(ctx); err != nil {
 		return nil, fmt.Errorf("cannot reach NATS at %s: %w", redactURLs(servers), err)
 	}
