@@ -97,4 +97,19 @@ func TestMirroredBucketOnLeaf(t *testing.T) {
 	if n := consumerCount(t, hubJS, "cfg"); n > 1 {
 		t.Errorf("the hub's stream has %d consumers, want at most the mirror's", n)
 	}
+
+	// Cut from the hub, the edge still reads its copy; back, it catches up.
+	hub.Shutdown()
+	if e, err := s.Get(testCtx(t), "k.b"); err != nil || string(e.Value) != "2" {
+		t.Fatalf("get on the leaf while the hub is down = %+v, %v", e, err)
+	}
+	hub.Start()
+	waitFor(t, 20*time.Second, "a put on the hub once it is back", func() bool {
+		_, err := hubStore.Put(testCtx(t), "k.c", []byte("3"))
+		return err == nil
+	})
+	waitFor(t, 30*time.Second, "the mirror to catch up", func() bool {
+		e, err := s.Get(testCtx(t), "k.c")
+		return err == nil && string(e.Value) == "3"
+	})
 }
