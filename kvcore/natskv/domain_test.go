@@ -3,6 +3,7 @@ package natskv
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,4 +113,20 @@ func TestMirroredBucketOnLeaf(t *testing.T) {
 		e, err := s.Get(testCtx(t), "k.c")
 		return err == nil && string(e.Value) == "3"
 	})
+}
+
+// A mirror named differently from its origin would look empty to a watch
+// (its records keep the origin's subjects): opening it fails and says why.
+func TestMirrorUnderAnotherNameIsRefused(t *testing.T) {
+	srv := natstest.Run(t)
+	c := connect(t, fastOpts(srv.URL()))
+	mustPut(t, openStore(t, c, kvcore.StoreConfig{Bucket: "cfg"}), "k", "v")
+	_, js := rawJS(t, srv.URL())
+	if _, err := js.CreateKeyValue(testCtx(t), jetstream.KeyValueConfig{Bucket: "cfg_copy", Mirror: &jetstream.StreamSource{Name: "cfg"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Open(testCtx(t), "cfg_copy")
+	if err == nil || !strings.Contains(err.Error(), "mirrors stream KV_cfg under another name") {
+		t.Fatalf("open of a mirror under another name: err = %v", err)
+	}
 }
