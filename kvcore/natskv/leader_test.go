@@ -118,7 +118,7 @@ func TestAttemptTimeoutGrows(t *testing.T) {
 	w := &watch{s: &store{opts: Options{Timeout: 5 * time.Second}}}
 	var got []time.Duration
 	for n := range 10 {
-		got = append(got, w.attemptTimeout(n))
+		got = append(got, w.attemptBound(n))
 	}
 	s := time.Second
 	want := []time.Duration{s, s, s, 2 * s, 2 * s, 2 * s, 4 * s, 4 * s, 4 * s, 5 * s}

@@ -153,7 +153,7 @@ func (w *watch) reattach(reason string) {
 	// n counts the attempts since the start or the latest leader election:
 	// it sets their timeout and backoff.
 	for attempt, n := 0, 0; ; attempt, n = attempt+1, n+1 {
-		err := w.attach(w.attemptTimeout(n))
+		err := w.attach(w.attemptBound(n))
 		if err == nil {
 			w.log.Info("watch consumer re-created", "attempts", attempt+1)
 			w.reattached(nil)
@@ -219,8 +219,9 @@ func isStreamNotFound(err error) bool {
 	return errors.Is(err, jetstream.ErrStreamNotFound) || apiCode(err) == codeStreamNotFound
 }
 
-// attemptTimeout bounds attempt n (see attemptTimeout the constant).
-func (w *watch) attemptTimeout(n int) time.Duration {
+// attemptBound bounds attempt n: attemptTimeout, doubled every
+// attemptsPerStep attempts, at most Options.Timeout.
+func (w *watch) attemptBound(n int) time.Duration {
 	return min(w.s.opts.Timeout, attemptTimeout<<min(n/attemptsPerStep, 5))
 }
 

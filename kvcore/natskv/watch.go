@@ -28,11 +28,10 @@ var (
 //
 // The watch owns its consumer: an ephemeral, ordered push consumer (one for
 // all prefixes of the scope) that it re-creates after a delivery gap, two
-// missed heartbeats, a reconnect or a cluster leader change, resuming after
-// the last revision it handled, or at once when the stream's new leader
-// says the server hosting it is gone (see leader.go). Only a bucket that is gone or was
-// re-created, a closed connection, or retention that overran the watch end
-// it (see Err).
+// missed heartbeats, a reconnect, or a stream leader change that took the
+// server hosting it (see leader.go), resuming after the last revision it
+// handled. Only a bucket that is gone or was re-created, a closed
+// connection, or retention that overran the watch end it (see Err).
 func (s *store) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Cursor) (kvcore.Watch, error) {
 	fail := func(err error) (kvcore.Watch, error) {
 		return nil, &kvcore.OpError{Op: "watch", Bucket: s.bucket, Err: err}
