@@ -43,6 +43,11 @@ bench-e2e: build plugins-go ## slipagent vs a bare nats.go renderer on a real na
 	E2E_QUICK=$(E2E_QUICK) E2E_BIG=$(E2E_BIG) $(GO) run ./internal/e2ebench \
 	  -slipagent $(BIN)/slipagent -plugin $(BIN)/plugins/template.wasm -nats-server $(BIN)/nats-server
 
+KILLS ?= 5
+.PHONY: failover
+failover: ## R3 failover: stop, then SIGKILL, the stream leader KILLS times each; prints ms from the writer's first acknowledged put to applied
+	$(GO) test -count=$(KILLS) -timeout 30m -v -run '^TestWatchAppliedFailsOverOnR3(AfterSIGKILL)?$$' ./kvcore/ | grep -E 'lost;|applied .* after|^(---|ok|FAIL)'
+
 fuzz: ## run every fuzz target for FUZZTIME each
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \

@@ -112,6 +112,9 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 			Timeout:    cfg.NATS.Timeout,
 			Logger:     a.log.With("component", "nats"),
 			OnReattach: a.consumerAttach,
+
+			Domain:          cfg.NATS.Domain,
+			ReconnectJitter: cfg.NATS.natsJitter(),
 		})
 		a.ownConn = true
 	}
@@ -182,12 +185,16 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.hooks = hooks
 	a.mu.Unlock()
 	var wg sync.WaitGroup
-	wg.Go(func() { a.connect(ctx) })
-	for _, w := range a.watches {
-		w.start(ctx, &wg)
-	}
 	wg.Go(func() { a.report(ctx) })
 	wg.Go(func() { a.reportFleet(ctx) })
+	// With nats.start_splay the connection and the watches wait (reloads
+	// queue meanwhile); the endpoints and systemd reporting already run.
+	if a.splay(ctx) {
+		wg.Go(func() { a.connect(ctx) })
+		for _, w := range a.watches {
+			w.start(ctx, &wg)
+		}
+	}
 	a.log.Info("agent started", "watches", len(a.watches), "data_dir", a.cfg.DataDir)
 
 	for ctx.Err() == nil {

@@ -63,6 +63,17 @@ type NATSConfig struct {
 
 	TimeoutRange hcl.Range `hcl:"timeout,attr_value_range"`
 	Timeout      time.Duration
+
+	// Running a fleet (see config_fleet.go): the JetStream domain of the
+	// buckets, a random delay before the first connection, and the random
+	// part of reconnects and consumer re-creations.
+	Domain               string    `hcl:"domain,optional"`
+	StartSplayS          string    `hcl:"start_splay,optional"`
+	ReconnectJitterS     string    `hcl:"reconnect_jitter,optional"`
+	StartSplayRange      hcl.Range `hcl:"start_splay,attr_value_range"`
+	ReconnectJitterRange hcl.Range `hcl:"reconnect_jitter,attr_value_range"`
+	StartSplay           time.Duration
+	ReconnectJitter      time.Duration
 }
 
 // TLSConfig holds client TLS files for NATS.
@@ -431,6 +442,7 @@ func (c *Config) finalize() hcl.Diagnostics {
 		c.NATS.Servers = []string{DefaultNATSURL}
 	}
 	c.NATS.Timeout, diags = parseDuration(c.NATS.TimeoutS, c.NATS.TimeoutRange, DefaultNATSTimeout, diags)
+	diags = c.NATS.finalizeFleet(diags)
 
 	plugins := map[string]*PluginConf{}
 	for _, p := range c.Plugins {

@@ -97,4 +97,8 @@ func TestConsumerCapAfterRestartIsNotReady(t *testing.T) {
 	if w := st.Watches[0]; w.LastError != "" || !strings.Contains(w.LastFailure, "maximum consumers") || w.LastFailureAt.IsZero() {
 		t.Errorf("/status after recovery: last_error %q, last_failure %q at %v", w.LastError, w.LastFailure, w.LastFailureAt)
 	}
+	// It names the limit and the remedy, not only the server's words.
+	if w := st.Watches[0]; !strings.Contains(w.LastFailure, "the limit is the stream's max_consumers (1)") || !strings.Contains(w.LastFailure, "--max-consumers") {
+		t.Errorf("/status last_failure %q does not name the stream's max_consumers and how to raise it", w.LastFailure)
+	}
 }

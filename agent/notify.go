@@ -26,9 +26,18 @@ func (a *Agent) notifyf(format string, args ...any) {
 // status change wakes it.
 const reportInterval = time.Second
 
+// While the start takes long (a first sync of a big bucket, start_splay),
+// the reporter asks systemd every extendEvery for extendBy more than
+// TimeoutStartSec, as long as no watch is stuck (see stuck).
+const (
+	extendEvery = 10 * time.Second
+	extendBy    = 30 * time.Second
+)
+
 // report keeps systemd informed until ctx ends: READY=1 once every watch has
 // caught up or failed (the failing ones are named in STATUS and /healthz and
-// keep retrying), STATUS= with a summary whenever it changes, and WATCHDOG=1 while
+// keep retrying), EXTEND_TIMEOUT_USEC= until then, STATUS= with a summary
+// whenever it changes, and WATCHDOG=1 while
 // no watch is stuck in a batch longer than its plugin, checks and hooks may
 // take.
 func (a *Agent) report(ctx context.Context) {
@@ -39,7 +48,7 @@ func (a *Agent) report(ctx context.Context) {
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	ready, lastStatus, lastPing := false, "", time.Time{}
+	ready, lastStatus, lastPing, lastExtend := false, "", time.Time{}, time.Time{}
 	reloads := a.reloadsFinished()
 	for {
 		if n := a.reloadsFinished(); n != reloads {
@@ -50,6 +59,10 @@ func (a *Agent) report(ctx context.Context) {
 			ready = true
 			a.notifyf("READY=1")
 			a.log.Info("all watches started", "ready", a.Ready())
+		}
+		if !ready && time.Since(lastExtend) >= extendEvery && !a.stuck(statuses, time.Now()) {
+			a.notifyf("EXTEND_TIMEOUT_USEC=%d", extendBy.Microseconds())
+			lastExtend = time.Now()
 		}
 		if s := summary(statuses); s != lastStatus {
 			a.notifyf("STATUS=%s", s)

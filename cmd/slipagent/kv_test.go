@@ -71,3 +71,18 @@ func TestKVExitCodes(t *testing.T) {
 		t.Errorf("get with the server down = %d %q; want %d and the server URL", code, errOut, exitUnreachable)
 	}
 }
+
+// From a leaf node, -js-domain reaches the buckets of the hub's JetStream.
+func TestKVThroughJetStreamDomain(t *testing.T) {
+	hub := natstest.RunHub(t, "hub")
+	leaf := natstest.RunLeaf(t, hub, "edge")
+	if code, _, errOut := runCmd(t, "kv", "-server", hub.URL(), "put", "cfg", "k", "v"); code != exitOK {
+		t.Fatalf("put on the hub = %d %q", code, errOut)
+	}
+	if code, out, errOut := runCmd(t, "kv", "-server", leaf.URL(), "-js-domain", "hub", "get", "cfg", "k"); code != exitOK || out != "v\n" {
+		t.Errorf("get through the hub's domain = %d %q %q", code, out, errOut)
+	}
+	if code, _, _ := runCmd(t, "kv", "-server", leaf.URL(), "get", "cfg", "k"); code != exitNotFound {
+		t.Errorf("get on the leaf's own domain = %d, want %d (no such bucket there)", code, exitNotFound)
+	}
+}

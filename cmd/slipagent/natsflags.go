@@ -18,6 +18,7 @@ const natskvDefaultURL = "nats://127.0.0.1:4222"
 type natsFlags struct {
 	server, creds *string
 	timeout       *time.Duration
+	domain        *string
 }
 
 func addNATSFlags(fs *flag.FlagSet) natsFlags {
@@ -29,7 +30,7 @@ func addNATSFlags(fs *flag.FlagSet) natsFlags {
 // defaultOpTimeout bounds each NATS operation of a command.
 const defaultOpTimeout = 10 * time.Second
 
-// addNATSServerFlags adds -server and -creds only, for commands whose
+// addNATSServerFlags adds -server, -creds and -js-domain, for commands whose
 // -timeout bounds something else; each operation is bounded by
 // defaultOpTimeout.
 func addNATSServerFlags(fs *flag.FlagSet) natsFlags {
@@ -38,6 +39,7 @@ func addNATSServerFlags(fs *flag.FlagSet) natsFlags {
 		server:  fs.String("server", envOr("NATS_URL", natskvDefaultURL), "NATS server URLs, comma-separated ($NATS_URL)"),
 		creds:   fs.String("creds", os.Getenv("NATS_CREDS"), "a .creds file ($NATS_CREDS)"),
 		timeout: &timeout,
+		domain:  fs.String("js-domain", os.Getenv("NATS_JS_DOMAIN"), "JetStream domain of the buckets, e.g. the hub's from a leaf node ($NATS_JS_DOMAIN)"),
 	}
 }
 
@@ -45,7 +47,7 @@ func addNATSServerFlags(fs *flag.FlagSet) natsFlags {
 // with exitUnreachable).
 func (n natsFlags) connect(ctx context.Context, name string) (*natskv.Conn, error) {
 	servers := strings.Split(*n.server, ",")
-	conn := natskv.New(natskv.Options{Servers: servers, CredsFile: *n.creds, Timeout: *n.timeout, Name: name})
+	conn := natskv.New(natskv.Options{Servers: servers, CredsFile: *n.creds, Timeout: *n.timeout, Name: name, Domain: *n.domain})
 	if err := conn.Connect(ctx); err != nil {
 		return nil, fmt.Errorf("cannot reach NATS at %s: %w", redactURLs(servers), err)
 	}

@@ -2,6 +2,7 @@ package natstest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -37,6 +38,9 @@ func TestRestartKeepsPortAndData(t *testing.T) {
 	}
 }
 
+// TestClusterSurvivesLeaderLoss stops the node that leads both the
+// JetStream meta group and the bucket's stream, the worst case: requests
+// sent before the new meta leader is elected go unanswered.
 func TestClusterSurvivesLeaderLoss(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test skipped in -short mode")
@@ -49,12 +53,9 @@ func TestClusterSurvivesLeaderLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	leader := c.StreamLeader("$G", "KV_r3")
+	leader := metaLeader(t, c)
+	moveStreamLeader(ctx, t, c, "KV_r3", leader)
 	leader.Shutdown()
-	next := c.StreamLeader("$G", "KV_r3")
-	if next == leader {
-		t.Fatal("stopped node still reported as leader")
-	}
 	var survivor string
 	for _, s := range c.Servers {
 		if s != leader {
@@ -62,7 +63,11 @@ func TestClusterSurvivesLeaderLoss(t *testing.T) {
 			break
 		}
 	}
+	// At once, as a client would: the cluster may still be electing.
 	kv = openKV(ctx, t, survivor, jetstream.KeyValueConfig{Bucket: "r3", Replicas: 3})
+	if next := c.StreamLeader("$G", "KV_r3"); next == leader {
+		t.Fatal("stopped node still reported as leader")
+	}
 	if _, err := kv.Put(ctx, "b", []byte("2")); err != nil {
 		t.Fatalf("put after leader loss: %v", err)
 	}
@@ -73,6 +78,38 @@ func TestClusterSurvivesLeaderLoss(t *testing.T) {
 
 	leader.Start()
 	c.WaitForMetaLeader()
+}
+
+func metaLeader(t *testing.T, c *Cluster) *Server {
+	t.Helper()
+	for _, s := range c.Servers {
+		if srv := s.NATS(); srv != nil && srv.JetStreamIsLeader() {
+			return s
+		}
+	}
+	t.Fatal("no meta leader")
+	return nil
+}
+
+// moveStreamLeader has the stream's leader step down until to leads it.
+func moveStreamLeader(ctx context.Context, t *testing.T, c *Cluster, stream string, to *Server) {
+	t.Helper()
+	nc, err := nats.Connect(to.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	body, err := json.Marshal(map[string]any{"placement": map[string]string{"preferred": to.Name()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c.StreamLeader("$G", stream) != to {
+		if ctx.Err() != nil {
+			t.Fatalf("%s does not take the lead of %s", to.Name(), stream)
+		}
+		_, _ = nc.Request("$JS.API.STREAM.LEADER.STEPDOWN."+stream, body, 2*time.Second)
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func openKV(ctx context.Context, t *testing.T, url string, cfg jetstream.KeyValueConfig) jetstream.KeyValue {
@@ -87,7 +124,12 @@ func openKV(ctx context.Context, t *testing.T, url string, cfg jetstream.KeyValu
 		t.Fatal(err)
 	}
 	for {
-		kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+		// A request that reaches a cluster between two meta leaders is
+		// dropped, not answered later: bound each attempt, or the first
+		// one after a leader loss waits for the whole ctx.
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		kv, err := js.CreateOrUpdateKeyValue(actx, cfg)
+		cancel()
 		if err == nil {
 			return kv
 		}

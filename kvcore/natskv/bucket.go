@@ -197,6 +197,9 @@ func (c *Conn) lookupBucket(ctx context.Context, sess *session, spec bucketSpec,
 	if err != nil {
 		return nil, err
 	}
+	if err := checkMirror(spec.name, st); err != nil {
+		return nil, err
+	}
 	if st.TTL() > 0 && st.LimitMarkerTTL() == 0 {
 		log.Warn("bucket has a max age but no delete-marker TTL: expired keys vanish without an update on watches until their next re-sync",
 			"max_age", st.TTL())
@@ -211,7 +214,7 @@ func (c *Conn) rawCreate(ctx context.Context, sess *session, spec bucketSpec, lo
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
-	reply, err := sess.nc.RequestWithContext(ctx, "$JS.API.STREAM.CREATE."+streamName(spec.name), body)
+	reply, err := sess.nc.RequestWithContext(ctx, sess.api+"STREAM.CREATE."+streamName(spec.name), body)
 	if err != nil {
 		return fmt.Errorf("failed to send create request: %w", mapErr(err))
 	}
@@ -273,4 +276,19 @@ func classifyStreamCreate(reply []byte) (createOutcome, error) {
 		desc = "unknown error"
 	}
 	return createFailed, &streamCreateError{Code: e.Code, Description: desc}
+}
+
+// checkMirror refuses a bucket that mirrors another one under a different
+// name: its records keep the origin's subjects, which a watch of this
+// bucket's name would never match, so it would look empty.
+func checkMirror(bucket string, st jetstream.KeyValueStatus) error {
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok || bs.StreamInfo() == nil {
+		return nil
+	}
+	m := bs.StreamInfo().Config.Mirror
+	if m == nil || m.Name == streamName(bucket) {
+		return nil
+	}
+	return fmt.Errorf("bucket %s mirrors stream %s under another name, whose keys it cannot read; give the mirror the origin bucket's name", bucket, m.Name)
 }

@@ -41,6 +41,7 @@ var _ kvcore.Conn = (*Conn)(nil)
 type session struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
+	api    string // the JetStream API subject prefix, with the domain
 	own    bool
 	reaper *reaper
 	done   chan struct{} // closed by close
@@ -49,10 +50,15 @@ type session struct {
 
 func newSession(nc *nats.Conn, own bool, o Options) (*session, error) {
 	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(o.Timeout))
+	api := "$JS.API."
+	if o.Domain != "" {
+		js, err = jetstream.NewWithDomain(nc, o.Domain, jetstream.WithDefaultTimeout(o.Timeout))
+		api = "$JS." + o.Domain + ".API."
+	}
 	if err != nil {
 		return nil, err
 	}
-	return &session{nc: nc, js: js, own: own, reaper: startReaper(nc, js, o, o.Heartbeat), done: make(chan struct{})}, nil
+	return &session{nc: nc, js: js, api: api, own: own, reaper: startReaper(nc, js, o, o.Heartbeat), done: make(chan struct{})}, nil
 }
 
 func (s *session) close() {

@@ -49,16 +49,21 @@ func (s *store) consumerConfig(spec consumerSpec, name, inbox string) jetstream.
 	return cfg
 }
 
-// createConsumer creates the consumer and returns how many messages it has
-// pending. The caller subscribes to inbox first, so nothing is missed.
-func (s *store) createConsumer(ctx context.Context, spec consumerSpec, name, inbox string) (uint64, error) {
+// createConsumer creates the consumer and returns what the server said of
+// it: how many messages it has pending and, in a cluster, which server
+// hosts it. A consumer limit fails with a *ConsumerLimitError. The caller
+// subscribes to inbox first, so nothing is missed.
+func (s *store) createConsumer(ctx context.Context, spec consumerSpec, name, inbox string) (*jetstream.ConsumerInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	c, err := s.sess.js.CreatePushConsumer(ctx, s.stream, s.consumerConfig(spec, name, inbox))
-	if err != nil {
-		return 0, err
+	if isConsumerLimit(err) {
+		return nil, s.consumerLimitError(ctx, err)
 	}
-	return c.CachedInfo().NumPending, nil
+	if err != nil {
+		return nil, err
+	}
+	return c.CachedInfo(), nil
 }
 
 // drop has the session's reaper delete consumer name, which nothing reads
@@ -78,6 +83,8 @@ type streamState struct {
 	// created tells incarnations of the bucket apart: a stream deleted
 	// and created again starts its revisions over.
 	created time.Time
+	// leader is the server leading the stream in a cluster, else "".
+	leader string
 }
 
 // streamState looks the bucket's stream up.
@@ -97,5 +104,15 @@ func (s *store) streamState(ctx context.Context) (streamState, error) {
 		history: cfg.MaxMsgsPerSubject,
 		lossy:   cfg.MaxAge > 0 || cfg.Discard == jetstream.DiscardOld && limited,
 		created: info.Created,
+		leader:  clusterLeader(info.Cluster),
 	}, nil
+}
+
+// clusterLeader is the leader named by a stream's or consumer's cluster
+// information, or "" outside a cluster.
+func clusterLeader(ci *jetstream.ClusterInfo) string {
+	if ci == nil {
+		return ""
+	}
+	return ci.Leader
 }

@@ -126,7 +126,14 @@
 // cluster leader change, a delivery gap or two missed heartbeats
 // ([Options.Heartbeat]) it deletes its consumer and creates a new one that
 // resumes after the last revision it handled, retrying with jittered,
-// capped backoff. Nothing is lost, replayed or re-synced, and no consumer
+// capped backoff. In a cluster the consumer lives on one server: when the
+// stream's new leader announces itself and that server was the old leader
+// or is offline, the watch replaces the consumer at once; attempts during
+// an election are bounded by 1 s at first (a request the cluster receives
+// without a leader is dropped) and one in flight is retried the moment a
+// leader is elected, so a watch follows a leader loss within milliseconds
+// of the first write the new leader accepts. Nothing is lost,
+// replayed or re-synced, and no consumer
 // is left behind: consumers a watch or scan is done with are deleted in
 // the background (so Stop and a re-attach never wait on a server that does
 // not answer), and a delete that fails (the connection or the consumer's

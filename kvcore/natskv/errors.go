@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -64,3 +65,77 @@ func mapErr(err error) error {
 func isTimeout(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
 }
+
+// Which limit refused a consumer; see [ConsumerLimitError].
+const (
+	// LimitUnknown: the stream and account could not be looked up.
+	LimitUnknown ConsumerLimit = iota
+	// LimitStream is the stream's max_consumers.
+	LimitStream
+	// LimitAccount is the account's JetStream max_consumers (per stream).
+	LimitAccount
+	// LimitServerDefault is the server's jetstream.limits.default_max_consumers,
+	// which applies when neither the stream nor the account sets one.
+	LimitServerDefault
+)
+
+// ConsumerLimit names the limit behind a [ConsumerLimitError].
+type ConsumerLimit int
+
+func (l ConsumerLimit) String() string {
+	switch l {
+	case LimitStream:
+		return "the stream's max_consumers"
+	case LimitAccount:
+		return "the account's JetStream max_consumers"
+	case LimitServerDefault:
+		return "the server's jetstream.limits.default_max_consumers"
+	}
+	return "a consumer limit (the stream's max_consumers, the account's, or the server's default_max_consumers)"
+}
+
+// ConsumerLimitError is the failure of a watch or scan whose consumer the
+// server refused because the bucket's stream has as many consumers as a
+// limit allows (JetStream error 10026, "maximum consumers limit reached").
+// Every watch of every agent and every running Keys or Scan holds one
+// consumer of the bucket. Retrying helps once others are gone; otherwise the
+// limit must grow or the readers spread out. Find it with errors.As; its
+// message leaves the bucket to the error wrapping it.
+type ConsumerLimitError struct {
+	Bucket string
+	Stream string
+	// Limit is which limit was reached, Max its value (0 when unknown) and
+	// Consumers how many consumers the stream had when asked (-1 when
+	// unknown).
+	Limit     ConsumerLimit
+	Max       int
+	Consumers int
+	Err       error // the server's error
+}
+
+func (e *ConsumerLimitError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%v: ", e.Err)
+	if e.Consumers >= 0 {
+		fmt.Fprintf(&b, "stream %s has %d consumers, ", e.Stream, e.Consumers)
+	}
+	fmt.Fprintf(&b, "the limit is %s", e.Limit)
+	if e.Max > 0 {
+		fmt.Fprintf(&b, " (%d)", e.Max)
+	}
+	b.WriteString("; ")
+	switch e.Limit {
+	case LimitStream:
+		fmt.Fprintf(&b, "raise it (nats stream edit %s --max-consumers N)", e.Stream)
+	case LimitAccount:
+		b.WriteString("raise the account's JetStream max_consumers (or its tier's)")
+	case LimitServerDefault:
+		fmt.Fprintf(&b, "raise jetstream.limits.default_max_consumers on the servers, or set the stream's max_consumers (nats stream edit %s --max-consumers N)", e.Stream)
+	default:
+		b.WriteString("raise the limit")
+	}
+	b.WriteString(", or spread the hosts: one mirrored bucket per region, or leaf nodes with their own mirror (README: Running a fleet)")
+	return b.String()
+}
+
+func (e *ConsumerLimitError) Unwrap() error { return e.Err }

@@ -22,7 +22,7 @@ const testTimeout = 60 * time.Second
 
 // fastOpts are connection options that make recovery quick in tests.
 func fastOpts(urls ...string) Options {
-	return Options{Servers: urls, Timeout: 5 * time.Second, ReconnectWait: 50 * time.Millisecond, Heartbeat: 300 * time.Millisecond}
+	return Options{Servers: urls, Timeout: 5 * time.Second, ReconnectWait: 50 * time.Millisecond, ReconnectJitter: 10 * time.Millisecond, Heartbeat: 300 * time.Millisecond}
 }
 
 func testCtx(t testing.TB) context.Context {

@@ -20,6 +20,9 @@ const (
 	DefaultTimeout       = 30 * time.Second
 	DefaultReconnectWait = 2 * time.Second
 	DefaultHeartbeat     = 5 * time.Second
+	// DefaultReconnectJitter spreads a fleet's reconnects and consumer
+	// re-creations after an outage over a second.
+	DefaultReconnectJitter = time.Second
 )
 
 // Options configure a [Conn]. The zero value connects to
@@ -63,6 +66,17 @@ type Options struct {
 	// heartbeats re-creates it.
 	Heartbeat time.Duration
 
+	// ReconnectJitter bounds a random delay added to each pause between
+	// reconnect attempts, and waited (at random, up to it) by every watch
+	// before it re-creates its consumer after a reconnect, so a fleet that
+	// lost its server does not come back in one burst. Default
+	// [DefaultReconnectJitter]; negative for none.
+	ReconnectJitter time.Duration
+	// Domain is the JetStream domain the buckets live in ("" for the
+	// domain of the server connected to). An agent connected to a leaf
+	// node reads a bucket of the hub's JetStream through the hub's domain.
+	Domain string
+
 	// Logger receives warnings and watch recovery events (default: none).
 	Logger *slog.Logger
 	// OnReattach, if set, hears every attempt of a running watch to
@@ -101,6 +115,9 @@ func (o Options) String() string {
 	}
 	if o.Timeout != 0 {
 		b.WriteString(" Timeout:" + o.Timeout.String())
+	}
+	if o.Domain != "" {
+		b.WriteString(" Domain:" + o.Domain)
 	}
 	b.WriteString("}")
 	return b.String()
@@ -150,6 +167,12 @@ func (o Options) withDefaults() Options {
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = DefaultHeartbeat
 	}
+	switch {
+	case o.ReconnectJitter == 0:
+		o.ReconnectJitter = DefaultReconnectJitter
+	case o.ReconnectJitter < 0:
+		o.ReconnectJitter = 0
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -162,6 +185,8 @@ func (o Options) natsOptions() (nats.Options, error) {
 	no.Name = o.Name
 	no.MaxReconnect = -1
 	no.ReconnectWait = o.ReconnectWait
+	no.ReconnectJitter = o.ReconnectJitter
+	no.ReconnectJitterTLS = o.ReconnectJitter
 	no.AllowReconnect = true
 
 	var user, password string

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
 )
@@ -114,6 +115,26 @@ func TestMalformedServersHideSecrets(t *testing.T) {
 		_, err := o.withDefaults().natsOptions()
 		if err != nil && (strings.Contains(err.Error(), "s3c") || strings.Contains(err.Error(), "ret@")) {
 			t.Errorf("the error about %q shows its password: %v", server, err)
+		}
+	}
+}
+
+// ReconnectJitter reaches nats.go for plain and TLS connections: a default,
+// a setting, and none.
+func TestReconnectJitter(t *testing.T) {
+	for _, tc := range []struct {
+		set, want time.Duration
+	}{
+		{0, DefaultReconnectJitter},
+		{3 * time.Second, 3 * time.Second},
+		{-1, 0},
+	} {
+		no, err := Options{ReconnectJitter: tc.set}.withDefaults().natsOptions()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if no.ReconnectJitter != tc.want || no.ReconnectJitterTLS != tc.want {
+			t.Errorf("ReconnectJitter %v: nats.go jitter %v (TLS %v), want %v", tc.set, no.ReconnectJitter, no.ReconnectJitterTLS, tc.want)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package natskv
 import (
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/slipstreamkv/slipstream/internal/natstest"
 	"github.com/slipstreamkv/slipstream/kvcore"
@@ -50,5 +51,41 @@ func TestOnReattachHearsEveryAttempt(t *testing.T) {
 	}
 	if err := w.Err(); err != nil {
 		t.Errorf("the watch ended: %v", err)
+	}
+}
+
+// After a reconnect a watch waits a random part of ReconnectJitter before
+// it re-creates its consumer, so a fleet does not all at once: with an hour
+// of jitter, nothing is attempted for a while after the server is back.
+func TestReconnectJitterDelaysReattach(t *testing.T) {
+	srv := natstest.Run(t)
+	var mu sync.Mutex
+	attempts := 0
+	o := fastOpts(srv.URL())
+	o.Heartbeat = time.Hour // no missed-heartbeat re-creation either
+	o.OnReattach = func(string, kvcore.Scope, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		attempts++
+	}
+	c := connect(t, o)
+	s := openStore(t, c, kvcore.StoreConfig{})
+	// The connection reconnects without delay; the watch waits.
+	s.opts.ReconnectJitter = time.Hour
+	w, err := s.Watch(testCtx(t), kvcore.AllKeys(), kvcore.Cursor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	if ev := next(t, w, 10*time.Second); !ev.Synced {
+		t.Fatalf("first event %+v, want Synced", ev)
+	}
+	srv.Restart()
+	waitFor(t, eventWait, "the reconnect", c.Healthy)
+	time.Sleep(2 * time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	if attempts != 0 {
+		t.Errorf("%d consumer re-creation attempts right after the reconnect, want none before the jitter", attempts)
 	}
 }

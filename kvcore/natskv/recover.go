@@ -25,11 +25,15 @@ const (
 	// floorProbeInterval is how often a floor-guarded watch that delivered
 	// nothing checks the stream's first sequence anyway.
 	floorProbeInterval = 30 * time.Second
-	// attemptTimeout bounds the requests of one attempt to re-create a
-	// consumer (or Options.Timeout, if shorter): they take milliseconds
-	// when the stream has a leader, and waiting out a longer timeout
-	// during an election only delays the next attempt.
-	attemptTimeout = 5 * time.Second
+	// attemptTimeout bounds the requests of the first attempts to
+	// re-create a consumer (or Options.Timeout, if shorter): they take
+	// milliseconds when the cluster has its leaders, and a request sent
+	// during an election is dropped, not answered once it is over, so
+	// waiting out a longer timeout only delays the next attempt. Every
+	// attemptsPerStep attempts the bound doubles (up to Options.Timeout),
+	// so a server merely slow to answer is still waited for.
+	attemptTimeout  = time.Second
+	attemptsPerStep = 3
 )
 
 // run is the watch's goroutine: it replaces the consumer when it breaks,
@@ -39,8 +43,13 @@ func (w *watch) run() {
 	defer close(w.events)
 	defer w.s.sess.nc.RemoveStatusListener(w.status)
 	defer w.detach()
+	if w.leaderSub != nil {
+		defer w.leaderSub.Unsubscribe()
+	}
 
-	hb := time.NewTicker(w.s.opts.Heartbeat)
+	// Checked twice per heartbeat: a consumer silent for two is noticed
+	// within two and a half.
+	hb := time.NewTicker(w.s.opts.Heartbeat / 2)
 	defer hb.Stop()
 	var probe <-chan time.Time
 	if w.guard {
@@ -60,8 +69,11 @@ func (w *watch) run() {
 				w.fail(kvcore.ErrNotConnected)
 			case nats.CONNECTED:
 				// The server may have restarted (and lost the consumer)
-				// or not (and kept sending into the void): start over.
-				w.reattach("reconnected")
+				// or not (and kept sending into the void): start over,
+				// at a random moment so a fleet does not all at once.
+				if w.jitter() {
+					w.reattach("reconnected")
+				}
 			}
 		case <-w.resets:
 			if w.broken() {
@@ -71,9 +83,31 @@ func (w *watch) run() {
 			if w.silent() {
 				w.reattach("missed heartbeats")
 			}
+		case e := <-w.elected:
+			a, prev := w.cur.Load(), w.leader
+			w.leader = e.Leader
+			if a != nil && e.lost(a.host, prev) {
+				w.reattach("stream leader changed to " + e.Leader + ", consumer host " + a.host + " is gone")
+			}
 		case <-probe:
 			w.probe()
 		}
+	}
+}
+
+// jitter waits a random part of Options.ReconnectJitter; false when the
+// watch ended meanwhile.
+func (w *watch) jitter() bool {
+	if w.s.opts.ReconnectJitter <= 0 {
+		return true
+	}
+	t := time.NewTimer(rand.N(w.s.opts.ReconnectJitter))
+	defer t.Stop()
+	select {
+	case <-w.ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -116,8 +150,10 @@ func (w *watch) reattach(reason string) {
 	w.detach()
 	w.log.Info("re-creating watch consumer", "reason", reason)
 	var missingSince time.Time // when the attempts began to find no stream
-	for attempt := 0; ; attempt++ {
-		err := w.attach(min(w.s.opts.Timeout, attemptTimeout))
+	// n counts the attempts since the start or the latest leader election:
+	// it sets their timeout and backoff.
+	for attempt, n := 0, 0; ; attempt, n = attempt+1, n+1 {
+		err := w.attach(w.attemptBound(n))
 		if err == nil {
 			w.log.Info("watch consumer re-created", "attempts", attempt+1)
 			w.reattached(nil)
@@ -125,6 +161,11 @@ func (w *watch) reattach(reason string) {
 		}
 		if w.ctx.Err() != nil {
 			return
+		}
+		if errors.Is(err, errLeaderElected) {
+			w.log.Debug("a new stream leader was elected during an attempt; retrying at once")
+			n = -1
+			continue
 		}
 		w.reattached(err)
 		switch {
@@ -140,7 +181,7 @@ func (w *watch) reattach(reason string) {
 		if attempt&(attempt+1) == 0 { // 0, 1, 3, 7, …: log less as it drags on
 			w.log.Warn("re-creating watch consumer failed; retrying", "attempt", attempt+1, "err", err)
 		}
-		t := time.NewTimer(w.backoff(attempt))
+		t := time.NewTimer(w.backoff(n))
 		select {
 		case <-w.ctx.Done():
 			t.Stop()
@@ -151,6 +192,10 @@ func (w *watch) reattach(reason string) {
 				w.fail(kvcore.ErrNotConnected)
 				return
 			}
+		case e := <-w.elected: // the stream has a leader again: retry now
+			t.Stop()
+			w.leader = e.Leader
+			n = -1
 		case <-t.C:
 		}
 	}
@@ -172,6 +217,12 @@ func (w *watch) terminal(err error, missingSince time.Time) error {
 
 func isStreamNotFound(err error) bool {
 	return errors.Is(err, jetstream.ErrStreamNotFound) || apiCode(err) == codeStreamNotFound
+}
+
+// attemptBound bounds attempt n: attemptTimeout, doubled every
+// attemptsPerStep attempts, at most Options.Timeout.
+func (w *watch) attemptBound(n int) time.Duration {
+	return min(w.s.opts.Timeout, attemptTimeout<<min(n/attemptsPerStep, 5))
 }
 
 // backoff is the pause before attempt+1: exponential from backoffBase,

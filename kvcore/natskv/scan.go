@@ -94,11 +94,11 @@ func (s *store) scanOnce(ctx context.Context, spec consumerSpec, reserve func(ui
 	name := newConsumerName()
 	defer s.drop(name)
 	// The count at creation is exact: with nothing pending, no key exists.
-	pending, err := s.createConsumer(ctx, spec, name, sub.Subject)
-	if err != nil || pending == 0 {
+	info, err := s.createConsumer(ctx, spec, name, sub.Subject)
+	if err != nil || info.NumPending == 0 {
 		return err
 	}
-	reserve(pending)
+	reserve(info.NumPending)
 	st, err := s.streamState(ctx)
 	if err != nil {
 		return err

@@ -28,10 +28,10 @@ var (
 //
 // The watch owns its consumer: an ephemeral, ordered push consumer (one for
 // all prefixes of the scope) that it re-creates after a delivery gap, two
-// missed heartbeats, a reconnect or a cluster leader change, resuming after
-// the last revision it handled. Only a bucket that is gone or was
-// re-created, a closed connection, or retention that overran the watch end
-// it (see Err).
+// missed heartbeats, a reconnect, or a stream leader change that took the
+// server hosting it (see leader.go), resuming after the last revision it
+// handled. Only a bucket that is gone or was re-created, a closed
+// connection, or retention that overran the watch end it (see Err).
 func (s *store) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Cursor) (kvcore.Watch, error) {
 	fail := func(err error) (kvcore.Watch, error) {
 		return nil, &kvcore.OpError{Op: "watch", Bucket: s.bucket, Err: err}
@@ -59,6 +59,7 @@ func (s *store) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Curso
 		s.sess.nc.RemoveStatusListener(w.status)
 		return fail(watchErr(err))
 	}
+	w.leaderSub = w.listenLeader()
 	go w.run()
 	return w, nil
 }
@@ -83,6 +84,14 @@ type watch struct {
 	events chan kvcore.Event
 	done   chan struct{}
 	resets chan struct{} // a handler marked the current consumer broken
+
+	// The stream's leader changes (see leader.go): elected holds the latest
+	// advisory, attempt the consumer creation it cancels, and leader the
+	// stream's leader as last known by run.
+	leaderSub *nats.Subscription
+	elected   chan leaderElected
+	attempt   atomic.Pointer[attempt]
+	leader    string
 
 	activity atomic.Int64 // UnixNano of the latest message of the current consumer
 	busy     atomic.Int32 // handlers running now
@@ -116,6 +125,7 @@ type watch struct {
 // attachment is one consumer of a watch and its subscription.
 type attachment struct {
 	name   string
+	host   string // the server hosting the consumer in a cluster, else ""
 	sub    *nats.Subscription
 	quit   chan struct{} // closed when the attachment is replaced
 	floor  uint64        // the stream's last sequence just before the consumer was created
@@ -144,6 +154,7 @@ func (s *store) newWatch(ctx context.Context, scope kvcore.Scope, pos uint64) *w
 		events:      make(chan kvcore.Event, eventBuffer),
 		done:        make(chan struct{}),
 		resets:      make(chan struct{}, 1),
+		elected:     make(chan leaderElected, 1),
 		probeEvery:  floorProbeInterval,
 		notFoundFor: notFoundFor,
 		backoffBase: backoffBase,
@@ -198,11 +209,24 @@ func watchErr(err error) error {
 // attach creates the next consumer and makes it current: the last record
 // of every key when nothing was handled yet, else everything after pos once
 // the stream is known to still hold it. Its requests are bounded by
-// timeout. It holds mu throughout, so the new consumer's first messages
-// wait until the bookkeeping is done.
+// timeout, and cut short by the election of a new stream leader
+// (errLeaderElected). It holds mu throughout, so the new consumer's first
+// messages wait until the bookkeeping is done.
 func (w *watch) attach(timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(w.ctx, timeout)
+	actx, kick := context.WithCancelCause(w.ctx)
+	defer kick(nil)
+	w.attempt.Store(&attempt{cancel: kick})
+	defer w.attempt.Store(nil)
+	ctx, cancel := context.WithTimeout(actx, timeout)
 	defer cancel()
+	err := w.attachCtx(ctx)
+	if err != nil && w.ctx.Err() == nil && errors.Is(context.Cause(actx), errLeaderElected) {
+		return errLeaderElected
+	}
+	return err
+}
+
+func (w *watch) attachCtx(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 
@@ -246,7 +270,7 @@ func (w *watch) attach(timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	pending, err := w.s.createConsumer(ctx, spec, a.name, a.sub.Subject)
+	info, err := w.s.createConsumer(ctx, spec, a.name, a.sub.Subject)
 	if err != nil {
 		w.discard(a)
 		if looksExpired(err.Error()) {
@@ -275,9 +299,11 @@ func (w *watch) attach(timeout time.Duration) error {
 			return err
 		}
 	}
+	a.host = clusterLeader(info.Cluster)
+	w.leader = st.leader
 	w.cur.Store(a)
 	w.activity.Store(time.Now().UnixNano())
-	if !w.synced && pending == 0 {
+	if !w.synced && info.NumPending == 0 {
 		w.markSynced(a)
 	}
 	return nil

@@ -1,0 +1,153 @@
+package natstest
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// ServerBinary builds nats-server (the version this module depends on)
+// into a directory of tb and returns its path, for tests that need real
+// processes: a SIGKILL, not a graceful shutdown.
+func ServerBinary(tb testing.TB) string {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), "nats-server")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/nats-io/nats-server/v2").CombinedOutput()
+	if err != nil {
+		tb.Fatalf("natstest: build nats-server: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// Proc is one nats-server process of a [ProcCluster]. Its methods are safe
+// for concurrent use.
+type Proc struct {
+	tb   testing.TB
+	name string
+	bin  string
+	conf string
+	port int
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+}
+
+// ProcCluster is a JetStream cluster of nats-server processes on loopback.
+type ProcCluster struct {
+	Procs []*Proc
+}
+
+// RunProcCluster starts an n-node JetStream cluster of bin (see
+// [ServerBinary]) processes, each with its own store directory and config
+// file, and waits until every node accepts clients. They are killed by
+// tb.Cleanup. Like [RunCluster], a replicated bucket can be placed once the
+// meta leader has seen every node; callers retry its creation.
+func RunProcCluster(tb testing.TB, bin string, n int) *ProcCluster {
+	tb.Helper()
+	ports := freePorts(tb, 2*n)
+	c := &ProcCluster{}
+	for i := range n {
+		var routes []string
+		for j := range n {
+			if j != i {
+				routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[n+j]))
+			}
+		}
+		dir := tb.TempDir()
+		p := &Proc{tb: tb, name: fmt.Sprintf("n%d", i+1), bin: bin, conf: filepath.Join(dir, "nats.conf"), port: ports[i]}
+		conf := fmt.Sprintf(`server_name: %s
+listen: 127.0.0.1:%d
+jetstream { store_dir: %q, max_memory_store: 256MB, max_file_store: 1GB }
+cluster { name: slipstream-test, listen: 127.0.0.1:%d, routes: [%s] }
+`, p.name, p.port, filepath.Join(dir, "js"), ports[n+i], strings.Join(routes, ", "))
+		if err := os.WriteFile(p.conf, []byte(conf), 0o600); err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(p.Kill)
+		c.Procs = append(c.Procs, p)
+	}
+	for _, p := range c.Procs {
+		p.Start()
+	}
+	for _, p := range c.Procs {
+		p.waitListening()
+	}
+	return c
+}
+
+// URLs returns the client URLs of every node.
+func (c *ProcCluster) URLs() []string {
+	urls := make([]string, len(c.Procs))
+	for i, p := range c.Procs {
+		urls[i] = p.URL()
+	}
+	return urls
+}
+
+// Proc returns the node named name, or nil.
+func (c *ProcCluster) Proc(name string) *Proc {
+	for _, p := range c.Procs {
+		if p.name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// Name is the server's name (n1, n2, …).
+func (p *Proc) Name() string { return p.name }
+
+// URL is the client URL.
+func (p *Proc) URL() string { return "nats://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)) }
+
+// Start starts the process if it is not running, with the same config and
+// store directory as before.
+func (p *Proc) Start() {
+	p.tb.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil {
+		return
+	}
+	cmd := exec.Command(p.bin, "-c", p.conf)
+	if err := cmd.Start(); err != nil {
+		p.tb.Fatalf("natstest: start %s: %v", p.name, err)
+	}
+	p.cmd = cmd
+}
+
+// Kill kills the process with SIGKILL, as a crash or the OOM killer would,
+// and waits for it to exit. It is a no-op when it is not running.
+func (p *Proc) Kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
+	p.cmd = nil
+}
+
+func (p *Proc) waitListening() {
+	p.tb.Helper()
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)), time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			p.tb.Fatalf("natstest: %s not listening within %v: %v", p.name, readyTimeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
