@@ -319,6 +319,9 @@ func Load(path string) (*Config, error) {
 		}
 		file, d := p.ParseHCL(src, f)
 		diags = append(diags, d...)
+		if !d.HasErrors() {
+			diags = append(diags, checkNumbers(file)...)
+		}
 		parsed = append(parsed, file)
 	}
 	if diags.HasErrors() {
@@ -336,6 +339,9 @@ func Load(path string) (*Config, error) {
 func Parse(filename string, src []byte) (*Config, error) {
 	p := hclparse.NewParser()
 	file, diags := p.ParseHCL(src, filename)
+	if !diags.HasErrors() {
+		diags = append(diags, checkNumbers(file)...)
+	}
 	if diags.HasErrors() {
 		return nil, &ConfigError{Diags: diags, Files: p.Files()}
 	}
