@@ -10,14 +10,18 @@ import (
 	"github.com/zclconf/go-cty/cty"
 )
 
-// maxNumber bounds the numbers a configuration may write: HCL numbers are
-// arbitrary-precision, and turning one such as 1e9999999 into the string a
-// setting wants takes minutes and gigabytes. No setting needs more than a
-// float64 holds.
-var maxNumber = big.NewFloat(math.MaxFloat64)
+// maxNumber and minNumber bound the magnitude of the numbers a
+// configuration may write: HCL numbers are arbitrary-precision, and turning
+// one such as 1e9999999 or 1e-9999999 into the string a setting wants takes
+// minutes and gigabytes. No setting needs more than a float64 holds.
+var (
+	maxNumber = big.NewFloat(math.MaxFloat64)
+	minNumber = big.NewFloat(math.SmallestNonzeroFloat64)
+)
 
 // checkNumbers refuses a number literal, or arithmetic on literals, whose
-// magnitude is beyond maxNumber, before anything converts it.
+// magnitude is beyond maxNumber or, but for 0, below minNumber, before
+// anything converts it.
 func checkNumbers(f *hcl.File) hcl.Diagnostics {
 	body, ok := f.Body.(*hclsyntax.Body)
 	if !ok {
@@ -45,8 +49,8 @@ func (w *numberWalker) Exit(n hclsyntax.Node) hcl.Diagnostics {
 		if diags.HasErrors() || !v.IsKnown() || v.IsNull() || v.Type() != cty.Number {
 			return nil // decoding reports it, or there is no number
 		}
-		if new(big.Float).Abs(v.AsBigFloat()).Cmp(maxNumber) > 0 {
-			w.diags = append(w.diags, errAt(expr.Range(), "Number out of range", fmt.Sprintf("No setting takes a number beyond ±%g.", math.MaxFloat64)))
+		if a := new(big.Float).Abs(v.AsBigFloat()); a.Cmp(maxNumber) > 0 || (a.Sign() != 0 && a.Cmp(minNumber) < 0) {
+			w.diags = append(w.diags, errAt(expr.Range(), "Number out of range", fmt.Sprintf("No setting takes a number beyond ±%g or, but for 0, closer to 0 than %g.", math.MaxFloat64, math.SmallestNonzeroFloat64)))
 		}
 	}
 	return nil

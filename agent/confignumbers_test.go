@@ -6,13 +6,15 @@ import (
 )
 
 // A number too large for any setting is refused before HCL turns it into
-// the string the setting wants, which for 1e9999000 takes minutes (found by
-// FuzzParseConfig).
+// the string the setting wants, which for 1e9999000 or 1e-9999000 takes
+// minutes (found by FuzzParseConfig).
 func TestHugeNumbersAreRefused(t *testing.T) {
 	for _, src := range []string{
 		`log_level = 1e9999000`,
 		`log_level = "${1e9999000}"`,
 		`log_level = -1e9999000`,
+		`log_level = "${1e-9999000}"`,
+		`log_level = 1 / 1e300 / 1e300`,
 		`log_level = 1e300 * 1e300 * 1e300`,
 		`plugin "p" {
   module = "p.wasm"
@@ -26,7 +28,7 @@ func TestHugeNumbersAreRefused(t *testing.T) {
 	}
 	if _, err := Parse("ok.hcl", []byte(`plugin "p" {
   module = "p.wasm"
-  config = { a = 1e300, b = -2.5, c = 1024 * 1024 }
+  config = { a = 1e300, b = -2.5, c = 1024 * 1024, d = 0, e = 1e-300 }
 }`)); err != nil {
 		t.Errorf("numbers in range: %v", err)
 	}
