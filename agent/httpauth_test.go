@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,5 +125,42 @@ func TestHTTPMutualTLS(t *testing.T) {
 	}
 	if code, _ := httpGet(t, http.DefaultClient, "http://"+addr+"/readyz"); code != http.StatusBadRequest {
 		t.Errorf("plain HTTP on a tls listener = %d, want 400", code)
+	}
+}
+
+// An anonymous answer of a public endpoint gives the status alone; the
+// watches' names and errors are for those who authenticate.
+func TestHTTPPublicHealthHidesWatches(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "http.token"), []byte("tok"), 0o600)
+	cfg, err := Parse(filepath.Join(dir, "agent.hcl"), []byte(`data_dir = "data"
+plugin "p" { module = "p.wasm" }
+watch "secret-routes" {
+  bucket = "b"
+  plugin = "p"
+}
+http {
+  listen     = "127.0.0.1:0"
+  token_file = "http.token"
+  public     = ["/readyz"]
+}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := newHTTPAuth(cfg.HTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(auth.wrap(a.Handler()))
+	defer srv.Close()
+	if code, body := httpGet(t, srv.Client(), srv.URL+"/readyz"); code != http.StatusServiceUnavailable || strings.Contains(body, "secret-routes") || !strings.Contains(body, "not ready") {
+		t.Errorf("anonymous /readyz = %d %s, want 503 without the watch", code, body)
+	}
+	if code, body := httpGet(t, srv.Client(), srv.URL+"/readyz", "Authorization", "Bearer tok"); code != http.StatusServiceUnavailable || !strings.Contains(body, "secret-routes") {
+		t.Errorf("authenticated /readyz = %d %s, want 503 naming the watch", code, body)
 	}
 }
