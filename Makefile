@@ -2,6 +2,8 @@
 GO       ?= go
 BIN      ?= bin
 FUZZTIME ?= 20s
+# Minimizing a new input may take the whole FUZZTIME of a target with large seeds.
+FUZZMINIMIZETIME ?= 5s
 BENCH    ?= .
 BENCHTIME ?= 1x
 
@@ -51,7 +53,7 @@ failover: ## R3 failover: stop, then SIGKILL, the stream leader KILLS times each
 fuzz: ## run every fuzz target for FUZZTIME each
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) $$pkg; \
 	  done; \
 	done
 

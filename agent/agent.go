@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"sync"
@@ -166,11 +165,19 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	var srv *http.Server
 	if a.cfg.HTTP != nil {
-		ln, err := net.Listen("tcp", a.cfg.HTTP.Listen)
+		auth, err := newHTTPAuth(a.cfg.HTTP)
 		if err != nil {
-			return fmt.Errorf("agent: http: %w", err)
+			return fmt.Errorf("agent: %w", err)
 		}
-		srv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		ln, err := listenHTTP(a.cfg.HTTP)
+		if err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+		srv = &http.Server{
+			Handler:           auth.wrap(a.Handler()),
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(a.log.With("component", "http").Handler(), slog.LevelInfo),
+		}
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				a.log.Error("http server stopped", "err", err)

@@ -84,8 +84,36 @@ type TLSConfig struct {
 }
 
 // HTTPConfig enables the /metrics, /healthz, /readyz and /status endpoints.
+// httpconfig.go checks and fills in the fields without an hcl tag.
 type HTTPConfig struct {
 	Listen string `hcl:"listen"`
+	// SocketMode is the mode of a unix: listener's socket (default 0660).
+	SocketModeS string `hcl:"socket_mode,optional"`
+	// TokenFile holds the bearer token every request must carry.
+	TokenFile string `hcl:"token_file,optional"`
+	// Public lists endpoints answered without the token or client
+	// certificate (only /healthz and /readyz may be listed).
+	Public []string       `hcl:"public,optional"`
+	TLS    *HTTPTLSConfig `hcl:"tls,block"`
+
+	ListenRange     hcl.Range `hcl:"listen,attr_value_range"`
+	SocketModeRange hcl.Range `hcl:"socket_mode,attr_value_range"`
+	TokenFileRange  hcl.Range `hcl:"token_file,attr_value_range"`
+	PublicRange     hcl.Range `hcl:"public,attr_value_range"`
+
+	Network    string      // "tcp" or "unix"
+	Address    string      // host:port, or the socket's path
+	SocketMode os.FileMode // default DefaultSocketMode
+}
+
+// HTTPTLSConfig makes a TCP http listener serve HTTPS; with client_ca_file,
+// every request must present a client certificate that CA signed.
+type HTTPTLSConfig struct {
+	CertFile     string `hcl:"cert_file"`
+	KeyFile      string `hcl:"key_file"`
+	ClientCAFile string `hcl:"client_ca_file,optional"`
+
+	DefRange hcl.Range `hcl:",def_range"`
 }
 
 // PluginConf declares a WebAssembly apply plugin.
@@ -331,6 +359,9 @@ func Load(path string) (*Config, error) {
 		}
 		file, d := p.ParseHCL(src, f)
 		diags = append(diags, d...)
+		if !d.HasErrors() {
+			diags = append(diags, checkNumbers(file)...)
+		}
 		parsed = append(parsed, file)
 	}
 	if diags.HasErrors() {
@@ -352,6 +383,9 @@ func Load(path string) (*Config, error) {
 func Parse(filename string, src []byte) (*Config, error) {
 	p := hclparse.NewParser()
 	file, diags := p.ParseHCL(src, filename)
+	if !diags.HasErrors() {
+		diags = append(diags, checkNumbers(file)...)
+	}
 	if diags.HasErrors() {
 		return nil, &ConfigError{Diags: diags, Files: p.Files()}
 	}
@@ -443,6 +477,9 @@ func (c *Config) finalize() hcl.Diagnostics {
 	}
 	c.NATS.Timeout, diags = parseDuration(c.NATS.TimeoutS, c.NATS.TimeoutRange, DefaultNATSTimeout, diags)
 	diags = c.NATS.finalizeFleet(diags)
+	if c.HTTP != nil {
+		diags = c.HTTP.finalize(diags)
+	}
 
 	plugins := map[string]*PluginConf{}
 	for _, p := range c.Plugins {

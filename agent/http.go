@@ -16,10 +16,12 @@ import (
 //	/readyz   200 once every watch is ready (caught up and healthy), else
 //	          503 with the watches that are not and why ("reason")
 //	/status   every watch's status as JSON, and what reloads did ("reload")
+//
+// Run serves it behind the http block's authentication (httpauth.go).
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		var failing []WatchStatus
 		for _, s := range a.Status() {
 			if !s.Healthy() {
@@ -27,12 +29,12 @@ func (a *Agent) Handler() http.Handler {
 			}
 		}
 		if len(failing) > 0 {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "failing", "watches": failing})
+			writeJSON(w, http.StatusServiceUnavailable, withWatches(r, map[string]any{"status": "failing"}, failing))
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		var waiting []WatchStatus
 		for _, s := range a.Status() {
 			if !s.Ready {
@@ -40,7 +42,7 @@ func (a *Agent) Handler() http.Handler {
 			}
 		}
 		if len(waiting) > 0 {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "watches": waiting})
+			writeJSON(w, http.StatusServiceUnavailable, withWatches(r, map[string]any{"status": "not ready"}, waiting))
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})

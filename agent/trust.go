@@ -49,6 +49,12 @@ func (a *Agent) checkTrust() error {
 	if t := a.cfg.NATS.TLS; t != nil {
 		secrets = append(secrets, item{"NATS TLS key file", t.KeyFile})
 	}
+	if h := a.cfg.HTTP; h != nil {
+		secrets = append(secrets, item{"http token file", h.TokenFile})
+		if h.TLS != nil {
+			secrets = append(secrets, item{"http TLS key file", h.TLS.KeyFile})
+		}
+	}
 	refuse = append(refuse, secrets...)
 	for _, it := range refuse {
 		if it.path == "" {

@@ -15,15 +15,15 @@ import (
 // trustFixture is a configuration whose every trusted path lies in a fresh
 // directory, loaded from a file as the agent's run does.
 type trustFixture struct {
-	dir, config, data, cache, creds, key, module string
+	dir, config, data, cache, creds, key, token, module string
 }
 
 func newTrustFixture(t *testing.T) *trustFixture {
 	t.Helper()
 	d := t.TempDir()
 	f := &trustFixture{dir: d, config: filepath.Join(d, "agent.hcl"), data: filepath.Join(d, "data"), cache: filepath.Join(d, "cache"),
-		creds: filepath.Join(d, "agent.creds"), key: filepath.Join(d, "key.pem"), module: filepath.Join(d, "p.wasm")}
-	for _, p := range []string{f.creds, f.key, f.module} {
+		creds: filepath.Join(d, "agent.creds"), key: filepath.Join(d, "key.pem"), token: filepath.Join(d, "http.token"), module: filepath.Join(d, "p.wasm")}
+	for _, p := range []string{f.creds, f.key, f.token, f.module} {
 		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -39,6 +39,10 @@ cache_dir = "cache"
 nats {
   creds_file = "` + f.creds + `"
   tls { key_file = "` + f.key + `" }
+}
+http {
+  listen     = "127.0.0.1:0"
+  token_file = "` + f.token + `"
 }
 plugin "p" { module = "p.wasm" }
 `
@@ -81,6 +85,10 @@ func TestTrustRefusesWhatOthersCanChange(t *testing.T) {
 			chmod(t, f.config, 0o660)
 			return f.config
 		}, []string{"agent: config file ", "is writable by its group", "mode -rw-rw---- 0660", "fix: chmod g-w "}},
+		{"http token file writable by its group", func(t *testing.T, f *trustFixture) string {
+			chmod(t, f.token, 0o620)
+			return f.token
+		}, []string{"agent: http token file ", "is writable by its group", "fix: chmod g-w "}},
 		{"data dir writable by everyone", func(t *testing.T, f *trustFixture) string {
 			chmod(t, f.data, 0o777)
 			return f.data

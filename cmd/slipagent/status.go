@@ -6,44 +6,68 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/slipstreamkv/slipstream/agent"
 )
 
-const statusUsage = `usage: slipagent status [-addr HOST:PORT]
+const statusUsage = `usage: slipagent status [-config PATH | -http ADDR] [-token-file FILE] [-ca-file FILE -cert-file FILE -key-file FILE]
 
 Prints the state of every watch of a running agent, from its http listener,
 then why each watch that is not ready is not (failing, detached, stale,
-held), and a refused reload. Exits 1 unless every watch is ready.`
+held), and a refused reload. Exits 1 unless every watch is ready.
+
+The listener, its token and whether it is https come from the agent's
+configuration (-config, default ` + defaultConfig + ` if it exists), or from
+-http (HOST:PORT, https://HOST:PORT or unix:PATH) and -token-file, which win.
+Without either, status asks ` + defaultHTTP + `.`
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("slipagent status", stderr)
-	addr := fs.String("addr", "127.0.0.1:9464", "the agent's http listen address")
+	var ef endpointFlags
+	ef.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return parseFailed(fs, statusUsage, err, stdout, stderr)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+*addr+"/status", nil)
+	var h *agent.HTTPConfig
+	path := ef.configPath()
+	if path != "" {
+		cfg, code := loadConfig(path, stderr)
+		if cfg == nil {
+			return code
+		}
+		h = cfg.HTTP
+	}
+	ep, err := ef.resolve(h, path)
 	if err != nil {
 		fmt.Fprintf(stderr, "slipagent status: %v\n", err)
 		return exitUsage
 	}
-	resp, err := http.DefaultClient.Do(req)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := ep.get(ctx, "/status")
 	if err != nil {
 		fmt.Fprintf(stderr, "slipagent status: %v\n", err)
 		return exitFailure
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		fmt.Fprintf(stderr, "slipagent status: %s answered %s: %s\n", ep.base, resp.Status, strings.TrimSpace(string(body)))
+		if resp.StatusCode == http.StatusUnauthorized {
+			fmt.Fprintln(stderr, "slipagent status: pass the token with -token-file (or -config), or a client certificate with -cert-file and -key-file")
+		}
+		return exitFailure
+	}
 	var st struct {
 		Ready   bool                `json:"ready"`
 		Watches []agent.WatchStatus `json:"watches"`
 		Reload  *agent.ReloadStatus `json:"reload"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		fmt.Fprintf(stderr, "slipagent status: bad answer from %s: %v\n", *addr, err)
+		fmt.Fprintf(stderr, "slipagent status: bad answer from %s: %v\n", ep.base, err)
 		return exitFailure
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)

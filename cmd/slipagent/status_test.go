@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slipstreamkv/slipstream/internal/natstest"
+	"github.com/slipstreamkv/slipstream/internal/plugintest"
+)
+
+// runAgent runs "slipagent run -config cfg" until the test ends.
+func runAgent(t *testing.T, cfg string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var mu sync.Mutex
+	var stderr bytes.Buffer
+	go func() {
+		code := run(ctx, []string{"run", "-config", cfg}, &lockedWriter{&mu, &stderr}, &lockedWriter{&mu, &stderr})
+		done <- code
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != exitOK {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Errorf("slipagent run exited %d:\n%s", code, stderr.String())
+		}
+	})
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// waitStatus runs "slipagent status args" until it exits 0 and returns its
+// output.
+func waitStatus(t *testing.T, args ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		code, out, errOut := runCmd(t, append([]string{"status"}, args...)...)
+		if code == exitOK {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status %q = %d\n%s%s", args, code, out, errOut)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// agentConfig writes a configuration with one watch of the files plugin on
+// srv, and http, into dir.
+func agentConfig(t *testing.T, dir string, srv *natstest.Server, http string) string {
+	t.Helper()
+	os.WriteFile(filepath.Join(dir, "files.wasm"), plugintest.Module(t, "plugins/examples/files"), 0o644)
+	runCmd(t, "kv", "-server", srv.URL(), "put", "cfg", "files.a.conf", "1")
+	cfg := filepath.Join(dir, "agent.hcl")
+	os.WriteFile(cfg, []byte(`data_dir = "data"
+nats { servers = ["`+srv.URL()+`"] }
+plugin "files" { module = "files.wasm" }
+watch "cfg" {
+  bucket = "cfg"
+  plugin = "files"
+  output "files" { dir = "out" }
+}
+`+http), 0o644)
+	return cfg
+}
+
+// status finds the agent's Unix socket and token in its configuration, or
+// takes them as flags; without the token it is refused and says so.
+func TestStatusUnixSocketAndToken(t *testing.T) {
+	srv := natstest.Run(t)
+	dir, err := os.MkdirTemp("", "sa") // a socket's path is short
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.WriteFile(filepath.Join(dir, "http.token"), []byte("tok-123\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "wrong.token"), []byte("tok-456\n"), 0o600)
+	cfg := agentConfig(t, dir, srv, `http {
+  listen     = "unix:run/http.sock"
+  token_file = "http.token"
+}`)
+	runAgent(t, cfg)
+
+	out := waitStatus(t, "-config", cfg)
+	if !strings.Contains(out, "cfg") || !strings.Contains(out, "WATCH") {
+		t.Errorf("status -config:\n%s", out)
+	}
+	sock := "unix:" + filepath.Join(dir, "run", "http.sock")
+	if code, out, errOut := runCmd(t, "status", "-http", sock, "-token-file", filepath.Join(dir, "http.token")); code != exitOK || !strings.Contains(out, "cfg") {
+		t.Errorf("status -http %s -token-file = %d\n%s%s", sock, code, out, errOut)
+	}
+	if code, _, errOut := runCmd(t, "status", "-http", sock); code != exitFailure || !strings.Contains(errOut, "401") || !strings.Contains(errOut, "-token-file") {
+		t.Errorf("status without the token = %d %q, want 1 and a 401 naming -token-file", code, errOut)
+	}
+	if code, _, errOut := runCmd(t, "status", "-config", cfg, "-token-file", filepath.Join(dir, "wrong.token")); code != exitFailure || !strings.Contains(errOut, "401") {
+		t.Errorf("status with a wrong token = %d %q, want 1 and a 401", code, errOut)
+	}
+}
+
+// Over TCP, status takes the token from the configuration and reaches an
+// https listener that asks for a client certificate with -ca-file,
+// -cert-file and -key-file.
+func TestStatusTokenAndMutualTLS(t *testing.T) {
+	srv := natstest.Run(t)
+	dir := t.TempDir()
+	files := natstest.TLS(t)
+	os.WriteFile(filepath.Join(dir, "http.token"), []byte("tok-789"), 0o600)
+	addr := freeAddr("127.0.0.1:0")
+	cfg := agentConfig(t, dir, srv, `http {
+  listen     = "`+addr+`"
+  token_file = "http.token"
+  tls {
+    cert_file      = "`+files.CertFile+`"
+    key_file       = "`+files.KeyFile+`"
+    client_ca_file = "`+files.CAFile+`"
+  }
+}`)
+	runAgent(t, cfg)
+
+	tlsFlags := []string{"-ca-file", files.CAFile, "-cert-file", files.ClientCertFile, "-key-file", files.ClientKeyFile}
+	if out := waitStatus(t, append([]string{"-config", cfg}, tlsFlags...)...); !strings.Contains(out, "cfg") {
+		t.Errorf("status -config with a client certificate:\n%s", out)
+	}
+	if code, _, errOut := runCmd(t, "status", "-config", cfg, "-ca-file", files.CAFile); code != exitFailure || !strings.Contains(errOut, "401") {
+		t.Errorf("status without a client certificate = %d %q, want 1 and a 401", code, errOut)
+	}
+	args := append([]string{"status", "-http", "https://" + addr, "-token-file", filepath.Join(dir, "http.token")}, tlsFlags...)
+	if code, out, errOut := runCmd(t, args...); code != exitOK {
+		t.Errorf("status -http https://... = %d\n%s%s", code, out, errOut)
+	}
+	args = append([]string{"status", "-http", "https://" + addr}, tlsFlags...)
+	if code, _, errOut := runCmd(t, args...); code != exitFailure || !strings.Contains(errOut, "401") {
+		t.Errorf("status -http https://... without the token = %d %q, want 1 and a 401", code, errOut)
+	}
+}
