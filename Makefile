@@ -6,6 +6,7 @@ BENCH    ?= .
 BENCHTIME ?= 1x
 
 .PHONY: help build run test test-short sim bench bench-render bench-e2e fuzz check plugins plugins-go plugin-c clean
+.PHONY: dist
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -76,3 +77,22 @@ plugin-c: ## build the C example plugin into bin/plugins/ (needs clang, lld and 
 
 clean: ## remove build outputs
 	rm -rf $(BIN) dev-out
+	rm -rf dist
+
+# Release artifacts. VERSION is git describe's; the binary reports it in
+# `slipagent version`, and the packages' version is derived from it.
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo +dirty)
+DIST_ARCH ?= $(shell $(GO) env GOARCH)
+DIST_DIR  := $(BIN)/dist/$(DIST_ARCH)
+
+dist: ## build dist/: a tarball, a .deb and an .rpm for linux/DIST_ARCH (default: this machine's)
+	@rm -rf $(DIST_DIR) && mkdir -p $(DIST_DIR)
+	@echo "go    $(DIST_DIR)/slipagent ($(VERSION), linux/$(DIST_ARCH), static)"
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(DIST_ARCH) $(GO) build \
+	  -ldflags "-s -w -X main.stampedVersion=$(VERSION) -X main.stampedCommit=$(COMMIT)" \
+	  -o $(DIST_DIR)/slipagent ./cmd/slipagent
+	@$(MAKE) --no-print-directory plugins-go BIN=$(DIST_DIR)
+	@command -v clang >/dev/null 2>&1 && $(MAKE) --no-print-directory plugin-c BIN=$(DIST_DIR) || echo "(no clang for wasm32-wasi: the C example plugin is left out)"
+	$(GO) run ./internal/dist -version $(VERSION) -arch $(DIST_ARCH) \
+	  -binary $(DIST_DIR)/slipagent -plugins $(DIST_DIR)/plugins -out dist
