@@ -8,6 +8,7 @@ BENCH    ?= .
 BENCHTIME ?= 1x
 
 .PHONY: help build run test test-short sim bench bench-render bench-e2e fuzz check plugins plugins-go plugin-c clean
+.PHONY: dist plugin-as
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -66,7 +67,7 @@ check: ## gofmt, vet (host and wasip1), go mod tidy, then the tests
 
 GO_PLUGINS := files template nginx-upstreams
 
-plugins: plugins-go plugin-c ## build every example plugin into bin/plugins/ (the C one needs clang for wasm32-wasi)
+plugins: plugins-go plugin-c plugin-as ## build every example plugin into bin/plugins/ (the C one needs clang for wasm32-wasi, the AssemblyScript one npm)
 
 plugins-go: ## build the Go example plugins into bin/plugins/
 	@mkdir -p $(BIN)/plugins
@@ -81,5 +82,35 @@ plugin-c: ## build the C example plugin into bin/plugins/ (needs clang, lld and 
 	@clang --target=wasm32-wasi -O2 -mexec-model=reactor -Wall -Wextra -Werror -Wl,--strip-all \
 	  -o $(BIN)/plugins/envfile.wasm plugins/examples/envfile/envfile.c
 
+AS_SDK := plugins/sdk/assemblyscript
+
+plugin-as: ## build the AssemblyScript example plugin into bin/plugins/ (needs node >= 20 and npm)
+	@mkdir -p $(BIN)/plugins
+	@test -x $(AS_SDK)/node_modules/.bin/asc || (cd $(AS_SDK) && npm ci --no-audit --no-fund --loglevel=error)
+	@echo "asc   $(BIN)/plugins/files-as.wasm"
+	@$(AS_SDK)/node_modules/.bin/asc plugins/examples/files-as/assembly/index.ts \
+	  --exportStart _initialize --use abort=$(AS_SDK)/assembly/index/slipstream_abort -O --noAssert \
+	  -o $(BIN)/plugins/files-as.wasm
+
 clean: ## remove build outputs
 	rm -rf $(BIN) dev-out
+	rm -rf dist
+
+# Release artifacts. VERSION is git describe's; the binary reports it in
+# `slipagent version`, and the packages' version is derived from it.
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo +dirty)
+DIST_ARCH ?= $(shell $(GO) env GOARCH)
+DIST_DIR  := $(BIN)/dist/$(DIST_ARCH)
+
+dist: ## build dist/: a tarball, a .deb and an .rpm for linux/DIST_ARCH (default: this machine's)
+	@rm -rf $(DIST_DIR) && mkdir -p $(DIST_DIR)
+	@echo "go    $(DIST_DIR)/slipagent ($(VERSION), linux/$(DIST_ARCH), static)"
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(DIST_ARCH) $(GO) build \
+	  -ldflags "-s -w -X main.stampedVersion=$(VERSION) -X main.stampedCommit=$(COMMIT)" \
+	  -o $(DIST_DIR)/slipagent ./cmd/slipagent
+	@$(MAKE) --no-print-directory plugins-go BIN=$(DIST_DIR)
+	@command -v clang >/dev/null 2>&1 && $(MAKE) --no-print-directory plugin-c BIN=$(DIST_DIR) || echo "(no clang for wasm32-wasi: the C example plugin is left out)"
+	@command -v npm >/dev/null 2>&1 && $(MAKE) --no-print-directory plugin-as BIN=$(DIST_DIR) || echo "(no npm: the AssemblyScript example plugin is left out)"
+	$(GO) run ./internal/dist -version $(VERSION) -arch $(DIST_ARCH) \
+	  -binary $(DIST_DIR)/slipagent -plugins $(DIST_DIR)/plugins -out dist

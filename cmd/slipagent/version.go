@@ -7,6 +7,7 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+	"strings"
 
 	"github.com/slipstreamkv/slipstream/plugins/abi"
 )
@@ -16,6 +17,12 @@ const versionUsage = `usage: slipagent version [-json]
 Prints the module version, the commit it was built from (with "+dirty" when
 the work tree had changes), the Go version and the plugin ABI versions this
 host accepts.`
+
+// Set by `make dist` with -ldflags "-X main.stampedVersion=… -X
+// main.stampedCommit=…" (git describe's version, and the commit hash with
+// "+dirty" when the work tree had changes); they win over what the Go
+// toolchain recorded.
+var stampedVersion, stampedCommit string
 
 // buildVersion is what "slipagent version" reports.
 type buildVersion struct {
@@ -28,6 +35,18 @@ type buildVersion struct {
 }
 
 func currentVersion() buildVersion {
+	v := recordedVersion()
+	if stampedVersion != "" {
+		v.Version = stampedVersion
+	}
+	if stampedCommit != "" {
+		v.Commit, v.Modified = strings.CutSuffix(stampedCommit, "+dirty")
+	}
+	return v
+}
+
+// recordedVersion is what the Go toolchain recorded in the binary.
+func recordedVersion() buildVersion {
 	v := buildVersion{Version: "unknown", Go: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH, ABI: []int{abi.Version}}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {

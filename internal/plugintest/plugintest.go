@@ -1,6 +1,9 @@
 // Package plugintest builds WebAssembly plugins for tests: Go plugins with
 // the go toolchain running the tests (GOOS=wasip1 GOARCH=wasm
-// -buildmode=c-shared) and C plugins with clang for wasm32-wasi. Each module
+// -buildmode=c-shared), C plugins with clang for wasm32-wasi and
+// AssemblyScript plugins with the compiler the AssemblyScript SDK's
+// package-lock.json pins (node and npm; SLIPSTREAM_REQUIRE_NODE=1 fails
+// instead of skipping without them). Each module
 // is built once per test binary and kept in memory.
 //
 // Test packages that run plugins call [Main] from TestMain; it provides
@@ -54,6 +57,9 @@ func Main(m *testing.M) {
 	code := m.Run()
 	if cacheDir != "" {
 		_ = os.RemoveAll(cacheDir)
+	}
+	if ascDir != "" {
+		_ = os.RemoveAll(ascDir)
 	}
 	os.Exit(code)
 }

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/goreleaser/nfpm/v2"
+	_ "github.com/goreleaser/nfpm/v2/deb" // registers the deb packager
+	_ "github.com/goreleaser/nfpm/v2/rpm" // registers the rpm packager
+)
+
+// formats are the nFPM packagers built, beside the tarball.
+var formats = []string{"deb", "rpm"}
+
+// build writes the tarball and one package per format into opts.Out and
+// returns their paths.
+func build(opts options) ([]string, error) {
+	if opts.Version == "" {
+		return nil, fmt.Errorf("no -version given (make dist passes git describe's)")
+	}
+	c, err := contents(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
+		return nil, err
+	}
+	version := packageVersion(opts.Version)
+	tarball := filepath.Join(opts.Out, fmt.Sprintf("slipagent_%s_linux_%s.tar.gz", version, opts.Arch))
+	if err := writeTarball(tarball, c); err != nil {
+		return nil, err
+	}
+	built := []string{tarball}
+	for _, format := range formats {
+		path, err := writePackage(opts, format, version)
+		if err != nil {
+			return nil, err
+		}
+		built = append(built, path)
+	}
+	return built, nil
+}
+
+// writePackage builds one package. nFPM rewrites the contents it is given
+// for its format, so each package gets a fresh list.
+func writePackage(opts options, format, version string) (string, error) {
+	packager, err := nfpm.Get(format)
+	if err != nil {
+		return "", err
+	}
+	c, err := contents(opts)
+	if err != nil {
+		return "", err
+	}
+	info := nfpm.WithDefaults(&nfpm.Info{
+		Name:          "slipagent",
+		Arch:          opts.Arch,
+		Platform:      "linux",
+		Version:       version,
+		VersionSchema: "none",
+		Section:       "net",
+		Maintainer:    "slipstream",
+		Description:   "Watches NATS JetStream KV buckets and renders files through sandboxed WebAssembly plugins.",
+		Vendor:        "slipstream",
+		Homepage:      "https://github.com/slipstreamkv/slipstream",
+		Overridables:  nfpm.Overridables{Contents: c},
+	})
+	if err := nfpm.PrepareForPackager(info, format); err != nil {
+		return "", fmt.Errorf("%s package: %w", format, err)
+	}
+	path := filepath.Join(opts.Out, packager.ConventionalFileName(info))
+	f, err := os.Create(path)
+	if err != nil {
+		return "", err
+	}
+	if err := packager.Package(info, f); err != nil {
+		f.Close()
+		return "", fmt.Errorf("%s package %s: %w", format, path, err)
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	return path, nil
+}
