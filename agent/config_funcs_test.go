@@ -99,6 +99,7 @@ func TestExampleTemplateBlockParses(t *testing.T) {
 	if !ok {
 		t.Fatal(`agent.hcl.example has no commented plugin "app" block`)
 	}
+	block, _, _ = strings.Cut(block, "\n\n") // the example ends at the next blank line
 	var b strings.Builder
 	b.WriteString("plugin \"app\" {\n")
 	for line := range strings.Lines(block) {

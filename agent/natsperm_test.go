@@ -29,7 +29,7 @@ func TestAgentNeedsOnlyReadPermissions(t *testing.T) {
 				"$JS.FC.KV_cfg.>",                  // flow control replies, on a large sync
 			},
 		},
-		Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>", "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.KV_cfg"}},
 	}
 	srv := natstest.Run(t, func(o *server.Options) {
 		o.Users = []*server.User{
