@@ -13,6 +13,8 @@ import (
 )
 
 const snapshotUsage = `usage: slipagent snapshot <inspect|verify|dump|repair> [flags] FILE
+       slipagent snapshot export FILE DIR
+       slipagent snapshot import DIR FILE
 
   inspect FILE        record counts, cursor, keys, size, compaction ratio,
                       first bad offset and what loading would do
@@ -25,9 +27,17 @@ const snapshotUsage = `usage: slipagent snapshot <inspect|verify|dump|repair> [f
                       its damage (a zero hole, a bad record); one with a
                       damaged header cannot be salvaged: -force moves it
                       aside (FILE.quarantined-<UTC time>)
+  export FILE DIR     write the fold as an artifact into DIR (absent or
+                      empty): data/fold.snap compacted and MANIFEST.json
+                      with BLAKE3 digests, the format of the Rust crate
+                      beyond-slipstream; prints its cursor
+  import DIR FILE     verify the artifact in DIR (manifest, digests, a
+                      fold that loads at the manifest's cursor) and make it
+                      the fold FILE, which must not exist; a bad artifact
+                      is refused and nothing is written
 
-inspect, verify and dump never modify the file and work while an agent
-has it open; repair refuses to touch a file an agent has open. A fold is a
+inspect, verify, dump and export never modify the file and work while an
+agent has it open; repair refuses to touch a file an agent has open. A fold is a
 cache of its bucket: the agent moves a fold that does not load aside and
 rebuilds it from the bucket by itself.`
 
@@ -46,6 +56,7 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fs.BoolVar(&force, "force", false, "move aside a file that cannot be salvaged")
 	}
 	var do func(path string, stdout, stderr io.Writer) int
+	var do2 func(a, b string) int // for the subcommands of two arguments
 	switch sub {
 	case "inspect":
 		do = snapshotInspect
@@ -55,6 +66,10 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		do = func(path string, stdout, stderr io.Writer) int { return snapshotDump(path, asJSON, stdout, stderr) }
 	case "repair":
 		do = func(path string, stdout, stderr io.Writer) int { return snapshotRepair(path, force, stdout, stderr) }
+	case "export":
+		do2 = func(path, dir string) int { return snapshotExport(ctx, path, dir, stdout, stderr) }
+	case "import":
+		do2 = func(dir, path string) int { return snapshotImport(dir, path, stdout, stderr) }
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(stdout, snapshotUsage)
 		return exitOK
@@ -65,6 +80,13 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return parseFailed(fs, snapshotUsage, err, stdout, stderr)
+	}
+	if do2 != nil {
+		if len(pos) != 2 {
+			fmt.Fprintf(stderr, "slipagent snapshot %s: want two arguments\n%s\n", sub, snapshotUsage)
+			return exitUsage
+		}
+		return do2(pos[0], pos[1])
 	}
 	if len(pos) != 1 {
 		fmt.Fprintf(stderr, "slipagent snapshot %s: want exactly one FILE\n%s\n", sub, snapshotUsage)

@@ -281,3 +281,53 @@ func TestSnapshotRepairRefusesAnOpenFold(t *testing.T) {
 	}
 	unchanged(t, p, before)
 }
+
+// export writes an artifact of a fold without touching it (a torn tail
+// included, as an agent appending meanwhile may leave in the copy); import
+// verifies it and rebuilds the same fold; a tampered artifact and an
+// existing destination are refused, leaving nothing behind.
+func TestSnapshotExportImport(t *testing.T) {
+	src, orig := fileFrom(t, v3Hex, 0x07) // a torn tail of one byte
+	art := filepath.Join(t.TempDir(), "artifact")
+	code, out, errOut := runCmd(t, "snapshot", "export", src, art)
+	if code != exitOK || !strings.Contains(out, "exported "+src+" to "+art+": ") {
+		t.Fatalf("export: %d %q %q", code, out, errOut)
+	}
+	unchanged(t, src, orig)
+	if _, err := os.Stat(filepath.Join(art, "MANIFEST.json")); err != nil {
+		t.Fatal(err)
+	}
+
+	dst := filepath.Join(t.TempDir(), "fold.snap")
+	if code, out, errOut := runCmd(t, "snapshot", "import", art, dst); code != exitOK || !strings.Contains(out, "imported "+art+" to "+dst) {
+		t.Fatalf("import: %d %q %q", code, out, errOut)
+	}
+	_, want, _ := runCmd(t, "snapshot", "dump", "--json", src)
+	_, got, _ := runCmd(t, "snapshot", "dump", "--json", dst)
+	if got != want || !strings.Contains(want, `"cursor":"`) {
+		t.Fatalf("imported fold dumps\n%s\nwant\n%s", got, want)
+	}
+	if code, _, errOut := runCmd(t, "snapshot", "import", art, dst); code != exitFailure || !strings.Contains(errOut, "already exists") {
+		t.Fatalf("import over an existing fold: %d %q", code, errOut)
+	}
+
+	payload := filepath.Join(art, "data", "fold.snap")
+	b, err := os.ReadFile(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 0xff
+	if err := os.WriteFile(payload, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dst2 := filepath.Join(t.TempDir(), "fold.snap")
+	if code, _, errOut := runCmd(t, "snapshot", "import", art, dst2); code != exitFailure || !strings.Contains(errOut, "slipagent snapshot import: ") {
+		t.Fatalf("import of a tampered artifact: %d %q", code, errOut)
+	}
+	if _, err := os.Stat(dst2); !os.IsNotExist(err) {
+		t.Fatalf("a refused import left %s: %v", dst2, err)
+	}
+	if code, _, _ := runCmd(t, "snapshot", "export", src); code != exitUsage {
+		t.Fatalf("export with one argument: exit %d", code)
+	}
+}
