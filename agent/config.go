@@ -218,6 +218,11 @@ type HookConf struct {
 	OnFailureRange hcl.Range     `hcl:"on_failure,attr_value_range"`
 	Timeout        time.Duration // default 30s
 	OnFailure      OnFailure
+
+	// CheckInPlace runs Check with the new files at their final paths (the
+	// old ones kept aside and restored if it fails), for checks that read
+	// the live configuration, such as `nginx -t`.
+	CheckInPlace bool `hcl:"check_in_place,optional"`
 }
 
 // OnFailure is what a failed hook (or check) does to its batch.
