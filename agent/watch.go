@@ -43,6 +43,8 @@ type watchRunner struct {
 	status *watchStatus
 	guard  *guard
 	record *outputRecord // what the session committed; nil with drift checks off
+	// firstCheck is closed once the first drift check is over (Once waits for it).
+	firstCheck *firstCheck
 }
 
 func newWatchRunner(a *Agent, w *WatchConf) *watchRunner {
@@ -53,6 +55,8 @@ func newWatchRunner(a *Agent, w *WatchConf) *watchRunner {
 		dir:    filepath.Join(a.cfg.DataDir, "watches", w.Name),
 		hooks:  make(map[string]*HookConf, len(w.Hooks)),
 		status: newWatchStatus(w, a.changed, time.Now),
+
+		firstCheck: newFirstCheck(),
 	}
 	r.guard = &guard{watch: w.Name, conf: w.Guard, scope: r.scope(), dir: r.dir, log: r.log, status: r.status, now: time.Now}
 	for _, p := range a.cfg.Plugins {
@@ -141,6 +145,13 @@ func (r *watchRunner) session(ctx context.Context) error {
 			r.status.failed(err)
 			fullRender = true
 		}
+	}
+	// A watch needs the connection: it waits for the agent's first
+	// connect (whose failures the status shows) rather than failing.
+	select {
+	case <-r.a.connected:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	store, err := r.a.store(ctx, r.conf.Bucket)
 	if err != nil {

@@ -15,6 +15,7 @@ const (
 	exitNotFound    = 3   // kv: the key (or bucket) does not exist
 	exitUnreachable = 4   // kv: no NATS server could be reached
 	exitConflict    = 5   // kv create: the key exists; kv update: its revision differs
+	exitHeld        = 6   // once: the deletion guard holds a watch
 	exitInterrupted = 130 // a second SIGINT/SIGTERM forced the exit
 )
 
@@ -25,6 +26,7 @@ const exitCodes = `exit codes:
   3    kv: the key or bucket does not exist
   4    kv: no NATS server could be reached
   5    kv create: the key exists; kv update: the key's revision differs
+  6    once: the deletion guard holds a watch (slipagent resync --confirm)
   130  a second SIGINT or SIGTERM forced the exit`
 
 // command is one top-level subcommand (or group). Each lives in its own
@@ -38,6 +40,7 @@ type command struct {
 var commands = []command{
 	{"run", "run the agent (the systemd service)", runRun},
 	{"dev", "run the agent on an embedded NATS server with the example plugins", runDev},
+	{"once", "catch every watch up with its bucket, then exit", runOnce},
 	{"validate", "check a configuration and its plugin modules", runValidate},
 	{"status", "show the watches of a running agent", runStatus},
 	{"resync", "confirm a mass deletion the guard holds (--confirm WATCH)", runResync},
