@@ -23,6 +23,7 @@ const exitCodes = `exit codes:
   0    success
   1    the command ran and failed (a refused file, a failing watch, a plugin error)
   2    bad command line (unknown command or flag, missing argument)
+       plan -detailed-exitcode: changes present (terraform's convention)
   3    kv: the key or bucket does not exist
   4    kv: no NATS server could be reached
   5    kv create: the key exists; kv update: the key's revision differs
@@ -41,6 +42,7 @@ var commands = []command{
 	{"run", "run the agent (the systemd service)", runRun},
 	{"dev", "run the agent on an embedded NATS server with the example plugins", runDev},
 	{"once", "catch every watch up with its bucket, then exit", runOnce},
+	{"plan", "show what once would change (a diff per file, the hooks), changing nothing", runPlan},
 	{"validate", "check a configuration and its plugin modules", runValidate},
 	{"status", "show the watches of a running agent", runStatus},
 	{"resync", "confirm a mass deletion the guard holds (--confirm WATCH)", runResync},
