@@ -26,6 +26,7 @@ const exitCodes = `exit codes:
        plan -detailed-exitcode: changes present (terraform's convention)
   3    kv: the key or bucket does not exist
   4    kv: no NATS server could be reached
+       once, plan: likewise
   5    kv create: the key exists; kv update: the key's revision differs
   6    once: the deletion guard holds a watch (slipagent resync --confirm)
   130  a second SIGINT or SIGTERM forced the exit`

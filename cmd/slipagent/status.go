@@ -20,9 +20,12 @@ held). Exits 1 unless every watch is ready.`
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("slipagent status", stderr)
-	addr := fs.String("addr", "127.0.0.1:9464", "the agent's http listen address")
+	addr := fs.String("addr", "127.0.0.1:9464", "the agent's http listen address (default: that of a \"slipagent dev\" running with ./dev-out, else 127.0.0.1:9464)")
 	if err := fs.Parse(args); err != nil {
 		return parseFailed(fs, statusUsage, err, stdout, stderr)
+	}
+	if d, ok := runningDev(); ok && d.HTTP != "" && !flagSet(fs, "addr") {
+		*addr = d.HTTP
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
