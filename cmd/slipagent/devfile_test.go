@@ -20,12 +20,12 @@ func startDev(t *testing.T, extra ...string) (dir string, stop func() int) {
 	t.Helper()
 	t.Setenv("NATS_URL", "")
 	dir = t.TempDir()
-	t.Chdir(dir)
 	plugins := filepath.Join(dir, "plugins")
 	os.Mkdir(plugins, 0o755)
 	for _, name := range []string{"nginx-upstreams", "files", "template"} {
 		os.WriteFile(filepath.Join(plugins, name+".wasm"), plugintest.Module(t, "plugins/examples/"+name), 0o644)
 	}
+	t.Chdir(dir) // after building the modules: that needs the repository
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
