@@ -61,6 +61,9 @@ func startDev(t *testing.T, extra ...string) (dir string, stop func() int) {
 		stopped = true
 		cancel()
 		code := <-done
+		if t.Failed() {
+			t.Logf("dev's stderr:\n%s", stderr.String())
+		}
 		if strings.Contains(stdout.String(), "-server") {
 			t.Errorf("the banner's commands name the server; run from the repository root they need not:\n%s", stdout.String())
 		}
@@ -77,11 +80,7 @@ func startDev(t *testing.T, extra ...string) (dir string, stop func() int) {
 // status commands (no -server, no -addr) reach the dev server and agent.
 func TestDevCommandsFindTheServer(t *testing.T) {
 	dir, stop := startDev(t)
-	if code, out, errOut := runCmd(t, "kv", "put", "app", "files.motd.txt", "hello again"); code != exitOK || !strings.HasPrefix(out, "rev ") {
-		t.Fatalf("kv put without -server = %d %q %q", code, out, errOut)
-	}
-	motd := filepath.Join(dir, defaultDevDir, "out/files/motd.txt")
-	waitUntil(t, "the change to reach its file", func() bool { return readOrErr(motd) == "hello again" })
+	// The first start compiles the example plugins: minutes on a loaded machine.
 	waitUntil(t, "status to report every watch ready", func() bool {
 		code, _, _ := runCmd(t, "status")
 		return code == exitOK
@@ -90,6 +89,11 @@ func TestDevCommandsFindTheServer(t *testing.T) {
 	if !strings.Contains(out, "nginx") || strings.Contains(out, "not connected") {
 		t.Errorf("status = %d\n%s", code, out)
 	}
+	if code, out, errOut := runCmd(t, "kv", "put", "app", "files.motd.txt", "hello again"); code != exitOK || !strings.HasPrefix(out, "rev ") {
+		t.Fatalf("kv put without -server = %d %q %q", code, out, errOut)
+	}
+	motd := filepath.Join(dir, defaultDevDir, "out/files/motd.txt")
+	waitUntil(t, "the change to reach its file", func() bool { return readOrErr(motd) == "hello again" })
 	if code := stop(); code != exitOK {
 		t.Errorf("dev exited %d", code)
 	}
@@ -120,7 +124,7 @@ func TestDevNATSOnlyShowsCatchUp(t *testing.T) {
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(5 * time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
