@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"syscall"
 
 	"github.com/slipstreamkv/slipstream/internal/atomicfile"
 	"github.com/slipstreamkv/slipstream/plugins/abi"
@@ -25,8 +27,9 @@ import (
 //
 //  1. the placement journal (check.pending in the watch's directory) lists
 //     every target and the name of its backup, durably, before anything moves;
-//  2. each existing target is hard-linked to its backup (a hidden file beside
-//     it, on the same file system) and the directories are fsynced;
+//  2. each existing target is hard-linked to its backup (a hidden file in
+//     its output's directory, on the same file system) and that directory
+//     is fsynced;
 //  3. the staged files are committed (renamed into place);
 //  4. the checks run;
 //  5. pass: the hooks are journaled, the journal is marked passed, the
@@ -59,6 +62,9 @@ type placedFile struct {
 	// Existed is false when nothing was at Target: undoing removes what the
 	// commit put there.
 	Existed bool `json:"existed"`
+	// WasDir: Target was a directory, which a file may have replaced:
+	// undoing removes that file and makes the directory again.
+	WasDir bool `json:"was_dir,omitempty"`
 }
 
 // placement is the journal of one check run with the files in place.
@@ -82,15 +88,21 @@ func (r *watchRunner) place(ctx context.Context, res result, staged []host.Stage
 		pf := placedFile{Target: f.Target}
 		fi, err := os.Lstat(f.Target)
 		switch {
-		case errors.Is(err, os.ErrNotExist):
+		case errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
+			// Nothing there yet (or a file stands where the commit makes
+			// its directory: that file is a target of its own).
 		case err != nil:
 			res.Discard()
 			return nil, fmt.Errorf("check in place: %w", err)
 		case fi.IsDir():
-			pf.Existed = true // a directory a file replaces: its files are removals listed on their own
+			pf.Existed, pf.WasDir = true, true // a directory a file replaces: its files are removals listed on their own
 		default:
 			pf.Existed = true
-			pf.Backup = filepath.Join(filepath.Dir(f.Target), abi.StagePrefix+"check-"+randomHex()+backupSuffix)
+			// In the output's own directory, which no commit removes (one
+			// beside the target could keep a directory the commit replaces
+			// from being removed), on the target's file system.
+			root := strings.TrimSuffix(f.Target, string(filepath.Separator)+filepath.FromSlash(f.Path))
+			pf.Backup = filepath.Join(root, abi.StagePrefix+"check-"+randomHex()+backupSuffix)
 		}
 		p.Files = append(p.Files, pf)
 	}
@@ -107,7 +119,7 @@ func (r *watchRunner) place(ctx context.Context, res result, staged []host.Stage
 			res.Discard()
 			return nil, errors.Join(fmt.Errorf("check in place: keeping the old %s: %w", f.Target, err), p.undo())
 		}
-		dirs = append(dirs, filepath.Dir(f.Target))
+		dirs = append(dirs, filepath.Dir(f.Backup))
 	}
 	slices.Sort(dirs)
 	for _, d := range slices.Compact(dirs) {
@@ -151,11 +163,16 @@ func (p *placement) finish() error {
 func (p *placement) undo() error {
 	var errs []error
 	for _, f := range slices.Backward(p.Files) {
-		if f.Existed {
+		if f.Existed && !f.WasDir {
 			continue
 		}
 		if err := removeNotDir(f.Target); err != nil {
 			errs = append(errs, err)
+		}
+		if f.WasDir {
+			if err := os.MkdirAll(f.Target, 0o755); err != nil {
+				errs = append(errs, fmt.Errorf("check in place: restoring the directory %s: %w", f.Target, err))
+			}
 		}
 	}
 	dirs := map[string]bool{}
@@ -182,7 +199,7 @@ func (p *placement) undo() error {
 			errs = append(errs, fmt.Errorf("check in place: restoring %s: %w", f.Target, err))
 			continue
 		}
-		dirs[dir] = true
+		dirs[dir], dirs[filepath.Dir(f.Backup)] = true, true
 	}
 	for _, f := range p.Files {
 		dirs[filepath.Dir(f.Target)] = true
@@ -203,7 +220,7 @@ func (p *placement) undo() error {
 func removeNotDir(path string) error {
 	fi, err := os.Lstat(path)
 	switch {
-	case errors.Is(err, os.ErrNotExist):
+	case errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
 		return nil
 	case err != nil:
 		return fmt.Errorf("check in place: %w", err)

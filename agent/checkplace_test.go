@@ -117,3 +117,51 @@ func TestCrashDuringCheckInPlaceRestoresAtStart(t *testing.T) {
 		t.Errorf("cursor at %d, want it before the refused revision %d", s.Revision, rev)
 	}
 }
+
+// TestPlacementUndoReshapes: a commit that turned a directory into a file,
+// and a file into a directory, is undone to the old tree.
+func TestPlacementUndoReshapes(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	os.MkdirAll(filepath.Join(out, "d"), 0o755)
+	os.WriteFile(filepath.Join(out, "d", "x"), []byte("old x"), 0o644)
+	os.WriteFile(filepath.Join(out, "f"), []byte("old f"), 0o644)
+	p := &placement{path: filepath.Join(dir, placementFile), Files: []placedFile{
+		{Target: filepath.Join(out, "d", "x"), Backup: filepath.Join(out, ".slipstream-check-1.bak"), Existed: true},
+		{Target: filepath.Join(out, "d"), Existed: true, WasDir: true},
+		{Target: filepath.Join(out, "f"), Backup: filepath.Join(out, ".slipstream-check-2.bak"), Existed: true},
+		{Target: filepath.Join(out, "f", "y")},
+	}}
+	if err := p.save(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range p.Files {
+		if f.Backup != "" {
+			if err := os.Link(f.Target, f.Backup); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// What the commit did: d/x removed, d a file; f removed, f/y written.
+	os.RemoveAll(filepath.Join(out, "d"))
+	os.WriteFile(filepath.Join(out, "d"), []byte("new d"), 0o644)
+	os.Remove(filepath.Join(out, "f"))
+	os.MkdirAll(filepath.Join(out, "f"), 0o755)
+	os.WriteFile(filepath.Join(out, "f", "y"), []byte("new y"), 0o644)
+
+	if err := p.undo(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(filepath.Join(out, "d", "x")) + "," + readFile(filepath.Join(out, "f")); got != "old x,old f" {
+		t.Errorf("after undo: %s", got)
+	}
+	if names := outputNames(t, out); len(names) != 2 {
+		t.Errorf("output entries %q, want d and f alone", names)
+	}
+	if _, err := os.Stat(p.path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("journal left after the undo (%v)", err)
+	}
+	if err := p.undo(); err != nil { // idempotent: a crash during undo undoes again
+		t.Errorf("second undo: %v", err)
+	}
+}
