@@ -14,7 +14,8 @@ help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build bin/slipagent
-	$(GO) build -o $(BIN)/slipagent ./cmd/slipagent
+	@echo "go build $(BIN)/slipagent: the first build compiles nats-server, wazero and pebble (a few minutes); packages are listed as they compile"
+	$(GO) build -v -o $(BIN)/slipagent ./cmd/slipagent
 
 run: build plugins-go ## run the agent on an embedded NATS server with the example plugins (output in ./dev-out)
 	@command -v clang >/dev/null 2>&1 && $(MAKE) --no-print-directory plugin-c || echo "(no clang for wasm32-wasi: the C example plugin is left out)"

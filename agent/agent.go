@@ -48,6 +48,9 @@ type Agent struct {
 	watches  []*watchRunner
 	hooks    *hookScheduler // replaced by Run (under mu) before the watches start
 	changed  chan struct{}  // a watch's status changed (see watchStatus.poke)
+	// connected is closed once the KV connection is first made: watches
+	// wait for it before they open their bucket.
+	connected chan struct{}
 
 	// load gives a watch its plugin: loadPlugin, or the simulator's stand-in.
 	load func(ctx context.Context, p *PluginConf) (module, error)
@@ -85,7 +88,7 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 		return nil, errors.New("agent: configuration not finalized (use Load or Parse)")
 	}
 	a := &Agent{cfg: cfg, log: opts.Logger, notify: opts.Notify, conn: opts.Conn, cacheDir: opts.PluginCacheDir, plugins: map[string]*pluginSlot{}, changed: make(chan struct{}, 1),
-		reloads: make(chan reloadRequest), stopped: make(chan struct{})}
+		reloads: make(chan reloadRequest), stopped: make(chan struct{}), connected: make(chan struct{})}
 	if a.cacheDir == "" {
 		a.cacheDir = cfg.CacheDir
 	}
@@ -223,12 +226,21 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // connect connects the KV connection, retrying with backoff until it works
-// or ctx ends. Watches that need the connection before then fail and retry.
+// or ctx ends. Watches wait for it; each failure shows in their status
+// (failing, with the error), until they attach.
 func (a *Agent) connect(ctx context.Context) {
 	for attempt := 0; ; attempt++ {
 		err := a.conn.Connect(ctx)
-		if err == nil || ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return
+		}
+		if err == nil {
+			close(a.connected)
+			return
+		}
+		err = fmt.Errorf("cannot connect to NATS at %s: %w", redactedServers(a.cfg.NATS.Servers), err)
+		for _, w := range a.watches {
+			w.status.failed(err)
 		}
 		a.log.Error("cannot connect to NATS; retrying", "err", err, "attempt", attempt+1)
 		d := min(minRestartBackoff<<min(attempt, 20), maxRestartBackoff)

@@ -284,6 +284,10 @@ type HookConf struct {
 	UserRange  hcl.Range `hcl:"user,attr_value_range"`
 	GroupRange hcl.Range `hcl:"group,attr_value_range"`
 	RunAs      *RunAs
+	// CheckInPlace runs Check with the new files at their final paths (the
+	// old ones kept aside and restored if it fails), for checks that read
+	// the live configuration, such as `nginx -t`.
+	CheckInPlace bool `hcl:"check_in_place,optional"`
 }
 
 // OnFailure is what a failed hook (or check) does to its batch.

@@ -89,6 +89,7 @@ func (d *driftRepair) unlock() { <-d.turn }
 // called; stop waits for a check in progress to finish.
 func (d *driftRepair) start(ctx context.Context) (stop func()) {
 	if d.rec == nil {
+		d.r.firstCheck.mark()
 		return func() {}
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -113,6 +114,7 @@ func (d *driftRepair) run(ctx context.Context) {
 		if err := d.check(ctx); err != nil && ctx.Err() == nil {
 			d.r.log.Warn("drift check failed; trying again at the next one", "err", err)
 		}
+		d.r.firstCheck.mark()
 		select {
 		case <-ctx.Done():
 			return

@@ -561,6 +561,7 @@ func (w *simWorld) start() {
 	}
 	a.load = func(context.Context, *PluginConf) (module, error) { return simModule{w}, nil }
 	a.wrapFold = func(f kvcore.Fold) kvcore.Fold { return &simFold{Fold: f, w: w} }
+	close(a.connected) // the watch runs alone, without Run's connect; memkv needs none
 	ctx, cancel := context.WithCancel(context.Background())
 	life := &simLife{cancel: cancel, done: make(chan struct{}), a: a}
 	w.mu.Lock()

@@ -50,6 +50,8 @@ type watchRunner struct {
 	// cancel stops the watch and done closes once it stopped (see start).
 	cancel context.CancelFunc
 	done   chan struct{}
+	// firstCheck is closed once the first drift check is over (Once waits for it).
+	firstCheck *firstCheck
 }
 
 func newWatchRunner(a *Agent, w *WatchConf) *watchRunner {
@@ -60,6 +62,8 @@ func newWatchRunner(a *Agent, w *WatchConf) *watchRunner {
 		dir:    filepath.Join(a.cfg.DataDir, "watches", w.Name),
 		hooks:  make(map[string]*HookConf, len(w.Hooks)),
 		status: newWatchStatus(w, a.changed, time.Now),
+
+		firstCheck: newFirstCheck(),
 	}
 	r.guard = &guard{watch: w.Name, conf: w.Guard, scope: r.scope(), dir: r.dir, log: r.log, status: r.status, now: time.Now}
 	for _, p := range a.cfg.Plugins {
@@ -109,6 +113,10 @@ func (r *watchRunner) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	restored, err := r.recoverPlacement()
+	if err != nil {
+		return err
+	}
 	fold, st, err := r.openFold()
 	if err != nil {
 		return err
@@ -125,7 +133,7 @@ func (r *watchRunner) session(ctx context.Context) error {
 	key := renderKey(r.conf, r.plugin, plugin.SHA256())
 	// A hold left by an earlier run needs a batch to hold (or release):
 	// ask for a full one even if nothing else arrives.
-	fullRender := st.Rendered != key || r.guard.held != nil
+	fullRender := st.Rendered != key || r.guard.held != nil || restored
 	// Hooks owed from before a crash or a failed run go first, before NATS
 	// is needed. If they fail again the watch still starts, owing a full
 	// render: its commit runs them with backoff, and a change that fixes
@@ -145,6 +153,13 @@ func (r *watchRunner) session(ctx context.Context) error {
 			r.status.failed(err)
 			fullRender = true
 		}
+	}
+	// A watch needs the connection: it waits for the agent's first
+	// connect (whose failures the status shows) rather than failing.
+	select {
+	case <-r.a.connected:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	store, err := r.a.store(ctx, r.conf.Bucket)
 	if err != nil {
@@ -291,6 +306,10 @@ func (r *watchRunner) apply(ctx context.Context, inst instance, fold kvcore.Fold
 //  3. the staged files are renamed into place and their directories fsynced;
 //  4. the hooks run, in configuration order; the journal is cleared once all
 //     succeeded.
+//
+// A hook with check_in_place = true has its check run after step 3, with
+// the old files kept aside and put back if it fails (checkplace.go); the
+// hooks are then journaled once the checks passed.
 func (r *watchRunner) commit(ctx context.Context, res result, journal hookJournal, cursor kvcore.Cursor) error {
 	pending, _, err := journal.load()
 	if err != nil {
@@ -303,27 +322,16 @@ func (r *watchRunner) commit(ctx context.Context, res result, journal hookJourna
 		return err
 	}
 	due := r.ordered(append(pending, res.Hooks()...))
+	inPlace := false
 	if res.Changed() {
-		var env string // built once, for the first check
-		for _, name := range due {
-			h := r.hooks[name]
-			if len(h.Check) == 0 {
-				continue
-			}
-			if env == "" {
-				env = stagedEnv(staged)
-			}
-			err := runCommand(ctx, r.log.With("hook", name, "check", true), h.Check, h.Timeout, hookProcess(h, append(r.env(name, cursor), env)))
-			r.a.metrics.command(r.conf.Name, name, "check", err)
-			if err != nil {
-				if h.OnFailure == FailIgnore {
-					r.log.Warn("check failed; committing anyway (on_failure = ignore)", "hook", name, "err", err)
-					continue
-				}
-				res.Discard()
-				return fmt.Errorf("check of hook %s refused the new files (kept the old ones): %w", name, err)
-			}
+		if err := r.runChecks(ctx, due, staged, cursor, false); err != nil {
+			res.Discard()
+			return err
 		}
+		inPlace = r.checksInPlace(due)
+	}
+	if inPlace {
+		return r.commitChecked(ctx, res, staged, journal, due, cursor)
 	}
 	if err := journal.store(due, cursor); err != nil {
 		res.Discard()
@@ -338,6 +346,65 @@ func (r *watchRunner) commit(ctx context.Context, res result, journal hookJourna
 		return fmt.Errorf("committing files: %w", err)
 	}
 	return r.runHooks(ctx, journal, due, cursor)
+}
+
+// commitChecked commits res with the old files kept aside, runs the
+// checks in place, and puts the old files back if one fails.
+func (r *watchRunner) commitChecked(ctx context.Context, res result, staged []host.StagedFile, journal hookJournal, due []string, cursor kvcore.Cursor) error {
+	r.record.committed(ctx, r.record.hash(staged)) // as in commit: ahead of the disk at worst
+	p, err := r.place(ctx, res, staged)
+	if err != nil {
+		return err
+	}
+	if err := r.runChecks(ctx, due, placedEnv(staged), cursor, true); err != nil {
+		if uerr := p.undo(); uerr != nil {
+			return errors.Join(err, fmt.Errorf("restoring the old files (retried at the next start): %w", uerr))
+		}
+		return err
+	}
+	if err := journal.store(due, cursor); err != nil {
+		return errors.Join(err, p.undo())
+	}
+	if err := p.keep(); err != nil {
+		return err
+	}
+	return r.runHooks(ctx, journal, due, cursor)
+}
+
+// runChecks runs the check command of every hook in due whose
+// check_in_place is inPlace, against files; the first that fails (and
+// whose on_failure is not "ignore") is the error.
+func (r *watchRunner) runChecks(ctx context.Context, due []string, files []host.StagedFile, cursor kvcore.Cursor, inPlace bool) error {
+	var env string // built once, for the first check
+	for _, name := range due {
+		h := r.hooks[name]
+		if len(h.Check) == 0 || h.CheckInPlace != inPlace {
+			continue
+		}
+		if env == "" {
+			env = stagedEnv(files)
+		}
+		err := runCommand(ctx, r.log.With("hook", name, "check", true), h.Check, h.Timeout, hookProcess(h, append(r.env(name, cursor), env)))
+		r.a.metrics.command(r.conf.Name, name, "check", err)
+		if err != nil {
+			if h.OnFailure == FailIgnore {
+				r.log.Warn("check failed; committing anyway (on_failure = ignore)", "hook", name, "err", err)
+				continue
+			}
+			return fmt.Errorf("check of hook %s refused the new files (kept the old ones): %w", name, err)
+		}
+	}
+	return nil
+}
+
+// checksInPlace reports whether a hook in due checks with the files in place.
+func (r *watchRunner) checksInPlace(due []string) bool {
+	for _, name := range due {
+		if h := r.hooks[name]; len(h.Check) > 0 && h.CheckInPlace {
+			return true
+		}
+	}
+	return false
 }
 
 // runHooks runs hooks in order through the agent's hook scheduler (splay,

@@ -20,13 +20,20 @@ import (
 	"github.com/slipstreamkv/slipstream/kvcore/natskv"
 )
 
-const devUsage = `usage: slipagent dev [-dir DIR] [-plugins DIR] [-port N] [-http ADDR]
+const devUsage = `usage: slipagent dev [-dir DIR] [-plugins DIR] [-port N] [-http ADDR] [-nats-only]
 
 Runs the whole pipeline on this machine with no setup: an embedded NATS server
 with JetStream (its data in DIR/nats), example buckets seeded with sample
 configuration, the example plugins (built into -plugins by "make plugins"), and
 an agent that renders them into DIR/out. Change a key with "slipagent kv" and
-watch the files follow. The generated configuration is DIR/agent.hcl.`
+watch the files follow. The generated configuration is DIR/agent.hcl.
+
+When 4222 or 9464 is taken, dev picks free ports and records them in
+DIR/dev.json: "slipagent kv" (without -server or $NATS_URL) and "slipagent
+status" (without -addr), run from the directory holding dev-out, use them
+while dev runs. -nats-only runs the server and seeds the buckets without the
+agent, so that "slipagent once -config DIR/agent.hcl" (or run, or plan) can
+show an agent catching up with what changed while it was stopped.`
 
 // devWatch is one watch of the dev configuration and the example plugin it
 // runs. Optional ones (the C example needs clang) are left out when their
@@ -62,10 +69,11 @@ var devWatches = []devWatch{
 
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("slipagent dev", stderr)
-	dir := fs.String("dir", "dev-out", "where the server's data, the agent's state and the outputs go")
+	dir := fs.String("dir", defaultDevDir, "where the server's data, the agent's state and the outputs go")
 	plugins := fs.String("plugins", "bin/plugins", "directory holding the example plugin modules")
 	port := fs.Int("port", 4222, "NATS port (a free one is picked if it is taken)")
 	httpAddr := fs.String("http", "127.0.0.1:9464", "the agent's /metrics, /healthz, /readyz and /status (a free port is picked if it is taken)")
+	natsOnly := fs.Bool("nats-only", false, "run the NATS server (seeded, and the configuration written) but no agent")
 	if err := fs.Parse(args); err != nil {
 		return parseFailed(fs, devUsage, err, stdout, stderr)
 	}
@@ -116,20 +124,20 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
-	fmt.Fprintf(stdout, `slipagent dev
-  NATS          %[1]s (JetStream data in %[2]s/nats)
-  config        %[3]s
-  outputs       %[2]s/out  (hook runs are logged to %[2]s/out/hooks.log)
-  status        http://%[4]s/status
-
-Try, in another terminal:
-  bin/slipagent kv -server %[1]s put routes upstream.api.s3 '{"address": "10.0.0.3:8080"}'
-  bin/slipagent kv -server %[1]s put app files.motd.txt 'hello again'
-  bin/slipagent kv -server %[1]s delete app env.DEBUG
-  bin/slipagent status -addr %[4]s
-Ctrl-C stops.
-
-`, url, abs, cfgPath, listen)
+	addrs := devAddrs{PID: os.Getpid(), NATS: url}
+	if !*natsOnly {
+		addrs.HTTP = listen
+	}
+	forget, err := writeDevFile(abs, addrs)
+	if err != nil {
+		return fail(err)
+	}
+	defer forget()
+	printDevBanner(stdout, abs, cfgPath, addrs, *natsOnly)
+	if *natsOnly {
+		<-ctx.Done()
+		return exitOK
+	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.Level}))
 	a, err := agent.New(cfg, agent.Options{Logger: logger, Version: currentVersion().String()})
 	if err != nil {
@@ -139,6 +147,40 @@ Ctrl-C stops.
 		return fail(err)
 	}
 	return exitOK
+}
+
+// printDevBanner says where everything is and what to try. The commands
+// need no -server nor -addr when dev runs in ./dev-out (they find
+// dev.json); with another -dir they name the addresses.
+func printDevBanner(w io.Writer, dir, cfgPath string, addrs devAddrs, natsOnly bool) {
+	kvFlag, statusFlag := "", ""
+	if cwd, err := os.Getwd(); err != nil || filepath.Join(cwd, defaultDevDir) != dir {
+		kvFlag, statusFlag = " -server "+addrs.NATS, " -addr "+addrs.HTTP
+	}
+	fmt.Fprintf(w, "slipagent dev\n  NATS          %s (JetStream data in %s/nats)\n  config        %s\n", addrs.NATS, dir, cfgPath)
+	if natsOnly {
+		fmt.Fprintf(w, `  no agent (-nats-only)
+
+Try, in another terminal:
+  bin/slipagent kv%[1]s put app files.motd.txt 'changed while no agent ran'
+  bin/slipagent plan -config %[2]s    # what an agent would change
+  bin/slipagent once -config %[2]s    # catch up with it, then exit
+Ctrl-C stops.
+
+`, kvFlag, cfgPath)
+		return
+	}
+	fmt.Fprintf(w, `  outputs       %[1]s/out  (hook runs are logged to %[1]s/out/hooks.log)
+  status        http://%[2]s/status
+
+Try, in another terminal:
+  bin/slipagent kv%[3]s put routes upstream.api.s3 '{"address": "10.0.0.3:8080"}'
+  bin/slipagent kv%[3]s put app files.motd.txt 'hello again'
+  bin/slipagent kv%[3]s delete app env.DEBUG
+  bin/slipagent status%[4]s
+Ctrl-C stops.
+
+`, dir, addrs.HTTP, kvFlag, statusFlag)
 }
 
 // startDevServer starts a JetStream server on loopback, on port if it is

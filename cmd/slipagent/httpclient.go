@@ -32,7 +32,7 @@ type endpointFlags struct {
 
 func (f *endpointFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.config, "config", "", "read the http block of this agent configuration (default "+defaultConfig+" if it exists)")
-	fs.StringVar(&f.http, "http", "", "the agent's http listener: HOST:PORT, https://HOST:PORT or unix:PATH (default "+defaultHTTP+")")
+	fs.StringVar(&f.http, "http", "", "the agent's http listener: HOST:PORT, https://HOST:PORT or unix:PATH (default: that of a \"slipagent dev\" running with ./dev-out, else "+defaultHTTP+")")
 	fs.StringVar(&f.http, "addr", "", "same as -http")
 	fs.StringVar(&f.tokenFile, "token-file", "", "file holding the bearer token (default: the configuration's http token_file)")
 	fs.StringVar(&f.caFile, "ca-file", "", "CA certificates (PEM) to verify an https listener with, instead of the system's")
@@ -50,10 +50,14 @@ type endpoint struct {
 // errNoHTTP is a configuration without an http block.
 var errNoHTTP = errors.New("the configuration has no http block: the agent serves no endpoints")
 
-// configPath is the configuration to read: -config, else the default one
-// if it exists and no -http was given, else none.
+// configPath is the configuration to read: -config, else (without -http
+// and with no "slipagent dev" running from ./dev-out) the default one if it
+// exists, else none.
 func (f *endpointFlags) configPath() string {
 	if f.config == "" && f.http == "" {
+		if _, ok := runningDev(); ok {
+			return ""
+		}
 		if _, err := os.Stat(defaultConfig); err == nil {
 			return defaultConfig
 		}
@@ -76,6 +80,10 @@ func (f *endpointFlags) resolve(h *agent.HTTPConfig, path string) (*endpoint, er
 		addr = "unix:" + h.Address
 	case h != nil:
 		addr, useTLS = h.Address, h.TLS != nil
+	default:
+		if d, ok := runningDev(); ok && d.HTTP != "" {
+			addr = d.HTTP
+		}
 	}
 	tokenFile := f.tokenFile
 	if tokenFile == "" && h != nil {

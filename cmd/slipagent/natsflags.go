@@ -19,6 +19,7 @@ type natsFlags struct {
 	server, creds *string
 	timeout       *time.Duration
 	domain        *string
+	fs            *flag.FlagSet
 }
 
 func addNATSFlags(fs *flag.FlagSet) natsFlags {
@@ -36,7 +37,8 @@ const defaultOpTimeout = 10 * time.Second
 func addNATSServerFlags(fs *flag.FlagSet) natsFlags {
 	timeout := defaultOpTimeout
 	return natsFlags{
-		server:  fs.String("server", envOr("NATS_URL", natskvDefaultURL), "NATS server URLs, comma-separated ($NATS_URL)"),
+		fs:      fs,
+		server:  fs.String("server", envOr("NATS_URL", natskvDefaultURL), "NATS server URLs, comma-separated ($NATS_URL; else the server of a \"slipagent dev\" running with ./dev-out)"),
 		creds:   fs.String("creds", os.Getenv("NATS_CREDS"), "a .creds file ($NATS_CREDS)"),
 		timeout: &timeout,
 		domain:  fs.String("js-domain", os.Getenv("NATS_JS_DOMAIN"), "JetStream domain of the buckets, e.g. the hub's from a leaf node ($NATS_JS_DOMAIN)"),
@@ -46,12 +48,24 @@ func addNATSServerFlags(fs *flag.FlagSet) natsFlags {
 // connect connects to NATS; its error names the server URLs (callers exit
 // with exitUnreachable).
 func (n natsFlags) connect(ctx context.Context, name string) (*natskv.Conn, error) {
-	servers := strings.Split(*n.server, ",")
+	servers := strings.Split(n.servers(), ",")
 	conn := natskv.New(natskv.Options{Servers: servers, CredsFile: *n.creds, Timeout: *n.timeout, Name: name, Domain: *n.domain})
 	if err := conn.Connect(ctx); err != nil {
 		return nil, fmt.Errorf("cannot reach NATS at %s: %w", redactURLs(servers), err)
 	}
 	return conn, nil
+}
+
+// servers is -server, else $NATS_URL, else the server of a "slipagent dev"
+// that runs with ./dev-out (its port can differ from 4222), else the default.
+func (n natsFlags) servers() string {
+	if flagSet(n.fs, "server") || os.Getenv("NATS_URL") != "" {
+		return *n.server
+	}
+	if d, ok := runningDev(); ok {
+		return d.NATS
+	}
+	return *n.server
 }
 
 // redactURLs lists server URLs for a message, without their passwords.

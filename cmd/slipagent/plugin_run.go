@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -296,7 +295,7 @@ func (r pluginRunner) diff(ctx context.Context, eng *host.Engine, outputs []runO
 	for i, o := range outputs {
 		dir := filepath.Join(scratch, fmt.Sprint(i))
 		if o.target != "" {
-			if err := copyTree(o.target, dir); err != nil {
+			if err := host.CopyTree(o.target, dir); err != nil {
 				return fmt.Errorf("output %q: %w", o.name, err)
 			}
 		}
@@ -341,44 +340,4 @@ func (r pluginRunner) printHooks(res *host.Result) {
 	for _, h := range res.Hooks() {
 		fmt.Fprintf(r.stdout, "hook %s\n", h)
 	}
-}
-
-// copyTree copies the directory src to dst (which must not exist): its
-// directories, regular files with their modes, and symlinks as symlinks. A
-// missing src copies nothing.
-func copyTree(src, dst string) error {
-	if _, err := os.Stat(src); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		to := filepath.Join(dst, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(to, info.Mode().Perm()|0o700)
-		case d.Type()&fs.ModeSymlink != 0:
-			link, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(link, to)
-		case d.Type().IsRegular():
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(to, data, info.Mode().Perm())
-		}
-		return nil // devices, sockets and pipes are not plugin outputs
-	})
 }

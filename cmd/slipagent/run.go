@@ -16,6 +16,7 @@ const (
 	exitUnreachable = 4   // kv: no NATS server could be reached
 	exitConflict    = 5   // kv create: the key exists; kv update: its revision differs
 	exitTimeout     = 6   // fleet wait: the hosts did not apply the revision in time
+	exitHeld        = 7   // once: the deletion guard holds a watch
 	exitInterrupted = 130 // a second SIGINT/SIGTERM forced the exit
 )
 
@@ -23,10 +24,13 @@ const exitCodes = `exit codes:
   0    success
   1    the command ran and failed (a refused file, a failing watch, a plugin error)
   2    bad command line (unknown command or flag, missing argument)
+       plan -detailed-exitcode: changes present (terraform's convention)
   3    kv: the key or bucket does not exist
   4    kv: no NATS server could be reached
+       once, plan: likewise
   5    kv create: the key exists; kv update: the key's revision differs
   6    fleet wait: the hosts did not apply the revision before -timeout
+  7    once: the deletion guard holds a watch (slipagent resync --confirm)
   130  a second SIGINT or SIGTERM forced the exit`
 
 // command is one top-level subcommand (or group). Each lives in its own
@@ -40,6 +44,8 @@ type command struct {
 var commands = []command{
 	{"run", "run the agent (the systemd service)", runRun},
 	{"dev", "run the agent on an embedded NATS server with the example plugins", runDev},
+	{"once", "catch every watch up with its bucket, then exit", runOnce},
+	{"plan", "show what once would change (a diff per file, the hooks), changing nothing", runPlan},
 	{"validate", "check a configuration and its plugin modules", runValidate},
 	{"status", "show the watches of a running agent", runStatus},
 	{"resync", "confirm a mass deletion the guard holds (--confirm WATCH)", runResync},

@@ -22,7 +22,8 @@ held), and a refused reload. Exits 1 unless every watch is ready.
 The listener, its token and whether it is https come from the agent's
 configuration (-config, default ` + defaultConfig + ` if it exists), or from
 -http (HOST:PORT, https://HOST:PORT or unix:PATH) and -token-file, which win.
-Without either, status asks ` + defaultHTTP + `.`
+Without either, status asks the agent of a "slipagent dev" running with
+./dev-out, else the one ` + defaultConfig + ` configures, else ` + defaultHTTP + `.`
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("slipagent status", stderr)

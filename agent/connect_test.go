@@ -1,0 +1,60 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slipstreamkv/slipstream/internal/plugintest"
+)
+
+// TestWatchesWaitForTheConnection: with NATS down at start, the watches
+// wait for the agent's connection, their status naming the server it
+// cannot reach, rather than failing on a connection not made yet (the
+// "ERROR watch failed … not connected" of a clean dev restart); once it is
+// made they attach with no error left.
+func TestWatchesWaitForTheConnection(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "alpha")
+	f.srv.Shutdown()
+	var logs lockedBuffer
+	a, err := New(f.config(filesConfig), Options{
+		Logger:         slog.New(slog.NewTextHandler(&logs, nil)),
+		Notify:         func(string) error { return nil },
+		PluginCacheDir: plugintest.CacheDir(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	waitFor(t, "the connection failure in the status", func() bool { return a.Status()[0].LastError != "" })
+	if s := a.Status()[0]; !strings.Contains(s.LastError, "cannot connect to NATS at "+f.srv.URL()) || s.Ready {
+		t.Errorf("status while NATS is down: %+v, want the connection failure naming %s", s, f.srv.URL())
+	}
+	// The watch reaches its bucket only once its plugin compiled: that can
+	// take long on a loaded machine, longer than waitFor's deadline.
+	for deadline := time.Now().Add(5 * time.Minute); !strings.Contains(logs.String(), "plugin loaded"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the plugin did not load")
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // let the watch get to its bucket, or fail on it
+	f.srv.Start()
+	waitFor(t, "the watch to catch up", func() bool { return a.Ready() })
+	if s := a.Status()[0]; s.LastError != "" || s.Reason != "" {
+		t.Errorf("status once caught up: %+v, want no error left", s)
+	}
+	if got := readFile(filepath.Join(f.dir, "out", "a.conf")); got != "alpha" {
+		t.Errorf("a.conf = %q", got)
+	}
+	if strings.Contains(logs.String(), "watch failed") {
+		t.Errorf("a watch failed for want of the connection:\n%s", logs.String())
+	}
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// devFile is where "slipagent dev" records the addresses it serves on, in
+// its -dir: dev-out/dev.json, found by the README's commands run from the
+// repository root. The ports dev picks can differ from the defaults (4222,
+// 9464) when those are taken.
+const devFile = "dev.json"
+
+// defaultDevDir is dev's -dir default.
+const defaultDevDir = "dev-out"
+
+// devAddrs is the content of the dev file.
+type devAddrs struct {
+	PID  int    `json:"pid"`
+	NATS string `json:"nats_url"`
+	HTTP string `json:"http,omitempty"` // empty with -nats-only
+}
+
+// writeDevFile records dev's addresses in dir; the returned func removes
+// the record.
+func writeDevFile(dir string, addrs devAddrs) (func(), error) {
+	b, err := json.MarshalIndent(addrs, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, devFile)
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	return func() { os.Remove(path) }, nil
+}
+
+// runningDev returns the addresses of a "slipagent dev" whose record is in
+// ./dev-out and whose process is alive.
+func runningDev() (devAddrs, bool) {
+	var d devAddrs
+	b, err := os.ReadFile(filepath.Join(defaultDevDir, devFile))
+	if err != nil || json.Unmarshal(b, &d) != nil || d.PID <= 0 {
+		return devAddrs{}, false
+	}
+	p, err := os.FindProcess(d.PID)
+	if err == nil {
+		err = p.Signal(syscall.Signal(0)) // is it alive?
+	}
+	if err != nil && !errors.Is(err, os.ErrPermission) {
+		return devAddrs{}, false // a record left by a dev that was killed
+	}
+	return d, true
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}

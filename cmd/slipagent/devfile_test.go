@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slipstreamkv/slipstream/internal/plugintest"
+)
+
+// startDev runs "slipagent dev" in ./dev-out of a new working directory,
+// with its NATS port taken, until the dev file appears; stop ends it.
+func startDev(t *testing.T, extra ...string) (dir string, stop func() int) {
+	t.Helper()
+	t.Setenv("NATS_URL", "")
+	dir = t.TempDir()
+	plugins := filepath.Join(dir, "plugins")
+	os.Mkdir(plugins, 0o755)
+	for _, name := range []string{"nginx-upstreams", "files", "template"} {
+		os.WriteFile(filepath.Join(plugins, name+".wasm"), plugintest.Module(t, "plugins/examples/"+name), 0o644)
+	}
+	t.Chdir(dir) // after building the modules: that needs the repository
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { taken.Close() })
+	port := strconv.Itoa(taken.Addr().(*net.TCPAddr).Port)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var stdout, stderr bytes.Buffer
+	args := append([]string{"dev", "-plugins", plugins, "-port", port, "-http", "127.0.0.1:" + port}, extra...)
+	go func() { done <- run(ctx, args, &stdout, &stderr) }()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if _, ok := runningDev(); ok {
+			break
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("dev exited %d; stderr:\n%s", code, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("dev did not record its addresses; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stopped := false
+	stop = func() int {
+		if stopped {
+			return exitOK
+		}
+		stopped = true
+		cancel()
+		code := <-done
+		if t.Failed() {
+			t.Logf("dev's stderr:\n%s", stderr.String())
+		}
+		if strings.Contains(stdout.String(), "-server") {
+			t.Errorf("the banner's commands name the server; run from the repository root they need not:\n%s", stdout.String())
+		}
+		if _, err := os.Stat(filepath.Join(dir, defaultDevDir, devFile)); !os.IsNotExist(err) {
+			t.Errorf("dev left %s behind (%v)", devFile, err)
+		}
+		return code
+	}
+	t.Cleanup(func() { stop() })
+	return dir, stop
+}
+
+// TestDevCommandsFindTheServer: with dev's ports taken, the README's kv and
+// status commands (no -server, no -addr) reach the dev server and agent.
+func TestDevCommandsFindTheServer(t *testing.T) {
+	dir, stop := startDev(t)
+	// The first start compiles the example plugins: minutes on a loaded machine.
+	waitUntil(t, "status to report every watch ready", func() bool {
+		code, _, _ := runCmd(t, "status")
+		return code == exitOK
+	})
+	code, out, _ := runCmd(t, "status")
+	if !strings.Contains(out, "nginx") || strings.Contains(out, "not connected") {
+		t.Errorf("status = %d\n%s", code, out)
+	}
+	if code, out, errOut := runCmd(t, "kv", "put", "app", "files.motd.txt", "hello again"); code != exitOK || !strings.HasPrefix(out, "rev ") {
+		t.Fatalf("kv put without -server = %d %q %q", code, out, errOut)
+	}
+	motd := filepath.Join(dir, defaultDevDir, "out/files/motd.txt")
+	waitUntil(t, "the change to reach its file", func() bool { return readOrErr(motd) == "hello again" })
+	if code := stop(); code != exitOK {
+		t.Errorf("dev exited %d", code)
+	}
+}
+
+// TestDevNATSOnlyShowsCatchUp follows the README: a dev server without an
+// agent, a change made meanwhile, then plan and once on the dev config.
+func TestDevNATSOnlyShowsCatchUp(t *testing.T) {
+	dir, _ := startDev(t, "-nats-only")
+	cfg := filepath.Join(defaultDevDir, "agent.hcl")
+	if code, _, errOut := runCmd(t, "once", "-config", cfg); code != exitOK {
+		t.Fatalf("first once = %d; stderr:\n%s", code, errOut)
+	}
+	if code, _, errOut := runCmd(t, "kv", "put", "app", "files.motd.txt", "changed while no agent ran"); code != exitOK {
+		t.Fatalf("kv put = %d %q", code, errOut)
+	}
+	code, out, errOut := runCmd(t, "plan", "-config", cfg)
+	if code != exitOK || !strings.Contains(out, "+changed while no agent ran") {
+		t.Fatalf("plan = %d\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if code, _, errOut := runCmd(t, "once", "-config", cfg); code != exitOK {
+		t.Fatalf("once = %d; stderr:\n%s", code, errOut)
+	}
+	if got := readOrErr(filepath.Join(dir, defaultDevDir, "out/files/motd.txt")); got != "changed while no agent ran" {
+		t.Errorf("motd.txt = %q after once", got)
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/slipstreamkv/slipstream/internal/natstest"
+	"github.com/slipstreamkv/slipstream/internal/plugintest"
+)
+
+// onceConfig is a watch of bucket cfg through the files plugin into
+// DIR/out, with a hook that logs its runs to DIR/hooks.log; extra goes
+// into the hook block.
+func onceConfig(t *testing.T, dir, url, extra string) string {
+	t.Helper()
+	os.WriteFile(filepath.Join(dir, "files.wasm"), plugintest.Module(t, "plugins/examples/files"), 0o644)
+	cfg := filepath.Join(dir, "agent.hcl")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+data_dir = "%[1]s/data"
+cache_dir = %[4]q
+nats {
+  servers = ["%[2]s"]
+  timeout = "2s"
+}
+plugin "files" {
+  module = "files.wasm"
+  config = { prefix = "files.", hook = "changed" }
+}
+watch "cfg" {
+  bucket = "cfg"
+  plugin = "files"
+  output "files" { dir = "%[1]s/out" }
+  hook "changed" {
+    command = ["sh", "-c", "echo $SLIPAGENT_REVISION >> %[1]s/hooks.log"]
+    %[3]s
+  }
+}
+`, dir, url, extra, plugintest.CacheDir(t))), 0o644)
+	return cfg
+}
+
+func hookRuns(dir string) []string {
+	b, _ := os.ReadFile(filepath.Join(dir, "hooks.log"))
+	return strings.Fields(string(b))
+}
+
+func TestOnceCatchesUpAndExits(t *testing.T) {
+	srv := natstest.Run(t)
+	dir := t.TempDir()
+	cfg := onceConfig(t, dir, srv.URL(), "")
+	kv := func(args ...string) {
+		t.Helper()
+		if code, _, errOut := runCmd(t, append([]string{"kv", "-server", srv.URL()}, args...)...); code != exitOK {
+			t.Fatalf("kv %q: %s", args, errOut)
+		}
+	}
+	kv("put", "cfg", "files.a", "alpha")
+	kv("put", "cfg", "files.b", "bravo")
+
+	if code, _, errOut := runCmd(t, "once", "-config", cfg); code != exitOK {
+		t.Fatalf("once = %d; stderr:\n%s", code, errOut)
+	}
+	if a, b := readOrErr(filepath.Join(dir, "out/a")), readOrErr(filepath.Join(dir, "out/b")); a != "alpha" || b != "bravo" {
+		t.Fatalf("after once: a=%q b=%q", a, b)
+	}
+	if runs := hookRuns(dir); len(runs) != 1 || runs[0] != "2" {
+		t.Fatalf("hook runs %q, want one at revision 2", runs)
+	}
+
+	// Nothing changed: nothing to apply, no hook.
+	if code, _, errOut := runCmd(t, "once", "-config", cfg); code != exitOK || len(hookRuns(dir)) != 1 {
+		t.Fatalf("second once = %d, hook runs %q; stderr:\n%s", code, hookRuns(dir), errOut)
+	}
+
+	// What changed while no agent ran is applied from the checkpoint.
+	kv("put", "cfg", "files.a", "again")
+	kv("delete", "cfg", "files.b")
+	if code, _, errOut := runCmd(t, "once", "-config", cfg); code != exitOK {
+		t.Fatalf("third once = %d; stderr:\n%s", code, errOut)
+	}
+	if a := readOrErr(filepath.Join(dir, "out/a")); a != "again" {
+		t.Errorf("a = %q", a)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out/b")); !os.IsNotExist(err) {
+		t.Errorf("b not removed (%v)", err)
+	}
+	if runs := hookRuns(dir); len(runs) != 2 || runs[1] != "4" {
+		t.Errorf("hook runs %q, want a second one at revision 4", runs)
+	}
+}
+
+func TestOnceExitCodes(t *testing.T) {
+	srv := natstest.Run(t)
+	dir := t.TempDir()
+	if code, _, errOut := runCmd(t, "kv", "-server", srv.URL(), "put", "cfg", "files.a", "bad"); code != exitOK {
+		t.Fatal(errOut)
+	}
+	// A failing check fails the watch: exit 1, the watch and the check named.
+	cfg := onceConfig(t, dir, srv.URL(), `check = ["sh", "-c", "exit 1"]`)
+	code, _, errOut := runCmd(t, "once", "-config", cfg)
+	if code != exitFailure || !strings.Contains(errOut, "watch cfg") || !strings.Contains(errOut, "check") {
+		t.Errorf("once with a failing check = %d; stderr:\n%s", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out/a")); !os.IsNotExist(err) {
+		t.Errorf("a refused file was committed (%v)", err)
+	}
+
+	// No server: exit 4, the URL named.
+	cfg = onceConfig(t, dir, "nats://127.0.0.1:1", "")
+	code, _, errOut = runCmd(t, "once", "-config", cfg)
+	if code != exitUnreachable || !strings.Contains(errOut, "nats://127.0.0.1:1") {
+		t.Errorf("once without a server = %d; stderr:\n%s", code, errOut)
+	}
+
+	if code, _, _ := runCmd(t, "once", "-config", cfg, "extra"); code != exitUsage {
+		t.Errorf("once with an argument = %d, want %d", code, exitUsage)
+	}
+}
+
+// TestOnceHeld: a bucket emptied while no agent ran is held by the guard:
+// exit 7, the outputs kept.
+func TestOnceHeld(t *testing.T) {
+	srv := natstest.Run(t)
+	dir := t.TempDir()
+	cfg := onceConfig(t, dir, srv.URL(), "")
+	// The guard judges one batch: a window lets the backlog of deletions
+	// arrive as one (without one, the first is applied alone).
+	b, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, []byte(strings.Replace(string(b), `plugin = "files"
+  output`, `plugin = "files"
+  batch { window = "1s" }
+  output`, 1)), 0o644)
+	const n = 12
+	for i := range n {
+		runCmd(t, "kv", "-server", srv.URL(), "put", "cfg", fmt.Sprintf("files.k%02d", i), "v")
+	}
+	if code, _, errOut := runCmd(t, "once", "-config", cfg); code != exitOK {
+		t.Fatalf("once = %d; stderr:\n%s", code, errOut)
+	}
+	for i := range n {
+		runCmd(t, "kv", "-server", srv.URL(), "delete", "cfg", fmt.Sprintf("files.k%02d", i))
+	}
+	code, _, errOut := runCmd(t, "once", "-config", cfg)
+	if code != exitHeld || !strings.Contains(errOut, "resync --confirm cfg") {
+		t.Errorf("once of an emptied bucket = %d; stderr:\n%s", code, errOut)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "out")); len(entries) != n {
+		t.Errorf("%d outputs left, want the %d kept while held", len(entries), n)
+	}
+}
+
+func readOrErr(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "<" + err.Error() + ">"
+	}
+	return string(b)
+}

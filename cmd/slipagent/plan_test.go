@@ -1,0 +1,97 @@
+package main
+
+import (
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/slipstreamkv/slipstream/internal/natstest"
+)
+
+// tree reads every file below dir (path → content).
+func tree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			b, _ := os.ReadFile(p)
+			files[p] = string(b)
+		}
+		return nil
+	})
+	return files
+}
+
+func TestPlanShowsChangesAndChangesNothing(t *testing.T) {
+	srv := natstest.Run(t)
+	dir := t.TempDir()
+	cfg := onceConfig(t, dir, srv.URL(), `check = ["sh", "-c", "for f in $(printf '%s' \"$SLIPAGENT_STAGED\" | cut -f1); do ! grep -q bad $f || exit 1; done"]`)
+	kv := func(args ...string) {
+		t.Helper()
+		if code, _, errOut := runCmd(t, append([]string{"kv", "-server", srv.URL()}, args...)...); code != exitOK {
+			t.Fatalf("kv %q: %s", args, errOut)
+		}
+	}
+	kv("put", "cfg", "files.a", "alpha")
+	kv("put", "cfg", "files.b", "bravo")
+
+	// A fresh data_dir: a full render of the bucket, nothing written.
+	code, out, errOut := runCmd(t, "plan", "-config", cfg)
+	if code != exitOK || !strings.Contains(out, "watch cfg: full render at revision 2") || !strings.Contains(out, "+alpha") ||
+		!strings.Contains(out, "--- /dev/null\n+++ "+filepath.Join(dir, "out/b")) || !strings.Contains(out, "hook changed would run") || !strings.Contains(out, "check of hook changed: ok") {
+		t.Fatalf("plan of a fresh data_dir = %d\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if got := tree(t, dir+"/data"); len(got) != 0 {
+		t.Errorf("plan wrote into data_dir: %v", slicesKeys(got))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out", "a")); !os.IsNotExist(err) {
+		t.Errorf("plan wrote an output (%v)", err)
+	}
+
+	if code, _, errOut := runCmd(t, "once", "-config", cfg); code != exitOK {
+		t.Fatalf("once = %d; %s", code, errOut)
+	}
+	if code, out, _ := runCmd(t, "plan", "-config", cfg, "-detailed-exitcode"); code != exitOK || !strings.Contains(out, "up to date at revision 2") || !strings.Contains(out, "no changes") {
+		t.Errorf("plan after once = %d\n%s", code, out)
+	}
+
+	kv("put", "cfg", "files.a", "again")
+	kv("delete", "cfg", "files.b")
+	before := tree(t, dir+"/data")
+	maps.Copy(before, tree(t, dir+"/out"))
+	code, out, errOut = runCmd(t, "plan", "-config", cfg, "-watch", "cfg", "-detailed-exitcode")
+	wantDiff := "--- " + filepath.Join(dir, "out/a") + "\n+++ " + filepath.Join(dir, "out/a") + "\n@@ -1 +1 @@\n-alpha\n\\ No newline at end of file\n+again\n"
+	if code != exitChanges || !strings.Contains(out, "2 updates, revision 2 to 4") || !strings.Contains(out, wantDiff) ||
+		!strings.Contains(out, "+++ /dev/null") || !strings.Contains(out, "hook changed would run") {
+		t.Fatalf("plan of pending changes = %d, want %d\n%s\nstderr:\n%s", code, exitChanges, out, errOut)
+	}
+	after := tree(t, dir+"/data")
+	maps.Copy(after, tree(t, dir+"/out"))
+	if !maps.Equal(before, after) {
+		t.Errorf("plan changed the fold, state or outputs:\nbefore %v\nafter  %v", slicesKeys(before), slicesKeys(after))
+	}
+
+	// A check that refuses the new files: exit 1, named.
+	kv("put", "cfg", "files.c", "bad")
+	if code, out, _ := runCmd(t, "plan", "-config", cfg); code != exitFailure || !strings.Contains(out, "check of hook changed: FAILED") {
+		t.Errorf("plan with a refused file = %d\n%s", code, out)
+	}
+	if code, _, errOut := runCmd(t, "plan", "-config", cfg, "-watch", "nope"); code != exitFailure || !strings.Contains(errOut, `"nope"`) {
+		t.Errorf("plan of an unknown watch = %d %q", code, errOut)
+	}
+	cfg = onceConfig(t, dir, "nats://127.0.0.1:1", "")
+	if code, _, errOut := runCmd(t, "plan", "-config", cfg); code != exitUnreachable || !strings.Contains(errOut, "nats://127.0.0.1:1") {
+		t.Errorf("plan without a server = %d %q", code, errOut)
+	}
+}
+
+func slicesKeys(m map[string]string) []string {
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	return keys
+}
