@@ -136,6 +136,26 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 	return a, nil
 }
 
+// startEngine checks the files the agent trusts (a *TrustError when others
+// can change one), then starts the plugin engine on the compile cache; the
+// caller closes it.
+func (a *Agent) startEngine(ctx context.Context) (*host.Engine, error) {
+	if err := os.MkdirAll(a.cacheDir, 0o700); err != nil {
+		return nil, fmt.Errorf("agent: compile cache: %w", err)
+	}
+	if err := a.checkTrust(); err != nil {
+		return nil, err
+	}
+	engine, err := host.New(ctx, host.Config{CacheDir: a.cacheDir, Logger: a.log.With("component", "plugins")})
+	if err != nil {
+		return nil, fmt.Errorf("agent: plugin engine: %w", err)
+	}
+	a.mu.Lock()
+	a.engine = engine
+	a.mu.Unlock()
+	return engine, nil
+}
+
 // Run runs the agent until ctx ends: it connects to NATS (retrying for
 // ever), serves HTTP if configured, runs every watch in its own goroutine and
 // reports to systemd. It returns nil after a graceful stop: every batch
@@ -148,19 +168,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("agent: data dir: %w", err)
 	}
-	if err := os.MkdirAll(a.cacheDir, 0o700); err != nil {
-		return fmt.Errorf("agent: compile cache: %w", err)
-	}
-	if err := a.checkTrust(); err != nil {
+	engine, err := a.startEngine(ctx)
+	if err != nil {
 		return err
 	}
-	engine, err := host.New(ctx, host.Config{CacheDir: a.cacheDir, Logger: a.log.With("component", "plugins")})
-	if err != nil {
-		return fmt.Errorf("agent: plugin engine: %w", err)
-	}
-	a.mu.Lock()
-	a.engine = engine
-	a.mu.Unlock()
 	defer engine.Close(context.WithoutCancel(ctx))
 	if a.ownConn {
 		defer a.conn.Close()

@@ -60,7 +60,9 @@ type PlannedCheck struct {
 // each watch's plan. It commits nothing and checkpoints nothing: the fold,
 // the state files and the outputs are left as they are, and a running agent
 // is not disturbed. Checks with check_in_place are not run (they would
-// change the live files). The deletion guard is not consulted.
+// change the live files). The deletion guard is not consulted. Like Run,
+// it refuses (a *TrustError) files it trusts that others can change: the
+// plugins it runs come from them.
 //
 // An error that wraps ErrUnreachable means NATS could not be reached.
 func (a *Agent) Plan(ctx context.Context, names []string, fn func(*WatchPlan) error) error {
@@ -69,8 +71,13 @@ func (a *Agent) Plan(ctx context.Context, names []string, fn func(*WatchPlan) er
 			return fmt.Errorf("no watch %q in the configuration", n)
 		}
 	}
+	engine, err := a.startEngine(ctx)
+	if err != nil {
+		return err
+	}
+	defer engine.Close(context.WithoutCancel(ctx))
 	connectCtx, cancel := context.WithTimeout(ctx, a.cfg.NATS.Timeout)
-	err := a.conn.Connect(connectCtx)
+	err = a.conn.Connect(connectCtx)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("%w at %s: %w", ErrUnreachable, redactedServers(a.cfg.NATS.Servers), err)
@@ -78,14 +85,6 @@ func (a *Agent) Plan(ctx context.Context, names []string, fn func(*WatchPlan) er
 	if a.ownConn {
 		defer a.conn.Close()
 	}
-	engine, err := host.New(ctx, host.Config{CacheDir: a.cacheDir, Logger: a.log.With("component", "plugins")})
-	if err != nil {
-		return fmt.Errorf("agent: plugin engine: %w", err)
-	}
-	a.mu.Lock()
-	a.engine = engine
-	a.mu.Unlock()
-	defer engine.Close(context.WithoutCancel(ctx))
 	for _, w := range a.watches {
 		if len(names) > 0 && !slices.Contains(names, w.conf.Name) {
 			continue

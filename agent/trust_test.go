@@ -182,13 +182,18 @@ func TestRunRefusesUntrustedDataDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(cfg, Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var te *TrustError
-	if err := a.Run(context.Background()); !errors.As(err, &te) || te.Path != f.data {
-		t.Fatalf("Run = %v, want the data dir refused", err)
+	for name, run := range map[string]func(a *Agent) error{
+		"Run":  func(a *Agent) error { return a.Run(context.Background()) },
+		"Plan": func(a *Agent) error { return a.Plan(context.Background(), nil, func(*WatchPlan) error { return nil }) },
+	} {
+		a, err := New(cfg, Options{Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var te *TrustError
+		if err := run(a); !errors.As(err, &te) || te.Path != f.data {
+			t.Errorf("%s = %v, want the data dir refused", name, err)
+		}
 	}
 }
 
