@@ -318,10 +318,10 @@ func (a *Agent) compilePlugin(ctx context.Context, p *PluginConf) (module, error
 			MaxBytes:    p.Limits.MaxBytes,
 			MaxFileSize: p.Limits.MaxFileSize,
 		},
-		Logger: a.log.With("plugin", p.Name),
+		Logger: a.log, // the engine adds the plugin attribute
 	})
 	if err != nil {
-		return nil, fmt.Errorf("plugin %s (%s): %w", p.Name, p.Module, err)
+		return nil, fmt.Errorf("module %s: %w", p.Module, err) // err names the plugin
 	}
 	a.log.Info("plugin loaded", "plugin", p.Name, "module", p.Module, "sha256", pl.SHA256())
 	return wasmModule{pl}, nil
