@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -143,16 +142,6 @@ func (r *results) print(w io.Writer) {
 	if len(r.failures) > 0 && !r.cfg.Keep {
 		fmt.Fprintln(w, "(the run directory with those logs is removed: E2E_KEEP=1 or -keep keeps it)")
 	}
-}
-
-// loadavg is the first three fields of /proc/loadavg.
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown (" + err.Error() + ")"
-	}
-	f := strings.Fields(string(b))
-	return strings.Join(f[:min(3, len(f))], " ")
 }
 
 // size names a key count: 10k, 100k, 1M.
