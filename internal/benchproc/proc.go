@@ -1,8 +1,9 @@
 // Package benchproc runs and measures the child processes of the
 // repository's end-to-end benchmarks (internal/e2ebench, internal/fleetbench):
 // nats-server and slipagent processes with their logs, their memory from
-// /proc, free loopback ports, polling with a deadline, the machine's load
-// and the quoting of values in the agent's HCL.
+// /proc, free loopback ports, polling with a deadline, the machine's load,
+// flag defaults from the environment, the quoting of values in the agent's
+// HCL and the printing of a table.
 package benchproc
 
 import (

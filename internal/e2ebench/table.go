@@ -6,7 +6,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/slipstreamkv/slipstream/internal/benchproc"
 )
 
 // figure is one measurement: a duration, a size in kB, a count, or a
@@ -116,26 +117,7 @@ func (r *results) print(w io.Writer) {
 	for _, x := range r.rows {
 		cells = append(cells, []string{x.workload, x.bare.String(), x.agent.String(), x.ratio(), x.goal})
 	}
-	width := make([]int, len(cells[0]))
-	for _, c := range cells {
-		for i, s := range c {
-			width[i] = max(width[i], utf8.RuneCountInString(s))
-		}
-	}
-	for n, c := range cells {
-		var b strings.Builder
-		for i, s := range c {
-			fmt.Fprintf(&b, "| %s%s ", s, strings.Repeat(" ", width[i]-utf8.RuneCountInString(s)))
-		}
-		fmt.Fprintln(w, b.String()+"|")
-		if n == 0 {
-			b.Reset()
-			for i := range c {
-				fmt.Fprintf(&b, "|%s", strings.Repeat("-", width[i]+2))
-			}
-			fmt.Fprintln(w, b.String()+"|")
-		}
-	}
+	benchproc.WriteTable(w, cells)
 	for _, err := range r.failures {
 		fmt.Fprintf(w, "FAILED: %v\n", err)
 	}
