@@ -16,8 +16,10 @@
 //
 // Each row also shows the server's VmRSS (a cluster: its largest node's) once
 // the fleet has applied, and the consumers on the bucket's stream before and
-// after. Run it with `make bench-fleet N=20 K=10000`; -h lists the flags,
-// each with a FLEET_* variable for its default.
+// after. The agents run with their default settings: the restart's stall
+// includes their reconnect_jitter (1 s). Run it with
+// `make bench-fleet N=20 K=10000`; -h lists the flags, each with a FLEET_*
+// variable for its default.
 package main
 
 import (

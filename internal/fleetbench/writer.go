@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -23,10 +24,11 @@ type writer struct {
 // dial connects to the servers urls (reconnecting forever) and creates the
 // bucket with replicas copies, retrying while a cluster cannot place it yet.
 func dial(ctx context.Context, urls []string, replicas int) (*writer, error) {
-	nc, err := nats.Connect(urls[0], nats.Name("fleetbench-writer"), nats.MaxReconnects(-1),
-		nats.ReconnectWait(50*time.Millisecond), nats.CustomReconnectDelay(func(int) time.Duration { return 50 * time.Millisecond }))
+	servers := strings.Join(urls, ",")
+	nc, err := nats.Connect(servers, nats.Name("fleetbench-writer"), nats.MaxReconnects(-1),
+		nats.CustomReconnectDelay(func(int) time.Duration { return 50 * time.Millisecond }))
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", urls[0], err)
+		return nil, fmt.Errorf("connect to %s: %w", servers, err)
 	}
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {
