@@ -47,6 +47,14 @@ bench-e2e: build plugins-go ## slipagent vs a bare nats.go renderer on a real na
 	E2E_QUICK=$(E2E_QUICK) E2E_BIG=$(E2E_BIG) $(GO) run ./internal/e2ebench \
 	  -slipagent $(BIN)/slipagent -plugin $(BIN)/plugins/template.wasm -nats-server $(BIN)/nats-server
 
+N ?= 20
+K ?= 10000
+.PHONY: bench-fleet
+bench-fleet: build plugins-go ## N agents (default 20) on a K-key bucket (default 10000): start together, a server restart, a leader loss on a 3-node R3 cluster
+	$(GO) build -o $(BIN)/nats-server github.com/nats-io/nats-server/v2
+	$(GO) run ./internal/fleetbench -n $(N) -k $(K) \
+	  -slipagent $(BIN)/slipagent -plugin $(BIN)/plugins/template.wasm -nats-server $(BIN)/nats-server
+
 KILLS ?= 5
 .PHONY: failover
 failover: ## R3 failover: stop, then SIGKILL, the stream leader KILLS times each; prints ms from the writer's first acknowledged put to applied

@@ -3,8 +3,9 @@ package main
 import (
 	"flag"
 	"os"
-	"strconv"
 	"time"
+
+	"github.com/slipstreamkv/slipstream/internal/benchproc"
 )
 
 // config holds the sizes of the workloads and where the programs are.
@@ -47,33 +48,19 @@ func defaultConfig(quick, big bool) config {
 // register adds a flag per setting; E2E_* environment variables set their
 // defaults, so make passes them through.
 func (c *config) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.SlipAgent, "slipagent", envOr("E2E_SLIPAGENT", "bin/slipagent"), "slipagent binary")
-	fs.StringVar(&c.Plugin, "plugin", envOr("E2E_PLUGIN", "bin/plugins/template.wasm"), "template example plugin module")
-	fs.StringVar(&c.NATSServer, "nats-server", envOr("E2E_NATS_SERVER", "bin/nats-server"), "nats-server binary started for the run")
+	fs.StringVar(&c.SlipAgent, "slipagent", benchproc.EnvOr("E2E_SLIPAGENT", "bin/slipagent"), "slipagent binary")
+	fs.StringVar(&c.Plugin, "plugin", benchproc.EnvOr("E2E_PLUGIN", "bin/plugins/template.wasm"), "template example plugin module")
+	fs.StringVar(&c.NATSServer, "nats-server", benchproc.EnvOr("E2E_NATS_SERVER", "bin/nats-server"), "nats-server binary started for the run")
 	fs.StringVar(&c.NATSURL, "nats-url", os.Getenv("E2E_NATS_URL"), "use this running JetStream server instead of starting one")
 	fs.StringVar(&c.Work, "work", os.Getenv("E2E_WORK"), "run directory (default: a temporary one)")
 	fs.BoolVar(&c.Keep, "keep", os.Getenv("E2E_KEEP") == "1", "keep the run directory (logs, data dirs)")
 	fs.StringVar(&c.PluginMemory, "plugin-memory", os.Getenv("E2E_PLUGIN_MEMORY"), `the plugin's memory setting, e.g. "512MiB" (default: the agent's)`)
 	fs.StringVar(&c.PluginTimeout, "plugin-timeout", os.Getenv("E2E_PLUGIN_TIMEOUT"), `the plugin's timeout setting, e.g. "60s" (default: the agent's)`)
-	fs.IntVar(&c.LatN, "lat-n", envInt("E2E_LAT_N", c.LatN), "puts of the latency workload")
+	fs.IntVar(&c.LatN, "lat-n", benchproc.EnvInt("E2E_LAT_N", c.LatN), "puts of the latency workload")
 	fs.DurationVar(&c.LatInterval, "lat-interval", c.LatInterval, "interval between the latency workload's puts")
-	fs.IntVar(&c.BurstN, "burst-n", envInt("E2E_BURST_N", c.BurstN), "keys of the bursts and the cold start")
-	fs.IntVar(&c.BurstConc, "burst-conc", envInt("E2E_BURST_CONC", c.BurstConc), "writers of the sync burst")
-	fs.IntVar(&c.BigN, "big-n", envInt("E2E_BIG_N", c.BigN), "keys of the full render, restart and at-rest rows")
-	fs.IntVar(&c.HugeN, "huge-n", envInt("E2E_HUGE_N", c.HugeN), "keys of an extra full render row (0: none; E2E_BIG=1: 1M)")
-	fs.IntVar(&c.ValueSize, "value-size", envInt("E2E_VALUE_SIZE", c.ValueSize), "bytes per value in the full render rows")
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
-
-func envInt(name string, def int) int {
-	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
-		return n
-	}
-	return def
+	fs.IntVar(&c.BurstN, "burst-n", benchproc.EnvInt("E2E_BURST_N", c.BurstN), "keys of the bursts and the cold start")
+	fs.IntVar(&c.BurstConc, "burst-conc", benchproc.EnvInt("E2E_BURST_CONC", c.BurstConc), "writers of the sync burst")
+	fs.IntVar(&c.BigN, "big-n", benchproc.EnvInt("E2E_BIG_N", c.BigN), "keys of the full render, restart and at-rest rows")
+	fs.IntVar(&c.HugeN, "huge-n", benchproc.EnvInt("E2E_HUGE_N", c.HugeN), "keys of an extra full render row (0: none; E2E_BIG=1: 1M)")
+	fs.IntVar(&c.ValueSize, "value-size", benchproc.EnvInt("E2E_VALUE_SIZE", c.ValueSize), "bytes per value in the full render rows")
 }

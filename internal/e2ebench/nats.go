@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/slipstreamkv/slipstream/internal/benchproc"
 )
 
 // bucket is the KV bucket every workload writes and both renderers render.
@@ -18,19 +20,19 @@ const bucket = "app"
 
 // startNATS starts the nats-server binary with JetStream on a free
 // loopback port, its store under work, and waits until it takes clients.
-func startNATS(ctx context.Context, bin, work string) (*proc, string, error) {
-	port, err := freePort()
+func startNATS(ctx context.Context, bin, work string) (*benchproc.Proc, string, error) {
+	port, err := benchproc.FreePort()
 	if err != nil {
 		return nil, "", err
 	}
-	p, err := startProc("nats-server", filepath.Join(work, "nats-server.log"), nil,
+	p, err := benchproc.Start("nats-server", filepath.Join(work, "nats-server.log"), nil,
 		bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", filepath.Join(work, "nats-store"))
 	if err != nil {
 		return nil, "", err
 	}
 	url := "nats://127.0.0.1:" + strconv.Itoa(port)
-	err = poll(ctx, "nats-server on "+url, 30*time.Second, 20*time.Millisecond, func() (bool, error) {
-		if err := p.exited(); err != nil {
+	err = benchproc.Poll(ctx, "nats-server on "+url, 30*time.Second, 20*time.Millisecond, func() (bool, error) {
+		if err := p.Exited(); err != nil {
 			return false, err
 		}
 		nc, err := nats.Connect(url)
@@ -41,7 +43,7 @@ func startNATS(ctx context.Context, bin, work string) (*proc, string, error) {
 		return true, nil
 	})
 	if err != nil {
-		p.stop()
+		p.Stop()
 		return nil, "", err
 	}
 	return p, url, nil

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/slipstreamkv/slipstream/internal/benchproc"
 )
 
 // renderer starts one of the two programs compared, rendering bucket into
@@ -18,10 +20,10 @@ import (
 type renderer interface {
 	// start starts the renderer; fresh gives it no local state from an
 	// earlier start.
-	start(fresh bool) (*proc, error)
+	start(fresh bool) (*benchproc.Proc, error)
 	// failing returns an error if p, a process it started, exited or
 	// reports failures.
-	failing(p *proc) error
+	failing(p *benchproc.Proc) error
 }
 
 // bareRenderer runs [runBare] in a child process of this executable.
@@ -29,12 +31,12 @@ type bareRenderer struct {
 	exe, url, out, work string
 }
 
-func (b *bareRenderer) start(bool) (*proc, error) {
-	return startProc("bare renderer", filepath.Join(b.work, "bare.log"),
+func (b *bareRenderer) start(bool) (*benchproc.Proc, error) {
+	return benchproc.Start("bare renderer", filepath.Join(b.work, "bare.log"),
 		[]string{roleEnv + "=" + roleBare, bareURLEnv + "=" + b.url, bareOutEnv + "=" + b.out}, b.exe)
 }
 
-func (b *bareRenderer) failing(p *proc) error { return p.exited() }
+func (b *bareRenderer) failing(p *benchproc.Proc) error { return p.Exited() }
 
 // agentRenderer runs `slipagent run` with the template example plugin
 // rendering the whole bucket into one file, default settings otherwise.
@@ -47,12 +49,12 @@ type agentRenderer struct {
 	starts                      int
 }
 
-func (a *agentRenderer) start(fresh bool) (*proc, error) {
+func (a *agentRenderer) start(fresh bool) (*benchproc.Proc, error) {
 	if fresh || a.data == "" {
 		a.starts++
 		a.data = filepath.Join(a.work, fmt.Sprintf("slipagent-data-%d", a.starts))
 	}
-	port, err := freePort()
+	port, err := benchproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +63,7 @@ func (a *agentRenderer) start(fresh bool) (*proc, error) {
 	if err := os.WriteFile(cfg, []byte(a.config()), 0o644); err != nil {
 		return nil, err
 	}
-	return startProc("slipagent", filepath.Join(a.work, "slipagent.log"), nil, a.bin, "run", "-config", cfg)
+	return benchproc.Start("slipagent", filepath.Join(a.work, "slipagent.log"), nil, a.bin, "run", "-config", cfg)
 }
 
 // config is the agent's HCL: the configuration of the shared yardstick's
@@ -96,9 +98,9 @@ watch "bench" {
 http {
   listen = %q
 }
-`, hclString(a.data), hclString(a.cache), hclString(a.url), hclString(a.plugin), a.pluginSettings(),
-		hclString("{{ range .Entries }}{{ .Key }}={{ .Value }}\n{{ end }}"),
-		hclString(filepath.Base(a.out)), bucket, hclString(filepath.Dir(a.out)), a.httpAddr)
+`, benchproc.HCLString(a.data), benchproc.HCLString(a.cache), benchproc.HCLString(a.url), benchproc.HCLString(a.plugin), a.pluginSettings(),
+		benchproc.HCLString("{{ range .Entries }}{{ .Key }}={{ .Value }}\n{{ end }}"),
+		benchproc.HCLString(filepath.Base(a.out)), bucket, benchproc.HCLString(filepath.Dir(a.out)), a.httpAddr)
 }
 
 // pluginSettings are the plugin block's memory and timeout lines, for the
@@ -107,25 +109,18 @@ func (a *agentRenderer) pluginSettings() string {
 	var b strings.Builder
 	for _, s := range [][2]string{{"memory", a.memory}, {"timeout", a.timeout}} {
 		if s[1] != "" {
-			fmt.Fprintf(&b, "  %s = %s\n", s[0], hclString(s[1]))
+			fmt.Fprintf(&b, "  %s = %s\n", s[0], benchproc.HCLString(s[1]))
 		}
 	}
 	return b.String()
 }
 
-// hclString quotes s as an HCL string literal without interpolation.
-func hclString(s string) string {
-	q := strconv.Quote(s)
-	q = strings.ReplaceAll(q, "${", "$${")
-	return strings.ReplaceAll(q, "%{", "%%{")
-}
-
 // ready polls /readyz until it answers 200 and returns when it did.
-func (a *agentRenderer) ready(ctx context.Context, p *proc) (time.Time, error) {
+func (a *agentRenderer) ready(ctx context.Context, p *benchproc.Proc) (time.Time, error) {
 	var at time.Time
 	url := "http://" + a.httpAddr + "/readyz"
-	err := poll(ctx, "slipagent "+url, 120*time.Second, 2*time.Millisecond, func() (bool, error) {
-		if err := p.exited(); err != nil {
+	err := benchproc.Poll(ctx, "slipagent "+url, 120*time.Second, 2*time.Millisecond, func() (bool, error) {
+		if err := p.Exited(); err != nil {
 			return false, err
 		}
 		resp, err := http.Get(url)
@@ -164,8 +159,8 @@ func (a *agentRenderer) status() ([]watchStatus, error) {
 
 // failing reports the agent's exit or a watch's failure from /status; an
 // agent not listening yet is not failing.
-func (a *agentRenderer) failing(p *proc) error {
-	if err := p.exited(); err != nil {
+func (a *agentRenderer) failing(p *benchproc.Proc) error {
+	if err := p.Exited(); err != nil {
 		return err
 	}
 	ws, err := a.status()

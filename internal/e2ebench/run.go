@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/slipstreamkv/slipstream/internal/benchproc"
 )
 
 // settle is how long a renderer is left alone before its RSS at rest is read.
@@ -24,8 +26,8 @@ type contender struct {
 // the run goes on; the error returned is one that stopped the run. The
 // results are returned even then.
 func run(ctx context.Context, cfg config) (res *results, err error) {
-	res = &results{cfg: cfg, loadStart: loadavg()}
-	defer func() { res.loadEnd = loadavg() }()
+	res = &results{cfg: cfg, loadStart: benchproc.Loadavg()}
+	defer func() { res.loadEnd = benchproc.Loadavg() }()
 
 	work := cfg.Work
 	if work == "" {
@@ -50,11 +52,11 @@ func run(ctx context.Context, cfg config) (res *results, err error) {
 	}
 	url := cfg.NATSURL
 	if url == "" {
-		var srv *proc
+		var srv *benchproc.Proc
 		if srv, url, err = startNATS(ctx, cfg.NATSServer, work); err != nil {
 			return res, err
 		}
-		defer srv.stop()
+		defer srv.Stop()
 	}
 	c, err := dial(url)
 	if err != nil {
@@ -87,7 +89,7 @@ func run(ctx context.Context, cfg config) (res *results, err error) {
 		if err != nil {
 			return res, err
 		}
-		p.stop()
+		p.Stop()
 	}
 
 	slog.Info("latency", "puts", cfg.LatN, "interval", cfg.LatInterval)
@@ -130,7 +132,7 @@ func run(ctx context.Context, cfg config) (res *results, err error) {
 	b.each(both, what, func(i int, r renderer) error {
 		p, t, err := b.coldStart(ctx, r, cfg.BurstN)
 		if err == nil {
-			p.stop()
+			p.Stop()
 			cold[i] = dur(t)
 		}
 		return err
@@ -177,9 +179,9 @@ func (b *bench) bigRows(ctx context.Context, both []contender, agent *agentRende
 		if err != nil {
 			return err
 		}
-		defer p.stop()
+		defer p.Stop()
 		full[i] = dur(d)
-		kb, err := p.memKB("VmHWM")
+		kb, err := p.MemKB("VmHWM")
 		if err != nil {
 			return err
 		}
@@ -191,7 +193,7 @@ func (b *bench) bigRows(ctx context.Context, both []contender, agent *agentRende
 		}
 		if restart {
 			time.Sleep(settle)
-			kb, err := p.memKB("VmRSS")
+			kb, err := p.MemKB("VmRSS")
 			rest[i] = mem(kb)
 			return err
 		}
@@ -225,19 +227,19 @@ func (b *bench) restart(ctx context.Context, agent *agentRenderer, ready, batche
 	if err != nil {
 		return err
 	}
-	defer p.stop()
+	defer p.Stop()
 	at, err := agent.ready(ctx, p)
 	if err != nil {
 		return err
 	}
-	*ready = dur(at.Sub(p.start))
+	*ready = dur(at.Sub(p.Start))
 	time.Sleep(settle)
 	n, err := agent.batches()
 	if err != nil {
 		return err
 	}
 	*batches = count(n)
-	kb, err := p.memKB("VmRSS")
+	kb, err := p.MemKB("VmRSS")
 	*rest = mem(kb)
 	return err
 }

@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/slipstreamkv/slipstream/internal/benchproc"
 )
 
 // figure is one measurement: a duration, a size in kB, a count, or a
@@ -117,42 +117,13 @@ func (r *results) print(w io.Writer) {
 	for _, x := range r.rows {
 		cells = append(cells, []string{x.workload, x.bare.String(), x.agent.String(), x.ratio(), x.goal})
 	}
-	width := make([]int, len(cells[0]))
-	for _, c := range cells {
-		for i, s := range c {
-			width[i] = max(width[i], utf8.RuneCountInString(s))
-		}
-	}
-	for n, c := range cells {
-		var b strings.Builder
-		for i, s := range c {
-			fmt.Fprintf(&b, "| %s%s ", s, strings.Repeat(" ", width[i]-utf8.RuneCountInString(s)))
-		}
-		fmt.Fprintln(w, b.String()+"|")
-		if n == 0 {
-			b.Reset()
-			for i := range c {
-				fmt.Fprintf(&b, "|%s", strings.Repeat("-", width[i]+2))
-			}
-			fmt.Fprintln(w, b.String()+"|")
-		}
-	}
+	benchproc.WriteTable(w, cells)
 	for _, err := range r.failures {
 		fmt.Fprintf(w, "FAILED: %v\n", err)
 	}
 	if len(r.failures) > 0 && !r.cfg.Keep {
 		fmt.Fprintln(w, "(the run directory with those logs is removed: E2E_KEEP=1 or -keep keeps it)")
 	}
-}
-
-// loadavg is the first three fields of /proc/loadavg.
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown (" + err.Error() + ")"
-	}
-	f := strings.Fields(string(b))
-	return strings.Join(f[:min(3, len(f))], " ")
 }
 
 // size names a key count: 10k, 100k, 1M.

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/slipstreamkv/slipstream/internal/benchproc"
 )
 
 // bench runs the workloads: one client, one output file, both renderers.
@@ -28,7 +30,7 @@ func lines(n int) func([]byte, time.Time) bool {
 // it until done returns true, giving up when the deadline passes or r's
 // process p exits or reports failures. That check runs beside the watch,
 // once a second, so that it never delays noticing a change.
-func (b *bench) waitFor(ctx context.Context, r renderer, p *proc, deadline time.Duration, done func([]byte, time.Time) bool) error {
+func (b *bench) waitFor(ctx context.Context, r renderer, p *benchproc.Proc, deadline time.Duration, done func([]byte, time.Time) bool) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	go func() {
@@ -54,7 +56,7 @@ func (b *bench) waitFor(ctx context.Context, r renderer, p *proc, deadline time.
 }
 
 // startEmpty starts r over an empty bucket and waits for its empty file.
-func (b *bench) startEmpty(ctx context.Context, r renderer) (*proc, error) {
+func (b *bench) startEmpty(ctx context.Context, r renderer) (*benchproc.Proc, error) {
 	if err := b.c.reset(ctx); err != nil {
 		return nil, err
 	}
@@ -66,8 +68,8 @@ func (b *bench) startEmpty(ctx context.Context, r renderer) (*proc, error) {
 		return nil, err
 	}
 	if err := b.waitFor(ctx, r, p, 120*time.Second, lines(0)); err != nil {
-		p.stop()
-		return nil, fmt.Errorf("%s: first (empty) render: %w (log: %s)", p.name, err, p.log)
+		p.Stop()
+		return nil, fmt.Errorf("%s: first (empty) render: %w (log: %s)", p.Name, err, p.Log)
 	}
 	return p, nil
 }
@@ -80,7 +82,7 @@ func (b *bench) latency(ctx context.Context, r renderer) (p50, p99 time.Duration
 	if err != nil {
 		return 0, 0, err
 	}
-	defer p.stop()
+	defer p.Stop()
 	n := b.cfg.LatN
 	starts := make([]time.Time, n+1)
 	seen := make([]time.Time, n+1)
@@ -109,7 +111,7 @@ func (b *bench) latency(ctx context.Context, r renderer) (p50, p99 time.Duration
 		return 0, 0, fmt.Errorf("latency put: %w", perr)
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("%s: latency: %w", p.name, err)
+		return 0, 0, fmt.Errorf("%s: latency: %w", p.Name, err)
 	}
 	lat := make([]time.Duration, n)
 	for i := 1; i <= n; i++ {
@@ -146,7 +148,7 @@ func (b *bench) burst(ctx context.Context, r renderer, async bool) (time.Duratio
 	if err != nil {
 		return 0, figure{}, err
 	}
-	defer p.stop()
+	defer p.Stop()
 	agent, _ := r.(*agentRenderer)
 	var before agentTotals
 	if agent != nil {
@@ -173,7 +175,7 @@ func (b *bench) burst(ctx context.Context, r renderer, async bool) (time.Duratio
 		return 0, figure{}, fmt.Errorf("burst writes: %w", perr)
 	}
 	if err != nil {
-		return 0, figure{}, fmt.Errorf("%s: burst of %d keys: %w (log: %s)", p.name, n, err, p.log)
+		return 0, figure{}, fmt.Errorf("%s: burst of %d keys: %w (log: %s)", p.Name, n, err, p.Log)
 	}
 	var spent figure
 	if agent != nil {
@@ -197,7 +199,7 @@ func (b *bench) fill(ctx context.Context, n, size int) error {
 // coldStart deletes the output, starts r (fresh) over the filled bucket of n
 // keys and returns the running process and the time from its start until
 // the file was complete.
-func (b *bench) coldStart(ctx context.Context, r renderer, n int) (*proc, time.Duration, error) {
+func (b *bench) coldStart(ctx context.Context, r renderer, n int) (*benchproc.Proc, time.Duration, error) {
 	if err := os.Remove(b.out); err != nil && !os.IsNotExist(err) {
 		return nil, 0, err
 	}
@@ -211,11 +213,11 @@ func (b *bench) coldStart(ctx context.Context, r renderer, n int) (*proc, time.D
 		return lines(n)(data, at)
 	})
 	if err == nil {
-		err = p.exited()
+		err = p.Exited()
 	}
 	if err != nil {
-		p.stop()
-		return nil, 0, fmt.Errorf("%s: cold start over %d keys: %w (log: %s)", p.name, n, err, p.log)
+		p.Stop()
+		return nil, 0, fmt.Errorf("%s: cold start over %d keys: %w (log: %s)", p.Name, n, err, p.Log)
 	}
-	return p, done.Sub(p.start), nil
+	return p, done.Sub(p.Start), nil
 }

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/slipstreamkv/slipstream/internal/natstest"
+	"github.com/slipstreamkv/slipstream/internal/plugintest"
+)
+
+// TestSmoke runs every phase with a fleet of 2 agents on 100 keys and
+// checks that each row has its figures and that no phase leaked or lost a
+// consumer.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts nats-server and slipagent processes")
+	}
+	dir := t.TempDir()
+	agent := filepath.Join(dir, "slipagent")
+	build := exec.Command("go", "build", "-o", agent, "./cmd/slipagent")
+	build.Dir = plugintest.Root(t)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/slipagent: %v\n%s", err, out)
+	}
+	plugin := filepath.Join(dir, "template.wasm")
+	if err := os.WriteFile(plugin, plugintest.Module(t, "plugins/examples/template"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config{SlipAgent: agent, Plugin: plugin, NATSServer: natstest.ServerBinary(t), N: 2, K: 100, Work: t.TempDir()}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	res, err := run(ctx, cfg)
+	var table bytes.Buffer
+	res.print(&table)
+	t.Logf("\n%s", &table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.phases) != 4 {
+		t.Fatalf("%d phases, want 4", len(res.phases))
+	}
+	for i, p := range res.phases {
+		if p.err != nil {
+			t.Errorf("%s: %v", p.name, p.err)
+			continue
+		}
+		if p.complete <= 0 || p.rssKB <= 0 {
+			t.Errorf("%s: time to complete %v, server RSS %d kB", p.name, p.complete, p.rssKB)
+		}
+		fault := i%2 == 1
+		if fault && p.stall <= 0 {
+			t.Errorf("%s: no stall figure", p.name)
+		}
+		wantBefore := 0
+		if fault {
+			wantBefore = cfg.N
+		}
+		if p.before != wantBefore || p.after != cfg.N {
+			t.Errorf("%s: consumers %d before, %d after; want %d, %d", p.name, p.before, p.after, wantBefore, cfg.N)
+		}
+	}
+	if res.loadStart == "" || res.loadEnd == "" {
+		t.Error("the load average is missing")
+	}
+}
