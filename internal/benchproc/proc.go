@@ -126,6 +126,3 @@ func (p *Proc) Kill() {
 	_ = p.cmd.Process.Kill()
 	<-p.done
 }
-
-// PID is the process's id.
-func (p *Proc) PID() int { return p.cmd.Process.Pid }
