@@ -30,8 +30,13 @@ const (
 type Host struct{}
 
 // pageBufSize is the initial buffer of a paged read; it grows when one entry
-// needs more.
-const pageBufSize = 64 << 10
+// needs more. transientPageSize is that of [Host.ScanTransient], allocated
+// once: the host's bound on a page (ABI.md, view_scan), so a render takes a
+// quarter of the host calls.
+const (
+	pageBufSize       = 64 << 10
+	transientPageSize = 256 << 10
+)
 
 // Log writes a line to the host's log.
 func (h *Host) Log(level Level, msg string) { hostLog(int32(level), msg) }
@@ -73,7 +78,7 @@ func (h *Host) Get(key string) (Entry, bool, error) {
 // [Host.ScanTransient] is the cheaper form for entries used and dropped.
 func (h *Host) Scan(prefix string) iter.Seq2[Entry, error] {
 	return func(yield func(Entry, error) bool) {
-		scan(prefix, func(size int) []byte { return make([]byte, size) }, yield)
+		scan(prefix, pageBufSize, func(size int) []byte { return make([]byte, size) }, yield)
 	}
 }
 
@@ -92,7 +97,7 @@ func (h *Host) ScanTransient(prefix string) iter.Seq2[Entry, error] {
 		}
 		scratch.busy = true
 		defer func() { scratch.busy = false }()
-		scan(prefix, func(size int) []byte {
+		scan(prefix, transientPageSize, func(size int) []byte {
 			if cap(scratch.page) < size {
 				scratch.page = make([]byte, size)
 			}
@@ -109,10 +114,10 @@ var scratch struct {
 }
 
 // scan runs the paged view_scan loop of prefix, reading every page into
-// buffer(size), and yields the page's entries, which alias that buffer.
-func scan(prefix string, buffer func(size int) []byte, yield func(Entry, error) bool) {
+// buffer(n), n starting at size and growing when one entry needs more, and
+// yields the page's entries, which alias that buffer.
+func scan(prefix string, size int, buffer func(size int) []byte, yield func(Entry, error) bool) {
 	var after []byte // the last key yielded, copied out of the page buffer
-	size := pageBufSize
 	for {
 		page, err := nextPage(buffer, &size, func(b []byte) int64 { return hostViewScan(prefix, aliasString(after), b) })
 		if err != nil {
