@@ -28,9 +28,15 @@ func (v foldView) Get(_ context.Context, key string) (host.Entry, bool, error) {
 // errPageFull stops a Range once the plugin's page is full.
 var errPageFull = errors.New("page full")
 
+// Scan implements [host.View]. Every entry's Version shares one buffer, as
+// the View contract allows: a full render of 100k keys then costs no
+// allocation per key.
 func (v foldView) Scan(ctx context.Context, prefix, after string, fn func(host.Entry) bool) error {
+	var version []byte
 	err := v.fold.Range(ctx, prefix, after, func(e kvcore.Entry) error {
-		if !fn(hostEntry(e)) {
+		rev, _ := e.Version.Revision()
+		version = e.Version.AppendBytes(version[:0])
+		if !fn(host.Entry{Key: e.Key, Value: e.Value, Revision: rev, Version: version}) {
 			return errPageFull
 		}
 		return nil

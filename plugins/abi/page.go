@@ -25,6 +25,18 @@ func NewPageWriter(capacity, soft int) *PageWriter {
 	return &PageWriter{limit: capacity, soft: soft, buf: make([]byte, PageHeaderSize, max(PageHeaderSize, min(capacity, soft, 64<<10)))}
 }
 
+// NewPageWriterInto returns a writer that encodes the page directly into
+// dst, the guest buffer of len(dst) bytes, with no copy of its own: items
+// are written only once they fit and the header by Finish, so a page that
+// Finish refuses leaves dst untouched, but items added before an abandoned
+// page stay written.
+func NewPageWriterInto(dst []byte, soft int) *PageWriter {
+	if len(dst) < PageHeaderSize { // Finish reports the header's size as needed
+		return &PageWriter{limit: len(dst), soft: soft, buf: make([]byte, PageHeaderSize)}
+	}
+	return &PageWriter{limit: len(dst), soft: soft, buf: dst[:PageHeaderSize:len(dst)]}
+}
+
 // AddRecord appends r if it fits and reports whether it did. After a false
 // result the page is closed and every later Add returns false.
 func (w *PageWriter) AddRecord(r Record) bool {

@@ -270,3 +270,47 @@ func TestStatus(t *testing.T) {
 		t.Fatal(Status(-99).Error())
 	}
 }
+
+// TestPageWriterInto checks that encoding into the guest's buffer gives the
+// page NewPageWriter gives, in that buffer, and writes nothing past its
+// length nor anything at all when the first item does not fit.
+func TestPageWriterInto(t *testing.T) {
+	recs := []Record{
+		{Op: OpPut, Key: "a", Value: make([]byte, 10)},
+		{Op: OpPut, Key: "b", Value: make([]byte, 300)},
+		{Op: OpPut, Key: "c", Value: make([]byte, 10)},
+	}
+	const guard = 0xAA
+	for _, capacity := range []int{0, 1, PageHeaderSize - 1, PageHeaderSize, PageHeaderSize + recs[0].Size() - 1, PageHeaderSize + recs[0].Size(), 200, 400, 1 << 12} {
+		for _, soft := range []int{PageHeaderSize + 1, 1 << 20} {
+			want, wantNeed := fillPage(NewPageWriter(capacity, soft), recs)
+			mem := bytes.Repeat([]byte{guard}, capacity+64)
+			got, need := fillPage(NewPageWriterInto(mem[:capacity], soft), recs)
+			if !bytes.Equal(got, want) || need != wantNeed {
+				t.Fatalf("cap %d soft %d: page %x need %d, want %x need %d", capacity, soft, got, need, want, wantNeed)
+			}
+			if got != nil && &got[0] != &mem[0] {
+				t.Fatalf("cap %d soft %d: page not encoded in the buffer", capacity, soft)
+			}
+			written := len(got)
+			if got == nil {
+				written = 0
+			}
+			for i, c := range mem[written:] {
+				if c != guard {
+					t.Fatalf("cap %d soft %d: byte %d past the page written", capacity, soft, written+i)
+				}
+			}
+		}
+	}
+}
+
+// fillPage adds recs to w until one does not fit and finishes the page.
+func fillPage(w *PageWriter, recs []Record) ([]byte, int) {
+	for _, r := range recs {
+		if !w.AddRecord(r) {
+			break
+		}
+	}
+	return w.Finish()
+}

@@ -201,10 +201,13 @@ func hostViewScan(ctx context.Context, c *call, m api.Memory, p []uint32) int64 
 	}
 	prefix, ok1 := readString(m, p[0], p[1])
 	after, ok2 := readString(m, p[2], p[3])
-	if _, ok3 := read(m, p[4], p[5]); !ok1 || !ok2 || !ok3 {
+	dst, ok3 := read(m, p[4], p[5])
+	if !ok1 || !ok2 || !ok3 {
 		return int64(abi.ErrMemory)
 	}
-	w := abi.NewPageWriter(int(p[5]), scanPageSoft)
+	// Encoded straight into the guest's buffer: the view cannot touch guest
+	// memory, and an I/O error below fails the call whatever the buffer holds.
+	w := abi.NewPageWriterInto(dst, scanPageSoft)
 	var bad error
 	err := c.view.Scan(ctx, prefix, after, func(e Entry) bool {
 		if len(e.Version) > abi.MaxVersionLen {
@@ -224,7 +227,7 @@ func hostViewScan(ctx context.Context, c *call, m api.Memory, p []uint32) int64 
 	if page == nil {
 		return int64(need)
 	}
-	return output(m, p[4], p[5], page)
+	return int64(len(page))
 }
 
 func hostOutputList(_ context.Context, c *call, m api.Memory, p []uint32) int64 {

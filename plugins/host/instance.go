@@ -12,6 +12,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/slipstreamkv/slipstream/plugins/abi"
@@ -313,7 +314,7 @@ func (i *Instance) instantiate(ctx context.Context) error {
 	c.clock = startClock(p.cfg.Timeout, cancel)
 	defer c.clock.stop()
 	i.callDone = cctx.Done()
-	mod, err := p.runtime.InstantiateModule(cctx, p.compiled, cfg)
+	mod, err := p.runtime.InstantiateModule(experimental.WithMemoryAllocator(cctx, linearMemory), p.compiled, cfg)
 	if err != nil {
 		kept := i.endCall()
 		if mod != nil {

@@ -49,7 +49,9 @@ type View interface {
 	Get(ctx context.Context, key string) (e Entry, ok bool, err error)
 	// Scan calls fn for each entry whose key starts with prefix and sorts
 	// strictly after after ("" = from the first), in ascending byte order of
-	// keys, until fn returns false or the entries run out.
+	// keys, until fn returns false or the entries run out. An entry's Value
+	// and Version are valid only until fn returns (the host copies them into
+	// the guest's page), so a view may reuse their memory.
 	Scan(ctx context.Context, prefix, after string, fn func(Entry) bool) error
 }
 

@@ -30,9 +30,13 @@ const (
 type Host struct{}
 
 // pageBufSize is the initial buffer of a paged read; it grows when one entry
-// needs more. Every page gets a new buffer, so iterations can nest and
-// entries can be kept.
-const pageBufSize = 64 << 10
+// needs more. transientPageSize is that of [Host.ScanTransient], allocated
+// once: the host's bound on a page (ABI.md, view_scan), so a render takes a
+// quarter of the host calls.
+const (
+	pageBufSize       = 64 << 10
+	transientPageSize = 256 << 10
+)
 
 // Log writes a line to the host's log.
 func (h *Host) Log(level Level, msg string) { hostLog(int32(level), msg) }
@@ -69,36 +73,75 @@ func (h *Host) Get(key string) (Entry, bool, error) {
 
 // Scan yields the view's entries whose keys start with prefix ("" = all), in
 // ascending byte order of keys, fetching them a page at a time: memory use
-// is bounded by the page, not the view. An error ends the sequence.
+// is bounded by the page, not the view. An error ends the sequence. Every
+// page gets a new buffer, so iterations can nest and entries can be kept;
+// [Host.ScanTransient] is the cheaper form for entries used and dropped.
 func (h *Host) Scan(prefix string) iter.Seq2[Entry, error] {
 	return func(yield func(Entry, error) bool) {
-		after := ""
-		size := pageBufSize
-		for {
-			// A fresh buffer per page: entries alias it and stay valid.
-			page, err := nextPage(&size, func(b []byte) int64 { return hostViewScan(prefix, after, b) })
+		scan(prefix, pageBufSize, func(size int) []byte { return make([]byte, size) }, yield)
+	}
+}
+
+// ScanTransient yields what [Host.Scan] yields, but every page is read into
+// one buffer the SDK keeps across pages and calls, and each entry's Key,
+// Value and Version alias it: they are valid only until the loop asks for
+// the next entry. Copy what you keep (strings.Clone, bytes.Clone). It suits
+// a loop that prints or folds each entry, such as a full render, and saves
+// a page-sized allocation per page and the guest's collector the garbage.
+// A ScanTransient nested in another gets a buffer of its own.
+func (h *Host) ScanTransient(prefix string) iter.Seq2[Entry, error] {
+	return func(yield func(Entry, error) bool) {
+		if scratch.busy {
+			h.Scan(prefix)(yield)
+			return
+		}
+		scratch.busy = true
+		defer func() { scratch.busy = false }()
+		scan(prefix, transientPageSize, func(size int) []byte {
+			if cap(scratch.page) < size {
+				scratch.page = make([]byte, size)
+			}
+			return scratch.page[:cap(scratch.page)]
+		}, yield)
+	}
+}
+
+// scratch is the page buffer of [Host.ScanTransient], kept across calls (a
+// guest runs one call at a time); busy while an iteration reads into it.
+var scratch struct {
+	page []byte
+	busy bool
+}
+
+// scan runs the paged view_scan loop of prefix, reading every page into
+// buffer(n), n starting at size and growing when one entry needs more, and
+// yields the page's entries, which alias that buffer.
+func scan(prefix string, size int, buffer func(size int) []byte, yield func(Entry, error) bool) {
+	var after []byte // the last key yielded, copied out of the page buffer
+	for {
+		page, err := nextPage(buffer, &size, func(b []byte) int64 { return hostViewScan(prefix, aliasString(after), b) })
+		if err != nil {
+			yield(Entry{}, fmt.Errorf("sdk: scan %q: %w", prefix, err))
+			return
+		}
+		rest := page.items
+		var last []byte
+		for range page.Count {
+			r, m, err := abi.ParseRawRecord(rest)
 			if err != nil {
 				yield(Entry{}, fmt.Errorf("sdk: scan %q: %w", prefix, err))
 				return
 			}
-			rest := page.items
-			for range page.Count {
-				r, m, err := abi.ParseRawRecord(rest)
-				if err != nil {
-					yield(Entry{}, fmt.Errorf("sdk: scan %q: %w", prefix, err))
-					return
-				}
-				rest = rest[m:]
-				e := Entry{Key: aliasString(r.Key), Value: r.Value, Revision: r.Revision, Version: r.Version}
-				after = e.Key
-				if !yield(e, nil) {
-					return
-				}
-			}
-			if !page.More {
+			rest = rest[m:]
+			last = r.Key
+			if !yield(Entry{Key: aliasString(r.Key), Value: r.Value, Revision: r.Revision, Version: r.Version}, nil) {
 				return
 			}
 		}
+		if !page.More {
+			return
+		}
+		after = append(after[:0], last...)
 	}
 }
 
@@ -121,7 +164,7 @@ func (h *Host) ReadDir(output, dir string) iter.Seq2[DirEntry, error] {
 		after := ""
 		size := pageBufSize
 		for {
-			page, err := nextPage(&size, func(b []byte) int64 { return hostOutputList(output, dir, after, b) })
+			page, err := nextPage(func(size int) []byte { return make([]byte, size) }, &size, func(b []byte) int64 { return hostOutputList(output, dir, after, b) })
 			if err == abi.ErrNotFound {
 				return
 			}
@@ -154,10 +197,10 @@ type page struct {
 	items []byte
 }
 
-// nextPage fetches one page into a new buffer of *size bytes, remembering a
-// larger size when one entry needed it.
-func nextPage(size *int, call func([]byte) int64) (page, error) {
-	b, st := fetch(make([]byte, *size), call)
+// nextPage fetches one page into buffer(*size), at least *size bytes,
+// remembering a larger size when one entry needed it.
+func nextPage(buffer func(size int) []byte, size *int, call func([]byte) int64) (page, error) {
+	b, st := fetch(buffer(*size), call)
 	if st != abi.OK {
 		return page{}, st
 	}

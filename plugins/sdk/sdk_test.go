@@ -322,6 +322,67 @@ func TestIterationsNest(t *testing.T) {
 	}
 }
 
+// TestScanTransientYieldsWhatScanYields reads a view of many pages and a
+// value larger than the first buffer with ScanTransient, in two calls (the
+// buffer is kept across them), nested in itself, and after a loop that
+// stopped early.
+func TestScanTransientYieldsWhatScanYields(t *testing.T) {
+	f := &sdk.Fake{PageEntries: 3}
+	var want []string
+	for i := range 50 {
+		k := fmt.Sprintf("k.%03d", i)
+		f.Set(k, []byte(strings.Repeat(k, i)))
+		want = append(want, k+"="+strings.Repeat(k, i))
+	}
+	big := strings.Repeat("B", 200<<10) // larger than the SDK's first scan buffer
+	f.Set("k.big", []byte(big))
+	want = append(want, "k.big="+big)
+	transient := func(h *sdk.Host, prefix string) ([]string, error) {
+		var got []string
+		for e, err := range h.ScanTransient(prefix) {
+			if err != nil {
+				return nil, err
+			}
+			got = append(got, e.Key+"="+string(e.Value)) // copies
+		}
+		return got, nil
+	}
+	for call := range 2 {
+		var got []string
+		var pairs int
+		_, err := f.Render(sdk.RenderFunc(func(h *sdk.Host, _ *sdk.Batch) error {
+			for range h.ScanTransient("") {
+				break // leaves the buffer free for the next loop
+			}
+			var err error
+			if got, err = transient(h, "k."); err != nil {
+				return err
+			}
+			for outer, err := range h.ScanTransient("k.00") {
+				if err != nil {
+					return err
+				}
+				key := strings.Clone(outer.Key)
+				inner, err := transient(h, "k.00")
+				if err != nil {
+					return err
+				}
+				if outer.Key != key || len(inner) != 10 {
+					return fmt.Errorf("nested: outer %q became %q, inner %d entries", key, outer.Key, len(inner))
+				}
+				pairs += len(inner)
+			}
+			return nil
+		}))
+		if err != nil {
+			t.Fatalf("call %d: %v", call, err)
+		}
+		if !slices.Equal(got, want) || pairs != 100 {
+			t.Fatalf("call %d: %d entries (equal %v), %d nested pairs", call, len(got), slices.Equal(got, want), pairs)
+		}
+	}
+}
+
 func TestKeysAndVersionsOutliveTheCall(t *testing.T) {
 	f := &sdk.Fake{}
 	var kept []sdk.Update

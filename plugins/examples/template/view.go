@@ -50,7 +50,8 @@ func (d *Data) Entries() ([]Entry, error) { return d.v.scan(d.prefix) }
 
 // eachEntry calls fn for every entry under the template's prefix, in
 // ascending key order, without keeping them: a scan no other template of
-// the call made streams from the host a page at a time.
+// the call made streams from the host a page at a time, through the SDK's
+// reused page buffer, so *Entry is valid only while fn runs.
 func (d *Data) eachEntry(fn func(*Entry)) error {
 	if es, ok := d.v.cached(d.prefix); ok {
 		for i := range es {
@@ -59,7 +60,7 @@ func (d *Data) eachEntry(fn func(*Entry)) error {
 		return nil
 	}
 	var e Entry
-	for se, err := range d.v.h.Scan(d.prefix) {
+	for se, err := range d.v.h.ScanTransient(d.prefix) {
 		if err != nil {
 			return err
 		}
