@@ -143,7 +143,7 @@ func (a *Agent) startEngine(ctx context.Context) (*host.Engine, error) {
 	if err := os.MkdirAll(a.cacheDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: compile cache: %w", err)
 	}
-	if err := a.checkTrust(); err != nil {
+	if err := a.CheckTrust(); err != nil {
 		return nil, err
 	}
 	engine, err := host.New(ctx, host.Config{CacheDir: a.cacheDir, Logger: a.log.With("component", "plugins")})

@@ -29,12 +29,13 @@ func (e *TrustError) Error() string {
 	return fmt.Sprintf("%s %s (owner %s, mode %s %04o), so others can change what the agent trusts; fix: %s", msg, e.Problem, e.Owner, e.Mode, e.Mode.Perm(), e.Fix)
 }
 
-// checkTrust refuses (a *TrustError) a configuration file, data dir,
-// compile cache or credentials file that others can change, and warns
-// about credentials others can read and about an unpinned plugin module
-// others can change. Paths that do not exist are left to whoever opens
-// them. The cache and data dirs must exist.
-func (a *Agent) checkTrust() error {
+// CheckTrust refuses (a *TrustError) a configuration file, data dir,
+// compile cache or credentials file that others can change, and warns (to
+// the agent's logger) about credentials others can read and about an
+// unpinned plugin module others can change. Paths that do not exist are
+// left to whoever opens them. Run, Once and Plan call it before they start;
+// `slipagent validate` too.
+func (a *Agent) CheckTrust() error {
 	type item struct{ what, path string }
 	var refuse []item
 	for _, f := range a.cfg.Files {

@@ -64,7 +64,7 @@ func (f *trustFixture) check(t *testing.T) (error, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = a.checkTrust()
+	err = a.CheckTrust()
 	return err, logs.String()
 }
 
@@ -218,7 +218,7 @@ func TestTrustConfigDirectory(t *testing.T) {
 			t.Fatal(err)
 		}
 		os.MkdirAll(cfg.DataDir, 0o700)
-		return a.checkTrust()
+		return a.CheckTrust()
 	}
 	if err := run(); err != nil {
 		t.Fatal(err)

@@ -69,9 +69,11 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 const validateUsage = `usage: slipagent validate [-config PATH] [-modules=false]
 
-Checks a configuration: syntax, types, references between blocks, and (unless
--modules=false) that every plugin module loads: it compiles, matches its
-sha256 pin and speaks the plugin ABI.`
+Checks a configuration: syntax, types, references between blocks, that no
+file the agent trusts (the configuration, data dir, compile cache, creds,
+keys, token) can be changed by others, as the agent checks at start, and
+(unless -modules=false) that every plugin module loads: it compiles,
+matches its sha256 pin and speaks the plugin ABI.`
 
 func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("slipagent validate", stderr)
@@ -83,6 +85,15 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	cfg, code := loadConfig(*path, stderr)
 	if cfg == nil {
 		return code
+	}
+	a, err := agent.New(cfg, agent.Options{Logger: slog.New(slog.NewTextHandler(stderr, nil))})
+	if err != nil {
+		fmt.Fprintf(stderr, "slipagent validate: %v\n", err)
+		return exitFailure
+	}
+	if err := a.CheckTrust(); err != nil { // the agent would refuse to start
+		fmt.Fprintln(stderr, err)
+		return exitFailure
 	}
 	if *modules {
 		eng, err := host.New(ctx, host.Config{})
@@ -101,7 +112,7 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			}
 			pl, err := eng.Load(ctx, wasm, host.PluginConfig{Name: p.Name, SHA256: p.SHA256, MemoryLimit: uint64(p.Memory), Timeout: p.Timeout, Config: p.ConfigMap})
 			if err != nil { // host errors name the plugin
-				fmt.Fprintln(stderr, err)
+				fmt.Fprintf(stderr, "%s: %v\n", p.Module, err)
 				failed = true
 				continue
 			}

@@ -159,3 +159,24 @@ func TestValidateNamesPluginOnce(t *testing.T) {
 		t.Errorf("validate of a missing module = %d %q; want the plugin and the path named once", code, errOut)
 	}
 }
+
+// TestValidateRefusesWhatTheAgentWouldRefuse: validate runs the agent's
+// trust checks, so a configuration others can change fails there rather
+// than at the agent's start.
+func TestValidateRefusesWhatTheAgentWouldRefuse(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "agent.hcl")
+	if err := os.WriteFile(cfg, []byte("data_dir = \"data\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCmd(t, "validate", "-config", cfg); code != exitOK {
+		t.Fatalf("validate of a private configuration = %d %q %q", code, out, errOut)
+	}
+	if err := os.Chmod(cfg, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCmd(t, "validate", "-config", cfg)
+	if code != exitFailure || !strings.Contains(errOut, cfg) || !strings.Contains(errOut, "fix: chmod go-w") {
+		t.Fatalf("validate of a configuration everyone can write = %d %q; want it refused with the path and the fix", code, errOut)
+	}
+}
