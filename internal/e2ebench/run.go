@@ -29,26 +29,16 @@ func run(ctx context.Context, cfg config) (res *results, err error) {
 	res = &results{cfg: cfg, loadStart: benchproc.Loadavg()}
 	defer func() { res.loadEnd = benchproc.Loadavg() }()
 
-	work := cfg.Work
-	if work == "" {
-		if work, err = os.MkdirTemp("", "e2ebench-"); err != nil {
-			return res, err
-		}
+	work, cleanup, err := benchproc.Workdir(cfg.Work, "e2ebench", cfg.Keep)
+	if err != nil {
+		return res, err
 	}
-	if cfg.Keep {
-		slog.Info("run directory kept", "dir", work)
-	} else {
-		defer os.RemoveAll(work)
+	defer cleanup()
+	if err := benchproc.Inputs(&cfg.SlipAgent, &cfg.Plugin); err != nil {
+		return res, err
 	}
-	for _, p := range []*string{&cfg.SlipAgent, &cfg.Plugin, &cfg.NATSServer} {
-		if *p, err = filepath.Abs(*p); err != nil {
-			return res, err
-		}
-	}
-	for _, p := range []string{cfg.SlipAgent, cfg.Plugin} {
-		if _, err := os.Stat(p); err != nil {
-			return res, fmt.Errorf("%w (build it with make build plugins-go, or set its flag)", err)
-		}
+	if cfg.NATSServer, err = filepath.Abs(cfg.NATSServer); err != nil {
+		return res, err
 	}
 	url := cfg.NATSURL
 	if url == "" {

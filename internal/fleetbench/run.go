@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -24,24 +23,13 @@ const (
 func run(ctx context.Context, cfg config) (res *results, err error) {
 	res = &results{n: cfg.N, k: cfg.K, loadStart: benchproc.Loadavg()}
 	defer func() { res.loadEnd = benchproc.Loadavg() }()
-	work := cfg.Work
-	if work == "" {
-		if work, err = os.MkdirTemp("", "fleetbench-"); err != nil {
-			return res, err
-		}
+	work, cleanup, err := benchproc.Workdir(cfg.Work, "fleetbench", cfg.Keep)
+	if err != nil {
+		return res, err
 	}
-	if cfg.Keep {
-		slog.Info("run directory kept", "dir", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
-	for _, p := range []*string{&cfg.SlipAgent, &cfg.Plugin, &cfg.NATSServer} {
-		if *p, err = filepath.Abs(*p); err != nil {
-			return res, err
-		}
-		if _, err := os.Stat(*p); err != nil {
-			return res, fmt.Errorf("%w (build it with make build plugins-go, or set its flag)", err)
-		}
+	defer cleanup()
+	if err := benchproc.Inputs(&cfg.SlipAgent, &cfg.Plugin, &cfg.NATSServer); err != nil {
+		return res, err
 	}
 	b := &bench{cfg: cfg, res: res}
 	if err := b.single(ctx, filepath.Join(work, "single")); err != nil {
