@@ -449,6 +449,29 @@ func TestPluginConfigChangeRendersEverything(t *testing.T) {
 	}
 }
 
+// runUntilKilled runs the agent configured by src in a child process (this
+// test binary, see childConfigEnv) and waits for what (its hook or check)
+// to SIGKILL it.
+func (f *fixture) runUntilKilled(src, what string) {
+	f.t.Helper()
+	path := filepath.Join(f.dir, "agent.hcl")
+	if err := os.WriteFile(path, []byte(strings.NewReplacer("$DIR", f.dir, "$NATS", f.srv.URL()).Replace(src)), 0o644); err != nil {
+		f.t.Fatal(err)
+	}
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), childConfigEnv+"="+path, "SLIPAGENT_TEST_CACHE="+plugintest.CacheDir(f.t))
+	var stderr bytes.Buffer
+	child.Stderr = &stderr
+	if err := child.Start(); err != nil {
+		f.t.Fatal(err)
+	}
+	err := child.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ProcessState.String() != "signal: killed" {
+		f.t.Fatalf("child agent ended with %v, want killed by its %s; stderr:\n%s", err, what, stderr.String())
+	}
+}
+
 // TestCrashDuringHookRunsItAfterRestart kills the agent (SIGKILL, from inside
 // the hook) after the files of a batch were committed and while their hook
 // runs. The restarted agent finds the files already in place, so the plugin
@@ -461,23 +484,7 @@ func TestCrashDuringHookRunsItAfterRestart(t *testing.T) {
 	src := strings.Replace(filesConfig, `"echo $SLIPAGENT_REVISION >> $DIR/hooks.log"`,
 		`"if [ ! -e $DIR/crashed ]; then touch $DIR/crashed; kill -KILL $PPID; sleep 5; fi; echo $SLIPAGENT_REVISION >> $DIR/hooks.log"`, 1)
 	cfg := f.config(src)
-	path := filepath.Join(f.dir, "agent.hcl")
-	if err := os.WriteFile(path, []byte(strings.NewReplacer("$DIR", f.dir, "$NATS", f.srv.URL()).Replace(src)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), childConfigEnv+"="+path, "SLIPAGENT_TEST_CACHE="+plugintest.CacheDir(t))
-	var stderr bytes.Buffer
-	child.Stderr = &stderr
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	err := child.Wait()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ProcessState.String() != "signal: killed" {
-		t.Fatalf("child agent ended with %v, want killed by its hook; stderr:\n%s", err, stderr.String())
-	}
+	f.runUntilKilled(src, "hook")
 	if got := readFile(filepath.Join(f.dir, "out", "a.conf")); got != "1" {
 		t.Fatalf("a.conf = %q: the crash came after the commit", got)
 	}

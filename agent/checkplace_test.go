@@ -1,15 +1,11 @@
 package agent
 
 import (
-	"bytes"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/slipstreamkv/slipstream/internal/plugintest"
 )
 
 // inPlaceCheck is a check that reads the live files, as `nginx -t` reads
@@ -84,22 +80,7 @@ func TestCrashDuringCheckInPlaceRestoresAtStart(t *testing.T) {
 	stop()
 
 	rev := f.put("cfg", "files.a.conf", "bad")
-	path := filepath.Join(f.dir, "agent.hcl")
-	if err := os.WriteFile(path, []byte(strings.NewReplacer("$DIR", f.dir, "$NATS", f.srv.URL()).Replace(src)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), childConfigEnv+"="+path, "SLIPAGENT_TEST_CACHE="+plugintest.CacheDir(t))
-	var stderr bytes.Buffer
-	child.Stderr = &stderr
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	err := child.Wait()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ProcessState.String() != "signal: killed" {
-		t.Fatalf("child agent ended with %v, want killed by its check; stderr:\n%s", err, stderr.String())
-	}
+	f.runUntilKilled(src, "check")
 	out := filepath.Join(f.dir, "out")
 	if got := readFile(filepath.Join(out, "a.conf")); got != "bad" {
 		t.Fatalf("a.conf = %q at the crash, want the new file in place for the check", got)

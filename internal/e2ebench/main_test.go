@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,17 +28,7 @@ func TestMain(m *testing.M) {
 // TestSmoke runs every workload with tiny sizes against an embedded
 // nats-server and checks that each row of the table has its figures.
 func TestSmoke(t *testing.T) {
-	dir := t.TempDir()
-	agent := filepath.Join(dir, "slipagent")
-	build := exec.Command("go", "build", "-o", agent, "./cmd/slipagent")
-	build.Dir = plugintest.Root(t)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/slipagent: %v\n%s", err, out)
-	}
-	plugin := filepath.Join(dir, "template.wasm")
-	if err := os.WriteFile(plugin, plugintest.Module(t, "plugins/examples/template"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	agent, plugin := plugintest.Agent(t)
 	srv := natstest.Run(t)
 
 	cfg := config{

@@ -3,9 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -20,17 +17,7 @@ func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts nats-server and slipagent processes")
 	}
-	dir := t.TempDir()
-	agent := filepath.Join(dir, "slipagent")
-	build := exec.Command("go", "build", "-o", agent, "./cmd/slipagent")
-	build.Dir = plugintest.Root(t)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/slipagent: %v\n%s", err, out)
-	}
-	plugin := filepath.Join(dir, "template.wasm")
-	if err := os.WriteFile(plugin, plugintest.Module(t, "plugins/examples/template"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	agent, plugin := plugintest.Agent(t)
 	cfg := config{SlipAgent: agent, Plugin: plugin, NATSServer: natstest.ServerBinary(t), N: 2, K: 100, Work: t.TempDir()}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

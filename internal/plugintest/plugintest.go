@@ -210,3 +210,22 @@ func CModule(tb testing.TB, src string) []byte {
 	}
 	return wasm
 }
+
+// Agent builds the slipagent binary (./cmd/slipagent) and the template
+// example plugin into a test directory and returns their paths, for tests
+// that run the agent as a process.
+func Agent(tb testing.TB) (binary, templatePlugin string) {
+	tb.Helper()
+	dir := tb.TempDir()
+	binary = filepath.Join(dir, "slipagent")
+	build := exec.Command("go", "build", "-o", binary, "./cmd/slipagent")
+	build.Dir = Root(tb)
+	if out, err := build.CombinedOutput(); err != nil {
+		tb.Fatalf("go build ./cmd/slipagent: %v\n%s", err, out)
+	}
+	templatePlugin = filepath.Join(dir, "template.wasm")
+	if err := os.WriteFile(templatePlugin, Module(tb, "plugins/examples/template"), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return binary, templatePlugin
+}
