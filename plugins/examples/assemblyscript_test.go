@@ -142,20 +142,7 @@ func TestASSDKMatchesABI(t *testing.T) {
 	for _, m := range regexp.MustCompile(`@external\("slipstream", "(\w+)"\)\s*declare function \w+\(([^)]*)\): (i32|i64);`).FindAllStringSubmatch(string(src), -1) {
 		decls[m[1]] = [2]string{m[3], m[2]}
 	}
-	if len(decls) != len(abi.HostFunctions()) {
-		t.Errorf("the SDK declares %d host functions, the ABI has %d", len(decls), len(abi.HostFunctions()))
-	}
-	for _, s := range abi.HostFunctions() {
-		d, ok := decls[s.Name]
-		if !ok {
-			t.Errorf("the SDK does not declare %s", s)
-			continue
-		}
-		want := map[abi.ValueType]string{abi.I32: "i32", abi.I64: "i64"}[s.Results[0]]
-		if d[0] != want || len(strings.Split(d[1], ",")) != len(s.Params) {
-			t.Errorf("the SDK declares %s as (%s): %s, want %s", s.Name, d[1], d[0], s)
-		}
-	}
+	checkHostFunctions(t, "the SDK", decls, "i32", "i64")
 	consts := map[string]int{
 		"ABI_VERSION": abi.Version, "HEADER_SIZE": abi.HeaderSize, "RECORD_HEADER_SIZE": abi.RecordHeaderSize,
 		"PAGE_HEADER_SIZE": abi.PageHeaderSize, "DIRENT_HEADER_SIZE": abi.DirEntryHeaderSize,

@@ -156,20 +156,7 @@ func TestCHeaderMatchesABI(t *testing.T) {
 	for _, m := range regexp.MustCompile(`SLIP_IMPORT\("(\w+)"\) (int32_t|int64_t) \w+\(([^)]*)\);`).FindAllStringSubmatch(string(src), -1) {
 		imports[m[1]] = [2]string{m[2], m[3]}
 	}
-	if len(imports) != len(abi.HostFunctions()) {
-		t.Errorf("the header declares %d imports, the ABI has %d", len(imports), len(abi.HostFunctions()))
-	}
-	for _, s := range abi.HostFunctions() {
-		decl, ok := imports[s.Name]
-		if !ok {
-			t.Errorf("the header does not declare %s", s)
-			continue
-		}
-		want := map[abi.ValueType]string{abi.I32: "int32_t", abi.I64: "int64_t"}[s.Results[0]]
-		if decl[0] != want || len(strings.Split(decl[1], ",")) != len(s.Params) {
-			t.Errorf("the header declares %s as %s (%s), want %s", s.Name, decl[0], decl[1], s)
-		}
-	}
+	checkHostFunctions(t, "the header", imports, "int32_t", "int64_t")
 	statuses := map[string]abi.Status{
 		"SLIP_OK": abi.OK, "SLIP_UNCHANGED": abi.Unchanged, "SLIP_ERR_MEMORY": abi.ErrMemory,
 		"SLIP_ERR_INVALID": abi.ErrInvalid, "SLIP_ERR_NOT_FOUND": abi.ErrNotFound, "SLIP_ERR_DENIED": abi.ErrDenied,
@@ -199,6 +186,27 @@ func TestCHeaderMatchesABI(t *testing.T) {
 		}
 		if v, _ := strconv.Atoi(m[1]); abi.Status(v) != want {
 			t.Errorf("the header sets %s = %s, want %d", name, m[1], want)
+		}
+	}
+}
+
+// checkHostFunctions compares the host functions a guest binding declares
+// (name → result type and parameter list) with the ABI's; i32 and i64 are
+// how the binding spells those types.
+func checkHostFunctions(t *testing.T, binding string, decls map[string][2]string, i32, i64 string) {
+	t.Helper()
+	if len(decls) != len(abi.HostFunctions()) {
+		t.Errorf("%s declares %d host functions, the ABI has %d", binding, len(decls), len(abi.HostFunctions()))
+	}
+	for _, s := range abi.HostFunctions() {
+		d, ok := decls[s.Name]
+		if !ok {
+			t.Errorf("%s does not declare %s", binding, s)
+			continue
+		}
+		want := map[abi.ValueType]string{abi.I32: i32, abi.I64: i64}[s.Results[0]]
+		if d[0] != want || len(strings.Split(d[1], ",")) != len(s.Params) {
+			t.Errorf("%s declares %s as %s (%s), want %s", binding, s.Name, d[0], d[1], s)
 		}
 	}
 }
