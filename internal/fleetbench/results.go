@@ -15,7 +15,7 @@ type phase struct {
 	stall    time.Duration // server back, or first acknowledged put → every agent applied
 	rssKB    int64         // the server's VmRSS once every agent applied (a cluster: its largest)
 	before   int           // consumers on the bucket's stream before, -1: not read
-	after    int           // and once every agent applied
+	after    int           // and once every agent applied and the replaced ones are gone (or consumerSettle passed)
 	err      error
 }
 
@@ -40,11 +40,13 @@ func (r *results) print(w io.Writer) {
 			fmt.Sprint(p.before), fmt.Sprint(p.after)})
 	}
 	benchproc.WriteTable(w, cells)
-	fmt.Fprintln(w, `
+	fmt.Fprintf(w, `
 time to complete: from the agents' start (start) or the fault (restart: SIGTERM; leader loss: SIGKILL)
 to every agent having applied the bucket's last revision (start) or the writer's new put.
 stall: from the server accepting clients again (restart) or the writer's first acknowledged put
-after the kill (leader loss) to every agent having applied that put.`)
+after the kill (leader loss) to every agent having applied that put.
+consumers after: once every agent applied and the consumers they replaced are deleted (read for up to %v).
+`, consumerSettle)
 	for _, p := range r.phases {
 		if p.err != nil {
 			fmt.Fprintf(w, "FAILED: %s: %v\n", p.name, p.err)

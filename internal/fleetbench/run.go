@@ -172,7 +172,7 @@ func (b *bench) start(ctx context.Context, p *phase, w *writer, work string, url
 		return f, err
 	}
 	p.complete = all.Sub(t0)
-	p.after, err = w.consumers(ctx)
+	p.after, err = w.settledConsumers(ctx, b.cfg.N)
 	return f, err
 }
 
@@ -206,7 +206,7 @@ func (b *bench) fault(ctx context.Context, p *phase, w *writer, f fleet, srvs []
 	if p.rssKB, err = maxRSS(srvs); err != nil {
 		return err
 	}
-	p.after, err = w.consumers(ctx)
+	p.after, err = w.settledConsumers(ctx, b.cfg.N)
 	return err
 }
 

@@ -123,3 +123,26 @@ func (w *writer) consumers(ctx context.Context) (int, error) {
 	}
 	return info.State.Consumers, nil
 }
+
+// consumerSettle bounds the wait for the consumers an agent replaced to
+// go: the agents delete them in the background, and after a leader loss
+// the delete waits for the meta layer's new leader. A consumer left past
+// it is a leak.
+const consumerSettle = 30 * time.Second
+
+// settledConsumers is the number of consumers on the bucket's stream once
+// it is down to want, or when consumerSettle has passed.
+func (w *writer) settledConsumers(ctx context.Context, want int) (int, error) {
+	deadline := time.Now().Add(consumerSettle)
+	for {
+		n, err := w.consumers(ctx)
+		if err != nil || n <= want || time.Now().After(deadline) {
+			return n, err
+		}
+		select {
+		case <-ctx.Done():
+			return n, nil
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
