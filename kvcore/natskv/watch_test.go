@@ -160,7 +160,12 @@ func TestFloorGuardBenignGap(t *testing.T) {
 // after a few MiB, and the stream is purged under the stalled consumer.
 func TestFloorGuardTrips(t *testing.T) {
 	srv := natstest.Run(t)
-	c := connect(t, fastOpts(srv.URL()))
+	o := fastOpts(srv.URL())
+	// Only the live guard may notice: on a loaded machine the server can
+	// stay silent for two short heartbeats, and the watch then re-creates
+	// its consumer, whose resume check reports the overrun instead.
+	o.Heartbeat = time.Minute
+	c := connect(t, o)
 	_, js := rawJS(t, srv.URL())
 	s := openStore(t, c, kvcore.StoreConfig{MaxBytes: 64 << 20})
 	anchor := mustPut(t, s, "anchor", "a")
