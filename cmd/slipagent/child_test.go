@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -35,7 +36,15 @@ type slipagentProcess struct {
 // output in a file of dir; t.Cleanup stops it.
 func startSlipagent(t *testing.T, dir string, args ...string) *slipagentProcess {
 	t.Helper()
-	p := &slipagentProcess{cmd: exec.Command(os.Args[0]), log: filepath.Join(dir, "slipagent.log"), done: make(chan struct{})}
+	return startSlipagentUnder(t, nil, dir, args...)
+}
+
+// startSlipagentUnder is startSlipagent under a command prefix, such as
+// netlab's Host.Wrap to run it on another host.
+func startSlipagentUnder(t *testing.T, wrap []string, dir string, args ...string) *slipagentProcess {
+	t.Helper()
+	argv := append(slices.Clone(wrap), os.Args[0])
+	p := &slipagentProcess{cmd: exec.Command(argv[0], argv[1:]...), log: filepath.Join(dir, "slipagent.log"), done: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), childArgsEnv+"="+strings.Join(args, "\x1f"))
 	out, err := os.Create(p.log)
 	if err != nil {

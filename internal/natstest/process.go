@@ -1,11 +1,13 @@
 package natstest
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,17 +28,61 @@ func ServerBinary(tb testing.TB) string {
 	return bin
 }
 
-// Proc is one nats-server process of a [ProcCluster]. Its methods are safe
-// for concurrent use.
+// Proc is one nats-server process (see [StartProc], [RunProcCluster]). Its
+// methods are safe for concurrent use.
 type Proc struct {
 	tb   testing.TB
 	name string
 	bin  string
 	conf string
-	port int
+	host string   // the client address, from the test's network namespace
+	port int      // the client port
+	wrap []string // the command the server runs under, if any
+	dial func(network, address string) (net.Conn, error)
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
+}
+
+// ProcSpec describes a nats-server process for [StartProc].
+type ProcSpec struct {
+	Name   string // server_name
+	Config string // the config file's text; it must listen on Host:Port
+	// Host and Port are where clients reach it from the test (default
+	// host 127.0.0.1).
+	Host string
+	Port int
+	// Wrap is a command prefix the server runs under, such as
+	// "ip netns exec NS" to run it on another network namespace's host,
+	// and Dial how the test reaches it there (default: net.Dial from the
+	// test's namespace).
+	Wrap []string
+	Dial func(network, address string) (net.Conn, error)
+}
+
+// StartProc writes spec's config into a directory of tb, starts bin (see
+// [ServerBinary]) with it and waits until it accepts connections on
+// Host:Port. The process is killed by tb.Cleanup.
+func StartProc(tb testing.TB, bin string, spec ProcSpec) *Proc {
+	tb.Helper()
+	p := newProc(tb, bin, spec)
+	p.Start()
+	p.waitListening()
+	return p
+}
+
+func newProc(tb testing.TB, bin string, spec ProcSpec) *Proc {
+	tb.Helper()
+	p := &Proc{tb: tb, name: spec.Name, bin: bin, conf: filepath.Join(tb.TempDir(), "nats.conf"),
+		host: cmp.Or(spec.Host, "127.0.0.1"), port: spec.Port, wrap: spec.Wrap, dial: spec.Dial}
+	if p.dial == nil {
+		p.dial = func(network, address string) (net.Conn, error) { return net.DialTimeout(network, address, time.Second) }
+	}
+	if err := os.WriteFile(p.conf, []byte(spec.Config), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(p.Kill)
+	return p
 }
 
 // ProcCluster is a JetStream cluster of nats-server processes on loopback.
@@ -60,18 +106,13 @@ func RunProcCluster(tb testing.TB, bin string, n int) *ProcCluster {
 				routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[n+j]))
 			}
 		}
-		dir := tb.TempDir()
-		p := &Proc{tb: tb, name: fmt.Sprintf("n%d", i+1), bin: bin, conf: filepath.Join(dir, "nats.conf"), port: ports[i]}
+		name := fmt.Sprintf("n%d", i+1)
 		conf := fmt.Sprintf(`server_name: %s
 listen: 127.0.0.1:%d
 jetstream { store_dir: %q, max_memory_store: 256MB, max_file_store: 1GB }
 cluster { name: slipstream-test, listen: 127.0.0.1:%d, routes: [%s] }
-`, p.name, p.port, filepath.Join(dir, "js"), ports[n+i], strings.Join(routes, ", "))
-		if err := os.WriteFile(p.conf, []byte(conf), 0o600); err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(p.Kill)
-		c.Procs = append(c.Procs, p)
+`, name, ports[i], filepath.Join(tb.TempDir(), "js"), ports[n+i], strings.Join(routes, ", "))
+		c.Procs = append(c.Procs, newProc(tb, bin, ProcSpec{Name: name, Config: conf, Port: ports[i]}))
 	}
 	for _, p := range c.Procs {
 		p.Start()
@@ -105,7 +146,9 @@ func (c *ProcCluster) Proc(name string) *Proc {
 func (p *Proc) Name() string { return p.name }
 
 // URL is the client URL.
-func (p *Proc) URL() string { return "nats://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)) }
+func (p *Proc) URL() string { return "nats://" + p.addr() }
+
+func (p *Proc) addr() string { return net.JoinHostPort(p.host, strconv.Itoa(p.port)) }
 
 // Start starts the process if it is not running, with the same config and
 // store directory as before.
@@ -116,7 +159,8 @@ func (p *Proc) Start() {
 	if p.cmd != nil {
 		return
 	}
-	cmd := exec.Command(p.bin, "-c", p.conf)
+	argv := append(slices.Clone(p.wrap), p.bin, "-c", p.conf)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	if err := cmd.Start(); err != nil {
 		p.tb.Fatalf("natstest: start %s: %v", p.name, err)
 	}
@@ -140,7 +184,7 @@ func (p *Proc) waitListening() {
 	p.tb.Helper()
 	deadline := time.Now().Add(readyTimeout)
 	for {
-		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)), time.Second)
+		c, err := p.dial("tcp", p.addr())
 		if err == nil {
 			c.Close()
 			return
