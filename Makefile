@@ -30,6 +30,12 @@ SEED  ?=
 sim: ## the deterministic simulation: SEEDS=N seeds (default 10000), or SEED=N to replay one with its trace
 	$(GO) test -count=1 -timeout 0 -run '^TestSimulation$$' ./agent -sim.seeds=$(SEEDS) $(if $(SEED),-sim.seed=$(SEED) -v)
 
+RUNS   ?= 10
+ROUNDS ?= 30
+.PHONY: chaos
+chaos: ## real agent and nats-server processes through seeded faults: RUNS runs (default 10) of ROUNDS faults (default 30), or SEED=N to replay one
+	$(GO) test -count=$(if $(SEED),1,$(RUNS)) -timeout 0 -v -run '^TestChaos$$' ./cmd/slipagent -chaos.rounds=$(ROUNDS) $(if $(SEED),-chaos.seed=$(SEED))
+
 test-short: ## quick tests without the race detector
 	$(GO) test -short ./...
 

@@ -195,3 +195,16 @@ func (p *Proc) waitListening() {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// RunProc starts a single JetStream server process of bin (see
+// [ServerBinary]) on a free loopback port, with a store directory that
+// [Proc.Kill] and [Proc.Start] keep: a restart, or a crash, on the same
+// store.
+func RunProc(tb testing.TB, bin string) *Proc {
+	tb.Helper()
+	port := freePorts(tb, 1)[0]
+	return StartProc(tb, bin, ProcSpec{Name: "n1", Port: port, Config: fmt.Sprintf(`server_name: n1
+listen: 127.0.0.1:%d
+jetstream { store_dir: %q, max_memory_store: 256MB, max_file_store: 1GB }
+`, port, filepath.Join(tb.TempDir(), "js"))})
+}
