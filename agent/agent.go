@@ -117,6 +117,7 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 
 			Domain:          cfg.NATS.Domain,
 			ReconnectJitter: cfg.NATS.natsJitter(),
+			PingInterval:    cfg.NATS.PingInterval,
 		})
 		a.ownConn = true
 	}

@@ -74,6 +74,11 @@ type NATSConfig struct {
 	ReconnectJitterRange hcl.Range `hcl:"reconnect_jitter,attr_value_range"`
 	StartSplay           time.Duration
 	ReconnectJitter      time.Duration
+	// How often the connection pings its server: two unanswered pings
+	// and it moves to another server.
+	PingIntervalS     string    `hcl:"ping_interval,optional"`
+	PingIntervalRange hcl.Range `hcl:"ping_interval,attr_value_range"`
+	PingInterval      time.Duration
 }
 
 // TLSConfig holds client TLS files for NATS.

@@ -16,13 +16,21 @@ const (
 	DefaultStartSplay = 0
 	// DefaultReconnectJitter spreads a fleet's return after an outage.
 	DefaultReconnectJitter = natskv.DefaultReconnectJitter
+	// DefaultPingInterval: a silent server (a frozen host, a cut link) is
+	// left within 10–15 s.
+	DefaultPingInterval = natskv.DefaultPingInterval
 )
 
 // finalizeFleet parses the nats block's fleet settings: start_splay and
-// reconnect_jitter are durations, "0s" (or "0") for none.
+// reconnect_jitter are durations, "0s" (or "0") for none; ping_interval
+// is a positive duration.
 func (n *NATSConfig) finalizeFleet(diags hcl.Diagnostics) hcl.Diagnostics {
 	n.StartSplay, diags = parseDelay("start_splay", n.StartSplayS, n.StartSplayRange, DefaultStartSplay, diags)
 	n.ReconnectJitter, diags = parseDelay("reconnect_jitter", n.ReconnectJitterS, n.ReconnectJitterRange, DefaultReconnectJitter, diags)
+	n.PingInterval, diags = parseDelay("ping_interval", n.PingIntervalS, n.PingIntervalRange, DefaultPingInterval, diags)
+	if n.PingInterval == 0 {
+		diags = append(diags, errAt(n.PingIntervalRange, "Invalid ping_interval", "ping_interval must be above zero: the pings are how a silent server is noticed."))
+	}
 	return diags
 }
 

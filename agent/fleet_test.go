@@ -22,24 +22,31 @@ func TestFleetSettings(t *testing.T) {
   domain           = "hub"
   start_splay      = "30s"
   reconnect_jitter = "0s"
+  ping_interval    = "2s"
 }`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := cfg.NATS; n.Domain != "hub" || n.StartSplay != 30*time.Second || n.ReconnectJitter != 0 || n.natsJitter() >= 0 {
-		t.Errorf("nats = domain %q start_splay %v reconnect_jitter %v (natskv %v)", n.Domain, n.StartSplay, n.ReconnectJitter, n.natsJitter())
+	if n := cfg.NATS; n.Domain != "hub" || n.StartSplay != 30*time.Second || n.ReconnectJitter != 0 || n.natsJitter() >= 0 || n.PingInterval != 2*time.Second {
+		t.Errorf("nats = domain %q start_splay %v reconnect_jitter %v (natskv %v) ping_interval %v", n.Domain, n.StartSplay, n.ReconnectJitter, n.natsJitter(), n.PingInterval)
 	}
 	cfg, err = Parse("a.hcl", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := cfg.NATS; n.Domain != "" || n.StartSplay != DefaultStartSplay || n.ReconnectJitter != DefaultReconnectJitter || n.natsJitter() != DefaultReconnectJitter {
-		t.Errorf("defaults: domain %q start_splay %v reconnect_jitter %v", n.Domain, n.StartSplay, n.ReconnectJitter)
+	if n := cfg.NATS; n.Domain != "" || n.StartSplay != DefaultStartSplay || n.ReconnectJitter != DefaultReconnectJitter || n.natsJitter() != DefaultReconnectJitter || n.PingInterval != DefaultPingInterval {
+		t.Errorf("defaults: domain %q start_splay %v reconnect_jitter %v ping_interval %v", n.Domain, n.StartSplay, n.ReconnectJitter, n.PingInterval)
 	}
 	_, err = Parse("bad.hcl", []byte(`nats { start_splay = "-1s" }`))
 	var ce *ConfigError
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "Invalid start_splay") || !strings.Contains(err.Error(), "bad.hcl:1") {
 		t.Errorf("negative start_splay: err = %v", err)
+	}
+	for _, v := range []string{"0s", "0", "soon"} {
+		_, err = Parse("bad.hcl", []byte(`nats { ping_interval = "`+v+`" }`))
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), "Invalid ping_interval") {
+			t.Errorf("ping_interval %q: err = %v", v, err)
+		}
 	}
 }
 

@@ -20,10 +20,15 @@ const (
 	DefaultTimeout       = 30 * time.Second
 	DefaultReconnectWait = 2 * time.Second
 	DefaultHeartbeat     = 5 * time.Second
+	DefaultPingInterval  = 5 * time.Second
 	// DefaultReconnectJitter spreads a fleet's reconnects and consumer
 	// re-creations after an outage over a second.
 	DefaultReconnectJitter = time.Second
 )
+
+// maxPingsOut is how many pings may go unanswered before the connection
+// gives its server up.
+const maxPingsOut = 2
 
 // Options configure a [Conn]. The zero value connects to
 // nats://127.0.0.1:4222 without authentication.
@@ -65,6 +70,13 @@ type Options struct {
 	// [DefaultHeartbeat]). A watch whose consumer stays silent for two
 	// heartbeats re-creates it.
 	Heartbeat time.Duration
+	// PingInterval is how often the connection pings its server (default
+	// [DefaultPingInterval]); after two pings unanswered it gives the
+	// server up and connects to another. A server that goes silent
+	// without closing the connection (its host frozen, a link cut, no TCP
+	// reset) is left within two or three intervals, not after the
+	// minutes the operating system's timeouts take.
+	PingInterval time.Duration
 
 	// ReconnectJitter bounds a random delay added to each pause between
 	// reconnect attempts, and waited (at random, up to it) by every watch
@@ -167,6 +179,9 @@ func (o Options) withDefaults() Options {
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = DefaultHeartbeat
 	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = DefaultPingInterval
+	}
 	switch {
 	case o.ReconnectJitter == 0:
 		o.ReconnectJitter = DefaultReconnectJitter
@@ -188,6 +203,8 @@ func (o Options) natsOptions() (nats.Options, error) {
 	no.ReconnectJitter = o.ReconnectJitter
 	no.ReconnectJitterTLS = o.ReconnectJitter
 	no.AllowReconnect = true
+	no.PingInterval = o.PingInterval
+	no.MaxPingsOut = maxPingsOut
 
 	var user, password string
 	for _, s := range o.Servers {
