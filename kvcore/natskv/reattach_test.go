@@ -89,3 +89,39 @@ func TestReconnectJitterDelaysReattach(t *testing.T) {
 		t.Errorf("%d consumer re-creation attempts right after the reconnect, want none before the jitter", attempts)
 	}
 }
+
+// A watch whose server stays silent past two heartbeats but still has its
+// consumer (a loaded host; here the consumer's own heartbeat is a minute)
+// keeps it, and gets the next put through it. Replacing it would make a
+// state sync that busy keys left behind fail with ErrCursorExpired (its
+// resume window gone) and its caller resync the whole bucket.
+func TestSilentButAliveConsumerIsKept(t *testing.T) {
+	srv := natstest.Run(t)
+	o := fastOpts(srv.URL())
+	o.Heartbeat = time.Minute // the server's idle heartbeat
+	c := connect(t, o)
+	s := openStore(t, c, kvcore.StoreConfig{})
+	const expect = 200 * time.Millisecond
+	s.tuneWatch = func(w *watch) { w.hbEvery = expect }
+	mustPut(t, s, "k", "0")
+	w, err := s.Watch(testCtx(t), kvcore.AllKeys(), kvcore.Cursor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	for ev := next(t, w, eventWait); !ev.Synced; ev = next(t, w, eventWait) {
+	}
+	ww := w.(*watch)
+	consumer := ww.currentName()
+	time.Sleep(20 * expect) // ten times the silence that makes the watch ask
+	last := mustPut(t, s, "k", "1")
+	if ev := next(t, w, eventWait); rev(ev.Update.Version) != last {
+		t.Fatalf("event %+v, want revision %d", ev, last)
+	}
+	if now := ww.currentName(); now != consumer {
+		t.Fatalf("the watch replaced its consumer %s with %s while the server still had it", consumer, now)
+	}
+	if err := w.Err(); err != nil {
+		t.Fatalf("the watch failed: %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package natskv
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -49,7 +50,7 @@ func (w *watch) run() {
 
 	// Checked twice per heartbeat: a consumer silent for two is noticed
 	// within two and a half.
-	hb := time.NewTicker(w.s.opts.Heartbeat / 2)
+	hb := time.NewTicker(w.hbEvery / 2)
 	defer hb.Stop()
 	var probe <-chan time.Time
 	if w.guard {
@@ -80,7 +81,7 @@ func (w *watch) run() {
 				w.reattach("delivery gap")
 			}
 		case <-hb.C:
-			if w.silent() {
+			if w.silent() && !w.slowButAlive() {
 				w.reattach("missed heartbeats")
 			}
 		case e := <-w.elected:
@@ -124,7 +125,7 @@ func (w *watch) silent() bool {
 	if w.busy.Load() > 0 {
 		return false
 	}
-	if time.Since(time.Unix(0, w.activity.Load())) < 2*w.s.opts.Heartbeat {
+	if time.Since(time.Unix(0, w.activity.Load())) < 2*w.hbEvery {
 		return false
 	}
 	if a := w.cur.Load(); a != nil {
@@ -133,6 +134,33 @@ func (w *watch) silent() bool {
 		}
 	}
 	return true
+}
+
+// slowButAlive asks the server about the consumer of a watch gone silent.
+// A server that is merely slow (a loaded host) still has it, bound to the
+// watch's inbox, with nothing delivered that the watch has not handled:
+// the watch keeps it, rather than resume elsewhere, which fails a state
+// sync that busy keys left behind (its resume window is gone) and makes
+// its caller resync the whole bucket. A consumer gone, or a server that
+// does not answer within a heartbeat, is replaced.
+func (w *watch) slowButAlive() bool {
+	a := w.cur.Load()
+	if a == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(w.ctx, min(w.hbEvery, w.s.opts.Timeout))
+	defer cancel()
+	c, err := w.s.sess.js.PushConsumer(ctx, w.s.stream, a.name)
+	if err != nil {
+		return false
+	}
+	if !w.mu.TryLock() {
+		return true // a handler runs: the consumer delivers
+	}
+	handled := a.dseq
+	w.mu.Unlock()
+	info := c.CachedInfo()
+	return info.PushBound && info.Delivered.Consumer == handled
 }
 
 // reattached reports an attempt to re-create the consumer to

@@ -97,6 +97,7 @@ type watch struct {
 	busy     atomic.Int32 // handlers running now
 
 	// Fixed at construction; tests shorten them.
+	hbEvery     time.Duration // the consumer's expected heartbeat: silent for two, it is checked
 	probeEvery  time.Duration
 	notFoundFor time.Duration
 	backoffBase time.Duration
@@ -155,6 +156,7 @@ func (s *store) newWatch(ctx context.Context, scope kvcore.Scope, pos uint64) *w
 		done:        make(chan struct{}),
 		resets:      make(chan struct{}, 1),
 		elected:     make(chan leaderElected, 1),
+		hbEvery:     s.opts.Heartbeat,
 		probeEvery:  floorProbeInterval,
 		notFoundFor: notFoundFor,
 		backoffBase: backoffBase,
