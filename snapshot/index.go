@@ -122,6 +122,18 @@ func (x *index) searchBase(base []ref, k string) int {
 	return sort.Search(len(base), func(i int) bool { return compareKey(x.ar.key(base[i]), k) >= 0 })
 }
 
+// gallop returns the position of the first key of the sorted s that is >= k
+// by an exponential search from the start of s: O(log d) key comparisons
+// for an answer at d, where searchBase takes O(log len(s)). A merge walks
+// base with sorted keys, so each search starts where the last one ended.
+func (x *index) gallop(s []ref, k string) int {
+	lo, hi := 0, 1 // every key of s[:lo] is < k
+	for hi < len(s) && compareKey(x.ar.key(s[hi-1]), k) < 0 {
+		lo, hi = hi, 2*hi
+	}
+	return lo + x.searchBase(s[lo:min(hi, len(s))], k)
+}
+
 func (x *index) lookup(k string) (ref, bool) {
 	if r, ok := x.mem[k]; ok {
 		return r, r != tombstone
@@ -142,20 +154,29 @@ func (x *index) get(k string) (kvcore.Entry, bool) {
 }
 
 // apply folds one update into the index, copying its bytes into the arena.
-// It does not look the key up: whether a put replaces a live key or a
-// delete removes one is settled when mem is merged (live and liveBytes
-// count base only).
-func (x *index) apply(u kvcore.Update) {
-	if _, inMem := x.mem[u.Key]; !inMem {
-		x.memNew = append(x.memNew, u.Key)
-	}
+func (x *index) apply(u kvcore.Update) { x.set(u.Key, x.stage(&u)) }
+
+// stage copies u's entry into the arena and returns its reference
+// (tombstone for a removal) without making it visible: set does. An entry
+// staged and never set is garbage, dropped by the next compaction.
+func (x *index) stage(u *kvcore.Update) ref {
 	if u.IsRemoval() {
-		x.mem[u.Key] = tombstone
-		return
+		return tombstone
 	}
 	r, dst := x.ar.alloc(7 + len(u.Key) + len(u.Value) + u.Version.Len())
 	appendPutPayload(dst[:0], u.Key, u.Value, u.Version)
-	x.mem[u.Key] = r
+	return r
+}
+
+// set makes r (a staged reference, or tombstone) key's entry. It does not
+// look the key up in base: whether a put replaces a live key or a delete
+// removes one is settled when mem is merged (live and liveBytes count base
+// only).
+func (x *index) set(key string, r ref) {
+	if _, inMem := x.mem[key]; !inMem {
+		x.memNew = append(x.memNew, key)
+	}
+	x.mem[key] = r
 }
 
 // count is the number of live keys, mem included: O(len(mem) log n).
@@ -174,8 +195,10 @@ func (x *index) count() int {
 	return n
 }
 
-// mergeThreshold is how many changes mem holds before they are merged into base.
-func (x *index) mergeThreshold() int { return max(4096, len(x.base)>>8) }
+// mergeThreshold is how many changes mem holds before they are merged into
+// base. A merge copies base, so the bound grows with it: hydrating n keys
+// copies about 16n references in all, not n²/4096.
+func (x *index) mergeThreshold() int { return max(4096, len(x.base)>>4) }
 
 // merge folds mem into base, settling live and liveBytes. The new base is
 // built in the slice the previous merge left over (spare), so that a large
@@ -193,8 +216,10 @@ func (x *index) merge() {
 	old := x.base
 	x.base, x.live, x.liveBytes = x.mergeInto(nb)
 	x.spare = old[:0]
-	x.mem = make(map[string]ref)
-	x.memKeys, x.memNew = nil, nil
+	clear(x.mem)                      // keeps its buckets for the next changes
+	clear(x.memKeys[:cap(x.memKeys)]) // hold no caller's key past its change
+	clear(x.memNew[:cap(x.memNew)])
+	x.memKeys, x.memNew = x.memKeys[:0], x.memNew[:0]
 }
 
 // merged returns the sorted references of every live entry (base with mem
@@ -212,7 +237,7 @@ func (x *index) mergeInto(nb []ref) (refs []ref, live int, liveBytes int64) {
 	live, liveBytes = x.live, x.liveBytes
 	i := 0
 	for _, k := range keys {
-		j := i + x.searchBase(x.base[i:], k)
+		j := i + x.gallop(x.base[i:], k)
 		nb = append(nb, x.base[i:j]...)
 		i = j
 		if i < len(x.base) && string(x.ar.key(x.base[i])) == k {

@@ -100,7 +100,7 @@ func (l *Log) runJob(j *compactJob) (err error) {
 	l.f.Close()
 	l.f = f
 	tail := l.size - j.from
-	l.size, l.appended, l.due = size+tail, tail, max(l.opts.CompactThreshold, size)
+	l.size, l.appended, l.due, l.recheck = size+tail, tail, max(l.opts.CompactThreshold, size), 0
 	l.swapArena(fresh, refs, j.boundary)
 	l.compactions++
 	l.dirUnsynced = err != nil // the next Apply retries it
