@@ -74,7 +74,7 @@ func fixtures(b *testing.B) string {
 			return
 		}
 		bw := bufio.NewWriterSize(f, 1<<20)
-		if _, fixErr = writeCompacted(bw, &x.ar, x.base, rep.Cursor, nil); fixErr == nil {
+		if fixErr = writeCompacted(bw, &x.ar, x.base, rep.Cursor); fixErr == nil {
 			fixErr = bw.Flush()
 		}
 		f.Close()

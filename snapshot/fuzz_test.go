@@ -20,7 +20,7 @@ func FuzzLoad(f *testing.F) {
 		}
 		x := rep.rep.idx
 		var buf bytes.Buffer
-		if _, err := writeCompacted(&buf, &x.ar, x.base, rep.Cursor, nil); err != nil {
+		if err := writeCompacted(&buf, &x.ar, x.base, rep.Cursor); err != nil {
 			t.Fatal(err)
 		}
 		if rep.rep.empty() {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"slices"
 	"strconv"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
@@ -245,14 +244,13 @@ func (fsy *fsys) loadImage(path string, img []byte) (*Report, error) {
 		rep.rep.idx = newIndex()
 	case ActionCompact:
 		x := rep.rep.idx
-		fresh := &arena{}
-		var base []ref
+		img, base := compactedImage(&x.ar, x.base, rep.rep.cursor, rep.CompactedSize)
 		err = fsy.replaceFile(path, rep.CompactedSize, func(w io.Writer) error {
-			base, err = writeCompacted(w, &x.ar, x.base, rep.rep.cursor, fresh)
+			_, err := w.Write(img)
 			return err
 		})
 		if err == nil {
-			x.ar, x.base = *fresh, slices.Clip(base)
+			x.ar, x.base = imageArena(img), base
 		}
 	}
 	if err != nil {

@@ -340,16 +340,23 @@ func (l *Log) snapshotLocked() snapshot {
 
 func (s *snapshot) size() int64 { return compactedSize(s.bytes, s.live, s.cursor) }
 
-// write writes the compacted image into a fsynced temporary file beside
-// path, copying the entries into a fresh arena when into is not nil.
-func (s *snapshot) write(fs *fsys, path string, into *arena) (*os.File, []ref, error) {
-	var refs []ref
+// write streams the compacted image into a fsynced temporary file beside path.
+func (s *snapshot) write(fs *fsys, path string) (*os.File, error) {
+	return fs.createImage(path, s.size(), func(w io.Writer) error {
+		return writeCompacted(w, &s.ar, s.refs, s.cursor)
+	})
+}
+
+// writeImage builds the compacted image in memory, writes it into a
+// fsynced temporary file beside path, and returns the file and the image
+// as an arena with its entries' references.
+func (s *snapshot) writeImage(fs *fsys, path string) (*os.File, arena, []ref, error) {
+	img, refs := compactedImage(&s.ar, s.refs, s.cursor, s.size())
 	f, err := fs.createImage(path, s.size(), func(w io.Writer) error {
-		var err error
-		refs, err = writeCompacted(w, &s.ar, s.refs, s.cursor, into)
+		_, err := w.Write(img)
 		return err
 	})
-	return f, refs, err
+	return f, imageArena(img), refs, err
 }
 
 // Stats describes the log.

@@ -1,7 +1,6 @@
 package snapshot
 
 import (
-	"bytes"
 	"slices"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
@@ -29,7 +28,8 @@ func (r *replayed) empty() bool { return r.idx.live == 0 && r.cursor.IsNone() }
 
 // replay folds the records of img. A file whose puts come in strictly
 // ascending key order with no delete (every compacted file) is indexed
-// without a map or any per-key allocation.
+// without a hash table or any per-key allocation; any other is folded in a
+// keySet (no per-key allocation either) and sorted at the end.
 func replay(img []byte) *replayed {
 	res := &replayed{idx: newIndex()}
 	x := res.idx
@@ -38,8 +38,10 @@ func replay(img []byte) *replayed {
 	var (
 		sorted  []ref
 		lastKey []byte
-		byKey   map[string]ref // once keys arrive out of order or are deleted
+		byKey   *keySet // once keys arrive out of order or are deleted
 		r       record
+		first   []byte // the first key put, and
+		shared  int    // how many bytes every key put shares with it
 	)
 	sorted = make([]ref, 0, len(img)/256)
 	d := newDecoder(img)
@@ -47,26 +49,30 @@ func replay(img []byte) *replayed {
 		switch r.typ {
 		case recPut:
 			res.puts++
+			if res.puts == 1 {
+				first, shared = r.key, len(r.key)
+			} else if shared > 0 {
+				shared = commonPrefixLen(first[:shared], r.key)
+			}
+			at := mkref(0, r.off+5)
 			if byKey == nil && (len(sorted) == 0 || string(r.key) > string(lastKey)) {
-				sorted = append(sorted, mkref(0, r.off+5))
+				sorted = append(sorted, at)
 				lastKey = r.key
 				x.liveBytes += int64(len(r.payload))
 				continue
 			}
-			byKey = toMap(x, sorted, byKey)
-			if old, ok := byKey[string(r.key)]; ok {
+			byKey = toKeySet(x, sorted, byKey)
+			if old, ok := byKey.put(at); ok {
 				res.redundant = true
 				x.liveBytes -= int64(len(x.ar.payload(old)))
 			}
-			byKey[string(r.key)] = mkref(0, r.off+5)
 			x.liveBytes += int64(len(r.payload))
 		case recDelete:
 			res.deletes++
 			res.redundant = true
-			byKey = toMap(x, sorted, byKey)
-			if old, ok := byKey[string(r.key)]; ok {
+			byKey = toKeySet(x, sorted, byKey)
+			if old, ok := byKey.remove(r.key); ok {
 				x.liveBytes -= int64(len(x.ar.payload(old)))
-				delete(byKey, string(r.key))
 			}
 		case recCursor:
 			res.cursors++
@@ -78,11 +84,8 @@ func replay(img []byte) *replayed {
 	}
 	res.torn, res.end, res.err = d.torn, d.pos, d.err
 	if byKey != nil {
-		sorted = sorted[:0]
-		for _, ref := range byKey {
-			sorted = append(sorted, ref)
-		}
-		slices.SortFunc(sorted, func(a, b ref) int { return bytes.Compare(x.ar.key(a), x.ar.key(b)) })
+		sorted = byKey.appendRefs(sorted[:0])
+		sortByKey(&x.ar, sorted, shared)
 	}
 	if cap(sorted) > len(sorted)+len(sorted)/8 {
 		sorted = slices.Clone(sorted) // drop append's slack: it would stay for the fold's life
@@ -92,14 +95,14 @@ func replay(img []byte) *replayed {
 	return res
 }
 
-// toMap switches replay from the sorted fast path to a map keyed by key.
-func toMap(x *index, sorted []ref, m map[string]ref) map[string]ref {
-	if m != nil {
-		return m
+// toKeySet switches replay from the sorted fast path to a keySet.
+func toKeySet(x *index, sorted []ref, s *keySet) *keySet {
+	if s != nil {
+		return s
 	}
-	m = make(map[string]ref, len(sorted))
+	s = newKeySet(&x.ar, max(len(sorted), 1024))
 	for _, r := range sorted {
-		m[string(x.ar.key(r))] = r
+		s.put(r)
 	}
-	return m
+	return s
 }
