@@ -107,7 +107,6 @@ func compareKey(b []byte, k string) int {
 type index struct {
 	ar        arena
 	base      []ref          // sorted by key
-	spare     []ref          // the previous base, reused by the next merge
 	mem       map[string]ref // changes since base: a reference, or tombstone
 	memKeys   []string       // sorted keys of mem, except those in memNew
 	memNew    []string       // keys added to mem since memKeys was brought up to date
@@ -201,21 +200,14 @@ func (x *index) count() int {
 func (x *index) mergeThreshold() int { return max(4096, len(x.base)>>4) }
 
 // merge folds mem into base, settling live and liveBytes. The new base is
-// built in the slice the previous merge left over (spare), so that a large
-// fold does not allocate a base-sized slice per merge: no one else holds an
-// old base once the lock is released (Range re-seeks by key, a compaction
-// job keeps its own copy and blocks merges while it runs).
+// a new slice of exactly its size: merges are rare enough (see
+// mergeThreshold) that keeping the old one for reuse would cost more
+// memory, for the fold's life, than its allocation costs time.
 func (x *index) merge() {
 	if len(x.mem) == 0 {
 		return
 	}
-	nb := x.spare[:0]
-	if need := len(x.base) + len(x.mem); cap(nb) < need {
-		nb = make([]ref, 0, need+need/8)
-	}
-	old := x.base
-	x.base, x.live, x.liveBytes = x.mergeInto(nb)
-	x.spare = old[:0]
+	x.base, x.live, x.liveBytes = x.mergeInto(make([]ref, 0, len(x.base)+len(x.mem)))
 	clear(x.mem)                      // keeps its buckets for the next changes
 	clear(x.memKeys[:cap(x.memKeys)]) // hold no caller's key past its change
 	clear(x.memNew[:cap(x.memNew)])

@@ -85,14 +85,14 @@ func (l *Log) open() (err error) {
 		}
 	}()
 	removeTemps(l.path) // leftovers of a crash: no one else writes them while we hold the lock
-	img, err := os.ReadFile(l.path)
+	res, err := readFileImage(l.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist): // only the read says the file is missing
 		l.idx = newIndex()
 	case err != nil:
 		return fmt.Errorf("snapshot: load %s: %w", l.path, err)
 	default:
-		rep, err := l.fs.loadImage(l.path, img)
+		rep, err := l.fs.load(l.path, report(res))
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"math"
 	"slices"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
@@ -16,6 +17,7 @@ type replayed struct {
 	redundant bool // some record was overwritten, deleted, or a second cursor
 	torn      bool // stopped at a torn tail or zero slack (not a clean EOF)
 	end       int  // offset where decoding stopped
+	size      int  // bytes in the image
 	err       *FormatError
 }
 
@@ -31,6 +33,23 @@ func (r *replayed) empty() bool { return r.idx.live == 0 && r.cursor.IsNone() }
 // without a hash table or any per-key allocation; any other is folded in a
 // keySet (no per-key allocation either) and sorted at the end.
 func replay(img []byte) *replayed {
+	return replayParts(img, func(int) []byte { return img })
+}
+
+// replayFrom folds the records of the file r reads, decoding each part as
+// soon as it is read. The caller checks r's error.
+func replayFrom(r *imageReader) *replayed {
+	img, _, _ := r.wait(headerLen - 1)
+	return replayParts(img, func(n int) []byte {
+		img, _, _ := r.wait(n)
+		return img
+	})
+}
+
+// replayParts folds the records of an image of which img is a prefix:
+// more(n) returns a longer prefix than n bytes, or all of the image (n
+// bytes long when img was all of it; more(math.MaxInt) waits for all). The index's arena is the image.
+func replayParts(img []byte, more func(n int) []byte) *replayed {
 	res := &replayed{idx: newIndex()}
 	x := res.idx
 	x.ar.chunks = [][]byte{img}
@@ -43,9 +62,22 @@ func replay(img []byte) *replayed {
 		first   []byte // the first key put, and
 		shared  int    // how many bytes every key put shares with it
 	)
-	sorted = make([]ref, 0, len(img)/256)
+	sorted = make([]ref, 0, cap(img)/256)
 	d := newDecoder(img)
-	for d.next(&r) {
+	for {
+		if !d.next(&r) {
+			// Stopped: refused, or at the end of the bytes read so far,
+			// which is the end of the image unless more come.
+			if d.err != nil {
+				break
+			}
+			next := more(len(d.buf))
+			if len(next) == len(d.buf) {
+				break
+			}
+			d.buf, d.torn, x.ar.chunks[0] = next, false, next
+			continue
+		}
 		switch r.typ {
 		case recPut:
 			res.puts++
@@ -82,7 +114,9 @@ func replay(img []byte) *replayed {
 			res.cursor, _ = kvcore.CursorFromBytes(r.token) // the decoder bounds it to 10 bytes
 		}
 	}
-	res.torn, res.end, res.err = d.torn, d.pos, d.err
+	all := more(math.MaxInt) // after a refusal, the rest of the image too
+	x.ar.chunks[0] = all
+	res.torn, res.end, res.err, res.size = d.torn, d.pos, d.err, len(all)
 	if byKey != nil {
 		sorted = byKey.appendRefs(sorted[:0])
 		sortByKey(&x.ar, sorted, shared)
