@@ -18,8 +18,9 @@ import (
 //     without copying;
 //   - base is a sorted slice of references into the arena (8 bytes per key);
 //   - mem holds the changes since base was last rebuilt (a put's reference,
-//     or tombstone for a delete) and is merged into base once it grows past
-//     a small bound, so lookups are a map probe plus a binary search.
+//     or tombstone for a delete) and is merged into base once it holds a
+//     sixteenth as many keys, so lookups are a map probe plus a binary
+//     search.
 //
 // Arena bytes are never modified once written; replaced entries stay as
 // garbage until the next compaction rebuilds the arena. An index is not safe
