@@ -2,7 +2,6 @@ package snapshot
 
 import (
 	"bufio"
-	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -20,44 +19,48 @@ func compactedSize(liveBytes int64, live int, cursor kvcore.Cursor) int64 {
 	return n
 }
 
-// writeCompacted writes the compacted image of a fold: the header, one PUT
-// per entry of base in key order, then one CURSOR record unless the cursor
-// is none. When into is not nil every entry is also copied into it and the
-// returned slice indexes the copies (an arena without garbage).
-func writeCompacted(w io.Writer, ar *arena, base []ref, cursor kvcore.Cursor, into *arena) ([]ref, error) {
-	var fresh []ref
-	if into != nil {
-		fresh = make([]ref, 0, len(base))
-	}
-	if _, err := w.Write(header[:]); err != nil {
-		return nil, err
-	}
-	var pre [5]byte
-	pre[4] = recPut
-	putCRC := crc32.ChecksumIEEE(pre[4:])
+// writeCompacted streams the compacted image of a fold to w: the header,
+// one PUT per entry of base in key order, then one CURSOR record unless the
+// cursor is none.
+func writeCompacted(w io.Writer, ar *arena, base []ref, cursor kvcore.Cursor) error {
+	const flushAt = 1 << 20
+	buf := append(make([]byte, 0, flushAt+64<<10), header[:]...)
 	for _, r := range base {
-		p := ar.payload(r)
-		crc := crc32.Update(putCRC, crc32.IEEETable, p)
-		pre[0], pre[1], pre[2], pre[3] = byte(crc), byte(crc>>8), byte(crc>>16), byte(crc>>24)
-		if _, err := w.Write(pre[:]); err != nil {
-			return nil, err
-		}
-		if _, err := w.Write(p); err != nil {
-			return nil, err
-		}
-		if into != nil {
-			nr, dst := into.alloc(len(p))
-			copy(dst, p)
-			fresh = append(fresh, nr)
+		buf = appendPutRecord(buf, ar.payload(r))
+		if len(buf) >= flushAt {
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
 		}
 	}
 	if !cursor.IsNone() {
-		if _, err := w.Write(appendCursor(nil, cursor)); err != nil {
-			return nil, err
-		}
+		buf = appendCursor(buf, cursor)
 	}
-	return fresh, nil
+	_, err := w.Write(buf)
+	return err
 }
+
+// compactedImage returns the compacted image of a fold (size bytes, as
+// writeCompacted writes it) in one buffer, and the references of its
+// entries when the image is arena chunk 0: loading the compacted file
+// gives that very arena, so the image is both written and kept.
+func compactedImage(ar *arena, base []ref, cursor kvcore.Cursor, size int64) ([]byte, []ref) {
+	img := append(make([]byte, 0, size), header[:]...)
+	refs := make([]ref, len(base))
+	for i, r := range base {
+		refs[i] = mkref(0, len(img)+5)
+		img = appendPutRecord(img, ar.payload(r))
+	}
+	if !cursor.IsNone() {
+		img = appendCursor(img, cursor)
+	}
+	return img, refs
+}
+
+// imageArena is the arena of a compactedImage: full, so later entries go
+// to new chunks.
+func imageArena(img []byte) arena { return arena{chunks: [][]byte{img}, sealed: true} }
 
 // bufSize sizes a write buffer for an output of n bytes: clamped to [8 KiB, 1 MiB].
 func bufSize(n int64) int { return int(min(max(n, 8<<10), 1<<20)) }

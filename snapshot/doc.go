@@ -44,7 +44,9 @@
 // directory, fsyncs it, renames it over the log and fsyncs the directory.
 // A [Log] compacts in the background once the bytes appended since the last
 // compaction exceed both Options.CompactThreshold (10 MiB) and the size of
-// the compacted file; it holds the lock only to copy the records appended
+// the compacted file, and at least half that many bytes of the log are
+// garbage (overwritten and deleted records, old cursors: a log that only
+// grew is not rewritten); it holds the lock only to copy the records appended
 // meanwhile and to rename, and afterwards appends to the new file (never to
 // the replaced one). A new log file is created the same way, header first,
 // so a crash never leaves a torn header.

@@ -57,7 +57,7 @@ func (l *Log) export(stage *artifact.Stage) (kvcore.Cursor, error) {
 		return kvcore.Cursor{}, err
 	}
 	target := filepath.Join(stage.DataDir(), "fold.snap")
-	f, _, err := snap.write(&l.fs, target, nil)
+	f, err := snap.write(&l.fs, target)
 	if err != nil {
 		return kvcore.Cursor{}, err
 	}

@@ -8,10 +8,16 @@ import (
 
 // FuzzLoad feeds arbitrary files to the loader. It must never panic, hang or
 // allocate beyond the file's size; and whatever it accepts must compact to
-// a file that loads to the same fold and needs no further rewrite.
+// a file that loads to the same fold and needs no further rewrite. Decoded
+// part by part as it is read, it loads exactly as it does whole.
 func FuzzLoad(f *testing.F) {
 	f.Fuzz(func(t *testing.T, img []byte) {
 		rep := inspect(img)
+		for _, step := range []int{1, 13} {
+			if diff := sameReport(report(replayInSteps(img, step)), rep); diff != "" {
+				t.Fatalf("decoded in parts of %d bytes: %s", step, diff)
+			}
+		}
 		if rep.Err != nil {
 			if _, ok := rep.BadOffset(); !ok {
 				t.Fatalf("refusal %v without an offset", rep.Err)
@@ -20,7 +26,7 @@ func FuzzLoad(f *testing.F) {
 		}
 		x := rep.rep.idx
 		var buf bytes.Buffer
-		if _, err := writeCompacted(&buf, &x.ar, x.base, rep.Cursor, nil); err != nil {
+		if err := writeCompacted(&buf, &x.ar, x.base, rep.Cursor); err != nil {
 			t.Fatal(err)
 		}
 		if rep.rep.empty() {

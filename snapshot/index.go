@@ -18,8 +18,9 @@ import (
 //     without copying;
 //   - base is a sorted slice of references into the arena (8 bytes per key);
 //   - mem holds the changes since base was last rebuilt (a put's reference,
-//     or tombstone for a delete) and is merged into base once it grows past
-//     a small bound, so lookups are a map probe plus a binary search.
+//     or tombstone for a delete) and is merged into base once it holds a
+//     sixteenth as many keys, so lookups are a map probe plus a binary
+//     search.
 //
 // Arena bytes are never modified once written; replaced entries stay as
 // garbage until the next compaction rebuilds the arena. An index is not safe
@@ -107,7 +108,6 @@ func compareKey(b []byte, k string) int {
 type index struct {
 	ar        arena
 	base      []ref          // sorted by key
-	spare     []ref          // the previous base, reused by the next merge
 	mem       map[string]ref // changes since base: a reference, or tombstone
 	memKeys   []string       // sorted keys of mem, except those in memNew
 	memNew    []string       // keys added to mem since memKeys was brought up to date
@@ -120,6 +120,18 @@ func newIndex() *index { return &index{mem: map[string]ref{}} }
 // searchBase returns the position of the first base key >= k.
 func (x *index) searchBase(base []ref, k string) int {
 	return sort.Search(len(base), func(i int) bool { return compareKey(x.ar.key(base[i]), k) >= 0 })
+}
+
+// gallop returns the position of the first key of the sorted s that is >= k
+// by an exponential search from the start of s: O(log d) key comparisons
+// for an answer at d, where searchBase takes O(log len(s)). A merge walks
+// base with sorted keys, so each search starts where the last one ended.
+func (x *index) gallop(s []ref, k string) int {
+	lo, hi := 0, 1 // every key of s[:lo] is < k
+	for hi < len(s) && compareKey(x.ar.key(s[hi-1]), k) < 0 {
+		lo, hi = hi, 2*hi
+	}
+	return lo + x.searchBase(s[lo:min(hi, len(s))], k)
 }
 
 func (x *index) lookup(k string) (ref, bool) {
@@ -142,20 +154,29 @@ func (x *index) get(k string) (kvcore.Entry, bool) {
 }
 
 // apply folds one update into the index, copying its bytes into the arena.
-// It does not look the key up: whether a put replaces a live key or a
-// delete removes one is settled when mem is merged (live and liveBytes
-// count base only).
-func (x *index) apply(u kvcore.Update) {
-	if _, inMem := x.mem[u.Key]; !inMem {
-		x.memNew = append(x.memNew, u.Key)
-	}
+func (x *index) apply(u kvcore.Update) { x.set(u.Key, x.stage(&u)) }
+
+// stage copies u's entry into the arena and returns its reference
+// (tombstone for a removal) without making it visible: set does. An entry
+// staged and never set is garbage, dropped by the next compaction.
+func (x *index) stage(u *kvcore.Update) ref {
 	if u.IsRemoval() {
-		x.mem[u.Key] = tombstone
-		return
+		return tombstone
 	}
 	r, dst := x.ar.alloc(7 + len(u.Key) + len(u.Value) + u.Version.Len())
 	appendPutPayload(dst[:0], u.Key, u.Value, u.Version)
-	x.mem[u.Key] = r
+	return r
+}
+
+// set makes r (a staged reference, or tombstone) key's entry. It does not
+// look the key up in base: whether a put replaces a live key or a delete
+// removes one is settled when mem is merged (live and liveBytes count base
+// only).
+func (x *index) set(key string, r ref) {
+	if _, inMem := x.mem[key]; !inMem {
+		x.memNew = append(x.memNew, key)
+	}
+	x.mem[key] = r
 }
 
 // count is the number of live keys, mem included: O(len(mem) log n).
@@ -174,27 +195,24 @@ func (x *index) count() int {
 	return n
 }
 
-// mergeThreshold is how many changes mem holds before they are merged into base.
-func (x *index) mergeThreshold() int { return max(4096, len(x.base)>>8) }
+// mergeThreshold is how many changes mem holds before they are merged into
+// base. A merge copies base, so the bound grows with it: hydrating n keys
+// copies about 16n references in all, not n²/4096.
+func (x *index) mergeThreshold() int { return max(4096, len(x.base)>>4) }
 
 // merge folds mem into base, settling live and liveBytes. The new base is
-// built in the slice the previous merge left over (spare), so that a large
-// fold does not allocate a base-sized slice per merge: no one else holds an
-// old base once the lock is released (Range re-seeks by key, a compaction
-// job keeps its own copy and blocks merges while it runs).
+// a new slice of exactly its size: merges are rare enough (see
+// mergeThreshold) that keeping the old one for reuse would cost more
+// memory, for the fold's life, than its allocation costs time.
 func (x *index) merge() {
 	if len(x.mem) == 0 {
 		return
 	}
-	nb := x.spare[:0]
-	if need := len(x.base) + len(x.mem); cap(nb) < need {
-		nb = make([]ref, 0, need+need/8)
-	}
-	old := x.base
-	x.base, x.live, x.liveBytes = x.mergeInto(nb)
-	x.spare = old[:0]
-	x.mem = make(map[string]ref)
-	x.memKeys, x.memNew = nil, nil
+	x.base, x.live, x.liveBytes = x.mergeInto(make([]ref, 0, len(x.base)+len(x.mem)))
+	clear(x.mem)                      // keeps its buckets for the next changes
+	clear(x.memKeys[:cap(x.memKeys)]) // hold no caller's key past its change
+	clear(x.memNew[:cap(x.memNew)])
+	x.memKeys, x.memNew = x.memKeys[:0], x.memNew[:0]
 }
 
 // merged returns the sorted references of every live entry (base with mem
@@ -212,7 +230,7 @@ func (x *index) mergeInto(nb []ref) (refs []ref, live int, liveBytes int64) {
 	live, liveBytes = x.live, x.liveBytes
 	i := 0
 	for _, k := range keys {
-		j := i + x.searchBase(x.base[i:], k)
+		j := i + x.gallop(x.base[i:], k)
 		nb = append(nb, x.base[i:j]...)
 		i = j
 		if i < len(x.base) && string(x.ar.key(x.base[i])) == k {

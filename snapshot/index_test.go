@@ -34,3 +34,42 @@ func TestSortedMemKeysIncremental(t *testing.T) {
 		}
 	}
 }
+
+// Merging mem into base (with the galloping search) gives the same fold as
+// a map, for changes spread over base, clustered, and past both its ends.
+func TestIndexMergeMatchesMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 9))
+	x := newIndex()
+	want := map[string]string{}
+	for step := range 20000 {
+		var k string
+		switch rng.IntN(3) {
+		case 0:
+			k = fmt.Sprintf("k%05d", rng.IntN(5000))
+		case 1:
+			k = fmt.Sprintf("k%05d", 2500+rng.IntN(20)) // clustered
+		default:
+			k = fmt.Sprintf("%c%03d", "az"[rng.IntN(2)], rng.IntN(100)) // before and after every k key
+		}
+		if rng.IntN(5) == 0 {
+			x.apply(del(k, uint64(step)))
+			delete(want, k)
+		} else {
+			v := fmt.Sprint(step)
+			x.apply(put(k, v, uint64(step)))
+			want[k] = v
+		}
+		if rng.IntN(500) == 0 {
+			x.merge()
+			if len(x.mem) != 0 || x.live != len(want) {
+				t.Fatalf("step %d: %d in mem, %d live after merge, want 0 and %d", step, len(x.mem), x.live, len(want))
+			}
+			for i, r := range x.base {
+				e := payloadEntry(x.ar.payload(r))
+				if want[e.Key] != string(e.Value) || (i > 0 && string(x.ar.key(x.base[i-1])) >= e.Key) {
+					t.Fatalf("step %d: base[%d] = %s=%s", step, i, e.Key, e.Value)
+				}
+			}
+		}
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"slices"
 	"strconv"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
@@ -149,11 +148,11 @@ func (fsy *fsys) loadSnapshot(path string) (*Snapshot, error) {
 // Inspect reads the file at path without modifying it. A refused file gives
 // both the report (with Err set) and the error.
 func Inspect(path string) (*Report, error) {
-	img, err := os.ReadFile(path)
+	res, err := readFileImage(path)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: read %s: %w", path, err)
 	}
-	rep := inspect(img)
+	rep := report(res)
 	rep.setPath(path)
 	return rep, rep.Err
 }
@@ -203,9 +202,11 @@ func (r *Report) setPath(path string) {
 	}
 }
 
-func inspect(img []byte) *Report {
-	res := replay(img)
-	rep := &Report{Size: int64(len(img)), Puts: res.puts, Deletes: res.deletes, Cursors: res.cursors,
+func inspect(img []byte) *Report { return report(replay(img)) }
+
+// report describes the fold of a file image.
+func report(res *replayed) *Report {
+	rep := &Report{Size: int64(res.size), Puts: res.puts, Deletes: res.deletes, Cursors: res.cursors,
 		Keys: res.idx.live, Cursor: res.cursor, ValidEnd: int64(res.end), TornTail: res.torn,
 		CompactedSize: compactedSize(res.idx.liveBytes, res.idx.live, res.cursor), rep: res}
 	if res.err != nil {
@@ -215,7 +216,7 @@ func inspect(img []byte) *Report {
 	switch {
 	case res.empty():
 		rep.CompactedSize = headerLen
-		if len(img) > headerLen {
+		if res.size > headerLen {
 			rep.Action = ActionReset
 		}
 	case !res.compact():
@@ -225,12 +226,17 @@ func inspect(img []byte) *Report {
 }
 
 // loadImage replays img, the content of the file at path, and rewrites the
-// file as the report says. After a rewrite the report's index lives in a
-// fresh arena, not in img. Its errors never mean that the file is missing
-// (only the read of img can say that, and the callers decide what a missing
-// file means): a rewrite that fails with ENOENT is a failure like any other.
+// file as the report says (see load).
 func (fsy *fsys) loadImage(path string, img []byte) (*Report, error) {
-	rep := inspect(img)
+	return fsy.load(path, inspect(img))
+}
+
+// load rewrites the file at path as rep, the report on its content, says.
+// After a rewrite the report's index lives in the new file's image, not in
+// the one read. Its errors never mean that the file is missing (only the
+// read can say that, and the callers decide what a missing file means): a
+// rewrite that fails with ENOENT is a failure like any other.
+func (fsy *fsys) load(path string, rep *Report) (*Report, error) {
 	rep.setPath(path)
 	if rep.Err != nil {
 		return rep, rep.Err
@@ -245,14 +251,13 @@ func (fsy *fsys) loadImage(path string, img []byte) (*Report, error) {
 		rep.rep.idx = newIndex()
 	case ActionCompact:
 		x := rep.rep.idx
-		fresh := &arena{}
-		var base []ref
+		img, base := compactedImage(&x.ar, x.base, rep.rep.cursor, rep.CompactedSize)
 		err = fsy.replaceFile(path, rep.CompactedSize, func(w io.Writer) error {
-			base, err = writeCompacted(w, &x.ar, x.base, rep.rep.cursor, fresh)
+			_, err := w.Write(img)
 			return err
 		})
 		if err == nil {
-			x.ar, x.base = *fresh, slices.Clip(base)
+			x.ar, x.base = imageArena(img), base
 		}
 	}
 	if err != nil {

@@ -41,8 +41,10 @@ type Log struct {
 	f           *os.File // the log, read and written at explicit offsets
 	size        int64    // bytes in the log
 	appended    int64    // bytes appended since the last compaction
-	due         int64    // appended bytes at which compaction is due
+	due         int64    // appended bytes at which compaction is due (see garbageDueLocked)
+	recheck     int64    // appended bytes at which to look at the garbage again
 	scratch     []byte
+	staged      []ref // Apply's arena references, reused
 	err         error // sticky: the file may hold a write we could not undo
 	dirUnsynced bool  // a compaction's rename is not known to be durable yet
 	closed      bool
@@ -83,14 +85,14 @@ func (l *Log) open() (err error) {
 		}
 	}()
 	removeTemps(l.path) // leftovers of a crash: no one else writes them while we hold the lock
-	img, err := os.ReadFile(l.path)
+	res, err := readFileImage(l.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist): // only the read says the file is missing
 		l.idx = newIndex()
 	case err != nil:
 		return fmt.Errorf("snapshot: load %s: %w", l.path, err)
 	default:
-		rep, err := l.fs.loadImage(l.path, img)
+		rep, err := l.fs.load(l.path, report(res))
 		if err != nil {
 			return err
 		}
@@ -171,26 +173,61 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 		}
 		return fmt.Errorf("snapshot: append to %s: %w", l.path, err)
 	}
+	// The index work overlaps the fsync: entries are copied into the arena
+	// (and earlier changes merged) while it runs, and become visible only
+	// once it succeeded.
+	var synced chan error
 	if l.opts.Sync == SyncCheckpoint {
-		if err := l.fs.sync(l.f); err != nil {
+		synced = make(chan error, 1)
+		go func(f *os.File) { synced <- l.fs.sync(f) }(l.f)
+	}
+	if len(l.idx.mem) > l.idx.mergeThreshold() && l.job == nil {
+		l.idx.merge()
+	}
+	staged := l.staged[:0]
+	for i := range updates {
+		staged = append(staged, l.idx.stage(&updates[i]))
+	}
+	l.staged = staged[:0]
+	if synced != nil {
+		if err := <-synced; err != nil {
 			l.err = err // the page cache and the disk may now disagree
 			return fmt.Errorf("snapshot: sync %s: %w", l.path, err)
 		}
 	}
-	for _, u := range updates {
-		l.idx.apply(u)
+	for i, r := range staged {
+		l.idx.set(updates[i].Key, r)
 	}
 	l.cursor = cursor
 	l.size += int64(len(buf))
 	l.appended += int64(len(buf))
-	if l.job == nil {
-		if l.appended > l.due {
-			l.startCompaction()
-		} else if len(l.idx.mem) > l.idx.mergeThreshold() {
-			l.idx.merge()
-		}
+	if l.job == nil && l.appended > max(l.due, l.recheck) && l.garbageDueLocked() {
+		l.startCompaction()
 	}
 	return nil
+}
+
+// garbageDueLocked reports whether a compaction is worth its I/O now that
+// the appends since the last one exceed due: due first grows to the size
+// of the compacted fold (a large fold is not rewritten for every few MiB
+// of changes), and the log must hold at least due/2 bytes of garbage
+// (overwritten and deleted records, old cursors). A log that mostly grew,
+// as in a first sync, is not rewritten for nothing; the check then waits
+// until enough bytes are appended to make up the difference. l.mu is held.
+func (l *Log) garbageDueLocked() bool {
+	x := l.idx
+	x.merge() // settles live and liveBytes
+	live := compactedSize(x.liveBytes, x.live, l.cursor)
+	l.due = max(l.due, live)
+	if l.appended <= l.due {
+		return false
+	}
+	need := l.due/2 - (l.size - live)
+	if need <= 0 {
+		return true
+	}
+	l.recheck = l.appended + need
+	return false
 }
 
 // syncDirLocked retries the directory fsync that failed after a
@@ -303,16 +340,23 @@ func (l *Log) snapshotLocked() snapshot {
 
 func (s *snapshot) size() int64 { return compactedSize(s.bytes, s.live, s.cursor) }
 
-// write writes the compacted image into a fsynced temporary file beside
-// path, copying the entries into a fresh arena when into is not nil.
-func (s *snapshot) write(fs *fsys, path string, into *arena) (*os.File, []ref, error) {
-	var refs []ref
+// write streams the compacted image into a fsynced temporary file beside path.
+func (s *snapshot) write(fs *fsys, path string) (*os.File, error) {
+	return fs.createImage(path, s.size(), func(w io.Writer) error {
+		return writeCompacted(w, &s.ar, s.refs, s.cursor)
+	})
+}
+
+// writeImage builds the compacted image in memory, writes it into a
+// fsynced temporary file beside path, and returns the file and the image
+// as an arena with its entries' references.
+func (s *snapshot) writeImage(fs *fsys, path string) (*os.File, arena, []ref, error) {
+	img, refs := compactedImage(&s.ar, s.refs, s.cursor, s.size())
 	f, err := fs.createImage(path, s.size(), func(w io.Writer) error {
-		var err error
-		refs, err = writeCompacted(w, &s.ar, s.refs, s.cursor, into)
+		_, err := w.Write(img)
 		return err
 	})
-	return f, refs, err
+	return f, imageArena(img), refs, err
 }
 
 // Stats describes the log.

@@ -65,8 +65,7 @@ func (l *Log) Compact() error {
 // attempt waits for another CompactThreshold of appends.
 func (l *Log) runJob(j *compactJob) (err error) {
 	defer close(j.done)
-	fresh := &arena{}
-	f, refs, werr := j.snap.write(&l.fs, l.path, fresh)
+	f, fresh, refs, werr := j.snap.writeImage(&l.fs, l.path)
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -100,8 +99,8 @@ func (l *Log) runJob(j *compactJob) (err error) {
 	l.f.Close()
 	l.f = f
 	tail := l.size - j.from
-	l.size, l.appended, l.due = size+tail, tail, max(l.opts.CompactThreshold, size)
-	l.swapArena(fresh, refs, j.boundary)
+	l.size, l.appended, l.due, l.recheck = size+tail, tail, max(l.opts.CompactThreshold, size), 0
+	l.swapArena(&fresh, refs, j.boundary)
 	l.compactions++
 	l.dirUnsynced = err != nil // the next Apply retries it
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
@@ -233,6 +234,9 @@ func TestLogUndoableFailuresPoison(t *testing.T) {
 			if err := l.Apply(context.Background(), []kvcore.Update{put("b", "2", 2)}, cur(2)); !errors.Is(err, inject) {
 				t.Fatalf("err = %v", err)
 			}
+			if _, err := l.Get("b"); !errors.Is(err, kvcore.ErrNotFound) || l.Cursor() != cur(1) {
+				t.Fatal("the batch whose write or fsync failed reached the fold")
+			}
 			l.fs = osFS()
 			err := l.Apply(context.Background(), []kvcore.Update{put("c", "3", 3)}, cur(3))
 			if !errors.Is(err, ErrPoisoned) || !errors.Is(err, inject) {
@@ -409,7 +413,8 @@ func TestLogCompactionReclaimsMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := arenaBytes()
-	if int64(after) != l.idx.liveBytes || after*10 > before {
+	// The arena is the compacted image, as after a load of the file.
+	if int64(after) != compactedSize(l.idx.liveBytes, l.idx.live, l.Cursor()) || after*10 > before {
 		t.Fatalf("arena %d bytes before, %d after compaction (live %d)", before, after, l.idx.liveBytes)
 	}
 	if e, err := l.Get("key-007"); err != nil || string(e.Value) != "value-007-19-padding-padding" {
@@ -482,5 +487,35 @@ func TestLogRetriesDirectorySyncAfterCompaction(t *testing.T) {
 	}
 	if got := dumpLog(t, p); !slices.Equal(got, []string{"a=2@rev 2", "b=3@rev 3", "c=4@rev 4", "cursor rev 4"}) {
 		t.Fatalf("file holds %q", got)
+	}
+}
+
+// A log that only grew (a first sync: new keys, one cursor per batch) holds
+// almost no garbage and is not rewritten however much is appended; once
+// overwrites have made half of it garbage, it is compacted.
+func TestLogCompactsGarbageNotGrowth(t *testing.T) {
+	p := newPath(t)
+	l := openLog(t, p, Options{CompactThreshold: 1})
+	value := strings.Repeat("v", 100)
+	rev := uint64(0)
+	round := func() {
+		for b := range 20 {
+			batch := make([]kvcore.Update, 10)
+			for i := range batch {
+				rev++
+				batch[i] = put(fmt.Sprintf("k%04d", b*10+i), value, rev)
+			}
+			apply(t, l, cur(rev), batch...)
+		}
+	}
+	round()
+	if st := l.Stats(); st.Compactions != 0 {
+		t.Fatalf("a log of new keys was compacted: %+v", st)
+	}
+	round() // overwrites every key
+	round()
+	l.Close()
+	if st := l.Stats(); st.Compactions == 0 {
+		t.Fatalf("overwrites never compacted: %+v", st)
 	}
 }

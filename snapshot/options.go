@@ -50,8 +50,9 @@ type Options struct {
 	// compaction before one is due (default [DefaultCompactThreshold]). A
 	// [Log] also waits until the appended bytes exceed the size of the
 	// compacted file, so that a large fold is not rewritten for every few
-	// MiB of changes (compaction then costs at most as much I/O as the
-	// appends it reclaims).
+	// MiB of changes, and until half that bound is garbage, so that a fold
+	// that only grew is not rewritten at all (compaction then costs at most
+	// about twice the I/O of the garbage it reclaims).
 	CompactThreshold int64
 	// Sync is when appends are fsynced (default [SyncCheckpoint]).
 	Sync SyncMode

@@ -1,7 +1,7 @@
 package snapshot
 
 import (
-	"bytes"
+	"math"
 	"slices"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
@@ -17,6 +17,7 @@ type replayed struct {
 	redundant bool // some record was overwritten, deleted, or a second cursor
 	torn      bool // stopped at a torn tail or zero slack (not a clean EOF)
 	end       int  // offset where decoding stopped
+	size      int  // bytes in the image
 	err       *FormatError
 }
 
@@ -29,8 +30,26 @@ func (r *replayed) empty() bool { return r.idx.live == 0 && r.cursor.IsNone() }
 
 // replay folds the records of img. A file whose puts come in strictly
 // ascending key order with no delete (every compacted file) is indexed
-// without a map or any per-key allocation.
+// without a hash table or any per-key allocation; any other is folded in a
+// keySet (no per-key allocation either) and sorted at the end.
 func replay(img []byte) *replayed {
+	return replayParts(img, func(int) []byte { return img })
+}
+
+// replayFrom folds the records of the file r reads, decoding each part as
+// soon as it is read. The caller checks r's error.
+func replayFrom(r *imageReader) *replayed {
+	img, _, _ := r.wait(headerLen - 1)
+	return replayParts(img, func(n int) []byte {
+		img, _, _ := r.wait(n)
+		return img
+	})
+}
+
+// replayParts folds the records of an image of which img is a prefix:
+// more(n) returns a longer prefix than n bytes, or all of the image (n
+// bytes long when img was all of it; more(math.MaxInt) waits for all). The index's arena is the image.
+func replayParts(img []byte, more func(n int) []byte) *replayed {
 	res := &replayed{idx: newIndex()}
 	x := res.idx
 	x.ar.chunks = [][]byte{img}
@@ -38,35 +57,54 @@ func replay(img []byte) *replayed {
 	var (
 		sorted  []ref
 		lastKey []byte
-		byKey   map[string]ref // once keys arrive out of order or are deleted
+		byKey   *keySet // once keys arrive out of order or are deleted
 		r       record
+		first   []byte // the first key put, and
+		shared  int    // how many bytes every key put shares with it
 	)
-	sorted = make([]ref, 0, len(img)/256)
+	sorted = make([]ref, 0, cap(img)/256)
 	d := newDecoder(img)
-	for d.next(&r) {
+	for {
+		if !d.next(&r) {
+			// Stopped: refused, or at the end of the bytes read so far,
+			// which is the end of the image unless more come.
+			if d.err != nil {
+				break
+			}
+			next := more(len(d.buf))
+			if len(next) == len(d.buf) {
+				break
+			}
+			d.buf, d.torn, x.ar.chunks[0] = next, false, next
+			continue
+		}
 		switch r.typ {
 		case recPut:
 			res.puts++
+			if res.puts == 1 {
+				first, shared = r.key, len(r.key)
+			} else if shared > 0 {
+				shared = commonPrefixLen(first[:shared], r.key)
+			}
+			at := mkref(0, r.off+5)
 			if byKey == nil && (len(sorted) == 0 || string(r.key) > string(lastKey)) {
-				sorted = append(sorted, mkref(0, r.off+5))
+				sorted = append(sorted, at)
 				lastKey = r.key
 				x.liveBytes += int64(len(r.payload))
 				continue
 			}
-			byKey = toMap(x, sorted, byKey)
-			if old, ok := byKey[string(r.key)]; ok {
+			byKey = toKeySet(x, sorted, byKey)
+			if old, ok := byKey.put(at); ok {
 				res.redundant = true
 				x.liveBytes -= int64(len(x.ar.payload(old)))
 			}
-			byKey[string(r.key)] = mkref(0, r.off+5)
 			x.liveBytes += int64(len(r.payload))
 		case recDelete:
 			res.deletes++
 			res.redundant = true
-			byKey = toMap(x, sorted, byKey)
-			if old, ok := byKey[string(r.key)]; ok {
+			byKey = toKeySet(x, sorted, byKey)
+			if old, ok := byKey.remove(r.key); ok {
 				x.liveBytes -= int64(len(x.ar.payload(old)))
-				delete(byKey, string(r.key))
 			}
 		case recCursor:
 			res.cursors++
@@ -76,13 +114,12 @@ func replay(img []byte) *replayed {
 			res.cursor, _ = kvcore.CursorFromBytes(r.token) // the decoder bounds it to 10 bytes
 		}
 	}
-	res.torn, res.end, res.err = d.torn, d.pos, d.err
+	all := more(math.MaxInt) // after a refusal, the rest of the image too
+	x.ar.chunks[0] = all
+	res.torn, res.end, res.err, res.size = d.torn, d.pos, d.err, len(all)
 	if byKey != nil {
-		sorted = sorted[:0]
-		for _, ref := range byKey {
-			sorted = append(sorted, ref)
-		}
-		slices.SortFunc(sorted, func(a, b ref) int { return bytes.Compare(x.ar.key(a), x.ar.key(b)) })
+		sorted = byKey.appendRefs(sorted[:0])
+		sortByKey(&x.ar, sorted, shared)
 	}
 	if cap(sorted) > len(sorted)+len(sorted)/8 {
 		sorted = slices.Clone(sorted) // drop append's slack: it would stay for the fold's life
@@ -92,14 +129,14 @@ func replay(img []byte) *replayed {
 	return res
 }
 
-// toMap switches replay from the sorted fast path to a map keyed by key.
-func toMap(x *index, sorted []ref, m map[string]ref) map[string]ref {
-	if m != nil {
-		return m
+// toKeySet switches replay from the sorted fast path to a keySet.
+func toKeySet(x *index, sorted []ref, s *keySet) *keySet {
+	if s != nil {
+		return s
 	}
-	m = make(map[string]ref, len(sorted))
+	s = newKeySet(&x.ar, max(len(sorted), 1024))
 	for _, r := range sorted {
-		m[string(x.ar.key(r))] = r
+		s.put(r)
 	}
-	return m
+	return s
 }

@@ -210,8 +210,7 @@ func (w *Writer) Compact() error {
 	}
 	x := res.idx
 	f, err := w.fs.createImage(w.path, compactedSize(x.liveBytes, x.live, res.cursor), func(iw io.Writer) error {
-		_, err := writeCompacted(iw, &x.ar, x.base, res.cursor, nil)
-		return err
+		return writeCompacted(iw, &x.ar, x.base, res.cursor)
 	})
 	if err != nil {
 		return fmt.Errorf("snapshot: compact %s: %w", w.path, err)

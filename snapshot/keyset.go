@@ -1,0 +1,108 @@
+package snapshot
+
+import (
+	"bytes"
+	"hash/maphash"
+)
+
+// keySet is a hash set of arena entries keyed by their keys, for replaying
+// a log whose records are not in key order: unlike a map[string]ref it
+// holds no copy of any key (16 bytes a slot, at most half full), so a
+// bloated log of a million keys replays without a million small
+// allocations. Open addressing with linear probing; removal shifts the
+// following slots back, so there are no tombstones.
+type keySet struct {
+	ar    *arena
+	seed  maphash.Seed
+	slots []keySlot
+	n     int
+}
+
+type keySlot struct {
+	hash uint64
+	r    ref // 0: empty (a PUT payload never starts at offset 0 of chunk 0)
+}
+
+func newKeySet(ar *arena, capacity int) *keySet {
+	s := &keySet{ar: ar, seed: maphash.MakeSeed()}
+	size := 16
+	for size < 2*capacity {
+		size *= 2
+	}
+	s.slots = make([]keySlot, size)
+	return s
+}
+
+// find returns the slot of key: the one holding it, or the empty one where
+// it belongs.
+func (s *keySet) find(key []byte, h uint64) int {
+	mask := len(s.slots) - 1
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		sl := &s.slots[i]
+		if sl.r == 0 || (sl.hash == h && bytes.Equal(s.ar.key(sl.r), key)) {
+			return i
+		}
+	}
+}
+
+// put makes r the entry of its key and returns the entry it replaced.
+func (s *keySet) put(r ref) (old ref, replaced bool) {
+	key := s.ar.key(r)
+	h := maphash.Bytes(s.seed, key)
+	i := s.find(key, h)
+	if old = s.slots[i].r; old != 0 {
+		s.slots[i].r = r
+		return old, true
+	}
+	s.slots[i] = keySlot{hash: h, r: r}
+	if s.n++; 2*s.n > len(s.slots) {
+		s.grow()
+	}
+	return 0, false
+}
+
+// remove drops the entry of key and returns it.
+func (s *keySet) remove(key []byte) (old ref, removed bool) {
+	i := s.find(key, maphash.Bytes(s.seed, key))
+	if old = s.slots[i].r; old == 0 {
+		return 0, false
+	}
+	mask := len(s.slots) - 1
+	// Shift back each following slot of the run that may move into the hole.
+	for j := (i + 1) & mask; s.slots[j].r != 0; j = (j + 1) & mask {
+		home := int(s.slots[j].hash) & mask
+		if (j-home)&mask >= (j-i)&mask { // home is not in (i, j]
+			s.slots[i] = s.slots[j]
+			i = j
+		}
+	}
+	s.slots[i] = keySlot{}
+	s.n--
+	return old, true
+}
+
+func (s *keySet) grow() {
+	old := s.slots
+	s.slots = make([]keySlot, 2*len(old))
+	mask := len(s.slots) - 1
+	for _, sl := range old {
+		if sl.r == 0 {
+			continue
+		}
+		i := int(sl.hash) & mask
+		for s.slots[i].r != 0 {
+			i = (i + 1) & mask
+		}
+		s.slots[i] = sl
+	}
+}
+
+// appendRefs appends every entry of the set to dst, in no order.
+func (s *keySet) appendRefs(dst []ref) []ref {
+	for _, sl := range s.slots {
+		if sl.r != 0 {
+			dst = append(dst, sl.r)
+		}
+	}
+	return dst
+}
