@@ -31,7 +31,8 @@ func bootstrapBlock(interval string) string {
 type join struct {
 	name     string
 	complete time.Duration // fleet start → every agent applied the last revision
-	outBytes int64         // bytes the server sent meanwhile (/varz out_bytes)
+	wire     int64         // bytes the server sent to the agents (TCP, through a meter)
+	payloads int64         // of which message payloads (/connz out_bytes)
 	fromArt  int           // agents whose log says they started from an artifact
 	err      error
 }
@@ -83,7 +84,7 @@ func runBootstrap(ctx context.Context, cfg config) (res *joinResults, err error)
 	}
 	urls := []string{s.url}
 
-	res.plain = joinFleet(ctx, cfg, s, filepath.Join(work, "plain"), urls, rev, "join by a plain sync", "")
+	res.plain = joinFleet(ctx, cfg, s, filepath.Join(work, "plain"), rev, "join by a plain sync", "")
 
 	slog.Info("seeding an artifact")
 	t0 := time.Now()
@@ -98,21 +99,23 @@ func runBootstrap(ctx context.Context, cfg config) (res *joinResults, err error)
 	res.seed = time.Since(t0)
 	fleet{seeder}.stop()
 
-	res.fromArtifact = joinFleet(ctx, cfg, s, filepath.Join(work, "artifact"), urls, rev, "join from an artifact", bootstrapBlock("0"))
+	res.fromArtifact = joinFleet(ctx, cfg, s, filepath.Join(work, "artifact"), rev, "join from an artifact", bootstrapBlock("0"))
 	return res, nil
 }
 
-// joinFleet starts N agents with watchExtra and measures their join.
-func joinFleet(ctx context.Context, cfg config, s *server, work string, urls []string, rev uint64, name, watchExtra string) *join {
+// joinFleet starts N agents with watchExtra, connected through a meter,
+// and measures their join.
+func joinFleet(ctx context.Context, cfg config, s *server, work string, rev uint64, name, watchExtra string) *join {
 	j := &join{name: name}
-	before, err := s.outBytes(ctx)
+	m, err := newMeter(s.url)
 	if err != nil {
 		j.err = err
 		return j
 	}
+	defer m.close()
 	slog.Info("starting the fleet", "phase", name, "agents", cfg.N)
 	t0 := time.Now()
-	f, err := startFleet(cfg.SlipAgent, cfg.Plugin, work, cfg.N, urls, watchExtra)
+	f, err := startFleet(cfg.SlipAgent, cfg.Plugin, work, cfg.N, []string{m.url()}, watchExtra)
 	defer f.stop()
 	if err != nil {
 		j.err = err
@@ -123,13 +126,11 @@ func joinFleet(ctx context.Context, cfg config, s *server, work string, urls []s
 		j.err = err
 		return j
 	}
-	j.complete = all.Sub(t0)
-	after, err := s.outBytes(ctx)
-	if err != nil {
+	j.complete, j.wire = all.Sub(t0), m.bytes()
+	if j.payloads, err = s.clientOutBytes(ctx); err != nil {
 		j.err = err
 		return j
 	}
-	j.outBytes = after - before
 	for _, a := range f {
 		if b, err := os.ReadFile(a.proc.Log); err == nil && strings.Contains(string(b), "started from an artifact") {
 			j.fromArt++
@@ -138,24 +139,35 @@ func joinFleet(ctx context.Context, cfg config, s *server, work string, urls []s
 	return j
 }
 
-// outBytes is what the server has sent so far (/varz out_bytes).
-func (s *server) outBytes(ctx context.Context) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.monitor+"/varz", nil)
+// clientOutBytes sums what the server sent to each open connection but the
+// harness's writer (/connz out_bytes): the agents of the running fleet,
+// whose connections are new.
+func (s *server) clientOutBytes(ctx context.Context) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.monitor+"/connz?limit=100000", nil)
 	if err != nil {
 		return 0, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("nats-server %s /varz: %w", s.name, err)
+		return 0, fmt.Errorf("nats-server %s /connz: %w", s.name, err)
 	}
 	defer resp.Body.Close()
-	var v struct {
-		OutBytes int64 `json:"out_bytes"`
+	var c struct {
+		Conns []struct {
+			Name     string `json:"name"`
+			OutBytes int64  `json:"out_bytes"`
+		} `json:"connections"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-		return 0, fmt.Errorf("nats-server %s /varz: %w", s.name, err)
+	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
+		return 0, fmt.Errorf("nats-server %s /connz: %w", s.name, err)
 	}
-	return v.OutBytes, nil
+	var sum int64
+	for _, conn := range c.Conns {
+		if conn.Name != writerName {
+			sum += conn.OutBytes
+		}
+	}
+	return sum, nil
 }
 
 // awaitArtifact waits until an artifact's pointer is published and
@@ -196,22 +208,24 @@ func (w *writer) awaitArtifact(ctx context.Context) (int64, error) {
 func (r *joinResults) print(w io.Writer) {
 	fmt.Fprintf(w, "bootstrap: N=%d new agents joining a K=%d-key bucket on one server; load average at start: %s, at end: %s\n\n",
 		r.n, r.k, r.loadStart, r.loadEnd)
-	cells := [][]string{{"way of joining", "time to complete", "bytes sent by the server", "per agent", "agents from the artifact"}}
+	cells := [][]string{{"way of joining", "time to complete", "bytes sent to the agents", "per agent", "of which payloads", "agents from the artifact"}}
 	for _, j := range []*join{r.plain, r.fromArtifact} {
 		if j == nil {
 			continue
 		}
 		if j.err != nil {
-			cells = append(cells, []string{j.name, "FAILED", "—", "—", "—"})
+			cells = append(cells, []string{j.name, "FAILED", "—", "—", "—", "—"})
 			continue
 		}
-		cells = append(cells, []string{j.name, seconds(j.complete), mebibytes(j.outBytes), mebibytes(j.outBytes / int64(r.n)),
+		cells = append(cells, []string{j.name, seconds(j.complete), mebibytes(j.wire), mebibytes(j.wire / int64(r.n)), mebibytes(j.payloads),
 			fmt.Sprintf("%d/%d", j.fromArt, r.n)})
 	}
 	benchproc.WriteTable(w, cells)
 	fmt.Fprintf(w, `
 time to complete: from the fleet's start to every agent having applied the bucket's last revision.
-bytes sent by the server: /varz out_bytes over that time (all clients, including the harness's polling).
+bytes sent to the agents: what the server sent on the agents' TCP connections (through a
+counting proxy), protocol lines included. of which payloads: the out_bytes of their
+connections in /connz, which (like /varz) counts message payloads and headers only.
 The artifact (payload %s) was exported by one seeding agent %s after it started, before the fleet joined.
 `, mebibytes(r.artifactBytes), seconds(r.seed))
 	for _, j := range []*join{r.plain, r.fromArtifact} {

@@ -25,7 +25,8 @@
 // new agents join a K-key bucket on one server: by a plain sync, then from
 // an artifact in NATS that one seeding agent (a watch with a bootstrap
 // block) exported; time until every agent applied the bucket's last
-// revision, and the bytes the server sent meanwhile (/varz out_bytes).
+// revision, and the bytes the server sent to them (counted by a TCP proxy
+// between them and the server; /connz gives the payload part).
 package main
 
 import (
