@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -22,6 +23,9 @@ func (r *watchRunner) startExports(ctx context.Context, store kvcore.Store) (exp
 	b := r.conf.Bootstrap
 	if b == nil || b.ExportInterval <= 0 {
 		return nil, func() {}
+	}
+	if left := sweepRoundScratch(r.dir); len(left) > 0 {
+		r.log.Info("removed the scratch directories of interrupted export rounds", "dirs", left)
 	}
 	exports = make(chan kvcore.ExportRequest)
 	ctx, cancel := context.WithCancel(ctx)
@@ -75,4 +79,14 @@ func (r *watchRunner) exportRound(ctx context.Context, store kvcore.Store, expor
 func holderID(watch string) string {
 	host, _ := os.Hostname()
 	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), watch)
+}
+
+// sweepRoundScratch removes the scratch directories export rounds a crash
+// interrupted left in dir, and returns them.
+func sweepRoundScratch(dir string) []string {
+	left, _ := filepath.Glob(filepath.Join(dir, transport.RoundScratchPrefix+"*"))
+	for _, d := range left {
+		os.RemoveAll(d)
+	}
+	return left
 }

@@ -13,6 +13,11 @@ import (
 	"github.com/slipstreamkv/slipstream/kvcore"
 )
 
+// RoundScratchPrefix names the temporary directory an export round works
+// in, in its scratch directory; one a crash left behind can be removed
+// once no round runs there.
+const RoundScratchPrefix = ".slipstream-export-round-"
+
 // ErrLoopGone: the watch loop an export round asked for an export has
 // ended without answering.
 var ErrLoopGone = errors.New("transport: the watch loop is gone; export not delivered")
@@ -36,6 +41,9 @@ type Round struct {
 // abandons the lease so that the next round can retry at once. The
 // temporary directory is always removed.
 func RunExportRound(ctx context.Context, lease *Lease, ttl time.Duration, exports chan<- kvcore.ExportRequest, t *Transport, key, scratch string, log *slog.Logger) (*Round, error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	guard, err := lease.TryAcquire(ctx, ttl)
 	if err != nil {
 		return nil, fmt.Errorf("export lease: %w", err)
@@ -45,7 +53,7 @@ func RunExportRound(ctx context.Context, lease *Lease, ttl time.Duration, export
 	}
 	// The lease's own writes use a context that outlives a cancelled round.
 	bg := context.WithoutCancel(ctx)
-	tmp, err := os.MkdirTemp(scratch, ".slipstream-export-round-")
+	tmp, err := os.MkdirTemp(scratch, RoundScratchPrefix)
 	if err != nil {
 		guard.Abandon(bg)
 		return nil, fmt.Errorf("export round %q: %w", key, err)
