@@ -55,10 +55,11 @@ bench-e2e: build plugins-go ## slipagent vs a bare nats.go renderer on a real na
 
 N ?= 20
 K ?= 10000
+BOOTSTRAP ?=
 .PHONY: bench-fleet
-bench-fleet: build plugins-go ## N agents (default 20) on a K-key bucket (default 10000): start together, a server restart, a leader loss on a 3-node R3 cluster
+bench-fleet: build plugins-go ## N agents (default 20) on a K-key bucket (default 10000): start together, a server restart, a leader loss on a 3-node R3 cluster (BOOTSTRAP=1: joining by a plain sync vs from an artifact in NATS)
 	$(GO) build -o $(BIN)/nats-server github.com/nats-io/nats-server/v2
-	$(GO) run ./internal/fleetbench -n $(N) -k $(K) \
+	FLEET_BOOTSTRAP=$(BOOTSTRAP) $(GO) run ./internal/fleetbench -n $(N) -k $(K) \
 	  -slipagent $(BIN)/slipagent -plugin $(BIN)/plugins/template.wasm -nats-server $(BIN)/nats-server
 
 KILLS ?= 5

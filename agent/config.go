@@ -174,6 +174,9 @@ type WatchConf struct {
 	Guard    *GuardConf    `hcl:"guard,block"`
 	Outputs  []*OutputConf `hcl:"output,block"`
 	Hooks    []*HookConf   `hcl:"hook,block"`
+	// Bootstrap, when set, starts the watch from an artifact in NATS and
+	// has it take part in export rounds (config_bootstrap.go).
+	Bootstrap *BootstrapConf `hcl:"bootstrap,block"`
 	// StaleAfterS is how long the watch may stay behind its bucket (not
 	// caught up, or failing) before it counts as unhealthy; "0" disables.
 	StaleAfterS string `hcl:"stale_after,optional"`
@@ -564,6 +567,7 @@ func (c *Config) finalize() hcl.Diagnostics {
 			diags = append(diags, errAt(w.Batch.MaxRange, "Invalid batch max", "max must be positive."))
 		}
 		diags = watchGuard(w, diags)
+		diags = watchBootstrap(w, diags)
 		w.DriftCheck, diags = parseDriftCheck(w.DriftCheckS, w.DriftRange, diags)
 		outputs := map[string]bool{}
 		for _, o := range w.Outputs {

@@ -105,6 +105,9 @@ func (r *watchRunner) session(ctx context.Context) error {
 	if err := os.MkdirAll(r.dir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	if err := r.bootstrap(ctx); err != nil {
+		return err
+	}
 	plugin, err := r.a.load(ctx, r.plugin)
 	if err != nil {
 		return err
@@ -182,6 +185,8 @@ func (r *watchRunner) session(ctx context.Context) error {
 		return nil
 	}
 	drift := newDriftRepair(r, r.record, inst, fold, journal)
+	exports, stopExports := r.startExports(ctx, store)
+	defer stopExports()
 	defer drift.start(ctx)()
 	apply := func(actx context.Context, b kvcore.Batch) error {
 		// A held batch waits on the session's ctx (actx outlives shutdown).
@@ -214,6 +219,7 @@ func (r *watchRunner) session(ctx context.Context) error {
 		Reconcile:  reconcileEvery,
 		OnProgress: drift.progress,
 		Logger:     r.log,
+		Exports:    exports,
 	}, func(ctx context.Context, b kvcore.Batch) error { return drift.apply(ctx, b, apply) })
 }
 

@@ -26,8 +26,8 @@ type agent struct {
 }
 
 // startAgent writes agent id's configuration under work, for the servers
-// urls, and starts it.
-func startAgent(bin, plugin, work string, id int, urls []string) (*agent, error) {
+// urls, with watchExtra added to its watch block, and starts it.
+func startAgent(bin, plugin, work string, id int, urls []string, watchExtra string) (*agent, error) {
 	a := &agent{id: id, dir: filepath.Join(work, fmt.Sprintf("agent-%03d", id))}
 	if err := os.MkdirAll(a.dir, 0o755); err != nil {
 		return nil, err
@@ -64,7 +64,7 @@ watch "fleet" {
   output "render" {
     dir = %s
   }
-}
+%s}
 
 http {
   listen = %q
@@ -72,7 +72,7 @@ http {
 `, benchproc.HCLString(filepath.Join(a.dir, "data")), benchproc.HCLString(filepath.Join(a.dir, "cache")),
 		strings.Join(quoted, ", "), benchproc.HCLString(plugin),
 		benchproc.HCLString("{{ range .Entries }}{{ .Key }}={{ .Value }}\n{{ end }}"),
-		bucket, benchproc.HCLString(filepath.Join(a.dir, "out")), a.httpAddr)
+		bucket, benchproc.HCLString(filepath.Join(a.dir, "out")), watchExtra, a.httpAddr)
 	conf := filepath.Join(a.dir, "slipagent.hcl")
 	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
 		return nil, err
@@ -110,11 +110,12 @@ func (a *agent) revision() (rev uint64, ok bool, err error) {
 // fleet is the agents of one phase.
 type fleet []*agent
 
-// startFleet starts n agents together on the servers urls.
-func startFleet(bin, plugin, work string, n int, urls []string) (fleet, error) {
+// startFleet starts n agents together on the servers urls, with
+// watchExtra added to their watch blocks.
+func startFleet(bin, plugin, work string, n int, urls []string, watchExtra string) (fleet, error) {
 	var f fleet
 	for i := range n {
-		a, err := startAgent(bin, plugin, work, i+1, urls)
+		a, err := startAgent(bin, plugin, work, i+1, urls, watchExtra)
 		if err != nil {
 			f.stop()
 			return nil, err

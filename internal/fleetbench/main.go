@@ -20,6 +20,13 @@
 // includes their reconnect_jitter (1 s). Run it with
 // `make bench-fleet N=20 K=10000`; -h lists the flags, each with a FLEET_*
 // variable for its default.
+//
+// With -bootstrap (`make bench-fleet BOOTSTRAP=1`) it measures instead how N
+// new agents join a K-key bucket on one server: by a plain sync, then from
+// an artifact in NATS that one seeding agent (a watch with a bootstrap
+// block) exported; time until every agent applied the bucket's last
+// revision, and the bytes the server sent to them (counted by a TCP proxy
+// between them and the server; /connz gives the payload part).
 package main
 
 import (
@@ -43,6 +50,10 @@ type config struct {
 	K          int    // keys in the bucket
 	Work       string // run directory; empty: a temporary one, removed unless Keep
 	Keep       bool
+	// Bootstrap replaces the phases with the bootstrap comparison
+	// (bootstrap.go): N new agents joining by a plain sync, then from an
+	// artifact.
+	Bootstrap bool
 }
 
 func (c *config) register(fs *flag.FlagSet) {
@@ -53,6 +64,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.K, "k", benchproc.EnvInt("FLEET_K", 10_000), "keys in the bucket")
 	fs.StringVar(&c.Work, "work", os.Getenv("FLEET_WORK"), "run directory (default: a temporary one)")
 	fs.BoolVar(&c.Keep, "keep", os.Getenv("FLEET_KEEP") == "1", "keep the run directory (logs, data dirs)")
+	fs.BoolVar(&c.Bootstrap, "bootstrap", os.Getenv("FLEET_BOOTSTRAP") == "1", "instead of the phases, compare N agents joining by a plain sync and from an artifact in NATS")
 }
 
 func main() {
@@ -66,6 +78,18 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	if cfg.Bootstrap {
+		res, err := runBootstrap(ctx, cfg)
+		res.print(os.Stdout)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fleetbench:", err)
+			os.Exit(1)
+		}
+		if res.failed() {
+			os.Exit(1)
+		}
+		return
+	}
 	res, err := run(ctx, cfg)
 	res.print(os.Stdout)
 	if err != nil {

@@ -56,3 +56,38 @@ func TestSmoke(t *testing.T) {
 		t.Error("the load average is missing")
 	}
 }
+
+// TestSmokeBootstrap runs the bootstrap comparison with 2 agents on 100
+// keys and checks that the agents of the second way started from the
+// artifact.
+func TestSmokeBootstrap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts nats-server and slipagent processes")
+	}
+	agent, plugin := plugintest.Agent(t)
+	cfg := config{SlipAgent: agent, Plugin: plugin, NATSServer: natstest.ServerBinary(t), N: 2, K: 100, Work: t.TempDir(), Bootstrap: true}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	res, err := runBootstrap(ctx, cfg)
+	var table bytes.Buffer
+	res.print(&table)
+	t.Logf("\n%s", &table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.failed() {
+		t.Fatal("a way of joining failed")
+	}
+	if res.plain.fromArt != 0 || res.fromArtifact.fromArt != cfg.N {
+		t.Errorf("agents from the artifact: %d plain, %d with bootstrap; want 0, %d", res.plain.fromArt, res.fromArtifact.fromArt, cfg.N)
+	}
+	for _, j := range []*join{res.plain, res.fromArtifact} {
+		if j.wire <= 0 || j.payloads <= 0 || j.payloads > j.wire {
+			t.Errorf("%s: %d bytes sent, %d of them payloads", j.name, j.wire, j.payloads)
+		}
+	}
+	if res.artifactBytes <= 0 {
+		t.Error("no artifact size")
+	}
+}

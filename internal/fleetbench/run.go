@@ -163,7 +163,7 @@ func (b *bench) start(ctx context.Context, p *phase, w *writer, work string, url
 	}
 	slog.Info("starting the fleet", "agents", b.cfg.N, "revision", rev)
 	t0 := time.Now()
-	f, err := startFleet(b.cfg.SlipAgent, b.cfg.Plugin, work, b.cfg.N, urls)
+	f, err := startFleet(b.cfg.SlipAgent, b.cfg.Plugin, work, b.cfg.N, urls, "")
 	if err != nil {
 		return f, err
 	}

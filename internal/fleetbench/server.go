@@ -21,13 +21,15 @@ type server struct {
 	conf string
 	log  string
 	url  string
-	proc *benchproc.Proc
+	// monitor is the server's monitoring address (/varz).
+	monitor string
+	proc    *benchproc.Proc
 }
 
 // newServers writes the config of n servers under work: one standalone
 // server for n = 1, an n-node cluster otherwise (routes to each other).
 func newServers(bin, work string, n int) ([]*server, error) {
-	ports := make([]int, 2*n)
+	ports := make([]int, 3*n)
 	for i := range ports {
 		p, err := benchproc.FreePort()
 		if err != nil {
@@ -45,8 +47,8 @@ func newServers(bin, work string, n int) ([]*server, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
 		}
-		conf := fmt.Sprintf("server_name: %s\nlisten: 127.0.0.1:%d\njetstream { store_dir: %q }\n",
-			name, ports[i], filepath.Join(dir, "js"))
+		conf := fmt.Sprintf("server_name: %s\nlisten: 127.0.0.1:%d\nhttp: 127.0.0.1:%d\njetstream { store_dir: %q }\n",
+			name, ports[i], ports[2*n+i], filepath.Join(dir, "js"))
 		if n > 1 {
 			var routes []string
 			for j := range n {
@@ -58,7 +60,7 @@ func newServers(bin, work string, n int) ([]*server, error) {
 				ports[n+i], strings.Join(routes, ", "))
 		}
 		s := &server{name: name, bin: bin, conf: filepath.Join(dir, "nats.conf"), log: filepath.Join(dir, "nats-server.log"),
-			url: fmt.Sprintf("nats://127.0.0.1:%d", ports[i])}
+			url: fmt.Sprintf("nats://127.0.0.1:%d", ports[i]), monitor: fmt.Sprintf("127.0.0.1:%d", ports[2*n+i])}
 		if err := os.WriteFile(s.conf, []byte(conf), 0o644); err != nil {
 			return nil, err
 		}

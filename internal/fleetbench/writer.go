@@ -13,6 +13,9 @@ import (
 // bucket is the KV bucket the fleet watches.
 const bucket = "fleet"
 
+// writerName is the name of the benchmark's own connection.
+const writerName = "fleetbench-writer"
+
 // writer is the benchmark's connection: it fills and writes the bucket and
 // reads its stream's state.
 type writer struct {
@@ -25,7 +28,7 @@ type writer struct {
 // bucket with replicas copies, retrying while a cluster cannot place it yet.
 func dial(ctx context.Context, urls []string, replicas int) (*writer, error) {
 	servers := strings.Join(urls, ",")
-	nc, err := nats.Connect(servers, nats.Name("fleetbench-writer"), nats.MaxReconnects(-1),
+	nc, err := nats.Connect(servers, nats.Name(writerName), nats.MaxReconnects(-1),
 		nats.CustomReconnectDelay(func(int) time.Duration { return 50 * time.Millisecond }))
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", servers, err)
