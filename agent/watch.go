@@ -101,18 +101,33 @@ func (r *watchRunner) run(ctx context.Context) {
 }
 
 // session sets the watch up and runs it until ctx ends or setup fails.
-func (r *watchRunner) session(ctx context.Context) error {
+// The plugin loads meanwhile (see pendingInstance).
+func (r *watchRunner) session(parent context.Context) error {
 	if err := os.MkdirAll(r.dir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	plugin, err := r.a.load(ctx, r.plugin)
+	digest, err := r.a.digest(r.plugin)
 	if err != nil {
-		return err
+		return fmt.Errorf("plugin %s: module %s: %w", r.plugin.Name, r.plugin.Module, err)
 	}
 	outputs, err := r.outputs()
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	inst := r.loadInBackground(ctx, digest, cancel, host.InstanceConfig{Watch: r.conf.Name, Outputs: outputs, Hooks: hookNames(r.conf.Hooks)})
+	defer inst.Close(context.WithoutCancel(ctx))
+	err = r.runLoop(ctx, inst, digest, outputs)
+	if cause := context.Cause(ctx); parent.Err() == nil && cause != nil {
+		return cause // the plugin did not load
+	}
+	return err
+}
+
+// runLoop opens the watch's fold and runs its loop until ctx ends or setup
+// fails.
+func (r *watchRunner) runLoop(ctx context.Context, inst instance, digest string, outputs map[string]host.Output) error {
 	restored, err := r.recoverPlacement()
 	if err != nil {
 		return err
@@ -130,7 +145,7 @@ func (r *watchRunner) session(ctx context.Context) error {
 		return err
 	}
 	defer r.record.Close()
-	key := renderKey(r.conf, r.plugin, plugin.SHA256())
+	key := renderKey(r.conf, r.plugin, digest)
 	// A hold left by an earlier run needs a batch to hold (or release):
 	// ask for a full one even if nothing else arrives.
 	fullRender := st.Rendered != key || r.guard.held != nil || restored
@@ -165,11 +180,6 @@ func (r *watchRunner) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	inst, err := plugin.NewInstance(ctx, host.InstanceConfig{Watch: r.conf.Name, Outputs: outputs, Hooks: hookNames(r.conf.Hooks)})
-	if err != nil {
-		return fmt.Errorf("plugin %s: %w", r.plugin.Name, err)
-	}
-	defer inst.Close(context.WithoutCancel(ctx))
 	// st is only touched from WatchApplied's goroutine: in apply and in
 	// OnBucketID.
 	update := func(change func(*watchState)) error {
