@@ -181,7 +181,7 @@ func (r *watchRunner) runLoop(ctx context.Context, inst instance, digest string,
 		return err
 	}
 	// st is only touched from WatchApplied's goroutine: in apply and in
-	// OnBucketID.
+	// OnBucketID and OnMark.
 	update := func(change func(*watchState)) error {
 		next := *st
 		change(&next)
@@ -220,6 +220,10 @@ func (r *watchRunner) runLoop(ctx context.Context, inst instance, digest string,
 		BucketID:        st.BucketID,
 		OnBucketID: func(_ context.Context, id string) error {
 			return update(func(s *watchState) { s.BucketID = id })
+		},
+		Mark: st.Mark,
+		OnMark: func(_ context.Context, mark string) error {
+			return update(func(s *watchState) { s.Mark = mark })
 		},
 		Reconcile:  reconcileEvery,
 		OnProgress: drift.progress,
