@@ -14,12 +14,17 @@ import (
 // overlap the compile (or the compile cache's load), and a restart that
 // finds its fold up to date is ready without waiting for it.
 //
-// The session's render key is taken from the module's digest before the
-// load (digest); a load that fails, or that loads another module (the file
-// was replaced meanwhile), cancels the session with that error, which then
-// starts over like any failed session.
+// The session's render key is taken from the module's digest, read first
+// (while the session opens its fold); a digest or load that fails, or a
+// load that finds another module (the file was replaced meanwhile),
+// cancels the session with that error, which then starts over like any
+// failed session.
 type pendingInstance struct {
 	cfg host.InstanceConfig
+	// digested is closed once digest (the module's sha256) is known, or
+	// the reading failed (then loaded is closed too, with err).
+	digested chan struct{}
+	digest   string
 	// loaded is closed once the load finished; mod and err are its outcome.
 	loaded chan struct{}
 	mod    module
@@ -29,21 +34,48 @@ type pendingInstance struct {
 	inst instance
 }
 
-// loadInBackground starts loading the watch's plugin, whose digest the
-// session's render key names. A failure cancels the session through cancel.
-func (r *watchRunner) loadInBackground(ctx context.Context, digest string, cancel context.CancelCauseFunc, cfg host.InstanceConfig) *pendingInstance {
-	p := &pendingInstance{cfg: cfg, loaded: make(chan struct{})}
+// loadInBackground reads the digest of the watch's plugin module, then
+// loads it. A failure cancels the session through cancel.
+func (r *watchRunner) loadInBackground(ctx context.Context, cancel context.CancelCauseFunc, cfg host.InstanceConfig) *pendingInstance {
+	p := &pendingInstance{cfg: cfg, digested: make(chan struct{}), loaded: make(chan struct{})}
 	go func() {
 		defer close(p.loaded)
+		defer cancelOnError(cancel, &p.err)
+		digest, err := r.a.digest(r.plugin)
+		if err != nil {
+			p.err = fmt.Errorf("plugin %s: module %s: %w", r.plugin.Name, r.plugin.Module, err)
+			close(p.digested)
+			return
+		}
+		p.digest = digest
+		close(p.digested)
 		p.mod, p.err = r.a.load(ctx, r.plugin)
 		if p.err == nil && p.mod.SHA256() != digest {
 			p.err = fmt.Errorf("plugin %s: module %s was replaced while the watch started (sha256 %s, then %s); starting over", r.plugin.Name, r.plugin.Module, digest, p.mod.SHA256())
 		}
-		if p.err != nil {
-			cancel(p.err)
-		}
 	}()
 	return p
+}
+
+// cancelOnError cancels with *err when it is set.
+func cancelOnError(cancel context.CancelCauseFunc, err *error) {
+	if *err != nil {
+		cancel(*err)
+	}
+}
+
+// moduleDigest waits for the module's sha256.
+func (p *pendingInstance) moduleDigest(ctx context.Context) (string, error) {
+	select {
+	case <-p.digested:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	if p.digest == "" {
+		<-p.loaded
+		return "", p.err
+	}
+	return p.digest, nil
 }
 
 // wait waits for the load to finish (it does not stop it: the agent

@@ -106,19 +106,15 @@ func (r *watchRunner) session(parent context.Context) error {
 	if err := os.MkdirAll(r.dir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	digest, err := r.a.digest(r.plugin)
-	if err != nil {
-		return fmt.Errorf("plugin %s: module %s: %w", r.plugin.Name, r.plugin.Module, err)
-	}
 	outputs, err := r.outputs()
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
-	inst := r.loadInBackground(ctx, digest, cancel, host.InstanceConfig{Watch: r.conf.Name, Outputs: outputs, Hooks: hookNames(r.conf.Hooks)})
+	inst := r.loadInBackground(ctx, cancel, host.InstanceConfig{Watch: r.conf.Name, Outputs: outputs, Hooks: hookNames(r.conf.Hooks)})
 	defer inst.Close(context.WithoutCancel(ctx))
-	err = r.runLoop(ctx, inst, digest, outputs)
+	err = r.runLoop(ctx, inst, outputs)
 	if cause := context.Cause(ctx); parent.Err() == nil && cause != nil {
 		return cause // the plugin did not load
 	}
@@ -127,7 +123,7 @@ func (r *watchRunner) session(parent context.Context) error {
 
 // runLoop opens the watch's fold and runs its loop until ctx ends or setup
 // fails.
-func (r *watchRunner) runLoop(ctx context.Context, inst instance, digest string, outputs map[string]host.Output) error {
+func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, outputs map[string]host.Output) error {
 	restored, err := r.recoverPlacement()
 	if err != nil {
 		return err
@@ -145,6 +141,10 @@ func (r *watchRunner) runLoop(ctx context.Context, inst instance, digest string,
 		return err
 	}
 	defer r.record.Close()
+	digest, err := inst.moduleDigest(ctx)
+	if err != nil {
+		return err
+	}
 	key := renderKey(r.conf, r.plugin, digest)
 	// A hold left by an earlier run needs a batch to hold (or release):
 	// ask for a full one even if nothing else arrives.
