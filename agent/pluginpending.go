@@ -25,6 +25,12 @@ type pendingInstance struct {
 	// the reading failed (then loaded is closed too, with err).
 	digested chan struct{}
 	digest   string
+	// start is closed (once, by begin) when the load may start: at once
+	// when the session owes a full render, else once the loop caught up
+	// or a plugin call needs it, so a restart over an up-to-date fold
+	// does not share the CPU with the load on its way to READY.
+	start     chan struct{}
+	startOnce sync.Once
 	// loaded is closed once the load finished; mod and err are its outcome.
 	loaded chan struct{}
 	mod    module
@@ -37,7 +43,7 @@ type pendingInstance struct {
 // loadInBackground reads the digest of the watch's plugin module, then
 // loads it. A failure cancels the session through cancel.
 func (r *watchRunner) loadInBackground(ctx context.Context, cancel context.CancelCauseFunc, cfg host.InstanceConfig) *pendingInstance {
-	p := &pendingInstance{cfg: cfg, digested: make(chan struct{}), loaded: make(chan struct{})}
+	p := &pendingInstance{cfg: cfg, digested: make(chan struct{}), start: make(chan struct{}), loaded: make(chan struct{})}
 	go func() {
 		defer close(p.loaded)
 		defer cancelOnError(cancel, &p.err)
@@ -49,6 +55,12 @@ func (r *watchRunner) loadInBackground(ctx context.Context, cancel context.Cance
 		}
 		p.digest = digest
 		close(p.digested)
+		select {
+		case <-p.start:
+		case <-ctx.Done():
+			p.err = ctx.Err()
+			return
+		}
 		p.mod, p.err = r.a.load(ctx, r.plugin)
 		if p.err == nil && p.mod.SHA256() != digest {
 			p.err = fmt.Errorf("plugin %s: module %s was replaced while the watch started (sha256 %s, then %s); starting over", r.plugin.Name, r.plugin.Module, digest, p.mod.SHA256())
@@ -63,6 +75,9 @@ func cancelOnError(cancel context.CancelCauseFunc, err *error) {
 		cancel(*err)
 	}
 }
+
+// begin lets the load start.
+func (p *pendingInstance) begin() { p.startOnce.Do(func() { close(p.start) }) }
 
 // moduleDigest waits for the module's sha256.
 func (p *pendingInstance) moduleDigest(ctx context.Context) (string, error) {
@@ -85,6 +100,7 @@ func (p *pendingInstance) wait() { <-p.loaded }
 // get returns the instance, waiting for the module and creating the
 // instance on the first call.
 func (p *pendingInstance) get(ctx context.Context) (instance, error) {
+	p.begin()
 	select {
 	case <-p.loaded:
 	case <-ctx.Done():
@@ -121,7 +137,8 @@ func (p *pendingInstance) Render(ctx context.Context, c host.Cursor, v host.View
 	return inst.Render(ctx, c, v)
 }
 
-// Close waits for the load and closes the instance if one was created.
+// Close waits for the load (or for the session's ctx to end one that did
+// not start) and closes the instance if one was created.
 func (p *pendingInstance) Close(ctx context.Context) error {
 	p.wait()
 	p.mu.Lock()

@@ -111,9 +111,9 @@ func (r *watchRunner) session(parent context.Context) error {
 		return err
 	}
 	ctx, cancel := context.WithCancelCause(parent)
-	defer cancel(nil)
 	inst := r.loadInBackground(ctx, cancel, host.InstanceConfig{Watch: r.conf.Name, Outputs: outputs, Hooks: hookNames(r.conf.Hooks)})
 	defer inst.Close(context.WithoutCancel(ctx))
+	defer cancel(nil) // before Close: ends a load that never started
 	err = r.runLoop(ctx, inst, outputs)
 	if cause := context.Cause(ctx); parent.Err() == nil && cause != nil {
 		return cause // the plugin did not load
@@ -168,6 +168,9 @@ func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, output
 			r.status.failed(err)
 			fullRender = true
 		}
+	}
+	if fullRender {
+		inst.begin() // else once caught up, or when a batch needs it
 	}
 	// A watch needs the connection: it waits for the agent's first
 	// connect (whose failures the status shows) rather than failing.
@@ -225,9 +228,14 @@ func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, output
 		OnMark: func(_ context.Context, mark string) error {
 			return update(func(s *watchState) { s.Mark = mark })
 		},
-		Reconcile:  reconcileEvery,
-		OnProgress: drift.progress,
-		Logger:     r.log,
+		Reconcile: reconcileEvery,
+		OnProgress: func(p kvcore.Progress) {
+			if p.Synced {
+				inst.begin()
+			}
+			drift.progress(p)
+		},
+		Logger: r.log,
 	}, func(ctx context.Context, b kvcore.Batch) error { return drift.apply(ctx, b, apply) })
 }
 
