@@ -57,6 +57,9 @@ type Agent struct {
 	// compile reads and compiles a plugin's module, uncached: compilePlugin,
 	// or a test's wrapper.
 	compile func(ctx context.Context, p *PluginConf) (module, error)
+	// digest gives the sha256 of the module a watch of a plugin will run,
+	// before it is loaded: moduleDigest, or the simulator's stand-in's.
+	digest func(p *PluginConf) (string, error)
 	// reloads carries Reload's requests to Run, which owns the watches;
 	// stopped closes when Run returns.
 	reloads chan reloadRequest
@@ -123,6 +126,7 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 	}
 	a.load = a.loadPlugin
 	a.compile = a.compilePlugin
+	a.digest = a.moduleDigest
 	// Run replaces it with one that ends with the agent; this one serves
 	// watches run without Run (the simulator).
 	a.hooks = newHookScheduler(context.Background(), runRound)
@@ -296,6 +300,22 @@ func (a *Agent) loadPlugin(ctx context.Context, p *PluginConf) (module, error) {
 	}
 	slot.plugin = m
 	return m, nil
+}
+
+// moduleDigest is the sha256 of the module the watches of p run: the
+// loaded one's, or, before it is loaded (or while it loads), the file's.
+func (a *Agent) moduleDigest(p *PluginConf) (string, error) {
+	a.mu.Lock()
+	slot := a.plugins[p.Name]
+	a.mu.Unlock()
+	if slot != nil && slot.mu.TryLock() {
+		m := slot.plugin
+		slot.mu.Unlock()
+		if m != nil {
+			return m.SHA256(), nil
+		}
+	}
+	return fileDigest(p.Module)
 }
 
 // compilePlugin reads and compiles a plugin's module.

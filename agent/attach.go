@@ -22,13 +22,25 @@ type identifiedSource struct {
 	kvcore.BucketIdentifier
 }
 
-// newAttachSource wraps store for WatchApplied, keeping its identity.
+// markedSource is an identifiedSource over a store that also reads its
+// bucket's mark, kept visible to WatchApplied (kvcore.BucketMarker).
+type markedSource struct {
+	identifiedSource
+	kvcore.BucketMarker
+}
+
+// newAttachSource wraps store for WatchApplied, keeping its identity and
+// its mark.
 func newAttachSource(store kvcore.Store, status *watchStatus) kvcore.Source {
 	src := attachSource{store, status}
-	if id, ok := store.(kvcore.BucketIdentifier); ok {
-		return identifiedSource{src, id}
+	id, ok := store.(kvcore.BucketIdentifier)
+	if !ok {
+		return src
 	}
-	return src
+	if m, ok := store.(kvcore.BucketMarker); ok {
+		return markedSource{identifiedSource{src, id}, m}
+	}
+	return identifiedSource{src, id}
 }
 
 func (s attachSource) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Cursor) (kvcore.Watch, error) {

@@ -560,6 +560,7 @@ func (w *simWorld) start() {
 		w.t.Fatal(err)
 	}
 	a.load = func(context.Context, *PluginConf) (module, error) { return simModule{w}, nil }
+	a.digest = func(*PluginConf) (string, error) { return simModule{w}.SHA256(), nil }
 	a.wrapFold = func(f kvcore.Fold) kvcore.Fold { return &simFold{Fold: f, w: w} }
 	close(a.connected) // the watch runs alone, without Run's connect; memkv needs none
 	ctx, cancel := context.WithCancel(context.Background())

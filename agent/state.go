@@ -28,6 +28,10 @@ type watchState struct {
 	// was taken from (kvcore.BucketIdentifier); a bucket deleted and
 	// re-created since is resynced, never resumed.
 	BucketID string `json:"bucket_id,omitempty"`
+	// Mark is the bucket's mark (kvcore.BucketMarker) when the fold last
+	// matched it: a restart that finds the bucket still so skips listing
+	// its keys.
+	Mark string `json:"mark,omitempty"`
 }
 
 const (

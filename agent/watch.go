@@ -101,19 +101,30 @@ func (r *watchRunner) run(ctx context.Context) {
 }
 
 // session sets the watch up and runs it until ctx ends or setup fails.
-func (r *watchRunner) session(ctx context.Context) error {
+// The plugin loads meanwhile (see pendingInstance).
+func (r *watchRunner) session(parent context.Context) error {
 	if err := os.MkdirAll(r.dir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	if err := r.bootstrap(ctx); err != nil {
-		return err
-	}
-	plugin, err := r.a.load(ctx, r.plugin)
-	if err != nil {
-		return err
-	}
 	outputs, err := r.outputs()
 	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancelCause(parent)
+	inst := r.loadInBackground(ctx, cancel, host.InstanceConfig{Watch: r.conf.Name, Outputs: outputs, Hooks: hookNames(r.conf.Hooks)})
+	defer inst.Close(context.WithoutCancel(ctx))
+	defer cancel(nil) // before Close: ends a load that never started
+	err = r.runLoop(ctx, inst, outputs)
+	if cause := context.Cause(ctx); parent.Err() == nil && cause != nil {
+		return cause // the plugin did not load
+	}
+	return err
+}
+
+// runLoop opens the watch's fold and runs its loop until ctx ends or setup
+// fails.
+func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, outputs map[string]host.Output) error {
+	if err := r.bootstrap(ctx); err != nil {
 		return err
 	}
 	restored, err := r.recoverPlacement()
@@ -133,7 +144,11 @@ func (r *watchRunner) session(ctx context.Context) error {
 		return err
 	}
 	defer r.record.Close()
-	key := renderKey(r.conf, r.plugin, plugin.SHA256())
+	digest, err := inst.moduleDigest(ctx)
+	if err != nil {
+		return err
+	}
+	key := renderKey(r.conf, r.plugin, digest)
 	// A hold left by an earlier run needs a batch to hold (or release):
 	// ask for a full one even if nothing else arrives.
 	fullRender := st.Rendered != key || r.guard.held != nil || restored
@@ -157,6 +172,9 @@ func (r *watchRunner) session(ctx context.Context) error {
 			fullRender = true
 		}
 	}
+	if fullRender {
+		inst.begin() // else once caught up, or when a batch needs it
+	}
 	// A watch needs the connection: it waits for the agent's first
 	// connect (whose failures the status shows) rather than failing.
 	select {
@@ -168,13 +186,8 @@ func (r *watchRunner) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	inst, err := plugin.NewInstance(ctx, host.InstanceConfig{Watch: r.conf.Name, Outputs: outputs, Hooks: hookNames(r.conf.Hooks)})
-	if err != nil {
-		return fmt.Errorf("plugin %s: %w", r.plugin.Name, err)
-	}
-	defer inst.Close(context.WithoutCancel(ctx))
 	// st is only touched from WatchApplied's goroutine: in apply and in
-	// OnBucketID.
+	// OnBucketID and OnMark.
 	update := func(change func(*watchState)) error {
 		next := *st
 		change(&next)
@@ -216,10 +229,19 @@ func (r *watchRunner) session(ctx context.Context) error {
 		OnBucketID: func(_ context.Context, id string) error {
 			return update(func(s *watchState) { s.BucketID = id })
 		},
-		Reconcile:  reconcileEvery,
-		OnProgress: drift.progress,
-		Logger:     r.log,
-		Exports:    exports,
+		Mark: st.Mark,
+		OnMark: func(_ context.Context, mark string) error {
+			return update(func(s *watchState) { s.Mark = mark })
+		},
+		Reconcile: reconcileEvery,
+		OnProgress: func(p kvcore.Progress) {
+			if p.Synced {
+				inst.begin()
+			}
+			drift.progress(p)
+		},
+		Logger:  r.log,
+		Exports: exports,
 	}, func(ctx context.Context, b kvcore.Batch) error { return drift.apply(ctx, b, apply) })
 }
 

@@ -76,6 +76,19 @@ type AppliedConfig struct {
 	// between causes a redundant resync at worst, never a skip. A failure
 	// is retried with backoff.
 	OnBucketID func(ctx context.Context, id string) error
+	// Mark is the bucket's mark ([BucketMarker]) that OnMark last
+	// persisted; "" when unknown.
+	Mark string
+	// OnMark, if set and the source implements [BucketMarker], lets the
+	// loop skip the key listing of a reconciliation (the one after
+	// resuming from a cursor, and the periodic ones) when the bucket's mark
+	// equals Mark and names the fold's cursor: the bucket then holds
+	// exactly what it held when the fold last matched it, so nothing can
+	// have vanished from it unseen. OnMark persists a new mark, taken
+	// when a sync or a listing showed that the fold matches the bucket and
+	// the bucket did not change meanwhile. A failure is only logged: the
+	// next reconciliation lists the keys.
+	OnMark func(ctx context.Context, mark string) error
 	// OnProgress, if set, is called from the loop's goroutine when it
 	// starts, after every checkpoint, when it catches up and after every
 	// failure. It must not block.

@@ -54,6 +54,11 @@ type appliedLoop struct {
 	ident              BucketIdentifier
 	knownID, sessionID string
 
+	// marker is the source's mark reader, nil when not armed; knownMark
+	// is the mark OnMark last persisted.
+	marker    BucketMarker
+	knownMark string
+
 	progress Progress
 }
 
@@ -61,6 +66,9 @@ func newAppliedLoop(src Source, fold Fold, cfg AppliedConfig, apply ApplyFunc) *
 	l := &appliedLoop{src: src, fold: fold, cfg: cfg, apply: apply, knownID: cfg.BucketID}
 	if id, ok := src.(BucketIdentifier); ok && cfg.OnBucketID != nil {
 		l.ident = id
+	}
+	if m, ok := src.(BucketMarker); ok && cfg.OnMark != nil {
+		l.marker, l.knownMark = m, cfg.Mark
 	}
 	if cfg.FullRender {
 		l.owed |= owedFullRender
@@ -130,6 +138,10 @@ func (l *appliedLoop) session(ctx context.Context) error {
 	if m == modeSync {
 		from = Cursor{}
 	}
+	var pre bucketMark
+	if m == modeSync {
+		pre = l.readMark(ctx) // before the watch: see recordMark
+	}
 	wa, err := l.attach(ctx, from)
 	if err != nil {
 		return err
@@ -139,7 +151,7 @@ func (l *appliedLoop) session(ctx context.Context) error {
 	}
 	defer wa.Stop()
 	if m == modeSync {
-		if err := l.sync(ctx, wa); err != nil {
+		if err := l.sync(ctx, wa, pre); err != nil {
 			return err
 		}
 		l.next = modeResume

@@ -12,7 +12,15 @@ import (
 // was applied) and the listing is taken after C, so a key of the fold
 // missing from it was deleted at or before the listing: a synthetic delete
 // agrees with the bucket, and a key re-created later arrives as a put.
+//
+// When the bucket's mark shows it unchanged since the fold last matched it,
+// there is nothing to list (see [AppliedConfig.OnMark]).
 func (l *appliedLoop) reconcileKeys(ctx context.Context, wa Watch) error {
+	pre := l.readMark(ctx)
+	if l.unchanged(pre) {
+		l.owed &^= owedReconcile
+		return nil
+	}
 	live := make(map[string]struct{})
 	for _, p := range l.cfg.Scope.List() {
 		keys, err := l.src.Keys(ctx, p)
@@ -33,14 +41,16 @@ func (l *appliedLoop) reconcileKeys(ctx context.Context, wa Watch) error {
 		return err
 	}
 	l.owed &^= owedReconcile
-	if len(deletes) == 0 {
-		return nil
+	if len(deletes) > 0 {
+		if err := l.foldUnder(ctx, deletes, l.fold.Cursor()); err != nil {
+			return err
+		}
+		if _, err := l.commit(ctx, wa, Batch{Updates: deletes, Cursor: l.fold.Cursor()}); err != nil {
+			return err
+		}
 	}
-	if err := l.foldUnder(ctx, deletes, l.fold.Cursor()); err != nil {
-		return err
-	}
-	_, err = l.commit(ctx, wa, Batch{Updates: deletes, Cursor: l.fold.Cursor()})
-	return err
+	l.recordMark(ctx, pre)
+	return nil
 }
 
 // staleDeletes returns synthetic deletes (unknown version) for the keys the

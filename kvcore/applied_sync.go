@@ -7,8 +7,9 @@ import (
 )
 
 // sync folds a state-sync watch's initial state, deletes the keys it lacks,
-// and applies one full batch.
-func (l *appliedLoop) sync(ctx context.Context, wa Watch) error {
+// and applies one full batch. pre is the bucket's mark read before the
+// watch attached.
+func (l *appliedLoop) sync(ctx context.Context, wa Watch, pre bucketMark) error {
 	if l.progress.Synced {
 		l.progress.Synced = false
 		l.report()
@@ -80,6 +81,7 @@ func (l *appliedLoop) sync(ctx context.Context, wa Watch) error {
 	if err := l.adoptBucket(ctx); err != nil {
 		return err
 	}
+	l.recordMark(ctx, pre)
 	l.caughtUp()
 	return nil
 }

@@ -54,6 +54,17 @@ type BucketIdentifier interface {
 	BucketID(ctx context.Context) (string, error)
 }
 
+// BucketMarker is implemented by stores that can tell cheaply that a bucket
+// did not change at all. BucketMark returns an opaque mark of the bucket's
+// whole content and the cursor of its latest record: two equal marks mean
+// that no record was added to or removed from the bucket between the two
+// calls, and that it is the same incarnation. [WatchApplied] uses it to
+// skip the key listing of a reconciliation when the bucket is exactly as
+// it was when the fold last matched it (see [AppliedConfig.OnMark]).
+type BucketMarker interface {
+	BucketMark(ctx context.Context) (mark string, at Cursor, err error)
+}
+
 // Reader reads current values.
 type Reader interface {
 	// Get returns the live value of key. A key whose latest record is a

@@ -76,6 +76,7 @@ func newConsumerName() string { return "slip_" + nuid.Next() }
 // streamState is what a watch or scan needs to know about the stream.
 type streamState struct {
 	first, last uint64 // first retained sequence and last sequence
+	msgs        uint64 // records retained
 	history     int64  // records kept per key
 	// lossy: the stream's limits drop records that nothing supersedes
 	// (discard old, max age).
@@ -101,6 +102,7 @@ func (s *store) streamState(ctx context.Context) (streamState, error) {
 	return streamState{
 		first:   info.State.FirstSeq,
 		last:    info.State.LastSeq,
+		msgs:    info.State.Msgs,
 		history: cfg.MaxMsgsPerSubject,
 		lossy:   cfg.MaxAge > 0 || cfg.Discard == jetstream.DiscardOld && limited,
 		created: info.Created,

@@ -109,6 +109,12 @@
 // keep it next to the cursor; [kvcore.WatchApplied] checks it at every
 // session start when [kvcore.AppliedConfig.OnBucketID] is set.
 //
+// Stores also implement [kvcore.BucketMarker]: BucketMark reads, in one
+// stream info request, the incarnation, first and last sequences and
+// record count, which change whenever a record comes or goes. With
+// [kvcore.AppliedConfig.OnMark] set, a watch resumed over a fold that
+// matched an unchanged bucket skips listing its keys.
+//
 // A whole-bucket watch from a cursor also guards the stream's retention
 // floor while it runs: when the revisions it receives jump, or every 30 s
 // when it receives nothing, it checks the stream's first sequence and

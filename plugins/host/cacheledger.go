@@ -36,7 +36,9 @@ var cacheEntryRE = regexp.MustCompile(`^[^/]+/[0-9a-f]{64}$`)
 // recorded. The ledger lives in the cache directory with mode 0600, so it
 // is as trustworthy as the directory: it turns "anything that writes a file
 // there" into "anything that also rewrites the ledger consistently", and the
-// agent refuses a cache directory others can write.
+// agent refuses a cache directory others can write. An entry whose stat
+// fingerprint (statFingerprint) is the one recorded when it was hashed is
+// not hashed again.
 type cacheLedger struct {
 	dir    string
 	logger *slog.Logger
@@ -50,6 +52,9 @@ type cacheLedger struct {
 type ledgerEntry struct {
 	Module string `json:"module"` // sha256 of the wasm module it was compiled from
 	SHA256 string `json:"sha256"` // sha256 of the entry file
+	// Stat is the file's stat fingerprint when it was hashed
+	// (statFingerprint): while it holds, the file is not hashed again.
+	Stat string `json:"stat,omitempty"`
 }
 
 // ledgerFile is the ledger's JSON: entries by path relative to the cache
@@ -76,11 +81,13 @@ func (l *cacheLedger) compile(digest string, compile func() error) error {
 		if _, ok := led.Entries[rel]; ok {
 			continue
 		}
-		sum, herr := fileSHA256(filepath.Join(l.dir, rel))
+		path := filepath.Join(l.dir, rel)
+		stat := statFingerprint(path) // before hashing: a later write changes it
+		sum, herr := fileSHA256(path)
 		if herr != nil {
 			continue // removed meanwhile: nothing to record
 		}
-		led.Entries[rel] = ledgerEntry{Module: digest, SHA256: sum}
+		led.Entries[rel] = ledgerEntry{Module: digest, SHA256: sum, Stat: stat}
 		changed = true
 	}
 	if changed {
@@ -108,12 +115,20 @@ func (l *cacheLedger) verify(led *ledgerFile) (changed bool) {
 			l.remove(path)
 			continue
 		}
-		if sum, err := fileSHA256(path); err != nil || sum != rec.SHA256 {
-			l.logger.Error("compile cache entry differs from the one compiled for its module: rejected and removed, the module will be compiled again", "path", path, "module_sha256", rec.Module, "recorded_sha256", rec.SHA256, "sha256", sum, "err", err)
-			l.remove(path)
-			delete(led.Entries, rel)
-			changed = true
-			continue
+		// An entry still as it was hashed needs no hash (statFingerprint).
+		if stat := statFingerprint(path); stat == "" || stat != rec.Stat {
+			if sum, err := fileSHA256(path); err != nil || sum != rec.SHA256 {
+				l.logger.Error("compile cache entry differs from the one compiled for its module: rejected and removed, the module will be compiled again", "path", path, "module_sha256", rec.Module, "recorded_sha256", rec.SHA256, "sha256", sum, "err", err)
+				l.remove(path)
+				delete(led.Entries, rel)
+				changed = true
+				continue
+			}
+			if stat != rec.Stat { // taken before hashing: a later write changes it
+				rec.Stat = stat
+				led.Entries[rel] = rec
+				changed = true
+			}
 		}
 		present[rel] = true
 	}

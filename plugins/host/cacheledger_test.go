@@ -71,21 +71,35 @@ func TestTamperedCacheEntryIsRejectedAndRecompiled(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		tamper func([]byte) []byte
+		// keepTimes puts the entry's access and modification times back:
+		// only its change time (statFingerprint) tells it was written.
+		keepTimes bool
 	}{
-		{"bytes appended, CRC intact", func(b []byte) []byte { return append(b, "planted"...) }},
-		{"code changed, CRC broken", func(b []byte) []byte { b[len(b)/2] ^= 0xff; return b }},
+		{"bytes appended, CRC intact", func(b []byte) []byte { return append(b, "planted"...) }, false},
+		{"code changed, CRC broken", func(b []byte) []byte { b[len(b)/2] ^= 0xff; return b }, false},
+		{"code changed, size and times kept", func(b []byte) []byte { b[len(b)/3] ^= 0xff; return b }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			loadWithCache(t, dir)
+			loadWithCache(t, dir) // the ledger holds the entry's fingerprint by now
 			entry := cacheEntries(t, dir)[0]
 			good, err := os.ReadFile(entry)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Stat(entry)
 			if err != nil {
 				t.Fatal(err)
 			}
 			bad := tc.tamper(bytes.Clone(good))
 			if err := os.WriteFile(entry, bad, 0o600); err != nil {
 				t.Fatal(err)
+			}
+			if tc.keepTimes {
+				if err := os.Chtimes(entry, fi.ModTime(), fi.ModTime()); err != nil {
+					t.Fatal(err)
+				}
 			}
 
 			logs := loadWithCache(t, dir)

@@ -118,12 +118,14 @@ func (p *Plugin) init(ctx context.Context, wasm []byte) error {
 		return fmt.Errorf("%w: plugin %q: %v", ErrABI, p.cfg.Name, err)
 	}
 	// Instantiate once so a wrong ABI version or a crashing initializer is a
-	// load error, not a failure of the first batch.
+	// load error, not a failure of the first batch; the first NewInstance
+	// adopts the instance.
 	inst := &Instance{plugin: p, logger: p.logger, sink: newLogSink(p.logger, p.cfg.Limits, timeNow)}
 	if err := inst.instantiate(ctx); err != nil {
 		return err
 	}
-	return inst.mod.Close(ctx)
+	p.spare = inst
+	return nil
 }
 
 func (e *Engine) forget(p *Plugin) {

@@ -29,6 +29,12 @@ type Plugin struct {
 	compiled wazero.CompiledModule
 	logger   *slog.Logger
 
+	// spare is the instance Load created to check the module (its ABI
+	// version, its initializer): the first NewInstance adopts it rather
+	// than instantiating the module again. Guarded by spareMu.
+	spareMu sync.Mutex
+	spare   *Instance
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -65,11 +71,26 @@ func (p *Plugin) NewInstance(ctx context.Context, cfg InstanceConfig) (*Instance
 		}
 	}
 	logger := p.logger.With(slog.String("watch", cfg.Watch))
-	i := &Instance{plugin: p, cfg: cfg, logger: logger, sink: newLogSink(logger, p.cfg.Limits, timeNow)}
+	sink := newLogSink(logger, p.cfg.Limits, timeNow)
+	if i := p.takeSpare(); i != nil {
+		i.cfg, i.logger, i.sink = cfg, logger, sink
+		i.stdout.sink, i.stderr.sink = sink, sink
+		return i, nil
+	}
+	i := &Instance{plugin: p, cfg: cfg, logger: logger, sink: sink}
 	if err := i.instantiate(ctx); err != nil {
 		return nil, err
 	}
 	return i, nil
+}
+
+// takeSpare returns the instance Load created, once.
+func (p *Plugin) takeSpare() *Instance {
+	p.spareMu.Lock()
+	defer p.spareMu.Unlock()
+	i := p.spare
+	p.spare = nil
+	return i
 }
 
 // checkModule checks a compiled module against ABI version 1 and lists every

@@ -1,0 +1,150 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/slipstreamkv/slipstream/plugins/host"
+)
+
+// pendingInstance is a watch session's plugin instance while its module
+// loads in the background: a session needs the module only for its first
+// plugin call, so opening the fold, attaching to the bucket and syncing it
+// overlap the compile (or the compile cache's load), and a restart that
+// finds its fold up to date is ready without waiting for it.
+//
+// The session's render key is taken from the module's digest, read first
+// (while the session opens its fold); a digest or load that fails, or a
+// load that finds another module (the file was replaced meanwhile),
+// cancels the session with that error, which then starts over like any
+// failed session.
+type pendingInstance struct {
+	cfg host.InstanceConfig
+	// digested is closed once digest (the module's sha256) is known, or
+	// the reading failed (then loaded is closed too, with err).
+	digested chan struct{}
+	digest   string
+	// start is closed (once, by begin) when the load may start: at once
+	// when the session owes a full render, else once the loop caught up
+	// or a plugin call needs it, so a restart over an up-to-date fold
+	// does not share the CPU with the load on its way to READY.
+	start     chan struct{}
+	startOnce sync.Once
+	// loaded is closed once the load finished; mod and err are its outcome.
+	loaded chan struct{}
+	mod    module
+	err    error
+
+	mu   sync.Mutex // the drift check and the loop's apply both call it
+	inst instance
+}
+
+// loadInBackground reads the digest of the watch's plugin module, then
+// loads it. A failure cancels the session through cancel.
+func (r *watchRunner) loadInBackground(ctx context.Context, cancel context.CancelCauseFunc, cfg host.InstanceConfig) *pendingInstance {
+	p := &pendingInstance{cfg: cfg, digested: make(chan struct{}), start: make(chan struct{}), loaded: make(chan struct{})}
+	go func() {
+		defer close(p.loaded)
+		defer cancelOnError(cancel, &p.err)
+		digest, err := r.a.digest(r.plugin)
+		if err != nil {
+			p.err = fmt.Errorf("plugin %s: module %s: %w", r.plugin.Name, r.plugin.Module, err)
+			close(p.digested)
+			return
+		}
+		p.digest = digest
+		close(p.digested)
+		select {
+		case <-p.start:
+		case <-ctx.Done():
+			p.err = ctx.Err()
+			return
+		}
+		p.mod, p.err = r.a.load(ctx, r.plugin)
+		if p.err == nil && p.mod.SHA256() != digest {
+			p.err = fmt.Errorf("plugin %s: module %s was replaced while the watch started (sha256 %s, then %s); starting over", r.plugin.Name, r.plugin.Module, digest, p.mod.SHA256())
+		}
+	}()
+	return p
+}
+
+// cancelOnError cancels with *err when it is set.
+func cancelOnError(cancel context.CancelCauseFunc, err *error) {
+	if *err != nil {
+		cancel(*err)
+	}
+}
+
+// begin lets the load start.
+func (p *pendingInstance) begin() { p.startOnce.Do(func() { close(p.start) }) }
+
+// moduleDigest waits for the module's sha256.
+func (p *pendingInstance) moduleDigest(ctx context.Context) (string, error) {
+	select {
+	case <-p.digested:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	if p.digest == "" {
+		<-p.loaded
+		return "", p.err
+	}
+	return p.digest, nil
+}
+
+// wait waits for the load to finish (it does not stop it: the agent
+// keeps a loaded module for the watches that share it).
+func (p *pendingInstance) wait() { <-p.loaded }
+
+// get returns the instance, waiting for the module and creating the
+// instance on the first call.
+func (p *pendingInstance) get(ctx context.Context) (instance, error) {
+	p.begin()
+	select {
+	case <-p.loaded:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if p.err != nil {
+		return nil, p.err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.inst == nil {
+		inst, err := p.mod.NewInstance(ctx, p.cfg)
+		if err != nil {
+			return nil, err
+		}
+		p.inst = inst
+	}
+	return p.inst, nil
+}
+
+func (p *pendingInstance) Apply(ctx context.Context, b host.Batch, v host.View) (result, error) {
+	inst, err := p.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return inst.Apply(ctx, b, v)
+}
+
+func (p *pendingInstance) Render(ctx context.Context, c host.Cursor, v host.View) (result, error) {
+	inst, err := p.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return inst.Render(ctx, c, v)
+}
+
+// Close waits for the load (or for the session's ctx to end one that did
+// not start) and closes the instance if one was created.
+func (p *pendingInstance) Close(ctx context.Context) error {
+	p.wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.inst == nil {
+		return nil
+	}
+	return p.inst.Close(ctx)
+}

@@ -1,0 +1,71 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// blockCompile makes a's compiles wait until release closes (or their ctx
+// ends).
+func blockCompile(a *Agent, release <-chan struct{}) {
+	compile := a.compile
+	a.compile = func(ctx context.Context, p *PluginConf) (module, error) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return compile(ctx, p)
+	}
+}
+
+// A restart over an up-to-date fold owes the plugin nothing: the watch is
+// ready while its module still loads, and applies the next change once it
+// has loaded.
+func TestRestartIsReadyWhileThePluginLoads(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "1")
+	a, stop := f.start(f.config(filesConfig))
+	waitFor(t, "the first run to catch up", func() bool { return a.Ready() })
+	stop()
+
+	a = f.agent(f.config(filesConfig))
+	release := make(chan struct{})
+	blockCompile(a, release)
+	f.run(a)
+	waitFor(t, "the restart to be ready while its plugin is held", func() bool { return a.Ready() })
+	if s := a.Status()[0]; s.Batches != 0 {
+		t.Errorf("the restart applied %d batches, want none", s.Batches)
+	}
+	close(release)
+	f.put("cfg", "files.a.conf", "2")
+	waitFor(t, "the change after the plugin loaded", func() bool { return readFile(filepath.Join(f.dir, "out", "a.conf")) == "2" })
+}
+
+// A plugin that fails to load while the watch already runs fails the
+// watch with the load's error, and the watch starts over (loading again).
+func TestPluginLoadFailureFailsTheRunningWatch(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "1")
+	a := f.agent(f.config(filesConfig))
+	errBroken := errors.New("module broken for the test")
+	compile := a.compile
+	var fails int // only the watch's goroutines call it, one load at a time
+	a.compile = func(ctx context.Context, p *PluginConf) (module, error) {
+		if fails < 2 {
+			fails++
+			return nil, errBroken
+		}
+		return compile(ctx, p)
+	}
+	f.run(a)
+	waitFor(t, "the watch to report the load failure", func() bool {
+		return strings.Contains(a.Status()[0].LastError, errBroken.Error())
+	})
+	waitFor(t, "the watch to load its plugin on a later attempt and render", func() bool {
+		return a.Ready() && readFile(filepath.Join(f.dir, "out", "a.conf")) == "1"
+	})
+}

@@ -1,0 +1,38 @@
+package natskv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+)
+
+var _ kvcore.BucketMarker = (*store)(nil)
+
+// BucketMark returns a mark of the bucket's content from one stream info
+// request: the incarnation, the first and last sequences and the number of
+// records retained, e.g. "KV_app@2026-12-05T01:02:03.123456789Z/1-100000/100000".
+// Every record added raises the last sequence, which never goes down; every
+// record removed (superseded, purged, deleted, expired) lowers the count,
+// so two equal marks of one incarnation mean that no record came or went
+// between them. See [kvcore.BucketMarker].
+func (s *store) BucketMark(ctx context.Context) (string, kvcore.Cursor, error) {
+	if !s.sess.live() {
+		return "", kvcore.Cursor{}, &kvcore.OpError{Op: "bucket-mark", Bucket: s.bucket, Err: kvcore.ErrNotConnected}
+	}
+	st, err := s.streamState(ctx)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		err = kvcore.ErrBucketNotFound
+	}
+	if err != nil {
+		return "", kvcore.Cursor{}, &kvcore.OpError{Op: "bucket-mark", Bucket: s.bucket, Err: mapErr(err)}
+	}
+	var at kvcore.Cursor
+	if st.last > 0 {
+		at = kvcore.RevisionCursor(st.last)
+	}
+	return fmt.Sprintf("%s/%d-%d/%d", s.incarnation(st.created), st.first, st.last, st.msgs), at, nil
+}
