@@ -3,6 +3,7 @@ package pebblefold
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -183,15 +184,24 @@ func scaleKeys(b *testing.B) (int, string) {
 	if v == "" {
 		b.Skipf("%s is not set (make bench-fold sets it)", scaleEnv)
 	}
-	mult := 1
-	if m, ok := strings.CutSuffix(v, "M"); ok {
-		v, mult = m, 1_000_000
-	} else if k, ok := strings.CutSuffix(v, "k"); ok {
-		v, mult = k, 1_000
+	n, err := parseKeys(v)
+	if err != nil {
+		b.Fatalf("%s: %v", scaleEnv, err)
 	}
-	n, err := strconv.Atoi(v)
+	return n, v
+}
+
+// parseKeys parses a number of keys such as 1M, 500k or 2000000.
+func parseKeys(v string) (int, error) {
+	s, mult := v, 1
+	if m, ok := strings.CutSuffix(s, "M"); ok {
+		s, mult = m, 1_000_000
+	} else if k, ok := strings.CutSuffix(s, "k"); ok {
+		s, mult = k, 1_000
+	}
+	n, err := strconv.Atoi(s)
 	if err != nil || n <= 0 {
-		b.Fatalf("%s=%q: want a number of keys such as 1M, 500k or 2000000", scaleEnv, os.Getenv(scaleEnv))
+		return 0, fmt.Errorf("%q: want a number of keys such as 1M, 500k or 2000000", v)
 	}
-	return n * mult, os.Getenv(scaleEnv)
+	return n * mult, nil
 }
