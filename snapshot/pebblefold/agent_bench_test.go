@@ -3,6 +3,7 @@ package pebblefold
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -29,14 +30,15 @@ import (
 // with the binaries it builds (SLIPSTREAM_BENCH_SLIPAGENT, _PLUGIN,
 // _NATS_SERVER).
 //
-// The fold is built without sending millions of keys through NATS: the
+// The fold is built without the agent rendering millions of keys: the
 // agent syncs a bucket of 10 keys with the template plugin and stops; the
-// benchmark then applies the size's keys (benchdata.Stream) to the agent's
-// fold at the fold's own cursor, so that fold and cursor still say "up to
-// date" and only the fold's size differs. The baseline is the same
-// restart before the keys are added. A restart that walks the fold or
-// re-reads the bucket shows as a READY time, RSS or rewrite growing with
-// the size.
+// benchmark then puts the size's keys into the bucket (benchdata.Stream,
+// one asynchronous publisher) and applies the same keys, values and
+// revisions to the agent's fold, at the bucket's last revision, so that
+// fold, cursor and bucket agree as if the agent had applied them. The
+// baseline is the same restart before the keys are added. A restart that
+// walks the fold, re-reads the bucket or re-renders shows as a READY time,
+// RSS or rewrite growing with the size.
 func BenchmarkAgentRestart(b *testing.B) {
 	sizes := os.Getenv("SLIPSTREAM_BENCH_RESTART")
 	if sizes == "" {
@@ -62,22 +64,16 @@ func BenchmarkAgentRestart(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {
 		b.Fatal(err)
-	}
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "app", History: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	for i := range 10 {
-		if _, err := kv.Put(ctx, fmt.Sprintf("seed.%d", i), []byte("v")); err != nil {
-			b.Fatal(err)
-		}
 	}
 	for _, size := range strings.Split(sizes, ",") {
 		n, err := parseKeys(size)
 		if err != nil {
+			b.Fatal(err)
+		}
+		if err := seedBucket(ctx, js); err != nil {
 			b.Fatal(err)
 		}
 		a := &restartAgent{bin: bins["SLIPAGENT"], plugin: bins["PLUGIN"], url: url, work: filepath.Join(work, size)}
@@ -85,7 +81,15 @@ func BenchmarkAgentRestart(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Run(size+"/restart/baseline", func(b *testing.B) { a.measure(ctx, b) })
-		if err := a.grow(n); err != nil {
+		base, err := lastRevision(ctx, js)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s := benchdata.NewStream(n)
+		if err := publish(ctx, js, s); err != nil {
+			b.Fatal(err)
+		}
+		if err := a.grow(s, base); err != nil {
 			b.Fatal(err)
 		}
 		b.Run(size+"/restart/ours", func(b *testing.B) { a.measure(ctx, b) })
@@ -169,20 +173,71 @@ func (a *restartAgent) sync(ctx context.Context) error {
 	})
 }
 
-// grow applies n keys to the stopped agent's fold at the fold's cursor.
-func (a *restartAgent) grow(n int) error {
+// grow applies s's keys to the stopped agent's fold at the revisions
+// publish gave them, after base.
+func (a *restartAgent) grow(s *benchdata.Stream, base uint64) error {
 	f, err := Open(a.fold(), Options{})
 	if err != nil {
 		return err
 	}
-	c := f.Cursor()
-	err = benchdata.NewStream(n).Batches(func(batch []kvcore.Update, _ kvcore.Cursor) error {
-		return f.Apply(context.Background(), batch, c)
+	err = s.Batches(func(batch []kvcore.Update, c kvcore.Cursor) error {
+		for i := range batch {
+			rev, _ := batch[i].Version.Revision()
+			batch[i].Version = kvcore.RevisionVersion(base + rev)
+		}
+		rev, _ := c.Revision()
+		return f.Apply(context.Background(), batch, kvcore.RevisionCursor(base+rev))
 	})
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	return err
+}
+
+// seedBucket creates bucket "app" afresh with 10 keys.
+func seedBucket(ctx context.Context, js jetstream.JetStream) error {
+	if err := js.DeleteKeyValue(ctx, "app"); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return err
+	}
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "app", History: 1})
+	if err != nil {
+		return err
+	}
+	for i := range 10 {
+		if _, err := kv.Put(ctx, fmt.Sprintf("seed.%d", i), []byte("v")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lastRevision is the last revision of bucket "app".
+func lastRevision(ctx context.Context, js jetstream.JetStream) (uint64, error) {
+	st, err := js.Stream(ctx, "KV_app")
+	if err != nil {
+		return 0, err
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.LastSeq, nil
+}
+
+// publish puts s's keys into bucket "app" in delivery order, with one
+// asynchronous publisher, and waits for every acknowledgement.
+func publish(ctx context.Context, js jetstream.JetStream, s *benchdata.Stream) error {
+	for i := range s.N() {
+		if _, err := js.PublishAsync("$KV.app."+s.Key(s.Perm(i)), s.Value(i), jetstream.WithStallWait(time.Minute)); err != nil {
+			return fmt.Errorf("publish key %d: %w", i, err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // measure restarts the agent and reports its READY time, RSS, batches
@@ -198,7 +253,7 @@ func (a *restartAgent) measure(ctx context.Context, b *testing.B) {
 	}
 	defer p.Stop()
 	var ready time.Duration
-	err = benchproc.Poll(ctx, "slipagent /readyz", 5*time.Minute, 2*time.Millisecond, func() (bool, error) {
+	err = benchproc.Poll(ctx, "slipagent /readyz", 20*time.Minute, 2*time.Millisecond, func() (bool, error) {
 		if err := p.Exited(); err != nil {
 			return false, err
 		}
@@ -211,7 +266,8 @@ func (a *restartAgent) measure(ctx context.Context, b *testing.B) {
 		return resp.StatusCode == http.StatusOK, nil
 	})
 	if err != nil {
-		b.Fatal(err)
+		log, _ := os.ReadFile(p.Log)
+		b.Fatalf("%v; the end of its log:\n%s", err, log[max(0, len(log)-4096):])
 	}
 	time.Sleep(2 * time.Second)
 	rss, err := p.MemKB("VmRSS")
