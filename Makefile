@@ -46,6 +46,30 @@ bench-render: ## first render of 100k and 1M keys with the files example (1M: ~4
 	@mkdir -p $(BIN)
 	SLIPSTREAM_BENCH_BIG=1 $(GO) test -run '^$$' -bench 'FilesRender' -benchtime 1x -timeout 60m ./plugins/examples/files | tee $(BIN)/bench-render.txt | $(GO) run ./internal/benchtab
 
+comma := ,
+SCALE         ?= 1M
+FOLD_MEMLIMIT ?= 1GiB
+FOLD_RESTART  ?=
+.PHONY: bench-fold
+bench-fold: ## the Pebble fold at SCALE keys (default 1M; SCALE=1M,10M,50M: ~30 GB of disk and an hour at 50M) beside raw file I/O, each size in its own process under GOMEMLIMIT=FOLD_MEMLIMIT; FOLD_RESTART=1M,10M adds slipagent restarts over a Pebble fold of those sizes
+	@mkdir -p $(BIN)
+	$(GO) test -c -o $(BIN)/pebblefold.test ./snapshot/pebblefold
+	@if [ -n "$(FOLD_RESTART)" ]; then \
+	  $(MAKE) --no-print-directory build plugins-go && $(GO) build -o $(BIN)/nats-server github.com/nats-io/nats-server/v2; \
+	fi
+	@set -e; { \
+	for s in $(subst $(comma), ,$(SCALE)); do \
+	  echo "== $$s keys: GOMEMLIMIT=$(FOLD_MEMLIMIT), load average $$(cut -d' ' -f1-3 /proc/loadavg)" >&2; \
+	  GOMEMLIMIT=$(FOLD_MEMLIMIT) SLIPSTREAM_BENCH_SCALE=$$s $(BIN)/pebblefold.test -test.run '^$$' -test.bench '^BenchmarkScale$$' -test.benchtime 1x -test.timeout 0; \
+	done; \
+	if [ -n "$(FOLD_RESTART)" ]; then \
+	  echo "== agent restarts: load average $$(cut -d' ' -f1-3 /proc/loadavg)" >&2; \
+	  SLIPSTREAM_BENCH_RESTART=$(FOLD_RESTART) SLIPSTREAM_BENCH_SLIPAGENT=$(abspath $(BIN))/slipagent \
+	  SLIPSTREAM_BENCH_PLUGIN=$(abspath $(BIN))/plugins/template.wasm SLIPSTREAM_BENCH_NATS_SERVER=$(abspath $(BIN))/nats-server \
+	  $(BIN)/pebblefold.test -test.run '^$$' -test.bench '^BenchmarkAgentRestart$$' -test.benchtime 1x -test.timeout 0; \
+	fi; } | tee $(BIN)/bench-fold.txt | $(GO) run ./internal/benchtab
+	@echo "load average at the end: $$(cut -d' ' -f1-3 /proc/loadavg)"
+
 E2E_QUICK ?=
 E2E_BIG   ?=
 bench-e2e: build plugins-go ## slipagent vs a bare nats.go renderer on a real nats-server (E2E_QUICK=1: small sizes, E2E_BIG=1: adds 1M keys)

@@ -24,7 +24,7 @@ var (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if hydratedDir != "" {
-		os.RemoveAll(hydratedDir)
+		os.RemoveAll(filepath.Dir(hydratedDir)) // the fold and the temporary directory holding it
 	}
 	os.Exit(code)
 }

@@ -3,7 +3,9 @@ package pebblefold
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,5 +74,37 @@ func TestNestedUseDuringCloseDoesNotDeadlock(t *testing.T) {
 	}
 	if err := f.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// Close flushes a memtable whose log holds more than flushOnCloseBytes, so
+// that the next Open does not replay it; a small one stays in the log.
+func TestCloseFlushesALargeMemtable(t *testing.T) {
+	for _, n := range []int{10, 2 * flushOnCloseBytes / 1024} {
+		dir := filepath.Join(t.TempDir(), "fold")
+		f, err := Open(dir, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch := make([]kvcore.Update, 0, n)
+		for i := range n {
+			batch = append(batch, putU(fmt.Sprintf("k%07d", i), strings.Repeat("v", 1000), uint64(i+1)))
+		}
+		apply(t, f, uint64(n), batch...)
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		ro, err := open(dir, Options{}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tables := int64(0) // a read-only open replays the log into memtables, flushing nothing
+		for _, l := range ro.db.Metrics().Levels {
+			tables += l.TablesCount
+		}
+		ro.Close()
+		if large := n*1000 > flushOnCloseBytes; large != (tables > 0) {
+			t.Fatalf("%d entries of 1000 bytes: %d tables after Close (want them flushed: %v)", n, tables, large)
+		}
 	}
 }

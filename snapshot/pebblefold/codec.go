@@ -1,7 +1,13 @@
 package pebblefold
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
 	"github.com/slipstreamkv/slipstream/snapshot"
@@ -28,10 +34,43 @@ func prefixBounds(prefix string) (lower, upper []byte) {
 	return lower, nil
 }
 
-func encodeValue(dst []byte, u kvcore.Update) []byte {
-	dst = append(dst[:0], byte(u.Version.Len()))
-	dst = u.Version.AppendBytes(dst)
-	return append(dst, u.Value...)
+// addUpdate encodes u into b, the key and value written in place.
+func addUpdate(b *pebble.Batch, u *kvcore.Update) error {
+	if !utf8.ValidString(u.Key) {
+		return fmt.Errorf("%w: key %q is not valid UTF-8", snapshot.ErrInvalidFormat, u.Key)
+	}
+	var op *pebble.DeferredBatchOp
+	switch {
+	case u.IsRemoval():
+		op = b.DeleteDeferred(1 + len(u.Key))
+	case u.Op == kvcore.OpPut:
+		op = b.SetDeferred(1+len(u.Key), 1+u.Version.Len()+len(u.Value))
+		n := u.Version.Len()
+		op.Value[0] = byte(n)
+		u.Version.AppendBytes(op.Value[1:1]) // within op.Value: no allocation
+		copy(op.Value[1+n:], u.Value)
+	default:
+		return fmt.Errorf("update of key %q has unknown operation %v", u.Key, u.Op)
+	}
+	op.Key[0] = dataPrefix
+	copy(op.Key[1:], u.Key)
+	return op.Finish()
+}
+
+// sortedOrder returns the indexes of updates in ascending key order, equal
+// keys in their order in updates, reusing dst.
+func sortedOrder(dst []int32, updates []kvcore.Update) []int32 {
+	dst = dst[:0]
+	for i := range updates {
+		dst = append(dst, int32(i))
+	}
+	slices.SortFunc(dst, func(a, b int32) int {
+		if c := strings.Compare(updates[a].Key, updates[b].Key); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	return dst
 }
 
 // decodeEntry decodes a stored value into an entry that owns its bytes.

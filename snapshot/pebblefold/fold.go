@@ -34,9 +34,10 @@ type Options struct {
 
 // Fold is a [kvcore.Fold] on Pebble.
 type Fold struct {
-	db   *pebble.DB
-	dir  string
-	opts Options
+	db       *pebble.DB
+	dir      string
+	opts     Options
+	readOnly bool
 
 	// Every use of db holds a reference (acquire, release). Close marks
 	// the fold closed, so that later uses fail at once with ErrClosed, and
@@ -51,10 +52,9 @@ type Fold struct {
 	closed    bool       // under life
 	closeOnce sync.Once
 
-	mu     sync.RWMutex // orders Apply; guards cursor and the scratch buffers
+	mu     sync.RWMutex // orders Apply; guards cursor and order
 	cursor kvcore.Cursor
-	key    []byte
-	val    []byte
+	order  []int32 // Apply's scratch: the batch's indexes in key order
 }
 
 var _ kvcore.Fold = (*Fold)(nil)
@@ -78,17 +78,11 @@ func open(dir string, opts Options, readOnly bool) (*Fold, error) {
 	}
 	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref()
-	db, err := pebble.Open(dir, &pebble.Options{
-		FS:                 opts.FS,
-		Cache:              cache,
-		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             slogLogger{opts.Logger},
-		ReadOnly:           readOnly,
-	})
+	db, err := pebble.Open(dir, pebbleOptions(opts, cache, readOnly))
 	if err != nil {
 		return nil, fmt.Errorf("pebblefold: open %s: %w", dir, err)
 	}
-	f := &Fold{db: db, dir: dir, opts: opts}
+	f := &Fold{db: db, dir: dir, opts: opts, readOnly: readOnly}
 	f.idle = sync.NewCond(&f.life)
 	raw, closer, err := db.Get(cursorKey)
 	switch {
@@ -129,22 +123,13 @@ func (f *Fold) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore
 	defer f.mu.Unlock()
 	b := f.db.NewBatch()
 	defer b.Close()
-	for _, u := range updates {
-		if !utf8.ValidString(u.Key) {
-			return fmt.Errorf("pebblefold: apply: %w: key %q is not valid UTF-8", snapshot.ErrInvalidFormat, u.Key)
-		}
-		f.key = dataKey(f.key, u.Key)
-		var err error
-		switch {
-		case u.IsRemoval():
-			err = b.Delete(f.key, nil)
-		case u.Op == kvcore.OpPut:
-			f.val = encodeValue(f.val, u)
-			err = b.Set(f.key, f.val, nil)
-		default:
-			err = fmt.Errorf("update of key %q has unknown operation %v", u.Key, u.Op)
-		}
-		if err != nil {
+	// Keys go into the batch in ascending order (a stable order, so that
+	// the last update of a key still wins): Pebble then inserts them into
+	// its memtable from the previous key's position instead of from the
+	// top of the skiplist, about half the cost for a batch of random keys.
+	f.order = sortedOrder(f.order, updates)
+	for _, i := range f.order {
+		if err := addUpdate(b, &updates[i]); err != nil {
 			return fmt.Errorf("pebblefold: apply: %w", err)
 		}
 	}
@@ -190,7 +175,13 @@ func (f *Fold) Range(ctx context.Context, prefix, after string, fn func(kvcore.E
 // any goroutine until the fold is closed.
 func (f *Fold) Reader() *Reader { return &Reader{f: f} }
 
-// Close waits for running reads and applies, then closes the database.
+// flushOnCloseBytes: Close flushes a memtable whose write-ahead log holds
+// more than this, so that the next Open does not replay it (a 64 MiB log
+// takes most of a second to replay).
+const flushOnCloseBytes = 4 << 20
+
+// Close waits for running reads and applies, flushes the memtable when it
+// is large, then closes the database.
 // Once Close has begun, new calls fail with [snapshot.ErrClosed], including
 // a Get or Range made inside a running Range callback (which then returns
 // and lets Close finish). A Range callback must not call Close itself.
@@ -202,7 +193,10 @@ func (f *Fold) Close() (err error) {
 			f.idle.Wait()
 		}
 		f.life.Unlock()
-		err = f.db.Close()
+		if !f.readOnly && f.db.Metrics().WAL.Size > flushOnCloseBytes {
+			err = f.db.Flush()
+		}
+		err = errors.Join(err, f.db.Close())
 	})
 	return err
 }

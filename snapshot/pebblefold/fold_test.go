@@ -1,6 +1,7 @@
 package pebblefold
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -199,13 +200,33 @@ func TestSyncModesRoundTrip(t *testing.T) {
 	}
 }
 
+// stored is the value Pebble holds for u's key once u is applied: the
+// crate's ver_len u8 | version | value.
+func stored(t *testing.T, u kvcore.Update) []byte {
+	f, err := Open("fold", Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	apply(t, f, 1, u)
+	raw, closer, err := f.db.Get(dataKey(nil, u.Key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer.Close()
+	return slices.Clone(raw)
+}
+
 func TestCodec(t *testing.T) {
 	v, _ := kvcore.VersionFromBytes([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10})
-	raw := encodeValue(nil, kvcore.Update{Op: kvcore.OpPut, Value: []byte("payload"), Version: v})
+	raw := stored(t, kvcore.Update{Op: kvcore.OpPut, Key: "k", Value: []byte("payload"), Version: v})
+	if want := append(append([]byte{10}, v.Bytes()...), "payload"...); !bytes.Equal(raw, want) {
+		t.Fatalf("stored %x, want %x", raw, want)
+	}
 	if e, err := decodeEntry("k", raw); err != nil || string(e.Value) != "payload" || e.Version != v {
 		t.Fatalf("%+v %v", e, err)
 	}
-	raw = encodeValue(nil, putU("k", "", 7))
+	raw = stored(t, putU("k", "", 7))
 	if e, err := decodeEntry("k", raw); err != nil || len(e.Value) != 0 || e.Version != kvcore.RevisionVersion(7) {
 		t.Fatalf("%+v %v", e, err)
 	}
@@ -236,3 +257,36 @@ func TestReaderAfterClose(t *testing.T) {
 }
 
 var _ io.Closer = (*Fold)(nil)
+
+// Apply writes a batch in key order; updates of one key must still take
+// effect in batch order, the last one winning.
+func TestApplyLastUpdateOfAKeyWins(t *testing.T) {
+	f, err := Open("fold", Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rng := rand.New(rand.NewPCG(7, 8))
+	want := map[string]string{}
+	var batch []kvcore.Update
+	for i := range 500 {
+		k := fmt.Sprintf("k%d", rng.IntN(6))
+		if rng.IntN(4) == 0 {
+			batch = append(batch, kvcore.Update{Op: kvcore.OpDelete, Key: k, Version: kvcore.RevisionVersion(uint64(i + 1))})
+			delete(want, k)
+			continue
+		}
+		v := fmt.Sprint(i)
+		batch = append(batch, putU(k, v, uint64(i+1)))
+		want[k] = v
+	}
+	apply(t, f, 500, batch...)
+	got := map[string]string{}
+	for _, line := range foldtest.Dump(t, f, "") {
+		k, v, _ := strings.Cut(line, "=")
+		got[k] = v
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("fold holds %v, want %v", got, want)
+	}
+}

@@ -1,0 +1,62 @@
+package pebblefold
+
+import (
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/sstable"
+)
+
+// Pebble settings of a fold, for its workload: batches of about a thousand
+// keys in no particular order (a bucket's initial sync delivers them in
+// revision order), hydrations of tens of millions of keys, point gets.
+const (
+	// memTableSize: large memtables flush less often, so that less data
+	// is rewritten by compactions during a hydration. A new memtable starts
+	// at 256 KiB and doubles up to this size, and Close flushes it, so a
+	// quiet fold does not hold it and a restart does not replay it.
+	memTableSize = 64 << 20
+	// memTableStopWrites memtables may queue for flushing before writes
+	// stall.
+	memTableStopWrites = 4
+	// l0StopWrites: a hydration of random keys makes every flushed table a
+	// new L0 sublevel; writes stall at this many instead of Pebble's 12,
+	// letting compactions catch up without stopping the writer.
+	l0StopWrites = 24
+	// lBaseMaxBytes is the size of the level L0 compacts into (Pebble's
+	// default 64 MiB makes more levels, so more rewriting of each key).
+	lBaseMaxBytes = 256 << 20
+	// l0TargetFileSize, doubled per level below L0: fewer, larger tables, so
+	// that a 50M-key fold's tables fit the table cache (1000 open files).
+	l0TargetFileSize = 8 << 20
+	// bloomBitsPerKey: a point get skips every table whose filter rules
+	// the key out (1% false positives), instead of reading a block of it.
+	bloomBitsPerKey = 10
+	// maxCompactions: compactions run one at a time, two when they fall
+	// behind.
+	maxCompactions = 2
+)
+
+// pebbleOptions are the Pebble options of a fold opened with opts.
+func pebbleOptions(opts Options, cache *pebble.Cache, readOnly bool) *pebble.Options {
+	po := &pebble.Options{
+		FS:                          opts.FS,
+		Cache:                       cache,
+		FormatMajorVersion:          pebble.FormatNewest,
+		Logger:                      slogLogger{opts.Logger},
+		ReadOnly:                    readOnly,
+		MemTableSize:                memTableSize,
+		MemTableStopWritesThreshold: memTableStopWrites,
+		L0StopWritesThreshold:       l0StopWrites,
+		LBaseMaxBytes:               lBaseMaxBytes,
+		CompactionConcurrencyRange:  func() (int, int) { return 1, maxCompactions },
+	}
+	po.TargetFileSizes[0] = l0TargetFileSize
+	for i := range po.Levels {
+		// Values are mostly small and often incompressible: the fastest
+		// compression (MinLZ on amd64), which stores a block as is when
+		// compressing saves little.
+		po.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.FastestCompression }
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(bloomBitsPerKey)
+	}
+	return po
+}

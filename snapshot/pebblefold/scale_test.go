@@ -1,0 +1,207 @@
+package pebblefold
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+	"github.com/slipstreamkv/slipstream/snapshot/internal/benchdata"
+)
+
+// scaleEnv is the number of keys of BenchmarkScale ("1M", "10M", "50M" or a
+// plain number); without it the benchmark is skipped. `make bench-fold`
+// sets it, one process per size.
+const scaleEnv = "SLIPSTREAM_BENCH_SCALE"
+
+// scaleProbes is the number of point gets of BenchmarkScale.
+const scaleProbes = 20_000
+
+// BenchmarkScale measures the fold at one size, generated as it is
+// delivered (never all in memory), beside plain file I/O on the same bytes
+// in the same process: the baseline first, its file deleted before the
+// fold is built, so that the disk holds one copy at a time.
+//
+//   - hydrate: every key applied in batches of 1024, each durable when Apply
+//     returns (a Pebble commit with its WAL fsynced); baseline: the batch's
+//     keys, values and versions appended to a file and fsynced. Peak RSS of
+//     each is reported (VmHWM, reset before each).
+//   - restart-load: opening the closed fold, as an agent restart does;
+//     baseline: reading the raw file, what loading a fold of those bytes
+//     into memory costs.
+//   - get: p50/p99 of 20,000 gets of random present keys on the fold just
+//     reopened (as hydration left it, not settled; 64 MiB block cache);
+//     baseline: pread of those entries' records in the raw file.
+func BenchmarkScale(b *testing.B) {
+	n, name := scaleKeys(b)
+	s := benchdata.NewStream(n)
+	dir := b.TempDir()
+	rng := rand.New(rand.NewPCG(5, 6))
+	probes := make([]int, scaleProbes)
+	for i := range probes {
+		probes[i] = rng.IntN(n)
+	}
+	raw := filepath.Join(dir, "raw")
+	b.Run(name+"/hydrate/baseline", func(b *testing.B) {
+		benchdata.ResetPeakRSS()
+		el := benchdata.Timed(b, func() error { return writeRaw(raw, s) })
+		b.ReportMetric(float64(n)/el.Seconds(), "entries/s")
+		b.ReportMetric(float64(benchdata.PeakRSS())/(1<<20), "peak-RSS-MB")
+	})
+	b.Run(name+"/restart-load/baseline", func(b *testing.B) {
+		el := benchdata.Timed(b, func() error { return readAll(raw) })
+		b.ReportMetric(float64(el.Nanoseconds()), "load-ns")
+	})
+	b.Run(name+"/get/baseline", func(b *testing.B) {
+		f, err := os.Open(raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		buf := make([]byte, rawRecord)
+		lat := make([]time.Duration, 0, len(probes))
+		for _, i := range probes {
+			start := time.Now()
+			_, err := f.ReadAt(buf, int64(i)*rawRecord)
+			lat = append(lat, time.Since(start))
+			if err != nil || string(buf[:benchdata.KeyLen]) != s.Key(s.Perm(i)) {
+				b.Fatalf("record %d: %v", i, err)
+			}
+		}
+		benchdata.ReportPercentiles(b, lat)
+	})
+	if err := os.Remove(raw); err != nil {
+		b.Fatal(err)
+	}
+
+	fold := filepath.Join(dir, "fold")
+	b.Run(name+"/hydrate/ours", func(b *testing.B) {
+		f, err := Open(fold, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchdata.ResetPeakRSS()
+		el := benchdata.Timed(b, func() error {
+			return s.Batches(func(batch []kvcore.Update, c kvcore.Cursor) error {
+				return f.Apply(context.Background(), batch, c)
+			})
+		})
+		b.ReportMetric(float64(n)/el.Seconds(), "entries/s")
+		b.ReportMetric(float64(benchdata.PeakRSS())/(1<<20), "peak-RSS-MB")
+		m := f.db.Metrics()
+		b.ReportMetric(float64(m.ReadAmp()), "read-amp")
+		b.ReportMetric(float64(m.DiskSpaceUsage())/float64(n), "disk-B/entry")
+		if err := f.Close(); err != nil {
+			b.Fatal(err)
+		}
+	})
+	var f *Fold
+	b.Run(name+"/restart-load/ours", func(b *testing.B) {
+		el := benchdata.Timed(b, func() (err error) {
+			f, err = Open(fold, Options{})
+			return err
+		})
+		b.ReportMetric(float64(el.Nanoseconds()), "load-ns")
+		if want := kvcore.RevisionCursor(uint64(n)); f.Cursor() != want {
+			b.Fatalf("reopened at %v, want %v", f.Cursor(), want)
+		}
+	})
+	defer f.Close()
+	b.Run(name+"/get/ours", func(b *testing.B) {
+		r := f.Reader()
+		lat := make([]time.Duration, 0, len(probes))
+		for _, i := range probes {
+			start := time.Now()
+			e, err := r.Get(s.Key(s.Perm(i)))
+			lat = append(lat, time.Since(start))
+			if err != nil || len(e.Value) != benchdata.ValueLen {
+				b.Fatalf("Get: %v", err)
+			}
+		}
+		benchdata.ReportPercentiles(b, lat)
+	})
+}
+
+// rawRecord is the size of an entry in the baseline's file: key, value and
+// 8-byte revision.
+const rawRecord = benchdata.KeyLen + benchdata.ValueLen + 8
+
+// writeRaw writes the raw file of s's entries in delivery order, one
+// write and fsync per batch.
+func writeRaw(path string, s *benchdata.Stream) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	buf := make([]byte, 0, benchdata.BatchSize*rawRecord)
+	err = s.Batches(func(batch []kvcore.Update, c kvcore.Cursor) error {
+		buf = buf[:0]
+		for _, u := range batch {
+			buf = append(buf, u.Key...)
+			buf = append(buf, u.Value...)
+			buf = u.Version.AppendBytes(buf)
+		}
+		if _, err := f.Write(buf); err != nil {
+			return err
+		}
+		return f.Sync()
+	})
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// readAll reads the file at path from start to end.
+func readAll(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for {
+		if _, err := f.Read(buf); errors.Is(err, io.EOF) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+	}
+}
+
+// scaleKeys reads scaleEnv, skipping the benchmark when it is unset.
+func scaleKeys(b *testing.B) (int, string) {
+	v := os.Getenv(scaleEnv)
+	if v == "" {
+		b.Skipf("%s is not set (make bench-fold sets it)", scaleEnv)
+	}
+	n, err := parseKeys(v)
+	if err != nil {
+		b.Fatalf("%s: %v", scaleEnv, err)
+	}
+	return n, v
+}
+
+// parseKeys parses a number of keys such as 1M, 500k or 2000000.
+func parseKeys(v string) (int, error) {
+	s, mult := v, 1
+	if m, ok := strings.CutSuffix(s, "M"); ok {
+		s, mult = m, 1_000_000
+	} else if k, ok := strings.CutSuffix(s, "k"); ok {
+		s, mult = k, 1_000
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q: want a number of keys such as 1M, 500k or 2000000", v)
+	}
+	return n * mult, nil
+}
