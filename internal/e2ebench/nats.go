@@ -4,50 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/slipstreamkv/slipstream/internal/benchproc"
 )
 
 // bucket is the KV bucket every workload writes and both renderers render.
 const bucket = "app"
-
-// startNATS starts the nats-server binary with JetStream on a free
-// loopback port, its store under work, and waits until it takes clients.
-func startNATS(ctx context.Context, bin, work string) (*benchproc.Proc, string, error) {
-	port, err := benchproc.FreePort()
-	if err != nil {
-		return nil, "", err
-	}
-	p, err := benchproc.Start("nats-server", filepath.Join(work, "nats-server.log"), nil,
-		bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", filepath.Join(work, "nats-store"))
-	if err != nil {
-		return nil, "", err
-	}
-	url := "nats://127.0.0.1:" + strconv.Itoa(port)
-	err = benchproc.Poll(ctx, "nats-server on "+url, 30*time.Second, 20*time.Millisecond, func() (bool, error) {
-		if err := p.Exited(); err != nil {
-			return false, err
-		}
-		nc, err := nats.Connect(url)
-		if err != nil {
-			return false, nil
-		}
-		nc.Close()
-		return true, nil
-	})
-	if err != nil {
-		p.Stop()
-		return nil, "", err
-	}
-	return p, url, nil
-}
 
 // client is the benchmark's connection, used to write the workloads.
 type client struct {

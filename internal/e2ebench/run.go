@@ -43,7 +43,7 @@ func run(ctx context.Context, cfg config) (res *results, err error) {
 	url := cfg.NATSURL
 	if url == "" {
 		var srv *benchproc.Proc
-		if srv, url, err = startNATS(ctx, cfg.NATSServer, work); err != nil {
+		if srv, url, err = benchproc.StartNATS(ctx, cfg.NATSServer, work); err != nil {
 			return res, err
 		}
 		defer srv.Stop()
