@@ -52,14 +52,11 @@ type joinResults struct {
 func runBootstrap(ctx context.Context, cfg config) (res *joinResults, err error) {
 	res = &joinResults{n: cfg.N, k: cfg.K, loadStart: benchproc.Loadavg()}
 	defer func() { res.loadEnd = benchproc.Loadavg() }()
-	work, cleanup, err := benchproc.Workdir(cfg.Work, "fleetbench", cfg.Keep)
+	work, cleanup, err := prepare(&cfg)
 	if err != nil {
 		return res, err
 	}
 	defer cleanup()
-	if err := benchproc.Inputs(&cfg.SlipAgent, &cfg.Plugin, &cfg.NATSServer); err != nil {
-		return res, err
-	}
 	srvs, err := newServers(cfg.NATSServer, work, 1)
 	if err != nil {
 		return res, err

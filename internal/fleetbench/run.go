@@ -23,19 +23,30 @@ const (
 func run(ctx context.Context, cfg config) (res *results, err error) {
 	res = &results{n: cfg.N, k: cfg.K, loadStart: benchproc.Loadavg()}
 	defer func() { res.loadEnd = benchproc.Loadavg() }()
-	work, cleanup, err := benchproc.Workdir(cfg.Work, "fleetbench", cfg.Keep)
+	work, cleanup, err := prepare(&cfg)
 	if err != nil {
 		return res, err
 	}
 	defer cleanup()
-	if err := benchproc.Inputs(&cfg.SlipAgent, &cfg.Plugin, &cfg.NATSServer); err != nil {
-		return res, err
-	}
 	b := &bench{cfg: cfg, res: res}
 	if err := b.single(ctx, filepath.Join(work, "single")); err != nil {
 		return res, err
 	}
 	return res, b.cluster(ctx, filepath.Join(work, "cluster"))
+}
+
+// prepare makes the run's work directory (cleanup removes it unless
+// cfg.Keep) and checks the input binaries.
+func prepare(cfg *config) (work string, cleanup func(), err error) {
+	work, cleanup, err = benchproc.Workdir(cfg.Work, "fleetbench", cfg.Keep)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := benchproc.Inputs(&cfg.SlipAgent, &cfg.Plugin, &cfg.NATSServer); err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	return work, cleanup, nil
 }
 
 type bench struct {
