@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package netlab gives tests hosts of their own: network namespaces joined
 // by veth links that a test can cut and heal, so a partition is a link
 // going down, not a process being killed. Programs run on a host under
