@@ -2,6 +2,7 @@ package natskv
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -68,6 +69,9 @@ func TestWatchReplacesConsumerLostWithStreamLeader(t *testing.T) {
 	var w *watch
 	for range 40 {
 		kw, err := s.Watch(testCtx(t), kvcore.AllKeys(), kvcore.Cursor{})
+		if errors.Is(err, kvcore.ErrTimeout) {
+			continue // a loaded machine; the next placement is as good
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
