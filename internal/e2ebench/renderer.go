@@ -70,37 +70,10 @@ func (a *agentRenderer) start(fresh bool) (*benchproc.Proc, error) {
 // bench_slipagent_agent.sh, plus cache_dir, an http listener and, when set,
 // the plugin's memory and timeout.
 func (a *agentRenderer) config() string {
-	return fmt.Sprintf(`data_dir  = %s
-cache_dir = %s
-
-nats {
-  servers = [%s]
-}
-
-plugin "template" {
-  module = %s
-%s  config = {
-    template = %s
-    output   = "render"
-    path     = %s
-    hook     = ""
-  }
-}
-
-watch "bench" {
-  bucket = %q
-  plugin = "template"
-  output "render" {
-    dir = %s
-  }
-}
-
-http {
-  listen = %q
-}
-`, benchproc.HCLString(a.data), benchproc.HCLString(a.cache), benchproc.HCLString(a.url), benchproc.HCLString(a.plugin), a.pluginSettings(),
-		benchproc.HCLString("{{ range .Entries }}{{ .Key }}={{ .Value }}\n{{ end }}"),
-		benchproc.HCLString(filepath.Base(a.out)), bucket, benchproc.HCLString(filepath.Dir(a.out)), a.httpAddr)
+	return benchproc.TemplateAgent{
+		DataDir: a.data, CacheDir: a.cache, Servers: []string{a.url}, Plugin: a.plugin,
+		Watch: "bench", Bucket: bucket, Out: a.out, HTTP: a.httpAddr, PluginSettings: a.pluginSettings(),
+	}.HCL()
 }
 
 // pluginSettings are the plugin block's memory and timeout lines, for the

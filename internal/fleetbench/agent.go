@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -37,42 +36,11 @@ func startAgent(bin, plugin, work string, id int, urls []string, watchExtra stri
 		return nil, err
 	}
 	a.httpAddr = "127.0.0.1:" + strconv.Itoa(port)
-	quoted := make([]string, len(urls))
-	for i, u := range urls {
-		quoted[i] = benchproc.HCLString(u)
-	}
-	cfg := fmt.Sprintf(`data_dir  = %s
-cache_dir = %s
-
-nats {
-  servers = [%s]
-}
-
-plugin "template" {
-  module = %s
-  config = {
-    template = %s
-    output   = "render"
-    path     = "rendered"
-    hook     = ""
-  }
-}
-
-watch "fleet" {
-  bucket = %q
-  plugin = "template"
-  output "render" {
-    dir = %s
-  }
-%s}
-
-http {
-  listen = %q
-}
-`, benchproc.HCLString(filepath.Join(a.dir, "data")), benchproc.HCLString(filepath.Join(a.dir, "cache")),
-		strings.Join(quoted, ", "), benchproc.HCLString(plugin),
-		benchproc.HCLString("{{ range .Entries }}{{ .Key }}={{ .Value }}\n{{ end }}"),
-		bucket, benchproc.HCLString(filepath.Join(a.dir, "out")), watchExtra, a.httpAddr)
+	cfg := benchproc.TemplateAgent{
+		DataDir: filepath.Join(a.dir, "data"), CacheDir: filepath.Join(a.dir, "cache"), Servers: urls,
+		Plugin: plugin, Watch: "fleet", Bucket: bucket, Out: filepath.Join(a.dir, "out", "rendered"),
+		HTTP: a.httpAddr, WatchSettings: watchExtra,
+	}.HCL()
 	conf := filepath.Join(a.dir, "slipagent.hcl")
 	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
 		return nil, err

@@ -115,37 +115,10 @@ func (a *restartAgent) start() (*benchproc.Proc, error) {
 		return nil, err
 	}
 	a.http = "127.0.0.1:" + strconv.Itoa(port)
-	cfg := fmt.Sprintf(`data_dir = %s
-
-nats {
-  servers = [%s]
-}
-
-plugin "template" {
-  module = %s
-  config = {
-    template = %s
-    output   = "render"
-    path     = "rendered"
-    hook     = ""
-  }
-}
-
-watch "bench" {
-  bucket = "app"
-  plugin = "template"
-  fold   = "disk"
-  output "render" {
-    dir = %s
-  }
-}
-
-http {
-  listen = %q
-}
-`, benchproc.HCLString(filepath.Join(a.work, "data")), benchproc.HCLString(a.url), benchproc.HCLString(a.plugin),
-		benchproc.HCLString("{{ range .Entries }}{{ .Key }}={{ .Value }}\n{{ end }}"),
-		benchproc.HCLString(filepath.Dir(a.out())), a.http)
+	cfg := benchproc.TemplateAgent{
+		DataDir: filepath.Join(a.work, "data"), Servers: []string{a.url}, Plugin: a.plugin,
+		Watch: "bench", Bucket: "app", Out: a.out(), HTTP: a.http, WatchSettings: "  fold   = \"disk\"\n",
+	}.HCL()
 	if err := os.MkdirAll(filepath.Dir(a.out()), 0o755); err != nil {
 		return nil, err
 	}
