@@ -177,6 +177,7 @@ func (w *watch) reattached(err error) {
 func (w *watch) reattach(reason string) {
 	w.detach()
 	w.log.Info("re-creating watch consumer", "reason", reason)
+	defer w.startBridge().stop()
 	var missingSince time.Time // when the attempts began to find no stream
 	// n counts the attempts since the start or the latest leader election:
 	// it sets their timeout and backoff.

@@ -129,9 +129,13 @@ type attachment struct {
 	host   string // the server hosting the consumer in a cluster, else ""
 	sub    *nats.Subscription
 	quit   chan struct{} // closed when the attachment is replaced
+	ready  chan struct{} // closed once it is current: its messages wait for it
 	floor  uint64        // the stream's last sequence just before the consumer was created
 	dseq   uint64        // delivery sequence of the last message handled
 	broken bool          // a gap or error was seen: the rest is ignored
+	// resumed: the consumer starts after a position, so a record at or
+	// before pos (delivered meanwhile by the bridge) is one seen already.
+	resumed bool
 
 	// Until Synced (see caughtUp): how far the consumer must look, the
 	// last delivery the server's latest answer covers (no delivery up to it
@@ -212,8 +216,10 @@ func watchErr(err error) error {
 // of every key when nothing was handled yet, else everything after pos once
 // the stream is known to still hold it. Its requests are bounded by
 // timeout, and cut short by the election of a new stream leader
-// (errLeaderElected). It holds mu throughout, so the new consumer's first
-// messages wait until the bookkeeping is done.
+// (errLeaderElected). It holds mu only to read the watch's position and to
+// make the consumer current: meanwhile the bridge (see bridge.go) may
+// deliver what was written, and the new consumer's first messages wait for
+// it to be current (see attachment.ready).
 func (w *watch) attach(timeout time.Duration) error {
 	actx, kick := context.WithCancelCause(w.ctx)
 	defer kick(nil)
@@ -230,14 +236,14 @@ func (w *watch) attach(timeout time.Duration) error {
 
 func (w *watch) attachCtx(ctx context.Context) error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
+	pos, started, synced := w.pos, w.started, w.synced
+	w.mu.Unlock()
 
 	st, err := w.s.streamState(ctx)
 	if err != nil {
 		return err
 	}
 	first, last := st.first, st.last
-	w.lossy = st.lossy
 	if w.created.IsZero() {
 		w.created = st.created
 	} else if !st.created.Equal(w.created) {
@@ -246,18 +252,18 @@ func (w *watch) attachCtx(ctx context.Context) error {
 			errCursorExpired, w.s.incarnation(st.created), w.s.incarnation(w.created))
 	}
 	spec := consumerSpec{filters: w.filters}
-	if w.started {
-		start, ok := resumeStartSequence(w.pos)
+	if started {
+		start, ok := resumeStartSequence(pos)
 		if !ok {
 			return errRefuseWrap
 		}
-		if !resumeWindowOK(w.pos, first) {
-			return expiredAt(w.pos, first)
+		if !resumeWindowOK(pos, first) {
+			return expiredAt(pos, first)
 		}
-		if w.pos > last {
+		if pos > last {
 			// Revisions the stream never had: the bucket was re-created
 			// (revisions start over) or lost records it had acknowledged.
-			return fmt.Errorf("%w: revision %d is past the stream's last %d (was the bucket re-created?)", errCursorExpired, w.pos, last)
+			return fmt.Errorf("%w: revision %d is past the stream's last %d (was the bucket re-created?)", errCursorExpired, pos, last)
 		}
 		spec.startSeq = start
 	}
@@ -266,7 +272,13 @@ func (w *watch) attachCtx(ctx context.Context) error {
 		spec.pauseUntil = time.Now().Add(w.pauseNext)
 		w.pauseNext = 0
 	}
-	a := &attachment{name: newConsumerName(), quit: make(chan struct{}), floor: last}
+	a := &attachment{
+		name:    newConsumerName(),
+		quit:    make(chan struct{}),
+		ready:   make(chan struct{}),
+		floor:   last,
+		resumed: started,
+	}
 	nc := w.s.sess.nc
 	a.sub, err = nc.Subscribe(nc.NewInbox(), func(m *nats.Msg) { w.handle(a, m) })
 	if err != nil {
@@ -283,27 +295,36 @@ func (w *watch) attachCtx(ctx context.Context) error {
 	if w.afterCreate != nil {
 		w.afterCreate()
 	}
-	if w.started {
+	var now streamState
+	if started {
 		// The server silently starts at its first sequence when asked for
-		// an older one; check again now that the consumer exists.
-		now, err := w.s.streamState(ctx)
-		if err == nil && !resumeWindowOK(w.pos, now.first) {
-			err = expiredAt(w.pos, now.first)
-		}
-		if err != nil {
+		// an older one: check again (below) now that the consumer exists.
+		if now, err = w.s.streamState(ctx); err != nil {
 			w.discard(a)
 			return err
 		}
 	}
-	if !w.synced {
+	if !synced {
 		if a.syncFloor, err = w.s.syncFloor(ctx, st, w.filters); err != nil {
 			w.discard(a)
 			return err
 		}
 	}
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	// pos may have moved meanwhile (the bridge delivered records): what
+	// the consumer skipped must be at most what was delivered, and what
+	// it delivers again is skipped (see handle).
+	if started && !resumeWindowOK(w.pos, now.first) {
+		w.discard(a)
+		return expiredAt(w.pos, now.first)
+	}
+	w.lossy = st.lossy
 	a.host = clusterLeader(info.Cluster)
 	w.leader = st.leader
 	w.cur.Store(a)
+	close(a.ready)
 	w.activity.Store(time.Now().UnixNano())
 	if !w.synced && info.NumPending == 0 {
 		w.markSynced(a)
@@ -342,6 +363,11 @@ func (w *watch) handle(a *attachment, m *nats.Msg) {
 	w.activity.Store(time.Now().UnixNano())
 	w.busy.Add(1)
 	defer w.busy.Add(-1)
+	select {
+	case <-a.ready:
+	case <-a.quit:
+		return
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.cur.Load() != a || a.broken {
@@ -371,6 +397,9 @@ func (w *watch) handle(a *attachment, m *nats.Msg) {
 		return
 	}
 	a.dseq = meta.consumer
+	if a.resumed && meta.stream <= w.pos {
+		return // the bridge delivered it
+	}
 	if w.guarding() && !resumeWindowOK(w.pos, meta.stream) && !w.checkFloor(a) {
 		return
 	}
@@ -470,7 +499,10 @@ func (w *watch) markSynced(a *attachment) {
 func (w *watch) guarding() bool { return w.guard && (w.resumed || w.synced && w.lossy) }
 
 // send delivers ev unless a is being replaced or the watch is ending.
-func (w *watch) send(a *attachment, ev kvcore.Event) bool {
+func (w *watch) send(a *attachment, ev kvcore.Event) bool { return w.sendOr(a.quit, ev) }
+
+// sendOr delivers ev unless stop is closed or the watch is ending first.
+func (w *watch) sendOr(stop <-chan struct{}, ev kvcore.Event) bool {
 	select {
 	case w.events <- ev:
 		return true
@@ -479,7 +511,7 @@ func (w *watch) send(a *attachment, ev kvcore.Event) bool {
 	select {
 	case w.events <- ev:
 		return true
-	case <-a.quit:
+	case <-stop:
 		return false
 	case <-w.ctx.Done():
 		return false

@@ -1,0 +1,203 @@
+package natskv
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/slipstreamkv/slipstream/internal/natstest"
+	"github.com/slipstreamkv/slipstream/kvcore"
+)
+
+// holdCreation makes every consumer created after arm() wait in attach
+// until release() (as one waits on a cluster without a meta leader, where
+// creations go unanswered while the stream's new leader takes writes).
+type holdCreation struct {
+	armed   atomic.Bool
+	holding atomic.Int32
+	release chan struct{}
+}
+
+func newHoldCreation(t *testing.T) *holdCreation {
+	h := &holdCreation{release: make(chan struct{})}
+	t.Cleanup(h.free)
+	return h
+}
+
+func (h *holdCreation) tune(w *watch) {
+	w.afterCreate = func() {
+		if !h.armed.Load() {
+			return
+		}
+		h.holding.Add(1)
+		defer h.holding.Add(-1)
+		select {
+		case <-h.release:
+		case <-w.ctx.Done():
+		}
+	}
+}
+
+func (h *holdCreation) free() {
+	if h.armed.CompareAndSwap(true, false) {
+		close(h.release)
+	}
+}
+
+// A watch whose consumer is being re-created still delivers what is
+// written meanwhile (read with direct gets by the bridge), in order, and
+// the new consumer does not deliver it again.
+func TestBridgeDeliversWhileConsumerIsRecreated(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := rawJS(t, srv.URL())
+	for _, tc := range []struct {
+		name   string
+		scope  kvcore.Scope
+		cursor bool // resume from a cursor: the floor guard is on
+	}{
+		{"whole bucket from a cursor", kvcore.AllKeys(), true},
+		{"whole bucket state sync", kvcore.AllKeys(), false},
+		{"one prefix", kvcore.Prefixes("node."), false},
+		{"two prefixes", kvcore.Prefixes("node.", "svc."), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := connect(t, fastOpts(srv.URL()))
+			s := openStore(t, c, kvcore.StoreConfig{})
+			mustPut(t, s, "node.a", "0")
+			mustPut(t, s, "other.o", "0")
+			cursor := mustPut(t, s, "svc.s", "0")
+			h := newHoldCreation(t)
+			s.tuneWatch = h.tune
+			from := kvcore.Cursor{}
+			if tc.cursor {
+				from = kvcore.CursorAt(kvcore.RevisionVersion(cursor))
+			}
+			w, err := s.Watch(testCtx(t), tc.scope, from)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(w.Stop)
+			for ev := next(t, w, eventWait); !ev.Synced; ev = next(t, w, eventWait) {
+			}
+
+			h.armed.Store(true)
+			ww := watchOf(w)
+			if err := js.DeleteConsumer(testCtx(t), streamName(s.bucket), ww.currentName()); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, eventWait, "a re-creation held", func() bool { return h.holding.Load() == 1 })
+
+			// Each change, seen before the next one is made.
+			expect := func(key, value string, op kvcore.Op, r uint64) {
+				t.Helper()
+				if !tc.scope.Match(key) {
+					return
+				}
+				ev := next(t, w, eventWait)
+				if ev.Synced || ev.Key != key || string(ev.Value) != value || ev.Op != op || rev(ev.Version) != r {
+					t.Fatalf("event %+v, want %s %s=%q at %d", ev, op, key, value, r)
+				}
+				if ev.Created.IsZero() {
+					t.Errorf("event %+v has no time", ev)
+				}
+			}
+			put := func(key, value string) {
+				t.Helper()
+				expect(key, value, kvcore.OpPut, mustPut(t, s, key, value))
+			}
+			put("node.x", "1")
+			put("other.y", "1") // outside the prefixes
+			put("svc.s", "2")
+			if err := s.Delete(testCtx(t), "node.a"); err != nil {
+				t.Fatal(err)
+			}
+			st, err := s.streamState(testCtx(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			expect("node.a", "", kvcore.OpDelete, st.last)
+			// A record superseded before the bridge reads it leaves a gap,
+			// as it would for a consumer.
+			r2 := mustPut(t, s, "node.x", "2")
+			r3 := mustPut(t, s, "node.x", "3")
+			if tc.scope.Match("node.x") {
+				ev := next(t, w, eventWait)
+				if rev(ev.Version) == r2 { // read before the next one came
+					ev = next(t, w, eventWait)
+				}
+				if ev.Key != "node.x" || string(ev.Value) != "3" || rev(ev.Version) != r3 {
+					t.Fatalf("event %+v, want node.x=3 at %d", ev, r3)
+				}
+			}
+			if h.holding.Load() != 1 || ww.cur.Load() != nil {
+				t.Fatal("the events came from a consumer, not the bridge")
+			}
+
+			h.free()
+			waitFor(t, eventWait, "the new consumer current", func() bool { return ww.cur.Load() != nil })
+			r := mustPut(t, s, "node.z", "1")
+			if ev := next(t, w, eventWait); ev.Key != "node.z" || rev(ev.Version) != r {
+				t.Fatalf("after the re-creation: event %+v, want node.z at %d (delivered twice?)", ev, r)
+			}
+			quiet(t, w, 300*time.Millisecond)
+			if err := w.Err(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// A bucket deleted and created again while a watch re-creates its
+// consumer holds other revisions under the same numbers: the bridge
+// delivers none of them, and the watch ends with ErrCursorExpired.
+func TestBridgeRefusesARecreatedBucket(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := rawJS(t, srv.URL())
+	o := fastOpts(srv.URL())
+	o.Logger = testLogger(t)
+	c := connect(t, o)
+	s := openStore(t, c, kvcore.StoreConfig{})
+	cursor := mustPut(t, s, "k", "old")
+	h := newHoldCreation(t)
+	s.tuneWatch = h.tune
+	w, err := s.Watch(testCtx(t), kvcore.AllKeys(), kvcore.CursorAt(kvcore.RevisionVersion(cursor)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	if ev := next(t, w, eventWait); !ev.Synced {
+		t.Fatalf("event %+v, want Synced", ev)
+	}
+
+	h.armed.Store(true)
+	if err := js.DeleteConsumer(testCtx(t), streamName(s.bucket), watchOf(w).currentName()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, eventWait, "a re-creation held", func() bool { return h.holding.Load() == 1 })
+	if err := js.DeleteKeyValue(testCtx(t), s.bucket); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.CreateKeyValue(testCtx(t), jetstream.KeyValueConfig{Bucket: s.bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 { // revisions past the cursor, none superseded
+		if _, err := kv.Put(testCtx(t), fmt.Sprintf("k%d", i), []byte("new")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	quiet(t, w, 5*bridgeEvery)
+	h.free()
+	select {
+	case ev, ok := <-w.Events():
+		if ok {
+			t.Fatalf("event %+v from the new bucket", ev)
+		}
+	case <-time.After(eventWait):
+		t.Fatal("the watch did not end")
+	}
+	wantErr(t, "watch", w.Err(), kvcore.ErrCursorExpired)
+}
