@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -33,12 +34,11 @@ const (
 	// bridgeBatch bounds the records read in one round before they are
 	// checked and delivered.
 	bridgeBatch = 256
-	// bridgeTimeout bounds one direct get; bridgeStrikes failures in a
-	// row (no answer, no responders: a stream without direct gets, a user
-	// not allowed them) end the bridge, leaving the watch to wait for its
-	// consumer as it would without one.
+	// bridgeTimeout bounds one direct get. A failed one is tried again
+	// after a pause: during an election the replicas stop answering for a
+	// moment ("no responders"). Only a user not allowed direct gets ends
+	// the bridge, and every later one of its store (see directDenied).
 	bridgeTimeout = 500 * time.Millisecond
-	bridgeStrikes = 3
 )
 
 // Headers of a direct get's answer.
@@ -69,7 +69,7 @@ func (w *watch) startBridge() *bridge {
 	w.mu.Lock()
 	synced := w.synced
 	w.mu.Unlock()
-	if !synced {
+	if !synced || w.s.noDirect.Load() {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(w.ctx)
@@ -92,7 +92,6 @@ func (w *watch) runBridge(ctx context.Context) {
 	if len(w.filters) == 1 {
 		subject = w.filters[0]
 	}
-	strikes := 0
 	for {
 		w.mu.Lock()
 		pos := w.pos
@@ -101,13 +100,12 @@ func (w *watch) runBridge(ctx context.Context) {
 		switch {
 		case ctx.Err() != nil:
 			return
+		case errors.Is(err, errRefuseWrap):
+			return
+		case err != nil && w.directDenied():
+			return
 		case err != nil:
-			if strikes++; strikes >= bridgeStrikes {
-				w.log.Debug("bridge ended: direct gets fail", "err", err)
-				return
-			}
-		default:
-			strikes = 0
+			w.log.Debug("direct get failed; trying again", "err", err)
 		}
 		if len(recs) > 0 {
 			more, err := w.bridgeDeliver(ctx, recs)
@@ -128,6 +126,22 @@ func (w *watch) runBridge(ctx context.Context) {
 		}
 	}
 }
+
+// directDenied reports whether the server refused the store's direct gets
+// for want of permission (it answers nothing and tells the connection
+// instead), and if so notes it for good, once.
+func (w *watch) directDenied() bool {
+	err := w.s.sess.nc.LastError()
+	if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), w.directSubject()) {
+		return false
+	}
+	if w.s.noDirect.CompareAndSwap(false, true) {
+		w.log.Info("this user may not read the stream with direct gets: a watch re-creating its consumer waits for it; allow publishing to " + w.directSubject() + " to read on meanwhile")
+	}
+	return true
+}
+
+func (w *watch) directSubject() string { return w.s.sess.api + "DIRECT.GET." + w.s.stream }
 
 // readAfter reads up to bridgeBatch records matching subject after pos,
 // in order. It returns what it read before an error along with it.
@@ -159,7 +173,7 @@ func (w *watch) directGet(ctx context.Context, subject string, seq uint64) (dire
 	}
 	ctx, cancel := context.WithTimeout(ctx, bridgeTimeout)
 	defer cancel()
-	m, err := w.s.sess.nc.RequestWithContext(ctx, w.s.sess.api+"DIRECT.GET."+w.s.stream, body)
+	m, err := w.s.sess.nc.RequestWithContext(ctx, w.directSubject(), body)
 	if err != nil {
 		return directRecord{}, false, err
 	}

@@ -2,10 +2,12 @@ package natskv
 
 import (
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/slipstreamkv/slipstream/internal/natstest"
@@ -200,4 +202,89 @@ func TestBridgeRefusesARecreatedBucket(t *testing.T) {
 		t.Fatal("the watch did not end")
 	}
 	wantErr(t, "watch", w.Err(), kvcore.ErrCursorExpired)
+}
+
+// Replicas that stop answering direct gets for a while (as during an
+// election: "no responders") do not end the bridge: it reads on once they
+// answer again.
+func TestBridgeOutlastsNoResponders(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := rawJS(t, srv.URL())
+	c := connect(t, fastOpts(srv.URL()))
+	s := openStore(t, c, kvcore.StoreConfig{})
+	cursor := mustPut(t, s, "k", "0")
+	h := newHoldCreation(t)
+	s.tuneWatch = h.tune
+	w, err := s.Watch(testCtx(t), kvcore.AllKeys(), kvcore.CursorAt(kvcore.RevisionVersion(cursor)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	if ev := next(t, w, eventWait); !ev.Synced {
+		t.Fatalf("event %+v, want Synced", ev)
+	}
+	allowDirect := func(on bool) {
+		t.Helper()
+		st, err := js.Stream(testCtx(t), streamName(s.bucket))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := st.CachedInfo().Config
+		cfg.AllowDirect = on
+		if _, err := js.UpdateStream(testCtx(t), cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	allowDirect(false)
+	h.armed.Store(true)
+	if err := js.DeleteConsumer(testCtx(t), streamName(s.bucket), watchOf(w).currentName()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, eventWait, "a re-creation held", func() bool { return h.holding.Load() == 1 })
+	r := mustPut(t, s, "k", "1")
+	quiet(t, w, 10*bridgeEvery) // a dozen direct gets without responders
+	allowDirect(true)
+	if ev := next(t, w, eventWait); ev.Key != "k" || string(ev.Value) != "1" || rev(ev.Version) != r {
+		t.Fatalf("event %+v, want k=1 at %d", ev, r)
+	}
+	if h.holding.Load() != 1 {
+		t.Fatal("the event came from a consumer, not the bridge")
+	}
+}
+
+// A user not allowed direct gets is told once, in the log; its watches
+// wait for their new consumers, and deliver everything once they have them.
+func TestBridgeWithoutDirectGetPermission(t *testing.T) {
+	perms := &server.Permissions{Publish: &server.SubjectPermission{Deny: []string{"$JS.API.DIRECT.GET.>"}}}
+	srv := natstest.Run(t, func(o *server.Options) {
+		o.Users = []*server.User{{Username: "admin", Password: "admin"}, {Username: "reader", Password: "reader", Permissions: perms}}
+	})
+	host := strings.TrimPrefix(srv.URL(), "nats://")
+	_, js := rawJS(t, "nats://admin:admin@"+host)
+	writer := openStore(t, connect(t, fastOpts("nats://admin:admin@"+host)), kvcore.StoreConfig{})
+	cursor := mustPut(t, writer, "k", "0")
+	c := connect(t, fastOpts("nats://reader:reader@"+host))
+	s := openStore(t, c, kvcore.StoreConfig{Bucket: writer.bucket})
+	h := newHoldCreation(t)
+	s.tuneWatch = h.tune
+	w, err := s.Watch(testCtx(t), kvcore.AllKeys(), kvcore.CursorAt(kvcore.RevisionVersion(cursor)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	if ev := next(t, w, eventWait); !ev.Synced {
+		t.Fatalf("event %+v, want Synced", ev)
+	}
+	h.armed.Store(true)
+	if err := js.DeleteConsumer(testCtx(t), streamName(s.bucket), watchOf(w).currentName()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, eventWait, "a re-creation held", func() bool { return h.holding.Load() == 1 })
+	r := mustPut(t, writer, "k", "1")
+	waitFor(t, eventWait, "the denial noted", s.noDirect.Load)
+	quiet(t, w, 2*bridgeEvery)
+	h.free()
+	if ev := next(t, w, eventWait); ev.Key != "k" || string(ev.Value) != "1" || rev(ev.Version) != r {
+		t.Fatalf("event %+v, want k=1 at %d", ev, r)
+	}
 }

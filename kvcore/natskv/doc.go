@@ -137,8 +137,15 @@
 // or is offline, the watch replaces the consumer at once; attempts during
 // an election are bounded by 1 s at first (a request the cluster receives
 // without a leader is dropped) and one in flight is retried the moment a
-// leader is elected, so a watch follows a leader loss within milliseconds
-// of the first write the new leader accepts. Nothing is lost,
+// leader is elected. Creating a consumer needs the cluster's meta leader,
+// which may still be missing when the stream's new leader already takes
+// writes (the lost server led both): meanwhile a watch that has synced
+// reads what is written with direct gets, answered by any of the stream's
+// replicas, every 125–250 ms, and delivers it once the stream's leader
+// confirms the stream is the one the watch started on (and, for a guarded
+// watch, that retention dropped nothing); the new consumer skips what was
+// delivered so. So a watch follows a leader loss within a fraction of a
+// second of the first write the new leader accepts. Nothing is lost,
 // replayed or re-synced, and no consumer
 // is left behind: consumers a watch or scan is done with are deleted in
 // the background (so Stop and a re-attach never wait on a server that does

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -22,6 +23,10 @@ type store struct {
 	stream string
 	pre    string // subject prefix of the bucket's keys: "$KV.<bucket>."
 	kv     jetstream.KeyValue
+
+	// noDirect: the server refused this user's direct gets on the stream
+	// (see bridge.go).
+	noDirect atomic.Bool
 
 	// tuneWatch, when set, adjusts every new watch before its first
 	// consumer is created: the seam tests use to shorten intervals and
