@@ -5,7 +5,9 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // blockCompile makes a's compiles wait until release closes (or their ctx
@@ -68,4 +70,36 @@ func TestPluginLoadFailureFailsTheRunningWatch(t *testing.T) {
 	waitFor(t, "the watch to load its plugin on a later attempt and render", func() bool {
 		return a.Ready() && readFile(filepath.Join(f.dir, "out", "a.conf")) == "1"
 	})
+}
+
+// A watch that has never rendered owes a full render whatever its module:
+// it starts loading its plugin before the module's digest (its render key)
+// is known, so the compile overlaps the digest, the fold and the sync.
+func TestFirstStartLoadsThePluginBeforeTheDigest(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "1")
+	a := f.agent(f.config(filesConfig))
+	release := make(chan struct{})
+	digest := a.digest
+	a.digest = func(p *PluginConf) (string, error) {
+		<-release
+		return digest(p)
+	}
+	compiling := make(chan struct{})
+	var once sync.Once
+	compile := a.compile
+	a.compile = func(ctx context.Context, p *PluginConf) (module, error) {
+		once.Do(func() { close(compiling) })
+		return compile(ctx, p)
+	}
+	f.run(a)
+	releaseDigest := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseDigest) // before the agent's stop, which waits for the digest
+	select {
+	case <-compiling:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the plugin did not start loading while the digest was held")
+	}
+	releaseDigest()
+	waitFor(t, "the first render", func() bool { return a.Ready() && readFile(filepath.Join(f.dir, "out", "a.conf")) == "1" })
 }

@@ -135,6 +135,9 @@ func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, output
 	if err != nil {
 		return err
 	}
+	if st.Rendered == "" {
+		inst.begin() // nothing rendered yet: a full render is owed whatever the module
+	}
 	fold = r.a.wrapFold(fold)
 	defer fold.Close()
 	if err := r.guard.load(); err != nil {
