@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -102,4 +103,36 @@ func TestFirstStartLoadsThePluginBeforeTheDigest(t *testing.T) {
 	}
 	releaseDigest()
 	waitFor(t, "the first render", func() bool { return a.Ready() && readFile(filepath.Join(f.dir, "out", "a.conf")) == "1" })
+}
+
+// A restart with a rebuilt module file renders everything again, although
+// the fold is up to date: the module's digest (the engine may know it
+// without reading the file) follows the file.
+func TestRestartWithARebuiltModuleRendersEverything(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "1")
+	a, stop := f.start(f.config(filesConfig))
+	waitFor(t, "the first run", func() bool { return a.Ready() })
+	stop()
+	a, stop = f.start(f.config(filesConfig))
+	waitFor(t, "a restart", func() bool { return a.Ready() })
+	stop()
+	if n := a.Status()[0].Batches; n != 0 {
+		t.Fatalf("a restart with the same module applied %d batches, want none", n)
+	}
+
+	module := filepath.Join(f.dir, "files.wasm")
+	wasm, err := os.ReadFile(module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rebuilt := append(wasm, 0, 3, 1, 'x', 1) // a custom section "x": another module, same behaviour
+	if err := os.WriteFile(module, rebuilt, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, stop = f.start(f.config(filesConfig))
+	defer stop()
+	waitFor(t, "the restart with the rebuilt module to render", func() bool {
+		return a.Ready() && a.Status()[0].Batches > 0
+	})
 }
