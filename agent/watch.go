@@ -131,12 +131,15 @@ func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, output
 	if err != nil {
 		return err
 	}
+	// Nothing rendered yet (a first start, a lost state file): a full
+	// render is owed whatever the module, so the load starts before the
+	// fold opens.
+	if st, err := loadState(r.dir); err != nil || st.Rendered == "" {
+		inst.begin()
+	}
 	fold, st, err := r.openFold()
 	if err != nil {
 		return err
-	}
-	if st.Rendered == "" {
-		inst.begin() // nothing rendered yet: a full render is owed whatever the module
 	}
 	fold = r.a.wrapFold(fold)
 	defer fold.Close()
