@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -303,10 +304,13 @@ func (a *Agent) loadPlugin(ctx context.Context, p *PluginConf) (module, error) {
 }
 
 // moduleDigest is the sha256 of the module the watches of p run: the
-// loaded one's, or, before it is loaded (or while it loads), the file's.
+// loaded one's, or, before it is loaded (or while it loads), the file's,
+// which the engine knows without reading it when the file did not change
+// since it last read it (host.Engine.ModuleDigest).
 func (a *Agent) moduleDigest(p *PluginConf) (string, error) {
 	a.mu.Lock()
 	slot := a.plugins[p.Name]
+	engine := a.engine
 	a.mu.Unlock()
 	if slot != nil && slot.mu.TryLock() {
 		m := slot.plugin
@@ -315,7 +319,10 @@ func (a *Agent) moduleDigest(p *PluginConf) (string, error) {
 			return m.SHA256(), nil
 		}
 	}
-	return fileDigest(p.Module)
+	if engine == nil {
+		return fileDigest(p.Module)
+	}
+	return engine.ModuleDigest(p.Module)
 }
 
 // compilePlugin reads and compiles a plugin's module.
@@ -323,11 +330,7 @@ func (a *Agent) compilePlugin(ctx context.Context, p *PluginConf) (module, error
 	a.mu.Lock()
 	engine := a.engine
 	a.mu.Unlock()
-	wasm, err := os.ReadFile(p.Module)
-	if err != nil {
-		return nil, fmt.Errorf("plugin %s: %w", p.Name, err)
-	}
-	pl, err := engine.Load(ctx, wasm, host.PluginConfig{
+	pl, err := engine.LoadFile(ctx, p.Module, host.PluginConfig{
 		Name:          p.Name,
 		SHA256:        p.SHA256,
 		MemoryLimit:   uint64(p.Memory),
@@ -341,6 +344,10 @@ func (a *Agent) compilePlugin(ctx context.Context, p *PluginConf) (module, error
 		},
 		Logger: a.log, // the engine adds the plugin attribute
 	})
+	var unread *fs.PathError
+	if errors.As(err, &unread) {
+		return nil, fmt.Errorf("plugin %s: %w", p.Name, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("module %s: %w", p.Module, err) // err names the plugin
 	}

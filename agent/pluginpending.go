@@ -14,17 +14,19 @@ import (
 // overlap the compile (or the compile cache's load), and a restart that
 // finds its fold up to date is ready without waiting for it.
 //
-// The session's render key is taken from the module's digest, read first
-// (while the session opens its fold); a digest or load that fails, or a
-// load that finds another module (the file was replaced meanwhile),
-// cancels the session with that error, which then starts over like any
-// failed session.
+// The session's render key is taken from the module's digest, read (while
+// the session opens its fold) apart from the load, which does not wait for
+// it: a session that owes a full render starts loading at once. A digest
+// or load that fails, or a load that finds another module than the digest
+// named (the file was replaced meanwhile), cancels the session with that
+// error, which then starts over like any failed session.
 type pendingInstance struct {
 	cfg host.InstanceConfig
-	// digested is closed once digest (the module's sha256) is known, or
-	// the reading failed (then loaded is closed too, with err).
-	digested chan struct{}
-	digest   string
+	// digested is closed once digest (the module's sha256) or digestErr
+	// is set.
+	digested  chan struct{}
+	digest    string
+	digestErr error
 	// start is closed (once, by begin) when the load may start: at once
 	// when the session owes a full render, else once the loop caught up
 	// or a plugin call needs it, so a restart over an up-to-date fold
@@ -40,21 +42,21 @@ type pendingInstance struct {
 	inst instance
 }
 
-// loadInBackground reads the digest of the watch's plugin module, then
-// loads it. A failure cancels the session through cancel.
+// loadInBackground reads the digest of the watch's plugin module and, once
+// begun, loads it. A failure of either cancels the session through cancel.
 func (r *watchRunner) loadInBackground(ctx context.Context, cancel context.CancelCauseFunc, cfg host.InstanceConfig) *pendingInstance {
 	p := &pendingInstance{cfg: cfg, digested: make(chan struct{}), start: make(chan struct{}), loaded: make(chan struct{})}
 	go func() {
+		defer close(p.digested)
+		p.digest, p.digestErr = r.a.digest(r.plugin)
+		if p.digestErr != nil {
+			p.digestErr = fmt.Errorf("plugin %s: module %s: %w", r.plugin.Name, r.plugin.Module, p.digestErr)
+			cancel(p.digestErr)
+		}
+	}()
+	go func() {
 		defer close(p.loaded)
 		defer cancelOnError(cancel, &p.err)
-		digest, err := r.a.digest(r.plugin)
-		if err != nil {
-			p.err = fmt.Errorf("plugin %s: module %s: %w", r.plugin.Name, r.plugin.Module, err)
-			close(p.digested)
-			return
-		}
-		p.digest = digest
-		close(p.digested)
 		select {
 		case <-p.start:
 		case <-ctx.Done():
@@ -62,8 +64,12 @@ func (r *watchRunner) loadInBackground(ctx context.Context, cancel context.Cance
 			return
 		}
 		p.mod, p.err = r.a.load(ctx, r.plugin)
-		if p.err == nil && p.mod.SHA256() != digest {
-			p.err = fmt.Errorf("plugin %s: module %s was replaced while the watch started (sha256 %s, then %s); starting over", r.plugin.Name, r.plugin.Module, digest, p.mod.SHA256())
+		if p.err != nil {
+			return
+		}
+		<-p.digested
+		if p.digestErr == nil && p.mod.SHA256() != p.digest {
+			p.err = fmt.Errorf("plugin %s: module %s was replaced while the watch started (sha256 %s, then %s); starting over", r.plugin.Name, r.plugin.Module, p.digest, p.mod.SHA256())
 		}
 	}()
 	return p
@@ -86,11 +92,7 @@ func (p *pendingInstance) moduleDigest(ctx context.Context) (string, error) {
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
-	if p.digest == "" {
-		<-p.loaded
-		return "", p.err
-	}
-	return p.digest, nil
+	return p.digest, p.digestErr
 }
 
 // wait waits for the load to finish (it does not stop it: the agent
@@ -108,6 +110,9 @@ func (p *pendingInstance) get(ctx context.Context) (instance, error) {
 	}
 	if p.err != nil {
 		return nil, p.err
+	}
+	if p.digestErr != nil { // the load waited for the digest
+		return nil, p.digestErr
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -137,9 +142,10 @@ func (p *pendingInstance) Render(ctx context.Context, c host.Cursor, v host.View
 	return inst.Render(ctx, c, v)
 }
 
-// Close waits for the load (or for the session's ctx to end one that did
-// not start) and closes the instance if one was created.
+// Close waits for the digest and the load (or for the session's ctx to end
+// one that did not start) and closes the instance if one was created.
 func (p *pendingInstance) Close(ctx context.Context) error {
+	<-p.digested
 	p.wait()
 	p.mu.Lock()
 	defer p.mu.Unlock()

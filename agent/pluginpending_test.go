@@ -3,9 +3,12 @@ package agent
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // blockCompile makes a's compiles wait until release closes (or their ctx
@@ -67,5 +70,69 @@ func TestPluginLoadFailureFailsTheRunningWatch(t *testing.T) {
 	})
 	waitFor(t, "the watch to load its plugin on a later attempt and render", func() bool {
 		return a.Ready() && readFile(filepath.Join(f.dir, "out", "a.conf")) == "1"
+	})
+}
+
+// A watch that has never rendered owes a full render whatever its module:
+// it starts loading its plugin before the module's digest (its render key)
+// is known, so the compile overlaps the digest, the fold and the sync.
+func TestFirstStartLoadsThePluginBeforeTheDigest(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "1")
+	a := f.agent(f.config(filesConfig))
+	release := make(chan struct{})
+	digest := a.digest
+	a.digest = func(p *PluginConf) (string, error) {
+		<-release
+		return digest(p)
+	}
+	compiling := make(chan struct{})
+	var once sync.Once
+	compile := a.compile
+	a.compile = func(ctx context.Context, p *PluginConf) (module, error) {
+		once.Do(func() { close(compiling) })
+		return compile(ctx, p)
+	}
+	f.run(a)
+	releaseDigest := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseDigest) // before the agent's stop, which waits for the digest
+	select {
+	case <-compiling:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the plugin did not start loading while the digest was held")
+	}
+	releaseDigest()
+	waitFor(t, "the first render", func() bool { return a.Ready() && readFile(filepath.Join(f.dir, "out", "a.conf")) == "1" })
+}
+
+// A restart with a rebuilt module file renders everything again, although
+// the fold is up to date: the module's digest (the engine may know it
+// without reading the file) follows the file.
+func TestRestartWithARebuiltModuleRendersEverything(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "1")
+	a, stop := f.start(f.config(filesConfig))
+	waitFor(t, "the first run", func() bool { return a.Ready() })
+	stop()
+	a, stop = f.start(f.config(filesConfig))
+	waitFor(t, "a restart", func() bool { return a.Ready() })
+	stop()
+	if n := a.Status()[0].Batches; n != 0 {
+		t.Fatalf("a restart with the same module applied %d batches, want none", n)
+	}
+
+	module := filepath.Join(f.dir, "files.wasm")
+	wasm, err := os.ReadFile(module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rebuilt := append(wasm, 0, 3, 1, 'x', 1) // a custom section "x": another module, same behaviour
+	if err := os.WriteFile(module, rebuilt, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, stop = f.start(f.config(filesConfig))
+	defer stop()
+	waitFor(t, "the restart with the rebuilt module to render", func() bool {
+		return a.Ready() && a.Status()[0].Batches > 0
 	})
 }

@@ -131,6 +131,12 @@ func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, output
 	if err != nil {
 		return err
 	}
+	// Nothing rendered yet (a first start, a lost state file): a full
+	// render is owed whatever the module, so the load starts before the
+	// fold opens.
+	if st, err := loadState(r.dir); err != nil || st.Rendered == "" {
+		inst.begin()
+	}
 	fold, st, err := r.openFold()
 	if err != nil {
 		return err

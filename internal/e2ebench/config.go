@@ -3,6 +3,8 @@ package main
 import (
 	"flag"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/slipstreamkv/slipstream/internal/benchproc"
@@ -28,6 +30,15 @@ type config struct {
 	BigN        int           // keys of the full render, restart and rest rows
 	HugeN       int           // keys of the extra full render row; 0: none
 	ValueSize   int           // bytes per value in the full render rows
+
+	// Only names the workloads to run (latency, burst, cold, big), comma
+	// separated; empty: every one.
+	Only string
+}
+
+// runs reports whether workload w is to be run.
+func (c *config) runs(w string) bool {
+	return c.Only == "" || slices.Contains(strings.Split(c.Only, ","), w)
 }
 
 func defaultConfig(quick, big bool) config {
@@ -63,4 +74,5 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.BigN, "big-n", benchproc.EnvInt("E2E_BIG_N", c.BigN), "keys of the full render, restart and at-rest rows")
 	fs.IntVar(&c.HugeN, "huge-n", benchproc.EnvInt("E2E_HUGE_N", c.HugeN), "keys of an extra full render row (0: none; E2E_BIG=1: 1M)")
 	fs.IntVar(&c.ValueSize, "value-size", benchproc.EnvInt("E2E_VALUE_SIZE", c.ValueSize), "bytes per value in the full render rows")
+	fs.StringVar(&c.Only, "only", os.Getenv("E2E_ONLY"), "run only these workloads, comma separated: latency, burst, cold, big (full render, restart, at rest)")
 }

@@ -82,6 +82,34 @@ func run(ctx context.Context, cfg config) (res *results, err error) {
 		p.Stop()
 	}
 
+	if cfg.runs("latency") {
+		b.latencyRows(ctx, both)
+	}
+	if cfg.runs("burst") {
+		b.burstRows(ctx, both)
+	}
+	if cfg.runs("cold") {
+		if err := b.coldRow(ctx, both); err != nil {
+			return res, err
+		}
+	}
+	if !cfg.runs("big") {
+		return res, nil
+	}
+	if err := b.bigRows(ctx, both, agent, cfg.BigN, true); err != nil {
+		return res, err
+	}
+	if cfg.HugeN > 0 {
+		if err := b.bigRows(ctx, both, agent, cfg.HugeN, false); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// latencyRows measures put → file visible with both renderers.
+func (b *bench) latencyRows(ctx context.Context, both []contender) {
+	cfg, res := b.cfg, b.res
 	slog.Info("latency", "puts", cfg.LatN, "interval", cfg.LatInterval)
 	var p50, p99 [2]figure
 	b.each(both, "latency", func(i int, r renderer) error {
@@ -91,7 +119,11 @@ func run(ctx context.Context, cfg config) (res *results, err error) {
 	})
 	res.add("put → file visible, p50", p50, "≤ 1.5×")
 	res.add("put → file visible, p99", p99, "≤ 2×")
+}
 
+// burstRows measures both bursts with both renderers.
+func (b *bench) burstRows(ctx context.Context, both []contender) {
+	cfg, res := b.cfg, b.res
 	for _, async := range []bool{false, true} {
 		slog.Info("burst", "keys", cfg.BurstN, "async", async)
 		what := fmt.Sprintf("%s-key burst, %d sync writers → file complete", size(cfg.BurstN), cfg.BurstConc)
@@ -112,11 +144,16 @@ func run(ctx context.Context, cfg config) (res *results, err error) {
 		res.add(what, d, goal)
 		res.add("  what the agent did for it", [2]figure{{}, spent}, "")
 	}
+}
 
+// coldRow measures a cold start over a filled bucket with both renderers;
+// only a failure to fill the bucket is returned.
+func (b *bench) coldRow(ctx context.Context, both []contender) error {
+	cfg, res := b.cfg, b.res
 	slog.Info("cold start", "keys", cfg.BurstN)
 	what := fmt.Sprintf("cold start, %s keys → complete file", size(cfg.BurstN))
 	if err := b.fill(ctx, cfg.BurstN, 0); err != nil {
-		return res, err
+		return err
 	}
 	var cold [2]figure
 	b.each(both, what, func(i int, r renderer) error {
@@ -128,16 +165,7 @@ func run(ctx context.Context, cfg config) (res *results, err error) {
 		return err
 	})
 	res.add(what, cold, "≤ 2.5×")
-
-	if err := b.bigRows(ctx, both, agent, cfg.BigN, true); err != nil {
-		return res, err
-	}
-	if cfg.HugeN > 0 {
-		if err := b.bigRows(ctx, both, agent, cfg.HugeN, false); err != nil {
-			return res, err
-		}
-	}
-	return res, nil
+	return nil
 }
 
 // each runs f for both contenders, noting a failure in the results. It

@@ -47,7 +47,9 @@ type Config struct {
 	// content differs from its record (logged at ERROR), and the module is
 	// compiled again. The ledger is only as safe as the directory: it and
 	// its parents must be writable only by the agent's user, which the
-	// agent checks at start.
+	// agent checks at start. The directory also records the digests of
+	// module files by stat fingerprint (slipagent-modules.json, see
+	// [Engine.ModuleDigest]).
 	CacheDir string
 	// Logger receives plugin logs and host events. Nil discards them.
 	Logger *slog.Logger

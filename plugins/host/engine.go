@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -20,6 +21,9 @@ type Engine struct {
 	cache  wazero.CompilationCache
 	ledger *cacheLedger // nil without a cache directory
 	logger *slog.Logger
+
+	// digests records module files' digests; nil without a cache directory.
+	digests *moduleDigests
 
 	// interrupt is wazero's CloseOnContextDone. Only benchmarks turn it off,
 	// to measure what it costs.
@@ -48,6 +52,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e.cache = c
 	e.ledger = &cacheLedger{dir: cfg.CacheDir, logger: e.logger.With(slog.String("component", "compile cache"))}
+	e.digests = &moduleDigests{path: filepath.Join(cfg.CacheDir, digestsName)}
 	return e, nil
 }
 
