@@ -38,28 +38,90 @@ const (
 	ingestDir = "ingest"
 )
 
+// bulkBlockSize is the size of the blocks of a bulk buffer's arena. An
+// arena of blocks grows without copying what it holds.
+const bulkBlockSize = 1 << 20
+
 // bulk is the buffer of updates not yet written to Pebble.
 type bulk struct {
-	arena []byte    // each entry's data key, then its stored value
-	ents  []bulkEnt // in the order the updates came
-	order []int32   // flush's scratch: indexes of ents in key order
+	// blocks[:used] hold each entry's data key, then its stored value;
+	// the blocks after are kept for reuse.
+	blocks [][]byte
+	used   int
+	size   int       // bytes held
+	ents   []bulkEnt // in the order the updates came
+	// runs holds the indexes of ents, those of each add sorted by entry
+	// (sorting a thousand entries just copied is much faster than sorting
+	// a quarter million scattered over the arena); ends[i] is where run
+	// i ends in runs.
+	runs []int32
+	ends []int32
+	// flush's scratch: the merged order, and the heap of runs merging.
+	order []int32
+	heap  []bulkRun
+}
+
+// bulkRun is a run being merged: runs[pos:end] are left, the first being
+// entry x with key key (held here, so that the merge's comparisons read
+// the keys alone).
+type bulkRun struct {
+	key         []byte
+	x, pos, end int32
+}
+
+// less orders run heads by key, then by arrival.
+func (r *bulkRun) less(o *bulkRun) bool {
+	if c := bytes.Compare(r.key, o.key); c != 0 {
+		return c < 0
+	}
+	return r.x < o.x
+}
+
+// head loads the entry at pos, or reports that the run is done.
+func (b *bulk) head(r *bulkRun) bool {
+	if r.pos == r.end {
+		return false
+	}
+	r.x = b.runs[r.pos]
+	r.key = b.key(r.x)
+	return true
 }
 
 type bulkEnt struct {
-	off  uint32 // of the data key in arena
-	klen uint32
-	vlen int32 // -1 for a removal
+	blk, off uint32 // where the data key is in blocks
+	klen     uint32
+	vlen     int32 // -1 for a removal
 }
 
 func (b *bulk) key(i int32) []byte {
 	e := b.ents[i]
-	return b.arena[e.off : e.off+e.klen]
+	return b.blocks[e.blk][e.off : e.off+e.klen]
 }
 
 func (b *bulk) value(i int32) []byte {
 	e := b.ents[i]
 	at := e.off + e.klen
-	return b.arena[at : at+uint32(e.vlen)]
+	return b.blocks[e.blk][at : at+uint32(e.vlen)]
+}
+
+// alloc returns n bytes of the arena and where they are.
+func (b *bulk) alloc(n int) (blk, off uint32, dst []byte) {
+	if b.used == 0 || cap(b.blocks[b.used-1])-len(b.blocks[b.used-1]) < n {
+		switch {
+		case b.used < len(b.blocks) && cap(b.blocks[b.used]) >= n:
+			b.blocks[b.used] = b.blocks[b.used][:0]
+		case b.used < len(b.blocks):
+			b.blocks[b.used] = make([]byte, 0, max(n, bulkBlockSize))
+		default:
+			b.blocks = append(b.blocks, make([]byte, 0, max(n, bulkBlockSize)))
+		}
+		b.used++
+	}
+	last := &b.blocks[b.used-1]
+	at := len(*last)
+	*last = (*last)[:at+n]
+	b.size += n
+	return uint32(b.used - 1), uint32(at), (*last)[at : at+n]
 }
 
 // add appends updates, or none of them when one is invalid.
@@ -71,62 +133,110 @@ func (b *bulk) add(updates []kvcore.Update) error {
 	}
 	for i := range updates {
 		u := &updates[i]
-		e := bulkEnt{off: uint32(len(b.arena)), klen: uint32(1 + len(u.Key)), vlen: -1}
-		b.arena = append(append(b.arena, dataPrefix), u.Key...)
+		e := bulkEnt{klen: uint32(1 + len(u.Key)), vlen: -1}
 		if !u.IsRemoval() {
 			e.vlen = int32(valueLen(u))
-			b.arena = slices.Grow(b.arena, int(e.vlen))
-			n := len(b.arena)
-			b.arena = b.arena[:n+int(e.vlen)]
-			putValue(b.arena[n:], u)
+		}
+		var dst []byte
+		e.blk, e.off, dst = b.alloc(int(e.klen) + max(int(e.vlen), 0))
+		dst[0] = dataPrefix
+		copy(dst[1:], u.Key)
+		if e.vlen >= 0 {
+			putValue(dst[e.klen:], u)
 		}
 		b.ents = append(b.ents, e)
 	}
+	from := int32(len(b.runs))
+	for i := range updates {
+		b.runs = append(b.runs, int32(len(b.ents)-len(updates)+i))
+	}
+	slices.SortFunc(b.runs[from:], b.compare)
+	b.ends = append(b.ends, int32(len(b.runs)))
 	return nil
 }
 
-// sorted returns the indexes of the buffered entries in key order, only
-// the last entry of each key.
+// compare orders entries by key, then by arrival.
+func (b *bulk) compare(x, y int32) int {
+	if c := bytes.Compare(b.key(x), b.key(y)); c != 0 {
+		return c
+	}
+	return cmp.Compare(x, y)
+}
+
+// sorted merges the runs into the indexes of the buffered entries in key
+// order, only the last entry of each key.
 func (b *bulk) sorted() []int32 {
+	h := b.heap[:0]
+	start := int32(0)
+	for _, end := range b.ends {
+		if r := (bulkRun{pos: start, end: end}); b.head(&r) {
+			h = append(h, r)
+		}
+		start = end
+	}
+	down := func(i int) {
+		for {
+			m, l, r := i, 2*i+1, 2*i+2
+			if l < len(h) && h[l].less(&h[m]) {
+				m = l
+			}
+			if r < len(h) && h[r].less(&h[m]) {
+				m = r
+			}
+			if m == i {
+				return
+			}
+			h[i], h[m] = h[m], h[i]
+			i = m
+		}
+	}
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		down(i)
+	}
 	o := b.order[:0]
-	for i := range b.ents {
-		o = append(o, int32(i))
-	}
-	slices.SortFunc(o, func(x, y int32) int {
-		if c := bytes.Compare(b.key(x), b.key(y)); c != 0 {
-			return c
+	var last []byte
+	for len(h) > 0 {
+		if n := len(o); n > 0 && bytes.Equal(last, h[0].key) {
+			o[n-1] = h[0].x // a later update of the same key
+		} else {
+			o, last = append(o, h[0].x), h[0].key
 		}
-		return cmp.Compare(x, y)
-	})
-	w := 0
-	for i, x := range o {
-		if i+1 < len(o) && bytes.Equal(b.key(x), b.key(o[i+1])) {
-			continue // a later update of the key follows
+		if h[0].pos++; !b.head(&h[0]) {
+			h[0] = h[len(h)-1]
+			h = h[:len(h)-1]
 		}
-		o[w] = x
-		w++
+		down(0)
 	}
-	b.order = o
-	return o[:w]
+	b.order, b.heap = o, h
+	return o
 }
 
-func (b *bulk) reset() {
-	b.arena, b.ents = b.arena[:0], b.ents[:0]
+// reset empties the buffer, keeping its memory for the next updates
+// (keep) or releasing it.
+func (b *bulk) reset(keep bool) {
+	if !keep {
+		*b = bulk{}
+		return
+	}
+	b.used, b.size = 0, 0
+	b.ents, b.runs, b.ends = b.ents[:0], b.runs[:0], b.ends[:0]
 }
 
-// flushBulk writes the bulk buffer to Pebble. Its caller holds f.mu.
-// Ingested tables are fsynced and the ingestion recorded in Pebble's
-// fsynced manifest before it returns; a batch is not synced, and becomes
-// durable with the next synced commit (the Apply that moves the cursor) or
-// Close. On failure the buffer is kept, to be written again.
-func (f *Fold) flushBulk(ctx context.Context) error {
+// flushBulk writes the bulk buffer to Pebble, then keeps its memory for
+// more updates (keep: the buffer filled up during a hydration) or releases
+// it. Its caller holds f.mu. Ingested tables are fsynced and the ingestion
+// recorded in Pebble's fsynced manifest before it returns; a batch is not
+// synced, and becomes durable with the next synced commit (the Apply that
+// moves the cursor) or Close. On failure the buffer is kept, to be written
+// again.
+func (f *Fold) flushBulk(ctx context.Context, keep bool) error {
 	b := &f.bulk
 	if len(b.ents) == 0 {
 		return nil
 	}
 	order := b.sorted()
 	var err error
-	if len(b.arena) < bulkIngestMin {
+	if b.size < bulkIngestMin {
 		err = f.commitBulk(order)
 	} else {
 		err = f.ingestBulk(ctx, order)
@@ -134,7 +244,7 @@ func (f *Fold) flushBulk(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("pebblefold: writing %d buffered updates to %s: %w", len(b.ents), f.dir, err)
 	}
-	b.reset()
+	b.reset(keep)
 	f.pending.Store(false)
 	return nil
 }

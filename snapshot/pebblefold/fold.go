@@ -153,14 +153,14 @@ func (f *Fold) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore
 			return fmt.Errorf("pebblefold: apply: %w", err)
 		}
 		f.pending.Store(len(f.bulk.ents) > 0)
-		if len(f.bulk.arena) >= bulkMaxBytes {
-			return f.flushBulk(ctx)
+		if f.bulk.size >= bulkMaxBytes {
+			return f.flushBulk(ctx, true)
 		}
 		return nil
 	}
 	// The buffered updates are durable before the cursor that covers
 	// them is written.
-	if err := f.flushBulk(ctx); err != nil {
+	if err := f.flushBulk(ctx, false); err != nil {
 		return err
 	}
 	b := f.db.NewBatch()
@@ -239,7 +239,7 @@ func (f *Fold) Close() (err error) {
 		}
 		f.life.Unlock()
 		f.mu.Lock()
-		err = f.flushBulk(context.Background())
+		err = f.flushBulk(context.Background(), false)
 		f.mu.Unlock()
 		if err == nil && !f.readOnly && f.db.Metrics().WAL.Size > flushOnCloseBytes {
 			err = f.db.Flush()
@@ -268,7 +268,7 @@ func (f *Fold) writePending(ctx context.Context) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.flushBulk(ctx)
+	return f.flushBulk(ctx, false)
 }
 
 // release drops a reference taken by acquire.
