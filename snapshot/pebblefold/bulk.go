@@ -22,10 +22,10 @@ import (
 // write-ahead log's fsync and, when ingested, the memtable's skiplist,
 // which cost most of a hydration's time.
 const (
-	// bulkMaxBytes: a buffer of this many key and value bytes is written
-	// out before the Apply that filled it returns. Each run becomes a layer
-	// of tables over the whole key space (an L0 sublevel) until compactions
-	// merge it down, so larger runs mean less rewriting and more memory.
+	// bulkMaxBytes is the default Options.BulkBytes. Each buffer written
+	// becomes a layer of tables over the whole key space (an L0 sublevel)
+	// until compactions merge it down, so larger ones mean less rewriting
+	// and more memory.
 	bulkMaxBytes = 64 << 20
 	// bulkIngestMin: a smaller buffer goes through a batch, which costs
 	// less than writing, syncing and ingesting tables.
@@ -211,47 +211,98 @@ func (b *bulk) sorted() []int32 {
 	return o
 }
 
-// reset empties the buffer, keeping its memory for the next updates
-// (keep) or releasing it.
-func (b *bulk) reset(keep bool) {
-	if !keep {
-		*b = bulk{}
-		return
-	}
+// reset empties the buffer, keeping its memory for the next updates.
+func (b *bulk) reset() {
 	b.used, b.size = 0, 0
 	b.ents, b.runs, b.ends = b.ents[:0], b.runs[:0], b.ends[:0]
 }
 
-// flushBulk writes the bulk buffer to Pebble, then keeps its memory for
-// more updates (keep: the buffer filled up during a hydration) or releases
-// it. Its caller holds f.mu. Ingested tables are fsynced and the ingestion
-// recorded in Pebble's fsynced manifest before it returns; a batch is not
-// synced, and becomes durable with the next synced commit (the Apply that
-// moves the cursor) or Close. On failure the buffer is kept, to be written
-// again.
-func (f *Fold) flushBulk(ctx context.Context, keep bool) error {
-	b := &f.bulk
-	if len(b.ents) == 0 {
+// addBulk buffers updates. A buffer that fills up is sealed and written
+// to Pebble by a goroutine while the next one fills; at most one is
+// written at a time. Its caller holds f.mu.
+func (f *Fold) addBulk(ctx context.Context, updates []kvcore.Update) error {
+	if f.bulk == nil {
+		f.bulk, f.spare = f.spare, nil
+		if f.bulk == nil {
+			f.bulk = &bulk{}
+		}
+	}
+	if err := f.bulk.add(updates); err != nil {
+		return fmt.Errorf("pebblefold: apply: %w", err)
+	}
+	f.pending.Store(true)
+	if f.bulk.size < f.opts.BulkBytes {
 		return nil
 	}
-	order := b.sorted()
+	if err := f.waitSealed(ctx); err != nil {
+		return err
+	}
+	sealed, done := f.bulk, make(chan error, 1)
+	f.sealed, f.written, f.bulk = sealed, done, nil
+	run := context.WithoutCancel(ctx) // the write outlives this Apply
+	go func() { done <- f.writeBulk(run, sealed) }()
+	return nil
+}
+
+// waitSealed waits for the write of the sealed buffer, or writes it again
+// when that write failed. Its caller holds f.mu.
+func (f *Fold) waitSealed(ctx context.Context) error {
+	if f.sealed == nil {
+		return nil
+	}
 	var err error
-	if b.size < bulkIngestMin {
-		err = f.commitBulk(order)
+	if f.written != nil {
+		err = <-f.written
+		f.written = nil
 	} else {
-		err = f.ingestBulk(ctx, order)
+		err = f.writeBulk(ctx, f.sealed)
 	}
 	if err != nil {
-		return fmt.Errorf("pebblefold: writing %d buffered updates to %s: %w", len(b.ents), f.dir, err)
+		return err // kept: the next flush writes it again
 	}
-	b.reset(keep)
+	f.sealed.reset()
+	f.spare, f.sealed = f.sealed, nil
+	return nil
+}
+
+// flushBulk writes every buffered update to Pebble, in the order applied,
+// and releases the buffers' memory. Its caller holds f.mu. Ingested tables
+// are fsynced and the ingestion recorded in Pebble's fsynced manifest
+// before it returns; a batch is not synced, and becomes durable with the
+// next synced commit (the Apply that moves the cursor) or Close. On failure
+// the updates are kept, to be written again.
+func (f *Fold) flushBulk(ctx context.Context) error {
+	if err := f.waitSealed(ctx); err != nil {
+		return err
+	}
+	if f.bulk != nil && len(f.bulk.ents) > 0 {
+		if err := f.writeBulk(ctx, f.bulk); err != nil {
+			return err
+		}
+	}
+	f.bulk, f.spare = nil, nil
 	f.pending.Store(false)
 	return nil
 }
 
+// writeBulk writes b's updates to Pebble: ingested as tables when b is
+// large, through a batch when it is small.
+func (f *Fold) writeBulk(ctx context.Context, b *bulk) error {
+	order := b.sorted()
+	var err error
+	if b.size < bulkIngestMin {
+		err = f.commitBulk(b, order)
+	} else {
+		err = f.ingestBulk(ctx, b, order)
+	}
+	if err != nil {
+		return fmt.Errorf("pebblefold: writing %d buffered updates to %s: %w", len(b.ents), f.dir, err)
+	}
+	return nil
+}
+
 // commitBulk writes the entries of order through one unsynced batch.
-func (f *Fold) commitBulk(order []int32) error {
-	b := &f.bulk
+func (f *Fold) commitBulk(b *bulk, order []int32) error {
 	batch := f.db.NewBatch()
 	defer batch.Close()
 	for _, i := range order {
@@ -271,7 +322,7 @@ func (f *Fold) commitBulk(order []int32) error {
 // ingestBulk writes the entries of order into tables of about
 // ingestFileSize under ingestDir (each fsynced when closed) and ingests
 // them in one step.
-func (f *Fold) ingestBulk(ctx context.Context, order []int32) error {
+func (f *Fold) ingestBulk(ctx context.Context, b *bulk, order []int32) error {
 	fs := f.opts.FS
 	dir := fs.PathJoin(f.dir, ingestDir)
 	if err := fs.MkdirAll(dir, 0o755); err != nil {
@@ -284,7 +335,6 @@ func (f *Fold) ingestBulk(ctx context.Context, order []int32) error {
 		}
 	}()
 	wopts := f.po.MakeWriterOptions(0, f.db.TableFormat())
-	b := &f.bulk
 	var w *sstable.Writer
 	for _, i := range order {
 		if w == nil {

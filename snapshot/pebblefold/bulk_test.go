@@ -36,11 +36,16 @@ func bulkChunk(from, n, size int, rev uint64) []kvcore.Update {
 // power cut right after it finds every one of them, whether they were
 // written as ingested tables (a large buffer) or through a batch (a small
 // one). Before that, a power cut finds the fold at the old cursor.
+// BulkBytes of 1.5 MB makes buffers of 4 MB fill up and be written while
+// the next fills.
 func TestBulkDurableAtCheckpoint(t *testing.T) {
-	for _, size := range []int{10, 1000} { // 4,000 keys: 40 kB (batch), 4 MB (ingested)
-		t.Run(fmt.Sprintf("values of %d bytes", size), func(t *testing.T) {
+	for _, tc := range []struct{ size, bulkBytes int }{ // 4,000 keys: 40 kB (batch), 4 MB (ingested)
+		{10, 0}, {1000, 0}, {10, 10_000}, {1000, 1_500_000},
+	} {
+		size := tc.size
+		t.Run(fmt.Sprintf("values of %d bytes, BulkBytes %d", size, tc.bulkBytes), func(t *testing.T) {
 			mem := vfs.NewCrashableMem()
-			f, err := Open("fold", Options{FS: mem, Bulk: true})
+			f, err := Open("fold", Options{FS: mem, Bulk: true, BulkBytes: tc.bulkBytes})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -131,12 +136,13 @@ func TestBulkDurableAtClose(t *testing.T) {
 }
 
 // Buffered updates of one key take effect in the order applied, across
-// Applies, over what the fold held before, whether the buffer is ingested
-// or written as a batch.
+// Applies and buffers, over what the fold held before, whether a buffer is
+// ingested or written as a batch.
 func TestBulkLastUpdateOfAKeyWins(t *testing.T) {
-	for _, size := range []int{10, 4000} {
-		t.Run(fmt.Sprintf("values of %d bytes", size), func(t *testing.T) {
-			f, err := Open("fold", Options{FS: vfs.NewMem(), Bulk: true})
+	for _, tc := range []struct{ size, bulkBytes int }{{10, 0}, {4000, 0}, {10, 1000}, {14000, 1 << 20}} {
+		size := tc.size
+		t.Run(fmt.Sprintf("values of %d bytes, BulkBytes %d", size, tc.bulkBytes), func(t *testing.T) {
+			f, err := Open("fold", Options{FS: vfs.NewMem(), Bulk: true, BulkBytes: tc.bulkBytes})
 			if err != nil {
 				t.Fatal(err)
 			}

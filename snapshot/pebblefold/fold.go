@@ -41,6 +41,11 @@ type Options struct {
 	// cursor, never one the cursor covers. Reads see them at once (a read
 	// writes the buffer out first).
 	Bulk bool
+	// BulkBytes is the size of Bulk's buffer (default 64 MiB). A full
+	// buffer is written while the next fills, so a hydration holds up to
+	// twice this; larger buffers make fewer, larger runs for Pebble's
+	// compactions to merge.
+	BulkBytes int
 }
 
 // Fold is a [kvcore.Fold] on Pebble.
@@ -64,12 +69,17 @@ type Fold struct {
 	closed    bool       // under life
 	closeOnce sync.Once
 
-	mu     sync.RWMutex // orders Apply; guards cursor, order and bulk
+	mu     sync.RWMutex // orders Apply; guards cursor, order and the bulk buffers
 	cursor kvcore.Cursor
 	order  []int32 // Apply's scratch: the batch's indexes in key order
-	bulk   bulk    // with Options.Bulk, updates not written to db yet
-	// pending is set while bulk holds updates, so that a read knows
-	// without f.mu that it must write them out first.
+	// With Options.Bulk, updates not written to db yet: bulk is filling;
+	// sealed, full, is being written (its result comes on written), or its
+	// write failed (written is nil); spare is a written buffer's memory,
+	// for the next.
+	bulk, sealed, spare *bulk
+	written             chan error
+	// pending is set while a buffer may hold updates, so that a read
+	// knows without f.mu that it must write them out first.
 	pending atomic.Bool
 }
 
@@ -85,6 +95,9 @@ func Open(dir string, opts Options) (*Fold, error) {
 func open(dir string, opts Options, readOnly bool) (*Fold, error) {
 	if opts.CacheSize <= 0 {
 		opts.CacheSize = 64 << 20
+	}
+	if opts.BulkBytes <= 0 {
+		opts.BulkBytes = bulkMaxBytes
 	}
 	if opts.FS == nil {
 		opts.FS = vfs.Default
@@ -149,18 +162,11 @@ func (f *Fold) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.opts.Bulk && cursor == f.cursor {
-		if err := f.bulk.add(updates); err != nil {
-			return fmt.Errorf("pebblefold: apply: %w", err)
-		}
-		f.pending.Store(len(f.bulk.ents) > 0)
-		if f.bulk.size >= bulkMaxBytes {
-			return f.flushBulk(ctx, true)
-		}
-		return nil
+		return f.addBulk(ctx, updates)
 	}
 	// The buffered updates are durable before the cursor that covers
 	// them is written.
-	if err := f.flushBulk(ctx, false); err != nil {
+	if err := f.flushBulk(ctx); err != nil {
 		return err
 	}
 	b := f.db.NewBatch()
@@ -239,7 +245,7 @@ func (f *Fold) Close() (err error) {
 		}
 		f.life.Unlock()
 		f.mu.Lock()
-		err = f.flushBulk(context.Background(), false)
+		err = f.flushBulk(context.Background())
 		f.mu.Unlock()
 		if err == nil && !f.readOnly && f.db.Metrics().WAL.Size > flushOnCloseBytes {
 			err = f.db.Flush()
@@ -268,7 +274,7 @@ func (f *Fold) writePending(ctx context.Context) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.flushBulk(ctx, false)
+	return f.flushBulk(ctx)
 }
 
 // release drops a reference taken by acquire.
