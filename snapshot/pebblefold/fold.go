@@ -105,14 +105,11 @@ func open(dir string, opts Options, readOnly bool) (*Fold, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	cache := pebble.NewCache(opts.CacheSize)
-	defer cache.Unref()
-	po := pebbleOptions(opts, cache, readOnly)
-	po.EnsureDefaults()
-	db, err := pebble.Open(dir, po)
+	db, po, gate, err := openDB(dir, opts, readOnly)
 	if err != nil {
 		return nil, fmt.Errorf("pebblefold: open %s: %w", dir, err)
 	}
+	gate.opened()
 	if !readOnly {
 		// Tables a crash left before their ingestion: their updates were
 		// past the cursor, so the bucket delivers them again.
@@ -139,6 +136,19 @@ func open(dir string, opts Options, readOnly bool) (*Fold, error) {
 		}
 	}
 	return f, nil
+}
+
+// openDB opens the Pebble database of a fold, with compactions held until
+// gate.opened is called.
+func openDB(dir string, opts Options, readOnly bool) (*pebble.DB, *pebble.Options, *compactionGate, error) {
+	cache := pebble.NewCache(opts.CacheSize)
+	defer cache.Unref()
+	po := pebbleOptions(opts, cache, readOnly)
+	gate := newCompactionGate()
+	po.Experimental.CompactionScheduler = gate
+	po.EnsureDefaults()
+	db, err := pebble.Open(dir, po)
+	return db, po, gate, err
 }
 
 // Cursor is the cursor of the last successful Apply, or the one Open read.
