@@ -53,6 +53,18 @@ func (g *compactionGate) Unregister() {
 	g.mu.Unlock()
 }
 
+// abandon stops the granter of a gate whose Open failed: Pebble does not
+// unregister it then. (The gate was never opened, so it never called the
+// half-opened database.)
+func (g *compactionGate) abandon() {
+	g.mu.Lock()
+	registered := g.db != nil
+	g.mu.Unlock()
+	if registered {
+		g.Unregister()
+	}
+}
+
 // opened lets compactions run, once Open has returned.
 func (g *compactionGate) opened() {
 	g.mu.Lock()

@@ -1,8 +1,10 @@
 package pebblefold
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -60,5 +62,28 @@ func TestOpenDoesNotWaitForCompactions(t *testing.T) {
 			t.Fatal("no compaction ran in 30 s once the fold was open")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// failOptionsFS fails the creation of Pebble's OPTIONS file, which Open
+// writes after it has registered its compaction scheduler.
+type failOptionsFS struct{ vfs.FS }
+
+func (fs failOptionsFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
+	if strings.HasSuffix(name, ".dbtmp") {
+		return nil, errors.New("injected: cannot create " + name)
+	}
+	return fs.FS.Create(name, c)
+}
+
+// An Open that fails after Pebble registered the fold's compaction gate
+// stops the gate's granter (Pebble does not unregister it then).
+func TestFailedOpenStopsTheCompactionGranter(t *testing.T) {
+	if _, err := Open("fold", Options{FS: failOptionsFS{vfs.NewMem()}}); err == nil {
+		t.Fatal("Open succeeded without its OPTIONS file")
+	}
+	buf := make([]byte, 1<<20)
+	if stacks := string(buf[:runtime.Stack(buf, true)]); strings.Contains(stacks, "compactionGate).granter") {
+		t.Fatalf("a granter outlived the failed Open:\n%s", stacks)
 	}
 }

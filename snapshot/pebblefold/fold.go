@@ -148,7 +148,11 @@ func openDB(dir string, opts Options, readOnly bool) (*pebble.DB, *pebble.Option
 	po.Experimental.CompactionScheduler = gate
 	po.EnsureDefaults()
 	db, err := pebble.Open(dir, po)
-	return db, po, gate, err
+	if err != nil {
+		gate.abandon()
+		return nil, nil, nil, err
+	}
+	return db, po, gate, nil
 }
 
 // Cursor is the cursor of the last successful Apply, or the one Open read.
