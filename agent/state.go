@@ -130,7 +130,10 @@ func loadState(dir string) (watchState, error) {
 
 func openFoldAt(path, kind string) (kvcore.Fold, error) {
 	if kind == FoldDisk {
-		return pebblefold.Open(path, pebblefold.Options{})
+		// Bulk: a state sync's chunks, folded under the cursor from
+		// before, go to Pebble as ingested tables, durable before the sync's
+		// checkpoint moves the cursor.
+		return pebblefold.Open(path, pebblefold.Options{Bulk: true})
 	}
 	return snapshot.Open(path, snapshot.Options{})
 }

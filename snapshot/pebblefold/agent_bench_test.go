@@ -34,8 +34,9 @@ import (
 // agent syncs a bucket of 10 keys with the template plugin and stops; the
 // benchmark then puts the size's keys into the bucket (benchdata.Stream,
 // one asynchronous publisher) and applies the same keys, values and
-// revisions to the agent's fold, at the bucket's last revision, so that
-// fold, cursor and bucket agree as if the agent had applied them. The
+// revisions to the agent's fold, at the bucket's last revision, and
+// records the bucket's mark in the watch's state, so that fold, cursor,
+// mark and bucket agree as if the agent had applied them. The
 // baseline is the same restart before the keys are added. A restart that
 // walks the fold, re-reads the bucket or re-renders shows as a READY time,
 // RSS or rewrite growing with the size.
@@ -90,6 +91,9 @@ func BenchmarkAgentRestart(b *testing.B) {
 			b.Fatal(err)
 		}
 		if err := a.grow(s, base); err != nil {
+			b.Fatal(err)
+		}
+		if err := a.recordMark(ctx, js); err != nil {
 			b.Fatal(err)
 		}
 		b.Run(size+"/restart/ours", func(b *testing.B) { a.measure(ctx, b) })
@@ -165,6 +169,36 @@ func (a *restartAgent) grow(s *benchdata.Stream, base uint64) error {
 		err = cerr
 	}
 	return err
+}
+
+// recordMark writes into the stopped agent's watch state the bucket's
+// mark as it is now, as the agent records it after a sync that left its
+// fold matching the bucket (natskv's BucketMark: incarnation, first and
+// last sequence, messages): without it the restart would list the
+// bucket's keys to reconcile a fold grown behind the agent's back.
+func (a *restartAgent) recordMark(ctx context.Context, js jetstream.JetStream) error {
+	path := filepath.Join(a.work, "data", "watches", "bench", "state.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var st map[string]any
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	stream, err := js.Stream(ctx, "KV_app")
+	if err != nil {
+		return err
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return err
+	}
+	st["mark"] = fmt.Sprintf("%s/%d-%d/%d", st["bucket_id"], info.State.FirstSeq, info.State.LastSeq, info.State.Msgs)
+	if raw, err = json.Marshal(st); err != nil {
+		return err
+	}
+	return os.WriteFile(path, raw, 0o600)
 }
 
 // seedBucket creates bucket "app" afresh with 10 keys.

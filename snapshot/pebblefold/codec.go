@@ -34,27 +34,44 @@ func prefixBounds(prefix string) (lower, upper []byte) {
 	return lower, nil
 }
 
-// addUpdate encodes u into b, the key and value written in place.
-func addUpdate(b *pebble.Batch, u *kvcore.Update) error {
+// checkUpdate refuses an update the fold cannot store.
+func checkUpdate(u *kvcore.Update) error {
 	if !utf8.ValidString(u.Key) {
 		return fmt.Errorf("%w: key %q is not valid UTF-8", snapshot.ErrInvalidFormat, u.Key)
 	}
-	var op *pebble.DeferredBatchOp
-	switch {
-	case u.IsRemoval():
-		op = b.DeleteDeferred(1 + len(u.Key))
-	case u.Op == kvcore.OpPut:
-		op = b.SetDeferred(1+len(u.Key), 1+u.Version.Len()+len(u.Value))
-		n := u.Version.Len()
-		op.Value[0] = byte(n)
-		u.Version.AppendBytes(op.Value[1:1]) // within op.Value: no allocation
-		copy(op.Value[1+n:], u.Value)
-	default:
+	if !u.IsRemoval() && u.Op != kvcore.OpPut {
 		return fmt.Errorf("update of key %q has unknown operation %v", u.Key, u.Op)
+	}
+	return nil
+}
+
+// addUpdate encodes u into b, the key and value written in place.
+func addUpdate(b *pebble.Batch, u *kvcore.Update) error {
+	if err := checkUpdate(u); err != nil {
+		return err
+	}
+	var op *pebble.DeferredBatchOp
+	if u.IsRemoval() {
+		op = b.DeleteDeferred(1 + len(u.Key))
+	} else {
+		op = b.SetDeferred(1+len(u.Key), valueLen(u))
+		putValue(op.Value, u)
 	}
 	op.Key[0] = dataPrefix
 	copy(op.Key[1:], u.Key)
 	return op.Finish()
+}
+
+// valueLen is the length of the stored value of the put u.
+func valueLen(u *kvcore.Update) int { return 1 + u.Version.Len() + len(u.Value) }
+
+// putValue encodes the stored value of the put u into dst, which is
+// valueLen(u) bytes long: ver_len u8 | version | value.
+func putValue(dst []byte, u *kvcore.Update) {
+	n := u.Version.Len()
+	dst[0] = byte(n)
+	u.Version.AppendBytes(dst[1:1]) // within dst: no allocation
+	copy(dst[1+n:], u.Value)
 }
 
 // sortedOrder returns the indexes of updates in ascending key order, equal

@@ -12,6 +12,14 @@
 // [Options.NoSync] trades that for speed (a power loss may then roll the fold
 // back to an earlier, still consistent cursor).
 //
+// With [Options.Bulk], an Apply that leaves the cursor where it is (the
+// chunks of a state sync, which [kvcore.WatchApplied] folds under the
+// cursor from before) is buffered in memory; full buffers are sorted and
+// ingested into Pebble as tables while the next fills, and whatever is
+// buffered is written out, fsynced, before an Apply that moves the cursor
+// records it (and at Close, and before a read). A hydration then skips the
+// write-ahead log's fsync per batch and the memtable's skiplist.
+//
 // Keys are stored under the prefix 'd' and the cursor under "mcursor"; a
 // value is ver_len u8 | version | value bytes, as the Rust crate's LSM
 // backends encode it (upstream spec §7.2).

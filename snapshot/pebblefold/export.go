@@ -38,6 +38,9 @@ func (f *Fold) Export(ctx context.Context, dir string) (kvcore.Cursor, error) {
 		return kvcore.Cursor{}, err
 	}
 	defer f.release()
+	if err := f.writePending(ctx); err != nil {
+		return kvcore.Cursor{}, err
+	}
 	stage, err := artifact.NewStage(dir)
 	if err != nil {
 		return kvcore.Cursor{}, fmt.Errorf("pebblefold: export to %s: %w", dir, err)

@@ -34,11 +34,17 @@ const scaleProbes = 20_000
 //     returns (a Pebble commit with its WAL fsynced); baseline: the batch's
 //     keys, values and versions appended to a file and fsynced. Peak RSS of
 //     each is reported (VmHWM, reset before each).
-//   - restart-load: opening the closed fold, as an agent restart does;
-//     baseline: reading the raw file, what loading a fold of those bytes
-//     into memory costs.
+//   - hydrate-sync: the same batches fed as the agent's initial sync feeds
+//     them (WatchApplied folds a state sync's chunks under the cursor from
+//     before, then checkpoints once), into a fold with [Options.Bulk], durable
+//     at the checkpoint; baseline: the same appends, one fsync at the end.
+//   - restart-load: opening the closed fold of hydrate-sync, as an agent
+//     restart does; baseline: reading the raw file, what loading a fold of
+//     those bytes into memory costs.
 //   - get: p50/p99 of 20,000 gets of random present keys on the fold just
-//     reopened (as hydration left it, not settled; 64 MiB block cache);
+//     reopened (as hydration left it, not settled; 64 MiB block cache), once
+//     the compactions the hydration left due have run (their wait is
+//     reported), as the baseline's file has no writer beside its reads;
 //     baseline: pread of those entries' records in the raw file.
 func BenchmarkScale(b *testing.B) {
 	n, name := scaleKeys(b)
@@ -52,7 +58,13 @@ func BenchmarkScale(b *testing.B) {
 	raw := filepath.Join(dir, "raw")
 	b.Run(name+"/hydrate/baseline", func(b *testing.B) {
 		benchdata.ResetPeakRSS()
-		el := benchdata.Timed(b, func() error { return writeRaw(raw, s) })
+		el := benchdata.Timed(b, func() error { return writeRaw(raw, s, true) })
+		b.ReportMetric(float64(n)/el.Seconds(), "entries/s")
+		b.ReportMetric(float64(benchdata.PeakRSS())/(1<<20), "peak-RSS-MB")
+	})
+	b.Run(name+"/hydrate-sync/baseline", func(b *testing.B) {
+		benchdata.ResetPeakRSS()
+		el := benchdata.Timed(b, func() error { return writeRaw(raw, s, false) })
 		b.ReportMetric(float64(n)/el.Seconds(), "entries/s")
 		b.ReportMetric(float64(benchdata.PeakRSS())/(1<<20), "peak-RSS-MB")
 	})
@@ -84,24 +96,17 @@ func BenchmarkScale(b *testing.B) {
 
 	fold := filepath.Join(dir, "fold")
 	b.Run(name+"/hydrate/ours", func(b *testing.B) {
-		f, err := Open(fold, Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		benchdata.ResetPeakRSS()
-		el := benchdata.Timed(b, func() error {
-			return s.Batches(func(batch []kvcore.Update, c kvcore.Cursor) error {
-				return f.Apply(context.Background(), batch, c)
-			})
+		hydrateScale(b, fold, s, Options{}, func(batch []kvcore.Update, c kvcore.Cursor) (kvcore.Cursor, kvcore.Cursor) {
+			return c, c
 		})
-		b.ReportMetric(float64(n)/el.Seconds(), "entries/s")
-		b.ReportMetric(float64(benchdata.PeakRSS())/(1<<20), "peak-RSS-MB")
-		m := f.db.Metrics()
-		b.ReportMetric(float64(m.ReadAmp()), "read-amp")
-		b.ReportMetric(float64(m.DiskSpaceUsage())/float64(n), "disk-B/entry")
-		if err := f.Close(); err != nil {
-			b.Fatal(err)
-		}
+	})
+	if err := os.RemoveAll(fold); err != nil {
+		b.Fatal(err)
+	}
+	b.Run(name+"/hydrate-sync/ours", func(b *testing.B) {
+		hydrateScale(b, fold, s, Options{Bulk: true}, func(batch []kvcore.Update, c kvcore.Cursor) (kvcore.Cursor, kvcore.Cursor) {
+			return kvcore.Cursor{}, c
+		})
 	})
 	var f *Fold
 	b.Run(name+"/restart-load/ours", func(b *testing.B) {
@@ -116,6 +121,14 @@ func BenchmarkScale(b *testing.B) {
 	})
 	defer f.Close()
 	b.Run(name+"/get/ours", func(b *testing.B) {
+		start := time.Now()
+		for f.db.Metrics().Compact.NumInProgress > 0 || waitingCompaction(f) {
+			if time.Since(start) > time.Hour {
+				b.Fatal("compactions still running after an hour")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		b.ReportMetric(float64(time.Since(start).Milliseconds()), "compact-wait-ms")
 		r := f.Reader()
 		lat := make([]time.Duration, 0, len(probes))
 		for _, i := range probes {
@@ -130,13 +143,51 @@ func BenchmarkScale(b *testing.B) {
 	})
 }
 
+// hydrateScale applies every batch of s to a new fold at dir, under the
+// cursor cursors returns first for it, then, when the last batch moved
+// nothing, checkpoints at the last cursor it returned second, and reports
+// entries/s, peak RSS, read amplification and disk use.
+func hydrateScale(b *testing.B, dir string, s *benchdata.Stream, opts Options, cursors func(batch []kvcore.Update, c kvcore.Cursor) (under, last kvcore.Cursor)) {
+	f, err := Open(dir, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchdata.ResetPeakRSS()
+	el := benchdata.Timed(b, func() error {
+		var last kvcore.Cursor
+		err := s.Batches(func(batch []kvcore.Update, c kvcore.Cursor) error {
+			var under kvcore.Cursor
+			under, last = cursors(batch, c)
+			return f.Apply(context.Background(), batch, under)
+		})
+		if err != nil || f.Cursor() == last {
+			return err
+		}
+		return f.Apply(context.Background(), nil, last)
+	})
+	b.ReportMetric(float64(s.N())/el.Seconds(), "entries/s")
+	b.ReportMetric(float64(benchdata.PeakRSS())/(1<<20), "peak-RSS-MB")
+	m := f.db.Metrics()
+	b.ReportMetric(float64(m.ReadAmp()), "read-amp")
+	b.ReportMetric(float64(m.DiskSpaceUsage())/float64(s.N()), "disk-B/entry")
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// waitingCompaction reports whether f has a compaction due.
+func waitingCompaction(f *Fold) bool {
+	waiting, _ := f.db.GetWaitingCompaction()
+	return waiting
+}
+
 // rawRecord is the size of an entry in the baseline's file: key, value and
 // 8-byte revision.
 const rawRecord = benchdata.KeyLen + benchdata.ValueLen + 8
 
 // writeRaw writes the raw file of s's entries in delivery order, one
-// write and fsync per batch.
-func writeRaw(path string, s *benchdata.Stream) error {
+// write per batch, and an fsync after each (syncEach) or after the last.
+func writeRaw(path string, s *benchdata.Stream, syncEach bool) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -150,11 +201,14 @@ func writeRaw(path string, s *benchdata.Stream) error {
 			buf = append(buf, u.Value...)
 			buf = u.Version.AppendBytes(buf)
 		}
-		if _, err := f.Write(buf); err != nil {
+		if _, err := f.Write(buf); err != nil || !syncEach {
 			return err
 		}
 		return f.Sync()
 	})
+	if err == nil && !syncEach {
+		err = f.Sync()
+	}
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,371 @@
+package pebblefold
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
+	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+)
+
+// With [Options.Bulk], the updates of Applies that leave the cursor where
+// it is are held in a bulk buffer and written to Pebble together: as a
+// sorted run of sstables ingested in one step when the buffer is large,
+// through one unsynced batch when it is small. Either way they skip the
+// write-ahead log's fsync and, when ingested, the memtable's skiplist,
+// which cost most of a hydration's time.
+const (
+	// bulkMaxBytes is the default Options.BulkBytes. Each buffer written
+	// becomes a layer of tables over the whole key space (an L0 sublevel)
+	// until compactions merge it down, so larger ones mean less rewriting
+	// and more memory.
+	bulkMaxBytes = 64 << 20
+	// bulkIngestMin: a smaller buffer goes through a batch, which costs
+	// less than writing, syncing and ingesting tables.
+	bulkIngestMin = 1 << 20
+	// ingestFileSize: a run is cut into tables of about this size, so that
+	// compactions can take it in pieces.
+	ingestFileSize = l0TargetFileSize
+	// ingestDir is the directory in the fold's directory that holds the
+	// tables of a run until Pebble has ingested them.
+	ingestDir = "ingest"
+)
+
+// bulkBlockSize is the size of the blocks of a bulk buffer's arena. An
+// arena of blocks grows without copying what it holds.
+const bulkBlockSize = 1 << 20
+
+// bulk is the buffer of updates not yet written to Pebble.
+type bulk struct {
+	// blocks[:used] hold each entry's data key, then its stored value;
+	// the blocks after are kept for reuse.
+	blocks [][]byte
+	used   int
+	size   int       // bytes held
+	ents   []bulkEnt // in the order the updates came
+	// runs holds the indexes of ents, those of each add sorted by entry
+	// (sorting a thousand entries just copied is much faster than sorting
+	// a quarter million scattered over the arena); ends[i] is where run
+	// i ends in runs.
+	runs []int32
+	ends []int32
+	// flush's scratch: the merged order, and the heap of runs merging.
+	order []int32
+	heap  []bulkRun
+}
+
+// bulkRun is a run being merged: runs[pos:end] are left, the first being
+// entry x with key key (held here, so that the merge's comparisons read
+// the keys alone).
+type bulkRun struct {
+	key         []byte
+	x, pos, end int32
+}
+
+// less orders run heads by key, then by arrival.
+func (r *bulkRun) less(o *bulkRun) bool {
+	if c := bytes.Compare(r.key, o.key); c != 0 {
+		return c < 0
+	}
+	return r.x < o.x
+}
+
+// head loads the entry at pos, or reports that the run is done.
+func (b *bulk) head(r *bulkRun) bool {
+	if r.pos == r.end {
+		return false
+	}
+	r.x = b.runs[r.pos]
+	r.key = b.key(r.x)
+	return true
+}
+
+type bulkEnt struct {
+	blk, off uint32 // where the data key is in blocks
+	klen     uint32
+	vlen     int32 // -1 for a removal
+}
+
+func (b *bulk) key(i int32) []byte {
+	e := b.ents[i]
+	return b.blocks[e.blk][e.off : e.off+e.klen]
+}
+
+func (b *bulk) value(i int32) []byte {
+	e := b.ents[i]
+	at := e.off + e.klen
+	return b.blocks[e.blk][at : at+uint32(e.vlen)]
+}
+
+// alloc returns n bytes of the arena and where they are.
+func (b *bulk) alloc(n int) (blk, off uint32, dst []byte) {
+	if b.used == 0 || cap(b.blocks[b.used-1])-len(b.blocks[b.used-1]) < n {
+		switch {
+		case b.used < len(b.blocks) && cap(b.blocks[b.used]) >= n:
+			b.blocks[b.used] = b.blocks[b.used][:0]
+		case b.used < len(b.blocks):
+			b.blocks[b.used] = make([]byte, 0, max(n, bulkBlockSize))
+		default:
+			b.blocks = append(b.blocks, make([]byte, 0, max(n, bulkBlockSize)))
+		}
+		b.used++
+	}
+	last := &b.blocks[b.used-1]
+	at := len(*last)
+	*last = (*last)[:at+n]
+	b.size += n
+	return uint32(b.used - 1), uint32(at), (*last)[at : at+n]
+}
+
+// add appends updates, or none of them when one is invalid.
+func (b *bulk) add(updates []kvcore.Update) error {
+	for i := range updates {
+		if err := checkUpdate(&updates[i]); err != nil {
+			return err
+		}
+	}
+	for i := range updates {
+		u := &updates[i]
+		e := bulkEnt{klen: uint32(1 + len(u.Key)), vlen: -1}
+		if !u.IsRemoval() {
+			e.vlen = int32(valueLen(u))
+		}
+		var dst []byte
+		e.blk, e.off, dst = b.alloc(int(e.klen) + max(int(e.vlen), 0))
+		dst[0] = dataPrefix
+		copy(dst[1:], u.Key)
+		if e.vlen >= 0 {
+			putValue(dst[e.klen:], u)
+		}
+		b.ents = append(b.ents, e)
+	}
+	from := int32(len(b.runs))
+	for i := range updates {
+		b.runs = append(b.runs, int32(len(b.ents)-len(updates)+i))
+	}
+	slices.SortFunc(b.runs[from:], b.compare)
+	b.ends = append(b.ends, int32(len(b.runs)))
+	return nil
+}
+
+// compare orders entries by key, then by arrival.
+func (b *bulk) compare(x, y int32) int {
+	if c := bytes.Compare(b.key(x), b.key(y)); c != 0 {
+		return c
+	}
+	return cmp.Compare(x, y)
+}
+
+// sorted merges the runs into the indexes of the buffered entries in key
+// order, only the last entry of each key.
+func (b *bulk) sorted() []int32 {
+	h := b.heap[:0]
+	start := int32(0)
+	for _, end := range b.ends {
+		if r := (bulkRun{pos: start, end: end}); b.head(&r) {
+			h = append(h, r)
+		}
+		start = end
+	}
+	down := func(i int) {
+		for {
+			m, l, r := i, 2*i+1, 2*i+2
+			if l < len(h) && h[l].less(&h[m]) {
+				m = l
+			}
+			if r < len(h) && h[r].less(&h[m]) {
+				m = r
+			}
+			if m == i {
+				return
+			}
+			h[i], h[m] = h[m], h[i]
+			i = m
+		}
+	}
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	o := b.order[:0]
+	var last []byte
+	for len(h) > 0 {
+		if n := len(o); n > 0 && bytes.Equal(last, h[0].key) {
+			o[n-1] = h[0].x // a later update of the same key
+		} else {
+			o, last = append(o, h[0].x), h[0].key
+		}
+		if h[0].pos++; !b.head(&h[0]) {
+			h[0] = h[len(h)-1]
+			h = h[:len(h)-1]
+		}
+		down(0)
+	}
+	b.order, b.heap = o, h
+	return o
+}
+
+// reset empties the buffer, keeping its memory for the next updates.
+func (b *bulk) reset() {
+	b.used, b.size = 0, 0
+	b.ents, b.runs, b.ends = b.ents[:0], b.runs[:0], b.ends[:0]
+}
+
+// addBulk buffers updates. A buffer that fills up is sealed and written
+// to Pebble by a goroutine while the next one fills; at most one is
+// written at a time. Its caller holds f.mu.
+func (f *Fold) addBulk(ctx context.Context, updates []kvcore.Update) error {
+	if f.bulk == nil {
+		f.bulk, f.spare = f.spare, nil
+		if f.bulk == nil {
+			f.bulk = &bulk{}
+		}
+	}
+	if err := f.bulk.add(updates); err != nil {
+		return fmt.Errorf("pebblefold: apply: %w", err)
+	}
+	f.pending.Store(true)
+	if f.bulk.size < f.opts.BulkBytes {
+		return nil
+	}
+	if err := f.waitSealed(ctx); err != nil {
+		return err
+	}
+	sealed, done := f.bulk, make(chan error, 1)
+	f.sealed, f.written, f.bulk = sealed, done, nil
+	run := context.WithoutCancel(ctx) // the write outlives this Apply
+	go func() { done <- f.writeBulk(run, sealed) }()
+	return nil
+}
+
+// waitSealed waits for the write of the sealed buffer, or writes it again
+// when that write failed. Its caller holds f.mu.
+func (f *Fold) waitSealed(ctx context.Context) error {
+	if f.sealed == nil {
+		return nil
+	}
+	var err error
+	if f.written != nil {
+		err = <-f.written
+		f.written = nil
+	} else {
+		err = f.writeBulk(ctx, f.sealed)
+	}
+	if err != nil {
+		return err // kept: the next flush writes it again
+	}
+	f.sealed.reset()
+	f.spare, f.sealed = f.sealed, nil
+	return nil
+}
+
+// flushBulk writes every buffered update to Pebble, in the order applied,
+// and releases the buffers' memory. Its caller holds f.mu. Ingested tables
+// are fsynced and the ingestion recorded in Pebble's fsynced manifest
+// before it returns; a batch is not synced, and becomes durable with the
+// next synced commit (the Apply that moves the cursor) or Close. On failure
+// the updates are kept, to be written again.
+func (f *Fold) flushBulk(ctx context.Context) error {
+	if err := f.waitSealed(ctx); err != nil {
+		return err
+	}
+	if f.bulk != nil && len(f.bulk.ents) > 0 {
+		if err := f.writeBulk(ctx, f.bulk); err != nil {
+			return err
+		}
+	}
+	f.bulk, f.spare = nil, nil
+	f.pending.Store(false)
+	return nil
+}
+
+// writeBulk writes b's updates to Pebble: ingested as tables when b is
+// large, through a batch when it is small.
+func (f *Fold) writeBulk(ctx context.Context, b *bulk) error {
+	order := b.sorted()
+	var err error
+	if b.size < bulkIngestMin {
+		err = f.commitBulk(b, order)
+	} else {
+		err = f.ingestBulk(ctx, b, order)
+	}
+	if err != nil {
+		return fmt.Errorf("pebblefold: writing %d buffered updates to %s: %w", len(b.ents), f.dir, err)
+	}
+	return nil
+}
+
+// commitBulk writes the entries of order through one unsynced batch.
+func (f *Fold) commitBulk(b *bulk, order []int32) error {
+	batch := f.db.NewBatch()
+	defer batch.Close()
+	for _, i := range order {
+		var err error
+		if b.ents[i].vlen < 0 {
+			err = batch.Delete(b.key(i), nil)
+		} else {
+			err = batch.Set(b.key(i), b.value(i), nil)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return batch.Commit(pebble.NoSync)
+}
+
+// ingestBulk writes the entries of order into tables of about
+// ingestFileSize under ingestDir (each fsynced when closed) and ingests
+// them in one step.
+func (f *Fold) ingestBulk(ctx context.Context, b *bulk, order []int32) error {
+	fs := f.opts.FS
+	dir := fs.PathJoin(f.dir, ingestDir)
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var paths []string
+	defer func() {
+		for _, p := range paths {
+			fs.Remove(p) // Pebble linked (or copied) what it ingested
+		}
+	}()
+	wopts := f.po.MakeWriterOptions(0, f.db.TableFormat())
+	var w *sstable.Writer
+	for _, i := range order {
+		if w == nil {
+			p := fs.PathJoin(dir, fmt.Sprintf("%06d.sst", len(paths)))
+			file, err := fs.Create(p, vfs.WriteCategoryUnspecified)
+			if err != nil {
+				return err
+			}
+			paths = append(paths, p)
+			w = sstable.NewWriter(objstorageprovider.NewFileWritable(file), wopts)
+		}
+		var err error
+		if b.ents[i].vlen < 0 {
+			err = w.Delete(b.key(i))
+		} else {
+			err = w.Set(b.key(i), b.value(i))
+		}
+		if err == nil && w.Raw().EstimatedSize() >= ingestFileSize {
+			err, w = w.Close(), nil
+		}
+		if err != nil {
+			if w != nil {
+				w.Close()
+			}
+			return err
+		}
+	}
+	if w != nil {
+		if err := w.Close(); err != nil {
+			return err
+		}
+	}
+	return f.db.Ingest(ctx, paths)
+}
