@@ -17,8 +17,8 @@ var last struct {
 	deps   []*deps // per template of cfg
 }
 
-// buf is the render buffer, reused across templates and calls.
-var buf bytes.Buffer
+// out is the render buffer, reused across templates and calls.
+var out []byte
 
 // render renders the templates a call can change: all of them on a full
 // render, those whose keys a batch changed otherwise.
@@ -40,11 +40,12 @@ func render(h *sdk.Host, b *sdk.Batch) error {
 		}
 		v.deps = &deps{}
 		data := &Data{v: v, watch: b.Watch, revision: b.Cursor.Revision, prefix: t.prefix}
-		if err := t.execute(&buf, data); err != nil {
+		var err error
+		if out, err = t.execute(out[:0], data); err != nil {
 			return err
 		}
 		read[i] = v.deps
-		changed, err := h.WriteFile(t.output, t.path, buf.Bytes(), t.mode)
+		changed, err := h.WriteFile(t.output, t.path, out, t.mode)
 		if err != nil {
 			return fmt.Errorf("template %q: %w", t.name, err)
 		}
@@ -89,11 +90,12 @@ func skippable(cfg *config, b *sdk.Batch) []bool {
 	return skip
 }
 
-// execute renders t into buf, with its plan when it has one.
-func (t *tmpl) execute(buf *bytes.Buffer, data *Data) error {
-	buf.Reset()
+// execute renders t, appending to dst, with its plan when it has one.
+func (t *tmpl) execute(dst []byte, data *Data) ([]byte, error) {
 	if t.plan != nil {
-		return t.plan.run(buf, data)
+		return t.plan.run(dst, data)
 	}
-	return t.t.Execute(buf, data)
+	b := bytes.NewBuffer(dst)
+	err := t.t.Execute(b, data)
+	return b.Bytes(), err
 }
