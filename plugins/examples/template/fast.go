@@ -100,24 +100,41 @@ func field(pipe *parse.PipeNode) string {
 	return f.Ident[0]
 }
 
-// run executes the plan on data, appending to dst.
+// run executes the plan on data, appending to dst. With next, it records
+// in next.ranges where each entry's output went. With prev, a listing of
+// the view before the batch whose changes under the prefix are cs, each
+// range patches prev's instead of reading the view; next is then required.
 //
 // The guest's collector is off while it runs, and collects once at the end
-// if dst had to grow. A plan allocates nothing per entry, only a larger dst
-// now and then, but each of those starts a collection that a guest, one
-// thread never yielding during a call, cannot finish: it lasts the rest of
-// the call and into the next, with a write barrier on every pointer stored.
-// That made the first render of 100,000 keys in a fresh instance 1.1 s
-// instead of 0.23 s (BenchmarkTemplateRender100k/first).
-func (p plan) run(dst []byte, data *Data) ([]byte, error) {
+// if a buffer had to grow. A plan allocates nothing per entry, only larger
+// buffers now and then, but each of those starts a collection that a guest,
+// one thread never yielding during a call, cannot finish: it lasts the rest
+// of the call and into the next, with a write barrier on every pointer
+// stored. That made the first render of 100,000 keys in a fresh instance
+// 1.1 s instead of 0.23 s (BenchmarkTemplateRender100k/first).
+func (p plan) run(dst []byte, data *Data, next, prev *listing, cs []change) ([]byte, error) {
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	before := cap(dst)
+	if next != nil {
+		for len(next.ranges) < len(p) {
+			next.ranges = append(next.ranges, rangeListing{})
+		}
+		for i := range next.ranges {
+			before += next.ranges[i].size()
+		}
+	}
 	defer func() {
-		if cap(dst) != before {
+		after := cap(dst)
+		if next != nil {
+			for i := range next.ranges {
+				after += next.ranges[i].size()
+			}
+		}
+		if after != before {
 			runtime.GC()
 		}
 	}()
-	for _, s := range p {
+	for i, s := range p {
 		switch s.kind {
 		case text:
 			dst = append(dst, s.text...)
@@ -126,10 +143,23 @@ func (p plan) run(dst []byte, data *Data) ([]byte, error) {
 		case revisionField:
 			dst = strconv.AppendUint(dst, data.Revision(), 10)
 		case rangeEntries:
+			var r *rangeListing
+			if next != nil {
+				r = &next.ranges[i]
+				r.reset(len(dst))
+			}
+			if prev != nil {
+				data.v.deps.addPrefix(data.prefix)
+				dst = r.merge(dst, s.body, &prev.ranges[i], prev.out, cs)
+				continue
+			}
 			cached, pages := data.stream()
 			for i := range cached {
 				e := &cached[i]
 				dst = s.body.appendEntry(dst, e.Key, e.Value, e.Revision)
+				if r != nil {
+					r.add(e.Key, len(dst))
+				}
 			}
 			if pages == nil {
 				continue
@@ -138,15 +168,31 @@ func (p plan) run(dst []byte, data *Data) ([]byte, error) {
 				if err != nil {
 					return dst, err
 				}
-				dst = s.body.reserve(dst, page)
-				for i := range page {
-					e := &page[i]
-					dst = s.body.appendEntry(dst, e.Key, alias(e.Value), e.Revision)
-				}
+				dst = s.body.appendPage(dst, page, r)
 			}
 		}
 	}
 	return dst, nil
+}
+
+// appendPage appends the range body run on every entry of page to dst,
+// and records the entries in r unless it is nil.
+func (p plan) appendPage(dst []byte, page []sdk.Entry, r *rangeListing) []byte {
+	dst = p.reserve(dst, page)
+	if r == nil {
+		for i := range page {
+			e := &page[i]
+			dst = p.appendEntry(dst, e.Key, alias(e.Value), e.Revision)
+		}
+		return dst
+	}
+	r.reserve(page)
+	for i := range page {
+		e := &page[i]
+		dst = p.appendEntry(dst, e.Key, alias(e.Value), e.Revision)
+		r.add(e.Key, len(dst))
+	}
+	return dst
 }
 
 // appendEntry appends a range body run on one entry to dst.
@@ -167,9 +213,7 @@ func (p plan) appendEntry(dst []byte, key, value string, revision uint64) []byte
 }
 
 // reserve returns dst with room for the range body run on every entry of
-// page, growing it at least twofold when it must grow: append grows a large
-// slice by a quarter, and every reallocation of a render buffer of megabytes
-// costs a Go guest a copy, a zeroing and a collection.
+// page.
 func (p plan) reserve(dst []byte, page []sdk.Entry) []byte {
 	var keys, values, texts, revisions int
 	for _, s := range p {
@@ -188,10 +232,18 @@ func (p plan) reserve(dst []byte, page []sdk.Entry) []byte {
 	for i := range page {
 		need += keys*len(page[i].Key) + values*len(page[i].Value)
 	}
-	if cap(dst)-len(dst) >= need {
-		return dst
+	return grow(dst, need)
+}
+
+// grow returns s with room for n more elements, growing it at least
+// twofold when it must grow: append grows a large slice by a quarter, and
+// every reallocation of a buffer of megabytes costs a Go guest a copy, a
+// zeroing and garbage.
+func grow[T any](s []T, n int) []T {
+	if cap(s)-len(s) >= n {
+		return s
 	}
-	grown := make([]byte, len(dst), max(2*cap(dst), len(dst)+need))
-	copy(grown, dst)
+	grown := make([]T, len(s), max(2*cap(s), len(s)+n))
+	copy(grown, s)
 	return grown
 }

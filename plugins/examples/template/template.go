@@ -17,7 +17,8 @@ var last struct {
 	deps   []*deps // per template of cfg
 }
 
-// out is the render buffer, reused across templates and calls.
+// out is the render buffer of text/template, reused across templates and
+// calls; a plan renders into its template's own (listing.go).
 var out []byte
 
 // render renders the templates a call can change: all of them on a full
@@ -40,12 +41,12 @@ func render(h *sdk.Host, b *sdk.Batch) error {
 		}
 		v.deps = &deps{}
 		data := &Data{v: v, watch: b.Watch, revision: b.Cursor.Revision, prefix: t.prefix}
-		var err error
-		if out, err = t.execute(out[:0], data); err != nil {
+		rendered, err := t.execute(data, b, skip != nil)
+		if err != nil {
 			return err
 		}
 		read[i] = v.deps
-		changed, err := h.WriteFile(t.output, t.path, out, t.mode)
+		changed, err := h.WriteFile(t.output, t.path, rendered, t.mode)
 		if err != nil {
 			return fmt.Errorf("template %q: %w", t.name, err)
 		}
@@ -90,12 +91,15 @@ func skippable(cfg *config, b *sdk.Batch) []bool {
 	return skip
 }
 
-// execute renders t, appending to dst, with its plan when it has one.
-func (t *tmpl) execute(dst []byte, data *Data) ([]byte, error) {
+// execute renders t: with its plan when it has one (patching its last
+// output with the batch when patch says that output is the view before the
+// batch), into the shared buffer with text/template otherwise.
+func (t *tmpl) execute(data *Data, b *sdk.Batch, patch bool) ([]byte, error) {
 	if t.plan != nil {
-		return t.plan.run(dst, data)
+		return t.runPlan(data, b, patch)
 	}
-	b := bytes.NewBuffer(dst)
-	err := t.t.Execute(b, data)
-	return b.Bytes(), err
+	w := bytes.NewBuffer(out[:0])
+	err := t.t.Execute(w, data)
+	out = w.Bytes()
+	return out, err
 }

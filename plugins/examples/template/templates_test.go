@@ -321,4 +321,19 @@ func TestModuleBenchConfiguration(t *testing.T) {
 	if got, _ := h.Read("render", "out.txt"); got != "k2=v2\n" {
 		t.Fatalf("after a delete %q", got)
 	}
+
+	// A batch not committed, then delivered again with the changes since.
+	put := h.Put("k3", "v3")
+	res, err := h.Apply(put)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Discard()
+	del := h.Delete("k2")
+	h.View.Apply([]host.Update{del})
+	res, err = h.Inst.Apply(t.Context(), host.Batch{Cursor: host.Cursor{Revision: del.Revision}, Updates: []host.Update{put, del}}, h.View)
+	h.Commit(res, err)
+	if got, _ := h.Read("render", "out.txt"); got != "k3=v3\n" {
+		t.Fatalf("after a retry %q", got)
+	}
 }
