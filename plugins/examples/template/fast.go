@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"text/template/parse"
+	"unsafe"
 )
 
 // A plan runs a template of the most common shape, a listing of the view
@@ -100,18 +101,24 @@ func field(pipe *parse.PipeNode) string {
 	return f.Ident[0]
 }
 
+// collectAbove is the size of a plan's buffers from which their growth is
+// collected at once.
+const collectAbove = 4 << 20
+
 // run executes the plan on data, appending to dst. With next, it records
 // in next.ranges where each entry's output went. With prev, a listing of
 // the view before the batch whose changes under the prefix are cs, each
 // range patches prev's instead of reading the view; next is then required.
 //
 // The guest's collector is off while it runs, and collects once at the end
-// if a buffer had to grow. A plan allocates nothing per entry, only larger
-// buffers now and then, but each of those starts a collection that a guest,
-// one thread never yielding during a call, cannot finish: it lasts the rest
-// of the call and into the next, with a write barrier on every pointer
-// stored. That made the first render of 100,000 keys in a fresh instance
-// 1.1 s instead of 0.23 s (BenchmarkTemplateRender100k/first).
+// if a buffer had to grow, and at once when buffers of collectAbove bytes
+// or more grew (memory would otherwise hold every size they went through).
+// A plan allocates nothing per entry, only larger buffers now and then, but
+// each of those starts a collection that a guest, one thread never yielding
+// during a call, cannot finish: it lasts the rest of the call and into the
+// next, with a write barrier on every pointer stored. That made the first
+// render of 100,000 keys in a fresh instance 1.1 s instead of 0.23 s
+// (BenchmarkTemplateRender100k/first).
 func (p plan) run(dst []byte, data *Data, next, prev *listing, cs []change) ([]byte, error) {
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	before := cap(dst)
@@ -168,7 +175,11 @@ func (p plan) run(dst []byte, data *Data, next, prev *listing, cs []change) ([]b
 				if err != nil {
 					return dst, err
 				}
+				held := cap(dst) + r.size()
 				dst = s.body.appendPage(dst, page, r)
+				if held >= collectAbove && cap(dst)+r.size() != held {
+					runtime.GC() // the buffers dst or r outgrew
+				}
 			}
 		}
 	}
@@ -197,7 +208,8 @@ func (p plan) appendPage(dst []byte, page []sdk.Entry, r *rangeListing) []byte {
 
 // appendEntry appends a range body run on one entry to dst.
 func (p plan) appendEntry(dst []byte, key, value string, revision uint64) []byte {
-	for _, s := range p {
+	for i := range p {
+		s := &p[i] // not a copy of the step: this runs for every entry
 		switch s.kind {
 		case text:
 			dst = append(dst, s.text...)
@@ -235,15 +247,21 @@ func (p plan) reserve(dst []byte, page []sdk.Entry) []byte {
 	return grow(dst, need)
 }
 
-// grow returns s with room for n more elements, growing it at least
-// twofold when it must grow: append grows a large slice by a quarter, and
-// every reallocation of a buffer of megabytes costs a Go guest a copy, a
-// zeroing and garbage.
+// grow returns s with room for n more elements, growing it twofold while
+// it is under collectAbove bytes (fewer copies, and run collects them once
+// at the end), by a quarter from then on (as append does: each of those
+// growths is collected at once, and a buffer of megabytes doubled would
+// overshoot its need, with memory holding the old one too).
 func grow[T any](s []T, n int) []T {
 	if cap(s)-len(s) >= n {
 		return s
 	}
-	grown := make([]T, len(s), max(2*cap(s), len(s)+n))
+	var zero T
+	c := 2 * cap(s)
+	if cap(s)*int(unsafe.Sizeof(zero)) >= collectAbove {
+		c = cap(s) + cap(s)/4
+	}
+	grown := make([]T, len(s), max(c, len(s)+n))
 	copy(grown, s)
 	return grown
 }

@@ -9,10 +9,12 @@ import (
 )
 
 // maxListing bounds the output of a template whose listing is kept: up to
-// it (about 300,000 lines of 100 bytes) a plan keeps two buffers of its
-// output, the last one and the next; above it a batch renders the template
-// from the view again, in one buffer.
-const maxListing = 32 << 20
+// it (about 100,000 lines of 100 bytes) a batch patches the last output
+// into a second buffer; above it, every batch prints the template from the
+// view in one buffer. Two buffers of it, the listing and the garbage of a
+// first render's growth stay under the recycling threshold of the default
+// memory limit (TestLargeListingStaysInTheDefaultMemory).
+const maxListing = 12 << 20
 
 // A listing is what a plan printed at its instance's last call, kept across
 // calls (instances are reused) so that a batch prints again only the
@@ -92,8 +94,13 @@ func (r *rangeListing) key(i int) string {
 	return alias(r.keys[from:r.keyEnd[i]])
 }
 
-// size is the memory r holds.
-func (r *rangeListing) size() int { return cap(r.keys) + 4*cap(r.keyEnd) + 4*cap(r.outEnd) }
+// size is the memory r holds; none if r is nil.
+func (r *rangeListing) size() int {
+	if r == nil {
+		return 0
+	}
+	return cap(r.keys) + 4*cap(r.keyEnd) + 4*cap(r.outEnd)
+}
 
 // merge appends to dst what body prints for the entries of prev (whose
 // output is prevOut) patched with cs, and records them in r: the entries
@@ -144,30 +151,35 @@ func (r *rangeListing) copy(dst []byte, prev *rangeListing, prevOut []byte, i, j
 // first after a full render prints from the view, the next ones patch the
 // last listing with their updates, when patch says it is the view before
 // the batch (the last call was committed, and this one is no retry). An
-// output over maxListing is printed from the view, in one buffer.
+// output over maxListing is printed from the view, and its listing not
+// kept.
 func (t *tmpl) runPlan(data *Data, b *sdk.Batch, patch bool) ([]byte, error) {
-	if b.Render || len(t.last.out) > maxListing {
+	if b.Render || len(t.last.out) > maxListing || !patch || !t.last.valid {
+		var record *listing
+		if !b.Render && len(t.last.out) <= maxListing {
+			record = &t.last
+		}
 		t.last.valid, t.last.ranges, t.spare = false, nil, listing{}
-		dst, err := t.plan.run(t.last.out[:0], data, nil, nil, nil)
+		dst, err := t.plan.run(t.last.out[:0], data, record, nil, nil)
 		t.last.out = dst
+		if err == nil && record != nil && len(dst) <= maxListing {
+			t.last.valid = true
+		} else {
+			t.last.ranges = nil
+		}
 		return dst, err
 	}
-	next, prev := &t.spare, &t.last
-	if !patch || !prev.valid {
-		prev = nil
-	}
-	var cs []change
-	if prev != nil {
-		cs = changes(b.Updates, t.prefix)
-	}
-	next.valid = false
-	next.out = grow(next.out[:0], len(t.last.out)) // the next output is about as large as the last
-	dst, err := t.plan.run(next.out, data, next, prev, cs)
+	// Patched into the spare buffers: the last listing is read meanwhile.
+	next := &t.spare
+	next.out = grow(next.out[:0], len(t.last.out)) // about as large as the last
+	dst, err := t.plan.run(next.out, data, next, &t.last, changes(b.Updates, t.prefix))
 	next.out = dst
 	if err != nil {
+		t.last.valid = false
 		return nil, err
 	}
 	t.last, t.spare = t.spare, t.last
 	t.last.valid = true
+	t.spare.valid = false
 	return dst, nil
 }

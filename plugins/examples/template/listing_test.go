@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/slipstreamkv/slipstream/internal/plugintest"
+	"github.com/slipstreamkv/slipstream/internal/plugintest/harness"
+	"github.com/slipstreamkv/slipstream/plugins/host"
 	"github.com/slipstreamkv/slipstream/plugins/sdk"
 )
 
@@ -117,5 +120,35 @@ func TestPatchedListingIsWhatARenderPrints(t *testing.T) {
 	}
 	if got, _ := f.File("out", "rendered"); !strings.Contains(string(got.Data), "app/unseen=x") {
 		t.Fatalf("a full render missed a key of the view: %q", got.Data)
+	}
+}
+
+// TestLargeListingStaysInTheDefaultMemory renders an output just under the
+// default file limit (16 MiB) with the default memory limit, then applies
+// batches: the buffers a plan grows must neither exhaust the guest's memory
+// nor push it past the recycling threshold, which would make every batch a
+// fresh instance printing the whole view.
+func TestLargeListingStaysInTheDefaultMemory(t *testing.T) {
+	h := harness.New(t, plugintest.Module(t, "plugins/examples/template"), harness.Options{
+		Outputs: []string{"out"},
+		Plugin: host.PluginConfig{Name: "template", Config: map[string]string{
+			"template": benchTemplate, "output": "out", "path": "render", "hook": "",
+		}},
+	})
+	const keys = 140_000 // 16.1 MB of output
+	value := []byte(strings.Repeat("v", 100))
+	for i := range keys {
+		h.View.Put(host.Entry{Key: fmt.Sprintf("app/key%06d", i), Value: value, Revision: uint64(i + 1)})
+	}
+	h.Commit(h.Render())
+	for i := range 3 {
+		h.Commit(h.Apply(h.Put(fmt.Sprintf("app/key%06d", i*1000), "x")))
+	}
+	got, _ := h.Read("out", "render")
+	if want := keys*(len("app/key000000=")+101) - 3*99; len(got) != want || !strings.HasPrefix(got, "app/key000000=x\n") {
+		t.Fatalf("rendered %d bytes starting %q, want %d", len(got), got[:min(len(got), 20)], want)
+	}
+	if st := h.Inst.Stats(); st.Recycled != 0 || st.Failures != 0 {
+		t.Fatalf("stats %+v: the plugin was recycled or failed", st)
 	}
 }
