@@ -135,8 +135,8 @@ func TestLargeListingStaysInTheDefaultMemory(t *testing.T) {
 			"template": benchTemplate, "output": "out", "path": "render", "hook": "",
 		}},
 	})
-	const keys = 140_000 // 16.1 MB of output
-	value := []byte(strings.Repeat("v", 100))
+	const keys, size = 16_000, 1000 // 16.2 MB of output
+	value := []byte(strings.Repeat("v", size))
 	for i := range keys {
 		h.View.Put(host.Entry{Key: fmt.Sprintf("app/key%06d", i), Value: value, Revision: uint64(i + 1)})
 	}
@@ -145,7 +145,7 @@ func TestLargeListingStaysInTheDefaultMemory(t *testing.T) {
 		h.Commit(h.Apply(h.Put(fmt.Sprintf("app/key%06d", i*1000), "x")))
 	}
 	got, _ := h.Read("out", "render")
-	if want := keys*(len("app/key000000=")+101) - 3*99; len(got) != want || !strings.HasPrefix(got, "app/key000000=x\n") {
+	if want := keys*(len("app/key000000=")+size+1) - 3*(size-1); len(got) != want || !strings.HasPrefix(got, "app/key000000=x\n") {
 		t.Fatalf("rendered %d bytes starting %q, want %d", len(got), got[:min(len(got), 20)], want)
 	}
 	if st := h.Inst.Stats(); st.Recycled != 0 || st.Failures != 0 {
