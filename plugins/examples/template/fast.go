@@ -6,7 +6,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"text/template/parse"
-	"unsafe"
 )
 
 // A plan runs a template of the most common shape, a listing of the view
@@ -101,24 +100,21 @@ func field(pipe *parse.PipeNode) string {
 	return f.Ident[0]
 }
 
-// collectAbove is the size of a plan's buffers from which their growth is
-// collected at once.
-const collectAbove = 4 << 20
-
 // run executes the plan on data, appending to dst. With next, it records
 // in next.ranges where each entry's output went. With prev, a listing of
 // the view before the batch whose changes under the prefix are cs, each
 // range patches prev's instead of reading the view; next is then required.
 //
 // The guest's collector is off while it runs, and collects once at the end
-// if a buffer had to grow, and at once when buffers of collectAbove bytes
-// or more grew (memory would otherwise hold every size they went through).
-// A plan allocates nothing per entry, only larger buffers now and then, but
-// each of those starts a collection that a guest, one thread never yielding
-// during a call, cannot finish: it lasts the rest of the call and into the
-// next, with a write barrier on every pointer stored. That made the first
-// render of 100,000 keys in a fresh instance 1.1 s instead of 0.23 s
-// (BenchmarkTemplateRender100k/first).
+// if a buffer had to grow. A plan allocates nothing per entry, only larger
+// buffers now and then, but each of those starts a collection that a guest,
+// one thread never yielding during a call, cannot finish: it lasts the rest
+// of the call and into the next, with a write barrier on every pointer
+// stored. That made the first render of 100,000 keys in a fresh instance
+// 1.1 s instead of 0.23 s (BenchmarkTemplateRender100k/first). A range
+// that outgrows dst continues in chunks joined at the end (spill), so that
+// memory holds the output about twice, not every size a buffer grew
+// through.
 func (p plan) run(dst []byte, data *Data, next, prev *listing, cs []change) ([]byte, error) {
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	before := cap(dst)
@@ -130,8 +126,9 @@ func (p plan) run(dst []byte, data *Data, next, prev *listing, cs []change) ([]b
 			before += next.ranges[i].size()
 		}
 	}
+	var sp spill
 	defer func() {
-		after := cap(dst)
+		after := cap(dst) + len(sp.full)
 		if next != nil {
 			for i := range next.ranges {
 				after += next.ranges[i].size()
@@ -153,7 +150,7 @@ func (p plan) run(dst []byte, data *Data, next, prev *listing, cs []change) ([]b
 			var r *rangeListing
 			if next != nil {
 				r = &next.ranges[i]
-				r.reset(len(dst))
+				r.reset(sp.base + len(dst))
 			}
 			if prev != nil {
 				data.v.deps.addPrefix(data.prefix)
@@ -165,7 +162,7 @@ func (p plan) run(dst []byte, data *Data, next, prev *listing, cs []change) ([]b
 				e := &cached[i]
 				dst = s.body.appendEntry(dst, e.Key, e.Value, e.Revision)
 				if r != nil {
-					r.add(e.Key, len(dst))
+					r.add(e.Key, sp.base+len(dst))
 				}
 			}
 			if pages == nil {
@@ -175,21 +172,19 @@ func (p plan) run(dst []byte, data *Data, next, prev *listing, cs []change) ([]b
 				if err != nil {
 					return dst, err
 				}
-				held := cap(dst) + r.size()
-				dst = s.body.appendPage(dst, page, r)
-				if held >= collectAbove && cap(dst)+r.size() != held {
-					runtime.GC() // the buffers dst or r outgrew
-				}
+				dst = sp.room(dst, s.body.need(page))
+				dst = s.body.appendPage(dst, page, r, sp.base)
 			}
 		}
 	}
+	dst = sp.join(dst)
 	return dst, nil
 }
 
 // appendPage appends the range body run on every entry of page to dst,
-// and records the entries in r unless it is nil.
-func (p plan) appendPage(dst []byte, page []sdk.Entry, r *rangeListing) []byte {
-	dst = p.reserve(dst, page)
+// which has room for it, and records the entries in r unless it is nil;
+// dst follows base bytes of output.
+func (p plan) appendPage(dst []byte, page []sdk.Entry, r *rangeListing, base int) []byte {
 	if r == nil {
 		for i := range page {
 			e := &page[i]
@@ -201,7 +196,7 @@ func (p plan) appendPage(dst []byte, page []sdk.Entry, r *rangeListing) []byte {
 	for i := range page {
 		e := &page[i]
 		dst = p.appendEntry(dst, e.Key, alias(e.Value), e.Revision)
-		r.add(e.Key, len(dst))
+		r.add(e.Key, base+len(dst))
 	}
 	return dst
 }
@@ -224,9 +219,8 @@ func (p plan) appendEntry(dst []byte, key, value string, revision uint64) []byte
 	return dst
 }
 
-// reserve returns dst with room for the range body run on every entry of
-// page.
-func (p plan) reserve(dst []byte, page []sdk.Entry) []byte {
+// need is the room the range body needs to run on every entry of page.
+func (p plan) need(page []sdk.Entry) int {
 	var keys, values, texts, revisions int
 	for _, s := range p {
 		switch s.kind {
@@ -240,28 +234,59 @@ func (p plan) reserve(dst []byte, page []sdk.Entry) []byte {
 			revisions++
 		}
 	}
-	need := len(page) * (texts + revisions*20)
+	n := len(page) * (texts + revisions*20)
 	for i := range page {
-		need += keys*len(page[i].Key) + values*len(page[i].Value)
+		n += keys*len(page[i].Key) + values*len(page[i].Value)
 	}
-	return grow(dst, need)
+	return n
 }
 
-// grow returns s with room for n more elements, growing it twofold while
-// it is under collectAbove bytes (fewer copies, and run collects them once
-// at the end), by a quarter from then on (as append does: each of those
-// growths is collected at once, and a buffer of megabytes doubled would
-// overshoot its need, with memory holding the old one too).
+// grow returns s with room for n more elements, growing it at least
+// twofold when it must grow: append grows a large slice by a quarter, and
+// every reallocation costs a Go guest a copy, a zeroing and garbage.
 func grow[T any](s []T, n int) []T {
 	if cap(s)-len(s) >= n {
 		return s
 	}
-	var zero T
-	c := 2 * cap(s)
-	if cap(s)*int(unsafe.Sizeof(zero)) >= collectAbove {
-		c = cap(s) + cap(s)/4
-	}
-	grown := make([]T, len(s), max(c, len(s)+n))
+	grown := make([]T, len(s), max(2*cap(s), len(s)+n))
 	copy(grown, s)
 	return grown
+}
+
+// chunkSize is the size from which a plan's output continues in chunks
+// rather than growing (spill).
+const chunkSize = 1 << 20
+
+// spill is the output of a plan run that outgrew its buffer: the buffers
+// filled so far, joined once at the end instead of copied at every growth.
+type spill struct {
+	full [][]byte
+	base int // bytes in full
+}
+
+// room returns dst with room for n more bytes: dst, dst grown while it is
+// small, or else a new chunk, dst joining the full ones.
+func (sp *spill) room(dst []byte, n int) []byte {
+	if cap(dst)-len(dst) >= n {
+		return dst
+	}
+	if cap(dst) < chunkSize {
+		return grow(dst, n)
+	}
+	sp.full = append(sp.full, dst)
+	sp.base += len(dst)
+	return make([]byte, 0, max(n, chunkSize))
+}
+
+// join returns the whole output, the full chunks followed by dst, in one
+// buffer of its size.
+func (sp *spill) join(dst []byte) []byte {
+	if len(sp.full) == 0 {
+		return dst
+	}
+	out := make([]byte, 0, sp.base+len(dst))
+	for _, c := range sp.full {
+		out = append(out, c...)
+	}
+	return append(out, dst...)
 }
