@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -120,6 +121,45 @@ func TestPatchedListingIsWhatARenderPrints(t *testing.T) {
 	}
 	if got, _ := f.File("out", "rendered"); !strings.Contains(string(got.Data), "app/unseen=x") {
 		t.Fatalf("a full render missed a key of the view: %q", got.Data)
+	}
+}
+
+// TestPatchedListingOfTwoRanges patches a template ranging twice over its
+// keys, whose second range starts at an offset the first one moves.
+func TestPatchedListingOfTwoRanges(t *testing.T) {
+	parsed.cfg = nil
+	f := &sdk.Fake{Watch: "w", Outputs: []string{"out"}, Hooks: []string{"reload"}, PageEntries: 3,
+		Config: map[string]string{"template": "{{range .Entries}}{{.Key}},{{end}}|{{range .Entries}}{{.Value}};{{end}}"}}
+	model := map[string]string{}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for round := range 100 {
+		var batch []sdk.Update
+		for range 1 + rng.IntN(3) {
+			k := fmt.Sprintf("k%02d", rng.IntN(20))
+			if rng.IntN(4) == 0 {
+				batch = append(batch, sdk.Update{Op: sdk.OpDelete, Key: k})
+				delete(model, k)
+				continue
+			}
+			v := strings.Repeat("x", rng.IntN(4)) + fmt.Sprint(round)
+			batch = append(batch, sdk.Update{Op: sdk.OpPut, Key: k, Value: []byte(v)})
+			model[k] = v
+		}
+		if _, err := f.Apply(sdk.RenderFunc(render), batch...); err != nil {
+			t.Fatal(err)
+		}
+		keys := slices.Sorted(maps.Keys(model))
+		var want strings.Builder
+		for _, k := range keys {
+			want.WriteString(k + ",")
+		}
+		want.WriteString("|")
+		for _, k := range keys {
+			want.WriteString(model[k] + ";")
+		}
+		if got, _ := f.File("out", "rendered"); string(got.Data) != want.String() {
+			t.Fatalf("round %d: rendered %q, want %q", round, got.Data, want.String())
+		}
 	}
 }
 
