@@ -11,8 +11,8 @@ import (
 // maxListing bounds the output of a template whose listing is kept: up to
 // it (about 100,000 lines of 100 bytes) a batch patches the last output
 // into a second buffer; above it, every batch prints the template from the
-// view in one buffer. Two buffers of it, the listing and the garbage of a
-// first render's growth stay under the recycling threshold of the default
+// view in one buffer. Two buffers of it, the listing and the chunks of a
+// first render (spill) stay under the recycling threshold of the default
 // memory limit (TestLargeListingStaysInTheDefaultMemory).
 const maxListing = 12 << 20
 
