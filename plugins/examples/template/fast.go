@@ -106,11 +106,12 @@ func field(pipe *parse.PipeNode) string {
 // range patches prev's instead of reading the view; next is then required.
 //
 // The guest's collector is off while it runs, and collects once at the end
-// if a buffer had to grow. A plan allocates nothing per entry, only larger
-// buffers now and then, but each of those starts a collection that a guest,
-// one thread never yielding during a call, cannot finish: it lasts the rest
-// of the call and into the next, with a write barrier on every pointer
-// stored. That made the first render of 100,000 keys in a fresh instance
+// if it left megabytes of garbage: buffers of a chunk or more replaced (a
+// few kilobytes are left to the collector). A plan allocates nothing per
+// entry, only larger buffers now and then, but each of those starts a
+// collection that a guest, one thread never yielding during a call, cannot
+// finish: it lasts the rest of the call and into the next, with a write
+// barrier on every pointer stored. That made the first render of 100,000 keys in a fresh instance
 // 1.1 s instead of 0.23 s (BenchmarkTemplateRender100k/first). A range
 // that outgrows dst continues in chunks joined at the end (spill), so that
 // memory holds the output about twice, not every size a buffer grew
@@ -134,7 +135,7 @@ func (p plan) run(dst []byte, data *Data, next, prev *listing, cs []change) ([]b
 				after += next.ranges[i].size()
 			}
 		}
-		if after != before {
+		if len(sp.full) > 0 || after != before && before >= chunkSize {
 			runtime.GC()
 		}
 	}()
