@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -369,11 +370,37 @@ func sameFile(r *os.Root, p string, data []byte, perm fs.FileMode, owner *Owner)
 	case !fi.Mode().IsRegular() || fi.Size() != int64(len(data)) || fi.Mode().Perm() != perm || !ownedBy(fi, owner):
 		return false, false, nil
 	}
-	old, err := r.ReadFile(p)
+	f, err := r.Open(p)
 	if err != nil {
 		return false, false, fsRefusal("write", p, err)
 	}
-	return bytes.Equal(old, data), false, nil
+	defer f.Close()
+	same, err = sameContent(f, data)
+	if err != nil {
+		return false, false, fsRefusal("write", p, err)
+	}
+	return same, false, nil
+}
+
+// sameContent reports whether r holds exactly data. It reads a chunk at a
+// time and stops at the first difference: a rendered file of megabytes
+// that a batch changed is told apart without reading it whole (half of it
+// on average), nor holding a copy of it.
+func sameContent(r io.Reader, data []byte) (bool, error) {
+	buf := make([]byte, min(len(data)+1, 64<<10))
+	for {
+		n, err := r.Read(buf)
+		if n > len(data) || !bytes.Equal(buf[:n], data[:n]) {
+			return false, nil
+		}
+		data = data[n:]
+		switch {
+		case err == io.EOF:
+			return len(data) == 0, nil
+		case err != nil:
+			return false, err
+		}
+	}
 }
 
 // stagingDir makes the directory that op's staging file goes in ([stagedOp.tmp])

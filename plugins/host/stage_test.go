@@ -315,3 +315,31 @@ func TestSupersedeKeepsStagingOrder(t *testing.T) {
 	}
 	noStaged(t, dir)
 }
+
+// TestSameContent compares files read in chunks with the data to write:
+// equal, shorter, longer, or differing in the first or the last byte, on
+// both sides of a chunk boundary.
+func TestSameContent(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 10_000) // 160,000 bytes: several chunks
+	for _, c := range []struct {
+		file, data string
+		want       bool
+	}{
+		{"", "", true},
+		{"a", "a", true},
+		{big, big, true},
+		{"", "a", false},
+		{"a", "", false},
+		{big[:len(big)-1], big, false},
+		{big, big[:len(big)-1], false},
+		{big[:65536], big[:65537], false},
+		{big[:65537], big[:65536], false},
+		{"x" + big[1:], big, false},
+		{big[:len(big)-1] + "x", big, false},
+	} {
+		got, err := sameContent(strings.NewReader(c.file), []byte(c.data))
+		if err != nil || got != c.want {
+			t.Errorf("file of %d bytes, data of %d: %v, %v; want %v", len(c.file), len(c.data), got, err, c.want)
+		}
+	}
+}

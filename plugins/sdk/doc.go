@@ -32,6 +32,12 @@
 // and yields to the Go scheduler at the end of every call: a Go guest that
 // never yields stops collecting garbage and grows without bound.
 //
+// A view is read three ways, from the most convenient to the cheapest:
+// [Host.Scan] (entries that can be kept), [Host.ScanTransient] (entries
+// valid until the next one) and [Host.ScanPages] (a host page of entries at
+// a time, looped over without a function call per entry: for a full render
+// of a large view, where a Go guest's cost per call dominates).
+//
 // Outside wasip1 (plain go test), the same API runs against [Fake], an
 // in-process host with an in-memory view and file tree, so plugin logic is
 // unit-testable without building a module.

@@ -78,7 +78,20 @@ func (h *Host) Get(key string) (Entry, bool, error) {
 // [Host.ScanTransient] is the cheaper form for entries used and dropped.
 func (h *Host) Scan(prefix string) iter.Seq2[Entry, error] {
 	return func(yield func(Entry, error) bool) {
-		scan(prefix, pageBufSize, func(size int) []byte { return make([]byte, size) }, yield)
+		var records []abi.RawRecord
+		var entries []Entry
+		scan(prefix, pageBufSize, func(size int) []byte { return make([]byte, size) }, &records, &entries, func(page []Entry, err error) bool {
+			if err != nil {
+				yield(Entry{}, err)
+				return false
+			}
+			for _, e := range page {
+				if !yield(e, nil) {
+					return false
+				}
+			}
+			return true
+		})
 	}
 }
 
@@ -91,57 +104,97 @@ func (h *Host) Scan(prefix string) iter.Seq2[Entry, error] {
 // A ScanTransient nested in another gets a buffer of its own.
 func (h *Host) ScanTransient(prefix string) iter.Seq2[Entry, error] {
 	return func(yield func(Entry, error) bool) {
+		for page, err := range h.ScanPages(prefix) {
+			if err != nil {
+				yield(Entry{}, err)
+				return
+			}
+			for _, e := range page {
+				if !yield(e, nil) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// ScanPages yields what [Host.ScanTransient] yields, a page of the host at
+// a time, in order, never an empty one. The slice and its entries' Key,
+// Value and Version alias buffers the SDK reuses: they are valid only until
+// the loop asks for the next page. A loop over a page's entries makes no
+// function call per entry, which is most of what an entry costs a Go guest:
+// it is the cheapest way to read a whole view. A ScanPages (or
+// ScanTransient) nested in another gets buffers of its own.
+func (h *Host) ScanPages(prefix string) iter.Seq2[[]Entry, error] {
+	return func(yield func([]Entry, error) bool) {
 		if scratch.busy {
-			h.Scan(prefix)(yield)
+			var own pageScratch
+			own.scan(prefix, pageBufSize, yield)
 			return
 		}
 		scratch.busy = true
 		defer func() { scratch.busy = false }()
-		scan(prefix, transientPageSize, func(size int) []byte {
-			if cap(scratch.page) < size {
-				scratch.page = make([]byte, size)
-			}
-			return scratch.page[:cap(scratch.page)]
-		}, yield)
+		scratch.scan(prefix, transientPageSize, yield)
 	}
 }
 
-// scratch is the page buffer of [Host.ScanTransient], kept across calls (a
-// guest runs one call at a time); busy while an iteration reads into it.
+// scratch holds the buffers of [Host.ScanPages], kept across calls (a guest
+// runs one call at a time); busy while an iteration reads into them.
 var scratch struct {
-	page []byte
+	pageScratch
 	busy bool
+}
+
+// pageScratch is the memory a paged scan decodes into: the page, its
+// records and its entries, reused from page to page.
+type pageScratch struct {
+	page    []byte
+	records []abi.RawRecord
+	entries []Entry
+}
+
+// scan runs the paged view_scan loop of prefix into s, starting with a
+// page buffer of size bytes, and yields each page's entries.
+func (s *pageScratch) scan(prefix string, size int, yield func([]Entry, error) bool) {
+	scan(prefix, size, func(size int) []byte {
+		if cap(s.page) < size {
+			s.page = make([]byte, size)
+		}
+		return s.page[:cap(s.page)]
+	}, &s.records, &s.entries, yield)
 }
 
 // scan runs the paged view_scan loop of prefix, reading every page into
 // buffer(n), n starting at size and growing when one entry needs more, and
-// yields the page's entries, which alias that buffer.
-func scan(prefix string, size int, buffer func(size int) []byte, yield func(Entry, error) bool) {
+// yields each page's entries, decoded in one loop into *records and
+// *entries (reused), which alias that buffer.
+func scan(prefix string, size int, buffer func(size int) []byte, records *[]abi.RawRecord, entries *[]Entry, yield func([]Entry, error) bool) {
 	var after []byte // the last key yielded, copied out of the page buffer
 	for {
 		page, err := nextPage(buffer, &size, func(b []byte) int64 { return hostViewScan(prefix, aliasString(after), b) })
 		if err != nil {
-			yield(Entry{}, fmt.Errorf("sdk: scan %q: %w", prefix, err))
+			yield(nil, fmt.Errorf("sdk: scan %q: %w", prefix, err))
 			return
 		}
-		rest := page.items
-		var last []byte
-		for range page.Count {
-			r, m, err := abi.ParseRawRecord(rest)
-			if err != nil {
-				yield(Entry{}, fmt.Errorf("sdk: scan %q: %w", prefix, err))
-				return
-			}
-			rest = rest[m:]
-			last = r.Key
-			if !yield(Entry{Key: aliasString(r.Key), Value: r.Value, Revision: r.Revision, Version: r.Version}, nil) {
-				return
-			}
-		}
-		if !page.More {
+		rs, _, err := abi.AppendRawRecords((*records)[:0], page.items, page.Count)
+		*records = rs
+		if err != nil {
+			yield(nil, fmt.Errorf("sdk: scan %q: %w", prefix, err))
 			return
 		}
-		after = append(after[:0], last...)
+		es := (*entries)[:0]
+		for i := range rs {
+			r := &rs[i]
+			es = append(es, Entry{Key: aliasString(r.Key), Value: r.Value, Revision: r.Revision, Version: r.Version})
+		}
+		*entries = es
+		if len(es) == 0 { // nothing under prefix: nextPage refuses an empty page with more
+			return
+		}
+		after = append(after[:0], rs[len(rs)-1].Key...)
+		if !yield(es, nil) || !page.More {
+			return
+		}
 	}
 }
 

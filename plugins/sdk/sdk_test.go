@@ -383,6 +383,60 @@ func TestScanTransientYieldsWhatScanYields(t *testing.T) {
 	}
 }
 
+// TestScanPagesYieldsTheHostsPages reads a view of many pages with
+// ScanPages: every page as the host sent it, the entries in order with
+// their revisions and versions, a page nested in another (its own buffers),
+// and a loop stopped early.
+func TestScanPagesYieldsTheHostsPages(t *testing.T) {
+	f := &sdk.Fake{PageEntries: 4}
+	var want []string
+	for i := range 10 {
+		k := fmt.Sprintf("k%02d", i)
+		f.Set(k, []byte("v"+k))
+		want = append(want, k+"=v"+k)
+	}
+	_, err := f.Render(sdk.RenderFunc(func(h *sdk.Host, _ *sdk.Batch) error {
+		var got []string
+		var sizes []int
+		for page, err := range h.ScanPages("k") {
+			if err != nil {
+				return err
+			}
+			sizes = append(sizes, len(page))
+			first := strings.Clone(page[0].Key)
+			var inner int
+			for p, err := range h.ScanPages("k0") {
+				if err != nil {
+					return err
+				}
+				inner += len(p)
+			}
+			if page[0].Key != first || inner != 10 {
+				return fmt.Errorf("nested: page starting %q now starts %q, inner scan %d entries", first, page[0].Key, inner)
+			}
+			for _, e := range page {
+				if e.Revision == 0 {
+					return fmt.Errorf("%s: no revision", e.Key)
+				}
+				got = append(got, e.Key+"="+string(e.Value))
+			}
+		}
+		if !slices.Equal(got, want) || !slices.Equal(sizes, []int{4, 4, 2}) {
+			return fmt.Errorf("got %v in pages of %v", got, sizes)
+		}
+		for range h.ScanPages("") {
+			break
+		}
+		for page, err := range h.ScanPages("nothing") {
+			return fmt.Errorf("a prefix no key has: page %v, %v", page, err)
+		}
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestKeysAndVersionsOutliveTheCall(t *testing.T) {
 	f := &sdk.Fake{}
 	var kept []sdk.Update

@@ -32,6 +32,8 @@ type tmpl struct {
 	path   string
 	mode   fs.FileMode
 	hook   string // "" for none
+
+	last, spare listing // a plan's output at the last call, and the buffers of the next (listing.go)
 }
 
 // templateSpec is one element of the templates setting.

@@ -22,7 +22,8 @@
 // A template's dot is a [*Data] (.Watch, .Revision, .Entries, .Values); the
 // functions are listed in funcs.go and the README. Errors name the template
 // and the line. A batch re-renders only the templates that read a changed
-// key; a full render renders them all. Build with:
+// key, and a listing of .Entries patches its last output with the keys the
+// batch changed (listing.go); a full render renders them all. Build with:
 //
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o template.wasm .
 package main

@@ -17,8 +17,9 @@ var last struct {
 	deps   []*deps // per template of cfg
 }
 
-// buf is the render buffer, reused across templates and calls.
-var buf bytes.Buffer
+// out is the render buffer of text/template, reused across templates and
+// calls; a plan renders into its template's own (listing.go).
+var out []byte
 
 // render renders the templates a call can change: all of them on a full
 // render, those whose keys a batch changed otherwise.
@@ -40,11 +41,12 @@ func render(h *sdk.Host, b *sdk.Batch) error {
 		}
 		v.deps = &deps{}
 		data := &Data{v: v, watch: b.Watch, revision: b.Cursor.Revision, prefix: t.prefix}
-		if err := t.execute(&buf, data); err != nil {
+		rendered, err := t.execute(data, b, skip != nil)
+		if err != nil {
 			return err
 		}
 		read[i] = v.deps
-		changed, err := h.WriteFile(t.output, t.path, buf.Bytes(), t.mode)
+		changed, err := h.WriteFile(t.output, t.path, rendered, t.mode)
 		if err != nil {
 			return fmt.Errorf("template %q: %w", t.name, err)
 		}
@@ -89,11 +91,15 @@ func skippable(cfg *config, b *sdk.Batch) []bool {
 	return skip
 }
 
-// execute renders t into buf, with its plan when it has one.
-func (t *tmpl) execute(buf *bytes.Buffer, data *Data) error {
-	buf.Reset()
+// execute renders t: with its plan when it has one (patching its last
+// output with the batch when patch says that output is the view before the
+// batch), into the shared buffer with text/template otherwise.
+func (t *tmpl) execute(data *Data, b *sdk.Batch, patch bool) ([]byte, error) {
 	if t.plan != nil {
-		return t.plan.run(buf, data)
+		return t.runPlan(data, b, patch)
 	}
-	return t.t.Execute(buf, data)
+	w := bytes.NewBuffer(out[:0])
+	err := t.t.Execute(w, data)
+	out = w.Bytes()
+	return out, err
 }

@@ -4,9 +4,11 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -245,6 +247,60 @@ func TestPlanPrintsWhatTextTemplatePrints(t *testing.T) {
 	}
 }
 
+// TestPlanPrintsWhatTextTemplatePrintsOverPages compares a plan with
+// text/template on views of many pages (the plan's buffer grows while it
+// streams them): keys and values with special characters, empty values,
+// after deletes, and an empty view. The collector is on again after a
+// render.
+func TestPlanPrintsWhatTextTemplatePrintsOverPages(t *testing.T) {
+	const src = "# {{.Watch}}\n{{range .Entries}}{{.Key}}={{.Value}} @{{.Revision}}\n{{end}}-- {{.Revision}}\n"
+	f := &sdk.Fake{Watch: "w", Outputs: []string{"out"}, Hooks: []string{"reload"}, Config: map[string]string{"template": src}, PageEntries: 7}
+	var updates []sdk.Update
+	for i := range 300 {
+		value := strings.Repeat(fmt.Sprintf("v%d ", i), i%5)
+		updates = append(updates, sdk.Update{Op: sdk.OpPut, Key: fmt.Sprintf("k/%03d-é\n\t{{x}}=", i), Value: []byte(value + "\x00\"<&>")})
+	}
+	updates = append(updates, sdk.Update{Op: sdk.OpPut, Key: "empty", Value: nil})
+	both := func(step string) {
+		t.Helper()
+		if _, err := f.Render(sdk.RenderFunc(render)); err != nil {
+			t.Fatal(err)
+		}
+		if parsed.cfg.templates[0].plan == nil {
+			t.Fatal("no plan")
+		}
+		if p := debug.SetGCPercent(100); p != 100 {
+			t.Errorf("%s: the collector is at %d%% after a render", step, p)
+		}
+		planned, _ := f.File("out", "rendered")
+		parsed.cfg.templates[0].plan = nil
+		if _, err := f.Render(sdk.RenderFunc(render)); err != nil {
+			t.Fatal(err)
+		}
+		executed, _ := f.File("out", "rendered")
+		parsed.cfg = nil // it lost its plan
+		if string(planned.Data) != string(executed.Data) {
+			t.Errorf("%s: the plan printed %q, text/template %q", step, planned.Data, executed.Data)
+		}
+		if !strings.HasPrefix(string(executed.Data), "# w\n") {
+			t.Errorf("%s: rendered %q", step, executed.Data)
+		}
+	}
+	both("an empty view")
+	if _, err := f.Apply(sdk.RenderFunc(render), updates...); err != nil {
+		t.Fatal(err)
+	}
+	both("300 keys")
+	var deletes []sdk.Update
+	for i := 0; i < len(updates); i += 3 {
+		deletes = append(deletes, sdk.Update{Op: sdk.OpDelete, Key: updates[i].Key})
+	}
+	if _, err := f.Apply(sdk.RenderFunc(render), deletes...); err != nil {
+		t.Fatal(err)
+	}
+	both("after deletes")
+}
+
 // TestModuleBenchConfiguration renders with the configuration that
 // ../shared/bench/peers/bench_slipagent_agent.sh and make bench-e2e write.
 func TestModuleBenchConfiguration(t *testing.T) {
@@ -264,5 +320,20 @@ func TestModuleBenchConfiguration(t *testing.T) {
 	h.Commit(h.Apply(h.Delete("k1")))
 	if got, _ := h.Read("render", "out.txt"); got != "k2=v2\n" {
 		t.Fatalf("after a delete %q", got)
+	}
+
+	// A batch not committed, then delivered again with the changes since.
+	put := h.Put("k3", "v3")
+	res, err := h.Apply(put)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Discard()
+	del := h.Delete("k2")
+	h.View.Apply([]host.Update{del})
+	res, err = h.Inst.Apply(t.Context(), host.Batch{Cursor: host.Cursor{Revision: del.Revision}, Updates: []host.Update{put, del}}, h.View)
+	h.Commit(res, err)
+	if got, _ := h.Read("render", "out.txt"); got != "k3=v3\n" {
+		t.Fatalf("after a retry %q", got)
 	}
 }

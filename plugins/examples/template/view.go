@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"iter"
 	"sort"
 	"strings"
 	"unsafe"
@@ -48,26 +49,16 @@ func (d *Data) Revision() uint64 {
 // Entries are the keys under the template's prefix in ascending key order.
 func (d *Data) Entries() ([]Entry, error) { return d.v.scan(d.prefix) }
 
-// eachEntry calls fn for every entry under the template's prefix, in
-// ascending key order, without keeping them: a scan no other template of
-// the call made streams from the host a page at a time, through the SDK's
-// reused page buffer, so *Entry is valid only while fn runs.
-func (d *Data) eachEntry(fn func(*Entry)) error {
+// stream returns the entries under the template's prefix, in ascending key
+// order: those of a scan another template of the call made, or else (nil)
+// the pages of a scan streaming from the host through the SDK's reused
+// buffers, whose entries are valid only until the loop asks for the next
+// page.
+func (d *Data) stream() ([]Entry, iter.Seq2[[]sdk.Entry, error]) {
 	if es, ok := d.v.cached(d.prefix); ok {
-		for i := range es {
-			fn(&es[i])
-		}
-		return nil
+		return es, nil
 	}
-	var e Entry
-	for se, err := range d.v.h.ScanTransient(d.prefix) {
-		if err != nil {
-			return err
-		}
-		e = Entry{Key: se.Key, Value: alias(se.Value), Revision: se.Revision}
-		fn(&e)
-	}
-	return nil
+	return nil, d.v.h.ScanPages(d.prefix)
 }
 
 // Values maps every key under the template's prefix to its value.
