@@ -49,6 +49,33 @@ func (h *holdCreation) free() {
 	}
 }
 
+// syncedWatch starts a whole-bucket watch of s from cursor, with its
+// consumer creations held by h, and waits for its Synced event.
+func syncedWatch(t *testing.T, s *store, h *holdCreation, cursor uint64) kvcore.Watch {
+	t.Helper()
+	s.tuneWatch = h.tune
+	w, err := s.Watch(testCtx(t), kvcore.AllKeys(), kvcore.CursorAt(kvcore.RevisionVersion(cursor)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	if ev := next(t, w, eventWait); !ev.Synced {
+		t.Fatalf("event %+v, want Synced", ev)
+	}
+	return w
+}
+
+// holdReattach deletes w's consumer behind its back and waits until the
+// re-creation that follows is held by h.
+func holdReattach(t *testing.T, js jetstream.JetStream, s *store, w kvcore.Watch, h *holdCreation) {
+	t.Helper()
+	h.armed.Store(true)
+	if err := js.DeleteConsumer(testCtx(t), streamName(s.bucket), watchOf(w).currentName()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, eventWait, "a re-creation held", func() bool { return h.holding.Load() == 1 })
+}
+
 // A watch whose consumer is being re-created still delivers what is
 // written meanwhile (read with direct gets by the bridge), in order, and
 // the new consumer does not deliver it again.
@@ -85,12 +112,8 @@ func TestBridgeDeliversWhileConsumerIsRecreated(t *testing.T) {
 			for ev := next(t, w, eventWait); !ev.Synced; ev = next(t, w, eventWait) {
 			}
 
-			h.armed.Store(true)
 			ww := watchOf(w)
-			if err := js.DeleteConsumer(testCtx(t), streamName(s.bucket), ww.currentName()); err != nil {
-				t.Fatal(err)
-			}
-			waitFor(t, eventWait, "a re-creation held", func() bool { return h.holding.Load() == 1 })
+			holdReattach(t, js, s, w, h)
 
 			// Each change, seen before the next one is made.
 			expect := func(key, value string, op kvcore.Op, r uint64) {
@@ -164,21 +187,9 @@ func TestBridgeRefusesARecreatedBucket(t *testing.T) {
 	s := openStore(t, c, kvcore.StoreConfig{})
 	cursor := mustPut(t, s, "k", "old")
 	h := newHoldCreation(t)
-	s.tuneWatch = h.tune
-	w, err := s.Watch(testCtx(t), kvcore.AllKeys(), kvcore.CursorAt(kvcore.RevisionVersion(cursor)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
-	if ev := next(t, w, eventWait); !ev.Synced {
-		t.Fatalf("event %+v, want Synced", ev)
-	}
+	w := syncedWatch(t, s, h, cursor)
 
-	h.armed.Store(true)
-	if err := js.DeleteConsumer(testCtx(t), streamName(s.bucket), watchOf(w).currentName()); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, eventWait, "a re-creation held", func() bool { return h.holding.Load() == 1 })
+	holdReattach(t, js, s, w, h)
 	if err := js.DeleteKeyValue(testCtx(t), s.bucket); err != nil {
 		t.Fatal(err)
 	}
@@ -214,15 +225,7 @@ func TestBridgeOutlastsNoResponders(t *testing.T) {
 	s := openStore(t, c, kvcore.StoreConfig{})
 	cursor := mustPut(t, s, "k", "0")
 	h := newHoldCreation(t)
-	s.tuneWatch = h.tune
-	w, err := s.Watch(testCtx(t), kvcore.AllKeys(), kvcore.CursorAt(kvcore.RevisionVersion(cursor)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
-	if ev := next(t, w, eventWait); !ev.Synced {
-		t.Fatalf("event %+v, want Synced", ev)
-	}
+	w := syncedWatch(t, s, h, cursor)
 	allowDirect := func(on bool) {
 		t.Helper()
 		st, err := js.Stream(testCtx(t), streamName(s.bucket))
@@ -236,11 +239,7 @@ func TestBridgeOutlastsNoResponders(t *testing.T) {
 		}
 	}
 	allowDirect(false)
-	h.armed.Store(true)
-	if err := js.DeleteConsumer(testCtx(t), streamName(s.bucket), watchOf(w).currentName()); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, eventWait, "a re-creation held", func() bool { return h.holding.Load() == 1 })
+	holdReattach(t, js, s, w, h)
 	r := mustPut(t, s, "k", "1")
 	quiet(t, w, 10*bridgeEvery) // a dozen direct gets without responders
 	allowDirect(true)
@@ -266,20 +265,8 @@ func TestBridgeWithoutDirectGetPermission(t *testing.T) {
 	c := connect(t, fastOpts("nats://reader:reader@"+host))
 	s := openStore(t, c, kvcore.StoreConfig{Bucket: writer.bucket})
 	h := newHoldCreation(t)
-	s.tuneWatch = h.tune
-	w, err := s.Watch(testCtx(t), kvcore.AllKeys(), kvcore.CursorAt(kvcore.RevisionVersion(cursor)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
-	if ev := next(t, w, eventWait); !ev.Synced {
-		t.Fatalf("event %+v, want Synced", ev)
-	}
-	h.armed.Store(true)
-	if err := js.DeleteConsumer(testCtx(t), streamName(s.bucket), watchOf(w).currentName()); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, eventWait, "a re-creation held", func() bool { return h.holding.Load() == 1 })
+	w := syncedWatch(t, s, h, cursor)
+	holdReattach(t, js, s, w, h)
 	r := mustPut(t, writer, "k", "1")
 	waitFor(t, eventWait, "the denial noted", s.noDirect.Load)
 	quiet(t, w, 2*bridgeEvery)
