@@ -19,7 +19,8 @@ import (
 //
 // Apply appends the batch and its cursor in one write (data before cursor,
 // so a torn write leaves data ahead of the cursor, never the reverse) and,
-// in the default [SyncCheckpoint] mode, fsyncs before returning. When enough
+// in the default [SyncCheckpoint] mode, fsyncs before returning, except
+// when it leaves the cursor where it was (see Apply). When enough
 // has been appended, a background goroutine compacts the log: it writes the
 // sorted fold into a temporary file beside it without holding the lock,
 // then briefly takes the lock to copy the records appended meanwhile, fsync,
@@ -44,9 +45,10 @@ type Log struct {
 	due         int64    // appended bytes at which compaction is due (see garbageDueLocked)
 	recheck     int64    // appended bytes at which to look at the garbage again
 	scratch     []byte
-	staged      []ref // Apply's arena references, reused
-	err         error // sticky: the file may hold a write we could not undo
-	dirUnsynced bool  // a compaction's rename is not known to be durable yet
+	staged      []ref      // Apply's arena references, reused
+	unsynced    chan error // the fsync of an Apply that left the cursor unchanged, still running
+	err         error      // sticky: the file may hold a write we could not undo
+	dirUnsynced bool       // a compaction's rename is not known to be durable yet
 	closed      bool
 	job         *compactJob // the running compaction, if any
 	compactions int
@@ -136,6 +138,16 @@ func (l *Log) usable() error {
 // Apply folds updates in order and persists them with cursor. Updates the
 // format cannot hold are refused before anything is written ([ErrTooLarge]).
 //
+// An Apply that leaves the cursor as it is (updates folded ahead of a
+// checkpoint, which a restart from that cursor delivers again) returns once
+// its write is done and its updates are visible: its fsync runs in the
+// background, overlapping whatever the caller does next, and the next
+// Apply, [Log.Sync], [Log.Compact] or Close waits for it before writing
+// anything (so at most one write is ever unsynced, see [SyncCheckpoint]).
+// An Apply that moves the cursor therefore returns only once it and
+// everything before it are durable. A background fsync that fails poisons
+// the log like any other; the call that waited for it returns its error.
+//
 // If the write fails, the log is truncated back and nothing changes. If
 // that truncation or an fsync fails, the fold refuses every later Apply
 // with [ErrPoisoned]: reopen it to recover from the file. If the directory
@@ -154,6 +166,9 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.usable(); err != nil {
+		return err
+	}
+	if err := l.settleLocked(); err != nil {
 		return err
 	}
 	if err := l.syncDirLocked(); err != nil {
@@ -179,7 +194,7 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 	var synced chan error
 	if l.opts.Sync == SyncCheckpoint {
 		synced = make(chan error, 1)
-		go func(f *os.File) { synced <- l.fs.sync(f) }(l.f)
+		go func(f *os.File, sync func(*os.File) error) { synced <- sync(f) }(l.f, l.fs.sync)
 	}
 	if len(l.idx.mem) > l.idx.mergeThreshold() && l.job == nil {
 		l.idx.merge()
@@ -189,7 +204,9 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 		staged = append(staged, l.idx.stage(&updates[i]))
 	}
 	l.staged = staged[:0]
-	if synced != nil {
+	if synced != nil && cursor == l.cursor {
+		l.unsynced = synced // waited for by settleLocked
+	} else if synced != nil {
 		if err := <-synced; err != nil {
 			l.err = err // the page cache and the disk may now disagree
 			return fmt.Errorf("snapshot: sync %s: %w", l.path, err)
@@ -205,6 +222,37 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 		l.startCompaction()
 	}
 	return nil
+}
+
+// settleLocked waits for the background fsync of the last Apply, if one
+// runs (see Apply). Its failure poisons the log: the page cache and the
+// disk may now disagree. l.mu is held.
+func (l *Log) settleLocked() error {
+	if l.unsynced == nil {
+		return nil
+	}
+	err := <-l.unsynced
+	l.unsynced = nil
+	if err != nil {
+		l.err = err
+		return fmt.Errorf("snapshot: sync %s: %w", l.path, err)
+	}
+	return nil
+}
+
+// Sync returns once every Apply so far is durable: it waits for the
+// background fsync of an Apply that left the cursor unchanged (see Apply).
+// In [SyncNone] mode it does nothing.
+func (l *Log) Sync(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usable(); err != nil {
+		return err
+	}
+	return l.settleLocked()
 }
 
 // garbageDueLocked reports whether a compaction is worth its I/O now that
@@ -312,9 +360,10 @@ func (l *Log) Close() error {
 		return nil
 	}
 	l.closed = true
+	serr := l.settleLocked()
 	l.mu.Unlock()
 	l.wg.Wait()
-	err := l.f.Close()
+	err := errors.Join(serr, l.f.Close())
 	l.lock.Close() // after the log: a later opener must not see it still open
 	return err
 }

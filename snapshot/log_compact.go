@@ -79,6 +79,9 @@ func (l *Log) runJob(j *compactJob) (err error) {
 	if werr != nil {
 		return fmt.Errorf("snapshot: compact %s: %w", l.path, werr)
 	}
+	// The last Apply's fsync settles before l.f is replaced (and closed
+	// under it); if it failed, l.err says so.
+	l.settleLocked()
 	if l.err != nil { // a failed append may have left the log in doubt
 		f.Close()
 		os.Remove(f.Name())
