@@ -76,7 +76,19 @@ func (s *stage) commit(ctx context.Context) error {
 	return err
 }
 
-// syncStaged fsyncs every staged file not fsynced yet.
+// sync fsyncs the staged files ahead of commit (see Result.Sync).
+func (s *stage) sync(ctx context.Context) error {
+	if s.done {
+		return ErrDone
+	}
+	if err := s.syncStaged(ctx); err != nil {
+		s.discard()
+		return err
+	}
+	return nil
+}
+
+// syncStaged fsyncs every staged file not fsynced yet, and marks it so.
 func (s *stage) syncStaged(ctx context.Context) error {
 	var files []*stagedOp
 	for _, op := range s.ops {
@@ -88,6 +100,7 @@ func (s *stage) syncStaged(ctx context.Context) error {
 		if err := s.syncFile(s.roots[op.output], op.tmp()); err != nil {
 			return fmt.Errorf("%w: commit: fsync the file staged for %s in output %q: %v", ErrIO, abi.Quote(op.path), op.output, err)
 		}
+		op.synced = true
 		return nil
 	})
 }

@@ -389,6 +389,13 @@ func (r *Result) Changed() bool { return r.stage.count() > 0 }
 // is not). Committing twice returns [ErrDone].
 func (r *Result) Commit(ctx context.Context) error { return r.stage.commit(ctx) }
 
+// Sync fsyncs the staged files now, the first step of Commit, which then
+// does not fsync them again: a caller can overlap it with work of its own
+// that must be durable before the first rename. If ctx ends or an fsync
+// fails, everything is discarded, as Commit does. Syncing after Commit or
+// Discard returns [ErrDone].
+func (r *Result) Sync(ctx context.Context) error { return r.stage.sync(ctx) }
+
 // Discard removes every staged file and any directory staging created. It is
 // idempotent.
 func (r *Result) Discard() { r.stage.discard() }

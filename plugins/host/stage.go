@@ -47,7 +47,7 @@ type stagedOp struct {
 	idx    int    // in stage.ops
 	size   int64
 	sum    [sha256.Size]byte // of the content; zero for a removal
-	synced bool              // the staged file was fsynced when staged (commit could not reopen it)
+	synced bool              // the staged file is fsynced: when staged (commit could not reopen it), or by Result.Sync
 	done   bool              // a removal the commit ran early, for a write that needed it
 
 	// A write that reshapes the output (reshape.go). blocked is the
