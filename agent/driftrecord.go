@@ -244,20 +244,43 @@ func (r *outputRecord) hash(staged []host.StagedFile) []kvcore.Update {
 }
 
 // committed records what hash returned, just before the commit renames the
-// files (see watchRunner.commit).
+// files (see watchRunner.commit). The record's fsync may still run when it
+// returns: the commit overlaps it with the staged files' and waits for it
+// with synced before the first rename.
 // A failure is logged, not returned: the files and hooks must not wait for
 // the record, and a stale entry only costs a needless full render later.
 func (r *outputRecord) committed(ctx context.Context, updates []kvcore.Update) {
 	if r == nil || len(updates) == 0 {
 		return
 	}
-	if err := r.apply(ctx, updates); err != nil {
+	if err := r.write(ctx, updates); err != nil {
 		r.l.Warn("cannot record committed outputs; a later drift check may render again needlessly", "err", err)
 	}
 }
 
-// apply appends updates to the record, recordChunk at a time.
+// synced returns once what committed wrote is durable. A failure is logged,
+// as in committed.
+func (r *outputRecord) synced(ctx context.Context) {
+	if r == nil {
+		return
+	}
+	if err := r.sync(ctx); err != nil {
+		r.l.Warn("cannot record committed outputs; a later drift check may render again needlessly", "err", err)
+	}
+}
+
+// apply appends updates to the record durably.
 func (r *outputRecord) apply(ctx context.Context, updates []kvcore.Update) error {
+	if err := r.write(ctx, updates); err != nil {
+		return err
+	}
+	return r.sync(ctx)
+}
+
+// write appends updates to the record, recordChunk at a time. A log fold
+// may still be fsyncing the last chunk when it returns (see
+// snapshot.Log.Apply); sync waits for that.
+func (r *outputRecord) write(ctx context.Context, updates []kvcore.Update) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for len(updates) > 0 {
@@ -266,6 +289,23 @@ func (r *outputRecord) apply(ctx context.Context, updates []kvcore.Update) error
 			return fmt.Errorf("recording committed outputs: %w", err)
 		}
 		updates = updates[n:]
+	}
+	return nil
+}
+
+// syncer is a fold whose Apply can return before its fsync ends.
+type syncer interface {
+	Sync(ctx context.Context) error
+}
+
+// sync waits until every write to the record is durable.
+func (r *outputRecord) sync(ctx context.Context) error {
+	s, ok := r.log.(syncer)
+	if !ok {
+		return nil // its Apply is durable when it returns
+	}
+	if err := s.Sync(ctx); err != nil {
+		return fmt.Errorf("recording committed outputs: %w", err)
 	}
 	return nil
 }

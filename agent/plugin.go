@@ -29,6 +29,7 @@ type result interface {
 	Hooks() []string
 	Staged() []host.StagedFile
 	Changed() bool
+	Sync(ctx context.Context) error
 	Commit(ctx context.Context) error
 	Discard()
 }

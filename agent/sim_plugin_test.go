@@ -186,6 +186,9 @@ func (r *simResult) Staged() []host.StagedFile {
 	return files
 }
 
+// Sync does nothing: the simulation has no power loss, only crashes.
+func (r *simResult) Sync(context.Context) error { return nil }
+
 // Commit renames the staged files into place one by one, each a crash point.
 // Before touching anything it reports a result that deletes more outputs
 // than the watch's guard allows without a confirmation.

@@ -375,7 +375,12 @@ func (r *watchRunner) commit(ctx context.Context, res result, journal hookJourna
 	// crash among them leaves files the record already covers (a record
 	// ahead of the disk only costs a needless render), never renamed files
 	// it lacks, which a later render would find in place and not stage.
+	// The record's fsync and the staged files' overlap.
 	r.record.committed(ctx, r.record.hash(staged))
+	if err := res.Sync(ctx); err != nil {
+		return fmt.Errorf("committing files: %w", err)
+	}
+	r.record.synced(ctx)
 	if err := res.Commit(ctx); err != nil {
 		return fmt.Errorf("committing files: %w", err)
 	}
@@ -386,6 +391,7 @@ func (r *watchRunner) commit(ctx context.Context, res result, journal hookJourna
 // checks in place, and puts the old files back if one fails.
 func (r *watchRunner) commitChecked(ctx context.Context, res result, staged []host.StagedFile, journal hookJournal, due []string, cursor kvcore.Cursor) error {
 	r.record.committed(ctx, r.record.hash(staged)) // as in commit: ahead of the disk at worst
+	r.record.synced(ctx)
 	p, err := r.place(ctx, res, staged)
 	if err != nil {
 		return err
