@@ -367,9 +367,13 @@ func (r *watchRunner) commit(ctx context.Context, res result, journal hookJourna
 	if inPlace {
 		return r.commitChecked(ctx, res, staged, journal, due, cursor)
 	}
-	if err := journal.store(due, cursor); err != nil {
-		res.Discard()
-		return err
+	// With no hook owed or due there is no journal to write or clear.
+	journaled := len(due) > 0 || len(pending) > 0
+	if journaled {
+		if err := journal.store(due, cursor); err != nil {
+			res.Discard()
+			return err
+		}
 	}
 	// The record of committed outputs is written before the renames: a
 	// crash among them leaves files the record already covers (a record
@@ -383,6 +387,9 @@ func (r *watchRunner) commit(ctx context.Context, res result, journal hookJourna
 	r.record.synced(ctx)
 	if err := res.Commit(ctx); err != nil {
 		return fmt.Errorf("committing files: %w", err)
+	}
+	if !journaled {
+		return nil
 	}
 	return r.runHooks(ctx, journal, due, cursor)
 }
