@@ -243,8 +243,11 @@ func TestExportLeaseMakesOneExporterAmongAgents(t *testing.T) {
 		p, err := tr.Manifest(context.Background(), key)
 		return err == nil && p.Cursor == kvcore.RevisionCursor(last)
 	})
-	// Let the other agents try several rounds.
-	waitFor(t, "rounds lost to the lease", func() bool { return logs.count("another agent holds this round's export lease") >= 6 })
+	// The manifest is visible a moment before its exporter logs the export.
+	waitFor(t, "the export logged", func() bool { return logs.count("exported the fold as an artifact") >= 1 })
+	// Let the other agents try several rounds after it.
+	lost := logs.count("another agent holds this round's export lease")
+	waitFor(t, "rounds lost to the lease", func() bool { return logs.count("another agent holds this round's export lease") >= lost+6 })
 	if n := logs.count("exported the fold as an artifact"); n != 1 {
 		t.Errorf("%d exports among 3 agents within one lease, want 1", n)
 	}
