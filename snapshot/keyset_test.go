@@ -36,15 +36,15 @@ func TestKeySetMatchesMap(t *testing.T) {
 	want := map[string]ref{}
 	for i, k := range keys {
 		if rng.IntN(3) == 0 {
-			old, ok := s.remove([]byte(k))
-			if w, wok := want[k]; ok != wok || old != w {
+			old, oldLen, ok := s.remove([]byte(k))
+			if w, wok := want[k]; ok != wok || old != w || ok && oldLen != len(ar.payload(w)) {
 				t.Fatalf("op %d: remove(%s) = %v, %v, want %v, %v", i, k, old, ok, w, wok)
 			}
 			delete(want, k)
 			continue
 		}
-		old, ok := s.put(refs[i])
-		if w, wok := want[k]; ok != wok || old != w {
+		old, oldLen, ok := s.put(refs[i], len(ar.payload(refs[i])))
+		if w, wok := want[k]; ok != wok || old != w || ok && oldLen != len(ar.payload(w)) {
 			t.Fatalf("op %d: put(%s) replaced %v, %v, want %v, %v", i, k, old, ok, w, wok)
 		}
 		want[k] = refs[i]
