@@ -33,7 +33,7 @@ func newKeySet(ar *arena, capacity int) *keySet {
 	for size < 2*capacity {
 		size *= 2
 	}
-	s.slots = make([]keySlot, size)
+	s.slots = withHugePages(make([]keySlot, size))
 	return s
 }
 
@@ -91,7 +91,7 @@ func (s *keySet) remove(key []byte) (old ref, oldLen int, removed bool) {
 
 func (s *keySet) grow() {
 	old := s.slots
-	s.slots = make([]keySlot, 2*len(old))
+	s.slots = withHugePages(make([]keySlot, 2*len(old)))
 	mask := len(s.slots) - 1
 	for _, sl := range old {
 		if sl.r == 0 {

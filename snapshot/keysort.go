@@ -17,7 +17,7 @@ func sortByKey(ar *arena, refs []ref, skip int) {
 		hi, lo uint64 // key bytes skip..skip+16, big-endian, zero-padded
 		r      ref
 	}
-	items := make([]item, len(refs))
+	items := withHugePages(make([]item, len(refs)))
 	for i, r := range refs {
 		k := ar.key(r)[skip:]
 		items[i] = item{hi: paddedUint64(k), lo: paddedUint64(k[min(8, len(k)):]), r: r}

@@ -62,7 +62,7 @@ func replayParts(img []byte, more func(n int) []byte) *replayed {
 		first   []byte // the first key put, and
 		shared  int    // how many bytes every key put shares with it
 	)
-	sorted = make([]ref, 0, cap(img)/256)
+	sorted = withHugePages(make([]ref, 0, cap(img)/256))
 	d := newDecoder(img)
 	for {
 		if !d.next(&r) {
