@@ -84,3 +84,23 @@ func TestSortByKeyOrdersLikeBytes(t *testing.T) {
 		}
 	}
 }
+
+// Enough entries to sort in two halves and merge them: the merge keeps
+// every entry once, in key order, including keys that agree on their first
+// 16 bytes after the shared prefix.
+func TestSortByKeyMergesHalves(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 9))
+	n := parallelSortFrom + 1000
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("p/%016d/%d", rng.IntN(n/4), i)
+	}
+	ar, refs := arenaOf(keys)
+	sortByKey(ar, refs, 2)
+	slices.Sort(keys)
+	for i, r := range refs {
+		if got := string(ar.key(r)); got != keys[i] {
+			t.Fatalf("entry %d is %q, want %q", i, got, keys[i])
+		}
+	}
+}
