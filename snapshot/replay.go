@@ -49,32 +49,77 @@ func replayFrom(r *imageReader) *replayed {
 // replayParts folds the records of an image of which img is a prefix:
 // more(n) returns a longer prefix than n bytes, or all of the image (n
 // bytes long when img was all of it; more(math.MaxInt) waits for all). The index's arena is the image.
-// The records are parsed and their CRCs checked on another goroutine
-// (decodeAhead) while this one folds them.
 func replayParts(img []byte, more func(n int) []byte) *replayed {
-	f := &folder{res: &replayed{idx: newIndex()}}
-	x := f.res.idx
+	res := &replayed{idx: newIndex()}
+	x := res.idx
 	x.ar.chunks = [][]byte{img}
 	x.ar.sealed = true
-	f.sorted = withHugePages(make([]ref, 0, cap(img)/256))
-	d, runs, done := decodeAhead(img, more)
-	for run := range runs {
-		x.ar.chunks[0] = run.img
-		for i := range run.recs {
-			f.fold(&run.recs[i])
+	var (
+		sorted  []ref
+		lastKey []byte
+		byKey   *keySet // once keys arrive out of order or are deleted
+		r       record
+		first   []byte // the first key put, and
+		shared  int    // how many bytes every key put shares with it
+	)
+	sorted = withHugePages(make([]ref, 0, cap(img)/256))
+	d := newDecoder(img)
+	for {
+		if !d.next(&r) {
+			// Stopped: refused, or at the end of the bytes read so far,
+			// which is the end of the image unless more come.
+			if d.err != nil {
+				break
+			}
+			next := more(len(d.buf))
+			if len(next) == len(d.buf) {
+				break
+			}
+			d.buf, d.torn, x.ar.chunks[0] = next, false, next
+			continue
 		}
-		select {
-		case done <- run:
-		default:
+		switch r.typ {
+		case recPut:
+			res.puts++
+			if res.puts == 1 {
+				first, shared = r.key, len(r.key)
+			} else if shared > 0 {
+				shared = commonPrefixLen(first[:shared], r.key)
+			}
+			at := mkref(0, r.off+5)
+			if byKey == nil && (len(sorted) == 0 || string(r.key) > string(lastKey)) {
+				sorted = append(sorted, at)
+				lastKey = r.key
+				x.liveBytes += int64(len(r.payload))
+				continue
+			}
+			byKey = toKeySet(x, sorted, byKey)
+			if _, oldLen, ok := byKey.put(at, len(r.payload)); ok {
+				res.redundant = true
+				x.liveBytes -= int64(oldLen)
+			}
+			x.liveBytes += int64(len(r.payload))
+		case recDelete:
+			res.deletes++
+			res.redundant = true
+			byKey = toKeySet(x, sorted, byKey)
+			if _, oldLen, ok := byKey.remove(r.key); ok {
+				x.liveBytes -= int64(oldLen)
+			}
+		case recCursor:
+			res.cursors++
+			if !res.cursor.IsNone() {
+				res.redundant = true
+			}
+			res.cursor, _ = kvcore.CursorFromBytes(r.token) // the decoder bounds it to 10 bytes
 		}
 	}
-	res, sorted := f.res, f.sorted
 	all := more(math.MaxInt) // after a refusal, the rest of the image too
 	x.ar.chunks[0] = all
 	res.torn, res.end, res.err, res.size = d.torn, d.pos, d.err, len(all)
-	if f.byKey != nil {
-		sorted = f.byKey.appendRefs(sorted[:0])
-		sortByKey(&x.ar, sorted, f.shared)
+	if byKey != nil {
+		sorted = byKey.appendRefs(sorted[:0])
+		sortByKey(&x.ar, sorted, shared)
 	}
 	if cap(sorted) > len(sorted)+len(sorted)/8 {
 		sorted = slices.Clone(sorted) // drop append's slack: it would stay for the fold's life
@@ -82,55 +127,6 @@ func replayParts(img []byte, more func(n int) []byte) *replayed {
 	x.base = sorted
 	x.live = len(sorted)
 	return res
-}
-
-// folder folds decoded records, in file order, into a replayed.
-type folder struct {
-	res     *replayed
-	sorted  []ref   // the puts so far, while they come in ascending key order
-	lastKey []byte  // the last of them
-	byKey   *keySet // once keys arrive out of order or are deleted
-	first   []byte  // the first key put, and
-	shared  int     // how many bytes every key put shares with it
-}
-
-func (f *folder) fold(r *record) {
-	res, x := f.res, f.res.idx
-	switch r.typ {
-	case recPut:
-		res.puts++
-		if res.puts == 1 {
-			f.first, f.shared = r.key, len(r.key)
-		} else if f.shared > 0 {
-			f.shared = commonPrefixLen(f.first[:f.shared], r.key)
-		}
-		at := mkref(0, r.off+5)
-		if f.byKey == nil && (len(f.sorted) == 0 || string(r.key) > string(f.lastKey)) {
-			f.sorted = append(f.sorted, at)
-			f.lastKey = r.key
-			x.liveBytes += int64(len(r.payload))
-			return
-		}
-		f.byKey = toKeySet(x, f.sorted, f.byKey)
-		if _, oldLen, ok := f.byKey.put(at, len(r.payload)); ok {
-			res.redundant = true
-			x.liveBytes -= int64(oldLen)
-		}
-		x.liveBytes += int64(len(r.payload))
-	case recDelete:
-		res.deletes++
-		res.redundant = true
-		f.byKey = toKeySet(x, f.sorted, f.byKey)
-		if _, oldLen, ok := f.byKey.remove(r.key); ok {
-			x.liveBytes -= int64(oldLen)
-		}
-	case recCursor:
-		res.cursors++
-		if !res.cursor.IsNone() {
-			res.redundant = true
-		}
-		res.cursor, _ = kvcore.CursorFromBytes(r.token) // the decoder bounds it to 10 bytes
-	}
 }
 
 // toKeySet switches replay from the sorted fast path to a keySet.
