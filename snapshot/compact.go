@@ -41,24 +41,50 @@ func writeCompacted(w io.Writer, ar *arena, base []ref, cursor kvcore.Cursor) er
 	return err
 }
 
-// compactedImage returns the compacted image of a fold (size bytes, as
-// writeCompacted writes it) in one buffer, and the references of its
-// entries when the image is arena chunk 0: loading the compacted file
-// gives that very arena, so the image is both written and kept.
-func compactedImage(ar *arena, base []ref, cursor kvcore.Cursor, size int64) ([]byte, []ref) {
-	img := append(make([]byte, 0, size), header[:]...)
-	refs := make([]ref, len(base))
+// imagePart is how many bytes of a compacted image buildImage hands to
+// its writer at a time.
+const imagePart = 4 << 20
+
+// buildImage builds the compacted image of a fold (size bytes, as
+// writeCompacted writes it) in one buffer and writes it to w, and returns
+// it with the references of its entries when the image is arena chunk 0:
+// loading the compacted file gives that very arena, so the image is both
+// written and kept. Each part of the image is written on another goroutine
+// while the next is built, so that building (copying the entries, checksums,
+// first touches of the buffer) and writing (copying into the page cache)
+// run on two cores instead of one after the other.
+func buildImage(w io.Writer, ar *arena, base []ref, cursor kvcore.Cursor, size int64) ([]byte, []ref, error) {
+	parts := make(chan []byte, 4)
+	werr := make(chan error, 1)
+	go func() {
+		var err error
+		for p := range parts {
+			if err == nil {
+				_, err = w.Write(p)
+			}
+		}
+		werr <- err
+	}()
+	img := append(withHugePages(make([]byte, 0, size)), header[:]...)
+	refs := withHugePages(make([]ref, len(base)))
+	sent := 0 // img[:sent] is handed to the writer
 	for i, r := range base {
 		refs[i] = mkref(0, len(img)+5)
 		img = appendPutRecord(img, ar.payload(r))
+		if len(img)-sent >= imagePart {
+			parts <- img[sent:]
+			sent = len(img)
+		}
 	}
 	if !cursor.IsNone() {
 		img = appendCursor(img, cursor)
 	}
-	return img, refs
+	parts <- img[sent:]
+	close(parts)
+	return img, refs, <-werr
 }
 
-// imageArena is the arena of a compactedImage: full, so later entries go
+// imageArena is the arena of a buildImage image: full, so later entries go
 // to new chunks.
 func imageArena(img []byte) arena { return arena{chunks: [][]byte{img}, sealed: true} }
 

@@ -9,8 +9,11 @@ import (
 // a log whose records are not in key order: unlike a map[string]ref it
 // holds no copy of any key (16 bytes a slot, at most half full), so a
 // bloated log of a million keys replays without a million small
-// allocations. Open addressing with linear probing; removal shifts the
-// following slots back, so there are no tombstones.
+// allocations. Each slot keeps its entry's payload length beside the
+// reference, so that replacing or removing an entry does not read the old
+// one's value and version from the arena (cache misses a record). Open
+// addressing with linear probing; removal shifts the following slots back,
+// so there are no tombstones.
 type keySet struct {
 	ar    *arena
 	seed  maphash.Seed
@@ -19,8 +22,9 @@ type keySet struct {
 }
 
 type keySlot struct {
-	hash uint64
-	r    ref // 0: empty (a PUT payload never starts at offset 0 of chunk 0)
+	hash uint32 // low bits of the key's hash: its home slot and a filter
+	plen uint32 // payload length (a PUT payload is shorter than 2^32 bytes)
+	r    ref    // 0: empty (a PUT payload never starts at offset 0 of chunk 0)
 }
 
 func newKeySet(ar *arena, capacity int) *keySet {
@@ -29,13 +33,13 @@ func newKeySet(ar *arena, capacity int) *keySet {
 	for size < 2*capacity {
 		size *= 2
 	}
-	s.slots = make([]keySlot, size)
+	s.slots = withHugePages(make([]keySlot, size))
 	return s
 }
 
 // find returns the slot of key: the one holding it, or the empty one where
 // it belongs.
-func (s *keySet) find(key []byte, h uint64) int {
+func (s *keySet) find(key []byte, h uint32) int {
 	mask := len(s.slots) - 1
 	for i := int(h) & mask; ; i = (i + 1) & mask {
 		sl := &s.slots[i]
@@ -45,27 +49,31 @@ func (s *keySet) find(key []byte, h uint64) int {
 	}
 }
 
-// put makes r the entry of its key and returns the entry it replaced.
-func (s *keySet) put(r ref) (old ref, replaced bool) {
+func (s *keySet) hash(key []byte) uint32 { return uint32(maphash.Bytes(s.seed, key)) }
+
+// put makes r, whose payload is plen bytes long, the entry of its key and
+// returns the entry it replaced and that entry's payload length.
+func (s *keySet) put(r ref, plen int) (old ref, oldLen int, replaced bool) {
 	key := s.ar.key(r)
-	h := maphash.Bytes(s.seed, key)
+	h := s.hash(key)
 	i := s.find(key, h)
-	if old = s.slots[i].r; old != 0 {
-		s.slots[i].r = r
-		return old, true
+	if sl := &s.slots[i]; sl.r != 0 {
+		old, oldLen = sl.r, int(sl.plen)
+		sl.r, sl.plen = r, uint32(plen)
+		return old, oldLen, true
 	}
-	s.slots[i] = keySlot{hash: h, r: r}
+	s.slots[i] = keySlot{hash: h, plen: uint32(plen), r: r}
 	if s.n++; 2*s.n > len(s.slots) {
 		s.grow()
 	}
-	return 0, false
+	return 0, 0, false
 }
 
-// remove drops the entry of key and returns it.
-func (s *keySet) remove(key []byte) (old ref, removed bool) {
-	i := s.find(key, maphash.Bytes(s.seed, key))
-	if old = s.slots[i].r; old == 0 {
-		return 0, false
+// remove drops the entry of key and returns it and its payload length.
+func (s *keySet) remove(key []byte) (old ref, oldLen int, removed bool) {
+	i := s.find(key, s.hash(key))
+	if old, oldLen = s.slots[i].r, int(s.slots[i].plen); old == 0 {
+		return 0, 0, false
 	}
 	mask := len(s.slots) - 1
 	// Shift back each following slot of the run that may move into the hole.
@@ -78,12 +86,12 @@ func (s *keySet) remove(key []byte) (old ref, removed bool) {
 	}
 	s.slots[i] = keySlot{}
 	s.n--
-	return old, true
+	return old, oldLen, true
 }
 
 func (s *keySet) grow() {
 	old := s.slots
-	s.slots = make([]keySlot, 2*len(old))
+	s.slots = withHugePages(make([]keySlot, 2*len(old)))
 	mask := len(s.slots) - 1
 	for _, sl := range old {
 		if sl.r == 0 {

@@ -36,15 +36,15 @@ func TestKeySetMatchesMap(t *testing.T) {
 	want := map[string]ref{}
 	for i, k := range keys {
 		if rng.IntN(3) == 0 {
-			old, ok := s.remove([]byte(k))
-			if w, wok := want[k]; ok != wok || old != w {
+			old, oldLen, ok := s.remove([]byte(k))
+			if w, wok := want[k]; ok != wok || old != w || ok && oldLen != len(ar.payload(w)) {
 				t.Fatalf("op %d: remove(%s) = %v, %v, want %v, %v", i, k, old, ok, w, wok)
 			}
 			delete(want, k)
 			continue
 		}
-		old, ok := s.put(refs[i])
-		if w, wok := want[k]; ok != wok || old != w {
+		old, oldLen, ok := s.put(refs[i], len(ar.payload(refs[i])))
+		if w, wok := want[k]; ok != wok || old != w || ok && oldLen != len(ar.payload(w)) {
 			t.Fatalf("op %d: put(%s) replaced %v, %v, want %v, %v", i, k, old, ok, w, wok)
 		}
 		want[k] = refs[i]
@@ -81,6 +81,26 @@ func TestSortByKeyOrdersLikeBytes(t *testing.T) {
 	for i := 1; i < len(refs); i++ {
 		if a, b := ar.key(refs[i-1]), ar.key(refs[i]); bytes.Compare(a, b) >= 0 {
 			t.Fatalf("%q sorted before %q", a, b)
+		}
+	}
+}
+
+// Enough entries to sort in two halves and merge them: the merge keeps
+// every entry once, in key order, including keys that agree on their first
+// 16 bytes after the shared prefix.
+func TestSortByKeyMergesHalves(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 9))
+	n := parallelSortFrom + 1000
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("p/%016d/%d", rng.IntN(n/4), i)
+	}
+	ar, refs := arenaOf(keys)
+	sortByKey(ar, refs, 2)
+	slices.Sort(keys)
+	for i, r := range refs {
+		if got := string(ar.key(r)); got != keys[i] {
+			t.Fatalf("entry %d is %q, want %q", i, got, keys[i])
 		}
 	}
 }

@@ -251,9 +251,12 @@ func (fsy *fsys) load(path string, rep *Report) (*Report, error) {
 		rep.rep.idx = newIndex()
 	case ActionCompact:
 		x := rep.rep.idx
-		img, base := compactedImage(&x.ar, x.base, rep.rep.cursor, rep.CompactedSize)
-		err = fsy.replaceFile(path, rep.CompactedSize, func(w io.Writer) error {
-			_, err := w.Write(img)
+		var (
+			img  []byte
+			base []ref
+		)
+		err = fsy.replaceFile(path, rep.CompactedSize, func(w io.Writer) (err error) {
+			img, base, err = buildImage(w, &x.ar, x.base, rep.rep.cursor, rep.CompactedSize)
 			return err
 		})
 		if err == nil {

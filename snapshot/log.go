@@ -396,13 +396,16 @@ func (s *snapshot) write(fs *fsys, path string) (*os.File, error) {
 	})
 }
 
-// writeImage builds the compacted image in memory, writes it into a
+// writeImage builds the compacted image in memory while writing it into a
 // fsynced temporary file beside path, and returns the file and the image
 // as an arena with its entries' references.
 func (s *snapshot) writeImage(fs *fsys, path string) (*os.File, arena, []ref, error) {
-	img, refs := compactedImage(&s.ar, s.refs, s.cursor, s.size())
-	f, err := fs.createImage(path, s.size(), func(w io.Writer) error {
-		_, err := w.Write(img)
+	var (
+		img  []byte
+		refs []ref
+	)
+	f, err := fs.createImage(path, s.size(), func(w io.Writer) (err error) {
+		img, refs, err = buildImage(w, &s.ar, s.refs, s.cursor, s.size())
 		return err
 	})
 	return f, imageArena(img), refs, err

@@ -62,7 +62,7 @@ func replayParts(img []byte, more func(n int) []byte) *replayed {
 		first   []byte // the first key put, and
 		shared  int    // how many bytes every key put shares with it
 	)
-	sorted = make([]ref, 0, cap(img)/256)
+	sorted = withHugePages(make([]ref, 0, cap(img)/256))
 	d := newDecoder(img)
 	for {
 		if !d.next(&r) {
@@ -94,17 +94,17 @@ func replayParts(img []byte, more func(n int) []byte) *replayed {
 				continue
 			}
 			byKey = toKeySet(x, sorted, byKey)
-			if old, ok := byKey.put(at); ok {
+			if _, oldLen, ok := byKey.put(at, len(r.payload)); ok {
 				res.redundant = true
-				x.liveBytes -= int64(len(x.ar.payload(old)))
+				x.liveBytes -= int64(oldLen)
 			}
 			x.liveBytes += int64(len(r.payload))
 		case recDelete:
 			res.deletes++
 			res.redundant = true
 			byKey = toKeySet(x, sorted, byKey)
-			if old, ok := byKey.remove(r.key); ok {
-				x.liveBytes -= int64(len(x.ar.payload(old)))
+			if _, oldLen, ok := byKey.remove(r.key); ok {
+				x.liveBytes -= int64(oldLen)
 			}
 		case recCursor:
 			res.cursors++
@@ -136,7 +136,7 @@ func toKeySet(x *index, sorted []ref, s *keySet) *keySet {
 	}
 	s = newKeySet(&x.ar, max(len(sorted), 1024))
 	for _, r := range sorted {
-		s.put(r)
+		s.put(r, len(x.ar.payload(r)))
 	}
 	return s
 }

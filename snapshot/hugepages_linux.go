@@ -1,0 +1,41 @@
+package snapshot
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// hugePageSize is the size of a transparent huge page on linux/amd64 and
+// linux/arm64 with 4 KiB base pages.
+const hugePageSize = 2 << 20
+
+// hugePagesFrom is the smallest buffer worth advising: below it, a few
+// huge pages save little and split the heap's mappings for nothing.
+const hugePagesFrom = 8 << 20
+
+// withHugePages asks the kernel to back s's memory (to its capacity) with
+// transparent huge pages and returns s. It is for large buffers that a load
+// fills once, before anything touches them: on a virtual machine the first
+// touch of each 4 KiB page costs microseconds, so filling a fresh buffer of
+// hundreds of megabytes otherwise takes longer than reading the file. With
+// THP set to "madvise" (the common default) nothing else would use huge
+// pages; with "never" the advice is ignored. Only whole huge pages inside s
+// are advised, so no memory beyond s is touched. Errors are ignored: the
+// advice is an optimization.
+func withHugePages[T any](s []T) []T {
+	var zero T
+	n := uintptr(cap(s)) * unsafe.Sizeof(zero)
+	if n < hugePagesFrom {
+		return s
+	}
+	base := unsafe.Pointer(unsafe.SliceData(s))
+	p := uintptr(base)
+	start := (p + hugePageSize - 1) &^ (hugePageSize - 1)
+	end := (p + n) &^ (hugePageSize - 1)
+	if end <= start {
+		return s
+	}
+	_ = unix.Madvise(unsafe.Slice((*byte)(unsafe.Add(base, start-p)), end-start), unix.MADV_HUGEPAGE)
+	return s
+}
