@@ -123,11 +123,14 @@ func joinFleet(ctx context.Context, cfg config, s *server, work string, rev uint
 		j.err = err
 		return j
 	}
-	j.complete, j.wire = all.Sub(t0), m.bytes()
+	j.complete = all.Sub(t0)
 	if j.payloads, err = s.clientOutBytes(ctx); err != nil {
 		j.err = err
 		return j
 	}
+	// Read after /connz: what the server had sent by then (the agents
+	// keep receiving heartbeats) has passed the meter, or is about to.
+	j.wire = m.caughtUp(j.payloads, time.Second)
 	for _, a := range f {
 		if b, err := os.ReadFile(a.proc.Log); err == nil && strings.Contains(string(b), "started from an artifact") {
 			j.fromArt++

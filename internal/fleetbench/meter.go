@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // meter is a TCP proxy in front of a server that counts the bytes the
@@ -77,6 +78,16 @@ func (m *meter) pipe(src, dst net.Conn, count *atomic.Int64) {
 
 // bytes is what the server sent through the meter so far.
 func (m *meter) bytes() int64 { return m.down.Load() }
+
+// caughtUp is bytes once n of them have passed the meter (bytes the server
+// counted as sent may still be on their way through the proxy), or after
+// wait.
+func (m *meter) caughtUp(n int64, wait time.Duration) int64 {
+	for deadline := time.Now().Add(wait); m.bytes() < n && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return m.bytes()
+}
 
 // close stops the meter and its connections.
 func (m *meter) close() {
