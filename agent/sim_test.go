@@ -516,14 +516,22 @@ func (w *simWorld) drift(name string) {
 	if _, err := os.Stat(path); err != nil {
 		return
 	}
+	// The mark and the edit happen under mu, as a checkpoint's check takes
+	// the marks and reads the files under it: the check sees a file either
+	// before its edit or marked (an edit begun after the check took the
+	// marks was read half-done: truncated, not yet written).
+	remove := w.rng.IntN(2) == 0
 	w.mu.Lock()
 	w.drifted[name] = true
-	w.mu.Unlock()
-	if w.rng.IntN(2) == 0 {
+	if remove {
 		os.Remove(path)
-		w.tracef("drift: removed %s", name)
 	} else {
 		os.WriteFile(path, []byte("edited by hand"), 0o644)
+	}
+	w.mu.Unlock()
+	if remove {
+		w.tracef("drift: removed %s", name)
+	} else {
 		w.tracef("drift: edited %s", name)
 	}
 }
@@ -668,15 +676,26 @@ func (w *simWorld) checkpointed(c kvcore.Cursor) {
 	at, ok := c.Revision()
 	// The history and the drift marks are taken before the files: a mark
 	// is cleared only once its file was rewritten.
-	w.mu.Lock()
-	inc, current := w.inc, w.lifeInc == w.inc
-	hist := maps.Clone(w.hist)
-	drifted := maps.Clone(w.drifted)
-	w.mu.Unlock()
+	// The files are read under mu too (see drift).
+	var (
+		inc     int
+		current bool
+		hist    map[string][]simRecord
+		drifted map[string]bool
+		got     map[string]string
+	)
+	func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		inc, current = w.inc, w.lifeInc == w.inc
+		hist, drifted = maps.Clone(w.hist), maps.Clone(w.drifted)
+		if !w.lossy && current && ok {
+			got = w.outputs()
+		}
+	}()
 	if w.lossy || !current || !ok {
 		return
 	}
-	got := w.outputs()
 	for key, recs := range hist {
 		i := -1
 		for j, r := range recs {
