@@ -229,11 +229,11 @@ func (w *watch) bridgeDeliver(ctx context.Context, recs []directRecord) (bool, e
 // for a subject outside the bucket's keyspace pre.
 func directUpdate(pre string, r directRecord) (kvcore.Update, bool) {
 	m := r.msg
-	subject := m.Header.Get(hdrDirectSubject)
-	if len(subject) <= len(pre) || subject[:len(pre)] != pre {
+	key, ok := keyOf(pre, m.Header.Get(hdrDirectSubject))
+	if !ok {
 		return kvcore.Update{}, false
 	}
-	u := kvcore.Update{Op: opOf(m.Header), Key: subject[len(pre):], Version: kvcore.RevisionVersion(r.seq)}
+	u := kvcore.Update{Op: opOf(m.Header), Key: key, Version: kvcore.RevisionVersion(r.seq)}
 	if u.Op == kvcore.OpPut {
 		u.Value = m.Data
 	}

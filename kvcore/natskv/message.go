@@ -58,8 +58,8 @@ func opOf(h nats.Header) kvcore.Op {
 // is not an ACK subject).
 func decodeMsg(pre string, m *nats.Msg) (kvcore.Update, ackMeta, bool) {
 	meta, hasMeta := parseAck(m.Reply)
-	key, ok := strings.CutPrefix(m.Subject, pre)
-	if !ok || key == "" {
+	key, ok := keyOf(pre, m.Subject)
+	if !ok {
 		return kvcore.Update{}, meta, false
 	}
 	u := kvcore.Update{Op: opOf(m.Header), Key: key}
@@ -71,6 +71,13 @@ func decodeMsg(pre string, m *nats.Msg) (kvcore.Update, ackMeta, bool) {
 		u.Created = time.Unix(0, meta.timestamp)
 	}
 	return u, meta, true
+}
+
+// keyOf returns the key a record's subject names in the bucket's keyspace
+// pre, or false for a subject outside it.
+func keyOf(pre, subject string) (string, bool) {
+	key, ok := strings.CutPrefix(subject, pre)
+	return key, ok && key != ""
 }
 
 // control classifies a message without payload that carries a Status
