@@ -174,3 +174,39 @@ func TestChannelCapacityReadsAheadWhileApplying(t *testing.T) {
 		cancel()
 	})
 }
+
+// A resumed watch's backlog is applied as one batch even when its records
+// trickle in: until the Synced event, an update that finds the loop idle
+// does not close a batch at once.
+func TestBacklogIsOneBatchEvenWhenItTrickles(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		live := make(chan kvcore.Event)
+		f := newMemFold()
+		f.cursor = kvcore.RevisionCursor(1)
+		w := &scriptWatcher{sessions: []session{{live: live}}}
+		var mu sync.Mutex
+		var batches [][]string
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go kvcore.WatchApplied(ctx, w, f, kvcore.AppliedConfig{Scope: kvcore.AllKeys(), Window: kvcore.NoWindow, MaxBatch: 100, Logger: slog.New(slog.DiscardHandler)},
+			func(_ context.Context, b kvcore.Batch) error {
+				var keys []string
+				for _, u := range b.Updates {
+					keys = append(keys, u.Key)
+				}
+				mu.Lock()
+				batches = append(batches, keys)
+				mu.Unlock()
+				return nil
+			})
+		for _, ev := range []kvcore.Event{put("a", "1", 2), put("b", "2", 3), synced, put("c", "3", 4)} {
+			live <- ev
+			synctest.Wait()
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if got := fmt.Sprint(batches); got != "[[a b] [c]]" {
+			t.Errorf("batches %s, want the backlog in one batch, then the live update at once: [[a b] [c]]", got)
+		}
+	})
+}

@@ -143,7 +143,10 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch, caughtUp bool) error
 				continue
 			}
 			add(ev)
-			immediate := l.cfg.Window < 0 && l.cfg.Quiet.Min <= 0
+			// Until Synced, the backlog present at the start is still
+			// arriving: it closes the batch (or MaxBatch does), so a
+			// backlog that trickles in is not applied a record at a time.
+			immediate := caughtUp && l.cfg.Window < 0 && l.cfg.Quiet.Min <= 0
 			if immediate || len(pending) >= l.cfg.MaxBatch {
 				if err := closeBatch(); err != nil {
 					return err
