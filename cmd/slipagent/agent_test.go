@@ -106,6 +106,7 @@ func TestStatus(t *testing.T) {
 // has rendered its outputs.
 func TestDev(t *testing.T) {
 	dir, plugins := t.TempDir(), t.TempDir()
+	t.Setenv("CACHE_DIRECTORY", plugintest.CacheDir(t)) // compile each module once per test process
 	for _, name := range []string{"nginx-upstreams", "files", "template"} {
 		os.WriteFile(filepath.Join(plugins, name+".wasm"), plugintest.Module(t, "plugins/examples/"+name), 0o644)
 	}
@@ -116,7 +117,9 @@ func TestDev(t *testing.T) {
 		done <- run(ctx, []string{"dev", "-dir", dir, "-plugins", plugins, "-port", "0", "-http", "127.0.0.1:0"}, &stdout, &stderr)
 	}()
 	outputs := []string{"out/nginx/upstreams.conf", "out/files/motd.txt", "out/template/app.conf", "out/hooks.log"}
-	deadline := time.Now().Add(2 * time.Minute)
+	// The first start compiles the example plugins: minutes under -race on
+	// a loaded machine.
+	deadline := time.Now().Add(5 * time.Minute)
 	for _, o := range outputs {
 		for {
 			if _, err := os.Stat(filepath.Join(dir, o)); err == nil {

@@ -19,6 +19,9 @@ import (
 func startDev(t *testing.T, extra ...string) (dir string, stop func() int) {
 	t.Helper()
 	t.Setenv("NATS_URL", "")
+	// The test process's shared compile cache (dev's own default is under
+	// its data dir): each module compiles once per process, not per test.
+	t.Setenv("CACHE_DIRECTORY", plugintest.CacheDir(t))
 	dir = t.TempDir()
 	plugins := filepath.Join(dir, "plugins")
 	os.Mkdir(plugins, 0o755)
