@@ -73,3 +73,25 @@ func TestIndexMergeMatchesMap(t *testing.T) {
 		}
 	}
 }
+
+// gallop finds what a binary search finds, whatever step the caller
+// guessed: keys before, between, on and after base's, steps from 0 to past
+// its end.
+func TestGallopAnyStep(t *testing.T) {
+	x := newIndex()
+	for i := range 100 {
+		x.apply(put(fmt.Sprintf("k%03d", 2*i), "v", uint64(i+1)))
+	}
+	x.merge()
+	for i := -1; i <= 201; i++ {
+		k := fmt.Sprintf("k%03d", i)
+		for from := 0; from < len(x.base); from += 7 {
+			want := x.searchBase(x.base[from:], k)
+			for step := range 120 {
+				if got := x.gallop(x.base[from:], k, step); got != want {
+					t.Fatalf("gallop(base[%d:], %q, %d) = %d, want %d", from, k, step, got, want)
+				}
+			}
+		}
+	}
+}
