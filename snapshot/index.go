@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unsafe"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
 )
@@ -79,6 +80,13 @@ func (a *arena) key(r ref) []byte {
 	off := int(r & (1<<refOffBits - 1))
 	klen := int(binary.LittleEndian.Uint16(c[off:]))
 	return c[off+2 : off+2+klen]
+}
+
+// keyString returns the key of the entry at r as a string that shares the
+// arena's bytes (they are never modified once written).
+func (a *arena) keyString(r ref) string {
+	k := a.key(r)
+	return unsafe.String(unsafe.SliceData(k), len(k))
 }
 
 // payloadLen is the length of the PUT payload at the start of p.
@@ -186,8 +194,13 @@ func (x *index) stage(u *kvcore.Update) ref {
 // set makes r (a staged reference, or tombstone) key's entry. It does not
 // look the key up in base: whether a put replaces a live key or a delete
 // removes one is settled when mem is merged (live and liveBytes count base
-// only).
+// only). A put's key in mem is its entry's key in the arena, not the
+// caller's string, which mem would otherwise keep alive (with whatever it
+// is a part of, such as a message's subject) until the next merge.
 func (x *index) set(key string, r ref) {
+	if r != tombstone {
+		key = x.ar.keyString(r)
+	}
 	if _, inMem := x.mem[key]; !inMem {
 		x.memNew = append(x.memNew, key)
 	}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"unsafe"
 )
 
 // The sorted view of mem is brought up to date incrementally (new keys are
@@ -91,6 +92,35 @@ func TestGallopAnyStep(t *testing.T) {
 				if got := x.gallop(x.base[from:], k, step); got != want {
 					t.Fatalf("gallop(base[%d:], %q, %d) = %d, want %d", from, k, step, got, want)
 				}
+			}
+		}
+	}
+}
+
+// mem keeps no caller's key for a put: its key is a view of the entry's
+// bytes in the arena (a caller's key can be a slice of a large message).
+func TestMemKeysLiveInTheArena(t *testing.T) {
+	x := newIndex()
+	inArena := func(k string) bool {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(k)))
+		for _, c := range x.ar.chunks {
+			start := uintptr(unsafe.Pointer(unsafe.SliceData(c)))
+			if p >= start && p < start+uintptr(cap(c)) {
+				return true
+			}
+		}
+		return false
+	}
+	for i := range 100 {
+		msg := fmt.Sprintf("$KV.bucket.key%03d", i%40) // the key is a part of it
+		x.apply(put(msg[len("$KV.bucket."):], "v", uint64(i+1)))
+	}
+	x.apply(del("key007", 101))
+	x.apply(put("key007", "again", 102))
+	for _, keys := range [][]string{slices.Collect(maps.Keys(x.mem)), x.memNew, x.sortedMemKeys()} {
+		for _, k := range keys {
+			if !inArena(k) {
+				t.Fatalf("mem holds key %q outside the arena", k)
 			}
 		}
 	}
