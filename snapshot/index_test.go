@@ -125,3 +125,23 @@ func TestMemKeysLiveInTheArena(t *testing.T) {
 		}
 	}
 }
+
+// A fold that grew at its last merge merges at a quarter of base; one whose
+// keys were changed, at a sixteenth.
+func TestMergeThresholdFollowsGrowth(t *testing.T) {
+	x := newIndex()
+	for i := range 128_000 {
+		x.apply(put(fmt.Sprintf("k%07d", i), "v", uint64(i+1)))
+	}
+	x.merge()
+	if got := x.mergeThreshold(); got != 32_000 {
+		t.Fatalf("after growing to 128000 keys: threshold %d, want 32000", got)
+	}
+	for i := range 20_000 {
+		x.apply(put(fmt.Sprintf("k%07d", i*3), "w", uint64(200_000+i)))
+	}
+	x.merge()
+	if got := x.mergeThreshold(); got != 8_000 {
+		t.Fatalf("after changing 20000 of 128000 keys: threshold %d, want 8000", got)
+	}
+}
