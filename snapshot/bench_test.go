@@ -392,8 +392,15 @@ func BenchmarkLoadBloated(b *testing.B) {
 // a process whose heap has never held the fold: in one process with the
 // other side, whichever side ran second would reuse the memory the first
 // one faulted in and freed, which on a VM costs as much as the load itself.
+// For the same reason each child starts after memoryHandback: on a VM that
+// hands freed memory back to its host (free page reporting), memory that
+// another process freed a moment ago is faulted in again for a fraction of
+// what memory the host took back costs, so without the pause a child that
+// followed a large one (the fixtures, the other side) would be measured
+// with warm memory and the next one with cold.
 func timedLoad(b *testing.B, mode, path, compacted string) {
 	b.StopTimer()
+	time.Sleep(memoryHandback)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "SLIPSTREAM_LOAD_CHILD="+mode, "SLIPSTREAM_LOAD_FILE="+path, "SLIPSTREAM_LOAD_COMPACTED="+compacted)
 	out, err := cmd.CombinedOutput()
@@ -407,6 +414,10 @@ func timedLoad(b *testing.B, mode, path, compacted string) {
 	b.ReportMetric(ns, "ns/op") // the load, not the process around it
 	b.ReportMetric(ns, "load-ns")
 }
+
+// memoryHandback is how long a VM with free page reporting takes to hand
+// memory freed by a process back to its host (Linux reports after 2 s).
+const memoryHandback = 3 * time.Second
 
 // readHuge reads the file at path as os.ReadFile does, into a buffer on
 // huge pages as a load's: the baseline pays for the same fresh memory as
