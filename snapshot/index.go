@@ -202,10 +202,11 @@ func (x *index) set(key string, r ref) {
 	if r != tombstone {
 		key = x.ar.keyString(r)
 	}
-	if _, inMem := x.mem[key]; !inMem {
+	n := len(x.mem)
+	x.mem[key] = r // one map operation, not a lookup and then a store
+	if len(x.mem) > n {
 		x.memNew = append(x.memNew, key)
 	}
-	x.mem[key] = r
 }
 
 // count is the number of live keys, mem included: O(len(mem) log n).
