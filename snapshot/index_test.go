@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"unsafe"
 )
 
 // The sorted view of mem is brought up to date incrementally (new keys are
@@ -71,5 +72,76 @@ func TestIndexMergeMatchesMap(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// gallop finds what a binary search finds, whatever step the caller
+// guessed: keys before, between, on and after base's, steps from 0 to past
+// its end.
+func TestGallopAnyStep(t *testing.T) {
+	x := newIndex()
+	for i := range 100 {
+		x.apply(put(fmt.Sprintf("k%03d", 2*i), "v", uint64(i+1)))
+	}
+	x.merge()
+	for i := -1; i <= 201; i++ {
+		k := fmt.Sprintf("k%03d", i)
+		for from := 0; from < len(x.base); from += 7 {
+			want := x.searchBase(x.base[from:], k)
+			for step := range 120 {
+				if got := x.gallop(x.base[from:], k, step); got != want {
+					t.Fatalf("gallop(base[%d:], %q, %d) = %d, want %d", from, k, step, got, want)
+				}
+			}
+		}
+	}
+}
+
+// mem keeps no caller's key for a put: its key is a view of the entry's
+// bytes in the arena (a caller's key can be a slice of a large message).
+func TestMemKeysLiveInTheArena(t *testing.T) {
+	x := newIndex()
+	inArena := func(k string) bool {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(k)))
+		for _, c := range x.ar.chunks {
+			start := uintptr(unsafe.Pointer(unsafe.SliceData(c)))
+			if p >= start && p < start+uintptr(cap(c)) {
+				return true
+			}
+		}
+		return false
+	}
+	for i := range 100 {
+		msg := fmt.Sprintf("$KV.bucket.key%03d", i%40) // the key is a part of it
+		x.apply(put(msg[len("$KV.bucket."):], "v", uint64(i+1)))
+	}
+	x.apply(del("key007", 101))
+	x.apply(put("key007", "again", 102))
+	for _, keys := range [][]string{slices.Collect(maps.Keys(x.mem)), x.memNew, x.sortedMemKeys()} {
+		for _, k := range keys {
+			if !inArena(k) {
+				t.Fatalf("mem holds key %q outside the arena", k)
+			}
+		}
+	}
+}
+
+// A fold that grew at its last merge merges at a quarter of base; one whose
+// keys were changed, at a sixteenth.
+func TestMergeThresholdFollowsGrowth(t *testing.T) {
+	x := newIndex()
+	for i := range 128_000 {
+		x.apply(put(fmt.Sprintf("k%07d", i), "v", uint64(i+1)))
+	}
+	x.merge()
+	if got := x.mergeThreshold(); got != 32_000 {
+		t.Fatalf("after growing to 128000 keys: threshold %d, want 32000", got)
+	}
+	for i := range 20_000 {
+		x.apply(put(fmt.Sprintf("k%07d", i*3), "w", uint64(200_000+i)))
+	}
+	x.merge()
+	if got := x.mergeThreshold(); got != 8_000 {
+		t.Fatalf("after changing 20000 of 128000 keys: threshold %d, want 8000", got)
 	}
 }
