@@ -1,0 +1,53 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"unsafe"
+)
+
+// TestAdviseHugeHeapCoversTheNextAllocations checks that the heap the
+// agent allocates from after adviseHugeHeap is advised for transparent
+// huge pages (smaps VmFlags "hg"): the Go runtime never advises its heap.
+func TestAdviseHugeHeapCoversTheNextAllocations(t *testing.T) {
+	adviseHugeHeap()
+	b := make([]byte, 16<<20)
+	mid := uintptr(unsafe.Pointer(&b[len(b)/2]))
+	flags := vmFlags(t, mid)
+	if !slices.Contains(flags, "hg") {
+		t.Fatalf("a 16 MiB allocation after adviseHugeHeap lies in a mapping without huge page advice (VmFlags %v)", flags)
+	}
+}
+
+// vmFlags returns the VmFlags of the mapping holding addr, from
+// /proc/self/smaps.
+func vmFlags(t *testing.T, addr uintptr) []string {
+	t.Helper()
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	in := false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		var lo, hi uintptr
+		if n, _ := fmt.Sscanf(line, "%x-%x ", &lo, &hi); n == 2 {
+			in = lo <= addr && addr < hi
+			continue
+		}
+		if rest, ok := strings.CutPrefix(line, "VmFlags:"); ok && in {
+			return strings.Fields(rest)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Fatalf("no mapping holds %#x", addr)
+	return nil
+}
