@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 // huge pages (smaps VmFlags "hg"): the Go runtime never advises its heap.
 func TestAdviseHugeHeapCoversTheNextAllocations(t *testing.T) {
 	adviseHugeHeap()
+	runtime.GC() // waits for the collection adviseHugeHeap started
 	b := make([]byte, 16<<20)
 	mid := uintptr(unsafe.Pointer(&b[len(b)/2]))
 	flags := vmFlags(t, mid)
