@@ -2,8 +2,6 @@ package host
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -74,8 +72,11 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, cfg PluginConfig) (*Plug
 	// hash off a cold start's way to its first render.
 	digest := make(chan string, 1)
 	go func() {
-		sum := sha256.Sum256(wasm)
-		digest <- hex.EncodeToString(sum[:])
+		sum, err := hashModule(wasm)
+		if err != nil {
+			sum = "" // init fails the load
+		}
+		digest <- sum
 	}()
 	rcfg := wazero.NewRuntimeConfigCompiler().
 		WithCloseOnContextDone(e.interrupt).
@@ -113,8 +114,11 @@ func (p *Plugin) init(ctx context.Context, wasm []byte, digest <-chan string) er
 		return fmt.Errorf("host: instantiate host module: %w", err)
 	}
 	compile := func() (string, error) {
-		cm, err := p.runtime.CompileModule(ctx, wasm)
+		cm, err := compileModule(ctx, p.runtime, wasm)
 		p.compiled, p.digest = cm, <-digest
+		if p.digest == "" {
+			err = errModuleFault
+		}
 		return p.digest, err
 	}
 	var err error
@@ -123,7 +127,7 @@ func (p *Plugin) init(ctx context.Context, wasm []byte, digest <-chan string) er
 	} else {
 		_, err = compile()
 	}
-	if pin := p.cfg.SHA256; pin != "" && !strings.EqualFold(pin, p.digest) {
+	if pin := p.cfg.SHA256; pin != "" && p.digest != "" && !strings.EqualFold(pin, p.digest) {
 		return fmt.Errorf("%w: plugin %q: module sha256 is %s, pinned %s", ErrChecksum, p.cfg.Name, p.digest, pin)
 	}
 	if err != nil {
