@@ -2,6 +2,8 @@ package host
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -72,11 +74,8 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, cfg PluginConfig) (*Plug
 	// hash off a cold start's way to its first render.
 	digest := make(chan string, 1)
 	go func() {
-		sum, err := hashModule(wasm)
-		if err != nil {
-			sum = "" // init fails the load
-		}
-		digest <- sum
+		sum := sha256.Sum256(wasm)
+		digest <- hex.EncodeToString(sum[:])
 	}()
 	rcfg := wazero.NewRuntimeConfigCompiler().
 		WithCloseOnContextDone(e.interrupt).
@@ -114,11 +113,8 @@ func (p *Plugin) init(ctx context.Context, wasm []byte, digest <-chan string) er
 		return fmt.Errorf("host: instantiate host module: %w", err)
 	}
 	compile := func() (string, error) {
-		cm, err := compileModule(ctx, p.runtime, wasm)
+		cm, err := p.runtime.CompileModule(ctx, wasm)
 		p.compiled, p.digest = cm, <-digest
-		if p.digest == "" {
-			err = errModuleFault
-		}
 		return p.digest, err
 	}
 	var err error
@@ -127,7 +123,7 @@ func (p *Plugin) init(ctx context.Context, wasm []byte, digest <-chan string) er
 	} else {
 		_, err = compile()
 	}
-	if pin := p.cfg.SHA256; pin != "" && p.digest != "" && !strings.EqualFold(pin, p.digest) {
+	if pin := p.cfg.SHA256; pin != "" && !strings.EqualFold(pin, p.digest) {
 		return fmt.Errorf("%w: plugin %q: module sha256 is %s, pinned %s", ErrChecksum, p.cfg.Name, p.digest, pin)
 	}
 	if err != nil {

@@ -67,10 +67,9 @@ func (e *Engine) ModuleDigest(path string) (string, error) {
 	return sum, nil
 }
 
-// LoadFile reads the module file at path (maps it, on Linux) and loads it
-// as [Engine.Load] does, recording its digest for [Engine.ModuleDigest]. A
-// file that cannot be read fails with the read's *fs.PathError; one
-// truncated while it is read fails the load (it wraps [ErrInvalidModule]).
+// LoadFile reads the module file at path and loads it as [Engine.Load]
+// does, recording its digest for [Engine.ModuleDigest]. A file that cannot
+// be read fails with the read's *fs.PathError.
 func (e *Engine) LoadFile(ctx context.Context, path string, cfg PluginConfig) (*Plugin, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -80,11 +79,10 @@ func (e *Engine) LoadFile(ctx context.Context, path string, cfg PluginConfig) (*
 	if e.digests != nil {
 		stat = statFingerprint(abs) // before reading: a later write changes it
 	}
-	wasm, release, err := readModule(abs)
+	wasm, err := os.ReadFile(abs)
 	if err != nil {
 		return nil, err
 	}
-	defer release() // Load returns once nothing reads wasm
 	p, err := e.Load(ctx, wasm, cfg)
 	if err != nil {
 		return nil, err
