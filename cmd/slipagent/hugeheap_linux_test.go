@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"runtime"
@@ -11,18 +12,33 @@ import (
 	"unsafe"
 )
 
-// TestAdviseHugeHeapCoversTheNextAllocations checks that the heap the
-// agent allocates from after adviseHugeHeap is advised for transparent
-// huge pages (smaps VmFlags "hg"): the Go runtime never advises its heap.
+// TestAdviseHugeHeapCoversTheNextAllocations checks that, where the system
+// gives huge pages on advice, the heap the agent allocates from after
+// adviseHugeHeap is advised (smaps VmFlags "hg"; the Go runtime never
+// advises its heap) until undo takes the advice back ("nh"), and that
+// elsewhere it advises nothing.
 func TestAdviseHugeHeapCoversTheNextAllocations(t *testing.T) {
-	adviseHugeHeap()
+	mode, err := os.ReadFile(thpModeFile)
+	onAdvice := err == nil && bytes.Contains(mode, []byte("[madvise]"))
+	undo := adviseHugeHeap()
 	runtime.GC() // waits for the collection adviseHugeHeap started
 	b := make([]byte, 16<<20)
 	mid := uintptr(unsafe.Pointer(&b[len(b)/2]))
 	flags := vmFlags(t, mid)
-	if !slices.Contains(flags, "hg") {
+	if !onAdvice {
+		if undo != nil || slices.Contains(flags, "hg") {
+			t.Fatalf("transparent huge pages %q: adviseHugeHeap advised the heap (VmFlags %v)", mode, flags)
+		}
+		return
+	}
+	if undo == nil || !slices.Contains(flags, "hg") {
 		t.Fatalf("a 16 MiB allocation after adviseHugeHeap lies in a mapping without huge page advice (VmFlags %v)", flags)
 	}
+	undo()
+	if flags := vmFlags(t, mid); slices.Contains(flags, "hg") || !slices.Contains(flags, "nh") {
+		t.Fatalf("undo left the advice (VmFlags %v)", flags)
+	}
+	runtime.KeepAlive(b)
 }
 
 // vmFlags returns the VmFlags of the mapping holding addr, from

@@ -2,5 +2,5 @@
 
 package main
 
-// adviseHugeHeap does nothing outside Linux (see hugeheap_linux.go).
-func adviseHugeHeap() {}
+// adviseHugeHeapAtStart does nothing outside Linux (see hugeheap_linux.go).
+func adviseHugeHeapAtStart() {}
