@@ -25,6 +25,7 @@ keeps the running configuration), then only the watches that changed restart.
 SIGINT or SIGTERM stops gracefully, a second one exits at once.`
 
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	adviseHugeHeapAtStart()
 	fs := newFlagSet("slipagent run", stderr)
 	path := fs.String("config", defaultConfig, "configuration file, or directory of *.hcl files")
 	format := fs.String("log-format", "text", "log format: text or json")

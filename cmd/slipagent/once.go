@@ -21,6 +21,7 @@ plugin, a check, a hook, its bucket); 4 when no NATS server could be
 reached; 7 when the deletion guard holds a watch (slipagent resync --confirm).`
 
 func runOnce(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	adviseHugeHeapAtStart()
 	fs := newFlagSet("slipagent once", stderr)
 	path := fs.String("config", defaultConfig, "configuration file, or directory of *.hcl files")
 	format := fs.String("log-format", "text", "log format: text or json")

@@ -64,15 +64,15 @@ type ledgerFile struct {
 	Entries map[string]ledgerEntry `json:"entries"`
 }
 
-// compile runs compile (the module with sha256 digest) once every entry
-// wazero may load has been checked against the ledger, and records the
-// entries it wrote.
-func (l *cacheLedger) compile(digest string, compile func() error) error {
+// compile runs compile once every entry wazero may load has been checked
+// against the ledger, and records the entries it wrote as compiled from
+// the module whose sha256 compile returns.
+func (l *cacheLedger) compile(compile func() (digest string, err error)) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	led := l.read()
 	changed := l.verify(led)
-	err := compile()
+	digest, err := compile()
 	files, lerr := l.entries()
 	if lerr != nil {
 		return errors.Join(err, lerr)

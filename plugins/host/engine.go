@@ -56,23 +56,27 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// Load compiles wasm into a plugin: it checks the sha256 pin, compiles (or
-// loads from the cache), checks the module's exports and imports against ABI
-// version 1, and instantiates it once to check the version it declares.
-// Errors wrap [ErrChecksum], [ErrInvalidModule] or [ErrABI].
+// Load compiles wasm into a plugin: it compiles (or loads from the cache)
+// while it hashes the module, checks the sha256 pin, checks the module's
+// exports and imports against ABI version 1, and instantiates it once to
+// check the version it declares. A module that fails its pin never runs
+// (only its compile is wasted). Errors wrap [ErrChecksum],
+// [ErrInvalidModule] or [ErrABI].
 func (e *Engine) Load(ctx context.Context, wasm []byte, cfg PluginConfig) (*Plugin, error) {
 	cfg = cfg.withDefaults()
-	sum := sha256.Sum256(wasm)
-	digest := hex.EncodeToString(sum[:])
-	if cfg.SHA256 != "" && !strings.EqualFold(cfg.SHA256, digest) {
-		return nil, fmt.Errorf("%w: plugin %q: module sha256 is %s, pinned %s", ErrChecksum, cfg.Name, digest, cfg.SHA256)
-	}
 	e.mu.Lock()
 	closed := e.closed
 	e.mu.Unlock()
 	if closed {
 		return nil, ErrClosed
 	}
+	// The compile does not need the digest: hashing beside it takes the
+	// hash off a cold start's way to its first render.
+	digest := make(chan string, 1)
+	go func() {
+		sum := sha256.Sum256(wasm)
+		digest <- hex.EncodeToString(sum[:])
+	}()
 	rcfg := wazero.NewRuntimeConfigCompiler().
 		WithCloseOnContextDone(e.interrupt).
 		WithMemoryLimitPages(cfg.memoryPages()).
@@ -82,8 +86,8 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, cfg PluginConfig) (*Plug
 	if logger == nil {
 		logger = e.logger
 	}
-	p := &Plugin{engine: e, cfg: cfg, digest: digest, runtime: r, logger: logger.With(slog.String("plugin", cfg.Name))}
-	if err := p.init(ctx, wasm); err != nil {
+	p := &Plugin{engine: e, cfg: cfg, runtime: r, logger: logger.With(slog.String("plugin", cfg.Name))}
+	if err := p.init(ctx, wasm, digest); err != nil {
 		_ = r.Close(ctx)
 		return nil, err
 	}
@@ -97,29 +101,35 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, cfg PluginConfig) (*Plug
 	return p, nil
 }
 
-func (p *Plugin) init(ctx context.Context, wasm []byte) error {
+// init compiles wasm, learns its digest from digest meanwhile, checks the
+// pin and the ABI, and instantiates the module once.
+func (p *Plugin) init(ctx context.Context, wasm []byte, digest <-chan string) error {
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, p.runtime); err != nil {
+		<-digest
 		return fmt.Errorf("host: instantiate WASI: %w", err)
 	}
 	if err := instantiateHostModule(ctx, p.runtime); err != nil {
+		<-digest
 		return fmt.Errorf("host: instantiate host module: %w", err)
 	}
-	var cm wazero.CompiledModule
-	compile := func() (err error) {
-		cm, err = p.runtime.CompileModule(ctx, wasm)
-		return err
+	compile := func() (string, error) {
+		cm, err := p.runtime.CompileModule(ctx, wasm)
+		p.compiled, p.digest = cm, <-digest
+		return p.digest, err
 	}
 	var err error
 	if l := p.engine.ledger; l != nil {
-		err = l.compile(p.digest, compile)
+		err = l.compile(compile)
 	} else {
-		err = compile()
+		_, err = compile()
+	}
+	if pin := p.cfg.SHA256; pin != "" && !strings.EqualFold(pin, p.digest) {
+		return fmt.Errorf("%w: plugin %q: module sha256 is %s, pinned %s", ErrChecksum, p.cfg.Name, p.digest, pin)
 	}
 	if err != nil {
 		return fmt.Errorf("%w: plugin %q: %v", ErrInvalidModule, p.cfg.Name, err)
 	}
-	p.compiled = cm
-	if err := checkModule(cm); err != nil {
+	if err := checkModule(p.compiled); err != nil {
 		return fmt.Errorf("%w: plugin %q: %v", ErrABI, p.cfg.Name, err)
 	}
 	// Instantiate once so a wrong ABI version or a crashing initializer is a
