@@ -107,8 +107,19 @@ func (s *stage) syncStaged(ctx context.Context) error {
 
 // forEach calls fn on every item, at most workers at a time, and returns the
 // first error. It starts no more calls once ctx is done, and then returns
-// ctx's error.
+// ctx's error. A single item is handled on the caller's goroutine: the
+// commit of a one-file batch then waits on no goroutine hand-off, which a
+// busy scheduler can delay by milliseconds.
 func forEach[T any](ctx context.Context, workers int, items []T, fn func(T) error) error {
+	if len(items) == 1 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(items[0]); err != nil {
+			return err
+		}
+		return ctx.Err()
+	}
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
