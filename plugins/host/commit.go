@@ -89,7 +89,13 @@ func (s *stage) sync(ctx context.Context) error {
 }
 
 // syncStaged fsyncs every staged file not fsynced yet, and marks it so.
+// It first waits for the fsyncs started when files were staged
+// (earlysync.go).
 func (s *stage) syncStaged(ctx context.Context) error {
+	s.collectEarly()
+	if s.earlyErr != nil {
+		return s.earlyErr
+	}
 	var files []*stagedOp
 	for _, op := range s.ops {
 		if !op.remove() && !op.synced {
