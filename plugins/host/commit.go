@@ -25,11 +25,11 @@ const commitSyncWorkers = 16
 // needs, removes the directories it replaces or creates the ones its path
 // needs (reshape.go).
 //
-// The staged files are fsynced here, before the first rename, rather than
-// when staged: the guest's time limit then does not pay for them, and a
-// file renamed into place is complete (old or new content, never torn).
-// ctx bounds that first step; if it ends, or an fsync fails, everything is
-// discarded. Once renaming has started, the commit runs to the end; if a
+// The staged files are durable before the first rename, so a file renamed
+// into place is complete (old or new content, never torn): the commit waits
+// for the fsyncs staging started in the background (earlysync.go) and runs
+// the others. None of them runs inside the guest's time limit. ctx bounds
+// that first step; if it ends, or an fsync fails, everything is discarded. Once renaming has started, the commit runs to the end; if a
 // step fails, what is not committed yet is discarded.
 func (s *stage) commit(ctx context.Context) error {
 	if s.done {
