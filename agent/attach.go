@@ -44,10 +44,17 @@ func newAttachSource(store kvcore.Store, status *watchStatus) kvcore.Source {
 }
 
 func (s attachSource) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Cursor) (kvcore.Watch, error) {
+	return s.WatchBuffered(ctx, scope, from, 0)
+}
+
+// WatchBuffered keeps the store's own buffering (kvcore.BufferedWatcher)
+// visible to WatchApplied, which otherwise relays every event through a
+// goroutine of its own.
+func (s attachSource) WatchBuffered(ctx context.Context, scope kvcore.Scope, from kvcore.Cursor, capacity int) (kvcore.Watch, error) {
 	if from.IsNone() {
 		s.status.syncing()
 	}
-	wa, err := s.Store.Watch(ctx, scope, from)
+	wa, err := kvcore.WatchWithBuffer(ctx, s.Store, scope, from, capacity)
 	if err == nil || ctx.Err() == nil {
 		s.status.attached(err, true)
 	}

@@ -50,6 +50,8 @@ type outputRecord struct {
 	outs map[string]host.Output // by name
 	mu   sync.Mutex             // one Apply at a time, as folds require
 	l    *slog.Logger
+	// syncing is the fsync that committed started and synced waits for.
+	syncing chan error
 }
 
 // fileRecord is what the record holds for one file.
@@ -244,18 +246,23 @@ func (r *outputRecord) hash(staged []host.StagedFile) []kvcore.Update {
 }
 
 // committed records what hash returned, just before the commit renames the
-// files (see watchRunner.commit). The record's fsync may still run when it
-// returns: the commit overlaps it with the staged files' and waits for it
-// with synced before the first rename.
+// files (see watchRunner.commit). The record's fsync runs in the background
+// when it returns (a log fold leaves a small write's fsync to its next
+// call; committed starts it): the commit overlaps it with the staged
+// files' and waits for it with synced before the first rename.
 // A failure is logged, not returned: the files and hooks must not wait for
 // the record, and a stale entry only costs a needless full render later.
 func (r *outputRecord) committed(ctx context.Context, updates []kvcore.Update) {
 	if r == nil || len(updates) == 0 {
 		return
 	}
+	r.syncing = nil
 	if err := r.write(ctx, updates); err != nil {
 		r.l.Warn("cannot record committed outputs; a later drift check may render again needlessly", "err", err)
+		return
 	}
+	r.syncing = make(chan error, 1)
+	go func(done chan<- error) { done <- r.sync(ctx) }(r.syncing)
 }
 
 // synced returns once what committed wrote is durable. A failure is logged,
@@ -264,7 +271,14 @@ func (r *outputRecord) synced(ctx context.Context) {
 	if r == nil {
 		return
 	}
-	if err := r.sync(ctx); err != nil {
+	var err error
+	if r.syncing != nil {
+		err = <-r.syncing
+		r.syncing = nil
+	} else {
+		err = r.sync(ctx)
+	}
+	if err != nil {
 		r.l.Warn("cannot record committed outputs; a later drift check may render again needlessly", "err", err)
 	}
 }

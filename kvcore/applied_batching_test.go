@@ -175,6 +175,41 @@ func TestChannelCapacityReadsAheadWhileApplying(t *testing.T) {
 	})
 }
 
+// A source that buffers events itself (kvcore.BufferedWatcher) is asked for
+// ChannelCapacity of them, and the loop reads its watch with no relay in
+// between: a change reaches the loop with one goroutine hand-off less.
+func TestChannelCapacityOfABufferedWatcherIsTheWatchs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		live := make(chan kvcore.Event)
+		f := newMemFold()
+		f.cursor = kvcore.RevisionCursor(1)
+		w := bufferedScriptWatcher{&scriptWatcher{sessions: []session{{events: []kvcore.Event{synced}, live: live}}}}
+		gate := make(chan struct{})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go kvcore.WatchApplied(ctx, w, f, kvcore.AppliedConfig{Scope: kvcore.AllKeys(), Window: kvcore.NoWindow, ChannelCapacity: 10, Logger: slog.New(slog.DiscardHandler)},
+			func(context.Context, kvcore.Batch) error { <-gate; return nil })
+		synctest.Wait()
+		sent := 0
+		for rev := uint64(2); rev < 40; rev++ {
+			select {
+			case live <- put("k", "v", rev):
+				sent++
+				synctest.Wait()
+			default:
+			}
+		}
+		// One update is being applied, ten wait in the watch's buffer and
+		// one is in the scripted watch's hand; a relay would hold eleven
+		// more.
+		if sent != 12 {
+			t.Errorf("the watch delivered %d updates while apply was blocked, want 12", sent)
+		}
+		close(gate)
+		cancel()
+	})
+}
+
 // A resumed watch's backlog is applied as one batch even when its records
 // trickle in: until the Synced event, an update that finds the loop idle
 // does not close a batch at once.

@@ -26,8 +26,10 @@ type AppliedConfig struct {
 	// ChannelCapacity, when positive, puts a buffer of that many events
 	// between the watch and the loop (the Rust crate's channel_capacity):
 	// the watch is read ahead while a batch is applied, and back-pressured
-	// once the buffer is full. 0 relies on the watch's own buffering (a
-	// natskv or memkv watch buffers 256 events).
+	// once the buffer is full. A source that implements [BufferedWatcher]
+	// (natskv, memkv) gets a watch with that buffer; any other gets a relay
+	// goroutine in front of its watch. 0 relies on the watch's own
+	// buffering (a natskv or memkv watch buffers 256 events).
 	ChannelCapacity int
 	// FullRender makes the loop hand apply one full batch after it first
 	// catches up, even when resuming from a cursor (e.g. because the

@@ -26,7 +26,7 @@ func (l *appliedLoop) attach(ctx context.Context, from Cursor) (Watch, error) {
 			return nil, err
 		}
 	}
-	wa, err := l.src.Watch(ctx, l.cfg.Scope, from)
+	wa, err := l.watch(ctx, from)
 	if err != nil || l.ident == nil {
 		return wa, err
 	}

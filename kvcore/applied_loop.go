@@ -146,9 +146,6 @@ func (l *appliedLoop) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if l.cfg.ChannelCapacity > 0 {
-		wa = newRelay(wa, l.cfg.ChannelCapacity)
-	}
 	defer wa.Stop()
 	if m == modeSync {
 		if err := l.sync(ctx, wa, pre); err != nil {

@@ -156,6 +156,12 @@ func (w *scriptWatcher) Keys(_ context.Context, prefix string) ([]string, error)
 }
 
 func (w *scriptWatcher) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Cursor) (kvcore.Watch, error) {
+	return w.open(ctx, scope, from, 0)
+}
+
+// open opens the next scripted session, its Events channel buffering
+// buffer events.
+func (w *scriptWatcher) open(ctx context.Context, scope kvcore.Scope, from kvcore.Cursor, buffer int) (kvcore.Watch, error) {
 	if err := scope.Validate(); err != nil {
 		return nil, err
 	}
@@ -170,9 +176,19 @@ func (w *scriptWatcher) Watch(ctx context.Context, scope kvcore.Scope, from kvco
 		return nil, s.openErr
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	sw := &scriptWatch{events: make(chan kvcore.Event), cancel: cancel, done: make(chan struct{})}
+	sw := &scriptWatch{events: make(chan kvcore.Event, buffer), cancel: cancel, done: make(chan struct{})}
 	go sw.run(ctx, s)
 	return sw, nil
+}
+
+// bufferedScriptWatcher is a scriptWatcher whose watches buffer what the
+// caller asks for.
+type bufferedScriptWatcher struct{ *scriptWatcher }
+
+var _ kvcore.BufferedWatcher = bufferedScriptWatcher{}
+
+func (w bufferedScriptWatcher) WatchBuffered(ctx context.Context, scope kvcore.Scope, from kvcore.Cursor, capacity int) (kvcore.Watch, error) {
+	return w.open(ctx, scope, from, capacity)
 }
 
 func (w *scriptWatcher) resumedFrom() []kvcore.Cursor {

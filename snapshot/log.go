@@ -47,6 +47,7 @@ type Log struct {
 	scratch     []byte
 	staged      []ref      // Apply's arena references, reused
 	unsynced    chan error // the fsync of an Apply that left the cursor unchanged, still running
+	deferred    bool       // the last Apply's write waits for its fsync, which the next call runs first
 	err         error      // sticky: the file may hold a write we could not undo
 	dirUnsynced bool       // a compaction's rename is not known to be durable yet
 	closed      bool
@@ -140,13 +141,18 @@ func (l *Log) usable() error {
 //
 // An Apply that leaves the cursor as it is (updates folded ahead of a
 // checkpoint, which a restart from that cursor delivers again) returns once
-// its write is done and its updates are visible: its fsync runs in the
-// background, overlapping whatever the caller does next, and the next
-// Apply, [Log.Sync], [Log.Compact] or Close waits for it before writing
+// its write is done and its updates are visible, before its fsync: the
+// next Apply, [Log.Sync], [Log.Compact] or Close settles it before writing
 // anything (so at most one write is ever unsynced, see [SyncCheckpoint]).
-// An Apply that moves the cursor therefore returns only once it and
-// everything before it are durable. A background fsync that fails poisons
-// the log like any other; the call that waited for it returns its error.
+// A write of more than 64 KiB (an initial sync's chunk) has its fsync
+// started at once, in the background, overlapping whatever the caller does
+// next. A smaller one (a live batch folded ahead of its apply) leaves it to
+// the call that settles it: started at once, that fsync would compete for
+// the disk with the caller's own (the files an apply commits, whose renames
+// are what a reader waits for), and the checkpoint that follows pays it
+// instead. An Apply that moves the cursor therefore returns only once it
+// and everything before it are durable. An fsync that fails poisons the log
+// like any other; the call that settled it returns its error.
 //
 // If the write fails, the log is truncated back and nothing changes. If
 // that truncation or an fsync fails, the fold refuses every later Apply
@@ -192,7 +198,8 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 	// (and earlier changes merged) while it runs, and become visible only
 	// once it succeeded.
 	var synced chan error
-	if l.opts.Sync == SyncCheckpoint {
+	deferred := l.opts.Sync == SyncCheckpoint && cursor == l.cursor && len(buf) <= deferSyncBytes
+	if l.opts.Sync == SyncCheckpoint && !deferred {
 		synced = make(chan error, 1)
 		go func(f *os.File, sync func(*os.File) error) { synced <- sync(f) }(l.f, l.fs.sync)
 	}
@@ -216,6 +223,7 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 		l.idx.set(updates[i].Key, r)
 	}
 	l.cursor = cursor
+	l.deferred = deferred
 	l.size += int64(len(buf))
 	l.appended += int64(len(buf))
 	if l.job == nil && l.appended > max(l.due, l.recheck) && l.garbageDueLocked() {
@@ -224,10 +232,22 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 	return nil
 }
 
-// settleLocked waits for the background fsync of the last Apply, if one
-// runs (see Apply). Its failure poisons the log: the page cache and the
-// disk may now disagree. l.mu is held.
+// deferSyncBytes is the largest write under an unchanged cursor whose
+// fsync Apply leaves to the call that settles it (see Apply).
+const deferSyncBytes = 64 << 10
+
+// settleLocked makes the last Apply durable: it runs the fsync that Apply
+// left to it, or waits for the one that runs in the background (see
+// Apply). Its failure poisons the log: the page cache and the disk may now
+// disagree. l.mu is held.
 func (l *Log) settleLocked() error {
+	if l.deferred {
+		l.deferred = false
+		if err := l.fs.sync(l.f); err != nil {
+			l.err = err
+			return fmt.Errorf("snapshot: sync %s: %w", l.path, err)
+		}
+	}
 	if l.unsynced == nil {
 		return nil
 	}
@@ -240,8 +260,8 @@ func (l *Log) settleLocked() error {
 	return nil
 }
 
-// Sync returns once every Apply so far is durable: it waits for the
-// background fsync of an Apply that left the cursor unchanged (see Apply).
+// Sync returns once every Apply so far is durable: it settles the fsync of
+// an Apply that left the cursor unchanged (see Apply).
 // In [SyncNone] mode it does nothing.
 func (l *Log) Sync(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {

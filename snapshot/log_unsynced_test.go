@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,9 +16,12 @@ import (
 // return; it is generous, not a latency bound.
 const settleDeadline = 30 * time.Second
 
-// An Apply that leaves the cursor unchanged returns before its fsync ends;
-// the next Apply writes nothing until that fsync is over, and returns only
-// once its own is.
+// big is a value that makes an Apply's write larger than deferSyncBytes.
+var big = strings.Repeat("v", deferSyncBytes)
+
+// An Apply that leaves the cursor unchanged and writes more than
+// deferSyncBytes returns before its fsync ends; the next Apply writes
+// nothing until that fsync is over, and returns only once its own is.
 func TestLogApplyUnderCursorSyncsInBackground(t *testing.T) {
 	p := newPath(t)
 	l := openLog(t, p, Options{})
@@ -40,7 +44,7 @@ func TestLogApplyUnderCursorSyncsInBackground(t *testing.T) {
 		return real.writeAt(f, b, off)
 	}
 	under := make(chan error, 1)
-	go func() { under <- l.Apply(context.Background(), []kvcore.Update{put("b", "2", 2)}, cur(1)) }()
+	go func() { under <- l.Apply(context.Background(), []kvcore.Update{put("b", big, 2)}, cur(1)) }()
 	select {
 	case err := <-under:
 		if err != nil {
@@ -50,7 +54,7 @@ func TestLogApplyUnderCursorSyncsInBackground(t *testing.T) {
 		close(release)
 		t.Fatal("an Apply under the unchanged cursor waited for its fsync")
 	}
-	if e, err := l.Get("b"); err != nil || string(e.Value) != "2" {
+	if e, err := l.Get("b"); err != nil || string(e.Value) != big {
 		t.Fatalf("b = %v, %v: the batch is not visible while its fsync runs", e, err)
 	}
 
@@ -79,40 +83,94 @@ func TestLogApplyUnderCursorSyncsInBackground(t *testing.T) {
 	}
 }
 
-// A background fsync that fails is the error of the call that waits for
-// it, and poisons the log.
+// A small Apply that leaves the cursor unchanged starts no fsync: the next
+// call runs it before writing anything (so the write stays the only
+// unsynced one), and returns only once its own fsync is done too.
+func TestLogApplyUnderCursorLeavesSmallSyncToTheNextCall(t *testing.T) {
+	p := newPath(t)
+	l := openLog(t, p, Options{})
+	apply(t, l, cur(1), put("a", "1", 1))
+	var events []string
+	real := osFS()
+	l.fs.sync = func(f *os.File) error {
+		events = append(events, "sync")
+		return real.sync(f)
+	}
+	l.fs.writeAt = func(f *os.File, b []byte, off int64) (int, error) {
+		events = append(events, "write")
+		return real.writeAt(f, b, off)
+	}
+	apply(t, l, cur(1), put("b", "2", 2))
+	if l.unsynced != nil {
+		t.Fatal("a small Apply under the cursor started its fsync")
+	}
+	if got := strings.Join(events, " "); got != "write" {
+		t.Fatalf("a small Apply under the cursor did %q, want only its write", got)
+	}
+	if e, err := l.Get("b"); err != nil || string(e.Value) != "2" {
+		t.Fatalf("b = %v, %v: the batch is not visible before its fsync", e, err)
+	}
+	apply(t, l, cur(2))
+	// The checkpoint's own fsync runs in the background while it indexes,
+	// and is waited for before it returns.
+	if got := strings.Join(events, " "); got != "write sync write sync" {
+		t.Fatalf("the checkpoint after it did %q, want the earlier write's fsync first", got)
+	}
+	l.Close()
+	l = openLog(t, p, Options{})
+	if l.Cursor() != cur(2) || l.Len() != 2 {
+		t.Fatalf("reopened: cursor %v, %d keys; want rev 2, 2 keys", l.Cursor(), l.Len())
+	}
+}
+
+// An fsync of an Apply under the cursor that fails, whether it ran in the
+// background (a big write) or was left to the next call (a small one), is
+// the error of the call that settles it, and poisons the log.
 func TestLogBackgroundSyncFailurePoisons(t *testing.T) {
-	for _, waiter := range []string{"apply", "sync", "close"} {
-		t.Run(waiter, func(t *testing.T) {
-			l := openLog(t, newPath(t), Options{})
-			apply(t, l, cur(1), put("a", "1", 1))
-			inject := errors.New("injected")
-			l.fs.sync = func(*os.File) error { return inject }
-			if err := l.Apply(context.Background(), []kvcore.Update{put("b", "2", 2)}, cur(1)); err != nil {
-				t.Fatalf("Apply under the cursor: %v (its fsync runs in the background)", err)
-			}
-			l.fs = osFS()
-			var err error
-			switch waiter {
-			case "apply":
-				err = l.Apply(context.Background(), nil, cur(2))
-			case "sync":
-				err = l.Sync(context.Background())
-			case "close":
-				err = l.Close()
-			}
-			if !errors.Is(err, inject) {
-				t.Fatalf("%s after a failed background fsync: %v, want it", waiter, err)
-			}
-			if waiter == "close" {
-				return
-			}
-			if err := l.Apply(context.Background(), nil, cur(2)); !errors.Is(err, ErrPoisoned) {
-				t.Fatalf("Apply after a failed background fsync: %v, want ErrPoisoned", err)
-			}
-			if l.Cursor() != cur(1) {
-				t.Fatalf("cursor moved to %v", l.Cursor())
-			}
-		})
+	for _, size := range []string{"small", "big"} {
+		for _, waiter := range []string{"apply", "sync", "close"} {
+			t.Run(size+"/"+waiter, func(t *testing.T) {
+				testSyncFailurePoisons(t, size == "big", waiter)
+			})
+		}
+	}
+}
+
+func testSyncFailurePoisons(t *testing.T, background bool, waiter string) {
+	l := openLog(t, newPath(t), Options{})
+	apply(t, l, cur(1), put("a", "1", 1))
+	inject := errors.New("injected")
+	l.fs.sync = func(*os.File) error { return inject }
+	value := "2"
+	if background {
+		value = big
+	}
+	if err := l.Apply(context.Background(), []kvcore.Update{put("b", value, 2)}, cur(1)); err != nil {
+		t.Fatalf("Apply under the cursor: %v (its fsync runs later)", err)
+	}
+	if background {
+		l.fs = osFS() // the fsync ran already
+	}
+	var err error
+	switch waiter {
+	case "apply":
+		err = l.Apply(context.Background(), nil, cur(2))
+	case "sync":
+		err = l.Sync(context.Background())
+	case "close":
+		err = l.Close()
+	}
+	if !errors.Is(err, inject) {
+		t.Fatalf("%s after a failed background fsync: %v, want it", waiter, err)
+	}
+	l.fs = osFS()
+	if waiter == "close" {
+		return
+	}
+	if err := l.Apply(context.Background(), nil, cur(2)); !errors.Is(err, ErrPoisoned) {
+		t.Fatalf("Apply after a failed background fsync: %v, want ErrPoisoned", err)
+	}
+	if l.Cursor() != cur(1) {
+		t.Fatalf("cursor moved to %v", l.Cursor())
 	}
 }

@@ -12,9 +12,11 @@ import (
 )
 
 const (
-	eventBuffer = 256 // capacity of a watch's Events channel
+	eventBuffer = 256 // capacity of a watch's Events channel, unless WatchBuffered asks for more
 	readBatch   = 256 // records a watch copies out of the bucket at a time
 )
+
+var _ kvcore.BufferedWatcher = (*store)(nil)
 
 var errRefuseWrap = errors.New("resume revision is the largest uint64; refusing to wrap to 0")
 
@@ -27,6 +29,12 @@ var errRefuseWrap = errors.New("resume revision is the largest uint64; refusing 
 // them). So does a whole-bucket state sync past its initial state, on a
 // bucket whose limits drop records (max age, discard old).
 func (s *store) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Cursor) (kvcore.Watch, error) {
+	return s.WatchBuffered(ctx, scope, from, eventBuffer)
+}
+
+// WatchBuffered is Watch with an Events channel of capacity events, and at
+// least the default 256; see [kvcore.BufferedWatcher].
+func (s *store) WatchBuffered(ctx context.Context, scope kvcore.Scope, from kvcore.Cursor, capacity int) (kvcore.Watch, error) {
 	fail := func(err error) (kvcore.Watch, error) { return nil, s.fail("watch", "", err) }
 	if err := scope.Validate(); err != nil {
 		return fail(err)
@@ -48,7 +56,7 @@ func (s *store) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Curso
 	}
 
 	w := &watch{s: s, b: b, scope: scope, pos: pos, guard: scope.All() && (pos > 0 || b.lossy()),
-		events: make(chan kvcore.Event, eventBuffer), done: make(chan struct{})}
+		events: make(chan kvcore.Event, max(capacity, eventBuffer)), done: make(chan struct{})}
 	b.mu.Lock()
 	if pos > 0 {
 		if first := b.first(); first > pos+1 || pos > b.last {

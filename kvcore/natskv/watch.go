@@ -15,8 +15,11 @@ import (
 	"github.com/slipstreamkv/slipstream/kvcore"
 )
 
-// eventBuffer is the capacity of a watch's Events channel.
+// eventBuffer is the capacity of a watch's Events channel, unless
+// WatchBuffered asks for more.
 const eventBuffer = 256
+
+var _ kvcore.BufferedWatcher = (*store)(nil)
 
 var (
 	errRefuseWrap    = errors.New("resume revision is the largest uint64; refusing to wrap to 0")
@@ -33,6 +36,14 @@ var (
 // handled. Only a bucket that is gone or was re-created, a closed
 // connection, or retention that overran the watch end it (see Err).
 func (s *store) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Cursor) (kvcore.Watch, error) {
+	return s.WatchBuffered(ctx, scope, from, eventBuffer)
+}
+
+// WatchBuffered is Watch with an Events channel of capacity events, and at
+// least the default 256; see [kvcore.BufferedWatcher]. The delivery handler
+// blocks (and the consumer's flow control holds the server back) once that
+// many wait.
+func (s *store) WatchBuffered(ctx context.Context, scope kvcore.Scope, from kvcore.Cursor, capacity int) (kvcore.Watch, error) {
 	fail := func(err error) (kvcore.Watch, error) {
 		return nil, &kvcore.OpError{Op: "watch", Bucket: s.bucket, Err: err}
 	}
@@ -53,7 +64,7 @@ func (s *store) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Curso
 	if _, ok := resumeStartSequence(pos); !ok {
 		return fail(fmt.Errorf("%w: %w", kvcore.ErrWatchFailed, errRefuseWrap))
 	}
-	w := s.newWatch(ctx, scope, pos)
+	w := s.newWatch(ctx, scope, pos, max(capacity, eventBuffer))
 	if err := w.attach(s.opts.Timeout); err != nil {
 		w.cancel()
 		s.sess.nc.RemoveStatusListener(w.status)
@@ -145,7 +156,7 @@ type attachment struct {
 	caughtUp           bool
 }
 
-func (s *store) newWatch(ctx context.Context, scope kvcore.Scope, pos uint64) *watch {
+func (s *store) newWatch(ctx context.Context, scope kvcore.Scope, pos uint64, buffer int) *watch {
 	filters, widened := filterSubjects(s.pre, scope)
 	w := &watch{
 		s:           s,
@@ -156,7 +167,7 @@ func (s *store) newWatch(ctx context.Context, scope kvcore.Scope, pos uint64) *w
 		resumed:     pos > 0,
 		log:         s.log.With("scope", scope.String()),
 		status:      s.sess.nc.StatusChanged(nats.CONNECTED, nats.CLOSED),
-		events:      make(chan kvcore.Event, eventBuffer),
+		events:      make(chan kvcore.Event, buffer),
 		done:        make(chan struct{}),
 		resets:      make(chan struct{}, 1),
 		elected:     make(chan leaderElected, 1),

@@ -25,11 +25,11 @@ const commitSyncWorkers = 16
 // needs, removes the directories it replaces or creates the ones its path
 // needs (reshape.go).
 //
-// The staged files are fsynced here, before the first rename, rather than
-// when staged: the guest's time limit then does not pay for them, and a
-// file renamed into place is complete (old or new content, never torn).
-// ctx bounds that first step; if it ends, or an fsync fails, everything is
-// discarded. Once renaming has started, the commit runs to the end; if a
+// The staged files are durable before the first rename, so a file renamed
+// into place is complete (old or new content, never torn): the commit waits
+// for the fsyncs staging started in the background (earlysync.go) and runs
+// the others. None of them runs inside the guest's time limit. ctx bounds
+// that first step; if it ends, or an fsync fails, everything is discarded. Once renaming has started, the commit runs to the end; if a
 // step fails, what is not committed yet is discarded.
 func (s *stage) commit(ctx context.Context) error {
 	if s.done {
@@ -89,7 +89,13 @@ func (s *stage) sync(ctx context.Context) error {
 }
 
 // syncStaged fsyncs every staged file not fsynced yet, and marks it so.
+// It first waits for the fsyncs started when files were staged
+// (earlysync.go).
 func (s *stage) syncStaged(ctx context.Context) error {
+	s.collectEarly()
+	if s.earlyErr != nil {
+		return s.earlyErr
+	}
 	var files []*stagedOp
 	for _, op := range s.ops {
 		if !op.remove() && !op.synced {
@@ -107,8 +113,19 @@ func (s *stage) syncStaged(ctx context.Context) error {
 
 // forEach calls fn on every item, at most workers at a time, and returns the
 // first error. It starts no more calls once ctx is done, and then returns
-// ctx's error.
+// ctx's error. A single item is handled on the caller's goroutine: the
+// commit of a one-file batch then waits on no goroutine hand-off, which a
+// busy scheduler can delay by milliseconds.
 func forEach[T any](ctx context.Context, workers int, items []T, fn func(T) error) error {
+	if len(items) == 1 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(items[0]); err != nil {
+			return err
+		}
+		return ctx.Err()
+	}
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex

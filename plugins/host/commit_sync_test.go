@@ -46,8 +46,8 @@ func TestSyncThenCommitFsyncsEachFileOnce(t *testing.T) {
 // failed commit fsync does, and the commit after it commits nothing.
 func TestSyncFailureDiscards(t *testing.T) {
 	s, dir := newTestStage(t, Limits{})
-	mustStage(t)(s.write("out", "a", []byte("new"), 0))
 	s.syncFile = func(*os.Root, string) error { return errors.New("injected: fsync failed") }
+	mustStage(t)(s.write("out", "a", []byte("new"), 0)) // may start the fsync
 	if err := s.sync(context.Background()); !errors.Is(err, ErrIO) {
 		t.Fatalf("err = %v, want ErrIO", err)
 	}

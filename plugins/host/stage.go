@@ -115,6 +115,11 @@ type stage struct {
 
 	syncWorkers int // how many fsyncs a commit runs at once
 
+	// The fsyncs started when files were staged (earlysync.go).
+	early        []earlySync
+	earlyStarted int
+	earlyErr     error // the first of them that failed, for syncStaged
+
 	// seams for fault injection in tests
 	rename   func(r *os.Root, from, to string) error
 	unlink   func(r *os.Root, name string) error
@@ -227,6 +232,9 @@ func (s *stage) supersede(output, p string) {
 	if !op.remove() {
 		s.bytes -= op.size
 		s.countParents(op, -1)
+		if len(s.early) > 0 {
+			s.collectEarly() // op's fsync may still run: let it end first
+		}
 		_ = s.roots[output].Remove(op.tmp())
 	}
 }
@@ -335,6 +343,7 @@ func (s *stage) write(output, p string, data []byte, mode uint32) (abi.Status, *
 		return ref.status, ref
 	}
 	s.add(op)
+	s.syncEarly(r, op)
 	return abi.OK, nil
 }
 
@@ -598,6 +607,7 @@ func (s *stage) discard() {
 		return
 	}
 	s.done = true
+	s.collectEarly() // before the files and their roots go
 	s.removeTemps()
 	s.removeCreated()
 	s.ops = nil

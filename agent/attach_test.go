@@ -1,0 +1,34 @@
+package agent
+
+import (
+	"testing"
+	"time"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+	"github.com/slipstreamkv/slipstream/kvcore/memkv"
+)
+
+// The source a watch's loop reads through keeps the store's own buffering
+// visible (kvcore.BufferedWatcher), whatever else it wraps: the loop then
+// reads the store's watch with no relay goroutine in between.
+func TestAttachSourceKeepsTheStoresBuffering(t *testing.T) {
+	ctx := t.Context()
+	store, err := memkv.New().Store(ctx, kvcore.StoreConfig{Bucket: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := newWatchStatus(&WatchConf{Name: "w", Bucket: "b"}, make(chan struct{}, 1), time.Now)
+	src := newAttachSource(store, status)
+	bw, ok := src.(kvcore.BufferedWatcher)
+	if !ok {
+		t.Fatalf("the attach source %T does not implement kvcore.BufferedWatcher", src)
+	}
+	wa, err := bw.WatchBuffered(ctx, kvcore.AllKeys(), kvcore.Cursor{}, 5000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wa.Stop()
+	if n := cap(wa.Events()); n < 5000 {
+		t.Errorf("the watch buffers %d events, want 5000", n)
+	}
+}
