@@ -245,3 +245,26 @@ func TestBacklogIsOneBatchEvenWhenItTrickles(t *testing.T) {
 		}
 	})
 }
+
+// A backlog whose Synced event is late (a caught-up check that failed waits
+// for the next heartbeat) is applied after backlogLinger, not then.
+func TestBacklogWithoutSyncedIsAppliedAfterALinger(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		live := make(chan kvcore.Event)
+		f := newMemFold()
+		f.cursor = kvcore.RevisionCursor(1)
+		w := &scriptWatcher{sessions: []session{{live: live}}}
+		applied := make(chan int, 10)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go kvcore.WatchApplied(ctx, w, f, kvcore.AppliedConfig{Scope: kvcore.AllKeys(), Window: kvcore.NoWindow, MaxBatch: 100, Logger: slog.New(slog.DiscardHandler)},
+			func(_ context.Context, b kvcore.Batch) error { applied <- len(b.Updates); return nil })
+		start := time.Now()
+		live <- put("a", "1", 2)
+		live <- put("b", "2", 3)
+		n := <-applied
+		if waited := time.Since(start); n != 2 || waited != 50*time.Millisecond {
+			t.Errorf("a batch of %d updates after %v, want the 2 after 50ms", n, waited)
+		}
+	})
+}

@@ -6,6 +6,10 @@ import (
 	"time"
 )
 
+// backlogLinger is how long, with no batch window, a resumed watch's
+// backlog waits for the Synced event before it is applied without it.
+const backlogLinger = 50 * time.Millisecond
+
 // follow batches live (or backlog) updates until the watch ends, and serves
 // export requests between batches. caughtUp says whether the watch's
 // Synced event was already handled (by sync).
@@ -59,6 +63,11 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch, caughtUp bool) error
 			window.Reset(min(l.cfg.Quiet.Min, time.Until(opened.Add(l.cfg.Quiet.Max))))
 		case first && l.cfg.Window > 0:
 			window.Reset(l.cfg.Window)
+		case first && !caughtUp:
+			// No window: the backlog waits for Synced, but not for long
+			// if Synced is late (a caught-up check that failed waits
+			// for the next heartbeat).
+			window.Reset(backlogLinger)
 		}
 	}
 	// drain takes the updates already delivered, up to MaxBatch, without
