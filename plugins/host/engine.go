@@ -56,12 +56,12 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// Load compiles wasm into a plugin: it compiles (or loads from the cache)
-// while it hashes the module, checks the sha256 pin, checks the module's
-// exports and imports against ABI version 1, and instantiates it once to
-// check the version it declares. A module that fails its pin never runs
-// (only its compile is wasted). Errors wrap [ErrChecksum],
-// [ErrInvalidModule] or [ErrABI].
+// Load compiles wasm into a plugin: it checks the sha256 pin, if any, then
+// compiles (or loads from the cache; an unpinned module is hashed
+// meanwhile), checks the module's exports and imports against ABI version
+// 1, and instantiates it once to check the version it declares. A module
+// that fails its pin is neither compiled nor run. Errors wrap
+// [ErrChecksum], [ErrInvalidModule] or [ErrABI].
 func (e *Engine) Load(ctx context.Context, wasm []byte, cfg PluginConfig) (*Plugin, error) {
 	cfg = cfg.withDefaults()
 	e.mu.Lock()
@@ -70,13 +70,20 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, cfg PluginConfig) (*Plug
 	if closed {
 		return nil, ErrClosed
 	}
-	// The compile does not need the digest: hashing beside it takes the
-	// hash off a cold start's way to its first render.
 	digest := make(chan string, 1)
-	go func() {
-		sum := sha256.Sum256(wasm)
-		digest <- hex.EncodeToString(sum[:])
-	}()
+	if pin := cfg.SHA256; pin != "" {
+		// A pinned module is checked before any of it is compiled: bytes
+		// that fail their pin never reach the compiler or its cache.
+		d := moduleSHA256(wasm)
+		if !strings.EqualFold(pin, d) {
+			return nil, fmt.Errorf("%w: plugin %q: module sha256 is %s, pinned %s", ErrChecksum, cfg.Name, d, pin)
+		}
+		digest <- d
+	} else {
+		// The compile does not need the digest: hashing beside it takes
+		// the hash off a cold start's way to its first render.
+		go func() { digest <- moduleSHA256(wasm) }()
+	}
 	rcfg := wazero.NewRuntimeConfigCompiler().
 		WithCloseOnContextDone(e.interrupt).
 		WithMemoryLimitPages(cfg.memoryPages()).
@@ -102,7 +109,7 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, cfg PluginConfig) (*Plug
 }
 
 // init compiles wasm, learns its digest from digest meanwhile, checks the
-// pin and the ABI, and instantiates the module once.
+// ABI, and instantiates the module once.
 func (p *Plugin) init(ctx context.Context, wasm []byte, digest <-chan string) error {
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, p.runtime); err != nil {
 		<-digest
@@ -122,9 +129,6 @@ func (p *Plugin) init(ctx context.Context, wasm []byte, digest <-chan string) er
 		err = l.compile(compile)
 	} else {
 		_, err = compile()
-	}
-	if pin := p.cfg.SHA256; pin != "" && !strings.EqualFold(pin, p.digest) {
-		return fmt.Errorf("%w: plugin %q: module sha256 is %s, pinned %s", ErrChecksum, p.cfg.Name, p.digest, pin)
 	}
 	if err != nil {
 		return fmt.Errorf("%w: plugin %q: %v", ErrInvalidModule, p.cfg.Name, err)
@@ -168,4 +172,10 @@ func (e *Engine) Close(ctx context.Context) error {
 	}
 	errs = append(errs, e.cache.Close(ctx))
 	return errors.Join(errs...)
+}
+
+// moduleSHA256 is the hex sha256 of a module's bytes, as pins give it.
+func moduleSHA256(wasm []byte) string {
+	sum := sha256.Sum256(wasm)
+	return hex.EncodeToString(sum[:])
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -226,6 +227,27 @@ func TestSHA256Pin(t *testing.T) {
 	_, err = testEngine(t).Load(ctx, wasm, PluginConfig{Name: "pinned", SHA256: strings.Repeat("0", 64)})
 	if !errors.Is(err, ErrChecksum) {
 		t.Fatalf("err = %v", err)
+	}
+	// Bytes that fail their pin never reach the compiler: nothing enters a
+	// fresh compile cache.
+	cache := t.TempDir()
+	e, err := New(ctx, Config{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(ctx)
+	if _, err := e.Load(ctx, wasm, PluginConfig{Name: "pinned", SHA256: strings.Repeat("0", 64)}); !errors.Is(err, ErrChecksum) {
+		t.Fatalf("err = %v", err)
+	}
+	var compiled []string
+	filepath.WalkDir(cache, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			compiled = append(compiled, path)
+		}
+		return nil
+	})
+	if len(compiled) != 0 {
+		t.Errorf("a module that failed its pin left %q in the compile cache", compiled)
 	}
 }
 

@@ -3,8 +3,6 @@ package host
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -59,8 +57,7 @@ const PageSize = pageSize
 // the ABI version it declares. Only a module that does not compile is an
 // error, wrapping [ErrInvalidModule].
 func Inspect(ctx context.Context, wasm []byte) (*Inspection, error) {
-	sum := sha256.Sum256(wasm)
-	in := &Inspection{Size: len(wasm), SHA256: hex.EncodeToString(sum[:])}
+	in := &Inspection{Size: len(wasm), SHA256: moduleSHA256(wasm)}
 	cfg := PluginConfig{Name: "inspect"}.withDefaults()
 	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().
 		WithCloseOnContextDone(true).
