@@ -253,10 +253,13 @@ func (r *outputRecord) hash(staged []host.StagedFile) []kvcore.Update {
 // A failure is logged, not returned: the files and hooks must not wait for
 // the record, and a stale entry only costs a needless full render later.
 func (r *outputRecord) committed(ctx context.Context, updates []kvcore.Update) {
-	if r == nil || len(updates) == 0 {
+	if r == nil {
 		return
 	}
-	r.syncing = nil
+	r.syncing = nil // an earlier commit's, if it failed before synced
+	if len(updates) == 0 {
+		return
+	}
 	if err := r.write(ctx, updates); err != nil {
 		r.l.Warn("cannot record committed outputs; a later drift check may render again needlessly", "err", err)
 		return
