@@ -3,7 +3,9 @@ package host
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path"
@@ -62,8 +64,26 @@ func (s *stage) commit(ctx context.Context) error {
 			break
 		}
 	}
+	// Directories earlier commits renamed into but could not fsync are
+	// fsynced again (see owedDirs); one that is gone since owes nothing.
+	fromOwed := map[outPath]bool{}
+	for _, d := range s.owed.in(s.outputs) {
+		if dirs[d] {
+			continue
+		}
+		if _, _, ref := s.root(d.output); ref != nil {
+			s.owed.settle(s.outputs[d.output], d.path, nil) // the output's directory is gone, and its files
+			continue
+		}
+		dirs[d], fromOwed[d] = true, true
+	}
 	derr := forEach(context.Background(), s.syncWorkers, slices.Collect(maps.Keys(dirs)), func(d outPath) error {
-		if err := s.syncDir(s.roots[d.output], d.path); err != nil {
+		err := s.syncDir(s.roots[d.output], d.path)
+		if fromOwed[d] && errors.Is(err, fs.ErrNotExist) {
+			err = nil
+		}
+		s.owed.settle(s.outputs[d.output], d.path, err)
+		if err != nil {
 			return fmt.Errorf("%w: commit: fsync directory %s in output %q: %v", ErrIO, abi.Quote(d.path), d.output, err)
 		}
 		return nil

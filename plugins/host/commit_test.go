@@ -249,3 +249,43 @@ func TestCommitFsyncFailureCommitsNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestFailedDirectoryFsyncIsOwedByLaterCommits: a commit whose directory
+// fsync failed after its renames fails, and so does every later commit
+// sharing its owed directories (an instance's retries) until that fsync
+// succeeds, although the retry finds its file in place and stages nothing.
+func TestFailedDirectoryFsyncIsOwedByLaterCommits(t *testing.T) {
+	first, dir := newTestStage(t, Limits{})
+	first.syncDir = func(*os.Root, string) error { return errors.New("injected: EIO") }
+	mustStage(t)(first.write("out", "sub/f", []byte("x"), 0))
+	if err := first.commit(context.Background()); !errors.Is(err, ErrIO) || !strings.Contains(err.Error(), "fsync directory") {
+		t.Fatalf("commit with a failing directory fsync: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "sub/f")); string(b) != "x" {
+		t.Fatal("the file was not renamed into place")
+	}
+	retry := func(syncDir func(*os.Root, string) error) ([]string, error) {
+		s := newStage(first.outputs, first.limits)
+		t.Cleanup(s.discard)
+		s.owed = first.owed
+		var mu sync.Mutex
+		var synced []string
+		s.syncDir = func(r *os.Root, d string) error {
+			mu.Lock()
+			synced = append(synced, d)
+			mu.Unlock()
+			return syncDir(r, d)
+		}
+		err := s.commit(context.Background())
+		return slices.Sorted(slices.Values(synced)), err
+	}
+	if synced, err := retry(func(*os.Root, string) error { return errors.New("injected: EIO again") }); !errors.Is(err, ErrIO) || !slices.Equal(synced, []string{".", "sub"}) {
+		t.Fatalf("a retry that stages nothing while the fsync still fails: err %v, synced %v; want ErrIO after trying . and sub", err, synced)
+	}
+	if synced, err := retry(syncPath); err != nil || !slices.Equal(synced, []string{".", "sub"}) {
+		t.Fatalf("a retry once the fsync works: err %v, synced %v; want nil after . and sub", err, synced)
+	}
+	if synced, err := retry(syncPath); err != nil || len(synced) != 0 {
+		t.Fatalf("the commit after: err %v, synced %v; want nothing owed", err, synced)
+	}
+}

@@ -29,6 +29,9 @@ type Engine struct {
 	// to measure what it costs.
 	interrupt bool
 
+	// owed holds the directories commits could not fsync (owed.go).
+	owed *owedDirs
+
 	mu      sync.Mutex
 	plugins map[*Plugin]struct{}
 	closed  bool
@@ -38,7 +41,7 @@ type Engine struct {
 // that directory (created if missing) and reused by later processes, once
 // checked against the engine's record of it (see [Config.CacheDir]).
 func New(ctx context.Context, cfg Config) (*Engine, error) {
-	e := &Engine{logger: cfg.Logger, interrupt: true, plugins: map[*Plugin]struct{}{}}
+	e := &Engine{logger: cfg.Logger, interrupt: true, owed: newOwedDirs(), plugins: map[*Plugin]struct{}{}}
 	if e.logger == nil {
 		e.logger = slog.New(slog.DiscardHandler)
 	}

@@ -165,6 +165,9 @@ func (i *Instance) callLocked(ctx context.Context, kind abi.Kind, cur Cursor, up
 		}
 	}
 	c := &call{inst: i, kind: kind, input: input, view: v, stage: newStage(i.cfg.Outputs, i.plugin.cfg.Limits)}
+	if e := i.plugin.engine; e != nil {
+		c.stage.owed = e.owed // what earlier commits could not fsync, whichever instance made them
+	}
 	fn := i.apply
 	if kind == abi.KindRender {
 		fn = i.render

@@ -115,6 +115,8 @@ type stage struct {
 
 	syncWorkers int // how many fsyncs a commit runs at once
 
+	owed *owedDirs // the engine's: directories earlier commits could not fsync
+
 	// The fsyncs started when files were staged (earlysync.go).
 	early        []earlySync
 	earlyStarted int
@@ -132,8 +134,8 @@ func newStage(outputs map[string]Output, limits Limits) *stage {
 	return &stage{
 		outputs: outputs, limits: limits,
 		roots: map[string]*os.Root{}, byPath: map[outPath]*stagedOp{}, parents: map[outPath]int{},
-		syncWorkers: commitSyncWorkers,
-		rename:      (*os.Root).Rename, unlink: (*os.Root).Remove, syncFile: syncPath, syncDir: syncPath, readDir: readDir,
+		syncWorkers: commitSyncWorkers, owed: newOwedDirs(),
+		rename: (*os.Root).Rename, unlink: (*os.Root).Remove, syncFile: syncPath, syncDir: syncPath, readDir: readDir,
 	}
 }
 
