@@ -141,37 +141,44 @@ func TestQuietWaitsForQuiescenceUpToMax(t *testing.T) {
 	})
 }
 
+// readAhead runs WatchApplied with a ChannelCapacity of 10 over the
+// scripted watch of wrap(w), whose session feeds live, holds the first
+// apply, and returns how many updates the watch took meanwhile.
+func readAhead(t *testing.T, wrap func(*scriptWatcher) kvcore.Source) int {
+	t.Helper()
+	live := make(chan kvcore.Event)
+	f := newMemFold()
+	f.cursor = kvcore.RevisionCursor(1)
+	w := wrap(&scriptWatcher{sessions: []session{{events: []kvcore.Event{synced}, live: live}}})
+	gate := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	defer close(gate)
+	go kvcore.WatchApplied(ctx, w, f, kvcore.AppliedConfig{Scope: kvcore.AllKeys(), Window: kvcore.NoWindow, ChannelCapacity: 10, Logger: slog.New(slog.DiscardHandler)},
+		func(context.Context, kvcore.Batch) error { <-gate; return nil })
+	synctest.Wait()
+	sent := 0
+	for rev := uint64(2); rev < 40; rev++ {
+		select {
+		case live <- put("k", "v", rev):
+			sent++
+			synctest.Wait()
+		default:
+		}
+	}
+	return sent
+}
+
 // With a channel capacity, the watch is read ahead while apply runs: an
 // unbuffered scripted watch delivers ChannelCapacity updates beyond the one
 // being applied before apply returns.
 func TestChannelCapacityReadsAheadWhileApplying(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		live := make(chan kvcore.Event)
-		f := newMemFold()
-		f.cursor = kvcore.RevisionCursor(1)
-		w := &scriptWatcher{sessions: []session{{events: []kvcore.Event{synced}, live: live}}}
-		gate := make(chan struct{})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go kvcore.WatchApplied(ctx, w, f, kvcore.AppliedConfig{Scope: kvcore.AllKeys(), Window: kvcore.NoWindow, ChannelCapacity: 10, Logger: slog.New(slog.DiscardHandler)},
-			func(context.Context, kvcore.Batch) error { <-gate; return nil })
-		synctest.Wait()
-		sent := 0
-		for rev := uint64(2); rev < 40; rev++ {
-			select {
-			case live <- put("k", "v", rev):
-				sent++
-				synctest.Wait()
-			default:
-			}
-		}
 		// One update is being applied, ten wait in the buffer, one is in
 		// the relay's hand and one in the scripted watch's.
-		if sent != 13 {
+		if sent := readAhead(t, func(w *scriptWatcher) kvcore.Source { return w }); sent != 13 {
 			t.Errorf("the watch delivered %d updates while apply was blocked, want 13", sent)
 		}
-		close(gate)
-		cancel()
 	})
 }
 
@@ -180,33 +187,12 @@ func TestChannelCapacityReadsAheadWhileApplying(t *testing.T) {
 // between: a change reaches the loop with one goroutine hand-off less.
 func TestChannelCapacityOfABufferedWatcherIsTheWatchs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		live := make(chan kvcore.Event)
-		f := newMemFold()
-		f.cursor = kvcore.RevisionCursor(1)
-		w := bufferedScriptWatcher{&scriptWatcher{sessions: []session{{events: []kvcore.Event{synced}, live: live}}}}
-		gate := make(chan struct{})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go kvcore.WatchApplied(ctx, w, f, kvcore.AppliedConfig{Scope: kvcore.AllKeys(), Window: kvcore.NoWindow, ChannelCapacity: 10, Logger: slog.New(slog.DiscardHandler)},
-			func(context.Context, kvcore.Batch) error { <-gate; return nil })
-		synctest.Wait()
-		sent := 0
-		for rev := uint64(2); rev < 40; rev++ {
-			select {
-			case live <- put("k", "v", rev):
-				sent++
-				synctest.Wait()
-			default:
-			}
-		}
 		// One update is being applied, ten wait in the watch's buffer and
 		// one is in the scripted watch's hand; a relay would hold eleven
 		// more.
-		if sent != 12 {
+		if sent := readAhead(t, func(w *scriptWatcher) kvcore.Source { return bufferedScriptWatcher{w} }); sent != 12 {
 			t.Errorf("the watch delivered %d updates while apply was blocked, want 12", sent)
 		}
-		close(gate)
-		cancel()
 	})
 }
 
