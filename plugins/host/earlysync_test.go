@@ -31,13 +31,7 @@ func TestStagedFileFsyncStartsWhenStaged(t *testing.T) {
 // not write, so the file is never fsynced again and renamed.
 func TestFailedEarlyFsyncIsNotRetried(t *testing.T) {
 	s, dir := newTestStage(t, Limits{})
-	var calls atomic.Int32
-	s.syncFile = func(r *os.Root, name string) error {
-		if calls.Add(1) == 1 {
-			return errors.New("injected: fsync failed")
-		}
-		return syncPath(r, name)
-	}
+	failFirstFileSync(s)
 	mustStage(t)(s.write("out", "a", []byte("new"), 0))
 	if err := s.commit(context.Background()); !errors.Is(err, ErrIO) {
 		t.Fatalf("commit after a failed fsync: %v, want ErrIO", err)
@@ -51,13 +45,7 @@ func TestFailedEarlyFsyncIsNotRetried(t *testing.T) {
 // one's fsync, failed or not, is no concern of the commit.
 func TestSupersededFileFsyncFailureIsIgnored(t *testing.T) {
 	s, dir := newTestStage(t, Limits{})
-	var calls atomic.Int32
-	s.syncFile = func(r *os.Root, name string) error {
-		if calls.Add(1) == 1 {
-			return errors.New("injected: fsync failed")
-		}
-		return syncPath(r, name)
-	}
+	calls := failFirstFileSync(s)
 	mustStage(t)(s.write("out", "a", []byte("first"), 0))
 	mustStage(t)(s.write("out", "a", []byte("second"), 0))
 	if err := s.commit(context.Background()); err != nil {
@@ -69,4 +57,17 @@ func TestSupersededFileFsyncFailureIsIgnored(t *testing.T) {
 	if n := calls.Load(); n != 2 {
 		t.Fatalf("%d fsyncs, want 2 (the dropped file's and the second's)", n)
 	}
+}
+
+// failFirstFileSync makes the first file fsync of s fail and the others
+// run; the counter it returns counts them all.
+func failFirstFileSync(s *stage) *atomic.Int32 {
+	var calls atomic.Int32
+	s.syncFile = func(r *os.Root, name string) error {
+		if calls.Add(1) == 1 {
+			return errors.New("injected: fsync failed")
+		}
+		return syncPath(r, name)
+	}
+	return &calls
 }
