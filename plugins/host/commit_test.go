@@ -289,3 +289,41 @@ func TestFailedDirectoryFsyncIsOwedByLaterCommits(t *testing.T) {
 		t.Fatalf("the commit after: err %v, synced %v; want nothing owed", err, synced)
 	}
 }
+
+// TestOwedDirectoryOutlivesTheInstance: the directories a commit could not
+// fsync are the engine's to owe. A later call of the instance, and a new
+// instance over the same output (a new watch session), fsync them again,
+// although the rewrite of the same file stages nothing.
+func TestOwedDirectoryOutlivesTheInstance(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, PluginConfig{})
+	failing := func(*os.Root, string) error { return errors.New("injected: EIO") }
+	res, err := f.apply("write=out:sub/f:x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.stage.syncDir = failing
+	if err := res.Commit(ctx); !errors.Is(err, ErrIO) {
+		t.Fatalf("commit with a failing directory fsync: %v", err)
+	}
+	if res, err = f.apply("write=out:sub/f:x"); err != nil || res.Changed() {
+		t.Fatalf("the rewrite of the same file: changed %v, err %v; want nothing staged", res.Changed(), err)
+	}
+	res.stage.syncDir = failing
+	if err := res.Commit(ctx); !errors.Is(err, ErrIO) {
+		t.Fatalf("the instance's next commit while the fsync still fails: %v, want ErrIO", err)
+	}
+	inst, err := f.p.NewInstance(ctx, f.inst.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close(ctx)
+	res, err = inst.Apply(ctx, f.batch("write=out:sub/f:x"), f.view)
+	if err != nil {
+		t.Fatal(err)
+	}
+	synced := recordDirSyncs(res.stage)
+	if err := res.Commit(ctx); err != nil || !slices.Equal(synced(), []string{".", "sub"}) {
+		t.Fatalf("a new instance's commit: err %v, synced %v; want nil after . and sub", err, synced())
+	}
+}
