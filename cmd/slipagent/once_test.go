@@ -1,12 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/slipstreamkv/slipstream/agent"
 	"github.com/slipstreamkv/slipstream/internal/natstest"
 	"github.com/slipstreamkv/slipstream/internal/plugintest"
 )
@@ -161,3 +166,60 @@ func readOrErr(path string) string {
 	}
 	return string(b)
 }
+
+// TestOnceAppliesABacklogInFullBatches: thousands of changes made while no
+// agent ran reach it from a real server in many deliveries; a fresh data
+// dir renders them once, and a resumed watch applies them in batches of the
+// watch's batch max, not in the small batches of whatever each delivery
+// brought (each batch runs the hook once, so hook runs count the batches).
+// kvcore's batching tests script the slow deliveries that this one cannot
+// force.
+func TestOnceAppliesABacklogInFullBatches(t *testing.T) {
+	srv := natstest.Run(t)
+	dir := t.TempDir()
+	cfg := onceConfig(t, dir, srv.URL(), "")
+	ctx := context.Background()
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "cfg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(round int) {
+		t.Helper()
+		for i := range backlog {
+			if _, err := kv.PutString(ctx, fmt.Sprintf("files.k%04d", i), fmt.Sprintf("r%d", round)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	check := func(round, runs int) {
+		t.Helper()
+		if code, _, errOut := runCmd(t, "once", "-config", cfg); code != exitOK {
+			t.Fatalf("once after round %d = %d; stderr:\n%s", round, code, errOut)
+		}
+		for _, i := range []int{0, backlog / 2, backlog - 1} {
+			if got, want := readOrErr(filepath.Join(dir, fmt.Sprintf("out/k%04d", i))), fmt.Sprintf("r%d", round); got != want {
+				t.Fatalf("after round %d: k%04d = %q, want %q", round, i, got, want)
+			}
+		}
+		if got := len(hookRuns(dir)); got != runs {
+			t.Fatalf("after round %d: %d hook runs in all, want %d (batches of %d changes)", round, got, runs, agent.DefaultBatchMax)
+		}
+	}
+	put(1)
+	check(1, 1) // a fresh data dir: the initial sync renders once
+	put(2)
+	check(2, 1+(backlog+agent.DefaultBatchMax-1)/agent.DefaultBatchMax) // the backlog of a resumed watch
+}
+
+// backlog is how many keys TestOnceAppliesABacklogInFullBatches changes
+// while no agent runs: several batches' worth.
+const backlog = 2500
