@@ -135,8 +135,15 @@ type simOp struct {
 }
 
 // write stages name = data unless the file already holds it, as the host's
-// stage_write does.
+// stage_write does. A value starting with simRefused fails the call, as the
+// host fails a write over the plugin's file size limit.
 func (r *simResult) write(name string, data []byte) {
+	if bytes.HasPrefix(data, []byte(simRefused)) {
+		if r.err == nil {
+			r.err = fmt.Errorf("sim: write %s: %d bytes exceed the file limit", name, len(data))
+		}
+		return
+	}
 	r.drop(name)
 	target := filepath.Join(r.dir, name)
 	if cur, err := os.ReadFile(target); err == nil && bytes.Equal(cur, data) {

@@ -15,8 +15,10 @@ package agent
 // interleaving inside the loop is not under the seed's control, so a replay
 // almost always, not always, takes the same path).
 //
-// Workload: puts (some of empty values), deletes, purges, bursts, and idle
-// periods long enough for retention to pass the watch's cursor.
+// Workload: puts (some of empty values, some of values the plugin's host
+// refuses, as it refuses a file over max_file_size, which a later put of the
+// key fixes), deletes, purges, bursts, and idle periods long enough for
+// retention to pass the watch's cursor.
 //
 // Faults: a crash (the process state is dropped; only what reached disk
 // survives) at a random moment or at the N-th durable step (fold write,
@@ -36,7 +38,8 @@ package agent
 //   - no unconfirmed mass deletion: no commit removes more outputs than the
 //     guard allows (max_delete_fraction, min_deletes) unless an operator
 //     confirmed it;
-//   - convergence: once the faults stop, the watch ends ready, with no
+//   - convergence: once the faults stop (and an operator fixed the refused
+//     values in the bucket), the watch ends ready, with no
 //     current error, and its output files equal the bucket's live keys,
 //     empty values included (a held watch is confirmed first, as an operator
 //     would);
@@ -80,6 +83,9 @@ const (
 	simSteps    = 24 // workload and fault steps per seed
 	simMinDel   = 4  // the guard's min_deletes in the simulated config
 	simFraction = 0.5
+	// simRefused starts the values the simulated plugin's writes are
+	// refused for (simResult.write).
+	simRefused = "refused"
 )
 
 var errSimCrash = errors.New("sim: crashed")
@@ -377,11 +383,24 @@ func (w *simWorld) act() {
 }
 
 func (w *simWorld) put(key string) {
-	value := ""
-	if w.rng.IntN(8) != 0 {
+	switch w.rng.IntN(16) {
+	case 0, 1:
+		w.putValue(key, "")
+	case 2:
 		w.nval++
-		value = fmt.Sprintf("v%d.%d", w.inc, w.nval)
+		w.putValue(key, fmt.Sprintf("%s%d.%d", simRefused, w.inc, w.nval))
+	default:
+		w.putValue(key, w.nextValue())
 	}
+}
+
+// nextValue is a new value the plugin writes.
+func (w *simWorld) nextValue() string {
+	w.nval++
+	return fmt.Sprintf("v%d.%d", w.inc, w.nval)
+}
+
+func (w *simWorld) putValue(key, value string) {
 	// The write and its record in the history are one step for the
 	// checkpoint checks, which may run as soon as the agent sees the write.
 	w.mu.Lock()
@@ -743,6 +762,12 @@ func (w *simWorld) quiesce() {
 	}
 	w.start()
 	w.tracef("quiesce")
+	// An operator fixes the values the plugin refuses.
+	for k, v := range w.expected() {
+		if strings.HasPrefix(v, simRefused) {
+			w.putValue(k, w.nextValue())
+		}
+	}
 	deadline := time.Now().Add(2 * time.Hour)
 	for i := 0; time.Now().Before(deadline); i++ {
 		// Look every second at first, then every minute: the periodic

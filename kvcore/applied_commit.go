@@ -51,9 +51,10 @@ func (l *appliedLoop) visible(b Batch) Batch {
 
 // commit runs apply until it succeeds, then moves the fold's cursor. While it
 // backs off after a failure it keeps reading the watch: updates that arrive
-// are folded (under the unchanged cursor) and appended to the batch, so a
-// change that repairs whatever made apply fail reaches the next attempt. It
-// reports whether a Synced event arrived meanwhile.
+// are folded (under the unchanged cursor) and appended to the batch, which
+// then keeps each key's latest update only, so a change that repairs
+// whatever made apply fail reaches the next attempt. It reports whether a
+// Synced event arrived meanwhile.
 func (l *appliedLoop) commit(ctx context.Context, wa Watch, b Batch) (synced bool, err error) {
 	under := l.fold.Cursor()
 	absorbed, absorbedBytes := 0, 0
@@ -77,9 +78,6 @@ func (l *appliedLoop) commit(ctx context.Context, wa Watch, b Batch) (synced boo
 			return synced, err
 		}
 		synced = synced || sawSynced
-		if len(more) == 0 {
-			continue
-		}
 		if err := l.foldUnder(ctx, more, under); err != nil {
 			return synced, err
 		}
@@ -91,6 +89,11 @@ func (l *appliedLoop) commit(ctx context.Context, wa Watch, b Batch) (synced boo
 				b.Cursor = CursorAt(u.Version)
 			}
 		}
+		// The retry sees each key's latest update only, which is all a
+		// batch guarantees: an earlier value that made the attempt fail
+		// (a file over a limit, a disk that was full) must not stand in
+		// the way of the change that fixes it.
+		b.Updates = latestPerKey(b.Updates)
 	}
 	l.recovered()
 	if b.Cursor != l.fold.Cursor() {
@@ -103,6 +106,25 @@ func (l *appliedLoop) commit(ctx context.Context, wa Watch, b Batch) (synced boo
 		l.report()
 	}
 	return synced, nil
+}
+
+// latestPerKey returns updates without the ones a later update of the same
+// key supersedes, in the order of the updates kept.
+func latestPerKey(updates []Update) []Update {
+	last := make(map[string]int, len(updates))
+	for i, u := range updates {
+		last[u.Key] = i
+	}
+	if len(last) == len(updates) {
+		return updates
+	}
+	kept := make([]Update, 0, len(last))
+	for i, u := range updates {
+		if last[u.Key] == i {
+			kept = append(kept, u)
+		}
+	}
+	return kept
 }
 
 // absorb waits out the backoff of a failed attempt, collecting updates from

@@ -493,11 +493,61 @@ func TestFailingBatchAbsorbsLaterFix(t *testing.T) {
 	waitFor(t, "the fix to land", func() bool { return f.Cursor() == kvcore.RevisionCursor(3) })
 	stop()
 	b := r.applied()
-	if len(b) != 1 || len(b[0].Updates) != 2 || string(b[0].Updates[1].Value) != "fixed" {
-		t.Fatalf("applied %+v, want one batch [a=bad a=fixed]", b)
+	if len(b) != 1 || len(b[0].Updates) != 1 || string(b[0].Updates[0].Value) != "fixed" {
+		t.Fatalf("applied %+v, want one batch [a=fixed]", b)
 	}
 	if got := f.values(); !slices.Equal(got, []string{"a=fixed"}) {
 		t.Errorf("fold = %v", got)
+	}
+}
+
+// A retried batch holds each key's latest update only. apply here refuses
+// any batch with an update a=bad, as the host refuses a plugin's write of a
+// value over a file limit even when a later write of the same file in the
+// call would fit: without the superseded update dropped, the fix in the
+// bucket could never get through (nor a change of another key after it).
+func TestRetryDropsSupersededUpdates(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		events []kvcore.Event // the batch's first attempt
+		fix    []kvcore.Event // arrive while it backs off; nil: none
+		rev    uint64         // the cursor once the fix landed
+		want   string
+	}{
+		{"fix absorbed", []kvcore.Event{synced, put("a", "bad", 2)}, []kvcore.Event{put("a", "good", 3), put("b", "x", 4)}, 4, "[a=good b=x]"},
+		{"fix in the batch", []kvcore.Event{put("a", "bad", 2), put("b", "x", 3), put("a", "good", 4), synced}, nil, 4, "[b=x a=good]"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newMemFold()
+			f.cursor = kvcore.RevisionCursor(1)
+			r := &recorder{fold: f, fail: func(_ int, b kvcore.Batch) error {
+				for _, u := range b.Updates {
+					if string(u.Value) == "bad" {
+						return errInjected
+					}
+				}
+				return nil
+			}}
+			live := make(chan kvcore.Event)
+			w := &scriptWatcher{sessions: []session{{events: tt.events, live: live}}}
+			stop := loop(t, w, f, kvcore.AppliedConfig{MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}, r.apply)
+			if tt.fix != nil {
+				waitFor(t, "the bad batch to fail", func() bool { r.mu.Lock(); defer r.mu.Unlock(); return r.calls >= 1 })
+				for _, ev := range tt.fix {
+					live <- ev
+				}
+			}
+			waitFor(t, "the fix to land", func() bool { return f.Cursor() == kvcore.RevisionCursor(tt.rev) })
+			stop()
+			b := r.applied()
+			var got []string
+			for _, u := range b[len(b)-1].Updates {
+				got = append(got, u.Key+"="+string(u.Value))
+			}
+			if s := fmt.Sprint(got); len(b) != 1 || s != tt.want {
+				t.Fatalf("applied %d batches, the last %s; want one batch %s", len(b), s, tt.want)
+			}
+		})
 	}
 }
 
@@ -526,6 +576,31 @@ func TestResumeReconcilesKeysWhoseMarkersVanished(t *testing.T) {
 	}
 	if f.Cursor() != kvcore.RevisionCursor(6) {
 		t.Errorf("cursor = %v, want rev 6", f.Cursor())
+	}
+}
+
+// A key the bucket lists that the fold lacks although its cursor is past
+// the key's revision (nats-server 2.15 can bring a purged record back after
+// a crash) is put into the fold and applied by the reconciliation: files
+// equal the bucket, on this host as on one that starts afresh.
+func TestReconcileAddsKeysTheFoldLacks(t *testing.T) {
+	f := newMemFold()
+	f.entries["a"] = kvcore.Entry{Key: "a", Value: []byte("v"), Version: kvcore.RevisionVersion(1)}
+	f.cursor = kvcore.RevisionCursor(7)
+	r := &recorder{fold: f}
+	w := &scriptWatcher{sessions: []session{{events: []kvcore.Event{synced}}}, keys: []string{"a", "z"}}
+	stop := loop(t, w, f, kvcore.AppliedConfig{Window: time.Hour}, r.apply)
+	waitFor(t, "the reconciliation", func() bool { return len(r.applied()) == 1 })
+	stop()
+	if want := []string{"a=v", "z=v"}; !slices.Equal(f.values(), want) {
+		t.Errorf("fold = %v, want %v", f.values(), want)
+	}
+	b := r.applied()[0]
+	if b.Full || len(b.Updates) != 1 || b.Updates[0].Key != "z" || b.Updates[0].Op != kvcore.OpPut || string(b.Updates[0].Value) != "v" {
+		t.Errorf("reconcile batch = %+v, want one put of z", b)
+	}
+	if f.Cursor() != kvcore.RevisionCursor(7) {
+		t.Errorf("cursor = %v, want rev 7", f.Cursor())
 	}
 }
 
