@@ -5,13 +5,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // reconcileKeys deletes from the fold, and hands apply as a batch, the keys
 // the bucket no longer has. The fold is at its cursor C (everything folded
 // was applied) and the listing is taken after C, so a key of the fold
 // missing from it was deleted at or before the listing: a synthetic delete
-// agrees with the bucket, and a key re-created later arrives as a put.
+// agrees with the bucket, and a key re-created later arrives as a put. A
+// live key the fold lacks (one the bucket holds at a revision the fold
+// passed without it: a server that lost a purge brings a purged record
+// back) gets a put of the bucket's entry in the same batch.
 //
 // When the bucket's mark shows it unchanged since the fold last matched it,
 // there is nothing to list (see [AppliedConfig.OnMark]).
@@ -21,7 +25,7 @@ func (l *appliedLoop) reconcileKeys(ctx context.Context, wa Watch) error {
 		l.owed &^= owedReconcile
 		return nil
 	}
-	live := make(map[string]struct{})
+	live := make(map[string]bool) // whether the fold holds the key
 	for _, p := range l.cfg.Scope.List() {
 		keys, err := l.src.Keys(ctx, p)
 		if errors.Is(err, ErrUnsupported) {
@@ -33,19 +37,28 @@ func (l *appliedLoop) reconcileKeys(ctx context.Context, wa Watch) error {
 			return fmt.Errorf("kvcore: reconcile: listing live keys under %q: %w", p, err)
 		}
 		for _, k := range keys {
-			live[k] = struct{}{}
+			live[k] = false
 		}
 	}
-	deletes, err := l.staleDeletes(ctx, live)
+	stale, err := l.compareKeys(ctx, live)
 	if err != nil {
 		return err
 	}
+	fixes, err := l.staleDeletes(ctx, stale)
+	if err != nil {
+		return err
+	}
+	puts, err := l.missingPuts(ctx, live)
+	if err != nil {
+		return err
+	}
+	fixes = append(fixes, puts...)
 	l.owed &^= owedReconcile
-	if len(deletes) > 0 {
-		if err := l.foldUnder(ctx, deletes, l.fold.Cursor()); err != nil {
+	if len(fixes) > 0 {
+		if err := l.foldUnder(ctx, fixes, l.fold.Cursor()); err != nil {
 			return err
 		}
-		if _, err := l.commit(ctx, wa, Batch{Updates: deletes, Cursor: l.fold.Cursor()}); err != nil {
+		if _, err := l.commit(ctx, wa, Batch{Updates: fixes, Cursor: l.fold.Cursor()}); err != nil {
 			return err
 		}
 	}
@@ -53,18 +66,36 @@ func (l *appliedLoop) reconcileKeys(ctx context.Context, wa Watch) error {
 	return nil
 }
 
-// staleDeletes returns synthetic deletes (unknown version) for the keys the
-// fold holds under the scope that are not in live and that the source
-// confirms are gone: a listing taken while the bucket changes may miss a
-// live key, and deleting it would be worse than keeping a stale one until
-// the next reconciliation. A listing also leaves out keys whose value is
-// empty, which are live keys too. A key that exists with another value than
-// the fold's gets a put of the bucket's current entry instead.
-func (l *appliedLoop) staleDeletes(ctx context.Context, live map[string]struct{}) ([]Update, error) {
-	stale, err := StaleKeys(ctx, l.fold, l.cfg.Scope.List(), live)
-	if err != nil {
-		return nil, fmt.Errorf("kvcore: listing fold keys: %w", err)
+// compareKeys ranges over the fold's keys under the scope: it returns the
+// ones live lacks, sorted and without duplicates, and marks in live the
+// ones the fold holds.
+func (l *appliedLoop) compareKeys(ctx context.Context, live map[string]bool) ([]string, error) {
+	var stale []string
+	for _, p := range l.cfg.Scope.List() {
+		err := l.fold.Range(ctx, p, "", func(e Entry) error {
+			if _, ok := live[e.Key]; ok {
+				live[e.Key] = true
+			} else {
+				stale = append(stale, e.Key)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("kvcore: listing fold keys: %w", err)
+		}
 	}
+	slices.Sort(stale)
+	return slices.Compact(stale), nil
+}
+
+// staleDeletes returns synthetic deletes (unknown version) for the stale
+// keys, those the fold holds under the scope that the listing lacks, that
+// the source confirms are gone: a listing taken while the bucket changes
+// may miss a live key, and deleting it would be worse than keeping a stale
+// one until the next reconciliation. A listing also leaves out keys whose
+// value is empty, which are live keys too. A key that exists with another
+// value than the fold's gets a put of the bucket's current entry instead.
+func (l *appliedLoop) staleDeletes(ctx context.Context, stale []string) ([]Update, error) {
 	var deletes []Update
 	for _, k := range stale {
 		e, err := l.src.Entry(ctx, k)
@@ -90,4 +121,32 @@ func (l *appliedLoop) staleDeletes(ctx context.Context, live map[string]struct{}
 		l.cfg.Logger.Info("removing keys that vanished from the bucket", "scope", l.cfg.Scope.String(), "keys", len(deletes))
 	}
 	return deletes, nil
+}
+
+// missingPuts returns puts of the bucket's current entries for the listed
+// keys the fold does not hold (false in live), in key order. A key deleted
+// since the listing is left to the watch, which delivers its delete.
+func (l *appliedLoop) missingPuts(ctx context.Context, live map[string]bool) ([]Update, error) {
+	var missing []string
+	for k, held := range live {
+		if !held {
+			missing = append(missing, k)
+		}
+	}
+	slices.Sort(missing)
+	var puts []Update
+	for _, k := range missing {
+		e, err := l.src.Entry(ctx, k)
+		switch {
+		case errors.Is(err, ErrNotFound), errors.Is(err, ErrUnsupported):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("kvcore: reading %q, which the fold lacks: %w", k, err)
+		}
+		puts = append(puts, Update{Op: OpPut, Key: k, Value: e.Value, Version: e.Version})
+	}
+	if len(puts) > 0 {
+		l.cfg.Logger.Warn("adding keys the bucket holds at revisions the fold passed without them", "scope", l.cfg.Scope.String(), "keys", len(puts))
+	}
+	return puts, nil
 }

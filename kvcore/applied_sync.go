@@ -59,7 +59,11 @@ func (l *appliedLoop) sync(ctx context.Context, wa Watch, pre bucketMark) error 
 		return err
 	}
 	if held {
-		deletes, err := l.staleDeletes(ctx, seen)
+		stale, err := StaleKeys(ctx, l.fold, l.cfg.Scope.List(), seen)
+		if err != nil {
+			return fmt.Errorf("kvcore: listing fold keys: %w", err)
+		}
+		deletes, err := l.staleDeletes(ctx, stale)
 		if err != nil {
 			return err
 		}
