@@ -26,7 +26,8 @@ commands:
                              it is not): a compare-and-swap
   delete BUCKET KEY          delete KEY (a delete marker; history is kept)
   purge BUCKET KEY           remove KEY and all its history
-  keys BUCKET [PREFIX]       list the live keys (under PREFIX)
+  keys BUCKET [PREFIX]       list the live keys (under PREFIX), as NATS KV
+                             lists them: without keys whose value is empty
   watch BUCKET [PREFIX...]   print changes as they happen: the current state
                              first (or the changes after -from REVISION)
 
@@ -147,7 +148,9 @@ func (r kvRequest) value() ([]byte, error) {
 func (r kvRequest) do(ctx context.Context, store kvcore.Store, stdout io.Writer) error {
 	switch r.cmd {
 	case "get":
-		e, err := store.Get(ctx, r.args[0])
+		// Entry, not Get: a key whose value is empty is a live key (the
+		// agent writes its empty file), not a missing one.
+		e, err := store.Entry(ctx, r.args[0])
 		if err != nil {
 			return err
 		}

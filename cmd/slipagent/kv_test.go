@@ -53,6 +53,13 @@ func TestKVExitCodes(t *testing.T) {
 	if code, out, _ := kv("get", "cfg", "k"); code != exitOK || out != "v2\n" {
 		t.Errorf("get = %d %q, want the value and a newline", code, out)
 	}
+	// An empty value is a live key: get prints it, with exit 0.
+	if code, _, errOut := kv("put", "cfg", "empty", ""); code != exitOK {
+		t.Fatalf("put of an empty value = %d %q", code, errOut)
+	}
+	if code, out, errOut := kv("get", "cfg", "empty"); code != exitOK || out != "\n" {
+		t.Errorf("get of an empty value = %d %q %q, want exit 0 and an empty line", code, out, errOut)
+	}
 	if code, _, errOut := kv("purge", "cfg", "k"); code != exitOK {
 		t.Errorf("purge = %d %q", code, errOut)
 	}
