@@ -17,8 +17,11 @@ const dataPrefix = 'd'
 
 var cursorKey = []byte("mcursor")
 
+// dataKey appends the stored key of key to dst[:0], growing dst at most
+// once.
 func dataKey(dst []byte, key string) []byte {
-	return append(append(dst[:0], dataPrefix), key...)
+	dst = slices.Grow(dst[:0], 1+len(key))
+	return append(append(dst, dataPrefix), key...)
 }
 
 // prefixBounds returns the iteration bounds of data keys starting with prefix.

@@ -316,11 +316,18 @@ func (r *Reader) reading(ctx context.Context, fn func(db *pebble.DB) error) erro
 	return fn(r.f.db)
 }
 
+// keyBufs holds the buffers Get encodes its data key in (Pebble does not
+// keep the key once Get returns), so that a get allocates only the entry.
+var keyBufs = sync.Pool{New: func() any { return new([]byte) }}
+
 // Get returns the entry of key, or an error wrapping [kvcore.ErrNotFound].
 func (r *Reader) Get(key string) (kvcore.Entry, error) {
 	var e kvcore.Entry
 	err := r.reading(context.Background(), func(db *pebble.DB) error {
-		raw, closer, err := db.Get(dataKey(nil, key))
+		kb := keyBufs.Get().(*[]byte)
+		*kb = dataKey(*kb, key)
+		raw, closer, err := db.Get(*kb)
+		keyBufs.Put(kb)
 		if errors.Is(err, pebble.ErrNotFound) {
 			return fmt.Errorf("pebblefold: get %q: %w", key, kvcore.ErrNotFound)
 		}
