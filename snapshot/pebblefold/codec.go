@@ -20,8 +20,10 @@ var cursorKey = []byte("mcursor")
 // dataKey appends the stored key of key to dst[:0], growing dst at most
 // once.
 func dataKey(dst []byte, key string) []byte {
-	dst = slices.Grow(dst[:0], 1+len(key))
-	return append(append(dst, dataPrefix), key...)
+	if n := 1 + len(key); cap(dst) < n {
+		dst = make([]byte, 0, n)
+	}
+	return append(append(dst[:0], dataPrefix), key...)
 }
 
 // prefixBounds returns the iteration bounds of data keys starting with prefix.
