@@ -17,7 +17,12 @@ const dataPrefix = 'd'
 
 var cursorKey = []byte("mcursor")
 
+// dataKey appends the stored key of key to dst[:0], growing dst at most
+// once.
 func dataKey(dst []byte, key string) []byte {
+	if n := 1 + len(key); cap(dst) < n {
+		dst = make([]byte, 0, n)
+	}
 	return append(append(dst[:0], dataPrefix), key...)
 }
 

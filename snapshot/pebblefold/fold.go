@@ -24,7 +24,11 @@ type Options struct {
 	// power loss may roll the fold back to an earlier cursor, never to a
 	// cursor ahead of its data.
 	NoSync bool
-	// CacheSize is the block cache size in bytes (default 64 MiB).
+	// CacheSize is the block cache size in bytes (default 64 MiB). It
+	// decides the speed of point gets: one whose block is cached takes a
+	// few microseconds, one that reads its block (through the page cache)
+	// two to three times that. At 1M keys of 260 bytes (250 MB of tables)
+	// 64 MiB holds a quarter of the blocks; 256 MiB halves the median get.
 	CacheSize int64
 	// FS is the file system (default the operating system's). Export and
 	// Import need the default.
@@ -316,11 +320,18 @@ func (r *Reader) reading(ctx context.Context, fn func(db *pebble.DB) error) erro
 	return fn(r.f.db)
 }
 
+// keyBufs holds the buffers Get encodes its data key in (Pebble does not
+// keep the key once Get returns), so that a get allocates only the entry.
+var keyBufs = sync.Pool{New: func() any { return new([]byte) }}
+
 // Get returns the entry of key, or an error wrapping [kvcore.ErrNotFound].
 func (r *Reader) Get(key string) (kvcore.Entry, error) {
 	var e kvcore.Entry
 	err := r.reading(context.Background(), func(db *pebble.DB) error {
-		raw, closer, err := db.Get(dataKey(nil, key))
+		kb := keyBufs.Get().(*[]byte)
+		*kb = dataKey(*kb, key)
+		raw, closer, err := db.Get(*kb)
+		keyBufs.Put(kb)
 		if errors.Is(err, pebble.ErrNotFound) {
 			return fmt.Errorf("pebblefold: get %q: %w", key, kvcore.ErrNotFound)
 		}
