@@ -23,9 +23,12 @@ import (
 //     sixteenth as many keys, so lookups are a map probe plus a binary
 //     search.
 //
-// Arena bytes are never modified once written; replaced entries stay as
-// garbage until the next compaction rebuilds the arena. An index is not safe
-// for concurrent use; the fold guards it with a lock.
+// A put that replaces an entry of the same length is written over it (see
+// stage), except while a snapshot of the arena is being read without the
+// lock (a compaction or an export); otherwise arena bytes are never
+// modified once written, and replaced entries stay as garbage until the
+// next compaction rebuilds the arena. An index is not safe for concurrent
+// use; the fold guards it with a lock.
 
 // ref locates an entry in the arena: chunk number << 40 | byte offset.
 type ref uint64
@@ -179,27 +182,63 @@ func (x *index) get(k string) (kvcore.Entry, bool) {
 }
 
 // apply folds one update into the index, copying its bytes into the arena.
-func (x *index) apply(u kvcore.Update) { x.set(u.Key, x.stage(&u)) }
+func (x *index) apply(u kvcore.Update) { x.set(&u, x.stage(&u, true)) }
+
+// overwrite marks a staged reference whose entry set writes over the key's
+// current entry, at that reference, instead of one staged in the arena.
+const overwrite = ref(1 << 63)
 
 // stage copies u's entry into the arena and returns its reference
 // (tombstone for a removal) without making it visible: set does. An entry
 // staged and never set is garbage, dropped by the next compaction.
-func (x *index) stage(u *kvcore.Update) ref {
+//
+// When reuse is set and the fold is not growing (see mergeThreshold), a
+// put whose key's current entry has exactly its length is not copied: the
+// reference returned is that entry's, marked overwrite, and set writes the
+// new entry over it. A fold whose keys change (the common steady state:
+// same key, a value of the same size) then takes no memory per change,
+// where each one would otherwise leave its predecessor as garbage in
+// memory until the next compaction. The caller passes reuse only while no
+// compaction reads the arena. A growing fold skips the lookup: its keys are
+// mostly new, and finding each one missing in base costs a binary search
+// of cache misses.
+func (x *index) stage(u *kvcore.Update, reuse bool) ref {
 	if u.IsRemoval() {
 		return tombstone
 	}
-	r, dst := x.ar.alloc(7 + len(u.Key) + len(u.Value) + u.Version.Len())
+	n := 7 + len(u.Key) + len(u.Value) + u.Version.Len()
+	if reuse && !x.growing {
+		if r, ok := x.lookup(u.Key); ok && len(x.ar.payload(r)) == n {
+			return r | overwrite
+		}
+	}
+	r, dst := x.ar.alloc(n)
 	appendPutPayload(dst[:0], u.Key, u.Value, u.Version)
 	return r
 }
 
-// set makes r (a staged reference, or tombstone) key's entry. It does not
-// look the key up in base: whether a put replaces a live key or a delete
-// removes one is settled when mem is merged (live and liveBytes count base
-// only). A put's key in mem is its entry's key in the arena, not the
-// caller's string, which mem would otherwise keep alive (with whatever it
-// is a part of, such as a message's subject) until the next merge.
-func (x *index) set(key string, r ref) {
+// set makes r (a staged reference, or tombstone) the entry of u's key. It
+// does not look the key up in base: whether a put replaces a live key or a
+// delete removes one is settled when mem is merged (live and liveBytes
+// count base only). A put's key in mem is its entry's key in the arena, not
+// the caller's string, which mem would otherwise keep alive (with whatever
+// it is a part of, such as a message's subject) until the next merge.
+//
+// An overwrite (see stage) writes u's entry over the one at r, which has
+// its length, so live and liveBytes stay right. That entry is the key's
+// current one unless an earlier update of the same batch (staged before
+// this one was) changed the key in mem: mem then names r again.
+func (x *index) set(u *kvcore.Update, r ref) {
+	key := u.Key
+	if r != tombstone && r&overwrite != 0 {
+		r &^= overwrite
+		dst := x.ar.payload(r)
+		appendPutPayload(dst[:0:len(dst)], u.Key, u.Value, u.Version)
+		if _, ok := x.mem[key]; ok {
+			x.mem[x.ar.keyString(r)] = r
+		}
+		return
+	}
 	if r != tombstone {
 		key = x.ar.keyString(r)
 	}

@@ -52,6 +52,7 @@ type Log struct {
 	dirUnsynced bool       // a compaction's rename is not known to be durable yet
 	closed      bool
 	job         *compactJob // the running compaction, if any
+	exports     int         // exports reading a snapshot of the arena without the lock
 	compactions int
 	wg          sync.WaitGroup
 }
@@ -208,7 +209,7 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 	}
 	staged := l.staged[:0]
 	for i := range updates {
-		staged = append(staged, l.idx.stage(&updates[i]))
+		staged = append(staged, l.idx.stage(&updates[i], l.job == nil && l.exports == 0))
 	}
 	l.staged = staged[:0]
 	if synced != nil && cursor == l.cursor {
@@ -220,7 +221,7 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 		}
 	}
 	for i, r := range staged {
-		l.idx.set(updates[i].Key, r)
+		l.idx.set(&updates[i], r)
 	}
 	l.cursor = cursor
 	l.deferred = deferred
