@@ -128,7 +128,9 @@ type index struct {
 	memNew    []string       // keys added to mem since memKeys was brought up to date
 	live      int            // live keys in base (see count)
 	liveBytes int64          // payload bytes of base's entries
-	growing   bool           // the last merge mostly added keys (see mergeThreshold)
+	growing   bool           // the fold mostly adds keys (see mergeThreshold and set)
+	memPuts   int            // puts set in mem since the last merge, and
+	memBytes  int64          // their payload bytes: at least mem's share of the fold
 }
 
 func newIndex() *index { return &index{mem: map[string]ref{}} }
@@ -166,6 +168,11 @@ func (x *index) lookup(k string) (ref, bool) {
 	if r, ok := x.mem[k]; ok {
 		return r, r != tombstone
 	}
+	return x.inBase(k)
+}
+
+// inBase returns base's entry for k.
+func (x *index) inBase(k string) (ref, bool) {
 	i := x.searchBase(x.base, k)
 	if i < len(x.base) && string(x.ar.key(x.base[i])) == k {
 		return x.base[i], true
@@ -241,20 +248,35 @@ func (x *index) set(u *kvcore.Update, r ref) {
 	}
 	if r != tombstone {
 		key = x.ar.keyString(r)
+		x.memPuts++
+		x.memBytes += int64(len(x.ar.payload(r)))
 	}
 	n := len(x.mem)
 	x.mem[key] = r // one map operation, not a lookup and then a store
-	if len(x.mem) > n {
-		x.memNew = append(x.memNew, key)
+	if len(x.mem) == n {
+		x.growing = false // a key changed twice since the last merge
+		return
+	}
+	x.memNew = append(x.memNew, key)
+	if x.growing && len(x.memNew)%growthSample == 0 {
+		if _, ok := x.inBase(key); ok {
+			x.growing = false
+		}
 	}
 }
+
+// growthSample is how often set looks a new key of mem up in base while
+// the fold is growing: one key in growthSample, so that a fold that has
+// stopped growing and changes its keys instead (each once, which mem alone
+// does not tell) is soon treated as such (see stage and
+// Log.garbageDueLocked) for a binary search every growthSample changes.
+const growthSample = 64
 
 // count is the number of live keys, mem included: O(len(mem) log n).
 func (x *index) count() int {
 	n := x.live
 	for k, r := range x.mem {
-		i := x.searchBase(x.base, k)
-		inBase := i < len(x.base) && string(x.ar.key(x.base[i])) == k
+		_, inBase := x.inBase(k)
 		switch {
 		case inBase && r == tombstone:
 			n--
@@ -297,6 +319,7 @@ func (x *index) merge() {
 	clear(x.memKeys[:cap(x.memKeys)]) // hold no caller's key past its change
 	clear(x.memNew[:cap(x.memNew)])
 	x.memKeys, x.memNew = x.memKeys[:0], x.memNew[:0]
+	x.memPuts, x.memBytes = 0, 0
 }
 
 // merged returns the sorted references of every live entry (base with mem

@@ -283,8 +283,23 @@ func (l *Log) Sync(ctx context.Context) error {
 // (overwritten and deleted records, old cursors). A log that mostly grew,
 // as in a first sync, is not rewritten for nothing; the check then waits
 // until enough bytes are appended to make up the difference. l.mu is held.
+//
+// A growing fold is first checked against a lower bound of its garbage,
+// which needs no merge: as if every put in mem added a key. A first sync
+// would otherwise merge mem into base whenever its appends cross the next
+// recheck, long before mem is due for it (see mergeThreshold), and those
+// early merges, each a copy of base, cost it more than all the others.
+// Its puts do mostly add keys, so the bound is close; for a fold whose
+// keys change, the bound would be far off, and the check merges.
 func (l *Log) garbageDueLocked() bool {
 	x := l.idx
+	if x.growing {
+		most := compactedSize(x.liveBytes+x.memBytes, x.live+x.memPuts, l.cursor)
+		if need := max(l.due, most)/2 - (l.size - most); need > 0 {
+			l.recheck = l.appended + need
+			return false
+		}
+	}
 	x.merge() // settles live and liveBytes
 	live := compactedSize(x.liveBytes, x.live, l.cursor)
 	l.due = max(l.due, live)
