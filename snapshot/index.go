@@ -364,7 +364,7 @@ func (x *index) memKeysStale() bool { return len(x.memNew) > 0 }
 // index: call it with the write lock.
 func (x *index) sortedMemKeys() []string {
 	if len(x.memNew) > 0 {
-		slices.Sort(x.memNew)
+		sortKeys(x.memNew)
 		x.memKeys = mergeSorted(x.memKeys, x.memNew)
 		x.memNew = x.memNew[:0]
 	}
