@@ -44,7 +44,8 @@ func mkref(chunk, off int) ref { return ref(uint64(chunk)<<refOffBits | uint64(o
 
 type arena struct {
 	chunks [][]byte
-	sealed bool // the last chunk takes no more entries
+	sealed bool        // the last chunk takes no more entries
+	spare  chan []byte // the next chunk of chunkSize, faulted in ahead of need (see newChunk)
 }
 
 // alloc reserves n bytes and returns their reference and the slice to fill.
@@ -61,7 +62,7 @@ func (a *arena) alloc(n int) (ref, []byte) {
 		if last >= 0 {
 			size = min(2*cap(a.chunks[last]), chunkSize)
 		}
-		a.chunks = append(a.chunks, withHugePages(make([]byte, 0, max(size, n))))
+		a.chunks = append(a.chunks, a.newChunk(max(size, n)))
 		a.sealed = false
 		last++
 	}
@@ -69,6 +70,37 @@ func (a *arena) alloc(n int) (ref, []byte) {
 	off := len(c)
 	a.chunks[last] = c[:off+n]
 	return mkref(last, off), a.chunks[last][off : off+n : off+n]
+}
+
+// newChunk returns an empty chunk of size bytes. A chunk of chunkSize (a
+// large fold's) is taken from spare, and the next one is allocated and
+// faulted in on another goroutine: on a virtual machine the first touch
+// of fresh memory costs more than the copies that fill it (a fold takes
+// more fresh memory than its bytes on disk), and the fold's own goroutine
+// then finds the chunk ready while the other core does that work. The
+// spare costs one chunk of memory beside a large fold.
+func (a *arena) newChunk(size int) []byte {
+	if size != chunkSize {
+		return withHugePages(make([]byte, 0, size))
+	}
+	var c []byte
+	if a.spare != nil {
+		c = <-a.spare
+	} else {
+		c = withHugePages(make([]byte, 0, chunkSize))
+		a.spare = make(chan []byte, 1)
+	}
+	go func(spare chan<- []byte) { spare <- faultIn(withHugePages(make([]byte, 0, chunkSize))) }(a.spare)
+	return c
+}
+
+// faultIn touches every page of c's capacity and returns c.
+func faultIn(c []byte) []byte {
+	b := c[:cap(c)]
+	for i := 0; i < len(b); i += 4 << 10 {
+		b[i] = 0
+	}
+	return c
 }
 
 // payload returns the entry at r, from its key_len to its end.
