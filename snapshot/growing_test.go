@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
+	"github.com/slipstreamkv/slipstream/snapshot/internal/foldtest"
 )
 
 // A fold that grows (a first sync: new keys, no garbage) merges mem into
@@ -12,7 +13,7 @@ import (
 // appends cross the next garbage check: each merge copies base.
 func TestGrowingFoldMergesOnlyWhenMemIsDue(t *testing.T) {
 	l := openLog(t, newPath(t), Options{CompactThreshold: 1})
-	merges, baseLen := 0, 0
+	merges, baseLen, pendings := 0, 0, 0
 	rev := uint64(0)
 	for b := range 400 {
 		batch := make([]kvcore.Update, 50)
@@ -21,9 +22,18 @@ func TestGrowingFoldMergesOnlyWhenMemIsDue(t *testing.T) {
 			batch[i] = put(fmt.Sprintf("key-%06d", b*50+i), "value", rev)
 		}
 		apply(t, l, cur(rev), batch...)
+		if l.idx.pending != nil { // a merge in the background: Range sees its changes
+			if got := len(foldtest.Dump(t, l, "")); got != (b+1)*50 {
+				t.Fatalf("Range during a background merge: %d keys, want %d", got, (b+1)*50)
+			}
+			pendings++
+		}
 		if n := len(l.idx.base); n != baseLen {
 			merges, baseLen = merges+1, n
 		}
+	}
+	if pendings == 0 {
+		t.Fatal("no merge ran in the background")
 	}
 	if st := l.Stats(); st.Keys != 20000 || st.Compactions != 0 {
 		t.Fatalf("stats %+v", st)

@@ -21,7 +21,7 @@ import (
 //   - mem holds the changes since base was last rebuilt (a put's reference,
 //     or tombstone for a delete) and is merged into base once it holds a
 //     sixteenth as many keys, so lookups are a map probe plus a binary
-//     search.
+//     search (a growing fold merges on another goroutine, see startMerge).
 //
 // A put that replaces an entry of the same length is written over it (see
 // stage), except while a snapshot of the arena is being read without the
@@ -161,8 +161,12 @@ type index struct {
 	live      int            // live keys in base (see count)
 	liveBytes int64          // payload bytes of base's entries
 	growing   bool           // the fold mostly adds keys (see mergeThreshold and set)
-	memPuts   int            // puts set in mem since the last merge, and
+	memPuts   int            // puts set in mem (and frozen) since the last merge, and
 	memBytes  int64          // their payload bytes: at least mem's share of the fold
+	pending   *pendingMerge  // a merge running in the background (see startMerge)
+	spare     map[string]ref // an empty map for the next mem, and
+	spareKeys []string       // slices for its keys, left by the last background merge
+	spareNew  []string
 }
 
 func newIndex() *index { return &index{mem: map[string]ref{}} }
@@ -199,6 +203,11 @@ func (x *index) gallop(s []ref, k string, step int) int {
 func (x *index) lookup(k string) (ref, bool) {
 	if r, ok := x.mem[k]; ok {
 		return r, r != tombstone
+	}
+	if x.pending != nil {
+		if r, ok := x.pending.frozen[k]; ok {
+			return r, r != tombstone
+		}
 	}
 	return x.inBase(k)
 }
@@ -246,7 +255,7 @@ func (x *index) stage(u *kvcore.Update, reuse bool) ref {
 		return tombstone
 	}
 	n := 7 + len(u.Key) + len(u.Value) + u.Version.Len()
-	if reuse && !x.growing {
+	if reuse && !x.growing && x.pending == nil {
 		if r, ok := x.lookup(u.Key); ok && len(x.ar.payload(r)) == n {
 			return r | overwrite
 		}
@@ -306,6 +315,7 @@ const growthSample = 64
 
 // count is the number of live keys, mem included: O(len(mem) log n).
 func (x *index) count() int {
+	x.finishMerge()
 	n := x.live
 	for k, r := range x.mem {
 		_, inBase := x.inBase(k)
@@ -341,6 +351,7 @@ func (x *index) mergeThreshold() int {
 // that keeping the old one for reuse would cost more memory, for the
 // fold's life, than its allocation costs time.
 func (x *index) merge() {
+	x.finishMerge()
 	if len(x.mem) == 0 {
 		return
 	}
@@ -357,6 +368,7 @@ func (x *index) merge() {
 // merged returns the sorted references of every live entry (base with mem
 // applied), their number and payload bytes, without changing the index.
 func (x *index) merged() (refs []ref, live int, liveBytes int64) {
+	x.finishMerge()
 	if len(x.mem) == 0 {
 		return x.base, x.live, x.liveBytes
 	}

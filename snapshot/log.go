@@ -122,8 +122,8 @@ func (l *Log) Cursor() kvcore.Cursor {
 
 // Len is the number of live keys.
 func (l *Log) Len() int {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
+	l.mu.Lock() // count may install a background merge
+	defer l.mu.Unlock()
 	return l.idx.count()
 }
 
@@ -204,8 +204,13 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 		synced = make(chan error, 1)
 		go func(f *os.File, sync func(*os.File) error) { synced <- sync(f) }(l.f, l.fs.sync)
 	}
+	l.idx.pollMerge()
 	if len(l.idx.mem) > l.idx.mergeThreshold() && l.job == nil {
-		l.idx.merge()
+		if l.idx.growing {
+			l.idx.startMerge()
+		} else {
+			l.idx.merge()
+		}
 	}
 	staged := l.staged[:0]
 	for i := range updates {
@@ -364,11 +369,13 @@ func (l *Log) Range(ctx context.Context, prefix, after string, fn func(kvcore.En
 			l.mu.RUnlock()
 			return ErrClosed
 		}
-		if l.idx.memKeysStale() {
-			// The sorted view of recent changes is stale; rebuild it under
+		if l.idx.memKeysStale() || l.idx.pending != nil {
+			// The sorted view of recent changes is stale, or changes are
+			// being merged in the background; bring it up to date under
 			// the write lock (readers never mutate the index).
 			l.mu.RUnlock()
 			l.mu.Lock()
+			l.idx.finishMerge()
 			l.idx.sortedMemKeys()
 			l.mu.Unlock()
 			continue
@@ -457,7 +464,7 @@ type Stats struct {
 
 // Stats returns the log's counters.
 func (l *Log) Stats() Stats {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
+	l.mu.Lock() // count may install a background merge
+	defer l.mu.Unlock()
 	return Stats{Keys: l.idx.count(), FileSize: l.size, Appended: l.appended, Compactions: l.compactions}
 }
