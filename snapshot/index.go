@@ -24,11 +24,11 @@ import (
 //     search (a growing fold merges on another goroutine, see startMerge).
 //
 // A put that replaces an entry of the same length is written over it (see
-// stage), except while a snapshot of the arena is being read without the
-// lock (a compaction or an export); otherwise arena bytes are never
-// modified once written, and replaced entries stay as garbage until the
-// next compaction rebuilds the arena. An index is not safe for concurrent
-// use; the fold guards it with a lock.
+// stage), except while the arena is being read without the lock (by a
+// compaction, an export or a background merge); otherwise arena bytes are
+// never modified once written, and replaced entries stay as garbage until
+// the next compaction rebuilds the arena. An index is not safe for
+// concurrent use; the fold guards it with a lock.
 
 // ref locates an entry in the arena: chunk number << 40 | byte offset.
 type ref uint64
@@ -247,7 +247,8 @@ const overwrite = ref(1 << 63)
 // same key, a value of the same size) then takes no memory per change,
 // where each one would otherwise leave its predecessor as garbage in
 // memory until the next compaction. The caller passes reuse only while no
-// compaction reads the arena. A growing fold skips the lookup: its keys are
+// compaction or export reads the arena, and no put is written over while a
+// background merge reads it. A growing fold skips the lookup: its keys are
 // mostly new, and finding each one missing in base costs a binary search
 // of cache misses.
 func (x *index) stage(u *kvcore.Update, reuse bool) ref {
