@@ -51,7 +51,13 @@ func (l *Log) export(stage *artifact.Stage) (kvcore.Cursor, error) {
 		return kvcore.Cursor{}, err
 	}
 	snap := l.snapshotLocked()
+	l.exports++ // no entry is written over another while snap is read
 	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.exports--
+		l.mu.Unlock()
+	}()
 
 	if err := os.Mkdir(stage.DataDir(), 0o755); err != nil {
 		return kvcore.Cursor{}, err

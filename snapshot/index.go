@@ -21,11 +21,14 @@ import (
 //   - mem holds the changes since base was last rebuilt (a put's reference,
 //     or tombstone for a delete) and is merged into base once it holds a
 //     sixteenth as many keys, so lookups are a map probe plus a binary
-//     search.
+//     search (a growing fold merges on another goroutine, see startMerge).
 //
-// Arena bytes are never modified once written; replaced entries stay as
-// garbage until the next compaction rebuilds the arena. An index is not safe
-// for concurrent use; the fold guards it with a lock.
+// A put that replaces an entry of the same length is written over it (see
+// stage), except while the arena is being read without the lock (by a
+// compaction, an export or a background merge); otherwise arena bytes are
+// never modified once written, and replaced entries stay as garbage until
+// the next compaction rebuilds the arena. An index is not safe for
+// concurrent use; the fold guards it with a lock.
 
 // ref locates an entry in the arena: chunk number << 40 | byte offset.
 type ref uint64
@@ -41,7 +44,8 @@ func mkref(chunk, off int) ref { return ref(uint64(chunk)<<refOffBits | uint64(o
 
 type arena struct {
 	chunks [][]byte
-	sealed bool // the last chunk takes no more entries
+	sealed bool        // the last chunk takes no more entries
+	spare  chan []byte // the next chunk of chunkSize, faulted in ahead of need (see newChunk)
 }
 
 // alloc reserves n bytes and returns their reference and the slice to fill.
@@ -58,7 +62,7 @@ func (a *arena) alloc(n int) (ref, []byte) {
 		if last >= 0 {
 			size = min(2*cap(a.chunks[last]), chunkSize)
 		}
-		a.chunks = append(a.chunks, withHugePages(make([]byte, 0, max(size, n))))
+		a.chunks = append(a.chunks, a.newChunk(max(size, n)))
 		a.sealed = false
 		last++
 	}
@@ -66,6 +70,37 @@ func (a *arena) alloc(n int) (ref, []byte) {
 	off := len(c)
 	a.chunks[last] = c[:off+n]
 	return mkref(last, off), a.chunks[last][off : off+n : off+n]
+}
+
+// newChunk returns an empty chunk of size bytes. A chunk of chunkSize (a
+// large fold's) is taken from spare, and the next one is allocated and
+// faulted in on another goroutine: on a virtual machine the first touch
+// of fresh memory costs more than the copies that fill it (a fold takes
+// more fresh memory than its bytes on disk), and the fold's own goroutine
+// then finds the chunk ready while the other core does that work. The
+// spare costs one chunk of memory beside a large fold.
+func (a *arena) newChunk(size int) []byte {
+	if size != chunkSize {
+		return withHugePages(make([]byte, 0, size))
+	}
+	var c []byte
+	if a.spare != nil {
+		c = <-a.spare
+	} else {
+		c = withHugePages(make([]byte, 0, chunkSize))
+		a.spare = make(chan []byte, 1)
+	}
+	go func(spare chan<- []byte) { spare <- faultIn(withHugePages(make([]byte, 0, chunkSize))) }(a.spare)
+	return c
+}
+
+// faultIn touches every page of c's capacity and returns c.
+func faultIn(c []byte) []byte {
+	b := c[:cap(c)]
+	for i := 0; i < len(b); i += 4 << 10 {
+		b[i] = 0
+	}
+	return c
 }
 
 // payload returns the entry at r, from its key_len to its end.
@@ -125,7 +160,13 @@ type index struct {
 	memNew    []string       // keys added to mem since memKeys was brought up to date
 	live      int            // live keys in base (see count)
 	liveBytes int64          // payload bytes of base's entries
-	growing   bool           // the last merge mostly added keys (see mergeThreshold)
+	growing   bool           // the fold mostly adds keys (see mergeThreshold and set)
+	memPuts   int            // puts set in mem (and frozen) since the last merge, and
+	memBytes  int64          // their payload bytes: at least mem's share of the fold
+	pending   *pendingMerge  // a merge running in the background (see startMerge)
+	spare     map[string]ref // an empty map for the next mem, and
+	spareKeys []string       // slices for its keys, left by the last background merge
+	spareNew  []string
 }
 
 func newIndex() *index { return &index{mem: map[string]ref{}} }
@@ -163,6 +204,16 @@ func (x *index) lookup(k string) (ref, bool) {
 	if r, ok := x.mem[k]; ok {
 		return r, r != tombstone
 	}
+	if x.pending != nil {
+		if r, ok := x.pending.frozen[k]; ok {
+			return r, r != tombstone
+		}
+	}
+	return x.inBase(k)
+}
+
+// inBase returns base's entry for k.
+func (x *index) inBase(k string) (ref, bool) {
 	i := x.searchBase(x.base, k)
 	if i < len(x.base) && string(x.ar.key(x.base[i])) == k {
 		return x.base[i], true
@@ -179,43 +230,96 @@ func (x *index) get(k string) (kvcore.Entry, bool) {
 }
 
 // apply folds one update into the index, copying its bytes into the arena.
-func (x *index) apply(u kvcore.Update) { x.set(u.Key, x.stage(&u)) }
+func (x *index) apply(u kvcore.Update) { x.set(&u, x.stage(&u, true)) }
+
+// overwrite marks a staged reference whose entry set writes over the key's
+// current entry, at that reference, instead of one staged in the arena.
+const overwrite = ref(1 << 63)
 
 // stage copies u's entry into the arena and returns its reference
 // (tombstone for a removal) without making it visible: set does. An entry
 // staged and never set is garbage, dropped by the next compaction.
-func (x *index) stage(u *kvcore.Update) ref {
+//
+// When reuse is set and the fold is not growing (see mergeThreshold), a
+// put whose key's current entry has exactly its length is not copied: the
+// reference returned is that entry's, marked overwrite, and set writes the
+// new entry over it. A fold whose keys change (the common steady state:
+// same key, a value of the same size) then takes no memory per change,
+// where each one would otherwise leave its predecessor as garbage in
+// memory until the next compaction. The caller passes reuse only while no
+// compaction or export reads the arena, and no put is written over while a
+// background merge reads it. A growing fold skips the lookup: its keys are
+// mostly new, and finding each one missing in base costs a binary search
+// of cache misses.
+func (x *index) stage(u *kvcore.Update, reuse bool) ref {
 	if u.IsRemoval() {
 		return tombstone
 	}
-	r, dst := x.ar.alloc(7 + len(u.Key) + len(u.Value) + u.Version.Len())
+	n := 7 + len(u.Key) + len(u.Value) + u.Version.Len()
+	if reuse && !x.growing && x.pending == nil {
+		if r, ok := x.lookup(u.Key); ok && len(x.ar.payload(r)) == n {
+			return r | overwrite
+		}
+	}
+	r, dst := x.ar.alloc(n)
 	appendPutPayload(dst[:0], u.Key, u.Value, u.Version)
 	return r
 }
 
-// set makes r (a staged reference, or tombstone) key's entry. It does not
-// look the key up in base: whether a put replaces a live key or a delete
-// removes one is settled when mem is merged (live and liveBytes count base
-// only). A put's key in mem is its entry's key in the arena, not the
-// caller's string, which mem would otherwise keep alive (with whatever it
-// is a part of, such as a message's subject) until the next merge.
-func (x *index) set(key string, r ref) {
+// set makes r (a staged reference, or tombstone) the entry of u's key. It
+// does not look the key up in base: whether a put replaces a live key or a
+// delete removes one is settled when mem is merged (live and liveBytes
+// count base only). A put's key in mem is its entry's key in the arena, not
+// the caller's string, which mem would otherwise keep alive (with whatever
+// it is a part of, such as a message's subject) until the next merge.
+//
+// An overwrite (see stage) writes u's entry over the one at r, which has
+// its length, so live and liveBytes stay right. That entry is the key's
+// current one unless an earlier update of the same batch (staged before
+// this one was) changed the key in mem: mem then names r again.
+func (x *index) set(u *kvcore.Update, r ref) {
+	key := u.Key
+	if r != tombstone && r&overwrite != 0 {
+		r &^= overwrite
+		dst := x.ar.payload(r)
+		appendPutPayload(dst[:0:len(dst)], u.Key, u.Value, u.Version)
+		if _, ok := x.mem[key]; ok {
+			x.mem[x.ar.keyString(r)] = r
+		}
+		return
+	}
 	if r != tombstone {
 		key = x.ar.keyString(r)
+		x.memPuts++
+		x.memBytes += int64(len(x.ar.payload(r)))
 	}
 	n := len(x.mem)
 	x.mem[key] = r // one map operation, not a lookup and then a store
-	if len(x.mem) > n {
-		x.memNew = append(x.memNew, key)
+	if len(x.mem) == n {
+		x.growing = false // a key changed twice since the last merge
+		return
+	}
+	x.memNew = append(x.memNew, key)
+	if x.growing && len(x.memNew)%growthSample == 0 {
+		if _, ok := x.inBase(key); ok {
+			x.growing = false
+		}
 	}
 }
 
+// growthSample is how often set looks a new key of mem up in base while
+// the fold is growing: one key in growthSample, so that a fold that has
+// stopped growing and changes its keys instead (each once, which mem alone
+// does not tell) is soon treated as such (see stage and
+// Log.garbageDueLocked) for a binary search every growthSample changes.
+const growthSample = 64
+
 // count is the number of live keys, mem included: O(len(mem) log n).
 func (x *index) count() int {
+	x.finishMerge()
 	n := x.live
 	for k, r := range x.mem {
-		i := x.searchBase(x.base, k)
-		inBase := i < len(x.base) && string(x.ar.key(x.base[i])) == k
+		_, inBase := x.inBase(k)
 		switch {
 		case inBase && r == tombstone:
 			n--
@@ -248,6 +352,7 @@ func (x *index) mergeThreshold() int {
 // that keeping the old one for reuse would cost more memory, for the
 // fold's life, than its allocation costs time.
 func (x *index) merge() {
+	x.finishMerge()
 	if len(x.mem) == 0 {
 		return
 	}
@@ -258,11 +363,13 @@ func (x *index) merge() {
 	clear(x.memKeys[:cap(x.memKeys)]) // hold no caller's key past its change
 	clear(x.memNew[:cap(x.memNew)])
 	x.memKeys, x.memNew = x.memKeys[:0], x.memNew[:0]
+	x.memPuts, x.memBytes = 0, 0
 }
 
 // merged returns the sorted references of every live entry (base with mem
 // applied), their number and payload bytes, without changing the index.
 func (x *index) merged() (refs []ref, live int, liveBytes int64) {
+	x.finishMerge()
 	if len(x.mem) == 0 {
 		return x.base, x.live, x.liveBytes
 	}
@@ -302,7 +409,7 @@ func (x *index) memKeysStale() bool { return len(x.memNew) > 0 }
 // index: call it with the write lock.
 func (x *index) sortedMemKeys() []string {
 	if len(x.memNew) > 0 {
-		slices.Sort(x.memNew)
+		sortKeys(x.memNew)
 		x.memKeys = mergeSorted(x.memKeys, x.memNew)
 		x.memNew = x.memNew[:0]
 	}

@@ -145,3 +145,31 @@ func TestMergeThresholdFollowsGrowth(t *testing.T) {
 		t.Fatalf("after changing 20000 of 128000 keys: threshold %d, want 8000", got)
 	}
 }
+
+// A large fold's arena takes its full-size chunks from the spare faulted
+// in ahead of need, and keeps every entry where it put it.
+func TestArenaFillsFullChunksFromItsSpare(t *testing.T) {
+	var a arena
+	var refs []ref
+	entry := make([]byte, 100<<10)
+	for i := range 3 * chunkSize / len(entry) {
+		r, dst := a.alloc(len(entry))
+		for j := range dst {
+			dst[j] = byte(i)
+		}
+		refs = append(refs, r)
+	}
+	if a.spare == nil {
+		t.Fatal("no spare chunk after filling full-size chunks")
+	}
+	for i, r := range refs {
+		c := a.chunks[r>>refOffBits]
+		off := int(r & (1<<refOffBits - 1))
+		if b := c[off : off+len(entry)]; b[0] != byte(i) || b[len(b)-1] != byte(i) {
+			t.Fatalf("entry %d reads %d", i, b[0])
+		}
+	}
+	if c := <-a.spare; cap(c) != chunkSize || len(c) != 0 {
+		t.Fatalf("spare chunk has len %d, cap %d", len(c), cap(c))
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -101,6 +102,27 @@ func TestSortByKeyMergesHalves(t *testing.T) {
 	for i, r := range refs {
 		if got := string(ar.key(r)); got != keys[i] {
 			t.Fatalf("entry %d is %q, want %q", i, got, keys[i])
+		}
+	}
+}
+
+// sortKeys orders like slices.Sort, with and without a shared prefix, for
+// keys that agree on their first 16 bytes after it, past
+// parallelSortFrom and below prefixSortFrom.
+func TestSortKeysOrdersLikeSlicesSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{10, prefixSortFrom + 5, parallelSortFrom + 5} {
+		for _, prefix := range []string{"", "route.svc-"} {
+			keys := make([]string, n)
+			for i := range keys {
+				keys[i] = fmt.Sprintf("%s%016d%s", prefix, rng.IntN(n/3+1), strings.Repeat("\x00", rng.IntN(3)))
+			}
+			keys = append(keys, prefix)
+			want := slices.Sorted(slices.Values(keys))
+			sortKeys(keys)
+			if !slices.Equal(keys, want) {
+				t.Fatalf("%d keys under %q: not in order", n, prefix)
+			}
 		}
 	}
 }

@@ -6,36 +6,62 @@ import (
 	"encoding/binary"
 	"slices"
 	"sync"
+	"unsafe"
 )
 
 // sortByKey sorts refs by their entries' keys, all of which start with the
-// same skip bytes. Comparing keys in the arena costs a cache miss per
-// entry and comparison; instead each entry is sorted by the 16 key bytes
-// after skip, held beside its reference, and only keys that agree on those
-// are compared in the arena. It takes 24 bytes per entry while it runs.
-// From parallelSortFrom entries on, each half is gathered and sorted on
-// its own goroutine (a load has two cores and nothing else to do then) and
-// the halves are merged into refs.
-func sortByKey(ar *arena, refs []ref, skip int) {
-	items := withHugePages(make([]keyItem, len(refs)))
-	if len(refs) < parallelSortFrom {
-		sortItems(ar, items, refs, skip)
+// same skip bytes (see sortPrefixed).
+func sortByKey(ar *arena, refs []ref, skip int) { sortPrefixed(refs, skip, ar.key) }
+
+// sortKeys sorts keys as slices.Sort does: from prefixSortFrom keys on,
+// by sortPrefixed (keys whose bytes are in the arena, such as mem's, would
+// otherwise cost two cache misses a comparison).
+func sortKeys(keys []string) {
+	if len(keys) < prefixSortFrom {
+		slices.Sort(keys)
+		return
+	}
+	skip := len(keys[0])
+	for _, k := range keys[1:] {
+		skip = commonPrefixLen(keys[0][:skip], k)
+	}
+	sortPrefixed(keys, skip, stringBytes)
+}
+
+// prefixSortFrom is how many keys make sortKeys worth its items.
+const prefixSortFrom = 1024
+
+// stringBytes returns the bytes of s, which must not be modified.
+func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// sortPrefixed sorts vs by their keys (key(v)), all of which start with
+// the same skip bytes. Comparing keys in memory costs a cache miss per key
+// and comparison; instead each value is sorted by the 16 key bytes after
+// skip, held beside it, and only keys that agree on those are compared in
+// full. It takes 16 bytes per value beside a copy of it while it runs.
+// From parallelSortFrom values on, each half is gathered and sorted on its
+// own goroutine (a load has two cores and nothing else to do then) and the
+// halves are merged into vs.
+func sortPrefixed[T any](vs []T, skip int, key func(T) []byte) {
+	items := withHugePages(make([]keyItem[T], len(vs)))
+	if len(vs) < parallelSortFrom {
+		sortItems(items, vs, skip, key)
 		for i := range items {
-			refs[i] = items[i].r
+			vs[i] = items[i].v
 		}
 		return
 	}
-	mid := len(refs) / 2
+	mid := len(vs) / 2
 	var wg sync.WaitGroup
-	wg.Go(func() { sortItems(ar, items[:mid], refs[:mid], skip) })
-	sortItems(ar, items[mid:], refs[mid:], skip)
+	wg.Go(func() { sortItems(items[:mid], vs[:mid], skip, key) })
+	sortItems(items[mid:], vs[mid:], skip, key)
 	wg.Wait()
 	a, b := items[:mid], items[mid:]
-	for i := range refs {
-		if len(b) == 0 || len(a) > 0 && compareItems(ar, &a[0], &b[0]) <= 0 {
-			refs[i], a = a[0].r, a[1:]
+	for i := range vs {
+		if len(b) == 0 || len(a) > 0 && compareItems(key, &a[0], &b[0]) <= 0 {
+			vs[i], a = a[0].v, a[1:]
 		} else {
-			refs[i], b = b[0].r, b[1:]
+			vs[i], b = b[0].v, b[1:]
 		}
 	}
 }
@@ -44,24 +70,24 @@ func sortByKey(ar *arena, refs []ref, skip int) {
 // goroutines worth its merge.
 const parallelSortFrom = 64 << 10
 
-// keyItem is an entry's place in a sort: its key bytes skip..skip+16,
-// big-endian and zero-padded, beside its reference.
-type keyItem struct {
+// keyItem is a value's place in a sort: its key bytes skip..skip+16,
+// big-endian and zero-padded, beside it.
+type keyItem[T any] struct {
 	hi, lo uint64
-	r      ref
+	v      T
 }
 
-// sortItems fills items from refs and sorts them.
-func sortItems(ar *arena, items []keyItem, refs []ref, skip int) {
-	for i, r := range refs {
-		k := ar.key(r)[skip:]
-		items[i] = keyItem{hi: paddedUint64(k), lo: paddedUint64(k[min(8, len(k)):]), r: r}
+// sortItems fills items from vs and sorts them.
+func sortItems[T any](items []keyItem[T], vs []T, skip int, key func(T) []byte) {
+	for i, v := range vs {
+		k := key(v)[skip:]
+		items[i] = keyItem[T]{hi: paddedUint64(k), lo: paddedUint64(k[min(8, len(k)):]), v: v}
 	}
-	slices.SortFunc(items, func(a, b keyItem) int { return compareItems(ar, &a, &b) })
+	slices.SortFunc(items, func(a, b keyItem[T]) int { return compareItems(key, &a, &b) })
 }
 
 // compareItems orders items like their keys.
-func compareItems(ar *arena, a, b *keyItem) int {
+func compareItems[T any](key func(T) []byte, a, b *keyItem[T]) int {
 	if c := cmp.Compare(a.hi, b.hi); c != 0 {
 		return c
 	}
@@ -70,7 +96,7 @@ func compareItems(ar *arena, a, b *keyItem) int {
 	}
 	// Equal or zero-padded alike: a key and its extension by zero
 	// bytes, or keys longer than 16 bytes after skip.
-	return bytes.Compare(ar.key(a.r), ar.key(b.r))
+	return bytes.Compare(key(a.v), key(b.v))
 }
 
 // paddedUint64 is the big-endian value of b's first 8 bytes, padded with
@@ -82,7 +108,7 @@ func paddedUint64(b []byte) uint64 {
 }
 
 // commonPrefixLen is the length of the longest common prefix of a and b.
-func commonPrefixLen(a, b []byte) int {
+func commonPrefixLen[S ~string | ~[]byte](a, b S) int {
 	n := min(len(a), len(b))
 	for i := range n {
 		if a[i] != b[i] {

@@ -52,6 +52,7 @@ type Log struct {
 	dirUnsynced bool       // a compaction's rename is not known to be durable yet
 	closed      bool
 	job         *compactJob // the running compaction, if any
+	exports     int         // exports reading a snapshot of the arena without the lock
 	compactions int
 	wg          sync.WaitGroup
 }
@@ -121,8 +122,8 @@ func (l *Log) Cursor() kvcore.Cursor {
 
 // Len is the number of live keys.
 func (l *Log) Len() int {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
+	l.mu.Lock() // count may install a background merge
+	defer l.mu.Unlock()
 	return l.idx.count()
 }
 
@@ -203,12 +204,17 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 		synced = make(chan error, 1)
 		go func(f *os.File, sync func(*os.File) error) { synced <- sync(f) }(l.f, l.fs.sync)
 	}
+	l.idx.pollMerge()
 	if len(l.idx.mem) > l.idx.mergeThreshold() && l.job == nil {
-		l.idx.merge()
+		if l.idx.growing {
+			l.idx.startMerge()
+		} else {
+			l.idx.merge()
+		}
 	}
 	staged := l.staged[:0]
 	for i := range updates {
-		staged = append(staged, l.idx.stage(&updates[i]))
+		staged = append(staged, l.idx.stage(&updates[i], l.job == nil && l.exports == 0))
 	}
 	l.staged = staged[:0]
 	if synced != nil && cursor == l.cursor {
@@ -220,7 +226,7 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 		}
 	}
 	for i, r := range staged {
-		l.idx.set(updates[i].Key, r)
+		l.idx.set(&updates[i], r)
 	}
 	l.cursor = cursor
 	l.deferred = deferred
@@ -282,8 +288,23 @@ func (l *Log) Sync(ctx context.Context) error {
 // (overwritten and deleted records, old cursors). A log that mostly grew,
 // as in a first sync, is not rewritten for nothing; the check then waits
 // until enough bytes are appended to make up the difference. l.mu is held.
+//
+// A growing fold is first checked against a lower bound of its garbage,
+// which needs no merge: as if every put in mem added a key. A first sync
+// would otherwise merge mem into base whenever its appends cross the next
+// recheck, long before mem is due for it (see mergeThreshold), and those
+// early merges, each a copy of base, cost it more than all the others.
+// Its puts do mostly add keys, so the bound is close; for a fold whose
+// keys change, the bound would be far off, and the check merges.
 func (l *Log) garbageDueLocked() bool {
 	x := l.idx
+	if x.growing {
+		most := compactedSize(x.liveBytes+x.memBytes, x.live+x.memPuts, l.cursor)
+		if need := max(l.due, most)/2 - (l.size - most); need > 0 {
+			l.recheck = l.appended + need
+			return false
+		}
+	}
 	x.merge() // settles live and liveBytes
 	live := compactedSize(x.liveBytes, x.live, l.cursor)
 	l.due = max(l.due, live)
@@ -348,11 +369,13 @@ func (l *Log) Range(ctx context.Context, prefix, after string, fn func(kvcore.En
 			l.mu.RUnlock()
 			return ErrClosed
 		}
-		if l.idx.memKeysStale() {
-			// The sorted view of recent changes is stale; rebuild it under
+		if l.idx.memKeysStale() || l.idx.pending != nil {
+			// The sorted view of recent changes is stale, or changes are
+			// being merged in the background; bring it up to date under
 			// the write lock (readers never mutate the index).
 			l.mu.RUnlock()
 			l.mu.Lock()
+			l.idx.finishMerge()
 			l.idx.sortedMemKeys()
 			l.mu.Unlock()
 			continue
@@ -441,7 +464,7 @@ type Stats struct {
 
 // Stats returns the log's counters.
 func (l *Log) Stats() Stats {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
+	l.mu.Lock() // count may install a background merge
+	defer l.mu.Unlock()
 	return Stats{Keys: l.idx.count(), FileSize: l.size, Appended: l.appended, Compactions: l.compactions}
 }

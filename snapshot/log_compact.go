@@ -147,6 +147,6 @@ func (l *Log) swapArena(fresh *arena, refs []ref, boundary int) {
 			x.mem[k] = r + ref(uint64(shift)<<refOffBits)
 		}
 	}
-	x.ar = arena{chunks: chunks, sealed: x.ar.sealed || len(chunks) == len(fresh.chunks)}
+	x.ar = arena{chunks: chunks, sealed: x.ar.sealed || len(chunks) == len(fresh.chunks), spare: x.ar.spare}
 	x.base = refs
 }
