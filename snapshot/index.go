@@ -94,6 +94,15 @@ func (a *arena) newChunk(size int) []byte {
 	return c
 }
 
+// dropSpare waits for the goroutine making the next chunk, if any, and
+// drops that chunk.
+func (a *arena) dropSpare() {
+	if a.spare != nil {
+		<-a.spare
+		a.spare = nil
+	}
+}
+
 // faultIn touches every page of c's capacity and returns c.
 func faultIn(c []byte) []byte {
 	b := c[:cap(c)]
@@ -119,7 +128,8 @@ func (a *arena) key(r ref) []byte {
 }
 
 // keyString returns the key of the entry at r as a string that shares the
-// arena's bytes (they are never modified once written).
+// arena's bytes (a key's bytes never change: a put written over its entry
+// has the same key).
 func (a *arena) keyString(r ref) string {
 	k := a.key(r)
 	return unsafe.String(unsafe.SliceData(k), len(k))

@@ -248,6 +248,7 @@ func (fsy *fsys) load(path string, rep *Report) (*Report, error) {
 			_, err := w.Write(header[:])
 			return err
 		})
+		rep.rep.idx.stop()
 		rep.rep.idx = newIndex()
 	case ActionCompact:
 		x := rep.rep.idx

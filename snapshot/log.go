@@ -404,6 +404,7 @@ func (l *Log) Close() error {
 	}
 	l.closed = true
 	serr := l.settleLocked()
+	l.idx.stop()
 	l.mu.Unlock()
 	l.wg.Wait()
 	err := errors.Join(serr, l.f.Close())
@@ -414,7 +415,7 @@ func (l *Log) Close() error {
 // snapshot is a consistent, immutable view of the fold for writing a
 // compacted image without holding the lock.
 type snapshot struct {
-	ar     arena // a copy of the chunk table; chunk bytes are never modified
+	ar     arena // a copy of the chunk table; no put is written over an entry while it is read (see stage)
 	refs   []ref
 	cursor kvcore.Cursor
 	live   int

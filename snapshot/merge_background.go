@@ -69,8 +69,19 @@ func (x *index) finishMerge() {
 	x.growing = x.growing && 2*(x.live-before) > len(p.frozen)
 	x.memPuts -= p.puts
 	x.memBytes -= p.bytes
+	if !x.growing {
+		return // no more background merges: their spares would only hold memory
+	}
 	clear(p.frozen) // keeps its buckets for the next changes
 	x.spare, x.spareKeys, x.spareNew = p.frozen, res.keys, res.news
+}
+
+// stop waits for the background work of the index (a merge, the arena's
+// next chunk) and drops what it would have kept for later.
+func (x *index) stop() {
+	x.finishMerge()
+	x.spare, x.spareKeys, x.spareNew = nil, nil, nil
+	x.ar.dropSpare()
 }
 
 // pollMerge installs the background merge if it is done.

@@ -5,7 +5,10 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
 )
 
 // While a merge runs in the background, lookups see the frozen changes
@@ -68,5 +71,63 @@ func TestBackgroundMergeFoldsLikeAMap(t *testing.T) {
 	}
 	if !slices.Equal(got, exp) {
 		t.Fatalf("a page after the merge holds %d entries, want %d", len(got), len(exp))
+	}
+}
+
+// Close waits for the background work of a growing fold (a merge, the next
+// arena chunk): nothing the fold started runs after it.
+func TestCloseWaitsForBackgroundWork(t *testing.T) {
+	l := openLog(t, newPath(t), Options{CompactThreshold: 1 << 40})
+	val := strings.Repeat("v", 200)
+	rev := uint64(0)
+	for b := 0; ; b++ {
+		batch := make([]kvcore.Update, 0, 1000)
+		for i := range 1000 {
+			rev++
+			batch = append(batch, put(fmt.Sprintf("key-%08d", b*1000+i), val, rev))
+		}
+		apply(t, l, cur(rev), batch...)
+		l.mu.Lock()
+		started := l.idx.pending != nil && l.idx.ar.spare != nil
+		l.mu.Unlock()
+		if started {
+			break
+		}
+		if b == 2000 {
+			t.Fatal("no background merge in 2M keys")
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if l.idx.pending != nil || l.idx.ar.spare != nil {
+		t.Errorf("after Close: merge pending %v, next chunk pending %v", l.idx.pending != nil, l.idx.ar.spare != nil)
+	}
+}
+
+// A fold that stops growing keeps no spares for background merges, which
+// only a growing fold runs.
+func TestSparesGoOnceTheFoldStopsGrowing(t *testing.T) {
+	x := newIndex()
+	step := uint64(0)
+	puts := func(from, n int, value string) {
+		for i := range n {
+			step++
+			x.apply(put(fmt.Sprintf("k%06d", from+i), value, step))
+		}
+	}
+	puts(0, 1000, "v")
+	x.merge()
+	puts(1000, 1000, "v")
+	x.startMerge()
+	x.finishMerge()
+	if !x.growing || x.spare == nil {
+		t.Fatalf("after adding keys: growing %v, spare map kept %v; want both", x.growing, x.spare != nil)
+	}
+	puts(0, 1000, "changed") // every key exists: the fold no longer grows
+	x.startMerge()
+	x.finishMerge()
+	if x.growing || x.spare != nil || x.spareKeys != nil || x.spareNew != nil {
+		t.Errorf("after changing keys: growing %v, spares kept %v %v %v", x.growing, x.spare != nil, x.spareKeys != nil, x.spareNew != nil)
 	}
 }
