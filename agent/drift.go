@@ -25,6 +25,7 @@ const driftLogCap = 20
 // result through the watch's commit path (checks, hooks journal, hooks),
 // without touching the cursor: the plugin restores its own outputs, and a
 // file the plugin no longer writes (its key was deleted) is not resurrected.
+// Missing output directories are created again first (makeOutputDirs).
 //
 // A drift render must not run while the fold holds more than the outputs
 // show: the turn serializes it with every apply attempt, and it runs only while
@@ -274,6 +275,10 @@ func (d *driftRepair) render(ctx context.Context, drifted []driftedFile) ([]drif
 	start := time.Now()
 	d.r.status.busy(start)
 	defer d.r.status.busy(time.Time{})
+	if err := d.r.makeOutputDirs(); err != nil {
+		d.unfinished = true
+		return nil, nil, err
+	}
 	cursor := d.fold.Cursor()
 	res, err := d.inst.Render(ctx, hostCursor(cursor), foldView{fold: d.fold})
 	d.r.a.metrics.pluginCall(d.r.conf.Name, true, time.Since(start), err)
