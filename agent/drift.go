@@ -27,6 +27,10 @@ const driftLogCap = 20
 // file the plugin no longer writes (its key was deleted) is not resurrected.
 // Missing output directories are created again first (makeOutputDirs).
 //
+// A check or repair that fails makes the watch failing, as a failed batch
+// does (watchStatus.repairFailed), until a repair or a full render succeeds
+// or a check finds no drift: its outputs may not equal the bucket meanwhile.
+//
 // A drift render must not run while the fold holds more than the outputs
 // show: the turn serializes it with every apply attempt, and it runs only while
 // the loop is caught up and its last attempt succeeded. While a batch is
@@ -113,7 +117,8 @@ func (d *driftRepair) run(ctx context.Context) {
 	}
 	for {
 		if err := d.check(ctx); err != nil && ctx.Err() == nil {
-			d.r.log.Warn("drift check failed; trying again at the next one", "err", err)
+			d.r.log.Warn("drift check failed; trying again at the next one", "err", err, "drift_check", d.r.conf.DriftCheck)
+			d.r.status.repairFailed(err)
 		}
 		d.r.firstCheck.mark()
 		select {
@@ -139,6 +144,7 @@ func (d *driftRepair) apply(ctx context.Context, b kvcore.Batch, apply kvcore.Ap
 		d.unfinished = false
 		if b.Full {
 			d.owed = false
+			d.r.status.repaired()
 		}
 	}
 	return err
@@ -165,7 +171,7 @@ type driftedFile struct {
 func (d *driftRepair) check(ctx context.Context) error {
 	drifted, err := d.find(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("checking outputs for drift: %w", err)
 	}
 	if !d.lock(ctx) {
 		return ctx.Err()
@@ -173,6 +179,7 @@ func (d *driftRepair) check(ctx context.Context) error {
 	unfinished := d.unfinished
 	d.unlock()
 	if len(drifted) == 0 && !unfinished {
+		d.r.status.repaired()
 		return nil
 	}
 	drifted, staged, err := d.render(ctx, drifted)
@@ -182,7 +189,10 @@ func (d *driftRepair) check(ctx context.Context) error {
 	if staged == nil {
 		return nil
 	}
-	return d.recheck(ctx, drifted, staged)
+	if err := d.recheck(ctx, drifted, staged); err != nil {
+		return fmt.Errorf("checking repaired outputs: %w", err)
+	}
+	return nil
 }
 
 // find compares every recorded file with the disk. Files whose content is
@@ -255,6 +265,7 @@ func (d *driftRepair) render(ctx context.Context, drifted []driftedFile) ([]drif
 	// recording it. Holding the turn, the record is up to date.
 	drifted = d.confirm(drifted)
 	if len(drifted) == 0 && !d.unfinished {
+		d.r.status.repaired()
 		return nil, nil, nil
 	}
 	if len(drifted) > 0 {
@@ -295,6 +306,7 @@ func (d *driftRepair) render(ctx context.Context, drifted []driftedFile) ([]drif
 		return nil, nil, err
 	}
 	d.owed, d.unfinished = false, false
+	d.r.status.repaired()
 	return drifted, staged, nil
 }
 
