@@ -29,6 +29,28 @@ func TestDriftRepairRecreatesARemovedOutputDirectory(t *testing.T) {
 	waitFor(t, "the watch ready after the repair", func() bool { s := a.Status()[0]; return s.Ready && s.Failures == 0 })
 }
 
+// A batch that arrives after the output directory was removed fails (its
+// files alone would not restore the rest); the drift check then leaves the
+// repair to the batch's next attempt, a full render, which creates the
+// directory again rather than failing for ever.
+func TestBatchAfterTheOutputDirectoryWasRemovedIsRetriedInFull(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "alpha")
+	a, _ := f.start(f.config(strings.Replace(filesConfig, `batch { window = "20ms" }`, `batch { window = "20ms" }
+  drift_check = "1s"`, 1)))
+	waitReady(t, a)
+	out := filepath.Join(f.dir, "out")
+
+	if err := os.RemoveAll(out); err != nil {
+		t.Fatal(err)
+	}
+	last := f.put("cfg", "files.b.conf", "bravo")
+	waitFor(t, "the output directory and its files restored", func() bool {
+		return readFile(filepath.Join(out, "a.conf")) == "alpha" && readFile(filepath.Join(out, "b.conf")) == "bravo"
+	})
+	waitFor(t, "the watch ready after the batch", func() bool { s := a.Status()[0]; return s.Ready && s.Revision == last && s.Failures == 0 })
+}
+
 // A drift repair that cannot succeed makes the watch failing, as a failed
 // batch does: /status, /readyz, /healthz and the health metrics say so,
 // naming the drift repair and what is in the way. Once the obstacle is gone
