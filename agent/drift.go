@@ -25,6 +25,11 @@ const driftLogCap = 20
 // result through the watch's commit path (checks, hooks journal, hooks),
 // without touching the cursor: the plugin restores its own outputs, and a
 // file the plugin no longer writes (its key was deleted) is not resurrected.
+// Missing output directories are created again first (makeOutputDirs).
+//
+// A check or repair that fails makes the watch failing, as a failed batch
+// does (watchStatus.repairFailed), until a repair or a full render succeeds
+// or a check finds no drift: its outputs may not equal the bucket meanwhile.
 //
 // A drift render must not run while the fold holds more than the outputs
 // show: the turn serializes it with every apply attempt, and it runs only while
@@ -112,7 +117,8 @@ func (d *driftRepair) run(ctx context.Context) {
 	}
 	for {
 		if err := d.check(ctx); err != nil && ctx.Err() == nil {
-			d.r.log.Warn("drift check failed; trying again at the next one", "err", err)
+			d.r.log.Warn("drift check failed; trying again at the next one", "err", err, "drift_check", d.r.conf.DriftCheck)
+			d.r.status.repairFailed(err)
 		}
 		d.r.firstCheck.mark()
 		select {
@@ -138,6 +144,7 @@ func (d *driftRepair) apply(ctx context.Context, b kvcore.Batch, apply kvcore.Ap
 		d.unfinished = false
 		if b.Full {
 			d.owed = false
+			d.r.status.repaired()
 		}
 	}
 	return err
@@ -164,7 +171,7 @@ type driftedFile struct {
 func (d *driftRepair) check(ctx context.Context) error {
 	drifted, err := d.find(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("checking outputs for drift: %w", err)
 	}
 	if !d.lock(ctx) {
 		return ctx.Err()
@@ -172,6 +179,7 @@ func (d *driftRepair) check(ctx context.Context) error {
 	unfinished := d.unfinished
 	d.unlock()
 	if len(drifted) == 0 && !unfinished {
+		d.r.status.repaired()
 		return nil
 	}
 	drifted, staged, err := d.render(ctx, drifted)
@@ -181,7 +189,10 @@ func (d *driftRepair) check(ctx context.Context) error {
 	if staged == nil {
 		return nil
 	}
-	return d.recheck(ctx, drifted, staged)
+	if err := d.recheck(ctx, drifted, staged); err != nil {
+		return fmt.Errorf("checking repaired outputs: %w", err)
+	}
+	return nil
 }
 
 // find compares every recorded file with the disk. Files whose content is
@@ -254,6 +265,7 @@ func (d *driftRepair) render(ctx context.Context, drifted []driftedFile) ([]drif
 	// recording it. Holding the turn, the record is up to date.
 	drifted = d.confirm(drifted)
 	if len(drifted) == 0 && !d.unfinished {
+		d.r.status.repaired()
 		return nil, nil, nil
 	}
 	if len(drifted) > 0 {
@@ -274,6 +286,10 @@ func (d *driftRepair) render(ctx context.Context, drifted []driftedFile) ([]drif
 	start := time.Now()
 	d.r.status.busy(start)
 	defer d.r.status.busy(time.Time{})
+	if err := d.r.makeOutputDirs(); err != nil {
+		d.unfinished = true
+		return nil, nil, err
+	}
 	cursor := d.fold.Cursor()
 	res, err := d.inst.Render(ctx, hostCursor(cursor), foldView{fold: d.fold})
 	d.r.a.metrics.pluginCall(d.r.conf.Name, true, time.Since(start), err)
@@ -290,6 +306,7 @@ func (d *driftRepair) render(ctx context.Context, drifted []driftedFile) ([]drif
 		return nil, nil, err
 	}
 	d.owed, d.unfinished = false, false
+	d.r.status.repaired()
 	return drifted, staged, nil
 }
 

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/slipstreamkv/slipstream/internal/plugintest"
 	"github.com/slipstreamkv/slipstream/plugins/host"
 )
@@ -62,6 +64,17 @@ func settledDriftCount(t *testing.T, a *Agent) float64 {
 
 // counter reads the counter name with the given labels (0 if absent).
 func counter(a *Agent, name string, labels map[string]string) float64 {
+	return metricValue(a, name, labels, func(m *dto.Metric) float64 { return m.GetCounter().GetValue() })
+}
+
+// gauge reads the gauge name with the given labels (0 if absent).
+func gauge(a *Agent, name string, labels map[string]string) float64 {
+	return metricValue(a, name, labels, func(m *dto.Metric) float64 { return m.GetGauge().GetValue() })
+}
+
+// metricValue reads value of the metric name with the given labels: 0 if
+// absent, -1 if the metrics cannot be gathered.
+func metricValue(a *Agent, name string, labels map[string]string, value func(*dto.Metric) float64) float64 {
 	mfs, err := a.metrics.reg.Gather()
 	if err != nil {
 		return -1
@@ -77,7 +90,7 @@ func counter(a *Agent, name string, labels map[string]string) float64 {
 					continue metrics
 				}
 			}
-			return m.GetCounter().GetValue()
+			return value(m)
 		}
 	}
 	return 0

@@ -109,6 +109,9 @@ func (s WatchStatus) Settled() bool {
 //     watch, or to re-create its consumer after a server restart (which the
 //     NATS backend retries internally without telling the loop), makes it
 //     detached until an attempt succeeds;
+//   - whether its last drift repair failed: that makes it failing as a
+//     failed batch does, until a repair or a full render succeeds or a
+//     drift check finds the outputs equal to their record;
 //   - the deletion guard's hold;
 //   - how long it has not been caught up: past stale_after it is stale.
 type watchStatus struct {
@@ -121,6 +124,10 @@ type watchStatus struct {
 	started   bool   // the loop reported at least once
 	err       string // the failure going on ("" when none)
 	attachErr string // why the watch on the bucket cannot be (re-)created
+	// repairErr is why the last drift repair failed ("" once one
+	// succeeded), repairFailures how many failed in a row.
+	repairErr      string
+	repairFailures int
 	// overFailures: a progress report whose Failures is at most this
 	// carries an error of a session that ended, superseded by a watch that
 	// attached since.
@@ -153,6 +160,9 @@ func (w *watchStatus) get() WatchStatus {
 	defer w.mu.Unlock()
 	s := w.s
 	s.LastError = w.err
+	if w.err == "" && w.repairErr != "" {
+		s.LastError, s.Failures = w.repairErr, w.repairFailures
+	}
 	stale := w.staleAfter > 0 && !s.BehindSince.IsZero() && w.now().Sub(s.BehindSince) > w.staleAfter
 	switch {
 	case s.Held != nil:
@@ -160,8 +170,8 @@ func (w *watchStatus) get() WatchStatus {
 		s.Reason = fmt.Sprintf("held: a batch would remove %d of the watch's %d keys; check the bucket, then run `slipagent resync --confirm %s` to apply it", s.Held.Removals, s.Held.KeysBefore, s.Name)
 	case w.attachErr != "":
 		s.State, s.Reason = stateDetached, "cannot watch bucket "+s.Bucket+": "+w.attachErr
-	case w.err != "":
-		s.State, s.Reason = stateFailing, w.err
+	case s.LastError != "":
+		s.State, s.Reason = stateFailing, s.LastError
 	case stale:
 		s.State = stateStale
 		s.Reason = fmt.Sprintf("not caught up with bucket %s for more than stale_after (%v)", s.Bucket, w.staleAfter)
@@ -182,7 +192,7 @@ func (w *watchStatus) get() WatchStatus {
 // behind keeps BehindSince: set when the watch stops being caught up and
 // current, cleared when it is again.
 func (w *watchStatus) behind() {
-	current := w.started && w.s.Synced && w.err == "" && w.attachErr == "" && w.s.Held == nil
+	current := w.started && w.s.Synced && w.err == "" && w.repairErr == "" && w.attachErr == "" && w.s.Held == nil
 	switch {
 	case current:
 		w.s.BehindSince = time.Time{}
@@ -273,6 +283,29 @@ func (w *watchStatus) attached(err error, newWatch bool) {
 	if newWatch && w.err != "" {
 		w.err, w.overFailures = "", w.s.Failures
 	}
+}
+
+// repairFailed records a drift repair that failed (see driftRepair).
+func (w *watchStatus) repairFailed(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	defer w.behind()
+	w.repairErr = err.Error()
+	w.repairFailures++
+	w.s.LastFailure, w.s.LastFailureAt = w.repairErr, w.now()
+}
+
+// repaired records that the outputs are known to equal their record again:
+// a drift repair or a full render succeeded, or a drift check found no
+// drift. It ends a failure repairFailed recorded.
+func (w *watchStatus) repaired() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.repairErr == "" {
+		return
+	}
+	w.repairErr, w.repairFailures = "", 0
+	w.behind()
 }
 
 // hold records the guard's hold (nil when released).

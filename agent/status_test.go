@@ -181,3 +181,32 @@ func TestStatusSyncAfterRestartShowsNoOldCursor(t *testing.T) {
 		t.Fatalf("first position in the new bucket: %+v", s)
 	}
 }
+
+// A failed drift repair makes the watch failing like a failed batch; a batch
+// applied meanwhile does not end it (its files alone do not repair the
+// rest), a failing batch shows first, and a repair that succeeds ends it.
+func TestStatusFailedDriftRepair(t *testing.T) {
+	st, _ := newTestStatus(0)
+	st.progress(kvcore.Progress{Cursor: at(5), Synced: true})
+	st.repairFailed(errors.New("repairing drift: in the way"))
+	st.repairFailed(errors.New("repairing drift: still in the way"))
+	if s := st.get(); s.State != stateFailing || s.Ready || s.Healthy() || s.Failures != 2 || s.LastError != "repairing drift: still in the way" || s.BehindSince.IsZero() {
+		t.Fatalf("after two failed repairs: %+v", s)
+	}
+	st.progress(kvcore.Progress{Cursor: at(6), Synced: true})
+	if s := st.get(); s.State != stateFailing || s.Failures != 2 {
+		t.Fatalf("a batch applied while the repair fails: %+v, want still failing", s)
+	}
+	st.progress(kvcore.Progress{Cursor: at(6), Synced: true, Err: errors.New("apply: hook"), Failures: 1})
+	if s := st.get(); s.State != stateFailing || s.LastError != "apply: hook" || s.Failures != 1 {
+		t.Fatalf("a failing batch too: %+v, want the batch's failure", s)
+	}
+	st.progress(kvcore.Progress{Cursor: at(7), Synced: true})
+	if s := st.get(); s.State != stateFailing || s.LastError != "repairing drift: still in the way" {
+		t.Fatalf("the batch recovered, the repair did not: %+v", s)
+	}
+	st.repaired()
+	if s := st.get(); s.State != stateReady || !s.Ready || s.Failures != 0 || s.LastError != "" || s.LastFailure != "apply: hook" || !s.BehindSince.IsZero() {
+		t.Fatalf("after a repair: %+v", s)
+	}
+}

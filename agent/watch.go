@@ -276,11 +276,11 @@ func (r *watchRunner) scope() kvcore.Scope {
 // outputs creates the output directories, removes staging files a crash
 // left in them, and resolves their owners.
 func (r *watchRunner) outputs() (map[string]host.Output, error) {
+	if err := r.makeOutputDirs(); err != nil {
+		return nil, err
+	}
 	outs := make(map[string]host.Output, len(r.conf.Outputs))
 	for _, o := range r.conf.Outputs {
-		if err := os.MkdirAll(o.Dir, 0o755); err != nil {
-			return nil, fmt.Errorf("output %s: %w", o.Name, err)
-		}
 		swept, err := host.SweepStaged(o.Dir)
 		if err != nil {
 			return nil, fmt.Errorf("output %s: %w", o.Name, err)
@@ -308,6 +308,9 @@ func (r *watchRunner) apply(ctx context.Context, inst instance, fold kvcore.Fold
 	var res result
 	var err error
 	if b.Full {
+		if err := r.makeOutputDirs(); err != nil {
+			return err
+		}
 		res, err = inst.Render(ctx, hostCursor(b.Cursor), view)
 	} else {
 		res, err = inst.Apply(ctx, hostBatch(b), view)

@@ -6,8 +6,10 @@ package atomicfile
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -55,6 +57,34 @@ func SyncDir(dir string) error {
 		err = cerr
 	}
 	return err
+}
+
+// MkdirAll creates directory dir and the missing directories above it, like
+// os.MkdirAll (perm before the umask), and fsyncs the parent of each one it
+// created, parents first, so that a call that returned nil survives a power
+// loss. created reports whether dir was missing.
+func MkdirAll(dir string, perm os.FileMode) (created bool, err error) {
+	var missing []string // deepest first
+	for d := filepath.Clean(dir); ; {
+		if _, err := os.Lstat(d); !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		missing = append(missing, d)
+		parent := filepath.Dir(d)
+		if parent == d {
+			break
+		}
+		d = parent
+	}
+	if err := os.MkdirAll(dir, perm); err != nil {
+		return false, err
+	}
+	for _, d := range slices.Backward(missing) {
+		if err := SyncDir(filepath.Dir(d)); err != nil {
+			return true, err
+		}
+	}
+	return len(missing) > 0, nil
 }
 
 // QuarantineSuffix is inserted between a quarantined file's name and the

@@ -123,3 +123,28 @@ func TestQuarantineMovesAsideWithoutOverwriting(t *testing.T) {
 		t.Errorf("quarantining a missing file: %v", err)
 	}
 }
+
+func TestMkdirAllReportsWhatItCreated(t *testing.T) {
+	dir := t.TempDir()
+	deep := filepath.Join(dir, "a", "b", "c")
+	for i, want := range []bool{true, false} {
+		created, err := MkdirAll(deep, 0o755)
+		if err != nil || created != want {
+			t.Fatalf("call %d: created %v, %v; want %v", i+1, created, err, want)
+		}
+		if fi, err := os.Stat(deep); err != nil || !fi.IsDir() {
+			t.Fatalf("call %d: %s is not a directory (%v)", i+1, deep, err)
+		}
+	}
+	// A file where the directory should be is an error, not replaced.
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if created, err := MkdirAll(file, 0o755); err == nil || created {
+		t.Fatalf("over a file: created %v, %v; want an error", created, err)
+	}
+	if created, err := MkdirAll(filepath.Join(file, "below"), 0o755); err == nil || created {
+		t.Fatalf("below a file: created %v, %v; want an error", created, err)
+	}
+}
