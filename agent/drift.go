@@ -167,9 +167,11 @@ type driftedFile struct {
 	owned             bool // its output declares an owner
 }
 
-// check runs one drift check and, on drift, the repair.
+// check runs one drift check and, on drift, the repair. Files that could
+// not be checked fail the check once the others are repaired: whether they
+// drifted is unknown.
 func (d *driftRepair) check(ctx context.Context) error {
-	drifted, err := d.find(ctx)
+	drifted, unchecked, err := d.find(ctx)
 	if err != nil {
 		return fmt.Errorf("checking outputs for drift: %w", err)
 	}
@@ -179,6 +181,9 @@ func (d *driftRepair) check(ctx context.Context) error {
 	unfinished := d.unfinished
 	d.unlock()
 	if len(drifted) == 0 && !unfinished {
+		if unchecked != nil {
+			return unchecked
+		}
 		d.r.status.repaired()
 		return nil
 	}
@@ -187,22 +192,22 @@ func (d *driftRepair) check(ctx context.Context) error {
 		return fmt.Errorf("repairing drift: %w", err)
 	}
 	if staged == nil {
-		return nil
+		return unchecked
 	}
 	if err := d.recheck(ctx, drifted, staged); err != nil {
 		return fmt.Errorf("checking repaired outputs: %w", err)
 	}
-	return nil
+	return unchecked
 }
 
 // find compares every recorded file with the disk. Files whose content is
 // the recorded one but whose stat fingerprint changed get their record
 // updated, so the next check does not hash them again.
-func (d *driftRepair) find(ctx context.Context) ([]driftedFile, error) {
-	var drifted []driftedFile
+func (d *driftRepair) find(ctx context.Context) (drifted []driftedFile, unchecked, err error) {
 	var stale []kvcore.Update // outputs the watch no longer declares
 	refreshed := map[string][2]fileRecord{}
-	err := d.rec.each(ctx, func(key string, fr fileRecord) error {
+	failed := 0
+	err = d.rec.each(ctx, func(key string, fr fileRecord) error {
 		path, owned, ok := d.rec.target(key)
 		if !ok {
 			stale = append(stale, kvcore.Update{Op: kvcore.OpDelete, Key: key})
@@ -211,7 +216,9 @@ func (d *driftRepair) find(ctx context.Context) ([]driftedFile, error) {
 		reason, now, err := driftOf(path, owned, fr)
 		switch {
 		case err != nil:
-			d.r.log.Warn("cannot check an output for drift", "path", path, "err", err)
+			if failed++; failed == 1 {
+				unchecked = fmt.Errorf("cannot check output %s for drift: %w", path, err)
+			}
 		case reason != "":
 			drifted = append(drifted, driftedFile{key, path, reason, owned})
 		case now != nil:
@@ -220,11 +227,14 @@ func (d *driftRepair) find(ctx context.Context) ([]driftedFile, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if failed > 1 {
+		unchecked = fmt.Errorf("%w (and %d more files)", unchecked, failed-1)
 	}
 	if len(stale) > 0 || len(refreshed) > 0 {
 		if !d.lock(ctx) {
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 		err := d.rec.apply(ctx, append(stale, d.unchanged(refreshed)...))
 		d.unlock()
@@ -232,7 +242,7 @@ func (d *driftRepair) find(ctx context.Context) ([]driftedFile, error) {
 			d.r.log.Warn("cannot update the record of committed outputs", "err", err)
 		}
 	}
-	return drifted, nil
+	return drifted, unchecked, nil
 }
 
 // unchanged turns into record updates the entries of updates (key → old,

@@ -95,6 +95,24 @@ func TestDriftRepairThatFailsShowsInHealth(t *testing.T) {
 			}
 		},
 		want: "output files: creating its directory",
+	}, {
+		// Whether its files drifted cannot be known: that is a failed
+		// check, not a clean one.
+		name: "subdirectory that cannot be looked into",
+		obstruct: func(t *testing.T, out, _ string) {
+			if err := os.RemoveAll(filepath.Join(out, "sub")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("sub", filepath.Join(out, "sub")); err != nil { // a loop
+				t.Fatal(err)
+			}
+		},
+		clear: func(t *testing.T, out string) {
+			if err := os.Remove(filepath.Join(out, "sub")); err != nil {
+				t.Fatal(err)
+			}
+		},
+		want: "cannot check output",
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
@@ -110,7 +128,7 @@ func TestDriftRepairThatFailsShowsInHealth(t *testing.T) {
 			tc.obstruct(t, out, outside)
 			waitFor(t, "the failed repair in the status", func() bool {
 				s := a.Status()[0]
-				return s.State == stateFailing && s.Failures >= 1 && strings.Contains(s.LastError, "repairing drift") && strings.Contains(s.LastError, tc.want)
+				return s.State == stateFailing && s.Failures >= 1 && strings.Contains(s.LastError, "drift") && strings.Contains(s.LastError, tc.want)
 			})
 			if code, body := readyz(t, srv.URL); code != http.StatusServiceUnavailable || !strings.Contains(body, tc.want) {
 				t.Errorf("/readyz while the repair fails = %d %s, want 503 naming the obstacle", code, body)
