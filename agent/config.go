@@ -515,7 +515,7 @@ func (c *Config) finalize() hcl.Diagnostics {
 	}
 
 	watches := map[string]bool{}
-	var dirs []*OutputConf // every output, to refuse overlapping directories
+	var placed []placedOutput // every output, to refuse overlapping directories
 	for _, w := range c.Watches {
 		if watches[w.Name] {
 			diags = append(diags, errAt(w.DefRange, "Duplicate watch", fmt.Sprintf("A watch named %q is already declared.", w.Name)))
@@ -581,12 +581,9 @@ func (c *Config) finalize() hcl.Diagnostics {
 			}
 			o.Dir = filepath.Clean(relativeTo(o.DefRange, o.Dir))
 			o.Mode, diags = parseMode(o.ModeS, o.ModeRange, diags)
-			for _, other := range dirs {
-				if within(o.Dir, other.Dir) || within(other.Dir, o.Dir) {
-					diags = append(diags, errAt(o.DirRange, "Overlapping output directories", fmt.Sprintf("%s overlaps the output %q in %s: a full render of one would prune the other's files.", o.Dir, other.Name, other.DefRange.String())))
-				}
-			}
-			dirs = append(dirs, o)
+			var p placedOutput
+			p, diags = c.placeOutput(o, placed, diags)
+			placed = append(placed, p)
 		}
 		hooks := map[string]bool{}
 		for _, h := range w.Hooks {
