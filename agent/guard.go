@@ -68,10 +68,19 @@ type HeldError struct {
 	Watch      string
 	KeysBefore int
 	Removals   int
+	Outputs    bool // KeysBefore and Removals count output files
 }
 
 func (e *HeldError) Error() string {
-	return fmt.Sprintf("watch %s: held: the batch would remove %d of %d keys (guard.max_delete_fraction); confirm with `slipagent resync --confirm %s`", e.Watch, e.Removals, e.KeysBefore, e.Watch)
+	return fmt.Sprintf("watch %s: held: the batch would remove %d of %d %s (guard.max_delete_fraction); confirm with `slipagent resync --confirm %s`", e.Watch, e.Removals, e.KeysBefore, holdUnit(e.Outputs), e.Watch)
+}
+
+// holdUnit is what a hold counts.
+func holdUnit(outputs bool) string {
+	if outputs {
+		return "output files"
+	}
+	return "keys"
 }
 
 // holdRecord is held.json.
@@ -117,7 +126,7 @@ func (g *guard) load() error {
 		return fmt.Errorf("agent: %s is corrupt (remove it to lift the hold): %w", filepath.Join(g.dir, heldFile), err)
 	}
 	g.held = &h
-	g.status.hold(&HoldStatus{KeysBefore: h.KeysBefore, Removals: h.Removals, Since: h.Since})
+	g.status.hold(&HoldStatus{KeysBefore: h.KeysBefore, Removals: h.Removals, Outputs: h.Outputs, Since: h.Since})
 	return nil
 }
 
@@ -168,13 +177,9 @@ func (g *guard) hold(h *holdRecord) error {
 		return fmt.Errorf("agent: recording the hold: %w", err)
 	}
 	g.held, g.released = h, false
-	g.status.hold(&HoldStatus{KeysBefore: h.KeysBefore, Removals: h.Removals, Since: h.Since})
-	what := "keys"
-	if h.Outputs {
-		what = "output files"
-	}
-	g.log.Error("HELD: a batch would remove most of the watch's "+what+"; its outputs stay as they are until confirmed",
-		"removals", h.Removals, "before", h.KeysBefore, "counting", what, "max_delete_fraction", g.conf.Fraction,
+	g.status.hold(&HoldStatus{KeysBefore: h.KeysBefore, Removals: h.Removals, Outputs: h.Outputs, Since: h.Since})
+	g.log.Error("HELD: a batch would remove most of the watch's "+holdUnit(h.Outputs)+"; its outputs stay as they are until confirmed",
+		"removals", h.Removals, "before", h.KeysBefore, "counting", holdUnit(h.Outputs), "max_delete_fraction", g.conf.Fraction,
 		"confirm", "slipagent resync --confirm "+g.watch)
 	return nil
 }
@@ -196,7 +201,7 @@ func (g *guard) checkCommit(removals int, count func() (int, error)) error {
 	if err := g.hold(&holdRecord{KeysBefore: files, Removals: removals, Since: g.now().UTC(), Outputs: true}); err != nil {
 		return err
 	}
-	return &HeldError{Watch: g.watch, KeysBefore: files, Removals: removals}
+	return &HeldError{Watch: g.watch, KeysBefore: files, Removals: removals, Outputs: true}
 }
 
 // wait holds an apply until the hold is confirmed, allowed or cured, or
@@ -245,7 +250,7 @@ func (g *guard) wait(stop context.Context, fold kvcore.Fold, src kvcore.Reader) 
 			if err == nil && cured(keys) {
 				// Let the loop fold the keys that came back, then look
 				// again: the fold decides.
-				return false, &HeldError{Watch: g.watch, KeysBefore: g.held.KeysBefore, Removals: g.held.Removals}
+				return false, &HeldError{Watch: g.watch, KeysBefore: g.held.KeysBefore, Removals: g.held.Removals, Outputs: g.held.Outputs}
 			}
 		}
 		select {

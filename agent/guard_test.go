@@ -240,6 +240,12 @@ func TestGuardHoldsAResultRemovingMostFiles(t *testing.T) {
 	if !g.held.Outputs {
 		t.Error("a hold taken at commit does not say it counts files")
 	}
+	if !strings.Contains(held.Error(), "5 of 8 output files") {
+		t.Errorf("held error %q, want it to count output files", held.Error())
+	}
+	if s := g.status.get(); s.Held == nil || !s.Held.Outputs || !strings.Contains(s.Reason, "5 of the watch's 8 output files") {
+		t.Errorf("status %+v reason %q, want the hold counting output files", s.Held, s.Reason)
+	}
 	// Keys coming back do not lift it: only the fold's count would say so.
 	g.held.KeysBefore = 8
 	if err := os.WriteFile(filepath.Join(dir, confirmFile), nil, 0o600); err != nil {

@@ -75,10 +75,13 @@ type QuarantinedState struct {
 // Removals of the KeysBefore keys the watch held. Checked is when this run
 // of the agent last held a batch (zero before its first).
 type HoldStatus struct {
-	KeysBefore int       `json:"keys_before"`
-	Removals   int       `json:"removals"`
-	Since      time.Time `json:"since"`
-	Checked    time.Time `json:"checked,omitzero"`
+	KeysBefore int `json:"keys_before"`
+	Removals   int `json:"removals"`
+	// Outputs: the hold counts output files (a plugin result would remove
+	// them), not keys.
+	Outputs bool      `json:"outputs,omitempty"`
+	Since   time.Time `json:"since"`
+	Checked time.Time `json:"checked,omitzero"`
 }
 
 // Healthy reports whether the watch is neither failing, detached, stale nor
@@ -167,7 +170,7 @@ func (w *watchStatus) get() WatchStatus {
 	switch {
 	case s.Held != nil:
 		s.State = stateHeld
-		s.Reason = fmt.Sprintf("held: a batch would remove %d of the watch's %d keys; check the bucket, then run `slipagent resync --confirm %s` to apply it", s.Held.Removals, s.Held.KeysBefore, s.Name)
+		s.Reason = fmt.Sprintf("held: a batch would remove %d of the watch's %d %s; check the bucket, then run `slipagent resync --confirm %s` to apply it", s.Held.Removals, s.Held.KeysBefore, holdUnit(s.Held.Outputs), s.Name)
 	case w.attachErr != "":
 		s.State, s.Reason = stateDetached, "cannot watch bucket "+s.Bucket+": "+w.attachErr
 	case s.LastError != "":
