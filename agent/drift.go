@@ -116,7 +116,10 @@ func (d *driftRepair) run(ctx context.Context) {
 	case <-d.ready:
 	}
 	for {
-		if err := d.check(ctx); err != nil && ctx.Err() == nil {
+		switch err := d.check(ctx); {
+		case err == nil:
+			d.r.status.repaired()
+		case ctx.Err() == nil:
 			d.r.log.Warn("drift check failed; trying again at the next one", "err", err, "drift_check", d.r.conf.DriftCheck)
 			d.r.status.repairFailed(err)
 		}
@@ -181,11 +184,7 @@ func (d *driftRepair) check(ctx context.Context) error {
 	unfinished := d.unfinished
 	d.unlock()
 	if len(drifted) == 0 && !unfinished {
-		if unchecked != nil {
-			return unchecked
-		}
-		d.r.status.repaired()
-		return nil
+		return unchecked
 	}
 	drifted, staged, err := d.render(ctx, drifted)
 	if err != nil {
@@ -275,7 +274,6 @@ func (d *driftRepair) render(ctx context.Context, drifted []driftedFile) ([]drif
 	// recording it. Holding the turn, the record is up to date.
 	drifted = d.confirm(drifted)
 	if len(drifted) == 0 && !d.unfinished {
-		d.r.status.repaired()
 		return nil, nil, nil
 	}
 	if len(drifted) > 0 {
@@ -316,7 +314,6 @@ func (d *driftRepair) render(ctx context.Context, drifted []driftedFile) ([]drif
 		return nil, nil, err
 	}
 	d.owed, d.unfinished = false, false
-	d.r.status.repaired()
 	return drifted, staged, nil
 }
 
