@@ -66,26 +66,21 @@ func (l *appliedLoop) reconcileKeys(ctx context.Context, wa Watch) error {
 	return nil
 }
 
-// compareKeys ranges over the fold's keys under the scope: it returns the
-// ones live lacks, sorted and without duplicates, and marks in live the
-// ones the fold holds.
+// compareKeys returns the keys the fold holds under the scope that live
+// lacks, sorted and without duplicates, and marks in live the ones the fold
+// holds.
 func (l *appliedLoop) compareKeys(ctx context.Context, live map[string]bool) ([]string, error) {
-	var stale []string
-	for _, p := range l.cfg.Scope.List() {
-		err := l.fold.Range(ctx, p, "", func(e Entry) error {
-			if _, ok := live[e.Key]; ok {
-				live[e.Key] = true
-			} else {
-				stale = append(stale, e.Key)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("kvcore: listing fold keys: %w", err)
+	stale, err := staleKeys(ctx, l.fold, l.cfg.Scope.List(), func(k string) bool {
+		_, ok := live[k]
+		if ok {
+			live[k] = true
 		}
+		return ok
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kvcore: listing fold keys: %w", err)
 	}
-	slices.Sort(stale)
-	return slices.Compact(stale), nil
+	return stale, nil
 }
 
 // staleDeletes returns synthetic deletes (unknown version) for the stale
