@@ -183,3 +183,38 @@ func TestValidateRefusesWhatTheAgentWouldRefuse(t *testing.T) {
 		t.Fatalf("validate of a configuration everyone can write = %d %q; want it refused with the path and the fix", code, errOut)
 	}
 }
+
+// TestValidateRefusesOutputsSharingFiles: two watches whose output
+// directories are one directory through a symlink would prune each other's
+// files for ever; validate says so, naming both spellings and the resolved
+// directory.
+func TestValidateRefusesOutputsSharingFiles(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "out"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dir, "out"), filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "agent.hcl")
+	src := `data_dir = "data"
+plugin "files" { module = "files.wasm" }
+watch "a" {
+  bucket = "a"
+  plugin = "files"
+  output "files" { dir = "out" }
+}
+watch "b" {
+  bucket = "b"
+  plugin = "files"
+  output "files" { dir = "link" }
+}
+`
+	if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCmd(t, "validate", "-config", cfg)
+	if code != exitFailure || !strings.Contains(errOut, "Overlapping output directories") || !strings.Contains(errOut, filepath.Join(dir, "link")) || !strings.Contains(errOut, "once symlinks are resolved") {
+		t.Fatalf("validate of outputs sharing a directory through a symlink = %d %q; want it refused naming both", code, errOut)
+	}
+}
