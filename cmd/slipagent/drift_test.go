@@ -5,10 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/slipstreamkv/slipstream/internal/natstest"
-	"github.com/slipstreamkv/slipstream/internal/plugintest"
 )
 
 // A drift repair the host refuses (an output subdirectory replaced by a
@@ -17,36 +15,10 @@ import (
 // the next drift check repairs the files and status exits 0 again.
 func TestStatusShowsAFailingDriftRepair(t *testing.T) {
 	srv := natstest.Run(t)
-	dir, err := os.MkdirTemp("", "sa") // a socket's path is short
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.WriteFile(filepath.Join(dir, "files.wasm"), plugintest.Module(t, "plugins/examples/files"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for key, value := range map[string]string{"files.a.conf": "alpha", "files.sub/b.conf": "bravo"} {
-		if code, _, errOut := runCmd(t, "kv", "-server", srv.URL(), "put", "cfg", key, value); code != exitOK {
-			t.Fatalf("kv put %s = %d: %s", key, code, errOut)
-		}
-	}
-	cfg := filepath.Join(dir, "agent.hcl")
-	if err := os.WriteFile(cfg, []byte(`data_dir = "data"
-nats { servers = ["`+srv.URL()+`"] }
-plugin "files" {
-  module = "files.wasm"
-  config = { prefix = "files." }
-}
-watch "cfg" {
-  bucket      = "cfg"
-  plugin      = "files"
-  drift_check = "1s"
-  output "files" { dir = "out" }
-}
-http { listen = "unix:run/http.sock" }
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := filesAgentDir(t)
+	putRev(t, srv.URL(), "files.a.conf", "alpha")
+	putRev(t, srv.URL(), "files.sub/b.conf", "bravo")
+	cfg := filesAgentConfig(t, dir, srv.URL(), "", `drift_check = "1s"`)
 	runAgent(t, cfg)
 	waitStatus(t, "-config", cfg)
 	sub := filepath.Join(dir, "out", "sub")
@@ -60,17 +32,7 @@ http { listen = "unix:run/http.sock" }
 	if err := os.Symlink(t.TempDir(), sub); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		code, out, errOut := runCmd(t, "status", "-config", cfg)
-		if code == exitFailure && strings.Contains(out, "failing") && strings.Contains(out, "repairing drift") && strings.Contains(out, "leaves the output directory") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("status while the drift repair fails = %d, want 1 naming the failed repair:\n%s%s", code, out, errOut)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitStatusFailing(t, cfg, "failing", "repairing drift", "leaves the output directory")
 
 	if err := os.Remove(sub); err != nil {
 		t.Fatal(err)

@@ -151,3 +151,71 @@ func TestStatusTokenAndMutualTLS(t *testing.T) {
 		t.Errorf("status -http https://... without the token = %d %q, want 1 and a 401", code, errOut)
 	}
 }
+
+// filesAgentDir returns a short temporary directory (a Unix socket's path
+// in it stays short) holding files.wasm, the files example plugin.
+func filesAgentDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.WriteFile(filepath.Join(dir, "files.wasm"), plugintest.Module(t, "plugins/examples/files"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// filesAgentConfig writes dir/agent.hcl: watch cfg of bucket cfg through
+// the files plugin (files.wasm, prefix "files.") into dir/out, its status on
+// a Unix socket, with pluginExtra and watchExtra lines in those blocks.
+func filesAgentConfig(t *testing.T, dir, url, pluginExtra, watchExtra string) string {
+	t.Helper()
+	cfg := filepath.Join(dir, "agent.hcl")
+	if err := os.WriteFile(cfg, []byte(`data_dir = "data"
+cache_dir = "`+plugintest.CacheDir(t)+`"
+nats { servers = ["`+url+`"] }
+plugin "files" {
+  module = "files.wasm"
+  config = { prefix = "files." }
+  `+pluginExtra+`
+}
+watch "cfg" {
+  bucket = "cfg"
+  plugin = "files"
+  output "files" { dir = "out" }
+  `+watchExtra+`
+}
+http { listen = "unix:run/http.sock" }
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// waitStatusFailing polls slipagent status until it exits 1 with every
+// one of want in its output.
+func waitStatusFailing(t *testing.T, cfg string, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		code, out, errOut := runCmd(t, "status", "-config", cfg)
+		if code == exitFailure && containsAll(out, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status = %d, want 1 saying %q:\n%s%s", code, want, out, errOut)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
