@@ -41,9 +41,9 @@ func TestBatchAfterTheOutputDirectoryWasRemovedIsRetriedInFull(t *testing.T) {
 	waitReady(t, a)
 	out := filepath.Join(f.dir, "out")
 
-	if err := os.RemoveAll(out); err != nil {
-		t.Fatal(err)
-	}
+	// A drift check seeing the removal half done may be re-creating files
+	// in it meanwhile, failing this with "directory not empty".
+	waitFor(t, "the output directory removed", func() bool { return os.RemoveAll(out) == nil })
 	last := f.put("cfg", "files.b.conf", "bravo")
 	waitFor(t, "the output directory and its files restored", func() bool {
 		return readFile(filepath.Join(out, "a.conf")) == "alpha" && readFile(filepath.Join(out, "b.conf")) == "bravo"
@@ -66,12 +66,7 @@ func TestDriftRepairThatFailsShowsInHealth(t *testing.T) {
 	}{{
 		name: "subdirectory symlinked out of the output",
 		obstruct: func(t *testing.T, out, outside string) {
-			if err := os.RemoveAll(filepath.Join(out, "sub")); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Symlink(outside, filepath.Join(out, "sub")); err != nil {
-				t.Fatal(err)
-			}
+			replacePath(t, filepath.Join(out, "sub"), func(p string) error { return os.Symlink(outside, p) })
 		},
 		clear: func(t *testing.T, out string) {
 			if err := os.Remove(filepath.Join(out, "sub")); err != nil {
@@ -82,12 +77,7 @@ func TestDriftRepairThatFailsShowsInHealth(t *testing.T) {
 	}, {
 		name: "file where the output directory was",
 		obstruct: func(t *testing.T, out, _ string) {
-			if err := os.RemoveAll(out); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(out, []byte("in the way"), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			replacePath(t, out, func(p string) error { return os.WriteFile(p, []byte("in the way"), 0o644) })
 		},
 		clear: func(t *testing.T, out string) {
 			if err := os.Remove(out); err != nil {
@@ -100,12 +90,7 @@ func TestDriftRepairThatFailsShowsInHealth(t *testing.T) {
 		// check, not a clean one.
 		name: "subdirectory that cannot be looked into",
 		obstruct: func(t *testing.T, out, _ string) {
-			if err := os.RemoveAll(filepath.Join(out, "sub")); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Symlink("sub", filepath.Join(out, "sub")); err != nil { // a loop
-				t.Fatal(err)
-			}
+			replacePath(t, filepath.Join(out, "sub"), func(p string) error { return os.Symlink("sub", p) }) // a loop
 		},
 		clear: func(t *testing.T, out string) {
 			if err := os.Remove(filepath.Join(out, "sub")); err != nil {
@@ -170,6 +155,18 @@ func TestDriftRepairThatFailsShowsInHealth(t *testing.T) {
 			}
 		})
 	}
+}
+
+// replacePath removes path and puts place's obstacle there instead. The
+// agent may be repairing the outputs meanwhile (its drift check runs right
+// after the catch-up and can see the removal half done), re-creating what
+// was removed: it tries again until the obstacle is in place.
+func replacePath(t *testing.T, path string, place func(path string) error) {
+	t.Helper()
+	waitFor(t, "the obstacle at "+path, func() bool {
+		_ = os.RemoveAll(path) // a repair writing into it makes this fail: the next try
+		return place(path) == nil
+	})
 }
 
 // statusCode fetches url and returns its status code.
