@@ -61,6 +61,16 @@ func (s attachSource) WatchBuffered(ctx context.Context, scope kvcore.Scope, fro
 	return wa, err
 }
 
+// KeyVersions keeps the store's versioned key listing
+// (kvcore.KeyVersionLister) visible to WatchApplied, whose reconciliation
+// checks with it that the fold is in step with the bucket.
+func (s attachSource) KeyVersions(ctx context.Context, prefix string) ([]kvcore.KeyVersion, error) {
+	if l, ok := s.Store.(kvcore.KeyVersionLister); ok {
+		return l.KeyVersions(ctx, prefix)
+	}
+	return nil, kvcore.ErrUnsupported
+}
+
 // The NATS backend re-creates a watch's consumer by itself when it breaks
 // (a server restart, a missed heartbeat), retrying for as long as it fails;
 // the loop above it sees no error, only no more changes. The backend

@@ -939,6 +939,12 @@ func (w *simWorld) restartServer() {
 	}
 }
 
+// KeyVersions passes the versioned key listing through, as natskv's store
+// has one: the reconciliation checks with it that the fold is in step.
+func (s *simStore) KeyVersions(ctx context.Context, prefix string) ([]kvcore.KeyVersion, error) {
+	return s.Store.(kvcore.KeyVersionLister).KeyVersions(ctx, prefix)
+}
+
 // BucketID passes the bucket's identity through, as natskv's store has one.
 func (s *simStore) BucketID(ctx context.Context) (string, error) {
 	return s.Store.(kvcore.BucketIdentifier).BucketID(ctx)

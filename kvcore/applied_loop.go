@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -101,11 +102,15 @@ func (l *appliedLoop) run(ctx context.Context) error {
 			// Retention passed the cursor, or the cursor belongs to another
 			// incarnation of the bucket: start over from the bucket's
 			// current state; the sync deletes what vanished meanwhile.
-			msg := "cursor expired; resyncing from the current state"
-			if errors.Is(err, errBucketReplaced) {
+			msg, level := "cursor expired; resyncing from the current state", slog.LevelWarn
+			switch {
+			case errors.Is(err, errBucketReplaced):
 				msg = "the bucket was replaced since the fold's cursor was taken; resyncing from its current state"
+			case errors.Is(err, errOutOfStep):
+				// Acknowledged writes were lost: worth an operator's look.
+				msg, level = "the bucket lost records the fold applied and reused their revisions (a server store restored from an older copy, or an unsynced tail lost in a crash); resyncing from its current state", slog.LevelError
 			}
-			l.cfg.Logger.Warn(msg, "scope", l.cfg.Scope.String(), "cursor", l.fold.Cursor().String(), "bucket_id", l.knownID, "err", err)
+			l.cfg.Logger.Log(ctx, level, msg, "scope", l.cfg.Scope.String(), "cursor", l.fold.Cursor().String(), "bucket_id", l.knownID, "err", err)
 			l.next = modeSync
 			if l.expiries++; l.expiries < expiriesBeforeBackoff {
 				continue

@@ -17,6 +17,13 @@ import (
 // passed without it: a server that lost a purge brings a purged record
 // back) gets a put of the bucket's entry in the same batch.
 //
+// With a source that lists versions ([KeyVersionLister]) it also checks
+// that the fold is in step with the bucket: a key the fold holds at a
+// revision the bucket's latest record of it is older than, or at an older
+// revision than a record of it at or before C, means the bucket went back
+// in time (see errOutOfStep); the session then ends with
+// [ErrCursorExpired] and the loop resyncs.
+//
 // When the bucket's mark shows it unchanged since the fold last matched it,
 // there is nothing to list (see [AppliedConfig.OnMark]).
 func (l *appliedLoop) reconcileKeys(ctx context.Context, wa Watch) error {
@@ -25,20 +32,14 @@ func (l *appliedLoop) reconcileKeys(ctx context.Context, wa Watch) error {
 		l.owed &^= owedReconcile
 		return nil
 	}
-	live := make(map[string]bool) // whether the fold holds the key
-	for _, p := range l.cfg.Scope.List() {
-		keys, err := l.src.Keys(ctx, p)
-		if errors.Is(err, ErrUnsupported) {
-			l.cfg.Logger.Warn("the source cannot list keys; deletions whose markers expired go unnoticed", "scope", l.cfg.Scope.String())
-			l.owed &^= owedReconcile
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("kvcore: reconcile: listing live keys under %q: %w", p, err)
-		}
-		for _, k := range keys {
-			live[k] = false
-		}
+	live, err := l.listLive(ctx)
+	if errors.Is(err, ErrUnsupported) {
+		l.cfg.Logger.Warn("the source cannot list keys; deletions whose markers expired go unnoticed", "scope", l.cfg.Scope.String())
+		l.owed &^= owedReconcile
+		return nil
+	}
+	if err != nil {
+		return err
 	}
 	stale, err := l.compareKeys(ctx, live)
 	if err != nil {
@@ -66,21 +67,136 @@ func (l *appliedLoop) reconcileKeys(ctx context.Context, wa Watch) error {
 	return nil
 }
 
+// liveKey is a key of the bucket's listing: the version of its latest
+// record (unknown when the source lists keys only) and whether the fold
+// holds the key.
+type liveKey struct {
+	version Version
+	size    int // of its value, -1 when unknown
+	held    bool
+}
+
+// listLive lists the bucket's live keys under the scope, with their
+// versions when the source gives them.
+func (l *appliedLoop) listLive(ctx context.Context) (map[string]liveKey, error) {
+	live := make(map[string]liveKey)
+	for _, p := range l.cfg.Scope.List() {
+		kvs, err := l.listVersions(ctx, p)
+		if errors.Is(err, ErrUnsupported) {
+			return nil, err
+		}
+		if err != nil {
+			return nil, fmt.Errorf("kvcore: reconcile: listing live keys under %q: %w", p, err)
+		}
+		for _, kv := range kvs {
+			live[kv.Key] = liveKey{version: kv.Version, size: kv.Size}
+		}
+	}
+	return live, nil
+}
+
+// listVersions lists the live keys under prefix, with their versions when
+// the source gives them (else unknown).
+func (l *appliedLoop) listVersions(ctx context.Context, prefix string) ([]KeyVersion, error) {
+	if lister, ok := l.src.(KeyVersionLister); ok {
+		if kvs, err := lister.KeyVersions(ctx, prefix); !errors.Is(err, ErrUnsupported) {
+			return kvs, err
+		}
+	}
+	keys, err := l.src.Keys(ctx, prefix)
+	kvs := make([]KeyVersion, len(keys))
+	for i, k := range keys {
+		kvs[i] = KeyVersion{Key: k, Size: -1}
+	}
+	return kvs, err
+}
+
+// errOutOfStep reports a fold out of step with its bucket: the bucket lost
+// records the fold applied (its server's store was restored from an older
+// copy, or lost an unsynced tail in a crash) and numbered new records with
+// revisions the fold had already passed, which the cursor alone cannot
+// tell apart. It is handled as [ErrCursorExpired]: the loop resyncs.
+var errOutOfStep = errors.New("kvcore: the bucket went back in time")
+
 // compareKeys returns the keys the fold holds under the scope that live
 // lacks, sorted and without duplicates, and marks in live the ones the fold
-// holds.
-func (l *appliedLoop) compareKeys(ctx context.Context, live map[string]bool) ([]string, error) {
-	stale, err := staleKeys(ctx, l.fold, l.cfg.Scope.List(), func(k string) bool {
-		_, ok := live[k]
-		if ok {
-			live[k] = true
+// holds. It fails with errOutOfStep when a key's versions show the fold
+// out of step with the bucket.
+func (l *appliedLoop) compareKeys(ctx context.Context, live map[string]liveKey) ([]string, error) {
+	at, _ := l.fold.Cursor().Revision()
+	var behind error // the first key out of step
+	skewed := 0
+	stale, err := staleKeys(ctx, l.fold, l.cfg.Scope.List(), func(e Entry) bool {
+		lk, ok := live[e.Key]
+		if !ok {
+			return false
 		}
-		return ok
+		lk.held = true
+		live[e.Key] = lk
+		if err := inStep(e, lk, at); err != nil {
+			skewed++
+			if behind == nil {
+				behind = err
+			}
+		}
+		return true
 	})
 	if err != nil {
 		return nil, fmt.Errorf("kvcore: listing fold keys: %w", err)
 	}
+	if behind != nil {
+		return nil, fmt.Errorf("%w: %w: %d keys disagree, e.g. %w", ErrCursorExpired, errOutOfStep, skewed, behind)
+	}
 	return stale, nil
+}
+
+// inStep checks the fold's entry e against the bucket's latest record of
+// its key, the fold being at revision at: the bucket cannot have an older
+// latest record than one the fold applied, nor a newer one at or before at
+// that the fold passed without applying, nor at the fold's revision a
+// value of another size (a revision reused by another record).
+func inStep(e Entry, bucket liveKey, at uint64) error {
+	f, okf := e.Version.Revision()
+	b, okb := bucket.version.Revision()
+	switch {
+	case !okf || !okb || at == 0:
+		return nil
+	case f == b && bucket.size >= 0 && bucket.size != len(e.Value):
+		return fmt.Errorf("key %q is at revision %d in the fold and in the bucket, but with a %d-byte value in the bucket and a %d-byte one in the fold", e.Key, f, bucket.size, len(e.Value))
+	case f > b:
+		return fmt.Errorf("key %q is at revision %d in the fold but %d in the bucket, which lost the newer record", e.Key, f, b)
+	case f < b && b <= at:
+		return fmt.Errorf("key %q is at revision %d in the fold but %d in the bucket, a record the fold passed (it is at %d) without it", e.Key, f, b, at)
+	}
+	return nil
+}
+
+// missingPuts returns puts of the bucket's current entries for the listed
+// keys the fold does not hold (not held in live), in key order. A key
+// deleted since the listing is left to the watch, which delivers its delete.
+func (l *appliedLoop) missingPuts(ctx context.Context, live map[string]liveKey) ([]Update, error) {
+	var missing []string
+	for k, lk := range live {
+		if !lk.held {
+			missing = append(missing, k)
+		}
+	}
+	slices.Sort(missing)
+	var puts []Update
+	for _, k := range missing {
+		e, err := l.src.Entry(ctx, k)
+		switch {
+		case errors.Is(err, ErrNotFound), errors.Is(err, ErrUnsupported):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("kvcore: reading %q, which the fold lacks: %w", k, err)
+		}
+		puts = append(puts, Update{Op: OpPut, Key: k, Value: e.Value, Version: e.Version})
+	}
+	if len(puts) > 0 {
+		l.cfg.Logger.Warn("adding keys the bucket holds at revisions the fold passed without them", "scope", l.cfg.Scope.String(), "keys", len(puts))
+	}
+	return puts, nil
 }
 
 // staleDeletes returns synthetic deletes (unknown version) for the stale
@@ -116,32 +232,4 @@ func (l *appliedLoop) staleDeletes(ctx context.Context, stale []string) ([]Updat
 		l.cfg.Logger.Info("removing keys that vanished from the bucket", "scope", l.cfg.Scope.String(), "keys", len(deletes))
 	}
 	return deletes, nil
-}
-
-// missingPuts returns puts of the bucket's current entries for the listed
-// keys the fold does not hold (false in live), in key order. A key deleted
-// since the listing is left to the watch, which delivers its delete.
-func (l *appliedLoop) missingPuts(ctx context.Context, live map[string]bool) ([]Update, error) {
-	var missing []string
-	for k, held := range live {
-		if !held {
-			missing = append(missing, k)
-		}
-	}
-	slices.Sort(missing)
-	var puts []Update
-	for _, k := range missing {
-		e, err := l.src.Entry(ctx, k)
-		switch {
-		case errors.Is(err, ErrNotFound), errors.Is(err, ErrUnsupported):
-			continue
-		case err != nil:
-			return nil, fmt.Errorf("kvcore: reading %q, which the fold lacks: %w", k, err)
-		}
-		puts = append(puts, Update{Op: OpPut, Key: k, Value: e.Value, Version: e.Version})
-	}
-	if len(puts) > 0 {
-		l.cfg.Logger.Warn("adding keys the bucket holds at revisions the fold passed without them", "scope", l.cfg.Scope.String(), "keys", len(puts))
-	}
-	return puts, nil
 }

@@ -49,18 +49,18 @@ type Fold interface {
 // [ErrCursorExpired] to turn keys deleted during the gap into synthetic deletes
 // before re-listing.
 func StaleKeys(ctx context.Context, f Fold, prefixes []string, live map[string]struct{}) ([]string, error) {
-	return staleKeys(ctx, f, prefixes, func(k string) bool {
-		_, ok := live[k]
+	return staleKeys(ctx, f, prefixes, func(e Entry) bool {
+		_, ok := live[e.Key]
 		return ok
 	})
 }
 
-// staleKeys is StaleKeys with live asked about each key the fold holds.
-func staleKeys(ctx context.Context, f Fold, prefixes []string, live func(key string) bool) ([]string, error) {
+// staleKeys is StaleKeys with live asked about each entry the fold holds.
+func staleKeys(ctx context.Context, f Fold, prefixes []string, live func(e Entry) bool) ([]string, error) {
 	var stale []string
 	for _, p := range prefixes {
 		err := f.Range(ctx, p, "", func(e Entry) error {
-			if !live(e.Key) {
+			if !live(e) {
 				stale = append(stale, e.Key)
 			}
 			return nil

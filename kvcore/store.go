@@ -65,6 +65,28 @@ type BucketMarker interface {
 	BucketMark(ctx context.Context) (mark string, at Cursor, err error)
 }
 
+// KeyVersionLister is implemented by sources that list live keys with the
+// version of each one's latest record, in one pass like Keys. [WatchApplied]
+// uses it when it reconciles a fold with its bucket, to find a fold out of
+// step with a bucket that went back in time: a server that lost records it
+// had acknowledged (its store restored from an older copy, or an unsynced
+// tail lost in a crash) numbers new records with revisions the fold already
+// applied, so the cursor alone no longer tells what the fold missed.
+type KeyVersionLister interface {
+	// KeyVersions lists what Keys lists, each key with the version of
+	// its latest record. [ErrUnsupported] (a wrapper over a store that
+	// lacks it) makes the caller list with Keys.
+	KeyVersions(ctx context.Context, prefix string) ([]KeyVersion, error)
+}
+
+// KeyVersion is a live key and the version of its latest record.
+type KeyVersion struct {
+	Key     string
+	Version Version
+	// Size is the length of the record's value, -1 when unknown.
+	Size int
+}
+
 // Reader reads current values.
 type Reader interface {
 	// Get returns the live value of key. A key whose latest record is a

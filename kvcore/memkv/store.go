@@ -181,6 +181,17 @@ func (s *store) Keys(ctx context.Context, prefix string) ([]string, error) {
 	return keys, err
 }
 
+var _ kvcore.KeyVersionLister = (*store)(nil)
+
+func (s *store) KeyVersions(ctx context.Context, prefix string) ([]kvcore.KeyVersion, error) {
+	entries, err := s.scan("keys", prefix)
+	keys := make([]kvcore.KeyVersion, len(entries))
+	for i, e := range entries {
+		keys[i] = kvcore.KeyVersion{Key: e.Key, Version: e.Version, Size: len(e.Value)}
+	}
+	return keys, err
+}
+
 func (s *store) Scan(_ context.Context, prefix string) ([]kvcore.Entry, error) {
 	return s.scan("scan", prefix)
 }
