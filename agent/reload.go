@@ -97,7 +97,9 @@ func (a *Agent) reloadsFinished() uint64 {
 }
 
 // Reload switches the running agent to cfg, touching only what changed. It
-// first compiles every plugin module cfg names whose file or settings
+// first re-reads the http token_file (a rotated token replaces the running
+// one once the reload is applied; a file that cannot be read refuses the
+// reload), then compiles every plugin module cfg names whose file or settings
 // changed; if one fails, nothing is torn down and the error is returned
 // (and counted in slipagent_reloads_total and /status). Then it stops the
 // watches cfg removes or changes (their settings, their plugin's settings
@@ -121,6 +123,12 @@ func (a *Agent) Reload(ctx context.Context, cfg *Config) error {
 // applyReload runs a reload on Run's goroutine; wg is Run's, which the new
 // watches join.
 func (a *Agent) applyReload(ctx context.Context, wg *sync.WaitGroup, cfg *Config) error {
+	token, err := reloadToken(cfg)
+	if err != nil {
+		err = fmt.Errorf("agent: reload refused, the running configuration stays: %w", err)
+		a.reloadFinished(err, ReloadStatus{})
+		return err
+	}
 	if !sameSettings(a.cfg, cfg) {
 		return ErrReloadNeedsRestart // a restart, not a refusal: not counted
 	}
@@ -186,9 +194,22 @@ func (a *Agent) applyReload(ctx context.Context, wg *sync.WaitGroup, cfg *Config
 			w.start(ctx, wg)
 		}
 	}
+	if token != "" && a.auth != nil {
+		a.auth.setToken(token)
+	}
 	a.log.Info("configuration reloaded", "restarted", changes.Restarted, "added", changes.Added, "removed", changes.Removed, "kept", changes.Kept)
 	a.reloadFinished(nil, changes)
 	return nil
+}
+
+// reloadToken reads the token_file of cfg's http block ("" without one): a
+// reload re-reads it, so a rotated token takes effect, and one that cannot
+// be read refuses the reload.
+func reloadToken(cfg *Config) (string, error) {
+	if cfg.HTTP == nil || cfg.HTTP.TokenFile == "" {
+		return "", nil
+	}
+	return ReadHTTPToken(cfg.HTTP.TokenFile)
 }
 
 // preparePlugins loads every plugin of cfg before anything is stopped: an
