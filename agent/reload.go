@@ -16,8 +16,9 @@ import (
 
 // ErrReloadNeedsRestart is returned by Reload when the new configuration
 // changes what a running agent cannot change in place: data_dir, cache_dir,
-// the nats block or the http block. Serve then restarts the whole agent.
-var ErrReloadNeedsRestart = errors.New("agent: the new configuration changes data_dir, cache_dir, nats or http: restarting the agent")
+// the nats block, the http block or the report block. Serve then restarts
+// the whole agent.
+var ErrReloadNeedsRestart = errors.New("agent: the new configuration changes data_dir, cache_dir, nats, http or report: restarting the agent")
 
 // reloadRequest is a Reload handed to Run's goroutine, which owns the watches.
 type reloadRequest struct {
@@ -292,7 +293,8 @@ func fileDigest(path string) (string, error) {
 // agent cannot change in place.
 func sameSettings(a, b *Config) bool {
 	return a.DataDir == b.DataDir && a.CacheDir == b.CacheDir &&
-		sameConf(a.NATS, b.NATS) && sameConf(a.HTTP, b.HTTP)
+		sameConf(a.NATS, b.NATS) && sameConf(a.HTTP, b.HTTP) &&
+		sameConf(a.Report, b.Report)
 }
 
 // sameWatch reports whether a watch's settings are unchanged.

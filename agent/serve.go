@@ -15,9 +15,9 @@ import (
 // agent keeps going. A good one is applied in place by Agent.Reload, which
 // loads its plugin modules first and then restarts only the watches that
 // changed; systemd sees RELOADING=1, then READY=1 once the watches settle.
-// A configuration that changes data_dir, cache_dir, nats or http replaces
-// the agent instead: the old one is stopped gracefully, then a new one
-// starts from the folds it left. level, if set, follows each
+// A configuration that changes data_dir, cache_dir, nats, http or report
+// replaces the agent instead: the old one is stopped gracefully, then a new
+// one starts from the folds it left. level, if set, follows each
 // configuration's log_level.
 func Serve(ctx context.Context, cfg *Config, load func() (*Config, error), reload <-chan struct{}, level *slog.LevelVar, opts Options) error {
 	if opts.Logger == nil {
