@@ -90,6 +90,26 @@ func (a *Agent) recordReload(err error, changes ReloadStatus) {
 	a.metrics.reloaded(err)
 }
 
+// continueReloads makes a new agent that replaces another (Serve) go on
+// from its reload record: /status and slipagent_reloads_total count the
+// reloads across the agents Serve runs.
+func (a *Agent) continueReloads(st ReloadStatus) {
+	a.reload.mu.Lock()
+	a.reload.status = st
+	a.reload.mu.Unlock()
+	a.metrics.reloads.WithLabelValues("ok").Add(float64(st.Reloads))
+	a.metrics.reloads.WithLabelValues("error").Add(float64(st.Failures))
+}
+
+// watchNames names cfg's watches.
+func watchNames(cfg *Config) []string {
+	names := make([]string, 0, len(cfg.Watches))
+	for _, w := range cfg.Watches {
+		names = append(names, w.Name)
+	}
+	return names
+}
+
 // reloadsFinished counts reload attempts, for report.
 func (a *Agent) reloadsFinished() uint64 {
 	a.reload.mu.Lock()
