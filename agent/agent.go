@@ -70,6 +70,10 @@ type Agent struct {
 	// simulator's fault injection.
 	wrapFold func(kvcore.Fold) kvcore.Fold
 
+	// auth guards the HTTP endpoints (nil without an http block); Run sets
+	// it before it takes reloads, which re-read its token.
+	auth *httpAuth
+
 	// fleet writes the fleet reports (nil without a report block).
 	fleet *fleetReporter
 
@@ -189,6 +193,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("agent: %w", err)
 		}
+		a.auth = auth
 		ln, err := listenHTTP(a.cfg.HTTP)
 		if err != nil {
 			return fmt.Errorf("agent: %w", err)

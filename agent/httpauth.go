@@ -9,16 +9,18 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // httpAuth guards an http block's endpoints: with token_file every request
 // carries "Authorization: Bearer TOKEN"; with tls.client_ca_file every
 // request comes with a client certificate that CA signed. The endpoints the
 // block lists as public answer without either, and then leave out the
-// watches' names and errors.
+// watches' names and errors. A reload replaces the token in place
+// (setToken).
 type httpAuth struct {
 	token      bool
-	tokenSum   [sha256.Size]byte // compared in constant time
+	tokenSum   atomic.Pointer[[sha256.Size]byte] // compared in constant time
 	clientCert bool
 	public     []string
 }
@@ -30,9 +32,17 @@ func newHTTPAuth(h *HTTPConfig) (*httpAuth, error) {
 		if err != nil {
 			return nil, err
 		}
-		a.token, a.tokenSum = true, sha256.Sum256([]byte(tok))
+		a.token = true
+		a.setToken(tok)
 	}
 	return a, nil
+}
+
+// setToken makes tok the token requests need from now on, the previous one
+// no longer valid.
+func (a *httpAuth) setToken(tok string) {
+	sum := sha256.Sum256([]byte(tok))
+	a.tokenSum.Store(&sum)
 }
 
 // ReadHTTPToken reads an http block's token_file: one line, the token,
@@ -81,7 +91,7 @@ func (a *httpAuth) refusal(r *http.Request) string {
 	if a.token {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		sum := sha256.Sum256([]byte(got))
-		if !ok || subtle.ConstantTimeCompare(sum[:], a.tokenSum[:]) != 1 {
+		if !ok || subtle.ConstantTimeCompare(sum[:], a.tokenSum.Load()[:]) != 1 {
 			return "a valid bearer token is required: Authorization: Bearer <the content of the http token_file>"
 		}
 	}

@@ -16,8 +16,9 @@ import (
 
 // ErrReloadNeedsRestart is returned by Reload when the new configuration
 // changes what a running agent cannot change in place: data_dir, cache_dir,
-// the nats block or the http block. Serve then restarts the whole agent.
-var ErrReloadNeedsRestart = errors.New("agent: the new configuration changes data_dir, cache_dir, nats or http: restarting the agent")
+// the nats block, the http block or the report block. Serve then restarts
+// the whole agent.
+var ErrReloadNeedsRestart = errors.New("agent: the new configuration changes data_dir, cache_dir, nats, http or report: restarting the agent")
 
 // reloadRequest is a Reload handed to Run's goroutine, which owns the watches.
 type reloadRequest struct {
@@ -89,6 +90,26 @@ func (a *Agent) recordReload(err error, changes ReloadStatus) {
 	a.metrics.reloaded(err)
 }
 
+// continueReloads makes a new agent that replaces another (Serve) go on
+// from its reload record: /status and slipagent_reloads_total count the
+// reloads across the agents Serve runs.
+func (a *Agent) continueReloads(st ReloadStatus) {
+	a.reload.mu.Lock()
+	a.reload.status = st
+	a.reload.mu.Unlock()
+	a.metrics.reloads.WithLabelValues("ok").Add(float64(st.Reloads))
+	a.metrics.reloads.WithLabelValues("error").Add(float64(st.Failures))
+}
+
+// watchNames names cfg's watches.
+func watchNames(cfg *Config) []string {
+	names := make([]string, 0, len(cfg.Watches))
+	for _, w := range cfg.Watches {
+		names = append(names, w.Name)
+	}
+	return names
+}
+
 // reloadsFinished counts reload attempts, for report.
 func (a *Agent) reloadsFinished() uint64 {
 	a.reload.mu.Lock()
@@ -97,7 +118,9 @@ func (a *Agent) reloadsFinished() uint64 {
 }
 
 // Reload switches the running agent to cfg, touching only what changed. It
-// first compiles every plugin module cfg names whose file or settings
+// first re-reads the http token_file (a rotated token replaces the running
+// one once the reload is applied; a file that cannot be read refuses the
+// reload), then compiles every plugin module cfg names whose file or settings
 // changed; if one fails, nothing is torn down and the error is returned
 // (and counted in slipagent_reloads_total and /status). Then it stops the
 // watches cfg removes or changes (their settings, their plugin's settings
@@ -121,6 +144,12 @@ func (a *Agent) Reload(ctx context.Context, cfg *Config) error {
 // applyReload runs a reload on Run's goroutine; wg is Run's, which the new
 // watches join.
 func (a *Agent) applyReload(ctx context.Context, wg *sync.WaitGroup, cfg *Config) error {
+	token, err := reloadToken(cfg)
+	if err != nil {
+		err = fmt.Errorf("agent: reload refused, the running configuration stays: %w", err)
+		a.reloadFinished(err, ReloadStatus{})
+		return err
+	}
 	if !sameSettings(a.cfg, cfg) {
 		return ErrReloadNeedsRestart // a restart, not a refusal: not counted
 	}
@@ -186,9 +215,22 @@ func (a *Agent) applyReload(ctx context.Context, wg *sync.WaitGroup, cfg *Config
 			w.start(ctx, wg)
 		}
 	}
+	if token != "" && a.auth != nil {
+		a.auth.setToken(token)
+	}
 	a.log.Info("configuration reloaded", "restarted", changes.Restarted, "added", changes.Added, "removed", changes.Removed, "kept", changes.Kept)
 	a.reloadFinished(nil, changes)
 	return nil
+}
+
+// reloadToken reads the token_file of cfg's http block ("" without one): a
+// reload re-reads it, so a rotated token takes effect, and one that cannot
+// be read refuses the reload.
+func reloadToken(cfg *Config) (string, error) {
+	if cfg.HTTP == nil || cfg.HTTP.TokenFile == "" {
+		return "", nil
+	}
+	return ReadHTTPToken(cfg.HTTP.TokenFile)
 }
 
 // preparePlugins loads every plugin of cfg before anything is stopped: an
@@ -271,7 +313,8 @@ func fileDigest(path string) (string, error) {
 // agent cannot change in place.
 func sameSettings(a, b *Config) bool {
 	return a.DataDir == b.DataDir && a.CacheDir == b.CacheDir &&
-		sameConf(a.NATS, b.NATS) && sameConf(a.HTTP, b.HTTP)
+		sameConf(a.NATS, b.NATS) && sameConf(a.HTTP, b.HTTP) &&
+		sameConf(a.Report, b.Report)
 }
 
 // sameWatch reports whether a watch's settings are unchanged.

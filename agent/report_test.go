@@ -29,6 +29,12 @@ report {
 // fleetRecord reads host h1's record of watch cfg ("" state when absent).
 func (f *fixture) fleetRecord() fleet.Record {
 	f.t.Helper()
+	return f.fleetRecordOf("h1")
+}
+
+// fleetRecordOf reads host's record of watch cfg ("" state when absent).
+func (f *fixture) fleetRecordOf(host string) fleet.Record {
+	f.t.Helper()
 	s, err := f.conn.Open(context.Background(), "fleet")
 	if errors.Is(err, kvcore.ErrBucketNotFound) {
 		return fleet.Record{}
@@ -36,7 +42,7 @@ func (f *fixture) fleetRecord() fleet.Record {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	e, err := s.Get(context.Background(), fleet.Key("h1", "cfg"))
+	e, err := s.Get(context.Background(), fleet.Key(host, "cfg"))
 	if errors.Is(err, kvcore.ErrNotFound) {
 		return fleet.Record{}
 	}

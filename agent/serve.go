@@ -15,10 +15,12 @@ import (
 // agent keeps going. A good one is applied in place by Agent.Reload, which
 // loads its plugin modules first and then restarts only the watches that
 // changed; systemd sees RELOADING=1, then READY=1 once the watches settle.
-// A configuration that changes data_dir, cache_dir, nats or http replaces
-// the agent instead: the old one is stopped gracefully, then a new one
-// starts from the folds it left. level, if set, follows each
-// configuration's log_level.
+// A configuration that changes data_dir, cache_dir, nats, http or report
+// replaces the agent instead: the old one is stopped gracefully, then a new
+// one starts from the folds it left, going on with its reload record. When
+// that new agent cannot start (its listen address taken), the previous
+// configuration runs again, and its agent shows the reload as refused.
+// level, if set, follows each configuration's log_level.
 func Serve(ctx context.Context, cfg *Config, load func() (*Config, error), reload <-chan struct{}, level *slog.LevelVar, opts Options) error {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -27,6 +29,11 @@ func Serve(ctx context.Context, cfg *Config, load func() (*Config, error), reloa
 		opts.Notify = sdNotify
 	}
 	var previous *Config // the last configuration that ran, to fall back to
+	// history is the reload record of the agent replaced, which the next
+	// one continues with the outcome of the reload that replaced it
+	// (rebuilt: nil once applied, why not when it could not start).
+	var history *ReloadStatus
+	var rebuilt error
 	for {
 		if level != nil {
 			level.Set(cfg.Level)
@@ -34,6 +41,10 @@ func Serve(ctx context.Context, cfg *Config, load func() (*Config, error), reloa
 		a, err := New(cfg, opts)
 		if err != nil {
 			return err
+		}
+		if history != nil {
+			a.continueReloads(*history)
+			a.recordReload(rebuilt, ReloadStatus{Restarted: watchNames(cfg)})
 		}
 		runCtx, stop := context.WithCancel(ctx)
 		done := make(chan error, 1)
@@ -52,12 +63,16 @@ func Serve(ctx context.Context, cfg *Config, load func() (*Config, error), reloa
 		case runErr != nil && previous != nil:
 			// The reloaded configuration cannot even start (its listener,
 			// its data dir): go back to the one that ran.
+			// Its agent's record of that reload as applied is dropped.
 			opts.Logger.Error("the reloaded configuration cannot start; going back to the previous one", "err", runErr)
+			rebuilt = fmt.Errorf("agent: reload refused, the new configuration cannot start and the previous one runs again: %w", runErr)
 			cfg, previous = previous, nil
 		case runErr != nil:
 			return fmt.Errorf("agent: %w", runErr)
 		default:
 			opts.Logger.Info("configuration reloaded; restarting the agent")
+			st := a.ReloadStatus()
+			history, rebuilt = &st, nil
 			cfg, previous = next, cfg
 		}
 	}
