@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -30,11 +31,15 @@ type hookRequest struct {
 }
 
 // hookRound is one run of a command, and every request it answers: a
-// request for a command that has a round not yet started joins it.
+// request for a command that has a round not yet started joins it, and
+// leaves it again when its watch stops before the round starts.
 type hookRound struct {
-	reqs []hookRequest
-	done chan struct{} // closed once the round ran or was abandoned
-	err  error         // set before done closes
+	reqs []*hookRequest
+	// dropped closes when every request left the round before it started:
+	// it does not run.
+	dropped chan struct{}
+	done    chan struct{} // closed once the round ran or was abandoned
+	err     error         // set before done closes
 }
 
 // hookCmd is the scheduling state of one command.
@@ -51,7 +56,10 @@ type hookCmd struct {
 // up to its hook's splay, and never sooner than min_interval after its
 // previous run ended; requests meanwhile coalesce into one run at the end
 // of the interval, none is dropped. Waiting blocks only the watches that
-// asked. When ctx (the agent's) ends, rounds that did not start are
+// asked. A watch that stops (a reload, a shutdown) leaves the rounds it
+// waits for, and a round every watch left is dropped: the hook stays in
+// their journals, and the watch's next start asks again with its new
+// settings. When ctx (the agent's) ends, rounds that did not start are
 // abandoned; a run that started finishes. Safe for concurrent use.
 type hookScheduler struct {
 	ctx context.Context
@@ -107,22 +115,38 @@ func (s *hookScheduler) request(ctx context.Context, stop <-chan struct{}, req h
 	}
 	rd := c.pending
 	if rd == nil {
-		rd = &hookRound{done: make(chan struct{})}
+		rd = &hookRound{dropped: make(chan struct{}), done: make(chan struct{})}
 		c.pending = rd
 		prev := c.last
 		s.wg.Go(func() { s.drive(c, rd, prev, req) })
 	} else {
 		req.log.Info("hook joins a run already pending for the same command", "hook_watches", len(rd.reqs)+1)
 	}
-	rd.reqs = append(rd.reqs, req)
+	own := &req
+	rd.reqs = append(rd.reqs, own)
 	s.mu.Unlock()
 	select {
 	case <-rd.done:
 		return rd.err
 	case <-ctx.Done():
-		return errHookAbandoned
 	case <-stop:
-		return errHookAbandoned
+	}
+	s.leave(c, rd, own)
+	return errHookAbandoned
+}
+
+// leave takes req out of rd if rd did not start yet, and drops rd when no
+// request is left: a later request opens a new round, with its own settings.
+func (s *hookScheduler) leave(c *hookCmd, rd *hookRound, req *hookRequest) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.pending != rd {
+		return // started (it finishes) or already dropped
+	}
+	rd.reqs = slices.DeleteFunc(rd.reqs, func(r *hookRequest) bool { return r == req })
+	if len(rd.reqs) == 0 {
+		c.pending = nil
+		close(rd.dropped)
 	}
 }
 
@@ -138,6 +162,7 @@ func (s *hookScheduler) drive(c *hookCmd, rd, prev *hookRound, first hookRequest
 	if prev != nil {
 		select {
 		case <-prev.done:
+		case <-rd.dropped:
 		case <-s.ctx.Done():
 		}
 	}
@@ -146,7 +171,11 @@ func (s *hookScheduler) drive(c *hookCmd, rd, prev *hookRound, first hookRequest
 	if !c.lastEnd.IsZero() {
 		wait = time.Until(c.lastEnd.Add(minInterval))
 	}
+	dropped := len(rd.reqs) == 0
 	s.mu.Unlock()
+	if dropped {
+		wait, splay = 0, 0
+	}
 	if splay > 0 {
 		wait = max(wait, 0) + rand.N(splay+1)
 	}
@@ -156,10 +185,17 @@ func (s *hookScheduler) drive(c *hookCmd, rd, prev *hookRound, first hookRequest
 		defer t.Stop()
 		select {
 		case <-t.C:
+		case <-rd.dropped:
 		case <-s.ctx.Done():
 		}
 	}
 	s.mu.Lock()
+	if len(rd.reqs) == 0 { // every watch that asked stopped: not run
+		s.mu.Unlock()
+		first.log.Info("scheduled hook dropped: every watch that asked for it stopped (they keep it journaled)")
+		finish(errHookAbandoned)
+		return
+	}
 	c.pending, c.last = nil, rd // later requests start a new round
 	if s.ctx.Err() != nil {
 		s.mu.Unlock()

@@ -300,3 +300,38 @@ watch %q {
 		t.Errorf("runs %q, want at most two answering a, b and c once each", runs)
 	}
 }
+
+// TestHookRoundEveryWatchLeftIsDropped: a round whose every requester
+// stopped before it started (a reload restarted the watch) does not run,
+// and the restarted watch's request opens a round with its own settings
+// instead of joining the old one and waiting out its min_interval.
+func TestHookRoundEveryWatchLeftIsDropped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, runs := testScheduler(t.Context(), 0, nil)
+		old := hookReq("w", "reload")
+		old.minInterval = time.Hour
+		if err := s.request(t.Context(), nil, old); err != nil {
+			t.Fatal(err)
+		}
+		stop := make(chan struct{})
+		done := make(chan error, 1)
+		go func() { done <- s.request(t.Context(), stop, old) }()
+		time.Sleep(time.Minute)
+		close(stop) // a reload stops the watch
+		if err := <-done; !errors.Is(err, errHookAbandoned) {
+			t.Fatalf("stopped watch: %v, want errHookAbandoned", err)
+		}
+		start := time.Now()
+		if err := s.request(t.Context(), nil, hookReq("w", "reload")); err != nil { // restarted, without min_interval
+			t.Fatal(err)
+		}
+		if waited := time.Since(start); waited != 0 {
+			t.Errorf("the restarted watch's hook waited %v for the old round, want a run at once", waited)
+		}
+		time.Sleep(2 * time.Hour)
+		synctest.Wait()
+		if n := len(runs()); n != 2 {
+			t.Errorf("%d runs, want 2: the first and the restarted watch's, not the dropped round", n)
+		}
+	})
+}

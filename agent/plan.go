@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
@@ -109,6 +111,22 @@ func (r *watchRunner) plan(ctx context.Context, fn func(*WatchPlan) error) error
 	}
 	outputs := map[string]host.Output{}
 	targets := map[string]string{} // output name → its real directory
+	// A check that runs as another user reads the staged copies as it reads
+	// the real staged files: the copied outputs keep their owners and what
+	// the plugin stages gets the real run's. Otherwise owners are left out
+	// (the copy need not be chowned to be compared), so plan needs no
+	// privilege the checks do not.
+	checkAsOther := slices.ContainsFunc(r.conf.Hooks, func(h *HookConf) bool {
+		return len(h.Check) > 0 && !h.CheckInPlace && h.RunAs.credential() != nil
+	})
+	// The copies' parent opens for traversal whatever the umask: the
+	// scratch directory above it decides who may enter (openScratchTo).
+	if err := os.Mkdir(filepath.Join(scratch, "out"), 0o711); err != nil {
+		return err
+	}
+	if err := os.Chmod(filepath.Join(scratch, "out"), 0o711); err != nil {
+		return err
+	}
 	for _, o := range r.conf.Outputs {
 		dir := filepath.Join(scratch, "out", o.Name)
 		if err := host.CopyTree(o.Dir, dir); err != nil {
@@ -117,8 +135,16 @@ func (r *watchRunner) plan(ctx context.Context, fn func(*WatchPlan) error) error
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
-		// Owners are left out: the copy need not be chowned to be compared.
-		outputs[o.Name], targets[o.Name] = host.Output{Dir: dir, Mode: o.Mode}, o.Dir
+		out := host.Output{Dir: dir, Mode: o.Mode}
+		if checkAsOther {
+			if err := copyOwners(o.Dir, dir); err != nil {
+				return fmt.Errorf("output %s: copying the owners of %s: %w", o.Name, o.Dir, err)
+			}
+			if out.Owner, err = resolveOwner(o.Owner, o.Group); err != nil {
+				return fmt.Errorf("output %s: %w", o.Name, err)
+			}
+		}
+		outputs[o.Name], targets[o.Name] = out, o.Dir
 	}
 	fold, st, err := r.foldCopy(filepath.Join(scratch, logFoldFile))
 	if err != nil {
@@ -230,13 +256,54 @@ func (r *watchRunner) plan(ctx context.Context, fn func(*WatchPlan) error) error
 			c := PlannedCheck{Hook: name}
 			if h.CheckInPlace {
 				c.NotRun = "check_in_place: it would change the live files"
-			} else {
+			} else if c.Err = openScratchTo(scratch, h.RunAs); c.Err == nil {
 				c.Err = runCommand(ctx, r.log.With("hook", name, "check", true), h.Check, h.Timeout, hookProcess(h, append(r.env(name, cursor), stagedEnv(staged))))
 			}
 			p.Checks = append(p.Checks, c)
 		}
 	}
 	return fn(p)
+}
+
+// openScratchTo lets a check that runs as another user reach the staged
+// copies below the scratch directory, which MkdirTemp makes 0700: the
+// directory becomes traversable (not listable) by the check's group only,
+// and the copies' own modes and owners, those of the real run, decide what
+// it reads. The fold's copy beside them stays the agent's alone (0600).
+func openScratchTo(scratch string, r *RunAs) error {
+	if r.credential() == nil {
+		return nil // the check runs as the agent
+	}
+	if err := os.Chown(scratch, -1, int(r.GID)); err != nil {
+		return fmt.Errorf("letting the check's group %d into the plan's scratch directory %s: %w", r.GID, scratch, err)
+	}
+	return os.Chmod(scratch, 0o710)
+}
+
+// copyOwners gives every file and directory of the copy dst the owner of
+// its original below src (a missing original keeps the copier's).
+func copyOwners(src, dst string) error {
+	return filepath.WalkDir(dst, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dst, p)
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(filepath.Join(src, rel))
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return nil
+		}
+		return os.Lchown(p, int(st.Uid), int(st.Gid))
+	})
 }
 
 // foldCopy copies the watch's fold, as its last checkpoint left it, into a
