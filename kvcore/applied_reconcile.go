@@ -17,7 +17,9 @@ import (
 // passed without it: a server that lost a purge brings a purged record
 // back) gets a put of the bucket's entry in the same batch.
 //
-// With a source that lists versions ([KeyVersionLister]) it also checks
+// With a source that lists versions ([KeyVersionLister]), whose listing
+// has empty values too (a key of the fold the plain listing leaves out is
+// confirmed with Entry; one the fold lacks would go unnoticed), it checks
 // that the fold is in step with the bucket: a key the fold holds at a
 // revision the bucket's latest record of it is older than, or at an older
 // revision than a record of it at or before C, means the bucket went back

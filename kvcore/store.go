@@ -73,9 +73,10 @@ type BucketMarker interface {
 // tail lost in a crash) numbers new records with revisions the fold already
 // applied, so the cursor alone no longer tells what the fold missed.
 type KeyVersionLister interface {
-	// KeyVersions lists what Keys lists, each key with the version of
-	// its latest record. [ErrUnsupported] (a wrapper over a store that
-	// lacks it) makes the caller list with Keys.
+	// KeyVersions lists the keys starting with prefix whose latest record
+	// is a put, empty values included (unlike Keys), each with the
+	// version and value size of that record. [ErrUnsupported] (a wrapper
+	// over a store that lacks it) makes the caller list with Keys.
 	KeyVersions(ctx context.Context, prefix string) ([]KeyVersion, error)
 }
 

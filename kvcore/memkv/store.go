@@ -173,7 +173,7 @@ func (s *store) Purge(_ context.Context, key string) error {
 }
 
 func (s *store) Keys(ctx context.Context, prefix string) ([]string, error) {
-	entries, err := s.scan("keys", prefix)
+	entries, err := s.scan("keys", prefix, false)
 	keys := make([]string, len(entries))
 	for i, e := range entries {
 		keys[i] = e.Key
@@ -183,8 +183,10 @@ func (s *store) Keys(ctx context.Context, prefix string) ([]string, error) {
 
 var _ kvcore.KeyVersionLister = (*store)(nil)
 
+// KeyVersions lists the keys under prefix whose latest record is a put,
+// empty values included.
 func (s *store) KeyVersions(ctx context.Context, prefix string) ([]kvcore.KeyVersion, error) {
-	entries, err := s.scan("keys", prefix)
+	entries, err := s.scan("keys", prefix, true)
 	keys := make([]kvcore.KeyVersion, len(entries))
 	for i, e := range entries {
 		keys[i] = kvcore.KeyVersion{Key: e.Key, Version: e.Version, Size: len(e.Value)}
@@ -193,10 +195,12 @@ func (s *store) KeyVersions(ctx context.Context, prefix string) ([]kvcore.KeyVer
 }
 
 func (s *store) Scan(_ context.Context, prefix string) ([]kvcore.Entry, error) {
-	return s.scan("scan", prefix)
+	return s.scan("scan", prefix, false)
 }
 
-func (s *store) scan(op, prefix string) ([]kvcore.Entry, error) {
+// scan returns the entries under prefix whose latest record is a put with
+// a value, or any put with keepEmpty.
+func (s *store) scan(op, prefix string, keepEmpty bool) ([]kvcore.Entry, error) {
 	b, err := s.bucket(op, prefix)
 	if err == nil && !kvcore.ValidPrefix(prefix) {
 		err = s.fail(op, prefix, kvcore.ErrInvalidKey)
@@ -208,7 +212,7 @@ func (s *store) scan(op, prefix string) ([]kvcore.Entry, error) {
 	defer b.mu.Unlock()
 	var out []kvcore.Entry
 	for key := range b.keys {
-		if r := b.latest(key); strings.HasPrefix(key, prefix) && r.op == kvcore.OpPut && len(r.value) > 0 {
+		if r := b.latest(key); strings.HasPrefix(key, prefix) && r.op == kvcore.OpPut && (keepEmpty || len(r.value) > 0) {
 			out = append(out, r.update().Entry())
 		}
 	}

@@ -22,16 +22,16 @@ var errScanGap = errors.New("natskv: scan consumer skipped a delivery")
 
 // Keys lists the live keys under prefix with one headers-only consumer.
 func (s *store) Keys(ctx context.Context, prefix string) ([]string, error) {
-	return scan(ctx, s, "keys", prefix, true, func(u kvcore.Update, _ *nats.Msg) string { return u.Key })
+	return scan(ctx, s, "keys", prefix, true, false, func(u kvcore.Update, _ *nats.Msg) string { return u.Key })
 }
 
 var _ kvcore.KeyVersionLister = (*store)(nil)
 
-// KeyVersions lists the live keys under prefix with the revision and the
-// value size of each one's latest record, from the same headers-only
-// consumer as Keys.
+// KeyVersions lists the keys under prefix whose latest record is a put,
+// empty values included, with the revision and the value size of that
+// record, from the same headers-only consumer as Keys.
 func (s *store) KeyVersions(ctx context.Context, prefix string) ([]kvcore.KeyVersion, error) {
-	return scan(ctx, s, "keys", prefix, true, func(u kvcore.Update, m *nats.Msg) kvcore.KeyVersion {
+	return scan(ctx, s, "keys", prefix, true, true, func(u kvcore.Update, m *nats.Msg) kvcore.KeyVersion {
 		size, err := strconv.Atoi(m.Header.Get(hdrMsgSize))
 		if err != nil {
 			size = -1
@@ -42,14 +42,14 @@ func (s *store) KeyVersions(ctx context.Context, prefix string) ([]kvcore.KeyVer
 
 // Scan returns the live entries under prefix with one consumer.
 func (s *store) Scan(ctx context.Context, prefix string) ([]kvcore.Entry, error) {
-	return scan(ctx, s, "scan", prefix, false, func(u kvcore.Update, _ *nats.Msg) kvcore.Entry { return u.Entry() })
+	return scan(ctx, s, "scan", prefix, false, false, func(u kvcore.Update, _ *nats.Msg) kvcore.Entry { return u.Entry() })
 }
 
 // scan reads the last record of every key under prefix through one
 // ephemeral consumer (deliver last per subject, no acks, so buckets of any
 // size are read whole) and returns conv of each live one: delete and purge
-// markers and empty values are skipped.
-func scan[T any](ctx context.Context, s *store, op, prefix string, headersOnly bool, conv func(kvcore.Update, *nats.Msg) T) ([]T, error) {
+// markers are skipped, and so are empty values unless keepEmpty.
+func scan[T any](ctx context.Context, s *store, op, prefix string, headersOnly, keepEmpty bool, conv func(kvcore.Update, *nats.Msg) T) ([]T, error) {
 	fail := func(err error) error { return &kvcore.OpError{Op: op, Bucket: s.bucket, Key: prefix, Err: err} }
 	if !s.sess.live() {
 		return nil, fail(kvcore.ErrNotConnected)
@@ -67,7 +67,7 @@ func scan[T any](ctx context.Context, s *store, op, prefix string, headersOnly b
 			if u.Op != kvcore.OpPut || (widened && !strings.HasPrefix(u.Key, prefix)) {
 				return
 			}
-			if headersOnly && m.Header.Get(hdrMsgSize) == "0" || !headersOnly && len(u.Value) == 0 {
+			if !keepEmpty && (headersOnly && m.Header.Get(hdrMsgSize) == "0" || !headersOnly && len(u.Value) == 0) {
 				return
 			}
 			found = append(found, conv(u, m))
