@@ -50,6 +50,7 @@ type fleetReporter struct {
 	conflictsByKey map[string]*ReportConflict
 	conflictLogged time.Time
 	conflictWrites prometheus.Counter
+	readWarned     bool // a key could not be read (a permission missing?)
 }
 
 func newFleetReporter(a *Agent, conf *ReportConf, version string) *fleetReporter {

@@ -125,7 +125,11 @@ func (r *fleetReporter) write(ctx context.Context, key string, rec fleet.Record,
 				r.vers[key] = thereVer
 				continue
 			}
-			r.a.log.Debug("cannot read the report key to see who wrote it; taking it over", "key", key, "err", err)
+			if !r.readWarned {
+				r.readWarned = true
+				r.a.log.Warn("cannot read the report key to tell an earlier run of this agent from another agent reporting under the same host name; taking it over (allow reading it: see the README's report permissions)",
+					"key", key, "err", err)
+			}
 		default:
 			// Written after this run started, or after its own write.
 			if err != nil {
