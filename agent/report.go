@@ -25,7 +25,9 @@ const maxReportRetry = 5 * time.Second
 // interval as a heartbeat. It only reads the watches' statuses, in a
 // goroutine of its own, and writes the latest of them: a slow or failing
 // bucket delays reports, never a watch. Its failures are logged and counted
-// (slipagent_fleet_reports_total{result="error"}), not propagated.
+// (slipagent_fleet_reports_total{result="error"}), not propagated. It
+// writes with compare-and-set, to find another agent reporting under the
+// same host name (report_conflict.go).
 // Only its own goroutine (Agent.reportFleet) uses it.
 type fleetReporter struct {
 	a       *Agent

@@ -149,7 +149,7 @@ func (r *fleetReporter) write(ctx context.Context, key string, rec fleet.Record,
 		r.vers[key] = v
 		return rec, nil
 	}
-	return rec, fmt.Errorf("report key %s keeps changing under this agent's writes", key)
+	return rec, errors.New("the key keeps changing under this agent's writes")
 }
 
 // read returns the record under key and its version (unknown when the key

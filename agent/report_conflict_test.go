@@ -2,8 +2,10 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +82,21 @@ func TestTwoAgentsUnderOneHostNameConflict(t *testing.T) {
 		if testutil.ToFloat64(a.fleet.conflictWrites) == 0 {
 			t.Error("no conflict counted")
 		}
+	}
+	// /status shows it in its report part; the watch itself is fine.
+	rec := httptest.NewRecorder()
+	ok.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/status", nil))
+	var st struct {
+		Ready  bool
+		Report ReportStatus
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil || !st.Ready || len(st.Report.Conflicts) != 1 || st.Report.Host != "h1" {
+		t.Errorf("/status: %v\n%s", err, rec.Body)
+	}
+	rec = httptest.NewRecorder()
+	ok.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if !strings.Contains(rec.Body.String(), "slipagent_report_conflicts_total ") {
+		t.Error("/metrics has no slipagent_report_conflicts_total")
 	}
 	if r := byInstance[failing.ReportStatus().Instance]; !strings.Contains(r.Error, "this agent's watch is failing") {
 		t.Errorf("the failing agent's record hides its own error: %q", r.Error)
