@@ -33,7 +33,8 @@ func TestFleetDuplicateHostNameIsLoud(t *testing.T) {
 		if broken {
 			os.WriteFile(filepath.Join(host, "broken"), nil, 0o644)
 		}
-		cfg := strings.NewReplacer("$HOST", host, "$CACHE", cache, "$NATS", url, "$NAME", "web1").Replace(fleetAgentConfig)
+		cfg := strings.NewReplacer("$HOST", host, "$CACHE", cache, "$NATS", url, "$NAME", "web1").Replace(fleetAgentConfig) +
+			`http { listen = "unix:` + filepath.Join(host, "http.sock") + `" }`
 		path := filepath.Join(host, "agent.hcl")
 		os.WriteFile(path, []byte(cfg), 0o644)
 		return startSlipagent(t, host, "run", "-config", path)
@@ -69,6 +70,11 @@ func TestFleetDuplicateHostNameIsLoud(t *testing.T) {
 	if code, out, _ := runCmd(t, "fleet", "status", "-server", url, "-report-bucket", "fleet", "-revision", target); code != exitFailure ||
 		!strings.Contains(out, "conflict: host name web1") {
 		t.Errorf("fleet status with two agents as web1 = %d\n%s", code, out)
+	}
+	// slipagent status says so too, while the watch itself is ready.
+	code, out, errOut = runCmd(t, "status", "-config", filepath.Join(dir, "a", "agent.hcl"))
+	if code != exitOK || !strings.Contains(out, "fleet report web1.cfg (bucket fleet): host name web1 is also reported by another agent (instance ") {
+		t.Errorf("slipagent status of the healthy agent = %d %q %q", code, out, errOut)
 	}
 	for name, p := range map[string]*slipagentProcess{"healthy": healthy, "failing": failing} {
 		if log := p.output(); !strings.Contains(log, "another agent reports under the same host name") || !strings.Contains(log, "host=web1 key=web1.cfg bucket=fleet") {
