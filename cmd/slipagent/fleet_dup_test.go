@@ -86,4 +86,29 @@ func TestFleetDuplicateHostNameIsLoud(t *testing.T) {
 	if code, out, errOut := wait("-revision", target, "-timeout", "2m"); code != exitOK || !strings.Contains(out, "1 of 1 hosts applied revision "+target) {
 		t.Errorf("fleet wait once web1 is one agent again = %d %q %q\n%s", code, out, errOut, healthy.output())
 	}
+
+	// The healthy agent killed and restarted at once takes its record
+	// over: a new instance, and no conflict.
+	_, rep := fleetReport(t, url)
+	old := rep.Watches[0].All[0].Instance
+	healthy.stop(t, syscall.SIGKILL)
+	restarted := start("a", false)
+	var heartbeats []time.Time
+	deadline = time.Now().Add(2 * time.Minute)
+	for len(heartbeats) < 3 {
+		_, rep := fleetReport(t, url)
+		if len(rep.Watches) == 1 && len(rep.Watches[0].All) == 1 {
+			h := rep.Watches[0].All[0]
+			switch {
+			case h.State == fleet.StateConflict:
+				t.Fatalf("the restarted agent reports a conflict: %+v\n%s", h.Record, restarted.output())
+			case h.Instance != old && (len(heartbeats) == 0 || h.Time.After(heartbeats[len(heartbeats)-1])):
+				heartbeats = append(heartbeats, h.Time)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the restarted agent does not report: %v\n%s", hostsOf(rep), restarted.output())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
