@@ -15,7 +15,9 @@ import (
 //	          longer than its stale_after) or held (503, with those watches)
 //	/readyz   200 once every watch is ready (caught up and healthy), else
 //	          503 with the watches that are not and why ("reason")
-//	/status   every watch's status as JSON, and what reloads did ("reload")
+//	/status   every watch's status as JSON, what reloads did ("reload"),
+//	          and the fleet reporter's host name, instance and conflicts
+//	          ("report", with a report block)
 //
 // Run serves it behind the http block's authentication (httpauth.go).
 func (a *Agent) Handler() http.Handler {
@@ -56,6 +58,9 @@ func (a *Agent) Handler() http.Handler {
 		body := map[string]any{"ready": ready, "watches": statuses}
 		if rs := a.ReloadStatus(); !rs.LastAt.IsZero() {
 			body["reload"] = rs
+		}
+		if rs := a.ReportStatus(); rs != nil {
+			body["report"] = rs
 		}
 		writeJSON(w, http.StatusOK, body)
 	})

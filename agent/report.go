@@ -3,8 +3,8 @@ package agent
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,7 +25,9 @@ const maxReportRetry = 5 * time.Second
 // interval as a heartbeat. It only reads the watches' statuses, in a
 // goroutine of its own, and writes the latest of them: a slow or failing
 // bucket delays reports, never a watch. Its failures are logged and counted
-// (slipagent_fleet_reports_total{result="error"}), not propagated.
+// (slipagent_fleet_reports_total{result="error"}), not propagated. It
+// writes with compare-and-set, to find another agent reporting under the
+// same host name (report_conflict.go).
 // Only its own goroutine (Agent.reportFleet) uses it.
 type fleetReporter struct {
 	a       *Agent
@@ -37,6 +39,20 @@ type fleetReporter struct {
 	retryAt time.Time
 	failing bool
 	reports *prometheus.CounterVec
+
+	// instance and started identify this agent run in its records;
+	// vers holds the version of each key it wrote last (see
+	// report_conflict.go).
+	instance string
+	started  time.Time
+	vers     map[string]kvcore.Version
+	// conflictsByKey (under mu: /status reads it) are the keys another
+	// agent writes too; conflictLogged is when one was last logged.
+	mu             sync.Mutex
+	conflictsByKey map[string]*ReportConflict
+	conflictLogged time.Time
+	conflictWrites prometheus.Counter
+	readWarned     bool // a key could not be read (a permission missing?)
 }
 
 func newFleetReporter(a *Agent, conf *ReportConf, version string) *fleetReporter {
@@ -46,8 +62,13 @@ func newFleetReporter(a *Agent, conf *ReportConf, version string) *fleetReporter
 		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slipagent_fleet_reports_total", Help: "Records written to the fleet report bucket, by result (ok, error).",
 		}, []string{"result"}),
+		instance: randomHex(), started: time.Now(),
+		vers: map[string]kvcore.Version{}, conflictsByKey: map[string]*ReportConflict{},
+		conflictWrites: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slipagent_report_conflicts_total", Help: "Fleet report writes that found their key written by another agent reporting under the same host name.",
+		}),
 	}
-	a.metrics.reg.MustRegister(r.reports)
+	a.metrics.reg.MustRegister(r.reports, r.conflictWrites)
 	return r
 }
 
@@ -90,19 +111,12 @@ func (r *fleetReporter) tick(ctx context.Context, now time.Time) {
 		r.store = store
 	}
 	for _, s := range r.a.Status() {
-		rec := r.record(s, now)
+		key := fleet.Key(r.conf.Host, s.Name)
+		rec := r.marked(key, r.record(s, now), now)
 		if last, ok := r.sent[s.Name]; ok && sameReport(last, rec) && now.Sub(last.Time) < r.conf.Interval {
 			continue
 		}
-		value, err := json.Marshal(rec)
-		if err != nil {
-			r.failed(ctx, fmt.Errorf("report of watch %s: %w", s.Name, err), now)
-			return
-		}
-		key := fleet.Key(r.conf.Host, s.Name)
-		wctx, cancel := context.WithTimeout(ctx, r.a.cfg.NATS.Timeout)
-		_, err = r.store.Put(wctx, key, value)
-		cancel()
+		rec, err := r.write(ctx, key, rec, now)
 		if err != nil {
 			r.failed(ctx, fmt.Errorf("report bucket %s, key %s: %w", r.conf.Bucket, key, err), now)
 			return
@@ -140,6 +154,7 @@ func (r *fleetReporter) record(s WatchStatus, now time.Time) fleet.Record {
 	rec := fleet.Record{
 		Host:        r.conf.Host,
 		Agent:       r.version,
+		Instance:    r.instance,
 		Watch:       s.Name,
 		Bucket:      s.Bucket,
 		Revision:    s.Revision,

@@ -19,6 +19,7 @@ import (
 var reporterPermissions = &server.Permissions{
 	Publish: &server.SubjectPermission{Allow: []string{
 		"$KV.fleet.web1.>",
+		"$JS.API.DIRECT.GET.KV_fleet.$KV.fleet.web1.>",
 		"$JS.API.STREAM.INFO.KV_fleet",
 		"$JS.API.STREAM.CREATE.KV_fleet",
 	}},
@@ -50,19 +51,34 @@ func TestFleetReportWithTheDocumentedPermissions(t *testing.T) {
 	f := &fixture{t: t, srv: srv, conn: admin, dir: t.TempDir()}
 	cfg := f.config(strings.Replace(filesConfig, "$NATS", url("web1"), 1) + strings.Replace(reportBlock, `"h1"`, `"web1"`, 1))
 	cfg.Plugins[0].Module = "/nonexistent.wasm" // the watch fails before it loads a plugin anyway
-	f.start(cfg)
-	waitFor(t, "web1's record", func() bool {
+	record := func() fleet.Record {
 		s, err := admin.Open(context.Background(), "fleet")
 		if err != nil {
-			return false
+			return fleet.Record{}
 		}
 		e, err := s.Get(context.Background(), fleet.Key("web1", "cfg"))
 		if err != nil {
-			return false
+			return fleet.Record{}
 		}
-		r, err := fleet.Decode(e.Key, e.Value)
-		return err == nil && r.State != fleet.StateReady && r.State != ""
+		r, _ := fleet.Decode(e.Key, e.Value)
+		return r
+	}
+	first, stop := f.start(cfg)
+	waitFor(t, "web1's record", func() bool {
+		r := record()
+		return r.State != fleet.StateReady && r.State != ""
 	})
+	// A restarted agent reads its key to tell its earlier run's record
+	// from another agent's, and takes it over.
+	stop()
+	again, _ := f.start(cfg)
+	waitFor(t, "the restarted agent's record", func() bool {
+		r := record()
+		return r.Instance == again.ReportStatus().Instance && r.State != fleet.StateConflict
+	})
+	if first.ReportStatus().Instance == again.ReportStatus().Instance {
+		t.Error("two runs with one instance id")
+	}
 
 	web1 := natskv.New(natskv.Options{Servers: []string{url("web1")}, Timeout: 2 * time.Second})
 	if err := web1.Connect(context.Background()); err != nil {

@@ -50,13 +50,15 @@ type WatchReport struct {
 	// Revision is the revision the hosts are judged by.
 	Revision uint64 `json:"revision"`
 	// Hosts counts the hosts reporting this watch; Applied those whose
-	// revision is at least Revision, Ready those whose watch is ready.
+	// revision is at least Revision (and not in conflict), Ready those
+	// whose watch is ready.
 	Hosts   int `json:"hosts"`
 	Applied int `json:"applied"`
 	Ready   int `json:"ready"`
 	// Laggards have not applied Revision, most behind first. Failing
-	// (failing, detached or stale), Held and Silent name the hosts in
-	// those states, whatever their revision.
+	// (failing, detached, stale or conflict), Held and Silent name the
+	// hosts in those states, whatever their revision. A host in conflict
+	// (two agents report under its name) never counts as Applied.
 	Laggards []HostState `json:"laggards"`
 	Failing  []HostState `json:"failing"`
 	Held     []HostState `json:"held"`
@@ -162,16 +164,17 @@ func (g *WatchReport) judge() {
 	top := 0
 	for i := range g.All {
 		h := &g.All[i]
-		if h.Revision < g.Revision {
+		switch {
+		case h.Revision < g.Revision:
 			h.Lag = g.Revision - h.Revision
 			g.Laggards = append(g.Laggards, *h)
-		} else {
+		case h.State != StateConflict: // its revision may be another agent's
 			g.Applied++
 		}
 		switch h.State {
 		case StateReady:
 			g.Ready++
-		case StateFailing, StateDetached, StateStale:
+		case StateFailing, StateDetached, StateStale, StateConflict:
 			g.Failing = append(g.Failing, *h)
 		case StateHeld:
 			g.Held = append(g.Held, *h)

@@ -66,3 +66,21 @@ func TestDecodeRefusesAnotherHost(t *testing.T) {
 		t.Errorf("HostID = %q", got)
 	}
 }
+
+// A host whose name two agents report under is failing and has not applied
+// the revision, whatever revision the record it last wrote names: that may
+// be the other agent's.
+func TestAggregateConflictIsFailingNotApplied(t *testing.T) {
+	conflict := rec("web1", 10, StateConflict, 0)
+	conflict.Error = "host name web1 is also reported by another agent (instance 1234)"
+	w := Aggregate([]Record{rec("web2", 10, StateReady, 0), conflict}, Query{Now: t0}).Watches[0]
+	if w.Applied != 1 || w.Ready != 1 || len(w.Failing) != 1 || w.Failing[0].Host != "web1" || w.Converged(1) {
+		t.Errorf("applied %d ready %d failing %v converged %v; want web2 applied, web1 failing, not converged",
+			w.Applied, w.Ready, w.Failing, w.Converged(1))
+	}
+	// Records of agents that predate the instance id still decode.
+	r, err := Decode("web1.routes", []byte(`{"host":"web1","watch":"routes","bucket":"cfg","revision":3,"state":"ready"}`))
+	if err != nil || r.Instance != "" || r.Revision != 3 {
+		t.Errorf("old record: %+v, %v", r, err)
+	}
+}

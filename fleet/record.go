@@ -23,11 +23,21 @@ const (
 	StateHeld     = "held"
 )
 
+// StateConflict is not a watch's state but the reporter's: another agent
+// writes the same key (it reports under the same host name), so neither
+// record can be trusted to describe this host's files. A record in it
+// counts as failing and never as having applied a revision.
+const StateConflict = "conflict"
+
 // Record is what one host reports about one of its watches. Its JSON form
 // is the value stored under [Key](Host, Watch) in the report bucket.
 type Record struct {
-	Host     string   `json:"host"`
-	Agent    string   `json:"agent,omitempty"` // the agent's version
+	Host  string `json:"host"`
+	Agent string `json:"agent,omitempty"` // the agent's version
+	// Instance is a random id of the agent run that wrote the record (empty
+	// in records of agents that predate it): two agents reporting under
+	// the same host name tell their records apart by it.
+	Instance string   `json:"instance,omitempty"`
 	Watch    string   `json:"watch"`
 	Bucket   string   `json:"bucket"`
 	Prefixes []string `json:"prefixes,omitempty"`

@@ -24,7 +24,7 @@ behind, since when, their state and error) and exits 6.
 
 A host counts until its record ages out of the report bucket (its report
 max_age): one that went silent without applying R keeps the wait from
-converging. A watch with prefixes applies only the changes under them:
+converging, and so does one that two agents report under (state conflict). A watch with prefixes applies only the changes under them:
 wait for the revision of a change it covers (the "rev N" kv put prints).
 Exit codes: 0 converged, 2 bad command line, 4 NATS unreachable, 6 timed
 out.`

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,7 +18,8 @@ const statusUsage = `usage: slipagent status [-config PATH | -http ADDR] [-token
 
 Prints the state of every watch of a running agent, from its http listener,
 then why each watch that is not ready is not (failing, detached, stale,
-held), and a refused reload. Exits 1 unless every watch is ready.
+held), a refused reload, and another agent reporting to the fleet under
+the same host name. Exits 1 unless every watch is ready.
 
 The listener, its token and whether it is https come from the agent's
 configuration (-config, default ` + defaultConfig + ` if it exists), or from
@@ -66,6 +68,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		Ready   bool                `json:"ready"`
 		Watches []agent.WatchStatus `json:"watches"`
 		Reload  *agent.ReloadStatus `json:"reload"`
+		Report  *agent.ReportStatus `json:"report"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		fmt.Fprintf(stderr, "slipagent status: bad answer from %s: %v\n", ep.base, err)
@@ -87,6 +90,12 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	if r := st.Reload; r != nil && r.LastError != "" {
 		fmt.Fprintf(stdout, "last reload refused at %s (the running configuration stays): %s\n", r.LastAt.Format(time.RFC3339), r.LastError)
+	}
+	if r := st.Report; r != nil {
+		for _, c := range r.Conflicts {
+			fmt.Fprintf(stdout, "fleet report %s (bucket %s): host name %s is also reported by another agent (instance %s) since %s: give each agent its own report { host = \"…\" }\n",
+				c.Key, r.Bucket, r.Host, cmp.Or(c.Instance, "unknown"), c.Since.Format(time.RFC3339))
+		}
 	}
 	if !st.Ready {
 		return exitFailure
