@@ -219,6 +219,7 @@ func (w *watch) bridgeDeliver(ctx context.Context, recs []directRecord) (bool, e
 				return false, ctx.Err()
 			}
 			w.delivered = true
+			w.see(r.seq, r.msg, r.msg.Header.Get(hdrDirectSubject))
 		}
 		w.pos = r.seq
 	}

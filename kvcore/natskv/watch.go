@@ -132,6 +132,7 @@ type watch struct {
 	started   bool   // resume after pos rather than re-sync from scratch
 	synced    bool   // the Synced event was sent
 	delivered bool   // an update was delivered since the last floor probe
+	seen      seenRecord
 }
 
 // attachment is one consumer of a watch and its subscription.
@@ -247,7 +248,7 @@ func (w *watch) attach(timeout time.Duration) error {
 
 func (w *watch) attachCtx(ctx context.Context) error {
 	w.mu.Lock()
-	pos, started, synced := w.pos, w.started, w.synced
+	pos, started, synced, seen := w.pos, w.started, w.synced, w.seen
 	w.mu.Unlock()
 
 	st, err := w.s.streamState(ctx)
@@ -275,6 +276,9 @@ func (w *watch) attachCtx(ctx context.Context) error {
 			// Revisions the stream never had: the bucket was re-created
 			// (revisions start over) or lost records it had acknowledged.
 			return fmt.Errorf("%w: revision %d is past the stream's last %d (was the bucket re-created?)", errCursorExpired, pos, last)
+		}
+		if err := w.checkSeen(ctx, seen, first, last); err != nil {
+			return err
 		}
 		spec.startSeq = start
 	}
@@ -420,6 +424,7 @@ func (w *watch) handle(a *attachment, m *nats.Msg) {
 			return
 		}
 		w.delivered = true
+		w.see(meta.stream, m, m.Subject)
 	}
 	w.pos = max(w.pos, meta.stream)
 	w.started = true
