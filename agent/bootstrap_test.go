@@ -66,6 +66,13 @@ func (b *logBuffer) count(s string) int {
 func (f *fixture) bootstrapAgent(name, fold, export, ttl string, logs *logBuffer) (*Agent, func()) {
 	f.t.Helper()
 	cfg := f.config(strings.NewReplacer("$NAME", name, "$FOLD", fold, "$EXPORT", export, "$TTL", ttl).Replace(bootstrapConfig))
+	return f.startLogging(cfg, logs)
+}
+
+// startLogging starts an agent on cfg whose log, at debug level, also goes
+// to logs.
+func (f *fixture) startLogging(cfg *Config, logs *logBuffer) (*Agent, func()) {
+	f.t.Helper()
 	a, err := New(cfg, Options{
 		Logger:         slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{f.t}, logs), &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Notify:         func(string) error { return nil },

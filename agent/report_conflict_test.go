@@ -3,8 +3,6 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -13,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/slipstreamkv/slipstream/fleet"
-	"github.com/slipstreamkv/slipstream/internal/plugintest"
 )
 
 // reportingAgent starts an agent on filesConfig with its data and outputs
@@ -26,15 +23,7 @@ func (f *fixture) reportingAgent(name, hook string, logs *logBuffer) (*Agent, fu
 	if hook != "" {
 		src = strings.Replace(src, `"echo $SLIPAGENT_REVISION >> $DIR/hooks.log"`, hook, 1)
 	}
-	a, err := New(f.config(src), Options{
-		Logger:         slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{f.t}, logs), &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Notify:         func(string) error { return nil },
-		PluginCacheDir: plugintest.CacheDir(f.t),
-	})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return f.run(a)
+	return f.startLogging(f.config(src), logs)
 }
 
 // fleetReport aggregates the report bucket fleet.
