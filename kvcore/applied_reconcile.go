@@ -58,16 +58,10 @@ func (l *appliedLoop) reconcileKeys(ctx context.Context, wa Watch) error {
 	fixes = append(fixes, puts...)
 	l.owed &^= owedReconcile
 	if len(fixes) > 0 {
-		// The fixes are at or before the cursor, where no watch delivers
-		// them again: they are folded under no cursor, so that a crash
-		// before their commit syncs the fold again rather than resume
-		// with them folded but never applied. The commit moves the cursor
-		// back.
-		at := l.fold.Cursor()
-		if err := l.foldUnder(ctx, fixes, Cursor{}); err != nil {
+		if err := l.foldUnder(ctx, fixes, l.fold.Cursor()); err != nil {
 			return err
 		}
-		if _, err := l.commit(ctx, wa, Batch{Updates: fixes, Cursor: at}); err != nil {
+		if _, err := l.commit(ctx, wa, Batch{Updates: fixes, Cursor: l.fold.Cursor()}); err != nil {
 			return err
 		}
 	}

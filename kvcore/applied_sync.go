@@ -23,12 +23,7 @@ func (l *appliedLoop) sync(ctx context.Context, wa Watch, pre bucketMark) error 
 	if held {
 		seen = make(map[string]struct{})
 	}
-	// The state is folded under no cursor: the cursor from before
-	// (expired, of another incarnation, or of a bucket that went back in
-	// time and reused its revisions) says nothing of it, and a crash before
-	// the commit below must start a sync again, not resume from there and
-	// skip what was folded but never applied.
-	under := Cursor{}
+	under := l.fold.Cursor() // unchanged until the full batch is applied
 	var removed, chunk []Update
 	var high Version
 	for synced := false; !synced; {
