@@ -23,7 +23,9 @@
 // functions are listed in funcs.go and the README. Errors name the template
 // and the line. A batch re-renders only the templates that read a changed
 // key, and a listing of .Entries patches its last output with the keys the
-// batch changed (listing.go); a full render renders them all. Build with:
+// batch changed (listing.go); a full render renders them all and removes
+// the files no template writes from their outputs (prune.go), requesting
+// the hooks of an output it removed a file from. Build with:
 //
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o template.wasm .
 package main

@@ -22,7 +22,8 @@ var last struct {
 var out []byte
 
 // render renders the templates a call can change: all of them on a full
-// render, those whose keys a batch changed otherwise.
+// render, which then removes the files no template writes (prune.go), those
+// whose keys a batch changed otherwise.
 func render(h *sdk.Host, b *sdk.Batch) error {
 	cfg, err := loadConfig(h)
 	if err != nil {
@@ -54,6 +55,11 @@ func render(h *sdk.Host, b *sdk.Batch) error {
 			if err := h.RequestHook(t.hook); err != nil {
 				return fmt.Errorf("template %q: %w", t.name, err)
 			}
+		}
+	}
+	if b.Render {
+		if err := prune(h, cfg); err != nil {
+			return err
 		}
 	}
 	last.cfg, last.watch, last.cursor, last.deps = cfg, b.Watch, b.Cursor.Revision, read
