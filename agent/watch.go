@@ -146,6 +146,9 @@ func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, output
 	if err := r.guard.load(); err != nil {
 		return err
 	}
+	if err := r.guard.reevaluate(); err != nil {
+		return err
+	}
 	if r.record, err = openDriftRecord(r, outputs); err != nil {
 		return err
 	}
