@@ -354,6 +354,15 @@ func openTestRecord(t *testing.T, kind, dir, out string) *outputRecord {
 	return rec
 }
 
+func mustStat(t *testing.T, path string) os.FileInfo {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi
+}
+
 // stageFile writes content to a staging file beside target, as the host
 // does, and returns its StagedFile.
 func stageFile(t *testing.T, out, path, content string) host.StagedFile {
@@ -377,15 +386,20 @@ func testOutputRecord(t *testing.T, kind string) {
 	ctx := context.Background()
 	rec := openTestRecord(t, kind, dir, out)
 
-	// A commit of two files: hashed while staged, recorded once renamed.
+	// A commit of two files, as commit does it: hashed while staged and
+	// recorded before the renames, their ctime (which a rename moves)
+	// stamped after them.
 	staged := []host.StagedFile{stageFile(t, out, "a", "alpha"), stageFile(t, out, "b", "bravo")}
 	updates := rec.hash(staged)
+	rec.committed(ctx, updates)
+	rec.synced(ctx)
+	time.Sleep(10 * time.Millisecond) // the renames a clock tick after the staging
 	for _, s := range staged {
 		if err := os.Rename(s.File, s.Target); err != nil {
 			t.Fatal(err)
 		}
 	}
-	rec.committed(ctx, updates)
+	rec.stamp(ctx, staged, updates)
 	// A second commit removes b.
 	if err := os.Remove(filepath.Join(out, "b")); err != nil {
 		t.Fatal(err)
@@ -437,6 +451,18 @@ func testOutputRecord(t *testing.T, kind string) {
 		if err := os.Chown(a, 0, 0); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// Edited in place, the size kept and the mtime put back (touch -r):
+	// only the ctime tells.
+	time.Sleep(10 * time.Millisecond)
+	if err := os.WriteFile(a, []byte("ALPHA"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(a, time.Unix(0, fr.mtime), time.Unix(0, fr.mtime)); err != nil {
+		t.Fatal(err)
+	}
+	if reason, _, _ := driftOf(a, false, fr); changeTime(mustStat(t, a)) != 0 && reason != "content changed" {
+		t.Errorf("file edited in place, size and mtime kept: drift %q, want content changed", reason)
 	}
 	// Same size and mtime, other content: the inode tells (a new file).
 	if err := os.WriteFile(a+".new", []byte("ALPHA"), 0o644); err != nil {

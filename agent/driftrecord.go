@@ -35,7 +35,7 @@ const recordChunk = 4096
 
 // outputRecord remembers every file the agent committed to a watch's
 // outputs: its digest, size, mode and owner, and a stat fingerprint (mtime,
-// inode) that lets a check skip hashing a file that did not change. It is a
+// inode, ctime) that lets a check skip hashing a file that did not change. It is a
 // fold (a snapshot append log compacted in the background, or Pebble), so a
 // batch writes only what it changed, however many files the record holds.
 // Keys are "<output>/<path>": output names cannot hold a '/', and plugin
@@ -61,15 +61,22 @@ type fileRecord struct {
 	mode  fs.FileMode // permission bits
 	uid   uint32
 	gid   uint32
-	mtime int64 // nanoseconds; with ino, the stat fingerprint
+	mtime int64 // nanoseconds; with ino and ctime, the stat fingerprint
 	ino   uint64
+	// ctime is the change time in nanoseconds, which an edit moves even
+	// when it restores the size and mtime; 0 when not recorded (a record
+	// of format 1, a platform without it), and then not compared.
+	ctime int64
 }
 
 // fileRecordLen is the encoded size of a fileRecord: a format byte, then the
-// fields in order, little-endian.
-const fileRecordLen = 1 + sha256.Size + 8 + 4 + 4 + 4 + 8 + 8
+// fields in order, little-endian. Format 1 records lack the ctime.
+const (
+	fileRecordLenV1 = 1 + sha256.Size + 8 + 4 + 4 + 4 + 8 + 8
+	fileRecordLen   = fileRecordLenV1 + 8
+)
 
-const fileRecordFormat = 1
+const fileRecordFormat = 2
 
 func (f fileRecord) encode() []byte {
 	b := make([]byte, 0, fileRecordLen)
@@ -80,12 +87,13 @@ func (f fileRecord) encode() []byte {
 	b = binary.LittleEndian.AppendUint32(b, f.uid)
 	b = binary.LittleEndian.AppendUint32(b, f.gid)
 	b = binary.LittleEndian.AppendUint64(b, uint64(f.mtime))
-	return binary.LittleEndian.AppendUint64(b, f.ino)
+	b = binary.LittleEndian.AppendUint64(b, f.ino)
+	return binary.LittleEndian.AppendUint64(b, uint64(f.ctime))
 }
 
 func decodeFileRecord(b []byte) (fileRecord, error) {
 	var f fileRecord
-	if len(b) != fileRecordLen || b[0] != fileRecordFormat {
+	if !(len(b) == fileRecordLen && b[0] == fileRecordFormat || len(b) == fileRecordLenV1 && b[0] == 1) {
 		return f, fmt.Errorf("unknown record of %d bytes", len(b))
 	}
 	b = b[1+copy(f.sum[:], b[1:]):]
@@ -95,13 +103,16 @@ func decodeFileRecord(b []byte) (fileRecord, error) {
 	f.gid = binary.LittleEndian.Uint32(b[16:])
 	f.mtime = int64(binary.LittleEndian.Uint64(b[20:]))
 	f.ino = binary.LittleEndian.Uint64(b[28:])
+	if len(b) > 36 {
+		f.ctime = int64(binary.LittleEndian.Uint64(b[36:]))
+	}
 	return f, nil
 }
 
 // statRecord is the part of a fileRecord a stat gives.
 func statRecord(fi fs.FileInfo) fileRecord {
 	ino, uid, gid := fileIdentity(fi)
-	return fileRecord{size: fi.Size(), mode: fi.Mode().Perm(), uid: uid, gid: gid, mtime: fi.ModTime().UnixNano(), ino: ino}
+	return fileRecord{size: fi.Size(), mode: fi.Mode().Perm(), uid: uid, gid: gid, mtime: fi.ModTime().UnixNano(), ino: ino, ctime: changeTime(fi)}
 }
 
 // stagedRecord is the record of a staged file: the digest the host took as
@@ -219,8 +230,9 @@ func (r *outputRecord) target(key string) (path string, owned, ok bool) {
 }
 
 // hash reads the staged files of a commit, before it renames them (the
-// rename keeps what the record holds: content, mode, owner, mtime, inode),
-// and returns the record's changes for once it succeeded. A staged file it
+// rename keeps what the record holds: content, mode, owner, mtime, inode,
+// but not the ctime, which stamp records after it), and returns the
+// record's changes for once it succeeded. A staged file it
 // cannot read is left out of the record, and logged. A nil record returns
 // nothing.
 func (r *outputRecord) hash(staged []host.StagedFile) []kvcore.Update {
@@ -266,6 +278,47 @@ func (r *outputRecord) committed(ctx context.Context, updates []kvcore.Update) {
 	}
 	r.syncing = make(chan error, 1)
 	go func(done chan<- error) { done <- r.sync(ctx) }(r.syncing)
+}
+
+// stamp records the change time of the files a commit renamed into place
+// (the rename moved it), given the staged files and what hash returned for
+// them, so that the next drift check need not hash them again. A file
+// whose stat no longer matches its record is left as hash recorded it: a
+// check hashes it. A failure is logged: it costs only that hashing.
+func (r *outputRecord) stamp(ctx context.Context, staged []host.StagedFile, updates []kvcore.Update) {
+	if r == nil || len(updates) != len(staged) {
+		return
+	}
+	stamped := make([]kvcore.Update, 0, len(updates))
+	seen := make(map[string]bool, len(updates))
+	for i := len(updates) - 1; i >= 0; i-- { // a key's last update is the one in force
+		u := updates[i]
+		if seen[u.Key] || u.Op != kvcore.OpPut {
+			seen[u.Key] = true
+			continue
+		}
+		seen[u.Key] = true
+		fr, err := decodeFileRecord(u.Value)
+		if err != nil {
+			continue
+		}
+		fi, err := os.Lstat(staged[i].Target)
+		if err != nil {
+			continue
+		}
+		now := statRecord(fi)
+		if now.ctime == fr.ctime || now.size != fr.size || now.mode != fr.mode || now.mtime != fr.mtime || now.ino != fr.ino || now.uid != fr.uid || now.gid != fr.gid {
+			continue
+		}
+		fr.ctime = now.ctime
+		stamped = append(stamped, kvcore.Update{Op: kvcore.OpPut, Key: u.Key, Value: fr.encode()})
+	}
+	if len(stamped) == 0 {
+		return
+	}
+	if err := r.write(ctx, stamped); err != nil {
+		r.l.Warn("cannot record the change time of committed outputs; the next drift check hashes them", "err", err)
+	}
 }
 
 // synced returns once what committed wrote is durable. A failure is logged,
@@ -361,7 +414,7 @@ func (r *outputRecord) each(ctx context.Context, fn func(key string, fr fileReco
 // only its stat fingerprint changed (a touch, the same content copied over
 // it, a chown of a file whose output declares no owner), the record to keep
 // instead. It hashes the file only when the size, mode and owner match but
-// the mtime or inode do not.
+// the mtime, inode or (when recorded) ctime do not.
 func driftOf(path string, owned bool, want fileRecord) (reason string, now *fileRecord, err error) {
 	fi, err := os.Lstat(path)
 	switch {
@@ -380,7 +433,7 @@ func driftOf(path string, owned bool, want fileRecord) (reason string, now *file
 		return "owner changed", nil, nil
 	case got.size != want.size:
 		return "content changed", nil, nil
-	case got.mtime == want.mtime && got.ino == want.ino && got.uid == want.uid && got.gid == want.gid:
+	case got.mtime == want.mtime && got.ino == want.ino && (want.ctime == 0 || got.ctime == want.ctime) && got.uid == want.uid && got.gid == want.gid:
 		return "", nil, nil
 	}
 	got, err = readFileRecord(path)

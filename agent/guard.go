@@ -47,7 +47,12 @@ import (
 // fraction of the files below the watch's outputs is held the same way
 // (a bucket replaced by one with other keys keeps its key count but would
 // replace every file). Only a confirmation or guard.allow lets such a
-// result through; keys coming back do not.
+// result through; keys coming back do not. The count depends on the
+// configuration (prefixes, plugin, its config), so a watch that starts with
+// such a hold (a reload that restarts it, or the agent's start) renders in
+// full again and looks at commit once more: a result that no longer
+// removes most files lifts the hold, one that still does keeps it, with
+// its new count and its first time.
 const (
 	heldFile    = "held.json"
 	confirmFile = "confirm"
@@ -106,8 +111,10 @@ type guard struct {
 	// released is set once a hold was confirmed or cured: the next apply
 	// renders in full, and clears the hold once committed. confirmed says
 	// an operator (or guard.allow) let it through, which the look at
-	// commit honours too.
-	released, confirmed bool
+	// commit honours too. reevaluating says a hold counting output files
+	// was released only for the look at commit to judge again (see
+	// reevaluate).
+	released, confirmed, reevaluating bool
 }
 
 // load reads a hold an earlier run left.
@@ -127,6 +134,26 @@ func (g *guard) load() error {
 	}
 	g.held = &h
 	g.status.hold(&HoldStatus{KeysBefore: h.KeysBefore, Removals: h.Removals, Outputs: h.Outputs, Since: h.Since})
+	return nil
+}
+
+// reevaluate releases a hold counting output files, as a watch starts, for
+// the look at commit to judge with the watch's current configuration: the
+// next apply renders in full and either commits, lifting the hold, or is
+// held again. A hold already confirmed is left to wait, which applies it.
+func (g *guard) reevaluate() error {
+	if g.held == nil || !g.held.Outputs || g.released {
+		return nil
+	}
+	switch _, err := os.Stat(filepath.Join(g.dir, confirmFile)); {
+	case err == nil:
+		return nil
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("agent: looking for a confirmation: %w", err)
+	}
+	g.released, g.reevaluating = true, true
+	g.log.Info("the watch starts held: rendering in full to judge the hold again with the current configuration",
+		"removals", g.held.Removals, "before", g.held.KeysBefore, "counting", holdUnit(true))
 	return nil
 }
 
@@ -168,15 +195,18 @@ func (g *guard) check(stop context.Context, fold kvcore.Fold, src kvcore.Reader,
 
 // hold records h as the hold in force.
 func (g *guard) hold(h *holdRecord) error {
-	// A confirmation left from an earlier hold must not confirm this one.
-	if err := os.Remove(filepath.Join(g.dir, confirmFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	// A confirmation left from an earlier hold must not confirm this one;
+	// one given while a hold was judged again is for that same hold.
+	if g.reevaluating {
+		h.Since = g.held.Since
+	} else if err := os.Remove(filepath.Join(g.dir, confirmFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("agent: removing an old confirmation: %w", err)
 	}
 	data, _ := json.Marshal(h)
 	if err := atomicfile.WriteFile(filepath.Join(g.dir, heldFile), data, 0o600); err != nil {
 		return fmt.Errorf("agent: recording the hold: %w", err)
 	}
-	g.held, g.released = h, false
+	g.held, g.released, g.reevaluating = h, false, false
 	g.status.hold(&HoldStatus{KeysBefore: h.KeysBefore, Removals: h.Removals, Outputs: h.Outputs, Since: h.Since})
 	g.log.Error("HELD: a batch would remove most of the watch's "+holdUnit(h.Outputs)+"; its outputs stay as they are until confirmed",
 		"removals", h.Removals, "before", h.KeysBefore, "counting", holdUnit(h.Outputs), "max_delete_fraction", g.conf.Fraction,
@@ -276,7 +306,10 @@ func (g *guard) committed() error {
 	if err := atomicfile.SyncDir(g.dir); err != nil {
 		return fmt.Errorf("agent: lifting the hold: %w", err)
 	}
-	g.held, g.released, g.confirmed = nil, false, false
+	if g.reevaluating {
+		g.log.Info("the current configuration no longer removes most of the watch's output files", "removals_held", g.held.Removals, "before", g.held.KeysBefore)
+	}
+	g.held, g.released, g.confirmed, g.reevaluating = nil, false, false, false
 	g.status.hold(nil)
 	g.log.Info("hold lifted; outputs reflect the bucket again")
 	return nil

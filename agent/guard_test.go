@@ -329,3 +329,57 @@ func TestRemovedKeysCountsKeysLeftRemoved(t *testing.T) {
 		t.Errorf("removedKeys = %d, want 3 (a, b, e)", got)
 	}
 }
+
+// A watch that starts with a hold counting output files renders in full for
+// the look at commit to judge it again: held again, it keeps its first time
+// and takes the new count, and a confirmation given meanwhile stays; a
+// result that no longer removes most files lifts it. A hold already
+// confirmed is left for wait to apply.
+func TestGuardJudgesAFilesHoldAgainAtStart(t *testing.T) {
+	dir := t.TempDir()
+	w := &WatchConf{Name: "w", Guard: &GuardConf{Fraction: 0.5, Min: 3}}
+	g := &guard{watch: "w", conf: w.Guard, dir: dir, log: slog.New(slog.DiscardHandler), status: newWatchStatus(w, make(chan struct{}, 1), time.Now), now: time.Now}
+	files := func() (int, error) { return 8, nil }
+	if err := g.checkCommit(5, files); err == nil {
+		t.Fatal("5 of 8 files: not held")
+	}
+	since := g.held.Since.Add(-time.Hour)
+	g.held.Since = since
+
+	if err := g.reevaluate(); err != nil || !g.released || g.confirmed {
+		t.Fatalf("reevaluate: %v, released %v confirmed %v; want a release for the look at commit only", err, g.released, g.confirmed)
+	}
+	if err := os.WriteFile(filepath.Join(dir, confirmFile), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var held *HeldError
+	if err := g.checkCommit(6, files); !errors.As(err, &held) || held.Removals != 6 {
+		t.Fatalf("judged again, 6 of 8: %v, want held counting 6", err)
+	}
+	if !g.held.Since.Equal(since) || g.held.Removals != 6 || g.released {
+		t.Errorf("held again: %+v released %v, want the first time and the new count", g.held, g.released)
+	}
+	if _, err := os.Stat(filepath.Join(dir, confirmFile)); err != nil {
+		t.Errorf("a confirmation given while the hold was judged again was dropped: %v", err)
+	}
+	// Confirmed: the start leaves it to wait.
+	if err := g.reevaluate(); err != nil || g.released {
+		t.Fatalf("reevaluate of a confirmed hold: %v, released %v", err, g.released)
+	}
+	if err := os.Remove(filepath.Join(dir, confirmFile)); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := g.reevaluate(); err != nil || !g.released {
+		t.Fatalf("reevaluate: %v, released %v", err, g.released)
+	}
+	if err := g.checkCommit(1, files); err != nil {
+		t.Fatalf("judged again, 1 of 8: %v", err)
+	}
+	if err := g.committed(); err != nil || g.held != nil || g.status.get().Held != nil {
+		t.Fatalf("committed: %v, held %+v", err, g.held)
+	}
+	if _, err := os.Stat(filepath.Join(dir, heldFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("held.json after the hold was lifted: %v", err)
+	}
+}

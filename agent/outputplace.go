@@ -50,13 +50,9 @@ func (c *Config) placeOutput(o *OutputConf, placed []placedOutput, diags hcl.Dia
 			diags = append(diags, errAt(o.DirRange, "Overlapping output directories", fmt.Sprintf("%s overlaps the output %q in %s%s: a full render of one would prune the other's files.", o.Dir, other.Name, other.DefRange.String(), same)))
 		}
 	}
-	for _, own := range []struct{ what, path string }{
-		{"data_dir", c.DataDir},
-		{"cache_dir", c.CacheDir},
-		{"configuration file", o.DefRange.Filename},
-	} {
+	for _, own := range append(c.ownFiles(), ownFile{"configuration file", o.DefRange.Filename}) {
 		if own.path != "" && within(realDir(own.path), p.real) {
-			diags = append(diags, errAt(o.DirRange, "Output directory holds the agent's files", fmt.Sprintf("%s contains the agent's %s %s: a full render would remove it. Give the output a directory of its own.", o.Dir, own.what, own.path)))
+			diags = append(diags, errAt(o.DirRange, "Output directory holds the agent's files", fmt.Sprintf("output %q: %s contains the agent's %s %s: a full render would remove it. Give the output a directory of its own.", o.Name, o.Dir, own.setting, own.path)))
 		}
 	}
 	return p, diags

@@ -84,6 +84,9 @@ type HoldStatus struct {
 	Checked time.Time `json:"checked,omitzero"`
 }
 
+// Unit is what the hold counts: "keys", or "output files".
+func (h HoldStatus) Unit() string { return holdUnit(h.Outputs) }
+
 // Healthy reports whether the watch is neither failing, detached, stale nor
 // held.
 func (s WatchStatus) Healthy() bool {

@@ -146,6 +146,9 @@ func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, output
 	if err := r.guard.load(); err != nil {
 		return err
 	}
+	if err := r.guard.reevaluate(); err != nil {
+		return err
+	}
 	if r.record, err = openDriftRecord(r, outputs); err != nil {
 		return err
 	}
@@ -383,7 +386,8 @@ func (r *watchRunner) commit(ctx context.Context, res result, journal hookJourna
 	// ahead of the disk only costs a needless render), never renamed files
 	// it lacks, which a later render would find in place and not stage.
 	// The record's fsync and the staged files' overlap.
-	r.record.committed(ctx, r.record.hash(staged))
+	recorded := r.record.hash(staged)
+	r.record.committed(ctx, recorded)
 	if err := res.Sync(ctx); err != nil {
 		return fmt.Errorf("committing files: %w", err)
 	}
@@ -391,6 +395,7 @@ func (r *watchRunner) commit(ctx context.Context, res result, journal hookJourna
 	if err := res.Commit(ctx); err != nil {
 		return fmt.Errorf("committing files: %w", err)
 	}
+	r.record.stamp(ctx, staged, recorded) // the renames moved the ctime
 	if !journaled {
 		return nil
 	}
@@ -400,7 +405,8 @@ func (r *watchRunner) commit(ctx context.Context, res result, journal hookJourna
 // commitChecked commits res with the old files kept aside, runs the
 // checks in place, and puts the old files back if one fails.
 func (r *watchRunner) commitChecked(ctx context.Context, res result, staged []host.StagedFile, journal hookJournal, due []string, cursor kvcore.Cursor) error {
-	r.record.committed(ctx, r.record.hash(staged)) // as in commit: ahead of the disk at worst
+	recorded := r.record.hash(staged)
+	r.record.committed(ctx, recorded) // as in commit: ahead of the disk at worst
 	r.record.synced(ctx)
 	p, err := r.place(ctx, res, staged)
 	if err != nil {
@@ -418,6 +424,7 @@ func (r *watchRunner) commitChecked(ctx context.Context, res result, staged []ho
 	if err := p.keep(); err != nil {
 		return err
 	}
+	r.record.stamp(ctx, staged, recorded)
 	return r.runHooks(ctx, journal, due, cursor)
 }
 

@@ -218,3 +218,55 @@ watch "b" {
 		t.Fatalf("validate of outputs sharing a directory through a symlink = %d %q; want it refused naming both", code, errOut)
 	}
 }
+
+// TestValidateRefusesOutputHoldingAgentFiles: an output directory that
+// holds the agent's plugin module, a hook's script and the http token file
+// is refused before the first full render removes them all (the agent
+// would only find out at its next reload or restart).
+func TestValidateRefusesOutputHoldingAgentFiles(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "outdir")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string][]byte{
+		"files.wasm": plugintest.Module(t, "plugins/examples/files"),
+		"hook.sh":    []byte("#!/bin/sh\n"),
+		"http.token": []byte("secret\n"),
+	} {
+		if err := os.WriteFile(filepath.Join(out, name), content, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(dir, "agent.hcl")
+	src := `data_dir = "data"
+plugin "files" { module = "outdir/files.wasm" }
+http {
+  listen     = "127.0.0.1:0"
+  token_file = "outdir/http.token"
+}
+watch "w" {
+  bucket = "b"
+  plugin = "files"
+  output "files" { dir = "outdir" }
+  hook "reload" { command = ["` + filepath.Join(out, "hook.sh") + `"] }
+}
+`
+	if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCmd(t, "validate", "-config", cfg)
+	if code != exitFailure {
+		t.Fatalf("validate of an output holding the agent's files = %d %q; want it refused", code, errOut)
+	}
+	text := strings.Join(strings.Fields(errOut), " ") // the diagnostics are wrapped
+	for _, want := range []string{
+		`plugin "files" module ` + filepath.Join(out, "files.wasm"),
+		`watch "w" hook "reload" command ` + filepath.Join(out, "hook.sh"),
+		"http token_file " + filepath.Join(out, "http.token"),
+	} {
+		if !strings.Contains(text, `output "files": `+out+" contains the agent's "+want) {
+			t.Errorf("validate does not name %q:\n%s", want, errOut)
+		}
+	}
+}

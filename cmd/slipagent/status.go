@@ -85,7 +85,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			fmt.Fprintf(stdout, "%s: %s\n", w.Name, w.Reason)
 		}
 		if w.Held != nil {
-			fmt.Fprintf(stdout, "%s: held since %s: %d of %d keys would be removed\n", w.Name, w.Held.Since.Format(time.RFC3339), w.Held.Removals, w.Held.KeysBefore)
+			fmt.Fprintf(stdout, "%s: held since %s: %d of %d %s would be removed\n", w.Name, w.Held.Since.Format(time.RFC3339), w.Held.Removals, w.Held.KeysBefore, w.Held.Unit())
 		}
 	}
 	if r := st.Reload; r != nil && r.LastError != "" {
