@@ -32,6 +32,10 @@ type watchState struct {
 	// matched it: a restart that finds the bucket still so skips listing
 	// its keys.
 	Mark string `json:"mark,omitempty"`
+	// Folding: the watch's loop was folding records at or before its
+	// cursor (a sync, a reconciliation's fixes) when it last stopped,
+	// without their commit; it syncs first (kvcore.AppliedConfig.Folding).
+	Folding bool `json:"folding,omitempty"`
 }
 
 const (

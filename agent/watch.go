@@ -242,6 +242,10 @@ func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, output
 		OnMark: func(_ context.Context, mark string) error {
 			return update(func(s *watchState) { s.Mark = mark })
 		},
+		Folding: st.Folding,
+		OnFolding: func(_ context.Context, folding bool) error {
+			return update(func(s *watchState) { s.Folding = folding })
+		},
 		Reconcile: reconcileEvery,
 		OnProgress: func(p kvcore.Progress) {
 			if p.Synced {

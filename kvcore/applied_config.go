@@ -78,6 +78,17 @@ type AppliedConfig struct {
 	// between causes a redundant resync at worst, never a skip. A failure
 	// is retried with backoff.
 	OnBucketID func(ctx context.Context, id string) error
+	// Folding is what OnFolding last persisted: the loop was folding
+	// records at or before its cursor (a sync, a reconciliation's fixes)
+	// whose commit it had not seen. The loop then syncs from the bucket's
+	// current state first: no watch delivers such records again, and the
+	// cursor cannot tell (a bucket that went back in time reuses its
+	// revisions).
+	Folding bool
+	// OnFolding, if set, persists that the loop starts (true) or ended
+	// (false) such a fold; the loop calls it before the first record is
+	// folded and after the commit, and retries a failure with backoff.
+	OnFolding func(ctx context.Context, folding bool) error
 	// Mark is the bucket's mark ([BucketMarker]) that OnMark last
 	// persisted; "" when unknown.
 	Mark string

@@ -60,6 +60,9 @@ type appliedLoop struct {
 	marker    BucketMarker
 	knownMark string
 
+	// folding is what OnFolding last persisted (see applied_folding.go).
+	folding bool
+
 	progress Progress
 }
 
@@ -73,6 +76,10 @@ func newAppliedLoop(src Source, fold Fold, cfg AppliedConfig, apply ApplyFunc) *
 	}
 	if cfg.FullRender {
 		l.owed |= owedFullRender
+	}
+	if cfg.Folding {
+		// A fold at or before the cursor was not committed: sync first.
+		l.next, l.folding = modeSync, true
 	}
 	l.progress.Cursor = fold.Cursor()
 	return l

@@ -58,10 +58,18 @@ func (l *appliedLoop) reconcileKeys(ctx context.Context, wa Watch) error {
 	fixes = append(fixes, puts...)
 	l.owed &^= owedReconcile
 	if len(fixes) > 0 {
+		// At or before the cursor: marked until committed (see
+		// applied_folding.go).
+		if err := l.setFolding(ctx, true); err != nil {
+			return err
+		}
 		if err := l.foldUnder(ctx, fixes, l.fold.Cursor()); err != nil {
 			return err
 		}
 		if _, err := l.commit(ctx, wa, Batch{Updates: fixes, Cursor: l.fold.Cursor()}); err != nil {
+			return err
+		}
+		if err := l.setFolding(ctx, false); err != nil {
 			return err
 		}
 	}

@@ -24,6 +24,11 @@ func (l *appliedLoop) sync(ctx context.Context, wa Watch, pre bucketMark) error 
 		seen = make(map[string]struct{})
 	}
 	under := l.fold.Cursor() // unchanged until the full batch is applied
+	if !under.IsNone() {
+		if err := l.setFolding(ctx, true); err != nil {
+			return err
+		}
+	}
 	var removed, chunk []Update
 	var high Version
 	for synced := false; !synced; {
@@ -80,6 +85,9 @@ func (l *appliedLoop) sync(ctx context.Context, wa Watch, pre bucketMark) error 
 	}
 	l.owed &^= owedFullRender // the sync's full batch renders everything
 	if _, err := l.commit(ctx, wa, Batch{Updates: removed, Full: true, Cursor: next}); err != nil {
+		return err
+	}
+	if err := l.setFolding(ctx, false); err != nil {
 		return err
 	}
 	if err := l.adoptBucket(ctx); err != nil {
