@@ -122,8 +122,17 @@ func TestFleetRollout(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, fmt.Sprintf("3 of 3 hosts applied revision %d", rev)) {
 		t.Fatalf("fleet wait = %d %q %q\n%s", code, out, errOut, logs())
 	}
-	if code, rep := fleetReport(t, url, "-revision", strconv.FormatUint(rev, 10)); code != exitOK || rep.Watches[0].Applied != 3 {
-		t.Fatalf("fleet status after convergence = %d %v", code, hostsOf(rep))
+	// wait counts hosts that applied the revision; status also wants them
+	// ready, which a host that just started reports once its first
+	// catch-up (and the hooks it owes) ended, a moment later.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		code, rep := fleetReport(t, url, "-revision", strconv.FormatUint(rev, 10))
+		if code == exitOK && rep.Watches[0].Applied == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fleet status after convergence = %d %v", code, hostsOf(rep))
+		}
 	}
 
 	// h3's hook fails: it stays at rev, failing; status and wait name it.
