@@ -17,14 +17,12 @@ import (
 // passed without it: a server that lost a purge brings a purged record
 // back) gets a put of the bucket's entry in the same batch.
 //
-// With a source that lists versions ([KeyVersionLister]), whose listing
-// has empty values too (a key of the fold the plain listing leaves out is
-// confirmed with Entry; one the fold lacks would go unnoticed), it checks
-// that the fold is in step with the bucket: a key the fold holds at a
-// revision the bucket's latest record of it is older than, or at an older
-// revision than a record of it at or before C, means the bucket went back
-// in time (see errOutOfStep); the session then ends with
-// [ErrCursorExpired] and the loop resyncs.
+// A source that lists versions ([KeyVersionLister]) also lists keys with
+// empty values, so that one the fold lacks is added too, and lets it check
+// that the fold is in step with the bucket (see inStep): a key whose
+// revisions or value size disagree means the bucket went back in time
+// (errOutOfStep); the session then ends with [ErrCursorExpired] and the
+// loop resyncs.
 //
 // When the bucket's mark shows it unchanged since the fold last matched it,
 // there is nothing to list (see [AppliedConfig.OnMark]).
@@ -213,8 +211,8 @@ func (l *appliedLoop) missingPuts(ctx context.Context, live map[string]liveKey) 
 // keys, those the fold holds under the scope that the listing lacks, that
 // the source confirms are gone: a listing taken while the bucket changes
 // may miss a live key, and deleting it would be worse than keeping a stale
-// one until the next reconciliation. A listing also leaves out keys whose
-// value is empty, which are live keys too. A key that exists with another
+// one until the next reconciliation. A plain listing (Keys) also leaves
+// out keys whose value is empty, which are live keys too. A key that exists with another
 // value than the fold's gets a put of the bucket's current entry instead.
 func (l *appliedLoop) staleDeletes(ctx context.Context, stale []string) ([]Update, error) {
 	var deletes []Update

@@ -1,0 +1,150 @@
+package kvcore_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+	"github.com/slipstreamkv/slipstream/kvcore/memkv"
+)
+
+// foldingLog records a loop's OnFolding calls and its full batches, and
+// fails its applies while failing is set.
+type foldingLog struct {
+	mu      sync.Mutex
+	marks   []bool
+	fulls   int
+	applies int
+	failing bool
+}
+
+func (l *foldingLog) apply(_ context.Context, b kvcore.Batch) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.applies++
+	if b.Full {
+		l.fulls++
+	}
+	if l.failing {
+		return errors.New("the plugin fails")
+	}
+	return nil
+}
+
+func (l *foldingLog) setFailing(failing bool) {
+	l.mu.Lock()
+	l.failing = failing
+	l.mu.Unlock()
+}
+
+func (l *foldingLog) attempts() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.applies
+}
+
+func (l *foldingLog) onFolding(_ context.Context, folding bool) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.marks = append(l.marks, folding)
+	return nil
+}
+
+func (l *foldingLog) seen() ([]bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.marks), l.fulls
+}
+
+// A sync over a fold that had a cursor folds the bucket's state at or
+// before records no watch delivers again: it is marked folding (durably,
+// through OnFolding) before the first record is folded, and until its
+// commit; an apply that keeps failing leaves the mark set.
+func TestSyncIsMarkedFoldingUntilItsCommit(t *testing.T) {
+	s, err := memkv.New().Store(t.Context(), kvcore.StoreConfig{Bucket: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"1", "2", "3"} { // a@1 and a@2 superseded
+		if _, err := s.Put(t.Context(), "a", []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fold := newMemFold()
+	// The fold is at revision 1, which the bucket no longer retains: the
+	// loop syncs.
+	if err := fold.Apply(t.Context(), []kvcore.Update{{Op: kvcore.OpPut, Key: "a", Value: []byte("1"), Version: kvcore.RevisionVersion(1)}}, kvcore.RevisionCursor(1)); err != nil {
+		t.Fatal(err)
+	}
+	log := &foldingLog{failing: true}
+	loop(t, s, fold, kvcore.AppliedConfig{OnFolding: log.onFolding}, log.apply)
+	waitFor(t, "the sync's apply to fail twice", func() bool { _, fulls := log.seen(); return fulls > 1 })
+	if marks, _ := log.seen(); !slices.Equal(marks, []bool{true}) {
+		t.Fatalf("OnFolding calls while the sync's commit fails = %v, want [true]", marks)
+	}
+	log.setFailing(false)
+	waitFor(t, "the mark to clear after the commit", func() bool { marks, _ := log.seen(); return slices.Equal(marks, []bool{true, false}) })
+	if got := fold.Cursor(); got != kvcore.RevisionCursor(3) {
+		t.Errorf("cursor after the sync = %v, want rev 3", got)
+	}
+}
+
+// A loop started with the folding mark (a sync or a reconciliation's fixes
+// were folded, not committed, when it last stopped) syncs first, even when
+// its cursor would resume: a bucket that went back in time reuses the
+// revisions up to it, and no watch delivers the folded records again.
+func TestLoopStartedFoldingSyncsFirst(t *testing.T) {
+	s, err := memkv.New().Store(t.Context(), kvcore.StoreConfig{Bucket: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.Put(t.Context(), "a", []byte("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fold := newMemFold()
+	if err := fold.Apply(t.Context(), []kvcore.Update{{Op: kvcore.OpPut, Key: "a", Value: []byte("1"), Version: v}}, kvcore.CursorAt(v)); err != nil {
+		t.Fatal(err)
+	}
+	log := &foldingLog{}
+	loop(t, s, fold, kvcore.AppliedConfig{Folding: true, OnFolding: log.onFolding}, log.apply)
+	waitFor(t, "a full sync and the mark cleared", func() bool {
+		marks, fulls := log.seen()
+		return fulls == 1 && slices.Equal(marks, []bool{false})
+	})
+}
+
+// A reconciliation's fixes (here a put of a key the bucket holds at a
+// revision the fold passed without it) sit at or before the cursor: they
+// are marked folding until their commit.
+func TestReconciliationFixesAreMarkedFoldingUntilTheirCommit(t *testing.T) {
+	s, err := memkv.New().Store(t.Context(), kvcore.StoreConfig{Bucket: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(t.Context(), "a", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.Put(t.Context(), "b", []byte("2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fold := newMemFold() // at b's revision, without a
+	if err := fold.Apply(t.Context(), []kvcore.Update{{Op: kvcore.OpPut, Key: "b", Value: []byte("2"), Version: v}}, kvcore.CursorAt(v)); err != nil {
+		t.Fatal(err)
+	}
+	log := &foldingLog{failing: true}
+	loop(t, s, fold, kvcore.AppliedConfig{OnFolding: log.onFolding}, log.apply)
+	waitFor(t, "the fixes' apply to fail twice", func() bool { return log.attempts() > 1 })
+	if marks, _ := log.seen(); !slices.Equal(marks, []bool{true}) {
+		t.Fatalf("OnFolding calls while the fixes' commit fails = %v, want [true]", marks)
+	}
+	log.setFailing(false)
+	waitFor(t, "the mark to clear after the commit", func() bool { marks, _ := log.seen(); return slices.Equal(marks, []bool{true, false}) })
+	if e, err := fold.Get("a"); err != nil || string(e.Value) != "1" {
+		t.Errorf("fold's a = %q, %v; want 1", e.Value, err)
+	}
+}
