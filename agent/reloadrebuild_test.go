@@ -1,18 +1,13 @@
 package agent
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
-
-	"github.com/slipstreamkv/slipstream/internal/plugintest"
 )
 
 // A reload that rebuilds the agent shows in the new agent's /status and
@@ -31,27 +26,10 @@ func TestServeRebuildShowsInStatusAndMetrics(t *testing.T) {
 		return f.config(filesConfig + `http { listen = "` + addr + `" }`)
 	}
 	first, second := freeAddr(t), freeAddr(t)
-	var mu sync.Mutex
-	var next *Config
-	load := func() (*Config, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return next, nil
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	reload := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		done <- Serve(ctx, withListen(first), load, reload, nil,
-			Options{Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)), Notify: func(string) error { return nil }, PluginCacheDir: plugintest.CacheDir(t)})
-	}()
+	s := f.serve(withListen(first))
 	waitFor(t, "the first agent to serve", func() bool { _, ok := reloadOf(first); return ok })
 
-	mu.Lock()
-	next = withListen(second)
-	mu.Unlock()
-	reload <- struct{}{}
+	s.reloadTo(withListen(second))
 	waitFor(t, "the rebuilt agent to show the reload", func() bool {
 		rs, _ := reloadOf(second)
 		return rs != nil && rs.Reloads == 1 && slices.Equal(rs.Restarted, []string{"cfg"})
@@ -60,10 +38,7 @@ func TestServeRebuildShowsInStatusAndMetrics(t *testing.T) {
 		t.Errorf("metrics after a rebuild lack slipagent_reloads_total{result=\"ok\"} 1:\n%s", m)
 	}
 
-	mu.Lock()
-	next = withListen(taken.Addr().String())
-	mu.Unlock()
-	reload <- struct{}{}
+	s.reloadTo(withListen(taken.Addr().String()))
 	var rs *ReloadStatus
 	waitFor(t, "the agent back on the previous configuration to show the refused reload", func() bool {
 		rs, _ = reloadOf(second)
@@ -78,10 +53,7 @@ func TestServeRebuildShowsInStatusAndMetrics(t *testing.T) {
 			t.Errorf("metrics after a rebuild that could not start lack %s", want)
 		}
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	s.stop()
 }
 
 // reloadOf is the reload section of the /status at addr (nil without
