@@ -220,8 +220,14 @@ func (w *watchStatus) progress(p kvcore.Progress) {
 	defer w.behind()
 	w.started = true
 	w.cursor = p.Cursor
-	if w.s.Synced && !p.Synced {
+	switch {
+	case w.s.Synced && !p.Synced:
 		w.resyncing()
+	case !w.s.Synced && p.Synced:
+		// The resync committed: its cursor is the bucket's, even one
+		// equal to the old (a bucket that went back in time and reached
+		// that revision again).
+		w.resyncFrom = nil
 	}
 	w.s.Synced = p.Synced
 	w.showCursor()
@@ -236,7 +242,7 @@ func (w *watchStatus) progress(p kvcore.Progress) {
 
 // resyncing records that a sync from the bucket's current state starts: the
 // fold's cursor names a position in the bucket as it was, which may be gone
-// (re-created, purged), so none is shown until the resync moves it.
+// (re-created, purged), so none is shown until the resync moves it or ends.
 func (w *watchStatus) resyncing() {
 	old := w.cursor
 	w.resyncFrom = &old

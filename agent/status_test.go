@@ -117,19 +117,36 @@ func TestStatusResyncShowsNoStaleCursor(t *testing.T) {
 	st, _ := newTestStatus(time.Minute)
 	st.progress(kvcore.Progress{Cursor: at(900), Synced: true})
 	// The bucket was re-created: the loop resyncs, its fold keeps the old
-	// cursor until the full batch is applied, and an empty bucket gives it
-	// nothing newer.
+	// cursor until the full batch is applied.
 	st.progress(kvcore.Progress{Cursor: at(900)})
 	if s := st.get(); s.Revision != 0 || s.Cursor != "none" || s.Synced {
 		t.Fatalf("resyncing: %+v, want no revision from the old bucket", s)
 	}
-	st.progress(kvcore.Progress{Cursor: at(900), Synced: true})
+	// Its sync of an empty bucket commits no cursor.
+	st.progress(kvcore.Progress{Cursor: kvcore.Cursor{}, Synced: true})
 	if s := st.get(); s.Revision != 0 || s.Cursor != "none" || s.State != stateReady {
 		t.Fatalf("resynced an empty bucket: %+v", s)
 	}
 	st.progress(kvcore.Progress{Cursor: at(1), Synced: true})
 	if s := st.get(); s.Revision != 1 {
 		t.Fatalf("first change in the new bucket: %+v", s)
+	}
+}
+
+// A resync that ends on the revision the fold was at before (a bucket that
+// went back in time and reached it again: the sync's commit leaves the
+// cursor as it was) shows that revision once it is done, not none.
+func TestStatusResyncEndingOnTheOldRevisionShowsIt(t *testing.T) {
+	st, _ := newTestStatus(time.Minute)
+	st.progress(kvcore.Progress{Cursor: at(16), Synced: true})
+	st.syncing()
+	st.progress(kvcore.Progress{Cursor: at(16)})
+	if s := st.get(); s.Revision != 0 || s.Cursor != "none" {
+		t.Fatalf("resyncing: %+v, want no revision from before the resync", s)
+	}
+	st.progress(kvcore.Progress{Cursor: at(16), Synced: true})
+	if s := st.get(); s.Revision != 16 || s.Cursor != "rev 16" || s.State != stateReady {
+		t.Fatalf("resynced onto revision 16: %+v, want revision 16", s)
 	}
 }
 
@@ -172,7 +189,8 @@ func TestStatusSyncAfterRestartShowsNoOldCursor(t *testing.T) {
 	if s := st.get(); s.Revision != 0 || s.Cursor != "none" {
 		t.Fatalf("syncing from scratch: %+v, want no revision from the old bucket", s)
 	}
-	st.progress(kvcore.Progress{Cursor: at(900), Synced: true})
+	// The sync of an empty bucket commits no cursor.
+	st.progress(kvcore.Progress{Cursor: kvcore.Cursor{}, Synced: true})
 	if s := st.get(); s.Revision != 0 {
 		t.Fatalf("synced an empty bucket: %+v", s)
 	}
