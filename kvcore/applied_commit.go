@@ -6,10 +6,14 @@ import (
 	"time"
 )
 
-// foldUnder folds updates into the fold without moving its cursor.
+// foldUnder folds updates into the fold without moving its cursor. A
+// known mark is forgotten first (see forgetMark).
 func (l *appliedLoop) foldUnder(ctx context.Context, updates []Update, under Cursor) error {
 	if len(updates) == 0 {
 		return nil
+	}
+	if err := l.forgetMark(ctx); err != nil {
+		return err
 	}
 	return l.foldApply(ctx, ctx, "fold", updates, under)
 }
