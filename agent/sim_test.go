@@ -1027,3 +1027,10 @@ func (s *simStore) KeyVersions(ctx context.Context, prefix string) ([]kvcore.Key
 func (s *simStore) BucketID(ctx context.Context) (string, error) {
 	return s.Store.(kvcore.BucketIdentifier).BucketID(ctx)
 }
+
+// BucketMark passes the bucket's mark through, as natskv's store has one:
+// a restart over a fold that matches an unchanged bucket skips the key
+// listing of its reconciliation.
+func (s *simStore) BucketMark(ctx context.Context) (string, kvcore.Cursor, error) {
+	return s.Store.(kvcore.BucketMarker).BucketMark(ctx)
+}

@@ -28,7 +28,7 @@ func (c *Conn) CopyBucket(name string) (restore func() error, err error) {
 			saved = append(saved, *r)
 		}
 	}
-	last := b.last
+	last, lastAt := b.last, b.lastAt
 	b.mu.Unlock()
 	return func() error {
 		c.mu.Lock()
@@ -39,7 +39,7 @@ func (c *Conn) CopyBucket(name string) (restore func() error, err error) {
 		}
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		b.log, b.keys, b.dropped, b.bytes, b.last = nil, map[string][]*record{}, 0, 0, last
+		b.log, b.keys, b.dropped, b.bytes, b.last, b.lastAt = nil, map[string][]*record{}, 0, 0, last, lastAt
 		for i := range saved {
 			r := saved[i] // a fresh record: the copy may be restored again
 			b.log = append(b.log, &r)
