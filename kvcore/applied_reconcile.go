@@ -133,6 +133,7 @@ var errOutOfStep = errors.New("kvcore: the bucket went back in time")
 // out of step with the bucket.
 func (l *appliedLoop) compareKeys(ctx context.Context, live map[string]liveKey) ([]string, error) {
 	at, _ := l.fold.Cursor().Revision()
+	resumed, _ := l.resumedFrom.Revision()
 	var behind error // the first key out of step
 	skewed := 0
 	var same sameRevision
@@ -148,7 +149,7 @@ func (l *appliedLoop) compareKeys(ctx context.Context, live map[string]liveKey) 
 			if behind == nil {
 				behind = err
 			}
-		} else if rev, ok := sameSize(e, lk, at); ok {
+		} else if rev, ok := sameSize(e, lk, at); ok && rev <= resumed {
 			same.offer(e, rev)
 		}
 		return true

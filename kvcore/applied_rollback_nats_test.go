@@ -23,22 +23,26 @@ import (
 // loop resyncs. New records of the same keys with values of the same size
 // leave the revisions, the sizes and the stream's sequences and count as
 // they were: the bucket's mark (the last record's time) and the values of
-// the fold's latest keys tell.
+// the fold's latest keys up to where the restart resumed tell, even behind
+// more new records than the reconciliation reads back.
 func TestReconcileResyncsAFoldAheadOfABucketThatWentBackInTime(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		keys  []string // the new records, after the restore
+		keys  []string // the new records at the lost ones' revisions
 		value string
+		more  []string // new records after them, of value "v3"
 		want  []string
 	}{
-		{"other keys", []string{"d", "e", "a"}, "v3", []string{"a=v3", "b=v1", "c=v1", "d=v3", "e=v3"}},
-		{"same keys and sizes", []string{"a", "b", "c"}, "w2", []string{"a=w2", "b=w2", "c=w2", "d=v1", "e=v1"}},
+		{"other keys", []string{"d", "e", "a"}, "v3", nil, []string{"a=v3", "b=v1", "c=v1", "d=v3", "e=v3"}},
+		{"same keys and sizes", []string{"a", "b", "c"}, "w2", nil, []string{"a=w2", "b=w2", "c=w2", "d=v1", "e=v1"}},
+		{"same keys and sizes, then more", []string{"a", "b", "c"}, "w2", []string{"f", "g", "h", "i", "j"},
+			[]string{"a=w2", "b=w2", "c=w2", "d=v1", "e=v1", "f=v3", "g=v3", "h=v3", "i=v3", "j=v3"}},
 	} {
-		t.Run(tc.name, func(t *testing.T) { testReconcileOnReusedRevisions(t, tc.keys, tc.value, tc.want) })
+		t.Run(tc.name, func(t *testing.T) { testReconcileOnReusedRevisions(t, tc.keys, tc.value, tc.more, tc.want) })
 	}
 }
 
-func testReconcileOnReusedRevisions(t *testing.T, keys []string, value string, want []string) {
+func testReconcileOnReusedRevisions(t *testing.T, keys []string, value string, more, want []string) {
 	b := newNATSBucket(t, kvcore.StoreConfig{Bucket: "rolled"})
 	for _, k := range []string{"a", "b", "c", "d", "e"} {
 		b.put(t, k, "v1")
@@ -62,6 +66,9 @@ func testReconcileOnReusedRevisions(t *testing.T, keys []string, value string, w
 	}
 	if kvcore.RevisionCursor(last) != before {
 		t.Fatalf("the new records end at revision %d, want the fold's cursor %v", last, before)
+	}
+	for _, k := range more {
+		putEventually(t, b, k, "v3")
 	}
 
 	fold = openLog(t, path)

@@ -17,9 +17,11 @@ const sameRevisionProbes = 4
 // applied: a server that lost acknowledged records numbers the next writes
 // with their revisions, and a write of the same key with a value of the
 // same size (replicas=3, then replicas=4) takes the lost one's place. The
-// revisions reused are the bucket's latest ones, so the fold's keys at its
-// highest revisions that the bucket lists at the same revision and size
-// are read back and their values compared.
+// revisions reused are the bucket's latest ones, and the records the
+// session's watch delivered are the bucket's as it is now; so the fold's
+// keys at the highest revisions up to where the session resumed that the
+// bucket lists at the same revision and size are read back and their
+// values compared.
 type sameRevision struct {
 	top []sameRevisionEntry // highest revision first, at most sameRevisionProbes
 }
