@@ -189,14 +189,20 @@ type simWorld struct {
 	histCopy  map[string][]simRecord
 	epoch     int
 	lifeEpoch int // the epoch when the current life started
-	// settling: the store was restored, and the watch has not caught up
-	// since (the agent has not logged "caught up" past settleFrom, its
-	// log's length then). A session resuming from a cursor the restored
-	// bucket reused applies (and checkpoints) the records after it before
-	// its reconciliation finds the fold out of step and resyncs; the watch
-	// is not ready meanwhile, which is what the agent promises.
-	settling   bool
-	settleFrom int
+	// settling: the store was restored, and no watch session attached
+	// since has caught up (the agent has not logged "caught up" past
+	// settleFrom, its log's length then, after a line that shows a new
+	// session: the loss of the consumer the restore ended, or, with
+	// settleFresh, a life started after the restore). A session resuming
+	// from a cursor the restored bucket reused applies (and checkpoints)
+	// the records after it before its reconciliation finds the fold out
+	// of step and resyncs, and one that attached before the restore and
+	// was busy applying meanwhile logs its catch-up before it notices the
+	// loss; the watch is not ready meanwhile, which is what the agent
+	// promises.
+	settling    bool
+	settleFrom  int
+	settleFresh bool
 
 	mu         sync.Mutex // guards what the agent's goroutines touch below
 	faults     simFaults
@@ -484,7 +490,6 @@ func (w *simWorld) rollBack() {
 		w.tracef("server store copied")
 		return
 	}
-	w.restartServer() // the server stops, its store is restored, it starts
 	w.logs.mu.Lock()
 	from := len(w.logs.lines)
 	w.logs.mu.Unlock()
@@ -493,18 +498,22 @@ func (w *simWorld) rollBack() {
 	if err == nil {
 		w.hist = w.histCopy
 		w.epoch++
-		w.settling, w.settleFrom = true, from
+		w.settling, w.settleFrom, w.settleFresh = true, from, false
 	}
 	w.storeCopy, w.histCopy = nil, nil
 	w.mu.Unlock()
 	if err != nil {
 		w.t.Fatal(err)
 	}
+	// The server comes back on the restored store without the consumers:
+	// they end once the store is swapped, so that no session the loss
+	// wakes attaches to the store as it was.
+	w.restartServer()
 	w.tracef("server store restored from its copy")
 }
 
 // settle ends the settling after a store restore once the agent logged
-// that its watch caught up (after its reconciliation).
+// that a session attached since caught up (after its reconciliation).
 func (w *simWorld) settle() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -513,8 +522,12 @@ func (w *simWorld) settle() {
 	}
 	w.logs.mu.Lock()
 	defer w.logs.mu.Unlock()
+	fresh := w.settleFresh
 	for _, line := range w.logs.lines[w.settleFrom:] {
-		if strings.Contains(line, `msg="caught up"`) {
+		switch {
+		case strings.Contains(line, errSimConsumerLost.Error()):
+			fresh = true
+		case fresh && strings.Contains(line, `msg="caught up"`):
 			w.settling = false
 			return
 		}
@@ -673,8 +686,14 @@ func (w *simWorld) start() {
 	w.mu.Lock()
 	w.steps, w.crashAt, w.crashed, w.cancelLife = 0, 0, false, cancel
 	w.mu.Unlock()
+	w.logs.mu.Lock()
+	lines := len(w.logs.lines)
+	w.logs.mu.Unlock()
 	w.mu.Lock()
 	w.lifeInc, w.lifeEpoch = w.inc, w.epoch
+	if w.settling { // this life's sessions attach to the restored store
+		w.settleFrom, w.settleFresh = lines, true
+	}
 	w.mu.Unlock()
 	go func() {
 		defer close(life.done)
