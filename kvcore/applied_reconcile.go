@@ -65,7 +65,7 @@ func (l *appliedLoop) reconcileKeys(ctx context.Context, wa Watch) error {
 		if err := l.foldUnder(ctx, fixes, l.fold.Cursor()); err != nil {
 			return err
 		}
-		if _, err := l.commit(ctx, wa, Batch{Updates: fixes, Cursor: l.fold.Cursor()}); err != nil {
+		if _, err := l.commit(ctx, wa, Batch{Updates: fixes, Cursor: l.fold.Cursor()}, true); err != nil {
 			return err
 		}
 		if err := l.setFolding(ctx, false); err != nil {

@@ -131,6 +131,61 @@ func TestRestoreToTheMarkDropsAFailedBatchFoldedAhead(t *testing.T) {
 	}
 }
 
+// A value the apply refuses (here whenever the fold holds it, as a plugin
+// rendering the whole view does) is folded ahead of the cursor by a batch
+// that fails; the server's store then goes back to a copy taken before it,
+// and loses it. The restart's watch never delivers it again, so no batch
+// replaces it: applying the next change found it in the fold, past the
+// bucket's end, and the loop resynced, instead of failing for ever on a
+// value the bucket no longer has.
+func TestRestoreThatLostARefusedValueFoldedAheadResyncs(t *testing.T) {
+	b := newNATSBucket(t, kvcore.StoreConfig{Bucket: "refused"})
+	b.put(t, "a", "1")
+	path := filepath.Join(t.TempDir(), "fold.snap")
+	fold := openLog(t, path)
+	markRun(t, b.store, fold, "")
+	backup := copyStore(t, b)
+	putEventually(t, b, "c", "bad")
+
+	refuses := func(fold kvcore.Fold) kvcore.ApplyFunc {
+		return func(context.Context, kvcore.Batch) error {
+			if e, err := fold.Get("c"); err == nil && string(e.Value) == "bad" {
+				return errors.New("refused: c is bad")
+			}
+			return nil
+		}
+	}
+	var mu sync.Mutex
+	var progress kvcore.Progress
+	onProgress := func(p kvcore.Progress) { mu.Lock(); progress = p; mu.Unlock() }
+	stop := loop(t, b.store, fold, kvcore.AppliedConfig{OnProgress: onProgress}, refuses(fold))
+	waitFor(t, "the batch with c to fail", func() bool { mu.Lock(); defer mu.Unlock(); return progress.Err != nil })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	fold.Close()
+
+	restoreStore(t, b, backup)
+	last := putEventually(t, b, "d", "2")
+	fold = openLog(t, path)
+	defer fold.Close()
+	mu.Lock()
+	progress = kvcore.Progress{}
+	mu.Unlock()
+	stop = loop(t, b.store, fold, kvcore.AppliedConfig{OnProgress: onProgress}, refuses(fold))
+	waitFor(t, "the loop to catch up", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return progress.Synced && progress.Cursor == kvcore.RevisionCursor(last)
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := foldState(t, fold, ""), []string{"a=1", "d=2"}; !slices.Equal(got, want) {
+		t.Errorf("fold = %v, want the bucket's %v", got, want)
+	}
+}
+
 // copyStore copies the server's store, stopped meanwhile, and returns
 // where the copy is.
 func copyStore(t *testing.T, b *natsBucket) string {
