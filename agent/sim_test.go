@@ -28,8 +28,10 @@ package agent
 // re-created — empty, with the same keys and new values, or with more records
 // than the agent's cursor — while the agent runs or while it is stopped;
 // retention passing the cursor (a bucket with a max age: records and delete
-// markers expire); output files edited or deleted behind the agent's back;
-// a fold damaged while the agent is stopped.
+// markers expire); the server's store restored from a copy taken earlier
+// (the bucket keeps its identity, loses the records written since and
+// reuses their revisions); output files edited or deleted behind the
+// agent's back; a fold damaged while the agent is stopped.
 //
 // Invariants:
 //   - cursor after apply: whenever a checkpoint is written, every update of
@@ -179,6 +181,29 @@ type simWorld struct {
 	life    *simLife
 	lifeInc int // the incarnation when the current life started
 
+	// storeCopy puts back the bucket as it was when the server's store was
+	// copied (nil: no copy), with histCopy, the history then. Each
+	// restore bumps epoch: lives that started before it are not checked
+	// against the history (as lives on an earlier incarnation).
+	storeCopy func() error
+	histCopy  map[string][]simRecord
+	epoch     int
+	lifeEpoch int // the epoch when the current life started
+	// settling: the store was restored, and no watch session attached
+	// since has caught up (the agent has not logged "caught up" past
+	// settleFrom, its log's length then, after a line that shows a new
+	// session: the loss of the consumer the restore ended, or, with
+	// settleFresh, a life started after the restore). A session resuming
+	// from a cursor the restored bucket reused applies (and checkpoints)
+	// the records after it before its reconciliation finds the fold out
+	// of step and resyncs, and one that attached before the restore and
+	// was busy applying meanwhile logs its catch-up before it notices the
+	// loss; the watch is not ready meanwhile, which is what the agent
+	// promises.
+	settling    bool
+	settleFrom  int
+	settleFresh bool
+
 	mu         sync.Mutex // guards what the agent's goroutines touch below
 	faults     simFaults
 	steps      int // durable steps taken in this life
@@ -267,6 +292,7 @@ func (w *simWorld) createBucket() {
 	w.mu.Lock()
 	w.inc++
 	w.hist = map[string][]simRecord{}
+	w.storeCopy, w.histCopy = nil, nil // a copy of the deleted incarnation
 	w.mu.Unlock()
 }
 
@@ -306,6 +332,7 @@ func (w *simWorld) run() {
 		w.act()
 		time.Sleep(time.Duration(w.rng.IntN(400)) * time.Millisecond)
 		synctest.Wait()
+		w.settle()
 		if w.isCrashed() {
 			w.stop()
 			w.start()
@@ -375,6 +402,8 @@ func (w *simWorld) act() {
 		w.crashAt = w.steps + 1 + w.rng.IntN(8)
 		w.mu.Unlock()
 		w.tracef("crash at durable step %d", w.crashAt)
+	case n < 93:
+		w.rollBack()
 	default:
 		if w.life == nil {
 			w.start()
@@ -441,6 +470,68 @@ func (w *simWorld) remove(key string, purge bool) {
 		w.t.Fatalf("sim: delete %s: %v", key, err)
 	}
 	w.tracef("delete %s (purge %v)", key, purge)
+}
+
+// rollBack copies the server's store, or, when a copy was taken, restores
+// it and restarts the server: the bucket goes back in time, and the next
+// writes reuse the revisions of the records it lost.
+func (w *simWorld) rollBack() {
+	if w.storeCopy == nil {
+		restore, err := w.conn.CopyBucket(simBucket)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		w.mu.Lock()
+		w.storeCopy, w.histCopy = restore, maps.Clone(w.hist)
+		for k, recs := range w.histCopy {
+			w.histCopy[k] = slices.Clone(recs)
+		}
+		w.mu.Unlock()
+		w.tracef("server store copied")
+		return
+	}
+	w.logs.mu.Lock()
+	from := len(w.logs.lines)
+	w.logs.mu.Unlock()
+	w.mu.Lock()
+	err := w.storeCopy()
+	if err == nil {
+		w.hist = w.histCopy
+		w.epoch++
+		w.settling, w.settleFrom, w.settleFresh = true, from, false
+	}
+	w.storeCopy, w.histCopy = nil, nil
+	w.mu.Unlock()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	// The server comes back on the restored store without the consumers:
+	// they end once the store is swapped, so that no session the loss
+	// wakes attaches to the store as it was.
+	w.restartServer()
+	w.tracef("server store restored from its copy")
+}
+
+// settle ends the settling after a store restore once the agent logged
+// that a session attached since caught up (after its reconciliation).
+func (w *simWorld) settle() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.settling {
+		return
+	}
+	w.logs.mu.Lock()
+	defer w.logs.mu.Unlock()
+	fresh := w.settleFresh
+	for _, line := range w.logs.lines[w.settleFrom:] {
+		switch {
+		case strings.Contains(line, errSimConsumerLost.Error()):
+			fresh = true
+		case fresh && strings.Contains(line, `msg="caught up"`):
+			w.settling = false
+			return
+		}
+	}
 }
 
 // recreate deletes the bucket and creates it again: empty, with the same keys
@@ -595,8 +686,14 @@ func (w *simWorld) start() {
 	w.mu.Lock()
 	w.steps, w.crashAt, w.crashed, w.cancelLife = 0, 0, false, cancel
 	w.mu.Unlock()
+	w.logs.mu.Lock()
+	lines := len(w.logs.lines)
+	w.logs.mu.Unlock()
 	w.mu.Lock()
-	w.lifeInc = w.inc
+	w.lifeInc, w.lifeEpoch = w.inc, w.epoch
+	if w.settling { // this life's sessions attach to the restored store
+		w.settleFrom, w.settleFresh = lines, true
+	}
 	w.mu.Unlock()
 	go func() {
 		defer close(life.done)
@@ -706,7 +803,7 @@ func (w *simWorld) checkpointed(c kvcore.Cursor) {
 	func() {
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		inc, current = w.inc, w.lifeInc == w.inc
+		inc, current = w.inc, w.lifeInc == w.inc && w.lifeEpoch == w.epoch && !w.settling
 		hist, drifted = maps.Clone(w.hist), maps.Clone(w.drifted)
 		if !w.lossy && current && ok {
 			got = w.outputs()
@@ -948,4 +1045,11 @@ func (s *simStore) KeyVersions(ctx context.Context, prefix string) ([]kvcore.Key
 // BucketID passes the bucket's identity through, as natskv's store has one.
 func (s *simStore) BucketID(ctx context.Context) (string, error) {
 	return s.Store.(kvcore.BucketIdentifier).BucketID(ctx)
+}
+
+// BucketMark passes the bucket's mark through, as natskv's store has one:
+// a restart over a fold that matches an unchanged bucket skips the key
+// listing of its reconciliation.
+func (s *simStore) BucketMark(ctx context.Context) (string, kvcore.Cursor, error) {
+	return s.Store.(kvcore.BucketMarker).BucketMark(ctx)
 }

@@ -6,10 +6,14 @@ import (
 	"time"
 )
 
-// foldUnder folds updates into the fold without moving its cursor.
+// foldUnder folds updates into the fold without moving its cursor. A
+// known mark is forgotten first (see forgetMark).
 func (l *appliedLoop) foldUnder(ctx context.Context, updates []Update, under Cursor) error {
 	if len(updates) == 0 {
 		return nil
+	}
+	if err := l.forgetMark(ctx); err != nil {
+		return err
 	}
 	return l.foldApply(ctx, ctx, "fold", updates, under)
 }
@@ -54,8 +58,11 @@ func (l *appliedLoop) visible(b Batch) Batch {
 // are folded (under the unchanged cursor) and appended to the batch, which
 // then keeps each key's latest update only, so a change that repairs
 // whatever made apply fail reaches the next attempt. It reports whether a
-// Synced event arrived meanwhile.
-func (l *appliedLoop) commit(ctx context.Context, wa Watch, b Batch) (synced bool, err error) {
+// Synced event arrived meanwhile. atEnd says that b reaches the bucket's
+// end as of a Synced event and holds every update folded past the cursor
+// (a sync's does not): a first failure then looks for records the bucket
+// lost in the fold (see lostAhead).
+func (l *appliedLoop) commit(ctx context.Context, wa Watch, b Batch, atEnd bool) (synced bool, err error) {
 	under := l.fold.Cursor()
 	absorbed, absorbedBytes := 0, 0
 	// An attempt that started runs to its end even if ctx is cancelled.
@@ -73,6 +80,11 @@ func (l *appliedLoop) commit(ctx context.Context, wa Watch, b Batch) (synced boo
 			break
 		}
 		l.failed(fmt.Errorf("apply: %w", err))
+		if attempt == 0 && atEnd {
+			if err := l.lostAhead(ctx, under, b); err != nil {
+				return synced, err
+			}
+		}
 		more, sawSynced, err := l.absorb(ctx, wa, attempt, maxRetryGrowth*l.cfg.MaxBatch-absorbed, maxRetryBytes-absorbedBytes)
 		if err != nil {
 			return synced, err

@@ -99,8 +99,10 @@ type AppliedConfig struct {
 	// exactly what it held when the fold last matched it, so nothing can
 	// have vanished from it unseen. OnMark persists a new mark, taken
 	// when a sync or a listing showed that the fold matches the bucket and
-	// the bucket did not change meanwhile. A failure is only logged: the
-	// next reconciliation lists the keys.
+	// the bucket did not change meanwhile (a failure is only logged: the
+	// next reconciliation lists the keys), and "" to forget the mark
+	// before the fold takes records it does not cover (a failure then
+	// fails the step, which is retried).
 	OnMark func(ctx context.Context, mark string) error
 	// OnProgress, if set, is called from the loop's goroutine when it
 	// starts, after every checkpoint, when it catches up and after every

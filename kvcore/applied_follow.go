@@ -25,7 +25,9 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch, caughtUp bool) error
 		defer t.Stop()
 		tick = t.C
 	}
-	flush := func() error {
+	// flush applies the open batch; atSynced says a Synced event closed
+	// it.
+	flush := func(atSynced bool) error {
 		window.Stop()
 		if len(pending) == 0 && high.IsUnknown() {
 			return nil
@@ -40,7 +42,7 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch, caughtUp bool) error
 		if err := l.foldUnder(ctx, b.Updates, under); err != nil {
 			return err
 		}
-		synced, err := l.commit(ctx, wa, b)
+		synced, err := l.commit(ctx, wa, b, caughtUp || atSynced)
 		if err == nil && synced {
 			caughtUp = true
 			err = l.onSynced(ctx, wa)
@@ -98,7 +100,7 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch, caughtUp bool) error
 		if err != nil {
 			return err
 		}
-		if err := flush(); err != nil {
+		if err := flush(synced); err != nil {
 			return err
 		}
 		if synced {
@@ -117,7 +119,7 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch, caughtUp bool) error
 				exports = nil // no more requests
 				continue
 			}
-			if err := flush(); err != nil {
+			if err := flush(false); err != nil {
 				l.replyExport(req, ExportResult{Err: fmt.Errorf("kvcore: export to %s: applying the batch before it: %w", req.Dir, err)})
 				return err
 			}
@@ -131,7 +133,7 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch, caughtUp bool) error
 			if !caughtUp {
 				continue // the Synced event runs it, once the backlog is applied
 			}
-			if err := flush(); err != nil {
+			if err := flush(false); err != nil {
 				return err
 			}
 			if err := l.onSynced(ctx, wa); err != nil {
@@ -143,7 +145,7 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch, caughtUp bool) error
 			}
 			if ev.Synced {
 				caughtUp = true
-				if err := flush(); err != nil {
+				if err := flush(true); err != nil {
 					return err
 				}
 				if err := l.onSynced(ctx, wa); err != nil {
@@ -175,7 +177,7 @@ func (l *appliedLoop) onSynced(ctx context.Context, wa Watch) error {
 		}
 	}
 	if l.owed&owedFullRender != 0 {
-		if _, err := l.commit(ctx, wa, Batch{Full: true, Cursor: l.fold.Cursor()}); err != nil {
+		if _, err := l.commit(ctx, wa, Batch{Full: true, Cursor: l.fold.Cursor()}, true); err != nil {
 			return err
 		}
 		l.owed &^= owedFullRender

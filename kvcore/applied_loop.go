@@ -63,6 +63,12 @@ type appliedLoop struct {
 	// folding is what OnFolding last persisted (see applied_folding.go).
 	folding bool
 
+	// resumedFrom is the fold's cursor when the current session attached
+	// (none for a sync): what the fold holds up to it may predate a bucket
+	// that went back in time, what came after came from the bucket as it
+	// is (see sameRevision).
+	resumedFrom Cursor
+
 	progress Progress
 }
 
@@ -150,6 +156,7 @@ func (l *appliedLoop) session(ctx context.Context) error {
 	if m == modeSync {
 		from = Cursor{}
 	}
+	l.resumedFrom = from
 	var pre bucketMark
 	if m == modeSync {
 		pre = l.readMark(ctx) // before the watch: see recordMark

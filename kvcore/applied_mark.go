@@ -1,6 +1,9 @@
 package kvcore
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 // bucketMark is one reading of the bucket's mark ([BucketMarker]); the
 // zero value is no reading.
@@ -46,4 +49,20 @@ func (l *appliedLoop) recordMark(ctx context.Context, pre bucketMark) {
 		return
 	}
 	l.knownMark = pre.mark
+}
+
+// forgetMark forgets the known mark, durably, before the fold takes
+// records its cursor does not cover yet: a bucket that goes back in time
+// to exactly the mark (a store restored from a copy taken then) no longer
+// holds records a failed batch left folded ahead of the cursor, and a
+// reconciliation skipped on the mark would keep them for ever.
+func (l *appliedLoop) forgetMark(ctx context.Context) error {
+	if l.knownMark == "" {
+		return nil
+	}
+	if err := l.cfg.OnMark(ctx, ""); err != nil {
+		return fmt.Errorf("forgetting the bucket's mark before folding: %w", err)
+	}
+	l.knownMark = ""
+	return nil
 }

@@ -21,8 +21,9 @@ import (
 // empty values, so that one the fold lacks is added too, and lets it check
 // that the fold is in step with the bucket (see inStep): a key whose
 // revisions or value size disagree means the bucket went back in time
-// (errOutOfStep); the session then ends with [ErrCursorExpired] and the
-// loop resyncs.
+// (errOutOfStep), and so does a value that differs from the fold's at the
+// same revision among the fold's latest keys (see sameRevision); the
+// session then ends with [ErrCursorExpired] and the loop resyncs.
 //
 // When the bucket's mark shows it unchanged since the fold last matched it,
 // there is nothing to list (see [AppliedConfig.OnMark]).
@@ -64,7 +65,7 @@ func (l *appliedLoop) reconcileKeys(ctx context.Context, wa Watch) error {
 		if err := l.foldUnder(ctx, fixes, l.fold.Cursor()); err != nil {
 			return err
 		}
-		if _, err := l.commit(ctx, wa, Batch{Updates: fixes, Cursor: l.fold.Cursor()}); err != nil {
+		if _, err := l.commit(ctx, wa, Batch{Updates: fixes, Cursor: l.fold.Cursor()}, true); err != nil {
 			return err
 		}
 		if err := l.setFolding(ctx, false); err != nil {
@@ -132,8 +133,10 @@ var errOutOfStep = errors.New("kvcore: the bucket went back in time")
 // out of step with the bucket.
 func (l *appliedLoop) compareKeys(ctx context.Context, live map[string]liveKey) ([]string, error) {
 	at, _ := l.fold.Cursor().Revision()
+	resumed, _ := l.resumedFrom.Revision()
 	var behind error // the first key out of step
 	skewed := 0
+	var same sameRevision
 	stale, err := staleKeys(ctx, l.fold, l.cfg.Scope.List(), func(e Entry) bool {
 		lk, ok := live[e.Key]
 		if !ok {
@@ -146,6 +149,8 @@ func (l *appliedLoop) compareKeys(ctx context.Context, live map[string]liveKey) 
 			if behind == nil {
 				behind = err
 			}
+		} else if rev, ok := sameSize(e, lk, at); ok && rev <= resumed {
+			same.offer(e, rev)
 		}
 		return true
 	})
@@ -155,7 +160,22 @@ func (l *appliedLoop) compareKeys(ctx context.Context, live map[string]liveKey) 
 	if behind != nil {
 		return nil, fmt.Errorf("%w: %w: %d keys disagree, e.g. %w", ErrCursorExpired, errOutOfStep, skewed, behind)
 	}
+	if err := same.check(ctx, l.src); err != nil {
+		return nil, err
+	}
 	return stale, nil
+}
+
+// sameSize reports the revision at which the fold's entry e and the
+// bucket's latest record of its key agree, with values of the same size,
+// the fold being at revision at (see sameRevision).
+func sameSize(e Entry, bucket liveKey, at uint64) (uint64, bool) {
+	f, okf := e.Version.Revision()
+	b, okb := bucket.version.Revision()
+	if !okf || !okb || at == 0 || f != b || bucket.size != len(e.Value) {
+		return 0, false
+	}
+	return f, true
 }
 
 // inStep checks the fold's entry e against the bucket's latest record of

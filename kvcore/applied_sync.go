@@ -84,7 +84,7 @@ func (l *appliedLoop) sync(ctx context.Context, wa Watch, pre bucketMark) error 
 		next = CursorAt(high)
 	}
 	l.owed &^= owedFullRender // the sync's full batch renders everything
-	if _, err := l.commit(ctx, wa, Batch{Updates: removed, Full: true, Cursor: next}); err != nil {
+	if _, err := l.commit(ctx, wa, Batch{Updates: removed, Full: true, Cursor: next}, false); err != nil {
 		return err
 	}
 	if err := l.setFolding(ctx, false); err != nil {

@@ -63,6 +63,7 @@ type bucket struct {
 	dropped int                  // gone records still in log
 	keys    map[string][]*record // retained records of each key, oldest first
 	last    uint64               // revision of the newest record ever written
+	lastAt  time.Time            // when the newest record ever written was written
 	bytes   int64                // size of the retained records
 	changed chan struct{}        // closed and replaced after every change
 	timer   *time.Timer          // fires at the next expiry
@@ -121,6 +122,7 @@ func (b *bucket) fits(size int64) bool {
 func (b *bucket) write(key string, op kvcore.Op, value []byte, expiry bool) *record {
 	b.last++
 	r := &record{seq: b.last, key: key, op: op, value: clone(value, op), created: time.Now(), expiry: expiry}
+	b.lastAt = r.created
 	if op == kvcore.OpPurge { // a purge rolls up the key's history
 		for _, old := range slices.Clone(b.keys[key]) {
 			b.remove(old)

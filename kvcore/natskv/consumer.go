@@ -75,9 +75,10 @@ func newConsumerName() string { return "slip_" + nuid.Next() }
 
 // streamState is what a watch or scan needs to know about the stream.
 type streamState struct {
-	first, last uint64 // first retained sequence and last sequence
-	msgs        uint64 // records retained
-	history     int64  // records kept per key
+	first, last uint64    // first retained sequence and last sequence
+	lastTime    time.Time // when the record at last was stored
+	msgs        uint64    // records retained
+	history     int64     // records kept per key
 	// lossy: the stream's limits drop records that nothing supersedes
 	// (discard old, max age).
 	lossy bool
@@ -100,13 +101,14 @@ func (s *store) streamState(ctx context.Context) (streamState, error) {
 	cfg := info.Config
 	limited := cfg.MaxBytes > 0 || cfg.MaxMsgs > 0
 	return streamState{
-		first:   info.State.FirstSeq,
-		last:    info.State.LastSeq,
-		msgs:    info.State.Msgs,
-		history: cfg.MaxMsgsPerSubject,
-		lossy:   cfg.MaxAge > 0 || cfg.Discard == jetstream.DiscardOld && limited,
-		created: info.Created,
-		leader:  clusterLeader(info.Cluster),
+		first:    info.State.FirstSeq,
+		last:     info.State.LastSeq,
+		lastTime: info.State.LastTime,
+		msgs:     info.State.Msgs,
+		history:  cfg.MaxMsgsPerSubject,
+		lossy:    cfg.MaxAge > 0 || cfg.Discard == jetstream.DiscardOld && limited,
+		created:  info.Created,
+		leader:   clusterLeader(info.Cluster),
 	}, nil
 }
 

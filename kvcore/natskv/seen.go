@@ -3,27 +3,33 @@ package natskv
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 
 	"github.com/nats-io/nats.go"
 )
 
-// seenRecord is the last record a watch handled: its revision, subject and
-// value size. A server that went back in time (its store restored from an
+// seenRecord is the last record a watch handled: its revision, subject,
+// value size and a hash of its value. A server that went back in time (its store restored from an
 // older copy, or an unsynced tail lost in a crash) keeps the stream's
 // identity and numbers new records with revisions the watch already
 // handled; once they reach the watch's position again, a resume after it
 // would skip them without a sign. The record at the seen revision tells:
 // when it is still there but another one, the watch's position means
-// nothing on this stream.
+// nothing on this stream. The value's hash tells a new record of the same
+// key and size (replicas=3, then replicas=4) from the one handled.
 type seenRecord struct {
 	seq     uint64
 	subject string
 	size    int
+	sum     uint64
 }
+
+// seenSeed seeds the hashes of seen values, which live in this process only.
+var seenSeed = maphash.MakeSeed()
 
 // see records m, a record at revision seq the watch handled. mu held.
 func (w *watch) see(seq uint64, m *nats.Msg, subject string) {
-	w.seen = seenRecord{seq: seq, subject: subject, size: len(m.Data)}
+	w.seen = seenRecord{seq: seq, subject: subject, size: len(m.Data), sum: maphash.Bytes(seenSeed, m.Data)}
 }
 
 // checkSeen reads the record at the seen revision, between first and last
@@ -44,9 +50,14 @@ func (w *watch) checkSeen(ctx context.Context, seen seenRecord, first, last uint
 		return nil
 	}
 	subject := r.msg.Header.Get(hdrDirectSubject)
-	if subject != seen.subject || len(r.msg.Data) != seen.size {
-		return fmt.Errorf("%w: revision %d is another record now (%s, %d bytes; the watch handled %s, %d bytes): the server lost records it had acknowledged and reused their revisions (a store restored from an older copy, or an unsynced tail lost in a crash)",
-			errCursorExpired, seen.seq, subject, len(r.msg.Data), seen.subject, seen.size)
+	size, sum := len(r.msg.Data), maphash.Bytes(seenSeed, r.msg.Data)
+	if subject == seen.subject && size == seen.size && sum == seen.sum {
+		return nil
 	}
-	return nil
+	now := fmt.Sprintf("%s, %d bytes", subject, size)
+	if subject == seen.subject && size == seen.size {
+		now += " of another value"
+	}
+	return fmt.Errorf("%w: revision %d is another record now (%s; the watch handled %s, %d bytes): the server lost records it had acknowledged and reused their revisions (a store restored from an older copy, or an unsynced tail lost in a crash)",
+		errCursorExpired, seen.seq, now, seen.subject, seen.size)
 }

@@ -20,8 +20,22 @@ import (
 // again, with other records at its revisions. Resuming after it would skip
 // them and deliver nothing; the record at the last revision the watch
 // handled tells, and the watch fails with ErrCursorExpired (its caller
-// resyncs).
+// resyncs): another key there, or the same key with another value of the
+// same size.
 func TestWatchFailsWhenTheStreamReusedItsRevisions(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		keys  []string // the new records, after the restore
+		value string
+	}{
+		{"other keys", []string{"d", "e", "a"}, "v3"},
+		{"same keys and sizes", []string{"a", "b", "c"}, "w2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testWatchOnReusedRevisions(t, tc.keys, tc.value) })
+	}
+}
+
+func testWatchOnReusedRevisions(t *testing.T, keys []string, value string) {
 	srv := natstest.Run(t)
 	c := connect(t, fastOpts(srv.URL()))
 	s := openStore(t, c, kvcore.StoreConfig{Bucket: "restored"})
@@ -60,8 +74,8 @@ func TestWatchFailsWhenTheStreamReusedItsRevisions(t *testing.T) {
 	oc := connect(t, fastOpts(other.URL()))
 	os2 := openStore(t, oc, kvcore.StoreConfig{Bucket: "restored"})
 	var again uint64
-	for _, k := range []string{"d", "e", "a"} {
-		again = mustPut(t, os2, k, "v3")
+	for _, k := range keys {
+		again = mustPut(t, os2, k, value)
 	}
 	oc.Close()
 	other.Shutdown()
