@@ -1,0 +1,150 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/slipstreamkv/slipstream/internal/natstest"
+)
+
+// The server's store goes back to a copy taken before the agent applied
+// files.a=v2 (revision 3), and the next write takes that revision with the
+// same key and a value of the same size: files.a=w2. The agent's file
+// follows the bucket whether the write reached the restored store before
+// its watch re-attached (the record at the last revision it handled holds
+// another value now), after (the stream was behind the watch: the agent
+// resynced to the restored state first), or while it was stopped (the
+// bucket's mark and the value read back at restart).
+func TestARestoredStoreIsCaught(t *testing.T) {
+	for _, when := range []string{"before the agent re-attaches", "after the agent re-attached", "while the agent is stopped"} {
+		t.Run("write "+when, func(t *testing.T) { testRestoredStore(t, when) })
+	}
+}
+
+func testRestoredStore(t *testing.T, when string) {
+	srv := natstest.Run(t)
+	dir := filesAgentDir(t)
+	out := filepath.Join(dir, "out", "a")
+	putRev(t, srv.URL(), "files.a", "v1")
+	putRev(t, srv.URL(), "files.b", "v1")
+	cfg := filesAgentConfig(t, dir, srv.URL(), "", "")
+	agent := startSlipagent(t, dir, "run", "-config", cfg)
+	waitStatus(t, "-config", cfg)
+	waitFileHolds(t, out, "v1")
+
+	store := srv.StoreDir()
+	backup := filepath.Join(t.TempDir(), "store")
+	srv.Shutdown()
+	cpDir(t, store, backup)
+	srv.Start()
+	putAtRev(t, srv.URL(), "files.a", "v2", 3)
+	waitFileHolds(t, out, "v2")
+	if when == "while the agent is stopped" {
+		// A restart records the bucket's mark at revision 3 (its
+		// reconciliation finds the fold matching), so that the next one,
+		// after the restore, sees a bucket with the same sequences and
+		// count.
+		agent.stop(t, syscall.SIGTERM)
+		agent = startSlipagent(t, dir, "run", "-config", cfg)
+		waitStatus(t, "-config", cfg)
+		waitMarkRecorded(t, filepath.Join(dir, "data", "watches", "cfg", "state.json"))
+		agent.stop(t, syscall.SIGKILL)
+	}
+
+	srv.Shutdown()
+	if err := os.RemoveAll(store); err != nil {
+		t.Fatal(err)
+	}
+	cpDir(t, backup, store)
+	switch when {
+	case "before the agent re-attaches":
+		// Another server on the restored store, on a port the agent does
+		// not know, takes the write; then the agent's server comes back.
+		other := natstest.Run(t, func(o *server.Options) { o.StoreDir = store })
+		putAtRev(t, other.URL(), "files.a", "w2", 3)
+		other.Shutdown()
+		srv.Start()
+	case "after the agent re-attached":
+		srv.Start()
+		waitFileHolds(t, out, "v1")
+		putAtRev(t, srv.URL(), "files.a", "w2", 3)
+	case "while the agent is stopped":
+		srv.Start()
+		putAtRev(t, srv.URL(), "files.a", "w2", 3)
+		agent = startSlipagent(t, dir, "run", "-config", cfg)
+	}
+	waitFileHolds(t, out, "w2")
+	if got := waitStatus(t, "-config", cfg); !strings.Contains(got, "ready") {
+		t.Errorf("status after the restore:\n%s\nlog:\n%s", got, agent.output())
+	}
+}
+
+// putAtRev puts key=value in bucket cfg through url, retrying while the
+// server starts, and checks the revision it was written at.
+func putAtRev(t *testing.T, url, key, value string, want uint64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, out, errOut := runCmd(t, "kv", "-server", url, "put", "cfg", key, value)
+		if code == exitOK {
+			rev, err := strconv.ParseUint(strings.TrimSpace(strings.TrimPrefix(out, "rev ")), 10, 64)
+			if err != nil || rev != want {
+				t.Fatalf("%s=%s written at %q, want revision %d", key, value, out, want)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kv put %s = %d %q %q", key, code, out, errOut)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitFileHolds waits up to a minute for path to hold want.
+func waitFileHolds(t *testing.T, path, want string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil && string(b) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s holds %q (%v), want %q", path, b, err, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitMarkRecorded waits up to a minute for the watch state at path to
+// record a bucket mark.
+func waitMarkRecorded(t *testing.T, path string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil && strings.Contains(string(b), `"mark"`) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s records no mark: %s (%v)", path, b, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// cpDir copies the directory src to dst (which must not exist).
+func cpDir(t *testing.T, src, dst string) {
+	t.Helper()
+	if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
+		t.Fatalf("cp -a %s %s: %v %s", src, dst, err, out)
+	}
+}
