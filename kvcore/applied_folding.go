@@ -9,8 +9,9 @@ import "context"
 // expired (or of another incarnation) the next session syncs anyway; but a
 // bucket that went back in time reuses its revisions, and the cursor looks
 // valid again. So the loop marks such a fold durably through
-// AppliedConfig.OnFolding, and a loop started with AppliedConfig.Folding
-// syncs first. The cursor stays as it was: one of none means that nothing
+// AppliedConfig.OnFolding, and a session that starts with the mark set (the
+// first one of a loop started with AppliedConfig.Folding, or the next one
+// after a session that ended between the fold and its commit) syncs. The cursor stays as it was: one of none means that nothing
 // was ever applied (the agent's deletion guard reads it so).
 
 // setFolding persists that the loop starts (true) or ended (false) a fold

@@ -3,8 +3,10 @@ package kvcore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
@@ -146,5 +148,48 @@ func TestReconciliationFixesAreMarkedFoldingUntilTheirCommit(t *testing.T) {
 	waitFor(t, "the mark to clear after the commit", func() bool { marks, _ := log.seen(); return slices.Equal(marks, []bool{true, false}) })
 	if e, err := fold.Get("a"); err != nil || string(e.Value) != "1" {
 		t.Errorf("fold's a = %q, %v; want 1", e.Value, err)
+	}
+}
+
+// A reconciliation's fixes (here the delete of a key whose marker vanished)
+// are folded, their apply fails, and the watch ends before a retry: the
+// next session of the same loop syncs, as a loop started with the mark
+// would. Resuming instead, its reconciliation found the fold matching the
+// bucket and the delete was never applied.
+func TestSessionAfterUncommittedFixesSyncs(t *testing.T) {
+	f := newMemFold()
+	for _, k := range []string{"a", "b"} {
+		f.entries[k] = kvcore.Entry{Key: k, Value: []byte("v"), Version: kvcore.RevisionVersion(1)}
+	}
+	f.cursor = kvcore.RevisionCursor(5)
+	r := &recorder{fold: f, fail: func(call int, _ kvcore.Batch) error {
+		if call == 1 {
+			return errors.New("the plugin failed")
+		}
+		return nil
+	}}
+	w := &scriptWatcher{
+		sessions: []session{
+			{events: []kvcore.Event{synced}, ended: true, endErr: fmt.Errorf("server restarted: %w", kvcore.ErrWatchFailed)},
+			{events: []kvcore.Event{put("a", "v", 1), synced}},
+		},
+		keys: []string{"a"},
+	}
+	var folding atomic.Bool
+	stop := loop(t, w, f, kvcore.AppliedConfig{
+		OnFolding: func(_ context.Context, on bool) error { folding.Store(on); return nil },
+	}, r.apply)
+	waitFor(t, "an applied batch", func() bool { return len(r.applied()) > 0 })
+	waitFor(t, "the mark to clear", func() bool { return !folding.Load() })
+	stop()
+	b := r.applied()[0]
+	if !b.Full {
+		t.Errorf("first applied batch = %+v, want the sync's full batch", b)
+	}
+	if froms := w.resumedFrom(); len(froms) < 2 || !froms[1].IsNone() {
+		t.Errorf("sessions started from %v, want the second one to sync (from none)", froms)
+	}
+	if got, want := f.values(), []string{"a=v"}; !slices.Equal(got, want) {
+		t.Errorf("fold = %v, want %v", got, want)
 	}
 }

@@ -83,10 +83,9 @@ func newAppliedLoop(src Source, fold Fold, cfg AppliedConfig, apply ApplyFunc) *
 	if cfg.FullRender {
 		l.owed |= owedFullRender
 	}
-	if cfg.Folding {
-		// A fold at or before the cursor was not committed: sync first.
-		l.next, l.folding = modeSync, true
-	}
+	// A fold at or before the cursor was not committed: the first
+	// session syncs (see session).
+	l.folding = cfg.Folding
 	l.progress.Cursor = fold.Cursor()
 	return l
 }
@@ -150,7 +149,10 @@ func isFatal(err error) bool {
 // session runs one watch until it ends and returns why it ended.
 func (l *appliedLoop) session(ctx context.Context) error {
 	m, from := l.next, l.fold.Cursor()
-	if from.IsNone() {
+	if from.IsNone() || l.folding {
+		// Nothing applied yet, or a fold at or before the cursor (a sync,
+		// a reconciliation's fixes) that a session left uncommitted: a
+		// resume would not deliver it again (see applied_folding.go).
 		m = modeSync
 	}
 	if m == modeSync {
