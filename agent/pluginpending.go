@@ -70,10 +70,21 @@ func (r *watchRunner) loadInBackground(ctx context.Context, cancel context.Cance
 		<-p.digested
 		if p.digestErr == nil && p.mod.SHA256() != p.digest {
 			p.err = fmt.Errorf("plugin %s: module %s was replaced while the watch started (sha256 %s, then %s); starting over", r.plugin.Name, r.plugin.Module, p.digest, p.mod.SHA256())
+			return
 		}
+		r.status.loaded()
 	}()
 	return p
 }
+
+// loadError is a session's end because its plugin did not load (its
+// digest could not be read, it failed to compile or to instantiate, or the
+// file was replaced meanwhile): the watch stays failing across the next
+// session's start, until a load succeeds.
+type loadError struct{ err error }
+
+func (e *loadError) Error() string { return e.err.Error() }
+func (e *loadError) Unwrap() error { return e.err }
 
 // cancelOnError cancels with *err when it is set.
 func cancelOnError(cancel context.CancelCauseFunc, err *error) {

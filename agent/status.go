@@ -138,8 +138,12 @@ type watchStatus struct {
 	// carries an error of a session that ended, superseded by a watch that
 	// attached since.
 	overFailures int
-	resyncFrom   *kvcore.Cursor // the old cursor while a resync has not moved it
-	cursor       kvcore.Cursor  // the fold's cursor, as last reported
+	// loadErr is why the plugin did not load in the last session that
+	// tried: a new watch on the bucket does not end that failure (the next
+	// session loads the same module), a load that succeeds does.
+	loadErr    string
+	resyncFrom *kvcore.Cursor // the old cursor while a resync has not moved it
+	cursor     kvcore.Cursor  // the fold's cursor, as last reported
 }
 
 func newWatchStatus(w *WatchConf, changed chan<- struct{}, now func() time.Time) *watchStatus {
@@ -166,7 +170,10 @@ func (w *watchStatus) get() WatchStatus {
 	defer w.mu.Unlock()
 	s := w.s
 	s.LastError = w.err
-	if w.err == "" && w.repairErr != "" {
+	if s.LastError == "" {
+		s.LastError = w.loadErr
+	}
+	if s.LastError == "" && w.repairErr != "" {
 		s.LastError, s.Failures = w.repairErr, w.repairFailures
 	}
 	stale := w.staleAfter > 0 && !s.BehindSince.IsZero() && w.now().Sub(s.BehindSince) > w.staleAfter
@@ -277,6 +284,23 @@ func (w *watchStatus) failed(err error) {
 	defer w.behind()
 	w.fail(err.Error())
 	w.s.Failures++
+}
+
+// loadFailed records a session that ended because its plugin did not load.
+func (w *watchStatus) loadFailed(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	defer w.behind()
+	w.loadErr = err.Error()
+	w.fail(w.loadErr)
+	w.s.Failures++
+}
+
+// loaded records that the watch's plugin loaded.
+func (w *watchStatus) loaded() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.loadErr = ""
 }
 
 // attached records whether the watch on the bucket could be (re-)created:

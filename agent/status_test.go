@@ -228,3 +228,21 @@ func TestStatusFailedDriftRepair(t *testing.T) {
 		t.Fatalf("after a repair: %+v", s)
 	}
 }
+
+// A session that ended because its plugin did not load leaves the watch
+// failing while the next session attaches to the bucket and its loop
+// starts (both used to end a session's failure, so a broken module's watch
+// looked healthy at every restart), until a load succeeds.
+func TestStatusKeepsAPluginLoadFailureUntilALoad(t *testing.T) {
+	st, _ := newTestStatus(0)
+	st.loadFailed(&loadError{errors.New("module m.wasm: invalid WebAssembly module")})
+	st.attached(nil, true)
+	st.progress(kvcore.Progress{})
+	if s := st.get(); s.State != stateFailing || !strings.Contains(s.LastError, "invalid WebAssembly module") {
+		t.Fatalf("after the next session started: state %s, error %q; want failing with the load error", s.State, s.LastError)
+	}
+	st.loaded()
+	if s := st.get(); !s.Healthy() {
+		t.Fatalf("after a load: state %s (%s), want healthy", s.State, s.LastError)
+	}
+}

@@ -89,7 +89,11 @@ func (r *watchRunner) run(ctx context.Context) {
 		if time.Since(started) > maxRestartBackoff {
 			attempt = 0 // it ran for a while: start the backoff over
 		}
-		r.status.failed(err)
+		if errors.As(err, new(*loadError)) {
+			r.status.loadFailed(err)
+		} else {
+			r.status.failed(err)
+		}
 		r.log.Error("watch failed; restarting", "err", err, "attempt", attempt+1)
 		d := min(minRestartBackoff<<min(attempt, 20), maxRestartBackoff)
 		select {
@@ -116,7 +120,7 @@ func (r *watchRunner) session(parent context.Context) error {
 	defer cancel(nil) // before Close: ends a load that never started
 	err = r.runLoop(ctx, inst, outputs)
 	if cause := context.Cause(ctx); parent.Err() == nil && cause != nil {
-		return cause // the plugin did not load
+		return &loadError{cause} // the plugin did not load
 	}
 	return err
 }
