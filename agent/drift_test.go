@@ -400,11 +400,18 @@ func testOutputRecord(t *testing.T, kind string) {
 		}
 	}
 	rec.stamp(ctx, staged, updates)
-	// A second commit removes b.
+	// A second commit removes b: the record drops it once the removal is
+	// done (a commit that fails before it leaves b recorded, and checked).
+	removal := rec.hash([]host.StagedFile{{Output: "files", Path: "b", Target: filepath.Join(out, "b"), Remove: true}})
+	rec.committed(ctx, removal)
+	rec.synced(ctx)
+	if _, ok, err := rec.get("files/b"); err != nil || !ok {
+		t.Fatalf("record of b before its removal: %v, %v; want it still recorded", ok, err)
+	}
 	if err := os.Remove(filepath.Join(out, "b")); err != nil {
 		t.Fatal(err)
 	}
-	rec.committed(ctx, rec.hash([]host.StagedFile{{Output: "files", Path: "b", Target: filepath.Join(out, "b"), Remove: true}}))
+	rec.removed(ctx, removal)
 	if err := rec.Close(); err != nil {
 		t.Fatal(err)
 	}

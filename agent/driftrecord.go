@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -257,8 +258,9 @@ func (r *outputRecord) hash(staged []host.StagedFile) []kvcore.Update {
 	return updates
 }
 
-// committed records what hash returned, just before the commit renames the
-// files (see watchRunner.commit). The record's fsync runs in the background
+// committed records what hash returned for the files written, just before
+// the commit renames them (see watchRunner.commit); removals wait for the
+// commit (see removed). The record's fsync runs in the background
 // when it returns (a log fold leaves a small write's fsync to its next
 // call; committed starts it): the commit overlaps it with the staged
 // files' and waits for it with synced before the first rename.
@@ -269,6 +271,7 @@ func (r *outputRecord) committed(ctx context.Context, updates []kvcore.Update) {
 		return
 	}
 	r.syncing = nil // an earlier commit's, if it failed before synced
+	updates = slices.DeleteFunc(slices.Clone(updates), func(u kvcore.Update) bool { return u.Op == kvcore.OpDelete })
 	if len(updates) == 0 {
 		return
 	}
@@ -278,6 +281,31 @@ func (r *outputRecord) committed(ctx context.Context, updates []kvcore.Update) {
 	}
 	r.syncing = make(chan error, 1)
 	go func(done chan<- error) { done <- r.sync(ctx) }(r.syncing)
+}
+
+// removed records the removals among what hash returned (files the commit
+// removed, or could not read), once the commit took place. Recorded before
+// it, as the files written are, a commit that failed would leave a file
+// the record no longer covers, which no drift check looks at, and a later
+// write of the same content stages nothing that records it again. A
+// failure is logged: an entry left for a removed file costs a needless
+// render, which finds the file gone and drops the entry.
+func (r *outputRecord) removed(ctx context.Context, updates []kvcore.Update) {
+	if r == nil {
+		return
+	}
+	var removals []kvcore.Update
+	for _, u := range updates {
+		if u.Op == kvcore.OpDelete {
+			removals = append(removals, u)
+		}
+	}
+	if len(removals) == 0 {
+		return
+	}
+	if err := r.write(ctx, removals); err != nil {
+		r.l.Warn("cannot record removed outputs; a later drift check may render again needlessly", "err", err)
+	}
 }
 
 // stamp records the change time of the files a commit renamed into place

@@ -124,6 +124,25 @@ func TestSimulation(t *testing.T) {
 	}
 }
 
+// simRegressions are seeds beyond the ones CI runs (make test runs the
+// first 10,000) that found a bug once: each replays the scenario that did.
+var simRegressions = []uint64{
+	14167,  // a batch of fresh same-size keys hid a reused revision below them
+	33168,  // a refused value, folded ahead, lost by a store restore
+	36218,  // a sync busy applying across a store restore
+	55970,  // fixes folded, their apply failed, the watch ended
+	73694,  // the same
+	154489, // a failed commit of a removal left the file out of the drift record
+}
+
+// TestSimulationRegressions runs simRegressions.
+func TestSimulationRegressions(t *testing.T) {
+	root := simRoot(t)
+	for _, seed := range simRegressions {
+		runSeed(t, root, seed, false)
+	}
+}
+
 // simRoot is where the seeds keep their files: a RAM disk when there is one
 // (fsync is real but cheap there), else the test's temporary directory.
 func simRoot(t *testing.T) string {

@@ -393,6 +393,7 @@ func (r *watchRunner) commit(ctx context.Context, res result, journal hookJourna
 	// crash among them leaves files the record already covers (a record
 	// ahead of the disk only costs a needless render), never renamed files
 	// it lacks, which a later render would find in place and not stage.
+	// Removals are recorded once done, for the same reason.
 	// The record's fsync and the staged files' overlap.
 	recorded := r.record.hash(staged)
 	r.record.committed(ctx, recorded)
@@ -403,6 +404,7 @@ func (r *watchRunner) commit(ctx context.Context, res result, journal hookJourna
 	if err := res.Commit(ctx); err != nil {
 		return fmt.Errorf("committing files: %w", err)
 	}
+	r.record.removed(ctx, recorded)
 	r.record.stamp(ctx, staged, recorded) // the renames moved the ctime
 	if !journaled {
 		return nil
@@ -432,6 +434,7 @@ func (r *watchRunner) commitChecked(ctx context.Context, res result, staged []ho
 	if err := p.keep(); err != nil {
 		return err
 	}
+	r.record.removed(ctx, recorded)
 	r.record.stamp(ctx, staged, recorded)
 	return r.runHooks(ctx, journal, due, cursor)
 }
