@@ -18,6 +18,7 @@ type config struct {
 	mode   fs.FileMode
 	hook   string
 	prune  bool
+	strict bool
 }
 
 func readConfig(h *sdk.Host) (config, error) {
@@ -41,21 +42,39 @@ func readConfig(h *sdk.Host) (config, error) {
 		}
 		c.prune = p
 	}
+	if v, ok := h.Config("strict"); ok {
+		st, err := strconv.ParseBool(v)
+		if err != nil {
+			return c, fmt.Errorf("files: config strict %q: %w", v, err)
+		}
+		c.strict = st
+	}
 	return c, nil
 }
 
 // pathOf maps a key to its file path; ok is false for keys outside the
-// prefix and for keys that are not valid paths (logged).
-func (c config) pathOf(h *sdk.Host, key string) (string, bool) {
+// prefix and for keys that are not valid paths: logged, or with strict an
+// error that fails the call (the watch retries it, so deleting or renaming
+// the key in the bucket unsticks it).
+func (c config) pathOf(h *sdk.Host, key string) (string, bool, error) {
 	rel, ok := strings.CutPrefix(key, c.prefix)
 	if !ok {
-		return "", false
+		return "", false, nil
 	}
 	if err := sdk.CheckPath(rel); err != nil {
+		if c.strict {
+			return "", false, fmt.Errorf("files: key %q is not a file path (delete or rename it, or set strict = \"false\" to skip such keys): %w", key, err)
+		}
 		h.Logf(sdk.LevelError, "files: skipping key %q: %v", key, err)
-		return "", false
+		return "", false, nil
 	}
-	return rel, true
+	return rel, true, nil
+}
+
+// unmappable reports whether key is under the prefix but not a valid path.
+func (c config) unmappable(key string) bool {
+	rel, ok := strings.CutPrefix(key, c.prefix)
+	return ok && sdk.CheckPath(rel) != nil
 }
 
 // Apply writes or removes the file of every changed key.
@@ -66,7 +85,13 @@ func (plugin) Apply(h *sdk.Host, b *sdk.Batch) error {
 	}
 	changed := false
 	for _, u := range b.Updates {
-		p, ok := c.pathOf(h, u.Key)
+		if u.IsRemoval() && c.unmappable(u.Key) {
+			continue // no file was ever written for it: deleting it is how strict is unstuck
+		}
+		p, ok, err := c.pathOf(h, u.Key)
+		if err != nil {
+			return err
+		}
 		if !ok {
 			continue
 		}
@@ -96,7 +121,10 @@ func (plugin) Render(h *sdk.Host, _ *sdk.Batch) error {
 		if err != nil {
 			return err
 		}
-		p, ok := c.pathOf(h, e.Key)
+		p, ok, err := c.pathOf(h, e.Key)
+		if err != nil {
+			return err
+		}
 		if !ok {
 			continue
 		}

@@ -82,8 +82,35 @@ func TestFakeRenderPrunes(t *testing.T) {
 	}
 }
 
+// TestFakeStrictFailsOnAKeyThatIsNotAPath: with strict, a key that cannot
+// be a file fails the batch and the render, naming the key, instead of
+// leaving the outputs short of the bucket while the watch looks ready.
+func TestFakeStrictFailsOnAKeyThatIsNotAPath(t *testing.T) {
+	f := &sdk.Fake{Outputs: []string{"files"}, Config: map[string]string{"prefix": "cfg/", "strict": "true"}}
+	_, err := f.Apply(plugin{}, sdk.Update{Op: sdk.OpPut, Key: "cfg/ok", Value: []byte("v")}, sdk.Update{Op: sdk.OpPut, Key: "cfg/a//b", Value: []byte("v")})
+	if err == nil || !strings.Contains(err.Error(), `key "cfg/a//b" is not a file path`) {
+		t.Fatalf("apply with an unmappable key: %v", err)
+	}
+	if got := f.Paths("files"); len(got) != 0 {
+		t.Fatalf("a failed batch wrote %v", got)
+	}
+	if _, err := f.Render(plugin{}); err == nil || !strings.Contains(err.Error(), `key "cfg/a//b"`) {
+		t.Fatalf("render with an unmappable key in the view: %v", err)
+	}
+	// Deleting the key unsticks it; keys outside the prefix are never an error.
+	if _, err := f.Apply(plugin{}, sdk.Update{Op: sdk.OpDelete, Key: "cfg/a//b"}, sdk.Update{Op: sdk.OpPut, Key: "other//x", Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Render(plugin{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Paths("files"); !slices.Equal(got, []string{"ok"}) {
+		t.Fatalf("paths %v", got)
+	}
+}
+
 func TestFakeBadConfig(t *testing.T) {
-	for _, cfg := range []map[string]string{{"mode": "rwx"}, {"mode": "4755"}, {"prune": "maybe"}} {
+	for _, cfg := range []map[string]string{{"mode": "rwx"}, {"mode": "4755"}, {"prune": "maybe"}, {"strict": "yes please"}} {
 		f := &sdk.Fake{Outputs: []string{"files"}, Config: cfg}
 		if _, err := f.Render(plugin{}); err == nil {
 			t.Errorf("config %v accepted", cfg)
@@ -119,6 +146,20 @@ func TestModuleMirrorsKeys(t *testing.T) {
 	res = h.Commit(h.Apply(h.Put("etc/app/one.conf", "1")))
 	if len(res.Hooks()) != 0 {
 		t.Fatalf("an unchanged file requested %v", res.Hooks())
+	}
+}
+
+// TestModuleStrictFailsOnAKeyThatIsNotAPath: the built module on the real
+// host refuses the batch with the key's name, and a delete of the key goes
+// through.
+func TestModuleStrictFailsOnAKeyThatIsNotAPath(t *testing.T) {
+	h := newHarness(t, map[string]string{"prefix": "etc/", "strict": "true"})
+	if _, err := h.Apply(h.Put("etc/ok", "1"), h.Put("etc/a/./b", "2")); err == nil || !strings.Contains(err.Error(), `key "etc/a/./b" is not a file path`) {
+		t.Fatalf("apply: %v", err)
+	}
+	h.Commit(h.Apply(h.Put("etc/ok", "1"), h.Delete("etc/a/./b")))
+	if got := h.Files("files"); !slices.Equal(got, []string{"ok"}) {
+		t.Fatalf("files %v", got)
 	}
 }
 

@@ -10,9 +10,11 @@
 //	mode    octal file mode, default the output's
 //	hook    a hook to request whenever a file changed
 //	prune   "false" keeps files without a key on a full render (default "true")
+//	strict  "true" fails the batch on a key that is not a valid relative path
 //
 // A key that is not a valid relative path (see plugins/ABI.md) is logged and
-// skipped. Build with:
+// skipped, or with strict = "true" fails the batch, so that the watch shows
+// failing (and retries) until the key is deleted or renamed. Build with:
 //
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o files.wasm .
 package main
