@@ -85,6 +85,13 @@ func TestKV(t *testing.T) {
 	if code, _, _ := kv("frobnicate", "cfg"); code != exitUsage {
 		t.Errorf("unknown kv command = %d, want usage", code)
 	}
+	// After "--" a value that starts with "-" is the value, not a flag.
+	if code, _, errOut := kv("put", "cfg", "other.neg", "--", "-5"); code != exitOK {
+		t.Fatalf("put -- -5 = %d %q", code, errOut)
+	}
+	if code, out, _ := kv("get", "cfg", "other.neg"); code != exitOK || out != "-5\n" {
+		t.Errorf("get of a value put after -- = %d %q", code, out)
+	}
 }
 
 func TestStatus(t *testing.T) {

@@ -31,8 +31,9 @@ commands:
   watch BUCKET [PREFIX...]   print changes as they happen: the current state
                              first (or the changes after -from REVISION)
 
-Flags may come before or after the command. The command and its arguments
-are checked before connecting. A bucket that does not exist is created by
+Flags may come before or after the command; after "--" nothing is a flag
+(kv put app k -- -5 stores "-5"). The command and its arguments are checked
+before connecting. A bucket that does not exist is created by
 put and create with the default settings. Exit codes: 3 when the key or
 bucket does not exist, 4 when no NATS server can be reached, 5 for a create
 or update conflict (see "slipagent help").`
