@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -271,11 +270,11 @@ func (r *outputRecord) committed(ctx context.Context, updates []kvcore.Update) {
 		return
 	}
 	r.syncing = nil // an earlier commit's, if it failed before synced
-	updates = slices.DeleteFunc(slices.Clone(updates), func(u kvcore.Update) bool { return u.Op == kvcore.OpDelete })
-	if len(updates) == 0 {
+	puts := withOp(updates, kvcore.OpPut)
+	if len(puts) == 0 {
 		return
 	}
-	if err := r.write(ctx, updates); err != nil {
+	if err := r.write(ctx, puts); err != nil {
 		r.l.Warn("cannot record committed outputs; a later drift check may render again needlessly", "err", err)
 		return
 	}
@@ -294,18 +293,25 @@ func (r *outputRecord) removed(ctx context.Context, updates []kvcore.Update) {
 	if r == nil {
 		return
 	}
-	var removals []kvcore.Update
-	for _, u := range updates {
-		if u.Op == kvcore.OpDelete {
-			removals = append(removals, u)
-		}
-	}
+	removals := withOp(updates, kvcore.OpDelete)
 	if len(removals) == 0 {
 		return
 	}
 	if err := r.write(ctx, removals); err != nil {
 		r.l.Warn("cannot record removed outputs; a later drift check may render again needlessly", "err", err)
 	}
+}
+
+// withOp returns the updates among updates (what hash returned: puts and
+// deletes) whose Op is op, in their order.
+func withOp(updates []kvcore.Update, op kvcore.Op) []kvcore.Update {
+	var out []kvcore.Update
+	for _, u := range updates {
+		if u.Op == op {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // stamp records the change time of the files a commit renamed into place

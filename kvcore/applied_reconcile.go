@@ -170,12 +170,20 @@ func (l *appliedLoop) compareKeys(ctx context.Context, live map[string]liveKey) 
 // bucket's latest record of its key agree, with values of the same size,
 // the fold being at revision at (see sameRevision).
 func sameSize(e Entry, bucket liveKey, at uint64) (uint64, bool) {
-	f, okf := e.Version.Revision()
-	b, okb := bucket.version.Revision()
-	if !okf || !okb || at == 0 || f != b || bucket.size != len(e.Value) {
+	f, b, ok := revisionsOf(e, bucket, at)
+	if !ok || f != b || bucket.size != len(e.Value) {
 		return 0, false
 	}
 	return f, true
+}
+
+// revisionsOf returns the revisions of the fold's entry e and of the
+// bucket's latest record of its key, ok when both have one and the fold,
+// at revision at, is past the start of the bucket.
+func revisionsOf(e Entry, bucket liveKey, at uint64) (f, b uint64, ok bool) {
+	f, okf := e.Version.Revision()
+	b, okb := bucket.version.Revision()
+	return f, b, okf && okb && at != 0
 }
 
 // inStep checks the fold's entry e against the bucket's latest record of
@@ -184,10 +192,9 @@ func sameSize(e Entry, bucket liveKey, at uint64) (uint64, bool) {
 // that the fold passed without applying, nor at the fold's revision a
 // value of another size (a revision reused by another record).
 func inStep(e Entry, bucket liveKey, at uint64) error {
-	f, okf := e.Version.Revision()
-	b, okb := bucket.version.Revision()
+	f, b, ok := revisionsOf(e, bucket, at)
 	switch {
-	case !okf || !okb || at == 0:
+	case !ok:
 		return nil
 	case f == b && bucket.size >= 0 && bucket.size != len(e.Value):
 		return fmt.Errorf("key %q is at revision %d in the fold and in the bucket, but with a %d-byte value in the bucket and a %d-byte one in the fold", e.Key, f, bucket.size, len(e.Value))

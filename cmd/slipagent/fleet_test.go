@@ -45,11 +45,16 @@ report {
 func putRev(t *testing.T, url, key, value string) uint64 {
 	t.Helper()
 	code, out, errOut := runCmd(t, "kv", "-server", url, "put", "cfg", key, value)
-	rev, err := strconv.ParseUint(strings.TrimSpace(strings.TrimPrefix(out, "rev ")), 10, 64)
+	rev, err := printedRev(out)
 	if code != exitOK || err != nil {
 		t.Fatalf("kv put = %d %q %q", code, out, errOut)
 	}
 	return rev
+}
+
+// printedRev parses the "rev N" that "kv put" prints.
+func printedRev(out string) (uint64, error) {
+	return strconv.ParseUint(strings.TrimSpace(strings.TrimPrefix(out, "rev ")), 10, 64)
 }
 
 // fleetReport runs "fleet status -json" and decodes it.

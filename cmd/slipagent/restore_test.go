@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -95,8 +94,7 @@ func putAtRev(t *testing.T, url, key, value string, want uint64) {
 	for {
 		code, out, errOut := runCmd(t, "kv", "-server", url, "put", "cfg", key, value)
 		if code == exitOK {
-			rev, err := strconv.ParseUint(strings.TrimSpace(strings.TrimPrefix(out, "rev ")), 10, 64)
-			if err != nil || rev != want {
+			if rev, err := printedRev(out); err != nil || rev != want {
 				t.Fatalf("%s=%s written at %q, want revision %d", key, value, out, want)
 			}
 			return
