@@ -11,8 +11,16 @@ import "context"
 // valid again. So the loop marks such a fold durably through
 // AppliedConfig.OnFolding, and a session that starts with the mark set (the
 // first one of a loop started with AppliedConfig.Folding, or the next one
-// after a session that ended between the fold and its commit) syncs. The cursor stays as it was: one of none means that nothing
-// was ever applied (the agent's deletion guard reads it so).
+// after a session that ended between the fold and its commit) syncs. The
+// cursor stays as it was: one of none means that nothing was ever applied
+// (the agent's deletion guard reads it so).
+//
+// A batch folded past the cursor is delivered again by a resume, unless the
+// bucket lost its records meanwhile; a delete among them would then leave
+// the fold without the key and its output in place, and no listing could
+// tell. A batch's commit is over in moments, but one whose apply fails
+// stays folded for as long as it fails, so its first failure sets the mark
+// too, and its commit clears it.
 
 // setFolding persists that the loop starts (true) or ended (false) a fold
 // of records at or before its cursor, retrying a failure with backoff.

@@ -193,3 +193,39 @@ func TestSessionAfterUncommittedFixesSyncs(t *testing.T) {
 		t.Errorf("fold = %v, want %v", got, want)
 	}
 }
+
+// A live batch whose apply fails stays folded past the cursor, not
+// applied: its first failure marks folding (durably) and its commit clears
+// the mark, so that a loop restarted meanwhile syncs. A resume would not
+// do: were the bucket to lose the batch's records (its server's store
+// restored from an older copy), no watch would deliver them again, and a
+// delete among them would leave the key out of the fold and its output in
+// place, with nothing left to tell (simulator seed 203687).
+func TestFailingBatchIsMarkedFoldingUntilItsCommit(t *testing.T) {
+	s, err := memkv.New().Store(t.Context(), kvcore.StoreConfig{Bucket: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.Put(t.Context(), "a", []byte("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fold := newMemFold()
+	if err := fold.Apply(t.Context(), []kvcore.Update{{Op: kvcore.OpPut, Key: "a", Value: []byte("1"), Version: v}}, kvcore.CursorAt(v)); err != nil {
+		t.Fatal(err)
+	}
+	log := &foldingLog{failing: true}
+	loop(t, s, fold, kvcore.AppliedConfig{OnFolding: log.onFolding}, log.apply)
+	if err := s.Delete(t.Context(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the batch's apply to fail twice", func() bool { return log.attempts() > 1 })
+	if marks, fulls := log.seen(); !slices.Equal(marks, []bool{true}) || fulls != 0 {
+		t.Fatalf("OnFolding calls while the batch fails = %v (full batches %d), want [true] and none", marks, fulls)
+	}
+	log.setFailing(false)
+	waitFor(t, "the mark to clear after the commit", func() bool { marks, _ := log.seen(); return slices.Equal(marks, []bool{true, false}) })
+	if got := fold.Cursor(); got != kvcore.RevisionCursor(2) {
+		t.Errorf("cursor after the batch = %v, want rev 2", got)
+	}
+}
