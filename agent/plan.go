@@ -184,6 +184,10 @@ func (r *watchRunner) plan(ctx context.Context, fn func(*WatchPlan) error) error
 		FullRender: fullRender,
 		BucketID:   st.BucketID,
 		OnBucketID: func(context.Context, string) error { return nil },
+		// A watch left folding syncs with a full render when it runs
+		// next; the plan shows that render (the copy forgets the mark).
+		Folding:   st.Folding,
+		OnFolding: func(context.Context, bool) error { return nil },
 		OnProgress: func(pr kvcore.Progress) {
 			if pr.Err != nil {
 				loopErr = pr.Err

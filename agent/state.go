@@ -33,8 +33,9 @@ type watchState struct {
 	// its keys.
 	Mark string `json:"mark,omitempty"`
 	// Folding: the watch's loop was folding records at or before its
-	// cursor (a sync, a reconciliation's fixes) when it last stopped,
-	// without their commit; it syncs first (kvcore.AppliedConfig.Folding).
+	// cursor (a sync, a reconciliation's fixes), or removals past it, when
+	// it last stopped, without their commit; it syncs first
+	// (kvcore.AppliedConfig.Folding).
 	Folding bool `json:"folding,omitempty"`
 }
 

@@ -64,7 +64,6 @@ func (l *appliedLoop) visible(b Batch) Batch {
 // lost in the fold (see lostAhead).
 func (l *appliedLoop) commit(ctx context.Context, wa Watch, b Batch, atEnd bool) (synced bool, err error) {
 	under := l.fold.Cursor()
-	marked := false // this commit set the folding mark
 	absorbed, absorbedBytes := 0, 0
 	// An attempt that started runs to its end even if ctx is cancelled.
 	run := context.WithoutCancel(ctx)
@@ -86,21 +85,14 @@ func (l *appliedLoop) commit(ctx context.Context, wa Watch, b Batch, atEnd bool)
 				return synced, err
 			}
 		}
-		if !l.folding {
-			// The batch stays folded past the cursor, not applied, for as
-			// long as it fails: marked folding, the next session syncs
-			// rather than trust a resume to deliver its records again
-			// (see applied_folding.go).
-			if err := l.setFolding(ctx, true); err != nil {
-				return synced, err
-			}
-			marked = true
-		}
 		more, sawSynced, err := l.absorb(ctx, wa, attempt, maxRetryGrowth*l.cfg.MaxBatch-absorbed, maxRetryBytes-absorbedBytes)
 		if err != nil {
 			return synced, err
 		}
 		synced = synced || sawSynced
+		if err := l.markRemovals(ctx, more); err != nil {
+			return synced, err
+		}
 		if err := l.foldUnder(ctx, more, under); err != nil {
 			return synced, err
 		}
@@ -128,7 +120,7 @@ func (l *appliedLoop) commit(ctx context.Context, wa Watch, b Batch, atEnd bool)
 		l.progress.Cursor = b.Cursor
 		l.report()
 	}
-	if marked {
+	if l.removalsMarked {
 		if err := l.setFolding(ctx, false); err != nil {
 			return synced, err
 		}

@@ -80,8 +80,7 @@ type AppliedConfig struct {
 	OnBucketID func(ctx context.Context, id string) error
 	// Folding is what OnFolding last persisted: the loop was folding
 	// records at or before its cursor (a sync, a reconciliation's fixes),
-	// or held a batch past it whose apply failed, whose commit it had not
-	// seen. The loop then syncs from the bucket's
+	// or removals past it, whose commit it had not seen. The loop then syncs from the bucket's
 	// current state first: no watch delivers such records again, and the
 	// cursor cannot tell (a bucket that went back in time reuses its
 	// revisions).

@@ -1,6 +1,9 @@
 package kvcore
 
-import "context"
+import (
+	"context"
+	"slices"
+)
 
 // A sync folds the bucket's state, and a reconciliation its fixes, under the
 // cursor from before, at or before which no watch delivers records again:
@@ -15,15 +18,17 @@ import "context"
 // cursor stays as it was: one of none means that nothing was ever applied
 // (the agent's deletion guard reads it so).
 //
-// A batch folded past the cursor is delivered again by a resume, unless the
-// bucket lost its records meanwhile; a delete among them would then leave
-// the fold without the key and its output in place, and no listing could
-// tell. A batch's commit is over in moments, but one whose apply fails
-// stays folded for as long as it fails, so its first failure sets the mark
-// too, and its commit clears it.
+// Records folded past the cursor are delivered again by a resume, unless
+// the bucket lost them meanwhile. A lost put shows in the next listing (a
+// key the bucket lacks, or holds at an older revision), but a lost delete
+// leaves the key out of both the fold and the bucket, its output in place,
+// and nothing to tell: a batch whose apply fails stays folded for as long
+// as it fails, or a mass deletion for as long as the agent holds it. So
+// removals folded past the cursor are marked too, before they are folded,
+// and the commit that moves the cursor past them clears the mark.
 
 // setFolding persists that the loop starts (true) or ended (false) a fold
-// of records at or before its cursor, retrying a failure with backoff.
+// that a resume may not deliver again, retrying a failure with backoff.
 func (l *appliedLoop) setFolding(ctx context.Context, on bool) error {
 	if l.cfg.OnFolding == nil || l.folding == on {
 		return nil
@@ -32,5 +37,22 @@ func (l *appliedLoop) setFolding(ctx context.Context, on bool) error {
 		return err
 	}
 	l.folding = on
+	if !on {
+		l.removalsMarked = false
+	}
+	return nil
+}
+
+// markRemovals sets the mark before updates holding a removal are folded
+// past the cursor, unless it is set already; the commit that moves the
+// cursor past them clears it.
+func (l *appliedLoop) markRemovals(ctx context.Context, updates []Update) error {
+	if l.folding || !slices.ContainsFunc(updates, func(u Update) bool { return u.Op != OpPut }) {
+		return nil
+	}
+	if err := l.setFolding(ctx, true); err != nil {
+		return err
+	}
+	l.removalsMarked = l.folding
 	return nil
 }

@@ -39,6 +39,9 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch, caughtUp bool) error
 		}
 		b := Batch{Updates: pending, Cursor: next}
 		pending, high = nil, Version{}
+		if err := l.markRemovals(ctx, b.Updates); err != nil {
+			return err
+		}
 		if err := l.foldUnder(ctx, b.Updates, under); err != nil {
 			return err
 		}

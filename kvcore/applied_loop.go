@@ -60,8 +60,10 @@ type appliedLoop struct {
 	marker    BucketMarker
 	knownMark string
 
-	// folding is what OnFolding last persisted (see applied_folding.go).
-	folding bool
+	// folding is what OnFolding last persisted (see applied_folding.go);
+	// removalsMarked says that markRemovals set it, for live removals the
+	// next commit clears it for.
+	folding, removalsMarked bool
 
 	// resumedFrom is the fold's cursor when the current session attached
 	// (none for a sync): what the fold holds up to it may predate a bucket
@@ -83,7 +85,7 @@ func newAppliedLoop(src Source, fold Fold, cfg AppliedConfig, apply ApplyFunc) *
 	if cfg.FullRender {
 		l.owed |= owedFullRender
 	}
-	// A fold at or before the cursor was not committed: the first
+	// A fold a resume may not deliver again was not committed: the first
 	// session syncs (see session).
 	l.folding = cfg.Folding
 	l.progress.Cursor = fold.Cursor()
@@ -150,9 +152,9 @@ func isFatal(err error) bool {
 func (l *appliedLoop) session(ctx context.Context) error {
 	m, from := l.next, l.fold.Cursor()
 	if from.IsNone() || l.folding {
-		// Nothing applied yet, or a fold at or before the cursor (a sync,
-		// a reconciliation's fixes) that a session left uncommitted: a
-		// resume would not deliver it again (see applied_folding.go).
+		// Nothing applied yet, or a fold that a session left uncommitted
+		// and a resume may not deliver again (a sync, a reconciliation's
+		// fixes, removals past the cursor; see applied_folding.go).
 		m = modeSync
 	}
 	if m == modeSync {

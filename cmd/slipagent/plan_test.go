@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"io/fs"
 	"maps"
 	"os"
@@ -94,4 +95,44 @@ func slicesKeys(m map[string]string) []string {
 		keys = append(keys, k)
 	}
 	return keys
+}
+
+// TestPlanOfAWatchLeftFoldingShowsItsFullRender: a watch whose state says it
+// stopped while folding (here: as a batch with a delete that kept failing
+// leaves it) syncs with a full render when it runs next; plan shows that
+// render, not "up to date", so a file no key maps to any more is shown
+// removed.
+func TestPlanOfAWatchLeftFoldingShowsItsFullRender(t *testing.T) {
+	srv := natstest.Run(t)
+	dir := t.TempDir()
+	cfg := onceConfig(t, dir, srv.URL(), "")
+	if code, _, errOut := runCmd(t, "kv", "-server", srv.URL(), "put", "cfg", "files.a", "alpha"); code != exitOK {
+		t.Fatalf("kv put: %s", errOut)
+	}
+	if code, _, errOut := runCmd(t, "once", "-config", cfg); code != exitOK {
+		t.Fatalf("once = %d; %s", code, errOut)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "out", "gone"), []byte("left by a delete never applied"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	statePath := filepath.Join(dir, "data", "watches", "cfg", "state.json")
+	raw, err := os.ReadFile(statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]any
+	if err := json.Unmarshal(raw, &st); err != nil {
+		t.Fatal(err)
+	}
+	st["folding"] = true
+	if raw, err = json.Marshal(st); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(statePath, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCmd(t, "plan", "-config", cfg, "-detailed-exitcode")
+	if code != exitChanges || !strings.Contains(out, "full render") || !strings.Contains(out, "--- "+filepath.Join(dir, "out/gone")+"\n+++ /dev/null") {
+		t.Fatalf("plan of a watch left folding = %d, want %d and the stray file removed\n%s\nstderr:\n%s", code, exitChanges, out, errOut)
+	}
 }
