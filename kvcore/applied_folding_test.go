@@ -94,11 +94,10 @@ func TestSyncIsMarkedFoldingUntilItsCommit(t *testing.T) {
 	}
 }
 
-// A loop started with the folding mark (a sync or a reconciliation's fixes
-// were folded, not committed, when it last stopped) syncs first, even when
-// its cursor would resume: a bucket that went back in time reuses the
-// revisions up to it, and no watch delivers the folded records again.
-func TestLoopStartedFoldingSyncsFirst(t *testing.T) {
+// storeAndFoldAtA returns a store holding a=1 and a fold that applied it,
+// at its revision.
+func storeAndFoldAtA(t *testing.T) (kvcore.Store, *memFold) {
+	t.Helper()
 	s, err := memkv.New().Store(t.Context(), kvcore.StoreConfig{Bucket: "app"})
 	if err != nil {
 		t.Fatal(err)
@@ -111,6 +110,15 @@ func TestLoopStartedFoldingSyncsFirst(t *testing.T) {
 	if err := fold.Apply(t.Context(), []kvcore.Update{{Op: kvcore.OpPut, Key: "a", Value: []byte("1"), Version: v}}, kvcore.CursorAt(v)); err != nil {
 		t.Fatal(err)
 	}
+	return s, fold
+}
+
+// A loop started with the folding mark (a sync or a reconciliation's fixes
+// were folded, not committed, when it last stopped) syncs first, even when
+// its cursor would resume: a bucket that went back in time reuses the
+// revisions up to it, and no watch delivers the folded records again.
+func TestLoopStartedFoldingSyncsFirst(t *testing.T) {
+	s, fold := storeAndFoldAtA(t)
 	log := &foldingLog{}
 	loop(t, s, fold, kvcore.AppliedConfig{Folding: true, OnFolding: log.onFolding}, log.apply)
 	waitFor(t, "a full sync and the mark cleared", func() bool {
@@ -203,18 +211,7 @@ func TestSessionAfterUncommittedFixesSyncs(t *testing.T) {
 // waited in a batch that kept failing). Puts alone are not marked: a lost
 // put shows in the next listing.
 func TestRemovalsFoldedAheadAreMarkedFoldingUntilTheirCommit(t *testing.T) {
-	s, err := memkv.New().Store(t.Context(), kvcore.StoreConfig{Bucket: "app"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := s.Put(t.Context(), "a", []byte("1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fold := newMemFold()
-	if err := fold.Apply(t.Context(), []kvcore.Update{{Op: kvcore.OpPut, Key: "a", Value: []byte("1"), Version: v}}, kvcore.CursorAt(v)); err != nil {
-		t.Fatal(err)
-	}
+	s, fold := storeAndFoldAtA(t)
 	log := &foldingLog{failing: true}
 	loop(t, s, fold, kvcore.AppliedConfig{OnFolding: log.onFolding}, log.apply)
 	if _, err := s.Put(t.Context(), "b", []byte("2")); err != nil {
