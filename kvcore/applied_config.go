@@ -80,10 +80,10 @@ type AppliedConfig struct {
 	OnBucketID func(ctx context.Context, id string) error
 	// Folding is what OnFolding last persisted: the loop was folding
 	// records at or before its cursor (a sync, a reconciliation's fixes),
-	// or removals past it, whose commit it had not seen. The loop then syncs from the bucket's
-	// current state first: no watch delivers such records again, and the
-	// cursor cannot tell (a bucket that went back in time reuses its
-	// revisions).
+	// or removals past it, whose commit it had not seen. The loop then
+	// syncs from the bucket's current state first: no watch may deliver
+	// such records again, and the cursor cannot tell (a bucket that went
+	// back in time reuses its revisions).
 	Folding bool
 	// OnFolding, if set, persists that the loop starts (true) or ended
 	// (false) such a fold; the loop calls it before the first record is

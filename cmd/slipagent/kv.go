@@ -33,10 +33,10 @@ commands:
 
 Flags may come before or after the command; after "--" nothing is a flag
 (kv put app k -- -5 stores "-5"). The command and its arguments are checked
-before connecting. A bucket that does not exist is created by
-put and create with the default settings. Exit codes: 3 when the key or
-bucket does not exist, 4 when no NATS server can be reached, 5 for a create
-or update conflict (see "slipagent help").`
+before connecting. A bucket that does not exist is created by put and
+create with the default settings. Exit codes: 3 when the key or bucket does
+not exist, 4 when no NATS server can be reached, 5 for a create or update
+conflict (see "slipagent help").`
 
 // kvArgs is how many arguments after BUCKET each kv command takes.
 var kvArgs = map[string][2]int{

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,31 +110,28 @@ func putAtRev(t *testing.T, url, key, value string, want uint64) {
 // waitFileHolds waits up to a minute for path to hold want.
 func waitFileHolds(t *testing.T, path, want string) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		b, err := os.ReadFile(path)
-		if err == nil && string(b) == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s holds %q (%v), want %q", path, b, err, want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitFile(t, path, fmt.Sprintf("hold %q", want), func(b string) bool { return b == want })
 }
 
 // waitStateHolds waits up to a minute for the watch state at path to hold
 // want (a field set: state.json omits empty ones).
 func waitStateHolds(t *testing.T, path, want string) {
 	t.Helper()
+	waitFile(t, path, "contain "+want, func(b string) bool { return strings.Contains(b, want) })
+}
+
+// waitFile waits up to a minute for the content of path to satisfy ok
+// (what says what it must do, for the failure).
+func waitFile(t *testing.T, path, what string, ok func(string) bool) {
+	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
 		b, err := os.ReadFile(path)
-		if err == nil && strings.Contains(string(b), want) {
+		if err == nil && ok(string(b)) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s does not hold %s: %s (%v)", path, want, b, err)
+			t.Fatalf("%s holds %q (%v), want it to %s", path, b, err, what)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -53,28 +53,27 @@ func readConfig(h *sdk.Host) (config, error) {
 }
 
 // pathOf maps a key to its file path; ok is false for keys outside the
-// prefix and for keys that are not valid paths: logged, or with strict an
-// error that fails the call (the watch retries it, so deleting or renaming
-// the key in the bucket unsticks it).
-func (c config) pathOf(h *sdk.Host, key string) (string, bool, error) {
-	rel, ok := strings.CutPrefix(key, c.prefix)
+// prefix and for keys that are not valid paths, for which bad says why.
+func (c config) pathOf(key string) (rel string, ok bool, bad error) {
+	rel, ok = strings.CutPrefix(key, c.prefix)
 	if !ok {
 		return "", false, nil
 	}
 	if err := sdk.CheckPath(rel); err != nil {
-		if c.strict {
-			return "", false, fmt.Errorf("files: key %q is not a file path (delete or rename it, or set strict = \"false\" to skip such keys): %w", key, err)
-		}
-		h.Logf(sdk.LevelError, "files: skipping key %q: %v", key, err)
-		return "", false, nil
+		return "", false, err
 	}
 	return rel, true, nil
 }
 
-// unmappable reports whether key is under the prefix but not a valid path.
-func (c config) unmappable(key string) bool {
-	rel, ok := strings.CutPrefix(key, c.prefix)
-	return ok && sdk.CheckPath(rel) != nil
+// refuse handles a key that is not a valid path: with strict an error that
+// fails the call (the watch retries it, so deleting or renaming the key in
+// the bucket unsticks it), else a log line.
+func (c config) refuse(h *sdk.Host, key string, bad error) error {
+	if c.strict {
+		return fmt.Errorf("files: key %q is not a file path (delete or rename it, or set strict = \"false\" to skip such keys): %w", key, bad)
+	}
+	h.Logf(sdk.LevelError, "files: skipping key %q: %v", key, bad)
+	return nil
 }
 
 // Apply writes or removes the file of every changed key.
@@ -85,12 +84,13 @@ func (plugin) Apply(h *sdk.Host, b *sdk.Batch) error {
 	}
 	changed := false
 	for _, u := range b.Updates {
-		if u.IsRemoval() && c.unmappable(u.Key) {
-			continue // no file was ever written for it: deleting it is how strict is unstuck
-		}
-		p, ok, err := c.pathOf(h, u.Key)
-		if err != nil {
-			return err
+		p, ok, bad := c.pathOf(u.Key)
+		// No file was ever written for a removal's key: deleting the key
+		// is how a strict watch is unstuck.
+		if bad != nil && !u.IsRemoval() {
+			if err := c.refuse(h, u.Key, bad); err != nil {
+				return err
+			}
 		}
 		if !ok {
 			continue
@@ -121,9 +121,11 @@ func (plugin) Render(h *sdk.Host, _ *sdk.Batch) error {
 		if err != nil {
 			return err
 		}
-		p, ok, err := c.pathOf(h, e.Key)
-		if err != nil {
-			return err
+		p, ok, bad := c.pathOf(e.Key)
+		if bad != nil {
+			if err := c.refuse(h, e.Key, bad); err != nil {
+				return err
+			}
 		}
 		if !ok {
 			continue
