@@ -53,7 +53,12 @@ const imagePart = 4 << 20
 // while the next is built, so that building (copying the entries, checksums,
 // first touches of the buffer) and writing (copying into the page cache)
 // run on two cores instead of one after the other.
-func buildImage(w io.Writer, ar *arena, base []ref, cursor kvcore.Cursor, size int64) ([]byte, []ref, error) {
+//
+// With framed, every payload in ar is still framed by the PUT record it was
+// loaded in, whose CRC the load checked (an arena made by replay, before any
+// put was written over an entry in place): each record is then copied
+// whole, checksum included, rather than checksummed again.
+func buildImage(w io.Writer, ar *arena, base []ref, cursor kvcore.Cursor, size int64, framed bool) ([]byte, []ref, error) {
 	parts := make(chan []byte, 4)
 	werr := make(chan error, 1)
 	go func() {
@@ -70,7 +75,11 @@ func buildImage(w io.Writer, ar *arena, base []ref, cursor kvcore.Cursor, size i
 	sent := 0 // img[:sent] is handed to the writer
 	for i, r := range base {
 		refs[i] = mkref(0, len(img)+5)
-		img = appendPutRecord(img, ar.payload(r))
+		if framed {
+			img = append(img, ar.record(r)...)
+		} else {
+			img = appendPutRecord(img, ar.payload(r))
+		}
 		if len(img)-sent >= imagePart {
 			parts <- img[sent:]
 			sent = len(img)

@@ -119,6 +119,14 @@ func (a *arena) payload(r ref) []byte {
 	return c[off : off+payloadLen(c[off:])]
 }
 
+// record returns the PUT record that frames the payload at r: only for
+// payloads in a loaded image (see buildImage's framed).
+func (a *arena) record(r ref) []byte {
+	c := a.chunks[r>>refOffBits]
+	off := int(r & (1<<refOffBits - 1))
+	return c[off-5 : off+payloadLen(c[off:])]
+}
+
 // key returns the key bytes of the entry at r.
 func (a *arena) key(r ref) []byte {
 	c := a.chunks[r>>refOffBits]

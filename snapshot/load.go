@@ -257,7 +257,7 @@ func (fsy *fsys) load(path string, rep *Report) (*Report, error) {
 			base []ref
 		)
 		err = fsy.replaceFile(path, rep.CompactedSize, func(w io.Writer) (err error) {
-			img, base, err = buildImage(w, &x.ar, x.base, rep.rep.cursor, rep.CompactedSize)
+			img, base, err = buildImage(w, &x.ar, x.base, rep.rep.cursor, rep.CompactedSize, true)
 			return err
 		})
 		if err == nil {

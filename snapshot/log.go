@@ -449,7 +449,7 @@ func (s *snapshot) writeImage(fs *fsys, path string) (*os.File, arena, []ref, er
 		refs []ref
 	)
 	f, err := fs.createImage(path, s.size(), func(w io.Writer) (err error) {
-		img, refs, err = buildImage(w, &s.ar, s.refs, s.cursor, s.size())
+		img, refs, err = buildImage(w, &s.ar, s.refs, s.cursor, s.size(), false)
 		return err
 	})
 	return f, imageArena(img), refs, err
