@@ -99,7 +99,7 @@ func (l *Log) runJob(j *compactJob) (err error) {
 	}
 	// The path names the new file now (even if the directory fsync failed):
 	// append there, never to the replaced inode.
-	l.f.Close()
+	l.retire(l.f)
 	l.f = f
 	tail := l.size - j.from
 	l.size, l.appended, l.due, l.recheck = size+tail, tail, max(l.opts.CompactThreshold, size), 0

@@ -79,19 +79,30 @@ func (r *imageReader) wait(n int) (img []byte, done bool, err error) {
 // readFileImage reads the file at path as os.ReadFile does, handing each
 // part to replay as it is read, and returns the fold of its records.
 func readFileImage(path string) (*replayed, error) {
+	res, f, err := openFileImage(path)
+	if f != nil {
+		f.Close()
+	}
+	return res, err
+}
+
+// openFileImage is readFileImage returning the file still open (nil on
+// error), for a caller that may replace it: see [Log.retire].
+func openFileImage(path string) (*replayed, *os.File, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, err
+		f.Close()
+		return nil, nil, err
 	}
 	r := readImage(f, fi.Size())
 	res := replayFrom(r)
 	if _, _, err := r.wait(1<<62 - 1); err != nil { // also waits for the reader to finish with f
-		return nil, err
+		f.Close()
+		return nil, nil, err
 	}
-	return res, nil
+	return res, f, nil
 }
