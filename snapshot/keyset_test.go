@@ -37,7 +37,7 @@ func TestKeySetMatchesMap(t *testing.T) {
 	want := map[string]ref{}
 	for i, k := range keys {
 		if rng.IntN(3) == 0 {
-			old, oldLen, ok := s.remove([]byte(k))
+			old, oldLen, ok := s.remove([]byte(k), s.hash([]byte(k)))
 			if w, wok := want[k]; ok != wok || old != w || ok && oldLen != len(ar.payload(w)) {
 				t.Fatalf("op %d: remove(%s) = %v, %v, want %v, %v", i, k, old, ok, w, wok)
 			}

@@ -46,6 +46,10 @@ func replayFrom(r *imageReader) *replayed {
 	})
 }
 
+// replayGroup is how many records replay decodes before it folds them:
+// their keySet lookups are prefetched together (see keySet.prefetch).
+const replayGroup = 32
+
 // replayParts folds the records of an image of which img is a prefix:
 // more(n) returns a longer prefix than n bytes, or all of the image (n
 // bytes long when img was all of it; more(math.MaxInt) waits for all). The index's arena is the image.
@@ -58,14 +62,19 @@ func replayParts(img []byte, more func(n int) []byte) *replayed {
 		sorted  []ref
 		lastKey []byte
 		byKey   *keySet // once keys arrive out of order or are deleted
-		r       record
-		first   []byte // the first key put, and
-		shared  int    // how many bytes every key put shares with it
+		group   [replayGroup]record
+		hashes  [replayGroup]uint32 // of group's keys, once byKey exists
+		first   []byte              // the first key put, and
+		shared  int                 // how many bytes every key put shares with it
 	)
 	sorted = withHugePages(make([]ref, 0, cap(img)/256))
 	d := newDecoder(img)
 	for {
-		if !d.next(&r) {
+		n := 0
+		for n < len(group) && d.next(&group[n]) {
+			n++
+		}
+		if n == 0 {
 			// Stopped: refused, or at the end of the bytes read so far,
 			// which is the end of the image unless more come.
 			if d.err != nil {
@@ -78,40 +87,53 @@ func replayParts(img []byte, more func(n int) []byte) *replayed {
 			d.buf, d.torn, x.ar.chunks[0] = next, false, next
 			continue
 		}
-		switch r.typ {
-		case recPut:
-			res.puts++
-			if res.puts == 1 {
-				first, shared = r.key, len(r.key)
-			} else if shared > 0 {
-				shared = commonPrefixLen(first[:shared], r.key)
-			}
-			at := mkref(0, r.off+5)
-			if byKey == nil && (len(sorted) == 0 || string(r.key) > string(lastKey)) {
-				sorted = append(sorted, at)
-				lastKey = r.key
+		hashed := byKey != nil
+		if hashed {
+			byKey.prefetch(group[:n], hashes[:n])
+		}
+		for i := range group[:n] {
+			r := &group[i]
+			switch r.typ {
+			case recPut:
+				res.puts++
+				if res.puts == 1 {
+					first, shared = r.key, len(r.key)
+				} else if shared > 0 {
+					shared = commonPrefixLen(first[:shared], r.key)
+				}
+				at := mkref(0, r.off+5)
+				if byKey == nil && (len(sorted) == 0 || string(r.key) > string(lastKey)) {
+					sorted = append(sorted, at)
+					lastKey = r.key
+					x.liveBytes += int64(len(r.payload))
+					continue
+				}
+				byKey = toKeySet(x, sorted, byKey)
+				if !hashed {
+					hashes[i] = byKey.hash(r.key)
+				}
+				if _, oldLen, ok := byKey.putHashed(at, r.key, hashes[i], len(r.payload)); ok {
+					res.redundant = true
+					x.liveBytes -= int64(oldLen)
+				}
 				x.liveBytes += int64(len(r.payload))
-				continue
-			}
-			byKey = toKeySet(x, sorted, byKey)
-			if _, oldLen, ok := byKey.put(at, len(r.payload)); ok {
+			case recDelete:
+				res.deletes++
 				res.redundant = true
-				x.liveBytes -= int64(oldLen)
+				byKey = toKeySet(x, sorted, byKey)
+				if !hashed {
+					hashes[i] = byKey.hash(r.key)
+				}
+				if _, oldLen, ok := byKey.remove(r.key, hashes[i]); ok {
+					x.liveBytes -= int64(oldLen)
+				}
+			case recCursor:
+				res.cursors++
+				if !res.cursor.IsNone() {
+					res.redundant = true
+				}
+				res.cursor, _ = kvcore.CursorFromBytes(r.token) // the decoder bounds it to 10 bytes
 			}
-			x.liveBytes += int64(len(r.payload))
-		case recDelete:
-			res.deletes++
-			res.redundant = true
-			byKey = toKeySet(x, sorted, byKey)
-			if _, oldLen, ok := byKey.remove(r.key); ok {
-				x.liveBytes -= int64(oldLen)
-			}
-		case recCursor:
-			res.cursors++
-			if !res.cursor.IsNone() {
-				res.redundant = true
-			}
-			res.cursor, _ = kvcore.CursorFromBytes(r.token) // the decoder bounds it to 10 bytes
 		}
 	}
 	all := more(math.MaxInt) // after a refusal, the rest of the image too
