@@ -421,8 +421,8 @@ func BenchmarkLoadBloated(b *testing.B) {
 // timedLoad loads the log at path in a child process (mode "ours": Open
 // and Close; "baseline": read the file, then, when compacted names a file,
 // write, fsync and rename as many bytes as it holds beside path) and
-// returns how long that took, in nanoseconds. A load is a restart's work, done by
-// a process whose heap has never held the fold: in one process with the
+// returns how long that took, in nanoseconds. A load is a restart's work,
+// done by a process whose heap has never held the fold: in one process with the
 // other side, whichever side ran second would reuse the memory the first
 // one faulted in and freed, which on a VM costs as much as the load itself.
 // For the same reason each child starts after memoryHandback: on a VM that
