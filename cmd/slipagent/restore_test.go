@@ -40,11 +40,7 @@ func testRestoredStore(t *testing.T, when string) {
 	waitStatus(t, "-config", cfg)
 	waitFileHolds(t, out, "v1")
 
-	store := srv.StoreDir()
-	backup := filepath.Join(t.TempDir(), "store")
-	srv.Shutdown()
-	cpDir(t, store, backup)
-	srv.Start()
+	backup := backupStore(t, srv)
 	putAtRev(t, srv.URL(), "files.a", "v2", 3)
 	waitFileHolds(t, out, "v2")
 	if when == "while the agent is stopped" {
@@ -59,16 +55,12 @@ func testRestoredStore(t *testing.T, when string) {
 		agent.stop(t, syscall.SIGKILL)
 	}
 
-	srv.Shutdown()
-	if err := os.RemoveAll(store); err != nil {
-		t.Fatal(err)
-	}
-	cpDir(t, backup, store)
+	restoreStore(t, srv, backup)
 	switch when {
 	case "before the agent re-attaches":
 		// Another server on the restored store, on a port the agent does
 		// not know, takes the write; then the agent's server comes back.
-		other := natstest.Run(t, func(o *server.Options) { o.StoreDir = store })
+		other := natstest.Run(t, func(o *server.Options) { o.StoreDir = srv.StoreDir() })
 		putAtRev(t, other.URL(), "files.a", "w2", 3)
 		other.Shutdown()
 		srv.Start()
@@ -137,6 +129,28 @@ func waitFile(t *testing.T, path, what string, ok func(string) bool) {
 	}
 }
 
+// backupStore copies srv's store directory, with srv stopped for the copy
+// and running again after it, and returns the copy's path.
+func backupStore(t *testing.T, srv *natstest.Server) string {
+	t.Helper()
+	backup := filepath.Join(t.TempDir(), "store")
+	srv.Shutdown()
+	cpDir(t, srv.StoreDir(), backup)
+	srv.Start()
+	return backup
+}
+
+// restoreStore stops srv and replaces its store directory with the copy
+// backupStore made; the caller starts a server on it.
+func restoreStore(t *testing.T, srv *natstest.Server, backup string) {
+	t.Helper()
+	srv.Shutdown()
+	if err := os.RemoveAll(srv.StoreDir()); err != nil {
+		t.Fatal(err)
+	}
+	cpDir(t, backup, srv.StoreDir())
+}
+
 // cpDir copies the directory src to dst (which must not exist).
 func cpDir(t *testing.T, src, dst string) {
 	t.Helper()
@@ -161,11 +175,7 @@ func TestADeleteLostWithARestoredStoreIsCaught(t *testing.T) {
 	agent := startSlipagent(t, dir, "run", "-config", cfg)
 	waitStatus(t, "-config", cfg)
 
-	store := srv.StoreDir()
-	backup := filepath.Join(t.TempDir(), "store")
-	srv.Shutdown()
-	cpDir(t, store, backup)
-	srv.Start()
+	backup := backupStore(t, srv)
 	putAtRev(t, srv.URL(), "files.c", "v1", 2)
 	waitFileHolds(t, filepath.Join(dir, "out", "c"), "v1")
 	putAtRev(t, srv.URL(), "files.big", "more than sixteen bytes", 3)
@@ -178,11 +188,7 @@ func TestADeleteLostWithARestoredStoreIsCaught(t *testing.T) {
 	waitStateHolds(t, filepath.Join(dir, "data", "watches", "cfg", "state.json"), `"folding"`)
 	agent.stop(t, syscall.SIGKILL)
 
-	srv.Shutdown()
-	if err := os.RemoveAll(store); err != nil {
-		t.Fatal(err)
-	}
-	cpDir(t, backup, store)
+	restoreStore(t, srv, backup)
 	srv.Start()
 	putAtRev(t, srv.URL(), "files.d", "v1", 2)
 	agent = startSlipagent(t, dir, "run", "-config", cfg)
