@@ -47,7 +47,7 @@ func (l *appliedLoop) setFolding(ctx context.Context, on bool) error {
 // past the cursor, unless it is set already; the commit that moves the
 // cursor past them clears it.
 func (l *appliedLoop) markRemovals(ctx context.Context, updates []Update) error {
-	if l.folding || !slices.ContainsFunc(updates, func(u Update) bool { return u.Op != OpPut }) {
+	if l.folding || !slices.ContainsFunc(updates, Update.IsRemoval) {
 		return nil
 	}
 	if err := l.setFolding(ctx, true); err != nil {
