@@ -23,12 +23,13 @@ import (
 )
 
 var (
-	chaosSeed   = flag.Uint64("chaos.seed", 0, "TestChaos: the seed of the faults (0: from the clock, logged)")
+	chaosSeed   = flag.Uint64("chaos.seed", 0, "TestChaos, TestKilledDuringFirstSync: the seed of the faults (0: from the clock, logged)")
 	chaosRounds = flag.Int("chaos.rounds", 12, "TestChaos: how many faults")
 )
 
 // chaosConfig is the agent under test: bucket cfg through the files
-// plugin, one file per key under files., drift checked every second.
+// plugin, one file per key under files., drift checked every second, the
+// fold of the kind the seed picks (chaosFolds).
 const chaosConfig = `
 data_dir  = "$DIR/data"
 cache_dir = "$DIR/cache"
@@ -42,9 +43,14 @@ watch "cfg" {
   bucket      = "cfg"
   plugin      = "files"
   drift_check = "1s"
+  fold        = "$FOLD"
   output "files" { dir = "$DIR/out" }
 }
 `
+
+// chaosFolds are the fold kinds TestChaos runs with, one per seed (the seed
+// modulo their number picks it), so that `make chaos` runs both.
+var chaosFolds = []string{"memory", "disk"}
 
 // TestChaos drives a real agent process and a real nats-server process
 // through faults chosen by a seed, with writes between them: the agent
@@ -63,7 +69,8 @@ func TestChaos(t *testing.T) {
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
 	}
-	t.Logf("seed %d (replay: go test -run TestChaos ./cmd/slipagent -chaos.seed=%d)", seed, seed)
+	fold := chaosFolds[seed%uint64(len(chaosFolds))]
+	t.Logf("seed %d, fold %s (replay: go test -run TestChaos ./cmd/slipagent -chaos.seed=%d)", seed, fold, seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
 
 	srv := natstest.RunProc(t, natstest.ServerBinary(t))
@@ -86,7 +93,7 @@ func TestChaos(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "files.wasm"), plugintest.Module(t, "plugins/examples/files"), 0o644)
 	config := filepath.Join(dir, "agent.hcl")
-	os.WriteFile(config, []byte(strings.NewReplacer("$DIR", dir, "$NATS", srv.URL()).Replace(chaosConfig)), 0o644)
+	os.WriteFile(config, []byte(strings.NewReplacer("$DIR", dir, "$NATS", srv.URL(), "$FOLD", fold).Replace(chaosConfig)), 0o644)
 	out := filepath.Join(dir, "out")
 	var agent *slipagentProcess
 	var logs strings.Builder // every agent process's output, in order
