@@ -219,7 +219,8 @@ func TestLogWriteFailureRollsBack(t *testing.T) {
 
 func TestLogUndoableFailuresPoison(t *testing.T) {
 	inject := errors.New("injected")
-	for _, step := range []string{"truncate", "sync"} {
+	// A small batch fsyncs before its index work, a large one beside it.
+	for _, step := range []string{"truncate", "sync", "sync beside the index work"} {
 		t.Run(step, func(t *testing.T) {
 			p := newPath(t)
 			l := openLog(t, p, Options{})
@@ -228,10 +229,16 @@ func TestLogUndoableFailuresPoison(t *testing.T) {
 			case "truncate":
 				l.fs.writeAt = func(*os.File, []byte, int64) (int, error) { return 0, inject }
 				l.fs.truncate = func(*os.File, int64) error { return inject }
-			case "sync":
+			case "sync", "sync beside the index work":
 				l.fs.sync = func(*os.File) error { return inject }
 			}
-			if err := l.Apply(context.Background(), []kvcore.Update{put("b", "2", 2)}, cur(2)); !errors.Is(err, inject) {
+			batch := []kvcore.Update{put("b", "2", 2)}
+			if step == "sync beside the index work" {
+				for i := range syncAsideMin {
+					batch = append(batch, put(fmt.Sprintf("b%02d", i), "2", 2))
+				}
+			}
+			if err := l.Apply(context.Background(), batch, cur(2)); !errors.Is(err, inject) {
 				t.Fatalf("err = %v", err)
 			}
 			if _, err := l.Get("b"); !errors.Is(err, kvcore.ErrNotFound) || l.Cursor() != cur(1) {
