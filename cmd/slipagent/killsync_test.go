@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/slipstreamkv/slipstream/internal/benchproc"
@@ -67,15 +66,7 @@ func TestKilledDuringFirstSync(t *testing.T) {
 
 func killDuringFirstSync(t *testing.T, fold, plugin, cache string, rng *rand.Rand) {
 	srv := natstest.RunProc(t, natstest.ServerBinary(t))
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := jetStreamAt(t, srv.URL())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "big"})

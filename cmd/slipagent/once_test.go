@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/slipstreamkv/slipstream/agent"
@@ -179,15 +178,7 @@ func TestOnceAppliesABacklogInFullBatches(t *testing.T) {
 	dir := t.TempDir()
 	cfg := onceConfig(t, dir, srv.URL(), "")
 	ctx := context.Background()
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := jetStreamAt(t, srv.URL())
 	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "cfg"})
 	if err != nil {
 		t.Fatal(err)
