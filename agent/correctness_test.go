@@ -7,8 +7,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/slipstreamkv/slipstream/internal/natstest"
 )
 
 // Issue 7, case 1: a bucket deleted and re-created while the agent is
@@ -72,14 +73,5 @@ func TestEmptyValueSurvivesRestart(t *testing.T) {
 // contract does not do (deleting a bucket).
 func (f *fixture) jetstream() jetstream.JetStream {
 	f.t.Helper()
-	nc, err := nats.Connect(f.srv.URL())
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return js
+	return natstest.JetStream(f.t, f.srv.URL())
 }

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/slipstreamkv/slipstream/internal/natstest"
@@ -165,15 +164,7 @@ func testFailover(t *testing.T, c failoverCluster) {
 	// The agent on a survivor is the one whose consumer the victim hosts
 	// (consumers land on a random peer); the other may have it anywhere.
 	agents := []*failoverAgent{startFailoverAgent(t, "on the victim", c.url(leader))}
-	nc, err := nats.Connect(c.url(follower))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t, c.url(follower))
 	for i := 0; ; i++ {
 		before := consumerHosts(t, js)
 		a := startFailoverAgent(t, "on a survivor, its consumer on the victim", c.url(follower))

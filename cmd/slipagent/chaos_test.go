@@ -74,7 +74,7 @@ func TestChaos(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 0))
 
 	srv := natstest.RunProc(t, natstest.ServerBinary(t))
-	js := jetStreamAt(t, srv.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	js := natstest.JetStream(t, srv.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	b := &chaosBucket{js: js, rng: rng}

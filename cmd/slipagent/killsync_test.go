@@ -66,7 +66,7 @@ func TestKilledDuringFirstSync(t *testing.T) {
 
 func killDuringFirstSync(t *testing.T, fold, plugin, cache string, rng *rand.Rand) {
 	srv := natstest.RunProc(t, natstest.ServerBinary(t))
-	js := jetStreamAt(t, srv.URL())
+	js := natstest.JetStream(t, srv.URL())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "big"})

@@ -169,7 +169,7 @@ leafnodes { reconnect: "250ms", remotes: [{ url: "nats-leaf://%s:7422" }] }
 // host h, retrying until its JetStream answers.
 func kvOn(ctx context.Context, t *testing.T, h *netlab.Host) jetstream.JetStream {
 	t.Helper()
-	js := jetStreamAt(t, "nats://127.0.0.1:4222", nats.SetCustomDialer(h), nats.MaxReconnects(-1))
+	js := natstest.JetStream(t, "nats://127.0.0.1:4222", nats.SetCustomDialer(h), nats.MaxReconnects(-1))
 	for {
 		if _, err := js.AccountInfo(ctx); err == nil {
 			return js

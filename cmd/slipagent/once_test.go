@@ -178,7 +178,7 @@ func TestOnceAppliesABacklogInFullBatches(t *testing.T) {
 	dir := t.TempDir()
 	cfg := onceConfig(t, dir, srv.URL(), "")
 	ctx := context.Background()
-	js := jetStreamAt(t, srv.URL())
+	js := natstest.JetStream(t, srv.URL())
 	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "cfg"})
 	if err != nil {
 		t.Fatal(err)

@@ -114,15 +114,7 @@ func moveStreamLeader(ctx context.Context, t *testing.T, c *Cluster, stream stri
 
 func openKV(ctx context.Context, t *testing.T, url string, cfg jetstream.KeyValueConfig) jetstream.KeyValue {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := JetStream(t, url)
 	for {
 		// A request that reaches a cluster between two meta leaders is
 		// dropped, not answered later: bound each attempt, or the first
@@ -188,15 +180,7 @@ func TestOperatorCredsAndTLS(t *testing.T) {
 	if _, err := nats.Connect(s.URL(), nats.RootCAs(tlsFiles.CAFile)); err == nil {
 		t.Fatal("connected without credentials")
 	}
-	nc, err := nats.Connect(s.URL(), nats.RootCAs(tlsFiles.CAFile), nats.UserCredentials(creds))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := JetStream(t, s.URL(), nats.RootCAs(tlsFiles.CAFile), nats.UserCredentials(creds))
 	if _, err := js.AccountInfo(context.Background()); err != nil {
 		t.Fatalf("JetStream in the operator's account: %v", err)
 	}

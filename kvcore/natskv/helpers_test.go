@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/slipstreamkv/slipstream/internal/natstest"
 	"github.com/slipstreamkv/slipstream/kvcore"
 )
 
@@ -64,16 +65,8 @@ func openStore(t testing.TB, c *Conn, cfg kvcore.StoreConfig) *store {
 // and inspecting state behind the backend's back.
 func rawJS(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
+	js := natstest.JetStream(t, url)
+	return js.Conn(), js
 }
 
 // next returns the next event of w, failing after d.
