@@ -47,7 +47,7 @@ type Log struct {
 	scratch     []byte
 	staged      []ref      // Apply's arena references, reused
 	unsynced    chan error // the fsync of an Apply that left the cursor unchanged, still running
-	deferred    bool       // the last Apply's write waits for its fsync, which the next call runs first
+	deferred    int64      // bytes of the last Applies whose fsync is left to the next one (see Apply)
 	err         error      // sticky: the file may hold a write we could not undo
 	dirUnsynced bool       // a compaction's rename is not known to be durable yet
 	closed      bool
@@ -154,18 +154,20 @@ func (l *Log) usable() error {
 //
 // An Apply that leaves the cursor as it is (updates folded ahead of a
 // checkpoint, which a restart from that cursor delivers again) returns once
-// its write is done and its updates are visible, before its fsync: the
-// next Apply, [Log.Sync], [Log.Compact] or Close settles it before writing
-// anything (so at most one write is ever unsynced, see [SyncCheckpoint]).
-// A write of more than 64 KiB (an initial sync's chunk) has its fsync
-// started at once, in the background, overlapping whatever the caller does
-// next. A smaller one (a live batch folded ahead of its apply) leaves it to
-// the call that settles it: started at once, that fsync would compete for
-// the disk with the caller's own (the files an apply commits, whose renames
-// are what a reader waits for), and the checkpoint that follows pays it
-// instead. An Apply that moves the cursor therefore returns only once it
-// and everything before it are durable. An fsync that fails poisons the log
-// like any other; the call that settled it returns its error.
+// its write is done and its updates are visible, before its fsync. A write
+// that brings what is unsynced past 64 KiB (an initial sync's chunk) has
+// its fsync started at once, in the background, overlapping whatever the
+// caller does next; the next Apply waits for it before writing anything. A
+// smaller one (a live batch folded ahead of its apply) is left to the next
+// fsync: started at once, that fsync would compete for the disk with the
+// caller's own (the files an apply commits, whose renames are what a
+// reader waits for), and the checkpoint that follows writes its cursor
+// after it and makes both durable with its one fsync ([Log.Sync],
+// [Log.Compact] and Close fsync it too). So at most 64 KiB is ever left
+// unsynced (see [SyncCheckpoint]), and an Apply that moves the cursor
+// returns only once it and everything before it are durable. An fsync that
+// fails poisons the log like any other; the call that ran or awaited it
+// returns its error.
 //
 // If the write fails, the log is truncated back and nothing changes. If
 // that truncation or an fsync fails, the fold refuses every later Apply
@@ -187,7 +189,7 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 	if err := l.usable(); err != nil {
 		return err
 	}
-	if err := l.settleLocked(); err != nil {
+	if err := l.awaitSyncLocked(); err != nil {
 		return err
 	}
 	if err := l.syncDirLocked(); err != nil {
@@ -210,9 +212,11 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 	// The index work of a large batch overlaps the fsync: entries are
 	// copied into the arena (and earlier changes merged) while it runs,
 	// and become visible only once it succeeded. A small batch that moves
-	// the cursor fsyncs first, here.
+	// the cursor fsyncs first, here. Either fsync also makes durable the
+	// writes earlier Applies left unsynced.
 	var synced chan error
-	deferred := l.opts.Sync == SyncCheckpoint && cursor == l.cursor && len(buf) <= deferSyncBytes
+	unsynced := l.deferred + int64(len(buf))
+	deferred := l.opts.Sync == SyncCheckpoint && cursor == l.cursor && unsynced <= deferSyncBytes
 	switch {
 	case l.opts.Sync != SyncCheckpoint || deferred:
 	case len(updates) < syncAsideMin && cursor != l.cursor:
@@ -249,7 +253,10 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 		l.idx.set(&updates[i], r)
 	}
 	l.cursor = cursor
-	l.deferred = deferred
+	l.deferred = 0
+	if deferred {
+		l.deferred = unsynced
+	}
 	l.size += int64(len(buf))
 	l.appended += int64(len(buf))
 	if l.job == nil && l.appended > max(l.due, l.recheck) && l.garbageDueLocked() {
@@ -258,8 +265,8 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 	return nil
 }
 
-// deferSyncBytes is the largest write under an unchanged cursor whose
-// fsync Apply leaves to the call that settles it (see Apply).
+// deferSyncBytes is the most that Applies under an unchanged cursor leave
+// unsynced for the next fsync (see Apply).
 const deferSyncBytes = 64 << 10
 
 // syncAsideMin is the smallest batch whose fsync Apply runs on a goroutine
@@ -269,18 +276,24 @@ const deferSyncBytes = 64 << 10
 // faster at the median on a 2-core VM (BenchmarkCheckpoint, ~300 µs).
 const syncAsideMin = 64
 
-// settleLocked makes the last Apply durable: it runs the fsync that Apply
-// left to it, or waits for the one that runs in the background (see
-// Apply). Its failure poisons the log: the page cache and the disk may now
-// disagree. l.mu is held.
+// settleLocked makes every Apply so far durable: it runs the fsync that
+// Applies left to the next one, or waits for the one that runs in the
+// background (see Apply). Its failure poisons the log: the page cache and
+// the disk may now disagree. l.mu is held.
 func (l *Log) settleLocked() error {
-	if l.deferred {
-		l.deferred = false
+	if l.deferred > 0 {
+		l.deferred = 0
 		if err := l.fs.sync(l.f); err != nil {
 			l.err = err
 			return fmt.Errorf("snapshot: sync %s: %w", l.path, err)
 		}
 	}
+	return l.awaitSyncLocked()
+}
+
+// awaitSyncLocked waits for the fsync that runs in the background, if any
+// (see Apply). Its failure poisons the log. l.mu is held.
+func (l *Log) awaitSyncLocked() error {
 	if l.unsynced == nil {
 		return nil
 	}

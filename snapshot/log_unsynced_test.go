@@ -3,6 +3,7 @@ package snapshot
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -83,9 +84,9 @@ func TestLogApplyUnderCursorSyncsInBackground(t *testing.T) {
 	}
 }
 
-// A small Apply that leaves the cursor unchanged starts no fsync: the next
-// call runs it before writing anything (so the write stays the only
-// unsynced one), and returns only once its own fsync is done too.
+// A small Apply that leaves the cursor unchanged starts no fsync: the
+// checkpoint that follows writes its cursor and makes both durable with one
+// fsync, and returns only once it is done.
 func TestLogApplyUnderCursorLeavesSmallSyncToTheNextCall(t *testing.T) {
 	p := newPath(t)
 	l := openLog(t, p, Options{})
@@ -111,10 +112,8 @@ func TestLogApplyUnderCursorLeavesSmallSyncToTheNextCall(t *testing.T) {
 		t.Fatalf("b = %v, %v: the batch is not visible before its fsync", e, err)
 	}
 	apply(t, l, cur(2))
-	// The checkpoint's own fsync runs in the background while it indexes,
-	// and is waited for before it returns.
-	if got := strings.Join(events, " "); got != "write sync write sync" {
-		t.Fatalf("the checkpoint after it did %q, want the earlier write's fsync first", got)
+	if got := strings.Join(events, " "); got != "write write sync" {
+		t.Fatalf("the checkpoint after it did %q, want its write and one fsync for both", got)
 	}
 	l.Close()
 	l = openLog(t, p, Options{})
@@ -172,5 +171,40 @@ func testSyncFailurePoisons(t *testing.T, background bool, waiter string) {
 	}
 	if l.Cursor() != cur(1) {
 		t.Fatalf("cursor moved to %v", l.Cursor())
+	}
+}
+
+// Small Applies under an unchanged cursor leave their fsyncs to the next
+// one only while what they leave unsynced stays within deferSyncBytes: the
+// Apply that would pass it starts the fsync, which covers the writes
+// before it.
+func TestLogLeavesAtMostDeferSyncBytesUnsynced(t *testing.T) {
+	p := newPath(t)
+	l := openLog(t, p, Options{})
+	apply(t, l, cur(1), put("a", "1", 1))
+	var events []string
+	real := osFS()
+	l.fs.sync = func(f *os.File) error {
+		events = append(events, "sync")
+		return real.sync(f)
+	}
+	l.fs.writeAt = func(f *os.File, b []byte, off int64) (int, error) {
+		events = append(events, "write")
+		return real.writeAt(f, b, off)
+	}
+	third := strings.Repeat("v", deferSyncBytes/3)
+	for i := range 3 {
+		apply(t, l, cur(1), put(fmt.Sprintf("k%d", i), third, uint64(2+i)))
+		if l.deferred > deferSyncBytes {
+			t.Fatalf("after %d Applies, %d bytes are left unsynced, more than %d", i+1, l.deferred, deferSyncBytes)
+		}
+	}
+	if err := l.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The third write starts the fsync, in the background (sync waits for
+	// it): the first two were left to it.
+	if got := strings.Join(events, " "); got != "write write write sync" {
+		t.Fatalf("three Applies of a third of deferSyncBytes each, then Sync, did %q", got)
 	}
 }

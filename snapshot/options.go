@@ -11,12 +11,14 @@ type SyncMode uint8
 const (
 	// SyncCheckpoint fsyncs the log at every checkpoint (every [Log.Apply],
 	// every [Writer.Checkpoint]). This is the default, and what a config
-	// agent needs: once Apply returns, the batch and its cursor survive a
-	// power loss, and a power loss can only damage the one batch being
-	// written at that moment, which load then drops as a torn tail. (A file
-	// system that persisted a later page of that single write before an
-	// earlier one could leave a zero hole inside it, which load refuses;
-	// that window is one write long.) Without it the kernel writes the
+	// agent needs: once an Apply that moves the cursor returns, the batch
+	// and its cursor survive a power loss, and a power loss can only damage
+	// what was written since the last fsync (the batch being written, after
+	// at most 64 KiB of batches folded under an unchanged cursor, see
+	// [Log.Apply]), which load then drops as a torn tail. (A file system
+	// that persisted a later page of those writes before an earlier one
+	// could leave a zero hole inside them, which load refuses; that window
+	// is as long as they are.) Without it the kernel writes the
 	// log back whenever it likes, in any page order: after a power cut the
 	// file can hold zeros (pages of earlier batches never written back) in
 	// front of CRC-valid records of later ones, a mid-file hole that load
