@@ -242,7 +242,7 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 	}
 	l.staged = staged[:0]
 	if synced != nil && cursor == l.cursor {
-		l.unsynced = synced // waited for by settleLocked
+		l.unsynced = synced // waited for by awaitSyncLocked
 	} else if synced != nil {
 		if err := <-synced; err != nil {
 			l.err = err // the page cache and the disk may now disagree
@@ -269,11 +269,13 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 // unsynced for the next fsync (see Apply).
 const deferSyncBytes = 64 << 10
 
-// syncAsideMin is the smallest batch whose fsync Apply runs on a goroutine
-// beside its index work. A smaller one's index work takes microseconds,
-// less than handing the fsync to a goroutine and being woken when it ends:
-// fsyncing in line made a 16-update Apply on a 1M-key log about 45 µs
-// faster at the median on a 2-core VM (BenchmarkCheckpoint, ~300 µs).
+// syncAsideMin is the smallest batch moving the cursor whose fsync Apply
+// runs on a goroutine beside its index work (under an unchanged cursor, a
+// write that is not left unsynced always is). A smaller one's index work
+// takes microseconds, less than handing the fsync to a goroutine and being
+// woken when it ends: fsyncing in line made a 16-update Apply on a 1M-key
+// log about 45 µs faster at the median on a 2-core VM (BenchmarkCheckpoint,
+// ~300 µs).
 const syncAsideMin = 64
 
 // settleLocked makes every Apply so far durable: it runs the fsync that
