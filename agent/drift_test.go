@@ -381,6 +381,19 @@ func TestOutputRecordPutRemoveReopen(t *testing.T) {
 	}
 }
 
+// The record of either kind can be synced (its writes do not wait for
+// their fsync): synced then makes it durable before the renames. That Sync
+// is durable is the folds' own tests' (snapshot's TestLogSyncModes,
+// pebblefold's TestSyncMakesAppliesDurable).
+func TestOutputRecordsSyncBeforeTheRenames(t *testing.T) {
+	for _, kind := range []string{FoldMemory, FoldDisk} {
+		rec := openTestRecord(t, kind, t.TempDir(), t.TempDir())
+		if _, ok := rec.log.(syncer); !ok {
+			t.Errorf("the %s record (%T) has no Sync: synced cannot make it durable before the renames", kind, rec.log)
+		}
+	}
+}
+
 func testOutputRecord(t *testing.T, kind string) {
 	dir, out := t.TempDir(), t.TempDir()
 	ctx := context.Background()

@@ -164,7 +164,9 @@ func openOutputRecord(dir, kind string, outputs map[string]host.Output, l *slog.
 	open := func() (kvcore.Fold, error) { return snapshot.Open(path, snapshot.Options{Logger: l}) }
 	if kind == FoldDisk {
 		path = filepath.Join(dir, outputsRecordDir)
-		open = func() (kvcore.Fold, error) { return pebblefold.Open(path, pebblefold.Options{}) }
+		// NoSync: as with the log, a write does not wait for its fsync;
+		// sync (Fold.Sync) makes the record durable where it must be.
+		open = func() (kvcore.Fold, error) { return pebblefold.Open(path, pebblefold.Options{NoSync: true}) }
 	}
 	if err := removeOutputRecords(dir, kind); err != nil {
 		return nil, err
@@ -260,9 +262,11 @@ func (r *outputRecord) hash(staged []host.StagedFile) []kvcore.Update {
 // committed records what hash returned for the files written, just before
 // the commit renames them (see watchRunner.commit); removals wait for the
 // commit (see removed). The record's fsync runs in the background
-// when it returns (a log fold leaves a small write's fsync to its next
-// call; committed starts it): the commit overlaps it with the staged
-// files' and waits for it with synced before the first rename.
+// when it returns (the record's writes do not wait for theirs: a log fold
+// leaves a small write's fsync to the next one, a Pebble record commits
+// without syncing its write-ahead log; committed starts it): the commit
+// overlaps it with the staged files' and waits for it with synced before
+// the first rename.
 // A failure is logged, not returned: the files and hooks must not wait for
 // the record, and a stale entry only costs a needless full render later.
 func (r *outputRecord) committed(ctx context.Context, updates []kvcore.Update) {
@@ -381,9 +385,9 @@ func (r *outputRecord) apply(ctx context.Context, updates []kvcore.Update) error
 	return r.sync(ctx)
 }
 
-// write appends updates to the record, recordChunk at a time. A log fold
-// may still be fsyncing the last chunk when it returns (see
-// snapshot.Log.Apply); sync waits for that.
+// write appends updates to the record, recordChunk at a time. Its last
+// chunk may not be durable yet when it returns (see snapshot.Log.Apply and
+// openOutputRecord); sync makes it so.
 func (r *outputRecord) write(ctx context.Context, updates []kvcore.Update) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -397,7 +401,7 @@ func (r *outputRecord) write(ctx context.Context, updates []kvcore.Update) error
 	return nil
 }
 
-// syncer is a fold whose Apply can return before its fsync ends.
+// syncer is a fold whose Apply can return before its data is durable.
 type syncer interface {
 	Sync(ctx context.Context) error
 }

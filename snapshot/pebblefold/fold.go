@@ -213,6 +213,30 @@ func (f *Fold) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore
 	return nil
 }
 
+// Sync returns once every Apply so far is durable: it writes out the
+// updates buffered under [Options.Bulk] and fsyncs Pebble's write-ahead
+// log, which makes Applies committed under [Options.NoSync] survive a power
+// loss too.
+func (f *Fold) Sync(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := f.acquire(); err != nil {
+		return err
+	}
+	defer f.release()
+	if err := f.writePending(ctx); err != nil {
+		return err
+	}
+	if f.readOnly {
+		return nil
+	}
+	if err := f.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("pebblefold: sync %s: %w", f.dir, err)
+	}
+	return nil
+}
+
 // Settle compacts the whole fold into Pebble's bottom level, so that reads
 // touch as few files as possible. Call it after a bulk hydration, before
 // serving reads; it blocks until done and can take long on a large fold.
