@@ -10,7 +10,8 @@
 // of the cursors it was given, with exactly that cursor's data. By default
 // the batch is fsynced to the write-ahead log before Apply returns;
 // [Options.NoSync] trades that for speed (a power loss may then roll the fold
-// back to an earlier, still consistent cursor).
+// back to an earlier, still consistent cursor), and [Fold.Sync] makes what
+// was applied so far durable when the caller needs it to be.
 //
 // With [Options.Bulk], an Apply that leaves the cursor where it is (the
 // chunks of a state sync, which [kvcore.WatchApplied] folds under the
