@@ -91,28 +91,19 @@ func TestLogApplyUnderCursorLeavesSmallSyncToTheNextCall(t *testing.T) {
 	p := newPath(t)
 	l := openLog(t, p, Options{})
 	apply(t, l, cur(1), put("a", "1", 1))
-	var events []string
-	real := osFS()
-	l.fs.sync = func(f *os.File) error {
-		events = append(events, "sync")
-		return real.sync(f)
-	}
-	l.fs.writeAt = func(f *os.File, b []byte, off int64) (int, error) {
-		events = append(events, "write")
-		return real.writeAt(f, b, off)
-	}
+	events := recordFileOps(l)
 	apply(t, l, cur(1), put("b", "2", 2))
 	if l.unsynced != nil {
 		t.Fatal("a small Apply under the cursor started its fsync")
 	}
-	if got := strings.Join(events, " "); got != "write" {
+	if got := strings.Join(*events, " "); got != "write" {
 		t.Fatalf("a small Apply under the cursor did %q, want only its write", got)
 	}
 	if e, err := l.Get("b"); err != nil || string(e.Value) != "2" {
 		t.Fatalf("b = %v, %v: the batch is not visible before its fsync", e, err)
 	}
 	apply(t, l, cur(2))
-	if got := strings.Join(events, " "); got != "write write sync" {
+	if got := strings.Join(*events, " "); got != "write write sync" {
 		t.Fatalf("the checkpoint after it did %q, want its write and one fsync for both", got)
 	}
 	l.Close()
@@ -182,16 +173,7 @@ func TestLogLeavesAtMostDeferSyncBytesUnsynced(t *testing.T) {
 	p := newPath(t)
 	l := openLog(t, p, Options{})
 	apply(t, l, cur(1), put("a", "1", 1))
-	var events []string
-	real := osFS()
-	l.fs.sync = func(f *os.File) error {
-		events = append(events, "sync")
-		return real.sync(f)
-	}
-	l.fs.writeAt = func(f *os.File, b []byte, off int64) (int, error) {
-		events = append(events, "write")
-		return real.writeAt(f, b, off)
-	}
+	events := recordFileOps(l)
 	third := strings.Repeat("v", deferSyncBytes/3)
 	for i := range 3 {
 		apply(t, l, cur(1), put(fmt.Sprintf("k%d", i), third, uint64(2+i)))
@@ -204,7 +186,23 @@ func TestLogLeavesAtMostDeferSyncBytesUnsynced(t *testing.T) {
 	if err := l.Sync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(events, " "); got != "write write write sync" {
+	if got := strings.Join(*events, " "); got != "write write write sync" {
 		t.Fatalf("three Applies of a third of deferSyncBytes each, then Sync, did %q", got)
 	}
+}
+
+// recordFileOps makes l's appends and fsyncs append "write" and "sync" to
+// the slice it returns, in the order they run.
+func recordFileOps(l *Log) *[]string {
+	var events []string
+	real := osFS()
+	l.fs.sync = func(f *os.File) error {
+		events = append(events, "sync")
+		return real.sync(f)
+	}
+	l.fs.writeAt = func(f *os.File, b []byte, off int64) (int, error) {
+		events = append(events, "write")
+		return real.writeAt(f, b, off)
+	}
+	return &events
 }
