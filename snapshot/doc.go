@@ -32,9 +32,10 @@
 // # Durability
 //
 // [Log.Apply] writes the batch's records and then its cursor record with one
-// write and, in the default [SyncCheckpoint] mode, fsyncs before returning,
-// so an applied batch survives a power loss and only the batch being
-// written when the power fails can be lost (load drops its torn tail). The
+// write and, in the default [SyncCheckpoint] mode, fsyncs before returning
+// when the cursor moves (under an unchanged cursor it may leave up to 64 KiB
+// to the next fsync), so a checkpoint survives a power loss and only what
+// was written since the last fsync can be lost (load drops its torn tail). The
 // Rust crate does not fsync its checkpoints ([SyncNone] restores that): the
 // kernel may then persist a later page of the log before an earlier one,
 // and after a power cut the file can hold a zero hole that load refuses, so

@@ -221,8 +221,7 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 	case l.opts.Sync != SyncCheckpoint || deferred:
 	case len(updates) < syncAsideMin && cursor != l.cursor:
 		if err := l.fs.sync(l.f); err != nil {
-			l.err = err // the page cache and the disk may now disagree
-			return fmt.Errorf("snapshot: sync %s: %w", l.path, err)
+			return l.syncFailed(err)
 		}
 	default:
 		synced = make(chan error, 1)
@@ -245,8 +244,7 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 		l.unsynced = synced // waited for by awaitSyncLocked
 	} else if synced != nil {
 		if err := <-synced; err != nil {
-			l.err = err // the page cache and the disk may now disagree
-			return fmt.Errorf("snapshot: sync %s: %w", l.path, err)
+			return l.syncFailed(err)
 		}
 	}
 	for i, r := range staged {
@@ -286,8 +284,7 @@ func (l *Log) settleLocked() error {
 	if l.deferred > 0 {
 		l.deferred = 0
 		if err := l.fs.sync(l.f); err != nil {
-			l.err = err
-			return fmt.Errorf("snapshot: sync %s: %w", l.path, err)
+			return l.syncFailed(err)
 		}
 	}
 	return l.awaitSyncLocked()
@@ -302,10 +299,17 @@ func (l *Log) awaitSyncLocked() error {
 	err := <-l.unsynced
 	l.unsynced = nil
 	if err != nil {
-		l.err = err
-		return fmt.Errorf("snapshot: sync %s: %w", l.path, err)
+		return l.syncFailed(err)
 	}
 	return nil
+}
+
+// syncFailed poisons the log with err, a failed fsync of it (the page cache
+// and the disk may now disagree), and returns err naming the log. l.mu is
+// held.
+func (l *Log) syncFailed(err error) error {
+	l.err = err
+	return fmt.Errorf("snapshot: sync %s: %w", l.path, err)
 }
 
 // Sync returns once every Apply so far is durable: it settles the fsync of
