@@ -270,3 +270,27 @@ func FuzzClassifyStreamCreate(f *testing.F) {
 		}
 	})
 }
+
+// A write to a bucket deleted under the handle fails with ErrBucketNotFound:
+// nothing answers it, and the bucket's stream is gone. (Without the check it
+// would retry until the timeout and fail with ErrTimeout.)
+func TestWriteToDeletedBucket(t *testing.T) {
+	srv := natstest.Run(t)
+	o := fastOpts(srv.URL())
+	o.Timeout = time.Minute
+	c := connect(t, o)
+	_, js := rawJS(t, srv.URL())
+	s := openStore(t, c, kvcore.StoreConfig{})
+	mustPut(t, s, "k", "1")
+	if err := js.DeleteKeyValue(testCtx(t), s.bucket); err != nil {
+		t.Fatal(err)
+	}
+	for name, write := range map[string]func() error{
+		"put":    func() error { _, err := s.Put(testCtx(t), "k", []byte("2")); return err },
+		"create": func() error { _, err := s.Create(testCtx(t), "new", []byte("2")); return err },
+	} {
+		if err := write(); !errors.Is(err, kvcore.ErrBucketNotFound) {
+			t.Errorf("%s to a deleted bucket = %v, want ErrBucketNotFound", name, err)
+		}
+	}
+}

@@ -53,6 +53,9 @@ func (s *store) Bucket() string { return s.bucket }
 // do runs one operation on key, bounded by the timeout, and wraps its
 // error. While nothing answers — a replicated bucket between leaders, or
 // just created — it tries again: a request nobody received changed nothing.
+// Once nobody has answered for bucketGoneAfter, it asks whether the bucket
+// still exists: a deleted bucket fails with kvcore.ErrBucketNotFound rather
+// than at the timeout.
 func (s *store) do(ctx context.Context, op, key string, fn func(ctx context.Context) error) error {
 	if err := s.check(key); err != nil {
 		return &kvcore.OpError{Op: op, Bucket: s.bucket, Key: key, Err: err}
@@ -60,6 +63,7 @@ func (s *store) do(ctx context.Context, op, key string, fn func(ctx context.Cont
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	pause := noResponderPause
+	var unanswered time.Time
 	for {
 		err := fn(ctx)
 		if err == nil {
@@ -67,6 +71,12 @@ func (s *store) do(ctx context.Context, op, key string, fn func(ctx context.Cont
 		}
 		if !noResponders(err) {
 			return &kvcore.OpError{Op: op, Bucket: s.bucket, Key: key, Err: mapErr(err)}
+		}
+		switch {
+		case unanswered.IsZero():
+			unanswered = time.Now()
+		case time.Since(unanswered) >= bucketGoneAfter && s.gone(ctx):
+			return &kvcore.OpError{Op: op, Bucket: s.bucket, Key: key, Err: kvcore.ErrBucketNotFound}
 		}
 		select {
 		case <-ctx.Done():
@@ -79,6 +89,17 @@ func (s *store) do(ctx context.Context, op, key string, fn func(ctx context.Cont
 
 // noResponderPause is the first pause before retrying a request nobody answered.
 const noResponderPause = 50 * time.Millisecond
+
+// bucketGoneAfter is how long requests go unanswered before do asks whether
+// the bucket was deleted; a leader election is usually over by then.
+const bucketGoneAfter = 500 * time.Millisecond
+
+// gone reports whether the bucket's stream no longer exists. A lookup that
+// fails otherwise (no permission, no answer) says nothing.
+func (s *store) gone(ctx context.Context) bool {
+	_, err := s.sess.js.Stream(ctx, s.stream)
+	return errors.Is(err, jetstream.ErrStreamNotFound)
+}
 
 func noResponders(err error) bool {
 	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
