@@ -3,6 +3,7 @@ package agent
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -118,6 +119,9 @@ func (r *fleetReporter) tick(ctx context.Context, now time.Time) {
 		}
 		rec, err := r.write(ctx, key, rec, now)
 		if err != nil {
+			if errors.Is(err, kvcore.ErrBucketNotFound) {
+				r.store = nil // deleted under the agent: the next tick creates it again
+			}
 			r.failed(ctx, fmt.Errorf("report bucket %s, key %s: %w", r.conf.Bucket, key, err), now)
 			return
 		}

@@ -117,6 +117,30 @@ func TestFleetReportFailureDoesNotStopTheWatch(t *testing.T) {
 	}
 }
 
+// A report bucket deleted while the agent runs is created again, with its
+// max age, and the records come back: the reporter does not keep writing
+// into a bucket that is gone.
+func TestFleetReportBucketDeletedIsCreatedAgain(t *testing.T) {
+	f := newFixture(t)
+	rev := f.put("cfg", "files.a.conf", "1")
+	a, _ := f.start(f.config(filesConfig + reportBlock))
+	waitLong(t, "h1 to report", func() bool { return f.fleetRecord().Revision == rev })
+	if err := f.jetstream().DeleteKeyValue(context.Background(), "fleet"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "h1's record in a new report bucket", func() bool { return f.fleetRecord().Revision == rev })
+	st, err := f.jetstream().Stream(context.Background(), "KV_fleet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := st.CachedInfo().Config; c.MaxAge != 5*time.Second {
+		t.Errorf("re-created report bucket has max age %v, want 5s", c.MaxAge)
+	}
+	if !a.Ready() {
+		t.Error("the watch is not ready")
+	}
+}
+
 func TestReportConfig(t *testing.T) {
 	cfg, err := Parse("agent.hcl", []byte(`report {}`))
 	if err != nil {
