@@ -25,6 +25,11 @@ type Query struct {
 	Watch  string // only watches of this name ("" = every watch)
 	// Prefix keeps only watches that declare this prefix ("" = any).
 	Prefix string
+	// Key keeps only watches whose scope holds this key: those without
+	// prefixes, and those with a prefix the key starts with ("" = any).
+	// Set it to the key of the change at Revision: a watch whose prefixes
+	// do not hold that change never applies it.
+	Key string
 	// Revision is the revision every host should have applied; 0 takes,
 	// per watch, the highest revision any host reported.
 	Revision uint64
@@ -124,7 +129,7 @@ func Aggregate(records []Record, q Query) Report {
 	groups := map[string]*WatchReport{}
 	for _, r := range records {
 		if q.Bucket != "" && r.Bucket != q.Bucket || q.Watch != "" && r.Watch != q.Watch ||
-			q.Prefix != "" && !slices.Contains(r.Prefixes, q.Prefix) {
+			q.Prefix != "" && !slices.Contains(r.Prefixes, q.Prefix) || q.Key != "" && !holds(r.Prefixes, q.Key) {
 			continue
 		}
 		id := r.Bucket + "\x00" + r.Watch + "\x00" + strings.Join(r.Prefixes, "\x00")
@@ -137,7 +142,7 @@ func Aggregate(records []Record, q Query) Report {
 		if interval <= 0 {
 			interval = defaultInterval
 		}
-		g.All = append(g.All, HostState{Record: r, Silent: q.Now.Sub(r.Time) > time.Duration(q.SilentAfter)*interval})
+		g.All = append(g.All, HostState{Record: r, Silent: q.Now.Sub(r.Written()) > time.Duration(q.SilentAfter)*interval})
 		g.Revision = max(g.Revision, r.Revision)
 	}
 	rep := Report{Time: q.Now, Watches: make([]WatchReport, 0, len(groups))}
@@ -153,6 +158,14 @@ func Aggregate(records []Record, q Query) Report {
 			slices.Compare(a.Prefixes, b.Prefixes))
 	})
 	return rep
+}
+
+// holds reports whether a watch with prefixes (none: every key) sees key.
+func holds(prefixes []string, key string) bool {
+	if len(prefixes) == 0 {
+		return true
+	}
+	return slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(key, p) })
 }
 
 // judge fills in a watch's counts, lists and histogram from All.

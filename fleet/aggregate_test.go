@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -82,5 +83,44 @@ func TestAggregateConflictIsFailingNotApplied(t *testing.T) {
 	r, err := Decode("web1.routes", []byte(`{"host":"web1","watch":"routes","bucket":"cfg","revision":3,"state":"ready"}`))
 	if err != nil || r.Instance != "" || r.Revision != 3 {
 		t.Errorf("old record: %+v, %v", r, err)
+	}
+}
+
+// Query.Key judges only the watches whose scope holds the key: a watch with
+// prefixes that do not hold it never applies its change.
+func TestAggregateKeepsWatchesHoldingTheKey(t *testing.T) {
+	tls := rec("a", 3, StateReady, 0)
+	tls.Watch, tls.Prefixes = "tls", []string{"tls."}
+	upstreams := rec("a", 9, StateReady, 0)
+	upstreams.Watch, upstreams.Prefixes = "upstreams", []string{"tls.x", "upstream."}
+	records := []Record{rec("a", 9, StateReady, 0), tls, upstreams}
+	for key, want := range map[string]string{
+		"upstream.web": "routes upstreams",
+		"tls.cert":     "routes tls",
+		"tls.x1":       "routes tls upstreams",
+		"":             "routes tls upstreams",
+	} {
+		var got []string
+		for _, w := range Aggregate(records, Query{Key: key, Revision: 9, Now: t0}).Watches {
+			got = append(got, w.Watch)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(strings.Fields(want)) {
+			t.Errorf("key %q: watches %v, want %s", key, got, want)
+		}
+	}
+}
+
+// Silence is judged by when the bucket stored a record, when known, not by
+// the writer's clock.
+func TestAggregateSilenceByStoredTime(t *testing.T) {
+	late := rec("late", 10, StateReady, 0)
+	late.Time = t0.Add(-time.Hour) // its clock is an hour behind
+	late.Stored = t0
+	dead := rec("dead", 10, StateReady, 0) // its clock runs ahead
+	dead.Time = t0.Add(time.Hour)
+	dead.Stored = t0.Add(-time.Minute)
+	w := Aggregate([]Record{late, dead}, Query{Now: t0}).Watches[0]
+	if len(w.Silent) != 1 || w.Silent[0].Host != "dead" {
+		t.Errorf("silent %v, want dead only", w.Silent)
 	}
 }

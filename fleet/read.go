@@ -23,6 +23,7 @@ func Read(ctx context.Context, reports kvcore.Reader) (records []Record, skipped
 			skipped++
 			continue
 		}
+		r.Stored = e.Created
 		records = append(records, r)
 	}
 	return records, skipped, nil

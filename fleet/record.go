@@ -60,6 +60,20 @@ type Record struct {
 	// went silent.
 	Time     time.Time `json:"time"`
 	Interval Duration  `json:"interval"`
+	// Stored is when the report bucket stored the record, by the server's
+	// clock ([Read] sets it; zero when unknown). Silence is judged by it
+	// when known, so a host whose own clock is off is not taken for
+	// silent, nor a silent one for alive.
+	Stored time.Time `json:"stored,omitzero"`
+}
+
+// Written is when the record was written: Stored if known, else the
+// writer's Time.
+func (r Record) Written() time.Time {
+	if !r.Stored.IsZero() {
+		return r.Stored
+	}
+	return r.Time
 }
 
 // Duration is a time.Duration that reads and writes as "30s" in JSON.
