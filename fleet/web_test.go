@@ -5,78 +5,22 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/slipstreamkv/slipstream/internal/browsertest"
 	"github.com/slipstreamkv/slipstream/internal/natstest"
 	"github.com/slipstreamkv/slipstream/kvcore"
 	"github.com/slipstreamkv/slipstream/kvcore/natskv"
 )
 
-// chromium finds a Chromium to drive: the test is skipped without one,
-// unless SLIPSTREAM_REQUIRE_CHROMIUM=1 (CI) makes that a failure.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if path, err := exec.LookPath(name); err == nil {
-			return path
-		}
-	}
-	if os.Getenv("SLIPSTREAM_REQUIRE_CHROMIUM") == "1" {
-		t.Fatal("no chromium in PATH (apt-get install chromium) and SLIPSTREAM_REQUIRE_CHROMIUM=1")
-	}
-	t.Skip("no chromium in PATH (apt-get install chromium)")
-	return ""
-}
-
-// browser starts a headless Chromium with a fresh profile.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium(t)),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	ctx, cancel := chromedp.NewContext(alloc)
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-	})
-	return ctx
-}
-
-// evalUntil evaluates expr in the page until it returns want.
-func evalUntil(t *testing.T, ctx context.Context, what, expr string, want any) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		got, err := chromedp.Run(ctx, chromedp.Evaluate[any](expr))
-		if err == nil && fmt.Sprint(got) == fmt.Sprint(want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s = %v (%v), want %v", what, expr, got, err, want)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // TestRolloutPageInChromium serves the page over a real report bucket with
 // simulated hosts, loads it in headless Chromium, and checks it shows them
 // and follows a host's record as it changes.
 func TestRolloutPageInChromium(t *testing.T) {
-	ctx := browser(t)
+	ctx := browsertest.New(t)
 	srv := natstest.Run(t)
 	conn := natskv.New(natskv.Options{Servers: []string{srv.URL()}})
 	if err := conn.Connect(context.Background()); err != nil {
@@ -111,17 +55,17 @@ func TestRolloutPageInChromium(t *testing.T) {
 	if _, err := chromedp.Run(ctx, chromedp.Navigate(page.URL+"/")); err != nil {
 		t.Fatal(err)
 	}
-	evalUntil(t, ctx, "the hosts", `document.querySelectorAll("tr.host").length`, hosts)
+	browsertest.EvalUntil(t, ctx, "the hosts", `document.querySelectorAll("tr.host").length`, hosts)
 	cell := `document.querySelector('tr[data-host="host07"] td.cell')`
-	evalUntil(t, ctx, "host07 lagging", cell+`.dataset.revision + " " + `+cell+`.dataset.state`, "8 failing")
-	evalUntil(t, ctx, "the laggard listed first", `document.querySelector("tr.host").dataset.host`, "host07")
-	evalUntil(t, ctx, "the summary", `document.querySelector(".watch .summary").textContent`,
+	browsertest.EvalUntil(t, ctx, "host07 lagging", cell+`.dataset.revision + " " + `+cell+`.dataset.state`, "8 failing")
+	browsertest.EvalUntil(t, ctx, "the laggard listed first", `document.querySelector("tr.host").dataset.host`, "host07")
+	browsertest.EvalUntil(t, ctx, "the summary", `document.querySelector(".watch .summary").textContent`,
 		"11 of 12 hosts at revision ≥ 10; 11 ready, 1 failing, 0 held, 0 silent")
-	evalUntil(t, ctx, "the lag histogram", `[...document.querySelectorAll(".hist > span.muted")].map(e => e.textContent).join(",")`, "11,0,1")
+	browsertest.EvalUntil(t, ctx, "the lag histogram", `[...document.querySelectorAll(".hist > span.muted")].map(e => e.textContent).join(",")`, "11,0,1")
 
 	// host07 catches up past the others: the page follows.
 	put("host07", 11, StateReady)
-	evalUntil(t, ctx, "host07 updated", cell+`.dataset.revision + " " + `+cell+`.dataset.state`, "11 ready")
-	evalUntil(t, ctx, "the summary updated", `document.querySelector(".watch .summary").textContent`,
+	browsertest.EvalUntil(t, ctx, "host07 updated", cell+`.dataset.revision + " " + `+cell+`.dataset.state`, "11 ready")
+	browsertest.EvalUntil(t, ctx, "the summary updated", `document.querySelector(".watch .summary").textContent`,
 		"1 of 12 hosts at revision ≥ 11; 12 ready, 0 failing, 0 held, 0 silent")
 }
