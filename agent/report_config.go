@@ -17,7 +17,7 @@ import (
 //	report {
 //	  bucket   = "slipagent-fleet" # default
 //	  interval = "30s"             # heartbeat; changes are written at once
-//	  max_age  = "90s"             # default 3 × interval: silent hosts age out
+//	  max_age  = "5m"              # default 10 × interval: silent hosts age out
 //	  host     = "web1"            # default: the host name, dots as "_"
 //	  max_bytes = "64MiB"          # bucket size when the agent creates it
 //	}
@@ -36,7 +36,10 @@ type ReportConf struct {
 	MaxBytesRange hcl.Range `hcl:"max_bytes,attr_value_range"`
 
 	Interval time.Duration // default DefaultReportInterval
-	MaxAge   time.Duration // default 3 × Interval
+	// MaxAge (default reportMaxAgeIntervals × Interval) is longer than
+	// the fleet's DefaultSilentAfter intervals, so a dead host shows as
+	// silent before its records age out.
+	MaxAge time.Duration
 	// MaxBytes sizes the bucket the agent creates (default
 	// DefaultReportMaxBytes); when full, the oldest records go first.
 	MaxBytes int64
@@ -48,6 +51,8 @@ const (
 	DefaultReportInterval = 30 * time.Second
 	// DefaultReportMaxBytes holds some 150,000 records (hosts × watches).
 	DefaultReportMaxBytes = 64 << 20
+	// reportMaxAgeIntervals × interval is the default max_age.
+	reportMaxAgeIntervals = 10
 	// minReportInterval keeps a typo ("30ms") from flooding the bucket.
 	minReportInterval = 100 * time.Millisecond
 )
@@ -63,7 +68,7 @@ func (r *ReportConf) finalize(diags hcl.Diagnostics) hcl.Diagnostics {
 	if r.Interval < minReportInterval {
 		diags = append(diags, errAt(r.IntervalRange, "Invalid report interval", fmt.Sprintf("interval is at least %v.", minReportInterval)))
 	}
-	r.MaxAge, diags = parseDuration(r.MaxAgeS, r.MaxAgeRange, 3*r.Interval, diags)
+	r.MaxAge, diags = parseDuration(r.MaxAgeS, r.MaxAgeRange, reportMaxAgeIntervals*r.Interval, diags)
 	if r.MaxAge <= r.Interval {
 		diags = append(diags, errAt(r.MaxAgeRange, "Invalid report max_age", fmt.Sprintf("max_age (%v) must be longer than interval (%v), or live hosts' records expire between heartbeats.", r.MaxAge, r.Interval)))
 	}

@@ -148,7 +148,7 @@ func TestReportConfig(t *testing.T) {
 	}
 	host, _ := os.Hostname()
 	r := cfg.Report
-	if r.Bucket != "slipagent-fleet" || r.Interval != 30*time.Second || r.MaxAge != 90*time.Second || r.Host != fleet.HostID(host) {
+	if r.Bucket != "slipagent-fleet" || r.Interval != 30*time.Second || r.MaxAge != 5*time.Minute || r.Host != fleet.HostID(host) {
 		t.Errorf("defaults: %+v", r)
 	}
 	if cfg, _ := Parse("agent.hcl", nil); cfg.Report != nil {
@@ -162,7 +162,7 @@ func TestReportConfig(t *testing.T) {
 	_, block, _ := strings.Cut(string(example), "\n# report {")
 	block, _, _ = strings.Cut(block, "\n# }")
 	block = "report {" + strings.ReplaceAll(block, "\n#", "\n") + "\n}"
-	if cfg, err := Parse("agent.hcl", []byte(block)); err != nil || cfg.Report.Host != "web1" || cfg.Report.MaxAge != 90*time.Second {
+	if cfg, err := Parse("agent.hcl", []byte(block)); err != nil || cfg.Report.Host != "web1" || cfg.Report.MaxAge != 5*time.Minute {
 		t.Errorf("the example's report block:\n%s\n%v", block, err)
 	}
 	for _, bad := range []string{

@@ -118,19 +118,65 @@ func (r *fleetReader) read(ctx context.Context) ([]fleet.Record, error) {
 	return records, err
 }
 
+// revisions is what the NATS backend tells of a bucket's revisions.
+type revisions interface {
+	LastRevision(context.Context) (uint64, error)
+	KeyAt(context.Context, uint64) (string, error)
+}
+
+// revisions opens bucket to ask about its revisions.
+func (r *fleetReader) revisions(ctx context.Context, bucket string) (revisions, error) {
+	s, err := r.conn.Open(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	rv, ok := s.(revisions)
+	if !ok {
+		return nil, errors.New("the backend cannot tell a bucket's revisions")
+	}
+	return rv, nil
+}
+
 // lastRevision is the latest revision of bucket (for -after-put).
 func (r *fleetReader) lastRevision(ctx context.Context, bucket string) (uint64, error) {
-	s, err := r.conn.Open(ctx, bucket)
+	rv, err := r.revisions(ctx, bucket)
 	if err != nil {
 		return 0, err
 	}
-	lr, ok := s.(interface {
-		LastRevision(context.Context) (uint64, error)
-	})
-	if !ok {
-		return 0, errors.New("the backend cannot tell a bucket's last revision")
+	return rv.LastRevision(ctx)
+}
+
+// scope narrows f's query, when it names a bucket and a revision, to the
+// watches whose prefixes hold the key of that revision's change: the others
+// never apply it. When that key cannot be read (a later change of the key
+// replaced it, or no permission), it says so on stderr and every watch is
+// judged by the revision.
+func (f *fleetFlags) scope(ctx context.Context, r *fleetReader, cmd string, stderr io.Writer) {
+	q := &f.query
+	if q.Revision == 0 || q.Bucket == "" {
+		return
 	}
-	return lr.LastRevision(ctx)
+	rv, err := r.revisions(ctx, q.Bucket)
+	var key string
+	if err == nil {
+		key, err = rv.KeyAt(ctx, q.Revision)
+	}
+	switch {
+	case err == nil:
+		q.Key = key
+	case errors.Is(err, kvcore.ErrNotFound):
+		fmt.Fprintf(stderr, "%s: bucket %s no longer holds revision %d (a later change of its key replaced it, or it aged out): watches whose prefixes may not hold it are judged by it too\n", cmd, q.Bucket, q.Revision)
+	default:
+		fmt.Fprintf(stderr, "%s: cannot read the key of revision %d (%v): watches whose prefixes may not hold it are judged by it too\n", cmd, q.Revision, err)
+	}
+}
+
+// keyNote is " (key K)", or "" for no key.
+func keyNote(key string) string {
+	if key == "" {
+		return ""
+	}
+	return " (key " + key + ")"
 }
 
 // printProblems prints, per watch, the hosts that lag, fail, are held or
@@ -160,18 +206,26 @@ func watchLabel(w fleet.WatchReport) string {
 }
 
 // hostLine describes a host that is not done: "h3 at revision 40 since
-// 12:00:01Z (2 behind), failing: hook reload: exit status 1".
+// 12:00:01Z (2 behind, behind its bucket since 12:03:10Z), failing: hook
+// reload: exit status 1".
 func hostLine(h fleet.HostState, now time.Time) string {
 	s := fmt.Sprintf("%s at revision %d since %s", h.Host, h.Revision, h.Since.UTC().Format(time.RFC3339))
+	var behind []string
 	if h.Lag > 0 {
-		s += fmt.Sprintf(" (%d behind)", h.Lag)
+		behind = append(behind, fmt.Sprintf("%d behind", h.Lag))
+	}
+	if !h.BehindSince.IsZero() {
+		behind = append(behind, "behind its bucket since "+h.BehindSince.UTC().Format(time.RFC3339))
+	}
+	if len(behind) > 0 {
+		s += " (" + strings.Join(behind, ", ") + ")"
 	}
 	s += ", " + h.State
 	if h.Error != "" {
 		s += ": " + h.Error
 	}
 	if h.Silent {
-		s += fmt.Sprintf("; silent for %v", now.Sub(h.Time).Round(time.Second))
+		s += fmt.Sprintf("; silent for %v", now.Sub(h.Written()).Round(time.Second))
 	}
 	return s
 }

@@ -16,7 +16,10 @@ Prints, for each watch the hosts report (of bucket B, named W, declaring
 prefix P), how many hosts applied revision R (default: the highest revision
 any host reports for the watch) and how many are ready, then one line per
 host that has not applied it, fails, is held or went silent: its revision,
-since when, how far behind and why. -json prints the whole aggregation.
+since when, how far behind and why. With -bucket and -revision, only the
+watches whose prefixes hold the key R changed are judged: the others never
+apply it (if the bucket no longer holds R, every watch is). -json prints
+the whole aggregation.
 Exits 0 when every host applied R and is ready, 1 otherwise (or when no
 host reports), 3 when the report bucket does not exist, 4 when NATS cannot
 be reached.`
@@ -41,6 +44,7 @@ func runFleetStatus(ctx context.Context, args []string, stdout, stderr io.Writer
 		return exitUnreachable
 	}
 	defer r.Close()
+	f.scope(ctx, r, "slipagent fleet status", stderr)
 	records, err := r.read(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "slipagent fleet status: %v\n", err)

@@ -11,14 +11,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/slipstreamkv/slipstream/fleet"
+	"github.com/slipstreamkv/slipstream/internal/browsertest"
 	"github.com/slipstreamkv/slipstream/internal/natstest"
 	"github.com/slipstreamkv/slipstream/internal/plugintest"
 )
 
 // fleetAgentConfig is one host's agent: a watch of bucket cfg through the
 // files plugin whose hook fails while $HOST/broken exists, reporting to
-// bucket fleet every second (max age 4s) as host $NAME.
+// bucket fleet every second (the default max age: 10 intervals) as host
+// $NAME. $EXTRA adds watches.
 const fleetAgentConfig = `
 data_dir  = "$HOST/data"
 cache_dir = "$CACHE"
@@ -33,11 +37,26 @@ watch "cfg" {
   output "files" { dir = "$HOST/out" }
   hook "changed" { command = ["sh", "-c", "test ! -e $HOST/broken"] }
 }
+$EXTRA
 report {
   bucket   = "fleet"
   interval = "1s"
-  max_age  = "4s"
   host     = "$NAME"
+}
+`
+
+// tlsWatch is a watch of bucket cfg with prefixes that the rollout's key
+// (files.a.conf) is not under: it never applies the rollout's revisions.
+const tlsWatch = `
+plugin "tls" {
+  module = "$CACHE/../files.wasm"
+  config = { prefix = "tls." }
+}
+watch "tls" {
+  bucket   = "cfg"
+  prefixes = ["tls."]
+  plugin   = "tls"
+  output "files" { dir = "$HOST/tls" }
 }
 `
 
@@ -81,9 +100,11 @@ func hostsOf(rep fleet.Report) []string {
 }
 
 // TestFleetRollout runs three real agent processes against one nats-server
-// and follows a rollout with the fleet commands: a put converging, a host
-// whose hook fails named by status and wait, and a killed host ageing out
-// of the report bucket.
+// and follows a rollout with the fleet commands: a put converging (h1 also
+// runs a watch whose prefixes do not hold the rollout's key, which the
+// commands leave out), a host whose hook fails named by status, wait and
+// the rollout page in Chromium, and a killed host shown as silent, then
+// ageing out of the report bucket.
 func TestFleetRollout(t *testing.T) {
 	srv := natstest.Run(t)
 	url := srv.URL()
@@ -93,10 +114,11 @@ func TestFleetRollout(t *testing.T) {
 	putRev(t, url, "files.a.conf", "1")
 
 	agents := map[string]*slipagentProcess{}
-	start := func(name string) {
+	start := func(name, extra string) {
 		host := filepath.Join(dir, name)
 		os.MkdirAll(host, 0o755)
-		cfg := strings.NewReplacer("$HOST", host, "$CACHE", cache, "$NATS", url, "$NAME", name).Replace(fleetAgentConfig)
+		cfg := strings.NewReplacer("$EXTRA", extra).Replace(fleetAgentConfig)
+		cfg = strings.NewReplacer("$HOST", host, "$CACHE", cache, "$NATS", url, "$NAME", name).Replace(cfg)
 		path := filepath.Join(host, "agent.hcl")
 		os.WriteFile(path, []byte(cfg), 0o644)
 		agents[name] = startSlipagent(t, host, "run", "-config", path)
@@ -114,12 +136,12 @@ func TestFleetRollout(t *testing.T) {
 
 	// The first agent compiles the plugin into the shared cache; the
 	// others find it there.
-	start("h1")
+	start("h1", tlsWatch)
 	if code, out, errOut := wait("-revision", "1", "-timeout", "3m"); code != exitOK {
 		t.Fatalf("h1 did not report revision 1: %d %q %q\n%s", code, out, errOut, logs())
 	}
-	start("h2")
-	start("h3")
+	start("h2", "")
+	start("h3", "")
 
 	// A put converges: wait returns 0 once all three applied it.
 	rev := putRev(t, url, "files.a.conf", "2")
@@ -131,8 +153,8 @@ func TestFleetRollout(t *testing.T) {
 	// ready, which a host that just started reports once its first
 	// catch-up (and the hooks it owes) ended, a moment later.
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
-		code, rep := fleetReport(t, url, "-revision", strconv.FormatUint(rev, 10))
-		if code == exitOK && rep.Watches[0].Applied == 3 {
+		code, rep := fleetReport(t, url, "-bucket", "cfg", "-revision", strconv.FormatUint(rev, 10))
+		if code == exitOK && len(rep.Watches) == 1 && rep.Watches[0].Applied == 3 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -145,12 +167,12 @@ func TestFleetRollout(t *testing.T) {
 	stuck := putRev(t, url, "files.a.conf", "3")
 	target := strconv.FormatUint(stuck, 10)
 	code, out, errOut = wait("-after-put", "-fraction", "0.6", "-timeout", "3m")
-	if code != exitOK || !strings.Contains(out, fmt.Sprintf("waiting for revision %d", stuck)) {
+	if code != exitOK || !strings.Contains(out, fmt.Sprintf("waiting for revision %d of bucket cfg (key files.a.conf)", stuck)) {
 		t.Fatalf("fleet wait -after-put -fraction 0.6 = %d %q %q\n%s", code, out, errOut, logs())
 	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		code, rep := fleetReport(t, url, "-revision", target)
+		code, rep := fleetReport(t, url, "-bucket", "cfg", "-revision", target)
 		if len(rep.Watches) == 1 && len(rep.Watches[0].Failing) == 1 {
 			w := rep.Watches[0]
 			h := w.Failing[0]
@@ -165,7 +187,7 @@ func TestFleetRollout(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	code, out, _ = runCmd(t, "fleet", "status", "-server", url, "-report-bucket", "fleet", "-revision", target)
+	code, out, _ = runCmd(t, "fleet", "status", "-server", url, "-report-bucket", "fleet", "-bucket", "cfg", "-revision", target)
 	if code != exitFailure || !strings.Contains(out, fmt.Sprintf("cfg (bucket cfg): h3 at revision %d", rev)) || !strings.Contains(out, "failing: ") {
 		t.Errorf("fleet status = %d\n%s", code, out)
 	}
@@ -175,11 +197,35 @@ func TestFleetRollout(t *testing.T) {
 		t.Errorf("fleet wait with h3 stuck = %d %q %q", code, out, errOut)
 	}
 
-	// h2 dies: its record ages out of the bucket (max age 4s).
+	// The rollout page, served by fleet serve, shows the three hosts, h3
+	// first, failing.
+	checkRolloutPage(t, dir, url, rev)
+
+	// h2 dies: it shows as silent after three heartbeat intervals, and
+	// holds the wait, until its record ages out of the bucket (max age 10
+	// intervals).
 	agents["h2"].stop(t, syscall.SIGKILL)
+	deadline = time.Now().Add(time.Minute)
+	for {
+		code, rep := fleetReport(t, url, "-bucket", "cfg", "-revision", target)
+		if len(rep.Watches) == 1 && len(rep.Watches[0].Silent) == 1 && rep.Watches[0].Silent[0].Host == "h2" {
+			if code != exitFailure || rep.Watches[0].Hosts != 3 {
+				t.Fatalf("fleet status with h2 silent = %d %v", code, hostsOf(rep))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("h2 is not reported silent: %v", hostsOf(rep))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	code, out, errOut = wait("-revision", target, "-timeout", "1s")
+	if code != exitTimeout || !strings.Contains(out, "h2 at revision "+target) || !strings.Contains(out, "silent for") {
+		t.Errorf("fleet wait with h2 silent = %d %q %q", code, out, errOut)
+	}
 	deadline = time.Now().Add(2 * time.Minute)
 	for {
-		_, rep := fleetReport(t, url)
+		_, rep := fleetReport(t, url, "-watch", "cfg")
 		hosts := hostsOf(rep)
 		if len(hosts) == 2 && !strings.Contains(strings.Join(hosts, " "), "h2@") {
 			break
@@ -189,7 +235,7 @@ func TestFleetRollout(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if code, out, _ := runCmd(t, "kv", "-server", url, "keys", "fleet"); code != exitOK || out != "h1.cfg\nh3.cfg\n" {
+	if code, out, _ := runCmd(t, "kv", "-server", url, "keys", "fleet"); code != exitOK || out != "h1.cfg\nh1.tls\nh3.cfg\n" {
 		t.Errorf("report bucket keys = %d %q, want h2's gone", code, out)
 	}
 	// Once h3 is repaired, everyone left converges.
@@ -220,4 +266,31 @@ func TestFleetChecksBeforeConnecting(t *testing.T) {
 	if code, out, _ := runCmd(t, "help", "fleet"); code != exitOK || !strings.Contains(out, "Rollout: put, wait, inspect") {
 		t.Errorf("help fleet = %d %q", code, out)
 	}
+}
+
+// checkRolloutPage runs "fleet serve" over the rollout's reports and loads
+// its page in Chromium: three hosts, h3 first, failing at revision rev.
+func checkRolloutPage(t *testing.T, dir, url string, rev uint64) {
+	t.Helper()
+	ctx := browsertest.New(t)
+	serveDir := filepath.Join(dir, "serve")
+	os.MkdirAll(serveDir, 0o755)
+	serve := startSlipagent(t, serveDir, "fleet", "serve", "-server", url, "-report-bucket", "fleet", "-bucket", "cfg", "-listen", "127.0.0.1:0")
+	defer serve.stop(t, syscall.SIGTERM)
+	var page string
+	for deadline := time.Now().Add(time.Minute); page == ""; time.Sleep(50 * time.Millisecond) {
+		_, rest, ok := strings.Cut(serve.output(), "serving the rollout page on ")
+		if line, _, full := strings.Cut(rest, "\n"); ok && full {
+			page = line
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fleet serve printed no address: %s", serve.output())
+		}
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(page)); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.EvalUntil(t, ctx, "the hosts", `[...document.querySelectorAll("tr.host")].map(r => r.dataset.host).join(" ")`, "h3 h1 h2")
+	cell := `document.querySelector('tr[data-host="h3"] td.cell')`
+	browsertest.EvalUntil(t, ctx, "h3 failing", cell+`.dataset.revision + " " + `+cell+`.dataset.state`, fmt.Sprintf("%d failing", rev))
 }

@@ -24,10 +24,12 @@ behind, since when, their state and error) and exits 6.
 
 A host counts until its record ages out of the report bucket (its report
 max_age): one that went silent without applying R keeps the wait from
-converging, and so does one that two agents report under (state conflict). A watch with prefixes applies only the changes under them:
-wait for the revision of a change it covers (the "rev N" kv put prints).
-Exit codes: 0 converged, 2 bad command line, 4 NATS unreachable, 6 timed
-out.`
+converging, and so does one that two agents report under (state conflict).
+With -bucket, only the watches whose prefixes hold the key R changed are
+waited for: the others never apply it (if the bucket no longer holds R,
+every watch is).
+Exit codes: 0 converged, 2 bad command line, 3 the bucket -after-put names
+does not exist, 4 NATS unreachable, 6 timed out.`
 
 func runFleetWait(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("slipagent fleet wait", stderr)
@@ -75,7 +77,10 @@ func runFleetWait(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			fmt.Fprintf(stderr, "slipagent fleet wait: bucket %s: %v\n", f.query.Bucket, err)
 			return kvExitCode(err)
 		}
-		fmt.Fprintf(stdout, "waiting for revision %d of bucket %s\n", f.query.Revision, f.query.Bucket)
+	}
+	f.scope(ctx, r, "slipagent fleet wait", stderr)
+	if *afterPut {
+		fmt.Fprintf(stdout, "waiting for revision %d of bucket %s%s\n", f.query.Revision, f.query.Bucket, keyNote(f.query.Key))
 	}
 	return waitConverged(ctx, r, f, convergence{*fraction, *minHosts}, *poll, stdout, stderr)
 }
@@ -133,6 +138,9 @@ func waitConverged(ctx context.Context, r *fleetReader, f *fleetFlags, c converg
 			}
 			for _, w := range rep.Watches {
 				fmt.Fprintf(stdout, "%s: %d of %d hosts applied revision %d\n", watchLabel(w), w.Applied, w.Hosts, w.Revision)
+				if w.Hosts < c.hosts {
+					fmt.Fprintf(stdout, "%s: %d hosts report it, -hosts wants %d\n", watchLabel(w), w.Hosts, c.hosts)
+				}
 			}
 			printProblems(stdout, rep)
 			return exitTimeout

@@ -26,8 +26,9 @@ const exitCodes = `exit codes:
   2    bad command line (unknown command or flag, missing argument)
        plan -detailed-exitcode: changes present (terraform's convention)
   3    kv: the key or bucket does not exist
+       fleet status: the report bucket; fleet wait -after-put: the bucket
   4    kv: no NATS server could be reached
-       once, plan: likewise
+       once, plan, fleet: likewise
   5    kv create: the key exists; kv update: the key's revision differs
   6    fleet wait: the hosts did not apply the revision before -timeout
   7    once: the deletion guard holds a watch (slipagent resync --confirm)

@@ -63,10 +63,11 @@ function renderHosts(report) {
 function cell(h, id) {
   if (!h) return el("td", { class: "cell muted" }, "—");
   const since = new Date(h.since).toLocaleTimeString();
+  const behind = h.behind_since ? "\nbehind its bucket since " + new Date(h.behind_since).toLocaleTimeString() : "";
   const td = el("td", {
     class: "cell " + h.state + (h.silent ? " silent" : ""), "data-watch": id,
     "data-revision": String(h.revision), "data-state": h.state,
-    title: `${h.agent || ""} at revision ${h.revision} since ${since}${h.error ? "\n" + h.error : ""}`,
+    title: `${h.agent || ""} at revision ${h.revision} since ${since}${behind}${h.error ? "\n" + h.error : ""}`,
   }, `${h.revision}${h.lag ? " (−" + h.lag + ")" : ""} ${h.state}${h.silent ? " silent" : ""}`);
   return td;
 }
