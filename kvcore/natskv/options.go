@@ -89,7 +89,10 @@ type Options struct {
 	// node reads a bucket of the hub's JetStream through the hub's domain.
 	Domain string
 
-	// Logger receives warnings and watch recovery events (default: none).
+	// Logger receives warnings and watch recovery events (default: none),
+	// and the errors the server reports outside any request (a
+	// permissions violation), each once a minute while it repeats.
+	// Without a Logger, nats.go writes those to stderr.
 	Logger *slog.Logger
 	// OnReattach, if set, hears every attempt of a running watch to
 	// re-create its consumer (after a reconnect, a server restart, a
@@ -205,6 +208,11 @@ func (o Options) natsOptions() (nats.Options, error) {
 	no.AllowReconnect = true
 	no.PingInterval = o.PingInterval
 	no.MaxPingsOut = maxPingsOut
+	if o.Logger.Handler() != slog.DiscardHandler {
+		// A caller without a logger (a command line tool) keeps
+		// nats.go's default, which writes these errors to stderr.
+		no.AsyncErrorCB = asyncErrors(o.Logger)
+	}
 
 	var user, password string
 	for _, s := range o.Servers {
