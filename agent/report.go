@@ -38,7 +38,6 @@ type fleetReporter struct {
 	sent    map[string]fleet.Record // last record written, by watch
 	revs    map[string]fleet.Record // Revision and Since, by watch
 	retryAt time.Time
-	failing bool
 	reports *prometheus.CounterVec
 
 	// instance and started identify this agent run in its records;
@@ -49,7 +48,13 @@ type fleetReporter struct {
 	vers     map[string]kvcore.Version
 	// conflictsByKey (under mu: /status reads it) are the keys another
 	// agent writes too; conflictLogged is when one was last logged.
+	// lastWrite (under mu) is when a record was last written, failure why
+	// the reports cannot be written, since failingSince (empty while they
+	// are).
 	mu             sync.Mutex
+	lastWrite      time.Time
+	failure        string
+	failingSince   time.Time
 	conflictsByKey map[string]*ReportConflict
 	conflictLogged time.Time
 	conflictWrites prometheus.Counter
@@ -127,9 +132,15 @@ func (r *fleetReporter) tick(ctx context.Context, now time.Time) {
 		}
 		r.reports.WithLabelValues("ok").Inc()
 		r.sent[s.Name] = rec
+		r.mu.Lock()
+		r.lastWrite = now
+		r.mu.Unlock()
 	}
-	if r.failing {
-		r.failing = false
+	r.mu.Lock()
+	recovered := r.failure != ""
+	r.failure, r.failingSince = "", time.Time{}
+	r.mu.Unlock()
+	if recovered {
 		r.a.log.Info("fleet reports written again", "bucket", r.conf.Bucket)
 	}
 }
@@ -141,8 +152,14 @@ func (r *fleetReporter) failed(ctx context.Context, err error, now time.Time) {
 		return
 	}
 	r.reports.WithLabelValues("error").Inc()
-	if !r.failing {
-		r.failing = true
+	r.mu.Lock()
+	first := r.failure == ""
+	if first {
+		r.failingSince = now
+	}
+	r.failure = err.Error()
+	r.mu.Unlock()
+	if first {
 		r.a.log.Warn("cannot write the fleet report; the watches are not affected, retrying", "err", err)
 	}
 	r.retryAt = now.Add(min(r.conf.Interval, maxReportRetry))

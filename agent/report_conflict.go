@@ -47,6 +47,12 @@ type ReportStatus struct {
 	Host   string `json:"host"`
 	// Instance is this agent run's id, in every record it writes.
 	Instance string `json:"instance"`
+	// LastWrite is when a record was last written (zero before the
+	// first). Error is why the reports cannot be written, since
+	// FailingSince; empty while they can.
+	LastWrite    time.Time `json:"last_write,omitzero"`
+	Error        string    `json:"error,omitempty"`
+	FailingSince time.Time `json:"failing_since,omitzero"`
 	// Conflicts lists the keys another agent writes too (it reports under
 	// the same host name), by key.
 	Conflicts []ReportConflict `json:"conflicts,omitempty"`
@@ -77,7 +83,8 @@ func (a *Agent) ReportStatus() *ReportStatus {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st := &ReportStatus{Bucket: r.conf.Bucket, Host: r.conf.Host, Instance: r.instance}
+	st := &ReportStatus{Bucket: r.conf.Bucket, Host: r.conf.Host, Instance: r.instance,
+		LastWrite: r.lastWrite, Error: r.failure, FailingSince: r.failingSince}
 	for _, key := range slices.Sorted(maps.Keys(r.conflictsByKey)) {
 		st.Conflicts = append(st.Conflicts, *r.conflictsByKey[key])
 	}

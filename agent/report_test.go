@@ -97,6 +97,9 @@ func TestFleetReportFollowsTheWatch(t *testing.T) {
 	if n := testutil.ToFloat64(a.fleet.reports.WithLabelValues("error")); n != 0 {
 		t.Errorf("%v report errors", n)
 	}
+	if st := a.ReportStatus(); st.Error != "" || st.LastWrite.IsZero() {
+		t.Errorf("/status report %+v, want written, no error", st)
+	}
 }
 
 // A report bucket that refuses writes (full) costs reports, never the
@@ -114,6 +117,9 @@ func TestFleetReportFailureDoesNotStopTheWatch(t *testing.T) {
 	})
 	if r := f.fleetRecord(); r.State != "" {
 		t.Errorf("record %+v in a full bucket", r)
+	}
+	if st := a.ReportStatus(); !strings.Contains(st.Error, "report bucket fleet") || st.FailingSince.IsZero() || !st.LastWrite.IsZero() {
+		t.Errorf("/status report %+v, want the failure to write", st)
 	}
 }
 

@@ -18,8 +18,9 @@ const statusUsage = `usage: slipagent status [-config PATH | -http ADDR] [-token
 
 Prints the state of every watch of a running agent, from its http listener,
 then why each watch that is not ready is not (failing, detached, stale,
-held), a refused reload, and another agent reporting to the fleet under
-the same host name. Exits 1 unless every watch is ready.
+held), a refused reload, fleet reports that cannot be written, and another
+agent reporting to the fleet under the same host name. Exits 1 unless every
+watch is ready.
 
 The listener, its token and whether it is https come from the agent's
 configuration (-config, default ` + defaultConfig + ` if it exists), or from
@@ -92,6 +93,9 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stdout, "last reload refused at %s (the running configuration stays): %s\n", r.LastAt.Format(time.RFC3339), r.LastError)
 	}
 	if r := st.Report; r != nil {
+		if r.Error != "" {
+			fmt.Fprintf(stdout, "fleet report (bucket %s): not written since %s (the watches are not affected): %s\n", r.Bucket, r.FailingSince.Format(time.RFC3339), r.Error)
+		}
 		for _, c := range r.Conflicts {
 			fmt.Fprintf(stdout, "fleet report %s (bucket %s): host name %s is also reported by another agent (instance %s) since %s: give each agent its own report { host = \"…\" }\n",
 				c.Key, r.Bucket, r.Host, cmp.Or(c.Instance, "unknown"), c.Since.Format(time.RFC3339))
