@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -116,7 +117,12 @@ func (r *fleetReporter) tick(ctx context.Context, now time.Time) {
 		}
 		r.store = store
 	}
-	for _, s := range r.a.Status() {
+	statuses := r.a.Status()
+	if err := r.forget(ctx, statuses); err != nil {
+		r.failed(ctx, err, now)
+		return
+	}
+	for _, s := range statuses {
 		key := fleet.Key(r.conf.Host, s.Name)
 		rec := r.marked(key, r.record(s, now), now)
 		if last, ok := r.sent[s.Name]; ok && sameReport(last, rec) && now.Sub(last.Time) < r.conf.Interval {
@@ -143,6 +149,28 @@ func (r *fleetReporter) tick(ctx context.Context, now time.Time) {
 	if recovered {
 		r.a.log.Info("fleet reports written again", "bucket", r.conf.Bucket)
 	}
+}
+
+// forget deletes the records of the watches the agent no longer runs (a
+// reload removed them), which the fleet would otherwise count until they
+// age out.
+func (r *fleetReporter) forget(ctx context.Context, running []WatchStatus) error {
+	for name := range r.sent {
+		if slices.ContainsFunc(running, func(s WatchStatus) bool { return s.Name == name }) {
+			continue
+		}
+		key := fleet.Key(r.conf.Host, name)
+		dctx, cancel := context.WithTimeout(ctx, r.a.cfg.NATS.Timeout)
+		err := r.store.Delete(dctx, key)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("report bucket %s, deleting key %s of a removed watch: %w", r.conf.Bucket, key, err)
+		}
+		delete(r.sent, name)
+		delete(r.revs, name)
+		delete(r.vers, key)
+	}
+	return nil
 }
 
 // failed counts a failure, logs the first of a run of them, and waits a

@@ -147,6 +147,31 @@ func TestFleetReportBucketDeletedIsCreatedAgain(t *testing.T) {
 	}
 }
 
+// A watch a reload removes takes its record out of the report bucket: the
+// fleet would otherwise count it, never applying anything, until it aged
+// out.
+func TestFleetReportForgetsARemovedWatch(t *testing.T) {
+	f := newFixture(t)
+	f.put("a", "files.x", "1")
+	f.put("b", "files.x", "1")
+	report := strings.Replace(reportBlock, `max_age  = "5s"`, `max_age  = "1h"`, 1) // not aged out meanwhile
+	a, _ := f.start(f.config(twoWatches + report))
+	keys := func() string {
+		s, err := f.conn.Open(context.Background(), "fleet")
+		if err != nil {
+			return ""
+		}
+		k, _ := s.Keys(context.Background(), "")
+		return strings.Join(k, " ")
+	}
+	waitLong(t, "both watches' records", func() bool { return keys() == "h1.a h1.b" })
+	src := strings.Replace(twoWatches, `watch "b" {`, `watch "c" {`, 1)
+	if err := a.Reload(context.Background(), f.config(src+report)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b's record to go and c's to come", func() bool { return keys() == "h1.a h1.c" })
+}
+
 func TestReportConfig(t *testing.T) {
 	cfg, err := Parse("agent.hcl", []byte(`report {}`))
 	if err != nil {
