@@ -126,10 +126,11 @@ func waitConverged(ctx context.Context, r *fleetReader, f *fleetFlags, c converg
 		}
 		select {
 		case <-ctx.Done():
+			code, ended := exitTimeout, "timed out"
 			if ctx.Err() == context.Canceled {
-				return exitFailure
+				code, ended = exitFailure, "interrupted"
 			}
-			fmt.Fprintf(stderr, "slipagent fleet wait: timed out before the hosts applied revision %d\n", f.query.Revision)
+			fmt.Fprintf(stderr, "slipagent fleet wait: %s before the hosts applied revision %d\n", ended, f.query.Revision)
 			if readErr != nil && rep.Watches == nil {
 				fmt.Fprintf(stderr, "slipagent fleet wait: %v\n", readErr)
 			}
@@ -143,7 +144,7 @@ func waitConverged(ctx context.Context, r *fleetReader, f *fleetFlags, c converg
 				}
 			}
 			printProblems(stdout, rep)
-			return exitTimeout
+			return code
 		case <-t.C:
 		}
 	}
