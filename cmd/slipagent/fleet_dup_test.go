@@ -33,7 +33,7 @@ func TestFleetDuplicateHostNameIsLoud(t *testing.T) {
 		if broken {
 			os.WriteFile(filepath.Join(host, "broken"), nil, 0o644)
 		}
-		cfg := strings.NewReplacer("$HOST", host, "$CACHE", cache, "$NATS", url, "$NAME", "web1").Replace(fleetAgentConfig) +
+		cfg := fleetAgentHCL(host, cache, url, "web1", "") +
 			`http { listen = "unix:` + filepath.Join(host, "http.sock") + `" }`
 		path := filepath.Join(host, "agent.hcl")
 		os.WriteFile(path, []byte(cfg), 0o644)

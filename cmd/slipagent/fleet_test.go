@@ -60,6 +60,13 @@ watch "tls" {
 }
 `
 
+// fleetAgentHCL is fleetAgentConfig for host name in directory host, with
+// extra watches.
+func fleetAgentHCL(host, cache, url, name, extra string) string {
+	cfg := strings.NewReplacer("$EXTRA", extra).Replace(fleetAgentConfig)
+	return strings.NewReplacer("$HOST", host, "$CACHE", cache, "$NATS", url, "$NAME", name).Replace(cfg)
+}
+
 // putRev runs "kv put" and returns the revision it prints ("rev N").
 func putRev(t *testing.T, url, key, value string) uint64 {
 	t.Helper()
@@ -117,8 +124,7 @@ func TestFleetRollout(t *testing.T) {
 	start := func(name, extra string) {
 		host := filepath.Join(dir, name)
 		os.MkdirAll(host, 0o755)
-		cfg := strings.NewReplacer("$EXTRA", extra).Replace(fleetAgentConfig)
-		cfg = strings.NewReplacer("$HOST", host, "$CACHE", cache, "$NATS", url, "$NAME", name).Replace(cfg)
+		cfg := fleetAgentHCL(host, cache, url, name, extra)
 		path := filepath.Join(host, "agent.hcl")
 		os.WriteFile(path, []byte(cfg), 0o644)
 		agents[name] = startSlipagent(t, host, "run", "-config", path)
