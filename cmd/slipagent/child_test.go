@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -22,7 +24,31 @@ const childArgsEnv = "SLIPAGENT_TEST_CHILD_ARGS"
 func runChild(args string) int {
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer cancel()
-	return run(ctx, strings.Split(args, "\x1f"), os.Stdout, os.Stderr)
+	var argv []string // none, not one empty one
+	if args != "" {
+		argv = strings.Split(args, "\x1f")
+	}
+	return run(ctx, argv, os.Stdout, os.Stderr)
+}
+
+// runCmd runs "slipagent args..." as a process of its own, as a user
+// would, and returns its exit code and output.
+func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), childArgsEnv+"="+strings.Join(args, "\x1f"))
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exit) && exit.Exited():
+		code = exit.ExitCode()
+	default:
+		t.Fatalf("slipagent %s: %v", strings.Join(args, " "), err)
+	}
+	return code, out.String(), errOut.String()
 }
 
 // slipagentProcess is a slipagent process a test started.

@@ -36,13 +36,6 @@ func fileFrom(t *testing.T, hexBytes string, extra ...byte) (string, []byte) {
 	return p, b
 }
 
-func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	code = run(context.Background(), args, &out, &errOut)
-	return code, out.String(), errOut.String()
-}
-
 func unchanged(t *testing.T, p string, want []byte) {
 	t.Helper()
 	if got, _ := os.ReadFile(p); !bytes.Equal(got, want) {

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 )
@@ -11,6 +14,12 @@ import (
 func TestVersionStamped(t *testing.T) {
 	defer func(v, c string) { stampedVersion, stampedCommit = v, c }(stampedVersion, stampedCommit)
 	stampedVersion, stampedCommit = "v1.2.3-4-gabcdef0-dirty", "abcdef0123+dirty"
+	// The stamps are link-time variables, set here in this process: the
+	// command runs in it too.
+	runCmd := func(_ *testing.T, args ...string) (int, string, string) {
+		var out bytes.Buffer
+		return run(context.Background(), args, &out, io.Discard), out.String(), ""
+	}
 	code, out, _ := runCmd(t, "version")
 	if code != exitOK || !strings.HasPrefix(out, "slipagent v1.2.3-4-gabcdef0-dirty\ncommit:     abcdef0123+dirty\n") {
 		t.Errorf("version = %d %q", code, out)
