@@ -14,7 +14,8 @@ import (
 type TrustError struct {
 	What    string      // "data dir", "compile cache", "config file", "NATS creds file", …
 	Path    string      // the path as configured
-	At      string      // the path at fault: Path, or a directory above it
+	At      string      // the path at fault: Path, a directory or symbolic link on the way to it, or its target
+	Target  bool        // At is the file Path resolves to through symbolic links
 	Owner   string      // its owner, "uid 1000 (alice)"
 	Mode    fs.FileMode // its mode
 	Problem string      // "is writable by every user", …
@@ -23,7 +24,13 @@ type TrustError struct {
 
 func (e *TrustError) Error() string {
 	msg := fmt.Sprintf("agent: %s %s", e.What, e.Path)
-	if e.At != e.Path {
+	switch {
+	case e.At == e.Path:
+	case e.Target:
+		msg += ": its target " + e.At
+	case e.Mode&fs.ModeSymlink != 0:
+		msg += ": the symbolic link " + e.At + " on the way to it"
+	default:
 		msg += ": the directory " + e.At + " above it"
 	}
 	return fmt.Sprintf("%s %s (owner %s, mode %s %04o), so others can change what the agent trusts; fix: %s", msg, e.Problem, e.Owner, e.Mode, e.Mode.Perm(), e.Fix)
