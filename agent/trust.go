@@ -41,23 +41,27 @@ func (e *TrustError) Error() string {
 // the agent's logger) about credentials others can read and about an
 // unpinned plugin module others can change. Paths that do not exist are
 // left to whoever opens them. Run, Once and Plan call it before they start;
-// `slipagent validate` too.
-func (a *Agent) CheckTrust() error {
+// `slipagent validate` too, and Reload checks the new configuration so.
+func (a *Agent) CheckTrust() error { return a.checkTrust(a.cfg) }
+
+// checkTrust is CheckTrust for cfg, the agent's or one it reloads (with the
+// same data dir and compile cache).
+func (a *Agent) checkTrust(cfg *Config) error {
 	type item struct{ what, path string }
 	var refuse []item
-	for _, f := range a.cfg.Files {
+	for _, f := range cfg.Files {
 		what := "config file"
 		if fi, err := os.Stat(f); err == nil && fi.IsDir() {
 			what = "config directory"
 		}
 		refuse = append(refuse, item{what, f})
 	}
-	refuse = append(refuse, item{"data dir", a.cfg.DataDir}, item{"compile cache", a.cacheDir})
-	secrets := []item{{"NATS creds file", a.cfg.NATS.CredsFile}}
-	if t := a.cfg.NATS.TLS; t != nil {
+	refuse = append(refuse, item{"data dir", cfg.DataDir}, item{"compile cache", a.cacheDir})
+	secrets := []item{{"NATS creds file", cfg.NATS.CredsFile}}
+	if t := cfg.NATS.TLS; t != nil {
 		secrets = append(secrets, item{"NATS TLS key file", t.KeyFile})
 	}
-	if h := a.cfg.HTTP; h != nil {
+	if h := cfg.HTTP; h != nil {
 		secrets = append(secrets, item{"http token file", h.TokenFile})
 		if h.TLS != nil {
 			secrets = append(secrets, item{"http TLS key file", h.TLS.KeyFile})
@@ -80,7 +84,7 @@ func (a *Agent) CheckTrust() error {
 			a.log.Warn(it.what+" "+problem, "path", it.path, "fix", fix)
 		}
 	}
-	for _, p := range a.cfg.Plugins {
+	for _, p := range cfg.Plugins {
 		if p.SHA256 != "" {
 			continue
 		}
