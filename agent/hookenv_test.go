@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slipstreamkv/slipstream/internal/rootonly"
 )
 
 // hookConfig parses a configuration with one watch whose hooks are hooks
@@ -133,9 +135,7 @@ func TestHookEnvRefused(t *testing.T) {
 // TestHookRunsAsAnotherUser runs a hook and its check with user and group
 // set and reads the ids they report.
 func TestHookRunsAsAnotherUser(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("switching a hook's user needs root (or CAP_SETUID and CAP_SETGID); this test runs as uid", os.Getuid())
-	}
+	rootonly.Require(t, "switching a hook's user (CAP_SETUID and CAP_SETGID)")
 	hooks, err := hookConfig(t, `
 hook "nobody" {
   command = ["sh", "-c", "echo $(id -u):$(id -g):$(id -G); exit 7"]

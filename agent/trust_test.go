@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/slipstreamkv/slipstream/internal/rootonly"
 )
 
 // trustFixture is a configuration whose every trusted path lies in a fresh
@@ -110,9 +112,7 @@ func TestTrustRefusesWhatOthersCanChange(t *testing.T) {
 			return f.dir
 		}, []string{"agent: config file ", "the directory " + "DIR" + " above it is writable by every user", "fix: chmod go-w DIR"}},
 		{"compile cache owned by another user", func(t *testing.T, f *trustFixture) string {
-			if os.Getuid() != 0 {
-				t.Skip("giving a directory to another user needs root; this test runs as uid", os.Getuid())
-			}
+			rootonly.Require(t, "giving a directory to another user")
 			if err := os.Chown(f.cache, 65534, 65534); err != nil {
 				t.Fatal(err)
 			}
