@@ -25,6 +25,8 @@ type TrustError struct {
 func (e *TrustError) Error() string {
 	msg := fmt.Sprintf("agent: %s %s", e.What, e.Path)
 	switch {
+	case e.At == e.Path && e.Mode&fs.ModeSymlink != 0:
+		msg += " (a symbolic link)"
 	case e.At == e.Path:
 	case e.Target:
 		msg += ": its target " + e.At

@@ -323,6 +323,33 @@ func TestTrustStickyDirectoryLink(t *testing.T) {
 	}
 }
 
+// TestTrustStickyDirectoryLinkOfAnotherUser: in a sticky directory, a link
+// (to the file, or to a directory on the way) another user owns is
+// refused: they can replace it.
+func TestTrustStickyDirectoryLinkOfAnotherUser(t *testing.T) {
+	rootonly.Require(t, "giving a link to another user")
+	for _, dir := range []bool{false, true} {
+		f := newTrustFixture(t)
+		tmp := t.TempDir()
+		chmod(t, tmp, 0o777|os.ModeSticky)
+		link := symlink(t, f.config, filepath.Join(tmp, "agent.hcl"))
+		f.config = link
+		want := "agent: config file " + link + " (a symbolic link) is owned by uid 65534"
+		if dir {
+			link = symlink(t, f.dir, filepath.Join(tmp, "d"))
+			f.config = filepath.Join(link, "agent.hcl")
+			want = "agent: config file " + f.config + ": the symbolic link " + link + " on the way to it is owned by uid 65534"
+		}
+		if err := os.Lchown(link, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		err, _ := f.check(t)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "fix: chown -h root "+link) {
+			t.Errorf("err = %v, want %q and the fix chown -h", err, want)
+		}
+	}
+}
+
 func symlink(t *testing.T, target, link string) string {
 	t.Helper()
 	if err := os.Symlink(target, link); err != nil {

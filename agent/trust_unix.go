@@ -112,12 +112,10 @@ func (w trustWalk) check(p string, fi fs.FileInfo, final bool, abs string) error
 		return nil
 	}
 	te := &TrustError{What: w.what, Path: w.path, At: p, Owner: userName(int(st.Uid)), Mode: fi.Mode()}
-	if final {
-		if p == abs {
-			te.At = w.path
-		} else {
-			te.Target = true
-		}
+	if p == abs {
+		te.At = w.path
+	} else if final {
+		te.Target = true
 	}
 	link := fi.Mode()&fs.ModeSymlink != 0
 	perm := fi.Mode().Perm()
