@@ -79,7 +79,8 @@ func runCommand(ctx context.Context, log *slog.Logger, argv []string, timeout ti
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append([]string{}, p.env...) // never nil: nil would pass the agent's environment
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: p.runAs.credential()}
+	cred := p.runAs.credential()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = outputGrace
 	var out tailBuffer
@@ -101,7 +102,7 @@ func runCommand(ctx context.Context, log *slog.Logger, argv []string, timeout ti
 	if err == nil {
 		return nil
 	}
-	ce := &CommandError{Argv: argv, ExitCode: -1, Output: text, Err: err}
+	ce := &CommandError{Argv: argv, ExitCode: -1, Output: text, Err: switchUserError(cred, err)}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ee.Exited() {
 		ce.ExitCode = ee.ExitCode()
@@ -110,6 +111,17 @@ func runCommand(ctx context.Context, log *slog.Logger, argv []string, timeout ti
 		ce.Err = fmt.Errorf("%w after %v", errCommandTimeout, timeout)
 	}
 	return ce
+}
+
+// switchUserError explains err, a command that could not start as cred's
+// user and group with EPERM: the agent lacks CAP_SETUID or CAP_SETGID.
+func switchUserError(cred *syscall.Credential, err error) error {
+	if cred == nil || !errors.Is(err, syscall.EPERM) {
+		return err
+	}
+	return fmt.Errorf("%w: running it as uid %d gid %d (the hook's user and group) needs CAP_SETUID and CAP_SETGID, which the agent lacks; "+
+		"with the shipped unit, copy /usr/share/slipagent/slipagent.service.d/hooks-restart-services.conf (contrib/ in the source) "+
+		"into /etc/systemd/system/slipagent.service.d/ and run systemctl daemon-reload", err, cred.Uid, cred.Gid)
 }
 
 // tailBuffer keeps the last outputTail bytes written to it.

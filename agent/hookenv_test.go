@@ -3,12 +3,17 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slipstreamkv/slipstream/internal/rootonly"
 )
 
 // hookConfig parses a configuration with one watch whose hooks are hooks
@@ -133,9 +138,7 @@ func TestHookEnvRefused(t *testing.T) {
 // TestHookRunsAsAnotherUser runs a hook and its check with user and group
 // set and reads the ids they report.
 func TestHookRunsAsAnotherUser(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("switching a hook's user needs root (or CAP_SETUID and CAP_SETGID); this test runs as uid", os.Getuid())
-	}
+	rootonly.Require(t, "switching a hook's user (CAP_SETUID and CAP_SETGID)")
 	hooks, err := hookConfig(t, `
 hook "nobody" {
   command = ["sh", "-c", "echo $(id -u):$(id -g):$(id -G); exit 7"]
@@ -226,5 +229,37 @@ func TestRunAsTheAgentItselfNeedsNoPrivilege(t *testing.T) {
 	other := &RunAs{UID: uint32(os.Getuid()) + 1, GID: uint32(os.Getgid()), Groups: groups}
 	if other.credential() == nil {
 		t.Error("another uid got no credential")
+	}
+}
+
+// noSetuidEnv makes TestHookUserWithoutTheCapabilities run its command: its
+// root parent set it, having dropped CAP_SETUID and CAP_SETGID (setpriv).
+const noSetuidEnv = "SLIPAGENT_TEST_NO_SETUID"
+
+// TestHookUserWithoutTheCapabilities: a hook with user, run by an agent
+// without CAP_SETUID and CAP_SETGID (a unit without the hooks drop-in), fails
+// naming the capabilities and the drop-in, not with a bare "operation not
+// permitted".
+func TestHookUserWithoutTheCapabilities(t *testing.T) {
+	if os.Geteuid() == 0 && os.Getenv(noSetuidEnv) == "" {
+		setpriv, err := exec.LookPath("setpriv")
+		if err != nil {
+			t.Fatalf("setpriv (util-linux) drops root's CAP_SETUID for this test: %v", err)
+		}
+		cmd := exec.Command(setpriv, "--bounding-set=-setuid,-setgid", os.Args[0], "-test.run=^TestHookUserWithoutTheCapabilities$", "-test.v")
+		cmd.Env = append(os.Environ(), noSetuidEnv+"=1")
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "--- PASS") {
+			t.Fatalf("without CAP_SETUID and CAP_SETGID: %v\n%s", err, out)
+		}
+		return
+	}
+	other := uint32(os.Geteuid() + 1)
+	err := runCommand(context.Background(), slog.New(slog.DiscardHandler), []string{"true"}, 10*time.Second,
+		process{runAs: &RunAs{UID: other, GID: other, Groups: []uint32{}}})
+	for _, want := range []string{"operation not permitted", fmt.Sprintf("running it as uid %d gid %d", other, other), "needs CAP_SETUID and CAP_SETGID",
+		"hooks-restart-services.conf", "/etc/systemd/system/slipagent.service.d/"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want %q", err, want)
+		}
 	}
 }

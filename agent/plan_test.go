@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/slipstreamkv/slipstream/internal/rootonly"
 )
 
 // TestPlanCheckAsAnotherUserReadsTheStagedFiles: a check with user set
@@ -16,9 +18,7 @@ import (
 // run, and the plan's scratch directory opens to its group only, for
 // traversal: the copies' own modes decide the rest.
 func TestPlanCheckAsAnotherUserReadsTheStagedFiles(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("switching a check's user needs root")
-	}
+	rootonly.Require(t, "switching a check's user")
 	nobody, err := user.Lookup("nobody")
 	if err != nil {
 		t.Skipf("no user nobody: %v", err)

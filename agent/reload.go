@@ -118,7 +118,8 @@ func (a *Agent) reloadsFinished() uint64 {
 }
 
 // Reload switches the running agent to cfg, touching only what changed. It
-// first re-reads the http token_file (a rotated token replaces the running
+// first runs the trust checks on cfg (as CheckTrust; a *TrustError refuses
+// the reload), re-reads the http token_file (a rotated token replaces the running
 // one once the reload is applied; a file that cannot be read refuses the
 // reload), then compiles every plugin module cfg names whose file or settings
 // changed; if one fails, nothing is torn down and the error is returned
@@ -144,20 +145,24 @@ func (a *Agent) Reload(ctx context.Context, cfg *Config) error {
 // applyReload runs a reload on Run's goroutine; wg is Run's, which the new
 // watches join.
 func (a *Agent) applyReload(ctx context.Context, wg *sync.WaitGroup, cfg *Config) error {
-	token, err := reloadToken(cfg)
-	if err != nil {
+	refuse := func(err error) error {
 		err = fmt.Errorf("agent: reload refused, the running configuration stays: %w", err)
 		a.reloadFinished(err, ReloadStatus{})
 		return err
+	}
+	if err := a.checkTrust(cfg); err != nil {
+		return refuse(err)
+	}
+	token, err := reloadToken(cfg)
+	if err != nil {
+		return refuse(err)
 	}
 	if !sameSettings(a.cfg, cfg) {
 		return ErrReloadNeedsRestart // a restart, not a refusal: not counted
 	}
 	plugins, replaced, err := a.preparePlugins(ctx, cfg)
 	if err != nil {
-		err = fmt.Errorf("agent: reload refused, the running configuration stays: %w", err)
-		a.reloadFinished(err, ReloadStatus{})
-		return err
+		return refuse(err)
 	}
 
 	old := map[string]*watchRunner{}

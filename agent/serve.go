@@ -68,7 +68,7 @@ func Serve(ctx context.Context, cfg *Config, load func() (*Config, error), reloa
 			rebuilt = fmt.Errorf("agent: reload refused, the new configuration cannot start and the previous one runs again: %w", runErr)
 			cfg, previous = previous, nil
 		case runErr != nil:
-			return fmt.Errorf("agent: %w", runErr)
+			return runErr // Run's errors name the agent
 		default:
 			opts.Logger.Info("configuration reloaded; restarting the agent")
 			st := a.ReloadStatus()

@@ -14,7 +14,8 @@ import (
 type TrustError struct {
 	What    string      // "data dir", "compile cache", "config file", "NATS creds file", …
 	Path    string      // the path as configured
-	At      string      // the path at fault: Path, or a directory above it
+	At      string      // the path at fault: Path, a directory or symbolic link on the way to it, or its target
+	Target  bool        // At is the file Path resolves to through symbolic links
 	Owner   string      // its owner, "uid 1000 (alice)"
 	Mode    fs.FileMode // its mode
 	Problem string      // "is writable by every user", …
@@ -23,7 +24,15 @@ type TrustError struct {
 
 func (e *TrustError) Error() string {
 	msg := fmt.Sprintf("agent: %s %s", e.What, e.Path)
-	if e.At != e.Path {
+	switch {
+	case e.At == e.Path && e.Mode&fs.ModeSymlink != 0:
+		msg += " (a symbolic link)"
+	case e.At == e.Path:
+	case e.Target:
+		msg += ": its target " + e.At
+	case e.Mode&fs.ModeSymlink != 0:
+		msg += ": the symbolic link " + e.At + " on the way to it"
+	default:
 		msg += ": the directory " + e.At + " above it"
 	}
 	return fmt.Sprintf("%s %s (owner %s, mode %s %04o), so others can change what the agent trusts; fix: %s", msg, e.Problem, e.Owner, e.Mode, e.Mode.Perm(), e.Fix)
@@ -34,23 +43,27 @@ func (e *TrustError) Error() string {
 // the agent's logger) about credentials others can read and about an
 // unpinned plugin module others can change. Paths that do not exist are
 // left to whoever opens them. Run, Once and Plan call it before they start;
-// `slipagent validate` too.
-func (a *Agent) CheckTrust() error {
+// `slipagent validate` too, and Reload checks the new configuration so.
+func (a *Agent) CheckTrust() error { return a.checkTrust(a.cfg) }
+
+// checkTrust is CheckTrust for cfg, the agent's or one it reloads (with the
+// same data dir and compile cache).
+func (a *Agent) checkTrust(cfg *Config) error {
 	type item struct{ what, path string }
 	var refuse []item
-	for _, f := range a.cfg.Files {
+	for _, f := range cfg.Files {
 		what := "config file"
 		if fi, err := os.Stat(f); err == nil && fi.IsDir() {
 			what = "config directory"
 		}
 		refuse = append(refuse, item{what, f})
 	}
-	refuse = append(refuse, item{"data dir", a.cfg.DataDir}, item{"compile cache", a.cacheDir})
-	secrets := []item{{"NATS creds file", a.cfg.NATS.CredsFile}}
-	if t := a.cfg.NATS.TLS; t != nil {
+	refuse = append(refuse, item{"data dir", cfg.DataDir}, item{"compile cache", a.cacheDir})
+	secrets := []item{{"NATS creds file", cfg.NATS.CredsFile}}
+	if t := cfg.NATS.TLS; t != nil {
 		secrets = append(secrets, item{"NATS TLS key file", t.KeyFile})
 	}
-	if h := a.cfg.HTTP; h != nil {
+	if h := cfg.HTTP; h != nil {
 		secrets = append(secrets, item{"http token file", h.TokenFile})
 		if h.TLS != nil {
 			secrets = append(secrets, item{"http TLS key file", h.TLS.KeyFile})
@@ -73,7 +86,7 @@ func (a *Agent) CheckTrust() error {
 			a.log.Warn(it.what+" "+problem, "path", it.path, "fix", fix)
 		}
 	}
-	for _, p := range a.cfg.Plugins {
+	for _, p := range cfg.Plugins {
 		if p.SHA256 != "" {
 			continue
 		}

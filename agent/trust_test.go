@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/slipstreamkv/slipstream/internal/rootonly"
 )
 
 // trustFixture is a configuration whose every trusted path lies in a fresh
@@ -110,9 +112,7 @@ func TestTrustRefusesWhatOthersCanChange(t *testing.T) {
 			return f.dir
 		}, []string{"agent: config file ", "the directory " + "DIR" + " above it is writable by every user", "fix: chmod go-w DIR"}},
 		{"compile cache owned by another user", func(t *testing.T, f *trustFixture) string {
-			if os.Getuid() != 0 {
-				t.Skip("giving a directory to another user needs root; this test runs as uid", os.Getuid())
-			}
+			rootonly.Require(t, "giving a directory to another user")
 			if err := os.Chown(f.cache, 65534, 65534); err != nil {
 				t.Fatal(err)
 			}
@@ -232,4 +232,128 @@ func TestTrustConfigDirectory(t *testing.T) {
 	if err := run(); err == nil || !strings.Contains(err.Error(), "agent: config directory "+d+" is writable by every user") {
 		t.Errorf("err = %v, want %s refused", err, d)
 	}
+}
+
+// TestTrustChecksTheWayThroughLinks: a file or directory the agent trusts,
+// reached through a symbolic link or a linked directory that lies in a
+// directory others can write, is refused: they could point the link
+// elsewhere. Each directory on the way is checked as it is followed.
+func TestTrustChecksTheWayThroughLinks(t *testing.T) {
+	kinds := []struct {
+		what string
+		path func(f *trustFixture) (real, inConfig string) // inConfig: the text agent.hcl names it by
+	}{
+		{"config file", func(f *trustFixture) (string, string) { return f.config, "" }},
+		{"data dir", func(f *trustFixture) (string, string) { return f.data, `"data"` }},
+		{"compile cache", func(f *trustFixture) (string, string) { return f.cache, `"cache"` }},
+		{"NATS creds file", func(f *trustFixture) (string, string) { return f.creds, `"` + f.creds + `"` }},
+	}
+	ways := []struct {
+		name string
+		link func(t *testing.T, ww, real string) string // the path through ww to real
+	}{
+		{"a link", func(t *testing.T, ww, real string) string {
+			return symlink(t, real, filepath.Join(ww, filepath.Base(real)))
+		}},
+		{"a linked directory", func(t *testing.T, ww, real string) string {
+			return filepath.Join(symlink(t, filepath.Dir(real), filepath.Join(ww, "d")), filepath.Base(real))
+		}},
+	}
+	for _, k := range kinds {
+		for _, w := range ways {
+			t.Run(k.what+" through "+w.name, func(t *testing.T) {
+				f := newTrustFixture(t)
+				ww := filepath.Join(t.TempDir(), "ww")
+				if err := os.Mkdir(ww, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				real, inConfig := k.path(f)
+				via := w.link(t, ww, real)
+				if inConfig == "" {
+					f.config = via
+				} else {
+					src, err := os.ReadFile(f.config)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(f.config, []byte(strings.Replace(string(src), inConfig, `"`+via+`"`, 1)), 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err, _ := f.check(t); err != nil {
+					t.Fatalf("through a directory only the agent's user can write: %v", err)
+				}
+				chmod(t, ww, 0o777)
+				err, _ := f.check(t)
+				var te *TrustError
+				if !errors.As(err, &te) || te.What != k.what || te.Path != via || te.At != ww {
+					t.Fatalf("err = %v, want the %s %s refused for %s", err, k.what, via, ww)
+				}
+				if want := "the directory " + ww + " above it is writable by every user"; !strings.Contains(err.Error(), want) {
+					t.Errorf("error lacks %q: %v", want, err)
+				}
+			})
+		}
+	}
+}
+
+// TestTrustLinkTarget: the file a link resolves to is checked, and named
+// as its target.
+func TestTrustLinkTarget(t *testing.T) {
+	f := newTrustFixture(t)
+	real := f.config
+	f.config = symlink(t, real, filepath.Join(t.TempDir(), "agent.hcl"))
+	chmod(t, real, 0o666)
+	err, _ := f.check(t)
+	if want := "agent: config file " + f.config + ": its target " + real + " is writable by every user"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("err = %v, want %q", err, want)
+	}
+}
+
+// TestTrustStickyDirectoryLink: a link in a sticky directory others can
+// write (/tmp) is trusted when the agent's user owns it: only its owner
+// can replace it there.
+func TestTrustStickyDirectoryLink(t *testing.T) {
+	f := newTrustFixture(t)
+	tmp := t.TempDir()
+	chmod(t, tmp, 0o777|os.ModeSticky)
+	f.config = symlink(t, f.config, filepath.Join(tmp, "agent.hcl"))
+	if err, _ := f.check(t); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTrustStickyDirectoryLinkOfAnotherUser: in a sticky directory, a link
+// (to the file, or to a directory on the way) another user owns is
+// refused: they can replace it.
+func TestTrustStickyDirectoryLinkOfAnotherUser(t *testing.T) {
+	rootonly.Require(t, "giving a link to another user")
+	for _, dir := range []bool{false, true} {
+		f := newTrustFixture(t)
+		tmp := t.TempDir()
+		chmod(t, tmp, 0o777|os.ModeSticky)
+		link := symlink(t, f.config, filepath.Join(tmp, "agent.hcl"))
+		f.config = link
+		want := "agent: config file " + link + " (a symbolic link) is owned by uid 65534"
+		if dir {
+			link = symlink(t, f.dir, filepath.Join(tmp, "d"))
+			f.config = filepath.Join(link, "agent.hcl")
+			want = "agent: config file " + f.config + ": the symbolic link " + link + " on the way to it is owned by uid 65534"
+		}
+		if err := os.Lchown(link, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		err, _ := f.check(t)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "fix: chown -h root "+link) {
+			t.Errorf("err = %v, want %q and the fix chown -h", err, want)
+		}
+	}
+}
+
+func symlink(t *testing.T, target, link string) string {
+	t.Helper()
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	return link
 }

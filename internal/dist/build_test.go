@@ -43,10 +43,12 @@ func TestBuildPackagesHoldTheSameFiles(t *testing.T) {
 		t.Fatalf("built %q, want %q", names, wantNames)
 	}
 	unit, _ := os.ReadFile("../../contrib/slipagent.service")
+	dropIn, _ := os.ReadFile("../../contrib/slipagent.service.d/hooks-restart-services.conf")
 	config, _ := os.ReadFile("../../agent.hcl.example")
 	want := map[string]file{
 		binaryPath:                     {mode: 0o755, data: "#!/bin/sh\necho stand-in\n"},
 		unitPath:                       {mode: 0o644, data: string(unit)},
+		dropInPath:                     {mode: 0o644, data: string(dropIn)},
 		configPath:                     {mode: 0o640, data: string(config)},
 		pluginsPath + "/files.wasm":    {mode: 0o644, data: "\x00asm files"},
 		pluginsPath + "/template.wasm": {mode: 0o644, data: "\x00asm template"},

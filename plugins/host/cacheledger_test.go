@@ -166,3 +166,32 @@ func TestUnrecordedCacheEntryIsRemoved(t *testing.T) {
 		t.Errorf("ledger mode: %v %v", fi, err)
 	}
 }
+
+// TestCacheLedgerLogsUnderTheEngineLogger: the ledger logs with the
+// engine's logger as given (the agent's has component=plugins), adding no
+// second component key; its messages name the compile cache themselves.
+func TestCacheLedgerLogsUnderTheEngineLogger(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, ledgerName), []byte("not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	e, err := New(ctx, Config{CacheDir: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil)).With("component", "plugins")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(ctx)
+	if _, err := e.Load(ctx, guestWasm(t), PluginConfig{Name: "guest"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "compile cache ledger unreadable") {
+			if n := strings.Count(line, "component="); n != 1 {
+				t.Errorf("the ledger's warning has %d component keys, want 1: %s", n, line)
+			}
+			return
+		}
+	}
+	t.Errorf("no ledger warning logged:\n%s", logs.String())
+}

@@ -54,7 +54,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("host: compilation cache: %w", err)
 	}
 	e.cache = c
-	e.ledger = &cacheLedger{dir: cfg.CacheDir, logger: e.logger.With(slog.String("component", "compile cache"))}
+	e.ledger = &cacheLedger{dir: cfg.CacheDir, logger: e.logger}
 	e.digests = &moduleDigests{path: filepath.Join(cfg.CacheDir, digestsName)}
 	return e, nil
 }

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/slipstreamkv/slipstream/internal/rootonly"
 	"github.com/slipstreamkv/slipstream/plugins/abi"
 )
 
@@ -60,9 +61,7 @@ func TestStagedFileHasFinalModeBeforeCommit(t *testing.T) {
 }
 
 func TestStageOwner(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("changing a file's owner needs root")
-	}
+	rootonly.Require(t, "changing a file's owner")
 	dir := t.TempDir()
 	owner := &Owner{UID: 4321, GID: 8765}
 	s := newStage(map[string]Output{"out": {Dir: dir, Mode: 0o644, Owner: owner}}, Limits{}.withDefaults())
