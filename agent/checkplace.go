@@ -265,25 +265,77 @@ func removeSynced(path string) error {
 // that does not load is quarantined: which files it placed is unknown, so
 // they stay as they are and the watch renders in full.
 func (r *watchRunner) recoverPlacement() (restored bool, err error) {
-	p := &placement{path: filepath.Join(r.dir, placementFile)}
-	b, err := os.ReadFile(p.path)
+	path := filepath.Join(r.dir, placementFile)
+	p, err := loadPlacement(path, r.conf.Outputs)
+	var corrupt *corruptError
 	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("agent: reading %s: %w", p.path, err)
-	}
-	if err := json.Unmarshal(b, p); err != nil {
-		if qerr := r.quarantine(stateKindPlacement, p.path, err); qerr != nil {
+	case errors.As(err, &corrupt):
+		if qerr := r.quarantine(stateKindPlacement, path, corrupt.err); qerr != nil {
 			return false, qerr
 		}
 		return true, nil
+	case err != nil || p == nil:
+		return false, err
 	}
 	if p.Passed {
 		return false, p.finish()
 	}
 	r.log.Warn("a check with the new files in place was interrupted; restoring the old files", "files", len(p.Files))
 	return true, p.undo()
+}
+
+// loadPlacement loads the placement journal at path, nil if there is
+// none. A journal that does not decode, or names paths outside outputs
+// (see checkPaths), is a *corruptError.
+func loadPlacement(path string, outputs []*OutputConf) (*placement, error) {
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("agent: reading %s: %w", path, err)
+	}
+	p := &placement{path: path}
+	err = json.Unmarshal(b, p)
+	if err == nil {
+		err = p.checkPaths(outputs)
+	}
+	if err != nil {
+		return nil, &corruptError{kind: stateKindPlacement, path: path, err: err}
+	}
+	return p, nil
+}
+
+// checkPaths refuses a journal naming a target outside the watch's outputs,
+// or a backup other than those place makes (a hidden .bak file in the
+// target's output directory): undo renames and removes what the journal
+// names, so no journal may reach anything else.
+func (p *placement) checkPaths(outputs []*OutputConf) error {
+	for _, f := range p.Files {
+		dir := outputHolding(outputs, f.Target)
+		if dir == "" {
+			return fmt.Errorf("target %q is in none of the watch's output directories", f.Target)
+		}
+		name := filepath.Base(f.Backup)
+		if f.Backup != "" && (filepath.Dir(f.Backup) != dir || f.Backup != filepath.Join(dir, name) ||
+			!strings.HasPrefix(name, abi.StagePrefix+"check-") || !strings.HasSuffix(name, backupSuffix)) {
+			return fmt.Errorf("backup %q of %q is not a backup the agent makes in its output directory", f.Backup, f.Target)
+		}
+	}
+	return nil
+}
+
+// outputHolding returns the directory of the output that path lies in
+// (below it, spelled clean), or "".
+func outputHolding(outputs []*OutputConf, path string) string {
+	for _, o := range outputs {
+		dir := filepath.Clean(o.Dir)
+		rel, err := filepath.Rel(dir, path)
+		if err == nil && rel != "." && filepath.IsLocal(rel) && path == filepath.Join(dir, rel) {
+			return dir
+		}
+	}
+	return ""
 }
 
 // placedEnv is what a check in place sees: each new file is at its target.

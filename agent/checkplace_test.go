@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -144,5 +145,53 @@ func TestPlacementUndoReshapes(t *testing.T) {
 	}
 	if err := p.undo(); err != nil { // idempotent: a crash during undo undoes again
 		t.Errorf("second undo: %v", err)
+	}
+}
+
+// A placement journal naming files outside the watch's outputs is
+// quarantined, not followed: undoing it would remove or replace them.
+func TestPlacementJournalOutsideTheOutputsIsRefused(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "good")
+	victim := filepath.Join(f.dir, "victim")
+	os.WriteFile(victim, []byte("keep me"), 0o644)
+	out := filepath.Join(f.dir, "out")
+	watchDir := filepath.Join(f.dir, "data", "watches", "cfg")
+	os.MkdirAll(watchDir, 0o700)
+	journal := `{"files":[{"target":` + strconv.Quote(victim) + `,"existed":false},` +
+		`{"target":` + strconv.Quote(filepath.Join(out, "b.conf")) + `,"backup":` + strconv.Quote(filepath.Join(f.dir, ".slipstream-check-1.bak")) + `,"existed":true}]}`
+	if err := os.WriteFile(filepath.Join(watchDir, placementFile), []byte(journal), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := f.start(f.config(filesConfig))
+	waitLong(t, "the watch to render", func() bool { return a.Ready() && readFile(filepath.Join(out, "a.conf")) == "good" })
+	if got := readFile(victim); got != "keep me" {
+		t.Errorf("the file the journal named outside the outputs: %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(watchDir, placementFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("journal not quarantined (%v)", err)
+	}
+}
+
+func TestPlacementCheckPaths(t *testing.T) {
+	outputs := []*OutputConf{{Name: "files", Dir: "/srv/out/"}, {Name: "more", Dir: "/srv/more"}}
+	for _, tc := range []struct {
+		f  placedFile
+		ok bool
+	}{
+		{placedFile{Target: "/srv/out/a.conf", Backup: "/srv/out/.slipstream-check-ab.bak", Existed: true}, true},
+		{placedFile{Target: "/srv/more/d/x"}, true},
+		{placedFile{Target: "/srv/out"}, false},
+		{placedFile{Target: "/srv/out/../etc/passwd"}, false},
+		{placedFile{Target: "/srv/outside"}, false},
+		{placedFile{Target: "srv/out/a"}, false},
+		{placedFile{Target: "/srv/out/a.conf", Backup: "/srv/more/.slipstream-check-ab.bak"}, false},
+		{placedFile{Target: "/srv/out/a.conf", Backup: "/srv/out/d/.slipstream-check-ab.bak"}, false},
+		{placedFile{Target: "/srv/out/a.conf", Backup: "/srv/out/b.conf"}, false},
+	} {
+		err := (&placement{Files: []placedFile{tc.f}}).checkPaths(outputs)
+		if (err == nil) != tc.ok {
+			t.Errorf("%+v: %v, want ok %v", tc.f, err, tc.ok)
+		}
 	}
 }

@@ -130,3 +130,35 @@ func FuzzHeldRecord(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPlacementJournal feeds arbitrary files to the check-in-place journal's
+// loader: a refusal is a *corruptError (the watch quarantines the file), and
+// what it accepts names only paths inside the watch's outputs, which is all
+// an undo may touch.
+func FuzzPlacementJournal(f *testing.F) {
+	dir := f.TempDir()
+	path := filepath.Join(dir, placementFile)
+	outputs := []*OutputConf{{Name: "files", Dir: "/srv/out"}}
+	f.Add([]byte(`{"files":[{"target":"/srv/out/a.conf","backup":"/srv/out/.slipstream-check-1f.bak","existed":true},{"target":"/srv/out/d","existed":true,"was_dir":true}]}`))
+	f.Add([]byte(`{"files":[{"target":"/etc/passwd"}],"passed":true}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		p, err := loadPlacement(path, outputs)
+		if err != nil {
+			var ce *corruptError
+			if !errors.As(err, &ce) || err.Error() == "" {
+				t.Fatalf("refusal %v (%T) is not a *corruptError", err, err)
+			}
+			return
+		}
+		for _, pf := range p.Files {
+			for _, name := range []string{pf.Target, pf.Backup} {
+				if name != "" && !strings.HasPrefix(name, "/srv/out/") {
+					t.Fatalf("accepted a journal naming %q", name)
+				}
+			}
+		}
+	})
+}
