@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
+	"path/filepath"
 )
 
 // TrustError is a file or directory the agent trusts — its configuration,
@@ -46,6 +48,17 @@ func (e *TrustError) Error() string {
 // `slipagent validate` too, and Reload checks the new configuration so.
 func (a *Agent) CheckTrust() error { return a.checkTrust(a.cfg) }
 
+// loopback reports whether the TCP listen address host:port stays on this
+// host ("localhost" or a loopback IP).
+func loopback(address string) bool {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
+}
+
 // checkTrust is CheckTrust for cfg, the agent's or one it reloads (with the
 // same data dir and compile cache).
 func (a *Agent) checkTrust(cfg *Config) error {
@@ -70,6 +83,11 @@ func (a *Agent) checkTrust(cfg *Config) error {
 		}
 	}
 	refuse = append(refuse, secrets...)
+	if h := cfg.HTTP; h != nil && h.Network == "unix" {
+		// Whoever can write it can put their own socket there, which
+		// `slipagent status` would send the token to.
+		refuse = append(refuse, item{"http socket directory", filepath.Dir(h.Address)})
+	}
 	for _, it := range refuse {
 		if it.path == "" {
 			continue
@@ -85,6 +103,10 @@ func (a *Agent) checkTrust(cfg *Config) error {
 		if problem, fix := readableByOthers(it.path); problem != "" {
 			a.log.Warn(it.what+" "+problem, "path", it.path, "fix", fix)
 		}
+	}
+	if h := cfg.HTTP; h != nil && h.Network == "tcp" && h.TokenFile != "" && h.TLS == nil && !loopback(h.Address) {
+		a.log.Warn("the http token crosses the network in clear text: anyone on the path can read it and use it",
+			"listen", h.Listen, "fix", `add a tls block to http, or listen on 127.0.0.1 or a unix: socket`)
 	}
 	for _, p := range cfg.Plugins {
 		if p.SHA256 != "" {

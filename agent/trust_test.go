@@ -111,6 +111,16 @@ func TestTrustRefusesWhatOthersCanChange(t *testing.T) {
 			chmod(t, f.dir, 0o777)
 			return f.dir
 		}, []string{"agent: config file ", "the directory " + "DIR" + " above it is writable by every user", "fix: chmod go-w DIR"}},
+		{"http socket in a directory others can write", func(t *testing.T, f *trustFixture) string {
+			sockDir := filepath.Join(f.dir, "run")
+			if err := os.Mkdir(sockDir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			src, _ := os.ReadFile(f.config)
+			os.WriteFile(f.config, []byte(strings.Replace(string(src), `listen     = "127.0.0.1:0"`, `listen     = "unix:run/http.sock"`, 1)), 0o600)
+			chmod(t, sockDir, 0o777)
+			return sockDir
+		}, []string{"agent: http socket directory ", "is writable by every user", "fix: chmod go-w "}},
 		{"compile cache owned by another user", func(t *testing.T, f *trustFixture) string {
 			rootonly.Require(t, "giving a directory to another user")
 			if err := os.Chown(f.cache, 65534, 65534); err != nil {
@@ -157,8 +167,13 @@ func TestTrustStickyDirectoryAbove(t *testing.T) {
 
 func TestTrustWarnings(t *testing.T) {
 	f := newTrustFixture(t)
+	if _, logs := f.check(t); strings.Contains(logs, "clear text") {
+		t.Errorf("a token on 127.0.0.1 is warned about:\n%s", logs)
+	}
 	chmod(t, f.creds, 0o604)
 	chmod(t, f.module, 0o666)
+	src, _ := os.ReadFile(f.config)
+	os.WriteFile(f.config, []byte(strings.Replace(string(src), `"127.0.0.1:0"`, `"0.0.0.0:0"`, 1)), 0o600)
 	err, logs := f.check(t)
 	if err != nil {
 		t.Fatal(err)
@@ -167,6 +182,7 @@ func TestTrustWarnings(t *testing.T) {
 		`level=WARN msg="NATS creds file is readable by every user (mode 0604)" path=` + f.creds + ` fix="chmod o-r ` + f.creds + `"`,
 		`level=WARN msg="plugin module without a sha256 pin can be changed by others`,
 		`fix="chmod go-w ` + f.module,
+		`level=WARN msg="the http token crosses the network in clear text`,
 	} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %s:\n%s", want, logs)
