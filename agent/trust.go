@@ -108,6 +108,20 @@ func (a *Agent) checkTrust(cfg *Config) error {
 		a.log.Warn("the http token crosses the network in clear text: anyone on the path can read it and use it",
 			"listen", h.Listen, "fix", `add a tls block to http, or listen on 127.0.0.1 or a unix: socket`)
 	}
+	for _, w := range cfg.Watches {
+		for _, h := range w.Hooks {
+			for _, argv := range [][]string{h.Command, h.Check} {
+				if len(argv) == 0 || !filepath.IsAbs(argv[0]) {
+					continue // found in PATH: the system's directories
+				}
+				var te *TrustError
+				if err := checkOnlyTrustedWrite("hook program", argv[0]); errors.As(err, &te) {
+					a.log.Warn("hook program can be changed by others: they could run their code as the hook's user",
+						"watch", w.Name, "hook", h.Name, "program", argv[0], "problem", te.Error(), "fix", te.Fix)
+				}
+			}
+		}
+	}
 	for _, p := range cfg.Plugins {
 		if p.SHA256 != "" {
 			continue

@@ -172,8 +172,19 @@ func TestTrustWarnings(t *testing.T) {
 	}
 	chmod(t, f.creds, 0o604)
 	chmod(t, f.module, 0o666)
+	script := filepath.Join(f.dir, "reload.sh")
+	os.WriteFile(script, []byte("#!/bin/sh\n"), 0o777)
+	chmod(t, script, 0o777)
 	src, _ := os.ReadFile(f.config)
-	os.WriteFile(f.config, []byte(strings.Replace(string(src), `"127.0.0.1:0"`, `"0.0.0.0:0"`, 1)), 0o600)
+	src = []byte(strings.Replace(string(src), `"127.0.0.1:0"`, `"0.0.0.0:0"`, 1) + `
+watch "w" {
+  bucket = "b"
+  plugin = "p"
+  output "files" { dir = "out" }
+  hook "reload" { command = ["` + script + `"] }
+}
+`)
+	os.WriteFile(f.config, src, 0o600)
 	err, logs := f.check(t)
 	if err != nil {
 		t.Fatal(err)
@@ -183,6 +194,7 @@ func TestTrustWarnings(t *testing.T) {
 		`level=WARN msg="plugin module without a sha256 pin can be changed by others`,
 		`fix="chmod go-w ` + f.module,
 		`level=WARN msg="the http token crosses the network in clear text`,
+		`level=WARN msg="hook program can be changed by others: they could run their code as the hook's user" watch=w hook=reload program=` + script,
 	} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %s:\n%s", want, logs)
