@@ -73,7 +73,8 @@ type QuarantinedState struct {
 
 // HoldStatus describes a batch the deletion guard holds: it would remove
 // Removals of the KeysBefore keys the watch held. Checked is when this run
-// of the agent last held a batch (zero before its first).
+// of the agent last found the batch held, not confirmed (zero before it
+// first looked: a hold an earlier run left may be confirmed already).
 type HoldStatus struct {
 	KeysBefore int `json:"keys_before"`
 	Removals   int `json:"removals"`

@@ -129,9 +129,49 @@ func TestOnceExitCodes(t *testing.T) {
 // TestOnceHeld: a bucket emptied while no agent ran is held by the guard:
 // exit 7, the outputs kept.
 func TestOnceHeld(t *testing.T) {
+	dir, cfg := heldByOnce(t)
+	if entries, _ := os.ReadDir(filepath.Join(dir, "out")); len(entries) != heldKeys {
+		t.Errorf("%d outputs left, want the %d kept while held", len(entries), heldKeys)
+	}
+	// Without a confirmation, the next once is held again.
+	if code, _, errOut := runCmd(t, "once", "-config", cfg); code != exitHeld {
+		t.Errorf("once of a hold not confirmed = %d; stderr:\n%s", code, errOut)
+	}
+}
+
+// TestOnceAppliesAConfirmedHold: once a hold is confirmed, once applies the
+// held batch (a full render) and exits 0, rather than stopping the render
+// it just started.
+func TestOnceAppliesAConfirmedHold(t *testing.T) {
+	dir, cfg := heldByOnce(t)
+	if code, out, errOut := runCmd(t, "resync", "--confirm", "cfg", "-config", cfg); code != exitOK || !strings.Contains(out, "confirmed") {
+		t.Fatalf("resync --confirm = %d %q %q", code, out, errOut)
+	}
+	if code, _, errOut := runCmd(t, "once", "-config", cfg); code != exitOK {
+		t.Fatalf("once after the confirmation = %d; stderr:\n%s", code, errOut)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "out")); len(entries) != 0 {
+		t.Errorf("%d outputs left, want none: the bucket is empty", len(entries))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "watches", "cfg", "held.json")); !os.IsNotExist(err) {
+		t.Errorf("the hold was not lifted (%v)", err)
+	}
+	// The hold is over: the next once has nothing to do.
+	if code, _, errOut := runCmd(t, "once", "-config", cfg); code != exitOK {
+		t.Errorf("once after the confirmed render = %d; stderr:\n%s", code, errOut)
+	}
+}
+
+const heldKeys = 12
+
+// heldByOnce renders heldKeys keys with once, deletes them all and runs
+// once again, which the guard holds (exit 7). It returns the test's
+// directory and configuration file.
+func heldByOnce(t *testing.T) (dir, cfg string) {
+	t.Helper()
 	srv := natstest.Run(t)
-	dir := t.TempDir()
-	cfg := onceConfig(t, dir, srv.URL(), "")
+	dir = t.TempDir()
+	cfg = onceConfig(t, dir, srv.URL(), "")
 	// The guard judges one batch: a window lets the backlog of deletions
 	// arrive as one (without one, the first is applied alone).
 	b, _ := os.ReadFile(cfg)
@@ -139,23 +179,20 @@ func TestOnceHeld(t *testing.T) {
   output`, `plugin = "files"
   batch { window = "1s" }
   output`, 1)), 0o644)
-	const n = 12
-	for i := range n {
+	for i := range heldKeys {
 		runCmd(t, "kv", "-server", srv.URL(), "put", "cfg", fmt.Sprintf("files.k%02d", i), "v")
 	}
 	if code, _, errOut := runCmd(t, "once", "-config", cfg); code != exitOK {
 		t.Fatalf("once = %d; stderr:\n%s", code, errOut)
 	}
-	for i := range n {
+	for i := range heldKeys {
 		runCmd(t, "kv", "-server", srv.URL(), "delete", "cfg", fmt.Sprintf("files.k%02d", i))
 	}
 	code, _, errOut := runCmd(t, "once", "-config", cfg)
 	if code != exitHeld || !strings.Contains(errOut, "resync --confirm cfg") {
-		t.Errorf("once of an emptied bucket = %d; stderr:\n%s", code, errOut)
+		t.Fatalf("once of an emptied bucket = %d; stderr:\n%s", code, errOut)
 	}
-	if entries, _ := os.ReadDir(filepath.Join(dir, "out")); len(entries) != n {
-		t.Errorf("%d outputs left, want the %d kept while held", len(entries), n)
-	}
+	return dir, cfg
 }
 
 func readOrErr(path string) string {
