@@ -181,7 +181,7 @@ func (w *watchStatus) get() WatchStatus {
 	switch {
 	case s.Held != nil:
 		s.State = stateHeld
-		s.Reason = fmt.Sprintf("held: a batch would remove %d of the watch's %d %s; check the bucket, then run `slipagent resync --confirm %s` to apply it", s.Held.Removals, s.Held.KeysBefore, holdUnit(s.Held.Outputs), s.Name)
+		s.Reason = fmt.Sprintf("a batch would remove %d of the watch's %d %s; check the bucket, then run `slipagent resync --confirm %s` to apply it", s.Held.Removals, s.Held.KeysBefore, holdUnit(s.Held.Outputs), s.Name)
 	case w.attachErr != "":
 		s.State, s.Reason = stateDetached, "cannot watch bucket "+s.Bucket+": "+w.attachErr
 	case s.LastError != "":

@@ -133,9 +133,11 @@ func TestOnceHeld(t *testing.T) {
 	if entries, _ := os.ReadDir(filepath.Join(dir, "out")); len(entries) != heldKeys {
 		t.Errorf("%d outputs left, want the %d kept while held", len(entries), heldKeys)
 	}
-	// Without a confirmation, the next once is held again.
-	if code, _, errOut := runCmd(t, "once", "-config", cfg); code != exitHeld {
-		t.Errorf("once of a hold not confirmed = %d; stderr:\n%s", code, errOut)
+	// Without a confirmation, the next once is held again; the error
+	// names the watch and its state once.
+	code, _, errOut := runCmd(t, "once", "-config", cfg)
+	if want := "slipagent once: watch cfg: held: a batch would remove 12 of the watch's 12 keys"; code != exitHeld || !strings.Contains(errOut, want) {
+		t.Errorf("once of a hold not confirmed = %d, want %d and %q; stderr:\n%s", code, exitHeld, want, errOut)
 	}
 }
 
