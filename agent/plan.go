@@ -334,10 +334,10 @@ func (r *watchRunner) foldCopy(path string) (kvcore.Fold, *watchState, error) {
 	if r.conf.Fold == FoldDisk {
 		snap, err = diskFoldSnapshot(filepath.Join(r.dir, diskFoldDir))
 	} else {
-		snap, err = snapshot.Load(filepath.Join(r.dir, logFoldFile))
+		snap, err = logFoldSnapshot(filepath.Join(r.dir, logFoldFile))
 	}
 	switch {
-	case errors.Is(err, os.ErrNotExist):
+	case errors.Is(err, os.ErrNotExist) || err == nil && snap == nil:
 		return fold, &watchState{}, nil
 	case err != nil:
 		fold.Close()
@@ -354,13 +354,24 @@ func (r *watchRunner) foldCopy(path string) (kvcore.Fold, *watchState, error) {
 	return fold, &st, nil
 }
 
-// diskFoldSnapshot reads an on-disk fold (which a running agent keeps
-// locked: plan then fails, naming it).
+// logFoldSnapshot reads a log fold as loading it would, without the
+// rewrite that loading does to a file with superseded records or a torn
+// tail: nil for one that holds nothing.
+func logFoldSnapshot(path string) (*snapshot.Snapshot, error) {
+	rep, err := snapshot.Inspect(path)
+	if err != nil {
+		return nil, err
+	}
+	return rep.Snapshot(), nil
+}
+
+// diskFoldSnapshot reads an on-disk fold without writing to it (a running
+// agent keeps it locked: plan then fails, naming it).
 func diskFoldSnapshot(dir string) (*snapshot.Snapshot, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, err
 	}
-	f, err := pebblefold.Open(dir, pebblefold.Options{})
+	f, err := pebblefold.OpenReadOnly(dir, pebblefold.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("%s (stop the agent to plan a fold = \"disk\" watch): %w", dir, err)
 	}
