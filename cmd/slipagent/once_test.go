@@ -253,3 +253,39 @@ func TestOnceAppliesABacklogInFullBatches(t *testing.T) {
 // backlog is how many keys TestOnceAppliesABacklogInFullBatches changes
 // while no agent runs: several batches' worth.
 const backlog = 2500
+
+// TestOnceConfigPathSpellings: a configuration with relative paths, named
+// relative to one working directory, then absolutely, then relative to
+// another, is one configuration: plan finds it rendered, and once renders
+// nothing again (the hook runs once).
+func TestOnceConfigPathSpellings(t *testing.T) {
+	srv := natstest.Run(t)
+	dir := t.TempDir()
+	cfg := onceConfig(t, dir, srv.URL(), "")
+	b, _ := os.ReadFile(cfg)
+	rel := strings.ReplaceAll(string(b), `"`+dir+`/data"`, `"data"`)
+	rel = strings.ReplaceAll(rel, `"`+dir+`/out"`, `"out"`)
+	os.WriteFile(cfg, []byte(rel), 0o644)
+	if code, _, errOut := runCmd(t, "kv", "-server", srv.URL(), "put", "cfg", "files.a", "alpha"); code != exitOK {
+		t.Fatalf("kv put: %s", errOut)
+	}
+
+	t.Chdir(dir)
+	if code, _, errOut := runCmd(t, "once", "-config", "agent.hcl"); code != exitOK {
+		t.Fatalf("once -config agent.hcl = %d; stderr:\n%s", code, errOut)
+	}
+	if a := readOrErr(filepath.Join(dir, "out/a")); a != "alpha" {
+		t.Fatalf("a = %q", a)
+	}
+	if code, out, errOut := runCmd(t, "plan", "-config", cfg); code != exitOK || !strings.Contains(out, "up to date") {
+		t.Errorf("plan -config %s = %d, want it up to date\n%s\nstderr:\n%s", cfg, code, out, errOut)
+	}
+	t.Chdir(filepath.Dir(dir))
+	spelled := filepath.Join(filepath.Base(dir), "agent.hcl")
+	if code, _, errOut := runCmd(t, "once", "-config", spelled); code != exitOK {
+		t.Fatalf("once -config %s = %d; stderr:\n%s", spelled, code, errOut)
+	}
+	if runs := hookRuns(dir); len(runs) != 1 {
+		t.Errorf("hook runs %q, want one: the same configuration rendered again", runs)
+	}
+}
