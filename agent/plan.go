@@ -154,7 +154,7 @@ func (r *watchRunner) plan(ctx context.Context, fn func(*WatchPlan) error) error
 	p := &WatchPlan{Watch: r.conf.Name}
 	p.From, _ = fold.Cursor().Revision()
 	_, err = os.Stat(filepath.Join(r.dir, heldFile))
-	fullRender := st.Rendered != renderKey(r.conf, r.plugin, plugin.SHA256()) || err == nil
+	fullRender := !st.renderedWith(r.conf, r.plugin, plugin.SHA256()) || err == nil
 	pending, _, err := hookJournal{path: filepath.Join(r.dir, journalFile)}.load()
 	if err != nil {
 		return err

@@ -164,7 +164,7 @@ func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, output
 	key := renderKey(r.conf, r.plugin, digest)
 	// A hold left by an earlier run needs a batch to hold (or release):
 	// ask for a full one even if nothing else arrives.
-	fullRender := st.Rendered != key || r.guard.held != nil || restored
+	fullRender := !st.renderedWith(r.conf, r.plugin, digest) || r.guard.held != nil || restored
 	// Hooks owed from before a crash or a failed run go first, before NATS
 	// is needed. If they fail again the watch still starts, owing a full
 	// render: its commit runs them with backoff, and a change that fixes
