@@ -65,6 +65,7 @@ func (a *Agent) Once(ctx context.Context) error {
 	}
 	a.cfg = a.cfg.withoutHTTP()
 	a.notify = func(string) error { return nil }
+	a.once = true
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()

@@ -176,7 +176,6 @@ func (r *watchRunner) plan(ctx context.Context, fn func(*WatchPlan) error) error
 	hooks := pending
 	loopCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	var loopErr error
 	err = kvcore.WatchApplied(loopCtx, store, fold, kvcore.AppliedConfig{
 		Scope:      r.scope(),
 		Window:     time.Hour, // catching up closes the batch: one batch of everything pending
@@ -188,11 +187,9 @@ func (r *watchRunner) plan(ctx context.Context, fn func(*WatchPlan) error) error
 		// next; the plan shows that render (the copy forgets the mark).
 		Folding:   st.Folding,
 		OnFolding: func(context.Context, bool) error { return nil },
+		NoRetry:   true, // the first failure is the plan's
 		OnProgress: func(pr kvcore.Progress) {
-			if pr.Err != nil {
-				loopErr = pr.Err
-				stop()
-			} else if pr.Synced {
+			if pr.Synced {
 				stop()
 			}
 		},
@@ -216,9 +213,6 @@ func (r *watchRunner) plan(ctx context.Context, fn func(*WatchPlan) error) error
 		hooks = append(hooks, res.Hooks()...)
 		return res.Commit(ctx)
 	})
-	if err == nil {
-		err = loopErr
-	}
 	if err != nil {
 		return err
 	}

@@ -94,6 +94,10 @@ func (r *watchRunner) run(ctx context.Context) {
 		} else {
 			r.status.failed(err)
 		}
+		if r.a.once {
+			r.log.Error("watch failed; once stops it", "err", err)
+			return
+		}
 		r.log.Error("watch failed; restarting", "err", err, "attempt", attempt+1)
 		d := min(minRestartBackoff<<min(attempt, 20), maxRestartBackoff)
 		select {
@@ -251,6 +255,7 @@ func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, output
 			return update(func(s *watchState) { s.Folding = folding })
 		},
 		Reconcile: reconcileEvery,
+		NoRetry:   r.a.once, // Once reports the failure
 		OnProgress: func(p kvcore.Progress) {
 			if p.Synced {
 				inst.begin()

@@ -289,3 +289,26 @@ func TestOnceConfigPathSpellings(t *testing.T) {
 		t.Errorf("hook runs %q, want one: the same configuration rendered again", runs)
 	}
 }
+
+// TestOnceAndPlanSayTheyDoNotRetry: a plugin that fails makes once and plan
+// exit 1 at once, and their logs say so rather than promise a retry.
+func TestOnceAndPlanSayTheyDoNotRetry(t *testing.T) {
+	srv := natstest.Run(t)
+	dir := t.TempDir()
+	cfg := onceConfig(t, dir, srv.URL(), "")
+	b, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, []byte(strings.Replace(string(b), `config = { prefix = "files.", hook = "changed" }`, `config = { prefix = "files.", hook = "changed" }
+  limits { max_file_size = 1 }`, 1)), 0o644)
+	if code, _, errOut := runCmd(t, "kv", "-server", srv.URL(), "put", "cfg", "files.a", "larger than a byte"); code != exitOK {
+		t.Fatalf("kv put: %s", errOut)
+	}
+	for _, c := range []struct{ cmd, says string }{
+		{"plan", "slipagent plan: watch cfg:"},
+		{"once", "watch failed; once stops it"},
+	} {
+		code, _, errOut := runCmd(t, c.cmd, "-config", cfg)
+		if code != exitFailure || !strings.Contains(errOut, c.says) || strings.Contains(errOut, "retrying") {
+			t.Errorf("%s with a failing plugin = %d, want %d, %q and no retry; stderr:\n%s", c.cmd, code, exitFailure, c.says, errOut)
+		}
+	}
+}
