@@ -49,6 +49,8 @@ type Agent struct {
 	watches  []*watchRunner
 	hooks    *hookScheduler // replaced by Run (under mu) before the watches start
 	changed  chan struct{}  // a watch's status changed (see watchStatus.poke)
+	// once is set by Once: a watch that fails stops, unretried.
+	once bool
 	// connected is closed once the KV connection is first made: watches
 	// wait for it before they open their bucket.
 	connected chan struct{}

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +53,40 @@ watch "w" {
 	}
 	if cfg.DataDir != "/etc/slipagent/state" || cfg.Plugins[0].Module != "/etc/slipagent/p.wasm" || cfg.Watches[0].Outputs[0].Dir != "/etc/slipagent/out" {
 		t.Errorf("paths not resolved against the file: data_dir %q module %q dir %q", cfg.DataDir, cfg.Plugins[0].Module, cfg.Watches[0].Outputs[0].Dir)
+	}
+	// A file named relative to the working directory: the same paths,
+	// absolute, the NATS client's files too.
+	wd := t.TempDir()
+	t.Chdir(wd)
+	t.Setenv("CACHE_DIRECTORY", "")
+	paths := func(c *Config) []string {
+		return []string{c.DataDir, c.CacheDir, c.Plugins[0].Module, c.Watches[0].Outputs[0].Dir, c.NATS.CredsFile, c.NATS.TLS.CAFile, c.NATS.TLS.CertFile, c.NATS.TLS.KeyFile}
+	}
+	withNATS := src + `
+nats {
+  creds_file = "nats/agent.creds"
+  tls {
+    ca_file   = "nats/ca.pem"
+    cert_file = "nats/cert.pem"
+    key_file  = "nats/key.pem"
+  }
+}`
+	var got [][]string
+	for _, name := range []string{"conf/agent.hcl", "./conf/../conf/agent.hcl", filepath.Join(wd, "conf/agent.hcl")} {
+		cfg, err := Parse(name, []byte(withNATS))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, paths(cfg))
+	}
+	want := []string{"state", "state/cache", "p.wasm", "out", "nats/agent.creds", "nats/ca.pem", "nats/cert.pem", "nats/key.pem"}
+	for i := range want {
+		want[i] = filepath.Join(wd, "conf", want[i])
+	}
+	for i, g := range got {
+		if !slices.Equal(g, want) {
+			t.Errorf("spelling %d: paths %q, want %q", i, g, want)
+		}
 	}
 	w := cfg.Watches[0]
 	if w.Prefixes != nil || w.Batch.Window != 0 || w.Batch.Max != DefaultBatchMax {

@@ -254,7 +254,6 @@ func (g *guard) wait(stop context.Context, fold kvcore.Fold, src kvcore.Reader) 
 			return true, nil
 		}
 	}
-	g.status.holding(g.now())
 	poll := time.NewTicker(holdPoll)
 	defer poll.Stop()
 	lastCount := g.now()
@@ -271,6 +270,9 @@ func (g *guard) wait(stop context.Context, fold kvcore.Fold, src kvcore.Reader) 
 		case !errors.Is(err, os.ErrNotExist):
 			return false, fmt.Errorf("agent: looking for a confirmation: %w", err)
 		}
+		// Only now is the batch held in this run: Once stops at this, not
+		// at a hold an earlier run left, which may be confirmed already.
+		g.status.holding(g.now())
 		if curable && g.now().Sub(lastCount) >= holdRecheck {
 			lastCount = g.now()
 			keys, err := countKeys(stop, g.scope, func(ctx context.Context, p string) (int, error) {

@@ -65,6 +65,7 @@ func (a *Agent) Once(ctx context.Context) error {
 	}
 	a.cfg = a.cfg.withoutHTTP()
 	a.notify = func(string) error { return nil }
+	a.once = true
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -97,13 +98,17 @@ func (a *Agent) Once(ctx context.Context) error {
 }
 
 // onceProgress sorts the watches for Once: the ones that failed (or are
-// held), and whether any is still catching up.
+// held, waiting for a confirmation), and whether any is still catching up.
+// A hold an earlier run left is pending until the watch looked for its
+// confirmation: a confirmed one is being applied.
 func (a *Agent) onceProgress() (failed []WatchStatus, pending bool) {
 	for i, s := range a.Status() {
 		switch {
-		case s.Failures > 0 || s.State == stateFailing || s.State == stateHeld || s.State == stateDetached:
+		case s.Failures > 0 || s.State == stateFailing || s.State == stateDetached:
 			failed = append(failed, s)
-		case !s.Synced || !a.watches[i].driftChecked():
+		case s.State == stateHeld && !s.Held.Checked.IsZero():
+			failed = append(failed, s)
+		case s.State == stateHeld || !s.Synced || !a.watches[i].driftChecked():
 			pending = true
 		}
 	}

@@ -154,7 +154,7 @@ func (r *watchRunner) plan(ctx context.Context, fn func(*WatchPlan) error) error
 	p := &WatchPlan{Watch: r.conf.Name}
 	p.From, _ = fold.Cursor().Revision()
 	_, err = os.Stat(filepath.Join(r.dir, heldFile))
-	fullRender := st.Rendered != renderKey(r.conf, r.plugin, plugin.SHA256()) || err == nil
+	fullRender := !st.renderedWith(r.conf, r.plugin, plugin.SHA256()) || err == nil
 	pending, _, err := hookJournal{path: filepath.Join(r.dir, journalFile)}.load()
 	if err != nil {
 		return err
@@ -176,7 +176,6 @@ func (r *watchRunner) plan(ctx context.Context, fn func(*WatchPlan) error) error
 	hooks := pending
 	loopCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	var loopErr error
 	err = kvcore.WatchApplied(loopCtx, store, fold, kvcore.AppliedConfig{
 		Scope:      r.scope(),
 		Window:     time.Hour, // catching up closes the batch: one batch of everything pending
@@ -188,11 +187,9 @@ func (r *watchRunner) plan(ctx context.Context, fn func(*WatchPlan) error) error
 		// next; the plan shows that render (the copy forgets the mark).
 		Folding:   st.Folding,
 		OnFolding: func(context.Context, bool) error { return nil },
+		NoRetry:   true, // the first failure is the plan's
 		OnProgress: func(pr kvcore.Progress) {
-			if pr.Err != nil {
-				loopErr = pr.Err
-				stop()
-			} else if pr.Synced {
+			if pr.Synced {
 				stop()
 			}
 		},
@@ -216,9 +213,6 @@ func (r *watchRunner) plan(ctx context.Context, fn func(*WatchPlan) error) error
 		hooks = append(hooks, res.Hooks()...)
 		return res.Commit(ctx)
 	})
-	if err == nil {
-		err = loopErr
-	}
 	if err != nil {
 		return err
 	}
@@ -334,10 +328,10 @@ func (r *watchRunner) foldCopy(path string) (kvcore.Fold, *watchState, error) {
 	if r.conf.Fold == FoldDisk {
 		snap, err = diskFoldSnapshot(filepath.Join(r.dir, diskFoldDir))
 	} else {
-		snap, err = snapshot.Load(filepath.Join(r.dir, logFoldFile))
+		snap, err = logFoldSnapshot(filepath.Join(r.dir, logFoldFile))
 	}
 	switch {
-	case errors.Is(err, os.ErrNotExist):
+	case errors.Is(err, os.ErrNotExist) || err == nil && snap == nil:
 		return fold, &watchState{}, nil
 	case err != nil:
 		fold.Close()
@@ -354,13 +348,24 @@ func (r *watchRunner) foldCopy(path string) (kvcore.Fold, *watchState, error) {
 	return fold, &st, nil
 }
 
-// diskFoldSnapshot reads an on-disk fold (which a running agent keeps
-// locked: plan then fails, naming it).
+// logFoldSnapshot reads a log fold as loading it would, without the
+// rewrite that loading does to a file with superseded records or a torn
+// tail: nil for one that holds nothing.
+func logFoldSnapshot(path string) (*snapshot.Snapshot, error) {
+	rep, err := snapshot.Inspect(path)
+	if err != nil {
+		return nil, err
+	}
+	return rep.Snapshot(), nil
+}
+
+// diskFoldSnapshot reads an on-disk fold without writing to it (a running
+// agent keeps it locked: plan then fails, naming it).
 func diskFoldSnapshot(dir string) (*snapshot.Snapshot, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, err
 	}
-	f, err := pebblefold.Open(dir, pebblefold.Options{})
+	f, err := pebblefold.OpenReadOnly(dir, pebblefold.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("%s (stop the agent to plan a fold = \"disk\" watch): %w", dir, err)
 	}

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -82,5 +84,61 @@ func planCheckAsNobody(t *testing.T, nobody *user.User, output string, ownDir bo
 	}
 	if c := plans[0].Checks[0]; c.Err != nil || c.NotRun != "" {
 		t.Errorf("check of hook %s: err %v, not run %q; want it passed, as in a real run", c.Hook, c.Err, c.NotRun)
+	}
+}
+
+// TestARenderKeyOfRelativeOutputDirsIsHonoured: a state that an older
+// slipagent wrote, with the render key of output dirs relative to the
+// working directory (a relative -config path), owes no full render to the
+// same configuration run from the same directory: neither plan nor once
+// renders in full.
+func TestARenderKeyOfRelativeOutputDirsIsHonoured(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "alpha")
+	cfg := f.config(filesConfig)
+	if err := f.agent(cfg).Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// As `slipagent once -config agent.hcl`, run in the configuration's
+	// directory, recorded it.
+	t.Chdir(f.dir)
+	w := cfg.Watches[0]
+	rel := *w
+	out := *w.Outputs[0]
+	out.Dir = "out"
+	rel.Outputs = []*OutputConf{&out}
+	module, err := os.ReadFile(cfg.Plugins[0].Module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(module)
+	dir := filepath.Join(cfg.DataDir, "watches", w.Name)
+	st, err := loadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Rendered != renderKey(w, cfg.Plugins[0], hex.EncodeToString(sum[:])) {
+		t.Fatal("the render key is not computed from the module's sha256 as this test assumes")
+	}
+	st.Rendered = renderKey(&rel, cfg.Plugins[0], hex.EncodeToString(sum[:]))
+	if err := st.save(dir); err != nil {
+		t.Fatal(err)
+	}
+
+	err = f.agent(cfg).Plan(context.Background(), nil, func(p *WatchPlan) error {
+		if p.Full || p.Changed() {
+			t.Errorf("plan: full %v, files %v, hooks %v; want it up to date", p.Full, p.Files, p.Hooks)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.agent(cfg).Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// A full render would have recorded the current key.
+	if after, err := loadState(dir); err != nil || after.Rendered != st.Rendered {
+		t.Errorf("once rendered in full (state %+v, %v)", after, err)
 	}
 }

@@ -65,6 +65,36 @@ func renderKey(w *WatchConf, p *PluginConf, moduleSHA string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// renderedWith reports whether st records a render with the watch's
+// outputs, plugin configuration and module: its render key, or the key an
+// older slipagent computed for them (see legacyRenderKey). A full render is
+// owed otherwise. The next batch applied records the current key.
+func (st *watchState) renderedWith(w *WatchConf, p *PluginConf, moduleSHA string) bool {
+	return st.Rendered == renderKey(w, p, moduleSHA) || st.Rendered != "" && st.Rendered == legacyRenderKey(w, p, moduleSHA)
+}
+
+// legacyRenderKey is the render key as slipagent computed it before it made
+// the configuration's relative paths absolute: with output dirs relative to
+// the working directory, as a relative -config path left them ("" without
+// a working directory). A state recording it was rendered into the same
+// directories when the agent runs where the older one ran, the usual case.
+func legacyRenderKey(w *WatchConf, p *PluginConf, moduleSHA string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	old := *w
+	old.Outputs = make([]*OutputConf, len(w.Outputs))
+	for i, o := range w.Outputs {
+		rel := *o
+		if rel.Dir, err = filepath.Rel(wd, o.Dir); err != nil {
+			return ""
+		}
+		old.Outputs[i] = &rel
+	}
+	return renderKey(&old, p, moduleSHA)
+}
+
 // openFold opens the watch's fold in its directory, with the state file
 // beside it. A fold that belongs to another bucket, another set of prefixes
 // or another fold kind is discarded: it would be wrong for this watch, which

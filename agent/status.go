@@ -73,7 +73,8 @@ type QuarantinedState struct {
 
 // HoldStatus describes a batch the deletion guard holds: it would remove
 // Removals of the KeysBefore keys the watch held. Checked is when this run
-// of the agent last held a batch (zero before its first).
+// of the agent last found the batch held, not confirmed (zero before it
+// first looked: a hold an earlier run left may be confirmed already).
 type HoldStatus struct {
 	KeysBefore int `json:"keys_before"`
 	Removals   int `json:"removals"`
@@ -180,7 +181,7 @@ func (w *watchStatus) get() WatchStatus {
 	switch {
 	case s.Held != nil:
 		s.State = stateHeld
-		s.Reason = fmt.Sprintf("held: a batch would remove %d of the watch's %d %s; check the bucket, then run `slipagent resync --confirm %s` to apply it", s.Held.Removals, s.Held.KeysBefore, holdUnit(s.Held.Outputs), s.Name)
+		s.Reason = fmt.Sprintf("a batch would remove %d of the watch's %d %s; check the bucket, then run `slipagent resync --confirm %s` to apply it", s.Held.Removals, s.Held.KeysBefore, holdUnit(s.Held.Outputs), s.Name)
 	case w.attachErr != "":
 		s.State, s.Reason = stateDetached, "cannot watch bucket "+s.Bucket+": "+w.attachErr
 	case s.LastError != "":

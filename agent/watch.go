@@ -94,6 +94,10 @@ func (r *watchRunner) run(ctx context.Context) {
 		} else {
 			r.status.failed(err)
 		}
+		if r.a.once {
+			r.log.Error("watch failed; once stops it", "err", err)
+			return
+		}
 		r.log.Error("watch failed; restarting", "err", err, "attempt", attempt+1)
 		d := min(minRestartBackoff<<min(attempt, 20), maxRestartBackoff)
 		select {
@@ -164,7 +168,7 @@ func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, output
 	key := renderKey(r.conf, r.plugin, digest)
 	// A hold left by an earlier run needs a batch to hold (or release):
 	// ask for a full one even if nothing else arrives.
-	fullRender := st.Rendered != key || r.guard.held != nil || restored
+	fullRender := !st.renderedWith(r.conf, r.plugin, digest) || r.guard.held != nil || restored
 	// Hooks owed from before a crash or a failed run go first, before NATS
 	// is needed. If they fail again the watch still starts, owing a full
 	// render: its commit runs them with backoff, and a change that fixes
@@ -251,6 +255,7 @@ func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, output
 			return update(func(s *watchState) { s.Folding = folding })
 		},
 		Reconcile: reconcileEvery,
+		NoRetry:   r.a.once, // Once reports the failure
 		OnProgress: func(p kvcore.Progress) {
 			if p.Synced {
 				inst.begin()

@@ -94,10 +94,11 @@ type Progress struct {
 // the previous cursor (the fold may hold data ahead of its cursor), apply
 // runs, and the new cursor is committed. A crash between any two steps loses
 // nothing: the restarted loop resumes from the fold's cursor and delivers the
-// batch again. A failed step is retried after a jittered exponential backoff;
-// a failed watch is reopened from the fold's cursor (never from an in-memory
-// position). Shutdown lets an apply in flight finish and be checkpointed; a
-// batch not yet handed to apply is abandoned, to be delivered again.
+// batch again. A failed step is retried after a jittered exponential backoff
+// (AppliedConfig.NoRetry returns it instead); a failed watch is reopened
+// from the fold's cursor (never from an in-memory position). Shutdown lets
+// an apply in flight finish and be checkpointed; a batch not yet handed to
+// apply is abandoned, to be delivered again.
 //
 // WatchApplied owns fold while it runs: nothing else may call its Apply.
 func WatchApplied(ctx context.Context, src Source, fold Fold, cfg AppliedConfig, apply ApplyFunc) error {

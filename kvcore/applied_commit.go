@@ -79,11 +79,17 @@ func (l *appliedLoop) commit(ctx context.Context, wa Watch, b Batch, atEnd bool)
 		if err == nil {
 			break
 		}
-		l.failed(fmt.Errorf("apply: %w", err))
+		err = fmt.Errorf("apply: %w", err)
+		if !l.cfg.NoRetry {
+			l.failed(err)
+		}
 		if attempt == 0 && atEnd {
 			if err := l.lostAhead(ctx, under, b); err != nil {
 				return synced, err
 			}
+		}
+		if l.cfg.NoRetry {
+			return synced, err
 		}
 		more, sawSynced, err := l.absorb(ctx, wa, attempt, maxRetryGrowth*l.cfg.MaxBatch-absorbed, maxRetryBytes-absorbedBytes)
 		if err != nil {

@@ -58,6 +58,12 @@ type AppliedConfig struct {
 	// MinBackoff and MaxBackoff bound the jittered exponential backoff
 	// between retries of a failed step (defaults 100ms and 30s).
 	MinBackoff, MaxBackoff time.Duration
+	// NoRetry makes WatchApplied return the error of the first step that
+	// fails (its apply, the fold, the watch, a callback), without logging
+	// or reporting it, instead of retrying the step: for a caller that runs
+	// once and reports failures itself. A cursor that expired still
+	// resyncs.
+	NoRetry bool
 	// BucketID is the identity of the bucket incarnation the fold's cursor
 	// was taken from, as [BucketIdentifier] reported it and OnBucketID
 	// persisted it; "" when unknown.

@@ -130,6 +130,9 @@ func (l *appliedLoop) run(ctx context.Context) error {
 				continue
 			}
 		}
+		if l.cfg.NoRetry {
+			return fmt.Errorf("kvcore: watch applied: %w", err)
+		}
 		if l.fold.Cursor() != before {
 			attempt = 0
 		}

@@ -7,7 +7,8 @@ import (
 )
 
 // retry calls fn until it succeeds or ctx is done, backing off in between;
-// an error no retry can cure (see isFatal) ends it at once. It clears the
+// an error no retry can cure (see isFatal) ends it at once, and so does any
+// error under AppliedConfig.NoRetry, unreported. It clears the
 // reported failure only if it reported one itself, so a step that keeps
 // working does not hide another one that keeps failing.
 func (l *appliedLoop) retry(ctx context.Context, fn func() error) error {
@@ -21,6 +22,9 @@ func (l *appliedLoop) retry(ctx context.Context, fn func() error) error {
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if l.cfg.NoRetry {
+			return err
 		}
 		l.failed(err)
 		if isFatal(err) {

@@ -1,11 +1,13 @@
 package kvcore_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -223,6 +225,55 @@ func TestFailedApplyIsRetriedWithTheSameBatch(t *testing.T) {
 	}
 	if !sawFailure || !recovered {
 		t.Errorf("progress %+v: want 3 reported failures, then a recovery", progress)
+	}
+}
+
+// TestNoRetryReturnsTheFirstFailure: with NoRetry, a failed apply or a
+// failed watch ends WatchApplied with its error, tried once, neither
+// reported as a failure being retried nor logged.
+func TestNoRetryReturnsTheFirstFailure(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		fail    bool // apply fails; else the watch does
+		session session
+	}{
+		{"apply", true, session{events: []kvcore.Event{put("a", "2", 2), synced}}},
+		{"watch", false, session{events: []kvcore.Event{put("a", "2", 2)}, ended: true, endErr: fmt.Errorf("%w: %w", kvcore.ErrWatchFailed, errInjected)}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newMemFold()
+			f.cursor = kvcore.RevisionCursor(1)
+			r := &recorder{fold: f, fail: func(int, kvcore.Batch) error {
+				if c.fail {
+					return errInjected
+				}
+				return nil
+			}}
+			w := &scriptWatcher{sessions: []session{c.session, {events: []kvcore.Event{put("a", "2", 2), synced}}}}
+			var logs bytes.Buffer
+			var failures []kvcore.Progress
+			// Retries would go on until the deadline.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			err := kvcore.WatchApplied(ctx, w, f, kvcore.AppliedConfig{
+				Scope: kvcore.AllKeys(), Window: time.Hour, NoRetry: true, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond,
+				Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+				OnProgress: func(p kvcore.Progress) {
+					if p.Err != nil {
+						failures = append(failures, p)
+					}
+				},
+			}, r.apply)
+			if !errors.Is(err, errInjected) {
+				t.Fatalf("WatchApplied = %v, want the injected failure", err)
+			}
+			if r.calls > 1 || len(w.resumedFrom()) != 1 || f.Cursor() != kvcore.RevisionCursor(1) {
+				t.Errorf("%d applies, %d watches, cursor %v: want one try, and the cursor left at 1", r.calls, len(w.resumedFrom()), f.Cursor())
+			}
+			if len(failures) > 0 || strings.Contains(logs.String(), "failed") {
+				t.Errorf("the failure was reported (%+v) or logged:\n%s", failures, logs.String())
+			}
+		})
 	}
 }
 

@@ -18,7 +18,8 @@ consul-template -once: each watch applies what changed since its checkpoint
 runs the hooks, checkpoints, and has its drift check. A watch that fails is
 not retried. Exits 0 when every watch caught up; 1 when a watch failed (its
 plugin, a check, a hook, its bucket); 4 when no NATS server could be
-reached; 7 when the deletion guard holds a watch (slipagent resync --confirm).`
+reached; 7 when the deletion guard holds a watch (after slipagent resync
+--confirm WATCH, the next once applies the held batch).`
 
 func runOnce(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	adviseHugeHeapAtStart()

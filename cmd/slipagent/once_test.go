@@ -129,9 +129,51 @@ func TestOnceExitCodes(t *testing.T) {
 // TestOnceHeld: a bucket emptied while no agent ran is held by the guard:
 // exit 7, the outputs kept.
 func TestOnceHeld(t *testing.T) {
+	dir, cfg := heldByOnce(t)
+	if entries, _ := os.ReadDir(filepath.Join(dir, "out")); len(entries) != heldKeys {
+		t.Errorf("%d outputs left, want the %d kept while held", len(entries), heldKeys)
+	}
+	// Without a confirmation, the next once is held again; the error
+	// names the watch and its state once.
+	code, _, errOut := runCmd(t, "once", "-config", cfg)
+	if want := "slipagent once: watch cfg: held: a batch would remove 12 of the watch's 12 keys"; code != exitHeld || !strings.Contains(errOut, want) {
+		t.Errorf("once of a hold not confirmed = %d, want %d and %q; stderr:\n%s", code, exitHeld, want, errOut)
+	}
+}
+
+// TestOnceAppliesAConfirmedHold: once a hold is confirmed, once applies the
+// held batch (a full render) and exits 0, rather than stopping the render
+// it just started.
+func TestOnceAppliesAConfirmedHold(t *testing.T) {
+	dir, cfg := heldByOnce(t)
+	if code, out, errOut := runCmd(t, "resync", "--confirm", "cfg", "-config", cfg); code != exitOK || !strings.Contains(out, "confirmed") {
+		t.Fatalf("resync --confirm = %d %q %q", code, out, errOut)
+	}
+	if code, _, errOut := runCmd(t, "once", "-config", cfg); code != exitOK {
+		t.Fatalf("once after the confirmation = %d; stderr:\n%s", code, errOut)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "out")); len(entries) != 0 {
+		t.Errorf("%d outputs left, want none: the bucket is empty", len(entries))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "watches", "cfg", "held.json")); !os.IsNotExist(err) {
+		t.Errorf("the hold was not lifted (%v)", err)
+	}
+	// The hold is over: the next once has nothing to do.
+	if code, _, errOut := runCmd(t, "once", "-config", cfg); code != exitOK {
+		t.Errorf("once after the confirmed render = %d; stderr:\n%s", code, errOut)
+	}
+}
+
+const heldKeys = 12
+
+// heldByOnce renders heldKeys keys with once, deletes them all and runs
+// once again, which the guard holds (exit 7). It returns the test's
+// directory and configuration file.
+func heldByOnce(t *testing.T) (dir, cfg string) {
+	t.Helper()
 	srv := natstest.Run(t)
-	dir := t.TempDir()
-	cfg := onceConfig(t, dir, srv.URL(), "")
+	dir = t.TempDir()
+	cfg = onceConfig(t, dir, srv.URL(), "")
 	// The guard judges one batch: a window lets the backlog of deletions
 	// arrive as one (without one, the first is applied alone).
 	b, _ := os.ReadFile(cfg)
@@ -139,23 +181,20 @@ func TestOnceHeld(t *testing.T) {
   output`, `plugin = "files"
   batch { window = "1s" }
   output`, 1)), 0o644)
-	const n = 12
-	for i := range n {
+	for i := range heldKeys {
 		runCmd(t, "kv", "-server", srv.URL(), "put", "cfg", fmt.Sprintf("files.k%02d", i), "v")
 	}
 	if code, _, errOut := runCmd(t, "once", "-config", cfg); code != exitOK {
 		t.Fatalf("once = %d; stderr:\n%s", code, errOut)
 	}
-	for i := range n {
+	for i := range heldKeys {
 		runCmd(t, "kv", "-server", srv.URL(), "delete", "cfg", fmt.Sprintf("files.k%02d", i))
 	}
 	code, _, errOut := runCmd(t, "once", "-config", cfg)
 	if code != exitHeld || !strings.Contains(errOut, "resync --confirm cfg") {
-		t.Errorf("once of an emptied bucket = %d; stderr:\n%s", code, errOut)
+		t.Fatalf("once of an emptied bucket = %d; stderr:\n%s", code, errOut)
 	}
-	if entries, _ := os.ReadDir(filepath.Join(dir, "out")); len(entries) != n {
-		t.Errorf("%d outputs left, want the %d kept while held", len(entries), n)
-	}
+	return dir, cfg
 }
 
 func readOrErr(path string) string {
@@ -214,3 +253,62 @@ func TestOnceAppliesABacklogInFullBatches(t *testing.T) {
 // backlog is how many keys TestOnceAppliesABacklogInFullBatches changes
 // while no agent runs: several batches' worth.
 const backlog = 2500
+
+// TestOnceConfigPathSpellings: a configuration with relative paths, named
+// relative to one working directory, then absolutely, then relative to
+// another, is one configuration: plan finds it rendered, and once renders
+// nothing again (the hook runs once).
+func TestOnceConfigPathSpellings(t *testing.T) {
+	srv := natstest.Run(t)
+	dir := t.TempDir()
+	cfg := onceConfig(t, dir, srv.URL(), "")
+	b, _ := os.ReadFile(cfg)
+	rel := strings.ReplaceAll(string(b), `"`+dir+`/data"`, `"data"`)
+	rel = strings.ReplaceAll(rel, `"`+dir+`/out"`, `"out"`)
+	os.WriteFile(cfg, []byte(rel), 0o644)
+	if code, _, errOut := runCmd(t, "kv", "-server", srv.URL(), "put", "cfg", "files.a", "alpha"); code != exitOK {
+		t.Fatalf("kv put: %s", errOut)
+	}
+
+	t.Chdir(dir)
+	if code, _, errOut := runCmd(t, "once", "-config", "agent.hcl"); code != exitOK {
+		t.Fatalf("once -config agent.hcl = %d; stderr:\n%s", code, errOut)
+	}
+	if a := readOrErr(filepath.Join(dir, "out/a")); a != "alpha" {
+		t.Fatalf("a = %q", a)
+	}
+	if code, out, errOut := runCmd(t, "plan", "-config", cfg); code != exitOK || !strings.Contains(out, "up to date") {
+		t.Errorf("plan -config %s = %d, want it up to date\n%s\nstderr:\n%s", cfg, code, out, errOut)
+	}
+	t.Chdir(filepath.Dir(dir))
+	spelled := filepath.Join(filepath.Base(dir), "agent.hcl")
+	if code, _, errOut := runCmd(t, "once", "-config", spelled); code != exitOK {
+		t.Fatalf("once -config %s = %d; stderr:\n%s", spelled, code, errOut)
+	}
+	if runs := hookRuns(dir); len(runs) != 1 {
+		t.Errorf("hook runs %q, want one: the same configuration rendered again", runs)
+	}
+}
+
+// TestOnceAndPlanSayTheyDoNotRetry: a plugin that fails makes once and plan
+// exit 1 at once, and their logs say so rather than promise a retry.
+func TestOnceAndPlanSayTheyDoNotRetry(t *testing.T) {
+	srv := natstest.Run(t)
+	dir := t.TempDir()
+	cfg := onceConfig(t, dir, srv.URL(), "")
+	b, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, []byte(strings.Replace(string(b), `config = { prefix = "files.", hook = "changed" }`, `config = { prefix = "files.", hook = "changed" }
+  limits { max_file_size = 1 }`, 1)), 0o644)
+	if code, _, errOut := runCmd(t, "kv", "-server", srv.URL(), "put", "cfg", "files.a", "larger than a byte"); code != exitOK {
+		t.Fatalf("kv put: %s", errOut)
+	}
+	for _, c := range []struct{ cmd, says string }{
+		{"plan", "slipagent plan: watch cfg:"},
+		{"once", "watch failed; once stops it"},
+	} {
+		code, _, errOut := runCmd(t, c.cmd, "-config", cfg)
+		if code != exitFailure || !strings.Contains(errOut, c.says) || strings.Contains(errOut, "retrying") {
+			t.Errorf("%s with a failing plugin = %d, want %d, %q and no retry; stderr:\n%s", c.cmd, code, exitFailure, c.says, errOut)
+		}
+	}
+}

@@ -136,3 +136,61 @@ func TestPlanOfAWatchLeftFoldingShowsItsFullRender(t *testing.T) {
 		t.Fatalf("plan of a watch left folding = %d, want %d and the stray file removed\n%s\nstderr:\n%s", code, exitChanges, out, errOut)
 	}
 }
+
+// TestPlanLeavesADirtyFoldAsItIs: plan reads a fold that incremental
+// applies left with superseded records without rewriting (compacting) it:
+// every file below data_dir stays byte-for-byte as it was, for either kind
+// of fold.
+func TestPlanLeavesADirtyFoldAsItIs(t *testing.T) {
+	for _, fold := range []string{"memory", "disk"} {
+		t.Run(fold, func(t *testing.T) {
+			srv := natstest.Run(t)
+			dir := t.TempDir()
+			cfg := onceConfig(t, dir, srv.URL(), "")
+			b, _ := os.ReadFile(cfg)
+			os.WriteFile(cfg, []byte(strings.Replace(string(b), `plugin = "files"
+  output`, `plugin = "files"
+  fold = "`+fold+`"
+  output`, 1)), 0o644)
+			kv := func(args ...string) {
+				t.Helper()
+				if code, _, errOut := runCmd(t, append([]string{"kv", "-server", srv.URL()}, args...)...); code != exitOK {
+					t.Fatalf("kv %q: %s", args, errOut)
+				}
+			}
+			once := func() {
+				t.Helper()
+				if code, _, errOut := runCmd(t, "once", "-config", cfg); code != exitOK {
+					t.Fatalf("once = %d; stderr:\n%s", code, errOut)
+				}
+			}
+			kv("put", "cfg", "files.a", "alpha")
+			kv("put", "cfg", "files.b", "bravo")
+			once()
+			// Superseded records: the fold is dirty.
+			kv("put", "cfg", "files.a", "again")
+			kv("put", "cfg", "files.c", "charlie")
+			kv("put", "cfg", "files.a", "third")
+			kv("delete", "cfg", "files.b")
+			once()
+			kv("put", "cfg", "files.d", "delta")
+
+			before := tree(t, dir+"/data")
+			code, out, errOut := runCmd(t, "plan", "-config", cfg, "-detailed-exitcode")
+			if code != exitChanges || !strings.Contains(out, "+delta") {
+				t.Fatalf("plan = %d, want %d\n%s\nstderr:\n%s", code, exitChanges, out, errOut)
+			}
+			after := tree(t, dir+"/data")
+			for p, b := range before {
+				if a, ok := after[p]; !ok || a != b {
+					t.Errorf("plan changed %s (%d bytes, was %d; still there: %v)", p, len(a), len(b), ok)
+				}
+			}
+			for p := range after {
+				if _, ok := before[p]; !ok {
+					t.Errorf("plan wrote %s", p)
+				}
+			}
+		})
+	}
+}

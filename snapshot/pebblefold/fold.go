@@ -96,6 +96,14 @@ func Open(dir string, opts Options) (*Fold, error) {
 	return open(dir, opts, false)
 }
 
+// OpenReadOnly opens the existing fold in directory dir for reading: it
+// writes nothing below dir (the replay of Pebble's write-ahead log stays in
+// memory), and its Apply fails. It still takes Pebble's lock, so a fold
+// another process has open is refused.
+func OpenReadOnly(dir string, opts Options) (*Fold, error) {
+	return open(dir, opts, true)
+}
+
 func open(dir string, opts Options, readOnly bool) (*Fold, error) {
 	if opts.CacheSize <= 0 {
 		opts.CacheSize = 64 << 20

@@ -8,6 +8,7 @@ import (
 	"io"
 	"iter"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -324,5 +325,59 @@ func TestSyncMakesAppliesDurable(t *testing.T) {
 				t.Fatalf("after Sync, a power cut left %d entries, want 10", n)
 			}
 		})
+	}
+}
+
+// TestOpenReadOnlyWritesNothing: a read-only open sees what the log holds
+// (applies not flushed yet included), changes no file below the fold's
+// directory, refuses Apply, and is refused while the fold is open.
+func TestOpenReadOnlyWritesNothing(t *testing.T) {
+	dir := t.TempDir()
+	f, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, f, 1, putU("a", "1", 1))
+	apply(t, f, 2, putU("a", "2", 2))
+	if _, err := OpenReadOnly(dir, Options{}); err == nil {
+		t.Fatal("a read-only open beside an open fold was not refused")
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files := func() map[string]string {
+		m := map[string]string{}
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m[e.Name()] = string(b)
+		}
+		return m
+	}
+	before := files()
+	ro, err := OpenReadOnly(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rev, _ := ro.Cursor().Revision(); rev != 2 {
+		t.Errorf("cursor at %d, want 2", rev)
+	}
+	if e, err := ro.Get("a"); err != nil || string(e.Value) != "2" {
+		t.Errorf("a = %q, %v", e.Value, err)
+	}
+	if err := ro.Apply(context.Background(), []kvcore.Update{putU("b", "1", 3)}, kvcore.RevisionCursor(3)); err == nil {
+		t.Error("Apply on a read-only fold succeeded")
+	}
+	if err := ro.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after := files(); !maps.Equal(before, after) {
+		t.Errorf("a read-only open changed the directory:\nbefore %v\nafter  %v", slices.Collect(maps.Keys(before)), slices.Collect(maps.Keys(after)))
 	}
 }
