@@ -9,10 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/slipstreamkv/slipstream/internal/logtest"
 	"github.com/slipstreamkv/slipstream/internal/plugintest"
 	"github.com/slipstreamkv/slipstream/kvcore"
 	"github.com/slipstreamkv/slipstream/snapshot/pebblefold"
@@ -43,27 +43,9 @@ watch "cfg" {
 }
 `
 
-// logBuffer collects what several agents log.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) count(s string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Count(b.buf.String(), s)
-}
-
 // bootstrapAgent starts an agent named name on bootstrapConfig, logging
 // into logs as well as the test's log.
-func (f *fixture) bootstrapAgent(name, fold, export, ttl string, logs *logBuffer) (*Agent, func()) {
+func (f *fixture) bootstrapAgent(name, fold, export, ttl string, logs *logtest.Buffer) (*Agent, func()) {
 	f.t.Helper()
 	cfg := f.config(strings.NewReplacer("$NAME", name, "$FOLD", fold, "$EXPORT", export, "$TTL", ttl).Replace(bootstrapConfig))
 	return f.startLogging(cfg, logs)
@@ -71,7 +53,7 @@ func (f *fixture) bootstrapAgent(name, fold, export, ttl string, logs *logBuffer
 
 // startLogging starts an agent on cfg whose log, at debug level, also goes
 // to logs.
-func (f *fixture) startLogging(cfg *Config, logs *logBuffer) (*Agent, func()) {
+func (f *fixture) startLogging(cfg *Config, logs *logtest.Buffer) (*Agent, func()) {
 	f.t.Helper()
 	a, err := New(cfg, Options{
 		Logger:         slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{f.t}, logs), &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -105,7 +87,7 @@ func (f *fixture) artifacts(fold string) (tr *transport.Transport, objs kvcore.O
 // artifact at the bucket's last revision last is published, then stops it.
 func (f *fixture) exported(fold string, last uint64) *transport.Pointer {
 	f.t.Helper()
-	_, stop := f.bootstrapAgent("exporter", fold, "200ms", "1h", &logBuffer{})
+	_, stop := f.bootstrapAgent("exporter", fold, "200ms", "1h", &logtest.Buffer{})
 	defer stop()
 	tr, _, key := f.artifacts(fold)
 	// The first agent of a test binary compiles the plugin: a slow start
@@ -164,10 +146,10 @@ func TestBootstrapFromAnArtifactThenDelta(t *testing.T) {
 	f.delete("cfg", "files.2.conf")
 	last := f.put("cfg", "files.new.conf", "new")
 
-	logs := &logBuffer{}
+	logs := &logtest.Buffer{}
 	a, _ := f.bootstrapAgent("joiner", FoldMemory, "0", "1s", logs)
 	waitFor(t, "the joiner to catch up", func() bool { s := a.Status()[0]; return s.Synced && s.Revision == last && a.Ready() })
-	if n := logs.count("started from an artifact"); n != 1 {
+	if n := logs.Count("started from an artifact"); n != 1 {
 		t.Errorf("the joiner did not start from the artifact (%d log lines say so)", n)
 	}
 	if s := a.Status()[0]; s.Updates != 3 {
@@ -197,10 +179,10 @@ func TestBootstrapFallsBackFromACorruptArtifact(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	logs := &logBuffer{}
+	logs := &logtest.Buffer{}
 	a, _ := f.bootstrapAgent("joiner", FoldMemory, "0", "1s", logs)
 	waitFor(t, "the joiner to catch up", func() bool { s := a.Status()[0]; return s.Synced && s.Revision == last && a.Ready() })
-	if logs.count("not starting from an artifact") != 1 || logs.count(p.Payload) == 0 || logs.count("checksum") == 0 {
+	if logs.Count("not starting from an artifact") != 1 || logs.Count(p.Payload) == 0 || logs.Count("checksum") == 0 {
 		t.Errorf("no warning naming the corrupt artifact %s", p.Payload)
 	}
 	f.checkOutputsEqualBucket("joiner")
@@ -214,13 +196,13 @@ func TestBootstrapFallsBackFromAnExpiredArtifact(t *testing.T) {
 	f.putTagged(20, "w")
 	last := f.put("cfg", "files.0.conf", "again")
 
-	logs := &logBuffer{}
+	logs := &logtest.Buffer{}
 	a, _ := f.bootstrapAgent("joiner", FoldMemory, "0", "1s", logs)
 	waitFor(t, "the joiner to catch up", func() bool { s := a.Status()[0]; return s.Synced && s.Revision == last && a.Ready() })
-	if logs.count("older than what the bucket retains") != 1 || logs.count(p.Payload) == 0 {
+	if logs.Count("older than what the bucket retains") != 1 || logs.Count(p.Payload) == 0 {
 		t.Errorf("no warning naming the expired artifact %s", p.Payload)
 	}
-	if logs.count("started from an artifact") != 0 {
+	if logs.Count("started from an artifact") != 0 {
 		t.Error("the joiner started from an expired artifact")
 	}
 	f.checkOutputsEqualBucket("joiner")
@@ -229,10 +211,10 @@ func TestBootstrapFallsBackFromAnExpiredArtifact(t *testing.T) {
 func TestBootstrapWithoutAnArtifactSyncsFromTheBucket(t *testing.T) {
 	f := newFixture(t)
 	last := f.putTagged(5, "v")
-	logs := &logBuffer{}
+	logs := &logtest.Buffer{}
 	a, _ := f.bootstrapAgent("joiner", FoldMemory, "0", "1s", logs)
 	waitFor(t, "the joiner to catch up", func() bool { s := a.Status()[0]; return s.Synced && s.Revision == last && a.Ready() })
-	if logs.count("no artifact published") != 1 {
+	if logs.Count("no artifact published") != 1 {
 		t.Error("no message saying no artifact is published")
 	}
 	f.checkOutputsEqualBucket("joiner")
@@ -241,7 +223,7 @@ func TestBootstrapWithoutAnArtifactSyncsFromTheBucket(t *testing.T) {
 func TestExportLeaseMakesOneExporterAmongAgents(t *testing.T) {
 	f := newFixture(t)
 	last := f.putTagged(10, "v")
-	logs := &logBuffer{}
+	logs := &logtest.Buffer{}
 	for i := range 3 {
 		f.bootstrapAgent(fmt.Sprint("agent", i), FoldMemory, "300ms", "1h", logs)
 	}
@@ -251,11 +233,11 @@ func TestExportLeaseMakesOneExporterAmongAgents(t *testing.T) {
 		return err == nil && p.Cursor == kvcore.RevisionCursor(last)
 	})
 	// The manifest is visible a moment before its exporter logs the export.
-	waitFor(t, "the export logged", func() bool { return logs.count("exported the fold as an artifact") >= 1 })
+	waitFor(t, "the export logged", func() bool { return logs.Count("exported the fold as an artifact") >= 1 })
 	// Let the other agents try several rounds after it.
-	lost := logs.count("another agent holds this round's export lease")
-	waitFor(t, "rounds lost to the lease", func() bool { return logs.count("another agent holds this round's export lease") >= lost+6 })
-	if n := logs.count("exported the fold as an artifact"); n != 1 {
+	lost := logs.Count("another agent holds this round's export lease")
+	waitFor(t, "rounds lost to the lease", func() bool { return logs.Count("another agent holds this round's export lease") >= lost+6 })
+	if n := logs.Count("exported the fold as an artifact"); n != 1 {
 		t.Errorf("%d exports among 3 agents within one lease, want 1", n)
 	}
 }
@@ -264,10 +246,10 @@ func TestBootstrapOfADiskFold(t *testing.T) {
 	f := newFixture(t)
 	f.exported(FoldDisk, f.putTagged(10, "v"))
 	last := f.put("cfg", "files.3.conf", "changed")
-	logs := &logBuffer{}
+	logs := &logtest.Buffer{}
 	a, _ := f.bootstrapAgent("joiner", FoldDisk, "0", "1s", logs)
 	waitFor(t, "the joiner to catch up", func() bool { s := a.Status()[0]; return s.Synced && s.Revision == last && a.Ready() })
-	if logs.count("started from an artifact") != 1 {
+	if logs.Count("started from an artifact") != 1 {
 		t.Error("the joiner did not start from the artifact")
 	}
 	if s := a.Status()[0]; s.Updates != 1 {
@@ -298,10 +280,10 @@ func TestBootstrapRefusesAnArtifactOfAnotherFoldKind(t *testing.T) {
 	if _, _, err := tr.Upload(ctx, key, filepath.Join(src, "artifact")); err != nil {
 		t.Fatal(err)
 	}
-	logs := &logBuffer{}
+	logs := &logtest.Buffer{}
 	a, _ := f.bootstrapAgent("joiner", FoldMemory, "0", "1s", logs)
 	waitFor(t, "the joiner to catch up", func() bool { s := a.Status()[0]; return s.Synced && s.Revision == last && a.Ready() })
-	if logs.count(`artifact backend is \"pebble\"`) == 0 {
+	if logs.Count(`artifact backend is \"pebble\"`) == 0 {
 		t.Error("no warning naming the artifact's backend")
 	}
 	f.checkOutputsEqualBucket("joiner")

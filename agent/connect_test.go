@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipstreamkv/slipstream/internal/logtest"
 	"github.com/slipstreamkv/slipstream/internal/plugintest"
 )
 
@@ -20,7 +21,7 @@ func TestWatchesWaitForTheConnection(t *testing.T) {
 	f := newFixture(t)
 	f.put("cfg", "files.a.conf", "alpha")
 	f.srv.Shutdown()
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	a, err := New(f.config(filesConfig), Options{
 		Logger:         slog.New(slog.NewTextHandler(&logs, nil)),
 		Notify:         func(string) error { return nil },

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -10,12 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/slipstreamkv/slipstream/internal/logtest"
 	"github.com/slipstreamkv/slipstream/internal/plugintest"
 	"github.com/slipstreamkv/slipstream/plugins/host"
 )
@@ -288,7 +287,7 @@ func TestDriftAgainRightAfterRepairIsReportedNotCounted(t *testing.T) {
 	out := filepath.Join(f.dir, "out")
 	cfg := f.config(strings.Replace(strings.Replace(filesConfig, `batch { window = "20ms" }`, `batch { window = "20ms" }
   drift_check = "200ms"`, 1), `"echo $SLIPAGENT_REVISION >> $DIR/hooks.log"`, `"if [ -e $DIR/tamper ]; then rm $DIR/tamper; echo evil > $DIR/out/a.conf; fi"`, 1))
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	a, err := New(cfg, Options{
 		Logger:         slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{t}, logs), nil)),
 		Notify:         func(string) error { return nil },
@@ -324,24 +323,6 @@ func TestDriftAgainRightAfterRepairIsReportedNotCounted(t *testing.T) {
 	waitFor(t, "a.conf restored for good", func() bool {
 		return readFile(filepath.Join(out, "a.conf")) == "alpha" && driftRepaired(a) == 1
 	})
-}
-
-// lockedBuffer collects logs for a test to read while the agent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func openTestRecord(t *testing.T, kind, dir, out string) *outputRecord {

@@ -11,13 +11,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/slipstreamkv/slipstream/fleet"
+	"github.com/slipstreamkv/slipstream/internal/logtest"
 )
 
 // reportingAgent starts an agent on filesConfig with its data and outputs
 // under $DIR/<name>, reporting as host h1 (reportBlock), with its hook
 // command replaced by hook when not empty, logging into logs as well as the
 // test's log.
-func (f *fixture) reportingAgent(name, hook string, logs *logBuffer) (*Agent, func()) {
+func (f *fixture) reportingAgent(name, hook string, logs *logtest.Buffer) (*Agent, func()) {
 	f.t.Helper()
 	src := strings.NewReplacer(`"$DIR/data"`, `"$DIR/`+name+`/data"`, `"$DIR/out"`, `"$DIR/`+name+`/out"`).Replace(filesConfig) + reportBlock
 	if hook != "" {
@@ -45,7 +46,7 @@ func (f *fixture) fleetReport() fleet.Report {
 func TestTwoAgentsUnderOneHostNameConflict(t *testing.T) {
 	f := newFixture(t)
 	rev := f.put("cfg", "files.a.conf", "1")
-	var okLogs, failingLogs logBuffer
+	var okLogs, failingLogs logtest.Buffer
 	ok, _ := f.reportingAgent("ok", "", &okLogs)
 	waitLong(t, "the healthy agent to report the revision", func() bool {
 		r := f.fleetRecord()
@@ -87,9 +88,9 @@ func TestTwoAgentsUnderOneHostNameConflict(t *testing.T) {
 	if !strings.Contains(rec.Body.String(), "slipagent_report_conflicts_total ") {
 		t.Error("/metrics has no slipagent_report_conflicts_total")
 	}
-	for _, logs := range []*logBuffer{&okLogs, &failingLogs} {
-		if logs.count(`level=ERROR msg="another agent reports under the same host name`) == 0 ||
-			logs.count(`report { host = \"…\" }`) == 0 || logs.count("host=h1 key=h1.cfg bucket=fleet") == 0 {
+	for _, logs := range []*logtest.Buffer{&okLogs, &failingLogs} {
+		if logs.Count(`level=ERROR msg="another agent reports under the same host name`) == 0 ||
+			logs.Count(`report { host = \"…\" }`) == 0 || logs.Count("host=h1 key=h1.cfg bucket=fleet") == 0 {
 			t.Errorf("no error log naming host, key, bucket and the fix")
 		}
 	}
@@ -117,7 +118,7 @@ func TestTwoAgentsUnderOneHostNameConflict(t *testing.T) {
 func TestRestartedAgentIsNoConflict(t *testing.T) {
 	f := newFixture(t)
 	rev := f.put("cfg", "files.a.conf", "1")
-	var logs logBuffer
+	var logs logtest.Buffer
 	first, stop := f.reportingAgent("a", "", &logs)
 	waitLong(t, "the first run to report", func() bool {
 		r := f.fleetRecord()
@@ -141,7 +142,7 @@ func TestRestartedAgentIsNoConflict(t *testing.T) {
 	if st := again.ReportStatus(); len(st.Conflicts) != 0 || testutil.ToFloat64(again.fleet.conflictWrites) != 0 {
 		t.Errorf("conflicts %+v after a restart", st.Conflicts)
 	}
-	if n := logs.count("another agent reports under the same host name"); n != 0 {
+	if n := logs.Count("another agent reports under the same host name"); n != 0 {
 		t.Errorf("%d conflict errors logged after a restart", n)
 	}
 }

@@ -1,15 +1,14 @@
 package natskv
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/slipstreamkv/slipstream/internal/logtest"
 	"github.com/slipstreamkv/slipstream/internal/natstest"
 )
 
@@ -22,7 +21,7 @@ func TestAsyncErrorsAreLoggedOnce(t *testing.T) {
 			Publish: &server.SubjectPermission{Allow: []string{"allowed.>"}},
 		}}}
 	})
-	var log lockedBuffer
+	var log logtest.Buffer
 	o := fastOpts(strings.Replace(srv.URL(), "nats://", "nats://u:p@", 1))
 	o.Logger = slog.New(slog.NewTextHandler(&log, nil))
 	c := connect(t, o)
@@ -39,22 +38,4 @@ func TestAsyncErrorsAreLoggedOnce(t *testing.T) {
 	if n := strings.Count(log.String(), "Permissions Violation"); n != 1 {
 		t.Errorf("logged %d times, want once:\n%s", n, log.String())
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for a logger and a reader.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
