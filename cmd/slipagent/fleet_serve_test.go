@@ -7,31 +7,13 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/slipstreamkv/slipstream/fleet"
+	"github.com/slipstreamkv/slipstream/internal/logtest"
 	"github.com/slipstreamkv/slipstream/internal/natstest"
 )
-
-// syncBuffer is a bytes.Buffer a running command writes while a test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestFleetServe runs "fleet serve" on a report bucket and reads its page
 // and its JSON, then stops it with its context.
@@ -46,7 +28,7 @@ func TestFleetServe(t *testing.T) {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
+	var stdout, stderr logtest.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"fleet", "serve", "-server", srv.URL(), "-report-bucket", "fleet", "-listen", "127.0.0.1:0"}, &stdout, &stderr)

@@ -1,5 +1,5 @@
-// Package logtest collects what a logger writes, for tests that read it
-// while the code under test still logs.
+// Package logtest collects what a logger (or a command running in the
+// test's process) writes, for tests that read it while it still writes.
 package logtest
 
 import (
@@ -8,8 +8,8 @@ import (
 	"sync"
 )
 
-// Buffer is an io.Writer for a logger (slog.NewTextHandler(&b, nil)) that
-// a test may read at any time.
+// Buffer is an io.Writer for a logger (slog.NewTextHandler(&b, nil)) or a
+// command's output that a test may read at any time.
 type Buffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
