@@ -124,7 +124,7 @@ plugin-c: ## build the C example plugin into bin/plugins/ (needs clang, lld and 
 
 AS_SDK := plugins/sdk/assemblyscript
 
-plugin-as: ## build the AssemblyScript example plugin into bin/plugins/ (needs node >= 20 and npm)
+plugin-as: ## build the AssemblyScript example plugin into bin/plugins/ (needs node >= 18 and npm)
 	@mkdir -p $(BIN)/plugins
 	@test -x $(AS_SDK)/node_modules/.bin/asc || (cd $(AS_SDK) && npm ci --no-audit --no-fund --loglevel=error)
 	@echo "asc   $(BIN)/plugins/files-as.wasm"
