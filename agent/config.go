@@ -61,8 +61,9 @@ type NATSConfig struct {
 	TimeoutS  string     `hcl:"timeout,optional"`
 	TLS       *TLSConfig `hcl:"tls,block"`
 
-	TimeoutRange hcl.Range `hcl:"timeout,attr_value_range"`
-	Timeout      time.Duration
+	TimeoutRange   hcl.Range `hcl:"timeout,attr_value_range"`
+	CredsFileRange hcl.Range `hcl:"creds_file,attr_value_range"`
+	Timeout        time.Duration
 
 	// Running a fleet (see config_fleet.go): the JetStream domain of the
 	// buckets, a random delay before the first connection, and the random
@@ -86,6 +87,8 @@ type TLSConfig struct {
 	CAFile   string `hcl:"ca_file,optional"`
 	CertFile string `hcl:"cert_file,optional"`
 	KeyFile  string `hcl:"key_file,optional"`
+
+	DefRange hcl.Range `hcl:",def_range"`
 }
 
 // HTTPConfig enables the /metrics, /healthz, /readyz and /status endpoints.
@@ -343,7 +346,7 @@ var (
 // Load reads the configuration from path: one HCL file, or a directory whose
 // *.hcl files are merged in lexical order (conf.d style). Relative paths in
 // the configuration (modules, output dirs, data_dir) are relative to the
-// directory holding the file that names them. A returned *ConfigError renders
+// directory holding the file that names them, and made absolute. A returned *ConfigError renders
 // every problem with its file, line and source.
 func Load(path string) (*Config, error) {
 	files := []string{path}
@@ -488,6 +491,12 @@ func (c *Config) finalize() hcl.Diagnostics {
 		c.NATS.Servers = []string{DefaultNATSURL}
 	}
 	c.NATS.Timeout, diags = parseDuration(c.NATS.TimeoutS, c.NATS.TimeoutRange, DefaultNATSTimeout, diags)
+	c.NATS.CredsFile = relativeTo(c.NATS.CredsFileRange, c.NATS.CredsFile)
+	if t := c.NATS.TLS; t != nil {
+		t.CAFile = relativeTo(t.DefRange, t.CAFile)
+		t.CertFile = relativeTo(t.DefRange, t.CertFile)
+		t.KeyFile = relativeTo(t.DefRange, t.KeyFile)
+	}
 	diags = c.NATS.finalizeFleet(diags)
 	if c.HTTP != nil {
 		diags = c.HTTP.finalize(diags)
@@ -760,10 +769,17 @@ func parseMode(s string, rng hcl.Range, diags hcl.Diagnostics) (os.FileMode, hcl
 }
 
 // relativeTo resolves a relative path against the directory of the file
-// where rng lies.
+// where rng lies, to an absolute path: however the configuration's path
+// was spelled (relative to another working directory, or absolute), its
+// paths come out the same, and so does what depends on them (the render
+// key of a watch's outputs).
 func relativeTo(rng hcl.Range, path string) string {
 	if path == "" || filepath.IsAbs(path) || rng.Filename == "" {
 		return path
 	}
-	return filepath.Join(filepath.Dir(rng.Filename), path)
+	path = filepath.Join(filepath.Dir(rng.Filename), path)
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path // no working directory to resolve it against: it stays relative to it
 }

@@ -98,7 +98,7 @@ func TestKV(t *testing.T) {
 func TestStatus(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte(`{"ready": false, "watches": [{"name": "routes", "bucket": "routes", "state": "failing", "revision": 42, "consecutive_failures": 3, "last_error": "hook reload: exit status 1"},
-{"name": "certs", "bucket": "certs", "state": "held", "reason": "held: a batch would remove 20 of the watch's 20 keys", "held": {"keys_before": 20, "removals": 20, "since": "2026-01-01T00:00:00Z"}}]}`))
+{"name": "certs", "bucket": "certs", "state": "held", "reason": "a batch would remove 20 of the watch's 20 keys", "held": {"keys_before": 20, "removals": 20, "since": "2026-01-01T00:00:00Z"}}]}`))
 	}))
 	defer srv.Close()
 	code, out, _ := runCmd(t, "status", "-addr", strings.TrimPrefix(srv.URL, "http://"))
@@ -107,6 +107,9 @@ func TestStatus(t *testing.T) {
 	}
 	if !strings.Contains(out, "certs: held since 2026-01-01T00:00:00Z: 20 of 20 keys would be removed") {
 		t.Errorf("status does not show the hold:\n%s", out)
+	}
+	if !strings.Contains(out, "certs: held: a batch would remove") {
+		t.Errorf("status does not give the held watch's state and reason:\n%s", out)
 	}
 }
 
