@@ -100,9 +100,10 @@ func loadedCursor(rep *Report) kvcore.Cursor {
 // Import verifies the artifact in dir (manifest, backend "append-log" and
 // version "2", exactly one payload file data/fold.snap, sizes and BLAKE3
 // digests, a payload that loads at the manifest's cursor), moves its fold
-// file to path, which must not exist, and opens it. Every refusal wraps
-// [ErrArtifactInvalid] and leaves nothing at path; a file that appears at
-// path during the import is refused too, never replaced.
+// file to path, which must not exist, and opens it. Every refusal leaves
+// nothing at path and wraps [ErrArtifactInvalid], but an existing path,
+// which matches [fs.ErrExist]; a file that appears at path during the
+// import is refused too, never replaced.
 func Import(dir, path string, opts Options) (*Log, error) {
 	fsy := osFS()
 	return fsy.importLog(dir, path, opts)
@@ -126,7 +127,7 @@ func (fsy *fsys) importLog(dir, path string, opts Options) (*Log, error) {
 	// A hard link, unlike a rename, fails if the destination appeared
 	// since it was checked. The stage, with the other name, goes on return.
 	if err := fsy.link(staged.Path(artifactPayload), staged.Dest); errors.Is(err, fs.ErrExist) {
-		return nil, fmt.Errorf("snapshot: import %s: %w: destination %s already exists", dir, ErrArtifactInvalid, staged.Dest)
+		return nil, fmt.Errorf("snapshot: import %s: %w", dir, artifact.Taken(staged.Dest, "already exists"))
 	} else if err != nil {
 		return nil, fmt.Errorf("snapshot: import %s: %w", dir, err)
 	}

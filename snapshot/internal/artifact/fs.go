@@ -23,6 +23,16 @@ const (
 	DestFile
 )
 
+// Taken is the error for a destination that is not free (why: "already
+// exists", "exists and is not empty"). It matches fs.ErrExist, not
+// [ErrInvalid]: the artifact may well be fine.
+func Taken(dest, why string) error { return &takenError{dest: dest, why: why} }
+
+type takenError struct{ dest, why string }
+
+func (e *takenError) Error() string        { return "destination " + e.dest + " " + e.why }
+func (e *takenError) Is(target error) bool { return target == fs.ErrExist }
+
 // checkAvailable accepts an absent destination or, for a directory, an
 // empty directory.
 func checkAvailable(dest string, kind DestKind) error {
@@ -34,14 +44,14 @@ func checkAvailable(dest string, kind DestKind) error {
 		return err
 	}
 	if !fi.IsDir() || kind == DestFile {
-		return invalidf("destination %s already exists", dest)
+		return Taken(dest, "already exists")
 	}
 	ents, err := os.ReadDir(dest)
 	if err != nil {
 		return err
 	}
 	if len(ents) > 0 {
-		return invalidf("destination %s exists and is not empty", dest)
+		return Taken(dest, "exists and is not empty")
 	}
 	return nil
 }

@@ -37,7 +37,8 @@ func (s *Staged) Abort() { s.remove() }
 // non-regular payload files, then a hashing copy of every declared file
 // into a staging directory beside dest (missing, resized and altered files
 // are refused), removing the ones imports that crashed left there. Every
-// refusal wraps [ErrInvalid]; nothing is created at dest.
+// refusal wraps [ErrInvalid] but a destination that is not free ([Taken]);
+// nothing is created at dest.
 func VerifyAndStage(dir, dest string, kind DestKind, backend string, versionOK func(string) error) (*Staged, error) {
 	raw, err := readManifest(dir)
 	if err != nil {
