@@ -26,7 +26,8 @@ Runs one call of a plugin module on a batch and a view read from JSON files
   -diff      writes nothing: prints a unified diff per file against the
              current content of the outputs' directories (DIR/<output>/
              with -out, a directory given with -output NAME=DIR, or
-             nothing: every file is new)
+             nothing: every file is new); "Binary files ... differ" for
+             a file that is not UTF-8 text or holds a NUL
 
 Both print the hooks the plugin requested ("hook NAME").
 
