@@ -20,7 +20,9 @@ outputs, runs the hooks' checks on the result, and prints a unified diff per
 output file ("Binary files ... differ" for binary ones) and the hooks that
 would run. Nothing is committed nor
 checkpointed: the fold, the state files and the outputs are left as they
-are, and a running agent is not disturbed. Checks with check_in_place are
+are, and a running agent is not disturbed; but a fold = "disk" watch cannot
+be planned while an agent runs (it holds that fold open): stop it, or name
+the other watches with -watch. Checks with check_in_place are
 not run (they would change the live files); the deletion guard is not
 consulted.
 
