@@ -37,6 +37,36 @@ func TestExampleConfigParses(t *testing.T) {
 	}
 }
 
+// TestExampleConfigUsesTheUnitsDirectories: the packaged configuration
+// (agent.hcl.example) names the directories the unit gives the service, so
+// that "slipagent plugin compile -config" run outside the service (no
+// $CACHE_DIRECTORY) fills the cache the service reads.
+func TestExampleConfigUsesTheUnitsDirectories(t *testing.T) {
+	t.Setenv("CACHE_DIRECTORY", "")
+	cfg, err := Load("../agent.hcl.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit, err := os.ReadFile("../contrib/slipagent.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []struct{ setting, base, got string }{
+		{"StateDirectory=", "/var/lib/", cfg.DataDir},
+		{"CacheDirectory=", "/var/cache/", cfg.CacheDir},
+	} {
+		want := ""
+		for _, line := range strings.Split(string(unit), "\n") {
+			if name, ok := strings.CutPrefix(line, d.setting); ok {
+				want = d.base + name
+			}
+		}
+		if d.got != want {
+			t.Errorf("the unit's %s is %q; agent.hcl.example's is %s", d.setting, want, d.got)
+		}
+	}
+}
+
 func TestDefaultsAndRelativePaths(t *testing.T) {
 	src := `
 data_dir = "state"

@@ -303,7 +303,7 @@ func (d *driftRepair) render(ctx context.Context, drifted []driftedFile) ([]drif
 	d.r.a.metrics.pluginCall(d.r.conf.Name, true, time.Since(start), err)
 	if err != nil {
 		d.unfinished = true
-		return nil, nil, fmt.Errorf("plugin %s: %w", d.r.plugin.Name, err)
+		return nil, nil, err // it names the plugin
 	}
 	staged := map[string]bool{}
 	for _, f := range res.Staged() {

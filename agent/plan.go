@@ -165,7 +165,7 @@ func (r *watchRunner) plan(ctx context.Context, fn func(*WatchPlan) error) error
 	}
 	inst, err := plugin.NewInstance(ctx, host.InstanceConfig{Watch: r.conf.Name, Outputs: outputs, Hooks: hookNames(r.conf.Hooks)})
 	if err != nil {
-		return fmt.Errorf("plugin %s: %w", r.plugin.Name, err)
+		return err // a *host.CallError: it names the plugin
 	}
 	defer inst.Close(context.WithoutCancel(ctx))
 
@@ -203,7 +203,7 @@ func (r *watchRunner) plan(ctx context.Context, fn func(*WatchPlan) error) error
 			res, err = inst.Apply(ctx, hostBatch(b), foldView{fold: fold})
 		}
 		if err != nil {
-			return fmt.Errorf("plugin %s: %w", r.plugin.Name, err)
+			return err // a *host.CallError: it names the plugin
 		}
 		p.Full = p.Full || b.Full
 		p.Updates += len(b.Updates)

@@ -117,6 +117,17 @@ func (a *Agent) reloadsFinished() uint64 {
 	return a.reload.finished
 }
 
+// RefusedError is Reload's error when it refused the new configuration: the
+// running one stays. Err says why; it is what /status shows as the reload's
+// last_error.
+type RefusedError struct{ Err error }
+
+func (e *RefusedError) Error() string {
+	return "agent: reload refused, the running configuration stays: " + e.Err.Error()
+}
+
+func (e *RefusedError) Unwrap() error { return e.Err }
+
 // Reload switches the running agent to cfg, touching only what changed. It
 // first runs the trust checks on cfg (as CheckTrust; a *TrustError refuses
 // the reload), re-reads the http token_file (a rotated token replaces the running
@@ -128,8 +139,9 @@ func (a *Agent) reloadsFinished() uint64 {
 // or its module's sha256), starts the changed and new ones, and leaves the
 // others running with their fold and plugin instance. It returns
 // ErrReloadNeedsRestart, having changed nothing, when cfg changes settings
-// that need a new agent. Reload waits for Run to take the request; it is
-// safe to call from any goroutine while Run runs.
+// that need a new agent, and a *[RefusedError] when it refused cfg. Reload
+// waits for Run to take the request; it is safe to call from any goroutine
+// while Run runs.
 func (a *Agent) Reload(ctx context.Context, cfg *Config) error {
 	req := reloadRequest{cfg: cfg, reply: make(chan error, 1)}
 	select {
@@ -146,9 +158,8 @@ func (a *Agent) Reload(ctx context.Context, cfg *Config) error {
 // watches join.
 func (a *Agent) applyReload(ctx context.Context, wg *sync.WaitGroup, cfg *Config) error {
 	refuse := func(err error) error {
-		err = fmt.Errorf("agent: reload refused, the running configuration stays: %w", err)
 		a.reloadFinished(err, ReloadStatus{})
-		return err
+		return &RefusedError{Err: err}
 	}
 	if err := a.checkTrust(cfg); err != nil {
 		return refuse(err)

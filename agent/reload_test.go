@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/slipstreamkv/slipstream/internal/logtest"
 	"github.com/slipstreamkv/slipstream/internal/plugintest"
 	"github.com/slipstreamkv/slipstream/plugins/host"
 )
@@ -164,6 +166,11 @@ func TestReloadWithABrokenModuleKeepsTheRunningOne(t *testing.T) {
 	if body.Reload.Failures != 1 || !strings.Contains(body.Reload.LastError, "files") {
 		t.Errorf("/status reload = %+v, want one failure naming the plugin", body.Reload)
 	}
+	// last_error is why: the reload object and slipagent status say it was
+	// refused.
+	if strings.Contains(body.Reload.LastError, "refused") {
+		t.Errorf("/status reload last_error %q says refused again", body.Reload.LastError)
+	}
 	rec = httptest.NewRecorder()
 	a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	if !strings.Contains(rec.Body.String(), `slipagent_reloads_total{result="error"} 1`) {
@@ -261,13 +268,20 @@ func TestServeRefusedReloadStillEndsWithReady(t *testing.T) {
 	defer cancel()
 	reload := make(chan struct{})
 	done := make(chan error, 1)
+	var logs logtest.Buffer
 	go func() {
 		done <- Serve(ctx, f.config(filesConfig), func() (*Config, error) { return next, nil }, reload, nil,
-			Options{Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)), Notify: notify, PluginCacheDir: plugintest.CacheDir(t)})
+			Options{Logger: slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{t}, &logs), nil)), Notify: notify, PluginCacheDir: plugintest.CacheDir(t)})
 	}()
 	waitFor(t, "the agent to be ready", func() bool { return len(ready()) == 1 })
 	reload <- struct{}{}
 	waitFor(t, "READY=1 after the refused reload", func() bool { return slices.Equal(ready(), []string{"READY=1", "RELOADING=1", "READY=1"}) })
+	// The log line says the reload was refused once, and why.
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, "refused") && (strings.Count(line, "refused") != 1 || !strings.Contains(line, "broken.wasm")) {
+			t.Errorf("log line %q: want the refusal said once, with its cause", line)
+		}
+	}
 	f.put("cfg", "files.a.conf", "2")
 	waitFor(t, "the running agent to go on", func() bool { return readFile(filepath.Join(f.dir, "out", "a.conf")) == "2" })
 	cancel()

@@ -65,7 +65,7 @@ func Serve(ctx context.Context, cfg *Config, load func() (*Config, error), reloa
 			// its data dir): go back to the one that ran.
 			// Its agent's record of that reload as applied is dropped.
 			opts.Logger.Error("the reloaded configuration cannot start; going back to the previous one", "err", runErr)
-			rebuilt = fmt.Errorf("agent: reload refused, the new configuration cannot start and the previous one runs again: %w", runErr)
+			rebuilt = fmt.Errorf("the new configuration cannot start and the previous one runs again: %w", runErr)
 			cfg, previous = previous, nil
 		case runErr != nil:
 			return runErr // Run's errors name the agent
@@ -93,6 +93,10 @@ func reloadInPlace(ctx context.Context, a *Agent, load func() (*Config, error), 
 			opts.Logger.Info("the new configuration needs a new agent", "reason", err)
 			return next, nil
 		case err != nil && ctx.Err() == nil:
+			var refused *RefusedError
+			if errors.As(err, &refused) {
+				err = refused.Err // the message says it was refused
+			}
 			opts.Logger.Error("reload refused: keeping the running configuration", "err", err)
 		case err == nil && level != nil:
 			level.Set(next.Level)
@@ -116,7 +120,7 @@ func waitForReload(ctx context.Context, a *Agent, load func() (*Config, error), 
 			next, err := load()
 			if err != nil {
 				opts.Logger.Error("reload refused: the new configuration does not load; keeping the running one", "err", err)
-				a.recordReload(fmt.Errorf("agent: reload refused: %w", err), ReloadStatus{})
+				a.recordReload(err, ReloadStatus{})
 				continue
 			}
 			_ = opts.Notify(daemon.SdNotifyReloading + "\n" + daemon.SdNotifyMonotonicUsec())

@@ -158,6 +158,11 @@ func TestStatusHeld(t *testing.T) {
 	if s.State != stateHeld || s.Ready || s.Healthy() || !strings.Contains(s.Reason, "resync --confirm w") {
 		t.Fatalf("held: %+v", s)
 	}
+	// The reason goes beside the state (once's error, fleet records,
+	// slipagent status): it does not say "held" again.
+	if msg := (&WatchesError{Watches: []WatchStatus{s}}).Error(); strings.Count(msg, "held") != 1 {
+		t.Errorf("once's error says held more than once: %q", msg)
+	}
 	st.hold(nil)
 	if s := st.get(); s.State != stateReady {
 		t.Fatalf("released: %+v", s)

@@ -333,7 +333,7 @@ func (r *watchRunner) apply(ctx context.Context, inst instance, fold kvcore.Fold
 	}
 	r.a.metrics.pluginCall(r.conf.Name, b.Full, time.Since(start), err)
 	if err != nil {
-		return fmt.Errorf("plugin %s: %w", r.plugin.Name, err)
+		return err // it names the plugin
 	}
 	if err := r.commit(ctx, res, journal, b.Cursor); err != nil {
 		return err

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -107,11 +108,21 @@ func TestStatus(t *testing.T) {
 	if !strings.Contains(out, "certs: held since 2026-01-01T00:00:00Z: 20 of 20 keys would be removed") {
 		t.Errorf("status does not show the hold:\n%s", out)
 	}
+	if !strings.Contains(out, "certs: held: a batch would remove") {
+		t.Errorf("status does not give the held watch's state and reason:\n%s", out)
+	}
 }
 
 // TestDev runs "slipagent dev" with the example plugins until every watch
-// has rendered its outputs.
+// has rendered its outputs. Dev's default ports, 4222 and 9464, are taken
+// (by the test if nothing else holds them): -port 0 and -http :0 must not
+// fall back to them.
 func TestDev(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:4222", "127.0.0.1:9464"} {
+		if l, err := net.Listen("tcp", addr); err == nil {
+			t.Cleanup(func() { l.Close() })
+		}
+	}
 	dir, plugins := t.TempDir(), t.TempDir()
 	t.Setenv("CACHE_DIRECTORY", plugintest.CacheDir(t)) // compile each module once per test process
 	for _, name := range []string{"nginx-upstreams", "files", "template"} {
@@ -131,6 +142,12 @@ func TestDev(t *testing.T) {
 		for {
 			if _, err := os.Stat(filepath.Join(dir, o)); err == nil {
 				break
+			}
+			select {
+			case code := <-done:
+				cancel()
+				t.Fatalf("dev exited %d before writing %s; stderr:\n%s", code, o, stderr.String())
+			default:
 			}
 			if time.Now().After(deadline) {
 				cancel()

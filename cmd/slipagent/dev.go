@@ -71,7 +71,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("slipagent dev", stderr)
 	dir := fs.String("dir", defaultDevDir, "where the server's data, the agent's state and the outputs go")
 	plugins := fs.String("plugins", "bin/plugins", "directory holding the example plugin modules")
-	port := fs.Int("port", 4222, "NATS port (a free one is picked if it is taken)")
+	port := fs.Int("port", 4222, "NATS port (0, or when it is taken: a free one)")
 	httpAddr := fs.String("http", "127.0.0.1:9464", "the agent's /metrics, /healthz, /readyz and /status (a free port is picked if it is taken)")
 	natsOnly := fs.Bool("nats-only", false, "run the NATS server (seeded, and the configuration written) but no agent")
 	if err := fs.Parse(args); err != nil {
@@ -184,9 +184,13 @@ Ctrl-C stops.
 }
 
 // startDevServer starts a JetStream server on loopback, on port if it is
-// free (else any port), keeping its data in storeDir across runs.
+// free (else, or when port is 0, any port), keeping its data in storeDir
+// across runs. nats-server reads port 0 as its default, 4222, so 0 becomes
+// its RANDOM_PORT.
 func startDevServer(storeDir string, port int) (*server.Server, error) {
-	if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err != nil {
+	if port == 0 {
+		port = server.RANDOM_PORT
+	} else if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err != nil {
 		port = server.RANDOM_PORT
 	} else {
 		l.Close()

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 )
 
 // diffContext is how many unchanged lines surround each hunk.
@@ -15,9 +17,14 @@ const maxDiffCells = 16 << 20
 
 // unifiedDiff writes the unified diff turning a into b, labelled with the
 // two names, or nothing when they are equal. It is a plain LCS line diff,
-// meant for configuration-sized files.
+// meant for configuration-sized files. When either side is binary (not
+// UTF-8, or holding a NUL) it says only that they differ, as diff and git do.
 func unifiedDiff(w io.Writer, nameA, nameB string, a, b []byte) {
 	if string(a) == string(b) {
+		return
+	}
+	if isBinary(a) || isBinary(b) {
+		fmt.Fprintf(w, "Binary files %s and %s differ\n", nameA, nameB)
 		return
 	}
 	la, lb := splitLines(a), splitLines(b)
@@ -45,6 +52,11 @@ func unifiedDiff(w io.Writer, nameA, nameB string, a, b []byte) {
 		printHunk(w, ops[lo:hi])
 		start = hi
 	}
+}
+
+// isBinary reports whether b is not text a terminal can show.
+func isBinary(b []byte) bool {
+	return !utf8.Valid(b) || bytes.IndexByte(b, 0) >= 0
 }
 
 // diffOp is one line of an edit script: ' ' kept, '-' removed, '+' added;

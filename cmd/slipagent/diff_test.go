@@ -18,6 +18,10 @@ func TestUnifiedDiff(t *testing.T) {
 		{"no final newline", "a\nb", "a\nc",
 			"--- A\n+++ B\n@@ -1,2 +1,2 @@\n a\n-b\n\\ No newline at end of file\n+c\n\\ No newline at end of file\n"},
 		{"insert and delete", "a\nb\nc\n", "b\nc\nd\n", "--- A\n+++ B\n@@ -1,3 +1,3 @@\n-a\n b\n c\n+d\n"},
+		{"new binary", "", "\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "Binary files A and B differ\n"},
+		{"binary to text", "\xff\xfe", "text\n", "Binary files A and B differ\n"},
+		{"a NUL in UTF-8", "a\n", "a\x00\n", "Binary files A and B differ\n"},
+		{"equal binary", "\x00\xff", "\x00\xff", ""},
 	} {
 		var out bytes.Buffer
 		unifiedDiff(&out, "A", "B", []byte(tc.a), []byte(tc.b))

@@ -22,6 +22,14 @@ func TestHelp(t *testing.T) {
 			t.Errorf("%q = %d, stdout %q, stderr %q; want the usage on stdout and exit 0", args, code, out, errOut)
 		}
 	}
+	// "help A B" prints what "A B -h" prints.
+	for _, sub := range [][]string{{"plugin", "run"}, {"fleet", "wait"}, {"snapshot", "dump"}, {"kv", "get"}} {
+		code, out, errOut := runCmd(t, append([]string{"help"}, sub...)...)
+		_, want, _ := runCmd(t, append(sub, "-h")...)
+		if code != exitOK || out != want || errOut != "" {
+			t.Errorf("help %s = %d, stdout %q, stderr %q; want what %[1]s -h prints:\n%[5]s", strings.Join(sub, " "), code, out, errOut, want)
+		}
+	}
 	code, out, _ := runCmd(t, "help")
 	if code != exitOK || !strings.Contains(out, "exit codes:") || !strings.Contains(out, "4    kv: no NATS server could be reached") {
 		t.Errorf("help = %d %q; want the commands and the exit-code table", code, out)

@@ -312,3 +312,41 @@ func TestOnceAndPlanSayTheyDoNotRetry(t *testing.T) {
 		}
 	}
 }
+
+// TestPluginFailureNamesThePluginOnce: a plugin call that fails is reported
+// by once and plan naming the plugin once (the host's error names it; the
+// agent added "plugin tmpl: " in front).
+func TestPluginFailureNamesThePluginOnce(t *testing.T) {
+	srv := natstest.Run(t)
+	dir := t.TempDir()
+	if code, _, errOut := runCmd(t, "kv", "-server", srv.URL(), "put", "cfg", "app.a", "1"); code != exitOK {
+		t.Fatal(errOut)
+	}
+	os.WriteFile(filepath.Join(dir, "template.wasm"), plugintest.Module(t, "plugins/examples/template"), 0o644)
+	cfg := filepath.Join(dir, "agent.hcl")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+data_dir  = "data"
+cache_dir = %[2]q
+nats {
+  servers = [%[1]q]
+  timeout = "2s"
+}
+plugin "tmpl" {
+  module = "template.wasm"
+  config = { prefix = "app.", path = "app.conf", template = "{{ parseInt \"x\" }}" }
+}
+watch "w" {
+  bucket = "cfg"
+  plugin = "tmpl"
+  output "out" { dir = "out" }
+}
+`, srv.URL(), plugintest.CacheDir(t))), 0o644)
+	for _, cmd := range []string{"once", "plan"} {
+		code, _, errOut := runCmd(t, cmd, "-config", cfg)
+		lines := strings.Split(strings.TrimSpace(errOut), "\n")
+		last := lines[len(lines)-1]
+		if code != exitFailure || !strings.Contains(last, `plugin "tmpl"`) || strings.Count(last, "tmpl") != 1 || !strings.Contains(last, "parseInt") {
+			t.Errorf("%s with a failing template = %d, last line %q; want the plugin named once", cmd, code, last)
+		}
+	}
+}

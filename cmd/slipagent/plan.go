@@ -17,9 +17,12 @@ Shows what "slipagent once" would do, changing nothing: for each watch, it
 runs the plugin on the changes pending since the watch's checkpoint (on the
 whole bucket for a fresh data_dir), on private copies of the fold and the
 outputs, runs the hooks' checks on the result, and prints a unified diff per
-output file and the hooks that would run. Nothing is committed nor
+output file ("Binary files ... differ" for binary ones) and the hooks that
+would run. Nothing is committed nor
 checkpointed: the fold, the state files and the outputs are left as they
-are, and a running agent is not disturbed. Checks with check_in_place are
+are, and a running agent is not disturbed; but a fold = "disk" watch cannot
+be planned while an agent runs (it holds that fold open): stop it, or name
+the other watches with -watch. Checks with check_in_place are
 not run (they would change the live files); the deletion guard is not
 consulted.
 

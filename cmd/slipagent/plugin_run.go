@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -22,11 +23,13 @@ Runs one call of a plugin module on a batch and a view read from JSON files
 -full a render call.
 
   -out DIR   commits the staged files into DIR/<output>/ (created if
-             missing) and lists what changed
+             missing, and left only if the call wrote into it) and
+             lists what changed
   -diff      writes nothing: prints a unified diff per file against the
              current content of the outputs' directories (DIR/<output>/
              with -out, a directory given with -output NAME=DIR, or
-             nothing: every file is new)
+             nothing: every file is new); "Binary files ... differ" for
+             a file that is not UTF-8 text or holds a NUL
 
 Both print the hooks the plugin requested ("hook NAME").
 
@@ -253,14 +256,18 @@ func (r pluginRunner) call(ctx context.Context, eng *host.Engine, dirs map[strin
 	return inst.Apply(ctx, batch, view)
 }
 
-// commit runs the call with each output at its target, created if missing,
-// and commits what it staged.
+// commit runs the call with each output at its target and commits what it
+// staged. A target that is missing is created for the call (the plugin must
+// see its directory) and removed again, with the parents created for it,
+// unless the call wrote into it.
 func (r pluginRunner) commit(ctx context.Context, eng *host.Engine, outputs []runOutput, batch host.Batch, view *host.MemView) error {
 	dirs := map[string]string{}
 	for _, o := range outputs {
-		if err := os.MkdirAll(o.target, 0o755); err != nil {
+		undo, err := mkdirUndo(o.target)
+		if err != nil {
 			return fmt.Errorf("output %q: %w", o.name, err)
 		}
+		defer undo()
 		dirs[o.name] = o.target
 	}
 	res, err := r.call(ctx, eng, dirs, batch, view)
@@ -280,6 +287,28 @@ func (r pluginRunner) commit(ctx context.Context, eng *host.Engine, outputs []ru
 	}
 	r.printHooks(res)
 	return nil
+}
+
+// mkdirUndo creates dir and its missing parents, and returns a func that
+// removes those it created again, deepest first, while they are empty.
+func mkdirUndo(dir string) (undo func(), err error) {
+	var made []string
+	for d := filepath.Clean(dir); filepath.Dir(d) != d; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		made = append(made, d)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	return func() {
+		for _, d := range made {
+			if os.Remove(d) != nil {
+				return // not empty: it and its parents stay
+			}
+		}
+	}, nil
 }
 
 // diff runs the call on copies of the outputs' targets, so that the plugin

@@ -148,6 +148,16 @@ func TestPluginRun(t *testing.T) {
 		}
 	}
 
+	// A call that writes nothing leaves no directory behind.
+	none := filepath.Join(dir, "none", "out")
+	code, stdout, errOut = runCmd(t, "plugin", "run", module, "-batch", batch, "-config", "prefix=nomatch.", "-out", none)
+	if code != exitOK || strings.Contains(stdout, "wrote") {
+		t.Fatalf("run -out of a batch the plugin ignores = %d %q %q", code, stdout, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "none")); !os.IsNotExist(err) {
+		t.Errorf("a call that wrote nothing left its output directory (%v)", err)
+	}
+
 	// -diff against what -out holds writes nothing.
 	batch2 := write("batch2.json", `{"updates": [
 		{"key": "f.a.conf", "value": "a = 1\nb = 3\n", "revision": 5},

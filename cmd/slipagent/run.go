@@ -26,9 +26,9 @@ const exitCodes = `exit codes:
   2    bad command line (unknown command or flag, missing argument)
        plan -detailed-exitcode: changes present (terraform's convention)
   3    kv: the key or bucket does not exist
-       fleet status: the report bucket; fleet wait -after-put: the bucket
+       fleet status: the report bucket; fleet wait -after-put: the bucket; plugin run -bucket: the bucket
   4    kv: no NATS server could be reached
-       once, plan, fleet: likewise
+       once, plan, fleet: likewise; plugin run -bucket too
   5    kv create: the key exists; kv update: the key's revision differs
   6    fleet wait: the hosts did not apply the revision before -timeout
   7    once: the deletion guard holds a watch (slipagent resync --confirm)
@@ -67,7 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 && args[0] == "help" {
-			return help(ctx, args[1], stdout, stderr)
+			return help(ctx, args[1:], stdout, stderr)
 		}
 		usage(stdout)
 		return exitOK
@@ -80,16 +80,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitUsage
 }
 
-// help prints the usage of one command ("slipagent help kv"): every command
-// prints its usage to stdout for -h.
-func help(ctx context.Context, name string, stdout, stderr io.Writer) int {
-	c, ok := findCommand(name)
+// help prints the usage of one command or subcommand ("slipagent help kv",
+// "slipagent help plugin run"): what "slipagent kv -h" or "slipagent plugin
+// run -h" prints, every command printing its usage to stdout for -h.
+func help(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c, ok := findCommand(args[0])
 	if !ok {
-		fmt.Fprintf(stderr, "slipagent help: unknown command %q\n\n", name)
+		fmt.Fprintf(stderr, "slipagent help: unknown command %q\n\n", args[0])
 		usage(stderr)
 		return exitUsage
 	}
-	return c.run(ctx, []string{"-h"}, stdout, stderr)
+	return c.run(ctx, append(args[1:len(args):len(args)], "-h"), stdout, stderr)
 }
 
 func findCommand(name string) (command, bool) {
@@ -106,6 +107,6 @@ func usage(w io.Writer) {
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun 'slipagent help <command>' (or 'slipagent <command> -h') for a command's usage.")
+	fmt.Fprintln(w, "\nRun 'slipagent help <command> [<subcommand>]' (or 'slipagent <command> [<subcommand>] -h') for its usage.")
 	fmt.Fprintln(w, "\n"+exitCodes)
 }

@@ -83,7 +83,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	tw.Flush()
 	for _, w := range st.Watches {
 		if !w.Ready && w.Reason != "" {
-			fmt.Fprintf(stdout, "%s: %s\n", w.Name, w.Reason)
+			fmt.Fprintf(stdout, "%s: %s: %s\n", w.Name, w.State, w.Reason)
 		}
 		if w.Held != nil {
 			fmt.Fprintf(stdout, "%s: held since %s: %d of %d %s would be removed\n", w.Name, w.Held.Since.Format(time.RFC3339), w.Held.Removals, w.Held.KeysBefore, w.Held.Unit())

@@ -37,13 +37,35 @@ func isWrongLastSequence(err error) bool {
 	return c == codeWrongLastSequence || c == codeWrongLastSeqR
 }
 
+// oncePrefixed says "nats: " once where nats.go says it twice: a publish
+// the server rejects (a KV put, create or update) reads "nats: nats: API
+// error: …". The error stays in the chain.
+func oncePrefixed(err error) error {
+	const twice = "nats: nats: "
+	if msg := err.Error(); strings.Contains(msg, twice) {
+		return &natsError{msg: strings.ReplaceAll(msg, twice, "nats: "), err: err}
+	}
+	return err
+}
+
+// natsError is a nats.go error with its text corrected.
+type natsError struct {
+	msg string
+	err error
+}
+
+func (e *natsError) Error() string { return e.msg }
+func (e *natsError) Unwrap() error { return e.err }
+
 // mapErr translates a nats.go error into the kvcore error a caller branches
 // on, keeping the original text. It is the only place where JetStream error
 // codes meet kvcore sentinels.
 func mapErr(err error) error {
-	switch {
-	case err == nil:
+	if err == nil {
 		return nil
+	}
+	err = oncePrefixed(err)
+	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
 		return kvcore.ErrNotFound
 	case errors.Is(err, jetstream.ErrInvalidKey):

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/slipstreamkv/slipstream/internal/natstest"
 	"github.com/slipstreamkv/slipstream/kvcore"
 )
 
@@ -45,5 +47,27 @@ func TestMapErr(t *testing.T) {
 	}
 	if got := mapErr(context.DeadlineExceeded); !errors.Is(got, context.DeadlineExceeded) {
 		t.Errorf("the deadline is lost in %v", got)
+	}
+}
+
+// TestKVErrorsSayNATSOnce: a publish the server rejects comes from nats.go
+// as "nats: nats: API error: …"; the store's errors say "nats:" once.
+func TestKVErrorsSayNATSOnce(t *testing.T) {
+	s := openStore(t, connect(t, fastOpts(natstest.Run(t).URL())), kvcore.StoreConfig{})
+	ctx := testCtx(t)
+	v, err := s.Put(ctx, "k", []byte("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, "k", []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Update(ctx, "k", []byte("3"), v)
+	if !errors.Is(err, kvcore.ErrRevisionMismatch) || strings.Contains(err.Error(), "nats: nats:") {
+		t.Errorf("update at an old revision: %v; want a revision mismatch saying nats: once", err)
+	}
+	_, err = s.Create(ctx, "k", []byte("4"))
+	if !errors.Is(err, kvcore.ErrAlreadyExists) || strings.Contains(err.Error(), "nats: nats:") {
+		t.Errorf("create of an existing key: %v; want it to exist, saying nats: once", err)
 	}
 }

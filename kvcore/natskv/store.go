@@ -153,7 +153,7 @@ func (s *store) Create(ctx context.Context, key string, value []byte) (kvcore.Ve
 		if isWrongLastSequence(err) || errors.Is(err, jetstream.ErrKeyExists) {
 			// nats.go retries over a delete or purge marker itself, so a
 			// conflict here means the latest record is a put.
-			return fmt.Errorf("%w: %v", kvcore.ErrAlreadyExists, err)
+			return fmt.Errorf("%w: %v", kvcore.ErrAlreadyExists, oncePrefixed(err))
 		}
 		v = kvcore.RevisionVersion(rev)
 		return err

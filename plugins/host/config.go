@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -198,6 +199,20 @@ func (c InstanceConfig) normalize() (InstanceConfig, error) {
 	c.Outputs = outs
 	c.Hooks = append([]string(nil), c.Hooks...)
 	return c, nil
+}
+
+// checkOutputDirs checks that every output's directory exists.
+func (c InstanceConfig) checkOutputDirs() error {
+	for name, o := range c.Outputs {
+		fi, err := os.Stat(o.Dir)
+		if err != nil {
+			return fmt.Errorf("host: output %q: %w", name, err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("host: output %q: %s is not a directory", name, o.Dir)
+		}
+	}
+	return nil
 }
 
 // timeout is the time limit of a call of kind (0: instantiation).

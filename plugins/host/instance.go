@@ -72,7 +72,7 @@ func (i *Instance) Stats() Stats {
 // Apply runs an incremental batch; v is the view as of after it (nil reads
 // as empty). On success the caller must Commit or
 // Discard the result. On failure nothing stays staged and the error is a
-// *[CallError] (or a context error when ctx ended).
+// *[CallError], which names the plugin and the watch.
 func (i *Instance) Apply(ctx context.Context, b Batch, v View) (*Result, error) {
 	return i.call(ctx, abi.KindApply, b.Cursor, b.Updates, v)
 }
@@ -144,7 +144,7 @@ func (i *Instance) call(ctx context.Context, kind abi.Kind, cur Cursor, updates 
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.closed {
-		return nil, ErrClosed
+		return nil, i.callError(kind.String(), ErrClosed, "", false)
 	}
 	i.stats.Calls++
 	res, err := i.callLocked(ctx, kind, cur, updates, v)
@@ -157,7 +157,7 @@ func (i *Instance) call(ctx context.Context, kind abi.Kind, cur Cursor, updates 
 func (i *Instance) callLocked(ctx context.Context, kind abi.Kind, cur Cursor, updates []Update, v View) (*Result, error) {
 	input, err := i.encodeInput(kind, cur, updates)
 	if err != nil {
-		return nil, err
+		return nil, i.callError(kind.String(), err, "", false)
 	}
 	if i.mod == nil {
 		if err := i.instantiate(ctx); err != nil {

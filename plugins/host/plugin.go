@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -55,20 +54,15 @@ func (p *Plugin) Close(ctx context.Context) error {
 }
 
 // NewInstance creates the instance a watch uses for its whole life and
-// instantiates the guest. Output directories must exist.
+// instantiates the guest. Output directories must exist. Its errors are
+// *[CallError]s, which name the plugin and the watch.
 func (p *Plugin) NewInstance(ctx context.Context, cfg InstanceConfig) (*Instance, error) {
 	cfg, err := cfg.normalize()
-	if err != nil {
-		return nil, err
+	if err == nil {
+		err = cfg.checkOutputDirs()
 	}
-	for name, o := range cfg.Outputs {
-		fi, err := os.Stat(o.Dir)
-		if err != nil {
-			return nil, fmt.Errorf("host: output %q: %w", name, err)
-		}
-		if !fi.IsDir() {
-			return nil, fmt.Errorf("host: output %q: %s is not a directory", name, o.Dir)
-		}
+	if err != nil {
+		return nil, &CallError{Plugin: p.cfg.Name, Watch: cfg.Watch, Call: "instantiate", Err: err}
 	}
 	logger := p.logger.With(slog.String("watch", cfg.Watch))
 	sink := newLogSink(logger, p.cfg.Limits, timeNow)
