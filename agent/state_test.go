@@ -1,0 +1,33 @@
+package agent
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/slipstreamkv/slipstream/internal/logtest"
+)
+
+// A fold that no state.json ties to the watch (one imported by hand with
+// `slipagent snapshot import`, or whose state file was removed) is
+// discarded with a warning that says how to start a host from an artifact,
+// and the watch syncs from the bucket.
+func TestAFoldWithoutStateIsDiscardedLoudly(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "1")
+	a, stop := f.start(f.config(filesConfig))
+	waitFor(t, "the first render", func() bool { return a.Ready() && readFile(filepath.Join(f.dir, "out", "a.conf")) == "1" })
+	stop()
+	dir := filepath.Join(f.dir, "data", "watches", "cfg")
+	if err := os.Remove(filepath.Join(dir, stateFile)); err != nil {
+		t.Fatal(err)
+	}
+	f.put("cfg", "files.a.conf", "2")
+	var logs logtest.Buffer
+	a, _ = f.startLogging(f.config(filesConfig), &logs)
+	waitFor(t, "the sync from the bucket", func() bool { return a.Ready() && readFile(filepath.Join(f.dir, "out", "a.conf")) == "2" })
+	if want := `level=WARN msg="discarding a fold that no state.json ties to this watch`; !strings.Contains(logs.String(), want) {
+		t.Errorf("logs lack %s", want)
+	}
+}
