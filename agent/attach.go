@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
 )
@@ -55,7 +56,12 @@ func (s attachSource) WatchBuffered(ctx context.Context, scope kvcore.Scope, fro
 		s.status.syncing()
 	}
 	wa, err := kvcore.WatchWithBuffer(ctx, s.Store, scope, from, capacity)
-	if err == nil || ctx.Err() == nil {
+	switch {
+	case errors.Is(err, kvcore.ErrCursorExpired):
+		// Not a failure to watch the bucket: the loop syncs from its
+		// current state at once (and `once` must not take the watch for
+		// detached meanwhile).
+	case err == nil || ctx.Err() == nil:
 		s.status.attached(err, true)
 	}
 	return wa, err
