@@ -120,3 +120,54 @@ func TestListOfLastRecordsOutlivesItsCount(t *testing.T) {
 		})
 	}
 }
+
+// A key written while a scan runs is delivered again after its last
+// record; the scan lists it once, with the newest value it saw.
+func TestScanListsAKeyWrittenMeanwhileOnce(t *testing.T) {
+	srv := natstest.Run(t)
+	c := connect(t, fastOpts(srv.URL()))
+	s := openStore(t, c, kvcore.StoreConfig{})
+	ctx := testCtx(t)
+	const n = 3000
+	for i := range n {
+		if _, err := s.Put(ctx, fmt.Sprintf("k%05d", i), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := make(chan struct{})
+	wrote := make(chan int)
+	go func() { // k00000, the first key the scan delivers, keeps changing
+		writes := 0
+		defer func() { wrote <- writes }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := s.Put(ctx, "k00000", []byte(fmt.Sprint(writes))); err == nil {
+				writes++
+			}
+		}
+	}()
+	for range 5 {
+		entries, err := s.Scan(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for _, e := range entries {
+			if seen[e.Key] {
+				t.Fatalf("scan lists %s twice", e.Key)
+			}
+			seen[e.Key] = true
+		}
+		if len(seen) != n {
+			t.Fatalf("scan lists %d keys, want %d", len(seen), n)
+		}
+	}
+	close(stop)
+	if writes := <-wrote; writes == 0 {
+		t.Fatal("no write ran during the scans")
+	}
+}

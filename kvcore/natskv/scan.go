@@ -47,8 +47,10 @@ func (s *store) Scan(ctx context.Context, prefix string) ([]kvcore.Entry, error)
 
 // scan reads the last record of every key under prefix through one
 // ephemeral consumer (deliver last per subject, no acks, so buckets of any
-// size are read whole) and returns conv of each live one: delete and purge
-// markers are skipped, and so are empty values unless keepEmpty.
+// size are read whole) and returns conv of each live one, once per key:
+// delete and purge markers are skipped, and so are empty values unless
+// keepEmpty. A key written during the scan is delivered again after its
+// last record: the newest delivery stands.
 func scan[T any](ctx context.Context, s *store, op, prefix string, headersOnly, keepEmpty bool, conv func(kvcore.Update, *nats.Msg) T) ([]T, error) {
 	fail := func(err error) error { return &kvcore.OpError{Op: op, Bucket: s.bucket, Key: prefix, Err: err} }
 	if !s.sess.live() {
@@ -61,9 +63,20 @@ func scan[T any](ctx context.Context, s *store, op, prefix string, headersOnly, 
 	spec := consumerSpec{filters: filters, headersOnly: headersOnly}
 	var err error
 	for range scanAttempts {
+		// Records up to the stream's last one before the consumer exists
+		// are one per key; a later one may repeat a key.
+		var before streamState
+		if before, err = s.streamState(ctx); err != nil {
+			break
+		}
 		var found []T
+		var keys []string
+		late := false
 		reserve := func(pending uint64) { found = slices.Grow(found, int(min(pending, maxReserve))) }
 		err = s.scanOnce(ctx, spec, reserve, func(u kvcore.Update, m *nats.Msg) {
+			if rev, _ := u.Version.Revision(); rev > before.last {
+				late = true
+			}
 			if u.Op != kvcore.OpPut || (widened && !strings.HasPrefix(u.Key, prefix)) {
 				return
 			}
@@ -71,7 +84,11 @@ func scan[T any](ctx context.Context, s *store, op, prefix string, headersOnly, 
 				return
 			}
 			found = append(found, conv(u, m))
+			keys = append(keys, u.Key)
 		})
+		if err == nil && late {
+			found = newestPerKey(found, keys)
+		}
 		if err == nil {
 			return found, nil
 		}
@@ -81,6 +98,22 @@ func scan[T any](ctx context.Context, s *store, op, prefix string, headersOnly, 
 		s.log.Debug("scan restarts", "err", err)
 	}
 	return nil, fail(mapErr(err))
+}
+
+// newestPerKey keeps, of the results found for the same key, the last one
+// (keys[i] is found[i]'s key), in their order otherwise.
+func newestPerKey[T any](found []T, keys []string) []T {
+	last := make(map[string]int, len(keys))
+	for i, k := range keys {
+		last[k] = i
+	}
+	out := found[:0]
+	for i, k := range keys {
+		if last[k] == i {
+			out = append(out, found[i])
+		}
+	}
+	return out
 }
 
 // maxReserve caps how many results a scan allocates room for up front.
