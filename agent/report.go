@@ -124,11 +124,11 @@ func (r *fleetReporter) tick(ctx context.Context, now time.Time) {
 	}
 	for _, s := range statuses {
 		key := fleet.Key(r.conf.Host, s.Name)
-		rec := r.marked(key, r.record(s, now), now)
-		if last, ok := r.sent[s.Name]; ok && sameReport(last, rec) && now.Sub(last.Time) < r.conf.Interval {
+		plain := r.record(s, now)
+		if last, ok := r.sent[s.Name]; ok && sameReport(last, r.marked(key, plain, now)) && now.Sub(last.Time) < r.conf.Interval {
 			continue
 		}
-		rec, err := r.write(ctx, key, rec, now)
+		rec, err := r.write(ctx, key, plain, now)
 		if err != nil {
 			if errors.Is(err, kvcore.ErrBucketNotFound) {
 				r.store = nil // deleted under the agent: the next tick creates it again

@@ -91,9 +91,11 @@ func (a *Agent) ReportStatus() *ReportStatus {
 	return st
 }
 
-// write stores rec under key with compare-and-set (see above) and returns
-// the record written: rec, or rec marked with a conflict found on the way.
-func (r *fleetReporter) write(ctx context.Context, key string, rec fleet.Record, now time.Time) (fleet.Record, error) {
+// write stores plain, marked with the conflict over key if one is going on,
+// under key with compare-and-set (see above), and returns the record
+// written: marked also with a conflict found on the way.
+func (r *fleetReporter) write(ctx context.Context, key string, plain fleet.Record, now time.Time) (fleet.Record, error) {
+	rec := r.marked(key, plain, now)
 	for range 3 { // a key that ages out, or is taken over, between two calls
 		value, err := json.Marshal(rec)
 		if err != nil {
@@ -142,7 +144,7 @@ func (r *fleetReporter) write(ctx context.Context, key string, rec fleet.Record,
 			if err != nil {
 				there = fleet.Record{}
 			}
-			rec = r.conflict(key, rec, there, now)
+			rec = r.conflict(key, plain, there, now)
 		}
 		wctx, cancel = context.WithTimeout(ctx, r.a.cfg.NATS.Timeout)
 		if value, err = json.Marshal(rec); err == nil {

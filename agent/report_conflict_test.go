@@ -55,11 +55,21 @@ func TestTwoAgentsUnderOneHostNameConflict(t *testing.T) {
 	failing, stopFailing := f.reportingAgent("failing", `"false"`, &failingLogs)
 
 	byInstance := map[string]fleet.Record{} // the latest conflict record of each
+	written := map[string]map[time.Time]bool{} // conflict records seen, by instance
 	waitFor(t, "both agents' records to carry the conflict, and the failing one its error", func() bool {
 		if r := f.fleetRecord(); r.State == fleet.StateConflict {
 			byInstance[r.Instance] = r
+			if written[r.Instance] == nil {
+				written[r.Instance] = map[time.Time]bool{}
+			}
+			written[r.Instance][r.Time] = true
+			if n := strings.Count(r.Error, "is also reported"); n != 1 {
+				t.Fatalf("the conflict is told %d times: %s", n, r.Error)
+			}
 		}
-		return len(byInstance) == 2 && strings.Contains(byInstance[failing.ReportStatus().Instance].Error, "this agent's watch is failing")
+		// Records written while the conflict goes on, too.
+		return len(byInstance) == 2 && strings.Contains(byInstance[failing.ReportStatus().Instance].Error, "this agent's watch is failing") &&
+			len(written[ok.ReportStatus().Instance]) >= 3 && len(written[failing.ReportStatus().Instance]) >= 3
 	})
 	for _, a := range []*Agent{ok, failing} {
 		r, seen := byInstance[a.ReportStatus().Instance]
