@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/slipstreamkv/slipstream/internal/plugintest"
 )
 
 // childArgsEnv, set in a test binary's environment, makes it run as
@@ -31,13 +33,14 @@ func runChild(args string) int {
 	return run(ctx, argv, os.Stdout, os.Stderr)
 }
 
-// runCmd runs "slipagent args..." as a process of its own, as a user
-// would, and returns its exit code and output.
+// runCmd runs the slipagent binary with args, as a user would, and returns
+// its exit code and output. (The binary is built without the race
+// detector: under -race, each run of this test binary as slipagent loaded
+// its plugins several times slower.)
 func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), childArgsEnv+"="+strings.Join(args, "\x1f"))
+	cmd := exec.Command(plugintest.Binary(t), args...)
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
 	var exit *exec.ExitError

@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	plugintest.Main(m)
 }
 
 // TestSmoke runs every workload with tiny sizes against an embedded

@@ -10,6 +10,9 @@ import (
 	"github.com/slipstreamkv/slipstream/internal/plugintest"
 )
 
+// TestMain removes the binary plugintest builds.
+func TestMain(m *testing.M) { plugintest.Main(m) }
+
 // TestSmoke runs every phase with a fleet of 2 agents on 100 keys and
 // checks that each row has its figures and that no phase leaked or lost a
 // consumer.

@@ -49,6 +49,10 @@ var (
 	cacheOnce sync.Once
 	cacheDir  string
 	cacheErr  error
+
+	binaryOnce sync.Once
+	binaryDir  string
+	binaryErr  error
 )
 
 // Main runs the tests of a package that uses CacheDir and removes the cache
@@ -60,6 +64,9 @@ func Main(m *testing.M) {
 	}
 	if ascDir != "" {
 		_ = os.RemoveAll(ascDir)
+	}
+	if binaryDir != "" {
+		_ = os.RemoveAll(binaryDir)
 	}
 	os.Exit(code)
 }
@@ -211,18 +218,34 @@ func CModule(tb testing.TB, src string) []byte {
 	return wasm
 }
 
-// Agent builds the slipagent binary (./cmd/slipagent) and the template
-// example plugin into a test directory and returns their paths, for tests
-// that run the agent as a process.
+// Binary builds the slipagent binary (./cmd/slipagent, without the race
+// detector whatever the tests run with) once per test process and returns
+// its path, for tests that run commands as a user would. Main removes it.
+func Binary(tb testing.TB) string {
+	tb.Helper()
+	binaryOnce.Do(func() {
+		if binaryDir, binaryErr = os.MkdirTemp("", "slipstream-plugintest-bin-"); binaryErr != nil {
+			return
+		}
+		build := exec.Command("go", "build", "-o", filepath.Join(binaryDir, "slipagent"), "./cmd/slipagent")
+		build.Dir = Root(tb)
+		if out, err := build.CombinedOutput(); err != nil {
+			binaryErr = fmt.Errorf("go build ./cmd/slipagent: %w\n%s", err, out)
+		}
+	})
+	if binaryErr != nil {
+		tb.Fatalf("plugintest: %v", binaryErr)
+	}
+	return filepath.Join(binaryDir, "slipagent")
+}
+
+// Agent returns the slipagent binary (see Binary) and the template example
+// plugin, built into a test directory, for tests that run the agent as a
+// process.
 func Agent(tb testing.TB) (binary, templatePlugin string) {
 	tb.Helper()
 	dir := tb.TempDir()
-	binary = filepath.Join(dir, "slipagent")
-	build := exec.Command("go", "build", "-o", binary, "./cmd/slipagent")
-	build.Dir = Root(tb)
-	if out, err := build.CombinedOutput(); err != nil {
-		tb.Fatalf("go build ./cmd/slipagent: %v\n%s", err, out)
-	}
+	binary = Binary(tb)
 	templatePlugin = filepath.Join(dir, "template.wasm")
 	if err := os.WriteFile(templatePlugin, Module(tb, "plugins/examples/template"), 0o644); err != nil {
 		tb.Fatal(err)
