@@ -54,7 +54,7 @@ func TestTwoAgentsUnderOneHostNameConflict(t *testing.T) {
 	})
 	failing, stopFailing := f.reportingAgent("failing", `"false"`, &failingLogs)
 
-	byInstance := map[string]fleet.Record{} // the latest conflict record of each
+	byInstance := map[string]fleet.Record{}    // the latest conflict record of each
 	written := map[string]map[time.Time]bool{} // conflict records seen, by instance
 	waitFor(t, "both agents' records to carry the conflict, and the failing one its error", func() bool {
 		if r := f.fleetRecord(); r.State == fleet.StateConflict {
