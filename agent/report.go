@@ -119,7 +119,7 @@ func (r *fleetReporter) tick(ctx context.Context, now time.Time) {
 	}
 	statuses := r.a.Status()
 	if err := r.forget(ctx, statuses); err != nil {
-		r.failed(ctx, err, now)
+		r.writeFailed(ctx, err, now)
 		return
 	}
 	for _, s := range statuses {
@@ -130,10 +130,7 @@ func (r *fleetReporter) tick(ctx context.Context, now time.Time) {
 		}
 		rec, err := r.write(ctx, key, plain, now)
 		if err != nil {
-			if errors.Is(err, kvcore.ErrBucketNotFound) {
-				r.store = nil // deleted under the agent: the next tick creates it again
-			}
-			r.failed(ctx, fmt.Errorf("report bucket %s, key %s: %w", r.conf.Bucket, key, err), now)
+			r.writeFailed(ctx, fmt.Errorf("report bucket %s, key %s: %w", r.conf.Bucket, key, err), now)
 			return
 		}
 		r.reports.WithLabelValues("ok").Inc()
@@ -169,8 +166,23 @@ func (r *fleetReporter) forget(ctx context.Context, running []WatchStatus) error
 		delete(r.sent, name)
 		delete(r.revs, name)
 		delete(r.vers, key)
+		r.mu.Lock()
+		delete(r.conflictsByKey, key)
+		r.mu.Unlock()
 	}
 	return nil
+}
+
+// writeFailed is failed for a write to the bucket. A bucket deleted under
+// the agent is created again at the next tick, empty: every record is
+// written again, as if never written.
+func (r *fleetReporter) writeFailed(ctx context.Context, err error, now time.Time) {
+	if errors.Is(err, kvcore.ErrBucketNotFound) {
+		r.store = nil
+		clear(r.sent)
+		clear(r.vers)
+	}
+	r.failed(ctx, err, now)
 }
 
 // failed counts a failure, logs the first of a run of them, and waits a

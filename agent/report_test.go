@@ -124,27 +124,69 @@ func TestFleetReportFailureDoesNotStopTheWatch(t *testing.T) {
 }
 
 // A report bucket deleted while the agent runs is created again, with its
-// max age, and the records come back: the reporter does not keep writing
-// into a bucket that is gone.
+// max age, at the next write (here, a change: the heartbeat is an hour
+// away), and every watch's record comes back, the unchanged one too. A
+// delete owed to a removed watch does not keep it from noticing.
 func TestFleetReportBucketDeletedIsCreatedAgain(t *testing.T) {
 	f := newFixture(t)
-	rev := f.put("cfg", "files.a.conf", "1")
-	a, _ := f.start(f.config(filesConfig + reportBlock))
-	waitLong(t, "h1 to report", func() bool { return f.fleetRecord().Revision == rev })
-	if err := f.jetstream().DeleteKeyValue(context.Background(), "fleet"); err != nil {
-		t.Fatal(err)
+	f.put("a", "files.x", "1")
+	f.put("b", "files.x", "1")
+	report := strings.NewReplacer(`interval = "1s"`, `interval = "1h"`, `max_age  = "5s"`, `max_age  = "2h"`).Replace(reportBlock)
+	a, _ := f.start(f.config(twoWatches + report))
+	ready := func(keys ...string) bool {
+		s, err := f.conn.Open(context.Background(), "fleet")
+		if err != nil {
+			return false
+		}
+		for _, k := range keys {
+			e, err := s.Get(context.Background(), k)
+			if err != nil {
+				return false
+			}
+			if r, err := fleet.Decode(e.Key, e.Value); err != nil || r.State != fleet.StateReady {
+				return false
+			}
+		}
+		return true
 	}
-	waitFor(t, "h1's record in a new report bucket", func() bool { return f.fleetRecord().Revision == rev })
+	waitLong(t, "both watches' ready records", func() bool { return ready("h1.a", "h1.b") })
+	deleteBucket := func() {
+		t.Helper()
+		if err := f.jetstream().DeleteKeyValue(context.Background(), "fleet"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deleteBucket()
+	f.put("a", "files.x", "2")
+	waitFor(t, "both records in a new report bucket", func() bool { return f.reportKeys() == "h1.a h1.b" })
 	st, err := f.jetstream().Stream(context.Background(), "KV_fleet")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := st.CachedInfo().Config; c.MaxAge != 5*time.Second {
-		t.Errorf("re-created report bucket has max age %v, want 5s", c.MaxAge)
+	if c := st.CachedInfo().Config; c.MaxAge != 2*time.Hour {
+		t.Errorf("re-created report bucket has max age %v, want 2h", c.MaxAge)
 	}
+
+	// b removed (its record is owed a delete), then the bucket deleted.
+	if err := a.Reload(context.Background(), f.config(strings.Replace(twoWatches, `watch "b" {`, `watch "c" {`, 1)+report)); err != nil {
+		t.Fatal(err)
+	}
+	deleteBucket()
+	f.put("a", "files.x", "3")
+	waitFor(t, "the records in another new report bucket", func() bool { return f.reportKeys() == "h1.a h1.c" })
 	if !a.Ready() {
-		t.Error("the watch is not ready")
+		t.Error("the watches are not ready")
 	}
+}
+
+// reportKeys lists the keys of the report bucket ("" without one).
+func (f *fixture) reportKeys() string {
+	s, err := f.conn.Open(context.Background(), "fleet")
+	if err != nil {
+		return ""
+	}
+	k, _ := s.Keys(context.Background(), "")
+	return strings.Join(k, " ")
 }
 
 // A watch a reload removes takes its record out of the report bucket: the
@@ -156,20 +198,12 @@ func TestFleetReportForgetsARemovedWatch(t *testing.T) {
 	f.put("b", "files.x", "1")
 	report := strings.Replace(reportBlock, `max_age  = "5s"`, `max_age  = "1h"`, 1) // not aged out meanwhile
 	a, _ := f.start(f.config(twoWatches + report))
-	keys := func() string {
-		s, err := f.conn.Open(context.Background(), "fleet")
-		if err != nil {
-			return ""
-		}
-		k, _ := s.Keys(context.Background(), "")
-		return strings.Join(k, " ")
-	}
-	waitLong(t, "both watches' records", func() bool { return keys() == "h1.a h1.b" })
+	waitLong(t, "both watches' records", func() bool { return f.reportKeys() == "h1.a h1.b" })
 	src := strings.Replace(twoWatches, `watch "b" {`, `watch "c" {`, 1)
 	if err := a.Reload(context.Background(), f.config(src+report)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "b's record to go and c's to come", func() bool { return keys() == "h1.a h1.c" })
+	waitFor(t, "b's record to go and c's to come", func() bool { return f.reportKeys() == "h1.a h1.c" })
 }
 
 func TestReportConfig(t *testing.T) {
