@@ -171,14 +171,6 @@ func (f *fleetFlags) scope(ctx context.Context, r *fleetReader, cmd string, stde
 	}
 }
 
-// keyNote is " (key K)", or "" for no key.
-func keyNote(key string) string {
-	if key == "" {
-		return ""
-	}
-	return " (key " + key + ")"
-}
-
 // printProblems prints, per watch, the hosts that lag, fail, are held or
 // went silent, most behind first.
 func printProblems(w io.Writer, rep fleet.Report) {

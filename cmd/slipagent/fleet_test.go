@@ -172,8 +172,8 @@ func TestFleetRollout(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "h3", "broken"), nil, 0o644)
 	stuck := putRev(t, url, "files.a.conf", "3")
 	target := strconv.FormatUint(stuck, 10)
-	code, out, errOut = wait("-after-put", "-fraction", "0.6", "-timeout", "3m")
-	if code != exitOK || !strings.Contains(out, fmt.Sprintf("waiting for revision %d of bucket cfg (key files.a.conf)", stuck)) {
+	code, out, errOut = wait("-after-put", "-watch", "cfg", "-fraction", "0.6", "-timeout", "3m")
+	if code != exitOK || !strings.Contains(out, fmt.Sprintf("waiting for revision %d of bucket cfg", stuck)) {
 		t.Fatalf("fleet wait -after-put -fraction 0.6 = %d %q %q\n%s", code, out, errOut, logs())
 	}
 	deadline := time.Now().Add(2 * time.Minute)

@@ -25,9 +25,11 @@ behind, since when, their state and error) and exits 6.
 A host counts until its record ages out of the report bucket (its report
 max_age): one that went silent without applying R keeps the wait from
 converging, and so does one that two agents report under (state conflict).
-With -bucket, only the watches whose prefixes hold the key R changed are
-waited for: the others never apply it (if the bucket no longer holds R,
-every watch is).
+With -bucket and -revision, only the watches whose prefixes hold the key R
+changed are waited for: the others never apply it (if the bucket no longer
+holds R, every watch is). -after-put waits for every watch of the bucket
+(its last change may be another writer's): with watches of some prefixes
+only, give -revision (the "rev N" of kv put) or -watch.
 Exit codes: 0 converged, 2 bad command line, 3 the bucket -after-put names
 does not exist, 4 NATS unreachable, 6 timed out.`
 
@@ -77,10 +79,11 @@ func runFleetWait(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			fmt.Fprintf(stderr, "slipagent fleet wait: bucket %s: %v\n", f.query.Bucket, err)
 			return kvExitCode(err)
 		}
-	}
-	f.scope(ctx, r, "slipagent fleet wait", stderr)
-	if *afterPut {
-		fmt.Fprintf(stdout, "waiting for revision %d of bucket %s%s\n", f.query.Revision, f.query.Bucket, keyNote(f.query.Key))
+		fmt.Fprintf(stdout, "waiting for revision %d of bucket %s\n", f.query.Revision, f.query.Bucket)
+	} else {
+		// Not after -after-put: the bucket's last change may be another
+		// writer's, whose key would leave out watches that hold ours.
+		f.scope(ctx, r, "slipagent fleet wait", stderr)
 	}
 	return waitConverged(ctx, r, f, convergence{*fraction, *minHosts}, *poll, stdout, stderr)
 }
