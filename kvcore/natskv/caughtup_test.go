@@ -171,3 +171,14 @@ func TestScanListsAKeyWrittenMeanwhileOnce(t *testing.T) {
 		t.Fatal("no write ran during the scans")
 	}
 }
+
+// newestPerKey keeps each key's last delivery, and drops a key whose last
+// delivery removed it.
+func TestNewestPerKey(t *testing.T) {
+	found := []string{"a1", "b1", "c1", "a2", "", "c2"}
+	keys := []string{"a", "b", "c", "a", "b", "c"}
+	got := newestPerKey(found, keys, map[int]bool{4: true})
+	if want := []string{"a2", "c2"}; !slices.Equal(got, want) {
+		t.Errorf("newestPerKey = %q, want %q", got, want)
+	}
+}

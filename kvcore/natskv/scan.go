@@ -49,8 +49,8 @@ func (s *store) Scan(ctx context.Context, prefix string) ([]kvcore.Entry, error)
 // ephemeral consumer (deliver last per subject, no acks, so buckets of any
 // size are read whole) and returns conv of each live one, once per key:
 // delete and purge markers are skipped, and so are empty values unless
-// keepEmpty. A key written during the scan is delivered again after its
-// last record: the newest delivery stands.
+// keepEmpty. A key written or removed during the scan is delivered again
+// after its last record: the newest delivery stands (a removal drops it).
 func scan[T any](ctx context.Context, s *store, op, prefix string, headersOnly, keepEmpty bool, conv func(kvcore.Update, *nats.Msg) T) ([]T, error) {
 	fail := func(err error) error { return &kvcore.OpError{Op: op, Bucket: s.bucket, Key: prefix, Err: err} }
 	if !s.sess.live() {
@@ -71,23 +71,34 @@ func scan[T any](ctx context.Context, s *store, op, prefix string, headersOnly, 
 		}
 		var found []T
 		var keys []string
+		var dead map[int]bool // late removals, at their index in found
 		late := false
 		reserve := func(pending uint64) { found = slices.Grow(found, int(min(pending, maxReserve))) }
 		err = s.scanOnce(ctx, spec, reserve, func(u kvcore.Update, m *nats.Msg) {
-			if rev, _ := u.Version.Revision(); rev > before.last {
-				late = true
-			}
-			if u.Op != kvcore.OpPut || (widened && !strings.HasPrefix(u.Key, prefix)) {
+			if widened && !strings.HasPrefix(u.Key, prefix) {
 				return
 			}
-			if !keepEmpty && (headersOnly && m.Header.Get(hdrMsgSize) == "0" || !headersOnly && len(u.Value) == 0) {
+			rev, _ := u.Version.Revision()
+			late = late || rev > before.last
+			live := u.Op == kvcore.OpPut &&
+				(keepEmpty || !(headersOnly && m.Header.Get(hdrMsgSize) == "0" || !headersOnly && len(u.Value) == 0))
+			switch {
+			case live:
+				found = append(found, conv(u, m))
+			case rev > before.last: // it may remove a key listed already
+				if dead == nil {
+					dead = map[int]bool{}
+				}
+				dead[len(found)] = true
+				var none T
+				found = append(found, none)
+			default:
 				return
 			}
-			found = append(found, conv(u, m))
 			keys = append(keys, u.Key)
 		})
 		if err == nil && late {
-			found = newestPerKey(found, keys)
+			found = newestPerKey(found, keys, dead)
 		}
 		if err == nil {
 			return found, nil
@@ -101,15 +112,16 @@ func scan[T any](ctx context.Context, s *store, op, prefix string, headersOnly, 
 }
 
 // newestPerKey keeps, of the results found for the same key, the last one
-// (keys[i] is found[i]'s key), in their order otherwise.
-func newestPerKey[T any](found []T, keys []string) []T {
+// unless it is a removal (dead), in their order otherwise; keys[i] is
+// found[i]'s key.
+func newestPerKey[T any](found []T, keys []string, dead map[int]bool) []T {
 	last := make(map[string]int, len(keys))
 	for i, k := range keys {
 		last[k] = i
 	}
 	out := found[:0]
 	for i, k := range keys {
-		if last[k] == i {
+		if last[k] == i && !dead[i] {
 			out = append(out, found[i])
 		}
 	}
