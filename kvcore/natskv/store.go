@@ -54,8 +54,8 @@ func (s *store) Bucket() string { return s.bucket }
 // error. While nothing answers — a replicated bucket between leaders, or
 // just created — it tries again: a request nobody received changed nothing.
 // Once nobody has answered for bucketGoneAfter, it asks whether the bucket
-// still exists: a deleted bucket fails with kvcore.ErrBucketNotFound rather
-// than at the timeout.
+// still exists: a bucket two lookups in a row do not find fails with
+// kvcore.ErrBucketNotFound rather than at the timeout.
 func (s *store) do(ctx context.Context, op, key string, fn func(ctx context.Context) error) error {
 	if err := s.check(key); err != nil {
 		return &kvcore.OpError{Op: op, Bucket: s.bucket, Key: key, Err: err}
@@ -64,6 +64,7 @@ func (s *store) do(ctx context.Context, op, key string, fn func(ctx context.Cont
 	defer cancel()
 	pause := noResponderPause
 	var unanswered time.Time
+	notFound := 0 // lookups in a row that did not find the bucket
 	for {
 		err := fn(ctx)
 		if err == nil {
@@ -75,8 +76,14 @@ func (s *store) do(ctx context.Context, op, key string, fn func(ctx context.Cont
 		switch {
 		case unanswered.IsZero():
 			unanswered = time.Now()
-		case time.Since(unanswered) >= bucketGoneAfter && s.gone(ctx):
-			return &kvcore.OpError{Op: op, Bucket: s.bucket, Key: key, Err: kvcore.ErrBucketNotFound}
+		case time.Since(unanswered) < bucketGoneAfter:
+		case !s.gone(ctx):
+			notFound = 0
+		default:
+			// One answer could come from a meta leader just elected.
+			if notFound++; notFound == 2 {
+				return &kvcore.OpError{Op: op, Bucket: s.bucket, Key: key, Err: kvcore.ErrBucketNotFound}
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -95,11 +102,18 @@ const noResponderPause = 50 * time.Millisecond
 const bucketGoneAfter = 500 * time.Millisecond
 
 // gone reports whether the bucket's stream no longer exists. A lookup that
-// fails otherwise (no permission, no answer) says nothing.
+// fails otherwise (no permission, no answer within goneLookup) says
+// nothing: the operation goes on retrying.
 func (s *store) gone(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, goneLookup)
+	defer cancel()
 	_, err := s.sess.js.Stream(ctx, s.stream)
 	return errors.Is(err, jetstream.ErrStreamNotFound)
 }
+
+// goneLookup bounds gone's lookup, so that a silent meta leader does not
+// use up the operation's time.
+const goneLookup = 250 * time.Millisecond
 
 func noResponders(err error) bool {
 	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
