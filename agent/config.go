@@ -775,7 +775,10 @@ func parseMode(s string, rng hcl.Range, diags hcl.Diagnostics) (os.FileMode, hcl
 // paths come out the same, and so does what depends on them (the render
 // key of a watch's outputs).
 func relativeTo(rng hcl.Range, path string) string {
-	if path == "" || filepath.IsAbs(path) || rng.Filename == "" {
+	if filepath.IsAbs(path) {
+		return filepath.Clean(path) // what the trust checks look at is what is opened
+	}
+	if path == "" || rng.Filename == "" {
 		return path
 	}
 	path = filepath.Join(filepath.Dir(rng.Filename), path)

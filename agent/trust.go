@@ -117,7 +117,7 @@ func (a *Agent) checkTrust(cfg *Config) error {
 				var te *TrustError
 				if err := checkOnlyTrustedWrite("hook program", argv[0]); errors.As(err, &te) {
 					a.log.Warn("hook program can be changed by others: they could run their code as the hook's user",
-						"watch", w.Name, "hook", h.Name, "program", argv[0], "problem", te.Error(), "fix", te.Fix)
+						"watch", w.Name, "hook", h.Name, "problem", te.Error())
 				}
 			}
 		}

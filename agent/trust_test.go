@@ -194,7 +194,7 @@ watch "w" {
 		`level=WARN msg="plugin module without a sha256 pin can be changed by others`,
 		`fix="chmod go-w ` + f.module,
 		`level=WARN msg="the http token crosses the network in clear text`,
-		`level=WARN msg="hook program can be changed by others: they could run their code as the hook's user" watch=w hook=reload program=` + script,
+		`level=WARN msg="hook program can be changed by others: they could run their code as the hook's user" watch=w hook=reload problem="agent: hook program ` + script,
 	} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %s:\n%s", want, logs)
