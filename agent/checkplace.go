@@ -314,7 +314,7 @@ func (p *placement) checkPaths(outputs []*OutputConf) error {
 	for _, f := range p.Files {
 		dir := outputHolding(outputs, f.Target)
 		if dir == "" {
-			return fmt.Errorf("target %q is in none of the watch's output directories", f.Target)
+			return fmt.Errorf("target %q is in none of the watch's output directories (an output moved since? the old files' backups it lists, hidden %scheck-*%s files, are left where they are)", f.Target, abi.StagePrefix, backupSuffix)
 		}
 		name := filepath.Base(f.Backup)
 		if f.Backup != "" && (filepath.Dir(f.Backup) != dir || f.Backup != filepath.Join(dir, name) ||
