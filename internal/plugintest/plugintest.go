@@ -23,7 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
+	"runtime"
 	"sync"
 	"testing"
 )
@@ -81,21 +81,20 @@ func CacheDir(tb testing.TB) string {
 	return cacheDir
 }
 
-// Root returns the repository root (the directory of go.mod).
+// Root returns the repository root (the directory of go.mod), found from
+// this file's own path, whatever the test's working directory.
 func Root(tb testing.TB) string {
 	tb.Helper()
 	rootOnce.Do(func() {
-		out, err := exec.Command("go", "env", "GOMOD").Output()
-		if err != nil {
-			rootErr = fmt.Errorf("go env GOMOD: %w", err)
+		_, file, _, ok := runtime.Caller(0)
+		if !ok {
+			rootErr = fmt.Errorf("cannot tell where plugintest's source is")
 			return
 		}
-		gomod := strings.TrimSpace(string(out))
-		if gomod == "" || gomod == os.DevNull {
-			rootErr = fmt.Errorf("not inside a Go module")
-			return
+		root = filepath.Join(filepath.Dir(file), "..", "..")
+		if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+			rootErr = fmt.Errorf("no go.mod at %s: %w", root, err)
 		}
-		root = filepath.Dir(gomod)
 	})
 	if rootErr != nil {
 		tb.Fatalf("plugintest: %v", rootErr)
