@@ -35,6 +35,9 @@ type fleetReporter struct {
 	a       *Agent
 	conf    *ReportConf
 	version string
+	// timeout bounds each request to the bucket: the NATS timeout, which
+	// a reload cannot change (it rebuilds the agent).
+	timeout time.Duration
 	store   kvcore.Store
 	sent    map[string]fleet.Record // last record written, by watch
 	revs    map[string]fleet.Record // Revision and Since, by watch
@@ -64,7 +67,7 @@ type fleetReporter struct {
 
 func newFleetReporter(a *Agent, conf *ReportConf, version string) *fleetReporter {
 	r := &fleetReporter{
-		a: a, conf: conf, version: version,
+		a: a, conf: conf, version: version, timeout: a.cfg.NATS.Timeout,
 		sent: map[string]fleet.Record{}, revs: map[string]fleet.Record{},
 		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slipagent_fleet_reports_total", Help: "Records written to the fleet report bucket, by result (ok, error).",
@@ -105,7 +108,7 @@ func (r *fleetReporter) tick(ctx context.Context, now time.Time) {
 		return // the agent connects (and logs why it cannot)
 	}
 	if r.store == nil {
-		sctx, cancel := context.WithTimeout(ctx, r.a.cfg.NATS.Timeout)
+		sctx, cancel := context.WithTimeout(ctx, r.timeout)
 		// Discard old: a full bucket drops the records written longest
 		// ago (dead hosts' first) rather than refuse live hosts' reports.
 		store, err := r.a.conn.Store(sctx, kvcore.StoreConfig{Bucket: r.conf.Bucket, MaxAge: r.conf.MaxAge,
@@ -157,7 +160,7 @@ func (r *fleetReporter) forget(ctx context.Context, running []WatchStatus) error
 			continue
 		}
 		key := fleet.Key(r.conf.Host, name)
-		dctx, cancel := context.WithTimeout(ctx, r.a.cfg.NATS.Timeout)
+		dctx, cancel := context.WithTimeout(ctx, r.timeout)
 		err := r.store.Delete(dctx, key)
 		cancel()
 		if err != nil {
@@ -225,9 +228,9 @@ func (r *fleetReporter) record(s WatchStatus, now time.Time) fleet.Record {
 		Time:        now,
 		Interval:    fleet.Duration(r.conf.Interval),
 	}
-	for _, w := range r.a.cfg.Watches {
-		if w.Name == s.Name {
-			rec.Prefixes = w.Prefixes
+	for _, w := range r.a.runners() { // a reload replaces a.cfg under a.mu
+		if w.conf.Name == s.Name {
+			rec.Prefixes = w.conf.Prefixes
 		}
 	}
 	if !s.Ready {

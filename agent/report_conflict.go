@@ -102,7 +102,7 @@ func (r *fleetReporter) write(ctx context.Context, key string, plain fleet.Recor
 			return rec, err
 		}
 		ver, known := r.vers[key]
-		wctx, cancel := context.WithTimeout(ctx, r.a.cfg.NATS.Timeout)
+		wctx, cancel := context.WithTimeout(ctx, r.timeout)
 		var v kvcore.Version
 		if known {
 			v, err = r.store.Update(wctx, key, value, ver)
@@ -146,7 +146,7 @@ func (r *fleetReporter) write(ctx context.Context, key string, plain fleet.Recor
 			}
 			rec = r.conflict(key, plain, there, now)
 		}
-		wctx, cancel = context.WithTimeout(ctx, r.a.cfg.NATS.Timeout)
+		wctx, cancel = context.WithTimeout(ctx, r.timeout)
 		if value, err = json.Marshal(rec); err == nil {
 			v, err = r.store.Put(wctx, key, value)
 		}
@@ -165,7 +165,7 @@ func (r *fleetReporter) write(ctx context.Context, key string, plain fleet.Recor
 // does not exist). A value that is not a record reads as one with no
 // instance, written at no time.
 func (r *fleetReporter) read(ctx context.Context, key string) (fleet.Record, kvcore.Version, error) {
-	rctx, cancel := context.WithTimeout(ctx, r.a.cfg.NATS.Timeout)
+	rctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	e, err := r.store.Get(rctx, key)
 	if errors.Is(err, kvcore.ErrNotFound) {
