@@ -35,7 +35,11 @@ func TestScanListsKeyUpdatedMeanwhile(t *testing.T) {
 		mustPut(t, s, "k3", "v2")
 	}()
 	var keys []string
-	err := s.scanOnce(testCtx(t), spec, func(uint64) {}, func(u kvcore.Update, _ *nats.Msg) {
+	st, err := s.streamState(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.scanOnce(testCtx(t), spec, st, func(uint64) {}, func(u kvcore.Update, _ *nats.Msg) {
 		keys = append(keys, u.Key)
 	})
 	<-written
@@ -107,7 +111,11 @@ func TestListOfLastRecordsOutlivesItsCount(t *testing.T) {
 					time.Sleep(pause / 4)
 					removeAhead()
 				}()
-				err := s.scanOnce(ctx, spec, func(uint64) {}, func(u kvcore.Update, _ *nats.Msg) {
+				st, err := s.streamState(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = s.scanOnce(ctx, spec, st, func(uint64) {}, func(u kvcore.Update, _ *nats.Msg) {
 					keys = append(keys, u.Key)
 				})
 				if err != nil {

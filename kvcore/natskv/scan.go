@@ -74,7 +74,7 @@ func scan[T any](ctx context.Context, s *store, op, prefix string, headersOnly, 
 		var dead map[int]bool // late removals, at their index in found
 		late := false
 		reserve := func(pending uint64) { found = slices.Grow(found, int(min(pending, maxReserve))) }
-		err = s.scanOnce(ctx, spec, reserve, func(u kvcore.Update, m *nats.Msg) {
+		err = s.scanOnce(ctx, spec, before, reserve, func(u kvcore.Update, m *nats.Msg) {
 			if widened && !strings.HasPrefix(u.Key, prefix) {
 				return
 			}
@@ -133,9 +133,10 @@ const maxReserve = 1 << 20
 
 // scanOnce runs one consumer until it has delivered everything (see
 // caughtUp), telling reserve how many records it had pending when it was
-// created and fn each of them. A key that exists for the whole scan is
-// delivered; one written or removed meanwhile may be or not.
-func (s *store) scanOnce(ctx context.Context, spec consumerSpec, reserve func(uint64), fn func(kvcore.Update, *nats.Msg)) error {
+// created and fn each of them; st is the stream's state, read before. A
+// key that exists for the whole scan is delivered; one written or removed
+// meanwhile may be or not.
+func (s *store) scanOnce(ctx context.Context, spec consumerSpec, st streamState, reserve func(uint64), fn func(kvcore.Update, *nats.Msg)) error {
 	nc := s.sess.nc
 	msgs := make(chan *nats.Msg, 256)
 	done := make(chan struct{})
@@ -159,10 +160,6 @@ func (s *store) scanOnce(ctx context.Context, spec consumerSpec, reserve func(ui
 		return err
 	}
 	reserve(info.NumPending)
-	st, err := s.streamState(ctx)
-	if err != nil {
-		return err
-	}
 	floor, err := s.syncFloor(ctx, st, spec.filters)
 	if err != nil {
 		return err

@@ -107,7 +107,7 @@ const bucketGoneAfter = 500 * time.Millisecond
 func (s *store) gone(ctx context.Context) bool {
 	ctx, cancel := context.WithTimeout(ctx, goneLookup)
 	defer cancel()
-	_, err := s.sess.js.Stream(ctx, s.stream)
+	_, err := s.streamState(ctx)
 	return errors.Is(err, jetstream.ErrStreamNotFound)
 }
 
