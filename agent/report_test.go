@@ -35,6 +35,12 @@ func (f *fixture) fleetRecord() fleet.Record {
 // fleetRecordOf reads host's record of watch cfg ("" state when absent).
 func (f *fixture) fleetRecordOf(host string) fleet.Record {
 	f.t.Helper()
+	return f.fleetRecordAt(fleet.Key(host, "cfg"))
+}
+
+// fleetRecordAt reads the record under key ("" state when absent).
+func (f *fixture) fleetRecordAt(key string) fleet.Record {
+	f.t.Helper()
 	s, err := f.conn.Open(context.Background(), "fleet")
 	if errors.Is(err, kvcore.ErrBucketNotFound) {
 		return fleet.Record{}
@@ -42,7 +48,7 @@ func (f *fixture) fleetRecordOf(host string) fleet.Record {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	e, err := s.Get(context.Background(), fleet.Key(host, "cfg"))
+	e, err := s.Get(context.Background(), key)
 	if errors.Is(err, kvcore.ErrNotFound) {
 		return fleet.Record{}
 	}
@@ -133,23 +139,9 @@ func TestFleetReportBucketDeletedIsCreatedAgain(t *testing.T) {
 	f.put("b", "files.x", "1")
 	report := strings.NewReplacer(`interval = "1s"`, `interval = "1h"`, `max_age  = "5s"`, `max_age  = "2h"`).Replace(reportBlock)
 	a, _ := f.start(f.config(twoWatches + report))
-	ready := func(keys ...string) bool {
-		s, err := f.conn.Open(context.Background(), "fleet")
-		if err != nil {
-			return false
-		}
-		for _, k := range keys {
-			e, err := s.Get(context.Background(), k)
-			if err != nil {
-				return false
-			}
-			if r, err := fleet.Decode(e.Key, e.Value); err != nil || r.State != fleet.StateReady {
-				return false
-			}
-		}
-		return true
-	}
-	waitLong(t, "both watches' ready records", func() bool { return ready("h1.a", "h1.b") })
+	waitLong(t, "both watches' ready records", func() bool {
+		return f.fleetRecordAt("h1.a").State == fleet.StateReady && f.fleetRecordAt("h1.b").State == fleet.StateReady
+	})
 	deleteBucket := func() {
 		t.Helper()
 		if err := f.jetstream().DeleteKeyValue(context.Background(), "fleet"); err != nil {

@@ -119,10 +119,9 @@ func (r *watchRunner) openFold() (kvcore.Fold, *watchState, error) {
 	if st.Bucket != want.Bucket || !samePrefixes(st.Prefixes, want.Prefixes) || st.Fold != want.Fold {
 		for _, name := range []string{logFoldFile, diskFoldDir} {
 			if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
-				r.log.Warn("discarding a fold that no state.json ties to this watch's bucket, prefixes and fold kind; syncing from the bucket (to start a host from an artifact, use the watch's bootstrap block)",
-					"fold", filepath.Join(dir, name), "state_bucket", st.Bucket)
+				r.log.Warn("discarding a fold kept for another bucket, prefixes or fold kind, or that no state.json describes; syncing from the bucket (to start a host from an artifact, use the watch's bootstrap block)",
+					"fold", filepath.Join(dir, name), "state_bucket", st.Bucket, "state_fold", st.Fold)
 			}
-
 			if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
 				return nil, nil, fmt.Errorf("agent: discarding the old fold: %w", err)
 			}

@@ -27,7 +27,7 @@ func TestAFoldWithoutStateIsDiscardedLoudly(t *testing.T) {
 	var logs logtest.Buffer
 	a, _ = f.startLogging(f.config(filesConfig), &logs)
 	waitFor(t, "the sync from the bucket", func() bool { return a.Ready() && readFile(filepath.Join(f.dir, "out", "a.conf")) == "2" })
-	if want := `level=WARN msg="discarding a fold that no state.json ties to this watch`; !strings.Contains(logs.String(), want) {
+	if want := `level=WARN msg="discarding a fold kept for another bucket, prefixes or fold kind, or that no state.json describes`; !strings.Contains(logs.String(), want) {
 		t.Errorf("logs lack %s", want)
 	}
 }
