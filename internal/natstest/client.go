@@ -1,7 +1,10 @@
 package natstest
 
 import (
+	"context"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -22,3 +25,27 @@ func JetStream(tb testing.TB, url string, opts ...nats.Option) jetstream.JetStre
 	}
 	return js
 }
+
+// CreateKeyValue creates or updates a bucket the way nats.go does, and
+// tries again while the server answers "error creating store for stream":
+// it removes the directories of an account's last deleted stream in the
+// background, after it has answered the delete, so a create right behind
+// a delete can find them gone under it.
+func CreateKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	for {
+		kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+		var apiErr *jetstream.APIError
+		if !errors.As(err, &apiErr) || apiErr.ErrorCode != streamStoreFailed {
+			return kv, err
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, err
+		}
+	}
+}
+
+// streamStoreFailed is JetStream's code for "error creating store for
+// stream".
+const streamStoreFailed = 10049

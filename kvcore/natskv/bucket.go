@@ -141,6 +141,37 @@ func (c *Conn) openBucket(ctx context.Context, sess *session, cfg kvcore.StoreCo
 	if !errors.Is(err, jetstream.ErrBucketNotFound) {
 		log.Warn("bucket lookup failed; trying to create it", "err", err)
 	}
+	for tries := 1; ; tries++ {
+		kv, err := c.createBucket(ctx, sess, spec, log)
+		if !storeRaced(err) || tries == storeRaceTries {
+			return kv, err
+		}
+		select {
+		case <-time.After(storeRacePause):
+		case <-ctx.Done():
+			return nil, mapErr(ctx.Err())
+		}
+	}
+}
+
+// storeRaceTries and storeRacePause bound the retries of a create that
+// lost a race with the server's own clean-up of a deleted stream.
+const (
+	storeRaceTries = 10
+	storeRacePause = 50 * time.Millisecond
+)
+
+// storeRaced reports whether a create failed because the server could not
+// make the stream's store: it removes the directories of an account's last
+// deleted stream in the background, after it has answered the delete, and
+// a create right behind the delete can find them gone under it.
+func storeRaced(err error) bool {
+	var sce *streamCreateError
+	return apiCode(err) == codeStreamStoreFailed || errors.As(err, &sce) && sce.ErrCode == codeStreamStoreFailed
+}
+
+// createBucket is steps 2-4 of [Conn.openBucket].
+func (c *Conn) createBucket(ctx context.Context, sess *session, spec bucketSpec, log *slog.Logger) (jetstream.KeyValue, error) {
 	if spec.discard == jetstream.DiscardNew {
 		tctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 		kv, err := c.createKV(tctx, sess.js, spec.keyValueConfig())
@@ -153,7 +184,7 @@ func (c *Conn) openBucket(ctx context.Context, sess *session, cfg kvcore.StoreCo
 	if err := c.rawCreate(ctx, sess, spec, log); err != nil {
 		return nil, err
 	}
-	kv, err = c.lookupBucket(ctx, sess, spec, log)
+	kv, err := c.lookupBucket(ctx, sess, spec, log)
 	if err != nil {
 		return nil, fmt.Errorf("get bucket after raw create: %w", mapErr(err))
 	}
@@ -242,6 +273,7 @@ const (
 // streamCreateError is a JetStream error a stream create reply carried.
 type streamCreateError struct {
 	Code        int
+	ErrCode     int
 	Description string
 }
 
@@ -275,7 +307,7 @@ func classifyStreamCreate(reply []byte) (createOutcome, error) {
 	if desc == "" {
 		desc = "unknown error"
 	}
-	return createFailed, &streamCreateError{Code: e.Code, Description: desc}
+	return createFailed, &streamCreateError{Code: e.Code, ErrCode: e.ErrCode, Description: desc}
 }
 
 // checkMirror refuses a bucket that mirrors another one under a different

@@ -294,3 +294,24 @@ func TestWriteToDeletedBucket(t *testing.T) {
 		}
 	}
 }
+
+// A bucket created right after the account's last stream was deleted is
+// created: the server removes that stream's directories in the background
+// after it answers the delete, and a create can find them gone under it
+// ("error creating store for stream"; one create in twenty without the
+// retry). Each round races it once, with both kinds of create.
+func TestCreateRightAfterTheLastStreamIsDeleted(t *testing.T) {
+	srv := natstest.Run(t)
+	c := connect(t, fastOpts(srv.URL()))
+	_, js := rawJS(t, srv.URL())
+	for _, discard := range []kvcore.DiscardPolicy{kvcore.DiscardNew, kvcore.DiscardOld} {
+		cfg := kvcore.StoreConfig{Bucket: uniqueBucket(), Discard: discard}
+		for range 60 {
+			s := openStore(t, c, cfg)
+			mustPut(t, s, "k", "1")
+			if err := js.DeleteKeyValue(testCtx(t), cfg.Bucket); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}

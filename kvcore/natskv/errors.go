@@ -19,6 +19,7 @@ const (
 	codeWrongLastSequence  = 10071
 	codeWrongLastSeqR      = 10164 // replicated streams report CAS conflicts with this code
 	codeStoreFailed        = 10077 // "maximum bytes exceeded" with discard new
+	codeStreamStoreFailed  = 10049 // "error creating store for stream"
 	codeMaxConsumers       = 10026
 	codeJetStreamNotEnable = 10076
 )

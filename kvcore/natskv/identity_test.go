@@ -4,7 +4,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -42,19 +41,8 @@ func TestBucketID(t *testing.T) {
 	if _, err := s.BucketID(ctx); !errors.Is(err, kvcore.ErrBucketNotFound) {
 		t.Fatalf("BucketID of a deleted bucket: %v, want ErrBucketNotFound", err)
 	}
-	// The server removes a deleted stream's store after it answers: a
-	// create right behind it can fail with "error creating store for
-	// stream" (seen under a loaded CI run) until it is gone.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: s.bucket})
-		if err == nil {
-			break
-		}
-		if !strings.Contains(err.Error(), "error creating store") || time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if _, err := natstest.CreateKeyValue(ctx, js, jetstream.KeyValueConfig{Bucket: s.bucket}); err != nil {
+		t.Fatal(err)
 	}
 	if recreated, err := s.BucketID(ctx); err != nil || recreated == id {
 		t.Fatalf("BucketID of the re-created bucket = %q, %v; want one other than %q", recreated, err, id)
