@@ -44,7 +44,7 @@ const (
 // pebbleOptions are the Pebble options of a fold opened with opts.
 func pebbleOptions(opts Options, cache *pebble.Cache, readOnly bool) *pebble.Options {
 	po := &pebble.Options{
-		FS:                          opts.FS,
+		FS:                          mappedTables(opts.FS),
 		Cache:                       cache,
 		FormatMajorVersion:          pebble.FormatNewest,
 		Logger:                      slogLogger{opts.Logger},
