@@ -70,8 +70,8 @@ func buildImage(w io.Writer, ar *arena, base []ref, cursor kvcore.Cursor, size i
 		}
 		werr <- err
 	}()
-	img := append(withHugePages(make([]byte, 0, size)), header[:]...)
-	refs := withHugePages(make([]ref, len(base)))
+	img := append(prefaulted(make([]byte, 0, size)), header[:]...)
+	refs := prefaulted(make([]ref, len(base)))
 	sent := 0 // img[:sent] is handed to the writer
 	for i, r := range base {
 		refs[i] = mkref(0, len(img)+5)

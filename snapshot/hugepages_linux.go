@@ -10,36 +10,57 @@ import (
 // linux/arm64 with 4 KiB base pages.
 const hugePageSize = 2 << 20
 
-// hugePagesFrom is the smallest buffer worth advising: twice a huge page,
+// hugePagesFrom is the smallest buffer worth preparing: twice a huge page,
 // so that it holds at least one whole huge page wherever it starts. Below
 // it, a huge page or two would save little and split the heap's mappings
 // for nothing.
 const hugePagesFrom = 4 << 20
 
-// withHugePages asks the kernel to back s's memory (to its capacity) with
-// transparent huge pages and returns s. It is for large buffers filled
-// once, before anything touches them (a load's, the fold's arena chunks, a
-// merged index): on a virtual machine the first touch of each 4 KiB page
-// costs microseconds (tens of them on a busy host), so filling a fresh
-// buffer of hundreds of megabytes otherwise takes longer than reading the
-// file or fsyncing the batches it came in. With
-// THP set to "madvise" (the common default) nothing else would use huge
-// pages; with "never" the advice is ignored. Only whole huge pages inside s
-// are advised, so no memory beyond s is touched. Errors are ignored: the
-// advice is an optimization.
-func withHugePages[T any](s []T) []T {
+// prefaulted prepares s's memory (to its capacity) for being filled at
+// once and returns s. It is for large buffers filled once, before anything
+// touches them (a load's, the fold's arena chunks, a merged index): on a
+// virtual machine the first touch of each 4 KiB page costs microseconds
+// (tens of them on a busy host), so filling a fresh buffer of hundreds of
+// megabytes by touching its pages takes longer than reading the file or
+// fsyncing the batches it came in. It asks the kernel
+//
+//   - to back the buffer with transparent huge pages (with THP set to
+//     "madvise", the common default, nothing else would use them; with
+//     "never" the advice is ignored), and
+//   - to map every page of it now, in one call (MADV_POPULATE_WRITE, Linux
+//     5.14): 256 MiB in 40 ms on this project's VMs, where touching them
+//     one by one takes 500-750 ms. An older kernel refuses it, and the
+//     pages are mapped as they are filled.
+//
+// Only whole pages inside s are advised, so no memory beyond s is touched.
+// Errors are ignored: the advice is an optimization.
+func prefaulted[T any](s []T) []T {
 	var zero T
 	n := uintptr(cap(s)) * unsafe.Sizeof(zero)
 	if n < hugePagesFrom {
 		return s
 	}
 	base := unsafe.Pointer(unsafe.SliceData(s))
-	p := uintptr(base)
-	start := (p + hugePageSize - 1) &^ (hugePageSize - 1)
-	end := (p + n) &^ (hugePageSize - 1)
-	if end <= start {
-		return s
+	if mem, ok := inner(base, n, hugePageSize); ok {
+		_ = unix.Madvise(mem, unix.MADV_HUGEPAGE)
 	}
-	_ = unix.Madvise(unsafe.Slice((*byte)(unsafe.Add(base, start-p)), end-start), unix.MADV_HUGEPAGE)
+	if mem, ok := inner(base, n, pageSize); ok {
+		_ = unix.Madvise(mem, unix.MADV_POPULATE_WRITE)
+	}
 	return s
+}
+
+// pageSize is the base page size the advice is aligned to: 4 KiB, or a
+// multiple of it, whose whole pages inside a buffer are whole 4 KiB pages.
+const pageSize = 4 << 10
+
+// inner returns the whole align-sized blocks of the n bytes at base.
+func inner(base unsafe.Pointer, n, align uintptr) ([]byte, bool) {
+	p := uintptr(base)
+	start := (p + align - 1) &^ (align - 1)
+	end := (p + n) &^ (align - 1)
+	if end <= start {
+		return nil, false
+	}
+	return unsafe.Slice((*byte)(unsafe.Add(base, start-p)), end-start), true
 }

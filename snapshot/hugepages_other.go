@@ -2,5 +2,5 @@
 
 package snapshot
 
-// withHugePages returns s: huge page advice is for Linux only.
-func withHugePages[T any](s []T) []T { return s }
+// prefaulted returns s: the advice it gives is for Linux only.
+func prefaulted[T any](s []T) []T { return s }

@@ -5,9 +5,9 @@ import (
 	"testing"
 )
 
-// withHugePages returns its slice unchanged, whatever its size and
+// prefaulted returns its slice unchanged, whatever its size and
 // alignment, and the memory stays usable and keeps what was written.
-func TestWithHugePagesKeepsTheSlice(t *testing.T) {
+func TestPrefaultedKeepsTheSlice(t *testing.T) {
 	const bigBuf = 8 << 20
 	for _, n := range []int{0, 1, bigBuf - 1, bigBuf, 3*bigBuf + 12345} {
 		big := make([]byte, n+1)
@@ -16,7 +16,7 @@ func TestWithHugePagesKeepsTheSlice(t *testing.T) {
 		}
 		s := big[1:] // unaligned start
 		want := bytes.Clone(s)
-		got := withHugePages(s)
+		got := prefaulted(s)
 		if len(got) != len(s) || cap(got) != cap(s) || (n > 0 && &got[0] != &s[0]) {
 			t.Fatalf("n=%d: a different slice came back", n)
 		}
@@ -27,7 +27,7 @@ func TestWithHugePagesKeepsTheSlice(t *testing.T) {
 			got[i] = 0xA5
 		}
 	}
-	refs := withHugePages(make([]ref, bigBuf))
+	refs := prefaulted(make([]ref, bigBuf))
 	refs[len(refs)-1] = 7
 	if refs[len(refs)-1] != 7 || len(refs) != bigBuf {
 		t.Fatal("typed slice broken")

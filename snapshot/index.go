@@ -81,16 +81,16 @@ func (a *arena) alloc(n int) (ref, []byte) {
 // spare costs one chunk of memory beside a large fold.
 func (a *arena) newChunk(size int) []byte {
 	if size != chunkSize {
-		return withHugePages(make([]byte, 0, size))
+		return prefaulted(make([]byte, 0, size))
 	}
 	var c []byte
 	if a.spare != nil {
 		c = <-a.spare
 	} else {
-		c = withHugePages(make([]byte, 0, chunkSize))
+		c = prefaulted(make([]byte, 0, chunkSize))
 		a.spare = make(chan []byte, 1)
 	}
-	go func(spare chan<- []byte) { spare <- faultIn(withHugePages(make([]byte, 0, chunkSize))) }(a.spare)
+	go func(spare chan<- []byte) { spare <- faultIn(prefaulted(make([]byte, 0, chunkSize))) }(a.spare)
 	return c
 }
 
@@ -375,7 +375,7 @@ func (x *index) merge() {
 		return
 	}
 	before := x.live
-	x.base, x.live, x.liveBytes = x.mergeInto(withHugePages(make([]ref, 0, len(x.base)+len(x.mem))))
+	x.base, x.live, x.liveBytes = x.mergeInto(prefaulted(make([]ref, 0, len(x.base)+len(x.mem))))
 	x.growing = 2*(x.live-before) > len(x.mem)
 	clear(x.mem)                      // keeps its buckets for the next changes
 	clear(x.memKeys[:cap(x.memKeys)]) // hold no caller's key past its change

@@ -36,7 +36,7 @@ func newKeySet(ar *arena, capacity int) *keySet {
 	for size < 2*capacity {
 		size *= 2
 	}
-	s.slots = withHugePages(make([]keySlot, size))
+	s.slots = prefaulted(make([]keySlot, size))
 	return s
 }
 
@@ -127,7 +127,7 @@ func (s *keySet) remove(key []byte, h uint32) (old ref, oldLen int, removed bool
 
 func (s *keySet) grow() {
 	old := s.slots
-	s.slots = withHugePages(make([]keySlot, 2*len(old)))
+	s.slots = prefaulted(make([]keySlot, 2*len(old)))
 	mask := len(s.slots) - 1
 	for _, sl := range old {
 		if sl.r == 0 {

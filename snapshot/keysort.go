@@ -43,7 +43,7 @@ func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), le
 // own goroutine (a load has two cores and nothing else to do then) and the
 // halves are merged into vs.
 func sortPrefixed[T any](vs []T, skip int, key func(T) []byte) {
-	items := withHugePages(make([]keyItem[T], len(vs)))
+	items := prefaulted(make([]keyItem[T], len(vs)))
 	if len(vs) < parallelSortFrom {
 		sortItems(items, vs, skip, key)
 		for i := range items {

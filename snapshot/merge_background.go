@@ -48,7 +48,7 @@ func (x *index) startMerge() {
 	x.memKeys, x.memNew = x.spareKeys, x.spareNew
 	x.spareKeys, x.spareNew = nil, nil
 	go func() {
-		base, live, liveBytes := bg.mergeInto(withHugePages(make([]ref, 0, len(bg.base)+len(bg.mem))))
+		base, live, liveBytes := bg.mergeInto(prefaulted(make([]ref, 0, len(bg.base)+len(bg.mem))))
 		keys, news := bg.memKeys, bg.memNew
 		clear(keys[:cap(keys)]) // hold no caller's key past its change
 		clear(news[:cap(news)])

@@ -67,7 +67,7 @@ func replayParts(img []byte, more func(n int) []byte) *replayed {
 		first   []byte              // the first key put, and
 		shared  int                 // how many bytes every key put shares with it
 	)
-	sorted = withHugePages(make([]ref, 0, cap(img)/256))
+	sorted = prefaulted(make([]ref, 0, cap(img)/256))
 	d := newDecoder(img)
 	for {
 		n := 0
