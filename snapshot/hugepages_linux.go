@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"os"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -50,9 +51,9 @@ func prefaulted[T any](s []T) []T {
 	return s
 }
 
-// pageSize is the base page size the advice is aligned to: 4 KiB, or a
-// multiple of it, whose whole pages inside a buffer are whole 4 KiB pages.
-const pageSize = 4 << 10
+// pageSize is the system's page size, which madvise's range must start
+// at a multiple of (4 KiB on x86-64, up to 64 KiB on arm64).
+var pageSize = uintptr(os.Getpagesize())
 
 // inner returns the whole align-sized blocks of the n bytes at base.
 func inner(base unsafe.Pointer, n, align uintptr) ([]byte, bool) {

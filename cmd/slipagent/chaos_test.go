@@ -167,7 +167,7 @@ type chaosBucket struct {
 }
 
 func (b *chaosBucket) create(ctx context.Context) (err error) {
-	b.kv, err = natstest.CreateKeyValue(ctx, b.js, jetstream.KeyValueConfig{Bucket: "cfg", History: 2})
+	b.kv, err = natstest.CreateOrUpdateKeyValue(ctx, b.js, jetstream.KeyValueConfig{Bucket: "cfg", History: 2})
 	return err
 }
 

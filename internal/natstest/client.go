@@ -26,26 +26,30 @@ func JetStream(tb testing.TB, url string, opts ...nats.Option) jetstream.JetStre
 	return js
 }
 
-// CreateKeyValue creates or updates a bucket the way nats.go does, and
-// tries again while the server answers "error creating store for stream":
-// it removes the directories of an account's last deleted stream in the
-// background, after it has answered the delete, so a create right behind
-// a delete can find them gone under it.
-func CreateKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	for {
+// CreateOrUpdateKeyValue creates or updates a bucket as nats.go does, and
+// tries again (for up to createRaceTries) while the server answers
+// "error creating store for stream": it removes the directories of an
+// account's last deleted stream in the background, after it has answered
+// the delete, so a create right behind a delete can find them gone under
+// it.
+func CreateOrUpdateKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	for tries := 1; ; tries++ {
 		kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
 		var apiErr *jetstream.APIError
-		if !errors.As(err, &apiErr) || apiErr.ErrorCode != streamStoreFailed {
+		if !errors.As(err, &apiErr) || apiErr.ErrorCode != streamCreateFailed || tries == createRaceTries {
 			return kv, err
 		}
 		select {
 		case <-time.After(50 * time.Millisecond):
 		case <-ctx.Done():
-			return nil, err
+			return nil, errors.Join(err, ctx.Err())
 		}
 	}
 }
 
-// streamStoreFailed is JetStream's code for "error creating store for
-// stream".
-const streamStoreFailed = 10049
+// streamCreateFailed is JetStream's code for a stream create that failed,
+// and createRaceTries how often CreateOrUpdateKeyValue tries (5 s in all).
+const (
+	streamCreateFailed = 10049
+	createRaceTries    = 100
+)

@@ -193,7 +193,7 @@ func TestBridgeRefusesARecreatedBucket(t *testing.T) {
 	if err := js.DeleteKeyValue(testCtx(t), s.bucket); err != nil {
 		t.Fatal(err)
 	}
-	kv, err := natstest.CreateKeyValue(testCtx(t), js, jetstream.KeyValueConfig{Bucket: s.bucket})
+	kv, err := natstest.CreateOrUpdateKeyValue(testCtx(t), js, jetstream.KeyValueConfig{Bucket: s.bucket})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -149,7 +149,7 @@ func (c *Conn) openBucket(ctx context.Context, sess *session, cfg kvcore.StoreCo
 		select {
 		case <-time.After(storeRacePause):
 		case <-ctx.Done():
-			return nil, mapErr(ctx.Err())
+			return nil, fmt.Errorf("%w (after %d tries to create the bucket; the last: %v)", mapErr(ctx.Err()), tries, err)
 		}
 	}
 }
@@ -166,9 +166,17 @@ const (
 // deleted stream in the background, after it has answered the delete, and
 // a create right behind the delete can find them gone under it.
 func storeRaced(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return int(apiErr.ErrorCode) == codeStreamCreate && strings.Contains(apiErr.Description, storeFailed)
+	}
 	var sce *streamCreateError
-	return apiCode(err) == codeStreamStoreFailed || errors.As(err, &sce) && sce.ErrCode == codeStreamStoreFailed
+	return errors.As(err, &sce) && sce.ErrCode == codeStreamCreate && strings.Contains(sce.Description, storeFailed)
 }
+
+// storeFailed is the description of a create that failed making the
+// stream's store (code 10049 also comes with others, such as a bad config).
+const storeFailed = "error creating store for stream"
 
 // createBucket is steps 2-4 of [Conn.openBucket].
 func (c *Conn) createBucket(ctx context.Context, sess *session, spec bucketSpec, log *slog.Logger) (jetstream.KeyValue, error) {
@@ -178,6 +186,9 @@ func (c *Conn) createBucket(ctx context.Context, sess *session, spec bucketSpec,
 		cancel()
 		if err == nil {
 			return kv, c.awaitLeader(ctx, sess, spec)
+		}
+		if storeRaced(err) {
+			return nil, err
 		}
 		log.Warn("KV create failed; trying a raw stream create", "err", err)
 	}

@@ -19,7 +19,7 @@ const (
 	codeWrongLastSequence  = 10071
 	codeWrongLastSeqR      = 10164 // replicated streams report CAS conflicts with this code
 	codeStoreFailed        = 10077 // "maximum bytes exceeded" with discard new
-	codeStreamStoreFailed  = 10049 // "error creating store for stream"
+	codeStreamCreate       = 10049 // a stream create failed, for any reason the description gives
 	codeMaxConsumers       = 10026
 	codeJetStreamNotEnable = 10076
 )

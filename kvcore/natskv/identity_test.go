@@ -41,7 +41,7 @@ func TestBucketID(t *testing.T) {
 	if _, err := s.BucketID(ctx); !errors.Is(err, kvcore.ErrBucketNotFound) {
 		t.Fatalf("BucketID of a deleted bucket: %v, want ErrBucketNotFound", err)
 	}
-	if _, err := natstest.CreateKeyValue(ctx, js, jetstream.KeyValueConfig{Bucket: s.bucket}); err != nil {
+	if _, err := natstest.CreateOrUpdateKeyValue(ctx, js, jetstream.KeyValueConfig{Bucket: s.bucket}); err != nil {
 		t.Fatal(err)
 	}
 	if recreated, err := s.BucketID(ctx); err != nil || recreated == id {

@@ -20,14 +20,24 @@ import (
 // that (a get that misses is 40% faster, see BenchmarkGet).
 //
 // Only the operating system's files are mapped, and only tables (which
-// Pebble writes once and never changes) opened without
-// vfs.SequentialReadsOption: a scan, a compaction or an export that reads a
-// table from end to end reopens it with that option and reads it with
-// pread and the kernel's readahead, so it does not map the whole fold into
-// the agent. The pages a get touches stay mapped until the table is
-// closed; they are the page cache's own pages (the kernel counts them in
-// the agent's resident set, as file-backed memory, and reclaims them under
-// pressure like any cached page).
+// Pebble writes once and never changes). A compaction or an export reads a
+// table from end to end through a handle it reopens at once with
+// vfs.SequentialReadsOption, which is not mapped: pread and the kernel's
+// readahead. A scan reads the first few hundred KiB of each table through
+// the mapping, then reopens it that way too; so a render does not map the
+// whole fold into the agent.
+//
+// What it costs:
+//   - The pages a read touched stay mapped until the table is closed,
+//     which Pebble's table cache seldom does. They are the page cache's own
+//     pages, reclaimed under pressure like any, but the kernel counts them
+//     in the agent's resident set (and in its OOM score).
+//   - A read of a page not in the page cache is a page fault, during which
+//     the goroutine keeps its processor and cannot be preempted: on a disk
+//     that stalls, a get stalls the whole process at the next collection,
+//     where a pread would stall only its goroutine. The agent's systemd
+//     watchdog (WatchdogSec) then restarts it. A fold belongs on a local
+//     disk.
 func mappedTables(fs vfs.FS) vfs.FS {
 	if fs != vfs.Default {
 		return fs
@@ -36,6 +46,9 @@ func mappedTables(fs vfs.FS) vfs.FS {
 }
 
 type tableFS struct{ vfs.FS }
+
+// Unwrap returns the file system tableFS maps the tables of.
+func (fs tableFS) Unwrap() vfs.FS { return fs.FS }
 
 func (fs tableFS) Open(name string, opts ...vfs.OpenOption) (vfs.File, error) {
 	f, err := fs.FS.Open(name, opts...)
@@ -84,6 +97,9 @@ func (m *mappedTable) ReadAt(p []byte, off int64) (n int, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
+			if _, fault := r.(interface{ Addr() uintptr }); !fault {
+				panic(r)
+			}
 			n, err = 0, fmt.Errorf("read %s at %d: %w: %v", m.name, off, errMappedRead, r)
 		}
 	}()

@@ -75,6 +75,9 @@ func TestOnlyPointReadTablesAreMapped(t *testing.T) {
 		}
 		f.Close()
 	}
+	if vfs.Root(fs) != vfs.Default {
+		t.Error("the mapping file system does not unwrap to the operating system's")
+	}
 	if _, ok := mappedTables(vfs.NewMem()).(tableFS); ok {
 		t.Error("a file system other than the operating system's is wrapped")
 	}
