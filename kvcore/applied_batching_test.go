@@ -254,3 +254,39 @@ func TestBacklogWithoutSyncedIsAppliedAfterALinger(t *testing.T) {
 		}
 	})
 }
+
+// A backlog whose records come slower than MaxBatch per linger, with no
+// gap as long as the linger (a loaded host), is still one batch; one
+// that keeps coming is applied backlogLingerMax after its first record.
+func TestBacklogThatTricklesSlowlyIsOneBatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		live := make(chan kvcore.Event)
+		f := newMemFold()
+		f.cursor = kvcore.RevisionCursor(1)
+		w := &scriptWatcher{sessions: []session{{live: live}}}
+		applied := make(chan int, 10)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go kvcore.WatchApplied(ctx, w, f, kvcore.AppliedConfig{Scope: kvcore.AllKeys(), Window: kvcore.NoWindow, MaxBatch: 1000, Logger: slog.New(slog.DiscardHandler)},
+			func(_ context.Context, b kvcore.Batch) error { applied <- len(b.Updates); return nil })
+		rev := uint64(2)
+		send := func(n int) {
+			for range n {
+				live <- put(fmt.Sprintf("k%d", rev), "v", rev)
+				rev++
+				time.Sleep(30 * time.Millisecond)
+			}
+		}
+		send(10) // 300 ms, a record every 30 ms
+		synctest.Wait()
+		if n := <-applied; n != 10 {
+			t.Fatalf("a backlog of 10 records 30 ms apart was applied as a batch of %d, want 10", n)
+		}
+		start := time.Now()
+		send(40) // 1.2 s
+		synctest.Wait()
+		if n := <-applied; n != 34 || time.Since(start) < time.Second {
+			t.Fatalf("a backlog that kept coming was applied as a batch of %d, want the 34 of its first second", n)
+		}
+	})
+}

@@ -7,8 +7,12 @@ import (
 )
 
 // backlogLinger is how long, with no batch window, a resumed watch's
-// backlog waits for the Synced event before it is applied without it.
-const backlogLinger = 50 * time.Millisecond
+// backlog may go without a record before it is applied without its Synced
+// event, and backlogLingerMax how long a batch of it may stay open.
+const (
+	backlogLinger    = 50 * time.Millisecond
+	backlogLingerMax = time.Second
+)
 
 // follow batches live (or backlog) updates until the watch ends, and serves
 // export requests between batches. caughtUp says whether the watch's
@@ -60,19 +64,27 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch, caughtUp bool) error
 		if !ev.Version.IsUnknown() {
 			high = ev.Version
 		}
-		switch {
-		case l.cfg.Quiet.Min > 0:
+		// quiet closes the batch once no update came for idle, or most
+		// after it opened.
+		quiet := func(idle, most time.Duration) {
 			if first {
 				opened = time.Now()
 			}
-			window.Reset(min(l.cfg.Quiet.Min, time.Until(opened.Add(l.cfg.Quiet.Max))))
+			window.Reset(min(idle, time.Until(opened.Add(most))))
+		}
+		switch {
+		case l.cfg.Quiet.Min > 0:
+			quiet(l.cfg.Quiet.Min, l.cfg.Quiet.Max)
 		case first && l.cfg.Window > 0:
 			window.Reset(l.cfg.Window)
-		case first && !caughtUp:
+		case l.cfg.Window <= 0 && !caughtUp:
 			// No window: the backlog waits for Synced, but not for long
 			// if Synced is late (a caught-up check that failed waits
-			// for the next heartbeat).
-			window.Reset(backlogLinger)
+			// for the next heartbeat). A linger counted from the first
+			// update split a backlog delivered slower than MaxBatch per
+			// linger (as on a loaded host) into batches of whatever had
+			// come.
+			quiet(backlogLinger, backlogLingerMax)
 		}
 	}
 	// drain takes the updates already delivered, up to MaxBatch, without
