@@ -226,24 +226,36 @@ func testFailover(t *testing.T, c failoverCluster) {
 }
 
 // consumerHosts maps the consumers of the bucket's stream to the servers
-// hosting them.
+// hosting them. It asks again while the cluster does not answer (a loaded
+// CI host timed out a stream info of a cluster just formed).
 func consumerHosts(t *testing.T, js jetstream.JetStream) map[string]string {
 	t.Helper()
-	st, err := js.Stream(t.Context(), "KV_r3")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		hosts, err := listConsumerHosts(t.Context(), js)
+		if err == nil {
+			return hosts
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("listing the consumers of KV_r3 for 30s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func listConsumerHosts(ctx context.Context, js jetstream.JetStream) (map[string]string, error) {
+	st, err := js.Stream(ctx, "KV_r3")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	hosts := map[string]string{}
-	l := st.ListConsumers(t.Context())
+	l := st.ListConsumers(ctx)
 	for ci := range l.Info() {
 		if ci.Cluster != nil {
 			hosts[ci.Name] = ci.Cluster.Leader
 		}
 	}
-	if err := l.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return hosts
+	return hosts, l.Err()
 }
 
 // newConsumerHost is the host of the one consumer created since before
