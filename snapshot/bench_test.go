@@ -462,7 +462,7 @@ func readHuge(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	buf := prefaulted(make([]byte, fi.Size()))
+	buf := withHugePages(make([]byte, fi.Size()))
 	_, err = io.ReadFull(f, buf)
 	return buf, err
 }

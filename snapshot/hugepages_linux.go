@@ -35,20 +35,37 @@ const hugePagesFrom = 4 << 20
 //
 // Only whole pages inside s are advised, so no memory beyond s is touched.
 // Errors are ignored: the advice is an optimization.
+//
+// A buffer a reader fills as another goroutine consumes it (a load's
+// image) takes withHugePages alone: mapping gigabytes up front would delay
+// its first bytes by as long.
 func prefaulted[T any](s []T) []T {
-	var zero T
-	n := uintptr(cap(s)) * unsafe.Sizeof(zero)
-	if n < hugePagesFrom {
+	base, n, ok := span(withHugePages(s))
+	if !ok {
 		return s
-	}
-	base := unsafe.Pointer(unsafe.SliceData(s))
-	if mem, ok := inner(base, n, hugePageSize); ok {
-		_ = unix.Madvise(mem, unix.MADV_HUGEPAGE)
 	}
 	if mem, ok := inner(base, n, pageSize); ok {
 		_ = unix.Madvise(mem, unix.MADV_POPULATE_WRITE)
 	}
 	return s
+}
+
+// withHugePages asks the kernel to back s's memory (to its capacity) with
+// transparent huge pages, as prefaulted does, without mapping it now.
+func withHugePages[T any](s []T) []T {
+	if base, n, ok := span(s); ok {
+		if mem, ok := inner(base, n, hugePageSize); ok {
+			_ = unix.Madvise(mem, unix.MADV_HUGEPAGE)
+		}
+	}
+	return s
+}
+
+// span is the memory of s to its capacity, if it is worth advising.
+func span[T any](s []T) (unsafe.Pointer, uintptr, bool) {
+	var zero T
+	n := uintptr(cap(s)) * unsafe.Sizeof(zero)
+	return unsafe.Pointer(unsafe.SliceData(s)), n, n >= hugePagesFrom
 }
 
 // pageSize is the system's page size, which madvise's range must start

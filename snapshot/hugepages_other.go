@@ -4,3 +4,6 @@ package snapshot
 
 // prefaulted returns s: the advice it gives is for Linux only.
 func prefaulted[T any](s []T) []T { return s }
+
+// withHugePages returns s: the advice it gives is for Linux only.
+func withHugePages[T any](s []T) []T { return s }

@@ -33,7 +33,7 @@ func readImage(f *os.File, size int64) *imageReader {
 }
 
 func (r *imageReader) run(f *os.File, size int64) {
-	buf := prefaulted(make([]byte, size))
+	buf := withHugePages(make([]byte, size))
 	n := 0
 	var err error
 	for n < len(buf) && err == nil {
