@@ -236,15 +236,7 @@ func TestBacklogIsOneBatchEvenWhenItTrickles(t *testing.T) {
 // for the next heartbeat) is applied after backlogLinger, not then.
 func TestBacklogWithoutSyncedIsAppliedAfterALinger(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		live := make(chan kvcore.Event)
-		f := newMemFold()
-		f.cursor = kvcore.RevisionCursor(1)
-		w := &scriptWatcher{sessions: []session{{live: live}}}
-		applied := make(chan int, 10)
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go kvcore.WatchApplied(ctx, w, f, kvcore.AppliedConfig{Scope: kvcore.AllKeys(), Window: kvcore.NoWindow, MaxBatch: 100, Logger: slog.New(slog.DiscardHandler)},
-			func(_ context.Context, b kvcore.Batch) error { applied <- len(b.Updates); return nil })
+		live, applied := backlogLoop(t, 100)
 		start := time.Now()
 		live <- put("a", "1", 2)
 		live <- put("b", "2", 3)
@@ -260,15 +252,7 @@ func TestBacklogWithoutSyncedIsAppliedAfterALinger(t *testing.T) {
 // that keeps coming is applied backlogLingerMax after its first record.
 func TestBacklogThatTricklesSlowlyIsOneBatch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		live := make(chan kvcore.Event)
-		f := newMemFold()
-		f.cursor = kvcore.RevisionCursor(1)
-		w := &scriptWatcher{sessions: []session{{live: live}}}
-		applied := make(chan int, 10)
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go kvcore.WatchApplied(ctx, w, f, kvcore.AppliedConfig{Scope: kvcore.AllKeys(), Window: kvcore.NoWindow, MaxBatch: 1000, Logger: slog.New(slog.DiscardHandler)},
-			func(_ context.Context, b kvcore.Batch) error { applied <- len(b.Updates); return nil })
+		live, applied := backlogLoop(t, 1000)
 		rev := uint64(2)
 		send := func(n int) {
 			for range n {
@@ -289,4 +273,20 @@ func TestBacklogThatTricklesSlowlyIsOneBatch(t *testing.T) {
 			t.Fatalf("a backlog that kept coming was applied as a batch of %d, want the 34 of its first second", n)
 		}
 	})
+}
+
+// backlogLoop runs WatchApplied, with no batch window and maxBatch, over a
+// resumed watch whose records the test sends on live, until the test
+// ends; applied receives the size of each batch.
+func backlogLoop(t *testing.T, maxBatch int) (live chan<- kvcore.Event, applied <-chan int) {
+	events := make(chan kvcore.Event)
+	sizes := make(chan int, 10)
+	f := newMemFold()
+	f.cursor = kvcore.RevisionCursor(1)
+	w := &scriptWatcher{sessions: []session{{live: events}}}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go kvcore.WatchApplied(ctx, w, f, kvcore.AppliedConfig{Scope: kvcore.AllKeys(), Window: kvcore.NoWindow, MaxBatch: maxBatch, Logger: slog.New(slog.DiscardHandler)},
+		func(_ context.Context, b kvcore.Batch) error { sizes <- len(b.Updates); return nil })
+	return events, sizes
 }
