@@ -210,7 +210,8 @@ const (
 
 // BatchConf bounds a watch's batches. With no window, an idle watch applies
 // a change at once, and the changes that arrive while a batch is applied
-// form the next one.
+// form the next one; a restarted watch's backlog goes in batches of max
+// (see kvcore.AppliedConfig.Window).
 type BatchConf struct {
 	WindowS string `hcl:"window,optional"`
 	Max     int    `hcl:"max,optional"`

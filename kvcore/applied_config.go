@@ -16,6 +16,10 @@ type AppliedConfig struct {
 	// event) closes a batch at once. Whatever closes a batch, the updates
 	// already delivered are taken into it first (up to MaxBatch), so a
 	// backlog never splits into tiny batches, however short the window.
+	// With NoWindow, a resumed watch's backlog (the updates before its
+	// Synced event) waits for Synced or MaxBatch, and for no longer than
+	// 50 ms without an update, or 1 s after the batch's first (Synced can be
+	// a heartbeat late).
 	Window time.Duration
 	// Quiet, when its Min is set, replaces Window with consul-template's
 	// quiescence: a batch closes once no update arrived for Min, and at the

@@ -19,11 +19,11 @@ const hugePagesFrom = 4 << 20
 
 // prefaulted prepares s's memory (to its capacity) for being filled at
 // once and returns s. It is for large buffers filled once, before anything
-// touches them (a load's, the fold's arena chunks, a merged index): on a
-// virtual machine the first touch of each 4 KiB page costs microseconds
-// (tens of them on a busy host), so filling a fresh buffer of hundreds of
-// megabytes by touching its pages takes longer than reading the file or
-// fsyncing the batches it came in. It asks the kernel
+// touches them (a compaction's image, the fold's arena chunks, a merged
+// index): on a virtual machine the first touch of each 4 KiB page costs
+// microseconds (tens of them on a busy host), so filling a fresh buffer of
+// hundreds of megabytes by touching its pages takes longer than reading
+// the file or fsyncing the batches it came in. It asks the kernel
 //
 //   - to back the buffer with transparent huge pages (with THP set to
 //     "madvise", the common default, nothing else would use them; with

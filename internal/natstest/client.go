@@ -3,6 +3,7 @@ package natstest
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,7 +37,8 @@ func CreateOrUpdateKeyValue(ctx context.Context, js jetstream.JetStream, cfg jet
 	for tries := 1; ; tries++ {
 		kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
 		var apiErr *jetstream.APIError
-		if !errors.As(err, &apiErr) || apiErr.ErrorCode != streamCreateFailed || tries == createRaceTries {
+		raced := errors.As(err, &apiErr) && apiErr.ErrorCode == streamCreateFailed && strings.Contains(apiErr.Description, storeFailed)
+		if !raced || tries == createRaceTries {
 			return kv, err
 		}
 		select {
@@ -48,8 +50,11 @@ func CreateOrUpdateKeyValue(ctx context.Context, js jetstream.JetStream, cfg jet
 }
 
 // streamCreateFailed is JetStream's code for a stream create that failed,
-// and createRaceTries how often CreateOrUpdateKeyValue tries (5 s in all).
+// storeFailed the description of one that failed making the stream's
+// store, and createRaceTries how often CreateOrUpdateKeyValue tries (5 s
+// in all).
 const (
 	streamCreateFailed = 10049
+	storeFailed        = "error creating store for stream"
 	createRaceTries    = 100
 )
