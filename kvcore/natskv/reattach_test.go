@@ -1,6 +1,7 @@
 package natskv
 
 import (
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -129,5 +130,37 @@ func TestSilentButAliveConsumerIsKept(t *testing.T) {
 	}
 	if err := w.Err(); err != nil {
 		t.Fatalf("the watch failed: %v", err)
+	}
+}
+
+// A put landing while a silent watch asks about its consumer is counted as
+// delivered by the server before the watch handles it: the watch waits for
+// it instead of reading the consumer as lost. Each put here races its own
+// check; without the wait, some of the checks fail.
+func TestCheckWaitsForADeliveryInFlight(t *testing.T) {
+	srv := natstest.Run(t)
+	o := fastOpts(srv.URL())
+	c := connect(t, o)
+	s := openStore(t, c, kvcore.StoreConfig{})
+	// The check's bound; the watch's own checks need ten seconds of
+	// silence, which the puts below never leave.
+	s.tuneWatch = func(w *watch) { w.hbEvery = 5 * time.Second }
+	w, err := s.Watch(testCtx(t), kvcore.AllKeys(), kvcore.Cursor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if ev := next(t, w, eventWait); !ev.Synced {
+		t.Fatalf("first event %+v, want Synced", ev)
+	}
+	ww := w.(*watch)
+	for i := range 1000 {
+		last := mustPut(t, s, "k", strconv.Itoa(i))
+		if !ww.slowButAlive() {
+			t.Fatalf("put %d: the check read a consumer that delivers as lost", i)
+		}
+		if ev := next(t, w, eventWait); rev(ev.Update.Version) != last {
+			t.Fatalf("event %+v, want revision %d", ev, last)
+		}
 	}
 }

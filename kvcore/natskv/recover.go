@@ -35,6 +35,10 @@ const (
 	// so a server merely slow to answer is still waited for.
 	attemptTimeout  = time.Second
 	attemptsPerStep = 3
+
+	// inFlightPoll is how often slowButAlive looks whether the deliveries
+	// the server counted have been handled.
+	inFlightPoll = 10 * time.Millisecond
 )
 
 // run is the watch's goroutine: it replaces the consumer when it breaks,
@@ -138,11 +142,12 @@ func (w *watch) silent() bool {
 
 // slowButAlive asks the server about the consumer of a watch gone silent.
 // A server that is merely slow (a loaded host) still has it, bound to the
-// watch's inbox, with nothing delivered that the watch has not handled:
-// the watch keeps it, rather than resume elsewhere, which fails a state
-// sync that busy keys left behind (its resume window is gone) and makes
-// its caller resync the whole bucket. A consumer gone, or a server that
-// does not answer within a heartbeat, is replaced.
+// watch's inbox, with nothing delivered that the watch does not handle
+// within the check: the watch keeps it, rather than resume elsewhere, which
+// fails a state sync that busy keys left behind (its resume window is gone)
+// and makes its caller resync the whole bucket. A consumer gone, a server
+// that does not answer within a heartbeat, or deliveries that do not
+// arrive within one, and it is replaced.
 func (w *watch) slowButAlive() bool {
 	a := w.cur.Load()
 	if a == nil {
@@ -154,13 +159,30 @@ func (w *watch) slowButAlive() bool {
 	if err != nil {
 		return false
 	}
-	if !w.mu.TryLock() {
-		return true // a handler runs: the consumer delivers
-	}
-	handled := a.dseq
-	w.mu.Unlock()
 	info := c.CachedInfo()
-	return info.PushBound && info.Delivered.Consumer == handled
+	if !info.PushBound {
+		return false
+	}
+	// A put can land while the watch asks: the server counts its delivery
+	// before the watch has handled it. Wait for it as long as the check
+	// may last.
+	tick := time.NewTicker(inFlightPoll)
+	defer tick.Stop()
+	for {
+		if !w.mu.TryLock() {
+			return true // a handler runs: the consumer delivers
+		}
+		handled := a.dseq
+		w.mu.Unlock()
+		if handled >= info.Delivered.Consumer {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
 }
 
 // reattached reports an attempt to re-create the consumer to
