@@ -29,8 +29,8 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("slipagent run", stderr)
 	path := fs.String("config", defaultConfig, "configuration file, or directory of *.hcl files")
 	format := fs.String("log-format", "text", "log format: text or json")
-	if err := fs.Parse(args); err != nil {
-		return parseFailed(fs, runUsage, err, stdout, stderr)
+	if code, ok := parseFlagsOnly(fs, runUsage, args, stdout, stderr); !ok {
+		return code
 	}
 	cfg, code := loadConfig(*path, stderr)
 	if cfg == nil {
@@ -80,8 +80,8 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs := newFlagSet("slipagent validate", stderr)
 	path := fs.String("config", defaultConfig, "configuration file, or directory of *.hcl files")
 	modules := fs.Bool("modules", true, "also load every plugin module")
-	if err := fs.Parse(args); err != nil {
-		return parseFailed(fs, validateUsage, err, stdout, stderr)
+	if code, ok := parseFlagsOnly(fs, validateUsage, args, stdout, stderr); !ok {
+		return code
 	}
 	cfg, code := loadConfig(*path, stderr)
 	if cfg == nil {

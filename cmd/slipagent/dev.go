@@ -74,8 +74,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	port := fs.Int("port", 4222, "NATS port (0, or when it is taken: a free one)")
 	httpAddr := fs.String("http", "127.0.0.1:9464", "the agent's /metrics, /healthz, /readyz and /status (a free port is picked if it is taken)")
 	natsOnly := fs.Bool("nats-only", false, "run the NATS server (seeded, and the configuration written) but no agent")
-	if err := fs.Parse(args); err != nil {
-		return parseFailed(fs, devUsage, err, stdout, stderr)
+	if code, ok := parseFlagsOnly(fs, devUsage, args, stdout, stderr); !ok {
+		return code
 	}
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "slipagent dev: %v\n", err)

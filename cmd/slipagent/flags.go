@@ -66,3 +66,25 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 		args = fs.Args()[1:]
 	}
 }
+
+// parseFlagsOnly parses args for a command that takes no positional
+// argument. ok is false when the command must exit with code: after -h
+// (usage on stdout, exitOK), a bad flag or an argument (usage on stderr,
+// exitUsage). An argument given to a command that reads a configuration is
+// most likely that configuration without -config: the message says so
+// rather than let the command read the default one.
+func parseFlagsOnly(fs *flag.FlagSet, usage string, args []string, stdout, stderr io.Writer) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		return parseFailed(fs, usage, err, stdout, stderr), false
+	}
+	if fs.NArg() == 0 {
+		return exitOK, true
+	}
+	hint := ""
+	if fs.Lookup("config") != nil {
+		hint = " (a configuration is given with -config)"
+	}
+	fmt.Fprintf(stderr, "%s: unexpected argument %q%s\n", fs.Name(), fs.Arg(0), hint)
+	printUsage(stderr, fs, usage)
+	return exitUsage, false
+}

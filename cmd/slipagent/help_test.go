@@ -53,3 +53,18 @@ func TestVersion(t *testing.T) {
 		t.Errorf("version -json = %d %q", code, out)
 	}
 }
+
+// A command that takes flags only refuses an argument before it does
+// anything: "validate new.hcl" (without -config) must not validate the
+// default configuration and say ok, nor "dev extra" start a server.
+func TestFlagsOnlyCommandsRefuseArguments(t *testing.T) {
+	for _, name := range []string{"run", "validate", "status", "dev", "once", "plan", "version"} {
+		code, out, errOut := runCmd(t, name, "new.hcl")
+		if code != exitUsage || out != "" || !strings.Contains(errOut, `slipagent `+name+`: unexpected argument "new.hcl"`) || !strings.Contains(errOut, "usage: slipagent "+name) {
+			t.Errorf("%s new.hcl = %d, stdout %q, stderr %q; want exit 2 naming the argument, with the usage", name, code, out, errOut)
+		}
+	}
+	if _, _, errOut := runCmd(t, "validate", "new.hcl"); !strings.Contains(errOut, "given with -config") {
+		t.Errorf("validate new.hcl says %q; want the -config hint", errOut)
+	}
+}

@@ -26,12 +26,8 @@ func runOnce(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("slipagent once", stderr)
 	path := fs.String("config", defaultConfig, "configuration file, or directory of *.hcl files")
 	format := fs.String("log-format", "text", "log format: text or json")
-	if err := fs.Parse(args); err != nil {
-		return parseFailed(fs, onceUsage, err, stdout, stderr)
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "slipagent once: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
+	if code, ok := parseFlagsOnly(fs, onceUsage, args, stdout, stderr); !ok {
+		return code
 	}
 	cfg, code := loadConfig(*path, stderr)
 	if cfg == nil {

@@ -41,13 +41,8 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var watches multiFlag
 	fs.Var(&watches, "watch", "plan only this watch (repeatable)")
 	detailed := fs.Bool("detailed-exitcode", false, "exit 2 when there are changes, 0 when there are none")
-	if err := fs.Parse(args); err != nil {
-		return parseFailed(fs, planUsage, err, stdout, stderr)
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "slipagent plan: unexpected argument %q\n", fs.Arg(0))
-		printUsage(stderr, fs, planUsage)
-		return exitUsage
+	if code, ok := parseFlagsOnly(fs, planUsage, args, stdout, stderr); !ok {
+		return code
 	}
 	cfg, code := loadConfig(*path, stderr)
 	if cfg == nil {

@@ -32,8 +32,8 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs := newFlagSet("slipagent status", stderr)
 	var ef endpointFlags
 	ef.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return parseFailed(fs, statusUsage, err, stdout, stderr)
+	if code, ok := parseFlagsOnly(fs, statusUsage, args, stdout, stderr); !ok {
+		return code
 	}
 	var h *agent.HTTPConfig
 	path := ef.configPath()

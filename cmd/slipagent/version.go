@@ -67,12 +67,8 @@ func recordedVersion() buildVersion {
 func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("slipagent version", stderr)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return parseFailed(fs, versionUsage, err, stdout, stderr)
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "slipagent version: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
+	if code, ok := parseFlagsOnly(fs, versionUsage, args, stdout, stderr); !ok {
+		return code
 	}
 	v := currentVersion()
 	if *asJSON {
