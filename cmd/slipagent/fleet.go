@@ -165,10 +165,31 @@ func (f *fleetFlags) scope(ctx context.Context, r *fleetReader, cmd string, stde
 	case err == nil:
 		q.Key = key
 	case errors.Is(err, kvcore.ErrNotFound):
+		if last, lerr := rv.LastRevision(ctx); lerr == nil && last < q.Revision {
+			fmt.Fprintf(stderr, "%s: bucket %s is at revision %d: revision %d is not written yet, and every watch of the bucket is judged by it\n", cmd, q.Bucket, last, q.Revision)
+			return
+		}
 		fmt.Fprintf(stderr, "%s: bucket %s no longer holds revision %d (a later change of its key replaced it, or it aged out): watches whose prefixes may not hold it are judged by it too\n", cmd, q.Bucket, q.Revision)
 	default:
 		fmt.Fprintf(stderr, "%s: cannot read the key of revision %d (%v): watches whose prefixes may not hold it are judged by it too\n", cmd, q.Revision, err)
 	}
+}
+
+// uncovered reports whether, for a query narrowed to the key of its
+// revision (see scope), hosts report watches of its bucket but none whose
+// prefixes hold that key: no host ever applies that change, and waiting
+// for it would never end. It says so on w.
+func uncovered(w io.Writer, records []fleet.Record, q fleet.Query) bool {
+	if q.Key == "" {
+		return false
+	}
+	any := q
+	any.Key = ""
+	if len(fleet.Aggregate(records, q).Watches) > 0 || len(fleet.Aggregate(records, any).Watches) == 0 {
+		return false
+	}
+	fmt.Fprintf(w, "revision %d of bucket %s changed key %s, which no reported watch's prefixes hold: no host applies it\n", q.Revision, q.Bucket, q.Key)
+	return true
 }
 
 // printProblems prints, per watch, the hosts that lag, fail, are held or

@@ -18,8 +18,8 @@ any host reports for the watch) and how many are ready, then one line per
 host that has not applied it, fails, is held or went silent: its revision,
 since when, how far behind and why. With -bucket and -revision, only the
 watches whose prefixes hold the key R changed are judged: the others never
-apply it (if the bucket no longer holds R, every watch is). -json prints
-the whole aggregation.
+apply it (if the bucket no longer holds R, every watch is; if none holds
+it, it says so and exits 0). -json prints the whole aggregation.
 Exits 0 when every host applied R and is ready, 1 otherwise (or when no
 host reports), 3 when the report bucket does not exist, 4 when NATS cannot
 be reached.`
@@ -50,6 +50,7 @@ func runFleetStatus(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintf(stderr, "slipagent fleet status: %v\n", err)
 		return kvExitCode(err)
 	}
+	nothing := uncovered(stderr, records, f.query)
 	rep := fleet.Aggregate(records, f.query)
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -59,6 +60,9 @@ func runFleetStatus(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 	} else {
 		printFleetStatus(stdout, rep)
+	}
+	if nothing {
+		return exitOK
 	}
 	if len(rep.Watches) == 0 {
 		fmt.Fprintf(stderr, "slipagent fleet status: no host reports such a watch to bucket %s\n", *f.reports)

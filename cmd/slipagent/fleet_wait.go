@@ -27,7 +27,8 @@ max_age): one that went silent without applying R keeps the wait from
 converging, and so does one that two agents report under (state conflict).
 With -bucket and -revision, only the watches whose prefixes hold the key R
 changed are waited for: the others never apply it (if the bucket no longer
-holds R, every watch is). -after-put waits for every watch of the bucket
+holds R, every watch is); when hosts report watches of B but none holds
+that key, nothing applies R: it says so and exits 0. -after-put waits for every watch of the bucket
 (its last change may be another writer's): with watches of some prefixes
 only, give -revision (the "rev N" of kv put) or -watch.
 Exit codes: 0 converged, 2 bad command line, 3 the bucket -after-put names
@@ -113,6 +114,8 @@ func waitConverged(ctx context.Context, r *fleetReader, f *fleetFlags, c converg
 	for {
 		records, err := r.read(ctx)
 		switch {
+		case err == nil && uncovered(stdout, records, f.query):
+			return exitOK
 		case err == nil:
 			rep, readErr = fleet.Aggregate(records, f.query), nil
 			if c.reached(rep) {
