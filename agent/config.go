@@ -50,6 +50,9 @@ type Config struct {
 	// the directory and its *.hcl files. The agent refuses to run them when
 	// others can change them (trust.go). Parse leaves it empty.
 	Files []string
+	// Inputs are the files the configuration read through file(),
+	// filebase64() and templatefile(): part of it, so refused like Files.
+	Inputs []string
 }
 
 // NATSConfig says how to reach NATS. Credentials are tried in this order:
@@ -449,10 +452,13 @@ var evalContext = &hcl.EvalContext{Functions: map[string]function.Function{
 // decode decodes a configuration whose file functions read from dir.
 func decode(body hcl.Body, dir string) (*Config, hcl.Diagnostics) {
 	cfg := &Config{}
-	diags := gohcl.DecodeBody(body, fileEvalContext(dir), cfg)
+	var inputs []string
+	diags := gohcl.DecodeBody(body, fileEvalContext(dir, func(path string) { inputs = append(inputs, path) }), cfg)
 	if diags.HasErrors() {
 		return nil, diags
 	}
+	slices.Sort(inputs)
+	cfg.Inputs = slices.Compact(inputs)
 	diags = append(diags, cfg.finalize()...)
 	return cfg, diags
 }

@@ -3,10 +3,12 @@ package agent
 import (
 	"fmt"
 	"maps"
+	"path/filepath"
 
 	"github.com/hashicorp/go-cty-funcs/filesystem"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/mitchellh/go-homedir"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
@@ -19,18 +21,43 @@ import (
 //	filebase64("cert.der")                  the file's bytes in base64
 //	templatefile("motd.tmpl", { name = "x" }) the file rendered as an HCL template with those variables
 //
-// so that a plugin's config can take a template from a file.
-func fileEvalContext(dir string) *hcl.EvalContext {
+// so that a plugin's config can take a template from a file. Each file a
+// function reads is passed to read: it is part of the configuration, and
+// trusted as such (see Config.Inputs).
+func fileEvalContext(dir string, read func(path string)) *hcl.EvalContext {
 	ctx := evalContext.NewChild()
 	ctx.Functions = map[string]function.Function{
-		"file":       filesystem.MakeFileFunc(dir, false),
-		"filebase64": filesystem.MakeFileFunc(dir, true),
+		"file":       reading(filesystem.MakeFileFunc(dir, false), dir, read),
+		"filebase64": reading(filesystem.MakeFileFunc(dir, true), dir, read),
 	}
 	// templatefile's templates may call every function but itself.
 	inner := maps.Clone(evalContext.Functions)
 	maps.Copy(inner, ctx.Functions)
-	ctx.Functions["templatefile"] = templateFileFunc(dir, inner)
+	ctx.Functions["templatefile"] = reading(templateFileFunc(dir, inner), dir, read)
 	return ctx
+}
+
+// reading wraps f, a function whose first argument is a file's path, to
+// pass read the path of each file it read, resolved as filesystem's
+// functions resolve it (~ expanded, relative to dir).
+func reading(f function.Function, dir string, read func(path string)) function.Function {
+	return function.New(&function.Spec{
+		Params: f.Params(),
+		Type:   f.ReturnTypeForValues,
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			v, err := f.Call(args)
+			if err != nil {
+				return v, err
+			}
+			if path, herr := homedir.Expand(args[0].AsString()); herr == nil {
+				if !filepath.IsAbs(path) {
+					path = filepath.Join(dir, path)
+				}
+				read(filepath.Clean(path))
+			}
+			return v, nil
+		},
+	})
 }
 
 // templateFileFunc renders a file as an HCL template (${var}, %{ if }...),

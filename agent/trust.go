@@ -40,8 +40,9 @@ func (e *TrustError) Error() string {
 	return fmt.Sprintf("%s %s (owner %s, mode %s %04o), so others can change what the agent trusts; fix: %s", msg, e.Problem, e.Owner, e.Mode, e.Mode.Perm(), e.Fix)
 }
 
-// CheckTrust refuses (a *TrustError) a configuration file, data dir,
-// compile cache or credentials file that others can change, and warns (to
+// CheckTrust refuses (a *TrustError) a configuration file (or a file it
+// reads through file() and its kin), data dir, compile cache, credentials,
+// certificate or CA file that others can change, and warns (to
 // the agent's logger) about credentials others can read and about an
 // unpinned plugin module others can change. Paths that do not exist are
 // left to whoever opens them. Run, Once and Plan call it before they start;
@@ -71,7 +72,18 @@ func (a *Agent) checkTrust(cfg *Config) error {
 		}
 		refuse = append(refuse, item{what, f})
 	}
+	for _, f := range cfg.Inputs {
+		refuse = append(refuse, item{"config input file", f})
+	}
 	refuse = append(refuse, item{"data dir", cfg.DataDir}, item{"compile cache", a.cacheDir})
+	// Certificates are no secret, but whoever can change a CA file or a
+	// certificate chooses whom the agent trusts, or who it claims to be.
+	if t := cfg.NATS.TLS; t != nil {
+		refuse = append(refuse, item{"NATS TLS CA file", t.CAFile}, item{"NATS TLS cert file", t.CertFile})
+	}
+	if h := cfg.HTTP; h != nil && h.TLS != nil {
+		refuse = append(refuse, item{"http TLS cert file", h.TLS.CertFile}, item{"http TLS client CA file", h.TLS.ClientCAFile})
+	}
 	secrets := []item{{"NATS creds file", cfg.NATS.CredsFile}}
 	if t := cfg.NATS.TLS; t != nil {
 		secrets = append(secrets, item{"NATS TLS key file", t.KeyFile})

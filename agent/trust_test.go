@@ -18,14 +18,16 @@ import (
 // directory, loaded from a file as the agent's run does.
 type trustFixture struct {
 	dir, config, data, cache, creds, key, token, module string
+	ca, cert, input                                     string
 }
 
 func newTrustFixture(t *testing.T) *trustFixture {
 	t.Helper()
 	d := t.TempDir()
 	f := &trustFixture{dir: d, config: filepath.Join(d, "agent.hcl"), data: filepath.Join(d, "data"), cache: filepath.Join(d, "cache"),
-		creds: filepath.Join(d, "agent.creds"), key: filepath.Join(d, "key.pem"), token: filepath.Join(d, "http.token"), module: filepath.Join(d, "p.wasm")}
-	for _, p := range []string{f.creds, f.key, f.token, f.module} {
+		creds: filepath.Join(d, "agent.creds"), key: filepath.Join(d, "key.pem"), token: filepath.Join(d, "http.token"), module: filepath.Join(d, "p.wasm"),
+		ca: filepath.Join(d, "ca.pem"), cert: filepath.Join(d, "cert.pem"), input: filepath.Join(d, "app.tmpl")}
+	for _, p := range []string{f.creds, f.key, f.token, f.module, f.ca, f.cert, f.input} {
 		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -40,13 +42,20 @@ data_dir  = "data"
 cache_dir = "cache"
 nats {
   creds_file = "` + f.creds + `"
-  tls { key_file = "` + f.key + `" }
+  tls {
+    ca_file   = "` + f.ca + `"
+    cert_file = "` + f.cert + `"
+    key_file  = "` + f.key + `"
+  }
 }
 http {
   listen     = "127.0.0.1:0"
   token_file = "` + f.token + `"
 }
-plugin "p" { module = "p.wasm" }
+plugin "p" {
+  module = "p.wasm"
+  config = { template = file("` + f.input + `") }
+}
 `
 	if err := os.WriteFile(f.config, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
@@ -107,6 +116,36 @@ func TestTrustRefusesWhatOthersCanChange(t *testing.T) {
 			chmod(t, f.key, 0o620)
 			return f.key
 		}, []string{"agent: NATS TLS key file ", "is writable by its group"}},
+		{"a template read with file() writable by everyone", func(t *testing.T, f *trustFixture) string {
+			chmod(t, f.input, 0o666)
+			return f.input
+		}, []string{"agent: config input file ", "is writable by every user", "fix: chmod go-w "}},
+		{"a template read with templatefile() writable by its group", func(t *testing.T, f *trustFixture) string {
+			src, _ := os.ReadFile(f.config)
+			os.WriteFile(f.config, []byte(strings.Replace(string(src), `file("`+f.input+`")`, `templatefile("`+f.input+`", {})`, 1)), 0o600)
+			chmod(t, f.input, 0o660)
+			return f.input
+		}, []string{"agent: config input file ", "is writable by its group"}},
+		{"NATS CA file writable by everyone", func(t *testing.T, f *trustFixture) string {
+			chmod(t, f.ca, 0o666)
+			return f.ca
+		}, []string{"agent: NATS TLS CA file ", "is writable by every user"}},
+		{"NATS cert file writable by its group", func(t *testing.T, f *trustFixture) string {
+			chmod(t, f.cert, 0o660)
+			return f.cert
+		}, []string{"agent: NATS TLS cert file ", "is writable by its group"}},
+		{"http client CA file writable by everyone", func(t *testing.T, f *trustFixture) string {
+			src, _ := os.ReadFile(f.config)
+			tls := `token_file = "` + f.token + `"
+  tls {
+    cert_file      = "` + f.cert + `"
+    key_file       = "` + f.key + `"
+    client_ca_file = "` + f.ca + `"
+  }`
+			os.WriteFile(f.config, []byte(strings.Replace(string(src), `token_file = "`+f.token+`"`, tls, 1)), 0o600)
+			chmod(t, f.ca, 0o666)
+			return f.ca
+		}, []string{"TLS CA file ", "is writable by every user"}},
 		{"a directory above the data dir writable by everyone, not sticky", func(t *testing.T, f *trustFixture) string {
 			chmod(t, f.dir, 0o777)
 			return f.dir
