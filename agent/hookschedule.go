@@ -131,23 +131,32 @@ func (s *hookScheduler) request(ctx context.Context, stop <-chan struct{}, req h
 	case <-ctx.Done():
 	case <-stop:
 	}
-	s.leave(c, rd, own)
-	return errHookAbandoned
+	if s.leave(c, rd, own) {
+		return errHookAbandoned
+	}
+	// The round left the queue: it runs to its end (the agent waits for
+	// it) or is abandoned as the agent stops. Its outcome is the watch's:
+	// a hook that ran must not be reported as not run, and run again at
+	// the next start.
+	<-rd.done
+	return rd.err
 }
 
 // leave takes req out of rd if rd did not start yet, and drops rd when no
 // request is left: a later request opens a new round, with its own settings.
-func (s *hookScheduler) leave(c *hookCmd, rd *hookRound, req *hookRequest) {
+// It reports whether req left: false once rd left the queue (see drive).
+func (s *hookScheduler) leave(c *hookCmd, rd *hookRound, req *hookRequest) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c.pending != rd {
-		return // started (it finishes) or already dropped
+		return false
 	}
 	rd.reqs = slices.DeleteFunc(rd.reqs, func(r *hookRequest) bool { return r == req })
 	if len(rd.reqs) == 0 {
 		c.pending = nil
 		close(rd.dropped)
 	}
+	return true
 }
 
 // drive runs one round: after the previous round of its command, min_interval

@@ -210,6 +210,33 @@ func TestHookWaitingForItsTurnIsAbandonedOnStop(t *testing.T) {
 	})
 }
 
+// TestHookRunningWhenItsWatchStopsIsItsOutcome: a watch that stops (or an
+// agent that shuts down) while its hook runs gets the run's outcome once it
+// ends, not errHookAbandoned: the hook ran, so it must not be logged as
+// not run, stay journaled and run again at the next start.
+func TestHookRunningWhenItsWatchStopsIsItsOutcome(t *testing.T) {
+	for _, outcome := range []error{nil, errors.New("exit status 1")} {
+		synctest.Test(t, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			s, runs := testScheduler(ctx, 10*time.Second, outcome)
+			stop := make(chan struct{})
+			done := make(chan error, 1)
+			go func() { done <- s.request(ctx, stop, hookReq("w", "reload")) }()
+			time.Sleep(time.Second) // the run started
+			close(stop)
+			cancel()
+			err := <-done
+			if !errors.Is(err, outcome) || errors.Is(err, errHookAbandoned) {
+				t.Errorf("the watch got %v, want the run's outcome %v", err, outcome)
+			}
+			if n := len(runs()); n != 1 {
+				t.Errorf("%d runs, want 1", n)
+			}
+			s.wait()
+		})
+	}
+}
+
 // TestPendingHookSurvivesARestart: a hook waiting for its min_interval when
 // the agent stops stays journaled, the stop does not wait for it, and the
 // next start runs it.
