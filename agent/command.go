@@ -85,7 +85,12 @@ func runCommand(ctx context.Context, log *slog.Logger, argv []string, timeout ti
 	cmd.WaitDelay = outputGrace
 	var out tailBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
+	err := cmd.Start()
+	if err == nil {
+		untrack := trackGroup(cmd.Process.Pid)
+		err = cmd.Wait()
+		untrack()
+	}
 	text := out.String()
 	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
 		if line != "" {

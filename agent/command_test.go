@@ -52,6 +52,33 @@ func TestRunCommandTimeoutKillsProcessGroup(t *testing.T) {
 	}
 }
 
+// KillCommands kills every running command's whole process group: a
+// slipagent exiting at once leaves no hook, nor a child of one, running.
+func TestKillCommandsKillsRunningGroups(t *testing.T) {
+	dir := t.TempDir()
+	started, marker := filepath.Join(dir, "started"), filepath.Join(dir, "late")
+	argv := []string{"sh", "-c", `(sleep 2; touch "$1") & touch "$0"; sleep 30`, started, marker}
+	done := make(chan error, 1)
+	go func() { done <- runCommand(context.Background(), discard, argv, time.Minute, process{}) }()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(started); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the command did not start")
+		}
+	}
+	KillCommands()
+	var ce *CommandError
+	if err := <-done; !errors.As(err, &ce) || ce.ExitCode != -1 {
+		t.Fatalf("err = %v, want the command killed", err)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("a child of the killed command survived and ran")
+	}
+}
+
 func TestRunCommandMissingProgram(t *testing.T) {
 	err := runCommand(context.Background(), discard, []string{"/nonexistent/slipagent-hook"}, time.Second, process{})
 	var ce *CommandError

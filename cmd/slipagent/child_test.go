@@ -2,11 +2,9 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -24,13 +22,11 @@ const childArgsEnv = "SLIPAGENT_TEST_CHILD_ARGS"
 
 // runChild is main for a child process.
 func runChild(args string) int {
-	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer cancel()
 	var argv []string // none, not one empty one
 	if args != "" {
 		argv = strings.Split(args, "\x1f")
 	}
-	return run(ctx, argv, os.Stdout, os.Stderr)
+	return runWithSignals(argv, os.Stdout, os.Stderr)
 }
 
 // runCmd runs the slipagent binary with args, as a user would, and returns
