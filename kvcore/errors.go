@@ -2,6 +2,7 @@ package kvcore
 
 import (
 	"errors"
+	"strings"
 )
 
 // Sentinel errors. Backends wrap them (with %w) so callers branch with
@@ -50,7 +51,8 @@ var (
 )
 
 // OpError records the operation, bucket and key of a failed call and wraps its
-// cause, which is usually one of the sentinels above.
+// cause, which is usually one of the sentinels above. Its message says
+// "kvcore:" once: "kvcore: get app k: key not found".
 type OpError struct {
 	Op     string // "get", "put", "watch", ...
 	Bucket string
@@ -66,7 +68,7 @@ func (e *OpError) Error() string {
 	if e.Key != "" {
 		s += " " + e.Key
 	}
-	return s + ": " + e.Err.Error()
+	return s + ": " + strings.TrimPrefix(e.Err.Error(), "kvcore: ")
 }
 
 func (e *OpError) Unwrap() error { return e.Err }
