@@ -88,6 +88,16 @@ type KeyVersion struct {
 	Size int
 }
 
+// HistoryReader is implemented by stores that can list the records a
+// bucket still holds for one key: up to [StoreConfig.History] of them, fewer
+// once a purge, an age or a size limit removed some.
+type HistoryReader interface {
+	// History returns the retained records of key, oldest first: puts
+	// (empty values included) and delete/purge markers, each with its
+	// version and time. A key without any fails with [ErrNotFound].
+	History(ctx context.Context, key string) ([]Update, error)
+}
+
 // Reader reads current values.
 type Reader interface {
 	// Get returns the live value of key. A key whose latest record is a

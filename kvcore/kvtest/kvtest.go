@@ -12,8 +12,8 @@
 // conflicts, scans, state-sync and delta watches over the whole bucket, one
 // prefix and several, scans and state syncs while the bucket is written,
 // purge, expiry (history eviction, max age, max bytes with either discard
-// policy), bucket identity and, for backends with a connection, riding
-// through its loss. Behaviour only one backend has (NATS clamping, markers,
+// policy), bucket identity, key history and, for backends with a
+// connection, riding through its loss. Behaviour only one backend has (NATS clamping, markers,
 // error codes) is tested in that backend's own package.
 package kvtest
 
@@ -86,6 +86,7 @@ func (s *suite) cases() []testCase {
 	cs = append(cs, s.watchCases()...)
 	cs = append(cs, s.expiryCases()...)
 	cs = append(cs, s.identityCases()...)
+	cs = append(cs, s.historyCases()...)
 	return cs
 }
 

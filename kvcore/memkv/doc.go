@@ -11,7 +11,8 @@
 // Buckets live as long as their Conn, across Close and Connect, or until
 // [Conn.DeleteBucket]. A store addresses its bucket by name, as on NATS,
 // and implements [kvcore.BucketIdentifier], whose identity changes when
-// the bucket is deleted and created again. A Conn and
+// the bucket is deleted and created again, and [kvcore.HistoryReader]. A
+// Conn and
 // its stores and watches are safe for concurrent use.
 //
 // Sizes follow NATS only roughly: a record costs its key and value plus a

@@ -218,3 +218,24 @@ func (s *store) scan(op, prefix string, keepEmpty bool) ([]kvcore.Entry, error) 
 	}
 	return out, nil
 }
+
+var _ kvcore.HistoryReader = (*store)(nil)
+
+// History returns the retained records of key, oldest first. See
+// [kvcore.HistoryReader].
+func (s *store) History(_ context.Context, key string) ([]kvcore.Update, error) {
+	b, err := s.lock("history", key)
+	if err != nil {
+		return nil, err
+	}
+	defer b.mu.Unlock()
+	rs := b.keys[key]
+	if len(rs) == 0 {
+		return nil, s.fail("history", key, kvcore.ErrNotFound)
+	}
+	us := make([]kvcore.Update, len(rs))
+	for i, r := range rs {
+		us[i] = r.update()
+	}
+	return us, nil
+}

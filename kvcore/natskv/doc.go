@@ -113,7 +113,10 @@
 // stream info request, the incarnation, first and last sequences and
 // record count, which change whenever a record comes or goes. With
 // [kvcore.AppliedConfig.OnMark] set, a watch resumed over a fold that
-// matched an unchanged bucket skips listing its keys.
+// matched an unchanged bucket skips listing its keys. They implement
+// [kvcore.HistoryReader] too: History reads a key's retained records with
+// an ordered consumer, like nats.go's KeyValue.History, within the
+// operation timeout.
 //
 // A whole-bucket watch from a cursor also guards the stream's retention
 // floor while it runs: when the revisions it receives jump, or every 30 s
