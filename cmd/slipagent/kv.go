@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
 )
@@ -26,6 +27,14 @@ commands:
                              it is not): a compare-and-swap
   delete BUCKET KEY          delete KEY (a delete marker; history is kept)
   purge BUCKET KEY           remove KEY and all its history
+  history BUCKET KEY         the revisions of KEY the bucket still holds (as
+                             many as its history setting keeps: 1 in buckets
+                             put creates), oldest first, one per line:
+                             "REVISION OP TIME VALUE" (OP: PUT, DEL or PURGE;
+                             TIME: RFC 3339, UTC; VALUE as get prints it, none
+                             for DEL and PURGE); -json: an array of {revision,
+                             op, created, value}, value in base64, null for
+                             DEL and PURGE
   keys BUCKET [PREFIX]       list the live keys (under PREFIX), as NATS KV
                              lists them: without keys whose value is empty
   watch BUCKET [PREFIX...]   print changes as they happen: the current state
@@ -41,7 +50,7 @@ conflict (see "slipagent help").`
 // kvArgs is how many arguments after BUCKET each kv command takes.
 var kvArgs = map[string][2]int{
 	"get": {1, 1}, "put": {1, 2}, "create": {1, 2}, "update": {1, 2},
-	"delete": {1, 1}, "purge": {1, 1}, "keys": {0, 1}, "watch": {0, 1 << 20},
+	"delete": {1, 1}, "purge": {1, 1}, "history": {1, 1}, "keys": {0, 1}, "watch": {0, 1 << 20},
 }
 
 // kvRequest is one parsed kv command line.
@@ -51,6 +60,7 @@ type kvRequest struct {
 	from     uint64
 	revision uint64
 	raw      bool
+	json     bool
 	stdin    io.Reader
 }
 
@@ -61,6 +71,7 @@ func runKV(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Uint64Var(&req.from, "from", 0, "watch: print only changes after this revision")
 	fs.Uint64Var(&req.revision, "revision", 0, "update: the revision KEY must have")
 	fs.BoolVar(&req.raw, "raw", false, "get: print the value's bytes without a trailing newline")
+	fs.BoolVar(&req.json, "json", false, "history: print a JSON array")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return parseFailed(fs, kvUsage, err, stdout, stderr)
@@ -121,6 +132,8 @@ func (r kvRequest) check(bucket string) error {
 		return fmt.Errorf("-from applies to watch, not %s", r.cmd)
 	case r.cmd != "get" && r.raw:
 		return fmt.Errorf("-raw applies to get, not %s", r.cmd)
+	case r.cmd != "history" && r.json:
+		return fmt.Errorf("-json applies to history, not %s", r.cmd)
 	}
 	return nil
 }
@@ -183,6 +196,8 @@ func (r kvRequest) do(ctx context.Context, store kvcore.Store, stdout io.Writer)
 		return store.Delete(ctx, r.args[0])
 	case "purge":
 		return store.Purge(ctx, r.args[0])
+	case "history":
+		return kvHistory(ctx, store, r.args[0], r.json, stdout)
 	case "keys":
 		prefix := ""
 		if len(r.args) == 1 {
@@ -231,6 +246,52 @@ func kvWatch(ctx context.Context, store kvcore.Store, prefixes []string, from ui
 	}
 	if err := w.Err(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
+	}
+	return nil
+}
+
+// kvHistoryRecord is one record of "kv history -json". Value is base64, as
+// in "snapshot dump -json", and null for a delete or purge marker.
+type kvHistoryRecord struct {
+	Revision uint64    `json:"revision"`
+	Op       string    `json:"op"`
+	Created  time.Time `json:"created"`
+	Value    []byte    `json:"value"`
+}
+
+// kvHistoryOps are the names "kv history" gives operations, those of
+// "nats kv history".
+var kvHistoryOps = map[kvcore.Op]string{kvcore.OpPut: "PUT", kvcore.OpDelete: "DEL", kvcore.OpPurge: "PURGE"}
+
+func kvHistory(ctx context.Context, store kvcore.Store, key string, asJSON bool, stdout io.Writer) error {
+	hr, ok := store.(kvcore.HistoryReader)
+	if !ok {
+		return fmt.Errorf("history: %w", kvcore.ErrUnsupported)
+	}
+	updates, err := hr.History(ctx, key)
+	if err != nil {
+		return err
+	}
+	records := make([]kvHistoryRecord, len(updates))
+	for i, u := range updates {
+		rev, _ := u.Version.Revision()
+		records[i] = kvHistoryRecord{Revision: rev, Op: kvHistoryOps[u.Op], Created: u.Created.UTC(), Value: u.Value}
+		if u.Op == kvcore.OpPut && u.Value == nil {
+			records[i].Value = []byte{} // an empty value, not a marker's null
+		}
+	}
+	if asJSON {
+		writeJSON(stdout, records)
+		return nil
+	}
+	for _, r := range records {
+		line := []byte(strconv.FormatUint(r.Revision, 10) + " " + r.Op + " " + r.Created.Format(time.RFC3339))
+		if len(r.Value) > 0 {
+			line = append(append(line, ' '), r.Value...)
+		}
+		if _, err := stdout.Write(append(line, '\n')); err != nil {
+			return err
+		}
 	}
 	return nil
 }

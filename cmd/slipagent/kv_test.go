@@ -1,8 +1,13 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/slipstreamkv/slipstream/internal/natstest"
 )
@@ -19,6 +24,9 @@ func TestKVChecksBeforeConnecting(t *testing.T) {
 		{"update", "cfg", "k", "v"},
 		{"put", "cfg", "k", "v", "-revision", "3"},
 		{"get", "cfg", "k", "-from", "3"},
+		{"history", "cfg"},
+		{"history", "cfg", "k", "v"},
+		{"get", "cfg", "k", "-json"},
 	} {
 		code, _, errOut := runCmd(t, append([]string{"kv", "-server", "nats://127.0.0.1:1", "-timeout", "1s"}, args...)...)
 		if code != exitUsage || strings.Contains(errOut, "cannot reach") || !strings.Contains(errOut, "usage: slipagent kv") {
@@ -91,5 +99,92 @@ func TestKVThroughJetStreamDomain(t *testing.T) {
 	}
 	if code, _, _ := runCmd(t, "kv", "-server", leaf.URL(), "get", "cfg", "k"); code != exitNotFound {
 		t.Errorf("get on the leaf's own domain = %d, want %d (no such bucket there)", code, exitNotFound)
+	}
+}
+
+// kv history lists the revisions the bucket holds for a key, oldest first,
+// markers and empty values included, as lines and as JSON.
+func TestKVHistory(t *testing.T) {
+	srv := natstest.Run(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := natstest.CreateOrUpdateKeyValue(ctx, natstest.JetStream(t, srv.URL()), jetstream.KeyValueConfig{Bucket: "cfg", History: 10}); err != nil {
+		t.Fatal(err)
+	}
+	kv := func(args ...string) (int, string, string) {
+		return runCmd(t, append([]string{"kv", "-server", srv.URL()}, args...)...)
+	}
+	for _, args := range [][]string{
+		{"put", "cfg", "k", "v1"},
+		{"put", "cfg", "k", "two words"},
+		{"put", "cfg", "other", "x"},
+		{"delete", "cfg", "k"},
+		{"put", "cfg", "k", ""},
+	} {
+		if code, _, errOut := kv(args...); code != exitOK {
+			t.Fatalf("kv %q = %d %q", args, code, errOut)
+		}
+	}
+
+	code, out, errOut := kv("history", "cfg", "k")
+	if code != exitOK {
+		t.Fatalf("history = %d %q %q", code, out, errOut)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	want := []struct{ rev, op, value string }{{"1", "PUT", " v1"}, {"2", "PUT", " two words"}, {"4", "DEL", ""}, {"5", "PUT", ""}}
+	if len(lines) != len(want) {
+		t.Fatalf("history printed %q; want %d lines", out, len(want))
+	}
+	for i, w := range want {
+		rev, rest, _ := strings.Cut(lines[i], " ")
+		op, rest, _ := strings.Cut(rest, " ")
+		when, value := rest, ""
+		if i := strings.IndexByte(rest, ' '); i >= 0 {
+			when, value = rest[:i], rest[i:]
+		}
+		if _, err := time.Parse(time.RFC3339, when); err != nil || rev != w.rev || op != w.op || value != w.value {
+			t.Errorf("history line %d = %q; want revision %s, %s, an RFC 3339 time and value %q", i, lines[i], w.rev, w.op, w.value)
+		}
+	}
+
+	code, out, errOut = kv("history", "-json", "cfg", "k")
+	if code != exitOK {
+		t.Fatalf("history -json = %d %q %q", code, out, errOut)
+	}
+	var records []struct {
+		Revision uint64          `json:"revision"`
+		Op       string          `json:"op"`
+		Created  time.Time       `json:"created"`
+		Value    json.RawMessage `json:"value"`
+	}
+	if err := json.Unmarshal([]byte(out), &records); err != nil {
+		t.Fatalf("history -json printed %q: %v", out, err)
+	}
+	wantJSON := []struct {
+		rev       uint64
+		op, value string
+	}{{1, "PUT", `"djE="`}, {2, "PUT", `"dHdvIHdvcmRz"`}, {4, "DEL", "null"}, {5, "PUT", `""`}}
+	if len(records) != len(wantJSON) {
+		t.Fatalf("history -json printed %q; want %d records", out, len(wantJSON))
+	}
+	for i, w := range wantJSON {
+		r := records[i]
+		if r.Revision != w.rev || r.Op != w.op || string(r.Value) != w.value || r.Created.IsZero() {
+			t.Errorf("history -json record %d = %+v (value %s); want revision %d, %s, a time and value %s", i, r, r.Value, w.rev, w.op, w.value)
+		}
+	}
+
+	// After a purge only its marker is left.
+	if code, _, errOut := kv("purge", "cfg", "k"); code != exitOK {
+		t.Fatalf("purge = %d %q", code, errOut)
+	}
+	if code, out, errOut := kv("history", "cfg", "k"); code != exitOK || !strings.HasPrefix(out, "6 PURGE ") || strings.Count(out, "\n") != 1 {
+		t.Errorf("history after purge = %d %q %q; want the purge marker alone", code, out, errOut)
+	}
+	if code, out, errOut := kv("history", "cfg", "nosuch.key"); code != exitNotFound || out != "" || !strings.Contains(errOut, "nosuch.key") {
+		t.Errorf("history of a key without any = %d %q %q; want %d", code, out, errOut, exitNotFound)
+	}
+	if code, _, errOut := kv("history", "nosuchbucket", "k"); code != exitNotFound {
+		t.Errorf("history in a missing bucket = %d %q; want %d", code, errOut, exitNotFound)
 	}
 }
