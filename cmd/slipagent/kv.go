@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
@@ -107,10 +108,74 @@ func runKV(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = req.do(ctx, store, stdout)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "slipagent kv %s: %v\n", req.cmd, err)
+		fmt.Fprintf(stderr, "slipagent kv %s: %s\n", req.cmd, req.explain(ctx, store, bucket, err))
 		return kvExitCode(err)
 	}
 	return exitOK
+}
+
+// key is the KEY argument, or "" for keys and watch, which take prefixes.
+func (r kvRequest) key() string {
+	if r.cmd == "keys" || r.cmd == "watch" || len(r.args) == 0 {
+		return ""
+	}
+	return r.args[0]
+}
+
+// explain words err, a failure of r on bucket, for the user: the bucket and
+// the key named once, and the failures an exit code stands for (3 and 5)
+// said in words rather than in the backend's. For a create or update
+// conflict it asks store for the key's current revision.
+func (r kvRequest) explain(ctx context.Context, store kvcore.Store, bucket string, err error) string {
+	key := r.key()
+	switch {
+	case errors.Is(err, kvcore.ErrBucketNotFound):
+		return fmt.Sprintf("bucket %s not found", bucket)
+	case key == "":
+	case errors.Is(err, kvcore.ErrNotFound) && r.cmd == "history":
+		return fmt.Sprintf("key %q has no history in bucket %s", key, bucket)
+	case errors.Is(err, kvcore.ErrNotFound):
+		return fmt.Sprintf("key %q not found in bucket %s", key, bucket)
+	case errors.Is(err, kvcore.ErrAlreadyExists):
+		msg := fmt.Sprintf("key %q already exists in bucket %s", key, bucket)
+		if rev, err := kvRevision(ctx, store, key); err == nil {
+			msg += fmt.Sprintf(" (revision %d)", rev)
+		}
+		return msg
+	case errors.Is(err, kvcore.ErrRevisionMismatch):
+		msg := fmt.Sprintf("key %q of bucket %s", key, bucket)
+		rev, err := kvRevision(ctx, store, key)
+		switch {
+		case err == nil:
+			return fmt.Sprintf("%s is at revision %d, not %d", msg, rev, r.revision)
+		case errors.Is(err, kvcore.ErrNotFound):
+			return fmt.Sprintf("%s is not at revision %d: it has no value", msg, r.revision)
+		}
+		return fmt.Sprintf("%s is not at revision %d", msg, r.revision)
+	}
+	// Anything else keeps the backend's words, after the names.
+	var opErr *kvcore.OpError
+	if !errors.As(err, &opErr) {
+		return err.Error()
+	}
+	where := "bucket " + bucket
+	if key != "" {
+		where = fmt.Sprintf("key %q of bucket %s", key, bucket)
+	}
+	return where + ": " + strings.TrimPrefix(opErr.Err.Error(), "kvcore: ")
+}
+
+// kvRevision returns the revision of key's live value in store.
+func kvRevision(ctx context.Context, store kvcore.Store, key string) (uint64, error) {
+	if store == nil {
+		return 0, kvcore.ErrNotConnected
+	}
+	e, err := store.Entry(ctx, key)
+	if err != nil {
+		return 0, err
+	}
+	rev, _ := e.Version.Revision()
+	return rev, nil
 }
 
 // check validates the command line, so that a typo fails before any

@@ -40,16 +40,20 @@ func TestKVExitCodes(t *testing.T) {
 	kv := func(args ...string) (int, string, string) {
 		return runCmd(t, append([]string{"kv", "-server", srv.URL()}, args...)...)
 	}
-	if code, _, errOut := kv("get", "nosuchbucket", "k"); code != exitNotFound {
+	// Each failure names the bucket and the key once, in words.
+	if code, _, errOut := kv("get", "nosuchbucket", "k"); code != exitNotFound || errOut != "slipagent kv get: bucket nosuchbucket not found\n" {
 		t.Errorf("get from a missing bucket = %d %q, want %d", code, errOut, exitNotFound)
+	}
+	if code, _, errOut := kv("keys", "nosuchbucket"); code != exitNotFound || errOut != "slipagent kv keys: bucket nosuchbucket not found\n" {
+		t.Errorf("keys of a missing bucket = %d %q, want %d", code, errOut, exitNotFound)
 	}
 	if code, out, errOut := kv("create", "cfg", "k", "v1"); code != exitOK || out != "rev 1\n" {
 		t.Fatalf("create = %d %q %q", code, out, errOut)
 	}
-	if code, _, errOut := kv("create", "cfg", "k", "v2"); code != exitConflict || !strings.Contains(errOut, "exists") {
+	if code, _, errOut := kv("create", "cfg", "k", "v2"); code != exitConflict || errOut != "slipagent kv create: key \"k\" already exists in bucket cfg (revision 1)\n" {
 		t.Errorf("create of an existing key = %d %q, want %d", code, errOut, exitConflict)
 	}
-	if code, _, errOut := kv("update", "cfg", "k", "v2", "-revision", "7"); code != exitConflict || !strings.Contains(errOut, "revision mismatch") {
+	if code, _, errOut := kv("update", "cfg", "k", "v2", "-revision", "7"); code != exitConflict || errOut != "slipagent kv update: key \"k\" of bucket cfg is at revision 1, not 7\n" {
 		t.Errorf("update with a stale revision = %d %q, want %d", code, errOut, exitConflict)
 	}
 	if code, out, errOut := kv("update", "-revision", "1", "cfg", "k", "v2"); code != exitOK || out != "rev 2\n" {
@@ -71,8 +75,11 @@ func TestKVExitCodes(t *testing.T) {
 	if code, _, errOut := kv("purge", "cfg", "k"); code != exitOK {
 		t.Errorf("purge = %d %q", code, errOut)
 	}
-	if code, _, errOut := kv("get", "cfg", "k"); code != exitNotFound || !strings.Contains(errOut, "not found") {
+	if code, _, errOut := kv("get", "cfg", "k"); code != exitNotFound || errOut != "slipagent kv get: key \"k\" not found in bucket cfg\n" {
 		t.Errorf("get after purge = %d %q, want %d", code, errOut, exitNotFound)
+	}
+	if code, _, errOut := kv("update", "cfg", "k", "v", "-revision", "3"); code != exitConflict || errOut != "slipagent kv update: key \"k\" of bucket cfg is not at revision 3: it has no value\n" {
+		t.Errorf("update of a purged key = %d %q, want %d", code, errOut, exitConflict)
 	}
 	// After a purge, create works again.
 	if code, _, errOut := kv("create", "cfg", "k", "v3"); code != exitOK {
@@ -181,10 +188,10 @@ func TestKVHistory(t *testing.T) {
 	if code, out, errOut := kv("history", "cfg", "k"); code != exitOK || !strings.HasPrefix(out, "6 PURGE ") || strings.Count(out, "\n") != 1 {
 		t.Errorf("history after purge = %d %q %q; want the purge marker alone", code, out, errOut)
 	}
-	if code, out, errOut := kv("history", "cfg", "nosuch.key"); code != exitNotFound || out != "" || !strings.Contains(errOut, "nosuch.key") {
+	if code, out, errOut := kv("history", "cfg", "nosuch.key"); code != exitNotFound || out != "" || errOut != "slipagent kv history: key \"nosuch.key\" has no history in bucket cfg\n" {
 		t.Errorf("history of a key without any = %d %q %q; want %d", code, out, errOut, exitNotFound)
 	}
-	if code, _, errOut := kv("history", "nosuchbucket", "k"); code != exitNotFound {
+	if code, _, errOut := kv("history", "nosuchbucket", "k"); code != exitNotFound || errOut != "slipagent kv history: bucket nosuchbucket not found\n" {
 		t.Errorf("history in a missing bucket = %d %q; want %d", code, errOut, exitNotFound)
 	}
 }
