@@ -42,11 +42,11 @@ commands:
                              first (or the changes after -from REVISION)
 
 Flags may come before or after the command; after "--" nothing is a flag
-(kv put app k -- -5 stores "-5"). The command and its arguments are checked
-before connecting. A bucket that does not exist is created by put and
-create with the default settings. Exit codes: 3 when the key or bucket does
-not exist, 4 when no NATS server can be reached, 5 for a create or update
-conflict (see "slipagent help").`
+(kv put app k -- -5 stores "-5"). The command, its arguments and the bucket
+and key names are checked before connecting. A bucket that does not exist is created by put and
+create with the default settings. Exit codes: 2 for a bad command line or
+name, 3 when the key or bucket does not exist, 4 when no NATS server can be
+reached, 5 for a create or update conflict (see "slipagent help").`
 
 // kvArgs is how many arguments after BUCKET each kv command takes.
 var kvArgs = map[string][2]int{
@@ -178,8 +178,8 @@ func kvRevision(ctx context.Context, store kvcore.Store, key string) (uint64, er
 	return rev, nil
 }
 
-// check validates the command line, so that a typo fails before any
-// connection attempt.
+// check validates the command line, the bucket and key names included, so
+// that a typo fails before any connection attempt.
 func (r kvRequest) check(bucket string) error {
 	n, ok := kvArgs[r.cmd]
 	switch {
@@ -189,6 +189,8 @@ func (r kvRequest) check(bucket string) error {
 		return fmt.Errorf("%s needs a BUCKET", r.cmd)
 	case len(r.args) < n[0] || len(r.args) > n[1]:
 		return fmt.Errorf("bad use of %q: wrong number of arguments", r.cmd)
+	case !kvcore.ValidBucket(bucket):
+		return fmt.Errorf("invalid bucket name %q: %s", bucket, bucketSyntax)
 	case r.cmd == "update" && r.revision == 0:
 		return errors.New(`update needs -revision N, the revision KEY must have`)
 	case r.cmd != "update" && r.revision != 0:
@@ -200,8 +202,25 @@ func (r kvRequest) check(bucket string) error {
 	case r.cmd != "history" && r.json:
 		return fmt.Errorf("-json applies to history, not %s", r.cmd)
 	}
+	if r.cmd != "keys" && r.cmd != "watch" {
+		if !kvcore.ValidKey(r.args[0]) {
+			return fmt.Errorf("invalid key %q: %s", r.args[0], keySyntax)
+		}
+		return nil
+	}
+	for _, p := range r.args {
+		if !kvcore.ValidPrefix(p) {
+			return fmt.Errorf("invalid prefix %q: the start of a key, where %s", p, keySyntax)
+		}
+	}
 	return nil
 }
+
+// The name syntax kvcore.ValidBucket and kvcore.ValidKey accept, in words.
+const (
+	bucketSyntax = "a bucket name is ASCII letters, digits, - and _"
+	keySyntax    = "a key is ASCII letters, digits and - / _ = ., with dots between non-empty tokens"
+)
 
 // kvExitCode maps a kv error to its documented exit code.
 func kvExitCode(err error) int {

@@ -33,6 +33,25 @@ func TestKVChecksBeforeConnecting(t *testing.T) {
 			t.Errorf("kv %q = %d %q; want a usage error before connecting", args, code, errOut)
 		}
 	}
+	// Names the backend would refuse are refused before connecting too.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"get", "bad bucket", "k"}, `slipagent kv: invalid bucket name "bad bucket": a bucket name is ASCII letters, digits, - and _`},
+		{[]string{"keys", "cfg.x"}, `invalid bucket name "cfg.x"`},
+		{[]string{"get", "cfg", "bad key"}, `slipagent kv: invalid key "bad key": a key is ASCII letters`},
+		{[]string{"put", "cfg", "a..b", "v"}, `invalid key "a..b"`},
+		{[]string{"history", "cfg", "k."}, `invalid key "k."`},
+		{[]string{"delete", "cfg", ""}, `invalid key ""`},
+		{[]string{"keys", "cfg", "a..b"}, `invalid prefix "a..b"`},
+		{[]string{"watch", "cfg", "ok.", "*"}, `invalid prefix "*"`},
+	} {
+		code, _, errOut := runCmd(t, append([]string{"kv", "-server", "nats://127.0.0.1:1", "-timeout", "1s"}, tc.args...)...)
+		if code != exitUsage || strings.Contains(errOut, "cannot reach") || !strings.Contains(errOut, tc.want) {
+			t.Errorf("kv %q = %d %q; want exit %d and %q before connecting", tc.args, code, errOut, exitUsage, tc.want)
+		}
+	}
 }
 
 func TestKVExitCodes(t *testing.T) {
