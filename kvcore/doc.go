@@ -13,7 +13,8 @@
 // taken from: a bucket deleted and created again starts its versions over.
 // Stores that can tell incarnations apart implement [BucketIdentifier], and
 // [WatchApplied] resyncs when the identity next to its fold's cursor is not
-// the bucket's.
+// the bucket's. Stores that can list the versions they still hold of a key
+// implement [HistoryReader].
 //
 // The NATS JetStream implementation lives in kvcore/natskv, an in-memory one
 // with the same semantics (for tests) in kvcore/memkv, and kvcore/kvtest is
