@@ -199,49 +199,73 @@ func (d *driftRepair) check(ctx context.Context) error {
 	return unchecked
 }
 
-// find compares every recorded file with the disk. Files whose content is
-// the recorded one but whose stat fingerprint changed get their record
-// updated, so the next check does not hash them again.
+// find compares every recorded file with the disk (outputRecord.scan).
+// Files whose content is the recorded one but whose stat fingerprint
+// changed get their record updated, so the next check does not hash them
+// again; outputs the watch no longer declares are forgotten.
 func (d *driftRepair) find(ctx context.Context) (drifted []driftedFile, unchecked, err error) {
-	var stale []kvcore.Update // outputs the watch no longer declares
-	refreshed := map[string][2]fileRecord{}
+	s, err := d.rec.scan(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(s.stale) > 0 || len(s.refreshed) > 0 {
+		if !d.lock(ctx) {
+			return nil, nil, ctx.Err()
+		}
+		err := d.rec.apply(ctx, append(s.stale, d.unchanged(s.refreshed)...))
+		d.unlock()
+		if err != nil {
+			d.r.log.Warn("cannot update the record of committed outputs", "err", err)
+		}
+	}
+	return s.drifted, s.unchecked, nil
+}
+
+// driftScan is what one comparison of the record with the disk found.
+type driftScan struct {
+	drifted []driftedFile
+	// unchecked names the files that could not be checked (nil: none).
+	unchecked error
+	// stale deletes the entries of outputs the watch no longer declares.
+	stale []kvcore.Update
+	// refreshed holds, by key, the old and new record of files whose
+	// content is the recorded one but whose stat fingerprint changed.
+	refreshed map[string][2]fileRecord
+}
+
+// scan compares every recorded file with the disk: a stat per file, a hash
+// only when the stat fingerprint changed (driftOf). It changes nothing:
+// the drift check (driftRepair.find) applies what it found to the record,
+// and a plan (watchRunner.plan) shows the repairs it calls for.
+func (r *outputRecord) scan(ctx context.Context) (driftScan, error) {
+	s := driftScan{refreshed: map[string][2]fileRecord{}}
 	failed := 0
-	err = d.rec.each(ctx, func(key string, fr fileRecord) error {
-		path, owned, ok := d.rec.target(key)
+	err := r.each(ctx, func(key string, fr fileRecord) error {
+		path, owned, ok := r.target(key)
 		if !ok {
-			stale = append(stale, kvcore.Update{Op: kvcore.OpDelete, Key: key})
+			s.stale = append(s.stale, kvcore.Update{Op: kvcore.OpDelete, Key: key})
 			return nil
 		}
 		reason, now, err := driftOf(path, owned, fr)
 		switch {
 		case err != nil:
 			if failed++; failed == 1 {
-				unchecked = fmt.Errorf("cannot check output %s for drift: %w", path, err)
+				s.unchecked = fmt.Errorf("cannot check output %s for drift: %w", path, err)
 			}
 		case reason != "":
-			drifted = append(drifted, driftedFile{key, path, reason, owned})
+			s.drifted = append(s.drifted, driftedFile{key, path, reason, owned})
 		case now != nil:
-			refreshed[key] = [2]fileRecord{fr, *now}
+			s.refreshed[key] = [2]fileRecord{fr, *now}
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return driftScan{}, err
 	}
 	if failed > 1 {
-		unchecked = fmt.Errorf("%w (and %d more files)", unchecked, failed-1)
+		s.unchecked = fmt.Errorf("%w (and %d more files)", s.unchecked, failed-1)
 	}
-	if len(stale) > 0 || len(refreshed) > 0 {
-		if !d.lock(ctx) {
-			return nil, nil, ctx.Err()
-		}
-		err := d.rec.apply(ctx, append(stale, d.unchanged(refreshed)...))
-		d.unlock()
-		if err != nil {
-			d.r.log.Warn("cannot update the record of committed outputs", "err", err)
-		}
-	}
-	return drifted, unchecked, nil
+	return s, nil
 }
 
 // unchanged turns into record updates the entries of updates (key → old,

@@ -33,6 +33,9 @@ type WatchPlan struct {
 	// Hooks would run, in order (owed ones from an earlier run included).
 	Hooks  []string
 	Checks []PlannedCheck
+	// DriftUnchecked names the outputs whose drift could not be checked
+	// (nil: none): the drift check would fail the watch.
+	DriftUnchecked error
 }
 
 // Changed reports whether applying the plan would change a file or run a hook.
@@ -45,6 +48,10 @@ type PlannedFile struct {
 	// callback runs; "" for a removal.
 	New    string
 	Remove bool
+	// Drift says how the file was changed outside the agent (the drift
+	// check's reason: "content changed", "missing", ...) when writing it
+	// repairs that drift; "" otherwise.
+	Drift string
 }
 
 // PlannedCheck is the check command of a hook that would run.
@@ -58,8 +65,10 @@ type PlannedCheck struct {
 // Plan works out, for each watch named (all when none is), what the agent
 // would do with the changes pending since its checkpoint, or with the whole
 // bucket for a fresh data_dir: it runs the plugin on a private copy of the
-// fold and of the outputs, runs the checks on the result, and calls fn with
-// each watch's plan. It commits nothing and checkpoints nothing: the fold,
+// fold and of the outputs, then does what the drift check that follows
+// would (outputs changed outside the agent since it committed them are
+// rendered again), runs the checks on the result, and calls fn with each
+// watch's plan. It commits nothing and checkpoints nothing: the fold,
 // the state files and the outputs are left as they are, and a running agent
 // is not disturbed. Checks with check_in_place are not run (they would
 // change the live files). The deletion guard is not consulted. Like Run,
@@ -220,6 +229,16 @@ func (r *watchRunner) plan(ctx context.Context, fn func(*WatchPlan) error) error
 	if p.Full {
 		p.Updates = 0
 	}
+	drift, driftHooks, err := r.planDrift(ctx, filepath.Join(scratch, outputsRecordFile), inst, fold, changed)
+	if err != nil {
+		return err
+	}
+	p.DriftUnchecked = drift.unchecked
+	repairs := map[string]string{} // record key → why it drifted
+	for _, f := range drift.drifted {
+		repairs[f.key] = f.reason
+	}
+	hooks = append(hooks, driftHooks...)
 	p.Hooks = r.ordered(hooks)
 	var staged []host.StagedFile // for the checks: the new content and its real target
 	for _, f := range changed {
@@ -232,10 +251,11 @@ func (r *watchRunner) plan(ctx context.Context, fn func(*WatchPlan) error) error
 		if err != nil {
 			return err
 		}
-		if same {
+		why := repairs[recordKey(f.Output, f.Path)]
+		if same && why == "" {
 			continue // written back as it was
 		}
-		pf := PlannedFile{Target: real, Remove: f.Remove}
+		pf := PlannedFile{Target: real, Remove: f.Remove, Drift: why}
 		if !f.Remove {
 			pf.New = f.Target
 		}
@@ -261,6 +281,80 @@ func (r *watchRunner) plan(ctx context.Context, fn func(*WatchPlan) error) error
 		}
 	}
 	return fn(p)
+}
+
+// planDrift does in the copies what the watch's first drift check after
+// catching up would do (driftRepair.check): it compares the record of
+// committed outputs with the real outputs (outputRecord.scan) and, when a
+// file drifted that the pending changes do not write (their commit would
+// record it anew), renders the whole watch into the copies and adds what
+// the render stages to changed. It returns the scan with only that drift,
+// and the hooks the render asks for. Nothing is found when drift checks
+// are off or nothing is recorded.
+func (r *watchRunner) planDrift(ctx context.Context, recPath string, inst instance, fold kvcore.Fold, changed map[string]host.StagedFile) (driftScan, []string, error) {
+	rec, err := r.recordCopy(recPath)
+	if err != nil || rec == nil {
+		return driftScan{}, nil, err
+	}
+	defer rec.Close()
+	s, err := rec.scan(ctx)
+	if err != nil {
+		return driftScan{}, nil, fmt.Errorf("checking outputs for drift: %w", err)
+	}
+	written := map[string]bool{}
+	for _, f := range changed {
+		written[recordKey(f.Output, f.Path)] = true
+	}
+	s.drifted = slices.DeleteFunc(s.drifted, func(f driftedFile) bool { return written[f.key] })
+	if len(s.drifted) == 0 {
+		return s, nil, nil
+	}
+	res, err := inst.Render(ctx, hostCursor(fold.Cursor()), foldView{fold: fold})
+	if err != nil {
+		return driftScan{}, nil, err // a *host.CallError: it names the plugin
+	}
+	for _, f := range res.Staged() {
+		changed[f.Target] = f
+	}
+	if err := res.Commit(ctx); err != nil {
+		return driftScan{}, nil, err
+	}
+	return s, res.Hooks(), nil
+}
+
+// recordCopy copies the watch's record of committed outputs into a new log
+// at path, reading it without its lock as foldCopy reads the fold; the copy
+// names the real outputs, so that a scan compares them. It returns nil when
+// drift checks are off or nothing is recorded (a fresh data_dir, or a
+// record of the other fold kind, which the watch drops when it starts).
+func (r *watchRunner) recordCopy(path string) (*outputRecord, error) {
+	if r.conf.DriftCheck == 0 {
+		return nil, nil
+	}
+	snap, err := readFold(r.conf.Fold, filepath.Join(r.dir, outputsRecordFile), filepath.Join(r.dir, outputsRecordDir))
+	switch {
+	case errors.Is(err, os.ErrNotExist) || err == nil && snap == nil:
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading the record of committed outputs: %w", err)
+	}
+	outs := make(map[string]host.Output, len(r.conf.Outputs))
+	for _, o := range r.conf.Outputs {
+		owner, err := resolveOwner(o.Owner, o.Group)
+		if err != nil {
+			return nil, fmt.Errorf("output %s: %w", o.Name, err)
+		}
+		outs[o.Name] = host.Output{Dir: o.Dir, Mode: o.Mode, Owner: owner}
+	}
+	log, err := snapshot.Open(path, snapshot.Options{})
+	if err != nil {
+		return nil, err
+	}
+	if err := fillFold(log, snap); err != nil {
+		log.Close()
+		return nil, err
+	}
+	return &outputRecord{log: log, outs: outs, l: r.log}, nil
 }
 
 // openScratchTo lets a check that runs as another user reach the staged
@@ -324,12 +418,7 @@ func (r *watchRunner) foldCopy(path string) (kvcore.Fold, *watchState, error) {
 	if st.Bucket != r.conf.Bucket || !samePrefixes(st.Prefixes, r.conf.Prefixes) || st.Fold != r.conf.Fold {
 		return fold, &watchState{}, nil
 	}
-	var snap *snapshot.Snapshot
-	if r.conf.Fold == FoldDisk {
-		snap, err = diskFoldSnapshot(filepath.Join(r.dir, diskFoldDir))
-	} else {
-		snap, err = logFoldSnapshot(filepath.Join(r.dir, logFoldFile))
-	}
+	snap, err := readFold(r.conf.Fold, filepath.Join(r.dir, logFoldFile), filepath.Join(r.dir, diskFoldDir))
 	switch {
 	case errors.Is(err, os.ErrNotExist) || err == nil && snap == nil:
 		return fold, &watchState{}, nil
@@ -337,15 +426,30 @@ func (r *watchRunner) foldCopy(path string) (kvcore.Fold, *watchState, error) {
 		fold.Close()
 		return nil, nil, fmt.Errorf("reading the fold: %w", err)
 	}
-	updates := make([]kvcore.Update, len(snap.Entries))
-	for i, e := range snap.Entries {
-		updates[i] = kvcore.Update{Op: kvcore.OpPut, Key: e.Key, Value: e.Value, Version: e.Version, Created: e.Created}
-	}
-	if err := fold.Apply(context.Background(), updates, snap.Cursor); err != nil {
+	if err := fillFold(fold, snap); err != nil {
 		fold.Close()
 		return nil, nil, err
 	}
 	return fold, &st, nil
+}
+
+// readFold reads a fold of the given kind, the log at logPath or the
+// Pebble directory diskDir, without writing to it: nil for one that holds
+// nothing.
+func readFold(kind, logPath, diskDir string) (*snapshot.Snapshot, error) {
+	if kind == FoldDisk {
+		return diskFoldSnapshot(diskDir)
+	}
+	return logFoldSnapshot(logPath)
+}
+
+// fillFold applies the entries of snap to fold, at snap's cursor.
+func fillFold(fold kvcore.Fold, snap *snapshot.Snapshot) error {
+	updates := make([]kvcore.Update, len(snap.Entries))
+	for i, e := range snap.Entries {
+		updates[i] = kvcore.Update{Op: kvcore.OpPut, Key: e.Key, Value: e.Value, Version: e.Version, Created: e.Created}
+	}
+	return fold.Apply(context.Background(), updates, snap.Cursor)
 }
 
 // logFoldSnapshot reads a log fold as loading it would, without the

@@ -15,10 +15,13 @@ const planUsage = `usage: slipagent plan [-config PATH] [-watch NAME]... [-detai
 
 Shows what "slipagent once" would do, changing nothing: for each watch, it
 runs the plugin on the changes pending since the watch's checkpoint (on the
-whole bucket for a fresh data_dir), on private copies of the fold and the
-outputs, runs the hooks' checks on the result, and prints a unified diff per
-output file ("Binary files ... differ" for binary ones) and the hooks that
-would run. Nothing is committed nor
+whole bucket for a fresh data_dir) on private copies of the fold and the
+outputs and, as once's drift check does, renders the watch again when an
+output file the agent wrote was changed or removed outside it. It runs the
+hooks' checks on the result and prints a unified diff per output file
+("Binary files ... differ" for binary ones; a file the drift repair restores
+comes after a "drift repair:" line saying how it was changed) and the hooks
+that would run. Nothing is committed nor
 checkpointed: the fold, the state files and the outputs are left as they
 are, and a running agent is not disturbed; but a fold = "disk" watch cannot
 be planned while an agent runs (it holds that fold open): stop it, or name
@@ -28,8 +31,9 @@ consulted.
 
 Exits 0 on success (changes or not), like terraform plan; with
 -detailed-exitcode, 0 means no changes and 2 changes present (a file to
-write or remove, or a hook to run). Errors: 1 (a plugin or check failed),
-4 (no NATS server could be reached).`
+write, restore or remove, or a hook to run). Errors: 1 (a plugin or check
+failed, or an output could not be checked for drift), 4 (no NATS server
+could be reached).`
 
 // exitChanges is plan's exit code, with -detailed-exitcode, when there are
 // changes (terraform's convention).
@@ -78,7 +82,8 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// printPlan prints one watch's plan; failed reports a failed check.
+// printPlan prints one watch's plan; failed reports a failed check (of a
+// hook, or for drift).
 func printPlan(w io.Writer, p *agent.WatchPlan) (failed bool, err error) {
 	switch {
 	case p.Full:
@@ -102,6 +107,9 @@ func printPlan(w io.Writer, p *agent.WatchPlan) (failed bool, err error) {
 		} else if new, err = os.ReadFile(f.New); err != nil {
 			return false, err
 		}
+		if f.Drift != "" {
+			fmt.Fprintf(w, "  drift repair: %s was changed outside the agent (%s)\n", f.Target, f.Drift)
+		}
 		unifiedDiff(w, oldName, newName, old, new)
 	}
 	if !p.Changed() {
@@ -109,6 +117,10 @@ func printPlan(w io.Writer, p *agent.WatchPlan) (failed bool, err error) {
 	}
 	for _, h := range p.Hooks {
 		fmt.Fprintf(w, "  hook %s would run\n", h)
+	}
+	if p.DriftUnchecked != nil {
+		fmt.Fprintf(w, "  drift check: FAILED: %v\n", p.DriftUnchecked)
+		failed = true
 	}
 	for _, c := range p.Checks {
 		switch {

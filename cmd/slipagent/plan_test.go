@@ -194,3 +194,84 @@ func TestPlanLeavesADirtyFoldAsItIs(t *testing.T) {
 		})
 	}
 }
+
+// TestPlanShowsDriftRepairs: an output edited or removed outside the agent
+// is restored by once's drift check, so plan shows its repair, marked as
+// such, and counts it as a change; it leaves the drifted files as they are.
+// A drifted file that a pending change writes anyway is no repair.
+func TestPlanShowsDriftRepairs(t *testing.T) {
+	srv := natstest.Run(t)
+	dir := t.TempDir()
+	cfg := onceConfig(t, dir, srv.URL(), "")
+	kv := func(args ...string) {
+		t.Helper()
+		if code, _, errOut := runCmd(t, append([]string{"kv", "-server", srv.URL()}, args...)...); code != exitOK {
+			t.Fatalf("kv %q: %s", args, errOut)
+		}
+	}
+	out := func(name string) string { return filepath.Join(dir, "out", name) }
+	snapshot := func() map[string]string {
+		files := tree(t, dir+"/data")
+		maps.Copy(files, tree(t, dir+"/out"))
+		return files
+	}
+	kv("put", "cfg", "files.k16", "v16")
+	kv("put", "cfg", "files.k17", "v17")
+	kv("put", "cfg", "files.k18", "v18")
+	if code, _, errOut := runCmd(t, "once", "-config", cfg); code != exitOK {
+		t.Fatalf("once = %d; %s", code, errOut)
+	}
+	if err := os.WriteFile(out("k16"), []byte("tampered\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(out("k17")); err != nil {
+		t.Fatal(err)
+	}
+	repairK16 := "  drift repair: " + out("k16") + " was changed outside the agent (content changed)\n" +
+		"--- " + out("k16") + "\n+++ " + out("k16") + "\n@@ -1 +1 @@\n-tampered\n+v16\n"
+	repairK17 := "  drift repair: " + out("k17") + " was changed outside the agent (missing)\n" +
+		"--- /dev/null\n+++ " + out("k17") + "\n@@ -0,0 +1 @@\n+v17\n"
+
+	// Drift alone: the bucket is up to date, the outputs are not.
+	before := snapshot()
+	code, planOut, errOut := runCmd(t, "plan", "-config", cfg, "-detailed-exitcode")
+	if code != exitChanges || !strings.Contains(planOut, "up to date at revision 3") ||
+		!strings.Contains(planOut, repairK16) || !strings.Contains(planOut, repairK17) || !strings.Contains(planOut, "hook changed would run") {
+		t.Fatalf("plan of drifted outputs = %d, want %d and both repairs\n%s\nstderr:\n%s", code, exitChanges, planOut, errOut)
+	}
+	if after := snapshot(); !maps.Equal(before, after) {
+		t.Errorf("plan changed the fold, state or outputs:\nbefore %v\nafter  %v", before, after)
+	}
+
+	// Drift and pending changes, one of them to a drifted file.
+	if err := os.WriteFile(out("k18"), []byte("tampered too\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kv("put", "cfg", "files.k20", "v20")
+	kv("put", "cfg", "files.k18", "v18b")
+	before = snapshot()
+	code, planOut, errOut = runCmd(t, "plan", "-config", cfg, "-detailed-exitcode")
+	if code != exitChanges || !strings.Contains(planOut, "2 updates, revision 3 to 5") ||
+		!strings.Contains(planOut, repairK16) || !strings.Contains(planOut, repairK17) ||
+		!strings.Contains(planOut, "--- /dev/null\n+++ "+out("k20")+"\n@@ -0,0 +1 @@\n+v20\n") ||
+		!strings.Contains(planOut, "+v18b") || strings.Contains(planOut, "drift repair: "+out("k18")) || strings.Contains(planOut, "drift repair: "+out("k20")) {
+		t.Fatalf("plan of drift and pending changes = %d, want %d, both repairs and k18, k20 as plain changes\n%s\nstderr:\n%s", code, exitChanges, planOut, errOut)
+	}
+	if after := snapshot(); !maps.Equal(before, after) {
+		t.Errorf("plan changed the fold, state or outputs:\nbefore %v\nafter  %v", before, after)
+	}
+
+	// once does what plan showed.
+	code, _, errOut = runCmd(t, "once", "-config", cfg)
+	if code != exitOK || !strings.Contains(errOut, "output changed outside the agent") || !strings.Contains(errOut, out("k16")) {
+		t.Fatalf("once = %d, want %d and the drift logged; stderr:\n%s", code, exitOK, errOut)
+	}
+	for name, want := range map[string]string{"k16": "v16", "k17": "v17", "k18": "v18b", "k20": "v20"} {
+		if got, err := os.ReadFile(out(name)); string(got) != want {
+			t.Errorf("after once, out/%s = %q (%v), want %q", name, got, err, want)
+		}
+	}
+	if code, planOut, errOut := runCmd(t, "plan", "-config", cfg, "-detailed-exitcode"); code != exitOK || !strings.Contains(planOut, "no changes") {
+		t.Errorf("plan after once = %d, want %d and no changes\n%s\nstderr:\n%s", code, exitOK, planOut, errOut)
+	}
+}
