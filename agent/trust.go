@@ -49,6 +49,18 @@ func (e *TrustError) Error() string {
 // `slipagent validate` too, and Reload checks the new configuration so.
 func (a *Agent) CheckTrust() error { return a.checkTrust(a.cfg) }
 
+// CheckTrustedPath refuses (a *TrustError naming it as what) a path that
+// someone other than the agent's user or root can change, as CheckTrust
+// does for the paths of a configuration: for commands that use one of
+// those paths on their own (a compile cache they fill, a socket they send
+// the token to). A path that does not exist is left to whoever creates it.
+func CheckTrustedPath(what, path string) error {
+	if err := checkOnlyTrustedWrite(what, path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
 // loopback reports whether the TCP listen address host:port stays on this
 // host ("localhost" or a loopback IP).
 func loopback(address string) bool {
@@ -104,7 +116,7 @@ func (a *Agent) checkTrust(cfg *Config) error {
 		if it.path == "" {
 			continue
 		}
-		if err := checkOnlyTrustedWrite(it.what, it.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := CheckTrustedPath(it.what, it.path); err != nil {
 			return err
 		}
 	}

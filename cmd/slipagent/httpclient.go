@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/slipstreamkv/slipstream/agent"
@@ -49,6 +50,10 @@ type endpoint struct {
 
 // errNoHTTP is a configuration without an http block.
 var errNoHTTP = errors.New("the configuration has no http block: the agent serves no endpoints")
+
+// errBadHTTPFlag is an -http value that is no address: a usage error, where
+// resolve's other errors are files it could not use.
+var errBadHTTPFlag = errors.New("want HOST:PORT, https://HOST:PORT or unix:PATH")
 
 // configPath is the configuration to read: -config, else (without -http
 // and with no "slipagent dev" running from ./dev-out) the default one if it
@@ -98,6 +103,13 @@ func (f *endpointFlags) resolve(h *agent.HTTPConfig, path string) (*endpoint, er
 		e.token = tok
 	}
 	if sock, ok := strings.CutPrefix(addr, "unix:"); ok {
+		// Whoever can write the socket's directory can put their own
+		// socket there and read the token: as the agent, refuse it.
+		if e.token != "" {
+			if err := agent.CheckTrustedPath("http socket directory", filepath.Dir(sock)); err != nil {
+				return nil, err
+			}
+		}
 		e.base = "http://slipagent"
 		e.client.Transport = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
@@ -110,7 +122,7 @@ func (f *endpointFlags) resolve(h *agent.HTTPConfig, path string) (*endpoint, er
 		addr = strings.TrimPrefix(addr, "http://")
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return nil, fmt.Errorf("-http %q: want HOST:PORT, https://HOST:PORT or unix:PATH", f.http)
+		return nil, fmt.Errorf("-http %q: %w", f.http, errBadHTTPFlag)
 	}
 	if !useTLS {
 		e.base = "http://" + addr

@@ -57,6 +57,12 @@ func pluginCompile(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *cacheDir == "" {
 		*cacheDir = cache
 	}
+	// The agent refuses a cache others can change: filling one would only
+	// hand them what it then refuses.
+	if err := agent.CheckTrustedPath("compile cache", *cacheDir); err != nil {
+		fmt.Fprintf(stderr, "slipagent plugin compile: %v\n", err)
+		return exitFailure
+	}
 	eng, err := host.New(ctx, host.Config{CacheDir: *cacheDir})
 	if err != nil {
 		fmt.Fprintf(stderr, "slipagent plugin compile: %v\n", err)

@@ -108,6 +108,13 @@ func TestPluginCompile(t *testing.T) {
 	if code, _, errOut := runCmd(t, "plugin", "compile", "-cache-dir", cache, cfg); code != exitFailure || !strings.Contains(errOut, cfg+" is not a WebAssembly module") {
 		t.Errorf("compile of a non-wasm file = %d %q", code, errOut)
 	}
+	// A cache others can write, which the agent would refuse, is not filled.
+	if err := os.Chmod(cache, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCmd(t, "plugin", "compile", "-cache-dir", cache, module); code != exitFailure || out != "" || !strings.Contains(errOut, "compile cache "+cache+" is writable by every user") {
+		t.Errorf("compile into a cache others can write = %d %q %q, want 1 and a refusal", code, out, errOut)
+	}
 }
 
 func countFiles(t *testing.T, dir string) int {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -47,7 +48,10 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	ep, err := ef.resolve(h, path)
 	if err != nil {
 		fmt.Fprintf(stderr, "slipagent status: %v\n", err)
-		return exitUsage
+		if errors.Is(err, errBadHTTPFlag) {
+			return exitUsage
+		}
+		return exitFailure
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

@@ -113,6 +113,15 @@ func TestStatusUnixSocketAndToken(t *testing.T) {
 	if code, _, errOut := runCmd(t, "status", "-config", cfg, "-token-file", filepath.Join(dir, "wrong.token")); code != exitFailure || !strings.Contains(errOut, "401") {
 		t.Errorf("status with a wrong token = %d %q, want 1 and a 401", code, errOut)
 	}
+	// A socket directory others can write may hold anyone's socket: status
+	// does not send it the token.
+	run := filepath.Join(dir, "run")
+	if err := os.Chmod(run, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCmd(t, "status", "-config", cfg); code != exitFailure || out != "" || !strings.Contains(errOut, "http socket directory "+run+" is writable by every user") {
+		t.Errorf("status with a socket directory others can write = %d %q %q, want 1 and a refusal", code, out, errOut)
+	}
 }
 
 // Over TCP, status takes the token from the configuration and reaches an
