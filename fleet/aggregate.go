@@ -56,7 +56,7 @@ type WatchReport struct {
 	Revision uint64 `json:"revision"`
 	// Hosts counts the hosts reporting this watch; Applied those whose
 	// revision is at least Revision (and not in conflict), Ready those
-	// whose watch is ready.
+	// whose watch is ready and that are not silent.
 	Hosts   int `json:"hosts"`
 	Applied int `json:"applied"`
 	Ready   int `json:"ready"`
@@ -186,7 +186,9 @@ func (g *WatchReport) judge() {
 		}
 		switch h.State {
 		case StateReady:
-			g.Ready++
+			if !h.Silent { // its last word, not what it is now
+				g.Ready++
+			}
 		case StateFailing, StateDetached, StateStale, StateConflict:
 			g.Failing = append(g.Failing, *h)
 		case StateHeld:
