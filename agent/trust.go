@@ -61,9 +61,9 @@ func CheckTrustedPath(what, path string) error {
 	return nil
 }
 
-// loopback reports whether the TCP listen address host:port stays on this
+// Loopback reports whether the TCP listen address host:port stays on this
 // host ("localhost" or a loopback IP).
-func loopback(address string) bool {
+func Loopback(address string) bool {
 	host, _, err := net.SplitHostPort(address)
 	if err != nil {
 		return false
@@ -128,7 +128,11 @@ func (a *Agent) checkTrust(cfg *Config) error {
 			a.log.Warn(it.what+" "+problem, "path", it.path, "fix", fix)
 		}
 	}
-	if h := cfg.HTTP; h != nil && h.Network == "tcp" && h.TokenFile != "" && h.TLS == nil && !loopback(h.Address) {
+	if h := cfg.HTTP; h != nil && h.Network == "tcp" && h.TokenFile == "" && (h.TLS == nil || h.TLS.ClientCAFile == "") && !Loopback(h.Address) {
+		a.log.Warn("the http endpoints answer anyone who can reach them: /status names the watches, their revisions and errors",
+			"listen", h.Listen, "fix", `add token_file (or tls with client_ca_file) to http, or listen on 127.0.0.1 or a unix: socket`)
+	}
+	if h := cfg.HTTP; h != nil && h.Network == "tcp" && h.TokenFile != "" && h.TLS == nil && !Loopback(h.Address) {
 		a.log.Warn("the http token crosses the network in clear text: anyone on the path can read it and use it",
 			"listen", h.Listen, "fix", `add a tls block to http, or listen on 127.0.0.1 or a unix: socket`)
 	}

@@ -206,7 +206,7 @@ func TestTrustStickyDirectoryAbove(t *testing.T) {
 
 func TestTrustWarnings(t *testing.T) {
 	f := newTrustFixture(t)
-	if _, logs := f.check(t); strings.Contains(logs, "clear text") {
+	if _, logs := f.check(t); strings.Contains(logs, "clear text") || strings.Contains(logs, "answer anyone") {
 		t.Errorf("a token on 127.0.0.1 is warned about:\n%s", logs)
 	}
 	chmod(t, f.creds, 0o604)
@@ -238,6 +238,22 @@ watch "w" {
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %s:\n%s", want, logs)
 		}
+	}
+}
+
+// Endpoints beyond loopback without a token or client certificates are
+// open to the network: the agent says so, and not once they have either.
+func TestTrustWarnsOfOpenEndpoints(t *testing.T) {
+	f := newTrustFixture(t)
+	src, _ := os.ReadFile(f.config)
+	open := strings.Replace(strings.Replace(string(src), `"127.0.0.1:0"`, `"0.0.0.0:0"`, 1), `token_file = "`+f.token+`"`, "", 1)
+	os.WriteFile(f.config, []byte(open), 0o600)
+	if _, logs := f.check(t); !strings.Contains(logs, `level=WARN msg="the http endpoints answer anyone who can reach them`) || !strings.Contains(logs, "listen=0.0.0.0:0") {
+		t.Errorf("open endpoints are not warned about:\n%s", logs)
+	}
+	os.WriteFile(f.config, []byte(strings.Replace(string(src), `"127.0.0.1:0"`, `"0.0.0.0:0"`, 1)), 0o600)
+	if _, logs := f.check(t); strings.Contains(logs, "answer anyone") {
+		t.Errorf("endpoints with a token are warned about as open:\n%s", logs)
 	}
 }
 

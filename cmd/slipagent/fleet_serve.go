@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/slipstreamkv/slipstream/agent"
 	"github.com/slipstreamkv/slipstream/fleet"
 )
 
@@ -44,6 +45,9 @@ func runFleetServe(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		fmt.Fprintf(stderr, "slipagent fleet serve: %v\n", err)
 		return exitFailure
+	}
+	if !agent.Loopback(*listen) {
+		fmt.Fprintf(stderr, "slipagent fleet serve: warning: the page has no authentication and %s is beyond loopback: anyone who can reach it sees every host and error of the fleet (put a proxy with authentication in front, or listen on 127.0.0.1)\n", *listen)
 	}
 	var mu sync.Mutex // one read of the reports at a time
 	src := func(ctx context.Context) ([]fleet.Record, error) {
