@@ -54,6 +54,11 @@ const onceInterval = 20 * time.Millisecond
 // *WatchesError naming the ones that did not. It does not serve HTTP nor
 // notify systemd.
 func (a *Agent) Once(ctx context.Context) error {
+	// Refuse untrusted files first: a server that cannot be reached must
+	// not hide the refusal behind it (Run checks them again).
+	if err := a.CheckTrust(); err != nil {
+		return err
+	}
 	connectCtx, cancel := context.WithTimeout(ctx, a.cfg.NATS.Timeout)
 	err := a.conn.Connect(connectCtx)
 	cancel()

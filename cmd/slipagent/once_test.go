@@ -120,6 +120,16 @@ func TestOnceExitCodes(t *testing.T) {
 	if code != exitUnreachable || !strings.Contains(errOut, "nats://127.0.0.1:1") {
 		t.Errorf("once without a server = %d; stderr:\n%s", code, errOut)
 	}
+	// A data dir others can write is refused before the connection is
+	// tried: the refusal does not hide behind an unreachable server.
+	if err := os.Chmod(filepath.Join(dir, "data"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = runCmd(t, "once", "-config", cfg)
+	if code != exitFailure || !strings.Contains(errOut, "data dir "+filepath.Join(dir, "data")+" is writable by every user") {
+		t.Errorf("once with an untrusted data dir and no server = %d; stderr:\n%s", code, errOut)
+	}
+	os.Chmod(filepath.Join(dir, "data"), 0o700)
 
 	if code, _, _ := runCmd(t, "once", "-config", cfg, "extra"); code != exitUsage {
 		t.Errorf("once with an argument = %d, want %d", code, exitUsage)
