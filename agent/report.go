@@ -41,6 +41,11 @@ type fleetReporter struct {
 	store   kvcore.Store
 	sent    map[string]fleet.Record // last record written, by watch
 	revs    map[string]fleet.Record // Revision and Since, by watch
+	// earlier holds, by watch, the Revision and Since of the record an
+	// earlier run of this agent left in the watch's key: a watch still at
+	// that revision keeps its Since, so a restart does not make a host
+	// stuck for an hour look as if it had just got there.
+	earlier map[string]fleet.Record
 	retryAt time.Time
 	reports *prometheus.CounterVec
 
@@ -68,7 +73,7 @@ type fleetReporter struct {
 func newFleetReporter(a *Agent, conf *ReportConf, version string) *fleetReporter {
 	r := &fleetReporter{
 		a: a, conf: conf, version: version, timeout: a.cfg.NATS.Timeout,
-		sent: map[string]fleet.Record{}, revs: map[string]fleet.Record{},
+		sent: map[string]fleet.Record{}, revs: map[string]fleet.Record{}, earlier: map[string]fleet.Record{},
 		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slipagent_fleet_reports_total", Help: "Records written to the fleet report bucket, by result (ok, error).",
 		}, []string{"result"}),
@@ -213,6 +218,11 @@ func (r *fleetReporter) record(s WatchStatus, now time.Time) fleet.Record {
 	rev, ok := r.revs[s.Name]
 	if !ok || rev.Revision != s.Revision {
 		rev = fleet.Record{Revision: s.Revision, Since: now}
+		if e, ok := r.earlier[s.Name]; ok && e.Revision == s.Revision && !e.Since.IsZero() && e.Since.Before(now) {
+			rev.Since = e.Since
+		} else if ok && s.Revision > e.Revision {
+			delete(r.earlier, s.Name) // moved on: its Since is history
+		}
 		r.revs[s.Name] = rev
 	}
 	rec := fleet.Record{

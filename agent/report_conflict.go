@@ -132,6 +132,8 @@ func (r *fleetReporter) write(ctx context.Context, key string, plain fleet.Recor
 			// permission to read the key, a plain put does.)
 			if err == nil {
 				r.vers[key] = thereVer
+				rec = r.takeOver(rec, there)
+				plain.Since = rec.Since
 				continue
 			}
 			if !r.readWarned {
@@ -159,6 +161,21 @@ func (r *fleetReporter) write(ctx context.Context, key string, plain fleet.Recor
 		return rec, nil
 	}
 	return rec, errors.New("the key keeps changing under this agent's writes")
+}
+
+// takeOver notes the record an earlier run of this agent left for rec's
+// watch (see fleetReporter.earlier) and returns rec with its Since when
+// the watch is still at that revision.
+func (r *fleetReporter) takeOver(rec, there fleet.Record) fleet.Record {
+	if there.Watch != rec.Watch || there.Since.IsZero() {
+		return rec
+	}
+	r.earlier[rec.Watch] = fleet.Record{Revision: there.Revision, Since: there.Since}
+	if there.Revision == rec.Revision && there.Since.Before(rec.Since) {
+		rec.Since = there.Since
+		r.revs[rec.Watch] = fleet.Record{Revision: rec.Revision, Since: there.Since}
+	}
+	return rec
 }
 
 // read returns the record under key and its version (unknown when the key

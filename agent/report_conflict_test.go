@@ -124,7 +124,9 @@ func TestTwoAgentsUnderOneHostNameConflict(t *testing.T) {
 }
 
 // An agent restarted (a new run, a new instance id) finds its earlier
-// run's record in its key: that is no conflict, not even for a moment.
+// run's record in its key: that is no conflict, not even for a moment, and
+// a watch still at the earlier run's revision keeps its Since (a host stuck
+// for an hour does not look, after a restart, as if it just got there).
 func TestRestartedAgentIsNoConflict(t *testing.T) {
 	f := newFixture(t)
 	rev := f.put("cfg", "files.a.conf", "1")
@@ -136,6 +138,7 @@ func TestRestartedAgentIsNoConflict(t *testing.T) {
 	})
 	stop() // leaves its record, as a crash does
 	old := first.ReportStatus().Instance
+	since := f.fleetRecord().Since
 
 	again, _ := f.reportingAgent("a", "", &logs)
 	var heartbeats []time.Time
@@ -146,6 +149,9 @@ func TestRestartedAgentIsNoConflict(t *testing.T) {
 		}
 		if r.Instance != old && (len(heartbeats) == 0 || r.Time.After(heartbeats[len(heartbeats)-1])) {
 			heartbeats = append(heartbeats, r.Time)
+			if r.Revision == rev && !r.Since.Equal(since) {
+				t.Errorf("the restarted agent reports revision %d since %v, want since %v as the earlier run did", rev, r.Since, since)
+			}
 		}
 		return len(heartbeats) >= 3
 	})

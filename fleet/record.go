@@ -49,8 +49,9 @@ type Record struct {
 	// why it is not ready.
 	State string `json:"state"`
 	Error string `json:"error,omitempty"`
-	// Since is when Revision last changed (when the host started this
-	// agent run, if it has not changed since).
+	// Since is when Revision last changed: when this agent run started,
+	// if it has not changed since, unless the record an earlier run left
+	// was at the same revision (its Since is kept).
 	Since time.Time `json:"since"`
 	// BehindSince is since when the watch has not been caught up with its
 	// bucket (zero while it is).
