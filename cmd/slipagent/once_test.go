@@ -51,16 +51,22 @@ func hookRuns(dir string) []string {
 	return strings.Fields(string(b))
 }
 
+// kvMust returns a function that runs "slipagent kv -server url ARGS..."
+// and fails t unless it exits 0.
+func kvMust(t *testing.T, url string) func(args ...string) {
+	return func(args ...string) {
+		t.Helper()
+		if code, _, errOut := runCmd(t, append([]string{"kv", "-server", url}, args...)...); code != exitOK {
+			t.Fatalf("kv %q: %s", args, errOut)
+		}
+	}
+}
+
 func TestOnceCatchesUpAndExits(t *testing.T) {
 	srv := natstest.Run(t)
 	dir := t.TempDir()
 	cfg := onceConfig(t, dir, srv.URL(), "")
-	kv := func(args ...string) {
-		t.Helper()
-		if code, _, errOut := runCmd(t, append([]string{"kv", "-server", srv.URL()}, args...)...); code != exitOK {
-			t.Fatalf("kv %q: %s", args, errOut)
-		}
-	}
+	kv := kvMust(t, srv.URL())
 	kv("put", "cfg", "files.a", "alpha")
 	kv("put", "cfg", "files.b", "bravo")
 

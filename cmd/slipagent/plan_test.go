@@ -30,12 +30,7 @@ func TestPlanShowsChangesAndChangesNothing(t *testing.T) {
 	srv := natstest.Run(t)
 	dir := t.TempDir()
 	cfg := onceConfig(t, dir, srv.URL(), `check = ["sh", "-c", "for f in $(printf '%s' \"$SLIPAGENT_STAGED\" | cut -f1); do ! grep -q bad $f || exit 1; done"]`)
-	kv := func(args ...string) {
-		t.Helper()
-		if code, _, errOut := runCmd(t, append([]string{"kv", "-server", srv.URL()}, args...)...); code != exitOK {
-			t.Fatalf("kv %q: %s", args, errOut)
-		}
-	}
+	kv := kvMust(t, srv.URL())
 	kv("put", "cfg", "files.a", "alpha")
 	kv("put", "cfg", "files.b", "bravo")
 
@@ -152,12 +147,7 @@ func TestPlanLeavesADirtyFoldAsItIs(t *testing.T) {
   output`, `plugin = "files"
   fold = "`+fold+`"
   output`, 1)), 0o644)
-			kv := func(args ...string) {
-				t.Helper()
-				if code, _, errOut := runCmd(t, append([]string{"kv", "-server", srv.URL()}, args...)...); code != exitOK {
-					t.Fatalf("kv %q: %s", args, errOut)
-				}
-			}
+			kv := kvMust(t, srv.URL())
 			once := func() {
 				t.Helper()
 				if code, _, errOut := runCmd(t, "once", "-config", cfg); code != exitOK {
@@ -203,12 +193,7 @@ func TestPlanShowsDriftRepairs(t *testing.T) {
 	srv := natstest.Run(t)
 	dir := t.TempDir()
 	cfg := onceConfig(t, dir, srv.URL(), "")
-	kv := func(args ...string) {
-		t.Helper()
-		if code, _, errOut := runCmd(t, append([]string{"kv", "-server", srv.URL()}, args...)...); code != exitOK {
-			t.Fatalf("kv %q: %s", args, errOut)
-		}
-	}
+	kv := kvMust(t, srv.URL())
 	out := func(name string) string { return filepath.Join(dir, "out", name) }
 	snapshot := func() map[string]string {
 		files := tree(t, dir+"/data")
