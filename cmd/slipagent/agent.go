@@ -123,7 +123,7 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			return exitFailure
 		}
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d watches, %d plugins)\n", *path, len(cfg.Watches), len(cfg.Plugins))
+	fmt.Fprintf(stdout, "%s: ok (%s, %s)\n", *path, count(len(cfg.Watches), "watch", "watches"), count(len(cfg.Plugins), "plugin", "plugins"))
 	return exitOK
 }
 

@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 
 func TestValidate(t *testing.T) {
 	code, out, errOut := runCmd(t, "validate", "-config", "../../agent.hcl.example", "-modules=false")
-	if code != exitOK || !strings.Contains(out, "ok (1 watches, 1 plugins)") {
+	if code != exitOK || !strings.Contains(out, "ok (1 watch, 1 plugin)") {
 		t.Errorf("validate example = %d %q %q", code, out, errOut)
 	}
 

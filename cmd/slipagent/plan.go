@@ -89,7 +89,7 @@ func printPlan(w io.Writer, p *agent.WatchPlan) (failed bool, err error) {
 	case p.Full:
 		fmt.Fprintf(w, "watch %s: full render at revision %d\n", p.Watch, p.To)
 	case p.Updates > 0:
-		fmt.Fprintf(w, "watch %s: %d updates, revision %d to %d\n", p.Watch, p.Updates, p.From, p.To)
+		fmt.Fprintf(w, "watch %s: %s, revision %d to %d\n", p.Watch, count(p.Updates, "update", "updates"), p.From, p.To)
 	default:
 		fmt.Fprintf(w, "watch %s: up to date at revision %d\n", p.Watch, p.To)
 	}

@@ -95,6 +95,11 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	return do(pos[0], stdout, stderr)
 }
 
+// keysAt is "N keys at cursor C".
+func keysAt(n int, c kvcore.Cursor) string {
+	return count(n, "key", "keys") + " at cursor " + cursorText(c)
+}
+
 func cursorText(c kvcore.Cursor) string {
 	if c.IsNone() {
 		return "none"
@@ -147,7 +152,7 @@ func snapshotVerify(path string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "slipagent snapshot verify: %v\n", err)
 		return exitFailure
 	}
-	fmt.Fprintf(stdout, "%s: ok, %d keys at cursor %s", path, rep.Keys, cursorText(rep.Cursor))
+	fmt.Fprintf(stdout, "%s: ok, %s", path, keysAt(rep.Keys, rep.Cursor))
 	if rep.Action != snapshot.ActionNone {
 		fmt.Fprintf(stdout, "; load %s", actionText(rep.Action))
 	}
@@ -238,7 +243,7 @@ func snapshotRepair(path string, force bool, stdout, stderr io.Writer) int {
 	}
 	switch rep.Action {
 	case snapshot.ActionNone:
-		fmt.Fprintf(stdout, "%s: nothing to repair (%d keys at cursor %s)\n", path, rep.Keys, cursorText(rep.Cursor))
+		fmt.Fprintf(stdout, "%s: nothing to repair (%s)\n", path, keysAt(rep.Keys, rep.Cursor))
 		return exitOK
 	case snapshot.ActionReset:
 		changes = append(changes, "no entries and no cursor: reset to the bare header")
@@ -251,8 +256,8 @@ func snapshotRepair(path string, force bool, stdout, stderr io.Writer) int {
 		}
 		changes = append(changes, "rewrote it compacted")
 	}
-	fmt.Fprintf(stdout, "%s: %s; %d -> %d bytes, %d keys at cursor %s\n", path, strings.Join(changes, "; "),
-		rep.Size, rep.CompactedSize, rep.Keys, cursorText(rep.Cursor))
+	fmt.Fprintf(stdout, "%s: %s; %d -> %d bytes, %s\n", path, strings.Join(changes, "; "),
+		rep.Size, rep.CompactedSize, keysAt(rep.Keys, rep.Cursor))
 	return exitOK
 }
 
@@ -263,12 +268,12 @@ func snapshotSalvage(path string, force bool, stdout, stderr io.Writer) int {
 	rep, err := snapshot.Salvage(path)
 	switch {
 	case err == nil && rep.Err == nil: // repaired meanwhile: nothing left to cut
-		fmt.Fprintf(stdout, "%s: loads as it is now (%d keys at cursor %s)\n", path, rep.Keys, cursorText(rep.Cursor))
+		fmt.Fprintf(stdout, "%s: loads as it is now (%s)\n", path, keysAt(rep.Keys, rep.Cursor))
 		return exitOK
 	case err == nil:
 		cut, _ := rep.BadOffset()
-		fmt.Fprintf(stdout, "%s: cut the damaged tail at offset %d (%s); dropped %d of %d bytes; kept %d put, %d delete, %d cursor records: %d keys at cursor %s\n",
-			path, cut, damage(rep.Err), rep.Size-cut, rep.Size, rep.Puts, rep.Deletes, rep.Cursors, rep.Keys, cursorText(rep.Cursor))
+		fmt.Fprintf(stdout, "%s: cut the damaged tail at offset %d (%s); dropped %d of %d bytes; kept %d put, %d delete, %d cursor records: %s\n",
+			path, cut, damage(rep.Err), rep.Size-cut, rep.Size, rep.Puts, rep.Deletes, rep.Cursors, keysAt(rep.Keys, rep.Cursor))
 		fmt.Fprintln(stdout, "the agent fetches what followed the cut from the bucket, and compacts the file when it loads it")
 		return exitOK
 	case errors.Is(err, snapshot.ErrUnsalvageable) && force:

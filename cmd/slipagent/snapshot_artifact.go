@@ -38,7 +38,7 @@ func snapshotExport(ctx context.Context, path, dir string, stdout, stderr io.Wri
 		fmt.Fprintf(stderr, "slipagent snapshot export: %v\n", err)
 		return exitFailure
 	}
-	fmt.Fprintf(stdout, "exported %s to %s: %d keys at cursor %s\n", path, dir, l.Len(), cursorText(cursor))
+	fmt.Fprintf(stdout, "exported %s to %s: %s\n", path, dir, keysAt(l.Len(), cursor))
 	return exitOK
 }
 
@@ -51,7 +51,7 @@ func snapshotImport(dir, path string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	defer l.Close()
-	fmt.Fprintf(stdout, "imported %s to %s: %d keys at cursor %s\n", dir, path, l.Len(), cursorText(l.Cursor()))
+	fmt.Fprintf(stdout, "imported %s to %s: %s\n", dir, path, keysAt(l.Len(), l.Cursor()))
 	return exitOK
 }
 

@@ -94,7 +94,7 @@ func TestSnapshotInspect(t *testing.T) {
 func TestSnapshotVerify(t *testing.T) {
 	p, b := fileFrom(t, v3Hex)
 	code, out, _ := runCmd(t, "snapshot", "verify", p)
-	if code != exitOK || !strings.Contains(out, "ok, 1 keys at cursor rev 3") || !strings.Contains(out, "compacted") {
+	if code != exitOK || !strings.Contains(out, "ok, 1 key at cursor rev 3") || !strings.Contains(out, "compacted") {
 		t.Fatalf("exit %d: %q", code, out)
 	}
 	unchanged(t, p, b)
