@@ -97,7 +97,8 @@ func TestKV(t *testing.T) {
 
 func TestStatus(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Write([]byte(`{"ready": false, "watches": [{"name": "routes", "bucket": "routes", "state": "failing", "revision": 42, "consecutive_failures": 3, "last_error": "hook reload: exit status 1"},
+		w.Write([]byte(`{"ready": false, "watches": [{"name": "routes", "bucket": "routes", "state": "failing", "revision": 42, "consecutive_failures": 3, "reason": "hook reload: exit status 1", "last_error": "hook reload: exit status 1"},
+{"name": "stale", "bucket": "stale", "state": "failing", "reason": "plugin trapped (not caught up for more than stale_after, 1m0s)", "last_error": "plugin trapped"},
 {"name": "certs", "bucket": "certs", "state": "held", "reason": "a batch would remove 20 of the watch's 20 keys", "held": {"keys_before": 20, "removals": 20, "since": "2026-01-01T00:00:00Z"}}]}`))
 	}))
 	defer srv.Close()
@@ -110,6 +111,12 @@ func TestStatus(t *testing.T) {
 	}
 	if !strings.Contains(out, "certs: held: a batch would remove") {
 		t.Errorf("status does not give the held watch's state and reason:\n%s", out)
+	}
+	if n := strings.Count(out, "hook reload: exit status 1"); n != 1 {
+		t.Errorf("status shows the failing watch's error %d times, want once:\n%s", n, out)
+	}
+	if !strings.Contains(out, "stale: failing (not caught up for more than stale_after, 1m0s)\n") {
+		t.Errorf("status does not add what the reason says beyond the error:\n%s", out)
 	}
 }
 

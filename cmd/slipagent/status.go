@@ -86,7 +86,13 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	tw.Flush()
 	for _, w := range st.Watches {
-		if !w.Ready && w.Reason != "" {
+		// A failing watch's reason is its last error, already in the
+		// table: only what the reason adds to it follows.
+		if reason, shown := strings.CutPrefix(w.Reason, w.LastError); w.LastError != "" && shown {
+			if reason != "" {
+				fmt.Fprintf(stdout, "%s: %s%s\n", w.Name, w.State, reason)
+			}
+		} else if !w.Ready && w.Reason != "" {
 			fmt.Fprintf(stdout, "%s: %s: %s\n", w.Name, w.State, w.Reason)
 		}
 		if w.Held != nil {
