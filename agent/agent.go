@@ -259,6 +259,7 @@ func (a *Agent) connect(ctx context.Context) {
 			return
 		}
 		if err == nil {
+			a.log.Info("connected to NATS", "servers", redactedServers(a.cfg.NATS.Servers), "attempts", attempt+1)
 			close(a.connected)
 			return
 		}

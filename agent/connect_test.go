@@ -16,7 +16,9 @@ import (
 // wait for the agent's connection, their status naming the server it
 // cannot reach, rather than failing on a connection not made yet (the
 // "ERROR watch failed … not connected" of a clean dev restart); once it is
-// made they attach with no error left.
+// made they attach with no error left. The log says so: the start settles
+// with the watch not ready (not "started"), and the connection, made after
+// failures, is logged.
 func TestWatchesWaitForTheConnection(t *testing.T) {
 	f := newFixture(t)
 	f.put("cfg", "files.a.conf", "alpha")
@@ -57,5 +59,11 @@ func TestWatchesWaitForTheConnection(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "watch failed") {
 		t.Errorf("a watch failed for want of the connection:\n%s", logs.String())
+	}
+	log := logs.String()
+	settled := strings.Index(log, `level=WARN msg="not every watch is ready; they keep retrying" status="0/1 watches caught up, failing: cfg"`)
+	connected := strings.Index(log, `level=INFO msg="connected to NATS" servers=`+f.srv.URL()+" attempts=")
+	if settled < 0 || connected < settled || strings.Contains(log, `attempts=1\n`) {
+		t.Errorf("the log does not say the start settled with the watch not ready, then that NATS was connected after failed attempts:\n%s", log)
 	}
 }

@@ -58,7 +58,13 @@ func (a *Agent) report(ctx context.Context) {
 		if !ready && settled(statuses) {
 			ready = true
 			a.notifyf("READY=1")
-			a.log.Info("all watches started", "ready", a.Ready())
+			// A watch that failed counts as settled, and keeps retrying: NATS
+			// may not even be reachable yet.
+			if a.Ready() {
+				a.log.Info("every watch caught up", "watches", len(statuses))
+			} else {
+				a.log.Warn("not every watch is ready; they keep retrying", "status", summary(statuses))
+			}
 		}
 		if !ready && time.Since(lastExtend) >= extendEvery && !a.stuck(statuses, time.Now()) {
 			a.notifyf("EXTEND_TIMEOUT_USEC=%d", extendBy.Microseconds())
