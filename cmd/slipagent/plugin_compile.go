@@ -35,7 +35,11 @@ func pluginCompile(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return parseFailed(fs, pluginCompileUsage, err, stdout, stderr)
 	}
 	if (*cfgPath == "") == (len(pos) == 0) {
-		fmt.Fprintln(stderr, "slipagent plugin compile: give MODULE.wasm files or -config PATH, not both")
+		problem := "give MODULE.wasm files or -config PATH"
+		if *cfgPath != "" {
+			problem += ", not both"
+		}
+		fmt.Fprintf(stderr, "slipagent plugin compile: %s\n", problem)
 		printUsage(stderr, fs, pluginCompileUsage)
 		return exitUsage
 	}
