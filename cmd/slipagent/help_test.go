@@ -68,3 +68,26 @@ func TestFlagsOnlyCommandsRefuseArguments(t *testing.T) {
 		t.Errorf("validate new.hcl says %q; want the -config hint", errOut)
 	}
 }
+
+// A command line missing what a command needs says what is missing on a
+// line of its own before the usage, and exits 2.
+func TestUsageErrorsSayWhatIsWrong(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string // stderr's first line
+	}{
+		{"resync without --confirm", []string{"resync"}, "slipagent resync: give the held watch with --confirm WATCH"},
+		{"resync with an argument", []string{"resync", "--confirm", "a", "b"}, `slipagent resync: unexpected argument "b" (the watch is given with --confirm WATCH)`},
+		{"plugin compile with nothing", []string{"plugin", "compile"}, "slipagent plugin compile: give MODULE.wasm files or -config PATH"},
+		{"plugin compile with both", []string{"plugin", "compile", "-config", "agent.hcl", "m.wasm"}, "slipagent plugin compile: give MODULE.wasm files or -config PATH, not both"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCmd(t, tt.args...)
+			first, rest, _ := strings.Cut(errOut, "\n")
+			if code != exitUsage || out != "" || first != tt.want || !strings.HasPrefix(rest, "usage: ") {
+				t.Errorf("%q = %d, stdout %q, stderr %q; want exit 2 and %q before the usage", tt.args, code, out, errOut, tt.want)
+			}
+		})
+	}
+}

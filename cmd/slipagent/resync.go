@@ -24,7 +24,13 @@ func runResync(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err := fs.Parse(args); err != nil {
 		return parseFailed(fs, resyncUsage, err, stdout, stderr)
 	}
-	if *watch == "" || fs.NArg() > 0 {
+	switch {
+	case *watch == "":
+		fmt.Fprintln(stderr, "slipagent resync: give the held watch with --confirm WATCH")
+		printUsage(stderr, fs, resyncUsage)
+		return exitUsage
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "slipagent resync: unexpected argument %q (the watch is given with --confirm WATCH)\n", fs.Arg(0))
 		printUsage(stderr, fs, resyncUsage)
 		return exitUsage
 	}
