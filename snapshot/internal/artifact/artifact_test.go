@@ -3,6 +3,7 @@ package artifact
 import (
 	"bytes"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -112,7 +113,7 @@ func TestDestinationPreconditions(t *testing.T) {
 	if err := checkAvailable(empty, DestDir); err != nil {
 		t.Fatal(err)
 	}
-	if err := checkAvailable(empty, DestFile); !errors.Is(err, ErrInvalid) {
+	if err := checkAvailable(empty, DestFile); !taken(err) {
 		t.Fatalf("an empty directory as a file destination: %v", err)
 	}
 	if err := checkAvailable(filepath.Join(dir, "absent"), DestFile); err != nil {
@@ -121,12 +122,12 @@ func TestDestinationPreconditions(t *testing.T) {
 	full := filepath.Join(dir, "full")
 	os.Mkdir(full, 0o755)
 	os.WriteFile(filepath.Join(full, "x"), nil, 0o644)
-	if err := checkAvailable(full, DestDir); !errors.Is(err, ErrInvalid) {
+	if err := checkAvailable(full, DestDir); !taken(err) {
 		t.Fatal(err)
 	}
 	file := filepath.Join(dir, "file")
 	os.WriteFile(file, nil, 0o644)
-	if err := checkAvailable(file, DestDir); !errors.Is(err, ErrInvalid) {
+	if err := checkAvailable(file, DestDir); !taken(err) {
 		t.Fatal(err)
 	}
 	if _, _, err := parentOf("/"); !errors.Is(err, ErrInvalid) {
@@ -204,4 +205,10 @@ func TestVerifyRejectsResizedFile(t *testing.T) {
 	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "manifest says 7") {
 		t.Fatalf("err = %v", err)
 	}
+}
+
+// taken reports whether err refuses a destination that is taken: an
+// fs.ErrExist, which does not blame the artifact.
+func taken(err error) bool {
+	return errors.Is(err, fs.ErrExist) && !errors.Is(err, ErrInvalid)
 }
