@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +17,10 @@ import (
 // the copy holds a prefix of the fold's history (a torn tail is dropped as
 // loading drops it), the fold at some cursor it has passed.
 func snapshotExport(ctx context.Context, path, dir string, stdout, stderr io.Writer) int {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		fmt.Fprintf(stderr, "slipagent snapshot export: %s is a directory, not a fold file: disk folds (fold = \"disk\") cannot be exported, only append-log folds (fold = \"memory\")\n", path)
+		return exitFailure
+	}
 	tmp, err := os.MkdirTemp("", "slipagent-export-")
 	if err != nil {
 		fmt.Fprintf(stderr, "slipagent snapshot export: %v\n", err)
@@ -29,7 +34,13 @@ func snapshotExport(ctx context.Context, path, dir string, stdout, stderr io.Wri
 	}
 	l, err := snapshot.Open(copied, snapshot.Options{})
 	if err != nil {
-		fmt.Fprintf(stderr, "slipagent snapshot export: %s: %v\n", path, err)
+		// A refused file is named by its path: the user's, not the copy's.
+		if fe := (*snapshot.FormatError)(nil); errors.As(err, &fe) && fe.Path == copied {
+			fe.Path = path
+		} else {
+			err = fmt.Errorf("%s: %w", path, err)
+		}
+		fmt.Fprintf(stderr, "slipagent snapshot export: %v\n", err)
 		return exitFailure
 	}
 	defer l.Close()

@@ -300,8 +300,11 @@ func TestSnapshotExportImport(t *testing.T) {
 	if got != want || !strings.Contains(want, `"cursor":"`) {
 		t.Fatalf("imported fold dumps\n%s\nwant\n%s", got, want)
 	}
-	if code, _, errOut := runCmd(t, "snapshot", "import", art, dst); code != exitFailure || !strings.Contains(errOut, "already exists") {
-		t.Fatalf("import over an existing fold: %d %q", code, errOut)
+	if code, _, errOut := runCmd(t, "snapshot", "import", art, dst); code != exitFailure || !strings.Contains(errOut, "destination "+dst+" already exists") || strings.Contains(errOut, "invalid") {
+		t.Fatalf("import over an existing fold: %d %q, want the destination named as existing, the artifact not called invalid", code, errOut)
+	}
+	if code, _, errOut := runCmd(t, "snapshot", "export", src, art); code != exitFailure || !strings.Contains(errOut, "destination "+art+" exists and is not empty") || strings.Contains(errOut, "invalid") {
+		t.Fatalf("export over an artifact: %d %q, want the destination named as taken, the artifact not called invalid", code, errOut)
 	}
 
 	payload := filepath.Join(art, "data", "fold.snap")
@@ -322,5 +325,28 @@ func TestSnapshotExportImport(t *testing.T) {
 	}
 	if code, _, _ := runCmd(t, "snapshot", "export", src); code != exitUsage {
 		t.Fatalf("export with one argument: exit %d", code)
+	}
+}
+
+// export names the file it was given when it refuses it, not the copy it
+// reads; a disk fold (a directory) is refused as one.
+func TestSnapshotExportRefusals(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.snap")
+	os.WriteFile(garbage, []byte("not a snapshot at all"), 0o600)
+	code, _, errOut := runCmd(t, "snapshot", "export", garbage, filepath.Join(dir, "a1"))
+	if code != exitFailure || !strings.Contains(errOut, "snapshot: "+garbage+": invalid format at offset 0") || strings.Count(errOut, garbage) != 1 || strings.Contains(errOut, "slipagent-export-") {
+		t.Errorf("export of a file that is no fold: %d %q, want it named once, and no temporary copy", code, errOut)
+	}
+	disk := filepath.Join(dir, "fold.pebble")
+	os.Mkdir(disk, 0o700)
+	os.WriteFile(filepath.Join(disk, "CURRENT"), []byte("MANIFEST-000001\n"), 0o600)
+	code, _, errOut = runCmd(t, "snapshot", "export", disk, filepath.Join(dir, "a2"))
+	want := "slipagent snapshot export: " + disk + ` is a directory, not a fold file: disk folds (fold = "disk") cannot be exported, only append-log folds (fold = "memory")` + "\n"
+	if code != exitFailure || errOut != want {
+		t.Errorf("export of a disk fold: %d %q, want %q", code, errOut, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a2")); !os.IsNotExist(err) {
+		t.Errorf("a refused export left its destination: %v", err)
 	}
 }
