@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 )
 
@@ -47,14 +49,29 @@ func runningDev() (devAddrs, bool) {
 	if err != nil || json.Unmarshal(b, &d) != nil || d.PID <= 0 {
 		return devAddrs{}, false
 	}
-	p, err := os.FindProcess(d.PID)
-	if err == nil {
-		err = p.Signal(syscall.Signal(0)) // is it alive?
-	}
-	if err != nil && !errors.Is(err, os.ErrPermission) {
+	if !alive(d.PID) {
 		return devAddrs{}, false // a record left by a dev that was killed
 	}
 	return d, true
+}
+
+// alive reports whether process pid runs. A zombie does not: a dev killed
+// (SIGKILL) by a parent that has not reaped it yet.
+func alive(pid int) bool {
+	p, err := os.FindProcess(pid)
+	if err == nil {
+		err = p.Signal(syscall.Signal(0))
+	}
+	if err != nil && !errors.Is(err, os.ErrPermission) {
+		return false
+	}
+	// Linux: the state follows the command name, which is in parentheses
+	// and may hold any byte.
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if i := bytes.LastIndexByte(stat, ')'); err == nil && i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+		return false
+	}
+	return true
 }
 
 // flagSet reports whether the flag name was given on the command line.

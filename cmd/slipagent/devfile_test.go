@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -133,5 +134,60 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// writeDevRecord writes ./dev-out/dev.json in a new working directory, as
+// a dev with these addresses would.
+func writeDevRecord(t *testing.T, d devAddrs) {
+	t.Helper()
+	t.Setenv("NATS_URL", "")
+	plugintest.Binary(t) // built from the repository, before leaving it
+	t.Chdir(t.TempDir())
+	if err := os.Mkdir(defaultDevDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writeDevFile(defaultDevDir, d); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// With a "slipagent dev -nats-only" running, status says that dev runs no
+// agent, rather than asking whatever answers on the default port.
+func TestStatusOfANATSOnlyDev(t *testing.T) {
+	writeDevRecord(t, devAddrs{PID: os.Getpid(), NATS: "nats://127.0.0.1:4222"})
+	code, out, errOut := runCmd(t, "status")
+	if code != exitFailure || out != "" || !strings.Contains(errOut, "runs NATS only (-nats-only), no agent") || !strings.Contains(errOut, "pid "+strconv.Itoa(os.Getpid())) {
+		t.Errorf("status beside a NATS-only dev = %d %q %q, want 1 saying dev runs no agent", code, out, errOut)
+	}
+}
+
+// A dev record whose process is gone — exited, or killed and not yet
+// reaped by its parent (a zombie) — is ignored by kv and status.
+func TestStaleDevRecordIsIgnored(t *testing.T) {
+	for _, reap := range []bool{true, false} {
+		t.Run(map[bool]string{true: "exited", false: "zombie"}[reap], func(t *testing.T) {
+			dead := exec.Command("sleep", "60")
+			if err := dead.Start(); err != nil {
+				t.Fatal(err)
+			}
+			dead.Process.Kill()
+			if reap {
+				dead.Wait()
+			} else {
+				t.Cleanup(func() { dead.Wait() })
+				waitUntil(t, "the killed process to be a zombie", func() bool {
+					stat, _ := os.ReadFile("/proc/" + strconv.Itoa(dead.Process.Pid) + "/stat")
+					return strings.Contains(string(stat), ") Z ")
+				})
+			}
+			writeDevRecord(t, devAddrs{PID: dead.Process.Pid, NATS: "nats://stale-dev.invalid:4222"})
+			if _, _, errOut := runCmd(t, "kv", "get", "cfg", "k"); strings.Contains(errOut, "stale-dev.invalid") {
+				t.Errorf("kv used the record of a dev that is gone: %q", errOut)
+			}
+			if _, _, errOut := runCmd(t, "status"); strings.Contains(errOut, "-nats-only") {
+				t.Errorf("status used the record of a dev that is gone: %q", errOut)
+			}
+		})
 	}
 }

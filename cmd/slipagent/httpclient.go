@@ -86,7 +86,11 @@ func (f *endpointFlags) resolve(h *agent.HTTPConfig, path string) (*endpoint, er
 	case h != nil:
 		addr, useTLS = h.Address, h.TLS != nil
 	default:
-		if d, ok := runningDev(); ok && d.HTTP != "" {
+		if d, ok := runningDev(); ok {
+			if d.HTTP == "" { // rather than ask whatever answers on defaultHTTP
+				return nil, fmt.Errorf("the slipagent dev recorded in %s (pid %d) runs NATS only (-nats-only), no agent: give -http or -config to ask another",
+					filepath.Join(defaultDevDir, devFile), d.PID)
+			}
 			addr = d.HTTP
 		}
 	}
