@@ -51,7 +51,7 @@ var commands = []command{
 	{"status", "show the watches of a running agent", runStatus},
 	{"resync", "confirm a mass deletion the guard holds (--confirm WATCH)", runResync},
 	{"kv", "get, put, create, update, delete, purge, list, watch or show the history of keys of a bucket", runKV},
-	{"snapshot", "inspect, verify, dump or repair a snapshot (fold) file", runSnapshot},
+	{"snapshot", "inspect, verify, dump, repair, export or import a snapshot (fold) file", runSnapshot},
 	{"fleet", "which hosts applied a revision: status, wait, serve a rollout page", runFleet},
 	{"plugin", "inspect, compile or run a plugin module without an agent", runPlugin},
 	{"version", "print the version, commit, Go version and plugin ABI", runVersion},
