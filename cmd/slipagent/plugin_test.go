@@ -210,6 +210,58 @@ func TestPluginRun(t *testing.T) {
 	}
 }
 
+// TestPluginRunInputErrors checks that a bad batch or view file is refused
+// with an error naming the file, the record (index and key) and what is
+// wrong in the file's terms, and that nothing is written.
+func TestPluginRunInputErrors(t *testing.T) {
+	dir := t.TempDir()
+	module, _ := filesModule(t, dir)
+	for _, tc := range []struct {
+		name, flag, content string
+		want                []string
+	}{
+		{"bad base64", "-batch", `{"updates": [{"key": "f.a", "value": "a"}, {"key": "f.b", "value_base64": "!!"}]}`,
+			[]string{`update 1 (key "f.b"): value_base64 is not standard base64`}},
+		{"batch cursor of the wrong type", "-batch", `{"cursor": "3", "updates": []}`,
+			[]string{`cursor is a JSON string, want a whole number of 0 or more`}},
+		{"batch update of the wrong type", "-batch", `{"updates": [3]}`,
+			[]string{`update 0: the update is a JSON number, want an object`}},
+		{"batch negative revision", "-batch", `{"updates": [{"key": "f.a", "revision": -1}]}`,
+			[]string{`update 0 (key "f.a"): revision is a JSON number -1, want a whole number of 0 or more`}},
+		{"view value of the wrong type", "-view", `[{"key": "f.a", "value": "a"}, {"key": "f.b", "value": 3}]`,
+			[]string{`entry 1 (key "f.b"): value is a JSON number, want a string`}},
+		{"view object value of the wrong type", "-view", `{"f.a": "a", "f.b": 3}`,
+			[]string{`entry 1 (key "f.b"): value is a JSON number, want a string`}},
+		{"view of neither form", "-view", `"f.a"`,
+			[]string{`want a list of entries or an object of key to string value`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "input.json")
+			if err := os.WriteFile(file, []byte(tc.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(t.TempDir(), "out")
+			code, stdout, errOut := runCmd(t, "plugin", "run", module, "-full", tc.flag, file, "-config", "prefix=f.", "-out", out)
+			if code != exitFailure || stdout != "" {
+				t.Errorf("plugin run = %d, stdout %q, stderr %q; want %d and no output", code, stdout, errOut, exitFailure)
+			}
+			for _, want := range append(tc.want, file+": ") {
+				if !strings.Contains(errOut, want) {
+					t.Errorf("stderr %q lacks %q", errOut, want)
+				}
+			}
+			for _, goWords := range []string{"main.", "Go value", "Go struct", "uint64", "illegal base64"} {
+				if strings.Contains(errOut, goWords) {
+					t.Errorf("stderr %q speaks Go (%q)", errOut, goWords)
+				}
+			}
+			if _, err := os.Stat(out); !os.IsNotExist(err) {
+				t.Errorf("a refused input left %s (%v)", out, err)
+			}
+		})
+	}
+}
+
 // TestPluginRunFromBucket renders the view of a live bucket.
 func TestPluginRunFromBucket(t *testing.T) {
 	srv := natstest.Run(t)
