@@ -48,21 +48,31 @@ func (r jsonRecord) value() ([]byte, error) {
 }
 
 // readRecord decodes record i of the input file path, an "update" or an
-// "entry" (kind), and checks it has a key. Its errors name the file, the record
+// "entry" (kind), and checks its key. Its errors name the file, the record
 // and its key.
 func readRecord(path, kind string, i int, raw json.RawMessage) (jsonRecord, error) {
 	var r jsonRecord
 	err := decodeStrict(raw, &r) // on a type error, the other fields are still decoded
-	switch {
-	case err != nil:
+	if err != nil {
 		err = describeJSON(err, "the "+kind)
-	case r.Key == "":
-		err = errors.New("has no key")
+	} else {
+		err = checkKey(r.Key)
 	}
 	if err != nil {
 		return r, recordError(path, kind, i, r.Key, err)
 	}
 	return r, nil
+}
+
+// checkKey refuses a key the store would refuse, as kv does.
+func checkKey(key string) error {
+	switch {
+	case key == "":
+		return errors.New("has no key")
+	case !kvcore.ValidKey(key):
+		return fmt.Errorf("invalid key: %s", keySyntax)
+	}
+	return nil
 }
 
 // recordError names record i (of kind "update" or "entry", with key when
@@ -204,6 +214,9 @@ func readViewObject(path string, data []byte) ([]host.Entry, error) {
 		var v string
 		if err := dec.Decode(&v); err != nil {
 			return nil, recordError(path, "entry", i, key, describeJSON(err, "value"))
+		}
+		if err := checkKey(key); err != nil {
+			return nil, recordError(path, "entry", i, key, err)
 		}
 		entries = append(entries, host.Entry{Key: key, Value: []byte(v)})
 	}

@@ -41,8 +41,9 @@ The batch file is the changes the call brings:
     {"op": "delete", "key": "files.old", "revision": 1}]}
 
 op is put (the default), delete or purge; a value is a UTF-8 string
-("value") or base64 ("value_base64"); cursor defaults to the highest
-revision of the batch, else of the view. Revisions are sent as NATS does:
+("value") or base64 ("value_base64"); a key is refused unless NATS KV
+accepts it (as for kv); cursor defaults to the highest revision of the
+batch, else of the view. Revisions are sent as NATS does:
 as the revision and as its 8-byte version.
 
 The view file is the state before the batch, as a list of entries

@@ -216,12 +216,17 @@ func TestPluginRun(t *testing.T) {
 func TestPluginRunInputErrors(t *testing.T) {
 	dir := t.TempDir()
 	module, _ := filesModule(t, dir)
+	keyWords := "invalid key: a key is ASCII letters, digits and - / _ = ."
 	for _, tc := range []struct {
 		name, flag, content string
 		want                []string
 	}{
 		{"bad base64", "-batch", `{"updates": [{"key": "f.a", "value": "a"}, {"key": "f.b", "value_base64": "!!"}]}`,
 			[]string{`update 1 (key "f.b"): value_base64 is not standard base64`}},
+		{"batch key with a space", "-batch", `{"updates": [{"key": "f.a b", "value": "x"}]}`,
+			[]string{`update 0 (key "f.a b"): ` + keyWords}},
+		{"batch key with an empty token", "-batch", `{"updates": [{"op": "delete", "key": "f..a"}]}`,
+			[]string{`update 0 (key "f..a"): ` + keyWords}},
 		{"batch cursor of the wrong type", "-batch", `{"cursor": "3", "updates": []}`,
 			[]string{`cursor is a JSON string, want a whole number of 0 or more`}},
 		{"batch update of the wrong type", "-batch", `{"updates": [3]}`,
@@ -230,8 +235,12 @@ func TestPluginRunInputErrors(t *testing.T) {
 			[]string{`update 0 (key "f.a"): revision is a JSON number -1, want a whole number of 0 or more`}},
 		{"view value of the wrong type", "-view", `[{"key": "f.a", "value": "a"}, {"key": "f.b", "value": 3}]`,
 			[]string{`entry 1 (key "f.b"): value is a JSON number, want a string`}},
+		{"view key with a space", "-view", `[{"key": "f.a b", "value": "x"}]`,
+			[]string{`entry 0 (key "f.a b"): ` + keyWords}},
 		{"view object value of the wrong type", "-view", `{"f.a": "a", "f.b": 3}`,
 			[]string{`entry 1 (key "f.b"): value is a JSON number, want a string`}},
+		{"view object key with a space", "-view", `{"f.a": "a", "f.a b": "x"}`,
+			[]string{`entry 1 (key "f.a b"): ` + keyWords}},
 		{"view of neither form", "-view", `"f.a"`,
 			[]string{`want a list of entries or an object of key to string value`}},
 	} {
