@@ -26,8 +26,9 @@ import (
 // directory (in any order; checked when the plugin returns), and a refused
 // request or a failed call commits nothing.
 //
-// It does not enforce the host's size limits, memory limit or timeout; test
-// those with the real host (plugins/host). Calls through any Fake are
+// A [Configurer] is configured before every call. The Fake does not enforce
+// the host's size limits, memory limit or timeout, nor refuse the view and
+// staging during Configure; test those with the real host (plugins/host). Calls through any Fake are
 // serialized process-wide.
 type Fake struct {
 	Watch   string
@@ -151,6 +152,14 @@ func (f *Fake) call(p Plugin, kind abi.Kind, recs []abi.Record) (*FakeResult, er
 	}
 	c := &fakeCall{f: f, input: in}
 	current = c
+	if cf, ok := p.(Configurer); ok {
+		// The host configures each instance it initializes; a Fake has
+		// none, so it configures before every call.
+		if err := cf.Configure(&Host{}); err != nil {
+			current = nil
+			return nil, fmt.Errorf("sdk fake: configure: %w", err)
+		}
+	}
 	prev := registered
 	registered = p
 	status := run(kind, uint32(len(in)))
@@ -197,6 +206,10 @@ func out(b, data []byte) int64 {
 	}
 	return int64(len(data))
 }
+
+// configureAtInit does nothing in this build: the Fake configures a
+// [Configurer] before each call instead (see [Fake]).
+func configureAtInit(Configurer) {}
 
 func hostLog(level int32, msg string) abi.Status {
 	name := map[int32]string{abi.LevelDebug: "DEBUG", abi.LevelInfo: "INFO", abi.LevelWarn: "WARN", abi.LevelError: "ERROR"}[level]

@@ -71,11 +71,29 @@ func (f RenderFunc) Apply(h *Host, b *Batch) error { return f(h, b) }
 // Render calls f.
 func (f RenderFunc) Render(h *Host, b *Batch) error { return f(h, b) }
 
+// Configurer is a [Plugin] that checks its configuration when the host
+// loads it, before any call. [Register] calls Configure from the module's
+// initializer (_initialize), where [Host.Config] and logging work and the
+// input, the view and staging do not. An error refuses the module: the host
+// fails the load with its message, so slipagent validate, and the agent
+// when it loads the plugin, report a bad configuration before any call.
+// The host initializes a fresh instance after a recycle too, so Configure
+// may run more than once; keep what it parses as a cache, as calls do.
+type Configurer interface {
+	Configure(h *Host) error
+}
+
 var registered Plugin
 
-// Register sets the plugin the module runs. Call it from an init function:
-// a reactor module's main function never runs.
-func Register(p Plugin) { registered = p }
+// Register sets the plugin the module runs, and configures it if it is a
+// [Configurer]. Call it from an init function: a reactor module's main
+// function never runs.
+func Register(p Plugin) {
+	registered = p
+	if c, ok := p.(Configurer); ok {
+		configureAtInit(c)
+	}
+}
 
 // run is the body of the slipstream_apply and slipstream_render exports.
 func run(kind abi.Kind, inputLen uint32) (status int32) {

@@ -593,3 +593,31 @@ func run(h *sdk.Host, steps ...func(h *sdk.Host) error) error {
 	}
 	return nil
 }
+
+// configured is a Configurer that needs the config key "need".
+type configured struct{ rendered *bool }
+
+func (configured) Configure(h *sdk.Host) error {
+	if _, ok := h.Config("need"); !ok {
+		return errors.New("need is not set")
+	}
+	return nil
+}
+
+func (c configured) Apply(h *sdk.Host, b *sdk.Batch) error  { return c.Render(h, b) }
+func (c configured) Render(h *sdk.Host, b *sdk.Batch) error { *c.rendered = true; return nil }
+
+// TestFakeConfigures checks that the Fake configures a Configurer before a
+// call, as the host does when it initializes an instance, and that a
+// refused configuration fails without the call.
+func TestFakeConfigures(t *testing.T) {
+	var rendered bool
+	f := &sdk.Fake{}
+	if _, err := f.Render(configured{&rendered}); err == nil || !strings.Contains(err.Error(), "configure: need is not set") || rendered {
+		t.Errorf("render with a refused configuration = %v, rendered %v; want the configure error and no call", err, rendered)
+	}
+	f.Config = map[string]string{"need": "x"}
+	if _, err := f.Render(configured{&rendered}); err != nil || !rendered {
+		t.Errorf("render with a good configuration = %v, rendered %v", err, rendered)
+	}
+}
