@@ -74,7 +74,9 @@ Checks a configuration: syntax, types, references between blocks, that no
 file the agent trusts (the configuration, data dir, compile cache, creds,
 keys, token) can be changed by others, as the agent checks at start, and
 (unless -modules=false) that every plugin module loads: it compiles,
-matches its sha256 pin and speaks the plugin ABI.`
+matches its sha256 pin, speaks the plugin ABI and accepts its
+configuration (a plugin that checks it when loaded, as the template
+example does, refuses it here, naming the plugin).`
 
 func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("slipagent validate", stderr)

@@ -194,6 +194,40 @@ func TestValidateNamesPluginOnce(t *testing.T) {
 	}
 }
 
+// TestValidateConfiguresPlugins: validate loads each module with its
+// configuration, and a plugin that checks it when loaded (the template
+// example) fails validate, naming the plugin and what the plugin says.
+func TestValidateConfiguresPlugins(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "template.wasm"), plugintest.Module(t, "plugins/examples/template"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "agent.hcl")
+	for _, c := range []struct{ name, config, want string }{
+		{"good template", `{ template = "{{ range .Entries }}{{ .Key }}\n{{ end }}" }`, ""},
+		{"template syntax", `{ template = "line 1\n{{ if }}", name = "nginx.conf.tmpl" }`, "template: nginx.conf.tmpl:2: missing value for if"},
+		{"templates not JSON", `{ templates = "[{source: x}]" }`, "templates: invalid character"},
+		{"no destination", `{ templates = [{ source = "x" }] }`, "templates[0] has no destination"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			hcl := "plugin \"tmpl\" {\n  module = \"template.wasm\"\n  config = " + c.config + "\n}\n"
+			if err := os.WriteFile(cfg, []byte(hcl), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, out, errOut := runCmd(t, "validate", "-config", cfg)
+			if c.want == "" {
+				if code != exitOK {
+					t.Errorf("validate = %d %q %q, want ok", code, out, errOut)
+				}
+				return
+			}
+			if code != exitFailure || strings.Count(errOut, `plugin "tmpl"`) != 1 || !strings.Contains(errOut, c.want) {
+				t.Errorf("validate = %d %q; want %d, the plugin named once and %q", code, errOut, exitFailure, c.want)
+			}
+		})
+	}
+}
+
 // TestValidateRefusesWhatTheAgentWouldRefuse: validate runs the agent's
 // trust checks, so a configuration others can change fails there rather
 // than at the agent's start.

@@ -56,6 +56,19 @@ var parsed struct {
 	cfg       *config
 }
 
+// plugin is the template plugin: batches and renders rebuild the outputs
+// (render), and its configuration is parsed when the host loads it.
+type plugin struct{ sdk.RenderFunc }
+
+var _ sdk.Configurer = plugin{}
+
+// Configure parses the configuration, so that the host refuses a module
+// whose templates do not parse; calls reuse the parse (loadConfig's cache).
+func (plugin) Configure(h *sdk.Host) error {
+	_, err := loadConfig(h)
+	return err
+}
+
 // loadConfig returns the plugin's parsed configuration.
 func loadConfig(h *sdk.Host) (*config, error) {
 	raw := map[string]string{}

@@ -25,13 +25,15 @@
 // key, and a listing of .Entries patches its last output with the keys the
 // batch changed (listing.go); a full render renders them all and removes
 // the files no template writes from their outputs (prune.go), requesting
-// the hooks of an output it removed a file from. Build with:
+// the hooks of an output it removed a file from. The configuration is parsed
+// when the host loads the module, so slipagent validate reports its errors.
+// Build with:
 //
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o template.wasm .
 package main
 
 import "github.com/slipstreamkv/slipstream/plugins/sdk"
 
-func init() { sdk.Register(sdk.RenderFunc(render)) }
+func init() { sdk.Register(plugin{sdk.RenderFunc(render)}) }
 
 func main() {}

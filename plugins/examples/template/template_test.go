@@ -98,10 +98,9 @@ func TestModuleRendersAndReloadsOnChange(t *testing.T) {
 	if got, _ := h.Read("out", "etc/hosts"); got != "# dns\n10.0.0.1 db\n" || len(res.Hooks()) != 1 {
 		t.Fatalf("after delete %q, hooks %v", got, res.Hooks())
 	}
-	_, err := harness.New(t, plugintest.Module(t, "plugins/examples/template"), harness.Options{
-		Outputs: []string{"out"},
-		Plugin:  host.PluginConfig{Name: "template", Config: map[string]string{"template": "{{"}},
-	}).Render()
+	// A template that does not parse is refused when the module loads.
+	_, err := harness.Engine(t).Load(t.Context(), plugintest.Module(t, "plugins/examples/template"),
+		host.PluginConfig{Name: "template", Config: map[string]string{"template": "{{"}})
 	if err == nil || !strings.Contains(err.Error(), "template: rendered:1: unclosed action") {
 		t.Fatalf("bad template: %v", err)
 	}

@@ -133,7 +133,11 @@ func TestModuleRendersOnlyTemplatesABatchChanges(t *testing.T) {
 	check("a full render", map[string]string{"a": "1"})
 }
 
+// TestModuleErrorsNameTemplateAndLine checks the errors of templates that do
+// not parse (refused when the module loads) and of templates that fail to
+// execute (a failed render).
 func TestModuleErrorsNameTemplateAndLine(t *testing.T) {
+	wasm := plugintest.Module(t, "plugins/examples/template")
 	for _, c := range []struct {
 		name string
 		cfg  map[string]string
@@ -152,12 +156,18 @@ func TestModuleErrorsNameTemplateAndLine(t *testing.T) {
 		{"single template", map[string]string{"template": "\n{{ .Nope }}", "path": "x.conf"}, `template: x.conf:2:3: executing "x.conf" at <.Nope>`},
 		{"single template named", map[string]string{"template": "{{ end }}", "name": "nginx.conf.tmpl"}, "template: nginx.conf.tmpl:1: unexpected {{end}}"},
 	} {
-		_, err := harness.New(t, plugintest.Module(t, "plugins/examples/template"), harness.Options{
-			Outputs: []string{"out"},
-			Plugin:  host.PluginConfig{Name: "template", Config: c.cfg},
-		}).Render()
+		cfg := host.PluginConfig{Name: "template", Config: c.cfg}
+		p, err := harness.Engine(t).Load(t.Context(), wasm, cfg)
+		loaded := err == nil
+		if loaded {
+			p.Close(t.Context())
+			_, err = harness.New(t, wasm, harness.Options{Outputs: []string{"out"}, Plugin: cfg}).Render()
+		}
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Count(err.Error(), "template:") != 1 {
 			t.Errorf("%s: error %v, want one containing %q, and \"template:\" once", c.name, err, c.want)
+		}
+		if executing := strings.Contains(c.want, "executing"); loaded != executing {
+			t.Errorf("%s: loaded = %v; want a template that does not parse refused at load, one that fails to execute at render", c.name, loaded)
 		}
 	}
 }
