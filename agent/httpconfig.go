@@ -44,9 +44,13 @@ func (h *HTTPConfig) finalize(diags hcl.Diagnostics) hcl.Diagnostics {
 	}
 	h.SocketMode = DefaultSocketMode
 	if h.SocketModeS != "" {
+		n := len(diags)
 		h.SocketMode, diags = parseMode(h.SocketModeS, h.SocketModeRange, diags)
-		if h.SocketMode&0o600 != 0o600 || h.SocketMode&0o117 != 0 {
-			diags = append(diags, errAt(h.SocketModeRange, "Invalid socket_mode", fmt.Sprintf("%q: the socket is \"0600\" (the agent's user) or \"0660\" (and its group); others are never let in.", h.SocketModeS)))
+		// Connecting to a socket takes write permission: a group that may
+		// only read it (0640) could not connect, so the group gets both or
+		// neither.
+		if len(diags) == n && h.SocketMode != 0o600 && h.SocketMode != 0o660 {
+			diags = append(diags, errAt(h.SocketModeRange, "Invalid socket_mode", fmt.Sprintf("%q: the socket is \"0600\" (the agent's user connects) or \"0660\" (and its group); connecting takes read and write permission, and others are never let in.", h.SocketModeS)))
 		}
 	}
 	if h.TokenFile != "" {

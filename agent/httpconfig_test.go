@@ -47,6 +47,14 @@ func TestHTTPConfigErrors(t *testing.T) {
   listen      = "unix:/run/a.sock"
   socket_mode = "0666"
 }`, `"0666": the socket is "0600"`},
+		{"socket its group can only read", `http {
+  listen      = "unix:/run/a.sock"
+  socket_mode = "0640"
+}`, `"0640": the socket is "0600"`},
+		{"socket mode not octal", `http {
+  listen      = "unix:/run/a.sock"
+  socket_mode = "rw"
+}`, `"rw" is not an octal file mode`},
 		{"tls on a socket", `http {
   listen = "unix:/run/a.sock"
   tls {
