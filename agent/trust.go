@@ -138,12 +138,9 @@ func (a *Agent) checkTrust(cfg *Config) error {
 	}
 	for _, w := range cfg.Watches {
 		for _, h := range w.Hooks {
-			for _, argv := range [][]string{h.Command, h.Check} {
-				if len(argv) == 0 || !filepath.IsAbs(argv[0]) {
-					continue // found in PATH: the system's directories
-				}
+			for _, f := range hookFiles(h) {
 				var te *TrustError
-				if err := checkOnlyTrustedWrite("hook program", argv[0]); errors.As(err, &te) {
+				if err := checkOnlyTrustedWrite(f.what, f.path); errors.As(err, &te) {
 					a.log.Warn("hook program can be changed by others: they could run their code as the hook's user",
 						"watch", w.Name, "hook", h.Name, "problem", te.Error())
 				}
@@ -161,4 +158,34 @@ func (a *Agent) checkTrust(cfg *Config) error {
 		}
 	}
 	return nil
+}
+
+// hookFile is a file a hook runs: its program, or a script it hands to one.
+type hookFile struct{ what, path string }
+
+// hookFiles are the files h's command and check run, each once: a program
+// given by absolute path (one found in PATH lies in the system's
+// directories), and the arguments that are absolute paths of existing
+// regular files, the scripts handed to an interpreter
+// (["/bin/sh", "/etc/slipagent/reload.sh"]).
+func hookFiles(h *HookConf) []hookFile {
+	var files []hookFile
+	seen := make(map[string]bool)
+	for _, argv := range [][]string{h.Command, h.Check} {
+		for i, arg := range argv {
+			if !filepath.IsAbs(arg) || seen[arg] {
+				continue
+			}
+			what := "hook program"
+			if i > 0 {
+				if fi, err := os.Stat(arg); err != nil || !fi.Mode().IsRegular() {
+					continue // an output directory, a device, a path to come
+				}
+				what = "hook script"
+			}
+			seen[arg] = true
+			files = append(files, hookFile{what, arg})
+		}
+	}
+	return files
 }

@@ -241,6 +241,58 @@ watch "w" {
 	}
 }
 
+// TestTrustWarnsOfHookScripts: a script handed to an interpreter is checked
+// as a program is, and each file a hook runs is warned about once, though
+// its command and check both name it.
+func TestTrustWarnsOfHookScripts(t *testing.T) {
+	f := newTrustFixture(t)
+	script := filepath.Join(f.dir, "reload.sh")
+	program := filepath.Join(f.dir, "reload")
+	open := filepath.Join(f.dir, "open") // a directory, no script
+	for _, p := range []string{script, program} {
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		chmod(t, p, 0o777)
+	}
+	if err := os.Mkdir(open, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	chmod(t, open, 0o777)
+	src, _ := os.ReadFile(f.config)
+	src = append(src, `
+watch "w" {
+  bucket = "b"
+  plugin = "p"
+  output "files" { dir = "out" }
+  hook "sh" {
+    command = ["/bin/sh", "`+script+`", "`+open+`"]
+    check   = ["/bin/sh", "-n", "`+script+`"]
+  }
+  hook "direct" {
+    command = ["`+program+`"]
+    check   = ["`+program+`", "-t"]
+  }
+}
+`...)
+	os.WriteFile(f.config, src, 0o600)
+	err, logs := f.check(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`hook=sh problem="agent: hook script ` + script + ` is writable by every user`,
+		`hook=direct problem="agent: hook program ` + program + ` is writable by every user`,
+	} {
+		if n := strings.Count(logs, want); n != 1 {
+			t.Errorf("logs hold %s %d times, want once:\n%s", want, n, logs)
+		}
+	}
+	if n := strings.Count(logs, "hook program can be changed by others"); n != 2 {
+		t.Errorf("%d hook warnings, want 2 (neither /bin/sh nor a directory):\n%s", n, logs)
+	}
+}
+
 // Endpoints beyond loopback without a token or client certificates are
 // open to the network: the agent says so, and not once they have either.
 func TestTrustWarnsOfOpenEndpoints(t *testing.T) {
