@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/slipstreamkv/slipstream/agent"
 )
@@ -46,6 +47,27 @@ type endpoint struct {
 	base   string // URL without the path
 	token  string
 	client *http.Client
+	cert   *clientCert // -cert-file's certificate, nil without
+}
+
+// clientCert is the client certificate offered to an https listener. It
+// is sent only when the listener asks for one from CAs among which is its
+// issuer, as crypto/tls does with tls.Config.Certificates, but remembers a
+// listener that asked for others: it then answers 401 to a client that
+// passed a certificate.
+type clientCert struct {
+	file    string
+	cert    tls.Certificate
+	refused atomic.Bool // the listener asked for a certificate from other CAs
+}
+
+// get is the tls.Config's GetClientCertificate.
+func (c *clientCert) get(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	if err := cri.SupportsCertificate(&c.cert); err != nil {
+		c.refused.Store(true)
+		return &tls.Certificate{}, nil // none, as crypto/tls sends
+	}
+	return &c.cert, nil
 }
 
 // errNoHTTP is a configuration without an http block.
@@ -132,36 +154,52 @@ func (f *endpointFlags) resolve(h *agent.HTTPConfig, path string) (*endpoint, er
 		e.base = "http://" + addr
 		return e, nil
 	}
-	cfg, err := f.clientTLS()
+	cfg, cert, err := f.clientTLS()
 	if err != nil {
 		return nil, err
 	}
+	e.cert = cert
 	e.base = "https://" + addr
 	e.client.Transport = &http.Transport{TLSClientConfig: cfg}
 	return e, nil
 }
 
-// clientTLS is the TLS configuration -ca-file, -cert-file and -key-file say.
-func (f *endpointFlags) clientTLS() (*tls.Config, error) {
+// clientTLS is the TLS configuration -ca-file, -cert-file and -key-file
+// say, and the client certificate it offers (nil without -cert-file).
+func (f *endpointFlags) clientTLS() (*tls.Config, *clientCert, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if f.caFile != "" {
 		pem, err := os.ReadFile(f.caFile)
 		if err != nil {
-			return nil, fmt.Errorf("-ca-file: %w", err)
+			return nil, nil, fmt.Errorf("-ca-file: %w", err)
 		}
 		cfg.RootCAs = x509.NewCertPool()
 		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("-ca-file %s holds no PEM certificate", f.caFile)
+			return nil, nil, fmt.Errorf("-ca-file %s holds no PEM certificate", f.caFile)
 		}
 	}
-	if f.certFile != "" || f.keyFile != "" {
-		cert, err := tls.LoadX509KeyPair(f.certFile, f.keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("-cert-file %s, -key-file %s: %w", f.certFile, f.keyFile, err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
+	if f.certFile == "" && f.keyFile == "" {
+		return cfg, nil, nil
 	}
-	return cfg, nil
+	cert, err := tls.LoadX509KeyPair(f.certFile, f.keyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("-cert-file %s, -key-file %s: %w", f.certFile, f.keyFile, err)
+	}
+	c := &clientCert{file: f.certFile, cert: cert}
+	cfg.GetClientCertificate = c.get
+	return cfg, c, nil
+}
+
+// unauthorized says what to do about an answer 401 (Unauthorized).
+func (e *endpoint) unauthorized() string {
+	switch {
+	case e.cert == nil:
+		return "pass the token with -token-file (or -config), or a client certificate with -cert-file and -key-file"
+	case e.cert.refused.Load():
+		return fmt.Sprintf("the agent did not accept the client certificate %s (-cert-file), so it was not sent: is it signed by the agent's http tls client_ca_file?", e.cert.file)
+	default:
+		return "pass the token with -token-file (or -config)"
+	}
 }
 
 // get asks the endpoint for path.

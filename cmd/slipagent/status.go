@@ -65,7 +65,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		fmt.Fprintf(stderr, "slipagent status: %s answered %s: %s\n", ep.base, resp.Status, strings.TrimSpace(string(body)))
 		if resp.StatusCode == http.StatusUnauthorized {
-			fmt.Fprintln(stderr, "slipagent status: pass the token with -token-file (or -config), or a client certificate with -cert-file and -key-file")
+			fmt.Fprintln(stderr, "slipagent status: "+ep.unauthorized())
 		}
 		return exitFailure
 	}

@@ -156,8 +156,15 @@ func TestStatusTokenAndMutualTLS(t *testing.T) {
 		t.Errorf("status -http https://... = %d\n%s%s", code, out, errOut)
 	}
 	args = append([]string{"status", "-http", "https://" + addr}, tlsFlags...)
-	if code, _, errOut := runCmd(t, args...); code != exitFailure || !strings.Contains(errOut, "401") {
-		t.Errorf("status -http https://... without the token = %d %q, want 1 and a 401", code, errOut)
+	if code, _, errOut := runCmd(t, args...); code != exitFailure || !strings.Contains(errOut, "401") || !strings.Contains(errOut, "pass the token with -token-file") {
+		t.Errorf("status -http https://... without the token = %d %q, want 1 and a 401 naming -token-file", code, errOut)
+	}
+	// crypto/tls does not send a certificate of a CA the agent did not ask
+	// for: the agent answers 401, although -cert-file was passed.
+	other := natstest.TLS(t)
+	code, _, errOut := runCmd(t, "status", "-config", cfg, "-ca-file", files.CAFile, "-cert-file", other.ClientCertFile, "-key-file", other.ClientKeyFile)
+	if want := "the agent did not accept the client certificate " + other.ClientCertFile; code != exitFailure || !strings.Contains(errOut, "401") || !strings.Contains(errOut, want) || strings.Contains(errOut, "-token-file") {
+		t.Errorf("status with a client certificate of another CA = %d %q, want 1, a 401 and %q", code, errOut, want)
 	}
 }
 

@@ -47,7 +47,7 @@ func TLS(tb testing.TB) TLSFiles {
 	must(err)
 	caTmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "natstest CA"},
+		Subject:               pkix.Name{CommonName: "natstest CA " + rand.Text()}, // each call's its own: a client asks for its CA by name
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(24 * time.Hour),
 		IsCA:                  true,
