@@ -54,6 +54,9 @@ type Agent struct {
 	// connected is closed once the KV connection is first made: watches
 	// wait for it before they open their bucket.
 	connected chan struct{}
+	// checkCreds parses the credentials of the connection the agent
+	// makes (natskv.Options.CheckCreds); nil for one it was given.
+	checkCreds func() error
 
 	// load gives a watch its plugin: loadPlugin, or the simulator's stand-in.
 	load func(ctx context.Context, p *PluginConf) (module, error)
@@ -113,7 +116,7 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 		if tlsFiles == nil {
 			tlsFiles = &TLSConfig{}
 		}
-		a.conn = natskv.New(natskv.Options{
+		nopts := natskv.Options{
 			Servers:    cfg.NATS.Servers,
 			Creds:      cfg.NATS.Creds,
 			CredsFile:  cfg.NATS.CredsFile,
@@ -128,8 +131,10 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 			Domain:          cfg.NATS.Domain,
 			ReconnectJitter: cfg.NATS.natsJitter(),
 			PingInterval:    cfg.NATS.PingInterval,
-		})
+		}
+		a.conn = natskv.New(nopts)
 		a.ownConn = true
+		a.checkCreds = nopts.CheckCreds
 	}
 	a.load = a.loadPlugin
 	a.compile = a.compilePlugin
@@ -148,14 +153,28 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 	return a, nil
 }
 
+// CheckCreds reads and parses the NATS credentials (creds_file, or creds)
+// as connecting does, without dialling: a *natskv.CredsError when they
+// cannot be used, which no retry would mend. Run, Once and Plan call it
+// before they connect, and `slipagent validate` too.
+func (a *Agent) CheckCreds() error {
+	if a.checkCreds == nil {
+		return nil // Options.Conn: the caller's credentials
+	}
+	return a.checkCreds()
+}
+
 // startEngine checks the files the agent trusts (a *TrustError when others
-// can change one), then starts the plugin engine on the compile cache; the
-// caller closes it.
+// can change one) and its NATS credentials (a *natskv.CredsError), then
+// starts the plugin engine on the compile cache; the caller closes it.
 func (a *Agent) startEngine(ctx context.Context) (*host.Engine, error) {
 	if err := os.MkdirAll(a.cacheDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: compile cache: %w", err)
 	}
 	if err := a.CheckTrust(); err != nil {
+		return nil, err
+	}
+	if err := a.CheckCreds(); err != nil {
 		return nil, err
 	}
 	engine, err := host.New(ctx, host.Config{CacheDir: a.cacheDir, Logger: a.log.With("component", "plugins")})
@@ -173,8 +192,9 @@ func (a *Agent) startEngine(ctx context.Context) (*host.Engine, error) {
 // reports to systemd. It returns nil after a graceful stop: every batch
 // being applied was finished and checkpointed (one still collecting updates
 // is abandoned and delivered again on the next start). It fails only when it
-// cannot start at all (the data directory, the HTTP listener), or when a
-// file it trusts can be changed by others (a *TrustError).
+// cannot start at all (the data directory, the HTTP listener), when a
+// file it trusts can be changed by others (a *TrustError), or when its NATS
+// credentials cannot be used (a *natskv.CredsError).
 func (a *Agent) Run(ctx context.Context) error {
 	defer close(a.stopped)
 	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {

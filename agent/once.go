@@ -48,7 +48,8 @@ const onceInterval = 20 * time.Millisecond
 // then stops gracefully and returns nil, like consul-template -once.
 //
 // It connects once: when no server can be reached it returns an error
-// wrapping ErrUnreachable. A watch that fails (its plugin, a check or hook,
+// wrapping ErrUnreachable; credentials that cannot be used are a
+// *natskv.CredsError, before it dials. A watch that fails (its plugin, a check or hook,
 // its bucket) or is held by the deletion guard is not retried: once every
 // other watch has caught up, Once stops them all and returns a
 // *WatchesError naming the ones that did not. It does not serve HTTP nor
@@ -57,6 +58,9 @@ func (a *Agent) Once(ctx context.Context) error {
 	// Refuse untrusted files first: a server that cannot be reached must
 	// not hide the refusal behind it (Run checks them again).
 	if err := a.CheckTrust(); err != nil {
+		return err
+	}
+	if err := a.CheckCreds(); err != nil {
 		return err
 	}
 	connectCtx, cancel := context.WithTimeout(ctx, a.cfg.NATS.Timeout)

@@ -98,6 +98,10 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, err)
 		return exitFailure
 	}
+	if err := a.CheckCreds(); err != nil { // and so it would
+		fmt.Fprintf(stderr, "slipagent validate: %v\n", err)
+		return exitFailure
+	}
 	if *modules {
 		eng, err := host.New(ctx, host.Config{})
 		if err != nil {

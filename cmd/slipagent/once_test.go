@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -364,5 +367,47 @@ watch "w" {
 		if code != exitFailure || !strings.Contains(last, `plugin "tmpl"`) || strings.Count(last, "tmpl") != 1 || !strings.Contains(last, "parseInt") {
 			t.Errorf("%s with a failing template = %d, last line %q; want the plugin named once", cmd, code, last)
 		}
+	}
+}
+
+// A creds file whose nkey seed does not parse is a configuration error,
+// named with the file, not an unreachable server: once, plan and validate
+// exit 1, and run does not start.
+func TestBadCredsFile(t *testing.T) {
+	acc := natstest.Operator(t)
+	srv := natstest.Run(t, acc.Option)
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "agent.creds")
+	lines := strings.Split(string(acc.Creds), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "SU") { // the seed: break its checksum
+			c := byte('A')
+			if l[4] == 'A' {
+				c = 'B'
+			}
+			lines[i] = l[:4] + string(c) + l[5:]
+		}
+	}
+	if err := os.WriteFile(creds, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := onceConfig(t, dir, srv.URL(), "")
+	src, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, []byte(strings.Replace(string(src), `timeout = "2s"`, `timeout = "2s"
+  creds_file = "`+creds+`"`, 1)), 0o600)
+
+	want := `unable to extract key pair from file "` + creds + `"`
+	for _, args := range [][]string{{"once"}, {"plan"}, {"validate"}} {
+		code, _, errOut := runCmd(t, append(args, "-config", cfg)...)
+		if code != exitFailure || !strings.Contains(errOut, want) || strings.Count(errOut, creds) != 1 || strings.Contains(errOut, "reached") {
+			t.Errorf("%s with a bad creds file = %d, want 1 and the file named once; stderr:\n%s", args[0], code, errOut)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, plugintest.Binary(t), "run", "-config", cfg).CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != exitFailure || !strings.Contains(string(out), creds) || !strings.Contains(string(out), "nkeys: invalid checksum") {
+		t.Errorf("run with a bad creds file = %v, want exit 1 naming the file; output:\n%s", err, out)
 	}
 }

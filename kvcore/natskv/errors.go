@@ -162,3 +162,22 @@ func (e *ConsumerLimitError) Error() string {
 }
 
 func (e *ConsumerLimitError) Unwrap() error { return e.Err }
+
+// CredsError is NATS credentials that cannot be used: [Options.Creds] that
+// do not decode, or an [Options.CredsFile] that cannot be read or holds no
+// valid nkey seed. It is found before dialling ([Options.CheckCreds],
+// [Conn.Connect]): a configuration to fix, not a server to wait for. Find
+// it with errors.As.
+type CredsError struct {
+	File string // Options.CredsFile, "" for Options.Creds
+	Err  error  // why; nats.go's errors about a file name it
+}
+
+func (e *CredsError) Error() string {
+	if e.File == "" {
+		return "natskv: nats creds: " + e.Err.Error()
+	}
+	return "natskv: nats creds file: " + e.Err.Error()
+}
+
+func (e *CredsError) Unwrap() error { return e.Err }

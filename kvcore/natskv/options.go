@@ -3,6 +3,7 @@ package natskv
 import (
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -237,20 +238,11 @@ func (o Options) natsOptions() (nats.Options, error) {
 		return no, fmt.Errorf("%w: no server URL", kvcore.ErrConnectionFailed)
 	}
 
-	var auth nats.Option
-	switch {
-	case o.Creds != "":
-		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(o.Creds))
-		if err != nil {
-			return no, fmt.Errorf("%w: creds are not valid base64: %v", kvcore.ErrConnectionFailed, err)
-		}
-		if !utf8.Valid(raw) {
-			return no, fmt.Errorf("%w: decoded creds are not UTF-8 text", kvcore.ErrConnectionFailed)
-		}
-		auth = nats.UserCredentialBytes(raw)
-	case o.CredsFile != "":
-		auth = nats.UserCredentials(o.CredsFile)
-	case user != "":
+	auth, err := o.credsOption()
+	if err != nil {
+		return no, fmt.Errorf("%w: %w", kvcore.ErrConnectionFailed, err)
+	}
+	if auth == nil && user != "" {
 		auth = nats.UserInfo(user, password)
 	}
 	opts := []nats.Option{auth}
@@ -272,4 +264,46 @@ func (o Options) natsOptions() (nats.Options, error) {
 		}
 	}
 	return no, nil
+}
+
+// CheckCreds reads and parses the credentials, [Options.Creds] or else
+// [Options.CredsFile], as connecting would (nats.go reads them only when a
+// server asks it to sign), without dialling: a *[CredsError] when they
+// cannot be used, nil when they can or there are none. [Conn.Connect]
+// checks them so before it dials.
+func (o Options) CheckCreds() error {
+	_, err := o.credsOption()
+	return err
+}
+
+// credsOption is the nats.go option that authenticates with o.Creds or
+// o.CredsFile, nil with neither. It runs the option's callbacks once, so
+// that credentials nats.go cannot read or parse are a *CredsError now
+// rather than a failed connection to every server.
+func (o Options) credsOption() (nats.Option, error) {
+	var auth nats.Option
+	switch {
+	case o.Creds != "":
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(o.Creds))
+		if err != nil {
+			return nil, &CredsError{Err: fmt.Errorf("not valid base64: %v", err)}
+		}
+		if !utf8.Valid(raw) {
+			return nil, &CredsError{Err: errors.New("decoded, not UTF-8 text")}
+		}
+		auth = nats.UserCredentialBytes(raw)
+	case o.CredsFile != "":
+		auth = nats.UserCredentials(o.CredsFile)
+	default:
+		return nil, nil
+	}
+	var probe nats.Options
+	err := auth(&probe) // reads the user JWT
+	if err == nil {
+		_, err = probe.SignatureCB([]byte("slipstream")) // reads the nkey seed
+	}
+	if err != nil {
+		return nil, &CredsError{File: o.CredsFile, Err: err}
+	}
+	return auth, nil
 }

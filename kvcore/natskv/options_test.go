@@ -2,6 +2,7 @@ package natskv
 
 import (
 	"crypto/tls"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,8 +12,8 @@ import (
 	"github.com/slipstreamkv/slipstream/kvcore"
 )
 
-// A syntactically valid creds file: nats.go parses it when connecting, not
-// when building options, so only its presence matters here.
+// A creds file with a valid nkey seed (its JWT is no server's): building
+// options signs with the seed, as connecting does.
 const testCreds = `-----BEGIN NATS USER JWT-----
 eyJhbGciOiJlZDI1NTE5In0.e30.sig
 ------END NATS USER JWT------
@@ -54,6 +55,56 @@ func TestCredentialPriority(t *testing.T) {
 				if strings.Contains(s, "@") {
 					t.Fatalf("dialled URL %q keeps its user information", s)
 				}
+			}
+		})
+	}
+}
+
+// TestCheckCreds: credentials nats.go cannot read or parse are a
+// *CredsError before any server is dialled, from CheckCreds and from
+// building the options Connect dials with.
+func TestCheckCreds(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.creds", testCreds)
+	badSeed := write("bad-seed.creds", strings.Replace(testCreds, "SUAIBDPB", "SUAIBDPC", 1))
+	noSeed := write("no-seed.creds", testCreds[:strings.Index(testCreds, "\n\n")+1])
+	for _, tc := range []struct {
+		name string
+		opts Options
+		file string // the CredsError's, "-" for none
+		want string
+	}{
+		{"good file", Options{CredsFile: good}, "-", ""},
+		{"good content", Options{Creds: base64Std([]byte(testCreds))}, "-", ""},
+		{"none", Options{}, "-", ""},
+		{"invalid seed", Options{CredsFile: badSeed}, badSeed, `unable to extract key pair from file "` + badSeed + `": nkeys: invalid checksum`},
+		{"no seed", Options{CredsFile: noSeed}, noSeed, "no nkey seed found"},
+		{"missing file", Options{CredsFile: filepath.Join(dir, "nonexistent")}, filepath.Join(dir, "nonexistent"), "no such file"},
+		{"content with an invalid seed", Options{Creds: base64Std([]byte(strings.Replace(testCreds, "SUAIBDPB", "SUAIBDPC", 1)))}, "", "nkeys: invalid checksum"},
+		{"content not base64", Options{Creds: "%%%"}, "", "natskv: nats creds: not valid base64"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.opts.CheckCreds()
+			if tc.file == "-" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var ce *CredsError
+			if !errors.As(err, &ce) || ce.File != tc.file || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("CheckCreds = %v, want a *CredsError of file %q saying %q", err, tc.file, tc.want)
+			}
+			_, err = tc.opts.withDefaults().natsOptions()
+			if !errors.As(err, &ce) || !errors.Is(err, kvcore.ErrConnectionFailed) {
+				t.Fatalf("natsOptions = %v, want a *CredsError and a failed connection", err)
 			}
 		})
 	}
