@@ -38,7 +38,7 @@ func runFleetServe(ctx context.Context, args []string, stdout, stderr io.Writer)
 	r, err := f.open(ctx, "slipagent fleet serve")
 	if err != nil {
 		fmt.Fprintf(stderr, "slipagent fleet serve: %v\n", err)
-		return exitUnreachable
+		return connectExit(err)
 	}
 	defer r.Close()
 	ln, err := net.Listen("tcp", *listen)

@@ -41,7 +41,7 @@ func runFleetStatus(ctx context.Context, args []string, stdout, stderr io.Writer
 	r, err := f.open(ctx, "slipagent fleet status")
 	if err != nil {
 		fmt.Fprintf(stderr, "slipagent fleet status: %v\n", err)
-		return exitUnreachable
+		return connectExit(err)
 	}
 	defer r.Close()
 	f.scope(ctx, r, "slipagent fleet status", stderr)

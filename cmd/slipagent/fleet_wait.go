@@ -72,7 +72,7 @@ func runFleetWait(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	r, err := f.open(ctx, "slipagent fleet wait")
 	if err != nil {
 		fmt.Fprintf(stderr, "slipagent fleet wait: %v\n", err)
-		return exitUnreachable
+		return connectExit(err)
 	}
 	defer r.Close()
 	if *afterPut {

@@ -95,7 +95,7 @@ func runKV(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	conn, err := nf.connect(ctx, "slipagent kv")
 	if err != nil {
 		fmt.Fprintf(stderr, "slipagent kv: %v\n", err)
-		return exitUnreachable
+		return connectExit(err)
 	}
 	defer conn.Close()
 	var store kvcore.Store

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/url"
@@ -45,15 +46,30 @@ func addNATSServerFlags(fs *flag.FlagSet) natsFlags {
 	}
 }
 
-// connect connects to NATS; its error names the server URLs (callers exit
-// with exitUnreachable).
+// connect connects to NATS; its error names the server URLs, or is a
+// *natskv.CredsError for -creds that cannot be used (callers exit with
+// connectExit).
 func (n natsFlags) connect(ctx context.Context, name string) (*natskv.Conn, error) {
 	servers := strings.Split(n.servers(), ",")
-	conn := natskv.New(natskv.Options{Servers: servers, CredsFile: *n.creds, Timeout: *n.timeout, Name: name, Domain: *n.domain})
+	opts := natskv.Options{Servers: servers, CredsFile: *n.creds, Timeout: *n.timeout, Name: name, Domain: *n.domain}
+	if err := opts.CheckCreds(); err != nil {
+		return nil, err
+	}
+	conn := natskv.New(opts)
 	if err := conn.Connect(ctx); err != nil {
 		return nil, fmt.Errorf("cannot reach NATS at %s: %w", redactURLs(servers), err)
 	}
 	return conn, nil
+}
+
+// connectExit is the exit code for an error of natsFlags.connect:
+// exitFailure for credentials that cannot be used, else exitUnreachable.
+func connectExit(err error) int {
+	var ce *natskv.CredsError
+	if errors.As(err, &ce) {
+		return exitFailure
+	}
+	return exitUnreachable
 }
 
 // servers is -server, else $NATS_URL, else the server of a "slipagent dev"

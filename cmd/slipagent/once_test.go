@@ -371,8 +371,8 @@ watch "w" {
 }
 
 // A creds file whose nkey seed does not parse is a configuration error,
-// named with the file, not an unreachable server: once, plan and validate
-// exit 1, and run does not start.
+// named with the file, not an unreachable server: once, plan, validate and
+// kv exit 1, and run does not start.
 func TestBadCredsFile(t *testing.T) {
 	acc := natstest.Operator(t)
 	srv := natstest.Run(t, acc.Option)
@@ -402,6 +402,10 @@ func TestBadCredsFile(t *testing.T) {
 		if code != exitFailure || !strings.Contains(errOut, want) || strings.Count(errOut, creds) != 1 || strings.Contains(errOut, "reached") {
 			t.Errorf("%s with a bad creds file = %d, want 1 and the file named once; stderr:\n%s", args[0], code, errOut)
 		}
+	}
+	// So with the tools' -creds.
+	if code, _, errOut := runCmd(t, "kv", "-server", srv.URL(), "-creds", creds, "get", "cfg", "files.a"); code != exitFailure || !strings.Contains(errOut, want) {
+		t.Errorf("kv -creds with a bad creds file = %d, want 1 and the file named; stderr:\n%s", code, errOut)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -139,7 +139,7 @@ func pluginRun(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		conn, err := f.nats.connect(ctx, "slipagent plugin run")
 		if err != nil {
 			fmt.Fprintf(stderr, "slipagent plugin run: %v\n", err)
-			return exitUnreachable
+			return connectExit(err)
 		}
 		err = bucketView(ctx, conn, f.bucket, f.prefix, view)
 		conn.Close()
