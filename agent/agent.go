@@ -156,10 +156,18 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 // CheckCreds reads and parses the NATS credentials (creds_file, or creds)
 // as connecting does, without dialling: a *natskv.CredsError when they
 // cannot be used, which no retry would mend. Run, Once and Plan call it
-// before they connect, and `slipagent validate` too.
+// before they connect, and `slipagent validate` too. A creds_file that does
+// not exist yet passes: it may be provisioned after the agent starts, and
+// connecting keeps failing (and saying why) until it is, as for a server
+// that is not up yet.
 func (a *Agent) CheckCreds() error {
 	if a.checkCreds == nil {
 		return nil // Options.Conn: the caller's credentials
+	}
+	if f := a.cfg.NATS.CredsFile; f != "" {
+		if _, err := os.Stat(f); errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 	}
 	return a.checkCreds()
 }

@@ -414,4 +414,23 @@ func TestBadCredsFile(t *testing.T) {
 	if !errors.As(err, &exit) || exit.ExitCode() != exitFailure || !strings.Contains(string(out), creds) || !strings.Contains(string(out), "nkeys: invalid checksum") {
 		t.Errorf("run with a bad creds file = %v, want exit 1 naming the file; output:\n%s", err, out)
 	}
+
+	// A creds file not there yet may be provisioned after the agent
+	// starts: run waits for it, as for a server not up yet.
+	os.Remove(creds)
+	p := startSlipagent(t, dir, "run", "-config", cfg)
+	time.Sleep(time.Second)
+	if err := os.WriteFile(creds, acc.Creds, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(p.output(), "connected to NATS"); time.Sleep(50 * time.Millisecond) {
+		select {
+		case <-p.done:
+			t.Fatalf("run without its creds file yet exited:\n%s", p.output())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run did not connect once its creds file appeared:\n%s", p.output())
+		}
+	}
 }
