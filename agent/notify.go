@@ -60,9 +60,11 @@ func (a *Agent) report(ctx context.Context) {
 			a.notifyf("READY=1")
 			// A watch that failed counts as settled, and keeps retrying: NATS
 			// may not even be reachable yet.
-			if a.Ready() {
+			switch {
+			case a.Ready():
 				a.log.Info("every watch caught up", "watches", len(statuses))
-			} else {
+			case a.once: // once stops a failed watch instead (see Once)
+			default:
 				a.log.Warn("not every watch is ready; they keep retrying", "status", summary(statuses))
 			}
 		}

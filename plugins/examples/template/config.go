@@ -64,9 +64,16 @@ var _ sdk.Configurer = plugin{}
 
 // Configure parses the configuration, so that the host refuses a module
 // whose templates do not parse; calls reuse the parse (loadConfig's cache).
+// A module loaded with no configuration at all (slipagent plugin compile
+// or inspect of the bare module) is not refused: a call refuses it.
 func (plugin) Configure(h *sdk.Host) error {
-	_, err := loadConfig(h)
-	return err
+	for _, k := range configKeys {
+		if _, ok := h.Config(k); ok {
+			_, err := loadConfig(h)
+			return err
+		}
+	}
+	return nil
 }
 
 // loadConfig returns the plugin's parsed configuration.

@@ -170,6 +170,17 @@ func TestModuleErrorsNameTemplateAndLine(t *testing.T) {
 			t.Errorf("%s: loaded = %v; want a template that does not parse refused at load, one that fails to execute at render", c.name, loaded)
 		}
 	}
+	// The bare module, with no configuration at all (plugin compile or
+	// inspect of the file), loads; a render refuses it.
+	cfg := host.PluginConfig{Name: "template"}
+	p, err := harness.Engine(t).Load(t.Context(), wasm, cfg)
+	if err != nil {
+		t.Fatalf("the module without a configuration is refused at load: %v", err)
+	}
+	p.Close(t.Context())
+	if _, err := harness.New(t, wasm, harness.Options{Outputs: []string{"out"}, Plugin: cfg}).Render(); err == nil || !strings.Contains(err.Error(), "has no template") {
+		t.Errorf("a render without a configuration = %v, want it refused", err)
+	}
 }
 
 func TestConfigErrors(t *testing.T) {
