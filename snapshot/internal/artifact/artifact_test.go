@@ -187,8 +187,8 @@ func TestSealFailsClosedWhenDestAppears(t *testing.T) {
 	s := stageWithPayload(t, dest)
 	os.Mkdir(dest, 0o755)
 	os.WriteFile(filepath.Join(dest, "stray"), []byte("keep"), 0o644)
-	if _, err := s.Seal("test", "1", kvcore.Cursor{}, time.Now()); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("err = %v", err)
+	if _, err := s.Seal("test", "1", kvcore.Cursor{}, time.Now()); !taken(err) {
+		t.Fatalf("err = %v, want the destination refused as taken", err)
 	}
 	if b, err := os.ReadFile(filepath.Join(dest, "stray")); err != nil || string(b) != "keep" {
 		t.Fatal("the stray file was touched")
