@@ -338,13 +338,9 @@ func (r *watchRunner) recordCopy(path string) (*outputRecord, error) {
 	case err != nil:
 		return nil, fmt.Errorf("reading the record of committed outputs: %w", err)
 	}
-	outs := make(map[string]host.Output, len(r.conf.Outputs))
-	for _, o := range r.conf.Outputs {
-		owner, err := resolveOwner(o.Owner, o.Group)
-		if err != nil {
-			return nil, fmt.Errorf("output %s: %w", o.Name, err)
-		}
-		outs[o.Name] = host.Output{Dir: o.Dir, Mode: o.Mode, Owner: owner}
+	outs, err := r.resolvedOutputs()
+	if err != nil {
+		return nil, err
 	}
 	log, err := snapshot.Open(path, snapshot.Options{})
 	if err != nil {

@@ -295,7 +295,6 @@ func (r *watchRunner) outputs() (map[string]host.Output, error) {
 	if err := r.makeOutputDirs(); err != nil {
 		return nil, err
 	}
-	outs := make(map[string]host.Output, len(r.conf.Outputs))
 	for _, o := range r.conf.Outputs {
 		swept, err := host.SweepStaged(o.Dir)
 		if err != nil {
@@ -304,6 +303,15 @@ func (r *watchRunner) outputs() (map[string]host.Output, error) {
 		if len(swept) > 0 {
 			r.log.Info("removed staging files left by a crash", "output", o.Name, "files", swept)
 		}
+	}
+	return r.resolvedOutputs()
+}
+
+// resolvedOutputs is the watch's outputs as the host writes them: their
+// directories and modes, and their owners resolved.
+func (r *watchRunner) resolvedOutputs() (map[string]host.Output, error) {
+	outs := make(map[string]host.Output, len(r.conf.Outputs))
+	for _, o := range r.conf.Outputs {
 		owner, err := resolveOwner(o.Owner, o.Group)
 		if err != nil {
 			return nil, fmt.Errorf("output %s: %w", o.Name, err)
