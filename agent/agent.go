@@ -172,18 +172,26 @@ func (a *Agent) CheckCreds() error {
 	return a.checkCreds()
 }
 
-// startEngine checks the files the agent trusts (a *TrustError when others
-// can change one) and its NATS credentials (a *natskv.CredsError), then
-// starts the plugin engine on the compile cache; the caller closes it.
+// preflight checks the files the agent trusts (a *TrustError when others
+// can change one) and its NATS credentials (a *natskv.CredsError).
+func (a *Agent) preflight() error {
+	if err := a.CheckTrust(); err != nil {
+		return err
+	}
+	return a.CheckCreds()
+}
+
+// startEngine runs the preflight checks (Once ran them before it dialled),
+// then starts the plugin engine on the compile cache; the caller closes
+// it.
 func (a *Agent) startEngine(ctx context.Context) (*host.Engine, error) {
 	if err := os.MkdirAll(a.cacheDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: compile cache: %w", err)
 	}
-	if err := a.CheckTrust(); err != nil {
-		return nil, err
-	}
-	if err := a.CheckCreds(); err != nil {
-		return nil, err
+	if !a.once {
+		if err := a.preflight(); err != nil {
+			return nil, err
+		}
 	}
 	engine, err := host.New(ctx, host.Config{CacheDir: a.cacheDir, Logger: a.log.With("component", "plugins")})
 	if err != nil {

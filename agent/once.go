@@ -55,12 +55,11 @@ const onceInterval = 20 * time.Millisecond
 // *WatchesError naming the ones that did not. It does not serve HTTP nor
 // notify systemd.
 func (a *Agent) Once(ctx context.Context) error {
-	// Refuse untrusted files first: a server that cannot be reached must
-	// not hide the refusal behind it (Run checks them again).
-	if err := a.CheckTrust(); err != nil {
-		return err
-	}
-	if err := a.CheckCreds(); err != nil {
+	// Refuse untrusted files and bad credentials first: a server that
+	// cannot be reached must not hide the refusal behind it. Run, in once
+	// mode, does not check them again.
+	a.once = true
+	if err := a.preflight(); err != nil {
 		return err
 	}
 	connectCtx, cancel := context.WithTimeout(ctx, a.cfg.NATS.Timeout)
@@ -74,7 +73,6 @@ func (a *Agent) Once(ctx context.Context) error {
 	}
 	a.cfg = a.cfg.withoutHTTP()
 	a.notify = func(string) error { return nil }
-	a.once = true
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()

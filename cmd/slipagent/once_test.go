@@ -107,6 +107,22 @@ func TestOnceCatchesUpAndExits(t *testing.T) {
 	}
 }
 
+// once checks the files it trusts before it dials, and its run does not
+// check them again: a warning is said once.
+func TestOnceWarnsOnce(t *testing.T) {
+	srv := natstest.Run(t)
+	dir := t.TempDir()
+	cfg := onceConfig(t, dir, srv.URL(), "")
+	kvMust(t, srv.URL())("put", "cfg", "files.a", "alpha")
+	if err := os.Chmod(filepath.Join(dir, "files.wasm"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCmd(t, "once", "-config", cfg)
+	if n := strings.Count(errOut, "plugin module without a sha256 pin can be changed by others"); code != exitOK || n != 1 {
+		t.Errorf("once with a module others can change = %d, warned %d times, want 0 and once; stderr:\n%s", code, n, errOut)
+	}
+}
+
 func TestOnceExitCodes(t *testing.T) {
 	srv := natstest.Run(t)
 	dir := t.TempDir()
