@@ -20,9 +20,7 @@ var (
 	// leaves the file untouched.
 	ErrCorrupted = errors.New("snapshot: snapshot corrupted (CRC mismatch)")
 	// ErrArtifactInvalid: an export artifact failed validation or
-	// verification. Recovery is to fetch another artifact. (A destination
-	// that is taken is not the artifact's fault: that error matches
-	// [io/fs.ErrExist].)
+	// verification. Recovery is to fetch another artifact.
 	ErrArtifactInvalid = artifact.ErrInvalid
 	// ErrTooLarge: an update the file format cannot hold in a loadable file
 	// (key over 65,535 bytes or value over 16 MiB). Nothing was written.

@@ -27,8 +27,7 @@ const (
 // and MANIFEST.json (sizes and BLAKE3 digests, written last). The artifact is
 // assembled in a hidden directory beside dir and renamed into place, so a
 // crash leaves no partial artifact at dir. Export verifies the copy by
-// loading it before sealing and returns the cursor it holds. A dir that is
-// taken is refused with an error matching [fs.ErrExist].
+// loading it before sealing and returns the cursor it holds.
 func (l *Log) Export(ctx context.Context, dir string) (kvcore.Cursor, error) {
 	if err := ctx.Err(); err != nil {
 		return kvcore.Cursor{}, err
@@ -101,10 +100,9 @@ func loadedCursor(rep *Report) kvcore.Cursor {
 // Import verifies the artifact in dir (manifest, backend "append-log" and
 // version "2", exactly one payload file data/fold.snap, sizes and BLAKE3
 // digests, a payload that loads at the manifest's cursor), moves its fold
-// file to path, which must not exist, and opens it. Every refusal of the
-// artifact wraps [ErrArtifactInvalid]; an existing path, or a file that
-// appears there during the import (never replaced), is refused with an
-// error matching [fs.ErrExist]. A refusal leaves nothing at path.
+// file to path, which must not exist, and opens it. Every refusal wraps
+// [ErrArtifactInvalid] and leaves nothing at path; a file that appears at
+// path during the import is refused too, never replaced.
 func Import(dir, path string, opts Options) (*Log, error) {
 	fsy := osFS()
 	return fsy.importLog(dir, path, opts)
@@ -128,7 +126,7 @@ func (fsy *fsys) importLog(dir, path string, opts Options) (*Log, error) {
 	// A hard link, unlike a rename, fails if the destination appeared
 	// since it was checked. The stage, with the other name, goes on return.
 	if err := fsy.link(staged.Path(artifactPayload), staged.Dest); errors.Is(err, fs.ErrExist) {
-		return nil, fmt.Errorf("snapshot: import %s: %w", dir, artifact.DestExists(staged.Dest))
+		return nil, fmt.Errorf("snapshot: import %s: %w: destination %s already exists", dir, ErrArtifactInvalid, staged.Dest)
 	} else if err != nil {
 		return nil, fmt.Errorf("snapshot: import %s: %w", dir, err)
 	}

@@ -300,11 +300,13 @@ func TestSnapshotExportImport(t *testing.T) {
 	if got != want || !strings.Contains(want, `"cursor":"`) {
 		t.Fatalf("imported fold dumps\n%s\nwant\n%s", got, want)
 	}
-	if code, _, errOut := runCmd(t, "snapshot", "import", art, dst); code != exitFailure || !strings.Contains(errOut, "destination "+dst+" already exists") || strings.Contains(errOut, "invalid") {
-		t.Fatalf("import over an existing fold: %d %q, want the destination named as existing, the artifact not called invalid", code, errOut)
+	// A taken destination is the crate's ArtifactInvalid, in its words
+	// (upstream-spec.md, artifact rule 1).
+	if code, _, errOut := runCmd(t, "snapshot", "import", art, dst); code != exitFailure || !strings.Contains(errOut, "invalid snapshot artifact: destination "+dst+" already exists") {
+		t.Fatalf("import over an existing fold: %d %q, want the destination named as existing", code, errOut)
 	}
-	if code, _, errOut := runCmd(t, "snapshot", "export", src, art); code != exitFailure || !strings.Contains(errOut, "destination "+art+" exists and is not empty") || strings.Contains(errOut, "invalid") {
-		t.Fatalf("export over an artifact: %d %q, want the destination named as taken, the artifact not called invalid", code, errOut)
+	if code, _, errOut := runCmd(t, "snapshot", "export", src, art); code != exitFailure || !strings.Contains(errOut, "invalid snapshot artifact: destination "+art+" exists and is not empty") {
+		t.Fatalf("export over an artifact: %d %q, want the destination named as taken", code, errOut)
 	}
 
 	payload := filepath.Join(art, "data", "fold.snap")

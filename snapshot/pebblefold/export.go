@@ -78,9 +78,8 @@ func (f *Fold) export(stage *artifact.Stage) (kvcore.Cursor, error) {
 // Import verifies the artifact in dir (manifest, backend "pebble" with a
 // format this build opens, sizes and BLAKE3 digests of every file, a copy
 // that opens at the manifest's cursor), moves it to directory path, which
-// must be absent or empty, and opens it. Every refusal of the artifact wraps
-// [snapshot.ErrArtifactInvalid]; a path that is taken is refused with an
-// error matching [io/fs.ErrExist]. A refusal leaves nothing at path.
+// must be absent or empty, and opens it. Every refusal wraps
+// [snapshot.ErrArtifactInvalid] and leaves nothing at path.
 func Import(dir, path string, opts Options) (*Fold, error) {
 	staged, err := artifact.VerifyAndStage(dir, path, artifact.DestDir, ArtifactBackend, func(v string) error {
 		n, err := strconv.ParseUint(v, 10, 64)

@@ -3,7 +3,6 @@ package artifact
 import (
 	"bytes"
 	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,7 +112,7 @@ func TestDestinationPreconditions(t *testing.T) {
 	if err := checkAvailable(empty, DestDir); err != nil {
 		t.Fatal(err)
 	}
-	if err := checkAvailable(empty, DestFile); !taken(err) {
+	if err := checkAvailable(empty, DestFile); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("an empty directory as a file destination: %v", err)
 	}
 	if err := checkAvailable(filepath.Join(dir, "absent"), DestFile); err != nil {
@@ -122,12 +121,12 @@ func TestDestinationPreconditions(t *testing.T) {
 	full := filepath.Join(dir, "full")
 	os.Mkdir(full, 0o755)
 	os.WriteFile(filepath.Join(full, "x"), nil, 0o644)
-	if err := checkAvailable(full, DestDir); !taken(err) {
+	if err := checkAvailable(full, DestDir); !errors.Is(err, ErrInvalid) {
 		t.Fatal(err)
 	}
 	file := filepath.Join(dir, "file")
 	os.WriteFile(file, nil, 0o644)
-	if err := checkAvailable(file, DestDir); !taken(err) {
+	if err := checkAvailable(file, DestDir); !errors.Is(err, ErrInvalid) {
 		t.Fatal(err)
 	}
 	if _, _, err := parentOf("/"); !errors.Is(err, ErrInvalid) {
@@ -187,8 +186,8 @@ func TestSealFailsClosedWhenDestAppears(t *testing.T) {
 	s := stageWithPayload(t, dest)
 	os.Mkdir(dest, 0o755)
 	os.WriteFile(filepath.Join(dest, "stray"), []byte("keep"), 0o644)
-	if _, err := s.Seal("test", "1", kvcore.Cursor{}, time.Now()); !taken(err) {
-		t.Fatalf("err = %v, want the destination refused as taken", err)
+	if _, err := s.Seal("test", "1", kvcore.Cursor{}, time.Now()); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("err = %v", err)
 	}
 	if b, err := os.ReadFile(filepath.Join(dest, "stray")); err != nil || string(b) != "keep" {
 		t.Fatal("the stray file was touched")
@@ -205,10 +204,4 @@ func TestVerifyRejectsResizedFile(t *testing.T) {
 	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "manifest says 7") {
 		t.Fatalf("err = %v", err)
 	}
-}
-
-// taken reports whether err refuses a destination that is taken: an
-// fs.ErrExist, which does not blame the artifact.
-func taken(err error) bool {
-	return errors.Is(err, fs.ErrExist) && !errors.Is(err, ErrInvalid)
 }

@@ -23,30 +23,8 @@ const (
 	DestFile
 )
 
-// destTaken is a destination that exists (for a directory, one that is not
-// empty). It matches [fs.ErrExist], not [ErrInvalid]: the artifact is not
-// at fault.
-type destTaken struct {
-	dest     string
-	nonEmpty bool
-}
-
-func (e *destTaken) Error() string {
-	if e.nonEmpty {
-		return "destination " + e.dest + " exists and is not empty"
-	}
-	return "destination " + e.dest + " already exists"
-}
-
-func (e *destTaken) Is(target error) bool { return target == fs.ErrExist }
-
-// DestExists is the error for a destination that appeared after it was
-// checked; it matches [fs.ErrExist].
-func DestExists(dest string) error { return &destTaken{dest: dest} }
-
 // checkAvailable accepts an absent destination or, for a directory, an
-// empty directory; another is refused with an error matching
-// [fs.ErrExist].
+// empty directory.
 func checkAvailable(dest string, kind DestKind) error {
 	fi, err := os.Lstat(dest)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -56,14 +34,14 @@ func checkAvailable(dest string, kind DestKind) error {
 		return err
 	}
 	if !fi.IsDir() || kind == DestFile {
-		return &destTaken{dest: dest}
+		return invalidf("destination %s already exists", dest)
 	}
 	ents, err := os.ReadDir(dest)
 	if err != nil {
 		return err
 	}
 	if len(ents) > 0 {
-		return &destTaken{dest: dest, nonEmpty: true}
+		return invalidf("destination %s exists and is not empty", dest)
 	}
 	return nil
 }
