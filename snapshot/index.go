@@ -21,7 +21,8 @@ import (
 //   - mem holds the changes since base was last rebuilt (a put's reference,
 //     or tombstone for a delete) and is merged into base once it holds a
 //     sixteenth as many keys, so lookups are a map probe plus a binary
-//     search (a growing fold merges on another goroutine, see startMerge).
+//     search (a growing fold merges on another goroutine, with base's keys
+//     abbreviated beside it: see startMerge).
 //
 // A put that replaces an entry of the same length is written over it (see
 // stage), except while the arena is being read without the lock (by a
@@ -182,9 +183,9 @@ type index struct {
 	memPuts   int            // puts set in mem (and frozen) since the last merge, and
 	memBytes  int64          // their payload bytes: at least mem's share of the fold
 	pending   *pendingMerge  // a merge running in the background (see startMerge)
-	spare     map[string]ref // an empty map for the next mem, and
-	spareKeys []string       // slices for its keys, left by the last background merge
-	spareNew  []string
+	abbr      abbrevs        // base's abbreviated keys, kept while the fold grows (see mergeGrowing)
+	spareKeys []string       // slices for the next mem's keys, left by the last
+	spareNew  []string       // background merge
 }
 
 func newIndex() *index { return &index{mem: map[string]ref{}} }
@@ -204,18 +205,25 @@ func (x *index) searchBase(base []ref, k string) int {
 // of mem left: changes spread evenly over base are found in about half the
 // comparisons of a search from step 1 (each one a cache miss into the arena).
 func (x *index) gallop(s []ref, k string, step int) int {
+	return gallop(len(s), func(i int) bool { return compareKey(x.ar.key(s[i]), k) < 0 }, step)
+}
+
+// gallop is the search of index.gallop over positions 0..n-1, of which
+// below reports those before the one sought (a prefix of them).
+func gallop(n int, below func(int) bool, step int) int {
 	step = max(step, 1)
-	if step >= len(s) {
-		return x.searchBase(s, k)
+	search := func(lo, hi int) int { return lo + sort.Search(hi-lo, func(i int) bool { return !below(lo + i) }) }
+	if step >= n {
+		return search(0, n)
 	}
-	if compareKey(x.ar.key(s[step-1]), k) >= 0 {
-		return x.searchBase(s[:step-1], k)
+	if !below(step - 1) {
+		return search(0, step-1)
 	}
-	lo, hi := step, 2*step // every key of s[:lo] is < k
-	for hi < len(s) && compareKey(x.ar.key(s[hi-1]), k) < 0 {
+	lo, hi := step, 2*step // every position below lo is below
+	for hi < n && below(hi-1) {
 		lo, hi = hi, 2*hi
 	}
-	return lo + x.searchBase(s[lo:min(hi, len(s))], k)
+	return search(lo, min(hi, n))
 }
 
 func (x *index) lookup(k string) (ref, bool) {
@@ -359,10 +367,13 @@ func (x *index) count() int {
 // n²/4096, and finds each key in base with about 3 comparisons instead of 6.
 func (x *index) mergeThreshold() int {
 	if x.growing {
-		return max(4096, len(x.base)>>2)
+		return growingThreshold(len(x.base))
 	}
 	return max(4096, len(x.base)>>4)
 }
+
+// growingThreshold is mergeThreshold for a growing fold whose base holds n keys.
+func growingThreshold(n int) int { return max(4096, n>>2) }
 
 // merge folds mem into base, settling live and liveBytes. The new base is
 // a new slice of exactly its size (on huge pages once it is large, so its
@@ -376,6 +387,7 @@ func (x *index) merge() {
 	}
 	before := x.live
 	x.base, x.live, x.liveBytes = x.mergeInto(prefaulted(make([]ref, 0, len(x.base)+len(x.mem))))
+	x.abbr = abbrevs{}
 	x.growing = 2*(x.live-before) > len(x.mem)
 	clear(x.mem)                      // keeps its buckets for the next changes
 	clear(x.memKeys[:cap(x.memKeys)]) // hold no caller's key past its change

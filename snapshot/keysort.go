@@ -36,9 +36,9 @@ func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), le
 
 // sortPrefixed sorts vs by their keys (key(v)), all of which start with
 // the same skip bytes. Comparing keys in memory costs a cache miss per key
-// and comparison; instead each value is sorted by the 16 key bytes after
-// skip, held beside it, and only keys that agree on those are compared in
-// full. It takes 16 bytes per value beside a copy of it while it runs.
+// and comparison; instead each value is sorted by its key's abbreviation,
+// held beside it, and only keys that agree on those are compared in full.
+// It takes 16 bytes per value beside a copy of it while it runs.
 // From parallelSortFrom values on, each half is gathered and sorted on its
 // own goroutine (a load has two cores and nothing else to do then) and the
 // halves are merged into vs.
@@ -70,32 +70,47 @@ func sortPrefixed[T any](vs []T, skip int, key func(T) []byte) {
 // goroutines worth its merge.
 const parallelSortFrom = 64 << 10
 
-// keyItem is a value's place in a sort: its key bytes skip..skip+16,
-// big-endian and zero-padded, beside it.
+// abbrev is a key's bytes skip..skip+16, big-endian and zero-padded, for
+// keys that all start with the same skip bytes: two keys whose
+// abbreviations differ compare as these do, without reading the keys
+// (which, in the arena, costs a cache miss each). Equal abbreviations say
+// nothing: a key and its extension by zero bytes, or keys that agree on
+// their 16 bytes after skip.
+type abbrev struct{ hi, lo uint64 }
+
+// abbreviate returns the abbreviation of k, which is at least skip bytes long.
+func abbreviate(k []byte, skip int) abbrev {
+	k = k[skip:]
+	return abbrev{hi: paddedUint64(k), lo: paddedUint64(k[min(8, len(k)):])}
+}
+
+// compare orders a and b as their keys, when they differ.
+func (a abbrev) compare(b abbrev) int {
+	if c := cmp.Compare(a.hi, b.hi); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.lo, b.lo)
+}
+
+// keyItem is a value's place in a sort: its key's abbreviation beside it.
 type keyItem[T any] struct {
-	hi, lo uint64
-	v      T
+	abbrev
+	v T
 }
 
 // sortItems fills items from vs and sorts them.
 func sortItems[T any](items []keyItem[T], vs []T, skip int, key func(T) []byte) {
 	for i, v := range vs {
-		k := key(v)[skip:]
-		items[i] = keyItem[T]{hi: paddedUint64(k), lo: paddedUint64(k[min(8, len(k)):]), v: v}
+		items[i] = keyItem[T]{abbrev: abbreviate(key(v), skip), v: v}
 	}
 	slices.SortFunc(items, func(a, b keyItem[T]) int { return compareItems(key, &a, &b) })
 }
 
 // compareItems orders items like their keys.
 func compareItems[T any](key func(T) []byte, a, b *keyItem[T]) int {
-	if c := cmp.Compare(a.hi, b.hi); c != 0 {
+	if c := a.compare(b.abbrev); c != 0 {
 		return c
 	}
-	if c := cmp.Compare(a.lo, b.lo); c != 0 {
-		return c
-	}
-	// Equal or zero-padded alike: a key and its extension by zero
-	// bytes, or keys longer than 16 bytes after skip.
 	return bytes.Compare(key(a.v), key(b.v))
 }
 

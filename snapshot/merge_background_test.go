@@ -121,13 +121,65 @@ func TestSparesGoOnceTheFoldStopsGrowing(t *testing.T) {
 	puts(1000, 1000, "v")
 	x.startMerge()
 	x.finishMerge()
-	if !x.growing || x.spare == nil {
-		t.Fatalf("after adding keys: growing %v, spare map kept %v; want both", x.growing, x.spare != nil)
+	if !x.growing || x.spareNew == nil || x.abbr.of == nil {
+		t.Fatalf("after adding keys: growing %v, spare slices kept %v, abbreviations kept %v; want all", x.growing, x.spareNew != nil, x.abbr.of != nil)
 	}
 	puts(0, 1000, "changed") // every key exists: the fold no longer grows
 	x.startMerge()
 	x.finishMerge()
-	if x.growing || x.spare != nil || x.spareKeys != nil || x.spareNew != nil {
-		t.Errorf("after changing keys: growing %v, spares kept %v %v %v", x.growing, x.spare != nil, x.spareKeys != nil, x.spareNew != nil)
+	if x.growing || x.spareKeys != nil || x.spareNew != nil || x.abbr.of != nil {
+		t.Errorf("after changing keys: growing %v, spares kept %v %v, abbreviations kept %v", x.growing, x.spareKeys != nil, x.spareNew != nil, x.abbr.of != nil)
+	}
+}
+
+// A background merge, which compares abbreviated keys, builds the base that
+// mergeInto does, merge after merge, with base's abbreviations right: for
+// keys that agree on more than their 16 bytes after the shared prefix, keys
+// that extend others by zero bytes, a first key that shrinks the shared
+// prefix, deletes of keys in base and of keys nowhere, and changes of keys
+// in base.
+func TestGrowingMergeMatchesMergeInto(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 5))
+	keys := []func() string{
+		func() string { return fmt.Sprintf("app/%06d", rng.IntN(50_000)) },
+		func() string { return fmt.Sprintf("app/svc-%03d/long-common-part-%04d", rng.IntN(50), rng.IntN(200)) },
+		func() string { return "app/z" + strings.Repeat("\x00", rng.IntN(20)) },
+		func() string { return fmt.Sprintf("app/%c", 'a'+rng.IntN(26)) },
+	}
+	x := newIndex()
+	step := uint64(0)
+	for round := range 40 {
+		for range 1 + rng.IntN(3000) {
+			step++
+			k := keys[rng.IntN(len(keys))]()
+			if round == 25 && step%100 == 0 {
+				k = fmt.Sprintf("%c-elsewhere-%d", 'A'+rng.IntN(60), step) // the shared prefix shrinks
+			}
+			if rng.IntN(8) == 0 {
+				x.apply(del(k, step))
+			} else {
+				x.apply(put(k, fmt.Sprint(step), step))
+			}
+		}
+		base, ab, live, liveBytes := x.mergeGrowing()
+		want, wantLive, wantBytes := x.mergeInto(nil)
+		if !slices.Equal(base, want) || live != wantLive || liveBytes != wantBytes {
+			t.Fatalf("round %d: %d refs, %d live, %d bytes; mergeInto gives %d, %d, %d", round, len(base), live, liveBytes, len(want), wantLive, wantBytes)
+		}
+		skip := len(x.ar.key(base[0]))
+		for _, r := range base {
+			skip = min(skip, commonPrefixLen(x.ar.key(base[0]), x.ar.key(r)))
+		}
+		if ab.skip > skip || len(ab.of) != len(base) {
+			t.Fatalf("round %d: %d abbreviations after %d bytes for %d keys sharing %d", round, len(ab.of), ab.skip, len(base), skip)
+		}
+		for i, r := range base {
+			if ab.of[i] != abbreviate(x.ar.key(r), ab.skip) {
+				t.Fatalf("round %d: abbreviation %d is not its key's, %q", round, i, x.ar.key(r))
+			}
+		}
+		x.base, x.abbr, x.live, x.liveBytes = base, ab, live, liveBytes
+		clear(x.mem)
+		x.memKeys, x.memNew = x.memKeys[:0], x.memNew[:0]
 	}
 }
