@@ -2,7 +2,6 @@ package snapshot
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/binary"
 	"slices"
 	"sync"
@@ -86,10 +85,17 @@ func abbreviate(k []byte, skip int) abbrev {
 
 // compare orders a and b as their keys, when they differ.
 func (a abbrev) compare(b abbrev) int {
-	if c := cmp.Compare(a.hi, b.hi); c != 0 {
-		return c
+	switch {
+	case a.hi < b.hi:
+		return -1
+	case a.hi > b.hi:
+		return 1
+	case a.lo < b.lo:
+		return -1
+	case a.lo > b.lo:
+		return 1
 	}
-	return cmp.Compare(a.lo, b.lo)
+	return 0
 }
 
 // keyItem is a value's place in a sort: its key's abbreviation beside it.
