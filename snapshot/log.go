@@ -212,38 +212,39 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 	// The index work of a large batch overlaps the fsync: entries are
 	// copied into the arena (and earlier changes merged) while it runs,
 	// and become visible only once it succeeded. A small batch that moves
-	// the cursor fsyncs first, here. Either fsync also makes durable the
-	// writes earlier Applies left unsynced.
-	var synced chan error
+	// the cursor fsyncs first. Any fsync also makes durable the writes
+	// earlier Applies left unsynced.
 	unsynced := l.deferred + int64(len(buf))
 	deferred := l.opts.Sync == SyncCheckpoint && cursor == l.cursor && unsynced <= deferSyncBytes
+	var staged []ref
 	switch {
 	case l.opts.Sync != SyncCheckpoint || deferred:
+		staged = l.stageLocked(updates)
 	case len(updates) < syncAsideMin && cursor != l.cursor:
 		if err := l.fs.sync(l.f); err != nil {
 			return l.syncFailed(err)
 		}
-	default:
-		synced = make(chan error, 1)
+		staged = l.stageLocked(updates)
+	case cursor == l.cursor:
+		// The fsync may run past this Apply: the next one, or whatever
+		// needs the log durable, waits for it (awaitSyncLocked).
+		synced := make(chan error, 1)
 		go func(f *os.File, sync func(*os.File) error) { synced <- sync(f) }(l.f, l.fs.sync)
-	}
-	l.idx.pollMerge()
-	if len(l.idx.mem) > l.idx.mergeThreshold() && l.job == nil {
-		if l.idx.growing {
-			l.idx.startMerge()
-		} else {
-			l.idx.merge()
-		}
-	}
-	staged := l.staged[:0]
-	for i := range updates {
-		staged = append(staged, l.idx.stage(&updates[i], l.job == nil && l.exports == 0))
-	}
-	l.staged = staged[:0]
-	if synced != nil && cursor == l.cursor {
-		l.unsynced = synced // waited for by awaitSyncLocked
-	} else if synced != nil {
-		if err := <-synced; err != nil {
+		staged = l.stageLocked(updates)
+		l.unsynced = synced
+	default:
+		// This goroutine fsyncs and another does the index work. The other
+		// way round, a goroutine started for the fsync waited, whenever
+		// both processors were busy (a first sync's background merge),
+		// until this one blocked after the index work: the two ran one
+		// after the other. Now the fsync starts at once, and the index
+		// work runs as soon as the runtime hands this goroutine's
+		// processor over for the system call.
+		done := make(chan []ref, 1)
+		go func() { done <- l.stageLocked(updates) }()
+		err := l.fs.sync(l.f)
+		staged = <-done
+		if err != nil {
 			return l.syncFailed(err)
 		}
 	}
@@ -263,17 +264,37 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 	return nil
 }
 
+// stageLocked merges mem into base if that is due and stages updates in
+// the arena (see index.stage), returning their references. l.mu is held,
+// by this goroutine or by the Apply that waits for it.
+func (l *Log) stageLocked(updates []kvcore.Update) []ref {
+	l.idx.pollMerge()
+	if len(l.idx.mem) > l.idx.mergeThreshold() && l.job == nil {
+		if l.idx.growing {
+			l.idx.startMerge()
+		} else {
+			l.idx.merge()
+		}
+	}
+	staged := l.staged[:0]
+	for i := range updates {
+		staged = append(staged, l.idx.stage(&updates[i], l.job == nil && l.exports == 0))
+	}
+	l.staged = staged[:0]
+	return staged
+}
+
 // deferSyncBytes is the most that Applies under an unchanged cursor leave
 // unsynced for the next fsync (see Apply).
 const deferSyncBytes = 64 << 10
 
-// syncAsideMin is the smallest batch moving the cursor whose fsync Apply
-// runs on a goroutine beside its index work (under an unchanged cursor, a
-// write that is not left unsynced always is). A smaller one's index work
-// takes microseconds, less than handing the fsync to a goroutine and being
-// woken when it ends: fsyncing in line made a 16-update Apply on a 1M-key
-// log about 45 µs faster at the median on a 2-core VM (BenchmarkCheckpoint,
-// ~300 µs).
+// syncAsideMin is the smallest batch moving the cursor whose index work
+// Apply runs on a goroutine beside its fsync (under an unchanged cursor,
+// the fsync of a write that is not left unsynced runs on a goroutine
+// instead). A smaller one's index work takes microseconds, less than
+// handing it to a goroutine and waiting for it: fsyncing first, in line,
+// made a 16-update Apply on a 1M-key log about 45 µs faster at the median
+// on a 2-core VM (BenchmarkCheckpoint, ~300 µs).
 const syncAsideMin = 64
 
 // settleLocked makes every Apply so far durable: it runs the fsync that
