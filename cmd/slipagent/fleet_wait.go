@@ -22,6 +22,8 @@ least N hosts report each watch (hosts still starting have not reported
 yet). Without -timeout it waits for ever; on timeout it prints the hosts that have not applied R (how far
 behind, since when, their state and error) and exits 6.
 
+A report bucket that does not exist yet (no agent reported to it, or a
+typo in -report-bucket) is waited for, and named on stderr at once.
 A host counts until its record ages out of the report bucket (its report
 max_age): one that went silent without applying R keeps the wait from
 converging, and so does one that two agents report under (state conflict).
@@ -111,6 +113,7 @@ func waitConverged(ctx context.Context, r *fleetReader, f *fleetFlags, c converg
 	defer t.Stop()
 	var rep fleet.Report
 	var readErr error
+	noticed := false // that the report bucket does not exist yet
 	for {
 		records, err := r.read(ctx)
 		switch {
@@ -124,6 +127,11 @@ func waitConverged(ctx context.Context, r *fleetReader, f *fleetFlags, c converg
 				}
 				return exitOK
 			}
+		case errors.Is(err, kvcore.ErrBucketNotFound) && !noticed && ctx.Err() == nil:
+			// No agent reported yet, or the bucket's name is wrong: say
+			// so now rather than only when the wait ends, if ever.
+			readErr, noticed = err, true
+			fmt.Fprintf(stderr, "slipagent fleet wait: report bucket %s does not exist yet: no agent has reported to it; waiting (agents report to the bucket of their report block, %q by default)\n", *f.reports, fleet.DefaultBucket)
 		case errors.Is(err, kvcore.ErrBucketNotFound) || ctx.Err() != nil:
 			readErr = err // no agent reported yet; or the end
 		default:
@@ -137,7 +145,7 @@ func waitConverged(ctx context.Context, r *fleetReader, f *fleetFlags, c converg
 				code, ended = exitFailure, "interrupted"
 			}
 			fmt.Fprintf(stderr, "slipagent fleet wait: %s before the hosts applied revision %d\n", ended, f.query.Revision)
-			if readErr != nil && rep.Watches == nil {
+			if readErr != nil && rep.Watches == nil && !(noticed && errors.Is(readErr, kvcore.ErrBucketNotFound)) {
 				fmt.Fprintf(stderr, "slipagent fleet wait: %v\n", readErr)
 			}
 			if len(rep.Watches) == 0 {
