@@ -113,7 +113,7 @@ func waitConverged(ctx context.Context, r *fleetReader, f *fleetFlags, c converg
 	defer t.Stop()
 	var rep fleet.Report
 	var readErr error
-	noticed := false // that the report bucket does not exist yet
+	noticed := false // that the report bucket does not exist
 	for {
 		records, err := r.read(ctx)
 		switch {
@@ -127,13 +127,15 @@ func waitConverged(ctx context.Context, r *fleetReader, f *fleetFlags, c converg
 				}
 				return exitOK
 			}
-		case errors.Is(err, kvcore.ErrBucketNotFound) && !noticed && ctx.Err() == nil:
-			// No agent reported yet, or the bucket's name is wrong: say
-			// so now rather than only when the wait ends, if ever.
-			readErr, noticed = err, true
-			fmt.Fprintf(stderr, "slipagent fleet wait: report bucket %s does not exist yet: no agent has reported to it; waiting (agents report to the bucket of their report block, %q by default)\n", *f.reports, fleet.DefaultBucket)
-		case errors.Is(err, kvcore.ErrBucketNotFound) || ctx.Err() != nil:
-			readErr = err // no agent reported yet; or the end
+		case ctx.Err() != nil:
+			// The wait ended during the read, whose error says only that.
+		case errors.Is(err, kvcore.ErrBucketNotFound):
+			// No agent reported yet, or the bucket's name is wrong: said
+			// once, at once, rather than only when the wait ends (if ever).
+			if !noticed {
+				noticed = true
+				fmt.Fprintf(stderr, "slipagent fleet wait: report bucket %s does not exist yet: no agent has reported to it; waiting (agents report to the bucket of their report block, %q by default)\n", *f.reports, fleet.DefaultBucket)
+			}
 		default:
 			readErr = err
 			fmt.Fprintf(stderr, "slipagent fleet wait: %v (retrying)\n", err)
@@ -145,7 +147,7 @@ func waitConverged(ctx context.Context, r *fleetReader, f *fleetFlags, c converg
 				code, ended = exitFailure, "interrupted"
 			}
 			fmt.Fprintf(stderr, "slipagent fleet wait: %s before the hosts applied revision %d\n", ended, f.query.Revision)
-			if readErr != nil && rep.Watches == nil && !(noticed && errors.Is(readErr, kvcore.ErrBucketNotFound)) {
+			if readErr != nil && rep.Watches == nil {
 				fmt.Fprintf(stderr, "slipagent fleet wait: %v\n", readErr)
 			}
 			if len(rep.Watches) == 0 {
