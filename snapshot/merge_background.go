@@ -115,6 +115,7 @@ type memChange struct {
 	size int
 }
 
+// memChangeKey is c's key, for compareItems.
 func memChangeKey(c memChange) []byte { return stringBytes(c.key) }
 
 // mergeGrowing is mergeInto for a background merge. mergeInto finds each
