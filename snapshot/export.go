@@ -56,6 +56,7 @@ func (l *Log) export(stage *artifact.Stage) (kvcore.Cursor, error) {
 	defer func() {
 		l.mu.Lock()
 		l.exports--
+		l.unmapRetiredLocked()
 		l.mu.Unlock()
 	}()
 

@@ -1,7 +1,6 @@
 package snapshot
 
 import (
-	"os"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -68,10 +67,6 @@ func span[T any](s []T) (unsafe.Pointer, uintptr, bool) {
 	return unsafe.Pointer(unsafe.SliceData(s)), n, n >= hugePagesFrom
 }
 
-// pageSize is the system's page size, which madvise's range must start
-// at a multiple of (4 KiB on x86-64, up to 64 KiB on arm64).
-var pageSize = uintptr(os.Getpagesize())
-
 // inner returns the whole align-sized blocks of the n bytes at base.
 func inner(base unsafe.Pointer, n, align uintptr) ([]byte, bool) {
 	p := uintptr(base)
@@ -81,4 +76,14 @@ func inner(base unsafe.Pointer, n, align uintptr) ([]byte, bool) {
 		return nil, false
 	}
 	return unsafe.Slice((*byte)(unsafe.Add(base, start-p)), end-start), true
+}
+
+// populate maps the whole pages of b, part of a file mapping whose bytes
+// are in the page cache, in one call (MADV_POPULATE_READ, Linux 5.14)
+// rather than a fault at a time as they are read. Errors are ignored: the
+// advice is an optimization.
+func populate(b []byte) {
+	if mem, ok := inner(unsafe.Pointer(unsafe.SliceData(b)), uintptr(len(b)), pageSize); ok {
+		_ = unix.Madvise(mem, unix.MADV_POPULATE_READ)
+	}
 }

@@ -16,7 +16,8 @@ import (
 //   - an arena of large byte chunks holds each entry in its PUT-payload form
 //     (key_len | key | value_len | value | ver_len | version), so a file image
 //     read at load time is itself an arena chunk and a compacted file loads
-//     without copying;
+//     without copying (and a growing fold's chunks may be windows on the log
+//     file, see window);
 //   - base is a sorted slice of references into the arena (8 bytes per key);
 //   - mem holds the changes since base was last rebuilt (a put's reference,
 //     or tombstone for a delete) and is merged into base once it holds a
@@ -44,9 +45,10 @@ const (
 func mkref(chunk, off int) ref { return ref(uint64(chunk)<<refOffBits | uint64(off)) }
 
 type arena struct {
-	chunks [][]byte
-	sealed bool        // the last chunk takes no more entries
-	spare  chan []byte // the next chunk of chunkSize, faulted in ahead of need (see newChunk)
+	chunks  [][]byte
+	sealed  bool        // the last chunk takes no more entries
+	spare   chan []byte // the next chunk of chunkSize, faulted in ahead of need (see newChunk)
+	windows []int       // the chunks that view the log file (see window), never written
 }
 
 // alloc reserves n bytes and returns their reference and the slice to fill.
@@ -184,8 +186,9 @@ type index struct {
 	memBytes  int64          // their payload bytes: at least mem's share of the fold
 	pending   *pendingMerge  // a merge running in the background (see startMerge)
 	abbr      abbrevs        // base's abbreviated keys, kept while the fold grows (see mergeGrowing)
-	spareKeys []string       // slices for the next mem's keys, left by the last
-	spareNew  []string       // background merge
+	spareMem  map[string]ref // the next mem and its key slices, left by the
+	spareKeys []string       // last background merge
+	spareNew  []string
 }
 
 func newIndex() *index { return &index{mem: map[string]ref{}} }
@@ -226,6 +229,24 @@ func gallop(n int, below func(int) bool, step int) int {
 	return search(lo, min(hi, n))
 }
 
+// searchAbbreviated is searchBase(x.base, k), comparing base's
+// abbreviated keys while a growing fold keeps them (see abbrevs) and k
+// starts with the prefix they leave out: only keys whose abbreviations
+// equal k's are read in the arena, where each one is a cache miss.
+func (x *index) searchAbbreviated(k string) int {
+	ab := x.abbr
+	if ab.of == nil || len(x.base) == 0 || len(k) < ab.skip || k[:ab.skip] != x.ar.keyString(x.base[0])[:ab.skip] {
+		return x.searchBase(x.base, k)
+	}
+	a := abbreviate(stringBytes(k), ab.skip)
+	return sort.Search(len(x.base), func(i int) bool {
+		if d := ab.of[i].compare(a); d != 0 {
+			return d > 0
+		}
+		return compareKey(x.ar.key(x.base[i]), k) >= 0
+	})
+}
+
 func (x *index) lookup(k string) (ref, bool) {
 	if r, ok := x.mem[k]; ok {
 		return r, r != tombstone
@@ -240,7 +261,7 @@ func (x *index) lookup(k string) (ref, bool) {
 
 // inBase returns base's entry for k.
 func (x *index) inBase(k string) (ref, bool) {
-	i := x.searchBase(x.base, k)
+	i := x.searchAbbreviated(k)
 	if i < len(x.base) && string(x.ar.key(x.base[i])) == k {
 		return x.base[i], true
 	}
@@ -258,6 +279,9 @@ func (x *index) get(k string) (kvcore.Entry, bool) {
 // apply folds one update into the index, copying its bytes into the arena.
 func (x *index) apply(u kvcore.Update) { x.set(&u, x.stage(&u, true)) }
 
+// putPayloadLen is the length of u's PUT payload.
+func putPayloadLen(u *kvcore.Update) int { return 7 + len(u.Key) + len(u.Value) + u.Version.Len() }
+
 // overwrite marks a staged reference whose entry set writes over the key's
 // current entry, at that reference, instead of one staged in the arena.
 const overwrite = ref(1 << 63)
@@ -267,23 +291,23 @@ const overwrite = ref(1 << 63)
 // staged and never set is garbage, dropped by the next compaction.
 //
 // When reuse is set and the fold is not growing (see mergeThreshold), a
-// put whose key's current entry has exactly its length is not copied: the
-// reference returned is that entry's, marked overwrite, and set writes the
-// new entry over it. A fold whose keys change (the common steady state:
-// same key, a value of the same size) then takes no memory per change,
-// where each one would otherwise leave its predecessor as garbage in
-// memory until the next compaction. The caller passes reuse only while no
-// compaction or export reads the arena, and no put is written over while a
-// background merge reads it. A growing fold skips the lookup: its keys are
-// mostly new, and finding each one missing in base costs a binary search
-// of cache misses.
+// put whose key's current entry has exactly its length, in memory rather
+// than in a window, is not copied: the reference returned is that entry's,
+// marked overwrite, and set writes the new entry over it. A fold whose
+// keys change (the common steady state: same key, a value of the same
+// size) then takes no memory per change, where each one would otherwise
+// leave its predecessor as garbage in memory until the next compaction.
+// The caller passes reuse only while no compaction or export reads the
+// arena, and no put is written over while a background merge reads it. A
+// growing fold skips the lookup: its keys are mostly new, and finding each
+// one missing in base costs a binary search of cache misses.
 func (x *index) stage(u *kvcore.Update, reuse bool) ref {
 	if u.IsRemoval() {
 		return tombstone
 	}
-	n := 7 + len(u.Key) + len(u.Value) + u.Version.Len()
+	n := putPayloadLen(u)
 	if reuse && !x.growing && x.pending == nil {
-		if r, ok := x.lookup(u.Key); ok && len(x.ar.payload(r)) == n {
+		if r, ok := x.lookup(u.Key); ok && len(x.ar.payload(r)) == n && x.ar.writable(r) {
 			return r | overwrite
 		}
 	}
@@ -317,7 +341,7 @@ func (x *index) set(u *kvcore.Update, r ref) {
 	if r != tombstone {
 		key = x.ar.keyString(r)
 		x.memPuts++
-		x.memBytes += int64(len(x.ar.payload(r)))
+		x.memBytes += int64(putPayloadLen(u)) // without reading the entry, which may be in a window (see window)
 	}
 	n := len(x.mem)
 	x.mem[key] = r // one map operation, not a lookup and then a store
@@ -389,6 +413,9 @@ func (x *index) merge() {
 	x.base, x.live, x.liveBytes = x.mergeInto(prefaulted(make([]ref, 0, len(x.base)+len(x.mem))))
 	x.abbr = abbrevs{}
 	x.growing = 2*(x.live-before) > len(x.mem)
+	if !x.growing {
+		x.spareMem, x.spareKeys, x.spareNew = nil, nil, nil // only background merges use them
+	}
 	clear(x.mem)                      // keeps its buckets for the next changes
 	clear(x.memKeys[:cap(x.memKeys)]) // hold no caller's key past its change
 	clear(x.memNew[:cap(x.memNew)])

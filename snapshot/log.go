@@ -46,6 +46,10 @@ type Log struct {
 	recheck     int64    // appended bytes at which to look at the garbage again
 	scratch     []byte
 	staged      []ref      // Apply's arena references, reused
+	win         *window    // the window on l.f that batches are staged through, if any
+	mapped      [][]byte   // every window the index may reference
+	retired     [][]byte   // windows the index no longer references, left for exports to finish
+	mapErr      error      // why the log could not be mapped: entries are copied
 	unsynced    chan error // the fsync of an Apply that left the cursor unchanged, still running
 	deferred    int64      // bytes of the last Applies whose fsync is left to the next one (see Apply)
 	err         error      // sticky: the file may hold a write we could not undo
@@ -241,7 +245,7 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 		// work runs as soon as the runtime hands this goroutine's
 		// processor over for the system call.
 		done := make(chan []ref, 1)
-		go func() { done <- l.stageLocked(updates) }()
+		go func() { done <- l.stageDurableLocked(updates, l.size, int64(len(buf))) }()
 		err := l.fs.sync(l.f)
 		staged = <-done
 		if err != nil {
@@ -268,6 +272,27 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 // the arena (see index.stage), returning their references. l.mu is held,
 // by this goroutine or by the Apply that waits for it.
 func (l *Log) stageLocked(updates []kvcore.Update) []ref {
+	l.mergeDueLocked()
+	return l.copyLocked(updates)
+}
+
+// stageDurableLocked is stageLocked for a batch whose n bytes of records
+// Apply wrote at offset at and makes visible only once they are durable:
+// a growing fold references them in the log (see window) while no
+// compaction runs.
+func (l *Log) stageDurableLocked(updates []kvcore.Update, at, n int64) []ref {
+	l.mergeDueLocked()
+	if l.idx.growing && l.job == nil {
+		if staged, ok := l.stageMapped(updates, at, n); ok {
+			return staged
+		}
+	}
+	return l.copyLocked(updates)
+}
+
+// mergeDueLocked merges mem into base, in the background for a growing
+// fold, when that is due and no compaction runs. l.mu is held.
+func (l *Log) mergeDueLocked() {
 	l.idx.pollMerge()
 	if len(l.idx.mem) > l.idx.mergeThreshold() && l.job == nil {
 		if l.idx.growing {
@@ -276,6 +301,11 @@ func (l *Log) stageLocked(updates []kvcore.Update) []ref {
 			l.idx.merge()
 		}
 	}
+}
+
+// copyLocked copies updates into the arena (see index.stage) and returns
+// their references. l.mu is held.
+func (l *Log) copyLocked(updates []kvcore.Update) []ref {
 	staged := l.staged[:0]
 	for i := range updates {
 		staged = append(staged, l.idx.stage(&updates[i], l.job == nil && l.exports == 0))
@@ -462,7 +492,8 @@ func (l *Log) Range(ctx context.Context, prefix, after string, fn func(kvcore.En
 	}
 }
 
-// Close waits for a running compaction and closes the file.
+// Close waits for a running compaction and closes the file. A closed Log
+// holds no entries (Len is 0).
 func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -474,6 +505,10 @@ func (l *Log) Close() error {
 	l.idx.stop()
 	l.mu.Unlock()
 	l.wg.Wait()
+	l.mu.Lock()
+	l.idx = newIndex() // drop the fold, whose windows go now
+	l.retireWindowsLocked()
+	l.mu.Unlock()
 	err := errors.Join(serr, l.f.Close())
 	l.lock.Close() // after the log: a later opener must not see it still open
 	return err

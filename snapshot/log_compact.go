@@ -150,4 +150,5 @@ func (l *Log) swapArena(fresh *arena, refs []ref, boundary int) {
 	x.ar = arena{chunks: chunks, sealed: x.ar.sealed || len(chunks) == len(fresh.chunks), spare: x.ar.spare}
 	x.base = refs
 	x.abbr = abbrevs{}
+	l.retireWindowsLocked() // none of the chunks kept is one
 }

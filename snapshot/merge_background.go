@@ -29,8 +29,9 @@ type mergedBase struct {
 	abbr      abbrevs
 	live      int
 	liveBytes int64
-	keys      []string // frozen's key slices, cleared for reuse
-	news      []string
+	keys      []string       // frozen's key slices, cleared for reuse
+	news      []string       // (grown for the mem after next)
+	mem       map[string]ref // an empty map for the mem after next
 }
 
 // startMerge freezes mem and merges it into base on another goroutine,
@@ -49,17 +50,26 @@ func (x *index) startMerge() {
 	x.pending = p
 	// The next merge comes once mem holds about this many keys: room for
 	// them now spares mem its growth (each step rehashes what it holds)
-	// and memNew its regrowth by doubling.
+	// and memNew its regrowth by doubling. The merge before this one made
+	// them on its goroutine, for a base the size this one is given now.
 	next := growingThreshold(len(x.base) + len(p.frozen))
-	x.mem = make(map[string]ref, next)
-	x.memKeys, x.memNew = x.spareKeys, slices.Grow(x.spareNew, next)
-	x.spareKeys, x.spareNew = nil, nil
+	x.mem, x.memKeys, x.memNew = x.spareMem, x.spareKeys, x.spareNew
+	if x.mem == nil {
+		x.mem, x.memNew = make(map[string]ref, next), slices.Grow(x.memNew, next)
+	}
+	x.spareMem, x.spareKeys, x.spareNew = nil, nil, nil
 	go func() {
 		base, abbr, live, liveBytes := bg.mergeGrowing()
 		keys, news := bg.memKeys, bg.memNew
 		clear(keys[:cap(keys)]) // hold no caller's key past its change
 		clear(news[:cap(news)])
-		p.done <- mergedBase{base: base, abbr: abbr, live: live, liveBytes: liveBytes, keys: keys[:0], news: news[:0]}
+		// The mem after next holds what a growing fold adds to this base
+		// and to the keys the next merge takes in (a batch more than its
+		// threshold, at most: a sixteenth is room for that).
+		after := growingThreshold(len(base) + growingThreshold(len(base)))
+		after += after / 16
+		p.done <- mergedBase{base: base, abbr: abbr, live: live, liveBytes: liveBytes,
+			keys: keys[:0], news: slices.Grow(news[:0], after), mem: make(map[string]ref, after)}
 	}()
 }
 
@@ -80,14 +90,14 @@ func (x *index) finishMerge() {
 		x.abbr = abbrevs{} // only background merges use them
 		return
 	}
-	x.spareKeys, x.spareNew = res.keys, res.news
+	x.spareMem, x.spareKeys, x.spareNew = res.mem, res.keys, res.news
 }
 
 // stop waits for the background work of the index (a merge, the arena's
 // next chunk) and drops what it would have kept for later.
 func (x *index) stop() {
 	x.finishMerge()
-	x.spareKeys, x.spareNew = nil, nil
+	x.spareMem, x.spareKeys, x.spareNew = nil, nil, nil
 	x.ar.dropSpare()
 }
 

@@ -75,7 +75,9 @@ func TestBackgroundMergeFoldsLikeAMap(t *testing.T) {
 }
 
 // Close waits for the background work of a growing fold (a merge, the next
-// arena chunk): nothing the fold started runs after it.
+// arena chunk): nothing the fold started runs after it. The batches leave
+// the cursor unchanged, so that their entries are copied into the arena
+// (see window).
 func TestCloseWaitsForBackgroundWork(t *testing.T) {
 	l := openLog(t, newPath(t), Options{CompactThreshold: 1 << 40})
 	val := strings.Repeat("v", 200)
@@ -86,7 +88,7 @@ func TestCloseWaitsForBackgroundWork(t *testing.T) {
 			rev++
 			batch = append(batch, put(fmt.Sprintf("key-%08d", b*1000+i), val, rev))
 		}
-		apply(t, l, cur(rev), batch...)
+		apply(t, l, cur(1), batch...)
 		l.mu.Lock()
 		started := l.idx.pending != nil && l.idx.ar.spare != nil
 		l.mu.Unlock()
@@ -97,11 +99,12 @@ func TestCloseWaitsForBackgroundWork(t *testing.T) {
 			t.Fatal("no background merge in 2M keys")
 		}
 	}
+	x := l.idx
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if l.idx.pending != nil || l.idx.ar.spare != nil {
-		t.Errorf("after Close: merge pending %v, next chunk pending %v", l.idx.pending != nil, l.idx.ar.spare != nil)
+	if x.pending != nil || x.ar.spare != nil {
+		t.Errorf("after Close: merge pending %v, next chunk pending %v", x.pending != nil, x.ar.spare != nil)
 	}
 }
 
@@ -121,14 +124,16 @@ func TestSparesGoOnceTheFoldStopsGrowing(t *testing.T) {
 	puts(1000, 1000, "v")
 	x.startMerge()
 	x.finishMerge()
-	if !x.growing || x.spareNew == nil || x.abbr.of == nil {
-		t.Fatalf("after adding keys: growing %v, spare slices kept %v, abbreviations kept %v; want all", x.growing, x.spareNew != nil, x.abbr.of != nil)
+	if !x.growing || x.spareNew == nil || x.spareMem == nil || x.abbr.of == nil {
+		t.Fatalf("after adding keys: growing %v, spare slices kept %v, spare map kept %v, abbreviations kept %v; want all",
+			x.growing, x.spareNew != nil, x.spareMem != nil, x.abbr.of != nil)
 	}
 	puts(0, 1000, "changed") // every key exists: the fold no longer grows
 	x.startMerge()
 	x.finishMerge()
-	if x.growing || x.spareKeys != nil || x.spareNew != nil || x.abbr.of != nil {
-		t.Errorf("after changing keys: growing %v, spares kept %v %v, abbreviations kept %v", x.growing, x.spareKeys != nil, x.spareNew != nil, x.abbr.of != nil)
+	if x.growing || x.spareKeys != nil || x.spareNew != nil || x.spareMem != nil || x.abbr.of != nil {
+		t.Errorf("after changing keys: growing %v, spares kept %v %v %v, abbreviations kept %v",
+			x.growing, x.spareKeys != nil, x.spareNew != nil, x.spareMem != nil, x.abbr.of != nil)
 	}
 }
 

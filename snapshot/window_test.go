@@ -1,0 +1,235 @@
+package snapshot
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+	"github.com/slipstreamkv/slipstream/snapshot/internal/foldtest"
+)
+
+// windowFold is a Log and the fold it should hold.
+type windowFold struct {
+	l    *Log
+	want map[string]string
+	rev  uint64
+}
+
+// grow applies batches of 100 new keys, each moving the cursor (values of
+// several lengths, a delete of an earlier key in each), until the fold
+// references entries through a window and holds at least n keys.
+func (w *windowFold) grow(t *testing.T, n int) {
+	t.Helper()
+	for len(w.want) < n || len(w.l.mapped) == 0 {
+		if len(w.want) > 200_000 {
+			t.Fatal("no window after 200,000 keys")
+		}
+		batch := make([]kvcore.Update, 0, 101)
+		for range 100 {
+			w.rev++
+			k, v := fmt.Sprintf("key-%08d", w.rev), strings.Repeat("v", int(w.rev%40))
+			batch = append(batch, put(k, v, w.rev))
+			w.want[k] = v
+		}
+		w.rev++
+		gone := fmt.Sprintf("key-%08d", w.rev-10_000) // most likely in base
+		batch = append(batch, del(gone, w.rev))
+		delete(w.want, gone)
+		apply(t, w.l, cur(w.rev), batch...)
+	}
+}
+
+// change applies batches of 50 updates (too few for Apply to index them
+// beside their fsync) that give keys whose entries are in a window new
+// values of the same length, moving the cursor. Once a merge finds that
+// they change keys rather than add them, the fold is no longer growing and
+// writes such puts over their entries where those are in memory.
+func (w *windowFold) change(t *testing.T, keys int) {
+	t.Helper()
+	var batch []kvcore.Update
+	for _, k := range slices.Sorted(maps.Keys(w.want)) {
+		if r, _ := w.l.idx.lookup(k); w.l.idx.ar.writable(r) {
+			continue
+		}
+		w.rev++
+		v := strings.Repeat("c", len(w.want[k]))
+		batch = append(batch, put(k, v, w.rev))
+		w.want[k] = v
+		if keys--; len(batch) == 50 || keys == 0 {
+			apply(t, w.l, cur(w.rev), batch...)
+			batch = batch[:0]
+		}
+		if keys == 0 {
+			return
+		}
+	}
+	t.Fatalf("%d keys short of entries in windows", keys)
+}
+
+// check compares the fold with want through Get and Range.
+func (w *windowFold) check(t *testing.T, l *Log) {
+	t.Helper()
+	var exp []string
+	for _, k := range slices.Sorted(maps.Keys(w.want)) {
+		exp = append(exp, k+"="+w.want[k])
+	}
+	if got := foldtest.Dump(t, l, ""); !slices.Equal(got, exp) {
+		t.Fatalf("Range holds %d entries, want %d (first difference at %d)", len(got), len(exp), firstDiff(got, exp))
+	}
+	for k, v := range w.want {
+		e, err := l.Get(k)
+		if err != nil || string(e.Value) != v {
+			t.Fatalf("Get(%q) = %q, %v; want %q", k, e.Value, err, v)
+		}
+	}
+	if n := l.Len(); n != len(w.want) {
+		t.Fatalf("Len = %d, want %d", n, len(w.want))
+	}
+}
+
+func firstDiff(a, b []string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+func newWindowFold(t *testing.T, p string) *windowFold {
+	return &windowFold{l: openLog(t, p, Options{CompactThreshold: 1 << 40}), want: map[string]string{}}
+}
+
+// A growing fold's large batches are referenced in the log, not copied:
+// the fold reads them back right, through compaction and reopening, and a
+// later change of such an entry (same length, the fold no longer growing)
+// is not written over it in the read-only mapping, which would fault.
+func TestGrowingFoldReadsBatchesFromTheLog(t *testing.T) {
+	p := newPath(t)
+	w := newWindowFold(t, p)
+	w.grow(t, 20_000)
+	inWindow := 0
+	for _, r := range w.l.idx.base {
+		if !w.l.idx.ar.writable(r) {
+			inWindow++
+		}
+	}
+	if inWindow == 0 {
+		t.Fatal("no entry of base is in a window")
+	}
+	w.check(t, w.l)
+	w.change(t, 6_000)
+	if w.l.idx.growing {
+		t.Fatal("the fold still grows after changing keys")
+	}
+	w.check(t, w.l)
+	if err := w.l.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	if len(w.l.mapped) != 0 || len(w.l.retired) != 0 || w.l.win != nil || w.l.idx.ar.windows != nil {
+		t.Fatalf("after a compaction: %d windows mapped, %d retired, current %v, arena windows %v; want none",
+			len(w.l.mapped), len(w.l.retired), w.l.win, w.l.idx.ar.windows)
+	}
+	w.check(t, w.l)
+	w.grow(t, len(w.want)+20_000) // on the compacted file
+	w.check(t, w.l)
+	if err := w.l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if w.l.Len() != 0 || len(w.l.mapped) != 0 || len(w.l.retired) != 0 {
+		t.Fatalf("after Close: Len %d, %d windows mapped, %d retired", w.l.Len(), len(w.l.mapped), len(w.l.retired))
+	}
+	w.check(t, openLog(t, p, Options{}))
+}
+
+// A compaction that ends while an export reads a snapshot of the arena
+// leaves the windows mapped until the export ends.
+func TestWindowsOutliveExports(t *testing.T) {
+	p := newPath(t)
+	w := newWindowFold(t, p)
+	w.grow(t, 10_000)
+	w.l.mu.Lock()
+	w.l.exports++ // as Export does while it reads its snapshot
+	w.l.mu.Unlock()
+	mapped, win, old := len(w.l.mapped), *w.l.win, readFile(t, p)
+	if err := w.l.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	if len(w.l.retired) != mapped {
+		t.Fatalf("%d windows retired, want %d", len(w.l.retired), mapped)
+	}
+	// Reading an unmapped window would fault.
+	if !bytes.Equal(win.data[:int64(len(old))-win.off], old[win.off:]) {
+		t.Fatal("a retired window no longer reads the replaced log")
+	}
+	w.l.mu.Lock()
+	w.l.exports-- // as Export does when it ends
+	w.l.unmapRetiredLocked()
+	w.l.mu.Unlock()
+	if len(w.l.retired) != 0 {
+		t.Fatalf("%d windows still retired after the export", len(w.l.retired))
+	}
+	w.check(t, w.l)
+}
+
+// A large batch of a growing fold that fails leaves nothing visible: a
+// failed write (truncated back) or a failed fsync (the log is poisoned).
+func TestWindowedBatchFailures(t *testing.T) {
+	for _, step := range []string{"write", "fsync"} {
+		t.Run(step, func(t *testing.T) {
+			w := newWindowFold(t, newPath(t))
+			w.grow(t, 10_000)
+			real := osFS()
+			inject := errors.New("injected")
+			switch step {
+			case "write":
+				w.l.fs.writeAt = func(f *os.File, b []byte, off int64) (int, error) {
+					n, _ := real.writeAt(f, b[:len(b)/2], off)
+					return n, inject
+				}
+			case "fsync":
+				w.l.fs.sync = func(*os.File) error { return inject }
+			}
+			batch := make([]kvcore.Update, 100)
+			for i := range batch {
+				batch[i] = put(fmt.Sprintf("new-%03d", i), "value", w.rev+uint64(i)+1)
+			}
+			if err := w.l.Apply(context.Background(), batch, cur(w.rev+100)); !errors.Is(err, inject) {
+				t.Fatalf("Apply = %v, want the injected failure", err)
+			}
+			w.check(t, w.l)
+			if step == "write" {
+				w.l.fs = real
+				w.grow(t, len(w.want)+1_000)
+				w.check(t, w.l)
+			}
+		})
+	}
+}
+
+// A log that cannot be mapped copies its entries instead.
+func TestUnmappableLogCopies(t *testing.T) {
+	w := newWindowFold(t, newPath(t))
+	w.l.mapErr = errors.ErrUnsupported
+	for len(w.want) < 20_000 {
+		w.rev++
+		batch := make([]kvcore.Update, 100)
+		for i := range batch {
+			k := fmt.Sprintf("key-%08d", w.rev*100+uint64(i))
+			batch[i] = put(k, "value", w.rev)
+			w.want[k] = "value"
+		}
+		apply(t, w.l, cur(w.rev), batch...)
+	}
+	if len(w.l.mapped) != 0 || w.l.idx.ar.windows != nil {
+		t.Fatal("an unmappable log has windows")
+	}
+	w.check(t, w.l)
+}
