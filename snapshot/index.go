@@ -189,6 +189,7 @@ type index struct {
 	spareMem  map[string]ref // the next mem and its key slices, left by the
 	spareKeys []string       // last background merge
 	spareNew  []string
+	tail      []memChange // a growing fold's last batch, not yet set in mem (see indexTail)
 }
 
 func newIndex() *index { return &index{mem: map[string]ref{}} }
@@ -338,10 +339,21 @@ func (x *index) set(u *kvcore.Update, r ref) {
 		}
 		return
 	}
+	if r == tombstone {
+		x.add(key, r, 0)
+		return
+	}
+	// The payload's length is the update's: reading the entry would cost a
+	// cache miss, in a window (see window) a page fault.
+	x.add(x.ar.keyString(r), r, putPayloadLen(u))
+}
+
+// add makes r (not an overwrite) the entry of key in mem, for set; size is
+// the payload length of a put.
+func (x *index) add(key string, r ref, size int) {
 	if r != tombstone {
-		key = x.ar.keyString(r)
 		x.memPuts++
-		x.memBytes += int64(putPayloadLen(u)) // without reading the entry, which may be in a window (see window)
+		x.memBytes += int64(size)
 	}
 	n := len(x.mem)
 	x.mem[key] = r // one map operation, not a lookup and then a store
@@ -366,6 +378,7 @@ const growthSample = 64
 
 // count is the number of live keys, mem included: O(len(mem) log n).
 func (x *index) count() int {
+	x.indexTail()
 	x.finishMerge()
 	n := x.live
 	for k, r := range x.mem {
@@ -405,6 +418,7 @@ func growingThreshold(n int) int { return max(4096, n>>2) }
 // that keeping the old one for reuse would cost more memory, for the
 // fold's life, than its allocation costs time.
 func (x *index) merge() {
+	x.indexTail()
 	x.finishMerge()
 	if len(x.mem) == 0 {
 		return
@@ -426,6 +440,7 @@ func (x *index) merge() {
 // merged returns the sorted references of every live entry (base with mem
 // applied), their number and payload bytes, without changing the index.
 func (x *index) merged() (refs []ref, live int, liveBytes int64) {
+	x.indexTail()
 	x.finishMerge()
 	if len(x.mem) == 0 {
 		return x.base, x.live, x.liveBytes

@@ -220,7 +220,10 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 	// earlier Applies left unsynced.
 	unsynced := l.deferred + int64(len(buf))
 	deferred := l.opts.Sync == SyncCheckpoint && cursor == l.cursor && unsynced <= deferSyncBytes
-	var staged []ref
+	var (
+		staged []ref
+		mapped bool // staged in a window: the batch becomes the index's tail
+	)
 	switch {
 	case l.opts.Sync != SyncCheckpoint || deferred:
 		staged = l.stageLocked(updates)
@@ -244,16 +247,23 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 		// after the other. Now the fsync starts at once, and the index
 		// work runs as soon as the runtime hands this goroutine's
 		// processor over for the system call.
-		done := make(chan []ref, 1)
-		go func() { done <- l.stageDurableLocked(updates, l.size, int64(len(buf))) }()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			staged, mapped = l.stageDurableLocked(updates, l.size, int64(len(buf)))
+		}()
 		err := l.fs.sync(l.f)
-		staged = <-done
+		<-done
 		if err != nil {
 			return l.syncFailed(err)
 		}
 	}
-	for i, r := range staged {
-		l.idx.set(&updates[i], r)
+	if mapped {
+		l.idx.deferSet(updates, staged)
+	} else {
+		for i, r := range staged {
+			l.idx.set(&updates[i], r)
+		}
 	}
 	l.cursor = cursor
 	l.deferred = 0
@@ -279,20 +289,22 @@ func (l *Log) stageLocked(updates []kvcore.Update) []ref {
 // stageDurableLocked is stageLocked for a batch whose n bytes of records
 // Apply wrote at offset at and makes visible only once they are durable:
 // a growing fold references them in the log (see window) while no
-// compaction runs.
-func (l *Log) stageDurableLocked(updates []kvcore.Update, at, n int64) []ref {
+// compaction runs, and reports so (mapped).
+func (l *Log) stageDurableLocked(updates []kvcore.Update, at, n int64) (staged []ref, mapped bool) {
 	l.mergeDueLocked()
 	if l.idx.growing && l.job == nil {
 		if staged, ok := l.stageMapped(updates, at, n); ok {
-			return staged
+			return staged, true
 		}
 	}
-	return l.copyLocked(updates)
+	return l.copyLocked(updates), false
 }
 
-// mergeDueLocked merges mem into base, in the background for a growing
-// fold, when that is due and no compaction runs. l.mu is held.
+// mergeDueLocked sets the index's tail in mem (see indexTail), then merges
+// mem into base, in the background for a growing fold, when that is due
+// and no compaction runs. l.mu is held.
 func (l *Log) mergeDueLocked() {
+	l.idx.indexTail()
 	l.idx.pollMerge()
 	if len(l.idx.mem) > l.idx.mergeThreshold() && l.job == nil {
 		if l.idx.growing {
@@ -395,6 +407,7 @@ func (l *Log) Sync(ctx context.Context) error {
 // keys change, the bound would be far off, and the check merges.
 func (l *Log) garbageDueLocked() bool {
 	x := l.idx
+	x.indexTail()
 	if x.growing {
 		most := compactedSize(x.liveBytes+x.memBytes, x.live+x.memPuts, l.cursor)
 		if need := max(l.due, most)/2 - (l.size - most); need > 0 {
@@ -435,8 +448,7 @@ func (l *Log) syncDirLocked() error {
 
 // Get returns the entry of key, or an error wrapping [kvcore.ErrNotFound].
 func (l *Log) Get(key string) (kvcore.Entry, error) {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
+	defer l.rlockIndexed()()
 	if l.closed {
 		return kvcore.Entry{}, ErrClosed
 	}
@@ -445,6 +457,19 @@ func (l *Log) Get(key string) (kvcore.Entry, error) {
 		return kvcore.Entry{}, fmt.Errorf("snapshot: get %q: %w", key, kvcore.ErrNotFound)
 	}
 	return e, nil
+}
+
+// rlockIndexed read-locks the log, or write-locks it while the index has a
+// tail to set first (see indexTail), and returns the matching unlock.
+func (l *Log) rlockIndexed() (unlock func()) {
+	l.mu.RLock()
+	if len(l.idx.tail) == 0 {
+		return l.mu.RUnlock
+	}
+	l.mu.RUnlock()
+	l.mu.Lock()
+	l.idx.indexTail()
+	return l.mu.Unlock
 }
 
 // rangePage is how many entries Range reads per turn of the read lock.
@@ -466,12 +491,14 @@ func (l *Log) Range(ctx context.Context, prefix, after string, fn func(kvcore.En
 			l.mu.RUnlock()
 			return ErrClosed
 		}
-		if l.idx.memKeysStale() || l.idx.pending != nil {
-			// The sorted view of recent changes is stale, or changes are
-			// being merged in the background; bring it up to date under
-			// the write lock (readers never mutate the index).
+		if len(l.idx.tail) > 0 || l.idx.memKeysStale() || l.idx.pending != nil {
+			// The last batch is not set in mem, the sorted view of recent
+			// changes is stale, or changes are being merged in the
+			// background; bring them up to date under the write lock
+			// (readers never mutate the index).
 			l.mu.RUnlock()
 			l.mu.Lock()
+			l.idx.indexTail()
 			l.idx.finishMerge()
 			l.idx.sortedMemKeys()
 			l.mu.Unlock()

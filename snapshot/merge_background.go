@@ -117,7 +117,8 @@ type abbrevs struct {
 	of   []abbrev
 }
 
-// memChange is a change of mem as a merge takes it: its key, its staged
+// memChange is a change of mem as a merge takes it, or as the tail holds
+// it: its key (read from the entry when the tail sets a put), its staged
 // reference (or tombstone) and the payload bytes of that entry.
 type memChange struct {
 	key  string

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -232,4 +233,64 @@ func TestUnmappableLogCopies(t *testing.T) {
 		t.Fatal("an unmappable log has windows")
 	}
 	w.check(t, w.l)
+}
+
+// A windowed batch is set in mem by the next Apply or by whatever reads the
+// fold first (see indexTail): every reader sees it, and a later change of
+// one of its keys wins over it.
+func TestTailIsSetBeforeItIsRead(t *testing.T) {
+	reads := map[string]func(t *testing.T, w *windowFold, last string){
+		"Get": func(t *testing.T, w *windowFold, last string) {
+			if e, err := w.l.Get(last); err != nil || string(e.Value) != w.want[last] {
+				t.Fatalf("Get(%q) = %q, %v; want %q", last, e.Value, err, w.want[last])
+			}
+		},
+		"Range": func(t *testing.T, w *windowFold, last string) {
+			if got := foldtest.Dump(t, w.l, last); len(got) != 1 || got[0] != last+"="+w.want[last] {
+				t.Fatalf("Range(%q) = %q", last, got)
+			}
+		},
+		"Len": func(t *testing.T, w *windowFold, last string) {
+			if n := w.l.Len(); n != len(w.want) {
+				t.Fatalf("Len = %d, want %d", n, len(w.want))
+			}
+		},
+		"Compact": func(t *testing.T, w *windowFold, last string) {
+			if err := w.l.Compact(); err != nil {
+				t.Fatal(err)
+			}
+			w.check(t, w.l)
+		},
+		"Export": func(t *testing.T, w *windowFold, last string) {
+			dir := filepath.Join(t.TempDir(), "artifact")
+			if _, err := w.l.Export(context.Background(), dir); err != nil {
+				t.Fatal(err)
+			}
+			imported, err := Import(dir, filepath.Join(t.TempDir(), "imported.snap"), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer imported.Close()
+			w.check(t, imported)
+		},
+		"Apply": func(t *testing.T, w *windowFold, last string) {
+			w.rev++
+			w.want[last] = "changed"
+			apply(t, w.l, cur(w.rev), put(last, "changed", w.rev))
+			w.check(t, w.l)
+		},
+	}
+	for name, read := range reads {
+		t.Run(name, func(t *testing.T) {
+			w := newWindowFold(t, newPath(t))
+			w.grow(t, 10_000)
+			if len(w.l.idx.tail) == 0 {
+				t.Fatal("the last batch was set in mem at once")
+			}
+			read(t, w, fmt.Sprintf("key-%08d", w.rev-1)) // the last put
+			if len(w.l.idx.tail) != 0 {
+				t.Fatalf("%d entries still in the tail", len(w.l.idx.tail))
+			}
+		})
+	}
 }
