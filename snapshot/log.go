@@ -15,8 +15,8 @@ import (
 )
 
 // Log is the default fold store: the PGSS append log on disk and the whole
-// fold in memory (or, for a first sync's batches, in the log's page cache:
-// see the package documentation). It implements [kvcore.Fold].
+// fold in memory (or, for a growing fold's large batches, in the log's page
+// cache: see the package documentation). It implements [kvcore.Fold].
 //
 // Apply appends the batch and its cursor in one write (data before cursor,
 // so a torn write leaves data ahead of the cursor, never the reverse) and,
