@@ -251,7 +251,7 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			staged, mapped = l.stageDurableLocked(updates, l.size, int64(len(buf)))
+			staged, mapped = l.stageDurableLocked(updates, l.size, buf)
 		}()
 		err := l.fs.sync(l.f)
 		<-done
@@ -287,14 +287,14 @@ func (l *Log) stageLocked(updates []kvcore.Update) []ref {
 	return l.copyLocked(updates)
 }
 
-// stageDurableLocked is stageLocked for a batch whose n bytes of records
+// stageDurableLocked is stageLocked for a batch whose records (written)
 // Apply wrote at offset at and makes visible only once they are durable:
 // a growing fold references them in the log (see window) while no
 // compaction runs, and reports so (mapped).
-func (l *Log) stageDurableLocked(updates []kvcore.Update, at, n int64) (staged []ref, mapped bool) {
+func (l *Log) stageDurableLocked(updates []kvcore.Update, at int64, written []byte) (staged []ref, mapped bool) {
 	l.mergeDueLocked()
 	if l.idx.growing && l.job == nil {
-		if staged, ok := l.stageMapped(updates, at, n); ok {
+		if staged, ok := l.stageMapped(updates, at, written); ok {
 			return staged, true
 		}
 	}

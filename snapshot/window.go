@@ -1,7 +1,9 @@
 package snapshot
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"slices"
@@ -34,8 +36,8 @@ import (
 // and at Close.
 
 // windowSize is how much of the log a window maps: address space only,
-// of which what batches fill is read.
-const windowSize = 1 << 30
+// of which what batches fill is read. (A variable for tests.)
+var windowSize int64 = 1 << 30
 
 // pageSize is the system's page size, which a mapping's file offset and
 // madvise's range must start at a multiple of (4 KiB on x86-64, up to 64
@@ -50,13 +52,23 @@ type window struct {
 }
 
 // stageMapped returns the references of updates' entries in the log, whose
-// records (n bytes with the cursor's) Apply wrote at offset at, through a
+// records (written, with the cursor's) Apply wrote at offset at, through a
 // window; false when there is none to use (the batch does not fit one, or
 // the log cannot be mapped). The caller makes them visible only once the
 // write is durable. l.mu is held.
-func (l *Log) stageMapped(updates []kvcore.Update, at, n int64) ([]ref, bool) {
+//
+// The window must read what was written: on a filesystem where a shared
+// mapping and writes are not coherent (some network and FUSE filesystems),
+// the batch is copied instead, and so is every later one.
+func (l *Log) stageMapped(updates []kvcore.Update, at int64, written []byte) ([]ref, bool) {
+	n := int64(len(written))
 	w := l.windowFor(at, at+n)
 	if w == nil {
+		return nil, false
+	}
+	populate(w.data[at-w.off : at+n-w.off])
+	if !bytes.Equal(w.data[at-w.off:at+n-w.off], written) {
+		l.mapFailed(fmt.Errorf("a read-only mapping of %s does not read what was written to it", l.path))
 		return nil, false
 	}
 	staged := l.staged[:0]
@@ -72,27 +84,25 @@ func (l *Log) stageMapped(updates []kvcore.Update, at, n int64) ([]ref, bool) {
 	}
 	l.staged = staged[:0]
 	l.idx.ar.chunks[w.chunk] = w.data[:at+n-w.off]
-	populate(w.data[at-w.off : at+n-w.off])
 	return staged, true
 }
 
 // windowFor returns a window holding the log's bytes from start to end,
 // mapping a new one when the current one ends before end. l.mu is held.
 func (l *Log) windowFor(start, end int64) *window {
+	if l.mapErr != nil {
+		return nil
+	}
 	if w := l.win; w != nil && end <= w.off+windowSize {
 		return w
 	}
 	off := start &^ int64(pageSize-1)
-	if l.mapErr != nil || end-off > windowSize {
+	if end-off > windowSize {
 		return nil
 	}
-	data, err := mapFile(l.f, off, windowSize)
+	data, err := mapFile(l.f, off, int(windowSize))
 	if err != nil {
-		l.mapErr = err
-		if !errors.Is(err, errors.ErrUnsupported) {
-			l.opts.Logger.Warn("snapshot: cannot map the log; its entries are copied into memory instead",
-				slog.String("path", l.path), slog.Any("error", err))
-		}
+		l.mapFailed(err)
 		return nil
 	}
 	x := l.idx
@@ -104,11 +114,22 @@ func (l *Log) windowFor(start, end int64) *window {
 	return l.win
 }
 
+// mapFailed copies every batch into memory from now on (until the next
+// compaction's file), saying why once.
+func (l *Log) mapFailed(err error) {
+	l.mapErr = err
+	if !errors.Is(err, errors.ErrUnsupported) {
+		l.opts.Logger.Warn("snapshot: cannot read the log through a mapping; its entries are copied into memory instead",
+			slog.String("path", l.path), slog.Any("error", err))
+	}
+}
+
 // retireWindowsLocked stops using the log's windows, which the index no
 // longer references (see the comment at the top of this file), and unmaps
-// them unless an export still reads them. l.mu is held.
+// them unless an export still reads them. A compaction's new file is
+// mapped again even if the last one could not be. l.mu is held.
 func (l *Log) retireWindowsLocked() {
-	l.win = nil
+	l.win, l.mapErr = nil, nil
 	l.retired = append(l.retired, l.mapped...)
 	l.mapped = nil
 	l.unmapRetiredLocked()

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
 	"github.com/slipstreamkv/slipstream/snapshot/internal/foldtest"
@@ -150,33 +151,118 @@ func TestGrowingFoldReadsBatchesFromTheLog(t *testing.T) {
 	w.check(t, openLog(t, p, Options{}))
 }
 
-// A compaction that ends while an export reads a snapshot of the arena
-// leaves the windows mapped until the export ends.
+// A background compaction that ends while an export reads a snapshot of
+// the arena leaves the windows mapped until the export ends, which unmaps
+// them.
 func TestWindowsOutliveExports(t *testing.T) {
 	p := newPath(t)
 	w := newWindowFold(t, p)
 	w.grow(t, 10_000)
-	w.l.mu.Lock()
-	w.l.exports++ // as Export does while it reads its snapshot
-	w.l.mu.Unlock()
-	mapped, win, old := len(w.l.mapped), *w.l.win, readFile(t, p)
-	if err := w.l.Compact(); err != nil {
-		t.Fatal(err)
+	real := osFS()
+	compacting, exporting := make(chan struct{}), make(chan struct{})
+	w.l.fs.createTemp = func(dir, pattern string) (*os.File, error) {
+		if dir == filepath.Dir(p) {
+			<-compacting // the compaction's image
+		} else {
+			<-exporting // the export's payload, once its snapshot is taken
+		}
+		return real.createTemp(dir, pattern)
 	}
-	if len(w.l.retired) != mapped {
-		t.Fatalf("%d windows retired, want %d", len(w.l.retired), mapped)
+	w.l.mu.Lock()
+	w.l.startCompaction()
+	job := w.l.job
+	w.l.mu.Unlock()
+	exported := make(chan error, 1)
+	go func() {
+		_, err := w.l.Export(context.Background(), filepath.Join(t.TempDir(), "artifact"))
+		exported <- err
+	}()
+	for {
+		w.l.mu.Lock()
+		exports := w.l.exports
+		w.l.mu.Unlock()
+		if exports > 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	mapped, win, old := len(w.l.mapped), *w.l.win, readFile(t, p)
+	close(compacting)
+	<-job.done
+	if job.err != nil {
+		t.Fatal(job.err)
+	}
+	w.l.mu.Lock()
+	retired := len(w.l.retired)
+	w.l.mu.Unlock()
+	if retired != mapped {
+		t.Fatalf("%d windows retired, want %d", retired, mapped)
 	}
 	// Reading an unmapped window would fault.
 	if !bytes.Equal(win.data[:int64(len(old))-win.off], old[win.off:]) {
 		t.Fatal("a retired window no longer reads the replaced log")
 	}
-	w.l.mu.Lock()
-	w.l.exports-- // as Export does when it ends
-	w.l.unmapRetiredLocked()
-	w.l.mu.Unlock()
+	close(exporting)
+	if err := <-exported; err != nil {
+		t.Fatal(err)
+	}
 	if len(w.l.retired) != 0 {
 		t.Fatalf("%d windows still retired after the export", len(w.l.retired))
 	}
+	w.check(t, w.l)
+}
+
+// Batches fill window after window; one larger than a window is copied.
+func TestBatchesSpanWindows(t *testing.T) {
+	defer func(size int64) { windowSize = size }(windowSize)
+	windowSize = 64 << 10
+	w := newWindowFold(t, newPath(t))
+	w.grow(t, 10_000)
+	if len(w.l.mapped) < 2 {
+		t.Fatalf("%d windows for %d bytes of log", len(w.l.mapped), w.l.size)
+	}
+	big := make([]kvcore.Update, 100)
+	for i := range big {
+		w.rev++
+		k, v := fmt.Sprintf("big-%03d", i), strings.Repeat("b", 1<<10)
+		big[i] = put(k, v, w.rev)
+		w.want[k] = v
+	}
+	apply(t, w.l, cur(w.rev), big...)
+	if r, _ := w.l.idx.lookup("big-000"); !w.l.idx.ar.writable(r) {
+		t.Fatal("a batch larger than a window was staged in one")
+	}
+	w.grow(t, len(w.want)+1_000)
+	w.check(t, w.l)
+}
+
+// A mapping that does not read what was written (a filesystem where writes
+// and shared mappings are not coherent; here, a write that changed the
+// bytes on their way) makes the log copy its entries from then on.
+func TestIncoherentMappingCopies(t *testing.T) {
+	w := newWindowFold(t, newPath(t))
+	w.grow(t, 10_000)
+	real := osFS()
+	w.l.fs.writeAt = func(f *os.File, b []byte, off int64) (int, error) {
+		changed := slices.Clone(b)
+		changed[len(changed)-1]++
+		return real.writeAt(f, changed, off)
+	}
+	batch := make([]kvcore.Update, 100)
+	for i := range batch {
+		w.rev++
+		k := fmt.Sprintf("new-%03d", i)
+		batch[i] = put(k, "value", w.rev)
+		w.want[k] = "value"
+	}
+	apply(t, w.l, cur(w.rev), batch...)
+	if w.l.mapErr == nil {
+		t.Fatal("the mapping was used although it read other bytes")
+	}
+	if r, _ := w.l.idx.lookup("new-000"); !w.l.idx.ar.writable(r) {
+		t.Fatal("the batch was staged in a window")
+	}
+	w.l.fs = real
 	w.check(t, w.l)
 }
 
@@ -249,6 +335,13 @@ func TestTailIsSetBeforeItIsRead(t *testing.T) {
 			if got := foldtest.Dump(t, w.l, last); len(got) != 1 || got[0] != last+"="+w.want[last] {
 				t.Fatalf("Range(%q) = %q", last, got)
 			}
+			// Once a Range brought mem's sorted keys up to date, the tail
+			// is the only change left to see.
+			w.grow(t, len(w.want)+1)
+			if len(w.l.idx.tail) == 0 || w.l.idx.memKeysStale() {
+				t.Fatalf("after a Range and a batch: tail of %d, mem's keys stale %v", len(w.l.idx.tail), w.l.idx.memKeysStale())
+			}
+			w.check(t, w.l)
 		},
 		"Len": func(t *testing.T, w *windowFold, last string) {
 			if n := w.l.Len(); n != len(w.want) {
