@@ -9,9 +9,9 @@
 // [Log] is the default [kvcore.Fold]: an append-only PGSS v2 log on disk and
 // the whole fold in memory (in 1.1–1.3× the bytes of its keys and values:
 // entries live in large byte slabs indexed by a sorted array, with no Go
-// object per key; the entries of a growing fold's large batches that move
-// the cursor are read from the log's page cache instead, through read-only
-// mappings of the file, until the next compaction or load). Folds larger than RAM use the Pebble backend in
+// object per key; the entries of a growing fold's large batches, such as
+// a first sync's, are read from the log's page cache instead, through
+// read-only mappings of the file, until the next compaction or load). Folds larger than RAM use the Pebble backend in
 // snapshot/pebblefold, which passes the same conformance suite.
 //
 // # File format

@@ -141,6 +141,7 @@ func (l *Log) Cursor() kvcore.Cursor {
 func (l *Log) Len() int {
 	l.mu.Lock() // count may install a background merge
 	defer l.mu.Unlock()
+	l.indexTailLocked()
 	return l.idx.count()
 }
 
@@ -162,7 +163,9 @@ func (l *Log) usable() error {
 // its write is done and its updates are visible, before its fsync. A write
 // that brings what is unsynced past 64 KiB (an initial sync's chunk) has
 // its fsync started at once, in the background, overlapping whatever the
-// caller does next; the next Apply waits for it before writing anything. A
+// caller does next; the next Apply waits for it before writing anything
+// (as does a read that comes first, when a growing fold reads the batch
+// from the log rather than a copy: see the package documentation). A
 // smaller one (a live batch folded ahead of its apply) is left to the next
 // fsync: started at once, that fsync would compete for the disk with the
 // caller's own (the files an apply commits, whose renames are what a
@@ -171,8 +174,9 @@ func (l *Log) usable() error {
 // [Log.Compact] and Close fsync it too). So at most 64 KiB is ever left
 // unsynced (see [SyncCheckpoint]), and an Apply that moves the cursor
 // returns only once it and everything before it are durable. An fsync that
-// fails poisons the log like any other; the call that ran or awaited it
-// returns its error.
+// fails poisons the log like any other; the Apply (or Sync, Compact or
+// Close) that ran or awaited it returns its error, and a batch read from
+// the log whose fsync failed is dropped from the fold.
 //
 // If the write fails, the log is truncated back and nothing changes. If
 // that truncation or an fsync fails, the fold refuses every later Apply
@@ -236,9 +240,11 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 	case cursor == l.cursor:
 		// The fsync may run past this Apply: the next one, or whatever
 		// needs the log durable, waits for it (awaitSyncLocked).
+		// A growing fold's batch staged in a window becomes visible
+		// only once this fsync succeeded (see indexTailLocked).
 		synced := make(chan error, 1)
 		go func(f *os.File, sync func(*os.File) error) { synced <- sync(f) }(l.f, l.fs.sync)
-		staged = l.stageLocked(updates)
+		staged, mapped = l.stageDurableLocked(updates, l.size, buf)
 		l.unsynced = synced
 	default:
 		// This goroutine fsyncs and another does the index work. The other
@@ -273,7 +279,9 @@ func (l *Log) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore.
 	}
 	l.size += int64(len(buf))
 	l.appended += int64(len(buf))
-	if l.job == nil && l.appended > max(l.due, l.recheck) && l.garbageDueLocked() {
+	// A batch whose fsync still runs is left for the next Apply to count:
+	// the check would have to wait for it (see indexTailLocked).
+	if l.job == nil && !l.tailPendingLocked() && l.appended > max(l.due, l.recheck) && l.garbageDueLocked() {
 		l.startCompaction()
 	}
 	return nil
@@ -288,9 +296,10 @@ func (l *Log) stageLocked(updates []kvcore.Update) []ref {
 }
 
 // stageDurableLocked is stageLocked for a batch whose records (written)
-// Apply wrote at offset at and makes visible only once they are durable:
-// a growing fold references them in the log (see window) while no
-// compaction runs, and reports so (mapped).
+// Apply wrote at offset at, and whose fsync runs: a growing fold
+// references them in the log (see window) while no compaction runs, and
+// reports so (mapped), and the caller then makes them visible only once
+// they are durable (see tail.go).
 func (l *Log) stageDurableLocked(updates []kvcore.Update, at int64, written []byte) (staged []ref, mapped bool) {
 	l.mergeDueLocked()
 	if l.idx.growing && l.job == nil {
@@ -305,7 +314,7 @@ func (l *Log) stageDurableLocked(updates []kvcore.Update, at int64, written []by
 // mem into base, in the background for a growing fold, when that is due
 // and no compaction runs. l.mu is held.
 func (l *Log) mergeDueLocked() {
-	l.idx.indexTail()
+	l.indexTailLocked()
 	l.idx.pollMerge()
 	if len(l.idx.mem) > l.idx.mergeThreshold() && l.job == nil {
 		if l.idx.growing {
@@ -363,6 +372,7 @@ func (l *Log) awaitSyncLocked() error {
 	err := <-l.unsynced
 	l.unsynced = nil
 	if err != nil {
+		l.idx.dropTail() // its batch is not durable (see indexTailLocked)
 		return l.syncFailed(err)
 	}
 	return nil
@@ -407,8 +417,8 @@ func (l *Log) Sync(ctx context.Context) error {
 // Its puts do mostly add keys, so the bound is close; for a fold whose
 // keys change, the bound would be far off, and the check merges.
 func (l *Log) garbageDueLocked() bool {
+	l.indexTailLocked()
 	x := l.idx
-	x.indexTail()
 	if x.growing {
 		most := compactedSize(x.liveBytes+x.memBytes, x.live+x.memPuts, l.cursor)
 		if need := max(l.due, most)/2 - (l.size - most); need > 0 {
@@ -469,7 +479,7 @@ func (l *Log) rlockIndexed() (unlock func()) {
 	}
 	l.mu.RUnlock()
 	l.mu.Lock()
-	l.idx.indexTail()
+	l.indexTailLocked()
 	return l.mu.Unlock
 }
 
@@ -499,7 +509,7 @@ func (l *Log) Range(ctx context.Context, prefix, after string, fn func(kvcore.En
 			// (readers never mutate the index).
 			l.mu.RUnlock()
 			l.mu.Lock()
-			l.idx.indexTail()
+			l.indexTailLocked()
 			l.idx.finishMerge()
 			l.idx.sortedMemKeys()
 			l.mu.Unlock()
@@ -555,6 +565,7 @@ type snapshot struct {
 // snapshotLocked captures the fold. The arena's current chunk is sealed so
 // that later entries land in chunks the snapshot does not see.
 func (l *Log) snapshotLocked() snapshot {
+	l.indexTailLocked()
 	x := l.idx
 	refs, live, bytes := x.merged()
 	x.ar.sealed = true
@@ -597,5 +608,6 @@ type Stats struct {
 func (l *Log) Stats() Stats {
 	l.mu.Lock() // count may install a background merge
 	defer l.mu.Unlock()
+	l.indexTailLocked()
 	return Stats{Keys: l.idx.count(), FileSize: l.size, Appended: l.appended, Compactions: l.compactions}
 }

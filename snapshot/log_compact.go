@@ -33,6 +33,7 @@ func (l *Log) startCompaction() {
 // newJobLocked folds mem into base, so that from now on mem holds only the
 // changes made during the job, and captures the fold. l.mu is held.
 func (l *Log) newJobLocked() *compactJob {
+	l.indexTailLocked()
 	l.idx.merge()
 	j := &compactJob{snap: l.snapshotLocked(), from: l.size, boundary: len(l.idx.ar.chunks), done: make(chan struct{})}
 	l.job = j

@@ -10,9 +10,12 @@ import "github.com/slipstreamkv/slipstream/kvcore"
 // mem (a map insert each, with a cache miss or two) took a quarter of a
 // first sync's time, on the path from one batch's fsync to the next.
 //
-// The tail holds only durable entries (the batch's fsync succeeded), none
-// of them written over another (a growing fold stages no overwrite), and
-// it is empty whenever a compaction starts (merge sets it first).
+// The tail's entries are durable, or their batch's fsync still runs in the
+// background (a batch folded under an unchanged cursor, see Apply):
+// whatever sets the tail then waits for that fsync first, and a failed one
+// drops the batch (indexTailLocked). None of its entries is written over
+// another (a growing fold stages no overwrite), and it is empty whenever a
+// compaction starts (merge sets it first).
 
 // deferSet keeps updates' staged references as the tail, to be set later.
 func (x *index) deferSet(updates []kvcore.Update, staged []ref) {
@@ -35,6 +38,29 @@ func (x *index) indexTail() {
 		}
 		x.add(c.key, c.r, c.size)
 	}
-	clear(x.tail) // hold no caller's key
+	x.dropTail()
+}
+
+// indexTailLocked sets the index's tail in mem (indexTail) once it is
+// durable: a batch folded under an unchanged cursor is in the tail while
+// its fsync runs in the background (see Apply), and whatever reads the
+// index first waits for that fsync. If it fails, the batch is dropped
+// (awaitSyncLocked) and the log poisoned. l.mu is held.
+func (l *Log) indexTailLocked() {
+	if len(l.idx.tail) == 0 {
+		return
+	}
+	l.awaitSyncLocked() // a failure poisons the log, which reports it from then on
+	l.idx.indexTail()
+}
+
+// dropTail forgets the tail (set in mem, or whose fsync failed), holding
+// no caller's key.
+func (x *index) dropTail() {
+	clear(x.tail)
 	x.tail = x.tail[:0]
 }
+
+// tailPendingLocked reports whether the tail's fsync still runs in the
+// background. l.mu is held.
+func (l *Log) tailPendingLocked() bool { return len(l.idx.tail) > 0 && l.unsynced != nil }

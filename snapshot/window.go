@@ -19,9 +19,12 @@ import (
 // those bytes (BenchmarkApply), and held every entry twice, in the arena
 // and in the page cache.
 //
-// Only durable entries are referenced so: those of a batch that moves the
-// cursor, once its fsync succeeded. Their pages are then clean, so if the
-// kernel drops them, the mapping reads the same bytes back from the file.
+// Only durable entries are referenced so: a batch staged in a window is
+// set in the index once its fsync succeeded (at once when it moves the
+// cursor; under an unchanged cursor, whose fsync runs in the background,
+// by whatever reads the index first, see tail.go), and dropped if it
+// failed. Their pages are then clean, so if the kernel drops them, the
+// mapping reads the same bytes back from the file.
 // Nothing rewrites the log below its end (a failed append truncates it back
 // to where it was, above every window's entries), and its lock keeps other
 // writers of this package out; a process that truncates the file anyway

@@ -374,15 +374,115 @@ func TestTailIsSetBeforeItIsRead(t *testing.T) {
 		},
 	}
 	for name, read := range reads {
+		for _, under := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/under=%v", name, under), func(t *testing.T) {
+				w := newWindowFold(t, newPath(t))
+				w.grow(t, 10_000)
+				last := fmt.Sprintf("key-%08d", w.rev-1) // the last put
+				if under {
+					last = w.growUnder(t)
+					if !w.l.tailPendingLocked() {
+						t.Fatal("no batch in the tail with its fsync running")
+					}
+				}
+				if len(w.l.idx.tail) == 0 {
+					t.Fatal("the last batch was set in mem at once")
+				}
+				read(t, w, last)
+				if len(w.l.idx.tail) != 0 {
+					t.Fatalf("%d entries still in the tail", len(w.l.idx.tail))
+				}
+			})
+		}
+	}
+}
+
+// growUnder applies a batch of 100 new keys of 1 KiB values under the
+// unchanged cursor, more than Apply leaves unsynced (its fsync runs in the
+// background), and returns its last key.
+func (w *windowFold) growUnder(t *testing.T) string {
+	t.Helper()
+	batch := w.underBatch()
+	apply(t, w.l, w.l.Cursor(), batch...)
+	return batch[len(batch)-1].Key
+}
+
+// underBatch is growUnder's batch.
+func (w *windowFold) underBatch() []kvcore.Update {
+	batch := make([]kvcore.Update, 100)
+	for i := range batch {
+		w.rev++
+		k, v := fmt.Sprintf("key-%08d", w.rev), strings.Repeat("u", 1<<10)
+		batch[i] = put(k, v, w.rev)
+		w.want[k] = v
+	}
+	return batch
+}
+
+// A windowed batch under an unchanged cursor returns before its fsync, as
+// a copied one does, even when the log's garbage is due to be checked
+// (which would set the batch in mem, waiting for the fsync): the caller
+// fetches its next chunk meanwhile.
+func TestWindowedBatchUnderCursorReturnsBeforeItsFsync(t *testing.T) {
+	w := newWindowFold(t, newPath(t))
+	w.grow(t, 10_000)
+	release := make(chan struct{})
+	real := osFS()
+	w.l.fs.sync = func(f *os.File) error {
+		<-release
+		return real.sync(f)
+	}
+	w.l.due, w.l.recheck = 0, 0 // the garbage check is due
+	under := make(chan error, 1)
+	go func() { under <- w.l.Apply(context.Background(), w.underBatch(), w.l.Cursor()) }()
+	select {
+	case err := <-under:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(settleDeadline):
+		close(release)
+		t.Fatal("a windowed Apply under the unchanged cursor waited for its fsync")
+	}
+	if !w.l.tailPendingLocked() {
+		t.Fatal("the batch is not in the tail")
+	}
+	close(release)
+	w.check(t, w.l)
+}
+
+// A batch folded under an unchanged cursor whose background fsync fails is
+// dropped from the fold, which it was staged in a window of, and the log
+// is poisoned: the fold holds what is durable, whatever reads it first.
+func TestFailedBackgroundFsyncDropsTheBatch(t *testing.T) {
+	first := map[string]func(t *testing.T, l *Log, last string){
+		"Get": func(t *testing.T, l *Log, last string) { l.Get(last) },
+		"Range": func(t *testing.T, l *Log, last string) {
+			l.Range(context.Background(), "", "", func(kvcore.Entry) error { return nil })
+		},
+		"Len":     func(t *testing.T, l *Log, last string) { l.Len() },
+		"Stats":   func(t *testing.T, l *Log, last string) { l.Stats() },
+		"Compact": func(t *testing.T, l *Log, last string) { l.Compact() },
+		"Export": func(t *testing.T, l *Log, last string) {
+			l.Export(context.Background(), filepath.Join(t.TempDir(), "artifact"))
+		},
+	}
+	for name, read := range first {
 		t.Run(name, func(t *testing.T) {
 			w := newWindowFold(t, newPath(t))
 			w.grow(t, 10_000)
-			if len(w.l.idx.tail) == 0 {
-				t.Fatal("the last batch was set in mem at once")
+			inject := errors.New("injected")
+			w.l.fs.sync = func(*os.File) error { return inject }
+			before := maps.Clone(w.want)
+			last := w.growUnder(t) // returns before its fsync
+			w.want = before
+			read(t, w.l, last)
+			if _, err := w.l.Get(last); !errors.Is(err, kvcore.ErrNotFound) {
+				t.Fatalf("Get(%q) of a batch whose fsync failed = %v, want not found", last, err)
 			}
-			read(t, w, fmt.Sprintf("key-%08d", w.rev-1)) // the last put
-			if len(w.l.idx.tail) != 0 {
-				t.Fatalf("%d entries still in the tail", len(w.l.idx.tail))
+			w.check(t, w.l)
+			if err := w.l.Apply(context.Background(), nil, cur(w.rev)); !errors.Is(err, ErrPoisoned) || !errors.Is(err, inject) {
+				t.Fatalf("Apply after a failed fsync = %v, want the log poisoned by it", err)
 			}
 		})
 	}
