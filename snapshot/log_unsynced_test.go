@@ -17,6 +17,24 @@ import (
 // return; it is generous, not a latency bound.
 const settleDeadline = 30 * time.Second
 
+// returnsBeforeFsync applies updates under l's unchanged cursor and fails
+// unless the Apply returns while its fsync waits for release (which it
+// closes when it gives up, to end the fsync).
+func returnsBeforeFsync(t *testing.T, l *Log, updates []kvcore.Update, release chan struct{}) {
+	t.Helper()
+	under := make(chan error, 1)
+	go func() { under <- l.Apply(context.Background(), updates, l.Cursor()) }()
+	select {
+	case err := <-under:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(settleDeadline):
+		close(release)
+		t.Fatal("an Apply under the unchanged cursor waited for its fsync")
+	}
+}
+
 // big is a value that makes an Apply's write larger than deferSyncBytes.
 var big = strings.Repeat("v", deferSyncBytes)
 
@@ -44,17 +62,7 @@ func TestLogApplyUnderCursorSyncsInBackground(t *testing.T) {
 		writes.Add(1)
 		return real.writeAt(f, b, off)
 	}
-	under := make(chan error, 1)
-	go func() { under <- l.Apply(context.Background(), []kvcore.Update{put("b", big, 2)}, cur(1)) }()
-	select {
-	case err := <-under:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(settleDeadline):
-		close(release)
-		t.Fatal("an Apply under the unchanged cursor waited for its fsync")
-	}
+	returnsBeforeFsync(t, l, []kvcore.Update{put("b", big, 2)}, release)
 	if e, err := l.Get("b"); err != nil || string(e.Value) != big {
 		t.Fatalf("b = %v, %v: the batch is not visible while its fsync runs", e, err)
 	}

@@ -433,17 +433,7 @@ func TestWindowedBatchUnderCursorReturnsBeforeItsFsync(t *testing.T) {
 		return real.sync(f)
 	}
 	w.l.due, w.l.recheck = 0, 0 // the garbage check is due
-	under := make(chan error, 1)
-	go func() { under <- w.l.Apply(context.Background(), w.underBatch(), w.l.Cursor()) }()
-	select {
-	case err := <-under:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(settleDeadline):
-		close(release)
-		t.Fatal("a windowed Apply under the unchanged cursor waited for its fsync")
-	}
+	returnsBeforeFsync(t, w.l, w.underBatch(), release)
 	if !w.l.tailPendingLocked() {
 		t.Fatal("the batch is not in the tail")
 	}
