@@ -3,7 +3,6 @@ package snapshot
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"slices"
@@ -24,11 +23,11 @@ import (
 // cursor; under an unchanged cursor, whose fsync runs in the background,
 // by whatever reads the index first, see tail.go), and dropped if it
 // failed. Their pages are then clean, so if the kernel drops them, the
-// mapping reads the same bytes back from the file.
-// Nothing rewrites the log below its end (a failed append truncates it back
-// to where it was, above every window's entries), and its lock keeps other
-// writers of this package out; a process that truncates the file anyway
-// makes the fold's next read of it fault (SIGBUS), as with any mapped file.
+// mapping reads the same bytes back from the file. Nothing rewrites the
+// log below its end (a failed append truncates it back to where it was,
+// above every window's entries), and its lock keeps other writers of this
+// package out; a process that truncates the file anyway makes the fold's
+// next read of it fault (SIGBUS), as with any mapped file.
 //
 // A window maps windowSize bytes of the file from a page boundary, more
 // than the file holds; the arena chunk that views it grows as batches are
@@ -71,7 +70,7 @@ func (l *Log) stageMapped(updates []kvcore.Update, at int64, written []byte) ([]
 	}
 	populate(w.data[at-w.off : at+n-w.off])
 	if !bytes.Equal(w.data[at-w.off:at+n-w.off], written) {
-		l.mapFailed(fmt.Errorf("a read-only mapping of %s does not read what was written to it", l.path))
+		l.mapFailed(errors.New("the mapping does not read back what was written"))
 		return nil, false
 	}
 	staged := l.staged[:0]
