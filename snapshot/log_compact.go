@@ -44,12 +44,7 @@ func (l *Log) newJobLocked() *compactJob {
 // background compaction that is already running.
 func (l *Log) Compact() error {
 	l.mu.Lock()
-	for l.job != nil {
-		j := l.job
-		l.mu.Unlock()
-		<-j.done
-		l.mu.Lock()
-	}
+	l.awaitJobLocked()
 	if err := l.usable(); err != nil {
 		l.mu.Unlock()
 		return err
@@ -57,6 +52,17 @@ func (l *Log) Compact() error {
 	j := l.newJobLocked()
 	l.mu.Unlock()
 	return l.runJob(j)
+}
+
+// awaitJobLocked waits, without the lock, until no compaction runs. l.mu
+// is held on entry and on return.
+func (l *Log) awaitJobLocked() {
+	for l.job != nil {
+		j := l.job
+		l.mu.Unlock()
+		<-j.done
+		l.mu.Lock()
+	}
 }
 
 // runJob writes the captured fold into a temporary file without the lock,

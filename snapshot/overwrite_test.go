@@ -149,12 +149,7 @@ func TestOverwritesWithinABatchFoldLikeAMap(t *testing.T) {
 func mergeBetweenJobs(l *Log) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for l.job != nil {
-		j := l.job
-		l.mu.Unlock()
-		<-j.done
-		l.mu.Lock()
-	}
+	l.awaitJobLocked()
 	l.idx.merge()
 }
 
