@@ -240,12 +240,16 @@ func (x *index) searchAbbreviated(k string) int {
 		return x.searchBase(x.base, k)
 	}
 	a := abbreviate(stringBytes(k), ab.skip)
-	return sort.Search(len(x.base), func(i int) bool {
-		if d := ab.of[i].compare(a); d != 0 {
-			return d > 0
-		}
-		return compareKey(x.ar.key(x.base[i]), k) >= 0
-	})
+	return sort.Search(len(x.base), func(i int) bool { return !x.baseBelow(ab.of, i, a, k) })
+}
+
+// baseBelow reports whether base[i], abbreviated as of[i], sorts before k,
+// abbreviated as a: it reads base's key only where the two are equal.
+func (x *index) baseBelow(of []abbrev, i int, a abbrev, k string) bool {
+	if d := of[i].compare(a); d != 0 {
+		return d < 0
+	}
+	return compareKey(x.ar.key(x.base[i]), k) < 0
 }
 
 func (x *index) lookup(k string) (ref, bool) {
@@ -378,7 +382,6 @@ const growthSample = 64
 
 // count is the number of live keys, mem included: O(len(mem) log n).
 func (x *index) count() int {
-	x.indexTail()
 	x.finishMerge()
 	n := x.live
 	for k, r := range x.mem {
@@ -418,7 +421,6 @@ func growingThreshold(n int) int { return max(4096, n>>2) }
 // that keeping the old one for reuse would cost more memory, for the
 // fold's life, than its allocation costs time.
 func (x *index) merge() {
-	x.indexTail()
 	x.finishMerge()
 	if len(x.mem) == 0 {
 		return
@@ -440,7 +442,6 @@ func (x *index) merge() {
 // merged returns the sorted references of every live entry (base with mem
 // applied), their number and payload bytes, without changing the index.
 func (x *index) merged() (refs []ref, live int, liveBytes int64) {
-	x.indexTail()
 	x.finishMerge()
 	if len(x.mem) == 0 {
 		return x.base, x.live, x.liveBytes

@@ -153,12 +153,7 @@ func (x *index) mergeGrowing() (base []ref, ab abbrevs, live int, liveBytes int6
 	i := 0
 	for m := range items {
 		c := &items[m]
-		below := func(j int) bool {
-			if d := ab.of[i+j].compare(c.abbrev); d != 0 {
-				return d < 0
-			}
-			return compareKey(x.ar.key(x.base[i+j]), c.v.key) < 0
-		}
+		below := func(j int) bool { return x.baseBelow(ab.of, i+j, c.abbrev, c.v.key) }
 		j := i + gallop(len(x.base)-i, below, (len(x.base)-i)/(len(items)-m))
 		base, of = append(base, x.base[i:j]...), append(of, ab.of[i:j]...)
 		i = j
