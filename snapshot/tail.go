@@ -5,8 +5,9 @@ import "github.com/slipstreamkv/slipstream/kvcore"
 // A growing fold's batch whose entries are read from the log (see window)
 // is not set in mem by the Apply that wrote it, after its fsync: it is
 // kept as the index's tail, which the next Apply sets in mem during its
-// own fsync, where the work overlaps the wait, and which whatever reads or
-// merges the index sets first. Setting a batch of a thousand new keys in
+// own fsync, where the work overlaps the wait, and which whatever else
+// reads or merges the index sets first (the Log, through indexTailLocked:
+// the index's own methods see mem without it). Setting a batch of a thousand new keys in
 // mem (a map insert each, with a cache miss or two) took a quarter of a
 // first sync's time, on the path from one batch's fsync to the next.
 //
@@ -15,7 +16,7 @@ import "github.com/slipstreamkv/slipstream/kvcore"
 // whatever sets the tail then waits for that fsync first, and a failed one
 // drops the batch (indexTailLocked). None of its entries is written over
 // another (a growing fold stages no overwrite), and it is empty whenever a
-// compaction starts (merge sets it first).
+// compaction starts (newJobLocked sets it first).
 
 // deferSet keeps updates' staged references as the tail, to be set later.
 func (x *index) deferSet(updates []kvcore.Update, staged []ref) {

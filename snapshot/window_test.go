@@ -348,6 +348,11 @@ func TestTailIsSetBeforeItIsRead(t *testing.T) {
 				t.Fatalf("Len = %d, want %d", n, len(w.want))
 			}
 		},
+		"Stats": func(t *testing.T, w *windowFold, last string) {
+			if n := w.l.Stats().Keys; n != len(w.want) {
+				t.Fatalf("Stats().Keys = %d, want %d", n, len(w.want))
+			}
+		},
 		"Compact": func(t *testing.T, w *windowFold, last string) {
 			if err := w.l.Compact(); err != nil {
 				t.Fatal(err)
