@@ -8,33 +8,29 @@ import (
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
-	"github.com/cockroachdb/pebble/v2/sstable"
-	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
 )
 
 // With [Options.Bulk], the updates of Applies that leave the cursor where
-// it is are held in a bulk buffer and written to Pebble together: as a
-// sorted run of sstables ingested in one step when the buffer is large,
-// through one unsynced batch when it is small. Either way they skip the
-// write-ahead log's fsync and, when ingested, the memtable's skiplist,
-// which cost most of a hydration's time.
+// it is are held in a bulk buffer. A full buffer is spilled to a run file
+// (runs.go); when the updates must be written out, the runs and the buffer
+// are merged into tables ingested in one step, or, when there are no runs
+// and the buffer is small, written through one unsynced batch. Either way
+// they skip the write-ahead log's fsync and, when ingested, the memtable's
+// skiplist, which cost most of a hydration's time.
 const (
-	// bulkMaxBytes is the default Options.BulkBytes. Each buffer written
-	// becomes a layer of tables over the whole key space (an L0 sublevel)
-	// until compactions merge it down, so larger ones mean less rewriting
-	// and more memory.
+	// bulkMaxBytes is the default Options.BulkBytes: the size of a run.
 	bulkMaxBytes = 64 << 20
-	// bulkIngestMin: a smaller buffer goes through a batch, which costs
-	// less than writing, syncing and ingesting tables.
+	// bulkIngestMin: a smaller buffer with no runs goes through a batch,
+	// which costs less than writing, syncing and ingesting tables.
 	bulkIngestMin = 1 << 20
 	// ingestFileSize: a run is cut into tables of about this size, so that
 	// compactions can take it in pieces.
 	ingestFileSize = l0TargetFileSize
 	// ingestDir is the directory in the fold's directory that holds the
-	// tables of a run until Pebble has ingested them.
+	// runs until they are merged, and tables until Pebble has ingested
+	// them.
 	ingestDir = "ingest"
 )
 
@@ -59,6 +55,8 @@ type bulk struct {
 	// flush's scratch: the merged order, and the heap of runs merging.
 	order []int32
 	heap  []bulkRun
+	// spilled is the run the buffer was spilled to.
+	spilled *run
 }
 
 // bulkRun is a run being merged: runs[pos:end] are left, the first being
@@ -213,13 +211,13 @@ func (b *bulk) sorted() []int32 {
 
 // reset empties the buffer, keeping its memory for the next updates.
 func (b *bulk) reset() {
-	b.used, b.size = 0, 0
+	b.used, b.size, b.spilled = 0, 0, nil
 	b.ents, b.runs, b.ends = b.ents[:0], b.runs[:0], b.ends[:0]
 }
 
-// addBulk buffers updates. A buffer that fills up is sealed and written
-// to Pebble by a goroutine while the next one fills; at most one is
-// written at a time. Its caller holds f.mu.
+// addBulk buffers updates. A buffer that fills up is sealed and spilled
+// to a run by a goroutine while the next one fills; at most one is spilled
+// at a time. Its caller holds f.mu.
 func (f *Fold) addBulk(ctx context.Context, updates []kvcore.Update) error {
 	if f.bulk == nil {
 		f.bulk, f.spare = f.spare, nil
@@ -234,19 +232,43 @@ func (f *Fold) addBulk(ctx context.Context, updates []kvcore.Update) error {
 	if f.bulk.size < f.opts.BulkBytes {
 		return nil
 	}
-	if err := f.waitSealed(ctx); err != nil {
+	if err := f.waitSealed(); err != nil {
 		return err
 	}
-	sealed, done := f.bulk, make(chan error, 1)
+	if len(f.runs) >= maxRuns {
+		if err := f.mergeRuns(ctx, nil); err != nil {
+			return err
+		}
+	}
+	sealed, path, done := f.bulk, f.runPath(), make(chan error, 1)
 	f.sealed, f.written, f.bulk = sealed, done, nil
-	run := context.WithoutCancel(ctx) // the write outlives this Apply
-	go func() { done <- f.writeBulk(run, sealed) }()
+	go func() { done <- f.spill(sealed, path) }()
 	return nil
 }
 
-// waitSealed waits for the write of the sealed buffer, or writes it again
-// when that write failed. Its caller holds f.mu.
-func (f *Fold) waitSealed(ctx context.Context) error {
+// runPath names a new run.
+func (f *Fold) runPath() string {
+	f.runSeq++
+	return f.opts.FS.PathJoin(f.dir, ingestDir, fmt.Sprintf("run%06d", f.runSeq))
+}
+
+// spill writes b to a run at path, kept in b.spilled.
+func (f *Fold) spill(b *bulk, path string) error {
+	fs := f.opts.FS
+	err := fs.MkdirAll(fs.PathJoin(f.dir, ingestDir), 0o755)
+	if err == nil {
+		b.spilled, err = writeRun(fs, path, b)
+	}
+	if err != nil {
+		fs.Remove(path)
+		return fmt.Errorf("pebblefold: spilling %d buffered updates to %s: %w", len(b.ents), path, err)
+	}
+	return nil
+}
+
+// waitSealed waits for the spill of the sealed buffer, or spills it again
+// when that failed, and adds its run. Its caller holds f.mu.
+func (f *Fold) waitSealed() error {
 	if f.sealed == nil {
 		return nil
 	}
@@ -255,11 +277,12 @@ func (f *Fold) waitSealed(ctx context.Context) error {
 		err = <-f.written
 		f.written = nil
 	} else {
-		err = f.writeBulk(ctx, f.sealed)
+		err = f.spill(f.sealed, f.runPath())
 	}
 	if err != nil {
-		return err // kept: the next flush writes it again
+		return err // kept: the next flush spills it again
 	}
+	f.runs = append(f.runs, f.sealed.spilled)
 	f.sealed.reset()
 	f.spare, f.sealed = f.sealed, nil
 	return nil
@@ -272,10 +295,15 @@ func (f *Fold) waitSealed(ctx context.Context) error {
 // next synced commit (the Apply that moves the cursor) or Close. On failure
 // the updates are kept, to be written again.
 func (f *Fold) flushBulk(ctx context.Context) error {
-	if err := f.waitSealed(ctx); err != nil {
+	if err := f.waitSealed(); err != nil {
 		return err
 	}
-	if f.bulk != nil && len(f.bulk.ents) > 0 {
+	switch {
+	case len(f.runs) > 0:
+		if err := f.mergeRuns(ctx, f.bulk); err != nil {
+			return err
+		}
+	case f.bulk != nil && len(f.bulk.ents) > 0:
 		if err := f.writeBulk(ctx, f.bulk); err != nil {
 			return err
 		}
@@ -288,14 +316,10 @@ func (f *Fold) flushBulk(ctx context.Context) error {
 // writeBulk writes b's updates to Pebble: ingested as tables when b is
 // large, through a batch when it is small.
 func (f *Fold) writeBulk(ctx context.Context, b *bulk) error {
-	order := b.sorted()
-	var err error
-	if b.size < bulkIngestMin {
-		err = f.commitBulk(b, order)
-	} else {
-		err = f.ingestBulk(ctx, b, order)
+	if b.size >= bulkIngestMin {
+		return f.mergeRuns(ctx, b)
 	}
-	if err != nil {
+	if err := f.commitBulk(b, b.sorted()); err != nil {
 		return fmt.Errorf("pebblefold: writing %d buffered updates to %s: %w", len(b.ents), f.dir, err)
 	}
 	return nil
@@ -317,55 +341,4 @@ func (f *Fold) commitBulk(b *bulk, order []int32) error {
 		}
 	}
 	return batch.Commit(pebble.NoSync)
-}
-
-// ingestBulk writes the entries of order into tables of about
-// ingestFileSize under ingestDir (each fsynced when closed) and ingests
-// them in one step.
-func (f *Fold) ingestBulk(ctx context.Context, b *bulk, order []int32) error {
-	fs := f.opts.FS
-	dir := fs.PathJoin(f.dir, ingestDir)
-	if err := fs.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	var paths []string
-	defer func() {
-		for _, p := range paths {
-			fs.Remove(p) // Pebble linked (or copied) what it ingested
-		}
-	}()
-	wopts := f.po.MakeWriterOptions(0, f.db.TableFormat())
-	var w *sstable.Writer
-	for _, i := range order {
-		if w == nil {
-			p := fs.PathJoin(dir, fmt.Sprintf("%06d.sst", len(paths)))
-			file, err := fs.Create(p, vfs.WriteCategoryUnspecified)
-			if err != nil {
-				return err
-			}
-			paths = append(paths, p)
-			w = sstable.NewWriter(objstorageprovider.NewFileWritable(file), wopts)
-		}
-		var err error
-		if b.ents[i].vlen < 0 {
-			err = w.Delete(b.key(i))
-		} else {
-			err = w.Set(b.key(i), b.value(i))
-		}
-		if err == nil && w.Raw().EstimatedSize() >= ingestFileSize {
-			err, w = w.Close(), nil
-		}
-		if err != nil {
-			if w != nil {
-				w.Close()
-			}
-			return err
-		}
-	}
-	if w != nil {
-		if err := w.Close(); err != nil {
-			return err
-		}
-	}
-	return f.db.Ingest(ctx, paths)
 }

@@ -83,6 +83,10 @@ type Fold struct {
 	// for the next.
 	bulk, sealed, spare *bulk
 	written             chan error
+	// runs are the spilled buffers, oldest first, not merged into db yet;
+	// runSeq numbers their files.
+	runs   []*run
+	runSeq int
 	// pending is set while a buffer may hold updates, so that a read
 	// knows without f.mu that it must write them out first.
 	pending atomic.Bool

@@ -1,0 +1,197 @@
+package pebblefold
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
+	"github.com/slipstreamkv/slipstream/snapshot/internal/foldtest"
+)
+
+// bulkModel applies random chunks of puts and removals of keys k0..k<keys>
+// to f under its cursor, and to want, the fold's expected contents.
+type bulkModel struct {
+	rng  *rand.Rand
+	keys int
+	rev  uint64
+	want map[string]string
+}
+
+func (m *bulkModel) chunk(n int) []kvcore.Update {
+	us := make([]kvcore.Update, 0, n)
+	for range n {
+		m.rev++
+		k := fmt.Sprintf("k%05d", m.rng.IntN(m.keys))
+		if m.rng.IntN(5) == 0 {
+			us = append(us, kvcore.Update{Op: kvcore.OpDelete, Key: k, Version: kvcore.RevisionVersion(m.rev)})
+			delete(m.want, k)
+			continue
+		}
+		v := fmt.Sprint(m.rev, strings.Repeat("v", m.rng.IntN(40)))
+		us = append(us, putU(k, v, m.rev))
+		m.want[k] = v
+	}
+	return us
+}
+
+// check fails t unless f holds exactly m.want.
+func (m *bulkModel) check(t *testing.T, f *Fold) {
+	t.Helper()
+	got := foldtest.Dump(t, f, "")
+	want := make([]string, 0, len(m.want))
+	for _, k := range slices.Sorted(maps.Keys(m.want)) {
+		want = append(want, k+"="+m.want[k])
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("fold holds %d entries, want %d (or values differ)", len(got), len(want))
+	}
+}
+
+// Runs spilled from full buffers are merged with the buffer still filling,
+// over what the fold held, in key ranges merged in parallel: the newest
+// update of each key wins, whichever run, range and processor count.
+func TestBulkRunsMerge(t *testing.T) {
+	for _, procs := range []int{1, 2, 4} {
+		t.Run(fmt.Sprintf("GOMAXPROCS %d", procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			// About 40 bytes an update: runs of ~10,000 records, so
+			// that each has enough marks to be split up to 4 ways.
+			f, err := Open("fold", Options{FS: vfs.NewMem(), Bulk: true, BulkBytes: 400_000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			m := &bulkModel{rng: rand.New(rand.NewPCG(uint64(procs), 11)), keys: 20_000, want: map[string]string{}}
+			for round := range 3 {
+				for range 80 {
+					if err := f.Apply(context.Background(), m.chunk(1000), f.Cursor()); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if len(f.runs) < 4 {
+					t.Fatalf("round %d spilled %d runs: the fixture does not test merging", round, len(f.runs))
+				}
+				if got := len(f.splitKeys()); got != procs-1 {
+					t.Fatalf("the runs split into %d ranges, want %d", got+1, procs)
+				}
+				apply(t, f, uint64(round+1)) // the checkpoint merges them
+				if len(f.runs) != 0 {
+					t.Fatalf("%d runs left after the checkpoint", len(f.runs))
+				}
+				m.check(t, f)
+			}
+		})
+	}
+}
+
+// A bulk hydration of an empty fold lands in one level, with nothing left
+// for compactions to merge, however many runs it spilled.
+func TestBulkHydrationIsSettled(t *testing.T) {
+	f, err := Open("fold", Options{FS: vfs.NewMem(), Bulk: true, BulkBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for i := range 20 {
+		if err := f.Apply(context.Background(), bulkChunk(i*2000, 2000, 200, uint64(i+1)), kvcore.Cursor{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(f.runs) < 5 {
+		t.Fatalf("%d runs spilled: the fixture does not test merging", len(f.runs))
+	}
+	apply(t, f, 21)
+	m := f.db.Metrics()
+	if m.Levels[0].TablesCount != 0 || m.ReadAmp() > 2 { // the bottom level and the memtable
+		t.Fatalf("after the hydration L0 holds %d tables, read amplification %d", m.Levels[0].TablesCount, m.ReadAmp())
+	}
+	if got := len(foldtest.Dump(t, f, "")); got != 40_000 {
+		t.Fatalf("fold holds %d entries, want 40000", got)
+	}
+}
+
+// Once maxRuns runs are pending, the next full buffer has them merged
+// first, so that a merge never opens more than maxRuns files: between
+// Applies, at most maxRuns-1 are pending (and one buffer is being spilled).
+func TestBulkRunsAreBounded(t *testing.T) {
+	f, err := Open("fold", Options{FS: vfs.NewMem(), Bulk: true, BulkBytes: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m := &bulkModel{rng: rand.New(rand.NewPCG(3, 4)), keys: 300, want: map[string]string{}}
+	most := 0
+	for range 3 * maxRuns {
+		if err := f.Apply(context.Background(), m.chunk(10), f.Cursor()); err != nil {
+			t.Fatal(err)
+		}
+		most = max(most, len(f.runs))
+	}
+	if most != maxRuns-1 {
+		t.Fatalf("at most %d runs were pending, want %d", most, maxRuns-1)
+	}
+	m.check(t, f)
+}
+
+// failingFS fails the creation of files whose names contain match while
+// failing is set.
+type failingFS struct {
+	vfs.FS
+	match   string
+	failing atomic.Bool
+}
+
+func (fs *failingFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
+	if fs.failing.Load() && strings.Contains(name, fs.match) {
+		return nil, errors.New("injected: cannot create " + name)
+	}
+	return fs.FS.Create(name, c)
+}
+
+// A run that cannot be spilled, or runs that cannot be merged, are kept:
+// the error reaches the caller, and once the file system recovers every
+// update is written, none twice.
+func TestBulkRunFailuresKeepTheUpdates(t *testing.T) {
+	for _, match := range []string{"run", "part"} {
+		t.Run(match, func(t *testing.T) {
+			fs := &failingFS{FS: vfs.NewMem(), match: match}
+			f, err := Open("fold", Options{FS: fs, Bulk: true, BulkBytes: 20_000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			m := &bulkModel{rng: rand.New(rand.NewPCG(5, 6)), keys: 2000, want: map[string]string{}}
+			for range 5 {
+				if err := f.Apply(context.Background(), m.chunk(500), f.Cursor()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fs.failing.Store(true)
+			var failed error
+			for range 5 {
+				if failed = f.Apply(context.Background(), m.chunk(500), f.Cursor()); failed != nil {
+					break
+				}
+			}
+			if failed == nil {
+				failed = f.Apply(context.Background(), nil, kvcore.RevisionCursor(1))
+			}
+			if failed == nil || !strings.Contains(failed.Error(), "injected") {
+				t.Fatalf("Apply with %q files failing: %v", match, failed)
+			}
+			fs.failing.Store(false)
+			apply(t, f, 2)
+			m.check(t, f)
+		})
+	}
+}
