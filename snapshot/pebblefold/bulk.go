@@ -21,7 +21,7 @@ import (
 // skiplist, which cost most of a hydration's time.
 const (
 	// bulkMaxBytes is the default Options.BulkBytes: the size of a run.
-	bulkMaxBytes = 64 << 20
+	bulkMaxBytes = 32 << 20
 	// bulkIngestMin: a smaller buffer with no runs goes through a batch,
 	// which costs less than writing, syncing and ingesting tables.
 	bulkIngestMin = 1 << 20
@@ -52,6 +52,10 @@ type bulk struct {
 	// i ends in runs.
 	runs []int32
 	ends []int32
+	// shared is the length of the prefix every key held shares.
+	shared int
+	// add's scratch: the new entries with their abbreviated keys.
+	adding []abbreviated
 	// flush's scratch: the merged order, and the heap of runs merging.
 	order []int32
 	heap  []bulkRun
@@ -61,18 +65,28 @@ type bulk struct {
 
 // bulkRun is a run being merged: runs[pos:end] are left, the first being
 // entry x with key key (held here, so that the merge's comparisons read
-// the keys alone).
+// the keys alone) abbreviated to abbr.
 type bulkRun struct {
 	key         []byte
+	abbr        uint64
 	x, pos, end int32
 }
 
 // less orders run heads by key, then by arrival.
 func (r *bulkRun) less(o *bulkRun) bool {
+	if r.abbr != o.abbr {
+		return r.abbr < o.abbr
+	}
 	if c := bytes.Compare(r.key, o.key); c != 0 {
 		return c < 0
 	}
 	return r.x < o.x
+}
+
+// abbreviated is an entry and its abbreviated key.
+type abbreviated struct {
+	abbr uint64
+	x    int32
 }
 
 // head loads the entry at pos, or reports that the run is done.
@@ -82,6 +96,7 @@ func (b *bulk) head(r *bulkRun) bool {
 	}
 	r.x = b.runs[r.pos]
 	r.key = b.key(r.x)
+	r.abbr = abbreviate(r.key, b.shared)
 	return true
 }
 
@@ -144,11 +159,32 @@ func (b *bulk) add(updates []kvcore.Update) error {
 		}
 		b.ents = append(b.ents, e)
 	}
-	from := int32(len(b.runs))
-	for i := range updates {
-		b.runs = append(b.runs, int32(len(b.ents)-len(updates)+i))
+	if len(updates) == 0 {
+		return nil
 	}
-	slices.SortFunc(b.runs[from:], b.compare)
+	// Sort the new entries by the keys after the prefix they share.
+	first := int32(len(b.ents) - len(updates))
+	if first == 0 {
+		b.shared = len(b.key(0))
+	}
+	shared := len(b.key(first))
+	for x := first; x < int32(len(b.ents)); x++ {
+		shared = commonPrefix(b.key(first)[:shared], b.key(x))
+	}
+	b.shared = commonPrefix(b.key(0)[:b.shared], b.key(first)[:shared])
+	b.adding = b.adding[:0]
+	for x := first; x < int32(len(b.ents)); x++ {
+		b.adding = append(b.adding, abbreviated{abbreviate(b.key(x), shared), x})
+	}
+	slices.SortFunc(b.adding, func(p, q abbreviated) int {
+		if p.abbr != q.abbr {
+			return cmp.Compare(p.abbr, q.abbr)
+		}
+		return b.compare(p.x, q.x)
+	})
+	for _, a := range b.adding {
+		b.runs = append(b.runs, a.x)
+	}
 	b.ends = append(b.ends, int32(len(b.runs)))
 	return nil
 }
@@ -211,13 +247,24 @@ func (b *bulk) sorted() []int32 {
 
 // reset empties the buffer, keeping its memory for the next updates.
 func (b *bulk) reset() {
-	b.used, b.size, b.spilled = 0, 0, nil
+	b.used, b.size, b.shared, b.spilled = 0, 0, 0, nil
 	b.ents, b.runs, b.ends = b.ents[:0], b.runs[:0], b.ends[:0]
 }
 
-// addBulk buffers updates. A buffer that fills up is sealed and spilled
-// to a run by a goroutine while the next one fills; at most one is spilled
-// at a time. Its caller holds f.mu.
+// maxSealed is the number of full buffers spilled at a time, each by its
+// own goroutine, while the next fills.
+const maxSealed = 2
+
+// sealedBulk is a full buffer being spilled to a run at path. Its result
+// comes on done, nil once received.
+type sealedBulk struct {
+	b    *bulk
+	path string
+	done chan error
+}
+
+// addBulk buffers updates. A buffer that fills up is sealed and spilled to
+// a run by a goroutine while the next one fills. Its caller holds f.mu.
 func (f *Fold) addBulk(ctx context.Context, updates []kvcore.Update) error {
 	if f.bulk == nil {
 		f.bulk, f.spare = f.spare, nil
@@ -232,7 +279,7 @@ func (f *Fold) addBulk(ctx context.Context, updates []kvcore.Update) error {
 	if f.bulk.size < f.opts.BulkBytes {
 		return nil
 	}
-	if err := f.waitSealed(); err != nil {
+	if err := f.waitSealed(maxSealed - 1); err != nil {
 		return err
 	}
 	if len(f.runs) >= maxRuns {
@@ -240,9 +287,9 @@ func (f *Fold) addBulk(ctx context.Context, updates []kvcore.Update) error {
 			return err
 		}
 	}
-	sealed, path, done := f.bulk, f.runPath(), make(chan error, 1)
-	f.sealed, f.written, f.bulk = sealed, done, nil
-	go func() { done <- f.spill(sealed, path) }()
+	s := &sealedBulk{b: f.bulk, path: f.runPath(), done: make(chan error, 1)}
+	f.sealed, f.bulk = append(f.sealed, s), nil
+	go func() { s.done <- f.spill(s.b, s.path) }()
 	return nil
 }
 
@@ -266,25 +313,30 @@ func (f *Fold) spill(b *bulk, path string) error {
 	return nil
 }
 
-// waitSealed waits for the spill of the sealed buffer, or spills it again
-// when that failed, and adds its run. Its caller holds f.mu.
-func (f *Fold) waitSealed() error {
-	if f.sealed == nil {
-		return nil
+// waitSealed waits for the spills of the oldest sealed buffers until at
+// most left are being spilled, and adds their runs in the order sealed. A
+// buffer whose spill failed is spilled again here, so that an error
+// reports the file system as it is now; if that fails too, the buffer is
+// kept for the next wait. Its caller holds f.mu.
+func (f *Fold) waitSealed(left int) error {
+	for len(f.sealed) > left {
+		s := f.sealed[0]
+		spilled := false
+		if s.done != nil {
+			spilled = <-s.done == nil
+			s.done = nil
+		}
+		if !spilled {
+			s.path = f.runPath()
+			if err := f.spill(s.b, s.path); err != nil {
+				return err
+			}
+		}
+		f.runs = append(f.runs, s.b.spilled)
+		s.b.reset()
+		f.spare = s.b
+		f.sealed = f.sealed[1:]
 	}
-	var err error
-	if f.written != nil {
-		err = <-f.written
-		f.written = nil
-	} else {
-		err = f.spill(f.sealed, f.runPath())
-	}
-	if err != nil {
-		return err // kept: the next flush spills it again
-	}
-	f.runs = append(f.runs, f.sealed.spilled)
-	f.sealed.reset()
-	f.spare, f.sealed = f.sealed, nil
 	return nil
 }
 
@@ -295,7 +347,7 @@ func (f *Fold) waitSealed() error {
 // next synced commit (the Apply that moves the cursor) or Close. On failure
 // the updates are kept, to be written again.
 func (f *Fold) flushBulk(ctx context.Context) error {
-	if err := f.waitSealed(); err != nil {
+	if err := f.waitSealed(0); err != nil {
 		return err
 	}
 	switch {

@@ -38,18 +38,24 @@ type Options struct {
 	Logger *slog.Logger
 	// Bulk holds the updates of an Apply that leaves the cursor where it
 	// is (the chunks of a state sync, which [kvcore.WatchApplied] folds
-	// under the cursor from before) in memory, and writes them as sorted
-	// tables ingested into Pebble in one step, instead of one fsynced
-	// write-ahead log commit each. They are durable once an Apply moves the
-	// cursor (before that Apply records it) or Close returns; a crash
-	// before may lose them, as it may lose any update past the stored
-	// cursor, never one the cursor covers. Reads see them at once (a read
-	// writes the buffer out first).
+	// under the cursor from before) in memory instead of committing them
+	// through the write-ahead log, one fsync each. A full buffer is sorted
+	// and spilled, unsynced, to a run file in the fold's directory; the
+	// runs and the buffer are merged into sorted tables ingested into
+	// Pebble in one step when the updates must be written out: before an
+	// Apply that moves the cursor records it, at Sync and Close, and
+	// before a read (reads see them at once). A sync into an empty fold
+	// thus lands in Pebble's bottom level with nothing left to compact.
+	// They are durable once an Apply moves the cursor or Close returns; a
+	// crash before may lose them, as it may lose any update past the
+	// stored cursor, never one the cursor covers. A hydration needs disk
+	// for its runs beside the tables they become: twice the data, until
+	// the merge ends.
 	Bulk bool
-	// BulkBytes is the size of Bulk's buffer (default 64 MiB). A full
-	// buffer is written while the next fills, so a hydration holds up to
-	// twice this; larger buffers make fewer, larger runs for Pebble's
-	// compactions to merge.
+	// BulkBytes is the size of Bulk's buffer (default 32 MiB). Full
+	// buffers are spilled while the next fills, so a hydration holds up
+	// to three times this. Up to 512 runs are kept (16 GiB of 32 MiB
+	// runs); the next full buffer then has them merged into Pebble.
 	BulkBytes int
 }
 
@@ -78,11 +84,10 @@ type Fold struct {
 	cursor kvcore.Cursor
 	order  []int32 // Apply's scratch: the batch's indexes in key order
 	// With Options.Bulk, updates not written to db yet: bulk is filling;
-	// sealed, full, is being written (its result comes on written), or its
-	// write failed (written is nil); spare is a written buffer's memory,
-	// for the next.
-	bulk, sealed, spare *bulk
-	written             chan error
+	// sealed are full buffers, oldest first, being spilled to runs; spare
+	// is a spilled buffer's memory, for the next.
+	bulk, spare *bulk
+	sealed      []*sealedBulk
 	// runs are the spilled buffers, oldest first, not merged into db yet;
 	// runSeq numbers their files.
 	runs   []*run

@@ -1,16 +1,23 @@
 package pebblefold
 
 import (
+	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
+// closingTables bounds the full tables a writer closes (finishes and
+// fsyncs) in the background while it fills the next.
+const closingTables = 2
+
 // tables writes entries in ascending key order into tables of about
 // ingestFileSize under ingestDir, each fsynced when closed, for Pebble to
-// ingest.
+// ingest. A full table is closed by a goroutine, so that its fsync does
+// not stop the writing of the next.
 type tables struct {
 	fs    vfs.FS
 	dir   string
@@ -18,6 +25,11 @@ type tables struct {
 	wopts sstable.WriterOptions
 	w     *sstable.Writer
 	paths []string // every table created, the last one open while w is
+
+	closing sync.WaitGroup
+	slots   chan struct{} // a token per table closing
+	mu      sync.Mutex
+	err     error // the first failed close, under mu
 }
 
 // newTables returns a writer of tables named name followed by a number.
@@ -27,6 +39,7 @@ func (f *Fold) newTables(name string) *tables {
 		dir:   f.opts.FS.PathJoin(f.dir, ingestDir),
 		name:  name,
 		wopts: f.po.MakeWriterOptions(0, f.db.TableFormat()),
+		slots: make(chan struct{}, closingTables),
 	}
 }
 
@@ -47,27 +60,56 @@ func (t *tables) add(key, value []byte, del bool) error {
 	} else {
 		err = t.w.Set(key, value)
 	}
-	if err == nil && t.w.Raw().EstimatedSize() >= ingestFileSize {
-		err, t.w = t.w.Close(), nil
+	if err != nil {
+		return err
 	}
-	return err
+	if t.w.Raw().EstimatedSize() >= ingestFileSize {
+		t.closeInBackground()
+	}
+	return t.failed()
 }
 
-// finish closes the open table.
-func (t *tables) finish() error {
-	if t.w == nil {
-		return nil
-	}
-	err := t.w.Close()
+// closeInBackground hands the open table to a goroutine that closes it.
+func (t *tables) closeInBackground() {
+	w := t.w
 	t.w = nil
-	return err
+	t.slots <- struct{}{}
+	t.closing.Go(func() {
+		defer func() { <-t.slots }()
+		if err := w.Close(); err != nil {
+			t.mu.Lock()
+			if t.err == nil {
+				t.err = err
+			}
+			t.mu.Unlock()
+		}
+	})
 }
 
-// abandon closes the open table after a failure; the caller removes the
-// files in paths.
+// failed returns the error of a table closed in the background, if any.
+func (t *tables) failed() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.err
+}
+
+// finish closes the open table and waits for those closing.
+func (t *tables) finish() error {
+	var err error
+	if t.w != nil {
+		err = t.w.Close()
+		t.w = nil
+	}
+	t.closing.Wait()
+	return errors.Join(err, t.failed())
+}
+
+// abandon closes the tables after a failure; the caller removes the files
+// in paths.
 func (t *tables) abandon() {
 	if t.w != nil {
 		t.w.Close()
 		t.w = nil
 	}
+	t.closing.Wait()
 }

@@ -27,13 +27,14 @@ import (
 // crash loses them with the rest of what is past the stored cursor, and
 // Open removes them.
 const (
-	// maxRuns: a buffer spilled as the maxRuns-th run has the runs merged
-	// into Pebble at once, which bounds the files open during a merge.
-	maxRuns = 256
+	// maxRuns: once maxRuns runs are kept, the next full buffer has them
+	// merged into Pebble first, which bounds the files a merge opens and
+	// its read buffers (runReadBuf per run and key range: 32 MiB each).
+	maxRuns = 512
 	// runWriteBuf and runReadBuf are the buffer sizes of a run's writer
 	// and of each of its readers in a merge.
 	runWriteBuf = 1 << 20
-	runReadBuf  = 128 << 10
+	runReadBuf  = 64 << 10
 	// runMarkEvery: every runMarkEvery-th record of a run is marked (its
 	// key and offset kept in memory), so that a merge can start reading a
 	// run near any key.
@@ -55,6 +56,8 @@ type run struct {
 	path  string
 	size  int64
 	marks []runMark
+	// prefix is the prefix all its keys share.
+	prefix []byte
 }
 
 // runMark is a record of a run: its key and offset.
@@ -70,7 +73,7 @@ func writeRun(fs vfs.FS, path string, b *bulk) (*run, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &run{path: path}
+	r := &run{path: path, prefix: bytes.Clone(b.key(0)[:b.shared])}
 	w := bufio.NewWriterSize(file, runWriteBuf)
 	var hdr [runHeader]byte
 	for n, i := range b.sorted() {
@@ -182,15 +185,19 @@ func (r *bulkReader) entry() ([]byte, []byte, bool) {
 	return r.b.key(i), r.b.value(i), false
 }
 
-// mergeHead is a source being merged and its current key; age orders
-// sources by when their updates came.
+// mergeHead is a source being merged and its current key, abbreviated to
+// abbr; age orders sources by when their updates came.
 type mergeHead struct {
-	key []byte
-	age int
-	src mergeSource
+	key  []byte
+	abbr uint64
+	age  int
+	src  mergeSource
 }
 
 func (h *mergeHead) less(o *mergeHead) bool {
+	if h.abbr != o.abbr {
+		return h.abbr < o.abbr
+	}
 	if c := bytes.Compare(h.key, o.key); c != 0 {
 		return c < 0
 	}
@@ -332,11 +339,20 @@ func (f *Fold) mergePart(files []vfs.File, b *bulk, order []int32, lo, hi []byte
 		}
 	}()
 	var srcs []mergeSource
+	var prefix []byte // the prefix all keys share
 	for i, r := range f.runs {
 		off := r.from(lo)
 		srcs = append(srcs, &runReader{r: bufio.NewReaderSize(io.NewSectionReader(files[i], off, r.size-off), runReadBuf), path: r.path})
+		if i == 0 {
+			prefix = r.prefix
+		}
+		prefix = prefix[:commonPrefix(prefix, r.prefix)]
 	}
-	if b != nil {
+	if b != nil && len(b.ents) > 0 {
+		if len(srcs) == 0 {
+			prefix = b.key(0)
+		}
+		prefix = prefix[:commonPrefix(prefix, b.key(0)[:b.shared])]
 		start := sort.Search(len(order), func(j int) bool { return lo == nil || bytes.Compare(b.key(order[j]), lo) >= 0 })
 		end := sort.Search(len(order), func(j int) bool { return hi != nil && bytes.Compare(b.key(order[j]), hi) >= 0 })
 		srcs = append(srcs, &bulkReader{b: b, order: order[start:end]})
@@ -363,7 +379,7 @@ func (f *Fold) mergePart(files []vfs.File, b *bulk, order []int32, lo, hi []byte
 			return err
 		}
 		if ok {
-			h = append(h, mergeHead{key: key, age: age, src: s})
+			h = append(h, mergeHead{key: key, abbr: abbreviate(key, len(prefix)), age: age, src: s})
 		}
 	}
 	for i := len(h)/2 - 1; i >= 0; i-- {
@@ -381,7 +397,7 @@ func (f *Fold) mergePart(files []vfs.File, b *bulk, order []int32, lo, hi []byte
 			return err
 		}
 		if ok {
-			h[0].key = key
+			h[0].key, h[0].abbr = key, abbreviate(key, len(prefix))
 		} else {
 			h[0] = h[len(h)-1]
 			h = h[:len(h)-1]

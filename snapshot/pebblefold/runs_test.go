@@ -18,11 +18,22 @@ import (
 	"github.com/slipstreamkv/slipstream/snapshot/internal/foldtest"
 )
 
+// noise is incompressible text for values.
+var noise = func() string {
+	rng := rand.New(rand.NewPCG(1, 2))
+	b := make([]byte, 64<<10)
+	for i := range b {
+		b[i] = 'a' + byte(rng.IntN(26))
+	}
+	return string(b)
+}()
+
 // bulkModel applies random chunks of puts and removals of keys k0..k<keys>
 // to f under its cursor, and to want, the fold's expected contents.
 type bulkModel struct {
 	rng  *rand.Rand
 	keys int
+	pad  int // bytes added to each value
 	rev  uint64
 	want map[string]string
 }
@@ -37,7 +48,9 @@ func (m *bulkModel) chunk(n int) []kvcore.Update {
 			delete(m.want, k)
 			continue
 		}
-		v := fmt.Sprint(m.rev, strings.Repeat("v", m.rng.IntN(40)))
+		n := m.pad + m.rng.IntN(40)
+		at := m.rng.IntN(len(noise) - n)
+		v := fmt.Sprint(m.rev, noise[at:at+n])
 		us = append(us, putU(k, v, m.rev))
 		m.want[k] = v
 	}
@@ -107,7 +120,7 @@ func TestBulkHydrationIsSettled(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(f.runs) < 5 {
+	if len(f.runs) < 4 {
 		t.Fatalf("%d runs spilled: the fixture does not test merging", len(f.runs))
 	}
 	apply(t, f, 21)
@@ -143,35 +156,52 @@ func TestBulkRunsAreBounded(t *testing.T) {
 	m.check(t, f)
 }
 
-// failingFS fails the creation of files whose names contain match while
-// failing is set.
+// failingFS fails the creation of files whose names contain match, or
+// with syncs set their fsyncs, while failing is set.
 type failingFS struct {
 	vfs.FS
 	match   string
+	syncs   bool
 	failing atomic.Bool
 }
 
 func (fs *failingFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
-	if fs.failing.Load() && strings.Contains(name, fs.match) {
+	if !fs.failing.Load() || !strings.Contains(name, fs.match) {
+		return fs.FS.Create(name, c)
+	}
+	if !fs.syncs {
 		return nil, errors.New("injected: cannot create " + name)
 	}
-	return fs.FS.Create(name, c)
+	file, err := fs.FS.Create(name, c)
+	return failingSync{file}, err
 }
 
-// A run that cannot be spilled, or runs that cannot be merged, are kept:
-// the error reaches the caller, and once the file system recovers every
-// update is written, none twice.
+// failingSync is a file whose fsync fails.
+type failingSync struct{ vfs.File }
+
+func (failingSync) Sync() error     { return errors.New("injected: fsync failed") }
+func (failingSync) SyncData() error { return errors.New("injected: fsync failed") }
+
+// A run that cannot be spilled, or runs that cannot be merged (a table not
+// created, or not fsynced, including one closed in the background while the
+// merge writes the next), are kept: the error reaches the caller, and once
+// the file system recovers every update is written, none twice.
 func TestBulkRunFailuresKeepTheUpdates(t *testing.T) {
-	for _, match := range []string{"run", "part"} {
-		t.Run(match, func(t *testing.T) {
-			fs := &failingFS{FS: vfs.NewMem(), match: match}
-			f, err := Open("fold", Options{FS: fs, Bulk: true, BulkBytes: 20_000})
+	for _, tc := range []struct {
+		match     string
+		syncs     bool
+		pad       int // 4 kB values fill the first table (8 MiB), closed in the background
+		bulkBytes int
+	}{{"run", false, 0, 20_000}, {"part", false, 0, 20_000}, {"part", true, 0, 20_000}, {"part0-000000.sst", true, 4000, 2 << 20}} {
+		t.Run(fmt.Sprintf("%s, syncs %v, values of %d bytes", tc.match, tc.syncs, tc.pad), func(t *testing.T) {
+			fs := &failingFS{FS: vfs.NewMem(), match: tc.match, syncs: tc.syncs}
+			f, err := Open("fold", Options{FS: fs, Bulk: true, BulkBytes: tc.bulkBytes})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			m := &bulkModel{rng: rand.New(rand.NewPCG(5, 6)), keys: 2000, want: map[string]string{}}
-			for range 5 {
+			m := &bulkModel{rng: rand.New(rand.NewPCG(5, 6)), keys: 8000, pad: tc.pad, want: map[string]string{}}
+			for range 10 {
 				if err := f.Apply(context.Background(), m.chunk(500), f.Cursor()); err != nil {
 					t.Fatal(err)
 				}
@@ -187,7 +217,7 @@ func TestBulkRunFailuresKeepTheUpdates(t *testing.T) {
 				failed = f.Apply(context.Background(), nil, kvcore.RevisionCursor(1))
 			}
 			if failed == nil || !strings.Contains(failed.Error(), "injected") {
-				t.Fatalf("Apply with %q files failing: %v", match, failed)
+				t.Fatalf("Apply with %q files failing: %v", tc.match, failed)
 			}
 			fs.failing.Store(false)
 			apply(t, f, 2)
