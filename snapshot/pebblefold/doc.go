@@ -15,11 +15,13 @@
 //
 // With [Options.Bulk], an Apply that leaves the cursor where it is (the
 // chunks of a state sync, which [kvcore.WatchApplied] folds under the
-// cursor from before) is buffered in memory; full buffers are sorted and
-// ingested into Pebble as tables while the next fills, and whatever is
-// buffered is written out, fsynced, before an Apply that moves the cursor
-// records it (and at Close, and before a read). A hydration then skips the
-// write-ahead log's fsync per batch and the memtable's skiplist.
+// cursor from before) is buffered in memory. Full buffers are sorted and
+// spilled to run files while the next fills; whatever is buffered is
+// merged into sorted tables and ingested into Pebble in one step, fsynced,
+// before an Apply that moves the cursor records it (and at Sync, Close, and
+// before a read). A hydration then skips the write-ahead log's fsync per
+// batch and the memtable's skiplist, and a sync into an empty fold lands
+// in Pebble's bottom level, with no compaction to follow.
 //
 // Keys are stored under the prefix 'd' and the cursor under "mcursor"; a
 // value is ver_len u8 | version | value bytes, as the Rust crate's LSM
