@@ -208,24 +208,8 @@ func (b *bulk) sorted() []int32 {
 		}
 		start = end
 	}
-	down := func(i int) {
-		for {
-			m, l, r := i, 2*i+1, 2*i+2
-			if l < len(h) && h[l].less(&h[m]) {
-				m = l
-			}
-			if r < len(h) && h[r].less(&h[m]) {
-				m = r
-			}
-			if m == i {
-				return
-			}
-			h[i], h[m] = h[m], h[i]
-			i = m
-		}
-	}
 	for i := len(h)/2 - 1; i >= 0; i-- {
-		down(i)
+		down(h, i)
 	}
 	o := b.order[:0]
 	var last []byte
@@ -239,7 +223,7 @@ func (b *bulk) sorted() []int32 {
 			h[0] = h[len(h)-1]
 			h = h[:len(h)-1]
 		}
-		down(0)
+		down(h, 0)
 	}
 	b.order, b.heap = o, h
 	return o

@@ -207,23 +207,6 @@ func (h *mergeHead) less(o *mergeHead) bool {
 // mergeHeap is a min-heap of sources by key, then age.
 type mergeHeap []mergeHead
 
-func (h mergeHeap) down(i int) {
-	for {
-		m, l, r := i, 2*i+1, 2*i+2
-		if l < len(h) && h[l].less(&h[m]) {
-			m = l
-		}
-		if r < len(h) && h[r].less(&h[m]) {
-			m = r
-		}
-		if m == i {
-			return
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
-	}
-}
-
 // superseded reports whether a newer source holds the key at the top: with
 // sources ordered by key then age, it would be a child of the top.
 func (h mergeHeap) superseded() bool {
@@ -383,7 +366,7 @@ func (f *Fold) mergePart(files []vfs.File, b *bulk, order []int32, lo, hi []byte
 		}
 	}
 	for i := len(h)/2 - 1; i >= 0; i-- {
-		h.down(i)
+		down(h, i)
 	}
 	for len(h) > 0 {
 		if !h.superseded() {
@@ -402,7 +385,7 @@ func (f *Fold) mergePart(files []vfs.File, b *bulk, order []int32, lo, hi []byte
 			h[0] = h[len(h)-1]
 			h = h[:len(h)-1]
 		}
-		h.down(0)
+		down(h, 0)
 	}
 	return nil
 }
