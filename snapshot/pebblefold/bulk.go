@@ -25,8 +25,8 @@ const (
 	// bulkIngestMin: a smaller buffer with no runs goes through a batch,
 	// which costs less than writing, syncing and ingesting tables.
 	bulkIngestMin = 1 << 20
-	// ingestFileSize: a run is cut into tables of about this size, so that
-	// compactions can take it in pieces.
+	// ingestFileSize: what is ingested is cut into tables of about this
+	// size, so that compactions can take it in pieces.
 	ingestFileSize = l0TargetFileSize
 	// ingestDir is the directory in the fold's directory that holds the
 	// runs until they are merged, and tables until Pebble has ingested
@@ -266,7 +266,9 @@ func (f *Fold) addBulk(ctx context.Context, updates []kvcore.Update) error {
 	if err := f.waitSealed(maxSealed - 1); err != nil {
 		return err
 	}
-	if len(f.runs) >= maxRuns {
+	// Runs and buffers spilling, the new one with them, are what the next
+	// merge reads: at most maxRuns.
+	if len(f.runs)+len(f.sealed) >= maxRuns {
 		if err := f.mergeRuns(ctx, nil); err != nil {
 			return err
 		}
@@ -319,9 +321,22 @@ func (f *Fold) waitSealed(left int) error {
 		f.runs = append(f.runs, s.b.spilled)
 		s.b.reset()
 		f.spare = s.b
+		f.sealed[0] = nil // the buffer is spare's, or garbage once spare is dropped
 		f.sealed = f.sealed[1:]
 	}
 	return nil
+}
+
+// abandonSealed waits for the spills still running, once a flush failed
+// at Close; the runs they leave are removed by the next Open. Its caller
+// holds f.mu.
+func (f *Fold) abandonSealed() {
+	for _, s := range f.sealed {
+		if s.done != nil {
+			<-s.done
+		}
+	}
+	f.sealed = nil
 }
 
 // flushBulk writes every buffered update to Pebble, in the order applied,
@@ -344,7 +359,7 @@ func (f *Fold) flushBulk(ctx context.Context) error {
 			return err
 		}
 	}
-	f.bulk, f.spare = nil, nil
+	f.bulk, f.spare, f.sealed = nil, nil, nil
 	f.pending.Store(false)
 	return nil
 }

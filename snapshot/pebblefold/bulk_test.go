@@ -112,26 +112,41 @@ func TestBulkReadsSeeBufferedUpdates(t *testing.T) {
 	}
 }
 
-// Close makes buffered updates durable, as a checkpoint does.
+// Close makes buffered updates durable, as a checkpoint does: those of a
+// small buffer, and those of runs, spilled or spilling, and a buffer.
 func TestBulkDurableAtClose(t *testing.T) {
-	mem := vfs.NewCrashableMem()
-	f, err := Open("fold", Options{FS: mem, Bulk: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Apply(context.Background(), bulkChunk(0, 10, 10, 1), kvcore.Cursor{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	g, err := Open("fold", Options{FS: mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	if got := foldtest.Dump(t, g, ""); len(got) != 10 {
-		t.Fatalf("after Close and a power cut the fold holds %q, want 10 entries", got)
+	for _, tc := range []struct{ n, size, bulkBytes int }{{10, 10, 0}, {4000, 1000, 1_500_000}} {
+		t.Run(fmt.Sprintf("%d values of %d bytes", tc.n, tc.size), func(t *testing.T) {
+			mem := vfs.NewCrashableMem()
+			f, err := Open("fold", Options{FS: mem, Bulk: true, BulkBytes: tc.bulkBytes})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for i := 0; i < tc.n; i += 1000 {
+				chunk := bulkChunk(i, min(1000, tc.n-i), tc.size, 1)
+				if err := f.Apply(context.Background(), chunk, kvcore.Cursor{}); err != nil {
+					t.Fatal(err)
+				}
+				for _, u := range chunk {
+					want = append(want, u.Key+"="+string(u.Value))
+				}
+			}
+			if tc.bulkBytes > 0 && len(f.runs)+len(f.sealed) == 0 {
+				t.Fatal("nothing was spilled: the fixture does not test runs")
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			g, err := Open("fold", Options{FS: mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Close()
+			if got := foldtest.Dump(t, g, ""); !slices.Equal(got, want) {
+				t.Fatalf("after Close and a power cut the fold holds %d entries, want %d (or values differ)", len(got), len(want))
+			}
+		})
 	}
 }
 

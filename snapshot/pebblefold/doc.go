@@ -16,12 +16,13 @@
 // With [Options.Bulk], an Apply that leaves the cursor where it is (the
 // chunks of a state sync, which [kvcore.WatchApplied] folds under the
 // cursor from before) is buffered in memory. Full buffers are sorted and
-// spilled to run files while the next fills; whatever is buffered is
-// merged into sorted tables and ingested into Pebble in one step, fsynced,
-// before an Apply that moves the cursor records it (and at Sync, Close, and
-// before a read). A hydration then skips the write-ahead log's fsync per
-// batch and the memtable's skiplist, and a sync into an empty fold lands
-// in Pebble's bottom level, with no compaction to follow.
+// spilled to run files while the next fills. Before an Apply that moves
+// the cursor records it (and at Sync, Close, and before a read), the runs
+// and the buffer are merged into sorted tables ingested into Pebble in one
+// step, fsynced; a small buffer with no runs goes through one batch,
+// durable with the cursor's commit. A hydration then skips the write-ahead
+// log's fsync per batch and the memtable's skiplist, and a sync into an
+// empty fold lands in Pebble's bottom level, with no compaction to follow.
 //
 // Keys are stored under the prefix 'd' and the cursor under "mcursor"; a
 // value is ver_len u8 | version | value bytes, as the Rust crate's LSM

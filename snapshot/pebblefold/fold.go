@@ -40,22 +40,26 @@ type Options struct {
 	// is (the chunks of a state sync, which [kvcore.WatchApplied] folds
 	// under the cursor from before) in memory instead of committing them
 	// through the write-ahead log, one fsync each. A full buffer is sorted
-	// and spilled, unsynced, to a run file in the fold's directory; the
-	// runs and the buffer are merged into sorted tables ingested into
-	// Pebble in one step when the updates must be written out: before an
-	// Apply that moves the cursor records it, at Sync and Close, and
-	// before a read (reads see them at once). A sync into an empty fold
-	// thus lands in Pebble's bottom level with nothing left to compact.
-	// They are durable once an Apply moves the cursor or Close returns; a
-	// crash before may lose them, as it may lose any update past the
+	// and spilled, unsynced, to a run file in the fold's directory. When
+	// the updates must be written out (before an Apply that moves the
+	// cursor records it, at Sync and Close, and before a read: reads see
+	// them at once), the runs and the buffer are merged into sorted tables
+	// ingested into Pebble in one step; a small buffer with no runs goes
+	// through one unsynced batch, made durable by the cursor's commit. A
+	// sync into an empty fold thus lands in Pebble's bottom level with
+	// nothing left to compact (unless it spills more than 512 runs, 16
+	// GiB at the default BulkBytes: those are merged into Pebble then, and
+	// the next ones make a second layer for a compaction to merge). The
+	// updates are durable once an Apply moves the cursor or Close returns;
+	// a crash before may lose them, as it may lose any update past the
 	// stored cursor, never one the cursor covers. A hydration needs disk
 	// for its runs beside the tables they become: twice the data, until
 	// the merge ends.
 	Bulk bool
 	// BulkBytes is the size of Bulk's buffer (default 32 MiB). Full
 	// buffers are spilled while the next fills, so a hydration holds up
-	// to three times this. Up to 512 runs are kept (16 GiB of 32 MiB
-	// runs); the next full buffer then has them merged into Pebble.
+	// to three times this, and a merge 64 KiB of read buffer per run and
+	// processor (up to 512 runs, merged by up to 4 processors).
 	BulkBytes int
 }
 
@@ -133,8 +137,8 @@ func open(dir string, opts Options, readOnly bool) (*Fold, error) {
 	}
 	gate.opened()
 	if !readOnly {
-		// Tables a crash left before their ingestion: their updates were
-		// past the cursor, so the bucket delivers them again.
+		// Runs and tables a crash left before their ingestion: their
+		// updates were past the cursor, so the bucket delivers them again.
 		if err := opts.FS.RemoveAll(opts.FS.PathJoin(dir, ingestDir)); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("pebblefold: open %s: removing tables not ingested: %w", dir, err)
@@ -305,7 +309,9 @@ func (f *Fold) Close() (err error) {
 		}
 		f.life.Unlock()
 		f.mu.Lock()
-		err = f.flushBulk(context.Background())
+		if err = f.flushBulk(context.Background()); err != nil {
+			f.abandonSealed()
+		}
 		f.mu.Unlock()
 		if err == nil && !f.readOnly && f.db.Metrics().WAL.Size > flushOnCloseBytes {
 			err = f.db.Flush()

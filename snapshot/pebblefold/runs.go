@@ -27,9 +27,10 @@ import (
 // crash loses them with the rest of what is past the stored cursor, and
 // Open removes them.
 const (
-	// maxRuns: once maxRuns runs are kept, the next full buffer has them
-	// merged into Pebble first, which bounds the files a merge opens and
-	// its read buffers (runReadBuf per run and key range: 32 MiB each).
+	// maxRuns bounds the runs kept and being spilled: a full buffer that
+	// would make more has the runs merged into Pebble first. That bounds
+	// the files a merge opens and its read buffers (runReadBuf per run and
+	// key range: 32 MiB a range).
 	maxRuns = 512
 	// runWriteBuf and runReadBuf are the buffer sizes of a run's writer
 	// and of each of its readers in a merge.
@@ -122,47 +123,64 @@ type mergeSource interface {
 	entry() (key, value []byte, del bool)
 }
 
-// runReader reads a run from an offset.
+// runReader reads a run from an offset. A record that fits its buffer is
+// read in place (Peek), and its bytes discarded at the next record; a
+// larger one is copied into key and value.
 type runReader struct {
 	r          *bufio.Reader
 	path       string
 	key, value []byte
 	del        bool
-	hdr        [runHeader]byte
+	held       int // bytes of the current record left in r's buffer
 }
 
 func (r *runReader) next() (bool, error) {
-	if _, err := io.ReadFull(r.r, r.hdr[:]); err != nil {
-		if errors.Is(err, io.EOF) {
-			return false, nil
-		}
+	if _, err := r.r.Discard(r.held); err != nil {
 		return false, fmt.Errorf("reading run %s: %w", r.path, err)
 	}
-	klen := binary.LittleEndian.Uint32(r.hdr[:4])
-	vlen := binary.LittleEndian.Uint32(r.hdr[4:])
+	r.held = 0
+	hdr, err := r.r.Peek(runHeader)
+	if len(hdr) == 0 && errors.Is(err, io.EOF) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading run %s: %w", r.path, noEOF(err))
+	}
+	klen := int(binary.LittleEndian.Uint32(hdr[:4]))
+	vlen := binary.LittleEndian.Uint32(hdr[4:])
 	r.del = vlen == runDeleted
 	if r.del {
 		vlen = 0
 	}
-	r.key, r.value = grow(r.key, int(klen)), grow(r.value, int(vlen))
+	n := runHeader + klen + int(vlen)
+	if n <= r.r.Size() {
+		rec, err := r.r.Peek(n)
+		if err != nil {
+			return false, fmt.Errorf("reading run %s: %w", r.path, noEOF(err))
+		}
+		r.key, r.value, r.held = rec[runHeader:runHeader+klen], rec[runHeader+klen:], n
+		return true, nil
+	}
+	r.r.Discard(runHeader)
+	r.key, r.value = make([]byte, klen), make([]byte, vlen)
 	if _, err := io.ReadFull(r.r, r.key); err != nil {
-		return false, fmt.Errorf("reading run %s: %w", r.path, err)
+		return false, fmt.Errorf("reading run %s: %w", r.path, noEOF(err))
 	}
 	if _, err := io.ReadFull(r.r, r.value); err != nil {
-		return false, fmt.Errorf("reading run %s: %w", r.path, err)
+		return false, fmt.Errorf("reading run %s: %w", r.path, noEOF(err))
 	}
 	return true, nil
 }
 
-func (r *runReader) entry() ([]byte, []byte, bool) { return r.key, r.value, r.del }
-
-// grow returns b resized to n bytes, reallocated only when too small.
-func grow(b []byte, n int) []byte {
-	if cap(b) < n {
-		return make([]byte, n)
+// noEOF turns the end of a run within a record into io.ErrUnexpectedEOF.
+func noEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
 	}
-	return b[:n]
+	return err
 }
+
+func (r *runReader) entry() ([]byte, []byte, bool) { return r.key, r.value, r.del }
 
 // bulkReader reads the entries of a buffer in the order of its sorted
 // indexes.
@@ -285,6 +303,7 @@ func (f *Fold) mergeRuns(ctx context.Context, b *bulk) error {
 	for _, r := range f.runs {
 		fs.Remove(r.path) // merged; Open removes one left behind
 	}
+	clear(f.runs)
 	f.runs = f.runs[:0]
 	return nil
 }
