@@ -19,6 +19,19 @@ func commonPrefix(a, b []byte) int {
 	return n
 }
 
+// sharedLen is the length of the prefix all of prefixes share (0 for
+// none).
+func sharedLen(prefixes [][]byte) int {
+	if len(prefixes) == 0 {
+		return 0
+	}
+	n := len(prefixes[0])
+	for _, p := range prefixes[1:] {
+		n = commonPrefix(prefixes[0][:n], p)
+	}
+	return n
+}
+
 // abbreviate returns the 8 bytes of key after its first skip, zero-padded.
 // A key that ends before them is padded with zeros, which sort first, as
 // a key that is a prefix of another does.

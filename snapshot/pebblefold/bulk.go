@@ -229,6 +229,9 @@ func (b *bulk) sorted() []int32 {
 	return o
 }
 
+// prefix is the prefix every key held shares; the buffer holds one.
+func (b *bulk) prefix() []byte { return b.key(0)[:b.shared] }
+
 // reset empties the buffer, keeping its memory for the next updates.
 func (b *bulk) reset() {
 	b.used, b.size, b.shared, b.spilled = 0, 0, 0, nil
@@ -239,11 +242,10 @@ func (b *bulk) reset() {
 // own goroutine, while the next fills.
 const maxSealed = 2
 
-// sealedBulk is a full buffer being spilled to a run at path. Its result
-// comes on done, nil once received.
+// sealedBulk is a full buffer being spilled to a run. Its result comes on
+// done, nil once received.
 type sealedBulk struct {
 	b    *bulk
-	path string
 	done chan error
 }
 
@@ -273,9 +275,9 @@ func (f *Fold) addBulk(ctx context.Context, updates []kvcore.Update) error {
 			return err
 		}
 	}
-	s := &sealedBulk{b: f.bulk, path: f.runPath(), done: make(chan error, 1)}
+	s, path := &sealedBulk{b: f.bulk, done: make(chan error, 1)}, f.runPath()
 	f.sealed, f.bulk = append(f.sealed, s), nil
-	go func() { s.done <- f.spill(s.b, s.path) }()
+	go func() { s.done <- f.spill(s.b, path) }()
 	return nil
 }
 
@@ -313,8 +315,7 @@ func (f *Fold) waitSealed(left int) error {
 			s.done = nil
 		}
 		if !spilled {
-			s.path = f.runPath()
-			if err := f.spill(s.b, s.path); err != nil {
+			if err := f.spill(s.b, f.runPath()); err != nil {
 				return err
 			}
 		}

@@ -3,11 +3,11 @@ package pebblefold
 import (
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"golang.org/x/sync/errgroup"
 )
 
 // closingTables bounds the full tables a writer closes (finishes and
@@ -25,22 +25,20 @@ type tables struct {
 	wopts sstable.WriterOptions
 	w     *sstable.Writer
 	paths []string // every table created, the last one open while w is
-
-	closing sync.WaitGroup
-	slots   chan struct{} // a token per table closing
-	mu      sync.Mutex
-	err     error // the first failed close, under mu
+	// closing closes full tables, closingTables at a time.
+	closing errgroup.Group
 }
 
 // newTables returns a writer of tables named name followed by a number.
 func (f *Fold) newTables(name string) *tables {
-	return &tables{
+	t := &tables{
 		fs:    f.opts.FS,
 		dir:   f.opts.FS.PathJoin(f.dir, ingestDir),
 		name:  name,
 		wopts: f.po.MakeWriterOptions(0, f.db.TableFormat()),
-		slots: make(chan struct{}, closingTables),
 	}
+	t.closing.SetLimit(closingTables)
+	return t
 }
 
 // add writes the put of key (or its removal, del).
@@ -60,37 +58,12 @@ func (t *tables) add(key, value []byte, del bool) error {
 	} else {
 		err = t.w.Set(key, value)
 	}
-	if err != nil {
-		return err
+	if err == nil && t.w.Raw().EstimatedSize() >= ingestFileSize {
+		w := t.w
+		t.w = nil
+		t.closing.Go(w.Close) // waits while closingTables are closing
 	}
-	if t.w.Raw().EstimatedSize() >= ingestFileSize {
-		t.closeInBackground()
-	}
-	return t.failed()
-}
-
-// closeInBackground hands the open table to a goroutine that closes it.
-func (t *tables) closeInBackground() {
-	w := t.w
-	t.w = nil
-	t.slots <- struct{}{}
-	t.closing.Go(func() {
-		defer func() { <-t.slots }()
-		if err := w.Close(); err != nil {
-			t.mu.Lock()
-			if t.err == nil {
-				t.err = err
-			}
-			t.mu.Unlock()
-		}
-	})
-}
-
-// failed returns the error of a table closed in the background, if any.
-func (t *tables) failed() error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.err
+	return err
 }
 
 // finish closes the open table and waits for those closing.
@@ -100,8 +73,7 @@ func (t *tables) finish() error {
 		err = t.w.Close()
 		t.w = nil
 	}
-	t.closing.Wait()
-	return errors.Join(err, t.failed())
+	return errors.Join(err, t.closing.Wait())
 }
 
 // abandon closes the tables after a failure; the caller removes the files

@@ -74,7 +74,7 @@ func writeRun(fs vfs.FS, path string, b *bulk) (*run, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &run{path: path, prefix: bytes.Clone(b.key(0)[:b.shared])}
+	r := &run{path: path, prefix: bytes.Clone(b.prefix())}
 	w := bufio.NewWriterSize(file, runWriteBuf)
 	var hdr [runHeader]byte
 	for n, i := range b.sorted() {
@@ -261,9 +261,15 @@ func (f *Fold) mergeRuns(ctx context.Context, b *bulk) error {
 		files[i] = file
 	}
 	var order []int32
-	if b != nil {
-		order = b.sorted()
+	var prefixes [][]byte
+	for _, r := range f.runs {
+		prefixes = append(prefixes, r.prefix)
 	}
+	if b != nil && len(b.ents) > 0 {
+		order = b.sorted()
+		prefixes = append(prefixes, b.prefix())
+	}
+	skip := sharedLen(prefixes)
 	bounds := f.splitKeys()
 	parts := make([]*tables, len(bounds)+1)
 	errs := make([]error, len(parts))
@@ -277,7 +283,7 @@ func (f *Fold) mergeRuns(ctx context.Context, b *bulk) error {
 			hi = bounds[p]
 		}
 		parts[p] = f.newTables(fmt.Sprintf("part%d-", p))
-		wg.Go(func() { errs[p] = f.mergePart(files, b, order, lo, hi, parts[p]) })
+		wg.Go(func() { errs[p] = f.mergePart(files, b, order, skip, lo, hi, parts[p]) })
 	}
 	wg.Wait()
 	var paths []string
@@ -331,8 +337,9 @@ func (f *Fold) splitKeys() [][]byte {
 
 // mergePart merges the entries with keys in [lo, hi) (nil: unbounded) of
 // the runs, read from files, and of the buffer b in the order of its sorted
-// indexes order, into t: the newest update of each key.
-func (f *Fold) mergePart(files []vfs.File, b *bulk, order []int32, lo, hi []byte, t *tables) (err error) {
+// indexes order, into t: the newest update of each key. All their keys
+// share their first skip bytes.
+func (f *Fold) mergePart(files []vfs.File, b *bulk, order []int32, skip int, lo, hi []byte, t *tables) (err error) {
 	defer func() {
 		if err == nil {
 			err = t.finish()
@@ -341,20 +348,11 @@ func (f *Fold) mergePart(files []vfs.File, b *bulk, order []int32, lo, hi []byte
 		}
 	}()
 	var srcs []mergeSource
-	var prefix []byte // the prefix all keys share
 	for i, r := range f.runs {
 		off := r.from(lo)
 		srcs = append(srcs, &runReader{r: bufio.NewReaderSize(io.NewSectionReader(files[i], off, r.size-off), runReadBuf), path: r.path})
-		if i == 0 {
-			prefix = r.prefix
-		}
-		prefix = prefix[:commonPrefix(prefix, r.prefix)]
 	}
 	if b != nil && len(b.ents) > 0 {
-		if len(srcs) == 0 {
-			prefix = b.key(0)
-		}
-		prefix = prefix[:commonPrefix(prefix, b.key(0)[:b.shared])]
 		start := sort.Search(len(order), func(j int) bool { return lo == nil || bytes.Compare(b.key(order[j]), lo) >= 0 })
 		end := sort.Search(len(order), func(j int) bool { return hi != nil && bytes.Compare(b.key(order[j]), hi) >= 0 })
 		srcs = append(srcs, &bulkReader{b: b, order: order[start:end]})
@@ -381,7 +379,7 @@ func (f *Fold) mergePart(files []vfs.File, b *bulk, order []int32, lo, hi []byte
 			return err
 		}
 		if ok {
-			h = append(h, mergeHead{key: key, abbr: abbreviate(key, len(prefix)), age: age, src: s})
+			h = append(h, mergeHead{key: key, abbr: abbreviate(key, skip), age: age, src: s})
 		}
 	}
 	for i := len(h)/2 - 1; i >= 0; i-- {
@@ -399,7 +397,7 @@ func (f *Fold) mergePart(files []vfs.File, b *bulk, order []int32, lo, hi []byte
 			return err
 		}
 		if ok {
-			h[0].key, h[0].abbr = key, abbreviate(key, len(prefix))
+			h[0].key, h[0].abbr = key, abbreviate(key, skip)
 		} else {
 			h[0] = h[len(h)-1]
 			h = h[:len(h)-1]
