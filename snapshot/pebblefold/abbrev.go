@@ -9,7 +9,7 @@ import "encoding/binary"
 // over memory), and the keys are compared only on a tie.
 
 // commonPrefix is the length of the prefix a and b share.
-func commonPrefix(a, b []byte) int {
+func commonPrefix[K ~string | ~[]byte](a, b K) int {
 	n := min(len(a), len(b))
 	for i := range n {
 		if a[i] != b[i] {
@@ -35,10 +35,10 @@ func sharedLen(prefixes [][]byte) int {
 // abbreviate returns the 8 bytes of key after its first skip, zero-padded.
 // A key that ends before them is padded with zeros, which sort first, as
 // a key that is a prefix of another does.
-func abbreviate(key []byte, skip int) uint64 {
+func abbreviate[K ~string | ~[]byte](key K, skip int) uint64 {
 	rest := key[skip:]
 	if len(rest) >= 8 {
-		return binary.BigEndian.Uint64(rest)
+		return binary.BigEndian.Uint64([]byte(rest[:8]))
 	}
 	var a [8]byte
 	copy(a[:], rest)

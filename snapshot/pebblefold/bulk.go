@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -44,13 +45,13 @@ type bulk struct {
 	// the blocks after are kept for reuse.
 	blocks [][]byte
 	used   int
-	size   int       // bytes held
-	ents   []bulkEnt // in the order the updates came
-	// runs holds the indexes of ents, those of each add sorted by entry
-	// (sorting a thousand entries just copied is much faster than sorting
-	// a quarter million scattered over the arena); ends[i] is where run
-	// i ends in runs.
-	runs []int32
+	size   int // bytes held
+	// ents are the entries, each add's in key order (the same key in
+	// arrival order) and after those of the adds before: ents[ends[i-1]:
+	// ends[i]] is run i, the entries of an add (sorting a thousand updates
+	// is much faster than sorting a quarter million entries scattered over
+	// the arena). A later entry of a key is a later update of it.
+	ents []bulkEnt
 	ends []int32
 	// shared is the length of the prefix every key held shares.
 	shared int
@@ -63,13 +64,13 @@ type bulk struct {
 	spilled *run
 }
 
-// bulkRun is a run being merged: runs[pos:end] are left, the first being
-// entry x with key key (held here, so that the merge's comparisons read
-// the keys alone) abbreviated to abbr.
+// bulkRun is a run being merged: ents[pos:end] are left, the first with
+// key key (held here, so that the merge's comparisons read the keys alone)
+// abbreviated to abbr.
 type bulkRun struct {
-	key         []byte
-	abbr        uint64
-	x, pos, end int32
+	key      []byte
+	abbr     uint64
+	pos, end int32
 }
 
 // less orders run heads by key, then by arrival.
@@ -80,10 +81,11 @@ func (r *bulkRun) less(o *bulkRun) bool {
 	if c := bytes.Compare(r.key, o.key); c != 0 {
 		return c < 0
 	}
-	return r.x < o.x
+	return r.pos < o.pos
 }
 
-// abbreviated is an entry and its abbreviated key.
+// abbreviated is an update of an add, by its index, and its abbreviated
+// key.
 type abbreviated struct {
 	abbr uint64
 	x    int32
@@ -94,8 +96,7 @@ func (b *bulk) head(r *bulkRun) bool {
 	if r.pos == r.end {
 		return false
 	}
-	r.x = b.runs[r.pos]
-	r.key = b.key(r.x)
+	r.key = b.key(r.pos)
 	r.abbr = abbreviate(r.key, b.shared)
 	return true
 }
@@ -137,15 +138,45 @@ func (b *bulk) alloc(n int) (blk, off uint32, dst []byte) {
 	return uint32(b.used - 1), uint32(at), (*last)[at : at+n]
 }
 
-// add appends updates, or none of them when one is invalid.
+// add appends updates, or none of them when one is invalid. The updates
+// are copied in key order (the same key in arrival order), so that each
+// add is a run of the buffer, held in sequence: the merge of the runs
+// then reads the arena as streams, not at random (which, over a buffer
+// of tens of megabytes, misses the caches and the TLB on every entry).
 func (b *bulk) add(updates []kvcore.Update) error {
 	for i := range updates {
 		if err := checkUpdate(&updates[i]); err != nil {
 			return err
 		}
 	}
+	if len(updates) == 0 {
+		return nil
+	}
+	// Sort the updates by the keys after the prefix they share.
+	shared := len(updates[0].Key)
 	for i := range updates {
-		u := &updates[i]
+		shared = commonPrefix(updates[0].Key[:shared], updates[i].Key)
+	}
+	if len(b.ents) == 0 {
+		b.shared = 1 + shared // data keys start with dataPrefix
+	} else {
+		b.shared = 1 + commonPrefix(string(b.prefix()[1:]), updates[0].Key[:shared])
+	}
+	b.adding = b.adding[:0]
+	for i := range updates {
+		b.adding = append(b.adding, abbreviated{abbreviate(updates[i].Key, shared), int32(i)})
+	}
+	slices.SortFunc(b.adding, func(p, q abbreviated) int {
+		if p.abbr != q.abbr {
+			return cmp.Compare(p.abbr, q.abbr)
+		}
+		if c := strings.Compare(updates[p.x].Key, updates[q.x].Key); c != 0 {
+			return c
+		}
+		return cmp.Compare(p.x, q.x)
+	})
+	for _, a := range b.adding {
+		u := &updates[a.x]
 		e := bulkEnt{klen: uint32(1 + len(u.Key)), vlen: -1}
 		if !u.IsRemoval() {
 			e.vlen = int32(valueLen(u))
@@ -159,42 +190,8 @@ func (b *bulk) add(updates []kvcore.Update) error {
 		}
 		b.ents = append(b.ents, e)
 	}
-	if len(updates) == 0 {
-		return nil
-	}
-	// Sort the new entries by the keys after the prefix they share.
-	first := int32(len(b.ents) - len(updates))
-	if first == 0 {
-		b.shared = len(b.key(0))
-	}
-	shared := len(b.key(first))
-	for x := first; x < int32(len(b.ents)); x++ {
-		shared = commonPrefix(b.key(first)[:shared], b.key(x))
-	}
-	b.shared = commonPrefix(b.key(0)[:b.shared], b.key(first)[:shared])
-	b.adding = b.adding[:0]
-	for x := first; x < int32(len(b.ents)); x++ {
-		b.adding = append(b.adding, abbreviated{abbreviate(b.key(x), shared), x})
-	}
-	slices.SortFunc(b.adding, func(p, q abbreviated) int {
-		if p.abbr != q.abbr {
-			return cmp.Compare(p.abbr, q.abbr)
-		}
-		return b.compare(p.x, q.x)
-	})
-	for _, a := range b.adding {
-		b.runs = append(b.runs, a.x)
-	}
-	b.ends = append(b.ends, int32(len(b.runs)))
+	b.ends = append(b.ends, int32(len(b.ents)))
 	return nil
-}
-
-// compare orders entries by key, then by arrival.
-func (b *bulk) compare(x, y int32) int {
-	if c := bytes.Compare(b.key(x), b.key(y)); c != 0 {
-		return c
-	}
-	return cmp.Compare(x, y)
 }
 
 // sorted merges the runs into the indexes of the buffered entries in key
@@ -215,9 +212,9 @@ func (b *bulk) sorted() []int32 {
 	var last []byte
 	for len(h) > 0 {
 		if n := len(o); n > 0 && bytes.Equal(last, h[0].key) {
-			o[n-1] = h[0].x // a later update of the same key
+			o[n-1] = h[0].pos // a later update of the same key
 		} else {
-			o, last = append(o, h[0].x), h[0].key
+			o, last = append(o, h[0].pos), h[0].key
 		}
 		if h[0].pos++; !b.head(&h[0]) {
 			h[0] = h[len(h)-1]
@@ -235,7 +232,7 @@ func (b *bulk) prefix() []byte { return b.key(0)[:b.shared] }
 // reset empties the buffer, keeping its memory for the next updates.
 func (b *bulk) reset() {
 	b.used, b.size, b.shared, b.spilled = 0, 0, 0, nil
-	b.ents, b.runs, b.ends = b.ents[:0], b.runs[:0], b.ends[:0]
+	b.ents, b.ends = b.ents[:0], b.ends[:0]
 }
 
 // maxSealed is the number of full buffers spilled at a time, each by its
