@@ -96,6 +96,8 @@ type Fold struct {
 	// runSeq numbers their files.
 	runs   []*run
 	runSeq int
+	// releasing closes the files of merged runs; Close waits for it.
+	releasing sync.WaitGroup
 	// pending is set while a buffer may hold updates, so that a read
 	// knows without f.mu that it must write them out first.
 	pending atomic.Bool
@@ -313,6 +315,7 @@ func (f *Fold) Close() (err error) {
 			f.abandonSealed()
 		}
 		f.mu.Unlock()
+		f.releasing.Wait()
 		if err == nil && !f.readOnly && f.db.Metrics().WAL.Size > flushOnCloseBytes {
 			err = f.db.Flush()
 		}

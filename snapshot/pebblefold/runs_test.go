@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
@@ -379,5 +380,86 @@ func TestBulkRunsMergeKeysOfAnyShape(t *testing.T) {
 		}
 		apply(t, f, uint64(round+1))
 		m.check(t, f)
+	}
+}
+
+// closeHookFS calls closing with the name of every file it opened as that
+// file is closed.
+type closeHookFS struct {
+	vfs.FS
+	closing func(name string)
+}
+
+func (fs *closeHookFS) Open(name string, opts ...vfs.OpenOption) (vfs.File, error) {
+	file, err := fs.FS.Open(name, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &closeHookFile{File: file, closing: func() { fs.closing(name) }}, nil
+}
+
+type closeHookFile struct {
+	vfs.File
+	closing func()
+}
+
+func (f *closeHookFile) Close() error {
+	f.closing()
+	return f.File.Close()
+}
+
+// The runs a merge read are closed by a goroutine, since closing a removed
+// file trims its blocks on a file system mounted with discard (seconds at
+// 10M keys): the Apply that merged them returns without waiting for it,
+// and Close waits for it.
+func TestBulkRunsReleasedInTheBackground(t *testing.T) {
+	release := make(chan struct{})
+	var closed atomic.Int32
+	fs := &closeHookFS{FS: vfs.NewMem(), closing: func(name string) {
+		if strings.HasPrefix(filepath.Base(name), "run") {
+			<-release
+			closed.Add(1)
+		}
+	}}
+	f, err := Open("fold", Options{FS: fs, Bulk: true, BulkBytes: 20_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &bulkModel{rng: rand.New(rand.NewPCG(9, 10)), keys: 300, want: map[string]string{}}
+	for range 6 {
+		if err := f.Apply(context.Background(), m.chunk(500), f.Cursor()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.mu.Lock()
+	runs := len(f.runs) + len(f.sealed)
+	f.mu.Unlock()
+	if runs < 2 {
+		t.Fatalf("the fixture spilled %d runs, want several", runs)
+	}
+	applied := make(chan error, 1)
+	go func() { applied <- f.Apply(context.Background(), nil, kvcore.RevisionCursor(1)) }()
+	select {
+	case err := <-applied:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the checkpoint waited for the merged runs to be closed")
+	}
+	m.check(t, f)
+	closing := make(chan error, 1)
+	go func() { closing <- f.Close() }()
+	select {
+	case err := <-closing:
+		t.Fatalf("Close returned (%v) while the merged runs were still being closed", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	if err := <-closing; err != nil {
+		t.Fatal(err)
+	}
+	if got := closed.Load(); got != int32(runs) {
+		t.Fatalf("Close returned with %d of %d runs closed", got, runs)
 	}
 }
