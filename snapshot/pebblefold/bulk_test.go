@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -223,5 +224,84 @@ func TestOpenRemovesTablesNotIngested(t *testing.T) {
 	defer f.Close()
 	if _, err := mem.Stat(mem.PathJoin(dir, ingestDir)); err == nil {
 		t.Fatalf("%s survived Open", ingestDir)
+	}
+}
+
+// linkHookFS calls linking before every hard link Pebble makes (ingesting
+// a table links it into the store).
+type linkHookFS struct {
+	vfs.FS
+	linking func()
+}
+
+func (fs *linkHookFS) Link(oldname, newname string) error {
+	fs.linking()
+	return fs.FS.Link(oldname, newname)
+}
+
+// A merge of runs takes effect all at once: a power cut while it ingests
+// its tables finds the fold as before it or with every buffered update,
+// the fold of a prefix of what was applied, as the fold contract requires.
+// Tables ingested part by part as the merge made them would leave key
+// ranges updated beside others not.
+func TestBulkMergeTakesEffectAtOnce(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2)) // a merge in two key ranges
+	mem := vfs.NewCrashableMem()
+	var clones []*vfs.MemFS
+	fs := &linkHookFS{FS: mem, linking: func() {
+		clones = append(clones, mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0}))
+	}}
+	f, err := Open("fold", Options{FS: fs, Bulk: true, BulkBytes: 600_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const n = 20_000
+	newValue := strings.Repeat("n", 100)
+	apply(t, f, 1, bulkChunk(0, n, 5, 1)...) // the old values
+	// The new values, in an order unrelated to the keys'.
+	order := rand.New(rand.NewPCG(3, 4)).Perm(n)
+	for i := 0; i < n; i += 1000 {
+		chunk := make([]kvcore.Update, 0, 1000)
+		for _, k := range order[i : i+1000] {
+			chunk = append(chunk, putU(fmt.Sprintf("k%06d", k), newValue, 2))
+		}
+		if err := f.Apply(context.Background(), chunk, kvcore.RevisionCursor(1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.mu.Lock()
+	err = f.waitSealed(0)
+	runs, bounds := len(f.runs), f.splitKeys()
+	f.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runs < 2 || len(bounds) == 0 {
+		t.Fatalf("the fixture spilled %d runs, merged in %d key ranges; want several of each", runs, len(bounds)+1)
+	}
+	apply(t, f, 3) // the checkpoint merges the runs
+	if len(clones) < 2 {
+		t.Fatalf("the merge linked %d tables, want several", len(clones))
+	}
+	for c, clone := range clones {
+		g, err := Open("fold", Options{FS: clone})
+		if err != nil {
+			t.Fatalf("crash state %d: %v", c, err)
+		}
+		updated := map[int]bool{}
+		for _, kv := range foldtest.Dump(t, g, "") {
+			if strings.HasSuffix(kv, "="+newValue) {
+				var k int
+				fmt.Sscanf(kv, "k%06d=", &k)
+				updated[k] = true
+			}
+		}
+		g.Close()
+		for _, k := range order[:len(updated)] {
+			if !updated[k] {
+				t.Fatalf("crash state %d holds %d of the %d new values, not the first %d applied: the merge took effect in pieces", c, len(updated), n, len(updated))
+			}
+		}
 	}
 }
