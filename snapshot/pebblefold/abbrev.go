@@ -9,7 +9,7 @@ import "encoding/binary"
 // over memory), and the keys are compared only on a tie.
 
 // commonPrefix is the length of the prefix a and b share.
-func commonPrefix[K ~string | ~[]byte](a, b K) int {
+func commonPrefix[A, B ~string | ~[]byte](a A, b B) int {
 	n := min(len(a), len(b))
 	for i := range n {
 		if a[i] != b[i] {

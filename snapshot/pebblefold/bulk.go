@@ -55,7 +55,8 @@ type bulk struct {
 	ends []int32
 	// shared is the length of the prefix every key held shares.
 	shared int
-	// add's scratch: the new entries with their abbreviated keys.
+	// add's scratch: the updates it adds, by index, with their
+	// abbreviated keys.
 	adding []abbreviated
 	// flush's scratch: the merged order, and the heap of runs merging.
 	order []int32
@@ -160,7 +161,7 @@ func (b *bulk) add(updates []kvcore.Update) error {
 	if len(b.ents) == 0 {
 		b.shared = 1 + shared // data keys start with dataPrefix
 	} else {
-		b.shared = 1 + commonPrefix(string(b.prefix()[1:]), updates[0].Key[:shared])
+		b.shared = 1 + commonPrefix(b.prefix()[1:], updates[0].Key[:shared])
 	}
 	b.adding = b.adding[:0]
 	for i := range updates {

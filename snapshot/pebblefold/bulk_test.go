@@ -239,11 +239,12 @@ func (fs *linkHookFS) Link(oldname, newname string) error {
 	return fs.FS.Link(oldname, newname)
 }
 
-// A merge of runs takes effect all at once: a power cut while it ingests
-// its tables finds the fold as before it or with every buffered update,
-// the fold of a prefix of what was applied, as the fold contract requires.
-// Tables ingested part by part as the merge made them would leave key
-// ranges updated beside others not.
+// A merge of runs takes effect all at once: a power cut as it links each
+// of its tables into Pebble finds the fold as before it, and one after the
+// checkpoint finds every buffered update; each is the fold of a prefix of
+// what was applied, as the fold contract requires. Tables ingested part by
+// part as the merge made them would leave key ranges updated beside
+// others not.
 func TestBulkMergeTakesEffectAtOnce(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2)) // a merge in two key ranges
 	mem := vfs.NewCrashableMem()
@@ -284,6 +285,7 @@ func TestBulkMergeTakesEffectAtOnce(t *testing.T) {
 	if len(clones) < 2 {
 		t.Fatalf("the merge linked %d tables, want several", len(clones))
 	}
+	clones = append(clones, mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0}))
 	for c, clone := range clones {
 		g, err := Open("fold", Options{FS: clone})
 		if err != nil {
@@ -298,6 +300,9 @@ func TestBulkMergeTakesEffectAtOnce(t *testing.T) {
 			}
 		}
 		g.Close()
+		if c == len(clones)-1 && len(updated) != n {
+			t.Fatalf("after the checkpoint a power cut finds %d of the %d new values", len(updated), n)
+		}
 		for _, k := range order[:len(updated)] {
 			if !updated[k] {
 				t.Fatalf("crash state %d holds %d of the %d new values, not the first %d applied: the merge took effect in pieces", c, len(updated), n, len(updated))

@@ -297,8 +297,9 @@ func (f *Fold) Reader() *Reader { return &Reader{f: f} }
 // takes most of a second to replay).
 const flushOnCloseBytes = 4 << 20
 
-// Close waits for running reads and applies, flushes the memtable when it
-// is large, then closes the database.
+// Close waits for running reads and applies, writes out the updates
+// buffered under [Options.Bulk], waits for the files of merged runs to be
+// closed, flushes the memtable when it is large, then closes the database.
 // Once Close has begun, new calls fail with [snapshot.ErrClosed], including
 // a Get or Range made inside a running Range callback (which then returns
 // and lets Close finish). A Range callback must not call Close itself.

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -414,6 +415,8 @@ func (f *closeHookFile) Close() error {
 // and Close waits for it.
 func TestBulkRunsReleasedInTheBackground(t *testing.T) {
 	release := make(chan struct{})
+	unblock := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(unblock) // lets the goroutines a failure leaves blocked end
 	var closed atomic.Int32
 	fs := &closeHookFS{FS: vfs.NewMem(), closing: func(name string) {
 		if strings.HasPrefix(filepath.Base(name), "run") {
@@ -455,7 +458,7 @@ func TestBulkRunsReleasedInTheBackground(t *testing.T) {
 		t.Fatalf("Close returned (%v) while the merged runs were still being closed", err)
 	case <-time.After(100 * time.Millisecond):
 	}
-	close(release)
+	unblock()
 	if err := <-closing; err != nil {
 		t.Fatal(err)
 	}
