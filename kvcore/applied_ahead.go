@@ -16,7 +16,7 @@ import (
 // bucket's end as of a Synced event: b then holds the latest record of
 // every key the bucket changed past under, so a fold entry past under that
 // b does not hold at the same revision is one of those lost records. It
-// fails with errOutOfStep (wrapped in [ErrCursorExpired]: the loop
+// fails with ErrOutOfStep (wrapped in [ErrCursorExpired]: the loop
 // resyncs) when it finds one.
 func (l *appliedLoop) lostAhead(ctx context.Context, under Cursor, b Batch) error {
 	from, _ := under.Revision()
@@ -38,7 +38,7 @@ func (l *appliedLoop) lostAhead(ctx context.Context, under Cursor, b Batch) erro
 		})
 		if errors.Is(err, errFound) {
 			rev, _ := lost.Version.Revision()
-			return fmt.Errorf("%w: %w: key %q is at revision %d in the fold, past its cursor (revision %d), and the bucket no longer has that record: a batch folded before the bucket lost it", ErrCursorExpired, errOutOfStep, lost.Key, rev, from)
+			return fmt.Errorf("%w: %w: key %q is at revision %d in the fold, past its cursor (revision %d), and the bucket no longer has that record: a batch folded before the bucket lost it", ErrCursorExpired, ErrOutOfStep, lost.Key, rev, from)
 		}
 		if err != nil {
 			return fmt.Errorf("kvcore: looking for records the bucket lost in the fold: %w", err)

@@ -120,7 +120,7 @@ func (l *appliedLoop) run(ctx context.Context) error {
 			switch {
 			case errors.Is(err, errBucketReplaced):
 				msg = "the bucket was replaced since the fold's cursor was taken; resyncing from its current state"
-			case errors.Is(err, errOutOfStep):
+			case errors.Is(err, ErrOutOfStep):
 				// Acknowledged writes were lost: worth an operator's look.
 				msg, level = "the bucket lost records the fold applied and reused their revisions (a server store restored from an older copy, or an unsynced tail lost in a crash); resyncing from its current state", slog.LevelError
 			}

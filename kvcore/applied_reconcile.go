@@ -21,7 +21,7 @@ import (
 // empty values, so that one the fold lacks is added too, and lets it check
 // that the fold is in step with the bucket (see inStep): a key whose
 // revisions or value size disagree means the bucket went back in time
-// (errOutOfStep), and so does a value that differs from the fold's at the
+// (ErrOutOfStep), and so does a value that differs from the fold's at the
 // same revision among the fold's latest keys (see sameRevision); the
 // session then ends with [ErrCursorExpired] and the loop resyncs.
 //
@@ -120,16 +120,9 @@ func (l *appliedLoop) listVersions(ctx context.Context, prefix string) ([]KeyVer
 	return kvs, err
 }
 
-// errOutOfStep reports a fold out of step with its bucket: the bucket lost
-// records the fold applied (its server's store was restored from an older
-// copy, or lost an unsynced tail in a crash) and numbered new records with
-// revisions the fold had already passed, which the cursor alone cannot
-// tell apart. It is handled as [ErrCursorExpired]: the loop resyncs.
-var errOutOfStep = errors.New("kvcore: the bucket went back in time")
-
 // compareKeys returns the keys the fold holds under the scope that live
 // lacks, sorted and without duplicates, and marks in live the ones the fold
-// holds. It fails with errOutOfStep when a key's versions show the fold
+// holds. It fails with ErrOutOfStep when a key's versions show the fold
 // out of step with the bucket.
 func (l *appliedLoop) compareKeys(ctx context.Context, live map[string]liveKey) ([]string, error) {
 	at, _ := l.fold.Cursor().Revision()
@@ -158,7 +151,7 @@ func (l *appliedLoop) compareKeys(ctx context.Context, live map[string]liveKey) 
 		return nil, fmt.Errorf("kvcore: listing fold keys: %w", err)
 	}
 	if behind != nil {
-		return nil, fmt.Errorf("%w: %w: %d keys disagree, e.g. %w", ErrCursorExpired, errOutOfStep, skewed, behind)
+		return nil, fmt.Errorf("%w: %w: %d keys disagree, e.g. %w", ErrCursorExpired, ErrOutOfStep, skewed, behind)
 	}
 	if err := same.check(ctx, l.src); err != nil {
 		return nil, err

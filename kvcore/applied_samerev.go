@@ -66,7 +66,7 @@ func (s *sameRevision) check(ctx context.Context, src Source) error {
 			return fmt.Errorf("kvcore: reconcile: reading %q to compare it with the fold: %w", t.key, err)
 		}
 		if rev, ok := e.Version.Revision(); ok && rev == t.rev && !bytes.Equal(e.Value, t.value) {
-			return fmt.Errorf("%w: %w: key %q is at revision %d in the fold and in the bucket, with values of the same size that differ", ErrCursorExpired, errOutOfStep, t.key, t.rev)
+			return fmt.Errorf("%w: %w: key %q is at revision %d in the fold and in the bucket, with values of the same size that differ", ErrCursorExpired, ErrOutOfStep, t.key, t.rev)
 		}
 	}
 	return nil

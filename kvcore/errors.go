@@ -24,6 +24,13 @@ var (
 	// ErrCursorExpired: the backend no longer retains the changes after the
 	// cursor; resuming would silently skip some. Callers must re-sync.
 	ErrCursorExpired = errors.New("kvcore: watch cursor expired (compacted)")
+	// ErrOutOfStep: the bucket lost records a watch or fold had already
+	// handled (its server's store was restored from an older copy, or lost
+	// an unsynced tail in a crash) and numbered new records with revisions
+	// it had passed, which a cursor alone cannot tell apart. It comes
+	// wrapped in [ErrCursorExpired]: callers re-sync, and acknowledged
+	// writes were lost, which is worth an operator's look.
+	ErrOutOfStep = errors.New("kvcore: the bucket went back in time")
 	// ErrWatchFailed: a watch could not be set up or ended with an error.
 	ErrWatchFailed = errors.New("kvcore: watch failed")
 	// ErrBucketFull: the bucket reached its byte limit and rejects writes

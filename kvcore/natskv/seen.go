@@ -6,6 +6,8 @@ import (
 	"hash/maphash"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
 )
 
 // seenRecord is the last record a watch handled: its revision, subject,
@@ -33,8 +35,8 @@ func (w *watch) see(seq uint64, m *nats.Msg, subject string) {
 }
 
 // checkSeen reads the record at the seen revision, between first and last
-// (the stream's): it fails with errCursorExpired when another record holds
-// that revision now. A record gone since (superseded, deleted, expired)
+// (the stream's): it fails with errCursorExpired and kvcore.ErrOutOfStep
+// when another record holds that revision now. A record gone since (superseded, deleted, expired)
 // says nothing either way, nor does a read that fails (a stream without
 // direct gets): the watch resumes as it did before the check.
 func (w *watch) checkSeen(ctx context.Context, seen seenRecord, first, last uint64) error {
@@ -58,6 +60,6 @@ func (w *watch) checkSeen(ctx context.Context, seen seenRecord, first, last uint
 	if subject == seen.subject && size == seen.size {
 		now += " of another value"
 	}
-	return fmt.Errorf("%w: revision %d is another record now (%s; the watch handled %s, %d bytes): the server lost records it had acknowledged and reused their revisions (a store restored from an older copy, or an unsynced tail lost in a crash)",
-		errCursorExpired, seen.seq, now, seen.subject, seen.size)
+	return fmt.Errorf("%w: %w: revision %d is another record now (%s; the watch handled %s, %d bytes): the server lost records it had acknowledged and reused their revisions (a store restored from an older copy, or an unsynced tail lost in a crash)",
+		errCursorExpired, kvcore.ErrOutOfStep, seen.seq, now, seen.subject, seen.size)
 }
