@@ -390,5 +390,8 @@ func (f *Fold) commitBulk(b *bulk, order []int32) error {
 			return err
 		}
 	}
+	if err := checkSpace(f.opts.FS, f.dir, reserveBytes+int64(len(batch.Repr()))); err != nil {
+		return err
+	}
 	return batch.Commit(pebble.NoSync)
 }

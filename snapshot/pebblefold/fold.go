@@ -133,6 +133,12 @@ func open(dir string, opts Options, readOnly bool) (*Fold, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if !readOnly {
+		// Open replays the logs into tables.
+		if err := checkSpace(opts.FS, dir, reserveBytes+logBytes(opts.FS, dir)); err != nil {
+			return nil, fmt.Errorf("pebblefold: open %s: %w", dir, err)
+		}
+	}
 	db, po, gate, err := openDB(dir, opts, readOnly)
 	if err != nil {
 		return nil, fmt.Errorf("pebblefold: open %s: %w", dir, err)
@@ -226,6 +232,9 @@ func (f *Fold) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore
 	if err := b.Set(cursorKey, cursor.Bytes(), nil); err != nil {
 		return fmt.Errorf("pebblefold: apply: %w", err)
 	}
+	if err := checkSpace(f.opts.FS, f.dir, reserveBytes+int64(len(b.Repr()))); err != nil {
+		return fmt.Errorf("pebblefold: apply to %s: %w", f.dir, err)
+	}
 	wo := pebble.Sync
 	if f.opts.NoSync {
 		wo = pebble.NoSync
@@ -254,6 +263,9 @@ func (f *Fold) Sync(ctx context.Context) error {
 	}
 	if f.readOnly {
 		return nil
+	}
+	if err := checkSpace(f.opts.FS, f.dir, reserveBytes); err != nil {
+		return fmt.Errorf("pebblefold: sync %s: %w", f.dir, err)
 	}
 	if err := f.db.LogData(nil, pebble.Sync); err != nil {
 		return fmt.Errorf("pebblefold: sync %s: %w", f.dir, err)

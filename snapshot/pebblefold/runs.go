@@ -296,6 +296,10 @@ func (f *Fold) mergeRuns(ctx context.Context, b *bulk) error {
 	}()
 	err := errors.Join(errs...)
 	if err == nil && len(paths) > 0 {
+		// The tables are linked in; the manifest records them.
+		err = checkSpace(fs, f.dir, reserveBytes)
+	}
+	if err == nil && len(paths) > 0 {
 		err = f.db.Ingest(ctx, paths)
 	}
 	if err != nil {
