@@ -56,6 +56,7 @@ type orderResult struct {
 
 func (r *orderResult) Hooks() []string              { return nil }
 func (r *orderResult) Staged() []host.StagedFile    { return r.staged }
+func (r *orderResult) Kept() []host.KeptFile        { return nil }
 func (r *orderResult) Changed() bool                { return true }
 func (r *orderResult) Discard()                     { r.ev.add("discard") }
 func (r *orderResult) Sync(context.Context) error   { r.ev.add("files synced"); return nil }

@@ -207,6 +207,38 @@ func TestDriftWhileStoppedIsRepairedAtStart(t *testing.T) {
 	}
 }
 
+// Outputs already in place as rendered when the record starts out empty (a
+// data_dir wiped, as local state is a cache; a host provisioned with its
+// files) stage nothing at the first render, and must be recorded all the
+// same: drift of them is repaired like drift of files the agent wrote.
+func TestDriftOfOutputsInPlaceBeforeTheRecordIsRepaired(t *testing.T) {
+	for _, kind := range []string{FoldMemory, FoldDisk} {
+		t.Run(kind, func(t *testing.T) {
+			f := newFixture(t)
+			f.put("cfg", "files.a.conf", "alpha")
+			f.put("cfg", "files.b.conf", "bravo")
+			cfg := driftConfig(f)
+			cfg.Watches[0].Fold = kind
+			a, stop := f.start(cfg)
+			waitReady(t, a)
+			stop()
+			if err := os.RemoveAll(filepath.Join(f.dir, "data")); err != nil {
+				t.Fatal(err)
+			}
+
+			a, stop = f.start(cfg)
+			defer stop()
+			waitReady(t, a)
+			out := filepath.Join(f.dir, "out")
+			if err := os.WriteFile(filepath.Join(out, "b.conf"), []byte("tampered"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "b.conf restored", func() bool { return readFile(filepath.Join(out, "b.conf")) == "bravo" })
+			waitFor(t, "the repair counted", func() bool { return driftRepaired(a) == 1 })
+		})
+	}
+}
+
 func TestDriftDuringARetriedBatchIsRepairedByItsNextAttempt(t *testing.T) {
 	f := newFixture(t)
 	f.put("cfg", "files.a.conf", "alpha")

@@ -359,6 +359,34 @@ func (r *outputRecord) stamp(ctx context.Context, staged []host.StagedFile, upda
 	}
 }
 
+// kept records the files a commit found as the plugin wrote them, which it
+// staged nothing for (host.KeptFile), when the record lacks them or holds
+// another content: outputs in place before the record was (a data_dir
+// wiped, a host provisioned with its files) are then checked for drift as
+// the ones the agent wrote are. A failure is logged: it leaves those files
+// unchecked until the next render that writes them.
+func (r *outputRecord) kept(ctx context.Context, files []host.KeptFile) {
+	if r == nil || len(files) == 0 {
+		return
+	}
+	var updates []kvcore.Update
+	for _, f := range files {
+		key := recordKey(f.Output, f.Path)
+		if fr, ok, err := r.get(key); err == nil && ok && fr.sum == f.SHA256 {
+			continue
+		}
+		fr := statRecord(f.Info)
+		fr.sum = f.SHA256
+		updates = append(updates, kvcore.Update{Op: kvcore.OpPut, Key: key, Value: fr.encode()})
+	}
+	if len(updates) == 0 {
+		return
+	}
+	if err := r.write(ctx, updates); err != nil {
+		r.l.Warn("cannot record outputs that were already as rendered; drift of them goes unnoticed until they are written again", "files", len(updates), "err", err)
+	}
+}
+
 // synced returns once what committed wrote is durable. A failure is logged,
 // as in committed.
 func (r *outputRecord) synced(ctx context.Context) {

@@ -28,6 +28,7 @@ type instance interface {
 type result interface {
 	Hooks() []string
 	Staged() []host.StagedFile
+	Kept() []host.KeptFile
 	Changed() bool
 	Sync(ctx context.Context) error
 	Commit(ctx context.Context) error

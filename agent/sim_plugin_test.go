@@ -183,7 +183,10 @@ func (r *simResult) staged() (result, error) {
 }
 
 func (r *simResult) Hooks() []string { return nil }
-func (r *simResult) Changed() bool   { return len(r.ops) > 0 }
+
+// Kept is empty: the simulated plugin stages every write, changed or not.
+func (r *simResult) Kept() []host.KeptFile { return nil }
+func (r *simResult) Changed() bool         { return len(r.ops) > 0 }
 
 func (r *simResult) Staged() []host.StagedFile {
 	files := make([]host.StagedFile, len(r.ops))

@@ -419,6 +419,7 @@ func (r *watchRunner) commit(ctx context.Context, res result, journal hookJourna
 	}
 	r.record.removed(ctx, recorded)
 	r.record.stamp(ctx, staged, recorded) // the renames moved the ctime
+	r.record.kept(ctx, res.Kept())
 	if !journaled {
 		return nil
 	}
@@ -449,6 +450,7 @@ func (r *watchRunner) commitChecked(ctx context.Context, res result, staged []ho
 	}
 	r.record.removed(ctx, recorded)
 	r.record.stamp(ctx, staged, recorded)
+	r.record.kept(ctx, res.Kept())
 	return r.runHooks(ctx, journal, due, cursor)
 }
 

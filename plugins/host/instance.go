@@ -376,6 +376,12 @@ func (r *Result) Hooks() []string { return append([]string(nil), r.hooks...) }
 // Staged lists the staged writes and removals, in staging order.
 func (r *Result) Staged() []StagedFile { return r.stage.staged() }
 
+// Kept returns the files the call wrote with the content, mode and owner
+// they already had, for which it staged nothing, in path order. A file
+// written and then removed or written again by the call is not among
+// them.
+func (r *Result) Kept() []KeptFile { return r.stage.keptFiles() }
+
 // Changed reports whether anything was staged.
 func (r *Result) Changed() bool { return r.stage.count() > 0 }
 

@@ -2,6 +2,7 @@ package host
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -35,6 +37,19 @@ type StagedFile struct {
 	// the caller can record what it committed (to detect drift later)
 	// without reading the file again. Zero for a removal.
 	SHA256 [sha256.Size]byte
+}
+
+// KeptFile is a file a call wrote with the content, mode and owner it
+// already had: the call stages nothing for it, and the caller may still
+// want to record it as an output it committed (to detect drift later).
+type KeptFile struct {
+	Output string // the output's name
+	Path   string // relative to the output directory
+	Target string // its absolute path
+	// Info is the file's stat when its content was found to be the
+	// call's: a change after that moves its ctime, mtime or size.
+	Info   fs.FileInfo
+	SHA256 [sha256.Size]byte // of its content
 }
 
 // stagedOp is one pending write or removal. A call may stage millions, so
@@ -105,6 +120,9 @@ type stage struct {
 	ops     []*stagedOp // in staging order; superseded ops are nil until compact
 	dropped int         // nil entries of ops
 	byPath  map[outPath]*stagedOp
+	// kept are the writes that found the file as written (see KeptFile),
+	// until a later op on the path.
+	kept    map[outPath]KeptFile
 	parents map[outPath]int // directory -> staged writes below it
 	created []outPath       // directories staging created, parents first
 	bytes   int64
@@ -133,7 +151,7 @@ type stage struct {
 func newStage(outputs map[string]Output, limits Limits) *stage {
 	return &stage{
 		outputs: outputs, limits: limits,
-		roots: map[string]*os.Root{}, byPath: map[outPath]*stagedOp{}, parents: map[outPath]int{},
+		roots: map[string]*os.Root{}, byPath: map[outPath]*stagedOp{}, kept: map[outPath]KeptFile{}, parents: map[outPath]int{},
 		syncWorkers: commitSyncWorkers, owed: newOwedDirs(),
 		rename: (*os.Root).Rename, unlink: (*os.Root).Remove, syncFile: syncPath, syncDir: syncPath, readDir: readDir,
 	}
@@ -216,6 +234,7 @@ func (s *stage) prepare(output, p string) (*os.Root, Output, *refusal) {
 		return nil, out, refuse(abi.ErrInvalid, ErrDenied, "output %q: %v", output, err)
 	}
 	s.supersede(output, p)
+	delete(s.kept, outPath{output, p})
 	if s.count()+1 > s.limits.MaxFiles {
 		return nil, out, refuse(abi.ErrLimit, ErrLimit, "more than %d staged files in one call (limit max_files of the plugin)", s.limits.MaxFiles)
 	}
@@ -331,7 +350,9 @@ func (s *stage) write(output, p string, data []byte, mode uint32) (abi.Status, *
 		if ref != nil {
 			return ref.status, ref
 		}
-		if same {
+		if same != nil {
+			target := filepath.Join(out.Dir, filepath.FromSlash(p))
+			s.kept[outPath{output, p}] = KeptFile{Output: output, Path: p, Target: target, Info: same, SHA256: sha256.Sum256(data)}
 			return abi.Unchanged, nil
 		}
 		op.replaces = dir
@@ -366,31 +387,35 @@ func (s *stage) removedDir(output, p string) string {
 }
 
 // sameFile reports whether p already is a regular file with exactly data,
-// perm and owner, and whether p is a directory (which the write replaces if
-// the call empties it: settle checks). A directory of p that is a file means
-// no file p: stagingDir finds that file.
-func sameFile(r *os.Root, p string, data []byte, perm fs.FileMode, owner *Owner) (same, dir bool, _ *refusal) {
+// perm and owner (its stat then, else nil), and whether p is a directory
+// (which the write replaces if the call empties it: settle checks). A
+// directory of p that is a file means no file p: stagingDir finds that
+// file.
+func sameFile(r *os.Root, p string, data []byte, perm fs.FileMode, owner *Owner) (same fs.FileInfo, dir bool, _ *refusal) {
 	fi, err := r.Lstat(p)
 	switch {
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
-		return false, false, nil
+		return nil, false, nil
 	case err != nil:
-		return false, false, fsRefusal("write", p, err)
+		return nil, false, fsRefusal("write", p, err)
 	case fi.IsDir():
-		return false, true, nil
+		return nil, true, nil
 	case !fi.Mode().IsRegular() || fi.Size() != int64(len(data)) || fi.Mode().Perm() != perm || !ownedBy(fi, owner):
-		return false, false, nil
+		return nil, false, nil
 	}
 	f, err := r.Open(p)
 	if err != nil {
-		return false, false, fsRefusal("write", p, err)
+		return nil, false, fsRefusal("write", p, err)
 	}
 	defer f.Close()
-	same, err = sameContent(f, data)
+	ok, err := sameContent(f, data)
 	if err != nil {
-		return false, false, fsRefusal("write", p, err)
+		return nil, false, fsRefusal("write", p, err)
 	}
-	return same, false, nil
+	if !ok {
+		return nil, false, nil
+	}
+	return fi, false, nil
 }
 
 // sameContent reports whether r holds exactly data. It reads a chunk at a
@@ -599,6 +624,16 @@ func (s *stage) staged() []StagedFile {
 		}
 		out = append(out, f)
 	}
+	return out
+}
+
+// keptFiles returns the writes that staged nothing (see KeptFile), in
+// path order.
+func (s *stage) keptFiles() []KeptFile {
+	out := slices.Collect(maps.Values(s.kept))
+	slices.SortFunc(out, func(a, b KeptFile) int {
+		return cmp.Or(strings.Compare(a.Output, b.Output), strings.Compare(a.Path, b.Path))
+	})
 	return out
 }
 

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"io/fs"
 	"os"
@@ -95,6 +96,32 @@ func TestStageOwner(t *testing.T) {
 	s3 := newStage(map[string]Output{"out": {Dir: dir, Mode: 0o644, Owner: &Owner{UID: 1, GID: 1}}}, Limits{}.withDefaults())
 	defer s3.discard()
 	mustStage(t)(s3.write("out", "d/f", []byte("x"), 0))
+}
+
+// A write that finds the file as written stages nothing and is reported
+// kept, with its digest and stat, unless a later op of the call on the same
+// path stages something or removes it.
+func TestStageKeptFiles(t *testing.T) {
+	s, dir := newTestStage(t, Limits{})
+	for _, name := range []string{"same", "rewritten", "removed"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"same", "rewritten", "removed"} {
+		if st, ref := s.write("out", name, []byte("x"), 0); st != abi.Unchanged || ref != nil {
+			t.Fatalf("write %s as it is: %v %v", name, st, ref)
+		}
+	}
+	mustStage(t)(s.write("out", "rewritten", []byte("y"), 0))
+	mustStage(t)(s.remove("out", "removed"))
+	kept := s.keptFiles()
+	if len(kept) != 1 || kept[0].Output != "out" || kept[0].Path != "same" || kept[0].Target != filepath.Join(dir, "same") {
+		t.Fatalf("kept %+v, want only out/same", kept)
+	}
+	if kept[0].SHA256 != sha256.Sum256([]byte("x")) || kept[0].Info == nil || kept[0].Info.Size() != 1 {
+		t.Fatalf("kept %+v: wrong digest or stat", kept[0])
+	}
 }
 
 func TestStageRefusals(t *testing.T) {
