@@ -155,7 +155,7 @@ func readFileRecord(path string) (fileRecord, error) {
 
 // openOutputRecord opens the record in dir, of the given fold kind, for
 // the outputs of a watch; a record of the other kind is removed. A record
-// that does not open is set aside (renamed with a ".corrupt" suffix) and
+// that does not load (see foldCorrupt; not one on a full disk) is set aside (renamed with a ".corrupt" suffix) and
 // started afresh: the watch holds its fold's lock, so no other agent uses
 // it, and losing it only costs drift coverage of the files committed
 // before, until they are written again.
@@ -166,13 +166,13 @@ func openOutputRecord(dir, kind string, outputs map[string]host.Output, l *slog.
 		path = filepath.Join(dir, outputsRecordDir)
 		// NoSync: as with the log, a write does not wait for its fsync;
 		// sync (Fold.Sync) makes the record durable where it must be.
-		open = func() (kvcore.Fold, error) { return pebblefold.Open(path, pebblefold.Options{NoSync: true}) }
+		open = func() (kvcore.Fold, error) { return pebblefold.Open(path, pebblefold.Options{NoSync: true, Logger: l}) }
 	}
 	if err := removeOutputRecords(dir, kind); err != nil {
 		return nil, err
 	}
 	log, err := open()
-	if err != nil {
+	if err != nil && foldCorrupt(err) {
 		l.Warn("the record of committed outputs does not open; setting it aside and starting a new one (drift in files committed before goes unnoticed until they are written again)", "path", path, "err", err)
 		rerr := os.RemoveAll(path + ".corrupt")
 		if rerr == nil {

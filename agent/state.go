@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -135,13 +136,13 @@ func (r *watchRunner) openFold() (kvcore.Fold, *watchState, error) {
 	if w.Fold == FoldDisk {
 		path = filepath.Join(dir, diskFoldDir)
 	}
-	fold, err := openFoldAt(path, w.Fold)
+	fold, err := openFoldAt(path, w.Fold, r.log)
 	if err != nil && foldCorrupt(err) {
 		if qerr := r.quarantine(stateKindFold, path, err); qerr != nil {
 			return nil, nil, errors.Join(fmt.Errorf("agent: opening fold: %w", err), qerr)
 		}
 		st.Rendered = "" // the outputs may not match what the new fold syncs
-		fold, err = openFoldAt(path, w.Fold)
+		fold, err = openFoldAt(path, w.Fold, r.log)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent: opening fold: %w", err)
@@ -167,12 +168,12 @@ func loadState(dir string) (watchState, error) {
 	return st, nil
 }
 
-func openFoldAt(path, kind string) (kvcore.Fold, error) {
+func openFoldAt(path, kind string, l *slog.Logger) (kvcore.Fold, error) {
 	if kind == FoldDisk {
 		// Bulk: a state sync's chunks, folded under the cursor from
 		// before, go to Pebble as ingested tables, durable before the sync's
 		// checkpoint moves the cursor.
-		return pebblefold.Open(path, pebblefold.Options{Bulk: true})
+		return pebblefold.Open(path, pebblefold.Options{Bulk: true, Logger: l})
 	}
 	return snapshot.Open(path, snapshot.Options{})
 }

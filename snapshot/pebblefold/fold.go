@@ -458,20 +458,3 @@ func (r *Reader) Range(ctx context.Context, prefix, after string, fn func(kvcore
 		return ctx.Err()
 	})
 }
-
-// slogLogger adapts slog to Pebble's logger.
-type slogLogger struct{ l *slog.Logger }
-
-func (s slogLogger) Infof(format string, args ...any) {
-	s.l.Debug(fmt.Sprintf(format, args...), slog.String("component", "pebble"))
-}
-
-func (s slogLogger) Errorf(format string, args ...any) {
-	s.l.Error(fmt.Sprintf(format, args...), slog.String("component", "pebble"))
-}
-
-func (s slogLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	s.l.Error(msg, slog.String("component", "pebble"))
-	panic("pebble: " + msg)
-}

@@ -161,7 +161,7 @@ func TestPowerLoss(t *testing.T) {
 // §11.D 63/64 open_rejects_corrupted_cursor.
 func TestOpenRejectsCorruptedCursor(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "fold")
-	db, err := pebble.Open(dir, &pebble.Options{Logger: slogLogger{slog.New(slog.DiscardHandler)}})
+	db, err := pebble.Open(dir, &pebble.Options{Logger: newSlogLogger(slog.New(slog.DiscardHandler))})
 	if err != nil {
 		t.Fatal(err)
 	}

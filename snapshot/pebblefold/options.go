@@ -47,7 +47,7 @@ func pebbleOptions(opts Options, cache *pebble.Cache, readOnly bool) *pebble.Opt
 		FS:                          mappedTables(opts.FS),
 		Cache:                       cache,
 		FormatMajorVersion:          pebble.FormatNewest,
-		Logger:                      slogLogger{opts.Logger},
+		Logger:                      newSlogLogger(opts.Logger),
 		ReadOnly:                    readOnly,
 		MemTableSize:                memTableSize,
 		MemTableStopWritesThreshold: memTableStopWrites,

@@ -1,0 +1,61 @@
+package agent
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// A disk fold whose data_dir fills up fails its watch, loudly (the status
+// names the full disk), and the agent keeps running: Pebble, left to find
+// its log unwritable, panics and takes every watch down, and its restart
+// retries a flush for ever without a word. Once space is freed the watch
+// catches up.
+func TestDiskFoldOnAFullDiskFailsItsWatchAndRecovers(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "alpha")
+	data := filepath.Join(f.dir, "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", data, "tmpfs", 0, "size=256m,mode=0755"); err != nil {
+		t.Skipf("mounting a tmpfs needs CAP_SYS_ADMIN: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(data, syscall.MNT_DETACH) })
+	a, stop := f.start(f.config(strings.Replace(filesConfig, `bucket = "cfg"`, `bucket = "cfg"
+  fold   = "disk"`, 1)))
+	defer stop()
+	waitReady(t, a)
+
+	// Fill the disk but 2 MiB, and write more than that, in batches small
+	// enough to go through Pebble's log.
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(data, &st); err != nil {
+		t.Fatal(err)
+	}
+	filler := filepath.Join(data, "filler")
+	if err := os.WriteFile(filler, make([]byte, int64(st.Bavail)*st.Bsize-(2<<20)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	value := strings.Repeat("v", 200<<10)
+	for i := range 16 {
+		f.put("cfg", fmt.Sprintf("files.big%02d", i), value)
+		time.Sleep(50 * time.Millisecond) // past the batch window
+	}
+	waitFor(t, "the watch failing on the full disk", func() bool {
+		st := a.Status()[0]
+		return st.State == stateFailing && strings.Contains(st.LastError, "no space left on device")
+	})
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(f.dir, "out")
+	waitFor(t, "the watch caught up", func() bool {
+		return a.Status()[0].State == stateReady && readFile(filepath.Join(out, "big15")) == value
+	})
+}
