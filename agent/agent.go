@@ -117,16 +117,15 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 			tlsFiles = &TLSConfig{}
 		}
 		nopts := natskv.Options{
-			Servers:    cfg.NATS.Servers,
-			Creds:      cfg.NATS.Creds,
-			CredsFile:  cfg.NATS.CredsFile,
-			CAFile:     tlsFiles.CAFile,
-			CertFile:   tlsFiles.CertFile,
-			KeyFile:    tlsFiles.KeyFile,
-			Name:       "slipagent",
-			Timeout:    cfg.NATS.Timeout,
-			Logger:     a.log.With("component", "nats"),
-			OnReattach: a.consumerAttach,
+			Servers:   cfg.NATS.Servers,
+			Creds:     cfg.NATS.Creds,
+			CredsFile: cfg.NATS.CredsFile,
+			CAFile:    tlsFiles.CAFile,
+			CertFile:  tlsFiles.CertFile,
+			KeyFile:   tlsFiles.KeyFile,
+			Name:      "slipagent",
+			Timeout:   cfg.NATS.Timeout,
+			Logger:    a.log.With("component", "nats"),
 
 			Domain:          cfg.NATS.Domain,
 			ReconnectJitter: cfg.NATS.natsJitter(),

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
+	"github.com/slipstreamkv/slipstream/kvcore/natskv"
 )
 
 // attachSource is the Source a watch's loop reads through: it tells the
@@ -55,6 +56,14 @@ func (s attachSource) WatchBuffered(ctx context.Context, scope kvcore.Scope, fro
 	if from.IsNone() {
 		s.status.syncing()
 	}
+	// The NATS backend re-creates the watch's consumer by itself when it
+	// breaks (a server restart, a missed heartbeat), retrying for as long
+	// as it fails; the loop sees no error, only no more changes. Each
+	// attempt marks this watch, and only this one, detached until one
+	// succeeds: another watch of the same bucket and scope has consumers
+	// of its own, and a failure of theirs (the "re-created" that ends a
+	// watch of a re-created bucket) says nothing about this one.
+	ctx = natskv.WithReattach(ctx, func(err error) { s.status.attached(err, false) })
 	wa, err := kvcore.WatchWithBuffer(ctx, s.Store, scope, from, capacity)
 	switch {
 	case errors.Is(err, kvcore.ErrCursorExpired):
@@ -75,17 +84,4 @@ func (s attachSource) KeyVersions(ctx context.Context, prefix string) ([]kvcore.
 		return l.KeyVersions(ctx, prefix)
 	}
 	return nil, kvcore.ErrUnsupported
-}
-
-// The NATS backend re-creates a watch's consumer by itself when it breaks
-// (a server restart, a missed heartbeat), retrying for as long as it fails;
-// the loop above it sees no error, only no more changes. The backend
-// reports each attempt (natskv.Options.OnReattach) to consumerAttach, which
-// marks the watches of that bucket and scope detached until one succeeds.
-func (a *Agent) consumerAttach(bucket string, scope kvcore.Scope, err error) {
-	for _, w := range a.runners() {
-		if w.conf.Bucket == bucket && w.scope().String() == scope.String() {
-			w.status.attached(err, false)
-		}
-	}
 }

@@ -100,8 +100,9 @@ type Options struct {
 	// leader change, missed heartbeats): err is the attempt's failure, nil
 	// once it succeeded. A caller reporting health uses it to tell a watch
 	// that cannot reattach (a consumer limit reached, the stream's leader
-	// missing) from one that is merely quiet. It is called from the
-	// watch's goroutine and must not block.
+	// missing) from one that is merely quiet. Watches of the same bucket
+	// and scope are not told apart: [WithReattach] reports one watch's
+	// attempts. It is called from the watch's goroutine and must not block.
 	OnReattach func(bucket string, scope kvcore.Scope, err error)
 }
 

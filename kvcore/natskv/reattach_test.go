@@ -55,6 +55,53 @@ func TestOnReattachHearsEveryAttempt(t *testing.T) {
 	}
 }
 
+// A watch opened on a WithReattach context reports its own attempts there,
+// and only its own: of two watches of the same bucket and scope, the one
+// whose consumer is deleted re-creates it and is heard; the other is not.
+func TestWithReattachHearsOnlyItsWatch(t *testing.T) {
+	srv := natstest.Run(t)
+	c := connect(t, fastOpts(srv.URL()))
+	s := openStore(t, c, kvcore.StoreConfig{})
+	var mu sync.Mutex
+	heard := map[string][]error{}
+	open := func(name string) *watch {
+		ctx := WithReattach(testCtx(t), func(err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			heard[name] = append(heard[name], err)
+		})
+		w, err := s.Watch(ctx, kvcore.Prefixes("node."), kvcore.Cursor{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(w.Stop)
+		if ev := next(t, w, eventWait); !ev.Synced {
+			t.Fatalf("first event %+v, want Synced", ev)
+		}
+		return w.(*watch)
+	}
+	broken, other := open("broken"), open("other")
+	if err := s.sess.js.DeleteConsumer(testCtx(t), s.stream, broken.currentName()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, eventWait, "the broken watch's consumer re-created", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n := len(heard["broken"])
+		return n > 0 && heard["broken"][n-1] == nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(heard["other"]) > 0 {
+		t.Errorf("the other watch's function heard %v", heard["other"])
+	}
+	for _, w := range []*watch{broken, other} {
+		if err := w.Err(); err != nil {
+			t.Errorf("a watch ended: %v", err)
+		}
+	}
+}
+
 // After a reconnect a watch waits a random part of ReconnectJitter before
 // it re-creates its consumer, so a fleet does not all at once: with an hour
 // of jitter, nothing is attempted for a while after the server is back.

@@ -185,11 +185,28 @@ func (w *watch) slowButAlive() bool {
 	}
 }
 
+// reattachKey is the context key of WithReattach's function.
+type reattachKey struct{}
+
+// WithReattach returns a copy of ctx whose watches (a Store's Watch on it,
+// or on a context derived from it) report each attempt to re-create their
+// consumer to f, as Options.OnReattach hears every watch's: err is the
+// attempt's failure, nil once it succeeded. Options.OnReattach names only
+// the bucket and scope, which several watches may share; f hears one watch,
+// so a caller keeping health per watch does not take one watch's failure
+// for another's. f is called from the watch's goroutine and must not block.
+func WithReattach(ctx context.Context, f func(err error)) context.Context {
+	return context.WithValue(ctx, reattachKey{}, f)
+}
+
 // reattached reports an attempt to re-create the consumer to
-// Options.OnReattach.
+// Options.OnReattach and to the watch's own WithReattach function.
 func (w *watch) reattached(err error) {
 	if f := w.s.opts.OnReattach; f != nil {
 		f(w.s.bucket, w.scope, err)
+	}
+	if f, _ := w.ctx.Value(reattachKey{}).(func(error)); f != nil {
+		f(err)
 	}
 }
 
