@@ -239,6 +239,14 @@ func (a *Agent) applyReload(ctx context.Context, wg *sync.WaitGroup, cfg *Config
 	return nil
 }
 
+// config is the configuration a runs: New's, or the latest one a reload
+// applied in place.
+func (a *Agent) config() *Config {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg
+}
+
 // reloadToken reads the token_file of cfg's http block ("" without one): a
 // reload re-reads it, so a rotated token takes effect, and one that cannot
 // be read refuses the reload.

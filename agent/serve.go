@@ -18,8 +18,9 @@ import (
 // A configuration that changes data_dir, cache_dir, nats, http or report
 // replaces the agent instead: the old one is stopped gracefully, then a new
 // one starts from the folds it left, going on with its reload record. When
-// that new agent cannot start (its listen address taken), the previous
-// configuration runs again, and its agent shows the reload as refused.
+// that new agent cannot start (its listen address taken), the configuration
+// the old agent ran last (with the reloads it applied in place) runs again,
+// and its agent shows the reload as refused.
 // level, if set, follows each configuration's log_level.
 func Serve(ctx context.Context, cfg *Config, load func() (*Config, error), reload <-chan struct{}, level *slog.LevelVar, opts Options) error {
 	if opts.Logger == nil {
@@ -28,7 +29,10 @@ func Serve(ctx context.Context, cfg *Config, load func() (*Config, error), reloa
 	if opts.Notify == nil {
 		opts.Notify = sdNotify
 	}
-	var previous *Config // the last configuration that ran, to fall back to
+	// lastGood is the configuration the replaced agent ran last, with the
+	// reloads it applied in place: what runs again when its replacement
+	// cannot start (nil for the first agent and after going back).
+	var lastGood *Config
 	// history is the reload record of the agent replaced, which the next
 	// one continues with the outcome of the reload that replaced it
 	// (rebuilt: nil once applied, why not when it could not start).
@@ -60,20 +64,21 @@ func Serve(ctx context.Context, cfg *Config, load func() (*Config, error), reloa
 			return nil
 		}
 		switch {
-		case runErr != nil && previous != nil:
+		case runErr != nil && lastGood != nil:
 			// The reloaded configuration cannot even start (its listener,
 			// its data dir): go back to the one that ran.
 			// Its agent's record of that reload as applied is dropped.
 			opts.Logger.Error("the reloaded configuration cannot start; going back to the previous one", "err", runErr)
 			rebuilt = fmt.Errorf("the new configuration cannot start and the previous one runs again: %w", runErr)
-			cfg, previous = previous, nil
+			cfg, lastGood = lastGood, nil
 		case runErr != nil:
 			return runErr // Run's errors name the agent
 		default:
 			opts.Logger.Info("configuration reloaded; restarting the agent")
 			st := a.ReloadStatus()
 			history, rebuilt = &st, nil
-			cfg, previous = next, cfg
+			// Not cfg: the reloads a applied in place changed what it runs.
+			cfg, lastGood = next, a.config()
 		}
 	}
 }
