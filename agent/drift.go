@@ -95,6 +95,7 @@ func (d *driftRepair) unlock() { <-d.turn }
 func (d *driftRepair) start(ctx context.Context) (stop func()) {
 	if d.rec == nil {
 		d.r.firstCheck.mark()
+		d.r.status.driftChecked()
 		return func() {}
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -124,6 +125,7 @@ func (d *driftRepair) run(ctx context.Context) {
 			d.r.status.repairFailed(err)
 		}
 		d.r.firstCheck.mark()
+		d.r.status.driftChecked()
 		select {
 		case <-ctx.Done():
 			return

@@ -190,9 +190,11 @@ func TestDriftWhileStoppedIsRepairedAtStart(t *testing.T) {
 	}
 
 	a, stop = f.start(f.config(cfg))
-	waitFor(t, "both files restored", func() bool {
-		return readFile(filepath.Join(out, "a.conf")) == "alpha" && readFile(filepath.Join(out, "b.conf")) == "bravo"
-	})
+	// Ready means repaired: the first drift check is over.
+	waitReady(t, a)
+	if a, b := readFile(filepath.Join(out, "a.conf")), readFile(filepath.Join(out, "b.conf")); a != "alpha" || b != "bravo" {
+		t.Fatalf("ready with a.conf %q and b.conf %q, want them restored", a, b)
+	}
 	waitFor(t, "the repair counted", func() bool { return driftRepaired(a) == 2 })
 	stop()
 	if _, err := os.Stat(filepath.Join(out, "ghost.conf")); !errors.Is(err, fs.ErrNotExist) {

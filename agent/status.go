@@ -129,6 +129,10 @@ type watchStatus struct {
 	changed    chan<- struct{}
 
 	started   bool   // the loop reported at least once
+	// unchecked: drift checks are on and the first one after the watch
+	// caught up is not over; outputs changed while the agent was stopped
+	// may not be repaired yet.
+	unchecked bool
 	err       string // the failure going on ("" when none)
 	attachErr string // why the watch on the bucket cannot be (re-)created
 	// repairErr is why the last drift repair failed ("" once one
@@ -152,10 +156,22 @@ func newWatchStatus(w *WatchConf, changed chan<- struct{}, now func() time.Time)
 		s:          WatchStatus{Name: w.Name, Bucket: w.Bucket, Plugin: w.Plugin, Cursor: "none"},
 		staleAfter: w.StaleAfter,
 		now:        now,
+		unchecked:  w.DriftCheck > 0,
 		changed:    changed,
 	}
 	st.s.BehindSince = now()
 	return st
+}
+
+// driftChecked records that the watch's first drift check is over.
+func (w *watchStatus) driftChecked() {
+	w.mu.Lock()
+	changed := w.unchecked
+	w.unchecked = false
+	w.mu.Unlock()
+	if changed {
+		w.poke()
+	}
 }
 
 // poke tells the reporter something changed; a pending poke is enough.
@@ -193,6 +209,8 @@ func (w *watchStatus) get() WatchStatus {
 		s.State, s.Reason = stateStarting, "starting"
 	case !s.Synced:
 		s.State, s.Reason = stateSyncing, "not caught up with bucket "+s.Bucket+" yet"
+	case w.unchecked:
+		s.State, s.Reason = stateSyncing, "checking its outputs for drift since the watch started"
 	default:
 		s.State = stateReady
 	}

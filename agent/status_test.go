@@ -251,3 +251,18 @@ func TestStatusKeepsAPluginLoadFailureUntilALoad(t *testing.T) {
 		t.Fatalf("after a load: state %s (%s), want healthy", s.State, s.LastError)
 	}
 }
+
+// With drift checks on, a watch caught up is not ready before its first
+// drift check is over: outputs changed while the agent was stopped are
+// repaired by then, so ready means the files equal the bucket.
+func TestStatusNotReadyBeforeTheFirstDriftCheck(t *testing.T) {
+	st := newWatchStatus(&WatchConf{Name: "w", Bucket: "b", DriftCheck: time.Minute}, make(chan struct{}, 1), time.Now)
+	st.progress(kvcore.Progress{Cursor: at(3), Synced: true})
+	if s := st.get(); s.Ready || s.State != stateSyncing || !strings.Contains(s.Reason, "drift") {
+		t.Fatalf("caught up, first drift check not over: %+v, want syncing (checking for drift)", s)
+	}
+	st.driftChecked()
+	if s := st.get(); !s.Ready {
+		t.Fatalf("after the first drift check: %+v, want ready", s)
+	}
+}
