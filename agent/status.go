@@ -128,7 +128,7 @@ type watchStatus struct {
 	now        func() time.Time
 	changed    chan<- struct{}
 
-	started   bool   // the loop reported at least once
+	started bool // the loop reported at least once
 	// unchecked: drift checks are on and the first one after the watch
 	// caught up is not over; outputs changed while the agent was stopped
 	// may not be repaired yet.
