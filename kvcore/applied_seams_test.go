@@ -115,7 +115,8 @@ type scriptWatcher struct {
 	sessions []session
 	froms    []kvcore.Cursor
 	keys     []string
-	present  []string // exist (Get finds them) but the listing misses them
+	present  []string          // exist (Get finds them) but the listing misses them
+	revs     map[string]uint64 // the revision Entry gives a key (none when absent)
 	keysErr  error
 	listings int
 }
@@ -131,7 +132,11 @@ func (w *scriptWatcher) Entry(_ context.Context, key string) (kvcore.Entry, erro
 		return kvcore.Entry{}, kvcore.ErrUnsupported
 	}
 	if slices.Contains(w.keys, key) || slices.Contains(w.present, key) {
-		return kvcore.Entry{Key: key, Value: []byte("v")}, nil
+		e := kvcore.Entry{Key: key, Value: []byte("v")}
+		if rev, ok := w.revs[key]; ok {
+			e.Version = kvcore.RevisionVersion(rev)
+		}
+		return e, nil
 	}
 	return kvcore.Entry{}, kvcore.ErrNotFound
 }

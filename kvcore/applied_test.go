@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipstreamkv/slipstream/internal/logtest"
 	"github.com/slipstreamkv/slipstream/kvcore"
 	"github.com/slipstreamkv/slipstream/kvcore/memkv"
 )
@@ -73,7 +74,9 @@ func loop(t *testing.T, w kvcore.Source, f kvcore.Fold, cfg kvcore.AppliedConfig
 	if cfg.MinBackoff == 0 {
 		cfg.MinBackoff, cfg.MaxBackoff = time.Millisecond, 5*time.Millisecond
 	}
-	cfg.Logger = slog.New(slog.DiscardHandler)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- kvcore.WatchApplied(ctx, w, f, cfg, apply) }()
@@ -652,6 +655,35 @@ func TestReconcileAddsKeysTheFoldLacks(t *testing.T) {
 	}
 	if f.Cursor() != kvcore.RevisionCursor(7) {
 		t.Errorf("cursor = %v, want rev 7", f.Cursor())
+	}
+}
+
+// The reconciliation warns of the keys the fold lacks at revisions its
+// cursor passed, not of those written after it (the watch delivers them
+// too): a restart while the bucket is written to is not an anomaly.
+func TestReconcileWarnsOnlyOfKeysTheCursorPassed(t *testing.T) {
+	for _, tc := range []struct {
+		rev  uint64
+		warn bool
+	}{{5, true}, {7, true}, {9, false}} {
+		t.Run(fmt.Sprint(tc.rev), func(t *testing.T) {
+			f := newMemFold()
+			f.entries["a"] = kvcore.Entry{Key: "a", Value: []byte("v"), Version: kvcore.RevisionVersion(1)}
+			f.cursor = kvcore.RevisionCursor(7)
+			r := &recorder{fold: f}
+			w := &scriptWatcher{sessions: []session{{events: []kvcore.Event{synced}}}, keys: []string{"a", "z"}, revs: map[string]uint64{"z": tc.rev}}
+			var logs logtest.Buffer
+			cfg := kvcore.AppliedConfig{Window: time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+			stop := loop(t, w, f, cfg, r.apply)
+			waitFor(t, "the reconciliation", func() bool { return len(r.applied()) == 1 })
+			stop()
+			if b := r.applied()[0]; len(b.Updates) != 1 || b.Updates[0].Key != "z" {
+				t.Fatalf("reconcile batch = %+v, want one put of z", b)
+			}
+			if warned := logs.Count("passed without them") > 0; warned != tc.warn {
+				t.Fatalf("z at revision %d, cursor at 7: warned %v, want %v\n%s", tc.rev, warned, tc.warn, logs.String())
+			}
+		})
 	}
 }
 
