@@ -3,8 +3,10 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -120,12 +122,14 @@ func (i *simInstance) Render(ctx context.Context, _ host.Cursor, v host.View) (r
 	return res.staged()
 }
 
-// simResult is what a sim call staged, in order.
+// simResult is what a sim call staged, in order, and the writes that found
+// their file as written (kept), as the host reports them.
 type simResult struct {
-	w   *simWorld
-	dir string
-	ops []simOp
-	err error
+	w    *simWorld
+	dir  string
+	ops  []simOp
+	kept map[string]host.KeptFile
+	err  error
 }
 
 type simOp struct {
@@ -147,6 +151,12 @@ func (r *simResult) write(name string, data []byte) {
 	r.drop(name)
 	target := filepath.Join(r.dir, name)
 	if cur, err := os.ReadFile(target); err == nil && bytes.Equal(cur, data) {
+		if fi, err := os.Lstat(target); err == nil {
+			if r.kept == nil {
+				r.kept = map[string]host.KeptFile{}
+			}
+			r.kept[name] = host.KeptFile{Output: "files", Path: name, Target: target, Info: fi, SHA256: sha256.Sum256(data)}
+		}
 		return
 	}
 	tmp := filepath.Join(r.dir, fmt.Sprintf("%ssim-%d.tmp", abi.StagePrefix, r.w.nextTmp()))
@@ -166,6 +176,7 @@ func (r *simResult) remove(name string) {
 
 // drop forgets an earlier op on name (the last one wins).
 func (r *simResult) drop(name string) {
+	delete(r.kept, name)
 	r.ops = slices.DeleteFunc(r.ops, func(op simOp) bool {
 		if op.name == name && op.tmp != "" {
 			os.Remove(op.tmp)
@@ -184,9 +195,10 @@ func (r *simResult) staged() (result, error) {
 
 func (r *simResult) Hooks() []string { return nil }
 
-// Kept is empty: the simulated plugin stages every write, changed or not.
-func (r *simResult) Kept() []host.KeptFile { return nil }
-func (r *simResult) Changed() bool         { return len(r.ops) > 0 }
+func (r *simResult) Kept() []host.KeptFile {
+	return slices.SortedFunc(maps.Values(r.kept), func(a, b host.KeptFile) int { return strings.Compare(a.Path, b.Path) })
+}
+func (r *simResult) Changed() bool { return len(r.ops) > 0 }
 
 func (r *simResult) Staged() []host.StagedFile {
 	files := make([]host.StagedFile, len(r.ops))

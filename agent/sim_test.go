@@ -31,7 +31,8 @@ package agent
 // markers expire); the server's store restored from a copy taken earlier
 // (the bucket keeps its identity, loses the records written since and
 // reuses their revisions); output files edited or deleted behind the
-// agent's back; a fold damaged while the agent is stopped.
+// agent's back; a fold damaged, or the whole data_dir removed, while the
+// agent is stopped.
 //
 // Invariants:
 //   - cursor after apply: whenever a checkpoint is written, every update of
@@ -397,8 +398,10 @@ func (w *simWorld) act() {
 		w.tracef("server restart")
 		w.restartServer()
 	case n < 68:
-		if w.life == nil {
+		if w.life == nil && w.rng.IntN(2) == 0 {
 			w.damageFold()
+		} else if w.life == nil {
+			w.wipeDataDir()
 		}
 	case n < 73:
 		w.drift(key)
@@ -664,6 +667,19 @@ func (w *simWorld) drift(name string) {
 	} else {
 		w.tracef("drift: edited %s", name)
 	}
+}
+
+// wipeDataDir removes the stopped agent's data_dir, as an operator may
+// (local state is a cache): the next start syncs and renders afresh over the
+// outputs in place, and must still repair their drift later.
+func (w *simWorld) wipeDataDir() {
+	if err := os.RemoveAll(w.dir); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := os.Mkdir(w.dir, 0o700); err != nil {
+		w.t.Fatal(err)
+	}
+	w.tracef("data_dir wiped")
 }
 
 // damageFold damages the stopped watch's fold file: a torn tail with a hole
