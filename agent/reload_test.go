@@ -318,3 +318,41 @@ func TestReloadRestartsTheWatchesOfARebuiltModule(t *testing.T) {
 		return counts.get("a") == 2 && counts.get("b") == 2 && a.Ready()
 	})
 }
+
+// TestServeRefusesAReloadWithAnUnknownOutputOwner: an output owner that
+// does not exist used to load, and a reload restarted the watch into
+// failing for ever. Now the configuration does not load: the reload is
+// refused, naming the output and the setting, and the running watch goes on.
+func TestServeRefusesAReloadWithAnUnknownOutputOwner(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "1")
+	src := strings.NewReplacer("$DIR", f.dir, "$NATS", f.srv.URL()).Replace(
+		strings.Replace(filesConfig, `output "files" { dir = "$DIR/out" }`, `output "files" {
+    dir   = "$DIR/out"
+    owner = "slipagent-no-such-user"
+  }`, 1))
+	load := func() (*Config, error) { return Parse(filepath.Join(f.dir, "agent.hcl"), []byte(src)) }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reload := make(chan struct{})
+	done := make(chan error, 1)
+	var logs logtest.Buffer
+	go func() {
+		done <- Serve(ctx, f.config(filesConfig), load, reload, nil,
+			Options{Logger: slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{t}, &logs), nil)), Notify: func(string) error { return nil }, PluginCacheDir: plugintest.CacheDir(t)})
+	}()
+	out := filepath.Join(f.dir, "out", "a.conf")
+	waitFor(t, "the watch to apply", func() bool { return readFile(out) == "1" })
+	reload <- struct{}{}
+	want := `output \"files\" of watch \"cfg\": owner = \"slipagent-no-such-user\"`
+	waitFor(t, "the reload refused", func() bool { return strings.Contains(logs.String(), "reload refused") })
+	if text := logs.String(); !strings.Contains(text, want) || strings.Contains(text, "configuration reloaded") {
+		t.Errorf("logs:\n%s\nwant the reload refused saying %s, and nothing reloaded", text, want)
+	}
+	f.put("cfg", "files.a.conf", "2")
+	waitFor(t, "the running watch to go on", func() bool { return readFile(out) == "2" })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
