@@ -319,6 +319,48 @@ func TestReloadRestartsTheWatchesOfARebuiltModule(t *testing.T) {
 	})
 }
 
+// TestReloadRefusesWhatTheNewAgentCouldNotStart: a reload whose http TLS
+// files cannot be read, or whose data_dir is a file, used to pass as a
+// change of agent settings: the running agent was stopped for a new one
+// that could not start. It is refused before anything stops, naming the
+// setting, and the running watches go on.
+func TestReloadRefusesWhatTheNewAgentCouldNotStart(t *testing.T) {
+	f := newFixture(t)
+	f.put("a", "files.x", "1")
+	f.put("b", "files.x", "1")
+	if err := os.WriteFile(filepath.Join(f.dir, "afile"), []byte("x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, counts := f.countingAgent(f.config(twoWatches))
+	waitFor(t, "both watches to sync", func() bool { return a.Ready() && len(a.Status()) == 2 })
+	for i, tc := range []struct{ name, src, want string }{
+		{"a missing http TLS certificate", twoWatches + `
+http {
+  listen = "127.0.0.1:0"
+  tls {
+    cert_file = "$DIR/missing.crt"
+    key_file  = "$DIR/missing.key"
+  }
+}`, "http tls: cert_file " + filepath.Join(f.dir, "missing.crt")},
+		{"a data_dir that is a file", strings.Replace(twoWatches, `data_dir = "$DIR/data"`, `data_dir = "$DIR/afile"`, 1),
+			"data_dir " + filepath.Join(f.dir, "afile") + ": not a directory"},
+	} {
+		err := a.Reload(context.Background(), f.config(tc.src))
+		var refused *RefusedError
+		if !errors.As(err, &refused) || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("%s: Reload = %v, want it refused saying %q", tc.name, err, tc.want)
+		}
+		if rs := a.ReloadStatus(); rs.Failures != uint64(i+1) || !strings.Contains(rs.LastError, tc.want) {
+			t.Errorf("%s: reload status %+v, want the refusal", tc.name, rs)
+		}
+	}
+	if counts.get("a") != 1 || counts.get("b") != 1 {
+		t.Errorf("plugin instances a %d, b %d: a refused reload restarted watches", counts.get("a"), counts.get("b"))
+	}
+	f.put("a", "files.x", "2")
+	waitFor(t, "the running configuration to apply a change", func() bool { return readFile(filepath.Join(f.dir, "out-a", "x")) == "2" })
+}
+
 // TestServeRefusesAReloadWithAnUnknownOutputOwner: an output owner that
 // does not exist used to load, and a reload restarted the watch into
 // failing for ever. Now the configuration does not load: the reload is
