@@ -184,6 +184,9 @@ func (a *Agent) preflight() error {
 // then starts the plugin engine on the compile cache; the caller closes
 // it.
 func (a *Agent) startEngine(ctx context.Context) (*host.Engine, error) {
+	if err := checkDataDir(a.cfg); err != nil { // the cache is often in it
+		return nil, err
+	}
 	if err := os.MkdirAll(a.cacheDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: compile cache: %w", err)
 	}
@@ -212,8 +215,11 @@ func (a *Agent) startEngine(ctx context.Context) (*host.Engine, error) {
 // credentials cannot be used (a *natskv.CredsError).
 func (a *Agent) Run(ctx context.Context) error {
 	defer close(a.stopped)
+	if err := checkDataDir(a.cfg); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("agent: data dir: %w", err)
+		return dataDirError(a.cfg, err)
 	}
 	engine, err := a.startEngine(ctx)
 	if err != nil {

@@ -259,10 +259,16 @@ type OutputConf struct {
 	Owner string `hcl:"owner,optional"`
 	Group string `hcl:"group,optional"`
 
-	DefRange  hcl.Range   `hcl:",def_range"`
-	DirRange  hcl.Range   `hcl:"dir,attr_value_range"`
-	ModeRange hcl.Range   `hcl:"mode,attr_value_range"`
-	Mode      os.FileMode // default 0644
+	DefRange   hcl.Range   `hcl:",def_range"`
+	DirRange   hcl.Range   `hcl:"dir,attr_value_range"`
+	ModeRange  hcl.Range   `hcl:"mode,attr_value_range"`
+	OwnerRange hcl.Range   `hcl:"owner,attr_value_range"`
+	GroupRange hcl.Range   `hcl:"group,attr_value_range"`
+	Mode       os.FileMode // default 0644
+	// FileOwner is owner and group resolved when the configuration loads
+	// (hookuser.go): who the output's files belong to, nil to leave them
+	// the agent's.
+	FileOwner *host.Owner
 }
 
 // HookConf is a command a watch's plugin may request after its files are committed.
@@ -598,6 +604,7 @@ func (c *Config) finalize() hcl.Diagnostics {
 			}
 			o.Dir = filepath.Clean(relativeTo(o.DefRange, o.Dir))
 			o.Mode, diags = parseMode(o.ModeS, o.ModeRange, diags)
+			diags = o.finalizeOwner(w.Name, diags)
 			var p placedOutput
 			p, diags = c.placeOutput(o, placed, diags)
 			placed = append(placed, p)

@@ -4,11 +4,16 @@ import (
 	"errors"
 	"maps"
 	"os"
+	"os/user"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slipstreamkv/slipstream/plugins/host"
 )
 
 func TestExampleConfigParses(t *testing.T) {
@@ -281,6 +286,22 @@ watch "b" {
   plugin = "p"
   fold = "cloud"
 }`, `fold is "memory"`},
+		{"unknown output owner", base + `watch "w" {
+  bucket = "b"
+  plugin = "p"
+  output "o" {
+    dir   = "/x"
+    owner = "slipagent-no-such-user"
+  }
+}`, `Unknown output owner; output "o" of watch "w": owner = "slipagent-no-such-user": user: unknown user slipagent-no-such-user`},
+		{"unknown output group", base + `watch "w" {
+  bucket = "b"
+  plugin = "p"
+  output "o" {
+    dir   = "/x"
+    group = "slipagent-no-such-group"
+  }
+}`, `Unknown output group; output "o" of watch "w": group = "slipagent-no-such-group": group: unknown group slipagent-no-such-group`},
 		{"config not an object", `plugin "p" {
   module = "p.wasm"
   config = ["a"]
@@ -393,5 +414,46 @@ func TestCacheDir(t *testing.T) {
 	}
 	if got := parse(`cache_dir = "/c"`).CacheDir; got != "/c" {
 		t.Errorf("explicit cache_dir %q, want /c", got)
+	}
+}
+
+// TestOutputOwnerResolvedAtLoad: an output's owner and group (names or
+// numeric ids) are resolved when the configuration loads: an owner alone
+// brings its primary group, a group alone keeps the agent's user.
+func TestOutputOwnerResolvedAtLoad(t *testing.T) {
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skipf("no user nobody: %v", err)
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	for _, tc := range []struct {
+		name, set string
+		want      *host.Owner
+	}{
+		{"neither", ``, nil},
+		{"owner by name", `owner = "nobody"`, &host.Owner{UID: uid, GID: gid}},
+		{"owner by id", `owner = "` + nobody.Uid + `"`, &host.Owner{UID: uid, GID: gid}},
+		{"group alone", `group = "` + nobody.Gid + `"`, &host.Owner{UID: os.Getuid(), GID: gid}},
+		{"both", `owner = "nobody"
+    group = "0"`, &host.Owner{UID: uid, GID: 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse("agent.hcl", []byte(`plugin "p" { module = "/p.wasm" }
+watch "w" {
+  bucket = "b"
+  plugin = "p"
+  output "o" {
+    dir = "/srv/out"
+    `+tc.set+`
+  }
+}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Watches[0].Outputs[0].FileOwner; !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("FileOwner = %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }

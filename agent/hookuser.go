@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/slipstreamkv/slipstream/plugins/host"
 )
 
 // RunAs is the user and groups a hook's processes (command and check) run
@@ -56,6 +58,35 @@ func (h *HookConf) finalizeRunAs(watch string, diags hcl.Diagnostics) hcl.Diagno
 		r.GID = uint32(gid)
 	}
 	h.RunAs = r
+	return diags
+}
+
+// finalizeOwner resolves an output's owner and group (names or numeric
+// ids) into FileOwner, naming the watch, the output and the setting when
+// one does not exist: the watch could never write its files. A group alone
+// keeps the agent's user; an owner alone brings its primary group.
+func (o *OutputConf) finalizeOwner(watch string, diags hcl.Diagnostics) hcl.Diagnostics {
+	if o.Owner == "" && o.Group == "" {
+		return diags
+	}
+	where := fmt.Sprintf("output %q of watch %q", o.Name, watch)
+	owner := &host.Owner{UID: os.Getuid(), GID: os.Getgid()}
+	if o.Owner != "" {
+		u, err := lookupUser(o.Owner)
+		if err != nil {
+			return append(diags, errAt(o.OwnerRange, "Unknown output owner", fmt.Sprintf("%s: owner = %q: %v.", where, o.Owner, err)))
+		}
+		owner.UID, _ = strconv.Atoi(u.Uid)
+		owner.GID, _ = strconv.Atoi(u.Gid)
+	}
+	if o.Group != "" {
+		g, err := lookupGroup(o.Group)
+		if err != nil {
+			return append(diags, errAt(o.GroupRange, "Unknown output group", fmt.Sprintf("%s: group = %q: %v.", where, o.Group, err)))
+		}
+		owner.GID, _ = strconv.Atoi(g.Gid)
+	}
+	o.FileOwner = owner
 	return diags
 }
 

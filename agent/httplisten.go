@@ -57,6 +57,38 @@ func serverTLS(t *HTTPTLSConfig) (*tls.Config, error) {
 	return cfg, nil
 }
 
+// CheckHTTP reads the files of the http block as Run does when it starts:
+// the token_file (one that is missing, empty or unreadable is refused) and
+// the tls block's certificate, key and client CA. Run cannot start without
+// them, so `slipagent validate` checks them, and so does a reload (which
+// re-reads the token), before anything stops. Loading a configuration does
+// not read them: commands that serve no http (status, once, plan) need not
+// be able to read the key.
+func (a *Agent) CheckHTTP() error {
+	_, err := checkHTTP(a.cfg)
+	return err
+}
+
+// checkHTTP is CheckHTTP for cfg. It returns the token ("" without
+// token_file); its errors name the setting, the path and where it is set.
+func checkHTTP(cfg *Config) (token string, err error) {
+	h := cfg.HTTP
+	if h == nil {
+		return "", nil
+	}
+	if h.TokenFile != "" {
+		if token, err = ReadHTTPToken(h.TokenFile); err != nil {
+			return "", fmt.Errorf("agent: %s: %w", setAt(h.TokenFileRange), err)
+		}
+	}
+	if h.TLS != nil && h.Network == "tcp" {
+		if _, err := serverTLS(h.TLS); err != nil {
+			return "", fmt.Errorf("agent: %s: %w", setAt(h.TLS.DefRange), err)
+		}
+	}
+	return token, nil
+}
+
 // listenUnix serves on a Unix socket at path with mode. The directory is
 // created (0750) if missing; a stale socket left by a crash is removed, one
 // another process still serves is not. The socket is bound in a private

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/slipstreamkv/slipstream/internal/natstest"
 )
 
 // shortTempDir is a temporary directory with a short path: a Unix socket's
@@ -158,5 +160,69 @@ func TestHTTPUnixSocketInTheWay(t *testing.T) {
 	}
 	if readFile(file) != "keep" {
 		t.Error("the file in the socket's place was changed")
+	}
+}
+
+// TestCheckHTTP: the files of the http block that Run reads at its start
+// (token_file, tls cert_file, key_file, client_ca_file) are read by
+// CheckHTTP, for validate and a reload: one that is missing or unusable is
+// named with its setting, its path and where the setting is.
+func TestCheckHTTP(t *testing.T) {
+	files := natstest.TLS(t)
+	dir := t.TempDir()
+	for name, content := range map[string]string{"http.token": "secret\n", "empty.token": " \n", "two.token": "a b\n", "notpem.crt": "hello\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hcl := filepath.Join(dir, "agent.hcl")
+	tlsBlock := func(cert, key, ca string) string {
+		return `http {
+  listen = "127.0.0.1:0"
+  tls {
+    cert_file      = "` + cert + `"
+    key_file       = "` + key + `"
+    client_ca_file = "` + ca + `"
+  }
+}`
+	}
+	token := func(file string) string {
+		return `http {
+  listen     = "127.0.0.1:0"
+  token_file = "` + file + `"
+}`
+	}
+	for _, tc := range []struct {
+		name, src string
+		want      string // "": accepted
+	}{
+		{"no http", ``, ""},
+		{"a token", token("http.token"), ""},
+		{"tls", tlsBlock(files.CertFile, files.KeyFile, files.CAFile), ""},
+		{"a missing token file", token("missing.token"), "agent: " + hcl + ":3: http token_file: open " + filepath.Join(dir, "missing.token") + ": no such file or directory"},
+		{"an empty token file", token("empty.token"), "agent: " + hcl + ":3: http token_file " + filepath.Join(dir, "empty.token") + " is empty"},
+		{"a token file of two words", token("two.token"), "agent: " + hcl + ":3: http token_file " + filepath.Join(dir, "two.token") + " holds more than one word"},
+		{"a missing certificate", tlsBlock("missing.crt", files.KeyFile, files.CAFile), "agent: " + hcl + ":3: http tls: cert_file " + filepath.Join(dir, "missing.crt") + ", key_file " + files.KeyFile + ": open " + filepath.Join(dir, "missing.crt") + ": no such file or directory"},
+		{"a missing key", tlsBlock(files.CertFile, "missing.key", files.CAFile), "agent: " + hcl + ":3: http tls: cert_file " + files.CertFile + ", key_file " + filepath.Join(dir, "missing.key") + ": open " + filepath.Join(dir, "missing.key") + ": no such file or directory"},
+		{"a missing client CA", tlsBlock(files.CertFile, files.KeyFile, "missing.crt"), "agent: " + hcl + ":3: http tls: client_ca_file: open " + filepath.Join(dir, "missing.crt") + ": no such file or directory"},
+		{"a client CA that is no PEM", tlsBlock(files.CertFile, files.KeyFile, "notpem.crt"), "agent: " + hcl + ":3: http tls: client_ca_file " + filepath.Join(dir, "notpem.crt") + " holds no PEM certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse(hcl, []byte(tc.src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := New(cfg, Options{Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = a.CheckHTTP()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("CheckHTTP = %v, want it accepted", err)
+			case tc.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.want)):
+				t.Errorf("CheckHTTP = %v, want %q", err, tc.want)
+			}
+		})
 	}
 }

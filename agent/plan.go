@@ -149,9 +149,7 @@ func (r *watchRunner) plan(ctx context.Context, fn func(*WatchPlan) error) error
 			if err := copyOwners(o.Dir, dir); err != nil {
 				return fmt.Errorf("output %s: copying the owners of %s: %w", o.Name, o.Dir, err)
 			}
-			if out.Owner, err = resolveOwner(o.Owner, o.Group); err != nil {
-				return fmt.Errorf("output %s: %w", o.Name, err)
-			}
+			out.Owner = o.FileOwner
 		}
 		outputs[o.Name], targets[o.Name] = out, o.Dir
 	}
@@ -338,10 +336,7 @@ func (r *watchRunner) recordCopy(path string) (*outputRecord, error) {
 	case err != nil:
 		return nil, fmt.Errorf("reading the record of committed outputs: %w", err)
 	}
-	outs, err := r.resolvedOutputs()
-	if err != nil {
-		return nil, err
-	}
+	outs := r.resolvedOutputs()
 	log, err := snapshot.Open(path, snapshot.Options{})
 	if err != nil {
 		return nil, err

@@ -164,7 +164,11 @@ func (a *Agent) applyReload(ctx context.Context, wg *sync.WaitGroup, cfg *Config
 	if err := a.checkTrust(cfg); err != nil {
 		return refuse(err)
 	}
-	token, err := reloadToken(cfg)
+	// The token is re-read, so a rotated one takes effect. A token or TLS
+	// file that cannot be read is refused here, before anything stops: the
+	// agent that a changed http block starts (or the next start) could not
+	// serve.
+	token, err := checkHTTP(cfg)
 	if err != nil {
 		return refuse(err)
 	}
@@ -245,16 +249,6 @@ func (a *Agent) config() *Config {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.cfg
-}
-
-// reloadToken reads the token_file of cfg's http block ("" without one): a
-// reload re-reads it, so a rotated token takes effect, and one that cannot
-// be read refuses the reload.
-func reloadToken(cfg *Config) (string, error) {
-	if cfg.HTTP == nil || cfg.HTTP.TokenFile == "" {
-		return "", nil
-	}
-	return ReadHTTPToken(cfg.HTTP.TokenFile)
 }
 
 // preparePlugins loads every plugin of cfg before anything is stopped: an

@@ -318,3 +318,83 @@ func TestReloadRestartsTheWatchesOfARebuiltModule(t *testing.T) {
 		return counts.get("a") == 2 && counts.get("b") == 2 && a.Ready()
 	})
 }
+
+// TestReloadRefusesWhatTheNewAgentCouldNotStart: a reload whose http TLS
+// files cannot be read, or whose data_dir is a file, used to pass as a
+// change of agent settings: the running agent was stopped for a new one
+// that could not start. It is refused before anything stops, naming the
+// setting, and the running watches go on.
+func TestReloadRefusesWhatTheNewAgentCouldNotStart(t *testing.T) {
+	f := newFixture(t)
+	f.put("a", "files.x", "1")
+	f.put("b", "files.x", "1")
+	if err := os.WriteFile(filepath.Join(f.dir, "afile"), []byte("x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, counts := f.countingAgent(f.config(twoWatches))
+	waitFor(t, "both watches to sync", func() bool { return a.Ready() && len(a.Status()) == 2 })
+	for i, tc := range []struct{ name, src, want string }{
+		{"a missing http TLS certificate", twoWatches + `
+http {
+  listen = "127.0.0.1:0"
+  tls {
+    cert_file = "$DIR/missing.crt"
+    key_file  = "$DIR/missing.key"
+  }
+}`, "http tls: cert_file " + filepath.Join(f.dir, "missing.crt")},
+		{"a data_dir that is a file", strings.Replace(twoWatches, `data_dir = "$DIR/data"`, `data_dir = "$DIR/afile"`, 1),
+			"data_dir " + filepath.Join(f.dir, "afile") + ": not a directory"},
+	} {
+		err := a.Reload(context.Background(), f.config(tc.src))
+		var refused *RefusedError
+		if !errors.As(err, &refused) || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("%s: Reload = %v, want it refused saying %q", tc.name, err, tc.want)
+		}
+		if rs := a.ReloadStatus(); rs.Failures != uint64(i+1) || !strings.Contains(rs.LastError, tc.want) {
+			t.Errorf("%s: reload status %+v, want the refusal", tc.name, rs)
+		}
+	}
+	if counts.get("a") != 1 || counts.get("b") != 1 {
+		t.Errorf("plugin instances a %d, b %d: a refused reload restarted watches", counts.get("a"), counts.get("b"))
+	}
+	f.put("a", "files.x", "2")
+	waitFor(t, "the running configuration to apply a change", func() bool { return readFile(filepath.Join(f.dir, "out-a", "x")) == "2" })
+}
+
+// TestServeRefusesAReloadWithAnUnknownOutputOwner: an output owner that
+// does not exist used to load, and a reload restarted the watch into
+// failing for ever. Now the configuration does not load: the reload is
+// refused, naming the output and the setting, and the running watch goes on.
+func TestServeRefusesAReloadWithAnUnknownOutputOwner(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "1")
+	src := strings.NewReplacer("$DIR", f.dir, "$NATS", f.srv.URL()).Replace(
+		strings.Replace(filesConfig, `output "files" { dir = "$DIR/out" }`, `output "files" {
+    dir   = "$DIR/out"
+    owner = "slipagent-no-such-user"
+  }`, 1))
+	load := func() (*Config, error) { return Parse(filepath.Join(f.dir, "agent.hcl"), []byte(src)) }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reload := make(chan struct{})
+	done := make(chan error, 1)
+	var logs logtest.Buffer
+	go func() {
+		done <- Serve(ctx, f.config(filesConfig), load, reload, nil,
+			Options{Logger: slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{t}, &logs), nil)), Notify: func(string) error { return nil }, PluginCacheDir: plugintest.CacheDir(t)})
+	}()
+	out := filepath.Join(f.dir, "out", "a.conf")
+	waitFor(t, "the watch to apply", func() bool { return readFile(out) == "1" })
+	reload <- struct{}{}
+	want := `output \"files\" of watch \"cfg\": owner = \"slipagent-no-such-user\"`
+	waitFor(t, "the reload refused", func() bool { return strings.Contains(logs.String(), "reload refused") })
+	if text := logs.String(); !strings.Contains(text, want) || strings.Contains(text, "configuration reloaded") {
+		t.Errorf("logs:\n%s\nwant the reload refused saying %s, and nothing reloaded", text, want)
+	}
+	f.put("cfg", "files.a.conf", "2")
+	waitFor(t, "the running watch to go on", func() bool { return readFile(out) == "2" })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -58,19 +58,20 @@ func (s *serving) stop() {
 }
 
 // TestServeReturnsRunsError: an agent that cannot start returns Run's
-// error as it is, "agent: data dir: …" (not "agent: agent: data dir: …").
+// error as it is, "agent: FILE:1: data_dir …" (not "agent: agent: …").
 func TestServeReturnsRunsError(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "file")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Parse(filepath.Join(dir, "agent.hcl"), []byte(`data_dir = "`+file+`/data"`+"\n"))
+	hcl := filepath.Join(dir, "agent.hcl")
+	cfg, err := Parse(hcl, []byte(`data_dir = "`+file+`/data"`+"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = Serve(context.Background(), cfg, nil, nil, nil, Options{Logger: slog.New(slog.DiscardHandler), Notify: func(string) error { return nil }, PluginCacheDir: t.TempDir()})
-	if err == nil || !strings.HasPrefix(err.Error(), "agent: data dir: ") {
-		t.Errorf("Serve = %v, want it to start with %q", err, "agent: data dir: ")
+	if want := "agent: " + hcl + ":1: data_dir "; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Serve = %v, want it to start with %q", err, want)
 	}
 }

@@ -75,6 +75,12 @@ func Loopback(address string) bool {
 // checkTrust is CheckTrust for cfg, the agent's or one it reloads (with the
 // same data dir and compile cache).
 func (a *Agent) checkTrust(cfg *Config) error {
+	// A data_dir that is a file, or cannot be listed, would fail the walk
+	// below naming neither the setting nor the cause ("lstat
+	// DATA_DIR/cache: not a directory").
+	if err := checkDataDir(cfg); err != nil {
+		return err
+	}
 	type item struct{ what, path string }
 	var refuse []item
 	for _, f := range cfg.Files {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -290,7 +289,7 @@ func (r *watchRunner) scope() kvcore.Scope {
 }
 
 // outputs creates the output directories, removes staging files a crash
-// left in them, and resolves their owners.
+// left in them, and returns them as the host writes them.
 func (r *watchRunner) outputs() (map[string]host.Output, error) {
 	if err := r.makeOutputDirs(); err != nil {
 		return nil, err
@@ -304,21 +303,17 @@ func (r *watchRunner) outputs() (map[string]host.Output, error) {
 			r.log.Info("removed staging files left by a crash", "output", o.Name, "files", swept)
 		}
 	}
-	return r.resolvedOutputs()
+	return r.resolvedOutputs(), nil
 }
 
 // resolvedOutputs is the watch's outputs as the host writes them: their
-// directories and modes, and their owners resolved.
-func (r *watchRunner) resolvedOutputs() (map[string]host.Output, error) {
+// directories, modes and owners (resolved when the configuration loaded).
+func (r *watchRunner) resolvedOutputs() map[string]host.Output {
 	outs := make(map[string]host.Output, len(r.conf.Outputs))
 	for _, o := range r.conf.Outputs {
-		owner, err := resolveOwner(o.Owner, o.Group)
-		if err != nil {
-			return nil, fmt.Errorf("output %s: %w", o.Name, err)
-		}
-		outs[o.Name] = host.Output{Dir: o.Dir, Mode: o.Mode, Owner: owner}
+		outs[o.Name] = host.Output{Dir: o.Dir, Mode: o.Mode, Owner: o.FileOwner}
 	}
-	return outs, nil
+	return outs
 }
 
 // apply hands one batch to the plugin and commits what it staged. It returns
@@ -592,35 +587,4 @@ func hookNames(hooks []*HookConf) []string {
 		names[i] = h.Name
 	}
 	return names
-}
-
-// resolveOwner turns user and group names (or numeric ids) into an owner;
-// nil when neither is set. A missing one keeps the agent's own id.
-func resolveOwner(owner, group string) (*host.Owner, error) {
-	if owner == "" && group == "" {
-		return nil, nil
-	}
-	o := &host.Owner{UID: os.Getuid(), GID: os.Getgid()}
-	if owner != "" {
-		u, err := user.Lookup(owner)
-		if err != nil {
-			if u, err = user.LookupId(owner); err != nil {
-				return nil, fmt.Errorf("owner %q: %w", owner, err)
-			}
-		}
-		o.UID, _ = strconv.Atoi(u.Uid)
-		if group == "" {
-			o.GID, _ = strconv.Atoi(u.Gid)
-		}
-	}
-	if group != "" {
-		g, err := user.LookupGroup(group)
-		if err != nil {
-			if g, err = user.LookupGroupId(group); err != nil {
-				return nil, fmt.Errorf("group %q: %w", group, err)
-			}
-		}
-		o.GID, _ = strconv.Atoi(g.Gid)
-	}
-	return o, nil
 }

@@ -335,3 +335,108 @@ watch "w" {
 		}
 	}
 }
+
+// TestValidateRefusesWhatTheAgentCannotStart: validate refuses what the
+// agent would refuse at once or could never apply (an output owner that
+// does not exist, an http token or TLS file it cannot read, a data_dir that
+// is a file), naming the setting and the path, with exit 1.
+func TestValidateRefusesWhatTheAgentCannotStart(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{"afile": "x\n", "empty.token": "\n", "http.token": "secret\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(dir, "agent.hcl")
+	const watch = `plugin "files" { module = "files.wasm" }
+watch "w" {
+  bucket = "b"
+  plugin = "files"
+  output "files" {
+    dir   = "out"
+    $SET
+  }
+}
+`
+	for _, tc := range []struct {
+		name, src string
+		want      []string // nil: validate says ok
+	}{
+		{"a token file", `data_dir = "data"
+http {
+  listen     = "127.0.0.1:0"
+  token_file = "http.token"
+}`, nil},
+		{"an unknown output owner", `data_dir = "data"
+` + strings.Replace(watch, "$SET", `owner = "slipagent-no-such-user"`, 1),
+			[]string{"on " + cfg + " line 8", `output "files" of watch "w": owner = "slipagent-no-such-user"`}},
+		{"an unknown output group", `data_dir = "data"
+` + strings.Replace(watch, "$SET", `group = "slipagent-no-such-group"`, 1),
+			[]string{"on " + cfg + " line 8", `output "files" of watch "w": group = "slipagent-no-such-group"`}},
+		{"a missing token file", `data_dir = "data"
+http {
+  listen     = "127.0.0.1:0"
+  token_file = "missing.token"
+}`, []string{cfg + ":4: http token_file", filepath.Join(dir, "missing.token") + ": no such file"}},
+		{"an empty token file", `data_dir = "data"
+http {
+  listen     = "127.0.0.1:0"
+  token_file = "empty.token"
+}`, []string{cfg + ":4: http token_file " + filepath.Join(dir, "empty.token") + " is empty"}},
+		{"a missing TLS certificate", `data_dir = "data"
+http {
+  listen = "127.0.0.1:0"
+  tls {
+    cert_file = "missing.pem"
+    key_file  = "missing.key"
+  }
+}`, []string{cfg + ":4: http tls: cert_file " + filepath.Join(dir, "missing.pem"), "no such file"}},
+		{"a data_dir that is a file", `data_dir = "afile"`, []string{cfg + ":1: data_dir " + filepath.Join(dir, "afile") + ": not a directory"}},
+		{"a data_dir below a file", `data_dir = "afile/data"`, []string{cfg + ":1: data_dir " + filepath.Join(dir, "afile", "data") + ": " + filepath.Join(dir, "afile") + " is not a directory"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.WriteFile(cfg, []byte(tc.src), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, out, errOut := runCmd(t, "validate", "-config", cfg, "-modules=false")
+			if tc.want == nil {
+				if code != exitOK {
+					t.Fatalf("validate = %d %q %q, want ok", code, out, errOut)
+				}
+				return
+			}
+			text := strings.Join(strings.Fields(errOut), " ") // the diagnostics are wrapped
+			if code != exitFailure {
+				t.Fatalf("validate = %d %q %q, want %d", code, out, errOut, exitFailure)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(text, want) {
+					t.Errorf("validate does not say %q:\n%s", want, errOut)
+				}
+			}
+		})
+	}
+}
+
+// TestEveryCommandNamesABadDataDir: validate, once, plan and run refuse a
+// data_dir that is a regular file with one message, naming the setting, the
+// path and where it is set, and exit 1.
+func TestEveryCommandNamesABadDataDir(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "afile")
+	if err := os.WriteFile(file, []byte("x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "agent.hcl")
+	// No NATS server is needed: each command refuses before it dials.
+	if err := os.WriteFile(cfg, []byte("data_dir = \"afile\"\nnats { servers = [\"nats://127.0.0.1:1\"] }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := "agent: " + cfg + ":1: data_dir " + file + ": not a directory"
+	for _, cmd := range []string{"validate", "once", "plan", "run"} {
+		code, _, errOut := runCmd(t, cmd, "-config", cfg)
+		if code != exitFailure || !strings.Contains(errOut, want) {
+			t.Errorf("slipagent %s = %d %q, want %d and %q", cmd, code, errOut, exitFailure, want)
+		}
+	}
+}
