@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -54,6 +55,11 @@ var kvArgs = map[string][2]int{
 	"delete": {1, 1}, "purge": {1, 1}, "history": {1, 1}, "keys": {0, 1}, "watch": {0, 1 << 20},
 }
 
+func isKVCommand(name string) bool {
+	_, ok := kvArgs[name]
+	return ok
+}
+
 // kvRequest is one parsed kv command line.
 type kvRequest struct {
 	cmd      string
@@ -74,6 +80,12 @@ func runKV(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&req.raw, "raw", false, "get: print the value's bytes without a trailing newline")
 	fs.BoolVar(&req.json, "json", false, "history: print a JSON array")
 	pos, err := parseArgs(fs, args)
+	if errors.Is(err, flag.ErrHelp) && len(pos) > 0 && !isKVCommand(pos[0]) {
+		// "kv bogus -h" (and so "help kv bogus") is a bad command line too.
+		fmt.Fprintf(stderr, "slipagent kv: unknown command %q\n\n", pos[0])
+		printUsage(stderr, fs, kvUsage)
+		return exitUsage
+	}
 	if err != nil {
 		return parseFailed(fs, kvUsage, err, stdout, stderr)
 	}
