@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
 )
@@ -33,7 +34,9 @@ commands:
                              many as its history setting keeps: 1 in buckets
                              put creates), oldest first, one per line:
                              "REVISION OP TIME VALUE" (OP: PUT, DEL or PURGE;
-                             TIME: RFC 3339, UTC; VALUE as get prints it, none
+                             TIME: RFC 3339, UTC; VALUE as get prints it, or
+                             quoted as watch prints values when it is not one
+                             line of printable text or begins with '"'; none
                              for DEL and PURGE); -json: an array of {revision,
                              op, created, value}, value in base64, null for
                              DEL and PURGE
@@ -359,6 +362,19 @@ type kvHistoryRecord struct {
 // "nats kv history".
 var kvHistoryOps = map[kvcore.Op]string{kvcore.OpPut: "PUT", kvcore.OpDelete: "DEL", kvcore.OpPurge: "PURGE"}
 
+// historyValue is a value as "kv history" prints it: as "kv get" does
+// when it is one line of printable UTF-8 text, else quoted as kv watch
+// quotes values (a newline as \n, other bytes escaped), so that every
+// revision stays on one line. A value that begins with a double quote is
+// quoted too, so that a quoted value is never ambiguous.
+func historyValue(v []byte) string {
+	s := string(v)
+	if !strings.HasPrefix(s, `"`) && utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
 func kvHistory(ctx context.Context, store kvcore.Store, key string, asJSON bool, stdout io.Writer) error {
 	hr, ok := store.(kvcore.HistoryReader)
 	if !ok {
@@ -383,7 +399,7 @@ func kvHistory(ctx context.Context, store kvcore.Store, key string, asJSON bool,
 	for _, r := range records {
 		line := []byte(strconv.FormatUint(r.Revision, 10) + " " + r.Op + " " + r.Created.Format(time.RFC3339))
 		if len(r.Value) > 0 {
-			line = append(append(line, ' '), r.Value...)
+			line = append(append(line, ' '), historyValue(r.Value)...)
 		}
 		if _, err := stdout.Write(append(line, '\n')); err != nil {
 			return err
