@@ -171,10 +171,27 @@ func (a *Agent) CheckCreds() error {
 	return a.checkCreds()
 }
 
+// CheckTLS reads the NATS client's TLS files (nats tls ca_file, cert_file
+// and key_file) as connecting does, without dialling: a file that cannot be
+// read or does not parse is an error naming the setting and the file,
+// which no retry would mend. Run, Once and Plan call it before they
+// connect, a reload before it applies a configuration, and `slipagent
+// validate` too.
+func (a *Agent) CheckTLS() error {
+	if !a.ownConn {
+		return nil // Options.Conn: the caller's connection
+	}
+	return checkNATSTLS(a.cfg.NATS.TLS)
+}
+
 // preflight checks the files the agent trusts (a *TrustError when others
-// can change one) and its NATS credentials (a *natskv.CredsError).
+// can change one), its NATS TLS files and its NATS credentials (a
+// *natskv.CredsError).
 func (a *Agent) preflight() error {
 	if err := a.CheckTrust(); err != nil {
+		return err
+	}
+	if err := a.CheckTLS(); err != nil {
 		return err
 	}
 	return a.CheckCreds()
@@ -212,7 +229,7 @@ func (a *Agent) startEngine(ctx context.Context) (*host.Engine, error) {
 // is abandoned and delivered again on the next start). It fails only when it
 // cannot start at all (the data directory, the HTTP listener), when a
 // file it trusts can be changed by others (a *TrustError), or when its NATS
-// credentials cannot be used (a *natskv.CredsError).
+// TLS files or credentials cannot be used (a *natskv.CredsError).
 func (a *Agent) Run(ctx context.Context) error {
 	defer close(a.stopped)
 	if err := checkDataDir(a.cfg); err != nil {

@@ -64,6 +64,7 @@ type NATSConfig struct {
 	TimeoutS  string     `hcl:"timeout,optional"`
 	TLS       *TLSConfig `hcl:"tls,block"`
 
+	ServersRange   hcl.Range `hcl:"servers,attr_value_range"`
 	TimeoutRange   hcl.Range `hcl:"timeout,attr_value_range"`
 	CredsFileRange hcl.Range `hcl:"creds_file,attr_value_range"`
 	Timeout        time.Duration
@@ -91,7 +92,9 @@ type TLSConfig struct {
 	CertFile string `hcl:"cert_file,optional"`
 	KeyFile  string `hcl:"key_file,optional"`
 
-	DefRange hcl.Range `hcl:",def_range"`
+	DefRange      hcl.Range `hcl:",def_range"`
+	CertFileRange hcl.Range `hcl:"cert_file,attr_value_range"`
+	KeyFileRange  hcl.Range `hcl:"key_file,attr_value_range"`
 }
 
 // HTTPConfig enables the /metrics, /healthz, /readyz and /status endpoints.
@@ -501,15 +504,14 @@ func (c *Config) finalize() hcl.Diagnostics {
 	if c.NATS == nil {
 		c.NATS = &NATSConfig{}
 	}
-	if len(c.NATS.Servers) == 0 {
-		c.NATS.Servers = []string{DefaultNATSURL}
-	}
+	diags = c.NATS.finalizeServers(diags)
 	c.NATS.Timeout, diags = parseDuration(c.NATS.TimeoutS, c.NATS.TimeoutRange, DefaultNATSTimeout, diags)
 	c.NATS.CredsFile = relativeTo(c.NATS.CredsFileRange, c.NATS.CredsFile)
 	if t := c.NATS.TLS; t != nil {
 		t.CAFile = relativeTo(t.DefRange, t.CAFile)
 		t.CertFile = relativeTo(t.DefRange, t.CertFile)
 		t.KeyFile = relativeTo(t.DefRange, t.KeyFile)
+		diags = t.finalize(diags)
 	}
 	diags = c.NATS.finalizeFleet(diags)
 	if c.HTTP != nil {

@@ -130,9 +130,10 @@ func (e *RefusedError) Unwrap() error { return e.Err }
 
 // Reload switches the running agent to cfg, touching only what changed. It
 // first runs the trust checks on cfg (as CheckTrust; a *TrustError refuses
-// the reload), re-reads the http token_file (a rotated token replaces the running
-// one once the reload is applied; a file that cannot be read refuses the
-// reload), then compiles every plugin module cfg names whose file or settings
+// the reload), reads its NATS TLS files (as CheckTLS; one that cannot be
+// used refuses the reload), re-reads the http token_file (a rotated token
+// replaces the running one once the reload is applied; a file that cannot
+// be read refuses the reload), then compiles every plugin module cfg names whose file or settings
 // changed; if one fails, nothing is torn down and the error is returned
 // (and counted in slipagent_reloads_total and /status). Then it stops the
 // watches cfg removes or changes (their settings, their plugin's settings
@@ -163,6 +164,11 @@ func (a *Agent) applyReload(ctx context.Context, wg *sync.WaitGroup, cfg *Config
 	}
 	if err := a.checkTrust(cfg); err != nil {
 		return refuse(err)
+	}
+	if a.ownConn {
+		if err := checkNATSTLS(cfg.NATS.TLS); err != nil {
+			return refuse(err)
+		}
 	}
 	// The token is re-read, so a rotated one takes effect. A token or TLS
 	// file that cannot be read is refused here, before anything stops: the

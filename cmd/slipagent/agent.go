@@ -70,13 +70,15 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 const validateUsage = `usage: slipagent validate [-config PATH] [-modules=false]
 
-Checks a configuration: syntax, types, references between blocks, that the
-users and groups it names exist, that no file the agent trusts (the
-configuration, data dir, compile cache, creds, keys, token) can be changed
-by others, as the agent checks at start, that data_dir is a directory it
-can list (or does not exist yet), that the http token and TLS files can be
-read, and (unless -modules=false) that every plugin module loads: it
-compiles, matches its sha256 pin, speaks the plugin ABI and accepts its
+Checks a configuration: syntax, types, references between blocks, the
+NATS server URLs, that the NATS credentials and TLS files (ca_file,
+cert_file, key_file) can be read and parse, that the users and groups it
+names exist, that no file the agent trusts (the configuration, data dir,
+compile cache, creds, keys, token) can be changed by others, as the agent
+checks at start, that data_dir is a directory it can list (or does not
+exist yet), that the http token and TLS files can be read, and (unless
+-modules=false) that every plugin module loads: it compiles, matches its
+sha256 pin, speaks the plugin ABI and accepts its
 configuration (a plugin that checks it when loaded, as the template
 example does, refuses it here, naming the plugin).`
 
@@ -101,6 +103,10 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return exitFailure
 	}
 	if err := a.CheckCreds(); err != nil { // and so it would
+		fmt.Fprintf(stderr, "slipagent validate: %v\n", err)
+		return exitFailure
+	}
+	if err := a.CheckTLS(); err != nil { // and so it would
 		fmt.Fprintf(stderr, "slipagent validate: %v\n", err)
 		return exitFailure
 	}

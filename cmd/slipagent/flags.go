@@ -52,12 +52,14 @@ func usageCode(err error) int {
 }
 
 // parseArgs parses flags that may come before or after the positional
-// arguments ("dump --json FILE" and "dump FILE --json").
+// arguments ("dump --json FILE" and "dump FILE --json"). On an error it
+// returns the positional arguments read before it too, so that a command
+// can still refuse an unknown subcommand given with -h.
 func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, err
+			return pos, err
 		}
 		if fs.NArg() == 0 {
 			return pos, nil

@@ -37,6 +37,16 @@ func TestHelp(t *testing.T) {
 	if code, _, errOut := runCmd(t, "help", "frobnicate"); code != exitUsage || !strings.Contains(errOut, `unknown command "frobnicate"`) {
 		t.Errorf("help frobnicate = %d %q", code, errOut)
 	}
+	// An unknown subcommand is a usage error under -h and help too, as
+	// for every command that has subcommands.
+	for _, args := range [][]string{
+		{"help", "kv", "bogus"}, {"kv", "bogus", "-h"}, {"kv", "-server", "nats://127.0.0.1:1", "bogus", "-h"},
+		{"help", "snapshot", "bogus"}, {"plugin", "bogus", "-h"}, {"help", "fleet", "bogus"},
+	} {
+		if code, out, errOut := runCmd(t, args...); code != exitUsage || out != "" || !strings.Contains(errOut, `"bogus"`) {
+			t.Errorf("%q = %d, stdout %q, stderr %q; want exit 2 naming the subcommand", args, code, out, errOut)
+		}
+	}
 	// A bad flag is a usage error, with the usage on stderr.
 	if code, out, errOut := runCmd(t, "status", "-frobnicate"); code != exitUsage || out != "" || !strings.Contains(errOut, "usage: slipagent status") {
 		t.Errorf("status -frobnicate = %d %q %q", code, out, errOut)

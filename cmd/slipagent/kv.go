@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
 )
@@ -32,7 +34,9 @@ commands:
                              many as its history setting keeps: 1 in buckets
                              put creates), oldest first, one per line:
                              "REVISION OP TIME VALUE" (OP: PUT, DEL or PURGE;
-                             TIME: RFC 3339, UTC; VALUE as get prints it, none
+                             TIME: RFC 3339, UTC; VALUE as get prints it, or
+                             quoted as watch prints values when it is not one
+                             line of printable text or begins with '"'; none
                              for DEL and PURGE); -json: an array of {revision,
                              op, created, value}, value in base64, null for
                              DEL and PURGE
@@ -52,6 +56,11 @@ reached, 5 for a create or update conflict (see "slipagent help").`
 var kvArgs = map[string][2]int{
 	"get": {1, 1}, "put": {1, 2}, "create": {1, 2}, "update": {1, 2},
 	"delete": {1, 1}, "purge": {1, 1}, "history": {1, 1}, "keys": {0, 1}, "watch": {0, 1 << 20},
+}
+
+func isKVCommand(name string) bool {
+	_, ok := kvArgs[name]
+	return ok
 }
 
 // kvRequest is one parsed kv command line.
@@ -74,6 +83,12 @@ func runKV(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&req.raw, "raw", false, "get: print the value's bytes without a trailing newline")
 	fs.BoolVar(&req.json, "json", false, "history: print a JSON array")
 	pos, err := parseArgs(fs, args)
+	if errors.Is(err, flag.ErrHelp) && len(pos) > 0 && !isKVCommand(pos[0]) {
+		// "kv bogus -h" (and so "help kv bogus") is a bad command line too.
+		fmt.Fprintf(stderr, "slipagent kv: unknown command %q\n\n", pos[0])
+		printUsage(stderr, fs, kvUsage)
+		return exitUsage
+	}
 	if err != nil {
 		return parseFailed(fs, kvUsage, err, stdout, stderr)
 	}
@@ -347,6 +362,19 @@ type kvHistoryRecord struct {
 // "nats kv history".
 var kvHistoryOps = map[kvcore.Op]string{kvcore.OpPut: "PUT", kvcore.OpDelete: "DEL", kvcore.OpPurge: "PURGE"}
 
+// historyValue is a value as "kv history" prints it: as "kv get" does
+// when it is one line of printable UTF-8 text, else quoted as kv watch
+// quotes values (a newline as \n, other bytes escaped), so that every
+// revision stays on one line. A value that begins with a double quote is
+// quoted too, so that a quoted value is never ambiguous.
+func historyValue(v []byte) string {
+	s := string(v)
+	if !strings.HasPrefix(s, `"`) && utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
 func kvHistory(ctx context.Context, store kvcore.Store, key string, asJSON bool, stdout io.Writer) error {
 	hr, ok := store.(kvcore.HistoryReader)
 	if !ok {
@@ -371,7 +399,7 @@ func kvHistory(ctx context.Context, store kvcore.Store, key string, asJSON bool,
 	for _, r := range records {
 		line := []byte(strconv.FormatUint(r.Revision, 10) + " " + r.Op + " " + r.Created.Format(time.RFC3339))
 		if len(r.Value) > 0 {
-			line = append(append(line, ' '), r.Value...)
+			line = append(append(line, ' '), historyValue(r.Value)...)
 		}
 		if _, err := stdout.Write(append(line, '\n')); err != nil {
 			return err

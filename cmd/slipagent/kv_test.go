@@ -146,6 +146,9 @@ func TestKVHistory(t *testing.T) {
 		{"put", "cfg", "other", "x"},
 		{"delete", "cfg", "k"},
 		{"put", "cfg", "k", ""},
+		{"put", "cfg", "k", "line1\nline2\n"},
+		{"put", "cfg", "k", `"quoted"`},
+		{"put", "cfg", "k", "tab\there \xff"},
 	} {
 		if code, _, errOut := kv(args...); code != exitOK {
 			t.Fatalf("kv %q = %d %q", args, code, errOut)
@@ -157,7 +160,10 @@ func TestKVHistory(t *testing.T) {
 		t.Fatalf("history = %d %q %q", code, out, errOut)
 	}
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
-	want := []struct{ rev, op, value string }{{"1", "PUT", " v1"}, {"2", "PUT", " two words"}, {"4", "DEL", ""}, {"5", "PUT", ""}}
+	want := []struct{ rev, op, value string }{{"1", "PUT", " v1"}, {"2", "PUT", " two words"}, {"4", "DEL", ""}, {"5", "PUT", ""},
+		// One line per revision: a value that is not one line of printable
+		// text is quoted, as kv watch prints values.
+		{"6", "PUT", ` "line1\nline2\n"`}, {"7", "PUT", ` "\"quoted\""`}, {"8", "PUT", ` "tab\there \xff"`}}
 	if len(lines) != len(want) {
 		t.Fatalf("history printed %q; want %d lines", out, len(want))
 	}
@@ -189,7 +195,8 @@ func TestKVHistory(t *testing.T) {
 	wantJSON := []struct {
 		rev       uint64
 		op, value string
-	}{{1, "PUT", `"djE="`}, {2, "PUT", `"dHdvIHdvcmRz"`}, {4, "DEL", "null"}, {5, "PUT", `""`}}
+	}{{1, "PUT", `"djE="`}, {2, "PUT", `"dHdvIHdvcmRz"`}, {4, "DEL", "null"}, {5, "PUT", `""`},
+		{6, "PUT", `"bGluZTEKbGluZTIK"`}, {7, "PUT", `"InF1b3RlZCI="`}, {8, "PUT", `"dGFiCWhlcmUg/w=="`}}
 	if len(records) != len(wantJSON) {
 		t.Fatalf("history -json printed %q; want %d records", out, len(wantJSON))
 	}
@@ -204,7 +211,7 @@ func TestKVHistory(t *testing.T) {
 	if code, _, errOut := kv("purge", "cfg", "k"); code != exitOK {
 		t.Fatalf("purge = %d %q", code, errOut)
 	}
-	if code, out, errOut := kv("history", "cfg", "k"); code != exitOK || !strings.HasPrefix(out, "6 PURGE ") || strings.Count(out, "\n") != 1 {
+	if code, out, errOut := kv("history", "cfg", "k"); code != exitOK || !strings.HasPrefix(out, "9 PURGE ") || strings.Count(out, "\n") != 1 {
 		t.Errorf("history after purge = %d %q %q; want the purge marker alone", code, out, errOut)
 	}
 	if code, out, errOut := kv("history", "cfg", "nosuch.key"); code != exitNotFound || out != "" || errOut != "slipagent kv history: key \"nosuch.key\" has no history in bucket cfg\n" {

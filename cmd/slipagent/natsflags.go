@@ -50,8 +50,14 @@ func addNATSServerFlags(fs *flag.FlagSet) natsFlags {
 // *natskv.CredsError for -creds that cannot be used (callers exit with
 // connectExit).
 func (n natsFlags) connect(ctx context.Context, name string) (*natskv.Conn, error) {
-	servers := strings.Split(n.servers(), ",")
-	opts := natskv.Options{Servers: servers, CredsFile: *n.creds, Timeout: *n.timeout, Name: name, Domain: *n.domain}
+	// One comma-separated entry: natskv skips its empty items, as
+	// nats.go does.
+	list := n.servers()
+	if err := natskv.CheckServers([]string{list}); err != nil {
+		return nil, &serverFlagError{from: n.serverSource(), err: err}
+	}
+	servers := strings.Split(list, ",")
+	opts := natskv.Options{Servers: []string{list}, CredsFile: *n.creds, Timeout: *n.timeout, Name: name, Domain: *n.domain}
 	if err := opts.CheckCreds(); err != nil {
 		return nil, err
 	}
@@ -62,11 +68,33 @@ func (n natsFlags) connect(ctx context.Context, name string) (*natskv.Conn, erro
 	return conn, nil
 }
 
+// serverFlagError is a -server (or $NATS_URL) that is no list of server
+// URLs: a bad command line, not a server to wait for.
+type serverFlagError struct {
+	from string // "-server", or "-server ($NATS_URL)" for its default
+	err  error  // a *natskv.ServerURLError
+}
+
+func (e *serverFlagError) Error() string {
+	var se *natskv.ServerURLError
+	if errors.As(e.err, &se) {
+		return fmt.Sprintf("%s: bad server URL %q: %s", e.from, se.URL, se.Reason)
+	}
+	return e.from + ": " + e.err.Error()
+}
+
+func (e *serverFlagError) Unwrap() error { return e.err }
+
 // connectExit is the exit code for an error of natsFlags.connect:
-// exitFailure for credentials that cannot be used, else exitUnreachable.
+// exitUsage for a -server that is no server URL, exitFailure for
+// credentials that cannot be used, else exitUnreachable.
 func connectExit(err error) int {
 	var ce *natskv.CredsError
-	if errors.As(err, &ce) {
+	var se *serverFlagError
+	switch {
+	case errors.As(err, &se):
+		return exitUsage
+	case errors.As(err, &ce):
 		return exitFailure
 	}
 	return exitUnreachable
@@ -82,6 +110,17 @@ func (n natsFlags) servers() string {
 		return d.NATS
 	}
 	return *n.server
+}
+
+// serverSource names where servers() took the URLs from, for an error.
+func (n natsFlags) serverSource() string {
+	switch {
+	case flagSet(n.fs, "server"):
+		return "-server"
+	case os.Getenv("NATS_URL") != "":
+		return "-server ($NATS_URL)"
+	}
+	return "-server"
 }
 
 // redactURLs lists server URLs for a message, without their passwords.

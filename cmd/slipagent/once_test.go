@@ -450,3 +450,62 @@ func TestBadCredsFile(t *testing.T) {
 		}
 	}
 }
+
+// NATS settings that can never work (a server URL that does not parse, a
+// port out of range, an empty URL or list, a TLS file that cannot be
+// read) are a configuration error naming the setting, as bad credentials
+// are, not an unreachable server: validate, once and run exit 1 at once,
+// and the tools refuse such a -server as a bad command line (exit 2).
+// Every form nats.go accepts still connects, host:port without a scheme
+// included.
+func TestBadNATSSettings(t *testing.T) {
+	dir := t.TempDir()
+	cfg := onceConfig(t, dir, "nats://127.0.0.1:4222", "")
+	src, _ := os.ReadFile(cfg)
+	for _, tc := range []struct{ nats, want string }{
+		{`servers = ["htp:/bad url"]`, `nats servers: "htp:/bad url": a path`},
+		{`servers = ["nats://127.0.0.1:99999"]`, `port 99999 is not between 1 and 65535`},
+		{`servers = [""]`, `nats servers: "": it names no server`},
+		{`servers = []`, `nats servers lists no server`},
+		{`tls { ca_file = "/nonexistent/ca.pem" }`, `nats tls ca_file /nonexistent/ca.pem: open /nonexistent/ca.pem: no such file`},
+	} {
+		os.WriteFile(cfg, []byte(strings.Replace(string(src), `servers = ["nats://127.0.0.1:4222"]`, tc.nats, 1)), 0o600)
+		for _, args := range [][]string{{"validate", "-modules=false"}, {"once"}, {"run"}} {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			cmd := exec.CommandContext(ctx, plugintest.Binary(t), append(args, "-config", cfg)...)
+			var errOut strings.Builder
+			cmd.Stderr = &errOut
+			err := cmd.Run()
+			cancel()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != exitFailure || !strings.Contains(errOut.String(), tc.want) || strings.Contains(errOut.String(), "reached") {
+				t.Errorf("%s with nats { %s } = %v, want exit 1 saying %q; stderr:\n%s", args[0], tc.nats, err, tc.want, errOut.String())
+			}
+		}
+	}
+
+	srv := natstest.Run(t)
+	hostPort := strings.TrimPrefix(srv.URL(), "nats://")
+	for _, server := range []string{hostPort, "nats://" + hostPort + "/", " , " + srv.URL()} {
+		if code, _, errOut := runCmd(t, "kv", "-server", server, "put", "cfg", "k", "v"); code != exitOK {
+			t.Errorf("kv -server %q put = %d %q; want it connected", server, code, errOut)
+		}
+	}
+	for _, tc := range []struct{ server, want string }{
+		{"htp:/bad url", `slipagent kv: -server: bad server URL "htp:/bad url": a path`},
+		{"nats://127.0.0.1:99999", `-server: bad server URL "nats://127.0.0.1:99999": port 99999 is not between 1 and 65535`},
+		{"", `-server: bad server URL "": it names no server`},
+		{srv.URL() + ",tls://x:0", `-server: bad server URL "tls://x:0": port 0`},
+	} {
+		if code, _, errOut := runCmd(t, "kv", "-server", tc.server, "get", "cfg", "k"); code != exitUsage || !strings.Contains(errOut, tc.want) {
+			t.Errorf("kv -server %q get = %d %q; want exit 2 saying %q", tc.server, code, errOut, tc.want)
+		}
+	}
+	cmd := exec.Command(plugintest.Binary(t), "kv", "get", "cfg", "k")
+	cmd.Env = append(os.Environ(), "NATS_URL=nats://127.0.0.1:99999")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != exitUsage || !strings.Contains(string(out), "-server ($NATS_URL): bad server URL") {
+		t.Errorf("kv with a bad $NATS_URL = %v %q; want exit 2 naming $NATS_URL", err, out)
+	}
+}

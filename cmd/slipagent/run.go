@@ -23,7 +23,8 @@ const (
 const exitCodes = `exit codes:
   0    success
   1    the command ran and failed (a refused file, a failing watch, a plugin error)
-  2    bad command line (unknown command or flag, missing argument)
+  2    bad command line (unknown command or flag, missing argument, a -server
+       that is no server URL)
        plan -detailed-exitcode: changes present (terraform's convention)
   3    kv: the key or bucket does not exist
        fleet status: the report bucket; fleet wait -after-put: the bucket; plugin run -bucket: the bucket

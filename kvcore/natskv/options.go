@@ -40,8 +40,10 @@ const maxPingsOut = 2
 // stripped from the URLs that are dialled.
 type Options struct {
 	// Servers are the URLs of the servers (nats://host:port, or tls:// to
-	// require TLS); the client picks one and fails over to the others.
-	// A URL may carry "user:password@".
+	// require TLS, ws:// or wss:// for websocket, or host:port; an entry
+	// may list several, comma-separated: see [CheckServers]); the client
+	// picks one and fails over to the others. A URL may carry
+	// "user:password@".
 	Servers []string
 	// Creds is the content of a .creds file (user JWT and nkey seed),
 	// base64-encoded with the standard alphabet.
@@ -216,24 +218,17 @@ func (o Options) natsOptions() (nats.Options, error) {
 		no.AsyncErrorCB = asyncErrors(o.Logger)
 	}
 
+	servers, err := parseServers(o.Servers)
+	if err != nil {
+		return no, fmt.Errorf("%w: %w", kvcore.ErrConnectionFailed, err)
+	}
 	var user, password string
-	for _, s := range o.Servers {
-		for _, one := range strings.Split(s, ",") {
-			one = strings.TrimSpace(one)
-			if one == "" {
-				continue
-			}
-			u, err := url.Parse(one)
-			if err != nil || u.Host == "" {
-				return no, fmt.Errorf("%w: bad server URL in %q", kvcore.ErrConnectionFailed, redactServers(s))
-			}
-			if u.User != nil && u.User.Username() != "" && user == "" {
-				user = u.User.Username()
-				password, _ = u.User.Password()
-			}
-			u.User = nil
-			no.Servers = append(no.Servers, u.String())
+	for _, s := range servers {
+		if s.user != nil && s.user.Username() != "" && user == "" {
+			user = s.user.Username()
+			password, _ = s.user.Password()
 		}
+		no.Servers = append(no.Servers, s.dial)
 	}
 	if len(no.Servers) == 0 {
 		return no, fmt.Errorf("%w: no server URL", kvcore.ErrConnectionFailed)

@@ -115,7 +115,7 @@ func TestOptionsErrors(t *testing.T) {
 		"creds not base64":  {Creds: "%%%"},
 		"creds not UTF-8":   {Creds: base64Std([]byte{0xff, 0xfe})},
 		"bad URL":           {Servers: []string{"nats://[::1"}},
-		"URL without host":  {Servers: []string{"nonsense"}},
+		"URL without host":  {Servers: []string{"nats://"}},
 		"only empty URLs":   {Servers: []string{" , "}},
 		"missing key file":  {CertFile: "/nonexistent/cert.pem", KeyFile: "/nonexistent/key.pem"},
 		"missing CA bundle": {CAFile: "/nonexistent/ca.pem"},
