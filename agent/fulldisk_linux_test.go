@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/slipstreamkv/slipstream/internal/rootonly"
 )
 
 // A disk fold whose data_dir fills up fails its watch, loudly (the status
@@ -22,10 +24,7 @@ func TestDiskFoldOnAFullDiskFailsItsWatchAndRecovers(t *testing.T) {
 	if err := os.Mkdir(data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Mount("tmpfs", data, "tmpfs", 0, "size=256m,mode=0755"); err != nil {
-		t.Skipf("mounting a tmpfs needs CAP_SYS_ADMIN: %v", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(data, syscall.MNT_DETACH) })
+	rootonly.Tmpfs(t, data, 256<<20)
 	a, stop := f.start(f.config(strings.Replace(filesConfig, `bucket = "cfg"`, `bucket = "cfg"
   fold   = "disk"`, 1)))
 	defer stop()

@@ -10,23 +10,9 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/slipstreamkv/slipstream/internal/rootonly"
 	"github.com/slipstreamkv/slipstream/kvcore"
 )
-
-// smallFS mounts a tmpfs of size bytes for the test and returns its path.
-func smallFS(t *testing.T, size int64) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d", size)); err != nil {
-		t.Skipf("mounting a tmpfs needs CAP_SYS_ADMIN: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmounting %s: %v", dir, err)
-		}
-	})
-	return dir
-}
 
 // A disk that fills up under a fold fails its Applies with ENOSPC, naming
 // the fold, instead of letting Pebble find its log unwritable (a fatal
@@ -34,7 +20,8 @@ func smallFS(t *testing.T, size int64) string {
 // retries the log's flush for ever); once space is freed, the fold goes on
 // with every Apply that succeeded. Open refuses as loudly.
 func TestFullDiskFailsApplyThenRecovers(t *testing.T) {
-	mnt := smallFS(t, 160<<20)
+	mnt := t.TempDir()
+	rootonly.Tmpfs(t, mnt, 160<<20)
 	filler := filepath.Join(mnt, "filler")
 	if err := os.WriteFile(filler, make([]byte, 100<<20), 0o600); err != nil {
 		t.Fatal(err)

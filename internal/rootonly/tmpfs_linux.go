@@ -1,0 +1,23 @@
+package rootonly
+
+import (
+	"fmt"
+	"syscall"
+	"testing"
+)
+
+// Tmpfs mounts a tmpfs of size bytes, mode 0755, on the directory dir for
+// the rest of the test: a small file system to fill up. It needs root (see
+// [Require]).
+func Tmpfs(tb testing.TB, dir string, size int64) {
+	tb.Helper()
+	Require(tb, "mounting a tmpfs")
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0755", size)); err != nil {
+		tb.Fatalf("mounting a tmpfs on %s: %v", dir, err)
+	}
+	tb.Cleanup(func() {
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			tb.Errorf("unmounting %s: %v", dir, err)
+		}
+	})
+}
