@@ -4,7 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,5 +67,41 @@ func TestWatchesWaitForTheConnection(t *testing.T) {
 	connected := strings.Index(log, `level=INFO msg="connected to NATS" servers=`+f.srv.URL()+" attempts=")
 	if settled < 0 || connected < settled || strings.Contains(log, `attempts=1\n`) {
 		t.Errorf("the log does not say the start settled with the watch not ready, then that NATS was connected after failed attempts:\n%s", log)
+	}
+}
+
+// A start that goes well is logged as such: systemd hears READY=1 once
+// the watch caught up and its first drift check is over, and the agent
+// then logs that every watch caught up, not that one is not ready (which
+// it did while the drift check ran right after the catch-up).
+func TestCleanStartLogsEveryWatchCaughtUp(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "alpha")
+	var logs logtest.Buffer
+	var notes []string
+	var mu sync.Mutex
+	a, err := New(f.config(filesConfig), Options{
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Notify: func(s string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			notes = append(notes, s)
+			return nil
+		},
+		PluginCacheDir: plugintest.CacheDir(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stop := f.run(a)
+	defer stop()
+	waitFor(t, "the start logged", func() bool { return strings.Contains(logs.String(), "every watch caught up") })
+	if strings.Contains(logs.String(), "not every watch is ready") {
+		t.Errorf("a clean start warned that a watch is not ready:\n%s", logs.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Contains(notes, "READY=1") {
+		t.Errorf("systemd heard %q, want READY=1", notes)
 	}
 }

@@ -125,7 +125,9 @@ func (d *driftRepair) run(ctx context.Context) {
 			d.r.status.repairFailed(err)
 		}
 		d.r.firstCheck.mark()
-		d.r.status.driftChecked()
+		if ctx.Err() == nil { // a check cut short is not over
+			d.r.status.driftChecked()
+		}
 		select {
 		case <-ctx.Done():
 			return

@@ -98,12 +98,13 @@ func (s WatchStatus) Healthy() bool {
 	return true
 }
 
-// Settled reports whether the watch's start is over: it caught up, or it
-// got stuck in a way that only a change or an operator fixes. systemd gets
-// READY once every watch settled, so one broken watch cannot hold the whole
-// agent in "activating".
+// Settled reports whether the watch's start is over: it caught up and its
+// first drift check is over (it is syncing until then), or it got stuck in
+// a way that only a change or an operator fixes. systemd gets READY once
+// every watch settled, so one broken watch cannot hold the whole agent in
+// "activating".
 func (s WatchStatus) Settled() bool {
-	return s.Synced || s.Failures > 0 || !s.Healthy()
+	return s.Synced && s.State != stateSyncing || s.Failures > 0 || !s.Healthy()
 }
 
 // watchStatus is a WatchStatus updated by the watch's goroutines (and the

@@ -261,8 +261,13 @@ func TestStatusNotReadyBeforeTheFirstDriftCheck(t *testing.T) {
 	if s := st.get(); s.Ready || s.State != stateSyncing || !strings.Contains(s.Reason, "drift") {
 		t.Fatalf("caught up, first drift check not over: %+v, want syncing (checking for drift)", s)
 	}
+	// systemd hears READY=1 once it is over, not before (and the agent
+	// does not then warn of a watch that is not ready).
+	if st.get().Settled() {
+		t.Fatal("settled before its first drift check is over")
+	}
 	st.driftChecked()
-	if s := st.get(); !s.Ready {
-		t.Fatalf("after the first drift check: %+v, want ready", s)
+	if s := st.get(); !s.Ready || !s.Settled() {
+		t.Fatalf("after the first drift check: %+v, want ready and settled", s)
 	}
 }
