@@ -288,7 +288,12 @@ func (f *Fold) runPath() string {
 // spill writes b to a run at path, kept in b.spilled.
 func (f *Fold) spill(b *bulk, path string) error {
 	fs := f.opts.FS
-	err := fs.MkdirAll(fs.PathJoin(f.dir, ingestDir), 0o755)
+	// A run as large as the buffer, and room left for Pebble (see
+	// reserveBytes): a disk filled by runs would fail its next flush.
+	err := checkSpace(fs, f.dir, reserveBytes+int64(b.size))
+	if err == nil {
+		err = fs.MkdirAll(fs.PathJoin(f.dir, ingestDir), 0o755)
+	}
 	if err == nil {
 		b.spilled, err = writeRun(fs, path, b)
 	}

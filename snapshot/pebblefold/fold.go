@@ -284,6 +284,11 @@ func (f *Fold) Settle(ctx context.Context) error {
 	if err := f.writePending(ctx); err != nil {
 		return err
 	}
+	// A compaction rewrites the fold: it needs room for a copy of it.
+	need := int64(reserveBytes + f.db.Metrics().DiskSpaceUsage())
+	if err := checkSpace(f.opts.FS, f.dir, need); err != nil {
+		return fmt.Errorf("pebblefold: settle %s: %w", f.dir, err)
+	}
 	lower, upper := prefixBounds("")
 	if err := f.db.Compact(ctx, lower, upper, true); err != nil {
 		return fmt.Errorf("pebblefold: settle: %w", err)
@@ -311,7 +316,8 @@ const flushOnCloseBytes = 4 << 20
 
 // Close waits for running reads and applies, writes out the updates
 // buffered under [Options.Bulk], waits for the files of merged runs to be
-// closed, flushes the memtable when it is large, then closes the database.
+// closed, flushes the memtable when it is large (and the disk has room for
+// it), then closes the database.
 // Once Close has begun, new calls fail with [snapshot.ErrClosed], including
 // a Get or Range made inside a running Range callback (which then returns
 // and lets Close finish). A Range callback must not call Close itself.
@@ -329,7 +335,10 @@ func (f *Fold) Close() (err error) {
 		}
 		f.mu.Unlock()
 		f.releasing.Wait()
-		if err == nil && !f.readOnly && f.db.Metrics().WAL.Size > flushOnCloseBytes {
+		// A flush on a full disk retries for ever: the next Open replays
+		// the log instead (its own check waits for the space).
+		if wal := f.db.Metrics().WAL.Size; err == nil && !f.readOnly && wal > flushOnCloseBytes &&
+			checkSpace(f.opts.FS, f.dir, reserveBytes+int64(wal)) == nil {
 			err = f.db.Flush()
 		}
 		err = errors.Join(err, f.db.Close())

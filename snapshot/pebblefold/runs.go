@@ -242,6 +242,18 @@ func (h mergeHeap) superseded() bool {
 // and b are kept, to be merged again.
 func (f *Fold) mergeRuns(ctx context.Context, b *bulk) error {
 	fs := f.opts.FS
+	// Tables as large as the runs and the buffer, and room left for Pebble
+	// (see reserveBytes).
+	need := int64(reserveBytes)
+	for _, r := range f.runs {
+		need += r.size
+	}
+	if b != nil {
+		need += int64(b.size)
+	}
+	if err := checkSpace(fs, f.dir, need); err != nil {
+		return fmt.Errorf("pebblefold: writing %d runs and buffered updates to %s: %w", len(f.runs), f.dir, err)
+	}
 	if err := fs.MkdirAll(fs.PathJoin(f.dir, ingestDir), 0o755); err != nil {
 		return fmt.Errorf("pebblefold: writing buffered updates to %s: %w", f.dir, err)
 	}
