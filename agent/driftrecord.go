@@ -361,7 +361,7 @@ func (r *outputRecord) stamp(ctx context.Context, staged []host.StagedFile, upda
 
 // kept records the files a commit found as the plugin wrote them, which it
 // staged nothing for (host.KeptFile), when the record lacks them or holds
-// another content: outputs in place before the record was (a data_dir
+// another content, mode or owner: outputs in place before the record was (a data_dir
 // wiped, a host provisioned with its files) are then checked for drift as
 // the ones the agent wrote are. A failure is logged: it leaves those files
 // unchecked until the next render that writes them.
@@ -372,12 +372,12 @@ func (r *outputRecord) kept(ctx context.Context, files []host.KeptFile) {
 	var updates []kvcore.Update
 	for _, f := range files {
 		key := recordKey(f.Output, f.Path)
-		if fr, ok, err := r.get(key); err == nil && ok && fr.sum == f.SHA256 {
+		now := statRecord(f.Info)
+		now.sum = f.SHA256
+		if fr, ok, err := r.get(key); err == nil && ok && fr.sum == now.sum && fr.mode == now.mode && fr.uid == now.uid && fr.gid == now.gid {
 			continue
 		}
-		fr := statRecord(f.Info)
-		fr.sum = f.SHA256
-		updates = append(updates, kvcore.Update{Op: kvcore.OpPut, Key: key, Value: fr.encode()})
+		updates = append(updates, kvcore.Update{Op: kvcore.OpPut, Key: key, Value: now.encode()})
 	}
 	if len(updates) == 0 {
 		return

@@ -7,9 +7,10 @@ import (
 	"time"
 )
 
-// errorEvery is the least time between two of Pebble's error lines: it
-// retries a flush or compaction that failed at once, logging each failure
-// (a disk that fills up from elsewhere would flood the log).
+// errorEvery is the least time between two of Pebble's error lines that
+// say the same: it retries a flush or compaction that failed at once,
+// logging each failure (a disk that fills up from elsewhere would flood
+// the log). Another error is logged at once.
 const errorEvery = time.Second
 
 // slogLogger adapts slog to Pebble's logger.
@@ -17,8 +18,9 @@ type slogLogger struct {
 	l *slog.Logger
 
 	mu      sync.Mutex
-	next    time.Time // when the next error line may be logged
-	dropped int       // error lines not logged since the last one
+	last    string    // the last error line logged
+	next    time.Time // when it may be logged again
+	dropped int       // its repeats not logged since
 }
 
 func newSlogLogger(l *slog.Logger) *slogLogger { return &slogLogger{l: l} }
@@ -27,23 +29,28 @@ func (s *slogLogger) Infof(format string, args ...any) {
 	s.l.Debug(fmt.Sprintf(format, args...), slog.String("component", "pebble"))
 }
 
-// Errorf logs one line per errorEvery, with the count of those it dropped.
+// Errorf logs a line repeated within errorEvery once, the next time it is
+// logged with the count of the repeats it dropped.
 func (s *slogLogger) Errorf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
 	s.mu.Lock()
 	now := time.Now()
-	if now.Before(s.next) {
+	if msg == s.last && now.Before(s.next) {
 		s.dropped++
 		s.mu.Unlock()
 		return
 	}
-	dropped := s.dropped
-	s.next, s.dropped = now.Add(errorEvery), 0
+	dropped := 0
+	if msg == s.last {
+		dropped = s.dropped
+	}
+	s.last, s.next, s.dropped = msg, now.Add(errorEvery), 0
 	s.mu.Unlock()
 	attrs := []any{slog.String("component", "pebble")}
 	if dropped > 0 {
 		attrs = append(attrs, slog.Int("dropped_since_last", dropped))
 	}
-	s.l.Error(fmt.Sprintf(format, args...), attrs...)
+	s.l.Error(msg, attrs...)
 }
 
 func (s *slogLogger) Fatalf(format string, args ...any) {

@@ -3,6 +3,7 @@ package pebblefold
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 )
@@ -19,8 +20,8 @@ func (h *recordHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *recordHandler) WithGroup(string) slog.Handler      { return h }
 
 // Pebble retries a failed flush at once and logs every failure: a burst
-// of error lines is logged as one line per errorEvery, the next one
-// counting those dropped.
+// of the same error line is logged once per errorEvery, the next one
+// counting those dropped; another error is logged at once.
 func TestPebbleErrorsAreRateLimited(t *testing.T) {
 	h := &recordHandler{}
 	l := newSlogLogger(slog.New(h))
@@ -36,6 +37,12 @@ func TestPebbleErrorsAreRateLimited(t *testing.T) {
 	l.Errorf("background error: %s", "no space left on device")
 	if len(h.records) != 2 {
 		t.Fatalf("%d records once errorEvery passed, want 2", len(h.records))
+	}
+	// Another error in a flood is not dropped.
+	l.Errorf("background error: %s", "no space left on device")
+	l.Errorf("pebble: corruption in %s", "000042.sst")
+	if len(h.records) != 3 || !strings.Contains(h.records[2].Message, "corruption") {
+		t.Fatalf("%d records after another error, want it logged", len(h.records))
 	}
 	var dropped int64
 	h.records[1].Attrs(func(a slog.Attr) bool {
