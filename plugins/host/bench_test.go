@@ -274,7 +274,7 @@ func BenchmarkCommit(b *testing.B) {
 					var staging, committing time.Duration
 					for range b.N {
 						dir := b.TempDir()
-						s := newStage(map[string]Output{"out": {Dir: dir, Mode: 0o644}}, Limits{}.withDefaults())
+						s := newStage(map[string]Output{"out": {Dir: dir, Mode: 0o644}}, Limits{}.withDefaults(), false)
 						s.syncWorkers = v.workers
 						start := time.Now()
 						for i := range n {

@@ -23,7 +23,7 @@ func TestStagedFileTheAgentCannotReopenIsSyncedWhenStaged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s := newStage(map[string]Output{"out": {Dir: dir}}, Limits{}.withDefaults())
+	s := newStage(map[string]Output{"out": {Dir: dir}}, Limits{}.withDefaults(), false)
 	t.Cleanup(s.discard)
 	var rec recorder
 	rec.watch(s)

@@ -265,7 +265,7 @@ func TestFailedDirectoryFsyncIsOwedByLaterCommits(t *testing.T) {
 		t.Fatal("the file was not renamed into place")
 	}
 	retry := func(syncDir func(*os.Root, string) error) ([]string, error) {
-		s := newStage(first.outputs, first.limits)
+		s := newStage(first.outputs, first.limits, false)
 		t.Cleanup(s.discard)
 		s.owed = first.owed
 		var mu sync.Mutex

@@ -158,6 +158,10 @@ type InstanceConfig struct {
 	Outputs map[string]Output
 	// Hooks are the hook names the plugin may request.
 	Hooks []string
+	// ReportKept makes [Result.Kept] report the writes that found their
+	// file as written (a digest and a stat each, for a caller that records
+	// its outputs); without it Kept is empty and they cost nothing.
+	ReportKept bool
 }
 
 // Output is a directory a plugin may write below.

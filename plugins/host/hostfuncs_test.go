@@ -42,7 +42,7 @@ func newHostFuncProbe(t testing.TB) *hostFuncProbe {
 // call runs sig's host function through the same adapter wazero uses, with
 // garbage in the upper half of every i32 parameter, and checks the answer.
 func (p *hostFuncProbe) call(t testing.TB, sig abi.Signature, params []uint32) {
-	c := &call{inst: p.f.inst, kind: abi.KindApply, input: []byte("input"), view: p.f.view, stage: newStage(p.f.inst.cfg.Outputs, p.f.p.cfg.Limits), clock: startClock(time.Hour, func() {})}
+	c := &call{inst: p.f.inst, kind: abi.KindApply, input: []byte("input"), view: p.f.view, stage: newStage(p.f.inst.cfg.Outputs, p.f.p.cfg.Limits, false), clock: startClock(time.Hour, func() {})}
 	defer c.clock.stop()
 	defer c.stage.discard()
 	stack := make([]uint64, max(len(params), 1))
@@ -141,7 +141,7 @@ func TestHostFunctionsBoundGuestData(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.fn, func(t *testing.T) {
-			c := &call{inst: p.f.inst, kind: abi.KindApply, view: p.f.view, stage: newStage(p.f.inst.cfg.Outputs, p.f.p.cfg.Limits), clock: startClock(time.Hour, func() {})}
+			c := &call{inst: p.f.inst, kind: abi.KindApply, view: p.f.view, stage: newStage(p.f.inst.cfg.Outputs, p.f.p.cfg.Limits, false), clock: startClock(time.Hour, func() {})}
 			defer c.clock.stop()
 			defer c.stage.discard()
 			var before, after runtime.MemStats

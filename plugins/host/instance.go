@@ -164,7 +164,7 @@ func (i *Instance) callLocked(ctx context.Context, kind abi.Kind, cur Cursor, up
 			return nil, err
 		}
 	}
-	c := &call{inst: i, kind: kind, input: input, view: v, stage: newStage(i.cfg.Outputs, i.plugin.cfg.Limits)}
+	c := &call{inst: i, kind: kind, input: input, view: v, stage: newStage(i.cfg.Outputs, i.plugin.cfg.Limits, i.cfg.ReportKept)}
 	if e := i.plugin.engine; e != nil {
 		c.stage.owed = e.owed // what earlier commits could not fsync, whichever instance made them
 	}
@@ -377,7 +377,8 @@ func (r *Result) Hooks() []string { return append([]string(nil), r.hooks...) }
 func (r *Result) Staged() []StagedFile { return r.stage.staged() }
 
 // Kept returns the files the call wrote with the content, mode and owner
-// they already had, for which it staged nothing, in path order. A file
+// they already had, for which it staged nothing, in path order (with
+// [InstanceConfig.ReportKept]; else none). A file
 // written and then removed or written again by the call is not among
 // them.
 func (r *Result) Kept() []KeptFile { return r.stage.keptFiles() }

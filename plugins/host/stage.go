@@ -121,7 +121,7 @@ type stage struct {
 	dropped int         // nil entries of ops
 	byPath  map[outPath]*stagedOp
 	// kept are the writes that found the file as written (see KeptFile),
-	// until a later op on the path.
+	// until a later op on the path; nil unless the caller asked for them.
 	kept    map[outPath]KeptFile
 	parents map[outPath]int // directory -> staged writes below it
 	created []outPath       // directories staging created, parents first
@@ -148,13 +148,17 @@ type stage struct {
 	readDir  func(r *os.Root, dir string) ([]fs.DirEntry, error)
 }
 
-func newStage(outputs map[string]Output, limits Limits) *stage {
-	return &stage{
+func newStage(outputs map[string]Output, limits Limits, reportKept bool) *stage {
+	s := &stage{
 		outputs: outputs, limits: limits,
-		roots: map[string]*os.Root{}, byPath: map[outPath]*stagedOp{}, kept: map[outPath]KeptFile{}, parents: map[outPath]int{},
+		roots: map[string]*os.Root{}, byPath: map[outPath]*stagedOp{}, parents: map[outPath]int{},
 		syncWorkers: commitSyncWorkers, owed: newOwedDirs(),
 		rename: (*os.Root).Rename, unlink: (*os.Root).Remove, syncFile: syncPath, syncDir: syncPath, readDir: readDir,
 	}
+	if reportKept {
+		s.kept = map[outPath]KeptFile{}
+	}
+	return s
 }
 
 // refusal is a host function's answer to a bad request: the status for the
@@ -351,8 +355,10 @@ func (s *stage) write(output, p string, data []byte, mode uint32) (abi.Status, *
 			return ref.status, ref
 		}
 		if same != nil {
-			target := filepath.Join(out.Dir, filepath.FromSlash(p))
-			s.kept[outPath{output, p}] = KeptFile{Output: output, Path: p, Target: target, Info: same, SHA256: sha256.Sum256(data)}
+			if s.kept != nil {
+				target := filepath.Join(out.Dir, filepath.FromSlash(p))
+				s.kept[outPath{output, p}] = KeptFile{Output: output, Path: p, Target: target, Info: same, SHA256: sha256.Sum256(data)}
+			}
 			return abi.Unchanged, nil
 		}
 		op.replaces = dir

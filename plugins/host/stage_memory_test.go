@@ -15,7 +15,7 @@ func TestStagedFileMemory(t *testing.T) {
 		t.Skip("stages 20,000 files")
 	}
 	const n = 20_000
-	s := newStage(map[string]Output{"out": {Dir: t.TempDir(), Mode: 0o644}}, Limits{}.withDefaults())
+	s := newStage(map[string]Output{"out": {Dir: t.TempDir(), Mode: 0o644}}, Limits{}.withDefaults(), false)
 	defer s.discard()
 	before := heapInUse()
 	for i := range n {

@@ -19,7 +19,7 @@ import (
 func newTestStage(t *testing.T, limits Limits) (*stage, string) {
 	t.Helper()
 	dir := t.TempDir()
-	s := newStage(map[string]Output{"out": {Dir: dir, Mode: 0o640}}, limits.withDefaults())
+	s := newStage(map[string]Output{"out": {Dir: dir, Mode: 0o640}}, limits.withDefaults(), false)
 	t.Cleanup(s.discard)
 	return s, dir
 }
@@ -65,7 +65,7 @@ func TestStageOwner(t *testing.T) {
 	rootonly.Require(t, "changing a file's owner")
 	dir := t.TempDir()
 	owner := &Owner{UID: 4321, GID: 8765}
-	s := newStage(map[string]Output{"out": {Dir: dir, Mode: 0o644, Owner: owner}}, Limits{}.withDefaults())
+	s := newStage(map[string]Output{"out": {Dir: dir, Mode: 0o644, Owner: owner}}, Limits{}.withDefaults(), false)
 	mustStage(t)(s.write("out", "d/f", []byte("x"), 0))
 	ownerOf := func(p string) (uint32, uint32) {
 		fi, err := os.Lstat(p)
@@ -89,11 +89,11 @@ func TestStageOwner(t *testing.T) {
 		t.Fatalf("created directory owned by %d:%d", u, g)
 	}
 	// Same content, mode and owner: unchanged. Another owner: a change.
-	s2 := newStage(map[string]Output{"out": {Dir: dir, Mode: 0o644, Owner: owner}}, Limits{}.withDefaults())
+	s2 := newStage(map[string]Output{"out": {Dir: dir, Mode: 0o644, Owner: owner}}, Limits{}.withDefaults(), false)
 	if st, ref := s2.write("out", "d/f", []byte("x"), 0); st != abi.Unchanged || ref != nil {
 		t.Fatalf("rewrite: %v %v", st, ref)
 	}
-	s3 := newStage(map[string]Output{"out": {Dir: dir, Mode: 0o644, Owner: &Owner{UID: 1, GID: 1}}}, Limits{}.withDefaults())
+	s3 := newStage(map[string]Output{"out": {Dir: dir, Mode: 0o644, Owner: &Owner{UID: 1, GID: 1}}}, Limits{}.withDefaults(), false)
 	defer s3.discard()
 	mustStage(t)(s3.write("out", "d/f", []byte("x"), 0))
 }
@@ -102,7 +102,9 @@ func TestStageOwner(t *testing.T) {
 // kept, with its digest and stat, unless a later op of the call on the same
 // path stages something or removes it.
 func TestStageKeptFiles(t *testing.T) {
-	s, dir := newTestStage(t, Limits{})
+	dir := t.TempDir()
+	s := newStage(map[string]Output{"out": {Dir: dir, Mode: 0o640}}, Limits{}.withDefaults(), true)
+	t.Cleanup(s.discard)
 	for _, name := range []string{"same", "rewritten", "removed"} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o640); err != nil {
 			t.Fatal(err)
@@ -121,6 +123,16 @@ func TestStageKeptFiles(t *testing.T) {
 	}
 	if kept[0].SHA256 != sha256.Sum256([]byte("x")) || kept[0].Info == nil || kept[0].Info.Size() != 1 {
 		t.Fatalf("kept %+v: wrong digest or stat", kept[0])
+	}
+
+	// Unasked for, none are kept.
+	s2 := newStage(map[string]Output{"out": {Dir: dir, Mode: 0o640}}, Limits{}.withDefaults(), false)
+	defer s2.discard()
+	if st, ref := s2.write("out", "same", []byte("x"), 0); st != abi.Unchanged || ref != nil {
+		t.Fatalf("write same as it is: %v %v", st, ref)
+	}
+	if kept := s2.keptFiles(); len(kept) != 0 {
+		t.Fatalf("kept %+v without ReportKept", kept)
 	}
 }
 
@@ -160,7 +172,7 @@ func TestStageRefusals(t *testing.T) {
 
 func TestMissingOutputDirectory(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "gone")
-	s := newStage(map[string]Output{"out": {Dir: dir}}, Limits{}.withDefaults())
+	s := newStage(map[string]Output{"out": {Dir: dir}}, Limits{}.withDefaults(), false)
 	st, ref := s.write("out", "f", []byte("x"), 0)
 	if st != abi.ErrIO || ref == nil || !errors.Is(ref.err, ErrIO) {
 		t.Fatalf("status %v, refusal %+v", st, ref)
