@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 
 	"github.com/hashicorp/hcl/v2"
@@ -61,6 +62,10 @@ func checkNATSTLS(t *TLSConfig) error {
 		if err == nil && !x509.NewCertPool().AppendCertsFromPEM(pem) {
 			err = errors.New("no PEM certificate in it")
 		}
+		var pe *fs.PathError
+		if errors.As(err, &pe) && pe.Path == t.CAFile {
+			err = pe.Err // the path is named once
+		}
 		if err != nil {
 			return fmt.Errorf("agent: nats tls ca_file %s: %w", t.CAFile, err)
 		}
@@ -69,6 +74,14 @@ func checkNATSTLS(t *TLSConfig) error {
 		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 		if err == nil {
 			_, err = x509.ParseCertificate(cert.Certificate[0])
+		}
+		var pe *fs.PathError
+		if errors.As(err, &pe) && (pe.Path == t.CertFile || pe.Path == t.KeyFile) {
+			setting := "cert_file"
+			if pe.Path != t.CertFile {
+				setting = "key_file"
+			}
+			return fmt.Errorf("agent: nats tls %s %s: %w", setting, pe.Path, pe.Err)
 		}
 		if err != nil {
 			return fmt.Errorf("agent: nats tls cert_file %s, key_file %s: %w", t.CertFile, t.KeyFile, err)

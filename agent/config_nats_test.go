@@ -98,12 +98,12 @@ key_file = "` + files.ClientKeyFile + `"`
 		t.Errorf("good TLS files: %v", err)
 	}
 	for _, tc := range []struct{ tls, want string }{
-		{`ca_file = "/nonexistent/ca.pem"`, "agent: nats tls ca_file /nonexistent/ca.pem: open /nonexistent/ca.pem: no such file"},
+		{`ca_file = "/nonexistent/ca.pem"`, "agent: nats tls ca_file /nonexistent/ca.pem: no such file"},
 		{`ca_file = "not.pem"`, "agent: nats tls ca_file " + notPEM + ": no PEM certificate in it"},
 		{`cert_file = "not.pem"
 key_file = "` + files.ClientKeyFile + `"`, "agent: nats tls cert_file " + notPEM + ", key_file " + files.ClientKeyFile + ": "},
 		{`cert_file = "` + files.ClientCertFile + `"
-key_file = "/nonexistent/key.pem"`, "key_file /nonexistent/key.pem: open /nonexistent/key.pem: no such file"},
+key_file = "/nonexistent/key.pem"`, "agent: nats tls key_file /nonexistent/key.pem: no such file"},
 	} {
 		if err := check(tc.tls); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("tls { %s }: CheckTLS = %v; want %q", tc.tls, err, tc.want)

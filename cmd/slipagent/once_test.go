@@ -467,7 +467,7 @@ func TestBadNATSSettings(t *testing.T) {
 		{`servers = ["nats://127.0.0.1:99999"]`, `port 99999 is not between 1 and 65535`},
 		{`servers = [""]`, `nats servers: "": it names no server`},
 		{`servers = []`, `nats servers lists no server`},
-		{`tls { ca_file = "/nonexistent/ca.pem" }`, `nats tls ca_file /nonexistent/ca.pem: open /nonexistent/ca.pem: no such file`},
+		{`tls { ca_file = "/nonexistent/ca.pem" }`, `nats tls ca_file /nonexistent/ca.pem: no such file`},
 	} {
 		os.WriteFile(cfg, []byte(strings.Replace(string(src), `servers = ["nats://127.0.0.1:4222"]`, tc.nats, 1)), 0o600)
 		for _, args := range [][]string{{"validate", "-modules=false"}, {"once"}, {"run"}} {
