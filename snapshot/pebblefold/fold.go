@@ -337,9 +337,10 @@ func (f *Fold) Close() (err error) {
 		f.releasing.Wait()
 		// A flush on a full disk retries for ever: the next Open replays
 		// the log instead (its own check waits for the space).
-		if wal := f.db.Metrics().WAL.Size; err == nil && !f.readOnly && wal > flushOnCloseBytes &&
-			checkSpace(f.opts.FS, f.dir, reserveBytes+int64(wal)) == nil {
-			err = f.db.Flush()
+		if err == nil && !f.readOnly {
+			if wal := f.db.Metrics().WAL.Size; wal > flushOnCloseBytes && checkSpace(f.opts.FS, f.dir, reserveBytes+int64(wal)) == nil {
+				err = f.db.Flush()
+			}
 		}
 		err = errors.Join(err, f.db.Close())
 	})
