@@ -63,9 +63,10 @@ func (r *orderResult) Sync(context.Context) error   { r.ev.add("files synced"); 
 func (r *orderResult) Commit(context.Context) error { r.ev.add("rename"); return nil }
 
 // TestCommitRecordDurableBeforeRename: the record of committed outputs is
-// written before the staged files are fsynced (the two fsyncs overlap) and
-// is durable before the first rename, so a power loss never leaves renamed
-// files the record lacks.
+// written (the files marked pending) before the staged files are fsynced
+// (the two fsyncs overlap) and is durable before the first rename, so a
+// power loss never leaves renamed files the record lacks; it is settled
+// after the renames.
 func TestCommitRecordDurableBeforeRename(t *testing.T) {
 	dir, out := t.TempDir(), t.TempDir()
 	rec := openTestRecord(t, FoldMemory, dir, out)
@@ -83,10 +84,10 @@ func TestCommitRecordDurableBeforeRename(t *testing.T) {
 	}
 	got := ev.get()
 	overlapped := [][]string{
-		{"record write", "files synced", "record synced", "rename"},
-		{"record write", "record synced", "files synced", "rename"},
+		{"record write", "files synced", "record synced", "rename", "record write"},
+		{"record write", "record synced", "files synced", "rename", "record write"},
 	}
 	if !slices.ContainsFunc(overlapped, func(want []string) bool { return slices.Equal(got, want) }) {
-		t.Fatalf("commit steps %v, want the record written, then it and the files synced (in either order), then the renames", got)
+		t.Fatalf("commit steps %v, want the record written, then it and the files synced (in either order), then the renames, then the record settled", got)
 	}
 }

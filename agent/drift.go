@@ -233,7 +233,9 @@ type driftScan struct {
 	// stale deletes the entries of outputs the watch no longer declares.
 	stale []kvcore.Update
 	// refreshed holds, by key, the old and new record of files whose
-	// content is the recorded one but whose stat fingerprint changed.
+	// content is the recorded one but whose stat fingerprint changed, and
+	// of pending records settled on the state their file is in (a new
+	// record standing for no entry when that state is none).
 	refreshed map[string][2]fileRecord
 }
 
@@ -282,7 +284,7 @@ func (d *driftRepair) unchanged(updates map[string][2]fileRecord) []kvcore.Updat
 		if cur, ok, err := d.rec.get(key); err != nil || !ok || cur != u[0] {
 			continue
 		}
-		out = append(out, kvcore.Update{Op: kvcore.OpPut, Key: key, Value: u[1].encode()})
+		out = append(out, u[1].update(key))
 	}
 	return out
 }
@@ -394,7 +396,7 @@ func (d *driftRepair) recheck(ctx context.Context, drifted []driftedFile, staged
 				repaired++
 			}
 			if now != nil {
-				updates = append(updates, kvcore.Update{Op: kvcore.OpPut, Key: f.key, Value: now.encode()})
+				updates = append(updates, now.update(f.key))
 			}
 		case staged[f.key]:
 			f.reason = reason

@@ -178,13 +178,12 @@ func TestDriftWhileStoppedIsRepairedAtStart(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(out, "b.conf"), []byte("tampered"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// A stale entry, as a crash between a commit that removed ghost.conf
-	// and its record would leave: the plugin does not write it back, and
-	// the record forgets it.
+	// A pending entry, as a crash before the rename of ghost.conf leaves
+	// it: the plugin does not write it back, and the record forgets it.
 	watchDir := filepath.Join(f.dir, "data", "watches", "cfg")
 	rec := openTestRecord(t, FoldDisk, watchDir, out)
 	ghost := stageFile(t, out, "ghost.conf", "boo")
-	rec.committed(context.Background(), rec.hash([]host.StagedFile{ghost}))
+	rec.committed(context.Background(), []host.StagedFile{ghost}, rec.hash([]host.StagedFile{ghost}))
 	if err := errors.Join(os.Remove(ghost.File), rec.Close()); err != nil {
 		t.Fatal(err)
 	}
@@ -415,11 +414,11 @@ func testOutputRecord(t *testing.T, kind string) {
 	rec := openTestRecord(t, kind, dir, out)
 
 	// A commit of two files, as commit does it: hashed while staged and
-	// recorded before the renames, their ctime (which a rename moves)
-	// stamped after them.
+	// marked pending before the renames, settled with their ctime (which a
+	// rename moves) after them.
 	staged := []host.StagedFile{stageFile(t, out, "a", "alpha"), stageFile(t, out, "b", "bravo")}
 	updates := rec.hash(staged)
-	rec.committed(ctx, updates)
+	rec.committed(ctx, staged, updates)
 	rec.synced(ctx)
 	time.Sleep(10 * time.Millisecond) // the renames a clock tick after the staging
 	for _, s := range staged {
@@ -427,19 +426,21 @@ func testOutputRecord(t *testing.T, kind string) {
 			t.Fatal(err)
 		}
 	}
-	rec.stamp(ctx, staged, updates)
-	// A second commit removes b: the record drops it once the removal is
-	// done (a commit that fails before it leaves b recorded, and checked).
-	removal := rec.hash([]host.StagedFile{{Output: "files", Path: "b", Target: filepath.Join(out, "b"), Remove: true}})
-	rec.committed(ctx, removal)
+	rec.settled(ctx, staged, updates)
+	// A second commit removes b: the record marks it pending until the
+	// removal is done (a commit that fails before it leaves b recorded, and
+	// checked), then drops it.
+	removal := []host.StagedFile{{Output: "files", Path: "b", Target: filepath.Join(out, "b"), Remove: true}}
+	removed := rec.hash(removal)
+	rec.committed(ctx, removal, removed)
 	rec.synced(ctx)
-	if _, ok, err := rec.get("files/b"); err != nil || !ok {
-		t.Fatalf("record of b before its removal: %v, %v; want it still recorded", ok, err)
+	if fr, ok, err := rec.get("files/b"); err != nil || !ok || !fr.pending || !fr.gone {
+		t.Fatalf("record of b before its removal: %+v, %v, %v; want it pending removal", fr, ok, err)
 	}
 	if err := os.Remove(filepath.Join(out, "b")); err != nil {
 		t.Fatal(err)
 	}
-	rec.removed(ctx, removal)
+	rec.settled(ctx, removal, removed)
 	if err := rec.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -42,9 +42,9 @@ const recordChunk = 4096
 // paths are valid UTF-8, as fold keys must be.
 //
 // It does not cover directories, nor files the plugin did not write (a
-// plugin that prunes owns those). The record is written after the commit:
-// a crash in between leaves a stale entry, which a drift check takes for
-// drift and repairs with a full render (which re-records it).
+// plugin that prunes owns those). A commit marks its files pending in the
+// record before it touches them and settles them after (driftcommit.go),
+// so that a commit cut short is not taken for drift.
 type outputRecord struct {
 	log  kvcore.Fold
 	outs map[string]host.Output // by name
@@ -54,8 +54,8 @@ type outputRecord struct {
 	syncing chan error
 }
 
-// fileRecord is what the record holds for one file.
-type fileRecord struct {
+// fileState is one state of a recorded file.
+type fileState struct {
 	sum   [sha256.Size]byte
 	size  int64
 	mode  fs.FileMode // permission bits
@@ -69,50 +69,135 @@ type fileRecord struct {
 	ctime int64
 }
 
-// fileRecordLen is the encoded size of a fileRecord: a format byte, then the
-// fields in order, little-endian. Format 1 records lack the ctime.
+// fileRecord is what the record holds for one file: the file as the agent
+// committed it or, while a commit is pending, both the file as the commit
+// leaves it and as it was before (see outputRecord.committed). A record
+// with gone set and pending unset stands for no entry (see update).
+type fileRecord struct {
+	fileState
+	// pending: the entry was written before a commit that may not have
+	// taken place (the agent stopped, or the commit failed, part way).
+	// The file may be in either state; neither is drift.
+	pending bool
+	// gone: the commit removes the file (fileState is unused).
+	gone bool
+	// prior is the file before the commit (pending only); priorGone says
+	// there was none the record knew of.
+	prior     fileState
+	priorGone bool
+}
+
+// The encodings of a fileRecord: a format byte, then the fields of a
+// fileState in order, little-endian (format 1 lacks the ctime). Format 3
+// is a pending record: a flags byte (pendingGone, pendingPriorGone), then
+// the state after the commit unless gone, then the prior state unless none.
 const (
 	fileRecordLenV1 = 1 + sha256.Size + 8 + 4 + 4 + 4 + 8 + 8
 	fileRecordLen   = fileRecordLenV1 + 8
+	fileStateLen    = fileRecordLen - 1
+
+	fileRecordFormat        = 2
+	fileRecordFormatPending = 3
+
+	pendingGone      = 1 << 0
+	pendingPriorGone = 1 << 1
 )
 
-const fileRecordFormat = 2
-
 func (f fileRecord) encode() []byte {
-	b := make([]byte, 0, fileRecordLen)
-	b = append(b, fileRecordFormat)
-	b = append(b, f.sum[:]...)
-	b = binary.LittleEndian.AppendUint64(b, uint64(f.size))
-	b = binary.LittleEndian.AppendUint32(b, uint32(f.mode))
-	b = binary.LittleEndian.AppendUint32(b, f.uid)
-	b = binary.LittleEndian.AppendUint32(b, f.gid)
-	b = binary.LittleEndian.AppendUint64(b, uint64(f.mtime))
-	b = binary.LittleEndian.AppendUint64(b, f.ino)
-	return binary.LittleEndian.AppendUint64(b, uint64(f.ctime))
+	if !f.pending {
+		return f.fileState.append(append(make([]byte, 0, fileRecordLen), fileRecordFormat))
+	}
+	var flags byte
+	if f.gone {
+		flags |= pendingGone
+	}
+	if f.priorGone {
+		flags |= pendingPriorGone
+	}
+	b := append(make([]byte, 0, 2+2*fileStateLen), fileRecordFormatPending, flags)
+	if !f.gone {
+		b = f.fileState.append(b)
+	}
+	if !f.priorGone {
+		b = f.prior.append(b)
+	}
+	return b
+}
+
+func (s fileState) append(b []byte) []byte {
+	b = append(b, s.sum[:]...)
+	b = binary.LittleEndian.AppendUint64(b, uint64(s.size))
+	b = binary.LittleEndian.AppendUint32(b, uint32(s.mode))
+	b = binary.LittleEndian.AppendUint32(b, s.uid)
+	b = binary.LittleEndian.AppendUint32(b, s.gid)
+	b = binary.LittleEndian.AppendUint64(b, uint64(s.mtime))
+	b = binary.LittleEndian.AppendUint64(b, s.ino)
+	return binary.LittleEndian.AppendUint64(b, uint64(s.ctime))
+}
+
+// update is the change to the record that makes key's entry f: a put, or a
+// delete for a record that stands for no entry.
+func (f fileRecord) update(key string) kvcore.Update {
+	if f.gone && !f.pending {
+		return kvcore.Update{Op: kvcore.OpDelete, Key: key}
+	}
+	return kvcore.Update{Op: kvcore.OpPut, Key: key, Value: f.encode()}
 }
 
 func decodeFileRecord(b []byte) (fileRecord, error) {
 	var f fileRecord
-	if !(len(b) == fileRecordLen && b[0] == fileRecordFormat || len(b) == fileRecordLenV1 && b[0] == 1) {
+	switch {
+	case len(b) == fileRecordLenV1 && b[0] == 1:
+		f.fileState = decodeFileState(b[1:])
+	case len(b) == fileRecordLen && b[0] == fileRecordFormat:
+		f.fileState = decodeFileState(b[1:])
+	case len(b) >= 2 && b[0] == fileRecordFormatPending:
+		flags := b[1]
+		f.pending, f.gone, f.priorGone = true, flags&pendingGone != 0, flags&pendingPriorGone != 0
+		states := 2
+		if f.gone {
+			states--
+		}
+		if f.priorGone {
+			states--
+		}
+		if flags&^(pendingGone|pendingPriorGone) != 0 || states == 0 || len(b) != 2+states*fileStateLen {
+			return fileRecord{}, fmt.Errorf("unknown pending record of %d bytes, flags %#x", len(b), flags)
+		}
+		b = b[2:]
+		if !f.gone {
+			f.fileState, b = decodeFileState(b), b[fileStateLen:]
+		}
+		if !f.priorGone {
+			f.prior = decodeFileState(b)
+		}
+	default:
 		return f, fmt.Errorf("unknown record of %d bytes", len(b))
 	}
-	b = b[1+copy(f.sum[:], b[1:]):]
-	f.size = int64(binary.LittleEndian.Uint64(b))
-	f.mode = fs.FileMode(binary.LittleEndian.Uint32(b[8:]))
-	f.uid = binary.LittleEndian.Uint32(b[12:])
-	f.gid = binary.LittleEndian.Uint32(b[16:])
-	f.mtime = int64(binary.LittleEndian.Uint64(b[20:]))
-	f.ino = binary.LittleEndian.Uint64(b[28:])
-	if len(b) > 36 {
-		f.ctime = int64(binary.LittleEndian.Uint64(b[36:]))
-	}
 	return f, nil
+}
+
+// decodeFileState decodes a fileState of format 2, or of format 1 (no
+// ctime) when b is that short.
+func decodeFileState(b []byte) fileState {
+	var s fileState
+	b = b[copy(s.sum[:], b):]
+	s.size = int64(binary.LittleEndian.Uint64(b))
+	s.mode = fs.FileMode(binary.LittleEndian.Uint32(b[8:]))
+	s.uid = binary.LittleEndian.Uint32(b[12:])
+	s.gid = binary.LittleEndian.Uint32(b[16:])
+	s.mtime = int64(binary.LittleEndian.Uint64(b[20:]))
+	s.ino = binary.LittleEndian.Uint64(b[28:])
+	if len(b) > 36 {
+		s.ctime = int64(binary.LittleEndian.Uint64(b[36:]))
+	}
+	return s
 }
 
 // statRecord is the part of a fileRecord a stat gives.
 func statRecord(fi fs.FileInfo) fileRecord {
 	ino, uid, gid := fileIdentity(fi)
-	return fileRecord{size: fi.Size(), mode: fi.Mode().Perm(), uid: uid, gid: gid, mtime: fi.ModTime().UnixNano(), ino: ino, ctime: changeTime(fi)}
+	return fileRecord{fileState: fileState{size: fi.Size(), mode: fi.Mode().Perm(), uid: uid, gid: gid, mtime: fi.ModTime().UnixNano(), ino: ino, ctime: changeTime(fi)}}
 }
 
 // stagedRecord is the record of a staged file: the digest the host took as
@@ -231,180 +316,6 @@ func (r *outputRecord) target(key string) (path string, owned, ok bool) {
 	return filepath.Join(out.Dir, filepath.FromSlash(rel)), out.Owner != nil, true
 }
 
-// hash reads the staged files of a commit, before it renames them (the
-// rename keeps what the record holds: content, mode, owner, mtime, inode,
-// but not the ctime, which stamp records after it), and returns the
-// record's changes for once it succeeded. A staged file it
-// cannot read is left out of the record, and logged. A nil record returns
-// nothing.
-func (r *outputRecord) hash(staged []host.StagedFile) []kvcore.Update {
-	if r == nil {
-		return nil
-	}
-	updates := make([]kvcore.Update, 0, len(staged))
-	for _, f := range staged {
-		key := recordKey(f.Output, f.Path)
-		if f.Remove {
-			updates = append(updates, kvcore.Update{Op: kvcore.OpDelete, Key: key})
-			continue
-		}
-		fr, err := stagedRecord(f)
-		if err != nil {
-			r.l.Warn("cannot record a staged file; drift of it goes unnoticed", "path", f.Target, "err", err)
-			updates = append(updates, kvcore.Update{Op: kvcore.OpDelete, Key: key})
-			continue
-		}
-		updates = append(updates, kvcore.Update{Op: kvcore.OpPut, Key: key, Value: fr.encode()})
-	}
-	return updates
-}
-
-// committed records what hash returned for the files written, just before
-// the commit renames them (see watchRunner.commit); removals wait for the
-// commit (see removed). The record's fsync runs in the background
-// when it returns (the record's writes do not wait for theirs: a log fold
-// leaves a small write's fsync to the next one, a Pebble record commits
-// without syncing its write-ahead log; committed starts it): the commit
-// overlaps it with the staged files' and waits for it with synced before
-// the first rename.
-// A failure is logged, not returned: the files and hooks must not wait for
-// the record, and a stale entry only costs a needless full render later.
-func (r *outputRecord) committed(ctx context.Context, updates []kvcore.Update) {
-	if r == nil {
-		return
-	}
-	r.syncing = nil // an earlier commit's, if it failed before synced
-	puts := withOp(updates, kvcore.OpPut)
-	if len(puts) == 0 {
-		return
-	}
-	if err := r.write(ctx, puts); err != nil {
-		r.l.Warn("cannot record committed outputs; a later drift check may render again needlessly", "err", err)
-		return
-	}
-	r.syncing = make(chan error, 1)
-	go func(done chan<- error) { done <- r.sync(ctx) }(r.syncing)
-}
-
-// removed records the removals among what hash returned (files the commit
-// removed, or could not read), once the commit took place. Recorded before
-// it, as the files written are, a commit that failed would leave a file
-// the record no longer covers, which no drift check looks at, and a later
-// write of the same content stages nothing that records it again. A
-// failure is logged: an entry left for a removed file costs a needless
-// render, which finds the file gone and drops the entry.
-func (r *outputRecord) removed(ctx context.Context, updates []kvcore.Update) {
-	if r == nil {
-		return
-	}
-	removals := withOp(updates, kvcore.OpDelete)
-	if len(removals) == 0 {
-		return
-	}
-	if err := r.write(ctx, removals); err != nil {
-		r.l.Warn("cannot record removed outputs; a later drift check may render again needlessly", "err", err)
-	}
-}
-
-// withOp returns the updates among updates (what hash returned: puts and
-// deletes) whose Op is op, in their order.
-func withOp(updates []kvcore.Update, op kvcore.Op) []kvcore.Update {
-	var out []kvcore.Update
-	for _, u := range updates {
-		if u.Op == op {
-			out = append(out, u)
-		}
-	}
-	return out
-}
-
-// stamp records the change time of the files a commit renamed into place
-// (the rename moved it), given the staged files and what hash returned for
-// them, so that the next drift check need not hash them again. A file
-// whose stat no longer matches its record is left as hash recorded it: a
-// check hashes it. A failure is logged: it costs only that hashing.
-func (r *outputRecord) stamp(ctx context.Context, staged []host.StagedFile, updates []kvcore.Update) {
-	if r == nil || len(updates) != len(staged) {
-		return
-	}
-	stamped := make([]kvcore.Update, 0, len(updates))
-	seen := make(map[string]bool, len(updates))
-	for i := len(updates) - 1; i >= 0; i-- { // a key's last update is the one in force
-		u := updates[i]
-		if seen[u.Key] || u.Op != kvcore.OpPut {
-			seen[u.Key] = true
-			continue
-		}
-		seen[u.Key] = true
-		fr, err := decodeFileRecord(u.Value)
-		if err != nil {
-			continue
-		}
-		fi, err := os.Lstat(staged[i].Target)
-		if err != nil {
-			continue
-		}
-		now := statRecord(fi)
-		if now.ctime == fr.ctime || now.size != fr.size || now.mode != fr.mode || now.mtime != fr.mtime || now.ino != fr.ino || now.uid != fr.uid || now.gid != fr.gid {
-			continue
-		}
-		fr.ctime = now.ctime
-		stamped = append(stamped, kvcore.Update{Op: kvcore.OpPut, Key: u.Key, Value: fr.encode()})
-	}
-	if len(stamped) == 0 {
-		return
-	}
-	if err := r.write(ctx, stamped); err != nil {
-		r.l.Warn("cannot record the change time of committed outputs; the next drift check hashes them", "err", err)
-	}
-}
-
-// kept records the files a commit found as the plugin wrote them, which it
-// staged nothing for (host.KeptFile), when the record lacks them or holds
-// another content, mode or owner: outputs in place before the record was (a data_dir
-// wiped, a host provisioned with its files) are then checked for drift as
-// the ones the agent wrote are. A failure is logged: it leaves those files
-// unchecked until the next render that writes them.
-func (r *outputRecord) kept(ctx context.Context, files []host.KeptFile) {
-	if r == nil || len(files) == 0 {
-		return
-	}
-	var updates []kvcore.Update
-	for _, f := range files {
-		key := recordKey(f.Output, f.Path)
-		now := statRecord(f.Info)
-		now.sum = f.SHA256
-		if fr, ok, err := r.get(key); err == nil && ok && fr.sum == now.sum && fr.mode == now.mode && fr.uid == now.uid && fr.gid == now.gid {
-			continue
-		}
-		updates = append(updates, kvcore.Update{Op: kvcore.OpPut, Key: key, Value: now.encode()})
-	}
-	if len(updates) == 0 {
-		return
-	}
-	if err := r.write(ctx, updates); err != nil {
-		r.l.Warn("cannot record outputs that were already as rendered; drift of them goes unnoticed until they are written again", "files", len(updates), "err", err)
-	}
-}
-
-// synced returns once what committed wrote is durable. A failure is logged,
-// as in committed.
-func (r *outputRecord) synced(ctx context.Context) {
-	if r == nil {
-		return
-	}
-	var err error
-	if r.syncing != nil {
-		err = <-r.syncing
-		r.syncing = nil
-	} else {
-		err = r.sync(ctx)
-	}
-	if err != nil {
-		r.l.Warn("cannot record committed outputs; a later drift check may render again needlessly", "err", err)
-	}
-}
-
 // apply appends updates to the record durably.
 func (r *outputRecord) apply(ctx context.Context, updates []kvcore.Update) error {
 	if err := r.write(ctx, updates); err != nil {
@@ -476,18 +387,60 @@ func (r *outputRecord) each(ctx context.Context, fn func(key string, fr fileReco
 }
 
 // driftOf compares the file at path with its record (its owner too when
-// owned). It returns why the file drifted ("" when it did not) and, when
-// only its stat fingerprint changed (a touch, the same content copied over
-// it, a chown of a file whose output declares no owner), the record to keep
-// instead. It hashes the file only when the size, mode and owner match but
-// the mtime, inode or (when recorded) ctime do not.
+// owned). It returns why the file drifted ("" when it did not) and the
+// record to keep instead, if any: when only the file's stat fingerprint
+// changed (a touch, the same content copied over it, a chown of a file
+// whose output declares no owner), or to settle a pending record (see
+// fileRecord) with the state the file is in, possibly none. It hashes the
+// file only when the size, mode and owner match but the mtime, inode or
+// (when recorded) ctime do not.
 func driftOf(path string, owned bool, want fileRecord) (reason string, now *fileRecord, err error) {
+	if !want.pending {
+		return stateDrift(path, owned, false, want.fileState)
+	}
+	reason, now, err = stateDrift(path, owned, want.gone, want.fileState)
+	if err != nil || reason == "" {
+		return reason, settle(now, want.gone, want.fileState), err
+	}
+	// The commit did not take place, or not for this file.
+	priorReason, priorNow, err := stateDrift(path, owned, want.priorGone, want.prior)
+	switch {
+	case err != nil:
+		return "", nil, err
+	case priorReason == "":
+		return "", settle(priorNow, want.priorGone, want.prior), nil
+	case want.gone:
+		return priorReason, nil, nil // the file is there: compared with what it was
+	}
+	return reason, nil, nil
+}
+
+// settle is the record of a file found in the state gone or s (now, when
+// its stat fingerprint changed): gone is no entry.
+func settle(now *fileRecord, gone bool, s fileState) *fileRecord {
+	switch {
+	case now != nil:
+		return now
+	case gone:
+		return &fileRecord{gone: true}
+	}
+	return &fileRecord{fileState: s}
+}
+
+// stateDrift compares the file at path with one state of it: want, or
+// none when gone. It returns what driftOf does, for a settled record.
+func stateDrift(path string, owned, gone bool, want fileState) (reason string, now *fileRecord, err error) {
 	fi, err := os.Lstat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
+		if gone {
+			return "", nil, nil
+		}
 		return "missing", nil, nil
 	case err != nil:
 		return "", nil, err
+	case gone:
+		return "written again", nil, nil
 	case !fi.Mode().IsRegular():
 		return "not a regular file", nil, nil
 	}

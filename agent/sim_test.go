@@ -271,6 +271,7 @@ func newSimWorld(t *testing.T, dir string, seed uint64) *simWorld {
 		drifted: map[string]bool{},
 		logs:    &simLog{},
 	}
+	w.logs.check = w.checkDriftClaim
 	w.lossy = w.rng.IntN(2) == 0
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -982,17 +983,41 @@ func (f *simFold) Apply(ctx context.Context, updates []kvcore.Update, cursor kvc
 	return nil
 }
 
-// simLog keeps the agent's log lines of one seed.
+// simLog keeps the agent's log lines of one seed, checking each with
+// check first.
 type simLog struct {
+	check func(line string)
 	mu    sync.Mutex
 	lines []string
 }
 
 func (l *simLog) Write(p []byte) (int, error) {
+	line := strings.TrimRight(string(p), "\n")
+	if l.check != nil {
+		l.check(line)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.lines = append(l.lines, strings.TrimRight(string(p), "\n"))
+	l.lines = append(l.lines, line)
 	return len(p), nil
+}
+
+// checkDriftClaim reports a log line that says an output changed outside
+// the agent when nothing but the agent touched it since it last wrote or
+// removed it: a crash is not tampering.
+func (w *simWorld) checkDriftClaim(line string) {
+	if !strings.Contains(line, "level=WARN") || !strings.Contains(line, " drift=") {
+		return
+	}
+	_, path, ok := strings.Cut(line, " path=")
+	if !ok {
+		return
+	}
+	path, _, _ = strings.Cut(path, " ")
+	name := filepath.Base(path)
+	if !w.isDrifted(name) {
+		w.violate("a drift report names %s, which nothing but the agent touched: %s", name, line)
+	}
 }
 
 func (w *simWorld) logTail() string {

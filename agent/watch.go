@@ -397,14 +397,13 @@ func (r *watchRunner) commit(ctx context.Context, res result, journal hookJourna
 			return err
 		}
 	}
-	// The record of committed outputs is written before the renames: a
-	// crash among them leaves files the record already covers (a record
-	// ahead of the disk only costs a needless render), never renamed files
-	// it lacks, which a later render would find in place and not stage.
-	// Removals are recorded once done, for the same reason.
-	// The record's fsync and the staged files' overlap.
+	// The record of committed outputs marks the files pending before the
+	// renames and removals, and settles them after (driftcommit.go): a
+	// crash among them is not taken for drift, and leaves no renamed file
+	// the record lacks, which a later render would find in place and not
+	// stage. The record's fsync and the staged files' overlap.
 	recorded := r.record.hash(staged)
-	r.record.committed(ctx, recorded)
+	r.record.committed(ctx, staged, recorded)
 	if err := res.Sync(ctx); err != nil {
 		return fmt.Errorf("committing files: %w", err)
 	}
@@ -412,8 +411,7 @@ func (r *watchRunner) commit(ctx context.Context, res result, journal hookJourna
 	if err := res.Commit(ctx); err != nil {
 		return fmt.Errorf("committing files: %w", err)
 	}
-	r.record.removed(ctx, recorded)
-	r.record.stamp(ctx, staged, recorded) // the renames moved the ctime
+	r.record.settled(ctx, staged, recorded)
 	r.record.kept(ctx, res.Kept())
 	if !journaled {
 		return nil
@@ -425,7 +423,7 @@ func (r *watchRunner) commit(ctx context.Context, res result, journal hookJourna
 // checks in place, and puts the old files back if one fails.
 func (r *watchRunner) commitChecked(ctx context.Context, res result, staged []host.StagedFile, journal hookJournal, due []string, cursor kvcore.Cursor) error {
 	recorded := r.record.hash(staged)
-	r.record.committed(ctx, recorded) // as in commit: ahead of the disk at worst
+	r.record.committed(ctx, staged, recorded) // as in commit
 	r.record.synced(ctx)
 	p, err := r.place(ctx, res, staged)
 	if err != nil {
@@ -443,8 +441,7 @@ func (r *watchRunner) commitChecked(ctx context.Context, res result, staged []ho
 	if err := p.keep(); err != nil {
 		return err
 	}
-	r.record.removed(ctx, recorded)
-	r.record.stamp(ctx, staged, recorded)
+	r.record.settled(ctx, staged, recorded)
 	r.record.kept(ctx, res.Kept())
 	return r.runHooks(ctx, journal, due, cursor)
 }
