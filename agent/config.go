@@ -542,7 +542,8 @@ func (c *Config) finalize() hcl.Diagnostics {
 	watches := map[string]bool{}
 	var placed []placedOutput // every output, to refuse overlapping directories
 	for _, w := range c.Watches {
-		if watches[w.Name] {
+		duplicate := watches[w.Name]
+		if duplicate {
 			diags = append(diags, errAt(w.DefRange, "Duplicate watch", fmt.Sprintf("A watch named %q is already declared.", w.Name)))
 		}
 		watches[w.Name] = true
@@ -596,6 +597,7 @@ func (c *Config) finalize() hcl.Diagnostics {
 		w.DriftCheck, diags = parseDriftCheck(w.DriftCheckS, w.DriftRange, diags)
 		outputs := map[string]bool{}
 		for _, o := range w.Outputs {
+			repeated := duplicate || outputs[o.Name]
 			if outputs[o.Name] {
 				diags = append(diags, errAt(o.DefRange, "Duplicate output", fmt.Sprintf("Watch %q already has an output named %q.", w.Name, o.Name)))
 			}
@@ -607,6 +609,9 @@ func (c *Config) finalize() hcl.Diagnostics {
 			o.Dir = filepath.Clean(relativeTo(o.DefRange, o.Dir))
 			o.Mode, diags = parseMode(o.ModeS, o.ModeRange, diags)
 			diags = o.finalizeOwner(w.Name, diags)
+			if repeated {
+				continue // its overlap with the first is that error's, not another
+			}
 			var p placedOutput
 			p, diags = c.placeOutput(o, placed, diags)
 			placed = append(placed, p)

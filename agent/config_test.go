@@ -457,3 +457,33 @@ watch "w" {
 		})
 	}
 }
+
+// A watch or an output declared twice is one error: the copy's outputs
+// overlap the first's, which is not a second mistake to report.
+func TestDuplicateBlocksAreOneError(t *testing.T) {
+	const base = `plugin "p" { module = "p.wasm" }` + "\n"
+	for name, tc := range map[string]struct{ src, want string }{
+		"watch": {base + `watch "w" {
+  bucket = "b"
+  plugin = "p"
+  output "o" { dir = "/srv/out" }
+}
+watch "w" {
+  bucket = "b"
+  plugin = "p"
+  output "o" { dir = "/srv/out" }
+}`, "Duplicate watch"},
+		"output": {base + `watch "w" {
+  bucket = "b"
+  plugin = "p"
+  output "o" { dir = "/srv/out" }
+  output "o" { dir = "/srv/out" }
+}`, "Duplicate output"},
+	} {
+		_, err := Parse("agent.hcl", []byte(tc.src))
+		var ce *ConfigError
+		if !errors.As(err, &ce) || len(ce.Diags) != 1 || ce.Diags[0].Summary != tc.want {
+			t.Errorf("%s declared twice: %v, want only %q", name, err, tc.want)
+		}
+	}
+}
