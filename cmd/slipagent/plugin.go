@@ -12,7 +12,7 @@ const pluginUsage = `usage: slipagent plugin <inspect|compile|run> [flags] MODUL
                           memory, size and the sha256 line to paste into HCL
   compile MODULE.wasm...  fill the agent's compile cache ahead of its first
                           start (or -config PATH: every module it names)
-  run MODULE.wasm -batch FILE [-view FILE] (-out DIR | -diff)
+  run MODULE.wasm -batch FILE [-view FILE] (-out DIR | -output NAME=DIR... | -diff)
                           run one call of the module on a batch given as
                           JSON, with no agent, fold or NATS
 

@@ -16,7 +16,7 @@ import (
 	"github.com/slipstreamkv/slipstream/plugins/host"
 )
 
-const pluginRunUsage = `usage: slipagent plugin run [flags] MODULE.wasm -batch FILE [-view FILE | -bucket BUCKET] (-out DIR | -diff)
+const pluginRunUsage = `usage: slipagent plugin run [flags] MODULE.wasm -batch FILE [-view FILE | -bucket BUCKET] (-out DIR | -output NAME=DIR... | -diff)
 
 Runs one call of a plugin module on a batch and a view read from JSON files
 (or the view from a bucket), with no agent or fold: an apply call, or with
@@ -24,7 +24,9 @@ Runs one call of a plugin module on a batch and a view read from JSON files
 
   -out DIR   commits the staged files into DIR/<output>/ (created if
              missing, and left only if the call wrote into it) and
-             lists what changed
+             lists what changed; an output declared with -output
+             NAME=DIR is committed into DIR, and when every output is,
+             -out is not needed
   -diff      writes nothing: prints a unified diff per file against the
              current content of the outputs' directories (DIR/<output>/
              with -out, a directory given with -output NAME=DIR, or
@@ -111,8 +113,8 @@ func pluginRun(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return bad("want exactly one MODULE.wasm")
 	case f.batch == "" && !f.full:
 		return bad("-batch FILE is required (optional only with -full)")
-	case f.out == "" && !f.diff:
-		return bad("give -out DIR (write the outputs) or -diff (show what would change)")
+	case f.out == "" && !f.diff && !everyOutputHasADir(f.outputs):
+		return bad("give -out DIR or -output NAME=DIR for every output (write the outputs), or -diff (show what would change)")
 	case f.bucket != "" && f.view != "":
 		return bad("give -view FILE or -bucket BUCKET, not both")
 	case f.bucket == "" && f.prefix != "":
@@ -190,6 +192,12 @@ func keyValues(args []string) (map[string]string, error) {
 		m[k] = v
 	}
 	return m, nil
+}
+
+// everyOutputHasADir reports whether outputs (the -output flags) declare
+// outputs and give each its directory (NAME=DIR): a commit needs no -out.
+func everyOutputHasADir(outputs []string) bool {
+	return len(outputs) > 0 && !slices.ContainsFunc(outputs, func(s string) bool { return !strings.Contains(s, "=") })
 }
 
 // runOutput is one declared output: the directory the agent would write

@@ -188,13 +188,19 @@ func TestPluginRun(t *testing.T) {
 	// A render (-full) of a view given as an object, into a named output.
 	obj := write("view2.json", `{"f.x": "x\n"}`)
 	out2 := filepath.Join(dir, "out2")
-	code, stdout, errOut = runCmd(t, "plugin", "run", module, "-full", "-view", obj, "-config", "prefix=f.", "-output", "files="+out2)
-	if code != exitUsage {
-		t.Errorf("run with neither -out nor -diff = %d, want %d", code, exitUsage)
-	}
 	code, stdout, errOut = runCmd(t, "plugin", "run", module, "-full", "-view", obj, "-config", "prefix=f.", "-output", "files="+out2, "-diff")
 	if code != exitOK || stdout != "--- /dev/null\n+++ b/files/x\n@@ -0,0 +1 @@\n+x\n" {
 		t.Errorf("run -full -diff = %d %q %q", code, stdout, errOut)
+	}
+	// Every output given its directory: the call commits there, no -out.
+	code, stdout, errOut = runCmd(t, "plugin", "run", module, "-full", "-view", obj, "-config", "prefix=f.", "-output", "files="+out2)
+	if b, err := os.ReadFile(filepath.Join(out2, "x")); code != exitOK || string(b) != "x\n" || stdout != "wrote "+filepath.Join(out2, "x")+"\n" {
+		t.Errorf("run -output files=DIR = %d %q %q; x = %q %v", code, stdout, errOut, b, err)
+	}
+	// An output without one needs -out (or -diff).
+	code, _, errOut = runCmd(t, "plugin", "run", module, "-full", "-view", obj, "-config", "prefix=f.", "-output", "files="+out2, "-output", "other")
+	if code != exitUsage || !strings.Contains(errOut, "-output NAME=DIR for every output") {
+		t.Errorf("run with an output and neither -out nor -diff = %d %q, want %d", code, errOut, exitUsage)
 	}
 
 	// A plugin writing an undeclared output fails, saying how to declare it.
