@@ -28,6 +28,8 @@ declare function host_log(level: i32, msgPtr: usize, msgLen: i32): i32;
 declare function host_input_read(bufPtr: usize, bufCap: i32): i64;
 @external("slipstream", "config_get")
 declare function host_config_get(keyPtr: usize, keyLen: i32, bufPtr: usize, bufCap: i32): i64;
+@external("slipstream", "config_keys")
+declare function host_config_keys(bufPtr: usize, bufCap: i32): i64;
 @external("slipstream", "view_get")
 declare function host_view_get(keyPtr: usize, keyLen: i32, bufPtr: usize, bufCap: i32): i64;
 @external("slipstream", "view_scan")
