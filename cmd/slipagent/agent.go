@@ -123,15 +123,16 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		defer eng.Close(context.WithoutCancel(ctx))
 		failed := false
 		for _, p := range cfg.Plugins {
+			at := fmt.Sprintf("%s:%d", p.DefRange.Filename, p.DefRange.Start.Line) // the plugin block
 			wasm, err := os.ReadFile(p.Module)
 			if err != nil {
-				fmt.Fprintf(stderr, "plugin %q: %v\n", p.Name, err)
+				fmt.Fprintf(stderr, "%s: plugin %q: %v\n", at, p.Name, err)
 				failed = true
 				continue
 			}
 			pl, err := eng.Load(ctx, wasm, host.PluginConfig{Name: p.Name, SHA256: p.SHA256, MemoryLimit: uint64(p.Memory), Timeout: p.Timeout, Config: p.ConfigMap})
 			if err != nil { // host errors name the plugin
-				fmt.Fprintf(stderr, "%s: %v\n", p.Module, err)
+				fmt.Fprintf(stderr, "%s: %s: %v\n", at, p.Module, err)
 				failed = true
 				continue
 			}

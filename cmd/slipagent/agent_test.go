@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -30,6 +31,24 @@ func TestValidate(t *testing.T) {
 	}
 
 	dir := t.TempDir()
+	// With the module it names built here, the example validates in full:
+	// its plugin accepts the settings the example gives it.
+	example, err := os.ReadFile("../../agent.hcl.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const shipped = "/usr/lib/slipagent/plugins/nginx-upstreams.wasm"
+	if !bytes.Contains(example, []byte(shipped)) {
+		t.Fatalf("agent.hcl.example no longer names %s", shipped)
+	}
+	nginx := filepath.Join(dir, "nginx-upstreams.wasm")
+	os.WriteFile(nginx, plugintest.Module(t, "plugins/examples/nginx-upstreams"), 0o644)
+	full := filepath.Join(dir, "example.hcl")
+	os.WriteFile(full, bytes.Replace(example, []byte(shipped), []byte(nginx), 1), 0o600)
+	if code, out, errOut := runCmd(t, "validate", "-config", full); code != exitOK {
+		t.Errorf("validate example with its module = %d %q %q", code, out, errOut)
+	}
+
 	bad := filepath.Join(dir, "bad.hcl")
 	os.WriteFile(bad, []byte("watch \"w\" {\n  buckett = \"b\"\n  plugin = \"p\"\n}\n"), 0o644)
 	code, _, errOut = runCmd(t, "validate", "-config", bad)
@@ -225,6 +244,52 @@ func TestValidateConfiguresPlugins(t *testing.T) {
 				t.Errorf("validate = %d %q; want %d, the plugin named once and %q", code, errOut, exitFailure, c.want)
 			}
 		})
+	}
+}
+
+// TestUnknownPluginSettingIsRefused: a misspelt key in a plugin's config
+// (prefx for the files example's prefix) used to pass validate, and once
+// then wrote every file with the key's prefix left in its path. validate
+// now fails, naming the key, the plugin and its block's file:line, and
+// once refuses to start without writing anything.
+func TestUnknownPluginSettingIsRefused(t *testing.T) {
+	srv := natstest.Run(t)
+	dir := t.TempDir()
+	cfg := onceConfig(t, dir, srv.URL(), "")
+	good, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCmd(t, "validate", "-config", cfg); code != exitOK {
+		t.Fatalf("validate of the good configuration = %d %q %q", code, out, errOut)
+	}
+	const setting = `config = { prefix = "files.", hook = "changed" }`
+	if !bytes.Contains(good, []byte(setting)) {
+		t.Fatalf("onceConfig no longer sets %s", setting)
+	}
+	bad := bytes.Replace(good, []byte("prefix ="), []byte("prefx ="), 1)
+	if err := os.WriteFile(cfg, bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	line := 1 + bytes.Count(bad[:bytes.Index(bad, []byte(`plugin "files" {`))], []byte("\n"))
+	code, out, errOut := runCmd(t, "validate", "-config", cfg)
+	for _, want := range []string{
+		fmt.Sprintf("%s:%d: ", cfg, line),
+		`plugin "files"`,
+		`files: unknown configuration key "prefx" (did you mean "prefix"?); this plugin reads: hook, mode, output, prefix, prune, strict`,
+	} {
+		if code != exitFailure || !strings.Contains(errOut, want) || strings.Count(errOut, "prefx") != 1 {
+			t.Errorf("validate with a misspelt prefix = %d %q %q; want %d and %q, prefx named once", code, out, errOut, exitFailure, want)
+		}
+	}
+
+	kvMust(t, srv.URL())("put", "cfg", "files.a.txt", "alpha")
+	code, _, errOut = runCmd(t, "once", "-config", cfg)
+	if code != exitFailure || !strings.Contains(errOut, `unknown configuration key "prefx"`) {
+		t.Errorf("once with a misspelt prefix = %d %q; want %d naming prefx", code, errOut, exitFailure)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "out")); len(entries) != 0 {
+		t.Errorf("once with a misspelt prefix wrote %v", entries)
 	}
 }
 

@@ -135,3 +135,23 @@ func hasStageComponent(p string) bool {
 	}
 	return false
 }
+
+// FuzzParseConfigKeys decodes arbitrary bytes as the result of config_keys:
+// whatever it accepts re-encodes to exactly those bytes.
+func FuzzParseConfigKeys(f *testing.F) {
+	f.Add(AppendConfigKeys(nil, map[string]string{"": "", "hook": "", "prefix": ""}))
+	f.Add([]byte("b\x00a\x00"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		keys, err := ParseConfigKeys(in)
+		if err != nil {
+			return
+		}
+		cfg := map[string]string{}
+		for _, k := range keys {
+			cfg[k] = ""
+		}
+		if got := AppendConfigKeys(nil, cfg); !bytes.Equal(got, in) {
+			t.Fatalf("%q re-encodes to %q", in, got)
+		}
+	})
+}

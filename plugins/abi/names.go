@@ -29,6 +29,7 @@ const (
 	FuncLog         = "log"
 	FuncInputRead   = "input_read"
 	FuncConfigGet   = "config_get"
+	FuncConfigKeys  = "config_keys"
 	FuncViewGet     = "view_get"
 	FuncViewScan    = "view_scan"
 	FuncOutputList  = "output_list"
@@ -103,6 +104,7 @@ func HostFunctions() []Signature {
 		sig(FuncLog, 3, I32),         // (level, msg_ptr, msg_len)
 		sig(FuncInputRead, 2, I64),   // (buf_ptr, buf_cap)
 		sig(FuncConfigGet, 4, I64),   // (key_ptr, key_len, buf_ptr, buf_cap)
+		sig(FuncConfigKeys, 2, I64),  // (buf_ptr, buf_cap)
 		sig(FuncViewGet, 4, I64),     // (key_ptr, key_len, buf_ptr, buf_cap)
 		sig(FuncViewScan, 6, I64),    // (prefix_ptr, prefix_len, after_ptr, after_len, buf_ptr, buf_cap)
 		sig(FuncOutputList, 8, I64),  // (output_ptr, output_len, dir_ptr, dir_len, after_ptr, after_len, buf_ptr, buf_cap)

@@ -1,9 +1,13 @@
 package abi
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 )
 
 // ErrMalformed is returned by the Parse functions for bytes that are not a
@@ -364,4 +368,47 @@ func ParseDirEntry(b []byte) (DirEntry, int, error) {
 	}
 	e.Name = string(b[DirEntryHeaderSize:end])
 	return e, end, nil
+}
+
+// AppendConfigKeys appends the result of config_keys for a configuration:
+// the names of its keys in ascending byte order, each followed by a NUL
+// byte. It panics if a key holds a NUL byte (a host bug: the host refuses
+// such a configuration, see [CheckConfigKey]).
+func AppendConfigKeys(dst []byte, config map[string]string) []byte {
+	for _, k := range slices.Sorted(maps.Keys(config)) {
+		if CheckConfigKey(k) != nil {
+			panic("abi: configuration key holds a NUL byte")
+		}
+		dst = append(append(dst, k...), 0)
+	}
+	return dst
+}
+
+// ParseConfigKeys decodes the result of config_keys: names each followed by
+// a NUL byte, in strictly ascending byte order.
+func ParseConfigKeys(b []byte) ([]string, error) {
+	var keys []string
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, 0)
+		if i < 0 {
+			return nil, fmt.Errorf("%w: configuration key %s is not NUL-terminated", ErrMalformed, Quote(string(b)))
+		}
+		k := string(b[:i])
+		if n := len(keys); n > 0 && keys[n-1] >= k {
+			return nil, fmt.Errorf("%w: configuration key %s does not sort after %s", ErrMalformed, Quote(k), Quote(keys[n-1]))
+		}
+		keys = append(keys, k)
+		b = b[i+1:]
+	}
+	return keys, nil
+}
+
+// CheckConfigKey reports whether key can name a setting of a plugin's
+// configuration: any string without a NUL byte, which ends each name in
+// the result of config_keys.
+func CheckConfigKey(key string) error {
+	if strings.IndexByte(key, 0) >= 0 {
+		return fmt.Errorf("configuration key %s holds a NUL byte", Quote(key))
+	}
+	return nil
 }

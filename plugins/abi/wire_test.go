@@ -253,7 +253,7 @@ func TestSignatures(t *testing.T) {
 			t.Fatalf("%s: %d results", s, len(s.Results))
 		}
 	}
-	if got := HostFunctions()[6].String(); got != "stage_write(i32, i32, i32, i32, i32, i32, i32) -> i32" {
+	if got := HostFunctions()[7].String(); got != "stage_write(i32, i32, i32, i32, i32, i32, i32) -> i32" {
 		t.Fatalf("String() = %q", got)
 	}
 }
@@ -313,4 +313,44 @@ func fillPage(w *PageWriter, recs []Record) ([]byte, int) {
 		}
 	}
 	return w.Finish()
+}
+
+func TestConfigKeys(t *testing.T) {
+	cfg := map[string]string{"prefix": "a.", "hook": "", "": "the empty key", "b=c,d": "x", "ü": "y"}
+	b := AppendConfigKeys([]byte("x"), cfg)
+	if want := "x\x00b=c,d\x00hook\x00prefix\x00ü\x00"; string(b) != want {
+		t.Fatalf("encoding %q, want %q", b, want)
+	}
+	keys, err := ParseConfigKeys(b[1:])
+	if err != nil || strings.Join(keys, "|") != "|b=c,d|hook|prefix|ü" {
+		t.Fatalf("ParseConfigKeys = %q, %v", keys, err)
+	}
+	if b := AppendConfigKeys(nil, nil); len(b) != 0 {
+		t.Fatalf("no configuration encodes as %q", b)
+	}
+	if keys, err := ParseConfigKeys(nil); keys != nil || err != nil {
+		t.Fatalf("ParseConfigKeys(nil) = %q, %v", keys, err)
+	}
+	for in, want := range map[string]string{
+		"a":           `configuration key "a" is not NUL-terminated`,
+		"a\x00b":      `configuration key "b" is not NUL-terminated`,
+		"b\x00a\x00":  `configuration key "a" does not sort after "b"`,
+		"a\x00a\x00":  `configuration key "a" does not sort after "a"`,
+		"a\x00\x00":   `configuration key "" does not sort after "a"`,
+		"\x00\x00":    `configuration key "" does not sort after ""`,
+		"k\x00" + "z": `configuration key "z" is not NUL-terminated`,
+	} {
+		if _, err := ParseConfigKeys([]byte(in)); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseConfigKeys(%q) = %v, want %q", in, err, want)
+		}
+	}
+	if err := CheckConfigKey("a\x00b"); err == nil || !strings.Contains(err.Error(), `configuration key "a\x00b" holds a NUL byte`) {
+		t.Errorf("CheckConfigKey of a key with a NUL = %v", err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("AppendConfigKeys encoded a key holding a NUL byte")
+		}
+	}()
+	AppendConfigKeys(nil, map[string]string{"a\x00b": ""})
 }

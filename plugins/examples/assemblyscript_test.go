@@ -131,6 +131,31 @@ func TestFilesASRefusesBadConfig(t *testing.T) {
 	}
 }
 
+// TestFilesASRefusesUnknownConfigKeys: every setting files-as reads is
+// accepted, and a key it does not read refuses the module when it loads,
+// naming the key and the keys files-as reads.
+func TestFilesASRefusesUnknownConfigKeys(t *testing.T) {
+	wasm := plugintest.ASModule(t, filesAS)
+	const reads = "; this plugin reads: hook, mode, output, prefix, prune"
+	for _, tc := range []struct {
+		config map[string]string
+		want   string // "" = loads
+	}{
+		{map[string]string{"prefix": "a.", "output": "files", "mode": "640", "hook": "reload", "prune": "false"}, ""},
+		{nil, ""},
+		{map[string]string{"prefx": "a.", "hook": "reload"}, `files-as: unknown configuration key "prefx"` + reads},
+		{map[string]string{"prefx": "a.", "strict": "true"}, `files-as: unknown configuration keys "prefx", "strict"` + reads},
+	} {
+		p, err := harness.Engine(t).Load(t.Context(), wasm, host.PluginConfig{Name: "files-as", Config: tc.config})
+		if err == nil {
+			p.Close(t.Context())
+		}
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("config %v: load = %v, want %q", tc.config, err, tc.want)
+		}
+	}
+}
+
 // TestASSDKMatchesABI keeps the AssemblyScript SDK's constants and host
 // function declarations in step with plugins/abi, without needing node.
 func TestASSDKMatchesABI(t *testing.T) {

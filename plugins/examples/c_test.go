@@ -67,6 +67,31 @@ func TestEnvfileRendersOnChangeOnly(t *testing.T) {
 	}
 }
 
+// TestEnvfileRefusesUnknownConfigKeys: every setting envfile reads is
+// accepted, and a key it does not read refuses the module when it loads,
+// naming the key and the keys envfile reads.
+func TestEnvfileRefusesUnknownConfigKeys(t *testing.T) {
+	wasm := plugintest.CModule(t, "plugins/examples/envfile/envfile.c")
+	const reads = "; this plugin reads: hook, output, path, prefix"
+	for _, tc := range []struct {
+		config map[string]string
+		want   string // "" = loads
+	}{
+		{map[string]string{"prefix": "a.", "output": "env", "path": "a.env", "hook": "restart"}, ""},
+		{nil, ""},
+		{map[string]string{"prefx": "a.", "path": "a.env"}, `envfile: unknown configuration key "prefx"` + reads},
+		{map[string]string{"prefx": "a.", "hok": "restart", "path": "a.env"}, `envfile: unknown configuration keys "hok", "prefx"` + reads},
+	} {
+		p, err := harness.Engine(t).Load(t.Context(), wasm, host.PluginConfig{Name: "envfile", Config: tc.config})
+		if err == nil {
+			p.Close(t.Context())
+		}
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("config %v: load = %v, want %q", tc.config, err, tc.want)
+		}
+	}
+}
+
 // TestEnvfileValuesReadBackExactly reads the rendered file back with a real
 // POSIX shell: inside double quotes, systemd's EnvironmentFile= parser and
 // the shell both take a backslash before \\, ", $ and ` as an escape, keep

@@ -79,7 +79,8 @@ type PluginConfig struct {
 	// RenderTimeout bounds each render call, which writes every output and
 	// so may stage millions of files. Default [DefaultRenderTimeout].
 	RenderTimeout time.Duration
-	// Config is the plugin's configuration, read with config_get.
+	// Config is the plugin's configuration, read with config_get and
+	// config_keys. A key may not hold a NUL byte.
 	Config map[string]string
 	// Limits caps what one call may stage and log.
 	Limits Limits

@@ -13,6 +13,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/slipstreamkv/slipstream/plugins/abi"
 )
 
 // Engine compiles and runs plugins. It owns the compilation cache shared by
@@ -59,7 +61,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// Load compiles wasm into a plugin: it checks the sha256 pin, if any, then
+// Load compiles wasm into a plugin: it checks the configuration's keys
+// (none may hold a NUL byte) and the sha256 pin, if any, then
 // compiles (or loads from the cache; an unpinned module is hashed
 // meanwhile), checks the module's exports and imports against ABI version
 // 1, and instantiates it once to check the version it declares. A module
@@ -72,6 +75,11 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, cfg PluginConfig) (*Plug
 	e.mu.Unlock()
 	if closed {
 		return nil, ErrClosed
+	}
+	for k := range cfg.Config {
+		if err := abi.CheckConfigKey(k); err != nil {
+			return nil, fmt.Errorf("host: plugin %q: %w", cfg.Name, err)
+		}
 	}
 	digest := make(chan string, 1)
 	if pin := cfg.SHA256; pin != "" {
@@ -96,7 +104,7 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, cfg PluginConfig) (*Plug
 	if logger == nil {
 		logger = e.logger
 	}
-	p := &Plugin{engine: e, cfg: cfg, runtime: r, logger: logger.With(slog.String("plugin", cfg.Name))}
+	p := &Plugin{engine: e, cfg: cfg, runtime: r, logger: logger.With(slog.String("plugin", cfg.Name)), configKeys: abi.AppendConfigKeys(nil, cfg.Config)}
 	if err := p.init(ctx, wasm, digest); err != nil {
 		_ = r.Close(ctx)
 		return nil, err

@@ -150,10 +150,10 @@ func TestPanicIsAFailureNotATrap(t *testing.T) {
 }
 
 func TestGuestReadsViewAndConfig(t *testing.T) {
-	f := newFixture(t, PluginConfig{Config: map[string]string{"color": "blue"}})
+	f := newFixture(t, PluginConfig{Config: map[string]string{"color": "blue", "": "the empty key"}})
 	f.view.Put(Entry{Key: "k", Value: []byte("v"), Revision: 3})
-	f.mustCommit("get=k", "get=missing", "config=color", "config=size")
-	for _, want := range []string{`get k = "v" true <nil>`, `get missing = "" false <nil>`, `config color = "blue" true`, `config size = "" false`} {
+	f.mustCommit("get=k", "get=missing", "config=color", "config=size", "configkeys=")
+	for _, want := range []string{`get k = "v" true <nil>`, `get missing = "" false <nil>`, `config color = "blue" true`, `config size = "" false`, `config keys ["" "color"] <nil>`} {
 		if f.logs.count(want) != 1 {
 			t.Errorf("no log %q in %v", want, f.logs.lines())
 		}

@@ -20,7 +20,7 @@ const scanPageSoft = 256 << 10
 // by host functions through the context.
 type call struct {
 	inst  *Instance
-	kind  abi.Kind // 0 while instantiating: only log, config_get and report_error work
+	kind  abi.Kind // 0 while instantiating: only log, config_get, config_keys and report_error work
 	clock *clock   // the call's time limit
 	input []byte
 	view  View
@@ -53,6 +53,7 @@ var hostFuncs = map[string]hostFunc{
 	abi.FuncLog:         hostLog,
 	abi.FuncInputRead:   hostInputRead,
 	abi.FuncConfigGet:   hostConfigGet,
+	abi.FuncConfigKeys:  hostConfigKeys,
 	abi.FuncViewGet:     hostViewGet,
 	abi.FuncViewScan:    hostViewScan,
 	abi.FuncOutputList:  hostOutputList,
@@ -167,6 +168,10 @@ func hostConfigGet(_ context.Context, c *call, m api.Memory, p []uint32) int64 {
 		return int64(abi.ErrNotFound)
 	}
 	return output(m, p[2], p[3], []byte(v))
+}
+
+func hostConfigKeys(_ context.Context, c *call, m api.Memory, p []uint32) int64 {
+	return output(m, p[0], p[1], c.inst.plugin.configKeys)
 }
 
 func hostViewGet(ctx context.Context, c *call, m api.Memory, p []uint32) int64 {

@@ -136,6 +136,7 @@ func TestHostFunctionsBoundGuestData(t *testing.T) {
 		{abi.FuncStageRemove, []uint32{0, n, small, 1}},
 		{abi.FuncOutputList, []uint32{0, n, 0, 0, 0, 0, buf, bufCap}},
 		{abi.FuncConfigGet, []uint32{0, n, buf, bufCap}},
+		{abi.FuncConfigKeys, []uint32{0, n}},
 		{abi.FuncLog, []uint32{0, 0, n}},
 		{abi.FuncReportError, []uint32{0, n}},
 	}
@@ -168,5 +169,45 @@ func TestHostFunctionsBoundGuestData(t *testing.T) {
 	}
 	if got := p.f.logs.lines(); len(got) != 1 || len(got[0]) > abi.MaxLogLen+len("INFO ") {
 		t.Errorf("log lines: %d, the first of %d bytes", len(got), len(got[0]))
+	}
+}
+
+// TestConfigKeys: config_keys answers the names of the configuration's
+// keys, sorted and each followed by a NUL byte, during _initialize too, and
+// writes nothing into a buffer too small for them.
+func TestConfigKeys(t *testing.T) {
+	m := minimalPlugin()
+	m.imports = []wasmImport{{module: abi.ImportModule, name: abi.FuncConfigKeys, params: []byte{i32, i32}, results: []byte{i64}}}
+	const i64Store = 0x37
+	var body []byte
+	body = append(append(body, i32s(8, 100, 2)...), 0x10, 0x00, i64Store, 0x03, 0x00) // mem[8] = config_keys(100, 2)
+	body = append(append(body, i32s(0, 16, 64)...), 0x10, 0x00, i64Store, 0x03, 0x00) // mem[0] = config_keys(16, 64)
+	m.funcs = append(m.funcs, wasmFunc{export: abi.ExportInitialize, body: body})
+	for _, tc := range []struct {
+		config map[string]string
+		want   string
+	}{
+		{map[string]string{"prefix": "files.", "hook": "", "a=b": "c"}, "a=b\x00hook\x00prefix\x00"},
+		{map[string]string{"": "the empty key"}, "\x00"},
+		{nil, ""},
+	} {
+		f := newFixtureWith(t, m.bytes(), PluginConfig{Config: tc.config})
+		mem := f.inst.mod.Memory()
+		full, _ := mem.ReadUint64Le(0)
+		small, _ := mem.ReadUint64Le(8)
+		got, _ := mem.Read(16, uint32(min(full, 64)))
+		untouched, _ := mem.Read(100, 2)
+		if full != uint64(len(tc.want)) || small != full || string(got) != tc.want || string(untouched) != "\x00\x00" {
+			t.Errorf("config %v: config_keys answered %d, then %d and %q, and wrote %q into a 2-byte buffer; want %d and %q", tc.config, small, full, got, untouched, len(tc.want), tc.want)
+		}
+	}
+}
+
+// TestLoadRefusesANULInAConfigKey: config_keys ends each name with a NUL
+// byte, so a key holding one is refused when the plugin loads.
+func TestLoadRefusesANULInAConfigKey(t *testing.T) {
+	_, err := testEngine(t).Load(context.Background(), minimalPlugin().bytes(), PluginConfig{Name: "nul", Config: map[string]string{"a\x00b": "x", "ok": "y"}})
+	if err == nil || err.Error() != `host: plugin "nul": configuration key "a\x00b" holds a NUL byte` {
+		t.Fatalf("Load = %v, want the key refused", err)
 	}
 }

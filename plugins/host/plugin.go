@@ -27,6 +27,8 @@ type Plugin struct {
 	runtime  wazero.Runtime
 	compiled wazero.CompiledModule
 	logger   *slog.Logger
+	// configKeys is what config_keys answers, encoded once at Load.
+	configKeys []byte
 
 	// spare is the instance Load created to check the module (its ABI
 	// version, its initializer): the first NewInstance adopts it rather

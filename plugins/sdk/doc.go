@@ -32,6 +32,11 @@
 // and yields to the Go scheduler at the end of every call: a Go guest that
 // never yields stops collecting garbage and grows without bound.
 //
+// A plugin that implements [Configurer] checks its configuration when the
+// host loads it, so that slipagent validate reports a bad one; its
+// Configure should call [CheckConfigKeys] with the keys it reads, so that a
+// misspelt key is refused rather than silently ignored.
+//
 // A view is read three ways, from the most convenient to the cheapest:
 // [Host.Scan] (entries that can be kept), [Host.ScanTransient] (entries
 // valid until the next one) and [Host.ScanPages] (a host page of entries at

@@ -36,3 +36,19 @@ func ExampleFake() {
 	fmt.Println(res.Changed, string(file.Data), file.Mode)
 	// Output: [out:motd] HELLO -rw-r--r--
 }
+
+// settings is a plugin that reads the settings prefix and hook: its
+// Configure, which the module's initializer runs when the host loads it,
+// refuses any other key.
+type settings struct{ sdk.RenderFunc }
+
+func (settings) Configure(h *sdk.Host) error { return sdk.CheckConfigKeys(h, "prefix", "hook") }
+
+// A misspelt setting refuses the plugin when it loads (slipagent validate
+// reports it) instead of leaving the setting at its default.
+func ExampleCheckConfigKeys() {
+	f := &sdk.Fake{Config: map[string]string{"prefx": "app/"}}
+	_, err := f.Render(settings{upper})
+	fmt.Println(err)
+	// Output: sdk fake: configure: unknown configuration key "prefx" (did you mean "prefix"?); this plugin reads: hook, prefix
+}

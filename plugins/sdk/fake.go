@@ -31,7 +31,9 @@ import (
 // staging during Configure; test those with the real host (plugins/host). Calls through any Fake are
 // serialized process-wide.
 type Fake struct {
-	Watch   string
+	Watch string
+	// Config is the plugin's configuration, as [Host.Config] and
+	// [Host.ConfigKeys] read it.
 	Config  map[string]string
 	Outputs []string // output names the plugin may write
 	Hooks   []string // hook names the plugin may request
@@ -146,6 +148,11 @@ var (
 func (f *Fake) call(p Plugin, kind abi.Kind, recs []abi.Record) (*FakeResult, error) {
 	fakeMu.Lock()
 	defer fakeMu.Unlock()
+	for k := range f.Config {
+		if err := abi.CheckConfigKey(k); err != nil { // as the host refuses it at load
+			return nil, fmt.Errorf("sdk fake: %w", err)
+		}
+	}
 	in := abi.AppendHeader(nil, abi.Header{Kind: kind, Watch: f.Watch, Cursor: Cursor{Revision: f.rev}, Count: uint32(len(recs))})
 	for _, r := range recs {
 		in = abi.AppendRecord(in, r)
@@ -229,6 +236,8 @@ func hostConfigGet(key string, b []byte) int64 {
 	}
 	return out(b, []byte(v))
 }
+
+func hostConfigKeys(b []byte) int64 { return out(b, abi.AppendConfigKeys(nil, current.f.Config)) }
 
 func hostViewGet(key string, b []byte) int64 {
 	e, ok := current.f.view[key]

@@ -55,6 +55,21 @@ func (h *Host) Config(key string) (string, bool) {
 	return string(v), true
 }
 
+// ConfigKeys returns the names of every key of the plugin's configuration,
+// sorted. Like [Host.Config], it works in [Configurer.Configure]; see
+// [CheckConfigKeys] for refusing the keys a plugin does not read.
+func (h *Host) ConfigKeys() ([]string, error) {
+	b, st := fetch(nil, hostConfigKeys)
+	if st != abi.OK {
+		return nil, fmt.Errorf("sdk: config keys: %w", st)
+	}
+	keys, err := abi.ParseConfigKeys(b)
+	if err != nil {
+		return nil, fmt.Errorf("sdk: config keys: %w", err)
+	}
+	return keys, nil
+}
+
 // Get returns the entry of key in the view (as of after this batch).
 func (h *Host) Get(key string) (Entry, bool, error) {
 	rec, st := fetch(make([]byte, 256), func(b []byte) int64 { return hostViewGet(key, b) })

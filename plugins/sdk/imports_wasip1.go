@@ -20,6 +20,9 @@ func wasmInputRead(buf unsafe.Pointer, bufCap uint32) int64
 //go:wasmimport slipstream config_get
 func wasmConfigGet(key unsafe.Pointer, keyLen uint32, buf unsafe.Pointer, bufCap uint32) int64
 
+//go:wasmimport slipstream config_keys
+func wasmConfigKeys(buf unsafe.Pointer, bufCap uint32) int64
+
 //go:wasmimport slipstream view_get
 func wasmViewGet(key unsafe.Pointer, keyLen uint32, buf unsafe.Pointer, bufCap uint32) int64
 
@@ -63,6 +66,11 @@ func hostConfigGet(key string, b []byte) int64 {
 	kp, kn := str(key)
 	p, n := buf(b)
 	return wasmConfigGet(kp, kn, p, n)
+}
+
+func hostConfigKeys(b []byte) int64 {
+	p, n := buf(b)
+	return wasmConfigKeys(p, n)
 }
 
 func hostViewGet(key string, b []byte) int64 {

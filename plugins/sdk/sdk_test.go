@@ -123,6 +123,9 @@ func TestGetAndConfig(t *testing.T) {
 		if _, ok := h.Config("missing"); ok {
 			return errors.New("config missing found")
 		}
+		if keys, err := h.ConfigKeys(); !slices.Equal(keys, []string{"empty", "greeting"}) || err != nil {
+			return fmt.Errorf("config keys = %q %v", keys, err)
+		}
 		return nil
 	}))
 	if err != nil {
@@ -619,5 +622,71 @@ func TestFakeConfigures(t *testing.T) {
 	f.Config = map[string]string{"need": "x"}
 	if _, err := f.Render(configured{&rendered}); err != nil || !rendered {
 		t.Errorf("render with a good configuration = %v, rendered %v", err, rendered)
+	}
+}
+
+// keysPlugin is a Configurer that reads the settings known.
+type keysPlugin struct {
+	sdk.RenderFunc
+	known []string
+}
+
+func (p keysPlugin) Configure(h *sdk.Host) error { return sdk.CheckConfigKeys(h, p.known...) }
+
+// TestCheckConfigKeys: CheckConfigKeys, run by Configure, refuses the keys
+// the plugin does not read, naming each (with a known key a typo away) and
+// the keys it reads.
+func TestCheckConfigKeys(t *testing.T) {
+	files := []string{"strict", "prefix", "hook"}
+	for _, tc := range []struct {
+		name   string
+		config map[string]string
+		known  []string
+		want   string // "" = accepted
+	}{
+		{"no configuration", nil, files, ""},
+		{"known keys", map[string]string{"prefix": "a.", "hook": ""}, files, ""},
+		{"a typo", map[string]string{"prefx": "a.", "hook": ""}, files,
+			`unknown configuration key "prefx" (did you mean "prefix"?); this plugin reads: hook, prefix, strict`},
+		{"another case", map[string]string{"Prefix": "a."}, files,
+			`unknown configuration key "Prefix" (did you mean "prefix"?); this plugin reads: hook, prefix, strict`},
+		{"two unknown keys, sorted", map[string]string{"zzz": "", "hok": "", "strict": "true"}, files,
+			`unknown configuration keys "hok" (did you mean "hook"?), "zzz"; this plugin reads: hook, prefix, strict`},
+		{"nothing near", map[string]string{"output": "x"}, files,
+			`unknown configuration key "output"; this plugin reads: hook, prefix, strict`},
+		{"too short to suggest", map[string]string{"b": ""}, []string{"a"},
+			`unknown configuration key "b"; this plugin reads: a`},
+		{"the empty key", map[string]string{"": "x"}, files,
+			`unknown configuration key ""; this plugin reads: hook, prefix, strict`},
+		{"a quoted key", map[string]string{"a\"b\n": "x"}, files,
+			`unknown configuration key "a\"b\n"; this plugin reads: hook, prefix, strict`},
+		{"a plugin without settings", map[string]string{"prefix": "a."}, nil,
+			`unknown configuration key "prefix"; this plugin reads no configuration`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rendered := false
+			f := &sdk.Fake{Config: tc.config}
+			_, err := f.Render(keysPlugin{func(*sdk.Host, *sdk.Batch) error { rendered = true; return nil }, tc.known})
+			if tc.want == "" {
+				if err != nil || !rendered {
+					t.Fatalf("render = %v, rendered %v; want it accepted", err, rendered)
+				}
+				return
+			}
+			if want := "sdk fake: configure: " + tc.want; err == nil || err.Error() != want || rendered {
+				t.Fatalf("render = %v, rendered %v\nwant %s", err, rendered, want)
+			}
+		})
+	}
+}
+
+// TestFakeRefusesANULInAConfigKey: the host refuses such a key when it
+// loads the plugin (config_keys ends each key with a NUL), and so does the
+// Fake.
+func TestFakeRefusesANULInAConfigKey(t *testing.T) {
+	f := &sdk.Fake{Config: map[string]string{"a\x00b": ""}}
+	_, err := f.Render(sdk.RenderFunc(func(*sdk.Host, *sdk.Batch) error { return nil }))
+	if err == nil || err.Error() != `sdk fake: configuration key "a\x00b" holds a NUL byte` {
+		t.Fatalf("render = %v", err)
 	}
 }

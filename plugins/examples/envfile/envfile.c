@@ -18,6 +18,7 @@
  *   output  output name (default "env")
  *   path    file to write (default "app.env")
  *   hook    hook to request when the file changed (default: none)
+ * Any other key (config_keys) refuses the module when the host loads it.
  *
  * Build:
  *   clang --target=wasm32-wasi -O2 -mexec-model=reactor -Wl,--strip-all \
@@ -91,6 +92,47 @@ static char *config(const char *key, const char *def) {
 		free(buf); /* too small: retry with the size the host asked for */
 		cap = (uint32_t)n;
 	}
+}
+
+/* known_keys are the settings config reads, sorted. */
+static const char *const known_keys[] = {"hook", "output", "path", "prefix"};
+#define NKNOWN (sizeof known_keys / sizeof *known_keys)
+
+/* check_keys runs in the module's initializer (_initialize runs the
+ * constructors): a configuration key envfile does not read, a misspelt
+ * prefix for instance, refuses the module with a message naming it and the
+ * keys envfile reads, which the host reports (slipagent validate too). */
+__attribute__((constructor)) static void check_keys(void) {
+	int64_t n = slip_config_keys(NULL, 0);
+	char *keys = malloc(n > 0 ? (size_t)n : 1);
+	if (n < 0 || !keys || slip_config_keys(keys, (uint32_t)n) != n) {
+		fail("envfile: cannot read the configuration's keys");
+		exit(1);
+	}
+	buffer list = {0}; /* "a", "b" */
+	int unknown = 0, ok = 1;
+	for (char *k = keys; k < keys + n; k += strlen(k) + 1) {
+		int known = 0;
+		for (size_t i = 0; i < NKNOWN; i++)
+			known |= strcmp(k, known_keys[i]) == 0;
+		if (known)
+			continue;
+		if (unknown++)
+			ok &= append(&list, ", ", 2);
+		size_t klen = strlen(k);
+		ok &= appendc(&list, '"') && append(&list, k, klen > 256 ? 256 : klen) && appendc(&list, '"');
+	}
+	free(keys);
+	if (!unknown)
+		return;
+	buffer msg = {0};
+	const char *head = unknown > 1 ? "envfile: unknown configuration keys " : "envfile: unknown configuration key ";
+	ok &= append(&msg, head, strlen(head)) && append(&msg, list.data, list.len) && append(&msg, "; this plugin reads: ", 21);
+	for (size_t i = 0; i < NKNOWN; i++)
+		ok &= (i == 0 || append(&msg, ", ", 2)) && append(&msg, known_keys[i], strlen(known_keys[i]));
+	ok &= appendc(&msg, 0);
+	fail(ok ? msg.data : "envfile: out of memory");
+	exit(1);
 }
 
 /* line appends NAME="value"\n for one entry; 0 means skip it (logged). */

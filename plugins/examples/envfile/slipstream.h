@@ -54,6 +54,7 @@ enum { SLIP_PAGE_MORE = 1 };
 SLIP_IMPORT("log") int32_t slip_log(int32_t level, const void *msg, uint32_t msg_len);
 SLIP_IMPORT("input_read") int64_t slip_input_read(void *buf, uint32_t buf_cap);
 SLIP_IMPORT("config_get") int64_t slip_config_get(const void *key, uint32_t key_len, void *buf, uint32_t buf_cap);
+SLIP_IMPORT("config_keys") int64_t slip_config_keys(void *buf, uint32_t buf_cap);
 SLIP_IMPORT("view_get") int64_t slip_view_get(const void *key, uint32_t key_len, void *buf, uint32_t buf_cap);
 SLIP_IMPORT("view_scan") int64_t slip_view_scan(const void *prefix, uint32_t prefix_len, const void *after, uint32_t after_len, void *buf, uint32_t buf_cap);
 SLIP_IMPORT("output_list") int64_t slip_output_list(const void *output, uint32_t output_len, const void *dir, uint32_t dir_len, const void *after, uint32_t after_len, void *buf, uint32_t buf_cap);

@@ -12,6 +12,22 @@ import (
 
 type plugin struct{}
 
+var _ sdk.Configurer = plugin{}
+
+// configKeys are the settings readConfig reads.
+var configKeys = []string{"output", "prefix", "mode", "hook", "prune", "strict"}
+
+// Configure refuses, when the host loads the plugin, a configuration it
+// cannot use: a key it does not read (a misspelt prefix would otherwise
+// leave every key's prefix in its path) or a value that does not parse.
+func (plugin) Configure(h *sdk.Host) error {
+	if err := sdk.CheckConfigKeys(h, configKeys...); err != nil {
+		return fmt.Errorf("files: %w", err)
+	}
+	_, err := readConfig(h)
+	return err
+}
+
 type config struct {
 	output string
 	prefix string

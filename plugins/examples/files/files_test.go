@@ -118,7 +118,36 @@ func TestFakeBadConfig(t *testing.T) {
 	}
 }
 
+// TestFakeRefusesUnknownConfigKeys: every setting the plugin reads is
+// accepted, and a misspelt one refuses the configuration before any call,
+// rather than writing every file with its key's prefix left in its path.
+func TestFakeRefusesUnknownConfigKeys(t *testing.T) {
+	f := &sdk.Fake{Outputs: []string{"out"}, Hooks: []string{"reload"}, Config: map[string]string{
+		"output": "out", "prefix": "cfg/", "mode": "600", "hook": "reload", "prune": "false", "strict": "true",
+	}}
+	f.Set("cfg/a", []byte("v"))
+	if _, err := f.Render(plugin{}); err != nil {
+		t.Fatalf("every setting: %v", err)
+	}
+	f = &sdk.Fake{Outputs: []string{"files"}, Config: map[string]string{"prefx": "cfg/"}}
+	f.Set("cfg/a", []byte("v"))
+	_, err := f.Render(plugin{})
+	const want = `files: unknown configuration key "prefx" (did you mean "prefix"?); this plugin reads: hook, mode, output, prefix, prune, strict`
+	if err == nil || !strings.HasSuffix(err.Error(), want) || len(f.Paths("files")) != 0 {
+		t.Fatalf("render with a misspelt prefix = %v, files %v; want it refused with %q", err, f.Paths("files"), want)
+	}
+}
+
 // End-to-end tests of the built module on the real host.
+
+// TestModuleRefusesUnknownConfigKeys: the host refuses to load the built
+// module with a misspelt setting, with the plugin's message.
+func TestModuleRefusesUnknownConfigKeys(t *testing.T) {
+	_, err := harness.Engine(t).Load(t.Context(), plugintest.Module(t, "plugins/examples/files"), host.PluginConfig{Name: "files", Config: map[string]string{"prefx": "etc/"}})
+	if err == nil || !strings.Contains(err.Error(), `files: unknown configuration key "prefx" (did you mean "prefix"?)`) {
+		t.Fatalf("load with a misspelt prefix = %v", err)
+	}
+}
 
 func newHarness(t *testing.T, cfg map[string]string) *harness.Harness {
 	return harness.New(t, plugintest.Module(t, "plugins/examples/files"), harness.Options{

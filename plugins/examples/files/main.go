@@ -12,6 +12,9 @@
 //	prune   "false" keeps files without a key on a full render (default "true")
 //	strict  "true" fails the batch on a key that is not a valid relative path
 //
+// Any other key, or a value that does not parse, refuses the plugin when
+// the host loads it (slipagent validate reports it).
+//
 // A key that is not a valid relative path (see plugins/ABI.md) is logged and
 // skipped, or with strict = "true" fails the batch, so that the watch shows
 // failing (and retries) until the key is deleted or renamed. Build with:

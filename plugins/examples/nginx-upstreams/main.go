@@ -27,6 +27,9 @@
 //	hook    the hook to request on change, default "reload"; "" for none
 //	strict  "true" fails the batch on an invalid server
 //
+// Any other key, or a value that does not parse, refuses the plugin when
+// the host loads it (slipagent validate reports it).
+//
 // Build with:
 //
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o nginx-upstreams.wasm .
@@ -34,6 +37,6 @@ package main
 
 import "github.com/slipstreamkv/slipstream/plugins/sdk"
 
-func init() { sdk.Register(sdk.RenderFunc(render)) }
+func init() { sdk.Register(plugin{sdk.RenderFunc(render)}) }
 
 func main() {}

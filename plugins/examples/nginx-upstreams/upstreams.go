@@ -72,6 +72,25 @@ func (s server) line() string {
 	return b.String() + ";"
 }
 
+// plugin is the nginx-upstreams plugin: batches and renders rebuild the
+// file (render), and its configuration is checked when the host loads it.
+type plugin struct{ sdk.RenderFunc }
+
+var _ sdk.Configurer = plugin{}
+
+// configKeys are the settings readConfig reads.
+var configKeys = []string{"prefix", "output", "path", "hook", "strict"}
+
+// Configure refuses, when the host loads the plugin, a configuration it
+// cannot use: a key it does not read or a value that does not parse.
+func (plugin) Configure(h *sdk.Host) error {
+	if err := sdk.CheckConfigKeys(h, configKeys...); err != nil {
+		return fmt.Errorf("nginx-upstreams: %w", err)
+	}
+	_, err := readConfig(h)
+	return err
+}
+
 type config struct {
 	prefix, output, path, hook string
 	strict                     bool

@@ -62,11 +62,15 @@ type plugin struct{ sdk.RenderFunc }
 
 var _ sdk.Configurer = plugin{}
 
-// Configure parses the configuration, so that the host refuses a module
-// whose templates do not parse; calls reuse the parse (loadConfig's cache).
-// A module loaded with no configuration at all (slipagent plugin compile
-// or inspect of the bare module) is not refused: a call refuses it.
+// Configure refuses a key the plugin does not read, and parses the
+// configuration, so that the host refuses a module with a misspelt setting
+// or templates that do not parse; calls reuse the parse (loadConfig's
+// cache). A module loaded with no configuration at all (slipagent plugin
+// compile or inspect of the bare module) is not refused: a call refuses it.
 func (plugin) Configure(h *sdk.Host) error {
+	if err := sdk.CheckConfigKeys(h, configKeys...); err != nil {
+		return fmt.Errorf("template: config: %w", err)
+	}
 	for _, k := range configKeys {
 		if _, ok := h.Config(k); ok {
 			_, err := loadConfig(h)

@@ -26,7 +26,8 @@
 // batch changed (listing.go); a full render renders them all and removes
 // the files no template writes from their outputs (prune.go), requesting
 // the hooks of an output it removed a file from. The configuration is parsed
-// when the host loads the module, so slipagent validate reports its errors.
+// when the host loads the module, so slipagent validate reports its errors,
+// and a key the plugin does not read among them.
 // Build with:
 //
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o template.wasm .

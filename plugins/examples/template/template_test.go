@@ -104,6 +104,20 @@ func TestModuleRendersAndReloadsOnChange(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "template: rendered:1: unclosed action") {
 		t.Fatalf("bad template: %v", err)
 	}
+	// So is a misspelt setting, alone or beside good ones.
+	const reads = "; this plugin reads: hook, mode, name, output, path, prefix, separator, template, templates"
+	for _, c := range []struct {
+		cfg  map[string]string
+		want string
+	}{
+		{map[string]string{"templat": "{{ .Watch }}"}, `template: config: unknown configuration key "templat" (did you mean "template"?)` + reads},
+		{map[string]string{"template": "{{ .Watch }}", "prefx": "app/"}, `template: config: unknown configuration key "prefx" (did you mean "prefix"?)` + reads},
+	} {
+		_, err := harness.Engine(t).Load(t.Context(), plugintest.Module(t, "plugins/examples/template"), host.PluginConfig{Name: "template", Config: c.cfg})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("config %v: %v, want %q", c.cfg, err, c.want)
+		}
+	}
 }
 
 func TestModuleRendersAViewLargerThanAPage(t *testing.T) {

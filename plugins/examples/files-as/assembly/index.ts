@@ -5,14 +5,19 @@
 //
 // Config: prefix (default ""), output (default "files"), mode (octal
 // permission, default the output's), hook (requested when a file changed),
-// prune ("true"/"false", default true).
+// prune ("true"/"false", default true). Any other key refuses the module
+// when the host loads it.
 
 import {
-  Input, Lister, Record, Scanner, checkPath, config, fail, isUTF8, lastStatus, log, readInput,
+  Input, Lister, Record, Scanner, checkPath, config, fail, isUTF8, lastStatus, log, readInput, refuseUnknownConfigKeys,
   removeFile, requestHook, statusName, viewGet, writeFile, ERR_NOT_FOUND, LEVEL_ERROR, LEVEL_WARN, OK, UNCHANGED,
 } from "../../../sdk/assemblyscript/assembly/index";
 
 export { slipstream_abi_version } from "../../../sdk/assemblyscript/assembly/index";
+
+// The top level runs in _initialize: a key readConfig does not read (a
+// misspelt prefix, say) refuses the module when the host loads it.
+refuseUnknownConfigKeys("files-as", ["prefix", "output", "mode", "hook", "prune"]);
 
 class Config {
   prefix: string = "";

@@ -106,6 +106,9 @@ func act(h *sdk.Host, key, arg string) error {
 	case "config":
 		v, ok := h.Config(arg)
 		h.Logf(sdk.LevelInfo, "config %s = %q %v", arg, v, ok)
+	case "configkeys":
+		keys, err := h.ConfigKeys()
+		h.Logf(sdk.LevelInfo, "config keys %q %v", keys, err)
 	case "fail":
 		return errors.New(arg)
 	case "panic":

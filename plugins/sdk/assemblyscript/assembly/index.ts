@@ -28,6 +28,8 @@ declare function host_log(level: i32, msgPtr: usize, msgLen: i32): i32;
 declare function host_input_read(bufPtr: usize, bufCap: i32): i64;
 @external("slipstream", "config_get")
 declare function host_config_get(keyPtr: usize, keyLen: i32, bufPtr: usize, bufCap: i32): i64;
+@external("slipstream", "config_keys")
+declare function host_config_keys(bufPtr: usize, bufCap: i32): i64;
 @external("slipstream", "view_get")
 declare function host_view_get(keyPtr: usize, keyLen: i32, bufPtr: usize, bufCap: i32): i64;
 @external("slipstream", "view_scan")
@@ -265,6 +267,50 @@ export function config(key: string): string | null {
   const r = callBuffer((buf: usize, cap: i32): i64 => host_config_get(argA.dataStart, argA.length, buf, cap));
   if (r.status != OK) return null;
   return str(r.data!);
+}
+
+/**
+ * The names of every key of the plugin configuration, sorted, or null on an
+ * error (see lastStatus). Works in the initializer, like config.
+ */
+export function configKeys(): string[] | null {
+  const r = callBuffer((buf: usize, cap: i32): i64 => host_config_keys(buf, cap));
+  lastStatus = r.status;
+  if (r.status != OK) return null;
+  const b = r.data!;
+  const keys = new Array<string>();
+  let start = 0;
+  for (let i = 0; i < b.length; i++) {
+    if (b[i] != 0) continue;
+    keys.push(String.UTF8.decodeUnsafe(b.dataStart + start, i - start, false));
+    start = i + 1;
+  }
+  return keys;
+}
+
+/**
+ * Refuses the module unless every key of the plugin configuration is one of
+ * known, the keys the plugin reads: it reports an error naming the others
+ * and known, prefixed by who ("files-as: unknown configuration key "prefx";
+ * this plugin reads: hook, prefix"), and traps. Call it from the entry
+ * file's top level, which runs in _initialize (asc --exportStart): the host
+ * then refuses to load the module with that message, so that slipagent
+ * validate reports a misspelt setting.
+ */
+export function refuseUnknownConfigKeys(who: string, known: string[]): void {
+  const keys = configKeys();
+  if (keys === null) {
+    fail(who + ": config_keys: " + statusName(lastStatus));
+    unreachable();
+  }
+  const unknown = new Array<string>();
+  for (let i = 0; i < keys!.length; i++) {
+    if (!known.includes(keys![i])) unknown.push("\"" + keys![i] + "\"");
+  }
+  if (unknown.length == 0) return;
+  const what = unknown.length > 1 ? ": unknown configuration keys " : ": unknown configuration key ";
+  fail(who + what + unknown.join(", ") + "; this plugin reads: " + known.slice(0).sort().join(", "));
+  unreachable();
 }
 
 /** The view's entry for key, or null when it is absent (or on an error, in status). */

@@ -1,0 +1,83 @@
+package sdk
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// CheckConfigKeys returns an error naming every key of the plugin's
+// configuration that is not one of known, with the closest known key when
+// one is near enough to be a typo, and the keys the plugin reads:
+//
+//	unknown configuration key "prefx" (did you mean "prefix"?); this plugin reads: hook, prefix, strict
+//
+// It returns nil when every key is known. Call it from
+// [Configurer.Configure] with every key the plugin reads, so that a
+// misspelt setting refuses the module (and fails slipagent validate)
+// rather than silently leaving the setting at its default.
+func CheckConfigKeys(h *Host, known ...string) error {
+	keys, err := h.ConfigKeys()
+	if err != nil {
+		return err
+	}
+	known = slices.Sorted(slices.Values(known))
+	var unknown []string
+	for _, k := range keys {
+		if _, ok := slices.BinarySearch(known, k); ok {
+			continue
+		}
+		u := strconv.Quote(k)
+		if s, ok := closest(k, known); ok {
+			u += fmt.Sprintf(" (did you mean %q?)", s)
+		}
+		unknown = append(unknown, u)
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	what := "unknown configuration key "
+	if len(unknown) > 1 {
+		what = "unknown configuration keys "
+	}
+	reads := "this plugin reads no configuration"
+	if len(known) > 0 {
+		reads = "this plugin reads: " + strings.Join(known, ", ")
+	}
+	return fmt.Errorf("%s%s; %s", what, strings.Join(unknown, ", "), reads)
+}
+
+// closest returns the known key nearest to key by edit distance, if it is
+// at most 2 edits away and fewer edits than key has bytes (so that "x" does
+// not suggest "a"). Ties go to the first in known.
+func closest(key string, known []string) (best string, ok bool) {
+	bestDist := 3
+	for _, k := range known {
+		if d := editDistance(key, k); d < bestDist && d < len(key) {
+			best, bestDist, ok = k, d, true
+		}
+	}
+	return best, ok
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := range len(a) {
+		cur[0] = i + 1
+		for j := range len(b) {
+			cost := 1
+			if a[i] == b[j] {
+				cost = 0
+			}
+			cur[j+1] = min(prev[j+1]+1, cur[j]+1, prev[j]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
