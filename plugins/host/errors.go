@@ -21,8 +21,9 @@ var (
 	// ErrTrap: the guest trapped or exited (a crash, out of memory, stack
 	// exhaustion, a Go panic it did not recover); the instance was recycled.
 	ErrTrap = errors.New("host: plugin trapped")
-	// ErrPluginFailed: the guest returned a failure status; the message it
-	// reported is part of the error.
+	// ErrPluginFailed: the guest returned a failure status, or its
+	// initializer reported an error and exited (it refused its
+	// configuration); the message it reported is part of the error.
 	ErrPluginFailed = errors.New("host: plugin reported failure")
 	// ErrDenied: the plugin asked for something outside its confinement: an
 	// undeclared output or hook, or a path that is absolute, contains "..",

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -141,11 +142,13 @@ func TestFakeRefusesUnknownConfigKeys(t *testing.T) {
 // End-to-end tests of the built module on the real host.
 
 // TestModuleRefusesUnknownConfigKeys: the host refuses to load the built
-// module with a misspelt setting, with the plugin's message.
+// module with a misspelt setting, with the plugin's message: a failure the
+// plugin reported, not a crash.
 func TestModuleRefusesUnknownConfigKeys(t *testing.T) {
 	_, err := harness.Engine(t).Load(t.Context(), plugintest.Module(t, "plugins/examples/files"), host.PluginConfig{Name: "files", Config: map[string]string{"prefx": "etc/"}})
-	if err == nil || !strings.Contains(err.Error(), `files: unknown configuration key "prefx" (did you mean "prefix"?)`) {
-		t.Fatalf("load with a misspelt prefix = %v", err)
+	const want = `plugin "files": instantiate: host: plugin reported failure: files: unknown configuration key "prefx" (did you mean "prefix"?); this plugin reads: `
+	if !errors.Is(err, host.ErrPluginFailed) || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("load with a misspelt prefix = %v, want %q…", err, want)
 	}
 }
 
