@@ -288,6 +288,9 @@ func (r *watchRunner) scope() kvcore.Scope {
 	return kvcore.Prefixes(r.conf.Prefixes...)
 }
 
+// sweptLogCap is how many of the staging files a crash left the log names.
+const sweptLogCap = 10
+
 // outputs creates the output directories, removes staging files a crash
 // left in them, and returns them as the host writes them.
 func (r *watchRunner) outputs() (map[string]host.Output, error) {
@@ -299,8 +302,8 @@ func (r *watchRunner) outputs() (map[string]host.Output, error) {
 		if err != nil {
 			return nil, fmt.Errorf("output %s: %w", o.Name, err)
 		}
-		if len(swept) > 0 {
-			r.log.Info("removed staging files left by a crash", "output", o.Name, "files", swept)
+		if n := len(swept); n > 0 {
+			r.log.Info("removed staging files left by a crash", "output", o.Name, "files", n, "first", swept[:min(n, sweptLogCap)])
 		}
 	}
 	return r.resolvedOutputs(), nil

@@ -236,6 +236,9 @@ func (l *appliedLoop) missingPuts(ctx context.Context, live map[string]liveKey) 
 	return puts, nil
 }
 
+// reconcileLogCap is how many keys a reconciliation's log line names.
+const reconcileLogCap = 10
+
 // staleDeletes returns synthetic deletes (unknown version) for the stale
 // keys, those the fold holds under the scope that the listing lacks, that
 // the source confirms are gone: a listing taken while the bucket changes
@@ -245,6 +248,7 @@ func (l *appliedLoop) missingPuts(ctx context.Context, live map[string]liveKey) 
 // value than the fold's gets a put of the bucket's current entry instead.
 func (l *appliedLoop) staleDeletes(ctx context.Context, stale []string) ([]Update, error) {
 	var deletes []Update
+	var replaced []string
 	for _, k := range stale {
 		e, err := l.src.Entry(ctx, k)
 		switch {
@@ -261,12 +265,17 @@ func (l *appliedLoop) staleDeletes(ctx context.Context, stale []string) ([]Updat
 			if cur, err := l.fold.Get(k); err == nil && cur.Version == e.Version && bytes.Equal(cur.Value, e.Value) {
 				continue
 			}
-			l.cfg.Logger.Info("a key missing from the bucket's listing exists with another value; taking the bucket's", "key", k)
+			replaced = append(replaced, k)
 			deletes = append(deletes, Update{Op: OpPut, Key: k, Value: e.Value, Version: e.Version})
 		}
 	}
-	if len(deletes) > 0 {
-		l.cfg.Logger.Info("removing keys that vanished from the bucket", "scope", l.cfg.Scope.String(), "keys", len(deletes))
+	if n := len(replaced); n > 0 {
+		// One line, however many: under concurrent writes a listing misses
+		// keys written while it ran.
+		l.cfg.Logger.Info("keys missing from the bucket's listing exist with other values; taking the bucket's", "scope", l.cfg.Scope.String(), "keys", n, "first", replaced[:min(n, reconcileLogCap)])
+	}
+	if n := len(deletes) - len(replaced); n > 0 {
+		l.cfg.Logger.Info("removing keys that vanished from the bucket", "scope", l.cfg.Scope.String(), "keys", n)
 	}
 	return deletes, nil
 }

@@ -865,6 +865,35 @@ func TestReconcileConfirmsBeforeDeleting(t *testing.T) {
 	}
 }
 
+// Keys a listing missed that hold other values than the fold's (written
+// while the listing ran, as on every restart under writes) are taken from
+// the bucket and logged on one line, with their count, not one line each;
+// the line about vanished keys counts only the deletes.
+func TestReconcileLogsReplacedKeysOnce(t *testing.T) {
+	f := newMemFold()
+	var present []string
+	for i := range 30 {
+		k := fmt.Sprintf("k%02d", i)
+		f.entries[k] = kvcore.Entry{Key: k, Value: []byte("old")}
+		present = append(present, k)
+	}
+	f.entries["gone"] = kvcore.Entry{Key: "gone", Value: []byte("v")}
+	f.cursor = kvcore.RevisionCursor(40)
+	r := &recorder{fold: f}
+	w := &scriptWatcher{sessions: []session{{events: []kvcore.Event{synced}}}, keys: []string{"a"}, present: present}
+	var logs logtest.Buffer
+	stop := loop(t, w, f, kvcore.AppliedConfig{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, r.apply)
+	waitFor(t, "the reconciliation", func() bool { return len(r.applied()) == 1 })
+	stop()
+	if got := f.values(); len(got) != 31 || got[0] != "a=v" || got[1] != "k00=v" || slices.Contains(got, "gone=v") {
+		t.Errorf("fold = %v, want a, k00..k29 taken from the bucket, gone removed", got)
+	}
+	const replaced = `msg="keys missing from the bucket's listing exist with other values; taking the bucket's" scope=* keys=30 first="[k00 k01 k02 k03 k04 k05 k06 k07 k08 k09]"`
+	if logs.Count(replaced) != 1 || logs.Count("taking the bucket's") != 1 || logs.Count(`msg="removing keys that vanished from the bucket" scope=* keys=1`) != 1 {
+		t.Errorf("want one line of the 30 replaced keys and one of the 1 removed:\n%s", logs.String())
+	}
+}
+
 // A periodic reconciliation that comes due while a resumed session is still
 // applying its backlog must wait for the Synced event: running it then
 // would report the loop caught up while it is not.
