@@ -609,12 +609,17 @@ func (c *Config) finalize() hcl.Diagnostics {
 			o.Dir = filepath.Clean(relativeTo(o.DefRange, o.Dir))
 			o.Mode, diags = parseMode(o.ModeS, o.ModeRange, diags)
 			diags = o.finalizeOwner(w.Name, diags)
-			if repeated {
-				continue // its overlap with the first is that error's, not another
+			others := placed
+			if repeated { // its overlap with its first copy is that error's, not another
+				others = slices.DeleteFunc(slices.Clone(placed), func(p placedOutput) bool {
+					return p.watch == w.Name && (duplicate || p.Name == o.Name)
+				})
 			}
 			var p placedOutput
-			p, diags = c.placeOutput(o, placed, diags)
-			placed = append(placed, p)
+			p, diags = c.placeOutput(w.Name, o, others, diags)
+			if !repeated {
+				placed = append(placed, p)
+			}
 		}
 		hooks := map[string]bool{}
 		for _, h := range w.Hooks {

@@ -486,4 +486,25 @@ watch "w" {
 			t.Errorf("%s declared twice: %v, want only %q", name, err, tc.want)
 		}
 	}
+	// The copy's other places are still checked: here it overlaps another
+	// watch's output.
+	_, err := Parse("agent.hcl", []byte(base+`watch "w" {
+  bucket = "b"
+  plugin = "p"
+  output "o" { dir = "/srv/out" }
+}
+watch "x" {
+  bucket = "b"
+  plugin = "p"
+  output "o" { dir = "/srv/other" }
+}
+watch "w" {
+  bucket = "b"
+  plugin = "p"
+  output "o" { dir = "/srv/other/sub" }
+}`))
+	var ce *ConfigError
+	if !errors.As(err, &ce) || len(ce.Diags) != 2 || ce.Diags[0].Summary != "Duplicate watch" || ce.Diags[1].Summary != "Overlapping output directories" || !strings.Contains(ce.Diags[1].Detail, `the output "o" in agent.hcl:10`) {
+		t.Errorf("a duplicate watch overlapping another's output: %v, want the duplicate and that overlap", err)
+	}
 }

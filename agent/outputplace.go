@@ -31,16 +31,17 @@ func realDir(path string) string {
 	}
 }
 
-// placedOutput is an output with its resolved directory.
+// placedOutput is an output of a watch with its resolved directory.
 type placedOutput struct {
 	*OutputConf
-	real string
+	watch string
+	real  string
 }
 
-// placeOutput checks o against the outputs placed before it and the agent's
-// own files, and returns it placed.
-func (c *Config) placeOutput(o *OutputConf, placed []placedOutput, diags hcl.Diagnostics) (placedOutput, hcl.Diagnostics) {
-	p := placedOutput{o, realDir(o.Dir)}
+// placeOutput checks o, an output of watch, against the outputs placed
+// before it and the agent's own files, and returns it placed.
+func (c *Config) placeOutput(watch string, o *OutputConf, placed []placedOutput, diags hcl.Diagnostics) (placedOutput, hcl.Diagnostics) {
+	p := placedOutput{o, watch, realDir(o.Dir)}
 	for _, other := range placed {
 		if within(p.real, other.real) || within(other.real, p.real) {
 			same := ""
