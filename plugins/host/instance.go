@@ -263,9 +263,10 @@ func (i *Instance) trapped(ctx context.Context, kind abi.Kind, err error, kept [
 			setting = "render_timeout"
 		}
 		return i.callError(call, fmt.Errorf("%w after %v (limit %s of the plugin)", ErrTimeout, i.plugin.cfg.timeout(kind), setting), msg, recycled)
-	case errors.As(err, &exit) && kind == 0 && reported != "":
-		// An initializer that reported an error and exited refuses the
-		// module, as ABI.md section 1 has it (a bad configuration): no crash.
+	case kind == 0 && reported != "":
+		// An initializer that reported an error, then exited or trapped
+		// (AssemblyScript's abort), refuses the module, as ABI.md section 1
+		// has it (a bad configuration): no crash.
 		return i.callError(call, ErrPluginFailed, msg, recycled)
 	case errors.As(err, &exit):
 		return i.callError(call, fmt.Errorf("%w: guest exited with code %d", ErrTrap, exit.ExitCode()), msg, recycled)
