@@ -5,6 +5,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/agext/levenshtein"
 )
 
 // CheckConfigKeys returns an error naming every key of the plugin's
@@ -22,7 +25,7 @@ func CheckConfigKeys(h *Host, known ...string) error {
 	if err != nil {
 		return err
 	}
-	known = slices.Sorted(slices.Values(known))
+	known = slices.Compact(slices.Sorted(slices.Values(known)))
 	var unknown []string
 	for _, k := range keys {
 		if _, ok := slices.BinarySearch(known, k); ok {
@@ -48,36 +51,16 @@ func CheckConfigKeys(h *Host, known ...string) error {
 	return fmt.Errorf("%s%s; %s", what, strings.Join(unknown, ", "), reads)
 }
 
-// closest returns the known key nearest to key by edit distance, if it is
-// at most 2 edits away and fewer edits than key has bytes (so that "x" does
-// not suggest "a"). Ties go to the first in known.
+// closest returns the known key nearest to key by edit distance (as HCL
+// suggests attribute names), if it is at most 2 edits away and fewer edits
+// than key has runes (so that "x" does not suggest "a"). Ties go to the
+// first in known.
 func closest(key string, known []string) (best string, ok bool) {
 	bestDist := 3
 	for _, k := range known {
-		if d := editDistance(key, k); d < bestDist && d < len(key) {
+		if d := levenshtein.Distance(key, k, nil); d < bestDist && d < utf8.RuneCountInString(key) {
 			best, bestDist, ok = k, d, true
 		}
 	}
 	return best, ok
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := range len(a) {
-		cur[0] = i + 1
-		for j := range len(b) {
-			cost := 1
-			if a[i] == b[j] {
-				cost = 0
-			}
-			cur[j+1] = min(prev[j+1]+1, cur[j]+1, prev[j]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -662,6 +662,10 @@ func TestCheckConfigKeys(t *testing.T) {
 			`unknown configuration key "a\"b\n"; this plugin reads: hook, prefix, strict`},
 		{"a plugin without settings", map[string]string{"prefix": "a."}, nil,
 			`unknown configuration key "prefix"; this plugin reads no configuration`},
+		{"a known key listed twice", map[string]string{"prefx": "a."}, []string{"prefix", "hook", "prefix"},
+			`unknown configuration key "prefx" (did you mean "prefix"?); this plugin reads: hook, prefix`},
+		{"a typo in a key of two-byte runes", map[string]string{"größ": ""}, []string{"größe"},
+			`unknown configuration key "größ" (did you mean "größe"?); this plugin reads: größe`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rendered := false
