@@ -261,7 +261,7 @@ func removeSynced(path string) error {
 // recoverPlacement finishes a placement a crash interrupted, before the
 // watch does anything else: the old files come back unless the checks had
 // passed. It reports whether it restored files (the outputs then lag the
-// record of committed files, so the caller renders in full). A journal
+// watch's fold, so the caller renders in full). A journal
 // that does not load is quarantined: which files it placed is unknown, so
 // they stay as they are and the watch renders in full.
 func (r *watchRunner) recoverPlacement() (restored bool, err error) {

@@ -66,7 +66,9 @@ func (r *orderResult) Commit(context.Context) error { r.ev.add("rename"); return
 // written (the files marked pending) before the staged files are fsynced
 // (the two fsyncs overlap) and is durable before the first rename, so a
 // power loss never leaves renamed files the record lacks; it is settled
-// after the renames.
+// after the renames, and that is synced too, or a power loss after the
+// checkpoint would leave the records pending and accept the files' old
+// state as well.
 func TestCommitRecordDurableBeforeRename(t *testing.T) {
 	dir, out := t.TempDir(), t.TempDir()
 	rec := openTestRecord(t, FoldMemory, dir, out)
@@ -82,12 +84,17 @@ func TestCommitRecordDurableBeforeRename(t *testing.T) {
 	if err := r.commit(context.Background(), res, hookJournal{path: filepath.Join(dir, journalFile)}, kvcore.RevisionCursor(1)); err != nil {
 		t.Fatal(err)
 	}
+	// The settling's fsync runs in the background, beside the checkpoint.
+	if rec.syncing == nil {
+		t.Fatal("the commit returned without syncing the record's settling")
+	}
+	rec.waitSync()
 	got := ev.get()
 	overlapped := [][]string{
-		{"record write", "files synced", "record synced", "rename", "record write"},
-		{"record write", "record synced", "files synced", "rename", "record write"},
+		{"record write", "files synced", "record synced", "rename", "record write", "record synced"},
+		{"record write", "record synced", "files synced", "rename", "record write", "record synced"},
 	}
 	if !slices.ContainsFunc(overlapped, func(want []string) bool { return slices.Equal(got, want) }) {
-		t.Fatalf("commit steps %v, want the record written, then it and the files synced (in either order), then the renames, then the record settled", got)
+		t.Fatalf("commit steps %v, want the record written, then it and the files synced (in either order), then the renames, then the record settled and synced", got)
 	}
 }

@@ -206,7 +206,8 @@ func (d *driftRepair) check(ctx context.Context) error {
 // find compares every recorded file with the disk (outputRecord.scan).
 // Files whose content is the recorded one but whose stat fingerprint
 // changed get their record updated, so the next check does not hash them
-// again; outputs the watch no longer declares are forgotten.
+// again; pending records are settled on the state their file is in; outputs
+// the watch no longer declares are forgotten.
 func (d *driftRepair) find(ctx context.Context) (drifted []driftedFile, unchecked, err error) {
 	s, err := d.rec.scan(ctx)
 	if err != nil {
@@ -276,13 +277,29 @@ func (r *outputRecord) scan(ctx context.Context) (driftScan, error) {
 
 // unchanged turns into record updates the entries of updates (key → old,
 // new) whose record is still the old one: a commit may have recorded a newer
-// file meanwhile. the turn is held, so no commit records anything during the
-// comparison.
+// file meanwhile. The turn is held, so no commit records anything or moves
+// a file during the comparison. A pending record is compared with its file
+// again: a commit that did not record anything may still have moved the
+// file since find looked (a rename before the commit failed, a check in
+// place that put the old file back), and the record settles on the state
+// the file is in now.
 func (d *driftRepair) unchanged(updates map[string][2]fileRecord) []kvcore.Update {
 	var out []kvcore.Update
 	for key, u := range updates {
-		if cur, ok, err := d.rec.get(key); err != nil || !ok || cur != u[0] {
+		cur, ok, err := d.rec.get(key)
+		if err != nil || !ok || cur != u[0] {
 			continue
+		}
+		if cur.pending {
+			path, owned, known := d.rec.target(key)
+			if !known {
+				continue
+			}
+			reason, now, err := driftOf(path, owned, cur)
+			if err != nil || reason != "" || now == nil {
+				continue // the next check finds it
+			}
+			u[1] = *now
 		}
 		out = append(out, u[1].update(key))
 	}
@@ -300,8 +317,9 @@ func (d *driftRepair) render(ctx context.Context, drifted []driftedFile) ([]drif
 	}
 	defer d.unlock()
 	ctx = context.WithoutCancel(ctx) // a render that started runs to its end
-	// find ran without the turn: a commit may have changed a file before
-	// recording it. Holding the turn, the record is up to date.
+	// find ran without the turn: a commit may have moved a file since
+	// (marked pending, not settled yet). Holding the turn, the record is
+	// up to date and no commit is under way.
 	drifted = d.confirm(drifted)
 	if len(drifted) == 0 && !d.unfinished {
 		return nil, nil, nil

@@ -62,12 +62,14 @@ func (r *outputRecord) hash(staged []host.StagedFile) []kvcore.Update {
 // commits without syncing its write-ahead log); the commit overlaps it with
 // the staged files' and waits for it with synced before the first rename.
 // A failure is logged, not returned: the files and hooks must not wait for
-// the record, and a record behind the disk only costs a needless render.
+// the record. A record left behind the disk that way reports the files of
+// the commit as drift if it is cut short, and leaves new files unchecked
+// until they are written again.
 func (r *outputRecord) committed(ctx context.Context, staged []host.StagedFile, updates []kvcore.Update) {
 	if r == nil {
 		return
 	}
-	r.syncing = nil // an earlier commit's, if it failed before synced
+	r.waitSync() // the settling of the commit before, or this one's marks if it failed before synced
 	marks := r.pending(staged, updates)
 	if len(marks) == 0 {
 		return
@@ -76,8 +78,26 @@ func (r *outputRecord) committed(ctx context.Context, staged []host.StagedFile, 
 		r.l.Warn("cannot record committed outputs; a later drift check may render again needlessly", "err", err)
 		return
 	}
+	r.syncInBackground(ctx)
+}
+
+// syncInBackground starts an fsync of the record, which synced, waitSync
+// and Close wait for.
+func (r *outputRecord) syncInBackground(ctx context.Context) {
 	r.syncing = make(chan error, 1)
-	go func(done chan<- error) { done <- r.sync(ctx) }(r.syncing)
+	go func(done chan<- error) { done <- r.sync(context.WithoutCancel(ctx)) }(r.syncing)
+}
+
+// waitSync waits for the fsync started in the background, if any, and logs
+// its failure.
+func (r *outputRecord) waitSync() {
+	if r.syncing == nil {
+		return
+	}
+	if err := <-r.syncing; err != nil {
+		r.l.Warn("cannot make the record of committed outputs durable; a crash now may leave a drift check unsure of some files", "err", err)
+	}
+	r.syncing = nil
 }
 
 // pending returns the pending records of a commit's files, the last update
@@ -90,13 +110,8 @@ func (r *outputRecord) pending(staged []host.StagedFile, updates []kvcore.Update
 		return nil
 	}
 	marks := make([]kvcore.Update, 0, len(updates))
-	seen := make(map[string]bool, len(updates))
-	for i := len(updates) - 1; i >= 0; i-- {
+	for _, i := range inForce(updates) {
 		u := updates[i]
-		if seen[u.Key] {
-			continue
-		}
-		seen[u.Key] = true
 		mark := fileRecord{pending: true}
 		switch {
 		case u.Op == kvcore.OpDelete && !staged[i].Remove:
@@ -145,6 +160,20 @@ func (r *outputRecord) prior(key string) (fileState, bool) {
 	return fr.fileState, true
 }
 
+// inForce returns the indexes of the last update of each key in updates
+// (the one in force), last first.
+func inForce(updates []kvcore.Update) []int {
+	idx := make([]int, 0, len(updates))
+	seen := make(map[string]bool, len(updates))
+	for i := len(updates) - 1; i >= 0; i-- {
+		if !seen[updates[i].Key] {
+			seen[updates[i].Key] = true
+			idx = append(idx, i)
+		}
+	}
+	return idx
+}
+
 // synced returns once what committed wrote is durable. A failure is logged,
 // as in committed.
 func (r *outputRecord) synced(ctx context.Context) {
@@ -167,21 +196,18 @@ func (r *outputRecord) synced(ctx context.Context) {
 // hash returned for them) as the commit left them: the removed ones
 // forgotten, the written ones with the change time their rename gave them,
 // so that the next drift check need not hash them again (a file whose stat
-// no longer matches what hash read keeps that, and is hashed). It needs no
-// fsync: a record left pending by a crash is settled by a drift check. A
-// failure is logged.
+// no longer matches what hash read keeps that, and is hashed). Its fsync
+// runs in the background, overlapping the checkpoint that follows the
+// commit: until it is done, a crash leaves the records pending, and a file
+// put back by hand in its state from before the commit would pass a drift
+// check. A failure is logged.
 func (r *outputRecord) settled(ctx context.Context, staged []host.StagedFile, updates []kvcore.Update) {
 	if r == nil || len(updates) != len(staged) {
 		return
 	}
 	done := make([]kvcore.Update, 0, len(updates))
-	seen := make(map[string]bool, len(updates))
-	for i := len(updates) - 1; i >= 0; i-- {
+	for _, i := range inForce(updates) {
 		u := updates[i]
-		if seen[u.Key] {
-			continue
-		}
-		seen[u.Key] = true
 		if u.Op == kvcore.OpDelete {
 			if staged[i].Remove {
 				done = append(done, u)
@@ -204,7 +230,9 @@ func (r *outputRecord) settled(ctx context.Context, staged []host.StagedFile, up
 	}
 	if err := r.write(ctx, done); err != nil {
 		r.l.Warn("cannot record committed outputs; the next drift check settles them", "err", err)
+		return
 	}
+	r.syncInBackground(ctx)
 }
 
 // kept records the files a commit found as the plugin wrote them, which it

@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -159,4 +161,98 @@ func TestACommitOverPendingRecords(t *testing.T) {
 	if err != nil || !ok || fr.pending || fr.sum != sha256.Sum256([]byte("alpha")) {
 		t.Errorf("record of a: %+v, %v, %v; want alpha, settled", fr, ok, err)
 	}
+}
+
+// A drift check's find reads a pending record and its file without the
+// turn, while a commit may be under way; unchanged applies what it found
+// under the turn. A commit that moved the file without recording anything
+// (a rename before the commit failed on another file, a check in place
+// that put the old file back) must not leave the record settled on the
+// state find saw: the next check would report drift no one made.
+func TestADriftCheckDuringACommitSettlesOnTheFileAsItEnds(t *testing.T) {
+	for _, undo := range []bool{false, true} {
+		t.Run(fmt.Sprintf("undo=%v", undo), func(t *testing.T) {
+			ctx := context.Background()
+			dir, out := t.TempDir(), t.TempDir()
+			rec := openTestRecord(t, FoldMemory, dir, out)
+			commitFiles(t, rec, []host.StagedFile{stageFile(t, out, "a", "alpha")}, 1)
+			d := &driftRepair{rec: rec}
+			// The commit marks a pending.
+			staged := []host.StagedFile{stageFile(t, out, "a", "beta")}
+			rec.committed(ctx, staged, rec.hash(staged))
+			rec.synced(ctx)
+			target, backup := filepath.Join(out, "a"), filepath.Join(out, ".backup")
+			if undo { // check_in_place: the old file kept aside, the new one placed
+				if err := errors.Join(os.Link(target, backup), os.Rename(staged[0].File, target)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s, err := rec.scan(ctx) // find, without the turn
+			if err != nil {
+				t.Fatal(err)
+			}
+			if undo { // the check fails: the old file is put back
+				err = os.Rename(backup, target)
+			} else { // renamed, then the commit fails on another file
+				err = os.Rename(staged[0].File, target)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := rec.apply(ctx, append(s.stale, d.unchanged(s.refreshed)...)); err != nil { // under the turn
+				t.Fatal(err)
+			}
+			if drifted := settleScan(t, rec); len(drifted) > 0 {
+				t.Errorf("only the agent touched a, yet the next check reports %v", drifted)
+			}
+		})
+	}
+}
+
+// The record's encodings decode to what was encoded, and an encoding that
+// does not decode is refused, not misread.
+func TestFileRecordEncodings(t *testing.T) {
+	s := fileState{size: 5, mode: 0o644, uid: 1, gid: 2, mtime: 3, ino: 4, ctime: 6}
+	s.sum[0] = 9
+	p := fileState{size: 7, mode: 0o600, uid: 11, gid: 12, mtime: 13, ino: 14, ctime: 16}
+	p.sum[31] = 8
+	for _, fr := range fileRecordSeeds(s, p) {
+		got, err := decodeFileRecord(fr.encode())
+		if err != nil || got != fr {
+			t.Errorf("%+v decodes to %+v, %v", fr, got, err)
+		}
+	}
+	for _, b := range [][]byte{nil, {2}, {3, pendingGone | pendingPriorGone}, {3, 4}, append([]byte{3, 0}, make([]byte, fileStateLen)...)} {
+		if fr, err := decodeFileRecord(b); err == nil {
+			t.Errorf("%x decodes to %+v", b, fr)
+		}
+	}
+}
+
+func fileRecordSeeds(s, p fileState) []fileRecord {
+	return []fileRecord{
+		{fileState: s},
+		{fileState: s, pending: true, prior: p},
+		{fileState: s, pending: true, priorGone: true},
+		{pending: true, gone: true, prior: p},
+	}
+}
+
+// FuzzDecodeFileRecord: whatever decodes encodes back to the same bytes
+// (format 1 aside, which is written as format 2), so a record is never
+// misread.
+func FuzzDecodeFileRecord(f *testing.F) {
+	s := fileState{size: 5, mode: 0o644, mtime: 1}
+	for _, fr := range fileRecordSeeds(s, s) {
+		f.Add(fr.encode())
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fr, err := decodeFileRecord(b)
+		if err != nil || len(b) == fileRecordLenV1 {
+			return
+		}
+		if got := fr.encode(); !bytes.Equal(got, b) {
+			t.Fatalf("%x decodes to %+v, which encodes to %x", b, fr, got)
+		}
+	})
 }

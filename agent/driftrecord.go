@@ -50,7 +50,9 @@ type outputRecord struct {
 	outs map[string]host.Output // by name
 	mu   sync.Mutex             // one Apply at a time, as folds require
 	l    *slog.Logger
-	// syncing is the fsync that committed started and synced waits for.
+	// syncing is the fsync that committed or settled started in the
+	// background (nil: none), which synced, the next commit and Close wait
+	// for.
 	syncing chan error
 }
 
@@ -90,11 +92,14 @@ type fileRecord struct {
 // The encodings of a fileRecord: a format byte, then the fields of a
 // fileState in order, little-endian (format 1 lacks the ctime). Format 3
 // is a pending record: a flags byte (pendingGone, pendingPriorGone), then
-// the state after the commit unless gone, then the prior state unless none.
+// the state after the commit unless gone, then the prior state unless
+// none.
 const (
 	fileRecordLenV1 = 1 + sha256.Size + 8 + 4 + 4 + 4 + 8 + 8
 	fileRecordLen   = fileRecordLenV1 + 8
 	fileStateLen    = fileRecordLen - 1
+	// pendingHeaderLen is format 3's format byte and flags.
+	pendingHeaderLen = 2
 
 	fileRecordFormat        = 2
 	fileRecordFormatPending = 3
@@ -104,6 +109,9 @@ const (
 )
 
 func (f fileRecord) encode() []byte {
+	if f.gone && !f.pending {
+		panic("agent: encoding a record of no entry (see fileRecord.update)")
+	}
 	if !f.pending {
 		return f.fileState.append(append(make([]byte, 0, fileRecordLen), fileRecordFormat))
 	}
@@ -114,7 +122,7 @@ func (f fileRecord) encode() []byte {
 	if f.priorGone {
 		flags |= pendingPriorGone
 	}
-	b := append(make([]byte, 0, 2+2*fileStateLen), fileRecordFormatPending, flags)
+	b := append(make([]byte, 0, pendingHeaderLen+2*fileStateLen), fileRecordFormatPending, flags)
 	if !f.gone {
 		b = f.fileState.append(b)
 	}
@@ -161,10 +169,10 @@ func decodeFileRecord(b []byte) (fileRecord, error) {
 		if f.priorGone {
 			states--
 		}
-		if flags&^(pendingGone|pendingPriorGone) != 0 || states == 0 || len(b) != 2+states*fileStateLen {
+		if flags&^(pendingGone|pendingPriorGone) != 0 || states == 0 || len(b) != pendingHeaderLen+states*fileStateLen {
 			return fileRecord{}, fmt.Errorf("unknown pending record of %d bytes, flags %#x", len(b), flags)
 		}
-		b = b[2:]
+		b = b[pendingHeaderLen:]
 		if !f.gone {
 			f.fileState, b = decodeFileState(b), b[fileStateLen:]
 		}
@@ -298,6 +306,7 @@ func (r *outputRecord) Close() error {
 	if r == nil {
 		return nil
 	}
+	r.waitSync()
 	return r.log.Close()
 }
 
@@ -387,13 +396,13 @@ func (r *outputRecord) each(ctx context.Context, fn func(key string, fr fileReco
 }
 
 // driftOf compares the file at path with its record (its owner too when
-// owned). It returns why the file drifted ("" when it did not) and the
-// record to keep instead, if any: when only the file's stat fingerprint
-// changed (a touch, the same content copied over it, a chown of a file
-// whose output declares no owner), or to settle a pending record (see
-// fileRecord) with the state the file is in, possibly none. It hashes the
-// file only when the size, mode and owner match but the mtime, inode or
-// (when recorded) ctime do not.
+// owned). It returns why the file drifted ("" when it did not) and the record to keep instead, if
+// any: when only the file's stat fingerprint changed (a touch, the same
+// content copied over it, a chown of a file whose output declares no
+// owner), or to settle a pending record (see fileRecord) with the state
+// the file is in, possibly none. It hashes the file only when the size,
+// mode and owner match but the mtime, inode or (when recorded) ctime do
+// not.
 func driftOf(path string, owned bool, want fileRecord) (reason string, now *fileRecord, err error) {
 	if !want.pending {
 		return stateDrift(path, owned, false, want.fileState)
@@ -440,7 +449,7 @@ func stateDrift(path string, owned, gone bool, want fileState) (reason string, n
 	case err != nil:
 		return "", nil, err
 	case gone:
-		return "written again", nil, nil
+		return "re-created", nil, nil
 	case !fi.Mode().IsRegular():
 		return "not a regular file", nil, nil
 	}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -31,13 +32,26 @@ func TestDiskFoldOnAFullDiskFailsItsWatchAndRecovers(t *testing.T) {
 	waitReady(t, a)
 
 	// Fill the disk but 2 MiB, and write more than that, in batches small
-	// enough to go through Pebble's log.
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(data, &st); err != nil {
+	// enough to go through Pebble's log. The filler grows until the disk is
+	// full, then gives 2 MiB back: the agent writes meanwhile too.
+	filler := filepath.Join(data, "filler")
+	fill, err := os.OpenFile(filler, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
 		t.Fatal(err)
 	}
-	filler := filepath.Join(data, "filler")
-	if err := os.WriteFile(filler, make([]byte, int64(st.Bavail)*st.Bsize-(2<<20)), 0o600); err != nil {
+	chunk := make([]byte, 1<<20)
+	var size int64
+	for {
+		n, err := fill.Write(chunk)
+		size += int64(n)
+		if errors.Is(err, syscall.ENOSPC) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := errors.Join(fill.Truncate(size-(2<<20)), fill.Close()); err != nil {
 		t.Fatal(err)
 	}
 	value := strings.Repeat("v", 200<<10)
