@@ -27,6 +27,7 @@ func TestAgentNeedsOnlyReadPermissions(t *testing.T) {
 				"$JS.API.CONSUMER.INFO.KV_cfg.>",
 				"$JS.API.CONSUMER.DELETE.KV_cfg.>", // the agent removes consumers it left behind
 				"$JS.FC.KV_cfg.>",                  // flow control replies, on a large sync
+				"$JS.API.STREAM.MSG.GET.KV_cfg",    // a reconciliation's reads of single keys
 			},
 		},
 		Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>", "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.KV_cfg"}},

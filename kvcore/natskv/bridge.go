@@ -43,6 +43,7 @@ const (
 
 // Headers of a direct get's answer.
 const (
+	hdrDirectStream    = "Nats-Stream"
 	hdrDirectSubject   = "Nats-Subject"
 	hdrDirectSequence  = "Nats-Sequence"
 	hdrDirectTimeStamp = "Nats-Time-Stamp"
@@ -183,6 +184,11 @@ func (w *watch) directGet(ctx context.Context, subject string, seq uint64) (dire
 		return directRecord{}, false, nil
 	default:
 		return directRecord{}, false, errors.New("direct get answered " + st + " " + m.Header.Get(hdrDescription))
+	}
+	// A mirror of the bucket answers direct gets sent to its stream too,
+	// and may hold records of the bucket before it was re-created.
+	if from := m.Header.Get(hdrDirectStream); from != w.s.stream {
+		return directRecord{}, false, errors.New("direct get answered by stream " + from + ", a mirror of " + w.s.stream)
 	}
 	n, err := strconv.ParseUint(m.Header.Get(hdrDirectSequence), 10, 64)
 	if err != nil || n < seq {

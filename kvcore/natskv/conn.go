@@ -39,8 +39,12 @@ var _ kvcore.Conn = (*Conn)(nil)
 // session is one underlying connection. Stores and watches keep the session
 // they were made on; once it is closed they fail with kvcore.ErrNotConnected.
 type session struct {
-	nc     *nats.Conn
-	js     jetstream.JetStream
+	nc *nats.Conn
+	js jetstream.JetStream
+	// leader reads a stream's messages through its leader: nats.go's
+	// original API, whose gets are not direct unless asked (see
+	// store.Entry).
+	leader nats.JetStreamContext
 	api    string // the JetStream API subject prefix, with the domain
 	own    bool
 	reaper *reaper
@@ -51,14 +55,20 @@ type session struct {
 func newSession(nc *nats.Conn, own bool, o Options) (*session, error) {
 	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(o.Timeout))
 	api := "$JS.API."
+	leaderOpts := []nats.JSOpt{nats.MaxWait(o.Timeout)}
 	if o.Domain != "" {
 		js, err = jetstream.NewWithDomain(nc, o.Domain, jetstream.WithDefaultTimeout(o.Timeout))
 		api = "$JS." + o.Domain + ".API."
+		leaderOpts = append(leaderOpts, nats.Domain(o.Domain))
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &session{nc: nc, js: js, api: api, own: own, reaper: startReaper(nc, js, o, o.Heartbeat), done: make(chan struct{})}, nil
+	leader, err := nc.JetStream(leaderOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return &session{nc: nc, js: js, leader: leader, api: api, own: own, reaper: startReaper(nc, js, o, o.Heartbeat), done: make(chan struct{})}, nil
 }
 
 func (s *session) close() {

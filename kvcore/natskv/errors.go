@@ -69,6 +69,8 @@ func mapErr(err error) error {
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
 		return kvcore.ErrNotFound
+	case errors.Is(err, nats.ErrStreamNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
+		return fmt.Errorf("%w: %v", kvcore.ErrBucketNotFound, err)
 	case errors.Is(err, jetstream.ErrInvalidKey):
 		return fmt.Errorf("%w: %v", kvcore.ErrInvalidKey, err)
 	case apiCode(err) == codeStoreFailed:

@@ -129,24 +129,46 @@ func (s *store) check(key string) error {
 	return nil
 }
 
+// Entry reads key from the bucket's stream through its leader, which a
+// watch's reconciliation relies on to tell whether a key missing from a
+// listing is gone. A direct get would be answered by any mirror of the
+// bucket as well (a regional copy, a backup), which may lag it or hold
+// keys of the bucket from before it was re-created: a reconciliation that
+// asked one kept a deleted key's output for good. It needs permission to
+// publish to $JS.API.STREAM.MSG.GET.<stream>.
 func (s *store) Entry(ctx context.Context, key string) (kvcore.Entry, error) {
 	var e kvcore.Entry
 	err := s.do(ctx, "entry", key, func(ctx context.Context) error {
-		kve, err := s.kv.Get(ctx, key)
-		if err != nil {
+		m, err := s.sess.leader.GetLastMsg(s.stream, s.pre+key, nats.Context(ctx))
+		switch {
+		case errors.Is(err, nats.ErrMsgNotFound):
+			return jetstream.ErrKeyNotFound
+		case err != nil:
 			return err
+		case opOf(m.Header) != kvcore.OpPut:
+			return jetstream.ErrKeyDeleted
 		}
-		e = kvcore.Entry{Key: key, Value: kve.Value(), Version: kvcore.RevisionVersion(kve.Revision()), Created: kve.Created()}
+		e = kvcore.Entry{Key: key, Value: m.Data, Version: kvcore.RevisionVersion(m.Sequence), Created: m.Time}
 		return nil
 	})
 	return e, err
 }
 
+// Get reads key as nats.go's KeyValue does: with a direct get when the
+// stream allows them, which any replica answers (a mirror too; see Entry).
 func (s *store) Get(ctx context.Context, key string) (kvcore.Entry, error) {
-	e, err := s.Entry(ctx, key)
-	if err == nil && len(e.Value) == 0 {
-		return kvcore.Entry{}, &kvcore.OpError{Op: "get", Bucket: s.bucket, Key: key, Err: kvcore.ErrNotFound}
-	}
+	var e kvcore.Entry
+	err := s.do(ctx, "get", key, func(ctx context.Context) error {
+		kve, err := s.kv.Get(ctx, key)
+		if err != nil {
+			return err
+		}
+		if len(kve.Value()) == 0 {
+			return jetstream.ErrKeyNotFound
+		}
+		e = kvcore.Entry{Key: key, Value: kve.Value(), Version: kvcore.RevisionVersion(kve.Revision()), Created: kve.Created()}
+		return nil
+	})
 	return e, err
 }
 
