@@ -49,8 +49,13 @@ type WatchStatus struct {
 	LastFailure   string    `json:"last_failure,omitempty"`
 	LastFailureAt time.Time `json:"last_failure_at,omitzero"`
 	// BehindSince is since when the watch has not been caught up (zero
-	// while it is).
+	// while it is): syncing, failing, detached, held, or trailing the
+	// bucket (Pending).
 	BehindSince time.Time `json:"behind_since,omitzero"`
+	// Pending is how many records the watch had yet to receive when the
+	// server sent the last one it applied: above 0 while it trails the
+	// bucket, as under a burst of writes.
+	Pending uint64 `json:"pending,omitempty"`
 	// Held describes the batch held for confirmation, if any.
 	Held        *HoldStatus `json:"held,omitempty"`
 	LastApplied time.Time   `json:"last_applied,omitzero"`
@@ -225,7 +230,7 @@ func (w *watchStatus) get() WatchStatus {
 // behind keeps BehindSince: set when the watch stops being caught up and
 // current, cleared when it is again.
 func (w *watchStatus) behind() {
-	current := w.started && w.s.Synced && w.err == "" && w.repairErr == "" && w.attachErr == "" && w.s.Held == nil
+	current := w.started && w.s.Synced && w.s.Pending == 0 && w.err == "" && w.repairErr == "" && w.attachErr == "" && w.s.Held == nil
 	switch {
 	case current:
 		w.s.BehindSince = time.Time{}
@@ -256,7 +261,7 @@ func (w *watchStatus) progress(p kvcore.Progress) {
 		// that revision again).
 		w.resyncFrom = nil
 	}
-	w.s.Synced = p.Synced
+	w.s.Synced, w.s.Pending = p.Synced, p.Pending
 	w.showCursor()
 	w.s.Failures = p.Failures
 	switch {

@@ -271,3 +271,25 @@ func TestStatusNotReadyBeforeTheFirstDriftCheck(t *testing.T) {
 		t.Fatalf("after the first drift check: %+v, want ready and settled", s)
 	}
 }
+
+// A watch trailing its bucket (records pending after the last it applied,
+// as under a burst) is behind: it stays ready, its behind_since shows how
+// long, and past stale_after it is stale; applying the last record ends it.
+func TestStatusTrailingTheBucketIsBehind(t *testing.T) {
+	st, clock := newTestStatus(time.Minute)
+	st.progress(kvcore.Progress{Cursor: at(5), Synced: true})
+	start := clock.now()
+	st.progress(kvcore.Progress{Cursor: at(6), Synced: true, Pending: 18000})
+	if s := st.get(); s.State != stateReady || !s.BehindSince.Equal(start) || s.Pending != 18000 {
+		t.Fatalf("trailing the bucket: %+v, want ready, behind since %v, 18000 pending", s, start)
+	}
+	clock.advance(2 * time.Minute)
+	st.progress(kvcore.Progress{Cursor: at(9000), Synced: true, Pending: 9000})
+	if s := st.get(); s.State != stateStale || s.Ready || !s.BehindSince.Equal(start) {
+		t.Fatalf("trailing for longer than stale_after: %+v, want stale", s)
+	}
+	st.progress(kvcore.Progress{Cursor: at(18006), Synced: true})
+	if s := st.get(); s.State != stateReady || !s.BehindSince.IsZero() || s.Pending != 0 {
+		t.Fatalf("caught up again: %+v", s)
+	}
+}

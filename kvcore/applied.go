@@ -71,6 +71,9 @@ type Progress struct {
 	Err error
 	// Failures counts consecutive failures.
 	Failures int
+	// Pending is the Event.Pending of the last update of the last batch
+	// applied: more than 0 while the loop trails the bucket.
+	Pending uint64
 }
 
 // WatchApplied keeps fold in sync with the keys of cfg.Scope in src and hands

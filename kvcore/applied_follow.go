@@ -20,6 +20,7 @@ const (
 func (l *appliedLoop) follow(ctx context.Context, wa Watch, caughtUp bool) error {
 	var pending []Update
 	var high Version
+	var trailing uint64 // Event.Pending of the last update in pending
 	window := time.NewTimer(time.Hour)
 	window.Stop()
 	defer window.Stop()
@@ -43,6 +44,7 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch, caughtUp bool) error
 		}
 		b := Batch{Updates: pending, Cursor: next}
 		pending, high = nil, Version{}
+		l.progress.Pending = trailing
 		if err := l.markRemovals(ctx, b.Updates); err != nil {
 			return err
 		}
@@ -61,6 +63,7 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch, caughtUp bool) error
 	add := func(ev Event) {
 		first := len(pending) == 0
 		pending = append(pending, ev.Update)
+		trailing = ev.Pending
 		if !ev.Version.IsUnknown() {
 			high = ev.Version
 		}

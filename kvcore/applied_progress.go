@@ -22,9 +22,11 @@ func (l *appliedLoop) recovered() {
 // that error when no change follows.
 func (l *appliedLoop) caughtUp() {
 	l.recovered()
-	if !l.progress.Synced {
-		l.progress.Synced = true
-		l.cfg.Logger.Info("caught up", "scope", l.cfg.Scope.String(), "cursor", l.fold.Cursor().String())
+	if !l.progress.Synced || l.progress.Pending > 0 {
+		if !l.progress.Synced {
+			l.cfg.Logger.Info("caught up", "scope", l.cfg.Scope.String(), "cursor", l.fold.Cursor().String())
+		}
+		l.progress.Synced, l.progress.Pending = true, 0
 		l.report()
 	}
 }

@@ -991,3 +991,33 @@ func TestReconcileTakesTheBucketsValueOfAKeyTheListingMissed(t *testing.T) {
 	})
 	stop()
 }
+
+// The progress says how many records the watch had yet to deliver after
+// the last one applied, so that a loop trailing its bucket under a burst
+// shows (Pending above 0), and stops showing once it applied the last.
+func TestProgressSaysWhenTheLoopTrails(t *testing.T) {
+	f := newMemFold()
+	f.cursor = kvcore.RevisionCursor(1)
+	r := &recorder{fold: f}
+	live := make(chan kvcore.Event)
+	w := &scriptWatcher{sessions: []session{{events: []kvcore.Event{synced}, live: live}}}
+	var mu sync.Mutex
+	var last kvcore.Progress
+	stop := loop(t, w, f, kvcore.AppliedConfig{Window: -1, OnProgress: func(p kvcore.Progress) { mu.Lock(); last = p; mu.Unlock() }}, r.apply)
+	defer stop()
+	pending := func(want uint64) {
+		t.Helper()
+		waitFor(t, fmt.Sprintf("a progress report of %d pending", want), func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return last.Synced && last.Pending == want
+		})
+	}
+	pending(0)
+	ev := put("a", "1", 2)
+	ev.Pending = 7
+	live <- ev
+	pending(7)
+	live <- put("b", "1", 3) // the last of the burst
+	pending(0)
+}

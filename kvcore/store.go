@@ -190,6 +190,10 @@ type Event struct {
 	// Synced marks the end of the initial state (state-sync watch) or of the
 	// backlog present when the watch started (delta watch). Its Update is zero.
 	Synced bool
+	// Pending is how many records after this one the watch had yet to
+	// deliver when the server sent it: more than 0 while the watch trails
+	// the bucket (0 also when the backend does not tell).
+	Pending uint64
 }
 
 // StoreConfig configures a bucket at creation. Only Bucket is required; the

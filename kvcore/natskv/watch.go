@@ -419,7 +419,7 @@ func (w *watch) handle(a *attachment, m *nats.Msg) {
 		return
 	}
 	if inKeyspace && (!w.widened || w.scope.Match(u.Key)) {
-		if !w.send(a, kvcore.Event{Update: u}) {
+		if !w.send(a, kvcore.Event{Update: u, Pending: meta.pending}) {
 			a.broken = true
 			return
 		}
