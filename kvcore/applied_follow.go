@@ -14,6 +14,12 @@ const (
 	backlogLingerMax = time.Second
 )
 
+// trailingCalm is how long after a batch that trailed the bucket
+// (Event.Pending above 0) no update may come before the loop takes itself
+// for caught up again: a count taken as the last update of a burst was
+// handled may include messages that bring no update (heartbeats).
+const trailingCalm = time.Second
+
 // follow batches live (or backlog) updates until the watch ends, and serves
 // export requests between batches. caughtUp says whether the watch's
 // Synced event was already handled (by sync).
@@ -24,6 +30,9 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch, caughtUp bool) error
 	window := time.NewTimer(time.Hour)
 	window.Stop()
 	defer window.Stop()
+	calm := time.NewTimer(time.Hour)
+	calm.Stop()
+	defer calm.Stop()
 	var tick <-chan time.Time
 	if l.cfg.Reconcile > 0 {
 		t := time.NewTicker(l.cfg.Reconcile)
@@ -45,6 +54,9 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch, caughtUp bool) error
 		b := Batch{Updates: pending, Cursor: next}
 		pending, high = nil, Version{}
 		l.progress.Pending = trailing
+		if trailing > 0 {
+			calm.Reset(trailingCalm)
+		}
 		if err := l.markRemovals(ctx, b.Updates); err != nil {
 			return err
 		}
@@ -145,6 +157,11 @@ func (l *appliedLoop) follow(ctx context.Context, wa Watch, caughtUp bool) error
 		case <-window.C:
 			if err := closeBatch(); err != nil {
 				return err
+			}
+		case <-calm.C:
+			if len(pending) == 0 && l.progress.Pending > 0 {
+				l.progress.Pending = 0
+				l.report()
 			}
 		case <-tick:
 			l.owed |= owedReconcile

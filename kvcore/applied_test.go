@@ -994,7 +994,8 @@ func TestReconcileTakesTheBucketsValueOfAKeyTheListingMissed(t *testing.T) {
 
 // The progress says how many records the watch had yet to deliver after
 // the last one applied, so that a loop trailing its bucket under a burst
-// shows (Pending above 0), and stops showing once it applied the last.
+// shows (Pending above 0), and stops showing once it applied the last, or
+// once no update followed for a while.
 func TestProgressSaysWhenTheLoopTrails(t *testing.T) {
 	f := newMemFold()
 	f.cursor = kvcore.RevisionCursor(1)
@@ -1018,6 +1019,12 @@ func TestProgressSaysWhenTheLoopTrails(t *testing.T) {
 	ev.Pending = 7
 	live <- ev
 	pending(7)
-	live <- put("b", "1", 3) // the last of the burst
+	// No update follows: what was counted brought none (heartbeats).
+	pending(0)
+	ev = put("b", "1", 3)
+	ev.Pending = 3
+	live <- ev
+	pending(3)
+	live <- put("c", "1", 4) // the last of the burst
 	pending(0)
 }

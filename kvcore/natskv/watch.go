@@ -419,7 +419,7 @@ func (w *watch) handle(a *attachment, m *nats.Msg) {
 		return
 	}
 	if inKeyspace && (!w.widened || w.scope.Match(u.Key)) {
-		if !w.send(a, kvcore.Event{Update: u, Pending: meta.pending}) {
+		if !w.send(a, kvcore.Event{Update: u, Pending: max(meta.pending, queuedAfter(a.sub))}) {
 			a.broken = true
 			return
 		}
@@ -541,4 +541,17 @@ func (w *watch) reset(a *attachment) {
 	case w.resets <- struct{}{}:
 	default:
 	}
+}
+
+// queuedAfter is how many messages sub holds behind the one its handler
+// runs for (which the count includes). What a watch trails its bucket by
+// is at least those, and at least what the server had yet to send when it
+// sent this one: a push consumer sends ahead of what the watch delivers,
+// so the server's count alone stays near 0 while the watch lags.
+func queuedAfter(sub *nats.Subscription) uint64 {
+	n, _, err := sub.Pending()
+	if err != nil || n < 1 {
+		return 0
+	}
+	return uint64(n - 1)
 }
