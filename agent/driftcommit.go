@@ -180,16 +180,10 @@ func (r *outputRecord) synced(ctx context.Context) {
 	if r == nil {
 		return
 	}
-	var err error
-	if r.syncing != nil {
-		err = <-r.syncing
-		r.syncing = nil
-	} else {
-		err = r.sync(ctx)
+	if r.syncing == nil {
+		r.syncInBackground(ctx)
 	}
-	if err != nil {
-		r.l.Warn("cannot record committed outputs; a later drift check may render again needlessly", "err", err)
-	}
+	r.waitSync()
 }
 
 // settled records the files of a commit that took place (staged, and what

@@ -54,7 +54,8 @@ type Source interface {
 	Keys(ctx context.Context, prefix string) ([]string, error)
 	// Entry reads one key, empty values included; see [Reader]. The loop
 	// asks it to confirm that a key missing from a listing is really gone
-	// before deleting it.
+	// before deleting it, so it answers from the bucket itself, never from
+	// a copy that may lag it (natskv reads through the stream's leader).
 	Entry(ctx context.Context, key string) (Entry, error)
 }
 
