@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path"
 	"slices"
 	"strings"
 	"syscall"
@@ -66,6 +67,19 @@ func (s *stage) listing(r *os.Root, d outPath) ([]abi.DirEntry, *refusal) {
 	if name == "" {
 		name = "."
 	}
+	// Directories this call's staging created were not on disk when it
+	// began: like its staged files, they are not listed, and listing one
+	// finds nothing.
+	made := map[string]bool{}
+	for _, c := range s.created {
+		switch {
+		case c.output != d.output:
+		case c.path == d.path:
+			return nil, &refusal{status: abi.ErrNotFound}
+		case path.Dir(c.path) == name:
+			made[path.Base(c.path)] = true
+		}
+	}
 	all, err := s.readDir(r, name)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -77,7 +91,7 @@ func (s *stage) listing(r *os.Root, d outPath) ([]abi.DirEntry, *refusal) {
 	}
 	ents := make([]abi.DirEntry, 0, len(all))
 	for _, e := range all {
-		if n := e.Name(); !strings.HasPrefix(n, abi.StagePrefix) && len(n) <= abi.MaxNameLen {
+		if n := e.Name(); !strings.HasPrefix(n, abi.StagePrefix) && len(n) <= abi.MaxNameLen && !made[n] {
 			ents = append(ents, abi.DirEntry{Type: entryType(e.Type()), Name: n})
 		}
 	}

@@ -134,3 +134,51 @@ func TestOutputListReadsEachDirectoryOncePerCall(t *testing.T) {
 		t.Fatalf("a later call did not read the directory afresh: %v %v", reads, ref)
 	}
 }
+
+// TestOutputListLeavesOutDirectoriesStagingMade: output_list shows a
+// directory as it was when the call began (ABI.md). Staging a write below
+// a missing directory creates it on disk, for the staging file; the
+// listing leaves it out, and listing it finds nothing, as before the call.
+func TestOutputListLeavesOutDirectoriesStagingMade(t *testing.T) {
+	s, dir := newTestStage(t, Limits{})
+	if err := os.MkdirAll(filepath.Join(dir, "old", "kept"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mustStage(t)(s.write("out", "new/a", []byte("a"), 0))
+	mustStage(t)(s.write("out", "old/made/deeper/b", []byte("b"), 0))
+	if _, err := os.Stat(filepath.Join(dir, "old", "made")); err != nil {
+		t.Fatalf("staging did not make the directory this test is about: %v", err)
+	}
+	names := func(d string) []string {
+		page, _, ref := s.list("out", d, "", 1<<16, scanPageSoft)
+		if ref != nil {
+			t.Fatalf("list %q: %v", d, ref.err)
+		}
+		p, n, err := abi.ParsePageHeader(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		rest := page[n:]
+		for range p.Count {
+			e, m, err := abi.ParseDirEntry(rest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rest = rest[m:]
+			got = append(got, e.Name)
+		}
+		return got
+	}
+	if got := names(""); !slices.Equal(got, []string{"old"}) {
+		t.Errorf("the output lists %v, want [old]", got)
+	}
+	if got := names("old"); !slices.Equal(got, []string{"kept"}) {
+		t.Errorf("old lists %v, want [kept]", got)
+	}
+	for _, d := range []string{"new", "old/made", "old/made/deeper"} {
+		if _, _, ref := s.list("out", d, "", 1<<16, scanPageSoft); ref == nil || ref.status != abi.ErrNotFound {
+			t.Errorf("list %q: %v, want ERR_NOT_FOUND", d, ref)
+		}
+	}
+}
