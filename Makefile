@@ -8,7 +8,7 @@ BENCH    ?= .
 BENCHTIME ?= 1x
 
 .PHONY: help build run test test-short sim bench bench-render bench-e2e fuzz check plugins plugins-go plugin-c clean
-.PHONY: dist plugin-as
+.PHONY: dist plugin-as plugin-rust
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -19,12 +19,27 @@ build: ## build bin/slipagent
 
 # The optional example plugins: `make run` and `make dist` leave one out,
 # saying so, when its toolchain is missing (clang cannot link a wasm32-wasi
-# reactor: no clang, lld, wasi-libc or the wasm32 builtins; no node or npm).
+# reactor: no clang, lld, wasi-libc or the wasm32 builtins; no node or npm;
+# no rustc with a WASI standard library).
 # A toolchain that is there and fails the build fails the target.
 HAVE_WASI_CLANG := printf 'int main(void) { return 0; }' | clang --target=wasm32-wasi -mexec-model=reactor -x c -o /dev/null - >/dev/null 2>&1
 HAVE_NODE       := command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1
 NO_WASI_CLANG   := "(no clang for wasm32-wasi: the C example plugin is left out)"
 NO_NODE         := "(no node or npm: the AssemblyScript example plugin is left out)"
+NO_RUST_WASI    := "(no Rust toolchain for WASI: the Rust example plugin is left out)"
+# FIND_RUST_WASI prints "RUSTC CARGO TARGET" for a rustc that has a WASI
+# preview1 standard library ($$RUSTC, the rustc on PATH, then Debian's
+# /usr/bin/rustc, which rustup's on PATH may hide), as the tests'
+# plugintest.FindRust picks it, or fails.
+FIND_RUST_WASI  := for rc in "$$RUSTC" "$$(command -v rustc)" /usr/bin/rustc; do \
+	  sr=$$("$$rc" --print sysroot 2>/dev/null) || continue; \
+	  for t in wasm32-wasip1 wasm32-wasi; do \
+	    [ -d "$$sr/lib/rustlib/$$t/lib" ] || continue; \
+	    c=$$(dirname "$$rc")/cargo; [ -x "$$c" ] || c=$$(command -v cargo) || continue; \
+	    echo "$$rc $$c $$t"; exit 0; \
+	  done; \
+	done; exit 1
+HAVE_RUST_WASI  := ($(FIND_RUST_WASI)) >/dev/null 2>&1
 
 run: build plugins-go ## run the agent on an embedded NATS server with the example plugins (output in ./dev-out)
 	@if $(HAVE_WASI_CLANG); then $(MAKE) --no-print-directory plugin-c; else echo $(NO_WASI_CLANG); fi
@@ -116,7 +131,7 @@ check: ## gofmt, vet (host and wasip1), go mod tidy, then the tests
 
 GO_PLUGINS := files template nginx-upstreams
 
-plugins: plugins-go plugin-c plugin-as ## build every example plugin into bin/plugins/ (the C one needs clang for wasm32-wasi, the AssemblyScript one npm)
+plugins: plugins-go plugin-c plugin-as plugin-rust ## build every example plugin into bin/plugins/ (the C one needs clang for wasm32-wasi, the AssemblyScript one npm, the Rust one rustc for WASI)
 
 plugins-go: ## build the Go example plugins into bin/plugins/
 	@mkdir -p $(BIN)/plugins
@@ -141,6 +156,14 @@ plugin-as: ## build the AssemblyScript example plugin into bin/plugins/ (needs n
 	  --exportStart _initialize --use abort=$(AS_SDK)/assembly/index/slipstream_abort -O --noAssert \
 	  -o $(BIN)/plugins/files-as.wasm
 
+plugin-rust: ## build the Rust example plugin into bin/plugins/ (needs cargo and a rustc with the wasm32-wasip1 or wasm32-wasi standard library)
+	@mkdir -p $(BIN)/plugins
+	@tc=$$($(FIND_RUST_WASI)) || { echo "no Rust toolchain for WASI: install rustc cargo libstd-rust-dev-wasm32 (Debian), or rustup target add wasm32-wasip1"; exit 1; }; \
+	set -e -- $$tc; echo "cargo $(BIN)/plugins/jsonfile.wasm ($$1, $$3)"; \
+	RUSTC=$$1 $$2 build --offline --locked --release --quiet --target $$3 --target-dir $(BIN)/cargo \
+	  --manifest-path plugins/examples/jsonfile/Cargo.toml; \
+	cp $(BIN)/cargo/$$3/release/jsonfile.wasm $(BIN)/plugins/jsonfile.wasm
+
 clean: ## remove build outputs
 	rm -rf $(BIN) dev-out
 	rm -rf dist
@@ -161,5 +184,6 @@ dist: ## build dist/: a tarball, a .deb and an .rpm for linux/DIST_ARCH (default
 	@$(MAKE) --no-print-directory plugins-go BIN=$(DIST_DIR)
 	@if $(HAVE_WASI_CLANG); then $(MAKE) --no-print-directory plugin-c BIN=$(DIST_DIR); else echo $(NO_WASI_CLANG); fi
 	@if $(HAVE_NODE); then $(MAKE) --no-print-directory plugin-as BIN=$(DIST_DIR); else echo $(NO_NODE); fi
+	@if $(HAVE_RUST_WASI); then $(MAKE) --no-print-directory plugin-rust BIN=$(DIST_DIR); else echo $(NO_RUST_WASI); fi
 	$(GO) run ./internal/dist -version $(VERSION) -arch $(DIST_ARCH) \
 	  -binary $(DIST_DIR)/slipagent -plugins $(DIST_DIR)/plugins -out dist

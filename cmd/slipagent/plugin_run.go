@@ -65,7 +65,7 @@ module's file name without .wasm (files.wasm: "files"). Hooks: each -hook
 NAME declares one; without -hook, the one named by -config hook=NAME, else
 "reload". The example plugins' defaults: files writes output "files",
 nginx-upstreams "conf" (hook "reload"), template "out" (hook "reload"),
-envfile "env".
+envfile "env", jsonfile "json".
 
 Plugin logs go to stderr.`
 
