@@ -227,9 +227,10 @@ func (a *Agent) startEngine(ctx context.Context) (*host.Engine, error) {
 // reports to systemd. It returns nil after a graceful stop: every batch
 // being applied was finished and checkpointed (one still collecting updates
 // is abandoned and delivered again on the next start). It fails only when it
-// cannot start at all (the data directory, the HTTP listener), when a
-// file it trusts can be changed by others (a *TrustError), or when its NATS
-// TLS files or credentials cannot be used (a *natskv.CredsError).
+// cannot start at all (the data directory, another agent running on it:
+// ErrDataDirInUse, the HTTP listener), when a file it trusts can be changed
+// by others (a *TrustError), or when its NATS TLS files or credentials
+// cannot be used (a *natskv.CredsError).
 func (a *Agent) Run(ctx context.Context) error {
 	defer close(a.stopped)
 	if err := checkDataDir(a.cfg); err != nil {
@@ -238,6 +239,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
 		return dataDirError(a.cfg, err)
 	}
+	lock, err := lockDataDir(a.cfg)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	engine, err := a.startEngine(ctx)
 	if err != nil {
 		return err

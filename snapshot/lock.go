@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/slipstreamkv/slipstream/snapshot/internal/filelock"
+	"github.com/slipstreamkv/slipstream/internal/filelock"
 )
 
 // lockSuffix names a log's lock file: "fold.snap.lock" beside "fold.snap".

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/slipstreamkv/slipstream/snapshot/internal/filelock"
+	"github.com/slipstreamkv/slipstream/internal/filelock"
 )
 
 // stageDir is a hidden directory an export or import works in, locked for

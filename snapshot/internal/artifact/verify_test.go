@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
-	"github.com/slipstreamkv/slipstream/snapshot/internal/filelock"
+	"github.com/slipstreamkv/slipstream/internal/filelock"
 )
 
 // sealedArtifact exports a test artifact (data/real is "payload", 7 bytes).

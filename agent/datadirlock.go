@@ -1,0 +1,52 @@
+package agent
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/slipstreamkv/slipstream/internal/filelock"
+)
+
+// dataDirLock names the file in data_dir whose flock(2) an agent holds
+// while it runs (no watch is named so: watch names have no dot). It is
+// never removed; it holds the pid of the agent that last held it, for the
+// message of one that finds it taken.
+const dataDirLock = "agent.lock"
+
+// ErrDataDirInUse: another agent (run, once or dev) runs on the same
+// data_dir.
+var ErrDataDirInUse = errors.New("in use by another agent")
+
+// lockDataDir takes the agent's lock on cfg's data_dir, which Run holds
+// until it returns: two agents on one data_dir would take turns failing on
+// each other's folds while both reported under one host name to the fleet
+// (a "slipagent once" started beside "slipagent run"). The second fails
+// at once instead, before it reports or serves anything.
+func lockDataDir(cfg *Config) (*os.File, error) {
+	path := filepath.Join(cfg.DataDir, dataDirLock)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, dataDirError(cfg, err)
+	}
+	if err := filelock.TryLock(f); err != nil {
+		f.Close()
+		if errors.Is(err, filelock.ErrHeld) {
+			holder := "its lock " + path + " is held"
+			if b, _ := os.ReadFile(path); len(b) > 0 {
+				if pid, err := strconv.Atoi(string(bytes.TrimSpace(b))); err == nil {
+					holder = "pid " + strconv.Itoa(pid) + " holds " + path
+				}
+			}
+			return nil, dataDirError(cfg, fmt.Errorf("%w (%s); stop it, or give this agent a data_dir of its own", ErrDataDirInUse, holder))
+		}
+		return nil, dataDirError(cfg, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return f, nil
+}

@@ -1,0 +1,46 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestASecondAgentOnADataDirIsRefused: an agent started on a data_dir
+// another one runs on fails at once, naming the data_dir, the other
+// agent's pid and the lock, before it serves, reports or opens a fold; once
+// the first stops, an agent starts there again.
+func TestASecondAgentOnADataDirIsRefused(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "alpha")
+	cfg := f.config(filesConfig)
+	first, stop := f.start(cfg)
+	waitFor(t, "the first agent ready", func() bool { return first.Ready() })
+
+	second := f.agent(f.config(filesConfig))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := second.Run(ctx)
+	lock := filepath.Join(cfg.DataDir, dataDirLock)
+	want := fmt.Sprintf("agent: %s:2: data_dir %s: in use by another agent (pid %d holds %s); stop it, or give this agent a data_dir of its own",
+		filepath.Join(f.dir, "agent.hcl"), cfg.DataDir, os.Getpid(), lock)
+	if !errors.Is(err, ErrDataDirInUse) || err.Error() != want {
+		t.Fatalf("second Run = %v\nwant %s", err, want)
+	}
+	if got := second.Status(); len(got) != 1 || got[0].Batches != 0 {
+		t.Errorf("the refused agent's watches: %+v", got)
+	}
+
+	stop()
+	third, stop := f.start(f.config(filesConfig))
+	defer stop()
+	waitFor(t, "an agent ready after the first stopped", func() bool { return third.Ready() })
+	if b, _ := os.ReadFile(filepath.Join(f.dir, "out", "a.conf")); !strings.Contains(string(b), "alpha") {
+		t.Errorf("a.conf = %q", b)
+	}
+}
