@@ -17,7 +17,7 @@ build: ## build bin/slipagent
 	@echo "go build $(BIN)/slipagent: the first build compiles nats-server, wazero and pebble (a few minutes); packages are listed as they compile"
 	$(GO) build -v -o $(BIN)/slipagent ./cmd/slipagent
 
-# The optional example plugins: `make run` and `make dist` leave one out,
+# The optional example plugins: `make run`, `make plugins` and `make dist` leave one out,
 # saying so, when its toolchain is missing (clang cannot link a wasm32-wasi
 # reactor: no clang, lld, wasi-libc or the wasm32 builtins; no node or npm;
 # no rustc with a WASI standard library).
@@ -131,7 +131,10 @@ check: ## gofmt, vet (host and wasip1), go mod tidy, then the tests
 
 GO_PLUGINS := files template nginx-upstreams
 
-plugins: plugins-go plugin-c plugin-as plugin-rust ## build every example plugin into bin/plugins/ (the C one needs clang for wasm32-wasi, the AssemblyScript one npm, the Rust one rustc for WASI)
+plugins: plugins-go ## build every example plugin into bin/plugins/ (the C one needs clang for wasm32-wasi, the AssemblyScript one npm, the Rust one rustc for WASI: each is left out, saying so, without its toolchain)
+	@if $(HAVE_WASI_CLANG); then $(MAKE) --no-print-directory plugin-c; else echo $(NO_WASI_CLANG); fi
+	@if $(HAVE_NODE); then $(MAKE) --no-print-directory plugin-as; else echo $(NO_NODE); fi
+	@if $(HAVE_RUST_WASI); then $(MAKE) --no-print-directory plugin-rust; else echo $(NO_RUST_WASI); fi
 
 plugins-go: ## build the Go example plugins into bin/plugins/
 	@mkdir -p $(BIN)/plugins
@@ -181,9 +184,6 @@ dist: ## build dist/: a tarball, a .deb and an .rpm for linux/DIST_ARCH (default
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(DIST_ARCH) $(GO) build \
 	  -ldflags "-s -w -X main.stampedVersion=$(VERSION) -X main.stampedCommit=$(COMMIT)" \
 	  -o $(DIST_DIR)/slipagent ./cmd/slipagent
-	@$(MAKE) --no-print-directory plugins-go BIN=$(DIST_DIR)
-	@if $(HAVE_WASI_CLANG); then $(MAKE) --no-print-directory plugin-c BIN=$(DIST_DIR); else echo $(NO_WASI_CLANG); fi
-	@if $(HAVE_NODE); then $(MAKE) --no-print-directory plugin-as BIN=$(DIST_DIR); else echo $(NO_NODE); fi
-	@if $(HAVE_RUST_WASI); then $(MAKE) --no-print-directory plugin-rust BIN=$(DIST_DIR); else echo $(NO_RUST_WASI); fi
+	@$(MAKE) --no-print-directory plugins BIN=$(DIST_DIR)
 	$(GO) run ./internal/dist -version $(VERSION) -arch $(DIST_ARCH) \
 	  -binary $(DIST_DIR)/slipagent -plugins $(DIST_DIR)/plugins -out dist

@@ -44,7 +44,7 @@ func runResync(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "slipagent resync: %s declares no watch %q\n", *path, *watch)
 		return exitFailure
 	case errors.Is(err, agent.ErrNotHeld):
-		fmt.Fprintf(stderr, "slipagent resync: watch %q is not held: nothing to confirm\n", *watch)
+		fmt.Fprintf(stderr, "slipagent resync: watch %q of %s (data_dir %s) is not held: nothing to confirm\n", *watch, *path, cfg.DataDir)
 		return exitFailure
 	case err != nil:
 		fmt.Fprintf(stderr, "slipagent resync: %v\n", err)

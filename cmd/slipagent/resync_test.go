@@ -70,7 +70,7 @@ watch "cfg" {
 	}()
 	waitUntil("the first render", func() bool { return outputs() == n })
 
-	if code, _, errOut := runCmd(t, "resync", "--confirm", "cfg", "-config", cfg); code != exitFailure || !strings.Contains(errOut, "not held") {
+	if code, _, errOut := runCmd(t, "resync", "--confirm", "cfg", "-config", cfg); code != exitFailure || !strings.Contains(errOut, "not held") || !strings.Contains(errOut, "of "+cfg+" (data_dir ") {
 		t.Errorf("resync of a watch that is not held = %d %q", code, errOut)
 	}
 	if code, _, errOut := runCmd(t, "resync", "--confirm", "nope", "-config", cfg); code != exitFailure || !strings.Contains(errOut, cfg) || !strings.Contains(errOut, `"nope"`) {
