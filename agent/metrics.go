@@ -108,18 +108,19 @@ func (m *metrics) driftRepaired(watch string, files int) {
 type statusCollector struct{ a *Agent }
 
 var (
-	descReady    = prometheus.NewDesc("slipagent_watch_ready", "1 when the watch has caught up with its bucket and is not failing, detached, stale or held.", []string{"watch", "bucket"}, nil)
-	descHealthy  = prometheus.NewDesc("slipagent_watch_healthy", "0 while the watch is failing, detached, stale or held.", []string{"watch", "bucket"}, nil)
-	descState    = prometheus.NewDesc("slipagent_watch_state", "1 for the watch's current state (starting, syncing, ready, failing, detached, stale, held), 0 for the others.", []string{"watch", "bucket", "state"}, nil)
-	descHeld     = prometheus.NewDesc("slipagent_watch_held", "1 while the deletion guard holds a batch of the watch for confirmation.", []string{"watch", "bucket"}, nil)
-	descBehind   = prometheus.NewDesc("slipagent_watch_behind_seconds", "How long the watch has not been caught up with its bucket (0 while it is).", []string{"watch", "bucket"}, nil)
-	descRevision = prometheus.NewDesc("slipagent_watch_revision", "The bucket revision the watch's fold is checkpointed at.", []string{"watch", "bucket"}, nil)
-	descFailures = prometheus.NewDesc("slipagent_watch_consecutive_failures", "Consecutive failures of the watch.", []string{"watch", "bucket"}, nil)
-	descApplied  = prometheus.NewDesc("slipagent_watch_last_applied_timestamp_seconds", "When the watch last applied a batch.", []string{"watch", "bucket"}, nil)
+	descReady     = prometheus.NewDesc("slipagent_watch_ready", "1 when the watch has caught up with its bucket and is not failing, detached, stale or held.", []string{"watch", "bucket"}, nil)
+	descHealthy   = prometheus.NewDesc("slipagent_watch_healthy", "0 while the watch is failing, detached, stale or held.", []string{"watch", "bucket"}, nil)
+	descState     = prometheus.NewDesc("slipagent_watch_state", "1 for the watch's current state (starting, syncing, ready, failing, detached, stale, held), 0 for the others.", []string{"watch", "bucket", "state"}, nil)
+	descHeld      = prometheus.NewDesc("slipagent_watch_held", "1 while the deletion guard holds a batch of the watch for confirmation.", []string{"watch", "bucket"}, nil)
+	descBehind    = prometheus.NewDesc("slipagent_watch_behind_seconds", "How long the watch has not been caught up with its bucket (0 while it is).", []string{"watch", "bucket"}, nil)
+	descRevision  = prometheus.NewDesc("slipagent_watch_revision", "The bucket revision the watch's fold is checkpointed at.", []string{"watch", "bucket"}, nil)
+	descFailures  = prometheus.NewDesc("slipagent_watch_consecutive_failures", "Consecutive failures of the watch.", []string{"watch", "bucket"}, nil)
+	descPluginLog = prometheus.NewDesc("slipagent_plugin_log_lines_total", "Lines the watch's plugin logged at warn (stderr included) and error level: an error is most often something the plugin left out of its outputs while the batch succeeded.", []string{"watch", "bucket", "level"}, nil)
+	descApplied   = prometheus.NewDesc("slipagent_watch_last_applied_timestamp_seconds", "When the watch last applied a batch.", []string{"watch", "bucket"}, nil)
 )
 
 func (statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descReady, descHealthy, descState, descHeld, descBehind, descRevision, descFailures, descApplied} {
+	for _, d := range []*prometheus.Desc{descReady, descHealthy, descState, descHeld, descBehind, descRevision, descFailures, descApplied, descPluginLog} {
 		ch <- d
 	}
 }
@@ -158,5 +159,11 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descRevision, prometheus.GaugeValue, float64(s.Revision), s.Name, s.Bucket)
 		ch <- prometheus.MustNewConstMetric(descFailures, prometheus.GaugeValue, float64(s.Failures), s.Name, s.Bucket)
 		ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, applied, s.Name, s.Bucket)
+		var logged PluginLogStatus
+		if s.PluginLog != nil {
+			logged = *s.PluginLog
+		}
+		ch <- prometheus.MustNewConstMetric(descPluginLog, prometheus.CounterValue, float64(logged.Warnings), s.Name, s.Bucket, "warn")
+		ch <- prometheus.MustNewConstMetric(descPluginLog, prometheus.CounterValue, float64(logged.Errors), s.Name, s.Bucket, "error")
 	}
 }

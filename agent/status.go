@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -66,6 +67,22 @@ type WatchStatus struct {
 	// Quarantined lists the latest local state (fold, hook journal, state
 	// file) that did not load and was moved aside, oldest first.
 	Quarantined []QuarantinedState `json:"quarantined,omitempty"`
+	// PluginLog counts what the watch's plugin logged at warn and error
+	// level since the agent started; nil while it logged neither.
+	PluginLog *PluginLogStatus `json:"plugin_log,omitempty"`
+}
+
+// PluginLogStatus counts the lines a watch's plugin logged at warn level
+// (its stderr included) and at error level, with its last error line. A
+// plugin logs an error for what it leaves out of its outputs while the
+// batch succeeds (the example plugins: a key that is not a valid path or
+// upstream), so the watch can be ready with outputs short of the bucket:
+// this is where that shows.
+type PluginLogStatus struct {
+	Warnings    uint64    `json:"warnings"`
+	Errors      uint64    `json:"errors"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 }
 
 // QuarantinedState is damaged local state a watch moved aside and rebuilt.
@@ -169,6 +186,23 @@ func newWatchStatus(w *WatchConf, changed chan<- struct{}, now func() time.Time)
 	return st
 }
 
+// pluginLogged counts a line the watch's plugin logged at warn level or
+// above (host.InstanceConfig.OnLog).
+func (w *watchStatus) pluginLogged(level slog.Level, msg string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.s.PluginLog == nil {
+		w.s.PluginLog = &PluginLogStatus{}
+	}
+	l := w.s.PluginLog
+	if level < slog.LevelError {
+		l.Warnings++
+		return
+	}
+	l.Errors++
+	l.LastError, l.LastErrorAt = msg, w.now()
+}
+
 // driftChecked records that the watch's first drift check is over.
 func (w *watchStatus) driftChecked() {
 	w.mu.Lock()
@@ -192,6 +226,10 @@ func (w *watchStatus) get() WatchStatus {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	s := w.s
+	if l := s.PluginLog; l != nil { // pluginLogged changes it in place
+		copied := *l
+		s.PluginLog = &copied
+	}
 	s.LastError = w.err
 	if s.LastError == "" {
 		s.LastError = w.loadErr

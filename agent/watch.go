@@ -118,7 +118,10 @@ func (r *watchRunner) session(parent context.Context) error {
 		return err
 	}
 	ctx, cancel := context.WithCancelCause(parent)
-	inst := r.loadInBackground(ctx, cancel, host.InstanceConfig{Watch: r.conf.Name, Outputs: outputs, Hooks: hookNames(r.conf.Hooks), ReportKept: r.conf.DriftCheck > 0})
+	inst := r.loadInBackground(ctx, cancel, host.InstanceConfig{
+		Watch: r.conf.Name, Outputs: outputs, Hooks: hookNames(r.conf.Hooks), ReportKept: r.conf.DriftCheck > 0,
+		OnLog: r.status.pluginLogged,
+	})
 	defer inst.Close(context.WithoutCancel(ctx))
 	defer cancel(nil) // before Close: ends a load that never started
 	err = r.runLoop(ctx, inst, outputs)

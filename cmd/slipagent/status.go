@@ -95,6 +95,10 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		} else if !w.Ready && w.Reason != "" {
 			fmt.Fprintf(stdout, "%s: %s: %s\n", w.Name, w.State, w.Reason)
 		}
+		if l := w.PluginLog; l != nil && l.Errors > 0 {
+			fmt.Fprintf(stdout, "%s: its plugin logged %s since the agent started, the last at %s: %s\n",
+				w.Name, count(int(l.Errors), "error", "errors"), l.LastErrorAt.Format(time.RFC3339), l.LastError)
+		}
 		if w.Held != nil {
 			fmt.Fprintf(stdout, "%s: held since %s: %d of %d %s would be removed\n", w.Name, w.Held.Since.Format(time.RFC3339), w.Held.Removals, w.Held.KeysBefore, w.Held.Unit())
 		}

@@ -235,3 +235,33 @@ func containsAll(s string, subs []string) bool {
 	}
 	return true
 }
+
+// TestStatusPrintsWhatThePluginLeftOut: a key the files plugin skips (not
+// a valid path) leaves the watch ready, and status prints the plugin's
+// error line under the table, still exiting 0.
+func TestStatusPrintsWhatThePluginLeftOut(t *testing.T) {
+	srv := natstest.Run(t)
+	dir, err := os.MkdirTemp("", "sa") // a socket's path is short
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	cfg := agentConfig(t, dir, srv, `http { listen = "unix:run/http.sock" }`)
+	runCmd(t, "kv", "-server", srv.URL(), "put", "cfg", "files.bad//path", "x")
+	runAgent(t, cfg)
+	want := `cfg: its plugin logged 1 error since the agent started, the last at `
+	deadline := time.Now().Add(time.Minute)
+	for {
+		code, out, _ := runCmd(t, "status", "-config", cfg)
+		if code == exitOK && strings.Contains(out, want) {
+			if !strings.Contains(out, `files: skipping key "files.bad//path"`) {
+				t.Errorf("status does not name the key:\n%s", out)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status = %d, want 0 and %q:\n%s", code, want, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

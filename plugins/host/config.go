@@ -163,6 +163,11 @@ type InstanceConfig struct {
 	// file as written (a digest and a stat each, for a caller that records
 	// its outputs); without it Kept is empty and they cost nothing.
 	ReportKept bool
+	// OnLog, when set, is called with every line the plugin logs at warn
+	// level or above (its log host function at level 4 and up, and its
+	// stderr), before the rate limit drops any: a plugin that skips a key
+	// it cannot render logs why, and the caller can count it.
+	OnLog func(level slog.Level, msg string)
 }
 
 // Output is a directory a plugin may write below.

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -256,7 +257,24 @@ func TestLogFloodIsRateLimited(t *testing.T) {
 	if f.logs.count("plugin log lines dropped by rate limit dropped=39952") != 1 {
 		t.Fatalf("no drop summary in the last lines %v", lines[len(lines)-3:])
 	}
+	// OnLog saw the stderr line, which the rate limit dropped, and none of
+	// the info lines.
+	if len(f.onLog) != 1 || f.onLog[0] != "WARN "+strings.Repeat("x", 4096) {
+		t.Errorf("OnLog got %d lines, want the stderr line: %.40q", len(f.onLog), f.onLog)
+	}
 	f.recovers()
+}
+
+// TestOnLogSeesWarningsAndErrors: InstanceConfig.OnLog gets the plugin's
+// lines at warn level and above, with their level, from the log host
+// function and from stderr.
+func TestOnLogSeesWarningsAndErrors(t *testing.T) {
+	f := newFixture(t, PluginConfig{})
+	f.mustCommit("logerror=skipping key a.b: not a path", "stderr=a warning", "logflood=2")
+	want := []string{"ERROR skipping key a.b: not a path", "WARN a warning", "WARN " + strings.Repeat("x", 4096)}
+	if !slices.Equal(f.onLog, want) {
+		t.Errorf("OnLog got %q, want %q", f.onLog, want)
+	}
 }
 
 func TestMemoryGrowthRecycles(t *testing.T) {

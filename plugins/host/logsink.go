@@ -15,7 +15,8 @@ import (
 // stderr) to slog through a token bucket, counting what it drops.
 type logSink struct {
 	logger *slog.Logger
-	rate   float64 // tokens per second
+	onLog  func(slog.Level, string) // InstanceConfig.OnLog
+	rate   float64                  // tokens per second
 	burst  float64
 	now    func() time.Time
 
@@ -31,6 +32,9 @@ func newLogSink(logger *slog.Logger, l Limits, now func() time.Time) *logSink {
 
 // emit logs one line if the rate allows, otherwise counts it as dropped.
 func (s *logSink) emit(level slog.Level, msg, stream string) {
+	if s.onLog != nil && level >= slog.LevelWarn {
+		s.onLog(level, msg)
+	}
 	if !s.logger.Enabled(context.Background(), level) {
 		return
 	}

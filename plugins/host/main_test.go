@@ -85,6 +85,9 @@ type fixture struct {
 	view *MemView
 	logs *logRecorder
 	rev  uint64
+	// onLog holds what InstanceConfig.OnLog was called with: "LEVEL msg".
+	onLogMu sync.Mutex
+	onLog   []string
 }
 
 func newFixture(t testing.TB, cfg PluginConfig) *fixture {
@@ -110,6 +113,11 @@ func newFixtureWith(t testing.TB, wasm []byte, cfg PluginConfig) *fixture {
 		Watch:   "w",
 		Outputs: map[string]Output{"out": {Dir: f.out}},
 		Hooks:   []string{"reload"},
+		OnLog: func(level slog.Level, msg string) {
+			f.onLogMu.Lock()
+			f.onLog = append(f.onLog, level.String()+" "+msg)
+			f.onLogMu.Unlock()
+		},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -68,6 +68,7 @@ func (p *Plugin) NewInstance(ctx context.Context, cfg InstanceConfig) (*Instance
 	}
 	logger := p.logger.With(slog.String("watch", cfg.Watch))
 	sink := newLogSink(logger, p.cfg.Limits, timeNow)
+	sink.onLog = cfg.OnLog
 	if i := p.takeSpare(); i != nil {
 		i.cfg, i.logger, i.sink = cfg, logger, sink
 		i.stdout.sink, i.stderr.sink = sink, sink

@@ -149,6 +149,8 @@ func act(h *sdk.Host, key, arg string) error {
 		fmt.Fprintln(os.Stderr, strings.Repeat("x", 10000))
 	case "stderr":
 		fmt.Fprintln(os.Stderr, arg)
+	case "logerror":
+		h.Log(sdk.LevelError, arg)
 	case "wild":
 		return wild()
 	case "sandbox": // output -> writes what the guest can see of the host

@@ -1,0 +1,38 @@
+package agent
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestAKeyThePluginSkipsShowsInStatusAndMetrics: the files example skips a
+// key that is not a valid path, logging an error, and the batch succeeds:
+// the watch stays ready, and /status and the metrics count the error line,
+// with the last one, so the outputs' gap is visible.
+func TestAKeyThePluginSkipsShowsInStatusAndMetrics(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "alpha")
+	a, _ := f.start(f.config(filesConfig))
+	waitFor(t, "ready", func() bool { return a.Ready() })
+	if l := a.Status()[0].PluginLog; l != nil {
+		t.Fatalf("plugin_log before any error: %+v", l)
+	}
+
+	f.put("cfg", "files.bad//path", "never written")
+	f.put("cfg", "files.b.conf", "bravo")
+	waitFor(t, "b.conf", func() bool {
+		b, _ := os.ReadFile(filepath.Join(f.dir, "out", "b.conf"))
+		return string(b) == "bravo"
+	})
+	s := a.Status()[0]
+	if !s.Ready || s.PluginLog == nil || s.PluginLog.Errors != 1 || s.PluginLog.LastErrorAt.IsZero() ||
+		!strings.Contains(s.PluginLog.LastError, `files: skipping key "files.bad//path"`) {
+		t.Fatalf("status after a skipped key: ready %v, plugin_log %+v", s.Ready, s.PluginLog)
+	}
+	labels := map[string]string{"watch": "cfg", "bucket": "cfg", "level": "error"}
+	if n := counter(a, "slipagent_plugin_log_lines_total", labels); n != 1 {
+		t.Errorf("slipagent_plugin_log_lines_total{level=error} = %v, want 1", n)
+	}
+}
