@@ -163,7 +163,7 @@ plugin-rust: ## build the Rust example plugin into bin/plugins/ (needs cargo and
 	@mkdir -p $(BIN)/plugins
 	@tc=$$($(FIND_RUST_WASI)) || { echo "no Rust toolchain for WASI: install rustc cargo libstd-rust-dev-wasm32 (Debian), or rustup target add wasm32-wasip1"; exit 1; }; \
 	set -e -- $$tc; echo "cargo $(BIN)/plugins/jsonfile.wasm ($$1, $$3)"; \
-	RUSTC=$$1 $$2 build --offline --locked --release --quiet --target $$3 --target-dir $(BIN)/cargo \
+	RUSTC=$$1 RUSTFLAGS="--remap-path-prefix=$(CURDIR)=." $$2 build --offline --locked --release --quiet --target $$3 --target-dir $(BIN)/cargo \
 	  --manifest-path plugins/examples/jsonfile/Cargo.toml; \
 	cp $(BIN)/cargo/$$3/release/jsonfile.wasm $(BIN)/plugins/jsonfile.wasm
 

@@ -7,14 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 
 	"github.com/slipstreamkv/slipstream/internal/filelock"
 )
 
 // dataDirLock names the file in data_dir whose flock(2) an agent holds
-// while it runs (no watch is named so: watch names have no dot). It is
-// never removed; it holds the pid of the agent that last held it, for the
-// message of one that finds it taken.
+// while it runs. It is never removed; it holds the pid of the agent that
+// last held it, for the message of one that finds it taken.
 const dataDirLock = "agent.lock"
 
 // ErrDataDirInUse: another agent (run, once or dev) runs on the same
@@ -28,7 +28,7 @@ var ErrDataDirInUse = errors.New("in use by another agent")
 // at once instead, before it reports or serves anything.
 func lockDataDir(cfg *Config) (*os.File, error) {
 	path := filepath.Join(cfg.DataDir, dataDirLock)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, dataDirError(cfg, err)
 	}

@@ -20,6 +20,9 @@ const RequireRustEnv = "SLIPSTREAM_REQUIRE_RUST"
 // target, and the cargo to drive it.
 type RustToolchain struct {
 	Rustc, Cargo string
+	// Sysroot is rustc's: the target's libraries are in
+	// Sysroot/lib/rustlib/Target/lib.
+	Sysroot string
 	// Target is wasm32-wasip1, or wasm32-wasi for a Rust older than 1.78
 	// (Debian 12's).
 	Target string
@@ -59,6 +62,9 @@ func FindRust() (RustToolchain, error) {
 func findRust() (RustToolchain, error) {
 	var candidates []string
 	if rc := os.Getenv("RUSTC"); rc != "" {
+		if path, err := exec.LookPath(rc); err == nil {
+			rc = path
+		}
 		candidates = append(candidates, rc)
 	}
 	if rc, err := exec.LookPath("rustc"); err == nil {
@@ -81,10 +87,11 @@ func findRust() (RustToolchain, error) {
 			if !fileExists(cargo) {
 				var err error
 				if cargo, err = exec.LookPath("cargo"); err != nil {
-					return RustToolchain{}, fmt.Errorf("%s has %s, but there is no cargo beside it or on PATH", rc, target)
+					tried = append(tried, fmt.Sprintf("%s has %s, but there is no cargo beside it or on PATH", rc, target))
+					break
 				}
 			}
-			return RustToolchain{Rustc: rc, Cargo: cargo, Target: target}, nil
+			return RustToolchain{Rustc: rc, Cargo: cargo, Sysroot: sysroot, Target: target}, nil
 		}
 		tried = append(tried, fmt.Sprintf("%s: no wasm32-wasip1 or wasm32-wasi standard library in %s", rc, sysroot))
 	}
@@ -109,13 +116,13 @@ func RequireRust(tb testing.TB) RustToolchain {
 
 // RustModule builds the Rust plugin crate in dir (relative to the
 // repository root, holding a Cargo.toml and the Cargo.lock it is built
-// with) in release mode, offline, warnings as errors, and returns the module's bytes. It calls
-// RequireRust first.
-func RustModule(tb testing.TB, dir string) []byte {
+// with) in release mode, offline, warnings as errors, with rustflags added
+// to RUSTFLAGS, and returns the module's bytes. It calls RequireRust first.
+func RustModule(tb testing.TB, dir string, rustflags ...string) []byte {
 	tb.Helper()
 	tc := RequireRust(tb)
 	root := Root(tb)
-	wasm, err := cached("rust:"+dir, func() ([]byte, error) {
+	wasm, err := cached("rust:"+dir+" "+strings.Join(rustflags, " "), func() ([]byte, error) {
 		out, err := os.MkdirTemp("", "slipstream-plugintest-cargo-")
 		if err != nil {
 			return nil, err
@@ -124,7 +131,7 @@ func RustModule(tb testing.TB, dir string) []byte {
 		crate := filepath.Join(root, filepath.FromSlash(dir))
 		cmd := exec.Command(tc.Cargo, "build", "--offline", "--locked", "--release", "--quiet",
 			"--target", tc.Target, "--target-dir", out, "--manifest-path", filepath.Join(crate, "Cargo.toml"))
-		cmd.Env = append(tc.Env(), "RUSTFLAGS=-D warnings")
+		cmd.Env = append(tc.Env(), "RUSTFLAGS="+strings.Join(append([]string{"-D", "warnings"}, rustflags...), " "))
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("cargo build %s: %v\n%s", dir, err, bytes.TrimSpace(msg))
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/slipstreamkv/slipstream/internal/plugintest/harness"
 	"github.com/slipstreamkv/slipstream/plugins/abi"
 	"github.com/slipstreamkv/slipstream/plugins/host"
+	"github.com/tetratelabs/wazero"
 )
 
 const (
@@ -150,6 +151,8 @@ func TestJSONFileRefusesBadConfig(t *testing.T) {
 		{map[string]string{"prefx": "a.", "x": "1"}, `jsonfile: unknown configuration keys "prefx" (did you mean "prefix"?), "x"` + reads},
 		{map[string]string{"mode": "0999"}, `jsonfile: mode "0999" is not permission bits in octal, such as "0640"`},
 		{map[string]string{"mode": "04755"}, `jsonfile: mode "04755" is not permission bits in octal`},
+		{map[string]string{"mode": "+644"}, `jsonfile: mode "+644" is not permission bits in octal`},
+		{map[string]string{"mode": "0"}, ""},
 		{map[string]string{"path": "../etc/passwd"}, `jsonfile: path "../etc/passwd": component ..`},
 	} {
 		p, err := harness.Engine(t).Load(t.Context(), wasm, host.PluginConfig{Name: "jsonfile", Config: tc.config})
@@ -186,6 +189,7 @@ func TestRustSDK(t *testing.T) {
 		h.Put("get.a", "cfg.a"),
 		h.Put("get.none", "cfg.none"),
 		h.Put("list.root", ""),
+		h.Put("list.missing", "no/such/dir"),
 		h.Put("remove.there", "f0000-"+strings.Repeat("n", 200)),
 		h.Put("remove.absent", "nothing"),
 		h.Put("batch.x", "_"),
@@ -193,7 +197,7 @@ func TestRustSDK(t *testing.T) {
 	))
 	for path, want := range map[string]string{
 		"get/a": "alpha", "get/none": "absent", "remove/there": "true", "remove/absent": "false",
-		"batch/x": "Apply probe-watch 7 [] 7",
+		"batch/x": "Apply probe-watch 8 [] 8", "list/missing": "",
 	} {
 		if got, _ := h.Read("out", path); got != want {
 			t.Errorf("%s = %q, want %q", path, got, want)
@@ -304,5 +308,39 @@ func TestRustSDKMatchesABI(t *testing.T) {
 		} else if string(m[1]) != fmt.Sprint(c.value) {
 			t.Errorf("%s: %s is %s, the ABI's %d", c.src, c.name, m[1], c.value)
 		}
+	}
+}
+
+// TestRustSDKUnderTheToolchainsInitialize builds the probe as Rust 1.100
+// and later build a WASI cdylib: linked with wasi-libc's crt1-reactor.o,
+// whose _initialize runs the module's constructors. An _initialize of the
+// SDK's own would be a duplicate symbol there; the SDK makes the plugin
+// and checks its configuration in slipstream_abi_version instead, which
+// the host calls right after _initialize.
+func TestRustSDKUnderTheToolchainsInitialize(t *testing.T) {
+	tc := plugintest.RequireRust(t)
+	crt := filepath.Join(tc.Sysroot, "lib", "rustlib", tc.Target, "lib", "self-contained", "crt1-reactor.o")
+	if _, err := os.Stat(crt); err != nil {
+		t.Fatalf("the toolchain has no crt1-reactor.o: %v", err)
+	}
+	wasm := plugintest.RustModule(t, probeCrate, "-C", "link-arg="+crt, "-C", "link-arg=--export=_initialize")
+	rt := wazero.NewRuntime(t.Context())
+	defer rt.Close(t.Context())
+	cm, err := rt.CompileModule(t.Context(), wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := cm.ExportedFunctions()["_initialize"]; !ok {
+		t.Fatal("the module linked with crt1-reactor.o exports no _initialize")
+	}
+	_, err = harness.Engine(t).Load(t.Context(), wasm, host.PluginConfig{Name: "probe", Config: map[string]string{"unusd": "1"}})
+	if !errors.Is(err, host.ErrPluginFailed) || !strings.Contains(err.Error(), `unknown configuration key "unusd"`) {
+		t.Errorf("load with a misspelt key = %v, want it refused", err)
+	}
+	h := harness.New(t, wasm, harness.Options{Outputs: []string{"out"}, Plugin: host.PluginConfig{Name: "probe"}})
+	h.View.Put(host.Entry{Key: "cfg.a", Value: []byte("alpha")})
+	h.Commit(h.Apply(h.Put("get.a", "cfg.a")))
+	if got, _ := h.Read("out", "get/a"); got != "alpha" {
+		t.Errorf("get/a = %q", got)
 	}
 }

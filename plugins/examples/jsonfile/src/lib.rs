@@ -13,7 +13,7 @@
 //!   prefix  key prefix (default: every key)
 //!   output  output name (default "json")
 //!   path    file to write (default "config.json")
-//!   mode    the file's permission bits, octal (default: the output's)
+//!   mode    the file's permission bits, octal (default, and "0": the output's)
 //!   hook    hook to request when the file changed (default: none)
 //! Any other key refuses the module when the host loads it.
 //!
@@ -57,7 +57,7 @@ impl Plugin for JsonFile {
         }
         if let Some(mode) = slip::config("mode") {
             self.mode = match u32::from_str_radix(&mode, 8) {
-                Ok(m) if m != 0 && m <= 0o777 => m,
+                Ok(m) if m <= 0o777 && mode.bytes().all(|b| b.is_ascii_digit()) => m,
                 _ => return Err(format!("jsonfile: mode {mode:?} is not permission bits in octal, such as \"0640\"").into()),
             };
         }
@@ -80,7 +80,7 @@ impl Plugin for JsonFile {
         let mut first = true;
         for entry in slip::scan(&self.prefix) {
             let entry = entry?;
-            let name = &entry.key[self.prefix.len()..];
+            let name = entry.key.strip_prefix(self.prefix.as_str()).unwrap_or_default();
             if name.is_empty() {
                 slip::log(Level::Warn, &format!("jsonfile: skipping key {:?}, which is the prefix itself", entry.key));
                 continue;

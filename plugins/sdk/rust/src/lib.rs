@@ -34,11 +34,15 @@
 //! cargo build --release --target wasm32-wasip1
 //! ```
 //!
-//! The macro exports the ABI's functions and an `_initialize` that runs
-//! [`Plugin::configure`] when the host loads the module, so that a bad
-//! configuration fails `slipagent validate`. A call's error is reported to
-//! the host and fails the call; a panic is reported too, then traps (Rust
-//! on WebAssembly aborts on panic), and the host recycles the instance.
+//! The macro exports the ABI's three functions. `slipstream_abi_version`,
+//! which the host calls once per instance before any other, also creates
+//! the plugin and runs [`Plugin::configure`], so that a bad configuration
+//! refuses the module when the host loads it, and fails `slipagent
+//! validate` (`_initialize` is not the SDK's: since Rust 1.100 the
+//! toolchain links its own into a WASI `cdylib`). A call's error is
+//! reported to the host and fails the call; a panic is reported too, then
+//! traps (Rust on WebAssembly aborts on panic), and the host recycles the
+//! instance.
 //!
 //! Every host function is a function of this crate ([`scan`],
 //! [`write_file`], …). A refused request (an error from [`write_file`],
@@ -206,30 +210,32 @@ pub trait Plugin {
 }
 
 /// Exports a [`Plugin`]: `export_plugin!(MyPlugin::default())` makes the
-/// module's `_initialize`, `slipstream_abi_version`, `slipstream_apply`
-/// and `slipstream_render`. The expression is evaluated once, in
-/// `_initialize`, and again each time the host replaces a trapped instance.
+/// module's `slipstream_abi_version`, `slipstream_apply` and
+/// `slipstream_render`. The expression is evaluated once per instance, when
+/// the host first calls `slipstream_abi_version` (right after
+/// instantiating it, ABI.md section 1), and again in each instance the host
+/// makes to replace one that trapped.
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:expr) => {
-        #[no_mangle]
-        pub extern "C" fn _initialize() {
-            $crate::__private::initialize(|| -> ::std::boxed::Box<dyn $crate::Plugin> { ::std::boxed::Box::new($plugin) })
+        fn __slipstream_make_plugin() -> ::std::boxed::Box<dyn $crate::Plugin> {
+            ::std::boxed::Box::new($plugin)
         }
 
         #[no_mangle]
         pub extern "C" fn slipstream_abi_version() -> i32 {
+            $crate::__private::initialize(__slipstream_make_plugin);
             $crate::ABI_VERSION
         }
 
         #[no_mangle]
         pub extern "C" fn slipstream_apply(input_len: i32) -> i32 {
-            $crate::__private::call($crate::Kind::Apply, input_len)
+            $crate::__private::call(__slipstream_make_plugin, $crate::Kind::Apply, input_len)
         }
 
         #[no_mangle]
         pub extern "C" fn slipstream_render(input_len: i32) -> i32 {
-            $crate::__private::call($crate::Kind::Render, input_len)
+            $crate::__private::call(__slipstream_make_plugin, $crate::Kind::Render, input_len)
         }
     };
 }
@@ -243,31 +249,30 @@ pub mod __private {
         static PLUGIN: RefCell<Option<Box<dyn Plugin>>> = RefCell::new(None);
     }
 
-    extern "C" {
-        // The linker's constructor runner: a reactor's _initialize calls it
-        // before anything else (static constructors of C code linked in,
-        // and wasi-libc's own).
-        fn __wasm_call_ctors();
-    }
-
+    /// Creates the instance's plugin and checks its configuration, once:
+    /// a refusal is reported, then exits, which refuses the module (ABI
+    /// section 1). The constructors of the module's C code, if any, are
+    /// the toolchain's `_initialize`'s to run, before this.
     pub fn initialize(make: fn() -> Box<dyn Plugin>) {
-        // SAFETY: called once, first, as the ABI's _initialize.
-        unsafe { __wasm_call_ctors() };
+        if PLUGIN.with(|p| p.borrow().is_some()) {
+            return;
+        }
         std::panic::set_hook(Box::new(|info| report_error(&info.to_string())));
         let mut plugin = make();
         if let Err(err) = plugin.configure() {
             report_error(&err.to_string());
-            // An initializer that reported an error and exits refuses the
-            // module (ABI section 1).
             std::process::exit(1);
         }
         PLUGIN.with(|p| *p.borrow_mut() = Some(plugin));
     }
 
-    pub fn call(kind: Kind, input_len: i32) -> i32 {
+    pub fn call(make: fn() -> Box<dyn Plugin>, kind: Kind, input_len: i32) -> i32 {
+        // The host has called slipstream_abi_version; one that did not
+        // gets the same plugin, made now.
+        initialize(make);
         let result = read_input(kind, input_len).and_then(|batch| {
             PLUGIN.with(|p| match p.borrow_mut().as_mut() {
-                None => Err("the plugin was not initialized: the host did not call _initialize".into()),
+                None => unreachable!("initialize made the plugin"),
                 Some(plugin) => match kind {
                     Kind::Apply => plugin.apply(&batch),
                     Kind::Render => plugin.render(&batch),
@@ -296,23 +301,27 @@ pub mod __private {
 }
 
 /// Calls a host function under the output-buffer convention (ABI section
-/// 3), growing buf until the result fits; returns the result's length.
+/// 3), growing buf until the result fits; returns the result's length. A
+/// host whose answer keeps growing, or is out of range, is `ERR_IO` after a
+/// few tries, as in the Go SDK.
 fn fetch(
     call: &'static str,
     buf: &mut Vec<u8>,
     mut f: impl FnMut(*mut u8, i32) -> i64,
 ) -> std::result::Result<usize, HostError> {
-    loop {
+    let io = HostError { call, status: Status::ERR_IO };
+    for _ in 0..4 {
         let n = f(buf.as_mut_ptr(), buf.len() as i32);
         if n < 0 {
-            return Err(HostError { call, status: Status(n as i32) });
+            return Err(i32::try_from(n).map_or(io, |s| HostError { call, status: Status(s) }));
         }
-        let n = n as usize;
+        let n = usize::try_from(n).map_err(|_| io)?;
         if n <= buf.len() {
             return Ok(n);
         }
         buf.resize(n, 0);
     }
+    Err(io)
 }
 
 fn status(call: &'static str, s: i32) -> std::result::Result<bool, HostError> {
@@ -358,11 +367,14 @@ pub fn config(key: &str) -> Option<String> {
 pub fn config_keys() -> std::result::Result<Vec<String>, HostError> {
     let mut buf = vec![0; 256];
     let n = fetch("config_keys", &mut buf, |p, cap| unsafe { sys::config_keys(p, cap) })?;
-    Ok(buf[..n]
-        .split(|&b| b == 0)
-        .filter(|name| !name.is_empty())
-        .map(|name| String::from_utf8_lossy(name).into_owned())
-        .collect())
+    match buf[..n].split_last() {
+        None => Ok(Vec::new()),
+        Some((0, names)) => Ok(names
+            .split(|&b| b == 0)
+            .map(|name| String::from_utf8_lossy(name).into_owned())
+            .collect()),
+        Some(_) => Err(HostError { call: "config_keys", status: Status::ERR_INVALID }),
+    }
 }
 
 /// Fails unless every key of the plugin's configuration is one of known,
@@ -498,6 +510,12 @@ impl<T> Pager<T> {
                     Ok((items, more))
                 });
             match page {
+                Ok((items, true)) if items.is_empty() => {
+                    // A page with nothing in it that says more follow would
+                    // be asked for again and again.
+                    self.more = false;
+                    return Some(Err(HostError { call: self.call, status: Status::ERR_INVALID }));
+                }
                 Ok((items, more)) => {
                     self.more = more;
                     self.after = items.last().map_or(after, |item| last(item).to_vec());
@@ -579,7 +597,7 @@ pub struct ReadDir {
 
 /// Lists the directory dir ("" for the output directory itself) of the
 /// output named output, a page at a time. A directory that does not exist
-/// is the error `ERR_NOT_FOUND`.
+/// (or did not when the call began) yields nothing, as in the Go SDK.
 pub fn read_dir(output: &str, dir: &str) -> ReadDir {
     ReadDir {
         output: output.to_string(),
@@ -609,6 +627,7 @@ impl Iterator for ReadDir {
             codec::decode_dir_entries,
             |e| &e.name,
         )
+        .filter(|r| !matches!(r, Err(HostError { status: Status::ERR_NOT_FOUND, .. })))
     }
 }
 
@@ -722,6 +741,41 @@ mod tests {
         assert_eq!(levenshtein("kitten", "sitting"), 3);
         assert_eq!(levenshtein("", "abc"), 3);
         assert_eq!(levenshtein("ü", "u"), 1);
+    }
+
+    #[test]
+    fn fetch_gives_up_on_a_growing_answer() {
+        let mut buf = vec![0; 4];
+        let mut asked = 0;
+        let err = fetch("view_get", &mut buf, |_, cap| {
+            asked += 1;
+            i64::from(cap) + 1
+        })
+        .unwrap_err();
+        assert_eq!((err.status, asked), (Status::ERR_IO, 4));
+        assert_eq!(fetch("view_get", &mut buf, |_, _| -3).unwrap_err().status, Status::ERR_NOT_FOUND);
+        assert_eq!(fetch("view_get", &mut buf, |_, _| i64::MIN).unwrap_err().status, Status::ERR_IO);
+    }
+
+    #[test]
+    fn an_empty_page_that_says_more_follow_ends_the_scan() {
+        let mut pager: Pager<Entry> = Pager::new("view_scan");
+        let mut pages = 0;
+        let empty_with_more = [0u8, 0, 0, 0, 1, 0, 0, 0];
+        let mut next = |pager: &mut Pager<Entry>| {
+            pager.next(
+                |_, p, _| {
+                    pages += 1;
+                    unsafe { std::ptr::copy_nonoverlapping(empty_with_more.as_ptr(), p, 8) };
+                    8
+                },
+                codec::decode_entries,
+                |e| e.key.as_bytes(),
+            )
+        };
+        assert_eq!(next(&mut pager).unwrap().unwrap_err().status, Status::ERR_INVALID);
+        assert!(next(&mut pager).is_none());
+        assert_eq!(pages, 1);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! answer goes to:
 //!   get.NAME = KEY       get/NAME: the view's value of KEY, or "absent"
 //!   list.NAME = DIR      list/NAME: the entries of DIR, "TYPE NAME" lines
-//!   remove.NAME = PATH   removed/NAME: whether PATH was there
+//!   remove.NAME = PATH   remove/NAME: whether PATH was there
 //!   batch.NAME = _       batch/NAME: the call's kind, watch and cursor
 //!   hook.NAME = HOOK     requests HOOK
 //!   panic.NAME = MSG     panics with MSG
