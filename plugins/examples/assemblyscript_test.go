@@ -3,7 +3,6 @@
 package examples_test
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -138,23 +137,12 @@ func TestFilesASRefusesBadConfig(t *testing.T) {
 func TestFilesASRefusesUnknownConfigKeys(t *testing.T) {
 	wasm := plugintest.ASModule(t, filesAS)
 	const reads = "; this plugin reads: hook, mode, output, prefix, prune"
-	for _, tc := range []struct {
-		config map[string]string
-		want   string // "" = loads
-	}{
+	checkLoads(t, wasm, "files-as", []loadCase{
 		{map[string]string{"prefix": "a.", "output": "files", "mode": "640", "hook": "reload", "prune": "false"}, ""},
 		{nil, ""},
 		{map[string]string{"prefx": "a.", "hook": "reload"}, `files-as: unknown configuration key "prefx"` + reads},
 		{map[string]string{"prefx": "a.", "strict": "true"}, `files-as: unknown configuration keys "prefx", "strict"` + reads},
-	} {
-		p, err := harness.Engine(t).Load(t.Context(), wasm, host.PluginConfig{Name: "files-as", Config: tc.config})
-		if err == nil {
-			p.Close(t.Context())
-		}
-		if tc.want == "" && err != nil || tc.want != "" && (!errors.Is(err, host.ErrPluginFailed) || !strings.Contains(err.Error(), tc.want)) {
-			t.Errorf("config %v: load = %v, want a failure the plugin reported, %q", tc.config, err, tc.want)
-		}
-	}
+	})
 }
 
 // TestASSDKMatchesABI keeps the AssemblyScript SDK's constants and host

@@ -7,7 +7,6 @@ package examples_test
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -74,23 +73,12 @@ func TestEnvfileRendersOnChangeOnly(t *testing.T) {
 func TestEnvfileRefusesUnknownConfigKeys(t *testing.T) {
 	wasm := plugintest.CModule(t, "plugins/examples/envfile/envfile.c")
 	const reads = "; this plugin reads: hook, output, path, prefix"
-	for _, tc := range []struct {
-		config map[string]string
-		want   string // "" = loads
-	}{
+	checkLoads(t, wasm, "envfile", []loadCase{
 		{map[string]string{"prefix": "a.", "output": "env", "path": "a.env", "hook": "restart"}, ""},
 		{nil, ""},
 		{map[string]string{"prefx": "a.", "path": "a.env"}, `envfile: unknown configuration key "prefx"` + reads},
 		{map[string]string{"prefx": "a.", "hok": "restart", "path": "a.env"}, `envfile: unknown configuration keys "hok", "prefx"` + reads},
-	} {
-		p, err := harness.Engine(t).Load(t.Context(), wasm, host.PluginConfig{Name: "envfile", Config: tc.config})
-		if err == nil {
-			p.Close(t.Context())
-		}
-		if tc.want == "" && err != nil || tc.want != "" && (!errors.Is(err, host.ErrPluginFailed) || !strings.Contains(err.Error(), tc.want)) {
-			t.Errorf("config %v: load = %v, want a failure the plugin reported, %q", tc.config, err, tc.want)
-		}
-	}
+	})
 }
 
 // TestEnvfileValuesReadBackExactly reads the rendered file back with a real

@@ -141,10 +141,7 @@ func TestJSONFileRendersAViewLargerThanAPage(t *testing.T) {
 func TestJSONFileRefusesBadConfig(t *testing.T) {
 	wasm := plugintest.RustModule(t, jsonfileCrate)
 	const reads = "; this plugin reads: hook, mode, output, path, prefix"
-	for _, tc := range []struct {
-		config map[string]string
-		want   string // "" = loads
-	}{
+	checkLoads(t, wasm, "jsonfile", []loadCase{
 		{map[string]string{"prefix": "a.", "output": "json", "path": "a/b.json", "mode": "600", "hook": "reload"}, ""},
 		{nil, ""},
 		{map[string]string{"prefx": "a."}, `jsonfile: unknown configuration key "prefx" (did you mean "prefix"?)` + reads},
@@ -154,15 +151,7 @@ func TestJSONFileRefusesBadConfig(t *testing.T) {
 		{map[string]string{"mode": "+644"}, `jsonfile: mode "+644" is not permission bits in octal`},
 		{map[string]string{"mode": "0"}, ""},
 		{map[string]string{"path": "../etc/passwd"}, `jsonfile: path "../etc/passwd": component ..`},
-	} {
-		p, err := harness.Engine(t).Load(t.Context(), wasm, host.PluginConfig{Name: "jsonfile", Config: tc.config})
-		if err == nil {
-			p.Close(t.Context())
-		}
-		if tc.want == "" && err != nil || tc.want != "" && (!errors.Is(err, host.ErrPluginFailed) || !strings.Contains(err.Error(), tc.want)) {
-			t.Errorf("config %v: load = %v, want a failure the plugin reported, %q", tc.config, err, tc.want)
-		}
-	}
+	})
 }
 
 func newProbe(t *testing.T, cfg map[string]string) *harness.Harness {
@@ -236,21 +225,13 @@ func TestRustSDK(t *testing.T) {
 
 func TestRustSDKRefusesAtLoad(t *testing.T) {
 	wasm := plugintest.RustModule(t, probeCrate)
-	for _, tc := range []struct {
-		config map[string]string
-		want   string
-	}{
+	checkLoads(t, wasm, "probe", []loadCase{
 		{map[string]string{"refuse": "no thanks"}, "no thanks"},
 		// A panic is reported before the trap, which then refuses the
 		// module as a reported error does.
 		{map[string]string{"panic": "boom"}, "boom"},
 		{map[string]string{"unusd": "1"}, `unknown configuration key "unusd" (did you mean "unused"?); this plugin reads: panic, refuse, unused`},
-	} {
-		_, err := harness.Engine(t).Load(t.Context(), wasm, host.PluginConfig{Name: "probe", Config: tc.config})
-		if !errors.Is(err, host.ErrPluginFailed) || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("config %v: load = %v, want a failure the plugin reported, %q", tc.config, err, tc.want)
-		}
-	}
+	})
 }
 
 // TestRustSDKUnitTests runs the SDK's own tests (cargo test, natively):
