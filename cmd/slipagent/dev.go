@@ -102,6 +102,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return fail(err)
 	}
+	lock, err := lockDevDir(abs)
+	if err != nil {
+		return fail(err)
+	}
+	defer lock.Close()
 
 	srv, err := startDevServer(filepath.Join(abs, "nats"), *port)
 	if err != nil {

@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"syscall"
+
+	"github.com/slipstreamkv/slipstream/internal/filelock"
 )
 
 // devFile is where "slipagent dev" records the addresses it serves on, in
@@ -39,6 +42,35 @@ func writeDevFile(dir string, addrs devAddrs) (func(), error) {
 		return nil, err
 	}
 	return func() { os.Remove(path) }, nil
+}
+
+// devLock names the file in dev's -dir whose flock(2) a dev holds while
+// it runs: a second dev on the same -dir would start a NATS server on the
+// first one's JetStream store, rewrite its agent.hcl and, when it stops,
+// remove its dev.json.
+const devLock = "dev.lock"
+
+// lockDevDir takes dev's lock on dir, or fails naming the dev that holds
+// it. The lock is held until the returned file is closed.
+func lockDevDir(dir string) (*os.File, error) {
+	path := filepath.Join(dir, devLock)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := filelock.TryLock(f); err != nil {
+		f.Close()
+		if !errors.Is(err, filelock.ErrHeld) {
+			return nil, err
+		}
+		holder := "another slipagent dev"
+		var d devAddrs
+		if b, err := os.ReadFile(filepath.Join(dir, devFile)); err == nil && json.Unmarshal(b, &d) == nil && d.PID > 0 {
+			holder += fmt.Sprintf(" (pid %d, NATS at %s)", d.PID, d.NATS)
+		}
+		return nil, fmt.Errorf("%s is in use by %s: stop it, or give this one a -dir of its own", dir, holder)
+	}
+	return f, nil
 }
 
 // runningDev returns the addresses of a "slipagent dev" whose record is in

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -123,6 +124,26 @@ func TestDevNATSOnlyShowsCatchUp(t *testing.T) {
 	}
 	if got := readOrErr(filepath.Join(dir, defaultDevDir, "out/files/motd.txt")); got != "changed while no agent ran" {
 		t.Errorf("motd.txt = %q after once", got)
+	}
+}
+
+// A second dev on the same -dir is refused before it starts a server on
+// the first one's store or touches its files, naming the first; the first
+// one's dev.json stays.
+func TestASecondDevOnItsDirIsRefused(t *testing.T) {
+	dir, _ := startDev(t, "-nats-only")
+	first, ok := runningDev()
+	if !ok {
+		t.Fatal("no dev record")
+	}
+	code, _, errOut := runCmd(t, "dev", "-nats-only", "-plugins", filepath.Join(dir, "plugins"), "-port", "0")
+	want := fmt.Sprintf("slipagent dev: %s is in use by another slipagent dev (pid %d, NATS at %s): stop it, or give this one a -dir of its own",
+		filepath.Join(dir, defaultDevDir), first.PID, first.NATS)
+	if code != exitFailure || !strings.Contains(errOut, want) {
+		t.Errorf("second dev = %d %q, want 1 and %q", code, errOut, want)
+	}
+	if now, ok := runningDev(); !ok || now != first {
+		t.Errorf("dev record after the refused dev: %+v %v, want %+v", now, ok, first)
 	}
 }
 
