@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/slipstreamkv/slipstream/fleet"
 )
 
 // TestAKeyThePluginSkipsShowsInStatusAndMetrics: the files example skips a
@@ -35,4 +37,27 @@ func TestAKeyThePluginSkipsShowsInStatusAndMetrics(t *testing.T) {
 	if n := counter(a, "slipagent_plugin_log_lines_total", labels); n != 1 {
 		t.Errorf("slipagent_plugin_log_lines_total{level=error} = %v, want 1", n)
 	}
+}
+
+// TestTheFleetReportCarriesThePluginsError: the record of a host whose
+// plugin logged an error applying its revision says so, and the next
+// revision applied without one clears it.
+func TestTheFleetReportCarriesThePluginsError(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "alpha")
+	f.start(f.config(filesConfig + reportBlock))
+	waitLong(t, "h1 to report", func() bool { return f.fleetRecord().State == fleet.StateReady })
+	if r := f.fleetRecord(); r.PluginError != "" {
+		t.Fatalf("plugin_error before any: %q", r.PluginError)
+	}
+	bad := f.put("cfg", "files.bad//path", "never written")
+	waitFor(t, "the record of the revision whose apply logged an error", func() bool {
+		r := f.fleetRecord()
+		return r.Revision == bad && strings.Contains(r.PluginError, `files: skipping key "files.bad//path"`)
+	})
+	good := f.put("cfg", "files.b.conf", "bravo")
+	waitFor(t, "the next revision's record", func() bool {
+		r := f.fleetRecord()
+		return r.Revision == good && r.PluginError == ""
+	})
 }

@@ -246,11 +246,14 @@ func (r *fleetReporter) record(s WatchStatus, now time.Time) fleet.Record {
 	if !s.Ready {
 		rec.Error = cmp.Or(s.LastError, s.Reason)
 	}
+	if l := s.PluginLog; l != nil && l.LastErrorRevision != 0 && l.LastErrorRevision == s.Revision {
+		rec.PluginError = l.LastError
+	}
 	return rec
 }
 
 // sameReport reports whether two records say the same apart from when they
 // were written.
 func sameReport(a, b fleet.Record) bool {
-	return a.Revision == b.Revision && a.State == b.State && a.Error == b.Error
+	return a.Revision == b.Revision && a.State == b.State && a.Error == b.Error && a.PluginError == b.PluginError
 }

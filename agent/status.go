@@ -83,6 +83,11 @@ type PluginLogStatus struct {
 	Errors      uint64    `json:"errors"`
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// LastErrorRevision is the revision of the batch whose successful
+	// apply logged LastError (0 when no applied batch did: the line came
+	// from a batch that failed, or from a drift repair's render). The
+	// fleet report carries LastError while the watch is at that revision.
+	LastErrorRevision uint64 `json:"last_error_revision,omitempty"`
 }
 
 // QuarantinedState is damaged local state a watch moved aside and rebuilt.
@@ -169,9 +174,12 @@ type watchStatus struct {
 	// loadErr is why the plugin did not load in the last session that
 	// tried: a new watch on the bucket does not end that failure (the next
 	// session loads the same module), a load that succeeds does.
-	loadErr    string
-	resyncFrom *kvcore.Cursor // the old cursor while a resync has not moved it
-	cursor     kvcore.Cursor  // the fold's cursor, as last reported
+	loadErr string
+	// errorInBatch: the plugin logged an error since the batch being
+	// applied started (applied gives it that batch's revision).
+	errorInBatch bool
+	resyncFrom   *kvcore.Cursor // the old cursor while a resync has not moved it
+	cursor       kvcore.Cursor  // the fold's cursor, as last reported
 }
 
 func newWatchStatus(w *WatchConf, changed chan<- struct{}, now func() time.Time) *watchStatus {
@@ -200,7 +208,8 @@ func (w *watchStatus) pluginLogged(level slog.Level, msg string) {
 		return
 	}
 	l.Errors++
-	l.LastError, l.LastErrorAt = msg, w.now()
+	l.LastError, l.LastErrorAt, l.LastErrorRevision = msg, w.now(), 0
+	w.errorInBatch = true
 }
 
 // driftChecked records that the watch's first drift check is over.
@@ -432,12 +441,20 @@ func (w *watchStatus) applied(b kvcore.Batch, at time.Time) {
 	w.s.Batches++
 	w.s.Updates += uint64(len(b.Updates))
 	w.s.LastApplied = at
+	if w.errorInBatch {
+		w.s.PluginLog.LastErrorRevision, _ = b.Cursor.Revision()
+	}
 }
 
+// busy records that a batch (or a drift repair) starts, at since, or that
+// it ended (zero).
 func (w *watchStatus) busy(since time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.s.BusySince = since
+	if !since.IsZero() {
+		w.errorInBatch = false
+	}
 }
 
 // quarantined records damaged local state moved aside (the list is copied,

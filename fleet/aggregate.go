@@ -68,6 +68,10 @@ type WatchReport struct {
 	Failing  []HostState `json:"failing"`
 	Held     []HostState `json:"held"`
 	Silent   []HostState `json:"silent"`
+	// PluginErrors names the hosts whose plugin logged an error applying
+	// the batch that brought them to their revision (Record.PluginError):
+	// they count as Applied, but their outputs may leave something out.
+	PluginErrors []HostState `json:"plugin_errors"`
 	// All lists every host, sorted by name.
 	All []HostState `json:"all"`
 	// Lags is the distribution of lag (Revision minus the host's revision).
@@ -172,7 +176,7 @@ func holds(prefixes []string, key string) bool {
 func (g *WatchReport) judge() {
 	g.All = sortedHosts(g.All, func(a, b *HostState) int { return cmp.Compare(a.Host, b.Host) })
 	g.Hosts = len(g.All)
-	g.Laggards, g.Failing, g.Held, g.Silent = []HostState{}, []HostState{}, []HostState{}, []HostState{}
+	g.Laggards, g.Failing, g.Held, g.Silent, g.PluginErrors = []HostState{}, []HostState{}, []HostState{}, []HostState{}, []HostState{}
 	var counts [65]int // by bit length of the lag: 0, 1, 2-3, 4-7, ...
 	top := 0
 	for i := range g.All {
@@ -196,6 +200,9 @@ func (g *WatchReport) judge() {
 		}
 		if h.Silent {
 			g.Silent = append(g.Silent, *h)
+		}
+		if h.PluginError != "" {
+			g.PluginErrors = append(g.PluginErrors, *h)
 		}
 		b := bits.Len64(h.Lag)
 		counts[b]++

@@ -125,3 +125,15 @@ func TestAggregateSilenceByStoredTime(t *testing.T) {
 		t.Errorf("silent %v, want dead only", w.Silent)
 	}
 }
+
+// A host whose plugin logged an error applying its revision applied it and
+// is ready, and is listed under PluginErrors.
+func TestAggregateListsPluginErrors(t *testing.T) {
+	complained := rec("web1", 10, StateReady, 0)
+	complained.PluginError = `files: skipping key "files.bad//path": empty component`
+	w := Aggregate([]Record{rec("web2", 10, StateReady, 0), complained}, Query{Now: t0}).Watches[0]
+	if w.Applied != 2 || w.Ready != 2 || !w.Converged(1) || len(w.PluginErrors) != 1 || w.PluginErrors[0].Host != "web1" {
+		t.Errorf("applied %d ready %d converged %v plugin errors %v; want both applied and ready, web1 listed",
+			w.Applied, w.Ready, w.Converged(1), w.PluginErrors)
+	}
+}

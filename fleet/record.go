@@ -49,6 +49,11 @@ type Record struct {
 	// why it is not ready.
 	State string `json:"state"`
 	Error string `json:"error,omitempty"`
+	// PluginError is the last line the watch's plugin logged at error
+	// level while applying the batch that brought it to Revision: the
+	// batch succeeded, but the outputs may leave out what the line names
+	// (a value the plugin could not render). Empty otherwise.
+	PluginError string `json:"plugin_error,omitempty"`
 	// Since is when Revision last changed: when this agent run started,
 	// if it has not changed since, unless the record an earlier run left
 	// was at the same revision (its Since is kept).

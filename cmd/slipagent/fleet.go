@@ -197,7 +197,7 @@ func uncovered(w io.Writer, records []fleet.Record, q fleet.Query) bool {
 func printProblems(w io.Writer, rep fleet.Report) {
 	for _, wr := range rep.Watches {
 		seen := map[string]bool{}
-		for _, list := range [][]fleet.HostState{wr.Laggards, wr.Failing, wr.Held, wr.Silent} {
+		for _, list := range [][]fleet.HostState{wr.Laggards, wr.Failing, wr.Held, wr.Silent, wr.PluginErrors} {
 			for _, h := range list {
 				if seen[h.Host] {
 					continue
@@ -239,6 +239,9 @@ func hostLine(h fleet.HostState, now time.Time) string {
 	}
 	if h.Silent {
 		s += fmt.Sprintf("; silent for %v", now.Sub(h.Written()).Round(time.Second))
+	}
+	if h.PluginError != "" {
+		s += "; its plugin logged an error applying it: " + h.PluginError
 	}
 	return s
 }

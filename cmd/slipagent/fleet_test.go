@@ -249,6 +249,20 @@ func TestFleetRollout(t *testing.T) {
 	if code, out, errOut := wait("-revision", target, "-timeout", "3m"); code != exitOK || !strings.Contains(out, "2 of 2 hosts") {
 		t.Errorf("fleet wait after repair = %d %q %q\n%s", code, out, errOut, logs())
 	}
+
+	// A value the plugin cannot render: the hosts apply the revision (the
+	// files plugin skips the key, logging an error), and wait and status
+	// say so beside the convergence.
+	bad := strconv.FormatUint(putRev(t, url, "files.bad//path", "x"), 10)
+	code, out, errOut = wait("-revision", bad, "-timeout", "3m")
+	const complaint = `its plugin logged an error applying it: files: skipping key "files.bad//path"`
+	if code != exitOK || !strings.Contains(out, "2 of 2 hosts applied revision "+bad) || strings.Count(out, complaint) != 2 {
+		t.Errorf("fleet wait for a key the plugin skips = %d %q %q", code, out, errOut)
+	}
+	code, out, _ = runCmd(t, "fleet", "status", "-server", url, "-report-bucket", "fleet", "-bucket", "cfg", "-revision", bad)
+	if code != exitOK || !strings.Contains(out, "h1 at revision "+bad) || strings.Count(out, complaint) != 2 {
+		t.Errorf("fleet status for a key the plugin skips = %d\n%s", code, out)
+	}
 }
 
 func TestFleetChecksBeforeConnecting(t *testing.T) {

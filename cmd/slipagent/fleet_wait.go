@@ -124,6 +124,9 @@ func waitConverged(ctx context.Context, r *fleetReader, f *fleetFlags, c converg
 			if c.reached(rep) {
 				for _, w := range rep.Watches {
 					fmt.Fprintf(stdout, "%s: %d of %d hosts applied revision %d\n", watchLabel(w), w.Applied, w.Hosts, w.Revision)
+					for _, h := range w.PluginErrors {
+						fmt.Fprintf(stdout, "%s: %s\n", watchLabel(w), hostLine(h, rep.Time))
+					}
 				}
 				return exitOK
 			}
