@@ -68,7 +68,8 @@ type WatchStatus struct {
 	// file) that did not load and was moved aside, oldest first.
 	Quarantined []QuarantinedState `json:"quarantined,omitempty"`
 	// PluginLog counts what the watch's plugin logged at warn and error
-	// level since the agent started; nil while it logged neither.
+	// level since the watch started (a reload that changes the watch
+	// restarts it); nil while it logged neither.
 	PluginLog *PluginLogStatus `json:"plugin_log,omitempty"`
 }
 

@@ -96,7 +96,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			fmt.Fprintf(stdout, "%s: %s: %s\n", w.Name, w.State, w.Reason)
 		}
 		if l := w.PluginLog; l != nil && l.Errors > 0 {
-			fmt.Fprintf(stdout, "%s: its plugin logged %s since the agent started, the last at %s: %s\n",
+			fmt.Fprintf(stdout, "%s: its plugin logged %s since the watch started, the last at %s: %s\n",
 				w.Name, count(int(l.Errors), "error", "errors"), l.LastErrorAt.Format(time.RFC3339), l.LastError)
 		}
 		if w.Held != nil {

@@ -249,7 +249,7 @@ func TestStatusPrintsWhatThePluginLeftOut(t *testing.T) {
 	cfg := agentConfig(t, dir, srv, `http { listen = "unix:run/http.sock" }`)
 	runCmd(t, "kv", "-server", srv.URL(), "put", "cfg", "files.bad//path", "x")
 	runAgent(t, cfg)
-	want := `cfg: its plugin logged 1 error since the agent started, the last at `
+	want := `cfg: its plugin logged 1 error since the watch started, the last at `
 	deadline := time.Now().Add(time.Minute)
 	for {
 		code, out, _ := runCmd(t, "status", "-config", cfg)

@@ -31,7 +31,8 @@ function renderWatches(report) {
     box.append(el("div", { class: "watch", "data-watch": watchId(w) },
       el("h3", {}, w.watch + " ", el("span", { class: "muted" }, "bucket " + w.bucket)),
       el("div", { class: "summary" }, `${w.applied} of ${w.hosts} hosts at revision ≥ ${w.revision}; ` +
-        `${w.ready} ready, ${w.failing.length} failing, ${w.held.length} held, ${w.silent.length} silent`),
+        `${w.ready} ready, ${w.failing.length} failing, ${w.held.length} held, ${w.silent.length} silent, ` +
+        `${w.plugin_errors.length} whose plugin logged an error applying it`),
       el("div", { class: "muted" }, "lag (revisions behind) → hosts"), hist));
   }
 }
@@ -46,7 +47,7 @@ function renderHosts(report) {
       let row = hosts.get(h.host);
       if (!row) hosts.set(h.host, row = { cells: [], score: 0 });
       row.cells[i] = h;
-      row.score = Math.max(row.score, h.lag + (h.state === "ready" ? 0 : 1e12) + (h.silent ? 1e12 : 0));
+      row.score = Math.max(row.score, h.lag + (h.state === "ready" ? 0 : 1e12) + (h.silent ? 1e12 : 0) + (h.plugin_error ? 1e9 : 0));
     }
   });
   const rows = [...hosts.entries()].sort((a, b) => b[1].score - a[1].score || a[0].localeCompare(b[0]));
@@ -65,10 +66,11 @@ function cell(h, id) {
   const since = new Date(h.since).toLocaleTimeString();
   const behind = h.behind_since ? "\nbehind its bucket since " + new Date(h.behind_since).toLocaleTimeString() : "";
   const td = el("td", {
-    class: "cell " + h.state + (h.silent ? " silent" : ""), "data-watch": id,
+    class: "cell " + h.state + (h.silent ? " silent" : "") + (h.plugin_error ? " plugin-error" : ""), "data-watch": id,
     "data-revision": String(h.revision), "data-state": h.state,
-    title: `${h.agent || ""} at revision ${h.revision} since ${since}${behind}${h.error ? "\n" + h.error : ""}`,
-  }, `${h.revision}${h.lag ? " (−" + h.lag + ")" : ""} ${h.state}${h.silent ? " silent" : ""}`);
+    title: `${h.agent || ""} at revision ${h.revision} since ${since}${behind}${h.error ? "\n" + h.error : ""}` +
+      (h.plugin_error ? "\nits plugin logged an error applying it: " + h.plugin_error : ""),
+  }, `${h.revision}${h.lag ? " (−" + h.lag + ")" : ""} ${h.state}${h.silent ? " silent" : ""}${h.plugin_error ? " (plugin error)" : ""}`);
   return td;
 }
 

@@ -24,7 +24,7 @@
 //!     }
 //! }
 //!
-//! slip::export_plugin!(Files);
+//! slip::export_plugin!(Files::default());
 //! ```
 //!
 //! Build it as a WASI preview1 module (`wasm32-wasip1`, or `wasm32-wasi`
