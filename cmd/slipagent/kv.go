@@ -102,6 +102,13 @@ func runKV(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		bucket, req.args = pos[1], pos[2:]
 	}
 	if err := req.check(bucket); err != nil {
+		var bad *badNameError
+		if errors.As(err, &bad) {
+			// The command line has the right shape: the name is what is
+			// wrong, and the usage would bury the line that says why.
+			fmt.Fprintf(stderr, "slipagent kv: %v\n", err)
+			return exitUsage
+		}
 		fmt.Fprintf(stderr, "slipagent kv: %v\n\n", err)
 		printUsage(stderr, fs, kvUsage)
 		return exitUsage
@@ -205,7 +212,7 @@ func (r kvRequest) check(bucket string) error {
 	case len(r.args) < n[0] || len(r.args) > n[1]:
 		return fmt.Errorf("bad use of %q: wrong number of arguments", r.cmd)
 	case !kvcore.ValidBucket(bucket):
-		return fmt.Errorf("invalid bucket name %q: %s", bucket, bucketSyntax)
+		return &badNameError{"bucket name", bucket, bucketSyntax}
 	case r.cmd == "update" && r.revision == 0:
 		return errors.New(`update needs -revision N, the revision KEY must have`)
 	case r.cmd != "update" && r.revision != 0:
@@ -219,16 +226,23 @@ func (r kvRequest) check(bucket string) error {
 	}
 	if r.cmd != "keys" && r.cmd != "watch" {
 		if !kvcore.ValidKey(r.args[0]) {
-			return fmt.Errorf("invalid key %q: %s", r.args[0], keySyntax)
+			return &badNameError{"key", r.args[0], keySyntax}
 		}
 		return nil
 	}
 	for _, p := range r.args {
 		if !kvcore.ValidPrefix(p) {
-			return fmt.Errorf("invalid prefix %q: the start of a key, where %s", p, keySyntax)
+			return &badNameError{"prefix", p, "the start of a key, where " + keySyntax}
 		}
 	}
 	return nil
+}
+
+// badNameError is a bucket name, key or prefix NATS would refuse.
+type badNameError struct{ what, name, syntax string }
+
+func (e *badNameError) Error() string {
+	return fmt.Sprintf("invalid %s %q: %s", e.what, e.name, e.syntax)
 }
 
 // The name syntax kvcore.ValidBucket and kvcore.ValidKey accept, in words.

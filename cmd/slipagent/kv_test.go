@@ -48,8 +48,9 @@ func TestKVChecksBeforeConnecting(t *testing.T) {
 		{[]string{"watch", "cfg", "ok.", "*"}, `invalid prefix "*"`},
 	} {
 		code, _, errOut := runCmd(t, append([]string{"kv", "-server", "nats://127.0.0.1:1", "-timeout", "1s"}, tc.args...)...)
-		if code != exitUsage || strings.Contains(errOut, "cannot reach") || !strings.Contains(errOut, tc.want) {
-			t.Errorf("kv %q = %d %q; want exit %d and %q before connecting", tc.args, code, errOut, exitUsage, tc.want)
+		// One line: the usage would bury it.
+		if code != exitUsage || strings.Contains(errOut, "cannot reach") || !strings.Contains(errOut, tc.want) || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("kv %q = %d %q; want exit %d and the line %q before connecting", tc.args, code, errOut, exitUsage, tc.want)
 		}
 	}
 }
