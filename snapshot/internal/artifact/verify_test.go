@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slipstreamkv/slipstream/kvcore"
 	"github.com/slipstreamkv/slipstream/internal/filelock"
+	"github.com/slipstreamkv/slipstream/kvcore"
 )
 
 // sealedArtifact exports a test artifact (data/real is "payload", 7 bytes).
