@@ -44,3 +44,24 @@ func TestASecondAgentOnADataDirIsRefused(t *testing.T) {
 		t.Errorf("a.conf = %q", b)
 	}
 }
+
+// TestOnceBesideAnAgentIsRefusedBeforeConnecting: once takes the lock
+// before it connects, so beside a running agent it fails at once naming
+// it, even with no NATS server answering.
+func TestOnceBesideAnAgentIsRefusedBeforeConnecting(t *testing.T) {
+	f := newFixture(t)
+	src := strings.Replace(filesConfig, `nats { servers = ["$NATS"] }`, `nats {
+  servers = ["nats://127.0.0.1:1"]
+  timeout = "5s"
+}`, 1)
+	f.start(f.config(src)) // retries connecting for ever
+	waitFor(t, "the first agent to hold the lock", func() bool {
+		b, _ := os.ReadFile(filepath.Join(f.dir, "data", dataDirLock))
+		return len(b) > 0
+	})
+	// Connecting first, Once would fail on the server instead
+	// (ErrUnreachable, once the timeout ran out).
+	if err := f.agent(f.config(src)).Once(context.Background()); !errors.Is(err, ErrDataDirInUse) {
+		t.Fatalf("Once = %v, want %v", err, ErrDataDirInUse)
+	}
+}

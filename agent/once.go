@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -62,10 +63,24 @@ func (a *Agent) Once(ctx context.Context) error {
 	if err := a.preflight(); err != nil {
 		return err
 	}
+	// Another agent on the data_dir is said at once, not after a NATS
+	// server that does not answer.
+	if err := checkDataDir(a.cfg); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
+		return dataDirError(a.cfg, err)
+	}
+	lock, err := lockDataDir(a.cfg)
+	if err != nil {
+		return err
+	}
+	a.dirLock = lock
 	connectCtx, cancel := context.WithTimeout(ctx, a.cfg.NATS.Timeout)
-	err := a.conn.Connect(connectCtx)
+	err = a.conn.Connect(connectCtx)
 	cancel()
 	if err != nil {
+		lock.Close()
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slipstreamkv/slipstream/fleet"
 )
@@ -40,21 +41,48 @@ func TestAKeyThePluginSkipsShowsInStatusAndMetrics(t *testing.T) {
 }
 
 // TestTheFleetReportCarriesThePluginsError: the record of a host whose
-// plugin logged an error applying its revision says so, and the next
+// plugin logged an error applying its revision says so; a drift repair
+// that logs it again, and a restart at that revision, keep it; the next
 // revision applied without one clears it.
 func TestTheFleetReportCarriesThePluginsError(t *testing.T) {
 	f := newFixture(t)
 	f.put("cfg", "files.a.conf", "alpha")
-	f.start(f.config(filesConfig + reportBlock))
+	cfg := strings.Replace(filesConfig, `plugin = "files"`, `plugin = "files"
+  drift_check = "100ms"`, 1) + reportBlock
+	_, stop := f.start(f.config(cfg))
 	waitLong(t, "h1 to report", func() bool { return f.fleetRecord().State == fleet.StateReady })
 	if r := f.fleetRecord(); r.PluginError != "" {
 		t.Fatalf("plugin_error before any: %q", r.PluginError)
 	}
+	const complaint = `files: skipping key "files.bad//path"`
 	bad := f.put("cfg", "files.bad//path", "never written")
 	waitFor(t, "the record of the revision whose apply logged an error", func() bool {
 		r := f.fleetRecord()
-		return r.Revision == bad && strings.Contains(r.PluginError, `files: skipping key "files.bad//path"`)
+		return r.Revision == bad && strings.Contains(r.PluginError, complaint)
 	})
+
+	// A drift repair renders every key again, and logs the same error.
+	a := f.fleetRecord()
+	if err := os.WriteFile(filepath.Join(f.dir, "out", "a.conf"), []byte("edited"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the repair", func() bool {
+		b, _ := os.ReadFile(filepath.Join(f.dir, "out", "a.conf"))
+		return string(b) == "alpha"
+	})
+	waitFor(t, "a record written after the repair", func() bool { return f.fleetRecord().Time.After(a.Time.Add(time.Second)) })
+	if r := f.fleetRecord(); r.Revision != bad || !strings.Contains(r.PluginError, complaint) {
+		t.Errorf("after a drift repair: revision %d, plugin_error %q; want %d and the error kept", r.Revision, r.PluginError, bad)
+	}
+
+	// A restart at the same revision applies nothing, and keeps it.
+	stop()
+	f.start(f.config(cfg))
+	waitFor(t, "the new run's record", func() bool { return f.fleetRecord().Instance != a.Instance })
+	if r := f.fleetRecord(); r.Revision != bad || !strings.Contains(r.PluginError, complaint) {
+		t.Errorf("after a restart: revision %d, plugin_error %q; want %d and the error kept", r.Revision, r.PluginError, bad)
+	}
+
 	good := f.put("cfg", "files.b.conf", "bravo")
 	waitFor(t, "the next revision's record", func() bool {
 		r := f.fleetRecord()

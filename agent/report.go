@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -246,11 +247,29 @@ func (r *fleetReporter) record(s WatchStatus, now time.Time) fleet.Record {
 	if !s.Ready {
 		rec.Error = cmp.Or(s.LastError, s.Reason)
 	}
-	if l := s.PluginLog; l != nil && l.LastErrorRevision != 0 && l.LastErrorRevision == s.Revision {
-		rec.PluginError = l.LastError
+	switch {
+	case s.Batches > 0 && s.PluginLog != nil:
+		rec.PluginError = s.PluginLog.AppliedError
+	case s.Batches == 0:
+		// A watch (re)started at the same revision re-applies nothing:
+		// the error its batch logged, in this run before a reload or in
+		// the run before, still stands.
+		for _, prev := range []map[string]fleet.Record{r.sent, r.earlier} {
+			if e, ok := prev[s.Name]; ok && e.Revision == s.Revision {
+				rec.PluginError = e.PluginError
+				break
+			}
+		}
+	}
+	if len(rec.PluginError) > maxPluginError {
+		rec.PluginError = strings.ToValidUTF8(rec.PluginError[:maxPluginError], "") + "…"
 	}
 	return rec
 }
+
+// maxPluginError bounds a record's plugin_error: a plugin's log line may
+// be 4096 bytes.
+const maxPluginError = 512
 
 // sameReport reports whether two records say the same apart from when they
 // were written.

@@ -164,16 +164,21 @@ func (r *fleetReporter) write(ctx context.Context, key string, plain fleet.Recor
 }
 
 // takeOver notes the record an earlier run of this agent left for rec's
-// watch (see fleetReporter.earlier) and returns rec with its Since when
-// the watch is still at that revision.
+// watch (see fleetReporter.earlier) and returns rec with its Since, and
+// the error its plugin logged applying that revision, when the watch is
+// still at that revision (this run applied nothing since: a batch moves
+// the revision).
 func (r *fleetReporter) takeOver(rec, there fleet.Record) fleet.Record {
 	if there.Watch != rec.Watch || there.Since.IsZero() {
 		return rec
 	}
-	r.earlier[rec.Watch] = fleet.Record{Revision: there.Revision, Since: there.Since}
-	if there.Revision == rec.Revision && there.Since.Before(rec.Since) {
-		rec.Since = there.Since
-		r.revs[rec.Watch] = fleet.Record{Revision: rec.Revision, Since: there.Since}
+	r.earlier[rec.Watch] = fleet.Record{Revision: there.Revision, Since: there.Since, PluginError: there.PluginError}
+	if there.Revision == rec.Revision {
+		rec.PluginError = cmp.Or(rec.PluginError, there.PluginError)
+		if there.Since.Before(rec.Since) {
+			rec.Since = there.Since
+			r.revs[rec.Watch] = fleet.Record{Revision: rec.Revision, Since: there.Since}
+		}
 	}
 	return rec
 }

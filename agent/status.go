@@ -84,11 +84,11 @@ type PluginLogStatus struct {
 	Errors      uint64    `json:"errors"`
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
-	// LastErrorRevision is the revision of the batch whose successful
-	// apply logged LastError (0 when no applied batch did: the line came
-	// from a batch that failed, or from a drift repair's render). The
-	// fleet report carries LastError while the watch is at that revision.
-	LastErrorRevision uint64 `json:"last_error_revision,omitempty"`
+	// AppliedError is the last error line the plugin logged applying the
+	// batch that brought the watch to its revision ("" when that batch
+	// logged none): lines of a batch that failed, or of a drift repair's
+	// render, leave it as it is. The fleet report carries it.
+	AppliedError string `json:"applied_error,omitempty"`
 }
 
 // QuarantinedState is damaged local state a watch moved aside and rebuilt.
@@ -176,11 +176,12 @@ type watchStatus struct {
 	// tried: a new watch on the bucket does not end that failure (the next
 	// session loads the same module), a load that succeeds does.
 	loadErr string
-	// errorInBatch: the plugin logged an error since the batch being
-	// applied started (applied gives it that batch's revision).
-	errorInBatch bool
-	resyncFrom   *kvcore.Cursor // the old cursor while a resync has not moved it
-	cursor       kvcore.Cursor  // the fold's cursor, as last reported
+	// batchErr is the last error line the plugin logged since the batch
+	// (or drift repair) being applied started; applied makes it the
+	// AppliedError.
+	batchErr   string
+	resyncFrom *kvcore.Cursor // the old cursor while a resync has not moved it
+	cursor     kvcore.Cursor  // the fold's cursor, as last reported
 }
 
 func newWatchStatus(w *WatchConf, changed chan<- struct{}, now func() time.Time) *watchStatus {
@@ -209,8 +210,8 @@ func (w *watchStatus) pluginLogged(level slog.Level, msg string) {
 		return
 	}
 	l.Errors++
-	l.LastError, l.LastErrorAt, l.LastErrorRevision = msg, w.now(), 0
-	w.errorInBatch = true
+	l.LastError, l.LastErrorAt = msg, w.now()
+	w.batchErr = msg
 }
 
 // driftChecked records that the watch's first drift check is over.
@@ -442,8 +443,8 @@ func (w *watchStatus) applied(b kvcore.Batch, at time.Time) {
 	w.s.Batches++
 	w.s.Updates += uint64(len(b.Updates))
 	w.s.LastApplied = at
-	if w.errorInBatch {
-		w.s.PluginLog.LastErrorRevision, _ = b.Cursor.Revision()
+	if w.s.PluginLog != nil {
+		w.s.PluginLog.AppliedError = w.batchErr
 	}
 }
 
@@ -454,7 +455,7 @@ func (w *watchStatus) busy(since time.Time) {
 	defer w.mu.Unlock()
 	w.s.BusySince = since
 	if !since.IsZero() {
-		w.errorInBatch = false
+		w.batchErr = ""
 	}
 }
 

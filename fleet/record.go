@@ -52,7 +52,8 @@ type Record struct {
 	// PluginError is the last line the watch's plugin logged at error
 	// level while applying the batch that brought it to Revision: the
 	// batch succeeded, but the outputs may leave out what the line names
-	// (a value the plugin could not render). Empty otherwise.
+	// (a value the plugin could not render). Empty otherwise; at most 512
+	// bytes and an ellipsis.
 	PluginError string `json:"plugin_error,omitempty"`
 	// Since is when Revision last changed: when this agent run started,
 	// if it has not changed since, unless the record an earlier run left

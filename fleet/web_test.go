@@ -70,8 +70,8 @@ func TestRolloutPageInChromium(t *testing.T) {
 	browsertest.EvalUntil(t, ctx, "the summary updated", `document.querySelector(".watch .summary").textContent`,
 		"1 of 12 hosts at revision ≥ 11; 12 ready, 0 failing, 0 held, 0 silent, 0 whose plugin logged an error applying it")
 
-	// host03's plugin logs an error applying revision 11: it is counted,
-	// marked, and listed right after the hosts that lag or fail.
+	// host03's plugin logs an error applying revision 11: it is counted
+	// and marked (and listed after the hosts that lag or fail).
 	pluginErrors["host03"] = `files: skipping key "files.bad//path": empty component`
 	put("host03", 11, StateReady)
 	browsertest.EvalUntil(t, ctx, "the plugin error counted", `document.querySelector(".watch .summary").textContent`,

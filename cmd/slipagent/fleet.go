@@ -193,7 +193,8 @@ func uncovered(w io.Writer, records []fleet.Record, q fleet.Query) bool {
 }
 
 // printProblems prints, per watch, the hosts that lag, fail, are held or
-// went silent, most behind first.
+// went silent, most behind first, then those whose plugin logged an error
+// applying their revision.
 func printProblems(w io.Writer, rep fleet.Report) {
 	for _, wr := range rep.Watches {
 		seen := map[string]bool{}
@@ -218,9 +219,10 @@ func watchLabel(w fleet.WatchReport) string {
 	return s + ")"
 }
 
-// hostLine describes a host that is not done: "h3 at revision 40 since
-// 12:00:01Z (2 behind, behind its bucket since 12:03:10Z), failing: hook
-// reload: exit status 1".
+// hostLine describes a host that is not done, or whose plugin logged an
+// error applying its revision: "h3 at revision 40 since 12:00:01Z (2
+// behind, behind its bucket since 12:03:10Z), failing: hook reload: exit
+// status 1".
 func hostLine(h fleet.HostState, now time.Time) string {
 	s := fmt.Sprintf("%s at revision %d since %s", h.Host, h.Revision, h.Since.UTC().Format(time.RFC3339))
 	var behind []string

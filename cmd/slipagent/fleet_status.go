@@ -16,7 +16,9 @@ Prints, for each watch the hosts report (of bucket B, named W, declaring
 prefix P), how many hosts applied revision R (default: the highest revision
 any host reports for the watch) and how many are ready, then one line per
 host that has not applied it, fails, is held or went silent: its revision,
-since when, how far behind and why. With -bucket and -revision, only the
+since when, how far behind and why; and one per host whose plugin logged
+an error applying its revision (it applied it, but its outputs may leave
+out what the error names). With -bucket and -revision, only the
 watches whose prefixes hold the key R changed are judged: the others never
 apply it (if the bucket no longer holds R, every watch is; if none holds
 it, it says so and exits 0). -json prints the whole aggregation.

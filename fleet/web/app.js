@@ -47,7 +47,7 @@ function renderHosts(report) {
       let row = hosts.get(h.host);
       if (!row) hosts.set(h.host, row = { cells: [], score: 0 });
       row.cells[i] = h;
-      row.score = Math.max(row.score, h.lag + (h.state === "ready" ? 0 : 1e12) + (h.silent ? 1e12 : 0) + (h.plugin_error ? 1e9 : 0));
+      row.score = Math.max(row.score, h.lag + (h.state === "ready" ? 0 : 1e12) + (h.silent ? 1e12 : 0) + (h.plugin_error ? 0.5 : 0));
     }
   });
   const rows = [...hosts.entries()].sort((a, b) => b[1].score - a[1].score || a[0].localeCompare(b[0]));

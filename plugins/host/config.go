@@ -166,7 +166,10 @@ type InstanceConfig struct {
 	// OnLog, when set, is called with every line the plugin logs at warn
 	// level or above (its log host function at level 4 and up, and its
 	// stderr), before the rate limit drops any: a plugin that skips a key
-	// it cannot render logs why, and the caller can count it.
+	// it cannot render logs why, and the caller can count it. Lines of the
+	// initializer of a guest this instance makes (after a trap or a
+	// recycle) come with the call that made it; those of the guest Load
+	// checked do not come at all.
 	OnLog func(level slog.Level, msg string)
 }
 
