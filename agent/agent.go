@@ -51,8 +51,8 @@ type Agent struct {
 	changed  chan struct{}  // a watch's status changed (see watchStatus.poke)
 	// once is set by Once: a watch that fails stops, unretried.
 	once bool
-	// dirLock is data_dir's lock when Once took it before connecting;
-	// Run takes it otherwise, and closes it either way.
+	// dirLock is data_dir's lock when Once took it (openDataDir) before
+	// connecting; Run takes it otherwise, and closes it either way.
 	dirLock *os.File
 	// connected is closed once the KV connection is first made: watches
 	// wait for it before they open their bucket.
@@ -236,22 +236,14 @@ func (a *Agent) startEngine(ctx context.Context) (*host.Engine, error) {
 // cannot be used (a *natskv.CredsError).
 func (a *Agent) Run(ctx context.Context) error {
 	defer close(a.stopped)
-	if a.dirLock != nil {
-		defer a.dirLock.Close()
-	}
-	if err := checkDataDir(a.cfg); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
-		return dataDirError(a.cfg, err)
-	}
-	if a.dirLock == nil {
-		lock, err := lockDataDir(a.cfg)
-		if err != nil {
+	lock := a.dirLock
+	if lock == nil {
+		var err error
+		if lock, err = openDataDir(a.cfg); err != nil {
 			return err
 		}
-		defer lock.Close()
 	}
+	defer lock.Close()
 	engine, err := a.startEngine(ctx)
 	if err != nil {
 		return err

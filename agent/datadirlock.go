@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 
 	"github.com/slipstreamkv/slipstream/internal/filelock"
 )
@@ -21,6 +20,18 @@ const dataDirLock = "agent.lock"
 // data_dir.
 var ErrDataDirInUse = errors.New("in use by another agent")
 
+// openDataDir checks cfg's data_dir, creates it if missing and takes the
+// agent's lock on it (lockDataDir).
+func openDataDir(cfg *Config) (*os.File, error) {
+	if err := checkDataDir(cfg); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, dataDirError(cfg, err)
+	}
+	return lockDataDir(cfg)
+}
+
 // lockDataDir takes the agent's lock on cfg's data_dir, which Run holds
 // until it returns: two agents on one data_dir would take turns failing on
 // each other's folds while both reported under one host name to the fleet
@@ -28,21 +39,17 @@ var ErrDataDirInUse = errors.New("in use by another agent")
 // at once instead, before it reports or serves anything.
 func lockDataDir(cfg *Config) (*os.File, error) {
 	path := filepath.Join(cfg.DataDir, dataDirLock)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return nil, dataDirError(cfg, err)
-	}
-	if err := filelock.TryLock(f); err != nil {
-		f.Close()
-		if errors.Is(err, filelock.ErrHeld) {
-			holder := "its lock " + path + " is held"
-			if b, _ := os.ReadFile(path); len(b) > 0 {
-				if pid, err := strconv.Atoi(string(bytes.TrimSpace(b))); err == nil {
-					holder = "pid " + strconv.Itoa(pid) + " holds " + path
-				}
+	f, err := filelock.Create(path, 0o600)
+	if errors.Is(err, filelock.ErrHeld) {
+		holder := "its lock " + path + " is held"
+		if b, _ := os.ReadFile(path); len(b) > 0 {
+			if pid, err := strconv.Atoi(string(bytes.TrimSpace(b))); err == nil {
+				holder = "pid " + strconv.Itoa(pid) + " holds " + path
 			}
-			return nil, dataDirError(cfg, fmt.Errorf("%w (%s); stop it, or give this agent a data_dir of its own", ErrDataDirInUse, holder))
 		}
+		err = fmt.Errorf("%w (%s); stop it, or give this agent a data_dir of its own", ErrDataDirInUse, holder)
+	}
+	if err != nil {
 		return nil, dataDirError(cfg, err)
 	}
 	if err := f.Truncate(0); err == nil {

@@ -396,13 +396,13 @@ func (r *outputRecord) each(ctx context.Context, fn func(key string, fr fileReco
 }
 
 // driftOf compares the file at path with its record (its owner too when
-// owned). It returns why the file drifted ("" when it did not) and the record to keep instead, if
-// any: when only the file's stat fingerprint changed (a touch, the same
-// content copied over it, a chown of a file whose output declares no
-// owner), or to settle a pending record (see fileRecord) with the state
-// the file is in, possibly none. It hashes the file only when the size,
-// mode and owner match but the mtime, inode or (when recorded) ctime do
-// not.
+// owned). It returns why the file drifted ("" when it did not) and the
+// record to keep instead, if any: when only the file's stat fingerprint
+// changed (a touch, the same content copied over it, a chown of a file
+// whose output declares no owner), or to settle a pending record (see
+// fileRecord) with the state the file is in, possibly none. It hashes the
+// file only when the size, mode and owner match but the mtime, inode or
+// (when recorded) ctime do not.
 func driftOf(path string, owned bool, want fileRecord) (reason string, now *fileRecord, err error) {
 	if !want.pending {
 		return stateDrift(path, owned, false, want.fileState)

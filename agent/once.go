@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -65,13 +64,7 @@ func (a *Agent) Once(ctx context.Context) error {
 	}
 	// Another agent on the data_dir is said at once, not after a NATS
 	// server that does not answer.
-	if err := checkDataDir(a.cfg); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
-		return dataDirError(a.cfg, err)
-	}
-	lock, err := lockDataDir(a.cfg)
+	lock, err := openDataDir(a.cfg)
 	if err != nil {
 		return err
 	}

@@ -251,14 +251,11 @@ func (r *fleetReporter) record(s WatchStatus, now time.Time) fleet.Record {
 	case s.Batches > 0 && s.PluginLog != nil:
 		rec.PluginError = s.PluginLog.AppliedError
 	case s.Batches == 0:
-		// A watch (re)started at the same revision re-applies nothing:
-		// the error its batch logged, in this run before a reload or in
-		// the run before, still stands.
-		for _, prev := range []map[string]fleet.Record{r.sent, r.earlier} {
-			if e, ok := prev[s.Name]; ok && e.Revision == s.Revision {
-				rec.PluginError = e.PluginError
-				break
-			}
+		// A watch (re)started at the same revision re-applies nothing: the
+		// error its batch logged still stands, in the record last written
+		// (which took it over from the run before: takeOver).
+		if e, ok := r.sent[s.Name]; ok && e.Revision == s.Revision {
+			rec.PluginError = e.PluginError
 		}
 	}
 	if len(rec.PluginError) > maxPluginError {

@@ -172,7 +172,7 @@ func (r *fleetReporter) takeOver(rec, there fleet.Record) fleet.Record {
 	if there.Watch != rec.Watch || there.Since.IsZero() {
 		return rec
 	}
-	r.earlier[rec.Watch] = fleet.Record{Revision: there.Revision, Since: there.Since, PluginError: there.PluginError}
+	r.earlier[rec.Watch] = fleet.Record{Revision: there.Revision, Since: there.Since}
 	if there.Revision == rec.Revision {
 		rec.PluginError = cmp.Or(rec.PluginError, there.PluginError)
 		if there.Since.Before(rec.Since) {

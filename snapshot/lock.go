@@ -26,15 +26,11 @@ const lockSuffix = ".lock"
 // another Log, Writer or Repair holds it, in this process or another, the
 // error wraps [ErrLocked].
 func lockLog(path string) (*os.File, error) {
-	f, err := os.OpenFile(path+lockSuffix, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot: lock %s: %w", path, err)
-	}
-	if err := filelock.TryLock(f); err != nil {
-		f.Close()
-		if errors.Is(err, filelock.ErrHeld) {
-			return nil, fmt.Errorf("%w: %s is open for writing by another Log, Writer or repair (it holds %s)", ErrLocked, path, f.Name())
-		}
+	f, err := filelock.Create(path+lockSuffix, 0o644)
+	switch {
+	case errors.Is(err, filelock.ErrHeld):
+		return nil, fmt.Errorf("%w: %s is open for writing by another Log, Writer or repair (it holds %s)", ErrLocked, path, path+lockSuffix)
+	case err != nil:
 		return nil, fmt.Errorf("snapshot: lock %s: %w", path, err)
 	}
 	return f, nil

@@ -53,24 +53,16 @@ const devLock = "dev.lock"
 // lockDevDir takes dev's lock on dir, or fails naming the dev that holds
 // it. The lock is held until the returned file is closed.
 func lockDevDir(dir string) (*os.File, error) {
-	path := filepath.Join(dir, devLock)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o644)
-	if err != nil {
-		return nil, err
+	f, err := filelock.Create(filepath.Join(dir, devLock), 0o644)
+	if !errors.Is(err, filelock.ErrHeld) {
+		return f, err
 	}
-	if err := filelock.TryLock(f); err != nil {
-		f.Close()
-		if !errors.Is(err, filelock.ErrHeld) {
-			return nil, err
-		}
-		holder := "another slipagent dev"
-		var d devAddrs
-		if b, err := os.ReadFile(filepath.Join(dir, devFile)); err == nil && json.Unmarshal(b, &d) == nil && d.PID > 0 {
-			holder += fmt.Sprintf(" (pid %d, NATS at %s)", d.PID, d.NATS)
-		}
-		return nil, fmt.Errorf("%s is in use by %s: stop it, or give this one a -dir of its own", dir, holder)
+	holder := "another slipagent dev"
+	var d devAddrs
+	if b, err := os.ReadFile(filepath.Join(dir, devFile)); err == nil && json.Unmarshal(b, &d) == nil && d.PID > 0 {
+		holder += fmt.Sprintf(" (pid %d, NATS at %s)", d.PID, d.NATS)
 	}
-	return f, nil
+	return nil, fmt.Errorf("%s is in use by %s: stop it, or give this one a -dir of its own", dir, holder)
 }
 
 // runningDev returns the addresses of a "slipagent dev" whose record is in

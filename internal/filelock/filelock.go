@@ -18,3 +18,19 @@ var ErrHeld = errors.New("filelock: held by another open file")
 // it. It returns an error wrapping [ErrHeld] when the lock is taken, and one
 // wrapping [errors.ErrUnsupported] on systems without flock.
 func TryLock(f *os.File) error { return tryLock(f) }
+
+// Create opens the lock file at path, creating it with perm if missing (a
+// symlink there is refused where the system can tell), and takes its lock
+// as TryLock does. The lock is held until the returned file is closed; on
+// an error the file is closed already.
+func Create(path string, perm os.FileMode) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|noFollow, perm)
+	if err != nil {
+		return nil, err
+	}
+	if err := TryLock(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}

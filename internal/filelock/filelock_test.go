@@ -54,3 +54,39 @@ func TestTryLockDirectory(t *testing.T) {
 		t.Fatalf("second lock: %v, want ErrHeld", err)
 	}
 }
+
+// Create makes the lock file with its mode, locks it, and a second Create
+// finds it held until the first is closed; a symlink at the path is not
+// followed.
+func TestCreate(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "lock")
+	a, err := Create(p, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("lock file %v, mode %v; want 0600", err, fi.Mode())
+	}
+	if _, err := Create(p, 0o600); !errors.Is(err, ErrHeld) {
+		t.Fatalf("second Create: %v, want ErrHeld", err)
+	}
+	a.Close()
+	b, err := Create(p, 0o600)
+	if err != nil {
+		t.Fatalf("Create after the holder closed: %v", err)
+	}
+	b.Close()
+
+	target := filepath.Join(dir, "target")
+	if err := os.Symlink(target, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := Create(filepath.Join(dir, "link"), 0o600); err == nil {
+		f.Close()
+		t.Error("Create followed a symlink")
+	}
+	if _, err := os.Lstat(target); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the symlink's target was created: %v", err)
+	}
+}

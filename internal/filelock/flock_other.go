@@ -7,6 +7,8 @@ import (
 	"os"
 )
 
+const noFollow = 0
+
 func tryLock(f *os.File) error {
 	return &os.PathError{Op: "flock", Path: f.Name(), Err: errors.ErrUnsupported}
 }

@@ -9,6 +9,8 @@ import (
 	"syscall"
 )
 
+const noFollow = syscall.O_NOFOLLOW
+
 func tryLock(f *os.File) error {
 	conn, err := f.SyscallConn()
 	if err != nil {
