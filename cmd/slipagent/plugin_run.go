@@ -33,7 +33,8 @@ Runs one call of a plugin module on a batch and a view read from JSON files
              nothing: every file is new); "Binary files ... differ" for
              a file that is not UTF-8 text or holds a NUL
 
-Both print the hooks the plugin requested ("hook NAME").
+Both print the hooks the plugin requested ("hook NAME"), or "no changes"
+when the call changed no file and requested no hook.
 
 The batch file is the changes the call brings:
 
@@ -294,7 +295,7 @@ func (r pluginRunner) commit(ctx context.Context, eng *host.Engine, outputs []ru
 		}
 		fmt.Fprintf(r.stdout, "%s %s\n", verb, f.Target)
 	}
-	r.printHooks(res)
+	r.printHooks(res, len(staged))
 	return nil
 }
 
@@ -347,7 +348,8 @@ func (r pluginRunner) diff(ctx context.Context, eng *host.Engine, outputs []runO
 		return err
 	}
 	defer res.Discard()
-	for _, f := range res.Staged() {
+	staged := res.Staged()
+	for _, f := range staged {
 		name := f.Output + "/" + f.Path
 		var old, new []byte
 		oldName, newName := "/dev/null", "b/"+name
@@ -370,12 +372,18 @@ func (r pluginRunner) diff(ctx context.Context, eng *host.Engine, outputs []runO
 		}
 		unifiedDiff(r.stdout, oldName, newName, old, new)
 	}
-	r.printHooks(res)
+	r.printHooks(res, len(staged))
 	return nil
 }
 
-func (r pluginRunner) printHooks(res *host.Result) {
-	for _, h := range res.Hooks() {
+// printHooks prints the hooks the call requested, or "no changes" when it
+// requested none and staged no file (files is how many it staged).
+func (r pluginRunner) printHooks(res *host.Result, files int) {
+	hooks := res.Hooks()
+	if files == 0 && len(hooks) == 0 {
+		fmt.Fprintln(r.stdout, "no changes")
+	}
+	for _, h := range hooks {
 		fmt.Fprintf(r.stdout, "hook %s\n", h)
 	}
 }

@@ -158,11 +158,17 @@ func TestPluginRun(t *testing.T) {
 	// A call that writes nothing leaves no directory behind.
 	none := filepath.Join(dir, "none", "out")
 	code, stdout, errOut = runCmd(t, "plugin", "run", module, "-batch", batch, "-config", "prefix=nomatch.", "-out", none)
-	if code != exitOK || strings.Contains(stdout, "wrote") {
-		t.Fatalf("run -out of a batch the plugin ignores = %d %q %q", code, stdout, errOut)
+	if code != exitOK || stdout != "no changes\n" {
+		t.Fatalf("run -out of a batch the plugin ignores = %d %q %q, want \"no changes\"", code, stdout, errOut)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "none")); !os.IsNotExist(err) {
 		t.Errorf("a call that wrote nothing left its output directory (%v)", err)
+	}
+
+	// The same call again, as a diff: the files are there already.
+	code, stdout, errOut = runCmd(t, "plugin", "run", module, "-batch", batch, "-view", view, "-config", "prefix=f.", "-config", "hook=changed", "-out", out, "-diff")
+	if code != exitOK || stdout != "no changes\n" {
+		t.Errorf("run -diff of a call already committed = %d %q %q, want \"no changes\"", code, stdout, errOut)
 	}
 
 	// -diff against what -out holds writes nothing.
