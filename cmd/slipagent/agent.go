@@ -11,7 +11,6 @@ import (
 	"syscall"
 
 	"github.com/slipstreamkv/slipstream/agent"
-	"github.com/slipstreamkv/slipstream/plugins/host"
 )
 
 const defaultConfig = "/etc/slipagent/agent.hcl"
@@ -65,84 +64,6 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		logger.Error("agent failed", "err", err)
 		return exitFailure
 	}
-	return exitOK
-}
-
-const validateUsage = `usage: slipagent validate [-config PATH] [-modules=false]
-
-Checks a configuration: syntax, types, references between blocks, the
-NATS server URLs, that the NATS credentials and TLS files (ca_file,
-cert_file, key_file) can be read and parse, that the users and groups it
-names exist, that no file the agent trusts (the configuration, data dir,
-compile cache, creds, keys, token) can be changed by others, as the agent
-checks at start, that data_dir is a directory it can list (or does not
-exist yet), that the http token and TLS files can be read, and (unless
--modules=false) that every plugin module loads: it compiles, matches its
-sha256 pin, speaks the plugin ABI and accepts its
-configuration (a plugin that checks it when loaded, as the template
-example does, refuses it here, naming the plugin).`
-
-func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("slipagent validate", stderr)
-	path := fs.String("config", defaultConfig, "configuration file, or directory of *.hcl files")
-	modules := fs.Bool("modules", true, "also load every plugin module")
-	if code, ok := parseFlagsOnly(fs, validateUsage, args, stdout, stderr); !ok {
-		return code
-	}
-	cfg, code := loadConfig(*path, stderr)
-	if cfg == nil {
-		return code
-	}
-	a, err := agent.New(cfg, agent.Options{Logger: slog.New(slog.NewTextHandler(stderr, nil))})
-	if err != nil {
-		fmt.Fprintf(stderr, "slipagent validate: %v\n", err)
-		return exitFailure
-	}
-	if err := a.CheckTrust(); err != nil { // the agent would refuse to start
-		fmt.Fprintf(stderr, "slipagent validate: %v\n", err)
-		return exitFailure
-	}
-	if err := a.CheckCreds(); err != nil { // and so it would
-		fmt.Fprintf(stderr, "slipagent validate: %v\n", err)
-		return exitFailure
-	}
-	if err := a.CheckTLS(); err != nil { // and so it would
-		fmt.Fprintf(stderr, "slipagent validate: %v\n", err)
-		return exitFailure
-	}
-	if err := a.CheckHTTP(); err != nil { // it could not serve http
-		fmt.Fprintf(stderr, "slipagent validate: %v\n", err)
-		return exitFailure
-	}
-	if *modules {
-		eng, err := host.New(ctx, host.Config{})
-		if err != nil {
-			fmt.Fprintf(stderr, "slipagent validate: %v\n", err)
-			return exitFailure
-		}
-		defer eng.Close(context.WithoutCancel(ctx))
-		failed := false
-		for _, p := range cfg.Plugins {
-			at := fmt.Sprintf("%s:%d", p.DefRange.Filename, p.DefRange.Start.Line) // the plugin block
-			wasm, err := os.ReadFile(p.Module)
-			if err != nil {
-				fmt.Fprintf(stderr, "%s: plugin %q: %v\n", at, p.Name, err)
-				failed = true
-				continue
-			}
-			pl, err := eng.Load(ctx, wasm, host.PluginConfig{Name: p.Name, SHA256: p.SHA256, MemoryLimit: uint64(p.Memory), Timeout: p.Timeout, Config: p.ConfigMap})
-			if err != nil { // host errors name the plugin
-				fmt.Fprintf(stderr, "%s: %s: %v\n", at, p.Module, err)
-				failed = true
-				continue
-			}
-			pl.Close(ctx)
-		}
-		if failed {
-			return exitFailure
-		}
-	}
-	fmt.Fprintf(stdout, "%s: ok (%s, %s)\n", *path, count(len(cfg.Watches), "watch", "watches"), count(len(cfg.Plugins), "plugin", "plugins"))
 	return exitOK
 }
 

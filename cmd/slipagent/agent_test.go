@@ -247,6 +247,65 @@ func TestValidateConfiguresPlugins(t *testing.T) {
 	}
 }
 
+// TestValidateFindsUndeclaredOutputsAndHooks: a hook or output named in a
+// plugin's configuration but not declared by its watch passed validate, and
+// the watch then failed at its first batch. validate renders an empty
+// bucket with each watch's plugin and names the watch, the plugin and what
+// it asked for; a plugin that writes nothing for an empty bucket, or whose
+// render fails otherwise, is left to plan.
+func TestValidateFindsUndeclaredOutputsAndHooks(t *testing.T) {
+	dir := t.TempDir()
+	for name, module := range map[string]string{"template.wasm": "plugins/examples/template", "files.wasm": "plugins/examples/files"} {
+		if err := os.WriteFile(filepath.Join(dir, name), plugintest.Module(t, module), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(dir, "agent.hcl")
+	for _, c := range []struct{ name, config, want string }{
+		{"declared", `{ template = "x", path = "app.conf", output = "conf", hook = "reload" }`, ""},
+		{"hook", `{ template = "x", path = "app.conf", output = "conf", hook = "nosuchhook" }`, `plugin "tmpl" requests hook "nosuchhook", which the watch does not declare`},
+		{"output", `{ templates = [{ source = "x", destination = "a.conf", output = "tls" }], output = "conf" }`, `plugin "tmpl" writes to output "tls", which the watch does not declare`},
+		{"render fails otherwise", `{ template = "{{ key \"missing\" }}", path = "app.conf", output = "conf", hook = "nosuchhook" }`, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			src := `data_dir = "data"
+plugin "tmpl" {
+  module = "template.wasm"
+  config = ` + c.config + `
+}
+plugin "files" {
+  module = "files.wasm"
+  config = { hook = "nosuchhook" }
+}
+watch "app" {
+  bucket = "app"
+  plugin = "tmpl"
+  output "conf" { dir = "out" }
+  hook "reload" { command = ["true"] }
+}
+watch "files" {
+  bucket = "app"
+  plugin = "files"
+  output "files" { dir = "files" }
+}
+`
+			if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, out, errOut := runCmd(t, "validate", "-config", cfg)
+			if c.want == "" {
+				if code != exitOK {
+					t.Errorf("validate = %d %q %q, want ok", code, out, errOut)
+				}
+				return
+			}
+			if code != exitFailure || !strings.Contains(errOut, cfg+`:10: watch "app": `+c.want) || strings.Contains(errOut, `watch "files"`) {
+				t.Errorf("validate = %d %q; want %d and %q at the watch's line, watch files not named", code, errOut, exitFailure, c.want)
+			}
+		})
+	}
+}
+
 // TestUnknownPluginSettingIsRefused: a misspelt key in a plugin's config
 // (prefx for the files example's prefix) used to pass validate, and once
 // then wrote every file with the key's prefix left in its path. validate

@@ -174,7 +174,7 @@ func pluginRun(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "slipagent plugin run: %v\n", err)
-		if errors.Is(err, host.ErrDenied) && strings.Contains(err.Error(), "is not declared") {
+		if _, ok := errors.AsType[*host.UndeclaredError](err); ok {
 			fmt.Fprintln(stderr, "slipagent plugin run: declare the outputs and hooks the plugin uses with -output NAME and -hook NAME")
 		}
 		return exitFailure

@@ -71,3 +71,17 @@ func (e *CallError) Error() string {
 }
 
 func (e *CallError) Unwrap() error { return e.Err }
+
+// UndeclaredError is the [ErrDenied] error of a call that named an output
+// or a hook its watch does not declare: a mismatch between the plugin's
+// configuration and the watch's, which callers can point out as such.
+type UndeclaredError struct {
+	Kind string // "output" or "hook"
+	Name string // as the plugin gave it, quoted (abi.Quote)
+}
+
+func (e *UndeclaredError) Error() string {
+	return fmt.Sprintf("%v: %s %s is not declared for this watch", ErrDenied, e.Kind, e.Name)
+}
+
+func (e *UndeclaredError) Unwrap() error { return ErrDenied }

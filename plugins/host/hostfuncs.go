@@ -325,7 +325,7 @@ func hostHookRequest(_ context.Context, c *call, m api.Memory, p []uint32) int64
 	// Compared in place: the name is copied only once it matches a declared hook.
 	i := slices.IndexFunc(c.inst.cfg.Hooks, func(h string) bool { return h == string(args[0]) })
 	if i < 0 {
-		c.fail(fmt.Errorf("%w: hook %s is not declared for this watch", ErrDenied, abi.Quote(args[0])))
+		c.fail(&UndeclaredError{Kind: "hook", Name: abi.Quote(args[0])})
 		return int64(abi.ErrDenied)
 	}
 	name := c.inst.cfg.Hooks[i]

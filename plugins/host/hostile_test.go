@@ -50,6 +50,9 @@ func TestHostileGuests(t *testing.T) {
 		sentinel error
 		recycled bool
 		parts    []string
+		// undeclared is the Kind of the *UndeclaredError the call fails
+		// with ("": none).
+		undeclared string
 	}{
 		{
 			name:     "infinite loop",
@@ -101,12 +104,12 @@ func TestHostileGuests(t *testing.T) {
 		{
 			name:     "undeclared output",
 			actions:  []string{"write=out:a:1", "write=elsewhere:a:1"},
-			sentinel: ErrDenied, parts: []string{`output "elsewhere" is not declared`},
+			sentinel: ErrDenied, parts: []string{`output "elsewhere" is not declared`}, undeclared: "output",
 		},
 		{
 			name:     "undeclared hook",
 			actions:  []string{"write=out:a:1", "hook=reboot"},
-			sentinel: ErrDenied, parts: []string{`hook "reboot" is not declared`},
+			sentinel: ErrDenied, parts: []string{`hook "reboot" is not declared`}, undeclared: "hook",
 		},
 		{
 			name:     "staging file name",
@@ -149,6 +152,9 @@ func TestHostileGuests(t *testing.T) {
 			_, err := f.apply(tt.actions...)
 			t.Logf("error: %v", err)
 			wantCallError(t, err, tt.sentinel, tt.recycled, tt.parts...)
+			if ue, ok := errors.AsType[*UndeclaredError](err); ok != (tt.undeclared != "") || ok && ue.Kind != tt.undeclared {
+				t.Errorf("error %v: *UndeclaredError %v, want one of kind %q", err, ue, tt.undeclared)
+			}
 			noStaged(t, f.out)
 			for _, p := range []string{"a", "dir", "c", "big"} {
 				if _, err := os.Lstat(filepath.Join(f.out, p)); !errors.Is(err, os.ErrNotExist) {

@@ -207,7 +207,7 @@ func (s *stage) outputName(b []byte) (string, *refusal) {
 }
 
 func undeclaredOutput(quoted string) *refusal {
-	return refuse(abi.ErrDenied, ErrDenied, "output %s is not declared for this watch", quoted)
+	return &refusal{status: abi.ErrDenied, err: &UndeclaredError{Kind: "output", Name: quoted}}
 }
 
 func (s *stage) root(output string) (*os.Root, Output, *refusal) {
