@@ -2,7 +2,10 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"sync"
 	"time"
 
@@ -67,11 +70,26 @@ type driftRepair struct {
 // openDriftRecord opens the watch's record of committed outputs, or returns
 // nil when drift checks are off (drift_check = "0"), removing any record
 // left from before: it would be stale once checks are turned on again.
-func openDriftRecord(r *watchRunner, outputs map[string]host.Output) (*outputRecord, error) {
+// fresh says the record starts empty: there was none (a first start, drift
+// checks turned on, or the record deleted), or it did not load and was
+// quarantined. Drift in files committed before then would go unnoticed, so
+// the watch renders in full, which records every output as it leaves it.
+func openDriftRecord(r *watchRunner, outputs map[string]host.Output) (rec *outputRecord, fresh bool, err error) {
 	if r.conf.DriftCheck == 0 {
-		return nil, removeOutputRecords(r.dir, "")
+		return nil, false, removeOutputRecords(r.dir, "")
 	}
-	return openOutputRecord(r.dir, r.conf.Fold, outputs, r.log)
+	path := outputRecordPath(r.dir, r.conf.Fold)
+	_, err = os.Lstat(path)
+	fresh = errors.Is(err, fs.ErrNotExist)
+	rec, err = openOutputRecord(r.dir, r.conf.Fold, outputs, r.log)
+	if ce, ok := errors.AsType[*corruptError](err); ok {
+		if err := r.quarantine(ce.kind, ce.path, ce.err); err != nil {
+			return nil, false, err
+		}
+		fresh = true
+		rec, err = openOutputRecord(r.dir, r.conf.Fold, outputs, r.log)
+	}
+	return rec, fresh, err
 }
 
 func newDriftRepair(r *watchRunner, rec *outputRecord, inst instance, fold kvcore.Fold, journal hookJournal) *driftRepair {

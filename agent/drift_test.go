@@ -208,6 +208,46 @@ func TestDriftWhileStoppedIsRepairedAtStart(t *testing.T) {
 	}
 }
 
+// A record of committed outputs deleted while the agent was down (or
+// absent because drift checks were off) knows none of the files committed
+// before: the watch renders in full, which repairs those edited meanwhile
+// and records them all, rather than leaving them unchecked for good.
+func TestDeletedOutputRecordIsRebuiltByAFullRender(t *testing.T) {
+	for _, kind := range []string{FoldMemory, FoldDisk} {
+		t.Run(kind, func(t *testing.T) {
+			f := newFixture(t)
+			f.put("cfg", "files.a.conf", "alpha")
+			f.put("cfg", "files.b.conf", "bravo")
+			cfg := f.config(filesConfig) // drift checked at start, then every 5m
+			cfg.Watches[0].Fold = kind
+			a, stop := f.start(cfg)
+			waitReady(t, a)
+			stop()
+			watchDir := filepath.Join(f.dir, "data", "watches", "cfg")
+			if err := os.RemoveAll(outputRecordPath(watchDir, kind)); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(f.dir, "out")
+			if err := os.WriteFile(filepath.Join(out, "a.conf"), []byte("edited"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+
+			a, stop = f.start(cfg)
+			waitReady(t, a)
+			stop()
+			if got := readFile(filepath.Join(out, "a.conf")); got != "alpha" {
+				t.Errorf("a.conf = %q once ready, want it restored", got)
+			}
+			rec := openTestRecord(t, kind, watchDir, out)
+			for _, key := range []string{"files/a.conf", "files/b.conf"} {
+				if _, ok, err := rec.get(key); err != nil || !ok {
+					t.Errorf("the rebuilt record lacks %s (%v, %v)", key, ok, err)
+				}
+			}
+		})
+	}
+}
+
 // Outputs already in place as rendered when the record starts out empty (a
 // data_dir wiped, as local state is a cache; a host provisioned with its
 // files) stage nothing at the first render, and must be recorded all the

@@ -246,35 +246,34 @@ func readFileRecord(path string) (fileRecord, error) {
 	return rec, nil
 }
 
-// openOutputRecord opens the record in dir, of the given fold kind, for
-// the outputs of a watch; a record of the other kind is removed. A record
-// that does not load (see foldCorrupt; not one on a full disk) is set aside (renamed with a ".corrupt" suffix) and
-// started afresh: the watch holds its fold's lock, so no other agent uses
-// it, and losing it only costs drift coverage of the files committed
-// before, until they are written again.
-func openOutputRecord(dir, kind string, outputs map[string]host.Output, l *slog.Logger) (*outputRecord, error) {
-	path := filepath.Join(dir, outputsRecordFile)
-	open := func() (kvcore.Fold, error) { return snapshot.Open(path, snapshot.Options{Logger: l}) }
+// outputRecordPath is where the record of the given fold kind lives in dir.
+func outputRecordPath(dir, kind string) string {
 	if kind == FoldDisk {
-		path = filepath.Join(dir, outputsRecordDir)
-		// NoSync: as with the log, a write does not wait for its fsync;
-		// sync (Fold.Sync) makes the record durable where it must be.
-		open = func() (kvcore.Fold, error) { return pebblefold.Open(path, pebblefold.Options{NoSync: true, Logger: l}) }
+		return filepath.Join(dir, outputsRecordDir)
 	}
+	return filepath.Join(dir, outputsRecordFile)
+}
+
+// openOutputRecord opens (creating it if need be) the record in dir, of the
+// given fold kind, for the outputs of a watch; a record of the other kind
+// is removed. A record that does not load (see foldCorrupt; not one on a
+// full disk) is a *corruptError, for the watch to quarantine.
+func openOutputRecord(dir, kind string, outputs map[string]host.Output, l *slog.Logger) (*outputRecord, error) {
 	if err := removeOutputRecords(dir, kind); err != nil {
 		return nil, err
 	}
-	log, err := open()
+	path := outputRecordPath(dir, kind)
+	var log kvcore.Fold
+	var err error
+	if kind == FoldDisk {
+		// NoSync: as with the log, a write does not wait for its fsync;
+		// sync (Fold.Sync) makes the record durable where it must be.
+		log, err = pebblefold.Open(path, pebblefold.Options{NoSync: true, Logger: l})
+	} else {
+		log, err = snapshot.Open(path, snapshot.Options{Logger: l})
+	}
 	if err != nil && foldCorrupt(err) {
-		l.Warn("the record of committed outputs does not open; setting it aside and starting a new one (drift in files committed before goes unnoticed until they are written again)", "path", path, "err", err)
-		rerr := os.RemoveAll(path + ".corrupt")
-		if rerr == nil {
-			rerr = os.Rename(path, path+".corrupt")
-		}
-		if rerr != nil {
-			return nil, fmt.Errorf("setting aside %s: %w (it does not open: %w)", path, rerr, err)
-		}
-		log, err = open()
+		return nil, &corruptError{kind: stateKindRecord, path: path, err: err}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening the record of committed outputs: %w", err)

@@ -160,8 +160,17 @@ func (r *watchRunner) plan(ctx context.Context, fn func(*WatchPlan) error) error
 	defer fold.Close()
 	p := &WatchPlan{Watch: r.conf.Name}
 	p.From, _ = fold.Cursor().Revision()
+	rec, recordLost, err := r.recordCopy(filepath.Join(scratch, outputsRecordFile))
+	if err != nil {
+		return err
+	}
+	if rec != nil {
+		defer rec.Close()
+	}
 	_, err = os.Stat(filepath.Join(r.dir, heldFile))
-	fullRender := !st.renderedWith(r.conf, r.plugin, plugin.SHA256()) || err == nil
+	// A lost record of committed outputs makes the watch render in full
+	// (openDriftRecord), as a hold does.
+	fullRender := !st.renderedWith(r.conf, r.plugin, plugin.SHA256()) || err == nil || recordLost
 	pending, _, err := hookJournal{path: filepath.Join(r.dir, journalFile)}.load()
 	if err != nil {
 		return err
@@ -227,7 +236,7 @@ func (r *watchRunner) plan(ctx context.Context, fn func(*WatchPlan) error) error
 	if p.Full {
 		p.Updates = 0
 	}
-	drift, driftHooks, err := r.planDrift(ctx, filepath.Join(scratch, outputsRecordFile), inst, fold, changed)
+	drift, driftHooks, err := r.planDrift(ctx, rec, inst, fold, changed)
 	if err != nil {
 		return err
 	}
@@ -287,14 +296,13 @@ func (r *watchRunner) plan(ctx context.Context, fn func(*WatchPlan) error) error
 // file drifted that the pending changes do not write (their commit would
 // record it anew), renders the whole watch into the copies and adds what
 // the render stages to changed. It returns the scan with only that drift,
-// and the hooks the render asks for. Nothing is found when drift checks
-// are off or nothing is recorded.
-func (r *watchRunner) planDrift(ctx context.Context, recPath string, inst instance, fold kvcore.Fold, changed map[string]host.StagedFile) (driftScan, []string, error) {
-	rec, err := r.recordCopy(recPath)
-	if err != nil || rec == nil {
-		return driftScan{}, nil, err
+// and the hooks the render asks for. Nothing is found when there is no
+// record (rec nil: drift checks are off, nothing is recorded, or the record
+// is lost and the plan is a full render).
+func (r *watchRunner) planDrift(ctx context.Context, rec *outputRecord, inst instance, fold kvcore.Fold, changed map[string]host.StagedFile) (driftScan, []string, error) {
+	if rec == nil {
+		return driftScan{}, nil, nil
 	}
-	defer rec.Close()
 	s, err := rec.scan(ctx)
 	if err != nil {
 		return driftScan{}, nil, fmt.Errorf("checking outputs for drift: %w", err)
@@ -323,29 +331,32 @@ func (r *watchRunner) planDrift(ctx context.Context, recPath string, inst instan
 // recordCopy copies the watch's record of committed outputs into a new log
 // at path, reading it without its lock as foldCopy reads the fold; the copy
 // names the real outputs, so that a scan compares them. It returns nil when
-// drift checks are off or nothing is recorded (a fresh data_dir, or a
-// record of the other fold kind, which the watch drops when it starts).
-func (r *watchRunner) recordCopy(path string) (*outputRecord, error) {
+// drift checks are off or nothing is recorded; lost says there is no record
+// (deleted, or of the other fold kind, which the watch drops when it starts)
+// or that it does not load, for which the watch renders in full.
+func (r *watchRunner) recordCopy(path string) (rec *outputRecord, lost bool, err error) {
 	if r.conf.DriftCheck == 0 {
-		return nil, nil
+		return nil, false, nil
 	}
 	snap, err := readFold(r.conf.Fold, filepath.Join(r.dir, outputsRecordFile), filepath.Join(r.dir, outputsRecordDir))
 	switch {
-	case errors.Is(err, os.ErrNotExist) || err == nil && snap == nil:
-		return nil, nil
+	case errors.Is(err, os.ErrNotExist) || err != nil && foldCorrupt(err):
+		return nil, true, nil
 	case err != nil:
-		return nil, fmt.Errorf("reading the record of committed outputs: %w", err)
+		return nil, false, fmt.Errorf("reading the record of committed outputs: %w", err)
+	case snap == nil:
+		return nil, false, nil
 	}
 	outs := r.resolvedOutputs()
 	log, err := snapshot.Open(path, snapshot.Options{})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := fillFold(log, snap); err != nil {
 		log.Close()
-		return nil, err
+		return nil, false, err
 	}
-	return &outputRecord{log: log, outs: outs, l: r.log}, nil
+	return &outputRecord{log: log, outs: outs, l: r.log}, false, nil
 }
 
 // openScratchTo lets a check that runs as another user reach the staged

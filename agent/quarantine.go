@@ -18,6 +18,9 @@ const (
 	stateKindFold    = "fold"
 	stateKindJournal = "journal"
 	stateKindState   = "state"
+	// stateKindRecord is the record of the files committed to the outputs
+	// (driftrecord.go).
+	stateKindRecord = "record"
 )
 
 // maxQuarantinedShown bounds the quarantines /status lists for a watch.
@@ -27,7 +30,7 @@ const maxQuarantinedShown = 10
 // read that failed). The watch quarantines such state and rebuilds it; it
 // never quarantines on an I/O error, which fails the session instead.
 type corruptError struct {
-	kind string // stateKindJournal or stateKindState
+	kind string // one of the stateKind constants
 	path string
 	err  error
 }

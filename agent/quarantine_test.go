@@ -62,6 +62,21 @@ func TestDamagedLocalStateIsQuarantined(t *testing.T) {
 					writeGarbage(t, m)
 				}
 			}},
+		// The record of committed outputs: lost, it would have left the
+		// files edited meanwhile unrepaired (the drift check knows no
+		// file), so the watch renders in full and records them again.
+		{name: "garbage record", file: outputsRecordFile, kind: stateKindRecord, changes: true,
+			damage: func(t *testing.T, p string) { writeGarbage(t, p) }},
+		{name: "garbage disk record", disk: true, file: outputsRecordDir, kind: stateKindRecord, changes: true,
+			damage: func(t *testing.T, p string) {
+				manifests, _ := filepath.Glob(filepath.Join(p, "MANIFEST-*"))
+				if len(manifests) == 0 {
+					t.Fatal("no Pebble manifest to damage")
+				}
+				for _, m := range manifests {
+					writeGarbage(t, m)
+				}
+			}},
 		{name: "garbage journal", file: journalFile, kind: stateKindJournal,
 			damage: func(t *testing.T, p string) { writeGarbage(t, p) }},
 		{name: "garbage state file", file: stateFile, kind: stateKindState, changes: true,
@@ -82,6 +97,13 @@ func TestDamagedLocalStateIsQuarantined(t *testing.T) {
 			watchDir := filepath.Join(f.dir, "data", "watches", "cfg")
 			damaged := filepath.Join(watchDir, tc.file)
 			tc.damage(t, damaged)
+			out := filepath.Join(f.dir, "out")
+			if tc.kind != stateKindJournal { // (whose test counts the hook runs)
+				// Edited while the agent was down: the watch's start repairs it.
+				if err := os.WriteFile(filepath.Join(out, "a.conf"), []byte("edited"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
 			want := map[string]string{"a.conf": "alpha", "b.conf": "bravo"}
 			last := a.Status()[0].Revision
 			if tc.changes {
@@ -95,7 +117,6 @@ func TestDamagedLocalStateIsQuarantined(t *testing.T) {
 				s := a.Status()[0]
 				return a.Ready() && s.Revision == last
 			})
-			out := filepath.Join(f.dir, "out")
 			entries, _ := os.ReadDir(out)
 			got := map[string]string{}
 			for _, e := range entries {

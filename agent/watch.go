@@ -159,7 +159,8 @@ func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, output
 	if err := r.guard.reevaluate(); err != nil {
 		return err
 	}
-	if r.record, err = openDriftRecord(r, outputs); err != nil {
+	var freshRecord bool
+	if r.record, freshRecord, err = openDriftRecord(r, outputs); err != nil {
 		return err
 	}
 	defer r.record.Close()
@@ -171,6 +172,11 @@ func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, output
 	// A hold left by an earlier run needs a batch to hold (or release):
 	// ask for a full one even if nothing else arrives.
 	fullRender := !st.renderedWith(r.conf, r.plugin, digest) || r.guard.held != nil || restored
+	if freshRecord && !fullRender {
+		r.log.Warn("no record of the files committed to the outputs before (it was lost, or drift checks were off); rendering in full to check them all",
+			"record", outputRecordPath(r.dir, r.conf.Fold))
+		fullRender = true
+	}
 	// Hooks owed from before a crash or a failed run go first, before NATS
 	// is needed. If they fail again the watch still starts, owing a full
 	// render: its commit runs them with backoff, and a change that fixes

@@ -132,6 +132,49 @@ func TestPlanOfAWatchLeftFoldingShowsItsFullRender(t *testing.T) {
 	}
 }
 
+// TestPlanOfALostOutputRecordShowsItsFullRender: with its record of
+// committed outputs deleted or damaged, a watch renders in full at its
+// start (it could not tell drift otherwise), so plan shows that render and
+// the file edited outside the agent that it restores; it used to say "no
+// changes". once then does it.
+func TestPlanOfALostOutputRecordShowsItsFullRender(t *testing.T) {
+	for _, damage := range []string{"deleted", "damaged"} {
+		t.Run(damage, func(t *testing.T) {
+			srv := natstest.Run(t)
+			dir := t.TempDir()
+			cfg := onceConfig(t, dir, srv.URL(), "")
+			kvMust(t, srv.URL())("put", "cfg", "files.a", "alpha")
+			if code, _, errOut := runCmd(t, "once", "-config", cfg); code != exitOK {
+				t.Fatalf("once = %d; %s", code, errOut)
+			}
+			a := filepath.Join(dir, "out", "a")
+			if err := os.WriteFile(a, []byte("edited\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			record := filepath.Join(dir, "data", "watches", "cfg", "outputs.snap")
+			var err error
+			if damage == "deleted" {
+				err = os.Remove(record)
+			} else {
+				err = os.WriteFile(record, []byte("PGSS\x02 not a record"), 0o600)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, out, errOut := runCmd(t, "plan", "-config", cfg, "-detailed-exitcode")
+			if code != exitChanges || !strings.Contains(out, "full render") || !strings.Contains(out, "--- "+a+"\n+++ "+a+"\n@@ -1 +1 @@\n-edited\n+alpha\n") {
+				t.Fatalf("plan with the record %s = %d, want %d and a full render restoring a\n%s\nstderr:\n%s", damage, code, exitChanges, out, errOut)
+			}
+			if code, _, errOut := runCmd(t, "once", "-config", cfg); code != exitOK {
+				t.Fatalf("once = %d; %s", code, errOut)
+			}
+			if got, err := os.ReadFile(a); string(got) != "alpha" {
+				t.Errorf("after once, a = %q (%v), want alpha", got, err)
+			}
+		})
+	}
+}
+
 // TestPlanLeavesADirtyFoldAsItIs: plan reads a fold that incremental
 // applies left with superseded records without rewriting (compacting) it:
 // every file below data_dir stays byte-for-byte as it was, for either kind
