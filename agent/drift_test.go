@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,7 +17,9 @@ import (
 
 	"github.com/slipstreamkv/slipstream/internal/logtest"
 	"github.com/slipstreamkv/slipstream/internal/plugintest"
+	"github.com/slipstreamkv/slipstream/kvcore"
 	"github.com/slipstreamkv/slipstream/plugins/host"
+	"github.com/slipstreamkv/slipstream/snapshot/pebblefold"
 )
 
 // driftConfig is filesConfig with drift checks every 200ms.
@@ -596,6 +599,49 @@ watch "w" {
   drift_check = "-1s"
 }`)); err == nil || !strings.Contains(err.Error(), "drift_check") && !strings.Contains(err.Error(), "duration") {
 		t.Errorf("a negative drift_check: %v, want an error", err)
+	}
+}
+
+// A record kept in Pebble preallocates a log for a small memtable: with a
+// fold's 64 MiB default, every disk-fold watch took a second 70 MB log
+// beside its fold's, and filled a small data_dir (audit finding).
+func TestDiskOutputRecordPreallocatesASmallLog(t *testing.T) {
+	allocated := func(dir string) int64 {
+		var n int64
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return nil
+			}
+			var st syscall.Stat_t
+			if syscall.Stat(p, &st) == nil {
+				n += st.Blocks * 512
+			}
+			return nil
+		})
+		return n
+	}
+	// The contrast: a fold with the default memtable preallocates its log.
+	foldDir := filepath.Join(t.TempDir(), "fold")
+	fold, err := pebblefold.Open(foldDir, pebblefold.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Pebble preallocates a log at a write that finds it not empty.
+	ctx := context.Background()
+	one := []kvcore.Update{{Op: kvcore.OpPut, Key: "files/a", Value: []byte("x")}}
+	if err := errors.Join(fold.Apply(ctx, one, kvcore.Cursor{}), fold.Apply(ctx, one, kvcore.Cursor{}), fold.Close()); err != nil {
+		t.Fatal(err)
+	}
+	if n := allocated(foldDir); n < 64<<20 {
+		t.Skipf("the file system of %s does not preallocate Pebble's log (%d bytes allocated)", foldDir, n)
+	}
+	dir := t.TempDir()
+	rec := openTestRecord(t, FoldDisk, dir, t.TempDir())
+	if err := errors.Join(rec.write(ctx, one), rec.sync(ctx), rec.write(ctx, one), rec.sync(ctx), rec.Close()); err != nil {
+		t.Fatal(err)
+	}
+	if n := allocated(filepath.Join(dir, outputsRecordDir)); n > 2*recordMemTableBytes {
+		t.Errorf("the open record takes %d bytes of disk, want at most %d", n, 2*recordMemTableBytes)
 	}
 }
 

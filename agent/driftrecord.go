@@ -33,6 +33,13 @@ const (
 // first render of a million files is not one huge write.
 const recordChunk = 4096
 
+// recordMemTableBytes is the memtable size of a record kept in Pebble
+// (fold = "disk"): a record takes batches of at most recordChunk entries
+// of about 100 bytes, and Pebble preallocates its log at 110% of the
+// memtable size, which a fold's default (64 MiB) would make a second 70 MB
+// log per watch beside the fold's.
+const recordMemTableBytes = 4 << 20
+
 // outputRecord remembers every file the agent committed to a watch's
 // outputs: its digest, size, mode and owner, and a stat fingerprint (mtime,
 // inode, ctime) that lets a check skip hashing a file that did not change. It is a
@@ -268,7 +275,7 @@ func openOutputRecord(dir, kind string, outputs map[string]host.Output, l *slog.
 	if kind == FoldDisk {
 		// NoSync: as with the log, a write does not wait for its fsync;
 		// sync (Fold.Sync) makes the record durable where it must be.
-		log, err = pebblefold.Open(path, pebblefold.Options{NoSync: true, Logger: l})
+		log, err = pebblefold.Open(path, pebblefold.Options{NoSync: true, Logger: l, MemTableSize: recordMemTableBytes})
 	} else {
 		log, err = snapshot.Open(path, snapshot.Options{Logger: l})
 	}

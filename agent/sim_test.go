@@ -31,8 +31,9 @@ package agent
 // markers expire); the server's store restored from a copy taken earlier
 // (the bucket keeps its identity, loses the records written since and
 // reuses their revisions); output files edited or deleted behind the
-// agent's back; a fold damaged, or the whole data_dir removed, while the
-// agent is stopped.
+// agent's back; a fold or the record of committed outputs damaged (the
+// record also deleted), or the whole data_dir removed, while the agent is
+// stopped.
 //
 // Invariants:
 //   - cursor after apply: whenever a checkpoint is written, every update of
@@ -399,10 +400,15 @@ func (w *simWorld) act() {
 		w.tracef("server restart")
 		w.restartServer()
 	case n < 68:
-		if w.life == nil && w.rng.IntN(2) == 0 {
-			w.damageFold()
-		} else if w.life == nil {
-			w.wipeDataDir()
+		if w.life == nil {
+			switch w.rng.IntN(3) {
+			case 0:
+				w.damageFold()
+			case 1:
+				w.damageRecord()
+			default:
+				w.wipeDataDir()
+			}
 		}
 	case n < 73:
 		w.drift(key)
@@ -703,6 +709,30 @@ func (w *simWorld) damageFold() {
 		f.WriteAt([]byte("garbage!"), 0)
 		w.tracef("damaged the fold: garbage header")
 	}
+}
+
+// damageRecord deletes the stopped agent's record of committed outputs, or
+// overwrites its header: the files edited behind its back before then must
+// still be repaired.
+func (w *simWorld) damageRecord() {
+	path := filepath.Join(w.dir, "watches", "sim", outputsRecordFile)
+	if _, err := os.Stat(path); err != nil {
+		return
+	}
+	if w.rng.IntN(2) == 0 {
+		if err := os.Remove(path); err != nil {
+			w.t.Fatal(err)
+		}
+		w.tracef("deleted the record of committed outputs")
+		return
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer f.Close()
+	f.WriteAt([]byte("garbage!"), 0)
+	w.tracef("damaged the record of committed outputs: garbage header")
 }
 
 // start begins a new life of the agent's watch on the same directories.

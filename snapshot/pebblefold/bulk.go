@@ -290,7 +290,7 @@ func (f *Fold) spill(b *bulk, path string) error {
 	fs := f.opts.FS
 	// A run as large as the buffer, and room left for Pebble (see
 	// reserveBytes): a disk filled by runs would fail its next flush.
-	err := checkSpace(fs, f.dir, reserveBytes+int64(b.size))
+	err := checkSpace(fs, f.dir, reserveBytes(f.opts)+int64(b.size))
 	if err == nil {
 		err = fs.MkdirAll(fs.PathJoin(f.dir, ingestDir), 0o755)
 	}
@@ -395,7 +395,7 @@ func (f *Fold) commitBulk(b *bulk, order []int32) error {
 			return err
 		}
 	}
-	if err := checkSpace(f.opts.FS, f.dir, reserveBytes+int64(len(batch.Repr()))); err != nil {
+	if err := checkSpace(f.opts.FS, f.dir, reserveBytes(f.opts)+int64(len(batch.Repr()))); err != nil {
 		return err
 	}
 	return batch.Commit(pebble.NoSync)

@@ -56,6 +56,14 @@ type Options struct {
 	// for its runs beside the tables they become: twice the data, until
 	// the merge ends.
 	Bulk bool
+	// MemTableSize is the size Pebble's memtables grow to (default 64
+	// MiB, for hydrations of millions of keys through fsynced Applies). It
+	// sets the fold's disk footprint beside its tables: Pebble preallocates
+	// its write-ahead log at 110% of it, and the fold keeps it plus 8 MiB
+	// free on its file system (a write that would leave less fails with
+	// [syscall.ENOSPC]). A store of small batches (the agent's record of
+	// its outputs) does with a few MiB.
+	MemTableSize int64
 	// BulkBytes is the size of Bulk's buffer (default 32 MiB). Full
 	// buffers are spilled while the next fills, so a hydration holds up
 	// to three times this, and a merge 64 KiB of read buffer per run and
@@ -127,6 +135,9 @@ func open(dir string, opts Options, readOnly bool) (*Fold, error) {
 	if opts.BulkBytes <= 0 {
 		opts.BulkBytes = bulkMaxBytes
 	}
+	if opts.MemTableSize <= 0 {
+		opts.MemTableSize = memTableSize
+	}
 	if opts.FS == nil {
 		opts.FS = vfs.Default
 	}
@@ -135,7 +146,7 @@ func open(dir string, opts Options, readOnly bool) (*Fold, error) {
 	}
 	if !readOnly {
 		// Open replays the logs into tables.
-		if err := checkSpace(opts.FS, dir, reserveBytes+logBytes(opts.FS, dir)); err != nil {
+		if err := checkSpace(opts.FS, dir, reserveBytes(opts)+logBytes(opts.FS, dir)); err != nil {
 			return nil, fmt.Errorf("pebblefold: open %s: %w", dir, err)
 		}
 	}
@@ -232,7 +243,7 @@ func (f *Fold) Apply(ctx context.Context, updates []kvcore.Update, cursor kvcore
 	if err := b.Set(cursorKey, cursor.Bytes(), nil); err != nil {
 		return fmt.Errorf("pebblefold: apply: %w", err)
 	}
-	if err := checkSpace(f.opts.FS, f.dir, reserveBytes+int64(len(b.Repr()))); err != nil {
+	if err := checkSpace(f.opts.FS, f.dir, reserveBytes(f.opts)+int64(len(b.Repr()))); err != nil {
 		return fmt.Errorf("pebblefold: apply to %s: %w", f.dir, err)
 	}
 	wo := pebble.Sync
@@ -264,7 +275,7 @@ func (f *Fold) Sync(ctx context.Context) error {
 	if f.readOnly {
 		return nil
 	}
-	if err := checkSpace(f.opts.FS, f.dir, reserveBytes); err != nil {
+	if err := checkSpace(f.opts.FS, f.dir, reserveBytes(f.opts)); err != nil {
 		return fmt.Errorf("pebblefold: sync %s: %w", f.dir, err)
 	}
 	if err := f.db.LogData(nil, pebble.Sync); err != nil {
@@ -285,7 +296,7 @@ func (f *Fold) Settle(ctx context.Context) error {
 		return err
 	}
 	// A compaction rewrites the fold: it needs room for a copy of it.
-	need := int64(reserveBytes + f.db.Metrics().DiskSpaceUsage())
+	need := reserveBytes(f.opts) + int64(f.db.Metrics().DiskSpaceUsage())
 	if err := checkSpace(f.opts.FS, f.dir, need); err != nil {
 		return fmt.Errorf("pebblefold: settle %s: %w", f.dir, err)
 	}
@@ -338,7 +349,7 @@ func (f *Fold) Close() (err error) {
 		// A flush on a full disk retries for ever: the next Open replays
 		// the log instead (its own check waits for the space).
 		if err == nil && !f.readOnly {
-			if wal := f.db.Metrics().WAL.Size; wal > flushOnCloseBytes && checkSpace(f.opts.FS, f.dir, reserveBytes+int64(wal)) == nil {
+			if wal := f.db.Metrics().WAL.Size; wal > flushOnCloseBytes && checkSpace(f.opts.FS, f.dir, reserveBytes(f.opts)+int64(wal)) == nil {
 				err = f.db.Flush()
 			}
 		}

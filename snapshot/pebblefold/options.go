@@ -1,6 +1,8 @@
 package pebblefold
 
 import (
+	"cmp"
+
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/sstable"
@@ -10,10 +12,11 @@ import (
 // keys in no particular order (a bucket's initial sync delivers them in
 // revision order), hydrations of tens of millions of keys, point gets.
 const (
-	// memTableSize: large memtables flush less often, so that less data
-	// is rewritten by compactions during a hydration. A new memtable starts
-	// at 256 KiB and doubles up to this size, and Close flushes it, so a
-	// quiet fold does not hold it and a restart does not replay it.
+	// memTableSize is Options.MemTableSize's default: large memtables
+	// flush less often, so that less data is rewritten by compactions
+	// during a hydration. A new memtable starts at 256 KiB and doubles up
+	// to this size, and Close flushes it, so a quiet fold does not hold it
+	// and a restart does not replay it.
 	// Inserting into the memtable's skiplist is most of an Apply's time
 	// (2 to 3 µs a key at 1M keys, a third of it faulting in the fresh
 	// arena: Pebble recycles only one memtable, of the current size);
@@ -49,7 +52,7 @@ func pebbleOptions(opts Options, cache *pebble.Cache, readOnly bool) *pebble.Opt
 		FormatMajorVersion:          pebble.FormatNewest,
 		Logger:                      newSlogLogger(opts.Logger),
 		ReadOnly:                    readOnly,
-		MemTableSize:                memTableSize,
+		MemTableSize:                uint64(cmp.Or(opts.MemTableSize, memTableSize)),
 		MemTableStopWritesThreshold: memTableStopWrites,
 		L0StopWritesThreshold:       l0StopWrites,
 		LBaseMaxBytes:               lBaseMaxBytes,

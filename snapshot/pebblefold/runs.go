@@ -244,7 +244,7 @@ func (f *Fold) mergeRuns(ctx context.Context, b *bulk) error {
 	fs := f.opts.FS
 	// Tables as large as the runs and the buffer, and room left for Pebble
 	// (see reserveBytes).
-	need := int64(reserveBytes)
+	need := reserveBytes(f.opts)
 	for _, r := range f.runs {
 		need += r.size
 	}
@@ -309,7 +309,7 @@ func (f *Fold) mergeRuns(ctx context.Context, b *bulk) error {
 	err := errors.Join(errs...)
 	if err == nil && len(paths) > 0 {
 		// The tables are linked in; the manifest records them.
-		err = checkSpace(fs, f.dir, reserveBytes)
+		err = checkSpace(fs, f.dir, reserveBytes(f.opts))
 	}
 	if err == nil && len(paths) > 0 {
 		err = f.db.Ingest(ctx, paths)

@@ -10,14 +10,16 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// reserveBytes is the free space a fold leaves on its file system: Pebble
-// treats a failed write of its log or manifest as fatal (it panics, taking
-// the whole process with it), and a flush that finds the disk full retries
-// at once, for ever. A write that would leave less free fails with
-// [syscall.ENOSPC] before Pebble sees it, and the fold stays usable once
-// space is freed. It covers the flush of a full memtable and the log and
-// manifest records around it.
-const reserveBytes = memTableSize + 8<<20
+// reserveBytes is the free space a fold opened with opts (defaults set)
+// leaves on its file system: Pebble treats a failed write of its log or
+// manifest as fatal (it panics, taking the whole process with it), and a
+// flush that finds the disk full retries at once, for ever. A write that
+// would leave less free fails with [syscall.ENOSPC] before Pebble sees it,
+// and the fold stays usable once space is freed. It covers the flush of a
+// full memtable and the log and manifest records around it. (Pebble's
+// write-ahead log, preallocated at 110% of the memtable size, is on the
+// disk already.)
+func reserveBytes(opts Options) int64 { return opts.MemTableSize + 8<<20 }
 
 // checkSpace fails with syscall.ENOSPC when fewer than need bytes are free
 // on the file system of dir (the caller's error names dir) (or of its parent, when dir is not created

@@ -110,7 +110,7 @@ func TestBulkRunsAndMergeKeepTheReserve(t *testing.T) {
 	if err := put(1, 200); err != nil { // runs spilled
 		t.Fatal(err)
 	}
-	fs.avail.Store(reserveBytes + 32<<10) // room for neither a run nor the tables
+	fs.avail.Store(uint64(reserveBytes(Options{MemTableSize: memTableSize}) + 32<<10)) // room for neither a run nor the tables
 	var failed error
 	for from := uint64(201); from < 2000 && failed == nil; from += 100 {
 		failed = put(from, from+99)
@@ -143,12 +143,34 @@ func TestSettleNeedsRoomForACopy(t *testing.T) {
 	}
 	defer f.Close()
 	apply(t, f, 1, putU("a", strings.Repeat("v", 1<<20), 1))
-	fs.avail.Store(reserveBytes + 1<<10)
+	fs.avail.Store(uint64(reserveBytes(Options{MemTableSize: memTableSize}) + 1<<10))
 	if err := f.Settle(context.Background()); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("Settle without room for a copy: %v, want ENOSPC", err)
 	}
 	fs.avail.Store(0)
 	if err := f.Settle(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The free space a fold keeps follows its memtable size: a fold of small
+// memtables (the agent's record of outputs) applies where one of the
+// default size, whose flush needs more, refuses.
+func TestReserveFollowsMemTableSize(t *testing.T) {
+	for _, c := range []struct {
+		size    int64
+		refused bool
+	}{{0, true}, {4 << 20, false}} {
+		fs := &lowSpaceFS{FS: vfs.Default}
+		f, err := Open(filepath.Join(t.TempDir(), "fold"), Options{FS: fs, MemTableSize: c.size})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs.avail.Store(20 << 20)
+		err = f.Apply(context.Background(), []kvcore.Update{putU("k", "v", 1)}, kvcore.RevisionCursor(1))
+		if got := errors.Is(err, syscall.ENOSPC); got != c.refused {
+			t.Errorf("memtable size %d, 20 MiB free: Apply = %v, want refused %v", c.size, err, c.refused)
+		}
+		f.Close()
 	}
 }
