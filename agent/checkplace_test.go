@@ -1,9 +1,11 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -85,6 +87,22 @@ func TestCrashDuringCheckInPlaceRestoresAtStart(t *testing.T) {
 	out := filepath.Join(f.dir, "out")
 	if got := readFile(filepath.Join(out, "a.conf")); got != "bad" {
 		t.Fatalf("a.conf = %q at the crash, want the new file in place for the check", got)
+	}
+
+	// plan shows the undo the start does, and does not do it: it said "no
+	// changes", the batch's file being already in place.
+	var plans []*WatchPlan
+	if err := f.agent(cfg).Plan(context.Background(), nil, func(p *WatchPlan) error { plans = append(plans, p); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(plans) != 1 || !plans[0].Full || !plans[0].Changed() || !slices.Equal(plans[0].Restored, []string{filepath.Join(out, "a.conf")}) || len(plans[0].Files) != 0 {
+		t.Errorf("plan after the crash: %+v; want a full render restoring a.conf, then writing it back (no file change)", plans)
+	}
+	if got := readFile(filepath.Join(out, "a.conf")); got != "bad" {
+		t.Errorf("a.conf = %q after plan, want it left as it was", got)
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, "data", "watches", "cfg", placementFile)); err != nil {
+		t.Errorf("plan removed the placement journal: %v", err)
 	}
 
 	a, _ = f.start(cfg)

@@ -33,13 +33,20 @@ type WatchPlan struct {
 	// Hooks would run, in order (owed ones from an earlier run included).
 	Hooks  []string
 	Checks []PlannedCheck
+	// Restored lists the files an in-place check a crash interrupted left
+	// new (check.pending), which the watch puts back as they were before
+	// anything else, then renders in full and checks again (nil: none).
+	Restored []string
 	// DriftUnchecked names the outputs whose drift could not be checked
 	// (nil: none): the drift check would fail the watch.
 	DriftUnchecked error
 }
 
-// Changed reports whether applying the plan would change a file or run a hook.
-func (p *WatchPlan) Changed() bool { return len(p.Files) > 0 || len(p.Hooks) > 0 }
+// Changed reports whether applying the plan would change a file (if only
+// for a while: Restored) or run a hook.
+func (p *WatchPlan) Changed() bool {
+	return len(p.Files) > 0 || len(p.Hooks) > 0 || len(p.Restored) > 0
+}
 
 // PlannedFile is a file the plan would write or remove.
 type PlannedFile struct {
@@ -153,12 +160,19 @@ func (r *watchRunner) plan(ctx context.Context, fn func(*WatchPlan) error) error
 		}
 		outputs[o.Name], targets[o.Name] = out, o.Dir
 	}
+	p := &WatchPlan{Watch: r.conf.Name}
+	// An in-place check a crash interrupted is undone first, as the
+	// watch's start does (recoverPlacement), and the watch then renders in
+	// full.
+	restored, err := r.planPlacement(scratch, outputs, p)
+	if err != nil {
+		return err
+	}
 	fold, st, err := r.foldCopy(filepath.Join(scratch, logFoldFile))
 	if err != nil {
 		return err
 	}
 	defer fold.Close()
-	p := &WatchPlan{Watch: r.conf.Name}
 	p.From, _ = fold.Cursor().Revision()
 	rec, recordLost, err := r.recordCopy(filepath.Join(scratch, outputsRecordFile))
 	if err != nil {
@@ -170,7 +184,7 @@ func (r *watchRunner) plan(ctx context.Context, fn func(*WatchPlan) error) error
 	_, err = os.Stat(filepath.Join(r.dir, heldFile))
 	// A lost record of committed outputs makes the watch render in full
 	// (openDriftRecord), as a hold does.
-	fullRender := !st.renderedWith(r.conf, r.plugin, plugin.SHA256()) || err == nil || recordLost
+	fullRender := !st.renderedWith(r.conf, r.plugin, plugin.SHA256()) || err == nil || recordLost || restored
 	pending, _, err := hookJournal{path: filepath.Join(r.dir, journalFile)}.load()
 	if err != nil {
 		return err
@@ -326,6 +340,64 @@ func (r *watchRunner) planDrift(ctx context.Context, rec *outputRecord, inst ins
 		return driftScan{}, nil, err
 	}
 	return s, res.Hooks(), nil
+}
+
+// planPlacement does in the copies of the outputs (outputs, below scratch)
+// what recoverPlacement does at the watch's start to an in-place check that
+// a crash interrupted: unless the check had passed, it puts the old files
+// back from their backups, which it copies, and lists the real targets in
+// p.Restored. It reports whether the watch renders in full for it: when
+// it restores files, and when the journal does not load (the watch
+// quarantines it).
+func (r *watchRunner) planPlacement(scratch string, outputs map[string]host.Output, p *WatchPlan) (restored bool, err error) {
+	pl, err := loadPlacement(filepath.Join(r.dir, placementFile), r.conf.Outputs)
+	if _, ok := errors.AsType[*corruptError](err); ok {
+		return true, nil
+	}
+	if err != nil || pl == nil || pl.Passed {
+		return false, err
+	}
+	inCopy := func(path string) (string, error) {
+		dir := outputHolding(r.conf.Outputs, path)
+		for _, o := range r.conf.Outputs {
+			if dir != "" && filepath.Clean(o.Dir) == dir {
+				rel, err := filepath.Rel(dir, path)
+				return filepath.Join(outputs[o.Name].Dir, rel), err
+			}
+		}
+		return "", fmt.Errorf("%s is in none of the watch's outputs", path) // loadPlacement refused it
+	}
+	copied := &placement{path: filepath.Join(scratch, placementFile)}
+	for _, f := range pl.Files {
+		c := f
+		if c.Target, err = inCopy(f.Target); err != nil {
+			return false, err
+		}
+		if f.Backup != "" {
+			if c.Backup, err = inCopy(f.Backup); err != nil {
+				return false, err
+			}
+			if err := copyRegular(f.Backup, c.Backup); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return false, fmt.Errorf("copying the backup %s: %w", f.Backup, err)
+			}
+		}
+		copied.Files = append(copied.Files, c)
+		p.Restored = append(p.Restored, f.Target)
+	}
+	return true, copied.undo()
+}
+
+// copyRegular copies the regular file src to dst, with its permission bits.
+func copyRegular(src, dst string) error {
+	fi, err := os.Lstat(src)
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, fi.Mode().Perm())
 }
 
 // recordCopy copies the watch's record of committed outputs into a new log

@@ -21,7 +21,10 @@ output file the agent wrote was changed or removed outside it. It runs the
 hooks' checks on the result and prints a unified diff per output file
 ("Binary files ... differ" for binary ones; a file the drift repair restores
 comes after a "drift repair:" line saying how it was changed) and the hooks
-that would run. Nothing is committed nor
+that would run. An in-place check that a crash interrupted (check.pending)
+is undone first, as once does: an "interrupted check:" line names each file
+put back as it was before the batch, which is checked again. Nothing is
+committed nor
 checkpointed: the fold, the state files and the outputs are left as they
 are, and a running agent is not disturbed; but a fold = "disk" watch cannot
 be planned while an agent runs (it holds that fold open): stop it, or name
@@ -92,6 +95,9 @@ func printPlan(w io.Writer, p *agent.WatchPlan) (failed bool, err error) {
 		fmt.Fprintf(w, "watch %s: %s, revision %d to %d\n", p.Watch, count(p.Updates, "update", "updates"), p.From, p.To)
 	default:
 		fmt.Fprintf(w, "watch %s: up to date at revision %d\n", p.Watch, p.To)
+	}
+	for _, t := range p.Restored {
+		fmt.Fprintf(w, "  interrupted check: %s goes back to what it held before the batch, which is checked again\n", t)
 	}
 	for _, f := range p.Files {
 		var old, new []byte
