@@ -251,6 +251,40 @@ func TestDeletedOutputRecordIsRebuiltByAFullRender(t *testing.T) {
 	}
 }
 
+// The full render a lost record asks for is owed until it is done: a start
+// whose render fails (here a value over max_file_size) creates the record
+// anew, empty, and the next start must render in full all the same (the
+// simulator found it unrepaired, seed 6673).
+func TestRenderOwedForALostRecordOutlivesAFailedAttempt(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "alpha")
+	cfg := f.config(strings.Replace(filesConfig, `config = { prefix = "files.", hook = "changed" }`, `config = { prefix = "files.", hook = "changed" }
+  limits { max_file_size = 64 }`, 1))
+	a, stop := f.start(cfg)
+	waitReady(t, a)
+	stop()
+	watchDir := filepath.Join(f.dir, "data", "watches", "cfg")
+	if err := os.Remove(outputRecordPath(watchDir, FoldMemory)); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(f.dir, "out")
+	if err := os.WriteFile(filepath.Join(out, "a.conf"), []byte("edited"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.put("cfg", "files.big", strings.Repeat("x", 100))
+	a, stop = f.start(cfg)
+	waitFor(t, "the render to fail on the big value", func() bool { return a.Status()[0].Failures >= 1 })
+	stop()
+
+	f.put("cfg", "files.big", "small")
+	a, stop = f.start(cfg)
+	defer stop()
+	waitReady(t, a)
+	if got := readFile(filepath.Join(out, "a.conf")); got != "alpha" {
+		t.Errorf("a.conf = %q once ready, want it restored", got)
+	}
+}
+
 // Outputs already in place as rendered when the record starts out empty (a
 // data_dir wiped, as local state is a cache; a host provisioned with its
 // files) stage nothing at the first render, and must be recorded all the

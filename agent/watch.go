@@ -175,6 +175,12 @@ func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, output
 	if freshRecord && !fullRender {
 		r.log.Warn("no record of the files committed to the outputs before (it was lost, or drift checks were off); rendering in full to check them all",
 			"record", outputRecordPath(r.dir, r.conf.Fold))
+		// Owed until it is done, across a crash: the next start finds a
+		// record, empty.
+		st.Rendered = ""
+		if err := st.save(r.dir); err != nil {
+			return err
+		}
 		fullRender = true
 	}
 	// Hooks owed from before a crash or a failed run go first, before NATS
