@@ -256,7 +256,8 @@ func (w *watch) attachCtx(ctx context.Context) error {
 		return err
 	}
 	first, last := st.first, st.last
-	if w.created.IsZero() {
+	known := !w.created.IsZero() // the watch attached to this incarnation before
+	if !known {
 		w.created = st.created
 	} else if !st.created.Equal(w.created) {
 		// Its revisions started over: whatever pos is, it means nothing here.
@@ -271,6 +272,12 @@ func (w *watch) attachCtx(ctx context.Context) error {
 		}
 		if !resumeWindowOK(pos, first) {
 			return expiredAt(pos, first)
+		}
+		if pos > last && known {
+			// The bucket this watch attached to before, with fewer
+			// revisions: it lost records it had acknowledged.
+			return fmt.Errorf("%w: %w: revision %d is past the stream's last %d: the server lost records it had acknowledged (a store restored from an older copy, or an unsynced tail lost in a crash)",
+				errCursorExpired, kvcore.ErrOutOfStep, pos, last)
 		}
 		if pos > last {
 			// Revisions the stream never had: the bucket was re-created
