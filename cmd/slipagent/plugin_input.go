@@ -200,7 +200,9 @@ func readView(path string) ([]host.Entry, error) {
 // value, in order, so that errors name the entry.
 func readViewObject(path string, data []byte) ([]host.Entry, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
-	fail := func(err error) ([]host.Entry, error) { return nil, fmt.Errorf("%s: %w", path, err) }
+	fail := func(err error) ([]host.Entry, error) {
+		return nil, fmt.Errorf("%s: %w", path, atPosition(data, err, 0))
+	}
 	if _, err := dec.Token(); err != nil { // {
 		return fail(err)
 	}
@@ -235,12 +237,30 @@ func decodeStrict(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return err
+		return atPosition(data, err, 1)
 	}
 	if dec.More() {
 		return errors.New("data after the JSON value")
 	}
 	return nil
+}
+
+// atPosition says where in data a JSON syntax error is, as line:column.
+// encoding/json gives a byte offset: counting the offending byte from
+// Decoder.Decode (counted = 1), before it from Decoder.Token (0); for a
+// truncated file, none.
+func atPosition(data []byte, err error, counted int64) error {
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &se):
+		before := data[:min(max(se.Offset-counted, 0), int64(len(data)))]
+		line := 1 + bytes.Count(before, []byte("\n"))
+		col := len(before) - bytes.LastIndexByte(before, '\n')
+		return fmt.Errorf("line %d, column %d: %w", line, col, err)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("the JSON ends before its value does (a truncated file?): %w", err)
+	}
+	return err
 }
 
 // describeJSON rewrites a JSON value of the wrong type in the input files'

@@ -255,6 +255,12 @@ func TestPluginRunInputErrors(t *testing.T) {
 			[]string{`entry 1 (key "f.a b"): ` + keyWords}},
 		{"view of neither form", "-view", `"f.a"`,
 			[]string{`want a list of entries or an object of key to string value`}},
+		{"batch syntax error", "-batch", "{\"updates\": [\n  {\"key\": \"f.a\"},,\n]}",
+			[]string{`line 2, column 18: invalid character ','`}},
+		{"truncated batch", "-batch", `{"updates": [{"key": "f.a"}`,
+			[]string{`the JSON ends before its value does (a truncated file?)`}},
+		{"view object syntax error", "-view", "{\"f.a\": \"a\",\n \"f.b\": \"b\" \"f.c\": \"c\"}",
+			[]string{`line 2, column 13: invalid character '"' after object key:value pair`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "input.json")
