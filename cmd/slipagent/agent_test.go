@@ -265,6 +265,7 @@ func TestValidateFindsUndeclaredOutputsAndHooks(t *testing.T) {
 		{"declared", `{ template = "x", path = "app.conf", output = "conf", hook = "reload" }`, ""},
 		{"hook", `{ template = "x", path = "app.conf", output = "conf", hook = "nosuchhook" }`, `plugin "tmpl" requests hook "nosuchhook", which the watch does not declare`},
 		{"output", `{ templates = [{ source = "x", destination = "a.conf", output = "tls" }], output = "conf" }`, `plugin "tmpl" writes to output "tls", which the watch does not declare`},
+		{"default output", `{ template = "x", path = "app.conf", hook = "reload" }`, `plugin "tmpl" writes to output "out", which the watch does not declare`},
 		{"render fails otherwise", `{ template = "{{ key \"missing\" }}", path = "app.conf", output = "conf", hook = "nosuchhook" }`, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
