@@ -416,12 +416,17 @@ func (a *Agent) compilePlugin(ctx context.Context, p *PluginConf) (module, error
 		},
 		Logger: a.log, // the engine adds the plugin attribute
 	})
+	// The plugin block's FILE:LINE, when the configuration came from one.
+	at := ""
+	if p.DefRange.Filename != "" {
+		at = setAt(p.DefRange) + ": "
+	}
 	var unread *fs.PathError
 	if errors.As(err, &unread) {
-		return nil, fmt.Errorf("plugin %s: %w", p.Name, err)
+		return nil, fmt.Errorf("%splugin %s: %w", at, p.Name, err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("module %s: %w", p.Module, err) // err names the plugin
+		return nil, fmt.Errorf("%smodule %s: %w", at, p.Module, err) // err names the plugin
 	}
 	a.log.Info("plugin loaded", "plugin", p.Name, "module", p.Module, "sha256", pl.SHA256())
 	return wasmModule{pl}, nil

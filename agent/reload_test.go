@@ -344,6 +344,9 @@ http {
 }`, "http tls: cert_file " + filepath.Join(f.dir, "missing.crt")},
 		{"a data_dir that is a file", strings.Replace(twoWatches, `data_dir = "$DIR/data"`, `data_dir = "$DIR/afile"`, 1),
 			"data_dir " + filepath.Join(f.dir, "afile") + ": not a directory"},
+		// A module that does not compile: named with its plugin block.
+		{"a module that is not WebAssembly", strings.Replace(twoWatches, `module = "$DIR/files.wasm"`, `module = "$DIR/afile"`, 1),
+			filepath.Join(f.dir, "agent.hcl") + ":4: module " + filepath.Join(f.dir, "afile") + ": "},
 	} {
 		err := a.Reload(context.Background(), f.config(tc.src))
 		var refused *RefusedError
