@@ -53,30 +53,14 @@ func TestDamagedLocalStateIsQuarantined(t *testing.T) {
 		{name: "garbage fold", file: logFoldFile, kind: stateKindFold, changes: true,
 			damage: func(t *testing.T, p string) { writeGarbage(t, p) }},
 		{name: "garbage disk fold", disk: true, file: diskFoldDir, kind: stateKindFold, changes: true,
-			damage: func(t *testing.T, p string) {
-				manifests, _ := filepath.Glob(filepath.Join(p, "MANIFEST-*"))
-				if len(manifests) == 0 {
-					t.Fatal("no Pebble manifest to damage")
-				}
-				for _, m := range manifests {
-					writeGarbage(t, m)
-				}
-			}},
+			damage: garbageManifests},
 		// The record of committed outputs: lost, it would have left the
 		// files edited meanwhile unrepaired (the drift check knows no
 		// file), so the watch renders in full and records them again.
 		{name: "garbage record", file: outputsRecordFile, kind: stateKindRecord, changes: true,
 			damage: func(t *testing.T, p string) { writeGarbage(t, p) }},
 		{name: "garbage disk record", disk: true, file: outputsRecordDir, kind: stateKindRecord, changes: true,
-			damage: func(t *testing.T, p string) {
-				manifests, _ := filepath.Glob(filepath.Join(p, "MANIFEST-*"))
-				if len(manifests) == 0 {
-					t.Fatal("no Pebble manifest to damage")
-				}
-				for _, m := range manifests {
-					writeGarbage(t, m)
-				}
-			}},
+			damage: garbageManifests},
 		{name: "garbage journal", file: journalFile, kind: stateKindJournal,
 			damage: func(t *testing.T, p string) { writeGarbage(t, p) }},
 		{name: "garbage state file", file: stateFile, kind: stateKindState, changes: true,
@@ -160,6 +144,18 @@ func TestDamagedLocalStateIsQuarantined(t *testing.T) {
 				t.Errorf("/metrics lacks %s", metric)
 			}
 		})
+	}
+}
+
+// garbageManifests overwrites the manifests of the Pebble directory p.
+func garbageManifests(t *testing.T, p string) {
+	t.Helper()
+	manifests, _ := filepath.Glob(filepath.Join(p, "MANIFEST-*"))
+	if len(manifests) == 0 {
+		t.Fatal("no Pebble manifest to damage")
+	}
+	for _, m := range manifests {
+		writeGarbage(t, m)
 	}
 }
 
