@@ -70,26 +70,31 @@ type driftRepair struct {
 // openDriftRecord opens the watch's record of committed outputs, or returns
 // nil when drift checks are off (drift_check = "0"), removing any record
 // left from before: it would be stale once checks are turned on again.
-// fresh says the record starts empty: there was none (a first start, drift
-// checks turned on, or the record deleted), or it did not load and was
-// quarantined. Drift in files committed before then would go unnoticed, so
-// the watch renders in full, which records every output as it leaves it.
-func openDriftRecord(r *watchRunner, outputs map[string]host.Output) (rec *outputRecord, fresh bool, err error) {
+// A record that starts empty calls owe first: there was none (a first
+// start, drift checks turned on, or the record deleted), or it did not load
+// and is quarantined. Drift in files committed before then would go
+// unnoticed, so the watch owes a full render, which records every output
+// as it leaves it.
+func openDriftRecord(r *watchRunner, outputs map[string]host.Output, owe func() error) (*outputRecord, error) {
 	if r.conf.DriftCheck == 0 {
-		return nil, false, removeOutputRecords(r.dir, "")
+		return nil, removeOutputRecords(r.dir, "")
 	}
-	path := outputRecordPath(r.dir, r.conf.Fold)
-	_, err = os.Lstat(path)
-	fresh = errors.Is(err, fs.ErrNotExist)
-	rec, err = openOutputRecord(r.dir, r.conf.Fold, outputs, r.log)
-	if ce, ok := errors.AsType[*corruptError](err); ok {
-		if err := r.quarantine(ce.kind, ce.path, ce.err); err != nil {
-			return nil, false, err
+	if _, err := os.Lstat(outputRecordPath(r.dir, r.conf.Fold)); errors.Is(err, fs.ErrNotExist) {
+		if err := owe(); err != nil {
+			return nil, err
 		}
-		fresh = true
+	}
+	rec, err := openOutputRecord(r.dir, r.conf.Fold, outputs, r.log)
+	if ce, ok := errors.AsType[*corruptError](err); ok {
+		if err := owe(); err != nil {
+			return nil, err
+		}
+		if err := r.quarantine(ce.kind, ce.path, ce.err); err != nil {
+			return nil, err
+		}
 		rec, err = openOutputRecord(r.dir, r.conf.Fold, outputs, r.log)
 	}
-	return rec, fresh, err
+	return rec, err
 }
 
 func newDriftRepair(r *watchRunner, rec *outputRecord, inst instance, fold kvcore.Fold, journal hookJournal) *driftRepair {

@@ -285,6 +285,41 @@ func TestRenderOwedForALostRecordOutlivesAFailedAttempt(t *testing.T) {
 	}
 }
 
+// The full render a record starting empty owes is owed (owe returns)
+// before that record exists, missing or quarantined: a stop in between
+// would otherwise leave an empty record and nothing owed (review finding).
+func TestOweComesBeforeTheNewRecord(t *testing.T) {
+	for _, damage := range []string{"missing", "garbage"} {
+		t.Run(damage, func(t *testing.T) {
+			f := newFixture(t)
+			a := f.agent(driftConfig(f))
+			r := a.watches[0]
+			if err := os.MkdirAll(r.dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			path := outputRecordPath(r.dir, FoldMemory)
+			if damage == "garbage" {
+				writeGarbage(t, path)
+			}
+			stopped := errors.New("stopped before the render key was saved")
+			if _, err := openDriftRecord(r, nil, func() error {
+				if _, err := os.Stat(path); damage == "missing" && err == nil {
+					t.Error("the new record exists before the render is owed")
+				}
+				return stopped
+			}); !errors.Is(err, stopped) {
+				t.Fatalf("openDriftRecord = %v, want owe's error", err)
+			}
+			if _, err := os.Stat(path); damage == "missing" && err == nil {
+				t.Error("a record was created although owing the render failed")
+			}
+			if b, err := os.ReadFile(path); damage == "garbage" && (err != nil || strings.HasPrefix(string(b), "PGSS")) {
+				t.Errorf("the damaged record was replaced (%q, %v) although owing the render failed", b, err)
+			}
+		})
+	}
+}
+
 // Outputs already in place as rendered when the record starts out empty (a
 // data_dir wiped, as local state is a cache; a host provisioned with its
 // files) stage nothing at the first render, and must be recorded all the

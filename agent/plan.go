@@ -345,8 +345,8 @@ func (r *watchRunner) planDrift(ctx context.Context, rec *outputRecord, inst ins
 // planPlacement does in the copies of the outputs (outputs, below scratch)
 // what recoverPlacement does at the watch's start to an in-place check that
 // a crash interrupted: unless the check had passed, it puts the old files
-// back from their backups, which it copies, and lists the real targets in
-// p.Restored. It reports whether the watch renders in full for it: when
+// back from their backups (copied with the outputs) and lists the real
+// targets in p.Restored. It reports whether the watch renders in full for it: when
 // it restores files, and when the journal does not load (the watch
 // quarantines it).
 func (r *watchRunner) planPlacement(scratch string, outputs map[string]host.Output, p *WatchPlan) (restored bool, err error) {
@@ -373,31 +373,15 @@ func (r *watchRunner) planPlacement(scratch string, outputs map[string]host.Outp
 		if c.Target, err = inCopy(f.Target); err != nil {
 			return false, err
 		}
-		if f.Backup != "" {
+		if f.Backup != "" { // copied with the output (host.CopyTree), beside its target
 			if c.Backup, err = inCopy(f.Backup); err != nil {
 				return false, err
-			}
-			if err := copyRegular(f.Backup, c.Backup); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return false, fmt.Errorf("copying the backup %s: %w", f.Backup, err)
 			}
 		}
 		copied.Files = append(copied.Files, c)
 		p.Restored = append(p.Restored, f.Target)
 	}
 	return true, copied.undo()
-}
-
-// copyRegular copies the regular file src to dst, with its permission bits.
-func copyRegular(src, dst string) error {
-	fi, err := os.Lstat(src)
-	if err != nil {
-		return err
-	}
-	b, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(dst, b, fi.Mode().Perm())
 }
 
 // recordCopy copies the watch's record of committed outputs into a new log

@@ -159,8 +159,20 @@ func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, output
 	if err := r.guard.reevaluate(); err != nil {
 		return err
 	}
-	var freshRecord bool
-	if r.record, freshRecord, err = openDriftRecord(r, outputs); err != nil {
+	// A record that starts empty, when the watch rendered before, owes a
+	// full render (openDriftRecord), durably: it is owed from before the
+	// new record exists, so that no crash or stop leaves an empty record
+	// and a render key saying nothing is owed.
+	oweRender := func() error {
+		if st.Rendered == "" {
+			return nil // a first render is owed already
+		}
+		r.log.Warn("no record of the files committed to the outputs before (it was lost, or drift checks were off); rendering in full to check them all",
+			"record", outputRecordPath(r.dir, r.conf.Fold))
+		st.Rendered = ""
+		return st.save(r.dir)
+	}
+	if r.record, err = openDriftRecord(r, outputs, oweRender); err != nil {
 		return err
 	}
 	defer r.record.Close()
@@ -172,17 +184,6 @@ func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, output
 	// A hold left by an earlier run needs a batch to hold (or release):
 	// ask for a full one even if nothing else arrives.
 	fullRender := !st.renderedWith(r.conf, r.plugin, digest) || r.guard.held != nil || restored
-	if freshRecord && !fullRender {
-		r.log.Warn("no record of the files committed to the outputs before (it was lost, or drift checks were off); rendering in full to check them all",
-			"record", outputRecordPath(r.dir, r.conf.Fold))
-		// Owed until it is done, across a crash: the next start finds a
-		// record, empty.
-		st.Rendered = ""
-		if err := st.save(r.dir); err != nil {
-			return err
-		}
-		fullRender = true
-	}
 	// Hooks owed from before a crash or a failed run go first, before NATS
 	// is needed. If they fail again the watch still starts, owing a full
 	// render: its commit runs them with backoff, and a change that fixes

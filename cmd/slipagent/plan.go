@@ -23,8 +23,9 @@ hooks' checks on the result and prints a unified diff per output file
 comes after a "drift repair:" line saying how it was changed) and the hooks
 that would run. An in-place check that a crash interrupted (check.pending)
 is undone first, as once does: an "interrupted check:" line names each file
-put back as it was before the batch, which is checked again. Nothing is
-committed nor
+put back as it was before the batch, which is checked again (a running
+agent's check in place has that journal too, while it runs: plan then
+shows it as interrupted). Nothing is committed nor
 checkpointed: the fold, the state files and the outputs are left as they
 are, and a running agent is not disturbed; but a fold = "disk" watch cannot
 be planned while an agent runs (it holds that fold open): stop it, or name

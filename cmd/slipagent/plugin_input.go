@@ -201,7 +201,7 @@ func readView(path string) ([]host.Entry, error) {
 func readViewObject(path string, data []byte) ([]host.Entry, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	fail := func(err error) ([]host.Entry, error) {
-		return nil, fmt.Errorf("%s: %w", path, atPosition(data, err, 0))
+		return nil, fmt.Errorf("%s: %w", path, atPosition(data, err))
 	}
 	if _, err := dec.Token(); err != nil { // {
 		return fail(err)
@@ -215,7 +215,7 @@ func readViewObject(path string, data []byte) ([]host.Entry, error) {
 		key, _ := tok.(string) // an object's keys are strings
 		var v string
 		if err := dec.Decode(&v); err != nil {
-			return nil, recordError(path, "entry", i, key, describeJSON(err, "value"))
+			return nil, recordError(path, "entry", i, key, describeJSON(atPosition(data, err), "value"))
 		}
 		if err := checkKey(key); err != nil {
 			return nil, recordError(path, "entry", i, key, err)
@@ -237,7 +237,7 @@ func decodeStrict(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return atPosition(data, err, 1)
+		return atPosition(data, err)
 	}
 	if dec.More() {
 		return errors.New("data after the JSON value")
@@ -245,22 +245,26 @@ func decodeStrict(data []byte, v any) error {
 	return nil
 }
 
-// atPosition says where in data a JSON syntax error is, as line:column.
-// encoding/json gives a byte offset: counting the offending byte from
-// Decoder.Decode (counted = 1), before it from Decoder.Token (0); for a
-// truncated file, none.
-func atPosition(data []byte, err error, counted int64) error {
+// atPosition says where in data a JSON syntax error is, as line:column
+// (in bytes), or that data ends early (a truncated file). A decoder's
+// offsets count from where its last read began, so the place is found by
+// scanning the whole of data, which meets the same first error.
+func atPosition(data []byte, err error) error {
 	var se *json.SyntaxError
 	switch {
-	case errors.As(err, &se):
-		before := data[:min(max(se.Offset-counted, 0), int64(len(data)))]
-		line := 1 + bytes.Count(before, []byte("\n"))
-		col := len(before) - bytes.LastIndexByte(before, '\n')
-		return fmt.Errorf("line %d, column %d: %w", line, col, err)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("the JSON ends before its value does (a truncated file?): %w", err)
+	case !errors.As(err, &se):
+		return err
 	}
-	return err
+	var whole *json.SyntaxError
+	if !errors.As(json.Unmarshal(data, new(any)), &whole) || whole.Offset < 1 {
+		return err
+	}
+	before := data[:min(whole.Offset-1, int64(len(data)))] // Offset counts the offending byte
+	line := 1 + bytes.Count(before, []byte("\n"))
+	col := len(before) - bytes.LastIndexByte(before, '\n')
+	return fmt.Errorf("line %d, column %d: %w", line, col, err)
 }
 
 // describeJSON rewrites a JSON value of the wrong type in the input files'

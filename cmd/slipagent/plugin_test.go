@@ -259,6 +259,8 @@ func TestPluginRunInputErrors(t *testing.T) {
 			[]string{`line 2, column 18: invalid character ','`}},
 		{"truncated batch", "-batch", `{"updates": [{"key": "f.a"}`,
 			[]string{`the JSON ends before its value does (a truncated file?)`}},
+		{"view object key syntax error", "-view", "{\n  \"f.a\": \"x\",\n  \"b\\q\": \"y\"\n}",
+			[]string{`line 3, column 6: invalid character 'q' in string escape code`}},
 		{"view object syntax error", "-view", "{\"f.a\": \"a\",\n \"f.b\": \"b\" \"f.c\": \"c\"}",
 			[]string{`line 2, column 13: invalid character '"' after object key:value pair`}},
 	} {

@@ -117,7 +117,8 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 // checkDeclared renders an empty bucket with watch w's outputs in scratch
 // directories. It returns the render's *host.UndeclaredError if it named an
 // output or hook w does not declare, and nil for any other outcome of the
-// render (plan, which renders the real bucket, reports those).
+// render (plan, which renders the real bucket, reports those); an instance
+// that cannot be made for w, as the agent would make it, is an error too.
 func checkDeclared(ctx context.Context, pl *host.Plugin, w *agent.WatchConf) error {
 	scratch, err := os.MkdirTemp("", "slipagent-validate-")
 	if err != nil {

@@ -112,6 +112,13 @@ func TestHostileGuests(t *testing.T) {
 			sentinel: ErrDenied, parts: []string{`hook "reboot" is not declared`}, undeclared: "hook",
 		},
 		{
+			// A guest that traps on the refusal (a Go panic, a Rust unwrap,
+			// AssemblyScript's abort): the refusal is the cause.
+			name:     "undeclared hook, then a trap",
+			actions:  []string{"write=out:a:1", "hook=reboot", "trap="},
+			sentinel: ErrTrap, recycled: true, parts: []string{`hook "reboot" is not declared`, "out of bounds memory access"}, undeclared: "hook",
+		},
+		{
 			name:     "staging file name",
 			actions:  []string{"write=out:.slipstream-forged.tmp:x"},
 			sentinel: ErrDenied, parts: []string{"reserved prefix"},

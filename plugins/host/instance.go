@@ -188,7 +188,13 @@ func (i *Instance) callLocked(ctx context.Context, kind abi.Kind, cur Cursor, up
 	if callErr != nil {
 		c.stage.discard()
 		i.recycle(ctx)
-		return nil, i.trapped(ctx, kind, callErr, kept, c.errMsg, true)
+		err := i.trapped(ctx, kind, callErr, kept, c.errMsg, true)
+		if ce, ok := errors.AsType[*CallError](err); ok && c.failed != nil && errors.Is(ce.Err, ErrTrap) {
+			// A request the host refused, then a trap: a guest that
+			// panics or aborts on an error status. The refusal is the cause.
+			ce.Err = fmt.Errorf("%w; then %w", c.failed, ce.Err)
+		}
+		return nil, err
 	}
 	if size := i.mod.Memory().Size(); uint64(size) > i.plugin.cfg.RecycleAbove {
 		i.logger.Info("recycling plugin instance: memory grew past threshold",

@@ -59,10 +59,10 @@ type Options struct {
 	// MemTableSize is the size Pebble's memtables grow to (default 64
 	// MiB, for hydrations of millions of keys through fsynced Applies). It
 	// sets the fold's disk footprint beside its tables: Pebble preallocates
-	// its write-ahead log at 110% of it, and the fold keeps it plus 8 MiB
-	// free on its file system (a write that would leave less fails with
-	// [syscall.ENOSPC]). A store of small batches (the agent's record of
-	// its outputs) does with a few MiB.
+	// its write-ahead log at 110% of it, and the fold keeps it (at least
+	// the default) plus 8 MiB free on its file system (a write that would
+	// leave less fails with [syscall.ENOSPC]). A store of small batches
+	// (the agent's record of its outputs) does with a few MiB.
 	MemTableSize int64
 	// BulkBytes is the size of Bulk's buffer (default 32 MiB). Full
 	// buffers are spilled while the next fills, so a hydration holds up

@@ -16,10 +16,12 @@ import (
 // flush that finds the disk full retries at once, for ever. A write that
 // would leave less free fails with [syscall.ENOSPC] before Pebble sees it,
 // and the fold stays usable once space is freed. It covers the flush of a
-// full memtable and the log and manifest records around it. (Pebble's
+// full memtable and the log and manifest records around it (Pebble's
 // write-ahead log, preallocated at 110% of the memtable size, is on the
-// disk already.)
-func reserveBytes(opts Options) int64 { return opts.MemTableSize + 8<<20 }
+// disk already), and never less than a fold of the default size needs: a
+// fold of small memtables beside one of the default (the agent's record of
+// its outputs beside its fold) must not take the other's headroom.
+func reserveBytes(opts Options) int64 { return max(opts.MemTableSize, memTableSize) + 8<<20 }
 
 // checkSpace fails with syscall.ENOSPC when fewer than need bytes are free
 // on the file system of dir (the caller's error names dir) (or of its parent, when dir is not created

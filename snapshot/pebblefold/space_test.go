@@ -153,23 +153,28 @@ func TestSettleNeedsRoomForACopy(t *testing.T) {
 	}
 }
 
-// The free space a fold keeps follows its memtable size: a fold of small
-// memtables (the agent's record of outputs) applies where one of the
-// default size, whose flush needs more, refuses.
+// The free space a fold keeps follows its memtable size, and is never less
+// than a fold of the default size keeps: a fold of small memtables (the
+// agent's record of outputs) shares its file system with one of the
+// default size, whose headroom it must leave.
 func TestReserveFollowsMemTableSize(t *testing.T) {
 	for _, c := range []struct {
 		size    int64
+		avail   uint64
 		refused bool
-	}{{0, true}, {4 << 20, false}} {
+	}{
+		{0, 70 << 20, true}, {4 << 20, 70 << 20, true}, {4 << 20, 80 << 20, false},
+		{128 << 20, 80 << 20, true}, {128 << 20, 140 << 20, false},
+	} {
 		fs := &lowSpaceFS{FS: vfs.Default}
 		f, err := Open(filepath.Join(t.TempDir(), "fold"), Options{FS: fs, MemTableSize: c.size})
 		if err != nil {
 			t.Fatal(err)
 		}
-		fs.avail.Store(20 << 20)
+		fs.avail.Store(c.avail)
 		err = f.Apply(context.Background(), []kvcore.Update{putU("k", "v", 1)}, kvcore.RevisionCursor(1))
 		if got := errors.Is(err, syscall.ENOSPC); got != c.refused {
-			t.Errorf("memtable size %d, 20 MiB free: Apply = %v, want refused %v", c.size, err, c.refused)
+			t.Errorf("memtable size %d, %d MiB free: Apply = %v, want refused %v", c.size, c.avail>>20, err, c.refused)
 		}
 		f.Close()
 	}
