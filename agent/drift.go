@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"sync"
 	"time"
 
@@ -79,7 +77,7 @@ func openDriftRecord(r *watchRunner, outputs map[string]host.Output, owe func() 
 	if r.conf.DriftCheck == 0 {
 		return nil, removeOutputRecords(r.dir, "")
 	}
-	if _, err := os.Lstat(outputRecordPath(r.dir, r.conf.Fold)); errors.Is(err, fs.ErrNotExist) {
+	if !outputRecordExists(r.dir, r.conf.Fold) {
 		if err := owe(); err != nil {
 			return nil, err
 		}

@@ -216,8 +216,9 @@ func TestDriftWhileStoppedIsRepairedAtStart(t *testing.T) {
 // before: the watch renders in full, which repairs those edited meanwhile
 // and records them all, rather than leaving them unchecked for good.
 func TestDeletedOutputRecordIsRebuiltByAFullRender(t *testing.T) {
-	for _, kind := range []string{FoldMemory, FoldDisk} {
-		t.Run(kind, func(t *testing.T) {
+	for _, tc := range []struct{ kind, how string }{{FoldMemory, "deleted"}, {FoldDisk, "deleted"}, {FoldDisk, "emptied"}} {
+		kind := tc.kind
+		t.Run(kind+" "+tc.how, func(t *testing.T) {
 			f := newFixture(t)
 			f.put("cfg", "files.a.conf", "alpha")
 			f.put("cfg", "files.b.conf", "bravo")
@@ -229,6 +230,11 @@ func TestDeletedOutputRecordIsRebuiltByAFullRender(t *testing.T) {
 			watchDir := filepath.Join(f.dir, "data", "watches", "cfg")
 			if err := os.RemoveAll(outputRecordPath(watchDir, kind)); err != nil {
 				t.Fatal(err)
+			}
+			if tc.how == "emptied" { // Pebble would open it as a new database
+				if err := os.Mkdir(outputRecordPath(watchDir, kind), 0o700); err != nil {
+					t.Fatal(err)
+				}
 			}
 			out := filepath.Join(f.dir, "out")
 			if err := os.WriteFile(filepath.Join(out, "a.conf"), []byte("edited"), 0o644); err != nil {

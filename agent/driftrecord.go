@@ -15,6 +15,9 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/slipstreamkv/slipstream/kvcore"
 	"github.com/slipstreamkv/slipstream/plugins/host"
 	"github.com/slipstreamkv/slipstream/snapshot"
@@ -259,6 +262,23 @@ func outputRecordPath(dir, kind string) string {
 		return filepath.Join(dir, outputsRecordDir)
 	}
 	return filepath.Join(dir, outputsRecordFile)
+}
+
+// outputRecordExists reports whether dir holds a record of the given fold
+// kind: a file, or a Pebble directory holding a database (an emptied one
+// would silently open as a new, empty record). What cannot be told (a file
+// where the directory should be) counts as there, for the open to judge.
+func outputRecordExists(dir, kind string) bool {
+	path := outputRecordPath(dir, kind)
+	if kind != FoldDisk {
+		_, err := os.Lstat(path)
+		return !errors.Is(err, fs.ErrNotExist)
+	}
+	desc, err := pebble.Peek(path, vfs.Default)
+	if err != nil {
+		return !errors.Is(err, fs.ErrNotExist)
+	}
+	return desc.Exists
 }
 
 // openOutputRecord opens (creating it if need be) the record in dir, of the

@@ -394,6 +394,9 @@ func (r *watchRunner) recordCopy(path string) (rec *outputRecord, lost bool, err
 	if r.conf.DriftCheck == 0 {
 		return nil, false, nil
 	}
+	if !outputRecordExists(r.dir, r.conf.Fold) {
+		return nil, true, nil
+	}
 	snap, err := readFold(r.conf.Fold, filepath.Join(r.dir, outputsRecordFile), filepath.Join(r.dir, outputsRecordDir))
 	switch {
 	case errors.Is(err, os.ErrNotExist) || err != nil && foldCorrupt(err):
