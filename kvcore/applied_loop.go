@@ -122,7 +122,7 @@ func (l *appliedLoop) run(ctx context.Context) error {
 				msg = "the bucket was replaced since the fold's cursor was taken; resyncing from its current state"
 			case errors.Is(err, ErrOutOfStep):
 				// Acknowledged writes were lost: worth an operator's look.
-				msg, level = "the bucket lost records the fold applied (a server store restored from an older copy, or an unsynced tail lost in a crash); resyncing from its current state", slog.LevelError
+				msg, level = "the bucket went back in time: it lost records it had acknowledged (a server store restored from an older copy, or an unsynced tail lost in a crash); resyncing from its current state", slog.LevelError
 			}
 			l.cfg.Logger.Log(ctx, level, msg, "scope", l.cfg.Scope.String(), "cursor", l.fold.Cursor().String(), "bucket_id", l.knownID, "err", err)
 			l.next = modeSync

@@ -69,7 +69,7 @@ func testRestoredStore(t *testing.T, when string) {
 		waitFileHolds(t, out, "v1")
 		// The stream behind the watch's cursor is a loss, said at ERROR
 		// (it was a WARN asking whether the bucket was re-created).
-		if log := agent.output(); !strings.Contains(log, "level=ERROR msg=\"the bucket lost records the fold applied") || !strings.Contains(log, "the server lost records it had acknowledged") {
+		if log := agent.output(); !strings.Contains(log, "level=ERROR msg=\"the bucket went back in time") || !strings.Contains(log, "the server lost records it had acknowledged") {
 			t.Errorf("the agent did not log the loss at ERROR; log:\n%s", log)
 		}
 		putAtRev(t, srv.URL(), "files.a", "w2", 3)
