@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"unicode/utf8"
 )
@@ -52,6 +53,18 @@ func unifiedDiff(w io.Writer, nameA, nameB string, a, b []byte) {
 		printHunk(w, ops[lo:hi])
 		start = hi
 	}
+}
+
+// modeDiff writes a line saying that the permission bits of name change,
+// when the file at oldPath and its new content at newPath both exist and
+// differ in them (a content diff cannot show it); nothing otherwise.
+func modeDiff(w io.Writer, name, oldPath, newPath string) {
+	oi, oerr := os.Stat(oldPath)
+	ni, nerr := os.Stat(newPath)
+	if oerr != nil || nerr != nil || oi.Mode().Perm() == ni.Mode().Perm() {
+		return
+	}
+	fmt.Fprintf(w, "mode of %s changes: %#o -> %#o\n", name, oi.Mode().Perm(), ni.Mode().Perm())
 }
 
 // isBinary reports whether b is not text a terminal can show.

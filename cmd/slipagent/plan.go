@@ -117,6 +117,9 @@ func printPlan(w io.Writer, p *agent.WatchPlan) (failed bool, err error) {
 		if f.Drift != "" {
 			fmt.Fprintf(w, "  drift repair: %s was changed outside the agent (%s)\n", f.Target, f.Drift)
 		}
+		if !f.Remove {
+			modeDiff(w, f.Target, f.Target, f.New)
+		}
 		unifiedDiff(w, oldName, newName, old, new)
 	}
 	if !p.Changed() {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"io/fs"
 	"maps"
@@ -172,6 +173,36 @@ func TestPlanOfALostOutputRecordShowsItsFullRender(t *testing.T) {
 				t.Errorf("after once, a = %q (%v), want alpha", got, err)
 			}
 		})
+	}
+}
+
+// TestPlanShowsAModeChange: an output's mode changed in the configuration
+// rewrites its files with the same content; plan says so in a line, as no
+// content diff can (it printed the file's name with nothing under it).
+func TestPlanShowsAModeChange(t *testing.T) {
+	srv := natstest.Run(t)
+	dir := t.TempDir()
+	cfg := onceConfig(t, dir, srv.URL(), "")
+	kvMust(t, srv.URL())("put", "cfg", "files.a", "alpha")
+	if code, _, errOut := runCmd(t, "once", "-config", cfg); code != exitOK {
+		t.Fatalf("once = %d; %s", code, errOut)
+	}
+	src, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	src = bytes.Replace(src, []byte(`output "files" { dir = "`+out+`" }`), []byte(`output "files" {
+    dir  = "`+out+`"
+    mode = "0600"
+  }`), 1)
+	if err := os.WriteFile(cfg, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, planOut, errOut := runCmd(t, "plan", "-config", cfg, "-detailed-exitcode")
+	a := filepath.Join(out, "a")
+	if code != exitChanges || !strings.Contains(planOut, "mode of "+a+" changes: 0644 -> 0600\n") || strings.Contains(planOut, "--- "+a) {
+		t.Fatalf("plan of a mode change = %d, want %d and the mode line, no content diff\n%s\nstderr:\n%s", code, exitChanges, planOut, errOut)
 	}
 }
 

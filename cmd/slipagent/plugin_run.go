@@ -369,6 +369,8 @@ func (r pluginRunner) diff(ctx context.Context, eng *host.Engine, outputs []runO
 		}
 		if f.Remove {
 			newName = "/dev/null"
+		} else if t := targets[f.Output]; t != "" {
+			modeDiff(r.stdout, name, filepath.Join(t, filepath.FromSlash(f.Path)), f.File)
 		}
 		unifiedDiff(r.stdout, oldName, newName, old, new)
 	}

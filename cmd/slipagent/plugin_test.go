@@ -171,6 +171,12 @@ func TestPluginRun(t *testing.T) {
 		t.Errorf("run -diff of a call already committed = %d %q %q, want \"no changes\"", code, stdout, errOut)
 	}
 
+	// A mode alone changes: a line says so, as no content diff can.
+	code, stdout, errOut = runCmd(t, "plugin", "run", module, "-batch", batch, "-view", view, "-config", "prefix=f.", "-config", "hook=changed", "-config", "mode=0600", "-out", out, "-diff")
+	if code != exitOK || !strings.Contains(stdout, "mode of files/a.conf changes: 0644 -> 0600\n") || strings.Contains(stdout, "---") {
+		t.Errorf("run -diff of a mode change = %d %q %q, want the mode line and no content diff", code, stdout, errOut)
+	}
+
 	// -diff against what -out holds writes nothing.
 	batch2 := write("batch2.json", `{"updates": [
 		{"key": "f.a.conf", "value": "a = 1\nb = 3\n", "revision": 5},
