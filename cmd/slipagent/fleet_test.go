@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/slipstreamkv/slipstream/internal/browsertest"
 	"github.com/slipstreamkv/slipstream/internal/natstest"
 	"github.com/slipstreamkv/slipstream/internal/plugintest"
+	"github.com/slipstreamkv/slipstream/kvcore"
 )
 
 // fleetAgentConfig is one host's agent: a watch of bucket cfg through the
@@ -326,5 +328,29 @@ func TestFleetWaitNamesAMissingReportBucket(t *testing.T) {
 	const notice = "report bucket fleet-typo does not exist yet: no agent has reported to it"
 	if code != exitTimeout || strings.Count(errOut, notice) != 1 || strings.Count(errOut, "fleet-typo") != 1 {
 		t.Fatalf("fleet wait on a missing report bucket = %d %q %q; want exit 6 and the bucket named once", code, out, errOut)
+	}
+}
+
+// stalledReports is a report bucket whose reads never finish before their
+// context ends, as when its server is down and requests time out.
+type stalledReports struct{ kvcore.Store }
+
+func (stalledReports) Scan(ctx context.Context, prefix string) ([]kvcore.Entry, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// A wait whose only read of the report bucket was cut short by its end
+// says so: it said "no host reports such a watch", which hid an unreadable
+// bucket (audit finding).
+func TestFleetWaitSaysItsReadsDidNotFinish(t *testing.T) {
+	reports := "fleet"
+	f := &fleetFlags{reports: &reports, query: fleet.Query{Revision: 3}}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	var stdout, stderr strings.Builder
+	code := waitConverged(ctx, &fleetReader{name: reports, reports: stalledReports{}}, f, convergence{fraction: 1}, time.Millisecond, &stdout, &stderr)
+	if code != exitTimeout || !strings.Contains(stderr.String(), "no read of report bucket fleet finished before the wait ended") || strings.Contains(stdout.String(), "no host reports") {
+		t.Errorf("wait = %d, stdout %q, stderr %q; want %d and the unfinished read said, not that no host reports the watch", code, stdout.String(), stderr.String(), exitTimeout)
 	}
 }

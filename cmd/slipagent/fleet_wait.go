@@ -114,8 +114,10 @@ func waitConverged(ctx context.Context, r *fleetReader, f *fleetFlags, c converg
 	var rep fleet.Report
 	var readErr error
 	noticed := false // that the report bucket does not exist
+	read := false    // a read of the report bucket finished
 	for {
 		records, err := r.read(ctx)
+		read = read || err == nil
 		switch {
 		case err == nil && uncovered(stdout, records, f.query):
 			return exitOK
@@ -150,10 +152,14 @@ func waitConverged(ctx context.Context, r *fleetReader, f *fleetFlags, c converg
 				code, ended = exitFailure, "interrupted"
 			}
 			fmt.Fprintf(stderr, "slipagent fleet wait: %s before the hosts applied revision %d\n", ended, f.query.Revision)
-			if readErr != nil && rep.Watches == nil {
+			switch {
+			case !read && readErr == nil && !noticed:
+				// The only read was cut short by the end of the wait.
+				fmt.Fprintf(stderr, "slipagent fleet wait: no read of report bucket %s finished before the wait ended (is its server up?)\n", *f.reports)
+			case readErr != nil && rep.Watches == nil:
 				fmt.Fprintf(stderr, "slipagent fleet wait: %v\n", readErr)
 			}
-			if len(rep.Watches) == 0 {
+			if (read || noticed) && len(rep.Watches) == 0 {
 				fmt.Fprintf(stdout, "no host reports such a watch to bucket %s\n", *f.reports)
 			}
 			for _, w := range rep.Watches {
