@@ -30,7 +30,7 @@ the bucket after its max age. Run 'slipagent fleet <command> -h' for a
 command's flags.
 
 Rollout: put, wait, inspect:
-  rev=$(slipagent kv put routes upstream.web '10.0.0.7:8080' | cut -d' ' -f2)
+  rev=$(slipagent kv put routes upstream.web.s1 '{"address": "10.0.0.7:8080"}' | cut -d' ' -f2)
   slipagent fleet wait -bucket routes -revision "$rev" -timeout 5m
   slipagent fleet status -bucket routes -revision "$rev"`
 
