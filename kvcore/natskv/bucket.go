@@ -131,7 +131,7 @@ func (c *Conn) openBucket(ctx context.Context, sess *session, cfg kvcore.StoreCo
 		return nil, err
 	}
 	log := c.opts.Logger.With("bucket", cfg.Bucket)
-	kv, err := c.lookupBucket(ctx, sess, spec, log)
+	kv, err := c.lookupBucket(ctx, sess, spec)
 	if err == nil {
 		return kv, nil
 	}
@@ -195,7 +195,7 @@ func (c *Conn) createBucket(ctx context.Context, sess *session, spec bucketSpec,
 	if err := c.rawCreate(ctx, sess, spec, log); err != nil {
 		return nil, err
 	}
-	kv, err := c.lookupBucket(ctx, sess, spec, log)
+	kv, err := c.lookupBucket(ctx, sess, spec)
 	if err != nil {
 		return nil, fmt.Errorf("get bucket after raw create: %w", mapErr(err))
 	}
@@ -226,9 +226,8 @@ func (c *Conn) awaitLeader(ctx context.Context, sess *session, spec bucketSpec) 
 	}
 }
 
-// lookupBucket returns the bucket's handle, warning when its expiry would be
-// invisible to watches.
-func (c *Conn) lookupBucket(ctx context.Context, sess *session, spec bucketSpec, log *slog.Logger) (jetstream.KeyValue, error) {
+// lookupBucket returns the bucket's handle; a mirror is refused.
+func (c *Conn) lookupBucket(ctx context.Context, sess *session, spec bucketSpec) (jetstream.KeyValue, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
 	kv, err := sess.js.KeyValue(ctx, spec.name)
@@ -241,10 +240,6 @@ func (c *Conn) lookupBucket(ctx context.Context, sess *session, spec bucketSpec,
 	}
 	if err := checkMirror(spec.name, st); err != nil {
 		return nil, err
-	}
-	if st.TTL() > 0 && st.LimitMarkerTTL() == 0 {
-		log.Warn("bucket has a max age but no delete-marker TTL: expired keys vanish without an update on watches until their next re-sync",
-			"max_age", st.TTL())
 	}
 	return kv, nil
 }

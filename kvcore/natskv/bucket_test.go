@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/slipstreamkv/slipstream/internal/logtest"
 	"github.com/slipstreamkv/slipstream/internal/natstest"
 	"github.com/slipstreamkv/slipstream/kvcore"
 )
@@ -186,21 +188,38 @@ func TestMaxBytesRequiredAccount(t *testing.T) {
 
 // A bucket created elsewhere with a max age but no delete markers expires
 // keys without telling watches; the resume window check still catches it
-// for a resumed watch. This pins what the package documentation says.
+// for a resumed watch. This pins what the package documentation says. A
+// watch starting on it warns; writing to it does not (the agent's report
+// bucket, which nothing watches, warned at every start).
 func TestExpiryWithoutMarkers(t *testing.T) {
 	srv := natstest.Run(t)
-	c := connect(t, fastOpts(srv.URL()))
+	var logs logtest.Buffer
+	o := fastOpts(srv.URL())
+	o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	c := connect(t, o)
 	_, js := rawJS(t, srv.URL())
 	ctx := testCtx(t)
 	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "nomarkers", TTL: time.Second}); err != nil {
 		t.Fatal(err)
 	}
+	const warning = "no delete-marker TTL"
 	s := openStore(t, c, kvcore.StoreConfig{Bucket: "nomarkers"})
+	mustPut(t, s, "written", "0")
+	if logs.Count(warning) != 0 {
+		t.Errorf("opening and writing the bucket warned:\n%s", logs.String())
+	}
+	waitFor(t, 10*time.Second, "expiry of written", func() bool { // the watch below starts on an empty bucket
+		_, err := s.Get(ctx, "written")
+		return errors.Is(err, kvcore.ErrNotFound)
+	})
 	w, err := s.Watch(ctx, kvcore.AllKeys(), kvcore.Cursor{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Stop()
+	if logs.Count(warning) != 1 {
+		t.Errorf("a watch of the bucket did not warn once:\n%s", logs.String())
+	}
 	if ev := next(t, w, 5*time.Second); !ev.Synced {
 		t.Fatalf("first event %+v", ev)
 	}

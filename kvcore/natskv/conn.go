@@ -243,7 +243,7 @@ func (c *Conn) Open(ctx context.Context, bucket string) (kvcore.Store, error) {
 	if err != nil {
 		return nil, &kvcore.OpError{Op: "open", Bucket: bucket, Err: err}
 	}
-	b, err := c.lookupBucket(ctx, sess, bucketSpec{name: bucket}, c.opts.Logger.With("bucket", bucket))
+	b, err := c.lookupBucket(ctx, sess, bucketSpec{name: bucket})
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return nil, &kvcore.OpError{Op: "open", Bucket: bucket, Err: kvcore.ErrBucketNotFound}
 	}
