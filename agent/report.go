@@ -118,7 +118,7 @@ func (r *fleetReporter) tick(ctx context.Context, now time.Time) {
 		// Discard old: a full bucket drops the records written longest
 		// ago (dead hosts' first) rather than refuse live hosts' reports.
 		store, err := r.a.conn.Store(sctx, kvcore.StoreConfig{Bucket: r.conf.Bucket, MaxAge: r.conf.MaxAge,
-			MaxBytes: r.conf.MaxBytes, Discard: kvcore.DiscardOld})
+			MaxBytes: r.conf.MaxBytes, Replicas: r.conf.Replicas, Discard: kvcore.DiscardOld})
 		cancel()
 		if err != nil {
 			r.failed(ctx, fmt.Errorf("report bucket %s: %w", r.conf.Bucket, err), now)

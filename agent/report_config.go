@@ -20,6 +20,7 @@ import (
 //	  max_age  = "5m"              # default 10 × interval: silent hosts age out
 //	  host     = "web1"            # default: the host name, dots as "_"
 //	  max_bytes = "64MiB"          # bucket size when the agent creates it
+//	  replicas  = 3                # its copies in a cluster (default 1)
 //	}
 type ReportConf struct {
 	Bucket    string `hcl:"bucket,optional"`
@@ -27,6 +28,9 @@ type ReportConf struct {
 	MaxAgeS   string `hcl:"max_age,optional"`
 	Host      string `hcl:"host,optional"`
 	MaxBytesS string `hcl:"max_bytes,optional"`
+	// Replicas is the number of copies of the bucket when the agent
+	// creates it (default 1; at most 5, as JetStream allows).
+	Replicas int `hcl:"replicas,optional"`
 
 	DefRange      hcl.Range `hcl:",def_range"`
 	BucketRange   hcl.Range `hcl:"bucket,attr_value_range"`
@@ -34,6 +38,7 @@ type ReportConf struct {
 	MaxAgeRange   hcl.Range `hcl:"max_age,attr_value_range"`
 	HostRange     hcl.Range `hcl:"host,attr_value_range"`
 	MaxBytesRange hcl.Range `hcl:"max_bytes,attr_value_range"`
+	ReplicasRange hcl.Range `hcl:"replicas,attr_value_range"`
 
 	Interval time.Duration // default DefaultReportInterval
 	// MaxAge (default reportMaxAgeIntervals × Interval) is longer than
@@ -73,6 +78,12 @@ func (r *ReportConf) finalize(diags hcl.Diagnostics) hcl.Diagnostics {
 		diags = append(diags, errAt(r.MaxAgeRange, "Invalid report max_age", fmt.Sprintf("max_age (%v) must be longer than interval (%v), or live hosts' records expire between heartbeats.", r.MaxAge, r.Interval)))
 	}
 	r.MaxBytes, diags = parseSize(r.MaxBytesS, r.MaxBytesRange, DefaultReportMaxBytes, diags)
+	if r.Replicas == 0 {
+		r.Replicas = 1
+	}
+	if r.Replicas < 1 || r.Replicas > 5 {
+		diags = append(diags, errAt(r.ReplicasRange, "Invalid report replicas", fmt.Sprintf("replicas is %d; JetStream keeps 1 to 5 copies of a bucket.", r.Replicas)))
+	}
 	if r.Host == "" {
 		name, err := os.Hostname()
 		if err != nil {

@@ -129,6 +129,22 @@ func TestFleetReportFailureDoesNotStopTheWatch(t *testing.T) {
 	}
 }
 
+// report { replicas } reaches the bucket the agent creates: a single
+// server refuses more than one copy, and the report says so (on a cluster
+// the bucket gets them; it had one, lost with its server).
+func TestFleetReportBucketReplicas(t *testing.T) {
+	f := newFixture(t)
+	rev := f.put("cfg", "files.a.conf", "1")
+	report := strings.Replace(reportBlock, `host     = "h1"`, `host     = "h1"
+  replicas = 3`, 1)
+	a, _ := f.start(f.config(filesConfig + report))
+	waitLong(t, "the watch to apply", func() bool { return a.Ready() && a.Status()[0].Revision == rev })
+	waitFor(t, "the report's failure", func() bool { return a.ReportStatus().Error != "" })
+	if st := a.ReportStatus(); !strings.Contains(st.Error, "report bucket fleet") || !strings.Contains(strings.ToLower(st.Error), "replicas") {
+		t.Errorf("/status report %+v, want the creation of 3 replicas refused", st)
+	}
+}
+
 // A report bucket deleted while the agent runs is created again, with its
 // max age, at the next write (here, a change: the heartbeat is an hour
 // away), and every watch's record comes back, the unchanged one too. A
@@ -205,7 +221,7 @@ func TestReportConfig(t *testing.T) {
 	}
 	host, _ := os.Hostname()
 	r := cfg.Report
-	if r.Bucket != "slipagent-fleet" || r.Interval != 30*time.Second || r.MaxAge != 5*time.Minute || r.Host != fleet.HostID(host) {
+	if r.Bucket != "slipagent-fleet" || r.Interval != 30*time.Second || r.MaxAge != 5*time.Minute || r.Host != fleet.HostID(host) || r.Replicas != 1 {
 		t.Errorf("defaults: %+v", r)
 	}
 	if cfg, _ := Parse("agent.hcl", nil); cfg.Report != nil {
@@ -219,7 +235,7 @@ func TestReportConfig(t *testing.T) {
 	_, block, _ := strings.Cut(string(example), "\n# report {")
 	block, _, _ = strings.Cut(block, "\n# }")
 	block = "report {" + strings.ReplaceAll(block, "\n#", "\n") + "\n}"
-	if cfg, err := Parse("agent.hcl", []byte(block)); err != nil || cfg.Report.Host != "web1" || cfg.Report.MaxAge != 5*time.Minute {
+	if cfg, err := Parse("agent.hcl", []byte(block)); err != nil || cfg.Report.Host != "web1" || cfg.Report.MaxAge != 5*time.Minute || cfg.Report.Replicas != 3 {
 		t.Errorf("the example's report block:\n%s\n%v", block, err)
 	}
 	for _, bad := range []string{
@@ -227,6 +243,8 @@ func TestReportConfig(t *testing.T) {
 		`report { interval = "10s"  max_age = "10s" }`,
 		`report { interval = "1ms" }`,
 		`report { bucket = "a.b" }`,
+		`report { replicas = 7 }`,
+		`report { replicas = -1 }`,
 	} {
 		if _, err := Parse("agent.hcl", []byte(bad)); err == nil {
 			t.Errorf("%s accepted", bad)
