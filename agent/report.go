@@ -69,6 +69,11 @@ type fleetReporter struct {
 	conflictLogged time.Time
 	conflictWrites prometheus.Counter
 	readWarned     bool // a key could not be read (a permission missing?)
+
+	// saved are the watch names last saved to reportedFile (savedOnce:
+	// once any were); saveWarned, that a failure to save was logged.
+	saved                 []string
+	savedOnce, saveWarned bool
 }
 
 func newFleetReporter(a *Agent, conf *ReportConf, version string) *fleetReporter {
@@ -125,9 +130,12 @@ func (r *fleetReporter) tick(ctx context.Context, now time.Time) {
 			return
 		}
 		r.store = store
+		r.adoptReported()
 	}
 	statuses := r.a.Status()
-	if err := r.forget(ctx, statuses); err != nil {
+	err := r.forget(ctx, statuses)
+	r.noteReported()
+	if err != nil {
 		r.writeFailed(ctx, err, now)
 		return
 	}
@@ -144,6 +152,7 @@ func (r *fleetReporter) tick(ctx context.Context, now time.Time) {
 		}
 		r.reports.WithLabelValues("ok").Inc()
 		r.sent[s.Name] = rec
+		r.noteReported()
 		r.mu.Lock()
 		r.lastWrite = now
 		r.mu.Unlock()

@@ -214,6 +214,30 @@ func TestFleetReportForgetsARemovedWatch(t *testing.T) {
 	waitFor(t, "b's record to go and c's to come", func() bool { return f.reportKeys() == "h1.a h1.c" })
 }
 
+// A watch dropped from the configuration while the agent was stopped takes
+// its record out of the report bucket at the next start, as a reload
+// does: the agent keeps the names it reported in data_dir. A record of
+// another report bucket is not touched (audit finding: it stayed, lagging,
+// until it aged out).
+func TestFleetReportForgetsAWatchDroppedAcrossARestart(t *testing.T) {
+	f := newFixture(t)
+	f.put("a", "files.x", "1")
+	f.put("b", "files.x", "1")
+	report := strings.Replace(reportBlock, `max_age  = "5s"`, `max_age  = "1h"`, 1) // not aged out meanwhile
+	_, stop := f.start(f.config(twoWatches + report))
+	waitLong(t, "both watches' records", func() bool { return f.reportKeys() == "h1.a h1.b" })
+	stop()
+
+	src := strings.Replace(twoWatches, `watch "b" {`, `watch "c" {`, 1)
+	_, stop = f.start(f.config(src + report))
+	waitLong(t, "b's record to go and c's to come", func() bool { return f.reportKeys() == "h1.a h1.c" })
+	stop()
+	b, err := os.ReadFile(filepath.Join(f.dir, "data", reportedFile))
+	if err != nil || string(b) != `{"bucket":"fleet","host":"h1","watches":["a","c"]}` {
+		t.Errorf("%s = %s (%v), want watches a and c", reportedFile, b, err)
+	}
+}
+
 func TestReportConfig(t *testing.T) {
 	cfg, err := Parse("agent.hcl", []byte(`report {}`))
 	if err != nil {
