@@ -45,10 +45,14 @@ type Agent struct {
 	cacheDir string
 	conn     kvcore.Conn
 	ownConn  bool
-	metrics  *metrics
-	watches  []*watchRunner
-	hooks    *hookScheduler // replaced by Run (under mu) before the watches start
-	changed  chan struct{}  // a watch's status changed (see watchStatus.poke)
+	// reportConn is the connection of a report bucket in another
+	// JetStream domain (report { domain }), which the fleet reporter
+	// connects, uses and closes; nil: reports go through conn.
+	reportConn kvcore.Conn
+	metrics    *metrics
+	watches    []*watchRunner
+	hooks      *hookScheduler // replaced by Run (under mu) before the watches start
+	changed    chan struct{}  // a watch's status changed (see watchStatus.poke)
 	// once is set by Once: a watch that fails stops, unretried.
 	once bool
 	// dirLock is data_dir's lock when Once took it (openDataDir) before
@@ -137,6 +141,14 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 		a.conn = natskv.New(nopts)
 		a.ownConn = true
 		a.checkCreds = nopts.CheckCreds
+		if r := cfg.Report; r != nil && r.Domain != "" && r.Domain != cfg.NATS.Domain {
+			ropts := nopts
+			ropts.Domain, ropts.Name = r.Domain, "slipagent-report"
+			ropts.Logger = a.log.With("component", "nats", "connection", "report")
+			a.reportConn = natskv.New(ropts)
+		}
+	} else if r := cfg.Report; r != nil && r.Domain != "" && r.Domain != cfg.NATS.Domain {
+		return nil, fmt.Errorf("agent: report { domain = %q } needs a connection of the agent's own (Options.Conn is given)", r.Domain)
 	}
 	a.load = a.loadPlugin
 	a.compile = a.compilePlugin

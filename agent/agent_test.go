@@ -66,7 +66,13 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{t: t, srv: natstest.Run(t), dir: t.TempDir()}
+	return newFixtureOn(t, natstest.Run(t))
+}
+
+// newFixtureOn is newFixture on the server srv.
+func newFixtureOn(t *testing.T, srv *natstest.Server) *fixture {
+	t.Helper()
+	f := &fixture{t: t, srv: srv, dir: t.TempDir()}
 	f.conn = natskv.New(natskv.Options{Servers: []string{f.srv.URL()}, Timeout: 5 * time.Second})
 	if err := f.conn.Connect(context.Background()); err != nil {
 		t.Fatal(err)

@@ -33,8 +33,12 @@ const maxReportRetry = 5 * time.Second
 // same host name (report_conflict.go).
 // Only its own goroutine (Agent.reportFleet) uses it.
 type fleetReporter struct {
-	a       *Agent
-	conf    *ReportConf
+	a    *Agent
+	conf *ReportConf
+	// conn is the agent's connection, or its report connection (own), in
+	// another domain, which the reporter connects and closes.
+	conn    kvcore.Conn
+	own     bool
 	version string
 	// timeout bounds each request to the bucket: the NATS timeout, which
 	// a reload cannot change (it rebuilds the agent).
@@ -78,7 +82,7 @@ type fleetReporter struct {
 
 func newFleetReporter(a *Agent, conf *ReportConf, version string) *fleetReporter {
 	r := &fleetReporter{
-		a: a, conf: conf, version: version, timeout: a.cfg.NATS.Timeout,
+		a: a, conf: conf, conn: cmp.Or[kvcore.Conn](a.reportConn, a.conn), own: a.reportConn != nil, version: version, timeout: a.cfg.NATS.Timeout,
 		sent: map[string]fleet.Record{}, revs: map[string]fleet.Record{}, earlier: map[string]fleet.Record{},
 		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slipagent_fleet_reports_total", Help: "Records written to the fleet report bucket, by result (ok, error).",
@@ -100,7 +104,10 @@ func (a *Agent) reportFleet(ctx context.Context) {
 	if r == nil {
 		return
 	}
-	a.log.Info("reporting to the fleet bucket", "bucket", r.conf.Bucket, "host", r.conf.Host, "interval", r.conf.Interval)
+	a.log.Info("reporting to the fleet bucket", "bucket", r.conf.Bucket, "host", r.conf.Host, "interval", r.conf.Interval, "domain", r.conf.Domain)
+	if r.own {
+		defer r.conn.Close()
+	}
 	t := time.NewTicker(reportPoll)
 	defer t.Stop()
 	for {
@@ -115,14 +122,27 @@ func (a *Agent) reportFleet(ctx context.Context) {
 
 // tick writes the records that changed or are due for a heartbeat.
 func (r *fleetReporter) tick(ctx context.Context, now time.Time) {
-	if now.Before(r.retryAt) || !r.a.conn.Healthy() {
+	if now.Before(r.retryAt) {
+		return
+	}
+	if r.own && !r.conn.Healthy() {
+		// Its own connection, which reconnects by itself once made.
+		cctx, cancel := context.WithTimeout(ctx, r.timeout)
+		err := r.conn.Connect(cctx)
+		cancel()
+		if err != nil {
+			r.failed(ctx, fmt.Errorf("report bucket %s in domain %s: %w", r.conf.Bucket, r.conf.Domain, err), now)
+			return
+		}
+	}
+	if !r.conn.Healthy() {
 		return // the agent connects (and logs why it cannot)
 	}
 	if r.store == nil {
 		sctx, cancel := context.WithTimeout(ctx, r.timeout)
 		// Discard old: a full bucket drops the records written longest
 		// ago (dead hosts' first) rather than refuse live hosts' reports.
-		store, err := r.a.conn.Store(sctx, kvcore.StoreConfig{Bucket: r.conf.Bucket, MaxAge: r.conf.MaxAge,
+		store, err := r.conn.Store(sctx, kvcore.StoreConfig{Bucket: r.conf.Bucket, MaxAge: r.conf.MaxAge,
 			MaxBytes: r.conf.MaxBytes, Replicas: r.conf.Replicas, Discard: kvcore.DiscardOld})
 		cancel()
 		if err != nil {

@@ -21,6 +21,7 @@ import (
 //	  host     = "web1"            # default: the host name, dots as "_"
 //	  max_bytes = "64MiB"          # bucket size when the agent creates it
 //	  replicas  = 3                # its copies in a cluster (default 1)
+//	  domain    = "hub"            # JetStream domain of the bucket (default: the nats block's)
 //	}
 type ReportConf struct {
 	Bucket    string `hcl:"bucket,optional"`
@@ -31,6 +32,11 @@ type ReportConf struct {
 	// Replicas is the number of copies of the bucket when the agent
 	// creates it (default 1; at most 5, as JetStream allows).
 	Replicas int `hcl:"replicas,optional"`
+	// Domain is the JetStream domain of the report bucket when it is not
+	// the watched buckets' (the nats block's domain): an agent on a leaf
+	// node that reads the leaf's mirror reports to the hub's bucket, with
+	// the rest of the fleet, over a second connection.
+	Domain string `hcl:"domain,optional"`
 
 	DefRange      hcl.Range `hcl:",def_range"`
 	BucketRange   hcl.Range `hcl:"bucket,attr_value_range"`

@@ -13,7 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/slipstreamkv/slipstream/fleet"
+	"github.com/slipstreamkv/slipstream/internal/natstest"
 	"github.com/slipstreamkv/slipstream/kvcore"
+	"github.com/slipstreamkv/slipstream/kvcore/natskv"
 )
 
 // reportBlock makes the agent of filesConfig report as host h1.
@@ -235,6 +237,43 @@ func TestFleetReportForgetsAWatchDroppedAcrossARestart(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(f.dir, "data", reportedFile))
 	if err != nil || string(b) != `{"bucket":"fleet","host":"h1","watches":["a","c"]}` {
 		t.Errorf("%s = %s (%v), want watches a and c", reportedFile, b, err)
+	}
+}
+
+// report { domain } sends the reports to the bucket of another JetStream
+// domain: an agent on a leaf node reading the leaf's own buckets (a mirror)
+// reports to the hub's report bucket, where the rest of the fleet is, and
+// none is made in the leaf's JetStream (audit finding: the hub's fleet
+// view did not see it, and fleet wait took the fleet as converged).
+func TestFleetReportInAnotherDomain(t *testing.T) {
+	hub := natstest.RunHub(t, "hub")
+	f := newFixtureOn(t, natstest.RunLeaf(t, hub, "leaf"))
+	rev := f.put("cfg", "files.a.conf", "1") // in the leaf's JetStream
+	report := strings.Replace(reportBlock, `host     = "h1"`, `host     = "h1"
+  domain   = "hub"`, 1)
+	a, _ := f.start(f.config(filesConfig + report))
+	waitLong(t, "the watch to apply", func() bool { return a.Ready() && a.Status()[0].Revision == rev })
+
+	onHub := natskv.New(natskv.Options{Servers: []string{hub.URL()}, Timeout: 5 * time.Second})
+	if err := onHub.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer onHub.Close()
+	var rec fleet.Record
+	waitFor(t, "the record in the hub's report bucket", func() bool {
+		s, err := onHub.Open(context.Background(), "fleet")
+		if err != nil {
+			return false
+		}
+		e, err := s.Get(context.Background(), fleet.Key("h1", "cfg"))
+		if err != nil {
+			return false
+		}
+		rec, err = fleet.Decode(e.Key, e.Value)
+		return err == nil && rec.State == fleet.StateReady && rec.Revision == rev
+	})
+	if _, err := f.conn.Open(context.Background(), "fleet"); !errors.Is(err, kvcore.ErrBucketNotFound) {
+		t.Errorf("the leaf's JetStream has a report bucket (%v), want none", err)
 	}
 }
 
