@@ -74,16 +74,20 @@ type fleetReporter struct {
 	conflictWrites prometheus.Counter
 	readWarned     bool // a key could not be read (a permission missing?)
 
-	// saved are the watch names last saved to reportedFile (savedOnce:
-	// once any were); saveWarned, that a failure to save was logged.
+	// adopted are the watches of sent whose records an earlier run left
+	// (report_reported.go); saved are the names last saved to
+	// reportedFile (savedOnce: once any were); saveWarned, that a failure
+	// to save was logged, tried again at saveRetryAt.
+	adopted               map[string]bool
 	saved                 []string
 	savedOnce, saveWarned bool
+	saveRetryAt           time.Time
 }
 
 func newFleetReporter(a *Agent, conf *ReportConf, version string) *fleetReporter {
 	r := &fleetReporter{
 		a: a, conf: conf, conn: cmp.Or[kvcore.Conn](a.reportConn, a.conn), own: a.reportConn != nil, version: version, timeout: a.cfg.NATS.Timeout,
-		sent: map[string]fleet.Record{}, revs: map[string]fleet.Record{}, earlier: map[string]fleet.Record{},
+		sent: map[string]fleet.Record{}, revs: map[string]fleet.Record{}, earlier: map[string]fleet.Record{}, adopted: map[string]bool{},
 		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slipagent_fleet_reports_total", Help: "Records written to the fleet report bucket, by result (ok, error).",
 		}, []string{"result"}),
@@ -104,7 +108,11 @@ func (a *Agent) reportFleet(ctx context.Context) {
 	if r == nil {
 		return
 	}
-	a.log.Info("reporting to the fleet bucket", "bucket", r.conf.Bucket, "host", r.conf.Host, "interval", r.conf.Interval, "domain", r.conf.Domain)
+	if r.conf.Domain != "" {
+		a.log.Info("reporting to the fleet bucket", "bucket", r.conf.Bucket, "host", r.conf.Host, "interval", r.conf.Interval, "domain", r.conf.Domain)
+	} else {
+		a.log.Info("reporting to the fleet bucket", "bucket", r.conf.Bucket, "host", r.conf.Host, "interval", r.conf.Interval)
+	}
 	if r.own {
 		defer r.conn.Close()
 	}
@@ -126,7 +134,13 @@ func (r *fleetReporter) tick(ctx context.Context, now time.Time) {
 		return
 	}
 	if r.own && !r.conn.Healthy() {
-		// Its own connection, which reconnects by itself once made.
+		// Its own connection, which reconnects by itself once made, and
+		// is first made after the agent's (start_splay spreads both).
+		select {
+		case <-r.a.connected:
+		default:
+			return
+		}
 		cctx, cancel := context.WithTimeout(ctx, r.timeout)
 		err := r.conn.Connect(cctx)
 		cancel()
@@ -154,7 +168,7 @@ func (r *fleetReporter) tick(ctx context.Context, now time.Time) {
 	}
 	statuses := r.a.Status()
 	err := r.forget(ctx, statuses)
-	r.noteReported()
+	r.noteReported(now)
 	if err != nil {
 		r.writeFailed(ctx, err, now)
 		return
@@ -172,7 +186,7 @@ func (r *fleetReporter) tick(ctx context.Context, now time.Time) {
 		}
 		r.reports.WithLabelValues("ok").Inc()
 		r.sent[s.Name] = rec
-		r.noteReported()
+		r.noteReported(now)
 		r.mu.Lock()
 		r.lastWrite = now
 		r.mu.Unlock()
@@ -195,12 +209,15 @@ func (r *fleetReporter) forget(ctx context.Context, running []WatchStatus) error
 			continue
 		}
 		key := fleet.Key(r.conf.Host, name)
-		dctx, cancel := context.WithTimeout(ctx, r.timeout)
-		err := r.store.Delete(dctx, key)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("report bucket %s, deleting key %s of a removed watch: %w", r.conf.Bucket, key, err)
+		if !r.adopted[name] || r.mayForget(ctx, key) {
+			dctx, cancel := context.WithTimeout(ctx, r.timeout)
+			err := r.store.Delete(dctx, key)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("report bucket %s, deleting key %s of a removed watch: %w", r.conf.Bucket, key, err)
+			}
 		}
+		delete(r.adopted, name)
 		delete(r.sent, name)
 		delete(r.revs, name)
 		delete(r.vers, key)

@@ -1,20 +1,22 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/slipstreamkv/slipstream/fleet"
 	"github.com/slipstreamkv/slipstream/internal/atomicfile"
 )
 
 // reportedFile, in data_dir, names the watches whose records this agent
-// last kept in the report bucket, so that a restart without some of them
-// (the configuration changed while the agent was stopped) deletes their
+// keeps in the report bucket, so that a restart without some of them (the
+// configuration changed while the agent was stopped) deletes their
 // records, as a reload that removes a watch does, instead of leaving them
 // to count in the fleet, never applying anything, until they age out.
 // Listing the host's keys in the bucket instead would need a consumer on
@@ -22,66 +24,78 @@ import (
 const reportedFile = "report-watches.json"
 
 // reportedWatches is reportedFile's content: the watches reported, and
-// the bucket and host they were reported as (a record elsewhere is not
-// this agent's to delete).
+// the bucket, domain and host they were reported as (a record elsewhere
+// is not this agent's to delete: it ages out).
 type reportedWatches struct {
 	Bucket  string   `json:"bucket"`
+	Domain  string   `json:"domain,omitempty"`
 	Host    string   `json:"host"`
 	Watches []string `json:"watches"`
 }
 
-// loadReported reads the watches an earlier run reported to bucket as host
-// (none when the file is missing, unreadable, or for another bucket or
-// host: a record left then ages out, as before this file existed).
-func loadReported(dataDir, bucket, host string) []string {
-	b, err := os.ReadFile(filepath.Join(dataDir, reportedFile))
-	if err != nil {
-		return nil
-	}
-	var rw reportedWatches
-	if json.Unmarshal(b, &rw) != nil || rw.Bucket != bucket || rw.Host != host {
-		return nil
-	}
-	return rw.Watches
-}
-
-// saveReported records the watches whose records are in the bucket now
-// (the keys of sent).
-func saveReported(dataDir, bucket, host string, watches []string) error {
-	b, err := json.Marshal(reportedWatches{Bucket: bucket, Host: host, Watches: watches})
-	if err != nil {
-		return err
-	}
-	if err := atomicfile.WriteFile(filepath.Join(dataDir, reportedFile), b, 0o600); err != nil {
-		return fmt.Errorf("recording the reported watches: %w", err)
-	}
-	return nil
+// reportedAs is where r's records go, as reportedFile records it.
+func (r *fleetReporter) reportedAs(watches []string) reportedWatches {
+	return reportedWatches{Bucket: r.conf.Bucket, Domain: r.conf.Domain, Host: r.conf.Host, Watches: watches}
 }
 
 // adoptReported makes the watches an earlier run reported, and this one
 // does not run, owed a delete: forget removes their records (an empty
-// record in sent stands for one).
+// record in sent stands for one; adopted marks it as an earlier run's).
+// A file that is missing, unreadable, or of another bucket, domain or host
+// adopts nothing.
 func (r *fleetReporter) adoptReported() {
-	for _, name := range loadReported(r.a.cfg.DataDir, r.conf.Bucket, r.conf.Host) {
-		if _, ok := r.sent[name]; !ok && !slices.ContainsFunc(r.a.cfg.Watches, func(w *WatchConf) bool { return w.Name == name }) {
+	b, err := os.ReadFile(filepath.Join(r.a.config().DataDir, reportedFile))
+	if err != nil {
+		return
+	}
+	var rw reportedWatches
+	if json.Unmarshal(b, &rw) != nil || rw.Bucket != r.conf.Bucket || rw.Domain != r.conf.Domain || rw.Host != r.conf.Host {
+		return
+	}
+	configured := r.a.config().Watches
+	for _, name := range rw.Watches {
+		if _, ok := r.sent[name]; !ok && !slices.ContainsFunc(configured, func(w *WatchConf) bool { return w.Name == name }) {
 			r.sent[name] = fleet.Record{}
+			r.adopted[name] = true
 		}
 	}
 }
 
-// noteReported saves the names of sent when they changed since the last
-// save. A failure is logged once until a save succeeds, and tried again at
-// the next tick.
-func (r *fleetReporter) noteReported() {
-	names := slices.Sorted(maps.Keys(r.sent))
-	if r.savedOnce && slices.Equal(names, r.saved) {
+// mayForget reports whether the record of an adopted watch is still the
+// earlier run's to delete: one written since this run started is another
+// agent's, reporting under the same host name (a key that cannot be read
+// is deleted, as before this check).
+func (r *fleetReporter) mayForget(ctx context.Context, key string) bool {
+	there, _, err := r.read(ctx, key)
+	return err != nil || !there.Time.After(r.started)
+}
+
+// noteReported saves the names of the watches whose records may be in the
+// bucket (those of sent, and every configured watch, which is about to
+// be) when they changed since the last save. A failure is logged once
+// until a save succeeds, and tried again after maxReportRetry.
+func (r *fleetReporter) noteReported(now time.Time) {
+	set := map[string]bool{}
+	for name := range r.sent {
+		set[name] = true
+	}
+	for _, w := range r.a.config().Watches {
+		set[w.Name] = true
+	}
+	names := slices.Sorted(maps.Keys(set))
+	if r.savedOnce && slices.Equal(names, r.saved) || now.Before(r.saveRetryAt) {
 		return
 	}
-	if err := saveReported(r.a.cfg.DataDir, r.conf.Bucket, r.conf.Host, names); err != nil {
+	b, err := json.Marshal(r.reportedAs(names))
+	if err == nil {
+		err = atomicfile.WriteFile(filepath.Join(r.a.config().DataDir, reportedFile), b, 0o600)
+	}
+	if err != nil {
 		if !r.saveWarned {
 			r.saveWarned = true
-			r.a.log.Warn("cannot record which watches this agent reports; a restart without one of them leaves its record until it ages out", "err", err)
+			r.a.log.Warn("cannot record which watches this agent reports; a restart without one of them leaves its record until it ages out", "err", fmt.Errorf("%s: %w", reportedFile, err))
 		}
+		r.saveRetryAt = now.Add(maxReportRetry)
 		return
 	}
 	r.saved, r.savedOnce, r.saveWarned = names, true, false
