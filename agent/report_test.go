@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -237,6 +238,25 @@ func TestFleetReportForgetsAWatchDroppedAcrossARestart(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(f.dir, "data", reportedFile))
 	if err != nil || string(b) != `{"bucket":"fleet","host":"h1","watches":["a","c"]}` {
 		t.Errorf("%s = %s (%v), want watches a and c", reportedFile, b, err)
+	}
+
+	// A record written since the next run started is another agent's,
+	// reporting under the same host name: it stays.
+	other, err := json.Marshal(fleet.Record{Host: "h1", Watch: "a", State: fleet.StateReady, Time: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store("fleet").Put(context.Background(), "h1.a", other); err != nil {
+		t.Fatal(err)
+	}
+	src = strings.Replace(twoWatches, `watch "a" {`, `watch "d" {`, 1)
+	src = strings.Replace(src, `watch "b" {`, `watch "c" {`, 1)
+	_, stop = f.start(f.config(src + report))
+	defer stop()
+	waitLong(t, "d's record", func() bool { return f.reportKeys() == "h1.a h1.c h1.d" })
+	time.Sleep(time.Second) // a few ticks, in which a delete would have come
+	if got := f.fleetRecordAt("h1.a"); !got.Time.After(time.Now()) {
+		t.Errorf("h1.a = %+v, want the other agent's record kept", got)
 	}
 }
 
