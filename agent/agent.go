@@ -118,6 +118,9 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 	if a.notify == nil {
 		a.notify = sdNotify
 	}
+	// report { domain } other than the watched buckets': a connection of
+	// its own (reportConn).
+	reportDomain := cfg.Report != nil && cfg.Report.Domain != "" && cfg.Report.Domain != cfg.NATS.Domain
 	if a.conn == nil {
 		tlsFiles := cfg.NATS.TLS
 		if tlsFiles == nil {
@@ -141,14 +144,14 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 		a.conn = natskv.New(nopts)
 		a.ownConn = true
 		a.checkCreds = nopts.CheckCreds
-		if r := cfg.Report; r != nil && r.Domain != "" && r.Domain != cfg.NATS.Domain {
+		if reportDomain {
 			ropts := nopts
-			ropts.Domain, ropts.Name = r.Domain, "slipagent-report"
+			ropts.Domain, ropts.Name = cfg.Report.Domain, "slipagent-report"
 			ropts.Logger = a.log.With("component", "nats", "connection", "report")
 			a.reportConn = natskv.New(ropts)
 		}
-	} else if r := cfg.Report; r != nil && r.Domain != "" && r.Domain != cfg.NATS.Domain {
-		return nil, fmt.Errorf("agent: report { domain = %q } needs a connection of the agent's own (Options.Conn is given)", r.Domain)
+	} else if reportDomain {
+		return nil, fmt.Errorf("agent: report { domain = %q } needs a connection of the agent's own (Options.Conn is given)", cfg.Report.Domain)
 	}
 	a.load = a.loadPlugin
 	a.compile = a.compilePlugin

@@ -359,13 +359,12 @@ func (r *watchRunner) planPlacement(scratch string, outputs map[string]host.Outp
 	}
 	inCopy := func(path string) (string, error) {
 		dir := outputHolding(r.conf.Outputs, path)
-		for _, o := range r.conf.Outputs {
-			if dir != "" && filepath.Clean(o.Dir) == dir {
-				rel, err := filepath.Rel(dir, path)
-				return filepath.Join(outputs[o.Name].Dir, rel), err
-			}
+		i := slices.IndexFunc(r.conf.Outputs, func(o *OutputConf) bool { return dir != "" && filepath.Clean(o.Dir) == dir })
+		if i < 0 {
+			return "", fmt.Errorf("%s is in none of the watch's outputs", path) // loadPlacement refused it
 		}
-		return "", fmt.Errorf("%s is in none of the watch's outputs", path) // loadPlacement refused it
+		rel, err := filepath.Rel(dir, path)
+		return filepath.Join(outputs[r.conf.Outputs[i].Name].Dir, rel), err
 	}
 	copied := &placement{path: filepath.Join(scratch, placementFile)}
 	for _, f := range pl.Files {

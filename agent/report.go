@@ -108,11 +108,11 @@ func (a *Agent) reportFleet(ctx context.Context) {
 	if r == nil {
 		return
 	}
+	attrs := []any{"bucket", r.conf.Bucket, "host", r.conf.Host, "interval", r.conf.Interval}
 	if r.conf.Domain != "" {
-		a.log.Info("reporting to the fleet bucket", "bucket", r.conf.Bucket, "host", r.conf.Host, "interval", r.conf.Interval, "domain", r.conf.Domain)
-	} else {
-		a.log.Info("reporting to the fleet bucket", "bucket", r.conf.Bucket, "host", r.conf.Host, "interval", r.conf.Interval)
+		attrs = append(attrs, "domain", r.conf.Domain)
 	}
+	a.log.Info("reporting to the fleet bucket", attrs...)
 	if r.own {
 		defer r.conn.Close()
 	}
@@ -186,7 +186,6 @@ func (r *fleetReporter) tick(ctx context.Context, now time.Time) {
 		}
 		r.reports.WithLabelValues("ok").Inc()
 		r.sent[s.Name] = rec
-		r.noteReported(now)
 		r.mu.Lock()
 		r.lastWrite = now
 		r.mu.Unlock()

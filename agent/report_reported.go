@@ -33,11 +33,6 @@ type reportedWatches struct {
 	Watches []string `json:"watches"`
 }
 
-// reportedAs is where r's records go, as reportedFile records it.
-func (r *fleetReporter) reportedAs(watches []string) reportedWatches {
-	return reportedWatches{Bucket: r.conf.Bucket, Domain: r.conf.Domain, Host: r.conf.Host, Watches: watches}
-}
-
 // adoptReported makes the watches an earlier run reported, and this one
 // does not run, owed a delete: forget removes their records (an empty
 // record in sent stands for one; adopted marks it as an earlier run's).
@@ -72,7 +67,7 @@ func (r *fleetReporter) mayForget(ctx context.Context, key string) bool {
 
 // noteReported saves the names of the watches whose records may be in the
 // bucket (those of sent, and every configured watch, which is about to
-// be) when they changed since the last save. A failure is logged once
+// be) when they changed since the last save (a reload, or forget). A failure is logged once
 // until a save succeeds, and tried again after maxReportRetry.
 func (r *fleetReporter) noteReported(now time.Time) {
 	set := map[string]bool{}
@@ -86,7 +81,7 @@ func (r *fleetReporter) noteReported(now time.Time) {
 	if r.savedOnce && slices.Equal(names, r.saved) || now.Before(r.saveRetryAt) {
 		return
 	}
-	b, err := json.Marshal(r.reportedAs(names))
+	b, err := json.Marshal(reportedWatches{Bucket: r.conf.Bucket, Domain: r.conf.Domain, Host: r.conf.Host, Watches: names})
 	if err == nil {
 		err = atomicfile.WriteFile(filepath.Join(r.a.config().DataDir, reportedFile), b, 0o600)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -190,13 +191,14 @@ func TestFleetReportBucketDeletedIsCreatedAgain(t *testing.T) {
 	}
 }
 
-// reportKeys lists the keys of the report bucket ("" without one).
+// reportKeys lists the keys of the report bucket, sorted ("" without one).
 func (f *fixture) reportKeys() string {
 	s, err := f.conn.Open(context.Background(), "fleet")
 	if err != nil {
 		return ""
 	}
 	k, _ := s.Keys(context.Background(), "")
+	slices.Sort(k) // the bucket lists them in the order last written
 	return strings.Join(k, " ")
 }
 
