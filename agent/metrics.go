@@ -43,7 +43,7 @@ func newMetrics(a *Agent) *metrics {
 			Name: "slipagent_commands_total", Help: "Hook and check command runs by result (ok, error).",
 		}, []string{"watch", "hook", "kind", "result"}),
 		quarantines: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "slipagent_quarantined_total", Help: "Local state (fold, journal, state) that did not load and was moved aside.",
+			Name: "slipagent_quarantined_total", Help: "Local state (fold, journal, state, record, placement) that did not load and was moved aside.",
 		}, []string{"watch", "kind"}),
 		drift: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slipagent_drift_repaired_total", Help: "Output files changed or removed outside the agent that a drift check found and a render restored.",
