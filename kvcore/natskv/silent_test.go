@@ -34,18 +34,7 @@ func TestWatchLeavesSilentServer(t *testing.T) {
 		s = st.(*store)
 		return true
 	})
-	// A new R3 stream may not take a consumer at once on a loaded machine
-	// (its creation timed out under CI's parallel race tests).
-	var w kvcore.Watch
-	waitFor(t, 30*time.Second, "a watch on the R3 bucket", func() bool {
-		var err error
-		w, err = s.Watch(t.Context(), kvcore.AllKeys(), kvcore.Cursor{})
-		if err != nil {
-			t.Logf("watch: %v", err)
-		}
-		return err == nil
-	})
-	defer w.Stop()
+	w := startWatch(t, s, kvcore.AllKeys(), kvcore.Cursor{})
 	if ev := next(t, w, eventWait); !ev.Synced {
 		t.Fatalf("first event %+v, want Synced", ev)
 	}

@@ -307,17 +307,32 @@ func TestSparsePrefixResumesAfterOtherTraffic(t *testing.T) {
 // of "node." from cursor, stopped by t.Cleanup.
 func watchPair(t *testing.T, s kvcore.Store, cursor uint64) (all, delta kvcore.Watch) {
 	t.Helper()
-	all, err := s.Watch(testCtx(t), kvcore.AllKeys(), kvcore.Cursor{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(all.Stop)
-	delta, err = s.Watch(testCtx(t), kvcore.Prefixes("node."), kvcore.RevisionCursor(cursor))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(delta.Stop)
+	all = startWatch(t, s, kvcore.AllKeys(), kvcore.Cursor{})
+	delta = startWatch(t, s, kvcore.Prefixes("node."), kvcore.RevisionCursor(cursor))
 	return all, delta
+}
+
+// startWatch starts a watch stopped by t.Cleanup. A start that times out is
+// tried again: a new R3 stream may not take a consumer at once on a loaded
+// machine (CI's parallel packages timed its creation out), and a caller
+// such as the agent starts the watch again too. Any other error fails t.
+func startWatch(t *testing.T, s kvcore.Store, scope kvcore.Scope, from kvcore.Cursor) kvcore.Watch {
+	t.Helper()
+	var w kvcore.Watch
+	waitFor(t, 30*time.Second, "a watch to start", func() bool {
+		var err error
+		w, err = s.Watch(testCtx(t), scope, from)
+		if errors.Is(err, kvcore.ErrTimeout) {
+			t.Logf("watch: %v; starting it again", err)
+			return false
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return true
+	})
+	t.Cleanup(w.Stop)
+	return w
 }
 
 // watchOf returns the internal watch behind w.
