@@ -132,8 +132,10 @@ func testFailover(t *testing.T, c failoverCluster) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	put := func(key, value string) (uint64, error) {
-		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	// A put is bounded by d: 1 s after the leader loss, to retry across
+	// the election; longer for the setup, on a loaded machine.
+	put := func(key, value string, d time.Duration) (uint64, error) {
+		ctx, cancel := context.WithTimeout(t.Context(), d)
 		defer cancel()
 		v, err := ws.Put(ctx, key, []byte(value))
 		if err != nil {
@@ -143,7 +145,7 @@ func testFailover(t *testing.T, c failoverCluster) {
 		return rev, nil
 	}
 	for i := range 20 {
-		if _, err := put(fmt.Sprintf("k.%02d", i), "before"); err != nil {
+		if _, err := put(fmt.Sprintf("k.%02d", i), "before", 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -184,7 +186,7 @@ func testFailover(t *testing.T, c failoverCluster) {
 	c.lose(leader)
 	var last uint64
 	for {
-		if last, err = put("k.after", "1"); err == nil {
+		if last, err = put("k.after", "1", time.Second); err == nil {
 			break
 		}
 		if time.Since(kill) > 30*time.Second {

@@ -100,7 +100,7 @@ func loop(t *testing.T, w kvcore.Source, f kvcore.Fold, cfg kvcore.AppliedConfig
 // waitFor polls cond until it holds; it fails the test after 10s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // a poll's bound, not a timing assertion
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

@@ -227,7 +227,7 @@ func TestFleetRollout(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	code, out, errOut = wait("-revision", target, "-timeout", "1s")
+	code, out, errOut = wait("-revision", target, "-timeout", "3s")
 	if code != exitTimeout || !strings.Contains(out, "h2 at revision "+target) || !strings.Contains(out, "silent for") {
 		t.Errorf("fleet wait with h2 silent = %d %q %q", code, out, errOut)
 	}
@@ -324,7 +324,7 @@ func checkRolloutPage(t *testing.T, dir, url string, rev uint64) {
 // deadline, naming the bucket) must not be printed as the last one.
 func TestFleetWaitNamesAMissingReportBucket(t *testing.T) {
 	url := natstest.Run(t).URL()
-	code, out, errOut := runCmd(t, "fleet", "wait", "-server", url, "-report-bucket", "fleet-typo", "-revision", "1", "-poll", "1ms", "-timeout", "1s")
+	code, out, errOut := runCmd(t, "fleet", "wait", "-server", url, "-report-bucket", "fleet-typo", "-revision", "1", "-poll", "1ms", "-timeout", "3s")
 	const notice = "report bucket fleet-typo does not exist yet: no agent has reported to it"
 	if code != exitTimeout || strings.Count(errOut, notice) != 1 || strings.Count(errOut, "fleet-typo") != 1 {
 		t.Fatalf("fleet wait on a missing report bucket = %d %q %q; want exit 6 and the bucket named once", code, out, errOut)

@@ -25,7 +25,7 @@ func TestScanListsKeyUpdatedMeanwhile(t *testing.T) {
 		mustPut(t, s, fmt.Sprintf("k%d", i), "v")
 	}
 	filters, _ := filterSubjects(s.pre, kvcore.AllKeys())
-	pause := time.Second
+	pause := 3 * time.Second // the writes below land within it, however loaded the machine
 	spec := consumerSpec{filters: filters, headersOnly: true, pauseUntil: time.Now().Add(pause)}
 	written := make(chan struct{})
 	go func() {
@@ -90,7 +90,7 @@ func TestListOfLastRecordsOutlivesItsCount(t *testing.T) {
 					t.Error(err)
 				}
 			}
-			pause := time.Second
+			pause := 3 * time.Second // the removals land within it, however loaded the machine
 			var keys []string
 			switch via {
 			case "watch":

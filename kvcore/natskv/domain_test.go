@@ -32,11 +32,7 @@ func followsHub(t *testing.T, s kvcore.Store, hubStore kvcore.Store) {
 	if err != nil || string(e.Value) != "1" {
 		t.Fatalf("get k.a = %+v, %v", e, err)
 	}
-	w, err := s.Watch(testCtx(t), kvcore.AllKeys(), kvcore.Cursor{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
+	w := startWatch(t, s, kvcore.AllKeys(), kvcore.Cursor{})
 	if ev := next(t, w, 10*time.Second); ev.Update.Key != "k.a" {
 		t.Fatalf("first event %+v, want k.a", ev)
 	}

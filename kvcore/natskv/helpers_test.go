@@ -54,10 +54,21 @@ func openStore(t testing.TB, c *Conn, cfg kvcore.StoreConfig) *store {
 	if cfg.Bucket == "" {
 		cfg.Bucket = uniqueBucket()
 	}
-	st, err := c.Store(testCtx(t), cfg)
-	if err != nil {
-		t.Fatalf("store %s: %v", cfg.Bucket, err)
-	}
+	// A bucket's creation that times out is tried again, as a watch's
+	// start is (startWatch): a replicated stream on a loaded machine.
+	var st kvcore.Store
+	waitFor(t, 30*time.Second, "store "+cfg.Bucket, func() bool {
+		var err error
+		st, err = c.Store(testCtx(t), cfg)
+		if errors.Is(err, kvcore.ErrTimeout) {
+			t.Logf("store %s: %v; opening it again", cfg.Bucket, err)
+			return false
+		}
+		if err != nil {
+			t.Fatalf("store %s: %v", cfg.Bucket, err)
+		}
+		return true
+	})
 	return st.(*store)
 }
 

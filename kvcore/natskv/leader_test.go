@@ -49,7 +49,9 @@ func TestWatchReplacesConsumerLostWithStreamLeader(t *testing.T) {
 		t.Skip("cluster test skipped in -short mode")
 	}
 	c := natstest.RunCluster(t, 3)
-	writer := connect(t, Options{Servers: c.URLs(), Timeout: time.Second, ReconnectWait: 50 * time.Millisecond})
+	// Its setup on a fresh cluster may be slow; its puts after the leader
+	// loss have their own 1 s bound.
+	writer := connect(t, Options{Servers: c.URLs(), Timeout: 10 * time.Second, ReconnectWait: 50 * time.Millisecond})
 	ws := openStore(t, writer, kvcore.StoreConfig{Bucket: "r3", Replicas: 3})
 	mustPut(t, ws, "k.a", "1")
 

@@ -292,10 +292,16 @@ func TestSparsePrefixResumesAfterOtherTraffic(t *testing.T) {
 	if ev := next(t, w, eventWait); !ev.Synced {
 		t.Fatalf("first event %+v", ev)
 	}
+	var last uint64
 	for i := range 50 {
-		mustPut(t, ws, "busy", fmt.Sprint(i)) // history 1: the stream's first revision moves on
+		last = mustPut(t, ws, "busy", fmt.Sprint(i)) // history 1: the stream's first revision moves on
 	}
-	time.Sleep(3 * c.opts.Heartbeat) // let heartbeats report the position
+	ww := watchOf(w)
+	waitFor(t, eventWait, "heartbeats to report the position", func() bool {
+		ww.mu.Lock()
+		defer ww.mu.Unlock()
+		return ww.pos >= last
+	})
 	proxy.Cut()
 	mustPut(t, ws, "sparse.x", "1")
 	if ev := next(t, w, eventWait); ev.Key != "sparse.x" {
@@ -589,7 +595,7 @@ func TestWatchSurvivesLeaderChange(t *testing.T) {
 
 	leader.Start()
 	cl.WaitForMetaLeader()
-	mustPut(t, s, "node.back", "1")
+	putEventually(t, s, "node.back", "1")
 	for _, w := range []kvcore.Watch{all, delta} {
 		if ev := next(t, w, 30*time.Second); ev.Key != "node.back" {
 			t.Fatalf("event %+v", ev)
