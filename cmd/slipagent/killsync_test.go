@@ -127,7 +127,10 @@ func killDuringFirstSync(t *testing.T, fold, plugin, cache string, rng *rand.Ran
 	config, out := agentIn(dir)
 	var logs strings.Builder
 	interrupted := 0
-	for round := range 4 {
+	// Four rounds, and more while none was interrupted (a load that made
+	// the calibration slow may have passed), each such round killing
+	// sooner.
+	for round := 0; round < 4 || interrupted == 0 && round < 12; round++ {
 		agent := startSlipagent(t, dir, "run", "-config", config)
 		waitLog(t, agent, `msg="plugin loaded"`)
 		wait := time.Duration(rng.Int64N(int64(within)))
@@ -136,6 +139,8 @@ func killDuringFirstSync(t *testing.T, fold, plugin, cache string, rng *rand.Ran
 		o := agent.output()
 		if !strings.Contains(o, `msg="caught up"`) {
 			interrupted++
+		} else if interrupted == 0 {
+			within = within/2 + 1
 		}
 		fmt.Fprintf(&logs, "--- agent %d (SIGKILLed %v after its plugin loaded):\n%s", round, wait, o)
 		// Changes while it is down: the next one must apply them on top

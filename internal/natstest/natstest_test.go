@@ -157,9 +157,10 @@ func TestProxyCutAndStall(t *testing.T) {
 	reconnected := make(chan struct{}, 1)
 	nc.SetReconnectHandler(func(*nats.Conn) { reconnected <- struct{}{} })
 	p.SetDown(true)
-	time.Sleep(100 * time.Millisecond)
-	if nc.IsConnected() {
-		t.Fatal("still connected through a proxy that is down")
+	for deadline := time.Now().Add(10 * time.Second); nc.IsConnected(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("still connected through a proxy that is down")
+		}
 	}
 	p.SetDown(false)
 	select {
