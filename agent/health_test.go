@@ -165,7 +165,7 @@ func TestSharedBucketRecreatedLeavesBothWatchesReady(t *testing.T) {
 	waitFor(t, "both watches to render the re-created bucket", func() bool { return rendered("fm") && rendered("fd") })
 
 	// Both have resynced: within a bounded wait, both are ready again.
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(60 * time.Second) // waitFor's bound
 	for {
 		ready := true
 		for _, s := range a.Status() {
