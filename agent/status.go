@@ -65,7 +65,8 @@ type WatchStatus struct {
 	// BusySince is when the batch being applied started (zero when idle).
 	BusySince time.Time `json:"busy_since,omitzero"`
 	// Quarantined lists the latest local state (fold, hook journal, state
-	// file) that did not load and was moved aside, oldest first.
+	// file, record of committed outputs, placement) that did not load and
+	// was moved aside, oldest first.
 	Quarantined []QuarantinedState `json:"quarantined,omitempty"`
 	// PluginLog counts what the watch's plugin logged at warn and error
 	// level since the watch started (a reload that changes the watch
@@ -93,7 +94,7 @@ type PluginLogStatus struct {
 
 // QuarantinedState is damaged local state a watch moved aside and rebuilt.
 type QuarantinedState struct {
-	Kind   string    `json:"kind"`   // fold, journal or state
+	Kind   string    `json:"kind"`   // fold, journal, state, record or placement
 	Path   string    `json:"path"`   // where it is now
 	Reason string    `json:"reason"` // why it did not load
 	At     time.Time `json:"at"`
