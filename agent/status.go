@@ -85,10 +85,12 @@ type PluginLogStatus struct {
 	Errors      uint64    `json:"errors"`
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
-	// AppliedError is the last error line the plugin logged applying the
-	// batch that brought the watch to its revision ("" when that batch
-	// logged none): lines of a batch that failed, or of a drift repair's
-	// render, leave it as it is. The fleet report carries it.
+	// AppliedError is the error lines the plugin logged applying the batch
+	// that brought the watch to its revision, joined by "; " ("" when that
+	// batch logged none); lines that would take it past about 500 bytes
+	// are left out and counted, "(and N more)". Lines of a batch that
+	// failed, or of a drift repair's render, leave it as it is. The fleet
+	// report carries it.
 	AppliedError string `json:"applied_error,omitempty"`
 }
 
@@ -177,12 +179,14 @@ type watchStatus struct {
 	// tried: a new watch on the bucket does not end that failure (the next
 	// session loads the same module), a load that succeeds does.
 	loadErr string
-	// batchErr is the last error line the plugin logged since the batch
-	// (or drift repair) being applied started; applied makes it the
-	// AppliedError.
-	batchErr   string
-	resyncFrom *kvcore.Cursor // the old cursor while a resync has not moved it
-	cursor     kvcore.Cursor  // the fold's cursor, as last reported
+	// batchErr is the error lines the plugin logged since the batch (or
+	// drift repair) being applied started, joined, and batchErrMore the
+	// lines left out from the first past maxAppliedErrorLines on; applied
+	// makes them the AppliedError.
+	batchErr     string
+	batchErrMore int
+	resyncFrom   *kvcore.Cursor // the old cursor while a resync has not moved it
+	cursor       kvcore.Cursor  // the fold's cursor, as last reported
 }
 
 func newWatchStatus(w *WatchConf, changed chan<- struct{}, now func() time.Time) *watchStatus {
@@ -212,8 +216,19 @@ func (w *watchStatus) pluginLogged(level slog.Level, msg string) {
 	}
 	l.Errors++
 	l.LastError, l.LastErrorAt = msg, w.now()
-	w.batchErr = msg
+	switch {
+	case w.batchErr == "":
+		w.batchErr = msg
+	case w.batchErrMore == 0 && len(w.batchErr)+len("; ")+len(msg) <= maxAppliedErrorLines:
+		w.batchErr += "; " + msg
+	default:
+		w.batchErrMore++
+	}
 }
+
+// maxAppliedErrorLines bounds the lines joined in an AppliedError, leaving
+// room for "(and N more)" within a fleet record's plugin_error.
+const maxAppliedErrorLines = maxPluginError - len(" (and 999999 more)")
 
 // driftChecked records that the watch's first drift check is over.
 func (w *watchStatus) driftChecked() {
@@ -446,6 +461,9 @@ func (w *watchStatus) applied(b kvcore.Batch, at time.Time) {
 	w.s.LastApplied = at
 	if w.s.PluginLog != nil {
 		w.s.PluginLog.AppliedError = w.batchErr
+		if w.batchErrMore > 0 {
+			w.s.PluginLog.AppliedError += fmt.Sprintf(" (and %d more)", w.batchErrMore)
+		}
 	}
 }
 
@@ -456,7 +474,7 @@ func (w *watchStatus) busy(since time.Time) {
 	defer w.mu.Unlock()
 	w.s.BusySince = since
 	if !since.IsZero() {
-		w.batchErr = ""
+		w.batchErr, w.batchErrMore = "", 0
 	}
 }
 

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -291,5 +292,36 @@ func TestStatusTrailingTheBucketIsBehind(t *testing.T) {
 	st.progress(kvcore.Progress{Cursor: at(18006), Synced: true})
 	if s := st.get(); s.State != stateReady || !s.BehindSince.IsZero() || s.Pending != 0 {
 		t.Fatalf("caught up again: %+v", s)
+	}
+}
+
+// A batch whose plugin logged several error lines keeps them all in its
+// AppliedError (one key's line does not hide another's), up to a bound
+// past which the lines left out are counted; the next batch starts over.
+func TestAppliedErrorJoinsTheBatchsLines(t *testing.T) {
+	st, clock := newTestStatus(0)
+	batch := func(lines ...string) string {
+		st.busy(clock.now())
+		for _, l := range lines {
+			st.pluginLogged(slog.LevelError, l)
+		}
+		st.pluginLogged(slog.LevelWarn, "a warning is not an error")
+		st.applied(kvcore.Batch{}, clock.now())
+		st.busy(time.Time{})
+		return st.get().PluginLog.AppliedError
+	}
+	if got, want := batch(`skipping key "a"`, `skipping key "b"`), `skipping key "a"; skipping key "b"`; got != want {
+		t.Errorf("two lines: applied_error %q, want %q", got, want)
+	}
+	long := strings.Repeat("x", 100)
+	got := batch(long, long, long, long, long, long, "short")
+	if want := strings.Repeat(long+"; ", 3) + long + " (and 3 more)"; got != want {
+		t.Errorf("six long lines and a short one: applied_error %q, want %q", got, want)
+	}
+	if len(got) > maxPluginError {
+		t.Errorf("applied_error of %d bytes, past a record's %d: its count would be cut", len(got), maxPluginError)
+	}
+	if got := batch(); got != "" {
+		t.Errorf("a batch with no error line: applied_error %q", got)
 	}
 }

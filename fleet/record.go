@@ -49,11 +49,12 @@ type Record struct {
 	// why it is not ready.
 	State string `json:"state"`
 	Error string `json:"error,omitempty"`
-	// PluginError is the last line the watch's plugin logged at error
-	// level while applying the batch that brought it to Revision: the
-	// batch succeeded, but the outputs may leave out what the line names
-	// (a value the plugin could not render). Empty otherwise; at most 512
-	// bytes and an ellipsis.
+	// PluginError is the lines the watch's plugin logged at error level
+	// while applying the batch that brought it to Revision, joined by
+	// "; " (those left out counted, "(and N more)"): the batch succeeded,
+	// but the outputs may leave out what the lines name (values the plugin
+	// could not render). Empty otherwise; at most 512 bytes and an
+	// ellipsis.
 	PluginError string `json:"plugin_error,omitempty"`
 	// Since is when Revision last changed: when this agent run started,
 	// if it has not changed since, unless the record an earlier run left
