@@ -272,6 +272,33 @@ func TestPendingHookSurvivesARestart(t *testing.T) {
 	waitFor(t, "the restarted agent to catch up", func() bool { return a.Ready() && a.Status()[0].Revision == rev })
 }
 
+// TestAWatchWaitingForItsHookIsBehind: a batch whose hook waits for its
+// min_interval holds the watch's next changes back, so the outputs trail
+// the bucket: the watch says so (behind_since from the batch's start) and
+// turns stale past stale_after, as any watch not caught up does.
+func TestAWatchWaitingForItsHookIsBehind(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "1")
+	slow := strings.Replace(strings.Replace(filesConfig, `hook "changed" {`, `hook "changed" {
+    min_interval = "1h"`, 1), `batch { window = "20ms" }`, `batch { window = "20ms" }
+  stale_after = "2s"`, 1)
+	a, _ := f.start(f.config(slow))
+	waitFor(t, "the first sync", func() bool { return a.Ready() })
+	if s := a.Status()[0]; !s.BehindSince.IsZero() {
+		t.Fatalf("caught up, yet behind since %v", s.BehindSince)
+	}
+	f.put("cfg", "files.a.conf", "2")
+	waitFor(t, "the new file", func() bool { return readFile(filepath.Join(f.dir, "out", "a.conf")) == "2" })
+	if s := a.Status()[0]; s.BehindSince.IsZero() || s.BusySince.IsZero() || s.BehindSince.After(s.BusySince) {
+		t.Fatalf("a batch waiting for its hook: busy since %v, behind since %v; want behind since the batch started", s.BusySince, s.BehindSince)
+	}
+	f.put("cfg", "files.a.conf", "3") // held back behind the waiting hook
+	waitFor(t, "the watch to turn stale", func() bool { return a.Status()[0].State == stateStale })
+	if a.Ready() || readFile(filepath.Join(f.dir, "out", "a.conf")) != "2" {
+		t.Fatalf("stale: ready %v, a.conf %q", a.Ready(), readFile(filepath.Join(f.dir, "out", "a.conf")))
+	}
+}
+
 // TestWatchesRequestingOneCommandShareRuns runs three watches whose hooks
 // are the same command. The first run is held until every watch has asked:
 // the other requests wait in one pending round, so the three watches cause at

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -50,8 +51,9 @@ type WatchStatus struct {
 	LastFailure   string    `json:"last_failure,omitempty"`
 	LastFailureAt time.Time `json:"last_failure_at,omitzero"`
 	// BehindSince is since when the watch has not been caught up (zero
-	// while it is): syncing, failing, detached, held, or trailing the
-	// bucket (Pending).
+	// while it is): syncing, failing, detached, held, trailing the bucket
+	// (Pending), or applying a batch (BusySince), which a hook's splay or
+	// min_interval can make last.
 	BehindSince time.Time `json:"behind_since,omitzero"`
 	// Pending is how many records the watch had yet to receive when the
 	// server sent the last one it applied: above 0 while it trails the
@@ -295,12 +297,12 @@ func (w *watchStatus) get() WatchStatus {
 // behind keeps BehindSince: set when the watch stops being caught up and
 // current, cleared when it is again.
 func (w *watchStatus) behind() {
-	current := w.started && w.s.Synced && w.s.Pending == 0 && w.err == "" && w.repairErr == "" && w.attachErr == "" && w.s.Held == nil
+	current := w.started && w.s.Synced && w.s.Pending == 0 && w.s.BusySince.IsZero() && w.err == "" && w.repairErr == "" && w.attachErr == "" && w.s.Held == nil
 	switch {
 	case current:
 		w.s.BehindSince = time.Time{}
 	case w.s.BehindSince.IsZero():
-		w.s.BehindSince = w.now()
+		w.s.BehindSince = cmp.Or(w.s.BusySince, w.now())
 	}
 	w.poke()
 }
@@ -472,6 +474,7 @@ func (w *watchStatus) applied(b kvcore.Batch, at time.Time) {
 func (w *watchStatus) busy(since time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	defer w.behind()
 	w.s.BusySince = since
 	if !since.IsZero() {
 		w.batchErr, w.batchErrMore = "", 0
