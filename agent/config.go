@@ -634,6 +634,8 @@ func (c *Config) finalize() hcl.Diagnostics {
 			if h.CheckRange.Filename != "" && (len(h.Check) == 0 || h.Check[0] == "") {
 				diags = append(diags, errAt(h.CheckRange, "Empty check command", "check is the program and its arguments; remove it to skip the check."))
 			}
+			h.Command = programRelativeTo(h.CommandRange, h.Command)
+			h.Check = programRelativeTo(h.CheckRange, h.Check)
 			h.Timeout, diags = parseDuration(h.TimeoutS, h.TimeoutRange, DefaultHookTimeout, diags)
 			switch h.OnFailureS {
 			case "", "retry":
@@ -793,6 +795,17 @@ func parseMode(s string, rng hcl.Range, diags hcl.Diagnostics) (os.FileMode, hcl
 		return DefaultOutputMode, append(diags, errAt(rng, "Invalid mode", fmt.Sprintf("%q is not an octal file mode such as \"0644\".", s)))
 	}
 	return os.FileMode(m), diags
+}
+
+// programRelativeTo resolves a command's program given by a relative path
+// ("bin/reload.sh", "./x") against the directory of the file that names it,
+// as every other path of the configuration; a bare name ("systemctl") is
+// looked up in PATH when it runs, and the arguments stay as they are.
+func programRelativeTo(rng hcl.Range, argv []string) []string {
+	if len(argv) == 0 || !strings.ContainsRune(argv[0], filepath.Separator) || filepath.IsAbs(argv[0]) {
+		return argv
+	}
+	return append([]string{relativeTo(rng, argv[0])}, argv[1:]...)
 }
 
 // relativeTo resolves a relative path against the directory of the file
