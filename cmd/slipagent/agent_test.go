@@ -472,7 +472,21 @@ func TestValidateRefusesWhatTheAgentCannotStart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := os.WriteFile(filepath.Join(dir, "check.sh"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	cfg := filepath.Join(dir, "agent.hcl")
+	const hooked = `data_dir = "data"
+plugin "files" { module = "files.wasm" }
+watch "w" {
+  bucket = "b"
+  plugin = "files"
+  output "files" { dir = "out" }
+  hook "reload" {
+    $SET
+  }
+}
+`
 	const watch = `plugin "files" { module = "files.wasm" }
 watch "w" {
   bucket = "b"
@@ -516,6 +530,13 @@ http {
     key_file  = "missing.key"
   }
 }`, []string{cfg + ":4: http tls: cert_file " + filepath.Join(dir, "missing.pem"), "no such file"}},
+		{"hook programs that run", strings.Replace(hooked, "$SET", `command = ["true"]
+    check   = ["./check.sh"]`, 1), nil},
+		{"a missing hook program", strings.Replace(hooked, "$SET", `command = ["bin/missing.sh"]`, 1),
+			[]string{cfg + `:8: watch "w", hook "reload": command program: stat ` + filepath.Join(dir, "bin", "missing.sh") + ": no such file"}},
+		{"a check program that cannot run", strings.Replace(hooked, "$SET", `command = ["true"]
+    check   = ["./afile"]`, 1),
+			[]string{cfg + `:9: watch "w", hook "reload": check program ` + filepath.Join(dir, "afile") + " is not an executable file"}},
 		{"a data_dir that is a file", `data_dir = "afile"`, []string{cfg + ":1: data_dir " + filepath.Join(dir, "afile") + ": not a directory"}},
 		{"a data_dir below a file", `data_dir = "afile/data"`, []string{cfg + ":1: data_dir " + filepath.Join(dir, "afile", "data") + ": " + filepath.Join(dir, "afile") + " is not a directory"}},
 	} {

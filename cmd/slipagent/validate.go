@@ -7,7 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
 
 	"github.com/slipstreamkv/slipstream/agent"
 	"github.com/slipstreamkv/slipstream/plugins/host"
@@ -21,7 +25,9 @@ cert_file, key_file) can be read and parse, that the users and groups it
 names exist, that no file the agent trusts (the configuration, data dir,
 compile cache, creds, keys, token) can be changed by others, as the agent
 checks at start, that data_dir is a directory it can list (or does not
-exist yet), that the http token and TLS files can be read, and (unless
+exist yet), that the http token and TLS files can be read, that each
+hook's command and check given by path is an executable file (a bare name
+missing from this shell's PATH is only warned about), and (unless
 -modules=false) that every plugin module loads: it compiles, matches its
 sha256 pin, speaks the plugin ABI and accepts its
 configuration (a plugin that checks it when loaded, as the template
@@ -61,6 +67,9 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	if err := a.CheckHTTP(); err != nil { // it could not serve http
 		fmt.Fprintf(stderr, "slipagent validate: %v\n", err)
+		return exitFailure
+	}
+	if !checkPrograms(cfg, stderr) {
 		return exitFailure
 	}
 	if *modules {
@@ -112,6 +121,46 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	fmt.Fprintf(stdout, "%s: ok (%s, %s)\n", *path, count(len(cfg.Watches), "watch", "watches"), count(len(cfg.Plugins), "plugin", "plugins"))
 	return exitOK
+}
+
+// checkPrograms checks that every hook's command and check program can
+// run: one given by path is an executable file (false and a line naming
+// it otherwise); a bare name not found in PATH is only warned about, as
+// the agent's PATH (a systemd unit's) may not be this shell's.
+func checkPrograms(cfg *agent.Config, stderr io.Writer) bool {
+	ok := true
+	for _, w := range cfg.Watches {
+		for _, h := range w.Hooks {
+			for _, p := range []struct {
+				what string
+				argv []string
+				at   hcl.Range
+			}{{"command", h.Command, h.CommandRange}, {"check", h.Check, h.CheckRange}} {
+				if len(p.argv) == 0 {
+					continue
+				}
+				at := fmt.Sprintf("%s:%d: watch %q, hook %q", p.at.Filename, p.at.Start.Line, w.Name, h.Name)
+				prog := p.argv[0]
+				if !strings.ContainsRune(prog, filepath.Separator) {
+					if _, err := exec.LookPath(prog); err != nil {
+						fmt.Fprintf(stderr, "%s: warning: %s program %q is not in this shell's PATH (the agent's may differ)\n", at, p.what, prog)
+					}
+					continue
+				}
+				fi, err := os.Stat(prog)
+				switch {
+				case err != nil:
+					fmt.Fprintf(stderr, "%s: %s program: %v\n", at, p.what, err)
+				case !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0:
+					fmt.Fprintf(stderr, "%s: %s program %s is not an executable file (mode %v)\n", at, p.what, prog, fi.Mode())
+				default:
+					continue
+				}
+				ok = false
+			}
+		}
+	}
+	return ok
 }
 
 // checkDeclared renders an empty bucket with watch w's outputs in scratch
