@@ -65,6 +65,10 @@ type PlannedFile struct {
 type PlannedCheck struct {
 	Hook string
 	Err  error // the check failed (nil: it passed, or it was not run)
+	// Ignored: the hook's on_failure is "ignore", so a failed check would
+	// be logged and the files committed anyway; otherwise it keeps the old
+	// files, and no hook of the batch runs.
+	Ignored bool
 	// NotRun says why the check was not run, if it was not.
 	NotRun string
 }
@@ -292,7 +296,7 @@ func (r *watchRunner) plan(ctx context.Context, fn func(*WatchPlan) error) error
 			if len(h.Check) == 0 {
 				continue
 			}
-			c := PlannedCheck{Hook: name}
+			c := PlannedCheck{Hook: name, Ignored: h.OnFailure == FailIgnore}
 			if h.CheckInPlace {
 				c.NotRun = "check_in_place: it would change the live files"
 			} else if c.Err = openScratchTo(scratch, h.RunAs); c.Err == nil {

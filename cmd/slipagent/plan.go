@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 
 	"github.com/slipstreamkv/slipstream/agent"
 )
@@ -125,7 +126,12 @@ func printPlan(w io.Writer, p *agent.WatchPlan) (failed bool, err error) {
 	if !p.Changed() {
 		fmt.Fprintln(w, "  no changes")
 	}
+	refused := slices.IndexFunc(p.Checks, func(c agent.PlannedCheck) bool { return c.Err != nil && !c.Ignored })
 	for _, h := range p.Hooks {
+		if refused >= 0 {
+			fmt.Fprintf(w, "  hook %s would not run: the check of hook %s fails, which keeps the old files\n", h, p.Checks[refused].Hook)
+			continue
+		}
 		fmt.Fprintf(w, "  hook %s would run\n", h)
 	}
 	if p.DriftUnchecked != nil {
@@ -136,6 +142,8 @@ func printPlan(w io.Writer, p *agent.WatchPlan) (failed bool, err error) {
 		switch {
 		case c.NotRun != "":
 			fmt.Fprintf(w, "  check of hook %s: not run (%s)\n", c.Hook, c.NotRun)
+		case c.Err != nil && c.Ignored:
+			fmt.Fprintf(w, "  check of hook %s: FAILED, ignored (on_failure = \"ignore\": the files would go live anyway): %v\n", c.Hook, c.Err)
 		case c.Err != nil:
 			fmt.Fprintf(w, "  check of hook %s: FAILED: %v\n", c.Hook, c.Err)
 			failed = true

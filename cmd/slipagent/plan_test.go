@@ -30,7 +30,8 @@ func tree(t *testing.T, dir string) map[string]string {
 func TestPlanShowsChangesAndChangesNothing(t *testing.T) {
 	srv := natstest.Run(t)
 	dir := t.TempDir()
-	cfg := onceConfig(t, dir, srv.URL(), `check = ["sh", "-c", "for f in $(printf '%s' \"$SLIPAGENT_STAGED\" | cut -f1); do ! grep -q bad $f || exit 1; done"]`)
+	const check = `check = ["sh", "-c", "for f in $(printf '%s' \"$SLIPAGENT_STAGED\" | cut -f1); do ! grep -q bad $f || exit 1; done"]`
+	cfg := onceConfig(t, dir, srv.URL(), check)
 	kv := kvMust(t, srv.URL())
 	kv("put", "cfg", "files.a", "alpha")
 	kv("put", "cfg", "files.b", "bravo")
@@ -73,8 +74,17 @@ func TestPlanShowsChangesAndChangesNothing(t *testing.T) {
 
 	// A check that refuses the new files: exit 1, named.
 	kv("put", "cfg", "files.c", "bad")
-	if code, out, _ := runCmd(t, "plan", "-config", cfg); code != exitFailure || !strings.Contains(out, "check of hook changed: FAILED") {
+	// Its hook would not run: the batch fails.
+	if code, out, _ := runCmd(t, "plan", "-config", cfg); code != exitFailure || !strings.Contains(out, "check of hook changed: FAILED") ||
+		!strings.Contains(out, "hook changed would not run: the check of hook changed fails") || strings.Contains(out, "hook changed would run") {
 		t.Errorf("plan with a refused file = %d\n%s", code, out)
+	}
+	// Unless the hook ignores its check's failure: the files would go live
+	// and the hook run.
+	ignoring := onceConfig(t, dir, srv.URL(), check+"\n    on_failure = \"ignore\"")
+	if code, out, _ := runCmd(t, "plan", "-config", ignoring); code != exitOK || !strings.Contains(out, `check of hook changed: FAILED, ignored (on_failure = "ignore"`) ||
+		!strings.Contains(out, "hook changed would run") {
+		t.Errorf("plan with a refused file, on_failure = ignore = %d\n%s", code, out)
 	}
 	if code, _, errOut := runCmd(t, "plan", "-config", cfg, "-watch", "nope"); code != exitFailure || !strings.Contains(errOut, `"nope"`) {
 		t.Errorf("plan of an unknown watch = %d %q", code, errOut)
