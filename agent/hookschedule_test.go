@@ -260,6 +260,9 @@ func TestPendingHookSurvivesARestart(t *testing.T) {
 	if hooks := lines(filepath.Join(f.dir, "hooks.log")); len(hooks) != 1 {
 		t.Fatalf("hooks.log = %q, want the second run still pending", hooks)
 	}
+	if s := a.Status()[0]; s.LastFailure != "" || s.Failures != 0 {
+		t.Errorf("a stop with a hook waiting counted as a failure: %d, %q", s.Failures, s.LastFailure)
+	}
 	if _, err := os.Stat(journal); err != nil {
 		t.Fatalf("the pending hook left the journal at shutdown: %v", err)
 	}

@@ -79,6 +79,9 @@ func (l *appliedLoop) commit(ctx context.Context, wa Watch, b Batch, atEnd bool)
 		if err == nil {
 			break
 		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return synced, ctxErr // the loop stops: no failure to report
+		}
 		err = fmt.Errorf("apply: %w", err)
 		if !l.cfg.NoRetry {
 			l.failed(err)
