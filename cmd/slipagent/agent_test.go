@@ -461,6 +461,75 @@ watch "w" {
 	}
 }
 
+// TestValidateChecksHookPrograms: validate refuses a hook's command or
+// check program given by path that is missing or cannot run, naming the
+// hook, the setting and the path, and warns about a bare name not in PATH;
+// with -modules=false (the unit's check before the agent starts, which a
+// missing program does not stop) it leaves them.
+func TestValidateChecksHookPrograms(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "files.wasm"), plugintest.Module(t, "plugins/examples/files"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, mode := range map[string]os.FileMode{"check.sh": 0o755, "afile": 0o644} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(dir, "agent.hcl")
+	for _, tc := range []struct {
+		name, hook string
+		want       []string // nil: validate says ok
+	}{
+		{"programs that run", `command = ["true"]
+    check   = ["./check.sh"]`, nil},
+		{"a missing command", `command = ["bin/missing.sh"]`,
+			[]string{cfg + `:8: watch "w", hook "reload": command program: stat ` + filepath.Join(dir, "bin", "missing.sh") + ": no such file"}},
+		{"a check that cannot run", `command = ["true"]
+    check   = ["./afile"]`,
+			[]string{cfg + `:9: watch "w", hook "reload": check program ` + filepath.Join(dir, "afile") + " is not an executable file"}},
+		{"a bare name not in PATH", `command = ["slipagent-no-such-program"]`, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := `data_dir = "data"
+plugin "files" { module = "files.wasm" }
+watch "w" {
+  bucket = "b"
+  plugin = "files"
+  output "files" { dir = "out" }
+  hook "reload" {
+    ` + tc.hook + `
+  }
+}
+`
+			if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if code, out, errOut := runCmd(t, "validate", "-config", cfg, "-modules=false"); code != exitOK {
+				t.Errorf("validate -modules=false = %d %q %q, want ok", code, out, errOut)
+			}
+			code, out, errOut := runCmd(t, "validate", "-config", cfg)
+			if tc.want == nil {
+				if code != exitOK {
+					t.Fatalf("validate = %d %q %q, want ok", code, out, errOut)
+				}
+				if bare := strings.Contains(tc.hook, "no-such-program"); bare != strings.Contains(errOut, `warning: command program "slipagent-no-such-program" is not in this shell's PATH`) {
+					t.Errorf("validate's warnings: %q", errOut)
+				}
+				return
+			}
+			if code != exitFailure {
+				t.Fatalf("validate = %d %q %q, want %d", code, out, errOut, exitFailure)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(errOut, want) {
+					t.Errorf("validate does not say %q:\n%s", want, errOut)
+				}
+			}
+		})
+	}
+}
+
 // TestValidateRefusesWhatTheAgentCannotStart: validate refuses what the
 // agent would refuse at once or could never apply (an output owner that
 // does not exist, an http token or TLS file it cannot read, a data_dir that
@@ -472,21 +541,7 @@ func TestValidateRefusesWhatTheAgentCannotStart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, "check.sh"), []byte("#!/bin/sh\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	cfg := filepath.Join(dir, "agent.hcl")
-	const hooked = `data_dir = "data"
-plugin "files" { module = "files.wasm" }
-watch "w" {
-  bucket = "b"
-  plugin = "files"
-  output "files" { dir = "out" }
-  hook "reload" {
-    $SET
-  }
-}
-`
 	const watch = `plugin "files" { module = "files.wasm" }
 watch "w" {
   bucket = "b"
@@ -530,13 +585,6 @@ http {
     key_file  = "missing.key"
   }
 }`, []string{cfg + ":4: http tls: cert_file " + filepath.Join(dir, "missing.pem"), "no such file"}},
-		{"hook programs that run", strings.Replace(hooked, "$SET", `command = ["true"]
-    check   = ["./check.sh"]`, 1), nil},
-		{"a missing hook program", strings.Replace(hooked, "$SET", `command = ["bin/missing.sh"]`, 1),
-			[]string{cfg + `:8: watch "w", hook "reload": command program: stat ` + filepath.Join(dir, "bin", "missing.sh") + ": no such file"}},
-		{"a check program that cannot run", strings.Replace(hooked, "$SET", `command = ["true"]
-    check   = ["./afile"]`, 1),
-			[]string{cfg + `:9: watch "w", hook "reload": check program ` + filepath.Join(dir, "afile") + " is not an executable file"}},
 		{"a data_dir that is a file", `data_dir = "afile"`, []string{cfg + ":1: data_dir " + filepath.Join(dir, "afile") + ": not a directory"}},
 		{"a data_dir below a file", `data_dir = "afile/data"`, []string{cfg + ":1: data_dir " + filepath.Join(dir, "afile", "data") + ": " + filepath.Join(dir, "afile") + " is not a directory"}},
 	} {

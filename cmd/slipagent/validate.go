@@ -25,10 +25,12 @@ cert_file, key_file) can be read and parse, that the users and groups it
 names exist, that no file the agent trusts (the configuration, data dir,
 compile cache, creds, keys, token) can be changed by others, as the agent
 checks at start, that data_dir is a directory it can list (or does not
-exist yet), that the http token and TLS files can be read, that each
-hook's command and check given by path is an executable file (a bare name
-missing from this shell's PATH is only warned about), and (unless
--modules=false) that every plugin module loads: it compiles, matches its
+exist yet), that the http token and TLS files can be read, and (unless
+-modules=false, as the systemd unit's start runs it: a missing hook
+program fails only that hook, not the agent's start) that each hook's
+command and check given by path is an executable file (a bare name
+missing from this shell's PATH is only warned about) and that every
+plugin module loads: it compiles, matches its
 sha256 pin, speaks the plugin ABI and accepts its
 configuration (a plugin that checks it when loaded, as the template
 example does, refuses it here, naming the plugin), and that a render of
@@ -69,10 +71,10 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "slipagent validate: %v\n", err)
 		return exitFailure
 	}
-	if !checkPrograms(cfg, stderr) {
-		return exitFailure
-	}
 	if *modules {
+		if !checkPrograms(cfg, stderr) {
+			return exitFailure
+		}
 		eng, err := host.New(ctx, host.Config{})
 		if err != nil {
 			fmt.Fprintf(stderr, "slipagent validate: %v\n", err)
