@@ -539,6 +539,14 @@ func (c *Config) finalize() hcl.Diagnostics {
 		p.ConfigMap, diags = pluginConfig(p, diags)
 	}
 
+	// Programs first: placing an output checks it against every file the
+	// agent trusts, the hook programs of every watch among them.
+	for _, w := range c.Watches {
+		for _, h := range w.Hooks {
+			h.Command = programRelativeTo(h.CommandRange, h.Command)
+			h.Check = programRelativeTo(h.CheckRange, h.Check)
+		}
+	}
 	watches := map[string]bool{}
 	var placed []placedOutput // every output, to refuse overlapping directories
 	for _, w := range c.Watches {
@@ -634,8 +642,6 @@ func (c *Config) finalize() hcl.Diagnostics {
 			if h.CheckRange.Filename != "" && (len(h.Check) == 0 || h.Check[0] == "") {
 				diags = append(diags, errAt(h.CheckRange, "Empty check command", "check is the program and its arguments; remove it to skip the check."))
 			}
-			h.Command = programRelativeTo(h.CommandRange, h.Command)
-			h.Check = programRelativeTo(h.CheckRange, h.Check)
 			h.Timeout, diags = parseDuration(h.TimeoutS, h.TimeoutRange, DefaultHookTimeout, diags)
 			switch h.OnFailureS {
 			case "", "retry":

@@ -109,6 +109,7 @@ nats {
 plugin "p" { module = "p.wasm" }
 ` + watch(""), "nats tls cert_file " + filepath.Join(out, "nats.pem")},
 		{"hook command", base + watch(`hook "reload" { command = ["`+filepath.Join(out, "hook.sh")+`", "x"] }`), `watch "w" hook "reload" command ` + filepath.Join(out, "hook.sh")},
+		{"hook command by relative path", base + watch(`hook "reload" { command = ["out/hook.sh"] }`), `watch "w" hook "reload" command ` + filepath.Join(out, "hook.sh")},
 		{"hook check", base + watch(`hook "reload" {
   command = ["true"]
   check   = ["`+filepath.Join(out, "check.sh")+`"]

@@ -296,11 +296,12 @@ func (r *watchRunner) plan(ctx context.Context, fn func(*WatchPlan) error) error
 			if len(h.Check) == 0 {
 				continue
 			}
-			c := PlannedCheck{Hook: name, Ignored: h.OnFailure == FailIgnore}
+			c := PlannedCheck{Hook: name}
 			if h.CheckInPlace {
 				c.NotRun = "check_in_place: it would change the live files"
 			} else if c.Err = openScratchTo(scratch, h.RunAs); c.Err == nil {
 				c.Err = runCommand(ctx, r.log.With("hook", name, "check", true), h.Check, h.Timeout, hookProcess(h, append(r.env(name, cursor), stagedEnv(staged))))
+				c.Ignored = h.OnFailure == FailIgnore // plan's own failure above is no check's verdict
 			}
 			p.Checks = append(p.Checks, c)
 		}

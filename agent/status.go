@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -221,6 +222,9 @@ func (w *watchStatus) pluginLogged(level slog.Level, msg string) {
 	switch {
 	case w.batchErr == "":
 		w.batchErr = msg
+		if len(msg) > maxAppliedErrorLines {
+			w.batchErr = strings.ToValidUTF8(msg[:maxAppliedErrorLines], "") + "…"
+		}
 	case w.batchErrMore == 0 && len(w.batchErr)+len("; ")+len(msg) <= maxAppliedErrorLines:
 		w.batchErr += "; " + msg
 	default:
@@ -278,6 +282,9 @@ func (w *watchStatus) get() WatchStatus {
 	case stale:
 		s.State = stateStale
 		s.Reason = fmt.Sprintf("not caught up with bucket %s for more than stale_after (%v)", s.Bucket, w.staleAfter)
+		if !s.BusySince.IsZero() {
+			s.Reason += fmt.Sprintf(": applying a batch since %s (its hooks may be waiting for their splay or min_interval)", s.BusySince.UTC().Format(time.RFC3339))
+		}
 	case !w.started:
 		s.State, s.Reason = stateStarting, "starting"
 	case !s.Synced:

@@ -324,4 +324,30 @@ func TestAppliedErrorJoinsTheBatchsLines(t *testing.T) {
 	if got := batch(); got != "" {
 		t.Errorf("a batch with no error line: applied_error %q", got)
 	}
+	// A plugin's line may be 4096 bytes: the first is cut, leaving room
+	// for the count within a fleet record's plugin_error.
+	got = batch(strings.Repeat("y", 4096), "second")
+	if !strings.HasSuffix(got, "… (and 1 more)") || len(got) > maxPluginError {
+		t.Errorf("a 4096-byte line and another: applied_error of %d bytes ending %q", len(got), got[max(0, len(got)-20):])
+	}
+}
+
+// A watch applying a batch is behind from the batch's start, and once that
+// lasts past stale_after its reason says what it is doing.
+func TestStatusBusyIsBehind(t *testing.T) {
+	st, clock := newTestStatus(time.Minute)
+	st.progress(kvcore.Progress{Cursor: at(5), Synced: true})
+	started := clock.now()
+	st.busy(started)
+	if s := st.get(); s.State != stateReady || !s.BehindSince.Equal(started) {
+		t.Fatalf("a batch just started: state %s, behind since %v; want ready, behind since %v", s.State, s.BehindSince, started)
+	}
+	clock.advance(2 * time.Minute)
+	if s := st.get(); s.State != stateStale || !strings.Contains(s.Reason, "applying a batch since") {
+		t.Fatalf("a batch past stale_after: state %s, reason %q", s.State, s.Reason)
+	}
+	st.busy(time.Time{})
+	if s := st.get(); s.State != stateReady || !s.BehindSince.IsZero() {
+		t.Fatalf("the batch done: state %s, behind since %v", s.State, s.BehindSince)
+	}
 }

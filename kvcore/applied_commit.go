@@ -80,7 +80,10 @@ func (l *appliedLoop) commit(ctx context.Context, wa Watch, b Batch, atEnd bool)
 			break
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return synced, ctxErr // the loop stops: no failure to report
+			// The loop stops: no failure to count, and the next start
+			// applies the batch again.
+			l.cfg.Logger.Info("batch not applied: the watch is stopping", "scope", l.cfg.Scope.String(), "cursor", l.fold.Cursor().String(), "err", err)
+			return synced, ctxErr
 		}
 		err = fmt.Errorf("apply: %w", err)
 		if !l.cfg.NoRetry {

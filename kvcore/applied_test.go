@@ -97,10 +97,10 @@ func loop(t *testing.T, w kvcore.Source, f kvcore.Fold, cfg kvcore.AppliedConfig
 	return stop
 }
 
-// waitFor polls cond until it holds; it fails the test after 10s.
+// waitFor polls cond until it holds; it fails the test after 30s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second) // a poll's bound, not a timing assertion
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

@@ -42,7 +42,7 @@ which renders the real bucket).`
 func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("slipagent validate", stderr)
 	path := fs.String("config", defaultConfig, "configuration file, or directory of *.hcl files")
-	modules := fs.Bool("modules", true, "also load every plugin module")
+	modules := fs.Bool("modules", true, "also load every plugin module and check the hook programs")
 	if code, ok := parseFlagsOnly(fs, validateUsage, args, stdout, stderr); !ok {
 		return code
 	}
@@ -72,16 +72,13 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return exitFailure
 	}
 	if *modules {
-		if !checkPrograms(cfg, stderr) {
-			return exitFailure
-		}
+		failed := !checkPrograms(cfg, stderr)
 		eng, err := host.New(ctx, host.Config{})
 		if err != nil {
 			fmt.Fprintf(stderr, "slipagent validate: %v\n", err)
 			return exitFailure
 		}
 		defer eng.Close(context.WithoutCancel(ctx))
-		failed := false
 		for _, p := range cfg.Plugins {
 			at := fmt.Sprintf("%s:%d", p.DefRange.Filename, p.DefRange.Start.Line) // the plugin block
 			wasm, err := os.ReadFile(p.Module)
