@@ -489,6 +489,8 @@ func TestValidateChecksHookPrograms(t *testing.T) {
     check   = ["./afile"]`,
 			[]string{cfg + `:9: watch "w", hook "reload": check program ` + filepath.Join(dir, "afile") + " is not an executable file"}},
 		{"a bare name not in PATH", `command = ["slipagent-no-such-program"]`, nil},
+		{"a wait as long as stale_after", `command = ["true"]
+    min_interval = "2m"`, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := `data_dir = "data"
@@ -514,6 +516,9 @@ watch "w" {
 					t.Fatalf("validate = %d %q %q, want ok", code, out, errOut)
 				}
 				if bare := strings.Contains(tc.hook, "no-such-program"); bare != strings.Contains(errOut, `warning: command program "slipagent-no-such-program" is not in this shell's PATH`) {
+					t.Errorf("validate's warnings: %q", errOut)
+				}
+				if long := strings.Contains(tc.hook, "min_interval"); long != strings.Contains(errOut, `:7: watch "w", hook "reload": warning: a batch may wait up to 2m0s for this hook (splay + min_interval), not less than the watch's stale_after (2m0s)`) {
 					t.Errorf("validate's warnings: %q", errOut)
 				}
 				return

@@ -29,7 +29,8 @@ exist yet), that the http token and TLS files can be read, and (unless
 -modules=false, as the systemd unit's start runs it: a missing hook
 program fails only that hook, not the agent's start) that each hook's
 command and check given by path is an executable file (a bare name
-missing from this shell's PATH is only warned about) and that every
+missing from this shell's PATH is only warned about, as is a hook whose
+splay and min_interval reach its watch's stale_after) and that every
 plugin module loads: it compiles, matches its
 sha256 pin, speaks the plugin ABI and accepts its
 configuration (a plugin that checks it when loaded, as the template
@@ -71,6 +72,7 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "slipagent validate: %v\n", err)
 		return exitFailure
 	}
+	warnHookWaits(cfg, stderr)
 	if *modules {
 		failed := !checkPrograms(cfg, stderr)
 		eng, err := host.New(ctx, host.Config{})
@@ -120,6 +122,20 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	fmt.Fprintf(stdout, "%s: ok (%s, %s)\n", *path, count(len(cfg.Watches), "watch", "watches"), count(len(cfg.Plugins), "plugin", "plugins"))
 	return exitOK
+}
+
+// warnHookWaits warns about a hook whose splay and min_interval can hold a
+// batch as long as its watch's stale_after: the watch would turn stale
+// (503) whenever changes come while the hook waits for its turn.
+func warnHookWaits(cfg *agent.Config, stderr io.Writer) {
+	for _, w := range cfg.Watches {
+		for _, h := range w.Hooks {
+			if wait := h.Splay + h.MinInterval; w.StaleAfter > 0 && wait > 0 && wait >= w.StaleAfter {
+				fmt.Fprintf(stderr, "%s:%d: watch %q, hook %q: warning: a batch may wait up to %v for this hook (splay + min_interval), not less than the watch's stale_after (%v): the watch turns stale (503) while it waits; raise stale_after\n",
+					h.DefRange.Filename, h.DefRange.Start.Line, w.Name, h.Name, wait, w.StaleAfter)
+			}
+		}
+	}
 }
 
 // checkPrograms checks that every hook's command and check program can
