@@ -25,14 +25,14 @@ cert_file, key_file) can be read and parse, that the users and groups it
 names exist, that no file the agent trusts (the configuration, data dir,
 compile cache, creds, keys, token) can be changed by others, as the agent
 checks at start, that data_dir is a directory it can list (or does not
-exist yet), that the http token and TLS files can be read, and (unless
--modules=false, as the systemd unit's start runs it: a missing hook
-program fails only that hook, not the agent's start) that each hook's
-command and check given by path is an executable file (a bare name
-missing from this shell's PATH is only warned about, as is a hook whose
-splay and min_interval reach its watch's stale_after) and that every
-plugin module loads: it compiles, matches its
-sha256 pin, speaks the plugin ABI and accepts its
+exist yet), that the http token and TLS files can be read; it warns
+about a hook whose splay and min_interval reach its watch's stale_after.
+Unless -modules=false (as the systemd unit's start runs it: a missing
+hook program fails only that hook, not the agent's start), it also
+checks that each hook's command and check given by path is an
+executable file (a bare name missing from this shell's PATH is only
+warned about) and that every plugin module loads: it compiles, matches
+its sha256 pin, speaks the plugin ABI and accepts its
 configuration (a plugin that checks it when loaded, as the template
 example does, refuses it here, naming the plugin), and that a render of
 an empty bucket by each watch's plugin names only outputs and hooks the
