@@ -280,7 +280,7 @@ func (r *fleetReporter) record(s WatchStatus, now time.Time) fleet.Record {
 		Revision:    s.Revision,
 		State:       s.State,
 		Since:       rev.Since,
-		BehindSince: s.BehindSince,
+		BehindSince: reportedBehind(s, now, r.conf.Interval),
 		Time:        now,
 		Interval:    fleet.Duration(r.conf.Interval),
 	}
@@ -307,6 +307,19 @@ func (r *fleetReporter) record(s WatchStatus, now time.Time) fleet.Record {
 		rec.PluginError = strings.ToValidUTF8(rec.PluginError[:maxPluginError], "") + "…"
 	}
 	return rec
+}
+
+// reportedBehind is the BehindSince a record carries. A watch is behind
+// while it applies a batch; one applying for less than a report interval
+// is reported caught up, as a record written during a drift repair (which
+// moves no revision, so writes no record after it) would otherwise show a
+// ready host behind until the next heartbeat. Behind for longer, or for
+// another reason too, it is reported.
+func reportedBehind(s WatchStatus, now time.Time, interval time.Duration) time.Time {
+	if !s.BusySince.IsZero() && !s.BehindSince.Before(s.BusySince) && now.Sub(s.BusySince) < interval {
+		return time.Time{}
+	}
+	return s.BehindSince
 }
 
 // maxPluginError bounds a record's plugin_error: a plugin's log line may

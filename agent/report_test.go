@@ -356,3 +356,27 @@ func TestFleetStatesAreTheAgents(t *testing.T) {
 		t.Errorf("agent states %v, fleet states %v", watchStates, want)
 	}
 }
+
+// A record reports a watch behind while it applies a batch only once that
+// lasted a report interval: a short drift repair would otherwise leave a
+// ready host shown behind until the next heartbeat.
+func TestReportedBehind(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const interval = 30 * time.Second
+	for _, tc := range []struct {
+		name         string
+		busy, behind time.Time
+		now          time.Time
+		want         time.Time
+	}{
+		{"caught up", time.Time{}, time.Time{}, t0, time.Time{}},
+		{"trailing, not busy", time.Time{}, t0, t0.Add(time.Minute), t0},
+		{"a batch under an interval", t0, t0, t0.Add(interval - time.Second), time.Time{}},
+		{"a batch past an interval (a hook's min_interval)", t0, t0, t0.Add(interval), t0},
+		{"behind before the batch started", t0.Add(time.Minute), t0, t0.Add(time.Minute + time.Second), t0},
+	} {
+		if got := reportedBehind(WatchStatus{BusySince: tc.busy, BehindSince: tc.behind}, tc.now, interval); !got.Equal(tc.want) {
+			t.Errorf("%s: reported behind since %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
