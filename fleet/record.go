@@ -61,7 +61,8 @@ type Record struct {
 	// was at the same revision (its Since is kept).
 	Since time.Time `json:"since"`
 	// BehindSince is since when the watch has not been caught up with its
-	// bucket (zero while it is).
+	// bucket (zero while it is): trailing it, failing, or applying a batch
+	// for longer than Interval (a hook waiting for its min_interval).
 	BehindSince time.Time `json:"behind_since,omitzero"`
 	// Time is when the record was written; Interval is the host's heartbeat
 	// interval: a record older than a few intervals comes from a host that
