@@ -178,12 +178,20 @@ func (a *Agent) applyReload(ctx context.Context, wg *sync.WaitGroup, cfg *Config
 	if err != nil {
 		return refuse(err)
 	}
-	if !sameSettings(a.cfg, cfg) {
-		return ErrReloadNeedsRestart // a restart, not a refusal: not counted
-	}
+	// Every module loads before anything stops, a reload that restarts the
+	// whole agent too: that one would stop the running agent for one whose
+	// watches cannot start.
 	plugins, replaced, err := a.preparePlugins(ctx, cfg)
 	if err != nil {
 		return refuse(err)
+	}
+	if !sameSettings(a.cfg, cfg) {
+		for name := range replaced {
+			if slot := plugins[name]; slot != nil { // compiled here; the new agent compiles its own
+				closeModule(ctx, slot.plugin)
+			}
+		}
+		return ErrReloadNeedsRestart // a restart, not a refusal: not counted
 	}
 
 	old := map[string]*watchRunner{}

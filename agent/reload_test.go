@@ -176,6 +176,14 @@ func TestReloadWithABrokenModuleKeepsTheRunningOne(t *testing.T) {
 	if !strings.Contains(rec.Body.String(), `slipagent_reloads_total{result="error"} 1`) {
 		t.Error("slipagent_reloads_total does not count the refused reload")
 	}
+
+	// So is one that also changes what restarts the whole agent: the
+	// running agent would stop for one whose watches cannot start.
+	next = f.config(strings.Replace(strings.Replace(twoWatches, "$DIR/files.wasm", broken, 1), `data_dir = "$DIR/data"`, `data_dir = "$DIR/data2"`, 1))
+	err = a.Reload(context.Background(), next)
+	if err == nil || errors.Is(err, ErrReloadNeedsRestart) || !strings.Contains(err.Error(), "files") {
+		t.Fatalf("Reload with a new data_dir = %v, want refused naming the plugin", err)
+	}
 }
 
 func TestReloadRemovesAndAddsWatches(t *testing.T) {
