@@ -41,6 +41,9 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if path != "" {
 		cfg, code := loadConfig(path, stderr)
 		if cfg == nil {
+			// It finds the agent through the configuration, which a reload
+			// of this one was refused for: say how to ask the agent.
+			fmt.Fprintf(stderr, "slipagent status: %s does not load, so the running agent (which keeps the configuration it last loaded) is not found through it: give its address with -http ADDR (and -token-file FILE)\n", path)
 			return code
 		}
 		h = cfg.HTTP
