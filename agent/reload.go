@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -253,8 +254,32 @@ func (a *Agent) applyReload(ctx context.Context, wg *sync.WaitGroup, cfg *Config
 		a.auth.setToken(token)
 	}
 	a.log.Info("configuration reloaded", "restarted", changes.Restarted, "added", changes.Added, "removed", changes.Removed, "kept", changes.Kept)
+	for _, dir := range abandonedOutputs(stopping, cfg) {
+		a.log.Warn("an output directory left by the reload stays as it is: no watch manages its files any more (remove them by hand if they should go)", "dir", dir)
+	}
 	a.reloadFinished(nil, changes)
 	return nil
+}
+
+// abandonedOutputs lists the output directories of the stopped watches
+// that no watch of cfg writes to.
+func abandonedOutputs(stopped []*watchRunner, cfg *Config) []string {
+	kept := map[string]bool{}
+	for _, wc := range cfg.Watches {
+		for _, o := range wc.Outputs {
+			kept[o.Dir] = true
+		}
+	}
+	var dirs []string
+	for _, w := range stopped {
+		for _, o := range w.conf.Outputs {
+			if !kept[o.Dir] && !slices.Contains(dirs, o.Dir) {
+				dirs = append(dirs, o.Dir)
+			}
+		}
+	}
+	slices.Sort(dirs)
+	return dirs
 }
 
 // config is the configuration a runs: New's, or the latest one a reload

@@ -409,3 +409,20 @@ func TestServeRefusesAReloadWithAnUnknownOutputOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The output directories a reload leaves (a removed watch's, an output's
+// old dir) are named: their files stay, and no watch manages them.
+func TestAbandonedOutputs(t *testing.T) {
+	watch := func(name string, dirs ...string) *WatchConf {
+		w := &WatchConf{Name: name}
+		for _, d := range dirs {
+			w.Outputs = append(w.Outputs, &OutputConf{Dir: d})
+		}
+		return w
+	}
+	stopped := []*watchRunner{{conf: watch("a", "/out/a")}, {conf: watch("b", "/out/b", "/out/shared")}}
+	cfg := &Config{Watches: []*WatchConf{watch("a", "/out/a2"), watch("c", "/out/shared")}}
+	if got, want := abandonedOutputs(stopped, cfg), []string{"/out/a", "/out/b"}; !slices.Equal(got, want) {
+		t.Errorf("abandoned outputs %q, want %q", got, want)
+	}
+}
