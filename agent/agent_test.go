@@ -703,8 +703,8 @@ http { listen = "`+ln.Addr().String()+`" }
 	}()
 	select {
 	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "address already in use") {
-			t.Errorf("Serve = %v, want the listener's error", err)
+		if err == nil || !strings.Contains(err.Error(), "address already in use") || !strings.Contains(err.Error(), "change http.listen") {
+			t.Errorf("Serve = %v, want the listener's error and what to change", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return after the agent failed to start")

@@ -89,7 +89,8 @@ func (a *httpAuth) refusal(r *http.Request) string {
 		return "a client certificate signed by the http tls client_ca_file is required"
 	}
 	if a.token {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		ok = ok && strings.EqualFold(scheme, "Bearer") // the scheme is case-insensitive (RFC 9110)
 		sum := sha256.Sum256([]byte(got))
 		if !ok || subtle.ConstantTimeCompare(sum[:], a.tokenSum.Load()[:]) != 1 {
 			return "a valid bearer token is required: Authorization: Bearer <the content of the http token_file>"

@@ -50,6 +50,12 @@ func TestHTTPToken(t *testing.T) {
 		if code, body := httpGet(t, c, base+path, "Authorization", "Bearer s3cret-token"); code != http.StatusOK {
 			t.Errorf("%s with the token = %d %s", path, code, body)
 		}
+		if code, body := httpGet(t, c, base+path, "Authorization", "bearer s3cret-token"); code != http.StatusOK {
+			t.Errorf("%s with the token, the scheme in lower case = %d %s", path, code, body)
+		}
+		if code, _ := httpGet(t, c, base+path, "Authorization", "Basic s3cret-token"); code != http.StatusUnauthorized {
+			t.Errorf("%s with the token under another scheme = %d, want 401", path, code)
+		}
 	}
 	if code, body := httpGet(t, c, base+"/healthz"); code != http.StatusOK || body != "{\n  \"status\": \"ok\"\n}\n" {
 		t.Errorf("public /healthz without a token = %d %q", code, body)

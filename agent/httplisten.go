@@ -20,7 +20,11 @@ func listenHTTP(h *HTTPConfig) (net.Listener, error) {
 	}
 	ln, err := net.Listen("tcp", h.Address)
 	if err != nil {
-		return nil, fmt.Errorf("http listen %s: %w", h.Address, err)
+		at := ""
+		if r := h.ListenRange; r.Filename != "" {
+			at = fmt.Sprintf(" (%s:%d)", r.Filename, r.Start.Line)
+		}
+		return nil, fmt.Errorf("http listen %s%s: %w; free the address or change http.listen", h.Address, at, err)
 	}
 	if h.TLS == nil {
 		return ln, nil

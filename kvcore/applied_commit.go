@@ -82,7 +82,7 @@ func (l *appliedLoop) commit(ctx context.Context, wa Watch, b Batch, atEnd bool)
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			// The loop stops: no failure to count, and the next start
 			// applies the batch again.
-			l.cfg.Logger.Info("batch not applied: the watch is stopping", "scope", l.cfg.Scope.String(), "cursor", l.fold.Cursor().String(), "err", err)
+			l.cfg.Logger.Info("batch not finished: the watch is stopping; the next start finishes it", "scope", l.cfg.Scope.String(), "cursor", l.fold.Cursor().String(), "err", err)
 			return synced, ctxErr
 		}
 		err = fmt.Errorf("apply: %w", err)
