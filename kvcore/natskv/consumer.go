@@ -87,6 +87,9 @@ type streamState struct {
 	created time.Time
 	// leader is the server leading the stream in a cluster, else "".
 	leader string
+	// maxAge and markerTTL are the bucket's expiry and the delete-marker
+	// TTL that makes an expiry visible to watches (0: none).
+	maxAge, markerTTL time.Duration
 }
 
 // streamState looks the bucket's stream up.
@@ -101,14 +104,16 @@ func (s *store) streamState(ctx context.Context) (streamState, error) {
 	cfg := info.Config
 	limited := cfg.MaxBytes > 0 || cfg.MaxMsgs > 0
 	return streamState{
-		first:    info.State.FirstSeq,
-		last:     info.State.LastSeq,
-		lastTime: info.State.LastTime,
-		msgs:     info.State.Msgs,
-		history:  cfg.MaxMsgsPerSubject,
-		lossy:    cfg.MaxAge > 0 || cfg.Discard == jetstream.DiscardOld && limited,
-		created:  info.Created,
-		leader:   clusterLeader(info.Cluster),
+		first:     info.State.FirstSeq,
+		last:      info.State.LastSeq,
+		lastTime:  info.State.LastTime,
+		msgs:      info.State.Msgs,
+		history:   cfg.MaxMsgsPerSubject,
+		lossy:     cfg.MaxAge > 0 || cfg.Discard == jetstream.DiscardOld && limited,
+		created:   info.Created,
+		leader:    clusterLeader(info.Cluster),
+		maxAge:    cfg.MaxAge,
+		markerTTL: cfg.SubjectDeleteMarkerTTL,
 	}, nil
 }
 

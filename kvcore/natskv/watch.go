@@ -39,20 +39,6 @@ func (s *store) Watch(ctx context.Context, scope kvcore.Scope, from kvcore.Curso
 	return s.WatchBuffered(ctx, scope, from, eventBuffer)
 }
 
-// warnUnseenExpiry warns, as a watch starts, when the bucket expires keys
-// without a delete marker: a watch never sees them go. A bucket only
-// written to (the agent's report bucket) is no concern. A status that cannot
-// be read is left to the watch to fail on.
-func (s *store) warnUnseenExpiry(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	defer cancel()
-	st, err := s.kv.Status(ctx)
-	if err == nil && st.TTL() > 0 && st.LimitMarkerTTL() == 0 {
-		s.log.Warn("bucket has a max age but no delete-marker TTL: expired keys vanish without an update on watches until their next re-sync",
-			"max_age", st.TTL())
-	}
-}
-
 // WatchBuffered is Watch with an Events channel of capacity events, and at
 // least the default 256; see [kvcore.BufferedWatcher]. The delivery handler
 // blocks (and the consumer's flow control holds the server back) once that
@@ -78,7 +64,6 @@ func (s *store) WatchBuffered(ctx context.Context, scope kvcore.Scope, from kvco
 	if _, ok := resumeStartSequence(pos); !ok {
 		return fail(fmt.Errorf("%w: %w", kvcore.ErrWatchFailed, errRefuseWrap))
 	}
-	s.warnUnseenExpiry(ctx)
 	w := s.newWatch(ctx, scope, pos, max(capacity, eventBuffer))
 	if err := w.attach(s.opts.Timeout); err != nil {
 		w.cancel()
@@ -274,6 +259,13 @@ func (w *watch) attachCtx(ctx context.Context) error {
 	known := !w.created.IsZero() // the watch attached to this incarnation before
 	if !known {
 		w.created = st.created
+		// A watch never sees a key go that expires without a delete
+		// marker; a bucket only written to (the agent's report bucket)
+		// is no concern, so this is said as a watch starts.
+		if st.maxAge > 0 && st.markerTTL == 0 {
+			w.log.Warn("bucket has a max age but no delete-marker TTL: expired keys vanish without an update on watches until their next re-sync",
+				"max_age", st.maxAge)
+		}
 	} else if !st.created.Equal(w.created) {
 		// Its revisions started over: whatever pos is, it means nothing here.
 		return fmt.Errorf("%w: the bucket was re-created (it is %s now, the watch started on %s)",
