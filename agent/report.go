@@ -303,9 +303,7 @@ func (r *fleetReporter) record(s WatchStatus, now time.Time) fleet.Record {
 			rec.PluginError = e.PluginError
 		}
 	}
-	if len(rec.PluginError) > maxPluginError {
-		rec.PluginError = strings.ToValidUTF8(rec.PluginError[:maxPluginError], "") + "…"
-	}
+	rec.PluginError = clip(rec.PluginError, maxPluginError)
 	return rec
 }
 
@@ -320,6 +318,15 @@ func reportedBehind(s WatchStatus, now time.Time, interval time.Duration) time.T
 		return time.Time{}
 	}
 	return s.BehindSince
+}
+
+// clip keeps the first n bytes of s (never half a character) and an
+// ellipsis when s is longer.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
 // maxPluginError bounds a record's plugin_error: a plugin's log line may

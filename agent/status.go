@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -221,10 +220,7 @@ func (w *watchStatus) pluginLogged(level slog.Level, msg string) {
 	l.LastError, l.LastErrorAt = msg, w.now()
 	switch {
 	case w.batchErr == "":
-		w.batchErr = msg
-		if len(msg) > maxAppliedErrorLines {
-			w.batchErr = strings.ToValidUTF8(msg[:maxAppliedErrorLines], "") + "…"
-		}
+		w.batchErr = clip(msg, maxAppliedErrorLines)
 	case w.batchErrMore == 0 && len(w.batchErr)+len("; ")+len(msg) <= maxAppliedErrorLines:
 		w.batchErr += "; " + msg
 	default:
