@@ -2,6 +2,7 @@ package kvcore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -72,8 +73,11 @@ type Progress struct {
 	Err error
 	// Failures counts consecutive failures.
 	Failures int
-	// Pending is the Event.Pending of the last update of the last batch
-	// applied: more than 0 while the loop trails the bucket.
+	// Pending is how many updates the loop trailed the bucket by when it
+	// applied its last batch: the Event.Pending of the batch's last update
+	// (records the server had yet to deliver), or the events delivered
+	// meanwhile and waiting to be taken, whichever is more. More than 0
+	// while the loop trails the bucket, as when a batch took long.
 	Pending uint64
 }
 
@@ -106,6 +110,14 @@ type Progress struct {
 //
 // WatchApplied owns fold while it runs: nothing else may call its Apply.
 func WatchApplied(ctx context.Context, src Source, fold Fold, cfg AppliedConfig, apply ApplyFunc) error {
+	switch {
+	case src == nil:
+		return errors.New("kvcore: watch applied: no source (src is nil)")
+	case fold == nil:
+		return errors.New("kvcore: watch applied: no fold (fold is nil)")
+	case apply == nil:
+		return errors.New("kvcore: watch applied: no apply function (apply is nil)")
+	}
 	if err := cfg.Scope.Validate(); err != nil {
 		return fmt.Errorf("kvcore: watch applied: %w", err)
 	}

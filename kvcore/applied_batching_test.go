@@ -290,3 +290,41 @@ func backlogLoop(t *testing.T, maxBatch int) (live chan<- kvcore.Event, applied 
 		func(_ context.Context, b kvcore.Batch) error { sizes <- len(b.Updates); return nil })
 	return events, sizes
 }
+
+// A batch that takes long (a hook waiting out its min_interval) leaves the
+// loop behind by the updates that came meanwhile: the report of that batch
+// says so (Progress.Pending), however caught up the batch itself was, so
+// that a caller does not take the loop for current between that batch and
+// the next.
+func TestProgressCountsTheUpdatesThatCameDuringABatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		pending := map[uint64][]uint64{} // reports by cursor revision
+		cfg := kvcore.AppliedConfig{Window: kvcore.NoWindow, MaxBatch: 1000, OnProgress: func(p kvcore.Progress) {
+			mu.Lock()
+			defer mu.Unlock()
+			rev, _ := p.Cursor.Revision()
+			pending[rev] = append(pending[rev], p.Pending)
+		}}
+		gate := make(chan struct{})
+		r := startBatching(t, cfg, gate)
+		r.put(t, 1) // the first batch, held in apply by the gate
+		synctest.Wait()
+		for i := range 5 { // arrive while it is applied
+			if _, err := r.store.Put(context.Background(), fmt.Sprintf("late%d", i), []byte("v")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait()
+		close(gate)
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if got := pending[1]; len(got) == 0 || got[0] < 5 {
+			t.Fatalf("reports at revision 1 had Pending %v, want the first at least 5 (the updates that came during its batch)", got)
+		}
+		if got := pending[6]; len(got) == 0 || got[len(got)-1] != 0 {
+			t.Fatalf("reports at revision 6 had Pending %v, want the last 0 (caught up)", got)
+		}
+	})
+}

@@ -122,7 +122,16 @@ func (l *appliedLoop) commit(ctx context.Context, wa Watch, b Batch, atEnd bool)
 		// the way of the change that fixes it.
 		b.Updates = latestPerKey(b.Updates)
 	}
-	l.recovered()
+	// Updates that came while apply ran wait in the watch's buffer: the
+	// loop trails the bucket by them at least, however long the batch took.
+	// A watch that failed meanwhile (a lost consumer) tells nothing of what
+	// came: the batch is not reported, and the loop reports the watch's
+	// end next.
+	l.progress.Pending = max(l.progress.Pending, queued(wa))
+	lost := wa.Err() != nil
+	if !lost {
+		l.recovered()
+	}
 	if b.Cursor != l.fold.Cursor() {
 		// The checkpoint of an applied batch is written even during
 		// shutdown; only its retries stop with ctx.
@@ -130,6 +139,11 @@ func (l *appliedLoop) commit(ctx context.Context, wa Watch, b Batch, atEnd bool)
 			return synced, err
 		}
 		l.progress.Cursor = b.Cursor
+	}
+	// Every applied batch is reported, one that leaves the cursor where it
+	// was (a full render, a reconciliation's fixes) too: where it left the
+	// loop, and how far behind.
+	if !lost {
 		l.report()
 	}
 	if l.removalsMarked {

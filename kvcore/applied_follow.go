@@ -217,6 +217,6 @@ func (l *appliedLoop) onSynced(ctx context.Context, wa Watch) error {
 		}
 		l.owed &^= owedFullRender
 	}
-	l.caughtUp()
+	l.caughtUp(wa)
 	return nil
 }

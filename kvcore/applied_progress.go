@@ -16,19 +16,28 @@ func (l *appliedLoop) recovered() {
 	}
 }
 
-// caughtUp reports that the loop has applied everything it saw catching up.
-// Getting there is also a recovery: a session that ended with an error (a
-// lost watch, an expired cursor) and was reopened has nothing else to clear
-// that error when no change follows.
-func (l *appliedLoop) caughtUp() {
+// caughtUp reports that the loop has applied everything it saw catching up,
+// and trails the bucket only by the updates wa delivered since, which wait
+// in its buffer. Getting there is also a recovery: a session that ended with
+// an error (a lost watch, an expired cursor) and was reopened has nothing
+// else to clear that error when no change follows.
+func (l *appliedLoop) caughtUp(wa Watch) {
 	l.recovered()
-	if !l.progress.Synced || l.progress.Pending > 0 {
+	pending := queued(wa)
+	if !l.progress.Synced || l.progress.Pending != pending {
 		if !l.progress.Synced {
 			l.cfg.Logger.Info("caught up", "scope", l.cfg.Scope.String(), "cursor", l.fold.Cursor().String())
 		}
-		l.progress.Synced, l.progress.Pending = true, 0
+		l.progress.Synced, l.progress.Pending = true, pending
 		l.report()
 	}
+}
+
+// queued is how many events wa delivered that the loop has not taken yet:
+// updates that came while a batch was applied, at most one of them an
+// event that carries none (the end of a backlog).
+func queued(wa Watch) uint64 {
+	return uint64(len(wa.Events()))
 }
 
 func (l *appliedLoop) report() {

@@ -94,7 +94,7 @@ func (l *appliedLoop) sync(ctx context.Context, wa Watch, pre bucketMark) error 
 		return err
 	}
 	l.recordMark(ctx, pre)
-	l.caughtUp()
+	l.caughtUp(wa)
 	return nil
 }
 

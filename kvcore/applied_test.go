@@ -414,6 +414,28 @@ func TestEmptyScopeIsRefused(t *testing.T) {
 	}
 }
 
+// A nil source, fold or apply function is refused at once, with the
+// argument named, not found by a nil dereference after a whole sync.
+func TestNilArgumentsAreRefused(t *testing.T) {
+	apply := func(context.Context, kvcore.Batch) error { return nil }
+	cfg := kvcore.AppliedConfig{Scope: kvcore.AllKeys()}
+	for _, c := range []struct {
+		name  string
+		src   kvcore.Source
+		fold  kvcore.Fold
+		apply kvcore.ApplyFunc
+	}{
+		{"src", nil, newMemFold(), apply},
+		{"fold", &scriptWatcher{}, nil, apply},
+		{"apply", &scriptWatcher{}, newMemFold(), nil},
+	} {
+		err := kvcore.WatchApplied(context.Background(), c.src, c.fold, cfg, c.apply)
+		if err == nil || !strings.Contains(err.Error(), c.name+" is nil") {
+			t.Errorf("nil %s: err = %v, want one naming it", c.name, err)
+		}
+	}
+}
+
 // TestCrashAtEveryStepLosesNothing crashes the loop at every fold write and
 // every apply of a stream of batches, restarts it on what the fold had
 // persisted, and checks invariant 1: every update at or below the persisted
