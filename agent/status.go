@@ -55,9 +55,11 @@ type WatchStatus struct {
 	// (Pending), or applying a batch (BusySince), which a hook's splay or
 	// min_interval can make last.
 	BehindSince time.Time `json:"behind_since,omitzero"`
-	// Pending is how many records the watch had yet to receive when the
-	// server sent the last one it applied: above 0 while it trails the
-	// bucket, as under a burst of writes.
+	// Pending is how many records the watch trailed the bucket by when it
+	// applied its last batch: those the server had yet to send, or those
+	// that came while the batch was applied, whichever is more. Above 0
+	// while it trails the bucket, as under a burst of writes or after a
+	// batch whose hooks waited.
 	Pending uint64 `json:"pending,omitempty"`
 	// Held describes the batch held for confirmation, if any.
 	Held        *HoldStatus `json:"held,omitempty"`
@@ -404,16 +406,20 @@ func (w *watchStatus) loaded() {
 func (w *watchStatus) attached(err error, newWatch bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	defer w.behind()
 	if err != nil {
 		w.attachErr = err.Error()
 		w.s.LastFailure, w.s.LastFailureAt = w.attachErr, w.now()
+		w.behind()
 		return
 	}
 	w.attachErr = ""
 	if newWatch && w.err != "" {
 		w.err, w.overFailures = "", w.s.Failures
 	}
+	// BehindSince stays: a watch attached is not caught up before
+	// WatchApplied says so (it reports the recovery from the failure that
+	// ended the last session once it caught up, or applied a batch).
+	w.poke()
 }
 
 // repairFailed records a drift repair that failed (see driftRepair).
@@ -472,8 +478,19 @@ func (w *watchStatus) applied(b kvcore.Batch, at time.Time) {
 	}
 }
 
+// batchEnded records that a batch handed to the plugin ended. BehindSince
+// stays as it is: WatchApplied reports next where the batch left the watch,
+// with the updates that came meanwhile (Progress.Pending), which clears it
+// or keeps it. Clearing it here would take a watch with updates waiting
+// for current, and count its lag afresh from the next batch's start.
+func (w *watchStatus) batchEnded() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.s.BusySince = time.Time{}
+}
+
 // busy records that a batch (or a drift repair) starts, at since, or that
-// it ended (zero).
+// a drift repair ended (zero).
 func (w *watchStatus) busy(since time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()

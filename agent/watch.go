@@ -341,7 +341,7 @@ func (r *watchRunner) resolvedOutputs() map[string]host.Output {
 func (r *watchRunner) apply(ctx context.Context, inst instance, fold kvcore.Fold, journal hookJournal, b kvcore.Batch, rendered func() error) error {
 	start := time.Now()
 	r.status.busy(start)
-	defer r.status.busy(time.Time{})
+	defer r.status.batchEnded()
 	view := foldView{fold: fold}
 	var res result
 	var err error
