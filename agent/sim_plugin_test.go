@@ -193,7 +193,13 @@ func (r *simResult) staged() (result, error) {
 	return r, nil
 }
 
-func (r *simResult) Hooks() []string { return nil }
+// Hooks asks for the watch's hook when the call changes a file.
+func (r *simResult) Hooks() []string {
+	if r.Changed() {
+		return []string{simHook}
+	}
+	return nil
+}
 
 func (r *simResult) Kept() []host.KeptFile {
 	return slices.SortedFunc(maps.Values(r.kept), func(a, b host.KeptFile) int { return strings.Compare(a.Path, b.Path) })

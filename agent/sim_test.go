@@ -15,6 +15,10 @@ package agent
 // interleaving inside the loop is not under the seed's control, so a replay
 // almost always, not always, takes the same path).
 //
+// The watch has a hook, which the plugin asks for whenever it changes a
+// file, with a seeded splay and min_interval; the scheduler is the agent's,
+// its command a stand-in that records the run (and can fail or crash).
+//
 // Workload: puts (some of empty values, some of values the plugin's host
 // refuses, as it refuses a file over max_file_size, which a later put of the
 // key fixes), deletes, purges, bursts, and idle periods long enough for
@@ -22,8 +26,9 @@ package agent
 //
 // Faults: a crash (the process state is dropped; only what reached disk
 // survives) at a random moment or at the N-th durable step (fold write,
-// plugin call, each file of a commit, checkpoint); a graceful stop and a
-// later start; failing fold writes; failing and slow plugin calls; the
+// plugin call, each file of a commit, hook run, checkpoint); a graceful
+// stop and a later start; failing fold writes; failing and slow plugin
+// calls; failing hook runs; the
 // server restarting (every watch and store ends); the bucket deleted and
 // re-created — empty, with the same keys and new values, or with more records
 // than the agent's cursor — while the agent runs or while it is stopped;
@@ -48,7 +53,15 @@ package agent
 //     empty values included (a held watch is confirmed first, as an operator
 //     would);
 //   - nothing is skipped: convergence is checked against the bucket itself,
-//     so a skipped update shows as a wrong file.
+//     so a skipped update shows as a wrong file;
+//   - a hook owed runs: once converged, the hook has run after the last
+//     file the agent committed (unless the data_dir, and with it the hook
+//     journal, was wiped since);
+//   - ready means the files follow: while the watch says ready, no output
+//     stays unequal to its key's value in the bucket for longer than
+//     stale_after and the time to apply a write, simLag (checked
+//     every second of fake time, on buckets without retention limits,
+//     outside drift and store restores, whose repairs run minutes apart).
 
 import (
 	"context"
@@ -90,6 +103,16 @@ const (
 	// simRefused starts the values the simulated plugin's writes are
 	// refused for (simResult.write).
 	simRefused = "refused"
+	// simHook is the watch's hook, asked for by every commit that changes
+	// a file.
+	simHook = "reload"
+	// simStaleAfter is the watch's stale_after: a watch behind the bucket
+	// for longer is not ready.
+	simStaleAfter = 30 * time.Second
+	// simLag is how long an output may trail its key while the watch says
+	// ready: stale_after, and the time for the watch to receive a write and
+	// apply it (no fake time passes), with room for its batch window.
+	simLag = simStaleAfter + 10*time.Second
 )
 
 var errSimCrash = errors.New("sim: crashed")
@@ -199,6 +222,9 @@ type simWorld struct {
 	nval  int
 
 	drifted map[string]bool // outputs edited behind the agent's back since its last commit of them
+	// lagging is, for each output unequal to its key's value while the
+	// watch runs, since when and against which value (see checkReady).
+	lagging map[string]simLagging
 
 	life    *simLife
 	lifeInc int // the incarnation when the current life started
@@ -234,6 +260,8 @@ type simWorld struct {
 	cancelLife context.CancelFunc
 	watches    []*simWatch
 	confirmed  bool // an operator confirmed a hold: mass deletions are allowed
+	commits    int  // files committed (written or removed) by the agent
+	hookRan    int  // commits when the hook last ran (or was forgiven)
 	tmp        int
 	violations []string
 	trace      []string
@@ -252,6 +280,15 @@ type simFaults struct {
 	foldFail   int
 	pluginFail int
 	pluginSlow time.Duration
+	hookFail   int
+}
+
+// simLagging is an output found unequal to its key's value: since when,
+// and the value (absent: the key is not live) it was compared with.
+type simLagging struct {
+	since  time.Time
+	want   string
+	absent bool
 }
 
 // simLife is one run of the agent's watch, from start to stop or crash.
@@ -270,6 +307,7 @@ func newSimWorld(t *testing.T, dir string, seed uint64) *simWorld {
 		out:     filepath.Join(dir, "out"),
 		hist:    map[string][]simRecord{},
 		drifted: map[string]bool{},
+		lagging: map[string]simLagging{},
 		logs:    &simLog{},
 	}
 	w.logs.check = w.checkDriftClaim
@@ -281,6 +319,9 @@ func newSimWorld(t *testing.T, dir string, seed uint64) *simWorld {
 	if err := os.WriteFile(module, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The hook's command is never run: start replaces the agent's runner.
+	splay := []string{"0s", "3s", "40s"}[w.rng.IntN(3)]
+	minInterval := []string{"0s", "5s", "45s", "2m"}[w.rng.IntN(4)]
 	src := fmt.Sprintf(`
 data_dir = %q
 plugin "files" { module = %q }
@@ -289,12 +330,18 @@ watch "sim" {
   plugin = "files"
   output "files" { dir = %q }
   drift_check = "1m"
+  stale_after = %q
   guard {
     max_delete_fraction = %v
     min_deletes         = %d
   }
+  hook %q {
+    command      = ["/bin/false"]
+    splay        = %q
+    min_interval = %q
+  }
 }
-`, w.dir, module, simBucket, w.out, simFraction, simMinDel)
+`, w.dir, module, simBucket, w.out, simStaleAfter, simFraction, simMinDel, simHook, splay, minInterval)
 	cfg, err := Parse(filepath.Join(dir, "agent.hcl"), []byte(src))
 	if err != nil {
 		t.Fatal(err)
@@ -356,6 +403,7 @@ func (w *simWorld) run() {
 		time.Sleep(time.Duration(w.rng.IntN(400)) * time.Millisecond)
 		synctest.Wait()
 		w.settle()
+		w.checkReady()
 		if w.isCrashed() {
 			w.stop()
 			w.start()
@@ -381,7 +429,7 @@ func (w *simWorld) act() {
 	case n < 49:
 		d := time.Duration(30+w.rng.IntN(240)) * time.Second
 		w.tracef("idle %v", d)
-		time.Sleep(d)
+		w.idle(d)
 	case n < 54:
 		if w.life != nil {
 			w.tracef("crash")
@@ -434,6 +482,11 @@ func (w *simWorld) act() {
 		w.tracef("crash at durable step %d", w.crashAt)
 	case n < 93:
 		w.rollBack()
+	case n < 96:
+		w.mu.Lock()
+		w.faults.hookFail = 1 + w.rng.IntN(3)
+		w.mu.Unlock()
+		w.tracef("some hook runs fail")
 	default:
 		if w.life == nil {
 			w.start()
@@ -686,6 +739,11 @@ func (w *simWorld) wipeDataDir() {
 	if err := os.Mkdir(w.dir, 0o700); err != nil {
 		w.t.Fatal(err)
 	}
+	// The hook journal went with it: the agent cannot know a hook is owed
+	// for files already in place.
+	w.mu.Lock()
+	w.hookRan = w.commits
+	w.mu.Unlock()
 	w.tracef("data_dir wiped")
 }
 
@@ -749,6 +807,9 @@ func (w *simWorld) start() {
 	a.wrapFold = func(f kvcore.Fold) kvcore.Fold { return &simFold{Fold: f, w: w} }
 	close(a.connected) // the watch runs alone, without Run's connect; memkv needs none
 	ctx, cancel := context.WithCancel(context.Background())
+	// The agent's scheduler, ending with the life as Run's ends with the
+	// agent, around the stand-in command.
+	a.hooks = newHookScheduler(ctx, w.runHook)
 	life := &simLife{cancel: cancel, done: make(chan struct{}), a: a}
 	w.mu.Lock()
 	w.steps, w.crashAt, w.crashed, w.cancelLife = 0, 0, false, cancel
@@ -777,7 +838,9 @@ func (w *simWorld) stop() {
 	}
 	w.life.cancel()
 	<-w.life.done
+	w.life.a.hooks.wait()
 	w.life = nil
+	clear(w.lagging)
 }
 
 // crash drops the current life: from now on no durable step succeeds, and
@@ -832,6 +895,29 @@ func (w *simWorld) committed(name string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(w.drifted, name)
+	w.commits++
+}
+
+// runHook stands in for the hook's command, run by the agent's scheduler: a
+// crash point, a scripted failure, or a run, recorded.
+func (w *simWorld) runHook(ctx context.Context, rd *hookRound) error {
+	if err := w.step("hook"); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	fail := w.faults.hookFail > 0
+	if fail {
+		w.faults.hookFail--
+	} else {
+		w.hookRan = w.commits
+	}
+	w.mu.Unlock()
+	if fail {
+		w.tracef("hook fails")
+		return errors.New("sim: hook failed")
+	}
+	w.tracef("hook ran")
+	return nil
 }
 
 // checkMassDelete reports a commit that removes more outputs than the guard
@@ -942,6 +1028,8 @@ func (w *simWorld) quiesce() {
 			time.Sleep(time.Minute)
 		}
 		synctest.Wait()
+		w.settle()
+		w.checkReady()
 		s := w.life.a.Status()[0]
 		if s.State == stateHeld {
 			// An operator confirms each hold; a resync can hold again.
@@ -952,15 +1040,75 @@ func (w *simWorld) quiesce() {
 			w.confirm()
 			continue
 		}
-		if s.Synced && s.State == stateReady && maps2Equal(w.outputs(), w.expected()) {
+		// Converged: ready, the outputs equal the bucket, and no batch is
+		// being applied (its hooks may wait out their min_interval).
+		if s.Synced && s.State == stateReady && s.BusySince.IsZero() && maps2Equal(w.outputs(), w.expected()) {
 			if s.LastError != "" {
 				w.violate("converged and ready, but /status still shows last_error %q", s.LastError)
+			}
+			w.mu.Lock()
+			commits, ran := w.commits, w.hookRan
+			w.mu.Unlock()
+			if ran != commits {
+				w.violate("converged and ready, but the hook has not run since the agent last committed a file (it ran after %d of %d file commits)", ran, commits)
 			}
 			return
 		}
 	}
 	s := w.life.a.Status()[0]
 	w.violate("no convergence after 2h of quiet: state %s synced %v last_error %q\n  outputs %v\n  bucket  %v", s.State, s.Synced, s.LastError, w.outputs(), w.expected())
+}
+
+// idle lets d pass, checking every second that a ready watch's outputs
+// follow the bucket.
+func (w *simWorld) idle(d time.Duration) {
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		time.Sleep(min(time.Second, time.Until(end)))
+		synctest.Wait()
+		w.settle()
+		w.checkReady()
+	}
+}
+
+// checkReady checks the ready-means-the-files-follow invariant: while the
+// running watch says ready, no output stays unequal to its key's value for
+// simLag. Outputs edited behind the agent's back are left out until it
+// rewrites them (drift checks run a minute apart), as are buckets with a
+// max age (an expired key leaves no marker; the reconciliation finds it
+// half an hour later) and the settling after a store restore.
+func (w *simWorld) checkReady() {
+	w.mu.Lock()
+	skip := w.lossy || w.settling || w.crashed || w.life == nil
+	w.mu.Unlock()
+	if skip {
+		clear(w.lagging)
+		return
+	}
+	s := w.life.a.Status()[0]
+	want := w.expected()
+	w.mu.Lock() // the files and the drift marks together, as in checkpointed
+	got, drifted := w.outputs(), maps.Clone(w.drifted)
+	w.mu.Unlock()
+	now := time.Now()
+	for i := range simKeys {
+		k := fmt.Sprintf("k%02d", i)
+		v, live := want[k]
+		g, present := got[k]
+		if drifted[k] || live == present && v == g {
+			delete(w.lagging, k)
+			continue
+		}
+		l, ok := w.lagging[k]
+		if !ok || l.want != v || l.absent == live {
+			w.lagging[k] = simLagging{since: now, want: v, absent: !live}
+			continue
+		}
+		if s.Ready && now.Sub(l.since) >= simLag {
+			w.violate("the watch says ready, but %s has held %q (present %v) for %v while the bucket has %q (live %v); behind since %v, busy since %v, pending %d",
+				k, g, present, now.Sub(l.since), v, live, s.BehindSince.Sub(simEpoch), s.BusySince.Sub(simEpoch), s.Pending)
+			delete(w.lagging, k) // once
+		}
+	}
 }
 
 func maps2Equal(a, b map[string]string) bool {
