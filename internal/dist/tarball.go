@@ -14,7 +14,7 @@ import (
 
 // writeTarball writes the contents as a gzipped tar below one top
 // directory named like the tarball, at the paths the packages install them
-// to: `tar -xzf X.tar.gz --strip-components=1 -C /` installs as a package
+// to: `tar -xzf X.tar.gz --strip-components=1 --keep-directory-symlink -C /` installs as a package
 // would (but overwrites /etc/slipagent/agent.hcl).
 func writeTarball(file string, c files.Contents) (err error) {
 	f, err := os.Create(file)
