@@ -1104,11 +1104,19 @@ func (w *simWorld) checkReady() {
 			continue
 		}
 		if s.Ready && now.Sub(l.since) >= simLag {
-			w.violate("the watch says ready, but %s has held %q (present %v) for %v while the bucket has %q (live %v); behind since %v, busy since %v, pending %d",
-				k, g, present, now.Sub(l.since), v, live, s.BehindSince.Sub(simEpoch), s.BusySince.Sub(simEpoch), s.Pending)
+			w.violate("the watch says ready, but %s has held %q (present %v) for %v while the bucket has %q (live %v); behind since %s, busy since %s, pending %d",
+				k, g, present, now.Sub(l.since), v, live, simAt(s.BehindSince), simAt(s.BusySince), s.Pending)
 			delete(w.lagging, k) // once
 		}
 	}
+}
+
+// simAt is t in fake time, "-" when zero.
+func simAt(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Sub(simEpoch).String()
 }
 
 func maps2Equal(a, b map[string]string) bool {
