@@ -19,8 +19,8 @@ func (l *appliedLoop) foldUnder(ctx context.Context, updates []Update, under Cur
 }
 
 // foldApply calls the fold's Apply with opCtx until it succeeds, ctx ends,
-// or, with MaxFoldFailures, the fold has failed that many times in a row:
-// the error then wraps ErrFoldFailed, which ends the loop.
+// or, with MaxFoldFailures, the fold has failed that many times in a row
+// (see foldFailed).
 func (l *appliedLoop) foldApply(ctx, opCtx context.Context, step string, updates []Update, cursor Cursor) error {
 	return l.retry(ctx, func() error {
 		err := l.fold.Apply(opCtx, updates, cursor)
@@ -28,13 +28,19 @@ func (l *appliedLoop) foldApply(ctx, opCtx context.Context, step string, updates
 			l.foldFailures = 0
 			return nil
 		}
-		l.foldFailures++
-		err = fmt.Errorf("%s: %w", step, err)
-		if n := l.cfg.MaxFoldFailures; n > 0 && l.foldFailures >= n {
-			return fmt.Errorf("%w (%d failures in a row; AppliedConfig.MaxFoldFailures is %d): %w", ErrFoldFailed, l.foldFailures, n, err)
-		}
-		return err
+		return l.foldFailed(fmt.Errorf("%s: %w", step, err))
 	})
+}
+
+// foldFailed counts err, a failed Apply or read of the fold: once
+// MaxFoldFailures are in a row (no Apply succeeded between them) it wraps
+// ErrFoldFailed, which ends the loop.
+func (l *appliedLoop) foldFailed(err error) error {
+	l.foldFailures++
+	if n := l.cfg.MaxFoldFailures; n > 0 && l.foldFailures >= n {
+		return fmt.Errorf("%w (%d failures in a row; AppliedConfig.MaxFoldFailures is %d): %w", ErrFoldFailed, l.foldFailures, n, err)
+	}
+	return err
 }
 
 // visible is the batch apply sees: the updates AppliedConfig.Filter

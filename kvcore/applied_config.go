@@ -56,8 +56,9 @@ type AppliedConfig struct {
 	// [ExportRequest]).
 	Exports <-chan ExportRequest
 	// MaxFoldFailures makes WatchApplied give up, returning an error that
-	// wraps [ErrFoldFailed], once the fold's Apply has failed this many
-	// times in a row. 0 retries for ever.
+	// wraps [ErrFoldFailed], once the fold has failed this many times in a
+	// row: its Apply, or a read of it (Range) that a step needs. 0 retries
+	// for ever.
 	MaxFoldFailures int
 	// MinBackoff and MaxBackoff bound the jittered exponential backoff
 	// between retries of a failed step (defaults 100ms and 30s).

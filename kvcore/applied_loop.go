@@ -46,7 +46,7 @@ type appliedLoop struct {
 	owed owed
 	// expiries counts consecutive sessions that ended with ErrCursorExpired.
 	expiries int
-	// foldFailures counts consecutive failures of the fold's Apply.
+	// foldFailures counts consecutive failures of the fold (foldFailed).
 	foldFailures int
 
 	// ident is the source's identity, nil when the check is not armed.

@@ -107,6 +107,25 @@ func TestExportFlushesPendingBatchFirst(t *testing.T) {
 	}
 }
 
+// unreadableFold is a fold whose reads fail.
+type unreadableFold struct{ *memFold }
+
+func (unreadableFold) Range(context.Context, string, string, func(kvcore.Entry) error) error {
+	return errInjected
+}
+
+// With MaxFoldFailures, a fold whose reads keep failing ends WatchApplied
+// with ErrFoldFailed, as one whose Apply does.
+func TestMaxFoldFailuresCountsReads(t *testing.T) {
+	f := unreadableFold{newMemFold()}
+	w := &scriptWatcher{sessions: []session{{events: []kvcore.Event{put("a", "1", 1), synced}}}}
+	cfg := kvcore.AppliedConfig{Scope: kvcore.AllKeys(), MaxFoldFailures: 3, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
+	err := kvcore.WatchApplied(t.Context(), w, f, cfg, func(context.Context, kvcore.Batch) error { return nil })
+	if !errors.Is(err, kvcore.ErrFoldFailed) || !errors.Is(err, errInjected) {
+		t.Fatalf("WatchApplied = %v, want ErrFoldFailed wrapping the fold's read error", err)
+	}
+}
+
 // With MaxFoldFailures, a fold that keeps failing ends WatchApplied with
 // ErrFoldFailed; a fold that recovers in time does not.
 func TestMaxFoldFailures(t *testing.T) {

@@ -148,7 +148,7 @@ func (l *appliedLoop) compareKeys(ctx context.Context, live map[string]liveKey) 
 		return true
 	})
 	if err != nil {
-		return nil, fmt.Errorf("kvcore: listing fold keys: %w", err)
+		return nil, l.foldFailed(fmt.Errorf("kvcore: listing fold keys: %w", err))
 	}
 	if behind != nil {
 		return nil, fmt.Errorf("%w: %w: %d keys disagree, e.g. %w", ErrCursorExpired, ErrOutOfStep, skewed, behind)

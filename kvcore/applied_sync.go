@@ -107,7 +107,7 @@ func (l *appliedLoop) holdsAny(ctx context.Context, prefixes []string) (bool, er
 			return true, nil
 		}
 		if err != nil {
-			return false, fmt.Errorf("kvcore: reading fold: %w", err)
+			return false, l.foldFailed(fmt.Errorf("kvcore: reading fold: %w", err))
 		}
 	}
 	return false, nil
