@@ -37,7 +37,7 @@ func newMetrics(a *Agent) *metrics {
 		}, []string{"watch", "kind", "result"}),
 		pluginTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "slipagent_plugin_call_seconds", Help: "Duration of plugin calls.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
+			Buckets: pluginCallBuckets,
 		}, []string{"watch", "kind"}),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slipagent_commands_total", Help: "Hook and check command runs by result (ok, error).",
@@ -54,7 +54,64 @@ func newMetrics(a *Agent) *metrics {
 	}
 	m.reg.MustRegister(m.batches, m.updates, m.pluginCalls, m.pluginTime, m.commands, m.quarantines, m.drift, m.reloads,
 		statusCollector{a}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, result := range commandResults {
+		m.reloads.WithLabelValues(result)
+	}
 	return m
+}
+
+// pluginCallBuckets are the bounds of slipagent_plugin_call_seconds: fine
+// below a second, where calls are, and at the durations an alert or a
+// timeout names above it (the plugin's default timeout is 5s), so that a
+// quantile read against 2s or 5s is not interpolated across a bucket that
+// spans it.
+var pluginCallBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300}
+
+// The label values of the counters, each series of which is made at 0 when
+// its watch starts (watchAdded).
+var (
+	pluginCallKinds   = []string{"apply", "render"}
+	pluginCallResults = []string{"ok", "error", "timeout", "trap"}
+	commandResults    = []string{"ok", "error"}
+	stateKinds        = []string{stateKindFold, stateKindJournal, stateKindState, stateKindRecord, stateKindPlacement}
+)
+
+// watchAdded makes the series of a watch exist from its start, at 0: a
+// series that first appears at 1 is no increase() to Prometheus, so the
+// alerts on quarantined state, drift, failed commands and plugin errors
+// would miss the first of each.
+func (m *metrics) watchAdded(w *WatchConf) {
+	m.batches.WithLabelValues(w.Name)
+	m.updates.WithLabelValues(w.Name)
+	for _, kind := range pluginCallKinds {
+		for _, result := range pluginCallResults {
+			m.pluginCalls.WithLabelValues(w.Name, kind, result)
+		}
+		m.pluginTime.WithLabelValues(w.Name, kind)
+	}
+	for _, h := range w.Hooks {
+		kinds := []string{"hook"}
+		if len(h.Check) > 0 {
+			kinds = append(kinds, "check")
+		}
+		for _, kind := range kinds {
+			for _, result := range commandResults {
+				m.commands.WithLabelValues(w.Name, h.Name, kind, result)
+			}
+		}
+	}
+	for _, kind := range stateKinds {
+		m.quarantines.WithLabelValues(w.Name, kind)
+	}
+	m.drift.WithLabelValues(w.Name)
+}
+
+// watchRemoved drops the series of a watch a reload removed.
+func (m *metrics) watchRemoved(name string) {
+	watch := prometheus.Labels{"watch": name}
+	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{m.batches, m.updates, m.pluginCalls, m.pluginTime, m.commands, m.quarantines, m.drift} {
+		v.DeletePartialMatch(watch)
+	}
 }
 
 func (m *metrics) batchApplied(watch string, updates int) {

@@ -228,6 +228,9 @@ func (a *Agent) applyReload(ctx context.Context, wg *sync.WaitGroup, cfg *Config
 	for _, w := range stopping {
 		<-w.done
 	}
+	for _, name := range changes.Removed {
+		a.metrics.watchRemoved(name)
+	}
 
 	a.mu.Lock()
 	a.cfg = cfg

@@ -64,6 +64,7 @@ func newWatchRunner(a *Agent, w *WatchConf) *watchRunner {
 
 		firstCheck: newFirstCheck(),
 	}
+	a.metrics.watchAdded(w)
 	r.guard = &guard{watch: w.Name, conf: w.Guard, scope: r.scope(), dir: r.dir, log: r.log, status: r.status, now: time.Now}
 	for _, p := range a.cfg.Plugins {
 		if p.Name == w.Plugin {
