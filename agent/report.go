@@ -98,6 +98,9 @@ func newFleetReporter(a *Agent, conf *ReportConf, version string) *fleetReporter
 		}),
 	}
 	a.metrics.reg.MustRegister(r.reports, r.conflictWrites)
+	for _, result := range commandResults { // at 0 from the start, as watchAdded's
+		r.reports.WithLabelValues(result)
+	}
 	return r
 }
 
