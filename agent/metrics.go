@@ -54,7 +54,7 @@ func newMetrics(a *Agent) *metrics {
 	}
 	m.reg.MustRegister(m.batches, m.updates, m.pluginCalls, m.pluginTime, m.commands, m.quarantines, m.drift, m.reloads,
 		statusCollector{a}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, result := range commandResults {
+	for _, result := range outcomes {
 		m.reloads.WithLabelValues(result)
 	}
 	return m
@@ -72,7 +72,7 @@ var pluginCallBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 var (
 	pluginCallKinds   = []string{"apply", "render"}
 	pluginCallResults = []string{"ok", "error", "timeout", "trap"}
-	commandResults    = []string{"ok", "error"}
+	outcomes    = []string{"ok", "error"}
 	stateKinds        = []string{stateKindFold, stateKindJournal, stateKindState, stateKindRecord, stateKindPlacement}
 )
 
@@ -95,7 +95,7 @@ func (m *metrics) watchAdded(w *WatchConf) {
 			kinds = append(kinds, "check")
 		}
 		for _, kind := range kinds {
-			for _, result := range commandResults {
+			for _, result := range outcomes {
 				m.commands.WithLabelValues(w.Name, h.Name, kind, result)
 			}
 		}

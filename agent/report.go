@@ -98,7 +98,7 @@ func newFleetReporter(a *Agent, conf *ReportConf, version string) *fleetReporter
 		}),
 	}
 	a.metrics.reg.MustRegister(r.reports, r.conflictWrites)
-	for _, result := range commandResults { // at 0 from the start, as watchAdded's
+	for _, result := range outcomes { // at 0 from the start, as watchAdded makes a watch's
 		r.reports.WithLabelValues(result)
 	}
 	return r
