@@ -84,6 +84,7 @@ func loadConfig(path string, stderr io.Writer) (*agent.Config, int) {
 }
 
 func newLogger(w io.Writer, format string, level *slog.LevelVar) (*slog.Logger, error) {
+	w = toJournal(w)
 	opts := &slog.HandlerOptions{Level: level}
 	switch format {
 	case "text":
