@@ -414,12 +414,14 @@ func (w *watchStatus) attached(err error, newWatch bool) {
 	}
 	w.attachErr = ""
 	if newWatch && w.err != "" {
+		// BehindSince stays: the new session is not caught up before
+		// WatchApplied says so (it reports the recovery from the failure
+		// that ended the last one once it caught up, or applied a batch).
 		w.err, w.overFailures = "", w.s.Failures
+		w.poke()
+		return
 	}
-	// BehindSince stays: a watch attached is not caught up before
-	// WatchApplied says so (it reports the recovery from the failure that
-	// ended the last session once it caught up, or applied a batch).
-	w.poke()
+	w.behind()
 }
 
 // repairFailed records a drift repair that failed (see driftRepair).

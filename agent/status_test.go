@@ -351,3 +351,54 @@ func TestStatusBusyIsBehind(t *testing.T) {
 		t.Fatalf("the batch done: state %s, behind since %v", s.State, s.BehindSince)
 	}
 }
+
+// The end of a batch leaves behind_since to WatchApplied's report of where
+// the batch left the watch: with updates that came meanwhile (Pending) it
+// runs on through the next batch, counted from the first one's start.
+func TestStatusBehindRunsOnThroughTheNextBatch(t *testing.T) {
+	st, clock := newTestStatus(time.Minute)
+	st.progress(kvcore.Progress{Cursor: at(5), Synced: true})
+	first := clock.now()
+	st.busy(first)
+	clock.advance(50 * time.Second)
+	st.batchEnded()
+	st.progress(kvcore.Progress{Cursor: at(6), Synced: true, Pending: 3}) // came meanwhile
+	st.busy(clock.now())
+	clock.advance(20 * time.Second)
+	if s := st.get(); s.State != stateStale || !s.BehindSince.Equal(first) {
+		t.Fatalf("the next batch, 70s after the first began: state %s, behind since %v; want stale, behind since %v", s.State, s.BehindSince, first)
+	}
+	st.batchEnded()
+	st.progress(kvcore.Progress{Cursor: at(9), Synced: true})
+	if s := st.get(); s.State != stateReady || !s.BehindSince.IsZero() {
+		t.Fatalf("caught up: state %s, behind since %v", s.State, s.BehindSince)
+	}
+}
+
+// A watch whose session failed stays behind once a new one attaches, until
+// WatchApplied reports it caught up; a consumer the backend re-created
+// within the session leaves it current at once.
+func TestStatusAttachKeepsBehindUntilCaughtUp(t *testing.T) {
+	st, clock := newTestStatus(time.Minute)
+	st.progress(kvcore.Progress{Cursor: at(5), Synced: true})
+	failed := clock.now()
+	st.progress(kvcore.Progress{Cursor: at(5), Synced: true, Err: errors.New("consumer lost"), Failures: 1})
+	clock.advance(time.Second)
+	st.attached(nil, true)
+	if s := st.get(); s.State != stateReady || !s.BehindSince.Equal(failed) {
+		t.Fatalf("a new session attached: state %s, behind since %v; want ready (no error), behind since %v", s.State, s.BehindSince, failed)
+	}
+	st.progress(kvcore.Progress{Cursor: at(5), Synced: true})
+	if s := st.get(); !s.BehindSince.IsZero() {
+		t.Fatalf("caught up: behind since %v", s.BehindSince)
+	}
+
+	st.attached(errors.New("no responders"), false)
+	if s := st.get(); s.State != stateDetached || s.BehindSince.IsZero() {
+		t.Fatalf("consumer re-creation failing: state %s, behind since %v", s.State, s.BehindSince)
+	}
+	st.attached(nil, false)
+	if s := st.get(); s.State != stateReady || !s.BehindSince.IsZero() {
+		t.Fatalf("consumer re-created: state %s, behind since %v; want ready and current", s.State, s.BehindSince)
+	}
+}
