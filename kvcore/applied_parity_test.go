@@ -1,12 +1,14 @@
 package kvcore_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -157,4 +159,47 @@ func TestMaxFoldFailures(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A failure that ends is logged as over, once, with how many attempts it
+// took: each failure was logged, and an operator reading the log must not
+// take the last of them for the watch's state.
+func TestRecoveryIsLogged(t *testing.T) {
+	f := newMemFold()
+	f.cursor = kvcore.RevisionCursor(1)
+	var logged lockedLog
+	rec := &recorder{fold: f, fail: func(call int, _ kvcore.Batch) error {
+		if call <= 2 {
+			return errInjected
+		}
+		return nil
+	}}
+	w := &scriptWatcher{sessions: []session{{events: []kvcore.Event{synced, put("a", "1", 2)}}}}
+	stop := loop(t, w, f, kvcore.AppliedConfig{Logger: slog.New(slog.NewTextHandler(&logged, nil))}, rec.apply)
+	waitFor(t, "cursor 2", func() bool { return f.Cursor() == kvcore.RevisionCursor(2) })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if out := logged.String(); strings.Count(out, "msg=recovered") != 1 || !strings.Contains(out, "failures=2\n") {
+		t.Errorf("log, want one recovery after 2 failures:\n%s", out)
+	}
+}
+
+// lockedLog is a log destination safe for the loop's goroutine and the
+// test's.
+type lockedLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }

@@ -8,9 +8,11 @@ func (l *appliedLoop) failed(err error) {
 	l.report()
 }
 
-// recovered clears a reported failure once its step succeeded.
+// recovered clears a reported failure once its step succeeded, saying so
+// once (each failure was logged at WARN).
 func (l *appliedLoop) recovered() {
 	if l.progress.Err != nil {
+		l.cfg.Logger.Info("recovered", "scope", l.cfg.Scope.String(), "cursor", l.fold.Cursor().String(), "failures", l.progress.Failures)
 		l.progress.Err, l.progress.Failures = nil, 0
 		l.report()
 	}
