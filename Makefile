@@ -8,7 +8,7 @@ BENCH    ?= .
 BENCHTIME ?= 1x
 
 .PHONY: help build run test test-short sim bench bench-render bench-e2e fuzz check plugins plugins-go plugin-c clean
-.PHONY: dist plugin-as plugin-rust
+.PHONY: dist version plugin-as plugin-rust
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -172,11 +172,16 @@ clean: ## remove build outputs
 	rm -rf dist
 
 # Release artifacts. VERSION is git describe's; the binary reports it in
-# `slipagent version`, and the packages' version is derived from it.
-VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+# `slipagent version`, and the packages' version is derived from it. A tree
+# without a tag counts its commits from v0.0.0, so that its packages order
+# by history (0.0.0+gitN.HASH) and an upgrade is not taken for a downgrade.
+VERSION   ?= $(shell git describe --tags --dirty 2>/dev/null || { n=$$(git rev-list --count HEAD 2>/dev/null) && echo "v0.0.0-$$n-g$$(git rev-parse --short HEAD)$$(git diff --quiet HEAD || echo -dirty)"; } || echo unknown)
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo +dirty)
 DIST_ARCH ?= $(shell $(GO) env GOARCH)
 DIST_DIR  := $(BIN)/dist/$(DIST_ARCH)
+
+version: ## print the version make dist stamps (git describe's, or v0.0.0-N-gHASH without a tag)
+	@echo $(VERSION)
 
 dist: ## build dist/: a tarball, a .deb and an .rpm for linux/DIST_ARCH (default: this machine's)
 	@rm -rf $(DIST_DIR) && mkdir -p $(DIST_DIR)

@@ -111,6 +111,7 @@ func TestPackageVersion(t *testing.T) {
 		"v1.2.3-dirty":            "1.2.3+dirty",
 		"v1.2.3-4-gabcdef0":       "1.2.3+git4.abcdef0",
 		"v1.2.3-4-gabcdef0-dirty": "1.2.3+git4.abcdef0.dirty",
+		"v0.0.0-904-g59c3b82":     "0.0.0+git904.59c3b82", // the Makefile's for a tree without a tag
 		"59c3b82":                 "0.0.0+git59c3b82",
 		"59c3b82-dirty":           "0.0.0+git59c3b82.dirty",
 		"v1.2.3-rc1":              "0.0.0+git1.2.3.rc1",
