@@ -42,6 +42,26 @@ func build(opts options) ([]string, error) {
 	return built, nil
 }
 
+// scripts are the maintainer scripts of a package of format, in
+// contrib/packaging: systemd reloads its units after an install, an upgrade
+// restarts a running agent, a removal stops and disables it, and a .deb's
+// purge removes its state.
+func scripts(root, format string) nfpm.Scripts {
+	dir := filepath.Join(root, "contrib", "packaging")
+	if format == "rpm" {
+		return nfpm.Scripts{
+			PostInstall: filepath.Join(dir, "rpm-post"),
+			PreRemove:   filepath.Join(dir, "rpm-preun"),
+			PostRemove:  filepath.Join(dir, "rpm-postun"),
+		}
+	}
+	return nfpm.Scripts{
+		PostInstall: filepath.Join(dir, "deb-postinst"),
+		PreRemove:   filepath.Join(dir, "deb-prerm"),
+		PostRemove:  filepath.Join(dir, "deb-postrm"),
+	}
+}
+
 // writePackage builds one package. nFPM rewrites the contents it is given
 // for its format, so each package gets a fresh list.
 func writePackage(opts options, format, version string) (string, error) {
@@ -64,7 +84,7 @@ func writePackage(opts options, format, version string) (string, error) {
 		Description:   "Watches NATS JetStream KV buckets and renders files through sandboxed WebAssembly plugins.",
 		Vendor:        "slipstream",
 		Homepage:      "https://github.com/slipstreamkv/slipstream",
-		Overridables:  nfpm.Overridables{Contents: c},
+		Overridables:  nfpm.Overridables{Contents: c, Scripts: scripts(opts.Root, format)},
 	})
 	if err := nfpm.PrepareForPackager(info, format); err != nil {
 		return "", fmt.Errorf("%s package: %w", format, err)

@@ -64,6 +64,12 @@ func TestBuildPackagesHoldTheSameFiles(t *testing.T) {
 	if got := control["/conffiles"].data; got != configPath+"\n" {
 		t.Errorf("deb conffiles %q, want %q", got, configPath+"\n")
 	}
+	for script, from := range map[string]string{"/postinst": "deb-postinst", "/prerm": "deb-prerm", "/postrm": "deb-postrm"} {
+		want, _ := os.ReadFile("../../contrib/packaging/" + from)
+		if got := control[script]; got.data != string(want) || got.mode&0o111 == 0 {
+			t.Errorf("deb %s: mode %o, %d bytes; want contrib/packaging/%s, executable", script, got.mode, len(got.data), from)
+		}
+	}
 	for _, field := range []string{"Package: slipagent\n", "Version: 1.2.3+git4.abcdef0\n", "Architecture: arm64\n"} {
 		if !strings.Contains(control["/control"].data, field) {
 			t.Errorf("deb control lacks %q:\n%s", field, control["/control"].data)
