@@ -47,6 +47,14 @@ func TestOnReattachHearsEveryAttempt(t *testing.T) {
 		defer mu.Unlock()
 		return succeeded > 0
 	})
+	// The reconnect that ended the outage is no reason to re-create the
+	// consumer made since: a fleet coming back would double its requests.
+	time.Sleep(time.Second) // well past ReconnectJitter
+	mu.Lock()
+	if succeeded != 1 {
+		t.Errorf("the consumer was re-created %d times after the outage, want once", succeeded)
+	}
+	mu.Unlock()
 	if heard.String() != kvcore.Prefixes("node.").String() {
 		t.Errorf("OnReattach heard scope %v, want the watch's", heard)
 	}

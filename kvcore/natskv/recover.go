@@ -75,8 +75,10 @@ func (w *watch) run() {
 			case nats.CONNECTED:
 				// The server may have restarted (and lost the consumer)
 				// or not (and kept sending into the void): start over,
-				// at a random moment so a fleet does not all at once.
-				if w.jitter() {
+				// at a random moment so a fleet does not all at once,
+				// unless the consumer was made since (by the attempts of
+				// an outage, one of which the reconnect let through).
+				if w.jitter() && !w.attachedSinceReconnect() {
 					w.reattach("reconnected")
 				}
 			}
@@ -98,6 +100,14 @@ func (w *watch) run() {
 			w.probe()
 		}
 	}
+}
+
+// attachedSinceReconnect reports whether the current consumer was made on
+// the connection as it is since its latest reconnect (nats.go counts a
+// reconnect before it reports the connection CONNECTED).
+func (w *watch) attachedSinceReconnect() bool {
+	a := w.cur.Load()
+	return a != nil && a.reconnects == w.s.sess.nc.Stats().Reconnects
 }
 
 // jitter waits a random part of Options.ReconnectJitter; false when the

@@ -145,6 +145,12 @@ type attachment struct {
 	floor  uint64        // the stream's last sequence just before the consumer was created
 	dseq   uint64        // delivery sequence of the last message handled
 	broken bool          // a gap or error was seen: the rest is ignored
+	// reconnects is the connection's reconnect count once the server
+	// answered the consumer's creation: a consumer made on the connection
+	// as it is since its latest reconnect needs no re-creation for it (see
+	// watch.run). A reconnect just after the answer is counted too, and a
+	// consumer it lost is found by the heartbeat check instead.
+	reconnects uint64
 	// resumed: the consumer starts after a position, so a record at or
 	// before pos (delivered meanwhile by the bridge) is one seen already.
 	resumed bool
@@ -321,6 +327,9 @@ func (w *watch) attachCtx(ctx context.Context) error {
 		}
 		return err
 	}
+	// A request sent while the connection was down waits in its buffer
+	// and goes out once it is back: count the reconnect it waited for.
+	a.reconnects = nc.Stats().Reconnects
 	if w.afterCreate != nil {
 		w.afterCreate()
 	}
