@@ -20,10 +20,15 @@ func (l *appliedLoop) recovered() {
 
 // caughtUp reports that the loop has applied everything it saw catching up,
 // and trails the bucket only by the updates wa delivered since, which wait
-// in its buffer. Getting there is also a recovery: a session that ended with
+// in its buffer (nothing while wa has failed). Getting there is also a recovery: a session that ended with
 // an error (a lost watch, an expired cursor) and was reopened has nothing
 // else to clear that error when no change follows.
 func (l *appliedLoop) caughtUp(wa Watch) {
+	if wa.Err() != nil {
+		// The watch failed meanwhile (a lost consumer): what came since
+		// is unknown, and the loop reports the watch's end next.
+		return
+	}
 	l.recovered()
 	pending := queued(wa)
 	if !l.progress.Synced || l.progress.Pending != pending {

@@ -10,12 +10,21 @@ import (
 // an error no retry can cure (see isFatal) ends it at once, and so does any
 // error under AppliedConfig.NoRetry, unreported. It clears the
 // reported failure only if it reported one itself, so a step that keeps
-// working does not hide another one that keeps failing.
+// working does not hide another one that keeps failing; and a step retried
+// within one that is failing (a fold write between the attempts of a batch
+// that fails) puts that failure back once it succeeds, instead of clearing
+// it while the batch still fails.
 func (l *appliedLoop) retry(ctx context.Context, fn func() error) error {
+	outer, outerFailures := l.progress.Err, l.progress.Failures
 	for attempt := 0; ; attempt++ {
 		err := fn()
 		if err == nil {
-			if attempt > 0 {
+			switch {
+			case attempt == 0:
+			case outer != nil:
+				l.progress.Err, l.progress.Failures = outer, outerFailures
+				l.report()
+			default:
 				l.recovered()
 			}
 			return nil
