@@ -160,6 +160,7 @@ var simRegressions = []uint64{
 	154489, // a failed commit of a removal left the file out of the drift record
 	203687, // a delete folded ahead in a failing batch, lost by a store restore
 	224311, // a sync's watch lost during its batch, yet the sync reported caught up
+	229275, // a reconciliation trusted records a watch lost to a store restore had delivered
 	230214, // a fold write retried within a failing batch cleared the batch's failure
 }
 

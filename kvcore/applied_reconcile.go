@@ -28,6 +28,13 @@ import (
 // When the bucket's mark shows it unchanged since the fold last matched it,
 // there is nothing to list (see [AppliedConfig.OnMark]).
 func (l *appliedLoop) reconcileKeys(ctx context.Context, wa Watch) error {
+	if wa.Err() != nil {
+		// The watch failed (a lost consumer, a server whose store was
+		// restored): what it delivered may be a bucket that is no more,
+		// which the checks below take on trust up to where the session
+		// resumed. The next session reconciles, from its own start.
+		return nil
+	}
 	pre := l.readMark(ctx)
 	if l.unchanged(pre) {
 		l.owed &^= owedReconcile
