@@ -170,15 +170,17 @@ func TestSessionAfterUncommittedFixesSyncs(t *testing.T) {
 		f.entries[k] = kvcore.Entry{Key: k, Value: []byte("v"), Version: kvcore.RevisionVersion(1)}
 	}
 	f.cursor = kvcore.RevisionCursor(5)
+	failed := make(chan struct{}) // the watch ends once the fixes' apply failed
 	r := &recorder{fold: f, fail: func(call int, _ kvcore.Batch) error {
 		if call == 1 {
+			close(failed)
 			return errors.New("the plugin failed")
 		}
 		return nil
 	}}
 	w := &scriptWatcher{
 		sessions: []session{
-			{events: []kvcore.Event{synced}, ended: true, endErr: fmt.Errorf("server restarted: %w", kvcore.ErrWatchFailed)},
+			{events: []kvcore.Event{synced}, ended: true, endErr: fmt.Errorf("server restarted: %w", kvcore.ErrWatchFailed), endAfter: failed},
 			{events: []kvcore.Event{put("a", "v", 1), synced}},
 		},
 		keys: []string{"a"},

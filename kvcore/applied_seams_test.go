@@ -101,6 +101,8 @@ type session struct {
 	events  []kvcore.Event // delivered in order
 	endErr  error          // after the events: end the watch with this error
 	ended   bool           // after the events: end the watch (with endErr)
+	// endAfter, if set, holds the end until it is closed.
+	endAfter <-chan struct{}
 	// live, if set, feeds more events after the scripted ones until the
 	// watch is stopped.
 	live chan kvcore.Event
@@ -221,6 +223,13 @@ func (sw *scriptWatch) run(ctx context.Context, s session) {
 		}
 	}
 	if s.ended {
+		if s.endAfter != nil {
+			select {
+			case <-s.endAfter:
+			case <-ctx.Done():
+				return
+			}
+		}
 		sw.mu.Lock()
 		sw.err = s.endErr
 		sw.mu.Unlock()
