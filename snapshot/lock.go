@@ -26,6 +26,10 @@ const lockSuffix = ".lock"
 // another Log, Writer or Repair holds it, in this process or another, the
 // error wraps [ErrLocked].
 func lockLog(path string) (*os.File, error) {
+	if path == "" {
+		// Not the working directory's ".lock": a caller's empty setting.
+		return nil, errors.New("snapshot: no log path (it is empty)")
+	}
 	f, err := filelock.Create(path+lockSuffix, 0o644)
 	switch {
 	case errors.Is(err, filelock.ErrHeld):

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/slipstreamkv/slipstream/snapshot/internal/foldtest"
@@ -183,4 +184,16 @@ func TestWriterCompactReadsThroughTheOpenFile(t *testing.T) {
 	}
 	w.Close()
 	assertFile(t, p, image(put("a", "2", 2), cur(2)))
+}
+
+// An empty path is refused before anything is created: not a lock file
+// named ".lock" in the working directory.
+func TestEmptyPathIsRefused(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if _, err := Open("", Options{}); err == nil || !strings.Contains(err.Error(), "no log path") {
+		t.Errorf("Open(\"\") = %v, want an error saying the path is empty", err)
+	}
+	if _, err := os.Stat(lockSuffix); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Open(\"\") left %s in the working directory (stat: %v)", lockSuffix, err)
+	}
 }

@@ -101,6 +101,9 @@ func New(opts Options) *Conn {
 // is never closed by this package. opts.Servers and the credential and TLS
 // fields are ignored.
 func FromConn(nc *nats.Conn, opts Options) (*Conn, error) {
+	if nc == nil {
+		return nil, errors.New("natskv: FromConn: no connection (nc is nil)")
+	}
 	c := &Conn{opts: opts.withDefaults(), borrowed: true, createKV: createKeyValue}
 	sess, err := newSession(nc, false, c.opts)
 	if err != nil {

@@ -358,3 +358,10 @@ func TestOpenNeverCreates(t *testing.T) {
 		t.Fatalf("Get through Open = %v, %v", e, err)
 	}
 }
+
+// A nil connection is refused, not dereferenced.
+func TestFromConnRefusesNil(t *testing.T) {
+	if _, err := FromConn(nil, Options{}); err == nil || !strings.Contains(err.Error(), "nc is nil") {
+		t.Errorf("FromConn(nil) = %v, want an error naming the nil connection", err)
+	}
+}
