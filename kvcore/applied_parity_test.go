@@ -1,17 +1,16 @@
 package kvcore_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/slipstreamkv/slipstream/internal/logtest"
 	"github.com/slipstreamkv/slipstream/kvcore"
 	"github.com/slipstreamkv/slipstream/snapshot"
 )
@@ -167,7 +166,7 @@ func TestMaxFoldFailures(t *testing.T) {
 func TestRecoveryIsLogged(t *testing.T) {
 	f := newMemFold()
 	f.cursor = kvcore.RevisionCursor(1)
-	var logged lockedLog
+	var logged logtest.Buffer
 	rec := &recorder{fold: f, fail: func(call int, _ kvcore.Batch) error {
 		if call <= 2 {
 			return errInjected
@@ -183,23 +182,4 @@ func TestRecoveryIsLogged(t *testing.T) {
 	if out := logged.String(); strings.Count(out, "msg=recovered") != 1 || !strings.Contains(out, "failures=2\n") {
 		t.Errorf("log, want one recovery after 2 failures:\n%s", out)
 	}
-}
-
-// lockedLog is a log destination safe for the loop's goroutine and the
-// test's.
-type lockedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
