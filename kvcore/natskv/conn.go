@@ -140,6 +140,9 @@ func (c *Conn) Connect(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", kvcore.ErrConnectionFailed, err)
 	}
+	if no.ConnectedCB != nil {
+		no.ConnectedCB(nc) // before a loss can be logged (see connectionEvents)
+	}
 	if err := ctx.Err(); err != nil {
 		nc.Close()
 		return err

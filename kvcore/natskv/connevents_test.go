@@ -22,7 +22,7 @@ func TestConnectionLossAndReturnAreLogged(t *testing.T) {
 	c := connect(t, o)
 	srv.Restart()
 	waitFor(t, 10*time.Second, "the reconnect logged", func() bool { return log.Count(`msg="reconnected to NATS" server=`+srv.URL()) == 1 })
-	if n := log.Count(`level=WARN msg="lost the connection to NATS; reconnecting"`); n != 1 {
+	if n := log.Count(`level=WARN msg="lost the connection to NATS; reconnecting" server=` + srv.URL()); n != 1 {
 		t.Errorf("%d lines of the lost connection, want 1:\n%s", n, log.String())
 	}
 	c.Close()

@@ -216,7 +216,7 @@ func (o Options) natsOptions() (nats.Options, error) {
 		// A caller without a logger (a command line tool) keeps
 		// nats.go's default, which writes these errors to stderr.
 		no.AsyncErrorCB = asyncErrors(o.Logger)
-		no.DisconnectedErrCB, no.ReconnectedCB = connectionEvents(o.Logger)
+		no.ConnectedCB, no.DisconnectedErrCB, no.ReconnectedCB = connectionEvents(o.Logger)
 	}
 
 	servers, err := parseServers(o.Servers)
