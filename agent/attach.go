@@ -14,6 +14,7 @@ import (
 type attachSource struct {
 	kvcore.Store
 	status *watchStatus
+	watch  string // the watch's name, in the backend's log lines
 }
 
 // identifiedSource is an attachSource over a store that knows its bucket's
@@ -31,10 +32,10 @@ type markedSource struct {
 	kvcore.BucketMarker
 }
 
-// newAttachSource wraps store for WatchApplied, keeping its identity and
-// its mark.
-func newAttachSource(store kvcore.Store, status *watchStatus) kvcore.Source {
-	src := attachSource{store, status}
+// newAttachSource wraps store for watch's WatchApplied, keeping its
+// identity and its mark.
+func newAttachSource(store kvcore.Store, status *watchStatus, watch string) kvcore.Source {
+	src := attachSource{store, status, watch}
 	id, ok := store.(kvcore.BucketIdentifier)
 	if !ok {
 		return src
@@ -64,6 +65,7 @@ func (s attachSource) WatchBuffered(ctx context.Context, scope kvcore.Scope, fro
 	// of its own, and a failure of theirs (the "re-created" that ends a
 	// watch of a re-created bucket) says nothing about this one.
 	ctx = natskv.WithReattach(ctx, func(err error) { s.status.attached(err, false) })
+	ctx = natskv.WithLogAttrs(ctx, "watch", s.watch)
 	wa, err := kvcore.WatchWithBuffer(ctx, s.Store, scope, from, capacity)
 	switch {
 	case errors.Is(err, kvcore.ErrCursorExpired):

@@ -21,7 +21,7 @@ func TestAttachSourceKeepsTheStoresBuffering(t *testing.T) {
 		t.Fatal(err)
 	}
 	status := newWatchStatus(&WatchConf{Name: "w", Bucket: "b"}, make(chan struct{}, 1), time.Now)
-	src := newAttachSource(store, status)
+	src := newAttachSource(store, status, "w")
 	bw, ok := src.(kvcore.BufferedWatcher)
 	if !ok {
 		t.Fatalf("the attach source %T does not implement kvcore.BufferedWatcher", src)
@@ -48,7 +48,7 @@ func (expiredStore) Watch(context.Context, kvcore.Scope, kvcore.Cursor) (kvcore.
 // detached, and failed, when it looked in between.)
 func TestExpiredCursorIsNotDetached(t *testing.T) {
 	status := newWatchStatus(&WatchConf{Name: "w", Bucket: "b"}, make(chan struct{}, 1), time.Now)
-	src := newAttachSource(expiredStore{}, status)
+	src := newAttachSource(expiredStore{}, status, "w")
 	if _, err := src.Watch(t.Context(), kvcore.AllKeys(), kvcore.RevisionCursor(7)); !errors.Is(err, kvcore.ErrCursorExpired) {
 		t.Fatalf("watch = %v", err)
 	}

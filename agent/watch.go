@@ -248,7 +248,7 @@ func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, output
 			return update(func(s *watchState) { s.Rendered = key })
 		})
 	}
-	return kvcore.WatchApplied(ctx, newAttachSource(store, r.status), fold, kvcore.AppliedConfig{
+	return kvcore.WatchApplied(ctx, newAttachSource(store, r.status, r.conf.Name), fold, kvcore.AppliedConfig{
 		Scope:    r.scope(),
 		Window:   r.window(),
 		Quiet:    r.quiet(),

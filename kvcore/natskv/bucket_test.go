@@ -212,13 +212,14 @@ func TestExpiryWithoutMarkers(t *testing.T) {
 		_, err := s.Get(ctx, "written")
 		return errors.Is(err, kvcore.ErrNotFound)
 	})
-	w, err := s.Watch(ctx, kvcore.AllKeys(), kvcore.Cursor{})
+	// The caller's attributes (WithLogAttrs) name the watch in its lines.
+	w, err := s.Watch(WithLogAttrs(ctx, "watch", "files"), kvcore.AllKeys(), kvcore.Cursor{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Stop()
-	if logs.Count(warning) != 1 {
-		t.Errorf("a watch of the bucket did not warn once:\n%s", logs.String())
+	if logs.Count(warning) != 1 || logs.Count(" watch=files max_age=") != 1 {
+		t.Errorf("a watch of the bucket did not warn once, naming the watch:\n%s", logs.String())
 	}
 	if ev := next(t, w, 5*time.Second); !ev.Synced {
 		t.Fatalf("first event %+v", ev)

@@ -209,6 +209,22 @@ func WithReattach(ctx context.Context, f func(err error)) context.Context {
 	return context.WithValue(ctx, reattachKey{}, f)
 }
 
+// logAttrsKey is the context key of WithLogAttrs's attributes.
+type logAttrsKey struct{}
+
+// WithLogAttrs returns a copy of ctx whose watches add attrs (slog's
+// key-value pairs) to the lines they log, such as the name a caller knows
+// the watch by: several watches may share a bucket and scope.
+func WithLogAttrs(ctx context.Context, attrs ...any) context.Context {
+	return context.WithValue(ctx, logAttrsKey{}, attrs)
+}
+
+// logAttrs are the attributes WithLogAttrs put in ctx, if any.
+func logAttrs(ctx context.Context) []any {
+	attrs, _ := ctx.Value(logAttrsKey{}).([]any)
+	return attrs
+}
+
 // reattached reports an attempt to re-create the consumer to
 // Options.OnReattach and to the watch's own WithReattach function.
 func (w *watch) reattached(err error) {

@@ -172,7 +172,7 @@ func (s *store) newWatch(ctx context.Context, scope kvcore.Scope, pos uint64, bu
 		widened:     widened,
 		guard:       scope.All(),
 		resumed:     pos > 0,
-		log:         s.log.With("scope", scope.String()),
+		log:         s.log.With("scope", scope.String()).With(logAttrs(ctx)...),
 		status:      s.sess.nc.StatusChanged(nats.CONNECTED, nats.CLOSED),
 		events:      make(chan kvcore.Event, buffer),
 		done:        make(chan struct{}),
