@@ -72,7 +72,7 @@ var pluginCallBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 var (
 	pluginCallKinds   = []string{"apply", "render"}
 	pluginCallResults = []string{"ok", "error", "timeout", "trap"}
-	outcomes    = []string{"ok", "error"}
+	outcomes          = []string{"ok", "error"}
 	stateKinds        = []string{stateKindFold, stateKindJournal, stateKindState, stateKindRecord, stateKindPlacement}
 )
 
