@@ -69,15 +69,18 @@ type Progress struct {
 	// everything it saw doing so. It turns false again while a resync
 	// rebuilds the fold after [ErrCursorExpired].
 	Synced bool
-	// Err is the failure being retried; nil after the step succeeds.
+	// Err is the failure being retried; nil after the step succeeds (a
+	// step within it that failed and then succeeded, such as a fold write
+	// between two attempts of a failing batch, puts it back).
 	Err error
 	// Failures counts consecutive failures.
 	Failures int
-	// Pending is how many updates the loop trailed the bucket by when it
-	// applied its last batch: the Event.Pending of the batch's last update
-	// (records the server had yet to deliver), or the events delivered
-	// meanwhile and waiting to be taken, whichever is more. More than 0
-	// while the loop trails the bucket, as when a batch took long.
+	// Pending is how far the loop trailed the bucket when it applied its
+	// last batch: the Event.Pending of the batch's last update (records
+	// the server had yet to deliver), or the events delivered meanwhile
+	// and waiting to be taken (one of them may be a Synced marker; behind
+	// a relay, those in its buffer), whichever is more. More than 0 while
+	// the loop trails the bucket, as when a batch took long.
 	Pending uint64
 }
 

@@ -41,7 +41,7 @@ func (l *appliedLoop) lostAhead(ctx context.Context, under Cursor, b Batch) erro
 			return fmt.Errorf("%w: %w: key %q is at revision %d in the fold, past its cursor (revision %d), and the bucket no longer has that record: a batch folded before the bucket lost it", ErrCursorExpired, ErrOutOfStep, lost.Key, rev, from)
 		}
 		if err != nil {
-			return l.foldFailed(fmt.Errorf("kvcore: looking for records the bucket lost in the fold: %w", err))
+			return l.foldReadFailed(fmt.Errorf("kvcore: looking for records the bucket lost in the fold: %w", err))
 		}
 	}
 	return nil

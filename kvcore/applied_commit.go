@@ -19,26 +19,33 @@ func (l *appliedLoop) foldUnder(ctx context.Context, updates []Update, under Cur
 }
 
 // foldApply calls the fold's Apply with opCtx until it succeeds, ctx ends,
-// or, with MaxFoldFailures, the fold has failed that many times in a row
+// or, with MaxFoldFailures, its Apply has failed that many times in a row
 // (see foldFailed).
 func (l *appliedLoop) foldApply(ctx, opCtx context.Context, step string, updates []Update, cursor Cursor) error {
 	return l.retry(ctx, func() error {
 		err := l.fold.Apply(opCtx, updates, cursor)
 		if err == nil {
-			l.foldFailures = 0
+			l.applyFailures = 0
 			return nil
 		}
-		return l.foldFailed(fmt.Errorf("%s: %w", step, err))
+		return l.foldFailed(&l.applyFailures, fmt.Errorf("%s: %w", step, err))
 	})
 }
 
-// foldFailed counts err, a failed Apply or read of the fold: once
-// MaxFoldFailures are in a row (no Apply succeeded between them) it wraps
-// ErrFoldFailed, which ends the loop.
-func (l *appliedLoop) foldFailed(err error) error {
-	l.foldFailures++
-	if n := l.cfg.MaxFoldFailures; n > 0 && l.foldFailures >= n {
-		return fmt.Errorf("%w (%d failures in a row; AppliedConfig.MaxFoldFailures is %d): %w", ErrFoldFailed, l.foldFailures, n, err)
+// foldReadFailed counts err, a failed read of the fold that ends the
+// session; reads are counted apart from Applies, and until the loop next
+// catches up, as a session's Applies may succeed before its read fails
+// again.
+func (l *appliedLoop) foldReadFailed(err error) error {
+	return l.foldFailed(&l.readFailures, err)
+}
+
+// foldFailed counts err in *failures: once MaxFoldFailures are in a row it
+// wraps ErrFoldFailed, which ends the loop.
+func (l *appliedLoop) foldFailed(failures *int, err error) error {
+	*failures++
+	if n := l.cfg.MaxFoldFailures; n > 0 && *failures >= n {
+		return fmt.Errorf("%w (%d failures in a row; AppliedConfig.MaxFoldFailures is %d): %w", ErrFoldFailed, *failures, n, err)
 	}
 	return err
 }

@@ -116,8 +116,10 @@ type AppliedConfig struct {
 	// fails the step, which is retried).
 	OnMark func(ctx context.Context, mark string) error
 	// OnProgress, if set, is called from the loop's goroutine when it
-	// starts, after every checkpoint, when it catches up and after every
-	// failure. It must not block.
+	// starts, after every batch applied (one that leaves the cursor where
+	// it was too), when it catches up, after every failure and when one is
+	// over; not after a batch or a catch-up whose watch failed meanwhile,
+	// whose failure it reports next. It must not block.
 	OnProgress func(Progress)
 	// Logger receives the loop's logs (default slog.Default()).
 	Logger *slog.Logger

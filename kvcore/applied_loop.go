@@ -46,8 +46,10 @@ type appliedLoop struct {
 	owed owed
 	// expiries counts consecutive sessions that ended with ErrCursorExpired.
 	expiries int
-	// foldFailures counts consecutive failures of the fold (foldFailed).
-	foldFailures int
+	// applyFailures counts consecutive failures of the fold's Apply, and
+	// readFailures the sessions in a row that a read of the fold ended
+	// before the loop caught up (foldFailed).
+	applyFailures, readFailures int
 
 	// ident is the source's identity, nil when the check is not armed.
 	// knownID is the identity the fold's cursor was taken from, sessionID

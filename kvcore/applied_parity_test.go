@@ -3,10 +3,12 @@ package kvcore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -181,5 +183,65 @@ func TestRecoveryIsLogged(t *testing.T) {
 	}
 	if out := logged.String(); strings.Count(out, "msg=recovered") != 1 || !strings.Contains(out, "failures=2\n") {
 		t.Errorf("log, want one recovery after 2 failures:\n%s", out)
+	}
+}
+
+// A fold whose reads keep failing ends WatchApplied even when each session
+// applies a batch before the read that fails (a resume's backlog, then its
+// reconciliation's listing of the fold): reads are counted apart from
+// Applies, until the loop catches up.
+func TestMaxFoldFailuresCountsReadsBetweenApplies(t *testing.T) {
+	f := unreadableFold{newMemFold()}
+	f.cursor = kvcore.RevisionCursor(1)
+	var sessions []session
+	for rev := range uint64(5) {
+		sessions = append(sessions, session{events: []kvcore.Event{put("a", "v", rev+2), synced}})
+	}
+	w := &scriptWatcher{sessions: sessions, keys: []string{"a"}}
+	cfg := kvcore.AppliedConfig{Scope: kvcore.AllKeys(), MaxFoldFailures: 3, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
+	err := kvcore.WatchApplied(t.Context(), w, f, cfg, func(context.Context, kvcore.Batch) error { return nil })
+	if !errors.Is(err, kvcore.ErrFoldFailed) || !errors.Is(err, errInjected) {
+		t.Fatalf("WatchApplied = %v, want ErrFoldFailed wrapping the fold's read error", err)
+	}
+	if f.Cursor() != kvcore.RevisionCursor(4) {
+		t.Errorf("cursor %v, want rev 4: three sessions applied their batch, each then failed to read the fold", f.Cursor())
+	}
+}
+
+// A batch whose watch failed while it was applied is not reported as
+// caught up with the bucket: what came meanwhile is unknown, and the
+// report that follows is the watch's failure.
+func TestABatchWhoseWatchFailedIsNotReported(t *testing.T) {
+	f := newMemFold()
+	f.cursor = kvcore.RevisionCursor(1)
+	gate := make(chan struct{})
+	w := &scriptWatcher{sessions: []session{{events: []kvcore.Event{synced, put("a", "v", 2)}, ended: true, endErr: fmt.Errorf("consumer lost: %w", kvcore.ErrWatchFailed), endAfter: gate}}}
+	var mu sync.Mutex
+	var reports []kvcore.Progress
+	stop := loop(t, w, f, kvcore.AppliedConfig{Window: kvcore.NoWindow, OnProgress: func(p kvcore.Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		reports = append(reports, p)
+	}}, func(_ context.Context, b kvcore.Batch) error {
+		if len(b.Updates) > 0 {
+			close(gate) // the watch fails while the batch is applied
+			w.ended(0)
+		}
+		return nil
+	})
+	waitFor(t, "the failure reported", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(reports) > 0 && reports[len(reports)-1].Err != nil
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, p := range reports {
+		if p.Cursor == kvcore.RevisionCursor(2) && p.Err == nil {
+			t.Fatalf("reports %+v: the batch whose watch failed was reported without the failure", reports)
+		}
 	}
 }

@@ -29,6 +29,7 @@ func (l *appliedLoop) caughtUp(wa Watch) {
 		// is unknown, and the loop reports the watch's end next.
 		return
 	}
+	l.readFailures = 0
 	l.recovered()
 	pending := queued(wa)
 	if !l.progress.Synced || l.progress.Pending != pending {

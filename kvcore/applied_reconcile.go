@@ -32,7 +32,9 @@ func (l *appliedLoop) reconcileKeys(ctx context.Context, wa Watch) error {
 		// The watch failed (a lost consumer, a server whose store was
 		// restored): what it delivered may be a bucket that is no more,
 		// which the checks below take on trust up to where the session
-		// resumed. The next session reconciles, from its own start.
+		// resumed. The next session reconciles, from its own start. A
+		// failure the backend finds only after this reconciliation
+		// cannot be undone here: the next reconciliation is the net.
 		return nil
 	}
 	pre := l.readMark(ctx)
@@ -62,6 +64,9 @@ func (l *appliedLoop) reconcileKeys(ctx context.Context, wa Watch) error {
 		return err
 	}
 	fixes = append(fixes, puts...)
+	if wa.Err() != nil {
+		return nil // as above: the watch failed while the keys were listed
+	}
 	l.owed &^= owedReconcile
 	if len(fixes) > 0 {
 		// At or before the cursor: marked until committed (see
@@ -79,7 +84,9 @@ func (l *appliedLoop) reconcileKeys(ctx context.Context, wa Watch) error {
 			return err
 		}
 	}
-	l.recordMark(ctx, pre)
+	if wa.Err() == nil { // a watch that failed since leaves the mark unmatched
+		l.recordMark(ctx, pre)
+	}
 	return nil
 }
 
@@ -155,7 +162,7 @@ func (l *appliedLoop) compareKeys(ctx context.Context, live map[string]liveKey) 
 		return true
 	})
 	if err != nil {
-		return nil, l.foldFailed(fmt.Errorf("kvcore: listing fold keys: %w", err))
+		return nil, l.foldReadFailed(fmt.Errorf("kvcore: listing fold keys: %w", err))
 	}
 	if behind != nil {
 		return nil, fmt.Errorf("%w: %w: %d keys disagree, e.g. %w", ErrCursorExpired, ErrOutOfStep, skewed, behind)

@@ -13,16 +13,16 @@ import (
 // working does not hide another one that keeps failing; and a step retried
 // within one that is failing (a fold write between the attempts of a batch
 // that fails) puts that failure back once it succeeds, instead of clearing
-// it while the batch still fails.
+// it while the batch still fails (the count of failures in a row goes on).
 func (l *appliedLoop) retry(ctx context.Context, fn func() error) error {
-	outer, outerFailures := l.progress.Err, l.progress.Failures
+	outer := l.progress.Err
 	for attempt := 0; ; attempt++ {
 		err := fn()
 		if err == nil {
 			switch {
 			case attempt == 0:
 			case outer != nil:
-				l.progress.Err, l.progress.Failures = outer, outerFailures
+				l.progress.Err = outer
 				l.report()
 			default:
 				l.recovered()

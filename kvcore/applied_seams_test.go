@@ -121,6 +121,15 @@ type scriptWatcher struct {
 	revs     map[string]uint64 // the revision Entry gives a key (none when absent)
 	keysErr  error
 	listings int
+	opened   []*scriptWatch // the watches opened, in order
+}
+
+// ended waits until the i-th watch opened has ended.
+func (w *scriptWatcher) ended(i int) {
+	w.mu.Lock()
+	sw := w.opened[i]
+	w.mu.Unlock()
+	<-sw.done
 }
 
 var _ kvcore.Source = (*scriptWatcher)(nil)
@@ -184,6 +193,9 @@ func (w *scriptWatcher) open(ctx context.Context, scope kvcore.Scope, from kvcor
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	sw := &scriptWatch{events: make(chan kvcore.Event, buffer), cancel: cancel, done: make(chan struct{})}
+	w.mu.Lock()
+	w.opened = append(w.opened, sw)
+	w.mu.Unlock()
 	go sw.run(ctx, s)
 	return sw, nil
 }

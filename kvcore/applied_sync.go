@@ -66,7 +66,7 @@ func (l *appliedLoop) sync(ctx context.Context, wa Watch, pre bucketMark) error 
 	if held {
 		stale, err := StaleKeys(ctx, l.fold, l.cfg.Scope.List(), seen)
 		if err != nil {
-			return fmt.Errorf("kvcore: listing fold keys: %w", err)
+			return l.foldReadFailed(fmt.Errorf("kvcore: listing fold keys: %w", err))
 		}
 		deletes, err := l.staleDeletes(ctx, stale)
 		if err != nil {
@@ -107,7 +107,7 @@ func (l *appliedLoop) holdsAny(ctx context.Context, prefixes []string) (bool, er
 			return true, nil
 		}
 		if err != nil {
-			return false, l.foldFailed(fmt.Errorf("kvcore: reading fold: %w", err))
+			return false, l.foldReadFailed(fmt.Errorf("kvcore: reading fold: %w", err))
 		}
 	}
 	return false, nil
