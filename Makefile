@@ -175,7 +175,11 @@ clean: ## remove build outputs
 # `slipagent version`, and the packages' version is derived from it. A tree
 # without a tag counts its commits from v0.0.0, so that its packages order
 # by history (0.0.0+gitN.HASH) and an upgrade is not taken for a downgrade.
-VERSION   ?= $(shell git describe --tags --dirty 2>/dev/null || { n=$$(git rev-list --count HEAD 2>/dev/null) && echo "v0.0.0-$$n-g$$(git rev-parse --short HEAD)$$(git diff --quiet HEAD || echo -dirty)"; } || echo unknown)
+# (A shallow clone counts only the commits it has: build packages from a
+# full one.)
+ifndef VERSION
+VERSION   := $(shell git describe --tags --dirty 2>/dev/null || { n=$$(git rev-list --count HEAD 2>/dev/null) && echo "v0.0.0-$$n-g$$(git rev-parse --short HEAD)$$(git diff --quiet HEAD || echo -dirty)"; } || echo unknown)
+endif
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo +dirty)
 DIST_ARCH ?= $(shell $(GO) env GOARCH)
 DIST_DIR  := $(BIN)/dist/$(DIST_ARCH)

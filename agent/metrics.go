@@ -79,8 +79,10 @@ var (
 // watchAdded makes the series of a watch exist from its start, at 0: a
 // series that first appears at 1 is no increase() to Prometheus, so the
 // alerts on quarantined state, drift, failed commands and plugin errors
-// would miss the first of each.
+// would miss the first of each. A watch a reload restarted starts its
+// commands afresh, without the hooks and checks it no longer has.
 func (m *metrics) watchAdded(w *WatchConf) {
+	m.commands.DeletePartialMatch(prometheus.Labels{"watch": w.Name})
 	m.batches.WithLabelValues(w.Name)
 	m.updates.WithLabelValues(w.Name)
 	for _, kind := range pluginCallKinds {

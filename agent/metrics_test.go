@@ -58,6 +58,12 @@ func TestWatchSeriesExistAtZeroFromItsStart(t *testing.T) {
 			t.Errorf("%s: present %v, value %v; want present at 0", want, ok, v)
 		}
 	}
+	// A reload that restarts the watch without its check drops the
+	// check's series.
+	m.watchAdded(&WatchConf{Name: "w", Hooks: []*HookConf{{Name: "reload", Command: []string{"true"}}}})
+	if _, ok := series(t, m)[`slipagent_commands_total{hook="reload",kind="check",result="error",watch="w"}`]; ok {
+		t.Error("the check a restarted watch no longer has is still exported")
+	}
 	m.watchRemoved("w")
 	for s := range series(t, m) {
 		if strings.Contains(s, `watch="w"`) {

@@ -489,6 +489,7 @@ func (w *watchStatus) batchEnded() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.s.BusySince = time.Time{}
+	w.poke()
 }
 
 // busy records that a batch (or a drift repair) starts, at since, or that
