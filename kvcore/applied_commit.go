@@ -138,11 +138,10 @@ func (l *appliedLoop) commit(ctx context.Context, wa Watch, b Batch, atEnd bool)
 	// Updates that came while apply ran wait in the watch's buffer: the
 	// loop trails the bucket by them at least, however long the batch took.
 	// A watch that failed meanwhile (a lost consumer) tells nothing of what
-	// came: the batch is not reported, and the loop reports the watch's
-	// end next.
+	// came: no recovery is claimed, nor reported (see report), and the loop
+	// reports the watch's end next.
 	l.progress.Pending = max(l.progress.Pending, queued(wa))
-	lost := wa.Err() != nil
-	if !lost {
+	if wa.Err() == nil {
 		l.recovered()
 	}
 	if b.Cursor != l.fold.Cursor() {
@@ -156,9 +155,7 @@ func (l *appliedLoop) commit(ctx context.Context, wa Watch, b Batch, atEnd bool)
 	// Every applied batch is reported, one that leaves the cursor where it
 	// was (a full render, a reconciliation's fixes) too: where it left the
 	// loop, and how far behind.
-	if !lost {
-		l.report()
-	}
+	l.report()
 	if l.removalsMarked {
 		if err := l.setFolding(ctx, false); err != nil {
 			return synced, err

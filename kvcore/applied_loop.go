@@ -44,6 +44,9 @@ type appliedLoop struct {
 	next mode
 	// owed is what the loop owes once caught up.
 	owed owed
+	// current is the session's watch (nil between sessions): while it has
+	// failed, no report says the loop is well (see report).
+	current Watch
 	// expiries counts consecutive sessions that ended with ErrCursorExpired.
 	expiries int
 	// applyFailures counts consecutive failures of the fold's Apply, and
@@ -175,6 +178,8 @@ func (l *appliedLoop) session(ctx context.Context) error {
 		return err
 	}
 	defer wa.Stop()
+	l.current = wa
+	defer func() { l.current = nil }()
 	if m == modeSync {
 		if err := l.sync(ctx, wa, pre); err != nil {
 			return err

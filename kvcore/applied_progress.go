@@ -48,8 +48,16 @@ func queued(wa Watch) uint64 {
 	return uint64(len(wa.Events()))
 }
 
+// report passes the loop's progress to OnProgress, but not a report
+// without an error while the session's watch has failed: it would take the
+// loop for current (a step that recovered meanwhile, a checkpoint), while
+// what came since is unknown; the watch's failure is reported next.
 func (l *appliedLoop) report() {
-	if l.cfg.OnProgress != nil {
-		l.cfg.OnProgress(l.progress)
+	if l.cfg.OnProgress == nil {
+		return
 	}
+	if l.progress.Err == nil && l.current != nil && l.current.Err() != nil {
+		return
+	}
+	l.cfg.OnProgress(l.progress)
 }
