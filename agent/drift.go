@@ -160,6 +160,9 @@ func (d *driftRepair) run(ctx context.Context) {
 // apply runs one apply attempt of the loop holding the turn, as a full render when
 // a drift repair is owed.
 func (d *driftRepair) apply(ctx context.Context, b kvcore.Batch, apply kvcore.ApplyFunc) error {
+	// Busy from now: waiting for a repair's turn is part of the batch.
+	d.r.status.batchStarted(time.Now())
+	defer d.r.status.batchEnded()
 	d.lock(context.Background())
 	defer d.unlock()
 	if d.owed {
@@ -361,8 +364,8 @@ func (d *driftRepair) render(ctx context.Context, drifted []driftedFile) ([]drif
 	}
 	d.r.log.Info("rendering the watch to restore its outputs", "drifted", len(drifted))
 	start := time.Now()
-	d.r.status.busy(start)
-	defer d.r.status.busy(time.Time{})
+	d.r.status.repairStarted(start)
+	defer d.r.status.repairEnded()
 	if err := d.r.makeOutputDirs(); err != nil {
 		d.unfinished = true
 		return nil, nil, err

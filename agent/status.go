@@ -66,7 +66,9 @@ type WatchStatus struct {
 	LastApplied time.Time   `json:"last_applied,omitzero"`
 	Batches     uint64      `json:"batches"`
 	Updates     uint64      `json:"updates"`
-	// BusySince is when the batch being applied started (zero when idle).
+	// BusySince is when the batch being applied was handed over (it may
+	// wait for a drift repair to end), or when the drift repair going on
+	// started, whichever is earlier; zero when idle.
 	BusySince time.Time `json:"busy_since,omitzero"`
 	// Quarantined lists the latest local state (fold, hook journal, state
 	// file, record of committed outputs, placement) that did not load and
@@ -189,8 +191,12 @@ type watchStatus struct {
 	// makes them the AppliedError.
 	batchErr     string
 	batchErrMore int
-	resyncFrom   *kvcore.Cursor // the old cursor while a resync has not moved it
-	cursor       kvcore.Cursor  // the fold's cursor, as last reported
+	// batchSince is when the batch being applied was handed over (it may
+	// wait for a drift repair's turn), repairSince when the drift repair
+	// going on started; zero when none. BusySince is the earlier.
+	batchSince, repairSince time.Time
+	resyncFrom              *kvcore.Cursor // the old cursor while a resync has not moved it
+	cursor                  kvcore.Cursor  // the fold's cursor, as last reported
 }
 
 func newWatchStatus(w *WatchConf, changed chan<- struct{}, now func() time.Time) *watchStatus {
@@ -480,27 +486,60 @@ func (w *watchStatus) applied(b kvcore.Batch, at time.Time) {
 	}
 }
 
-// batchEnded records that a batch handed to the plugin ended. BehindSince
-// stays as it is: WatchApplied reports next where the batch left the watch,
-// with the updates that came meanwhile (Progress.Pending), which clears it
-// or keeps it. Clearing it here would take a watch with updates waiting
-// for current, and count its lag afresh from the next batch's start.
-func (w *watchStatus) batchEnded() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.s.BusySince = time.Time{}
-	w.poke()
-}
-
-// busy records that a batch (or a drift repair) starts, at since, or that
-// a drift repair ended (zero).
-func (w *watchStatus) busy(since time.Time) {
+// batchStarted records that WatchApplied handed a batch over, at since.
+func (w *watchStatus) batchStarted(since time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	defer w.behind()
-	w.s.BusySince = since
-	if !since.IsZero() {
-		w.batchErr, w.batchErrMore = "", 0
+	w.batchSince = since
+	w.busyChanged()
+	w.batchErr, w.batchErrMore = "", 0
+}
+
+// batchEnded records that a batch handed over ended. BehindSince stays as
+// it is: WatchApplied reports next where the batch left the watch, with
+// the updates that came meanwhile (Progress.Pending), which clears it or
+// keeps it. Clearing it here would take a watch with updates waiting for
+// current, and count its lag afresh from the next batch's start.
+func (w *watchStatus) batchEnded() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.batchSince = time.Time{}
+	w.busyChanged()
+	w.poke()
+}
+
+// repairStarted records that a drift repair starts, at since.
+func (w *watchStatus) repairStarted(since time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	defer w.behind()
+	w.repairSince = since
+	w.busyChanged()
+	w.batchErr, w.batchErrMore = "", 0
+}
+
+// repairEnded records that the drift repair ended: the watch is current
+// again unless a batch waited for the repair's turn meanwhile (still
+// busy), or anything else keeps it behind.
+func (w *watchStatus) repairEnded() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	defer w.behind()
+	w.repairSince = time.Time{}
+	w.busyChanged()
+}
+
+// busyChanged sets BusySince: the earlier of the batch's and the repair's
+// start, zero when neither goes on.
+func (w *watchStatus) busyChanged() {
+	switch {
+	case w.batchSince.IsZero():
+		w.s.BusySince = w.repairSince
+	case w.repairSince.IsZero() || w.batchSince.Before(w.repairSince):
+		w.s.BusySince = w.batchSince
+	default:
+		w.s.BusySince = w.repairSince
 	}
 }
 

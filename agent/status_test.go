@@ -301,13 +301,13 @@ func TestStatusTrailingTheBucketIsBehind(t *testing.T) {
 func TestAppliedErrorJoinsTheBatchsLines(t *testing.T) {
 	st, clock := newTestStatus(0)
 	batch := func(lines ...string) string {
-		st.busy(clock.now())
+		st.batchStarted(clock.now())
 		for _, l := range lines {
 			st.pluginLogged(slog.LevelError, l)
 		}
 		st.pluginLogged(slog.LevelWarn, "a warning is not an error")
 		st.applied(kvcore.Batch{}, clock.now())
-		st.busy(time.Time{})
+		st.batchEnded()
 		return st.get().PluginLog.AppliedError
 	}
 	if got, want := batch(`skipping key "a"`, `skipping key "b"`), `skipping key "a"; skipping key "b"`; got != want {
@@ -338,7 +338,7 @@ func TestStatusBusyIsBehind(t *testing.T) {
 	st, clock := newTestStatus(time.Minute)
 	st.progress(kvcore.Progress{Cursor: at(5), Synced: true})
 	started := clock.now()
-	st.busy(started)
+	st.batchStarted(started)
 	if s := st.get(); s.State != stateReady || !s.BehindSince.Equal(started) {
 		t.Fatalf("a batch just started: state %s, behind since %v; want ready, behind since %v", s.State, s.BehindSince, started)
 	}
@@ -346,9 +346,37 @@ func TestStatusBusyIsBehind(t *testing.T) {
 	if s := st.get(); s.State != stateStale || !strings.Contains(s.Reason, "applying a batch since") {
 		t.Fatalf("a batch past stale_after: state %s, reason %q", s.State, s.Reason)
 	}
-	st.busy(time.Time{})
+	st.batchEnded()
+	st.progress(kvcore.Progress{Cursor: at(6), Synced: true})
 	if s := st.get(); s.State != stateReady || !s.BehindSince.IsZero() {
 		t.Fatalf("the batch done: state %s, behind since %v", s.State, s.BehindSince)
+	}
+}
+
+// A batch handed over while a drift repair goes on waits for the repair's
+// turn: the watch stays behind when the repair ends, since the batch's
+// start, and current once the batch's report says so.
+func TestStatusABatchWaitingForARepairIsBehind(t *testing.T) {
+	st, clock := newTestStatus(time.Minute)
+	st.progress(kvcore.Progress{Cursor: at(5), Synced: true})
+	st.repairStarted(clock.now())
+	clock.advance(10 * time.Second)
+	handed := clock.now()
+	st.batchStarted(handed)
+	clock.advance(10 * time.Second)
+	st.repairEnded()
+	if s := st.get(); s.BehindSince.IsZero() || !s.BusySince.Equal(handed) {
+		t.Fatalf("the repair over, the batch waiting: behind since %v, busy since %v; want behind, busy since %v", s.BehindSince, s.BusySince, handed)
+	}
+	st.batchEnded()
+	st.progress(kvcore.Progress{Cursor: at(6), Synced: true})
+	if s := st.get(); !s.BehindSince.IsZero() || !s.BusySince.IsZero() {
+		t.Fatalf("the batch applied: behind since %v, busy since %v", s.BehindSince, s.BusySince)
+	}
+	st.repairStarted(clock.now())
+	st.repairEnded()
+	if s := st.get(); !s.BehindSince.IsZero() {
+		t.Fatalf("a repair alone over: behind since %v", s.BehindSince)
 	}
 }
 
@@ -359,11 +387,11 @@ func TestStatusBehindRunsOnThroughTheNextBatch(t *testing.T) {
 	st, clock := newTestStatus(time.Minute)
 	st.progress(kvcore.Progress{Cursor: at(5), Synced: true})
 	first := clock.now()
-	st.busy(first)
+	st.batchStarted(first)
 	clock.advance(50 * time.Second)
 	st.batchEnded()
 	st.progress(kvcore.Progress{Cursor: at(6), Synced: true, Pending: 3}) // came meanwhile
-	st.busy(clock.now())
+	st.batchStarted(clock.now())
 	clock.advance(20 * time.Second)
 	if s := st.get(); s.State != stateStale || !s.BehindSince.Equal(first) {
 		t.Fatalf("the next batch, 70s after the first began: state %s, behind since %v; want stale, behind since %v", s.State, s.BehindSince, first)

@@ -341,8 +341,6 @@ func (r *watchRunner) resolvedOutputs() map[string]host.Output {
 // lets WatchApplied move the cursor.
 func (r *watchRunner) apply(ctx context.Context, inst instance, fold kvcore.Fold, journal hookJournal, b kvcore.Batch, rendered func() error) error {
 	start := time.Now()
-	r.status.busy(start)
-	defer r.status.batchEnded()
 	view := foldView{fold: fold}
 	var res result
 	var err error
