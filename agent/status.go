@@ -487,11 +487,18 @@ func (w *watchStatus) applied(b kvcore.Batch, at time.Time) {
 }
 
 // batchStarted records that WatchApplied handed a batch over, at since.
-func (w *watchStatus) batchStarted(since time.Time) {
+func (w *watchStatus) batchStarted(since time.Time) { w.busyStarted(&w.batchSince, since) }
+
+// repairStarted records that a drift repair starts, at since.
+func (w *watchStatus) repairStarted(since time.Time) { w.busyStarted(&w.repairSince, since) }
+
+// busyStarted sets *start, the batch's or the repair's, to since: the
+// plugin's error lines are counted afresh.
+func (w *watchStatus) busyStarted(start *time.Time, since time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	defer w.behind()
-	w.batchSince = since
+	*start = since
 	w.busyChanged()
 	w.batchErr, w.batchErrMore = "", 0
 }
@@ -507,16 +514,6 @@ func (w *watchStatus) batchEnded() {
 	w.batchSince = time.Time{}
 	w.busyChanged()
 	w.poke()
-}
-
-// repairStarted records that a drift repair starts, at since.
-func (w *watchStatus) repairStarted(since time.Time) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	defer w.behind()
-	w.repairSince = since
-	w.busyChanged()
-	w.batchErr, w.batchErrMore = "", 0
 }
 
 // repairEnded records that the drift repair ended: the watch is current
