@@ -7,13 +7,19 @@ import (
 )
 
 // foldUnder folds updates into the fold without moving its cursor. A
-// known mark is forgotten first (see forgetMark).
+// known mark is forgotten first (see forgetMark), and the highest revision
+// folded is kept (see recordMark).
 func (l *appliedLoop) foldUnder(ctx context.Context, updates []Update, under Cursor) error {
 	if len(updates) == 0 {
 		return nil
 	}
 	if err := l.forgetMark(ctx); err != nil {
 		return err
+	}
+	for _, u := range updates {
+		if rev, ok := u.Version.Revision(); ok {
+			l.foldedUpTo = max(l.foldedUpTo, rev)
+		}
 	}
 	return l.foldApply(ctx, ctx, "fold", updates, under)
 }

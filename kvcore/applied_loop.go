@@ -47,6 +47,9 @@ type appliedLoop struct {
 	// current is the session's watch (nil between sessions): while it has
 	// failed, no report says the loop is well (see report).
 	current Watch
+	// foldedUpTo is the highest revision this loop folded (see
+	// recordMark).
+	foldedUpTo uint64
 	// expiries counts consecutive sessions that ended with ErrCursorExpired.
 	expiries int
 	// applyFailures counts consecutive failures of the fold's Apply, and

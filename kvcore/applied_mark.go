@@ -36,9 +36,16 @@ func (l *appliedLoop) unchanged(m bucketMark) bool {
 // left the fold matching the bucket as of that reading, if the bucket did
 // not change since (a second reading agrees) and the fold is at its latest
 // record. Without the second reading a record added and removed meanwhile,
-// which the fold may hold, would go unnoticed.
+// which the fold may hold, would go unnoticed. Nor is it recorded while
+// the fold holds a record past its cursor (a sync's or a reconciliation's
+// fix that took a key's current entry): the bucket may go back to the
+// mark without it (a store restored from a copy taken then), and a
+// reconciliation skipped on the mark would keep it for ever.
 func (l *appliedLoop) recordMark(ctx context.Context, pre bucketMark) {
 	if pre.mark == "" || pre.mark == l.knownMark || pre.at != l.fold.Cursor() {
+		return
+	}
+	if at, _ := l.fold.Cursor().Revision(); l.foldedUpTo > at {
 		return
 	}
 	if now := l.readMark(ctx); now != pre {

@@ -245,3 +245,45 @@ func TestABatchWhoseWatchFailedIsNotReported(t *testing.T) {
 		}
 	}
 }
+
+// markedScript is a scriptWatcher whose bucket mark never changes.
+type markedScript struct{ *scriptWatcher }
+
+func (markedScript) BucketMark(context.Context) (string, kvcore.Cursor, error) {
+	return "m", kvcore.RevisionCursor(1), nil
+}
+
+// A sync that took a key's current entry past its cursor (the listing
+// missed the key, the bucket had it at a later revision) does not record
+// the bucket's mark as matched: the bucket may go back to that mark
+// without the entry (a store restored from a copy taken then), and every
+// later reconciliation, skipped on the mark, would keep the entry.
+func TestASyncThatFoldedPastItsCursorRecordsNoMark(t *testing.T) {
+	f := newMemFold()
+	f.entries["k10"] = kvcore.Entry{Key: "k10", Value: []byte("old"), Version: kvcore.RevisionVersion(1)}
+	w := &scriptWatcher{
+		sessions: []session{{events: []kvcore.Event{put("k09", "v", 1), synced}}},
+		keys:     []string{"k09"},
+		present:  []string{"k10"}, // missed by the listing, found by Entry
+		revs:     map[string]uint64{"k10": 2},
+	}
+	var mu sync.Mutex
+	var marks []string
+	synced := false
+	stop := loop(t, markedScript{w}, f, kvcore.AppliedConfig{
+		OnMark:     func(_ context.Context, m string) error { mu.Lock(); marks = append(marks, m); mu.Unlock(); return nil },
+		OnProgress: func(p kvcore.Progress) { mu.Lock(); synced = synced || p.Synced; mu.Unlock() },
+	}, func(context.Context, kvcore.Batch) error { return nil })
+	waitFor(t, "the sync", func() bool { mu.Lock(); defer mu.Unlock(); return synced })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := f.Get("k10"); err != nil || e.Version != kvcore.RevisionVersion(2) {
+		t.Fatalf("fold k10 = %+v, %v; want the bucket's entry at revision 2, past the cursor", e, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if slices.Contains(marks, "m") {
+		t.Errorf("marks recorded %q: the mark was recorded as matched with the fold past its cursor", marks)
+	}
+}

@@ -10,6 +10,7 @@ import (
 // and applies one full batch. pre is the bucket's mark read before the
 // watch attached.
 func (l *appliedLoop) sync(ctx context.Context, wa Watch, pre bucketMark) error {
+	l.foldedUpTo = 0 // the sync folds the bucket's state afresh (revisions of an earlier incarnation mean nothing)
 	if l.progress.Synced {
 		l.progress.Synced = false
 		l.report()
