@@ -22,6 +22,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv("SLIPSTREAM_HOLD_FOLD"); dir != "" {
+		holdFold(dir) // a child of TestAFoldOpenInAnotherProcessIsLocked
+		return
+	}
 	code := m.Run()
 	if hydratedDir != "" {
 		os.RemoveAll(filepath.Dir(hydratedDir)) // the fold and the temporary directory holding it

@@ -74,6 +74,7 @@ type Options struct {
 // Fold is a [kvcore.Fold] on Pebble.
 type Fold struct {
 	db       *pebble.DB
+	lock     *pebble.Lock    // on dir, held from before db opens until after it closes
 	po       *pebble.Options // db's options, for writing tables to ingest
 	dir      string
 	opts     Options
@@ -150,32 +151,37 @@ func open(dir string, opts Options, readOnly bool) (*Fold, error) {
 			return nil, fmt.Errorf("pebblefold: open %s: %w", dir, err)
 		}
 	}
-	db, po, gate, err := openDB(dir, opts, readOnly)
+	lock, err := lockDir(opts.FS, dir, readOnly)
 	if err != nil {
 		return nil, fmt.Errorf("pebblefold: open %s: %w", dir, err)
 	}
+	db, po, gate, err := openDB(dir, opts, lock, readOnly)
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("pebblefold: open %s: %w", dir, err)
+	}
 	gate.opened()
+	f := &Fold{db: db, lock: lock, po: po, dir: dir, opts: opts, readOnly: readOnly}
 	if !readOnly {
 		// Runs and tables a crash left before their ingestion: their
 		// updates were past the cursor, so the bucket delivers them again.
 		if err := opts.FS.RemoveAll(opts.FS.PathJoin(dir, ingestDir)); err != nil {
-			db.Close()
+			f.closeDB()
 			return nil, fmt.Errorf("pebblefold: open %s: removing tables not ingested: %w", dir, err)
 		}
 	}
-	f := &Fold{db: db, po: po, dir: dir, opts: opts, readOnly: readOnly}
 	f.idle = sync.NewCond(&f.life)
 	raw, closer, err := db.Get(cursorKey)
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
 	case err != nil:
-		db.Close()
+		f.closeDB()
 		return nil, fmt.Errorf("pebblefold: open %s: read cursor: %w", dir, err)
 	default:
 		f.cursor, err = kvcore.CursorFromBytes(raw)
 		closer.Close()
 		if err != nil {
-			db.Close()
+			f.closeDB()
 			return nil, fmt.Errorf("pebblefold: open %s: %w: stored cursor is %d bytes, exceeds version token capacity",
 				dir, snapshot.ErrInvalidFormat, len(raw))
 		}
@@ -185,10 +191,11 @@ func open(dir string, opts Options, readOnly bool) (*Fold, error) {
 
 // openDB opens the Pebble database of a fold, with compactions held until
 // gate.opened is called.
-func openDB(dir string, opts Options, readOnly bool) (*pebble.DB, *pebble.Options, *compactionGate, error) {
+func openDB(dir string, opts Options, lock *pebble.Lock, readOnly bool) (*pebble.DB, *pebble.Options, *compactionGate, error) {
 	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref()
 	po := pebbleOptions(opts, cache, readOnly)
+	po.Lock = lock
 	gate := newCompactionGate()
 	po.Experimental.CompactionScheduler = gate
 	po.EnsureDefaults()
@@ -353,9 +360,14 @@ func (f *Fold) Close() (err error) {
 				err = f.db.Flush()
 			}
 		}
-		err = errors.Join(err, f.db.Close())
+		err = errors.Join(err, f.closeDB())
 	})
 	return err
+}
+
+// closeDB closes db, then releases the lock on its directory.
+func (f *Fold) closeDB() error {
+	return errors.Join(f.db.Close(), f.lock.Close())
 }
 
 // acquire takes a reference to db, or fails once Close has begun.
