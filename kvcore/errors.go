@@ -42,6 +42,9 @@ var (
 	ErrInvalidKey = errors.New("kvcore: invalid key")
 	// ErrInvalidBucket: the bucket name is empty or has characters the backend refuses.
 	ErrInvalidBucket = errors.New("kvcore: invalid bucket name")
+	// ErrInvalidConfig: a [StoreConfig] setting out of range (see
+	// [StoreConfig.Validate]).
+	ErrInvalidConfig = errors.New("kvcore: invalid store config")
 	// ErrInvalidVersion: a version token the backend cannot use (e.g. not 8
 	// bytes for NATS compare-and-swap).
 	ErrInvalidVersion = errors.New("kvcore: invalid version token")

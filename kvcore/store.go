@@ -2,6 +2,7 @@ package kvcore
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -213,6 +214,35 @@ type StoreConfig struct {
 	Replicas int
 	// Discard selects what happens when the bucket is full (default DiscardNew).
 	Discard DiscardPolicy
+}
+
+// MaxHistory is the most versions of a key a bucket keeps
+// ([StoreConfig.History]), JetStream KV's limit.
+const MaxHistory = 64
+
+// Validate reports a setting no backend can create a bucket with, in an
+// error wrapping [ErrInvalidConfig] (or [ErrInvalidBucket]) that names it:
+// a count or age below zero, MaxBytes below -1, or History over
+// [MaxHistory]. Store calls it; a setting a backend rejects on its own
+// terms fails there.
+func (c StoreConfig) Validate() error {
+	switch {
+	case !ValidBucket(c.Bucket):
+		return fmt.Errorf("%w %q", ErrInvalidBucket, c.Bucket)
+	case c.History < 0 || c.History > MaxHistory:
+		return fmt.Errorf("%w: History %d is outside 0 (the default, 1) to %d", ErrInvalidConfig, c.History, MaxHistory)
+	case c.MaxAge < 0:
+		return fmt.Errorf("%w: MaxAge %v is below 0 (0 keeps values for ever)", ErrInvalidConfig, c.MaxAge)
+	case c.MaxBytes < -1:
+		return fmt.Errorf("%w: MaxBytes %d is below -1 (-1 is unlimited, 0 the backend's default)", ErrInvalidConfig, c.MaxBytes)
+	case c.Replicas < 0:
+		return fmt.Errorf("%w: Replicas %d is below 0 (0 is the default, 1)", ErrInvalidConfig, c.Replicas)
+	case c.Storage > StorageMemory:
+		return fmt.Errorf("%w: Storage %d is neither StorageFile nor StorageMemory", ErrInvalidConfig, c.Storage)
+	case c.Discard > DiscardOld:
+		return fmt.Errorf("%w: Discard %d is neither DiscardNew nor DiscardOld", ErrInvalidConfig, c.Discard)
+	}
+	return nil
 }
 
 // Storage is where a bucket keeps its data.

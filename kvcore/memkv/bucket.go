@@ -17,8 +17,6 @@ const (
 	RecordOverhead = 64
 	// DefaultMaxBytes caps a bucket created with MaxBytes 0, as on NATS.
 	DefaultMaxBytes = 10 << 20
-	// maxHistory is the most versions a key keeps, as on NATS.
-	maxHistory = 64
 )
 
 // record is one entry of a bucket's log. Only gone changes after it is
@@ -72,17 +70,11 @@ type bucket struct {
 func newBucket(cfg kvcore.StoreConfig) (*bucket, error) {
 	b := &bucket{name: cfg.Bucket, id: fmt.Sprintf("%s#%d", cfg.Bucket, incarnations.Add(1)), deleted: make(chan struct{}), history: 1, maxAge: cfg.MaxAge, maxBytes: cfg.MaxBytes,
 		discardOld: cfg.Discard == kvcore.DiscardOld, keys: map[string][]*record{}, changed: make(chan struct{})}
-	switch {
-	case cfg.History > maxHistory:
-		return nil, fmt.Errorf("%w: history %d exceeds %d", kvcore.ErrConnectionFailed, cfg.History, maxHistory)
-	case cfg.History > 0:
+	if cfg.History > 0 { // at most kvcore.MaxHistory (Validate)
 		b.history = cfg.History
 	}
-	switch {
-	case b.maxBytes == 0:
+	if b.maxBytes == 0 {
 		b.maxBytes = DefaultMaxBytes
-	case b.maxBytes < 0:
-		b.maxBytes = -1
 	}
 	return b, nil
 }

@@ -59,8 +59,8 @@ func (c *Conn) Capabilities() kvcore.Capabilities {
 // Store returns bucket cfg.Bucket, creating it with cfg if it does not
 // exist; an existing bucket is returned unchanged.
 func (c *Conn) Store(_ context.Context, cfg kvcore.StoreConfig) (kvcore.Store, error) {
-	if !kvcore.ValidBucket(cfg.Bucket) {
-		return nil, &kvcore.OpError{Op: "store", Bucket: cfg.Bucket, Err: kvcore.ErrInvalidBucket}
+	if err := cfg.Validate(); err != nil {
+		return nil, &kvcore.OpError{Op: "store", Bucket: cfg.Bucket, Err: err}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
 	"github.com/slipstreamkv/slipstream/kvcore/kvtest"
@@ -87,8 +88,13 @@ func TestLifecycle(t *testing.T) {
 			t.Errorf("store %q: %v", cfg.Bucket, err)
 		}
 	}
-	if _, err := c.Store(ctx, kvcore.StoreConfig{Bucket: "h", History: 65}); err == nil {
-		t.Error("history 65 accepted")
+	for _, cfg := range []kvcore.StoreConfig{{Bucket: "h", History: 65}, {Bucket: "h", MaxAge: -time.Second}} {
+		if _, err := c.Store(ctx, cfg); !errors.Is(err, kvcore.ErrInvalidConfig) {
+			t.Errorf("store %+v: %v, want ErrInvalidConfig", cfg, err)
+		}
+	}
+	if _, err := c.Open(ctx, "h"); !errors.Is(err, kvcore.ErrBucketNotFound) {
+		t.Errorf("a refused config created its bucket: %v", err)
 	}
 }
 

@@ -19,8 +19,6 @@ const (
 	// DefaultMaxBytes caps a bucket created with StoreConfig.MaxBytes 0.
 	// Hosted NATS accounts (Synadia Cloud) refuse streams without a limit.
 	DefaultMaxBytes = 10 << 20
-	// maxHistory is JetStream KV's limit on versions kept per key.
-	maxHistory = 64
 	// minMarkerTTL is the smallest delete-marker TTL the server accepts.
 	minMarkerTTL = time.Second
 	// duplicateWindow is nats.go's KV default, capped by the max age.
@@ -48,17 +46,11 @@ type bucketSpec struct {
 
 func specOf(cfg kvcore.StoreConfig) (bucketSpec, error) {
 	s := bucketSpec{name: cfg.Bucket, history: 1, maxAge: cfg.MaxAge, maxBytes: cfg.MaxBytes, replicas: max(cfg.Replicas, 1)}
-	switch {
-	case cfg.History > maxHistory:
-		return s, fmt.Errorf("history %d exceeds the JetStream KV limit of %d", cfg.History, maxHistory)
-	case cfg.History > 0:
+	if cfg.History > 0 { // at most kvcore.MaxHistory (Validate)
 		s.history = uint8(cfg.History)
 	}
-	switch {
-	case s.maxBytes == 0:
+	if s.maxBytes == 0 {
 		s.maxBytes = DefaultMaxBytes
-	case s.maxBytes < 0:
-		s.maxBytes = -1
 	}
 	if cfg.Storage == kvcore.StorageMemory {
 		s.storage = jetstream.MemoryStorage

@@ -89,7 +89,9 @@ func TestBucketDefaults(t *testing.T) {
 	}
 
 	_, err := c.Store(testCtx(t), kvcore.StoreConfig{Bucket: uniqueBucket(), History: 65})
-	wantErr(t, "history 65", err, kvcore.ErrConnectionFailed)
+	wantErr(t, "History 65", err, kvcore.ErrInvalidConfig)
+	_, err = c.Store(testCtx(t), kvcore.StoreConfig{Bucket: uniqueBucket(), Replicas: -1})
+	wantErr(t, "Replicas -1", err, kvcore.ErrInvalidConfig)
 	for _, name := range []string{"", "a.b", "a b", "a*"} {
 		_, err := c.Store(testCtx(t), kvcore.StoreConfig{Bucket: name})
 		wantErr(t, "bucket "+name, err, kvcore.ErrInvalidBucket)

@@ -222,8 +222,8 @@ func (c *Conn) session() (*session, error) {
 // exist; an existing bucket is used as it is, whatever cfg says. See the
 // package documentation for how buckets are created.
 func (c *Conn) Store(ctx context.Context, cfg kvcore.StoreConfig) (kvcore.Store, error) {
-	if !kvcore.ValidBucket(cfg.Bucket) {
-		return nil, &kvcore.OpError{Op: "store", Bucket: cfg.Bucket, Err: kvcore.ErrInvalidBucket}
+	if err := cfg.Validate(); err != nil {
+		return nil, &kvcore.OpError{Op: "store", Bucket: cfg.Bucket, Err: err}
 	}
 	sess, err := c.session()
 	if err != nil {
