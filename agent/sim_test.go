@@ -162,6 +162,7 @@ var simRegressions = []uint64{
 	224311, // a sync's watch lost during its batch, yet the sync reported caught up
 	229275, // a reconciliation trusted records a watch lost to a store restore had delivered
 	230214, // a fold write retried within a failing batch cleared the batch's failure
+	240666, // a session that failed unreconciled left a reused revision below the next one's probes
 	248148, // a checkpoint retried after its watch was lost reported the loop recovered
 }
 

@@ -78,6 +78,11 @@ type appliedLoop struct {
 	// that went back in time, what came after came from the bucket as it
 	// is (see sameRevision).
 	resumedFrom Cursor
+	// unreconciledFrom is resumedFrom of the earliest session since the
+	// last reconciliation: a session whose watch failed before it
+	// reconciled (see reconcileKeys) leaves what the fold held before it
+	// unchecked, and the next session checks that too.
+	unreconciledFrom Cursor
 
 	progress Progress
 }
@@ -172,6 +177,9 @@ func (l *appliedLoop) session(ctx context.Context) error {
 		from = Cursor{}
 	}
 	l.resumedFrom = from
+	if m == modeSync || l.owed&owedReconcile == 0 || l.unreconciledFrom.IsNone() {
+		l.unreconciledFrom = from
+	}
 	var pre bucketMark
 	if m == modeSync {
 		pre = l.readMark(ctx) // before the watch: see recordMark

@@ -141,9 +141,12 @@ func (l *appliedLoop) listVersions(ctx context.Context, prefix string) ([]KeyVer
 func (l *appliedLoop) compareKeys(ctx context.Context, live map[string]liveKey) ([]string, error) {
 	at, _ := l.fold.Cursor().Revision()
 	resumed, _ := l.resumedFrom.Revision()
+	earliest, _ := l.unreconciledFrom.Revision()
 	var behind error // the first key out of step
 	skewed := 0
-	var same sameRevision
+	// The latest keys up to where this session resumed, and up to where
+	// the earliest session not reconciled did.
+	var same, earlier sameRevision
 	stale, err := staleKeys(ctx, l.fold, l.cfg.Scope.List(), func(e Entry) bool {
 		lk, ok := live[e.Key]
 		if !ok {
@@ -156,8 +159,13 @@ func (l *appliedLoop) compareKeys(ctx context.Context, live map[string]liveKey) 
 			if behind == nil {
 				behind = err
 			}
-		} else if rev, ok := sameSize(e, lk, at); ok && rev <= resumed {
-			same.offer(e, rev)
+		} else if rev, ok := sameSize(e, lk, at); ok {
+			if rev <= resumed {
+				same.offer(e, rev)
+			}
+			if rev <= earliest && earliest < resumed {
+				earlier.offer(e, rev)
+			}
 		}
 		return true
 	})
@@ -168,6 +176,9 @@ func (l *appliedLoop) compareKeys(ctx context.Context, live map[string]liveKey) 
 		return nil, fmt.Errorf("%w: %w: %d keys disagree, e.g. %w", ErrCursorExpired, ErrOutOfStep, skewed, behind)
 	}
 	if err := same.check(ctx, l.src); err != nil {
+		return nil, err
+	}
+	if err := earlier.check(ctx, l.src); err != nil {
 		return nil, err
 	}
 	return stale, nil

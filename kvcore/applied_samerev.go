@@ -21,7 +21,9 @@ const sameRevisionProbes = 4
 // session's watch delivered are the bucket's as it is now; so the fold's
 // keys at the highest revisions up to where the session resumed that the
 // bucket lists at the same revision and size are read back and their
-// values compared.
+// values compared. When a session before it failed without reconciling,
+// those up to where that one resumed are read back too: the records it
+// delivered take the top revisions, and may all agree.
 type sameRevision struct {
 	top []sameRevisionEntry // highest revision first, at most sameRevisionProbes
 }
