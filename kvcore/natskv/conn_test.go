@@ -8,9 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -64,6 +66,52 @@ func TestConnectWithURLUser(t *testing.T) {
 	wantErr(t, "wrong password", err, kvcore.ErrConnectionFailed)
 	err = New(fastOpts(srv.URL())).Connect(testCtx(t))
 	wantErr(t, "no password", err, kvcore.ErrConnectionFailed)
+}
+
+// A URL's user information without a password is a token, as nats.go
+// and the nats CLI read it.
+func TestConnectWithURLToken(t *testing.T) {
+	srv := natstest.Run(t, func(o *server.Options) { o.Authorization = "t0ken" })
+	roundTrip(t, connect(t, fastOpts("nats://t0ken@"+strings.TrimPrefix(srv.URL(), "nats://"))))
+	err := New(fastOpts("nats://wrong@" + strings.TrimPrefix(srv.URL(), "nats://"))).Connect(testCtx(t))
+	wantErr(t, "wrong token", err, kvcore.ErrConnectionFailed)
+}
+
+// flakyAuth accepts the password "pw" while accept is set, and counts the
+// connections it refuses.
+type flakyAuth struct {
+	accept  atomic.Bool
+	refused atomic.Int64
+}
+
+func (a *flakyAuth) Check(c server.ClientAuthentication) bool {
+	if a.accept.Load() && c.GetOpts().Password == "pw" {
+		return true
+	}
+	a.refused.Add(1)
+	return false
+}
+
+// A server that refuses the credentials again and again, then takes them
+// again (a password rotated on the server before the host, a user revoked
+// and restored), gets the connection back: nats.go closes a connection for
+// good after the same authentication error twice unless told not to.
+func TestConnectionComesBackAfterRepeatedAuthFailures(t *testing.T) {
+	auth := &flakyAuth{}
+	auth.accept.Store(true)
+	srv := natstest.Run(t, func(o *server.Options) { o.CustomClientAuthentication = auth })
+	c := connect(t, fastOpts("nats://alice:pw@"+strings.TrimPrefix(srv.URL(), "nats://")))
+	s := openStore(t, c, kvcore.StoreConfig{})
+	mustPut(t, s, "k", "1")
+
+	auth.accept.Store(false)
+	srv.Restart()
+	waitFor(t, 20*time.Second, "three refused reconnects", func() bool { return auth.refused.Load() >= 3 })
+	auth.accept.Store(true)
+	waitFor(t, 20*time.Second, "a put once the server takes the credentials again", func() bool {
+		_, err := s.Put(testCtx(t), "k", []byte("2"))
+		return err == nil
+	})
 }
 
 func TestConnectWithTLS(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -43,7 +44,7 @@ type Options struct {
 	// require TLS, ws:// or wss:// for websocket, or host:port; an entry
 	// may list several, comma-separated: see [CheckServers]); the client
 	// picks one and fails over to the others. A URL may carry
-	// "user:password@".
+	// "user:password@" or "token@", the same on every URL that has one.
 	Servers []string
 	// Creds is the content of a .creds file (user JWT and nkey seed),
 	// base64-encoded with the standard alphabet.
@@ -145,9 +146,19 @@ func (o Options) String() string {
 // LogValue makes slog print [Options.String], never the credentials.
 func (o Options) LogValue() slog.Value { return slog.StringValue(o.String()) }
 
+// RedactServers lists entries of [Options.Servers] for logs and errors,
+// comma-separated, with every password and token masked.
+func RedactServers(servers []string) string {
+	out := make([]string, len(servers))
+	for i, s := range servers {
+		out[i] = redactServers(s)
+	}
+	return strings.Join(out, ", ")
+}
+
 // redactServers renders an entry of [Options.Servers] (one URL or a
-// comma-separated list) for logs and errors, with every password masked.
-// Without an '@' there is no user information to hide.
+// comma-separated list) for logs and errors, with every password and token
+// masked. Without an '@' there is no user information to hide.
 func redactServers(s string) string {
 	if !strings.Contains(s, "@") {
 		return s
@@ -159,12 +170,16 @@ func redactServers(s string) string {
 	return strings.Join(parts, ",")
 }
 
-// redactURL masks the password of a URL. What does not parse as a URL with
-// a host (a bad escape, no scheme, a password cut at a comma) shows nothing
-// before its last '@', and nothing at all without one.
+// redactURL masks the password of a URL, or its user when it has no
+// password (a token, as nats.go reads it). What does not parse as a URL
+// with a host (a bad escape, no scheme, a password cut at a comma) shows
+// nothing before its last '@', and nothing at all without one.
 func redactURL(s string) string {
 	u, err := url.Parse(strings.TrimSpace(s))
 	if err == nil && u.Host != "" && u.Opaque == "" {
+		if _, ok := u.User.Password(); u.User != nil && !ok {
+			u.User = url.User("xxxxx")
+		}
 		return u.Redacted()
 	}
 	if i := strings.LastIndexByte(s, '@'); i >= 0 {
@@ -210,6 +225,11 @@ func (o Options) natsOptions() (nats.Options, error) {
 	no.ReconnectJitter = o.ReconnectJitter
 	no.ReconnectJitterTLS = o.ReconnectJitter
 	no.AllowReconnect = true
+	// A server that refuses the credentials twice in a row would
+	// otherwise close the connection for good: credentials rotated on the
+	// server before the host, or a user revoked and restored, must not
+	// leave an agent disconnected until it is restarted.
+	no.IgnoreAuthErrorAbort = true
 	no.PingInterval = o.PingInterval
 	no.MaxPingsOut = maxPingsOut
 	if o.Logger.Handler() != slog.DiscardHandler {
@@ -223,11 +243,10 @@ func (o Options) natsOptions() (nats.Options, error) {
 	if err != nil {
 		return no, fmt.Errorf("%w: %w", kvcore.ErrConnectionFailed, err)
 	}
-	var user, password string
+	var user *url.Userinfo
 	for _, s := range servers {
-		if s.user != nil && s.user.Username() != "" && user == "" {
-			user = s.user.Username()
-			password, _ = s.user.Password()
+		if s.user != nil && s.user.Username() != "" && user == nil {
+			user = s.user
 		}
 		no.Servers = append(no.Servers, s.dial)
 	}
@@ -239,8 +258,12 @@ func (o Options) natsOptions() (nats.Options, error) {
 	if err != nil {
 		return no, fmt.Errorf("%w: %w", kvcore.ErrConnectionFailed, err)
 	}
-	if auth == nil && user != "" {
-		auth = nats.UserInfo(user, password)
+	if auth == nil && user != nil {
+		if password, ok := user.Password(); ok {
+			auth = nats.UserInfo(user.Username(), password)
+		} else {
+			auth = nats.Token(user.Username()) // nats://TOKEN@host, as nats.go reads it
+		}
 	}
 	opts := []nats.Option{auth}
 	if o.TLS != nil {
@@ -295,7 +318,19 @@ func (o Options) credsOption() (nats.Option, error) {
 		return nil, nil
 	}
 	var probe nats.Options
-	err := auth(&probe) // reads the user JWT
+	err := auth(&probe)
+	if err == nil {
+		// nats.go sends what it reads as the user JWT: a file without one
+		// (an nkey seed alone) would send its seed, in clear.
+		var jwt string
+		if jwt, err = probe.UserJWT(); err == nil && !isJWT(jwt) {
+			what := "the content"
+			if o.Creds == "" {
+				what = o.CredsFile
+			}
+			err = fmt.Errorf("%s holds no user JWT: a .creds file has a user's JWT and nkey seed, as nsc writes it (an nkey seed alone is not one)", what)
+		}
+	}
 	if err == nil {
 		_, err = probe.SignatureCB([]byte("slipstream")) // reads the nkey seed
 	}
@@ -303,4 +338,11 @@ func (o Options) credsOption() (nats.Option, error) {
 		return nil, &CredsError{File: o.CredsFile, Err: err}
 	}
 	return auth, nil
+}
+
+// isJWT reports whether s has a JWT's form: three non-empty parts joined by
+// dots, without spaces.
+func isJWT(s string) bool {
+	parts := strings.Split(s, ".")
+	return len(parts) == 3 && !slices.Contains(parts, "") && !strings.ContainsAny(s, " \t\r\n")
 }

@@ -75,6 +75,8 @@ func TestCheckCreds(t *testing.T) {
 	good := write("good.creds", testCreds)
 	badSeed := write("bad-seed.creds", strings.Replace(testCreds, "SUAIBDPB", "SUAIBDPC", 1))
 	noSeed := write("no-seed.creds", testCreds[:strings.Index(testCreds, "\n\n")+1])
+	seed := testCreds[strings.Index(testCreds, "SUA"):]
+	seedOnly := write("seed-only", seed[:strings.IndexByte(seed, '\n')+1])
 	for _, tc := range []struct {
 		name string
 		opts Options
@@ -86,6 +88,7 @@ func TestCheckCreds(t *testing.T) {
 		{"none", Options{}, "-", ""},
 		{"invalid seed", Options{CredsFile: badSeed}, badSeed, `unable to extract key pair from file "` + badSeed + `": nkeys: invalid checksum`},
 		{"no seed", Options{CredsFile: noSeed}, noSeed, "no nkey seed found"},
+		{"an nkey seed alone", Options{CredsFile: seedOnly}, seedOnly, seedOnly + " holds no user JWT"},
 		{"missing file", Options{CredsFile: filepath.Join(dir, "nonexistent")}, filepath.Join(dir, "nonexistent"), "no such file"},
 		{"content with an invalid seed", Options{Creds: base64Std([]byte(strings.Replace(testCreds, "SUAIBDPB", "SUAIBDPC", 1)))}, "", "nkeys: invalid checksum"},
 		{"content not base64", Options{Creds: "%%%"}, "", "natskv: nats creds: not valid base64"},
@@ -167,6 +170,34 @@ func TestMalformedServersHideSecrets(t *testing.T) {
 		if err != nil && (strings.Contains(err.Error(), "s3c") || strings.Contains(err.Error(), "ret@")) {
 			t.Errorf("the error about %q shows its password: %v", server, err)
 		}
+	}
+}
+
+// RedactServers, which the agent and the command line tools use for their
+// messages, masks passwords and tokens in every form an entry may take.
+func TestRedactServersHidesPasswordsAndTokens(t *testing.T) {
+	got := RedactServers([]string{
+		"nats://h:4222",
+		"alice:s3cret@a:4222",
+		"nats://h:1,nats://alice:s3cret@b:4222",
+		"nats://t0ks3cret@c:4222",
+		"tls://alice:s3cret@d:4222",
+	})
+	if strings.Contains(got, "s3cret") || !strings.Contains(got, "nats://h:4222, ") || !strings.Contains(got, "c:4222") {
+		t.Errorf("RedactServers = %q", got)
+	}
+}
+
+// A URL's user information is presented to every server, so URLs that
+// carry different ones are refused, naming neither password.
+func TestServersWithDifferentCredentialsAreRefused(t *testing.T) {
+	_, err := Options{Servers: []string{"nats://alice:pw1x@a:4222", "nats://h:4222", "nats://alice:pw2x@b:4222"}}.withDefaults().natsOptions()
+	var ue *ServerURLError
+	if !errors.As(err, &ue) || strings.Contains(err.Error(), "pw1x") || strings.Contains(err.Error(), "pw2x") {
+		t.Fatalf("natsOptions: %v, want a *ServerURLError hiding both passwords", err)
+	}
+	if _, err := (Options{Servers: []string{"nats://alice:one@a:4222", "nats://alice:one@b:4222", "nats://c:4222"}}.withDefaults().natsOptions()); err != nil {
+		t.Fatalf("the same credentials on two URLs: %v", err)
 	}
 }
 

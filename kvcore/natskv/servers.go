@@ -32,7 +32,7 @@ var serverSchemes = map[string]bool{"nats": true, "tls": true, "ws": true, "wss"
 // CheckServers checks server URLs as nats.go reads them, without
 // dialling: each entry is a URL or a comma-separated list of URLs (empty
 // items are skipped, as nats.go skips them, but an entry must name a
-// server). A URL is scheme://[user:password@]host[:port], the scheme
+// server). A URL is scheme://[user:password@ or token@]host[:port], the scheme
 // nats, tls, ws or wss, or host[:port] without a scheme (nats.go then
 // dials it as the other URLs); a missing port is nats.go's default (4222,
 // or 80 and 443 for ws and wss). A path is kept for websocket URLs only.
@@ -54,6 +54,7 @@ type serverURL struct {
 // empty list is nats.go's default server.
 func parseServers(servers []string) ([]serverURL, error) {
 	var out []serverURL
+	var user *url.Userinfo // the first URL's that carries one
 	ws, first := false, true
 	for _, entry := range servers {
 		n := len(out)
@@ -79,6 +80,12 @@ func parseServers(servers []string) ([]serverURL, error) {
 				ws, first = isWS, false
 			case !schemeless && isWS != ws:
 				return nil, &ServerURLError{URL: shown, Reason: "websocket (ws://, wss://) and other URLs cannot be mixed in one list of servers"}
+			}
+			if u.User != nil && u.User.Username() != "" {
+				if user != nil && u.User.String() != user.String() {
+					return nil, &ServerURLError{URL: shown, Reason: "its user information differs from an earlier server URL's, and one set is presented to every server: give the same on each URL, or on the first only"}
+				}
+				user = u.User
 			}
 			s := serverURL{user: u.User}
 			u.User = nil
