@@ -338,11 +338,11 @@ func (a *Agent) connect(ctx context.Context) {
 			return
 		}
 		if err == nil {
-			a.log.Info("connected to NATS", "servers", redactedServers(a.cfg.NATS.Servers), "attempts", attempt+1)
+			a.log.Info("connected to NATS", "servers", natskv.RedactServers(a.cfg.NATS.Servers), "attempts", attempt+1)
 			close(a.connected)
 			return
 		}
-		err = fmt.Errorf("cannot connect to NATS at %s: %w", redactedServers(a.cfg.NATS.Servers), err)
+		err = fmt.Errorf("cannot connect to NATS at %s: %w", natskv.RedactServers(a.cfg.NATS.Servers), err)
 		for _, w := range a.watches {
 			w.status.failed(err)
 		}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -441,9 +442,39 @@ func (e *ConfigError) Error() string {
 }
 
 // Render writes the diagnostics with the offending source lines, the way
-// HCL tools print them.
+// HCL tools print them, with the passwords and tokens of URLs masked in
+// those lines (they go to a terminal, or to the journal).
 func (e *ConfigError) Render(w io.Writer) error {
-	return hcl.NewDiagnosticTextWriter(w, e.Files, 100, false).WriteDiagnostics(e.Diags)
+	files := make(map[string]*hcl.File, len(e.Files))
+	for name, f := range e.Files {
+		masked := *f
+		masked.Bytes = maskUserinfo(f.Bytes)
+		files[name] = &masked
+	}
+	return hcl.NewDiagnosticTextWriter(w, files, 100, false).WriteDiagnostics(e.Diags)
+}
+
+// userinfoPattern matches the user information of a URL as written in a
+// configuration, with or without a scheme: what comes before an '@', from
+// the scheme's "://" or the start of the string or list item.
+var userinfoPattern = regexp.MustCompile(`(://|["',\s\[])([^"',\s\[/@]+)@`)
+
+// maskUserinfo returns src with every password (after the user name's ':')
+// and every token (user information without a ':') replaced by as many
+// 'x', so that the ranges of diagnostics still point where they did.
+func maskUserinfo(src []byte) []byte {
+	return userinfoPattern.ReplaceAllFunc(src, func(m []byte) []byte {
+		out := bytes.Clone(m)
+		sub := userinfoPattern.FindSubmatchIndex(m)
+		from := sub[4] // the user information
+		if i := bytes.IndexByte(m[from:sub[5]], ':'); i >= 0 {
+			from += i + 1
+		}
+		for i := from; i < sub[5]; i++ {
+			out[i] = 'x'
+		}
+		return out
+	})
 }
 
 // evalContext offers env("NAME") to configurations, so secrets and

@@ -46,6 +46,10 @@ func TestNATSServersConfig(t *testing.T) {
 		{`[""]`, `nats servers: "": it names no server`},
 		{`["nats://n1:4222", "ws://n2:8080"]`, `cannot be mixed`},
 		{`["nats://agent:secret@n1:99999"]`, `nats servers: "nats://agent:xxxxx@n1:99999"`},
+		{`["nats://t0ksecret@n1:99999"]`, `nats servers: "nats://xxxxx@n1:99999"`},
+		{`["agent:secret@n1:99999"]`, `nats servers: "[redacted]@n1:99999"`},
+		{`["nats://n0:1,nats://agent:secret@n1:99999"]`, `nats servers: "nats://agent:xxxxx@n1:99999"`},
+		{`["nats://agent:secret1@n1", "nats://agent:secret2@n2"]`, `nats servers: "nats://agent:xxxxx@n2": its user information differs`},
 		{`[]`, `nats servers lists no server`},
 	} {
 		_, err := Parse("/etc/slipagent/agent.hcl", []byte("data_dir = \"/tmp\"\nnats {\n  servers = "+tc.servers+"\n}\n"))
@@ -56,6 +60,20 @@ func TestNATSServersConfig(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "secret") {
 			t.Errorf("servers = %s: %v shows the password", tc.servers, err)
 		}
+		if ce == nil {
+			continue
+		}
+		// The rendered diagnostic quotes the line, with the secret masked.
+		var out strings.Builder
+		if err := ce.Render(&out); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(out.String(), "secret") || !strings.Contains(out.String(), "servers = [") {
+			t.Errorf("servers = %s: rendered as\n%s\nwant the line quoted, without the secret", tc.servers, out.String())
+		}
+	}
+	if got := string(maskUserinfo([]byte(`servers = ["nats://a:pw@h", "tok@h2", "b:pw2@h3"] # not@here`))); got != `servers = ["nats://a:xx@h", "xxx@h2", "b:xxx@h3"] # xxx@here` {
+		t.Errorf("maskUserinfo = %s", got)
 	}
 
 	// A client certificate goes with its key.

@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/slipstreamkv/slipstream/kvcore/natskv"
 )
 
 // ErrUnreachable is wrapped by Once's error when no NATS server of the
@@ -77,7 +78,7 @@ func (a *Agent) Once(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("%w at %s: %w", ErrUnreachable, redactedServers(a.cfg.NATS.Servers), err)
+		return fmt.Errorf("%w at %s: %w", ErrUnreachable, natskv.RedactServers(a.cfg.NATS.Servers), err)
 	}
 	a.cfg = a.cfg.withoutHTTP()
 	a.notify = func(string) error { return nil }
@@ -135,18 +136,6 @@ func (c *Config) withoutHTTP() *Config {
 	cp := *c
 	cp.HTTP = nil
 	return &cp
-}
-
-// redactedServers lists server URLs for a message, without their passwords.
-func redactedServers(servers []string) string {
-	out := make([]string, len(servers))
-	for i, s := range servers {
-		if u, err := url.Parse(s); err == nil {
-			s = u.Redacted()
-		}
-		out[i] = s
-	}
-	return strings.Join(out, ", ")
 }
 
 // firstCheck is closed once a watch's first drift check is over (at once

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
+	"github.com/slipstreamkv/slipstream/kvcore/natskv"
 	"github.com/slipstreamkv/slipstream/plugins/host"
 	"github.com/slipstreamkv/slipstream/snapshot"
 	"github.com/slipstreamkv/slipstream/snapshot/pebblefold"
@@ -102,7 +103,7 @@ func (a *Agent) Plan(ctx context.Context, names []string, fn func(*WatchPlan) er
 	err = a.conn.Connect(connectCtx)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("%w at %s: %w", ErrUnreachable, redactedServers(a.cfg.NATS.Servers), err)
+		return fmt.Errorf("%w at %s: %w", ErrUnreachable, natskv.RedactServers(a.cfg.NATS.Servers), err)
 	}
 	if a.ownConn {
 		defer a.conn.Close()

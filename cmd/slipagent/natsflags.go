@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -63,7 +62,7 @@ func (n natsFlags) connect(ctx context.Context, name string) (*natskv.Conn, erro
 	}
 	conn := natskv.New(opts)
 	if err := conn.Connect(ctx); err != nil {
-		return nil, fmt.Errorf("cannot reach NATS at %s: %w", redactURLs(servers), err)
+		return nil, fmt.Errorf("cannot reach NATS at %s: %w", natskv.RedactServers(servers), err)
 	}
 	return conn, nil
 }
@@ -121,19 +120,6 @@ func (n natsFlags) serverSource() string {
 		return "-server ($NATS_URL)"
 	}
 	return "-server"
-}
-
-// redactURLs lists server URLs for a message, without their passwords.
-func redactURLs(servers []string) string {
-	out := make([]string, 0, len(servers))
-	for _, s := range servers {
-		s = strings.TrimSpace(s)
-		if u, err := url.Parse(s); err == nil {
-			s = u.Redacted()
-		}
-		out = append(out, s)
-	}
-	return strings.Join(out, ", ")
 }
 
 func envOr(name, def string) string {
