@@ -61,9 +61,6 @@ type Agent struct {
 	// connected is closed once the KV connection is first made: watches
 	// wait for it before they open their bucket.
 	connected chan struct{}
-	// checkCreds parses the credentials of the connection the agent
-	// makes (natskv.Options.CheckCreds); nil for one it was given.
-	checkCreds func() error
 
 	// load gives a watch its plugin: loadPlugin, or the simulator's stand-in.
 	load func(ctx context.Context, p *PluginConf) (module, error)
@@ -143,7 +140,6 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 		}
 		a.conn = natskv.New(nopts)
 		a.ownConn = true
-		a.checkCreds = nopts.CheckCreds
 		if reportDomain {
 			ropts := nopts
 			ropts.Domain, ropts.Name = cfg.Report.Domain, "slipagent-report"
@@ -176,17 +172,22 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 // before they connect, and `slipagent validate` too. A creds_file that does
 // not exist yet passes: it may be provisioned after the agent starts, and
 // connecting keeps failing (and saying why) until it is, as for a server
-// that is not up yet.
+// that is not up yet. A reload checks them too.
 func (a *Agent) CheckCreds() error {
-	if a.checkCreds == nil {
+	if !a.ownConn {
 		return nil // Options.Conn: the caller's credentials
 	}
-	if f := a.cfg.NATS.CredsFile; f != "" {
-		if _, err := os.Stat(f); errors.Is(err, fs.ErrNotExist) {
+	return checkNATSCreds(a.cfg.NATS)
+}
+
+// checkNATSCreds is CheckCreds of the nats block n.
+func checkNATSCreds(n *NATSConfig) error {
+	if n.Creds == "" && n.CredsFile != "" {
+		if _, err := os.Stat(n.CredsFile); errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
 	}
-	return a.checkCreds()
+	return natskv.Options{Creds: n.Creds, CredsFile: n.CredsFile}.CheckCreds()
 }
 
 // CheckTLS reads the NATS client's TLS files (nats tls ca_file, cert_file

@@ -67,6 +67,7 @@ type NATSConfig struct {
 
 	ServersRange   hcl.Range `hcl:"servers,attr_value_range"`
 	TimeoutRange   hcl.Range `hcl:"timeout,attr_value_range"`
+	CredsRange     hcl.Range `hcl:"creds,attr_value_range"`
 	CredsFileRange hcl.Range `hcl:"creds_file,attr_value_range"`
 	Timeout        time.Duration
 
@@ -537,6 +538,7 @@ func (c *Config) finalize() hcl.Diagnostics {
 	}
 	diags = c.NATS.finalizeServers(diags)
 	c.NATS.Timeout, diags = parseDuration(c.NATS.TimeoutS, c.NATS.TimeoutRange, DefaultNATSTimeout, diags)
+	diags = c.NATS.finalizeCreds(diags)
 	c.NATS.CredsFile = relativeTo(c.NATS.CredsFileRange, c.NATS.CredsFile)
 	if t := c.NATS.TLS; t != nil {
 		t.CAFile = relativeTo(t.DefRange, t.CAFile)

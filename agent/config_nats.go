@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -33,6 +34,21 @@ func (n *NATSConfig) finalizeServers(diags hcl.Diagnostics) hcl.Diagnostics {
 			detail = fmt.Sprintf("nats servers: %q: %s.", se.URL, se.Reason)
 		}
 		diags = append(diags, errAt(n.ServersRange, "Invalid nats server URL", detail))
+	}
+	return diags
+}
+
+// finalizeCreds refuses credentials set to nothing, as env("NAME") of a
+// variable the service's environment lacks is: connecting without them
+// would end in a bare authorization violation, far from the cause.
+func (n *NATSConfig) finalizeCreds(diags hcl.Diagnostics) hcl.Diagnostics {
+	for _, a := range []struct {
+		name, value string
+		rng         hcl.Range
+	}{{"creds", n.Creds, n.CredsRange}, {"creds_file", n.CredsFile, n.CredsFileRange}} {
+		if a.rng.Filename != "" && strings.TrimSpace(a.value) == "" {
+			diags = append(diags, errAt(a.rng, "Empty nats "+a.name, fmt.Sprintf("nats %s is empty (env(\"NAME\") is, for a variable the agent's environment lacks): set it, or remove the attribute to connect without credentials.", a.name)))
+		}
 	}
 	return diags
 }

@@ -76,6 +76,15 @@ func TestNATSServersConfig(t *testing.T) {
 		t.Errorf("maskUserinfo = %s", got)
 	}
 
+	// Credentials set to nothing (an unset variable) are refused.
+	t.Setenv("SLIPAGENT_TEST_UNSET", "")
+	for _, creds := range []string{`creds = env("SLIPAGENT_TEST_UNSET")`, `creds_file = ""`} {
+		_, err := Parse("/etc/slipagent/agent.hcl", []byte("nats {\n  servers = [\"nats://n1\"]\n  "+creds+"\n}\n"))
+		if err == nil || !strings.Contains(err.Error(), "agent.hcl:3,") || !strings.Contains(err.Error(), "is empty") {
+			t.Errorf("%s: %v; want it refused at agent.hcl:3", creds, err)
+		}
+	}
+
 	// A client certificate goes with its key.
 	for _, tls := range []string{`cert_file = "c.pem"`, `key_file = "k.pem"`} {
 		_, err := Parse("/etc/slipagent/agent.hcl", []byte("nats {\n  tls {\n    "+tls+"\n  }\n}\n"))
@@ -129,46 +138,74 @@ key_file = "/nonexistent/key.pem"`, "agent: nats tls key_file /nonexistent/key.p
 	}
 }
 
-// TestReloadRefusesBadNATSTLSFile: a reload reads the new configuration's
-// NATS TLS files; one that cannot be read refuses the reload, loudly, and
-// the running configuration stays.
-func TestReloadRefusesBadNATSTLSFile(t *testing.T) {
-	srv := natstest.Run(t)
-	dir := t.TempDir()
-	src := "data_dir = \"data\"\ncache_dir = \"cache\"\n"
-	nats := "nats {\n  servers = [\"" + srv.URL() + "\"]\n"
-	cfg, err := Parse(filepath.Join(dir, "agent.hcl"), []byte(src+nats+"}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Notify: func(string) error { return nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	}()
-	bad, err := Parse(filepath.Join(dir, "agent.hcl"), []byte(src+nats+"  tls { ca_file = \"/nonexistent/ca.pem\" }\n}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, rcancel := context.WithTimeout(ctx, time.Minute)
-	defer rcancel()
-	err = a.Reload(rctx, bad)
-	var re *RefusedError
-	if !errors.As(err, &re) || !strings.Contains(err.Error(), "nats tls ca_file /nonexistent/ca.pem") {
-		t.Fatalf("Reload = %v; want it refused naming nats tls ca_file", err)
-	}
-	if rs := a.ReloadStatus(); rs.Failures != 1 || !strings.Contains(rs.LastError, "nats tls ca_file") {
-		t.Errorf("reload status %+v; want the refusal", rs)
-	}
-	if a.config() != cfg {
-		t.Error("the refused configuration replaced the running one")
+// TestReloadRefusesNATSFilesThatCannotWork: a reload reads the new
+// configuration's NATS TLS files and credentials; one that cannot be used
+// refuses the reload, loudly, and the running configuration stays. A creds
+// file rewritten in place counts: the connection reads it at its next
+// reconnect.
+func TestReloadRefusesNATSFilesThatCannotWork(t *testing.T) {
+	acc := natstest.Operator(t)
+	srv := natstest.Run(t, acc.Option)
+	for _, tc := range []struct {
+		name string
+		tls  string // the new configuration's tls block
+		want string
+	}{
+		{"a TLS file", `  tls { ca_file = "/nonexistent/ca.pem" }`, "nats tls ca_file /nonexistent/ca.pem"},
+		{"creds rewritten", "", "creds file: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			creds := filepath.Join(dir, "agent.creds")
+			if err := os.WriteFile(creds, acc.Creds, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			src := "data_dir = \"data\"\ncache_dir = \"cache\"\n"
+			nats := "nats {\n  servers = [\"" + srv.URL() + "\"]\n  creds_file = \"agent.creds\"\n"
+			cfg, err := Parse(filepath.Join(dir, "agent.hcl"), []byte(src+nats+"}\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Notify: func(string) error { return nil }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- a.Run(ctx) }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("Run = %v", err)
+				}
+			}()
+			bad, err := Parse(filepath.Join(dir, "agent.hcl"), []byte(src+nats+tc.tls+"\n}\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.tls == "" {
+				select { // Run read the file and connected
+				case <-a.connected:
+				case <-time.After(time.Minute):
+					t.Fatal("the agent did not connect")
+				}
+				if err := os.WriteFile(creds, []byte("not a creds file\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rctx, rcancel := context.WithTimeout(ctx, time.Minute)
+			defer rcancel()
+			err = a.Reload(rctx, bad)
+			var re *RefusedError
+			if !errors.As(err, &re) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Reload = %v; want it refused saying %q", err, tc.want)
+			}
+			if rs := a.ReloadStatus(); rs.Failures != 1 || !strings.Contains(rs.LastError, tc.want) {
+				t.Errorf("reload status %+v; want the refusal", rs)
+			}
+			if a.config() != cfg {
+				t.Error("the refused configuration replaced the running one")
+			}
+		})
 	}
 }

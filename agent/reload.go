@@ -131,8 +131,8 @@ func (e *RefusedError) Unwrap() error { return e.Err }
 
 // Reload switches the running agent to cfg, touching only what changed. It
 // first runs the trust checks on cfg (as CheckTrust; a *TrustError refuses
-// the reload), reads its NATS TLS files (as CheckTLS; one that cannot be
-// used refuses the reload), re-reads the http token_file (a rotated token
+// the reload), reads its NATS TLS files and credentials (as CheckTLS and
+// CheckCreds; ones that cannot be used refuse the reload), re-reads the http token_file (a rotated token
 // replaces the running one once the reload is applied; a file that cannot
 // be read refuses the reload), then compiles every plugin module cfg names whose file or settings
 // changed; if one fails, nothing is torn down and the error is returned
@@ -168,6 +168,11 @@ func (a *Agent) applyReload(ctx context.Context, wg *sync.WaitGroup, cfg *Config
 	}
 	if a.ownConn {
 		if err := checkNATSTLS(cfg.NATS.TLS); err != nil {
+			return refuse(err)
+		}
+		// The connection reads the credentials at its next (re)connect:
+		// a file rewritten in place must work before the reload is taken.
+		if err := checkNATSCreds(cfg.NATS); err != nil {
 			return refuse(err)
 		}
 	}
