@@ -10,6 +10,7 @@ import (
 
 	"github.com/slipstreamkv/slipstream/internal/logtest"
 	"github.com/slipstreamkv/slipstream/internal/natstest"
+	"github.com/slipstreamkv/slipstream/kvcore"
 )
 
 // A permissions violation the server reports asynchronously reaches the
@@ -38,4 +39,36 @@ func TestAsyncErrorsAreLoggedOnce(t *testing.T) {
 	if n := strings.Count(log.String(), "Permissions Violation"); n != 1 {
 		t.Errorf("logged %d times, want once:\n%s", n, log.String())
 	}
+}
+
+// A watch whose user may not ask about its consumer
+// ($JS.API.CONSUMER.INFO) cannot tell it caught up; after a few heartbeats
+// it says so at warning level, naming the permission, instead of staying
+// syncing without a word above debug.
+func TestAWatchThatCannotAskWhetherItCaughtUpSaysSo(t *testing.T) {
+	srv := natstest.Run(t, func(o *server.Options) {
+		o.Users = []*server.User{{Username: "admin", Password: "admin"}, {Username: "u", Password: "p", Permissions: &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: []string{"$JS.API.STREAM.INFO.KV_cfg", "$JS.API.CONSUMER.CREATE.KV_cfg.>", "$JS.API.CONSUMER.DELETE.KV_cfg.>", "$JS.API.STREAM.MSG.GET.KV_cfg"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+		}}}
+	})
+	admin := connect(t, fastOpts(strings.Replace(srv.URL(), "nats://", "nats://admin:admin@", 1)))
+	mustPut(t, openStore(t, admin, kvcore.StoreConfig{Bucket: "cfg"}), "k", "v")
+
+	var log logtest.Buffer
+	o := fastOpts(strings.Replace(srv.URL(), "nats://", "nats://u:p@", 1))
+	o.Timeout = time.Second
+	o.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	st, err := connect(t, o).Open(testCtx(t), "cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := st.Watch(testCtx(t), kvcore.AllKeys(), kvcore.Cursor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	waitFor(t, 30*time.Second, "the warning", func() bool {
+		return strings.Contains(log.String(), "level=WARN msg=\"cannot ask the server whether the watch caught up (it needs $JS.API.CONSUMER.INFO.KV_cfg.>)")
+	})
 }

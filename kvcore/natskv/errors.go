@@ -176,10 +176,11 @@ type CredsError struct {
 }
 
 func (e *CredsError) Error() string {
+	why := strings.TrimPrefix(e.Err.Error(), "nats: ") // said once
 	if e.File == "" {
-		return "natskv: nats creds: " + e.Err.Error()
+		return "natskv: nats creds: " + why
 	}
-	return "natskv: nats creds file: " + e.Err.Error()
+	return "natskv: nats creds file: " + why
 }
 
 func (e *CredsError) Unwrap() error { return e.Err }

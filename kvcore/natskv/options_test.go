@@ -34,13 +34,15 @@ func TestCredentialPriority(t *testing.T) {
 		jwt      bool
 		user     string
 		password string
+		token    string
 	}{
-		{"creds content wins", Options{Servers: []string{"nats://u:p@h:4222"}, Creds: base64Std([]byte(testCreds)), CredsFile: "/nonexistent"}, true, "", ""},
-		{"creds file before URL user", Options{Servers: []string{"nats://u:p@h:4222"}, CredsFile: credsFile}, true, "", ""},
-		{"URL user and password", Options{Servers: []string{"nats://u:p%40ss@h:4222"}}, false, "u", "p@ss"},
-		{"URL user without password", Options{Servers: []string{"nats://u@h:4222"}}, false, "u", ""},
-		{"first URL with a user", Options{Servers: []string{"nats://h1:4222", "nats://a:b@h2:4222,nats://c:d@h3:4222"}}, false, "a", "b"},
-		{"none", Options{Servers: []string{"nats://h:4222"}}, false, "", ""},
+		{"creds content wins", Options{Servers: []string{"nats://u:p@h:4222"}, Creds: base64Std([]byte(testCreds)), CredsFile: "/nonexistent"}, true, "", "", ""},
+		{"creds file before URL user", Options{Servers: []string{"nats://u:p@h:4222"}, CredsFile: credsFile}, true, "", "", ""},
+		{"URL user and password", Options{Servers: []string{"nats://u:p%40ss@h:4222"}}, false, "u", "p@ss", ""},
+		{"URL user and empty password", Options{Servers: []string{"nats://u:@h:4222"}}, false, "u", "", ""},
+		{"URL token", Options{Servers: []string{"nats://t0k@h:4222"}}, false, "", "", "t0k"},
+		{"first URL with a user", Options{Servers: []string{"nats://h1:4222", "nats://a:b@h2:4222,nats://a:b@h3:4222"}}, false, "a", "b", ""},
+		{"none", Options{Servers: []string{"nats://h:4222"}}, false, "", "", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -48,8 +50,8 @@ func TestCredentialPriority(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if (no.UserJWT != nil) != tc.jwt || no.User != tc.user || no.Password != tc.password {
-				t.Fatalf("jwt %v user %q password %q", no.UserJWT != nil, no.User, no.Password)
+			if (no.UserJWT != nil) != tc.jwt || no.User != tc.user || no.Password != tc.password || no.Token != tc.token {
+				t.Fatalf("jwt %v user %q password %q token %q", no.UserJWT != nil, no.User, no.Password, no.Token)
 			}
 			for _, s := range no.Servers {
 				if strings.Contains(s, "@") {

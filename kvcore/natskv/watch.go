@@ -161,7 +161,13 @@ type attachment struct {
 	// Synced then follows that delivery.
 	syncFloor, askedAt uint64
 	caughtUp           bool
+	askFailures        int // in a row
 }
+
+// askFailuresWarned is how many questions in a row (one per heartbeat)
+// must fail before a watch that cannot tell it caught up says so above
+// debug level.
+const askFailuresWarned = 3
 
 func (s *store) newWatch(ctx context.Context, scope kvcore.Scope, pos uint64, buffer int) *watch {
 	filters, widened := filterSubjects(s.pre, scope)
@@ -500,9 +506,18 @@ func (w *watch) askCaughtUp(a *attachment) {
 	}
 	upTo, done, err := w.s.caughtUp(w.ctx, a.name, a.syncFloor)
 	if err != nil {
-		w.log.Debug("asking whether the watch caught up failed; the next heartbeat asks again", "err", err)
+		a.askFailures++
+		level := slog.LevelDebug
+		if a.askFailures == askFailuresWarned {
+			// A user without $JS.API.CONSUMER.INFO would otherwise stay
+			// "syncing" for ever without a word.
+			level = slog.LevelWarn
+		}
+		w.log.Log(w.ctx, level, "cannot ask the server whether the watch caught up (it needs "+w.s.sess.api+"CONSUMER.INFO."+w.s.stream+".>); it stays syncing, and the next heartbeat asks again",
+			"failures", a.askFailures, "err", err)
 		return
 	}
+	a.askFailures = 0
 	a.askedAt, a.caughtUp = upTo, done
 }
 
