@@ -57,6 +57,10 @@ func TestDamagedLocalStateIsQuarantined(t *testing.T) {
 		// The record of committed outputs: lost, it would have left the
 		// files edited meanwhile unrepaired (the drift check knows no
 		// file), so the watch renders in full and records them again.
+		// Damage a read found while the agent ran (a flipped bit in a
+		// table) is marked in the fold's directory (pebblefold).
+		{name: "disk fold found damaged", disk: true, file: diskFoldDir, kind: stateKindFold, changes: true,
+			damage: func(t *testing.T, p string) { writeGarbage(t, filepath.Join(p, "CORRUPT")) }},
 		{name: "garbage record", file: outputsRecordFile, kind: stateKindRecord, changes: true,
 			damage: func(t *testing.T, p string) { writeGarbage(t, p) }},
 		{name: "garbage disk record", disk: true, file: outputsRecordDir, kind: stateKindRecord, changes: true,

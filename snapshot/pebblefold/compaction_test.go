@@ -43,7 +43,7 @@ func TestOpenDoesNotWaitForCompactions(t *testing.T) {
 	}
 
 	opts := Options{FS: mem, CacheSize: 1 << 20, Logger: slog.New(slog.DiscardHandler)}
-	db, _, gate, err := openDB("fold", opts, nil, false)
+	db, _, gate, err := openDB("fold", opts, nil, &corruption{fs: mem, dir: "fold", log: opts.Logger}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,6 +75,7 @@ type Options struct {
 type Fold struct {
 	db       *pebble.DB
 	lock     *pebble.Lock    // on dir, held from before db opens until after it closes
+	damage   *corruption     // damage found in db's files, which fails every use
 	po       *pebble.Options // db's options, for writing tables to ingest
 	dir      string
 	opts     Options
@@ -155,13 +156,22 @@ func open(dir string, opts Options, readOnly bool) (*Fold, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pebblefold: open %s: %w", dir, err)
 	}
-	db, po, gate, err := openDB(dir, opts, lock, readOnly)
-	if err != nil {
+	if err := marked(opts.FS, dir); err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("pebblefold: open %s: %w", dir, err)
 	}
+	damage := &corruption{fs: opts.FS, dir: dir, log: opts.Logger, readOnly: readOnly}
+	db, po, gate, err := openDB(dir, opts, lock, damage, readOnly)
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("pebblefold: open %s: %w", dir, damagedOnOpen(err))
+	}
 	gate.opened()
-	f := &Fold{db: db, lock: lock, po: po, dir: dir, opts: opts, readOnly: readOnly}
+	f := &Fold{db: db, lock: lock, damage: damage, po: po, dir: dir, opts: opts, readOnly: readOnly}
+	if err := damage.check(); err != nil { // found by the replay of the log
+		f.closeDB()
+		return nil, fmt.Errorf("pebblefold: open %s: %w", dir, err)
+	}
 	if !readOnly {
 		// Runs and tables a crash left before their ingestion: their
 		// updates were past the cursor, so the bucket delivers them again.
@@ -191,11 +201,12 @@ func open(dir string, opts Options, readOnly bool) (*Fold, error) {
 
 // openDB opens the Pebble database of a fold, with compactions held until
 // gate.opened is called.
-func openDB(dir string, opts Options, lock *pebble.Lock, readOnly bool) (*pebble.DB, *pebble.Options, *compactionGate, error) {
+func openDB(dir string, opts Options, lock *pebble.Lock, damage *corruption, readOnly bool) (*pebble.DB, *pebble.Options, *compactionGate, error) {
 	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref()
 	po := pebbleOptions(opts, cache, readOnly)
 	po.Lock = lock
+	po.EventListener = &pebble.EventListener{DataCorruption: damage.found}
 	gate := newCompactionGate()
 	po.Experimental.CompactionScheduler = gate
 	po.EnsureDefaults()
@@ -376,6 +387,9 @@ func (f *Fold) acquire() error {
 	defer f.life.Unlock()
 	if f.closed {
 		return snapshot.ErrClosed
+	}
+	if err := f.damage.check(); err != nil {
+		return err
 	}
 	f.refs++
 	return nil
