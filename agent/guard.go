@@ -119,22 +119,36 @@ type guard struct {
 
 // load reads a hold an earlier run left.
 func (g *guard) load() error {
-	b, err := os.ReadFile(filepath.Join(g.dir, heldFile))
+	h, err := readHold(g.dir)
 	if errors.Is(err, os.ErrNotExist) {
 		g.held = nil
 		g.status.hold(nil)
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("agent: reading the hold: %w", err)
+		return err
+	}
+	g.held = h
+	g.status.hold(&HoldStatus{KeysBefore: h.KeysBefore, Removals: h.Removals, Outputs: h.Outputs, Since: h.Since})
+	return nil
+}
+
+// readHold reads the hold in the watch directory dir: an error wrapping
+// os.ErrNotExist when there is none.
+func readHold(dir string) (*holdRecord, error) {
+	path := filepath.Join(dir, heldFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("agent: reading the hold: %w", err)
 	}
 	var h holdRecord
 	if err := json.Unmarshal(b, &h); err != nil {
-		return fmt.Errorf("agent: %s is corrupt (remove it to lift the hold): %w", filepath.Join(g.dir, heldFile), err)
+		return nil, fmt.Errorf("agent: %s is corrupt (remove it to lift the hold): %w", path, err)
 	}
-	g.held = &h
-	g.status.hold(&HoldStatus{KeysBefore: h.KeysBefore, Removals: h.Removals, Outputs: h.Outputs, Since: h.Since})
-	return nil
+	return &h, nil
 }
 
 // reevaluate releases a hold counting output files, as a watch starts, for
@@ -387,10 +401,10 @@ func ConfirmHold(cfg *Config, watch string) error {
 		return fmt.Errorf("watch %q: %w", watch, ErrUnknownWatch)
 	}
 	dir := filepath.Join(cfg.DataDir, "watches", watch)
-	if _, err := os.Stat(filepath.Join(dir, heldFile)); errors.Is(err, os.ErrNotExist) {
+	if _, err := readHold(dir); errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("watch %s: %w", watch, ErrNotHeld)
 	} else if err != nil {
-		return err
+		return err // a corrupt hold: the agent cannot apply it
 	}
 	if err := atomicfile.WriteFile(filepath.Join(dir, confirmFile), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
 		return fmt.Errorf("watch %s: writing the confirmation: %w", watch, err)

@@ -114,6 +114,19 @@ func TestGuardHoldsMassDeletionUntilConfirmed(t *testing.T) {
 	if err := ConfirmHold(cfg, "cfg"); !errors.Is(err, ErrNotHeld) {
 		t.Errorf("ConfirmHold of a watch no longer held: %v", err)
 	}
+
+	// A hold file that does not parse cannot be applied: confirming it
+	// fails, naming it, and writes no confirmation.
+	dir := filepath.Join(f.dir, "data", "watches", "cfg")
+	if err := os.WriteFile(filepath.Join(dir, heldFile), []byte("{garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := ConfirmHold(cfg, "cfg"); err == nil || !strings.Contains(err.Error(), "held.json is corrupt") {
+		t.Errorf("ConfirmHold of a corrupt hold: %v, want it refused", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, confirmFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a confirmation was written for a corrupt hold (%v)", err)
+	}
 }
 
 func TestGuardLetsOrdinaryDeletesThrough(t *testing.T) {

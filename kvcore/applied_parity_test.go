@@ -170,7 +170,7 @@ func TestRecoveryIsLogged(t *testing.T) {
 	f.cursor = kvcore.RevisionCursor(1)
 	var logged logtest.Buffer
 	rec := &recorder{fold: f, fail: func(call int, _ kvcore.Batch) error {
-		if call <= 2 {
+		if call <= 6 {
 			return errInjected
 		}
 		return nil
@@ -181,8 +181,13 @@ func TestRecoveryIsLogged(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if out := logged.String(); strings.Count(out, "msg=recovered") != 1 || !strings.Contains(out, "failures=2\n") {
-		t.Errorf("log, want one recovery after 2 failures:\n%s", out)
+	out := logged.String()
+	if strings.Count(out, "msg=recovered") != 1 || !strings.Contains(out, "failures=6\n") {
+		t.Errorf("log, want one recovery after 6 failures:\n%s", out)
+	}
+	// The first four are warnings; a step that keeps failing is an error.
+	if w, e := strings.Count(out, `level=WARN msg="watch step failed; retrying"`), strings.Count(out, `level=ERROR msg="watch step keeps failing; retrying"`); w != 4 || e != 2 {
+		t.Errorf("%d warnings and %d errors, want 4 and 2:\n%s", w, e, out)
 	}
 }
 

@@ -1,15 +1,30 @@
 package kvcore
 
+import (
+	"context"
+	"log/slog"
+)
+
+// failuresLoggedAsErrors is how many failures in a row are logged at
+// warning level before the next ones are errors: a blip retries quietly,
+// a loop that keeps failing (a full disk, a missing permission) shows
+// where errors are looked for.
+const failuresLoggedAsErrors = 5
+
 // failed reports a failure that is being retried.
 func (l *appliedLoop) failed(err error) {
 	l.progress.Err = err
 	l.progress.Failures++
-	l.cfg.Logger.Warn("watch step failed; retrying", "scope", l.cfg.Scope.String(), "cursor", l.fold.Cursor().String(), "failures", l.progress.Failures, "err", err)
+	level, msg := slog.LevelWarn, "watch step failed; retrying"
+	if l.progress.Failures >= failuresLoggedAsErrors {
+		level, msg = slog.LevelError, "watch step keeps failing; retrying"
+	}
+	l.cfg.Logger.Log(context.Background(), level, msg, "scope", l.cfg.Scope.String(), "cursor", l.fold.Cursor().String(), "failures", l.progress.Failures, "err", err)
 	l.report()
 }
 
 // recovered clears a reported failure once its step succeeded, saying so
-// once (each failure was logged at WARN).
+// once (each failure was logged, at WARN or ERROR).
 func (l *appliedLoop) recovered() {
 	if l.progress.Err != nil {
 		l.cfg.Logger.Info("recovered", "scope", l.cfg.Scope.String(), "cursor", l.fold.Cursor().String(), "failures", l.progress.Failures)
