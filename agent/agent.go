@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -58,6 +59,9 @@ type Agent struct {
 	// dirLock is data_dir's lock when Once took it (openDataDir) before
 	// connecting; Run takes it otherwise, and closes it either way.
 	dirLock *os.File
+	// dataDirCheck is how often Run checks that data_dir's lock file is
+	// still the one it holds (dataDirCheckEvery; tests shorten it).
+	dataDirCheck time.Duration
 	// connected is closed once the KV connection is first made: watches
 	// wait for it before they open their bucket.
 	connected chan struct{}
@@ -104,7 +108,7 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 	if cfg == nil || cfg.NATS == nil || cfg.DataDir == "" {
 		return nil, errors.New("agent: configuration not finalized (use Load or Parse)")
 	}
-	a := &Agent{cfg: cfg, log: opts.Logger, notify: opts.Notify, conn: opts.Conn, cacheDir: opts.PluginCacheDir, plugins: map[string]*pluginSlot{}, changed: make(chan struct{}, 1),
+	a := &Agent{cfg: cfg, log: opts.Logger, notify: opts.Notify, conn: opts.Conn, cacheDir: opts.PluginCacheDir, plugins: map[string]*pluginSlot{}, changed: make(chan struct{}, 1), dataDirCheck: dataDirCheckEvery,
 		reloads: make(chan reloadRequest), stopped: make(chan struct{}), connected: make(chan struct{})}
 	if a.cacheDir == "" {
 		a.cacheDir = cfg.CacheDir
@@ -249,7 +253,9 @@ func (a *Agent) startEngine(ctx context.Context) (*host.Engine, error) {
 // cannot start at all (the data directory, another agent running on it:
 // ErrDataDirInUse, the HTTP listener), when a file it trusts can be changed
 // by others (a *TrustError), or when its NATS TLS files or credentials
-// cannot be used (a *natskv.CredsError).
+// cannot be used (a *natskv.CredsError), and it stops with an error
+// wrapping ErrDataDirLost when its data_dir is removed or replaced while it
+// runs.
 func (a *Agent) Run(ctx context.Context) error {
 	defer close(a.stopped)
 	lock := a.dirLock
@@ -260,6 +266,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	defer lock.Close()
+	ctx, cancel := context.WithCancelCause(ctx)
+	checked := make(chan struct{})
+	go func() {
+		defer close(checked)
+		watchDataDir(ctx, cancel, lock, filepath.Join(a.cfg.DataDir, dataDirLock), a.dataDirCheck)
+	}()
+	defer func() {
+		cancel(nil)
+		<-checked
+	}()
 	engine, err := a.startEngine(ctx)
 	if err != nil {
 		return err
@@ -325,6 +341,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		_ = srv.Shutdown(shutdownCtx)
 	}
 	wg.Wait()
+	if err := context.Cause(ctx); errors.Is(err, ErrDataDirLost) {
+		a.log.Error("stopped: the state the agent held open is no longer on the disk; start it again to rebuild it", "err", err)
+		return err
+	}
 	a.log.Info("agent stopped")
 	return nil
 }

@@ -65,3 +65,51 @@ func TestOnceBesideAnAgentIsRefusedBeforeConnecting(t *testing.T) {
 		t.Fatalf("Once = %v, want %v", err, ErrDataDirInUse)
 	}
 }
+
+// TestRunStopsWhenItsDataDirIsRemoved: an agent whose data_dir is removed
+// while it runs (its lock file gone) stops with ErrDataDirLost, logged at
+// error level, instead of running on with its folds and records deleted
+// and the directory free for another agent; so does one whose lock file is
+// replaced. Started again, it rebuilds its state and the files.
+func TestRunStopsWhenItsDataDirIsRemoved(t *testing.T) {
+	for _, damage := range []string{"removed", "replaced"} {
+		t.Run(damage, func(t *testing.T) {
+			f := newFixture(t)
+			f.put("cfg", "files.a.conf", "alpha")
+			cfg := f.config(filesConfig)
+			a := f.agent(cfg)
+			a.dataDirCheck = 20 * time.Millisecond
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- a.Run(ctx) }()
+			waitFor(t, "ready", a.Ready)
+
+			lock := filepath.Join(cfg.DataDir, dataDirLock)
+			if damage == "removed" {
+				if err := os.RemoveAll(cfg.DataDir); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				if err := os.WriteFile(lock+".new", []byte("0\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Rename(lock+".new", lock); err != nil {
+					t.Fatal(err)
+				}
+			}
+			select {
+			case err := <-done:
+				if !errors.Is(err, ErrDataDirLost) || !strings.Contains(err.Error(), lock) {
+					t.Fatalf("Run = %v, want ErrDataDirLost naming %s", err, lock)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("Run did not stop")
+			}
+
+			os.Remove(filepath.Join(f.dir, "out", "a.conf"))
+			b, _ := f.start(f.config(filesConfig))
+			waitFor(t, "the file again", func() bool { return b.Ready() && readFile(filepath.Join(f.dir, "out", "a.conf")) == "alpha" })
+		})
+	}
+}
