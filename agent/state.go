@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -135,6 +136,11 @@ func (r *watchRunner) openFold() (kvcore.Fold, *watchState, error) {
 	path := filepath.Join(dir, logFoldFile)
 	if w.Fold == FoldDisk {
 		path = filepath.Join(dir, diskFoldDir)
+	}
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) && st.BucketID != "" {
+		// A checkpoint was taken on a fold that is gone: removed by hand,
+		// or lost with the disk it was on.
+		r.log.Warn("the watch's fold is missing; syncing it from the bucket", "fold", path)
 	}
 	fold, err := openFoldAt(path, w.Fold, r.log)
 	if err != nil && foldCorrupt(err) {

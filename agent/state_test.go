@@ -31,3 +31,33 @@ func TestAFoldWithoutStateIsDiscardedLoudly(t *testing.T) {
 		t.Errorf("logs lack %s", want)
 	}
 }
+
+// A fold that is gone while the state file says a checkpoint was taken on
+// it (removed by hand, lost with its disk) is rebuilt from the bucket, with
+// a warning: it is not a fresh watch.
+func TestAMissingFoldIsRebuiltLoudly(t *testing.T) {
+	for _, fold := range []string{FoldMemory, FoldDisk} {
+		t.Run(fold, func(t *testing.T) {
+			f := newFixture(t)
+			f.put("cfg", "files.a.conf", "1")
+			src := strings.Replace(filesConfig, "plugin = \"files\"\n  batch", "plugin = \"files\"\n  fold   = \""+fold+"\"\n  batch", 1)
+			a, stop := f.start(f.config(src))
+			waitFor(t, "the first render", func() bool { return a.Ready() && readFile(filepath.Join(f.dir, "out", "a.conf")) == "1" })
+			stop()
+			path := filepath.Join(f.dir, "data", "watches", "cfg", logFoldFile)
+			if fold == FoldDisk {
+				path = filepath.Join(f.dir, "data", "watches", "cfg", diskFoldDir)
+			}
+			if err := os.RemoveAll(path); err != nil {
+				t.Fatal(err)
+			}
+			f.put("cfg", "files.a.conf", "2")
+			var logs logtest.Buffer
+			a, _ = f.startLogging(f.config(src), &logs)
+			waitFor(t, "the sync from the bucket", func() bool { return a.Ready() && readFile(filepath.Join(f.dir, "out", "a.conf")) == "2" })
+			if want := `level=WARN msg="the watch's fold is missing; syncing it from the bucket" watch=cfg fold=` + path; !strings.Contains(logs.String(), want) {
+				t.Errorf("logs lack %s", want)
+			}
+		})
+	}
+}
