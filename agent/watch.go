@@ -13,8 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/slipstreamkv/slipstream/kvcore"
 	"github.com/slipstreamkv/slipstream/plugins/host"
+	"github.com/slipstreamkv/slipstream/snapshot"
 )
 
 // Backoff between attempts to (re)start a failed watch.
@@ -248,7 +250,12 @@ func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, output
 			return update(func(s *watchState) { s.Rendered = key })
 		})
 	}
-	return kvcore.WatchApplied(ctx, newAttachSource(store, r.status, r.conf.Name), fold, kvcore.AppliedConfig{
+	// Damage a read finds in the fold's files fails every later use of
+	// the fold: the session ends with it, and the next one's open moves
+	// the fold aside and rebuilds it (openFold).
+	wctx, damaged := context.WithCancelCause(ctx)
+	defer damaged(nil)
+	err = kvcore.WatchApplied(wctx, newAttachSource(store, r.status, r.conf.Name), fold, kvcore.AppliedConfig{
 		Scope:    r.scope(),
 		Window:   r.window(),
 		Quiet:    r.quiet(),
@@ -277,10 +284,17 @@ func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, output
 				inst.begin()
 			}
 			drift.progress(p)
+			if p.Err != nil && (errors.Is(p.Err, snapshot.ErrCorrupted) || pebble.IsCorruptionError(p.Err)) {
+				damaged(p.Err)
+			}
 		},
 		Logger:  r.log,
 		Exports: exports,
 	}, func(ctx context.Context, b kvcore.Batch) error { return drift.apply(ctx, b, apply) })
+	if cause := context.Cause(wctx); ctx.Err() == nil && cause != nil {
+		return fmt.Errorf("agent: the fold's files are damaged: %w", cause)
+	}
+	return err
 }
 
 // window is the watch's batch window; none unless configured.
