@@ -256,7 +256,7 @@ func (a *Agent) startEngine(ctx context.Context) (*host.Engine, error) {
 // cannot be used (a *natskv.CredsError), and it stops with an error
 // wrapping ErrDataDirLost when its data_dir is removed or replaced while it
 // runs.
-func (a *Agent) Run(ctx context.Context) error {
+func (a *Agent) Run(ctx context.Context) (err error) {
 	defer close(a.stopped)
 	lock := a.dirLock
 	if lock == nil {
@@ -273,6 +273,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		watchDataDir(ctx, cancel, lock, filepath.Join(a.cfg.DataDir, dataDirLock), a.dataDirCheck)
 	}()
 	defer func() {
+		if cause := context.Cause(ctx); errors.Is(cause, ErrDataDirLost) && !errors.Is(err, ErrDataDirLost) {
+			err = cause // lost while starting: say why, not "canceled"
+		}
 		cancel(nil)
 		<-checked
 	}()

@@ -455,27 +455,33 @@ func (e *ConfigError) Render(w io.Writer) error {
 	return hcl.NewDiagnosticTextWriter(w, files, 100, false).WriteDiagnostics(e.Diags)
 }
 
-// userinfoPattern matches the user information of a URL as written in a
-// configuration, with or without a scheme: what comes before an '@', from
-// the scheme's "://" or the start of the string or list item.
-var userinfoPattern = regexp.MustCompile(`(://|["',\s\[])([^"',\s\[/@]+)@`)
+// quotedPattern matches an HCL quoted string on one line.
+var quotedPattern = regexp.MustCompile(`"(?:[^"\\\n]|\\.)*"`)
 
-// maskUserinfo returns src with every password (after the user name's ':')
-// and every token (user information without a ':') replaced by as many
-// 'x', so that the ranges of diagnostics still point where they did.
+// maskUserinfo returns src with the user information of every URL in a
+// quoted string replaced by as many 'x', so that the ranges of diagnostics
+// still point where they did: in a string holding an '@', everything from
+// after its first "://" (or its start) up to its last '@'. A password may
+// hold what ends a URL elsewhere ('@', '/', ',' or a space, unescaped): the
+// malformed URLs a diagnostic quotes are those. Other text with an '@' in
+// a string (an e-mail address) is masked too.
 func maskUserinfo(src []byte) []byte {
-	return userinfoPattern.ReplaceAllFunc(src, func(m []byte) []byte {
-		out := bytes.Clone(m)
-		sub := userinfoPattern.FindSubmatchIndex(m)
-		from := sub[4] // the user information
-		if i := bytes.IndexByte(m[from:sub[5]], ':'); i >= 0 {
-			from += i + 1
+	out := bytes.Clone(src)
+	for _, m := range quotedPattern.FindAllIndex(src, -1) {
+		body := src[m[0]+1 : m[1]-1]
+		at := bytes.LastIndexByte(body, '@')
+		if at < 0 {
+			continue
 		}
-		for i := from; i < sub[5]; i++ {
-			out[i] = 'x'
+		from := 0
+		if i := bytes.Index(body, []byte("://")); i >= 0 && i < at {
+			from = i + 3
 		}
-		return out
-	})
+		for k := m[0] + 1 + from; k < m[0]+1+at; k++ {
+			out[k] = 'x'
+		}
+	}
+	return out
 }
 
 // evalContext offers env("NAME") to configurations, so secrets and

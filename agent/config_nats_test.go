@@ -72,8 +72,17 @@ func TestNATSServersConfig(t *testing.T) {
 			t.Errorf("servers = %s: rendered as\n%s\nwant the line quoted, without the secret", tc.servers, out.String())
 		}
 	}
-	if got := string(maskUserinfo([]byte(`servers = ["nats://a:pw@h", "tok@h2", "b:pw2@h3"] # not@here`))); got != `servers = ["nats://a:xx@h", "xxx@h2", "b:xxx@h3"] # xxx@here` {
+	if got := string(maskUserinfo([]byte(`servers = ["nats://a:pw@h", "tok@h2", "b:pw2@h3", "nats://h4"] # not@here`))); got != `servers = ["nats://xxxx@h", "xxx@h2", "xxxxx@h3", "nats://h4"] # not@here` {
 		t.Errorf("maskUserinfo = %s", got)
+	}
+	// Passwords holding what ends a URL elsewhere: the malformed URLs a
+	// diagnostic quotes.
+	for _, server := range []string{`nats://agent:p@ssword@n1:99999`, `nats://agent:pass/word@n1:99999`, `nats://agent:pass,word@n1:99999`, `nats://agent:pass word@n1:99999`, `nats://agent:pa\"ss@n1:99999`} {
+		src := "servers = [\"" + server + "\"]\n"
+		got := string(maskUserinfo([]byte(src)))
+		if len(got) != len(src) || strings.Contains(got, "ss") || !strings.Contains(got, "@n1:99999") {
+			t.Errorf("maskUserinfo(%s) = %s", src, got)
+		}
 	}
 
 	// Credentials set to nothing (an unset variable) are refused.

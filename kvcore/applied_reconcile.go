@@ -39,13 +39,13 @@ func (l *appliedLoop) reconcileKeys(ctx context.Context, wa Watch) error {
 	}
 	pre := l.readMark(ctx)
 	if l.unchanged(pre) {
-		l.owed &^= owedReconcile
+		l.reconciled()
 		return nil
 	}
 	live, err := l.listLive(ctx)
 	if errors.Is(err, ErrUnsupported) {
 		l.cfg.Logger.Warn("the source cannot list keys; deletions whose markers expired go unnoticed", "scope", l.cfg.Scope.String())
-		l.owed &^= owedReconcile
+		l.reconciled()
 		return nil
 	}
 	if err != nil {
@@ -67,7 +67,7 @@ func (l *appliedLoop) reconcileKeys(ctx context.Context, wa Watch) error {
 	if wa.Err() != nil {
 		return nil // as above: the watch failed while the keys were listed
 	}
-	l.owed &^= owedReconcile
+	l.reconciled()
 	if len(fixes) > 0 {
 		// At or before the cursor: marked until committed (see
 		// applied_folding.go).
@@ -88,6 +88,13 @@ func (l *appliedLoop) reconcileKeys(ctx context.Context, wa Watch) error {
 		l.recordMark(ctx, pre)
 	}
 	return nil
+}
+
+// reconciled clears the reconciliation owed: what the fold held up to
+// where this session resumed was checked.
+func (l *appliedLoop) reconciled() {
+	l.owed &^= owedReconcile
+	l.unreconciledFrom = l.resumedFrom
 }
 
 // liveKey is a key of the bucket's listing: the version of its latest

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -49,23 +50,33 @@ func heldLock(err error) bool {
 
 // checkFoldDir refuses a directory with entries of which none is Pebble's
 // (its LOCK, OPTIONS, MANIFEST or marker files) or the fold's own; a file
-// system's lost+found does not count.
+// system's lost+found does not count. One that holds Pebble's tables or
+// logs without those files is a fold that lost them: an error wrapping
+// [snapshot.ErrCorrupted].
 func checkFoldDir(fsys vfs.FS, dir string) error {
 	names, err := fsys.List(dir)
 	if err != nil {
 		return nil // Pebble reports a directory it cannot read
 	}
-	var foreign string
+	var foreign, data string
 	for _, n := range names {
 		switch {
 		case n == "LOCK", n == ingestDir, strings.HasPrefix(n, "OPTIONS-"), strings.HasPrefix(n, "MANIFEST-"), strings.HasPrefix(n, "marker."):
 			return nil
+		case pebbleDataFile.MatchString(n):
+			data = n
 		case n != "lost+found" && foreign == "":
 			foreign = n
 		}
 	}
-	if foreign != "" {
+	switch {
+	case data != "":
+		return fmt.Errorf("%w: %s holds Pebble's %s but no manifest", snapshot.ErrCorrupted, dir, data)
+	case foreign != "":
 		return fmt.Errorf("%s holds other files (%s) and no fold: give the fold a directory of its own", dir, foreign)
 	}
 	return nil
 }
+
+// pebbleDataFile matches the names of Pebble's tables, logs and blob files.
+var pebbleDataFile = regexp.MustCompile(`^[0-9]+\.(sst|log|blob)$`)

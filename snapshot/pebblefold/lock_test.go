@@ -109,3 +109,16 @@ func TestOpenRefusesADirectoryOfOtherFiles(t *testing.T) {
 	}
 	f.Close()
 }
+
+// A directory holding Pebble's tables without the files that describe them
+// (a fold that lost its manifest) is damage to move aside, not someone
+// else's directory.
+func TestADirectoryOfTablesWithoutAManifestIsCorrupted(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "000123.sst"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, Options{}); !errors.Is(err, snapshot.ErrCorrupted) {
+		t.Fatalf("Open: %v, want snapshot.ErrCorrupted", err)
+	}
+}
