@@ -45,6 +45,9 @@ type driftRepair struct {
 	inst    instance
 	fold    kvcore.Fold
 	journal hookJournal
+	// damaged ends the watch's session with damage a check found in the
+	// fold's or the record's files (see damageOf).
+	damaged context.CancelCauseFunc
 
 	// turn serializes the plugin calls and commits of apply attempts and
 	// drift renders, and guards the flags below (take it with lock). The
@@ -95,8 +98,8 @@ func openDriftRecord(r *watchRunner, outputs map[string]host.Output, owe func() 
 	return rec, err
 }
 
-func newDriftRepair(r *watchRunner, rec *outputRecord, inst instance, fold kvcore.Fold, journal hookJournal) *driftRepair {
-	return &driftRepair{r: r, rec: rec, inst: inst, fold: fold, journal: journal, ready: make(chan struct{}), turn: make(chan struct{}, 1)}
+func newDriftRepair(r *watchRunner, rec *outputRecord, inst instance, fold kvcore.Fold, journal hookJournal, damaged context.CancelCauseFunc) *driftRepair {
+	return &driftRepair{r: r, rec: rec, inst: inst, fold: fold, journal: journal, damaged: damaged, ready: make(chan struct{}), turn: make(chan struct{}, 1)}
 }
 
 // lock takes the turn, or gives up when ctx ends first.
@@ -141,6 +144,9 @@ func (d *driftRepair) run(ctx context.Context) {
 		switch err := d.check(ctx); {
 		case err == nil:
 			d.r.status.repaired()
+		case damageOf(d.fold, d.rec) != nil:
+			d.damaged(damageOf(d.fold, d.rec)) // the session ends; the next rebuilds the fold
+			return
 		case ctx.Err() == nil:
 			d.r.log.Warn("drift check failed; trying again at the next one", "err", err, "drift_check", d.r.conf.DriftCheck)
 			d.r.status.repairFailed(err)

@@ -247,55 +247,65 @@ func TestUnreadableStateFailsTheWatchWithoutQuarantine(t *testing.T) {
 
 // A disk fold whose table is damaged after it was written (bits flipped on
 // the disk) loads, since Pebble reads a table only when it needs it. The
-// first read that finds the damage (here the full render of a lost record
-// of the outputs) ends the watch's session; the next one moves the fold
-// aside and rebuilds it, and the files follow the bucket, without a
-// restart of the agent.
+// first read that finds the damage ends the watch's session; the next one
+// moves the fold aside and rebuilds it, and the files follow the bucket,
+// without a restart of the agent. The read is a full render's (the record
+// of the outputs was lost) or a drift repair's (an output was removed).
 func TestADiskFoldDamagedAtRunTimeIsRebuilt(t *testing.T) {
-	f := newFixture(t)
-	value := strings.Repeat("v", 16<<10)
-	for i := range 320 { // more than pebblefold's flush on close: a table
-		f.put("cfg", fmt.Sprintf("files.k%03d.conf", i), value)
-	}
-	src := strings.Replace(filesConfig, "plugin = \"files\"\n  batch", "plugin = \"files\"\n  fold   = \"disk\"\n  batch", 1)
-	a, stop := f.start(f.config(src))
-	waitFor(t, "the first sync", func() bool { return a.Ready() && f.outputFiles() == 320 })
-	stop()
+	for _, trigger := range []string{"full render", "drift repair"} {
+		t.Run(trigger, func(t *testing.T) {
+			f := newFixture(t)
+			value := strings.Repeat("v", 16<<10)
+			for i := range 320 { // more than pebblefold's flush on close: a table
+				f.put("cfg", fmt.Sprintf("files.k%03d.conf", i), value)
+			}
+			src := strings.Replace(filesConfig, "plugin = \"files\"\n  batch { window = \"20ms\" }", "plugin = \"files\"\n  fold   = \"disk\"\n  batch { window = \"20ms\" }\n  drift_check = \"200ms\"", 1)
+			a, stop := f.start(f.config(src))
+			waitFor(t, "the first sync", func() bool { return a.Ready() && f.outputFiles() == 320 })
+			stop()
 
-	watchDir := filepath.Join(f.dir, "data", "watches", "cfg")
-	tables, _ := filepath.Glob(filepath.Join(watchDir, diskFoldDir, "*.sst"))
-	if len(tables) == 0 {
-		t.Fatal("the fold has no table to damage")
-	}
-	for _, table := range tables {
-		b, err := os.ReadFile(table)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := len(b) / 4; i < len(b)/2; i++ {
-			b[i] ^= 0xff
-		}
-		if err := os.WriteFile(table, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.RemoveAll(filepath.Join(watchDir, outputsRecordDir)); err != nil { // asks for a full render
-		t.Fatal(err)
-	}
-	last := f.put("cfg", "files.new.conf", "new")
+			watchDir := filepath.Join(f.dir, "data", "watches", "cfg")
+			tables, _ := filepath.Glob(filepath.Join(watchDir, diskFoldDir, "*.sst"))
+			if len(tables) == 0 {
+				t.Fatal("the fold has no table to damage")
+			}
+			for _, table := range tables {
+				b, err := os.ReadFile(table)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := len(b) / 4; i < len(b)/2; i++ {
+					b[i] ^= 0xff
+				}
+				if err := os.WriteFile(table, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			last := a.Status()[0].Revision
+			if trigger == "full render" {
+				if err := os.RemoveAll(filepath.Join(watchDir, outputsRecordDir)); err != nil {
+					t.Fatal(err)
+				}
+				last = f.put("cfg", "files.new.conf", "new")
+			}
 
-	a, _ = f.start(f.config(src))
-	waitFor(t, "the rebuilt watch", func() bool {
-		s := a.Status()[0]
-		return a.Ready() && s.Revision == last && len(s.Quarantined) > 0
-	})
-	if got := readFile(filepath.Join(f.dir, "out", "k007.conf")); got != value {
-		t.Errorf("k007.conf holds %d bytes, want the bucket's %d", len(got), len(value))
-	}
-	if got := readFile(filepath.Join(f.dir, "out", "new.conf")); got != "new" {
-		t.Errorf("new.conf = %q", got)
-	}
-	if q := a.Status()[0].Quarantined; q[0].Kind != stateKindFold {
-		t.Errorf("quarantined %+v, want the fold", q)
+			a, _ = f.start(f.config(src))
+			if trigger == "drift repair" {
+				waitFor(t, "ready", a.Ready)
+				if err := os.Remove(filepath.Join(f.dir, "out", "k007.conf")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitFor(t, "the rebuilt watch", func() bool {
+				s := a.Status()[0]
+				return a.Ready() && s.Revision == last && len(s.Quarantined) > 0 && f.outputFiles() >= 320
+			})
+			if got := readFile(filepath.Join(f.dir, "out", "k007.conf")); got != value {
+				t.Errorf("k007.conf holds %d bytes, want the bucket's %d", len(got), len(value))
+			}
+			if q := a.Status()[0].Quarantined; q[0].Kind != stateKindFold {
+				t.Errorf("quarantined %+v, want the fold", q)
+			}
+		})
 	}
 }

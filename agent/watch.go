@@ -13,10 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/slipstreamkv/slipstream/kvcore"
 	"github.com/slipstreamkv/slipstream/plugins/host"
-	"github.com/slipstreamkv/slipstream/snapshot"
 )
 
 // Backoff between attempts to (re)start a failed watch.
@@ -232,7 +230,12 @@ func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, output
 		*st = next
 		return nil
 	}
-	drift := newDriftRepair(r, r.record, inst, fold, journal)
+	// Damage a read finds in the fold's files fails every later use of
+	// the fold: the session ends with it, and the next one's open moves
+	// the fold aside and rebuilds it (openFold).
+	wctx, damaged := context.WithCancelCause(ctx)
+	defer damaged(nil)
+	drift := newDriftRepair(r, r.record, inst, fold, journal, damaged)
 	exports, stopExports := r.startExports(ctx, store)
 	defer stopExports()
 	defer drift.start(ctx)()
@@ -250,11 +253,6 @@ func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, output
 			return update(func(s *watchState) { s.Rendered = key })
 		})
 	}
-	// Damage a read finds in the fold's files fails every later use of
-	// the fold: the session ends with it, and the next one's open moves
-	// the fold aside and rebuilds it (openFold).
-	wctx, damaged := context.WithCancelCause(ctx)
-	defer damaged(nil)
 	err = kvcore.WatchApplied(wctx, newAttachSource(store, r.status, r.conf.Name), fold, kvcore.AppliedConfig{
 		Scope:    r.scope(),
 		Window:   r.window(),
@@ -284,8 +282,10 @@ func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, output
 				inst.begin()
 			}
 			drift.progress(p)
-			if p.Err != nil && (errors.Is(p.Err, snapshot.ErrCorrupted) || pebble.IsCorruptionError(p.Err)) {
-				damaged(p.Err)
+			if p.Err != nil {
+				if err := damageOf(fold, r.record); err != nil {
+					damaged(err)
+				}
 			}
 		},
 		Logger:  r.log,
@@ -616,4 +616,22 @@ func hookNames(hooks []*HookConf) []string {
 		names[i] = h.Name
 	}
 	return names
+}
+
+// damageOf returns the damage found in the files of fold or of rec's log
+// while they run (see pebblefold.Fold.Damaged), nil when none: an error
+// that reports it may have crossed the plugin's boundary as text.
+func damageOf(fold kvcore.Fold, rec *outputRecord) error {
+	folds := []kvcore.Fold{fold}
+	if rec != nil {
+		folds = append(folds, rec.log)
+	}
+	for _, f := range folds {
+		if d, ok := f.(interface{ Damaged() error }); ok {
+			if err := d.Damaged(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -129,6 +129,29 @@ func TestKVThroughJetStreamDomain(t *testing.T) {
 	}
 }
 
+// The operator tools reach a server that requires TLS with -tlsca (the
+// nats CLI's flag, or $NATS_CA); without it the server's certificate is not
+// trusted, and a client certificate without its key is a bad command line.
+func TestKVOverTLS(t *testing.T) {
+	files := natstest.TLS(t)
+	srv := natstest.Run(t, files.Option)
+	url := "tls://" + strings.TrimPrefix(srv.URL(), "nats://")
+	if code, out, errOut := runCmd(t, "kv", "-server", url, "-tlsca", files.CAFile, "put", "cfg", "k", "v"); code != exitOK || out != "rev 1\n" {
+		t.Fatalf("put with -tlsca = %d %q %q", code, out, errOut)
+	}
+	t.Setenv("NATS_CA", files.CAFile)
+	if code, out, errOut := runCmd(t, "kv", "-server", url, "get", "cfg", "k"); code != exitOK || out != "v\n" {
+		t.Errorf("get with $NATS_CA = %d %q %q", code, out, errOut)
+	}
+	t.Setenv("NATS_CA", "")
+	if code, _, errOut := runCmd(t, "kv", "-server", url, "-timeout", "2s", "get", "cfg", "k"); code != exitUnreachable || !strings.Contains(errOut, "certificate") {
+		t.Errorf("get without the CA = %d %q, want %d and the certificate named", code, errOut, exitUnreachable)
+	}
+	if code, _, errOut := runCmd(t, "kv", "-server", url, "-tlscert", files.ClientCertFile, "get", "cfg", "k"); code != exitUsage || !strings.Contains(errOut, "-tlskey") {
+		t.Errorf("-tlscert without -tlskey = %d %q, want %d", code, errOut, exitUsage)
+	}
+}
+
 // kv history lists the revisions the bucket holds for a key, oldest first,
 // markers and empty values included, as lines and as JSON.
 func TestKVHistory(t *testing.T) {

@@ -16,10 +16,11 @@ const natskvDefaultURL = "nats://127.0.0.1:4222"
 
 // natsFlags are the connection flags of the commands that talk to NATS.
 type natsFlags struct {
-	server, creds *string
-	timeout       *time.Duration
-	domain        *string
-	fs            *flag.FlagSet
+	server, creds          *string
+	tlsCA, tlsCert, tlsKey *string
+	timeout                *time.Duration
+	domain                 *string
+	fs                     *flag.FlagSet
 }
 
 func addNATSFlags(fs *flag.FlagSet) natsFlags {
@@ -31,7 +32,8 @@ func addNATSFlags(fs *flag.FlagSet) natsFlags {
 // defaultOpTimeout bounds each NATS operation of a command.
 const defaultOpTimeout = 10 * time.Second
 
-// addNATSServerFlags adds -server, -creds and -js-domain, for commands whose
+// addNATSServerFlags adds -server, -creds, -tlsca, -tlscert, -tlskey and
+// -js-domain, for commands whose
 // -timeout bounds something else; each operation is bounded by
 // defaultOpTimeout.
 func addNATSServerFlags(fs *flag.FlagSet) natsFlags {
@@ -40,6 +42,9 @@ func addNATSServerFlags(fs *flag.FlagSet) natsFlags {
 		fs:      fs,
 		server:  fs.String("server", envOr("NATS_URL", natskvDefaultURL), "NATS server URLs, comma-separated ($NATS_URL; else the server of a \"slipagent dev\" running with ./dev-out)"),
 		creds:   fs.String("creds", os.Getenv("NATS_CREDS"), "a .creds file ($NATS_CREDS)"),
+		tlsCA:   fs.String("tlsca", os.Getenv("NATS_CA"), "PEM file of the CAs that verify the servers ($NATS_CA)"),
+		tlsCert: fs.String("tlscert", os.Getenv("NATS_CERT"), "PEM client certificate, with -tlskey ($NATS_CERT)"),
+		tlsKey:  fs.String("tlskey", os.Getenv("NATS_KEY"), "PEM key of -tlscert ($NATS_KEY)"),
 		timeout: &timeout,
 		domain:  fs.String("js-domain", os.Getenv("NATS_JS_DOMAIN"), "JetStream domain of the buckets, e.g. the hub's from a leaf node ($NATS_JS_DOMAIN)"),
 	}
@@ -55,8 +60,12 @@ func (n natsFlags) connect(ctx context.Context, name string) (*natskv.Conn, erro
 	if err := natskv.CheckServers([]string{list}); err != nil {
 		return nil, &serverFlagError{from: n.serverSource(), err: err}
 	}
+	if (*n.tlsCert == "") != (*n.tlsKey == "") {
+		return nil, &serverFlagError{from: "-tlscert and -tlskey", err: errors.New("a client certificate goes with its key: give both")}
+	}
 	servers := strings.Split(list, ",")
-	opts := natskv.Options{Servers: []string{list}, CredsFile: *n.creds, Timeout: *n.timeout, Name: name, Domain: *n.domain}
+	opts := natskv.Options{Servers: []string{list}, CredsFile: *n.creds, Timeout: *n.timeout, Name: name, Domain: *n.domain,
+		CAFile: *n.tlsCA, CertFile: *n.tlsCert, KeyFile: *n.tlsKey}
 	if err := opts.CheckCreds(); err != nil {
 		return nil, err
 	}

@@ -41,7 +41,7 @@ func (c *corruption) found(info pebble.DataCorruptionInfo) {
 	if !c.err.CompareAndSwap(nil, &err) {
 		return
 	}
-	c.log.Error("the disk fold's files are damaged; it fails every use until it is moved aside", "dir", c.dir, "file", info.Path, "err", info.Details)
+	c.log.Error("the disk fold's files are damaged; it fails every use until it is moved aside", "dir", c.dir, "file", info.Path, "err", info.Details.Error())
 	if c.readOnly {
 		return
 	}

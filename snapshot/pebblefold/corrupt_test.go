@@ -79,6 +79,9 @@ func TestADamagedTableFailsTheFoldInsteadOfTheProcess(t *testing.T) {
 		if _, err := f.Get("key000001"); !errors.Is(err, snapshot.ErrCorrupted) {
 			t.Errorf("a get after the damage was found: %v, want snapshot.ErrCorrupted", err)
 		}
+		if err := f.Damaged(); !errors.Is(err, snapshot.ErrCorrupted) || !strings.Contains(err.Error(), table) {
+			t.Errorf("Damaged = %v, want snapshot.ErrCorrupted naming %s", err, table)
+		}
 		f.Close()
 	}
 	if !strings.Contains(log.String(), "level=ERROR") || !strings.Contains(log.String(), "damaged") {

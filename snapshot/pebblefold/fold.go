@@ -381,6 +381,13 @@ func (f *Fold) closeDB() error {
 	return errors.Join(f.db.Close(), f.lock.Close())
 }
 
+// Damaged returns the damage found in the fold's files (a table whose
+// checksum does not match), which fails every use of the fold: an error
+// wrapping [snapshot.ErrCorrupted] that names the file and says what to
+// do; nil while none was found. Errors that pass through other layers (a
+// plugin's read of the fold) may no longer wrap it: ask the fold.
+func (f *Fold) Damaged() error { return f.damage.check() }
+
 // acquire takes a reference to db, or fails once Close has begun.
 func (f *Fold) acquire() error {
 	f.life.Lock()
