@@ -474,11 +474,26 @@ func (a *Agent) compilePlugin(ctx context.Context, p *PluginConf) (module, error
 // Status returns every watch's status, in configuration order.
 func (a *Agent) Status() []WatchStatus {
 	ws := a.runners()
+	down := a.disconnected()
 	out := make([]WatchStatus, len(ws))
 	for i, w := range ws {
 		out[i] = w.status.get()
+		if down && !out[i].Ready {
+			// What failed (a timeout, a store not connected) follows from it.
+			out[i].Reason = "not connected to NATS, reconnecting: " + out[i].Reason
+		}
 	}
 	return out
+}
+
+// disconnected reports whether the KV connection, once made, is down now.
+func (a *Agent) disconnected() bool {
+	select {
+	case <-a.connected:
+		return !a.conn.Healthy()
+	default:
+		return false // the watches' status says the first connect's failures
+	}
 }
 
 // runners returns the watches running now (a reload replaces the list).

@@ -105,3 +105,23 @@ func TestCleanStartLogsEveryWatchCaughtUp(t *testing.T) {
 		t.Errorf("systemd heard %q, want READY=1", notes)
 	}
 }
+
+// A watch that is not ready while the connection it had is down says so
+// first in its status's reason: what failed (a timeout, a store not
+// connected) is a consequence.
+func TestStatusSaysTheConnectionIsDown(t *testing.T) {
+	f := newFixture(t)
+	f.put("cfg", "files.a.conf", "alpha")
+	a, _ := f.start(f.config(filesConfig))
+	waitFor(t, "ready", a.Ready)
+	f.srv.Shutdown()
+	waitFor(t, "the watch not ready", func() bool { return !a.Status()[0].Ready })
+	if s := a.Status()[0]; !strings.HasPrefix(s.Reason, "not connected to NATS, reconnecting: ") {
+		t.Errorf("reason while NATS is down: %q", s.Reason)
+	}
+	f.srv.Start()
+	waitFor(t, "ready again", a.Ready)
+	if s := a.Status()[0]; s.Reason != "" {
+		t.Errorf("reason once ready again: %q", s.Reason)
+	}
+}
