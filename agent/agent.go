@@ -268,9 +268,10 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	defer lock.Close()
 	ctx, cancel := context.WithCancelCause(ctx)
 	checked := make(chan struct{})
+	lockPath := filepath.Join(a.cfg.DataDir, dataDirLock) // read here: a reload replaces a.cfg
 	go func() {
 		defer close(checked)
-		watchDataDir(ctx, cancel, lock, filepath.Join(a.cfg.DataDir, dataDirLock), a.dataDirCheck)
+		watchDataDir(ctx, cancel, lock, lockPath, a.dataDirCheck)
 	}()
 	defer func() {
 		if cause := context.Cause(ctx); errors.Is(cause, ErrDataDirLost) && !errors.Is(err, ErrDataDirLost) {
