@@ -476,15 +476,41 @@ func (a *Agent) compilePlugin(ctx context.Context, p *PluginConf) (module, error
 func (a *Agent) Status() []WatchStatus {
 	ws := a.runners()
 	down := a.disconnected()
+	denied := a.denied()
 	out := make([]WatchStatus, len(ws))
 	for i, w := range ws {
 		out[i] = w.status.get()
-		if down && !out[i].Ready {
+		if out[i].Ready {
+			continue
+		}
+		if down {
 			// What failed (a timeout, a store not connected) follows from it.
 			out[i].Reason = "not connected to NATS, reconnecting: " + out[i].Reason
 		}
+		if denied != "" {
+			out[i].Reason += " (" + denied + ")"
+		}
 	}
 	return out
+}
+
+// deniedRecent is how long a permissions violation the server reported is
+// named in the reason of the watches that are not ready.
+const deniedRecent = 2 * time.Minute
+
+// denied says the latest permissions violation the server reported on the
+// connection, if it came within deniedRecent: a request the server denies
+// only times out, and the violation names the permission.
+func (a *Agent) denied() string {
+	d, ok := a.conn.(interface{ Denied() (string, time.Time) })
+	if !ok {
+		return ""
+	}
+	text, at := d.Denied()
+	if text == "" || time.Since(at) > deniedRecent {
+		return ""
+	}
+	return fmt.Sprintf("the NATS server refused a permission %s ago: %s", time.Since(at).Round(time.Second), text)
 }
 
 // disconnected reports whether the KV connection, once made, is down now.

@@ -32,10 +32,22 @@ func TestAgentNeedsOnlyReadPermissions(t *testing.T) {
 		},
 		Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>", "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.KV_cfg"}},
 	}
+	f, cfg := permittedFixture(t, agentPerms)
+	a, _ := f.start(cfg)
+	waitFor(t, "the first file", func() bool { return readFile(filepath.Join(f.dir, "out", "a.conf")) == "alpha" })
+	f.put("cfg", "files.b.conf", "bravo")
+	waitFor(t, "a change", func() bool { return readFile(filepath.Join(f.dir, "out", "b.conf")) == "bravo" })
+	waitFor(t, "ready", a.Ready)
+}
+
+// permittedFixture is a fixture whose server has an admin user, which puts
+// files.a.conf in bucket cfg, and the user "agent" with perms, whom cfg
+// connects as.
+func permittedFixture(t *testing.T, perms *server.Permissions) (*fixture, *Config) {
 	srv := natstest.Run(t, func(o *server.Options) {
 		o.Users = []*server.User{
 			{Username: "admin", Password: "admin"},
-			{Username: "agent", Password: "agent", Permissions: agentPerms},
+			{Username: "agent", Password: "agent", Permissions: perms},
 		}
 	})
 	host := strings.TrimPrefix(srv.URL(), "nats://")
@@ -51,9 +63,25 @@ func TestAgentNeedsOnlyReadPermissions(t *testing.T) {
 	f.put("cfg", "files.a.conf", "alpha")
 	cfg := f.config(filesConfig)
 	cfg.NATS.Servers = []string{"nats://agent:agent@" + host}
+	return f, cfg
+}
+
+// A watch whose user lacks a permission it needs fails with a timeout (the
+// server only reports the denied request, asynchronously); its status's
+// reason names the permission the server refused.
+func TestStatusNamesARefusedPermission(t *testing.T) {
+	f, cfg := permittedFixture(t, &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: []string{"$JS.API.CONSUMER.CREATE.KV_cfg.>", "$JS.API.CONSUMER.INFO.KV_cfg.>"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+	})
+	cfg.NATS.Timeout = time.Second
 	a, _ := f.start(cfg)
-	waitFor(t, "the first file", func() bool { return readFile(filepath.Join(f.dir, "out", "a.conf")) == "alpha" })
-	f.put("cfg", "files.b.conf", "bravo")
-	waitFor(t, "a change", func() bool { return readFile(filepath.Join(f.dir, "out", "b.conf")) == "bravo" })
-	waitFor(t, "ready", a.Ready)
+	want := `the NATS server refused a permission`
+	waitFor(t, "the watch failing, naming the refused permission", func() bool {
+		s := a.Status()[0]
+		return s.State != stateStarting && strings.Contains(s.Reason, want)
+	})
+	if s := a.Status()[0]; s.Ready || !strings.Contains(s.Reason, `Permissions Violation for Publish to "$JS.API.STREAM.INFO.KV_cfg"`) {
+		t.Errorf("status %q, want the denied STREAM.INFO named", s.Reason)
+	}
 }

@@ -39,6 +39,11 @@ func TestAsyncErrorsAreLoggedOnce(t *testing.T) {
 	if n := strings.Count(log.String(), "Permissions Violation"); n != 1 {
 		t.Errorf("logged %d times, want once:\n%s", n, log.String())
 	}
+	// The connection keeps the latest, for a caller whose request the
+	// server denied and which only timed out.
+	if text, at := c.Denied(); !strings.Contains(text, `Permissions Violation for Publish to "denied.x"`) || time.Since(at) > time.Minute {
+		t.Errorf("Denied = %q at %v", text, at)
+	}
 }
 
 // A watch whose user may not ask about its consumer

@@ -32,6 +32,8 @@ type Conn struct {
 	mu     sync.Mutex
 	sess   *session
 	closed bool // a borrowed connection was closed and cannot come back
+
+	denied denials // noted on the connections Connect makes
 }
 
 var _ kvcore.Conn = (*Conn)(nil)
@@ -140,6 +142,7 @@ func (c *Conn) Connect(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", kvcore.ErrConnectionFailed, err)
 	}
+	c.denied.watch(nc)
 	if no.ConnectedCB != nil {
 		no.ConnectedCB(nc) // before a loss can be logged (see connectionEvents)
 	}
