@@ -3,6 +3,8 @@ package agent
 import (
 	"path/filepath"
 	"testing"
+
+	"github.com/slipstreamkv/slipstream/kvcore"
 )
 
 // A watch whose state says it was folding records at or before its cursor
@@ -36,5 +38,31 @@ func TestRestartWithTheFoldingMarkSyncsAndClearsIt(t *testing.T) {
 	})
 	if got := readFile(filepath.Join(f.dir, "out", "a.conf")); got != "1" {
 		t.Errorf("a.conf = %q after the sync, want 1", got)
+	}
+}
+
+// The cursor a watch's session resumed from without reconciling its fold
+// with the bucket yet is kept in state.json, so that the reconciliation
+// after a restart also reads back what the fold held before it
+// (kvcore.AppliedConfig.Unreconciled): a first sync leaves none, a resume
+// records its cursor before it folds a record.
+func TestTheStateKeepsWhereAnUnreconciledSessionResumed(t *testing.T) {
+	f := newFixture(t)
+	rev := f.put("cfg", "files.a.conf", "1")
+	a, stop := f.start(f.config(filesConfig))
+	waitFor(t, "the first render", func() bool { return a.Ready() && readFile(filepath.Join(f.dir, "out", "a.conf")) == "1" })
+	stop()
+	dir := filepath.Join(f.dir, "data", "watches", "cfg")
+	st, err := loadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Unreconciled.IsNone() {
+		t.Errorf("after a sync, the state records an unreconciled session at %v", st.Unreconciled)
+	}
+	a, _ = f.start(f.config(filesConfig))
+	waitFor(t, "the restarted watch ready", a.Ready)
+	if st, err = loadState(dir); err != nil || st.Unreconciled != kvcore.RevisionCursor(rev) {
+		t.Errorf("after a resume from revision %d, the state records %v (%v)", rev, st.Unreconciled, err)
 	}
 }

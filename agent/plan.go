@@ -222,7 +222,9 @@ func (r *watchRunner) plan(ctx context.Context, fn func(*WatchPlan) error) error
 		// next; the plan shows that render (the copy forgets the mark).
 		Folding:   st.Folding,
 		OnFolding: func(context.Context, bool) error { return nil },
-		NoRetry:   true, // the first failure is the plan's
+		// What the watch's reconciliation would read back, the plan's does.
+		Unreconciled: st.Unreconciled,
+		NoRetry:      true, // the first failure is the plan's
 		OnProgress: func(pr kvcore.Progress) {
 			if pr.Synced {
 				stop()

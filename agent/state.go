@@ -39,6 +39,10 @@ type watchState struct {
 	// it last stopped, without their commit; it syncs first
 	// (kvcore.AppliedConfig.Folding).
 	Folding bool `json:"folding,omitempty"`
+	// Unreconciled is the cursor the watch's earliest session since its
+	// fold was last reconciled with the bucket resumed from
+	// (kvcore.AppliedConfig.Unreconciled).
+	Unreconciled kvcore.Cursor `json:"unreconciled,omitzero"`
 }
 
 const (

@@ -220,7 +220,7 @@ func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, output
 		return err
 	}
 	// st is only touched from WatchApplied's goroutine: in apply and in
-	// OnBucketID and OnMark.
+	// its On callbacks.
 	update := func(change func(*watchState)) error {
 		next := *st
 		change(&next)
@@ -274,6 +274,10 @@ func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, output
 		Folding: st.Folding,
 		OnFolding: func(_ context.Context, folding bool) error {
 			return update(func(s *watchState) { s.Folding = folding })
+		},
+		Unreconciled: st.Unreconciled,
+		OnUnreconciled: func(_ context.Context, c kvcore.Cursor) error {
+			return update(func(s *watchState) { s.Unreconciled = c })
 		},
 		Reconcile: reconcileEvery,
 		NoRetry:   r.a.once, // Once reports the failure

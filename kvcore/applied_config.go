@@ -100,6 +100,19 @@ type AppliedConfig struct {
 	// (false) such a fold; the loop calls it before the first record is
 	// folded and after the commit, and retries a failure with backoff.
 	OnFolding func(ctx context.Context, folding bool) error
+	// Unreconciled is what OnUnreconciled last persisted: the cursor from
+	// which the earliest session since the fold was last reconciled with
+	// the bucket resumed; none when unknown.
+	Unreconciled Cursor
+	// OnUnreconciled, if set, persists that cursor whenever a session
+	// starts with another one, before it folds a record (a failure is
+	// retried with backoff). A reconciliation reads back the fold's latest
+	// keys up to where its own session resumed, and up to where the
+	// earliest session not reconciled did (a session whose watch failed
+	// first leaves what the fold held before it unchecked; see
+	// sameRevision): Unreconciled lets a loop started after such a session
+	// check that too.
+	OnUnreconciled func(ctx context.Context, c Cursor) error
 	// Mark is the bucket's mark ([BucketMarker]) that OnMark last
 	// persisted; "" when unknown.
 	Mark string

@@ -83,6 +83,8 @@ type appliedLoop struct {
 	// reconciled (see reconcileKeys) leaves what the fold held before it
 	// unchecked, and the next session checks that too.
 	unreconciledFrom Cursor
+	// savedUnreconciled is what OnUnreconciled last persisted.
+	savedUnreconciled Cursor
 
 	progress Progress
 }
@@ -101,6 +103,11 @@ func newAppliedLoop(src Source, fold Fold, cfg AppliedConfig, apply ApplyFunc) *
 	// A fold a resume may not deliver again was not committed: the first
 	// session syncs (see session).
 	l.folding = cfg.Folding
+	// A session before this loop may have left the fold unreconciled.
+	if !cfg.Unreconciled.IsNone() {
+		l.unreconciledFrom, l.owed = cfg.Unreconciled, l.owed|owedReconcile
+	}
+	l.savedUnreconciled = cfg.Unreconciled
 	l.progress.Cursor = fold.Cursor()
 	return l
 }
@@ -179,6 +186,9 @@ func (l *appliedLoop) session(ctx context.Context) error {
 	l.resumedFrom = from
 	if m == modeSync || l.owed&owedReconcile == 0 || l.unreconciledFrom.IsNone() {
 		l.unreconciledFrom = from
+	}
+	if err := l.saveUnreconciled(ctx); err != nil {
+		return err
 	}
 	var pre bucketMark
 	if m == modeSync {

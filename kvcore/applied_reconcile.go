@@ -97,6 +97,19 @@ func (l *appliedLoop) reconciled() {
 	l.unreconciledFrom = l.resumedFrom
 }
 
+// saveUnreconciled persists unreconciledFrom through OnUnreconciled when it
+// changed, retrying a failure with backoff.
+func (l *appliedLoop) saveUnreconciled(ctx context.Context) error {
+	if l.cfg.OnUnreconciled == nil || l.unreconciledFrom == l.savedUnreconciled {
+		return nil
+	}
+	if err := l.retry(ctx, func() error { return l.cfg.OnUnreconciled(ctx, l.unreconciledFrom) }); err != nil {
+		return err
+	}
+	l.savedUnreconciled = l.unreconciledFrom
+	return nil
+}
+
 // liveKey is a key of the bucket's listing: the version of its latest
 // record (unknown when the source lists keys only) and whether the fold
 // holds the key.

@@ -47,6 +47,75 @@ func (s versionedScript) KeyVersions(_ context.Context, prefix string) ([]kvcore
 	return kvs, nil
 }
 
+// reusedRevision is a fold at revision 2 whose key b the bucket holds at
+// that revision with another value of the same size: the server's store
+// went back in time to before revision 2, and a new record of b took it.
+// The bucket's new records 3 to 7 (c to g) come after.
+type reusedRevision struct {
+	fold   *memFold
+	bucket map[string]kvcore.Entry
+	// news are the records 3 to 7; full is the bucket's state, as a sync
+	// delivers it.
+	news, full []kvcore.Event
+}
+
+func newReusedRevision() reusedRevision {
+	entry := func(k, v string, rev uint64) kvcore.Entry {
+		return kvcore.Entry{Key: k, Value: []byte(v), Version: kvcore.RevisionVersion(rev)}
+	}
+	r := reusedRevision{fold: newMemFold()}
+	r.fold.entries["a"], r.fold.entries["b"] = entry("a", "v1", 1), entry("b", "v2", 2)
+	r.fold.cursor = kvcore.RevisionCursor(2)
+	r.bucket = map[string]kvcore.Entry{"a": entry("a", "v1", 1), "b": entry("b", "w2", 2)}
+	for i, k := range []string{"c", "d", "e", "f", "g"} {
+		r.bucket[k] = entry(k, "v3", uint64(3+i))
+		r.news = append(r.news, put(k, "v3", uint64(3+i)))
+	}
+	for _, k := range []string{"a", "b", "c", "d", "e", "f", "g"} {
+		rev, _ := r.bucket[k].Version.Revision()
+		r.full = append(r.full, put(k, string(r.bucket[k].Value), rev))
+	}
+	return r
+}
+
+// failAfterNews is a session that delivers the records 3 to 7 and fails
+// once the fold has applied them, before the loop reconciles.
+func (r reusedRevision) failAfterNews() session {
+	applied := make(chan struct{})
+	go func() {
+		for r.fold.Cursor() != kvcore.RevisionCursor(7) {
+			time.Sleep(time.Millisecond)
+		}
+		close(applied)
+	}()
+	return session{events: r.news, ended: true, endErr: errInjected, endAfter: applied}
+}
+
+// resyncs runs a loop on w until its third session caught up, and checks
+// that the sessions resumed from froms, then resynced, and that the fold
+// ends equal to the bucket.
+func (r reusedRevision) resyncs(t *testing.T, w *scriptWatcher, cfg kvcore.AppliedConfig, froms ...kvcore.Cursor) {
+	t.Helper()
+	var mu sync.Mutex
+	synced := false
+	cfg.OnProgress = func(p kvcore.Progress) { mu.Lock(); synced = p.Synced && p.Err == nil; mu.Unlock() }
+	stop := loop(t, versionedScript{w, r.bucket}, r.fold, cfg, func(context.Context, kvcore.Batch) error { return nil })
+	waitFor(t, "the sessions to catch up", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(w.resumedFrom()) == len(froms)+1 && synced
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := w.resumedFrom(), append(froms, kvcore.Cursor{}); !slices.Equal(got, want) {
+		t.Errorf("sessions resumed from %v, want %v and a resync", got, froms)
+	}
+	if got, want := r.fold.values(), []string{"a=v1", "b=w2", "c=v3", "d=v3", "e=v3", "f=v3", "g=v3"}; !slices.Equal(got, want) {
+		t.Errorf("fold = %v, want the bucket's %v", got, want)
+	}
+}
+
 // A server's store goes back in time to before b's revision 2, and a new
 // record of b with a value of the same size takes that revision. A session
 // resumed at 2 delivers the new records 3 to 7 and fails before it
@@ -56,51 +125,64 @@ func (s versionedScript) KeyVersions(_ context.Context, prefix string) ([]kvcore
 // changed at its revision, and the loop resyncs. Checking only up to 7 (as
 // before) kept b's lost value for good (the simulator's seed 240666).
 func TestAReconciliationChecksWhatAFailedSessionLeftUnchecked(t *testing.T) {
-	entry := func(k, v string, rev uint64) kvcore.Entry {
-		return kvcore.Entry{Key: k, Value: []byte(v), Version: kvcore.RevisionVersion(rev)}
-	}
-	f := newMemFold()
-	f.entries["a"], f.entries["b"] = entry("a", "v1", 1), entry("b", "v2", 2)
-	f.cursor = kvcore.RevisionCursor(2)
-	bucket := map[string]kvcore.Entry{"a": entry("a", "v1", 1), "b": entry("b", "w2", 2)}
-	var news, full []kvcore.Event
-	for i, k := range []string{"c", "d", "e", "f", "g"} {
-		bucket[k] = entry(k, "v3", uint64(3+i))
-		news = append(news, put(k, "v3", uint64(3+i)))
-	}
-	for _, k := range []string{"a", "b", "c", "d", "e", "f", "g"} {
-		rev, _ := bucket[k].Version.Revision()
-		full = append(full, put(k, string(bucket[k].Value), rev))
-	}
-	applied := make(chan struct{}) // the first session's batch is folded and applied
-	go func() {
-		for f.Cursor() != kvcore.RevisionCursor(7) {
-			time.Sleep(time.Millisecond)
-		}
-		close(applied)
-	}()
+	r := newReusedRevision()
 	w := &scriptWatcher{sessions: []session{
-		{events: news, ended: true, endErr: errInjected, endAfter: applied},
+		r.failAfterNews(),
 		{events: []kvcore.Event{synced}},
-		{events: append(full, synced)},
+		{events: append(r.full, synced)},
 	}}
+	r.resyncs(t, w, kvcore.AppliedConfig{}, kvcore.RevisionCursor(2), kvcore.RevisionCursor(7))
+}
+
+// The same across a restart: the loop persists where the failed session
+// resumed (OnUnreconciled), and the next loop, given it (Unreconciled),
+// reads back the fold's latest keys up to there. Without it, the
+// reconciliation after the restart checked only up to 7.
+func TestALoopStartedAfterAnUnreconciledSessionChecksWhatItLeft(t *testing.T) {
+	r := newReusedRevision()
 	var mu sync.Mutex
-	synced := false
-	stop := loop(t, versionedScript{w, bucket}, f, kvcore.AppliedConfig{
-		OnProgress: func(p kvcore.Progress) { mu.Lock(); synced = p.Synced && p.Err == nil; mu.Unlock() },
+	var saved []kvcore.Cursor
+	first := &scriptWatcher{sessions: []session{r.failAfterNews()}}
+	stop := loop(t, versionedScript{first, r.bucket}, r.fold, kvcore.AppliedConfig{
+		OnUnreconciled: func(_ context.Context, c kvcore.Cursor) error {
+			mu.Lock()
+			defer mu.Unlock()
+			saved = append(saved, c)
+			return nil
+		},
 	}, func(context.Context, kvcore.Batch) error { return nil })
-	waitFor(t, "the third session to catch up", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(w.resumedFrom()) == 3 && synced
-	})
+	waitFor(t, "the failed session to be followed by another", func() bool { return len(first.resumedFrom()) == 2 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if froms := w.resumedFrom(); froms[0] != kvcore.RevisionCursor(2) || froms[1] != kvcore.RevisionCursor(7) || !froms[2].IsNone() {
-		t.Errorf("sessions resumed from %v, want 2, 7, then a resync", froms)
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []kvcore.Cursor{kvcore.RevisionCursor(2)}; !slices.Equal(saved, want) {
+		t.Fatalf("OnUnreconciled persisted %v, want %v: the second session resumed unreconciled too", saved, want)
 	}
-	if got, want := f.values(), []string{"a=v1", "b=w2", "c=v3", "d=v3", "e=v3", "f=v3", "g=v3"}; !slices.Equal(got, want) {
-		t.Errorf("fold = %v, want the bucket's %v", got, want)
+	w := &scriptWatcher{sessions: []session{
+		{events: []kvcore.Event{synced}},
+		{events: append(r.full, synced)},
+	}}
+	r.resyncs(t, w, kvcore.AppliedConfig{Unreconciled: saved[0]}, kvcore.RevisionCursor(7))
+}
+
+// Cursors persist as hex text, none as "".
+func TestCursorText(t *testing.T) {
+	for _, c := range []kvcore.Cursor{{}, kvcore.RevisionCursor(7)} {
+		b, err := c.MarshalText()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got kvcore.Cursor
+		if err := got.UnmarshalText(b); err != nil || got != c {
+			t.Errorf("%v: text %q decodes to %v, %v", c, b, got, err)
+		}
+	}
+	for _, bad := range []string{"zz", "0102030405060708090a0b"} {
+		var c kvcore.Cursor
+		if err := c.UnmarshalText([]byte(bad)); err == nil {
+			t.Errorf("cursor text %q decoded to %v, want an error", bad, c)
+		}
 	}
 }

@@ -121,6 +121,24 @@ func (c Cursor) Bytes() []byte { return c.v.Bytes() }
 // Hex is the lowercase hex of the raw bytes ("" for none).
 func (c Cursor) Hex() string { return c.v.Hex() }
 
+// MarshalText encodes the cursor as [Cursor.Hex], so that a cursor persists
+// in JSON or HCL as a string ("" for none).
+func (c Cursor) MarshalText() ([]byte, error) { return []byte(c.Hex()), nil }
+
+// UnmarshalText decodes what MarshalText encoded.
+func (c *Cursor) UnmarshalText(text []byte) error {
+	b, err := hex.DecodeString(string(text))
+	if err != nil {
+		return fmt.Errorf("kvcore: cursor %q: %w", text, err)
+	}
+	v, err := VersionFromBytes(b)
+	if err != nil {
+		return fmt.Errorf("kvcore: cursor %q: %w", text, err)
+	}
+	c.v = v
+	return nil
+}
+
 // String renders the cursor like [Version.String], with "none" for the none cursor.
 func (c Cursor) String() string {
 	if c.IsNone() {
