@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 )
 
 // errBucketReplaced reports a bucket whose identity is not the one the
 // fold's cursor was taken from, or changed while a watch attached. It is
 // handled as [ErrCursorExpired].
 var errBucketReplaced = errors.New("kvcore: the bucket was replaced")
+
+// errBucketUnrecorded reports a fold's cursor with no identity recorded
+// (state from before identities were kept): the bucket may have been
+// replaced since, and it is handled as [ErrCursorExpired].
+var errBucketUnrecorded = errors.New("kvcore: no bucket identity was recorded with the fold's cursor")
 
 // attach opens the session's watch from cursor from. With the identity
 // check armed it reads the bucket's identity before and after: only when
@@ -60,11 +64,10 @@ func (l *appliedLoop) checkBucket(from Cursor, before, after string) error {
 	if from.IsNone() || after == l.knownID {
 		return nil
 	}
-	known := strconv.Quote(l.knownID)
 	if l.knownID == "" {
-		known = "an unrecorded one"
+		return fmt.Errorf("%w: %w: the bucket is %q, the cursor is %v", ErrCursorExpired, errBucketUnrecorded, after, from)
 	}
-	return fmt.Errorf("%w: %w: the bucket is %q, the cursor %v was taken from %s", ErrCursorExpired, errBucketReplaced, after, from, known)
+	return fmt.Errorf("%w: %w: the bucket is %q, the cursor %v was taken from %q", ErrCursorExpired, errBucketReplaced, after, from, l.knownID)
 }
 
 // adoptBucket persists the identity of the session's bucket once the fold

@@ -3,10 +3,13 @@ package kvcore_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/slipstreamkv/slipstream/internal/logtest"
 	"github.com/slipstreamkv/slipstream/kvcore"
 	"github.com/slipstreamkv/slipstream/kvcore/memkv"
 )
@@ -143,11 +146,16 @@ func TestBucketIdentityUpgradeAndMatch(t *testing.T) {
 
 	ids := &identities{}
 	r = &recorder{fold: f}
-	stop = loop(t, s, f, kvcore.AppliedConfig{OnBucketID: ids.persist}, r.apply)
+	var logs logtest.Buffer
+	stop = loop(t, s, f, kvcore.AppliedConfig{OnBucketID: ids.persist, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, r.apply)
 	waitFor(t, "the identity to be recorded", func() bool { return ids.last() != "" })
 	stop()
 	if b := r.applied(); len(b) != 1 || !b[0].Full {
 		t.Errorf("upgrade: batches = %+v, want one full batch (resync)", b)
+	}
+	// Not a warning that the bucket was replaced: it was not.
+	if want := `level=INFO msg="no bucket identity was recorded with the fold's cursor (state from an older version)`; !strings.Contains(logs.String(), want) || strings.Contains(logs.String(), "replaced since") {
+		t.Errorf("upgrade logs lack %s, or say the bucket was replaced:\n%s", want, logs.String())
 	}
 
 	c = putAll(t, s, "w", "c")

@@ -138,6 +138,9 @@ func (l *appliedLoop) run(ctx context.Context) error {
 			// current state; the sync deletes what vanished meanwhile.
 			msg, level := "cursor expired; resyncing from the current state", slog.LevelWarn
 			switch {
+			case errors.Is(err, errBucketUnrecorded):
+				// State from before identities were kept: an upgrade.
+				msg, level = "no bucket identity was recorded with the fold's cursor (state from an older version); resyncing from the bucket's current state once, to be sure it was not replaced", slog.LevelInfo
 			case errors.Is(err, errBucketReplaced):
 				msg = "the bucket was replaced since the fold's cursor was taken; resyncing from its current state"
 			case errors.Is(err, ErrOutOfStep):
