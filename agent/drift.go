@@ -76,7 +76,7 @@ type driftRepair struct {
 // and is quarantined. Drift in files committed before then would go
 // unnoticed, so the watch owes a full render, which records every output
 // as it leaves it.
-func openDriftRecord(r *watchRunner, outputs map[string]host.Output, owe func() error) (*outputRecord, error) {
+func openDriftRecord(ctx context.Context, r *watchRunner, outputs map[string]host.Output, owe func() error) (*outputRecord, error) {
 	if r.conf.DriftCheck == 0 {
 		return nil, removeOutputRecords(r.dir, "")
 	}
@@ -85,7 +85,7 @@ func openDriftRecord(r *watchRunner, outputs map[string]host.Output, owe func() 
 			return nil, err
 		}
 	}
-	rec, err := openOutputRecord(r.dir, r.conf.Fold, outputs, r.log)
+	rec, err := openOutputRecord(ctx, r.dir, r.conf.Fold, outputs, r.log)
 	if ce, ok := errors.AsType[*corruptError](err); ok {
 		if err := owe(); err != nil {
 			return nil, err
@@ -93,7 +93,7 @@ func openDriftRecord(r *watchRunner, outputs map[string]host.Output, owe func() 
 		if err := r.quarantine(ce.kind, ce.path, ce.err); err != nil {
 			return nil, err
 		}
-		rec, err = openOutputRecord(r.dir, r.conf.Fold, outputs, r.log)
+		rec, err = openOutputRecord(ctx, r.dir, r.conf.Fold, outputs, r.log)
 	}
 	return rec, err
 }

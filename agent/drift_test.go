@@ -308,7 +308,7 @@ func TestOweComesBeforeTheNewRecord(t *testing.T) {
 				writeGarbage(t, path)
 			}
 			stopped := errors.New("stopped before the render key was saved")
-			if _, err := openDriftRecord(r, nil, func() error {
+			if _, err := openDriftRecord(t.Context(), r, nil, func() error {
 				if _, err := os.Stat(path); damage == "missing" && err == nil {
 					t.Error("the new record exists before the render is owed")
 				}
@@ -478,7 +478,7 @@ func TestDriftAgainRightAfterRepairIsReportedNotCounted(t *testing.T) {
 
 func openTestRecord(t *testing.T, kind, dir, out string) *outputRecord {
 	t.Helper()
-	rec, err := openOutputRecord(dir, kind, map[string]host.Output{"files": {Dir: out}}, slog.New(slog.DiscardHandler))
+	rec, err := openOutputRecord(t.Context(), dir, kind, map[string]host.Output{"files": {Dir: out}}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

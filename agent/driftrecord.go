@@ -284,8 +284,9 @@ func outputRecordExists(dir, kind string) bool {
 // openOutputRecord opens (creating it if need be) the record in dir, of the
 // given fold kind, for the outputs of a watch; a record of the other kind
 // is removed. A record that does not load (see foldCorrupt; not one on a
-// full disk) is a *corruptError, for the watch to quarantine.
-func openOutputRecord(dir, kind string, outputs map[string]host.Output, l *slog.Logger) (*outputRecord, error) {
+// full disk), or holds an entry it cannot read (see unreadable), is a
+// *corruptError, for the watch to quarantine.
+func openOutputRecord(ctx context.Context, dir, kind string, outputs map[string]host.Output, l *slog.Logger) (*outputRecord, error) {
 	if err := removeOutputRecords(dir, kind); err != nil {
 		return nil, err
 	}
@@ -305,7 +306,38 @@ func openOutputRecord(dir, kind string, outputs map[string]host.Output, l *slog.
 	if err != nil {
 		return nil, fmt.Errorf("opening the record of committed outputs: %w", err)
 	}
-	return &outputRecord{log: log, outs: outputs, l: l}, nil
+	rec := &outputRecord{log: log, outs: outputs, l: l}
+	if bad, err := rec.unreadable(ctx); bad != nil || err != nil {
+		rec.Close()
+		if bad != nil {
+			return nil, &corruptError{kind: stateKindRecord, path: path, err: bad}
+		}
+		return nil, fmt.Errorf("reading the record of committed outputs: %w", err)
+	}
+	return rec, nil
+}
+
+// errUnreadable ends unreadable's scan at the first entry it cannot read.
+var errUnreadable = errors.New("unreadable entry")
+
+// unreadable returns the first entry of the record that does not decode
+// (nil: none), and the error the read of the record failed with. Such an
+// entry was written by a newer slipagent (one run on the data_dir before a
+// downgrade) or damaged; the file it stands for would go unchecked for
+// drift, so the record is not used (the watch renders in full instead,
+// which records every output again).
+func (r *outputRecord) unreadable(ctx context.Context) (bad, err error) {
+	err = r.log.Range(ctx, "", "", func(e kvcore.Entry) error {
+		if _, derr := decodeFileRecord(e.Value); derr != nil {
+			bad = fmt.Errorf("its entry %q: %w (written by a newer slipagent, or damaged)", e.Key, derr)
+			return errUnreadable
+		}
+		return nil
+	})
+	if bad != nil {
+		return bad, nil
+	}
+	return nil, err
 }
 
 // removeOutputRecords removes from dir the records of every fold kind but

@@ -179,7 +179,7 @@ func (r *watchRunner) plan(ctx context.Context, fn func(*WatchPlan) error) error
 	}
 	defer fold.Close()
 	p.From, _ = fold.Cursor().Revision()
-	rec, recordLost, err := r.recordCopy(filepath.Join(scratch, outputsRecordFile))
+	rec, recordLost, err := r.recordCopy(ctx, filepath.Join(scratch, outputsRecordFile))
 	if err != nil {
 		return err
 	}
@@ -396,8 +396,9 @@ func (r *watchRunner) planPlacement(scratch string, outputs map[string]host.Outp
 // names the real outputs, so that a scan compares them. It returns nil when
 // drift checks are off or nothing is recorded; lost says there is no record
 // (deleted, or of the other fold kind, which the watch drops when it starts)
-// or that it does not load, for which the watch renders in full.
-func (r *watchRunner) recordCopy(path string) (rec *outputRecord, lost bool, err error) {
+// or that it does not load or holds an entry it cannot read, for which the
+// watch renders in full.
+func (r *watchRunner) recordCopy(ctx context.Context, path string) (rec *outputRecord, lost bool, err error) {
 	if r.conf.DriftCheck == 0 {
 		return nil, false, nil
 	}
@@ -422,7 +423,15 @@ func (r *watchRunner) recordCopy(path string) (rec *outputRecord, lost bool, err
 		log.Close()
 		return nil, false, err
 	}
-	return &outputRecord{log: log, outs: outs, l: r.log}, false, nil
+	rec = &outputRecord{log: log, outs: outs, l: r.log}
+	if bad, err := rec.unreadable(ctx); bad != nil || err != nil {
+		rec.Close()
+		if bad != nil {
+			return nil, true, nil
+		}
+		return nil, false, fmt.Errorf("reading the record of committed outputs: %w", err)
+	}
+	return rec, false, nil
 }
 
 // openScratchTo lets a check that runs as another user reach the staged

@@ -173,7 +173,7 @@ func (r *watchRunner) runLoop(ctx context.Context, inst *pendingInstance, output
 		st.Rendered = ""
 		return st.save(r.dir)
 	}
-	if r.record, err = openDriftRecord(r, outputs, oweRender); err != nil {
+	if r.record, err = openDriftRecord(ctx, r, outputs, oweRender); err != nil {
 		return err
 	}
 	defer r.record.Close()

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"io/fs"
 	"maps"
 	"os"
@@ -11,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/slipstreamkv/slipstream/internal/natstest"
+	"github.com/slipstreamkv/slipstream/kvcore"
+	"github.com/slipstreamkv/slipstream/snapshot"
 )
 
 // tree reads every file below dir (path → content).
@@ -149,7 +153,7 @@ func TestPlanOfAWatchLeftFoldingShowsItsFullRender(t *testing.T) {
 // the file edited outside the agent that it restores; it used to say "no
 // changes". once then does it.
 func TestPlanOfALostOutputRecordShowsItsFullRender(t *testing.T) {
-	for _, damage := range []string{"deleted", "damaged"} {
+	for _, damage := range []string{"deleted", "damaged", "of a newer version"} {
 		t.Run(damage, func(t *testing.T) {
 			srv := natstest.Run(t)
 			dir := t.TempDir()
@@ -164,10 +168,13 @@ func TestPlanOfALostOutputRecordShowsItsFullRender(t *testing.T) {
 			}
 			record := filepath.Join(dir, "data", "watches", "cfg", "outputs.snap")
 			var err error
-			if damage == "deleted" {
+			switch damage {
+			case "deleted":
 				err = os.Remove(record)
-			} else {
+			case "damaged":
 				err = os.WriteFile(record, []byte("PGSS\x02 not a record"), 0o600)
+			default: // a's entry in a format no version knows yet
+				err = writeFoldEntry(record, "files/a", []byte{0x7f, 1, 2, 3})
 			}
 			if err != nil {
 				t.Fatal(err)
@@ -184,6 +191,16 @@ func TestPlanOfALostOutputRecordShowsItsFullRender(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeFoldEntry puts key in the log fold at path.
+func writeFoldEntry(path, key string, value []byte) error {
+	log, err := snapshot.Open(path, snapshot.Options{})
+	if err != nil {
+		return err
+	}
+	err = log.Apply(context.Background(), []kvcore.Update{{Op: kvcore.OpPut, Key: key, Value: value}}, kvcore.Cursor{})
+	return errors.Join(err, log.Close())
 }
 
 // TestPlanShowsAModeChange: an output's mode changed in the configuration
