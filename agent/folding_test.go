@@ -14,15 +14,7 @@ import (
 func TestRestartWithTheFoldingMarkSyncsAndClearsIt(t *testing.T) {
 	f := newFixture(t)
 	f.put("cfg", "files.a.conf", "1")
-	a, stop := f.start(f.config(filesConfig))
-	waitFor(t, "the first render", func() bool { return a.Ready() && readFile(filepath.Join(f.dir, "out", "a.conf")) == "1" })
-	stop()
-
-	dir := filepath.Join(f.dir, "data", "watches", "cfg")
-	st, err := loadState(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, st := f.renderedOnce()
 	if st.Folding {
 		t.Fatal("the mark is set after a committed first sync")
 	}
@@ -30,7 +22,7 @@ func TestRestartWithTheFoldingMarkSyncsAndClearsIt(t *testing.T) {
 	if err := st.save(dir); err != nil {
 		t.Fatal(err)
 	}
-	a, _ = f.start(f.config(filesConfig))
+	a, _ := f.start(f.config(filesConfig))
 	waitFor(t, "the restarted watch ready", a.Ready)
 	waitFor(t, "the mark cleared by the sync's commit", func() bool {
 		st, err := loadState(dir)
@@ -49,20 +41,29 @@ func TestRestartWithTheFoldingMarkSyncsAndClearsIt(t *testing.T) {
 func TestTheStateKeepsWhereAnUnreconciledSessionResumed(t *testing.T) {
 	f := newFixture(t)
 	rev := f.put("cfg", "files.a.conf", "1")
+	dir, st := f.renderedOnce()
+	if !st.Unreconciled.IsNone() {
+		t.Errorf("after a sync, the state records an unreconciled session at %v", st.Unreconciled)
+	}
+	a, _ := f.start(f.config(filesConfig))
+	waitFor(t, "the restarted watch ready", a.Ready)
+	st, err := loadState(dir)
+	if err != nil || st.Unreconciled != kvcore.RevisionCursor(rev) {
+		t.Errorf("after a resume from revision %d, the state records %v (%v)", rev, st.Unreconciled, err)
+	}
+}
+
+// renderedOnce runs the files watch until it rendered a.conf = 1, stops
+// it, and returns its directory and state.
+func (f *fixture) renderedOnce() (string, watchState) {
+	f.t.Helper()
 	a, stop := f.start(f.config(filesConfig))
-	waitFor(t, "the first render", func() bool { return a.Ready() && readFile(filepath.Join(f.dir, "out", "a.conf")) == "1" })
+	waitFor(f.t, "the first render", func() bool { return a.Ready() && readFile(filepath.Join(f.dir, "out", "a.conf")) == "1" })
 	stop()
 	dir := filepath.Join(f.dir, "data", "watches", "cfg")
 	st, err := loadState(dir)
 	if err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
-	if !st.Unreconciled.IsNone() {
-		t.Errorf("after a sync, the state records an unreconciled session at %v", st.Unreconciled)
-	}
-	a, _ = f.start(f.config(filesConfig))
-	waitFor(t, "the restarted watch ready", a.Ready)
-	if st, err = loadState(dir); err != nil || st.Unreconciled != kvcore.RevisionCursor(rev) {
-		t.Errorf("after a resume from revision %d, the state records %v (%v)", rev, st.Unreconciled, err)
-	}
+	return dir, st
 }
