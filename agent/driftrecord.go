@@ -38,9 +38,9 @@ const recordChunk = 4096
 
 // recordMemTableBytes is the memtable size of a record kept in Pebble
 // (fold = "disk"): a record takes batches of at most recordChunk entries
-// of about 100 bytes, and Pebble preallocates its log at 110% of the
-// memtable size, which a fold's default (64 MiB) would make a second 70 MB
-// log per watch beside the fold's.
+// of about 100 bytes, and a memtable of a fold's default size (64 MiB)
+// would let it hold that much memory, and logs, per watch beside the
+// fold's.
 const recordMemTableBytes = 4 << 20
 
 // outputRecord remembers every file the agent committed to a watch's

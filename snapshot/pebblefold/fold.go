@@ -160,6 +160,9 @@ func open(dir string, opts Options, readOnly bool) (*Fold, error) {
 		lock.Close()
 		return nil, fmt.Errorf("pebblefold: open %s: %w", dir, err)
 	}
+	if !readOnly {
+		trimLogs(opts.FS, dir)
+	}
 	damage := &corruption{fs: opts.FS, dir: dir, log: opts.Logger, readOnly: readOnly}
 	db, po, gate, err := openDB(dir, opts, lock, damage, readOnly)
 	if err != nil {

@@ -16,9 +16,10 @@ import (
 // flush that finds the disk full retries at once, for ever. A write that
 // would leave less free fails with [syscall.ENOSPC] before Pebble sees it,
 // and the fold stays usable once space is freed. It covers the flush of a
-// full memtable and the log and manifest records around it (Pebble's
-// write-ahead log, preallocated at 110% of the memtable size, is on the
-// disk already), and never less than a fold of the default size needs: a
+// full memtable and the log and manifest records around it (a write's own
+// record in Pebble's write-ahead log, which is not preallocated, is
+// checked with it: see unpreallocatedLogs), and never less than a fold of
+// the default size needs: a
 // fold of small memtables beside one of the default (the agent's record of
 // its outputs beside its fold) must not take the other's headroom.
 func reserveBytes(opts Options) int64 { return max(opts.MemTableSize, memTableSize) + 8<<20 }
