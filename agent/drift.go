@@ -141,11 +141,16 @@ func (d *driftRepair) run(ctx context.Context) {
 	case <-d.ready:
 	}
 	for {
-		switch err := d.check(ctx); {
+		err := d.check(ctx)
+		var damage error
+		if err != nil {
+			damage = damageOf(d.fold, d.rec)
+		}
+		switch {
 		case err == nil:
 			d.r.status.repaired()
-		case damageOf(d.fold, d.rec) != nil:
-			d.damaged(damageOf(d.fold, d.rec)) // the session ends; the next rebuilds the fold
+		case damage != nil:
+			d.damaged(damage) // the session ends; the next rebuilds the fold
 			return
 		case ctx.Err() == nil:
 			d.r.log.Warn("drift check failed; trying again at the next one", "err", err, "drift_check", d.r.conf.DriftCheck)
