@@ -101,12 +101,14 @@ type AppliedConfig struct {
 	// folded and after the commit, and retries a failure with backoff.
 	OnFolding func(ctx context.Context, folding bool) error
 	// Unreconciled is what OnUnreconciled last persisted: the cursor from
-	// which the earliest session since the fold was last reconciled with
-	// the bucket resumed; none when unknown.
+	// which the earliest session not known to be reconciled with the bucket
+	// resumed (it may be older: a reconciliation does not persist it
+	// again); none when unknown or after a sync.
 	Unreconciled Cursor
 	// OnUnreconciled, if set, persists that cursor whenever a session
-	// starts with another one, before it folds a record (a failure is
-	// retried with backoff). A reconciliation reads back the fold's latest
+	// resumes with another one, before it folds a record, and none once a
+	// sync committed (a failure is retried with backoff). A reconciliation
+	// reads back the fold's latest
 	// keys up to where its own session resumed, and up to where the
 	// earliest session not reconciled did (a session whose watch failed
 	// first leaves what the fold held before it unchecked; see

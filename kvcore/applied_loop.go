@@ -139,8 +139,9 @@ func (l *appliedLoop) run(ctx context.Context) error {
 			msg, level := "cursor expired; resyncing from the current state", slog.LevelWarn
 			switch {
 			case errors.Is(err, errBucketUnrecorded):
-				// State from before identities were kept: an upgrade.
-				msg, level = "no bucket identity was recorded with the fold's cursor (state from an older version); resyncing from the bucket's current state once, to be sure it was not replaced", slog.LevelInfo
+				// State from before identities were kept (an upgrade), or
+				// a stop between a sync's commit and OnBucketID.
+				msg, level = "no bucket identity was recorded with the fold's cursor (state from an older version, or a stop before it was recorded); resyncing from the bucket's current state once, to be sure it was not replaced", slog.LevelInfo
 			case errors.Is(err, errBucketReplaced):
 				msg = "the bucket was replaced since the fold's cursor was taken; resyncing from its current state"
 			case errors.Is(err, ErrOutOfStep):
@@ -190,8 +191,12 @@ func (l *appliedLoop) session(ctx context.Context) error {
 	if m == modeSync || l.owed&owedReconcile == 0 || l.unreconciledFrom.IsNone() {
 		l.unreconciledFrom = from
 	}
-	if err := l.saveUnreconciled(ctx); err != nil {
-		return err
+	// A sync checks everything once committed, not before: until then a
+	// restart must still check what the earliest session left.
+	if m != modeSync {
+		if err := l.saveUnreconciled(ctx); err != nil {
+			return err
+		}
 	}
 	var pre bucketMark
 	if m == modeSync {
@@ -209,6 +214,9 @@ func (l *appliedLoop) session(ctx context.Context) error {
 			return err
 		}
 		l.next = modeResume
+		if err := l.saveUnreconciled(ctx); err != nil {
+			return err
+		}
 	} else {
 		l.owed |= owedReconcile
 	}

@@ -167,6 +167,44 @@ func TestALoopStartedAfterAnUnreconciledSessionChecksWhatItLeft(t *testing.T) {
 	r.resyncs(t, w, kvcore.AppliedConfig{Unreconciled: saved[0]}, kvcore.RevisionCursor(7))
 }
 
+// A resync persists none only once it committed: the session after the
+// one that found b's value changed at its revision (and asked for the
+// resync) fails to attach, and a loop started with what was persisted
+// still finds it. Persisting none at the resync's start left b's lost
+// value for good after a restart (review finding).
+func TestAResyncForgetsTheUnreconciledSessionOnlyOnceCommitted(t *testing.T) {
+	r := newReusedRevision()
+	var mu sync.Mutex
+	var saved []kvcore.Cursor
+	first := &scriptWatcher{sessions: []session{
+		r.failAfterNews(),
+		{events: []kvcore.Event{synced}},
+		{openErr: errInjected},
+	}}
+	stop := loop(t, versionedScript{first, r.bucket}, r.fold, kvcore.AppliedConfig{
+		OnUnreconciled: func(_ context.Context, c kvcore.Cursor) error {
+			mu.Lock()
+			defer mu.Unlock()
+			saved = append(saved, c)
+			return nil
+		},
+	}, func(context.Context, kvcore.Batch) error { return nil })
+	waitFor(t, "the resync's attach to fail and be tried again", func() bool { return len(first.resumedFrom()) >= 4 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []kvcore.Cursor{kvcore.RevisionCursor(2)}; !slices.Equal(saved, want) {
+		t.Fatalf("OnUnreconciled persisted %v, want %v until a resync commits", saved, want)
+	}
+	w := &scriptWatcher{sessions: []session{
+		{events: []kvcore.Event{synced}},
+		{events: append(r.full, synced)},
+	}}
+	r.resyncs(t, w, kvcore.AppliedConfig{Unreconciled: saved[0]}, kvcore.RevisionCursor(7))
+}
+
 // Cursors persist as hex text, none as "".
 func TestCursorText(t *testing.T) {
 	for _, c := range []kvcore.Cursor{{}, kvcore.RevisionCursor(7)} {
