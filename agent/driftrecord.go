@@ -309,6 +309,9 @@ func openOutputRecord(ctx context.Context, dir, kind string, outputs map[string]
 	rec := &outputRecord{log: log, outs: outputs, l: l}
 	if bad, err := rec.unreadable(ctx); bad != nil || err != nil {
 		rec.Close()
+		if bad == nil && foldCorrupt(err) {
+			bad = err // damage the read found
+		}
 		if bad != nil {
 			return nil, &corruptError{kind: stateKindRecord, path: path, err: bad}
 		}

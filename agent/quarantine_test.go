@@ -334,3 +334,45 @@ func TestADiskFoldDamagedAtRunTimeIsRebuilt(t *testing.T) {
 		})
 	}
 }
+
+// A disk record of committed outputs whose table is damaged on the disk
+// is quarantined when the watch opens it: the read of every entry (see
+// outputRecord.unreadable) finds the damage, which is no I/O error to
+// retry.
+func TestADamagedDiskRecordIsQuarantinedAtOpen(t *testing.T) {
+	dir := t.TempDir()
+	rec, err := openOutputRecord(t.Context(), dir, FoldDisk, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var updates []kvcore.Update
+	for i := range 60000 { // more than a record's memtable: tables
+		updates = append(updates, fileRecord{fileState: fileState{size: int64(i)}}.update(fmt.Sprintf("files/k%06d.conf", i)))
+	}
+	if err := rec.apply(t.Context(), updates); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tables, _ := filepath.Glob(filepath.Join(dir, outputsRecordDir, "*.sst"))
+	if len(tables) == 0 {
+		t.Fatal("the record has no table to damage")
+	}
+	for _, table := range tables {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := len(b) / 4; i < len(b)/2; i++ {
+			b[i] ^= 0xff
+		}
+		if err := os.WriteFile(table, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = openOutputRecord(t.Context(), dir, FoldDisk, nil, slog.New(slog.DiscardHandler))
+	if ce, ok := errors.AsType[*corruptError](err); !ok || ce.kind != stateKindRecord {
+		t.Fatalf("opening a damaged record = %v, want a *corruptError of the record", err)
+	}
+}

@@ -146,12 +146,6 @@ func open(dir string, opts Options, readOnly bool) (*Fold, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if !readOnly {
-		// Open replays the logs into tables.
-		if err := checkSpace(opts.FS, dir, reserveBytes(opts)+logBytes(opts.FS, dir)); err != nil {
-			return nil, fmt.Errorf("pebblefold: open %s: %w", dir, err)
-		}
-	}
 	lock, err := lockDir(opts.FS, dir, readOnly)
 	if err != nil {
 		return nil, fmt.Errorf("pebblefold: open %s: %w", dir, err)
@@ -161,7 +155,13 @@ func open(dir string, opts Options, readOnly bool) (*Fold, error) {
 		return nil, fmt.Errorf("pebblefold: open %s: %w", dir, err)
 	}
 	if !readOnly {
-		trimLogs(opts.FS, dir)
+		// What older logs reserved first: a disk they filled needs it.
+		trimLogs(opts.FS, dir, opts.Logger)
+		// Open replays the logs into tables.
+		if err := checkSpace(opts.FS, dir, reserveBytes(opts)+logBytes(opts.FS, dir)); err != nil {
+			lock.Close()
+			return nil, fmt.Errorf("pebblefold: open %s: %w", dir, err)
+		}
 	}
 	damage := &corruption{fs: opts.FS, dir: dir, log: opts.Logger, readOnly: readOnly}
 	db, po, gate, err := openDB(dir, opts, lock, damage, readOnly)

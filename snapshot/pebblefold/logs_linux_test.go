@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"golang.org/x/sys/unix"
 
 	"github.com/slipstreamkv/slipstream/kvcore"
@@ -53,12 +54,59 @@ func TestLogsTakeTheDiskTheyAreWrittenWith(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	logs, allocated, _ := logsAllocated(t, dir)
+	logs, allocated, size := logsAllocated(t, dir)
 	if logs < 2 {
 		t.Fatalf("%d logs: the memtable did not rotate", logs)
 	}
-	if allocated > 8<<20 {
-		t.Errorf("%d logs take %.1f MiB of the file system for 2 MiB written", logs, float64(allocated)/(1<<20))
+	if allocated > size+int64(logs)*logReserveStep {
+		t.Errorf("%d logs take %.1f MiB of the file system for %.1f MiB written", logs, float64(allocated)/(1<<20), float64(size)/(1<<20))
+	}
+}
+
+// A log reserves disk a step ahead of its writes, so that most appends
+// need none (Pebble takes a failed log write for fatal); other files
+// reserve nothing.
+func TestALogReservesAStepAhead(t *testing.T) {
+	dir := t.TempDir()
+	fs := unpreallocatedLogs(vfs.Default)
+	allocated := func(path string) int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Blocks * 512
+	}
+	write := func(f vfs.File, n int) {
+		if _, err := f.Write(bytes.Repeat([]byte("x"), n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logPath, otherPath := filepath.Join(dir, "000001.log"), filepath.Join(dir, "000002.sst")
+	log, err := fs.Create(logPath, walCategory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	other, err := fs.Create(otherPath, "pebble-compaction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	// Pebble asks for its 70 MiB; the log takes a step instead.
+	if err := log.Preallocate(0, 70<<20); err != nil {
+		t.Fatal(err)
+	}
+	write(log, 100)
+	write(other, 100)
+	if got := allocated(logPath); got < logReserveStep || got > 2*logReserveStep {
+		t.Errorf("a log of 100 bytes takes %d bytes, want a step (%d) reserved", got, logReserveStep)
+	}
+	write(log, logReserveStep)
+	if got := allocated(logPath); got < 2*logReserveStep || got > 3*logReserveStep {
+		t.Errorf("a log past its first step takes %d bytes, want two steps (%d)", got, 2*logReserveStep)
+	}
+	if got := allocated(otherPath); got > 64<<10 {
+		t.Errorf("a table of 100 bytes takes %d bytes: reserved as a log", got)
 	}
 }
 
