@@ -514,12 +514,19 @@ func (a *Agent) denied() string {
 }
 
 // disconnected reports whether the KV connection, once made, is down now.
-func (a *Agent) disconnected() bool {
+// Before it is first made, the watches' status says the connect's failures.
+func (a *Agent) disconnected() bool { return a.connectedOnce() && !a.conn.Healthy() }
+
+// natsConnected reports whether the KV connection is up now.
+func (a *Agent) natsConnected() bool { return a.connectedOnce() && a.conn.Healthy() }
+
+// connectedOnce reports whether the KV connection was made.
+func (a *Agent) connectedOnce() bool {
 	select {
 	case <-a.connected:
-		return !a.conn.Healthy()
+		return true
 	default:
-		return false // the watches' status says the first connect's failures
+		return false
 	}
 }
 

@@ -114,7 +114,14 @@ func TestStatusSaysTheConnectionIsDown(t *testing.T) {
 	f.put("cfg", "files.a.conf", "alpha")
 	a, _ := f.start(f.config(filesConfig))
 	waitFor(t, "ready", a.Ready)
+	connected := func() float64 { return gauge(a, "slipagent_nats_connected", nil) }
+	if c := connected(); c != 1 {
+		t.Errorf("slipagent_nats_connected = %v while connected, want 1", c)
+	}
 	f.srv.Shutdown()
+	// The metric says so at once, while the watches may stay ready for
+	// stale_after: an operator's alert needs no watch to fail.
+	waitFor(t, "slipagent_nats_connected 0", func() bool { return connected() == 0 })
 	waitFor(t, "the watch not ready", func() bool { return !a.Status()[0].Ready })
 	if s := a.Status()[0]; !strings.HasPrefix(s.Reason, "not connected to NATS, reconnecting: ") {
 		t.Errorf("reason while NATS is down: %q", s.Reason)
@@ -123,5 +130,8 @@ func TestStatusSaysTheConnectionIsDown(t *testing.T) {
 	waitFor(t, "ready again", a.Ready)
 	if s := a.Status()[0]; s.Reason != "" {
 		t.Errorf("reason once ready again: %q", s.Reason)
+	}
+	if c := connected(); c != 1 {
+		t.Errorf("slipagent_nats_connected = %v once reconnected, want 1", c)
 	}
 }

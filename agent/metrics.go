@@ -176,16 +176,22 @@ var (
 	descFailures  = prometheus.NewDesc("slipagent_watch_consecutive_failures", "Consecutive failures of the watch.", []string{"watch", "bucket"}, nil)
 	descPluginLog = prometheus.NewDesc("slipagent_plugin_log_lines_total", "Lines the watch's plugin logged at warn (stderr included) and error level: an error is most often something the plugin left out of its outputs while the batch succeeded.", []string{"watch", "bucket", "level"}, nil)
 	descApplied   = prometheus.NewDesc("slipagent_watch_last_applied_timestamp_seconds", "When the watch last applied a batch.", []string{"watch", "bucket"}, nil)
+	descConnected = prometheus.NewDesc("slipagent_nats_connected", "1 while the agent is connected to a NATS server; 0 before its first connection and while it reconnects (its watches stay ready until stale_after).", nil, nil)
 )
 
 func (statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descReady, descHealthy, descState, descHeld, descBehind, descRevision, descFailures, descApplied, descPluginLog} {
+	for _, d := range []*prometheus.Desc{descReady, descHealthy, descState, descHeld, descBehind, descRevision, descFailures, descApplied, descPluginLog, descConnected} {
 		ch <- d
 	}
 }
 
 func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	now := time.Now()
+	connected := 0.0
+	if c.a.natsConnected() {
+		connected = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descConnected, prometheus.GaugeValue, connected)
 	for _, s := range c.a.Status() {
 		ready, healthy, held, behind := 0.0, 0.0, 0.0, 0.0
 		if s.Ready {
