@@ -290,22 +290,7 @@ func TestADiskFoldDamagedAtRunTimeIsRebuilt(t *testing.T) {
 			stop()
 
 			watchDir := filepath.Join(f.dir, "data", "watches", "cfg")
-			tables, _ := filepath.Glob(filepath.Join(watchDir, diskFoldDir, "*.sst"))
-			if len(tables) == 0 {
-				t.Fatal("the fold has no table to damage")
-			}
-			for _, table := range tables {
-				b, err := os.ReadFile(table)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for i := len(b) / 4; i < len(b)/2; i++ {
-					b[i] ^= 0xff
-				}
-				if err := os.WriteFile(table, b, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
+			damageTables(t, filepath.Join(watchDir, diskFoldDir))
 			last := a.Status()[0].Revision
 			if trigger == "full render" {
 				if err := os.RemoveAll(filepath.Join(watchDir, outputsRecordDir)); err != nil {
@@ -355,9 +340,20 @@ func TestADamagedDiskRecordIsQuarantinedAtOpen(t *testing.T) {
 	if err := rec.Close(); err != nil {
 		t.Fatal(err)
 	}
-	tables, _ := filepath.Glob(filepath.Join(dir, outputsRecordDir, "*.sst"))
+	damageTables(t, filepath.Join(dir, outputsRecordDir))
+	_, err = openOutputRecord(t.Context(), dir, FoldDisk, nil, slog.New(slog.DiscardHandler))
+	if ce, ok := errors.AsType[*corruptError](err); !ok || ce.kind != stateKindRecord {
+		t.Fatalf("opening a damaged record = %v, want a *corruptError of the record", err)
+	}
+}
+
+// damageTables flips the bits of the second quarter of every table of the
+// Pebble directory dir, as a failing disk would.
+func damageTables(t *testing.T, dir string) {
+	t.Helper()
+	tables, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
 	if len(tables) == 0 {
-		t.Fatal("the record has no table to damage")
+		t.Fatalf("%s has no table to damage", dir)
 	}
 	for _, table := range tables {
 		b, err := os.ReadFile(table)
@@ -370,9 +366,5 @@ func TestADamagedDiskRecordIsQuarantinedAtOpen(t *testing.T) {
 		if err := os.WriteFile(table, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-	}
-	_, err = openOutputRecord(t.Context(), dir, FoldDisk, nil, slog.New(slog.DiscardHandler))
-	if ce, ok := errors.AsType[*corruptError](err); !ok || ce.kind != stateKindRecord {
-		t.Fatalf("opening a damaged record = %v, want a *corruptError of the record", err)
 	}
 }

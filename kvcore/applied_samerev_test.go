@@ -2,6 +2,7 @@ package kvcore_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -116,6 +117,41 @@ func (r reusedRevision) resyncs(t *testing.T, w *scriptWatcher, cfg kvcore.Appli
 	}
 }
 
+// restartResyncs starts a loop given unreconciled, which resumes at 7,
+// and checks that it resyncs (see resyncs).
+func (r reusedRevision) restartResyncs(t *testing.T, unreconciled kvcore.Cursor) {
+	t.Helper()
+	w := &scriptWatcher{sessions: []session{
+		{events: []kvcore.Event{synced}},
+		{events: append(r.full, synced)},
+	}}
+	r.resyncs(t, w, kvcore.AppliedConfig{Unreconciled: unreconciled}, kvcore.RevisionCursor(7))
+}
+
+// persisted runs a loop through sessions until it opened the n-th, stops
+// it, and returns what it persisted through OnUnreconciled, in order.
+func (r reusedRevision) persisted(t *testing.T, n int, sessions ...session) []kvcore.Cursor {
+	t.Helper()
+	var mu sync.Mutex
+	var saved []kvcore.Cursor
+	w := &scriptWatcher{sessions: sessions}
+	stop := loop(t, versionedScript{w, r.bucket}, r.fold, kvcore.AppliedConfig{
+		OnUnreconciled: func(_ context.Context, c kvcore.Cursor) error {
+			mu.Lock()
+			defer mu.Unlock()
+			saved = append(saved, c)
+			return nil
+		},
+	}, func(context.Context, kvcore.Batch) error { return nil })
+	waitFor(t, fmt.Sprintf("session %d to open", n), func() bool { return len(w.resumedFrom()) >= n })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return slices.Clone(saved)
+}
+
 // A server's store goes back in time to before b's revision 2, and a new
 // record of b with a value of the same size takes that revision. A session
 // resumed at 2 delivers the new records 3 to 7 and fails before it
@@ -140,31 +176,11 @@ func TestAReconciliationChecksWhatAFailedSessionLeftUnchecked(t *testing.T) {
 // reconciliation after the restart checked only up to 7.
 func TestALoopStartedAfterAnUnreconciledSessionChecksWhatItLeft(t *testing.T) {
 	r := newReusedRevision()
-	var mu sync.Mutex
-	var saved []kvcore.Cursor
-	first := &scriptWatcher{sessions: []session{r.failAfterNews()}}
-	stop := loop(t, versionedScript{first, r.bucket}, r.fold, kvcore.AppliedConfig{
-		OnUnreconciled: func(_ context.Context, c kvcore.Cursor) error {
-			mu.Lock()
-			defer mu.Unlock()
-			saved = append(saved, c)
-			return nil
-		},
-	}, func(context.Context, kvcore.Batch) error { return nil })
-	waitFor(t, "the failed session to be followed by another", func() bool { return len(first.resumedFrom()) == 2 })
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
+	saved := r.persisted(t, 2, r.failAfterNews())
 	if want := []kvcore.Cursor{kvcore.RevisionCursor(2)}; !slices.Equal(saved, want) {
 		t.Fatalf("OnUnreconciled persisted %v, want %v: the second session resumed unreconciled too", saved, want)
 	}
-	w := &scriptWatcher{sessions: []session{
-		{events: []kvcore.Event{synced}},
-		{events: append(r.full, synced)},
-	}}
-	r.resyncs(t, w, kvcore.AppliedConfig{Unreconciled: saved[0]}, kvcore.RevisionCursor(7))
+	r.restartResyncs(t, saved[0])
 }
 
 // A resync persists none only once it committed: the session after the
@@ -174,35 +190,12 @@ func TestALoopStartedAfterAnUnreconciledSessionChecksWhatItLeft(t *testing.T) {
 // value for good after a restart (review finding).
 func TestAResyncForgetsTheUnreconciledSessionOnlyOnceCommitted(t *testing.T) {
 	r := newReusedRevision()
-	var mu sync.Mutex
-	var saved []kvcore.Cursor
-	first := &scriptWatcher{sessions: []session{
-		r.failAfterNews(),
-		{events: []kvcore.Event{synced}},
-		{openErr: errInjected},
-	}}
-	stop := loop(t, versionedScript{first, r.bucket}, r.fold, kvcore.AppliedConfig{
-		OnUnreconciled: func(_ context.Context, c kvcore.Cursor) error {
-			mu.Lock()
-			defer mu.Unlock()
-			saved = append(saved, c)
-			return nil
-		},
-	}, func(context.Context, kvcore.Batch) error { return nil })
-	waitFor(t, "the resync's attach to fail and be tried again", func() bool { return len(first.resumedFrom()) >= 4 })
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
+	// The resync's attach fails, and is tried again (the fourth session).
+	saved := r.persisted(t, 4, r.failAfterNews(), session{events: []kvcore.Event{synced}}, session{openErr: errInjected})
 	if want := []kvcore.Cursor{kvcore.RevisionCursor(2)}; !slices.Equal(saved, want) {
 		t.Fatalf("OnUnreconciled persisted %v, want %v until a resync commits", saved, want)
 	}
-	w := &scriptWatcher{sessions: []session{
-		{events: []kvcore.Event{synced}},
-		{events: append(r.full, synced)},
-	}}
-	r.resyncs(t, w, kvcore.AppliedConfig{Unreconciled: saved[0]}, kvcore.RevisionCursor(7))
+	r.restartResyncs(t, saved[0])
 }
 
 // Cursors persist as hex text, none as "".

@@ -1,16 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
 	"slices"
-	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/slipstreamkv/slipstream/internal/smaps"
 )
 
 // TestAdviseHugeHeapCoversTheNextAllocations checks that, where the system
@@ -57,31 +56,12 @@ func TestAdviseHugeHeapCoversTheNextAllocations(t *testing.T) {
 // TestAdviseHugeHeapCoversTheNextAllocations checks.
 const hugeHeapChildEnv = "SLIPAGENT_TEST_HUGEHEAP_CHILD"
 
-// vmFlags returns the VmFlags of the mapping holding addr, from
-// /proc/self/smaps.
+// vmFlags returns the VmFlags of the mapping holding addr.
 func vmFlags(t *testing.T, addr uintptr) []string {
 	t.Helper()
-	f, err := os.Open("/proc/self/smaps")
+	flags, err := smaps.VMFlags(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	in := false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		var lo, hi uintptr
-		if n, _ := fmt.Sscanf(line, "%x-%x ", &lo, &hi); n == 2 {
-			in = lo <= addr && addr < hi
-			continue
-		}
-		if rest, ok := strings.CutPrefix(line, "VmFlags:"); ok && in {
-			return strings.Fields(rest)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	t.Fatalf("no mapping holds %#x", addr)
-	return nil
+	return flags
 }

@@ -3,39 +3,12 @@
 package host
 
 import (
-	"bufio"
-	"fmt"
-	"os"
-	"strings"
+	"slices"
 	"testing"
 	"unsafe"
-)
 
-// vmaFlags returns the VmFlags of the mapping of this process that holds
-// addr (/proc/self/smaps).
-func vmaFlags(t *testing.T, addr uintptr) []string {
-	t.Helper()
-	f, err := os.Open("/proc/self/smaps")
-	if err != nil {
-		t.Skipf("no smaps: %v", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	in := false
-	for sc.Scan() {
-		line := sc.Text()
-		var lo, hi uintptr
-		if n, _ := fmt.Sscanf(line, "%x-%x ", &lo, &hi); n == 2 {
-			in = lo <= addr && addr < hi
-			continue
-		}
-		if in && strings.HasPrefix(line, "VmFlags:") {
-			return strings.Fields(strings.TrimPrefix(line, "VmFlags:"))
-		}
-	}
-	t.Fatalf("no mapping holds %#x", addr)
-	return nil
-}
+	"github.com/slipstreamkv/slipstream/internal/smaps"
+)
 
 // A linear memory asks for transparent huge pages past its first
 // hugePagesFrom bytes only: a small guest's pages stay 4 KiB (each
@@ -47,12 +20,11 @@ func TestHugePagesOnlyPastTheFirstMegabytes(t *testing.T) {
 	}
 	defer m.Free()
 	advised := func(off int) bool {
-		for _, f := range vmaFlags(t, uintptr(unsafe.Pointer(&m.mapping[off]))) {
-			if f == "hg" {
-				return true
-			}
+		flags, err := smaps.VMFlags(uintptr(unsafe.Pointer(&m.mapping[off])))
+		if err != nil {
+			t.Fatal(err)
 		}
-		return false
+		return slices.Contains(flags, "hg")
 	}
 	if advised(0) || advised(hugePagesFrom-1) {
 		t.Error("the first megabytes of a linear memory ask for huge pages")
