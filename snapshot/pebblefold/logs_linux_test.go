@@ -68,6 +68,15 @@ func TestLogsTakeTheDiskTheyAreWrittenWith(t *testing.T) {
 // reserve nothing.
 func TestALogReservesAStepAhead(t *testing.T) {
 	dir := t.TempDir()
+	probe, err := os.Create(filepath.Join(dir, "probe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = unix.Fallocate(int(probe.Fd()), unix.FALLOC_FL_KEEP_SIZE, 0, 1<<20)
+	probe.Close()
+	if err != nil {
+		t.Skipf("the file system cannot reserve: %v", err)
+	}
 	fs := unpreallocatedLogs(vfs.Default)
 	allocated := func(path string) int64 {
 		fi, err := os.Stat(path)
