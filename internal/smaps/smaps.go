@@ -1,7 +1,6 @@
-//go:build linux
-
-// Package smaps reads this process's memory mappings as /proc/self/smaps
-// describes them, for tests of what the agent advises the kernel.
+// Package smaps reads this process's memory mappings as Linux's
+// /proc/self/smaps describes them, for tests of what the agent advises the
+// kernel (elsewhere VMFlags fails: there is no such file).
 package smaps
 
 import (
