@@ -309,9 +309,6 @@ func openOutputRecord(ctx context.Context, dir, kind string, outputs map[string]
 	rec := &outputRecord{log: log, outs: outputs, l: l}
 	if bad, err := rec.unreadable(ctx); bad != nil || err != nil {
 		rec.Close()
-		if bad == nil && foldCorrupt(err) {
-			bad = err // damage the read found
-		}
 		if bad != nil {
 			return nil, &corruptError{kind: stateKindRecord, path: path, err: bad}
 		}
@@ -323,12 +320,13 @@ func openOutputRecord(ctx context.Context, dir, kind string, outputs map[string]
 // errUnreadable ends unreadable's scan at the first entry it cannot read.
 var errUnreadable = errors.New("unreadable entry")
 
-// unreadable returns the first entry of the record that does not decode
-// (nil: none), and the error the read of the record failed with. Such an
-// entry was written by a newer slipagent (one run on the data_dir before a
-// downgrade) or damaged; the file it stands for would go unchecked for
-// drift, so the record is not used (the watch renders in full instead,
-// which records every output again).
+// unreadable returns why the record cannot be used (nil: it can), and the
+// error a read of it failed with otherwise (an I/O error, to retry): an
+// entry that does not decode, written by a newer slipagent (one run on the
+// data_dir before a downgrade) or damaged, or damage the read found. The
+// file such an entry stands for would go unchecked for drift, so the
+// record is not used (the watch renders in full instead, which records
+// every output again).
 func (r *outputRecord) unreadable(ctx context.Context) (bad, err error) {
 	err = r.log.Range(ctx, "", "", func(e kvcore.Entry) error {
 		if _, derr := decodeFileRecord(e.Value); derr != nil {
@@ -337,8 +335,11 @@ func (r *outputRecord) unreadable(ctx context.Context) (bad, err error) {
 		}
 		return nil
 	})
-	if bad != nil {
+	switch {
+	case bad != nil:
 		return bad, nil
+	case foldCorrupt(err):
+		return err, nil
 	}
 	return nil, err
 }

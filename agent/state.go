@@ -39,8 +39,8 @@ type watchState struct {
 	// it last stopped, without their commit; it syncs first
 	// (kvcore.AppliedConfig.Folding).
 	Folding bool `json:"folding,omitempty"`
-	// Unreconciled is the cursor the watch's earliest session since its
-	// fold was last reconciled with the bucket resumed from
+	// Unreconciled is the cursor the watch's earliest session not known to
+	// be reconciled with the bucket resumed from
 	// (kvcore.AppliedConfig.Unreconciled).
 	Unreconciled kvcore.Cursor `json:"unreconciled,omitzero"`
 }

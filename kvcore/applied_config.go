@@ -108,12 +108,11 @@ type AppliedConfig struct {
 	// OnUnreconciled, if set, persists that cursor whenever a session
 	// resumes with another one, before it folds a record, and none once a
 	// sync committed (a failure is retried with backoff). A reconciliation
-	// reads back the fold's latest
-	// keys up to where its own session resumed, and up to where the
-	// earliest session not reconciled did (a session whose watch failed
-	// first leaves what the fold held before it unchecked; see
-	// sameRevision): Unreconciled lets a loop started after such a session
-	// check that too.
+	// reads back the fold's latest keys up to where its own session
+	// resumed, and up to where the earliest session not reconciled did (a
+	// session whose watch failed first leaves what the fold held before it
+	// unchecked; see sameRevision): Unreconciled lets a loop started after
+	// such a session check that too.
 	OnUnreconciled func(ctx context.Context, c Cursor) error
 	// Mark is the bucket's mark ([BucketMarker]) that OnMark last
 	// persisted; "" when unknown.

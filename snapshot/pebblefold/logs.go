@@ -12,10 +12,10 @@ import (
 const walCategory vfs.DiskWriteCategory = "pebble-wal"
 
 // logReserveStep is how far ahead of its end a write-ahead log reserves
-// disk (see unpreallocatedLogs).
+// disk (see steppedLogs).
 const logReserveStep = 4 << 20
 
-// unpreallocatedLogs wraps a fold's file system so that Pebble's
+// steppedLogs wraps a fold's file system so that Pebble's
 // write-ahead logs take about the disk they are written with. Pebble
 // preallocates every log at 110% of the largest memtable (70 MiB at the
 // default 64 MiB), however small the memtable it logs (they start at
@@ -27,7 +27,7 @@ const logReserveStep = 4 << 20
 // (reserveBytes), checked before every write, has to last only until the
 // next step. A reservation that fails is ignored, as Pebble ignores its
 // own.
-func unpreallocatedLogs(fs vfs.FS) vfs.FS { return logsFS{fs} }
+func steppedLogs(fs vfs.FS) vfs.FS { return logsFS{fs} }
 
 type logsFS struct{ vfs.FS }
 
@@ -77,7 +77,7 @@ func (*logFile) Preallocate(offset, length int64) error { return nil }
 
 // trimLogs frees what a preallocation reserved past the end of the
 // write-ahead logs in dir (70 MiB a log, by a slipagent before
-// unpreallocatedLogs), before Pebble opens them: truncating a file to its
+// steppedLogs), before Pebble opens them: truncating a file to its
 // size keeps its content, and frees the blocks past its end on ext4, XFS
 // and tmpfs. It is best effort: a log it cannot trim keeps its
 // reservation.

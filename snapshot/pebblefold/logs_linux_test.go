@@ -77,7 +77,7 @@ func TestALogReservesAStepAhead(t *testing.T) {
 	if err != nil {
 		t.Skipf("the file system cannot reserve: %v", err)
 	}
-	fs := unpreallocatedLogs(vfs.Default)
+	fs := steppedLogs(vfs.Default)
 	allocated := func(path string) int64 {
 		fi, err := os.Stat(path)
 		if err != nil {

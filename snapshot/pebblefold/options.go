@@ -47,7 +47,7 @@ const (
 // pebbleOptions are the Pebble options of a fold opened with opts.
 func pebbleOptions(opts Options, cache *pebble.Cache, readOnly bool) *pebble.Options {
 	po := &pebble.Options{
-		FS:                          unpreallocatedLogs(mappedTables(opts.FS)),
+		FS:                          steppedLogs(mappedTables(opts.FS)),
 		Cache:                       cache,
 		FormatMajorVersion:          pebble.FormatNewest,
 		Logger:                      newSlogLogger(opts.Logger),

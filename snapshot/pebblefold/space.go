@@ -17,11 +17,11 @@ import (
 // would leave less free fails with [syscall.ENOSPC] before Pebble sees it,
 // and the fold stays usable once space is freed. It covers the flush of a
 // full memtable and the log and manifest records around it (a write's own
-// record in Pebble's write-ahead log, which is not preallocated, is
-// checked with it: see unpreallocatedLogs), and never less than a fold of
-// the default size needs: a
-// fold of small memtables beside one of the default (the agent's record of
-// its outputs beside its fold) must not take the other's headroom.
+// record in Pebble's write-ahead log, reserved only a step ahead, is
+// checked with it: see steppedLogs), and never less than a fold of the
+// default size needs: a fold of small memtables beside one of the default
+// (the agent's record of its outputs beside its fold) must not take the
+// other's headroom.
 func reserveBytes(opts Options) int64 { return max(opts.MemTableSize, memTableSize) + 8<<20 }
 
 // checkSpace fails with syscall.ENOSPC when fewer than need bytes are free
