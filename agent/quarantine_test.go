@@ -17,6 +17,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/slipstreamkv/slipstream/internal/atomicfile"
+	"github.com/slipstreamkv/slipstream/internal/bitrot"
 	"github.com/slipstreamkv/slipstream/kvcore"
 	"github.com/slipstreamkv/slipstream/snapshot"
 )
@@ -356,15 +357,6 @@ func damageTables(t *testing.T, dir string) {
 		t.Fatalf("%s has no table to damage", dir)
 	}
 	for _, table := range tables {
-		b, err := os.ReadFile(table)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := len(b) / 4; i < len(b)/2; i++ {
-			b[i] ^= 0xff
-		}
-		if err := os.WriteFile(table, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		bitrot.Flip(t, table)
 	}
 }

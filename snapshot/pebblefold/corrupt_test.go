@@ -4,16 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/slipstreamkv/slipstream/internal/bitrot"
 	"github.com/slipstreamkv/slipstream/internal/logtest"
 	"github.com/slipstreamkv/slipstream/kvcore"
 	"github.com/slipstreamkv/slipstream/snapshot"
-
-	"log/slog"
 )
 
 // settledFold returns the directory of a closed fold of n keys, all in
@@ -59,16 +59,7 @@ func settledFold(t *testing.T, n int) (dir, table string) {
 // its directory is moved aside.
 func TestADamagedTableFailsTheFoldInsteadOfTheProcess(t *testing.T) {
 	dir, table := settledFold(t, 20_000)
-	b, err := os.ReadFile(table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := len(b) / 4; i < len(b)/2; i++ {
-		b[i] ^= 0xff
-	}
-	if err := os.WriteFile(table, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	bitrot.Flip(t, table)
 	var log logtest.Buffer
 	f, err := Open(dir, Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	if err == nil {
